@@ -1,0 +1,61 @@
+/**
+ * Compiles the AssemblyScript kernels in `asm/kernels/` into the committed `wasm/` variants.
+ *
+ *   deno task build            # writes wasm/*.wasm
+ *   deno task build --check    # rebuilds in memory, exits 1 if any committed byte differs
+ *
+ * The build is reproducible: the same sources and the pinned compiler give the same bytes.
+ */
+import asc from "assemblyscript/asc";
+
+/** One compiled flavour of the kernels. */
+interface Variant {
+  file: string;
+  flags: string[];
+}
+
+const COMMON = ["asm/kernels/index.ts", "-O3", "--runtime", "stub", "--noAssert", "--initialMemory", "16"];
+
+/** The variants, in the order the loader prefers them. */
+export const VARIANTS: Variant[] = [
+  { file: "mesp_relaxed.wasm", flags: ["--enable", "simd,relaxed-simd"] },
+  { file: "mesp_simd.wasm", flags: ["--enable", "simd"] },
+];
+
+async function compile(variant: Variant): Promise<Uint8Array> {
+  let binary: Uint8Array | undefined;
+  const stderr: string[] = [];
+  const { error } = await asc.main([...COMMON, ...variant.flags, "-o", variant.file], {
+    writeFile(name: string, contents: Uint8Array | string) {
+      if (name === variant.file) binary = contents as Uint8Array;
+    },
+    stderr: { write: (s: string) => stderr.push(String(s)) },
+    stdout: { write: () => {} },
+  });
+  if (error || !binary) throw new Error(`asc failed for ${variant.file}:\n${stderr.join("")}${error ?? ""}`);
+  return binary;
+}
+
+if (import.meta.main) {
+  const check = Deno.args.includes("--check");
+  const root = new URL("../", import.meta.url);
+  Deno.chdir(root);
+  let differ = 0;
+  for (const v of VARIANTS) {
+    const bytes = await compile(v);
+    const path = `wasm/${v.file}`;
+    if (check) {
+      let old: Uint8Array | undefined;
+      try {
+        old = await Deno.readFile(path);
+      } catch { /* missing counts as different */ }
+      const same = old !== undefined && old.length === bytes.length && old.every((b, i) => b === bytes[i]);
+      console.log(`${same ? "same   " : "DIFFERS"} ${path} (${bytes.length} bytes)`);
+      if (!same) differ++;
+    } else {
+      await Deno.writeFile(path, bytes);
+      console.log(`wrote ${path} (${bytes.length} bytes)`);
+    }
+  }
+  if (differ) Deno.exit(1);
+}

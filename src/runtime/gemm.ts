@@ -1,0 +1,103 @@
+/**
+ * GEMM as the model code calls it: picks the kernel for the whole problem's shape and passes a weight
+ * descriptor. Allocation-free per call (descriptors are made once, when the plan is built).
+ *
+ * @module
+ */
+import { DTYPE, type KernelExports, OP, type WeightDtype } from "./kernels.ts";
+
+/** NT products with at most this many f32 columns use the unpacked dot-product kernel. */
+export const SKINNY_N = 32;
+
+/** Where a weight operand lives in linear memory. Quantized ones carry f16 scales and biases [rows, ld/64]. */
+export interface WeightRef {
+  dtype: WeightDtype;
+  /** Byte offset of the data. */
+  ptr: number;
+  /** Row stride in elements (a multiple of 64 for q4/q8). */
+  ld: number;
+  /** Byte offset of the scales (q4/q8 only). */
+  scales: number;
+  /** Byte offset of the biases (q4/q8 only). */
+  biases: number;
+}
+
+/** A dense f32 weight descriptor. */
+export function f32Ref(ptr: number, ld: number): WeightRef {
+  return { dtype: "f32", ptr, ld, scales: 0, biases: 0 };
+}
+
+/** Whether a whole NT problem with `n` columns of a `dtype` operand runs on the dot-product kernel. */
+export function usesDotKernel(op: number, n: number, dtype: WeightDtype): boolean {
+  return op === OP.nt && dtype === "f32" && n <= SKINNY_N;
+}
+
+/** GEMM entry points bound to one kernel instance and one scratch region. */
+export class Gemm {
+  readonly #k: KernelExports;
+  readonly #scratch: number;
+
+  /** `scratch` must hold `exports.gemm_scratch_bytes()` bytes. */
+  constructor(exports: KernelExports, scratch: number) {
+    this.#k = exports;
+    this.#scratch = scratch;
+  }
+
+  /** Runs rows [m0, m1) and columns [n0, n1) of a problem with `n` columns in total (for kernel choice). */
+  run(
+    op: number,
+    m0: number,
+    m1: number,
+    n0: number,
+    n1: number,
+    n: number,
+    k: number,
+    a: number,
+    lda: number,
+    b: WeightRef,
+    c: number,
+    ldc: number,
+    alpha: number,
+    accumulate: boolean,
+  ): void {
+    if (usesDotKernel(op, n, b.dtype)) {
+      this.#k.gemm_dot(m0, m1, n0, n1, k, a, lda, b.ptr, b.ld, c, ldc, alpha, accumulate ? 1 : 0);
+    } else {
+      this.#k.gemm(
+        op,
+        m0,
+        m1,
+        n0,
+        n1,
+        k,
+        a,
+        lda,
+        DTYPE[b.dtype],
+        b.ptr,
+        b.ld,
+        b.scales,
+        b.biases,
+        c,
+        ldc,
+        alpha,
+        accumulate ? 1 : 0,
+        this.#scratch,
+      );
+    }
+  }
+
+  /** C[M,N] (+)= alpha · A[M,K] · Bᵀ, B [N,K] (a linear layer). */
+  nt(m: number, n: number, k: number, a: number, lda: number, b: WeightRef, c: number, ldc: number, alpha = 1, accumulate = false): void {
+    this.run(OP.nt, 0, m, 0, n, n, k, a, lda, b, c, ldc, alpha, accumulate);
+  }
+
+  /** C[M,N] (+)= alpha · A[M,K] · B, B [K,N]. */
+  nn(m: number, n: number, k: number, a: number, lda: number, b: WeightRef, c: number, ldc: number, alpha = 1, accumulate = false): void {
+    this.run(OP.nn, 0, m, 0, n, n, k, a, lda, b, c, ldc, alpha, accumulate);
+  }
+
+  /** C[M,N] (+)= alpha · Aᵀ · B, A [K,M], B [K,N]. */
+  tn(m: number, n: number, k: number, a: number, lda: number, b: WeightRef, c: number, ldc: number, alpha = 1, accumulate = false): void {
+    this.run(OP.tn, 0, m, 0, n, n, k, a, lda, b, c, ldc, alpha, accumulate);
+  }
+}
