@@ -16,7 +16,7 @@ export const OP_NT: i32 = 0;
 export const OP_NN: i32 = 1;
 export const OP_TN: i32 = 2;
 
-const MR: i32 = 6; // micro-tile rows
+const MR: i32 = 6; // micro-tile rows (at most)
 const NR: i32 = 8; // micro-tile columns (two f32x4)
 const KC: i32 = 256; // reduction block
 const NC: i32 = 512; // column block (packed B holds KC × NC)
@@ -48,8 +48,8 @@ export function gemm(op: i32, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
   const ai: usize = op == OP_TN ? 4 : <usize>lda << 2;
   const ak: usize = op == OP_TN ? <usize>lda << 2 : 4;
   const bp = scratch;
-  const tile = bp + (<usize>BP_FLOATS << 2);
-  const rowbuf = tile + (<usize>TILE_FLOATS << 2);
+  const tile_buf = bp + (<usize>BP_FLOATS << 2);
+  const rowbuf = tile_buf + (<usize>TILE_FLOATS << 2);
   // B(k, j) rows j-contiguous: use it in place when it is f32 and not transposed
   const direct = op != OP_NT && bt == F32;
   for (let jc = n0; jc < n1; jc += NC) {
@@ -74,30 +74,27 @@ export function gemm(op: i32, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
         const nr = min(NR, nc - jr);
         const bptr = bbase + <usize>(jr / NR) * bpanel;
         const cj = c + (<usize>(jc + jr) << 2);
-        let i = m0;
-        for (; i + MR <= m1; i += MR) {
+        for (let i = m0; i < m1;) {
+          const mr = next_height(m1 - i);
           const ap = abase + <usize>i * ai;
           const cp = cj + ((<usize>i * ldc) << 2);
-          if (nr == NR) ukernel_6x8(kc, ap, ai, ak, bptr, bk, cp, <usize>ldc << 2, alpha, acc);
+          if (nr == NR) tile_any(mr, kc, ap, ai, ak, bptr, bk, cp, <usize>ldc << 2, alpha, acc);
           else {
-            ukernel_6x8(kc, ap, ai, ak, bptr, bk, tile, NR * 4, 1.0, false);
-            store_tile(tile, MR, nr, cp, ldc, alpha, acc);
+            tile_any(mr, kc, ap, ai, ak, bptr, bk, tile_buf, NR * 4, 1.0, false);
+            store_tile(tile_buf, mr, nr, cp, ldc, alpha, acc);
           }
-        }
-        if (i < m1) {
-          const mr = m1 - i;
-          ukernel_rows(mr, kc, abase + <usize>i * ai, ai, ak, bptr, bk, tile);
-          store_tile(tile, mr, nr, cj + ((<usize>i * ldc) << 2), ldc, alpha, acc);
+          i += mr;
         }
       }
     }
   }
 }
 
-// 6×8 register tile: C[i, 0:8] (+)= alpha · Σ_k A(i, k) · B(k, 0:8)
+// mr×8 register tile (mr ≤ 6, a compile-time constant at every call site so the unused rows fold away):
+// C[i, 0:8] (+)= alpha · Σ_k A(i, k) · B(k, 0:8), summing k in order for every element.
 // @ts-ignore: decorator
-@inline function ukernel_6x8(kc: i32, a: usize, ai: usize, ak: usize, b: usize, bk: usize,
-                            c: usize, ldcb: usize, alpha: f32, acc: bool): void {
+@inline function tile(mr: i32, kc: i32, a: usize, ai: usize, ak: usize, b: usize, bk: usize,
+                      c: usize, ldcb: usize, alpha: f32, acc: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
   let c40 = f32x4.splat(0), c41 = f32x4.splat(0), c50 = f32x4.splat(0), c51 = f32x4.splat(0);
@@ -107,27 +104,43 @@ export function gemm(op: i32, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
     const b0 = v128.load(bp), b1 = v128.load(bp, 16);
     let x = v128.load32_splat(a0);
     c00 = fma(x, b0, c00); c01 = fma(x, b1, c01);
-    x = v128.load32_splat(a1);
-    c10 = fma(x, b0, c10); c11 = fma(x, b1, c11);
-    x = v128.load32_splat(a2);
-    c20 = fma(x, b0, c20); c21 = fma(x, b1, c21);
-    x = v128.load32_splat(a3);
-    c30 = fma(x, b0, c30); c31 = fma(x, b1, c31);
-    x = v128.load32_splat(a4);
-    c40 = fma(x, b0, c40); c41 = fma(x, b1, c41);
-    x = v128.load32_splat(a5);
-    c50 = fma(x, b0, c50); c51 = fma(x, b1, c51);
-    a0 += ak; a1 += ak; a2 += ak; a3 += ak; a4 += ak; a5 += ak;
+    a0 += ak;
+    if (mr > 1) { x = v128.load32_splat(a1); c10 = fma(x, b0, c10); c11 = fma(x, b1, c11); a1 += ak; }
+    if (mr > 2) { x = v128.load32_splat(a2); c20 = fma(x, b0, c20); c21 = fma(x, b1, c21); a2 += ak; }
+    if (mr > 3) { x = v128.load32_splat(a3); c30 = fma(x, b0, c30); c31 = fma(x, b1, c31); a3 += ak; }
+    if (mr > 4) { x = v128.load32_splat(a4); c40 = fma(x, b0, c40); c41 = fma(x, b1, c41); a4 += ak; }
+    if (mr > 5) { x = v128.load32_splat(a5); c50 = fma(x, b0, c50); c51 = fma(x, b1, c51); a5 += ak; }
     bp += bk;
   }
   const va = f32x4.splat(alpha);
-  let cp = c;
-  store_row(cp, c00, c01, va, acc); cp += ldcb;
-  store_row(cp, c10, c11, va, acc); cp += ldcb;
-  store_row(cp, c20, c21, va, acc); cp += ldcb;
-  store_row(cp, c30, c31, va, acc); cp += ldcb;
-  store_row(cp, c40, c41, va, acc); cp += ldcb;
-  store_row(cp, c50, c51, va, acc);
+  store_row(c, c00, c01, va, acc);
+  if (mr > 1) store_row(c + ldcb, c10, c11, va, acc);
+  if (mr > 2) store_row(c + 2 * ldcb, c20, c21, va, acc);
+  if (mr > 3) store_row(c + 3 * ldcb, c30, c31, va, acc);
+  if (mr > 4) store_row(c + 4 * ldcb, c40, c41, va, acc);
+  if (mr > 5) store_row(c + 5 * ldcb, c50, c51, va, acc);
+}
+
+// One tile of any height ≤ MR, dispatched to a specialised copy.
+function tile_any(mr: i32, kc: i32, a: usize, ai: usize, ak: usize, b: usize, bk: usize,
+                  c: usize, ldcb: usize, alpha: f32, acc: bool): void {
+  switch (mr) {
+    case 6: tile(6, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+    case 5: tile(5, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+    case 4: tile(4, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+    case 3: tile(3, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+    case 2: tile(2, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+    default: tile(1, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc);
+  }
+}
+
+// Heights of the row tiles covering m rows: 6s, with the remainder spread so no tile is lower than 3 when
+// avoidable (8 = 4 + 4 rather than 6 + 2): short tiles cannot hide the FMA latency.
+// @ts-ignore: decorator
+@inline function next_height(left: i32): i32 {
+  if (left >= 9 || left == 6) return 6;
+  if (left >= 6) return left - 3 >= 4 ? 4 : 3; // 7 → 4 + 3, 8 → 4 + 4
+  return left;
 }
 
 // @ts-ignore: decorator
@@ -138,23 +151,6 @@ export function gemm(op: i32, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
   } else {
     v128.store(cp, f32x4.mul(v0, va));
     v128.store(cp, f32x4.mul(v1, va), 16);
-  }
-}
-
-// Fewer than MR rows (the bottom edge): one row at a time into tile[mr][NR], unscaled.
-function ukernel_rows(mr: i32, kc: i32, a: usize, ai: usize, ak: usize, b: usize, bk: usize, tile: usize): void {
-  for (let i = 0; i < mr; i++) {
-    let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
-    let ap = a + <usize>i * ai, bp = b;
-    for (let k = 0; k < kc; k++) {
-      const x = v128.load32_splat(ap);
-      s0 = fma(x, v128.load(bp), s0);
-      s1 = fma(x, v128.load(bp, 16), s1);
-      ap += ak;
-      bp += bk;
-    }
-    v128.store(tile + <usize>i * NR * 4, s0);
-    v128.store(tile + <usize>i * NR * 4, s1, 16);
   }
 }
 

@@ -6,8 +6,9 @@
  */
 import { DTYPE, type KernelExports, OP, type WeightDtype } from "./kernels.ts";
 
-/** NT products with at most this many f32 columns use the unpacked dot-product kernel. */
-export const SKINNY_N = 32;
+/** NT products with fewer f32 columns than the packed tile is wide (8) use the unpacked dot-product kernel
+ * (measured: for 8 or more the packed path is faster, since packing a LoRA A of r rows is negligible). */
+export const SKINNY_N = 7;
 
 /** Where a weight operand lives in linear memory. Quantized ones carry f16 scales and biases [rows, ld/64]. */
 export interface WeightRef {

@@ -1,0 +1,213 @@
+/**
+ * GEMM throughput on the shapes of Qwen2.5-0.5B training, for every kernel variant, beside a native
+ * 128-bit FMA reference of the same algorithm measured in the same run.
+ *
+ *   deno task bench:gemm              # table
+ *   deno task bench:gemm --json       # one JSON object per line
+ *   deno task bench:gemm --quick      # T = 256, rank 8 only
+ *   deno task bench:gemm --runs 7     # rounds (median is reported; default 5)
+ *
+ * Each round measures every (shape, variant) once for ~50 ms and asks the native process for one
+ * measurement of the same shape, so slow drift on a noisy machine hits both sides alike.
+ */
+import { Arena } from "../src/runtime/arena.ts";
+import { type Kernels, loadKernels, OP, VARIANTS, type WeightDtype } from "../src/runtime/kernels.ts";
+import { Gemm, type WeightRef } from "../src/runtime/gemm.ts";
+
+type Op = keyof typeof OP;
+
+interface Shape {
+  what: string;
+  op: Op;
+  m: number;
+  n: number;
+  k: number;
+  dtype: WeightDtype;
+}
+
+const args = Deno.args;
+const json = args.includes("--json");
+const quick = args.includes("--quick");
+const runsArg = args.indexOf("--runs");
+const runs = runsArg >= 0 ? Number(args[runsArg + 1]) : 5;
+const SECONDS = 0.05;
+
+// Qwen2.5-0.5B linear weights [out, in]: q/o [896,896], gate/up [4864,896], down [896,4864], k/v [128,896].
+const WEIGHTS: [string, number, number][] = [["q/o", 896, 896], ["gate/up", 4864, 896], ["down", 896, 4864], [
+  "k/v",
+  128,
+  896,
+]];
+
+function shapes(): Shape[] {
+  const out: Shape[] = [];
+  for (const T of quick ? [256] : [256, 512]) {
+    for (const [name, o, i] of WEIGHTS) {
+      for (const dtype of ["f32", "q4"] as WeightDtype[]) {
+        out.push({ what: `x·Wᵀ ${name}`, op: "nt", m: T, n: o, k: i, dtype });
+        out.push({ what: `G·W ${name}`, op: "nn", m: T, n: i, k: o, dtype });
+      }
+    }
+    for (const r of quick ? [8] : [8, 16]) {
+      for (const [name, o, i] of WEIGHTS) {
+        out.push({ what: `x·Aᵀ ${name} r${r}`, op: "nt", m: T, n: r, k: i, dtype: "f32" });
+        out.push({ what: `h·Bᵀ ${name} r${r}`, op: "nt", m: T, n: o, k: r, dtype: "f32" });
+        out.push({ what: `ghᵀ·x ${name} r${r}`, op: "tn", m: r, n: i, k: T, dtype: "f32" });
+        out.push({ what: `Gᵀ·h ${name} r${r}`, op: "tn", m: o, n: r, k: T, dtype: "f32" });
+      }
+    }
+  }
+  return out;
+}
+
+/** The native reference as a long-lived process answering one measurement per request. */
+class Native {
+  #proc: Deno.ChildProcess;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #lines: AsyncIterator<string>;
+  private constructor(proc: Deno.ChildProcess) {
+    this.#proc = proc;
+    this.#writer = proc.stdin.getWriter();
+    this.#lines = proc.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(splitLines()).values();
+  }
+  static async start(): Promise<Native | string> {
+    const src = new URL("./native/gemm_ref.c", import.meta.url).pathname;
+    const bin = new URL("./native/gemm_ref", import.meta.url).pathname;
+    try {
+      const cc = await new Deno.Command("gcc", { args: ["-O3", "-mavx", "-mfma", "-o", bin, src] }).output();
+      if (!cc.success) return `native reference skipped: gcc failed: ${new TextDecoder().decode(cc.stderr)}`;
+    } catch {
+      return "native reference skipped: no C compiler (gcc) found";
+    }
+    const proc = new Deno.Command(bin, { stdin: "piped", stdout: "piped" }).spawn();
+    return new Native(proc);
+  }
+  async measure(s: Shape): Promise<number> {
+    await this.#writer.write(new TextEncoder().encode(`${s.op} ${s.m} ${s.n} ${s.k} ${SECONDS}\n`));
+    const r = await this.#lines.next();
+    return Number(r.value);
+  }
+  async close() {
+    await this.#writer.close();
+    await this.#proc.status;
+  }
+}
+
+function splitLines(): TransformStream<string, string> {
+  let buf = "";
+  return new TransformStream({
+    transform(chunk, ctl) {
+      buf += chunk;
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        ctl.enqueue(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    },
+  });
+}
+
+/** One arena per variant, big enough for the largest shape, filled with small non-zero values. */
+function setup(k: Kernels) {
+  const maxT = 512, maxW = 4864 * 896;
+  const ar = Arena.create(k, [
+    { name: "a", bytes: 4 * maxT * 4864 },
+    { name: "b", bytes: 4 * maxW },
+    { name: "scales", bytes: 2 * maxW / 64 },
+    { name: "c", bytes: 4 * maxT * 4864 },
+    { name: "scratch", bytes: k.exports.gemm_scratch_bytes() },
+  ]);
+  ar.f32("a").forEach((_, i, a) => (a[i] = ((i * 7) % 13) * 0.1 - 0.6));
+  ar.f32("b").forEach((_, i, a) => (a[i] = ((i * 5) % 11) * 0.1 - 0.5));
+  new Uint16Array(ar.u8("scales").buffer, ar.ptr("scales"), maxW / 64).fill(0x2e66); // f16 0.1
+  return { ar, gemm: new Gemm(k.exports, ar.ptr("scratch")) };
+}
+
+function measure(env: ReturnType<typeof setup>, s: Shape): number {
+  const { ar, gemm } = env;
+  const ld = s.op === "nt" ? s.k : s.n;
+  const w: WeightRef = { dtype: s.dtype, ptr: ar.ptr("b"), ld, scales: ar.ptr("scales"), biases: ar.ptr("scales") };
+  const lda = s.op === "tn" ? s.m : s.k;
+  const run = () => gemm.run(OP[s.op], 0, s.m, 0, s.n, s.n, s.k, ar.ptr("a"), lda, w, ar.ptr("c"), s.n, 1, false);
+  run();
+  const t0 = performance.now();
+  let n = 0, t = 0;
+  do {
+    run();
+    n++;
+    t = performance.now() - t0;
+  } while (t < SECONDS * 1000);
+  return (2 * s.m * s.n * s.k * n) / (t / 1000) / 1e9;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const list = shapes();
+const envs = new Map<string, ReturnType<typeof setup>>();
+for (const v of VARIANTS) {
+  try {
+    envs.set(v, setup(await loadKernels({ variant: v })));
+  } catch (e) {
+    console.error(`variant ${v} skipped: ${(e as Error).message}`);
+  }
+}
+const native = await Native.start();
+if (typeof native === "string") console.error(native);
+const results = new Map<string, number[]>();
+const key = (i: number, v: string) => `${i}/${v}`;
+for (let r = 0; r < runs; r++) {
+  if (!json) await Deno.stderr.write(new TextEncoder().encode(`\rround ${r + 1}/${runs}`));
+  for (let i = 0; i < list.length; i++) {
+    for (const [v, env] of envs) {
+      const xs = results.get(key(i, v)) ?? [];
+      xs.push(measure(env, list[i]));
+      results.set(key(i, v), xs);
+    }
+    if (typeof native !== "string") {
+      const xs = results.get(key(i, "native")) ?? [];
+      xs.push(await native.measure(list[i]));
+      results.set(key(i, "native"), xs);
+    }
+  }
+}
+if (typeof native !== "string") await native.close();
+if (!json) await Deno.stderr.write(new TextEncoder().encode("\r"));
+
+const variants = [...envs.keys()];
+const rows: string[][] = [];
+for (let i = 0; i < list.length; i++) {
+  const s = list[i];
+  const nat = results.has(key(i, "native")) ? median(results.get(key(i, "native"))!) : NaN;
+  const row = [s.what, `${s.m}×${s.n}×${s.k}`, s.op, s.dtype];
+  for (const v of variants) {
+    const g = median(results.get(key(i, v))!);
+    row.push(g.toFixed(1));
+    if (json) {
+      console.log(JSON.stringify({
+        m: s.m,
+        n: s.n,
+        k: s.k,
+        op: s.op,
+        b_dtype: s.dtype,
+        variant: v,
+        gflops: +g.toFixed(2),
+        native_gflops: Number.isNaN(nat) ? null : +nat.toFixed(2),
+        ratio: Number.isNaN(nat) ? null : +(g / nat).toFixed(3),
+        what: s.what,
+      }));
+    }
+  }
+  row.push(Number.isNaN(nat) ? "-" : nat.toFixed(1));
+  row.push(Number.isNaN(nat) ? "-" : (median(results.get(key(i, variants[0]))!) / nat).toFixed(2));
+  rows.push(row);
+}
+if (!json) {
+  const head = ["product", "M×N×K", "op", "B", ...variants.map((v) => `${v} GF/s`), "native GF/s", `${variants[0]}/native`];
+  const all = [head, ...rows];
+  const w = head.map((_, c) => Math.max(...all.map((r) => r[c].length)));
+  const line = (r: string[]) => "| " + r.map((x, c) => (c < 4 ? x.padEnd(w[c]) : x.padStart(w[c]))).join(" | ") + " |";
+  console.log(line(head));
+  console.log("|" + w.map((x, c) => (c < 4 ? "-".repeat(x + 2) : "-".repeat(x + 1) + ":")).join("|") + "|");
+  for (const r of rows) console.log(line(r));
+  console.log(`\nmedian of ${runs} interleaved rounds, ${SECONDS * 1000} ms each; one thread; native = bench/native/gemm_ref.c (gcc -O3 -mavx -mfma, 128-bit)`);
+}

@@ -1,0 +1,15 @@
+// The committed wasm/ must be exactly what asm/ compiles to with the pinned compiler.
+import { assert } from "./_assert.ts";
+
+Deno.test({
+  name: "build: rebuilding asm/ reproduces the committed wasm/ byte for byte",
+  // the compiler is fetched from npm once; later runs use Deno's cache
+  sanitizeResources: false,
+  async fn() {
+    const root = new URL("../", import.meta.url);
+    const out = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", "asm/build.ts", "--check"], cwd: root }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert(out.success, `wasm/ is stale, run \`deno task build\`:\n${text}`);
+    assert(/same\s+wasm\/mesp_relaxed\.wasm/.test(text) && /same\s+wasm\/mesp_simd\.wasm/.test(text), text);
+  },
+});
