@@ -126,9 +126,16 @@ function setup(k: Kernels) {
 function measure(env: ReturnType<typeof setup>, s: Shape): number {
   const { ar, gemm } = env;
   const ld = s.op === "nt" ? s.k : s.n;
-  const w: WeightRef = { dtype: s.dtype, ptr: ar.ptr("b"), ld, scales: ar.ptr("scales"), biases: ar.ptr("scales") };
+  const w: WeightRef = {
+    dtype: s.dtype,
+    ptr: ar.ptr("b"),
+    ld,
+    scales: ar.ptr("scales"),
+    biases: ar.ptr("scales"),
+  };
   const lda = s.op === "tn" ? s.m : s.k;
-  const run = () => gemm.run(OP[s.op], 0, s.m, 0, s.n, s.n, s.k, ar.ptr("a"), lda, w, ar.ptr("c"), s.n, 1, false);
+  const run = () =>
+    gemm.run(OP[s.op], 0, s.m, 0, s.n, s.n, s.k, ar.ptr("a"), lda, w, ar.ptr("c"), s.n, 1, false);
   run();
   const t0 = performance.now();
   let n = 0, t = 0;
@@ -202,12 +209,25 @@ for (let i = 0; i < list.length; i++) {
   rows.push(row);
 }
 if (!json) {
-  const head = ["product", "M×N×K", "op", "B", ...variants.map((v) => `${v} GF/s`), "native GF/s", `${variants[0]}/native`];
+  const head = [
+    "product",
+    "M×N×K",
+    "op",
+    "B",
+    ...variants.map((v) => `${v} GF/s`),
+    "native GF/s",
+    `${variants[0]}/native`,
+  ];
   const all = [head, ...rows];
   const w = head.map((_, c) => Math.max(...all.map((r) => r[c].length)));
-  const line = (r: string[]) => "| " + r.map((x, c) => (c < 4 ? x.padEnd(w[c]) : x.padStart(w[c]))).join(" | ") + " |";
+  const line = (r: string[]) =>
+    "| " + r.map((x, c) => (c < 4 ? x.padEnd(w[c]) : x.padStart(w[c]))).join(" | ") + " |";
   console.log(line(head));
   console.log("|" + w.map((x, c) => (c < 4 ? "-".repeat(x + 2) : "-".repeat(x + 1) + ":")).join("|") + "|");
   for (const r of rows) console.log(line(r));
-  console.log(`\nmedian of ${runs} interleaved rounds, ${SECONDS * 1000} ms each; one thread; native = bench/native/gemm_ref.c (gcc -O3 -mavx -mfma, 128-bit)`);
+  console.log(
+    `\nmedian of ${runs} interleaved rounds, ${
+      SECONDS * 1000
+    } ms each; one thread; native = bench/native/gemm_ref.c (gcc -O3 -mavx -mfma, 128-bit)`,
+  );
 }

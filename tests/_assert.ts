@@ -26,7 +26,12 @@ export async function assertRejects(f: () => unknown, includes: string | RegExp)
 }
 
 /** |actual − expected| ≤ tol (elementwise for arrays). */
-export function assertClose(actual: number | ArrayLike<number>, expected: number | ArrayLike<number>, tol: number, msg = ""): void {
+export function assertClose(
+  actual: number | ArrayLike<number>,
+  expected: number | ArrayLike<number>,
+  tol: number,
+  msg = "",
+): void {
   const a = typeof actual === "number" ? [actual] : actual;
   const e = typeof expected === "number" ? [expected] : expected;
   if (a.length !== e.length) throw new Error(`${msg}: length ${a.length} vs ${e.length}`);
@@ -37,11 +42,17 @@ export function assertClose(actual: number | ArrayLike<number>, expected: number
 
 function equal(a: unknown, b: unknown): boolean {
   if (Object.is(a, b)) return true;
-  if (ArrayBuffer.isView(a) && ArrayBuffer.isView(b)) return equal(Array.from(a as unknown as ArrayLike<number>), Array.from(b as unknown as ArrayLike<number>));
+  if (ArrayBuffer.isView(a) && ArrayBuffer.isView(b)) {
+    return equal(
+      Array.from(a as unknown as ArrayLike<number>),
+      Array.from(b as unknown as ArrayLike<number>),
+    );
+  }
   if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => equal(x, b[i]));
   if (a && b && typeof a === "object" && typeof b === "object") {
     const ka = Object.keys(a), kb = Object.keys(b);
-    return ka.length === kb.length && ka.every((k) => equal((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+    return ka.length === kb.length &&
+      ka.every((k) => equal((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
   }
   return false;
 }

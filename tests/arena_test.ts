@@ -1,5 +1,12 @@
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
-import { Arena, formatPlan, parseSize, planMemory, PlanTooLargeError, TAIL_GUARD } from "../src/runtime/arena.ts";
+import {
+  Arena,
+  formatPlan,
+  parseSize,
+  planMemory,
+  PlanTooLargeError,
+  TAIL_GUARD,
+} from "../src/runtime/arena.ts";
 import { loadKernels } from "../src/runtime/kernels.ts";
 
 Deno.test("planMemory: aligned, in order, guarded; rejects duplicates and bad sizes", async () => {
@@ -11,7 +18,10 @@ Deno.test("planMemory: aligned, in order, guarded; rejects duplicates and bad si
   assertEquals(plan.regions.map((r) => r.offset), [64, 256, 356 + 28]);
   assertEquals(plan.end, 448 + TAIL_GUARD);
   assertEquals(plan.bytes, plan.end - 64);
-  await assertRejects(() => planMemory([{ name: "a", bytes: 1 }, { name: "a", bytes: 2 }]), 'duplicate region "a"');
+  await assertRejects(
+    () => planMemory([{ name: "a", bytes: 1 }, { name: "a", bytes: 2 }]),
+    'duplicate region "a"',
+  );
   await assertRejects(() => planMemory([{ name: "x", bytes: -1 }]), 'region "x" has invalid size');
   await assertRejects(() => planMemory([{ name: "x", bytes: 1, align: 3 }]), "invalid alignment 3");
 });
@@ -32,16 +42,25 @@ Deno.test("Arena: refuses a plan over budget, showing the plan", async () => {
   const k = await loadKernels();
   const before = k.memory.buffer.byteLength;
   const err = await assertRejects(
-    () => Arena.create(k, [{ name: "weights", bytes: 30e6, purpose: "one layer" }, { name: "ckpt", bytes: 5e6 }], { budget: 20e6 }),
+    () =>
+      Arena.create(
+        k,
+        [{ name: "weights", bytes: 30e6, purpose: "one layer" }, { name: "ckpt", bytes: 5e6 }],
+        { budget: 20e6 },
+      ),
     "memory plan needs 35.0 MB but the budget is 20.0 MB",
   );
   assert(err instanceof PlanTooLargeError);
-  assert(err.message.includes("weights") && err.message.includes("30.0 MB") && err.message.includes("one layer"));
+  assert(
+    err.message.includes("weights") && err.message.includes("30.0 MB") && err.message.includes("one layer"),
+  );
   assertEquals(k.memory.buffer.byteLength, before, "a refused plan must not grow memory");
 });
 
 Deno.test("formatPlan lists regions largest first with a total", () => {
-  const t = formatPlan(planMemory([{ name: "s", bytes: 1e6 }, { name: "l", bytes: 3e6, purpose: "big one" }]));
+  const t = formatPlan(
+    planMemory([{ name: "s", bytes: 1e6 }, { name: "l", bytes: 3e6, purpose: "big one" }]),
+  );
   const lines = t.split("\n");
   assert(lines[0].startsWith("l") && lines[0].includes("3.0 MB") && lines[0].includes("big one"));
   assert(lines.at(-1)!.startsWith("total") && lines.at(-1)!.includes("4.0 MB"));

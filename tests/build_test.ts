@@ -7,7 +7,10 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const root = new URL("../", import.meta.url);
-    const out = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", "asm/build.ts", "--check"], cwd: root }).output();
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "asm/build.ts", "--check"],
+      cwd: root,
+    }).output();
     const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
     assert(out.success, `wasm/ is stale, run \`deno task build\`:\n${text}`);
     assert(/same\s+wasm\/mesp_relaxed\.wasm/.test(text) && /same\s+wasm\/mesp_simd\.wasm/.test(text), text);

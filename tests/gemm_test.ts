@@ -27,9 +27,16 @@ interface TestWeight {
   scales: Uint16Array;
   biases: Uint16Array;
   values: Float64Array;
+  bf16Scales: boolean;
 }
 
-function makeWeight(dtype: WeightDtype, rows: number, ld: number, rand: () => number): TestWeight {
+function makeWeight(
+  dtype: WeightDtype,
+  rows: number,
+  ld: number,
+  rand: () => number,
+  bf16Scales = false,
+): TestWeight {
   const n = rows * ld;
   const values = new Float64Array(n);
   let data: Uint8Array;
@@ -55,16 +62,32 @@ function makeWeight(dtype: WeightDtype, rows: number, ld: number, rand: () => nu
     }
     data = new Uint8Array(u.buffer);
   } else {
-    const s16 = new Float16Array(scales.buffer), b16 = new Float16Array(biases.buffer);
+    // scale and bias values as the kernel will read them: f16, or bf16 (the top half of an f32)
+    const sv = new Float64Array(rows * groups), bv = new Float64Array(rows * groups);
+    const f = new Float32Array(1), fb = new Uint32Array(f.buffer);
+    const half = (x: number, out: Uint16Array, g: number): number => {
+      if (!bf16Scales) {
+        const h = new Float16Array(out.buffer, g * 2, 1);
+        h[0] = x;
+        return h[0];
+      }
+      f[0] = x;
+      out[g] = fb[0] >>> 16;
+      fb[0] = out[g] << 16;
+      return f[0];
+    };
     for (let g = 0; g < rows * groups; g++) {
-      s16[g] = 0.05 + 0.1 * Math.abs(rand());
-      b16[g] = rand();
+      sv[g] = half(0.05 + 0.1 * Math.abs(rand()), scales, g);
+      bv[g] = half(rand(), biases, g);
     }
-    const q = Uint8Array.from({ length: n }, () => Math.floor((rand() * 0.5 + 0.5) * (dtype === "q4" ? 16 : 256)) % (dtype === "q4" ? 16 : 256));
+    const q = Uint8Array.from(
+      { length: n },
+      () => Math.floor((rand() * 0.5 + 0.5) * (dtype === "q4" ? 16 : 256)) % (dtype === "q4" ? 16 : 256),
+    );
     for (let r = 0; r < rows; r++) {
       for (let c = 0; c < ld; c++) {
         const g = r * groups + Math.floor(c / 64);
-        values[r * ld + c] = Math.fround(s16[g] * q[r * ld + c]) + b16[g];
+        values[r * ld + c] = Math.fround(sv[g] * q[r * ld + c]) + bv[g];
       }
     }
     if (dtype === "q8") data = q;
@@ -73,7 +96,7 @@ function makeWeight(dtype: WeightDtype, rows: number, ld: number, rand: () => nu
       for (let i = 0; i < n; i += 2) data[i / 2] = q[i] | (q[i + 1] << 4); // element 2b in the low nibble
     }
   }
-  return { dtype, rows, ld, data, scales, biases, values };
+  return { dtype, rows, ld, data, scales, biases, values, bf16Scales };
 }
 
 interface Case {
@@ -85,6 +108,7 @@ interface Case {
   accumulate: boolean;
   alpha: number;
   pad: number; // extra leading-dimension elements on A and C
+  bf16Scales?: boolean;
 }
 
 async function withArena<T>(k: Kernels, bytes: Record<string, number>, f: (a: Arena) => T): Promise<T> {
@@ -104,7 +128,7 @@ async function runCase(kern: Kernels, c: Case, seed: number): Promise<void> {
   const ldb = quant ? Math.ceil(bCols / 64) * 64 : bCols + c.pad;
   const ldc = n + c.pad;
   const A = Float32Array.from({ length: aRows * lda }, rand);
-  const W = makeWeight(c.dtype, bRows, ldb, rand);
+  const W = makeWeight(c.dtype, bRows, ldb, rand, c.bf16Scales);
   const C0 = Float32Array.from({ length: m * ldc }, rand);
   const scratch = kern.exports.gemm_scratch_bytes();
   await withArena(kern, {
@@ -123,9 +147,31 @@ async function runCase(kern: Kernels, c: Case, seed: number): Promise<void> {
     ar.f32("c").set(C0);
     ar.f32("c2").set(C0);
     const gemm = new Gemm(kern.exports, ar.ptr("scratch"));
-    const wref: WeightRef = { dtype: c.dtype, ptr: ar.ptr("b"), ld: ldb, scales: ar.ptr("s"), biases: ar.ptr("z") };
+    const wref: WeightRef = {
+      dtype: c.dtype,
+      ptr: ar.ptr("b"),
+      ld: ldb,
+      scales: ar.ptr("s"),
+      biases: ar.ptr("z"),
+      bf16Scales: c.bf16Scales,
+    };
     const call = (cname: string, m0: number, m1: number, n0: number, n1: number) =>
-      gemm.run(OP[op], m0, m1, n0, n1, n, k, ar.ptr("a"), lda, wref, ar.ptr(cname), ldc, c.alpha, c.accumulate);
+      gemm.run(
+        OP[op],
+        m0,
+        m1,
+        n0,
+        n1,
+        n,
+        k,
+        ar.ptr("a"),
+        lda,
+        wref,
+        ar.ptr(cname),
+        ldc,
+        c.alpha,
+        c.accumulate,
+      );
     call("c", 0, m, 0, n);
     const got = ar.f32("c");
     const Av = (i: number, kk: number) => op === "tn" ? A[kk * lda + i] : A[i * lda + kk];
@@ -146,7 +192,9 @@ async function runCase(kern: Kernels, c: Case, seed: number): Promise<void> {
         const want = c.alpha * s + (c.accumulate ? C0[at] : 0);
         const tol = 2 * (k + 2) * 2 ** -24 * (Math.abs(c.alpha) * sabs + Math.abs(C0[at])) + 1e-30;
         if (!(Math.abs(got[at] - want) <= tol)) {
-          throw new Error(`${kern.variant} ${JSON.stringify(c)}: C[${i},${j}] = ${got[at]}, want ${want} (tol ${tol})`);
+          throw new Error(
+            `${kern.variant} ${JSON.stringify(c)}: C[${i},${j}] = ${got[at]}, want ${want} (tol ${tol})`,
+          );
         }
       }
     }
@@ -157,7 +205,9 @@ async function runCase(kern: Kernels, c: Case, seed: number): Promise<void> {
     call("c2", mh, m, 0, n);
     const split = ar.f32("c2");
     for (let i = 0; i < got.length; i++) {
-      if (!Object.is(got[i], split[i])) throw new Error(`${kern.variant} ${JSON.stringify(c)}: split differs at ${i}`);
+      if (!Object.is(got[i], split[i])) {
+        throw new Error(`${kern.variant} ${JSON.stringify(c)}: split differs at ${i}`);
+      }
     }
   });
 }
@@ -176,7 +226,9 @@ for (const variant of VARIANTS) {
           for (const [n, k] of [[1, 1], [3, 17], [17, 65], [65, 3], [130, 63], [8, 130], [33, 64]]) {
             if (dtype !== "f32" && (m * n * k) % 3 !== 0 && m > 3) continue; // thin the grid for the slow dtypes
             const accumulate = seed % 2 === 0;
-            await runCase(kern, { op, m, n, k, dtype, accumulate, alpha: accumulate ? -0.75 : 1.25, pad: seed % 3 }, seed++);
+            const bf16Scales = seed % 4 === 1;
+            const alpha = accumulate ? -0.75 : 1.25;
+            await runCase(kern, { op, m, n, k, dtype, accumulate, alpha, pad: seed % 3, bf16Scales }, seed++);
             count++;
           }
         }
@@ -208,9 +260,47 @@ Deno.test("gemm: K = 0 clears C (or leaves it when accumulating)", async () => {
   await withArena(kern, { c: 64, scratch: kern.exports.gemm_scratch_bytes() }, (ar) => {
     const c = ar.f32("c");
     c.fill(7);
-    kern.exports.gemm(OP.nt, 0, 2, 0, 2, 0, 0, 1, DTYPE.f32, 0, 1, 0, 0, ar.ptr("c"), 2, 1, 1, ar.ptr("scratch"));
+    kern.exports.gemm(
+      OP.nt,
+      0,
+      2,
+      0,
+      2,
+      0,
+      0,
+      1,
+      DTYPE.f32,
+      0,
+      1,
+      0,
+      0,
+      ar.ptr("c"),
+      2,
+      1,
+      1,
+      ar.ptr("scratch"),
+    );
     assertEquals([...c.subarray(0, 4)], [7, 7, 7, 7]);
-    kern.exports.gemm(OP.nt, 0, 2, 0, 2, 0, 0, 1, DTYPE.f32, 0, 1, 0, 0, ar.ptr("c"), 2, 1, 0, ar.ptr("scratch"));
+    kern.exports.gemm(
+      OP.nt,
+      0,
+      2,
+      0,
+      2,
+      0,
+      0,
+      1,
+      DTYPE.f32,
+      0,
+      1,
+      0,
+      0,
+      ar.ptr("c"),
+      2,
+      1,
+      0,
+      ar.ptr("scratch"),
+    );
     assertEquals([...c.subarray(0, 4)], [0, 0, 0, 0]);
   });
 });
@@ -242,13 +332,30 @@ Deno.test("decode_row: q4 nibble order, q8 bytes, f16 scales, group boundaries (
 Deno.test("decode_row: f16 subnormals, infinities and NaN; bf16", async () => {
   const kern = await loadKernels();
   await withArena(kern, { w: 64, out: 256 }, (ar) => {
-    const bits = [0x0001, 0x8001, 0x03ff, 0x0400, 0x3c00, 0x7bff, 0x7c00, 0xfc00, 0x7e00, 0x0000, 0x8000, 0x3555, 0xc000];
+    const bits = [
+      0x0001,
+      0x8001,
+      0x03ff,
+      0x0400,
+      0x3c00,
+      0x7bff,
+      0x7c00,
+      0xfc00,
+      0x7e00,
+      0x0000,
+      0x8000,
+      0x3555,
+      0xc000,
+    ];
     new Uint16Array(ar.u8("w").buffer, ar.ptr("w"), bits.length).set(bits);
     kern.exports.decode_row(DTYPE.f16, ar.ptr("w"), bits.length, 0, 0, 0, 0, bits.length, ar.ptr("out"));
     const want = new Float16Array(new Uint16Array(bits).buffer);
     const out = ar.f32("out");
     for (let i = 0; i < bits.length; i++) {
-      assert(Object.is(out[i], want[i]) || (Number.isNaN(out[i]) && Number.isNaN(want[i])), `f16 0x${bits[i].toString(16)}: ${out[i]} vs ${want[i]}`);
+      assert(
+        Object.is(out[i], want[i]) || (Number.isNaN(out[i]) && Number.isNaN(want[i])),
+        `f16 0x${bits[i].toString(16)}: ${out[i]} vs ${want[i]}`,
+      );
     }
     kern.exports.decode_row(DTYPE.bf16, ar.ptr("w"), bits.length, 0, 0, 0, 0, bits.length, ar.ptr("out"));
     const f = new Float32Array(1), u = new Uint32Array(f.buffer);

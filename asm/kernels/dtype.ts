@@ -3,13 +3,15 @@
 // Quantized layouts are MLX affine with groups of 64 along a row:
 //   w[n, k] = scale[n, k/64] * q[n, k] + bias[n, k/64]
 // q4: byte b of a row holds element 2b in its low nibble and 2b+1 in its high nibble.
-// q8: one byte per element. Scales and biases are f16, one per group, row-major [rows, cols/64].
+// q8: one byte per element. Scales and biases are one per group, row-major [rows, cols/64], in f16 — or in
+// bf16 when the dtype code carries SCALES_BF16 (MLX checkpoints keep the model's bf16 scales, loaded as is).
 
 export const F32: i32 = 0;
 export const F16: i32 = 1;
 export const BF16: i32 = 2;
 export const Q8: i32 = 3;
 export const Q4: i32 = 4;
+export const SCALES_BF16: i32 = 8;
 export const GROUP: i32 = 64;
 
 /** IEEE half (as its 16 bits) to f32, exact, including subnormals, infinities and NaN. */
@@ -87,14 +89,14 @@ export function decode_row(dtype: i32, w: usize, ld: i32, scales: usize, biases:
   const groups = ld / GROUP;
   const srow = scales + ((<usize>row * groups) << 1);
   const brow = biases + ((<usize>row * groups) << 1);
+  const sbf = (dtype & SCALES_BF16) != 0;
   let out = dst;
-  if (dtype == Q8) {
+  if ((dtype & ~SCALES_BF16) == Q8) {
     const q = w + <usize>row * ld;
     while (c < end) {
       const g = c / GROUP;
       const gend = min(end, (g + 1) * GROUP);
-      const s = f16_to_f32(load<u16>(srow + (<usize>g << 1)));
-      const b = f16_to_f32(load<u16>(brow + (<usize>g << 1)));
+      const s = half(srow, g, sbf), b = half(brow, g, sbf);
       const vs = f32x4.splat(s), vb = f32x4.splat(b);
       for (; c + 4 <= gend; c += 4, out += 16) {
         const v = f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(q + c))));
@@ -109,8 +111,7 @@ export function decode_row(dtype: i32, w: usize, ld: i32, scales: usize, biases:
   while (c < end) {
     const g = c / GROUP;
     const gend = min(end, (g + 1) * GROUP);
-    const s = f16_to_f32(load<u16>(srow + (<usize>g << 1)));
-    const b = f16_to_f32(load<u16>(brow + (<usize>g << 1)));
+    const s = half(srow, g, sbf), b = half(brow, g, sbf);
     // scalar until 8-aligned (one u32 = 8 nibbles)
     for (; c < gend && (c & 7) != 0; c++, out += 4) store<f32>(out, s * <f32>q4_at(q, c) + b);
     const vs = f32x4.splat(s), vb = f32x4.splat(b);
@@ -127,6 +128,13 @@ export function decode_row(dtype: i32, w: usize, ld: i32, scales: usize, biases:
     }
     for (; c < gend; c++, out += 4) store<f32>(out, s * <f32>q4_at(q, c) + b);
   }
+}
+
+// Element g of a row of f16 or bf16 values.
+// @ts-ignore: decorator
+@inline function half(row: usize, g: i32, bf: bool): f32 {
+  const h = <u32>load<u16>(row + (<usize>g << 1));
+  return bf ? reinterpret<f32>(h << 16) : f16_to_f32(h);
 }
 
 // @ts-ignore: decorator

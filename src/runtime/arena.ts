@@ -89,8 +89,13 @@ export function parseSize(text: string): number {
 }
 
 /** The plan as an aligned text table, largest regions first, with the total. */
-export function formatPlan(plan: MemoryPlan, options: { extra?: { name: string; bytes: number; purpose: string }[] } = {}): string {
-  const rows = [...plan.regions].sort((a, b) => b.bytes - a.bytes).map((r) => [r.name, formatMB(r.bytes), r.purpose]);
+export function formatPlan(
+  plan: MemoryPlan,
+  options: { extra?: { name: string; bytes: number; purpose: string }[] } = {},
+): string {
+  const rows = [...plan.regions].sort((a, b) => b.bytes - a.bytes).map((
+    r,
+  ) => [r.name, formatMB(r.bytes), r.purpose]);
   let total = plan.bytes;
   for (const e of options.extra ?? []) {
     rows.push([e.name, formatMB(e.bytes), e.purpose]);

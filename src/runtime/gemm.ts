@@ -21,7 +21,18 @@ export interface WeightRef {
   scales: number;
   /** Byte offset of the biases (q4/q8 only). */
   biases: number;
+  /** Scales and biases are bf16 (MLX checkpoints) instead of f16. */
+  bf16Scales?: boolean;
 }
+
+/** The kernel's dtype code for a weight (quantized dtypes flag bf16 scales with bit 3). */
+export function dtypeCode(w: WeightRef): number {
+  const quantized = w.dtype === "q4" || w.dtype === "q8";
+  return DTYPE[w.dtype] | (quantized && w.bf16Scales ? SCALES_BF16 : 0);
+}
+
+/** Flag on a quantized dtype code: scales and biases are bf16 (shared with `asm/kernels/dtype.ts`). */
+export const SCALES_BF16 = 8;
 
 /** A dense f32 weight descriptor. */
 export function f32Ref(ptr: number, ld: number): WeightRef {
@@ -73,7 +84,7 @@ export class Gemm {
         k,
         a,
         lda,
-        DTYPE[b.dtype],
+        dtypeCode(b),
         b.ptr,
         b.ld,
         b.scales,
@@ -88,17 +99,50 @@ export class Gemm {
   }
 
   /** C[M,N] (+)= alpha · A[M,K] · Bᵀ, B [N,K] (a linear layer). */
-  nt(m: number, n: number, k: number, a: number, lda: number, b: WeightRef, c: number, ldc: number, alpha = 1, accumulate = false): void {
+  nt(
+    m: number,
+    n: number,
+    k: number,
+    a: number,
+    lda: number,
+    b: WeightRef,
+    c: number,
+    ldc: number,
+    alpha = 1,
+    accumulate = false,
+  ): void {
     this.run(OP.nt, 0, m, 0, n, n, k, a, lda, b, c, ldc, alpha, accumulate);
   }
 
   /** C[M,N] (+)= alpha · A[M,K] · B, B [K,N]. */
-  nn(m: number, n: number, k: number, a: number, lda: number, b: WeightRef, c: number, ldc: number, alpha = 1, accumulate = false): void {
+  nn(
+    m: number,
+    n: number,
+    k: number,
+    a: number,
+    lda: number,
+    b: WeightRef,
+    c: number,
+    ldc: number,
+    alpha = 1,
+    accumulate = false,
+  ): void {
     this.run(OP.nn, 0, m, 0, n, n, k, a, lda, b, c, ldc, alpha, accumulate);
   }
 
   /** C[M,N] (+)= alpha · Aᵀ · B, A [K,M], B [K,N]. */
-  tn(m: number, n: number, k: number, a: number, lda: number, b: WeightRef, c: number, ldc: number, alpha = 1, accumulate = false): void {
+  tn(
+    m: number,
+    n: number,
+    k: number,
+    a: number,
+    lda: number,
+    b: WeightRef,
+    c: number,
+    ldc: number,
+    alpha = 1,
+    accumulate = false,
+  ): void {
     this.run(OP.tn, 0, m, 0, n, n, k, a, lda, b, c, ldc, alpha, accumulate);
   }
 }

@@ -1,0 +1,196 @@
+/**
+ * The Deno edge of model-file I/O: local weight files, model directories and atomic writes. Everything
+ * else in `src/` reads weights through the runtime-neutral interfaces of `source.ts`.
+ *
+ * @module
+ */
+import {
+  type ByteSink,
+  checkRange,
+  FileNotFoundError,
+  type ModelFiles,
+  type WeightSource,
+} from "./source.ts";
+
+/**
+ * A {@linkcode WeightSource} over a local file. The file is opened on first use and kept open until
+ * `close()` (a later read reopens it). Reads seek and loop straight into the caller's buffer: nothing is
+ * allocated per read. Concurrent reads are serialized, since they share one file position.
+ */
+export function fileSource(path: string): WeightSource {
+  let file: Deno.FsFile | undefined;
+  let fileSize = 0;
+  let queue: Promise<unknown> = Promise.resolve();
+
+  async function open(): Promise<Deno.FsFile> {
+    if (file) return file;
+    let f: Deno.FsFile;
+    try {
+      f = await Deno.open(path, { read: true });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) throw new FileNotFoundError(path, { cause: err });
+      throw err;
+    }
+    try {
+      const info = await f.stat();
+      if (!info.isFile) throw new Error(`${path}: not a regular file`);
+      fileSize = info.size;
+    } catch (err) {
+      f.close();
+      throw err;
+    }
+    file = f;
+    return f;
+  }
+
+  async function readAt(offset: number, into: Uint8Array): Promise<void> {
+    const f = await open();
+    const end = offset + into.length;
+    if (end > fileSize) {
+      throw new Error(
+        `${path}: short read: wanted bytes ${offset}..${end} but the file has ${fileSize} bytes`,
+      );
+    }
+    await f.seek(offset, Deno.SeekMode.Start);
+    let pos = 0;
+    while (pos < into.length) {
+      const n = await f.read(into.subarray(pos));
+      if (n === null || n === 0) {
+        throw new Error(`${path}: short read: file ended after ${offset + pos} bytes (wanted ${end})`);
+      }
+      pos += n;
+    }
+  }
+
+  function serialized<T>(op: () => Promise<T>): Promise<T> {
+    const result = queue.then(op);
+    queue = result.catch(() => {});
+    return result;
+  }
+
+  return {
+    name: path,
+    size: () =>
+      serialized(async () => {
+        await open();
+        return fileSize;
+      }),
+    async read(offset, into) {
+      checkRange(path, offset, into.length);
+      if (into.length === 0) return void await serialized(open);
+      await serialized(() => readAt(offset, into));
+    },
+    close() {
+      file?.close();
+      file = undefined;
+    },
+  };
+}
+
+function joinPath(dir: string, file: string): string {
+  return dir === "" ? file : `${dir.replace(/[\\/]+$/, "")}/${file}`;
+}
+
+/**
+ * A local model directory as {@linkcode ModelFiles}.
+ *
+ * @example
+ * ```ts
+ * const files = dirFiles("models/Qwen2.5-0.5B-Instruct");
+ * const config = JSON.parse((await files.readText("config.json"))!);
+ * ```
+ */
+export function dirFiles(path: string): ModelFiles {
+  return {
+    name: path,
+    async readText(file) {
+      try {
+        return await Deno.readTextFile(joinPath(path, file));
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) return undefined;
+        throw err;
+      }
+    },
+    source: (file) => fileSource(joinPath(path, file)),
+    async list() {
+      const names: string[] = [];
+      for await (const entry of Deno.readDir(path)) if (entry.isFile) names.push(entry.name);
+      return names.sort();
+    },
+  };
+}
+
+/** What {@linkcode writeFileAtomic} writes: bytes, a sequence of chunks, or a function that streams into a sink. */
+export type AtomicData =
+  | Uint8Array
+  | Iterable<Uint8Array>
+  | AsyncIterable<Uint8Array>
+  | ((sink: ByteSink) => Promise<void>);
+
+/** Options for {@linkcode writeFileAtomic}. */
+export interface WriteFileAtomicOptions {
+  /** File permissions of the new file (default: 0o644 before umask). */
+  mode?: number;
+}
+
+async function writeAll(file: Deno.FsFile, chunk: Uint8Array): Promise<void> {
+  let pos = 0;
+  while (pos < chunk.length) pos += await file.write(chunk.subarray(pos));
+}
+
+/**
+ * Writes a file so that readers see either the old content or the complete new one, never a partial
+ * file: the data goes to `path + ".tmp-<random>"`, is fsynced, then renamed over `path`. If writing
+ * fails the temporary file is removed and `path` is left untouched.
+ *
+ * @example
+ * ```ts
+ * await writeFileAtomic("out/adapter_model.safetensors", (sink) => writeSafetensors(sink, entries));
+ * ```
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: AtomicData,
+  options: WriteFileAtomicOptions = {},
+): Promise<void> {
+  const random = crypto.getRandomValues(new Uint32Array(2));
+  const tmp = `${path}.tmp-${random[0].toString(16)}${random[1].toString(16)}`;
+  const file = await Deno.open(tmp, { write: true, createNew: true, mode: options.mode ?? 0o644 });
+  let closed = false;
+  try {
+    if (data instanceof Uint8Array) {
+      await writeAll(file, data);
+    } else if (typeof data === "function") {
+      await data({ write: (chunk) => writeAll(file, chunk) });
+    } else if (Symbol.asyncIterator in data) {
+      for await (const chunk of data) await writeAll(file, chunk);
+    } else {
+      for (const chunk of data) await writeAll(file, chunk);
+    }
+    await file.sync();
+    file.close();
+    closed = true;
+    await Deno.rename(tmp, path);
+  } catch (err) {
+    if (!closed) file.close();
+    await Deno.remove(tmp).catch(() => {});
+    throw err;
+  }
+  await syncDir(path);
+}
+
+/** Makes the rename durable by fsyncing the parent directory (best effort: not possible on every OS). */
+async function syncDir(path: string): Promise<void> {
+  const slash = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  const dir = slash < 0 ? "." : slash === 0 ? "/" : path.slice(0, slash);
+  try {
+    const handle = await Deno.open(dir, { read: true });
+    try {
+      await handle.sync();
+    } finally {
+      handle.close();
+    }
+  } catch {
+    // Directories cannot be opened or synced on some platforms; the rename itself is still atomic.
+  }
+}

@@ -1,0 +1,323 @@
+/**
+ * Where weights come from: a byte range reader over a file, a URL or memory, and a model directory made of
+ * named files. No Deno APIs here, so the same engine reads from a local file in Deno and from a URL or a
+ * user-picked `File` in a browser; the Deno file edge lives in `deno_files.ts`.
+ *
+ * @module
+ */
+
+/** Random-access reader of one weight file. */
+export interface WeightSource {
+  /** For error messages: a file path or URL. */
+  readonly name: string;
+  /** Size of the file in bytes. */
+  size(): Promise<number>;
+  /**
+   * Fills `into` completely with bytes `[offset, offset + into.length)`; throws a clear error on a short
+   * read. Reading into a caller-provided buffer lets the training loop fill a fixed WebAssembly memory view.
+   */
+  read(offset: number, into: Uint8Array): Promise<void>;
+  /** Releases the underlying handle, if any. */
+  close?(): void;
+}
+
+/** Destination of a streamed write (a file being written, a network upload, a growing buffer). */
+export interface ByteSink {
+  /** Writes all of `chunk`; the caller may reuse `chunk` once the promise resolves. */
+  write(chunk: Uint8Array): Promise<void>;
+}
+
+/** A model directory: `config.json`, safetensors files, tokenizer files, ... addressed by file name. */
+export interface ModelFiles {
+  /** For error messages: the directory path or base URL. */
+  readonly name: string;
+  /** The file's text, or `undefined` when the file does not exist. */
+  readText(file: string): Promise<string | undefined>;
+  /** A reader for the file; a missing file surfaces as {@linkcode FileNotFoundError} on first use. */
+  source(file: string): WeightSource;
+  /** File names in the directory, when the backend can list them. */
+  list?(): Promise<string[]>;
+}
+
+/** Thrown by a {@linkcode WeightSource} whose file does not exist (lets callers tell "missing" from "bad"). */
+export class FileNotFoundError extends Error {
+  /** @param name the file path or URL that does not exist */
+  constructor(name: string, options?: ErrorOptions) {
+    super(`file not found: ${name}`, options);
+    this.name = "FileNotFoundError";
+  }
+}
+
+/** Throws unless `[offset, offset+length)` is a valid integer byte range. */
+export function checkRange(name: string, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length)) {
+    throw new RangeError(`${name}: invalid read range offset=${offset} length=${length}`);
+  }
+}
+
+/**
+ * A {@linkcode WeightSource} over bytes already in memory.
+ *
+ * @example
+ * ```ts
+ * const src = bytesSource(new Uint8Array([1, 2, 3]), "inline");
+ * const out = new Uint8Array(2);
+ * await src.read(1, out); // out = [2, 3]
+ * ```
+ */
+export function bytesSource(bytes: Uint8Array, name = "<memory>"): WeightSource {
+  return {
+    name,
+    size: () => Promise.resolve(bytes.length),
+    read(offset, into) {
+      // Reject (not throw) so a bad range fails like every other read error.
+      try {
+        checkRange(name, offset, into.length);
+        const end = offset + into.length;
+        if (end > bytes.length) {
+          throw new Error(
+            `${name}: short read: wanted bytes ${offset}..${end} but the data has ${bytes.length} bytes`,
+          );
+        }
+        into.set(bytes.subarray(offset, end));
+        return Promise.resolve();
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    },
+  };
+}
+
+/**
+ * A {@linkcode WeightSource} over a `Blob`, e.g. a `File` the user picked in a browser. The Blob API
+ * hands out fresh buffers, so each read allocates a temporary copy of the range.
+ */
+export function blobSource(blob: Blob, name?: string): WeightSource {
+  const fileName = (blob as { name?: unknown }).name; // a File has one; File may not exist everywhere
+  name ??= typeof fileName === "string" ? fileName : "<blob>";
+  return {
+    name,
+    size: () => Promise.resolve(blob.size),
+    async read(offset, into) {
+      checkRange(name, offset, into.length);
+      const end = offset + into.length;
+      if (end > blob.size) {
+        throw new Error(
+          `${name}: short read: wanted bytes ${offset}..${end} but the blob has ${blob.size} bytes`,
+        );
+      }
+      into.set(new Uint8Array(await blob.slice(offset, end).arrayBuffer()));
+    },
+  };
+}
+
+/** Options for {@linkcode fetchSource} and {@linkcode urlFiles}. */
+export interface FetchSourceOptions {
+  /** Name used in error messages (default: the URL). */
+  name?: string;
+  /** Extra request headers, e.g. `authorization`. */
+  headers?: Record<string, string>;
+  /** The fetch implementation (default: `globalThis.fetch`). */
+  fetch?: typeof fetch;
+}
+
+const CONTENT_RANGE = /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i;
+const UNSATISFIED_RANGE = /^\s*bytes\s+\*\/(\d+)\s*$/i;
+
+/**
+ * A {@linkcode WeightSource} over HTTP(S) that reads byte ranges with `Range` requests. Every read checks
+ * that the server answered `206 Partial Content` with the requested `Content-Range`; a server that ignores
+ * `Range` (status 200) is an error rather than a silent whole-file download. The size comes from a `HEAD`
+ * request's `Content-Length`, or else from the total of a one-byte range probe.
+ */
+export function fetchSource(url: string | URL, options: FetchSourceOptions = {}): WeightSource {
+  const href = String(url);
+  const name = options.name ?? href;
+  const doFetch = options.fetch ?? globalThis.fetch;
+  const baseHeaders = options.headers ?? {};
+  let sizePromise: Promise<number> | undefined;
+
+  // identity: a compressed body would make Content-Length and byte ranges refer to the wrong bytes.
+  const headers = (extra: Record<string, string>) => ({
+    ...baseHeaders,
+    "accept-encoding": "identity",
+    ...extra,
+  });
+
+  async function probeSize(): Promise<number> {
+    const head = await doFetch(href, { method: "HEAD", headers: headers({}) });
+    await head.body?.cancel();
+    if (head.status === 404 || head.status === 410) throw new FileNotFoundError(name);
+    const length = head.headers.get("content-length");
+    const encoded = (head.headers.get("content-encoding") ?? "identity") !== "identity";
+    if (head.ok && length !== null && /^\d+$/.test(length.trim()) && !encoded) return Number(length);
+    // No usable HEAD: ask for one byte and read the total from Content-Range.
+    const res = await doFetch(href, { headers: headers({ range: "bytes=0-0" }) });
+    await res.body?.cancel();
+    if (res.status === 404 || res.status === 410) throw new FileNotFoundError(name);
+    const range = res.headers.get("content-range") ?? "";
+    if (res.status === 416) {
+      const m = UNSATISFIED_RANGE.exec(range);
+      if (m) return Number(m[1]); // empty file
+    }
+    if (res.status === 200) throw ignoredRange(name);
+    const m = CONTENT_RANGE.exec(range);
+    if (res.status !== 206 || !m || m[3] === "*") {
+      throw new Error(
+        `${name}: cannot determine the file size (HEAD and range probe gave status ${res.status})`,
+      );
+    }
+    return Number(m[3]);
+  }
+
+  return {
+    name,
+    size() {
+      sizePromise ??= probeSize();
+      return sizePromise;
+    },
+    async read(offset, into) {
+      checkRange(name, offset, into.length);
+      if (into.length === 0) return;
+      const last = offset + into.length - 1;
+      const res = await doFetch(href, { headers: headers({ range: `bytes=${offset}-${last}` }) });
+      if (res.status !== 206) {
+        await res.body?.cancel();
+        if (res.status === 200) throw ignoredRange(name);
+        if (res.status === 404 || res.status === 410) throw new FileNotFoundError(name);
+        if (res.status === 416) {
+          throw new Error(`${name}: short read: bytes ${offset}..${last + 1} lie beyond the end of the file`);
+        }
+        throw new Error(`${name}: HTTP ${res.status} ${res.statusText} for bytes ${offset}..${last + 1}`);
+      }
+      const m = CONTENT_RANGE.exec(res.headers.get("content-range") ?? "");
+      if (!m || Number(m[1]) !== offset || Number(m[2]) !== last) {
+        await res.body?.cancel();
+        const got = res.headers.get("content-range");
+        const short = m && Number(m[1]) === offset && Number(m[2]) < last;
+        throw new Error(
+          `${name}: ${
+            short ? "short read: " : ""
+          }asked for bytes ${offset}-${last}, server sent Content-Range ${
+            got === null ? "(none)" : JSON.stringify(got)
+          }`,
+        );
+      }
+      await readBodyInto(name, res, into);
+    },
+  };
+}
+
+function ignoredRange(name: string): Error {
+  return new Error(
+    `${name}: the server ignored the HTTP Range request (status 200 instead of 206 Partial Content); ` +
+      `streaming weights needs a server that supports byte ranges`,
+  );
+}
+
+/** Copies a response body into `into`, failing unless it has exactly `into.length` bytes. */
+async function readBodyInto(name: string, res: Response, into: Uint8Array): Promise<void> {
+  if (!res.body) throw new Error(`${name}: short read: empty response body`);
+  // Not a BYOB reader: it would detach `into`'s buffer, which is impossible for WebAssembly memory.
+  const reader = res.body.getReader();
+  let pos = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (pos + value.length > into.length) {
+        throw new Error(`${name}: server sent more than the ${into.length} bytes asked for`);
+      }
+      into.set(value, pos);
+      pos += value.length;
+    }
+  } catch (err) {
+    await reader.cancel().catch(() => {});
+    throw err;
+  } finally {
+    reader.releaseLock();
+  }
+  if (pos !== into.length) {
+    throw new Error(`${name}: short read: got ${pos} of ${into.length} bytes`);
+  }
+}
+
+/** Encodes a file name relative to a directory URL, keeping `/` separators. */
+function fileUrl(base: string, file: string): string {
+  return new URL(file.split("/").map(encodeURIComponent).join("/"), base).href;
+}
+
+/**
+ * A model directory served over HTTP(S): `readText` fetches whole small files (404 → `undefined`) and
+ * `source` gives a {@linkcode fetchSource} for range reads.
+ *
+ * @example
+ * ```ts
+ * const files = urlFiles("https://example.com/Qwen2.5-0.5B-Instruct/");
+ * const config = await files.readText("config.json");
+ * ```
+ */
+export function urlFiles(baseUrl: string | URL, options: FetchSourceOptions = {}): ModelFiles {
+  let base = String(baseUrl);
+  if (!base.endsWith("/")) base += "/";
+  const name = options.name ?? base;
+  const doFetch = options.fetch ?? globalThis.fetch;
+  return {
+    name,
+    async readText(file) {
+      const url = fileUrl(base, file);
+      const res = await doFetch(url, { headers: options.headers ?? {} });
+      if (res.status === 404 || res.status === 410) {
+        await res.body?.cancel();
+        return undefined;
+      }
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new Error(`${url}: HTTP ${res.status} ${res.statusText}`);
+      }
+      return await res.text();
+    },
+    source(file) {
+      return fetchSource(fileUrl(base, file), { ...options, name: undefined });
+    },
+  };
+}
+
+/** Options for {@linkcode memoryFiles}. */
+export interface MemoryFilesOptions {
+  /** Name used in error messages (default `"<memory>"`). */
+  name?: string;
+}
+
+/**
+ * A model directory held in memory: file name → bytes or text. Handy for tests and for files a browser
+ * user picked.
+ */
+export function memoryFiles(
+  files: Record<string, Uint8Array | string> | Map<string, Uint8Array | string>,
+  options: MemoryFilesOptions = {},
+): ModelFiles {
+  const map = files instanceof Map ? files : new Map(Object.entries(files));
+  const name = options.name ?? "<memory>";
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+  return {
+    name,
+    readText(file) {
+      const data = map.get(file);
+      return Promise.resolve(typeof data === "string" || data === undefined ? data : decoder.decode(data));
+    },
+    source(file) {
+      const data = map.get(file);
+      const path = `${name}/${file}`;
+      if (data === undefined) {
+        const missing = () => Promise.reject(new FileNotFoundError(path));
+        return { name: path, size: missing, read: missing };
+      }
+      return bytesSource(typeof data === "string" ? encoder.encode(data) : data, path);
+    },
+    list() {
+      return Promise.resolve([...map.keys()].sort());
+    },
+  };
+}

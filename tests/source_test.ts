@@ -1,0 +1,313 @@
+import assert from "node:assert/strict";
+import { dirFiles, fileSource, writeFileAtomic } from "../src/io/deno_files.ts";
+import {
+  blobSource,
+  bytesSource,
+  fetchSource,
+  FileNotFoundError,
+  memoryFiles,
+  urlFiles,
+} from "../src/io/source.ts";
+import { encodeSafetensors, openCheckpoint, readTensorF32 } from "../src/model/safetensors.ts";
+
+/** 0, 1, ..., 255, 0, 1, ... */
+function pattern(n: number): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(n).map((_, i) => i & 0xff);
+}
+
+Deno.test("bytesSource: reads ranges, rejects short reads", async () => {
+  const src = bytesSource(pattern(10), "ten");
+  assert.equal(await src.size(), 10);
+  const out = new Uint8Array(3);
+  await src.read(7, out);
+  assert.deepEqual([...out], [7, 8, 9]);
+  await assert.rejects(src.read(8, out), /ten: short read: wanted bytes 8\.\.11 but the data has 10 bytes/);
+  await assert.rejects(src.read(-1, out), /ten: invalid read range/);
+});
+
+Deno.test("blobSource: reads ranges of a File", async () => {
+  const src = blobSource(new File([pattern(600)], "weights.safetensors"));
+  assert.equal(src.name, "weights.safetensors");
+  assert.equal(await src.size(), 600);
+  const out = new Uint8Array(4);
+  await src.read(300, out);
+  assert.deepEqual([...out], [44, 45, 46, 47]);
+  await assert.rejects(src.read(598, out), /weights\.safetensors: short read: wanted bytes 598\.\.602/);
+});
+
+Deno.test("memoryFiles: text, bytes, missing files", async () => {
+  const files = memoryFiles({ "config.json": `{"a":1}`, "w.bin": new Uint8Array([1, 2]) }, { name: "mem" });
+  assert.equal(await files.readText("config.json"), `{"a":1}`);
+  assert.equal(await files.readText("w.bin"), "\x01\x02");
+  assert.equal(await files.readText("nope.json"), undefined);
+  assert.deepEqual(await files.list!(), ["config.json", "w.bin"]);
+  assert.equal(await files.source("w.bin").size(), 2);
+  await assert.rejects(files.source("nope.bin").size(), FileNotFoundError);
+  await assert.rejects(files.source("nope.bin").read(0, new Uint8Array(1)), /file not found: mem\/nope\.bin/);
+});
+
+Deno.test("fileSource: seeks and reads into caller buffers, including WebAssembly memory", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/data.bin`;
+    await Deno.writeFile(path, pattern(100_000));
+    const src = fileSource(path);
+    assert.equal(src.name, path);
+    assert.equal(await src.size(), 100_000);
+    const memory = new WebAssembly.Memory({ initial: 3 });
+    const slot = new Uint8Array(memory.buffer, 65_000, 70_000); // spans a page boundary
+    await src.read(12_345, slot);
+    for (let i = 0; i < slot.length; i++) if (slot[i] !== ((12_345 + i) & 0xff)) assert.fail(`byte ${i}`);
+    // Concurrent reads share one handle and still land at the right offsets.
+    const bufs = Array.from({ length: 20 }, () => new Uint8Array(1000));
+    await Promise.all(bufs.map((b, k) => src.read(k * 4999, b)));
+    bufs.forEach((b, k) => assert.equal(b[0], (k * 4999) & 0xff));
+    await assert.rejects(
+      src.read(99_990, new Uint8Array(20)),
+      /short read: wanted bytes 99990\.\.100010 but the file has 100000/,
+    );
+    await src.read(100_000, new Uint8Array(0));
+    src.close!();
+    // Reopens after close.
+    const one = new Uint8Array(1);
+    await src.read(300, one);
+    assert.equal(one[0], 300 & 0xff);
+    src.close!();
+
+    const missing = fileSource(`${dir}/missing.bin`);
+    await assert.rejects(missing.size(), FileNotFoundError);
+    await assert.rejects(missing.read(0, one), /file not found: .*missing\.bin/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("dirFiles + openCheckpoint: a sharded checkpoint on disk", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/config.json`, `{"model_type":"qwen2"}`);
+    await Deno.writeFile(
+      `${dir}/model-00001-of-00002.safetensors`,
+      encodeSafetensors([{ name: "a", dtype: "F32", shape: [2], data: new Float32Array([1.5, -2]) }]),
+    );
+    await Deno.writeFile(
+      `${dir}/model-00002-of-00002.safetensors`,
+      encodeSafetensors([{ name: "b", dtype: "BF16", shape: [1], data: new Uint16Array([0x4040]) }]),
+    );
+    await Deno.writeTextFile(
+      `${dir}/model.safetensors.index.json`,
+      JSON.stringify({
+        metadata: { total_size: 10 },
+        weight_map: { a: "model-00001-of-00002.safetensors", b: "model-00002-of-00002.safetensors" },
+      }),
+    );
+    const files = dirFiles(dir);
+    assert.equal(await files.readText("config.json"), `{"model_type":"qwen2"}`);
+    assert.equal(await files.readText("tokenizer.json"), undefined);
+    assert.deepEqual(await files.list!(), [
+      "config.json",
+      "model-00001-of-00002.safetensors",
+      "model-00002-of-00002.safetensors",
+      "model.safetensors.index.json",
+    ]);
+    const ckpt = await openCheckpoint(files);
+    try {
+      const a = ckpt.get("a");
+      assert.deepEqual([...await readTensorF32(a.file, "a")], [1.5, -2]);
+      const b = ckpt.get("b");
+      assert.deepEqual([...await readTensorF32(b.file, "b")], [3]);
+      assert.equal(b.file.source.name, `${dir}/model-00002-of-00002.safetensors`);
+    } finally {
+      ckpt.close();
+    }
+    await Deno.remove(`${dir}/model-00002-of-00002.safetensors`);
+    await assert.rejects(
+      openCheckpoint(files),
+      new RegExp(
+        `shard "model-00002-of-00002\\.safetensors" named in model\\.safetensors\\.index\\.json is missing in ${dir}`,
+      ),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function* chunks() {
+  yield new Uint8Array([7]);
+  yield pattern(300_000);
+}
+
+async function* failingChunks() {
+  yield new Uint8Array([1]);
+  throw new Error("generator failed");
+}
+
+Deno.test("writeFileAtomic: bytes, chunks and sink functions; a failing writer leaves the old file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/adapter.safetensors`;
+    await writeFileAtomic(path, new Uint8Array([1, 2, 3]));
+    assert.deepEqual([...await Deno.readFile(path)], [1, 2, 3]);
+
+    await writeFileAtomic(path, [new Uint8Array([4]), new Uint8Array([5, 6])]);
+    assert.deepEqual([...await Deno.readFile(path)], [4, 5, 6]);
+
+    await writeFileAtomic(path, chunks());
+    assert.equal((await Deno.stat(path)).size, 300_001);
+
+    await writeFileAtomic(path, async (sink) => {
+      await sink.write(new Uint8Array([8, 9]));
+      await sink.write(new Uint8Array([10]));
+    });
+    assert.deepEqual([...await Deno.readFile(path)], [8, 9, 10]);
+
+    // The writer throws after writing part of the new content: the old file must survive untouched.
+    await assert.rejects(
+      writeFileAtomic(path, async (sink) => {
+        await sink.write(pattern(100_000));
+        throw new Error("disk on fire");
+      }),
+      /disk on fire/,
+    );
+    assert.deepEqual([...await Deno.readFile(path)], [8, 9, 10]);
+    await assert.rejects(writeFileAtomic(path, failingChunks()), /generator failed/);
+    assert.deepEqual([...await Deno.readFile(path)], [8, 9, 10]);
+
+    const names: string[] = [];
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+    assert.deepEqual(names, ["adapter.safetensors"], "no temporary files left behind");
+
+    await assert.rejects(
+      writeFileAtomic(`${dir}/no/such/dir/x.bin`, new Uint8Array(1)),
+      Deno.errors.NotFound,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// --- HTTP ----------------------------------------------------------------------------------------------
+
+interface ServerOptions {
+  /** Answer every GET with the whole file (status 200), like a server without Range support. */
+  ignoreRange?: boolean;
+  /** HEAD is not allowed (forces the range probe). */
+  noHead?: boolean;
+  /** Send one byte less than the Content-Range promises. */
+  shortBody?: boolean;
+}
+
+/** A local HTTP server for `files` on an ephemeral port; honours single `bytes=a-b` ranges. */
+function serve(files: Record<string, Uint8Array>, options: ServerOptions = {}) {
+  const requests: string[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const name = decodeURIComponent(new URL(req.url).pathname.slice(1));
+    const range = req.headers.get("range");
+    requests.push(`${req.method} ${name}${range ? ` ${range}` : ""}`);
+    const data = files[name];
+    if (data === undefined) return new Response("not found", { status: 404 });
+    if (req.method === "HEAD") {
+      if (options.noHead) return new Response(null, { status: 405 });
+      return new Response(null, { headers: { "content-length": String(data.length) } });
+    }
+    const m = range && !options.ignoreRange ? /^bytes=(\d+)-(\d+)$/.exec(range) : null;
+    if (!m) return new Response(data.slice());
+    const start = Number(m[1]);
+    if (start >= data.length) {
+      return new Response(null, { status: 416, headers: { "content-range": `bytes */${data.length}` } });
+    }
+    const end = Math.min(Number(m[2]), data.length - 1);
+    const body = data.slice(start, options.shortBody ? end : end + 1);
+    return new Response(body, {
+      status: 206,
+      headers: { "content-range": `bytes ${start}-${end}/${data.length}` },
+    });
+  });
+  const base = `http://127.0.0.1:${server.addr.port}/`;
+  return { base, requests, close: () => server.shutdown() };
+}
+
+Deno.test("fetchSource: range reads, size from HEAD", async () => {
+  const srv = serve({ "w.bin": pattern(5000) });
+  try {
+    const src = fetchSource(`${srv.base}w.bin`);
+    assert.equal(await src.size(), 5000);
+    const out = new Uint8Array(1000);
+    await src.read(4000, out);
+    for (let i = 0; i < out.length; i++) if (out[i] !== ((4000 + i) & 0xff)) assert.fail(`byte ${i}`);
+    await src.read(0, new Uint8Array(0)); // no request
+    assert.deepEqual(srv.requests, ["HEAD w.bin", "GET w.bin bytes=4000-4999"]);
+    // A read past the end is a short read, not silently fewer bytes.
+    await assert.rejects(
+      src.read(4500, new Uint8Array(1000)),
+      /short read: asked for bytes 4500-5499, server sent Content-Range "bytes 4500-4999\/5000"/,
+    );
+    await assert.rejects(
+      src.read(6000, new Uint8Array(10)),
+      /short read: bytes 6000\.\.6010 lie beyond the end of the file/,
+    );
+  } finally {
+    await srv.close();
+  }
+});
+
+Deno.test("fetchSource: size from a range probe when HEAD is refused", async () => {
+  const srv = serve({ "w.bin": pattern(777) }, { noHead: true });
+  try {
+    assert.equal(await fetchSource(`${srv.base}w.bin`).size(), 777);
+    assert.deepEqual(srv.requests, ["HEAD w.bin", "GET w.bin bytes=0-0"]);
+  } finally {
+    await srv.close();
+  }
+});
+
+Deno.test("fetchSource: a server that ignores Range is a clear error", async () => {
+  const srv = serve({ "w.bin": pattern(100) }, { ignoreRange: true, noHead: true });
+  try {
+    const src = fetchSource(`${srv.base}w.bin`, { name: "remote w.bin" });
+    await assert.rejects(
+      src.read(10, new Uint8Array(5)),
+      /remote w\.bin: the server ignored the HTTP Range request \(status 200/,
+    );
+    await assert.rejects(src.size(), /ignored the HTTP Range request/);
+  } finally {
+    await srv.close();
+  }
+});
+
+Deno.test("fetchSource: missing file and short body", async () => {
+  const srv = serve({ "w.bin": pattern(100) }, { shortBody: true });
+  try {
+    await assert.rejects(fetchSource(`${srv.base}nope.bin`).size(), FileNotFoundError);
+    await assert.rejects(fetchSource(`${srv.base}nope.bin`).read(0, new Uint8Array(4)), FileNotFoundError);
+    await assert.rejects(
+      fetchSource(`${srv.base}w.bin`).read(10, new Uint8Array(5)),
+      /short read: got 4 of 5 bytes/,
+    );
+  } finally {
+    await srv.close();
+  }
+});
+
+Deno.test("urlFiles + openCheckpoint: a checkpoint over HTTP reads only headers and asked-for tensors", async () => {
+  const weights = new Float32Array(10_000).map((_, i) => i);
+  const model = encodeSafetensors([
+    { name: "model.norm.weight", dtype: "BF16", shape: [2], data: new Uint16Array([0x3f80, 0x4000]) },
+    { name: "model.embed_tokens.weight", dtype: "F32", shape: [100, 100], data: weights },
+  ]);
+  const srv = serve({ "m/model.safetensors": model, "m/config.json": new TextEncoder().encode(`{"x":1}`) });
+  try {
+    const files = urlFiles(`${srv.base}m`);
+    assert.equal(await files.readText("config.json"), `{"x":1}`);
+    assert.equal(await files.readText("tokenizer.json"), undefined);
+    const ckpt = await openCheckpoint(files);
+    const norm = ckpt.get("model.norm.weight");
+    assert.deepEqual([...await readTensorF32(norm.file, norm.info.name)], [1, 2]);
+    assert.equal(norm.file.source.name, `${srv.base}m/model.safetensors`);
+    const fetched = srv.requests.filter((r) => r.includes("model.safetensors"));
+    assert.equal(fetched.length, 4, fetched.join("\n")); // HEAD, length, header, one tensor
+    assert.ok(fetched.every((r) => r.startsWith("HEAD") || r.includes("bytes=")), "never the whole file");
+  } finally {
+    await srv.close();
+  }
+});
