@@ -1,0 +1,166 @@
+import assert from "node:assert/strict";
+import { createStreamDecoder, loadTokenizer, type Tokenizer } from "../src/text/tokenizer.ts";
+import { qwenTokenizerFiles, stripQwen3AddedTokens } from "../src/text/qwen_tokenizer_files.ts";
+
+let cached: Promise<Tokenizer> | undefined;
+/** The real Qwen2.5 tokenizer, loaded once for all tests of this file. */
+function qwen(): Promise<Tokenizer> {
+  cached ??= qwenTokenizerFiles().then(loadTokenizer);
+  return cached;
+}
+
+// FORMATS §5.2 / §8 test vectors (transformers docstring, a public LLaMA-Factory log, an independent BPE).
+const VECTORS: [string, number[]][] = [
+  ["Hello world", [9707, 1879]],
+  [" Hello world", [21927, 1879]],
+  ["It's 2024!  ok\n\n  x", [2132, 594, 220, 17, 15, 17, 19, 0, 220, 5394, 271, 220, 856]],
+  ["你好，世界", [108386, 3837, 99489]],
+  ["Hello, 世界! <|im_start|>user", [9707, 11, 220, 99489, 0, 220, 151644, 872]],
+  [
+    "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n" +
+    "<|im_start|>user\nDescribe a process of making crepes.<|im_end|>\n<|im_start|>assistant\n",
+    [
+      151644,
+      8948,
+      198,
+      2610,
+      525,
+      1207,
+      16948,
+      11,
+      3465,
+      553,
+      54364,
+      14817,
+      13,
+      1446,
+      525,
+      264,
+      10950,
+      17847,
+      13,
+      151645,
+      198,
+      151644,
+      872,
+      198,
+      74785,
+      264,
+      1882,
+      315,
+      3259,
+      1884,
+      20352,
+      13,
+      151645,
+      198,
+      151644,
+      77091,
+      198,
+    ],
+  ],
+];
+
+Deno.test("tokenizer: FORMATS §5.2 test vectors encode exactly and decode back", async () => {
+  const tok = await qwen();
+  for (const [text, ids] of VECTORS) {
+    assert.deepEqual(tok.encode(text), ids, JSON.stringify(text));
+    assert.equal(tok.decode(ids), text);
+  }
+});
+
+Deno.test("tokenizer: Qwen2.5 facts from tokenizer_config (eos, pad, template, vocab size)", async () => {
+  const tok = await qwen();
+  assert.equal(tok.vocabSize, 151665);
+  assert.deepEqual(tok.eosTokenIds, [151645, 151643]); // <|im_end|> (config eos) then <|endoftext|>
+  assert.equal(tok.padTokenId, 151643);
+  assert.ok(
+    tok.chatTemplate?.includes("You are Qwen, created by Alibaba Cloud. You are a helpful assistant."),
+  );
+  assert.equal(tok.tokenToId("<|im_start|>"), 151644);
+  assert.equal(tok.idToToken(1879), "Ġworld");
+  assert.equal(tok.isSpecialToken(151645), true);
+  assert.equal(tok.isSpecialToken(151657), false); // <tool_call> is added but not special
+  assert.equal(tok.isAddedToken(151657), true);
+  // Qwen3-only added tokens are gone in the Qwen2.5 flavour: "<think>" is plain BPE text.
+  assert.notDeepEqual(tok.encode("<think>"), [151667]);
+  assert.equal(tok.decode(tok.encode("<think>")), "<think>");
+});
+
+Deno.test("tokenizer: Qwen3 flavour keeps <think> as one token", async () => {
+  const tok = await loadTokenizer(await qwenTokenizerFiles({ qwen3: true }));
+  assert.equal(tok.vocabSize, 151669);
+  assert.deepEqual(tok.encode("<think>"), [151667]);
+  assert.deepEqual(tok.encode("Hello world"), [9707, 1879]);
+});
+
+Deno.test("qwen files: Qwen2.5 tokenizer.json differs from Qwen3's only by the 4 Qwen3 added tokens", async () => {
+  const q25 = await qwenTokenizerFiles();
+  const q3 = await qwenTokenizerFiles({ qwen3: true });
+  const added = (text: string) => JSON.parse(text).added_tokens.map((t: { id: number }) => t.id);
+  const ids25 = added(q25.tokenizerJson);
+  assert.equal(ids25.length, 22);
+  assert.deepEqual(ids25, Array.from({ length: 22 }, (_, i) => 151643 + i));
+  assert.equal(added(q3.tokenizerJson).length, 26);
+  const cfg = JSON.parse(q25.tokenizerConfigJson);
+  assert.deepEqual([cfg.eos_token, cfg.pad_token, cfg.bos_token], ["<|im_end|>", "<|endoftext|>", null]);
+  assert.deepEqual(Object.keys(cfg.added_tokens_decoder), ids25.map(String));
+  assert.throws(() => stripQwen3AddedTokens(q25.tokenizerJson), /expected the 4 Qwen3-only added tokens/);
+});
+
+Deno.test("tokenizer: decode options, byte view and errors", async () => {
+  const tok = await qwen();
+  assert.equal(tok.decode([]), "");
+  assert.equal(tok.decode([151644, 872, 198, 9707, 151645]), "<|im_start|>user\nHello<|im_end|>");
+  assert.equal(tok.decode([151644, 872, 198, 9707, 151645], { skipSpecialTokens: true }), "user\nHello");
+  assert.equal(tok.decode(Int32Array.of(9707, 1879)), "Hello world");
+  assert.deepEqual(Array.from(tok.tokenBytes(1879)), [0x20, 0x77, 0x6f, 0x72, 0x6c, 0x64]); // " world"
+  assert.deepEqual(Array.from(tok.tokenBytes(198)), [0x0a]);
+  assert.deepEqual(new TextDecoder().decode(tok.tokenBytes(151645)), "<|im_end|>");
+  assert.throws(() => tok.decode([151936]), /out of range/);
+  await assert.rejects(loadTokenizer({ tokenizerJson: "{" }), /tokenizer\.json: invalid JSON/);
+  await assert.rejects(
+    loadTokenizer({ tokenizerJson: JSON.stringify({ model: { type: "WordPiece", vocab: {} } }) }),
+    /model\.type is "WordPiece"/,
+  );
+});
+
+Deno.test("tokenizer: round trip of mixed text", async () => {
+  const tok = await qwen();
+  const texts = [
+    "Ünïcödé — “quotes” … 😀 👩‍👩‍👧 \t tabs\r\nCRLF",
+    "def f(x):\n    return x**2  # comment\n",
+    "日本語のテキストと한국어 텍스트",
+    "   leading and trailing   ",
+  ];
+  for (const t of texts) assert.equal(tok.decode(tok.encode(t)), t);
+});
+
+Deno.test("stream decoder: Chinese and emoji split across byte-level tokens never print U+FFFD", async () => {
+  const tok = await qwen();
+  // 龘, 𠀀 and 😀 are not single tokens: their UTF-8 bytes are spread over several byte-level tokens.
+  const text = "你好，世界。龘𠀀😀 ok<|im_end|>";
+  const ids = tok.encode(text);
+  assert.ok(ids.some((id) => tok.decode([id]).includes("\uFFFD")), "the test string must split a character");
+  const stream = createStreamDecoder(tok);
+  const pieces = ids.map((id) => stream.push(id));
+  pieces.push(stream.flush());
+  for (const p of pieces) assert.ok(!p.includes("\uFFFD"), JSON.stringify(pieces));
+  assert.equal(pieces.join(""), text);
+  assert.equal(pieces.join(""), tok.decode(ids));
+  // Characters come out as soon as their last byte arrives, not later.
+  assert.deepEqual(pieces.slice(0, 4), ["你好", "，", "世界", "。"]);
+
+  const skipping = createStreamDecoder(tok, { skipSpecialTokens: true });
+  assert.equal(ids.map((id) => skipping.push(id)).join("") + skipping.flush(), "你好，世界。龘𠀀😀 ok");
+});
+
+Deno.test("stream decoder: a dangling partial character becomes U+FFFD only at flush", async () => {
+  const tok = await qwen();
+  const ids = tok.encode("龘");
+  assert.ok(ids.length > 1);
+  const stream = createStreamDecoder(tok);
+  assert.equal(stream.push(ids[0]), "");
+  assert.equal(stream.flush(), "\uFFFD");
+  assert.equal(stream.flush(), "");
+});
