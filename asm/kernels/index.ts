@@ -1,6 +1,15 @@
 // Entry point of the kernel module: every export here is callable from the host.
 export { gemm, gemm_dot, gemm_scratch_bytes } from "./gemm";
 export { decode_row } from "./dtype";
+export { rmsnorm_forward, rmsnorm_backward } from "./norm";
+export { rope_forward, rope_backward } from "./rope";
+export { softmax_causal_forward, softmax_causal_backward } from "./softmax";
+export { swiglu_forward, swiglu_backward } from "./activation";
+export { ce_chunk_forward, ce_finish, ce_chunk_backward } from "./loss";
+export { add, axpy, scale, copy, fill, sum_squares, dot } from "./elementwise";
+export { exp_array, log_array, sigmoid_array } from "./math";
+export { sgd_update, adamw_update } from "./optim";
+export { normal_fill, zo_perturb, zo_update } from "./rng";
 
 /** First free byte after the module's static data; the host's arena starts here. */
 export function heap_base(): usize {

@@ -77,6 +77,173 @@ export interface KernelExports {
     len: number,
     dst: number,
   ): void;
+  // Row-wise kernels work on rows [r0, r1); shapes and aliasing rules are documented in asm/kernels/*.ts.
+  rmsnorm_forward(
+    y: number,
+    rstd: number,
+    x: number,
+    w: number,
+    d: number,
+    ldX: number,
+    ldY: number,
+    eps: number,
+    r0: number,
+    r1: number,
+  ): void;
+  rmsnorm_backward(
+    dx: number,
+    dy: number,
+    x: number,
+    w: number,
+    rstd: number,
+    d: number,
+    ldDx: number,
+    ldDy: number,
+    ldX: number,
+    accumulate: number,
+    r0: number,
+    r1: number,
+  ): void;
+  rope_forward(
+    x: number,
+    cos: number,
+    sin: number,
+    nHeads: number,
+    headDim: number,
+    ld: number,
+    pos0: number,
+    r0: number,
+    r1: number,
+  ): void;
+  rope_backward(
+    dx: number,
+    cos: number,
+    sin: number,
+    nHeads: number,
+    headDim: number,
+    ld: number,
+    pos0: number,
+    r0: number,
+    r1: number,
+  ): void;
+  softmax_causal_forward(
+    p: number,
+    s: number,
+    nCols: number,
+    ld: number,
+    scale: number,
+    qPos0: number,
+    r0: number,
+    r1: number,
+  ): void;
+  softmax_causal_backward(
+    ds: number,
+    p: number,
+    dp: number,
+    nCols: number,
+    ld: number,
+    scale: number,
+    qPos0: number,
+    r0: number,
+    r1: number,
+  ): void;
+  swiglu_forward(
+    m: number,
+    g: number,
+    u: number,
+    nCols: number,
+    ldM: number,
+    ldG: number,
+    ldU: number,
+    r0: number,
+    r1: number,
+  ): void;
+  swiglu_backward(
+    dg: number,
+    du: number,
+    dm: number,
+    g: number,
+    u: number,
+    nCols: number,
+    ldDg: number,
+    ldDu: number,
+    ldDm: number,
+    ldG: number,
+    ldU: number,
+    r0: number,
+    r1: number,
+  ): void;
+  ce_chunk_forward(
+    logits: number,
+    vc: number,
+    ld: number,
+    v0: number,
+    targets: number,
+    rowMax: number,
+    rowSum: number,
+    targetLogit: number,
+    first: number,
+    r0: number,
+    r1: number,
+  ): void;
+  ce_finish(
+    loss: number,
+    logsum: number,
+    rowMax: number,
+    rowSum: number,
+    targetLogit: number,
+    r0: number,
+    r1: number,
+  ): void;
+  ce_chunk_backward(
+    dlogits: number,
+    logits: number,
+    vc: number,
+    ld: number,
+    v0: number,
+    targets: number,
+    rowMax: number,
+    logsum: number,
+    rowWeight: number,
+    r0: number,
+    r1: number,
+  ): void;
+  add(out: number, a: number, b: number, n: number): void;
+  axpy(y: number, alpha: number, x: number, n: number): void;
+  scale(x: number, alpha: number, n: number): void;
+  copy(dst: number, src: number, n: number): void;
+  fill(x: number, value: number, n: number): void;
+  sum_squares(x: number, n: number): number;
+  dot(x: number, y: number, n: number): number;
+  exp_array(y: number, x: number, n: number): void;
+  log_array(y: number, x: number, n: number): void;
+  sigmoid_array(y: number, x: number, n: number): void;
+  sgd_update(p: number, g: number, n: number, lr: number, weightDecay: number): void;
+  adamw_update(
+    p: number,
+    g: number,
+    m: number,
+    v: number,
+    n: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    biasC1: number,
+    biasC2: number,
+  ): void;
+  normal_fill(out: number, n: number, seed: number, offset: number): void;
+  zo_perturb(p: number, n: number, seed: number, offset: number, eps: number): void;
+  zo_update(
+    p: number,
+    n: number,
+    seed: number,
+    offset: number,
+    coeff: number,
+    lr: number,
+    weightDecay: number,
+  ): void;
 }
 
 /** A loaded kernel module. */

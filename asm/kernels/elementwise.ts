@@ -1,0 +1,106 @@
+// Flat f32 array helpers (residual adds, gradient scaling, clipping norms) and the f32 dot product the
+// row-wise kernels share. Every reduction sums in an order fixed by n alone.
+
+import { fma, hsum } from "./simd";
+
+/**
+ * Σ a[i]·b[i], i < n, in f32: two f32x4 accumulators over blocks of 8, then the scalar tail. The order
+ * depends only on n. a, b: [n].
+ */
+// @ts-ignore: decorator
+@inline export function dot_f32(a: usize, b: usize, n: i32): f32 {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const o = <usize>i << 2;
+    s0 = fma(v128.load(a + o), v128.load(b + o), s0);
+    s1 = fma(v128.load(a + o, 16), v128.load(b + o, 16), s1);
+  }
+  if (i + 4 <= n) {
+    const o = <usize>i << 2;
+    s0 = fma(v128.load(a + o), v128.load(b + o), s0);
+    i += 4;
+  }
+  let s = hsum(f32x4.add(s0, s1));
+  for (; i < n; i++) s += load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2));
+  return s;
+}
+
+/** out = a + b. out, a, b: [n]; out may alias a or b. */
+export function add(out: usize, a: usize, b: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, f32x4.add(v128.load(a + o), v128.load(b + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(out + o, load<f32>(a + o) + load<f32>(b + o));
+  }
+}
+
+/** y += alpha·x (multiply, then add: the same bits in both variants). y, x: [n]. */
+export function axpy(y: usize, alpha: f32, x: usize, n: i32): void {
+  const va = f32x4.splat(alpha);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(y + o, f32x4.add(v128.load(y + o), f32x4.mul(va, v128.load(x + o))));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(y + o, load<f32>(y + o) + alpha * load<f32>(x + o));
+  }
+}
+
+/** x *= alpha. x: [n]. */
+export function scale(x: usize, alpha: f32, n: i32): void {
+  const va = f32x4.splat(alpha);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(x + o, f32x4.mul(v128.load(x + o), va));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(x + o, load<f32>(x + o) * alpha);
+  }
+}
+
+/** dst = src (overlap allowed). dst, src: [n]. */
+export function copy(dst: usize, src: usize, n: i32): void {
+  if (n > 0) memory.copy(dst, src, <usize>n << 2);
+}
+
+/** x = value. x: [n]. */
+export function fill(x: usize, value: f32, n: i32): void {
+  const v = f32x4.splat(value);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(x + (<usize>i << 2), v);
+  for (; i < n; i++) store<f32>(x + (<usize>i << 2), value);
+}
+
+/** Σ x[i]² in f64 (gradient clipping), in the fixed order of `dot`. x: [n]. */
+export function sum_squares(x: usize, n: i32): f64 {
+  return dot(x, x, n);
+}
+
+/**
+ * Σ x[i]·y[i] in f64 (f32 products are exact in f64). Fixed order: elements 4k, 4k+1 go to one f64x2
+ * accumulator and 4k+2, 4k+3 to another; then lanes, then the tail. x, y: [n].
+ */
+export function dot(x: usize, y: usize, n: i32): f64 {
+  let s0 = f64x2.splat(0), s1 = f64x2.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const a = v128.load(x + o), b = v128.load(y + o);
+    s0 = f64x2.add(s0, f64x2.mul(f64x2.promote_low_f32x4(a), f64x2.promote_low_f32x4(b)));
+    const ah = v128.shuffle<f32>(a, a, 2, 3, 2, 3), bh = v128.shuffle<f32>(b, b, 2, 3, 2, 3);
+    s1 = f64x2.add(s1, f64x2.mul(f64x2.promote_low_f32x4(ah), f64x2.promote_low_f32x4(bh)));
+  }
+  const s = f64x2.add(s0, s1);
+  let t = f64x2.extract_lane(s, 0) + f64x2.extract_lane(s, 1);
+  for (; i < n; i++) t += <f64>load<f32>(x + (<usize>i << 2)) * <f64>load<f32>(y + (<usize>i << 2));
+  return t;
+}

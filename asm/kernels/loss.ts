@@ -1,0 +1,109 @@
+// Cross-entropy over vocabulary chunks (DESIGN §4): the [T, V] logits never exist. For each chunk of
+// columns [v0, v0 + vc) the host computes logits = h · E_chunkᵀ and calls
+//   forward:  ce_chunk_forward (online logsumexp: running max and rescaled sum per row, and the target's
+//             logit when it falls in the chunk), then once ce_finish;
+//   backward: ce_chunk_backward on the recomputed chunk, then dh += dlogits · E_chunk.
+// As torch's log_softmax: log p_j = (x_j − max) − log Σ exp(x − max), loss = log Σ − (x_target − max).
+
+import { hsum } from "./simd";
+import { exp1, exp4, log1 } from "./math";
+
+/**
+ * Folds one vocabulary chunk into the running max / sum of rows [r0, r1). With first != 0 the running values
+ * are initialised from this chunk (and target_logit set to 0 unless the target is in it). Rows whose target
+ * is outside every chunk (e.g. −100, not trained) keep target_logit 0.
+ *
+ * logits: [T, ld] (vc columns used), targets: i32 [T], row_max: [T], row_sum: [T], target_logit: [T].
+ */
+export function ce_chunk_forward(logits: usize, vc: i32, ld: i32, v0: i32, targets: usize,
+                                 row_max: usize, row_sum: usize, target_logit: usize, first: i32,
+                                 r0: i32, r1: i32): void {
+  for (let t = r0; t < r1; t++) {
+    const lr = logits + ((<usize>t * ld) << 2);
+    const to = <usize>t << 2;
+    let vm = f32x4.splat(-Infinity);
+    let j = 0;
+    for (; j + 4 <= vc; j += 4) vm = f32x4.max(vm, v128.load(lr + (<usize>j << 2)));
+    let cm = max(max(f32x4.extract_lane(vm, 0), f32x4.extract_lane(vm, 1)),
+                 max(f32x4.extract_lane(vm, 2), f32x4.extract_lane(vm, 3)));
+    for (; j < vc; j++) cm = max(cm, load<f32>(lr + (<usize>j << 2)));
+    let m: f32, s: f32;
+    if (first) {
+      m = cm;
+      s = 0;
+    } else {
+      const om = load<f32>(row_max + to);
+      m = max(om, cm);
+      s = load<f32>(row_sum + to) * exp1(om - m);
+    }
+    if (vc > 0) {
+      const mv = f32x4.splat(m);
+      let acc = f32x4.splat(0);
+      j = 0;
+      for (; j + 4 <= vc; j += 4) acc = f32x4.add(acc, exp4(f32x4.sub(v128.load(lr + (<usize>j << 2)), mv)));
+      let cs = hsum(acc);
+      for (; j < vc; j++) cs += exp1(load<f32>(lr + (<usize>j << 2)) - m);
+      s += cs;
+    }
+    store<f32>(row_max + to, m);
+    store<f32>(row_sum + to, s);
+    const tgt = load<i32>(targets + to);
+    if (tgt >= v0 && tgt < v0 + vc) store<f32>(target_logit + to, load<f32>(lr + (<usize>(tgt - v0) << 2)));
+    else if (first) store<f32>(target_logit + to, 0);
+  }
+}
+
+/**
+ * After the last chunk: logsum = log(row_sum) and loss = logsum − (target_logit − row_max) per row (the
+ * unweighted −log p_target; the host averages over trained rows). logsum may alias row_sum, loss may alias
+ * target_logit.
+ *
+ * loss: [T], logsum: [T], row_max: [T], row_sum: [T], target_logit: [T].
+ */
+export function ce_finish(loss: usize, logsum: usize, row_max: usize, row_sum: usize, target_logit: usize,
+                          r0: i32, r1: i32): void {
+  for (let t = r0; t < r1; t++) {
+    const to = <usize>t << 2;
+    const ls = log1(load<f32>(row_sum + to));
+    const d = load<f32>(target_logit + to) - load<f32>(row_max + to);
+    store<f32>(logsum + to, ls);
+    store<f32>(loss + to, ls - d);
+  }
+}
+
+/**
+ * Rows [r0, r1) of dlogits = row_weight · (softmax − onehot(target)) over the chunk [v0, v0 + vc), with
+ * softmax_j = exp((x_j − row_max) − logsum). row_weight is 0 for rows not trained (written as zeros) and
+ * 1/n_trained otherwise. dlogits may alias logits (in place).
+ *
+ * dlogits: [T, ld], logits: [T, ld], targets: i32 [T], row_max: [T], logsum: [T], row_weight: [T].
+ */
+export function ce_chunk_backward(dlogits: usize, logits: usize, vc: i32, ld: i32, v0: i32, targets: usize,
+                                  row_max: usize, logsum: usize, row_weight: usize, r0: i32, r1: i32): void {
+  for (let t = r0; t < r1; t++) {
+    const row = (<usize>t * ld) << 2;
+    const lr = logits + row, dr = dlogits + row;
+    const to = <usize>t << 2;
+    const w = load<f32>(row_weight + to);
+    if (w == 0) {
+      if (vc > 0) memory.fill(dr, 0, <usize>vc << 2);
+      continue;
+    }
+    const m = load<f32>(row_max + to), ls = load<f32>(logsum + to);
+    const tgt = load<i32>(targets + to);
+    const hit = tgt >= v0 && tgt < v0 + vc;
+    const xt = hit ? load<f32>(lr + (<usize>(tgt - v0) << 2)) : 0; // read before an in-place overwrite
+    const mv = f32x4.splat(m), lv = f32x4.splat(ls), wv = f32x4.splat(w);
+    let j = 0;
+    for (; j + 4 <= vc; j += 4) {
+      const o = <usize>j << 2;
+      v128.store(dr + o, f32x4.mul(wv, exp4(f32x4.sub(f32x4.sub(v128.load(lr + o), mv), lv))));
+    }
+    for (; j < vc; j++) {
+      const o = <usize>j << 2;
+      store<f32>(dr + o, w * exp1((load<f32>(lr + o) - m) - ls));
+    }
+    // the target's softmax with the same bits as the loop above (exp1 is one exp4 lane), minus one
+    if (hit) store<f32>(dr + (<usize>(tgt - v0) << 2), w * (exp1((xt - m) - ls) - <f32>1.0));
+  }
+}

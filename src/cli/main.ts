@@ -1,0 +1,89 @@
+/**
+ * The `mesp` command line: `deno run -A src/cli/main.ts <command> [flags]`. Each command lives in
+ * `src/cli/<command>.ts` (dashes become underscores) and exports a one-line `description` and
+ * `run(argv): Promise<number>` returning the exit code. Errors print as `error: <message>` with exit code 1
+ * (the stack too when `MESP_DEBUG=1`).
+ *
+ * @module
+ */
+import { HelpRequested } from "./args.ts";
+
+/** What a command module exports. */
+export interface CommandModule {
+  /** One line for the command list. */
+  description: string;
+  /** Runs the command with its arguments (after the command name); resolves to the exit code. */
+  run(argv: string[]): Promise<number>;
+}
+
+/**
+ * The commands, loaded on demand. Literal imports keep them type-checked and bundleable; a new command
+ * adds one line here.
+ */
+export const COMMANDS: Readonly<Record<string, () => Promise<CommandModule>>> = {
+  "make-model": () => import("./make_model.ts"),
+};
+
+const PROGRAM = "deno run -A src/cli/main.ts";
+
+/** The list of commands with their descriptions. */
+export async function commandList(): Promise<string> {
+  const names = Object.keys(COMMANDS).sort();
+  const width = Math.max(...names.map((n) => n.length)) + 2;
+  const lines = [
+    `usage: ${PROGRAM} <command> [flags]   (a command's flags: <command> --help)`,
+    "",
+    "commands:",
+  ];
+  for (const name of names) {
+    const mod = await COMMANDS[name]();
+    lines.push(`  ${name.padEnd(width)}${mod.description}`);
+  }
+  return lines.join("\n");
+}
+
+function debugEnabled(): boolean {
+  try {
+    return Deno.env.get("MESP_DEBUG") === "1";
+  } catch {
+    return false; // no --allow-env
+  }
+}
+
+/**
+ * Runs `argv` (command name first) and returns the exit code; never throws. Output goes to
+ * `console.log` (help, lists) and `console.error` (errors).
+ */
+export async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  try {
+    if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+      if (name === "help" && rest.length > 0) return await main([rest[0], "--help"]);
+      const list = await commandList();
+      if (name === undefined) {
+        console.error(list);
+        return 1;
+      }
+      console.log(list);
+      return 0;
+    }
+    const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+    if (!load) {
+      console.error(`error: unknown command ${JSON.stringify(name)}\n\n${await commandList()}`);
+      return 1;
+    }
+    const mod = await load();
+    return await mod.run(rest);
+  } catch (err) {
+    if (err instanceof HelpRequested) {
+      console.log(err.text);
+      return 0;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    console.error(`error: ${message}`);
+    if (debugEnabled() && err instanceof Error && err.stack) console.error(err.stack);
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,182 @@
+/**
+ * PEFT LoRA adapters on disk (FORMATS.md §4): `adapter_config.json` + `adapter_model.safetensors`, read into
+ * and written from the engine's flat parameter region.
+ *
+ * @module
+ */
+import type { ModelFiles } from "../io/source.ts";
+import { encodeSafetensors, readSafetensorsHeader, readTensorF32, type SafetensorsFile } from "../model/safetensors.ts";
+import { type LoraLayout, type LoraOptions, parsePeftName, peftName } from "./lora.ts";
+
+/** The adapter config file name. */
+export const ADAPTER_CONFIG = "adapter_config.json";
+/** The adapter weights file name. */
+export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
+
+/** LoRA options read from an adapter_config.json, and the base model it names. */
+export interface AdapterConfig extends Required<Omit<LoraOptions, "targets">> {
+  targets: string[];
+  baseModel?: string;
+}
+
+/** Parses a PEFT LoRA adapter_config.json, rejecting what mesp cannot reproduce exactly. */
+export function parseAdapterConfig(text: string, file = ADAPTER_CONFIG): AdapterConfig {
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: invalid JSON (${(e as Error).message})`);
+  }
+  if (!j || typeof j !== "object") throw new Error(`${file}: expected a JSON object`);
+  if (j.peft_type !== "LORA") throw new Error(`${file}: peft_type is ${JSON.stringify(j.peft_type)}, only "LORA" is supported`);
+  const r = j.r;
+  if (typeof r !== "number" || !Number.isInteger(r) || r < 1) throw new Error(`${file}: r must be a positive integer`);
+  const alpha = j.lora_alpha ?? 8;
+  if (typeof alpha !== "number" || !(alpha > 0)) throw new Error(`${file}: lora_alpha must be a positive number`);
+  const unsupported: [string, boolean][] = [
+    ["use_dora", j.use_dora === true],
+    ["fan_in_fan_out", j.fan_in_fan_out === true],
+    ["bias", j.bias !== undefined && j.bias !== "none"],
+    ["rank_pattern", isNonEmpty(j.rank_pattern)],
+    ["alpha_pattern", isNonEmpty(j.alpha_pattern)],
+    ["layers_to_transform", j.layers_to_transform != null],
+    ["modules_to_save", isNonEmpty(j.modules_to_save)],
+    ["lora_bias", j.lora_bias === true],
+  ];
+  for (const [key, bad] of unsupported) {
+    if (bad) throw new Error(`${file}: ${key} = ${JSON.stringify(j[key])} is not supported by mesp`);
+  }
+  let targets: string[];
+  const tm = j.target_modules;
+  if (tm === "all-linear") targets = ["all"];
+  else if (Array.isArray(tm) && tm.every((t) => typeof t === "string")) targets = tm.map((t) => t.split(".").at(-1)!);
+  else if (tm == null) targets = ["q_proj", "v_proj"]; // PEFT's default for qwen2
+  else throw new Error(`${file}: target_modules ${JSON.stringify(tm)} is not supported (use a list of module names)`);
+  return {
+    rank: r,
+    alpha,
+    rslora: j.use_rslora === true,
+    targets,
+    baseModel: typeof j.base_model_name_or_path === "string" ? j.base_model_name_or_path : undefined,
+  };
+}
+
+function isNonEmpty(v: unknown): boolean {
+  if (v == null) return false;
+  if (Array.isArray(v)) return v.length > 0;
+  if (typeof v === "object") return Object.keys(v).length > 0;
+  return true;
+}
+
+/** An adapter opened from a directory: its options and its weights file. */
+export interface OpenedAdapter {
+  config: AdapterConfig;
+  weights: SafetensorsFile;
+  name: string;
+}
+
+/** Opens `adapter_config.json` and the header of `adapter_model.safetensors` from a directory. */
+export async function openAdapter(files: ModelFiles): Promise<OpenedAdapter> {
+  const text = await files.readText(ADAPTER_CONFIG);
+  if (text === undefined) throw new Error(`${files.name} has no ${ADAPTER_CONFIG}: not a PEFT adapter directory`);
+  const config = parseAdapterConfig(text, `${files.name}/${ADAPTER_CONFIG}`);
+  const weights = await readSafetensorsHeader(files.source(ADAPTER_WEIGHTS));
+  return { config, weights, name: files.name };
+}
+
+/**
+ * Copies an adapter's tensors into `params` (the engine's `lora.params`, laid out by `layout`). Every pair of
+ * the layout must be present with the right shape, and the file may hold nothing else: an adapter made for
+ * another model (other sizes, layers or targets) is refused with the first mismatch.
+ */
+export async function readAdapterInto(adapter: OpenedAdapter, layout: LoraLayout, params: Float32Array): Promise<void> {
+  const seen = new Set<string>();
+  for (const row of layout.pairs) {
+    for (const pair of row) {
+      for (const which of ["A", "B"] as const) {
+        const name = peftName(pair, which);
+        const info = adapter.weights.tensors.get(name);
+        if (!info) throw new Error(`${adapter.name}: adapter has no tensor ${name}; was it made for another model?`);
+        const shape = which === "A" ? [layout.rank, pair.inDim] : [pair.outDim, layout.rank];
+        if (info.shape.join() !== shape.join()) {
+          throw new Error(`${adapter.name}: ${name} has shape [${info.shape}], this model needs [${shape}]`);
+        }
+        const off = which === "A" ? pair.a : pair.b;
+        await readTensorF32(adapter.weights, name, params.subarray(off, off + shape[0] * shape[1]));
+        seen.add(name);
+      }
+    }
+  }
+  for (const name of adapter.weights.tensors.keys()) {
+    if (seen.has(name)) continue;
+    const parsed = parsePeftName(name);
+    throw new Error(
+      `${adapter.name}: unexpected tensor ${name}` +
+        (parsed ? ` (layer ${parsed.layer} ${parsed.target}: not in this model's layers/targets)` : ""),
+    );
+  }
+}
+
+/** Options for {@linkcode encodeAdapter}. */
+export interface EncodeAdapterOptions {
+  /** `base_model_name_or_path` to record. */
+  baseModel?: string;
+}
+
+/** The two files of a PEFT adapter for `params`, as text and bytes (the caller writes them atomically). */
+export function encodeAdapter(layout: LoraLayout, params: Float32Array, options: EncodeAdapterOptions = {}): {
+  config: string;
+  weights: Uint8Array;
+} {
+  return { config: adapterConfigJson(layout, options.baseModel), weights: encodeLoraTensors(layout, params) };
+}
+
+/** LoRA tensors (or their gradients: same names and shapes) as a safetensors file with PEFT names. */
+export function encodeLoraTensors(layout: LoraLayout, values: Float32Array, extra: Record<string, Float32Array> = {}): Uint8Array {
+  const entries = [];
+  for (const row of layout.pairs) {
+    for (const pair of row) {
+      entries.push({
+        name: peftName(pair, "A"),
+        dtype: "F32" as const,
+        shape: [layout.rank, pair.inDim],
+        data: values.subarray(pair.a, pair.a + layout.rank * pair.inDim),
+      });
+      entries.push({
+        name: peftName(pair, "B"),
+        dtype: "F32" as const,
+        shape: [pair.outDim, layout.rank],
+        data: values.subarray(pair.b, pair.b + layout.rank * pair.outDim),
+      });
+    }
+  }
+  for (const [name, data] of Object.entries(extra)) entries.push({ name, dtype: "F32" as const, shape: [data.length], data });
+  return encodeSafetensors(entries, { format: "pt" });
+}
+
+/** adapter_config.json as PEFT writes it (sorted keys, indent 2). */
+export function adapterConfigJson(layout: LoraLayout, baseModel?: string): string {
+  const cfg: Record<string, unknown> = {
+    alpha_pattern: {},
+    auto_mapping: null,
+    base_model_name_or_path: baseModel ?? null,
+    bias: "none",
+    fan_in_fan_out: false,
+    inference_mode: true,
+    init_lora_weights: true,
+    layers_pattern: null,
+    layers_to_transform: null,
+    lora_alpha: layout.alpha,
+    lora_dropout: 0,
+    modules_to_save: null,
+    peft_type: "LORA",
+    r: layout.rank,
+    rank_pattern: {},
+    revision: null,
+    target_modules: [...layout.targets],
+    task_type: "CAUSAL_LM",
+    use_dora: false,
+    use_rslora: layout.rslora,
+  };
+  return JSON.stringify(cfg, null, 2) + "\n";
+}

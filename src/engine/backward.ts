@@ -1,0 +1,210 @@
+/**
+ * MeSP backward (DESIGN.md §4): exact LoRA gradients with a working set of one layer. The forward pass kept
+ * only each layer's input; here layer `l`'s forward is recomputed from it and then backpropagated, with
+ *
+ * ```
+ * h  = x Aᵀ                 [T, r]     recomputed, never stored
+ * dB = s · Gᵀ h             [out, r]
+ * gh = s · G B              [T, r]
+ * dA = ghᵀ x                [r, in]
+ * dx = G W + gh A           [T, in]
+ * ```
+ *
+ * attention one head at a time with P recomputed, the SwiGLU MLP in chunks of its intermediate dimension,
+ * and the loss over vocabulary chunks. Buffers are regions of the plan (`plan.ts`, train mode).
+ *
+ * @module
+ */
+import { OP } from "../runtime/kernels.ts";
+import { f32Ref, type WeightRef } from "../runtime/gemm.ts";
+import type { Engine, LinearRefs } from "./engine.ts";
+import type { LoraPair } from "./lora.ts";
+
+/** Where gradients go. */
+export interface GradSink {
+  /** Byte offset of the gradient region. */
+  ptr: number;
+  /** The region holds one layer's gradients (fused update) rather than the whole model's. */
+  perLayer: boolean;
+  /** Add to the gradients already there (gradient accumulation) instead of overwriting them. */
+  accumulate: boolean;
+}
+
+/** Backward of the loss and of every layer, writing LoRA gradients into a {@linkcode GradSink}. */
+export class Backward {
+  readonly e: Engine;
+  readonly sink: GradSink;
+  readonly #ref: WeightRef = f32Ref(0, 1);
+  readonly #ref2: WeightRef = f32Ref(0, 1);
+
+  constructor(e: Engine, sink: GradSink) {
+    this.e = e;
+    this.sink = sink;
+  }
+
+  /** Byte pointer of the gradient of element offset `off` (pair.a or pair.b) of layer `l`. */
+  grad(l: number, off: number): number {
+    const le = this.sink.perLayer ? l * this.e.lora!.layerElements : 0;
+    return this.sink.ptr + (off - le) * 4;
+  }
+
+  /** A scratch f32 descriptor (pointer, leading dimension). */
+  #f32(ptr: number, ld: number, second = false): WeightRef {
+    const r = second ? this.#ref2 : this.#ref;
+    r.ptr = ptr;
+    r.ld = ld;
+    return r;
+  }
+
+  /** `[T, r]` slot i of `lora.h` (0–3 forward, 4–7 backward). */
+  #slot(i: number, T: number): number {
+    return this.e.p["lora.h"] + i * T * this.e.D.r * 4;
+  }
+
+  /**
+   * dL/d(final hidden) into `grad.x`: after `lossForward`, each vocabulary chunk's logits are recomputed,
+   * turned into row_weight·(softmax − onehot) and multiplied back through the LM head into `grad.xn`, then
+   * through the final RMSNorm.
+   */
+  async lossBackward(T: number): Promise<void> {
+    const e = this.e, { d, Vc } = e.D, p = e.p;
+    const r = e.lossRows();
+    for (let c = 0; c < e.vocabChunks; c++) {
+      const vc = await e.loadVocabChunk(c);
+      const logits = e.chunkLogits(0, T, vc);
+      e.k.ce_chunk_backward(logits, logits, vc, Vc, c * Vc, r.targets, r.max, r.lse, r.weight, 0, T);
+      // dxn += dlogits · E_chunk   ([T, vc] · [vc, d])
+      e.gemm.run(OP.nn, 0, T, 0, d, d, vc, logits, Vc, e.vocabRef, p["grad.xn"], d, 1, c > 0);
+    }
+    e.k.rmsnorm_backward(p["grad.x"], p["grad.xn"], p["act.x"], p["weights.norm"], p["act.rstd"], d, d, d, d, 0, 0, T);
+  }
+
+  /**
+   * Layer `l`, given dL/d(output) in `grad.x` and its input in the checkpoint `x_l`: recomputes the forward,
+   * writes every LoRA gradient of the layer and leaves dL/d(input) in `grad.x`.
+   */
+  layerBackward(l: number, T: number, xl: number): void {
+    const e = this.e, { d } = e.D, p = e.p;
+    e.F.copyWithin(p["act.x"] >> 2, xl >> 2, (xl >> 2) + T * d);
+    e.attentionForward(l, T);
+    this.#mlpBackward(l, T);
+    this.#attentionBackward(l, T, xl);
+  }
+
+  /**
+   * The MLP block, chunked over the intermediate dimension. On entry `act.x` is its input x2 and `grad.x`
+   * dL/d(output); on exit `grad.x` holds dL/d(x2) (the residual plus the path through the MLP).
+   */
+  #mlpBackward(l: number, T: number): void {
+    const e = this.e, { d, r, C } = e.D, p = e.p, { k, gemm } = e;
+    const refs = e.refs(l), s = e.lora?.scale ?? 0, acc = this.sink.accumulate;
+    const xn = p["act.xn2"], G = p["grad.x"], dxn = p["grad.xn"];
+    const g = p["mlp.g"], u = p["mlp.u"], m = p["mlp.m"];
+    const hg = this.#slot(1, T), hu = this.#slot(2, T), hd = this.#slot(3, T);
+    const ghg = this.#slot(5, T), ghu = this.#slot(6, T), ghd = this.#slot(7, T);
+    const gp = refs.gate_proj, up = refs.up_proj, dp = refs.down_proj;
+    k.rmsnorm_forward(xn, p["act.rstd2"], p["act.x"], e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
+    if (dp.pair) gemm.run(OP.nn, 0, T, 0, r, r, d, G, d, dp.b!, ghd, r, s, false); // gh_d = s·G·B_d
+    if (gp.pair) gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, gp.a!, hg, r, 1, false);
+    if (up.pair) gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, up.a!, hu, r, 1, false);
+    for (let i = 0; i < e.chunks.length; i++) {
+      const c = e.chunks[i], c0 = c.c0, n = c.c1 - c0, first = i === 0;
+      // recompute g, u and m = silu(g)·u for this chunk
+      gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.gate.ref, g, C, 1, false);
+      if (gp.pair) gemm.run(OP.nt, 0, T, 0, n, n, r, hg, r, this.#f32(gp.b!.ptr + c0 * r * 4, r), g, C, s, true);
+      gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.up.ref, u, C, 1, false);
+      if (up.pair) gemm.run(OP.nt, 0, T, 0, n, n, r, hu, r, this.#f32(up.b!.ptr + c0 * r * 4, r), u, C, s, true);
+      k.swiglu_forward(m, g, u, n, C, C, C, 0, T);
+      if (dp.pair) {
+        const adc = this.#f32(dp.a!.ptr + c0 * 4, dp.a!.ld); // A_d[:, c]
+        gemm.run(OP.nt, 0, T, 0, r, r, n, m, C, adc, hd, r, 1, !first); // h_d += m·A_d[:, c]ᵀ
+        // dA_d[:, c] = gh_dᵀ · m
+        gemm.run(OP.tn, 0, r, 0, n, n, T, ghd, r, this.#f32(m, C, true), this.grad(l, dp.pair.a) + c0 * 4, dp.pair.inDim, 1, acc);
+      }
+      // dm = G · W_d[:, c] (+ gh_d · A_d[:, c])
+      gemm.run(OP.nn, 0, T, 0, n, n, d, G, d, c.down.ref, m, C, 1, false);
+      if (dp.pair) gemm.run(OP.nn, 0, T, 0, n, n, r, ghd, r, this.#f32(dp.a!.ptr + c0 * 4, dp.a!.ld), m, C, 1, true);
+      k.swiglu_backward(g, u, m, g, u, n, C, C, C, C, C, 0, T); // dg over g, du over u
+      // dxn += dg · W_g[c] + du · W_u[c]
+      gemm.run(OP.nn, 0, T, 0, d, d, n, g, C, c.gate.ref, dxn, d, 1, !first);
+      gemm.run(OP.nn, 0, T, 0, d, d, n, u, C, c.up.ref, dxn, d, 1, true);
+      if (gp.pair) this.#chunkBGrads(l, T, gp.pair, gp, c0, n, g, hg, ghg, first);
+      if (up.pair) this.#chunkBGrads(l, T, up.pair, up, c0, n, u, hu, ghu, first);
+    }
+    if (dp.pair) gemm.run(OP.tn, 0, d, 0, r, r, T, G, d, this.#f32(hd, r), this.grad(l, dp.pair.b), r, s, acc); // dB_d
+    this.#finishA(l, T, gp, ghg, xn, dxn);
+    this.#finishA(l, T, up, ghu, xn, dxn);
+    k.rmsnorm_backward(G, dxn, p["act.x"], e.vec("postNorm"), p["act.rstd2"], d, d, d, d, 1, 0, T);
+  }
+
+  /** After the chunks of gate/up: dA = ghᵀ·xn and dxn += gh·A. */
+  #finishA(l: number, T: number, refs: LinearRefs, gh: number, xn: number, dxn: number): void {
+    if (!refs.pair) return;
+    const e = this.e, { d, r } = e.D;
+    e.gemm.run(OP.tn, 0, r, 0, d, d, T, gh, r, this.#f32(xn, d), this.grad(l, refs.pair.a), d, 1, this.sink.accumulate);
+    e.gemm.run(OP.nn, 0, T, 0, d, d, r, gh, r, refs.a!, dxn, d, 1, true);
+  }
+
+  /** For a chunk of gate/up rows: dB[c] = s·dYᵀ·h, gh += s·dY·B[c]. */
+  #chunkBGrads(l: number, T: number, pair: LoraPair, refs: LinearRefs, c0: number, n: number, dY: number, h: number, gh: number, first: boolean) {
+    const e = this.e, r = e.D.r, C = e.D.C, s = e.lora!.scale;
+    e.gemm.run(OP.tn, 0, n, 0, r, r, T, dY, C, this.#f32(h, r), this.grad(l, pair.b) + c0 * r * 4, r, s, this.sink.accumulate);
+    e.gemm.run(OP.nn, 0, T, 0, r, r, n, dY, C, this.#f32(refs.b!.ptr + c0 * r * 4, r), gh, r, s, !first);
+  }
+
+  /**
+   * The attention block. On entry `grad.x` is dL/d(x2), `act.q/k/v/att` and `act.xn` hold the recomputed
+   * forward; on exit `grad.x` is dL/d(x_l).
+   */
+  #attentionBackward(l: number, T: number, xl: number): void {
+    const e = this.e, { d, H, KV, hd, qd, kvd } = e.D, p = e.p, { k, gemm } = e;
+    const refs = e.refs(l);
+    const G = p["grad.x"], att = p["act.att"], datt = p["grad.att"];
+    // o_proj: d_att = G·W_o (+ LoRA)
+    gemm.run(OP.nn, 0, T, 0, qd, qd, d, G, d, refs.o_proj.w, datt, qd, 1, false);
+    this.#linearLora(l, T, refs.o_proj, att, qd, G, d, datt, qd);
+    // per head, with P recomputed: dV += Pᵀ·dO, dP = dO·Vᵀ, dS = softmax', dQ = dS·K, dK += dSᵀ·Q
+    const q = p["act.q"], dq = p["grad.q"], dk = p["grad.k"], dv = p["grad.v"];
+    const S = p["act.scores"], dS = p["grad.scores"];
+    const scale = 1 / Math.sqrt(hd), rep = H / KV;
+    for (let h = 0; h < H; h++) {
+      const g = Math.floor(h / rep), first = h % rep === 0;
+      const qh = q + h * hd * 4, dOh = datt + h * hd * 4;
+      gemm.run(OP.nt, 0, T, 0, T, T, hd, qh, qd, e.kRefs[g], S, T, 1, false);
+      k.softmax_causal_forward(S, S, T, T, scale, 0, 0, T);
+      gemm.run(OP.tn, 0, T, 0, hd, hd, T, S, T, this.#f32(dOh, qd), dv + g * hd * 4, kvd, 1, !first);
+      gemm.run(OP.nt, 0, T, 0, T, T, hd, dOh, qd, e.vRefs[g], dS, T, 1, false);
+      k.softmax_causal_backward(dS, S, dS, T, T, scale, 0, 0, T);
+      gemm.run(OP.nn, 0, T, 0, hd, hd, T, dS, T, e.kRefs[g], dq + h * hd * 4, qd, 1, false);
+      gemm.run(OP.tn, 0, T, 0, hd, hd, T, dS, T, this.#f32(qh, qd), dk + g * hd * 4, kvd, 1, !first);
+    }
+    const { cos, sin } = e.rope();
+    k.rope_backward(dq, cos, sin, H, hd, qd, 0, 0, T);
+    k.rope_backward(dk, cos, sin, KV, hd, kvd, 0, 0, T);
+    // dxn = dq·W_q + dk·W_k + dv·W_v (+ LoRA)
+    const xn = p["act.xn"], dxn = p["grad.xn"];
+    gemm.run(OP.nn, 0, T, 0, d, d, qd, dq, qd, refs.q_proj.w, dxn, d, 1, false);
+    gemm.run(OP.nn, 0, T, 0, d, d, kvd, dk, kvd, refs.k_proj.w, dxn, d, 1, true);
+    gemm.run(OP.nn, 0, T, 0, d, d, kvd, dv, kvd, refs.v_proj.w, dxn, d, 1, true);
+    this.#linearLora(l, T, refs.q_proj, xn, d, dq, qd, dxn, d);
+    this.#linearLora(l, T, refs.k_proj, xn, d, dk, kvd, dxn, d);
+    this.#linearLora(l, T, refs.v_proj, xn, d, dv, kvd, dxn, d);
+    k.rmsnorm_backward(G, dxn, xl, e.vec("inputNorm"), p["act.rstd"], d, d, d, d, 1, 0, T);
+  }
+
+  /**
+   * LoRA part of a linear's backward, given its input x [T, nIn] and output gradient dY [T, nOut]:
+   * h = x·Aᵀ (recomputed), dB = s·dYᵀ·h, gh = s·dY·B, dA = ghᵀ·x, dx += gh·A.
+   */
+  #linearLora(l: number, T: number, refs: LinearRefs, x: number, nIn: number, dY: number, nOut: number, dx: number, ldx: number): void {
+    const pair = refs.pair;
+    if (!pair) return;
+    const e = this.e, r = e.D.r, s = e.lora!.scale, acc = this.sink.accumulate, { gemm } = e;
+    const h = this.#slot(0, T), gh = this.#slot(4, T);
+    gemm.run(OP.nt, 0, T, 0, r, r, nIn, x, nIn, refs.a!, h, r, 1, false);
+    gemm.run(OP.tn, 0, nOut, 0, r, r, T, dY, nOut, this.#f32(h, r), this.grad(l, pair.b), r, s, acc);
+    gemm.run(OP.nn, 0, T, 0, r, r, nOut, dY, nOut, refs.b!, gh, r, s, false);
+    gemm.run(OP.tn, 0, r, 0, nIn, nIn, T, gh, r, this.#f32(x, nIn), this.grad(l, pair.a), nIn, 1, acc);
+    gemm.run(OP.nn, 0, T, 0, nIn, nIn, r, gh, r, refs.a!, dx, ldx, 1, true);
+  }
+}

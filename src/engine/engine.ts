@@ -1,0 +1,472 @@
+/**
+ * The engine: one kernel instance, one arena laid out by the plan, and the model's forward pass streaming
+ * one layer's weights at a time from a pack (DESIGN.md §3–§4). Training adds the backward pass on top
+ * (`backward.ts`); evaluation and generation use this file alone.
+ *
+ * Everything the step loop touches is a region of the plan; weight descriptors and typed-array views are
+ * made once here, so the forward pass allocates no buffers.
+ *
+ * @module
+ */
+import { Arena } from "../runtime/arena.ts";
+import { dtypeCode, f32Ref, Gemm, type WeightRef } from "../runtime/gemm.ts";
+import { type KernelExports, type Kernels, loadKernels, OP, type Variant } from "../runtime/kernels.ts";
+import type { ModelConfig } from "../model/config.ts";
+import { type Linear, LINEARS, type MatrixSlot, type Pack, type VocabRowViews } from "../model/pack.ts";
+import { findPair, type LoraLayout, type LoraPair } from "./lora.ts";
+import { type Dims, dims, type PlanOptions, planRegions } from "./plan.ts";
+
+/** Options for {@linkcode Engine.create}. */
+export interface EngineOptions extends Omit<PlanOptions, "format" | "bf16Scales" | "gemmScratch"> {
+  /** Arena budget in bytes: creation fails, showing the plan, if the plan is larger. */
+  budget?: number;
+  /** Kernel variant (default: the fastest this runtime validates). */
+  variant?: Variant;
+}
+
+/** Descriptors of one linear: the frozen weight and, if adapted, LoRA's A and B. */
+export interface LinearRefs {
+  w: WeightRef;
+  pair?: LoraPair;
+  a?: WeightRef;
+  b?: WeightRef;
+}
+
+/** A weight descriptor whose pointers are `base + rel` for the layer in use. */
+export interface RelRef {
+  ref: WeightRef;
+  ptr: number;
+  scales: number;
+  biases: number;
+}
+
+/** Whole-model forward over a pack, with LoRA when a layout is given. */
+export class Engine {
+  readonly cfg: ModelConfig;
+  readonly pack: Pack;
+  readonly kernels: Kernels;
+  readonly k: KernelExports;
+  readonly arena: Arena;
+  readonly gemm: Gemm;
+  readonly D: Dims;
+  readonly lora?: LoraLayout;
+  readonly options: EngineOptions;
+  /** f32 and i32 views of the whole linear memory (the memory never grows after creation). */
+  readonly F: Float32Array;
+  readonly I32: Int32Array;
+  /** Region pointers, by name. */
+  readonly p: Record<string, number>;
+  /** Layer whose weights the slot holds (-1: none), in streaming mode. */
+  loadedLayer = -1;
+  /** Per-layer descriptors; in streaming mode every layer shares the slot's. */
+  readonly #linears: Record<Linear, LinearRefs>[] = [];
+  readonly #rel: RelRef[] = [];
+  /** MLP column chunks: gate/up row blocks and down column blocks of the current layer. */
+  readonly chunks: { c0: number; c1: number; gate: RelRef; up: RelRef; down: RelRef }[] = [];
+  /** Per-layer vector pointers relative to the layer base. */
+  readonly #vec: { qBias: number; kBias: number; vBias: number; inputNorm: number; postNorm: number };
+  /** Key/value descriptors per kv head (pointers set by {@linkcode Engine.attentionForward}). */
+  readonly kRefs: WeightRef[] = [];
+  readonly vRefs: WeightRef[] = [];
+  /** A spare f32 descriptor for column/row blocks of LoRA matrices. */
+  readonly tmpRef: WeightRef = f32Ref(0, 1);
+  /** The vocabulary slot (a chunk of the embedding / LM head) as a weight. */
+  readonly vocabRef: WeightRef;
+  readonly #vocabViews: VocabRowViews[] = [];
+  readonly #rowViews: VocabRowViews;
+  readonly #layerView?: Uint8Array;
+  #layerBase = 0;
+
+  private constructor(pack: Pack, kernels: Kernels, arena: Arena, D: Dims, options: EngineOptions) {
+    this.cfg = pack.config;
+    this.pack = pack;
+    this.kernels = kernels;
+    this.k = kernels.exports;
+    this.arena = arena;
+    this.D = D;
+    this.lora = options.lora;
+    this.options = options;
+    this.F = new Float32Array(kernels.memory.buffer);
+    this.I32 = new Int32Array(kernels.memory.buffer);
+    this.p = Object.fromEntries(arena.plan.regions.map((r) => [r.name, r.offset]));
+    this.gemm = new Gemm(this.k, this.p["gemm.scratch"]);
+    const layout = pack.layout;
+
+    // linear weights relative to a layer base; LoRA descriptors per layer
+    const rel = (slot: MatrixSlot, rowOff = 0, colOff = 0): RelRef => {
+      const elem = { q4: 0.5, q8: 1, bf16: 2, f16: 2, f32: 4 }[slot.dtype];
+      const groupBytes = slot.scaleRowBytes ? 2 * (colOff / 64) : 0;
+      const r: RelRef = {
+        ref: {
+          dtype: slot.dtype,
+          ptr: 0,
+          ld: slot.cols,
+          scales: 0,
+          biases: 0,
+          bf16Scales: slot.bf16Scales,
+        },
+        ptr: slot.offset + rowOff * slot.rowBytes + colOff * elem,
+        scales: slot.scalesOffset + rowOff * slot.scaleRowBytes + groupBytes,
+        biases: slot.biasesOffset + rowOff * slot.scaleRowBytes + groupBytes,
+      };
+      this.#rel.push(r);
+      return r;
+    };
+    const shared = Object.fromEntries(LINEARS.map((n) => [n, rel(layout.linears[n]).ref])) as Record<Linear, WeightRef>;
+    for (let l = 0; l < D.L; l++) {
+      const refs = {} as Record<Linear, LinearRefs>;
+      for (const n of LINEARS) {
+        const pair = this.lora ? findPair(this.lora, l, n) : undefined;
+        const base = this.p["lora.params"] ?? 0;
+        refs[n] = {
+          w: shared[n],
+          pair,
+          a: pair ? f32Ref(base + pair.a * 4, pair.inDim) : undefined,
+          b: pair ? f32Ref(base + pair.b * 4, D.r) : undefined,
+        };
+      }
+      this.#linears.push(refs);
+    }
+    for (let c0 = 0; c0 < D.I; c0 += D.C) {
+      const c1 = Math.min(D.I, c0 + D.C);
+      this.chunks.push({
+        c0,
+        c1,
+        gate: rel(layout.linears.gate_proj, c0),
+        up: rel(layout.linears.up_proj, c0),
+        down: rel(layout.linears.down_proj, 0, c0),
+      });
+    }
+    this.#vec = {
+      qBias: layout.qBias.offset,
+      kBias: layout.kBias.offset,
+      vBias: layout.vBias.offset,
+      inputNorm: layout.inputNorm.offset,
+      postNorm: layout.postNorm.offset,
+    };
+    for (let g = 0; g < D.KV; g++) {
+      this.kRefs.push(f32Ref(0, D.kvd));
+      this.vRefs.push(f32Ref(0, D.kvd));
+    }
+
+    // vocabulary slot: rows of the embedding / LM head, read a chunk (or a token) at a time
+    const vs = pack.vocabSlot;
+    const vbase = this.p["weights.vocab"];
+    const slot = { ...vs, rows: D.Vc };
+    const scalesOff = vs.scaleRowBytes ? alignUp(D.Vc * vs.rowBytes) : 0;
+    const biasesOff = vs.scaleRowBytes ? alignUp(scalesOff + D.Vc * vs.scaleRowBytes) : 0;
+    this.vocabRef = {
+      dtype: slot.dtype,
+      ptr: vbase,
+      ld: D.d,
+      scales: vbase + scalesOff,
+      biases: vbase + biasesOff,
+      bf16Scales: slot.bf16Scales,
+    };
+    const buf = kernels.memory.buffer;
+    const views = (rows: number) => ({
+      data: new Uint8Array(buf, vbase, rows * vs.rowBytes),
+      scales: vs.scaleRowBytes ? new Uint8Array(buf, vbase + scalesOff, rows * vs.scaleRowBytes) : undefined,
+      biases: vs.scaleRowBytes ? new Uint8Array(buf, vbase + biasesOff, rows * vs.scaleRowBytes) : undefined,
+    });
+    for (let v0 = 0; v0 < D.V; v0 += D.Vc) this.#vocabViews.push(views(Math.min(D.Vc, D.V - v0)));
+    this.#rowViews = views(1);
+    if (!options.resident) this.#layerView = new Uint8Array(buf, this.p["weights.layer"], layout.bytes);
+    this.#setLayerBase(options.resident ? this.p["weights.layers"] : this.p["weights.layer"]);
+    this.#fillRope();
+  }
+
+  /** Plans the arena for `pack` and `options`, loads the kernels, lays out memory once. */
+  static async create(pack: Pack, options: EngineOptions): Promise<Engine> {
+    const kernels = await loadKernels({ variant: options.variant });
+    const plan: PlanOptions = {
+      ...options,
+      format: pack.header.format,
+      bf16Scales: pack.header.bf16Scales,
+      gemmScratch: kernels.exports.gemm_scratch_bytes(),
+    };
+    const D = dims(pack.config, plan);
+    const arena = Arena.create(kernels, planRegions(pack.config, plan), { budget: options.budget });
+    const e = new Engine(pack, kernels, arena, D, options);
+    await pack.readNorm(e.arena.f32("weights.norm"));
+    if (options.resident) {
+      const all = arena.u8("weights.layers");
+      const bytes = pack.layout.bytes;
+      for (let l = 0; l < D.L; l++) await pack.readLayer(l, all.subarray(l * bytes, (l + 1) * bytes));
+    }
+    return e;
+  }
+
+  /** Descriptors of layer `l`'s linears. */
+  refs(l: number): Record<Linear, LinearRefs> {
+    return this.#linears[l];
+  }
+
+  /** Absolute pointer of a per-layer vector (bias or norm weight) of the current layer. */
+  vec(name: "qBias" | "kBias" | "vBias" | "inputNorm" | "postNorm"): number {
+    return this.#layerBase + this.#vec[name];
+  }
+
+  /** Points every weight descriptor at the layer blob starting at `base`. */
+  #setLayerBase(base: number): void {
+    this.#layerBase = base;
+    for (const r of this.#rel) {
+      r.ref.ptr = base + r.ptr;
+      r.ref.scales = base + r.scales;
+      r.ref.biases = base + r.biases;
+    }
+  }
+
+  /** cos/sin of (position · θ_i) in f64, rounded to f32, for every planned position. */
+  #fillRope(): void {
+    const { hd, P } = this.D;
+    const half = hd / 2;
+    const cos = this.p["rope"] / 4, sin = cos + P * half;
+    for (let i = 0; i < half; i++) {
+      const invFreq = 1 / Math.pow(this.cfg.ropeTheta, (2 * i) / hd);
+      for (let pos = 0; pos < P; pos++) {
+        this.F[cos + pos * half + i] = Math.cos(pos * invFreq);
+        this.F[sin + pos * half + i] = Math.sin(pos * invFreq);
+      }
+    }
+  }
+
+  /** Makes layer `l`'s weights current (reads them into the slot unless resident or already there). */
+  async loadLayer(l: number): Promise<void> {
+    if (this.options.resident) {
+      this.#setLayerBase(this.p["weights.layers"] + l * this.pack.layout.bytes);
+      return;
+    }
+    if (this.loadedLayer === l) return;
+    this.loadedLayer = -1;
+    await this.pack.readLayer(l, this.#layerView!);
+    this.loadedLayer = l;
+  }
+
+  /** Embeds tokens `ids[0..T)` into rows `row0…` of the residual stream `act.x`. */
+  async embed(ids: ArrayLike<number>, T: number, row0 = 0): Promise<void> {
+    const { d, V } = this.D;
+    const v = this.#rowViews, ref = this.vocabRef;
+    const x = this.p["act.x"];
+    const code = dtypeCode(ref);
+    for (let t = 0; t < T; t++) {
+      const id = ids[t];
+      if (!(id >= 0 && id < V)) throw new Error(`token id ${id} at position ${t} is outside the vocabulary (${V})`);
+      await this.pack.readVocabRows(id, id + 1, v);
+      this.k.decode_row(code, ref.ptr, d, ref.scales, ref.biases, 0, 0, d, x + (row0 + t) * d * 4);
+    }
+  }
+
+  /**
+   * One linear over rows [0, T): out (+)= in·Wᵀ (+ bias) + s·(in·Aᵀ)·Bᵀ. With `accumulate` the result is
+   * added to `out` (a residual connection); a bias is written first (rows copied) when given.
+   */
+  linear(T: number, x: number, ldx: number, refs: LinearRefs, out: number, ldo: number, nOut: number, nIn: number, bias: number, accumulate: boolean): void {
+    if (bias) {
+      for (let t = 0; t < T; t++) this.F.copyWithin((out >> 2) + t * ldo, bias >> 2, (bias >> 2) + nOut);
+    }
+    this.gemm.run(OP.nt, 0, T, 0, nOut, nOut, nIn, x, ldx, refs.w, out, ldo, 1, accumulate || bias !== 0);
+    if (refs.pair) {
+      const h = this.p["lora.h"], r = this.D.r;
+      this.gemm.run(OP.nt, 0, T, 0, r, r, nIn, x, ldx, refs.a!, h, r, 1, false);
+      this.gemm.run(OP.nt, 0, T, 0, nOut, nOut, r, h, r, refs.b!, out, ldo, this.lora!.scale, true);
+    }
+  }
+
+  /**
+   * Layer `l` on rows [0, T) of `act.x`, in place: the pre-norm attention block, then the MLP, each added
+   * to the residual. Queries are at absolute positions pos0…; keys/values are written at rows pos0… of
+   * `kv` (the cache of this layer, or the plan's `act.k`/`act.v` with pos0 = 0) and attention reads rows
+   * 0 … pos0+T−1 of it.
+   */
+  layerForward(l: number, T: number, pos0 = 0, kv?: { k: number; v: number }): void {
+    this.attentionForward(l, T, pos0, kv);
+    this.mlpForward(l, T, this.p["act.xn"], this.p["act.rstd"]);
+  }
+
+  /** Makes the weight descriptors point at layer `l` (checking a streamed layer is in the slot). */
+  useLayer(l: number): void {
+    const base = this.options.resident ? this.p["weights.layers"] + l * this.pack.layout.bytes : this.p["weights.layer"];
+    if (!this.options.resident && this.loadedLayer !== l) throw new Error(`layer ${l} is not loaded`);
+    if (this.#layerBase !== base) this.#setLayerBase(base);
+  }
+
+  /**
+   * The attention block of layer `l`: x += o_proj(attention(rope(q), rope(k), v)) with q, k, v from
+   * rmsnorm(x) (kept in `act.xn`, 1/rms in `act.rstd`); q and the attention output stay in `act.q`,
+   * `act.att`.
+   */
+  attentionForward(l: number, T: number, pos0 = 0, kv?: { k: number; v: number }): void {
+    const { d, H, KV, hd, qd, kvd } = this.D;
+    const { k, p, gemm } = this;
+    this.useLayer(l);
+    const refs = this.#linears[l];
+    const x = p["act.x"], xn = p["act.xn"], q = p["act.q"], att = p["act.att"], rstd = p["act.rstd"];
+    const kBase = kv?.k ?? p["act.k"], vBase = kv?.v ?? p["act.v"];
+    const kNew = kBase + pos0 * kvd * 4, vNew = vBase + pos0 * kvd * 4;
+    k.rmsnorm_forward(xn, rstd, x, this.vec("inputNorm"), d, d, d, this.cfg.rmsNormEps, 0, T);
+    this.linear(T, xn, d, refs.q_proj, q, qd, qd, d, this.vec("qBias"), false);
+    this.linear(T, xn, d, refs.k_proj, kNew, kvd, kvd, d, this.vec("kBias"), false);
+    this.linear(T, xn, d, refs.v_proj, vNew, kvd, kvd, d, this.vec("vBias"), false);
+    const { cos, sin } = this.rope();
+    k.rope_forward(q, cos, sin, H, hd, qd, pos0, 0, T);
+    k.rope_forward(kNew, cos, sin, KV, hd, kvd, pos0, 0, T);
+    const nk = pos0 + T;
+    for (let g = 0; g < KV; g++) {
+      this.kRefs[g].ptr = kBase + g * hd * 4;
+      this.vRefs[g].ptr = vBase + g * hd * 4;
+    }
+    const s = p["act.scores"], scale = 1 / Math.sqrt(hd), rep = H / KV;
+    for (let h = 0; h < H; h++) {
+      const g = Math.floor(h / rep);
+      gemm.run(OP.nt, 0, T, 0, nk, nk, hd, q + h * hd * 4, qd, this.kRefs[g], s, nk, 1, false);
+      k.softmax_causal_forward(s, s, nk, nk, scale, pos0, 0, T);
+      gemm.run(OP.nn, 0, T, 0, hd, hd, nk, s, nk, this.vRefs[g], att + h * hd * 4, qd, 1, false);
+    }
+    this.linear(T, att, qd, refs.o_proj, x, d, d, qd, 0, true);
+  }
+
+  /** Pointers of the rope tables. */
+  rope(): { cos: number; sin: number } {
+    const cos = this.p["rope"];
+    return { cos, sin: cos + this.D.P * (this.D.hd / 2) * 4 };
+  }
+
+  /** The MLP block of layer `l`: xn = rmsnorm(x) (into `xn`, 1/rms into `rstd`), x += down(silu(gate(xn)) · up(xn)). */
+  mlpForward(l: number, T: number, xn: number, rstd: number): void {
+    const { d, r, C } = this.D;
+    const { k, p, gemm } = this;
+    this.useLayer(l);
+    k.rmsnorm_forward(xn, rstd, p["act.x"], this.vec("postNorm"), d, d, d, this.cfg.rmsNormEps, 0, T);
+    const refs = this.#linears[l];
+    const x = p["act.x"], gbuf = p["mlp.g"], ubuf = p["mlp.u"];
+    const hBase = p["lora.h"] ?? 0, s = this.lora?.scale ?? 0;
+    const hg = hBase + T * r * 4, hu = hg + T * r * 4, hd = hu + T * r * 4;
+    const gp = refs.gate_proj, up = refs.up_proj, dp = refs.down_proj;
+    if (gp.pair) gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, gp.a!, hg, r, 1, false);
+    if (up.pair) gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, up.a!, hu, r, 1, false);
+    for (let i = 0; i < this.chunks.length; i++) {
+      const c = this.chunks[i], n = c.c1 - c.c0;
+      gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.gate.ref, gbuf, C, 1, false);
+      if (gp.pair) this.#loraChunkB(T, hg, gp, c.c0, n, gbuf, C, s);
+      gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.up.ref, ubuf, C, 1, false);
+      if (up.pair) this.#loraChunkB(T, hu, up, c.c0, n, ubuf, C, s);
+      k.swiglu_forward(gbuf, gbuf, ubuf, n, C, C, C, 0, T);
+      gemm.run(OP.nt, 0, T, 0, d, d, n, gbuf, C, c.down.ref, x, d, 1, true);
+      if (dp.pair) {
+        // h_d += m_c · A_d[:, c]ᵀ
+        this.tmpRef.ptr = dp.a!.ptr + c.c0 * 4;
+        this.tmpRef.ld = dp.a!.ld;
+        gemm.run(OP.nt, 0, T, 0, r, r, n, gbuf, C, this.tmpRef, hd, r, 1, i > 0);
+      }
+    }
+    if (dp.pair) gemm.run(OP.nt, 0, T, 0, d, d, r, hd, r, dp.b!, x, d, s, true);
+  }
+
+  /** out[:, 0:n) += s · h · B[c0:c0+n)ᵀ (the chunk's rows of B). */
+  #loraChunkB(T: number, h: number, refs: LinearRefs, c0: number, n: number, out: number, ldo: number, s: number): void {
+    const r = this.D.r;
+    this.tmpRef.ptr = refs.b!.ptr + c0 * r * 4;
+    this.tmpRef.ld = r;
+    this.gemm.run(OP.nt, 0, T, 0, n, n, r, h, r, this.tmpRef, out, ldo, s, true);
+  }
+
+  /** Final RMSNorm of rows [0, T) of `act.x` into `act.xn` (rstd kept in `act.rstd`). */
+  finalNorm(T: number): void {
+    const d = this.D.d;
+    this.k.rmsnorm_forward(this.p["act.xn"], this.p["act.rstd"], this.p["act.x"], this.p["weights.norm"], d, d, d, this.cfg.rmsNormEps, 0, T);
+  }
+
+  /** Pointers of the loss's per-row vectors. */
+  lossRows(): { max: number; sum: number; tlogit: number; lse: number; loss: number; weight: number; targets: number } {
+    const T = this.D.T, b = this.p["loss.rows"];
+    return {
+      max: b,
+      sum: b + T * 4,
+      tlogit: b + 2 * T * 4,
+      lse: b + 3 * T * 4,
+      loss: b + 4 * T * 4,
+      weight: b + 5 * T * 4,
+      targets: this.p["loss.targets"],
+    };
+  }
+
+  /** Reads vocabulary chunk `c` (embedding, or the untied LM head) into the vocabulary slot. */
+  async loadVocabChunk(c: number): Promise<number> {
+    const v0 = c * this.D.Vc, v = this.#vocabViews[c];
+    const rows = Math.min(this.D.Vc, this.D.V - v0);
+    await this.pack.readVocabRows(v0, v0 + rows, v, !this.cfg.tieWordEmbeddings);
+    return rows;
+  }
+
+  /** Number of vocabulary chunks. */
+  get vocabChunks(): number {
+    return this.#vocabViews.length;
+  }
+
+  /** logits[row0:row1, 0:vc) = act.xn · E[v0:v0+vc)ᵀ for the chunk in the slot (ld = Vc). */
+  chunkLogits(row0: number, row1: number, vc: number): number {
+    const logits = this.p["loss.logits"];
+    this.gemm.run(OP.nt, row0, row1, 0, vc, vc, this.D.d, this.p["act.xn"], this.D.d, this.vocabRef, logits, this.D.Vc, 1, false);
+    return logits;
+  }
+
+  /**
+   * Per-row next-token loss of rows [0, T) (targets in `loss.targets`, i32; −1 for rows without a target):
+   * streams the LM head chunk by chunk with an online log-sum-exp. Leaves −log p(target) per row in
+   * `loss.rows.loss` and log Σ exp in `.lse` (with `.max`) for the backward pass.
+   */
+  async lossForward(T: number): Promise<void> {
+    const r = this.lossRows();
+    for (let c = 0; c < this.vocabChunks; c++) {
+      const vc = await this.loadVocabChunk(c);
+      const logits = this.chunkLogits(0, T, vc);
+      this.k.ce_chunk_forward(logits, vc, this.D.Vc, c * this.D.Vc, r.targets, r.max, r.sum, r.tlogit, c === 0 ? 1 : 0, 0, T);
+    }
+    this.k.ce_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, 0, T);
+  }
+
+  /** Full forward of `ids[0..T)` through every layer into `act.x` (streaming weights), then the final norm. */
+  async forward(ids: ArrayLike<number>, T: number): Promise<void> {
+    await this.embed(ids, T);
+    for (let l = 0; l < this.D.L; l++) {
+      await this.loadLayer(l);
+      this.layerForward(l, T);
+    }
+    this.finalNorm(T);
+  }
+
+  /** Sets the loss targets for a sequence: row t predicts ids[t+1] where targets[t+1] is set. */
+  setTargets(ids: ArrayLike<number>, trained: ArrayLike<number> | undefined, T: number): number {
+    const r = this.lossRows();
+    let n = 0;
+    for (let t = 0; t < T; t++) {
+      const ok = t + 1 < T && (trained ? trained[t + 1] !== 0 : true);
+      this.I32[(r.targets >> 2) + t] = ok ? ids[t + 1] : -1;
+      if (ok) n++;
+    }
+    for (let t = 0; t < T; t++) this.F[(r.weight >> 2) + t] = this.I32[(r.targets >> 2) + t] >= 0 && n ? 1 / n : 0;
+    return n;
+  }
+
+  /** Σ and count of the per-row losses of trained rows, in f64 (for means over many sequences). */
+  lossSum(T: number): { sum: number; count: number } {
+    const r = this.lossRows();
+    let sum = 0, count = 0;
+    for (let t = 0; t < T; t++) {
+      if (this.I32[(r.targets >> 2) + t] < 0) continue;
+      sum += this.F[(r.loss >> 2) + t];
+      count++;
+    }
+    return { sum, count };
+  }
+
+  /** Linear memory size now (constant after creation). */
+  memoryBytes(): number {
+    return this.kernels.memory.buffer.byteLength;
+  }
+}
+
+function alignUp(n: number): number {
+  return Math.ceil(n / 64) * 64;
+}

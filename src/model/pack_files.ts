@@ -1,0 +1,68 @@
+/**
+ * The Deno edge of weight packs: find a model's pack in the cache directory, or build it (once, atomically)
+ * from the checkpoint. A pack made from other weights, in another format, or cut short is rebuilt.
+ *
+ * @module
+ */
+import { dirFiles, fileSource, writeFileAtomic } from "../io/deno_files.ts";
+import { type ModelConfig, parseModelConfig } from "./config.ts";
+import { checkpointFingerprint, openPack, type Pack, type PackFormat, StalePackError, writePack } from "./pack.ts";
+import { openCheckpoint } from "./safetensors.ts";
+import { FileNotFoundError } from "../io/source.ts";
+
+/** Options for {@linkcode loadOrBuildPack}. */
+export interface LoadPackOptions {
+  /** Weight format of the pack. */
+  format: PackFormat;
+  /** Where packs are kept. */
+  cacheDir: string;
+  /** Told what happens: "building …", progress, "reusing …". */
+  onStatus?: (message: string) => void;
+}
+
+/** Reads and validates a model directory's config.json. */
+export async function readModelConfig(modelDir: string): Promise<ModelConfig> {
+  const files = dirFiles(modelDir);
+  const text = await files.readText("config.json");
+  if (text === undefined) throw new Error(`${modelDir}: no config.json (is this a model directory?)`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${modelDir}/config.json: invalid JSON (${(e as Error).message})`);
+  }
+  return parseModelConfig(json, { file: `${modelDir}/config.json` });
+}
+
+/** Opens the pack of `modelDir` in `format`, building it first if there is no valid one. */
+export async function loadOrBuildPack(modelDir: string, options: LoadPackOptions): Promise<{ pack: Pack; path: string; built: boolean }> {
+  const cfg = await readModelConfig(modelDir);
+  const files = dirFiles(modelDir);
+  const ckpt = await openCheckpoint(files);
+  try {
+    const fingerprint = await checkpointFingerprint(files, ckpt);
+    const name = modelDir.replace(/\/+$/, "").split("/").at(-1) || "model";
+    const path = `${options.cacheDir}/${name}-${fingerprint.slice(0, 16)}-${options.format}.pack`;
+    try {
+      const pack = await openPack(fileSource(path), { fingerprint, format: options.format });
+      options.onStatus?.(`weights: ${path}`);
+      return { pack, path, built: false };
+    } catch (e) {
+      if (!(e instanceof StalePackError) && !(e instanceof FileNotFoundError)) throw e;
+      options.onStatus?.(
+        e instanceof StalePackError ? `rebuilding weight pack (${e.message})` : `packing ${modelDir} as ${options.format} (once)`,
+      );
+    }
+    await Deno.mkdir(options.cacheDir, { recursive: true });
+    await writeFileAtomic(path, (sink) =>
+      writePack(ckpt, cfg, sink, {
+        format: options.format,
+        fingerprint,
+        onProgress: (done, total, what) => options.onStatus?.(`  packed ${what} (${done}/${total})`),
+      }).then(() => {}));
+    const pack = await openPack(fileSource(path), { fingerprint, format: options.format });
+    return { pack, path, built: true };
+  } finally {
+    ckpt.close();
+  }
+}

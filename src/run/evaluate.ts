@@ -1,0 +1,81 @@
+/**
+ * Evaluation: mean negative log-likelihood per predicted token over a dataset, streaming the weights.
+ *
+ * @module
+ */
+import { Engine } from "../engine/engine.ts";
+import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
+import { loraLayout } from "../engine/lora.ts";
+import type { Pack } from "../model/pack.ts";
+import type { Variant } from "../runtime/kernels.ts";
+
+/** A tokenized sequence. */
+export interface Sequence {
+  ids: Int32Array;
+  /** 1 = trained target (ignored by evaluation, which scores every predicted position). */
+  targets?: Uint8Array;
+}
+
+/** Options for {@linkcode evaluate}. */
+export interface EvaluateOptions {
+  /** Apply this adapter. */
+  adapter?: OpenedAdapter;
+  /** Longest sequence; longer ones are cut to it (default: the longest given). */
+  seqLen?: number;
+  /** Arena budget in bytes. */
+  budget?: number;
+  /** Kernel variant. */
+  variant?: Variant;
+  /** Keep all layers resident instead of streaming. */
+  resident?: boolean;
+  /** Called after each sequence. */
+  onProgress?: (done: number, total: number, meanNll: number) => void;
+}
+
+/** What {@linkcode evaluate} measured. */
+export interface EvaluateResult {
+  /** Mean negative log-likelihood per predicted token (nats). */
+  nll: number;
+  /** exp(nll). */
+  perplexity: number;
+  /** Predicted tokens scored (positions 1 … T−1 of every sequence). */
+  tokens: number;
+  sequences: number;
+}
+
+/**
+ * Scores every predicted position of every sequence (token-weighted over the whole set), with the model's
+ * weights streamed one layer at a time.
+ */
+export async function evaluate(pack: Pack, sequences: readonly Sequence[], options: EvaluateOptions = {}): Promise<EvaluateResult> {
+  if (sequences.length === 0) throw new Error("nothing to evaluate: the dataset is empty");
+  const longest = Math.max(...sequences.map((s) => s.ids.length));
+  const seqLen = Math.max(2, options.seqLen ?? longest);
+  const lora = options.adapter ? loraLayout(pack.config, options.adapter.config) : undefined;
+  const e = await Engine.create(pack, {
+    mode: "eval",
+    seqLen,
+    lora,
+    budget: options.budget,
+    variant: options.variant,
+    resident: options.resident,
+  });
+  if (options.adapter) await readAdapterInto(options.adapter, lora!, e.arena.f32("lora.params"));
+  let sum = 0, tokens = 0;
+  for (let i = 0; i < sequences.length; i++) {
+    const ids = sequences[i].ids;
+    const T = Math.min(ids.length, seqLen);
+    if (T >= 2) {
+      await e.forward(ids, T);
+      e.setTargets(ids, undefined, T);
+      await e.lossForward(T);
+      const r = e.lossSum(T);
+      sum += r.sum;
+      tokens += r.count;
+    }
+    options.onProgress?.(i + 1, sequences.length, tokens ? sum / tokens : NaN);
+  }
+  if (tokens === 0) throw new Error("nothing to evaluate: every sequence is shorter than 2 tokens");
+  const nll = sum / tokens;
+  return { nll, perplexity: Math.exp(nll), tokens, sequences: sequences.length };
+}

@@ -1,0 +1,113 @@
+/**
+ * Text generation with a KV cache: the prompt is prefilled in one pass, then one token per step, sampling
+ * with temperature and nucleus (top-p) from a seeded generator.
+ *
+ * @module
+ */
+import { Engine } from "../engine/engine.ts";
+import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
+import { loraLayout } from "../engine/lora.ts";
+import type { Pack } from "../model/pack.ts";
+import type { Variant } from "../runtime/kernels.ts";
+
+/** Options for {@linkcode generate}. */
+export interface GenerateOptions {
+  /** Most new tokens (default 128). */
+  maxTokens?: number;
+  /** Sampling temperature; 0 = greedy (default 0.7). */
+  temperature?: number;
+  /** Nucleus sampling mass (default 0.8). */
+  topP?: number;
+  /** Seed of the sampler (default 0). */
+  seed?: number;
+  /** Token ids that end generation. */
+  eosTokenIds?: readonly number[];
+  adapter?: OpenedAdapter;
+  /** Stream the weights instead of keeping them resident (less memory, slower). */
+  streamWeights?: boolean;
+  budget?: number;
+  variant?: Variant;
+}
+
+/** Generates tokens after `prompt`, yielding each as it is sampled (EOS included, then stops). */
+export async function* generate(pack: Pack, prompt: ArrayLike<number>, options: GenerateOptions = {}): AsyncGenerator<number> {
+  const maxTokens = options.maxTokens ?? 128;
+  const T0 = prompt.length;
+  if (T0 < 1) throw new Error("the prompt is empty");
+  const lora = options.adapter ? loraLayout(pack.config, options.adapter.config) : undefined;
+  const e = await Engine.create(pack, {
+    mode: "generate",
+    seqLen: Math.max(2, T0),
+    maxPositions: T0 + maxTokens,
+    lora,
+    resident: !options.streamWeights,
+    budget: options.budget,
+    variant: options.variant,
+  });
+  if (options.adapter) await readAdapterInto(options.adapter, lora!, e.arena.f32("lora.params"));
+  const { L, P, kvd, V } = e.D;
+  const cache = (l: number) => ({ k: e.p["kv.k"] + l * P * kvd * 4, v: e.p["kv.v"] + l * P * kvd * 4 });
+  const logits = new Float32Array(V);
+  const sample = sampler(options);
+  const eos = new Set(options.eosTokenIds ?? []);
+  const one = new Int32Array(1);
+  let pos = 0, T = T0, ids: ArrayLike<number> = prompt;
+  for (let n = 0; n < maxTokens; n++) {
+    await e.embed(ids, T);
+    for (let l = 0; l < L; l++) {
+      await e.loadLayer(l);
+      e.layerForward(l, T, pos, cache(l));
+    }
+    e.finalNorm(T);
+    await lastRowLogits(e, T - 1, logits);
+    const next = sample(logits);
+    yield next;
+    if (eos.has(next)) return;
+    pos += T;
+    T = 1;
+    one[0] = next;
+    ids = one;
+  }
+}
+
+/** Full-vocabulary logits of one row of `act.xn`, streaming the LM head. */
+async function lastRowLogits(e: Engine, row: number, out: Float32Array): Promise<void> {
+  const { Vc } = e.D;
+  for (let c = 0; c < e.vocabChunks; c++) {
+    const vc = await e.loadVocabChunk(c);
+    const p = e.chunkLogits(row, row + 1, vc) >> 2;
+    out.set(e.F.subarray(p + row * Vc, p + row * Vc + vc), c * Vc);
+  }
+}
+
+/** Greedy, or temperature + top-p sampling with a seeded xorshift generator. */
+export function sampler(options: Pick<GenerateOptions, "temperature" | "topP" | "seed">): (logits: Float32Array) => number {
+  const temperature = options.temperature ?? 0.7, topP = options.topP ?? 0.8;
+  let s = (options.seed ?? 0) >>> 0 ^ 0x9e3779b9;
+  const random = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 2 ** 32;
+  };
+  return (logits) => {
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+    if (temperature <= 0) return best;
+    // candidates within a factor 1e-6 of the top probability; the rest cannot matter for top-p ≤ 1 − 1e-3
+    const cut = logits[best] - temperature * Math.log(1e6);
+    const cand: number[] = [];
+    for (let i = 0; i < logits.length; i++) if (logits[i] >= cut) cand.push(i);
+    cand.sort((a, b) => logits[b] - logits[a]);
+    const w = cand.map((i) => Math.exp((logits[i] - logits[best]) / temperature));
+    const total = w.reduce((a, b) => a + b, 0);
+    let keep = 0, mass = 0;
+    while (keep < cand.length && mass < topP * total) mass += w[keep++];
+    let u = random() * mass;
+    for (let i = 0; i < keep; i++) {
+      u -= w[i];
+      if (u <= 0) return cand[i];
+    }
+    return cand[keep - 1];
+  };
+}

@@ -1,0 +1,304 @@
+/**
+ * The training loop: LoRA fine-tuning with exact MeSP gradients, batch 1 (one sequence per micro-step),
+ * optional gradient accumulation and clipping, SGD or AdamW, validation, and resumable checkpoints. It has no
+ * file-system code: persistence is a callback, so the loop runs in Deno, browsers and edge runtimes alike.
+ *
+ * @module
+ */
+import { Engine } from "../engine/engine.ts";
+import { Backward } from "../engine/backward.ts";
+import { forwardBackward } from "../engine/step.ts";
+import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
+import { type LoraLayout, loraLayout, type LoraOptions } from "../engine/lora.ts";
+import { learningRate, Optimizer, type OptimizerOptions } from "../engine/optimizer.ts";
+import type { Method } from "../engine/plan.ts";
+import { formatPlan } from "../runtime/arena.ts";
+import type { Pack } from "../model/pack.ts";
+import type { Variant } from "../runtime/kernels.ts";
+import type { Sequence } from "./evaluate.ts";
+
+/** Options of {@linkcode train}. */
+export interface TrainOptions {
+  /** Training method (only "mesp" here; the baselines come with the comparison benchmarks). */
+  method?: Method;
+  /** Longest sequence in tokens (longer ones are cut). */
+  seqLen: number;
+  /** Optimizer steps; or give `epochs`. */
+  steps?: number;
+  epochs?: number;
+  lora?: LoraOptions;
+  /** Seed of the LoRA initialisation and the data order. */
+  seed?: number;
+  optimizer?: Omit<OptimizerOptions, "totalSteps">;
+  /** Sequences per optimizer step (gradient accumulation; default 1, update fused into the backward). */
+  gradAccum?: number;
+  /** Clip the global gradient norm to this (0 = off). */
+  clip?: number;
+  /** Validate every this many steps (and at the end) when validation data is given. */
+  valEvery?: number;
+  /** Save a checkpoint every this many steps (and at the end). */
+  saveEvery?: number;
+  /** Continue from a checkpoint. */
+  resume?: TrainState;
+  /** Start from an existing adapter instead of a fresh initialisation. */
+  adapter?: OpenedAdapter;
+  budget?: number;
+  variant?: Variant;
+  resident?: boolean;
+  /** Called with progress, validation and checkpoint events. */
+  onEvent?: (event: TrainEvent) => void;
+  /** Persists a checkpoint (atomically); awaited before training goes on. */
+  saveCheckpoint?: (state: TrainState) => Promise<void>;
+  /** Polled between steps: return true to stop early (after saving). */
+  shouldStop?: () => boolean;
+}
+
+/** Everything needed to continue a run exactly where it stopped. */
+export interface TrainState {
+  /** Optimizer steps done. */
+  step: number;
+  /** Data position: epoch and index within that epoch's order. */
+  epoch: number;
+  cursor: number;
+  seed: number;
+  /** LoRA parameters and (AdamW) moments, copies. */
+  params: Float32Array;
+  m?: Float32Array;
+  v?: Float32Array;
+  /** The adapter layout the parameters belong to. */
+  lora: { rank: number; alpha: number; rslora: boolean; targets: string[] };
+  optimizer: string;
+}
+
+/** Progress and results, as events. */
+export type TrainEvent =
+  | { type: "plan"; table: string; bytes: number }
+  | {
+    type: "step";
+    step: number;
+    steps: number;
+    loss: number;
+    lr: number;
+    tokens: number;
+    tokensPerSecond: number;
+    elapsed: number;
+  }
+  | { type: "val"; step: number; loss: number; tokens: number }
+  | { type: "checkpoint"; step: number };
+
+/** The result of {@linkcode train}: the trained adapter and the loss history. */
+export interface TrainResult {
+  layout: LoraLayout;
+  params: Float32Array;
+  steps: number;
+  losses: number[];
+  valLosses: { step: number; loss: number }[];
+  /** Whether the run stopped early (shouldStop). */
+  stopped: boolean;
+}
+
+/** xoshiro128** seeded by splitmix32: a small deterministic generator for initialisation and data order. */
+export function seededRandom(seed: number): () => number {
+  let x = seed >>> 0;
+  const next32 = () => {
+    x = (x + 0x9e3779b9) >>> 0;
+    let z = x;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+    return (z ^ (z >>> 16)) >>> 0;
+  };
+  const s = [next32(), next32(), next32(), next32()];
+  return () => {
+    const r = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
+    const t = s[1] << 9;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 11);
+    return r / 2 ** 32;
+  };
+}
+
+function rotl(x: number, k: number): number {
+  return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+/** PEFT's initialisation: A ~ U(−1/√in, 1/√in) (kaiming_uniform with a = √5), B = 0. */
+export function initLora(layout: LoraLayout, params: Float32Array, seed: number): void {
+  const random = seededRandom(seed);
+  params.fill(0);
+  for (const row of layout.pairs) {
+    for (const pair of row) {
+      const bound = 1 / Math.sqrt(pair.inDim);
+      for (let i = 0; i < layout.rank * pair.inDim; i++) params[pair.a + i] = (2 * random() - 1) * bound;
+    }
+  }
+}
+
+/** The order sequences are visited in epoch `epoch`: a seeded shuffle. */
+export function epochOrder(n: number, seed: number, epoch: number): Uint32Array {
+  const order = Uint32Array.from({ length: n }, (_, i) => i);
+  const random = seededRandom((seed ^ Math.imul(epoch + 1, 0x27d4eb2d)) >>> 0);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  return order;
+}
+
+/** Fine-tunes a LoRA adapter on `data` with exact gradients; `val` is scored every `valEvery` steps. */
+export async function train(pack: Pack, data: readonly Sequence[], val: readonly Sequence[], options: TrainOptions): Promise<TrainResult> {
+  const method = options.method ?? "mesp";
+  if (method !== "mesp") throw new Error(`method "${method}" is not available yet`);
+  if (data.length === 0) throw new Error("the training set is empty");
+  const cfg = pack.config;
+  const seqLen = options.seqLen;
+  if (seqLen > cfg.maxPositionEmbeddings) {
+    throw new Error(`sequence length ${seqLen} is longer than the model allows (${cfg.maxPositionEmbeddings})`);
+  }
+  const accum = options.gradAccum ?? 1;
+  if (!Number.isInteger(accum) || accum < 1) throw new Error(`grad-accum must be a positive integer, got ${accum}`);
+  const clip = options.clip ?? 0;
+  const seed = options.seed ?? 0;
+  const steps = options.steps ?? Math.ceil(((options.epochs ?? 1) * data.length) / accum);
+  if (!(steps >= 1)) throw new Error(`nothing to train: ${steps} steps`);
+  const optOptions: OptimizerOptions = { name: "sgd", lr: 1e-4, ...options.optimizer, totalSteps: steps };
+  const loraOptions = options.resume?.lora ?? options.adapter?.config ?? options.lora ?? {};
+  const layout = loraLayout(cfg, loraOptions);
+  const gradBuffer = accum > 1 || clip > 0;
+  const e = await Engine.create(pack, {
+    mode: "train",
+    seqLen,
+    lora: layout,
+    optimizer: optOptions.name,
+    gradBuffer,
+    budget: options.budget,
+    variant: options.variant,
+    resident: options.resident,
+  });
+  options.onEvent?.({ type: "plan", table: formatPlan(e.arena.plan), bytes: e.arena.plan.bytes });
+  const params = e.arena.f32("lora.params");
+  const m = optOptions.name === "adamw" ? e.arena.f32("opt.m") : undefined;
+  const v = optOptions.name === "adamw" ? e.arena.f32("opt.v") : undefined;
+  let step = 0, epoch = 0, cursor = 0;
+  if (options.resume) {
+    const r = options.resume;
+    if (r.params.length !== params.length) throw new Error("checkpoint does not match this adapter layout");
+    if (r.optimizer !== optOptions.name) throw new Error(`checkpoint was made with ${r.optimizer}, not ${optOptions.name}`);
+    params.set(r.params);
+    if (m && v) {
+      if (!r.m || !r.v) throw new Error("checkpoint has no AdamW state");
+      m.set(r.m);
+      v.set(r.v);
+    }
+    ({ step, epoch, cursor } = r);
+  } else if (options.adapter) {
+    await readAdapterInto(options.adapter, layout, params);
+  } else {
+    initLora(layout, params, seed);
+  }
+  if (!options.resume) {
+    m?.fill(0);
+    v?.fill(0);
+  }
+
+  const opt = new Optimizer(e.k, optOptions, e.p["lora.params"], e.p["opt.m"], e.p["opt.v"]);
+  const gradPtr = e.p["lora.grad"];
+  const bw = new Backward(e, { ptr: gradPtr, perLayer: !gradBuffer, accumulate: false });
+  const layerN = layout.layerElements;
+  let order = epochOrder(data.length, seed, epoch);
+  const next = (): Sequence => {
+    if (cursor >= data.length) {
+      epoch++;
+      cursor = 0;
+      order = epochOrder(data.length, seed, epoch);
+    }
+    return data[order[cursor++]];
+  };
+  const snapshot = (): TrainState => ({
+    step,
+    epoch,
+    cursor,
+    seed,
+    params: params.slice(),
+    m: m?.slice(),
+    v: v?.slice(),
+    lora: { rank: layout.rank, alpha: layout.alpha, rslora: layout.rslora, targets: [...layout.targets] },
+    optimizer: optOptions.name,
+  });
+  const losses: number[] = [];
+  const valLosses: { step: number; loss: number }[] = [];
+  const validate = async () => {
+    if (!val.length) return;
+    let sum = 0, count = 0;
+    for (const s of val) {
+      const T = Math.min(s.ids.length, seqLen);
+      if (T < 2) continue;
+      await e.forward(s.ids, T);
+      if (e.setTargets(s.ids, s.targets, T) === 0) continue;
+      await e.lossForward(T);
+      const r = e.lossSum(T);
+      sum += r.sum;
+      count += r.count;
+    }
+    if (count) {
+      valLosses.push({ step, loss: sum / count });
+      options.onEvent?.({ type: "val", step, loss: sum / count, tokens: count });
+    }
+  };
+  const fused = (l: number) => opt.update(l * layerN, layerN, gradPtr, step);
+  const t0 = performance.now();
+  let tokensSeen = 0, stopped = false;
+  while (step < steps) {
+    if (options.shouldStop?.()) {
+      stopped = true;
+      break;
+    }
+    let loss = 0, tokens = 0;
+    for (let micro = 0; micro < accum; micro++) {
+      const s = next();
+      const T = Math.min(s.ids.length, seqLen);
+      bw.sink.accumulate = micro > 0;
+      const r = await forwardBackward(e, bw, s.ids, s.targets, T, gradBuffer ? undefined : fused);
+      loss += r.loss / accum;
+      tokens += r.tokens;
+    }
+    if (gradBuffer) {
+      let scale = 1 / accum;
+      if (clip > 0) {
+        const norm = Math.sqrt(e.k.sum_squares(gradPtr, layout.totalElements)) * scale;
+        if (norm > clip) scale *= clip / norm;
+      }
+      opt.update(0, layout.totalElements, gradPtr, step, scale);
+    }
+    step++;
+    tokensSeen += tokens;
+    losses.push(loss);
+    const elapsed = (performance.now() - t0) / 1000;
+    options.onEvent?.({
+      type: "step",
+      step,
+      steps,
+      loss,
+      lr: learningRate(optOptions, step - 1),
+      tokens,
+      tokensPerSecond: tokensSeen / elapsed,
+      elapsed,
+    });
+    if (options.valEvery && step % options.valEvery === 0 && step < steps) await validate();
+    if (options.saveEvery && step % options.saveEvery === 0 && step < steps && options.saveCheckpoint) {
+      await options.saveCheckpoint(snapshot());
+      options.onEvent?.({ type: "checkpoint", step });
+    }
+  }
+  if (!stopped) await validate();
+  if (options.saveCheckpoint) {
+    await options.saveCheckpoint(snapshot());
+    options.onEvent?.({ type: "checkpoint", step });
+  }
+  return { layout, params: params.slice(), steps: step, losses, valLosses, stopped };
+}
