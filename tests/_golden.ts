@@ -3,7 +3,12 @@ import { dirFiles, fileSource } from "../src/io/deno_files.ts";
 import { bytesSource } from "../src/io/source.ts";
 import { type ModelConfig, parseModelConfig } from "../src/model/config.ts";
 import { openPack, type Pack, type PackFormat, writePack } from "../src/model/pack.ts";
-import { openCheckpoint, readSafetensorsHeader, readTensorBytes, type SafetensorsFile } from "../src/model/safetensors.ts";
+import {
+  openCheckpoint,
+  readSafetensorsHeader,
+  readTensorBytes,
+  type SafetensorsFile,
+} from "../src/model/safetensors.ts";
 
 /** Every case directory. */
 export const GOLDEN_CASES = [
@@ -37,10 +42,15 @@ export interface GoldenCase {
 export async function loadCase(name: string, format: PackFormat = "f32"): Promise<GoldenCase> {
   const dir = caseDir(name);
   const files = dirFiles(dir);
-  const cfg = parseModelConfig(JSON.parse((await files.readText("config.json"))!), { file: `${dir}/config.json` });
+  const cfg = parseModelConfig(JSON.parse((await files.readText("config.json"))!), {
+    file: `${dir}/config.json`,
+  });
   const ckpt = await openCheckpoint(files);
   const chunks: Uint8Array[] = [];
-  await writePack(ckpt, cfg, { write: (c) => (chunks.push(c.slice()), Promise.resolve()) }, { format, fingerprint: name });
+  await writePack(ckpt, cfg, { write: (c) => (chunks.push(c.slice()), Promise.resolve()) }, {
+    format,
+    fingerprint: name,
+  });
   ckpt.close();
   const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let at = 0;

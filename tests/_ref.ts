@@ -101,12 +101,17 @@ export function ropeTables(
 
 /** Options of the RoPE references. x rows are [nHeads · headDim], dense. */
 export interface RopeOptions {
+  /** Rows (tokens). */
   rows: number;
+  /** Heads per row. */
   nHeads: number;
+  /** Values per head (even). */
   headDim: number;
   /** Position of row 0 (row t uses table row pos0 + t). */
   pos0: number;
+  /** cos table [maxPos, headDim/2]. */
   cos: Vec;
+  /** sin table [maxPos, headDim/2]. */
   sin: Vec;
 }
 
@@ -141,9 +146,13 @@ function rope(x: Vec, o: RopeOptions, sign: number): Float64Array {
 
 /** Options of the causal softmax references: scores [rows, cols], query row i at position qPos0 + i. */
 export interface SoftmaxOptions {
+  /** Query rows. */
   rows: number;
+  /** Key columns. */
   cols: number;
+  /** Multiplies the scores before the softmax (1/√head_dim). */
   scale: number;
+  /** Absolute position of query row 0. */
   qPos0: number;
 }
 
@@ -267,6 +276,7 @@ export interface AdamState {
 
 /** Options of one AdamW step; `step` counts from 1. */
 export interface AdamOptions {
+  /** Learning rate. */
   lr: number;
   beta1: number;
   beta2: number;

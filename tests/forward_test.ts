@@ -23,8 +23,22 @@ async function check(name: string, adapter: boolean, chunks: { vocabChunk?: numb
   for (let ch = 0; ch < e.vocabChunks; ch++) {
     const vc = await e.loadVocabChunk(ch);
     const p = e.chunkLogits(0, c.T, vc) >> 2;
-    for (let t = 0; t < c.T; t++) for (let j = 0; j < vc; j++) logits[t * V + ch * Vc + j] = e.F[p + t * Vc + j];
-    e.k.ce_chunk_forward(p << 2, vc, Vc, ch * Vc, rows.targets, rows.max, rows.sum, rows.tlogit, ch === 0 ? 1 : 0, 0, c.T);
+    for (let t = 0; t < c.T; t++) {
+      for (let j = 0; j < vc; j++) logits[t * V + ch * Vc + j] = e.F[p + t * Vc + j];
+    }
+    e.k.ce_chunk_forward(
+      p << 2,
+      vc,
+      Vc,
+      ch * Vc,
+      rows.targets,
+      rows.max,
+      rows.sum,
+      rows.tlogit,
+      ch === 0 ? 1 : 0,
+      0,
+      c.T,
+    );
   }
   e.k.ce_finish(rows.loss, rows.lse, rows.max, rows.sum, rows.tlogit, 0, c.T);
   const want = await expectedF64(c, adapter ? "logits" : "logits_base");
@@ -37,7 +51,10 @@ async function check(name: string, adapter: boolean, chunks: { vocabChunk?: numb
   // the engine's own streaming loss gives the same value
   await e.lossForward(c.T);
   const again = e.lossSum(c.T);
-  assert(Math.abs(again.sum / again.count - loss) <= 1e-6 * loss, `${name}: lossForward ${again.sum / again.count} vs ${loss}`);
+  assert(
+    Math.abs(again.sum / again.count - loss) <= 1e-6 * loss,
+    `${name}: lossForward ${again.sum / again.count} vs ${loss}`,
+  );
 }
 
 for (const name of GOLDEN_CASES) {

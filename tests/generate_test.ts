@@ -8,7 +8,11 @@ import { openAdapter, readAdapterInto } from "../src/engine/adapter.ts";
 import { loraLayout } from "../src/engine/lora.ts";
 import { generate, sampler } from "../src/run/generate.ts";
 
-async function fullForwardLastLogits(name: string, ids: number[], withAdapter: boolean): Promise<Float64Array> {
+async function fullForwardLastLogits(
+  name: string,
+  ids: number[],
+  withAdapter: boolean,
+): Promise<Float64Array> {
   const c = await loadCase(name, name === "mlx_q4" ? "q4" : "f32");
   const adapter = withAdapter ? await openAdapter(dirFiles(`${c.dir}/adapter`)) : undefined;
   const lora = adapter ? loraLayout(c.cfg, adapter.config) : undefined;
@@ -24,7 +28,9 @@ async function fullForwardLastLogits(name: string, ids: number[], withAdapter: b
   return out;
 }
 
-for (const [name, withAdapter] of [["gqa_tied_f32", true], ["mha_untied_bf16", false], ["mlx_q4", true]] as const) {
+for (
+  const [name, withAdapter] of [["gqa_tied_f32", true], ["mha_untied_bf16", false], ["mlx_q4", true]] as const
+) {
   Deno.test(`generate ${name}: KV-cached greedy decoding equals full recomputation`, async () => {
     const c = await loadCase(name, name === "mlx_q4" ? "q4" : "f32");
     const adapter = withAdapter ? await openAdapter(dirFiles(`${c.dir}/adapter`)) : undefined;
@@ -48,7 +54,9 @@ Deno.test("generate: stops at an EOS id", async () => {
   const first: number[] = [];
   for await (const t of generate(c.pack, [1, 2, 3], { maxTokens: 3, temperature: 0 })) first.push(t);
   const got: number[] = [];
-  for await (const t of generate(c.pack, [1, 2, 3], { maxTokens: 10, temperature: 0, eosTokenIds: [first[1]] })) got.push(t);
+  for await (
+    const t of generate(c.pack, [1, 2, 3], { maxTokens: 10, temperature: 0, eosTokenIds: [first[1]] })
+  ) got.push(t);
   assertEquals(got, first.slice(0, first.indexOf(first[1]) + 1));
 });
 
@@ -65,6 +73,7 @@ Deno.test("sampler: greedy at temperature 0; top-p keeps only the nucleus; seede
     counts.set(t, (counts.get(t) ?? 0) + 1);
   }
   assert((counts.get(3) ?? 0) > 500 && (counts.get(1) ?? 0) > 500, JSON.stringify([...counts]));
-  const a = sampler({ temperature: 1, topP: 1, seed: 42 }), b = sampler({ temperature: 1, topP: 1, seed: 42 });
+  const a = sampler({ temperature: 1, topP: 1, seed: 42 }),
+    b = sampler({ temperature: 1, topP: 1, seed: 42 });
   for (let i = 0; i < 50; i++) assertEquals(a(logits), b(logits));
 });

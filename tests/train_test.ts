@@ -2,7 +2,7 @@
 // interrupted and resumed run ends with the same adapter as an uninterrupted one; SGD matches a hand step.
 import { assert, assertEquals } from "./_assert.ts";
 import { loadCase } from "./_golden.ts";
-import { type Sequence } from "../src/run/evaluate.ts";
+import type { Sequence } from "../src/run/evaluate.ts";
 import { epochOrder, initLora, train, type TrainOptions, type TrainState } from "../src/run/train.ts";
 import { loraLayout } from "../src/engine/lora.ts";
 
@@ -18,7 +18,13 @@ async function setup() {
   return { c, data };
 }
 
-const base: TrainOptions = { seqLen: 16, steps: 8, seed: 5, lora: { rank: 4, alpha: 8 }, optimizer: { name: "sgd", lr: 0.05 } };
+const base: TrainOptions = {
+  seqLen: 16,
+  steps: 8,
+  seed: 5,
+  lora: { rank: 4, alpha: 8 },
+  optimizer: { name: "sgd", lr: 0.05 },
+};
 
 Deno.test("train: loss falls on a tiny model (SGD and AdamW)", async () => {
   const { c, data } = await setup();
@@ -38,7 +44,13 @@ Deno.test("train: fused per-layer update equals the unfused update, bit for bit"
   assert(fused.params.every((x, i) => Object.is(x, unfused.params[i])), "adapters differ");
 });
 
-for (const optimizer of [{ name: "sgd" as const, lr: 0.05 }, { name: "adamw" as const, lr: 1e-3, weightDecay: 0.01 }]) {
+for (
+  const optimizer of [{ name: "sgd" as const, lr: 0.05 }, {
+    name: "adamw" as const,
+    lr: 1e-3,
+    weightDecay: 0.01,
+  }]
+) {
   Deno.test(`train: interrupted + resumed equals uninterrupted, bit for bit (${optimizer.name})`, async () => {
     const { c, data } = await setup();
     const opts = { ...base, steps: 9, optimizer, gradAccum: 2, valEvery: 4 };
@@ -54,7 +66,10 @@ for (const optimizer of [{ name: "sgd" as const, lr: 0.05 }, { name: "adamw" as 
       },
       shouldStop: () => ++n > 5,
     });
-    assert(part.stopped && saved?.step === 4, "the first run should stop after step 5 with a checkpoint at 4");
+    assert(
+      part.stopped && saved?.step === 4,
+      "the first run should stop after step 5 with a checkpoint at 4",
+    );
     const resumed = await train(c.pack, data, data.slice(0, 2), { ...opts, resume: saved });
     assertEquals(resumed.losses, full.losses.slice(4));
     assert(resumed.params.every((x, i) => Object.is(x, full.params[i])), "resumed adapter differs");
@@ -66,11 +81,23 @@ Deno.test("train: SGD with lr 0 leaves the initialisation unchanged; the first s
   const layout = loraLayout(c.cfg, base.lora);
   const p0 = new Float32Array(layout.totalElements);
   initLora(layout, p0, base.seed!);
-  const r = await train(c.pack, data.slice(0, 1), [], { ...base, steps: 1, optimizer: { name: "sgd", lr: 0 } });
+  const r = await train(c.pack, data.slice(0, 1), [], {
+    ...base,
+    steps: 1,
+    optimizer: { name: "sgd", lr: 0 },
+  });
   assert(r.params.every((x, i) => Object.is(x, p0[i])), "lr 0 must leave the initialisation unchanged");
   // B starts at zero: with SGD the first step gives B = −lr·dB, so B / lr is the same for two learning rates
-  const a = await train(c.pack, data.slice(0, 1), [], { ...base, steps: 1, optimizer: { name: "sgd", lr: 0.5 } });
-  const b = await train(c.pack, data.slice(0, 1), [], { ...base, steps: 1, optimizer: { name: "sgd", lr: 0.25 } });
+  const a = await train(c.pack, data.slice(0, 1), [], {
+    ...base,
+    steps: 1,
+    optimizer: { name: "sgd", lr: 0.5 },
+  });
+  const b = await train(c.pack, data.slice(0, 1), [], {
+    ...base,
+    steps: 1,
+    optimizer: { name: "sgd", lr: 0.25 },
+  });
   const pair = layout.pairs[1][0];
   for (let i = 0; i < pair.outDim * layout.rank; i++) {
     assertEquals(a.params[pair.b + i] / 0.5, b.params[pair.b + i] / 0.25, `B[${i}]`);

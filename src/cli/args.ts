@@ -204,6 +204,11 @@ export function parseArgs<S extends CommandSpec>(argv: readonly string[], spec: 
 
   const values: Record<string, unknown> = {};
   const positionals: string[] = [];
+  // --help wins over any mistake elsewhere on the line
+  const end = argv.indexOf("--");
+  if (argv.slice(0, end < 0 ? argv.length : end).some((a) => a === "-h" || a === "--help")) {
+    throw new HelpRequested(helpText(spec));
+  }
 
   const convert = (key: string, f: FlagSpec, raw: string): unknown => {
     const flag = `--${kebabCase(key)}`;
@@ -272,7 +277,6 @@ export function parseArgs<S extends CommandSpec>(argv: readonly string[], spec: 
       positionals.push(...argv.slice(i + 1));
       break;
     }
-    if (arg === "-h" || arg === "--help") throw new HelpRequested(helpText(spec));
     if (arg.startsWith("--")) {
       const eq = arg.indexOf("=");
       const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);

@@ -22,6 +22,10 @@ export interface CommandModule {
  */
 export const COMMANDS: Readonly<Record<string, () => Promise<CommandModule>>> = {
   "make-model": () => import("./make_model.ts"),
+  eval: () => import("./eval.ts"),
+  generate: () => import("./generate.ts"),
+  plan: () => import("./plan.ts"),
+  train: () => import("./train.ts"),
 };
 
 const PROGRAM = "deno run -A src/cli/main.ts";

@@ -5,7 +5,12 @@
  * @module
  */
 import type { ModelFiles } from "../io/source.ts";
-import { encodeSafetensors, readSafetensorsHeader, readTensorF32, type SafetensorsFile } from "../model/safetensors.ts";
+import {
+  encodeSafetensors,
+  readSafetensorsHeader,
+  readTensorF32,
+  type SafetensorsFile,
+} from "../model/safetensors.ts";
 import { type LoraLayout, type LoraOptions, parsePeftName, peftName } from "./lora.ts";
 
 /** The adapter config file name. */
@@ -28,11 +33,17 @@ export function parseAdapterConfig(text: string, file = ADAPTER_CONFIG): Adapter
     throw new Error(`${file}: invalid JSON (${(e as Error).message})`);
   }
   if (!j || typeof j !== "object") throw new Error(`${file}: expected a JSON object`);
-  if (j.peft_type !== "LORA") throw new Error(`${file}: peft_type is ${JSON.stringify(j.peft_type)}, only "LORA" is supported`);
+  if (j.peft_type !== "LORA") {
+    throw new Error(`${file}: peft_type is ${JSON.stringify(j.peft_type)}, only "LORA" is supported`);
+  }
   const r = j.r;
-  if (typeof r !== "number" || !Number.isInteger(r) || r < 1) throw new Error(`${file}: r must be a positive integer`);
+  if (typeof r !== "number" || !Number.isInteger(r) || r < 1) {
+    throw new Error(`${file}: r must be a positive integer`);
+  }
   const alpha = j.lora_alpha ?? 8;
-  if (typeof alpha !== "number" || !(alpha > 0)) throw new Error(`${file}: lora_alpha must be a positive number`);
+  if (typeof alpha !== "number" || !(alpha > 0)) {
+    throw new Error(`${file}: lora_alpha must be a positive number`);
+  }
   const unsupported: [string, boolean][] = [
     ["use_dora", j.use_dora === true],
     ["fan_in_fan_out", j.fan_in_fan_out === true],
@@ -49,9 +60,12 @@ export function parseAdapterConfig(text: string, file = ADAPTER_CONFIG): Adapter
   let targets: string[];
   const tm = j.target_modules;
   if (tm === "all-linear") targets = ["all"];
-  else if (Array.isArray(tm) && tm.every((t) => typeof t === "string")) targets = tm.map((t) => t.split(".").at(-1)!);
-  else if (tm == null) targets = ["q_proj", "v_proj"]; // PEFT's default for qwen2
-  else throw new Error(`${file}: target_modules ${JSON.stringify(tm)} is not supported (use a list of module names)`);
+  else if (Array.isArray(tm) && tm.every((t) => typeof t === "string")) {
+    targets = tm.map((t) => t.split(".").at(-1)!);
+  } else if (tm == null) targets = ["q_proj", "v_proj"]; // PEFT's default for qwen2
+  else {throw new Error(
+      `${file}: target_modules ${JSON.stringify(tm)} is not supported (use a list of module names)`,
+    );}
   return {
     rank: r,
     alpha,
@@ -78,7 +92,9 @@ export interface OpenedAdapter {
 /** Opens `adapter_config.json` and the header of `adapter_model.safetensors` from a directory. */
 export async function openAdapter(files: ModelFiles): Promise<OpenedAdapter> {
   const text = await files.readText(ADAPTER_CONFIG);
-  if (text === undefined) throw new Error(`${files.name} has no ${ADAPTER_CONFIG}: not a PEFT adapter directory`);
+  if (text === undefined) {
+    throw new Error(`${files.name} has no ${ADAPTER_CONFIG}: not a PEFT adapter directory`);
+  }
   const config = parseAdapterConfig(text, `${files.name}/${ADAPTER_CONFIG}`);
   const weights = await readSafetensorsHeader(files.source(ADAPTER_WEIGHTS));
   return { config, weights, name: files.name };
@@ -89,14 +105,20 @@ export async function openAdapter(files: ModelFiles): Promise<OpenedAdapter> {
  * the layout must be present with the right shape, and the file may hold nothing else: an adapter made for
  * another model (other sizes, layers or targets) is refused with the first mismatch.
  */
-export async function readAdapterInto(adapter: OpenedAdapter, layout: LoraLayout, params: Float32Array): Promise<void> {
+export async function readAdapterInto(
+  adapter: OpenedAdapter,
+  layout: LoraLayout,
+  params: Float32Array,
+): Promise<void> {
   const seen = new Set<string>();
   for (const row of layout.pairs) {
     for (const pair of row) {
       for (const which of ["A", "B"] as const) {
         const name = peftName(pair, which);
         const info = adapter.weights.tensors.get(name);
-        if (!info) throw new Error(`${adapter.name}: adapter has no tensor ${name}; was it made for another model?`);
+        if (!info) {
+          throw new Error(`${adapter.name}: adapter has no tensor ${name}; was it made for another model?`);
+        }
         const shape = which === "A" ? [layout.rank, pair.inDim] : [pair.outDim, layout.rank];
         if (info.shape.join() !== shape.join()) {
           throw new Error(`${adapter.name}: ${name} has shape [${info.shape}], this model needs [${shape}]`);
@@ -132,7 +154,11 @@ export function encodeAdapter(layout: LoraLayout, params: Float32Array, options:
 }
 
 /** LoRA tensors (or their gradients: same names and shapes) as a safetensors file with PEFT names. */
-export function encodeLoraTensors(layout: LoraLayout, values: Float32Array, extra: Record<string, Float32Array> = {}): Uint8Array {
+export function encodeLoraTensors(
+  layout: LoraLayout,
+  values: Float32Array,
+  extra: Record<string, Float32Array> = {},
+): Uint8Array {
   const entries = [];
   for (const row of layout.pairs) {
     for (const pair of row) {
@@ -150,7 +176,9 @@ export function encodeLoraTensors(layout: LoraLayout, values: Float32Array, extr
       });
     }
   }
-  for (const [name, data] of Object.entries(extra)) entries.push({ name, dtype: "F32" as const, shape: [data.length], data });
+  for (const [name, data] of Object.entries(extra)) {
+    entries.push({ name, dtype: "F32" as const, shape: [data.length], data });
+  }
   return encodeSafetensors(entries, { format: "pt" });
 }
 

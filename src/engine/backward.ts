@@ -76,7 +76,20 @@ export class Backward {
       // dxn += dlogits · E_chunk   ([T, vc] · [vc, d])
       e.gemm.run(OP.nn, 0, T, 0, d, d, vc, logits, Vc, e.vocabRef, p["grad.xn"], d, 1, c > 0);
     }
-    e.k.rmsnorm_backward(p["grad.x"], p["grad.xn"], p["act.x"], p["weights.norm"], p["act.rstd"], d, d, d, d, 0, 0, T);
+    e.k.rmsnorm_backward(
+      p["grad.x"],
+      p["grad.xn"],
+      p["act.x"],
+      p["weights.norm"],
+      p["act.rstd"],
+      d,
+      d,
+      d,
+      d,
+      0,
+      0,
+      T,
+    );
   }
 
   /**
@@ -111,19 +124,40 @@ export class Backward {
       const c = e.chunks[i], c0 = c.c0, n = c.c1 - c0, first = i === 0;
       // recompute g, u and m = silu(g)·u for this chunk
       gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.gate.ref, g, C, 1, false);
-      if (gp.pair) gemm.run(OP.nt, 0, T, 0, n, n, r, hg, r, this.#f32(gp.b!.ptr + c0 * r * 4, r), g, C, s, true);
+      if (gp.pair) {
+        gemm.run(OP.nt, 0, T, 0, n, n, r, hg, r, this.#f32(gp.b!.ptr + c0 * r * 4, r), g, C, s, true);
+      }
       gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.up.ref, u, C, 1, false);
-      if (up.pair) gemm.run(OP.nt, 0, T, 0, n, n, r, hu, r, this.#f32(up.b!.ptr + c0 * r * 4, r), u, C, s, true);
+      if (up.pair) {
+        gemm.run(OP.nt, 0, T, 0, n, n, r, hu, r, this.#f32(up.b!.ptr + c0 * r * 4, r), u, C, s, true);
+      }
       k.swiglu_forward(m, g, u, n, C, C, C, 0, T);
       if (dp.pair) {
         const adc = this.#f32(dp.a!.ptr + c0 * 4, dp.a!.ld); // A_d[:, c]
         gemm.run(OP.nt, 0, T, 0, r, r, n, m, C, adc, hd, r, 1, !first); // h_d += m·A_d[:, c]ᵀ
         // dA_d[:, c] = gh_dᵀ · m
-        gemm.run(OP.tn, 0, r, 0, n, n, T, ghd, r, this.#f32(m, C, true), this.grad(l, dp.pair.a) + c0 * 4, dp.pair.inDim, 1, acc);
+        gemm.run(
+          OP.tn,
+          0,
+          r,
+          0,
+          n,
+          n,
+          T,
+          ghd,
+          r,
+          this.#f32(m, C, true),
+          this.grad(l, dp.pair.a) + c0 * 4,
+          dp.pair.inDim,
+          1,
+          acc,
+        );
       }
       // dm = G · W_d[:, c] (+ gh_d · A_d[:, c])
       gemm.run(OP.nn, 0, T, 0, n, n, d, G, d, c.down.ref, m, C, 1, false);
-      if (dp.pair) gemm.run(OP.nn, 0, T, 0, n, n, r, ghd, r, this.#f32(dp.a!.ptr + c0 * 4, dp.a!.ld), m, C, 1, true);
+      if (dp.pair) {
+        gemm.run(OP.nn, 0, T, 0, n, n, r, ghd, r, this.#f32(dp.a!.ptr + c0 * 4, dp.a!.ld), m, C, 1, true);
+      }
       k.swiglu_backward(g, u, m, g, u, n, C, C, C, C, C, 0, T); // dg over g, du over u
       // dxn += dg · W_g[c] + du · W_u[c]
       gemm.run(OP.nn, 0, T, 0, d, d, n, g, C, c.gate.ref, dxn, d, 1, !first);
@@ -131,7 +165,9 @@ export class Backward {
       if (gp.pair) this.#chunkBGrads(l, T, gp.pair, gp, c0, n, g, hg, ghg, first);
       if (up.pair) this.#chunkBGrads(l, T, up.pair, up, c0, n, u, hu, ghu, first);
     }
-    if (dp.pair) gemm.run(OP.tn, 0, d, 0, r, r, T, G, d, this.#f32(hd, r), this.grad(l, dp.pair.b), r, s, acc); // dB_d
+    if (dp.pair) {
+      gemm.run(OP.tn, 0, d, 0, r, r, T, G, d, this.#f32(hd, r), this.grad(l, dp.pair.b), r, s, acc); // dB_d
+    }
     this.#finishA(l, T, gp, ghg, xn, dxn);
     this.#finishA(l, T, up, ghu, xn, dxn);
     k.rmsnorm_backward(G, dxn, p["act.x"], e.vec("postNorm"), p["act.rstd2"], d, d, d, d, 1, 0, T);
@@ -141,14 +177,55 @@ export class Backward {
   #finishA(l: number, T: number, refs: LinearRefs, gh: number, xn: number, dxn: number): void {
     if (!refs.pair) return;
     const e = this.e, { d, r } = e.D;
-    e.gemm.run(OP.tn, 0, r, 0, d, d, T, gh, r, this.#f32(xn, d), this.grad(l, refs.pair.a), d, 1, this.sink.accumulate);
+    e.gemm.run(
+      OP.tn,
+      0,
+      r,
+      0,
+      d,
+      d,
+      T,
+      gh,
+      r,
+      this.#f32(xn, d),
+      this.grad(l, refs.pair.a),
+      d,
+      1,
+      this.sink.accumulate,
+    );
     e.gemm.run(OP.nn, 0, T, 0, d, d, r, gh, r, refs.a!, dxn, d, 1, true);
   }
 
   /** For a chunk of gate/up rows: dB[c] = s·dYᵀ·h, gh += s·dY·B[c]. */
-  #chunkBGrads(l: number, T: number, pair: LoraPair, refs: LinearRefs, c0: number, n: number, dY: number, h: number, gh: number, first: boolean) {
+  #chunkBGrads(
+    l: number,
+    T: number,
+    pair: LoraPair,
+    refs: LinearRefs,
+    c0: number,
+    n: number,
+    dY: number,
+    h: number,
+    gh: number,
+    first: boolean,
+  ) {
     const e = this.e, r = e.D.r, C = e.D.C, s = e.lora!.scale;
-    e.gemm.run(OP.tn, 0, n, 0, r, r, T, dY, C, this.#f32(h, r), this.grad(l, pair.b) + c0 * r * 4, r, s, this.sink.accumulate);
+    e.gemm.run(
+      OP.tn,
+      0,
+      n,
+      0,
+      r,
+      r,
+      T,
+      dY,
+      C,
+      this.#f32(h, r),
+      this.grad(l, pair.b) + c0 * r * 4,
+      r,
+      s,
+      this.sink.accumulate,
+    );
     e.gemm.run(OP.nn, 0, T, 0, r, r, n, dY, C, this.#f32(refs.b!.ptr + c0 * r * 4, r), gh, r, s, !first);
   }
 
@@ -196,7 +273,17 @@ export class Backward {
    * LoRA part of a linear's backward, given its input x [T, nIn] and output gradient dY [T, nOut]:
    * h = x·Aᵀ (recomputed), dB = s·dYᵀ·h, gh = s·dY·B, dA = ghᵀ·x, dx += gh·A.
    */
-  #linearLora(l: number, T: number, refs: LinearRefs, x: number, nIn: number, dY: number, nOut: number, dx: number, ldx: number): void {
+  #linearLora(
+    l: number,
+    T: number,
+    refs: LinearRefs,
+    x: number,
+    nIn: number,
+    dY: number,
+    nOut: number,
+    dx: number,
+    ldx: number,
+  ): void {
     const pair = refs.pair;
     if (!pair) return;
     const e = this.e, r = e.D.r, s = e.lora!.scale, acc = this.sink.accumulate, { gemm } = e;

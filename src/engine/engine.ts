@@ -112,7 +112,10 @@ export class Engine {
       this.#rel.push(r);
       return r;
     };
-    const shared = Object.fromEntries(LINEARS.map((n) => [n, rel(layout.linears[n]).ref])) as Record<Linear, WeightRef>;
+    const shared = Object.fromEntries(LINEARS.map((n) => [n, rel(layout.linears[n]).ref])) as Record<
+      Linear,
+      WeightRef
+    >;
     for (let l = 0; l < D.L; l++) {
       const refs = {} as Record<Linear, LinearRefs>;
       for (const n of LINEARS) {
@@ -251,7 +254,9 @@ export class Engine {
     const code = dtypeCode(ref);
     for (let t = 0; t < T; t++) {
       const id = ids[t];
-      if (!(id >= 0 && id < V)) throw new Error(`token id ${id} at position ${t} is outside the vocabulary (${V})`);
+      if (!(id >= 0 && id < V)) {
+        throw new Error(`token id ${id} at position ${t} is outside the vocabulary (${V})`);
+      }
       await this.pack.readVocabRows(id, id + 1, v);
       this.k.decode_row(code, ref.ptr, d, ref.scales, ref.biases, 0, 0, d, x + (row0 + t) * d * 4);
     }
@@ -261,7 +266,18 @@ export class Engine {
    * One linear over rows [0, T): out (+)= in·Wᵀ (+ bias) + s·(in·Aᵀ)·Bᵀ. With `accumulate` the result is
    * added to `out` (a residual connection); a bias is written first (rows copied) when given.
    */
-  linear(T: number, x: number, ldx: number, refs: LinearRefs, out: number, ldo: number, nOut: number, nIn: number, bias: number, accumulate: boolean): void {
+  linear(
+    T: number,
+    x: number,
+    ldx: number,
+    refs: LinearRefs,
+    out: number,
+    ldo: number,
+    nOut: number,
+    nIn: number,
+    bias: number,
+    accumulate: boolean,
+  ): void {
     if (bias) {
       for (let t = 0; t < T; t++) this.F.copyWithin((out >> 2) + t * ldo, bias >> 2, (bias >> 2) + nOut);
     }
@@ -286,7 +302,9 @@ export class Engine {
 
   /** Makes the weight descriptors point at layer `l` (checking a streamed layer is in the slot). */
   useLayer(l: number): void {
-    const base = this.options.resident ? this.p["weights.layers"] + l * this.pack.layout.bytes : this.p["weights.layer"];
+    const base = this.options.resident
+      ? this.p["weights.layers"] + l * this.pack.layout.bytes
+      : this.p["weights.layer"];
     if (!this.options.resident && this.loadedLayer !== l) throw new Error(`layer ${l} is not loaded`);
     if (this.#layerBase !== base) this.#setLayerBase(base);
   }
@@ -364,7 +382,16 @@ export class Engine {
   }
 
   /** out[:, 0:n) += s · h · B[c0:c0+n)ᵀ (the chunk's rows of B). */
-  #loraChunkB(T: number, h: number, refs: LinearRefs, c0: number, n: number, out: number, ldo: number, s: number): void {
+  #loraChunkB(
+    T: number,
+    h: number,
+    refs: LinearRefs,
+    c0: number,
+    n: number,
+    out: number,
+    ldo: number,
+    s: number,
+  ): void {
     const r = this.D.r;
     this.tmpRef.ptr = refs.b!.ptr + c0 * r * 4;
     this.tmpRef.ld = r;
@@ -374,11 +401,30 @@ export class Engine {
   /** Final RMSNorm of rows [0, T) of `act.x` into `act.xn` (rstd kept in `act.rstd`). */
   finalNorm(T: number): void {
     const d = this.D.d;
-    this.k.rmsnorm_forward(this.p["act.xn"], this.p["act.rstd"], this.p["act.x"], this.p["weights.norm"], d, d, d, this.cfg.rmsNormEps, 0, T);
+    this.k.rmsnorm_forward(
+      this.p["act.xn"],
+      this.p["act.rstd"],
+      this.p["act.x"],
+      this.p["weights.norm"],
+      d,
+      d,
+      d,
+      this.cfg.rmsNormEps,
+      0,
+      T,
+    );
   }
 
   /** Pointers of the loss's per-row vectors. */
-  lossRows(): { max: number; sum: number; tlogit: number; lse: number; loss: number; weight: number; targets: number } {
+  lossRows(): {
+    max: number;
+    sum: number;
+    tlogit: number;
+    lse: number;
+    loss: number;
+    weight: number;
+    targets: number;
+  } {
     const T = this.D.T, b = this.p["loss.rows"];
     return {
       max: b,
@@ -407,7 +453,22 @@ export class Engine {
   /** logits[row0:row1, 0:vc) = act.xn · E[v0:v0+vc)ᵀ for the chunk in the slot (ld = Vc). */
   chunkLogits(row0: number, row1: number, vc: number): number {
     const logits = this.p["loss.logits"];
-    this.gemm.run(OP.nt, row0, row1, 0, vc, vc, this.D.d, this.p["act.xn"], this.D.d, this.vocabRef, logits, this.D.Vc, 1, false);
+    this.gemm.run(
+      OP.nt,
+      row0,
+      row1,
+      0,
+      vc,
+      vc,
+      this.D.d,
+      this.p["act.xn"],
+      this.D.d,
+      this.vocabRef,
+      logits,
+      this.D.Vc,
+      1,
+      false,
+    );
     return logits;
   }
 
@@ -421,7 +482,19 @@ export class Engine {
     for (let c = 0; c < this.vocabChunks; c++) {
       const vc = await this.loadVocabChunk(c);
       const logits = this.chunkLogits(0, T, vc);
-      this.k.ce_chunk_forward(logits, vc, this.D.Vc, c * this.D.Vc, r.targets, r.max, r.sum, r.tlogit, c === 0 ? 1 : 0, 0, T);
+      this.k.ce_chunk_forward(
+        logits,
+        vc,
+        this.D.Vc,
+        c * this.D.Vc,
+        r.targets,
+        r.max,
+        r.sum,
+        r.tlogit,
+        c === 0 ? 1 : 0,
+        0,
+        T,
+      );
     }
     this.k.ce_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, 0, T);
   }
@@ -445,7 +518,9 @@ export class Engine {
       this.I32[(r.targets >> 2) + t] = ok ? ids[t + 1] : -1;
       if (ok) n++;
     }
-    for (let t = 0; t < T; t++) this.F[(r.weight >> 2) + t] = this.I32[(r.targets >> 2) + t] >= 0 && n ? 1 / n : 0;
+    for (let t = 0; t < T; t++) {
+      this.F[(r.weight >> 2) + t] = this.I32[(r.targets >> 2) + t] >= 0 && n ? 1 / n : 0;
+    }
     return n;
   }
 

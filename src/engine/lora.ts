@@ -66,7 +66,8 @@ export function resolveTargets(targets: readonly string[] | undefined): Linear[]
       LINEARS.forEach((l) => set.add(l));
       continue;
     }
-    const name: Linear | undefined = SHORT[t] ?? ((LINEARS as readonly string[]).includes(t) ? t as Linear : undefined);
+    const name: Linear | undefined = SHORT[t] ??
+      ((LINEARS as readonly string[]).includes(t) ? t as Linear : undefined);
     if (!name) {
       throw new Error(`unknown LoRA target "${t}" (choose from ${Object.keys(SHORT).join(", ")}, or all)`);
     }
@@ -78,7 +79,9 @@ export function resolveTargets(targets: readonly string[] | undefined): Linear[]
 /** Lays out the adapter parameters of every layer: per layer, per target, A then B. */
 export function loraLayout(cfg: ModelConfig, options: LoraOptions = {}): LoraLayout {
   const rank = options.rank ?? 8;
-  if (!Number.isInteger(rank) || rank < 1) throw new Error(`LoRA rank must be a positive integer, got ${rank}`);
+  if (!Number.isInteger(rank) || rank < 1) {
+    throw new Error(`LoRA rank must be a positive integer, got ${rank}`);
+  }
   const alpha = options.alpha ?? 2 * rank;
   if (!(alpha > 0)) throw new Error(`LoRA alpha must be positive, got ${alpha}`);
   const rslora = options.rslora ?? false;
@@ -128,8 +131,9 @@ export function peftName(pair: LoraPair, which: "A" | "B"): string {
 
 /** Parses a PEFT tensor name into (layer, target, A|B), or undefined if it is not one of ours. */
 export function parsePeftName(name: string): { layer: number; target: Linear; which: "A" | "B" } | undefined {
-  const m = /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.default)?\.weight$/
-    .exec(name);
+  const m =
+    /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.default)?\.weight$/
+      .exec(name);
   if (!m) return undefined;
   const target = m[3] as Linear;
   if (!LINEARS.includes(target) || MODULE[target] !== `${m[2]}.${target}`) return undefined;

@@ -69,6 +69,19 @@ export class Optimizer {
     }
     const b1 = o.beta1 ?? 0.9, b2 = o.beta2 ?? 0.999;
     const t = step + 1;
-    k.adamw_update(p, grad, this.#m + off * 4, this.#v + off * 4, n, lr, b1, b2, o.eps ?? 1e-8, o.weightDecay ?? 0, 1 - b1 ** t, 1 - b2 ** t);
+    k.adamw_update(
+      p,
+      grad,
+      this.#m + off * 4,
+      this.#v + off * 4,
+      n,
+      lr,
+      b1,
+      b2,
+      o.eps ?? 1e-8,
+      o.weightDecay ?? 0,
+      1 - b1 ** t,
+      1 - b2 ** t,
+    );
   }
 }

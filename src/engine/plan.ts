@@ -75,7 +75,9 @@ export function dims(cfg: ModelConfig, o: PlanOptions): Dims {
   if (!Number.isInteger(T) || T < 2) throw new Error(`sequence length must be an integer ≥ 2, got ${T}`);
   const Vc = Math.min(o.vocabChunk ?? 4096, cfg.vocabSize);
   let C = Math.min(o.mlpChunk ?? 512, cfg.intermediateSize);
-  if (C < cfg.intermediateSize && C % GROUP !== 0) throw new Error(`MLP chunk must be a multiple of ${GROUP}, got ${C}`);
+  if (C < cfg.intermediateSize && C % GROUP !== 0) {
+    throw new Error(`MLP chunk must be a multiple of ${GROUP}, got ${C}`);
+  }
   if (C <= 0) C = cfg.intermediateSize;
   const P = o.mode === "generate" ? (o.maxPositions ?? T) : T;
   return {
@@ -113,7 +115,13 @@ export function planRegions(cfg: ModelConfig, o: PlanOptions): RegionSpec[] {
   add("rope", 2 * P * (D.hd / 2) * f, `cos/sin tables for ${P} positions`);
   add("gemm.scratch", o.gemmScratch, "GEMM packing buffers");
 
-  if (o.lora) add("lora.params", o.lora.totalElements * f, `LoRA A and B, rank ${o.lora.rank} on ${o.lora.targets.join(",")}`);
+  if (o.lora) {
+    add(
+      "lora.params",
+      o.lora.totalElements * f,
+      `LoRA A and B, rank ${o.lora.rank} on ${o.lora.targets.join(",")}`,
+    );
+  }
 
   add("act.x", T * d * f, "residual stream [T, d]");
   add("act.xn", T * d * f, "normed input of a block [T, d]");
@@ -132,9 +140,13 @@ export function planRegions(cfg: ModelConfig, o: PlanOptions): RegionSpec[] {
   add("mlp.u", T * C * f, `up chunk [T, ${C}]`);
   if (r) {
     const slots = o.mode === "train" ? 8 : 4;
-    add("lora.h", slots * T * r * f, `adapters' x·Aᵀ${o.mode === "train" ? " and G·B" : ""} [T, r] ×${slots}`);
+    add(
+      "lora.h",
+      slots * T * r * f,
+      `adapters' x·Aᵀ${o.mode === "train" ? " and G·B" : ""} [T, r] ×${slots}`,
+    );
   }
-  if (o.mode === "train") trainRegions(cfg, o, D, add);
+  if (o.mode === "train") trainRegions(o, D, add);
   add("loss.logits", T * Vc * f, `logits of one vocabulary chunk [T, ${Vc}]`);
   add("loss.rows", 6 * T * f, "per-row max, sum, target logit, logsumexp, loss, weight");
   add("loss.targets", T * 4, "target token per row (i32)");
@@ -142,7 +154,7 @@ export function planRegions(cfg: ModelConfig, o: PlanOptions): RegionSpec[] {
 }
 
 /** Regions only training needs: layer checkpoints, the backward working set, gradients, optimizer state. */
-function trainRegions(cfg: ModelConfig, o: PlanOptions, D: Dims, add: (name: string, bytes: number, purpose: string) => void) {
+function trainRegions(o: PlanOptions, D: Dims, add: (name: string, bytes: number, purpose: string) => void) {
   const { T, d, qd, kvd, C, L } = D;
   const f = 4;
   const lora = o.lora;
@@ -162,7 +174,9 @@ function trainRegions(cfg: ModelConfig, o: PlanOptions, D: Dims, add: (name: str
   add(
     "lora.grad",
     (whole ? lora.totalElements : lora.layerElements) * f,
-    whole ? "LoRA gradients of every layer (accumulation / clipping)" : "one layer's LoRA gradients (update fused into backward)",
+    whole
+      ? "LoRA gradients of every layer (accumulation / clipping)"
+      : "one layer's LoRA gradients (update fused into backward)",
   );
   if (o.optimizer === "adamw") {
     add("opt.m", lora.totalElements * f, "AdamW first moments");

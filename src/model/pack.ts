@@ -18,7 +18,7 @@ import type { WeightDtype } from "../runtime/kernels.ts";
 import type { ModelConfig } from "./config.ts";
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16 } from "./dtype.ts";
 import { quantize } from "./quantize.ts";
-import { type Checkpoint, readTensorBytes, type TensorInfo } from "./safetensors.ts";
+import type { Checkpoint, TensorInfo } from "./safetensors.ts";
 
 /** Element format of a pack's matrices (norms and biases are always f32). */
 export type PackFormat = "q4" | "q8" | "bf16" | "f16" | "f32";
@@ -100,7 +100,13 @@ function dtypeOf(format: PackFormat): WeightDtype {
 const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 
 /** Places a [rows, cols] matrix of `format` at byte `at`. */
-export function matrixSlot(rows: number, cols: number, format: PackFormat, bf16Scales: boolean, at: number): MatrixSlot {
+export function matrixSlot(
+  rows: number,
+  cols: number,
+  format: PackFormat,
+  bf16Scales: boolean,
+  at: number,
+): MatrixSlot {
   const quantized = format === "q4" || format === "q8";
   if (quantized && cols % GROUP !== 0) {
     throw new Error(
@@ -207,7 +213,8 @@ const LINEAR_PREFIX: Record<Linear, string> = {
  */
 function copiesQuantized(cfg: ModelConfig, format: PackFormat): boolean {
   const q = cfg.quantization;
-  return q !== undefined && q.groupSize === GROUP && ((q.bits === 4 && format === "q4") || (q.bits === 8 && format === "q8"));
+  return q !== undefined && q.groupSize === GROUP &&
+    ((q.bits === 4 && format === "q4") || (q.bits === 8 && format === "q8"));
 }
 
 /** Plans the whole pack: header (without fingerprint/source) and sections. */
@@ -224,12 +231,30 @@ export function planPack(cfg: ModelConfig, format: PackFormat): Omit<PackHeader,
   const embed = section(matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales, 0).bytes);
   const layers = Array.from({ length: cfg.numLayers }, () => section(layout.bytes));
   const norm = section(cfg.hiddenSize * 4);
-  const lmHead = cfg.tieWordEmbeddings ? undefined : section(matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales, 0).bytes);
-  return { version: VERSION, format, bf16Scales, config: cfg, embed, layers, norm, lmHead, fileBytes: align(at) };
+  const lmHead = cfg.tieWordEmbeddings
+    ? undefined
+    : section(matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales, 0).bytes);
+  return {
+    version: VERSION,
+    format,
+    bf16Scales,
+    config: cfg,
+    embed,
+    layers,
+    norm,
+    lmHead,
+    fileBytes: align(at),
+  };
 }
 
 /** Reads rows [r0, r1) of a checkpoint matrix as f32, whatever its stored dtype (incl. MLX quantized). */
-export async function readRowsF32(ckpt: Checkpoint, base: string, r0: number, r1: number, into: Float32Array): Promise<void> {
+export async function readRowsF32(
+  ckpt: Checkpoint,
+  base: string,
+  r0: number,
+  r1: number,
+  into: Float32Array,
+): Promise<void> {
   const q = ckpt.has(`${base}.scales`) ? ckpt.get(`${base}.weight`) : undefined;
   if (q) {
     const { rows, cols, bits } = mlxShape(ckpt, base);
@@ -239,7 +264,9 @@ export async function readRowsF32(ckpt: Checkpoint, base: string, r0: number, r1
       for (let c = 0; c < cols; c++) {
         const g = r * groups + Math.floor(c / GROUP);
         const qv = bits === 4 ? (data[(r * cols + c) >> 1] >> ((c & 1) * 4)) & 15 : data[r * cols + c];
-        into[r * cols + c] = Math.fround(Math.fround(bf16BitsToF32(scales[g]) * qv) + bf16BitsToF32(biases[g]));
+        into[r * cols + c] = Math.fround(
+          Math.fround(bf16BitsToF32(scales[g]) * qv) + bf16BitsToF32(biases[g]),
+        );
       }
     }
     return;
@@ -259,7 +286,13 @@ async function readVectorF32(ckpt: Checkpoint, name: string, length: number): Pr
   return out;
 }
 
-async function readDenseRows(source: WeightSource, info: TensorInfo, r0: number, r1: number, into: Float32Array) {
+async function readDenseRows(
+  source: WeightSource,
+  info: TensorInfo,
+  r0: number,
+  r1: number,
+  into: Float32Array,
+) {
   const cols = info.shape.length === 1 ? info.shape[0] : info.shape[1];
   const size = info.dtype === "F32" ? 4 : info.dtype === "F16" || info.dtype === "BF16" ? 2 : 0;
   if (!size) throw new Error(`tensor ${info.name} has dtype ${info.dtype}; expected F32, F16 or BF16`);
@@ -284,13 +317,25 @@ function mlxShape(ckpt: Checkpoint, base: string): { rows: number; cols: number;
   const cols = s.shape[1] * GROUP;
   const bits = (words * 32) / cols;
   if (s.shape[0] !== rows || b.shape.join() !== s.shape.join() || (bits !== 4 && bits !== 8)) {
-    throw new Error(`${base} in ${ckpt.name}: inconsistent MLX shapes weight [${w.shape}] scales [${s.shape}]`);
+    throw new Error(
+      `${base} in ${ckpt.name}: inconsistent MLX shapes weight [${w.shape}] scales [${s.shape}]`,
+    );
   }
-  if (s.dtype !== "BF16" && s.dtype !== "F16") throw new Error(`${base}.scales in ${ckpt.name}: dtype ${s.dtype}`);
+  if (s.dtype !== "BF16" && s.dtype !== "F16") {
+    throw new Error(`${base}.scales in ${ckpt.name}: dtype ${s.dtype}`);
+  }
   return { rows, cols, bits };
 }
 
-async function readMlxRows(ckpt: Checkpoint, base: string, r0: number, r1: number, _rows: number, cols: number, bits: number) {
+async function readMlxRows(
+  ckpt: Checkpoint,
+  base: string,
+  r0: number,
+  r1: number,
+  _rows: number,
+  cols: number,
+  bits: number,
+) {
   const w = ckpt.get(`${base}.weight`), s = ckpt.get(`${base}.scales`), b = ckpt.get(`${base}.biases`);
   const rowBytes = (cols * bits) / 8, groups = cols / GROUP;
   const data = new Uint8Array((r1 - r0) * rowBytes);
@@ -339,10 +384,13 @@ async function convertMatrix(
   } else {
     const info = ckpt.get(`${base}.weight`).info;
     if (info.shape.length !== 2 || info.shape[0] !== rows || info.shape[1] !== cols) {
-      throw new Error(`${base}.weight in ${ckpt.name} has shape [${info.shape}], expected [${rows}, ${cols}]`);
+      throw new Error(
+        `${base}.weight in ${ckpt.name} has shape [${info.shape}], expected [${rows}, ${cols}]`,
+      );
     }
   }
-  const scales = new Uint8Array(rows * slot.scaleRowBytes), biases = new Uint8Array(rows * slot.scaleRowBytes);
+  const scales = new Uint8Array(rows * slot.scaleRowBytes),
+    biases = new Uint8Array(rows * slot.scaleRowBytes);
   const step = chunkRows(cols);
   const f32 = new Float32Array(Math.min(step, rows) * cols);
   await out.padTo(at + slot.offset);
@@ -359,7 +407,12 @@ async function convertMatrix(
     const rowsF32 = f32.subarray(0, n * cols);
     await readRowsF32(ckpt, base, r0, r1, rowsF32);
     if (format === "q4" || format === "q8") {
-      const q = quantize(rowsF32, cols, { bits: format === "q4" ? 4 : 8, scaleDtype: "f16", name: base, rowOffset: r0 });
+      const q = quantize(rowsF32, cols, {
+        bits: format === "q4" ? 4 : 8,
+        scaleDtype: "f16",
+        name: base,
+        rowOffset: r0,
+      });
       await out.emit(q.q);
       scales.set(new Uint8Array(q.scales.buffer, q.scales.byteOffset, q.scales.byteLength), sAt);
       biases.set(new Uint8Array(q.biases.buffer, q.biases.byteOffset, q.biases.byteLength), sAt);
@@ -439,7 +492,11 @@ export async function writePack(
     await vector(hfName(l, "post_attention_layernorm.weight"), layout.postNorm, at);
     progress(`layer ${l}`);
   }
-  await vector("model.norm.weight", { length: cfg.hiddenSize, offset: 0, bytes: cfg.hiddenSize * 4 }, plan.norm.offset);
+  await vector(
+    "model.norm.weight",
+    { length: cfg.hiddenSize, offset: 0, bytes: cfg.hiddenSize * 4 },
+    plan.norm.offset,
+  );
   progress("final norm");
   if (plan.lmHead) {
     await convertMatrix(ckpt, cfg, "lm_head", vocab, format, plan.lmHead.offset, out);
@@ -497,9 +554,13 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
   if (size < 16) throw new StalePackError(`${source.name}: not a mesp pack (too short)`);
   const pre = new Uint8Array(16);
   await source.read(0, pre);
-  if (new TextDecoder().decode(pre.subarray(0, 8)) !== MAGIC) throw new StalePackError(`${source.name}: not a mesp pack`);
+  if (new TextDecoder().decode(pre.subarray(0, 8)) !== MAGIC) {
+    throw new StalePackError(`${source.name}: not a mesp pack`);
+  }
   const dv = new DataView(pre.buffer);
-  if (dv.getUint32(8, true) !== VERSION) throw new StalePackError(`${source.name}: pack version ${dv.getUint32(8, true)}`);
+  if (dv.getUint32(8, true) !== VERSION) {
+    throw new StalePackError(`${source.name}: pack version ${dv.getUint32(8, true)}`);
+  }
   const len = dv.getUint32(12, true);
   if (16 + len > size) throw new StalePackError(`${source.name}: truncated header`);
   const hb = new Uint8Array(len);
@@ -511,7 +572,9 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
     throw new StalePackError(`${source.name}: corrupt header`);
   }
   if (header.fileBytes !== size) {
-    throw new StalePackError(`${source.name}: file is ${size} bytes, header says ${header.fileBytes} (truncated?)`);
+    throw new StalePackError(
+      `${source.name}: file is ${size} bytes, header says ${header.fileBytes} (truncated?)`,
+    );
   }
   if (options.fingerprint !== undefined && header.fingerprint !== options.fingerprint) {
     throw new StalePackError(`${source.name}: made from different weights than ${header.source}`);
@@ -520,7 +583,9 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
     throw new StalePackError(`${source.name}: format ${header.format}, wanted ${options.format}`);
   }
   const expect = planPack(header.config, header.format);
-  if (JSON.stringify(expect.layers) !== JSON.stringify(header.layers) || expect.fileBytes !== header.fileBytes) {
+  if (
+    JSON.stringify(expect.layers) !== JSON.stringify(header.layers) || expect.fileBytes !== header.fileBytes
+  ) {
     throw new StalePackError(`${source.name}: layout does not match this version of mesp`);
   }
   const cfg = header.config;
@@ -533,14 +598,20 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
     vocabSlot,
     source,
     readLayer: (l, into) => {
-      if (into.length !== layout.bytes) throw new Error(`layer buffer is ${into.length} bytes, need ${layout.bytes}`);
+      if (into.length !== layout.bytes) {
+        throw new Error(`layer buffer is ${into.length} bytes, need ${layout.bytes}`);
+      }
       return source.read(header.layers[l].offset, into);
     },
-    readNorm: (into) => source.read(header.norm.offset, new Uint8Array(into.buffer, into.byteOffset, cfg.hiddenSize * 4)),
+    readNorm: (into) =>
+      source.read(header.norm.offset, new Uint8Array(into.buffer, into.byteOffset, cfg.hiddenSize * 4)),
     async readVocabRows(r0, r1, into, head = false) {
       const base = head ? header.lmHead?.offset : header.embed.offset;
       if (base === undefined) throw new Error("this model has no separate LM head (tied embeddings)");
       const s = vocabSlot;
+      if (r0 < 0 || r1 > cfg.vocabSize || into.data.length !== (r1 - r0) * s.rowBytes) {
+        throw new Error(`vocabulary rows [${r0}, ${r1}) do not fit the vocabulary or the buffer`);
+      }
       await source.read(base + s.offset + r0 * s.rowBytes, into.data);
       if (s.scaleRowBytes) {
         await source.read(base + s.scalesOffset + r0 * s.scaleRowBytes, into.scales!);

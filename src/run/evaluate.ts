@@ -47,7 +47,11 @@ export interface EvaluateResult {
  * Scores every predicted position of every sequence (token-weighted over the whole set), with the model's
  * weights streamed one layer at a time.
  */
-export async function evaluate(pack: Pack, sequences: readonly Sequence[], options: EvaluateOptions = {}): Promise<EvaluateResult> {
+export async function evaluate(
+  pack: Pack,
+  sequences: readonly Sequence[],
+  options: EvaluateOptions = {},
+): Promise<EvaluateResult> {
   if (sequences.length === 0) throw new Error("nothing to evaluate: the dataset is empty");
   const longest = Math.max(...sequences.map((s) => s.ids.length));
   const seqLen = Math.max(2, options.seqLen ?? longest);

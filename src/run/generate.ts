@@ -30,7 +30,11 @@ export interface GenerateOptions {
 }
 
 /** Generates tokens after `prompt`, yielding each as it is sampled (EOS included, then stops). */
-export async function* generate(pack: Pack, prompt: ArrayLike<number>, options: GenerateOptions = {}): AsyncGenerator<number> {
+export async function* generate(
+  pack: Pack,
+  prompt: ArrayLike<number>,
+  options: GenerateOptions = {},
+): AsyncGenerator<number> {
   const maxTokens = options.maxTokens ?? 128;
   const T0 = prompt.length;
   if (T0 < 1) throw new Error("the prompt is empty");
@@ -81,7 +85,9 @@ async function lastRowLogits(e: Engine, row: number, out: Float32Array): Promise
 }
 
 /** Greedy, or temperature + top-p sampling with a seeded xorshift generator. */
-export function sampler(options: Pick<GenerateOptions, "temperature" | "topP" | "seed">): (logits: Float32Array) => number {
+export function sampler(
+  options: Pick<GenerateOptions, "temperature" | "topP" | "seed">,
+): (logits: Float32Array) => number {
   const temperature = options.temperature ?? 0.7, topP = options.topP ?? 0.8;
   let s = (options.seed ?? 0) >>> 0 ^ 0x9e3779b9;
   const random = () => {

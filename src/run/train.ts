@@ -151,17 +151,26 @@ export function epochOrder(n: number, seed: number, epoch: number): Uint32Array 
 }
 
 /** Fine-tunes a LoRA adapter on `data` with exact gradients; `val` is scored every `valEvery` steps. */
-export async function train(pack: Pack, data: readonly Sequence[], val: readonly Sequence[], options: TrainOptions): Promise<TrainResult> {
+export async function train(
+  pack: Pack,
+  data: readonly Sequence[],
+  val: readonly Sequence[],
+  options: TrainOptions,
+): Promise<TrainResult> {
   const method = options.method ?? "mesp";
   if (method !== "mesp") throw new Error(`method "${method}" is not available yet`);
   if (data.length === 0) throw new Error("the training set is empty");
   const cfg = pack.config;
   const seqLen = options.seqLen;
   if (seqLen > cfg.maxPositionEmbeddings) {
-    throw new Error(`sequence length ${seqLen} is longer than the model allows (${cfg.maxPositionEmbeddings})`);
+    throw new Error(
+      `sequence length ${seqLen} is longer than the model allows (${cfg.maxPositionEmbeddings})`,
+    );
   }
   const accum = options.gradAccum ?? 1;
-  if (!Number.isInteger(accum) || accum < 1) throw new Error(`grad-accum must be a positive integer, got ${accum}`);
+  if (!Number.isInteger(accum) || accum < 1) {
+    throw new Error(`grad-accum must be a positive integer, got ${accum}`);
+  }
   const clip = options.clip ?? 0;
   const seed = options.seed ?? 0;
   const steps = options.steps ?? Math.ceil(((options.epochs ?? 1) * data.length) / accum);
@@ -188,7 +197,9 @@ export async function train(pack: Pack, data: readonly Sequence[], val: readonly
   if (options.resume) {
     const r = options.resume;
     if (r.params.length !== params.length) throw new Error("checkpoint does not match this adapter layout");
-    if (r.optimizer !== optOptions.name) throw new Error(`checkpoint was made with ${r.optimizer}, not ${optOptions.name}`);
+    if (r.optimizer !== optOptions.name) {
+      throw new Error(`checkpoint was made with ${r.optimizer}, not ${optOptions.name}`);
+    }
     params.set(r.params);
     if (m && v) {
       if (!r.m || !r.v) throw new Error("checkpoint has no AdamW state");

@@ -1,0 +1,78 @@
+/**
+ * `eval`: mean negative log-likelihood per predicted token of a JSONL dataset, and perplexity.
+ *
+ * @module
+ */
+import { type CommandSpec, parseArgs } from "./args.ts";
+import { Progress } from "./progress.ts";
+import {
+  arenaBudget,
+  loadSequences,
+  MODEL_FLAGS,
+  openAdapterDir,
+  openModelPack,
+  peakMB,
+  peakMemoryLine,
+  stderrLog,
+  variantOf,
+} from "./common.ts";
+import { evaluate } from "../run/evaluate.ts";
+
+/** One line for the command list. */
+export const description = "mean NLL per predicted token and perplexity of a JSONL dataset";
+
+/** The command's flags. */
+export const SPEC = {
+  name: "eval",
+  description,
+  flags: {
+    ...MODEL_FLAGS,
+    data: {
+      type: "string",
+      value: "FILE",
+      required: true,
+      description: "JSONL dataset (text, prompt/completion, messages or input_ids)",
+    },
+    adapter: { type: "string", value: "DIR", description: "apply a PEFT LoRA adapter" },
+    seqLen: { type: "integer", default: 1024, min: 2, description: "cut sequences to this many tokens" },
+    json: { type: "boolean", description: "print one JSON object instead of text" },
+  },
+  epilog: "example: deno task eval --model models/tiny --data data/lumen/valid.jsonl --adapter runs/lumen",
+} as const satisfies CommandSpec;
+
+/** Runs `eval`. */
+export async function run(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, SPEC);
+  const log = stderrLog(args.json);
+  const pack = await openModelPack(args, log);
+  const seqs = await loadSequences(args.data, args, args.seqLen, log);
+  const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
+  const bar = args.json ? undefined : new Progress("eval", { total: seqs.length, unit: "seq" });
+  const r = await evaluate(pack, seqs, {
+    adapter,
+    seqLen: args.seqLen,
+    budget: arenaBudget(args.maxMemory),
+    variant: variantOf(args.variant),
+    onProgress: (done, _total, nll) => bar?.update(done, { nll: nll.toFixed(4) }),
+  });
+  bar?.finish();
+  if (args.json) {
+    console.log(
+      JSON.stringify({
+        nll: r.nll,
+        perplexity: r.perplexity,
+        tokens: r.tokens,
+        sequences: r.sequences,
+        peak_mb: peakMB(),
+      }),
+    );
+  } else {
+    console.log(
+      `nll ${r.nll.toFixed(4)}  perplexity ${
+        r.perplexity.toFixed(3)
+      }  tokens ${r.tokens}  sequences ${r.sequences}`,
+    );
+    console.log(peakMemoryLine());
+  }
+  return 0;
+}

@@ -1,0 +1,174 @@
+/**
+ * `generate`: KV-cached decoding that prints text as it is produced; `--chat` for an interactive chat.
+ *
+ * @module
+ */
+import { type CommandSpec, parseArgs, UsageError, usageLine } from "./args.ts";
+import {
+  arenaBudget,
+  MODEL_FLAGS,
+  openAdapterDir,
+  openModelPack,
+  peakMemoryLine,
+  stderrLog,
+  variantOf,
+} from "./common.ts";
+import { generate } from "../run/generate.ts";
+import { createStreamDecoder, loadTokenizer, type Tokenizer } from "../text/tokenizer.ts";
+import { chatDefaultsFromTemplate, type ChatMessage, renderChat } from "../text/chat.ts";
+import type { Pack } from "../model/pack.ts";
+import type { OpenedAdapter } from "../engine/adapter.ts";
+
+/** One line for the command list. */
+export const description = "generate text (streams as it decodes); --chat for a conversation";
+
+/** The command's flags. */
+export const SPEC = {
+  name: "generate",
+  description,
+  flags: {
+    ...MODEL_FLAGS,
+    prompt: {
+      type: "string",
+      value: "TEXT",
+      description: "the prompt (a user turn when the model has a chat template)",
+    },
+    chat: { type: "boolean", description: "interactive chat on stdin (empty line or Ctrl-D ends)" },
+    raw: { type: "boolean", description: "send --prompt as plain text, without the chat template" },
+    system: {
+      type: "string",
+      value: "TEXT",
+      description: "system prompt (default: the model's template default)",
+    },
+    adapter: { type: "string", value: "DIR", description: "apply a PEFT LoRA adapter" },
+    maxTokens: { type: "integer", default: 128, min: 1, description: "most new tokens" },
+    temperature: { type: "number", default: 0.7, min: 0, description: "sampling temperature (0 = greedy)" },
+    topP: { type: "number", default: 0.8, min: 0, max: 1, description: "nucleus sampling mass" },
+    seed: { type: "integer", default: 0, description: "sampler seed" },
+    streamWeights: {
+      type: "boolean",
+      description: "stream layer weights per token instead of keeping them resident",
+    },
+  },
+  epilog:
+    'example: deno task generate --model models/tiny --adapter runs/lumen --prompt "How long does the Lumen battery last?"',
+} as const satisfies CommandSpec;
+
+/** Reads the model directory's tokenizer files. */
+export async function modelTokenizer(dir: string): Promise<Tokenizer> {
+  const read = (n: string) => Deno.readTextFile(`${dir}/${n}`).catch(() => undefined);
+  const tokenizerJson = await read("tokenizer.json");
+  if (!tokenizerJson) throw new Error(`${dir}/tokenizer.json not found`);
+  return await loadTokenizer({
+    tokenizerJson,
+    tokenizerConfigJson: await read("tokenizer_config.json"),
+    generationConfigJson: await read("generation_config.json"),
+  });
+}
+
+/** Streams one completion of `ids` to stdout; returns the text. */
+export async function streamCompletion(
+  pack: Pack,
+  tok: Tokenizer,
+  ids: number[],
+  options: {
+    maxTokens: number;
+    temperature: number;
+    topP: number;
+    seed: number;
+    adapter?: OpenedAdapter;
+    budget?: number;
+    streamWeights?: boolean;
+    variant?: string;
+  },
+  write: (text: string) => void,
+): Promise<string> {
+  const dec = createStreamDecoder(tok, { skipSpecialTokens: true });
+  const eos = new Set([...tok.eosTokenIds, ...pack.config.eosTokenIds]);
+  let text = "";
+  for await (
+    const id of generate(pack, ids, {
+      maxTokens: options.maxTokens,
+      temperature: options.temperature,
+      topP: options.topP,
+      seed: options.seed,
+      eosTokenIds: [...eos],
+      adapter: options.adapter,
+      budget: options.budget,
+      streamWeights: options.streamWeights,
+      variant: variantOf(options.variant),
+    })
+  ) {
+    if (eos.has(id)) break;
+    const piece = dec.push(id);
+    text += piece;
+    write(piece);
+  }
+  const tail = dec.flush();
+  write(tail);
+  return text + tail;
+}
+
+const enc = new TextEncoder();
+const out = (s: string) => {
+  if (s) Deno.stdout.writeSync(enc.encode(s));
+};
+
+/** Runs `generate`. */
+export async function run(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, SPEC);
+  if (!args.chat && args.prompt === undefined) {
+    throw new UsageError(`give --prompt TEXT or --chat\n${usageLine(SPEC)}`);
+  }
+  const log = stderrLog();
+  const pack = await openModelPack(args, log);
+  const tok = await modelTokenizer(args.model);
+  const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
+  const useTemplate = !args.raw && tok.chatTemplate !== undefined;
+  const defaults = chatDefaultsFromTemplate(tok.chatTemplate);
+  const system = args.system ?? defaults.defaultSystem;
+  const opts = { ...args, adapter, budget: arenaBudget(args.maxMemory) };
+  if (!args.chat) {
+    const text = useTemplate
+      ? renderChat([{ role: "user", content: args.prompt! }], {
+        addGenerationPrompt: true,
+        defaultSystem: system,
+      })
+      : args.prompt!;
+    await streamCompletion(pack, tok, tok.encode(text), opts, out);
+    out("\n");
+    console.error(peakMemoryLine());
+    return 0;
+  }
+  const history: ChatMessage[] = [];
+  const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).values();
+  let buffer = "";
+  while (true) {
+    out("> ");
+    let line: string | undefined;
+    while (line === undefined) {
+      const i = buffer.indexOf("\n");
+      if (i >= 0) {
+        line = buffer.slice(0, i);
+        buffer = buffer.slice(i + 1);
+        break;
+      }
+      const next = await lines.next();
+      if (next.done) {
+        line = buffer;
+        buffer = "";
+        if (!line) line = "";
+        break;
+      }
+      buffer += next.value;
+    }
+    if (!line.trim()) break;
+    history.push({ role: "user", content: line });
+    const ids = tok.encode(renderChat(history, { addGenerationPrompt: true, defaultSystem: system }));
+    const reply = await streamCompletion(pack, tok, ids, opts, out);
+    out("\n");
+    history.push({ role: "assistant", content: reply });
+  }
+  console.error(peakMemoryLine());
+  return 0;
+}

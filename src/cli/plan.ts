@@ -1,0 +1,65 @@
+/**
+ * `plan`: the memory plan of a training (or eval) run, before anything is loaded: every region of the arena
+ * with its bytes and purpose, and the predicted whole-process peak. "Will it fit?"
+ *
+ * @module
+ */
+import { type CommandSpec, parseArgs } from "./args.ts";
+import { MODEL_FLAGS, RUNTIME_BYTES } from "./common.ts";
+import { TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
+import { readModelConfig } from "../model/pack_files.ts";
+import { formatMB, formatPlan, planMemory } from "../runtime/arena.ts";
+import { planRegions } from "../engine/plan.ts";
+import { loadKernels } from "../runtime/kernels.ts";
+import type { PackFormat } from "../model/pack.ts";
+
+/** One line for the command list. */
+export const description = "print the memory plan and predicted peak of a run without loading weights";
+
+/** The command's flags. */
+export const SPEC = {
+  name: "plan",
+  description,
+  flags: {
+    ...MODEL_FLAGS,
+    ...TRAIN_FLAGS,
+    mode: { type: "string", choices: ["train", "eval"], default: "train", description: "what the run does" },
+    json: { type: "boolean", description: "print the plan as JSON" },
+  },
+  epilog: "example: deno task plan --model models/qwen2.5-0.5b --seq-len 256 --rank 8 --max-memory 100MB",
+} as const satisfies CommandSpec;
+
+/** Runs `plan`; exits 1 when the prediction exceeds --max-memory. */
+export async function run(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, SPEC);
+  const cfg = await readModelConfig(args.model);
+  const kernels = await loadKernels({ variant: args.variant as "relaxed" | "simd" | undefined });
+  const opts = trainPlanOptions(cfg, args, args.weights as PackFormat, kernels.exports.gemm_scratch_bytes());
+  const plan = planMemory(planRegions(cfg, { ...opts, mode: args.mode as "train" | "eval" }));
+  const peak = plan.bytes + RUNTIME_BYTES;
+  const fits = args.maxMemory === undefined || peak <= args.maxMemory;
+  if (args.json) {
+    console.log(JSON.stringify({
+      regions: plan.regions.map((r) => ({ name: r.name, bytes: r.bytes, purpose: r.purpose })),
+      arena_bytes: plan.bytes,
+      runtime_bytes: RUNTIME_BYTES,
+      predicted_peak_bytes: peak,
+      fits,
+    }));
+  } else {
+    console.log(
+      formatPlan(plan, {
+        extra: [{ name: "runtime", bytes: RUNTIME_BYTES, purpose: "Deno, kernels, host heap (estimate)" }],
+      }),
+    );
+    console.log(`\npredicted whole-process peak: ${formatMB(peak)}`);
+    if (args.maxMemory !== undefined) {
+      console.log(
+        fits
+          ? `fits in --max-memory ${formatMB(args.maxMemory)}`
+          : `does NOT fit in --max-memory ${formatMB(args.maxMemory)}`,
+      );
+    }
+  }
+  return fits ? 0 : 1;
+}

@@ -1,0 +1,79 @@
+/**
+ * Flags of the training-shaped commands (`train`, `plan`, `grad`) and the plan options they imply.
+ *
+ * @module
+ */
+import type { FlagSpec } from "./args.ts";
+import type { ModelConfig } from "../model/config.ts";
+import type { PackFormat } from "../model/pack.ts";
+import { loraLayout } from "../engine/lora.ts";
+import type { Method, OptimizerName, PlanOptions } from "../engine/plan.ts";
+
+/** LoRA, optimizer and schedule flags. */
+export const TRAIN_FLAGS = {
+  method: {
+    type: "string",
+    choices: ["mesp", "mebp", "mezo"],
+    default: "mesp",
+    description: "training method",
+  },
+  seqLen: { type: "integer", default: 256, min: 2, description: "tokens per sequence (longer ones are cut)" },
+  rank: { type: "integer", default: 8, min: 1, description: "LoRA rank r" },
+  alpha: { type: "number", description: "LoRA alpha (default 2·rank); scale = alpha/r" },
+  rslora: { type: "boolean", description: "scale by alpha/√r (rsLoRA)" },
+  targets: {
+    type: "list",
+    default: ["all"],
+    description: "linears with adapters: q,k,v,o,gate,up,down or all",
+  },
+  optimizer: {
+    type: "string",
+    choices: ["adamw", "sgd"],
+    default: "adamw",
+    description: "optimizer (the paper's memory figures use sgd)",
+  },
+  gradAccum: { type: "integer", default: 1, min: 1, description: "sequences per optimizer step" },
+  clip: { type: "number", default: 0, min: 0, description: "clip the global gradient norm (0 = off)" },
+  mlpChunk: { type: "integer", default: 512, min: 64, description: "MLP columns per chunk (multiple of 64)" },
+  vocabChunk: { type: "integer", default: 4096, min: 1, description: "vocabulary rows per loss chunk" },
+  resident: { type: "boolean", description: "keep every layer's weights in memory instead of streaming" },
+} as const satisfies Record<string, FlagSpec>;
+
+/** The parsed subset of {@linkcode TRAIN_FLAGS} a plan needs. */
+export interface TrainFlagValues {
+  method: string;
+  seqLen: number;
+  rank: number;
+  alpha?: number;
+  rslora?: boolean;
+  targets: readonly string[];
+  optimizer: string;
+  gradAccum: number;
+  clip: number;
+  mlpChunk: number;
+  vocabChunk: number;
+  resident?: boolean;
+}
+
+/** Plan options of a training run with these flags. */
+export function trainPlanOptions(
+  cfg: ModelConfig,
+  f: TrainFlagValues,
+  format: PackFormat,
+  gemmScratch: number,
+): PlanOptions {
+  return {
+    mode: "train",
+    seqLen: f.seqLen,
+    format,
+    bf16Scales: cfg.quantization !== undefined && (format === "q4" || format === "q8"),
+    lora: loraLayout(cfg, { rank: f.rank, alpha: f.alpha, rslora: f.rslora, targets: f.targets }),
+    method: f.method as Method,
+    optimizer: f.optimizer as OptimizerName,
+    gradBuffer: f.gradAccum > 1 || f.clip > 0,
+    mlpChunk: f.mlpChunk,
+    vocabChunk: f.vocabChunk,
+    resident: f.resident,
+    gemmScratch,
+  };
+}
