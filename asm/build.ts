@@ -16,10 +16,19 @@ interface Variant {
 
 const COMMON = ["asm/kernels/index.ts", "-O3", "--runtime", "stub", "--noAssert", "--initialMemory", "16"];
 
-/** The variants, in the order the loader prefers them. */
+/**
+ * Threads builds import one shared memory that the host creates (and workers share). Its maximum is the
+ * wasm32 limit, 65536 pages = 4 GiB, so any plan that fits wasm32 fits; the host may create the memory
+ * with a lower maximum where address space is scarce.
+ */
+const THREADS = ["--importMemory", "--sharedMemory", "--maximumMemory", "65536"];
+
+/** The variants, in the order the loader prefers them (threads builds only when a pool is wanted). */
 export const VARIANTS: Variant[] = [
   { file: "mesp_relaxed.wasm", flags: ["--enable", "simd,relaxed-simd"] },
   { file: "mesp_simd.wasm", flags: ["--enable", "simd"] },
+  { file: "mesp_relaxed_threads.wasm", flags: ["--enable", "simd,relaxed-simd,threads", ...THREADS] },
+  { file: "mesp_simd_threads.wasm", flags: ["--enable", "simd,threads", ...THREADS] },
 ];
 
 async function compile(variant: Variant): Promise<Uint8Array> {

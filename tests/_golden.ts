@@ -71,3 +71,15 @@ export async function expectedF64(c: GoldenCase, name: string): Promise<Float64A
   if (info.dtype === "F32") return Float64Array.from(new Float32Array(raw.buffer));
   throw new Error(`${name}: dtype ${info.dtype}`);
 }
+
+/** Cosine similarity and relative L2 error of `got` against `want`. */
+export function compare(got: ArrayLike<number>, want: ArrayLike<number>): { cos: number; rel: number } {
+  let dot = 0, gg = 0, ww = 0, dd = 0;
+  for (let i = 0; i < want.length; i++) {
+    dot += got[i] * want[i];
+    gg += got[i] * got[i];
+    ww += want[i] * want[i];
+    dd += (got[i] - want[i]) ** 2;
+  }
+  return { cos: dot / Math.sqrt(gg * ww), rel: Math.sqrt(dd / ww) };
+}

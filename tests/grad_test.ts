@@ -1,25 +1,13 @@
 // MeSP gradients against PyTorch autograd (golden fixtures): every LoRA tensor of every case, with the
 // issue's criterion (cosine ≥ 0.99999 and relative L2 error ≤ 1e-4 per tensor) and the loss.
 import { assert } from "./_assert.ts";
-import { expectedF64, GOLDEN_CASES, loadCase } from "./_golden.ts";
+import { compare, expectedF64, GOLDEN_CASES, loadCase } from "./_golden.ts";
 import { dirFiles } from "../src/io/deno_files.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { Backward } from "../src/engine/backward.ts";
 import { forwardBackward } from "../src/engine/step.ts";
 import { openAdapter, readAdapterInto } from "../src/engine/adapter.ts";
 import { loraLayout, peftName } from "../src/engine/lora.ts";
-
-/** Cosine and relative L2 error of `got` against `want`. */
-export function compare(got: ArrayLike<number>, want: ArrayLike<number>): { cos: number; rel: number } {
-  let dot = 0, gg = 0, ww = 0, dd = 0;
-  for (let i = 0; i < want.length; i++) {
-    dot += got[i] * want[i];
-    gg += got[i] * got[i];
-    ww += want[i] * want[i];
-    dd += (got[i] - want[i]) ** 2;
-  }
-  return { cos: dot / Math.sqrt(gg * ww), rel: Math.sqrt(dd / ww) };
-}
 
 async function checkCase(name: string, chunks: { vocabChunk?: number; mlpChunk?: number } = {}) {
   const c = await loadCase(name, name === "mlx_q4" ? "q4" : "f32");

@@ -14,6 +14,9 @@ import type { Sequence } from "../run/evaluate.ts";
 import { dirFiles } from "../io/deno_files.ts";
 import { openAdapter, type OpenedAdapter } from "../engine/adapter.ts";
 import type { FlagSpec } from "./args.ts";
+import { readModelConfig } from "../model/pack_files.ts";
+import { parseJsonl, tokenizeExample } from "../data/dataset.ts";
+import type { Tokenizer } from "../text/tokenizer.ts";
 
 /**
  * Memory a Deno process holds besides the arena: the runtime itself (measured idle: 32 MB RSS), the
@@ -90,13 +93,19 @@ export async function openModelPack(
   return pack;
 }
 
-/** Tokenizes a JSONL file with the model's tokenizer (in a child process, cached) into sequences. */
+/**
+ * Tokenizes a JSONL file with the model's tokenizer (in a child process, cached) into sequences. A model
+ * directory without `tokenizer.json` can still be used with pre-tokenized `{"input_ids": [...]}` lines.
+ */
 export async function loadSequences(
   dataPath: string,
   args: { model: string; cacheDir?: string },
   seqLen: number,
   log: (m: string) => void,
 ): Promise<Sequence[]> {
+  if (!await fileExists(`${args.model}/tokenizer.json`)) {
+    return await pretokenized(dataPath, args.model, seqLen);
+  }
   const { cache } = await loadOrBuildTokenCache({
     dataPath,
     tokenizerDir: args.model,
@@ -108,6 +117,33 @@ export async function loadSequences(
   for (let i = 0; i < cache.count; i++) out.push(cache.example(i));
   if (out.length === 0) throw new Error(`${dataPath}: no usable examples`);
   return out;
+}
+
+async function fileExists(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+async function pretokenized(dataPath: string, model: string, seqLen: number): Promise<Sequence[]> {
+  const cfg = await readModelConfig(model);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(dataPath);
+  } catch {
+    throw new Error(`${dataPath}: dataset file not found`);
+  }
+  const records = parseJsonl(text, { file: dataPath });
+  const bad = records.find((r) => r.kind !== "tokens");
+  if (bad) {
+    throw new Error(
+      `${bad.file}:${bad.line}: ${model} has no tokenizer.json, so only pre-tokenized {"input_ids": [...]} lines can be used`,
+    );
+  }
+  const vocab = { vocabSize: cfg.vocabSize } as Tokenizer;
+  return records.map((r) => tokenizeExample(r, vocab, { seqLen })).filter((e) => e.ids.length >= 2);
 }
 
 /** Opens a PEFT adapter directory. */

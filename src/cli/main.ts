@@ -24,6 +24,7 @@ export const COMMANDS: Readonly<Record<string, () => Promise<CommandModule>>> = 
   "make-model": () => import("./make_model.ts"),
   eval: () => import("./eval.ts"),
   generate: () => import("./generate.ts"),
+  grad: () => import("./grad.ts"),
   plan: () => import("./plan.ts"),
   train: () => import("./train.ts"),
 };

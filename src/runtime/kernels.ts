@@ -252,6 +252,26 @@ export interface Kernels {
   readonly module: WebAssembly.Module;
   readonly memory: WebAssembly.Memory;
   readonly exports: KernelExports;
+  /**
+   * Whether this is a threads build on a shared `WebAssembly.Memory` (workers can instantiate `module` on
+   * `memory`; see `pool.ts`). False for the single-thread builds.
+   */
+  readonly shared: boolean;
+  /** The worker pool splitting work across threads, once one is started on this instance (`pool.ts`). */
+  readonly pool?: KernelPool;
+}
+
+/**
+ * What the kernel layer sees of a worker pool (implemented by `Pool` in `pool.ts`): the thread count, kernel
+ * entry points that split row ranges across the threads, and `close()`, which ends the workers.
+ */
+export interface KernelPool {
+  /** Threads working on each split call, the calling thread included. */
+  readonly threads: number;
+  /** Same signatures as the raw exports; row kernels run their `(r0, r1)` split across the threads. */
+  readonly exports: KernelExports;
+  /** Stops and terminates the workers (idempotent). Required: live workers keep the process alive. */
+  close(): void;
 }
 
 /** Options for {@linkcode loadKernels}. */
@@ -260,13 +280,27 @@ export interface LoadKernelsOptions {
   variant?: Variant;
   /** Where the `wasm/` directory is; defaults to the one next to this module. */
   wasmBase?: string | URL;
+  /**
+   * Load the threads build on a shared memory when this runtime can run a pool (`SharedArrayBuffer`, module
+   * `Worker`s, and the build validates); otherwise the single-thread build is loaded. `Kernels.shared` says
+   * which one it was.
+   */
+  shared?: boolean;
 }
 
 const FILES: Record<Variant, string> = { relaxed: "mesp_relaxed.wasm", simd: "mesp_simd.wasm" };
+const THREAD_FILES: Record<Variant, string> = {
+  relaxed: "mesp_relaxed_threads.wasm",
+  simd: "mesp_simd_threads.wasm",
+};
+/** Pages of the shared memory's maximum, tried in order (the build declares 65536 pages = 4 GiB). */
+const SHARED_MAXIMA = [65536, 32768, 16384, 8192];
+/** Initial pages of the shared memory (the build's `--initialMemory`). */
+const INITIAL_PAGES = 16;
 const moduleCache = new Map<string, Promise<WebAssembly.Module | undefined>>();
 
-async function compileVariant(base: URL, variant: Variant): Promise<WebAssembly.Module | undefined> {
-  const url = new URL(FILES[variant], base);
+async function compileFile(base: URL, file: string): Promise<WebAssembly.Module | undefined> {
+  const url = new URL(file, base);
   const key = url.href;
   let p = moduleCache.get(key);
   if (!p) {
@@ -281,28 +315,69 @@ async function compileVariant(base: URL, variant: Variant): Promise<WebAssembly.
   return await p;
 }
 
+/** Whether this runtime has what a worker pool needs: shared memory, `Atomics` and `Worker`. */
+export function threadsSupported(): boolean {
+  const g = globalThis as { SharedArrayBuffer?: unknown; Worker?: unknown; crossOriginIsolated?: boolean };
+  // browsers expose SharedArrayBuffer only to cross-origin-isolated pages
+  if (g.crossOriginIsolated === false) return false;
+  return typeof g.SharedArrayBuffer === "function" && typeof g.Worker === "function" &&
+    typeof Atomics === "object";
+}
+
+/** A shared memory with the largest maximum this runtime will reserve, or undefined if none. */
+function sharedMemory(): WebAssembly.Memory | undefined {
+  for (const maximum of SHARED_MAXIMA) {
+    try {
+      return new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum, shared: true });
+    } catch {
+      // address space too small for this maximum: try a smaller one
+    }
+  }
+  return undefined;
+}
+
+/** The imports every instance gets (the shared builds also import their memory). */
+export function kernelImports(memory?: WebAssembly.Memory): WebAssembly.Imports {
+  const env: Record<string, WebAssembly.ImportValue> = {
+    abort(_msg: number, _file: number, line: number, col: number) {
+      throw new Error(`kernel abort at ${line}:${col}`);
+    },
+  };
+  if (memory) env.memory = memory;
+  return { env };
+}
+
+/** The shared build of `variant`, instantiated on a fresh shared memory, or undefined if unavailable. */
+async function loadShared(base: URL, variant: Variant): Promise<Kernels | undefined> {
+  if (!threadsSupported()) return undefined;
+  const module = await compileFile(base, THREAD_FILES[variant]);
+  const memory = module && sharedMemory();
+  if (!module || !memory) return undefined;
+  const instance = await WebAssembly.instantiate(module, kernelImports(memory));
+  const exports = instance.exports as unknown as KernelExports;
+  return { variant, module, memory, exports, shared: true };
+}
+
 /**
  * Instantiates the kernel module. Each call returns a fresh instance with its own memory; the compiled
- * module is cached.
+ * module is cached. With `shared`, the threads build is preferred (see {@linkcode LoadKernelsOptions}).
  */
 export async function loadKernels(options: LoadKernelsOptions = {}): Promise<Kernels> {
   const base = new URL(options.wasmBase ?? new URL("../../wasm/", import.meta.url));
   const candidates = options.variant ? [options.variant] : VARIANTS;
   for (const variant of candidates) {
-    const module = await compileVariant(base, variant);
+    if (options.shared) {
+      const k = await loadShared(base, variant);
+      if (k) return k;
+    }
+    const module = await compileFile(base, FILES[variant]);
     if (!module) {
       if (options.variant) throw new Error(`this runtime cannot run the "${variant}" kernels`);
       continue;
     }
-    const instance = await WebAssembly.instantiate(module, {
-      env: {
-        abort(_msg: number, _file: number, line: number, col: number) {
-          throw new Error(`kernel abort at ${line}:${col}`);
-        },
-      },
-    });
+    const instance = await WebAssembly.instantiate(module, kernelImports());
     const exports = instance.exports as unknown as KernelExports;
-    return { variant, module, memory: exports.memory, exports };
+    return { variant, module, memory: exports.memory, exports, shared: false };
   }
   throw new Error("this runtime supports none of the kernel variants (WebAssembly SIMD is required)");
 }

@@ -1,0 +1,81 @@
+/**
+ * `grad`: the loss and every LoRA gradient of the first sequence of a dataset, written as safetensors with
+ * PEFT tensor names (the gradient of a parameter under that parameter's name) plus `loss`.
+ *
+ * @module
+ */
+import { type CommandSpec, parseArgs } from "./args.ts";
+import {
+  arenaBudget,
+  loadSequences,
+  MODEL_FLAGS,
+  openAdapterDir,
+  openModelPack,
+  stderrLog,
+  variantOf,
+} from "./common.ts";
+import { TRAIN_FLAGS } from "./train_flags.ts";
+import { writeFileAtomic } from "../io/deno_files.ts";
+import { encodeLoraTensors } from "../engine/adapter.ts";
+import { computeGradients } from "../run/grad.ts";
+import type { Method } from "../engine/plan.ts";
+
+/** One line for the command list. */
+export const description = "loss and every LoRA gradient of the first sequence, as safetensors (PEFT names)";
+
+const { method, seqLen, rank, alpha, rslora, targets } = TRAIN_FLAGS;
+
+/** The command's flags. */
+export const SPEC = {
+  name: "grad",
+  description,
+  flags: {
+    ...MODEL_FLAGS,
+    data: {
+      type: "string",
+      value: "FILE",
+      required: true,
+      description: "JSONL dataset; its first sequence is used",
+    },
+    out: { type: "string", value: "FILE", required: true, description: "output .safetensors" },
+    adapter: {
+      type: "string",
+      value: "DIR",
+      description: "differentiate at this PEFT adapter (default: fresh init)",
+    },
+    method,
+    seqLen,
+    rank,
+    alpha,
+    rslora,
+    targets,
+    seed: { type: "integer", default: 0, description: "seed of the fresh initialisation" },
+  },
+  epilog:
+    "example: deno task grad --model models/tiny --data data/lumen/train.jsonl --adapter runs/lumen --out grads.safetensors",
+} as const satisfies CommandSpec;
+
+/** Runs `grad`. */
+export async function run(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, SPEC);
+  const log = stderrLog();
+  const pack = await openModelPack(args, log);
+  const [first] = await loadSequences(args.data, args, args.seqLen, log);
+  const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
+  const r = await computeGradients(pack, first, {
+    method: args.method as Method,
+    adapter,
+    lora: { rank: args.rank, alpha: args.alpha, rslora: args.rslora, targets: args.targets },
+    seed: args.seed,
+    seqLen: args.seqLen,
+    budget: arenaBudget(args.maxMemory),
+    variant: variantOf(args.variant),
+  });
+  await writeFileAtomic(args.out, encodeLoraTensors(r.layout, r.grads, { loss: new Float32Array([r.loss]) }));
+  console.log(
+    `loss ${r.loss.toFixed(6)} over ${r.tokens} tokens; ${
+      r.layout.pairs.flat().length * 2
+    } gradient tensors → ${args.out}`,
+  );
+  return 0;
+}
