@@ -6,13 +6,16 @@
  *   deno task bench:gemm --json       # one JSON object per line
  *   deno task bench:gemm --quick      # T = 256, rank 8 only
  *   deno task bench:gemm --runs 7     # rounds (median is reported; default 5)
+ *   deno task bench:gemm --threads 2  # adds the fastest variant on a 2-thread pool, and its ratio to 1 thread
+ *   deno task bench:gemm --threads 2 --split rows   # force the pool's split (rows | columns; default auto)
  *
  * Each round measures every (shape, variant) once for ~50 ms and asks the native process for one
- * measurement of the same shape, so slow drift on a noisy machine hits both sides alike.
+ * measurement of the same shape, so slow drift on a noisy machine hits both sides alike. With
+ * `--threads N` the N-thread pool is measured in the same rounds, right after the single-thread build.
  */
-import { Arena } from "../src/runtime/arena.ts";
-import { type Kernels, loadKernels, OP, VARIANTS, type WeightDtype } from "../src/runtime/kernels.ts";
+import { OP, type Variant, VARIANTS, type WeightDtype } from "../src/runtime/kernels.ts";
 import { Gemm, type WeightRef } from "../src/runtime/gemm.ts";
+import { startKernels } from "../src/runtime/pool.ts";
 
 type Op = keyof typeof OP;
 
@@ -30,6 +33,12 @@ const json = args.includes("--json");
 const quick = args.includes("--quick");
 const runsArg = args.indexOf("--runs");
 const runs = runsArg >= 0 ? Number(args[runsArg + 1]) : 5;
+const threadsArg = args.indexOf("--threads");
+const threads = threadsArg >= 0 ? Number(args[threadsArg + 1]) : 1;
+const splitArg = args.indexOf("--split");
+const split = (splitArg >= 0 ? args[splitArg + 1] : "auto") as "auto" | "rows" | "columns";
+if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a positive integer`);
+if (!["auto", "rows", "columns"].includes(split)) throw new Error(`--split must be auto, rows or columns`);
 const SECONDS = 0.05;
 
 // Qwen2.5-0.5B linear weights [out, in]: q/o [896,896], gate/up [4864,896], down [896,4864], k/v [128,896].
@@ -93,6 +102,17 @@ class Native {
   }
 }
 
+/** CPU seconds used so far by the whole machine and by this process (Linux `/proc`; zeros elsewhere). */
+function cpuSeconds(): { busy: number; own: number } {
+  try {
+    const f = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    const s = Deno.readTextFileSync("/proc/self/stat"), rest = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    return { busy: (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100, own: (+rest[11] + +rest[12]) / 100 };
+  } catch {
+    return { busy: 0, own: 0 };
+  }
+}
+
 function splitLines(): TransformStream<string, string> {
   let buf = "";
   return new TransformStream({
@@ -107,23 +127,29 @@ function splitLines(): TransformStream<string, string> {
   });
 }
 
-/** One arena per variant, big enough for the largest shape, filled with small non-zero values. */
-function setup(k: Kernels) {
+/**
+ * One arena per variant, big enough for the largest shape, filled with small non-zero values; with
+ * `threads`, on the threads build with a pool (as the engine sets it up: `startKernels`).
+ */
+async function setup(variant: Variant, threads = 1) {
   const maxT = 512, maxW = 4864 * 896;
-  const ar = Arena.create(k, [
+  const { kernels: k, arena: ar } = await startKernels((scratch) => [
     { name: "a", bytes: 4 * maxT * 4864 },
     { name: "b", bytes: 4 * maxW },
     { name: "scales", bytes: 2 * maxW / 64 },
     { name: "c", bytes: 4 * maxT * 4864 },
-    { name: "scratch", bytes: k.exports.gemm_scratch_bytes() },
-  ]);
+    { name: "scratch", bytes: scratch },
+  ], { variant, threads, poolOptions: { split } });
+  if (threads > 1 && k.pool?.threads !== threads) throw new Error(`no pool of ${threads} threads here`);
   ar.f32("a").forEach((_, i, a) => (a[i] = ((i * 7) % 13) * 0.1 - 0.6));
   ar.f32("b").forEach((_, i, a) => (a[i] = ((i * 5) % 11) * 0.1 - 0.5));
   new Uint16Array(ar.u8("scales").buffer, ar.ptr("scales"), maxW / 64).fill(0x2e66); // f16 0.1
-  return { ar, gemm: new Gemm(k.exports, ar.ptr("scratch")) };
+  return { ar, pool: k.pool, gemm: new Gemm(k.exports, ar.ptr("scratch"), { pool: k.pool }) };
 }
 
-function measure(env: ReturnType<typeof setup>, s: Shape): number {
+type Env = Awaited<ReturnType<typeof setup>>;
+
+function measure(env: Env, s: Shape): number {
   const { ar, gemm } = env;
   const ld = s.op === "nt" ? s.k : s.n;
   const w: WeightRef = {
@@ -150,26 +176,45 @@ function measure(env: ReturnType<typeof setup>, s: Shape): number {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const list = shapes();
-const envs = new Map<string, ReturnType<typeof setup>>();
+const envs = new Map<string, Env>();
 for (const v of VARIANTS) {
   try {
-    envs.set(v, setup(await loadKernels({ variant: v })));
+    envs.set(v, await setup(v));
   } catch (e) {
     console.error(`variant ${v} skipped: ${(e as Error).message}`);
   }
+}
+// the N-thread pool on the fastest variant's threads build, measured right after its single-thread build
+const fastest = [...envs.keys()][0];
+const threadedName = `${fastest}×${threads}`;
+if (threads > 1) {
+  const env = await setup(fastest as Variant, threads);
+  const ordered = new Map<string, Env>();
+  for (const [name, e] of envs) {
+    ordered.set(name, e);
+    if (name === fastest) ordered.set(threadedName, env);
+  }
+  envs.clear();
+  for (const [name, e] of ordered) envs.set(name, e);
 }
 const native = await Native.start();
 if (typeof native === "string") console.error(native);
 const results = new Map<string, number[]>();
 const key = (i: number, v: string) => `${i}/${v}`;
+/** CPU seconds other processes used while wasm GEMMs ran, and the wall seconds of those runs. */
+let otherCpu = 0, wasmWall = 0;
 for (let r = 0; r < runs; r++) {
   if (!json) await Deno.stderr.write(new TextEncoder().encode(`\rround ${r + 1}/${runs}`));
   for (let i = 0; i < list.length; i++) {
+    const cpu0 = cpuSeconds(), t0 = performance.now();
     for (const [v, env] of envs) {
       const xs = results.get(key(i, v)) ?? [];
       xs.push(measure(env, list[i]));
       results.set(key(i, v), xs);
     }
+    const cpu1 = cpuSeconds();
+    wasmWall += (performance.now() - t0) / 1000;
+    otherCpu += cpu1.busy - cpu0.busy - (cpu1.own - cpu0.own);
     if (typeof native !== "string") {
       const xs = results.get(key(i, "native")) ?? [];
       xs.push(await native.measure(list[i]));
@@ -177,15 +222,22 @@ for (let r = 0; r < runs; r++) {
     }
   }
 }
+const others = otherCpu / wasmWall;
 if (typeof native !== "string") await native.close();
+for (const env of envs.values()) env.pool?.close();
 if (!json) await Deno.stderr.write(new TextEncoder().encode("\r"));
 
 const variants = [...envs.keys()];
 const rows: string[][] = [];
+/** N-thread over 1-thread ratio per shape (same variant, same rounds). */
+const speedups: { what: string; ratio: number }[] = [];
 for (let i = 0; i < list.length; i++) {
   const s = list[i];
   const nat = results.has(key(i, "native")) ? median(results.get(key(i, "native"))!) : NaN;
   const row = [s.what, `${s.m}×${s.n}×${s.k}`, s.op, s.dtype];
+  const speedup = threads > 1
+    ? median(results.get(key(i, threadedName))!) / median(results.get(key(i, fastest))!)
+    : NaN;
   for (const v of variants) {
     const g = median(results.get(key(i, v))!);
     row.push(g.toFixed(1));
@@ -201,8 +253,13 @@ for (let i = 0; i < list.length; i++) {
         native_gflops: Number.isNaN(nat) ? null : +nat.toFixed(2),
         ratio: Number.isNaN(nat) ? null : +(g / nat).toFixed(3),
         what: s.what,
+        ...(v === threadedName ? { threads, speedup: +speedup.toFixed(3) } : {}),
       }));
     }
+  }
+  if (threads > 1) {
+    row.push(speedup.toFixed(2));
+    speedups.push({ what: s.what, ratio: speedup });
   }
   row.push(Number.isNaN(nat) ? "-" : nat.toFixed(1));
   row.push(Number.isNaN(nat) ? "-" : (median(results.get(key(i, variants[0]))!) / nat).toFixed(2));
@@ -215,6 +272,7 @@ if (!json) {
     "op",
     "B",
     ...variants.map((v) => `${v} GF/s`),
+    ...(threads > 1 ? [`${threads}T/1T`] : []),
     "native GF/s",
     `${variants[0]}/native`,
   ];
@@ -230,4 +288,16 @@ if (!json) {
       SECONDS * 1000
     } ms each; one thread; native = bench/native/gemm_ref.c (gcc -O3 -mavx -mfma, 128-bit)`,
   );
+  if (threads > 1) {
+    const geo = (xs: number[]) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
+    const proj = speedups.filter((x) => /^(x·Wᵀ|G·W) /.test(x.what)).map((x) => x.ratio);
+    console.log(
+      `${threadedName}: the ${fastest} threads build on a pool of ${threads} threads (split: ${split}); ` +
+        `${threads}T/1T = its GF/s over ${fastest} on one thread, same rounds.\n` +
+        `geometric mean ${threads}T/1T: projections (x·Wᵀ, G·W) ${geo(proj).toFixed(2)}×, ` +
+        `all shapes ${geo(speedups.map((x) => x.ratio)).toFixed(2)}×; ` +
+        `${navigator.hardwareConcurrency} hardware threads; ` +
+        `other processes used ${others.toFixed(2)} cores on average while wasm GEMMs ran`,
+    );
+  }
 }

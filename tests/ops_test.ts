@@ -1245,3 +1245,40 @@ Deno.test("kernels: every documented export exists", async () => {
   ];
   for (const n of names) assertEquals(typeof k.exports[n], "function", n);
 });
+
+Deno.test("f32_to_bf16: round-to-nearest-even like torch (vs the independent TS converter), NaN, both variants", async () => {
+  const { f32ToBf16 } = await import("../src/model/dtype.ts");
+  const specials = [
+    0,
+    -0,
+    1,
+    -1,
+    1.00390625,
+    1.01171875,
+    65504,
+    3.4e38,
+    -3.4e38,
+    Infinity,
+    -Infinity,
+    NaN,
+    1e-40,
+    -2e-39,
+  ];
+  const rand = Array.from({ length: 1000 }, (_, i) => Math.sin(i * 12.9898) * 10 ** ((i % 13) - 6));
+  const xs = Float32Array.from([...specials, ...rand]);
+  const want = f32ToBf16(xs);
+  for (const variant of VARIANTS) {
+    const k = await loadKernels({ variant });
+    const a = Arena.create(k, [{ name: "src", bytes: xs.byteLength }, { name: "dst", bytes: xs.length * 2 }]);
+    a.f32("src").set(xs);
+    k.exports.f32_to_bf16(a.ptr("dst"), a.ptr("src"), xs.length);
+    const got = new Uint16Array(k.memory.buffer, a.ptr("dst"), xs.length);
+    for (let i = 0; i < xs.length; i++) {
+      const nan = Number.isNaN(xs[i]);
+      assert(
+        nan ? (got[i] & 0x7fff) > 0x7f80 : got[i] === want[i],
+        `${variant}: ${xs[i]} → 0x${got[i].toString(16)}, want 0x${want[i].toString(16)}`,
+      );
+    }
+  }
+});

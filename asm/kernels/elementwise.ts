@@ -104,3 +104,30 @@ export function dot(x: usize, y: usize, n: i32): f64 {
   for (; i < n; i++) t += <f64>load<f32>(x + (<usize>i << 2)) * <f64>load<f32>(y + (<usize>i << 2));
   return t;
 }
+
+/**
+ * dst = bf16(src), rounding to nearest even as torch does (NaN stays NaN). dst: u16 [n], src: [n]. For layer
+ * checkpoints kept in half the memory; bf16 → f32 is `decode_row` with the BF16 dtype.
+ */
+export function f32_to_bf16(dst: usize, src: usize, n: i32): void {
+  let i = 0;
+  const bias = i32x4.splat(0x7fff), one = i32x4.splat(1), nan = i32x4.splat(0x7fc00000);
+  for (; i + 8 <= n; i += 8) {
+    const a = v128.load(src + (<usize>i << 2)), b = v128.load(src + (<usize>i << 2), 16);
+    const ra = bf16_round(a, bias, one, nan), rb = bf16_round(b, bias, one, nan);
+    // keep the high halves of the 8 rounded words
+    v128.store(dst + (<usize>i << 1), i16x8.shuffle(ra, rb, 1, 3, 5, 7, 9, 11, 13, 15));
+  }
+  for (; i < n; i++) {
+    const u = load<u32>(src + (<usize>i << 2));
+    const r: u32 = (u & 0x7fffffff) > 0x7f800000 ? 0x7fc00000 : u + 0x7fff + ((u >> 16) & 1);
+    store<u16>(dst + (<usize>i << 1), <u16>(r >> 16));
+  }
+}
+
+// @ts-ignore: decorator
+@inline function bf16_round(x: v128, bias: v128, one: v128, nan: v128): v128 {
+  const r = i32x4.add(i32x4.add(x, bias), v128.and(i32x4.shr_u(x, 16), one));
+  const isNan = f32x4.ne(x, x);
+  return v128.bitselect(nan, r, isNan);
+}

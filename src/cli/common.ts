@@ -8,15 +8,11 @@ import { formatMB } from "../runtime/arena.ts";
 import { processMemory } from "../runtime/memory.ts";
 import { type Variant, VARIANTS } from "../runtime/kernels.ts";
 import { type Pack, PACK_FORMATS, type PackFormat } from "../model/pack.ts";
-import { loadOrBuildPack } from "../model/pack_files.ts";
-import { loadOrBuildTokenCache } from "../data/token_cache_files.ts";
+import { prepare } from "./prepare.ts";
 import type { Sequence } from "../run/evaluate.ts";
 import { dirFiles } from "../io/deno_files.ts";
 import { openAdapter, type OpenedAdapter } from "../engine/adapter.ts";
 import type { FlagSpec } from "./args.ts";
-import { readModelConfig } from "../model/pack_files.ts";
-import { parseJsonl, tokenizeExample } from "../data/dataset.ts";
-import type { Tokenizer } from "../text/tokenizer.ts";
 
 /**
  * Memory a Deno process holds besides the arena: the runtime itself (measured idle: 32 MB RSS), the
@@ -80,70 +76,26 @@ export function arenaBudget(maxMemory?: number): number | undefined {
   return maxMemory - RUNTIME_BYTES;
 }
 
-/** Opens (building once if needed) the weight pack of `--model` in `--weights`. */
-export async function openModelPack(
-  args: { model: string; weights: string; cacheDir?: string },
-  log: (m: string) => void,
-): Promise<Pack> {
-  const { pack } = await loadOrBuildPack(args.model, {
-    format: args.weights as PackFormat,
-    cacheDir: `${cacheDir(args.cacheDir)}/packs`,
-    onStatus: log,
-  });
-  return pack;
-}
-
 /**
- * Tokenizes a JSONL file with the model's tokenizer (in a child process, cached) into sequences. A model
- * directory without `tokenizer.json` can still be used with pre-tokenized `{"input_ids": [...]}` lines.
+ * Packs the model (once) and tokenizes the datasets (once) in a child process, then opens the results: the
+ * pack and one list of sequences per dataset path (undefined paths give empty lists).
  */
-export async function loadSequences(
-  dataPath: string,
-  args: { model: string; cacheDir?: string },
+export async function prepareRun(
+  args: { model: string; weights: string; cacheDir?: string },
+  data: (string | undefined)[],
   seqLen: number,
   log: (m: string) => void,
-): Promise<Sequence[]> {
-  if (!await fileExists(`${args.model}/tokenizer.json`)) {
-    return await pretokenized(dataPath, args.model, seqLen);
-  }
-  const { cache } = await loadOrBuildTokenCache({
-    dataPath,
-    tokenizerDir: args.model,
-    cacheDir: `${cacheDir(args.cacheDir)}/tokens`,
+): Promise<{ pack: Pack; sets: Sequence[][] }> {
+  const paths = data.filter((d): d is string => d !== undefined);
+  const { pack, sets } = await prepare({
+    model: args.model,
+    weights: args.weights as PackFormat,
+    cacheDir: cacheDir(args.cacheDir),
+    data: paths,
     seqLen,
-    onStatus: log,
-  });
-  const out: Sequence[] = [];
-  for (let i = 0; i < cache.count; i++) out.push(cache.example(i));
-  if (out.length === 0) throw new Error(`${dataPath}: no usable examples`);
-  return out;
-}
-
-async function fileExists(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
-}
-
-async function pretokenized(dataPath: string, model: string, seqLen: number): Promise<Sequence[]> {
-  const cfg = await readModelConfig(model);
-  let text: string;
-  try {
-    text = await Deno.readTextFile(dataPath);
-  } catch {
-    throw new Error(`${dataPath}: dataset file not found`);
-  }
-  const records = parseJsonl(text, { file: dataPath });
-  const bad = records.find((r) => r.kind !== "tokens");
-  if (bad) {
-    throw new Error(
-      `${bad.file}:${bad.line}: ${model} has no tokenizer.json, so only pre-tokenized {"input_ids": [...]} lines can be used`,
-    );
-  }
-  const vocab = { vocabSize: cfg.vocabSize } as Tokenizer;
-  return records.map((r) => tokenizeExample(r, vocab, { seqLen })).filter((e) => e.ids.length >= 2);
+  }, log);
+  let i = 0;
+  return { pack, sets: data.map((d) => (d === undefined ? [] : sets[i++])) };
 }
 
 /** Opens a PEFT adapter directory. */

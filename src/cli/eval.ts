@@ -7,12 +7,11 @@ import { type CommandSpec, parseArgs } from "./args.ts";
 import { Progress } from "./progress.ts";
 import {
   arenaBudget,
-  loadSequences,
   MODEL_FLAGS,
   openAdapterDir,
-  openModelPack,
   peakMB,
   peakMemoryLine,
+  prepareRun,
   stderrLog,
   variantOf,
 } from "./common.ts";
@@ -44,8 +43,7 @@ export const SPEC = {
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, SPEC);
   const log = stderrLog(args.json);
-  const pack = await openModelPack(args, log);
-  const seqs = await loadSequences(args.data, args, args.seqLen, log);
+  const { pack, sets: [seqs] } = await prepareRun(args, [args.data], args.seqLen, log);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
   const bar = args.json ? undefined : new Progress("eval", { total: seqs.length, unit: "seq" });
   const r = await evaluate(pack, seqs, {

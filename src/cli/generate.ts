@@ -8,8 +8,8 @@ import {
   arenaBudget,
   MODEL_FLAGS,
   openAdapterDir,
-  openModelPack,
   peakMemoryLine,
+  prepareRun,
   stderrLog,
   variantOf,
 } from "./common.ts";
@@ -121,7 +121,7 @@ export async function run(argv: string[]): Promise<number> {
     throw new UsageError(`give --prompt TEXT or --chat\n${usageLine(SPEC)}`);
   }
   const log = stderrLog();
-  const pack = await openModelPack(args, log);
+  const { pack } = await prepareRun(args, [], 2, log);
   const tok = await modelTokenizer(args.model);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
   const useTemplate = !args.raw && tok.chatTemplate !== undefined;

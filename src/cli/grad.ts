@@ -5,25 +5,17 @@
  * @module
  */
 import { type CommandSpec, parseArgs } from "./args.ts";
-import {
-  arenaBudget,
-  loadSequences,
-  MODEL_FLAGS,
-  openAdapterDir,
-  openModelPack,
-  stderrLog,
-  variantOf,
-} from "./common.ts";
+import { arenaBudget, MODEL_FLAGS, openAdapterDir, prepareRun, stderrLog, variantOf } from "./common.ts";
 import { TRAIN_FLAGS } from "./train_flags.ts";
 import { writeFileAtomic } from "../io/deno_files.ts";
-import { encodeLoraTensors } from "../engine/adapter.ts";
+import { writeLoraTensors } from "../engine/adapter.ts";
 import { computeGradients } from "../run/grad.ts";
 import type { Method } from "../engine/plan.ts";
 
 /** One line for the command list. */
 export const description = "loss and every LoRA gradient of the first sequence, as safetensors (PEFT names)";
 
-const { method, seqLen, rank, alpha, rslora, targets } = TRAIN_FLAGS;
+const { method, seqLen, rank, alpha, rslora, targets, ckpt } = TRAIN_FLAGS;
 
 /** The command's flags. */
 export const SPEC = {
@@ -49,6 +41,7 @@ export const SPEC = {
     alpha,
     rslora,
     targets,
+    ckpt,
     seed: { type: "integer", default: 0, description: "seed of the fresh initialisation" },
   },
   epilog:
@@ -59,8 +52,7 @@ export const SPEC = {
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, SPEC);
   const log = stderrLog();
-  const pack = await openModelPack(args, log);
-  const [first] = await loadSequences(args.data, args, args.seqLen, log);
+  const { pack, sets: [[first]] } = await prepareRun(args, [args.data], args.seqLen, log);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
   const r = await computeGradients(pack, first, {
     method: args.method as Method,
@@ -68,10 +60,14 @@ export async function run(argv: string[]): Promise<number> {
     lora: { rank: args.rank, alpha: args.alpha, rslora: args.rslora, targets: args.targets },
     seed: args.seed,
     seqLen: args.seqLen,
+    ckptDtype: args.ckpt as "f32" | "bf16",
     budget: arenaBudget(args.maxMemory),
     variant: variantOf(args.variant),
   });
-  await writeFileAtomic(args.out, encodeLoraTensors(r.layout, r.grads, { loss: new Float32Array([r.loss]) }));
+  await writeFileAtomic(
+    args.out,
+    (sink) => writeLoraTensors(sink, r.layout, r.grads, { loss: new Float32Array([r.loss]) }),
+  );
   console.log(
     `loss ${r.loss.toFixed(6)} over ${r.tokens} tokens; ${
       r.layout.pairs.flat().length * 2

@@ -13,19 +13,18 @@ import { Progress } from "./progress.ts";
 import {
   arenaBudget,
   cacheDir,
-  loadSequences,
   MODEL_FLAGS,
   openAdapterDir,
-  openModelPack,
   peakMemoryLine,
+  prepareRun,
   stderrLog,
   variantOf,
 } from "./common.ts";
 import { TRAIN_FLAGS } from "./train_flags.ts";
 import { writeFileAtomic } from "../io/deno_files.ts";
-import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, encodeAdapter } from "../engine/adapter.ts";
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterConfigJson, writeLoraTensors } from "../engine/adapter.ts";
 import { loraLayout, resolveTargets } from "../engine/lora.ts";
-import { CHECKPOINT_FILE, decodeCheckpoint, encodeCheckpoint } from "../run/checkpoint.ts";
+import { CHECKPOINT_FILE, decodeCheckpoint, writeCheckpoint } from "../run/checkpoint.ts";
 import { lossCurveSvg } from "../run/loss_svg.ts";
 import { train, type TrainEvent, type TrainState } from "../run/train.ts";
 import { formatMB } from "../runtime/arena.ts";
@@ -199,9 +198,12 @@ export async function run(argv: string[]): Promise<number> {
     resume?.lora ?? adapter?.config ??
       { rank: args.rank, alpha: args.alpha, rslora: args.rslora, targets: args.targets },
   );
-  const pack = await openModelPack({ ...args, model }, log);
-  const data = await loadSequences(dataPath, { ...args, model }, args.seqLen, log);
-  const val = valPath ? await loadSequences(valPath, { ...args, model }, args.seqLen, log) : [];
+  const { pack, sets: [data, val] } = await prepareRun(
+    { ...args, model },
+    [dataPath, valPath],
+    args.seqLen,
+    log,
+  );
   await Deno.mkdir(out, { recursive: true });
 
   if (demo) {
@@ -270,10 +272,15 @@ export async function run(argv: string[]): Promise<number> {
     }
   };
   const save = async (state: TrainState) => {
-    await writeFileAtomic(ckptPath, encodeCheckpoint(state, runMeta));
-    const a = encodeAdapter(layout, state.params, { baseModel: model });
-    await writeFileAtomic(`${out}/${ADAPTER_WEIGHTS}`, a.weights);
-    await writeFileAtomic(`${out}/${ADAPTER_CONFIG}`, new TextEncoder().encode(a.config));
+    await writeFileAtomic(ckptPath, (sink) => writeCheckpoint(sink, state, runMeta));
+    await writeFileAtomic(
+      `${out}/${ADAPTER_WEIGHTS}`,
+      (sink) => writeLoraTensors(sink, layout, state.params),
+    );
+    await writeFileAtomic(
+      `${out}/${ADAPTER_CONFIG}`,
+      new TextEncoder().encode(adapterConfigJson(layout, model)),
+    );
   };
   let result;
   try {
@@ -301,6 +308,7 @@ export async function run(argv: string[]): Promise<number> {
       budget: arenaBudget(args.maxMemory),
       variant: variantOf(args.variant),
       resident: args.resident,
+      ckptDtype: args.ckpt as "f32" | "bf16",
       method: args.method as "mesp",
       onEvent,
       saveCheckpoint: save,

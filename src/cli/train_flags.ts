@@ -37,6 +37,12 @@ export const TRAIN_FLAGS = {
   mlpChunk: { type: "integer", default: 512, min: 64, description: "MLP columns per chunk (multiple of 64)" },
   vocabChunk: { type: "integer", default: 4096, min: 1, description: "vocabulary rows per loss chunk" },
   resident: { type: "boolean", description: "keep every layer's weights in memory instead of streaming" },
+  ckpt: {
+    type: "string",
+    choices: ["f32", "bf16"],
+    default: "f32",
+    description: "layer checkpoints: f32 (exact gradients) or bf16 (half the memory, near-exact)",
+  },
 } as const satisfies Record<string, FlagSpec>;
 
 /** The parsed subset of {@linkcode TRAIN_FLAGS} a plan needs. */
@@ -53,6 +59,7 @@ export interface TrainFlagValues {
   mlpChunk: number;
   vocabChunk: number;
   resident?: boolean;
+  ckpt: string;
 }
 
 /** Plan options of a training run with these flags. */
@@ -74,6 +81,7 @@ export function trainPlanOptions(
     mlpChunk: f.mlpChunk,
     vocabChunk: f.vocabChunk,
     resident: f.resident,
+    ckptDtype: f.ckpt as "f32" | "bf16",
     gemmScratch,
   };
 }

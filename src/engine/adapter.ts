@@ -4,12 +4,14 @@
  *
  * @module
  */
-import type { ModelFiles } from "../io/source.ts";
+import type { ByteSink, ModelFiles } from "../io/source.ts";
 import {
   encodeSafetensors,
   readSafetensorsHeader,
   readTensorF32,
   type SafetensorsFile,
+  type TensorEntry,
+  writeSafetensors,
 } from "../model/safetensors.ts";
 import { type LoraLayout, type LoraOptions, parsePeftName, peftName } from "./lora.ts";
 
@@ -139,47 +141,44 @@ export async function readAdapterInto(
   }
 }
 
-/** Options for {@linkcode encodeAdapter}. */
-export interface EncodeAdapterOptions {
-  /** `base_model_name_or_path` to record. */
-  baseModel?: string;
+/** LoRA tensors (or their gradients: same names and shapes) with PEFT names, as views of `values`. */
+export function loraTensorEntries(
+  layout: LoraLayout,
+  values: Float32Array,
+  extra: Record<string, Float32Array> = {},
+): (TensorEntry & { data: Float32Array })[] {
+  const entries: (TensorEntry & { data: Float32Array })[] = [];
+  for (const row of layout.pairs) {
+    for (const pair of row) {
+      const a = values.subarray(pair.a, pair.a + layout.rank * pair.inDim);
+      const b = values.subarray(pair.b, pair.b + layout.rank * pair.outDim);
+      entries.push({ name: peftName(pair, "A"), dtype: "F32", shape: [layout.rank, pair.inDim], data: a });
+      entries.push({ name: peftName(pair, "B"), dtype: "F32", shape: [pair.outDim, layout.rank], data: b });
+    }
+  }
+  for (const [name, data] of Object.entries(extra)) {
+    entries.push({ name, dtype: "F32", shape: [data.length], data });
+  }
+  return entries;
 }
 
-/** The two files of a PEFT adapter for `params`, as text and bytes (the caller writes them atomically). */
-export function encodeAdapter(layout: LoraLayout, params: Float32Array, options: EncodeAdapterOptions = {}): {
-  config: string;
-  weights: Uint8Array;
-} {
-  return { config: adapterConfigJson(layout, options.baseModel), weights: encodeLoraTensors(layout, params) };
+/** Streams LoRA tensors (see {@linkcode loraTensorEntries}) as a safetensors file to `sink`. */
+export async function writeLoraTensors(
+  sink: ByteSink,
+  layout: LoraLayout,
+  values: Float32Array,
+  extra: Record<string, Float32Array> = {},
+): Promise<void> {
+  await writeSafetensors(sink, loraTensorEntries(layout, values, extra), { format: "pt" });
 }
 
-/** LoRA tensors (or their gradients: same names and shapes) as a safetensors file with PEFT names. */
+/** LoRA tensors as safetensors bytes (for small adapters and tests; large ones stream). */
 export function encodeLoraTensors(
   layout: LoraLayout,
   values: Float32Array,
   extra: Record<string, Float32Array> = {},
 ): Uint8Array {
-  const entries = [];
-  for (const row of layout.pairs) {
-    for (const pair of row) {
-      entries.push({
-        name: peftName(pair, "A"),
-        dtype: "F32" as const,
-        shape: [layout.rank, pair.inDim],
-        data: values.subarray(pair.a, pair.a + layout.rank * pair.inDim),
-      });
-      entries.push({
-        name: peftName(pair, "B"),
-        dtype: "F32" as const,
-        shape: [pair.outDim, layout.rank],
-        data: values.subarray(pair.b, pair.b + layout.rank * pair.outDim),
-      });
-    }
-  }
-  for (const [name, data] of Object.entries(extra)) {
-    entries.push({ name, dtype: "F32" as const, shape: [data.length], data });
-  }
-  return encodeSafetensors(entries, { format: "pt" });
+  return encodeSafetensors(loraTensorEntries(layout, values, extra), { format: "pt" });
 }
 
 /** adapter_config.json as PEFT writes it (sorted keys, indent 2). */

@@ -236,7 +236,7 @@ export class Backward {
   #attentionBackward(l: number, T: number, xl: number): void {
     const e = this.e, { d, H, KV, hd, qd, kvd } = e.D, p = e.p, { k, gemm } = e;
     const refs = e.refs(l);
-    const G = p["grad.x"], att = p["act.att"], datt = p["grad.att"];
+    const G = p["grad.x"], att = p["act.att"], datt = p["act.xn2"]; // the MLP input is dead: reuse its region
     // o_proj: d_att = G·W_o (+ LoRA)
     gemm.run(OP.nn, 0, T, 0, qd, qd, d, G, d, refs.o_proj.w, datt, qd, 1, false);
     this.#linearLora(l, T, refs.o_proj, att, qd, G, d, datt, qd);

@@ -8,9 +8,10 @@
  *
  * @module
  */
-import { Arena } from "../runtime/arena.ts";
+import type { Arena } from "../runtime/arena.ts";
 import { dtypeCode, f32Ref, Gemm, type WeightRef } from "../runtime/gemm.ts";
-import { type KernelExports, type Kernels, loadKernels, OP, type Variant } from "../runtime/kernels.ts";
+import { type KernelExports, type Kernels, OP, type Variant } from "../runtime/kernels.ts";
+import { kernelEntries, type PoolOptions, type Profile, startKernels } from "../runtime/pool.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { type Linear, LINEARS, type MatrixSlot, type Pack, type VocabRowViews } from "../model/pack.ts";
 import { findPair, type LoraLayout, type LoraPair } from "./lora.ts";
@@ -22,6 +23,16 @@ export interface EngineOptions extends Omit<PlanOptions, "format" | "bf16Scales"
   budget?: number;
   /** Kernel variant (default: the fastest this runtime validates). */
   variant?: Variant;
+  /**
+   * Threads for the kernels (default 1). With 2 or more, where the runtime allows it, a worker pool splits
+   * GEMMs and row kernels (bitwise the same results); call `e.kernels.pool?.close()` when done, since live
+   * workers keep the process running.
+   */
+  threads?: number;
+  /** Split thresholds of the pool (tests and benchmarks). */
+  poolOptions?: Omit<PoolOptions, "threads">;
+  /** Collects kernel time by category (benchmarks). */
+  profile?: Profile;
 }
 
 /** Descriptors of one linear: the frozen weight and, if adapted, LoRA's A and B. */
@@ -81,7 +92,7 @@ export class Engine {
     this.cfg = pack.config;
     this.pack = pack;
     this.kernels = kernels;
-    this.k = kernels.exports;
+    this.k = kernelEntries(kernels, options.profile);
     this.arena = arena;
     this.D = D;
     this.lora = options.lora;
@@ -89,7 +100,10 @@ export class Engine {
     this.F = new Float32Array(kernels.memory.buffer);
     this.I32 = new Int32Array(kernels.memory.buffer);
     this.p = Object.fromEntries(arena.plan.regions.map((r) => [r.name, r.offset]));
-    this.gemm = new Gemm(this.k, this.p["gemm.scratch"]);
+    this.gemm = new Gemm(kernels.exports, this.p["gemm.scratch"], {
+      pool: kernels.pool,
+      profile: options.profile,
+    });
     const layout = pack.layout;
 
     // linear weights relative to a layer base; LoRA descriptors per layer
@@ -181,23 +195,31 @@ export class Engine {
 
   /** Plans the arena for `pack` and `options`, loads the kernels, lays out memory once. */
   static async create(pack: Pack, options: EngineOptions): Promise<Engine> {
-    const kernels = await loadKernels({ variant: options.variant });
-    const plan: PlanOptions = {
+    const plan = (gemmScratch: number): PlanOptions => ({
       ...options,
       format: pack.header.format,
       bf16Scales: pack.header.bf16Scales,
-      gemmScratch: kernels.exports.gemm_scratch_bytes(),
-    };
-    const D = dims(pack.config, plan);
-    const arena = Arena.create(kernels, planRegions(pack.config, plan), { budget: options.budget });
-    const e = new Engine(pack, kernels, arena, D, options);
-    await pack.readNorm(e.arena.f32("weights.norm"));
-    if (options.resident) {
-      const all = arena.u8("weights.layers");
-      const bytes = pack.layout.bytes;
-      for (let l = 0; l < D.L; l++) await pack.readLayer(l, all.subarray(l * bytes, (l + 1) * bytes));
+      gemmScratch,
+    });
+    const D = dims(pack.config, plan(0));
+    // kernels, the arena laid out once, and (threads > 1) the worker pool on it
+    const { kernels, arena } = await startKernels(
+      (scratch) => planRegions(pack.config, plan(scratch)),
+      options,
+    );
+    try {
+      const e = new Engine(pack, kernels, arena, D, options);
+      await pack.readNorm(e.arena.f32("weights.norm"));
+      if (options.resident) {
+        const all = arena.u8("weights.layers");
+        const bytes = pack.layout.bytes;
+        for (let l = 0; l < D.L; l++) await pack.readLayer(l, all.subarray(l * bytes, (l + 1) * bytes));
+      }
+      return e;
+    } catch (err) {
+      kernels.pool?.close();
+      throw err;
     }
-    return e;
   }
 
   /** Descriptors of layer `l`'s linears. */

@@ -30,7 +30,7 @@ export interface PlanOptions {
   bf16Scales?: boolean;
   /** LoRA layout, if an adapter is trained or applied. */
   lora?: LoraLayout;
-  /** Rows of the vocabulary processed at once by the loss (default 4096). */
+  /** Rows of the vocabulary processed at once by the loss (default 1024). */
   vocabChunk?: number;
   /** Columns of the MLP's intermediate dimension processed at once (default 512; a multiple of 64). */
   mlpChunk?: number;
@@ -42,6 +42,11 @@ export interface PlanOptions {
   method?: Method;
   /** Optimizer (train mode). */
   optimizer?: OptimizerName;
+  /**
+   * Element type of the layer checkpoints (train mode): "f32" (default, gradients exact) or "bf16" (half the
+   * memory; the backward recomputes each layer from a rounded input, so gradients are close, not exact).
+   */
+  ckptDtype?: "f32" | "bf16";
   /** Keep a whole-model gradient buffer (gradient accumulation or clipping; train mode). */
   gradBuffer?: boolean;
   /** Scratch bytes one GEMM call needs (from the kernels). */
@@ -73,7 +78,7 @@ export interface Dims {
 export function dims(cfg: ModelConfig, o: PlanOptions): Dims {
   const T = o.seqLen;
   if (!Number.isInteger(T) || T < 2) throw new Error(`sequence length must be an integer ≥ 2, got ${T}`);
-  const Vc = Math.min(o.vocabChunk ?? 4096, cfg.vocabSize);
+  const Vc = Math.min(o.vocabChunk ?? 1024, cfg.vocabSize);
   let C = Math.min(o.mlpChunk ?? 512, cfg.intermediateSize);
   if (C < cfg.intermediateSize && C % GROUP !== 0) {
     throw new Error(`MLP chunk must be a multiple of ${GROUP}, got ${C}`);
@@ -159,13 +164,15 @@ function trainRegions(o: PlanOptions, D: Dims, add: (name: string, bytes: number
   const f = 4;
   const lora = o.lora;
   if (!lora) throw new Error("training needs a LoRA layout");
-  add("ckpt", L * T * d * f, `layer inputs, ${L} × [T, d] (f32)`);
-  add("act.xn2", T * d * f, "normed MLP input [T, d]");
+  const bf16 = o.ckptDtype === "bf16";
+  add("ckpt", L * T * d * (bf16 ? 2 : 4), `layer inputs, ${L} × [T, d] (${bf16 ? "bf16" : "f32"})`);
+  if (bf16) add("act.xl", T * d * f, "the current layer's input, restored from its bf16 checkpoint [T, d]");
+  // the attention backward's d(attention output) reuses this region: the MLP input is dead by then
+  add("act.xn2", T * Math.max(d, qd) * f, "normed MLP input [T, d]; then d(attention output) [T, H·hd]");
   add("act.rstd2", T * f, "MLP RMSNorm 1/rms per row");
   add("mlp.m", T * C * f, `SwiGLU output / its gradient [T, ${C}]`);
   add("grad.x", T * d * f, "gradient of the residual stream [T, d]");
   add("grad.xn", T * d * f, "gradient of a normed block input [T, d]");
-  add("grad.att", T * qd * f, "gradient of the attention output [T, H·hd]");
   add("grad.q", T * qd * f, "gradient of the queries [T, H·hd]");
   add("grad.k", T * kvd * f, "gradient of the keys [T, KV·hd]");
   add("grad.v", T * kvd * f, "gradient of the values [T, KV·hd]");

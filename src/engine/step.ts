@@ -5,6 +5,7 @@
  * @module
  */
 import type { Backward } from "./backward.ts";
+import { DTYPE } from "../runtime/kernels.ts";
 import type { Engine } from "./engine.ts";
 
 /** Loss of a forward/backward pass. */
@@ -28,12 +29,11 @@ export async function forwardBackward(
   T: number,
   afterLayer?: (l: number) => void,
 ): Promise<StepLoss> {
-  const { d, L } = e.D;
+  const { L } = e.D;
   if (T > e.D.T) throw new Error(`sequence of ${T} tokens is longer than the plan's ${e.D.T}`);
-  const x = e.p["act.x"], ckpt = e.p["ckpt"];
   await e.embed(ids, T);
   for (let l = 0; l < L; l++) {
-    e.F.copyWithin((ckpt >> 2) + l * T * d, x >> 2, (x >> 2) + T * d);
+    storeCheckpoint(e, l, T);
     await e.loadLayer(l);
     e.layerForward(l, T);
   }
@@ -45,8 +45,24 @@ export async function forwardBackward(
   await bw.lossBackward(T);
   for (let l = L - 1; l >= 0; l--) {
     await e.loadLayer(l);
-    bw.layerBackward(l, T, ckpt + l * T * d * 4);
+    bw.layerBackward(l, T, restoreCheckpoint(e, l, T));
     afterLayer?.(l);
   }
   return { loss: sum / tokens, tokens };
+}
+
+/** Keeps layer `l`'s input (the residual stream `act.x`) in its checkpoint slot, as f32 or bf16. */
+export function storeCheckpoint(e: Engine, l: number, T: number): void {
+  const n = T * e.D.d, x = e.p["act.x"], ckpt = e.p["ckpt"];
+  if (e.options.ckptDtype === "bf16") e.k.f32_to_bf16(ckpt + l * n * 2, x, n);
+  else e.F.copyWithin((ckpt >> 2) + l * n, x >> 2, (x >> 2) + n);
+}
+
+/** Pointer of layer `l`'s input as f32: the checkpoint itself, or (bf16) its decoded copy in `act.xl`. */
+export function restoreCheckpoint(e: Engine, l: number, T: number): number {
+  const n = T * e.D.d, ckpt = e.p["ckpt"];
+  if (e.options.ckptDtype !== "bf16") return ckpt + l * n * 4;
+  const xl = e.p["act.xl"];
+  e.k.decode_row(DTYPE.bf16, ckpt + l * n * 2, n, 0, 0, 0, 0, n, xl);
+  return xl;
 }

@@ -1,6 +1,8 @@
 /**
  * The Deno edge of weight packs: find a model's pack in the cache directory, or build it (once, atomically)
- * from the checkpoint. A pack made from other weights, in another format, or cut short is rebuilt.
+ * from the checkpoint. A pack made from other weights, in another format, or cut short is rebuilt. The CLI
+ * calls this in a child process (`src/cli/prepare.ts`), so conversion buffers never count toward the peak
+ * memory of the process that trains.
  *
  * @module
  */
@@ -25,56 +27,6 @@ export interface LoadPackOptions {
   cacheDir: string;
   /** Told what happens: "building …", progress, "reusing …". */
   onStatus?: (message: string) => void;
-  /**
-   * Build in this process. By default a child process builds the pack, so the conversion's buffers never
-   * count toward the peak memory of the process that trains.
-   */
-  inProcess?: boolean;
-}
-
-/** Converts the checkpoint in `modelDir` into a pack at `path` (atomically). */
-export async function buildPack(modelDir: string, path: string, options: LoadPackOptions): Promise<void> {
-  const cfg = await readModelConfig(modelDir);
-  const files = dirFiles(modelDir);
-  const ckpt = await openCheckpoint(files);
-  try {
-    const fingerprint = await checkpointFingerprint(files, ckpt);
-    await writeFileAtomic(path, (sink) =>
-      writePack(ckpt, cfg, sink, {
-        format: options.format,
-        fingerprint,
-        onProgress: (done, total, what) => options.onStatus?.(`  packed ${what} (${done}/${total})`),
-      }).then(() => {}));
-  } finally {
-    ckpt.close();
-  }
-}
-
-async function buildPackInChild(modelDir: string, path: string, options: LoadPackOptions): Promise<void> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      new URL(import.meta.url).pathname,
-      modelDir,
-      path,
-      options.format,
-    ],
-    stdout: "inherit",
-    stderr: "piped",
-  }).spawn();
-  const lines = child.stderr.pipeThrough(new TextDecoderStream());
-  let last = "";
-  for await (const chunk of lines) {
-    for (const line of chunk.split("\n")) {
-      if (!line) continue;
-      last = line;
-      options.onStatus?.(line);
-    }
-  }
-  const status = await child.status;
-  if (!status.success) throw new Error(`packing ${modelDir} failed: ${last}`);
 }
 
 /** Reads and validates a model directory's config.json. */
@@ -96,7 +48,7 @@ export async function loadOrBuildPack(
   modelDir: string,
   options: LoadPackOptions,
 ): Promise<{ pack: Pack; path: string; built: boolean }> {
-  await readModelConfig(modelDir); // a clear error for a missing or non-Qwen2 config, before anything else
+  const cfg = await readModelConfig(modelDir); // a clear error for a missing or non-Qwen2 config, first
   const files = dirFiles(modelDir);
   const ckpt = await openCheckpoint(files);
   try {
@@ -116,25 +68,15 @@ export async function loadOrBuildPack(
       );
     }
     await Deno.mkdir(options.cacheDir, { recursive: true });
-    if (options.inProcess) await buildPack(modelDir, path, options);
-    else await buildPackInChild(modelDir, path, options);
+    await writeFileAtomic(path, (sink) =>
+      writePack(ckpt, cfg, sink, {
+        format: options.format,
+        fingerprint,
+        onProgress: (done, total, what) => options.onStatus?.(`  packed ${what} (${done}/${total})`),
+      }).then(() => {}));
     const pack = await openPack(fileSource(path), { fingerprint, format: options.format });
     return { pack, path, built: true };
   } finally {
     ckpt.close();
-  }
-}
-
-if (import.meta.main) {
-  const [modelDir, path, format] = Deno.args;
-  try {
-    await buildPack(modelDir, path, {
-      format: format as PackFormat,
-      cacheDir: "",
-      onStatus: (m) => console.error(m),
-    });
-  } catch (e) {
-    console.error((e as Error).message);
-    Deno.exit(1);
   }
 }

@@ -5,27 +5,35 @@
  *
  * @module
  */
-import { bytesSource } from "../io/source.ts";
-import { encodeSafetensors, readSafetensorsHeader, readTensorF32 } from "../model/safetensors.ts";
+import { type ByteSink, bytesSource } from "../io/source.ts";
+import {
+  readSafetensorsHeader,
+  readTensorF32,
+  type TensorEntry,
+  writeSafetensors,
+} from "../model/safetensors.ts";
 import type { TrainState } from "./train.ts";
 
 /** Checkpoint file name inside a run directory. */
 export const CHECKPOINT_FILE = "checkpoint.safetensors";
 
-/** Encodes a training state (plus free-form run metadata) as safetensors bytes. */
-export function encodeCheckpoint(state: TrainState, run: Record<string, unknown> = {}): Uint8Array {
-  const entries = [{
+/**
+ * Writes a training state (plus free-form run metadata) as safetensors to `sink`, streaming the tensors
+ * from wherever they live (the engine's memory: no copies).
+ */
+export async function writeCheckpoint(
+  sink: ByteSink,
+  state: TrainState,
+  run: Record<string, unknown> = {},
+): Promise<void> {
+  const entries: TensorEntry[] = [{
     name: "params",
-    dtype: "F32" as const,
+    dtype: "F32",
     shape: [state.params.length],
     data: state.params,
   }];
-  if (state.m) {
-    entries.push({ name: "adam_m", dtype: "F32" as const, shape: [state.m.length], data: state.m });
-  }
-  if (state.v) {
-    entries.push({ name: "adam_v", dtype: "F32" as const, shape: [state.v.length], data: state.v });
-  }
+  if (state.m) entries.push({ name: "adam_m", dtype: "F32", shape: [state.m.length], data: state.m });
+  if (state.v) entries.push({ name: "adam_v", dtype: "F32", shape: [state.v.length], data: state.v });
   const meta = {
     step: state.step,
     epoch: state.epoch,
@@ -34,7 +42,7 @@ export function encodeCheckpoint(state: TrainState, run: Record<string, unknown>
     lora: state.lora,
     optimizer: state.optimizer,
   };
-  return encodeSafetensors(entries, {
+  await writeSafetensors(sink, entries, {
     format: "mesp-checkpoint",
     state: JSON.stringify(meta),
     run: JSON.stringify(run),

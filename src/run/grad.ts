@@ -23,6 +23,8 @@ export interface GradOptions {
   lora?: LoraOptions;
   seed?: number;
   seqLen?: number;
+  /** Layer checkpoints in f32 (default, exact) or bf16. */
+  ckptDtype?: "f32" | "bf16";
   budget?: number;
   variant?: Variant;
 }
@@ -52,6 +54,7 @@ export async function computeGradients(
     seqLen: T,
     lora: layout,
     gradBuffer: true,
+    ckptDtype: options.ckptDtype,
     budget: options.budget,
     variant: options.variant,
   });

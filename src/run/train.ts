@@ -45,6 +45,8 @@ export interface TrainOptions {
   budget?: number;
   variant?: Variant;
   resident?: boolean;
+  /** Layer checkpoints in f32 (default, exact) or bf16 (half the memory, near-exact gradients). */
+  ckptDtype?: "f32" | "bf16";
   /** Called with progress, validation and checkpoint events. */
   onEvent?: (event: TrainEvent) => void;
   /** Persists a checkpoint (atomically); awaited before training goes on. */
@@ -61,7 +63,10 @@ export interface TrainState {
   epoch: number;
   cursor: number;
   seed: number;
-  /** LoRA parameters and (AdamW) moments, copies. */
+  /**
+   * LoRA parameters and (AdamW) moments. Handed to `saveCheckpoint` as views of the engine's memory (no
+   * copies): valid until training continues, so persist or copy them before returning.
+   */
   params: Float32Array;
   m?: Float32Array;
   v?: Float32Array;
@@ -89,6 +94,7 @@ export type TrainEvent =
 /** The result of {@linkcode train}: the trained adapter and the loss history. */
 export interface TrainResult {
   layout: LoraLayout;
+  /** The trained parameters: a view of the engine's memory. */
   params: Float32Array;
   steps: number;
   losses: number[];
@@ -188,6 +194,7 @@ export async function train(
     budget: options.budget,
     variant: options.variant,
     resident: options.resident,
+    ckptDtype: options.ckptDtype,
   });
   options.onEvent?.({ type: "plan", table: formatPlan(e.arena.plan), bytes: e.arena.plan.bytes });
   const params = e.arena.f32("lora.params");
@@ -235,9 +242,9 @@ export async function train(
     epoch,
     cursor,
     seed,
-    params: params.slice(),
-    m: m?.slice(),
-    v: v?.slice(),
+    params,
+    m,
+    v,
     lora: { rank: layout.rank, alpha: layout.alpha, rslora: layout.rslora, targets: [...layout.targets] },
     optimizer: optOptions.name,
   });
@@ -311,5 +318,5 @@ export async function train(
     await options.saveCheckpoint(snapshot());
     options.onEvent?.({ type: "checkpoint", step });
   }
-  return { layout, params: params.slice(), steps: step, losses, valLosses, stopped };
+  return { layout, params, steps: step, losses, valLosses, stopped };
 }

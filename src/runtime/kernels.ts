@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { Pool } from "./pool.ts";
 
 /** A compiled flavour of the kernels, in the order they are preferred. */
 export type Variant = "relaxed" | "simd";
@@ -66,6 +67,7 @@ export interface KernelExports {
     alpha: number,
     accumulate: number,
   ): void;
+  f32_to_bf16(dst: number, src: number, n: number): void;
   decode_row(
     dtype: number,
     w: number,
@@ -258,20 +260,7 @@ export interface Kernels {
    */
   readonly shared: boolean;
   /** The worker pool splitting work across threads, once one is started on this instance (`pool.ts`). */
-  readonly pool?: KernelPool;
-}
-
-/**
- * What the kernel layer sees of a worker pool (implemented by `Pool` in `pool.ts`): the thread count, kernel
- * entry points that split row ranges across the threads, and `close()`, which ends the workers.
- */
-export interface KernelPool {
-  /** Threads working on each split call, the calling thread included. */
-  readonly threads: number;
-  /** Same signatures as the raw exports; row kernels run their `(r0, r1)` split across the threads. */
-  readonly exports: KernelExports;
-  /** Stops and terminates the workers (idempotent). Required: live workers keep the process alive. */
-  close(): void;
+  readonly pool?: Pool;
 }
 
 /** Options for {@linkcode loadKernels}. */
@@ -286,6 +275,14 @@ export interface LoadKernelsOptions {
    * which one it was.
    */
   shared?: boolean;
+  /**
+   * With `shared`: give the memory exactly this size (rounded up to 64 KiB pages), never to grow. The module's
+   * memory limits are rewritten to min = max before compiling, which lets V8 bounds-check against a constant:
+   * on a growable shared memory it reloads the size at every access, and the GEMM runs 25–30 % slower
+   * (measured, Deno 2.9, which has no trap handler and checks every access). Falls back to the single-thread
+   * build when a memory this large cannot be had.
+   */
+  memoryBytes?: number;
 }
 
 const FILES: Record<Variant, string> = { relaxed: "mesp_relaxed.wasm", simd: "mesp_simd.wasm" };
@@ -299,20 +296,101 @@ const SHARED_MAXIMA = [65536, 32768, 16384, 8192];
 const INITIAL_PAGES = 16;
 const moduleCache = new Map<string, Promise<WebAssembly.Module | undefined>>();
 
-async function compileFile(base: URL, file: string): Promise<WebAssembly.Module | undefined> {
-  const url = new URL(file, base);
-  const key = url.href;
-  let p = moduleCache.get(key);
+const bytesCache = new Map<string, Promise<Uint8Array<ArrayBuffer>>>();
+
+async function fetchBytes(url: URL): Promise<Uint8Array<ArrayBuffer>> {
+  let p = bytesCache.get(url.href);
   if (!p) {
     p = (async () => {
       const res = await fetch(url);
       if (!res.ok) throw new Error(`cannot fetch kernels ${url.href}: HTTP ${res.status}`);
-      const bytes = new Uint8Array(await res.arrayBuffer());
+      return new Uint8Array(await res.arrayBuffer());
+    })();
+    bytesCache.set(url.href, p);
+  }
+  return await p;
+}
+
+/** The module in `file`, compiled once (per fixed memory size `pages`, if given); undefined if invalid here. */
+async function compileFile(base: URL, file: string, pages?: number): Promise<WebAssembly.Module | undefined> {
+  const url = new URL(file, base);
+  const key = pages === undefined ? url.href : `${url.href}#${pages}`;
+  let p = moduleCache.get(key);
+  if (!p) {
+    p = (async () => {
+      let bytes = await fetchBytes(url);
+      if (pages !== undefined) bytes = withMemoryLimits(bytes, pages, pages);
       return WebAssembly.validate(bytes) ? await WebAssembly.compile(bytes) : undefined;
     })();
     moduleCache.set(key, p);
   }
   return await p;
+}
+
+/** Reads an unsigned LEB128 at `at`: [value, next offset]. */
+function leb(b: Uint8Array, at: number): [number, number] {
+  let v = 0, shift = 0, x: number;
+  do {
+    x = b[at++];
+    v += (x & 0x7f) * 2 ** shift;
+    shift += 7;
+  } while (x & 0x80);
+  return [v, at];
+}
+
+/** Unsigned LEB128 bytes of `v`. */
+function toLeb(v: number): number[] {
+  const out: number[] = [];
+  do {
+    let x = v % 128;
+    v = Math.floor(v / 128);
+    if (v > 0) x |= 0x80;
+    out.push(x);
+  } while (v > 0);
+  return out;
+}
+
+/**
+ * A copy of a wasm binary whose imported shared memory has limits `min`..`max` pages (exported for tests).
+ * Throws if the module imports no memory.
+ */
+export function withMemoryLimits(wasm: Uint8Array, min: number, max: number): Uint8Array<ArrayBuffer> {
+  let at = 8;
+  while (at < wasm.length) {
+    const id = wasm[at];
+    const [size, body] = leb(wasm, at + 1);
+    if (id === 2) {
+      let [count, p] = leb(wasm, body);
+      for (; count > 0; count--) {
+        for (let name = 0; name < 2; name++) {
+          const [len, q] = leb(wasm, p);
+          p = q + len;
+        }
+        const kind = wasm[p++];
+        if (kind === 2) {
+          const flags = wasm[p];
+          let [, q] = leb(wasm, p + 1);
+          if (flags & 1) [, q] = leb(wasm, q);
+          const limits = [flags | 1, ...toLeb(min), ...toLeb(max)];
+          const content = [...wasm.subarray(body, p), ...limits, ...wasm.subarray(q, body + size)];
+          return new Uint8Array([
+            ...wasm.subarray(0, at),
+            2,
+            ...toLeb(content.length),
+            ...content,
+            ...wasm.subarray(body + size),
+          ]);
+        }
+        if (kind === 0) [, p] = leb(wasm, p); // function: type index
+        else if (kind === 1) p = wasm[p + 1] & 1 ? leb(wasm, leb(wasm, p + 2)[1])[1] : leb(wasm, p + 2)[1];
+        else if (kind === 3) p += 2; // global: value type, mutability
+        else if (kind === 4) [, p] = leb(wasm, p + 1); // tag: attribute, type index
+        else throw new Error(`kernel module: unknown import kind ${kind}`);
+      }
+    }
+    at = body + size;
+  }
+  throw new Error("kernel module imports no memory");
 }
 
 /** Whether this runtime has what a worker pool needs: shared memory, `Atomics` and `Worker`. */
@@ -324,8 +402,18 @@ export function threadsSupported(): boolean {
     typeof Atomics === "object";
 }
 
-/** A shared memory with the largest maximum this runtime will reserve, or undefined if none. */
-function sharedMemory(): WebAssembly.Memory | undefined {
+/**
+ * A shared memory: fixed at `pages`, or growable up to the largest maximum this runtime will reserve;
+ * undefined if none can be had.
+ */
+function sharedMemory(pages?: number): WebAssembly.Memory | undefined {
+  if (pages !== undefined) {
+    try {
+      return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    } catch {
+      return undefined;
+    }
+  }
   for (const maximum of SHARED_MAXIMA) {
     try {
       return new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum, shared: true });
@@ -348,10 +436,12 @@ export function kernelImports(memory?: WebAssembly.Memory): WebAssembly.Imports 
 }
 
 /** The shared build of `variant`, instantiated on a fresh shared memory, or undefined if unavailable. */
-async function loadShared(base: URL, variant: Variant): Promise<Kernels | undefined> {
+async function loadShared(base: URL, variant: Variant, bytes?: number): Promise<Kernels | undefined> {
   if (!threadsSupported()) return undefined;
-  const module = await compileFile(base, THREAD_FILES[variant]);
-  const memory = module && sharedMemory();
+  const pages = bytes === undefined ? undefined : Math.max(INITIAL_PAGES, Math.ceil(bytes / 65536));
+  if (pages !== undefined && pages > 65536) return undefined;
+  const module = await compileFile(base, THREAD_FILES[variant], pages);
+  const memory = module && sharedMemory(pages);
   if (!module || !memory) return undefined;
   const instance = await WebAssembly.instantiate(module, kernelImports(memory));
   const exports = instance.exports as unknown as KernelExports;
@@ -367,7 +457,7 @@ export async function loadKernels(options: LoadKernelsOptions = {}): Promise<Ker
   const candidates = options.variant ? [options.variant] : VARIANTS;
   for (const variant of candidates) {
     if (options.shared) {
-      const k = await loadShared(base, variant);
+      const k = await loadShared(base, variant, options.memoryBytes);
       if (k) return k;
     }
     const module = await compileFile(base, FILES[variant]);

@@ -1,0 +1,293 @@
+/**
+ * Training-step benchmark: one MeSP step (forward with layer checkpoints, chunked loss, backward with the
+ * forward recomputed, fused SGD update) on a real-shaped model, on 1 thread and on N threads in the same
+ * run, with where the wall time goes.
+ *
+ *   deno task make-model --preset qwen2.5-0.5b --out /tmp/q05 --format mlx-q4
+ *   deno run -A bench/step.ts --model /tmp/q05 --threads 2
+ *   deno run -A bench/step.ts --model /tmp/q05 --threads 2 --resident   # also with all weights resident
+ *
+ * Flags: --weights q4 (pack format), --seq-len 256, --rank 8, --steps 3 (measured, median reported),
+ * --warmup 1, --cache DIR (where the pack is built once; default: the CLI's cache), --split auto|rows|columns.
+ *
+ * Configurations are measured round-robin (one step of each in turn), so drift on a shared machine hits
+ * all alike. Time is attributed at the kernel layer (the engine's GEMM dispatcher and kernel entry points,
+ * `Profile` in src/runtime/pool.ts) and at the weight pack (reads), never inside the engine:
+ *
+ * - GEMM: linear layers (frozen weights), LoRA products, LM head chunks; with its GFLOP/s
+ * - attention: q·kᵀ, P·V and their gradients (B operand in act.q/k/v or grad.att), causal softmax
+ * - norms/elementwise: RMSNorm, RoPE, SwiGLU, embedding row decode, the optimizer update
+ * - loss: the cross-entropy chunk kernels (their logits GEMMs count as GEMM)
+ * - I/O wait: awaiting the weight pack (layer blobs, vocabulary chunks, embedding rows)
+ * - host: everything else (JavaScript between kernels, copies of checkpoints)
+ */
+import { Engine } from "../src/engine/engine.ts";
+import { Backward } from "../src/engine/backward.ts";
+import { forwardBackward } from "../src/engine/step.ts";
+import { loraLayout } from "../src/engine/lora.ts";
+import { Optimizer } from "../src/engine/optimizer.ts";
+import { initLora, seededRandom } from "../src/run/train.ts";
+import { loadOrBuildPack } from "../src/model/pack_files.ts";
+import type { Pack, PackFormat } from "../src/model/pack.ts";
+import { formatMB } from "../src/runtime/arena.ts";
+import { Profile } from "../src/runtime/pool.ts";
+import { cacheDir } from "../src/cli/common.ts";
+
+const args = Deno.args;
+function flag(name: string, fallback: string): string {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
+}
+const model = flag("model", "");
+if (!model) {
+  console.error("usage: deno run -A bench/step.ts --model DIR [--threads 2] [--steps 3] [--resident]");
+  Deno.exit(2);
+}
+const threads = Number(flag("threads", "2"));
+const steps = Number(flag("steps", "3"));
+const warmup = Number(flag("warmup", "1"));
+const T = Number(flag("seq-len", "256"));
+const rank = Number(flag("rank", "8"));
+const format = flag("weights", "q4") as PackFormat;
+const split = flag("split", "auto") as "auto" | "rows" | "columns";
+const withResident = args.includes("--resident");
+
+/**
+ * CPU seconds used so far by the whole machine and by this process (Linux `/proc`; zeros elsewhere): other
+ * programs on a shared machine steal cores from the threads being measured, so the run reports them.
+ */
+function cpuSeconds(): { busy: number; own: number } {
+  try {
+    const f = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    const s = Deno.readTextFileSync("/proc/self/stat"), rest = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    // user nice system irq softirq steal; this process's utime + stime (all its threads)
+    return { busy: (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100, own: (+rest[11] + +rest[12]) / 100 };
+  } catch {
+    return { busy: 0, own: 0 };
+  }
+}
+
+/** Wall time spent awaiting the pack, added to by the wrapped reads. */
+let ioMs = 0;
+function timedPack(pack: Pack): Pack {
+  const timed = <A extends unknown[]>(f: (...a: A) => Promise<void>) => async (...a: A) => {
+    const t0 = performance.now();
+    try {
+      await f(...a);
+    } finally {
+      ioMs += performance.now() - t0;
+    }
+  };
+  return { ...pack, readLayer: timed(pack.readLayer), readVocabRows: timed(pack.readVocabRows) };
+}
+
+const { pack: rawPack, path } = await loadOrBuildPack(model, {
+  format,
+  cacheDir: `${cacheDir(flag("cache", ""))}/packs`,
+  onStatus: (m) => console.error(m),
+});
+const pack = timedPack(rawPack);
+const cfg = pack.config;
+const layout = loraLayout(cfg, { rank });
+const random = seededRandom(1);
+const ids = Int32Array.from({ length: T }, () => Math.floor(random() * Math.min(cfg.vocabSize, 150000)));
+
+interface Config {
+  name: string;
+  threads: number;
+  resident: boolean;
+  e: Engine;
+  profile: Profile;
+  run: () => Promise<number>;
+  walls: number[];
+  /** Per measured step: ms by category. */
+  parts: Map<string, number>[];
+  flops: number[];
+  /** Per measured step: cores used by other processes on average. */
+  others: number[];
+}
+
+async function makeConfig(n: number, resident: boolean): Promise<Config> {
+  const profile = new Profile();
+  const e = await Engine.create(pack, {
+    mode: "train",
+    seqLen: T,
+    lora: layout,
+    method: "mesp",
+    optimizer: "sgd",
+    resident,
+    threads: n,
+    poolOptions: { split },
+    profile,
+  });
+  if (n > 1 && e.kernels.pool?.threads !== n) throw new Error(`could not start a pool of ${n} threads`);
+  // GEMM category from where its B operand lives
+  const spans = ["weights.vocab", "weights.layer", "weights.layers", "act.q", "act.k", "act.v", "grad.att"]
+    .filter((r) => e.arena.has(r)).map((r) => ({ r, ...e.arena.region(r) }));
+  profile.classifyGemm = (_op, _m, _n, _k, b) => {
+    const s = spans.find((s) => b.ptr >= s.offset && b.ptr < s.offset + s.bytes);
+    if (!s) return "gemm.lora";
+    return s.r === "weights.vocab" ? "gemm.lmhead" : s.r.startsWith("weights.") ? "gemm.linear" : "attention";
+  };
+  initLora(layout, e.arena.f32("lora.params"), 7);
+  const opt = new Optimizer(e.k, { name: "sgd", lr: 1e-4 }, e.p["lora.params"]);
+  const grad = e.p["lora.grad"], layerN = layout.layerElements;
+  const bw = new Backward(e, { ptr: grad, perLayer: true, accumulate: false });
+  let step = 0;
+  const run = async () => {
+    const r = await forwardBackward(
+      e,
+      bw,
+      ids,
+      undefined,
+      T,
+      (l) => opt.update(l * layerN, layerN, grad, step),
+    );
+    step++;
+    return r.loss;
+  };
+  const name = `${n} thread${n > 1 ? "s" : ""}${resident ? ", resident" : ""}`;
+  return { name, threads: n, resident, e, profile, run, walls: [], parts: [], flops: [], others: [] };
+}
+
+const configs: Config[] = [];
+for (const resident of withResident ? [false, true] : [false]) {
+  for (const n of threads > 1 ? [1, threads] : [1]) configs.push(await makeConfig(n, resident));
+}
+console.error(
+  `model ${model} (${cfg.numLayers} layers, d ${cfg.hiddenSize}), pack ${path}\n` +
+    `T ${T}, LoRA rank ${rank} on ${layout.targets.join(",")}, MeSP, SGD fused; ` +
+    `${warmup} warm-up + ${steps} measured steps per configuration, round-robin`,
+);
+
+const losses = new Map<string, number[]>();
+for (let s = 0; s < warmup + steps; s++) {
+  for (const c of configs) {
+    c.profile.reset();
+    ioMs = 0;
+    const cpu0 = cpuSeconds(), t0 = performance.now();
+    const loss = await c.run();
+    const wall = performance.now() - t0, cpu1 = cpuSeconds();
+    const other = (cpu1.busy - cpu0.busy - (cpu1.own - cpu0.own)) / (wall / 1000);
+    losses.set(c.name, [...(losses.get(c.name) ?? []), loss]);
+    await Deno.stderr.write(
+      new TextEncoder().encode(
+        `step ${s + 1}/${warmup + steps} ${c.name}: ${(wall / 1000).toFixed(2)} s, ` +
+          `other processes ${other.toFixed(2)} cores\n`,
+      ),
+    );
+    if (s < warmup) continue;
+    const parts = new Map<string, number>();
+    let flops = 0;
+    for (const [cat, v] of c.profile.entries) {
+      parts.set(cat, v.ms);
+      if (cat.startsWith("gemm")) flops += v.flops;
+    }
+    parts.set("io", ioMs);
+    c.walls.push(wall);
+    c.parts.push(parts);
+    c.flops.push(flops);
+    c.others.push(other);
+  }
+}
+for (const c of configs) c.e.kernels.pool?.close();
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+// the same loss for every configuration: a quick check that threads change nothing
+const ref = losses.get(configs[0].name)!;
+for (const c of configs) {
+  const ls = losses.get(c.name)!;
+  if (!ls.every((x, i) => Object.is(x, ref[i]))) {
+    console.log(`WARNING: ${c.name} losses differ: ${ls} vs ${ref}`);
+  }
+}
+
+const table = (head: string[], rows: string[][]) => {
+  const w = head.map((_, i) => Math.max(...[head, ...rows].map((r) => r[i].length)));
+  const line = (r: string[]) =>
+    "| " + r.map((x, i) => (i === 0 ? x.padEnd(w[i]) : x.padStart(w[i]))).join(" | ") + " |";
+  return [
+    line(head),
+    "|" + w.map((x, i) => (i === 0 ? "-".repeat(x + 2) : "-".repeat(x + 1) + ":")).join("|") + "|",
+  ]
+    .concat(rows.map(line)).join("\n");
+};
+
+const base = configs[0];
+console.log(table(
+  [
+    "configuration",
+    "step s (median)",
+    "min s",
+    "tokens/s",
+    "× 1 thread",
+    "arena",
+    "gemm.scratch",
+    "others' cores",
+  ],
+  configs.map((c) => {
+    const m = median(c.walls);
+    const ref = configs.find((x) => x.threads === 1 && x.resident === c.resident) ?? base;
+    return [
+      c.name,
+      (m / 1000).toFixed(2),
+      (Math.min(...c.walls) / 1000).toFixed(2),
+      ((T - 1) / (m / 1000)).toFixed(1),
+      (median(ref.walls) / m).toFixed(2),
+      formatMB(c.e.arena.plan.bytes),
+      formatMB(c.e.arena.region("gemm.scratch").bytes),
+      Math.max(...c.others).toFixed(2),
+    ];
+  }),
+));
+console.log();
+
+// the breakdown of the median step of each configuration
+const CATS: [string, (k: string) => boolean][] = [
+  ["GEMM: linear layers", (k) => k === "gemm.linear"],
+  ["GEMM: LoRA", (k) => k === "gemm.lora"],
+  ["GEMM: LM head", (k) => k === "gemm.lmhead"],
+  ["attention (GEMMs + softmax)", (k) => k === "attention" || k === "softmax"],
+  ["norms/elementwise", (k) => k === "norm" || k === "elementwise"],
+  ["loss (CE kernels)", (k) => k === "loss"],
+  ["I/O wait", (k) => k === "io"],
+];
+const rows: string[][] = [];
+const medianStep = configs.map((c) => {
+  const i = c.walls.indexOf(median(c.walls));
+  return { wall: c.walls[i], parts: c.parts[i], flops: c.flops[i] };
+});
+for (const [label, match] of CATS) {
+  const row = [label];
+  for (const m of medianStep) {
+    let ms = 0;
+    for (const [k, v] of m.parts) if (match(k)) ms += v;
+    row.push(`${(ms / 1000).toFixed(2)} s`, `${((100 * ms) / m.wall).toFixed(1)} %`);
+  }
+  rows.push(row);
+}
+{
+  const row = ["host (rest)"];
+  for (const m of medianStep) {
+    let ms = 0;
+    for (const v of m.parts.values()) ms += v;
+    row.push(`${((m.wall - ms) / 1000).toFixed(2)} s`, `${((100 * (m.wall - ms)) / m.wall).toFixed(1)} %`);
+  }
+  rows.push(row);
+  const rate = ["GEMM GFLOP/s (in the step)"];
+  for (const m of medianStep) {
+    let ms = 0;
+    for (const [k, v] of m.parts) if (k.startsWith("gemm")) ms += v;
+    rate.push((m.flops / (ms / 1000) / 1e9).toFixed(1), "");
+  }
+  rows.push(rate);
+  rows.push(["wall", ...medianStep.flatMap((m) => [`${(m.wall / 1000).toFixed(2)} s`, "100 %"])]);
+}
+console.log(table(["where the time goes (median step)", ...configs.flatMap((c) => [c.name, "%"])], rows));
+console.log(
+  `\nT ${T}, rank ${rank}, ${format}, ${cfg.numLayers} layers; loss ${ref.at(-1)?.toFixed(4)}; ` +
+    `${navigator.hardwareConcurrency} hardware threads; load average ${
+      Deno.loadavg().map((x) => x.toFixed(2))
+    }`,
+);

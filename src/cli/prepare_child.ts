@@ -1,0 +1,110 @@
+/**
+ * The child process of {@linkcode prepare} (`src/cli/prepare.ts`): builds or validates the weight pack and
+ * the token caches of a run and prints their paths as JSON on stdout (status lines go to stderr).
+ *
+ *   deno run -A src/cli/prepare_child.ts '{"model": DIR, "weights": "q4", "cacheDir": DIR, "data": [...], "seqLen": N}'
+ *
+ * @module
+ */
+import type { PrepareJob } from "./prepare.ts";
+import { loadOrBuildPack, readModelConfig } from "../model/pack_files.ts";
+import { loadOrBuildTokenCache } from "../data/token_cache_files.ts";
+import { parseJsonl, tokenizeExample } from "../data/dataset.ts";
+import { encodeTokenCache, sha256Hex } from "../data/token_cache.ts";
+import { writeFileAtomic } from "../io/deno_files.ts";
+
+/** The child: build or validate the pack and token caches, print their paths as JSON. */
+async function child(job: PrepareJob): Promise<void> {
+  const log = (m: string) => console.error(m);
+  const { path: pack } = await loadOrBuildPack(job.model, {
+    format: job.weights,
+    cacheDir: `${job.cacheDir}/packs`,
+    onStatus: log,
+  });
+  const sets: string[] = [];
+  for (const data of job.data) {
+    if (await isFile(`${job.model}/tokenizer.json`)) {
+      const { path } = await loadOrBuildTokenCache({
+        dataPath: data,
+        tokenizerDir: job.model,
+        cacheDir: `${job.cacheDir}/tokens`,
+        seqLen: job.seqLen,
+        onStatus: log,
+      });
+      sets.push(path);
+    } else {
+      sets.push(await pretokenizedCache(job, data));
+    }
+  }
+  console.log(JSON.stringify({ pack, sets }));
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A model directory without `tokenizer.json` can still train and evaluate on pre-tokenized
+ * `{"input_ids": [...]}` lines: they are encoded into a token cache here.
+ */
+async function pretokenizedCache(job: PrepareJob, dataPath: string): Promise<string> {
+  const cfg = await readModelConfig(job.model);
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(dataPath);
+  } catch {
+    throw new Error(`${dataPath}: dataset file not found`);
+  }
+  const records = parseJsonl(new TextDecoder().decode(bytes), { file: dataPath });
+  const bad = records.find((r) => r.kind !== "tokens");
+  if (bad) {
+    throw new Error(
+      `${bad.file}:${bad.line}: ${job.model} has no tokenizer.json, so only pre-tokenized {"input_ids": [...]} lines can be used`,
+    );
+  }
+  const vocab = { vocabSize: cfg.vocabSize } as Parameters<typeof tokenizeExample>[1];
+  const examples = records.map((r) => tokenizeExample(r, vocab, { seqLen: job.seqLen }))
+    .filter((e) => e.ids.length >= 2 && e.targets.some((t) => t === 1));
+  if (examples.length === 0) throw new Error(`${dataPath}: no example has a training target`);
+  const sha = await sha256Hex(bytes);
+  const path = `${job.cacheDir}/tokens/${dataPath.split("/").at(-1)}-pretokenized-${
+    sha.slice(0, 16)
+  }-${job.seqLen}.tokcache`;
+  await Deno.mkdir(`${job.cacheDir}/tokens`, { recursive: true });
+  const tokens = examples.reduce((n, e) => n + e.ids.length, 0);
+  const targets = examples.reduce((n, e) => n + e.targets.reduce((a, b) => a + b, 0), 0);
+  await writeFileAtomic(
+    path,
+    encodeTokenCache(examples, {
+      key: sha,
+      datasetSha256: sha,
+      tokenizerSha256: "none (pre-tokenized)",
+      tokenizerConfigSha256: null,
+      datasetFile: dataPath,
+      options: { seqLen: job.seqLen, defaultSystem: null, appendEosToText: false },
+      vocabSize: cfg.vocabSize,
+      stats: {
+        records: records.length,
+        examples: examples.length,
+        truncated: 0,
+        dropped: records.length - examples.length,
+        tokens,
+        targets,
+      },
+    }),
+  );
+  return path;
+}
+
+if (import.meta.main) {
+  try {
+    await child(JSON.parse(Deno.args[0]));
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}
