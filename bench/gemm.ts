@@ -201,20 +201,35 @@ const native = await Native.start();
 if (typeof native === "string") console.error(native);
 const results = new Map<string, number[]>();
 const key = (i: number, v: string) => `${i}/${v}`;
-/** CPU seconds other processes used while wasm GEMMs ran, and the wall seconds of those runs. */
-let otherCpu = 0, wasmWall = 0;
-for (let r = 0; r < runs; r++) {
-  if (!json) await Deno.stderr.write(new TextEncoder().encode(`\rround ${r + 1}/${runs}`));
+// On a shared machine other programs take cores from the threads being measured: a sample (one shape, every
+// variant) during which they used more than QUIET cores is set aside and the shape measured again, up to
+// 4× the rounds; a shape left without a quiet sample reports its contended ones, marked with *.
+const QUIET = 0.15;
+const quiet = list.map(() => 0);
+const noisy = new Map<string, number[]>();
+let discarded = 0;
+const maxRounds = threads > 1 ? 4 * runs : runs;
+for (let r = 0; r < maxRounds && quiet.some((q) => q < runs); r++) {
+  if (!json) {
+    const left = quiet.filter((q) => q < runs).length;
+    await Deno.stderr.write(new TextEncoder().encode(`\rround ${r + 1}, ${left} shapes to go   `));
+  }
   for (let i = 0; i < list.length; i++) {
+    if (quiet[i] >= runs) continue;
     const cpu0 = cpuSeconds(), t0 = performance.now();
-    for (const [v, env] of envs) {
-      const xs = results.get(key(i, v)) ?? [];
-      xs.push(measure(env, list[i]));
-      results.set(key(i, v), xs);
-    }
+    const sample = [...envs].map(([v, env]) => [v, measure(env, list[i])] as const);
     const cpu1 = cpuSeconds();
-    wasmWall += (performance.now() - t0) / 1000;
-    otherCpu += cpu1.busy - cpu0.busy - (cpu1.own - cpu0.own);
+    const others = (cpu1.busy - cpu0.busy - (cpu1.own - cpu0.own)) / ((performance.now() - t0) / 1000);
+    const contended = threads > 1 && others > QUIET;
+    for (const [v, g] of sample) {
+      const into = contended ? noisy : results;
+      into.set(key(i, v), [...(into.get(key(i, v)) ?? []), g]);
+    }
+    if (contended) {
+      discarded++;
+      continue;
+    }
+    quiet[i]++;
     if (typeof native !== "string") {
       const xs = results.get(key(i, "native")) ?? [];
       xs.push(await native.measure(list[i]));
@@ -222,7 +237,12 @@ for (let r = 0; r < runs; r++) {
     }
   }
 }
-const others = otherCpu / wasmWall;
+const starred = new Set<number>();
+list.forEach((_, i) => {
+  if (quiet[i] > 0) return;
+  starred.add(i);
+  for (const v of envs.keys()) results.set(key(i, v), noisy.get(key(i, v))!);
+});
 if (typeof native !== "string") await native.close();
 for (const env of envs.values()) env.pool?.close();
 if (!json) await Deno.stderr.write(new TextEncoder().encode("\r"));
@@ -234,7 +254,7 @@ const speedups: { what: string; ratio: number }[] = [];
 for (let i = 0; i < list.length; i++) {
   const s = list[i];
   const nat = results.has(key(i, "native")) ? median(results.get(key(i, "native"))!) : NaN;
-  const row = [s.what, `${s.m}×${s.n}×${s.k}`, s.op, s.dtype];
+  const row = [`${s.what}${starred.has(i) ? " *" : ""}`, `${s.m}×${s.n}×${s.k}`, s.op, s.dtype];
   const speedup = threads > 1
     ? median(results.get(key(i, threadedName))!) / median(results.get(key(i, fastest))!)
     : NaN;
@@ -296,8 +316,8 @@ if (!json) {
         `${threads}T/1T = its GF/s over ${fastest} on one thread, same rounds.\n` +
         `geometric mean ${threads}T/1T: projections (x·Wᵀ, G·W) ${geo(proj).toFixed(2)}×, ` +
         `all shapes ${geo(speedups.map((x) => x.ratio)).toFixed(2)}×; ` +
-        `${navigator.hardwareConcurrency} hardware threads; ` +
-        `other processes used ${others.toFixed(2)} cores on average while wasm GEMMs ran`,
+        `${navigator.hardwareConcurrency} hardware threads; ${discarded} samples set aside because other ` +
+        `processes used > ${QUIET} cores meanwhile${starred.size ? `; * = no quiet sample` : ""}`,
     );
   }
 }

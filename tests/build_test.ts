@@ -13,6 +13,11 @@ Deno.test({
     }).output();
     const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
     assert(out.success, `wasm/ is stale, run \`deno task build\`:\n${text}`);
-    assert(/same\s+wasm\/mesp_relaxed\.wasm/.test(text) && /same\s+wasm\/mesp_simd\.wasm/.test(text), text);
+    for (const name of ["relaxed", "simd", "relaxed_threads", "simd_threads"]) {
+      assert(
+        new RegExp(`same\\s+wasm/mesp_${name}\\.wasm`).test(text),
+        `wasm/mesp_${name}.wasm not checked:\n${text}`,
+      );
+    }
   },
 });

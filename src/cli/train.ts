@@ -27,6 +27,7 @@ import { loraLayout, resolveTargets } from "../engine/lora.ts";
 import { CHECKPOINT_FILE, decodeCheckpoint, writeCheckpoint } from "../run/checkpoint.ts";
 import { lossCurveSvg } from "../run/loss_svg.ts";
 import { train, type TrainEvent, type TrainState } from "../run/train.ts";
+import type { Method } from "../engine/plan.ts";
 import { formatMB } from "../runtime/arena.ts";
 import { processMemory } from "../runtime/memory.ts";
 import { readModelConfig } from "../model/pack_files.ts";
@@ -53,7 +54,12 @@ export const SPEC = {
     steps: { type: "integer", min: 1, description: "optimizer steps (default: one epoch)" },
     epochs: { type: "number", min: 0, description: "epochs over the data instead of --steps" },
     ...TRAIN_FLAGS,
-    lr: { type: "number", min: 0, description: "peak learning rate (default 2e-4 AdamW, 1e-4 SGD)" },
+    lr: {
+      type: "number",
+      min: 0,
+      description: "peak learning rate (default 2e-4 AdamW, 1e-4 SGD, 5e-5 MeZO)",
+    },
+    zoEps: { type: "number", default: 1e-3, min: 0, description: "MeZO perturbation scale ε" },
     weightDecay: { type: "number", default: 0, min: 0, description: "weight decay" },
     beta1: { type: "number", default: 0.9, min: 0, max: 1, description: "AdamW β1" },
     beta2: { type: "number", default: 0.999, min: 0, max: 1, description: "AdamW β2" },
@@ -167,8 +173,10 @@ export async function run(argv: string[]): Promise<number> {
   const dataPath = demo ? DEMO.data : args.data!;
   const valPath = demo ? DEMO.val : args.val;
   const out = args.out ?? (demo ? DEMO.out : `runs/${dataPath.split("/").at(-1)!.replace(/\.jsonl?$/, "")}`);
-  const optimizer = args.optimizer as "adamw" | "sgd";
-  const lr = args.lr ?? (demo ? 2e-3 : optimizer === "adamw" ? 2e-4 : 1e-4);
+  const method = args.method as Method;
+  // MeZO's update is SGD on its estimate (the paper's); the exact methods take --optimizer
+  const optimizer = method === "mezo" ? "sgd" : args.optimizer as "adamw" | "sgd";
+  const lr = args.lr ?? (method === "mezo" ? 5e-5 : demo ? 2e-3 : optimizer === "adamw" ? 2e-4 : 1e-4);
   const steps = args.steps ?? (demo ? 150 : undefined);
 
   // everything that can be wrong is checked before the first step; nothing existing is overwritten
@@ -309,7 +317,8 @@ export async function run(argv: string[]): Promise<number> {
       variant: variantOf(args.variant),
       resident: args.resident,
       ckptDtype: args.ckpt as "f32" | "bf16",
-      method: args.method as "mesp",
+      method: args.method as Method,
+      zoEps: args.zoEps,
       onEvent,
       saveCheckpoint: save,
       shouldStop: () => stop,

@@ -76,7 +76,7 @@ export function trainPlanOptions(
     bf16Scales: cfg.quantization !== undefined && (format === "q4" || format === "q8"),
     lora: loraLayout(cfg, { rank: f.rank, alpha: f.alpha, rslora: f.rslora, targets: f.targets }),
     method: f.method as Method,
-    optimizer: f.optimizer as OptimizerName,
+    optimizer: f.method === "mezo" ? "sgd" : f.optimizer as OptimizerName,
     gradBuffer: f.gradAccum > 1 || f.clip > 0,
     mlpChunk: f.mlpChunk,
     vocabChunk: f.vocabChunk,

@@ -37,10 +37,21 @@ export class Backward {
   readonly #ref: WeightRef = f32Ref(0, 1);
   readonly #ref2: WeightRef = f32Ref(0, 1);
 
-  constructor(e: Engine, sink: GradSink) {
+  /**
+   * With `mebp`, the layer's forward is recomputed once keeping what an autograd engine keeps (every head's
+   * probabilities, each adapter's x·Aᵀ, the full [T, intermediate] gate/up/activation tensors, the MLP input)
+   * and the backward reads them instead of recomputing (the MeBP baseline). The arithmetic is the same, so the
+   * gradients are bitwise equal to MeSP's; memory and time differ.
+   */
+  constructor(e: Engine, sink: GradSink, options: { mebp?: boolean } = {}) {
     this.e = e;
     this.sink = sink;
+    this.mebp = options.mebp ?? false;
+    if (this.mebp && !e.arena.has("mebp.P")) throw new Error("MeBP needs a plan made with method mebp");
   }
+
+  /** Whether this is the MeBP baseline (see the constructor). */
+  readonly mebp: boolean;
 
   /** Byte pointer of the gradient of element offset `off` (pair.a or pair.b) of layer `l`. */
   grad(l: number, off: number): number {
@@ -99,78 +110,121 @@ export class Backward {
   layerBackward(l: number, T: number, xl: number): void {
     const e = this.e, { d } = e.D, p = e.p;
     e.F.copyWithin(p["act.x"] >> 2, xl >> 2, (xl >> 2) + T * d);
-    e.attentionForward(l, T);
+    if (this.mebp) {
+      e.attentionForward(l, T, 0, undefined, { P: p["mebp.P"], h: p["mebp.h"] });
+      e.F.copyWithin(p["mebp.x2"] >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * d);
+      this.#mlpForwardKeep(l, T);
+    } else {
+      e.attentionForward(l, T);
+    }
     this.#mlpBackward(l, T);
     this.#attentionBackward(l, T, xl);
   }
 
+  /** MeBP's `[T, r]` slot i of `mebp.h`: 0–3 q, k, v, o; 4 gate, 5 up, 6 down. */
+  #kept(i: number, T: number): number {
+    return this.e.p["mebp.h"] + i * T * this.e.D.r * 4;
+  }
+
   /**
-   * The MLP block, chunked over the intermediate dimension. On entry `act.x` is its input x2 and `grad.x`
-   * dL/d(output); on exit `grad.x` holds dL/d(x2) (the residual plus the path through the MLP).
+   * MeBP's recompute of the MLP block as autograd runs it: the whole block forward (down projection and
+   * output included) keeping xn2, g, u, m = silu(g)·u and the adapters' x·Aᵀ. Same chunked arithmetic as
+   * `Engine.mlpForward`, so the kept values are bitwise those MeSP recomputes.
    */
-  #mlpBackward(l: number, T: number): void {
-    const e = this.e, { d, r, C } = e.D, p = e.p, { k, gemm } = e;
-    const refs = e.refs(l), s = e.lora?.scale ?? 0, acc = this.sink.accumulate;
-    const xn = p["act.xn2"], G = p["grad.x"], dxn = p["grad.xn"];
-    const g = p["mlp.g"], u = p["mlp.u"], m = p["mlp.m"];
-    const hg = this.#slot(1, T), hu = this.#slot(2, T), hd = this.#slot(3, T);
-    const ghg = this.#slot(5, T), ghu = this.#slot(6, T), ghd = this.#slot(7, T);
+  #mlpForwardKeep(l: number, T: number): void {
+    const e = this.e, { d, r, I } = e.D, p = e.p, { k, gemm } = e;
+    const refs = e.refs(l), s = e.lora?.scale ?? 0;
+    const xn = p["act.xn2"], x = p["act.x"];
+    const hg = this.#kept(4, T), hu = this.#kept(5, T), hd = this.#kept(6, T);
     const gp = refs.gate_proj, up = refs.up_proj, dp = refs.down_proj;
-    k.rmsnorm_forward(xn, p["act.rstd2"], p["act.x"], e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
-    if (dp.pair) gemm.run(OP.nn, 0, T, 0, r, r, d, G, d, dp.b!, ghd, r, s, false); // gh_d = s·G·B_d
+    k.rmsnorm_forward(xn, p["act.rstd2"], x, e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
     if (gp.pair) gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, gp.a!, hg, r, 1, false);
     if (up.pair) gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, up.a!, hu, r, 1, false);
     for (let i = 0; i < e.chunks.length; i++) {
-      const c = e.chunks[i], c0 = c.c0, n = c.c1 - c0, first = i === 0;
-      // recompute g, u and m = silu(g)·u for this chunk
-      gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.gate.ref, g, C, 1, false);
+      const c = e.chunks[i], c0 = c.c0, n = c.c1 - c0;
+      const g = p["mebp.g"] + c0 * 4, u = p["mebp.u"] + c0 * 4, m = p["mebp.m"] + c0 * 4;
+      gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.gate.ref, g, I, 1, false);
       if (gp.pair) {
-        gemm.run(OP.nt, 0, T, 0, n, n, r, hg, r, this.#f32(gp.b!.ptr + c0 * r * 4, r), g, C, s, true);
+        gemm.run(OP.nt, 0, T, 0, n, n, r, hg, r, this.#f32(gp.b!.ptr + c0 * r * 4, r), g, I, s, true);
       }
-      gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.up.ref, u, C, 1, false);
+      gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.up.ref, u, I, 1, false);
       if (up.pair) {
-        gemm.run(OP.nt, 0, T, 0, n, n, r, hu, r, this.#f32(up.b!.ptr + c0 * r * 4, r), u, C, s, true);
+        gemm.run(OP.nt, 0, T, 0, n, n, r, hu, r, this.#f32(up.b!.ptr + c0 * r * 4, r), u, I, s, true);
       }
-      k.swiglu_forward(m, g, u, n, C, C, C, 0, T);
+      k.swiglu_forward(m, g, u, n, I, I, I, 0, T);
+      gemm.run(OP.nt, 0, T, 0, d, d, n, m, I, c.down.ref, x, d, 1, true);
       if (dp.pair) {
-        const adc = this.#f32(dp.a!.ptr + c0 * 4, dp.a!.ld); // A_d[:, c]
-        gemm.run(OP.nt, 0, T, 0, r, r, n, m, C, adc, hd, r, 1, !first); // h_d += m·A_d[:, c]ᵀ
+        gemm.run(OP.nt, 0, T, 0, r, r, n, m, I, this.#f32(dp.a!.ptr + c0 * 4, dp.a!.ld), hd, r, 1, i > 0);
+      }
+    }
+    if (dp.pair) gemm.run(OP.nt, 0, T, 0, d, d, r, hd, r, dp.b!, x, d, s, true);
+  }
+
+  /**
+   * The MLP block, chunked over the intermediate dimension. On entry `grad.x` is dL/d(output) and `act.x`
+   * the block's input x2 (MeBP: x2 is kept in `mebp.x2`, g/u/m and the adapters' h in its regions); on exit
+   * `grad.x` holds dL/d(x2) (the residual plus the path through the MLP).
+   */
+  #mlpBackward(l: number, T: number): void {
+    const e = this.e, { d, r, C, I } = e.D, p = e.p, { k, gemm } = e;
+    const refs = e.refs(l), s = e.lora?.scale ?? 0, acc = this.sink.accumulate, kept = this.mebp;
+    const xn = p["act.xn2"], G = p["grad.x"], dxn = p["grad.xn"];
+    const x2 = kept ? p["mebp.x2"] : p["act.x"];
+    const hg = kept ? this.#kept(4, T) : this.#slot(1, T);
+    const hu = kept ? this.#kept(5, T) : this.#slot(2, T);
+    const hd = kept ? this.#kept(6, T) : this.#slot(3, T);
+    const ghg = this.#slot(5, T), ghu = this.#slot(6, T), ghd = this.#slot(7, T);
+    const gp = refs.gate_proj, up = refs.up_proj, dp = refs.down_proj;
+    const ld = kept ? I : C; // g, u, m: MeBP's full [T, I] tensors, MeSP's [T, C] chunk buffers
+    if (!kept) {
+      k.rmsnorm_forward(xn, p["act.rstd2"], x2, e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
+      if (gp.pair) gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, gp.a!, hg, r, 1, false);
+      if (up.pair) gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, up.a!, hu, r, 1, false);
+    }
+    if (dp.pair) gemm.run(OP.nn, 0, T, 0, r, r, d, G, d, dp.b!, ghd, r, s, false); // gh_d = s·G·B_d
+    for (let i = 0; i < e.chunks.length; i++) {
+      const c = e.chunks[i], c0 = c.c0, n = c.c1 - c0, first = i === 0;
+      const g = kept ? p["mebp.g"] + c0 * 4 : p["mlp.g"];
+      const u = kept ? p["mebp.u"] + c0 * 4 : p["mlp.u"];
+      const m = kept ? p["mebp.m"] + c0 * 4 : p["mlp.m"];
+      if (!kept) {
+        // recompute g, u and m = silu(g)·u for this chunk (and h_d, summed over chunks)
+        gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.gate.ref, g, C, 1, false);
+        if (gp.pair) {
+          gemm.run(OP.nt, 0, T, 0, n, n, r, hg, r, this.#f32(gp.b!.ptr + c0 * r * 4, r), g, C, s, true);
+        }
+        gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.up.ref, u, C, 1, false);
+        if (up.pair) {
+          gemm.run(OP.nt, 0, T, 0, n, n, r, hu, r, this.#f32(up.b!.ptr + c0 * r * 4, r), u, C, s, true);
+        }
+        k.swiglu_forward(m, g, u, n, C, C, C, 0, T);
+        if (dp.pair) {
+          gemm.run(OP.nt, 0, T, 0, r, r, n, m, C, this.#f32(dp.a!.ptr + c0 * 4, dp.a!.ld), hd, r, 1, !first);
+        }
+      }
+      if (dp.pair) {
         // dA_d[:, c] = gh_dᵀ · m
-        gemm.run(
-          OP.tn,
-          0,
-          r,
-          0,
-          n,
-          n,
-          T,
-          ghd,
-          r,
-          this.#f32(m, C, true),
-          this.grad(l, dp.pair.a) + c0 * 4,
-          dp.pair.inDim,
-          1,
-          acc,
-        );
+        const dAd = this.grad(l, dp.pair.a) + c0 * 4;
+        gemm.run(OP.tn, 0, r, 0, n, n, T, ghd, r, this.#f32(m, ld, true), dAd, dp.pair.inDim, 1, acc);
       }
-      // dm = G · W_d[:, c] (+ gh_d · A_d[:, c])
-      gemm.run(OP.nn, 0, T, 0, n, n, d, G, d, c.down.ref, m, C, 1, false);
+      // dm = G · W_d[:, c] (+ gh_d · A_d[:, c]), over m
+      gemm.run(OP.nn, 0, T, 0, n, n, d, G, d, c.down.ref, m, ld, 1, false);
       if (dp.pair) {
-        gemm.run(OP.nn, 0, T, 0, n, n, r, ghd, r, this.#f32(dp.a!.ptr + c0 * 4, dp.a!.ld), m, C, 1, true);
+        gemm.run(OP.nn, 0, T, 0, n, n, r, ghd, r, this.#f32(dp.a!.ptr + c0 * 4, dp.a!.ld), m, ld, 1, true);
       }
-      k.swiglu_backward(g, u, m, g, u, n, C, C, C, C, C, 0, T); // dg over g, du over u
+      k.swiglu_backward(g, u, m, g, u, n, ld, ld, ld, ld, ld, 0, T); // dg over g, du over u
       // dxn += dg · W_g[c] + du · W_u[c]
-      gemm.run(OP.nn, 0, T, 0, d, d, n, g, C, c.gate.ref, dxn, d, 1, !first);
-      gemm.run(OP.nn, 0, T, 0, d, d, n, u, C, c.up.ref, dxn, d, 1, true);
-      if (gp.pair) this.#chunkBGrads(l, T, gp.pair, gp, c0, n, g, hg, ghg, first);
-      if (up.pair) this.#chunkBGrads(l, T, up.pair, up, c0, n, u, hu, ghu, first);
+      gemm.run(OP.nn, 0, T, 0, d, d, n, g, ld, c.gate.ref, dxn, d, 1, !first);
+      gemm.run(OP.nn, 0, T, 0, d, d, n, u, ld, c.up.ref, dxn, d, 1, true);
+      if (gp.pair) this.#chunkBGrads(l, T, gp.pair, gp, c0, n, g, ld, hg, ghg, first);
+      if (up.pair) this.#chunkBGrads(l, T, up.pair, up, c0, n, u, ld, hu, ghu, first);
     }
     if (dp.pair) {
       gemm.run(OP.tn, 0, d, 0, r, r, T, G, d, this.#f32(hd, r), this.grad(l, dp.pair.b), r, s, acc); // dB_d
     }
     this.#finishA(l, T, gp, ghg, xn, dxn);
     this.#finishA(l, T, up, ghu, xn, dxn);
-    k.rmsnorm_backward(G, dxn, p["act.x"], e.vec("postNorm"), p["act.rstd2"], d, d, d, d, 1, 0, T);
+    k.rmsnorm_backward(G, dxn, x2, e.vec("postNorm"), p["act.rstd2"], d, d, d, d, 1, 0, T);
   }
 
   /** After the chunks of gate/up: dA = ghᵀ·xn and dxn += gh·A. */
@@ -205,11 +259,12 @@ export class Backward {
     c0: number,
     n: number,
     dY: number,
+    C: number,
     h: number,
     gh: number,
     first: boolean,
   ) {
-    const e = this.e, r = e.D.r, C = e.D.C, s = e.lora!.scale;
+    const e = this.e, r = e.D.r, s = e.lora!.scale;
     e.gemm.run(
       OP.tn,
       0,
@@ -239,16 +294,19 @@ export class Backward {
     const G = p["grad.x"], att = p["act.att"], datt = p["act.xn2"]; // the MLP input is dead: reuse its region
     // o_proj: d_att = G·W_o (+ LoRA)
     gemm.run(OP.nn, 0, T, 0, qd, qd, d, G, d, refs.o_proj.w, datt, qd, 1, false);
-    this.#linearLora(l, T, refs.o_proj, att, qd, G, d, datt, qd);
-    // per head, with P recomputed: dV += Pᵀ·dO, dP = dO·Vᵀ, dS = softmax', dQ = dS·K, dK += dSᵀ·Q
+    this.#linearLora(l, T, refs.o_proj, att, qd, G, d, datt, qd, 3);
+    // per head, with P recomputed (MeBP: kept): dV += Pᵀ·dO, dP = dO·Vᵀ, dS = softmax', dQ = dS·K, dK += dSᵀ·Q
     const q = p["act.q"], dq = p["grad.q"], dk = p["grad.k"], dv = p["grad.v"];
-    const S = p["act.scores"], dS = p["grad.scores"];
+    const dS = p["grad.scores"];
     const scale = 1 / Math.sqrt(hd), rep = H / KV;
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / rep), first = h % rep === 0;
       const qh = q + h * hd * 4, dOh = datt + h * hd * 4;
-      gemm.run(OP.nt, 0, T, 0, T, T, hd, qh, qd, e.kRefs[g], S, T, 1, false);
-      k.softmax_causal_forward(S, S, T, T, scale, 0, 0, T);
+      const S = this.mebp ? p["mebp.P"] + h * T * T * 4 : p["act.scores"];
+      if (!this.mebp) {
+        gemm.run(OP.nt, 0, T, 0, T, T, hd, qh, qd, e.kRefs[g], S, T, 1, false);
+        k.softmax_causal_forward(S, S, T, T, scale, 0, 0, T);
+      }
       gemm.run(OP.tn, 0, T, 0, hd, hd, T, S, T, this.#f32(dOh, qd), dv + g * hd * 4, kvd, 1, !first);
       gemm.run(OP.nt, 0, T, 0, T, T, hd, dOh, qd, e.vRefs[g], dS, T, 1, false);
       k.softmax_causal_backward(dS, S, dS, T, T, scale, 0, 0, T);
@@ -263,15 +321,15 @@ export class Backward {
     gemm.run(OP.nn, 0, T, 0, d, d, qd, dq, qd, refs.q_proj.w, dxn, d, 1, false);
     gemm.run(OP.nn, 0, T, 0, d, d, kvd, dk, kvd, refs.k_proj.w, dxn, d, 1, true);
     gemm.run(OP.nn, 0, T, 0, d, d, kvd, dv, kvd, refs.v_proj.w, dxn, d, 1, true);
-    this.#linearLora(l, T, refs.q_proj, xn, d, dq, qd, dxn, d);
-    this.#linearLora(l, T, refs.k_proj, xn, d, dk, kvd, dxn, d);
-    this.#linearLora(l, T, refs.v_proj, xn, d, dv, kvd, dxn, d);
+    this.#linearLora(l, T, refs.q_proj, xn, d, dq, qd, dxn, d, 0);
+    this.#linearLora(l, T, refs.k_proj, xn, d, dk, kvd, dxn, d, 1);
+    this.#linearLora(l, T, refs.v_proj, xn, d, dv, kvd, dxn, d, 2);
     k.rmsnorm_backward(G, dxn, xl, e.vec("inputNorm"), p["act.rstd"], d, d, d, d, 1, 0, T);
   }
 
   /**
    * LoRA part of a linear's backward, given its input x [T, nIn] and output gradient dY [T, nOut]:
-   * h = x·Aᵀ (recomputed), dB = s·dYᵀ·h, gh = s·dY·B, dA = ghᵀ·x, dx += gh·A.
+   * h = x·Aᵀ (recomputed; MeBP: kept in slot `kept`), dB = s·dYᵀ·h, gh = s·dY·B, dA = ghᵀ·x, dx += gh·A.
    */
   #linearLora(
     l: number,
@@ -283,12 +341,13 @@ export class Backward {
     nOut: number,
     dx: number,
     ldx: number,
+    kept: number,
   ): void {
     const pair = refs.pair;
     if (!pair) return;
     const e = this.e, r = e.D.r, s = e.lora!.scale, acc = this.sink.accumulate, { gemm } = e;
-    const h = this.#slot(0, T), gh = this.#slot(4, T);
-    gemm.run(OP.nt, 0, T, 0, r, r, nIn, x, nIn, refs.a!, h, r, 1, false);
+    const h = this.mebp ? this.#kept(kept, T) : this.#slot(0, T), gh = this.#slot(4, T);
+    if (!this.mebp) gemm.run(OP.nt, 0, T, 0, r, r, nIn, x, nIn, refs.a!, h, r, 1, false);
     gemm.run(OP.tn, 0, nOut, 0, r, r, T, dY, nOut, this.#f32(h, r), this.grad(l, pair.b), r, s, acc);
     gemm.run(OP.nn, 0, T, 0, r, r, nOut, dY, nOut, refs.b!, gh, r, s, false);
     gemm.run(OP.tn, 0, r, 0, nIn, nIn, T, gh, r, this.#f32(x, nIn), this.grad(l, pair.a), nIn, 1, acc);

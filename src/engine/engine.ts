@@ -299,13 +299,14 @@ export class Engine {
     nIn: number,
     bias: number,
     accumulate: boolean,
+    h = this.p["lora.h"] ?? 0,
   ): void {
     if (bias) {
       for (let t = 0; t < T; t++) this.F.copyWithin((out >> 2) + t * ldo, bias >> 2, (bias >> 2) + nOut);
     }
     this.gemm.run(OP.nt, 0, T, 0, nOut, nOut, nIn, x, ldx, refs.w, out, ldo, 1, accumulate || bias !== 0);
     if (refs.pair) {
-      const h = this.p["lora.h"], r = this.D.r;
+      const r = this.D.r;
       this.gemm.run(OP.nt, 0, T, 0, r, r, nIn, x, ldx, refs.a!, h, r, 1, false);
       this.gemm.run(OP.nt, 0, T, 0, nOut, nOut, r, h, r, refs.b!, out, ldo, this.lora!.scale, true);
     }
@@ -334,9 +335,16 @@ export class Engine {
   /**
    * The attention block of layer `l`: x += o_proj(attention(rope(q), rope(k), v)) with q, k, v from
    * rmsnorm(x) (kept in `act.xn`, 1/rms in `act.rstd`); q and the attention output stay in `act.q`,
-   * `act.att`.
+   * `act.att`. MeBP passes `keep` to store every head's probabilities ([H, T, T] at `keep.P`) and each
+   * adapter's x·Aᵀ ([T, r] at `keep.h` + i·T·r, i = 0…3 for q, k, v, o) instead of discarding them.
    */
-  attentionForward(l: number, T: number, pos0 = 0, kv?: { k: number; v: number }): void {
+  attentionForward(
+    l: number,
+    T: number,
+    pos0 = 0,
+    kv?: { k: number; v: number },
+    keep?: { P: number; h: number },
+  ): void {
     const { d, H, KV, hd, qd, kvd } = this.D;
     const { k, p, gemm } = this;
     this.useLayer(l);
@@ -344,10 +352,11 @@ export class Engine {
     const x = p["act.x"], xn = p["act.xn"], q = p["act.q"], att = p["act.att"], rstd = p["act.rstd"];
     const kBase = kv?.k ?? p["act.k"], vBase = kv?.v ?? p["act.v"];
     const kNew = kBase + pos0 * kvd * 4, vNew = vBase + pos0 * kvd * 4;
+    const hSlot = (i: number) => (keep ? keep.h + i * T * this.D.r * 4 : p["lora.h"] ?? 0);
     k.rmsnorm_forward(xn, rstd, x, this.vec("inputNorm"), d, d, d, this.cfg.rmsNormEps, 0, T);
-    this.linear(T, xn, d, refs.q_proj, q, qd, qd, d, this.vec("qBias"), false);
-    this.linear(T, xn, d, refs.k_proj, kNew, kvd, kvd, d, this.vec("kBias"), false);
-    this.linear(T, xn, d, refs.v_proj, vNew, kvd, kvd, d, this.vec("vBias"), false);
+    this.linear(T, xn, d, refs.q_proj, q, qd, qd, d, this.vec("qBias"), false, hSlot(0));
+    this.linear(T, xn, d, refs.k_proj, kNew, kvd, kvd, d, this.vec("kBias"), false, hSlot(1));
+    this.linear(T, xn, d, refs.v_proj, vNew, kvd, kvd, d, this.vec("vBias"), false, hSlot(2));
     const { cos, sin } = this.rope();
     k.rope_forward(q, cos, sin, H, hd, qd, pos0, 0, T);
     k.rope_forward(kNew, cos, sin, KV, hd, kvd, pos0, 0, T);
@@ -356,14 +365,14 @@ export class Engine {
       this.kRefs[g].ptr = kBase + g * hd * 4;
       this.vRefs[g].ptr = vBase + g * hd * 4;
     }
-    const s = p["act.scores"], scale = 1 / Math.sqrt(hd), rep = H / KV;
+    const scale = 1 / Math.sqrt(hd), rep = H / KV;
     for (let h = 0; h < H; h++) {
-      const g = Math.floor(h / rep);
+      const g = Math.floor(h / rep), s = keep ? keep.P + h * T * nk * 4 : p["act.scores"];
       gemm.run(OP.nt, 0, T, 0, nk, nk, hd, q + h * hd * 4, qd, this.kRefs[g], s, nk, 1, false);
       k.softmax_causal_forward(s, s, nk, nk, scale, pos0, 0, T);
       gemm.run(OP.nn, 0, T, 0, hd, hd, nk, s, nk, this.vRefs[g], att + h * hd * 4, qd, 1, false);
     }
-    this.linear(T, att, qd, refs.o_proj, x, d, d, qd, 0, true);
+    this.linear(T, att, qd, refs.o_proj, x, d, d, qd, 0, true, hSlot(3));
   }
 
   /** Pointers of the rope tables. */

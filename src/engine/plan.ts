@@ -151,7 +151,11 @@ export function planRegions(cfg: ModelConfig, o: PlanOptions): RegionSpec[] {
       `adapters' x·Aᵀ${o.mode === "train" ? " and G·B" : ""} [T, r] ×${slots}`,
     );
   }
-  if (o.mode === "train") trainRegions(o, D, add);
+  if (o.mode === "train" && o.method === "mezo") {
+    if (o.gradBuffer) {
+      add("lora.grad", o.lora!.totalElements * f, "MeZO's gradient estimate (grad command only)");
+    }
+  } else if (o.mode === "train") trainRegions(o, D, add);
   add("loss.logits", T * Vc * f, `logits of one vocabulary chunk [T, ${Vc}]`);
   add("loss.rows", 6 * T * f, "per-row max, sum, target logit, logsumexp, loss, weight");
   add("loss.targets", T * 4, "target token per row (i32)");
@@ -177,7 +181,17 @@ function trainRegions(o: PlanOptions, D: Dims, add: (name: string, bytes: number
   add("grad.k", T * kvd * f, "gradient of the keys [T, KV·hd]");
   add("grad.v", T * kvd * f, "gradient of the values [T, KV·hd]");
   add("grad.scores", T * T * f, "one head's score gradient [T, T]");
-  const whole = o.gradBuffer ?? false;
+  if (o.method === "mebp") {
+    const { H, I, r } = D;
+    add("mebp.x2", T * d * f, "MeBP: the MLP block's input, kept [T, d]");
+    add("mebp.P", H * T * T * f, `MeBP: every head's attention probabilities, kept [H, T, T]`);
+    add("mebp.g", T * I * f, "MeBP: gate pre-activations, kept [T, intermediate]");
+    add("mebp.u", T * I * f, "MeBP: up projections, kept [T, intermediate]");
+    add("mebp.m", T * I * f, "MeBP: SwiGLU outputs, kept [T, intermediate]");
+    add("mebp.h", 7 * T * r * f, "MeBP: each adapter's x·Aᵀ, kept 7 × [T, r]");
+  }
+  // MeBP holds all LoRA gradients until the optimizer step, like an autograd engine
+  const whole = (o.gradBuffer ?? false) || o.method === "mebp";
   add(
     "lora.grad",
     (whole ? lora.totalElements : lora.layerElements) * f,

@@ -7,6 +7,7 @@
 import { Engine } from "../engine/engine.ts";
 import { Backward } from "../engine/backward.ts";
 import { forwardBackward } from "../engine/step.ts";
+import { sequenceLoss, stepSeed, zoEstimate } from "../engine/mezo.ts";
 import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { type LoraLayout, loraLayout, type LoraOptions } from "../engine/lora.ts";
 import type { Method } from "../engine/plan.ts";
@@ -22,6 +23,8 @@ export interface GradOptions {
   adapter?: OpenedAdapter;
   lora?: LoraOptions;
   seed?: number;
+  /** MeZO's perturbation scale ε (default 1e-3). */
+  zoEps?: number;
   seqLen?: number;
   /** Layer checkpoints in f32 (default, exact) or bf16. */
   ckptDtype?: "f32" | "bf16";
@@ -35,7 +38,10 @@ export interface GradResult {
   loss: number;
   tokens: number;
   params: Float32Array;
+  /** The gradient (MeZO: its estimate coeff · z). */
   grads: Float32Array;
+  /** MeZO's projected gradient (L+ − L−)/(2ε). */
+  coeff?: number;
 }
 
 /** dLoss/dθ for every LoRA parameter θ on one sequence. */
@@ -45,12 +51,12 @@ export async function computeGradients(
   options: GradOptions = {},
 ): Promise<GradResult> {
   const method = options.method ?? "mesp";
-  if (method !== "mesp") throw new Error(`method "${method}" is not available yet`);
   const layout = loraLayout(pack.config, options.adapter?.config ?? options.lora ?? {});
   const T = Math.min(seq.ids.length, options.seqLen ?? seq.ids.length);
   if (T < 2) throw new Error("the sequence needs at least 2 tokens");
   const e = await Engine.create(pack, {
     mode: "train",
+    method,
     seqLen: T,
     lora: layout,
     gradBuffer: true,
@@ -61,7 +67,26 @@ export async function computeGradients(
   const params = e.arena.f32("lora.params");
   if (options.adapter) await readAdapterInto(options.adapter, layout, params);
   else initLora(layout, params, options.seed ?? 0);
-  const bw = new Backward(e, { ptr: e.p["lora.grad"], perLayer: false, accumulate: false });
+  const grads = e.arena.f32("lora.grad");
+  if (method === "mezo") {
+    // the two-point estimate (L+ − L−)/(2ε) · z for the step-0 direction of `seed`
+    const zs = stepSeed(options.seed ?? 0, 0);
+    const est = await zoEstimate(e, [seq], T, zs, options.zoEps ?? 1e-3);
+    e.k.normal_fill(e.p["lora.grad"], layout.totalElements, zs, 0);
+    e.k.scale(e.p["lora.grad"], est.coeff, layout.totalElements);
+    const loss = (await sequenceLoss(e, seq, T)).loss;
+    return {
+      layout,
+      loss,
+      tokens: est.tokens,
+      params: params.slice(),
+      grads: grads.slice(),
+      coeff: est.coeff,
+    };
+  }
+  const bw = new Backward(e, { ptr: e.p["lora.grad"], perLayer: false, accumulate: false }, {
+    mebp: method === "mebp",
+  });
   const { loss, tokens } = await forwardBackward(e, bw, seq.ids, seq.targets, T);
-  return { layout, loss, tokens, params: params.slice(), grads: e.arena.f32("lora.grad").slice() };
+  return { layout, loss, tokens, params: params.slice(), grads: grads.slice() };
 }

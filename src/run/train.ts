@@ -8,6 +8,7 @@
 import { Engine } from "../engine/engine.ts";
 import { Backward } from "../engine/backward.ts";
 import { forwardBackward } from "../engine/step.ts";
+import { stepSeed, zoEstimate, zoUpdate } from "../engine/mezo.ts";
 import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { type LoraLayout, loraLayout, type LoraOptions } from "../engine/lora.ts";
 import { learningRate, Optimizer, type OptimizerOptions } from "../engine/optimizer.ts";
@@ -19,8 +20,13 @@ import type { Sequence } from "./evaluate.ts";
 
 /** Options of {@linkcode train}. */
 export interface TrainOptions {
-  /** Training method (only "mesp" here; the baselines come with the comparison benchmarks). */
+  /**
+   * "mesp" (default): exact gradients, structured backward. "mebp": the checkpointed-backprop baseline (same
+   * gradients, autograd's memory). "mezo": the zeroth-order baseline (forward passes only, SGD).
+   */
   method?: Method;
+  /** MeZO's perturbation scale ε (default 1e-3). */
+  zoEps?: number;
   /** Longest sequence in tokens (longer ones are cut). */
   seqLen: number;
   /** Optimizer steps; or give `epochs`. */
@@ -164,7 +170,6 @@ export async function train(
   options: TrainOptions,
 ): Promise<TrainResult> {
   const method = options.method ?? "mesp";
-  if (method !== "mesp") throw new Error(`method "${method}" is not available yet`);
   if (data.length === 0) throw new Error("the training set is empty");
   const cfg = pack.config;
   const seqLen = options.seqLen;
@@ -182,11 +187,17 @@ export async function train(
   const steps = options.steps ?? Math.ceil(((options.epochs ?? 1) * data.length) / accum);
   if (!(steps >= 1)) throw new Error(`nothing to train: ${steps} steps`);
   const optOptions: OptimizerOptions = { name: "sgd", lr: 1e-4, ...options.optimizer, totalSteps: steps };
+  if (method === "mezo" && optOptions.name !== "sgd") {
+    throw new Error("MeZO updates with SGD (--optimizer sgd)");
+  }
+  const zoEps = options.zoEps ?? 1e-3;
   const loraOptions = options.resume?.lora ?? options.adapter?.config ?? options.lora ?? {};
   const layout = loraLayout(cfg, loraOptions);
-  const gradBuffer = accum > 1 || clip > 0;
+  // MeBP holds every gradient until the optimizer step; MeSP fuses the update into each layer's backward
+  const gradBuffer = method === "mebp" || accum > 1 || clip > 0;
   const e = await Engine.create(pack, {
     mode: "train",
+    method,
     seqLen,
     lora: layout,
     optimizer: optOptions.name,
@@ -226,7 +237,11 @@ export async function train(
 
   const opt = new Optimizer(e.k, optOptions, e.p["lora.params"], e.p["opt.m"], e.p["opt.v"]);
   const gradPtr = e.p["lora.grad"];
-  const bw = new Backward(e, { ptr: gradPtr, perLayer: !gradBuffer, accumulate: false });
+  const bw = method === "mezo"
+    ? undefined
+    : new Backward(e, { ptr: gradPtr, perLayer: !gradBuffer, accumulate: false }, {
+      mebp: method === "mebp",
+    });
   const layerN = layout.layerElements;
   let order = epochOrder(data.length, seed, epoch);
   const next = (): Sequence => {
@@ -277,15 +292,26 @@ export async function train(
       break;
     }
     let loss = 0, tokens = 0;
-    for (let micro = 0; micro < accum; micro++) {
-      const s = next();
-      const T = Math.min(s.ids.length, seqLen);
-      bw.sink.accumulate = micro > 0;
-      const r = await forwardBackward(e, bw, s.ids, s.targets, T, gradBuffer ? undefined : fused);
-      loss += r.loss / accum;
-      tokens += r.tokens;
+    if (!bw) {
+      // MeZO: one perturbation direction per step, shared by the step's sequences
+      const batch: Sequence[] = [];
+      for (let micro = 0; micro < accum; micro++) batch.push(next());
+      const zs = stepSeed(seed, step);
+      const est = await zoEstimate(e, batch, seqLen, zs, zoEps);
+      zoUpdate(e, zs, est.coeff, learningRate(optOptions, step), optOptions.weightDecay ?? 0);
+      loss = (est.lossPlus + est.lossMinus) / 2;
+      tokens = est.tokens;
+    } else {
+      for (let micro = 0; micro < accum; micro++) {
+        const s = next();
+        const T = Math.min(s.ids.length, seqLen);
+        bw.sink.accumulate = micro > 0;
+        const r = await forwardBackward(e, bw, s.ids, s.targets, T, gradBuffer ? undefined : fused);
+        loss += r.loss / accum;
+        tokens += r.tokens;
+      }
     }
-    if (gradBuffer) {
+    if (bw && gradBuffer) {
       let scale = 1 / accum;
       if (clip > 0) {
         const norm = Math.sqrt(e.k.sum_squares(gradPtr, layout.totalElements)) * scale;
