@@ -110,3 +110,23 @@ Deno.test("train: data order is a seeded permutation per epoch", () => {
   assert(o0.join() !== o1.join(), "epochs should differ");
   assertEquals([...epochOrder(10, 1, 0)], [...o0]);
 });
+
+Deno.test("train: no allocation in the step loop — memory is the plan's size before step 1 and stays so", async () => {
+  const { c, data } = await setup();
+  const { Engine } = await import("../src/engine/engine.ts");
+  const { Backward } = await import("../src/engine/backward.ts");
+  const { forwardBackward } = await import("../src/engine/step.ts");
+  const lora = loraLayout(c.cfg, { rank: 4 });
+  const e = await Engine.create(c.pack, { mode: "train", seqLen: 16, lora });
+  const planned = Math.ceil(e.arena.plan.end / 65536) * 65536;
+  const initial = e.memoryBytes();
+  assert(
+    initial >= e.arena.plan.end && initial <= Math.max(planned, 16 * 65536),
+    `memory ${initial} vs plan end ${e.arena.plan.end}`,
+  );
+  const bw = new Backward(e, { ptr: e.p["lora.grad"], perLayer: true, accumulate: false });
+  for (const s of data) {
+    await forwardBackward(e, bw, s.ids, s.targets, s.ids.length);
+    assertEquals(e.memoryBytes(), initial, "wasm memory grew during a step");
+  }
+});

@@ -58,6 +58,8 @@ export interface GemmOptions {
 
 /** Micro-tile height and width of the packed kernel, and the row block of the dot kernel. */
 const MR = 6, NR = 8, DOT_ROWS = 4;
+/** Columns per thread from which a split by columns beats one by rows (measured: N = 896 yes, 128 no). */
+const WIDE = 128;
 
 /** GEMM entry points bound to one kernel instance and one scratch region. */
 export class Gemm {
@@ -106,8 +108,10 @@ export class Gemm {
   }
 
   /**
-   * How a call is split across `pool`: 0 = not at all, 1 = by rows, 2 = by columns. Rows when each thread
-   * gets at least two micro-tiles of them, else columns when each gets two tiles of those; not at all when
+   * How a call is split across `pool`: 0 = not at all, 1 = by rows, 2 = by columns. Columns when each
+   * thread gets at least {@linkcode WIDE} of them (each then packs only its part of B: no duplicated
+   * dequantization), else rows when each thread gets at least two micro-tiles of them, else columns when
+   * each gets two tiles of those; not at all when
    * the call is too small to pay for waking the workers (`pool.minFlops`). A forced policy (`pool.split`)
    * splits its way whenever that gives two pieces.
    */
@@ -118,6 +122,8 @@ export class Gemm {
     // forced policies split whenever there are two pieces (tests use them on tiny shapes)
     if (pool.split === "rows") return rows > rowGrain ? 1 : 0;
     if (pool.split === "columns") return cols > colGrain ? 2 : 0;
+    // wide enough: columns, so each thread packs (decodes) only its own part of B
+    if (!dot && colsOk && cols >= WIDE * threads) return 2;
     return rowsOk ? 1 : colsOk ? 2 : 0;
   }
 

@@ -51,7 +51,10 @@ export const TASKS = [
 export const CTL = {
   /** Task generation: bumped once per posted task; workers wait on it. */
   seq: 0,
-  /** Claim counter: `(generation & 0xffffff) << 8 | next share`; claimed with compare-and-swap. */
+  /**
+   * Claim word: `(generation & 0xffff) << 16 | shares << 8 | next share`, claimed with compare-and-swap;
+   * one atomic read tells a thread whether the task is still current and which share is next.
+   */
   claim: 1,
   /** Shares finished; the caller waits for it to reach `shares`. */
   done: 2,
@@ -71,8 +74,6 @@ export const CTL = {
   errors: 9,
   /** Set by {@linkcode Pool.close}: workers leave their loop. */
   quit: 10,
-  /** Number of shares of the task. */
-  shares: 11,
 } as const;
 
 /** Byte offset of the f64 arguments in the control block, their maximum count, the block's size. */
@@ -114,10 +115,10 @@ export class Executor {
 
   /** Claims shares of task generation `gen` and runs them until none is left (or the task changed). */
   work(gen: number): void {
-    const ctl = this.#ctl, tag = gen & 0xffffff;
+    const ctl = this.#ctl, tag = gen & 0xffff;
     for (;;) {
-      const v = Atomics.load(ctl, CTL.claim), share = v & 0xff, shares = Atomics.load(ctl, CTL.shares);
-      if (v >>> 8 !== tag || share >= shares) return;
+      const v = Atomics.load(ctl, CTL.claim), share = v & 0xff, shares = (v >>> 8) & 0xff;
+      if (v >>> 16 !== tag || share >= shares) return;
       if (Atomics.compareExchange(ctl, CTL.claim, v, v + 1) !== v) continue;
       try {
         this.#run(share, shares);
@@ -292,8 +293,8 @@ export class Pool {
    */
   static async start(kernels: Kernels, options: PoolOptions): Promise<Pool> {
     const threads = options.threads;
-    if (!Number.isInteger(threads) || threads < 2) {
-      throw new Error(`a pool needs at least 2 threads, got ${threads}`);
+    if (!Number.isInteger(threads) || threads < 2 || threads > 255) {
+      throw new Error(`a pool needs at least 2 threads (and at most 255), got ${threads}`);
     }
     if (!kernels.shared) throw new Error("a pool needs the threads build of the kernels (shared memory)");
     const control = new SharedArrayBuffer(CONTROL_BYTES);
@@ -452,11 +453,10 @@ export class Pool {
     ctl[CTL.grain] = grain;
     ctl[CTL.scratchArg] = scratchArg;
     ctl[CTL.scratchStride] = this.#scratchStride;
-    Atomics.store(ctl, CTL.shares, shares);
     Atomics.store(ctl, CTL.done, 0);
     // the claim word is published after every field, the generation after the claim word
     const gen = (Atomics.load(ctl, CTL.seq) + 1) | 0;
-    Atomics.store(ctl, CTL.claim, (gen & 0xffffff) << 8);
+    Atomics.store(ctl, CTL.claim, ((gen & 0xffff) << 16) | (shares << 8));
     Atomics.store(ctl, CTL.seq, gen);
     Atomics.notify(ctl, CTL.seq);
     this.#main.work(gen);

@@ -1,0 +1,103 @@
+/**
+ * mesp: LoRA fine-tuning of Qwen2-architecture models with exact gradients in little memory, on a CPU,
+ * inside WebAssembly. This module is the public API; it uses no Deno-only API, so it also runs in browsers
+ * and edge runtimes (weights come through a {@linkcode WeightSource}: bytes, a `fetch` URL with HTTP Range,
+ * or a user-picked `File`). The command line (`src/cli/`) is a thin layer over it.
+ *
+ * @example Fine-tune from a weight pack fetched by URL
+ * ```ts
+ * import { fetchSource, openPack, train } from "./mod.ts";
+ *
+ * const pack = await openPack(fetchSource("https://example.com/qwen2.5-0.5b-q4.pack"));
+ * const data = [{ ids: new Int32Array([9707, 1879, 0]), targets: new Uint8Array([0, 1, 1]) }];
+ * const result = await train(pack, data, [], { seqLen: 256, steps: 10, lora: { rank: 8 } });
+ * ```
+ *
+ * @module
+ */
+
+// Runtime: kernels, the planned arena, GEMM, process memory
+export {
+  type Kernels,
+  loadKernels,
+  type LoadKernelsOptions,
+  type Variant,
+  VARIANTS,
+} from "./src/runtime/kernels.ts";
+export {
+  Arena,
+  formatMB,
+  formatPlan,
+  type MemoryPlan,
+  parseSize,
+  planMemory,
+  PlanTooLargeError,
+  type RegionSpec,
+} from "./src/runtime/arena.ts";
+export { Gemm, type WeightRef } from "./src/runtime/gemm.ts";
+export { type ProcessMemory, processMemory } from "./src/runtime/memory.ts";
+
+// Model files: sources, config, safetensors, quantization, weight packs, random checkpoints
+export {
+  blobSource,
+  bytesSource,
+  fetchSource,
+  memoryFiles,
+  type ModelFiles,
+  urlFiles,
+  type WeightSource,
+} from "./src/io/source.ts";
+export { type ModelConfig, paramCounts, parseModelConfig, PRESETS } from "./src/model/config.ts";
+export {
+  encodeSafetensors,
+  openCheckpoint,
+  readSafetensorsHeader,
+  readTensorF32,
+  writeSafetensors,
+} from "./src/model/safetensors.ts";
+export { dequantize, quantize } from "./src/model/quantize.ts";
+export {
+  checkpointFingerprint,
+  openPack,
+  type Pack,
+  type PackFormat,
+  planPack,
+  writePack,
+} from "./src/model/pack.ts";
+export { makeModel, planModel } from "./src/model/make_model.ts";
+
+// Text and data
+export { createStreamDecoder, loadTokenizer, type Tokenizer } from "./src/text/tokenizer.ts";
+export { chatDefaultsFromTemplate, type ChatMessage, renderChat } from "./src/text/chat.ts";
+export { parseJsonl, tokenizeDataset, tokenizeExample } from "./src/data/dataset.ts";
+export { decodeTokenCache, encodeTokenCache, tokenizeInWorker } from "./src/data/token_cache.ts";
+
+// Engine: forward, MeSP/MeBP backward, MeZO, LoRA layout, adapters, optimizers, plans
+export { Engine, type EngineOptions } from "./src/engine/engine.ts";
+export { Backward } from "./src/engine/backward.ts";
+export { forwardBackward } from "./src/engine/step.ts";
+export { zoEstimate, zoUpdate } from "./src/engine/mezo.ts";
+export { type LoraLayout, loraLayout, type LoraOptions, peftName } from "./src/engine/lora.ts";
+export {
+  adapterConfigJson,
+  openAdapter,
+  parseAdapterConfig,
+  readAdapterInto,
+  writeLoraTensors,
+} from "./src/engine/adapter.ts";
+export { learningRate, Optimizer, type OptimizerOptions } from "./src/engine/optimizer.ts";
+export { type Method, type PlanOptions, planRegions } from "./src/engine/plan.ts";
+
+// Runs: training, evaluation, generation, gradients, checkpoints, loss curves
+export {
+  train,
+  type TrainEvent,
+  type TrainOptions,
+  type TrainResult,
+  type TrainState,
+} from "./src/run/train.ts";
+export { evaluate, type EvaluateOptions, type EvaluateResult, type Sequence } from "./src/run/evaluate.ts";
+export { generate, type GenerateOptions, sampler } from "./src/run/generate.ts";
+export { computeGradients, type GradOptions, type GradResult } from "./src/run/grad.ts";
+export { decodeCheckpoint, writeCheckpoint } from "./src/run/checkpoint.ts";
+export { lossCurveSvg } from "./src/run/loss_svg.ts";
