@@ -1282,3 +1282,111 @@ Deno.test("f32_to_bf16: round-to-nearest-even like torch (vs the independent TS 
     }
   }
 });
+
+Deno.test("ce_chunk_fused + ce_fused_finish: loss equals ce_chunk_forward's bit for bit; acc = w·softmax·E (f64 reference)", async () => {
+  for (const variant of VARIANTS) {
+    const k = await loadKernels({ variant });
+    const T = 5, V = 37, d = 6, chunk = 8;
+    let s = 7;
+    const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 8 - 4;
+    const logits = Float32Array.from({ length: T * V }, rnd), E = Float64Array.from({ length: V * d }, rnd);
+    const targets = Int32Array.from([3, 36, -1, 0, 20]),
+      weight = Float32Array.from([0.25, 0.25, 0, 0.25, 0.25]);
+    const a = Arena.create(
+      k,
+      [
+        "logits",
+        "targets",
+        "max",
+        "sum",
+        "tl",
+        "w",
+        "acc",
+        "loss",
+        "lse",
+        "max2",
+        "sum2",
+        "tl2",
+        "loss2",
+        "lse2",
+      ]
+        .map((name) => ({ name, bytes: name === "logits" ? T * V * 4 : name === "acc" ? T * d * 4 : T * 4 })),
+    );
+    a.i32("targets").set(targets);
+    a.f32("w").set(weight);
+    const L = a.f32("logits"), acc = a.f32("acc");
+    for (let c0 = 0; c0 < V; c0 += chunk) {
+      const vc = Math.min(chunk, V - c0);
+      // the chunk's logits, contiguous [T, vc], as the host's GEMM would write them
+      for (let t = 0; t < T; t++) for (let j = 0; j < vc; j++) L[t * vc + j] = logits[t * V + c0 + j];
+      k.exports.ce_chunk_forward(
+        a.ptr("logits"),
+        vc,
+        vc,
+        c0,
+        a.ptr("targets"),
+        a.ptr("max2"),
+        a.ptr("sum2"),
+        a.ptr("tl2"),
+        c0 === 0 ? 1 : 0,
+        0,
+        T,
+      );
+      k.exports.ce_chunk_fused(
+        a.ptr("logits"),
+        vc,
+        vc,
+        c0,
+        a.ptr("targets"),
+        a.ptr("max"),
+        a.ptr("sum"),
+        a.ptr("tl"),
+        a.ptr("w"),
+        a.ptr("acc"),
+        d,
+        d,
+        c0 === 0 ? 1 : 0,
+        0,
+        T,
+      );
+      for (let t = 0; t < T; t++) {
+        for (let i = 0; i < d; i++) {
+          let x = c0 === 0 ? 0 : acc[t * d + i];
+          for (let j = 0; j < vc; j++) x += L[t * vc + j] * E[(c0 + j) * d + i];
+          acc[t * d + i] = x;
+        }
+      }
+    }
+    k.exports.ce_fused_finish(
+      a.ptr("loss"),
+      a.ptr("lse"),
+      a.ptr("max"),
+      a.ptr("sum"),
+      a.ptr("tl"),
+      a.ptr("w"),
+      a.ptr("acc"),
+      d,
+      d,
+      0,
+      T,
+    );
+    k.exports.ce_finish(a.ptr("loss2"), a.ptr("lse2"), a.ptr("max2"), a.ptr("sum2"), a.ptr("tl2"), 0, T);
+    assertEquals(
+      [...a.f32("loss")].filter((_, t) => weight[t] > 0),
+      [...a.f32("loss2")].filter((_, t) => weight[t] > 0),
+    );
+    for (let t = 0; t < T; t++) {
+      const row = logits.subarray(t * V, t * V + V), mx = Math.max(...row);
+      const z = row.reduce((q, x) => q + Math.exp(x - mx), 0);
+      for (let i = 0; i < d; i++) {
+        let want = 0;
+        for (let j = 0; j < V; j++) want += (Math.exp(row[j] - mx) / z) * E[j * d + i];
+        want *= weight[t];
+        assert(
+          Math.abs(acc[t * d + i] - want) <= 1e-5 * (1 + Math.abs(want)),
+          `${variant} acc[${t},${i}] ${acc[t * d + i]} vs ${want}`,
+        );
+      }
+    }
+  }
+});

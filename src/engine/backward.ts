@@ -73,34 +73,45 @@ export class Backward {
   }
 
   /**
-   * dL/d(final hidden) into `grad.x`: after `lossForward`, each vocabulary chunk's logits are recomputed,
-   * turned into row_weight·(softmax − onehot) and multiplied back through the LM head into `grad.xn`, then
-   * through the final RMSNorm.
+   * The loss and dL/d(final hidden) in one pass over the vocabulary (training): each chunk's logits are
+   * computed once; an online log-sum-exp keeps the running max m and sum, and `grad.xn` accumulates
+   * Σ exp(x − m)·E_chunk, rescaled whenever m grows. At the end `grad.xn` = w·(softmax·E − E[target]) per row
+   * and goes back through the final RMSNorm into `grad.x`. Leaves the per-row losses like `lossForward`.
    */
-  async lossBackward(T: number): Promise<void> {
+  async lossForwardBackward(T: number): Promise<void> {
     const e = this.e, { d, Vc } = e.D, p = e.p;
-    const r = e.lossRows();
+    const r = e.lossRows(), dxn = p["grad.xn"];
     for (let c = 0; c < e.vocabChunks; c++) {
       const vc = await e.loadVocabChunk(c);
       const logits = e.chunkLogits(0, T, vc);
-      e.k.ce_chunk_backward(logits, logits, vc, Vc, c * Vc, r.targets, r.max, r.lse, r.weight, 0, T);
-      // dxn += dlogits · E_chunk   ([T, vc] · [vc, d])
-      e.gemm.run(OP.nn, 0, T, 0, d, d, vc, logits, Vc, e.vocabRef, p["grad.xn"], d, 1, c > 0);
+      e.k.ce_chunk_fused(
+        logits,
+        vc,
+        Vc,
+        c * Vc,
+        r.targets,
+        r.max,
+        r.sum,
+        r.tlogit,
+        r.weight,
+        dxn,
+        d,
+        d,
+        c === 0 ? 1 : 0,
+        0,
+        T,
+      );
+      e.gemm.run(OP.nn, 0, T, 0, d, d, vc, logits, Vc, e.vocabRef, dxn, d, 1, c > 0); // acc += p · E_chunk
     }
-    e.k.rmsnorm_backward(
-      p["grad.x"],
-      p["grad.xn"],
-      p["act.x"],
-      p["weights.norm"],
-      p["act.rstd"],
-      d,
-      d,
-      d,
-      d,
-      0,
-      0,
-      T,
-    );
+    e.k.ce_fused_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, 0, T);
+    const erow = p["loss.erow"];
+    for (let t = 0; t < T; t++) {
+      const w = e.F[(r.weight >> 2) + t];
+      if (w === 0) continue;
+      await e.decodeHeadRow(e.I32[(r.targets >> 2) + t], erow);
+      e.k.axpy(dxn + t * d * 4, -w, erow, d); // − w · E[target]
+    }
+    e.k.rmsnorm_backward(p["grad.x"], dxn, p["act.x"], p["weights.norm"], p["act.rstd"], d, d, d, d, 0, 0, T);
   }
 
   /**

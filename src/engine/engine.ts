@@ -476,6 +476,16 @@ export class Engine {
     return rows;
   }
 
+  /**
+   * Decodes row `id` of the LM head (the embedding when tied) into f32 at `dst`, through row 0 of the
+   * vocabulary slot.
+   */
+  async decodeHeadRow(id: number, dst: number): Promise<void> {
+    const ref = this.vocabRef;
+    await this.pack.readVocabRows(id, id + 1, this.#rowViews, !this.cfg.tieWordEmbeddings);
+    this.k.decode_row(dtypeCode(ref), ref.ptr, this.D.d, ref.scales, ref.biases, 0, 0, this.D.d, dst);
+  }
+
   /** Number of vocabulary chunks. */
   get vocabChunks(): number {
     return this.#vocabViews.length;

@@ -159,6 +159,7 @@ export function planRegions(cfg: ModelConfig, o: PlanOptions): RegionSpec[] {
   add("loss.logits", T * Vc * f, `logits of one vocabulary chunk [T, ${Vc}]`);
   add("loss.rows", 6 * T * f, "per-row max, sum, target logit, logsumexp, loss, weight");
   add("loss.targets", T * 4, "target token per row (i32)");
+  if (o.mode === "train") add("loss.erow", d * f, "one decoded LM-head row (the target's, for the gradient)");
   return regions;
 }
 

@@ -40,9 +40,8 @@ export async function forwardBackward(
   e.finalNorm(T);
   const tokens = e.setTargets(ids, trained, T);
   if (tokens === 0) throw new Error("the sequence has no trained tokens");
-  await e.lossForward(T);
+  await bw.lossForwardBackward(T);
   const { sum } = e.lossSum(T);
-  await bw.lossBackward(T);
   for (let l = L - 1; l >= 0; l--) {
     await e.loadLayer(l);
     bw.layerBackward(l, T, restoreCheckpoint(e, l, T));

@@ -67,6 +67,36 @@ export interface KernelExports {
     alpha: number,
     accumulate: number,
   ): void;
+  ce_chunk_fused(
+    logits: number,
+    vc: number,
+    ld: number,
+    v0: number,
+    targets: number,
+    rowMax: number,
+    rowSum: number,
+    targetLogit: number,
+    rowWeight: number,
+    acc: number,
+    ldAcc: number,
+    d: number,
+    first: number,
+    r0: number,
+    r1: number,
+  ): void;
+  ce_fused_finish(
+    loss: number,
+    logsum: number,
+    rowMax: number,
+    rowSum: number,
+    targetLogit: number,
+    rowWeight: number,
+    acc: number,
+    ldAcc: number,
+    d: number,
+    r0: number,
+    r1: number,
+  ): void;
   f32_to_bf16(dst: number, src: number, n: number): void;
   decode_row(
     dtype: number,
