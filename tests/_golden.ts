@@ -39,7 +39,11 @@ export interface GoldenCase {
 }
 
 /** Opens a case, converting its checkpoint into a pack of `format` in memory. */
-export async function loadCase(name: string, format: PackFormat = "f32"): Promise<GoldenCase> {
+export async function loadCase(
+  name: string,
+  format: PackFormat = "f32",
+  mlpChunk?: number,
+): Promise<GoldenCase> {
   const dir = caseDir(name);
   const files = dirFiles(dir);
   const cfg = parseModelConfig(JSON.parse((await files.readText("config.json"))!), {
@@ -50,6 +54,7 @@ export async function loadCase(name: string, format: PackFormat = "f32"): Promis
   await writePack(ckpt, cfg, { write: (c) => (chunks.push(c.slice()), Promise.resolve()) }, {
     format,
     fingerprint: name,
+    mlpChunk,
   });
   ckpt.close();
   const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));

@@ -9,10 +9,10 @@ import { openAdapter, readAdapterInto } from "../src/engine/adapter.ts";
 import { loraLayout } from "../src/engine/lora.ts";
 
 async function check(name: string, adapter: boolean, chunks: { vocabChunk?: number; mlpChunk?: number }) {
-  const c = await loadCase(name, name === "mlx_q4" ? "q4" : "f32");
+  const c = await loadCase(name, name === "mlx_q4" ? "q4" : "f32", chunks.mlpChunk);
   const opened = adapter ? await openAdapter(dirFiles(`${c.dir}/adapter`)) : undefined;
   const lora = opened ? loraLayout(c.cfg, opened.config) : undefined;
-  const e = await Engine.create(c.pack, { mode: "eval", seqLen: c.T, lora, ...chunks });
+  const e = await Engine.create(c.pack, { mode: "eval", seqLen: c.T, lora, vocabChunk: chunks.vocabChunk });
   if (opened) await readAdapterInto(opened, lora!, e.arena.f32("lora.params"));
   await e.forward(c.ids, c.T);
   e.setTargets(c.ids, c.targets, c.T);

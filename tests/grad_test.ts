@@ -14,10 +14,17 @@ async function checkCase(
   chunks: { vocabChunk?: number; mlpChunk?: number; ckptDtype?: "bf16" } = {},
   tolerance = { cos: 0.99999, rel: 1e-4 },
 ) {
-  const c = await loadCase(name, name === "mlx_q4" ? "q4" : "f32");
+  const c = await loadCase(name, name === "mlx_q4" ? "q4" : "f32", chunks.mlpChunk);
   const adapter = await openAdapter(dirFiles(`${c.dir}/adapter`));
   const lora = loraLayout(c.cfg, adapter.config);
-  const e = await Engine.create(c.pack, { mode: "train", seqLen: c.T, lora, gradBuffer: true, ...chunks });
+  const e = await Engine.create(c.pack, {
+    mode: "train",
+    seqLen: c.T,
+    lora,
+    gradBuffer: true,
+    vocabChunk: chunks.vocabChunk,
+    ckptDtype: chunks.ckptDtype,
+  });
   await readAdapterInto(adapter, lora, e.arena.f32("lora.params"));
   const bw = new Backward(e, { ptr: e.p["lora.grad"], perLayer: false, accumulate: false });
   const { loss } = await forwardBackward(e, bw, c.ids, c.targets, c.T);

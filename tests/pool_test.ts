@@ -311,7 +311,7 @@ Deno.test("pool: a kernel that traps in any share throws, and the pool still wor
 
 /** Loss and every LoRA gradient of one MeSP step on a golden fixture. */
 async function step(name: string, threads: number, split: "auto" | "rows" | "columns" = "auto") {
-  const c = await loadCase(name, name === "mlx_q4" ? "q4" : "f32");
+  const c = await loadCase(name, name === "mlx_q4" ? "q4" : "f32", 64);
   const adapter = await openAdapter(dirFiles(`${c.dir}/adapter`));
   const lora = loraLayout(c.cfg, adapter.config);
   const e = await Engine.create(c.pack, {
@@ -320,7 +320,6 @@ async function step(name: string, threads: number, split: "auto" | "rows" | "col
     lora,
     gradBuffer: true,
     vocabChunk: 100,
-    mlpChunk: 64,
     threads,
     poolOptions: { minRows: 1, minFlops: 0, split },
   });

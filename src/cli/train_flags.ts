@@ -34,7 +34,6 @@ export const TRAIN_FLAGS = {
   },
   gradAccum: { type: "integer", default: 1, min: 1, description: "sequences per optimizer step" },
   clip: { type: "number", default: 0, min: 0, description: "clip the global gradient norm (0 = off)" },
-  mlpChunk: { type: "integer", default: 512, min: 64, description: "MLP columns per chunk (multiple of 64)" },
   vocabChunk: { type: "integer", default: 4096, min: 1, description: "vocabulary rows per loss chunk" },
   resident: { type: "boolean", description: "keep every layer's weights in memory instead of streaming" },
   ckpt: {
@@ -56,7 +55,6 @@ export interface TrainFlagValues {
   optimizer: string;
   gradAccum: number;
   clip: number;
-  mlpChunk: number;
   vocabChunk: number;
   resident?: boolean;
   ckpt: string;
@@ -78,7 +76,6 @@ export function trainPlanOptions(
     method: f.method as Method,
     optimizer: f.method === "mezo" ? "sgd" : f.optimizer as OptimizerName,
     gradBuffer: f.gradAccum > 1 || f.clip > 0,
-    mlpChunk: f.mlpChunk,
     vocabChunk: f.vocabChunk,
     resident: f.resident,
     ckptDtype: f.ckpt as "f32" | "bf16",

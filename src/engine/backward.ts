@@ -118,17 +118,17 @@ export class Backward {
    * Layer `l`, given dL/d(output) in `grad.x` and its input in the checkpoint `x_l`: recomputes the forward,
    * writes every LoRA gradient of the layer and leaves dL/d(input) in `grad.x`.
    */
-  layerBackward(l: number, T: number, xl: number): void {
+  async layerBackward(l: number, T: number, xl: number): Promise<void> {
     const e = this.e, { d } = e.D, p = e.p;
     e.F.copyWithin(p["act.x"] >> 2, xl >> 2, (xl >> 2) + T * d);
     if (this.mebp) {
       e.attentionForward(l, T, 0, undefined, { P: p["mebp.P"], h: p["mebp.h"] });
       e.F.copyWithin(p["mebp.x2"] >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * d);
-      this.#mlpForwardKeep(l, T);
+      await this.#mlpForwardKeep(l, T);
     } else {
       e.attentionForward(l, T);
     }
-    this.#mlpBackward(l, T);
+    await this.#mlpBackward(l, T);
     this.#attentionBackward(l, T, xl);
   }
 
@@ -142,7 +142,7 @@ export class Backward {
    * output included) keeping xn2, g, u, m = silu(g)·u and the adapters' x·Aᵀ. Same chunked arithmetic as
    * `Engine.mlpForward`, so the kept values are bitwise those MeSP recomputes.
    */
-  #mlpForwardKeep(l: number, T: number): void {
+  async #mlpForwardKeep(l: number, T: number): Promise<void> {
     const e = this.e, { d, r, I } = e.D, p = e.p, { k, gemm } = e;
     const refs = e.refs(l), s = e.lora?.scale ?? 0;
     const xn = p["act.xn2"], x = p["act.x"];
@@ -154,6 +154,7 @@ export class Backward {
     for (let i = 0; i < e.chunks.length; i++) {
       const c = e.chunks[i], c0 = c.c0, n = c.c1 - c0;
       const g = p["mebp.g"] + c0 * 4, u = p["mebp.u"] + c0 * 4, m = p["mebp.m"] + c0 * 4;
+      await e.loadChunk(l, i);
       gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.gate.ref, g, I, 1, false);
       if (gp.pair) {
         gemm.run(OP.nt, 0, T, 0, n, n, r, hg, r, this.#f32(gp.b!.ptr + c0 * r * 4, r), g, I, s, true);
@@ -176,7 +177,7 @@ export class Backward {
    * the block's input x2 (MeBP: x2 is kept in `mebp.x2`, g/u/m and the adapters' h in its regions); on exit
    * `grad.x` holds dL/d(x2) (the residual plus the path through the MLP).
    */
-  #mlpBackward(l: number, T: number): void {
+  async #mlpBackward(l: number, T: number): Promise<void> {
     const e = this.e, { d, r, C, I } = e.D, p = e.p, { k, gemm } = e;
     const refs = e.refs(l), s = e.lora?.scale ?? 0, acc = this.sink.accumulate, kept = this.mebp;
     const xn = p["act.xn2"], G = p["grad.x"], dxn = p["grad.xn"];
@@ -195,6 +196,7 @@ export class Backward {
     if (dp.pair) gemm.run(OP.nn, 0, T, 0, r, r, d, G, d, dp.b!, ghd, r, s, false); // gh_d = s·G·B_d
     for (let i = 0; i < e.chunks.length; i++) {
       const c = e.chunks[i], c0 = c.c0, n = c.c1 - c0, first = i === 0;
+      await e.loadChunk(l, i);
       const g = kept ? p["mebp.g"] + c0 * 4 : p["mlp.g"];
       const u = kept ? p["mebp.u"] + c0 * 4 : p["mlp.u"];
       const m = kept ? p["mebp.m"] + c0 * 4 : p["mlp.m"];
@@ -304,7 +306,7 @@ export class Backward {
     const refs = e.refs(l);
     const G = p["grad.x"], att = p["act.att"], datt = p["act.xn2"]; // the MLP input is dead: reuse its region
     // o_proj: d_att = G·W_o (+ LoRA)
-    gemm.run(OP.nn, 0, T, 0, qd, qd, d, G, d, refs.o_proj.w, datt, qd, 1, false);
+    gemm.run(OP.nn, 0, T, 0, qd, qd, d, G, d, refs.o_proj.w!, datt, qd, 1, false);
     this.#linearLora(l, T, refs.o_proj, att, qd, G, d, datt, qd, 3);
     // per head, with P recomputed (MeBP: kept): dV += Pᵀ·dO, dP = dO·Vᵀ, dS = softmax', dQ = dS·K, dK += dSᵀ·Q
     const q = p["act.q"], dq = p["grad.q"], dk = p["grad.k"], dv = p["grad.v"];
@@ -329,9 +331,9 @@ export class Backward {
     k.rope_backward(dk, cos, sin, KV, hd, kvd, 0, 0, T);
     // dxn = dq·W_q + dk·W_k + dv·W_v (+ LoRA)
     const xn = p["act.xn"], dxn = p["grad.xn"];
-    gemm.run(OP.nn, 0, T, 0, d, d, qd, dq, qd, refs.q_proj.w, dxn, d, 1, false);
-    gemm.run(OP.nn, 0, T, 0, d, d, kvd, dk, kvd, refs.k_proj.w, dxn, d, 1, true);
-    gemm.run(OP.nn, 0, T, 0, d, d, kvd, dv, kvd, refs.v_proj.w, dxn, d, 1, true);
+    gemm.run(OP.nn, 0, T, 0, d, d, qd, dq, qd, refs.q_proj.w!, dxn, d, 1, false);
+    gemm.run(OP.nn, 0, T, 0, d, d, kvd, dk, kvd, refs.k_proj.w!, dxn, d, 1, true);
+    gemm.run(OP.nn, 0, T, 0, d, d, kvd, dv, kvd, refs.v_proj.w!, dxn, d, 1, true);
     this.#linearLora(l, T, refs.q_proj, xn, d, dq, qd, dxn, d, 0);
     this.#linearLora(l, T, refs.k_proj, xn, d, dk, kvd, dxn, d, 1);
     this.#linearLora(l, T, refs.v_proj, xn, d, dv, kvd, dxn, d, 2);

@@ -13,12 +13,20 @@ import { dtypeCode, f32Ref, Gemm, type WeightRef } from "../runtime/gemm.ts";
 import { type KernelExports, type Kernels, OP, type Variant } from "../runtime/kernels.ts";
 import { kernelEntries, type PoolOptions, type Profile, startKernels } from "../runtime/pool.ts";
 import type { ModelConfig } from "../model/config.ts";
-import { type Linear, LINEARS, type MatrixSlot, type Pack, type VocabRowViews } from "../model/pack.ts";
+import {
+  ATTENTION,
+  type Linear,
+  LINEARS,
+  type MatrixSlot,
+  type Pack,
+  type VocabRowViews,
+} from "../model/pack.ts";
 import { findPair, type LoraLayout, type LoraPair } from "./lora.ts";
 import { type Dims, dims, type PlanOptions, planRegions } from "./plan.ts";
 
 /** Options for {@linkcode Engine.create}. */
-export interface EngineOptions extends Omit<PlanOptions, "format" | "bf16Scales" | "gemmScratch"> {
+export interface EngineOptions
+  extends Omit<PlanOptions, "format" | "bf16Scales" | "gemmScratch" | "mlpChunk"> {
   /** Arena budget in bytes: creation fails, showing the plan, if the plan is larger. */
   budget?: number;
   /** Kernel variant (default: the fastest this runtime validates). */
@@ -37,7 +45,8 @@ export interface EngineOptions extends Omit<PlanOptions, "format" | "bf16Scales"
 
 /** Descriptors of one linear: the frozen weight and, if adapted, LoRA's A and B. */
 export interface LinearRefs {
-  w: WeightRef;
+  /** The frozen weight (attention linears; the MLP's are per chunk, see `Engine.chunks`). */
+  w?: WeightRef;
   pair?: LoraPair;
   a?: WeightRef;
   b?: WeightRef;
@@ -72,8 +81,13 @@ export class Engine {
   /** Per-layer descriptors; in streaming mode every layer shares the slot's. */
   readonly #linears: Record<Linear, LinearRefs>[] = [];
   readonly #rel: RelRef[] = [];
-  /** MLP column chunks: gate/up row blocks and down column blocks of the current layer. */
-  readonly chunks: { c0: number; c1: number; gate: RelRef; up: RelRef; down: RelRef }[] = [];
+  /** MLP chunks [c0, c1): gate/up rows and down columns, as stored in the pack (descriptors of the chunk in use). */
+  readonly chunks: { c0: number; c1: number; gate: RelRef; up: RelRef; down: RelRef; rel: RelRef[] }[] = [];
+  /** Views the pack reads the attention block and each MLP chunk into (streaming). */
+  readonly #attnView?: Uint8Array;
+  readonly #chunkViews: Uint8Array[] = [];
+  /** The (layer, chunk) the MLP slot holds, as layer · chunks + chunk (-1: none), in streaming mode. */
+  #loadedChunk = -1;
   /** Per-layer vector pointers relative to the layer base. */
   readonly #vec: { qBias: number; kBias: number; vBias: number; inputNorm: number; postNorm: number };
   /** Key/value descriptors per kv head (pointers set by {@linkcode Engine.attentionForward}). */
@@ -85,7 +99,6 @@ export class Engine {
   readonly vocabRef: WeightRef;
   readonly #vocabViews: VocabRowViews[] = [];
   readonly #rowViews: VocabRowViews;
-  readonly #layerView?: Uint8Array;
   #layerBase = 0;
 
   private constructor(pack: Pack, kernels: Kernels, arena: Arena, D: Dims, options: EngineOptions) {
@@ -106,37 +119,25 @@ export class Engine {
     });
     const layout = pack.layout;
 
-    // linear weights relative to a layer base; LoRA descriptors per layer
-    const rel = (slot: MatrixSlot, rowOff = 0, colOff = 0): RelRef => {
-      const elem = { q4: 0.5, q8: 1, bf16: 2, f16: 2, f32: 4 }[slot.dtype];
-      const groupBytes = slot.scaleRowBytes ? 2 * (colOff / 64) : 0;
+    // weights relative to the attention block's base / an MLP chunk's base; LoRA descriptors per layer
+    const rel = (slot: MatrixSlot, group: RelRef[]): RelRef => {
       const r: RelRef = {
-        ref: {
-          dtype: slot.dtype,
-          ptr: 0,
-          ld: slot.cols,
-          scales: 0,
-          biases: 0,
-          bf16Scales: slot.bf16Scales,
-        },
-        ptr: slot.offset + rowOff * slot.rowBytes + colOff * elem,
-        scales: slot.scalesOffset + rowOff * slot.scaleRowBytes + groupBytes,
-        biases: slot.biasesOffset + rowOff * slot.scaleRowBytes + groupBytes,
+        ref: { dtype: slot.dtype, ptr: 0, ld: slot.cols, scales: 0, biases: 0, bf16Scales: slot.bf16Scales },
+        ptr: slot.offset,
+        scales: slot.scalesOffset,
+        biases: slot.biasesOffset,
       };
-      this.#rel.push(r);
+      group.push(r);
       return r;
     };
-    const shared = Object.fromEntries(LINEARS.map((n) => [n, rel(layout.linears[n]).ref])) as Record<
-      Linear,
-      WeightRef
-    >;
+    const attention = Object.fromEntries(ATTENTION.map((n) => [n, rel(layout.attention[n], this.#rel).ref]));
     for (let l = 0; l < D.L; l++) {
       const refs = {} as Record<Linear, LinearRefs>;
       for (const n of LINEARS) {
         const pair = this.lora ? findPair(this.lora, l, n) : undefined;
         const base = this.p["lora.params"] ?? 0;
         refs[n] = {
-          w: shared[n],
+          w: attention[n],
           pair,
           a: pair ? f32Ref(base + pair.a * 4, pair.inDim) : undefined,
           b: pair ? f32Ref(base + pair.b * 4, D.r) : undefined,
@@ -144,14 +145,15 @@ export class Engine {
       }
       this.#linears.push(refs);
     }
-    for (let c0 = 0; c0 < D.I; c0 += D.C) {
-      const c1 = Math.min(D.I, c0 + D.C);
+    for (const c of layout.chunks) {
+      const group: RelRef[] = [];
       this.chunks.push({
-        c0,
-        c1,
-        gate: rel(layout.linears.gate_proj, c0),
-        up: rel(layout.linears.up_proj, c0),
-        down: rel(layout.linears.down_proj, 0, c0),
+        c0: c.c0,
+        c1: c.c1,
+        gate: rel(c.gate, group),
+        up: rel(c.up, group),
+        down: rel(c.down, group),
+        rel: group,
       });
     }
     this.#vec = {
@@ -188,8 +190,14 @@ export class Engine {
     });
     for (let v0 = 0; v0 < D.V; v0 += D.Vc) this.#vocabViews.push(views(Math.min(D.Vc, D.V - v0)));
     this.#rowViews = views(1);
-    if (!options.resident) this.#layerView = new Uint8Array(buf, this.p["weights.layer"], layout.bytes);
-    this.#setLayerBase(options.resident ? this.p["weights.layers"] : this.p["weights.layer"]);
+    if (!options.resident) {
+      this.#attnView = new Uint8Array(buf, this.p["weights.attn"], layout.attentionBytes);
+      for (const c of layout.chunks) {
+        this.#chunkViews.push(new Uint8Array(buf, this.p["weights.mlp"], c.bytes));
+      }
+      for (let i = 0; i < this.chunks.length; i++) this.#setBase(this.chunks[i].rel, this.p["weights.mlp"]);
+    }
+    this.#setLayerBase(options.resident ? this.p["weights.layers"] : this.p["weights.attn"]);
     this.#fillRope();
   }
 
@@ -199,6 +207,7 @@ export class Engine {
       ...options,
       format: pack.header.format,
       bf16Scales: pack.header.bf16Scales,
+      mlpChunk: pack.layout.mlpChunk,
       gemmScratch,
     });
     const D = dims(pack.config, plan(0));
@@ -232,10 +241,14 @@ export class Engine {
     return this.#layerBase + this.#vec[name];
   }
 
-  /** Points every weight descriptor at the layer blob starting at `base`. */
+  /** Points the attention descriptors (and the per-layer vectors) at the attention block starting at `base`. */
   #setLayerBase(base: number): void {
     this.#layerBase = base;
-    for (const r of this.#rel) {
+    this.#setBase(this.#rel, base);
+  }
+
+  #setBase(group: RelRef[], base: number): void {
+    for (const r of group) {
       r.ref.ptr = base + r.ptr;
       r.ref.scales = base + r.scales;
       r.ref.biases = base + r.biases;
@@ -256,7 +269,7 @@ export class Engine {
     }
   }
 
-  /** Makes layer `l`'s weights current (reads them into the slot unless resident or already there). */
+  /** Makes layer `l`'s attention block current (reads it into its slot unless resident or already there). */
   async loadLayer(l: number): Promise<void> {
     if (this.options.resident) {
       this.#setLayerBase(this.p["weights.layers"] + l * this.pack.layout.bytes);
@@ -264,8 +277,22 @@ export class Engine {
     }
     if (this.loadedLayer === l) return;
     this.loadedLayer = -1;
-    await this.pack.readLayer(l, this.#layerView!);
+    await this.pack.readAttention(l, this.#attnView!);
     this.loadedLayer = l;
+  }
+
+  /** Makes MLP chunk `i` of layer `l` current (reads it into the MLP slot unless resident or already there). */
+  async loadChunk(l: number, i: number): Promise<void> {
+    if (this.options.resident) {
+      const base = this.p["weights.layers"] + l * this.pack.layout.bytes + this.pack.layout.chunks[i].offset;
+      this.#setBase(this.chunks[i].rel, base);
+      return;
+    }
+    const key = l * this.chunks.length + i;
+    if (this.#loadedChunk === key) return;
+    this.#loadedChunk = -1;
+    await this.pack.readMlpChunk(l, i, this.#chunkViews[i]);
+    this.#loadedChunk = key;
   }
 
   /** Embeds tokens `ids[0..T)` into rows `row0…` of the residual stream `act.x`. */
@@ -304,7 +331,7 @@ export class Engine {
     if (bias) {
       for (let t = 0; t < T; t++) this.F.copyWithin((out >> 2) + t * ldo, bias >> 2, (bias >> 2) + nOut);
     }
-    this.gemm.run(OP.nt, 0, T, 0, nOut, nOut, nIn, x, ldx, refs.w, out, ldo, 1, accumulate || bias !== 0);
+    this.gemm.run(OP.nt, 0, T, 0, nOut, nOut, nIn, x, ldx, refs.w!, out, ldo, 1, accumulate || bias !== 0);
     if (refs.pair) {
       const r = this.D.r;
       this.gemm.run(OP.nt, 0, T, 0, r, r, nIn, x, ldx, refs.a!, h, r, 1, false);
@@ -318,16 +345,16 @@ export class Engine {
    * `kv` (the cache of this layer, or the plan's `act.k`/`act.v` with pos0 = 0) and attention reads rows
    * 0 … pos0+T−1 of it.
    */
-  layerForward(l: number, T: number, pos0 = 0, kv?: { k: number; v: number }): void {
+  async layerForward(l: number, T: number, pos0 = 0, kv?: { k: number; v: number }): Promise<void> {
     this.attentionForward(l, T, pos0, kv);
-    this.mlpForward(l, T, this.p["act.xn"], this.p["act.rstd"]);
+    await this.mlpForward(l, T, this.p["act.xn"], this.p["act.rstd"]);
   }
 
   /** Makes the weight descriptors point at layer `l` (checking a streamed layer is in the slot). */
   useLayer(l: number): void {
     const base = this.options.resident
       ? this.p["weights.layers"] + l * this.pack.layout.bytes
-      : this.p["weights.layer"];
+      : this.p["weights.attn"];
     if (!this.options.resident && this.loadedLayer !== l) throw new Error(`layer ${l} is not loaded`);
     if (this.#layerBase !== base) this.#setLayerBase(base);
   }
@@ -381,8 +408,11 @@ export class Engine {
     return { cos, sin: cos + this.D.P * (this.D.hd / 2) * 4 };
   }
 
-  /** The MLP block of layer `l`: xn = rmsnorm(x) (into `xn`, 1/rms into `rstd`), x += down(silu(gate(xn)) · up(xn)). */
-  mlpForward(l: number, T: number, xn: number, rstd: number): void {
+  /**
+   * The MLP block of layer `l`: xn = rmsnorm(x) (into `xn`, 1/rms into `rstd`), x += down(silu(gate(xn)) ·
+   * up(xn)), streaming the weights one chunk of the intermediate dimension at a time.
+   */
+  async mlpForward(l: number, T: number, xn: number, rstd: number): Promise<void> {
     const { d, r, C } = this.D;
     const { k, p, gemm } = this;
     this.useLayer(l);
@@ -396,6 +426,7 @@ export class Engine {
     if (up.pair) gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, up.a!, hu, r, 1, false);
     for (let i = 0; i < this.chunks.length; i++) {
       const c = this.chunks[i], n = c.c1 - c.c0;
+      await this.loadChunk(l, i);
       gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.gate.ref, gbuf, C, 1, false);
       if (gp.pair) this.#loraChunkB(T, hg, gp, c.c0, n, gbuf, C, s);
       gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.up.ref, ubuf, C, 1, false);
@@ -545,7 +576,7 @@ export class Engine {
     await this.embed(ids, T);
     for (let l = 0; l < this.D.L; l++) {
       await this.loadLayer(l);
-      this.layerForward(l, T);
+      await this.layerForward(l, T);
     }
     this.finalNorm(T);
   }

@@ -7,7 +7,7 @@
  */
 import type { RegionSpec } from "../runtime/arena.ts";
 import type { ModelConfig } from "../model/config.ts";
-import { GROUP, layerLayout, matrixSlot, type PackFormat } from "../model/pack.ts";
+import { GROUP, layerLayout, matrixSlot, MLP_CHUNK, type PackFormat } from "../model/pack.ts";
 import type { LoraLayout } from "./lora.ts";
 
 /** What a run does, which decides the regions it needs. */
@@ -32,7 +32,7 @@ export interface PlanOptions {
   lora?: LoraLayout;
   /** Rows of the vocabulary processed at once by the loss (default 1024). */
   vocabChunk?: number;
-  /** Columns of the MLP's intermediate dimension processed at once (default 512; a multiple of 64). */
+  /** Columns of the MLP's intermediate dimension per chunk: the pack's (default 512; a multiple of 64). */
   mlpChunk?: number;
   /** Keep every layer's weights resident instead of streaming one layer at a time. */
   resident?: boolean;
@@ -79,11 +79,12 @@ export function dims(cfg: ModelConfig, o: PlanOptions): Dims {
   const T = o.seqLen;
   if (!Number.isInteger(T) || T < 2) throw new Error(`sequence length must be an integer ≥ 2, got ${T}`);
   const Vc = Math.min(o.vocabChunk ?? 1024, cfg.vocabSize);
-  let C = Math.min(o.mlpChunk ?? 512, cfg.intermediateSize);
-  if (C < cfg.intermediateSize && C % GROUP !== 0) {
-    throw new Error(`MLP chunk must be a multiple of ${GROUP}, got ${C}`);
+  // the pack stores the MLP in chunks of this many columns, and the engine computes chunk by chunk
+  const chunk = o.mlpChunk ?? MLP_CHUNK;
+  if (!(chunk > 0) || chunk % GROUP !== 0) {
+    throw new Error(`MLP chunk must be a multiple of ${GROUP}, got ${chunk}`);
   }
-  if (C <= 0) C = cfg.intermediateSize;
+  const C = Math.min(chunk, cfg.intermediateSize);
   const P = o.mode === "generate" ? (o.maxPositions ?? T) : T;
   return {
     T,
@@ -111,9 +112,16 @@ export function planRegions(cfg: ModelConfig, o: PlanOptions): RegionSpec[] {
   const regions: RegionSpec[] = [];
   const add = (name: string, bytes: number, purpose: string) => regions.push({ name, bytes, purpose });
 
-  const layer = layerLayout(cfg, o.format, o.bf16Scales ?? false);
+  const layer = layerLayout(cfg, o.format, o.bf16Scales ?? false, o.mlpChunk ?? MLP_CHUNK);
   if (o.resident) add("weights.layers", L * layer.bytes, `all ${L} layers' weights, resident (${o.format})`);
-  else add("weights.layer", layer.bytes, `one layer's weights (${o.format}), streamed`);
+  else {
+    add(
+      "weights.attn",
+      layer.attentionBytes,
+      `one layer's attention weights and norms (${o.format}), streamed`,
+    );
+    add("weights.mlp", layer.chunkBytes, `one chunk of one layer's MLP weights (${o.format}), streamed`);
+  }
   const vocab = matrixSlot(Vc, d, o.format, o.bf16Scales ?? false, 0);
   add("weights.vocab", vocab.bytes, `${Vc} embedding rows: token gather and LM-head chunk (${o.format})`);
   add("weights.norm", d * f, "final RMSNorm weight");

@@ -35,7 +35,7 @@ export async function forwardBackward(
   for (let l = 0; l < L; l++) {
     storeCheckpoint(e, l, T);
     await e.loadLayer(l);
-    e.layerForward(l, T);
+    await e.layerForward(l, T);
   }
   e.finalNorm(T);
   const tokens = e.setTargets(ids, trained, T);
@@ -44,7 +44,7 @@ export async function forwardBackward(
   const { sum } = e.lossSum(T);
   for (let l = L - 1; l >= 0; l--) {
     await e.loadLayer(l);
-    bw.layerBackward(l, T, restoreCheckpoint(e, l, T));
+    await bw.layerBackward(l, T, restoreCheckpoint(e, l, T));
     afterLayer?.(l);
   }
   return { loss: sum / tokens, tokens };

@@ -35,7 +35,7 @@ export type Linear = typeof LINEARS[number];
 export const GROUP = 64;
 const ALIGN = 64;
 const MAGIC = "MESPPACK";
-const VERSION = 1;
+const VERSION = 2;
 
 /** A row-major matrix [rows, cols] placed in a blob; quantized ones carry scales/biases [rows, cols/64]. */
 export interface MatrixSlot {
@@ -62,16 +62,50 @@ export interface VectorSlot {
   bytes: number;
 }
 
-/** Where each tensor of a decoder layer sits in the layer's blob (the same for every layer). */
+/** The attention linears, stored together at the start of a layer's blob. */
+export const ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"] as const;
+/** Name of an attention linear. */
+export type AttentionLinear = typeof ATTENTION[number];
+
+/**
+ * One chunk of the MLP's intermediate dimension, [c0, c1): the gate and up rows [c0, c1) ([n, hidden] each)
+ * and the down projection's columns [c0, c1) stored as their own [hidden, n] matrix, contiguous, so the
+ * MLP streams one chunk at a time.
+ */
+export interface MlpChunkLayout {
+  c0: number;
+  c1: number;
+  /** Offset of the chunk within the layer's blob; the slots' offsets are relative to the chunk. */
+  offset: number;
+  gate: MatrixSlot;
+  up: MatrixSlot;
+  down: MatrixSlot;
+  bytes: number;
+}
+
+/**
+ * Where each tensor of a decoder layer sits in the layer's blob (the same for every layer): first the
+ * attention block (q, k, v, o, the biases and both norm weights), then the MLP in chunks of `mlpChunk`
+ * columns of the intermediate dimension.
+ */
 export interface LayerLayout {
-  linears: Record<Linear, MatrixSlot>;
+  attention: Record<AttentionLinear, MatrixSlot>;
   qBias: VectorSlot;
   kBias: VectorSlot;
   vBias: VectorSlot;
   inputNorm: VectorSlot;
   postNorm: VectorSlot;
+  /** Bytes of the attention block (offset 0). */
+  attentionBytes: number;
+  mlpChunk: number;
+  chunks: MlpChunkLayout[];
+  /** Bytes of the largest chunk. */
+  chunkBytes: number;
   bytes: number;
 }
+
+/** Default MLP chunk (columns of the intermediate dimension). */
+export const MLP_CHUNK = 512;
 
 /** Shape [out, in] of each linear. */
 export function linearShape(cfg: ModelConfig, name: Linear): [number, number] {
@@ -139,14 +173,22 @@ function vectorSlot(length: number, at: number): VectorSlot {
   return { length, offset: align(at), bytes: length * 4 };
 }
 
-/** The layout of one decoder layer's blob. */
-export function layerLayout(cfg: ModelConfig, format: PackFormat, bf16Scales = false): LayerLayout {
+/** The layout of one decoder layer's blob, with the MLP in chunks of `mlpChunk` columns (a multiple of 64). */
+export function layerLayout(
+  cfg: ModelConfig,
+  format: PackFormat,
+  bf16Scales = false,
+  mlpChunk = MLP_CHUNK,
+): LayerLayout {
+  if (!(mlpChunk > 0) || mlpChunk % GROUP !== 0) {
+    throw new Error(`MLP chunk must be a multiple of ${GROUP}, got ${mlpChunk}`);
+  }
   let at = 0;
-  const linears = {} as Record<Linear, MatrixSlot>;
-  for (const name of LINEARS) {
+  const attention = {} as Record<AttentionLinear, MatrixSlot>;
+  for (const name of ATTENTION) {
     const [o, i] = linearShape(cfg, name);
     const slot = matrixSlot(o, i, format, bf16Scales, at);
-    linears[name] = slot;
+    attention[name] = slot;
     at = slot.offset + slot.bytes;
   }
   const vec = (n: number) => {
@@ -154,10 +196,35 @@ export function layerLayout(cfg: ModelConfig, format: PackFormat, bf16Scales = f
     at = v.offset + v.bytes;
     return v;
   };
-  const q = cfg.numHeads * cfg.headDim, kv = cfg.numKvHeads * cfg.headDim;
+  const q = cfg.numHeads * cfg.headDim, kv = cfg.numKvHeads * cfg.headDim, d = cfg.hiddenSize;
   const qBias = vec(q), kBias = vec(kv), vBias = vec(kv);
-  const inputNorm = vec(cfg.hiddenSize), postNorm = vec(cfg.hiddenSize);
-  return { linears, qBias, kBias, vBias, inputNorm, postNorm, bytes: align(at) };
+  const inputNorm = vec(d), postNorm = vec(d);
+  const attentionBytes = align(at);
+  const chunks: MlpChunkLayout[] = [];
+  let offset = attentionBytes;
+  for (let c0 = 0; c0 < cfg.intermediateSize; c0 += mlpChunk) {
+    const c1 = Math.min(cfg.intermediateSize, c0 + mlpChunk), n = c1 - c0;
+    const gate = matrixSlot(n, d, format, bf16Scales, 0);
+    const up = matrixSlot(n, d, format, bf16Scales, gate.offset + gate.bytes);
+    const down = matrixSlot(d, n, format, bf16Scales, up.offset + up.bytes);
+    const bytes = align(down.offset + down.bytes);
+    chunks.push({ c0, c1, offset, gate, up, down, bytes });
+    offset += bytes;
+  }
+  const chunkBytes = Math.max(...chunks.map((c) => c.bytes));
+  return {
+    attention,
+    qBias,
+    kBias,
+    vBias,
+    inputNorm,
+    postNorm,
+    attentionBytes,
+    mlpChunk,
+    chunks,
+    chunkBytes,
+    bytes: offset,
+  };
 }
 
 /** A section of the pack file. */
@@ -171,6 +238,8 @@ export interface PackHeader {
   version: number;
   format: PackFormat;
   bf16Scales: boolean;
+  /** Columns of the MLP's intermediate dimension per stored chunk. */
+  mlpChunk: number;
   config: ModelConfig;
   /** Fingerprint of the source checkpoint (see {@linkcode checkpointFingerprint}). */
   fingerprint: string;
@@ -191,6 +260,8 @@ export interface WritePackOptions {
   fingerprint: string;
   /** Called after each section with (done, total) sections. */
   onProgress?: (done: number, total: number, what: string) => void;
+  /** MLP chunk (columns of the intermediate dimension) the layers are stored in (default 512). */
+  mlpChunk?: number;
 }
 
 /** Tensor names of the checkpoint for layer `l`. */
@@ -218,9 +289,13 @@ function copiesQuantized(cfg: ModelConfig, format: PackFormat): boolean {
 }
 
 /** Plans the whole pack: header (without fingerprint/source) and sections. */
-export function planPack(cfg: ModelConfig, format: PackFormat): Omit<PackHeader, "fingerprint" | "source"> {
+export function planPack(
+  cfg: ModelConfig,
+  format: PackFormat,
+  mlpChunk = MLP_CHUNK,
+): Omit<PackHeader, "fingerprint" | "source"> {
   const bf16Scales = copiesQuantized(cfg, format);
-  const layout = layerLayout(cfg, format, bf16Scales);
+  const layout = layerLayout(cfg, format, bf16Scales, mlpChunk);
   // sections start after a generous header allowance, fixed so offsets never depend on the header text
   let at = 16 + align(4096 + cfg.numLayers * 64);
   const section = (bytes: number): Section => {
@@ -238,6 +313,7 @@ export function planPack(cfg: ModelConfig, format: PackFormat): Omit<PackHeader,
     version: VERSION,
     format,
     bf16Scales,
+    mlpChunk,
     config: cfg,
     embed,
     layers,
@@ -360,21 +436,26 @@ interface Out {
   emit(bytes: Uint8Array): Promise<void>;
 }
 
+/** Converted rows [r0, r1) of a matrix: row data and (quantized) raw half scales and biases. */
+interface ConvertedRows {
+  r0: number;
+  data: Uint8Array;
+  scales?: Uint8Array;
+  biases?: Uint8Array;
+}
+
 /**
- * Converts the matrix `base` of the checkpoint into `slot`'s format at absolute offset `at`, streaming row
- * data in chunks (scales and biases, 1/16 of the q4 data, are held until the data is written). MLX weights
- * in the pack's own bit width are copied as they are.
+ * Converts the matrix `base` of the checkpoint into `format`, yielding ~4 MB of source rows at a time. MLX
+ * weights in the pack's own bit width are copied as they are (bits, scales and biases).
  */
-async function convertMatrix(
+async function* convertRows(
   ckpt: Checkpoint,
   cfg: ModelConfig,
   base: string,
-  slot: MatrixSlot,
+  rows: number,
+  cols: number,
   format: PackFormat,
-  at: number,
-  out: Out,
-): Promise<void> {
-  const { rows, cols } = slot;
+): AsyncGenerator<ConvertedRows> {
   const quantizedSource = ckpt.has(`${base}.scales`);
   if (quantizedSource) {
     const s = mlxShape(ckpt, base);
@@ -389,42 +470,110 @@ async function convertMatrix(
       );
     }
   }
-  const scales = new Uint8Array(rows * slot.scaleRowBytes),
-    biases = new Uint8Array(rows * slot.scaleRowBytes);
   const step = chunkRows(cols);
   const f32 = new Float32Array(Math.min(step, rows) * cols);
-  await out.padTo(at + slot.offset);
+  const bytes = (u: Uint16Array) => new Uint8Array(u.buffer, u.byteOffset, u.byteLength);
   for (let r0 = 0; r0 < rows; r0 += step) {
     const r1 = Math.min(rows, r0 + step), n = r1 - r0;
-    const sAt = r0 * slot.scaleRowBytes;
     if (quantizedSource && copiesQuantized(cfg, format)) {
       const q = await readMlxRows(ckpt, base, r0, r1, rows, cols, cfg.quantization!.bits);
-      await out.emit(q.data);
-      scales.set(new Uint8Array(q.scales.buffer), sAt);
-      biases.set(new Uint8Array(q.biases.buffer), sAt);
+      yield { r0, data: q.data, scales: bytes(q.scales), biases: bytes(q.biases) };
       continue;
     }
     const rowsF32 = f32.subarray(0, n * cols);
     await readRowsF32(ckpt, base, r0, r1, rowsF32);
     if (format === "q4" || format === "q8") {
-      const q = quantize(rowsF32, cols, {
-        bits: format === "q4" ? 4 : 8,
-        scaleDtype: "f16",
-        name: base,
-        rowOffset: r0,
-      });
-      await out.emit(q.q);
-      scales.set(new Uint8Array(q.scales.buffer, q.scales.byteOffset, q.scales.byteLength), sAt);
-      biases.set(new Uint8Array(q.biases.buffer, q.biases.byteOffset, q.biases.byteLength), sAt);
+      const bits = format === "q4" ? 4 : 8;
+      const q = quantize(rowsF32, cols, { bits, scaleDtype: "f16", name: base, rowOffset: r0 });
+      yield { r0, data: q.q, scales: bytes(q.scales), biases: bytes(q.biases) };
     } else {
-      await out.emit(encodeDense(rowsF32, format));
+      yield { r0, data: encodeDense(rowsF32, format) };
     }
+  }
+}
+
+/**
+ * Streams the matrix `base` into `slot` at absolute offset `at` (the row data as it is converted; scales
+ * and biases, 1/16 of the q4 data, are held until the data is written).
+ */
+async function convertMatrix(
+  ckpt: Checkpoint,
+  cfg: ModelConfig,
+  base: string,
+  slot: MatrixSlot,
+  format: PackFormat,
+  at: number,
+  out: Out,
+): Promise<void> {
+  const scales = new Uint8Array(slot.rows * slot.scaleRowBytes),
+    biases = new Uint8Array(slot.rows * slot.scaleRowBytes);
+  await out.padTo(at + slot.offset);
+  for await (const c of convertRows(ckpt, cfg, base, slot.rows, slot.cols, format)) {
+    await out.emit(c.data);
+    if (c.scales) scales.set(c.scales, c.r0 * slot.scaleRowBytes);
+    if (c.biases) biases.set(c.biases, c.r0 * slot.scaleRowBytes);
   }
   if (slot.scaleRowBytes) {
     await out.padTo(at + slot.scalesOffset);
     await out.emit(scales);
     await out.padTo(at + slot.biasesOffset);
     await out.emit(biases);
+  }
+}
+
+/** A whole converted matrix in memory (the MLP's, which the pack stores in column chunks). */
+interface ConvertedMatrix {
+  data: Uint8Array;
+  scales: Uint8Array;
+  biases: Uint8Array;
+  rowBytes: number;
+  scaleRowBytes: number;
+}
+
+async function convertWhole(
+  ckpt: Checkpoint,
+  cfg: ModelConfig,
+  base: string,
+  rows: number,
+  cols: number,
+  format: PackFormat,
+): Promise<ConvertedMatrix> {
+  const shape = matrixSlot(rows, cols, format, false, 0);
+  const m: ConvertedMatrix = {
+    data: new Uint8Array(rows * shape.rowBytes),
+    scales: new Uint8Array(rows * shape.scaleRowBytes),
+    biases: new Uint8Array(rows * shape.scaleRowBytes),
+    rowBytes: shape.rowBytes,
+    scaleRowBytes: shape.scaleRowBytes,
+  };
+  for await (const c of convertRows(ckpt, cfg, base, rows, cols, format)) {
+    m.data.set(c.data, c.r0 * shape.rowBytes);
+    if (c.scales) m.scales.set(c.scales, c.r0 * shape.scaleRowBytes);
+    if (c.biases) m.biases.set(c.biases, c.r0 * shape.scaleRowBytes);
+  }
+  return m;
+}
+
+/**
+ * Writes the block of `m` made of rows [r0, r0 + slot.rows) and columns [c0, c0 + slot.cols) into `slot`
+ * at absolute offset `at` (row slices of gate/up, column blocks of down).
+ */
+async function emitBlock(m: ConvertedMatrix, r0: number, c0: number, slot: MatrixSlot, at: number, out: Out) {
+  const colByte = c0 * (slot.rowBytes / slot.cols), colGroupByte = slot.scaleRowBytes ? (c0 / GROUP) * 2 : 0;
+  const gather = (src: Uint8Array, srcRow: number, start: number, width: number) => {
+    const dst = new Uint8Array(slot.rows * width);
+    for (let r = 0; r < slot.rows; r++) {
+      dst.set(src.subarray((r0 + r) * srcRow + start, (r0 + r) * srcRow + start + width), r * width);
+    }
+    return dst;
+  };
+  await out.padTo(at + slot.offset);
+  await out.emit(gather(m.data, m.rowBytes, colByte, slot.rowBytes));
+  if (slot.scaleRowBytes) {
+    await out.padTo(at + slot.scalesOffset);
+    await out.emit(gather(m.scales, m.scaleRowBytes, colGroupByte, slot.scaleRowBytes));
+    await out.padTo(at + slot.biasesOffset);
+    await out.emit(gather(m.biases, m.scaleRowBytes, colGroupByte, slot.scaleRowBytes));
   }
 }
 
@@ -437,8 +586,8 @@ function encodeDense(x: Float32Array, format: "f32" | "f16" | "bf16"): Uint8Arra
 }
 
 /**
- * Writes a pack for `ckpt` to `sink`, streaming: at most one conversion chunk (~4 MB of f32 rows) and one
- * matrix's scales and biases are in memory at a time.
+ * Writes a pack for `ckpt` to `sink`, streaming: the embedding and the attention matrices ~4 MB of rows at a
+ * time; one layer's three MLP matrices whole (converted), since they are stored in column chunks.
  */
 export async function writePack(
   ckpt: Checkpoint,
@@ -447,9 +596,9 @@ export async function writePack(
   options: WritePackOptions,
 ): Promise<PackHeader> {
   const { format } = options;
-  const plan = planPack(cfg, format);
+  const plan = planPack(cfg, format, options.mlpChunk);
   const header: PackHeader = { ...plan, fingerprint: options.fingerprint, source: ckpt.name };
-  const layout = layerLayout(cfg, format, plan.bf16Scales);
+  const layout = layerLayout(cfg, format, plan.bf16Scales, plan.mlpChunk);
   let written = 0;
   const out: Out = {
     async emit(bytes) {
@@ -482,14 +631,23 @@ export async function writePack(
   progress("embedding");
   for (let l = 0; l < cfg.numLayers; l++) {
     const at = plan.layers[l].offset;
-    for (const name of LINEARS) {
-      await convertMatrix(ckpt, cfg, hfName(l, LINEAR_PREFIX[name]), layout.linears[name], format, at, out);
+    for (const name of ATTENTION) {
+      await convertMatrix(ckpt, cfg, hfName(l, LINEAR_PREFIX[name]), layout.attention[name], format, at, out);
     }
     await vector(hfName(l, "self_attn.q_proj.bias"), layout.qBias, at);
     await vector(hfName(l, "self_attn.k_proj.bias"), layout.kBias, at);
     await vector(hfName(l, "self_attn.v_proj.bias"), layout.vBias, at);
     await vector(hfName(l, "input_layernorm.weight"), layout.inputNorm, at);
     await vector(hfName(l, "post_attention_layernorm.weight"), layout.postNorm, at);
+    const [I, d] = linearShape(cfg, "gate_proj");
+    const gate = await convertWhole(ckpt, cfg, hfName(l, LINEAR_PREFIX.gate_proj), I, d, format);
+    const up = await convertWhole(ckpt, cfg, hfName(l, LINEAR_PREFIX.up_proj), I, d, format);
+    const down = await convertWhole(ckpt, cfg, hfName(l, LINEAR_PREFIX.down_proj), d, I, format);
+    for (const c of layout.chunks) {
+      await emitBlock(gate, c.c0, 0, c.gate, at + c.offset, out);
+      await emitBlock(up, c.c0, 0, c.up, at + c.offset, out);
+      await emitBlock(down, 0, c.c0, c.down, at + c.offset, out);
+    }
     progress(`layer ${l}`);
   }
   await vector(
@@ -516,6 +674,10 @@ export interface Pack {
   readonly source: WeightSource;
   /** Reads layer `l`'s blob into `into` (exactly `layout.bytes` long). */
   readLayer(l: number, into: Uint8Array): Promise<void>;
+  /** Reads layer `l`'s attention block into `into` (exactly `layout.attentionBytes` long). */
+  readAttention(l: number, into: Uint8Array): Promise<void>;
+  /** Reads MLP chunk `c` of layer `l` into `into` (exactly `layout.chunks[c].bytes` long). */
+  readMlpChunk(l: number, c: number, into: Uint8Array): Promise<void>;
   /** Reads the final norm weight. */
   readNorm(into: Float32Array): Promise<void>;
   /**
@@ -582,14 +744,14 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
   if (options.format !== undefined && header.format !== options.format) {
     throw new StalePackError(`${source.name}: format ${header.format}, wanted ${options.format}`);
   }
-  const expect = planPack(header.config, header.format);
+  const expect = planPack(header.config, header.format, header.mlpChunk);
   if (
     JSON.stringify(expect.layers) !== JSON.stringify(header.layers) || expect.fileBytes !== header.fileBytes
   ) {
     throw new StalePackError(`${source.name}: layout does not match this version of mesp`);
   }
   const cfg = header.config;
-  const layout = layerLayout(cfg, header.format, header.bf16Scales);
+  const layout = layerLayout(cfg, header.format, header.bf16Scales, header.mlpChunk);
   const vocabSlot = matrixSlot(cfg.vocabSize, cfg.hiddenSize, header.format, header.bf16Scales, 0);
   return {
     header,
@@ -602,6 +764,17 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
         throw new Error(`layer buffer is ${into.length} bytes, need ${layout.bytes}`);
       }
       return source.read(header.layers[l].offset, into);
+    },
+    readAttention: (l, into) => {
+      if (into.length !== layout.attentionBytes) {
+        throw new Error(`attention buffer must be ${layout.attentionBytes} bytes`);
+      }
+      return source.read(header.layers[l].offset, into);
+    },
+    readMlpChunk: (l, c, into) => {
+      const ch = layout.chunks[c];
+      if (into.length !== ch.bytes) throw new Error(`MLP chunk ${c} buffer must be ${ch.bytes} bytes`);
+      return source.read(header.layers[l].offset + ch.offset, into);
     },
     readNorm: (into) =>
       source.read(header.norm.offset, new Uint8Array(into.buffer, into.byteOffset, cfg.hiddenSize * 4)),

@@ -60,7 +60,7 @@ export async function* generate(
     await e.embed(ids, T);
     for (let l = 0; l < L; l++) {
       await e.loadLayer(l);
-      e.layerForward(l, T, pos, cache(l));
+      await e.layerForward(l, T, pos, cache(l));
     }
     e.finalNorm(T);
     await lastRowLogits(e, T - 1, logits);
