@@ -71,6 +71,8 @@ interface Row {
   threads: number;
   /** Average busy cores of the whole machine while the run trained (>≈ threads + 0.3: shared machine). */
   busy_cores: number;
+  /** The code measured: git commit, "+dirty" with uncommitted changes to src/, asm/ or wasm/. */
+  commit: string;
 }
 
 const PAPER = {
@@ -163,6 +165,34 @@ async function ensureData(cache: string, T: number): Promise<string> {
   return path;
 }
 
+/**
+ * The commit of the code being measured (read-only git queries); outside a git checkout (e.g. a snapshot
+ * made with `git archive`), the first line of a `.code-version` file at the root, else "unknown".
+ */
+async function codeVersion(): Promise<string> {
+  const root = new URL("..", import.meta.url).pathname;
+  const fallback = async () => {
+    try {
+      return (await Deno.readTextFile(`${root}.code-version`)).split("\n")[0].trim() || "unknown";
+    } catch {
+      return "unknown";
+    }
+  };
+  const git = async (...a: string[]) => {
+    const out = await new Deno.Command("git", { args: ["-C", root, ...a], stdout: "piped", stderr: "null" })
+      .output();
+    return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
+  };
+  try {
+    const head = await git("rev-parse", "--short", "HEAD");
+    if (!head) return await fallback();
+    const dirty = await git("status", "--porcelain", "--", "src", "asm", "wasm");
+    return dirty ? `${head}+dirty` : head;
+  } catch {
+    return await fallback();
+  }
+}
+
 /** Busy CPU seconds of the whole machine so far (Linux; 0 elsewhere). */
 function machineBusySeconds(): number {
   try {
@@ -210,7 +240,7 @@ function trainFlags(c: Config, model: string, cache: string): string[] {
 /** Trains one configuration in a fresh process and asks `plan` for its prediction. */
 async function measure(
   c: Config,
-  o: { cache: string; steps: number; threads?: number; passThreads: boolean },
+  o: { cache: string; steps: number; threads?: number; passThreads: boolean; commit: string },
 ): Promise<Row> {
   const model = await ensureModel(o.cache, c.size);
   const data = await ensureData(o.cache, c.seq);
@@ -264,6 +294,7 @@ async function measure(
     steps: o.steps,
     threads: o.passThreads ? o.threads ?? 1 : 1,
     busy_cores: wall > 0 ? +(busy / wall).toFixed(2) : 0,
+    commit: o.commit,
   };
 }
 
@@ -384,10 +415,11 @@ function report(rows: Row[], sizes: string[]): string {
     }),
   ));
   const threads = [...new Set(rows.map((r) => r.threads))].join(", ");
+  const commits = [...new Set(rows.map((r) => r.commit ?? "unknown"))].join(", ");
   out.push(
     `\nsteps per run: ${
       [...new Set(rows.map((r) => r.steps))].join(", ")
-    } (first is warm-up); kernel threads: ${threads}. ` +
+    } (first is warm-up); kernel threads: ${threads}; code: ${commits}. ` +
       '"busy cores" = average busy cores of the whole machine during each run (MeBP / MeSP / MeZO); ' +
       "clearly above the thread count means other programs shared the CPU and times are inflated.",
   );
@@ -436,6 +468,8 @@ async function main(): Promise<number> {
     }
   }
   const threads = passThreads ? args.threads ?? 1 : 1;
+  const startCommit = await codeVersion();
+  log(`measuring code ${startCommit}`);
   const todo = configs(sizes, methods, args.quick);
   const rows: Row[] = [];
   // prepare (pack the model, tokenize the data) once per model and length, outside any timed run
@@ -462,7 +496,11 @@ async function main(): Promise<number> {
       log(`${tag}: from ${args.results}`);
     } else {
       log(`${tag} …`);
-      row = await measure(c, { cache, steps: args.steps, threads: args.threads, passThreads });
+      const commit = await codeVersion();
+      if (commit !== startCommit) {
+        log(`warning: the code changed during the run (${startCommit} → ${commit})`);
+      }
+      row = await measure(c, { cache, steps: args.steps, threads: args.threads, passThreads, commit });
       if (args.results) await Deno.writeTextFile(args.results, JSON.stringify(row) + "\n", { append: true });
     }
     log(

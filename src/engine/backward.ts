@@ -19,6 +19,7 @@ import { OP } from "../runtime/kernels.ts";
 import { f32Ref, type WeightRef } from "../runtime/gemm.ts";
 import type { Engine, LinearRefs } from "./engine.ts";
 import type { LoraPair } from "./lora.ts";
+import { loadCheckpoint } from "./checkpoints.ts";
 
 /** Where gradients go. */
 export interface GradSink {
@@ -115,12 +116,12 @@ export class Backward {
   }
 
   /**
-   * Layer `l`, given dL/d(output) in `grad.x` and its input in the checkpoint `x_l`: recomputes the forward,
+   * Layer `l`, given dL/d(output) in `grad.x` and its input in its checkpoint: recomputes the forward,
    * writes every LoRA gradient of the layer and leaves dL/d(input) in `grad.x`.
    */
-  async layerBackward(l: number, T: number, xl: number): Promise<void> {
+  async layerBackward(l: number, T: number): Promise<void> {
     const e = this.e, { d } = e.D, p = e.p;
-    e.F.copyWithin(p["act.x"] >> 2, xl >> 2, (xl >> 2) + T * d);
+    loadCheckpoint(e, l, T, p["act.x"], true);
     if (this.mebp) {
       e.attentionForward(l, T, 0, undefined, { P: p["mebp.P"], h: p["mebp.h"] });
       e.F.copyWithin(p["mebp.x2"] >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * d);
@@ -129,7 +130,7 @@ export class Backward {
       e.attentionForward(l, T);
     }
     await this.#mlpBackward(l, T);
-    this.#attentionBackward(l, T, xl);
+    this.#attentionBackward(l, T);
   }
 
   /** MeBP's `[T, r]` slot i of `mebp.h`: 0–3 q, k, v, o; 4 gate, 5 up, 6 down. */
@@ -301,7 +302,7 @@ export class Backward {
    * The attention block. On entry `grad.x` is dL/d(x2), `act.q/k/v/att` and `act.xn` hold the recomputed
    * forward; on exit `grad.x` is dL/d(x_l).
    */
-  #attentionBackward(l: number, T: number, xl: number): void {
+  #attentionBackward(l: number, T: number): void {
     const e = this.e, { d, H, KV, hd, qd, kvd } = e.D, p = e.p, { k, gemm } = e;
     const refs = e.refs(l);
     const G = p["grad.x"], att = p["act.att"], datt = p["act.xn2"]; // the MLP input is dead: reuse its region
@@ -337,6 +338,8 @@ export class Backward {
     this.#linearLora(l, T, refs.q_proj, xn, d, dq, qd, dxn, d, 0);
     this.#linearLora(l, T, refs.k_proj, xn, d, dk, kvd, dxn, d, 1);
     this.#linearLora(l, T, refs.v_proj, xn, d, dv, kvd, dxn, d, 2);
+    // the layer's input: the f32 checkpoint, or the bf16 one decoded into dq's region (dead by now)
+    const xl = loadCheckpoint(e, l, T, dq);
     k.rmsnorm_backward(G, dxn, xl, e.vec("inputNorm"), p["act.rstd"], d, d, d, d, 1, 0, T);
   }
 

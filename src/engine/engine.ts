@@ -113,6 +113,10 @@ export class Engine {
     this.F = new Float32Array(kernels.memory.buffer);
     this.I32 = new Int32Array(kernels.memory.buffer);
     this.p = Object.fromEntries(arena.plan.regions.map((r) => [r.name, r.offset]));
+    // regions shared by buffers whose lifetimes do not overlap (see plan.ts)
+    this.p["mlp.g"] = this.p["mlp.gu"];
+    this.p["mlp.u"] = this.p["mlp.gu"] + D.T * D.C * 4;
+    this.p["grad.q"] = this.p["mlp.gu"];
     this.gemm = new Gemm(kernels.exports, this.p["gemm.scratch"], {
       pool: kernels.pool,
       profile: options.profile,

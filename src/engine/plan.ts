@@ -149,8 +149,13 @@ export function planRegions(cfg: ModelConfig, o: PlanOptions): RegionSpec[] {
   add("act.att", T * qd * f, "attention output [T, H·hd]");
   add("act.scores", T * P * f, "one head's scores / probabilities [T, T]");
   add("act.rstd", T * f, "RMSNorm 1/rms per row");
-  add("mlp.g", T * C * f, `gate chunk [T, ${C}]`);
-  add("mlp.u", T * C * f, `up chunk [T, ${C}]`);
+  // gate and up chunks; in training also the queries' gradient (the attention backward runs after the MLP's)
+  const gu = Math.max(2 * T * C, o.mode === "train" && o.method !== "mezo" ? T * qd : 0) * f;
+  add(
+    "mlp.gu",
+    gu,
+    `gate and up chunks 2 × [T, ${C}]${o.mode === "train" ? "; then d(queries) [T, H·hd]" : ""}`,
+  );
   if (r) {
     const slots = o.mode === "train" ? 8 : 4;
     add(
@@ -179,14 +184,12 @@ function trainRegions(o: PlanOptions, D: Dims, add: (name: string, bytes: number
   if (!lora) throw new Error("training needs a LoRA layout");
   const bf16 = o.ckptDtype === "bf16";
   add("ckpt", L * T * d * (bf16 ? 2 : 4), `layer inputs, ${L} × [T, d] (${bf16 ? "bf16" : "f32"})`);
-  if (bf16) add("act.xl", T * d * f, "the current layer's input, restored from its bf16 checkpoint [T, d]");
   // the attention backward's d(attention output) reuses this region: the MLP input is dead by then
   add("act.xn2", T * Math.max(d, qd) * f, "normed MLP input [T, d]; then d(attention output) [T, H·hd]");
   add("act.rstd2", T * f, "MLP RMSNorm 1/rms per row");
   add("mlp.m", T * C * f, `SwiGLU output / its gradient [T, ${C}]`);
   add("grad.x", T * d * f, "gradient of the residual stream [T, d]");
   add("grad.xn", T * d * f, "gradient of a normed block input [T, d]");
-  add("grad.q", T * qd * f, "gradient of the queries [T, H·hd]");
   add("grad.k", T * kvd * f, "gradient of the keys [T, KV·hd]");
   add("grad.v", T * kvd * f, "gradient of the values [T, KV·hd]");
   add("grad.scores", T * T * f, "one head's score gradient [T, T]");

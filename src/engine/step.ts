@@ -5,7 +5,7 @@
  * @module
  */
 import type { Backward } from "./backward.ts";
-import { DTYPE } from "../runtime/kernels.ts";
+import { storeCheckpoint } from "./checkpoints.ts";
 import type { Engine } from "./engine.ts";
 
 /** Loss of a forward/backward pass. */
@@ -44,24 +44,8 @@ export async function forwardBackward(
   const { sum } = e.lossSum(T);
   for (let l = L - 1; l >= 0; l--) {
     await e.loadLayer(l);
-    await bw.layerBackward(l, T, restoreCheckpoint(e, l, T));
+    await bw.layerBackward(l, T);
     afterLayer?.(l);
   }
   return { loss: sum / tokens, tokens };
-}
-
-/** Keeps layer `l`'s input (the residual stream `act.x`) in its checkpoint slot, as f32 or bf16. */
-export function storeCheckpoint(e: Engine, l: number, T: number): void {
-  const n = T * e.D.d, x = e.p["act.x"], ckpt = e.p["ckpt"];
-  if (e.options.ckptDtype === "bf16") e.k.f32_to_bf16(ckpt + l * n * 2, x, n);
-  else e.F.copyWithin((ckpt >> 2) + l * n, x >> 2, (x >> 2) + n);
-}
-
-/** Pointer of layer `l`'s input as f32: the checkpoint itself, or (bf16) its decoded copy in `act.xl`. */
-export function restoreCheckpoint(e: Engine, l: number, T: number): number {
-  const n = T * e.D.d, ckpt = e.p["ckpt"];
-  if (e.options.ckptDtype !== "bf16") return ckpt + l * n * 4;
-  const xl = e.p["act.xl"];
-  e.k.decode_row(DTYPE.bf16, ckpt + l * n * 2, n, 0, 0, 0, 0, n, xl);
-  return xl;
 }
