@@ -150,7 +150,7 @@ Deno.test("train CLI: bad inputs fail before training, with a clear message, tou
       /adapter|shape/i,
     ],
     [
-      ["--data", data, "--out", `${tmp}/e6`, "--max-memory", "41MB"],
+      ["--data", data, "--out", `${tmp}/e6`, "--max-memory", "63MB"],
       /memory plan needs .* but the budget is/,
     ],
   ];
@@ -179,7 +179,7 @@ Deno.test("plan CLI: prints the regions and the predicted peak; exit 1 over --ma
     "--weights",
     "f32",
     "--max-memory",
-    "41MB",
+    "63MB",
   );
   assertEquals(over.code, 1);
   assert(over.stdout.includes("does NOT fit"), over.stdout);

@@ -10,6 +10,7 @@ import type { Sequence } from "../src/run/evaluate.ts";
 import { loraLayout } from "../src/engine/lora.ts";
 import { planMemory } from "../src/runtime/arena.ts";
 import { planRegions } from "../src/engine/plan.ts";
+import { PRESETS } from "../src/model/config.ts";
 
 for (const name of GOLDEN_CASES) {
   Deno.test(`MeBP ${name}: gradients and loss equal MeSP's bit for bit`, async () => {
@@ -118,4 +119,29 @@ Deno.test("MeZO training: forward-only plan (no checkpoints, no gradients) and a
     maxStep = Math.max(maxStep, Math.abs(zo.grads[i]));
   }
   assert(maxStep > 0 && maxErr <= 1e-5 * maxStep + 1e-6, `update off by ${maxErr} (step size ${maxStep})`);
+});
+
+Deno.test("--ckpt-every k: keeping every k-th layer's input gives the same gradients bit for bit (f32)", async () => {
+  for (const name of ["gqa_tied_f32", "odd_sizes"]) {
+    const c = await loadCase(name);
+    const adapter = await openAdapter(dirFiles(`${c.dir}/adapter`));
+    const seq = { ids: c.ids, targets: c.targets };
+    const all = await computeGradients(c.pack, seq, { adapter });
+    for (const ckptEvery of [2, 3]) {
+      for (const method of ["mesp", "mebp"] as const) {
+        const r = await computeGradients(c.pack, seq, { adapter, ckptEvery, method });
+        assertEquals(r.loss, all.loss);
+        assert(
+          r.grads.every((g, i) => Object.is(g, all.grads[i])),
+          `${name} every ${ckptEvery} ${method}: gradients differ`,
+        );
+      }
+    }
+  }
+  // 24 layers (Qwen2.5-0.5B): every 2nd kept → 12 + 1 spare slots; every 3rd → 8 + 2
+  const cfg = PRESETS["qwen2.5-0.5b"], lora = loraLayout(cfg, { rank: 8 });
+  const slots = (ckptEvery: number) =>
+    planRegions(cfg, { mode: "train", seqLen: 256, format: "q4", lora, gemmScratch: 0, ckptEvery })
+      .find((r) => r.name === "ckpt")!.bytes / (256 * 896 * 4);
+  assertEquals([slots(1), slots(2), slots(3)], [24, 13, 10]);
 });

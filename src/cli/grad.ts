@@ -15,7 +15,7 @@ import type { Method } from "../engine/plan.ts";
 /** One line for the command list. */
 export const description = "loss and every LoRA gradient of the first sequence, as safetensors (PEFT names)";
 
-const { method, seqLen, rank, alpha, rslora, targets, ckpt } = TRAIN_FLAGS;
+const { method, seqLen, rank, alpha, rslora, targets, ckpt, ckptEvery } = TRAIN_FLAGS;
 
 /** The command's flags. */
 export const SPEC = {
@@ -42,6 +42,7 @@ export const SPEC = {
     rslora,
     targets,
     ckpt,
+    ckptEvery,
     seed: { type: "integer", default: 0, description: "seed of the fresh initialisation" },
   },
   epilog:
@@ -61,6 +62,7 @@ export async function run(argv: string[]): Promise<number> {
     seed: args.seed,
     seqLen: args.seqLen,
     ckptDtype: args.ckpt as "f32" | "bf16",
+    ckptEvery: args.ckptEvery,
     budget: arenaBudget(args.maxMemory),
     variant: variantOf(args.variant),
   });

@@ -317,6 +317,8 @@ export async function run(argv: string[]): Promise<number> {
       variant: variantOf(args.variant),
       resident: args.resident,
       ckptDtype: args.ckpt as "f32" | "bf16",
+      vocabChunk: args.vocabChunk,
+      ckptEvery: args.ckptEvery,
       method: args.method as Method,
       zoEps: args.zoEps,
       onEvent,

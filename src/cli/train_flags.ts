@@ -34,8 +34,15 @@ export const TRAIN_FLAGS = {
   },
   gradAccum: { type: "integer", default: 1, min: 1, description: "sequences per optimizer step" },
   clip: { type: "number", default: 0, min: 0, description: "clip the global gradient norm (0 = off)" },
-  vocabChunk: { type: "integer", default: 4096, min: 1, description: "vocabulary rows per loss chunk" },
+  vocabChunk: { type: "integer", default: 512, min: 1, description: "vocabulary rows per loss chunk" },
   resident: { type: "boolean", description: "keep every layer's weights in memory instead of streaming" },
+  ckptEvery: {
+    type: "integer",
+    default: 1,
+    min: 1,
+    description:
+      "keep every k-th layer's input; the backward recomputes the rest (less memory, ~(k−1)/2k more time)",
+  },
   ckpt: {
     type: "string",
     choices: ["f32", "bf16"],
@@ -58,6 +65,7 @@ export interface TrainFlagValues {
   vocabChunk: number;
   resident?: boolean;
   ckpt: string;
+  ckptEvery: number;
 }
 
 /** Plan options of a training run with these flags. */
@@ -79,6 +87,7 @@ export function trainPlanOptions(
     vocabChunk: f.vocabChunk,
     resident: f.resident,
     ckptDtype: f.ckpt as "f32" | "bf16",
+    ckptEvery: f.ckptEvery,
     gemmScratch,
   };
 }

@@ -1,30 +1,43 @@
 /**
- * Layer checkpoints: the input of every layer, kept by the forward pass for the backward pass to recompute
- * the layer from — in f32 (exact) or bf16 (half the memory). Region `ckpt` holds them back to back.
+ * Layer checkpoints: the inputs the forward pass keeps for the backward pass to recompute each layer from,
+ * in f32 (exact) or bf16 (half the memory). With `ckptEvery` k > 1 only every k-th layer's input is kept; the
+ * backward recomputes the others segment by segment into k − 1 spare slots (less memory, one more forward
+ * through k − 1 of every k layers). Region `ckpt` holds the slots back to back.
  *
  * @module
  */
 import { DTYPE } from "../runtime/kernels.ts";
 import type { Engine } from "./engine.ts";
 
-/** Keeps layer `l`'s input (the residual stream `act.x`, rows [0, T)) in its checkpoint. */
+/** Checkpoint slots a plan needs: one per segment plus the segment's spares. */
+export function checkpointSlots(layers: number, every: number): number {
+  return Math.ceil(layers / every) + every - 1;
+}
+
+/** The slot of layer `l`'s input: its segment's kept slot, or one of the spares after them. */
+export function checkpointSlot(e: Engine, l: number): number {
+  const k = e.options.ckptEvery ?? 1;
+  return l % k === 0 ? l / k : Math.ceil(e.D.L / k) + (l % k) - 1;
+}
+
+/** Keeps layer `l`'s input (the residual stream `act.x`, rows [0, T)) in its slot. */
 export function storeCheckpoint(e: Engine, l: number, T: number): void {
-  const n = T * e.D.d, x = e.p["act.x"], ckpt = e.p["ckpt"];
-  if (e.options.ckptDtype === "bf16") e.k.f32_to_bf16(ckpt + l * n * 2, x, n);
-  else e.F.copyWithin((ckpt >> 2) + l * n, x >> 2, (x >> 2) + n);
+  const n = T * e.D.d, x = e.p["act.x"], at = e.p["ckpt"], s = checkpointSlot(e, l);
+  if (e.options.ckptDtype === "bf16") e.k.f32_to_bf16(at + s * n * 2, x, n);
+  else e.F.copyWithin((at >> 2) + s * n, x >> 2, (x >> 2) + n);
 }
 
 /**
- * Layer `l`'s input as f32: the f32 checkpoint itself (no copy, `dst` unused), or the bf16 checkpoint
- * decoded into `dst` ([T, d]). With `copy`, an f32 checkpoint is copied into `dst` too.
+ * Layer `l`'s input as f32: the f32 slot itself (no copy, `dst` unused), or the bf16 slot decoded into
+ * `dst` ([T, d]). With `copy`, an f32 slot is copied into `dst` too.
  */
 export function loadCheckpoint(e: Engine, l: number, T: number, dst: number, copy = false): number {
-  const n = T * e.D.d, ckpt = e.p["ckpt"];
+  const n = T * e.D.d, at = e.p["ckpt"], s = checkpointSlot(e, l);
   if (e.options.ckptDtype === "bf16") {
-    e.k.decode_row(DTYPE.bf16, ckpt + l * n * 2, n, 0, 0, 0, 0, n, dst);
+    e.k.decode_row(DTYPE.bf16, at + s * n * 2, n, 0, 0, 0, 0, n, dst);
     return dst;
   }
-  const src = ckpt + l * n * 4;
+  const src = at + s * n * 4;
   if (!copy) return src;
   e.F.copyWithin(dst >> 2, src >> 2, (src >> 2) + n);
   return dst;

@@ -9,6 +9,7 @@ import type { RegionSpec } from "../runtime/arena.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { GROUP, layerLayout, matrixSlot, MLP_CHUNK, type PackFormat } from "../model/pack.ts";
 import type { LoraLayout } from "./lora.ts";
+import { checkpointSlots } from "./checkpoints.ts";
 
 /** What a run does, which decides the regions it needs. */
 export type RunMode = "eval" | "generate" | "train";
@@ -30,9 +31,9 @@ export interface PlanOptions {
   bf16Scales?: boolean;
   /** LoRA layout, if an adapter is trained or applied. */
   lora?: LoraLayout;
-  /** Rows of the vocabulary processed at once by the loss (default 1024). */
+  /** Rows of the vocabulary processed at once by the loss (default 512). */
   vocabChunk?: number;
-  /** Columns of the MLP's intermediate dimension per chunk: the pack's (default 512; a multiple of 64). */
+  /** Columns of the MLP's intermediate dimension per chunk: the pack's (default 256; a multiple of 64). */
   mlpChunk?: number;
   /** Keep every layer's weights resident instead of streaming one layer at a time. */
   resident?: boolean;
@@ -47,6 +48,8 @@ export interface PlanOptions {
    * memory; the backward recomputes each layer from a rounded input, so gradients are close, not exact).
    */
   ckptDtype?: "f32" | "bf16";
+  /** Keep every k-th layer's input only (default 1: every layer); see `checkpoints.ts`. */
+  ckptEvery?: number;
   /** Keep a whole-model gradient buffer (gradient accumulation or clipping; train mode). */
   gradBuffer?: boolean;
   /** Scratch bytes one GEMM call needs (from the kernels). */
@@ -78,7 +81,7 @@ export interface Dims {
 export function dims(cfg: ModelConfig, o: PlanOptions): Dims {
   const T = o.seqLen;
   if (!Number.isInteger(T) || T < 2) throw new Error(`sequence length must be an integer ≥ 2, got ${T}`);
-  const Vc = Math.min(o.vocabChunk ?? 1024, cfg.vocabSize);
+  const Vc = Math.min(o.vocabChunk ?? 512, cfg.vocabSize);
   // the pack stores the MLP in chunks of this many columns, and the engine computes chunk by chunk
   const chunk = o.mlpChunk ?? MLP_CHUNK;
   if (!(chunk > 0) || chunk % GROUP !== 0) {
@@ -183,7 +186,16 @@ function trainRegions(o: PlanOptions, D: Dims, add: (name: string, bytes: number
   const lora = o.lora;
   if (!lora) throw new Error("training needs a LoRA layout");
   const bf16 = o.ckptDtype === "bf16";
-  add("ckpt", L * T * d * (bf16 ? 2 : 4), `layer inputs, ${L} × [T, d] (${bf16 ? "bf16" : "f32"})`);
+  const every = o.ckptEvery ?? 1;
+  if (!Number.isInteger(every) || every < 1) {
+    throw new Error(`checkpoint interval must be a positive integer, got ${every}`);
+  }
+  const slots = checkpointSlots(L, every);
+  add(
+    "ckpt",
+    slots * T * d * (bf16 ? 2 : 4),
+    `layer inputs, ${slots} × [T, d] (${bf16 ? "bf16" : "f32"}${every > 1 ? `, every ${every}th kept` : ""})`,
+  );
   // the attention backward's d(attention output) reuses this region: the MLP input is dead by then
   add("act.xn2", T * Math.max(d, qd) * f, "normed MLP input [T, d]; then d(attention output) [T, H·hd]");
   add("act.rstd2", T * f, "MLP RMSNorm 1/rms per row");

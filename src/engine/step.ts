@@ -1,11 +1,12 @@
 /**
- * One exact gradient computation over a sequence: forward keeping each layer's input, the loss, the loss
- * backward, then each layer's backward from `L−1` to 0 with its forward recomputed (layer checkpointing).
+ * One exact gradient computation over a sequence: forward keeping each layer's input (or every k-th), the
+ * loss and its backward, then each layer's backward from `L−1` to 0 with its forward recomputed (layer
+ * checkpointing).
  *
  * @module
  */
 import type { Backward } from "./backward.ts";
-import { storeCheckpoint } from "./checkpoints.ts";
+import { loadCheckpoint, storeCheckpoint } from "./checkpoints.ts";
 import type { Engine } from "./engine.ts";
 
 /** Loss of a forward/backward pass. */
@@ -29,11 +30,11 @@ export async function forwardBackward(
   T: number,
   afterLayer?: (l: number) => void,
 ): Promise<StepLoss> {
-  const { L } = e.D;
+  const { L } = e.D, k = e.options.ckptEvery ?? 1;
   if (T > e.D.T) throw new Error(`sequence of ${T} tokens is longer than the plan's ${e.D.T}`);
   await e.embed(ids, T);
   for (let l = 0; l < L; l++) {
-    storeCheckpoint(e, l, T);
+    if (l % k === 0) storeCheckpoint(e, l, T);
     await e.loadLayer(l);
     await e.layerForward(l, T);
   }
@@ -42,10 +43,22 @@ export async function forwardBackward(
   if (tokens === 0) throw new Error("the sequence has no trained tokens");
   await bw.lossForwardBackward(T);
   const { sum } = e.lossSum(T);
-  for (let l = L - 1; l >= 0; l--) {
-    await e.loadLayer(l);
-    await bw.layerBackward(l, T);
-    afterLayer?.(l);
+  for (let l0 = Math.floor((L - 1) / k) * k; l0 >= 0; l0 -= k) {
+    const l1 = Math.min(L, l0 + k);
+    // the segment's other inputs, recomputed from its kept one (the gradient in grad.x is untouched)
+    if (l1 - l0 > 1) {
+      loadCheckpoint(e, l0, T, e.p["act.x"], true);
+      for (let l = l0; l < l1 - 1; l++) {
+        await e.loadLayer(l);
+        await e.layerForward(l, T);
+        storeCheckpoint(e, l + 1, T);
+      }
+    }
+    for (let l = l1 - 1; l >= l0; l--) {
+      await e.loadLayer(l);
+      await bw.layerBackward(l, T);
+      afterLayer?.(l);
+    }
   }
   return { loss: sum / tokens, tokens };
 }

@@ -105,7 +105,7 @@ export interface LayerLayout {
 }
 
 /** Default MLP chunk (columns of the intermediate dimension). */
-export const MLP_CHUNK = 512;
+export const MLP_CHUNK = 256;
 
 /** Shape [out, in] of each linear. */
 export function linearShape(cfg: ModelConfig, name: Linear): [number, number] {
@@ -260,7 +260,7 @@ export interface WritePackOptions {
   fingerprint: string;
   /** Called after each section with (done, total) sections. */
   onProgress?: (done: number, total: number, what: string) => void;
-  /** MLP chunk (columns of the intermediate dimension) the layers are stored in (default 512). */
+  /** MLP chunk (columns of the intermediate dimension) the layers are stored in (default 256). */
   mlpChunk?: number;
 }
 

@@ -28,6 +28,8 @@ export interface GradOptions {
   seqLen?: number;
   /** Layer checkpoints in f32 (default, exact) or bf16. */
   ckptDtype?: "f32" | "bf16";
+  /** Keep every k-th layer's input (default 1). */
+  ckptEvery?: number;
   budget?: number;
   variant?: Variant;
 }
@@ -61,6 +63,7 @@ export async function computeGradients(
     lora: layout,
     gradBuffer: true,
     ckptDtype: options.ckptDtype,
+    ckptEvery: options.ckptEvery,
     budget: options.budget,
     variant: options.variant,
   });

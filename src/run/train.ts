@@ -53,6 +53,10 @@ export interface TrainOptions {
   resident?: boolean;
   /** Layer checkpoints in f32 (default, exact) or bf16 (half the memory, near-exact gradients). */
   ckptDtype?: "f32" | "bf16";
+  /** Vocabulary rows per loss chunk (default 512). */
+  vocabChunk?: number;
+  /** Keep every k-th layer's input (default 1); the backward recomputes the rest (less memory, more time). */
+  ckptEvery?: number;
   /** Called with progress, validation and checkpoint events. */
   onEvent?: (event: TrainEvent) => void;
   /** Persists a checkpoint (atomically); awaited before training goes on. */
@@ -206,6 +210,8 @@ export async function train(
     variant: options.variant,
     resident: options.resident,
     ckptDtype: options.ckptDtype,
+    vocabChunk: options.vocabChunk,
+    ckptEvery: options.ckptEvery,
   });
   options.onEvent?.({ type: "plan", table: formatPlan(e.arena.plan), bytes: e.arena.plan.bytes });
   const params = e.arena.f32("lora.params");
