@@ -125,7 +125,13 @@ export class Backward {
     if (this.mebp) {
       e.attentionForward(l, T, 0, undefined, { P: p["mebp.P"], h: p["mebp.h"] });
       e.F.copyWithin(p["mebp.x2"] >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * d);
-      await this.#mlpForwardKeep(l, T);
+      // MeBP recomputes the whole block as autograd runs it (down projection included), keeping its tensors
+      await e.mlpForward(l, T, p["act.xn2"], p["act.rstd2"], {
+        g: p["mebp.g"],
+        u: p["mebp.u"],
+        m: p["mebp.m"],
+        h: p["mebp.h"],
+      });
     } else {
       e.attentionForward(l, T);
     }
@@ -136,41 +142,6 @@ export class Backward {
   /** MeBP's `[T, r]` slot i of `mebp.h`: 0–3 q, k, v, o; 4 gate, 5 up, 6 down. */
   #kept(i: number, T: number): number {
     return this.e.p["mebp.h"] + i * T * this.e.D.r * 4;
-  }
-
-  /**
-   * MeBP's recompute of the MLP block as autograd runs it: the whole block forward (down projection and
-   * output included) keeping xn2, g, u, m = silu(g)·u and the adapters' x·Aᵀ. Same chunked arithmetic as
-   * `Engine.mlpForward`, so the kept values are bitwise those MeSP recomputes.
-   */
-  async #mlpForwardKeep(l: number, T: number): Promise<void> {
-    const e = this.e, { d, r, I } = e.D, p = e.p, { k, gemm } = e;
-    const refs = e.refs(l), s = e.lora?.scale ?? 0;
-    const xn = p["act.xn2"], x = p["act.x"];
-    const hg = this.#kept(4, T), hu = this.#kept(5, T), hd = this.#kept(6, T);
-    const gp = refs.gate_proj, up = refs.up_proj, dp = refs.down_proj;
-    k.rmsnorm_forward(xn, p["act.rstd2"], x, e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
-    if (gp.pair) gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, gp.a!, hg, r, 1, false);
-    if (up.pair) gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, up.a!, hu, r, 1, false);
-    for (let i = 0; i < e.chunks.length; i++) {
-      const c = e.chunks[i], c0 = c.c0, n = c.c1 - c0;
-      const g = p["mebp.g"] + c0 * 4, u = p["mebp.u"] + c0 * 4, m = p["mebp.m"] + c0 * 4;
-      await e.loadChunk(l, i);
-      gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.gate.ref, g, I, 1, false);
-      if (gp.pair) {
-        gemm.run(OP.nt, 0, T, 0, n, n, r, hg, r, this.#f32(gp.b!.ptr + c0 * r * 4, r), g, I, s, true);
-      }
-      gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.up.ref, u, I, 1, false);
-      if (up.pair) {
-        gemm.run(OP.nt, 0, T, 0, n, n, r, hu, r, this.#f32(up.b!.ptr + c0 * r * 4, r), u, I, s, true);
-      }
-      k.swiglu_forward(m, g, u, n, I, I, I, 0, T);
-      gemm.run(OP.nt, 0, T, 0, d, d, n, m, I, c.down.ref, x, d, 1, true);
-      if (dp.pair) {
-        gemm.run(OP.nt, 0, T, 0, r, r, n, m, I, this.#f32(dp.a!.ptr + c0 * 4, dp.a!.ld), hd, r, 1, i > 0);
-      }
-    }
-    if (dp.pair) gemm.run(OP.nt, 0, T, 0, d, d, r, hd, r, dp.b!, x, d, s, true);
   }
 
   /**
@@ -191,8 +162,7 @@ export class Backward {
     const ld = kept ? I : C; // g, u, m: MeBP's full [T, I] tensors, MeSP's [T, C] chunk buffers
     if (!kept) {
       k.rmsnorm_forward(xn, p["act.rstd2"], x2, e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
-      if (gp.pair) gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, gp.a!, hg, r, 1, false);
-      if (up.pair) gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, up.a!, hu, r, 1, false);
+      e.mlpAdapterInputs(l, T, xn, hg, hu);
     }
     if (dp.pair) gemm.run(OP.nn, 0, T, 0, r, r, d, G, d, dp.b!, ghd, r, s, false); // gh_d = s·G·B_d
     for (let i = 0; i < e.chunks.length; i++) {
@@ -201,21 +171,8 @@ export class Backward {
       const g = kept ? p["mebp.g"] + c0 * 4 : p["mlp.g"];
       const u = kept ? p["mebp.u"] + c0 * 4 : p["mlp.u"];
       const m = kept ? p["mebp.m"] + c0 * 4 : p["mlp.m"];
-      if (!kept) {
-        // recompute g, u and m = silu(g)·u for this chunk (and h_d, summed over chunks)
-        gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.gate.ref, g, C, 1, false);
-        if (gp.pair) {
-          gemm.run(OP.nt, 0, T, 0, n, n, r, hg, r, this.#f32(gp.b!.ptr + c0 * r * 4, r), g, C, s, true);
-        }
-        gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.up.ref, u, C, 1, false);
-        if (up.pair) {
-          gemm.run(OP.nt, 0, T, 0, n, n, r, hu, r, this.#f32(up.b!.ptr + c0 * r * 4, r), u, C, s, true);
-        }
-        k.swiglu_forward(m, g, u, n, C, C, C, 0, T);
-        if (dp.pair) {
-          gemm.run(OP.nt, 0, T, 0, r, r, n, m, C, this.#f32(dp.a!.ptr + c0 * 4, dp.a!.ld), hd, r, 1, !first);
-        }
-      }
+      // recompute g, u and m = silu(g)·u for this chunk (and h_d, summed over chunks)
+      if (!kept) e.mlpChunkForward(l, i, T, xn, hg, hu, hd, g, u, m, C);
       if (dp.pair) {
         // dA_d[:, c] = gh_dᵀ · m
         const dAd = this.grad(l, dp.pair.a) + c0 * 4;

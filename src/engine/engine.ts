@@ -414,37 +414,80 @@ export class Engine {
 
   /**
    * The MLP block of layer `l`: xn = rmsnorm(x) (into `xn`, 1/rms into `rstd`), x += down(silu(gate(xn)) ·
-   * up(xn)), streaming the weights one chunk of the intermediate dimension at a time.
+   * up(xn)), streaming the weights one chunk of the intermediate dimension at a time. MeBP passes `keep` to
+   * store the full [T, I] gate, up and SwiGLU tensors and the adapters' h (at `keep.h` slots 4–6 for gate,
+   * up, down; see `attentionForward`) instead of discarding them chunk by chunk.
    */
-  async mlpForward(l: number, T: number, xn: number, rstd: number): Promise<void> {
-    const { d, r, C } = this.D;
+  async mlpForward(
+    l: number,
+    T: number,
+    xn: number,
+    rstd: number,
+    keep?: { g: number; u: number; m: number; h: number },
+  ): Promise<void> {
+    const { d, r, C, I } = this.D;
     const { k, p, gemm } = this;
     this.useLayer(l);
     k.rmsnorm_forward(xn, rstd, p["act.x"], this.vec("postNorm"), d, d, d, this.cfg.rmsNormEps, 0, T);
-    const refs = this.#linears[l];
-    const x = p["act.x"], gbuf = p["mlp.g"], ubuf = p["mlp.u"];
-    const hBase = p["lora.h"] ?? 0, s = this.lora?.scale ?? 0;
-    const hg = hBase + T * r * 4, hu = hg + T * r * 4, hd = hu + T * r * 4;
-    const gp = refs.gate_proj, up = refs.up_proj, dp = refs.down_proj;
-    if (gp.pair) gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, gp.a!, hg, r, 1, false);
-    if (up.pair) gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, up.a!, hu, r, 1, false);
+    const x = p["act.x"], ld = keep ? I : C;
+    const h = (i: number) => (keep ? keep.h + (4 + i) * T * r * 4 : (p["lora.h"] ?? 0) + (1 + i) * T * r * 4);
+    const hg = h(0), hu = h(1), hd = h(2);
+    this.mlpAdapterInputs(l, T, xn, hg, hu);
     for (let i = 0; i < this.chunks.length; i++) {
       const c = this.chunks[i], n = c.c1 - c.c0;
+      const g = keep ? keep.g + c.c0 * 4 : p["mlp.g"], u = keep ? keep.u + c.c0 * 4 : p["mlp.u"];
+      const m = keep ? keep.m + c.c0 * 4 : g; // the forward pass writes m over g
       await this.loadChunk(l, i);
-      gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.gate.ref, gbuf, C, 1, false);
-      if (gp.pair) this.#loraChunkB(T, hg, gp, c.c0, n, gbuf, C, s);
-      gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.up.ref, ubuf, C, 1, false);
-      if (up.pair) this.#loraChunkB(T, hu, up, c.c0, n, ubuf, C, s);
-      k.swiglu_forward(gbuf, gbuf, ubuf, n, C, C, C, 0, T);
-      gemm.run(OP.nt, 0, T, 0, d, d, n, gbuf, C, c.down.ref, x, d, 1, true);
-      if (dp.pair) {
-        // h_d += m_c · A_d[:, c]ᵀ
-        this.tmpRef.ptr = dp.a!.ptr + c.c0 * 4;
-        this.tmpRef.ld = dp.a!.ld;
-        gemm.run(OP.nt, 0, T, 0, r, r, n, gbuf, C, this.tmpRef, hd, r, 1, i > 0);
-      }
+      this.mlpChunkForward(l, i, T, xn, hg, hu, hd, g, u, m, ld);
+      gemm.run(OP.nt, 0, T, 0, d, d, n, m, ld, c.down.ref, x, d, 1, true);
     }
-    if (dp.pair) gemm.run(OP.nt, 0, T, 0, d, d, r, hd, r, dp.b!, x, d, s, true);
+    const dp = this.#linears[l].down_proj;
+    if (dp.pair) gemm.run(OP.nt, 0, T, 0, d, d, r, hd, r, dp.b!, x, d, this.lora!.scale, true);
+  }
+
+  /** The gate and up adapters' inputs h_g = xn·A_gᵀ, h_u = xn·A_uᵀ ([T, r]), shared by every chunk. */
+  mlpAdapterInputs(l: number, T: number, xn: number, hg: number, hu: number): void {
+    const { d, r } = this.D, refs = this.#linears[l];
+    if (refs.gate_proj.pair) {
+      this.gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, refs.gate_proj.a!, hg, r, 1, false);
+    }
+    if (refs.up_proj.pair) this.gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, refs.up_proj.a!, hu, r, 1, false);
+  }
+
+  /**
+   * MLP chunk `i` of layer `l` (loaded): g = xn·W_g[c]ᵀ (+ s·h_g·B_g[c]ᵀ), u likewise, m = silu(g)·u, all
+   * [T, n] with leading dimension `ld` (m may alias g), and h_d (+)= m·A_d[:, c]ᵀ. The one implementation
+   * of this arithmetic for the forward pass and both backward passes, so MeBP's kept tensors are bitwise
+   * MeSP's recomputed ones.
+   */
+  mlpChunkForward(
+    l: number,
+    i: number,
+    T: number,
+    xn: number,
+    hg: number,
+    hu: number,
+    hd: number,
+    g: number,
+    u: number,
+    m: number,
+    ld: number,
+  ): void {
+    const { d, r } = this.D, { k, gemm } = this;
+    const refs = this.#linears[l], s = this.lora?.scale ?? 0;
+    const c = this.chunks[i], n = c.c1 - c.c0;
+    const gp = refs.gate_proj, up = refs.up_proj, dp = refs.down_proj;
+    gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.gate.ref, g, ld, 1, false);
+    if (gp.pair) this.#loraChunkB(T, hg, gp, c.c0, n, g, ld, s);
+    gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.up.ref, u, ld, 1, false);
+    if (up.pair) this.#loraChunkB(T, hu, up, c.c0, n, u, ld, s);
+    k.swiglu_forward(m, g, u, n, ld, ld, ld, 0, T);
+    if (dp.pair) {
+      // h_d += m_c · A_d[:, c]ᵀ
+      this.tmpRef.ptr = dp.a!.ptr + c.c0 * 4;
+      this.tmpRef.ld = dp.a!.ld;
+      gemm.run(OP.nt, 0, T, 0, r, r, n, m, ld, this.tmpRef, hd, r, 1, i > 0);
+    }
   }
 
   /** out[:, 0:n) += s · h · B[c0:c0+n)ᵀ (the chunk's rows of B). */

@@ -8,7 +8,7 @@
  * @module
  */
 import type { ModelConfig } from "../model/config.ts";
-import { type Linear, LINEARS, linearShape } from "../model/pack.ts";
+import { type Linear, LINEAR_PREFIX, LINEARS, linearShape } from "../model/pack.ts";
 
 /** LoRA hyper-parameters. */
 export interface LoraOptions {
@@ -114,19 +114,9 @@ export function findPair(layout: LoraLayout, layer: number, target: Linear): Lor
   return layout.pairs[layer].find((p) => p.target === target);
 }
 
-const MODULE: Record<Linear, string> = {
-  q_proj: "self_attn.q_proj",
-  k_proj: "self_attn.k_proj",
-  v_proj: "self_attn.v_proj",
-  o_proj: "self_attn.o_proj",
-  gate_proj: "mlp.gate_proj",
-  up_proj: "mlp.up_proj",
-  down_proj: "mlp.down_proj",
-};
-
 /** PEFT's saved name of a pair's A or B, e.g. `base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`. */
 export function peftName(pair: LoraPair, which: "A" | "B"): string {
-  return `base_model.model.model.layers.${pair.layer}.${MODULE[pair.target]}.lora_${which}.weight`;
+  return `base_model.model.model.layers.${pair.layer}.${LINEAR_PREFIX[pair.target]}.lora_${which}.weight`;
 }
 
 /** Parses a PEFT tensor name into (layer, target, A|B), or undefined if it is not one of ours. */
@@ -136,6 +126,6 @@ export function parsePeftName(name: string): { layer: number; target: Linear; wh
       .exec(name);
   if (!m) return undefined;
   const target = m[3] as Linear;
-  if (!LINEARS.includes(target) || MODULE[target] !== `${m[2]}.${target}`) return undefined;
+  if (!LINEARS.includes(target) || LINEAR_PREFIX[target] !== `${m[2]}.${target}`) return undefined;
   return { layer: Number(m[1]), target, which: m[4] as "A" | "B" };
 }

@@ -268,7 +268,8 @@ export interface WritePackOptions {
 function hfName(l: number, suffix: string): string {
   return `model.layers.${l}.${suffix}`;
 }
-const LINEAR_PREFIX: Record<Linear, string> = {
+/** Module path of each linear inside a decoder layer (`model.layers.{i}.<path>`). */
+export const LINEAR_PREFIX: Record<Linear, string> = {
   q_proj: "self_attn.q_proj",
   k_proj: "self_attn.k_proj",
   v_proj: "self_attn.v_proj",
