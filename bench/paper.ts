@@ -7,13 +7,13 @@
  *   deno task bench:paper                  # 0.5B by sequence 128…1024 and rank 4…32; 1.5B/3B at T 256, r 8
  *   deno task bench:paper --models 0.5b --steps 3 --json --results runs/paper.jsonl
  *
- * Every configuration trains in a FRESH process (`src/cli/main.ts train --json`): its peak is the last
- * stderr line (`peak memory N MB (whole process, VmHWM)`) and its time per step the median of the
- * `elapsed_s` differences after one warm-up step. Beside it, `plan --json` gives the predicted peak (arena +
+ * Every configuration trains in a FRESH process (`deno task train --json`, so with the task's runtime
+ * flags): its peak is the last stderr line (`peak memory N MB (whole process, VmHWM)`) and its time per step
+ * the median of the `elapsed_s` differences after one warm-up step. Beside it, `plan --json` gives the predicted peak (arena +
  * runtime estimate). Preparation (packing, tokenizing) runs once per model and length before timing.
  *
  * Flags: --quick, --models 0.5b,1.5b,3b, --methods mebp,mesp,mezo, --steps N (default 3: 1 warm-up + 2
- * measured), --threads N (passed to `train` only if it has the flag), --json (JSON lines on stdout, tables
+ * measured), --threads N (kernel threads, default 1: each worker adds its own memory), --json (JSON lines on stdout, tables
  * on stderr), --cache-dir DIR (models, packs, datasets; default $MESP_CACHE or $TMPDIR/mesp-bench-cache),
  * --results FILE (results are appended as they finish; configurations already in it are not run again).
  *
@@ -22,7 +22,8 @@
 import { HelpRequested, parseArgs } from "../src/cli/args.ts";
 import { prepare } from "../src/cli/prepare.ts";
 
-const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
+/** The repository root: commands run as `deno task <command>` there, with the tasks' runtime flags. */
+const ROOT = new URL("..", import.meta.url).pathname;
 
 const SPEC = {
   name: "bench:paper",
@@ -43,7 +44,7 @@ const SPEC = {
       description: "methods",
     },
     steps: { type: "integer", default: 3, min: 2, description: "steps per run (the first is warm-up)" },
-    threads: { type: "integer", min: 1, description: "kernel threads (if `train` supports --threads)" },
+    threads: { type: "integer", min: 1, default: 1, description: "kernel threads of every run" },
     json: { type: "boolean", description: "JSON lines on stdout (tables go to stderr)" },
     cacheDir: { type: "string", value: "DIR", description: "models, packs, datasets (not ~/.cache)" },
     results: {
@@ -119,10 +120,14 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Runs `deno run -A src/cli/main.ts ...args`; throws with the last stderr lines on failure. */
+/**
+ * Runs `deno task <command> ...args` in the repository (so the run gets the task's flags, e.g. V8's), and
+ * throws with the last stderr lines on failure.
+ */
 async function mesp(args: string[]): Promise<{ stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: ["task", "--quiet", ...args],
+    cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -216,8 +221,10 @@ interface Config {
   rank: number;
 }
 
-function trainFlags(c: Config, model: string, cache: string): string[] {
+function trainFlags(c: Config, model: string, cache: string, threads: number): string[] {
   return [
+    "--threads",
+    String(threads),
     "--model",
     model,
     "--cache-dir",
@@ -240,20 +247,19 @@ function trainFlags(c: Config, model: string, cache: string): string[] {
 /** Trains one configuration in a fresh process and asks `plan` for its prediction. */
 async function measure(
   c: Config,
-  o: { cache: string; steps: number; threads?: number; passThreads: boolean; commit: string },
+  o: { cache: string; steps: number; threads: number; commit: string },
 ): Promise<Row> {
   const model = await ensureModel(o.cache, c.size);
   const data = await ensureData(o.cache, c.seq);
-  const planOut = await mesp(["plan", ...trainFlags(c, model, o.cache), "--json"]);
+  const planOut = await mesp(["plan", ...trainFlags(c, model, o.cache, o.threads), "--json"]);
   const plan = JSON.parse(planOut.stdout) as { arena_bytes: number; predicted_peak_bytes: number };
   const out = await Deno.makeTempDir({ prefix: "mesp-bench-run-" });
-  const extra = o.passThreads && o.threads !== undefined ? ["--threads", String(o.threads)] : [];
   const busy0 = machineBusySeconds(), t0 = performance.now();
   let res;
   try {
     res = await mesp([
       "train",
-      ...trainFlags(c, model, o.cache),
+      ...trainFlags(c, model, o.cache, o.threads),
       "--data",
       data,
       "--lr",
@@ -266,7 +272,6 @@ async function measure(
       "--out",
       out,
       "--force",
-      ...extra,
     ]);
   } finally {
     await Deno.remove(out, { recursive: true }).catch(() => {});
@@ -292,7 +297,7 @@ async function measure(
     plan_mb: +(plan.predicted_peak_bytes / 1e6).toFixed(1),
     arena_mb: +(plan.arena_bytes / 1e6).toFixed(1),
     steps: o.steps,
-    threads: o.passThreads ? o.threads ?? 1 : 1,
+    threads: o.threads,
     busy_cores: wall > 0 ? +(busy / wall).toFixed(2) : 0,
     commit: o.commit,
   };
@@ -427,9 +432,9 @@ function report(rows: Row[], sizes: string[]): string {
 }
 
 /** The largest plan regions of a configuration, for "where the memory goes". */
-async function planRegions(c: Config, cache: string): Promise<string> {
+async function planRegions(c: Config, cache: string, threads: number): Promise<string> {
   const model = await ensureModel(cache, c.size);
-  const { stdout } = await mesp(["plan", ...trainFlags(c, model, cache), "--json"]);
+  const { stdout } = await mesp(["plan", ...trainFlags(c, model, cache, threads), "--json"]);
   const plan = JSON.parse(stdout) as {
     regions: { name: string; bytes: number }[];
     arena_bytes: number;
@@ -452,22 +457,18 @@ async function main(): Promise<number> {
     throw e;
   }
   const tmp = envOr("TMPDIR") ?? "/tmp";
-  const cache = args.cacheDir ?? envOr("MESP_CACHE") ?? `${tmp}/mesp-bench-cache`;
+  let cache = args.cacheDir ?? envOr("MESP_CACHE") ?? `${tmp}/mesp-bench-cache`;
   await Deno.mkdir(cache, { recursive: true });
+  cache = await Deno.realPath(cache); // the commands run in the repository root
   const sizes = args.quick ? ["0.5b"] : args.models as string[];
   const methods = ORDER.filter((m) => (args.methods as string[]).includes(m));
-  const help = await mesp(["train", "--help"]);
-  const passThreads = /--threads\b/.test(help.stdout);
-  if (args.threads !== undefined && !passThreads) {
-    log(`note: this \`train\` has no --threads flag; --threads ${args.threads} is ignored (1 thread)`);
-  }
   const previous: Row[] = [];
   if (args.results && await exists(args.results)) {
     for (const l of (await Deno.readTextFile(args.results)).split("\n")) {
       if (l.trim()) previous.push(JSON.parse(l));
     }
   }
-  const threads = passThreads ? args.threads ?? 1 : 1;
+  const threads = args.threads;
   const startCommit = await codeVersion();
   log(`measuring code ${startCommit}`);
   const todo = configs(sizes, methods, args.quick);
@@ -500,7 +501,7 @@ async function main(): Promise<number> {
       if (commit !== startCommit) {
         log(`warning: the code changed during the run (${startCommit} → ${commit})`);
       }
-      row = await measure(c, { cache, steps: args.steps, threads: args.threads, passThreads, commit });
+      row = await measure(c, { cache, steps: args.steps, threads, commit });
       if (args.results) await Deno.writeTextFile(args.results, JSON.stringify(row) + "\n", { append: true });
     }
     log(
@@ -518,10 +519,11 @@ async function main(): Promise<number> {
   ];
   for (const size of sizes) {
     for (const method of methods) {
-      lines.push(`- ${size} ${method}: ${await planRegions({ size, method, seq: 256, rank: 8 }, cache)}`);
+      lines.push(
+        `- ${size} ${method}: ${await planRegions({ size, method, seq: 256, rank: 8 }, cache, threads)}`,
+      );
     }
   }
-  if (!passThreads) lines.push("\n(`train` has no --threads flag here: every run used 1 kernel thread.)");
   const text = lines.join("\n");
   if (args.json) console.error(text);
   else console.log(text);

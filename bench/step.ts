@@ -15,7 +15,7 @@
  * `Profile` in src/runtime/pool.ts) and at the weight pack (reads), never inside the engine:
  *
  * - GEMM: linear layers (frozen weights), LoRA products, LM head chunks; with its GFLOP/s
- * - attention: q·kᵀ, P·V and their gradients (B operand in act.q/k/v or grad.att), causal softmax
+ * - attention: q·kᵀ, P·V and their gradients (a head's width on N or K), causal softmax
  * - norms/elementwise: RMSNorm, RoPE, SwiGLU, embedding row decode, the optimizer update
  * - loss: the cross-entropy chunk kernels (their logits GEMMs count as GEMM)
  * - I/O wait: awaiting the weight pack (layer blobs, vocabulary chunks, embedding rows)
@@ -78,7 +78,12 @@ function timedPack(pack: Pack): Pack {
       ioMs += performance.now() - t0;
     }
   };
-  return { ...pack, readLayer: timed(pack.readLayer), readVocabRows: timed(pack.readVocabRows) };
+  // every read* method of the pack (layer blobs or their parts, vocabulary rows)
+  const out: Record<string, unknown> = { ...pack };
+  for (const [name, f] of Object.entries(pack)) {
+    if (name.startsWith("read") && typeof f === "function") out[name] = timed(f.bind(pack));
+  }
+  return out as unknown as Pack;
 }
 
 const { pack: rawPack, path } = await loadOrBuildPack(model, {
@@ -105,6 +110,9 @@ interface Config {
   flops: number[];
   /** Per measured step: cores used by other processes on average. */
   others: number[];
+  /** Per measured step: kernel calls, and those split across the pool. */
+  calls: number[];
+  splits: number[];
 }
 
 async function makeConfig(n: number, resident: boolean): Promise<Config> {
@@ -122,12 +130,14 @@ async function makeConfig(n: number, resident: boolean): Promise<Config> {
   });
   if (n > 1 && e.kernels.pool?.threads !== n) throw new Error(`could not start a pool of ${n} threads`);
   // GEMM category from where its B operand lives
-  const spans = ["weights.vocab", "weights.layer", "weights.layers", "act.q", "act.k", "act.v", "grad.att"]
-    .filter((r) => e.arena.has(r)).map((r) => ({ r, ...e.arena.region(r) }));
-  profile.classifyGemm = (_op, _m, _n, _k, b) => {
-    const s = spans.find((s) => b.ptr >= s.offset && b.ptr < s.offset + s.bytes);
-    if (!s) return "gemm.lora";
-    return s.r === "weights.vocab" ? "gemm.lmhead" : s.r.startsWith("weights.") ? "gemm.linear" : "attention";
+  // frozen weights by where B lives; attention by shape (a head's width on N or K, no LoRA rank)
+  const weights = e.arena.plan.regions.filter((r) => r.name.startsWith("weights."));
+  const hd = cfg.headDim;
+  profile.classifyGemm = (_op, m, n, k, b) => {
+    const w = weights.find((r) => b.ptr >= r.offset && b.ptr < r.offset + r.bytes);
+    if (w) return w.name === "weights.vocab" ? "gemm.lmhead" : "gemm.linear";
+    if ((n === hd || k === hd) && m !== rank && n !== rank && k !== rank) return "attention";
+    return "gemm.lora";
   };
   initLora(layout, e.arena.f32("lora.params"), 7);
   const opt = new Optimizer(e.k, { name: "sgd", lr: 1e-4 }, e.p["lora.params"]);
@@ -147,7 +157,20 @@ async function makeConfig(n: number, resident: boolean): Promise<Config> {
     return r.loss;
   };
   const name = `${n} thread${n > 1 ? "s" : ""}${resident ? ", resident" : ""}`;
-  return { name, threads: n, resident, e, profile, run, walls: [], parts: [], flops: [], others: [] };
+  return {
+    name,
+    threads: n,
+    resident,
+    e,
+    profile,
+    run,
+    walls: [],
+    parts: [],
+    flops: [],
+    others: [],
+    calls: [],
+    splits: [],
+  };
 }
 
 const configs: Config[] = [];
@@ -170,6 +193,7 @@ for (let s = 0; s < warmup + 3 * steps && configs.some((c) => quietSteps(c) < st
     if (s >= warmup && quietSteps(c) >= steps) continue;
     c.profile.reset();
     ioMs = 0;
+    const posted = c.e.kernels.pool?.posted ?? 0;
     const cpu0 = cpuSeconds(), t0 = performance.now();
     const loss = await c.run();
     const wall = performance.now() - t0, cpu1 = cpuSeconds();
@@ -182,11 +206,14 @@ for (let s = 0; s < warmup + 3 * steps && configs.some((c) => quietSteps(c) < st
     );
     if (s < warmup) continue;
     const parts = new Map<string, number>();
-    let flops = 0;
+    let flops = 0, calls = 0;
     for (const [cat, v] of c.profile.entries) {
       parts.set(cat, v.ms);
+      calls += v.calls;
       if (cat.startsWith("gemm")) flops += v.flops;
     }
+    c.calls.push(calls);
+    c.splits.push((c.e.kernels.pool?.posted ?? 0) - posted);
     parts.set("io", ioMs);
     c.walls.push(wall);
     c.parts.push(parts);
@@ -205,7 +232,7 @@ for (const c of configs) {
     starred.add(c);
     continue;
   }
-  for (const xs of [c.walls, c.parts, c.flops, c.others] as unknown[][]) {
+  for (const xs of [c.walls, c.parts, c.flops, c.others, c.calls, c.splits] as unknown[][]) {
     xs.splice(0, xs.length, ...xs.filter((_, i) => keep[i]));
   }
 }
@@ -240,6 +267,7 @@ console.log(table(
     "× 1 thread",
     "arena",
     "gemm.scratch",
+    "kernel calls (split)",
     "others' cores",
   ],
   configs.map((c) => {
@@ -253,6 +281,7 @@ console.log(table(
       (median(ref.walls) / m).toFixed(2),
       formatMB(c.e.arena.plan.bytes),
       formatMB(c.e.arena.region("gemm.scratch").bytes),
+      `${median(c.calls)} (${median(c.splits)})`,
       `${Math.max(...c.others).toFixed(2)} (${c.walls.length} steps)`,
     ];
   }),

@@ -150,8 +150,13 @@ Deno.test("train CLI: bad inputs fail before training, with a clear message, tou
       /adapter|shape/i,
     ],
     [
-      ["--data", data, "--out", `${tmp}/e6`, "--max-memory", "63MB"],
+      ["--data", data, "--out", `${tmp}/e6`, "--max-memory", "63MB", "--threads", "1"],
       /memory plan needs .* but the budget is/,
+    ],
+    // a second thread is a worker with its own V8 heap: the runtime alone no longer fits
+    [
+      ["--data", data, "--out", `${tmp}/e7`, "--max-memory", "63MB", "--threads", "2"],
+      /runtime alone needs with 2 threads/,
     ],
   ];
   for (const [args, pattern] of cases) {
@@ -162,7 +167,7 @@ Deno.test("train CLI: bad inputs fail before training, with a clear message, tou
     assert(!r.stderr.includes("    at "), "no stack trace for a user error");
   }
   assertEquals(await Deno.readFile(`${out}/adapter_model.safetensors`), sentinel);
-  for (const e of ["e1", "e2", "e3", "e4", "e5", "e6"]) {
+  for (const e of ["e1", "e2", "e3", "e4", "e5", "e6", "e7"]) {
     const made = await Deno.stat(`${tmp}/${e}/adapter_model.safetensors`).then(() => true, () => false);
     assert(!made, `${e} must not have written an adapter`);
   }

@@ -13,6 +13,7 @@ import {
   peakMemoryLine,
   prepareRun,
   stderrLog,
+  threadsOf,
   variantOf,
 } from "./common.ts";
 import { evaluate } from "../run/evaluate.ts";
@@ -49,8 +50,9 @@ export async function run(argv: string[]): Promise<number> {
   const r = await evaluate(pack, seqs, {
     adapter,
     seqLen: args.seqLen,
-    budget: arenaBudget(args.maxMemory),
+    budget: arenaBudget(args.maxMemory, threadsOf(args.threads)),
     variant: variantOf(args.variant),
+    threads: threadsOf(args.threads),
     onProgress: (done, _total, nll) => bar?.update(done, { nll: nll.toFixed(4) }),
   });
   bar?.finish();

@@ -11,6 +11,7 @@ import {
   peakMemoryLine,
   prepareRun,
   stderrLog,
+  threadsOf,
   variantOf,
 } from "./common.ts";
 import { generate } from "../run/generate.ts";
@@ -80,6 +81,7 @@ export async function streamCompletion(
     budget?: number;
     streamWeights?: boolean;
     variant?: string;
+    threads?: number;
   },
   write: (text: string) => void,
 ): Promise<string> {
@@ -97,6 +99,7 @@ export async function streamCompletion(
       budget: options.budget,
       streamWeights: options.streamWeights,
       variant: variantOf(options.variant),
+      threads: threadsOf(options.threads),
     })
   ) {
     if (eos.has(id)) break;
@@ -127,7 +130,7 @@ export async function run(argv: string[]): Promise<number> {
   const useTemplate = !args.raw && tok.chatTemplate !== undefined;
   const defaults = chatDefaultsFromTemplate(tok.chatTemplate);
   const system = args.system ?? defaults.defaultSystem;
-  const opts = { ...args, adapter, budget: arenaBudget(args.maxMemory) };
+  const opts = { ...args, adapter, budget: arenaBudget(args.maxMemory, threadsOf(args.threads)) };
   if (!args.chat) {
     const text = useTemplate
       ? renderChat([{ role: "user", content: args.prompt! }], {

@@ -5,7 +5,15 @@
  * @module
  */
 import { type CommandSpec, parseArgs } from "./args.ts";
-import { arenaBudget, MODEL_FLAGS, openAdapterDir, prepareRun, stderrLog, variantOf } from "./common.ts";
+import {
+  arenaBudget,
+  MODEL_FLAGS,
+  openAdapterDir,
+  prepareRun,
+  stderrLog,
+  threadsOf,
+  variantOf,
+} from "./common.ts";
 import { TRAIN_FLAGS } from "./train_flags.ts";
 import { writeFileAtomic } from "../io/deno_files.ts";
 import { writeLoraTensors } from "../engine/adapter.ts";
@@ -63,8 +71,9 @@ export async function run(argv: string[]): Promise<number> {
     seqLen: args.seqLen,
     ckptDtype: args.ckpt as "f32" | "bf16",
     ckptEvery: args.ckptEvery,
-    budget: arenaBudget(args.maxMemory),
+    budget: arenaBudget(args.maxMemory, threadsOf(args.threads)),
     variant: variantOf(args.variant),
+    threads: threadsOf(args.threads),
   });
   await writeFileAtomic(
     args.out,

@@ -5,7 +5,7 @@
  * @module
  */
 import { type CommandSpec, parseArgs } from "./args.ts";
-import { MODEL_FLAGS, RUNTIME_BYTES } from "./common.ts";
+import { MODEL_FLAGS, runtimeBytes, threadsOf } from "./common.ts";
 import { TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
 import { readModelConfig } from "../model/pack_files.ts";
 import { formatMB, formatPlan, planMemory } from "../runtime/arena.ts";
@@ -34,22 +34,31 @@ export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, SPEC);
   const cfg = await readModelConfig(args.model);
   const kernels = await loadKernels({ variant: args.variant as "relaxed" | "simd" | undefined });
-  const opts = trainPlanOptions(cfg, args, args.weights as PackFormat, kernels.exports.gemm_scratch_bytes());
+  // every thread has its own GEMM packing scratch
+  const threads = threadsOf(args.threads);
+  const scratch = kernels.exports.gemm_scratch_bytes() * threads;
+  const opts = trainPlanOptions(cfg, args, args.weights as PackFormat, scratch);
   const plan = planMemory(planRegions(cfg, { ...opts, mode: args.mode as "train" | "eval" }));
-  const peak = plan.bytes + RUNTIME_BYTES;
+  const runtime = runtimeBytes(threads);
+  const peak = plan.bytes + runtime;
   const fits = args.maxMemory === undefined || peak <= args.maxMemory;
   if (args.json) {
     console.log(JSON.stringify({
       regions: plan.regions.map((r) => ({ name: r.name, bytes: r.bytes, purpose: r.purpose })),
       arena_bytes: plan.bytes,
-      runtime_bytes: RUNTIME_BYTES,
+      runtime_bytes: runtime,
+      threads,
       predicted_peak_bytes: peak,
       fits,
     }));
   } else {
     console.log(
       formatPlan(plan, {
-        extra: [{ name: "runtime", bytes: RUNTIME_BYTES, purpose: "Deno, kernels, host heap (estimate)" }],
+        extra: [{
+          name: "runtime",
+          bytes: runtime,
+          purpose: `Deno, kernels, host heap${threads > 1 ? `, ${threads - 1} worker(s)` : ""} (estimate)`,
+        }],
       }),
     );
     console.log(`\npredicted whole-process peak: ${formatMB(peak)}`);

@@ -18,6 +18,7 @@ import {
   peakMemoryLine,
   prepareRun,
   stderrLog,
+  threadsOf,
   variantOf,
 } from "./common.ts";
 import { TRAIN_FLAGS } from "./train_flags.ts";
@@ -313,8 +314,9 @@ export async function run(argv: string[]): Promise<number> {
       saveEvery: args.saveEvery,
       resume,
       adapter,
-      budget: arenaBudget(args.maxMemory),
+      budget: arenaBudget(args.maxMemory, threadsOf(args.threads)),
       variant: variantOf(args.variant),
+      threads: threadsOf(args.threads),
       resident: args.resident,
       ckptDtype: args.ckpt as "f32" | "bf16",
       vocabChunk: args.vocabChunk,

@@ -28,6 +28,8 @@ export interface EvaluateOptions {
   variant?: Variant;
   /** Keep all layers resident instead of streaming. */
   resident?: boolean;
+  /** Kernel threads (default 1); results are bitwise the same for any count. */
+  threads?: number;
   /** Called after each sequence. */
   onProgress?: (done: number, total: number, meanNll: number) => void;
 }
@@ -63,23 +65,28 @@ export async function evaluate(
     budget: options.budget,
     variant: options.variant,
     resident: options.resident,
+    threads: options.threads,
   });
-  if (options.adapter) await readAdapterInto(options.adapter, lora!, e.arena.f32("lora.params"));
-  let sum = 0, tokens = 0;
-  for (let i = 0; i < sequences.length; i++) {
-    const ids = sequences[i].ids;
-    const T = Math.min(ids.length, seqLen);
-    if (T >= 2) {
-      await e.forward(ids, T);
-      e.setTargets(ids, undefined, T);
-      await e.lossForward(T);
-      const r = e.lossSum(T);
-      sum += r.sum;
-      tokens += r.count;
+  try {
+    if (options.adapter) await readAdapterInto(options.adapter, lora!, e.arena.f32("lora.params"));
+    let sum = 0, tokens = 0;
+    for (let i = 0; i < sequences.length; i++) {
+      const ids = sequences[i].ids;
+      const T = Math.min(ids.length, seqLen);
+      if (T >= 2) {
+        await e.forward(ids, T);
+        e.setTargets(ids, undefined, T);
+        await e.lossForward(T);
+        const r = e.lossSum(T);
+        sum += r.sum;
+        tokens += r.count;
+      }
+      options.onProgress?.(i + 1, sequences.length, tokens ? sum / tokens : NaN);
     }
-    options.onProgress?.(i + 1, sequences.length, tokens ? sum / tokens : NaN);
+    if (tokens === 0) throw new Error("nothing to evaluate: every sequence is shorter than 2 tokens");
+    const nll = sum / tokens;
+    return { nll, perplexity: Math.exp(nll), tokens, sequences: sequences.length };
+  } finally {
+    e.kernels.pool?.close();
   }
-  if (tokens === 0) throw new Error("nothing to evaluate: every sequence is shorter than 2 tokens");
-  const nll = sum / tokens;
-  return { nll, perplexity: Math.exp(nll), tokens, sequences: sequences.length };
 }

@@ -27,6 +27,8 @@ export interface GenerateOptions {
   streamWeights?: boolean;
   budget?: number;
   variant?: Variant;
+  /** Kernel threads (default 1); results are bitwise the same for any count. */
+  threads?: number;
 }
 
 /** Generates tokens after `prompt`, yielding each as it is sampled (EOS included, then stops). */
@@ -47,30 +49,36 @@ export async function* generate(
     resident: !options.streamWeights,
     budget: options.budget,
     variant: options.variant,
+    threads: options.threads,
   });
-  if (options.adapter) await readAdapterInto(options.adapter, lora!, e.arena.f32("lora.params"));
-  const { L, P, kvd, V } = e.D;
-  const cache = (l: number) => ({ k: e.p["kv.k"] + l * P * kvd * 4, v: e.p["kv.v"] + l * P * kvd * 4 });
-  const logits = new Float32Array(V);
-  const sample = sampler(options);
-  const eos = new Set(options.eosTokenIds ?? []);
-  const one = new Int32Array(1);
-  let pos = 0, T = T0, ids: ArrayLike<number> = prompt;
-  for (let n = 0; n < maxTokens; n++) {
-    await e.embed(ids, T);
-    for (let l = 0; l < L; l++) {
-      await e.loadLayer(l);
-      await e.layerForward(l, T, pos, cache(l));
+  // a generator may be abandoned mid-way: `finally` runs on return() too, closing the workers
+  try {
+    if (options.adapter) await readAdapterInto(options.adapter, lora!, e.arena.f32("lora.params"));
+    const { L, P, kvd, V } = e.D;
+    const cache = (l: number) => ({ k: e.p["kv.k"] + l * P * kvd * 4, v: e.p["kv.v"] + l * P * kvd * 4 });
+    const logits = new Float32Array(V);
+    const sample = sampler(options);
+    const eos = new Set(options.eosTokenIds ?? []);
+    const one = new Int32Array(1);
+    let pos = 0, T = T0, ids: ArrayLike<number> = prompt;
+    for (let n = 0; n < maxTokens; n++) {
+      await e.embed(ids, T);
+      for (let l = 0; l < L; l++) {
+        await e.loadLayer(l);
+        await e.layerForward(l, T, pos, cache(l));
+      }
+      e.finalNorm(T);
+      await lastRowLogits(e, T - 1, logits);
+      const next = sample(logits);
+      yield next;
+      if (eos.has(next)) return;
+      pos += T;
+      T = 1;
+      one[0] = next;
+      ids = one;
     }
-    e.finalNorm(T);
-    await lastRowLogits(e, T - 1, logits);
-    const next = sample(logits);
-    yield next;
-    if (eos.has(next)) return;
-    pos += T;
-    T = 1;
-    one[0] = next;
-    ids = one;
+  } finally {
+    e.kernels.pool?.close();
   }
 }
 

@@ -32,6 +32,8 @@ export interface GradOptions {
   ckptEvery?: number;
   budget?: number;
   variant?: Variant;
+  /** Kernel threads (default 1); results are bitwise the same for any count. */
+  threads?: number;
 }
 
 /** Loss and gradients, laid out like the parameters. */
@@ -66,30 +68,35 @@ export async function computeGradients(
     ckptEvery: options.ckptEvery,
     budget: options.budget,
     variant: options.variant,
+    threads: options.threads,
   });
-  const params = e.arena.f32("lora.params");
-  if (options.adapter) await readAdapterInto(options.adapter, layout, params);
-  else initLora(layout, params, options.seed ?? 0);
-  const grads = e.arena.f32("lora.grad");
-  if (method === "mezo") {
-    // the two-point estimate (L+ − L−)/(2ε) · z for the step-0 direction of `seed`
-    const zs = stepSeed(options.seed ?? 0, 0);
-    const est = await zoEstimate(e, [seq], T, zs, options.zoEps ?? 1e-3);
-    e.k.normal_fill(e.p["lora.grad"], layout.totalElements, zs, 0);
-    e.k.scale(e.p["lora.grad"], est.coeff, layout.totalElements);
-    const loss = (await sequenceLoss(e, seq, T)).loss;
-    return {
-      layout,
-      loss,
-      tokens: est.tokens,
-      params: params.slice(),
-      grads: grads.slice(),
-      coeff: est.coeff,
-    };
+  try {
+    const params = e.arena.f32("lora.params");
+    if (options.adapter) await readAdapterInto(options.adapter, layout, params);
+    else initLora(layout, params, options.seed ?? 0);
+    const grads = e.arena.f32("lora.grad");
+    if (method === "mezo") {
+      // the two-point estimate (L+ − L−)/(2ε) · z for the step-0 direction of `seed`
+      const zs = stepSeed(options.seed ?? 0, 0);
+      const est = await zoEstimate(e, [seq], T, zs, options.zoEps ?? 1e-3);
+      e.k.normal_fill(e.p["lora.grad"], layout.totalElements, zs, 0);
+      e.k.scale(e.p["lora.grad"], est.coeff, layout.totalElements);
+      const loss = (await sequenceLoss(e, seq, T)).loss;
+      return {
+        layout,
+        loss,
+        tokens: est.tokens,
+        params: params.slice(),
+        grads: grads.slice(),
+        coeff: est.coeff,
+      };
+    }
+    const bw = new Backward(e, { ptr: e.p["lora.grad"], perLayer: false, accumulate: false }, {
+      mebp: method === "mebp",
+    });
+    const { loss, tokens } = await forwardBackward(e, bw, seq.ids, seq.targets, T);
+    return { layout, loss, tokens, params: params.slice(), grads: grads.slice() };
+  } finally {
+    e.kernels.pool?.close();
   }
-  const bw = new Backward(e, { ptr: e.p["lora.grad"], perLayer: false, accumulate: false }, {
-    mebp: method === "mebp",
-  });
-  const { loss, tokens } = await forwardBackward(e, bw, seq.ids, seq.targets, T);
-  return { layout, loss, tokens, params: params.slice(), grads: grads.slice() };
 }

@@ -50,6 +50,8 @@ export interface TrainOptions {
   adapter?: OpenedAdapter;
   budget?: number;
   variant?: Variant;
+  /** Kernel threads (default 1); results are bitwise the same for any count. */
+  threads?: number;
   resident?: boolean;
   /** Layer checkpoints in f32 (default, exact) or bf16 (half the memory, near-exact gradients). */
   ckptDtype?: "f32" | "bf16";
@@ -208,147 +210,153 @@ export async function train(
     gradBuffer,
     budget: options.budget,
     variant: options.variant,
+    threads: options.threads,
     resident: options.resident,
     ckptDtype: options.ckptDtype,
     vocabChunk: options.vocabChunk,
     ckptEvery: options.ckptEvery,
   });
-  options.onEvent?.({ type: "plan", table: formatPlan(e.arena.plan), bytes: e.arena.plan.bytes });
-  const params = e.arena.f32("lora.params");
-  const m = optOptions.name === "adamw" ? e.arena.f32("opt.m") : undefined;
-  const v = optOptions.name === "adamw" ? e.arena.f32("opt.v") : undefined;
-  let step = 0, epoch = 0, cursor = 0;
-  if (options.resume) {
-    const r = options.resume;
-    if (r.params.length !== params.length) throw new Error("checkpoint does not match this adapter layout");
-    if (r.optimizer !== optOptions.name) {
-      throw new Error(`checkpoint was made with ${r.optimizer}, not ${optOptions.name}`);
-    }
-    params.set(r.params);
-    if (m && v) {
-      if (!r.m || !r.v) throw new Error("checkpoint has no AdamW state");
-      m.set(r.m);
-      v.set(r.v);
-    }
-    ({ step, epoch, cursor } = r);
-  } else if (options.adapter) {
-    await readAdapterInto(options.adapter, layout, params);
-  } else {
-    initLora(layout, params, seed);
-  }
-  if (!options.resume) {
-    m?.fill(0);
-    v?.fill(0);
-  }
-
-  const opt = new Optimizer(e.k, optOptions, e.p["lora.params"], e.p["opt.m"], e.p["opt.v"]);
-  const gradPtr = e.p["lora.grad"];
-  const bw = method === "mezo"
-    ? undefined
-    : new Backward(e, { ptr: gradPtr, perLayer: !gradBuffer, accumulate: false }, {
-      mebp: method === "mebp",
-    });
-  const layerN = layout.layerElements;
-  let order = epochOrder(data.length, seed, epoch);
-  const next = (): Sequence => {
-    if (cursor >= data.length) {
-      epoch++;
-      cursor = 0;
-      order = epochOrder(data.length, seed, epoch);
-    }
-    return data[order[cursor++]];
-  };
-  const snapshot = (): TrainState => ({
-    step,
-    epoch,
-    cursor,
-    seed,
-    params,
-    m,
-    v,
-    lora: { rank: layout.rank, alpha: layout.alpha, rslora: layout.rslora, targets: [...layout.targets] },
-    optimizer: optOptions.name,
-  });
-  const losses: number[] = [];
-  const valLosses: { step: number; loss: number }[] = [];
-  const validate = async () => {
-    if (!val.length) return;
-    let sum = 0, count = 0;
-    for (const s of val) {
-      const T = Math.min(s.ids.length, seqLen);
-      if (T < 2) continue;
-      await e.forward(s.ids, T);
-      if (e.setTargets(s.ids, s.targets, T) === 0) continue;
-      await e.lossForward(T);
-      const r = e.lossSum(T);
-      sum += r.sum;
-      count += r.count;
-    }
-    if (count) {
-      valLosses.push({ step, loss: sum / count });
-      options.onEvent?.({ type: "val", step, loss: sum / count, tokens: count });
-    }
-  };
-  const fused = (l: number) => opt.update(l * layerN, layerN, gradPtr, step);
-  const t0 = performance.now();
-  let tokensSeen = 0, stopped = false;
-  while (step < steps) {
-    if (options.shouldStop?.()) {
-      stopped = true;
-      break;
-    }
-    let loss = 0, tokens = 0;
-    if (!bw) {
-      // MeZO: one perturbation direction per step, shared by the step's sequences
-      const batch: Sequence[] = [];
-      for (let micro = 0; micro < accum; micro++) batch.push(next());
-      const zs = stepSeed(seed, step);
-      const est = await zoEstimate(e, batch, seqLen, zs, zoEps);
-      zoUpdate(e, zs, est.coeff, learningRate(optOptions, step), optOptions.weightDecay ?? 0);
-      loss = (est.lossPlus + est.lossMinus) / 2;
-      tokens = est.tokens;
+  try {
+    options.onEvent?.({ type: "plan", table: formatPlan(e.arena.plan), bytes: e.arena.plan.bytes });
+    const params = e.arena.f32("lora.params");
+    const m = optOptions.name === "adamw" ? e.arena.f32("opt.m") : undefined;
+    const v = optOptions.name === "adamw" ? e.arena.f32("opt.v") : undefined;
+    let step = 0, epoch = 0, cursor = 0;
+    if (options.resume) {
+      const r = options.resume;
+      if (r.params.length !== params.length) throw new Error("checkpoint does not match this adapter layout");
+      if (r.optimizer !== optOptions.name) {
+        throw new Error(`checkpoint was made with ${r.optimizer}, not ${optOptions.name}`);
+      }
+      params.set(r.params);
+      if (m && v) {
+        if (!r.m || !r.v) throw new Error("checkpoint has no AdamW state");
+        m.set(r.m);
+        v.set(r.v);
+      }
+      ({ step, epoch, cursor } = r);
+    } else if (options.adapter) {
+      await readAdapterInto(options.adapter, layout, params);
     } else {
-      for (let micro = 0; micro < accum; micro++) {
-        const s = next();
-        const T = Math.min(s.ids.length, seqLen);
-        bw.sink.accumulate = micro > 0;
-        const r = await forwardBackward(e, bw, s.ids, s.targets, T, gradBuffer ? undefined : fused);
-        loss += r.loss / accum;
-        tokens += r.tokens;
-      }
+      initLora(layout, params, seed);
     }
-    if (bw && gradBuffer) {
-      let scale = 1 / accum;
-      if (clip > 0) {
-        const norm = Math.sqrt(e.k.sum_squares(gradPtr, layout.totalElements)) * scale;
-        if (norm > clip) scale *= clip / norm;
-      }
-      opt.update(0, layout.totalElements, gradPtr, step, scale);
+    if (!options.resume) {
+      m?.fill(0);
+      v?.fill(0);
     }
-    step++;
-    tokensSeen += tokens;
-    losses.push(loss);
-    const elapsed = (performance.now() - t0) / 1000;
-    options.onEvent?.({
-      type: "step",
+
+    const opt = new Optimizer(e.k, optOptions, e.p["lora.params"], e.p["opt.m"], e.p["opt.v"]);
+    const gradPtr = e.p["lora.grad"];
+    const bw = method === "mezo"
+      ? undefined
+      : new Backward(e, { ptr: gradPtr, perLayer: !gradBuffer, accumulate: false }, {
+        mebp: method === "mebp",
+      });
+    const layerN = layout.layerElements;
+    let order = epochOrder(data.length, seed, epoch);
+    const next = (): Sequence => {
+      if (cursor >= data.length) {
+        epoch++;
+        cursor = 0;
+        order = epochOrder(data.length, seed, epoch);
+      }
+      return data[order[cursor++]];
+    };
+    const snapshot = (): TrainState => ({
       step,
-      steps,
-      loss,
-      lr: learningRate(optOptions, step - 1),
-      tokens,
-      tokensPerSecond: tokensSeen / elapsed,
-      elapsed,
+      epoch,
+      cursor,
+      seed,
+      params,
+      m,
+      v,
+      lora: { rank: layout.rank, alpha: layout.alpha, rslora: layout.rslora, targets: [...layout.targets] },
+      optimizer: optOptions.name,
     });
-    if (options.valEvery && step % options.valEvery === 0 && step < steps) await validate();
-    if (options.saveEvery && step % options.saveEvery === 0 && step < steps && options.saveCheckpoint) {
+    const losses: number[] = [];
+    const valLosses: { step: number; loss: number }[] = [];
+    const validate = async () => {
+      if (!val.length) return;
+      let sum = 0, count = 0;
+      for (const s of val) {
+        const T = Math.min(s.ids.length, seqLen);
+        if (T < 2) continue;
+        await e.forward(s.ids, T);
+        if (e.setTargets(s.ids, s.targets, T) === 0) continue;
+        await e.lossForward(T);
+        const r = e.lossSum(T);
+        sum += r.sum;
+        count += r.count;
+      }
+      if (count) {
+        valLosses.push({ step, loss: sum / count });
+        options.onEvent?.({ type: "val", step, loss: sum / count, tokens: count });
+      }
+    };
+    const fused = (l: number) => opt.update(l * layerN, layerN, gradPtr, step);
+    const t0 = performance.now();
+    let tokensSeen = 0, stopped = false;
+    while (step < steps) {
+      if (options.shouldStop?.()) {
+        stopped = true;
+        break;
+      }
+      let loss = 0, tokens = 0;
+      if (!bw) {
+        // MeZO: one perturbation direction per step, shared by the step's sequences
+        const batch: Sequence[] = [];
+        for (let micro = 0; micro < accum; micro++) batch.push(next());
+        const zs = stepSeed(seed, step);
+        const est = await zoEstimate(e, batch, seqLen, zs, zoEps);
+        zoUpdate(e, zs, est.coeff, learningRate(optOptions, step), optOptions.weightDecay ?? 0);
+        loss = (est.lossPlus + est.lossMinus) / 2;
+        tokens = est.tokens;
+      } else {
+        for (let micro = 0; micro < accum; micro++) {
+          const s = next();
+          const T = Math.min(s.ids.length, seqLen);
+          bw.sink.accumulate = micro > 0;
+          const r = await forwardBackward(e, bw, s.ids, s.targets, T, gradBuffer ? undefined : fused);
+          loss += r.loss / accum;
+          tokens += r.tokens;
+        }
+      }
+      if (bw && gradBuffer) {
+        let scale = 1 / accum;
+        if (clip > 0) {
+          const norm = Math.sqrt(e.k.sum_squares(gradPtr, layout.totalElements)) * scale;
+          if (norm > clip) scale *= clip / norm;
+        }
+        opt.update(0, layout.totalElements, gradPtr, step, scale);
+      }
+      step++;
+      tokensSeen += tokens;
+      losses.push(loss);
+      const elapsed = (performance.now() - t0) / 1000;
+      options.onEvent?.({
+        type: "step",
+        step,
+        steps,
+        loss,
+        lr: learningRate(optOptions, step - 1),
+        tokens,
+        tokensPerSecond: tokensSeen / elapsed,
+        elapsed,
+      });
+      if (options.valEvery && step % options.valEvery === 0 && step < steps) await validate();
+      if (options.saveEvery && step % options.saveEvery === 0 && step < steps && options.saveCheckpoint) {
+        await options.saveCheckpoint(snapshot());
+        options.onEvent?.({ type: "checkpoint", step });
+      }
+    }
+    if (!stopped) await validate();
+    if (options.saveCheckpoint) {
       await options.saveCheckpoint(snapshot());
       options.onEvent?.({ type: "checkpoint", step });
     }
+    return { layout, params, steps: step, losses, valLosses, stopped };
+  } finally {
+    // live workers would keep the process running
+    e.kernels.pool?.close();
   }
-  if (!stopped) await validate();
-  if (options.saveCheckpoint) {
-    await options.saveCheckpoint(snapshot());
-    options.onEvent?.({ type: "checkpoint", step });
-  }
-  return { layout, params, steps: step, losses, valLosses, stopped };
 }
