@@ -18,7 +18,7 @@
  * - attention: q·kᵀ, P·V and their gradients (a head's width on N or K), causal softmax
  * - norms/elementwise: RMSNorm, RoPE, SwiGLU, embedding row decode, the optimizer update
  * - loss: the cross-entropy chunk kernels (their logits GEMMs count as GEMM)
- * - I/O wait: awaiting the weight pack (layer blobs, vocabulary chunks, embedding rows)
+ * - I/O wait: awaiting weights (attention blocks, MLP and vocabulary chunks not yet read ahead, single rows)
  * - host: everything else (JavaScript between kernels, copies of checkpoints)
  */
 import { Engine } from "../src/engine/engine.ts";
@@ -67,23 +67,36 @@ function cpuSeconds(): { busy: number; own: number } {
   }
 }
 
-/** Wall time spent awaiting the pack, added to by the wrapped reads. */
+/** Wall time spent awaiting weights, added to by the wrapped loads. */
 let ioMs = 0;
-function timedPack(pack: Pack): Pack {
-  const timed = <A extends unknown[]>(f: (...a: A) => Promise<void>) => async (...a: A) => {
+function timed<A extends unknown[], R>(f: (...a: A) => Promise<R>): (...a: A) => Promise<R> {
+  return async (...a: A) => {
     const t0 = performance.now();
     try {
-      await f(...a);
+      return await f(...a);
     } finally {
       ioMs += performance.now() - t0;
     }
   };
-  // every read* method of the pack (layer blobs or their parts, vocabulary rows)
-  const out: Record<string, unknown> = { ...pack };
-  for (const [name, f] of Object.entries(pack)) {
-    if (name.startsWith("read") && typeof f === "function") out[name] = timed(f.bind(pack));
-  }
-  return out as unknown as Pack;
+}
+
+/**
+ * Times what the step waits for, not what is read: chunks are read ahead while the kernels compute, so the
+ * wait is at the engine's loads (attention blocks, MLP and vocabulary chunks); single vocabulary rows
+ * (token embeddings, target rows) are read when needed, so their reads are the wait.
+ */
+function timedPack(pack: Pack): Pack {
+  const rows = pack.readVocabRows.bind(pack), timedRows = timed(rows);
+  return {
+    ...pack,
+    readVocabRows: (r0, r1, into, head) => (r1 - r0 === 1 ? timedRows : rows)(r0, r1, into, head),
+  };
+}
+
+function timedLoads(e: Engine): void {
+  e.loadLayer = timed(e.loadLayer.bind(e));
+  e.loadChunk = timed(e.loadChunk.bind(e));
+  e.loadVocabChunk = timed(e.loadVocabChunk.bind(e));
 }
 
 const { pack: rawPack, path } = await loadOrBuildPack(model, {
@@ -129,6 +142,7 @@ async function makeConfig(n: number, resident: boolean): Promise<Config> {
     profile,
   });
   if (n > 1 && e.kernels.pool?.threads !== n) throw new Error(`could not start a pool of ${n} threads`);
+  timedLoads(e);
   // GEMM category from where its B operand lives
   // frozen weights by where B lives; attention by shape (a head's width on N or K, no LoRA rank)
   const weights = e.arena.plan.regions.filter((r) => r.name.startsWith("weights."));

@@ -22,6 +22,7 @@ import {
   type VocabRowViews,
 } from "../model/pack.ts";
 import { findPair, type LoraLayout, type LoraPair } from "./lora.ts";
+import { ReadAhead } from "./read_ahead.ts";
 import { type Dims, dims, type PlanOptions, planRegions } from "./plan.ts";
 
 /** Options for {@linkcode Engine.create}. */
@@ -83,11 +84,13 @@ export class Engine {
   readonly #rel: RelRef[] = [];
   /** MLP chunks [c0, c1): gate/up rows and down columns, as stored in the pack (descriptors of the chunk in use). */
   readonly chunks: { c0: number; c1: number; gate: RelRef; up: RelRef; down: RelRef; rel: RelRef[] }[] = [];
-  /** Views the pack reads the attention block and each MLP chunk into (streaming). */
+  /** Views the pack reads the attention block and, per MLP slot, each MLP chunk into (streaming). */
   readonly #attnView?: Uint8Array;
-  readonly #chunkViews: Uint8Array[] = [];
-  /** The (layer, chunk) the MLP slot holds, as layer · chunks + chunk (-1: none), in streaming mode. */
-  #loadedChunk = -1;
+  readonly #chunkViews: Uint8Array[][] = [[], []];
+  /** Base of each MLP slot. */
+  readonly #mlpBase: number[] = [];
+  /** MLP chunks streamed through two slots, keyed layer · chunks + chunk: the next one is read ahead. */
+  readonly #mlpReads: ReadAhead;
   /** Per-layer vector pointers relative to the layer base. */
   readonly #vec: { qBias: number; kBias: number; vBias: number; inputNorm: number; postNorm: number };
   /** Key/value descriptors per kv head (pointers set by {@linkcode Engine.attentionForward}). */
@@ -95,10 +98,16 @@ export class Engine {
   readonly vRefs: WeightRef[] = [];
   /** A spare f32 descriptor for column/row blocks of LoRA matrices. */
   readonly tmpRef: WeightRef = f32Ref(0, 1);
-  /** The vocabulary slot (a chunk of the embedding / LM head) as a weight. */
+  /** The vocabulary slot in use (a chunk of the embedding / LM head, or one row) as a weight. */
   readonly vocabRef: WeightRef;
-  readonly #vocabViews: VocabRowViews[] = [];
+  /** Per vocabulary slot, the views of each chunk; single rows go through slot 0. */
+  readonly #vocabViews: VocabRowViews[][] = [[], []];
   readonly #rowViews: VocabRowViews;
+  /** Offsets of a vocabulary slot's parts from its base, and the bases of the two slots. */
+  readonly #vocabParts: { scales: number; biases: number };
+  readonly #vocabBase: number[] = [];
+  /** Vocabulary chunks streamed through two slots: the next one is read ahead. */
+  readonly #vocabReads: ReadAhead;
   #layerBase = 0;
 
   private constructor(pack: Pack, kernels: Kernels, arena: Arena, D: Dims, options: EngineOptions) {
@@ -172,34 +181,56 @@ export class Engine {
       this.vRefs.push(f32Ref(0, D.kvd));
     }
 
-    // vocabulary slot: rows of the embedding / LM head, read a chunk (or a token) at a time
+    // vocabulary slots: rows of the embedding / LM head, read a chunk (or a token) at a time, two slots so
+    // the next chunk is read while this one computes
     const vs = pack.vocabSlot;
-    const vbase = this.p["weights.vocab"];
-    const slot = { ...vs, rows: D.Vc };
+    const vregion = arena.region("weights.vocab");
     const scalesOff = vs.scaleRowBytes ? alignUp(D.Vc * vs.rowBytes) : 0;
     const biasesOff = vs.scaleRowBytes ? alignUp(scalesOff + D.Vc * vs.scaleRowBytes) : 0;
+    this.#vocabParts = { scales: scalesOff, biases: biasesOff };
+    this.#vocabBase = [vregion.offset, vregion.offset + vregion.bytes / 2];
     this.vocabRef = {
-      dtype: slot.dtype,
-      ptr: vbase,
+      dtype: vs.dtype,
+      ptr: 0,
       ld: D.d,
-      scales: vbase + scalesOff,
-      biases: vbase + biasesOff,
-      bf16Scales: slot.bf16Scales,
+      scales: 0,
+      biases: 0,
+      bf16Scales: vs.bf16Scales,
     };
+    this.#pointVocab(0);
     const buf = kernels.memory.buffer;
-    const views = (rows: number) => ({
-      data: new Uint8Array(buf, vbase, rows * vs.rowBytes),
-      scales: vs.scaleRowBytes ? new Uint8Array(buf, vbase + scalesOff, rows * vs.scaleRowBytes) : undefined,
-      biases: vs.scaleRowBytes ? new Uint8Array(buf, vbase + biasesOff, rows * vs.scaleRowBytes) : undefined,
+    const views = (base: number, rows: number) => ({
+      data: new Uint8Array(buf, base, rows * vs.rowBytes),
+      scales: vs.scaleRowBytes ? new Uint8Array(buf, base + scalesOff, rows * vs.scaleRowBytes) : undefined,
+      biases: vs.scaleRowBytes ? new Uint8Array(buf, base + biasesOff, rows * vs.scaleRowBytes) : undefined,
     });
-    for (let v0 = 0; v0 < D.V; v0 += D.Vc) this.#vocabViews.push(views(Math.min(D.Vc, D.V - v0)));
-    this.#rowViews = views(1);
+    for (const s of [0, 1]) {
+      for (let v0 = 0; v0 < D.V; v0 += D.Vc) {
+        this.#vocabViews[s].push(views(this.#vocabBase[s], Math.min(D.Vc, D.V - v0)));
+      }
+    }
+    this.#rowViews = views(this.#vocabBase[0], 1);
+    this.#vocabReads = new ReadAhead((c, s) =>
+      pack.readVocabRows(
+        c * D.Vc,
+        c * D.Vc + this.#vocabViews[s][c].data.length / vs.rowBytes,
+        this.#vocabViews[s][c],
+        !this.cfg.tieWordEmbeddings,
+      )
+    );
+    this.#mlpReads = new ReadAhead((key, s) => {
+      const n = this.chunks.length, i = key % n;
+      return pack.readMlpChunk((key - i) / n, i, this.#chunkViews[s][i]);
+    });
     if (!options.resident) {
       this.#attnView = new Uint8Array(buf, this.p["weights.attn"], layout.attentionBytes);
-      for (const c of layout.chunks) {
-        this.#chunkViews.push(new Uint8Array(buf, this.p["weights.mlp"], c.bytes));
+      const mlp = arena.region("weights.mlp");
+      this.#mlpBase = [mlp.offset, mlp.offset + mlp.bytes / 2];
+      for (const s of [0, 1]) {
+        for (const c of layout.chunks) {
+          this.#chunkViews[s].push(new Uint8Array(buf, this.#mlpBase[s], c.bytes));
+        }
       }
-      for (let i = 0; i < this.chunks.length; i++) this.#setBase(this.chunks[i].rel, this.p["weights.mlp"]);
     }
     this.#setLayerBase(options.resident ? this.p["weights.layers"] : this.p["weights.attn"]);
     this.#fillRope();
@@ -279,10 +310,13 @@ export class Engine {
       this.#setLayerBase(this.p["weights.layers"] + l * this.pack.layout.bytes);
       return;
     }
-    if (this.loadedLayer === l) return;
-    this.loadedLayer = -1;
-    await this.pack.readAttention(l, this.#attnView!);
-    this.loadedLayer = l;
+    if (this.loadedLayer !== l) {
+      this.loadedLayer = -1;
+      await this.pack.readAttention(l, this.#attnView!);
+      this.loadedLayer = l;
+    }
+    // every pass over a layer starts its MLP at chunk 0: read it while the attention computes
+    this.#mlpReads.prefetch(l * this.chunks.length);
   }
 
   /** Makes MLP chunk `i` of layer `l` current (reads it into the MLP slot unless resident or already there). */
@@ -292,17 +326,26 @@ export class Engine {
       this.#setBase(this.chunks[i].rel, base);
       return;
     }
-    const key = l * this.chunks.length + i;
-    if (this.#loadedChunk === key) return;
-    this.#loadedChunk = -1;
-    await this.pack.readMlpChunk(l, i, this.#chunkViews[i]);
-    this.#loadedChunk = key;
+    const n = this.chunks.length, key = l * n + i;
+    const slot = await this.#mlpReads.load(key);
+    this.#setBase(this.chunks[i].rel, this.#mlpBase[slot]);
+    if (i + 1 < n) this.#mlpReads.prefetch(key + 1);
+  }
+
+  /** Points `vocabRef` at vocabulary slot `s`. */
+  #pointVocab(s: number): void {
+    const base = this.#vocabBase[s];
+    this.vocabRef.ptr = base;
+    this.vocabRef.scales = base + this.#vocabParts.scales;
+    this.vocabRef.biases = base + this.#vocabParts.biases;
   }
 
   /** Embeds tokens `ids[0..T)` into rows `row0…` of the residual stream `act.x`. */
   async embed(ids: ArrayLike<number>, T: number, row0 = 0): Promise<void> {
     const { d, V } = this.D;
     const v = this.#rowViews, ref = this.vocabRef;
+    await this.#vocabReads.settle();
+    this.#pointVocab(0);
     const x = this.p["act.x"];
     const code = dtypeCode(ref);
     for (let t = 0; t < T; t++) {
@@ -548,10 +591,10 @@ export class Engine {
 
   /** Reads vocabulary chunk `c` (embedding, or the untied LM head) into the vocabulary slot. */
   async loadVocabChunk(c: number): Promise<number> {
-    const v0 = c * this.D.Vc, v = this.#vocabViews[c];
-    const rows = Math.min(this.D.Vc, this.D.V - v0);
-    await this.pack.readVocabRows(v0, v0 + rows, v, !this.cfg.tieWordEmbeddings);
-    return rows;
+    const slot = await this.#vocabReads.load(c);
+    this.#pointVocab(slot);
+    if (c + 1 < this.vocabChunks) this.#vocabReads.prefetch(c + 1);
+    return Math.min(this.D.Vc, this.D.V - c * this.D.Vc);
   }
 
   /**
@@ -560,13 +603,15 @@ export class Engine {
    */
   async decodeHeadRow(id: number, dst: number): Promise<void> {
     const ref = this.vocabRef;
+    await this.#vocabReads.settle();
+    this.#pointVocab(0);
     await this.pack.readVocabRows(id, id + 1, this.#rowViews, !this.cfg.tieWordEmbeddings);
     this.k.decode_row(dtypeCode(ref), ref.ptr, this.D.d, ref.scales, ref.biases, 0, 0, this.D.d, dst);
   }
 
   /** Number of vocabulary chunks. */
   get vocabChunks(): number {
-    return this.#vocabViews.length;
+    return this.#vocabViews[0].length;
   }
 
   /** logits[row0:row1, 0:vc) = act.xn · E[v0:v0+vc)ᵀ for the chunk in the slot (ld = Vc). */

@@ -107,6 +107,11 @@ export function dims(cfg: ModelConfig, o: PlanOptions): Dims {
   };
 }
 
+/** A streamed weight slot's size, rounded so that the second of a pair starts aligned for SIMD loads. */
+function slotBytes(bytes: number): number {
+  return Math.ceil(bytes / 64) * 64;
+}
+
 /** The regions of a run, in the order they are laid out. */
 export function planRegions(cfg: ModelConfig, o: PlanOptions): RegionSpec[] {
   const D = dims(cfg, o);
@@ -123,10 +128,18 @@ export function planRegions(cfg: ModelConfig, o: PlanOptions): RegionSpec[] {
       layer.attentionBytes,
       `one layer's attention weights and norms (${o.format}), streamed`,
     );
-    add("weights.mlp", layer.chunkBytes, `one chunk of one layer's MLP weights (${o.format}), streamed`);
+    add(
+      "weights.mlp",
+      2 * slotBytes(layer.chunkBytes),
+      `two chunks of a layer's MLP weights (${o.format}), streamed: one in use, the next read ahead`,
+    );
   }
   const vocab = matrixSlot(Vc, d, o.format, o.bf16Scales ?? false, 0);
-  add("weights.vocab", vocab.bytes, `${Vc} embedding rows: token gather and LM-head chunk (${o.format})`);
+  add(
+    "weights.vocab",
+    2 * slotBytes(vocab.bytes),
+    `2 × ${Vc} embedding rows: token gather, LM-head chunk in use and the next read ahead (${o.format})`,
+  );
   add("weights.norm", d * f, "final RMSNorm weight");
   add("rope", 2 * P * (D.hd / 2) * f, `cos/sin tables for ${P} positions`);
   add("gemm.scratch", o.gemmScratch, "GEMM packing buffers");

@@ -13,17 +13,17 @@ import {
 } from "./source.ts";
 
 /**
- * A {@linkcode WeightSource} over a local file. The file is opened on first use and kept open until
- * `close()` (a later read reopens it). Reads seek and loop straight into the caller's buffer: nothing is
- * allocated per read. Concurrent reads are serialized, since they share one file position.
+ * A {@linkcode WeightSource} over a local file. Each read takes an idle handle of the file (opening one when
+ * all are busy: as many as reads in flight, usually 1–3), seeks it synchronously and starts the read before
+ * `read` returns, so a caller can overlap the read with computation (the engine's read-ahead does). Nothing
+ * is allocated per read once the handles exist; `close()` closes them (a later read reopens).
  */
 export function fileSource(path: string): WeightSource {
-  let file: Deno.FsFile | undefined;
-  let fileSize = 0;
-  let queue: Promise<unknown> = Promise.resolve();
+  const idle: Deno.FsFile[] = [];
+  let fileSize: number | undefined;
+  let generation = 0;
 
-  async function open(): Promise<Deno.FsFile> {
-    if (file) return file;
+  async function openHandle(): Promise<Deno.FsFile> {
     let f: Deno.FsFile;
     try {
       f = await Deno.open(path, { read: true });
@@ -31,58 +31,68 @@ export function fileSource(path: string): WeightSource {
       if (err instanceof Deno.errors.NotFound) throw new FileNotFoundError(path, { cause: err });
       throw err;
     }
-    try {
-      const info = await f.stat();
-      if (!info.isFile) throw new Error(`${path}: not a regular file`);
-      fileSize = info.size;
-    } catch (err) {
-      f.close();
-      throw err;
+    if (fileSize === undefined) {
+      try {
+        const info = await f.stat();
+        if (!info.isFile) throw new Error(`${path}: not a regular file`);
+        fileSize = info.size;
+      } catch (err) {
+        f.close();
+        throw err;
+      }
     }
-    file = f;
     return f;
   }
 
-  async function readAt(offset: number, into: Uint8Array): Promise<void> {
-    const f = await open();
-    const end = offset + into.length;
-    if (end > fileSize) {
-      throw new Error(
-        `${path}: short read: wanted bytes ${offset}..${end} but the file has ${fileSize} bytes`,
-      );
-    }
-    await f.seek(offset, Deno.SeekMode.Start);
-    let pos = 0;
-    while (pos < into.length) {
-      const n = await f.read(into.subarray(pos));
-      if (n === null || n === 0) {
-        throw new Error(`${path}: short read: file ended after ${offset + pos} bytes (wanted ${end})`);
+  // an async function runs synchronously up to its first await: the seek and the read's start happen here
+  async function readWith(f: Deno.FsFile, gen: number, offset: number, into: Uint8Array): Promise<void> {
+    try {
+      const end = offset + into.length;
+      if (end > fileSize!) {
+        throw new Error(
+          `${path}: short read: wanted bytes ${offset}..${end} but the file has ${fileSize} bytes`,
+        );
       }
-      pos += n;
+      f.seekSync(offset, Deno.SeekMode.Start);
+      let pos = 0;
+      while (pos < into.length) {
+        const n = await f.read(into.subarray(pos));
+        if (n === null || n === 0) {
+          throw new Error(`${path}: short read: file ended after ${offset + pos} bytes (wanted ${end})`);
+        }
+        pos += n;
+      }
+    } finally {
+      // a handle from before close() is closed, not reused
+      if (gen === generation) idle.push(f);
+      else f.close();
     }
   }
 
-  function serialized<T>(op: () => Promise<T>): Promise<T> {
-    const result = queue.then(op);
-    queue = result.catch(() => {});
-    return result;
+  function readAt(offset: number, into: Uint8Array): Promise<void> {
+    const gen = generation, f = idle.pop();
+    if (f) return readWith(f, gen, offset, into);
+    return openHandle().then((h) => readWith(h, gen, offset, into));
   }
 
   return {
     name: path,
-    size: () =>
-      serialized(async () => {
-        await open();
-        return fileSize;
-      }),
-    async read(offset, into) {
-      checkRange(path, offset, into.length);
-      if (into.length === 0) return void await serialized(open);
-      await serialized(() => readAt(offset, into));
+    async size() {
+      if (fileSize === undefined) idle.push(await openHandle());
+      return fileSize!;
+    },
+    read(offset, into) {
+      try {
+        checkRange(path, offset, into.length);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      if (into.length === 0) return this.size().then(() => {});
+      return readAt(offset, into);
     },
     close() {
-      file?.close();
-      file = undefined;
+      generation++;
+      for (const f of idle.splice(0)) f.close();
     },
   };
 }

@@ -786,11 +786,14 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
       if (r0 < 0 || r1 > cfg.vocabSize || into.data.length !== (r1 - r0) * s.rowBytes) {
         throw new Error(`vocabulary rows [${r0}, ${r1}) do not fit the vocabulary or the buffer`);
       }
-      await source.read(base + s.offset + r0 * s.rowBytes, into.data);
-      if (s.scaleRowBytes) {
-        await source.read(base + s.scalesOffset + r0 * s.scaleRowBytes, into.scales!);
-        await source.read(base + s.biasesOffset + r0 * s.scaleRowBytes, into.biases!);
-      }
+      // all parts at once: a source that can runs them concurrently
+      const data = source.read(base + s.offset + r0 * s.rowBytes, into.data);
+      if (!s.scaleRowBytes) return await data;
+      await Promise.all([
+        data,
+        source.read(base + s.scalesOffset + r0 * s.scaleRowBytes, into.scales!),
+        source.read(base + s.biasesOffset + r0 * s.scaleRowBytes, into.biases!),
+      ]);
     },
   };
 }
