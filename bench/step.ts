@@ -4,8 +4,8 @@
  * run, with where the wall time goes.
  *
  *   deno task make-model --preset qwen2.5-0.5b --out /tmp/q05 --format mlx-q4
- *   deno run -A bench/step.ts --model /tmp/q05 --threads 2
- *   deno run -A bench/step.ts --model /tmp/q05 --threads 2 --resident   # also with all weights resident
+ *   deno task bench:step --model /tmp/q05 --threads 2
+ *   deno task bench:step --model /tmp/q05 --threads 2 --resident   # also with all weights resident
  *
  * Flags: --weights q4 (pack format), --seq-len 256, --rank 8, --steps 3 (measured, median reported),
  * --warmup 1, --cache DIR (where the pack is built once; default: the CLI's cache), --split auto|rows|columns.
@@ -40,7 +40,7 @@ function flag(name: string, fallback: string): string {
 }
 const model = flag("model", "");
 if (!model) {
-  console.error("usage: deno run -A bench/step.ts --model DIR [--threads 2] [--steps 3] [--resident]");
+  console.error("usage: deno task bench:step --model DIR [--threads 2] [--steps 3] [--resident]");
   Deno.exit(2);
 }
 const threads = Number(flag("threads", "2"));

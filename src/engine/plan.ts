@@ -207,7 +207,9 @@ function trainRegions(o: PlanOptions, D: Dims, add: (name: string, bytes: number
   add(
     "ckpt",
     slots * T * d * (bf16 ? 2 : 4),
-    `layer inputs, ${slots} × [T, d] (${bf16 ? "bf16" : "f32"}${every > 1 ? `, every ${every}th kept` : ""})`,
+    `layer inputs, ${slots} × [T, d] (${bf16 ? "bf16" : "f32"}${
+      every > 1 ? `; 1 in ${every} kept, ${every - 1} recomputed per segment` : ""
+    })`,
   );
   // the attention backward's d(attention output) reuses this region: the MLP input is dead by then
   add("act.xn2", T * Math.max(d, qd) * f, "normed MLP input [T, d]; then d(attention output) [T, H·hd]");
