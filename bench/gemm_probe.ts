@@ -1,0 +1,58 @@
+/**
+ * One GEMM, timed for the life of one process: does this process run the kernels at full speed? (On the
+ * project machine some processes run wasm GEMMs ~40 % slower for their whole life; see bench/README.md.)
+ *
+ *   for i in 1 2 3 4 5; do deno run -A bench/gemm_probe.ts; done              # one thread
+ *   deno run -A bench/gemm_probe.ts --threads 2 --split rows                   # a 2-thread pool
+ *
+ * Prints GFLOP/s of x·Wᵀ (256×4864×896, f32, relaxed build) in ten 200 ms windows, each with the process's
+ * busy cores in parentheses.
+ *
+ * @module
+ */
+import { startKernels } from "../src/runtime/pool.ts";
+import { Gemm, type WeightRef } from "../src/runtime/gemm.ts";
+import { OP } from "../src/runtime/kernels.ts";
+
+const flag = (name: string, fallback: string) => {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 ? Deno.args[i + 1] : fallback;
+};
+const threads = Number(flag("threads", "1"));
+const split = flag("split", "auto") as "auto" | "rows" | "columns";
+const [m, n, k] = [256, 4864, 896];
+const { kernels, arena } = await startKernels((scratch) => [
+  { name: "a", bytes: 4 * m * k },
+  { name: "b", bytes: 4 * n * k },
+  { name: "c", bytes: 4 * m * n },
+  { name: "scratch", bytes: scratch },
+], { variant: "relaxed", threads, poolOptions: { split } });
+arena.f32("a").forEach((_, i, a) => (a[i] = ((i * 7) % 13) * 0.1 - 0.6));
+arena.f32("b").forEach((_, i, a) => (a[i] = ((i * 5) % 11) * 0.1 - 0.5));
+const gemm = new Gemm(kernels.exports, arena.ptr("scratch"), { pool: kernels.pool });
+const w: WeightRef = { dtype: "f32", ptr: arena.ptr("b"), ld: k, scales: 0, biases: 0 };
+const run = () => gemm.run(OP.nt, 0, m, 0, n, n, k, arena.ptr("a"), k, w, arena.ptr("c"), n, 1, false);
+
+/** CPU seconds of this process (all threads; Linux, else 0). */
+function cpu(): number {
+  try {
+    const s = Deno.readTextFileSync("/proc/self/stat"), r = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    return (+r[11] + +r[12]) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+const out: string[] = [];
+for (let window = 0; window < 10; window++) {
+  const t0 = performance.now(), c0 = cpu();
+  let calls = 0;
+  while (performance.now() - t0 < 200) {
+    run();
+    calls++;
+  }
+  const s = (performance.now() - t0) / 1000;
+  out.push(`${((2 * m * n * k * calls) / s / 1e9).toFixed(1)} (${((cpu() - c0) / s).toFixed(1)})`);
+}
+console.log(`threads ${kernels.pool?.threads ?? 1}, split ${split}: ${out.join("  ")}`);
+kernels.pool?.close();
