@@ -249,6 +249,10 @@ for (const variant of VARIANTS) {
       { op: "nn", m: 20, n: 530, k: 600, dtype: "q4", accumulate: true, alpha: 1, pad: 0 },
       { op: "nn", m: 13, n: 520, k: 270, dtype: "f32", accumulate: true, alpha: 1, pad: 2 },
       { op: "nt", m: 7, n: 40, k: 520, dtype: "bf16", accumulate: false, alpha: 1, pad: 0 },
+      // several packed row blocks of A (MC = 48) × K blocks; the last column block (530 − 512) reads A in place
+      { op: "nt", m: 101, n: 530, k: 300, dtype: "f32", accumulate: true, alpha: 1, pad: 1 },
+      { op: "tn", m: 100, n: 530, k: 300, dtype: "f32", accumulate: false, alpha: 0.5, pad: 0 },
+      { op: "nn", m: 97, n: 64, k: 270, dtype: "q4", accumulate: true, alpha: 1, pad: 2 },
     ];
     let seed = 1000;
     for (const c of cases) await runCase(kern, c, seed++);

@@ -6,8 +6,9 @@
 //
 // A is always f32 (activations). B may be f32, f16, bf16, q8 or q4 (see dtype.ts) and is decoded while
 // packing, so the micro-kernel only ever sees f32. Work is blocked BLIS-style (NC columns, KC of the
-// reduction, MC rows); the reduction order of every C element depends only on K, so any split of the row or
-// column range (threads) gives bit-identical results.
+// reduction, MC rows): a block of A is packed into row panels [k][MR] so the micro-kernel reads it with one
+// pointer and constant offsets, and is reused across all NC columns. The reduction order of every C element
+// depends only on K, so any split of the row or column range (threads) gives bit-identical results.
 
 import { fma, hsum } from "./simd";
 import { F32, decode_row } from "./dtype";
@@ -20,15 +21,18 @@ const MR: i32 = 6; // micro-tile rows (at most)
 const NR: i32 = 8; // micro-tile columns (two f32x4)
 const KC: i32 = 256; // reduction block
 const NC: i32 = 512; // column block (packed B holds KC × NC)
+const MC: i32 = 48; // row block (packed A holds up to MC × KC, in panels of at most MR rows)
+const PACK_A_COLS: i32 = 4 * NR; // narrower column blocks read A in place (packing would not pay)
 
 // scratch layout, in floats
 const BP_FLOATS: i32 = KC * NC;
+const AP_FLOATS: i32 = MC * KC;
 const TILE_FLOATS: i32 = MR * NR;
 const ROW_FLOATS: i32 = max(NR * KC, NC);
 
 /** Bytes of scratch one gemm call needs (one per concurrent caller). */
 export function gemm_scratch_bytes(): i32 {
-  return (BP_FLOATS + TILE_FLOATS + ROW_FLOATS) * 4;
+  return (BP_FLOATS + AP_FLOATS + TILE_FLOATS + ROW_FLOATS) * 4;
 }
 
 /**
@@ -48,7 +52,8 @@ export function gemm(op: i32, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
   const ai: usize = op == OP_TN ? 4 : <usize>lda << 2;
   const ak: usize = op == OP_TN ? <usize>lda << 2 : 4;
   const bp = scratch;
-  const tile_buf = bp + (<usize>BP_FLOATS << 2);
+  const apack = bp + (<usize>BP_FLOATS << 2);
+  const tile_buf = apack + (<usize>AP_FLOATS << 2);
   const rowbuf = tile_buf + (<usize>TILE_FLOATS << 2);
   // B(k, j) rows j-contiguous: use it in place when it is f32 and not transposed
   const direct = op != OP_NT && bt == F32;
@@ -70,31 +75,93 @@ export function gemm(op: i32, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
         bpanel = <usize>kc * NR * 4;
       }
       const abase = a + <usize>pc * ak;
-      for (let jr = 0; jr < nc; jr += NR) {
-        const nr = min(NR, nc - jr);
-        const bptr = bbase + <usize>(jr / NR) * bpanel;
-        const cj = c + (<usize>(jc + jr) << 2);
-        for (let i = m0; i < m1;) {
-          const mr = next_height(m1 - i);
-          const ap = abase + <usize>i * ai;
-          const cp = cj + ((<usize>i * ldc) << 2);
-          if (nr == NR) tile_any(mr, kc, ap, ai, ak, bptr, bk, cp, <usize>ldc << 2, alpha, acc);
-          else {
-            tile_any(mr, kc, ap, ai, ak, bptr, bk, tile_buf, NR * 4, 1.0, false);
-            store_tile(tile_buf, mr, nr, cp, ldc, alpha, acc);
+      if (nc < PACK_A_COLS) {
+        // few column tiles: packing A would cost as much as using it; read it in place
+        for (let jr = 0; jr < nc; jr += NR) {
+          const nr = min(NR, nc - jr);
+          const bptr = bbase + <usize>(jr / NR) * bpanel;
+          const cj = c + (<usize>(jc + jr) << 2);
+          for (let i = m0; i < m1;) {
+            const mr = next_height(m1 - i);
+            const ap = abase + <usize>i * ai;
+            const cp = cj + ((<usize>i * ldc) << 2);
+            if (nr == NR) tile_in_place_any(mr, kc, ap, ai, ak, bptr, bk, cp, <usize>ldc << 2, alpha, acc);
+            else {
+              tile_in_place_any(mr, kc, ap, ai, ak, bptr, bk, tile_buf, NR * 4, 1.0, false);
+              store_tile(tile_buf, mr, nr, cp, ldc, alpha, acc);
+            }
+            i += mr;
           }
-          i += mr;
         }
+        continue;
+      }
+      const apanel = <usize>kc * MR * 4;
+      for (let ic = m0; ic < m1;) {
+        // pack the row panels of this block (panel heights as next_height gives them, at most MC rows)
+        let ie = ic;
+        for (let p: usize = 0; ie < m1 && ie - ic + MR <= MC; p++) {
+          const mr = next_height(m1 - ie);
+          pack_a(mr, kc, abase + <usize>ie * ai, ai, ak, apack + p * apanel);
+          ie += mr;
+        }
+        for (let jr = 0; jr < nc; jr += NR) {
+          const nr = min(NR, nc - jr);
+          const bptr = bbase + <usize>(jr / NR) * bpanel;
+          const cj = c + (<usize>(jc + jr) << 2);
+          let ap = apack;
+          for (let i = ic; i < ie;) {
+            const mr = next_height(m1 - i);
+            const cp = cj + ((<usize>i * ldc) << 2);
+            if (nr == NR) tile_any(mr, kc, ap, bptr, bk, cp, <usize>ldc << 2, alpha, acc);
+            else {
+              tile_any(mr, kc, ap, bptr, bk, tile_buf, NR * 4, 1.0, false);
+              store_tile(tile_buf, mr, nr, cp, ldc, alpha, acc);
+            }
+            ap += apanel;
+            i += mr;
+          }
+        }
+        ic = ie;
       }
     }
   }
 }
 
 // mr×8 register tile (mr ≤ 6, a compile-time constant at every call site so the unused rows fold away):
-// C[i, 0:8] (+)= alpha · Σ_k A(i, k) · B(k, 0:8), summing k in order for every element.
+// C[i, 0:8] (+)= alpha · Σ_k A(i, k) · B(k, 0:8), summing k in order for every element. A is a packed
+// panel [k][MR] (see pack_a): one pointer, the rows at constant offsets.
 // @ts-ignore: decorator
-@inline function tile(mr: i32, kc: i32, a: usize, ai: usize, ak: usize, b: usize, bk: usize,
+@inline function tile(mr: i32, kc: i32, a: usize, b: usize, bk: usize,
                       c: usize, ldcb: usize, alpha: f32, acc: bool): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  let c40 = f32x4.splat(0), c41 = f32x4.splat(0), c50 = f32x4.splat(0), c51 = f32x4.splat(0);
+  let ap = a, bp = b;
+  for (let k = 0; k < kc; k++) {
+    const b0 = v128.load(bp), b1 = v128.load(bp, 16);
+    let x = v128.load32_splat(ap);
+    c00 = fma(x, b0, c00); c01 = fma(x, b1, c01);
+    if (mr > 1) { x = v128.load32_splat(ap, 4); c10 = fma(x, b0, c10); c11 = fma(x, b1, c11); }
+    if (mr > 2) { x = v128.load32_splat(ap, 8); c20 = fma(x, b0, c20); c21 = fma(x, b1, c21); }
+    if (mr > 3) { x = v128.load32_splat(ap, 12); c30 = fma(x, b0, c30); c31 = fma(x, b1, c31); }
+    if (mr > 4) { x = v128.load32_splat(ap, 16); c40 = fma(x, b0, c40); c41 = fma(x, b1, c41); }
+    if (mr > 5) { x = v128.load32_splat(ap, 20); c50 = fma(x, b0, c50); c51 = fma(x, b1, c51); }
+    ap += MR * 4;
+    bp += bk;
+  }
+  const va = f32x4.splat(alpha);
+  store_row(c, c00, c01, va, acc);
+  if (mr > 1) store_row(c + ldcb, c10, c11, va, acc);
+  if (mr > 2) store_row(c + 2 * ldcb, c20, c21, va, acc);
+  if (mr > 3) store_row(c + 3 * ldcb, c30, c31, va, acc);
+  if (mr > 4) store_row(c + 4 * ldcb, c40, c41, va, acc);
+  if (mr > 5) store_row(c + 5 * ldcb, c50, c51, va, acc);
+}
+
+// The same tile reading A in place: row i at a + i·ai, column k at + k·ak (six pointers).
+// @ts-ignore: decorator
+@inline function tile_in_place(mr: i32, kc: i32, a: usize, ai: usize, ak: usize, b: usize, bk: usize,
+                               c: usize, ldcb: usize, alpha: f32, acc: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
   let c40 = f32x4.splat(0), c41 = f32x4.splat(0), c50 = f32x4.splat(0), c51 = f32x4.splat(0);
@@ -121,16 +188,58 @@ export function gemm(op: i32, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
   if (mr > 5) store_row(c + 5 * ldcb, c50, c51, va, acc);
 }
 
+function tile_in_place_any(mr: i32, kc: i32, a: usize, ai: usize, ak: usize, b: usize, bk: usize,
+                           c: usize, ldcb: usize, alpha: f32, acc: bool): void {
+  switch (mr) {
+    case 6: tile_in_place(6, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+    case 5: tile_in_place(5, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+    case 4: tile_in_place(4, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+    case 3: tile_in_place(3, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+    case 2: tile_in_place(2, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+    default: tile_in_place(1, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc);
+  }
+}
+
 // One tile of any height ≤ MR, dispatched to a specialised copy.
-function tile_any(mr: i32, kc: i32, a: usize, ai: usize, ak: usize, b: usize, bk: usize,
+function tile_any(mr: i32, kc: i32, a: usize, b: usize, bk: usize,
                   c: usize, ldcb: usize, alpha: f32, acc: bool): void {
   switch (mr) {
-    case 6: tile(6, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
-    case 5: tile(5, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
-    case 4: tile(4, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
-    case 3: tile(3, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
-    case 2: tile(2, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
-    default: tile(1, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc);
+    case 6: tile(6, kc, a, b, bk, c, ldcb, alpha, acc); break;
+    case 5: tile(5, kc, a, b, bk, c, ldcb, alpha, acc); break;
+    case 4: tile(4, kc, a, b, bk, c, ldcb, alpha, acc); break;
+    case 3: tile(3, kc, a, b, bk, c, ldcb, alpha, acc); break;
+    case 2: tile(2, kc, a, b, bk, c, ldcb, alpha, acc); break;
+    default: tile(1, kc, a, b, bk, c, ldcb, alpha, acc);
+  }
+}
+
+// Packs rows [0, mr) of A(i, k) = a + i·ai + k·ak, k < kc, into a panel [k][MR] (rows past mr unwritten:
+// the tile never reads them).
+function pack_a(mr: i32, kc: i32, a: usize, ai: usize, ak: usize, dst: usize): void {
+  if (ak == 4) {
+    // rows contiguous in k (NT, NN): four k at a time from each row
+    let k = 0;
+    for (; k + 4 <= kc; k += 4) {
+      for (let r = 0; r < mr; r++) {
+        const v = v128.load(a + <usize>r * ai + (<usize>k << 2));
+        const d = dst + (<usize>(k * MR + r) << 2);
+        store<f32>(d, f32x4.extract_lane(v, 0));
+        store<f32>(d, f32x4.extract_lane(v, 1), MR * 4);
+        store<f32>(d, f32x4.extract_lane(v, 2), MR * 8);
+        store<f32>(d, f32x4.extract_lane(v, 3), MR * 12);
+      }
+    }
+    for (; k < kc; k++) {
+      for (let r = 0; r < mr; r++) {
+        store<f32>(dst + (<usize>(k * MR + r) << 2), load<f32>(a + <usize>r * ai + (<usize>k << 2)));
+      }
+    }
+  } else {
+    // TN: the mr rows of one k are contiguous
+    for (let k = 0; k < kc; k++) {
+      const s = a + <usize>k * ak, d = dst + (<usize>(k * MR) << 2);
+      for (let r = 0; r < mr; r++) store<f32>(d + (<usize>r << 2), load<f32>(s + (<usize>r << 2)));
+    }
   }
 }
 

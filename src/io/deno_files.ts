@@ -75,23 +75,27 @@ export function fileSource(path: string): WeightSource {
     return openHandle().then((h) => readWith(h, gen, offset, into));
   }
 
+  async function size(): Promise<number> {
+    if (fileSize === undefined) idle.push(await openHandle());
+    return fileSize!;
+  }
+
   return {
     name: path,
-    async size() {
-      if (fileSize === undefined) idle.push(await openHandle());
-      return fileSize!;
-    },
+    size,
     read(offset, into) {
       try {
         checkRange(path, offset, into.length);
       } catch (err) {
         return Promise.reject(err);
       }
-      if (into.length === 0) return this.size().then(() => {});
+      if (into.length === 0) return size().then(() => {});
       return readAt(offset, into);
     },
     close() {
+      // the next read reopens the file and looks at its size again
       generation++;
+      fileSize = undefined;
       for (const f of idle.splice(0)) f.close();
     },
   };
