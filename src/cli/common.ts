@@ -16,12 +16,13 @@ import { openAdapter, type OpenedAdapter } from "../engine/adapter.ts";
 import type { FlagSpec } from "./args.ts";
 
 /**
- * Memory a Deno process holds besides the arena, measured on a Qwen2.5-0.5B training run (whole-process
- * VmHWM minus the arena: 99.2 − 36.6 MB): the runtime itself (an idle Deno is 32 MB), Deno's code pages
- * that file I/O, the child process and the WebAssembly compiler touch (~20 MB), the compiled kernels and the
- * host's heap. Added to the arena to predict the peak.
+ * Memory a Deno process holds besides the arena: the runtime itself (an idle Deno is 32 MB), Deno's code
+ * pages that file I/O, the child process and the WebAssembly compiler touch (~20 MB), the compiled kernels
+ * and the host's heap. Measured as whole-process VmHWM minus the arena over the README's memory table and
+ * `bench:paper` (Qwen2.5-0.5B to 3B, every method, T 128–1024, one thread): 63.2–66.2 MB; the largest,
+ * rounded up, so that `--max-memory` errs on the safe side. Added to the arena to predict the peak.
  */
-export const RUNTIME_BYTES = 62e6;
+export const RUNTIME_BYTES = 67e6;
 
 /**
  * Memory each kernel worker adds (its own V8 isolate; the wasm memory is shared): measured 9.4 MB, whole-process
