@@ -28,6 +28,7 @@ import { initLora, seededRandom } from "../src/run/train.ts";
 import type { Pack, PackFormat } from "../src/model/pack.ts";
 import type { Sequence } from "../src/run/evaluate.ts";
 import { PACK_FORMATS } from "../src/model/pack.ts";
+import { median } from "./measure.ts";
 
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
 const LUMEN = new URL("../data/lumen/train.jsonl", import.meta.url).pathname;
@@ -130,7 +131,7 @@ async function exactGradient(
     const { loss } = await forwardBackward(e, bw, seq.ids, seq.targets, o.T);
     return { loss, grads: e.arena.f32("lora.grad").slice() };
   } finally {
-    e.kernels.pool?.close();
+    e.close();
   }
 }
 
@@ -138,11 +139,6 @@ function stats(xs: number[]): { mean: number; std: number; min: number; max: num
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
   const std = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length - 1));
   return { mean, std, min: Math.min(...xs), max: Math.max(...xs) };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 const fmt = (x: number) => (Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toFixed(5) : x.toExponential(3));
@@ -229,7 +225,7 @@ async function main(): Promise<number> {
       }
     }
   } finally {
-    e.kernels.pool?.close();
+    e.close();
   }
   const tZo = (performance.now() - t0) / 1000 / args.seeds;
   const c = stats(cos), theory = Math.sqrt(2 / (Math.PI * n));

@@ -16,6 +16,7 @@
 import { OP, type Variant, VARIANTS, type WeightDtype } from "../src/runtime/kernels.ts";
 import { Gemm, type WeightRef } from "../src/runtime/gemm.ts";
 import { startKernels } from "../src/runtime/pool.ts";
+import { cpuSeconds, median } from "./measure.ts";
 
 type Op = keyof typeof OP;
 
@@ -102,17 +103,6 @@ class Native {
   }
 }
 
-/** CPU seconds used so far by the whole machine and by this process (Linux `/proc`; zeros elsewhere). */
-function cpuSeconds(): { busy: number; own: number } {
-  try {
-    const f = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-    const s = Deno.readTextFileSync("/proc/self/stat"), rest = s.slice(s.lastIndexOf(")") + 2).split(" ");
-    return { busy: (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100, own: (+rest[11] + +rest[12]) / 100 };
-  } catch {
-    return { busy: 0, own: 0 };
-  }
-}
-
 function splitLines(): TransformStream<string, string> {
   let buf = "";
   return new TransformStream({
@@ -172,8 +162,6 @@ function measure(env: Env, s: Shape): number {
   } while (t < SECONDS * 1000);
   return (2 * s.m * s.n * s.k * n) / (t / 1000) / 1e9;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const list = shapes();
 const envs = new Map<string, Env>();

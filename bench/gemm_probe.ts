@@ -1,6 +1,7 @@
 /**
- * One GEMM, timed for the life of one process: does this process run the kernels at full speed? (On the
- * project machine some processes run wasm GEMMs ~40 % slower for their whole life; see bench/README.md.)
+ * One GEMM, timed in 200 ms windows for the life of one process: does the machine run the kernels at full
+ * speed right now? (The project machine has periods, minutes long and invisible in `/proc/stat`, in which
+ * wasm GEMMs run ~40 % slower; see bench/README.md.)
  *
  *   for i in 1 2 3 4 5; do deno run -A bench/gemm_probe.ts; done              # one thread
  *   deno run -A bench/gemm_probe.ts --threads 2 --split rows                   # a 2-thread pool
@@ -13,6 +14,7 @@
 import { startKernels } from "../src/runtime/pool.ts";
 import { Gemm, type WeightRef } from "../src/runtime/gemm.ts";
 import { OP } from "../src/runtime/kernels.ts";
+import { cpuSeconds } from "./measure.ts";
 
 const flag = (name: string, fallback: string) => {
   const i = Deno.args.indexOf(`--${name}`);
@@ -33,26 +35,16 @@ const gemm = new Gemm(kernels.exports, arena.ptr("scratch"), { pool: kernels.poo
 const w: WeightRef = { dtype: "f32", ptr: arena.ptr("b"), ld: k, scales: 0, biases: 0 };
 const run = () => gemm.run(OP.nt, 0, m, 0, n, n, k, arena.ptr("a"), k, w, arena.ptr("c"), n, 1, false);
 
-/** CPU seconds of this process (all threads; Linux, else 0). */
-function cpu(): number {
-  try {
-    const s = Deno.readTextFileSync("/proc/self/stat"), r = s.slice(s.lastIndexOf(")") + 2).split(" ");
-    return (+r[11] + +r[12]) / 100;
-  } catch {
-    return 0;
-  }
-}
-
 const out: string[] = [];
 for (let window = 0; window < 10; window++) {
-  const t0 = performance.now(), c0 = cpu();
+  const t0 = performance.now(), c0 = cpuSeconds().own;
   let calls = 0;
   while (performance.now() - t0 < 200) {
     run();
     calls++;
   }
   const s = (performance.now() - t0) / 1000;
-  out.push(`${((2 * m * n * k * calls) / s / 1e9).toFixed(1)} (${((cpu() - c0) / s).toFixed(1)})`);
+  out.push(`${((2 * m * n * k * calls) / s / 1e9).toFixed(1)} (${((cpuSeconds().own - c0) / s).toFixed(1)})`);
 }
 console.log(`threads ${kernels.pool?.threads ?? 1}, split ${split}: ${out.join("  ")}`);
 kernels.pool?.close();

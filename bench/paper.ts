@@ -21,6 +21,7 @@
  */
 import { HelpRequested, parseArgs } from "../src/cli/args.ts";
 import { prepare } from "../src/cli/prepare.ts";
+import { cpuSeconds, median } from "./measure.ts";
 
 /** The repository root: commands run as `deno task <command>` there, with the tasks' runtime flags. */
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -198,22 +199,6 @@ async function codeVersion(): Promise<string> {
   }
 }
 
-/** Busy CPU seconds of the whole machine so far (Linux; 0 elsewhere). */
-function machineBusySeconds(): number {
-  try {
-    const f = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-    // user nice system irq softirq steal
-    return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100;
-  } catch {
-    return 0;
-  }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 interface Config {
   size: string;
   method: Method;
@@ -254,7 +239,7 @@ async function measure(
   const planOut = await mesp(["plan", ...trainFlags(c, model, o.cache, o.threads), "--json"]);
   const plan = JSON.parse(planOut.stdout) as { arena_bytes: number; predicted_peak_bytes: number };
   const out = await Deno.makeTempDir({ prefix: "mesp-bench-run-" });
-  const busy0 = machineBusySeconds(), t0 = performance.now();
+  const busy0 = cpuSeconds().busy, t0 = performance.now();
   let res;
   try {
     res = await mesp([
@@ -276,7 +261,7 @@ async function measure(
   } finally {
     await Deno.remove(out, { recursive: true }).catch(() => {});
   }
-  const wall = (performance.now() - t0) / 1000, busy = machineBusySeconds() - busy0;
+  const wall = (performance.now() - t0) / 1000, busy = cpuSeconds().busy - busy0;
   const steps = res.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
     .filter((r) => r.step !== undefined && r.elapsed_s !== undefined) as {
       step: number;

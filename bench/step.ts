@@ -32,6 +32,7 @@ import type { Pack, PackFormat } from "../src/model/pack.ts";
 import { formatMB } from "../src/runtime/arena.ts";
 import { Profile } from "../src/runtime/pool.ts";
 import { cacheDir } from "../src/cli/common.ts";
+import { cpuSeconds } from "./measure.ts";
 
 const args = Deno.args;
 function flag(name: string, fallback: string): string {
@@ -51,21 +52,6 @@ const rank = Number(flag("rank", "8"));
 const format = flag("weights", "q4") as PackFormat;
 const split = flag("split", "auto") as "auto" | "rows" | "columns";
 const withResident = args.includes("--resident");
-
-/**
- * CPU seconds used so far by the whole machine and by this process (Linux `/proc`; zeros elsewhere): other
- * programs on a shared machine steal cores from the threads being measured, so the run reports them.
- */
-function cpuSeconds(): { busy: number; own: number } {
-  try {
-    const f = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-    const s = Deno.readTextFileSync("/proc/self/stat"), rest = s.slice(s.lastIndexOf(")") + 2).split(" ");
-    // user nice system irq softirq steal; this process's utime + stime (all its threads)
-    return { busy: (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100, own: (+rest[11] + +rest[12]) / 100 };
-  } catch {
-    return { busy: 0, own: 0 };
-  }
-}
 
 /** Wall time spent awaiting weights, added to by the wrapped loads. */
 let ioMs = 0;
@@ -235,7 +221,7 @@ for (let s = 0; s < warmup + 3 * steps && configs.some((c) => quietSteps(c) < st
     c.others.push(other);
   }
 }
-for (const c of configs) c.e.kernels.pool?.close();
+for (const c of configs) c.e.close();
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 // keep the quiet steps of each configuration (all of them if none was quiet)

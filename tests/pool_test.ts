@@ -329,7 +329,7 @@ async function step(name: string, threads: number, split: "auto" | "rows" | "col
     const { loss } = await forwardBackward(e, bw, c.ids, c.targets, c.T);
     return { loss, grads: e.arena.f32("lora.grad").slice(), posted: e.kernels.pool?.posted ?? 0 };
   } finally {
-    e.kernels.pool?.close();
+    e.close();
   }
 }
 

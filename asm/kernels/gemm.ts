@@ -75,34 +75,20 @@ export function gemm(op: i32, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
         bpanel = <usize>kc * NR * 4;
       }
       const abase = a + <usize>pc * ak;
-      if (nc < PACK_A_COLS) {
-        // few column tiles: packing A would cost as much as using it; read it in place
-        for (let jr = 0; jr < nc; jr += NR) {
-          const nr = min(NR, nc - jr);
-          const bptr = bbase + <usize>(jr / NR) * bpanel;
-          const cj = c + (<usize>(jc + jr) << 2);
-          for (let i = m0; i < m1;) {
-            const mr = next_height(m1 - i);
-            const ap = abase + <usize>i * ai;
-            const cp = cj + ((<usize>i * ldc) << 2);
-            if (nr == NR) tile_in_place_any(mr, kc, ap, ai, ak, bptr, bk, cp, <usize>ldc << 2, alpha, acc);
-            else {
-              tile_in_place_any(mr, kc, ap, ai, ak, bptr, bk, tile_buf, NR * 4, 1.0, false);
-              store_tile(tile_buf, mr, nr, cp, ldc, alpha, acc);
-            }
-            i += mr;
-          }
-        }
-        continue;
-      }
+      // A is packed per row block when enough column tiles reuse it; with few, packing would cost as much
+      // as using it, so the one block is all rows, read in place
+      const packA = nc >= PACK_A_COLS;
       const apanel = <usize>kc * MR * 4;
       for (let ic = m0; ic < m1;) {
-        // pack the row panels of this block (panel heights as next_height gives them, at most MC rows)
-        let ie = ic;
-        for (let p: usize = 0; ie < m1 && ie - ic + MR <= MC; p++) {
-          const mr = next_height(m1 - ie);
-          pack_a(mr, kc, abase + <usize>ie * ai, ai, ak, apack + p * apanel);
-          ie += mr;
+        let ie = m1;
+        if (packA) {
+          // the row panels of this block, heights as next_height gives them, at most MC rows
+          ie = ic;
+          for (let p: usize = 0; ie < m1 && ie - ic + MR <= MC; p++) {
+            const mr = next_height(m1 - ie);
+            pack_a(mr, kc, abase + <usize>ie * ai, ai, ak, apack + p * apanel);
+            ie += mr;
+          }
         }
         for (let jr = 0; jr < nc; jr += NR) {
           const nr = min(NR, nc - jr);
@@ -111,10 +97,11 @@ export function gemm(op: i32, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
           let ap = apack;
           for (let i = ic; i < ie;) {
             const mr = next_height(m1 - i);
+            const at = packA ? ap : abase + <usize>i * ai;
             const cp = cj + ((<usize>i * ldc) << 2);
-            if (nr == NR) tile_any(mr, kc, ap, bptr, bk, cp, <usize>ldc << 2, alpha, acc);
+            if (nr == NR) tile_any(mr, packA, kc, at, ai, ak, bptr, bk, cp, <usize>ldc << 2, alpha, acc);
             else {
-              tile_any(mr, kc, ap, bptr, bk, tile_buf, NR * 4, 1.0, false);
+              tile_any(mr, packA, kc, at, ai, ak, bptr, bk, tile_buf, NR * 4, 1.0, false);
               store_tile(tile_buf, mr, nr, cp, ldc, alpha, acc);
             }
             ap += apanel;
@@ -127,41 +114,13 @@ export function gemm(op: i32, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
   }
 }
 
-// mr×8 register tile (mr ≤ 6, a compile-time constant at every call site so the unused rows fold away):
-// C[i, 0:8] (+)= alpha · Σ_k A(i, k) · B(k, 0:8), summing k in order for every element. A is a packed
-// panel [k][MR] (see pack_a): one pointer, the rows at constant offsets.
+// mr×8 register tile (mr ≤ 6 and `packed` are compile-time constants at every call site, so the unused
+// rows and the other way of reading A fold away): C[i, 0:8] (+)= alpha · Σ_k A(i, k) · B(k, 0:8), summing k
+// in order for every element. A is a packed panel [k][MR] (see pack_a: one pointer, the rows at constant
+// offsets) or read in place, row i at a + i·ai, column k at + k·ak (one pointer per row).
 // @ts-ignore: decorator
-@inline function tile(mr: i32, kc: i32, a: usize, b: usize, bk: usize,
+@inline function tile(mr: i32, packed: bool, kc: i32, a: usize, ai: usize, ak: usize, b: usize, bk: usize,
                       c: usize, ldcb: usize, alpha: f32, acc: bool): void {
-  let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
-  let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
-  let c40 = f32x4.splat(0), c41 = f32x4.splat(0), c50 = f32x4.splat(0), c51 = f32x4.splat(0);
-  let ap = a, bp = b;
-  for (let k = 0; k < kc; k++) {
-    const b0 = v128.load(bp), b1 = v128.load(bp, 16);
-    let x = v128.load32_splat(ap);
-    c00 = fma(x, b0, c00); c01 = fma(x, b1, c01);
-    if (mr > 1) { x = v128.load32_splat(ap, 4); c10 = fma(x, b0, c10); c11 = fma(x, b1, c11); }
-    if (mr > 2) { x = v128.load32_splat(ap, 8); c20 = fma(x, b0, c20); c21 = fma(x, b1, c21); }
-    if (mr > 3) { x = v128.load32_splat(ap, 12); c30 = fma(x, b0, c30); c31 = fma(x, b1, c31); }
-    if (mr > 4) { x = v128.load32_splat(ap, 16); c40 = fma(x, b0, c40); c41 = fma(x, b1, c41); }
-    if (mr > 5) { x = v128.load32_splat(ap, 20); c50 = fma(x, b0, c50); c51 = fma(x, b1, c51); }
-    ap += MR * 4;
-    bp += bk;
-  }
-  const va = f32x4.splat(alpha);
-  store_row(c, c00, c01, va, acc);
-  if (mr > 1) store_row(c + ldcb, c10, c11, va, acc);
-  if (mr > 2) store_row(c + 2 * ldcb, c20, c21, va, acc);
-  if (mr > 3) store_row(c + 3 * ldcb, c30, c31, va, acc);
-  if (mr > 4) store_row(c + 4 * ldcb, c40, c41, va, acc);
-  if (mr > 5) store_row(c + 5 * ldcb, c50, c51, va, acc);
-}
-
-// The same tile reading A in place: row i at a + i·ai, column k at + k·ak (six pointers).
-// @ts-ignore: decorator
-@inline function tile_in_place(mr: i32, kc: i32, a: usize, ai: usize, ak: usize, b: usize, bk: usize,
-                               c: usize, ldcb: usize, alpha: f32, acc: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
   let c40 = f32x4.splat(0), c41 = f32x4.splat(0), c50 = f32x4.splat(0), c51 = f32x4.splat(0);
@@ -171,12 +130,32 @@ export function gemm(op: i32, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
     const b0 = v128.load(bp), b1 = v128.load(bp, 16);
     let x = v128.load32_splat(a0);
     c00 = fma(x, b0, c00); c01 = fma(x, b1, c01);
-    a0 += ak;
-    if (mr > 1) { x = v128.load32_splat(a1); c10 = fma(x, b0, c10); c11 = fma(x, b1, c11); a1 += ak; }
-    if (mr > 2) { x = v128.load32_splat(a2); c20 = fma(x, b0, c20); c21 = fma(x, b1, c21); a2 += ak; }
-    if (mr > 3) { x = v128.load32_splat(a3); c30 = fma(x, b0, c30); c31 = fma(x, b1, c31); a3 += ak; }
-    if (mr > 4) { x = v128.load32_splat(a4); c40 = fma(x, b0, c40); c41 = fma(x, b1, c41); a4 += ak; }
-    if (mr > 5) { x = v128.load32_splat(a5); c50 = fma(x, b0, c50); c51 = fma(x, b1, c51); a5 += ak; }
+    if (mr > 1) {
+      x = packed ? v128.load32_splat(a0, 4) : v128.load32_splat(a1);
+      c10 = fma(x, b0, c10); c11 = fma(x, b1, c11);
+      if (!packed) a1 += ak;
+    }
+    if (mr > 2) {
+      x = packed ? v128.load32_splat(a0, 8) : v128.load32_splat(a2);
+      c20 = fma(x, b0, c20); c21 = fma(x, b1, c21);
+      if (!packed) a2 += ak;
+    }
+    if (mr > 3) {
+      x = packed ? v128.load32_splat(a0, 12) : v128.load32_splat(a3);
+      c30 = fma(x, b0, c30); c31 = fma(x, b1, c31);
+      if (!packed) a3 += ak;
+    }
+    if (mr > 4) {
+      x = packed ? v128.load32_splat(a0, 16) : v128.load32_splat(a4);
+      c40 = fma(x, b0, c40); c41 = fma(x, b1, c41);
+      if (!packed) a4 += ak;
+    }
+    if (mr > 5) {
+      x = packed ? v128.load32_splat(a0, 20) : v128.load32_splat(a5);
+      c50 = fma(x, b0, c50); c51 = fma(x, b1, c51);
+      if (!packed) a5 += ak;
+    }
+    a0 += packed ? <usize>(MR * 4) : ak;
     bp += bk;
   }
   const va = f32x4.splat(alpha);
@@ -188,28 +167,27 @@ export function gemm(op: i32, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
   if (mr > 5) store_row(c + 5 * ldcb, c50, c51, va, acc);
 }
 
-function tile_in_place_any(mr: i32, kc: i32, a: usize, ai: usize, ak: usize, b: usize, bk: usize,
-                           c: usize, ldcb: usize, alpha: f32, acc: bool): void {
-  switch (mr) {
-    case 6: tile_in_place(6, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
-    case 5: tile_in_place(5, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
-    case 4: tile_in_place(4, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
-    case 3: tile_in_place(3, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
-    case 2: tile_in_place(2, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
-    default: tile_in_place(1, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc);
-  }
-}
-
-// One tile of any height ≤ MR, dispatched to a specialised copy.
-function tile_any(mr: i32, kc: i32, a: usize, b: usize, bk: usize,
+// One tile of any height ≤ MR, dispatched to a specialised copy for each way of reading A.
+function tile_any(mr: i32, packed: bool, kc: i32, a: usize, ai: usize, ak: usize, b: usize, bk: usize,
                   c: usize, ldcb: usize, alpha: f32, acc: bool): void {
-  switch (mr) {
-    case 6: tile(6, kc, a, b, bk, c, ldcb, alpha, acc); break;
-    case 5: tile(5, kc, a, b, bk, c, ldcb, alpha, acc); break;
-    case 4: tile(4, kc, a, b, bk, c, ldcb, alpha, acc); break;
-    case 3: tile(3, kc, a, b, bk, c, ldcb, alpha, acc); break;
-    case 2: tile(2, kc, a, b, bk, c, ldcb, alpha, acc); break;
-    default: tile(1, kc, a, b, bk, c, ldcb, alpha, acc);
+  if (packed) {
+    switch (mr) {
+      case 6: tile(6, true, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+      case 5: tile(5, true, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+      case 4: tile(4, true, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+      case 3: tile(3, true, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+      case 2: tile(2, true, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+      default: tile(1, true, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc);
+    }
+  } else {
+    switch (mr) {
+      case 6: tile(6, false, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+      case 5: tile(5, false, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+      case 4: tile(4, false, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+      case 3: tile(3, false, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+      case 2: tile(2, false, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
+      default: tile(1, false, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc);
+    }
   }
 }
 

@@ -43,6 +43,7 @@ export const SPEC = {
 /** Runs `eval`. */
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, SPEC);
+  const threads = threadsOf(args.threads);
   const log = stderrLog(args.json);
   const { pack, sets: [seqs] } = await prepareRun(args, [args.data], args.seqLen, log);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
@@ -50,9 +51,9 @@ export async function run(argv: string[]): Promise<number> {
   const r = await evaluate(pack, seqs, {
     adapter,
     seqLen: args.seqLen,
-    budget: arenaBudget(args.maxMemory, threadsOf(args.threads)),
+    budget: arenaBudget(args.maxMemory, threads),
     variant: variantOf(args.variant),
-    threads: threadsOf(args.threads),
+    threads,
     onProgress: (done, _total, nll) => bar?.update(done, { nll: nll.toFixed(4) }),
   });
   bar?.finish();

@@ -130,7 +130,8 @@ export async function run(argv: string[]): Promise<number> {
   const useTemplate = !args.raw && tok.chatTemplate !== undefined;
   const defaults = chatDefaultsFromTemplate(tok.chatTemplate);
   const system = args.system ?? defaults.defaultSystem;
-  const opts = { ...args, adapter, budget: arenaBudget(args.maxMemory, threadsOf(args.threads)) };
+  const threads = threadsOf(args.threads);
+  const opts = { ...args, threads, adapter, budget: arenaBudget(args.maxMemory, threads) };
   if (!args.chat) {
     const text = useTemplate
       ? renderChat([{ role: "user", content: args.prompt! }], {

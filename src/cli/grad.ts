@@ -60,6 +60,7 @@ export const SPEC = {
 /** Runs `grad`. */
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, SPEC);
+  const threads = threadsOf(args.threads);
   const log = stderrLog();
   const { pack, sets: [[first]] } = await prepareRun(args, [args.data], args.seqLen, log);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
@@ -71,9 +72,9 @@ export async function run(argv: string[]): Promise<number> {
     seqLen: args.seqLen,
     ckptDtype: args.ckpt as "f32" | "bf16",
     ckptEvery: args.ckptEvery,
-    budget: arenaBudget(args.maxMemory, threadsOf(args.threads)),
+    budget: arenaBudget(args.maxMemory, threads),
     variant: variantOf(args.variant),
-    threads: threadsOf(args.threads),
+    threads,
   });
   await writeFileAtomic(
     args.out,

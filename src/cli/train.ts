@@ -164,6 +164,7 @@ async function generateInChild(
 /** Runs `train`. */
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, SPEC);
+  const threads = threadsOf(args.threads);
   const log = stderrLog();
   const demo = args.model === undefined && args.data === undefined;
   if (!demo && (args.model === undefined || args.data === undefined)) {
@@ -314,9 +315,9 @@ export async function run(argv: string[]): Promise<number> {
       saveEvery: args.saveEvery,
       resume,
       adapter,
-      budget: arenaBudget(args.maxMemory, threadsOf(args.threads)),
+      budget: arenaBudget(args.maxMemory, threads),
       variant: variantOf(args.variant),
-      threads: threadsOf(args.threads),
+      threads,
       resident: args.resident,
       ckptDtype: args.ckpt as "f32" | "bf16",
       vocabChunk: args.vocabChunk,

@@ -34,7 +34,7 @@ export interface EngineOptions
   variant?: Variant;
   /**
    * Threads for the kernels (default 1). With 2 or more, where the runtime allows it, a worker pool splits
-   * GEMMs and row kernels (bitwise the same results); call `e.kernels.pool?.close()` when done, since live
+   * GEMMs and row kernels (bitwise the same results); call `e.close()` when done, since live
    * workers keep the process running.
    */
   threads?: number;
@@ -264,6 +264,11 @@ export class Engine {
       kernels.pool?.close();
       throw err;
     }
+  }
+
+  /** Stops the kernel workers, if any (live workers keep the process running). Memory views stay valid. */
+  close(): void {
+    this.kernels.pool?.close();
   }
 
   /** Descriptors of layer `l`'s linears. */

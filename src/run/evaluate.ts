@@ -87,6 +87,6 @@ export async function evaluate(
     const nll = sum / tokens;
     return { nll, perplexity: Math.exp(nll), tokens, sequences: sequences.length };
   } finally {
-    e.kernels.pool?.close();
+    e.close();
   }
 }

@@ -78,7 +78,7 @@ export async function* generate(
       ids = one;
     }
   } finally {
-    e.kernels.pool?.close();
+    e.close();
   }
 }
 

@@ -97,6 +97,6 @@ export async function computeGradients(
     const { loss, tokens } = await forwardBackward(e, bw, seq.ids, seq.targets, T);
     return { layout, loss, tokens, params: params.slice(), grads: grads.slice() };
   } finally {
-    e.kernels.pool?.close();
+    e.close();
   }
 }

@@ -357,6 +357,6 @@ export async function train(
     return { layout, params, steps: step, losses, valLosses, stopped };
   } finally {
     // live workers would keep the process running
-    e.kernels.pool?.close();
+    e.close();
   }
 }

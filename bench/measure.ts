@@ -1,0 +1,28 @@
+/**
+ * What the benchmarks share to read a measurement: CPU time of the machine and of this process (to tell a
+ * quiet run from one that shared the CPU), and the median.
+ *
+ * @module
+ */
+
+/**
+ * CPU seconds used so far by the whole machine (`busy`) and by this process, all its threads (`own`), from
+ * Linux `/proc`; zeros elsewhere. Other programs on a shared machine take cores from the threads being
+ * measured: `busy − own` over a wall-clock interval is the cores they used.
+ */
+export function cpuSeconds(): { busy: number; own: number } {
+  try {
+    const f = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    const s = Deno.readTextFileSync("/proc/self/stat"), rest = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    // user nice system irq softirq steal; this process's utime + stime
+    return { busy: (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100, own: (+rest[11] + +rest[12]) / 100 };
+  } catch {
+    return { busy: 0, own: 0 };
+  }
+}
+
+/** The median (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
