@@ -18,6 +18,9 @@
 
 // Runtime: kernels, the planned arena, GEMM, process memory
 export {
+  KERNEL_FILES,
+  type KernelFile,
+  type KernelLocation,
   type Kernels,
   loadKernels,
   type LoadKernelsOptions,

@@ -27,11 +27,48 @@ export interface Prepared {
   sets: Sequence[][];
 }
 
+/**
+ * What the commands are granted (the `deno.json` tasks say the same): read and write the paths given on the
+ * command line (not known in advance), the cache's environment variables, and starting Deno itself (the
+ * preparation child). No network, FFI or system information.
+ */
+export const CLI_PERMISSIONS: readonly string[] = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env=MESP_CACHE,XDG_CACHE_HOME,HOME,MESP_DEBUG",
+  "--allow-run=deno",
+];
+
+/**
+ * The program that starts a Deno child: this Deno's own path where that may be run, else `deno` from the
+ * PATH (what `--allow-run=deno` grants; the path it resolves to can differ from `Deno.execPath()`, e.g.
+ * through a symlink).
+ */
+export function denoCommand(): string {
+  const exec = Deno.execPath();
+  return Deno.permissions.querySync({ name: "run", command: exec }).state === "granted" ? exec : "deno";
+}
+
+/**
+ * What the child may do: read the model, the datasets, the cache and mesp's sources, write the cache, and
+ * (when mesp runs from a URL) import from mesp's host. Nothing else, whatever the parent was granted.
+ */
+export function childPermissions(job: PrepareJob, script: URL): string[] {
+  const read = [job.model, ...job.data, job.cacheDir];
+  const source = new URL("../../", script);
+  // its tokenizer worker and the lazily imported tokenizer are read (or imported) from mesp's own files
+  if (source.protocol === "file:") read.push(decodeURIComponent(source.pathname));
+  const flags = [`--allow-read=${read.join(",")}`, `--allow-write=${job.cacheDir}`];
+  if (source.protocol !== "file:") flags.push(`--allow-import=${source.host}`);
+  return flags;
+}
+
 /** Runs the preparation in a child process, forwarding its status lines to `log`, and opens the results. */
 export async function prepare(job: PrepareJob, log: (m: string) => void): Promise<Prepared> {
-  const child = new Deno.Command(Deno.execPath(), {
-    // a script path, not an import: the parent never loads the tokenizer or checkpoint code
-    args: ["run", "-A", new URL("./prepare_child.ts", import.meta.url).pathname, JSON.stringify(job)],
+  // a module URL (file: or https:), not an import: the parent never loads the tokenizer or checkpoint code
+  const script = new URL("./prepare_child.ts", import.meta.url);
+  const child = new Deno.Command(denoCommand(), {
+    args: ["run", ...childPermissions(job, script), script.href, JSON.stringify(job)],
     stdout: "piped",
     stderr: "piped",
   }).spawn();

@@ -2,7 +2,7 @@
  * The child process of {@linkcode prepare} (`src/cli/prepare.ts`): builds or validates the weight pack and
  * the token caches of a run and prints their paths as JSON on stdout (status lines go to stderr).
  *
- *   deno run -A src/cli/prepare_child.ts '{"model": DIR, "weights": "q4", "cacheDir": DIR, "data": [...], "seqLen": N}'
+ *   deno run --allow-read=… --allow-write=CACHE src/cli/prepare_child.ts '{"model": DIR, "weights": "q4", "cacheDir": DIR, "data": [...], "seqLen": N}'
  *
  * @module
  */
@@ -30,6 +30,8 @@ async function child(job: PrepareJob): Promise<void> {
         cacheDir: `${job.cacheDir}/tokens`,
         seqLen: job.seqLen,
         onStatus: log,
+        // this process is already apart from the one that trains: a worker needs no --allow-run
+        isolation: "worker",
       });
       sets.push(path);
     } else {

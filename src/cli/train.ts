@@ -22,6 +22,7 @@ import {
   variantOf,
 } from "./common.ts";
 import { TRAIN_FLAGS } from "./train_flags.ts";
+import { CLI_PERMISSIONS, denoCommand } from "./prepare.ts";
 import { writeFileAtomic } from "../io/deno_files.ts";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterConfigJson, writeLoraTensors } from "../engine/adapter.ts";
 import { loraLayout, resolveTargets } from "../engine/lora.ts";
@@ -112,9 +113,9 @@ async function demoModel(cache: string, log: (m: string) => void): Promise<strin
   } catch {
     log(`making the demo model (tiny Qwen2, real Qwen tokenizer) in ${dir}`);
     // in a child process, so its buffers never count toward this process's peak memory
-    const main = new URL("./main.ts", import.meta.url).pathname;
-    const args = ["run", "-A", main, "make-model", "--preset", "tiny", "--out", dir, "--force"];
-    const out = await new Deno.Command(Deno.execPath(), { args, stdout: "inherit", stderr: "inherit" })
+    const main = new URL("./main.ts", import.meta.url).href;
+    const args = ["run", ...CLI_PERMISSIONS, main, "make-model", "--preset", "tiny", "--out", dir, "--force"];
+    const out = await new Deno.Command(denoCommand(), { args, stdout: "inherit", stderr: "inherit" })
       .output();
     if (!out.success) throw new Error("could not make the demo model");
   }
@@ -137,10 +138,10 @@ async function generateInChild(
   prompt: string,
   extra: string[],
 ): Promise<string> {
-  const main = new URL("./main.ts", import.meta.url).pathname;
+  const main = new URL("./main.ts", import.meta.url).href;
   const args = [
     "run",
-    "-A",
+    ...CLI_PERMISSIONS,
     main,
     "generate",
     "--model",
@@ -154,7 +155,7 @@ async function generateInChild(
     ...extra,
   ];
   if (adapter) args.push("--adapter", adapter);
-  const out = await new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" }).output();
+  const out = await new Deno.Command(denoCommand(), { args, stdout: "piped", stderr: "piped" }).output();
   if (!out.success) {
     return `(generation failed: ${new TextDecoder().decode(out.stderr).trim().split("\n").at(-1)})`;
   }

@@ -10,7 +10,13 @@
  */
 import type { Arena } from "../runtime/arena.ts";
 import { dtypeCode, f32Ref, Gemm, type WeightRef } from "../runtime/gemm.ts";
-import { type KernelExports, type Kernels, OP, type Variant } from "../runtime/kernels.ts";
+import {
+  type KernelExports,
+  type KernelLocation,
+  type Kernels,
+  OP,
+  type Variant,
+} from "../runtime/kernels.ts";
 import { kernelEntries, type PoolOptions, type Profile, startKernels } from "../runtime/pool.ts";
 import type { ModelConfig } from "../model/config.ts";
 import {
@@ -42,6 +48,8 @@ export interface EngineOptions
   poolOptions?: Omit<PoolOptions, "threads">;
   /** Collects kernel time by category (benchmarks). */
   profile?: Profile;
+  /** Where the wasm files and the pool worker are, or precompiled modules (default: next to mesp). */
+  kernels?: KernelLocation;
 }
 
 /** Descriptors of one linear: the frozen weight and, if adapted, LoRA's A and B. */

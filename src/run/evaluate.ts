@@ -7,7 +7,7 @@ import { Engine } from "../engine/engine.ts";
 import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { loraLayout } from "../engine/lora.ts";
 import type { Pack } from "../model/pack.ts";
-import type { Variant } from "../runtime/kernels.ts";
+import type { KernelLocation, Variant } from "../runtime/kernels.ts";
 
 /** A tokenized sequence. */
 export interface Sequence {
@@ -30,6 +30,8 @@ export interface EvaluateOptions {
   resident?: boolean;
   /** Kernel threads (default 1); results are bitwise the same for any count. */
   threads?: number;
+  /** Where the wasm files and the pool worker are, or precompiled modules (default: next to mesp). */
+  kernels?: KernelLocation;
   /** Called after each sequence. */
   onProgress?: (done: number, total: number, meanNll: number) => void;
 }
@@ -66,6 +68,7 @@ export async function evaluate(
     variant: options.variant,
     resident: options.resident,
     threads: options.threads,
+    kernels: options.kernels,
   });
   try {
     if (options.adapter) await readAdapterInto(options.adapter, lora!, e.arena.f32("lora.params"));

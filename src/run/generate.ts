@@ -8,7 +8,7 @@ import { Engine } from "../engine/engine.ts";
 import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { loraLayout } from "../engine/lora.ts";
 import type { Pack } from "../model/pack.ts";
-import type { Variant } from "../runtime/kernels.ts";
+import type { KernelLocation, Variant } from "../runtime/kernels.ts";
 
 /** Options for {@linkcode generate}. */
 export interface GenerateOptions {
@@ -29,6 +29,8 @@ export interface GenerateOptions {
   variant?: Variant;
   /** Kernel threads (default 1); results are bitwise the same for any count. */
   threads?: number;
+  /** Where the wasm files and the pool worker are, or precompiled modules (default: next to mesp). */
+  kernels?: KernelLocation;
 }
 
 /** Generates tokens after `prompt`, yielding each as it is sampled (EOS included, then stops). */
@@ -50,6 +52,7 @@ export async function* generate(
     budget: options.budget,
     variant: options.variant,
     threads: options.threads,
+    kernels: options.kernels,
   });
   // a generator may be abandoned mid-way: `finally` runs on return() too, closing the workers
   try {

@@ -12,7 +12,7 @@ import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { type LoraLayout, loraLayout, type LoraOptions } from "../engine/lora.ts";
 import type { Method } from "../engine/plan.ts";
 import type { Pack } from "../model/pack.ts";
-import type { Variant } from "../runtime/kernels.ts";
+import type { KernelLocation, Variant } from "../runtime/kernels.ts";
 import type { Sequence } from "./evaluate.ts";
 import { initLora } from "./train.ts";
 
@@ -34,6 +34,8 @@ export interface GradOptions {
   variant?: Variant;
   /** Kernel threads (default 1); results are bitwise the same for any count. */
   threads?: number;
+  /** Where the wasm files and the pool worker are, or precompiled modules (default: next to mesp). */
+  kernels?: KernelLocation;
 }
 
 /** Loss and gradients, laid out like the parameters. */
@@ -69,6 +71,7 @@ export async function computeGradients(
     budget: options.budget,
     variant: options.variant,
     threads: options.threads,
+    kernels: options.kernels,
   });
   try {
     const params = e.arena.f32("lora.params");

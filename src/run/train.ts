@@ -15,7 +15,7 @@ import { learningRate, Optimizer, type OptimizerOptions } from "../engine/optimi
 import type { Method } from "../engine/plan.ts";
 import { formatPlan } from "../runtime/arena.ts";
 import type { Pack } from "../model/pack.ts";
-import type { Variant } from "../runtime/kernels.ts";
+import type { KernelLocation, Variant } from "../runtime/kernels.ts";
 import type { Sequence } from "./evaluate.ts";
 
 /** Options of {@linkcode train}. */
@@ -52,6 +52,8 @@ export interface TrainOptions {
   variant?: Variant;
   /** Kernel threads (default 1); results are bitwise the same for any count. */
   threads?: number;
+  /** Where the wasm files and the pool worker are, or precompiled modules (default: next to mesp). */
+  kernels?: KernelLocation;
   resident?: boolean;
   /** Layer checkpoints in f32 (default, exact) or bf16 (half the memory, near-exact gradients). */
   ckptDtype?: "f32" | "bf16";
@@ -211,6 +213,7 @@ export async function train(
     budget: options.budget,
     variant: options.variant,
     threads: options.threads,
+    kernels: options.kernels,
     resident: options.resident,
     ckptDtype: options.ckptDtype,
     vocabChunk: options.vocabChunk,

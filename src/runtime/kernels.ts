@@ -293,12 +293,39 @@ export interface Kernels {
   readonly pool?: Pool;
 }
 
+/** The kernels' wasm files: one per variant, and one threads build per variant. */
+export const KERNEL_FILES = [
+  "mesp_relaxed.wasm",
+  "mesp_simd.wasm",
+  "mesp_relaxed_threads.wasm",
+  "mesp_simd_threads.wasm",
+] as const;
+/** Name of one of the {@linkcode KERNEL_FILES}. */
+export type KernelFile = typeof KERNEL_FILES[number];
+
+/**
+ * Where the kernels and the pool worker are: the `kernels` option of `train`, `evaluate`, `generate`,
+ * `computeGradients` and `Engine.create`, and part of {@linkcode LoadKernelsOptions}. By default both are
+ * found next to mesp's own modules (`wasm/` and the worker beside `mod.ts`, or beside `dist/mesp.js`),
+ * wherever they are hosted.
+ */
+export interface KernelLocation {
+  /** Base URL of the `.wasm` files (default: the `wasm/` folder that ships with this module). */
+  wasmBase?: string | URL;
+  /**
+   * Precompiled modules by file name, e.g. `{ "mesp_simd.wasm": simdModule }` (a runtime that cannot compile
+   * wasm from bytes, such as Cloudflare's workerd, hands them in as module imports). When given, nothing is
+   * fetched or compiled: a variant without a module here is skipped.
+   */
+  modules?: Partial<Record<KernelFile, WebAssembly.Module>>;
+  /** URL of the pool worker module (default: the one that ships with this module). */
+  workerUrl?: string | URL;
+}
+
 /** Options for {@linkcode loadKernels}. */
-export interface LoadKernelsOptions {
+export interface LoadKernelsOptions extends KernelLocation {
   /** Force a variant instead of picking the fastest valid one. */
   variant?: Variant;
-  /** Where the `wasm/` directory is; defaults to the one next to this module. */
-  wasmBase?: string | URL;
   /**
    * Load the threads build on a shared memory when this runtime can run a pool (`SharedArrayBuffer`, module
    * `Worker`s, and the build validates); otherwise the single-thread build is loaded. `Kernels.shared` says
@@ -310,13 +337,14 @@ export interface LoadKernelsOptions {
    * memory limits are rewritten to min = max before compiling, which lets V8 bounds-check against a constant:
    * on a growable shared memory it reloads the size at every access, and the GEMM runs 25–30 % slower
    * (measured, Deno 2.9, which has no trap handler and checks every access). Falls back to the single-thread
-   * build when a memory this large cannot be had.
+   * build when a memory this large cannot be had. (A precompiled module keeps its limits; the memory is
+   * still fixed at this size.)
    */
   memoryBytes?: number;
 }
 
-const FILES: Record<Variant, string> = { relaxed: "mesp_relaxed.wasm", simd: "mesp_simd.wasm" };
-const THREAD_FILES: Record<Variant, string> = {
+const FILES: Record<Variant, KernelFile> = { relaxed: "mesp_relaxed.wasm", simd: "mesp_simd.wasm" };
+const THREAD_FILES: Record<Variant, KernelFile> = {
   relaxed: "mesp_relaxed_threads.wasm",
   simd: "mesp_simd_threads.wasm",
 };
@@ -332,18 +360,36 @@ async function fetchBytes(url: URL): Promise<Uint8Array<ArrayBuffer>> {
   let p = bytesCache.get(url.href);
   if (!p) {
     p = (async () => {
-      const res = await fetch(url);
-      if (!res.ok) throw new Error(`cannot fetch kernels ${url.href}: HTTP ${res.status}`);
+      let res: Response;
+      try {
+        res = await fetch(url);
+      } catch (err) {
+        throw new Error(`cannot fetch kernels ${url.href}: ${(err as Error).message}`);
+      }
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new Error(`cannot fetch kernels ${url.href}: HTTP ${res.status} ${res.statusText}`.trimEnd());
+      }
       return new Uint8Array(await res.arrayBuffer());
     })();
+    // a failed fetch is not remembered: the next call tries again
+    p.catch(() => bytesCache.delete(url.href));
     bytesCache.set(url.href, p);
   }
   return await p;
 }
 
-/** The module in `file`, compiled once (per fixed memory size `pages`, if given); undefined if invalid here. */
-async function compileFile(base: URL, file: string, pages?: number): Promise<WebAssembly.Module | undefined> {
-  const url = new URL(file, base);
+/**
+ * The module of `file`: the precompiled one from `location.modules`, or the file fetched and compiled once
+ * (per fixed memory size `pages`, if given); undefined if it is not given or not valid here.
+ */
+async function moduleOf(
+  location: KernelLocation,
+  file: KernelFile,
+  pages?: number,
+): Promise<WebAssembly.Module | undefined> {
+  if (location.modules) return location.modules[file];
+  const url = new URL(file, wasmBaseOf(location));
   const key = pages === undefined ? url.href : `${url.href}#${pages}`;
   let p = moduleCache.get(key);
   if (!p) {
@@ -352,9 +398,25 @@ async function compileFile(base: URL, file: string, pages?: number): Promise<Web
       if (pages !== undefined) bytes = withMemoryLimits(bytes, pages, pages);
       return WebAssembly.validate(bytes) ? await WebAssembly.compile(bytes) : undefined;
     })();
+    p.catch(() => moduleCache.delete(key));
     moduleCache.set(key, p);
   }
   return await p;
+}
+
+/** The base URL of the wasm files: the option, or `wasm/` shipped with this module. */
+function wasmBaseOf(location: KernelLocation): URL {
+  if (location.wasmBase !== undefined) return new URL(location.wasmBase);
+  // Read only here: some runtimes (workerd) give modules no URL, and they pass `modules` instead.
+  const here = import.meta.url;
+  try {
+    return new URL("../../wasm/", here);
+  } catch {
+    throw new Error(
+      `cannot locate mesp's wasm files: this module has no URL here (import.meta.url is ${here}); ` +
+        `pass the kernels option { modules } (precompiled WebAssembly.Modules) or { wasmBase }`,
+    );
+  }
 }
 
 /** Reads an unsigned LEB128 at `at`: [value, next offset]. */
@@ -425,11 +487,21 @@ export function withMemoryLimits(wasm: Uint8Array, min: number, max: number): Ui
 
 /** Whether this runtime has what a worker pool needs: shared memory, `Atomics` and `Worker`. */
 export function threadsSupported(): boolean {
+  return threadsUnavailable() === undefined;
+}
+
+/** Why this runtime cannot run a worker pool, or undefined if it can. */
+export function threadsUnavailable(): string | undefined {
   const g = globalThis as { SharedArrayBuffer?: unknown; Worker?: unknown; crossOriginIsolated?: boolean };
   // browsers expose SharedArrayBuffer only to cross-origin-isolated pages
-  if (g.crossOriginIsolated === false) return false;
-  return typeof g.SharedArrayBuffer === "function" && typeof g.Worker === "function" &&
-    typeof Atomics === "object";
+  if (g.crossOriginIsolated === false) {
+    return "the page is not cross-origin isolated (serve it with the headers Cross-Origin-Opener-Policy: " +
+      "same-origin and Cross-Origin-Embedder-Policy: require-corp to get SharedArrayBuffer)";
+  }
+  if (typeof g.SharedArrayBuffer !== "function") return "this runtime has no SharedArrayBuffer";
+  if (typeof g.Worker !== "function") return "this runtime has no Worker";
+  if (typeof Atomics !== "object") return "this runtime has no Atomics";
+  return undefined;
 }
 
 /**
@@ -466,11 +538,15 @@ export function kernelImports(memory?: WebAssembly.Memory): WebAssembly.Imports 
 }
 
 /** The shared build of `variant`, instantiated on a fresh shared memory, or undefined if unavailable. */
-async function loadShared(base: URL, variant: Variant, bytes?: number): Promise<Kernels | undefined> {
-  if (!threadsSupported()) return undefined;
+async function loadShared(
+  location: KernelLocation,
+  variant: Variant,
+  bytes?: number,
+): Promise<Kernels | undefined> {
+  if (threadsUnavailable()) return undefined;
   const pages = bytes === undefined ? undefined : Math.max(INITIAL_PAGES, Math.ceil(bytes / 65536));
   if (pages !== undefined && pages > 65536) return undefined;
-  const module = await compileFile(base, THREAD_FILES[variant], pages);
+  const module = await moduleOf(location, THREAD_FILES[variant], pages);
   const memory = module && sharedMemory(pages);
   if (!module || !memory) return undefined;
   const instance = await WebAssembly.instantiate(module, kernelImports(memory));
@@ -483,21 +559,30 @@ async function loadShared(base: URL, variant: Variant, bytes?: number): Promise<
  * module is cached. With `shared`, the threads build is preferred (see {@linkcode LoadKernelsOptions}).
  */
 export async function loadKernels(options: LoadKernelsOptions = {}): Promise<Kernels> {
-  const base = new URL(options.wasmBase ?? new URL("../../wasm/", import.meta.url));
   const candidates = options.variant ? [options.variant] : VARIANTS;
   for (const variant of candidates) {
     if (options.shared) {
-      const k = await loadShared(base, variant, options.memoryBytes);
+      const k = await loadShared(options, variant, options.memoryBytes);
       if (k) return k;
     }
-    const module = await compileFile(base, FILES[variant]);
+    const module = await moduleOf(options, FILES[variant]);
     if (!module) {
-      if (options.variant) throw new Error(`this runtime cannot run the "${variant}" kernels`);
+      if (options.variant) {
+        throw new Error(
+          options.modules
+            ? `the kernels option gives no module for ${FILES[variant]}`
+            : `this runtime cannot run the "${variant}" kernels`,
+        );
+      }
       continue;
     }
     const instance = await WebAssembly.instantiate(module, kernelImports());
     const exports = instance.exports as unknown as KernelExports;
     return { variant, module, memory: exports.memory, exports, shared: false };
   }
-  throw new Error("this runtime supports none of the kernel variants (WebAssembly SIMD is required)");
+  throw new Error(
+    options.modules
+      ? `the kernels option gives no module for ${candidates.map((v) => FILES[v]).join(" or ")}`
+      : "this runtime supports none of the kernel variants (WebAssembly SIMD is required)",
+  );
 }

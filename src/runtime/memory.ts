@@ -1,7 +1,7 @@
 /**
  * Process memory as the operating system sees it: resident set size now and at its peak. Reads Linux's
- * `/proc/self/status`; elsewhere falls back to `Deno.memoryUsage()` / Node's `process.memoryUsage()` (no
- * peak). Safe to import in a browser: every runtime API is looked up when called, never at import.
+ * `/proc/self/status`; elsewhere (or without the permission) falls back to `process.memoryUsage()` with
+ * `getrusage`'s peak (Node, Deno), or `Deno.memoryUsage()` (no peak). Safe to import in a browser: every runtime API is looked up when called, never at import.
  *
  * @module
  */
@@ -21,6 +21,8 @@ interface DenoLike {
 
 interface NodeLike {
   memoryUsage(): { rss: number };
+  /** `getrusage`: `maxRSS` is the peak resident set size in KiB (Node, and Deno's `process`). */
+  resourceUsage?(): { maxRSS: number };
 }
 
 /** A `kB` field of `/proc/self/status` in bytes, or `undefined` when absent. */
@@ -56,11 +58,15 @@ export function processMemory(): ProcessMemory {
       const parsed = parseProcStatus(deno.readTextFileSync("/proc/self/status"));
       if (parsed) return parsed;
     } catch {
-      // no /proc (macOS, Windows) or no read permission: fall through
+      // no /proc (macOS, Windows), or Deno without --allow-all (which /proc needs): fall through
     }
-    return { rss: deno.memoryUsage().rss };
   }
   const node = (globalThis as { process?: NodeLike }).process;
-  if (node && typeof node.memoryUsage === "function") return { rss: node.memoryUsage().rss };
+  if (node && typeof node.memoryUsage === "function") {
+    const rss = node.memoryUsage().rss;
+    const maxRSS = node.resourceUsage?.().maxRSS;
+    return maxRSS ? { rss, peak: Math.max(rss, maxRSS * 1024) } : { rss };
+  }
+  if (typeof deno !== "undefined") return { rss: deno.memoryUsage().rss };
   return { rss: 0 };
 }

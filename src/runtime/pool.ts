@@ -26,7 +26,14 @@
  *
  * @module
  */
-import { type KernelExports, type Kernels, loadKernels, type Variant } from "./kernels.ts";
+import {
+  type KernelExports,
+  type KernelLocation,
+  type Kernels,
+  loadKernels,
+  threadsUnavailable,
+  type Variant,
+} from "./kernels.ts";
 import { Arena, formatPlan, planMemory, PlanTooLargeError, type RegionSpec } from "./arena.ts";
 import type { WeightRef } from "./gemm.ts";
 
@@ -298,7 +305,7 @@ export class Pool {
     }
     if (!kernels.shared) throw new Error("a pool needs the threads build of the kernels (shared memory)");
     const control = new SharedArrayBuffer(CONTROL_BYTES);
-    const url = options.workerUrl ?? new URL("./worker.ts", import.meta.url);
+    const url = options.workerUrl ?? workerUrlHere();
     const workers: Worker[] = [];
     const ready: Promise<void>[] = [];
     const ctl = new Int32Array(control, 0, ARGS_AT / 4);
@@ -310,11 +317,16 @@ export class Pool {
           new Promise<void>((resolve, reject) => {
             w.onmessage = (ev: MessageEvent) => {
               if (ev.data?.ready) resolve();
-              else reject(new Error(`pool worker ${i} failed to start: ${ev.data?.error ?? "no reason"}`));
+              else {reject(
+                  new Error(`pool worker ${i} (${url}) failed to start: ${ev.data?.error ?? "no reason"}`),
+                );}
             };
             w.onerror = (ev: ErrorEvent) => {
               ev.preventDefault();
-              reject(new Error(`pool worker ${i} failed to start: ${ev.message}`));
+              // browsers give a worker whose script did not load an error without a message
+              workerLoadFailure(url, ev.message).then((why) =>
+                reject(new Error(`pool worker ${i} failed to start: ${why}`))
+              );
             };
           }),
         );
@@ -491,6 +503,32 @@ export class Pool {
   }
 }
 
+/** The pool worker shipped with this module (read only when no `workerUrl` is given). */
+function workerUrlHere(): URL {
+  const here = import.meta.url;
+  try {
+    return new URL("./worker.ts", here);
+  } catch {
+    throw new Error(
+      `cannot locate mesp's pool worker: this module has no URL here (import.meta.url is ${here}); ` +
+        `pass the kernels option { workerUrl }, or threads: 1`,
+    );
+  }
+}
+
+/** Why the worker script at `url` did not start: the runtime's message, or what fetching it says. */
+async function workerLoadFailure(url: string | URL, message: string | undefined): Promise<string> {
+  if (message) return `${message} (${url})`;
+  try {
+    const res = await fetch(url, { method: "HEAD" });
+    await res.body?.cancel();
+    if (!res.ok) return `cannot load ${url}: HTTP ${res.status} ${res.statusText}`.trimEnd();
+  } catch (err) {
+    return `cannot load ${url}: ${(err as Error).message}`;
+  }
+  return `the worker script ${url} failed to load or to run`;
+}
+
 /** Sets the quit flag, wakes every worker and terminates them (a worker asleep in `Atomics.wait` ignores
  * `terminate()` alone, and keeps the process alive). */
 function stop(ctl: Int32Array, workers: Worker[]): void {
@@ -589,6 +627,10 @@ export interface StartKernelsOptions {
   budget?: number;
   /** Split thresholds and policy of the pool. */
   poolOptions?: Omit<PoolOptions, "threads">;
+  /** Where the wasm files and the pool worker are (default: next to this module). */
+  kernels?: KernelLocation;
+  /** Told why a run asked for threads gets one (default `console.warn`). */
+  onNotice?: (message: string) => void;
 }
 
 /**
@@ -603,7 +645,8 @@ export async function startKernels(
   options: StartKernelsOptions = {},
 ): Promise<{ kernels: Kernels; arena: Arena }> {
   const threads = options.threads ?? 1;
-  const single = await loadKernels({ variant: options.variant });
+  const location = options.kernels ?? {};
+  const single = await loadKernels({ ...location, variant: options.variant });
   const scratch = single.exports.gemm_scratch_bytes();
   const budget = { budget: options.budget };
   if (threads > 1) {
@@ -613,12 +656,27 @@ export async function startKernels(
     if (options.budget !== undefined && plan.bytes > options.budget) {
       throw new PlanTooLargeError(plan, options.budget, plan.bytes, formatPlan(plan));
     }
-    const shared = await loadKernels({ variant: single.variant, shared: true, memoryBytes: plan.end });
+    const shared = await loadKernels({
+      ...location,
+      variant: single.variant,
+      shared: true,
+      memoryBytes: plan.end,
+    });
     if (shared.shared && shared.exports.heap_base() === single.exports.heap_base()) {
       const arena = Arena.create(shared, specs, budget);
-      const pool = await Pool.start(shared, { ...options.poolOptions, threads });
+      const pool = await Pool.start(shared, {
+        workerUrl: location.workerUrl,
+        ...options.poolOptions,
+        threads,
+      });
       return { kernels: pool.kernels, arena };
     }
+    const why = threadsUnavailable() ??
+      (shared.shared
+        ? "the threads build lays out memory differently"
+        : "no threads build or shared memory of " +
+          `${Math.ceil(plan.end / 2 ** 20)} MB could be had`);
+    (options.onNotice ?? console.warn)(`mesp: ${threads} threads asked for, running on 1: ${why}`);
   }
   return { kernels: single, arena: Arena.create(single, specsOf(scratch), budget) };
 }
