@@ -1,12 +1,14 @@
 /**
- * Compiles the AssemblyScript kernels in `asm/kernels/` into the committed `wasm/` variants.
+ * Compiles the AssemblyScript kernels in `asm/kernels/` into the committed `wasm/` variants, then the browser
+ * build in `dist/` (see `bundle.ts`).
  *
- *   deno task build            # writes wasm/*.wasm
+ *   deno task build            # writes wasm/*.wasm and dist/
  *   deno task build --check    # rebuilds in memory, exits 1 if any committed byte differs
  *
  * The build is reproducible: the same sources and the pinned compiler give the same bytes.
  */
 import asc from "assemblyscript/asc";
+import { bundle, ENTRIES } from "./bundle.ts";
 
 /** One compiled flavour of the kernels. */
 interface Variant {
@@ -45,26 +47,35 @@ async function compile(variant: Variant): Promise<Uint8Array> {
   return binary;
 }
 
+/** Writes `bytes` to `path`, or with `check` only compares them; true if the committed bytes differ. */
+async function emit(path: string, bytes: Uint8Array, check: boolean): Promise<boolean> {
+  if (check) {
+    let old: Uint8Array | undefined;
+    try {
+      old = await Deno.readFile(path);
+    } catch { /* missing counts as different */ }
+    const same = old !== undefined && old.length === bytes.length && old.every((b, i) => b === bytes[i]);
+    console.log(`${same ? "same   " : "DIFFERS"} ${path} (${bytes.length} bytes)`);
+    return !same;
+  }
+  await Deno.writeFile(path, bytes);
+  console.log(`wrote ${path} (${bytes.length} bytes)`);
+  return false;
+}
+
 if (import.meta.main) {
   const check = Deno.args.includes("--check");
   const root = new URL("../", import.meta.url);
   Deno.chdir(root);
   let differ = 0;
+  if (!check) await Deno.mkdir("dist/wasm", { recursive: true });
   for (const v of VARIANTS) {
     const bytes = await compile(v);
-    const path = `wasm/${v.file}`;
-    if (check) {
-      let old: Uint8Array | undefined;
-      try {
-        old = await Deno.readFile(path);
-      } catch { /* missing counts as different */ }
-      const same = old !== undefined && old.length === bytes.length && old.every((b, i) => b === bytes[i]);
-      console.log(`${same ? "same   " : "DIFFERS"} ${path} (${bytes.length} bytes)`);
-      if (!same) differ++;
-    } else {
-      await Deno.writeFile(path, bytes);
-      console.log(`wrote ${path} (${bytes.length} bytes)`);
-    }
+    if (await emit(`wasm/${v.file}`, bytes, check)) differ++;
+    if (await emit(`dist/wasm/${v.file}`, bytes, check)) differ++;
+  }
+  for (const entry of ENTRIES) {
+    if (await emit(`dist/${entry.out}`, await bundle(entry), check)) differ++;
   }
   if (differ) Deno.exit(1);
 }

@@ -1,0 +1,5861 @@
+var __getOwnPropNames = Object.getOwnPropertyNames;
+var __esm = (fn, res) => function __init() {
+  return fn && (res = (0, fn[__getOwnPropNames(fn)[0]])(fn = 0)), res;
+};
+
+// src/text/tokenizer.ts
+function loadTokenizer(files) {
+  return import(tokenizerModule()).then((m) => m.buildTokenizer(files));
+}
+function tokenizerModule() {
+  return new URL("./tokenizer.js", import.meta.url).href;
+}
+function createStreamDecoder(tokenizer, options = {}) {
+  const skip = options.skipSpecialTokens === true;
+  const bytes = new TextDecoder("utf-8", {
+    ignoreBOM: true
+  });
+  let pendingBytes = false;
+  const flushBytes = () => {
+    if (!pendingBytes) return "";
+    pendingBytes = false;
+    return bytes.decode();
+  };
+  return {
+    push(id) {
+      if (tokenizer.isAddedToken(id)) {
+        const before = flushBytes();
+        return skip && tokenizer.isSpecialToken(id) ? before : before + tokenizer.decode([
+          id
+        ]);
+      }
+      pendingBytes = true;
+      return bytes.decode(tokenizer.tokenBytes(id), {
+        stream: true
+      });
+    },
+    flush: flushBytes
+  };
+}
+var init_tokenizer = __esm({
+  "src/text/tokenizer.ts"() {
+  }
+});
+
+// src/runtime/kernels.ts
+var VARIANTS = [
+  "relaxed",
+  "simd"
+];
+var DTYPE = {
+  f32: 0,
+  f16: 1,
+  bf16: 2,
+  q8: 3,
+  q4: 4
+};
+var OP = {
+  /** C[M,N] = A[M,K] · B[N,K]ᵀ */
+  nt: 0,
+  /** C[M,N] = A[M,K] · B[K,N] */
+  nn: 1,
+  /** C[M,N] = A[K,M]ᵀ · B[K,N] */
+  tn: 2
+};
+var KERNEL_FILES = [
+  "mesp_relaxed.wasm",
+  "mesp_simd.wasm",
+  "mesp_relaxed_threads.wasm",
+  "mesp_simd_threads.wasm"
+];
+var FILES = {
+  relaxed: "mesp_relaxed.wasm",
+  simd: "mesp_simd.wasm"
+};
+var THREAD_FILES = {
+  relaxed: "mesp_relaxed_threads.wasm",
+  simd: "mesp_simd_threads.wasm"
+};
+var SHARED_MAXIMA = [
+  65536,
+  32768,
+  16384,
+  8192
+];
+var INITIAL_PAGES = 16;
+var moduleCache = /* @__PURE__ */ new Map();
+var bytesCache = /* @__PURE__ */ new Map();
+async function fetchBytes(url) {
+  let p = bytesCache.get(url.href);
+  if (!p) {
+    p = (async () => {
+      let res;
+      try {
+        res = await fetch(url);
+      } catch (err) {
+        throw new Error(`cannot fetch kernels ${url.href}: ${err.message}`);
+      }
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new Error(`cannot fetch kernels ${url.href}: HTTP ${res.status} ${res.statusText}`.trimEnd());
+      }
+      return new Uint8Array(await res.arrayBuffer());
+    })();
+    p.catch(() => bytesCache.delete(url.href));
+    bytesCache.set(url.href, p);
+  }
+  return await p;
+}
+async function moduleOf(location, file, pages) {
+  if (location.modules) return location.modules[file];
+  const url = new URL(file, wasmBaseOf(location));
+  const key = pages === void 0 ? url.href : `${url.href}#${pages}`;
+  let p = moduleCache.get(key);
+  if (!p) {
+    p = (async () => {
+      let bytes = await fetchBytes(url);
+      if (pages !== void 0) bytes = withMemoryLimits(bytes, pages, pages);
+      return WebAssembly.validate(bytes) ? await WebAssembly.compile(bytes) : void 0;
+    })();
+    p.catch(() => moduleCache.delete(key));
+    moduleCache.set(key, p);
+  }
+  return await p;
+}
+function wasmBaseOf(location) {
+  if (location.wasmBase !== void 0) return new URL(location.wasmBase);
+  const here = import.meta.url;
+  try {
+    return new URL("./wasm/", here);
+  } catch {
+    throw new Error(`cannot locate mesp's wasm files: this module has no URL here (import.meta.url is ${here}); pass the kernels option { modules } (precompiled WebAssembly.Modules) or { wasmBase }`);
+  }
+}
+function leb(b, at) {
+  let v = 0, shift = 0, x;
+  do {
+    x = b[at++];
+    v += (x & 127) * 2 ** shift;
+    shift += 7;
+  } while (x & 128);
+  return [
+    v,
+    at
+  ];
+}
+function toLeb(v) {
+  const out = [];
+  do {
+    let x = v % 128;
+    v = Math.floor(v / 128);
+    if (v > 0) x |= 128;
+    out.push(x);
+  } while (v > 0);
+  return out;
+}
+function withMemoryLimits(wasm, min, max) {
+  let at = 8;
+  while (at < wasm.length) {
+    const id = wasm[at];
+    const [size, body] = leb(wasm, at + 1);
+    if (id === 2) {
+      let [count, p] = leb(wasm, body);
+      for (; count > 0; count--) {
+        for (let name = 0; name < 2; name++) {
+          const [len, q] = leb(wasm, p);
+          p = q + len;
+        }
+        const kind = wasm[p++];
+        if (kind === 2) {
+          const flags = wasm[p];
+          let [, q] = leb(wasm, p + 1);
+          if (flags & 1) [, q] = leb(wasm, q);
+          const limits = [
+            flags | 1,
+            ...toLeb(min),
+            ...toLeb(max)
+          ];
+          const content = [
+            ...wasm.subarray(body, p),
+            ...limits,
+            ...wasm.subarray(q, body + size)
+          ];
+          return new Uint8Array([
+            ...wasm.subarray(0, at),
+            2,
+            ...toLeb(content.length),
+            ...content,
+            ...wasm.subarray(body + size)
+          ]);
+        }
+        if (kind === 0) [, p] = leb(wasm, p);
+        else if (kind === 1) p = wasm[p + 1] & 1 ? leb(wasm, leb(wasm, p + 2)[1])[1] : leb(wasm, p + 2)[1];
+        else if (kind === 3) p += 2;
+        else if (kind === 4) [, p] = leb(wasm, p + 1);
+        else throw new Error(`kernel module: unknown import kind ${kind}`);
+      }
+    }
+    at = body + size;
+  }
+  throw new Error("kernel module imports no memory");
+}
+function threadsUnavailable() {
+  const g = globalThis;
+  if (g.crossOriginIsolated === false) {
+    return "the page is not cross-origin isolated (serve it with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp to get SharedArrayBuffer)";
+  }
+  if (typeof g.SharedArrayBuffer !== "function") return "this runtime has no SharedArrayBuffer";
+  if (typeof g.Worker !== "function") return "this runtime has no Worker";
+  if (typeof Atomics !== "object") return "this runtime has no Atomics";
+  return void 0;
+}
+function sharedMemory(pages) {
+  if (pages !== void 0) {
+    try {
+      return new WebAssembly.Memory({
+        initial: pages,
+        maximum: pages,
+        shared: true
+      });
+    } catch {
+      return void 0;
+    }
+  }
+  for (const maximum of SHARED_MAXIMA) {
+    try {
+      return new WebAssembly.Memory({
+        initial: INITIAL_PAGES,
+        maximum,
+        shared: true
+      });
+    } catch {
+    }
+  }
+  return void 0;
+}
+function kernelImports(memory) {
+  const env = {
+    abort(_msg, _file, line, col) {
+      throw new Error(`kernel abort at ${line}:${col}`);
+    }
+  };
+  if (memory) env.memory = memory;
+  return {
+    env
+  };
+}
+async function loadShared(location, variant, bytes) {
+  if (threadsUnavailable()) return void 0;
+  const pages = bytes === void 0 ? void 0 : Math.max(INITIAL_PAGES, Math.ceil(bytes / 65536));
+  if (pages !== void 0 && pages > 65536) return void 0;
+  const module = await moduleOf(location, THREAD_FILES[variant], pages);
+  const memory = module && sharedMemory(pages);
+  if (!module || !memory) return void 0;
+  const instance = await WebAssembly.instantiate(module, kernelImports(memory));
+  const exports = instance.exports;
+  return {
+    variant,
+    module,
+    memory,
+    exports,
+    shared: true
+  };
+}
+async function loadKernels(options = {}) {
+  const candidates = options.variant ? [
+    options.variant
+  ] : VARIANTS;
+  for (const variant of candidates) {
+    if (options.shared) {
+      const k = await loadShared(options, variant, options.memoryBytes);
+      if (k) return k;
+    }
+    const module = await moduleOf(options, FILES[variant]);
+    if (!module) {
+      if (options.variant) {
+        throw new Error(options.modules ? `the kernels option gives no module for ${FILES[variant]}` : `this runtime cannot run the "${variant}" kernels`);
+      }
+      continue;
+    }
+    const instance = await WebAssembly.instantiate(module, kernelImports());
+    const exports = instance.exports;
+    return {
+      variant,
+      module,
+      memory: exports.memory,
+      exports,
+      shared: false
+    };
+  }
+  throw new Error(options.modules ? `the kernels option gives no module for ${candidates.map((v) => FILES[v]).join(" or ")}` : "this runtime supports none of the kernel variants (WebAssembly SIMD is required)");
+}
+
+// src/runtime/arena.ts
+var TAIL_GUARD = 64;
+var PAGE = 65536;
+function planMemory(specs, options = {}) {
+  const base = options.base ?? 0;
+  const seen = /* @__PURE__ */ new Set();
+  const regions = [];
+  let at = base;
+  for (const s of specs) {
+    if (seen.has(s.name)) throw new Error(`memory plan: duplicate region "${s.name}"`);
+    seen.add(s.name);
+    const align2 = s.align ?? 64;
+    if (!Number.isInteger(s.bytes) || s.bytes < 0) {
+      throw new Error(`memory plan: region "${s.name}" has invalid size ${s.bytes}`);
+    }
+    if (align2 <= 0 || (align2 & align2 - 1) !== 0) {
+      throw new Error(`memory plan: region "${s.name}" has invalid alignment ${align2}`);
+    }
+    at = Math.ceil(at / align2) * align2;
+    regions.push({
+      name: s.name,
+      bytes: s.bytes,
+      align: align2,
+      purpose: s.purpose ?? "",
+      offset: at
+    });
+    at += s.bytes;
+  }
+  const end = Math.ceil(at / 64) * 64 + TAIL_GUARD;
+  return {
+    regions,
+    base,
+    end,
+    bytes: end - base
+  };
+}
+function formatMB(bytes) {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+function parseSize(text) {
+  const m = /^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?i?b?)?\s*$/i.exec(text);
+  if (!m) throw new Error(`cannot read size "${text}" (examples: 100MB, 1.5GB, 512MiB)`);
+  const unit = (m[2] ?? "").toLowerCase().replace(/b$/, "");
+  const scale = {
+    "": 1,
+    k: 1e3,
+    m: 1e6,
+    g: 1e9,
+    t: 1e12,
+    ki: 1024,
+    mi: 1024 ** 2,
+    gi: 1024 ** 3,
+    ti: 1024 ** 4
+  };
+  if (!(unit in scale)) throw new Error(`cannot read size "${text}": unknown unit`);
+  return Math.round(Number(m[1]) * scale[unit]);
+}
+function formatPlan(plan, options = {}) {
+  const rows = [
+    ...plan.regions
+  ].sort((a, b) => b.bytes - a.bytes).map((r) => [
+    r.name,
+    formatMB(r.bytes),
+    r.purpose
+  ]);
+  let total = plan.bytes;
+  for (const e of options.extra ?? []) {
+    rows.push([
+      e.name,
+      formatMB(e.bytes),
+      e.purpose
+    ]);
+    total += e.bytes;
+  }
+  rows.push([
+    "total",
+    formatMB(total),
+    ""
+  ]);
+  const w0 = Math.max(...rows.map((r) => r[0].length));
+  const w1 = Math.max(...rows.map((r) => r[1].length));
+  return rows.map((r) => `${r[0].padEnd(w0)}  ${r[1].padStart(w1)}  ${r[2]}`.trimEnd()).join("\n");
+}
+var PlanTooLargeError = class extends Error {
+  /** The plan that did not fit. */
+  plan;
+  /** The budget in bytes. */
+  budget;
+  constructor(plan, budget, needed, table) {
+    super(`memory plan needs ${formatMB(needed)} but the budget is ${formatMB(budget)}:
+${table}`);
+    this.name = "PlanTooLargeError";
+    this.plan = plan;
+    this.budget = budget;
+  }
+};
+var Arena = class _Arena {
+  /** The kernels whose memory this arena lays out. */
+  kernels;
+  /** The placed plan. */
+  plan;
+  #byName;
+  constructor(kernels, plan) {
+    this.kernels = kernels;
+    this.plan = plan;
+    this.#byName = new Map(plan.regions.map((r) => [
+      r.name,
+      r
+    ]));
+  }
+  /** Lays out `specs` after the module's static data, checks the budget, and grows memory once. */
+  static create(kernels, specs, options = {}) {
+    const base = Math.ceil(kernels.exports.heap_base() / 64) * 64;
+    const plan = planMemory(specs, {
+      base
+    });
+    if (options.budget !== void 0 && plan.bytes > options.budget) {
+      throw new PlanTooLargeError(plan, options.budget, plan.bytes, formatPlan(plan));
+    }
+    const have = kernels.memory.buffer.byteLength;
+    if (plan.end > have) kernels.memory.grow(Math.ceil((plan.end - have) / PAGE));
+    return new _Arena(kernels, plan);
+  }
+  /** The region called `name`; throws if the plan has none. */
+  region(name) {
+    const r = this.#byName.get(name);
+    if (!r) throw new Error(`memory plan has no region "${name}"`);
+    return r;
+  }
+  /** Whether the plan has a region called `name`. */
+  has(name) {
+    return this.#byName.has(name);
+  }
+  /** Byte offset of region `name`. */
+  ptr(name) {
+    return this.region(name).offset;
+  }
+  /** The whole region as bytes. */
+  u8(name) {
+    const r = this.region(name);
+    return new Uint8Array(this.kernels.memory.buffer, r.offset, r.bytes);
+  }
+  /** The whole region as f32 (its size must be a multiple of 4). */
+  f32(name) {
+    const r = this.region(name);
+    return new Float32Array(this.kernels.memory.buffer, r.offset, r.bytes >>> 2);
+  }
+  /** The whole region as i32. */
+  i32(name) {
+    const r = this.region(name);
+    return new Int32Array(this.kernels.memory.buffer, r.offset, r.bytes >>> 2);
+  }
+  /** Current size of linear memory in bytes (constant after creation unless something else grows it). */
+  memoryBytes() {
+    return this.kernels.memory.buffer.byteLength;
+  }
+};
+
+// src/runtime/gemm.ts
+var SKINNY_N = 7;
+function dtypeCode(w) {
+  const quantized = w.dtype === "q4" || w.dtype === "q8";
+  return DTYPE[w.dtype] | (quantized && w.bf16Scales ? SCALES_BF16 : 0);
+}
+var SCALES_BF16 = 8;
+function f32Ref(ptr, ld) {
+  return {
+    dtype: "f32",
+    ptr,
+    ld,
+    scales: 0,
+    biases: 0
+  };
+}
+function usesDotKernel(op, n, dtype) {
+  return op === OP.nt && dtype === "f32" && n <= SKINNY_N;
+}
+var MR = 6;
+var NR = 8;
+var DOT_ROWS = 4;
+var WIDE = 128;
+var Gemm = class _Gemm {
+  #k;
+  #scratch;
+  #pool;
+  #profile;
+  /**
+   * `scratch` must hold `exports.gemm_scratch_bytes()` bytes, times the pool's thread count with a pool.
+   * `exports` are the raw kernel exports.
+   */
+  constructor(exports, scratch, options = {}) {
+    this.#k = exports;
+    this.#scratch = scratch;
+    this.#pool = options.pool;
+    this.#profile = options.profile;
+  }
+  /** Runs rows [m0, m1) and columns [n0, n1) of a problem with `n` columns in total (for kernel choice). */
+  run(op, m0, m1, n0, n1, n, k, a, lda, b, c, ldc, alpha, accumulate) {
+    const profile = this.#profile;
+    if (!profile) {
+      this.#run(op, m0, m1, n0, n1, n, k, a, lda, b, c, ldc, alpha, accumulate);
+      return;
+    }
+    const t0 = performance.now();
+    this.#run(op, m0, m1, n0, n1, n, k, a, lda, b, c, ldc, alpha, accumulate);
+    const flops = 2 * Math.max(0, m1 - m0) * Math.max(0, n1 - n0) * k;
+    profile.add(profile.classifyGemm(op, m1 - m0, n1 - n0, k, b), performance.now() - t0, flops);
+  }
+  /**
+   * How a call is split across `pool`: 0 = not at all, 1 = by rows, 2 = by columns. Columns when each
+   * thread gets at least {@linkcode WIDE} of them (each then packs only its part of B: no duplicated
+   * dequantization), else rows when each thread gets at least two micro-tiles of them, else columns when
+   * each gets two tiles of those; not at all when
+   * the call is too small to pay for waking the workers (`pool.minFlops`). A forced policy (`pool.split`)
+   * splits its way whenever that gives two pieces.
+   */
+  static splitOf(pool, dot, rows, cols, k) {
+    if (2 * rows * cols * k < pool.minFlops) return 0;
+    const threads = pool.threads, rowGrain = dot ? DOT_ROWS : MR, colGrain = dot ? 2 : NR;
+    const rowsOk = rows >= 2 * rowGrain * threads, colsOk = cols >= 2 * colGrain * threads;
+    if (pool.split === "rows") return rows > rowGrain ? 1 : 0;
+    if (pool.split === "columns") return cols > colGrain ? 2 : 0;
+    if (!dot && colsOk && cols >= WIDE * threads) return 2;
+    return rowsOk ? 1 : colsOk ? 2 : 0;
+  }
+  #run(op, m0, m1, n0, n1, n, k, a, lda, b, c, ldc, alpha, accumulate) {
+    const dot = usesDotKernel(op, n, b.dtype);
+    const pool = this.#pool;
+    const how = pool ? _Gemm.splitOf(pool, dot, m1 - m0, n1 - n0, k) : 0;
+    if (dot) {
+      if (how) {
+        pool.gemmDot(how === 2, m0, m1, n0, n1, k, a, lda, b.ptr, b.ld, c, ldc, alpha, accumulate ? 1 : 0);
+      } else this.#k.gemm_dot(m0, m1, n0, n1, k, a, lda, b.ptr, b.ld, c, ldc, alpha, accumulate ? 1 : 0);
+    } else if (how) {
+      pool.gemm(how === 2, op, m0, m1, n0, n1, k, a, lda, dtypeCode(b), b.ptr, b.ld, b.scales, b.biases, c, ldc, alpha, accumulate ? 1 : 0, this.#scratch);
+    } else {
+      this.#k.gemm(op, m0, m1, n0, n1, k, a, lda, dtypeCode(b), b.ptr, b.ld, b.scales, b.biases, c, ldc, alpha, accumulate ? 1 : 0, this.#scratch);
+    }
+  }
+  /** C[M,N] (+)= alpha · A[M,K] · Bᵀ, B [N,K] (a linear layer). */
+  nt(m, n, k, a, lda, b, c, ldc, alpha = 1, accumulate = false) {
+    this.run(OP.nt, 0, m, 0, n, n, k, a, lda, b, c, ldc, alpha, accumulate);
+  }
+  /** C[M,N] (+)= alpha · A[M,K] · B, B [K,N]. */
+  nn(m, n, k, a, lda, b, c, ldc, alpha = 1, accumulate = false) {
+    this.run(OP.nn, 0, m, 0, n, n, k, a, lda, b, c, ldc, alpha, accumulate);
+  }
+  /** C[M,N] (+)= alpha · Aᵀ · B, A [K,M], B [K,N]. */
+  tn(m, n, k, a, lda, b, c, ldc, alpha = 1, accumulate = false) {
+    this.run(OP.tn, 0, m, 0, n, n, k, a, lda, b, c, ldc, alpha, accumulate);
+  }
+};
+
+// src/runtime/memory.ts
+function statusField(status, field) {
+  const m = new RegExp(`^${field}:\\s*(\\d+)\\s*kB`, "m").exec(status);
+  return m ? Number(m[1]) * 1024 : void 0;
+}
+function parseProcStatus(status) {
+  const rss = statusField(status, "VmRSS");
+  if (rss === void 0) return void 0;
+  const peak = statusField(status, "VmHWM");
+  return peak === void 0 ? {
+    rss
+  } : {
+    rss,
+    peak
+  };
+}
+function processMemory() {
+  const deno = globalThis.Deno;
+  if (typeof deno !== "undefined") {
+    try {
+      const parsed = parseProcStatus(deno.readTextFileSync("/proc/self/status"));
+      if (parsed) return parsed;
+    } catch {
+    }
+  }
+  const node = globalThis.process;
+  if (node && typeof node.memoryUsage === "function") {
+    const rss = node.memoryUsage().rss;
+    const maxRSS = node.resourceUsage?.().maxRSS;
+    return maxRSS ? {
+      rss,
+      peak: Math.max(rss, maxRSS * 1024)
+    } : {
+      rss
+    };
+  }
+  if (typeof deno !== "undefined") return {
+    rss: deno.memoryUsage().rss
+  };
+  return {
+    rss: 0
+  };
+}
+
+// src/io/source.ts
+var FileNotFoundError = class extends Error {
+  /** @param name the file path or URL that does not exist */
+  constructor(name, options) {
+    super(`file not found: ${name}`, options);
+    this.name = "FileNotFoundError";
+  }
+};
+function checkRange(name, offset, length) {
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length)) {
+    throw new RangeError(`${name}: invalid read range offset=${offset} length=${length}`);
+  }
+}
+function bytesSource(bytes, name = "<memory>") {
+  return {
+    name,
+    size: () => Promise.resolve(bytes.length),
+    read(offset, into) {
+      try {
+        checkRange(name, offset, into.length);
+        const end = offset + into.length;
+        if (end > bytes.length) {
+          throw new Error(`${name}: short read: wanted bytes ${offset}..${end} but the data has ${bytes.length} bytes`);
+        }
+        into.set(bytes.subarray(offset, end));
+        return Promise.resolve();
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+  };
+}
+function blobSource(blob, name) {
+  const fileName = blob.name;
+  name ??= typeof fileName === "string" ? fileName : "<blob>";
+  return {
+    name,
+    size: () => Promise.resolve(blob.size),
+    async read(offset, into) {
+      checkRange(name, offset, into.length);
+      const end = offset + into.length;
+      if (end > blob.size) {
+        throw new Error(`${name}: short read: wanted bytes ${offset}..${end} but the blob has ${blob.size} bytes`);
+      }
+      into.set(new Uint8Array(await blob.slice(offset, end).arrayBuffer()));
+    }
+  };
+}
+var CONTENT_RANGE = /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i;
+var UNSATISFIED_RANGE = /^\s*bytes\s+\*\/(\d+)\s*$/i;
+function fetchSource(url, options = {}) {
+  const href = String(url);
+  const name = options.name ?? href;
+  const doFetch = options.fetch ?? globalThis.fetch;
+  const baseHeaders = options.headers ?? {};
+  let sizePromise;
+  const headers = (extra) => ({
+    ...baseHeaders,
+    "accept-encoding": "identity",
+    ...extra
+  });
+  async function probeSize() {
+    const head = await doFetch(href, {
+      method: "HEAD",
+      headers: headers({})
+    });
+    await head.body?.cancel();
+    if (head.status === 404 || head.status === 410) throw new FileNotFoundError(name);
+    const length = head.headers.get("content-length");
+    const encoded = (head.headers.get("content-encoding") ?? "identity") !== "identity";
+    if (head.ok && length !== null && /^\d+$/.test(length.trim()) && !encoded) return Number(length);
+    const res = await doFetch(href, {
+      headers: headers({
+        range: "bytes=0-0"
+      })
+    });
+    await res.body?.cancel();
+    if (res.status === 404 || res.status === 410) throw new FileNotFoundError(name);
+    const range = res.headers.get("content-range") ?? "";
+    if (res.status === 416) {
+      const m2 = UNSATISFIED_RANGE.exec(range);
+      if (m2) return Number(m2[1]);
+    }
+    if (res.status === 200) throw ignoredRange(name);
+    const m = CONTENT_RANGE.exec(range);
+    if (res.status !== 206 || !m || m[3] === "*") {
+      throw new Error(`${name}: cannot determine the file size (HEAD and range probe gave status ${res.status})`);
+    }
+    return Number(m[3]);
+  }
+  return {
+    name,
+    size() {
+      sizePromise ??= probeSize();
+      return sizePromise;
+    },
+    async read(offset, into) {
+      checkRange(name, offset, into.length);
+      if (into.length === 0) return;
+      const last = offset + into.length - 1;
+      const res = await doFetch(href, {
+        headers: headers({
+          range: `bytes=${offset}-${last}`
+        })
+      });
+      if (res.status !== 206) {
+        await res.body?.cancel();
+        if (res.status === 200) throw ignoredRange(name);
+        if (res.status === 404 || res.status === 410) throw new FileNotFoundError(name);
+        if (res.status === 416) {
+          throw new Error(`${name}: short read: bytes ${offset}..${last + 1} lie beyond the end of the file`);
+        }
+        throw new Error(`${name}: HTTP ${res.status} ${res.statusText} for bytes ${offset}..${last + 1}`);
+      }
+      const m = CONTENT_RANGE.exec(res.headers.get("content-range") ?? "");
+      if (!m || Number(m[1]) !== offset || Number(m[2]) !== last) {
+        await res.body?.cancel();
+        const got = res.headers.get("content-range");
+        const short = m && Number(m[1]) === offset && Number(m[2]) < last;
+        throw new Error(`${name}: ${short ? "short read: " : ""}asked for bytes ${offset}-${last}, server sent Content-Range ${got === null ? "(none)" : JSON.stringify(got)}`);
+      }
+      await readBodyInto(name, res, into);
+    }
+  };
+}
+function ignoredRange(name) {
+  return new Error(`${name}: the server ignored the HTTP Range request (status 200 instead of 206 Partial Content); streaming weights needs a server that supports byte ranges`);
+}
+async function readBodyInto(name, res, into) {
+  if (!res.body) throw new Error(`${name}: short read: empty response body`);
+  const reader = res.body.getReader();
+  let pos = 0;
+  try {
+    for (; ; ) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (pos + value.length > into.length) {
+        throw new Error(`${name}: server sent more than the ${into.length} bytes asked for`);
+      }
+      into.set(value, pos);
+      pos += value.length;
+    }
+  } catch (err) {
+    await reader.cancel().catch(() => {
+    });
+    throw err;
+  } finally {
+    reader.releaseLock();
+  }
+  if (pos !== into.length) {
+    throw new Error(`${name}: short read: got ${pos} of ${into.length} bytes`);
+  }
+}
+function fileUrl(base, file) {
+  return new URL(file.split("/").map(encodeURIComponent).join("/"), base).href;
+}
+function urlFiles(baseUrl, options = {}) {
+  let base = String(baseUrl);
+  if (!base.endsWith("/")) base += "/";
+  const name = options.name ?? base;
+  const doFetch = options.fetch ?? globalThis.fetch;
+  return {
+    name,
+    async readText(file) {
+      const url = fileUrl(base, file);
+      const res = await doFetch(url, {
+        headers: options.headers ?? {}
+      });
+      if (res.status === 404 || res.status === 410) {
+        await res.body?.cancel();
+        return void 0;
+      }
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new Error(`${url}: HTTP ${res.status} ${res.statusText}`);
+      }
+      return await res.text();
+    },
+    source(file) {
+      return fetchSource(fileUrl(base, file), {
+        ...options,
+        name: void 0
+      });
+    }
+  };
+}
+function memoryFiles(files, options = {}) {
+  const map = files instanceof Map ? files : new Map(Object.entries(files));
+  const name = options.name ?? "<memory>";
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+  return {
+    name,
+    readText(file) {
+      const data = map.get(file);
+      return Promise.resolve(typeof data === "string" || data === void 0 ? data : decoder.decode(data));
+    },
+    source(file) {
+      const data = map.get(file);
+      const path = `${name}/${file}`;
+      if (data === void 0) {
+        const missing = () => Promise.reject(new FileNotFoundError(path));
+        return {
+          name: path,
+          size: missing,
+          read: missing
+        };
+      }
+      return bytesSource(typeof data === "string" ? encoder.encode(data) : data, path);
+    },
+    list() {
+      return Promise.resolve([
+        ...map.keys()
+      ].sort());
+    }
+  };
+}
+
+// src/model/config.ts
+var DEFAULT_ROPE_THETA = 1e4;
+function isObject(v) {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+function parseModelConfig(json2, options = {}) {
+  const file = options.file ?? "config.json";
+  const fail = (field, why) => {
+    throw new Error(`${file}: ${field}: ${why}`);
+  };
+  if (!isObject(json2)) return fail("(top level)", "expected a JSON object");
+  const c = json2;
+  const int = (key, fallback, min = 1) => {
+    const v = c[key] ?? fallback;
+    if (v === void 0) return fail(key, "missing required field");
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) {
+      return fail(key, `expected an integer \u2265 ${min}, got ${JSON.stringify(v)}`);
+    }
+    return v;
+  };
+  const optInt = (key) => c[key] === void 0 || c[key] === null ? void 0 : int(key, void 0, 0);
+  const positive = (key, v) => {
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
+      return fail(key, `expected a positive number, got ${JSON.stringify(v)}`);
+    }
+    return v;
+  };
+  const bool = (key, fallback) => {
+    const v = c[key] ?? fallback;
+    if (typeof v !== "boolean") return fail(key, `expected true or false, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const modelType = c.model_type;
+  if (modelType !== "qwen2") {
+    fail("model_type", `unsupported model type ${JSON.stringify(modelType)}; mesp supports "qwen2" (Qwen2 / Qwen2.5)`);
+  }
+  let architecture = "Qwen2ForCausalLM";
+  if (c.architectures !== void 0 && c.architectures !== null) {
+    const a = c.architectures;
+    if (!Array.isArray(a) || a.length !== 1 || typeof a[0] !== "string") {
+      fail("architectures", `expected ["Qwen2ForCausalLM"], got ${JSON.stringify(a)}`);
+    }
+    architecture = a[0];
+    if (architecture !== "Qwen2ForCausalLM") {
+      fail("architectures", `unsupported architecture ${JSON.stringify(architecture)}; expected "Qwen2ForCausalLM"`);
+    }
+  }
+  const hiddenSize = int("hidden_size");
+  const intermediateSize = int("intermediate_size");
+  const numLayers = int("num_hidden_layers");
+  const numHeads = int("num_attention_heads");
+  const numKvHeads = int("num_key_value_heads", numHeads);
+  const vocabSize = int("vocab_size");
+  if (numHeads % numKvHeads !== 0) {
+    fail("num_key_value_heads", `${numKvHeads} does not divide num_attention_heads ${numHeads}`);
+  }
+  let headDim;
+  if (c.head_dim !== void 0 && c.head_dim !== null) {
+    headDim = int("head_dim");
+  } else {
+    if (hiddenSize % numHeads !== 0) {
+      fail("num_attention_heads", `${numHeads} does not divide hidden_size ${hiddenSize} (and there is no head_dim)`);
+    }
+    headDim = hiddenSize / numHeads;
+  }
+  if (headDim % 2 !== 0) fail("head_dim", `rotary embedding needs an even head dimension, got ${headDim}`);
+  const hiddenAct = c.hidden_act ?? "silu";
+  if (hiddenAct !== "silu") {
+    fail("hidden_act", `unsupported activation ${JSON.stringify(hiddenAct)}; expected "silu"`);
+  }
+  if (bool("use_sliding_window", false)) {
+    fail("use_sliding_window", "sliding-window attention is unsupported");
+  }
+  if (c.layer_types !== void 0 && c.layer_types !== null) {
+    const lt = c.layer_types;
+    if (!Array.isArray(lt) || lt.length !== numLayers) {
+      fail("layer_types", `expected a list of ${numLayers} layer types`);
+    }
+    const other = lt.findIndex((t) => t !== "full_attention");
+    if (other >= 0) {
+      fail(`layer_types[${other}]`, `unsupported layer type ${JSON.stringify(lt[other])}`);
+    }
+  }
+  const ropeTheta = parseRope(c, fail);
+  const rmsNormEps = positive("rms_norm_eps", c.rms_norm_eps ?? 1e-6);
+  const tieWordEmbeddings = bool("tie_word_embeddings", false);
+  const maxPositionEmbeddings = int("max_position_embeddings", 32768);
+  const bosTokenId = optInt("bos_token_id");
+  const padTokenId = optInt("pad_token_id");
+  let eosTokenIds = [];
+  const eos = c.eos_token_id;
+  if (eos !== void 0 && eos !== null) {
+    const list = Array.isArray(eos) ? eos : [
+      eos
+    ];
+    if (!list.every((t) => typeof t === "number" && Number.isSafeInteger(t) && t >= 0)) {
+      fail("eos_token_id", `expected a token id or a list of token ids, got ${JSON.stringify(eos)}`);
+    }
+    eosTokenIds = list;
+  }
+  const dtypeValue = c.dtype ?? c.torch_dtype;
+  if (dtypeValue !== void 0 && dtypeValue !== null && typeof dtypeValue !== "string") {
+    fail(c.dtype !== void 0 ? "dtype" : "torch_dtype", `expected a string, got ${JSON.stringify(dtypeValue)}`);
+  }
+  const dtype = typeof dtypeValue === "string" ? dtypeValue : void 0;
+  const quantization = parseQuantization(c, fail);
+  const cfg = {
+    architecture,
+    hiddenSize,
+    intermediateSize,
+    numLayers,
+    numHeads,
+    numKvHeads,
+    headDim,
+    vocabSize,
+    ropeTheta,
+    rmsNormEps,
+    tieWordEmbeddings,
+    maxPositionEmbeddings,
+    eosTokenIds
+  };
+  if (bosTokenId !== void 0) cfg.bosTokenId = bosTokenId;
+  if (padTokenId !== void 0) cfg.padTokenId = padTokenId;
+  if (dtype !== void 0) cfg.dtype = dtype;
+  if (quantization !== void 0) cfg.quantization = quantization;
+  return cfg;
+}
+function parseRope(c, fail) {
+  const theta = (field, v) => {
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
+      return fail(field, `expected a positive number, got ${JSON.stringify(v)}`);
+    }
+    return v;
+  };
+  const isDefaultType = (r) => (r.rope_type ?? r.type ?? "default") === "default";
+  const scaling = c.rope_scaling;
+  if (scaling !== void 0 && scaling !== null) {
+    const onlyDefault = isObject(scaling) && isDefaultType(scaling) && Object.keys(scaling).every((k) => k === "rope_type" || k === "type" || k === "rope_theta");
+    if (!onlyDefault) fail("rope_scaling", `RoPE scaling is unsupported, got ${JSON.stringify(scaling)}`);
+  }
+  let fromParams;
+  const params = c.rope_parameters;
+  if (params !== void 0 && params !== null) {
+    if (!isObject(params)) {
+      return fail("rope_parameters", `expected an object, got ${JSON.stringify(params)}`);
+    }
+    if (!isDefaultType(params)) {
+      fail("rope_parameters.rope_type", `unsupported RoPE type ${JSON.stringify(params.rope_type ?? params.type)}`);
+    }
+    const extra = Object.keys(params).find((k) => ![
+      "rope_type",
+      "type",
+      "rope_theta"
+    ].includes(k));
+    if (extra !== void 0) fail(`rope_parameters.${extra}`, "RoPE scaling is unsupported");
+    if (params.rope_theta !== void 0) fromParams = theta("rope_parameters.rope_theta", params.rope_theta);
+  }
+  const top = c.rope_theta === void 0 || c.rope_theta === null ? void 0 : theta("rope_theta", c.rope_theta);
+  if (top !== void 0 && fromParams !== void 0 && top !== fromParams) {
+    fail("rope_theta", `${top} conflicts with rope_parameters.rope_theta ${fromParams}`);
+  }
+  return fromParams ?? top ?? DEFAULT_ROPE_THETA;
+}
+function parseQuantization(c, fail) {
+  const qc = c.quantization_config;
+  if (isObject(qc) && qc.quant_method !== void 0) {
+    fail("quantization_config.quant_method", `unsupported quantization ${JSON.stringify(qc.quant_method)}`);
+  }
+  const key = c.quantization !== void 0 && c.quantization !== null ? "quantization" : "quantization_config";
+  const q = c[key];
+  if (q === void 0 || q === null) return void 0;
+  if (!isObject(q)) return fail(key, `expected an object, got ${JSON.stringify(q)}`);
+  const bits = q.bits;
+  const groupSize = q.group_size;
+  if (bits !== 4 && bits !== 8) {
+    fail(`${key}.bits`, `unsupported bits ${JSON.stringify(bits)}; expected 4 or 8`);
+  }
+  if (groupSize !== 64) {
+    fail(`${key}.group_size`, `unsupported group size ${JSON.stringify(groupSize)}; expected 64`);
+  }
+  if (q.mode !== void 0 && q.mode !== "affine") {
+    fail(`${key}.mode`, `unsupported quantization mode ${JSON.stringify(q.mode)}; expected "affine"`);
+  }
+  for (const [k, v] of Object.entries(q)) {
+    if (k === "bits" || k === "group_size" || k === "mode") continue;
+    const same = isObject(v) && v.bits === bits && v.group_size === groupSize;
+    if (!same) fail(`${key}.${k}`, `unsupported per-layer quantization ${JSON.stringify(v)}`);
+  }
+  return {
+    groupSize,
+    bits
+  };
+}
+function configToJson(cfg, options = {}) {
+  const out = {
+    architectures: [
+      cfg.architecture
+    ],
+    attention_dropout: 0
+  };
+  if (cfg.bosTokenId !== void 0) out.bos_token_id = cfg.bosTokenId;
+  if (cfg.eosTokenIds.length > 0) {
+    out.eos_token_id = cfg.eosTokenIds.length === 1 ? cfg.eosTokenIds[0] : [
+      ...cfg.eosTokenIds
+    ];
+  }
+  if (cfg.headDim * cfg.numHeads !== cfg.hiddenSize) out.head_dim = cfg.headDim;
+  Object.assign(out, {
+    hidden_act: "silu",
+    hidden_size: cfg.hiddenSize,
+    initializer_range: 0.02,
+    intermediate_size: cfg.intermediateSize,
+    max_position_embeddings: cfg.maxPositionEmbeddings,
+    max_window_layers: cfg.numLayers,
+    model_type: "qwen2",
+    num_attention_heads: cfg.numHeads,
+    num_hidden_layers: cfg.numLayers,
+    num_key_value_heads: cfg.numKvHeads
+  });
+  if (cfg.padTokenId !== void 0) out.pad_token_id = cfg.padTokenId;
+  if (cfg.quantization) {
+    const q = {
+      group_size: cfg.quantization.groupSize,
+      bits: cfg.quantization.bits
+    };
+    out.quantization = q;
+    out.quantization_config = {
+      ...q
+    };
+  }
+  Object.assign(out, {
+    rms_norm_eps: cfg.rmsNormEps,
+    rope_scaling: null,
+    rope_theta: cfg.ropeTheta,
+    sliding_window: cfg.maxPositionEmbeddings,
+    tie_word_embeddings: cfg.tieWordEmbeddings
+  });
+  if (cfg.dtype !== void 0) out.torch_dtype = cfg.dtype;
+  if (options.transformersVersion !== void 0) out.transformers_version = options.transformersVersion;
+  out.use_cache = true;
+  out.use_sliding_window = false;
+  out.vocab_size = cfg.vocabSize;
+  return out;
+}
+function qwen25(hiddenSize, intermediateSize, numLayers, numHeads) {
+  return Object.freeze({
+    architecture: "Qwen2ForCausalLM",
+    hiddenSize,
+    intermediateSize,
+    numLayers,
+    numHeads,
+    numKvHeads: 2,
+    headDim: hiddenSize / numHeads,
+    vocabSize: 151936,
+    ropeTheta: 1e6,
+    rmsNormEps: 1e-6,
+    tieWordEmbeddings: true,
+    maxPositionEmbeddings: 32768,
+    bosTokenId: 151643,
+    eosTokenIds: Object.freeze([
+      151645,
+      151643
+    ]),
+    dtype: "bfloat16"
+  });
+}
+var PRESETS = Object.freeze({
+  "qwen2.5-0.5b": qwen25(896, 4864, 24, 14),
+  "qwen2.5-1.5b": qwen25(1536, 8960, 28, 12),
+  "qwen2.5-3b": qwen25(2048, 11008, 36, 16),
+  "tiny": Object.freeze({
+    ...qwen25(64, 256, 4, 4),
+    dtype: "float32"
+  })
+});
+function paramCounts(cfg) {
+  const h = cfg.hiddenSize;
+  const q = cfg.numHeads * cfg.headDim;
+  const kv = cfg.numKvHeads * cfg.headDim;
+  const perLayer = h * q + q + 2 * (h * kv + kv) + q * h + 3 * h * cfg.intermediateSize + 2 * h;
+  const embedding = cfg.vocabSize * h;
+  const lmHead = cfg.tieWordEmbeddings ? 0 : embedding;
+  const total = embedding + cfg.numLayers * perLayer + h + lmHead;
+  return {
+    perLayer,
+    embedding,
+    lmHead,
+    finalNorm: h,
+    total,
+    nonEmbedding: total - embedding - lmHead
+  };
+}
+
+// src/model/dtype.ts
+if (new Uint8Array(new Uint16Array([
+  1
+]).buffer)[0] !== 1) {
+  throw new Error("mesp needs a little-endian platform (safetensors and WebAssembly memory are little-endian)");
+}
+var scratchF32 = new Float32Array(1);
+var scratchU32 = new Uint32Array(scratchF32.buffer);
+function f32Bits(x) {
+  scratchF32[0] = x;
+  return scratchU32[0];
+}
+function bitsToF32(bits) {
+  scratchU32[0] = bits;
+  return scratchF32[0];
+}
+function bf16FromBits(u) {
+  if ((u & 2147483647) > 2139095040) return 32704;
+  return u + 32767 + (u >>> 16 & 1) >>> 16;
+}
+function f16FromBits(f) {
+  const sign = f >>> 16 & 32768;
+  const exp = f & 2139095040;
+  if (exp >= 1199570944) {
+    if (exp === 2139095040 && (f & 8388607) !== 0) return sign | 32256;
+    return sign | 31744;
+  }
+  if (exp <= 939524096) {
+    if (exp < 855638016) return sign;
+    const e = exp >>> 23;
+    let sig2 = 8388608 | f & 8388607;
+    const lost = f & (1 << 113 - e) - 1;
+    sig2 >>>= 113 - e;
+    if ((sig2 & 16383) !== 4096 || lost !== 0) sig2 += 4096;
+    return sign | sig2 >>> 13;
+  }
+  let sig = f & 8388607;
+  if ((sig & 16383) !== 4096) sig += 4096;
+  return sign | (exp - 939524096 >>> 13) + (sig >>> 13);
+}
+function f16ToBits(h) {
+  const sign = (h & 32768) << 16;
+  const exp = h >>> 10 & 31;
+  let mant = h & 1023;
+  if (exp === 31) return (sign | 2139095040 | mant << 13) >>> 0;
+  if (exp !== 0) return (sign | exp + 112 << 23 | mant << 13) >>> 0;
+  if (mant === 0) return sign >>> 0;
+  let e = 113;
+  while ((mant & 1024) === 0) {
+    mant <<= 1;
+    e--;
+  }
+  return (sign | e << 23 | (mant & 1023) << 13) >>> 0;
+}
+function f32ToBf16Bits(x) {
+  return bf16FromBits(f32Bits(x));
+}
+function bf16BitsToF32(bits) {
+  return bitsToF32((bits & 65535) << 16);
+}
+function f32ToF16Bits(x) {
+  return f16FromBits(f32Bits(x));
+}
+function f16BitsToF32(bits) {
+  return bitsToF32(f16ToBits(bits & 65535));
+}
+function output(what, length, dst, make) {
+  if (dst === void 0) return make();
+  if (dst.length !== length) {
+    throw new RangeError(`${what}: destination has ${dst.length} elements, need ${length}`);
+  }
+  return dst;
+}
+function f32ToBf16(src, dst) {
+  const out = output("f32ToBf16", src.length, dst, () => new Uint16Array(src.length));
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < bits.length; i++) out[i] = bf16FromBits(bits[i]);
+  return out;
+}
+function bf16ToF32(src, dst) {
+  const out = output("bf16ToF32", src.length, dst, () => new Float32Array(src.length));
+  const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
+  return out;
+}
+function f32ToF16(src, dst) {
+  const out = output("f32ToF16", src.length, dst, () => new Uint16Array(src.length));
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < bits.length; i++) out[i] = f16FromBits(bits[i]);
+  return out;
+}
+function f16ToF32(src, dst) {
+  const out = output("f16ToF32", src.length, dst, () => new Float32Array(src.length));
+  const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  for (let i = 0; i < src.length; i++) bits[i] = f16ToBits(src[i]);
+  return out;
+}
+
+// src/model/safetensors.ts
+var DTYPE_BITS = Object.freeze({
+  BOOL: 8,
+  F4: 4,
+  F6_E2M3: 6,
+  F6_E3M2: 6,
+  U8: 8,
+  I8: 8,
+  F8_E5M2: 8,
+  F8_E4M3: 8,
+  F8_E8M0: 8,
+  F8_E4M3FNUZ: 8,
+  F8_E5M2FNUZ: 8,
+  I16: 16,
+  U16: 16,
+  F16: 16,
+  BF16: 16,
+  I32: 32,
+  U32: 32,
+  F32: 32,
+  C64: 64,
+  F64: 64,
+  I64: 64,
+  U64: 64
+});
+var DTYPE_ORDER = new Map(Object.keys(DTYPE_BITS).map((d, i) => [
+  d,
+  i
+]));
+var MAX_HEADER_SIZE = 1e8;
+function numel(shape) {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+function byteSize(dtype, shape) {
+  const bits = numel(shape) * DTYPE_BITS[dtype];
+  if (!Number.isSafeInteger(bits)) return `shape ${JSON.stringify(shape)} is too large`;
+  if (bits % 8 !== 0) return `shape ${JSON.stringify(shape)} of ${dtype} is not a whole number of bytes`;
+  return bits / 8;
+}
+function isDtype(s) {
+  return typeof s === "string" && DTYPE_ORDER.has(s);
+}
+function isObject2(v) {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+var isIndex = (v) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+async function readSafetensorsHeader(source) {
+  const file = source.name;
+  const fail = (why) => {
+    throw new Error(`safetensors ${file}: ${why}`);
+  };
+  const fileSize = await source.size();
+  if (fileSize < 8) fail(`file too small (${fileSize} bytes; the 8-byte header length is missing)`);
+  const prefix = new Uint8Array(8);
+  await source.read(0, prefix);
+  const view = new DataView(prefix.buffer);
+  const lo = view.getUint32(0, true);
+  const hi = view.getUint32(4, true);
+  const n = hi * 2 ** 32 + lo;
+  if (hi > 0 || n > MAX_HEADER_SIZE) fail(`header length ${n} exceeds the maximum ${MAX_HEADER_SIZE}`);
+  if (8 + n > fileSize) {
+    fail(`header length ${n} runs past the end of the file (${fileSize} bytes): truncated?`);
+  }
+  const headerBytes = new Uint8Array(n);
+  await source.read(8, headerBytes);
+  let text = "";
+  try {
+    text = new TextDecoder("utf-8", {
+      fatal: true,
+      ignoreBOM: true
+    }).decode(headerBytes);
+  } catch {
+    fail("header is not valid UTF-8");
+  }
+  let header;
+  try {
+    header = JSON.parse(text);
+  } catch (err) {
+    fail(`header is not valid JSON (${err.message})`);
+  }
+  if (!isObject2(header)) return fail("header is not a JSON object");
+  const duplicate = findDuplicateKey(text);
+  if (duplicate) fail(`duplicate key ${JSON.stringify(duplicate)} in the header`);
+  const metadata = {};
+  const entries = [];
+  for (const [name, value] of Object.entries(header)) {
+    if (name === "__metadata__") {
+      if (value === null) continue;
+      if (!isObject2(value)) fail("__metadata__ must be an object mapping strings to strings");
+      for (const [k, v] of Object.entries(value)) {
+        if (typeof v !== "string") {
+          fail(`__metadata__[${JSON.stringify(k)}] must be a string, got ${JSON.stringify(v)}`);
+        }
+        metadata[k] = v;
+      }
+      continue;
+    }
+    const where = `tensor ${JSON.stringify(name)}`;
+    if (!isObject2(value)) {
+      fail(`${where}: expected {dtype, shape, data_offsets}, got ${JSON.stringify(value)}`);
+    }
+    const { dtype, shape, data_offsets: offsets } = value;
+    if (dtype === void 0) fail(`${where}: missing dtype`);
+    if (!isDtype(dtype)) fail(`${where}: unknown dtype ${JSON.stringify(dtype)}`);
+    if (!Array.isArray(shape) || !shape.every(isIndex)) {
+      fail(`${where}: shape must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
+    }
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex)) {
+      fail(`${where}: data_offsets must be [begin, end], got ${JSON.stringify(offsets)}`);
+    }
+    const [begin, end] = offsets;
+    if (end < begin) fail(`${where}: data_offsets end ${end} is before begin ${begin}`);
+    entries.push({
+      name,
+      dtype,
+      shape,
+      begin,
+      end
+    });
+  }
+  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  const tensors = /* @__PURE__ */ new Map();
+  const dataOffset = 8 + n;
+  let expected = 0;
+  let previous = "";
+  for (const e of entries) {
+    const where = `tensor ${JSON.stringify(e.name)}`;
+    if (e.begin > expected) {
+      fail(`${where}: gap in the data buffer: begins at ${e.begin} but the previous tensor ends at ${expected}`);
+    }
+    if (e.begin < expected) {
+      fail(`${where}: overlaps tensor ${JSON.stringify(previous)} (begins at ${e.begin}, which ends at ${expected})`);
+    }
+    const size = byteSize(e.dtype, e.shape);
+    if (typeof size === "string") fail(`${where}: ${size}`);
+    if (e.end - e.begin !== size) {
+      fail(`${where}: data_offsets span ${e.end - e.begin} bytes but shape ${JSON.stringify(e.shape)} \xD7 ${e.dtype} needs ${size} bytes`);
+    }
+    tensors.set(e.name, {
+      name: e.name,
+      dtype: e.dtype,
+      shape: e.shape,
+      offset: dataOffset + e.begin,
+      byteLength: e.end - e.begin
+    });
+    expected = e.end;
+    previous = e.name;
+  }
+  const dataEnd = dataOffset + expected;
+  if (dataEnd < fileSize) {
+    fail(`${fileSize - dataEnd} trailing bytes after the last tensor (data ends at ${dataEnd})`);
+  }
+  if (dataEnd > fileSize) {
+    fail(`file truncated: tensor data ends at byte ${dataEnd} but the file has ${fileSize} bytes`);
+  }
+  return {
+    source,
+    metadata,
+    tensors,
+    dataOffset
+  };
+}
+function findDuplicateKey(text) {
+  const stack = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === 34) {
+      let j = i + 1;
+      while (text.charCodeAt(j) !== 34) j += text.charCodeAt(j) === 92 ? 2 : 1;
+      if (expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1));
+        const keys = stack[stack.length - 1];
+        if (keys.has(key)) return key;
+        keys.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (ch === 123) {
+      stack.push(/* @__PURE__ */ new Set());
+      expectKey = true;
+    } else if (ch === 91) {
+      stack.push(null);
+    } else if (ch === 125 || ch === 93) {
+      stack.pop();
+    } else if (ch === 44) {
+      expectKey = stack[stack.length - 1] instanceof Set;
+    }
+  }
+  return void 0;
+}
+function tensorInfo(file, name) {
+  const info = file.tensors.get(name);
+  if (!info) throw new Error(`safetensors ${file.source.name}: no tensor ${JSON.stringify(name)}`);
+  return info;
+}
+async function readTensorF32(file, name, into) {
+  const info = tensorInfo(file, name);
+  const count = numel(info.shape);
+  const where = `safetensors ${file.source.name}: tensor ${JSON.stringify(name)}`;
+  if (into !== void 0 && into.length !== count) {
+    throw new RangeError(`${where} has ${count} elements, buffer has ${into.length}`);
+  }
+  const out = into ?? new Float32Array(count);
+  switch (info.dtype) {
+    case "F32":
+      await file.source.read(info.offset, new Uint8Array(out.buffer, out.byteOffset, info.byteLength));
+      return out;
+    case "BF16":
+    case "F16": {
+      const half = new Uint16Array(count);
+      await file.source.read(info.offset, new Uint8Array(half.buffer));
+      return info.dtype === "BF16" ? bf16ToF32(half, out) : f16ToF32(half, out);
+    }
+    default:
+      throw new Error(`${where} has dtype ${info.dtype}; readTensorF32 reads F32, F16 and BF16`);
+  }
+}
+var SINGLE_FILE = "model.safetensors";
+var INDEX_FILE = "model.safetensors.index.json";
+async function openCheckpoint(files) {
+  const dir = files.name;
+  const opened = /* @__PURE__ */ new Map();
+  const where = /* @__PURE__ */ new Map();
+  try {
+    const single = await openIfExists(files.source(SINGLE_FILE));
+    if (single) {
+      opened.set(SINGLE_FILE, single);
+      for (const info of single.tensors.values()) where.set(info.name, {
+        file: single,
+        info
+      });
+    } else {
+      const text = await files.readText(INDEX_FILE);
+      if (text === void 0) throw new Error(`no ${SINGLE_FILE} or ${INDEX_FILE} in ${dir}`);
+      const weightMap = parseIndex(text, `${dir}/${INDEX_FILE}`);
+      for (const shard of new Set(weightMap.values())) {
+        const st = await openIfExists(files.source(shard));
+        if (!st) {
+          throw new Error(`shard ${JSON.stringify(shard)} named in ${INDEX_FILE} is missing in ${dir}`);
+        }
+        opened.set(shard, st);
+      }
+      for (const [tensor, shard] of weightMap) {
+        const file = opened.get(shard);
+        const info = file.tensors.get(tensor);
+        if (!info) {
+          throw new Error(`${dir}/${INDEX_FILE} maps tensor ${JSON.stringify(tensor)} to ${JSON.stringify(shard)}, which does not contain it`);
+        }
+        where.set(tensor, {
+          file,
+          info
+        });
+      }
+    }
+  } catch (err) {
+    for (const f of opened.values()) f.source.close?.();
+    throw err;
+  }
+  return {
+    name: dir,
+    files: opened,
+    get(name) {
+      const loc = where.get(name);
+      if (!loc) throw new Error(`missing tensor ${JSON.stringify(name)} in ${dir}`);
+      return loc;
+    },
+    has: (name) => where.has(name),
+    names: () => [
+      ...where.keys()
+    ].sort(),
+    close() {
+      for (const f of opened.values()) f.source.close?.();
+    }
+  };
+}
+async function openIfExists(source) {
+  try {
+    return await readSafetensorsHeader(source);
+  } catch (err) {
+    if (err instanceof FileNotFoundError) return void 0;
+    throw err;
+  }
+}
+function parseIndex(text, file) {
+  let json2;
+  try {
+    json2 = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${file}: invalid JSON (${err.message})`);
+  }
+  if (!isObject2(json2)) throw new Error(`${file}: expected a JSON object`);
+  if (json2.metadata !== void 0 && json2.metadata !== null && !isObject2(json2.metadata)) {
+    throw new Error(`${file}: metadata must be an object`);
+  }
+  const wm = json2.weight_map;
+  if (!isObject2(wm)) throw new Error(`${file}: weight_map must be an object mapping tensor names to files`);
+  const map = /* @__PURE__ */ new Map();
+  for (const [tensor, shard] of Object.entries(wm)) {
+    if (typeof shard !== "string") {
+      throw new Error(`${file}: weight_map[${JSON.stringify(tensor)}] must be a file name, got ${JSON.stringify(shard)}`);
+    }
+    if (shard === "" || shard === "." || shard === ".." || /[\\/]/.test(shard)) {
+      throw new Error(`${file}: weight_map[${JSON.stringify(tensor)}] = ${JSON.stringify(shard)} is not a plain file name`);
+    }
+    map.set(tensor, shard);
+  }
+  return map;
+}
+function compareCodePoints(a, b) {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.codePointAt(i);
+    const y = b.codePointAt(i);
+    if (x !== y) return x - y;
+    if (x > 65535) i++;
+  }
+  return a.length - b.length;
+}
+function encodeSafetensorsHeader(entries, metadata) {
+  const seen = /* @__PURE__ */ new Set();
+  for (const e of entries) {
+    const where = `safetensors writer: tensor ${JSON.stringify(e.name)}`;
+    if (e.name === "__metadata__") throw new Error(`${where}: reserved name`);
+    if (seen.has(e.name)) throw new Error(`${where}: duplicate name`);
+    seen.add(e.name);
+    if (!isDtype(e.dtype)) throw new Error(`${where}: unknown dtype ${JSON.stringify(e.dtype)}`);
+    if (!e.shape.every(isIndex)) throw new Error(`${where}: invalid shape ${JSON.stringify(e.shape)}`);
+  }
+  const sorted = [
+    ...entries
+  ].sort((a, b) => DTYPE_ORDER.get(b.dtype) - DTYPE_ORDER.get(a.dtype) || compareCodePoints(a.name, b.name));
+  const header = {};
+  if (metadata !== void 0) {
+    for (const [k, v] of Object.entries(metadata)) {
+      if (typeof v !== "string") {
+        throw new Error(`safetensors writer: __metadata__[${JSON.stringify(k)}] must be a string`);
+      }
+    }
+    header.__metadata__ = metadata;
+  }
+  const tensors = [];
+  let offset = 0;
+  for (const e of sorted) {
+    const size = byteSize(e.dtype, e.shape);
+    if (typeof size === "string") {
+      throw new Error(`safetensors writer: tensor ${JSON.stringify(e.name)}: ${size}`);
+    }
+    const placed = {
+      name: e.name,
+      dtype: e.dtype,
+      shape: [
+        ...e.shape
+      ],
+      begin: offset,
+      end: offset + size
+    };
+    tensors.push(placed);
+    header[e.name] = {
+      dtype: e.dtype,
+      shape: placed.shape,
+      data_offsets: [
+        placed.begin,
+        placed.end
+      ]
+    };
+    offset += size;
+  }
+  const json2 = new TextEncoder().encode(JSON.stringify(header));
+  const n = Math.ceil(json2.length / 8) * 8;
+  const bytes = new Uint8Array(8 + n).fill(32, 8 + json2.length);
+  new DataView(bytes.buffer).setUint32(0, n, true);
+  bytes.set(json2, 8);
+  return {
+    bytes,
+    tensors,
+    fileSize: 8 + n + offset
+  };
+}
+function asBytes(v) {
+  return v instanceof Uint8Array ? v : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+}
+function checkDataLength(t, bytes) {
+  if (bytes.length !== t.end - t.begin) {
+    throw new Error(`safetensors writer: tensor ${JSON.stringify(t.name)} has ${bytes.length} bytes of data but shape ${JSON.stringify(t.shape)} \xD7 ${t.dtype} needs ${t.end - t.begin}`);
+  }
+}
+async function writeSafetensors(sink, entries, metadata) {
+  const header = encodeSafetensorsHeader(entries, metadata);
+  const byName = new Map(entries.map((e) => [
+    e.name,
+    e
+  ]));
+  await sink.write(header.bytes);
+  for (const t of header.tensors) {
+    const { data } = byName.get(t.name);
+    const bytes = asBytes(typeof data === "function" ? await data() : data);
+    checkDataLength(t, bytes);
+    await sink.write(bytes);
+  }
+  return header.fileSize;
+}
+function encodeSafetensors(entries, metadata) {
+  const header = encodeSafetensorsHeader(entries, metadata);
+  const byName = new Map(entries.map((e) => [
+    e.name,
+    e
+  ]));
+  const out = new Uint8Array(header.fileSize);
+  out.set(header.bytes);
+  let pos = header.bytes.length;
+  for (const t of header.tensors) {
+    const bytes = asBytes(byName.get(t.name).data);
+    checkDataLength(t, bytes);
+    out.set(bytes, pos);
+    pos += bytes.length;
+  }
+  return out;
+}
+
+// src/model/quantize.ts
+var GROUP_SIZE = 64;
+function quantizedBytes(rows, cols, bits) {
+  return rows * cols * bits / 8;
+}
+function checkBits(bits, where) {
+  if (bits !== 4 && bits !== 8) throw new Error(`${where}: bits must be 4 or 8, got ${bits}`);
+}
+function checkCols(cols, where) {
+  if (!Number.isSafeInteger(cols) || cols <= 0 || cols % GROUP_SIZE !== 0) {
+    throw new Error(`${where}: the row length must be a positive multiple of ${GROUP_SIZE}, got ${cols}`);
+  }
+}
+function checkLength(what, actual, expected, where) {
+  if (actual !== expected) {
+    throw new RangeError(`${where}: ${what} has ${actual} elements, expected ${expected}`);
+  }
+}
+function quantize(w, cols, options = {}) {
+  const name = options.name ?? "quantize";
+  const bits = options.bits ?? 4;
+  checkBits(bits, name);
+  checkCols(cols, name);
+  if (w.length % cols !== 0) {
+    throw new RangeError(`${name}: ${w.length} values are not a whole number of rows of ${cols}`);
+  }
+  const rows = w.length / cols;
+  const groups = cols / GROUP_SIZE;
+  const bf16 = (options.scaleDtype ?? "f16") === "bf16";
+  const toHalf = bf16 ? f32ToBf16Bits : f32ToF16Bits;
+  const fromHalf = bf16 ? bf16BitsToF32 : f16BitsToF32;
+  const out = options.into ?? {
+    q: new Uint8Array(options.scalesOnly ? 0 : quantizedBytes(rows, cols, bits)),
+    scales: new Uint16Array(rows * groups),
+    biases: new Uint16Array(rows * groups)
+  };
+  if (!options.scalesOnly) checkLength("into.q", out.q.length, quantizedBytes(rows, cols, bits), name);
+  checkLength("into.scales", out.scales.length, rows * groups, name);
+  checkLength("into.biases", out.biases.length, rows * groups, name);
+  const rowOffset = options.rowOffset ?? 0;
+  const levels = (1 << bits) - 1;
+  const q = out.q;
+  for (let g = 0; g < rows * groups; g++) {
+    const start = g * GROUP_SIZE;
+    const end = start + GROUP_SIZE;
+    let min = Infinity;
+    let max = -Infinity;
+    let poison = 0;
+    for (let i = start; i < end; i++) {
+      const v = w[i];
+      poison += v * 0;
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    if (poison !== 0) {
+      const i = w.subarray(start, end).findIndex((v) => !Number.isFinite(v)) + start;
+      const row = Math.floor(i / cols);
+      throw new Error(`${name}: row ${row + rowOffset}, column ${i - row * cols}: non-finite value ${w[i]}`);
+    }
+    const scaleBits = toHalf((max - min) / levels);
+    const biasBits = toHalf(min);
+    const scale = fromHalf(scaleBits);
+    const bias = fromHalf(biasBits);
+    if (!Number.isFinite(scale) || !Number.isFinite(bias)) {
+      const row = Math.floor(g / groups);
+      throw new Error(`${name}: row ${row + rowOffset}, group ${g - row * groups}: range [${min}, ${max}] does not fit in ${bf16 ? "bf16" : "f16"} scales/biases`);
+    }
+    out.scales[g] = scaleBits;
+    out.biases[g] = biasBits;
+    if (options.scalesOnly) continue;
+    if (scale === 0) {
+      q.fill(0, start * bits >> 3, end * bits >> 3);
+      continue;
+    }
+    for (let i = start; i < end; i++) {
+      const x = (w[i] - bias) / scale;
+      let r = Math.floor(x + 0.5);
+      if (r - x === 0.5 && (r & 1) !== 0) r--;
+      r = r < 0 ? 0 : r > levels ? levels : r;
+      if (bits === 8) q[i] = r;
+      else if ((i & 1) === 0) q[i >> 1] = r;
+      else q[i >> 1] |= r << 4;
+    }
+  }
+  return out;
+}
+function dequantize(qz, cols, options = {}) {
+  const name = options.name ?? "dequantize";
+  const bits = options.bits ?? 4;
+  checkBits(bits, name);
+  checkCols(cols, name);
+  const groups = cols / GROUP_SIZE;
+  checkLength("biases", qz.biases.length, qz.scales.length, name);
+  if (qz.scales.length % groups !== 0) {
+    throw new RangeError(`${name}: ${qz.scales.length} scales are not a whole number of rows of ${groups}`);
+  }
+  const rows = qz.scales.length / groups;
+  checkLength("q (bytes)", qz.q.length, quantizedBytes(rows, cols, bits), name);
+  const out = options.into ?? new Float32Array(rows * cols);
+  checkLength("into", out.length, rows * cols, name);
+  const fromHalf = (options.scaleDtype ?? "f16") === "bf16" ? bf16BitsToF32 : f16BitsToF32;
+  const q = qz.q;
+  for (let g = 0; g < rows * groups; g++) {
+    const scale = fromHalf(qz.scales[g]);
+    const bias = fromHalf(qz.biases[g]);
+    const start = g * GROUP_SIZE;
+    if (bits === 4) {
+      for (let i = start, b = start >> 1; i < start + GROUP_SIZE; i += 2, b++) {
+        const byte = q[b];
+        out[i] = Math.fround(scale * (byte & 15)) + bias;
+        out[i + 1] = Math.fround(scale * (byte >>> 4)) + bias;
+      }
+    } else {
+      for (let i = start; i < start + GROUP_SIZE; i++) out[i] = Math.fround(scale * q[i]) + bias;
+    }
+  }
+  return out;
+}
+
+// src/model/pack.ts
+var LINEARS = [
+  "q_proj",
+  "k_proj",
+  "v_proj",
+  "o_proj",
+  "gate_proj",
+  "up_proj",
+  "down_proj"
+];
+var GROUP = 64;
+var ALIGN = 64;
+var MAGIC = "MESPPACK";
+var VERSION = 2;
+var ATTENTION = [
+  "q_proj",
+  "k_proj",
+  "v_proj",
+  "o_proj"
+];
+var MLP_CHUNK = 256;
+function linearShape(cfg, name) {
+  const d = cfg.hiddenSize, q = cfg.numHeads * cfg.headDim, kv = cfg.numKvHeads * cfg.headDim;
+  const i = cfg.intermediateSize;
+  switch (name) {
+    case "q_proj":
+      return [
+        q,
+        d
+      ];
+    case "k_proj":
+    case "v_proj":
+      return [
+        kv,
+        d
+      ];
+    case "o_proj":
+      return [
+        d,
+        q
+      ];
+    case "gate_proj":
+    case "up_proj":
+      return [
+        i,
+        d
+      ];
+    case "down_proj":
+      return [
+        d,
+        i
+      ];
+  }
+}
+function dtypeOf(format) {
+  return format;
+}
+var align = (n) => Math.ceil(n / ALIGN) * ALIGN;
+function matrixSlot(rows, cols, format, bf16Scales, at) {
+  const quantized = format === "q4" || format === "q8";
+  if (quantized && cols % GROUP !== 0) {
+    throw new Error(`${format} weights need every input dimension to be a multiple of ${GROUP}, but a matrix has ${cols} columns; use --weights f16 or f32 for this model`);
+  }
+  const elem = {
+    q4: 0.5,
+    q8: 1,
+    bf16: 2,
+    f16: 2,
+    f32: 4
+  }[format];
+  const rowBytes = cols * elem;
+  const scaleRowBytes = quantized ? cols / GROUP * 2 : 0;
+  const offset = align(at);
+  const scalesOffset = align(offset + rows * rowBytes);
+  const biasesOffset = align(scalesOffset + rows * scaleRowBytes);
+  const end = quantized ? biasesOffset + rows * scaleRowBytes : offset + rows * rowBytes;
+  return {
+    rows,
+    cols,
+    dtype: dtypeOf(format),
+    bf16Scales: quantized && bf16Scales,
+    offset,
+    scalesOffset: quantized ? scalesOffset : 0,
+    biasesOffset: quantized ? biasesOffset : 0,
+    rowBytes,
+    scaleRowBytes,
+    bytes: end - offset
+  };
+}
+function vectorSlot(length, at) {
+  return {
+    length,
+    offset: align(at),
+    bytes: length * 4
+  };
+}
+function layerLayout(cfg, format, bf16Scales = false, mlpChunk = MLP_CHUNK) {
+  if (!(mlpChunk > 0) || mlpChunk % GROUP !== 0) {
+    throw new Error(`MLP chunk must be a multiple of ${GROUP}, got ${mlpChunk}`);
+  }
+  let at = 0;
+  const attention = {};
+  for (const name of ATTENTION) {
+    const [o, i] = linearShape(cfg, name);
+    const slot = matrixSlot(o, i, format, bf16Scales, at);
+    attention[name] = slot;
+    at = slot.offset + slot.bytes;
+  }
+  const vec = (n) => {
+    const v = vectorSlot(n, at);
+    at = v.offset + v.bytes;
+    return v;
+  };
+  const q = cfg.numHeads * cfg.headDim, kv = cfg.numKvHeads * cfg.headDim, d = cfg.hiddenSize;
+  const qBias = vec(q), kBias = vec(kv), vBias = vec(kv);
+  const inputNorm = vec(d), postNorm = vec(d);
+  const attentionBytes = align(at);
+  const chunks = [];
+  let offset = attentionBytes;
+  for (let c0 = 0; c0 < cfg.intermediateSize; c0 += mlpChunk) {
+    const c1 = Math.min(cfg.intermediateSize, c0 + mlpChunk), n = c1 - c0;
+    const gate = matrixSlot(n, d, format, bf16Scales, 0);
+    const up = matrixSlot(n, d, format, bf16Scales, gate.offset + gate.bytes);
+    const down = matrixSlot(d, n, format, bf16Scales, up.offset + up.bytes);
+    const bytes = align(down.offset + down.bytes);
+    chunks.push({
+      c0,
+      c1,
+      offset,
+      gate,
+      up,
+      down,
+      bytes
+    });
+    offset += bytes;
+  }
+  const chunkBytes = Math.max(...chunks.map((c) => c.bytes));
+  return {
+    attention,
+    qBias,
+    kBias,
+    vBias,
+    inputNorm,
+    postNorm,
+    attentionBytes,
+    mlpChunk,
+    chunks,
+    chunkBytes,
+    bytes: offset
+  };
+}
+function hfName(l, suffix) {
+  return `model.layers.${l}.${suffix}`;
+}
+var LINEAR_PREFIX = {
+  q_proj: "self_attn.q_proj",
+  k_proj: "self_attn.k_proj",
+  v_proj: "self_attn.v_proj",
+  o_proj: "self_attn.o_proj",
+  gate_proj: "mlp.gate_proj",
+  up_proj: "mlp.up_proj",
+  down_proj: "mlp.down_proj"
+};
+function copiesQuantized(cfg, format) {
+  const q = cfg.quantization;
+  return q !== void 0 && q.groupSize === GROUP && (q.bits === 4 && format === "q4" || q.bits === 8 && format === "q8");
+}
+function planPack(cfg, format, mlpChunk = MLP_CHUNK) {
+  const bf16Scales = copiesQuantized(cfg, format);
+  const layout = layerLayout(cfg, format, bf16Scales, mlpChunk);
+  let at = 16 + align(4096 + cfg.numLayers * 64);
+  const section = (bytes) => {
+    const s = {
+      offset: align(at),
+      bytes
+    };
+    at = s.offset + bytes;
+    return s;
+  };
+  const embed = section(matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales, 0).bytes);
+  const layers = Array.from({
+    length: cfg.numLayers
+  }, () => section(layout.bytes));
+  const norm = section(cfg.hiddenSize * 4);
+  const lmHead = cfg.tieWordEmbeddings ? void 0 : section(matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales, 0).bytes);
+  return {
+    version: VERSION,
+    format,
+    bf16Scales,
+    mlpChunk,
+    config: cfg,
+    embed,
+    layers,
+    norm,
+    lmHead,
+    fileBytes: align(at)
+  };
+}
+async function readRowsF32(ckpt, base, r0, r1, into) {
+  const q = ckpt.has(`${base}.scales`) ? ckpt.get(`${base}.weight`) : void 0;
+  if (q) {
+    const { rows, cols, bits } = mlxShape(ckpt, base);
+    const { data, scales, biases } = await readMlxRows(ckpt, base, r0, r1, rows, cols, bits);
+    const groups = cols / GROUP;
+    for (let r = 0; r < r1 - r0; r++) {
+      for (let c = 0; c < cols; c++) {
+        const g = r * groups + Math.floor(c / GROUP);
+        const qv = bits === 4 ? data[r * cols + c >> 1] >> (c & 1) * 4 & 15 : data[r * cols + c];
+        into[r * cols + c] = Math.fround(Math.fround(bf16BitsToF32(scales[g]) * qv) + bf16BitsToF32(biases[g]));
+      }
+    }
+    return;
+  }
+  const { file, info } = ckpt.get(`${base}.weight`);
+  await readDenseRows(file.source, info, r0, r1, into);
+}
+async function readVectorF32(ckpt, name, length) {
+  const { file, info } = ckpt.get(name);
+  if (info.shape.length !== 1 || info.shape[0] !== length) {
+    throw new Error(`tensor ${name} in ${ckpt.name} has shape [${info.shape}], expected [${length}]`);
+  }
+  const out = new Float32Array(length);
+  await readDenseRows(file.source, {
+    ...info,
+    shape: [
+      1,
+      length
+    ]
+  }, 0, 1, out);
+  return out;
+}
+async function readDenseRows(source, info, r0, r1, into) {
+  const cols = info.shape.length === 1 ? info.shape[0] : info.shape[1];
+  const size = info.dtype === "F32" ? 4 : info.dtype === "F16" || info.dtype === "BF16" ? 2 : 0;
+  if (!size) throw new Error(`tensor ${info.name} has dtype ${info.dtype}; expected F32, F16 or BF16`);
+  const raw = new Uint8Array((r1 - r0) * cols * size);
+  await source.read(info.offset + r0 * cols * size, raw);
+  const n = (r1 - r0) * cols;
+  if (size === 4) into.set(new Float32Array(raw.buffer, 0, n));
+  else {
+    const h = new Uint16Array(raw.buffer, 0, n);
+    const conv = info.dtype === "F16" ? f16BitsToF32 : bf16BitsToF32;
+    for (let i = 0; i < n; i++) into[i] = conv(h[i]);
+  }
+}
+function mlxShape(ckpt, base) {
+  const w = ckpt.get(`${base}.weight`).info, s = ckpt.get(`${base}.scales`).info;
+  const b = ckpt.get(`${base}.biases`).info;
+  if (w.dtype !== "U32" || w.shape.length !== 2 || s.shape.length !== 2) {
+    throw new Error(`${base} in ${ckpt.name}: expected MLX quantized U32 weight with 2-D scales`);
+  }
+  const [rows, words] = w.shape;
+  const cols = s.shape[1] * GROUP;
+  const bits = words * 32 / cols;
+  if (s.shape[0] !== rows || b.shape.join() !== s.shape.join() || bits !== 4 && bits !== 8) {
+    throw new Error(`${base} in ${ckpt.name}: inconsistent MLX shapes weight [${w.shape}] scales [${s.shape}]`);
+  }
+  if (s.dtype !== "BF16" && s.dtype !== "F16") {
+    throw new Error(`${base}.scales in ${ckpt.name}: dtype ${s.dtype}`);
+  }
+  return {
+    rows,
+    cols,
+    bits
+  };
+}
+async function readMlxRows(ckpt, base, r0, r1, _rows, cols, bits) {
+  const w = ckpt.get(`${base}.weight`), s = ckpt.get(`${base}.scales`), b = ckpt.get(`${base}.biases`);
+  const rowBytes = cols * bits / 8, groups = cols / GROUP;
+  const data = new Uint8Array((r1 - r0) * rowBytes);
+  await w.file.source.read(w.info.offset + r0 * rowBytes, data);
+  const scales = new Uint16Array((r1 - r0) * groups), biases = new Uint16Array((r1 - r0) * groups);
+  if (s.info.dtype === "F16" || b.info.dtype === "F16") {
+    throw new Error(`${base} in ${ckpt.name}: f16 MLX scales are not supported yet (bf16 expected)`);
+  }
+  await s.file.source.read(s.info.offset + r0 * groups * 2, new Uint8Array(scales.buffer));
+  await b.file.source.read(b.info.offset + r0 * groups * 2, new Uint8Array(biases.buffer));
+  return {
+    data,
+    scales,
+    biases
+  };
+}
+function chunkRows(cols) {
+  return Math.max(1, Math.floor((4 << 20) / (cols * 4)));
+}
+async function* convertRows(ckpt, cfg, base, rows, cols, format) {
+  const quantizedSource = ckpt.has(`${base}.scales`);
+  if (quantizedSource) {
+    const s = mlxShape(ckpt, base);
+    if (s.rows !== rows || s.cols !== cols) {
+      throw new Error(`${base} in ${ckpt.name} is [${s.rows}, ${s.cols}], expected [${rows}, ${cols}]`);
+    }
+  } else {
+    const info = ckpt.get(`${base}.weight`).info;
+    if (info.shape.length !== 2 || info.shape[0] !== rows || info.shape[1] !== cols) {
+      throw new Error(`${base}.weight in ${ckpt.name} has shape [${info.shape}], expected [${rows}, ${cols}]`);
+    }
+  }
+  const step = chunkRows(cols);
+  const f32 = new Float32Array(Math.min(step, rows) * cols);
+  const bytes = (u) => new Uint8Array(u.buffer, u.byteOffset, u.byteLength);
+  for (let r0 = 0; r0 < rows; r0 += step) {
+    const r1 = Math.min(rows, r0 + step), n = r1 - r0;
+    if (quantizedSource && copiesQuantized(cfg, format)) {
+      const q = await readMlxRows(ckpt, base, r0, r1, rows, cols, cfg.quantization.bits);
+      yield {
+        r0,
+        data: q.data,
+        scales: bytes(q.scales),
+        biases: bytes(q.biases)
+      };
+      continue;
+    }
+    const rowsF32 = f32.subarray(0, n * cols);
+    await readRowsF32(ckpt, base, r0, r1, rowsF32);
+    if (format === "q4" || format === "q8") {
+      const bits = format === "q4" ? 4 : 8;
+      const q = quantize(rowsF32, cols, {
+        bits,
+        scaleDtype: "f16",
+        name: base,
+        rowOffset: r0
+      });
+      yield {
+        r0,
+        data: q.q,
+        scales: bytes(q.scales),
+        biases: bytes(q.biases)
+      };
+    } else {
+      yield {
+        r0,
+        data: encodeDense(rowsF32, format)
+      };
+    }
+  }
+}
+async function convertMatrix(ckpt, cfg, base, slot, format, at, out) {
+  const scales = new Uint8Array(slot.rows * slot.scaleRowBytes), biases = new Uint8Array(slot.rows * slot.scaleRowBytes);
+  await out.padTo(at + slot.offset);
+  for await (const c of convertRows(ckpt, cfg, base, slot.rows, slot.cols, format)) {
+    await out.emit(c.data);
+    if (c.scales) scales.set(c.scales, c.r0 * slot.scaleRowBytes);
+    if (c.biases) biases.set(c.biases, c.r0 * slot.scaleRowBytes);
+  }
+  if (slot.scaleRowBytes) {
+    await out.padTo(at + slot.scalesOffset);
+    await out.emit(scales);
+    await out.padTo(at + slot.biasesOffset);
+    await out.emit(biases);
+  }
+}
+async function convertWhole(ckpt, cfg, base, rows, cols, format) {
+  const shape = matrixSlot(rows, cols, format, false, 0);
+  const m = {
+    data: new Uint8Array(rows * shape.rowBytes),
+    scales: new Uint8Array(rows * shape.scaleRowBytes),
+    biases: new Uint8Array(rows * shape.scaleRowBytes),
+    rowBytes: shape.rowBytes,
+    scaleRowBytes: shape.scaleRowBytes
+  };
+  for await (const c of convertRows(ckpt, cfg, base, rows, cols, format)) {
+    m.data.set(c.data, c.r0 * shape.rowBytes);
+    if (c.scales) m.scales.set(c.scales, c.r0 * shape.scaleRowBytes);
+    if (c.biases) m.biases.set(c.biases, c.r0 * shape.scaleRowBytes);
+  }
+  return m;
+}
+async function emitBlock(m, r0, c0, slot, at, out) {
+  const colByte = c0 * (slot.rowBytes / slot.cols), colGroupByte = slot.scaleRowBytes ? c0 / GROUP * 2 : 0;
+  const gather = (src, srcRow, start, width) => {
+    const dst = new Uint8Array(slot.rows * width);
+    for (let r = 0; r < slot.rows; r++) {
+      dst.set(src.subarray((r0 + r) * srcRow + start, (r0 + r) * srcRow + start + width), r * width);
+    }
+    return dst;
+  };
+  await out.padTo(at + slot.offset);
+  await out.emit(gather(m.data, m.rowBytes, colByte, slot.rowBytes));
+  if (slot.scaleRowBytes) {
+    await out.padTo(at + slot.scalesOffset);
+    await out.emit(gather(m.scales, m.scaleRowBytes, colGroupByte, slot.scaleRowBytes));
+    await out.padTo(at + slot.biasesOffset);
+    await out.emit(gather(m.biases, m.scaleRowBytes, colGroupByte, slot.scaleRowBytes));
+  }
+}
+function encodeDense(x, format) {
+  if (format === "f32") return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  const out = new Uint16Array(x.length);
+  if (format === "f16") new Float16Array(out.buffer).set(x);
+  else f32ToBf16(x, out);
+  return new Uint8Array(out.buffer);
+}
+async function writePack(ckpt, cfg, sink, options) {
+  const { format } = options;
+  const plan = planPack(cfg, format, options.mlpChunk);
+  const header = {
+    ...plan,
+    fingerprint: options.fingerprint,
+    source: ckpt.name
+  };
+  const layout = layerLayout(cfg, format, plan.bf16Scales, plan.mlpChunk);
+  let written = 0;
+  const out = {
+    async emit(bytes) {
+      await sink.write(bytes);
+      written += bytes.length;
+    },
+    async padTo(offset) {
+      if (offset < written) throw new Error(`pack writer: overlap at byte ${offset}`);
+      if (offset > written) await out.emit(new Uint8Array(offset - written));
+    }
+  };
+  const json2 = new TextEncoder().encode(JSON.stringify(header));
+  if (16 + json2.length > plan.embed.offset) throw new Error(`pack header too large (${json2.length} bytes)`);
+  const pre = new Uint8Array(16);
+  pre.set(new TextEncoder().encode(MAGIC));
+  new DataView(pre.buffer).setUint32(8, VERSION, true);
+  new DataView(pre.buffer).setUint32(12, json2.length, true);
+  await out.emit(pre);
+  await out.emit(json2);
+  const total = cfg.numLayers + 2 + (plan.lmHead ? 1 : 0);
+  let done = 0;
+  const progress = (what) => options.onProgress?.(++done, total, what);
+  const vocab = matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, plan.bf16Scales, 0);
+  const vector = async (name, slot, at) => {
+    await out.padTo(at + slot.offset);
+    await out.emit(new Uint8Array((await readVectorF32(ckpt, name, slot.length)).buffer));
+  };
+  await convertMatrix(ckpt, cfg, "model.embed_tokens", vocab, format, plan.embed.offset, out);
+  progress("embedding");
+  for (let l = 0; l < cfg.numLayers; l++) {
+    const at = plan.layers[l].offset;
+    for (const name of ATTENTION) {
+      await convertMatrix(ckpt, cfg, hfName(l, LINEAR_PREFIX[name]), layout.attention[name], format, at, out);
+    }
+    await vector(hfName(l, "self_attn.q_proj.bias"), layout.qBias, at);
+    await vector(hfName(l, "self_attn.k_proj.bias"), layout.kBias, at);
+    await vector(hfName(l, "self_attn.v_proj.bias"), layout.vBias, at);
+    await vector(hfName(l, "input_layernorm.weight"), layout.inputNorm, at);
+    await vector(hfName(l, "post_attention_layernorm.weight"), layout.postNorm, at);
+    const [I, d] = linearShape(cfg, "gate_proj");
+    const gate = await convertWhole(ckpt, cfg, hfName(l, LINEAR_PREFIX.gate_proj), I, d, format);
+    const up = await convertWhole(ckpt, cfg, hfName(l, LINEAR_PREFIX.up_proj), I, d, format);
+    const down = await convertWhole(ckpt, cfg, hfName(l, LINEAR_PREFIX.down_proj), d, I, format);
+    for (const c of layout.chunks) {
+      await emitBlock(gate, c.c0, 0, c.gate, at + c.offset, out);
+      await emitBlock(up, c.c0, 0, c.up, at + c.offset, out);
+      await emitBlock(down, 0, c.c0, c.down, at + c.offset, out);
+    }
+    progress(`layer ${l}`);
+  }
+  await vector("model.norm.weight", {
+    length: cfg.hiddenSize,
+    offset: 0,
+    bytes: cfg.hiddenSize * 4
+  }, plan.norm.offset);
+  progress("final norm");
+  if (plan.lmHead) {
+    await convertMatrix(ckpt, cfg, "lm_head", vocab, format, plan.lmHead.offset, out);
+    progress("lm_head");
+  }
+  await out.padTo(plan.fileBytes);
+  return header;
+}
+var StalePackError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "StalePackError";
+  }
+};
+async function openPack(source, options = {}) {
+  const size = await source.size();
+  if (size < 16) throw new StalePackError(`${source.name}: not a mesp pack (too short)`);
+  const pre = new Uint8Array(16);
+  await source.read(0, pre);
+  if (new TextDecoder().decode(pre.subarray(0, 8)) !== MAGIC) {
+    throw new StalePackError(`${source.name}: not a mesp pack`);
+  }
+  const dv = new DataView(pre.buffer);
+  if (dv.getUint32(8, true) !== VERSION) {
+    throw new StalePackError(`${source.name}: pack version ${dv.getUint32(8, true)}`);
+  }
+  const len = dv.getUint32(12, true);
+  if (16 + len > size) throw new StalePackError(`${source.name}: truncated header`);
+  const hb = new Uint8Array(len);
+  await source.read(16, hb);
+  let header;
+  try {
+    header = JSON.parse(new TextDecoder().decode(hb));
+  } catch {
+    throw new StalePackError(`${source.name}: corrupt header`);
+  }
+  if (header.fileBytes !== size) {
+    throw new StalePackError(`${source.name}: file is ${size} bytes, header says ${header.fileBytes} (truncated?)`);
+  }
+  if (options.fingerprint !== void 0 && header.fingerprint !== options.fingerprint) {
+    throw new StalePackError(`${source.name}: made from different weights than ${header.source}`);
+  }
+  if (options.format !== void 0 && header.format !== options.format) {
+    throw new StalePackError(`${source.name}: format ${header.format}, wanted ${options.format}`);
+  }
+  const expect = planPack(header.config, header.format, header.mlpChunk);
+  if (JSON.stringify(expect.layers) !== JSON.stringify(header.layers) || expect.fileBytes !== header.fileBytes) {
+    throw new StalePackError(`${source.name}: layout does not match this version of mesp`);
+  }
+  const cfg = header.config;
+  const layout = layerLayout(cfg, header.format, header.bf16Scales, header.mlpChunk);
+  const vocabSlot = matrixSlot(cfg.vocabSize, cfg.hiddenSize, header.format, header.bf16Scales, 0);
+  return {
+    header,
+    config: cfg,
+    layout,
+    vocabSlot,
+    source,
+    readLayer: (l, into) => {
+      if (into.length !== layout.bytes) {
+        throw new Error(`layer buffer is ${into.length} bytes, need ${layout.bytes}`);
+      }
+      return source.read(header.layers[l].offset, into);
+    },
+    readAttention: (l, into) => {
+      if (into.length !== layout.attentionBytes) {
+        throw new Error(`attention buffer must be ${layout.attentionBytes} bytes`);
+      }
+      return source.read(header.layers[l].offset, into);
+    },
+    readMlpChunk: (l, c, into) => {
+      const ch = layout.chunks[c];
+      if (into.length !== ch.bytes) throw new Error(`MLP chunk ${c} buffer must be ${ch.bytes} bytes`);
+      return source.read(header.layers[l].offset + ch.offset, into);
+    },
+    readNorm: (into) => source.read(header.norm.offset, new Uint8Array(into.buffer, into.byteOffset, cfg.hiddenSize * 4)),
+    async readVocabRows(r0, r1, into, head = false) {
+      const base = head ? header.lmHead?.offset : header.embed.offset;
+      if (base === void 0) throw new Error("this model has no separate LM head (tied embeddings)");
+      const s = vocabSlot;
+      if (r0 < 0 || r1 > cfg.vocabSize || into.data.length !== (r1 - r0) * s.rowBytes) {
+        throw new Error(`vocabulary rows [${r0}, ${r1}) do not fit the vocabulary or the buffer`);
+      }
+      const data = source.read(base + s.offset + r0 * s.rowBytes, into.data);
+      if (!s.scaleRowBytes) return await data;
+      await Promise.all([
+        data,
+        source.read(base + s.scalesOffset + r0 * s.scaleRowBytes, into.scales),
+        source.read(base + s.biasesOffset + r0 * s.scaleRowBytes, into.biases)
+      ]);
+    }
+  };
+}
+async function checkpointFingerprint(files, ckpt) {
+  const parts = [];
+  const enc = new TextEncoder();
+  parts.push(enc.encode(await files.readText("config.json") ?? ""));
+  for (const [name, f] of [
+    ...ckpt.files
+  ].sort(([a], [b]) => a < b ? -1 : 1)) {
+    const size = await f.source.size();
+    parts.push(enc.encode(`${name}:${size}:${JSON.stringify([
+      ...f.tensors.values()
+    ])}`));
+    const span = size - f.dataOffset;
+    for (let i = 0; i < 16 && span > 0; i++) {
+      const at2 = f.dataOffset + Math.floor(span * i / 16);
+      const sample = new Uint8Array(Math.min(4096, size - at2));
+      await f.source.read(at2, sample);
+      parts.push(sample);
+    }
+  }
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  return [
+    ...digest
+  ].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// src/model/make_model.ts
+var MODEL_FORMATS = [
+  "hf",
+  "mlx-q4",
+  "mlx-q8"
+];
+var FLOAT_DTYPES = [
+  "bf16",
+  "f16",
+  "f32"
+];
+var DEFAULT_SHARD_SIZE = 5e9;
+var INIT_STD = 0.02;
+var NORM_STD = 0.02;
+var SAFETENSORS_DTYPE = {
+  bf16: "BF16",
+  f16: "F16",
+  f32: "F32"
+};
+var TORCH_DTYPE = {
+  bf16: "bfloat16",
+  f16: "float16",
+  f32: "float32"
+};
+function floatTensors(cfg) {
+  const h = cfg.hiddenSize;
+  const q = cfg.numHeads * cfg.headDim;
+  const kv = cfg.numKvHeads * cfg.headDim;
+  const inter = cfg.intermediateSize;
+  const out = [
+    {
+      name: "model.embed_tokens.weight",
+      shape: [
+        cfg.vocabSize,
+        h
+      ],
+      kind: "embedding"
+    }
+  ];
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    out.push({
+      name: `${p}.self_attn.q_proj.weight`,
+      shape: [
+        q,
+        h
+      ],
+      kind: "linear"
+    }, {
+      name: `${p}.self_attn.q_proj.bias`,
+      shape: [
+        q
+      ],
+      kind: "bias"
+    }, {
+      name: `${p}.self_attn.k_proj.weight`,
+      shape: [
+        kv,
+        h
+      ],
+      kind: "linear"
+    }, {
+      name: `${p}.self_attn.k_proj.bias`,
+      shape: [
+        kv
+      ],
+      kind: "bias"
+    }, {
+      name: `${p}.self_attn.v_proj.weight`,
+      shape: [
+        kv,
+        h
+      ],
+      kind: "linear"
+    }, {
+      name: `${p}.self_attn.v_proj.bias`,
+      shape: [
+        kv
+      ],
+      kind: "bias"
+    }, {
+      name: `${p}.self_attn.o_proj.weight`,
+      shape: [
+        h,
+        q
+      ],
+      kind: "linear"
+    }, {
+      name: `${p}.mlp.gate_proj.weight`,
+      shape: [
+        inter,
+        h
+      ],
+      kind: "linear"
+    }, {
+      name: `${p}.mlp.up_proj.weight`,
+      shape: [
+        inter,
+        h
+      ],
+      kind: "linear"
+    }, {
+      name: `${p}.mlp.down_proj.weight`,
+      shape: [
+        h,
+        inter
+      ],
+      kind: "linear"
+    }, {
+      name: `${p}.input_layernorm.weight`,
+      shape: [
+        h
+      ],
+      kind: "norm"
+    }, {
+      name: `${p}.post_attention_layernorm.weight`,
+      shape: [
+        h
+      ],
+      kind: "norm"
+    });
+  }
+  out.push({
+    name: "model.norm.weight",
+    shape: [
+      h
+    ],
+    kind: "norm"
+  });
+  if (!cfg.tieWordEmbeddings) out.push({
+    name: "lm_head.weight",
+    shape: [
+      cfg.vocabSize,
+      h
+    ],
+    kind: "linear"
+  });
+  return out;
+}
+function bitsOf(format) {
+  return format === "mlx-q4" ? 4 : format === "mlx-q8" ? 8 : void 0;
+}
+function defaultDtype(cfg, quantized) {
+  if (cfg.dtype === "float32" && !quantized) return "f32";
+  if (cfg.dtype === "float16") return "f16";
+  return "bf16";
+}
+function shardTensors(tensors, limit) {
+  const shards = [];
+  let current = [];
+  let size = 0;
+  for (const t of tensors) {
+    if (t.byteLength > limit) {
+      shards.push([
+        t
+      ]);
+      continue;
+    }
+    if (size + t.byteLength > limit) {
+      shards.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(t);
+    size += t.byteLength;
+  }
+  if (current.length > 0) shards.push(current);
+  return shards;
+}
+var pad5 = (n) => String(n).padStart(5, "0");
+function planModel(config, options = {}) {
+  const format = options.format ?? "hf";
+  if (!MODEL_FORMATS.includes(format)) {
+    throw new Error(`make-model: unknown format ${JSON.stringify(format)}; expected ${MODEL_FORMATS.join(", ")}`);
+  }
+  const bits = bitsOf(format);
+  const dtype = options.dtype ?? defaultDtype(config, bits !== void 0);
+  if (!FLOAT_DTYPES.includes(dtype)) {
+    throw new Error(`make-model: unknown dtype ${JSON.stringify(dtype)}; expected ${FLOAT_DTYPES.join(", ")}`);
+  }
+  if (bits !== void 0 && dtype === "f32") {
+    throw new Error(`make-model: format ${format} stores scales and biases in bf16 or f16, not f32`);
+  }
+  const shardSize = options.shardSize ?? DEFAULT_SHARD_SIZE;
+  if (!Number.isSafeInteger(shardSize) || shardSize <= 0) {
+    throw new Error(`make-model: shard size must be a positive number of bytes, got ${shardSize}`);
+  }
+  const written = {
+    ...config,
+    dtype: TORCH_DTYPE[dtype]
+  };
+  delete written.quantization;
+  if (bits !== void 0) written.quantization = {
+    groupSize: GROUP_SIZE,
+    bits
+  };
+  parseModelConfig(configToJson(written), {
+    file: "make-model config"
+  });
+  const st = SAFETENSORS_DTYPE[dtype];
+  const tensors = [];
+  for (const t of floatTensors(written)) {
+    const quantized = bits !== void 0 && (t.kind === "linear" || t.kind === "embedding");
+    if (!quantized) {
+      tensors.push({
+        name: t.name,
+        dtype: st,
+        shape: t.shape,
+        byteLength: numel(t.shape) * (dtype === "f32" ? 4 : 2),
+        source: t.name,
+        part: "values"
+      });
+      continue;
+    }
+    const [rows, cols] = t.shape;
+    if (cols % GROUP_SIZE !== 0) {
+      throw new Error(`make-model: ${format}: ${t.name} has ${cols} input columns, not a multiple of ${GROUP_SIZE}`);
+    }
+    const base = t.name.replace(/\.weight$/, "");
+    const groups = cols / GROUP_SIZE;
+    tensors.push({
+      name: `${base}.weight`,
+      dtype: "U32",
+      shape: [
+        rows,
+        cols * bits / 32
+      ],
+      byteLength: quantizedBytes(rows, cols, bits),
+      source: t.name,
+      part: "q"
+    }, {
+      name: `${base}.scales`,
+      dtype: st,
+      shape: [
+        rows,
+        groups
+      ],
+      byteLength: rows * groups * 2,
+      source: t.name,
+      part: "scales"
+    }, {
+      name: `${base}.biases`,
+      dtype: st,
+      shape: [
+        rows,
+        groups
+      ],
+      byteLength: rows * groups * 2,
+      source: t.name,
+      part: "biases"
+    });
+  }
+  const shards = shardTensors(tensors, shardSize);
+  const metadata = {
+    format: bits === void 0 ? "pt" : "mlx"
+  };
+  const files = shards.map((shard, i) => {
+    const name = shards.length === 1 ? SINGLE_FILE : `model-${pad5(i + 1)}-of-${pad5(shards.length)}.safetensors`;
+    const planned = shard.map((t) => ({
+      ...t,
+      file: name
+    }));
+    return {
+      name,
+      tensors: planned,
+      tensorBytes: planned.reduce((s, t) => s + t.byteLength, 0),
+      fileSize: encodeSafetensorsHeader(planned, metadata).fileSize
+    };
+  });
+  const all = files.flatMap((f) => f.tensors);
+  const textFiles = [
+    ...files.length > 1 ? [
+      INDEX_FILE
+    ] : [],
+    "generation_config.json",
+    ...options.tokenizer ? [
+      "tokenizer.json",
+      "tokenizer_config.json"
+    ] : [],
+    "config.json"
+  ];
+  return {
+    config: written,
+    format,
+    dtype,
+    tensors: all,
+    files,
+    totalBytes: all.reduce((s, t) => s + t.byteLength, 0),
+    fileBytes: files.reduce((s, f) => s + f.fileSize, 0),
+    parameters: paramCounts(written).total,
+    textFiles
+  };
+}
+function generationConfig(cfg) {
+  const out = {};
+  if (cfg.bosTokenId !== void 0) out.bos_token_id = cfg.bosTokenId;
+  if (cfg.eosTokenIds.length > 0) out.eos_token_id = [
+    ...cfg.eosTokenIds
+  ];
+  const pad = cfg.padTokenId ?? cfg.bosTokenId;
+  if (pad !== void 0) out.pad_token_id = pad;
+  return out;
+}
+var json = (v) => JSON.stringify(v, null, 2) + "\n";
+async function makeModel(config, sink, options = {}) {
+  const plan = planModel(config, options);
+  const seed = options.seed ?? 0;
+  if (!Number.isSafeInteger(seed)) throw new Error(`make-model: seed must be a safe integer, got ${seed}`);
+  const chunkElements = options.chunkElements ?? 1 << 20;
+  if (!Number.isSafeInteger(chunkElements) || chunkElements <= 0) {
+    throw new Error(`make-model: chunkElements must be a positive integer, got ${chunkElements}`);
+  }
+  const writer = new TensorWriter(plan, seed, chunkElements, options.onProgress);
+  const metadata = {
+    format: plan.format === "hf" ? "pt" : "mlx"
+  };
+  for (const file of plan.files) {
+    await sink.writeFile(file.name, async (out) => {
+      const header = encodeSafetensorsHeader(file.tensors, metadata);
+      await out.write(header.bytes);
+      const byName = new Map(file.tensors.map((t) => [
+        t.name,
+        t
+      ]));
+      for (const placed of header.tensors) await writer.write(byName.get(placed.name), out);
+    });
+  }
+  if (plan.files.length > 1) {
+    const weightMap = {};
+    for (const t of [
+      ...plan.tensors
+    ].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) {
+      weightMap[t.name] = t.file;
+    }
+    await sink.writeText(INDEX_FILE, json({
+      metadata: {
+        total_size: plan.totalBytes
+      },
+      weight_map: weightMap
+    }));
+  }
+  await sink.writeText("generation_config.json", json(generationConfig(plan.config)));
+  if (options.tokenizer) {
+    await sink.writeText("tokenizer.json", options.tokenizer.tokenizerJson);
+    await sink.writeText("tokenizer_config.json", options.tokenizer.tokenizerConfigJson);
+  }
+  await sink.writeText("config.json", json(configToJson(plan.config)));
+  return plan;
+}
+var TensorWriter = class {
+  #plan;
+  #seed;
+  #bits;
+  #chunk;
+  #onProgress;
+  #shapes;
+  #index;
+  #f32;
+  #half;
+  #q;
+  #scales;
+  #biases;
+  #bytes = 0;
+  /** Scales and biases of the last quantized tensor (MLX files store them apart from its codes). */
+  #cached;
+  constructor(plan, seed, chunk, onProgress) {
+    this.#plan = plan;
+    this.#seed = seed;
+    this.#bits = bitsOf(plan.format);
+    this.#chunk = chunk;
+    this.#onProgress = onProgress;
+    const floats = floatTensors(plan.config);
+    this.#shapes = new Map(floats.map((t) => [
+      t.name,
+      t.shape
+    ]));
+    this.#index = new Map(plan.tensors.map((t, i) => [
+      t.name,
+      i + 1
+    ]));
+    const capacity = Math.max(chunk, ...floats.map((t) => t.shape[t.shape.length - 1]));
+    this.#f32 = new Float32Array(capacity);
+    this.#half = new Uint16Array(capacity);
+    this.#q = new Uint8Array(capacity);
+    this.#scales = new Uint16Array(Math.ceil(capacity / GROUP_SIZE));
+    this.#biases = new Uint16Array(Math.ceil(capacity / GROUP_SIZE));
+  }
+  async write(t, out) {
+    let written = 0;
+    const emit = async (bytes) => {
+      await out.write(bytes);
+      written += bytes.length;
+      this.#bytes += bytes.length;
+      this.#onProgress?.({
+        tensor: this.#index.get(t.name),
+        tensors: this.#plan.tensors.length,
+        name: t.name,
+        file: t.file,
+        bytes: this.#bytes,
+        totalBytes: this.#plan.totalBytes
+      });
+    };
+    if (t.part === "values") await this.#writeValues(t, emit);
+    else if (t.part === "q") await this.#writeCodes(t, emit);
+    else {
+      const cached = await this.#scalesAndBiases(t);
+      const half = t.part === "scales" ? cached.scales : cached.biases;
+      await emit(new Uint8Array(half.buffer, half.byteOffset, half.byteLength));
+    }
+    if (written !== t.byteLength) {
+      throw new Error(`make-model: internal error: wrote ${written} bytes for ${t.name}, planned ${t.byteLength}`);
+    }
+  }
+  /** Rows × columns of the float source tensor (a vector is one row). */
+  #matrix(t) {
+    const shape = this.#shapes.get(t.source);
+    return shape.length === 1 ? [
+      1,
+      shape[0]
+    ] : [
+      shape[0],
+      shape[1]
+    ];
+  }
+  /** Calls `each(values, firstRow, rowCount)` for consecutive chunks of whole rows of the source tensor. */
+  async #generate(t, each) {
+    const [rows, cols] = this.#matrix(t);
+    const rng = new NormalRng(this.#seed, t.source);
+    const norm = /(layernorm|\.norm)\.weight$/.test(t.source);
+    const mean = norm ? 1 : 0;
+    const std = norm ? NORM_STD : INIT_STD;
+    const step = Math.max(1, Math.floor(this.#chunk / cols));
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const n = Math.min(step, rows - r0);
+      const values = this.#f32.subarray(0, n * cols);
+      rng.fill(values, mean, std);
+      await each(values, r0, n);
+    }
+  }
+  async #writeValues(t, emit) {
+    const dtype = this.#plan.dtype;
+    await this.#generate(t, async (values) => {
+      if (dtype === "f32") return await emit(new Uint8Array(values.buffer, 0, values.byteLength));
+      const half = this.#half.subarray(0, values.length);
+      if (dtype === "bf16") f32ToBf16(values, half);
+      else f32ToF16(values, half);
+      await emit(new Uint8Array(half.buffer, 0, half.byteLength));
+    });
+  }
+  /** Quantizes one chunk of rows; codes into the scratch, scales/biases where given. */
+  #quantize(t, values, row0, rows, scales, biases, scalesOnly = false) {
+    const [, cols] = this.#matrix(t);
+    const q = this.#q.subarray(0, quantizedBytes(rows, cols, this.#bits));
+    quantize(values, cols, {
+      bits: this.#bits,
+      scaleDtype: this.#plan.dtype === "f16" ? "f16" : "bf16",
+      name: t.source,
+      rowOffset: row0,
+      scalesOnly,
+      into: {
+        q,
+        scales,
+        biases
+      }
+    });
+    return q;
+  }
+  async #writeCodes(t, emit) {
+    const groups = this.#matrix(t)[1] / GROUP_SIZE;
+    await this.#generate(t, async (values, row0, rows) => {
+      const scales = this.#scales.subarray(0, rows * groups);
+      const biases = this.#biases.subarray(0, rows * groups);
+      await emit(this.#quantize(t, values, row0, rows, scales, biases));
+    });
+  }
+  async #scalesAndBiases(t) {
+    if (this.#cached?.source === t.source) return this.#cached;
+    this.#cached = void 0;
+    const [rows, cols] = this.#matrix(t);
+    const groups = cols / GROUP_SIZE;
+    const scales = new Uint16Array(rows * groups);
+    const biases = new Uint16Array(rows * groups);
+    await this.#generate(t, (values, row0, n) => {
+      const range = [
+        row0 * groups,
+        (row0 + n) * groups
+      ];
+      this.#quantize(t, values, row0, n, scales.subarray(...range), biases.subarray(...range), true);
+    });
+    this.#cached = {
+      source: t.source,
+      scales,
+      biases
+    };
+    return this.#cached;
+  }
+};
+function fnv1a(text) {
+  let h = 2166136261;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+function splitmix32(x) {
+  x = x + 2654435769 | 0;
+  x = Math.imul(x ^ x >>> 16, 2246822507);
+  x = Math.imul(x ^ x >>> 13, 3266489909);
+  return (x ^ x >>> 16) >>> 0;
+}
+var NormalRng = class {
+  #a;
+  #b;
+  #c;
+  #d;
+  #spare = 0;
+  #hasSpare = false;
+  /** A generator for stream `stream` (e.g. a tensor name) of seed `seed`. */
+  constructor(seed, stream) {
+    let h = fnv1a(`${seed}:${stream}`);
+    const next = () => h = splitmix32(h);
+    this.#a = next() | 0;
+    this.#b = next() | 0;
+    this.#c = next() | 0;
+    this.#d = next() | 0;
+    if ((this.#a | this.#b | this.#c | this.#d) === 0) this.#a = 1;
+  }
+  /** Fills `out` with `mean + std · N(0, 1)` values. */
+  fill(out, mean, std) {
+    let a = this.#a, b = this.#b, c = this.#c, d = this.#d;
+    let i = 0;
+    const n = out.length;
+    if (this.#hasSpare && n > 0) {
+      out[i++] = mean + std * this.#spare;
+      this.#hasSpare = false;
+    }
+    while (i < n) {
+      let u, v, s;
+      do {
+        let r = Math.imul(b, 5);
+        r = Math.imul(r << 7 | r >>> 25, 9);
+        let t = b << 9;
+        c ^= a;
+        d ^= b;
+        b ^= c;
+        a ^= d;
+        c ^= t;
+        d = d << 11 | d >>> 21;
+        u = r * 4656612873077393e-25;
+        r = Math.imul(b, 5);
+        r = Math.imul(r << 7 | r >>> 25, 9);
+        t = b << 9;
+        c ^= a;
+        d ^= b;
+        b ^= c;
+        a ^= d;
+        c ^= t;
+        d = d << 11 | d >>> 21;
+        v = r * 4656612873077393e-25;
+        s = u * u + v * v;
+      } while (s >= 1 || s === 0);
+      const m = Math.sqrt(-2 * Math.log(s) / s);
+      out[i++] = mean + std * u * m;
+      if (i < n) out[i++] = mean + std * v * m;
+      else {
+        this.#spare = v * m;
+        this.#hasSpare = true;
+      }
+    }
+    this.#a = a;
+    this.#b = b;
+    this.#c = c;
+    this.#d = d;
+  }
+};
+
+// mod.ts
+init_tokenizer();
+
+// src/text/chat.ts
+var QWEN2_5_DEFAULT_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
+var ROLES = [
+  "system",
+  "user",
+  "assistant"
+];
+function validateChatMessage(message, where) {
+  if (message === null || typeof message !== "object" || Array.isArray(message)) {
+    throw new Error(`${where}: a message must be an object with "role" and "content"`);
+  }
+  const m = message;
+  if (m.role === "tool" || m.tool_calls !== void 0) {
+    throw new Error(`${where}: tool messages and "tool_calls" are not supported (plain chat only)`);
+  }
+  if (typeof m.role !== "string" || !ROLES.includes(m.role)) {
+    throw new Error(`${where}: role must be one of ${ROLES.join(", ")}; got ${JSON.stringify(m.role)}`);
+  }
+  if (typeof m.content !== "string") {
+    throw new Error(`${where}: "content" must be a string; got ${m.content === null ? "null" : typeof m.content}`);
+  }
+}
+function renderChat(messages, options = {}) {
+  messages.forEach((m, i) => validateChatMessage(m, `messages[${i}]`));
+  const defaultSystem = options.defaultSystem === void 0 ? QWEN2_5_DEFAULT_SYSTEM : options.defaultSystem;
+  let out = "";
+  let start = 0;
+  if (messages.length > 0 && messages[0].role === "system") {
+    out += `<|im_start|>system
+${messages[0].content}<|im_end|>
+`;
+    start = 1;
+  } else if (defaultSystem !== null) {
+    out += `<|im_start|>system
+${defaultSystem}<|im_end|>
+`;
+  }
+  for (let i = start; i < messages.length; i++) {
+    out += `<|im_start|>${messages[i].role}
+${messages[i].content}<|im_end|>
+`;
+  }
+  if (options.addGenerationPrompt) out += "<|im_start|>assistant\n";
+  return out;
+}
+var JINJA_ESCAPES = {
+  n: "\n",
+  t: "	",
+  r: "\r",
+  "'": "'",
+  '"': '"',
+  "\\": "\\"
+};
+function chatDefaultsFromTemplate(chatTemplate) {
+  if (chatTemplate === void 0 || chatTemplate === "") return {
+    defaultSystem: QWEN2_5_DEFAULT_SYSTEM
+  };
+  if (!chatTemplate.includes("<|im_start|>")) {
+    throw new Error("chat_template is not ChatML (no <|im_start|>); mesp renders only Qwen ChatML chats");
+  }
+  const literal = /(['"])<\|im_start\|>system\\n((?:\\.|(?!\1)[^\\])*?)<\|im_end\|>\\n\1/.exec(chatTemplate);
+  if (!literal) return {
+    defaultSystem: null
+  };
+  const defaultSystem = literal[2].replace(/\\(.)/g, (m, c) => JINJA_ESCAPES[c] ?? m);
+  return {
+    defaultSystem
+  };
+}
+
+// src/data/dataset.ts
+function describe(value) {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
+}
+function parseMessages(value, field, where) {
+  if (!Array.isArray(value)) {
+    throw new Error(`${where}: "${field}" must be an array of messages, got ${describe(value)}`);
+  }
+  if (value.length === 0) throw new Error(`${where}: "${field}" is empty`);
+  return value.map((m, i) => {
+    validateChatMessage(m, `${where}: ${field}[${i}]`);
+    return {
+      role: m.role,
+      content: m.content
+    };
+  });
+}
+function parseIds(value, field, where, allowIgnore) {
+  if (!Array.isArray(value)) {
+    throw new Error(`${where}: "${field}" must be an array of integers, got ${describe(value)}`);
+  }
+  value.forEach((v, i) => {
+    const ok = Number.isInteger(v) && (v >= 0 || allowIgnore && v === -100);
+    if (!ok) {
+      const wanted = allowIgnore ? "a non-negative integer or -100" : "a non-negative integer";
+      throw new Error(`${where}: ${field}[${i}] must be ${wanted}, got ${JSON.stringify(v)}`);
+    }
+  });
+  return value;
+}
+function parseRecord(obj, file, line) {
+  const where = `${file}:${line}`;
+  if (obj.input_ids !== void 0) {
+    const inputIds = parseIds(obj.input_ids, "input_ids", where, false);
+    if (inputIds.length < 2) throw new Error(`${where}: "input_ids" needs at least 2 tokens to train on`);
+    if (obj.labels === void 0) return {
+      kind: "tokens",
+      inputIds,
+      file,
+      line
+    };
+    const labels = parseIds(obj.labels, "labels", where, true);
+    if (labels.length !== inputIds.length) {
+      throw new Error(`${where}: "labels" has ${labels.length} entries but "input_ids" has ${inputIds.length}`);
+    }
+    labels.forEach((l, i) => {
+      if (l !== -100 && l !== inputIds[i]) {
+        throw new Error(`${where}: labels[${i}] is ${l} but input_ids[${i}] is ${inputIds[i]} (use -100 or the same id)`);
+      }
+    });
+    if (!labels.some((l, i) => i > 0 && l !== -100)) {
+      throw new Error(`${where}: "labels" has no target (all -100)`);
+    }
+    return {
+      kind: "tokens",
+      inputIds,
+      labels,
+      file,
+      line
+    };
+  }
+  if (obj.prompt !== void 0 && obj.completion !== void 0) {
+    if (typeof obj.prompt === "string" && typeof obj.completion === "string") {
+      const messages = [
+        {
+          role: "user",
+          content: obj.prompt
+        },
+        {
+          role: "assistant",
+          content: obj.completion
+        }
+      ];
+      return {
+        kind: "chat",
+        messages,
+        trainFrom: 0,
+        file,
+        line
+      };
+    }
+    if (Array.isArray(obj.prompt) && Array.isArray(obj.completion)) {
+      const prompt = parseMessages(obj.prompt, "prompt", where);
+      const completion = parseMessages(obj.completion, "completion", where);
+      if (!completion.some((m) => m.role === "assistant")) {
+        throw new Error(`${where}: "completion" has no assistant message to train on`);
+      }
+      return {
+        kind: "chat",
+        messages: [
+          ...prompt,
+          ...completion
+        ],
+        trainFrom: prompt.length,
+        file,
+        line
+      };
+    }
+    throw new Error(`${where}: "prompt" and "completion" must both be strings or both be message arrays; got ${describe(obj.prompt)} and ${describe(obj.completion)}`);
+  }
+  if (obj.messages !== void 0) {
+    if (Array.isArray(obj.tools) ? obj.tools.length > 0 : obj.tools !== void 0 && obj.tools !== null) {
+      throw new Error(`${where}: "tools" are not supported (plain chat only)`);
+    }
+    const messages = parseMessages(obj.messages, "messages", where);
+    if (!messages.some((m) => m.role === "assistant")) {
+      throw new Error(`${where}: "messages" has no assistant message to train on`);
+    }
+    return {
+      kind: "chat",
+      messages,
+      trainFrom: 0,
+      file,
+      line
+    };
+  }
+  if (obj.text !== void 0) {
+    if (typeof obj.text !== "string") {
+      throw new Error(`${where}: "text" must be a string, got ${describe(obj.text)}`);
+    }
+    if (obj.text.length === 0) throw new Error(`${where}: "text" is empty`);
+    return {
+      kind: "text",
+      text: obj.text,
+      file,
+      line
+    };
+  }
+  const keys = Object.keys(obj).slice(0, 8).map((k) => JSON.stringify(k)).join(", ");
+  throw new Error(`${where}: unknown record shape (keys: ${keys || "none"}); expected "text", "prompt"+"completion", "messages" or "input_ids"`);
+}
+function parseJsonl(text, options) {
+  const { file } = options;
+  const lines = (text.charCodeAt(0) === 65279 ? text.slice(1) : text).split("\n");
+  const records = [];
+  for (let i = 0; i < lines.length; i++) {
+    const raw = lines[i];
+    if (raw.trim() === "") continue;
+    let value;
+    try {
+      value = JSON.parse(raw);
+    } catch (e) {
+      throw new Error(`${file}:${i + 1}: invalid JSON: ${e.message}`);
+    }
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      throw new Error(`${file}:${i + 1}: each line must be a JSON object, got ${describe(value)}`);
+    }
+    records.push(parseRecord(value, file, i + 1));
+  }
+  if (records.length === 0) throw new Error(`${file}: no records (the dataset is empty)`);
+  return records;
+}
+function tokenizeChat(record, tokenizer, defaultSystem, seqLen) {
+  const opts = {
+    defaultSystem
+  };
+  const ids = tokenizer.encode(renderChat(record.messages, opts));
+  const targets = new Uint8Array(ids.length);
+  const prefixLength = (text, what) => {
+    const prefix = tokenizer.encode(text);
+    const ok = prefix.length <= ids.length && prefix.every((id, k) => id === ids[k]);
+    if (!ok) {
+      throw new Error(`${record.file}:${record.line}: the tokens of ${what} are not a prefix of the conversation's tokens; cannot place the loss mask`);
+    }
+    return prefix.length;
+  };
+  for (let i = Math.max(record.trainFrom, 0); i < record.messages.length; i++) {
+    if (record.messages[i].role !== "assistant") continue;
+    const before = record.messages.slice(0, i);
+    const start = prefixLength(renderChat(before, {
+      ...opts,
+      addGenerationPrompt: true
+    }), `the prompt before message ${i}`);
+    if (start >= seqLen) break;
+    const end = prefixLength(renderChat(record.messages.slice(0, i + 1), opts), `messages 0..${i}`);
+    targets.fill(1, start, end);
+  }
+  return {
+    ids,
+    targets
+  };
+}
+function tokenizeExample(record, tokenizer, options) {
+  const { seqLen } = options;
+  if (!Number.isInteger(seqLen) || seqLen < 2) {
+    throw new Error(`seqLen must be an integer \u2265 2, got ${seqLen}`);
+  }
+  let ids;
+  let targets;
+  if (record.kind === "text") {
+    const list = tokenizer.encode(record.text);
+    const eos = tokenizer.tokenToId("<|endoftext|>");
+    if (options.appendEosToText !== false && eos !== void 0 && list[list.length - 1] !== eos) {
+      list.push(eos);
+    }
+    ids = list;
+    targets = new Uint8Array(list.length).fill(1);
+  } else if (record.kind === "chat") {
+    const defaultSystem = options.chatDefaults ? options.chatDefaults.defaultSystem : QWEN2_5_DEFAULT_SYSTEM;
+    ({ ids, targets } = tokenizeChat(record, tokenizer, defaultSystem, seqLen));
+  } else {
+    record.inputIds.forEach((id, i) => {
+      if (id >= tokenizer.vocabSize) {
+        throw new Error(`${record.file}:${record.line}: input_ids[${i}] = ${id} is outside the vocabulary (size ${tokenizer.vocabSize})`);
+      }
+    });
+    ids = record.inputIds;
+    targets = record.labels ? Uint8Array.from(record.labels, (l) => l === -100 ? 0 : 1) : new Uint8Array(ids.length).fill(1);
+  }
+  targets[0] = 0;
+  const n = Math.min(ids.length, seqLen);
+  return {
+    ids: Int32Array.from({
+      length: n
+    }, (_, k) => ids[k]),
+    targets: targets.slice(0, n),
+    truncated: ids.length - n
+  };
+}
+function tokenizeDataset(records, tokenizer, options) {
+  const stats = {
+    records: records.length,
+    examples: 0,
+    truncated: 0,
+    dropped: 0,
+    tokens: 0,
+    targets: 0
+  };
+  const examples = [];
+  for (const record of records) {
+    const ex = tokenizeExample(record, tokenizer, options);
+    if (ex.truncated > 0) stats.truncated++;
+    let count = 0;
+    for (const t of ex.targets) count += t;
+    if (count === 0) {
+      stats.dropped++;
+      continue;
+    }
+    examples.push(ex);
+    stats.examples++;
+    stats.tokens += ex.ids.length;
+    stats.targets += count;
+  }
+  return {
+    examples,
+    stats
+  };
+}
+
+// src/data/token_cache.ts
+var TOKEN_CACHE_VERSION = 1;
+var MAGIC2 = [
+  77,
+  69,
+  83,
+  80,
+  84,
+  79,
+  75,
+  0
+];
+var FIXED = 24;
+var crcTable;
+function crc32(bytes) {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c2 = n;
+      for (let k = 0; k < 8; k++) c2 = c2 & 1 ? 3988292384 ^ c2 >>> 1 : c2 >>> 1;
+      crcTable[n] = c2 >>> 0;
+    }
+  }
+  const table = crcTable;
+  let c = 4294967295;
+  for (let i = 0; i < bytes.length; i++) c = table[(c ^ bytes[i]) & 255] ^ c >>> 8;
+  return (c ^ 4294967295) >>> 0;
+}
+function checkLittleEndian() {
+  if (new Uint8Array(Uint32Array.of(1).buffer)[0] !== 1) {
+    throw new Error("token cache: big-endian hosts are not supported");
+  }
+}
+function encodeTokenCache(examples, meta) {
+  checkLittleEndian();
+  let total = 0;
+  examples.forEach((ex, i) => {
+    if (ex.ids.length !== ex.targets.length) {
+      throw new Error(`example ${i}: ${ex.ids.length} ids but ${ex.targets.length} targets`);
+    }
+    total += ex.ids.length;
+  });
+  if (total > 4294967295) throw new Error(`token cache: ${total} tokens exceed the u32 offset range`);
+  let json2 = new TextEncoder().encode(JSON.stringify(meta));
+  const padded = Math.ceil(json2.length / 8) * 8;
+  if (padded !== json2.length) {
+    const p = new Uint8Array(padded).fill(32);
+    p.set(json2);
+    json2 = p;
+  }
+  const offsetsAt = FIXED + json2.length;
+  const idsAt = offsetsAt + 4 * (examples.length + 1);
+  const targetsAt = idsAt + 4 * total;
+  const out = new Uint8Array(targetsAt + total);
+  out.set(MAGIC2, 0);
+  const view = new DataView(out.buffer);
+  view.setUint32(8, TOKEN_CACHE_VERSION, true);
+  view.setUint32(12, json2.length, true);
+  out.set(json2, FIXED);
+  const offsets = new Uint32Array(out.buffer, offsetsAt, examples.length + 1);
+  const ids = new Int32Array(out.buffer, idsAt, total);
+  const targets = out.subarray(targetsAt);
+  let at = 0;
+  examples.forEach((ex, i) => {
+    offsets[i] = at;
+    ids.set(ex.ids, at);
+    targets.set(ex.targets, at);
+    at += ex.ids.length;
+  });
+  offsets[examples.length] = at;
+  view.setUint32(16, crc32(out.subarray(FIXED)), true);
+  return out;
+}
+function decodeTokenCache(bytes, options = {}) {
+  checkLittleEndian();
+  const name = options.name ?? "token cache";
+  const fail = (why) => {
+    throw new Error(`${name}: ${why}`);
+  };
+  if (bytes.length < FIXED) fail(`too short (${bytes.length} bytes)`);
+  if (!MAGIC2.every((b, i) => bytes[i] === b)) fail("bad magic (not a mesp token cache)");
+  if (bytes.byteOffset % 4 !== 0) bytes = bytes.slice();
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = view.getUint32(8, true);
+  if (version !== TOKEN_CACHE_VERSION) fail(`format version ${version}, expected ${TOKEN_CACHE_VERSION}`);
+  const jsonLength = view.getUint32(12, true);
+  if (jsonLength % 8 !== 0 || FIXED + jsonLength > bytes.length) fail(`bad header length ${jsonLength}`);
+  if (crc32(bytes.subarray(FIXED)) !== view.getUint32(16, true)) fail("checksum mismatch (file is corrupt)");
+  let meta;
+  try {
+    meta = JSON.parse(new TextDecoder().decode(bytes.subarray(FIXED, FIXED + jsonLength)));
+  } catch (e) {
+    return fail(`header JSON: ${e.message}`);
+  }
+  const count = meta?.stats?.examples;
+  if (typeof meta?.key !== "string" || !Number.isInteger(count) || !Number.isInteger(meta.vocabSize)) {
+    fail("header lacks key, stats.examples or vocabSize");
+  }
+  const offsetsAt = FIXED + jsonLength;
+  if (offsetsAt + 4 * (count + 1) > bytes.length) fail(`truncated: ${count} examples announced`);
+  const offsets = new Uint32Array(bytes.buffer, bytes.byteOffset + offsetsAt, count + 1);
+  const total = offsets[count];
+  const idsAt = offsetsAt + 4 * (count + 1);
+  const expected = idsAt + 5 * total;
+  if (bytes.length !== expected) fail(`size ${bytes.length} bytes, expected ${expected} for ${total} tokens`);
+  const ids = new Int32Array(bytes.buffer, bytes.byteOffset + idsAt, total);
+  const targets = bytes.subarray(idsAt + 4 * total);
+  if (offsets[0] !== 0) fail("offsets[0] is not 0");
+  for (let i = 0; i < count; i++) {
+    if (offsets[i + 1] <= offsets[i]) fail(`example ${i} is empty or offsets are not increasing`);
+    if (targets[offsets[i]] !== 0) fail(`example ${i}: its first token is marked as a target`);
+  }
+  for (let k = 0; k < total; k++) {
+    if (ids[k] < 0 || ids[k] >= meta.vocabSize) {
+      fail(`token ${k}: id ${ids[k]} outside vocabulary ${meta.vocabSize}`);
+    }
+    if (targets[k] > 1) fail(`token ${k}: target byte ${targets[k]} is not 0 or 1`);
+  }
+  return {
+    meta,
+    count,
+    offsets,
+    ids,
+    targets,
+    example(i) {
+      if (!Number.isInteger(i) || i < 0 || i >= count) {
+        throw new RangeError(`${name}: no example ${i} (count ${count})`);
+      }
+      return {
+        ids: ids.subarray(offsets[i], offsets[i + 1]),
+        targets: targets.subarray(offsets[i], offsets[i + 1])
+      };
+    }
+  };
+}
+async function tokenizeInWorker(job) {
+  const worker = new Worker(new URL("./tokenize_worker.js", import.meta.url).href, {
+    type: "module"
+  });
+  try {
+    return await new Promise((resolve, reject) => {
+      worker.onmessage = (e) => {
+        if (e.data.ok) resolve(e.data.bytes);
+        else reject(new Error(e.data.error));
+      };
+      worker.onerror = (e) => {
+        e.preventDefault();
+        reject(new Error(`tokenize worker failed: ${e.message}`));
+      };
+      const transfer = [
+        job.datasetBytes.buffer,
+        job.tokenizerJsonBytes.buffer
+      ];
+      if (job.tokenizerConfigBytes) transfer.push(job.tokenizerConfigBytes.buffer);
+      worker.postMessage(job, [
+        ...new Set(transfer)
+      ]);
+    });
+  } finally {
+    worker.terminate();
+  }
+}
+
+// src/runtime/pool.ts
+var TASKS = [
+  "gemm",
+  "gemm_dot",
+  "rmsnorm_forward",
+  "rmsnorm_backward",
+  "rope_forward",
+  "rope_backward",
+  "softmax_causal_forward",
+  "softmax_causal_backward",
+  "swiglu_forward",
+  "swiglu_backward",
+  "ce_chunk_forward",
+  "ce_finish",
+  "ce_chunk_backward"
+];
+var CTL = {
+  /** Task generation: bumped once per posted task; workers wait on it. */
+  seq: 0,
+  /**
+   * Claim word: `(generation & 0xffff) << 16 | shares << 8 | next share`, claimed with compare-and-swap;
+   * one atomic read tells a thread whether the task is still current and which share is next.
+   */
+  claim: 1,
+  /** Shares finished; the caller waits for it to reach `shares`. */
+  done: 2,
+  /** Task id (index in {@linkcode TASKS}). */
+  fn: 3,
+  /** Number of arguments. */
+  nargs: 4,
+  /** Index of the range's first argument (the range is `args[lo], args[lo + 1]`). */
+  lo: 5,
+  /** Range pieces are multiples of this (except the last). */
+  grain: 6,
+  /** Index of the scratch pointer argument, −1 if none. */
+  scratchArg: 7,
+  /** Bytes between two threads' scratch areas. */
+  scratchStride: 8,
+  /** Set by a worker whose share threw. */
+  errors: 9,
+  /** Set by {@linkcode Pool.close}: workers leave their loop. */
+  quit: 10
+};
+var ARGS_AT = 64;
+var MAX_ARGS = 24;
+var CONTROL_BYTES = ARGS_AT + MAX_ARGS * 8;
+var MR2 = 6;
+var NR2 = 8;
+var Executor = class {
+  #fns;
+  #ctl;
+  #args;
+  #a = new Float64Array(MAX_ARGS);
+  #thread;
+  /** The first error a share threw since the owner last cleared it. */
+  failure = void 0;
+  /** `exports` of this thread's instance; `thread` picks its scratch area (0 = the caller). */
+  constructor(exports, control, thread) {
+    const ex = exports;
+    this.#fns = TASKS.map((name) => ex[name]);
+    this.#ctl = new Int32Array(control, 0, ARGS_AT / 4);
+    this.#args = new Float64Array(control, ARGS_AT, MAX_ARGS);
+    this.#thread = thread;
+  }
+  /** Claims shares of task generation `gen` and runs them until none is left (or the task changed). */
+  work(gen) {
+    const ctl = this.#ctl, tag = gen & 65535;
+    for (; ; ) {
+      const v = Atomics.load(ctl, CTL.claim), share = v & 255, shares = v >>> 8 & 255;
+      if (v >>> 16 !== tag || share >= shares) return;
+      if (Atomics.compareExchange(ctl, CTL.claim, v, v + 1) !== v) continue;
+      try {
+        this.#run(share, shares);
+      } catch (err) {
+        Atomics.store(ctl, CTL.errors, 1);
+        this.failure ??= err;
+      }
+      if (Atomics.add(ctl, CTL.done, 1) + 1 === shares) Atomics.notify(ctl, CTL.done);
+    }
+  }
+  /** Share `share` of `shares` of the posted task, with this thread's scratch. */
+  #run(share, shares) {
+    const ctl = this.#ctl, a = this.#a, n = ctl[CTL.nargs], lo = ctl[CTL.lo], grain = ctl[CTL.grain];
+    for (let i = 0; i < n; i++) a[i] = this.#args[i];
+    const units = Math.ceil((a[lo + 1] - a[lo]) / grain);
+    const u0 = Math.floor(units * share / shares), u1 = Math.floor(units * (share + 1) / shares);
+    if (u1 <= u0) return;
+    const s0 = a[lo] + u0 * grain;
+    a[lo + 1] = Math.min(a[lo + 1], a[lo] + u1 * grain);
+    a[lo] = s0;
+    const sa = ctl[CTL.scratchArg];
+    if (sa >= 0) a[sa] += this.#thread * ctl[CTL.scratchStride];
+    call(this.#fns[ctl[CTL.fn]], a, n);
+  }
+};
+function call(f, a, n) {
+  switch (n) {
+    case 7:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
+      break;
+    case 8:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+      break;
+    case 9:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]);
+      break;
+    case 10:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
+      break;
+    case 11:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10]);
+      break;
+    case 12:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]);
+      break;
+    case 13:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]);
+      break;
+    case 18:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17]);
+      break;
+    default:
+      throw new Error(`pool: no call shape for ${n} arguments`);
+  }
+}
+var Pool = class _Pool {
+  /** Threads per split call, the caller included. */
+  threads;
+  /** Entry points with the raw signatures; row kernels split their `(r0, r1)` across the threads. */
+  exports;
+  /** The kernels this pool works for, with `pool` set (what the engine is given). */
+  kernels;
+  /** Row kernels with fewer rows run unsplit. */
+  minRows;
+  /** GEMMs with fewer floating-point operations run unsplit. */
+  minFlops;
+  /** GEMM split policy. */
+  split;
+  /** Split calls posted so far (each ran on every thread). */
+  posted = 0;
+  #raw;
+  #ctl;
+  #args;
+  #main;
+  #workers;
+  #canBlock;
+  #scratchStride;
+  #closed = false;
+  #lastError = "";
+  constructor(kernels, control, workers, options) {
+    this.threads = options.threads;
+    this.minRows = options.minRows ?? 16;
+    this.minFlops = options.minFlops ?? 1e6;
+    this.split = options.split ?? "auto";
+    this.#raw = kernels.exports;
+    this.#ctl = new Int32Array(control, 0, ARGS_AT / 4);
+    this.#args = new Float64Array(control, ARGS_AT, MAX_ARGS);
+    this.#main = new Executor(kernels.exports, control, 0);
+    this.#workers = workers;
+    this.#scratchStride = kernels.exports.gemm_scratch_bytes();
+    this.#canBlock = canBlock(this.#ctl);
+    for (const w of workers) {
+      w.onmessage = (ev) => {
+        if (ev.data?.error) this.#lastError = String(ev.data.error);
+      };
+    }
+    const ex = {};
+    const raw = kernels.exports;
+    for (const name of Object.keys(raw)) ex[name] = raw[name];
+    for (let id = 2; id < TASKS.length; id++) ex[TASKS[id]] = this.#rowKernel(id);
+    this.exports = ex;
+    this.kernels = {
+      ...kernels,
+      pool: this
+    };
+  }
+  /**
+   * Starts `threads − 1` workers on the shared memory of `kernels` (a threads build, see
+   * `loadKernels({ shared: true })`). Grow the memory to the plan first. The plan's GEMM scratch region must
+   * hold `threads · gemm_scratch_bytes()` bytes.
+   */
+  static async start(kernels, options) {
+    const threads = options.threads;
+    if (!Number.isInteger(threads) || threads < 2 || threads > 255) {
+      throw new Error(`a pool needs at least 2 threads (and at most 255), got ${threads}`);
+    }
+    if (!kernels.shared) throw new Error("a pool needs the threads build of the kernels (shared memory)");
+    const control = new SharedArrayBuffer(CONTROL_BYTES);
+    const url = options.workerUrl ?? workerUrlHere();
+    const workers = [];
+    const ready = [];
+    const ctl = new Int32Array(control, 0, ARGS_AT / 4);
+    try {
+      for (let i = 1; i < threads; i++) {
+        const w = new Worker(url, {
+          type: "module"
+        });
+        workers.push(w);
+        ready.push(new Promise((resolve, reject) => {
+          w.onmessage = (ev) => {
+            if (ev.data?.ready) resolve();
+            else {
+              reject(new Error(`pool worker ${i} (${url}) failed to start: ${ev.data?.error ?? "no reason"}`));
+            }
+          };
+          w.onerror = (ev) => {
+            ev.preventDefault();
+            workerLoadFailure(url, ev.message).then((why) => reject(new Error(`pool worker ${i} failed to start: ${why}`)));
+          };
+        }));
+        const init = {
+          module: kernels.module,
+          memory: kernels.memory,
+          control,
+          thread: i,
+          spinMs: options.spinMs ?? 0.2
+        };
+        w.postMessage(init);
+      }
+      await Promise.all(ready);
+    } catch (err) {
+      stop(ctl, workers);
+      throw err;
+    }
+    for (const w of workers) w.onerror = null;
+    return new _Pool(kernels, control, workers, options);
+  }
+  /**
+   * Runs GEMM `op` on rows `[m0, m1)` and columns `[n0, n1)` (the raw `gemm` export's arguments), split by
+   * rows (`byColumns` false) or columns. `scratch` is thread 0's area; thread `i` uses the `i`-th after it.
+   */
+  gemm(byColumns, op, m0, m1, n0, n1, k, a, lda, bDtype, b, ldb, bScales, bBiases, c, ldc, alpha, accumulate, scratch) {
+    const x = this.#args;
+    x[0] = op;
+    x[1] = m0;
+    x[2] = m1;
+    x[3] = n0;
+    x[4] = n1;
+    x[5] = k;
+    x[6] = a;
+    x[7] = lda;
+    x[8] = bDtype;
+    x[9] = b;
+    x[10] = ldb;
+    x[11] = bScales;
+    x[12] = bBiases;
+    x[13] = c;
+    x[14] = ldc;
+    x[15] = alpha;
+    x[16] = accumulate;
+    x[17] = scratch;
+    this.#post(0, 18, byColumns ? 3 : 1, byColumns ? NR2 : MR2, 17);
+  }
+  /** The unpacked skinny GEMM (`gemm_dot`), split by rows in blocks of 4, or by columns in pairs. */
+  gemmDot(byColumns, m0, m1, n0, n1, k, a, lda, b, ldb, c, ldc, alpha, accumulate) {
+    const x = this.#args;
+    x[0] = m0;
+    x[1] = m1;
+    x[2] = n0;
+    x[3] = n1;
+    x[4] = k;
+    x[5] = a;
+    x[6] = lda;
+    x[7] = b;
+    x[8] = ldb;
+    x[9] = c;
+    x[10] = ldc;
+    x[11] = alpha;
+    x[12] = accumulate;
+    this.#post(1, 13, byColumns ? 2 : 0, byColumns ? 2 : 4, -1);
+  }
+  /** A row kernel's entry point: splits `(r0, r1)` (its last two arguments) unless the range is small. */
+  #rowKernel(id) {
+    const name = TASKS[id];
+    const f = this.#raw[name];
+    const n = f.length;
+    const x = this.#args, min = this.minRows;
+    return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) => {
+      x[0] = a0;
+      x[1] = a1;
+      x[2] = a2;
+      x[3] = a3;
+      x[4] = a4;
+      x[5] = a5;
+      x[6] = a6;
+      x[7] = a7;
+      x[8] = a8;
+      x[9] = a9;
+      x[10] = a10;
+      x[11] = a11;
+      x[12] = a12;
+      if (!(x[n - 1] - x[n - 2] >= min)) return f(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12);
+      this.#post(id, n, n - 2, 1, -1);
+    };
+  }
+  /** Posts the task whose arguments are written, claims shares here too, waits until all are done. */
+  #post(fn, nargs, lo, grain, scratchArg) {
+    if (this.#closed) throw new Error("the worker pool is closed");
+    this.posted++;
+    const ctl = this.#ctl, shares = this.threads;
+    ctl[CTL.fn] = fn;
+    ctl[CTL.nargs] = nargs;
+    ctl[CTL.lo] = lo;
+    ctl[CTL.grain] = grain;
+    ctl[CTL.scratchArg] = scratchArg;
+    ctl[CTL.scratchStride] = this.#scratchStride;
+    Atomics.store(ctl, CTL.done, 0);
+    const gen = Atomics.load(ctl, CTL.seq) + 1 | 0;
+    Atomics.store(ctl, CTL.claim, (gen & 65535) << 16 | shares << 8);
+    Atomics.store(ctl, CTL.seq, gen);
+    Atomics.notify(ctl, CTL.seq);
+    this.#main.work(gen);
+    this.#wait(shares);
+    const failure = this.#main.failure;
+    this.#main.failure = void 0;
+    if (Atomics.load(ctl, CTL.errors)) {
+      Atomics.store(ctl, CTL.errors, 0);
+      if (failure) throw failure;
+      throw new Error(`pool: ${TASKS[fn]} failed in a worker${this.#lastError ? `: ${this.#lastError}` : ""}`);
+    }
+  }
+  /** Until every share is done: poll briefly, then sleep on the counter where the runtime allows it. */
+  #wait(shares) {
+    const ctl = this.#ctl;
+    let v = Atomics.load(ctl, CTL.done);
+    for (let i = 0; v !== shares && (i < 2e4 || !this.#canBlock); i++) v = Atomics.load(ctl, CTL.done);
+    while (v !== shares) {
+      Atomics.wait(ctl, CTL.done, v);
+      v = Atomics.load(ctl, CTL.done);
+    }
+  }
+  /** Ends the workers. Idempotent; the pool's split entry points throw afterwards. */
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    stop(this.#ctl, this.#workers);
+  }
+};
+function workerUrlHere() {
+  const here = import.meta.url;
+  try {
+    return new URL("./worker.js", here);
+  } catch {
+    throw new Error(`cannot locate mesp's pool worker: this module has no URL here (import.meta.url is ${here}); pass the kernels option { workerUrl }, or threads: 1`);
+  }
+}
+async function workerLoadFailure(url, message) {
+  if (message) return `${message} (${url})`;
+  try {
+    const res = await fetch(url, {
+      method: "HEAD"
+    });
+    await res.body?.cancel();
+    if (!res.ok) return `cannot load ${url}: HTTP ${res.status} ${res.statusText}`.trimEnd();
+  } catch (err) {
+    return `cannot load ${url}: ${err.message}`;
+  }
+  return `the worker script ${url} failed to load or to run`;
+}
+function stop(ctl, workers) {
+  Atomics.store(ctl, CTL.quit, 1);
+  Atomics.store(ctl, CTL.claim, -1);
+  Atomics.add(ctl, CTL.seq, 1);
+  Atomics.notify(ctl, CTL.seq);
+  for (const w of workers) {
+    w.onmessage = null;
+    w.terminate();
+  }
+}
+function canBlock(ctl) {
+  try {
+    Atomics.wait(ctl, CTL.quit, 1, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+function kernelCategory(name) {
+  if (name.startsWith("softmax")) return "softmax";
+  if (name.startsWith("ce_")) return "loss";
+  if (name.startsWith("rmsnorm") || name.startsWith("rope") || name.startsWith("swiglu")) return "norm";
+  return "elementwise";
+}
+function kernelEntries(kernels, profile) {
+  const base = kernels.pool?.exports ?? kernels.exports;
+  if (!profile) return base;
+  const ex = {};
+  for (const [name, v] of Object.entries(base)) {
+    if (typeof v !== "function") {
+      ex[name] = v;
+      continue;
+    }
+    const f = v, cat = kernelCategory(name);
+    ex[name] = (...args) => {
+      const t0 = performance.now();
+      const r = f(...args);
+      profile.add(cat, performance.now() - t0);
+      return r;
+    };
+  }
+  return ex;
+}
+async function startKernels(specsOf, options = {}) {
+  const threads = options.threads ?? 1;
+  const location = options.kernels ?? {};
+  const single = await loadKernels({
+    ...location,
+    variant: options.variant
+  });
+  const scratch = single.exports.gemm_scratch_bytes();
+  const budget = {
+    budget: options.budget
+  };
+  if (threads > 1) {
+    const specs = specsOf(scratch * threads);
+    const plan = planMemory(specs, {
+      base: Math.ceil(single.exports.heap_base() / 64) * 64
+    });
+    if (options.budget !== void 0 && plan.bytes > options.budget) {
+      throw new PlanTooLargeError(plan, options.budget, plan.bytes, formatPlan(plan));
+    }
+    const shared = await loadKernels({
+      ...location,
+      variant: single.variant,
+      shared: true,
+      memoryBytes: plan.end
+    });
+    if (shared.shared && shared.exports.heap_base() === single.exports.heap_base()) {
+      const arena = Arena.create(shared, specs, budget);
+      const pool = await Pool.start(shared, {
+        workerUrl: location.workerUrl,
+        ...options.poolOptions,
+        threads
+      });
+      return {
+        kernels: pool.kernels,
+        arena
+      };
+    }
+    const why = threadsUnavailable() ?? (shared.shared ? "the threads build lays out memory differently" : `no threads build or shared memory of ${Math.ceil(plan.end / 2 ** 20)} MB could be had`);
+    (options.onNotice ?? console.warn)(`mesp: ${threads} threads asked for, running on 1: ${why}`);
+  }
+  return {
+    kernels: single,
+    arena: Arena.create(single, specsOf(scratch), budget)
+  };
+}
+
+// src/engine/lora.ts
+var SHORT = {
+  q: "q_proj",
+  k: "k_proj",
+  v: "v_proj",
+  o: "o_proj",
+  gate: "gate_proj",
+  up: "up_proj",
+  down: "down_proj"
+};
+function resolveTargets(targets) {
+  if (!targets || targets.length === 0) return [
+    ...LINEARS
+  ];
+  const set = /* @__PURE__ */ new Set();
+  for (const t of targets) {
+    if (t === "all" || t === "all-linear") {
+      LINEARS.forEach((l) => set.add(l));
+      continue;
+    }
+    const name = SHORT[t] ?? (LINEARS.includes(t) ? t : void 0);
+    if (!name) {
+      throw new Error(`unknown LoRA target "${t}" (choose from ${Object.keys(SHORT).join(", ")}, or all)`);
+    }
+    set.add(name);
+  }
+  return LINEARS.filter((l) => set.has(l));
+}
+function loraLayout(cfg, options = {}) {
+  const rank = options.rank ?? 8;
+  if (!Number.isInteger(rank) || rank < 1) {
+    throw new Error(`LoRA rank must be a positive integer, got ${rank}`);
+  }
+  const alpha = options.alpha ?? 2 * rank;
+  if (!(alpha > 0)) throw new Error(`LoRA alpha must be positive, got ${alpha}`);
+  const rslora = options.rslora ?? false;
+  const targets = resolveTargets(options.targets);
+  const pairs = [];
+  let at = 0;
+  for (let layer = 0; layer < cfg.numLayers; layer++) {
+    const row = [];
+    for (const target of targets) {
+      const [outDim, inDim] = linearShape(cfg, target);
+      row.push({
+        layer,
+        target,
+        inDim,
+        outDim,
+        a: at,
+        b: at + rank * inDim
+      });
+      at += rank * (inDim + outDim);
+    }
+    pairs.push(row);
+  }
+  return {
+    rank,
+    alpha,
+    rslora,
+    scale: rslora ? alpha / Math.sqrt(rank) : alpha / rank,
+    targets,
+    pairs,
+    layerElements: cfg.numLayers ? at / cfg.numLayers : 0,
+    totalElements: at
+  };
+}
+function findPair(layout, layer, target) {
+  return layout.pairs[layer].find((p) => p.target === target);
+}
+function peftName(pair, which) {
+  return `base_model.model.model.layers.${pair.layer}.${LINEAR_PREFIX[pair.target]}.lora_${which}.weight`;
+}
+function parsePeftName(name) {
+  const m = /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.default)?\.weight$/.exec(name);
+  if (!m) return void 0;
+  const target = m[3];
+  if (!LINEARS.includes(target) || LINEAR_PREFIX[target] !== `${m[2]}.${target}`) return void 0;
+  return {
+    layer: Number(m[1]),
+    target,
+    which: m[4]
+  };
+}
+
+// src/engine/read_ahead.ts
+var ReadAhead = class {
+  #read;
+  /** The unit in the current slot (-1: none) and that slot. */
+  #key = -1;
+  #slot = 0;
+  /** A read in flight into the other slot. */
+  #pending;
+  constructor(read) {
+    this.#read = read;
+  }
+  /** Makes `key` current and returns its slot: the read-ahead's if it was `key`, else a read now. */
+  async load(key) {
+    const p = this.#pending;
+    if (p) {
+      this.#pending = void 0;
+      if (p.key === key) {
+        await p.done;
+        this.#key = key;
+        this.#slot = this.#slot === 0 ? 1 : 0;
+        return this.#slot;
+      }
+      await p.done.catch(() => {
+      });
+    }
+    if (this.#key === key) return this.#slot;
+    const spare = this.#slot === 0 ? 1 : 0;
+    await this.#read(key, spare);
+    this.#key = key;
+    this.#slot = spare;
+    return spare;
+  }
+  /**
+   * Starts reading `key` into the spare slot, unless it is current or a read is already in flight. Call it
+   * right after `load`, before computing with the current slot.
+   */
+  prefetch(key) {
+    if (this.#pending || key === this.#key) return;
+    const done = this.#read(key, this.#slot === 0 ? 1 : 0);
+    done.catch(() => {
+    });
+    this.#pending = {
+      key,
+      done
+    };
+  }
+  /**
+   * Waits for any read in flight and forgets what the slots hold: for a caller about to write into a slot
+   * by other means (single rows of the vocabulary).
+   */
+  async settle() {
+    const p = this.#pending;
+    this.#pending = void 0;
+    this.#key = -1;
+    if (p) await p.done.catch(() => {
+    });
+  }
+};
+
+// src/engine/checkpoints.ts
+function checkpointSlots(layers, every) {
+  return Math.ceil(layers / every) + every - 1;
+}
+function checkpointSlot(e, l) {
+  const k = e.options.ckptEvery ?? 1;
+  return l % k === 0 ? l / k : Math.ceil(e.D.L / k) + l % k - 1;
+}
+function storeCheckpoint(e, l, T) {
+  const n = T * e.D.d, x = e.p["act.x"], at = e.p["ckpt"], s = checkpointSlot(e, l);
+  if (e.options.ckptDtype === "bf16") e.k.f32_to_bf16(at + s * n * 2, x, n);
+  else e.F.copyWithin((at >> 2) + s * n, x >> 2, (x >> 2) + n);
+}
+function loadCheckpoint(e, l, T, dst, copy = false) {
+  const n = T * e.D.d, at = e.p["ckpt"], s = checkpointSlot(e, l);
+  if (e.options.ckptDtype === "bf16") {
+    e.k.decode_row(DTYPE.bf16, at + s * n * 2, n, 0, 0, 0, 0, n, dst);
+    return dst;
+  }
+  const src = at + s * n * 4;
+  if (!copy) return src;
+  e.F.copyWithin(dst >> 2, src >> 2, (src >> 2) + n);
+  return dst;
+}
+
+// src/engine/plan.ts
+function dims(cfg, o) {
+  const T = o.seqLen;
+  if (!Number.isInteger(T) || T < 2) throw new Error(`sequence length must be an integer \u2265 2, got ${T}`);
+  const Vc = Math.min(o.vocabChunk ?? 512, cfg.vocabSize);
+  const chunk = o.mlpChunk ?? MLP_CHUNK;
+  if (!(chunk > 0) || chunk % GROUP !== 0) {
+    throw new Error(`MLP chunk must be a multiple of ${GROUP}, got ${chunk}`);
+  }
+  const C = Math.min(chunk, cfg.intermediateSize);
+  const P = o.mode === "generate" ? o.maxPositions ?? T : T;
+  return {
+    T,
+    d: cfg.hiddenSize,
+    H: cfg.numHeads,
+    KV: cfg.numKvHeads,
+    hd: cfg.headDim,
+    qd: cfg.numHeads * cfg.headDim,
+    kvd: cfg.numKvHeads * cfg.headDim,
+    I: cfg.intermediateSize,
+    V: cfg.vocabSize,
+    L: cfg.numLayers,
+    r: o.lora?.rank ?? 0,
+    Vc,
+    C,
+    P
+  };
+}
+function slotBytes(bytes) {
+  return Math.ceil(bytes / 64) * 64;
+}
+function planRegions(cfg, o) {
+  const D = dims(cfg, o);
+  const { T, d, qd, kvd, C, Vc, P, L, r } = D;
+  const f = 4;
+  const regions = [];
+  const add = (name, bytes, purpose) => regions.push({
+    name,
+    bytes,
+    purpose
+  });
+  const layer = layerLayout(cfg, o.format, o.bf16Scales ?? false, o.mlpChunk ?? MLP_CHUNK);
+  if (o.resident) add("weights.layers", L * layer.bytes, `all ${L} layers' weights, resident (${o.format})`);
+  else {
+    add("weights.attn", layer.attentionBytes, `one layer's attention weights and norms (${o.format}), streamed`);
+    add("weights.mlp", 2 * slotBytes(layer.chunkBytes), `two chunks of a layer's MLP weights (${o.format}), streamed: one in use, the next read ahead`);
+  }
+  const vocab = matrixSlot(Vc, d, o.format, o.bf16Scales ?? false, 0);
+  add("weights.vocab", 2 * slotBytes(vocab.bytes), `2 \xD7 ${Vc} embedding rows: token gather, LM-head chunk in use and the next read ahead (${o.format})`);
+  add("weights.norm", d * f, "final RMSNorm weight");
+  add("rope", 2 * P * (D.hd / 2) * f, `cos/sin tables for ${P} positions`);
+  add("gemm.scratch", o.gemmScratch, "GEMM packing buffers");
+  if (o.lora) {
+    add("lora.params", o.lora.totalElements * f, `LoRA A and B, rank ${o.lora.rank} on ${o.lora.targets.join(",")}`);
+  }
+  add("act.x", T * d * f, "residual stream [T, d]");
+  add("act.xn", T * d * f, "normed input of a block [T, d]");
+  add("act.q", T * qd * f, "queries [T, H\xB7hd]");
+  if (o.mode === "generate") {
+    add("kv.k", L * P * kvd * f, `key cache [L, ${P}, KV\xB7hd]`);
+    add("kv.v", L * P * kvd * f, `value cache [L, ${P}, KV\xB7hd]`);
+  } else {
+    add("act.k", T * kvd * f, "keys [T, KV\xB7hd]");
+    add("act.v", T * kvd * f, "values [T, KV\xB7hd]");
+  }
+  add("act.att", T * qd * f, "attention output [T, H\xB7hd]");
+  add("act.scores", T * P * f, "one head's scores / probabilities [T, T]");
+  add("act.rstd", T * f, "RMSNorm 1/rms per row");
+  const gu = Math.max(2 * T * C, o.mode === "train" && o.method !== "mezo" ? T * qd : 0) * f;
+  add("mlp.gu", gu, `gate and up chunks 2 \xD7 [T, ${C}]${o.mode === "train" ? "; then d(queries) [T, H\xB7hd]" : ""}`);
+  if (r) {
+    const slots = o.mode === "train" ? 8 : 4;
+    add("lora.h", slots * T * r * f, `adapters' x\xB7A\u1D40${o.mode === "train" ? " and G\xB7B" : ""} [T, r] \xD7${slots}`);
+  }
+  if (o.mode === "train" && o.method === "mezo") {
+    if (o.gradBuffer) {
+      add("lora.grad", o.lora.totalElements * f, "MeZO's gradient estimate (grad command only)");
+    }
+  } else if (o.mode === "train") trainRegions(o, D, add);
+  add("loss.logits", T * Vc * f, `logits of one vocabulary chunk [T, ${Vc}]`);
+  add("loss.rows", 6 * T * f, "per-row max, sum, target logit, logsumexp, loss, weight");
+  add("loss.targets", T * 4, "target token per row (i32)");
+  if (o.mode === "train") add("loss.erow", d * f, "one decoded LM-head row (the target's, for the gradient)");
+  return regions;
+}
+function trainRegions(o, D, add) {
+  const { T, d, qd, kvd, C, L } = D;
+  const f = 4;
+  const lora = o.lora;
+  if (!lora) throw new Error("training needs a LoRA layout");
+  const bf16 = o.ckptDtype === "bf16";
+  const every = o.ckptEvery ?? 1;
+  if (!Number.isInteger(every) || every < 1) {
+    throw new Error(`checkpoint interval must be a positive integer, got ${every}`);
+  }
+  const slots = checkpointSlots(L, every);
+  add("ckpt", slots * T * d * (bf16 ? 2 : 4), `layer inputs, ${slots} \xD7 [T, d] (${bf16 ? "bf16" : "f32"}${every > 1 ? `; 1 in ${every} kept, ${every - 1} recomputed per segment` : ""})`);
+  add("act.xn2", T * Math.max(d, qd) * f, "normed MLP input [T, d]; then d(attention output) [T, H\xB7hd]");
+  add("act.rstd2", T * f, "MLP RMSNorm 1/rms per row");
+  add("mlp.m", T * C * f, `SwiGLU output / its gradient [T, ${C}]`);
+  add("grad.x", T * d * f, "gradient of the residual stream [T, d]");
+  add("grad.xn", T * d * f, "gradient of a normed block input [T, d]");
+  add("grad.k", T * kvd * f, "gradient of the keys [T, KV\xB7hd]");
+  add("grad.v", T * kvd * f, "gradient of the values [T, KV\xB7hd]");
+  add("grad.scores", T * T * f, "one head's score gradient [T, T]");
+  if (o.method === "mebp") {
+    const { H, I, r } = D;
+    add("mebp.x2", T * d * f, "MeBP: the MLP block's input, kept [T, d]");
+    add("mebp.P", H * T * T * f, `MeBP: every head's attention probabilities, kept [H, T, T]`);
+    add("mebp.g", T * I * f, "MeBP: gate pre-activations, kept [T, intermediate]");
+    add("mebp.u", T * I * f, "MeBP: up projections, kept [T, intermediate]");
+    add("mebp.m", T * I * f, "MeBP: SwiGLU outputs, kept [T, intermediate]");
+    add("mebp.h", 7 * T * r * f, "MeBP: each adapter's x\xB7A\u1D40, kept 7 \xD7 [T, r]");
+  }
+  const whole = (o.gradBuffer ?? false) || o.method === "mebp";
+  add("lora.grad", (whole ? lora.totalElements : lora.layerElements) * f, whole ? "LoRA gradients of every layer (accumulation / clipping)" : "one layer's LoRA gradients (update fused into backward)");
+  if (o.optimizer === "adamw") {
+    add("opt.m", lora.totalElements * f, "AdamW first moments");
+    add("opt.v", lora.totalElements * f, "AdamW second moments");
+  }
+}
+
+// src/engine/engine.ts
+var Engine = class _Engine {
+  cfg;
+  pack;
+  kernels;
+  k;
+  arena;
+  gemm;
+  D;
+  lora;
+  options;
+  /** f32 and i32 views of the whole linear memory (the memory never grows after creation). */
+  F;
+  I32;
+  /** Region pointers, by name. */
+  p;
+  /** Layer whose weights the slot holds (-1: none), in streaming mode. */
+  loadedLayer = -1;
+  /** Per-layer descriptors; in streaming mode every layer shares the slot's. */
+  #linears = [];
+  #rel = [];
+  /** MLP chunks [c0, c1): gate/up rows and down columns, as stored in the pack (descriptors of the chunk in use). */
+  chunks = [];
+  /** Views the pack reads the attention block and, per MLP slot, each MLP chunk into (streaming). */
+  #attnView;
+  #chunkViews = [
+    [],
+    []
+  ];
+  /** Base of each MLP slot. */
+  #mlpBase = [];
+  /** MLP chunks streamed through two slots, keyed layer · chunks + chunk: the next one is read ahead. */
+  #mlpReads;
+  /** Per-layer vector pointers relative to the layer base. */
+  #vec;
+  /** Key/value descriptors per kv head (pointers set by {@linkcode Engine.attentionForward}). */
+  kRefs = [];
+  vRefs = [];
+  /** A spare f32 descriptor for column/row blocks of LoRA matrices. */
+  tmpRef = f32Ref(0, 1);
+  /** The vocabulary slot in use (a chunk of the embedding / LM head, or one row) as a weight. */
+  vocabRef;
+  /** Per vocabulary slot, the views of each chunk; single rows go through slot 0. */
+  #vocabViews = [
+    [],
+    []
+  ];
+  #rowViews;
+  /** Offsets of a vocabulary slot's parts from its base, and the bases of the two slots. */
+  #vocabParts;
+  #vocabBase = [];
+  /** Vocabulary chunks streamed through two slots: the next one is read ahead. */
+  #vocabReads;
+  #layerBase = 0;
+  constructor(pack, kernels, arena, D, options) {
+    this.cfg = pack.config;
+    this.pack = pack;
+    this.kernels = kernels;
+    this.k = kernelEntries(kernels, options.profile);
+    this.arena = arena;
+    this.D = D;
+    this.lora = options.lora;
+    this.options = options;
+    this.F = new Float32Array(kernels.memory.buffer);
+    this.I32 = new Int32Array(kernels.memory.buffer);
+    this.p = Object.fromEntries(arena.plan.regions.map((r) => [
+      r.name,
+      r.offset
+    ]));
+    this.p["mlp.g"] = this.p["mlp.gu"];
+    this.p["mlp.u"] = this.p["mlp.gu"] + D.T * D.C * 4;
+    this.p["grad.q"] = this.p["mlp.gu"];
+    this.gemm = new Gemm(kernels.exports, this.p["gemm.scratch"], {
+      pool: kernels.pool,
+      profile: options.profile
+    });
+    const layout = pack.layout;
+    const rel = (slot, group) => {
+      const r = {
+        ref: {
+          dtype: slot.dtype,
+          ptr: 0,
+          ld: slot.cols,
+          scales: 0,
+          biases: 0,
+          bf16Scales: slot.bf16Scales
+        },
+        ptr: slot.offset,
+        scales: slot.scalesOffset,
+        biases: slot.biasesOffset
+      };
+      group.push(r);
+      return r;
+    };
+    const attention = Object.fromEntries(ATTENTION.map((n) => [
+      n,
+      rel(layout.attention[n], this.#rel).ref
+    ]));
+    for (let l = 0; l < D.L; l++) {
+      const refs = {};
+      for (const n of LINEARS) {
+        const pair = this.lora ? findPair(this.lora, l, n) : void 0;
+        const base = this.p["lora.params"] ?? 0;
+        refs[n] = {
+          w: attention[n],
+          pair,
+          a: pair ? f32Ref(base + pair.a * 4, pair.inDim) : void 0,
+          b: pair ? f32Ref(base + pair.b * 4, D.r) : void 0
+        };
+      }
+      this.#linears.push(refs);
+    }
+    for (const c of layout.chunks) {
+      const group = [];
+      this.chunks.push({
+        c0: c.c0,
+        c1: c.c1,
+        gate: rel(c.gate, group),
+        up: rel(c.up, group),
+        down: rel(c.down, group),
+        rel: group
+      });
+    }
+    this.#vec = {
+      qBias: layout.qBias.offset,
+      kBias: layout.kBias.offset,
+      vBias: layout.vBias.offset,
+      inputNorm: layout.inputNorm.offset,
+      postNorm: layout.postNorm.offset
+    };
+    for (let g = 0; g < D.KV; g++) {
+      this.kRefs.push(f32Ref(0, D.kvd));
+      this.vRefs.push(f32Ref(0, D.kvd));
+    }
+    const vs = pack.vocabSlot;
+    const vregion = arena.region("weights.vocab");
+    const scalesOff = vs.scaleRowBytes ? alignUp(D.Vc * vs.rowBytes) : 0;
+    const biasesOff = vs.scaleRowBytes ? alignUp(scalesOff + D.Vc * vs.scaleRowBytes) : 0;
+    this.#vocabParts = {
+      scales: scalesOff,
+      biases: biasesOff
+    };
+    this.#vocabBase = [
+      vregion.offset,
+      vregion.offset + vregion.bytes / 2
+    ];
+    this.vocabRef = {
+      dtype: vs.dtype,
+      ptr: 0,
+      ld: D.d,
+      scales: 0,
+      biases: 0,
+      bf16Scales: vs.bf16Scales
+    };
+    this.#pointVocab(0);
+    const buf = kernels.memory.buffer;
+    const views = (base, rows) => ({
+      data: new Uint8Array(buf, base, rows * vs.rowBytes),
+      scales: vs.scaleRowBytes ? new Uint8Array(buf, base + scalesOff, rows * vs.scaleRowBytes) : void 0,
+      biases: vs.scaleRowBytes ? new Uint8Array(buf, base + biasesOff, rows * vs.scaleRowBytes) : void 0
+    });
+    for (const s of [
+      0,
+      1
+    ]) {
+      for (let v0 = 0; v0 < D.V; v0 += D.Vc) {
+        this.#vocabViews[s].push(views(this.#vocabBase[s], Math.min(D.Vc, D.V - v0)));
+      }
+    }
+    this.#rowViews = views(this.#vocabBase[0], 1);
+    this.#vocabReads = new ReadAhead((c, s) => pack.readVocabRows(c * D.Vc, c * D.Vc + this.#vocabViews[s][c].data.length / vs.rowBytes, this.#vocabViews[s][c], !this.cfg.tieWordEmbeddings));
+    this.#mlpReads = new ReadAhead((key, s) => {
+      const n = this.chunks.length, i = key % n;
+      return pack.readMlpChunk((key - i) / n, i, this.#chunkViews[s][i]);
+    });
+    if (!options.resident) {
+      this.#attnView = new Uint8Array(buf, this.p["weights.attn"], layout.attentionBytes);
+      const mlp = arena.region("weights.mlp");
+      this.#mlpBase = [
+        mlp.offset,
+        mlp.offset + mlp.bytes / 2
+      ];
+      for (const s of [
+        0,
+        1
+      ]) {
+        for (const c of layout.chunks) {
+          this.#chunkViews[s].push(new Uint8Array(buf, this.#mlpBase[s], c.bytes));
+        }
+      }
+    }
+    this.#setLayerBase(options.resident ? this.p["weights.layers"] : this.p["weights.attn"]);
+    this.#fillRope();
+  }
+  /** Plans the arena for `pack` and `options`, loads the kernels, lays out memory once. */
+  static async create(pack, options) {
+    const plan = (gemmScratch) => ({
+      ...options,
+      format: pack.header.format,
+      bf16Scales: pack.header.bf16Scales,
+      mlpChunk: pack.layout.mlpChunk,
+      gemmScratch
+    });
+    const D = dims(pack.config, plan(0));
+    const { kernels, arena } = await startKernels((scratch) => planRegions(pack.config, plan(scratch)), options);
+    try {
+      const e = new _Engine(pack, kernels, arena, D, options);
+      await pack.readNorm(e.arena.f32("weights.norm"));
+      if (options.resident) {
+        const all = arena.u8("weights.layers");
+        const bytes = pack.layout.bytes;
+        for (let l = 0; l < D.L; l++) await pack.readLayer(l, all.subarray(l * bytes, (l + 1) * bytes));
+      }
+      return e;
+    } catch (err) {
+      kernels.pool?.close();
+      throw err;
+    }
+  }
+  /** Stops the kernel workers, if any (live workers keep the process running). Memory views stay valid. */
+  close() {
+    this.kernels.pool?.close();
+  }
+  /** Descriptors of layer `l`'s linears. */
+  refs(l) {
+    return this.#linears[l];
+  }
+  /** Absolute pointer of a per-layer vector (bias or norm weight) of the current layer. */
+  vec(name) {
+    return this.#layerBase + this.#vec[name];
+  }
+  /** Points the attention descriptors (and the per-layer vectors) at the attention block starting at `base`. */
+  #setLayerBase(base) {
+    this.#layerBase = base;
+    this.#setBase(this.#rel, base);
+  }
+  #setBase(group, base) {
+    for (const r of group) {
+      r.ref.ptr = base + r.ptr;
+      r.ref.scales = base + r.scales;
+      r.ref.biases = base + r.biases;
+    }
+  }
+  /** cos/sin of (position · θ_i) in f64, rounded to f32, for every planned position. */
+  #fillRope() {
+    const { hd, P } = this.D;
+    const half = hd / 2;
+    const cos = this.p["rope"] / 4, sin = cos + P * half;
+    for (let i = 0; i < half; i++) {
+      const invFreq = 1 / Math.pow(this.cfg.ropeTheta, 2 * i / hd);
+      for (let pos = 0; pos < P; pos++) {
+        this.F[cos + pos * half + i] = Math.cos(pos * invFreq);
+        this.F[sin + pos * half + i] = Math.sin(pos * invFreq);
+      }
+    }
+  }
+  /** Makes layer `l`'s attention block current (reads it into its slot unless resident or already there). */
+  async loadLayer(l) {
+    if (this.options.resident) {
+      this.#setLayerBase(this.p["weights.layers"] + l * this.pack.layout.bytes);
+      return;
+    }
+    if (this.loadedLayer !== l) {
+      this.loadedLayer = -1;
+      await this.pack.readAttention(l, this.#attnView);
+      this.loadedLayer = l;
+    }
+    this.#mlpReads.prefetch(l * this.chunks.length);
+  }
+  /** Makes MLP chunk `i` of layer `l` current (reads it into the MLP slot unless resident or already there). */
+  async loadChunk(l, i) {
+    if (this.options.resident) {
+      const base = this.p["weights.layers"] + l * this.pack.layout.bytes + this.pack.layout.chunks[i].offset;
+      this.#setBase(this.chunks[i].rel, base);
+      return;
+    }
+    const n = this.chunks.length, key = l * n + i;
+    const slot = await this.#mlpReads.load(key);
+    this.#setBase(this.chunks[i].rel, this.#mlpBase[slot]);
+    if (i + 1 < n) this.#mlpReads.prefetch(key + 1);
+  }
+  /** Points `vocabRef` at vocabulary slot `s`. */
+  #pointVocab(s) {
+    const base = this.#vocabBase[s];
+    this.vocabRef.ptr = base;
+    this.vocabRef.scales = base + this.#vocabParts.scales;
+    this.vocabRef.biases = base + this.#vocabParts.biases;
+  }
+  /** Embeds tokens `ids[0..T)` into rows `row0…` of the residual stream `act.x`. */
+  async embed(ids, T, row0 = 0) {
+    const { d, V } = this.D;
+    const v = this.#rowViews, ref = this.vocabRef;
+    await this.#vocabReads.settle();
+    this.#pointVocab(0);
+    const x = this.p["act.x"];
+    const code = dtypeCode(ref);
+    for (let t = 0; t < T; t++) {
+      const id = ids[t];
+      if (!(id >= 0 && id < V)) {
+        throw new Error(`token id ${id} at position ${t} is outside the vocabulary (${V})`);
+      }
+      await this.pack.readVocabRows(id, id + 1, v);
+      this.k.decode_row(code, ref.ptr, d, ref.scales, ref.biases, 0, 0, d, x + (row0 + t) * d * 4);
+    }
+  }
+  /**
+   * One linear over rows [0, T): out (+)= in·Wᵀ (+ bias) + s·(in·Aᵀ)·Bᵀ. With `accumulate` the result is
+   * added to `out` (a residual connection); a bias is written first (rows copied) when given.
+   */
+  linear(T, x, ldx, refs, out, ldo, nOut, nIn, bias, accumulate, h = this.p["lora.h"] ?? 0) {
+    if (bias) {
+      for (let t = 0; t < T; t++) this.F.copyWithin((out >> 2) + t * ldo, bias >> 2, (bias >> 2) + nOut);
+    }
+    this.gemm.run(OP.nt, 0, T, 0, nOut, nOut, nIn, x, ldx, refs.w, out, ldo, 1, accumulate || bias !== 0);
+    if (refs.pair) {
+      const r = this.D.r;
+      this.gemm.run(OP.nt, 0, T, 0, r, r, nIn, x, ldx, refs.a, h, r, 1, false);
+      this.gemm.run(OP.nt, 0, T, 0, nOut, nOut, r, h, r, refs.b, out, ldo, this.lora.scale, true);
+    }
+  }
+  /**
+   * Layer `l` on rows [0, T) of `act.x`, in place: the pre-norm attention block, then the MLP, each added
+   * to the residual. Queries are at absolute positions pos0…; keys/values are written at rows pos0… of
+   * `kv` (the cache of this layer, or the plan's `act.k`/`act.v` with pos0 = 0) and attention reads rows
+   * 0 … pos0+T−1 of it.
+   */
+  async layerForward(l, T, pos0 = 0, kv) {
+    this.attentionForward(l, T, pos0, kv);
+    await this.mlpForward(l, T, this.p["act.xn"], this.p["act.rstd"]);
+  }
+  /** Makes the weight descriptors point at layer `l` (checking a streamed layer is in the slot). */
+  useLayer(l) {
+    const base = this.options.resident ? this.p["weights.layers"] + l * this.pack.layout.bytes : this.p["weights.attn"];
+    if (!this.options.resident && this.loadedLayer !== l) throw new Error(`layer ${l} is not loaded`);
+    if (this.#layerBase !== base) this.#setLayerBase(base);
+  }
+  /**
+   * The attention block of layer `l`: x += o_proj(attention(rope(q), rope(k), v)) with q, k, v from
+   * rmsnorm(x) (kept in `act.xn`, 1/rms in `act.rstd`); q and the attention output stay in `act.q`,
+   * `act.att`. MeBP passes `keep` to store every head's probabilities ([H, T, T] at `keep.P`) and each
+   * adapter's x·Aᵀ ([T, r] at `keep.h` + i·T·r, i = 0…3 for q, k, v, o) instead of discarding them.
+   */
+  attentionForward(l, T, pos0 = 0, kv, keep) {
+    const { d, H, KV, hd, qd, kvd } = this.D;
+    const { k, p, gemm } = this;
+    this.useLayer(l);
+    const refs = this.#linears[l];
+    const x = p["act.x"], xn = p["act.xn"], q = p["act.q"], att = p["act.att"], rstd = p["act.rstd"];
+    const kBase = kv?.k ?? p["act.k"], vBase = kv?.v ?? p["act.v"];
+    const kNew = kBase + pos0 * kvd * 4, vNew = vBase + pos0 * kvd * 4;
+    const hSlot = (i) => keep ? keep.h + i * T * this.D.r * 4 : p["lora.h"] ?? 0;
+    k.rmsnorm_forward(xn, rstd, x, this.vec("inputNorm"), d, d, d, this.cfg.rmsNormEps, 0, T);
+    this.linear(T, xn, d, refs.q_proj, q, qd, qd, d, this.vec("qBias"), false, hSlot(0));
+    this.linear(T, xn, d, refs.k_proj, kNew, kvd, kvd, d, this.vec("kBias"), false, hSlot(1));
+    this.linear(T, xn, d, refs.v_proj, vNew, kvd, kvd, d, this.vec("vBias"), false, hSlot(2));
+    const { cos, sin } = this.rope();
+    k.rope_forward(q, cos, sin, H, hd, qd, pos0, 0, T);
+    k.rope_forward(kNew, cos, sin, KV, hd, kvd, pos0, 0, T);
+    const nk = pos0 + T;
+    for (let g = 0; g < KV; g++) {
+      this.kRefs[g].ptr = kBase + g * hd * 4;
+      this.vRefs[g].ptr = vBase + g * hd * 4;
+    }
+    const scale = 1 / Math.sqrt(hd), rep = H / KV;
+    for (let h = 0; h < H; h++) {
+      const g = Math.floor(h / rep), s = keep ? keep.P + h * T * nk * 4 : p["act.scores"];
+      gemm.run(OP.nt, 0, T, 0, nk, nk, hd, q + h * hd * 4, qd, this.kRefs[g], s, nk, 1, false);
+      k.softmax_causal_forward(s, s, nk, nk, scale, pos0, 0, T);
+      gemm.run(OP.nn, 0, T, 0, hd, hd, nk, s, nk, this.vRefs[g], att + h * hd * 4, qd, 1, false);
+    }
+    this.linear(T, att, qd, refs.o_proj, x, d, d, qd, 0, true, hSlot(3));
+  }
+  /** Pointers of the rope tables. */
+  rope() {
+    const cos = this.p["rope"];
+    return {
+      cos,
+      sin: cos + this.D.P * (this.D.hd / 2) * 4
+    };
+  }
+  /**
+   * The MLP block of layer `l`: xn = rmsnorm(x) (into `xn`, 1/rms into `rstd`), x += down(silu(gate(xn)) ·
+   * up(xn)), streaming the weights one chunk of the intermediate dimension at a time. MeBP passes `keep` to
+   * store the full [T, I] gate, up and SwiGLU tensors and the adapters' h (at `keep.h` slots 4–6 for gate,
+   * up, down; see `attentionForward`) instead of discarding them chunk by chunk.
+   */
+  async mlpForward(l, T, xn, rstd, keep) {
+    const { d, r, C, I } = this.D;
+    const { k, p, gemm } = this;
+    this.useLayer(l);
+    k.rmsnorm_forward(xn, rstd, p["act.x"], this.vec("postNorm"), d, d, d, this.cfg.rmsNormEps, 0, T);
+    const x = p["act.x"], ld = keep ? I : C;
+    const h = (i) => keep ? keep.h + (4 + i) * T * r * 4 : (p["lora.h"] ?? 0) + (1 + i) * T * r * 4;
+    const hg = h(0), hu = h(1), hd = h(2);
+    this.mlpAdapterInputs(l, T, xn, hg, hu);
+    for (let i = 0; i < this.chunks.length; i++) {
+      const c = this.chunks[i], n = c.c1 - c.c0;
+      const g = keep ? keep.g + c.c0 * 4 : p["mlp.g"], u = keep ? keep.u + c.c0 * 4 : p["mlp.u"];
+      const m = keep ? keep.m + c.c0 * 4 : g;
+      await this.loadChunk(l, i);
+      this.mlpChunkForward(l, i, T, xn, hg, hu, hd, g, u, m, ld);
+      gemm.run(OP.nt, 0, T, 0, d, d, n, m, ld, c.down.ref, x, d, 1, true);
+    }
+    const dp = this.#linears[l].down_proj;
+    if (dp.pair) gemm.run(OP.nt, 0, T, 0, d, d, r, hd, r, dp.b, x, d, this.lora.scale, true);
+  }
+  /** The gate and up adapters' inputs h_g = xn·A_gᵀ, h_u = xn·A_uᵀ ([T, r]), shared by every chunk. */
+  mlpAdapterInputs(l, T, xn, hg, hu) {
+    const { d, r } = this.D, refs = this.#linears[l];
+    if (refs.gate_proj.pair) {
+      this.gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, refs.gate_proj.a, hg, r, 1, false);
+    }
+    if (refs.up_proj.pair) this.gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, refs.up_proj.a, hu, r, 1, false);
+  }
+  /**
+   * MLP chunk `i` of layer `l` (loaded): g = xn·W_g[c]ᵀ (+ s·h_g·B_g[c]ᵀ), u likewise, m = silu(g)·u, all
+   * [T, n] with leading dimension `ld` (m may alias g), and h_d (+)= m·A_d[:, c]ᵀ. The one implementation
+   * of this arithmetic for the forward pass and both backward passes, so MeBP's kept tensors are bitwise
+   * MeSP's recomputed ones.
+   */
+  mlpChunkForward(l, i, T, xn, hg, hu, hd, g, u, m, ld) {
+    const { d, r } = this.D, { k, gemm } = this;
+    const refs = this.#linears[l], s = this.lora?.scale ?? 0;
+    const c = this.chunks[i], n = c.c1 - c.c0;
+    const gp = refs.gate_proj, up = refs.up_proj, dp = refs.down_proj;
+    gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.gate.ref, g, ld, 1, false);
+    if (gp.pair) this.#loraChunkB(T, hg, gp, c.c0, n, g, ld, s);
+    gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.up.ref, u, ld, 1, false);
+    if (up.pair) this.#loraChunkB(T, hu, up, c.c0, n, u, ld, s);
+    k.swiglu_forward(m, g, u, n, ld, ld, ld, 0, T);
+    if (dp.pair) {
+      this.tmpRef.ptr = dp.a.ptr + c.c0 * 4;
+      this.tmpRef.ld = dp.a.ld;
+      gemm.run(OP.nt, 0, T, 0, r, r, n, m, ld, this.tmpRef, hd, r, 1, i > 0);
+    }
+  }
+  /** out[:, 0:n) += s · h · B[c0:c0+n)ᵀ (the chunk's rows of B). */
+  #loraChunkB(T, h, refs, c0, n, out, ldo, s) {
+    const r = this.D.r;
+    this.tmpRef.ptr = refs.b.ptr + c0 * r * 4;
+    this.tmpRef.ld = r;
+    this.gemm.run(OP.nt, 0, T, 0, n, n, r, h, r, this.tmpRef, out, ldo, s, true);
+  }
+  /** Final RMSNorm of rows [0, T) of `act.x` into `act.xn` (rstd kept in `act.rstd`). */
+  finalNorm(T) {
+    const d = this.D.d;
+    this.k.rmsnorm_forward(this.p["act.xn"], this.p["act.rstd"], this.p["act.x"], this.p["weights.norm"], d, d, d, this.cfg.rmsNormEps, 0, T);
+  }
+  /** Pointers of the loss's per-row vectors. */
+  lossRows() {
+    const T = this.D.T, b = this.p["loss.rows"];
+    return {
+      max: b,
+      sum: b + T * 4,
+      tlogit: b + 2 * T * 4,
+      lse: b + 3 * T * 4,
+      loss: b + 4 * T * 4,
+      weight: b + 5 * T * 4,
+      targets: this.p["loss.targets"]
+    };
+  }
+  /** Reads vocabulary chunk `c` (embedding, or the untied LM head) into the vocabulary slot. */
+  async loadVocabChunk(c) {
+    const slot = await this.#vocabReads.load(c);
+    this.#pointVocab(slot);
+    if (c + 1 < this.vocabChunks) this.#vocabReads.prefetch(c + 1);
+    return Math.min(this.D.Vc, this.D.V - c * this.D.Vc);
+  }
+  /**
+   * Decodes row `id` of the LM head (the embedding when tied) into f32 at `dst`, through row 0 of the
+   * vocabulary slot.
+   */
+  async decodeHeadRow(id, dst) {
+    const ref = this.vocabRef;
+    await this.#vocabReads.settle();
+    this.#pointVocab(0);
+    await this.pack.readVocabRows(id, id + 1, this.#rowViews, !this.cfg.tieWordEmbeddings);
+    this.k.decode_row(dtypeCode(ref), ref.ptr, this.D.d, ref.scales, ref.biases, 0, 0, this.D.d, dst);
+  }
+  /** Number of vocabulary chunks. */
+  get vocabChunks() {
+    return this.#vocabViews[0].length;
+  }
+  /** logits[row0:row1, 0:vc) = act.xn · E[v0:v0+vc)ᵀ for the chunk in the slot (ld = Vc). */
+  chunkLogits(row0, row1, vc) {
+    const logits = this.p["loss.logits"];
+    this.gemm.run(OP.nt, row0, row1, 0, vc, vc, this.D.d, this.p["act.xn"], this.D.d, this.vocabRef, logits, this.D.Vc, 1, false);
+    return logits;
+  }
+  /**
+   * Per-row next-token loss of rows [0, T) (targets in `loss.targets`, i32; −1 for rows without a target):
+   * streams the LM head chunk by chunk with an online log-sum-exp. Leaves −log p(target) per row in
+   * `loss.rows.loss` and log Σ exp in `.lse` (with `.max`) for the backward pass.
+   */
+  async lossForward(T) {
+    const r = this.lossRows();
+    for (let c = 0; c < this.vocabChunks; c++) {
+      const vc = await this.loadVocabChunk(c);
+      const logits = this.chunkLogits(0, T, vc);
+      this.k.ce_chunk_forward(logits, vc, this.D.Vc, c * this.D.Vc, r.targets, r.max, r.sum, r.tlogit, c === 0 ? 1 : 0, 0, T);
+    }
+    this.k.ce_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, 0, T);
+  }
+  /** Full forward of `ids[0..T)` through every layer into `act.x` (streaming weights), then the final norm. */
+  async forward(ids, T) {
+    await this.embed(ids, T);
+    for (let l = 0; l < this.D.L; l++) {
+      await this.loadLayer(l);
+      await this.layerForward(l, T);
+    }
+    this.finalNorm(T);
+  }
+  /** Sets the loss targets for a sequence: row t predicts ids[t+1] where targets[t+1] is set. */
+  setTargets(ids, trained, T) {
+    const r = this.lossRows();
+    let n = 0;
+    for (let t = 0; t < T; t++) {
+      const ok = t + 1 < T && (trained ? trained[t + 1] !== 0 : true);
+      this.I32[(r.targets >> 2) + t] = ok ? ids[t + 1] : -1;
+      if (ok) n++;
+    }
+    for (let t = 0; t < T; t++) {
+      this.F[(r.weight >> 2) + t] = this.I32[(r.targets >> 2) + t] >= 0 && n ? 1 / n : 0;
+    }
+    return n;
+  }
+  /** Σ and count of the per-row losses of trained rows, in f64 (for means over many sequences). */
+  lossSum(T) {
+    const r = this.lossRows();
+    let sum = 0, count = 0;
+    for (let t = 0; t < T; t++) {
+      if (this.I32[(r.targets >> 2) + t] < 0) continue;
+      sum += this.F[(r.loss >> 2) + t];
+      count++;
+    }
+    return {
+      sum,
+      count
+    };
+  }
+  /** Linear memory size now (constant after creation). */
+  memoryBytes() {
+    return this.kernels.memory.buffer.byteLength;
+  }
+};
+function alignUp(n) {
+  return Math.ceil(n / 64) * 64;
+}
+
+// src/engine/backward.ts
+var Backward = class {
+  e;
+  sink;
+  #ref = f32Ref(0, 1);
+  #ref2 = f32Ref(0, 1);
+  /**
+   * With `mebp`, the layer's forward is recomputed once keeping what an autograd engine keeps (every head's
+   * probabilities, each adapter's x·Aᵀ, the full [T, intermediate] gate/up/activation tensors, the MLP input)
+   * and the backward reads them instead of recomputing (the MeBP baseline). The arithmetic is the same, so the
+   * gradients are bitwise equal to MeSP's; memory and time differ.
+   */
+  constructor(e, sink, options = {}) {
+    this.e = e;
+    this.sink = sink;
+    this.mebp = options.mebp ?? false;
+    if (this.mebp && !e.arena.has("mebp.P")) throw new Error("MeBP needs a plan made with method mebp");
+  }
+  /** Whether this is the MeBP baseline (see the constructor). */
+  mebp;
+  /** Byte pointer of the gradient of element offset `off` (pair.a or pair.b) of layer `l`. */
+  grad(l, off) {
+    const le = this.sink.perLayer ? l * this.e.lora.layerElements : 0;
+    return this.sink.ptr + (off - le) * 4;
+  }
+  /** A scratch f32 descriptor (pointer, leading dimension). */
+  #f32(ptr, ld, second = false) {
+    const r = second ? this.#ref2 : this.#ref;
+    r.ptr = ptr;
+    r.ld = ld;
+    return r;
+  }
+  /** `[T, r]` slot i of `lora.h` (0–3 forward, 4–7 backward). */
+  #slot(i, T) {
+    return this.e.p["lora.h"] + i * T * this.e.D.r * 4;
+  }
+  /**
+   * The loss and dL/d(final hidden) in one pass over the vocabulary (training): each chunk's logits are
+   * computed once; an online log-sum-exp keeps the running max m and sum, and `grad.xn` accumulates
+   * Σ exp(x − m)·E_chunk, rescaled whenever m grows. At the end `grad.xn` = w·(softmax·E − E[target]) per row
+   * and goes back through the final RMSNorm into `grad.x`. Leaves the per-row losses like `lossForward`.
+   */
+  async lossForwardBackward(T) {
+    const e = this.e, { d, Vc } = e.D, p = e.p;
+    const r = e.lossRows(), dxn = p["grad.xn"];
+    for (let c = 0; c < e.vocabChunks; c++) {
+      const vc = await e.loadVocabChunk(c);
+      const logits = e.chunkLogits(0, T, vc);
+      e.k.ce_chunk_fused(logits, vc, Vc, c * Vc, r.targets, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, c === 0 ? 1 : 0, 0, T);
+      e.gemm.run(OP.nn, 0, T, 0, d, d, vc, logits, Vc, e.vocabRef, dxn, d, 1, c > 0);
+    }
+    e.k.ce_fused_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, 0, T);
+    const erow = p["loss.erow"];
+    for (let t = 0; t < T; t++) {
+      const w = e.F[(r.weight >> 2) + t];
+      if (w === 0) continue;
+      await e.decodeHeadRow(e.I32[(r.targets >> 2) + t], erow);
+      e.k.axpy(dxn + t * d * 4, -w, erow, d);
+    }
+    e.k.rmsnorm_backward(p["grad.x"], dxn, p["act.x"], p["weights.norm"], p["act.rstd"], d, d, d, d, 0, 0, T);
+  }
+  /**
+   * Layer `l`, given dL/d(output) in `grad.x` and its input in its checkpoint: recomputes the forward,
+   * writes every LoRA gradient of the layer and leaves dL/d(input) in `grad.x`.
+   */
+  async layerBackward(l, T) {
+    const e = this.e, { d } = e.D, p = e.p;
+    loadCheckpoint(e, l, T, p["act.x"], true);
+    if (this.mebp) {
+      e.attentionForward(l, T, 0, void 0, {
+        P: p["mebp.P"],
+        h: p["mebp.h"]
+      });
+      e.F.copyWithin(p["mebp.x2"] >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * d);
+      await e.mlpForward(l, T, p["act.xn2"], p["act.rstd2"], {
+        g: p["mebp.g"],
+        u: p["mebp.u"],
+        m: p["mebp.m"],
+        h: p["mebp.h"]
+      });
+    } else {
+      e.attentionForward(l, T);
+    }
+    await this.#mlpBackward(l, T);
+    this.#attentionBackward(l, T);
+  }
+  /** MeBP's `[T, r]` slot i of `mebp.h`: 0–3 q, k, v, o; 4 gate, 5 up, 6 down. */
+  #kept(i, T) {
+    return this.e.p["mebp.h"] + i * T * this.e.D.r * 4;
+  }
+  /**
+   * The MLP block, chunked over the intermediate dimension. On entry `grad.x` is dL/d(output) and `act.x`
+   * the block's input x2 (MeBP: x2 is kept in `mebp.x2`, g/u/m and the adapters' h in its regions); on exit
+   * `grad.x` holds dL/d(x2) (the residual plus the path through the MLP).
+   */
+  async #mlpBackward(l, T) {
+    const e = this.e, { d, r, C, I } = e.D, p = e.p, { k, gemm } = e;
+    const refs = e.refs(l), s = e.lora?.scale ?? 0, acc = this.sink.accumulate, kept = this.mebp;
+    const xn = p["act.xn2"], G = p["grad.x"], dxn = p["grad.xn"];
+    const x2 = kept ? p["mebp.x2"] : p["act.x"];
+    const hg = kept ? this.#kept(4, T) : this.#slot(1, T);
+    const hu = kept ? this.#kept(5, T) : this.#slot(2, T);
+    const hd = kept ? this.#kept(6, T) : this.#slot(3, T);
+    const ghg = this.#slot(5, T), ghu = this.#slot(6, T), ghd = this.#slot(7, T);
+    const gp = refs.gate_proj, up = refs.up_proj, dp = refs.down_proj;
+    const ld = kept ? I : C;
+    if (!kept) {
+      k.rmsnorm_forward(xn, p["act.rstd2"], x2, e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
+      e.mlpAdapterInputs(l, T, xn, hg, hu);
+    }
+    if (dp.pair) gemm.run(OP.nn, 0, T, 0, r, r, d, G, d, dp.b, ghd, r, s, false);
+    for (let i = 0; i < e.chunks.length; i++) {
+      const c = e.chunks[i], c0 = c.c0, n = c.c1 - c0, first = i === 0;
+      await e.loadChunk(l, i);
+      const g = kept ? p["mebp.g"] + c0 * 4 : p["mlp.g"];
+      const u = kept ? p["mebp.u"] + c0 * 4 : p["mlp.u"];
+      const m = kept ? p["mebp.m"] + c0 * 4 : p["mlp.m"];
+      if (!kept) e.mlpChunkForward(l, i, T, xn, hg, hu, hd, g, u, m, C);
+      if (dp.pair) {
+        const dAd = this.grad(l, dp.pair.a) + c0 * 4;
+        gemm.run(OP.tn, 0, r, 0, n, n, T, ghd, r, this.#f32(m, ld, true), dAd, dp.pair.inDim, 1, acc);
+      }
+      gemm.run(OP.nn, 0, T, 0, n, n, d, G, d, c.down.ref, m, ld, 1, false);
+      if (dp.pair) {
+        gemm.run(OP.nn, 0, T, 0, n, n, r, ghd, r, this.#f32(dp.a.ptr + c0 * 4, dp.a.ld), m, ld, 1, true);
+      }
+      k.swiglu_backward(g, u, m, g, u, n, ld, ld, ld, ld, ld, 0, T);
+      gemm.run(OP.nn, 0, T, 0, d, d, n, g, ld, c.gate.ref, dxn, d, 1, !first);
+      gemm.run(OP.nn, 0, T, 0, d, d, n, u, ld, c.up.ref, dxn, d, 1, true);
+      if (gp.pair) this.#chunkBGrads(l, T, gp.pair, gp, c0, n, g, ld, hg, ghg, first);
+      if (up.pair) this.#chunkBGrads(l, T, up.pair, up, c0, n, u, ld, hu, ghu, first);
+    }
+    if (dp.pair) {
+      gemm.run(OP.tn, 0, d, 0, r, r, T, G, d, this.#f32(hd, r), this.grad(l, dp.pair.b), r, s, acc);
+    }
+    this.#finishA(l, T, gp, ghg, xn, dxn);
+    this.#finishA(l, T, up, ghu, xn, dxn);
+    k.rmsnorm_backward(G, dxn, x2, e.vec("postNorm"), p["act.rstd2"], d, d, d, d, 1, 0, T);
+  }
+  /** After the chunks of gate/up: dA = ghᵀ·xn and dxn += gh·A. */
+  #finishA(l, T, refs, gh, xn, dxn) {
+    if (!refs.pair) return;
+    const e = this.e, { d, r } = e.D;
+    e.gemm.run(OP.tn, 0, r, 0, d, d, T, gh, r, this.#f32(xn, d), this.grad(l, refs.pair.a), d, 1, this.sink.accumulate);
+    e.gemm.run(OP.nn, 0, T, 0, d, d, r, gh, r, refs.a, dxn, d, 1, true);
+  }
+  /** For a chunk of gate/up rows: dB[c] = s·dYᵀ·h, gh += s·dY·B[c]. */
+  #chunkBGrads(l, T, pair, refs, c0, n, dY, C, h, gh, first) {
+    const e = this.e, r = e.D.r, s = e.lora.scale;
+    e.gemm.run(OP.tn, 0, n, 0, r, r, T, dY, C, this.#f32(h, r), this.grad(l, pair.b) + c0 * r * 4, r, s, this.sink.accumulate);
+    e.gemm.run(OP.nn, 0, T, 0, r, r, n, dY, C, this.#f32(refs.b.ptr + c0 * r * 4, r), gh, r, s, !first);
+  }
+  /**
+   * The attention block. On entry `grad.x` is dL/d(x2), `act.q/k/v/att` and `act.xn` hold the recomputed
+   * forward; on exit `grad.x` is dL/d(x_l).
+   */
+  #attentionBackward(l, T) {
+    const e = this.e, { d, H, KV, hd, qd, kvd } = e.D, p = e.p, { k, gemm } = e;
+    const refs = e.refs(l);
+    const G = p["grad.x"], att = p["act.att"], datt = p["act.xn2"];
+    gemm.run(OP.nn, 0, T, 0, qd, qd, d, G, d, refs.o_proj.w, datt, qd, 1, false);
+    this.#linearLora(l, T, refs.o_proj, att, qd, G, d, datt, qd, 3);
+    const q = p["act.q"], dq = p["grad.q"], dk = p["grad.k"], dv = p["grad.v"];
+    const dS = p["grad.scores"];
+    const scale = 1 / Math.sqrt(hd), rep = H / KV;
+    for (let h = 0; h < H; h++) {
+      const g = Math.floor(h / rep), first = h % rep === 0;
+      const qh = q + h * hd * 4, dOh = datt + h * hd * 4;
+      const S = this.mebp ? p["mebp.P"] + h * T * T * 4 : p["act.scores"];
+      if (!this.mebp) {
+        gemm.run(OP.nt, 0, T, 0, T, T, hd, qh, qd, e.kRefs[g], S, T, 1, false);
+        k.softmax_causal_forward(S, S, T, T, scale, 0, 0, T);
+      }
+      gemm.run(OP.tn, 0, T, 0, hd, hd, T, S, T, this.#f32(dOh, qd), dv + g * hd * 4, kvd, 1, !first);
+      gemm.run(OP.nt, 0, T, 0, T, T, hd, dOh, qd, e.vRefs[g], dS, T, 1, false);
+      k.softmax_causal_backward(dS, S, dS, T, T, scale, 0, 0, T);
+      gemm.run(OP.nn, 0, T, 0, hd, hd, T, dS, T, e.kRefs[g], dq + h * hd * 4, qd, 1, false);
+      gemm.run(OP.tn, 0, T, 0, hd, hd, T, dS, T, this.#f32(qh, qd), dk + g * hd * 4, kvd, 1, !first);
+    }
+    const { cos, sin } = e.rope();
+    k.rope_backward(dq, cos, sin, H, hd, qd, 0, 0, T);
+    k.rope_backward(dk, cos, sin, KV, hd, kvd, 0, 0, T);
+    const xn = p["act.xn"], dxn = p["grad.xn"];
+    gemm.run(OP.nn, 0, T, 0, d, d, qd, dq, qd, refs.q_proj.w, dxn, d, 1, false);
+    gemm.run(OP.nn, 0, T, 0, d, d, kvd, dk, kvd, refs.k_proj.w, dxn, d, 1, true);
+    gemm.run(OP.nn, 0, T, 0, d, d, kvd, dv, kvd, refs.v_proj.w, dxn, d, 1, true);
+    this.#linearLora(l, T, refs.q_proj, xn, d, dq, qd, dxn, d, 0);
+    this.#linearLora(l, T, refs.k_proj, xn, d, dk, kvd, dxn, d, 1);
+    this.#linearLora(l, T, refs.v_proj, xn, d, dv, kvd, dxn, d, 2);
+    const xl = loadCheckpoint(e, l, T, dq);
+    k.rmsnorm_backward(G, dxn, xl, e.vec("inputNorm"), p["act.rstd"], d, d, d, d, 1, 0, T);
+  }
+  /**
+   * LoRA part of a linear's backward, given its input x [T, nIn] and output gradient dY [T, nOut]:
+   * h = x·Aᵀ (recomputed; MeBP: kept in slot `kept`), dB = s·dYᵀ·h, gh = s·dY·B, dA = ghᵀ·x, dx += gh·A.
+   */
+  #linearLora(l, T, refs, x, nIn, dY, nOut, dx, ldx, kept) {
+    const pair = refs.pair;
+    if (!pair) return;
+    const e = this.e, r = e.D.r, s = e.lora.scale, acc = this.sink.accumulate, { gemm } = e;
+    const h = this.mebp ? this.#kept(kept, T) : this.#slot(0, T), gh = this.#slot(4, T);
+    if (!this.mebp) gemm.run(OP.nt, 0, T, 0, r, r, nIn, x, nIn, refs.a, h, r, 1, false);
+    gemm.run(OP.tn, 0, nOut, 0, r, r, T, dY, nOut, this.#f32(h, r), this.grad(l, pair.b), r, s, acc);
+    gemm.run(OP.nn, 0, T, 0, r, r, nOut, dY, nOut, refs.b, gh, r, s, false);
+    gemm.run(OP.tn, 0, r, 0, nIn, nIn, T, gh, r, this.#f32(x, nIn), this.grad(l, pair.a), nIn, 1, acc);
+    gemm.run(OP.nn, 0, T, 0, nIn, nIn, r, gh, r, refs.a, dx, ldx, 1, true);
+  }
+};
+
+// src/engine/step.ts
+async function forwardBackward(e, bw, ids, trained, T, afterLayer) {
+  const { L } = e.D, k = e.options.ckptEvery ?? 1;
+  if (T > e.D.T) throw new Error(`sequence of ${T} tokens is longer than the plan's ${e.D.T}`);
+  await e.embed(ids, T);
+  for (let l = 0; l < L; l++) {
+    if (l % k === 0) storeCheckpoint(e, l, T);
+    await e.loadLayer(l);
+    await e.layerForward(l, T);
+  }
+  e.finalNorm(T);
+  const tokens = e.setTargets(ids, trained, T);
+  if (tokens === 0) throw new Error("the sequence has no trained tokens");
+  await bw.lossForwardBackward(T);
+  const { sum } = e.lossSum(T);
+  for (let l0 = Math.floor((L - 1) / k) * k; l0 >= 0; l0 -= k) {
+    const l1 = Math.min(L, l0 + k);
+    if (l1 - l0 > 1) {
+      loadCheckpoint(e, l0, T, e.p["act.x"], true);
+      for (let l = l0; l < l1 - 1; l++) {
+        await e.loadLayer(l);
+        await e.layerForward(l, T);
+        storeCheckpoint(e, l + 1, T);
+      }
+    }
+    for (let l = l1 - 1; l >= l0; l--) {
+      await e.loadLayer(l);
+      await bw.layerBackward(l, T);
+      afterLayer?.(l);
+    }
+  }
+  return {
+    loss: sum / tokens,
+    tokens
+  };
+}
+
+// src/engine/mezo.ts
+async function sequenceLoss(e, s, T) {
+  await e.forward(s.ids, T);
+  const tokens = e.setTargets(s.ids, s.targets, T);
+  if (tokens === 0) throw new Error("the sequence has no trained tokens");
+  await e.lossForward(T);
+  return {
+    loss: e.lossSum(T).sum / tokens,
+    tokens
+  };
+}
+async function zoEstimate(e, batch, seqLen, seed, eps) {
+  const p = e.p["lora.params"], n = e.lora.totalElements;
+  const mean = async () => {
+    let loss = 0, tokens = 0;
+    for (const s of batch) {
+      const r = await sequenceLoss(e, s, Math.min(s.ids.length, seqLen));
+      loss += r.loss / batch.length;
+      tokens += r.tokens;
+    }
+    return {
+      loss,
+      tokens
+    };
+  };
+  e.k.zo_perturb(p, n, seed, 0, eps);
+  const plus = await mean();
+  e.k.zo_perturb(p, n, seed, 0, -2 * eps);
+  const minus = await mean();
+  e.k.zo_perturb(p, n, seed, 0, eps);
+  return {
+    lossPlus: plus.loss,
+    lossMinus: minus.loss,
+    coeff: (plus.loss - minus.loss) / (2 * eps),
+    tokens: plus.tokens
+  };
+}
+function zoUpdate(e, seed, coeff, lr, weightDecay) {
+  e.k.zo_update(e.p["lora.params"], e.lora.totalElements, seed, 0, coeff, lr, weightDecay);
+}
+function stepSeed(seed, step) {
+  let h = Math.imul(seed >>> 0 ^ 2654435769, 2246822507) ^ Math.imul(step + 1, 3266489909);
+  h = Math.imul(h ^ h >>> 16, 2146121005);
+  return (h ^ h >>> 15) >>> 0;
+}
+
+// src/engine/adapter.ts
+var ADAPTER_CONFIG = "adapter_config.json";
+var ADAPTER_WEIGHTS = "adapter_model.safetensors";
+function parseAdapterConfig(text, file = ADAPTER_CONFIG) {
+  let j;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: invalid JSON (${e.message})`);
+  }
+  if (!j || typeof j !== "object") throw new Error(`${file}: expected a JSON object`);
+  if (j.peft_type !== "LORA") {
+    throw new Error(`${file}: peft_type is ${JSON.stringify(j.peft_type)}, only "LORA" is supported`);
+  }
+  const r = j.r;
+  if (typeof r !== "number" || !Number.isInteger(r) || r < 1) {
+    throw new Error(`${file}: r must be a positive integer`);
+  }
+  const alpha = j.lora_alpha ?? 8;
+  if (typeof alpha !== "number" || !(alpha > 0)) {
+    throw new Error(`${file}: lora_alpha must be a positive number`);
+  }
+  const unsupported = [
+    [
+      "use_dora",
+      j.use_dora === true
+    ],
+    [
+      "fan_in_fan_out",
+      j.fan_in_fan_out === true
+    ],
+    [
+      "bias",
+      j.bias !== void 0 && j.bias !== "none"
+    ],
+    [
+      "rank_pattern",
+      isNonEmpty(j.rank_pattern)
+    ],
+    [
+      "alpha_pattern",
+      isNonEmpty(j.alpha_pattern)
+    ],
+    [
+      "layers_to_transform",
+      j.layers_to_transform != null
+    ],
+    [
+      "modules_to_save",
+      isNonEmpty(j.modules_to_save)
+    ],
+    [
+      "lora_bias",
+      j.lora_bias === true
+    ]
+  ];
+  for (const [key, bad] of unsupported) {
+    if (bad) throw new Error(`${file}: ${key} = ${JSON.stringify(j[key])} is not supported by mesp`);
+  }
+  let targets;
+  const tm = j.target_modules;
+  if (tm === "all-linear") targets = [
+    "all"
+  ];
+  else if (Array.isArray(tm) && tm.every((t) => typeof t === "string")) {
+    targets = tm.map((t) => t.split(".").at(-1));
+  } else if (tm == null) targets = [
+    "q_proj",
+    "v_proj"
+  ];
+  else {
+    throw new Error(`${file}: target_modules ${JSON.stringify(tm)} is not supported (use a list of module names)`);
+  }
+  return {
+    rank: r,
+    alpha,
+    rslora: j.use_rslora === true,
+    targets,
+    baseModel: typeof j.base_model_name_or_path === "string" ? j.base_model_name_or_path : void 0
+  };
+}
+function isNonEmpty(v) {
+  if (v == null) return false;
+  if (Array.isArray(v)) return v.length > 0;
+  if (typeof v === "object") return Object.keys(v).length > 0;
+  return true;
+}
+async function openAdapter(files) {
+  const text = await files.readText(ADAPTER_CONFIG);
+  if (text === void 0) {
+    throw new Error(`${files.name} has no ${ADAPTER_CONFIG}: not a PEFT adapter directory`);
+  }
+  const config = parseAdapterConfig(text, `${files.name}/${ADAPTER_CONFIG}`);
+  const weights = await readSafetensorsHeader(files.source(ADAPTER_WEIGHTS));
+  return {
+    config,
+    weights,
+    name: files.name
+  };
+}
+async function readAdapterInto(adapter, layout, params) {
+  const seen = /* @__PURE__ */ new Set();
+  for (const row of layout.pairs) {
+    for (const pair of row) {
+      for (const which of [
+        "A",
+        "B"
+      ]) {
+        const name = peftName(pair, which);
+        const info = adapter.weights.tensors.get(name);
+        if (!info) {
+          throw new Error(`${adapter.name}: adapter has no tensor ${name}; was it made for another model?`);
+        }
+        const shape = which === "A" ? [
+          layout.rank,
+          pair.inDim
+        ] : [
+          pair.outDim,
+          layout.rank
+        ];
+        if (info.shape.join() !== shape.join()) {
+          throw new Error(`${adapter.name}: ${name} has shape [${info.shape}], this model needs [${shape}]`);
+        }
+        const off = which === "A" ? pair.a : pair.b;
+        await readTensorF32(adapter.weights, name, params.subarray(off, off + shape[0] * shape[1]));
+        seen.add(name);
+      }
+    }
+  }
+  for (const name of adapter.weights.tensors.keys()) {
+    if (seen.has(name)) continue;
+    const parsed = parsePeftName(name);
+    throw new Error(`${adapter.name}: unexpected tensor ${name}` + (parsed ? ` (layer ${parsed.layer} ${parsed.target}: not in this model's layers/targets)` : ""));
+  }
+}
+function loraTensorEntries(layout, values, extra = {}) {
+  const entries = [];
+  for (const row of layout.pairs) {
+    for (const pair of row) {
+      const a = values.subarray(pair.a, pair.a + layout.rank * pair.inDim);
+      const b = values.subarray(pair.b, pair.b + layout.rank * pair.outDim);
+      entries.push({
+        name: peftName(pair, "A"),
+        dtype: "F32",
+        shape: [
+          layout.rank,
+          pair.inDim
+        ],
+        data: a
+      });
+      entries.push({
+        name: peftName(pair, "B"),
+        dtype: "F32",
+        shape: [
+          pair.outDim,
+          layout.rank
+        ],
+        data: b
+      });
+    }
+  }
+  for (const [name, data] of Object.entries(extra)) {
+    entries.push({
+      name,
+      dtype: "F32",
+      shape: [
+        data.length
+      ],
+      data
+    });
+  }
+  return entries;
+}
+async function writeLoraTensors(sink, layout, values, extra = {}) {
+  await writeSafetensors(sink, loraTensorEntries(layout, values, extra), {
+    format: "pt"
+  });
+}
+function adapterConfigJson(layout, baseModel) {
+  const cfg = {
+    alpha_pattern: {},
+    auto_mapping: null,
+    base_model_name_or_path: baseModel ?? null,
+    bias: "none",
+    fan_in_fan_out: false,
+    inference_mode: true,
+    init_lora_weights: true,
+    layers_pattern: null,
+    layers_to_transform: null,
+    lora_alpha: layout.alpha,
+    lora_dropout: 0,
+    modules_to_save: null,
+    peft_type: "LORA",
+    r: layout.rank,
+    rank_pattern: {},
+    revision: null,
+    target_modules: [
+      ...layout.targets
+    ],
+    task_type: "CAUSAL_LM",
+    use_dora: false,
+    use_rslora: layout.rslora
+  };
+  return JSON.stringify(cfg, null, 2) + "\n";
+}
+
+// src/engine/optimizer.ts
+function learningRate(o, step) {
+  const warmup = o.warmup ?? 0;
+  if (warmup > 0 && step < warmup) return o.lr * (step + 1) / warmup;
+  if ((o.schedule ?? "constant") === "constant") return o.lr;
+  const total = Math.max(o.totalSteps ?? 1, warmup + 1);
+  const progress = Math.min(1, (step - warmup) / Math.max(1, total - warmup));
+  return o.lr * 0.5 * (1 + Math.cos(Math.PI * progress));
+}
+var Optimizer = class {
+  options;
+  #k;
+  #params;
+  #m;
+  #v;
+  /** `params`, `m`, `v` are byte offsets of the parameter region and (AdamW) the moment regions. */
+  constructor(k, options, params, m = 0, v = 0) {
+    if (!(options.lr >= 0)) throw new Error(`learning rate must be \u2265 0, got ${options.lr}`);
+    if (options.name === "adamw" && (!m || !v)) throw new Error("AdamW needs its moment regions in the plan");
+    this.options = options;
+    this.#k = k;
+    this.#params = params;
+    this.#m = m;
+    this.#v = v;
+  }
+  /**
+   * Updates parameters [off, off + n) (element offsets) from gradients at byte pointer `grad`, scaled by
+   * `gradScale` first when it is not 1 (clipping), at optimizer step `step` (0-based).
+   */
+  update(off, n, grad, step, gradScale = 1) {
+    const o = this.options, k = this.#k;
+    if (gradScale !== 1) k.scale(grad, gradScale, n);
+    const lr = learningRate(o, step);
+    const p = this.#params + off * 4;
+    if (o.name === "sgd") {
+      k.sgd_update(p, grad, n, lr, o.weightDecay ?? 0);
+      return;
+    }
+    const b1 = o.beta1 ?? 0.9, b2 = o.beta2 ?? 0.999;
+    const t = step + 1;
+    k.adamw_update(p, grad, this.#m + off * 4, this.#v + off * 4, n, lr, b1, b2, o.eps ?? 1e-8, o.weightDecay ?? 0, 1 - b1 ** t, 1 - b2 ** t);
+  }
+};
+
+// src/run/train.ts
+function seededRandom(seed) {
+  let x = seed >>> 0;
+  const next32 = () => {
+    x = x + 2654435769 >>> 0;
+    let z = x;
+    z = Math.imul(z ^ z >>> 16, 2246822507) >>> 0;
+    z = Math.imul(z ^ z >>> 13, 3266489909) >>> 0;
+    return (z ^ z >>> 16) >>> 0;
+  };
+  const s = [
+    next32(),
+    next32(),
+    next32(),
+    next32()
+  ];
+  return () => {
+    const r = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
+    const t = s[1] << 9;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 11);
+    return r / 2 ** 32;
+  };
+}
+function rotl(x, k) {
+  return (x << k | x >>> 32 - k) >>> 0;
+}
+function initLora(layout, params, seed) {
+  const random = seededRandom(seed);
+  params.fill(0);
+  for (const row of layout.pairs) {
+    for (const pair of row) {
+      const bound = 1 / Math.sqrt(pair.inDim);
+      for (let i = 0; i < layout.rank * pair.inDim; i++) params[pair.a + i] = (2 * random() - 1) * bound;
+    }
+  }
+}
+function epochOrder(n, seed, epoch) {
+  const order = Uint32Array.from({
+    length: n
+  }, (_, i) => i);
+  const random = seededRandom((seed ^ Math.imul(epoch + 1, 668265261)) >>> 0);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  return order;
+}
+async function train(pack, data, val, options) {
+  const method = options.method ?? "mesp";
+  if (data.length === 0) throw new Error("the training set is empty");
+  const cfg = pack.config;
+  const seqLen = options.seqLen;
+  if (seqLen > cfg.maxPositionEmbeddings) {
+    throw new Error(`sequence length ${seqLen} is longer than the model allows (${cfg.maxPositionEmbeddings})`);
+  }
+  const accum = options.gradAccum ?? 1;
+  if (!Number.isInteger(accum) || accum < 1) {
+    throw new Error(`grad-accum must be a positive integer, got ${accum}`);
+  }
+  const clip = options.clip ?? 0;
+  const seed = options.seed ?? 0;
+  const steps = options.steps ?? Math.ceil((options.epochs ?? 1) * data.length / accum);
+  if (!(steps >= 1)) throw new Error(`nothing to train: ${steps} steps`);
+  const optOptions = {
+    name: "sgd",
+    lr: 1e-4,
+    ...options.optimizer,
+    totalSteps: steps
+  };
+  if (method === "mezo" && optOptions.name !== "sgd") {
+    throw new Error("MeZO updates with SGD (--optimizer sgd)");
+  }
+  const zoEps = options.zoEps ?? 1e-3;
+  const loraOptions = options.resume?.lora ?? options.adapter?.config ?? options.lora ?? {};
+  const layout = loraLayout(cfg, loraOptions);
+  const gradBuffer = method === "mebp" || accum > 1 || clip > 0;
+  const e = await Engine.create(pack, {
+    mode: "train",
+    method,
+    seqLen,
+    lora: layout,
+    optimizer: optOptions.name,
+    gradBuffer,
+    budget: options.budget,
+    variant: options.variant,
+    threads: options.threads,
+    kernels: options.kernels,
+    resident: options.resident,
+    ckptDtype: options.ckptDtype,
+    vocabChunk: options.vocabChunk,
+    ckptEvery: options.ckptEvery
+  });
+  try {
+    options.onEvent?.({
+      type: "plan",
+      table: formatPlan(e.arena.plan),
+      bytes: e.arena.plan.bytes
+    });
+    const params = e.arena.f32("lora.params");
+    const m = optOptions.name === "adamw" ? e.arena.f32("opt.m") : void 0;
+    const v = optOptions.name === "adamw" ? e.arena.f32("opt.v") : void 0;
+    let step = 0, epoch = 0, cursor = 0;
+    if (options.resume) {
+      const r = options.resume;
+      if (r.params.length !== params.length) throw new Error("checkpoint does not match this adapter layout");
+      if (r.optimizer !== optOptions.name) {
+        throw new Error(`checkpoint was made with ${r.optimizer}, not ${optOptions.name}`);
+      }
+      params.set(r.params);
+      if (m && v) {
+        if (!r.m || !r.v) throw new Error("checkpoint has no AdamW state");
+        m.set(r.m);
+        v.set(r.v);
+      }
+      ({ step, epoch, cursor } = r);
+    } else if (options.adapter) {
+      await readAdapterInto(options.adapter, layout, params);
+    } else {
+      initLora(layout, params, seed);
+    }
+    if (!options.resume) {
+      m?.fill(0);
+      v?.fill(0);
+    }
+    const opt = new Optimizer(e.k, optOptions, e.p["lora.params"], e.p["opt.m"], e.p["opt.v"]);
+    const gradPtr = e.p["lora.grad"];
+    const bw = method === "mezo" ? void 0 : new Backward(e, {
+      ptr: gradPtr,
+      perLayer: !gradBuffer,
+      accumulate: false
+    }, {
+      mebp: method === "mebp"
+    });
+    const layerN = layout.layerElements;
+    let order = epochOrder(data.length, seed, epoch);
+    const next = () => {
+      if (cursor >= data.length) {
+        epoch++;
+        cursor = 0;
+        order = epochOrder(data.length, seed, epoch);
+      }
+      return data[order[cursor++]];
+    };
+    const snapshot = () => ({
+      step,
+      epoch,
+      cursor,
+      seed,
+      params,
+      m,
+      v,
+      lora: {
+        rank: layout.rank,
+        alpha: layout.alpha,
+        rslora: layout.rslora,
+        targets: [
+          ...layout.targets
+        ]
+      },
+      optimizer: optOptions.name
+    });
+    const losses = [];
+    const valLosses = [];
+    const validate = async () => {
+      if (!val.length) return;
+      let sum = 0, count = 0;
+      for (const s of val) {
+        const T = Math.min(s.ids.length, seqLen);
+        if (T < 2) continue;
+        await e.forward(s.ids, T);
+        if (e.setTargets(s.ids, s.targets, T) === 0) continue;
+        await e.lossForward(T);
+        const r = e.lossSum(T);
+        sum += r.sum;
+        count += r.count;
+      }
+      if (count) {
+        valLosses.push({
+          step,
+          loss: sum / count
+        });
+        options.onEvent?.({
+          type: "val",
+          step,
+          loss: sum / count,
+          tokens: count
+        });
+      }
+    };
+    const fused = (l) => opt.update(l * layerN, layerN, gradPtr, step);
+    const t0 = performance.now();
+    let tokensSeen = 0, stopped = false;
+    while (step < steps) {
+      if (options.shouldStop?.()) {
+        stopped = true;
+        break;
+      }
+      let loss = 0, tokens = 0;
+      if (!bw) {
+        const batch = [];
+        for (let micro = 0; micro < accum; micro++) batch.push(next());
+        const zs = stepSeed(seed, step);
+        const est = await zoEstimate(e, batch, seqLen, zs, zoEps);
+        zoUpdate(e, zs, est.coeff, learningRate(optOptions, step), optOptions.weightDecay ?? 0);
+        loss = (est.lossPlus + est.lossMinus) / 2;
+        tokens = est.tokens;
+      } else {
+        for (let micro = 0; micro < accum; micro++) {
+          const s = next();
+          const T = Math.min(s.ids.length, seqLen);
+          bw.sink.accumulate = micro > 0;
+          const r = await forwardBackward(e, bw, s.ids, s.targets, T, gradBuffer ? void 0 : fused);
+          loss += r.loss / accum;
+          tokens += r.tokens;
+        }
+      }
+      if (bw && gradBuffer) {
+        let scale = 1 / accum;
+        if (clip > 0) {
+          const norm = Math.sqrt(e.k.sum_squares(gradPtr, layout.totalElements)) * scale;
+          if (norm > clip) scale *= clip / norm;
+        }
+        opt.update(0, layout.totalElements, gradPtr, step, scale);
+      }
+      step++;
+      tokensSeen += tokens;
+      losses.push(loss);
+      const elapsed = (performance.now() - t0) / 1e3;
+      options.onEvent?.({
+        type: "step",
+        step,
+        steps,
+        loss,
+        lr: learningRate(optOptions, step - 1),
+        tokens,
+        tokensPerSecond: tokensSeen / elapsed,
+        elapsed
+      });
+      if (options.valEvery && step % options.valEvery === 0 && step < steps) await validate();
+      if (options.saveEvery && step % options.saveEvery === 0 && step < steps && options.saveCheckpoint) {
+        await options.saveCheckpoint(snapshot());
+        options.onEvent?.({
+          type: "checkpoint",
+          step
+        });
+      }
+    }
+    if (!stopped) await validate();
+    if (options.saveCheckpoint) {
+      await options.saveCheckpoint(snapshot());
+      options.onEvent?.({
+        type: "checkpoint",
+        step
+      });
+    }
+    return {
+      layout,
+      params,
+      steps: step,
+      losses,
+      valLosses,
+      stopped
+    };
+  } finally {
+    e.close();
+  }
+}
+
+// src/run/evaluate.ts
+async function evaluate(pack, sequences, options = {}) {
+  if (sequences.length === 0) throw new Error("nothing to evaluate: the dataset is empty");
+  const longest = Math.max(...sequences.map((s) => s.ids.length));
+  const seqLen = Math.max(2, options.seqLen ?? longest);
+  const lora = options.adapter ? loraLayout(pack.config, options.adapter.config) : void 0;
+  const e = await Engine.create(pack, {
+    mode: "eval",
+    seqLen,
+    lora,
+    budget: options.budget,
+    variant: options.variant,
+    resident: options.resident,
+    threads: options.threads,
+    kernels: options.kernels
+  });
+  try {
+    if (options.adapter) await readAdapterInto(options.adapter, lora, e.arena.f32("lora.params"));
+    let sum = 0, tokens = 0;
+    for (let i = 0; i < sequences.length; i++) {
+      const ids = sequences[i].ids;
+      const T = Math.min(ids.length, seqLen);
+      if (T >= 2) {
+        await e.forward(ids, T);
+        e.setTargets(ids, void 0, T);
+        await e.lossForward(T);
+        const r = e.lossSum(T);
+        sum += r.sum;
+        tokens += r.count;
+      }
+      options.onProgress?.(i + 1, sequences.length, tokens ? sum / tokens : NaN);
+    }
+    if (tokens === 0) throw new Error("nothing to evaluate: every sequence is shorter than 2 tokens");
+    const nll = sum / tokens;
+    return {
+      nll,
+      perplexity: Math.exp(nll),
+      tokens,
+      sequences: sequences.length
+    };
+  } finally {
+    e.close();
+  }
+}
+
+// src/run/generate.ts
+async function* generate(pack, prompt, options = {}) {
+  const maxTokens = options.maxTokens ?? 128;
+  const T0 = prompt.length;
+  if (T0 < 1) throw new Error("the prompt is empty");
+  const lora = options.adapter ? loraLayout(pack.config, options.adapter.config) : void 0;
+  const e = await Engine.create(pack, {
+    mode: "generate",
+    seqLen: Math.max(2, T0),
+    maxPositions: T0 + maxTokens,
+    lora,
+    resident: !options.streamWeights,
+    budget: options.budget,
+    variant: options.variant,
+    threads: options.threads,
+    kernels: options.kernels
+  });
+  try {
+    if (options.adapter) await readAdapterInto(options.adapter, lora, e.arena.f32("lora.params"));
+    const { L, P, kvd, V } = e.D;
+    const cache = (l) => ({
+      k: e.p["kv.k"] + l * P * kvd * 4,
+      v: e.p["kv.v"] + l * P * kvd * 4
+    });
+    const logits = new Float32Array(V);
+    const sample = sampler(options);
+    const eos = new Set(options.eosTokenIds ?? []);
+    const one = new Int32Array(1);
+    let pos = 0, T = T0, ids = prompt;
+    for (let n = 0; n < maxTokens; n++) {
+      await e.embed(ids, T);
+      for (let l = 0; l < L; l++) {
+        await e.loadLayer(l);
+        await e.layerForward(l, T, pos, cache(l));
+      }
+      e.finalNorm(T);
+      await lastRowLogits(e, T - 1, logits);
+      const next = sample(logits);
+      yield next;
+      if (eos.has(next)) return;
+      pos += T;
+      T = 1;
+      one[0] = next;
+      ids = one;
+    }
+  } finally {
+    e.close();
+  }
+}
+async function lastRowLogits(e, row, out) {
+  const { Vc } = e.D;
+  for (let c = 0; c < e.vocabChunks; c++) {
+    const vc = await e.loadVocabChunk(c);
+    const p = e.chunkLogits(row, row + 1, vc) >> 2;
+    out.set(e.F.subarray(p + row * Vc, p + row * Vc + vc), c * Vc);
+  }
+}
+function sampler(options) {
+  const temperature = options.temperature ?? 0.7, topP = options.topP ?? 0.8;
+  let s = (options.seed ?? 0) >>> 0 ^ 2654435769;
+  const random = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 2 ** 32;
+  };
+  return (logits) => {
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+    if (temperature <= 0) return best;
+    const cut = logits[best] - temperature * Math.log(1e6);
+    const cand = [];
+    for (let i = 0; i < logits.length; i++) if (logits[i] >= cut) cand.push(i);
+    cand.sort((a, b) => logits[b] - logits[a]);
+    const w = cand.map((i) => Math.exp((logits[i] - logits[best]) / temperature));
+    const total = w.reduce((a, b) => a + b, 0);
+    let keep = 0, mass = 0;
+    while (keep < cand.length && mass < topP * total) mass += w[keep++];
+    let u = random() * mass;
+    for (let i = 0; i < keep; i++) {
+      u -= w[i];
+      if (u <= 0) return cand[i];
+    }
+    return cand[keep - 1];
+  };
+}
+
+// src/run/grad.ts
+async function computeGradients(pack, seq, options = {}) {
+  const method = options.method ?? "mesp";
+  const layout = loraLayout(pack.config, options.adapter?.config ?? options.lora ?? {});
+  const T = Math.min(seq.ids.length, options.seqLen ?? seq.ids.length);
+  if (T < 2) throw new Error("the sequence needs at least 2 tokens");
+  const e = await Engine.create(pack, {
+    mode: "train",
+    method,
+    seqLen: T,
+    lora: layout,
+    gradBuffer: true,
+    ckptDtype: options.ckptDtype,
+    ckptEvery: options.ckptEvery,
+    budget: options.budget,
+    variant: options.variant,
+    threads: options.threads,
+    kernels: options.kernels
+  });
+  try {
+    const params = e.arena.f32("lora.params");
+    if (options.adapter) await readAdapterInto(options.adapter, layout, params);
+    else initLora(layout, params, options.seed ?? 0);
+    const grads = e.arena.f32("lora.grad");
+    if (method === "mezo") {
+      const zs = stepSeed(options.seed ?? 0, 0);
+      const est = await zoEstimate(e, [
+        seq
+      ], T, zs, options.zoEps ?? 1e-3);
+      e.k.normal_fill(e.p["lora.grad"], layout.totalElements, zs, 0);
+      e.k.scale(e.p["lora.grad"], est.coeff, layout.totalElements);
+      const loss2 = (await sequenceLoss(e, seq, T)).loss;
+      return {
+        layout,
+        loss: loss2,
+        tokens: est.tokens,
+        params: params.slice(),
+        grads: grads.slice(),
+        coeff: est.coeff
+      };
+    }
+    const bw = new Backward(e, {
+      ptr: e.p["lora.grad"],
+      perLayer: false,
+      accumulate: false
+    }, {
+      mebp: method === "mebp"
+    });
+    const { loss, tokens } = await forwardBackward(e, bw, seq.ids, seq.targets, T);
+    return {
+      layout,
+      loss,
+      tokens,
+      params: params.slice(),
+      grads: grads.slice()
+    };
+  } finally {
+    e.close();
+  }
+}
+
+// src/run/checkpoint.ts
+var CHECKPOINT_FILE = "checkpoint.safetensors";
+async function writeCheckpoint(sink, state, run = {}) {
+  const entries = [
+    {
+      name: "params",
+      dtype: "F32",
+      shape: [
+        state.params.length
+      ],
+      data: state.params
+    }
+  ];
+  if (state.m) entries.push({
+    name: "adam_m",
+    dtype: "F32",
+    shape: [
+      state.m.length
+    ],
+    data: state.m
+  });
+  if (state.v) entries.push({
+    name: "adam_v",
+    dtype: "F32",
+    shape: [
+      state.v.length
+    ],
+    data: state.v
+  });
+  const meta = {
+    step: state.step,
+    epoch: state.epoch,
+    cursor: state.cursor,
+    seed: state.seed,
+    lora: state.lora,
+    optimizer: state.optimizer
+  };
+  await writeSafetensors(sink, entries, {
+    format: "mesp-checkpoint",
+    state: JSON.stringify(meta),
+    run: JSON.stringify(run)
+  });
+}
+async function decodeCheckpoint(bytes, name = CHECKPOINT_FILE) {
+  const file = await readSafetensorsHeader(bytesSource(bytes, name));
+  if (file.metadata.format !== "mesp-checkpoint" || !file.metadata.state) {
+    throw new Error(`${name}: not a mesp training checkpoint`);
+  }
+  const meta = JSON.parse(file.metadata.state);
+  const read = async (t) => file.tensors.has(t) ? await readTensorF32(file, t) : void 0;
+  const params = await read("params");
+  if (!params) throw new Error(`${name}: no parameters`);
+  return {
+    state: {
+      ...meta,
+      params,
+      m: await read("adam_m"),
+      v: await read("adam_v")
+    },
+    run: JSON.parse(file.metadata.run ?? "{}")
+  };
+}
+
+// src/run/loss_svg.ts
+function lossCurveSvg(train2, val = [], options = {}) {
+  const W = options.width ?? 720, H = options.height ?? 400;
+  const left = 60, right = 20, top = 36, bottom = 44;
+  const all = [
+    ...train2,
+    ...val.map((v) => v.loss)
+  ].filter(Number.isFinite);
+  const lo = all.length ? Math.min(...all) : 0, hi = all.length ? Math.max(...all) : 1;
+  const pad = (hi - lo) * 0.05 || 0.5;
+  const y0 = lo - pad, y1 = hi + pad;
+  const steps = Math.max(train2.length, ...val.map((v) => v.step), 1);
+  const X = (step) => left + (step - 1) / Math.max(1, steps - 1) * (W - left - right);
+  const Y = (loss) => top + (1 - (loss - y0) / (y1 - y0)) * (H - top - bottom);
+  const path = (pts) => pts.map(([x, y], i) => `${i ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`).join(" ");
+  const raw = train2.map((l, i) => [
+    X(i + 1),
+    Y(l)
+  ]);
+  const k = Math.max(1, Math.round(train2.length / 25));
+  const smooth = train2.map((_, i) => {
+    const s = train2.slice(Math.max(0, i - k + 1), i + 1);
+    return [
+      X(i + 1),
+      Y(s.reduce((a, b) => a + b, 0) / s.length)
+    ];
+  });
+  const ticks = 5;
+  const grid = [];
+  for (let i = 0; i <= ticks; i++) {
+    const v = y0 + (y1 - y0) * i / ticks, y = Y(v);
+    grid.push(`<line x1="${left}" x2="${W - right}" y1="${y.toFixed(1)}" y2="${y.toFixed(1)}" stroke="#eee"/>`);
+    grid.push(`<text x="${left - 6}" y="${(y + 4).toFixed(1)}" text-anchor="end">${v.toFixed(2)}</text>`);
+  }
+  const esc = (s) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">
+<rect width="100%" height="100%" fill="white"/>
+<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${esc(options.title ?? "loss")}</text>
+${grid.join("\n")}
+<line x1="${left}" x2="${left}" y1="${top}" y2="${H - bottom}" stroke="#999"/>
+<line x1="${left}" x2="${W - right}" y1="${H - bottom}" y2="${H - bottom}" stroke="#999"/>
+<text x="${left}" y="${H - bottom + 16}" text-anchor="middle">1</text>
+<text x="${W - right}" y="${H - bottom + 16}" text-anchor="middle">${steps}</text>
+<text x="${(left + W - right) / 2}" y="${H - 10}" text-anchor="middle">step</text>
+<path d="${path(raw)}" fill="none" stroke="#9ecae1" stroke-width="1"/>
+<path d="${path(smooth)}" fill="none" stroke="#08519c" stroke-width="2"/>
+${val.map((v) => `<circle cx="${X(v.step).toFixed(1)}" cy="${Y(v.loss).toFixed(1)}" r="3.5" fill="#e6550d"/>`).join("\n")}
+<text x="${W - right}" y="${top + 12}" text-anchor="end" fill="#08519c">train (running mean)</text>
+${val.length ? `<text x="${W - right}" y="${top + 26}" text-anchor="end" fill="#e6550d">validation</text>` : ""}
+</svg>
+`;
+}
+export {
+  Arena,
+  Backward,
+  Engine,
+  Gemm,
+  KERNEL_FILES,
+  Optimizer,
+  PRESETS,
+  PlanTooLargeError,
+  VARIANTS,
+  adapterConfigJson,
+  blobSource,
+  bytesSource,
+  chatDefaultsFromTemplate,
+  checkpointFingerprint,
+  computeGradients,
+  createStreamDecoder,
+  decodeCheckpoint,
+  decodeTokenCache,
+  dequantize,
+  encodeSafetensors,
+  encodeTokenCache,
+  evaluate,
+  fetchSource,
+  formatMB,
+  formatPlan,
+  forwardBackward,
+  generate,
+  learningRate,
+  loadKernels,
+  loadTokenizer,
+  loraLayout,
+  lossCurveSvg,
+  makeModel,
+  memoryFiles,
+  openAdapter,
+  openCheckpoint,
+  openPack,
+  paramCounts,
+  parseAdapterConfig,
+  parseJsonl,
+  parseModelConfig,
+  parseSize,
+  peftName,
+  planMemory,
+  planModel,
+  planPack,
+  planRegions,
+  processMemory,
+  quantize,
+  readAdapterInto,
+  readSafetensorsHeader,
+  readTensorF32,
+  renderChat,
+  sampler,
+  tokenizeDataset,
+  tokenizeExample,
+  tokenizeInWorker,
+  train,
+  urlFiles,
+  writeCheckpoint,
+  writeLoraTensors,
+  writePack,
+  writeSafetensors,
+  zoEstimate,
+  zoUpdate
+};
