@@ -29,6 +29,8 @@ export const CLI_FLAGS = [
   "8",
   "--lr",
   "0.001",
+  "--vocab-chunk",
+  "16384",
 ];
 
 /** The options of the 3 steps, as the library takes them (the CLI gets the same as flags). */
@@ -38,6 +40,8 @@ export const OPTIONS = {
   seed: 3,
   lora: { rank: 4, alpha: 8 },
   optimizer: { name: "adamw", lr: 1e-3, schedule: "cosine" },
+  // few, large reads of the head: each Range request costs milliseconds in a browser
+  vocabChunk: 16384,
 } as const satisfies TrainOptions;
 
 /** What the tests need: files to serve and the losses and adapter to match. */

@@ -1,0 +1,136 @@
+// dist/ as a web page uses it: a plain <script type="module"> import from a 127.0.0.1 page, in headless
+// Chromium, with and without cross-origin isolation (COOP/COEP). Each trains the tiny model 3 steps from a
+// pack read with HTTP Range requests, with the CLI's losses bit for bit; without isolation it asks for 2
+// threads and gets 1, with a notice. A wasm or worker URL that 404s is named in the error.
+// Skipped (with a message) where Chromium or playwright-core is missing; CI installs both (.ci/run).
+import { assert, assertEquals } from "./_assert.ts";
+import { serveDir } from "./_http_server.ts";
+import { OPTIONS, tinyRun } from "./_tiny_run.ts";
+
+const ROOT = new URL("../", import.meta.url);
+const CHROMIUM = "/usr/bin/chromium";
+const FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+type Playwright = typeof import("npm:playwright-core@1.65.1");
+
+async function playwright(): Promise<Playwright | string> {
+  try {
+    await Deno.stat(CHROMIUM);
+  } catch {
+    return `${CHROMIUM} is missing (apt-get install -y chromium)`;
+  }
+  try {
+    return await import("npm:playwright-core@1.65.1");
+  } catch (err) {
+    return `npm:playwright-core@1.65.1 cannot be loaded (${(err as Error).message.split("\n")[0]})`;
+  }
+}
+
+const page = (pack: string, tokens: string) =>
+  `<!doctype html>
+<script type="module">
+import { decodeTokenCache, fetchSource, openPack, train } from "/dist/mesp.js";
+const bits = (p) => Array.from(new Uint32Array(p.buffer, p.byteOffset, p.length));
+globalThis.trainTiny = async (threads, kernels) => {
+  const pack = await openPack(fetchSource(new URL("/fixture/${pack}", location.href)));
+  const res = await fetch("/fixture/${tokens}");
+  const cache = decodeTokenCache(new Uint8Array(await res.arrayBuffer()), { name: "tokens" });
+  const data = Array.from({ length: cache.count }, (_, i) => cache.example(i));
+  try {
+    const r = await train(pack, data, [], { ...${JSON.stringify(OPTIONS)}, threads, kernels });
+    return { losses: r.losses, params: bits(r.params), isolated: crossOriginIsolated };
+  } catch (err) {
+    return { error: String(err.message ?? err) };
+  }
+};
+globalThis.ready = true;
+</script>`;
+
+const found = await playwright();
+const skip = typeof found === "string" ? found : undefined;
+if (skip) console.log(`browser tests skipped: ${skip}`);
+
+Deno.test({
+  name:
+    "dist/ in headless Chromium, with and without COOP/COEP: the CLI's losses bit for bit; bad URLs named",
+  ignore: skip !== undefined,
+  async fn() {
+    const pw = found as Playwright;
+    const ref = await tinyRun();
+    const profile = await Deno.makeTempDir({ prefix: "mesp-chromium-" });
+    const ctx = await pw.chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: FLAGS,
+    });
+    try {
+      for (const isolate of [true, false]) {
+        const server = serveDir(ROOT, {
+          isolate,
+          mounts: { "/fixture/": ref.dir },
+          routes: { "/page.html": { body: page(ref.pack, ref.tokens), type: "text/html" } },
+        });
+        try {
+          const tab = await ctx.newPage();
+          const warnings: string[] = [];
+          tab.on("console", (m) => {
+            if (m.type() === "warning") warnings.push(m.text());
+          });
+          await tab.goto(`${server.origin}/page.html`);
+          await tab.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true);
+          // deno-lint-ignore no-explicit-any
+          const run = (threads: number, kernels?: unknown): Promise<any> =>
+            // deno-lint-ignore no-explicit-any
+            tab.evaluate(([t, k]) => (globalThis as any).trainTiny(t, k), [threads, kernels] as const);
+          const got = await run(2);
+          assertEquals(got.error, undefined);
+          assertEquals(got.isolated, isolate);
+          assertEquals(got.losses, ref.losses, `isolated ${isolate}: losses differ`);
+          assert(
+            got.params.every((b: number, i: number) => b === ref.params[i]),
+            `isolated ${isolate}: adapters differ`,
+          );
+          const notice = warnings.filter((w) => w.includes("2 threads asked for, running on 1"));
+          if (isolate) assertEquals(notice, []);
+          else {assert(
+              notice.length === 1 && notice[0].includes("cross-origin isolated"),
+              warnings.join("\n"),
+            );}
+          const packReads = server.requests.filter((q) => q.path === `/fixture/${ref.pack}` && q.range);
+          assert(
+            packReads.length > 0 && packReads.every((q) => q.status === 206),
+            "the pack is not read in ranges",
+          );
+
+          const noWasm = await run(1, { wasmBase: `${server.origin}/nowhere/` });
+          assert(
+            noWasm.error?.includes(`${server.origin}/nowhere/mesp_relaxed.wasm: HTTP 404`),
+            noWasm.error,
+          );
+          if (isolate) {
+            const noWorker = await run(2, { workerUrl: `${server.origin}/nowhere/worker.js` });
+            assert(
+              noWorker.error?.includes(`cannot load ${server.origin}/nowhere/worker.js: HTTP 404`),
+              noWorker.error,
+            );
+          }
+          await tab.close();
+        } finally {
+          await server.close();
+        }
+      }
+    } finally {
+      await ctx.close();
+      await Deno.remove(profile, { recursive: true });
+    }
+  },
+});
