@@ -1,0 +1,172 @@
+// The browser build in Cloudflare's runtime (npm `workerd`, pinned): the wasm handed in as module imports
+// (workerd gives modules no URL and cannot compile wasm from bytes), one thread (no Worker), public API only.
+// It trains the tiny model 3 steps from a pack read with HTTP Range requests (through a service binding),
+// evaluates and generates with the CLI's adapter, and must agree with the same calls in Deno bit for bit.
+// Skipped (with a message) where the workerd binary cannot be installed; CI installs it (.ci/run).
+import { assert, assertEquals } from "./_assert.ts";
+import { serveDir } from "./_http_server.ts";
+import { OPTIONS, sequences, tinyRun } from "./_tiny_run.ts";
+import { dirFiles, fileSource } from "../src/io/deno_files.ts";
+import { openPack } from "../src/model/pack.ts";
+import { openAdapter } from "../src/engine/adapter.ts";
+import { evaluate } from "../src/run/evaluate.ts";
+import { generate } from "../src/run/generate.ts";
+
+const ROOT = new URL("../", import.meta.url);
+const VERSION = "1.20261117.1";
+const PACKAGE = `@cloudflare/workerd-linux-64@${VERSION}`;
+
+/** The workerd binary (installed once with npm into a cache folder), or why there is none. */
+async function workerd(): Promise<string> {
+  if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") throw new Error(`no ${PACKAGE} for this OS`);
+  const home = Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME") ?? "/tmp"}/.cache`;
+  const dir = `${home}/mesp-test/workerd-${VERSION}`;
+  const bin = `${dir}/node_modules/@cloudflare/workerd-linux-64/bin/workerd`;
+  try {
+    await Deno.stat(bin);
+    return bin;
+  } catch { /* install it */ }
+  await Deno.mkdir(dir, { recursive: true });
+  const out = await new Deno.Command("npm", {
+    args: ["install", "--no-save", "--no-audit", "--no-fund", "--prefix", dir, PACKAGE],
+    stdout: "null",
+    stderr: "piped",
+  }).output().catch((err) => ({ success: false, stderr: new TextEncoder().encode(String(err)) }));
+  if (!out.success) {
+    throw new Error(`npm install ${PACKAGE} failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+  return bin;
+}
+
+/** The worker: mesp's dist/ build with its wasm as module imports, called through the public API only. */
+const MAIN = `
+import { decodeTokenCache, evaluate, fetchSource, generate, openAdapter, openPack, train, urlFiles } from "./mesp.js";
+import relaxed from "./mesp_relaxed.wasm";
+import simd from "./mesp_simd.wasm";
+
+const kernels = { modules: { "mesp_relaxed.wasm": relaxed, "mesp_simd.wasm": simd } };
+const bits = (p) => Array.from(new Uint32Array(p.buffer, p.byteOffset, p.length));
+
+export default {
+  async fetch(request, env) {
+    const q = new URL(request.url).searchParams;
+    const options = JSON.parse(q.get("options"));
+    const fetch = (url, init) => env.FIXTURE.fetch(url, init);
+    try {
+      const pack = await openPack(fetchSource("http://fixture/" + q.get("pack"), { fetch }));
+      const res = await fetch("http://fixture/" + q.get("tokens"));
+      const cache = decodeTokenCache(new Uint8Array(await res.arrayBuffer()), { name: "tokens" });
+      const data = Array.from({ length: cache.count }, (_, i) => cache.example(i));
+      const trained = await train(pack, data, [], { ...options, kernels });
+      const adapter = await openAdapter(urlFiles("http://fixture/run/", { fetch }));
+      const evaluated = await evaluate(pack, data.slice(0, 4), { adapter, kernels, seqLen: options.seqLen });
+      const tokens = [];
+      const prompt = data[0].ids.slice(0, 8);
+      for await (const t of generate(pack, prompt, { adapter, kernels, maxTokens: 6, temperature: 0 })) tokens.push(t);
+      return Response.json({ losses: trained.losses, params: bits(trained.params), nll: evaluated.nll, tokens });
+    } catch (err) {
+      return Response.json({ error: String(err?.stack ?? err) });
+    }
+  },
+};
+`;
+
+const config = (fixtureHost: string) => `
+using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .mesp),
+    (name = "fixture", external = (address = "${fixtureHost}", http = ())),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:0", http = (), service = "main")],
+);
+const mesp :Workerd.Worker = (
+  modules = [
+    (name = "main.js", esModule = embed "main.js"),
+    (name = "mesp.js", esModule = embed "mesp.js"),
+    (name = "mesp_relaxed.wasm", wasm = embed "mesp_relaxed.wasm"),
+    (name = "mesp_simd.wasm", wasm = embed "mesp_simd.wasm"),
+  ],
+  compatibilityDate = "2025-01-01",
+  bindings = [(name = "FIXTURE", service = "fixture")],
+);
+`;
+
+let bin: string | undefined, skip: string | undefined;
+try {
+  bin = await workerd();
+} catch (err) {
+  skip = (err as Error).message;
+  console.log(`workerd tests skipped: ${skip}`);
+}
+
+/** A port nothing listens on right now. */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+Deno.test({
+  name: "dist/ in workerd with wasm modules: train, evaluate and generate like Deno, bit for bit",
+  ignore: skip !== undefined,
+  async fn() {
+    const ref = await tinyRun();
+    const server = serveDir(ref.dir);
+    const dir = await Deno.makeTempDir({ prefix: "mesp-workerd-" });
+    let child: Deno.ChildProcess | undefined;
+    try {
+      await Deno.writeTextFile(`${dir}/main.js`, MAIN);
+      await Deno.writeTextFile(`${dir}/config.capnp`, config(server.host));
+      await Deno.copyFile(new URL("dist/mesp.js", ROOT), `${dir}/mesp.js`);
+      for (const f of ["mesp_relaxed.wasm", "mesp_simd.wasm"]) {
+        await Deno.copyFile(new URL(`dist/wasm/${f}`, ROOT), `${dir}/${f}`);
+      }
+      const port = freePort();
+      child = new Deno.Command(bin!, {
+        args: ["serve", "config.capnp", "--socket-addr", `http=127.0.0.1:${port}`],
+        cwd: dir,
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      const query = new URLSearchParams({
+        options: JSON.stringify(OPTIONS),
+        pack: ref.pack,
+        tokens: ref.tokens,
+      });
+      let res: Response | undefined;
+      for (let i = 0; i < 100 && !res; i++) {
+        res = await fetch(`http://127.0.0.1:${port}/?${query}`).catch(() => undefined);
+        if (!res) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert(res, "workerd did not start");
+      const got = await res.json();
+      assertEquals(got.error, undefined);
+      assertEquals(got.losses, ref.losses);
+      assert(got.params.every((b: number, i: number) => b === ref.params[i]), "adapters differ");
+
+      // the same evaluation and generation in Deno, with the CLI's adapter
+      const pack = await openPack(fileSource(`${ref.dir}/${ref.pack}`));
+      const data = sequences(await Deno.readFile(`${ref.dir}/${ref.tokens}`));
+      const adapter = await openAdapter(dirFiles(`${ref.dir}/run`));
+      const ev = await evaluate(pack, data.slice(0, 4), { adapter, seqLen: OPTIONS.seqLen });
+      assert(Object.is(got.nll, ev.nll), `nll ${got.nll} vs ${ev.nll}`);
+      const tokens: number[] = [];
+      for await (
+        const t of generate(pack, data[0].ids.slice(0, 8), { adapter, maxTokens: 6, temperature: 0 })
+      ) {
+        tokens.push(t);
+      }
+      assertEquals(got.tokens, tokens);
+    } finally {
+      if (child) {
+        child.kill();
+        await child.stderr.cancel();
+        await child.status;
+      }
+      await server.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
