@@ -128,7 +128,8 @@ const UNSATISFIED_RANGE = /^\s*bytes\s+\*\/(\d+)\s*$/i;
  * A {@linkcode WeightSource} over HTTP(S) that reads byte ranges with `Range` requests. Every read checks
  * that the server answered `206 Partial Content` with the requested `Content-Range`; a server that ignores
  * `Range` (status 200) is an error rather than a silent whole-file download. The size comes from a `HEAD`
- * request's `Content-Length`, or else from the total of a one-byte range probe.
+ * request's `Content-Length`, or else from the total of a one-byte range probe. A file whose `ETag` or size
+ * changes between responses (replaced on the server mid-run) stops the run with an error.
  */
 export function fetchSource(url: string | URL, options: FetchSourceOptions = {}): WeightSource {
   const href = String(url);
@@ -136,6 +137,26 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
   const doFetch = options.fetch ?? globalThis.fetch;
   const baseHeaders = options.headers ?? {};
   let sizePromise: Promise<number> | undefined;
+  // what the first response said the file is: a later one that differs means it changed mid-run
+  let seen: { etag: string | null; size: number | undefined } | undefined;
+  const checkUnchanged = (res: Response, size: number | undefined) => {
+    const etag = res.headers.get("etag");
+    if (!seen) {
+      seen = { etag, size };
+      return;
+    }
+    const etagChanged = seen.etag !== null && etag !== null && etag !== seen.etag;
+    const sizeChanged = seen.size !== undefined && size !== undefined && size !== seen.size;
+    if (etagChanged || sizeChanged) {
+      throw new Error(
+        `${name} changed on the server while it was being read (` +
+          (etagChanged ? `ETag ${seen.etag} → ${etag}` : `size ${seen.size} → ${size} bytes`) +
+          `): stopping; start again once the file is stable`,
+      );
+    }
+    seen.etag ??= etag;
+    seen.size ??= size;
+  };
 
   // identity: a compressed body would make Content-Length and byte ranges refer to the wrong bytes.
   const headers = (extra: Record<string, string>) => ({
@@ -150,7 +171,10 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
     if (head.status === 404 || head.status === 410) throw new FileNotFoundError(name);
     const length = head.headers.get("content-length");
     const encoded = (head.headers.get("content-encoding") ?? "identity") !== "identity";
-    if (head.ok && length !== null && /^\d+$/.test(length.trim()) && !encoded) return Number(length);
+    if (head.ok && length !== null && /^\d+$/.test(length.trim()) && !encoded) {
+      checkUnchanged(head, Number(length));
+      return Number(length);
+    }
     // No usable HEAD: ask for one byte and read the total from Content-Range.
     const res = await doFetch(href, { headers: headers({ range: "bytes=0-0" }) });
     await res.body?.cancel();
@@ -202,6 +226,12 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
             got === null ? "(none)" : JSON.stringify(got)
           }`,
         );
+      }
+      try {
+        checkUnchanged(res, m[3] === "*" ? undefined : Number(m[3]));
+      } catch (err) {
+        await res.body?.cancel();
+        throw err;
       }
       await readBodyInto(name, res, into);
     },
