@@ -29,6 +29,7 @@ async function playwright(): Promise<Playwright | string> {
     return `${CHROMIUM} is missing (apt-get install -y chromium)`;
   }
   try {
+    // deno-lint-ignore no-import-prefix
     return await import("npm:playwright-core@1.65.1");
   } catch (err) {
     return `npm:playwright-core@1.65.1 cannot be loaded (${(err as Error).message.split("\n")[0]})`;

@@ -1,8 +1,8 @@
-// The committed wasm/ must be exactly what asm/ compiles to with the pinned compiler.
+// The committed wasm/ and dist/ must be exactly what asm/ and the sources build to with the pinned tools.
 import { assert } from "./_assert.ts";
 
 Deno.test({
-  name: "build: rebuilding asm/ reproduces the committed wasm/ byte for byte",
+  name: "build: rebuilding reproduces the committed wasm/ and dist/ byte for byte",
   // the compiler is fetched from npm once; later runs use Deno's cache
   sanitizeResources: false,
   async fn() {
@@ -12,12 +12,17 @@ Deno.test({
       cwd: root,
     }).output();
     const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-    assert(out.success, `wasm/ is stale, run \`deno task build\`:\n${text}`);
+    assert(out.success, `wasm/ or dist/ is stale, run \`deno task build\`:\n${text}`);
     for (const name of ["relaxed", "simd", "relaxed_threads", "simd_threads"]) {
       assert(
         new RegExp(`same\\s+wasm/mesp_${name}\\.wasm`).test(text),
         `wasm/mesp_${name}.wasm not checked:\n${text}`,
       );
+    }
+    for (
+      const file of ["mesp.js", "worker.js", "tokenizer.js", "tokenize_worker.js", "wasm/mesp_simd.wasm"]
+    ) {
+      assert(text.includes(`same    dist/${file}`), `dist/${file} not checked:\n${text}`);
     }
   },
 });
