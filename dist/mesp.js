@@ -643,6 +643,24 @@ function fetchSource(url, options = {}) {
   const doFetch = options.fetch ?? globalThis.fetch;
   const baseHeaders = options.headers ?? {};
   let sizePromise;
+  let seen;
+  const checkUnchanged = (res, size) => {
+    const etag = res.headers.get("etag");
+    if (!seen) {
+      seen = {
+        etag,
+        size
+      };
+      return;
+    }
+    const etagChanged = seen.etag !== null && etag !== null && etag !== seen.etag;
+    const sizeChanged = seen.size !== void 0 && size !== void 0 && size !== seen.size;
+    if (etagChanged || sizeChanged) {
+      throw new Error(`${name} changed on the server while it was being read (` + (etagChanged ? `ETag ${seen.etag} \u2192 ${etag}` : `size ${seen.size} \u2192 ${size} bytes`) + `): stopping; start again once the file is stable`);
+    }
+    seen.etag ??= etag;
+    seen.size ??= size;
+  };
   const headers = (extra) => ({
     ...baseHeaders,
     "accept-encoding": "identity",
@@ -657,7 +675,10 @@ function fetchSource(url, options = {}) {
     if (head.status === 404 || head.status === 410) throw new FileNotFoundError(name);
     const length = head.headers.get("content-length");
     const encoded = (head.headers.get("content-encoding") ?? "identity") !== "identity";
-    if (head.ok && length !== null && /^\d+$/.test(length.trim()) && !encoded) return Number(length);
+    if (head.ok && length !== null && /^\d+$/.test(length.trim()) && !encoded) {
+      checkUnchanged(head, Number(length));
+      return Number(length);
+    }
     const res = await doFetch(href, {
       headers: headers({
         range: "bytes=0-0"
@@ -707,6 +728,12 @@ function fetchSource(url, options = {}) {
         const got = res.headers.get("content-range");
         const short = m && Number(m[1]) === offset && Number(m[2]) < last;
         throw new Error(`${name}: ${short ? "short read: " : ""}asked for bytes ${offset}-${last}, server sent Content-Range ${got === null ? "(none)" : JSON.stringify(got)}`);
+      }
+      try {
+        checkUnchanged(res, m[3] === "*" ? void 0 : Number(m[3]));
+      } catch (err) {
+        await res.body?.cancel();
+        throw err;
       }
       await readBodyInto(name, res, into);
     }
