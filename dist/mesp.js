@@ -3607,10 +3607,9 @@ var Pool = class _Pool {
         workers.push(w);
         ready.push(new Promise((resolve, reject) => {
           w.onmessage = (ev) => {
-            if (ev.data?.ready) resolve();
-            else {
-              reject(new Error(`pool worker ${i} (${url}) failed to start: ${ev.data?.error ?? "no reason"}`));
-            }
+            if (ev.data?.ready) return resolve();
+            const why = ev.data?.error ?? "no reason";
+            reject(new Error(`pool worker ${i} (${url}) failed to start: ${why}`));
           };
           w.onerror = (ev) => {
             ev.preventDefault();

@@ -76,7 +76,8 @@ Deno.test({
       args: FLAGS,
     });
     try {
-      for (const isolate of [true, false]) {
+      // both pages side by side, in tabs of one browser
+      await Promise.all([true, false].map(async (isolate) => {
         const server = serveDir(ROOT, {
           isolate,
           mounts: { "/fixture/": ref.dir },
@@ -130,7 +131,7 @@ Deno.test({
         } finally {
           await server.close();
         }
-      }
+      }));
     } finally {
       await ctx.close();
       await Deno.remove(profile, { recursive: true });

@@ -29,10 +29,14 @@ Deno.test("mod.ts imported over HTTP with only --allow-import and --allow-net tr
   const server = serveDir(ROOT, { mounts: { "/fixture/": ref.dir } });
   const dir = await Deno.makeTempDir({ prefix: "mesp-url-" });
   try {
-    for (const threads of [1, 2]) {
-      await Deno.writeTextFile(`${dir}/main.ts`, script(server.origin, ref.pack, ref.tokens, threads));
+    // 1 and 2 threads side by side (each its own process and script)
+    await Promise.all([1, 2].map(async (threads) => {
+      await Deno.writeTextFile(
+        `${dir}/main${threads}.ts`,
+        script(server.origin, ref.pack, ref.tokens, threads),
+      );
       const flags = [`--allow-import=${server.host}`, `--allow-net=${server.host}`];
-      const r = await run(["run", "--no-prompt", ...flags, "main.ts"], dir);
+      const r = await run(["run", "--no-prompt", ...flags, `main${threads}.ts`], dir);
       assertEquals(r.code, 0, r.stderr);
       const got = JSON.parse(r.stdout);
       assertEquals(got.losses, ref.losses, `threads ${threads}: losses differ from the in-process run`);
@@ -40,7 +44,7 @@ Deno.test("mod.ts imported over HTTP with only --allow-import and --allow-net tr
         got.params.every((b: number, i: number) => b === ref.params[i]),
         `threads ${threads}: adapters differ`,
       );
-    }
+    }));
     assertEquals(ref.losses.map(printed), ref.cliLosses, "the library's losses are not the CLI's");
     assert(ref.params.every((b, i) => b === ref.cliParams[i]), "the library's adapter is not the CLI's");
     const packReads = server.requests.filter((q) => q.path === `/fixture/${ref.pack}` && q.range);
@@ -87,7 +91,7 @@ Deno.test("the CLI runs from its URL: train prints the same losses as from the r
         ...CLI_FLAGS,
       ],
       dir,
-      { MESP_CACHE: `${dir}/cache` },
+      { MESP_CACHE: `${ref.dir}/cache` }, // the reference run's pack and token cache: checked, not rebuilt
     );
     assertEquals(r.code, 0, r.stderr);
     const losses = r.stdout.split("\n").filter((l) => l.startsWith('{"step"')).map((l) => JSON.parse(l).loss);

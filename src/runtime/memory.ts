@@ -1,7 +1,8 @@
 /**
  * Process memory as the operating system sees it: resident set size now and at its peak. Reads Linux's
  * `/proc/self/status`; elsewhere (or without the permission) falls back to `process.memoryUsage()` with
- * `getrusage`'s peak (Node, Deno), or `Deno.memoryUsage()` (no peak). Safe to import in a browser: every runtime API is looked up when called, never at import.
+ * `getrusage`'s peak (Node, Deno), or `Deno.memoryUsage()` (no peak). Safe to import in a browser: every
+ * runtime API is looked up when called, never at import.
  *
  * @module
  */

@@ -316,10 +316,9 @@ export class Pool {
         ready.push(
           new Promise<void>((resolve, reject) => {
             w.onmessage = (ev: MessageEvent) => {
-              if (ev.data?.ready) resolve();
-              else {reject(
-                  new Error(`pool worker ${i} (${url}) failed to start: ${ev.data?.error ?? "no reason"}`),
-                );}
+              if (ev.data?.ready) return resolve();
+              const why = ev.data?.error ?? "no reason";
+              reject(new Error(`pool worker ${i} (${url}) failed to start: ${why}`));
             };
             w.onerror = (ev: ErrorEvent) => {
               ev.preventDefault();
