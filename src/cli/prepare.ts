@@ -7,7 +7,8 @@
  * @module
  */
 import { fileSource } from "../io/deno_files.ts";
-import { openPack, type Pack, type PackFormat } from "../model/pack.ts";
+import { openPack, type Pack } from "../model/pack.ts";
+import type { PackFormat } from "../model/pack_layout.ts";
 import { decodeTokenCache } from "../data/token_cache.ts";
 import type { Sequence } from "../run/evaluate.ts";
 

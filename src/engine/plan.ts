@@ -7,7 +7,7 @@
  */
 import type { RegionSpec } from "../runtime/arena.ts";
 import type { ModelConfig } from "../model/config.ts";
-import { GROUP, layerLayout, matrixSlot, MLP_CHUNK, type PackFormat } from "../model/pack.ts";
+import { GROUP, layerLayout, matrixSlot, MLP_CHUNK, type PackFormat } from "../model/pack_layout.ts";
 import type { LoraLayout } from "./lora.ts";
 import { checkpointSlots } from "./checkpoints.ts";
 
