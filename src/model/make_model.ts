@@ -24,6 +24,7 @@ import {
   SINGLE_FILE,
   type TensorSpec,
 } from "./safetensors.ts";
+import { modelTensors } from "./qwen2.ts";
 
 /** Checkpoint layouts {@linkcode makeModel} writes. */
 export type ModelFormat = "hf" | "mlx-q4" | "mlx-q8";
@@ -152,46 +153,6 @@ export interface ModelPlan {
   textFiles: string[];
 }
 
-/** A float tensor of the model, in HF naming, before any format applies. */
-interface FloatTensor {
-  name: string;
-  shape: number[];
-  kind: "linear" | "embedding" | "norm" | "bias";
-}
-
-/** The model's float tensors in HF state-dict order (module registration order of `Qwen2ForCausalLM`). */
-function floatTensors(cfg: ModelConfig): FloatTensor[] {
-  const h = cfg.hiddenSize;
-  const q = cfg.numHeads * cfg.headDim;
-  const kv = cfg.numKvHeads * cfg.headDim;
-  const inter = cfg.intermediateSize;
-  const out: FloatTensor[] = [{
-    name: "model.embed_tokens.weight",
-    shape: [cfg.vocabSize, h],
-    kind: "embedding",
-  }];
-  for (let i = 0; i < cfg.numLayers; i++) {
-    const p = `model.layers.${i}`;
-    out.push(
-      { name: `${p}.self_attn.q_proj.weight`, shape: [q, h], kind: "linear" },
-      { name: `${p}.self_attn.q_proj.bias`, shape: [q], kind: "bias" },
-      { name: `${p}.self_attn.k_proj.weight`, shape: [kv, h], kind: "linear" },
-      { name: `${p}.self_attn.k_proj.bias`, shape: [kv], kind: "bias" },
-      { name: `${p}.self_attn.v_proj.weight`, shape: [kv, h], kind: "linear" },
-      { name: `${p}.self_attn.v_proj.bias`, shape: [kv], kind: "bias" },
-      { name: `${p}.self_attn.o_proj.weight`, shape: [h, q], kind: "linear" },
-      { name: `${p}.mlp.gate_proj.weight`, shape: [inter, h], kind: "linear" },
-      { name: `${p}.mlp.up_proj.weight`, shape: [inter, h], kind: "linear" },
-      { name: `${p}.mlp.down_proj.weight`, shape: [h, inter], kind: "linear" },
-      { name: `${p}.input_layernorm.weight`, shape: [h], kind: "norm" },
-      { name: `${p}.post_attention_layernorm.weight`, shape: [h], kind: "norm" },
-    );
-  }
-  out.push({ name: "model.norm.weight", shape: [h], kind: "norm" });
-  if (!cfg.tieWordEmbeddings) out.push({ name: "lm_head.weight", shape: [cfg.vocabSize, h], kind: "linear" });
-  return out;
-}
-
 function bitsOf(format: ModelFormat): QuantBits | undefined {
   return format === "mlx-q4" ? 4 : format === "mlx-q8" ? 8 : undefined;
 }
@@ -272,7 +233,7 @@ export function planModel(config: ModelConfig, options: MakeModelOptions = {}): 
 
   const st = SAFETENSORS_DTYPE[dtype];
   const tensors: Omit<PlannedTensor, "file">[] = [];
-  for (const t of floatTensors(written)) {
+  for (const t of modelTensors(written)) {
     const quantized = bits !== undefined && (t.kind === "linear" || t.kind === "embedding");
     if (!quantized) {
       tensors.push({
@@ -448,7 +409,7 @@ class TensorWriter {
     this.#bits = bitsOf(plan.format);
     this.#chunk = chunk;
     this.#onProgress = onProgress;
-    const floats = floatTensors(plan.config);
+    const floats = modelTensors(plan.config);
     this.#shapes = new Map(floats.map((t) => [t.name, t.shape]));
     this.#index = new Map(plan.tensors.map((t, i) => [t.name, i + 1]));
     // A chunk is whole rows of at most max(chunk, row length) elements.

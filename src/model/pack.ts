@@ -13,7 +13,7 @@ import {
   matrixSlot,
   type PackFormat,
 } from "./pack_layout.ts";
-import { MAGIC, type PackHeader, planPack, VERSION } from "./pack_header.ts";
+import { type PackHeader, planPack, readPackHeader, StalePackError } from "./pack_header.ts";
 
 /** An opened pack: its header, the layer layout, and reads into caller buffers. */
 export interface Pack {
@@ -53,37 +53,10 @@ export interface OpenPackOptions {
   format?: PackFormat;
 }
 
-/** Thrown when a pack is stale, foreign, truncated or corrupt; callers rebuild it. */
-export class StalePackError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "StalePackError";
-  }
-}
-
 /** Opens a pack and checks it against what the caller expects. */
 export async function openPack(source: WeightSource, options: OpenPackOptions = {}): Promise<Pack> {
   const size = await source.size();
-  if (size < 16) throw new StalePackError(`${source.name}: not a mesp pack (too short)`);
-  const pre = new Uint8Array(16);
-  await source.read(0, pre);
-  if (new TextDecoder().decode(pre.subarray(0, 8)) !== MAGIC) {
-    throw new StalePackError(`${source.name}: not a mesp pack`);
-  }
-  const dv = new DataView(pre.buffer);
-  if (dv.getUint32(8, true) !== VERSION) {
-    throw new StalePackError(`${source.name}: pack version ${dv.getUint32(8, true)}`);
-  }
-  const len = dv.getUint32(12, true);
-  if (16 + len > size) throw new StalePackError(`${source.name}: truncated header`);
-  const hb = new Uint8Array(len);
-  await source.read(16, hb);
-  let header: PackHeader;
-  try {
-    header = JSON.parse(new TextDecoder().decode(hb));
-  } catch {
-    throw new StalePackError(`${source.name}: corrupt header`);
-  }
+  const header = await readPackHeader(source, size);
   if (header.fileBytes !== size) {
     throw new StalePackError(
       `${source.name}: file is ${size} bytes, header says ${header.fileBytes} (truncated?)`,

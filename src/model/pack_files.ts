@@ -9,7 +9,8 @@
 import { dirFiles, fileSource, writeFileAtomic } from "../io/deno_files.ts";
 import { type ModelConfig, parseModelConfig } from "./config.ts";
 import { checkpointFingerprint } from "./checkpoint_fingerprint.ts";
-import { openPack, type Pack, StalePackError } from "./pack.ts";
+import { openPack, type Pack } from "./pack.ts";
+import { StalePackError } from "./pack_header.ts";
 import type { PackFormat } from "./pack_layout.ts";
 import { writePack } from "./pack_writer.ts";
 import { openCheckpoint } from "./safetensors.ts";

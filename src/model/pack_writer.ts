@@ -11,7 +11,15 @@ import type { ModelConfig } from "./config.ts";
 import { f32ToBf16 } from "./dtype.ts";
 import { quantize } from "./quantize.ts";
 import type { Checkpoint } from "./safetensors.ts";
-import { ATTENTION, hfName, LINEAR_PREFIX, linearShape } from "./qwen2.ts";
+import {
+  ATTENTION,
+  EMBED_TOKENS,
+  FINAL_NORM,
+  layerTensor,
+  LINEAR_PREFIX,
+  linearShape,
+  LM_HEAD,
+} from "./qwen2.ts";
 import {
   copiesQuantized,
   GROUP,
@@ -21,7 +29,7 @@ import {
   type PackFormat,
   type VectorSlot,
 } from "./pack_layout.ts";
-import { MAGIC, type PackHeader, planPack, VERSION } from "./pack_header.ts";
+import { encodePackHeader, type PackHeader, planPack } from "./pack_header.ts";
 import { mlxShape, readMlxRows, readRowsF32, readVectorF32 } from "./checkpoint_rows.ts";
 
 /** Options for {@linkcode writePack}. */
@@ -220,14 +228,7 @@ export async function writePack(
       if (offset > written) await out.emit(new Uint8Array(offset - written));
     },
   };
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  if (16 + json.length > plan.embed.offset) throw new Error(`pack header too large (${json.length} bytes)`);
-  const pre = new Uint8Array(16);
-  pre.set(new TextEncoder().encode(MAGIC));
-  new DataView(pre.buffer).setUint32(8, VERSION, true);
-  new DataView(pre.buffer).setUint32(12, json.length, true);
-  await out.emit(pre);
-  await out.emit(json);
+  await out.emit(encodePackHeader(header));
   const total = cfg.numLayers + 2 + (plan.lmHead ? 1 : 0);
   let done = 0;
   const progress = (what: string) => options.onProgress?.(++done, total, what);
@@ -237,22 +238,30 @@ export async function writePack(
     await out.emit(new Uint8Array((await readVectorF32(ckpt, name, slot.length)).buffer));
   };
 
-  await convertMatrix(ckpt, cfg, "model.embed_tokens", vocab, format, plan.embed.offset, out);
+  await convertMatrix(ckpt, cfg, EMBED_TOKENS, vocab, format, plan.embed.offset, out);
   progress("embedding");
   for (let l = 0; l < cfg.numLayers; l++) {
     const at = plan.layers[l].offset;
     for (const name of ATTENTION) {
-      await convertMatrix(ckpt, cfg, hfName(l, LINEAR_PREFIX[name]), layout.attention[name], format, at, out);
+      await convertMatrix(
+        ckpt,
+        cfg,
+        layerTensor(l, LINEAR_PREFIX[name]),
+        layout.attention[name],
+        format,
+        at,
+        out,
+      );
     }
-    await vector(hfName(l, "self_attn.q_proj.bias"), layout.qBias, at);
-    await vector(hfName(l, "self_attn.k_proj.bias"), layout.kBias, at);
-    await vector(hfName(l, "self_attn.v_proj.bias"), layout.vBias, at);
-    await vector(hfName(l, "input_layernorm.weight"), layout.inputNorm, at);
-    await vector(hfName(l, "post_attention_layernorm.weight"), layout.postNorm, at);
+    await vector(`${layerTensor(l, LINEAR_PREFIX.q_proj)}.bias`, layout.qBias, at);
+    await vector(`${layerTensor(l, LINEAR_PREFIX.k_proj)}.bias`, layout.kBias, at);
+    await vector(`${layerTensor(l, LINEAR_PREFIX.v_proj)}.bias`, layout.vBias, at);
+    await vector(`${layerTensor(l, "input_layernorm")}.weight`, layout.inputNorm, at);
+    await vector(`${layerTensor(l, "post_attention_layernorm")}.weight`, layout.postNorm, at);
     const [I, d] = linearShape(cfg, "gate_proj");
-    const gate = await convertWhole(ckpt, cfg, hfName(l, LINEAR_PREFIX.gate_proj), I, d, format);
-    const up = await convertWhole(ckpt, cfg, hfName(l, LINEAR_PREFIX.up_proj), I, d, format);
-    const down = await convertWhole(ckpt, cfg, hfName(l, LINEAR_PREFIX.down_proj), d, I, format);
+    const gate = await convertWhole(ckpt, cfg, layerTensor(l, LINEAR_PREFIX.gate_proj), I, d, format);
+    const up = await convertWhole(ckpt, cfg, layerTensor(l, LINEAR_PREFIX.up_proj), I, d, format);
+    const down = await convertWhole(ckpt, cfg, layerTensor(l, LINEAR_PREFIX.down_proj), d, I, format);
     for (const c of layout.chunks) {
       await emitBlock(gate, c.c0, 0, c.gate, at + c.offset, out);
       await emitBlock(up, c.c0, 0, c.up, at + c.offset, out);
@@ -261,13 +270,13 @@ export async function writePack(
     progress(`layer ${l}`);
   }
   await vector(
-    "model.norm.weight",
+    `${FINAL_NORM}.weight`,
     { length: cfg.hiddenSize, offset: 0, bytes: cfg.hiddenSize * 4 },
     plan.norm.offset,
   );
   progress("final norm");
   if (plan.lmHead) {
-    await convertMatrix(ckpt, cfg, "lm_head", vocab, format, plan.lmHead.offset, out);
+    await convertMatrix(ckpt, cfg, LM_HEAD, vocab, format, plan.lmHead.offset, out);
     progress("lm_head");
   }
   await out.padTo(plan.fileBytes);

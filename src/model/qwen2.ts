@@ -37,10 +37,6 @@ export function linearShape(cfg: ModelConfig, name: Linear): [number, number] {
   }
 }
 
-/** Tensor names of the checkpoint for layer `l`. */
-export function hfName(l: number, suffix: string): string {
-  return `model.layers.${l}.${suffix}`;
-}
 /** Module path of each linear inside a decoder layer (`model.layers.{i}.<path>`). */
 export const LINEAR_PREFIX: Record<Linear, string> = {
   q_proj: "self_attn.q_proj",
@@ -51,3 +47,51 @@ export const LINEAR_PREFIX: Record<Linear, string> = {
   up_proj: "mlp.up_proj",
   down_proj: "mlp.down_proj",
 };
+
+/** The linears with a bias: Qwen2's query, key and value projections (the others have none). */
+export const BIASED: readonly Linear[] = ["q_proj", "k_proj", "v_proj"];
+
+/** A decoder layer's two RMSNorm weights: before the attention and before the MLP. */
+export const LAYER_NORMS = ["input_layernorm", "post_attention_layernorm"] as const;
+
+/** Module paths outside the decoder layers: the embedding, the final norm, an untied LM head. */
+export const EMBED_TOKENS = "model.embed_tokens";
+export const FINAL_NORM = "model.norm";
+export const LM_HEAD = "lm_head";
+
+/** Checkpoint name of `path` inside decoder layer `l`: `model.layers.{l}.{path}`. */
+export function layerTensor(l: number, path: string): string {
+  return `model.layers.${l}.${path}`;
+}
+
+/** One tensor of a checkpoint, before any storage format applies. */
+export interface ModelTensor {
+  name: string;
+  shape: number[];
+  kind: "linear" | "embedding" | "norm" | "bias";
+}
+
+/** Every tensor of the model in Hugging Face state-dict order (`Qwen2ForCausalLM`'s module order). */
+export function modelTensors(cfg: ModelConfig): ModelTensor[] {
+  const d = cfg.hiddenSize;
+  const out: ModelTensor[] = [{
+    name: `${EMBED_TOKENS}.weight`,
+    shape: [cfg.vocabSize, d],
+    kind: "embedding",
+  }];
+  for (let l = 0; l < cfg.numLayers; l++) {
+    for (const linear of LINEARS) {
+      const base = layerTensor(l, LINEAR_PREFIX[linear]), shape = linearShape(cfg, linear);
+      out.push({ name: `${base}.weight`, shape, kind: "linear" });
+      if (BIASED.includes(linear)) out.push({ name: `${base}.bias`, shape: [shape[0]], kind: "bias" });
+    }
+    for (const norm of LAYER_NORMS) {
+      out.push({ name: `${layerTensor(l, norm)}.weight`, shape: [d], kind: "norm" });
+    }
+  }
+  out.push({ name: `${FINAL_NORM}.weight`, shape: [d], kind: "norm" });
+  if (!cfg.tieWordEmbeddings) {
+    out.push({ name: `${LM_HEAD}.weight`, shape: [cfg.vocabSize, d], kind: "linear" });
+  }
+  return out;
+}
