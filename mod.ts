@@ -96,7 +96,8 @@ export {
   type TrainResult,
   type TrainState,
 } from "./src/run/train.ts";
-export { evaluate, type EvaluateOptions, type EvaluateResult, type Sequence } from "./src/run/evaluate.ts";
+export { evaluate, type EvaluateOptions, type EvaluateResult } from "./src/run/evaluate.ts";
+export type { Sequence } from "./src/data/sequence.ts";
 export { generate, type GenerateOptions, sampler } from "./src/run/generate.ts";
 export { computeGradients, type GradOptions, type GradResult } from "./src/run/grad.ts";
 export { decodeCheckpoint, writeCheckpoint } from "./src/run/checkpoint.ts";

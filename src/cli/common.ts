@@ -11,7 +11,7 @@ import { availableThreads } from "../runtime/pool.ts";
 import type { Pack } from "../model/pack.ts";
 import { PACK_FORMATS, type PackFormat } from "../model/pack_layout.ts";
 import { prepare } from "./prepare.ts";
-import type { Sequence } from "../run/evaluate.ts";
+import type { Sequence } from "../data/sequence.ts";
 import { dirFiles } from "../io/deno_files.ts";
 import { openAdapter, type OpenedAdapter } from "../engine/adapter.ts";
 import type { FlagSpec } from "./args.ts";

@@ -25,6 +25,7 @@ import {
   type TensorSpec,
 } from "./safetensors.ts";
 import { modelTensors } from "./qwen2.ts";
+import { NormalRng } from "../util/random.ts";
 
 /** Checkpoint layouts {@linkcode makeModel} writes. */
 export type ModelFormat = "hf" | "mlx-q4" | "mlx-q8";
@@ -532,95 +533,6 @@ class TensorWriter {
     });
     this.#cached = { source: t.source, scales, biases };
     return this.#cached;
-  }
-}
-
-/** FNV-1a hash of a string's UTF-16 code units. */
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
-
-/** splitmix32 step: a well-mixed 32-bit value from a counter. */
-function splitmix32(x: number): number {
-  x = (x + 0x9e3779b9) | 0;
-  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
-  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
-  return (x ^ (x >>> 16)) >>> 0;
-}
-
-/**
- * Normal deviates: xoshiro128** (Blackman & Vigna) for uniforms and the Marsaglia polar method for
- * pairs of exact N(0,1) values. Consumed sequentially, so the output does not depend on how the caller
- * chunks its `fill` calls.
- */
-export class NormalRng {
-  #a: number;
-  #b: number;
-  #c: number;
-  #d: number;
-  #spare = 0;
-  #hasSpare = false;
-
-  /** A generator for stream `stream` (e.g. a tensor name) of seed `seed`. */
-  constructor(seed: number, stream: string) {
-    let h = fnv1a(`${seed}:${stream}`);
-    const next = () => (h = splitmix32(h));
-    this.#a = next() | 0;
-    this.#b = next() | 0;
-    this.#c = next() | 0;
-    this.#d = next() | 0;
-    if ((this.#a | this.#b | this.#c | this.#d) === 0) this.#a = 1; // the all-zero state is a fixed point
-  }
-
-  /** Fills `out` with `mean + std · N(0, 1)` values. */
-  fill(out: Float32Array, mean: number, std: number): void {
-    let a = this.#a, b = this.#b, c = this.#c, d = this.#d;
-    let i = 0;
-    const n = out.length;
-    if (this.#hasSpare && n > 0) {
-      out[i++] = mean + std * this.#spare;
-      this.#hasSpare = false;
-    }
-    while (i < n) {
-      let u: number, v: number, s: number;
-      do {
-        // two xoshiro128** steps, inlined (hot loop); signed 32-bit results scaled to [-1, 1)
-        let r = Math.imul(b, 5);
-        r = Math.imul((r << 7) | (r >>> 25), 9);
-        let t = b << 9;
-        c ^= a;
-        d ^= b;
-        b ^= c;
-        a ^= d;
-        c ^= t;
-        d = (d << 11) | (d >>> 21);
-        u = r * 4.656612873077393e-10;
-        r = Math.imul(b, 5);
-        r = Math.imul((r << 7) | (r >>> 25), 9);
-        t = b << 9;
-        c ^= a;
-        d ^= b;
-        b ^= c;
-        a ^= d;
-        c ^= t;
-        d = (d << 11) | (d >>> 21);
-        v = r * 4.656612873077393e-10;
-        s = u * u + v * v;
-      } while (s >= 1 || s === 0);
-      const m = Math.sqrt((-2 * Math.log(s)) / s);
-      out[i++] = mean + std * u * m;
-      if (i < n) out[i++] = mean + std * v * m;
-      else {
-        this.#spare = v * m;
-        this.#hasSpare = true;
-      }
-    }
-    this.#a = a;
-    this.#b = b;
-    this.#c = c;
-    this.#d = d;
   }
 }
 
