@@ -5,9 +5,13 @@
  * @module
  */
 
-/** A tokenized sequence. */
+/** A tokenized sequence. `targets[t] = 1`: token t is predicted from position t−1 and counts in the loss. */
 export interface Sequence {
+  /** Token ids. */
   ids: Int32Array;
-  /** 1 = trained target (ignored by evaluation, which scores every predicted position). */
+  /**
+   * One byte per token: 1 = trained target, 0 = context only (`targets[0]` is always 0). Absent: every
+   * position 1…T−1 is trained. Evaluation ignores it and scores every predicted position.
+   */
   targets?: Uint8Array;
 }

@@ -9,11 +9,9 @@
 export function seededRandom(seed: number): () => number {
   let x = seed >>> 0;
   const next32 = () => {
+    const z = splitmix32(x);
     x = (x + 0x9e3779b9) >>> 0;
-    let z = x;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    return (z ^ (z >>> 16)) >>> 0;
+    return z;
   };
   const s = [next32(), next32(), next32(), next32()];
   return () => {
@@ -40,7 +38,7 @@ function fnv1a(text: string): number {
   return h >>> 0;
 }
 
-/** splitmix32 step: a well-mixed 32-bit value from a counter. */
+/** splitmix32: a well-mixed 32-bit value from a counter (seeds the xoshiro128** states). */
 function splitmix32(x: number): number {
   x = (x + 0x9e3779b9) | 0;
   x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
@@ -84,7 +82,7 @@ export class NormalRng {
     while (i < n) {
       let u: number, v: number, s: number;
       do {
-        // two xoshiro128** steps, inlined (hot loop); signed 32-bit results scaled to [-1, 1)
+        // two xoshiro128** steps (`seededRandom`'s), inlined (hot loop); signed results scaled to [-1, 1)
         let r = Math.imul(b, 5);
         r = Math.imul((r << 7) | (r >>> 25), 9);
         let t = b << 9;
