@@ -59,14 +59,11 @@ export {
   writeSafetensors,
 } from "./src/model/safetensors.ts";
 export { dequantize, quantize } from "./src/model/quantize.ts";
-export {
-  checkpointFingerprint,
-  openPack,
-  type Pack,
-  type PackFormat,
-  planPack,
-  writePack,
-} from "./src/model/pack.ts";
+export { checkpointFingerprint } from "./src/model/checkpoint_fingerprint.ts";
+export { openPack, type Pack } from "./src/model/pack.ts";
+export type { PackFormat } from "./src/model/pack_layout.ts";
+export { planPack } from "./src/model/pack_header.ts";
+export { writePack } from "./src/model/pack_writer.ts";
 export { makeModel, planModel } from "./src/model/make_model.ts";
 
 // Text and data
@@ -99,7 +96,8 @@ export {
   type TrainResult,
   type TrainState,
 } from "./src/run/train.ts";
-export { evaluate, type EvaluateOptions, type EvaluateResult, type Sequence } from "./src/run/evaluate.ts";
+export { evaluate, type EvaluateOptions, type EvaluateResult } from "./src/run/evaluate.ts";
+export type { Sequence } from "./src/data/sequence.ts";
 export { generate, type GenerateOptions, sampler } from "./src/run/generate.ts";
 export { computeGradients, type GradOptions, type GradResult } from "./src/run/grad.ts";
 export { decodeCheckpoint, writeCheckpoint } from "./src/run/checkpoint.ts";

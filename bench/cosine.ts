@@ -24,10 +24,12 @@ import { forwardBackward } from "../src/engine/step.ts";
 import { stepSeed, zoEstimate } from "../src/engine/mezo.ts";
 import { type LoraLayout, loraLayout } from "../src/engine/lora.ts";
 import type { Method } from "../src/engine/plan.ts";
-import { initLora, seededRandom } from "../src/run/train.ts";
-import type { Pack, PackFormat } from "../src/model/pack.ts";
-import type { Sequence } from "../src/run/evaluate.ts";
-import { PACK_FORMATS } from "../src/model/pack.ts";
+import { initLora } from "../src/engine/lora_init.ts";
+import { seededRandom } from "../src/util/random.ts";
+import type { Pack } from "../src/model/pack.ts";
+import type { PackFormat } from "../src/model/pack_layout.ts";
+import type { Sequence } from "../src/data/sequence.ts";
+import { PACK_FORMATS } from "../src/model/pack_layout.ts";
 import { median } from "./measure.ts";
 
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;

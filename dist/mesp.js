@@ -1764,7 +1764,39 @@ function dequantize(qz, cols, options = {}) {
   return out;
 }
 
-// src/model/pack.ts
+// src/model/checkpoint_fingerprint.ts
+async function checkpointFingerprint(files, ckpt) {
+  const parts = [];
+  const enc = new TextEncoder();
+  parts.push(enc.encode(await files.readText("config.json") ?? ""));
+  for (const [name, f] of [
+    ...ckpt.files
+  ].sort(([a], [b]) => a < b ? -1 : 1)) {
+    const size = await f.source.size();
+    parts.push(enc.encode(`${name}:${size}:${JSON.stringify([
+      ...f.tensors.values()
+    ])}`));
+    const span = size - f.dataOffset;
+    for (let i = 0; i < 16 && span > 0; i++) {
+      const at2 = f.dataOffset + Math.floor(span * i / 16);
+      const sample = new Uint8Array(Math.min(4096, size - at2));
+      await f.source.read(at2, sample);
+      parts.push(sample);
+    }
+  }
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  return [
+    ...digest
+  ].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// src/model/qwen2.ts
 var LINEARS = [
   "q_proj",
   "k_proj",
@@ -1774,17 +1806,12 @@ var LINEARS = [
   "up_proj",
   "down_proj"
 ];
-var GROUP = 64;
-var ALIGN = 64;
-var MAGIC = "MESPPACK";
-var VERSION = 2;
 var ATTENTION = [
   "q_proj",
   "k_proj",
   "v_proj",
   "o_proj"
 ];
-var MLP_CHUNK = 256;
 function linearShape(cfg, name) {
   const d = cfg.hiddenSize, q = cfg.numHeads * cfg.headDim, kv = cfg.numKvHeads * cfg.headDim;
   const i = cfg.intermediateSize;
@@ -1818,6 +1845,92 @@ function linearShape(cfg, name) {
       ];
   }
 }
+var LINEAR_PREFIX = {
+  q_proj: "self_attn.q_proj",
+  k_proj: "self_attn.k_proj",
+  v_proj: "self_attn.v_proj",
+  o_proj: "self_attn.o_proj",
+  gate_proj: "mlp.gate_proj",
+  up_proj: "mlp.up_proj",
+  down_proj: "mlp.down_proj"
+};
+var BIASED = [
+  "q_proj",
+  "k_proj",
+  "v_proj"
+];
+var LAYER_NORMS = [
+  "input_layernorm",
+  "post_attention_layernorm"
+];
+var EMBED_TOKENS = "model.embed_tokens";
+var FINAL_NORM = "model.norm";
+var LM_HEAD = "lm_head";
+function layerTensor(l, path) {
+  return `model.layers.${l}.${path}`;
+}
+function modelTensors(cfg) {
+  const d = cfg.hiddenSize;
+  const out = [
+    {
+      name: `${EMBED_TOKENS}.weight`,
+      shape: [
+        cfg.vocabSize,
+        d
+      ],
+      kind: "embedding"
+    }
+  ];
+  for (let l = 0; l < cfg.numLayers; l++) {
+    for (const linear of LINEARS) {
+      const base = layerTensor(l, LINEAR_PREFIX[linear]), shape = linearShape(cfg, linear);
+      out.push({
+        name: `${base}.weight`,
+        shape,
+        kind: "linear"
+      });
+      if (BIASED.includes(linear)) out.push({
+        name: `${base}.bias`,
+        shape: [
+          shape[0]
+        ],
+        kind: "bias"
+      });
+    }
+    for (const norm of LAYER_NORMS) {
+      out.push({
+        name: `${layerTensor(l, norm)}.weight`,
+        shape: [
+          d
+        ],
+        kind: "norm"
+      });
+    }
+  }
+  out.push({
+    name: `${FINAL_NORM}.weight`,
+    shape: [
+      d
+    ],
+    kind: "norm"
+  });
+  if (!cfg.tieWordEmbeddings) {
+    out.push({
+      name: `${LM_HEAD}.weight`,
+      shape: [
+        cfg.vocabSize,
+        d
+      ],
+      kind: "linear"
+    });
+  }
+  return out;
+}
+
+// src/model/pack_layout.ts
+var GROUP = 64;
+var ALIGN = 64;
+var MLP_CHUNK = 256;
 function dtypeOf(format) {
   return format;
 }
@@ -1915,26 +2028,19 @@ function layerLayout(cfg, format, bf16Scales = false, mlpChunk = MLP_CHUNK) {
     bytes: offset
   };
 }
-function hfName(l, suffix) {
-  return `model.layers.${l}.${suffix}`;
-}
-var LINEAR_PREFIX = {
-  q_proj: "self_attn.q_proj",
-  k_proj: "self_attn.k_proj",
-  v_proj: "self_attn.v_proj",
-  o_proj: "self_attn.o_proj",
-  gate_proj: "mlp.gate_proj",
-  up_proj: "mlp.up_proj",
-  down_proj: "mlp.down_proj"
-};
 function copiesQuantized(cfg, format) {
   const q = cfg.quantization;
   return q !== void 0 && q.groupSize === GROUP && (q.bits === 4 && format === "q4" || q.bits === 8 && format === "q8");
 }
+
+// src/model/pack_header.ts
+var MAGIC = "MESPPACK";
+var VERSION = 2;
+var PRELUDE_BYTES = 16;
 function planPack(cfg, format, mlpChunk = MLP_CHUNK) {
   const bf16Scales = copiesQuantized(cfg, format);
   const layout = layerLayout(cfg, format, bf16Scales, mlpChunk);
-  let at = 16 + align(4096 + cfg.numLayers * 64);
+  let at = PRELUDE_BYTES + align(4096 + cfg.numLayers * 64);
   const section = (bytes) => {
     const s = {
       offset: align(at),
@@ -1962,6 +2068,109 @@ function planPack(cfg, format, mlpChunk = MLP_CHUNK) {
     fileBytes: align(at)
   };
 }
+var StalePackError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "StalePackError";
+  }
+};
+function encodePackHeader(header) {
+  const json2 = new TextEncoder().encode(JSON.stringify(header));
+  if (PRELUDE_BYTES + json2.length > header.embed.offset) {
+    throw new Error(`pack header too large (${json2.length} bytes)`);
+  }
+  const out = new Uint8Array(PRELUDE_BYTES + json2.length);
+  out.set(new TextEncoder().encode(MAGIC));
+  new DataView(out.buffer).setUint32(8, VERSION, true);
+  new DataView(out.buffer).setUint32(12, json2.length, true);
+  out.set(json2, PRELUDE_BYTES);
+  return out;
+}
+async function readPackHeader(source, size) {
+  if (size < PRELUDE_BYTES) throw new StalePackError(`${source.name}: not a mesp pack (too short)`);
+  const pre = new Uint8Array(PRELUDE_BYTES);
+  await source.read(0, pre);
+  if (new TextDecoder().decode(pre.subarray(0, 8)) !== MAGIC) {
+    throw new StalePackError(`${source.name}: not a mesp pack`);
+  }
+  const dv = new DataView(pre.buffer);
+  if (dv.getUint32(8, true) !== VERSION) {
+    throw new StalePackError(`${source.name}: pack version ${dv.getUint32(8, true)}`);
+  }
+  const len = dv.getUint32(12, true);
+  if (PRELUDE_BYTES + len > size) throw new StalePackError(`${source.name}: truncated header`);
+  const hb = new Uint8Array(len);
+  await source.read(PRELUDE_BYTES, hb);
+  try {
+    return JSON.parse(new TextDecoder().decode(hb));
+  } catch {
+    throw new StalePackError(`${source.name}: corrupt header`);
+  }
+}
+
+// src/model/pack.ts
+async function openPack(source, options = {}) {
+  const size = await source.size();
+  const header = await readPackHeader(source, size);
+  if (header.fileBytes !== size) {
+    throw new StalePackError(`${source.name}: file is ${size} bytes, header says ${header.fileBytes} (truncated?)`);
+  }
+  if (options.fingerprint !== void 0 && header.fingerprint !== options.fingerprint) {
+    throw new StalePackError(`${source.name}: made from different weights than ${header.source}`);
+  }
+  if (options.format !== void 0 && header.format !== options.format) {
+    throw new StalePackError(`${source.name}: format ${header.format}, wanted ${options.format}`);
+  }
+  const expect = planPack(header.config, header.format, header.mlpChunk);
+  if (JSON.stringify(expect.layers) !== JSON.stringify(header.layers) || expect.fileBytes !== header.fileBytes) {
+    throw new StalePackError(`${source.name}: layout does not match this version of mesp`);
+  }
+  const cfg = header.config;
+  const layout = layerLayout(cfg, header.format, header.bf16Scales, header.mlpChunk);
+  const vocabSlot = matrixSlot(cfg.vocabSize, cfg.hiddenSize, header.format, header.bf16Scales, 0);
+  return {
+    header,
+    config: cfg,
+    layout,
+    vocabSlot,
+    source,
+    readLayer: (l, into) => {
+      if (into.length !== layout.bytes) {
+        throw new Error(`layer buffer is ${into.length} bytes, need ${layout.bytes}`);
+      }
+      return source.read(header.layers[l].offset, into);
+    },
+    readAttention: (l, into) => {
+      if (into.length !== layout.attentionBytes) {
+        throw new Error(`attention buffer must be ${layout.attentionBytes} bytes`);
+      }
+      return source.read(header.layers[l].offset, into);
+    },
+    readMlpChunk: (l, c, into) => {
+      const ch = layout.chunks[c];
+      if (into.length !== ch.bytes) throw new Error(`MLP chunk ${c} buffer must be ${ch.bytes} bytes`);
+      return source.read(header.layers[l].offset + ch.offset, into);
+    },
+    readNorm: (into) => source.read(header.norm.offset, new Uint8Array(into.buffer, into.byteOffset, cfg.hiddenSize * 4)),
+    async readVocabRows(r0, r1, into, head = false) {
+      const base = head ? header.lmHead?.offset : header.embed.offset;
+      if (base === void 0) throw new Error("this model has no separate LM head (tied embeddings)");
+      const s = vocabSlot;
+      if (r0 < 0 || r1 > cfg.vocabSize || into.data.length !== (r1 - r0) * s.rowBytes) {
+        throw new Error(`vocabulary rows [${r0}, ${r1}) do not fit the vocabulary or the buffer`);
+      }
+      const data = source.read(base + s.offset + r0 * s.rowBytes, into.data);
+      if (!s.scaleRowBytes) return await data;
+      await Promise.all([
+        data,
+        source.read(base + s.scalesOffset + r0 * s.scaleRowBytes, into.scales),
+        source.read(base + s.biasesOffset + r0 * s.scaleRowBytes, into.biases)
+      ]);
+    }
+  };
+}
+
+// src/model/checkpoint_rows.ts
 async function readRowsF32(ckpt, base, r0, r1, into) {
   const q = ckpt.has(`${base}.scales`) ? ckpt.get(`${base}.weight`) : void 0;
   if (q) {
@@ -2047,6 +2256,8 @@ async function readMlxRows(ckpt, base, r0, r1, _rows, cols, bits) {
     biases
   };
 }
+
+// src/model/pack_writer.ts
 function chunkRows(cols) {
   return Math.max(1, Math.floor((4 << 20) / (cols * 4)));
 }
@@ -2178,14 +2389,7 @@ async function writePack(ckpt, cfg, sink, options) {
       if (offset > written) await out.emit(new Uint8Array(offset - written));
     }
   };
-  const json2 = new TextEncoder().encode(JSON.stringify(header));
-  if (16 + json2.length > plan.embed.offset) throw new Error(`pack header too large (${json2.length} bytes)`);
-  const pre = new Uint8Array(16);
-  pre.set(new TextEncoder().encode(MAGIC));
-  new DataView(pre.buffer).setUint32(8, VERSION, true);
-  new DataView(pre.buffer).setUint32(12, json2.length, true);
-  await out.emit(pre);
-  await out.emit(json2);
+  await out.emit(encodePackHeader(header));
   const total = cfg.numLayers + 2 + (plan.lmHead ? 1 : 0);
   let done = 0;
   const progress = (what) => options.onProgress?.(++done, total, what);
@@ -2194,22 +2398,22 @@ async function writePack(ckpt, cfg, sink, options) {
     await out.padTo(at + slot.offset);
     await out.emit(new Uint8Array((await readVectorF32(ckpt, name, slot.length)).buffer));
   };
-  await convertMatrix(ckpt, cfg, "model.embed_tokens", vocab, format, plan.embed.offset, out);
+  await convertMatrix(ckpt, cfg, EMBED_TOKENS, vocab, format, plan.embed.offset, out);
   progress("embedding");
   for (let l = 0; l < cfg.numLayers; l++) {
     const at = plan.layers[l].offset;
     for (const name of ATTENTION) {
-      await convertMatrix(ckpt, cfg, hfName(l, LINEAR_PREFIX[name]), layout.attention[name], format, at, out);
+      await convertMatrix(ckpt, cfg, layerTensor(l, LINEAR_PREFIX[name]), layout.attention[name], format, at, out);
     }
-    await vector(hfName(l, "self_attn.q_proj.bias"), layout.qBias, at);
-    await vector(hfName(l, "self_attn.k_proj.bias"), layout.kBias, at);
-    await vector(hfName(l, "self_attn.v_proj.bias"), layout.vBias, at);
-    await vector(hfName(l, "input_layernorm.weight"), layout.inputNorm, at);
-    await vector(hfName(l, "post_attention_layernorm.weight"), layout.postNorm, at);
+    await vector(`${layerTensor(l, LINEAR_PREFIX.q_proj)}.bias`, layout.qBias, at);
+    await vector(`${layerTensor(l, LINEAR_PREFIX.k_proj)}.bias`, layout.kBias, at);
+    await vector(`${layerTensor(l, LINEAR_PREFIX.v_proj)}.bias`, layout.vBias, at);
+    await vector(`${layerTensor(l, "input_layernorm")}.weight`, layout.inputNorm, at);
+    await vector(`${layerTensor(l, "post_attention_layernorm")}.weight`, layout.postNorm, at);
     const [I, d] = linearShape(cfg, "gate_proj");
-    const gate = await convertWhole(ckpt, cfg, hfName(l, LINEAR_PREFIX.gate_proj), I, d, format);
-    const up = await convertWhole(ckpt, cfg, hfName(l, LINEAR_PREFIX.up_proj), I, d, format);
-    const down = await convertWhole(ckpt, cfg, hfName(l, LINEAR_PREFIX.down_proj), d, I, format);
+    const gate = await convertWhole(ckpt, cfg, layerTensor(l, LINEAR_PREFIX.gate_proj), I, d, format);
+    const up = await convertWhole(ckpt, cfg, layerTensor(l, LINEAR_PREFIX.up_proj), I, d, format);
+    const down = await convertWhole(ckpt, cfg, layerTensor(l, LINEAR_PREFIX.down_proj), d, I, format);
     for (const c of layout.chunks) {
       await emitBlock(gate, c.c0, 0, c.gate, at + c.offset, out);
       await emitBlock(up, c.c0, 0, c.up, at + c.offset, out);
@@ -2217,134 +2421,125 @@ async function writePack(ckpt, cfg, sink, options) {
     }
     progress(`layer ${l}`);
   }
-  await vector("model.norm.weight", {
+  await vector(`${FINAL_NORM}.weight`, {
     length: cfg.hiddenSize,
     offset: 0,
     bytes: cfg.hiddenSize * 4
   }, plan.norm.offset);
   progress("final norm");
   if (plan.lmHead) {
-    await convertMatrix(ckpt, cfg, "lm_head", vocab, format, plan.lmHead.offset, out);
+    await convertMatrix(ckpt, cfg, LM_HEAD, vocab, format, plan.lmHead.offset, out);
     progress("lm_head");
   }
   await out.padTo(plan.fileBytes);
   return header;
 }
-var StalePackError = class extends Error {
-  constructor(message) {
-    super(message);
-    this.name = "StalePackError";
-  }
-};
-async function openPack(source, options = {}) {
-  const size = await source.size();
-  if (size < 16) throw new StalePackError(`${source.name}: not a mesp pack (too short)`);
-  const pre = new Uint8Array(16);
-  await source.read(0, pre);
-  if (new TextDecoder().decode(pre.subarray(0, 8)) !== MAGIC) {
-    throw new StalePackError(`${source.name}: not a mesp pack`);
-  }
-  const dv = new DataView(pre.buffer);
-  if (dv.getUint32(8, true) !== VERSION) {
-    throw new StalePackError(`${source.name}: pack version ${dv.getUint32(8, true)}`);
-  }
-  const len = dv.getUint32(12, true);
-  if (16 + len > size) throw new StalePackError(`${source.name}: truncated header`);
-  const hb = new Uint8Array(len);
-  await source.read(16, hb);
-  let header;
-  try {
-    header = JSON.parse(new TextDecoder().decode(hb));
-  } catch {
-    throw new StalePackError(`${source.name}: corrupt header`);
-  }
-  if (header.fileBytes !== size) {
-    throw new StalePackError(`${source.name}: file is ${size} bytes, header says ${header.fileBytes} (truncated?)`);
-  }
-  if (options.fingerprint !== void 0 && header.fingerprint !== options.fingerprint) {
-    throw new StalePackError(`${source.name}: made from different weights than ${header.source}`);
-  }
-  if (options.format !== void 0 && header.format !== options.format) {
-    throw new StalePackError(`${source.name}: format ${header.format}, wanted ${options.format}`);
-  }
-  const expect = planPack(header.config, header.format, header.mlpChunk);
-  if (JSON.stringify(expect.layers) !== JSON.stringify(header.layers) || expect.fileBytes !== header.fileBytes) {
-    throw new StalePackError(`${source.name}: layout does not match this version of mesp`);
-  }
-  const cfg = header.config;
-  const layout = layerLayout(cfg, header.format, header.bf16Scales, header.mlpChunk);
-  const vocabSlot = matrixSlot(cfg.vocabSize, cfg.hiddenSize, header.format, header.bf16Scales, 0);
-  return {
-    header,
-    config: cfg,
-    layout,
-    vocabSlot,
-    source,
-    readLayer: (l, into) => {
-      if (into.length !== layout.bytes) {
-        throw new Error(`layer buffer is ${into.length} bytes, need ${layout.bytes}`);
-      }
-      return source.read(header.layers[l].offset, into);
-    },
-    readAttention: (l, into) => {
-      if (into.length !== layout.attentionBytes) {
-        throw new Error(`attention buffer must be ${layout.attentionBytes} bytes`);
-      }
-      return source.read(header.layers[l].offset, into);
-    },
-    readMlpChunk: (l, c, into) => {
-      const ch = layout.chunks[c];
-      if (into.length !== ch.bytes) throw new Error(`MLP chunk ${c} buffer must be ${ch.bytes} bytes`);
-      return source.read(header.layers[l].offset + ch.offset, into);
-    },
-    readNorm: (into) => source.read(header.norm.offset, new Uint8Array(into.buffer, into.byteOffset, cfg.hiddenSize * 4)),
-    async readVocabRows(r0, r1, into, head = false) {
-      const base = head ? header.lmHead?.offset : header.embed.offset;
-      if (base === void 0) throw new Error("this model has no separate LM head (tied embeddings)");
-      const s = vocabSlot;
-      if (r0 < 0 || r1 > cfg.vocabSize || into.data.length !== (r1 - r0) * s.rowBytes) {
-        throw new Error(`vocabulary rows [${r0}, ${r1}) do not fit the vocabulary or the buffer`);
-      }
-      const data = source.read(base + s.offset + r0 * s.rowBytes, into.data);
-      if (!s.scaleRowBytes) return await data;
-      await Promise.all([
-        data,
-        source.read(base + s.scalesOffset + r0 * s.scaleRowBytes, into.scales),
-        source.read(base + s.biasesOffset + r0 * s.scaleRowBytes, into.biases)
-      ]);
-    }
+
+// src/util/random.ts
+function seededRandom(seed) {
+  let x = seed >>> 0;
+  const next32 = () => {
+    const z = splitmix32(x);
+    x = x + 2654435769 >>> 0;
+    return z;
+  };
+  const s = [
+    next32(),
+    next32(),
+    next32(),
+    next32()
+  ];
+  return () => {
+    const r = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
+    const t = s[1] << 9;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 11);
+    return r / 2 ** 32;
   };
 }
-async function checkpointFingerprint(files, ckpt) {
-  const parts = [];
-  const enc = new TextEncoder();
-  parts.push(enc.encode(await files.readText("config.json") ?? ""));
-  for (const [name, f] of [
-    ...ckpt.files
-  ].sort(([a], [b]) => a < b ? -1 : 1)) {
-    const size = await f.source.size();
-    parts.push(enc.encode(`${name}:${size}:${JSON.stringify([
-      ...f.tensors.values()
-    ])}`));
-    const span = size - f.dataOffset;
-    for (let i = 0; i < 16 && span > 0; i++) {
-      const at2 = f.dataOffset + Math.floor(span * i / 16);
-      const sample = new Uint8Array(Math.min(4096, size - at2));
-      await f.source.read(at2, sample);
-      parts.push(sample);
-    }
-  }
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
-  return [
-    ...digest
-  ].map((b) => b.toString(16).padStart(2, "0")).join("");
+function rotl(x, k) {
+  return (x << k | x >>> 32 - k) >>> 0;
 }
+function fnv1a(text) {
+  let h = 2166136261;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+function splitmix32(x) {
+  x = x + 2654435769 | 0;
+  x = Math.imul(x ^ x >>> 16, 2246822507);
+  x = Math.imul(x ^ x >>> 13, 3266489909);
+  return (x ^ x >>> 16) >>> 0;
+}
+var NormalRng = class {
+  #a;
+  #b;
+  #c;
+  #d;
+  #spare = 0;
+  #hasSpare = false;
+  /** A generator for stream `stream` (e.g. a tensor name) of seed `seed`. */
+  constructor(seed, stream) {
+    let h = fnv1a(`${seed}:${stream}`);
+    const next = () => h = splitmix32(h);
+    this.#a = next() | 0;
+    this.#b = next() | 0;
+    this.#c = next() | 0;
+    this.#d = next() | 0;
+    if ((this.#a | this.#b | this.#c | this.#d) === 0) this.#a = 1;
+  }
+  /** Fills `out` with `mean + std · N(0, 1)` values. */
+  fill(out, mean, std) {
+    let a = this.#a, b = this.#b, c = this.#c, d = this.#d;
+    let i = 0;
+    const n = out.length;
+    if (this.#hasSpare && n > 0) {
+      out[i++] = mean + std * this.#spare;
+      this.#hasSpare = false;
+    }
+    while (i < n) {
+      let u, v, s;
+      do {
+        let r = Math.imul(b, 5);
+        r = Math.imul(r << 7 | r >>> 25, 9);
+        let t = b << 9;
+        c ^= a;
+        d ^= b;
+        b ^= c;
+        a ^= d;
+        c ^= t;
+        d = d << 11 | d >>> 21;
+        u = r * 4656612873077393e-25;
+        r = Math.imul(b, 5);
+        r = Math.imul(r << 7 | r >>> 25, 9);
+        t = b << 9;
+        c ^= a;
+        d ^= b;
+        b ^= c;
+        a ^= d;
+        c ^= t;
+        d = d << 11 | d >>> 21;
+        v = r * 4656612873077393e-25;
+        s = u * u + v * v;
+      } while (s >= 1 || s === 0);
+      const m = Math.sqrt(-2 * Math.log(s) / s);
+      out[i++] = mean + std * u * m;
+      if (i < n) out[i++] = mean + std * v * m;
+      else {
+        this.#spare = v * m;
+        this.#hasSpare = true;
+      }
+    }
+    this.#a = a;
+    this.#b = b;
+    this.#c = c;
+    this.#d = d;
+  }
+};
 
 // src/model/make_model.ts
 var MODEL_FORMATS = [
@@ -2370,121 +2565,6 @@ var TORCH_DTYPE = {
   f16: "float16",
   f32: "float32"
 };
-function floatTensors(cfg) {
-  const h = cfg.hiddenSize;
-  const q = cfg.numHeads * cfg.headDim;
-  const kv = cfg.numKvHeads * cfg.headDim;
-  const inter = cfg.intermediateSize;
-  const out = [
-    {
-      name: "model.embed_tokens.weight",
-      shape: [
-        cfg.vocabSize,
-        h
-      ],
-      kind: "embedding"
-    }
-  ];
-  for (let i = 0; i < cfg.numLayers; i++) {
-    const p = `model.layers.${i}`;
-    out.push({
-      name: `${p}.self_attn.q_proj.weight`,
-      shape: [
-        q,
-        h
-      ],
-      kind: "linear"
-    }, {
-      name: `${p}.self_attn.q_proj.bias`,
-      shape: [
-        q
-      ],
-      kind: "bias"
-    }, {
-      name: `${p}.self_attn.k_proj.weight`,
-      shape: [
-        kv,
-        h
-      ],
-      kind: "linear"
-    }, {
-      name: `${p}.self_attn.k_proj.bias`,
-      shape: [
-        kv
-      ],
-      kind: "bias"
-    }, {
-      name: `${p}.self_attn.v_proj.weight`,
-      shape: [
-        kv,
-        h
-      ],
-      kind: "linear"
-    }, {
-      name: `${p}.self_attn.v_proj.bias`,
-      shape: [
-        kv
-      ],
-      kind: "bias"
-    }, {
-      name: `${p}.self_attn.o_proj.weight`,
-      shape: [
-        h,
-        q
-      ],
-      kind: "linear"
-    }, {
-      name: `${p}.mlp.gate_proj.weight`,
-      shape: [
-        inter,
-        h
-      ],
-      kind: "linear"
-    }, {
-      name: `${p}.mlp.up_proj.weight`,
-      shape: [
-        inter,
-        h
-      ],
-      kind: "linear"
-    }, {
-      name: `${p}.mlp.down_proj.weight`,
-      shape: [
-        h,
-        inter
-      ],
-      kind: "linear"
-    }, {
-      name: `${p}.input_layernorm.weight`,
-      shape: [
-        h
-      ],
-      kind: "norm"
-    }, {
-      name: `${p}.post_attention_layernorm.weight`,
-      shape: [
-        h
-      ],
-      kind: "norm"
-    });
-  }
-  out.push({
-    name: "model.norm.weight",
-    shape: [
-      h
-    ],
-    kind: "norm"
-  });
-  if (!cfg.tieWordEmbeddings) out.push({
-    name: "lm_head.weight",
-    shape: [
-      cfg.vocabSize,
-      h
-    ],
-    kind: "linear"
-  });
-  return out;
-}
 function bitsOf(format) {
   return format === "mlx-q4" ? 4 : format === "mlx-q8" ? 8 : void 0;
 }
@@ -2547,7 +2627,7 @@ function planModel(config, options = {}) {
   });
   const st = SAFETENSORS_DTYPE[dtype];
   const tensors = [];
-  for (const t of floatTensors(written)) {
+  for (const t of modelTensors(written)) {
     const quantized = bits !== void 0 && (t.kind === "linear" || t.kind === "embedding");
     if (!quantized) {
       tensors.push({
@@ -2717,7 +2797,7 @@ var TensorWriter = class {
     this.#bits = bitsOf(plan.format);
     this.#chunk = chunk;
     this.#onProgress = onProgress;
-    const floats = floatTensors(plan.config);
+    const floats = modelTensors(plan.config);
     this.#shapes = new Map(floats.map((t) => [
       t.name,
       t.shape
@@ -2841,82 +2921,6 @@ var TensorWriter = class {
       biases
     };
     return this.#cached;
-  }
-};
-function fnv1a(text) {
-  let h = 2166136261;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619);
-  return h >>> 0;
-}
-function splitmix32(x) {
-  x = x + 2654435769 | 0;
-  x = Math.imul(x ^ x >>> 16, 2246822507);
-  x = Math.imul(x ^ x >>> 13, 3266489909);
-  return (x ^ x >>> 16) >>> 0;
-}
-var NormalRng = class {
-  #a;
-  #b;
-  #c;
-  #d;
-  #spare = 0;
-  #hasSpare = false;
-  /** A generator for stream `stream` (e.g. a tensor name) of seed `seed`. */
-  constructor(seed, stream) {
-    let h = fnv1a(`${seed}:${stream}`);
-    const next = () => h = splitmix32(h);
-    this.#a = next() | 0;
-    this.#b = next() | 0;
-    this.#c = next() | 0;
-    this.#d = next() | 0;
-    if ((this.#a | this.#b | this.#c | this.#d) === 0) this.#a = 1;
-  }
-  /** Fills `out` with `mean + std · N(0, 1)` values. */
-  fill(out, mean, std) {
-    let a = this.#a, b = this.#b, c = this.#c, d = this.#d;
-    let i = 0;
-    const n = out.length;
-    if (this.#hasSpare && n > 0) {
-      out[i++] = mean + std * this.#spare;
-      this.#hasSpare = false;
-    }
-    while (i < n) {
-      let u, v, s;
-      do {
-        let r = Math.imul(b, 5);
-        r = Math.imul(r << 7 | r >>> 25, 9);
-        let t = b << 9;
-        c ^= a;
-        d ^= b;
-        b ^= c;
-        a ^= d;
-        c ^= t;
-        d = d << 11 | d >>> 21;
-        u = r * 4656612873077393e-25;
-        r = Math.imul(b, 5);
-        r = Math.imul(r << 7 | r >>> 25, 9);
-        t = b << 9;
-        c ^= a;
-        d ^= b;
-        b ^= c;
-        a ^= d;
-        c ^= t;
-        d = d << 11 | d >>> 21;
-        v = r * 4656612873077393e-25;
-        s = u * u + v * v;
-      } while (s >= 1 || s === 0);
-      const m = Math.sqrt(-2 * Math.log(s) / s);
-      out[i++] = mean + std * u * m;
-      if (i < n) out[i++] = mean + std * v * m;
-      else {
-        this.#spare = v * m;
-        this.#hasSpare = true;
-      }
-    }
-    this.#a = a;
-    this.#b = b;
-    this.#c = c;
-    this.#d = d;
   }
 };
 
@@ -3997,31 +4001,6 @@ var ReadAhead = class {
   }
 };
 
-// src/engine/checkpoints.ts
-function checkpointSlots(layers, every) {
-  return Math.ceil(layers / every) + every - 1;
-}
-function checkpointSlot(e, l) {
-  const k = e.options.ckptEvery ?? 1;
-  return l % k === 0 ? l / k : Math.ceil(e.D.L / k) + l % k - 1;
-}
-function storeCheckpoint(e, l, T) {
-  const n = T * e.D.d, x = e.p["act.x"], at = e.p["ckpt"], s = checkpointSlot(e, l);
-  if (e.options.ckptDtype === "bf16") e.k.f32_to_bf16(at + s * n * 2, x, n);
-  else e.F.copyWithin((at >> 2) + s * n, x >> 2, (x >> 2) + n);
-}
-function loadCheckpoint(e, l, T, dst, copy = false) {
-  const n = T * e.D.d, at = e.p["ckpt"], s = checkpointSlot(e, l);
-  if (e.options.ckptDtype === "bf16") {
-    e.k.decode_row(DTYPE.bf16, at + s * n * 2, n, 0, 0, 0, 0, n, dst);
-    return dst;
-  }
-  const src = at + s * n * 4;
-  if (!copy) return src;
-  e.F.copyWithin(dst >> 2, src >> 2, (src >> 2) + n);
-  return dst;
-}
-
 // src/engine/plan.ts
 function dims(cfg, o) {
   const T = o.seqLen;
@@ -4106,6 +4085,9 @@ function planRegions(cfg, o) {
   add("loss.targets", T * 4, "target token per row (i32)");
   if (o.mode === "train") add("loss.erow", d * f, "one decoded LM-head row (the target's, for the gradient)");
   return regions;
+}
+function checkpointSlots(layers, every) {
+  return Math.ceil(layers / every) + every - 1;
 }
 function trainRegions(o, D, add) {
   const { T, d, qd, kvd, C, L } = D;
@@ -4693,6 +4675,28 @@ function alignUp(n) {
   return Math.ceil(n / 64) * 64;
 }
 
+// src/engine/checkpoints.ts
+function checkpointSlot(e, l) {
+  const k = e.options.ckptEvery ?? 1;
+  return l % k === 0 ? l / k : Math.ceil(e.D.L / k) + l % k - 1;
+}
+function storeCheckpoint(e, l, T) {
+  const n = T * e.D.d, x = e.p["act.x"], at = e.p["ckpt"], s = checkpointSlot(e, l);
+  if (e.options.ckptDtype === "bf16") e.k.f32_to_bf16(at + s * n * 2, x, n);
+  else e.F.copyWithin((at >> 2) + s * n, x >> 2, (x >> 2) + n);
+}
+function loadCheckpoint(e, l, T, dst, copy = false) {
+  const n = T * e.D.d, at = e.p["ckpt"], s = checkpointSlot(e, l);
+  if (e.options.ckptDtype === "bf16") {
+    e.k.decode_row(DTYPE.bf16, at + s * n * 2, n, 0, 0, 0, 0, n, dst);
+    return dst;
+  }
+  const src = at + s * n * 4;
+  if (!copy) return src;
+  e.F.copyWithin(dst >> 2, src >> 2, (src >> 2) + n);
+  return dst;
+}
+
 // src/engine/backward.ts
 var Backward = class {
   e;
@@ -5235,37 +5239,7 @@ var Optimizer = class {
   }
 };
 
-// src/run/train.ts
-function seededRandom(seed) {
-  let x = seed >>> 0;
-  const next32 = () => {
-    x = x + 2654435769 >>> 0;
-    let z = x;
-    z = Math.imul(z ^ z >>> 16, 2246822507) >>> 0;
-    z = Math.imul(z ^ z >>> 13, 3266489909) >>> 0;
-    return (z ^ z >>> 16) >>> 0;
-  };
-  const s = [
-    next32(),
-    next32(),
-    next32(),
-    next32()
-  ];
-  return () => {
-    const r = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
-    const t = s[1] << 9;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 11);
-    return r / 2 ** 32;
-  };
-}
-function rotl(x, k) {
-  return (x << k | x >>> 32 - k) >>> 0;
-}
+// src/engine/lora_init.ts
 function initLora(layout, params, seed) {
   const random = seededRandom(seed);
   params.fill(0);
@@ -5276,6 +5250,8 @@ function initLora(layout, params, seed) {
     }
   }
 }
+
+// src/run/train.ts
 function epochOrder(n, seed, epoch) {
   const order = Uint32Array.from({
     length: n

@@ -2,7 +2,9 @@
 import { dirFiles, fileSource } from "../src/io/deno_files.ts";
 import { bytesSource } from "../src/io/source.ts";
 import { type ModelConfig, parseModelConfig } from "../src/model/config.ts";
-import { openPack, type Pack, type PackFormat, writePack } from "../src/model/pack.ts";
+import { openPack, type Pack } from "../src/model/pack.ts";
+import type { PackFormat } from "../src/model/pack_layout.ts";
+import { writePack } from "../src/model/pack_writer.ts";
 import {
   openCheckpoint,
   readSafetensorsHeader,

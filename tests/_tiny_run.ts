@@ -6,7 +6,7 @@ import { fileSource } from "../src/io/deno_files.ts";
 import { openPack } from "../src/model/pack.ts";
 import { decodeTokenCache } from "../src/data/token_cache.ts";
 import { train, type TrainOptions } from "../src/run/train.ts";
-import type { Sequence } from "../src/run/evaluate.ts";
+import type { Sequence } from "../src/data/sequence.ts";
 import { openAdapter, readAdapterInto } from "../src/engine/adapter.ts";
 import { loraLayout } from "../src/engine/lora.ts";
 import { dirFiles } from "../src/io/deno_files.ts";

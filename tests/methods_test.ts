@@ -6,7 +6,7 @@ import { dirFiles } from "../src/io/deno_files.ts";
 import { openAdapter } from "../src/engine/adapter.ts";
 import { computeGradients } from "../src/run/grad.ts";
 import { train } from "../src/run/train.ts";
-import type { Sequence } from "../src/run/evaluate.ts";
+import type { Sequence } from "../src/data/sequence.ts";
 import { loraLayout } from "../src/engine/lora.ts";
 import { planMemory } from "../src/runtime/arena.ts";
 import { planRegions } from "../src/engine/plan.ts";

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import {
   buildTokenCache,
-  type CachedExample,
   crc32,
   decodeTokenCache,
   encodeTokenCache,
@@ -11,6 +10,7 @@ import {
   type TokenCacheMeta,
   tokenizeInWorker,
 } from "../src/data/token_cache.ts";
+import type { Sequence } from "../src/data/sequence.ts";
 import { loadOrBuildTokenCache } from "../src/data/token_cache_files.ts";
 import { parseJsonl, tokenizeDataset } from "../src/data/dataset.ts";
 import { loadTokenizer } from "../src/text/tokenizer.ts";
@@ -33,7 +33,7 @@ function meta(count: number, overrides: Partial<TokenCacheMeta> = {}): TokenCach
   };
 }
 
-const EXAMPLES: CachedExample[] = [
+const EXAMPLES: Required<Sequence>[] = [
   { ids: Int32Array.of(1, 2, 3), targets: Uint8Array.of(0, 1, 1) },
   { ids: Int32Array.of(999, 0), targets: Uint8Array.of(0, 1) },
   { ids: Int32Array.of(7, 8, 9, 10, 11), targets: Uint8Array.of(0, 0, 0, 1, 1) },
@@ -84,7 +84,7 @@ Deno.test("token cache: corruption and inconsistency are detected", () => {
   assert.throws(() => decodeTokenCache(mutate((b) => (b[b.length - 12] ^= 1)), name), /checksum mismatch/);
   assert.throws(() => decodeTokenCache(good.subarray(0, good.length - 1), name), /checksum mismatch|size/);
   // Consistent checksums, inconsistent content: encode accepts it, decode must not.
-  const bad = (examples: CachedExample[], m = meta(examples.length)) => encodeTokenCache(examples, m);
+  const bad = (examples: Required<Sequence>[], m = meta(examples.length)) => encodeTokenCache(examples, m);
   assert.throws(
     () => decodeTokenCache(bad([{ ids: Int32Array.of(1, 2), targets: Uint8Array.of(1, 1) }]), name),
     /example 0: its first token is marked as a target/,

@@ -2,8 +2,9 @@
 // interrupted and resumed run ends with the same adapter as an uninterrupted one; SGD matches a hand step.
 import { assert, assertEquals } from "./_assert.ts";
 import { loadCase } from "./_golden.ts";
-import type { Sequence } from "../src/run/evaluate.ts";
-import { epochOrder, initLora, train, type TrainOptions, type TrainState } from "../src/run/train.ts";
+import type { Sequence } from "../src/data/sequence.ts";
+import { epochOrder, train, type TrainOptions, type TrainState } from "../src/run/train.ts";
+import { initLora } from "../src/engine/lora_init.ts";
 import { loraLayout } from "../src/engine/lora.ts";
 
 async function setup() {

@@ -11,7 +11,7 @@ import { readModelConfig } from "../model/pack_files.ts";
 import { formatMB, formatPlan, planMemory } from "../runtime/arena.ts";
 import { planRegions } from "../engine/plan.ts";
 import { loadKernels } from "../runtime/kernels.ts";
-import type { PackFormat } from "../model/pack.ts";
+import type { PackFormat } from "../model/pack_layout.ts";
 
 /** One line for the command list. */
 export const description = "print the memory plan and predicted peak of a run without loading weights";

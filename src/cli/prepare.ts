@@ -7,9 +7,10 @@
  * @module
  */
 import { fileSource } from "../io/deno_files.ts";
-import { openPack, type Pack, type PackFormat } from "../model/pack.ts";
+import { openPack, type Pack } from "../model/pack.ts";
+import type { PackFormat } from "../model/pack_layout.ts";
 import { decodeTokenCache } from "../data/token_cache.ts";
-import type { Sequence } from "../run/evaluate.ts";
+import type { Sequence } from "../data/sequence.ts";
 
 /** What to prepare. */
 export interface PrepareJob {

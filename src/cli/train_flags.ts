@@ -5,7 +5,7 @@
  */
 import type { FlagSpec } from "./args.ts";
 import type { ModelConfig } from "../model/config.ts";
-import type { PackFormat } from "../model/pack.ts";
+import type { PackFormat } from "../model/pack_layout.ts";
 import { loraLayout } from "../engine/lora.ts";
 import type { Method, OptimizerName, PlanOptions } from "../engine/plan.ts";
 

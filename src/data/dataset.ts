@@ -28,6 +28,7 @@ import {
   validateChatMessage,
 } from "../text/chat.ts";
 import type { Tokenizer } from "../text/tokenizer.ts";
+import type { Sequence } from "./sequence.ts";
 
 /** Where a record came from, for error messages. */
 export interface RecordSource {
@@ -215,11 +216,8 @@ export interface TokenizeOptions {
   appendEosToText?: boolean;
 }
 
-/** A tokenized example. `targets[t] = 1`: token t is predicted from position t−1 and counts in the loss. */
-export interface TokenizedExample {
-  /** Token ids, at most `seqLen`. */
-  ids: Int32Array;
-  /** One byte per token: 1 = training target, 0 = context only. `targets[0]` is always 0. */
+/** A tokenized example: a {@linkcode Sequence} of at most `seqLen` ids, with its targets. */
+export interface TokenizedExample extends Sequence {
   targets: Uint8Array;
   /** Tokens cut off by truncation (0 if the example fit). */
   truncated: number;

@@ -27,6 +27,7 @@
  */
 import { chatDefaultsFromTemplate } from "../text/chat.ts";
 import { parseJsonl, tokenizeDataset, type TokenizeStats } from "./dataset.ts";
+import type { Sequence } from "./sequence.ts";
 
 /** Format version written to and required from cache files. */
 export const TOKEN_CACHE_VERSION = 1;
@@ -73,14 +74,6 @@ export interface TokenCacheMeta {
   stats: TokenizeStats;
 }
 
-/** An example as stored: ids and one target byte per id. */
-export interface CachedExample {
-  /** Token ids. */
-  ids: Int32Array;
-  /** 1 = training target (predicted from the previous position). */
-  targets: Uint8Array;
-}
-
 /** A decoded token cache. Views share the decoded buffer. */
 export interface TokenCache {
   /** Header. */
@@ -94,7 +87,7 @@ export interface TokenCache {
   /** All targets, aligned with `ids`. */
   targets: Uint8Array;
   /** Example `i` as zero-copy views. */
-  example(i: number): CachedExample;
+  example(i: number): Required<Sequence>;
 }
 
 let crcTable: Uint32Array | undefined;
@@ -178,7 +171,7 @@ function checkLittleEndian(): void {
 }
 
 /** Serialize examples and their meta into token cache bytes. */
-export function encodeTokenCache(examples: readonly CachedExample[], meta: TokenCacheMeta): Uint8Array {
+export function encodeTokenCache(examples: readonly Required<Sequence>[], meta: TokenCacheMeta): Uint8Array {
   checkLittleEndian();
   let total = 0;
   examples.forEach((ex, i) => {

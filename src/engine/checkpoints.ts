@@ -9,11 +9,6 @@
 import { DTYPE } from "../runtime/kernels.ts";
 import type { Engine } from "./engine.ts";
 
-/** Checkpoint slots a plan needs: one per segment plus the segment's spares. */
-export function checkpointSlots(layers: number, every: number): number {
-  return Math.ceil(layers / every) + every - 1;
-}
-
 /** The slot of layer `l`'s input: its segment's kept slot, or one of the spares after them. */
 export function checkpointSlot(e: Engine, l: number): number {
   const k = e.options.ckptEvery ?? 1;

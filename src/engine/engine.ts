@@ -19,14 +19,9 @@ import {
 } from "../runtime/kernels.ts";
 import { kernelEntries, type PoolOptions, type Profile, startKernels } from "../runtime/pool.ts";
 import type { ModelConfig } from "../model/config.ts";
-import {
-  ATTENTION,
-  type Linear,
-  LINEARS,
-  type MatrixSlot,
-  type Pack,
-  type VocabRowViews,
-} from "../model/pack.ts";
+import { ATTENTION, type Linear, LINEARS } from "../model/qwen2.ts";
+import type { MatrixSlot } from "../model/pack_layout.ts";
+import type { Pack, VocabRowViews } from "../model/pack.ts";
 import { findPair, type LoraLayout, type LoraPair } from "./lora.ts";
 import { ReadAhead } from "./read_ahead.ts";
 import { type Dims, dims, type PlanOptions, planRegions } from "./plan.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 import type { ModelConfig } from "../model/config.ts";
-import { type Linear, LINEAR_PREFIX, LINEARS, linearShape } from "../model/pack.ts";
+import { type Linear, LINEAR_PREFIX, LINEARS, linearShape } from "../model/qwen2.ts";
 
 /** LoRA hyper-parameters. */
 export interface LoraOptions {

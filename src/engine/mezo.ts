@@ -7,7 +7,7 @@
  * @module
  */
 import type { Engine } from "./engine.ts";
-import type { Sequence } from "../run/evaluate.ts";
+import type { Sequence } from "../data/sequence.ts";
 
 /** Mean next-token loss of one sequence over its trained targets (forward only). */
 export async function sequenceLoss(

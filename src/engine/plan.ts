@@ -7,9 +7,8 @@
  */
 import type { RegionSpec } from "../runtime/arena.ts";
 import type { ModelConfig } from "../model/config.ts";
-import { GROUP, layerLayout, matrixSlot, MLP_CHUNK, type PackFormat } from "../model/pack.ts";
+import { GROUP, layerLayout, matrixSlot, MLP_CHUNK, type PackFormat } from "../model/pack_layout.ts";
 import type { LoraLayout } from "./lora.ts";
-import { checkpointSlots } from "./checkpoints.ts";
 
 /** What a run does, which decides the regions it needs. */
 export type RunMode = "eval" | "generate" | "train";
@@ -190,6 +189,11 @@ export function planRegions(cfg: ModelConfig, o: PlanOptions): RegionSpec[] {
   add("loss.targets", T * 4, "target token per row (i32)");
   if (o.mode === "train") add("loss.erow", d * f, "one decoded LM-head row (the target's, for the gradient)");
   return regions;
+}
+
+/** Checkpoint slots a plan needs: one per segment plus the segment's spares. */
+export function checkpointSlots(layers: number, every: number): number {
+  return Math.ceil(layers / every) + every - 1;
 }
 
 /** Regions only training needs: layer checkpoints, the backward working set, gradients, optimizer state. */

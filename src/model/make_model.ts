@@ -24,6 +24,8 @@ import {
   SINGLE_FILE,
   type TensorSpec,
 } from "./safetensors.ts";
+import { modelTensors } from "./qwen2.ts";
+import { NormalRng } from "../util/random.ts";
 
 /** Checkpoint layouts {@linkcode makeModel} writes. */
 export type ModelFormat = "hf" | "mlx-q4" | "mlx-q8";
@@ -152,46 +154,6 @@ export interface ModelPlan {
   textFiles: string[];
 }
 
-/** A float tensor of the model, in HF naming, before any format applies. */
-interface FloatTensor {
-  name: string;
-  shape: number[];
-  kind: "linear" | "embedding" | "norm" | "bias";
-}
-
-/** The model's float tensors in HF state-dict order (module registration order of `Qwen2ForCausalLM`). */
-function floatTensors(cfg: ModelConfig): FloatTensor[] {
-  const h = cfg.hiddenSize;
-  const q = cfg.numHeads * cfg.headDim;
-  const kv = cfg.numKvHeads * cfg.headDim;
-  const inter = cfg.intermediateSize;
-  const out: FloatTensor[] = [{
-    name: "model.embed_tokens.weight",
-    shape: [cfg.vocabSize, h],
-    kind: "embedding",
-  }];
-  for (let i = 0; i < cfg.numLayers; i++) {
-    const p = `model.layers.${i}`;
-    out.push(
-      { name: `${p}.self_attn.q_proj.weight`, shape: [q, h], kind: "linear" },
-      { name: `${p}.self_attn.q_proj.bias`, shape: [q], kind: "bias" },
-      { name: `${p}.self_attn.k_proj.weight`, shape: [kv, h], kind: "linear" },
-      { name: `${p}.self_attn.k_proj.bias`, shape: [kv], kind: "bias" },
-      { name: `${p}.self_attn.v_proj.weight`, shape: [kv, h], kind: "linear" },
-      { name: `${p}.self_attn.v_proj.bias`, shape: [kv], kind: "bias" },
-      { name: `${p}.self_attn.o_proj.weight`, shape: [h, q], kind: "linear" },
-      { name: `${p}.mlp.gate_proj.weight`, shape: [inter, h], kind: "linear" },
-      { name: `${p}.mlp.up_proj.weight`, shape: [inter, h], kind: "linear" },
-      { name: `${p}.mlp.down_proj.weight`, shape: [h, inter], kind: "linear" },
-      { name: `${p}.input_layernorm.weight`, shape: [h], kind: "norm" },
-      { name: `${p}.post_attention_layernorm.weight`, shape: [h], kind: "norm" },
-    );
-  }
-  out.push({ name: "model.norm.weight", shape: [h], kind: "norm" });
-  if (!cfg.tieWordEmbeddings) out.push({ name: "lm_head.weight", shape: [cfg.vocabSize, h], kind: "linear" });
-  return out;
-}
-
 function bitsOf(format: ModelFormat): QuantBits | undefined {
   return format === "mlx-q4" ? 4 : format === "mlx-q8" ? 8 : undefined;
 }
@@ -272,7 +234,7 @@ export function planModel(config: ModelConfig, options: MakeModelOptions = {}): 
 
   const st = SAFETENSORS_DTYPE[dtype];
   const tensors: Omit<PlannedTensor, "file">[] = [];
-  for (const t of floatTensors(written)) {
+  for (const t of modelTensors(written)) {
     const quantized = bits !== undefined && (t.kind === "linear" || t.kind === "embedding");
     if (!quantized) {
       tensors.push({
@@ -448,7 +410,7 @@ class TensorWriter {
     this.#bits = bitsOf(plan.format);
     this.#chunk = chunk;
     this.#onProgress = onProgress;
-    const floats = floatTensors(plan.config);
+    const floats = modelTensors(plan.config);
     this.#shapes = new Map(floats.map((t) => [t.name, t.shape]));
     this.#index = new Map(plan.tensors.map((t, i) => [t.name, i + 1]));
     // A chunk is whole rows of at most max(chunk, row length) elements.
@@ -571,95 +533,6 @@ class TensorWriter {
     });
     this.#cached = { source: t.source, scales, biases };
     return this.#cached;
-  }
-}
-
-/** FNV-1a hash of a string's UTF-16 code units. */
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
-
-/** splitmix32 step: a well-mixed 32-bit value from a counter. */
-function splitmix32(x: number): number {
-  x = (x + 0x9e3779b9) | 0;
-  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
-  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
-  return (x ^ (x >>> 16)) >>> 0;
-}
-
-/**
- * Normal deviates: xoshiro128** (Blackman & Vigna) for uniforms and the Marsaglia polar method for
- * pairs of exact N(0,1) values. Consumed sequentially, so the output does not depend on how the caller
- * chunks its `fill` calls.
- */
-export class NormalRng {
-  #a: number;
-  #b: number;
-  #c: number;
-  #d: number;
-  #spare = 0;
-  #hasSpare = false;
-
-  /** A generator for stream `stream` (e.g. a tensor name) of seed `seed`. */
-  constructor(seed: number, stream: string) {
-    let h = fnv1a(`${seed}:${stream}`);
-    const next = () => (h = splitmix32(h));
-    this.#a = next() | 0;
-    this.#b = next() | 0;
-    this.#c = next() | 0;
-    this.#d = next() | 0;
-    if ((this.#a | this.#b | this.#c | this.#d) === 0) this.#a = 1; // the all-zero state is a fixed point
-  }
-
-  /** Fills `out` with `mean + std · N(0, 1)` values. */
-  fill(out: Float32Array, mean: number, std: number): void {
-    let a = this.#a, b = this.#b, c = this.#c, d = this.#d;
-    let i = 0;
-    const n = out.length;
-    if (this.#hasSpare && n > 0) {
-      out[i++] = mean + std * this.#spare;
-      this.#hasSpare = false;
-    }
-    while (i < n) {
-      let u: number, v: number, s: number;
-      do {
-        // two xoshiro128** steps, inlined (hot loop); signed 32-bit results scaled to [-1, 1)
-        let r = Math.imul(b, 5);
-        r = Math.imul((r << 7) | (r >>> 25), 9);
-        let t = b << 9;
-        c ^= a;
-        d ^= b;
-        b ^= c;
-        a ^= d;
-        c ^= t;
-        d = (d << 11) | (d >>> 21);
-        u = r * 4.656612873077393e-10;
-        r = Math.imul(b, 5);
-        r = Math.imul((r << 7) | (r >>> 25), 9);
-        t = b << 9;
-        c ^= a;
-        d ^= b;
-        b ^= c;
-        a ^= d;
-        c ^= t;
-        d = (d << 11) | (d >>> 21);
-        v = r * 4.656612873077393e-10;
-        s = u * u + v * v;
-      } while (s >= 1 || s === 0);
-      const m = Math.sqrt((-2 * Math.log(s)) / s);
-      out[i++] = mean + std * u * m;
-      if (i < n) out[i++] = mean + std * v * m;
-      else {
-        this.#spare = v * m;
-        this.#hasSpare = true;
-      }
-    }
-    this.#a = a;
-    this.#b = b;
-    this.#c = c;
-    this.#d = d;
   }
 }
 

@@ -8,14 +8,11 @@
  */
 import { dirFiles, fileSource, writeFileAtomic } from "../io/deno_files.ts";
 import { type ModelConfig, parseModelConfig } from "./config.ts";
-import {
-  checkpointFingerprint,
-  openPack,
-  type Pack,
-  type PackFormat,
-  StalePackError,
-  writePack,
-} from "./pack.ts";
+import { checkpointFingerprint } from "./checkpoint_fingerprint.ts";
+import { openPack, type Pack } from "./pack.ts";
+import { StalePackError } from "./pack_header.ts";
+import type { PackFormat } from "./pack_layout.ts";
+import { writePack } from "./pack_writer.ts";
 import { openCheckpoint } from "./safetensors.ts";
 import { FileNotFoundError } from "../io/source.ts";
 

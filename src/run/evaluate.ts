@@ -8,13 +8,7 @@ import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { loraLayout } from "../engine/lora.ts";
 import type { Pack } from "../model/pack.ts";
 import type { KernelLocation, Variant } from "../runtime/kernels.ts";
-
-/** A tokenized sequence. */
-export interface Sequence {
-  ids: Int32Array;
-  /** 1 = trained target (ignored by evaluation, which scores every predicted position). */
-  targets?: Uint8Array;
-}
+import type { Sequence } from "../data/sequence.ts";
 
 /** Options for {@linkcode evaluate}. */
 export interface EvaluateOptions {

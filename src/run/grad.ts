@@ -13,8 +13,8 @@ import { type LoraLayout, loraLayout, type LoraOptions } from "../engine/lora.ts
 import type { Method } from "../engine/plan.ts";
 import type { Pack } from "../model/pack.ts";
 import type { KernelLocation, Variant } from "../runtime/kernels.ts";
-import type { Sequence } from "./evaluate.ts";
-import { initLora } from "./train.ts";
+import type { Sequence } from "../data/sequence.ts";
+import { initLora } from "../engine/lora_init.ts";
 
 /** Options of {@linkcode computeGradients}. */
 export interface GradOptions {

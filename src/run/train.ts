@@ -16,7 +16,9 @@ import type { Method } from "../engine/plan.ts";
 import { formatPlan } from "../runtime/arena.ts";
 import type { Pack } from "../model/pack.ts";
 import type { KernelLocation, Variant } from "../runtime/kernels.ts";
-import type { Sequence } from "./evaluate.ts";
+import type { Sequence } from "../data/sequence.ts";
+import { seededRandom } from "../util/random.ts";
+import { initLora } from "../engine/lora_init.ts";
 
 /** Options of {@linkcode train}. */
 export interface TrainOptions {
@@ -115,46 +117,6 @@ export interface TrainResult {
   valLosses: { step: number; loss: number }[];
   /** Whether the run stopped early (shouldStop). */
   stopped: boolean;
-}
-
-/** xoshiro128** seeded by splitmix32: a small deterministic generator for initialisation and data order. */
-export function seededRandom(seed: number): () => number {
-  let x = seed >>> 0;
-  const next32 = () => {
-    x = (x + 0x9e3779b9) >>> 0;
-    let z = x;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-  const s = [next32(), next32(), next32(), next32()];
-  return () => {
-    const r = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
-    const t = s[1] << 9;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 11);
-    return r / 2 ** 32;
-  };
-}
-
-function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0;
-}
-
-/** PEFT's initialisation: A ~ U(−1/√in, 1/√in) (kaiming_uniform with a = √5), B = 0. */
-export function initLora(layout: LoraLayout, params: Float32Array, seed: number): void {
-  const random = seededRandom(seed);
-  params.fill(0);
-  for (const row of layout.pairs) {
-    for (const pair of row) {
-      const bound = 1 / Math.sqrt(pair.inDim);
-      for (let i = 0; i < layout.rank * pair.inDim; i++) params[pair.a + i] = (2 * random() - 1) * bound;
-    }
-  }
 }
 
 /** The order sequences are visited in epoch `epoch`: a seeded shuffle. */

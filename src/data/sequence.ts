@@ -1,0 +1,17 @@
+/**
+ * The record every stage after tokenization passes around: a sequence's token ids and which of them are
+ * trained targets.
+ *
+ * @module
+ */
+
+/** A tokenized sequence. `targets[t] = 1`: token t is predicted from position t−1 and counts in the loss. */
+export interface Sequence {
+  /** Token ids. */
+  ids: Int32Array;
+  /**
+   * One byte per token: 1 = trained target, 0 = context only (`targets[0]` is always 0). Absent: every
+   * position 1…T−1 is trained. Evaluation ignores it and scores every predicted position.
+   */
+  targets?: Uint8Array;
+}

@@ -1,0 +1,134 @@
+/**
+ * The pack header: what a pack file holds and where (format, model config, sections, source fingerprint),
+ * and the plan of a whole pack file computed from a config.
+ *
+ * File layout (little-endian):
+ * ```
+ * "MESPPACK" | u32 version | u32 header bytes | header JSON (padded to 64) | sections, each 64-aligned
+ * ```
+ *
+ * @module
+ */
+import type { WeightSource } from "../io/source.ts";
+import type { ModelConfig } from "./config.ts";
+import {
+  align,
+  copiesQuantized,
+  layerLayout,
+  matrixSlot,
+  MLP_CHUNK,
+  type PackFormat,
+} from "./pack_layout.ts";
+
+/** The first 8 bytes of every pack. */
+export const MAGIC = "MESPPACK";
+/** The pack format version this code reads and writes. */
+export const VERSION = 2;
+/** Bytes before the header JSON: magic, version, header length. */
+const PRELUDE_BYTES = 16;
+
+/** A section of the pack file. */
+export interface Section {
+  offset: number;
+  bytes: number;
+}
+
+/** The JSON header of a pack. */
+export interface PackHeader {
+  version: number;
+  format: PackFormat;
+  bf16Scales: boolean;
+  /** Columns of the MLP's intermediate dimension per stored chunk. */
+  mlpChunk: number;
+  config: ModelConfig;
+  /** Fingerprint of the source checkpoint (see {@linkcode checkpointFingerprint}). */
+  fingerprint: string;
+  /** Where the pack came from, for messages. */
+  source: string;
+  embed: Section;
+  layers: Section[];
+  norm: Section;
+  lmHead?: Section;
+  /** Total file size. */
+  fileBytes: number;
+}
+
+/** Plans the whole pack: header (without fingerprint/source) and sections. */
+export function planPack(
+  cfg: ModelConfig,
+  format: PackFormat,
+  mlpChunk = MLP_CHUNK,
+): Omit<PackHeader, "fingerprint" | "source"> {
+  const bf16Scales = copiesQuantized(cfg, format);
+  const layout = layerLayout(cfg, format, bf16Scales, mlpChunk);
+  // sections start after a generous header allowance, fixed so offsets never depend on the header text
+  let at = PRELUDE_BYTES + align(4096 + cfg.numLayers * 64);
+  const section = (bytes: number): Section => {
+    const s = { offset: align(at), bytes };
+    at = s.offset + bytes;
+    return s;
+  };
+  const embed = section(matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales, 0).bytes);
+  const layers = Array.from({ length: cfg.numLayers }, () => section(layout.bytes));
+  const norm = section(cfg.hiddenSize * 4);
+  const lmHead = cfg.tieWordEmbeddings
+    ? undefined
+    : section(matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales, 0).bytes);
+  return {
+    version: VERSION,
+    format,
+    bf16Scales,
+    mlpChunk,
+    config: cfg,
+    embed,
+    layers,
+    norm,
+    lmHead,
+    fileBytes: align(at),
+  };
+}
+
+/** Thrown when a pack is stale, foreign, truncated or corrupt; callers rebuild it. */
+export class StalePackError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StalePackError";
+  }
+}
+
+/** The start of a pack file: prelude and header JSON. */
+export function encodePackHeader(header: PackHeader): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  if (PRELUDE_BYTES + json.length > header.embed.offset) {
+    throw new Error(`pack header too large (${json.length} bytes)`);
+  }
+  const out = new Uint8Array(PRELUDE_BYTES + json.length);
+  out.set(new TextEncoder().encode(MAGIC));
+  new DataView(out.buffer).setUint32(8, VERSION, true);
+  new DataView(out.buffer).setUint32(12, json.length, true);
+  out.set(json, PRELUDE_BYTES);
+  return out;
+}
+
+/** Reads the header of the pack in `source` (`size` bytes); a {@linkcode StalePackError} if it is not one. */
+export async function readPackHeader(source: WeightSource, size: number): Promise<PackHeader> {
+  if (size < PRELUDE_BYTES) throw new StalePackError(`${source.name}: not a mesp pack (too short)`);
+  const pre = new Uint8Array(PRELUDE_BYTES);
+  await source.read(0, pre);
+  if (new TextDecoder().decode(pre.subarray(0, 8)) !== MAGIC) {
+    throw new StalePackError(`${source.name}: not a mesp pack`);
+  }
+  const dv = new DataView(pre.buffer);
+  if (dv.getUint32(8, true) !== VERSION) {
+    throw new StalePackError(`${source.name}: pack version ${dv.getUint32(8, true)}`);
+  }
+  const len = dv.getUint32(12, true);
+  if (PRELUDE_BYTES + len > size) throw new StalePackError(`${source.name}: truncated header`);
+  const hb = new Uint8Array(len);
+  await source.read(PRELUDE_BYTES, hb);
+  try {
+    return JSON.parse(new TextDecoder().decode(hb));
+  } catch {
+    throw new StalePackError(`${source.name}: corrupt header`);
+  }
+}
