@@ -45,6 +45,10 @@ export interface FlagSpec {
   readonly min?: number;
   /** Largest allowed number / size. */
   readonly max?: number;
+  /** The number must be larger than this (a bound that itself cannot work, e.g. ε = 0). */
+  readonly greaterThan?: number;
+  /** The number must be smaller than this (e.g. β = 1). */
+  readonly lessThan?: number;
 }
 
 /** A command: its name, one-line description and flags. */
@@ -215,6 +219,10 @@ export function parseArgs<S extends CommandSpec>(argv: readonly string[], spec: 
     const bounded = (n: number): number => {
       if (f.min !== undefined && n < f.min) fail(`${flag}: must be ≥ ${f.min}, got ${raw}`);
       if (f.max !== undefined && n > f.max) fail(`${flag}: must be ≤ ${f.max}, got ${raw}`);
+      if (f.greaterThan !== undefined && !(n > f.greaterThan)) {
+        fail(`${flag}: must be > ${f.greaterThan}, got ${raw}`);
+      }
+      if (f.lessThan !== undefined && !(n < f.lessThan)) fail(`${flag}: must be < ${f.lessThan}, got ${raw}`);
       return n;
     };
     const checkChoice = (v: string): string => {

@@ -57,6 +57,9 @@ export async function run(argv: string[]): Promise<number> {
     onProgress: (done, _total, nll) => bar?.update(done, { nll: nll.toFixed(4) }),
   });
   bar?.finish();
+  if (!Number.isFinite(r.nll)) {
+    throw new Error(`the mean NLL is ${r.nll}: check the model's and adapter's weights`);
+  }
   if (args.json) {
     console.log(
       JSON.stringify({

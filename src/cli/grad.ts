@@ -19,6 +19,7 @@ import { writeFileAtomic } from "../io/deno_files.ts";
 import { writeLoraTensors } from "../engine/adapter.ts";
 import { computeGradients } from "../run/grad.ts";
 import type { Method } from "../engine/plan.ts";
+import { assertFinite } from "../model/finite.ts";
 
 /** One line for the command list. */
 export const description = "loss and every LoRA gradient of the first sequence, as safetensors (PEFT names)";
@@ -76,6 +77,8 @@ export async function run(argv: string[]): Promise<number> {
     variant: variantOf(args.variant),
     threads,
   });
+  assertFinite([r.loss], "grad: the loss");
+  assertFinite(r.grads, "grad: the LoRA gradients");
   await writeFileAtomic(
     args.out,
     (sink) => writeLoraTensors(sink, r.layout, r.grads, { loss: new Float32Array([r.loss]) }),

@@ -79,7 +79,8 @@ export async function prepare(job: PrepareJob, log: (m: string) => void): Promis
       for (const line of chunk.split("\n")) {
         if (!line) continue;
         last = line;
-        log(line);
+        // the child's own error is rethrown below, printed once by the command
+        if (!line.startsWith("error: ")) log(line);
       }
     }
   })();

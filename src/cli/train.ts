@@ -61,10 +61,10 @@ export const SPEC = {
       min: 0,
       description: "peak learning rate (default 2e-4 AdamW, 1e-4 SGD, 5e-5 MeZO)",
     },
-    zoEps: { type: "number", default: 1e-3, min: 0, description: "MeZO perturbation scale ε" },
+    zoEps: { type: "number", default: 1e-3, greaterThan: 0, description: "MeZO perturbation scale ε" },
     weightDecay: { type: "number", default: 0, min: 0, description: "weight decay" },
-    beta1: { type: "number", default: 0.9, min: 0, max: 1, description: "AdamW β1" },
-    beta2: { type: "number", default: 0.999, min: 0, max: 1, description: "AdamW β2" },
+    beta1: { type: "number", default: 0.9, min: 0, lessThan: 1, description: "AdamW β1" },
+    beta2: { type: "number", default: 0.999, min: 0, lessThan: 1, description: "AdamW β2" },
     schedule: {
       type: "string",
       choices: ["cosine", "constant"],

@@ -7,6 +7,7 @@
 import type { WeightSource } from "../io/source.ts";
 import { bf16BitsToF32, f16BitsToF32 } from "./dtype.ts";
 import { GROUP } from "./pack_layout.ts";
+import { assertFinite, assertFiniteHalf } from "./finite.ts";
 import type { Checkpoint, TensorInfo } from "./safetensors.ts";
 
 /** Reads rows [r0, r1) of a checkpoint matrix as f32, whatever its stored dtype (incl. MLX quantized). */
@@ -31,10 +32,11 @@ export async function readRowsF32(
         );
       }
     }
-    return;
+  } else {
+    const { file, info } = ckpt.get(`${base}.weight`);
+    await readDenseRows(file.source, info, r0, r1, into);
   }
-  const { file, info } = ckpt.get(`${base}.weight`);
-  await readDenseRows(file.source, info, r0, r1, into);
+  assertFinite(into, `${base}.weight in ${ckpt.name}`, into.length / (r1 - r0), r0);
 }
 
 /** Reads a whole (small) tensor as f32: norms and biases. */
@@ -45,6 +47,7 @@ export async function readVectorF32(ckpt: Checkpoint, name: string, length: numb
   }
   const out = new Float32Array(length);
   await readDenseRows(file.source, { ...info, shape: [1, length] }, 0, 1, out);
+  assertFinite(out, `tensor ${name} in ${ckpt.name}`);
   return out;
 }
 
@@ -108,5 +111,7 @@ export async function readMlxRows(
   }
   await s.file.source.read(s.info.offset + r0 * groups * 2, new Uint8Array(scales.buffer));
   await b.file.source.read(b.info.offset + r0 * groups * 2, new Uint8Array(biases.buffer));
+  assertFiniteHalf(scales, "bf16", `${base}.scales in ${ckpt.name}`);
+  assertFiniteHalf(biases, "bf16", `${base}.biases in ${ckpt.name}`);
   return { data, scales, biases };
 }

@@ -8,6 +8,7 @@
  */
 import { type ByteSink, FileNotFoundError, type ModelFiles, type WeightSource } from "../io/source.ts";
 import { bf16ToF32, f16ToF32 } from "./dtype.ts";
+import { assertFinite } from "./finite.ts";
 
 /**
  * Bits per element of every safetensors dtype, in the reference library's enum order, which is also its
@@ -289,7 +290,7 @@ export async function readTensorBytes(
 /**
  * Reads an F32, F16 or BF16 tensor as float32 values, into `into` (exactly its element count) or a new
  * array. Meant for small tensors (norms, biases, test fixtures); large weights go through
- * {@linkcode readTensorBytes} into their final buffer.
+ * {@linkcode readTensorBytes} into their final buffer. A NaN or ±∞ is an error naming the tensor and where.
  */
 export async function readTensorF32(
   file: SafetensorsFile,
@@ -306,16 +307,20 @@ export async function readTensorF32(
   switch (info.dtype) {
     case "F32":
       await file.source.read(info.offset, new Uint8Array(out.buffer, out.byteOffset, info.byteLength));
-      return out;
+      break;
     case "BF16":
     case "F16": {
       const half = new Uint16Array(count); // aligned scratch; half-float tensors read here are small
       await file.source.read(info.offset, new Uint8Array(half.buffer));
-      return info.dtype === "BF16" ? bf16ToF32(half, out) : f16ToF32(half, out);
+      if (info.dtype === "BF16") bf16ToF32(half, out);
+      else f16ToF32(half, out);
+      break;
     }
     default:
       throw new Error(`${where} has dtype ${info.dtype}; readTensorF32 reads F32, F16 and BF16`);
   }
+  assertFinite(out, where, info.shape.length === 2 ? info.shape[1] : 0);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------

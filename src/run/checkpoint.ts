@@ -13,6 +13,7 @@ import {
   writeSafetensors,
 } from "../model/safetensors.ts";
 import type { TrainState } from "./train.ts";
+import { assertFinite } from "../model/finite.ts";
 
 /** Checkpoint file name inside a run directory. */
 export const CHECKPOINT_FILE = "checkpoint.safetensors";
@@ -26,6 +27,10 @@ export async function writeCheckpoint(
   state: TrainState,
   run: Record<string, unknown> = {},
 ): Promise<void> {
+  // a diverged state must never replace the last good one
+  assertFinite(state.params, "checkpoint: LoRA parameters");
+  if (state.m) assertFinite(state.m, "checkpoint: AdamW first moment");
+  if (state.v) assertFinite(state.v, "checkpoint: AdamW second moment");
   const entries: TensorEntry[] = [{
     name: "params",
     dtype: "F32",

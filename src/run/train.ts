@@ -132,6 +132,39 @@ export function epochOrder(n: number, seed: number, epoch: number): Uint32Array 
   return order;
 }
 
+/**
+ * Refuses hyper-parameters that cannot train: β = 1 divides by a zero bias correction, ε = 0 divides by
+ * zero (MeZO) or by √v = 0 (AdamW), non-finite values poison every parameter at the first step.
+ */
+export function checkHyperparameters(o: OptimizerOptions, zoEps: number, clip: number): void {
+  const fail = (what: string, v: unknown, want: string) => {
+    throw new Error(`${what} must be ${want}, got ${v}`);
+  };
+  if (!(Number.isFinite(o.lr) && o.lr >= 0)) fail("the learning rate", o.lr, "a finite number ≥ 0");
+  const wd = o.weightDecay ?? 0;
+  if (!(Number.isFinite(wd) && wd >= 0)) fail("weight decay", wd, "a finite number ≥ 0");
+  if (o.name === "adamw") {
+    const b1 = o.beta1 ?? 0.9, b2 = o.beta2 ?? 0.999, eps = o.eps ?? 1e-8;
+    if (!(b1 >= 0 && b1 < 1)) fail("AdamW β1", b1, "in [0, 1)");
+    if (!(b2 >= 0 && b2 < 1)) fail("AdamW β2", b2, "in [0, 1)");
+    if (!(Number.isFinite(eps) && eps > 0)) fail("AdamW ε", eps, "a finite number > 0");
+  }
+  if (!(Number.isFinite(zoEps) && zoEps > 0)) fail("MeZO's ε", zoEps, "a finite number > 0");
+  if (!(Number.isFinite(clip) && clip >= 0)) fail("the clipping norm", clip, "a finite number ≥ 0 (0 = off)");
+}
+
+/** A NaN or ±∞ loss or parameter: the run stops at that step; nothing after the last save is written. */
+export class NonFiniteError extends Error {
+  /** The optimizer step (1-based) at which it appeared. */
+  readonly step: number;
+  /** @param message where and what to try; @param step the 1-based step */
+  constructor(message: string, step: number) {
+    super(message);
+    this.name = "NonFiniteError";
+    this.step = step;
+  }
+}
+
 /** Fine-tunes a LoRA adapter on `data` with exact gradients; `val` is scored every `valEvery` steps. */
 export async function train(
   pack: Pack,
@@ -161,6 +194,7 @@ export async function train(
     throw new Error("MeZO updates with SGD (--optimizer sgd)");
   }
   const zoEps = options.zoEps ?? 1e-3;
+  checkHyperparameters(optOptions, zoEps, clip);
   const loraOptions = options.resume?.lora ?? options.adapter?.config ?? options.lora ?? {};
   const layout = loraLayout(cfg, loraOptions);
   // MeBP holds every gradient until the optimizer step; MeSP fuses the update into each layer's backward
@@ -219,13 +253,15 @@ export async function train(
       });
     const layerN = layout.layerElements;
     let order = epochOrder(data.length, seed, epoch);
+    let lastIndex = 0; // the data index of the last sequence drawn, for error messages
     const next = (): Sequence => {
       if (cursor >= data.length) {
         epoch++;
         cursor = 0;
         order = epochOrder(data.length, seed, epoch);
       }
-      return data[order[cursor++]];
+      lastIndex = order[cursor++];
+      return data[lastIndex];
     };
     const snapshot = (): TrainState => ({
       step,
@@ -253,12 +289,29 @@ export async function train(
         sum += r.sum;
         count += r.count;
       }
+      if (!Number.isFinite(sum)) {
+        throw new NonFiniteError(`step ${step}: the validation loss is ${sum / count}${hint()}`, step);
+      }
       if (count) {
         valLosses.push({ step, loss: sum / count });
         options.onEvent?.({ type: "val", step, loss: sum / count, tokens: count });
       }
     };
     const fused = (l: number) => opt.update(l * layerN, layerN, gradPtr, step);
+    let saved = step; // the step of the last state handed to saveCheckpoint (or resumed from)
+    const hint = () =>
+      `; nothing after step ${saved} was saved. Try a lower learning rate (now ${optOptions.lr}), ` +
+      `gradient clipping (--clip 1) or warmup; if it happens at the first step, check the model's weights`;
+    // one wasm pass over the parameters, in f64 (no overflow): NaN or ∞ exactly when a parameter is
+    const paramsFinite = () => Number.isFinite(e.k.sum_squares(e.p["lora.params"], layout.totalElements));
+    const checkLoss = (value: number, what: string) => {
+      if (!Number.isFinite(value)) {
+        throw new NonFiniteError(
+          `step ${step + 1}: ${what} is ${value} (sequence ${lastIndex} of the training data)${hint()}`,
+          step + 1,
+        );
+      }
+    };
     const t0 = performance.now();
     let tokensSeen = 0, stopped = false;
     while (step < steps) {
@@ -273,6 +326,8 @@ export async function train(
         for (let micro = 0; micro < accum; micro++) batch.push(next());
         const zs = stepSeed(seed, step);
         const est = await zoEstimate(e, batch, seqLen, zs, zoEps);
+        checkLoss(est.lossPlus, "the loss at θ + εz");
+        checkLoss(est.lossMinus, "the loss at θ − εz");
         zoUpdate(e, zs, est.coeff, learningRate(optOptions, step), optOptions.weightDecay ?? 0);
         loss = (est.lossPlus + est.lossMinus) / 2;
         tokens = est.tokens;
@@ -282,6 +337,7 @@ export async function train(
           const T = Math.min(s.ids.length, seqLen);
           bw.sink.accumulate = micro > 0;
           const r = await forwardBackward(e, bw, s.ids, s.targets, T, gradBuffer ? undefined : fused);
+          checkLoss(r.loss, "the loss");
           loss += r.loss / accum;
           tokens += r.tokens;
         }
@@ -293,6 +349,14 @@ export async function train(
           if (norm > clip) scale *= clip / norm;
         }
         opt.update(0, layout.totalElements, gradPtr, step, scale);
+      }
+      if (!paramsFinite()) {
+        throw new NonFiniteError(
+          `step ${step + 1}: the update made LoRA parameters non-finite (learning rate ${
+            learningRate(optOptions, step)
+          })${hint()}`,
+          step + 1,
+        );
       }
       step++;
       tokensSeen += tokens;
@@ -311,6 +375,7 @@ export async function train(
       if (options.valEvery && step % options.valEvery === 0 && step < steps) await validate();
       if (options.saveEvery && step % options.saveEvery === 0 && step < steps && options.saveCheckpoint) {
         await options.saveCheckpoint(snapshot());
+        saved = step;
         options.onEvent?.({ type: "checkpoint", step });
       }
     }
