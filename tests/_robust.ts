@@ -15,12 +15,25 @@ export interface Ran {
 }
 
 /** Runs `mesp <args>` in a child process with its own cache. */
-export async function mesp(cache: string, ...args: string[]): Promise<Ran> {
-  const out = await new Deno.Command(Deno.execPath(), {
+export function mesp(cache: string, ...args: string[]): Promise<Ran> {
+  return mespIn(Deno.cwd(), cache, ...args);
+}
+
+/** The `mesp` command in a child process (stdout piped, for reading step lines as they come). */
+export function mespCommand(cwd: string, cache: string, ...args: string[]): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...args],
     env: { MESP_CACHE: cache, NO_COLOR: "1" },
+    cwd,
     stdin: "null",
-  }).output();
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/** Runs `mesp <args>` in working directory `cwd`. */
+export async function mespIn(cwd: string, cache: string, ...args: string[]): Promise<Ran> {
+  const out = await mespCommand(cwd, cache, ...args).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }

@@ -121,7 +121,7 @@ Deno.test("train CLI: a short run writes adapter, checkpoint, metrics and curve;
     /peak memory [\d.]+ MB/.test(r.stderr.trim().split("\n").at(-1)!),
     "the last line reports the peak memory",
   );
-  r = await mesp("train", ...common, "--steps", "5", "--resume");
+  r = await mesp("train", ...common, "--steps", "5", "--resume", "--allow-change", "steps");
   assertEquals(r.code, 0, r.stderr);
   const steps = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l))
     .filter((m) => m.loss !== undefined).map((m) => m.step);

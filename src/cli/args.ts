@@ -265,6 +265,10 @@ export function parseArgs<S extends CommandSpec>(argv: readonly string[], spec: 
           `${flag}: a boolean flag takes no value (or =true / =false), got ${JSON.stringify(raw)}`,
         );
       default:
+        // an unset shell variable must not become the current directory, or "/" once a name is appended
+        if (raw.trim() === "" && (f.value === "DIR" || f.value === "FILE")) {
+          fail(`${flag}: empty path (an unset variable?)`);
+        }
         return checkChoice(raw);
     }
   };
@@ -343,4 +347,23 @@ export function parseArgs<S extends CommandSpec>(argv: readonly string[], spec: 
   }
   values._ = positionals;
   return values as ParsedArgs<S>;
+}
+
+/**
+ * The keys of the flags written out in `argv` (as opposed to defaults), e.g. to tell "--lr 2e-4" from an
+ * absent --lr that defaults to 2e-4.
+ */
+export function givenFlags(argv: readonly string[], spec: CommandSpec): Set<string> {
+  const byName = new Map<string, string>();
+  for (const key of Object.keys(spec.flags)) byName.set(kebabCase(key), key);
+  const given = new Set<string>();
+  for (const arg of argv) {
+    if (arg === "--") break;
+    if (!arg.startsWith("--")) continue;
+    const eq = arg.indexOf("=");
+    const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    const key = byName.get(name) ?? (name.startsWith("no-") ? byName.get(name.slice(3)) : undefined);
+    if (key !== undefined) given.add(key);
+  }
+  return given;
 }

@@ -15,6 +15,7 @@ import {
   variantOf,
 } from "./common.ts";
 import { TRAIN_FLAGS } from "./train_flags.ts";
+import { claimOutputFile } from "./outputs.ts";
 import { writeFileAtomic } from "../io/deno_files.ts";
 import { writeLoraTensors } from "../engine/adapter.ts";
 import { computeGradients } from "../run/grad.ts";
@@ -53,6 +54,7 @@ export const SPEC = {
     ckpt,
     ckptEvery,
     seed: { type: "integer", default: 0, description: "seed of the fresh initialisation" },
+    force: { type: "boolean", description: "replace --out if it exists" },
   },
   epilog:
     "example: deno task grad --model models/tiny --data data/lumen/train.jsonl --adapter runs/lumen --out grads.safetensors",
@@ -61,6 +63,7 @@ export const SPEC = {
 /** Runs `grad`. */
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, SPEC);
+  await claimOutputFile("--out", args.out, args.force);
   const threads = threadsOf(args.threads);
   const log = stderrLog();
   const { pack, sets: [[first]] } = await prepareRun(args, [args.data], args.seqLen, log);

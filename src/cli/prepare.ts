@@ -7,6 +7,7 @@
  * @module
  */
 import { fileSource } from "../io/deno_files.ts";
+import { spawnChild } from "./children.ts";
 import { openPack, type Pack } from "../model/pack.ts";
 import type { PackFormat } from "../model/pack_layout.ts";
 import { decodeTokenCache } from "../data/token_cache.ts";
@@ -68,11 +69,14 @@ export function childPermissions(job: PrepareJob, script: URL): string[] {
 export async function prepare(job: PrepareJob, log: (m: string) => void): Promise<Prepared> {
   // a module URL (file: or https:), not an import: the parent never loads the tokenizer or checkpoint code
   const script = new URL("./prepare_child.ts", import.meta.url);
-  const child = new Deno.Command(denoCommand(), {
-    args: ["run", ...childPermissions(job, script), script.href, JSON.stringify(job)],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnChild(
+    new Deno.Command(denoCommand(), {
+      args: ["run", ...childPermissions(job, script), script.href, JSON.stringify(job)],
+      stdin: "piped", // never written: it closes when this process ends, and the child ends with it
+      stdout: "piped",
+      stderr: "piped",
+    }),
+  );
   let last = "";
   const status = (async () => {
     for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {

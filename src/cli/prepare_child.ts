@@ -12,6 +12,7 @@ import { loadOrBuildTokenCache } from "../data/token_cache_files.ts";
 import { parseJsonl, tokenizeExample } from "../data/dataset.ts";
 import { encodeTokenCache, sha256Hex } from "../data/token_cache.ts";
 import { writeFileAtomic } from "../io/deno_files.ts";
+import { watchParent } from "./children.ts";
 
 /** The child: build or validate the pack and token caches, print their paths as JSON. */
 async function child(job: PrepareJob): Promise<void> {
@@ -30,7 +31,8 @@ async function child(job: PrepareJob): Promise<void> {
         cacheDir: `${job.cacheDir}/tokens`,
         seqLen: job.seqLen,
         onStatus: log,
-        // this process is already apart from the one that trains: a worker needs no --allow-run
+        // this process is already apart from the one that trains: a worker needs no --allow-run and ends
+        // with it (a grandchild process would outlive it)
         isolation: "worker",
       });
       sets.push(path);
@@ -103,10 +105,12 @@ async function pretokenizedCache(job: PrepareJob, dataPath: string): Promise<str
 }
 
 if (import.meta.main) {
+  watchParent();
   try {
     await child(JSON.parse(Deno.args[0]));
   } catch (e) {
     console.error(`error: ${(e as Error).message}`);
     Deno.exit(1);
   }
+  Deno.exit(0);
 }

@@ -3,12 +3,13 @@
  * Qwen2 model (made once, cached) with the real Qwen tokenizer, fine-tuned on the Lumen dataset shipped in
  * `data/lumen/`, with a generation before and after.
  *
- * A run directory holds the PEFT adapter, `checkpoint.safetensors` (every `--save-every` steps and at the
- * end, written atomically), `metrics.jsonl` and `loss.svg`.
+ * A run directory holds the PEFT adapter, `checkpoint.safetensors` (every `--save-every` steps, at the end
+ * and when a stop signal arrives, written atomically), `metrics.jsonl` and `loss.svg`; it is locked while a
+ * run uses it.
  *
  * @module
  */
-import { type CommandSpec, parseArgs, UsageError, usageLine } from "./args.ts";
+import { type CommandSpec, givenFlags, parseArgs, UsageError, usageLine } from "./args.ts";
 import { Progress } from "./progress.ts";
 import {
   arenaBudget,
@@ -23,6 +24,18 @@ import {
 } from "./common.ts";
 import { TRAIN_FLAGS } from "./train_flags.ts";
 import { CLI_PERMISSIONS, denoCommand } from "./prepare.ts";
+import { ensureDir, lockRunDir, removeStaleTemps } from "./outputs.ts";
+import { STOP_SIGNALS, trapSignals } from "./signals.ts";
+import { endChildren, spawnChild } from "./children.ts";
+import {
+  CHANGEABLE,
+  configDifferences,
+  RECORDED_FLAGS,
+  recordedConfig,
+  refuseDifferences,
+  type RunConfig,
+  sequencesFingerprint,
+} from "./run_config.ts";
 import { writeFileAtomic } from "../io/deno_files.ts";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterConfigJson, writeLoraTensors } from "../engine/adapter.ts";
 import { loraLayout, resolveTargets } from "../engine/lora.ts";
@@ -85,13 +98,24 @@ export const SPEC = {
       min: 0,
       description: "checkpoint every N steps (0: only at the end)",
     },
-    resume: { type: "boolean", description: "continue from the run directory's checkpoint" },
+    resume: {
+      type: "boolean",
+      description: "continue the run in --out to its own target (flags not given keep their recorded values)",
+    },
+    allowChange: {
+      type: "list",
+      choices: CHANGEABLE,
+      description: "with --resume: flags that may differ from the recorded run (e.g. steps to train longer)",
+    },
     adapter: {
       type: "string",
       value: "DIR",
       description: "start from this PEFT adapter instead of a fresh one",
     },
-    force: { type: "boolean", description: "start over in a run directory that already holds a run" },
+    force: {
+      type: "boolean",
+      description: "start over in a run directory that already holds a run (its files are replaced)",
+    },
     json: { type: "boolean", description: "print step lines as JSON instead of a progress bar" },
   },
   epilog: "examples:\n  deno task train\n" +
@@ -115,9 +139,10 @@ async function demoModel(cache: string, log: (m: string) => void): Promise<strin
     // in a child process, so its buffers never count toward this process's peak memory
     const main = new URL("./main.ts", import.meta.url).href;
     const args = ["run", ...CLI_PERMISSIONS, main, "make-model", "--preset", "tiny", "--out", dir, "--force"];
-    const out = await new Deno.Command(denoCommand(), { args, stdout: "inherit", stderr: "inherit" })
-      .output();
-    if (!out.success) throw new Error("could not make the demo model");
+    const child = spawnChild(
+      new Deno.Command(denoCommand(), { args, stdin: "null", stdout: "inherit", stderr: "inherit" }),
+    );
+    if (!(await child.status).success) throw new Error("could not make the demo model");
   }
   return dir;
 }
@@ -155,54 +180,145 @@ async function generateInChild(
     ...extra,
   ];
   if (adapter) args.push("--adapter", adapter);
-  const out = await new Deno.Command(denoCommand(), { args, stdout: "piped", stderr: "piped" }).output();
+  const out = await spawnChild(
+    new Deno.Command(denoCommand(), { args, stdin: "null", stdout: "piped", stderr: "piped" }),
+  ).output();
   if (!out.success) {
     return `(generation failed: ${new TextDecoder().decode(out.stderr).trim().split("\n").at(-1)})`;
   }
   return new TextDecoder().decode(out.stdout).trim();
 }
 
+/** The files a run writes into its directory. */
+const RUN_FILES = [CHECKPOINT_FILE, ADAPTER_WEIGHTS, ADAPTER_CONFIG, "metrics.jsonl", "loss.svg"];
+
 /** Runs `train`. */
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, SPEC);
-  const threads = threadsOf(args.threads);
+  const given = givenFlags(argv, SPEC);
   const log = stderrLog();
   const demo = args.model === undefined && args.data === undefined;
   if (!demo && (args.model === undefined || args.data === undefined)) {
     throw new UsageError(`give both --model and --data (or neither, for the demo)\n${usageLine(SPEC)}`);
   }
+  if (args.resume && args.force) {
+    throw new UsageError(
+      `--resume continues the run in --out, --force replaces it: give one\n${usageLine(SPEC)}`,
+    );
+  }
+  if (args.allowChange.length > 0 && !args.resume) {
+    throw new UsageError(`--allow-change applies to --resume only\n${usageLine(SPEC)}`);
+  }
   const cache = cacheDir(args.cacheDir);
   const model = demo ? await demoModel(cache, log) : args.model!;
   const dataPath = demo ? DEMO.data : args.data!;
-  const valPath = demo ? DEMO.val : args.val;
   const out = args.out ?? (demo ? DEMO.out : `runs/${dataPath.split("/").at(-1)!.replace(/\.jsonl?$/, "")}`);
-  const method = args.method as Method;
-  // MeZO's update is SGD on its estimate (the paper's); the exact methods take --optimizer
-  const optimizer = method === "mezo" ? "sgd" : args.optimizer as "adamw" | "sgd";
-  const lr = args.lr ?? (method === "mezo" ? 5e-5 : demo ? 2e-3 : optimizer === "adamw" ? 2e-4 : 1e-4);
-  const steps = args.steps ?? (demo ? 150 : undefined);
-
-  // everything that can be wrong is checked before the first step; nothing existing is overwritten
   const cfg = await readModelConfig(model);
+  resolveTargets(args.targets);
+
+  const created = !await exists(out);
+  await ensureDir("--out", out);
+  const lock = await lockRunDir(out);
+  // the directory is ours from here: a stop signal exits at once before training, saves during it
+  let training = false, stop = false;
+  const trap = trapSignals((signal, count) => {
+    if (!training || count > 1) {
+      endChildren();
+      lock.release();
+      Deno.exit(STOP_SIGNALS[signal]);
+    }
+    stop = true;
+    log(`\n${signal}: stopping after this step (saving a checkpoint); send it again to quit now`);
+  });
+  try {
+    return await trainInto(out, {
+      args,
+      given,
+      cfg,
+      model,
+      dataPath,
+      demo,
+      log,
+      setTraining: (on: boolean) => (training = on),
+      shouldStop: () => stop,
+      exitCode: () => trap.exitCode,
+    });
+  } catch (err) {
+    // a run that never started leaves no empty directory behind
+    if (created && !training) {
+      lock.release();
+      await Deno.remove(out).catch(() => {});
+    }
+    throw err;
+  } finally {
+    trap.dispose();
+    lock.release();
+  }
+}
+
+type TrainArgs = ReturnType<typeof parseArgs<typeof SPEC>>;
+
+/** The rest of `train`, with `out` created and locked. */
+async function trainInto(out: string, c: {
+  args: TrainArgs;
+  given: Set<string>;
+  cfg: Awaited<ReturnType<typeof readModelConfig>>;
+  model: string;
+  dataPath: string;
+  demo: boolean;
+  log: (m: string) => void;
+  setTraining: (on: boolean) => void;
+  shouldStop: () => boolean;
+  exitCode: () => number;
+}): Promise<number> {
+  const { given, cfg, model, dataPath, demo, log } = c;
+  const stale = await removeStaleTemps(out);
+  if (stale.length) log(`removed ${stale.length} interrupted write(s) from ${out}: ${stale.join(", ")}`);
+  const ckptPath = `${out}/${CHECKPOINT_FILE}`;
+  const present: string[] = [];
+  for (const f of RUN_FILES) if (await exists(`${out}/${f}`)) present.push(f);
+  if (present.length && !c.args.resume && !c.args.force) {
+    throw new Error(
+      `${out} already holds a run (${
+        present.join(", ")
+      }): use --resume to continue it, --force to start over, ` +
+        `or another --out`,
+    );
+  }
+
+  // --resume: flags not given take the recorded values; given ones must match them
+  let resume: TrainState | undefined;
+  let recorded: Partial<RunConfig> | undefined;
+  const args = { ...c.args };
+  if (args.resume) {
+    if (!await exists(ckptPath)) throw new Error(`--resume: ${ckptPath} not found`);
+    const ck = await decodeCheckpoint(await Deno.readFile(ckptPath), ckptPath);
+    resume = ck.state;
+    recorded = recordedConfig(ck.run);
+    if (!recorded) log(`warning: ${ckptPath} records no run configuration; the flags cannot be checked`);
+    const now: Partial<RunConfig> = {};
+    const rec = (recorded ?? {}) as Record<string, unknown>;
+    const mut = args as Record<string, unknown>;
+    for (const key of RECORDED_FLAGS) {
+      if (given.has(key)) (now as Record<string, unknown>)[key] = normalized(key, args);
+      else if (key in rec) mut[key] = rec[key];
+    }
+    if (given.has("steps")) now.steps = args.steps;
+    refuseDifferences(out, configDifferences(rec, now, args.allowChange));
+    log(`resuming ${out} at step ${resume.step}`);
+  }
   if (args.seqLen > cfg.maxPositionEmbeddings) {
     throw new Error(
       `--seq-len ${args.seqLen} is longer than the model allows (${cfg.maxPositionEmbeddings} positions)`,
     );
   }
-  resolveTargets(args.targets);
-  const ckptPath = `${out}/${CHECKPOINT_FILE}`;
-  const holdsRun = await exists(ckptPath) || await exists(`${out}/${ADAPTER_WEIGHTS}`);
-  if (holdsRun && !args.resume && !args.force) {
-    throw new Error(
-      `${out} already holds a run: use --resume to continue it, --force to start over, or another --out`,
-    );
-  }
-  let resume: TrainState | undefined;
-  if (args.resume) {
-    if (!await exists(ckptPath)) throw new Error(`--resume: ${ckptPath} not found`);
-    resume = (await decodeCheckpoint(await Deno.readFile(ckptPath), ckptPath)).state;
-    log(`resuming ${out} at step ${resume.step}`);
-  }
+  const valPath = demo ? DEMO.val : args.val;
+  const method = args.method as Method;
+  // MeZO's update is SGD on its estimate (the paper's); the exact methods take --optimizer
+  const optimizer = method === "mezo" ? "sgd" : args.optimizer as "adamw" | "sgd";
+  const lr = args.lr ?? (method === "mezo" ? 5e-5 : demo ? 2e-3 : optimizer === "adamw" ? 2e-4 : 1e-4);
+  const threads = threadsOf(args.threads);
+  const budget = arenaBudget(args.maxMemory, threads);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
   const layout = loraLayout(
     cfg,
@@ -215,7 +331,38 @@ export async function run(argv: string[]): Promise<number> {
     args.seqLen,
     log,
   );
-  await Deno.mkdir(out, { recursive: true });
+  // the run's own target: --steps, --epochs, the recorded one, or one epoch
+  const steps = given.has("steps")
+    ? args.steps!
+    : given.has("epochs")
+    ? Math.ceil((args.epochs! * data.length) / args.gradAccum)
+    : recorded?.steps ?? args.steps ?? (demo ? 150 : Math.ceil(data.length / args.gradAccum));
+  const config: RunConfig = {
+    ...Object.fromEntries(RECORDED_FLAGS.map((k) => [k, normalized(k, args)])) as Omit<
+      RunConfig,
+      "steps" | "model" | "data"
+    >,
+    lr,
+    alpha: layout.alpha,
+    steps,
+    model: pack.header.fingerprint,
+    data: sequencesFingerprint(data),
+  };
+  if (resume && recorded) {
+    const now = { model: config.model, data: config.data, ...(given.has("epochs") ? { steps } : {}) };
+    refuseDifferences(out, configDifferences(recorded, now, args.allowChange));
+  }
+  if (resume && resume.step >= steps) {
+    throw new Error(
+      `--resume: the run in ${out} is complete (step ${resume.step} of ${steps}); ` +
+        `--allow-change steps --steps N trains it further`,
+    );
+  }
+  if (args.force && present.length) {
+    log(`--force: replacing the run in ${out}`);
+    for (const f of RUN_FILES) await Deno.remove(`${out}/${f}`).catch(() => {});
+  }
+  if (resume) await keepMetricsUpTo(`${out}/metrics.jsonl`, resume.step);
 
   if (demo) {
     log(
@@ -228,28 +375,11 @@ export async function run(argv: string[]): Promise<number> {
     );
   }
 
-  const runMeta = {
-    model,
-    data: dataPath,
-    val: valPath,
-    seqLen: args.seqLen,
-    optimizer,
-    lr,
-    weights: args.weights,
-  };
+  const runMeta = { config, model, data: dataPath, val: valPath ?? null };
   const metrics = await Deno.open(`${out}/metrics.jsonl`, { create: true, append: true, write: true });
   const writeMetric = (o: Record<string, unknown>) =>
     metrics.writeSync(new TextEncoder().encode(JSON.stringify(o) + "\n"));
-  let stop = false;
-  const onSignal = () => {
-    if (stop) Deno.exit(130);
-    stop = true;
-    log("\nstopping after this step (saving a checkpoint); Ctrl-C again to quit now");
-  };
-  Deno.addSignalListener("SIGINT", onSignal);
-  const bar = args.json
-    ? undefined
-    : new Progress("train", { total: steps ?? Math.ceil(data.length / args.gradAccum), unit: "step" });
+  const bar = args.json ? undefined : new Progress("train", { total: steps, unit: "step" });
   let sumLoss = 0, nLoss = 0;
   const onEvent = (ev: TrainEvent) => {
     if (ev.type === "plan") {
@@ -294,11 +424,11 @@ export async function run(argv: string[]): Promise<number> {
     );
   };
   let result;
+  c.setTraining(true);
   try {
     result = await train(pack, data, val, {
       seqLen: args.seqLen,
       steps,
-      epochs: args.epochs,
       lora: { rank: args.rank, alpha: args.alpha, rslora: args.rslora, targets: args.targets },
       seed: args.seed,
       optimizer: {
@@ -316,27 +446,26 @@ export async function run(argv: string[]): Promise<number> {
       saveEvery: args.saveEvery,
       resume,
       adapter,
-      budget: arenaBudget(args.maxMemory, threads),
+      budget,
       variant: variantOf(args.variant),
       threads,
       resident: args.resident,
       ckptDtype: args.ckpt as "f32" | "bf16",
       vocabChunk: args.vocabChunk,
       ckptEvery: args.ckptEvery,
-      method: args.method as Method,
+      method,
       zoEps: args.zoEps,
       onEvent,
       saveCheckpoint: save,
-      shouldStop: () => stop,
+      shouldStop: c.shouldStop,
     });
   } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
+    c.setTraining(false);
     metrics.close();
   }
   bar?.finish();
-  const history = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n").map((l) =>
-    JSON.parse(l)
-  );
+  const history = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n").filter((l) => l)
+    .map((l) => JSON.parse(l));
   const losses = history.filter((h) => h.loss !== undefined).map((h) => h.loss as number);
   const vals = history.filter((h) => h.val_loss !== undefined).map((h) => ({
     step: h.step as number,
@@ -348,13 +477,18 @@ export async function run(argv: string[]): Promise<number> {
   );
   const first = result.losses.slice(0, 10), last = result.losses.slice(-10);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const trained = result.losses.length
+    ? `; loss ${mean(first).toFixed(4)} (first 10) → ${mean(last).toFixed(4)} (last 10)`
+    : "";
   console.error(
-    `${result.stopped ? "stopped" : "done"}: ${result.steps} steps; loss ${
-      mean(first).toFixed(4)
-    } (first 10) → ${mean(last).toFixed(4)} (last 10)` +
+    (result.stopped
+      ? `stopped at step ${result.steps} of ${steps} (checkpoint saved; --resume continues)`
+      : `done: ${result.steps} steps`) +
+      trained +
       (result.valLosses.length ? `; validation ${result.valLosses.at(-1)!.loss.toFixed(4)}` : "") +
       `\nadapter: ${out}/${ADAPTER_WEIGHTS}  metrics: ${out}/metrics.jsonl  curve: ${out}/loss.svg`,
   );
+  if (result.stopped) return c.exitCode() || 130;
   if (demo) {
     log(
       `\nafter training, the model answers "${DEMO.prompt}" with:\n  ${await generateInChild(
@@ -367,4 +501,30 @@ export async function run(argv: string[]): Promise<number> {
   }
   console.error(peakMemoryLine());
   return 0;
+}
+
+/** A recorded flag's value in the form it is compared: targets as resolved module names, alpha resolved. */
+function normalized(key: typeof RECORDED_FLAGS[number], args: TrainArgs): unknown {
+  if (key === "targets") return resolveTargets(args.targets);
+  if (key === "alpha") return args.alpha ?? 2 * args.rank;
+  return (args as Record<string, unknown>)[key] ?? null;
+}
+
+/**
+ * Drops metric rows after `step` (written by a run that ended after its last checkpoint), so a resumed
+ * run's curve has each step once.
+ */
+async function keepMetricsUpTo(path: string, step: number): Promise<void> {
+  if (!await exists(path)) return;
+  const lines = (await Deno.readTextFile(path)).split("\n").filter((l) => l.trim());
+  const kept = lines.filter((l) => {
+    try {
+      return (JSON.parse(l).step ?? 0) <= step;
+    } catch {
+      return false; // a line cut by a kill
+    }
+  });
+  if (kept.length !== lines.length) {
+    await writeFileAtomic(path, new TextEncoder().encode(kept.map((l) => l + "\n").join("")));
+  }
 }

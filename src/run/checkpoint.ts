@@ -1,7 +1,8 @@
 /**
  * Training checkpoints as one safetensors file: the LoRA parameters, the optimizer moments, and the run's
- * position (step, epoch, cursor, seed, adapter layout) in the metadata. One file, so writing it atomically
- * (temp + rename) is enough for a crash to never leave a half checkpoint.
+ * position (step, epoch, cursor, seed, adapter layout) in the metadata, with a checksum over the tensor
+ * bytes and the position. One file, so writing it atomically (temp + rename) is enough for a crash to never
+ * leave a half checkpoint; the checksum and the validation catch a damaged or hand-edited one.
  *
  * @module
  */
@@ -14,13 +15,22 @@ import {
 } from "../model/safetensors.ts";
 import type { TrainState } from "./train.ts";
 import { assertFinite } from "../model/finite.ts";
+import { Checksum } from "../io/checksum.ts";
 
 /** Checkpoint file name inside a run directory. */
 export const CHECKPOINT_FILE = "checkpoint.safetensors";
 
+const TENSORS = ["params", "adam_m", "adam_v"] as const;
+
+function checksumOf(state: string, run: string, tensors: Float32Array[]): string {
+  const c = new Checksum().update(new TextEncoder().encode(state)).update(new TextEncoder().encode(run));
+  for (const t of tensors) c.update(new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
+  return c.hex();
+}
+
 /**
  * Writes a training state (plus free-form run metadata) as safetensors to `sink`, streaming the tensors
- * from wherever they live (the engine's memory: no copies).
+ * from wherever they live (the engine's memory: no copies). A state with a NaN or ±∞ is refused.
  */
 export async function writeCheckpoint(
   sink: ByteSink,
@@ -31,30 +41,74 @@ export async function writeCheckpoint(
   assertFinite(state.params, "checkpoint: LoRA parameters");
   if (state.m) assertFinite(state.m, "checkpoint: AdamW first moment");
   if (state.v) assertFinite(state.v, "checkpoint: AdamW second moment");
-  const entries: TensorEntry[] = [{
-    name: "params",
+  const tensors: [string, Float32Array][] = [["params", state.params]];
+  if (state.m) tensors.push(["adam_m", state.m]);
+  if (state.v) tensors.push(["adam_v", state.v]);
+  const entries: TensorEntry[] = tensors.map(([name, data]) => ({
+    name,
     dtype: "F32",
-    shape: [state.params.length],
-    data: state.params,
-  }];
-  if (state.m) entries.push({ name: "adam_m", dtype: "F32", shape: [state.m.length], data: state.m });
-  if (state.v) entries.push({ name: "adam_v", dtype: "F32", shape: [state.v.length], data: state.v });
-  const meta = {
+    shape: [data.length],
+    data,
+  }));
+  const meta = JSON.stringify({
     step: state.step,
     epoch: state.epoch,
     cursor: state.cursor,
     seed: state.seed,
     lora: state.lora,
     optimizer: state.optimizer,
-  };
+  });
+  const runText = JSON.stringify(run);
   await writeSafetensors(sink, entries, {
     format: "mesp-checkpoint",
-    state: JSON.stringify(meta),
-    run: JSON.stringify(run),
+    state: meta,
+    run: runText,
+    checksum: checksumOf(meta, runText, tensors.map(([, t]) => t)),
   });
 }
 
-/** Decodes a checkpoint; throws a clear error for anything that is not one. */
+const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+
+/** Validates the decoded `state` metadata field by field; throws naming the first bad one. */
+function validateState(name: string, meta: unknown): Omit<TrainState, "params" | "m" | "v"> {
+  const bad = (field: string, v: unknown, want: string): never => {
+    throw new Error(`${name}: state field ${field} is ${JSON.stringify(v)}, expected ${want}`);
+  };
+  if (!meta || typeof meta !== "object" || Array.isArray(meta)) bad("(all)", meta, "an object");
+  const m = meta as Record<string, unknown>;
+  for (const f of ["step", "epoch", "cursor"]) if (!isCount(m[f])) bad(f, m[f], "an integer ≥ 0");
+  if (!(typeof m.seed === "number" && Number.isSafeInteger(m.seed))) bad("seed", m.seed, "an integer");
+  if (m.optimizer !== "sgd" && m.optimizer !== "adamw") bad("optimizer", m.optimizer, '"sgd" or "adamw"');
+  const l = m.lora as Record<string, unknown> | undefined;
+  if (!l || typeof l !== "object") bad("lora", l, "an object");
+  if (!(isCount(l!.rank) && (l!.rank as number) >= 1)) bad("lora.rank", l!.rank, "an integer ≥ 1");
+  if (!(typeof l!.alpha === "number" && Number.isFinite(l!.alpha) && l!.alpha > 0)) {
+    bad("lora.alpha", l!.alpha, "a finite number > 0");
+  }
+  if (typeof l!.rslora !== "boolean") bad("lora.rslora", l!.rslora, "true or false");
+  const t = l!.targets;
+  if (!Array.isArray(t) || t.length === 0 || !t.every((x) => typeof x === "string")) {
+    bad("lora.targets", t, "a non-empty list of names");
+  }
+  return {
+    step: m.step as number,
+    epoch: m.epoch as number,
+    cursor: m.cursor as number,
+    seed: m.seed as number,
+    optimizer: m.optimizer as string,
+    lora: {
+      rank: l!.rank as number,
+      alpha: l!.alpha as number,
+      rslora: l!.rslora as boolean,
+      targets: [...t as string[]],
+    },
+  };
+}
+
+/**
+ * Decodes a checkpoint; throws a clear error for anything that is not a complete, intact one: a wrong
+ * format, a bad or missing field, unexpected or wrongly shaped tensors, a checksum mismatch, a NaN.
+ */
 export async function decodeCheckpoint(
   bytes: Uint8Array,
   name = CHECKPOINT_FILE,
@@ -63,12 +117,45 @@ export async function decodeCheckpoint(
   if (file.metadata.format !== "mesp-checkpoint" || !file.metadata.state) {
     throw new Error(`${name}: not a mesp training checkpoint`);
   }
-  const meta = JSON.parse(file.metadata.state);
+  const parse = (field: string, text: string) => {
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw new Error(`${name}: metadata ${field} is not JSON (${(err as Error).message})`);
+    }
+  };
+  const state = validateState(name, parse("state", file.metadata.state));
+  for (const [t, info] of file.tensors) {
+    if (!(TENSORS as readonly string[]).includes(t)) throw new Error(`${name}: unexpected tensor ${t}`);
+    if (info.dtype !== "F32" || info.shape.length !== 1) {
+      throw new Error(`${name}: tensor ${t} is ${info.dtype} [${info.shape}], expected a 1-D F32`);
+    }
+  }
   const read = async (t: string) => file.tensors.has(t) ? await readTensorF32(file, t) : undefined;
   const params = await read("params");
-  if (!params) throw new Error(`${name}: no parameters`);
-  return {
-    state: { ...meta, params, m: await read("adam_m"), v: await read("adam_v") },
-    run: JSON.parse(file.metadata.run ?? "{}"),
-  };
+  if (!params || params.length === 0) throw new Error(`${name}: no parameters`);
+  const m = await read("adam_m"), v = await read("adam_v");
+  if (state.optimizer === "adamw" && (!m || !v)) {
+    throw new Error(`${name}: an AdamW checkpoint without moments`);
+  }
+  for (const [t, x] of [["adam_m", m], ["adam_v", v]] as const) {
+    if (x && x.length !== params.length) {
+      throw new Error(`${name}: ${t} has ${x.length} elements, params ${params.length}`);
+    }
+  }
+  if (v && v.some((x) => x < 0)) throw new Error(`${name}: adam_v holds a negative second moment`);
+  const recorded = file.metadata.checksum;
+  if (recorded === undefined) throw new Error(`${name}: no checksum (written by an older mesp?)`);
+  const actual = checksumOf(file.metadata.state, file.metadata.run ?? "", [
+    params,
+    ...(m ? [m] : []),
+    ...(v ? [v] : []),
+  ]);
+  if (actual !== recorded) {
+    throw new Error(
+      `${name}: checksum mismatch (recorded ${recorded}, contents ${actual}): the file is damaged`,
+    );
+  }
+  const run = parse("run", file.metadata.run ?? "{}");
+  return { state: { ...state, params, m, v }, run: run && typeof run === "object" ? run : {} };
 }

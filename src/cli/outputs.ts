@@ -1,0 +1,126 @@
+/**
+ * The one rule of every command that writes: an empty path is refused (an unset shell variable must not
+ * mean `/`), nothing that exists is replaced without `--force`, a directory is never taken for a file, and
+ * a run directory is locked while a run uses it (two trainings into one `--out` would interleave).
+ *
+ * @module
+ */
+
+async function statOf(path: string): Promise<Deno.FileInfo | undefined> {
+  try {
+    return await Deno.stat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw new Error(`${path}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Checks a file the command is about to write (`flag` names it in errors): not a directory, not an
+ * existing file unless `force`, and its directory exists or can be made.
+ */
+export async function claimOutputFile(flag: string, path: string, force: boolean): Promise<void> {
+  const info = await statOf(path);
+  if (info?.isDirectory) throw new Error(`${flag} ${path} is a directory; give a file path`);
+  if (info && !force) throw new Error(`${flag} ${path} already exists; use --force to replace it`);
+  if (info && !info.isFile) throw new Error(`${flag} ${path} is not a regular file`);
+  const slash = path.lastIndexOf("/");
+  if (slash > 0) await ensureDir(flag, path.slice(0, slash));
+}
+
+/** Makes directory `dir` (and its parents), with an error naming it when it cannot be made. */
+export async function ensureDir(flag: string, dir: string): Promise<void> {
+  const info = await statOf(dir);
+  if (info && !info.isDirectory) throw new Error(`${flag}: ${dir} exists and is not a directory`);
+  if (info) return;
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+  } catch (err) {
+    throw new Error(`${flag}: cannot make directory ${dir}: ${(err as Error).message}`);
+  }
+}
+
+/** Name of the lock file of a run directory. */
+export const LOCK_FILE = ".lock";
+
+/** A held lock; `release()` removes it (idempotent, synchronous so that it also runs right before exit). */
+export interface RunLock {
+  release(): void;
+}
+
+function processAlive(pid: number): boolean | undefined {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      try {
+        Deno.statSync("/proc/self");
+        return false; // /proc works and the process is gone
+      } catch {
+        return undefined;
+      }
+    }
+    return undefined;
+  }
+}
+
+/**
+ * Locks run directory `dir` for this process: `dir/.lock` is created exclusively with this process's id.
+ * A lock whose process is gone (a `kill -9`) is taken over; a live one is an error naming its process.
+ */
+export async function lockRunDir(dir: string): Promise<RunLock> {
+  const path = `${dir}/${LOCK_FILE}`;
+  const text = JSON.stringify({ pid: Deno.pid, started: new Date().toISOString() }) + "\n";
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await Deno.writeTextFile(path, text, { createNew: true });
+      let held = true;
+      return {
+        release() {
+          if (!held) return;
+          held = false;
+          try {
+            Deno.removeSync(path);
+          } catch {
+            // already gone
+          }
+        },
+      };
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AlreadyExists)) {
+        throw new Error(`cannot lock ${dir}: ${(err as Error).message}`);
+      }
+    }
+    let owner: { pid?: number; started?: string } = {};
+    try {
+      owner = JSON.parse(await Deno.readTextFile(path));
+    } catch {
+      // unreadable: treated as stale below when its writer cannot be alive
+    }
+    const alive = typeof owner.pid === "number" ? processAlive(owner.pid) : false;
+    if (alive !== false) {
+      throw new Error(
+        `${dir} is in use by another run (process ${owner.pid ?? "?"}, since ${owner.started ?? "?"}); ` +
+          `wait for it, or remove ${path} if no run is active`,
+      );
+    }
+    await Deno.remove(path).catch(() => {});
+  }
+  throw new Error(`cannot lock ${dir}: ${path} keeps reappearing`);
+}
+
+/** `name.tmp-<hex>`: what an interrupted atomic write leaves behind. */
+const TEMP = /\.tmp-[0-9a-f]+$/;
+
+/** Removes interrupted atomic writes (`*.tmp-*`) from `dir`; returns their names. Call with the lock held. */
+export async function removeStaleTemps(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile && TEMP.test(e.name)) {
+      await Deno.remove(`${dir}/${e.name}`);
+      removed.push(e.name);
+    }
+  }
+  return removed.sort();
+}

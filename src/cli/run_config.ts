@@ -1,0 +1,125 @@
+/**
+ * What a training run is: the values of the flags that shape its result, recorded in every checkpoint, plus
+ * fingerprints of its model and its data. `--resume` takes the recorded values for flags it is not given,
+ * refuses given values that differ (listing every difference), and lets `--allow-change` change only what
+ * the saved state does not depend on.
+ *
+ * @module
+ */
+import { kebabCase } from "./args.ts";
+import { Checksum } from "../io/checksum.ts";
+import type { Sequence } from "../run/evaluate.ts";
+
+/** The recorded flags (train's flag keys), and the content fingerprints. */
+export interface RunConfig {
+  weights: string;
+  seqLen: number;
+  method: string;
+  optimizer: string;
+  lr: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  schedule: string;
+  warmup: number;
+  seed: number;
+  rank: number;
+  alpha: number | null;
+  rslora: boolean;
+  targets: string[];
+  gradAccum: number;
+  clip: number;
+  zoEps: number;
+  ckpt: string;
+  /** The run's own target: optimizer steps. */
+  steps: number;
+  /** Fingerprint of the model's weights (the pack's). */
+  model: string;
+  /** Fingerprint of the training sequences (token ids and trained positions). */
+  data: string;
+}
+
+/** Flags whose recorded value `--resume` uses when they are not given. */
+export const RECORDED_FLAGS = [
+  "weights",
+  "seqLen",
+  "method",
+  "optimizer",
+  "lr",
+  "weightDecay",
+  "beta1",
+  "beta2",
+  "schedule",
+  "warmup",
+  "seed",
+  "rank",
+  "alpha",
+  "rslora",
+  "targets",
+  "gradAccum",
+  "clip",
+  "zoEps",
+  "ckpt",
+] as const satisfies readonly (keyof RunConfig)[];
+
+/**
+ * What `--allow-change` may change on `--resume`: the target, the step size and clipping. The saved state
+ * (parameters, moments, data position) stays meaningful under each; everything else needs a new run.
+ */
+export const CHANGEABLE = ["steps", "lr", "clip", "weight-decay", "warmup", "schedule"] as const;
+
+/** Reads the recorded config of a checkpoint's run metadata (undefined for checkpoints without one). */
+export function recordedConfig(run: Record<string, unknown>): Partial<RunConfig> | undefined {
+  const c = run.config;
+  return c && typeof c === "object" && !Array.isArray(c) ? c as Partial<RunConfig> : undefined;
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/** A readable value for the list of differences. */
+function show(key: keyof RunConfig, v: unknown): string {
+  if (key === "model" || key === "data") return `fingerprint ${v}`;
+  return Array.isArray(v) ? v.join(",") : v === null ? "(default)" : String(v);
+}
+
+/**
+ * The differences between the recorded config and this invocation's values, as lines
+ * `--lr: recorded 0.001, now 0.002`, leaving out the keys in `allowed` (kebab-case flag names).
+ */
+export function configDifferences(
+  recorded: Partial<RunConfig>,
+  now: Partial<RunConfig>,
+  allowed: readonly string[],
+): string[] {
+  const lines: string[] = [];
+  for (const key of Object.keys(now) as (keyof RunConfig)[]) {
+    if (!(key in recorded) || same(recorded[key], now[key]) || allowed.includes(kebabCase(key))) continue;
+    const label = key === "model"
+      ? "--model (its weights)"
+      : key === "data"
+      ? "--data (its contents)"
+      : `--${kebabCase(key)}`;
+    lines.push(`${label}: recorded ${show(key, recorded[key])}, now ${show(key, now[key])}`);
+  }
+  return lines;
+}
+
+/** Throws the list of differences, with what can be done about them. */
+export function refuseDifferences(dir: string, lines: string[]): void {
+  if (lines.length === 0) return;
+  throw new Error(
+    `--resume: this is not the run recorded in ${dir}:\n  ${lines.join("\n  ")}\n` +
+      `--allow-change ${CHANGEABLE.join(",")} lets those change; anything else is a new run ` +
+      `(--force to start over, or another --out)`,
+  );
+}
+
+/** A fingerprint of the training sequences: every token id and every trained position, in order. */
+export function sequencesFingerprint(seqs: readonly Sequence[]): string {
+  const c = new Checksum();
+  for (const s of seqs) {
+    c.update(new Uint8Array(s.ids.buffer, s.ids.byteOffset, s.ids.byteLength));
+    if (s.targets) c.update(s.targets);
+  }
+  return c.hex();
+}

@@ -1,0 +1,54 @@
+/**
+ * Stop requests: Ctrl-C (SIGINT), SIGTERM (what `docker stop`, systemd and Slurm send) and SIGHUP (a closed
+ * terminal). A command that can save asks to be told; the exit code is 128 + the signal number, as a shell
+ * reports a process killed by it.
+ *
+ * @module
+ */
+
+/** The signals that ask a command to stop, with their exit codes. */
+export const STOP_SIGNALS = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+/** One of {@linkcode STOP_SIGNALS}. */
+export type StopSignal = keyof typeof STOP_SIGNALS;
+
+/** Listening for stop signals; `dispose()` restores the default handling. */
+export interface SignalTrap {
+  /** The first signal received, if any. */
+  readonly received: StopSignal | undefined;
+  /** Its exit code (0 when none was received). */
+  readonly exitCode: number;
+  dispose(): void;
+}
+
+/**
+ * Calls `onSignal(signal, count)` for every stop signal (`count` is how many have arrived so far).
+ * Signals the platform cannot listen to (Windows has only SIGINT) are skipped.
+ */
+export function trapSignals(onSignal: (signal: StopSignal, count: number) => void): SignalTrap {
+  let received: StopSignal | undefined;
+  let count = 0;
+  const handlers: [StopSignal, () => void][] = [];
+  for (const signal of Object.keys(STOP_SIGNALS) as StopSignal[]) {
+    const handler = () => {
+      received ??= signal;
+      onSignal(signal, ++count);
+    };
+    try {
+      Deno.addSignalListener(signal, handler);
+      handlers.push([signal, handler]);
+    } catch {
+      // not supported on this platform
+    }
+  }
+  return {
+    get received() {
+      return received;
+    },
+    get exitCode() {
+      return received ? STOP_SIGNALS[received] : 0;
+    },
+    dispose() {
+      for (const [signal, handler] of handlers.splice(0)) Deno.removeSignalListener(signal, handler);
+    },
+  };
+}

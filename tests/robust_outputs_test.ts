@@ -1,0 +1,166 @@
+// Root cause 3: outputs. One rule for every command that writes: an empty path is refused, nothing that
+// exists is replaced without --force, a directory is not a file, a run directory is locked while in use,
+// and --force starts a clean run (no metrics rows of the old one).
+import { assert, assertEquals } from "./_assert.ts";
+import {
+  assertFails,
+  assertUnchanged,
+  copyCase,
+  idsData,
+  mesp,
+  mespCommand,
+  mespIn,
+  snapshot,
+} from "./_robust.ts";
+import { decodeCheckpoint } from "../src/run/checkpoint.ts";
+
+const tmp = await Deno.makeTempDir({ prefix: "mesp-outputs-" });
+const cache = `${tmp}/cache`;
+const model = await copyCase("gqa_tied_f32", `${tmp}/model`);
+const data = await idsData(`${tmp}/train.jsonl`);
+const trainArgs = (out: string) => [
+  "train",
+  "--model",
+  model,
+  "--weights",
+  "f32",
+  "--data",
+  data,
+  "--seq-len",
+  "24",
+  "--rank",
+  "2",
+  "--json",
+  "--threads",
+  "1",
+  "--out",
+  out,
+];
+const gradArgs = ["grad", "--model", model, "--weights", "f32", "--data", data, "--seq-len", "24"];
+
+const metricSteps = async (out: string) =>
+  (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l).step);
+
+Deno.test("outputs: grad --out refuses to replace any existing file (the model's own weights) without --force", async () => {
+  const before = await snapshot(model);
+  const target = `${model}/model.safetensors`;
+  const r = await mesp(cache, ...gradArgs, "--out", target);
+  assertFails(
+    r,
+    1,
+    /--out .*model\.safetensors already exists; use --force to replace it/,
+    "grad over the model",
+  );
+  await assertUnchanged(before, "grad over the model");
+  const dir = await mesp(cache, ...gradArgs, "--out", `${model}/adapter`);
+  assertFails(dir, 1, /--out .*adapter is a directory; give a file path/, "grad onto a directory");
+  await assertUnchanged(before, "grad onto a directory");
+  // a file of the user's that is not the model: replaced only with --force
+  const mine = `${tmp}/grads.safetensors`;
+  await Deno.writeTextFile(mine, "my old gradients");
+  assertFails(await mesp(cache, ...gradArgs, "--out", mine), 1, /already exists/, "grad over a file");
+  assertEquals(await Deno.readTextFile(mine), "my old gradients");
+  const forced = await mesp(cache, ...gradArgs, "--out", mine, "--force");
+  assertEquals(forced.code, 0, forced.stderr);
+  assert((await Deno.stat(mine)).size > 1000, "replaced by the gradients");
+});
+
+Deno.test("outputs: an empty path ('' from an unset variable) is refused by every writing command", async () => {
+  const cwd = `${tmp}/cwd`;
+  await Deno.mkdir(cwd);
+  await Deno.writeTextFile(`${cwd}/keep.txt`, "x");
+  const before = await snapshot(cwd);
+  const cases: [string[], RegExp][] = [
+    [trainArgs(""), /--out: empty path/],
+    [[...gradArgs, "--out", ""], /--out: empty path/],
+    [["make-model", "--preset", "tiny", "--out", ""], /--out: empty path/],
+    [["make-model", "--preset", "tiny", "--out", " "], /--out: empty path/],
+    [["eval", "--model", "", "--data", data], /--model: empty path/],
+    [[...trainArgs(`${tmp}/e`), "--cache-dir", ""], /--cache-dir: empty path/],
+  ];
+  for (const [args, want] of cases) assertFails(await mespIn(cwd, cache, ...args), 1, want, args.join(" "));
+  await assertUnchanged(before, "empty paths");
+  assertEquals([...(await snapshot(cwd)).keys()], [...before.keys()], "nothing new in the working directory");
+});
+
+Deno.test("outputs: train refuses an --out that holds any file of a run, or is a file", async () => {
+  for (const f of ["metrics.jsonl", "loss.svg", "adapter_config.json"]) {
+    const out = `${tmp}/holds-${f}`;
+    await Deno.mkdir(out);
+    await Deno.writeTextFile(`${out}/${f}`, "mine");
+    const before = await snapshot(out);
+    assertFails(
+      await mesp(cache, ...trainArgs(out), "--steps", "1"),
+      1,
+      new RegExp(`already holds a run \\(${f}\\)`),
+      f,
+    );
+    await assertUnchanged(before, f);
+  }
+  const file = `${tmp}/a-file`;
+  await Deno.writeTextFile(file, "not a directory");
+  assertFails(
+    await mesp(cache, ...trainArgs(file), "--steps", "1"),
+    1,
+    /--out: .*a-file exists and is not a directory/,
+    "file",
+  );
+  assertEquals(await Deno.readTextFile(file), "not a directory");
+  assertFails(await mesp(cache, ...trainArgs(`${tmp}/x`), "--resume", "--force"), 1, /give one/, "both");
+});
+
+Deno.test("outputs: --force starts a clean run: old metrics rows and checkpoint are gone", async () => {
+  const out = `${tmp}/forced`;
+  let r = await mesp(cache, ...trainArgs(out), "--steps", "3");
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(await metricSteps(out), [1, 2, 3]);
+  r = await mesp(cache, ...trainArgs(out), "--steps", "2", "--force", "--seed", "5");
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(await metricSteps(out), [1, 2], "only the new run's rows");
+  const ck = await decodeCheckpoint(await Deno.readFile(`${out}/checkpoint.safetensors`));
+  assertEquals([ck.state.step, ck.state.seed], [2, 5]);
+});
+
+Deno.test("outputs: a run directory in use is locked; a lock left by a dead process is taken over", async () => {
+  const out = `${tmp}/locked`;
+  await Deno.mkdir(out);
+  // a live process holds it: this test's own
+  await Deno.writeTextFile(`${out}/.lock`, JSON.stringify({ pid: Deno.pid, started: "earlier" }));
+  const before = await snapshot(out);
+  const r = await mesp(cache, ...trainArgs(out), "--steps", "1");
+  assertFails(
+    r,
+    1,
+    new RegExp(`in use by another run \\(process ${Deno.pid}, since earlier\\).*remove .*\\.lock`),
+    "live lock",
+  );
+  await assertUnchanged(before, "live lock");
+  // a process that has exited
+  const gone = new Deno.Command("true").spawn();
+  await gone.status;
+  await Deno.writeTextFile(`${out}/.lock`, JSON.stringify({ pid: gone.pid, started: "earlier" }));
+  const ok = await mesp(cache, ...trainArgs(out), "--steps", "1");
+  assertEquals(ok.code, 0, ok.stderr);
+  assert(!(await Deno.stat(`${out}/.lock`).catch(() => false)), "released at the end");
+});
+
+Deno.test("outputs: a second training into the same --out while one runs is refused, files untouched", async () => {
+  const out = `${tmp}/busy`;
+  const first = mespCommand(tmp, cache, ...trainArgs(out), "--steps", "100000").spawn();
+  const lines = first.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  while (!seen.includes('"step":2,')) seen += (await lines.read()).value ?? "";
+  const second = await mesp(cache, ...trainArgs(out), "--steps", "1", "--force");
+  assertFails(second, 1, /in use by another run \(process \d+/, "second run");
+  first.kill("SIGTERM");
+  lines.cancel();
+  const status = await first.status;
+  await first.stderr.cancel();
+  assertEquals(status.code, 143, "the first run stops with SIGTERM's code");
+  const ck = await decodeCheckpoint(await Deno.readFile(`${out}/checkpoint.safetensors`));
+  assert(ck.state.step >= 2, "the first run's checkpoint, not the second's");
+});
+
+Deno.test("outputs: cleanup", async () => {
+  await Deno.remove(tmp, { recursive: true });
+});
