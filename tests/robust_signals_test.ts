@@ -1,0 +1,222 @@
+// Root cause 4: signals and children. SIGINT, SIGTERM and SIGHUP sent to a real training process save a
+// checkpoint and exit 130/143/129; a run killed with -9 leaves temp files and a lock that the next start
+// removes; the preparation child (and anything it starts) ends with its parent.
+import { assert, assertEquals } from "./_assert.ts";
+import {
+  allFinite,
+  assertFails,
+  assertUnchanged,
+  copyCase,
+  idsData,
+  mesp,
+  mespCommand,
+  snapshot,
+} from "./_robust.ts";
+import { decodeCheckpoint } from "../src/run/checkpoint.ts";
+
+const tmp = await Deno.makeTempDir({ prefix: "mesp-signals-" });
+const cache = `${tmp}/cache`;
+const model = await copyCase("gqa_tied_f32", `${tmp}/model`);
+const data = await idsData(`${tmp}/train.jsonl`);
+const trainArgs = (out: string) => [
+  "train",
+  "--model",
+  model,
+  "--weights",
+  "f32",
+  "--data",
+  data,
+  "--seq-len",
+  "24",
+  "--rank",
+  "2",
+  "--json",
+  "--threads",
+  "1",
+  "--out",
+  out,
+];
+
+/** Starts a long training run and resolves once it has logged step `step`. */
+async function startRun(out: string, step: number, extra: string[] = []) {
+  const child = mespCommand(tmp, cache, ...trainArgs(out), "--steps", "100000", ...extra).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  while (!seen.includes(`"step":${step},`)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the run ended before step ${step}`);
+    seen += value;
+  }
+  const stderr = new Response(child.stderr).text();
+  return {
+    child,
+    async finish() {
+      while (!(await reader.read()).done) { /* drain */ }
+      return { code: (await child.status).code, stderr: await stderr };
+    },
+  };
+}
+
+const codes = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+for (const [signal, code] of Object.entries(codes) as [Deno.Signal, number][]) {
+  Deno.test(`signals: ${signal} saves a checkpoint at a step boundary and exits ${code}`, async () => {
+    const out = `${tmp}/${signal}`;
+    const run = await startRun(out, 3);
+    run.child.kill(signal);
+    const { code: got, stderr } = await run.finish();
+    assertEquals(got, code, stderr);
+    assert(stderr.includes(`${signal}: stopping after this step`), stderr);
+    assert(/stopped at step \d+ of 100000 \(checkpoint saved; --resume continues\)/.test(stderr), stderr);
+    const ck = await decodeCheckpoint(await Deno.readFile(`${out}/checkpoint.safetensors`));
+    const steps = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n").map((l) =>
+      JSON.parse(l).step
+    );
+    assert(ck.state.step >= 3, `saved at step ${ck.state.step}`);
+    assertEquals(steps.at(-1), ck.state.step, "the checkpoint is the last logged step");
+    assert(await allFinite(`${out}/adapter_model.safetensors`));
+    assert(!(await Deno.stat(`${out}/.lock`).catch(() => false)), "lock released");
+  });
+}
+
+Deno.test("signals: a second signal quits at once (exit 143), the lock is released", async () => {
+  const out = `${tmp}/twice`;
+  const run = await startRun(out, 2);
+  run.child.kill("SIGTERM");
+  run.child.kill("SIGTERM");
+  const { code, stderr } = await run.finish();
+  assertEquals(code, 143, stderr);
+  assert(!(await Deno.stat(`${out}/.lock`).catch(() => false)), "lock released");
+});
+
+Deno.test("signals: after kill -9, the next start removes the run's *.tmp-* files and the stale lock", async () => {
+  const out = `${tmp}/killed`;
+  const run = await startRun(out, 3, ["--save-every", "1"]);
+  run.child.kill("SIGKILL");
+  await run.finish();
+  assert(await Deno.stat(`${out}/.lock`).then(() => true, () => false), "kill -9 leaves the lock");
+  // what a kill in the middle of an atomic write leaves
+  await Deno.writeTextFile(`${out}/checkpoint.safetensors.tmp-1f2e3d4c`, "half a checkpoint");
+  await Deno.writeTextFile(`${out}/adapter_model.safetensors.tmp-99aa`, "half an adapter");
+  await Deno.writeTextFile(`${out}/notes.tmp-draft`, "not ours: not a temp name"); // kept
+  const r = await mesp(cache, ...trainArgs(out), "--resume", "--allow-change", "steps", "--steps", "6");
+  assertEquals(r.code, 0, r.stderr);
+  // the two planted ones, and any the kill itself left mid-save
+  assert(/removed [2-9] interrupted write\(s\)/.test(r.stderr), r.stderr);
+  for (const t of ["adapter_model.safetensors.tmp-99aa", "checkpoint.safetensors.tmp-1f2e3d4c"]) {
+    assert(r.stderr.includes(t), `${t} named:\n${r.stderr}`);
+  }
+
+  const left = [...(await snapshot(out)).keys()].map((p) => p.slice(out.length + 1)).sort();
+  assertEquals(left, [
+    "adapter_config.json",
+    "adapter_model.safetensors",
+    "checkpoint.safetensors",
+    "loss.svg",
+    "metrics.jsonl",
+    "notes.tmp-draft",
+  ]);
+  const steps = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l).step
+  );
+  assertEquals(steps, [1, 2, 3, 4, 5, 6], "each step once, even those logged after the last save");
+});
+
+Deno.test("signals: the temp files of a run are removed even when the start then fails", async () => {
+  const out = `${tmp}/complete`;
+  assertEquals((await mesp(cache, ...trainArgs(out), "--steps", "2")).code, 0);
+  const before = await snapshot(out);
+  await Deno.writeTextFile(`${out}/loss.svg.tmp-abc`, "<svg");
+  const r = await mesp(cache, ...trainArgs(out), "--resume");
+  assertFails(
+    r,
+    1,
+    /the run in .* is complete \(step 2 of 2\); --allow-change steps --steps N trains it further/,
+    "complete",
+  );
+  await assertUnchanged(before, "complete run");
+  assert(!(await Deno.stat(`${out}/loss.svg.tmp-abc`).catch(() => false)), "temp removed");
+});
+
+/** Every live descendant of process `pid` (Linux /proc). */
+function descendants(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      parent.set(+e.name, +stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const found: number[] = [];
+  const walk = (p: number) => {
+    for (const [c, pp] of parent) if (pp === p) (found.push(c), walk(c));
+  };
+  walk(pid);
+  return found;
+}
+
+const alive = (pid: number) => {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !/\) Z /.test(stat); // a zombie has ended
+  } catch {
+    return false;
+  }
+};
+
+Deno.test({
+  name: "signals: kill -9 of the parent while it prepares ends the preparation child and its tokenizer",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    // a model with the real tokenizer and a dataset that takes a while to tokenize
+    const tiny = `${tmp}/tiny`;
+    assertEquals((await mesp(cache, "make-model", "--preset", "tiny", "--out", tiny)).code, 0);
+    const text = `${tmp}/text.jsonl`;
+    const line = JSON.stringify({
+      text: "The Lumen battery lasts about nine hours of mixed use. ".repeat(40),
+    });
+    await Deno.writeTextFile(text, (line + "\n").repeat(4000));
+    const parent = mespCommand(tmp, cache, "train", "--model", tiny, "--data", text, "--out", `${tmp}/prep`)
+      .spawn();
+    let kids: number[] = [];
+    const t0 = Date.now();
+    while (kids.length === 0 && Date.now() - t0 < 20000) {
+      await new Promise((r) => setTimeout(r, 50));
+      kids = descendants(parent.pid);
+    }
+    assert(kids.length > 0, "the preparation child was started");
+    await new Promise((r) => setTimeout(r, 500)); // into its work
+    kids = descendants(parent.pid);
+    parent.kill("SIGKILL");
+    await parent.status;
+    await parent.stdout.cancel();
+    await parent.stderr.cancel();
+    const t1 = Date.now();
+    while (kids.some(alive) && Date.now() - t1 < 10000) await new Promise((r) => setTimeout(r, 50));
+    assertEquals(kids.filter(alive), [], "every child of the killed parent has ended");
+  },
+});
+
+Deno.test("signals: SIGTERM while preparing exits 143 at once and releases the lock", async () => {
+  const big = `${tmp}/big.jsonl`;
+  await idsData(big, 20000, 24);
+  const out = `${tmp}/early`;
+  const child = mespCommand(tmp, `${tmp}/cache-early`, ...trainArgs(out).map((a) => a === data ? big : a))
+    .spawn();
+  // wait for the lock: the run owns its directory and is preparing
+  while (!(await Deno.stat(`${out}/.lock`).then(() => true, () => false))) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  child.kill("SIGTERM");
+  const status = await child.status;
+  await child.stdout.cancel();
+  await child.stderr.cancel();
+  assertEquals(status.code, 143);
+  assert(!(await Deno.stat(`${out}/.lock`).catch(() => false)), "lock released");
+});
+
+Deno.test("signals: cleanup", async () => {
+  await Deno.remove(tmp, { recursive: true });
+});
