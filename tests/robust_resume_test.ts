@@ -1,0 +1,258 @@
+// Root cause 2: --resume believed anything. Now the recorded run config is compared and every difference
+// listed; --allow-change changes what may safely change; a resume without flags continues to the run's own
+// target and ends where an uninterrupted run ends, byte for byte; a damaged checkpoint is refused.
+import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import {
+  assertFails,
+  assertUnchanged,
+  copyCase,
+  f32Bytes,
+  idsData,
+  mesp,
+  mespCommand,
+  patchTensor,
+  snapshot,
+} from "./_robust.ts";
+import { decodeCheckpoint, writeCheckpoint } from "../src/run/checkpoint.ts";
+import { encodeSafetensors } from "../src/model/safetensors.ts";
+
+const tmp = await Deno.makeTempDir({ prefix: "mesp-resume-" });
+const cache = `${tmp}/cache`;
+const model = await copyCase("gqa_tied_f32", `${tmp}/model`);
+const data = await idsData(`${tmp}/train.jsonl`);
+const base = (out: string, d = data, m = model) => [
+  "train",
+  "--model",
+  m,
+  "--data",
+  d,
+  "--out",
+  out,
+  "--threads",
+  "1",
+  "--json",
+];
+const runFlags = ["--weights", "f32", "--seq-len", "24", "--rank", "2", "--lr", "0.003", "--seed", "4"];
+
+const done = `${tmp}/done`;
+const first = await mesp(cache, ...base(done), ...runFlags, "--steps", "3");
+if (first.code !== 0) throw new Error(first.stderr);
+
+Deno.test("resume: every flag that differs from the recorded run is listed, nothing is touched", async () => {
+  const before = await snapshot(done);
+  const r = await mesp(
+    cache,
+    ...base(done),
+    "--resume",
+    "--lr",
+    "0.01",
+    "--seed",
+    "5",
+    "--seq-len",
+    "20",
+    "--rank",
+    "4",
+    "--targets",
+    "q,v",
+    "--weights",
+    "bf16",
+    "--optimizer",
+    "sgd",
+    "--steps",
+    "9",
+  );
+  assertFails(r, 1, /--resume: this is not the run recorded in/, "many");
+  for (
+    const line of [
+      "--weights: recorded f32, now bf16",
+      "--seq-len: recorded 24, now 20",
+      "--optimizer: recorded adamw, now sgd",
+      "--lr: recorded 0.003, now 0.01",
+      "--seed: recorded 4, now 5",
+      "--rank: recorded 2, now 4",
+      "--targets: recorded q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj, now q_proj,v_proj",
+      "--steps: recorded 3, now 9",
+      "--allow-change steps,lr,clip,weight-decay,warmup,schedule lets those change",
+    ]
+  ) assert(r.stderr.includes(line), `missing "${line}":\n${r.stderr}`);
+  await assertUnchanged(before, "many");
+  // the same values written differently are not differences
+  const same = await mesp(
+    cache,
+    ...base(done),
+    "--resume",
+    "--targets",
+    "all",
+    "--alpha",
+    "4",
+    "--lr",
+    "3e-3",
+  );
+  assertFails(same, 1, /is complete \(step 3 of 3\)/, "same values");
+});
+
+Deno.test("resume: other data or other weights of the same shapes are refused", async () => {
+  const before = await snapshot(done);
+  const other = await idsData(`${tmp}/other.jsonl`, 4, 23);
+  const r = await mesp(cache, ...base(done, other), "--resume", "--allow-change", "steps", "--steps", "5");
+  assertFails(
+    r,
+    1,
+    /--data \(its contents\): recorded fingerprint [0-9a-f]{16}, now fingerprint [0-9a-f]{16}/,
+    "data",
+  );
+  const otherModel = await copyCase("gqa_tied_f32", `${tmp}/other-model`);
+  await patchTensor(
+    `${otherModel}/model.safetensors`,
+    "model.layers.0.mlp.up_proj.weight",
+    4 * 1000,
+    f32Bytes(0.5),
+  );
+  const m = await mesp(
+    cache,
+    ...base(done, data, otherModel),
+    "--resume",
+    "--allow-change",
+    "steps",
+    "--steps",
+    "5",
+  );
+  assertFails(m, 1, /--model \(its weights\): recorded fingerprint/, "model");
+  await assertUnchanged(before, "data/model");
+});
+
+Deno.test("resume: --allow-change steps trains a complete run further; lr may change too", async () => {
+  const out = `${tmp}/longer`;
+  assertEquals((await mesp(cache, ...base(out), ...runFlags, "--steps", "2")).code, 0);
+  const r = await mesp(
+    cache,
+    ...base(out),
+    "--resume",
+    "--allow-change",
+    "steps,lr",
+    "--steps",
+    "4",
+    "--lr",
+    "1e-3",
+  );
+  assertEquals(r.code, 0, r.stderr);
+  const ck = await decodeCheckpoint(await Deno.readFile(`${out}/checkpoint.safetensors`));
+  assertEquals(ck.state.step, 4);
+  const cfg = ck.run.config as Record<string, unknown>;
+  assertEquals(
+    [cfg.steps, cfg.lr, cfg.seed, cfg.weights],
+    [4, 1e-3, 4, "f32"],
+    "the new values are recorded",
+  );
+});
+
+Deno.test("resume: without flags it continues to the run's own target, byte-identical to an uninterrupted run", async () => {
+  const straight = `${tmp}/straight`, cut = `${tmp}/cut`;
+  assertEquals((await mesp(cache, ...base(straight), ...runFlags, "--steps", "200")).code, 0);
+  // the same run stopped by SIGTERM after its second step
+  const child = mespCommand(tmp, cache, ...base(cut), ...runFlags, "--steps", "200").spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  while (!seen.includes('"step":2,')) seen += (await reader.read()).value ?? "";
+  child.kill("SIGTERM");
+  while (!(await reader.read()).done) { /* drain */ }
+  await child.stderr.cancel();
+  assertEquals((await child.status).code, 143);
+  const stoppedAt = (await decodeCheckpoint(await Deno.readFile(`${cut}/checkpoint.safetensors`))).state.step;
+  assert(stoppedAt < 200, `stopped early (step ${stoppedAt})`);
+  // only the required flags: everything else comes from the checkpoint
+  const r = await mesp(cache, ...base(cut), "--resume");
+  assertEquals(r.code, 0, r.stderr);
+  assert(r.stderr.includes("done: 200 steps"), r.stderr);
+  assertEquals(
+    await Deno.readFile(`${cut}/adapter_model.safetensors`),
+    await Deno.readFile(`${straight}/adapter_model.safetensors`),
+    "the resumed adapter equals the uninterrupted one",
+  );
+  const steps = (await Deno.readTextFile(`${cut}/metrics.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l).step
+  );
+  assertEquals(steps, Array.from({ length: 200 }, (_, i) => i + 1));
+});
+
+Deno.test("resume: a damaged checkpoint (flipped bit, truncated, edited) is refused, nothing touched", async () => {
+  const ckPath = `${done}/checkpoint.safetensors`;
+  const good = await Deno.readFile(ckPath);
+  const cases: [string, (b: Uint8Array) => Uint8Array, RegExp][] = [
+    ["a flipped bit in the parameters", (b) => (b[b.length - 5] ^= 0x10, b), /checksum mismatch/],
+    ["truncated", (b) => b.slice(0, b.length - 100), /checkpoint\.safetensors.*(truncated|short|bytes)/i],
+    [
+      "the step edited",
+      (b) => {
+        const s = new TextDecoder().decode(b);
+        const at = s.indexOf('\\"step\\":3');
+        b[at + 9] = "9".charCodeAt(0);
+        return b;
+      },
+      /checksum mismatch/,
+    ],
+  ];
+  for (const [what, damage, want] of cases) {
+    await Deno.writeFile(ckPath, damage(good.slice()));
+    const before = await snapshot(done);
+    const r = await mesp(cache, ...base(done), "--resume", "--allow-change", "steps", "--steps", "5");
+    assertFails(r, 1, want, what);
+    await assertUnchanged(before, what);
+  }
+  await Deno.writeFile(ckPath, good);
+});
+
+Deno.test("resume: checkpoint fields are validated (types, ranges, lengths, tensors)", async () => {
+  const state = {
+    step: 2,
+    epoch: 0,
+    cursor: 2,
+    seed: 0,
+    params: new Float32Array([1, 2, 3]),
+    m: new Float32Array(3),
+    v: new Float32Array(3),
+    lora: { rank: 1, alpha: 2, rslora: false, targets: ["q_proj"] },
+    optimizer: "adamw",
+  };
+  const encode = async (s: typeof state) => {
+    const parts: Uint8Array[] = [];
+    await writeCheckpoint({ write: (c) => (parts.push(c.slice()), Promise.resolve()) }, s);
+    return new Uint8Array(parts.flatMap((p) => [...p]));
+  };
+  assertEquals((await decodeCheckpoint(await encode(state))).state.step, 2);
+  const bad: [Partial<typeof state> & Record<string, unknown>, string][] = [
+    [{ step: -1 }, "state field step is -1, expected an integer ≥ 0"],
+    [{ cursor: 1.5 }, "state field cursor is 1.5"],
+    [{ optimizer: "adam" }, 'state field optimizer is "adam"'],
+    [{ lora: { rank: 0, alpha: 2, rslora: false, targets: ["q_proj"] } }, "lora.rank is 0"],
+    [{ lora: { rank: 1, alpha: 2, rslora: false, targets: [] } }, "lora.targets is []"],
+    [{ m: new Float32Array(2) }, "adam_m has 2 elements, params 3"],
+    [{ v: new Float32Array([0, -1, 0]) }, "negative second moment"],
+    [{ m: undefined }, "an AdamW checkpoint without moments"],
+  ];
+  for (const [change, message] of bad) {
+    await assertRejects(
+      async () => decodeCheckpoint(await encode({ ...state, ...change } as typeof state)),
+      message,
+    );
+  }
+  const extra = encodeSafetensors(
+    [{ name: "params", dtype: "F32", shape: [1], data: new Float32Array(1) }, {
+      name: "bonus",
+      dtype: "F32",
+      shape: [1],
+      data: new Float32Array(1),
+    }],
+    { format: "mesp-checkpoint", state: JSON.stringify({ ...state, params: undefined }) },
+  );
+  await assertRejects(() => decodeCheckpoint(extra), "unexpected tensor bonus");
+  const noSum = encodeSafetensors([{ name: "params", dtype: "F32", shape: [1], data: new Float32Array(1) }], {
+    format: "mesp-checkpoint",
+    state: JSON.stringify({ ...state, optimizer: "sgd", params: undefined }),
+  });
+  await assertRejects(() => decodeCheckpoint(noSum), "no checksum");
+});
+
+Deno.test("resume: cleanup", async () => {
+  await Deno.remove(tmp, { recursive: true });
+});
