@@ -13,7 +13,7 @@ import { PACK_FORMATS, type PackFormat } from "../model/pack_layout.ts";
 import { prepare } from "./prepare.ts";
 import type { Sequence } from "../data/sequence.ts";
 import { dirFiles } from "../io/deno_files.ts";
-import { openAdapter, type OpenedAdapter } from "../engine/adapter.ts";
+import { ADAPTER_CONFIG, openAdapter, type OpenedAdapter } from "../engine/adapter.ts";
 import type { FlagSpec } from "./args.ts";
 
 /**
@@ -123,6 +123,24 @@ export async function prepareRun(
 /** Opens a PEFT adapter directory. */
 export function openAdapterDir(dir: string): Promise<OpenedAdapter> {
   return openAdapter(dirFiles(dir));
+}
+
+/**
+ * Warns about adapter_config.json fields that change how PEFT trains but that mesp does not apply
+ * (`lora_dropout`: mesp trains and differentiates without dropout).
+ */
+export async function warnTrainingFields(dir: string, log: (m: string) => void): Promise<void> {
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(await Deno.readTextFile(`${dir}/${ADAPTER_CONFIG}`));
+  } catch {
+    return; // openAdapterDir reports a missing or invalid file
+  }
+  if (typeof j.lora_dropout === "number" && j.lora_dropout > 0) {
+    log(
+      `warning: ${dir}/${ADAPTER_CONFIG}: lora_dropout ${j.lora_dropout} is ignored (mesp uses no dropout)`,
+    );
+  }
 }
 
 /** The threads flag, or every core the runtime reports. */

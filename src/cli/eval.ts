@@ -3,7 +3,10 @@
  *
  * @module
  */
-import { type CommandSpec, parseArgs } from "./args.ts";
+import { type CommandSpec, givenFlags, parseArgs } from "./args.ts";
+import { bf16ScalesOf, fitPositions, refuseOverBudget } from "./preflight.ts";
+import { readModelConfig } from "../model/pack_files.ts";
+import { loraLayout } from "../engine/lora.ts";
 import { Progress } from "./progress.ts";
 import {
   arenaBudget,
@@ -45,8 +48,23 @@ export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, SPEC);
   const threads = threadsOf(args.threads);
   const log = stderrLog(args.json);
-  const { pack, sets: [seqs] } = await prepareRun(args, [args.data], args.seqLen, log);
+  const cfg = await readModelConfig(args.model);
+  args.seqLen = fitPositions("--seq-len", args.seqLen, givenFlags(argv, SPEC).has("seqLen"), cfg);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
+  await refuseOverBudget(
+    cfg,
+    {
+      mode: "eval",
+      seqLen: args.seqLen,
+      format: args.weights,
+      bf16Scales: bf16ScalesOf(cfg, args.weights),
+      lora: adapter ? loraLayout(cfg, adapter.config) : undefined,
+    },
+    args.maxMemory,
+    threads,
+    variantOf(args.variant),
+  );
+  const { pack, sets: [seqs] } = await prepareRun(args, [args.data], args.seqLen, log);
   const bar = args.json ? undefined : new Progress("eval", { total: seqs.length, unit: "seq" });
   const r = await evaluate(pack, seqs, {
     adapter,

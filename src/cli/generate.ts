@@ -3,7 +3,11 @@
  *
  * @module
  */
-import { type CommandSpec, parseArgs, UsageError, usageLine } from "./args.ts";
+import { type CommandSpec, givenFlags, kebabCase, parseArgs, UsageError, usageLine } from "./args.ts";
+import { bf16ScalesOf, refuseOverBudget } from "./preflight.ts";
+import { readModelConfig } from "../model/pack_files.ts";
+import type { ModelConfig } from "../model/config.ts";
+import { loraLayout } from "../engine/lora.ts";
 import {
   arenaBudget,
   MODEL_FLAGS,
@@ -44,7 +48,7 @@ export const SPEC = {
     adapter: { type: "string", value: "DIR", description: "apply a PEFT LoRA adapter" },
     maxTokens: { type: "integer", default: 128, min: 1, description: "most new tokens" },
     temperature: { type: "number", default: 0.7, min: 0, description: "sampling temperature (0 = greedy)" },
-    topP: { type: "number", default: 0.8, min: 0, max: 1, description: "nucleus sampling mass" },
+    topP: { type: "number", default: 0.8, greaterThan: 0, max: 1, description: "nucleus sampling mass" },
     seed: { type: "integer", default: 0, description: "sampler seed" },
     streamWeights: {
       type: "boolean",
@@ -112,6 +116,33 @@ export async function streamCompletion(
   return text + tail;
 }
 
+/**
+ * New tokens that fit after `promptTokens` in the model's positions: `maxTokens`, or fewer (with a warning
+ * when --max-tokens was given); a prompt that leaves no room is an error.
+ */
+function roomFor(
+  promptTokens: number,
+  maxTokens: number,
+  given: boolean,
+  cfg: ModelConfig,
+  log: (m: string) => void,
+): number {
+  const room = cfg.maxPositionEmbeddings - promptTokens;
+  if (room < 1) {
+    throw new Error(
+      `the prompt is ${promptTokens} tokens: no room left in the model's ${cfg.maxPositionEmbeddings} positions`,
+    );
+  }
+  if (maxTokens <= room) return maxTokens;
+  if (given) {
+    log(
+      `warning: --max-tokens ${maxTokens}: the model has ${cfg.maxPositionEmbeddings} positions and the prompt ` +
+        `${promptTokens} tokens, so at most ${room} new tokens`,
+    );
+  }
+  return room;
+}
+
 const enc = new TextEncoder();
 const out = (s: string) => {
   if (s) Deno.stdout.writeSync(enc.encode(s));
@@ -124,22 +155,51 @@ export async function run(argv: string[]): Promise<number> {
     throw new UsageError(`give --prompt TEXT or --chat\n${usageLine(SPEC)}`);
   }
   const log = stderrLog();
-  const { pack } = await prepareRun(args, [], 2, log);
+  const given = givenFlags(argv, SPEC);
+  const ignored: [string, boolean, string][] = [
+    ["prompt", args.chat, "--chat reads the conversation from stdin"],
+    ["raw", args.chat, "--chat always uses the chat template"],
+    ["topP", args.temperature === 0, "--temperature 0 decodes greedily"],
+    ["seed", args.temperature === 0, "--temperature 0 decodes greedily"],
+  ];
+  for (const [key, yes, why] of ignored) {
+    if (yes && given.has(key)) log(`warning: --${kebabCase(key)} is ignored: ${why}`);
+  }
+  const cfg = await readModelConfig(args.model);
   const tok = await modelTokenizer(args.model);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
   const useTemplate = !args.raw && tok.chatTemplate !== undefined;
   const defaults = chatDefaultsFromTemplate(tok.chatTemplate);
   const system = args.system ?? defaults.defaultSystem;
   const threads = threadsOf(args.threads);
-  const opts = { ...args, threads, adapter, budget: arenaBudget(args.maxMemory, threads) };
-  if (!args.chat) {
-    const text = useTemplate
+  const firstIds = args.chat ? [] : tok.encode(
+    useTemplate
       ? renderChat([{ role: "user", content: args.prompt! }], {
         addGenerationPrompt: true,
         defaultSystem: system,
       })
-      : args.prompt!;
-    await streamCompletion(pack, tok, tok.encode(text), opts, out);
+      : args.prompt!,
+  );
+  const maxTokens = roomFor(firstIds.length, args.maxTokens, given.has("maxTokens"), cfg, log);
+  await refuseOverBudget(
+    cfg,
+    {
+      mode: "generate",
+      seqLen: Math.max(2, firstIds.length),
+      maxPositions: Math.min(cfg.maxPositionEmbeddings, firstIds.length + maxTokens),
+      format: args.weights,
+      bf16Scales: bf16ScalesOf(cfg, args.weights),
+      lora: adapter ? loraLayout(cfg, adapter.config) : undefined,
+      resident: !args.streamWeights,
+    },
+    args.maxMemory,
+    threads,
+    variantOf(args.variant),
+  );
+  const { pack } = await prepareRun(args, [], 2, log);
+  const opts = { ...args, maxTokens, threads, adapter, budget: arenaBudget(args.maxMemory, threads) };
+  if (!args.chat) {
+    await streamCompletion(pack, tok, firstIds, opts, out);
     out("\n");
     console.error(peakMemoryLine());
     return 0;
@@ -169,7 +229,8 @@ export async function run(argv: string[]): Promise<number> {
     if (!line.trim()) break;
     history.push({ role: "user", content: line });
     const ids = tok.encode(renderChat(history, { addGenerationPrompt: true, defaultSystem: system }));
-    const reply = await streamCompletion(pack, tok, ids, opts, out);
+    const turn = { ...opts, maxTokens: roomFor(ids.length, args.maxTokens, false, cfg, log) };
+    const reply = await streamCompletion(pack, tok, ids, turn, out);
     out("\n");
     history.push({ role: "assistant", content: reply });
   }

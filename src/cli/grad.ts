@@ -4,7 +4,10 @@
  *
  * @module
  */
-import { type CommandSpec, parseArgs } from "./args.ts";
+import { type CommandSpec, givenFlags, parseArgs } from "./args.ts";
+import { bf16ScalesOf, fitPositions, refuseOverBudget } from "./preflight.ts";
+import { readModelConfig } from "../model/pack_files.ts";
+import { loraLayout } from "../engine/lora.ts";
 import {
   arenaBudget,
   MODEL_FLAGS,
@@ -13,6 +16,7 @@ import {
   stderrLog,
   threadsOf,
   variantOf,
+  warnTrainingFields,
 } from "./common.ts";
 import { TRAIN_FLAGS } from "./train_flags.ts";
 import { claimOutputFile } from "./outputs.ts";
@@ -66,12 +70,33 @@ export async function run(argv: string[]): Promise<number> {
   await claimOutputFile("--out", args.out, args.force);
   const threads = threadsOf(args.threads);
   const log = stderrLog();
-  const { pack, sets: [[first]] } = await prepareRun(args, [args.data], args.seqLen, log);
+  const cfg = await readModelConfig(args.model);
+  args.seqLen = fitPositions("--seq-len", args.seqLen, givenFlags(argv, SPEC).has("seqLen"), cfg);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
+  if (args.adapter) await warnTrainingFields(args.adapter, log);
+  const lora = { rank: args.rank, alpha: args.alpha, rslora: args.rslora, targets: args.targets };
+  await refuseOverBudget(
+    cfg,
+    {
+      mode: "train",
+      method: args.method as Method,
+      seqLen: args.seqLen,
+      format: args.weights,
+      bf16Scales: bf16ScalesOf(cfg, args.weights),
+      lora: loraLayout(cfg, adapter?.config ?? lora),
+      gradBuffer: true,
+      ckptDtype: args.ckpt as "f32" | "bf16",
+      ckptEvery: args.ckptEvery,
+    },
+    args.maxMemory,
+    threads,
+    variantOf(args.variant),
+  );
+  const { pack, sets: [[first]] } = await prepareRun(args, [args.data], args.seqLen, log);
   const r = await computeGradients(pack, first, {
     method: args.method as Method,
     adapter,
-    lora: { rank: args.rank, alpha: args.alpha, rslora: args.rslora, targets: args.targets },
+    lora,
     seed: args.seed,
     seqLen: args.seqLen,
     ckptDtype: args.ckpt as "f32" | "bf16",

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { type CommandSpec, parseArgs } from "./args.ts";
+import { type CommandSpec, givenFlags, parseArgs } from "./args.ts";
+import { fitPositions } from "./preflight.ts";
 import { MODEL_FLAGS, runtimeBytes, threadsOf } from "./common.ts";
 import { TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
 import { readModelConfig } from "../model/pack_files.ts";
@@ -33,6 +34,7 @@ export const SPEC = {
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, SPEC);
   const cfg = await readModelConfig(args.model);
+  args.seqLen = fitPositions("--seq-len", args.seqLen, givenFlags(argv, SPEC).has("seqLen"), cfg);
   const kernels = await loadKernels({ variant: args.variant as "relaxed" | "simd" | undefined });
   // every thread has its own GEMM packing scratch
   const threads = threadsOf(args.threads);

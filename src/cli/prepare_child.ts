@@ -11,12 +11,15 @@ import { loadOrBuildPack, readModelConfig } from "../model/pack_files.ts";
 import { loadOrBuildTokenCache } from "../data/token_cache_files.ts";
 import { parseJsonl, tokenizeExample } from "../data/dataset.ts";
 import { encodeTokenCache, sha256Hex } from "../data/token_cache.ts";
-import { writeFileAtomic } from "../io/deno_files.ts";
+import { dirFiles, writeFileAtomic } from "../io/deno_files.ts";
 import { watchParent } from "./children.ts";
+import { openCheckpoint } from "../model/safetensors.ts";
+import { unusedTensors } from "../model/tensor_names.ts";
 
 /** The child: build or validate the pack and token caches, print their paths as JSON. */
 async function child(job: PrepareJob): Promise<void> {
   const log = (m: string) => console.error(m);
+  await checkTensorNames(job.model, log);
   const { path: pack } = await loadOrBuildPack(job.model, {
     format: job.weights,
     cacheDir: `${job.cacheDir}/packs`,
@@ -41,6 +44,23 @@ async function child(job: PrepareJob): Promise<void> {
     }
   }
   console.log(JSON.stringify({ pack, sets }));
+}
+
+/** Refuses layers config.json does not have; warns about other tensors no Qwen2 layer reads. */
+async function checkTensorNames(model: string, log: (m: string) => void): Promise<void> {
+  const cfg = await readModelConfig(model);
+  const ckpt = await openCheckpoint(dirFiles(model));
+  try {
+    const unused = unusedTensors(cfg, ckpt.names(), `${model}`);
+    if (unused.length) {
+      log(
+        `warning: ${model}: ${unused.length} tensor(s) are not used by a Qwen2 model and are ignored: ` +
+          `${unused.slice(0, 5).join(", ")}${unused.length > 5 ? ", ..." : ""}`,
+      );
+    }
+  } finally {
+    ckpt.close();
+  }
 }
 
 async function isFile(path: string): Promise<boolean> {

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { type CommandSpec, givenFlags, parseArgs, UsageError, usageLine } from "./args.ts";
+import { type CommandSpec, givenFlags, kebabCase, parseArgs, UsageError, usageLine } from "./args.ts";
 import { Progress } from "./progress.ts";
 import {
   arenaBudget,
@@ -21,9 +21,12 @@ import {
   stderrLog,
   threadsOf,
   variantOf,
+  warnTrainingFields,
 } from "./common.ts";
-import { TRAIN_FLAGS } from "./train_flags.ts";
+import { TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
 import { CLI_PERMISSIONS, denoCommand } from "./prepare.ts";
+import { fitPositions, refuseOverBudget } from "./preflight.ts";
+import type { PackFormat } from "../model/pack_layout.ts";
 import { ensureDir, lockRunDir, removeStaleTemps } from "./outputs.ts";
 import { STOP_SIGNALS, trapSignals } from "./signals.ts";
 import { endChildren, spawnChild } from "./children.ts";
@@ -307,10 +310,9 @@ async function trainInto(out: string, c: {
     refuseDifferences(out, configDifferences(rec, now, args.allowChange));
     log(`resuming ${out} at step ${resume.step}`);
   }
-  if (args.seqLen > cfg.maxPositionEmbeddings) {
-    throw new Error(
-      `--seq-len ${args.seqLen} is longer than the model allows (${cfg.maxPositionEmbeddings} positions)`,
-    );
+  args.seqLen = fitPositions("--seq-len", args.seqLen, given.has("seqLen"), cfg);
+  if (given.has("steps") && given.has("epochs")) {
+    throw new UsageError(`give --steps or --epochs, not both\n${usageLine(SPEC)}`);
   }
   const valPath = demo ? DEMO.val : args.val;
   const method = args.method as Method;
@@ -324,6 +326,18 @@ async function trainInto(out: string, c: {
     cfg,
     resume?.lora ?? adapter?.config ??
       { rank: args.rank, alpha: args.alpha, rslora: args.rslora, targets: args.targets },
+  );
+  for (const w of ignoredFlags(given, args, method, optimizer, adapter !== undefined)) {
+    log(`warning: ${w}`);
+  }
+  if (args.adapter) await warnTrainingFields(args.adapter, log);
+  const plan = trainPlanOptions(cfg, args, args.weights as PackFormat, 0);
+  await refuseOverBudget(
+    cfg,
+    { ...plan, lora: layout, gradBuffer: plan.gradBuffer || method === "mebp" },
+    args.maxMemory,
+    threads,
+    variantOf(args.variant),
   );
   const { pack, sets: [data, val] } = await prepareRun(
     { ...args, model },
@@ -501,6 +515,31 @@ async function trainInto(out: string, c: {
   }
   console.error(peakMemoryLine());
   return 0;
+}
+
+/** Flags that were given but have no effect in this run, as warnings. */
+function ignoredFlags(
+  given: Set<string>,
+  args: TrainArgs,
+  method: Method,
+  optimizer: string,
+  layoutFixed: boolean,
+): string[] {
+  const rules: [string, boolean, string][] = [
+    ["optimizer", method === "mezo", "MeZO always updates with SGD"],
+    ["beta1", optimizer !== "adamw", "β1 is AdamW's; this run uses SGD"],
+    ["beta2", optimizer !== "adamw", "β2 is AdamW's; this run uses SGD"],
+    ["zoEps", method !== "mezo", "ε is MeZO's perturbation; --method is not mezo"],
+    ["valEvery", args.val === undefined, "there is no --val set"],
+    ...(["rank", "alpha", "rslora", "targets"] as const).map((k): [string, boolean, string] => [
+      k,
+      layoutFixed,
+      "the adapter layout comes from --adapter or the checkpoint",
+    ]),
+  ];
+  return rules.filter(([key, ignored]) => ignored && given.has(key)).map(([key, , why]) =>
+    `--${kebabCase(key)} is ignored: ${why}`
+  );
 }
 
 /** A recorded flag's value in the form it is compared: targets as resolved module names, alpha resolved. */

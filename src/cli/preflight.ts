@@ -1,0 +1,58 @@
+/**
+ * Checks made before anything is packed, tokenized or loaded, from `config.json` and the flags alone: the
+ * predicted whole-process peak against `--max-memory`, and sequence lengths against the model's positions.
+ *
+ * @module
+ */
+import type { ModelConfig } from "../model/config.ts";
+import { formatMB, formatPlan, planMemory } from "../runtime/arena.ts";
+import { loadKernels, type Variant } from "../runtime/kernels.ts";
+import { type PlanOptions, planRegions } from "../engine/plan.ts";
+import { runtimeBytes } from "./common.ts";
+
+/** Plan options without the kernels' scratch (filled in here). */
+export type PreflightPlan = Omit<PlanOptions, "gemmScratch">;
+
+/**
+ * Refuses a run whose predicted peak (arena + runtime) exceeds `maxMemory`, showing the plan: the same plan
+ * the engine lays out, so a run that passes this check also passes the engine's.
+ */
+export async function refuseOverBudget(
+  cfg: ModelConfig,
+  plan: PreflightPlan,
+  maxMemory: number | undefined,
+  threads: number,
+  variant?: Variant,
+): Promise<void> {
+  if (maxMemory === undefined) return;
+  const kernels = await loadKernels({ variant });
+  const gemmScratch = kernels.exports.gemm_scratch_bytes() * threads;
+  const memory = planMemory(planRegions(cfg, { ...plan, gemmScratch }));
+  const runtime = runtimeBytes(threads);
+  const peak = memory.bytes + runtime;
+  if (peak <= maxMemory) return;
+  throw new Error(
+    `memory plan needs ${formatMB(peak)} but the budget is ${formatMB(maxMemory)} (--max-memory), ` +
+      `refused before packing or tokenizing:\n${
+        formatPlan(memory, {
+          extra: [{ name: "runtime", bytes: runtime, purpose: "Deno, kernels, host heap" }],
+        })
+      }\n(smaller: --seq-len, --threads 1, --ckpt bf16, --ckpt-every 2, a smaller --vocab-chunk)`,
+  );
+}
+
+/** Whether a pack in `format` keeps bf16 scales (an MLX checkpoint packed into quantized weights). */
+export function bf16ScalesOf(cfg: ModelConfig, format: string): boolean {
+  return cfg.quantization !== undefined && (format === "q4" || format === "q8");
+}
+
+/**
+ * The sequence length to use: `value` when it fits the model's positions; a default that does not fit is
+ * lowered to the model's limit, a given value that does not fit is refused.
+ */
+export function fitPositions(flag: string, value: number, given: boolean, cfg: ModelConfig): number {
+  const max = cfg.maxPositionEmbeddings;
+  if (value <= max) return value;
+  if (!given) return max;
+  throw new Error(`${flag} ${value} is longer than the model allows (${max} positions)`);
+}

@@ -1,0 +1,204 @@
+// Root cause 6: checks that came too late or not at all. --max-memory is refused from config.json and the
+// flags before anything is packed or tokenized; max_position_embeddings bounds eval, grad, plan and
+// generate; layers config.json does not have are refused, other unknown tensors and ignored flags or
+// adapter fields are warned about.
+import { assert, assertEquals } from "./_assert.ts";
+import { assertFails, assertUnchanged, copyCase, idsData, mesp, snapshot } from "./_robust.ts";
+import { fileSource } from "../src/io/deno_files.ts";
+import { encodeSafetensors, readSafetensorsHeader, readTensorBytes } from "../src/model/safetensors.ts";
+
+const tmp = await Deno.makeTempDir({ prefix: "mesp-checks-" });
+const model = await copyCase("gqa_tied_f32", `${tmp}/model`); // 128 positions
+const data = await idsData(`${tmp}/train.jsonl`);
+const long = await idsData(`${tmp}/long.jsonl`, 2, 150);
+const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
+
+// a tokenizer model with 40 positions, for generate
+const tiny = `${tmp}/tiny40`;
+{
+  const r = await mesp(`${tmp}/cache-tiny`, "make-model", "--preset", "tiny", "--out", tiny);
+  if (r.code !== 0) throw new Error(r.stderr);
+  const cfg = JSON.parse(await Deno.readTextFile(`${tiny}/config.json`));
+  cfg.max_position_embeddings = 40;
+  await Deno.writeTextFile(`${tiny}/config.json`, JSON.stringify(cfg));
+}
+
+Deno.test("checks: --max-memory is refused before packing or tokenizing, showing the plan", async () => {
+  const cache = `${tmp}/cache-mm`;
+  // the runtime alone is 67 MB: the GEMM scratch (0.6 MB) no longer fits
+  const m = ["--model", model, "--weights", "f32", "--max-memory", "67.5MB", "--threads", "1"];
+  const cases: [string, string[]][] = [
+    ["train", ["train", ...m, "--data", data, "--seq-len", "64", "--out", `${tmp}/mm-run`]],
+    ["eval", ["eval", ...m, "--data", data]],
+    ["grad", ["grad", ...m, "--data", data, "--seq-len", "64", "--out", `${tmp}/mm.safetensors`]],
+    ["generate", [
+      "generate",
+      "--model",
+      tiny,
+      "--weights",
+      "f32",
+      "--max-memory",
+      "67.5MB",
+      "--threads",
+      "1",
+      "--prompt",
+      "hi",
+    ]],
+  ];
+  for (const [what, args] of cases) {
+    const r = await mesp(cache, ...args);
+    assertFails(
+      r,
+      1,
+      /memory plan needs [\d.]+ MB but the budget is [\d.]+ MB \(--max-memory\), refused before packing or tokenizing:\n.*\n[^]*runtime/,
+      what,
+    );
+    assert(!(await exists(cache)), `${what}: nothing was packed or tokenized`);
+  }
+  assert(!(await exists(`${tmp}/mm-run`)) && !(await exists(`${tmp}/mm.safetensors`)), "nothing was written");
+});
+
+Deno.test("checks: a --seq-len beyond max_position_embeddings is refused by eval, grad, plan and train", async () => {
+  const cache = `${tmp}/cache-pos`;
+  const m = ["--model", model, "--weights", "f32", "--seq-len", "200"];
+  for (
+    const args of [
+      ["eval", ...m, "--data", data],
+      ["grad", ...m, "--data", data, "--out", `${tmp}/pos.safetensors`],
+      ["plan", ...m],
+      ["train", ...m, "--data", data, "--out", `${tmp}/pos-run`],
+    ]
+  ) {
+    assertFails(
+      await mesp(cache, ...args),
+      1,
+      /--seq-len 200 is longer than the model allows \(128 positions\)/,
+      args[0],
+    );
+  }
+  // the defaults (eval 1024, grad 256) are lowered to the model's 128: a 150-token sequence scores 127 targets
+  const r = await mesp(cache, "eval", "--model", model, "--weights", "f32", "--data", long, "--json");
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(JSON.parse(r.stdout).tokens, 2 * 127);
+});
+
+Deno.test("checks: generate stops at the model's positions; a prompt without room is refused", async () => {
+  const cache = `${tmp}/cache-gen`;
+  const g = ["generate", "--model", tiny, "--weights", "f32", "--temperature", "0", "--raw"];
+  const r = await mesp(cache, ...g, "--prompt", "one two three", "--max-tokens", "100000");
+  assertEquals(r.code, 0, r.stderr);
+  const m =
+    /--max-tokens 100000: the model has 40 positions and the prompt (\d+) tokens, so at most (\d+) new tokens/
+      .exec(r.stderr);
+  assert(m && +m[1] + +m[2] === 40, r.stderr);
+  const full = await mesp(cache, ...g, "--prompt", "word ".repeat(60));
+  assertFails(full, 1, /the prompt is \d+ tokens: no room left in the model's 40 positions/, "long prompt");
+});
+
+Deno.test("checks: a layer config.json does not have is refused; unknown tensors are warned about", async () => {
+  const cache = `${tmp}/cache-names`;
+  // one layer fewer in the config than in the weights
+  const fewer = await copyCase("gqa_tied_f32", `${tmp}/fewer`);
+  const cfg = JSON.parse(await Deno.readTextFile(`${fewer}/config.json`));
+  cfg.num_hidden_layers = 1;
+  await Deno.writeTextFile(`${fewer}/config.json`, JSON.stringify(cfg));
+  const before = await snapshot(fewer);
+  const r = await mesp(cache, "eval", "--model", fewer, "--weights", "f32", "--data", data);
+  assertFails(
+    r,
+    1,
+    /has layer 1 \(model\.layers\.1\.[a-z_.]+\) but config\.json says num_hidden_layers 1/,
+    "fewer",
+  );
+  await assertUnchanged(before, "fewer");
+  // the weights plus a tensor Qwen2 has no use for
+  const extra = await copyCase("gqa_tied_f32", `${tmp}/extra`);
+  const st = await readSafetensorsHeader(fileSource(`${extra}/model.safetensors`));
+  const entries = [];
+  for (const info of st.tensors.values()) {
+    entries.push({
+      name: info.name,
+      dtype: info.dtype,
+      shape: info.shape,
+      data: await readTensorBytes(st, info.name),
+    });
+  }
+  entries.push({
+    name: "model.layers.0.self_attn.o_proj.bias",
+    dtype: "F32" as const,
+    shape: [64],
+    data: new Float32Array(64),
+  });
+  await Deno.writeFile(`${extra}/model.safetensors`, encodeSafetensors(entries));
+  const w = await mesp(cache, "eval", "--model", extra, "--weights", "f32", "--data", data);
+  assertEquals(w.code, 0, w.stderr);
+  assert(
+    w.stderr.includes(
+      "1 tensor(s) are not used by a Qwen2 model and are ignored: model.layers.0.self_attn.o_proj.bias",
+    ),
+    w.stderr,
+  );
+});
+
+Deno.test("checks: flags and adapter fields that have no effect are warned about", async () => {
+  const cache = `${tmp}/cache-warn`;
+  const adapter = `${tmp}/dropout-adapter`;
+  await copyCase("gqa_tied_f32", `${tmp}/with-adapter`);
+  await Deno.rename(`${tmp}/with-adapter/adapter`, adapter);
+  const cfg = JSON.parse(await Deno.readTextFile(`${adapter}/adapter_config.json`));
+  cfg.lora_dropout = 0.05;
+  await Deno.writeTextFile(`${adapter}/adapter_config.json`, JSON.stringify(cfg));
+  const t = [
+    "train",
+    "--model",
+    model,
+    "--weights",
+    "f32",
+    "--data",
+    data,
+    "--seq-len",
+    "24",
+    "--steps",
+    "1",
+  ];
+  const r = await mesp(
+    cache,
+    ...t,
+    "--out",
+    `${tmp}/w1`,
+    "--adapter",
+    adapter,
+    "--rank",
+    "4",
+    "--optimizer",
+    "sgd",
+    "--beta2",
+    "0.99",
+    "--val-every",
+    "5",
+    "--zo-eps",
+    "0.01",
+  );
+  assertEquals(r.code, 0, r.stderr);
+  for (
+    const w of [
+      "--rank is ignored: the adapter layout comes from --adapter",
+      "--beta2 is ignored: β2 is AdamW's; this run uses SGD",
+      "--val-every is ignored: there is no --val set",
+      "--zo-eps is ignored: ε is MeZO's perturbation",
+      `${adapter}/adapter_config.json: lora_dropout 0.05 is ignored (mesp uses no dropout)`,
+    ]
+  ) assert(r.stderr.includes(`warning: ${w}`), `missing "${w}":\n${r.stderr}`);
+  const both = await mesp(cache, ...t, "--out", `${tmp}/w2`, "--epochs", "2");
+  assertFails(both, 1, /give --steps or --epochs, not both/, "steps and epochs");
+  const chat = await mesp(cache, "generate", "--model", tiny, "--weights", "f32", "--chat", "--prompt", "hi");
+  assertEquals(chat.code, 0, chat.stderr);
+  assert(
+    chat.stderr.includes("warning: --prompt is ignored: --chat reads the conversation from stdin"),
+    chat.stderr,
+  );
+});
+
+Deno.test("checks: cleanup", async () => {
+  await Deno.remove(tmp, { recursive: true });
+});
