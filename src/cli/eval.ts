@@ -4,6 +4,7 @@
  * @module
  */
 import { type CommandSpec, givenFlags, parseArgs } from "./args.ts";
+import { checkInputFile } from "./paths.ts";
 import { bf16ScalesOf, fitPositions, refuseOverBudget } from "./preflight.ts";
 import { readModelConfig } from "../model/pack_files.ts";
 import { loraLayout } from "../engine/lora.ts";
@@ -49,6 +50,7 @@ export async function run(argv: string[]): Promise<number> {
   const threads = threadsOf(args.threads);
   const log = stderrLog(args.json);
   const cfg = await readModelConfig(args.model);
+  await checkInputFile("--data", args.data);
   args.seqLen = fitPositions("--seq-len", args.seqLen, givenFlags(argv, SPEC).has("seqLen"), cfg);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
   await refuseOverBudget(

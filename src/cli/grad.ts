@@ -19,7 +19,7 @@ import {
   warnTrainingFields,
 } from "./common.ts";
 import { TRAIN_FLAGS } from "./train_flags.ts";
-import { claimOutputFile } from "./outputs.ts";
+import { checkInputFile, claimOutputFile } from "./paths.ts";
 import { writeFileAtomic } from "../io/deno_files.ts";
 import { writeLoraTensors } from "../engine/adapter.ts";
 import { computeGradients } from "../run/grad.ts";
@@ -71,6 +71,7 @@ export async function run(argv: string[]): Promise<number> {
   const threads = threadsOf(args.threads);
   const log = stderrLog();
   const cfg = await readModelConfig(args.model);
+  await checkInputFile("--data", args.data);
   args.seqLen = fitPositions("--seq-len", args.seqLen, givenFlags(argv, SPEC).has("seqLen"), cfg);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
   if (args.adapter) await warnTrainingFields(args.adapter, log);

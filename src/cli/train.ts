@@ -27,7 +27,7 @@ import { TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
 import { CLI_PERMISSIONS, denoCommand } from "./prepare.ts";
 import { fitPositions, refuseOverBudget } from "./preflight.ts";
 import type { PackFormat } from "../model/pack_layout.ts";
-import { ensureDir, lockRunDir, removeStaleTemps } from "./outputs.ts";
+import { checkInputFile, ensureDir, lockRunDir, removeStaleTemps } from "./paths.ts";
 import { STOP_SIGNALS, trapSignals } from "./signals.ts";
 import { endChildren, spawnChild } from "./children.ts";
 import {
@@ -218,6 +218,8 @@ export async function run(argv: string[]): Promise<number> {
   const out = args.out ?? (demo ? DEMO.out : `runs/${dataPath.split("/").at(-1)!.replace(/\.jsonl?$/, "")}`);
   const cfg = await readModelConfig(model);
   resolveTargets(args.targets);
+  await checkInputFile("--data", dataPath);
+  if (args.val !== undefined) await checkInputFile("--val", args.val);
 
   const created = !await exists(out);
   await ensureDir("--out", out);
@@ -390,9 +392,15 @@ async function trainInto(out: string, c: {
   }
 
   const runMeta = { config, model, data: dataPath, val: valPath ?? null };
-  const metrics = await Deno.open(`${out}/metrics.jsonl`, { create: true, append: true, write: true });
-  const writeMetric = (o: Record<string, unknown>) =>
-    metrics.writeSync(new TextEncoder().encode(JSON.stringify(o) + "\n"));
+  const metricsPath = `${out}/metrics.jsonl`;
+  const metrics = await Deno.open(metricsPath, { create: true, append: true, write: true });
+  const writeMetric = (o: Record<string, unknown>) => {
+    try {
+      metrics.writeSync(new TextEncoder().encode(JSON.stringify(o) + "\n"));
+    } catch (err) {
+      throw new Error(`cannot append to ${metricsPath}: ${(err as Error).message}`);
+    }
+  };
   const bar = args.json ? undefined : new Progress("train", { total: steps, unit: "step" });
   let sumLoss = 0, nLoss = 0;
   const onEvent = (ev: TrainEvent) => {

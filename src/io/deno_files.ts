@@ -26,10 +26,12 @@ export function fileSource(path: string): WeightSource {
   async function openHandle(): Promise<Deno.FsFile> {
     let f: Deno.FsFile;
     try {
+      // opening a FIFO would block until a writer appears: look first
+      await regularFile(path);
       f = await Deno.open(path, { read: true });
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) throw new FileNotFoundError(path, { cause: err });
-      throw err;
+      throw withPath(path, path, err);
     }
     if (fileSize === undefined) {
       try {
@@ -101,6 +103,23 @@ export function fileSource(path: string): WeightSource {
   };
 }
 
+/** Throws unless `path` is a regular file (NotFound passes through). */
+async function regularFile(path: string): Promise<void> {
+  const info = await Deno.stat(path);
+  if (info.isDirectory) throw new Error(`${path} is a directory, not a file`);
+  if (!info.isFile) throw new Error(`${path} is not a regular file (a FIFO or a device?)`);
+}
+
+/**
+ * `err` with `prefix` before its message unless it names `path` already: Deno's I/O errors name no file
+ * ("No space left on device (os error 28)"). The error keeps its class (e.g. `Deno.errors.NotFound`).
+ */
+function withPath(prefix: string, path: string, err: unknown): Error {
+  if (!(err instanceof Error)) return new Error(`${prefix}: ${String(err)}`);
+  if (!err.message.includes(path)) err.message = `${prefix}: ${err.message}`;
+  return err;
+}
+
 function joinPath(dir: string, file: string): string {
   return dir === "" ? file : `${dir.replace(/[\\/]+$/, "")}/${file}`;
 }
@@ -118,11 +137,13 @@ export function dirFiles(path: string): ModelFiles {
   return {
     name: path,
     async readText(file) {
+      const p = joinPath(path, file);
       try {
-        return await Deno.readTextFile(joinPath(path, file));
+        await regularFile(p);
+        return await Deno.readTextFile(p);
       } catch (err) {
         if (err instanceof Deno.errors.NotFound) return undefined;
-        throw err;
+        throw withPath(p, p, err);
       }
     },
     source: (file) => fileSource(joinPath(path, file)),
@@ -169,7 +190,14 @@ export async function writeFileAtomic(
 ): Promise<void> {
   const random = crypto.getRandomValues(new Uint32Array(2));
   const tmp = `${path}.tmp-${random[0].toString(16)}${random[1].toString(16)}`;
-  const file = await Deno.open(tmp, { write: true, createNew: true, mode: options.mode ?? 0o644 });
+  const dir = await Deno.stat(path).catch(() => undefined);
+  if (dir?.isDirectory) throw new Error(`cannot write ${path}: it is a directory`);
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(tmp, { write: true, createNew: true, mode: options.mode ?? 0o644 });
+  } catch (err) {
+    throw withPath(`cannot write ${path}`, path, err);
+  }
   let closed = false;
   try {
     if (data instanceof Uint8Array) {
@@ -188,7 +216,7 @@ export async function writeFileAtomic(
   } catch (err) {
     if (!closed) file.close();
     await Deno.remove(tmp).catch(() => {});
-    throw err;
+    throw withPath(`cannot write ${path}`, path, err);
   }
   await syncDir(path);
 }

@@ -92,14 +92,17 @@ export function parseModelConfig(json: unknown, options: ParseModelConfigOptions
   if (!isObject(json)) return fail("(top level)", "expected a JSON object");
   const c = json;
 
-  const int = (key: string, fallback?: number, min = 1): number => {
+  const int = (key: string, fallback?: number, min = 1, max = Number.MAX_SAFE_INTEGER): number => {
     const v = c[key] ?? fallback;
     if (v === undefined) return fail(key, "missing required field");
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) {
       return fail(key, `expected an integer ≥ ${min}, got ${JSON.stringify(v)}`);
     }
+    if (v > max) return fail(key, `${v} is beyond what any model can hold here (at most ${max})`);
     return v;
   };
+  // a dimension must keep every matrix under 2^31 elements (wasm addresses 4 GiB): bounds the sizes first
+  const size = (key: string, fallback?: number) => int(key, fallback, 1, 1 << 24);
   const optInt = (
     key: string,
   ): number | undefined => (c[key] === undefined || c[key] === null ? undefined : int(key, undefined, 0));
@@ -137,18 +140,23 @@ export function parseModelConfig(json: unknown, options: ParseModelConfigOptions
     }
   }
 
-  const hiddenSize = int("hidden_size");
-  const intermediateSize = int("intermediate_size");
-  const numLayers = int("num_hidden_layers");
-  const numHeads = int("num_attention_heads");
-  const numKvHeads = int("num_key_value_heads", numHeads);
-  const vocabSize = int("vocab_size");
+  const hiddenSize = size("hidden_size");
+  const intermediateSize = size("intermediate_size");
+  const numLayers = size("num_hidden_layers");
+  const numHeads = size("num_attention_heads");
+  const numKvHeads = size("num_key_value_heads", numHeads);
+  const vocabSize = size("vocab_size");
+  for (const [key, n] of [["vocab_size", vocabSize], ["intermediate_size", intermediateSize]] as const) {
+    if (n * hiddenSize > 2 ** 31) {
+      fail(key, `${n} × hidden_size ${hiddenSize} is more than 2^31 weights in one matrix`);
+    }
+  }
   if (numHeads % numKvHeads !== 0) {
     fail("num_key_value_heads", `${numKvHeads} does not divide num_attention_heads ${numHeads}`);
   }
   let headDim: number;
   if (c.head_dim !== undefined && c.head_dim !== null) {
-    headDim = int("head_dim");
+    headDim = size("head_dim");
   } else {
     if (hiddenSize % numHeads !== 0) {
       fail(

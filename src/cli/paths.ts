@@ -1,7 +1,9 @@
 /**
- * The one rule of every command that writes: an empty path is refused (an unset shell variable must not
- * mean `/`), nothing that exists is replaced without `--force`, a directory is never taken for a file, and
- * a run directory is locked while a run uses it (two trainings into one `--out` would interleave).
+ * The paths a user gives. The one rule of every command that writes: an empty path is refused (an unset
+ * shell variable must not mean `/`; the flag parser does that), nothing that exists is replaced without
+ * `--force`, a directory is never taken for a file, and a run directory is locked while a run uses it (two
+ * trainings into one `--out` would interleave). Inputs must be regular files: a directory gives a clear
+ * error, a FIFO would block the read forever.
  *
  * @module
  */
@@ -13,6 +15,14 @@ async function statOf(path: string): Promise<Deno.FileInfo | undefined> {
     if (err instanceof Deno.errors.NotFound) return undefined;
     throw new Error(`${path}: ${(err as Error).message}`);
   }
+}
+
+/** Checks that input `path` (given as `flag`) is a regular file. */
+export async function checkInputFile(flag: string, path: string): Promise<void> {
+  const info = await statOf(path);
+  if (!info) throw new Error(`${flag} ${path}: file not found`);
+  if (info.isDirectory) throw new Error(`${flag} ${path} is a directory; give a file`);
+  if (!info.isFile) throw new Error(`${flag} ${path} is not a regular file (a FIFO or a device?)`);
 }
 
 /**
