@@ -8,7 +8,7 @@
  */
 import { kebabCase } from "./args.ts";
 import { Checksum } from "../io/checksum.ts";
-import type { Sequence } from "../run/evaluate.ts";
+import type { Sequence } from "../data/sequence.ts";
 
 /** The recorded flags (train's flag keys), and the content fingerprints. */
 export interface RunConfig {
