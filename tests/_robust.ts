@@ -4,6 +4,7 @@ import { assert, assertEquals } from "./_assert.ts";
 import { caseDir } from "./_golden.ts";
 import { fileSource } from "../src/io/deno_files.ts";
 import { readSafetensorsHeader } from "../src/model/safetensors.ts";
+import { CLI_PERMISSIONS } from "../src/cli/prepare.ts";
 
 export const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
 
@@ -22,7 +23,8 @@ export function mesp(cache: string, ...args: string[]): Promise<Ran> {
 /** The `mesp` command in a child process (stdout piped, for reading step lines as they come). */
 export function mespCommand(cwd: string, cache: string, ...args: string[]): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    // the permissions the deno.json tasks grant
+    args: ["run", ...CLI_PERMISSIONS, MAIN, ...args],
     env: { MESP_CACHE: cache, NO_COLOR: "1" },
     cwd,
     stdin: "null",

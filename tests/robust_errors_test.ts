@@ -4,6 +4,7 @@
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { assertFails, assertUnchanged, copyCase, idsData, MAIN, type Ran, snapshot } from "./_robust.ts";
 import { parseModelConfig } from "../src/model/config.ts";
+import { CLI_PERMISSIONS } from "../src/cli/prepare.ts";
 import { writeFileAtomic } from "../src/io/deno_files.ts";
 import { decodeCheckpoint } from "../src/run/checkpoint.ts";
 
@@ -14,7 +15,7 @@ const data = await idsData(`${tmp}/train.jsonl`);
 /** `mesp` that is killed after 60 s: a hang fails the test instead of stalling the suite. */
 async function mesp(...args: string[]): Promise<Ran> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: ["run", ...CLI_PERMISSIONS, MAIN, ...args],
     env: { MESP_CACHE: cache, NO_COLOR: "1" },
     stdin: "null",
     signal: AbortSignal.timeout(60_000),

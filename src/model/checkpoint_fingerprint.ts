@@ -3,35 +3,43 @@
  *
  * @module
  */
-import type { ModelFiles } from "../io/source.ts";
+import type { ModelFiles, WeightSource } from "../io/source.ts";
+import { Checksum } from "../io/checksum.ts";
 import type { Checkpoint } from "./safetensors.ts";
 
+/** The checksum of every byte of `source` (`size` bytes), read 4 MiB at a time. */
+export async function contentChecksum(source: WeightSource, size: number): Promise<string> {
+  const sum = new Checksum();
+  const chunk = new Uint8Array(Math.min(size, 4 << 20));
+  for (let at = 0; at < size; at += chunk.length) {
+    const part = chunk.subarray(0, Math.min(chunk.length, size - at));
+    await source.read(at, part);
+    sum.update(part);
+  }
+  return sum.hex();
+}
+
+/** Gives the content checksum of one checkpoint file (e.g. from a cache keyed by size and mtime). */
+export type ContentChecksum = (name: string, source: WeightSource, size: number) => Promise<string>;
+
 /**
- * A fingerprint of a checkpoint's contents, cheap to compute: the config text, every safetensors file's
- * name, size and header, and 16 samples of 4 KiB spread over its data. A pack records it so weights that
- * changed in place (same shapes, new values) are noticed.
+ * A fingerprint of a checkpoint's contents: the config text, every safetensors file's name, size, header and
+ * the checksum of every byte. A pack records it so weights that changed in place (same shapes, new values)
+ * are noticed. `checksumOf` lets an edge that can see modification times hash a file only when it changed.
  */
-export async function checkpointFingerprint(files: ModelFiles, ckpt: Checkpoint): Promise<string> {
-  const parts: Uint8Array[] = [];
+export async function checkpointFingerprint(
+  files: ModelFiles,
+  ckpt: Checkpoint,
+  checksumOf: ContentChecksum = (_name, source, size) => contentChecksum(source, size),
+): Promise<string> {
   const enc = new TextEncoder();
-  parts.push(enc.encode((await files.readText("config.json")) ?? ""));
+  const parts: string[] = [(await files.readText("config.json")) ?? ""];
   for (const [name, f] of [...ckpt.files].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const size = await f.source.size();
-    parts.push(enc.encode(`${name}:${size}:${JSON.stringify([...f.tensors.values()])}`));
-    const span = size - f.dataOffset;
-    for (let i = 0; i < 16 && span > 0; i++) {
-      const at = f.dataOffset + Math.floor((span * i) / 16);
-      const sample = new Uint8Array(Math.min(4096, size - at));
-      await f.source.read(at, sample);
-      parts.push(sample);
-    }
+    parts.push(
+      `${name}:${size}:${JSON.stringify([...f.tensors.values()])}:${await checksumOf(name, f.source, size)}`,
+    );
   }
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", enc.encode(parts.join("\n"))));
   return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -13,7 +13,8 @@ import {
   matrixSlot,
   type PackFormat,
 } from "./pack_layout.ts";
-import { type PackHeader, planPack, readPackHeader, StalePackError } from "./pack_header.ts";
+import { blockCount, type PackHeader, planPack, readPackHeader, StalePackError } from "./pack_header.ts";
+import { Checksum } from "../io/checksum.ts";
 
 /** An opened pack: its header, the layer layout, and reads into caller buffers. */
 export interface Pack {
@@ -77,6 +78,7 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
   const cfg = header.config;
   const layout = layerLayout(cfg, header.format, header.bf16Scales, header.mlpChunk);
   const vocabSlot = matrixSlot(cfg.vocabSize, cfg.hiddenSize, header.format, header.bf16Scales, 0);
+  const verify = blockVerifier(source, header, layout, await readChecksums(source, header, layout));
   return {
     header,
     config: cfg,
@@ -87,21 +89,28 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
       if (into.length !== layout.bytes) {
         throw new Error(`layer buffer is ${into.length} bytes, need ${layout.bytes}`);
       }
-      return source.read(header.layers[l].offset, into);
+      return source.read(header.layers[l].offset, into).then(() => {
+        verify.block(l, 0, into.subarray(0, layout.attentionBytes));
+        layout.chunks.forEach((ch, c) =>
+          verify.block(l, 1 + c, into.subarray(ch.offset, ch.offset + ch.bytes))
+        );
+      });
     },
     readAttention: (l, into) => {
       if (into.length !== layout.attentionBytes) {
         throw new Error(`attention buffer must be ${layout.attentionBytes} bytes`);
       }
-      return source.read(header.layers[l].offset, into);
+      return source.read(header.layers[l].offset, into).then(() => verify.block(l, 0, into));
     },
     readMlpChunk: (l, c, into) => {
       const ch = layout.chunks[c];
       if (into.length !== ch.bytes) throw new Error(`MLP chunk ${c} buffer must be ${ch.bytes} bytes`);
-      return source.read(header.layers[l].offset + ch.offset, into);
+      return source.read(header.layers[l].offset + ch.offset, into).then(() => verify.block(l, 1 + c, into));
     },
-    readNorm: (into) =>
-      source.read(header.norm.offset, new Uint8Array(into.buffer, into.byteOffset, cfg.hiddenSize * 4)),
+    readNorm: (into) => {
+      const bytes = new Uint8Array(into.buffer, into.byteOffset, cfg.hiddenSize * 4);
+      return source.read(header.norm.offset, bytes).then(() => verify.norm(bytes));
+    },
     async readVocabRows(r0, r1, into, head = false) {
       const base = head ? header.lmHead?.offset : header.embed.offset;
       if (base === undefined) throw new Error("this model has no separate LM head (tied embeddings)");
@@ -118,5 +127,44 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
         source.read(base + s.biasesOffset + r0 * s.scaleRowBytes, into.biases!),
       ]);
     },
+  };
+}
+
+/** Reads the pack's checksum table (two u32 per block, see {@linkcode blockCount}). */
+async function readChecksums(
+  source: WeightSource,
+  header: PackHeader,
+  layout: LayerLayout,
+): Promise<Uint32Array> {
+  const n = blockCount(header.layers.length, layout.chunks.length);
+  if (header.checksums?.bytes !== n * 8) throw new StalePackError(`${source.name}: no checksum table`);
+  const table = new Uint32Array(n * 2);
+  await source.read(header.checksums.offset, new Uint8Array(table.buffer));
+  return table;
+}
+
+/**
+ * Checks blocks against the table as they are read. Each block is verified the first time this process
+ * reads it (later reads of an unchanged file return the same bytes), so the cost is one pass over the
+ * weights per process, not per step.
+ */
+function blockVerifier(source: WeightSource, header: PackHeader, layout: LayerLayout, table: Uint32Array) {
+  const per = 1 + layout.chunks.length;
+  const done = new Uint8Array(table.length / 2);
+  const sum = new Checksum();
+  const check = (i: number, bytes: Uint8Array, what: () => string) => {
+    if (done[i]) return;
+    if (!sum.reset().update(bytes).equals(table[2 * i], table[2 * i + 1])) {
+      throw new Error(
+        `${source.name}: ${what()} fails its checksum: the pack file is damaged; delete it and the next ` +
+          `run rebuilds it from ${header.source}`,
+      );
+    }
+    done[i] = 1;
+  };
+  return {
+    block: (l: number, b: number, bytes: Uint8Array) =>
+      check(l * per + b, bytes, () => `layer ${l} ${b === 0 ? "attention block" : `MLP chunk ${b - 1}`}`),
+    norm: (bytes: Uint8Array) => check(done.length - 1, bytes, () => "the final norm"),
   };
 }

@@ -8,7 +8,7 @@
  */
 import { dirFiles, fileSource, writeFileAtomic } from "../io/deno_files.ts";
 import { type ModelConfig, parseModelConfig } from "./config.ts";
-import { checkpointFingerprint } from "./checkpoint_fingerprint.ts";
+import { checkpointFingerprint, type ContentChecksum, contentChecksum } from "./checkpoint_fingerprint.ts";
 import { openPack, type Pack } from "./pack.ts";
 import { StalePackError } from "./pack_header.ts";
 import type { PackFormat } from "./pack_layout.ts";
@@ -40,6 +40,32 @@ export async function readModelConfig(modelDir: string): Promise<ModelConfig> {
   return parseModelConfig(json, { file: `${modelDir}/config.json` });
 }
 
+/**
+ * Content checksums of a model's files, remembered in `<cacheDir>/checksums.json` by absolute path, size
+ * and modification time: every byte is hashed once, and again only when a file's size or mtime changes.
+ */
+function memoChecksums(modelDir: string, options: LoadPackOptions): ContentChecksum {
+  const memoPath = `${options.cacheDir}/checksums.json`;
+  return async (name, source, size) => {
+    const path = await Deno.realPath(`${modelDir}/${name}`);
+    const mtime = (await Deno.stat(path)).mtime?.getTime() ?? null;
+    let memo: Record<string, { size: number; mtime: number | null; checksum: string }> = {};
+    try {
+      memo = JSON.parse(await Deno.readTextFile(memoPath));
+    } catch {
+      // none yet, or unreadable: hash again
+    }
+    const known = memo[path];
+    if (known && known.size === size && known.mtime === mtime && mtime !== null) return known.checksum;
+    options.onStatus?.(`hashing ${path} (${(size / 1e6).toFixed(1)} MB; again only when it changes)`);
+    const checksum = await contentChecksum(source, size);
+    memo[path] = { size, mtime, checksum };
+    await Deno.mkdir(options.cacheDir, { recursive: true });
+    await writeFileAtomic(memoPath, new TextEncoder().encode(JSON.stringify(memo, null, 1)));
+    return checksum;
+  };
+}
+
 /** Opens the pack of `modelDir` in `format`, building it first if there is no valid one. */
 export async function loadOrBuildPack(
   modelDir: string,
@@ -49,7 +75,7 @@ export async function loadOrBuildPack(
   const files = dirFiles(modelDir);
   const ckpt = await openCheckpoint(files);
   try {
-    const fingerprint = await checkpointFingerprint(files, ckpt);
+    const fingerprint = await checkpointFingerprint(files, ckpt, memoChecksums(modelDir, options));
     const name = modelDir.replace(/\/+$/, "").split("/").at(-1) || "model";
     const path = `${options.cacheDir}/${name}-${fingerprint.slice(0, 16)}-${options.format}.pack`;
     try {

@@ -23,7 +23,7 @@ import {
 /** The first 8 bytes of every pack. */
 export const MAGIC = "MESPPACK";
 /** The pack format version this code reads and writes. */
-export const VERSION = 2;
+export const VERSION = 3;
 /** Bytes before the header JSON: magic, version, header length. */
 const PRELUDE_BYTES = 16;
 
@@ -49,6 +49,8 @@ export interface PackHeader {
   layers: Section[];
   norm: Section;
   lmHead?: Section;
+  /** Table of checksums, two u32 each (see {@linkcode blockCount}), written last. */
+  checksums: Section;
   /** Total file size. */
   fileBytes: number;
 }
@@ -74,6 +76,7 @@ export function planPack(
   const lmHead = cfg.tieWordEmbeddings
     ? undefined
     : section(matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales, 0).bytes);
+  const checksums = section(blockCount(cfg.numLayers, layout.chunks.length) * 8);
   return {
     version: VERSION,
     format,
@@ -84,8 +87,17 @@ export function planPack(
     layers,
     norm,
     lmHead,
+    checksums,
     fileBytes: align(at),
   };
+}
+
+/**
+ * Blocks with a checksum: per layer its attention block then each MLP chunk (the units the engine reads),
+ * then the final norm. Block `l·(1 + chunks) + 0` is layer l's attention, `+ 1 + c` its chunk c.
+ */
+export function blockCount(layers: number, chunks: number): number {
+  return layers * (1 + chunks) + 1;
 }
 
 /** Thrown when a pack is stale, foreign, truncated or corrupt; callers rebuild it. */

@@ -20,9 +20,11 @@ import {
   linearShape,
   LM_HEAD,
 } from "./qwen2.ts";
+import { Checksum } from "../io/checksum.ts";
 import {
   copiesQuantized,
   GROUP,
+  type LayerLayout,
   layerLayout,
   type MatrixSlot,
   matrixSlot,
@@ -218,10 +220,21 @@ export async function writePack(
   const header: PackHeader = { ...plan, fingerprint: options.fingerprint, source: ckpt.name };
   const layout = layerLayout(cfg, format, plan.bf16Scales, plan.mlpChunk);
   let written = 0;
+  const blocks = blockRanges(header, layout);
+  let k = 0; // the first block that does not end before `written`
   const out: Out = {
     async emit(bytes) {
+      // every block's checksum is taken from the bytes as they pass
+      const end = written + bytes.length;
+      while (k < blocks.length && blocks[k].start < end) {
+        const b = blocks[k];
+        const from = Math.max(b.start, written), to = Math.min(b.end, end);
+        if (to > from) b.sum.update(bytes.subarray(from - written, to - written));
+        if (b.end > end) break;
+        k++;
+      }
       await sink.write(bytes);
-      written += bytes.length;
+      written = end;
     },
     async padTo(offset) {
       if (offset < written) throw new Error(`pack writer: overlap at byte ${offset}`);
@@ -279,6 +292,30 @@ export async function writePack(
     await convertMatrix(ckpt, cfg, LM_HEAD, vocab, format, plan.lmHead.offset, out);
     progress("lm_head");
   }
+  const table = new Uint32Array(blocks.length * 2);
+  blocks.forEach((b, i) => b.sum.writeTo(table, 2 * i));
+  await out.padTo(plan.checksums.offset);
+  await out.emit(new Uint8Array(table.buffer));
   await out.padTo(plan.fileBytes);
   return header;
+}
+
+/** The checksummed blocks of a pack in file order (see {@linkcode blockCount}). */
+export function blockRanges(
+  header: Pick<PackHeader, "layers" | "norm">,
+  layout: LayerLayout,
+): { start: number; end: number; sum: Checksum }[] {
+  const blocks = [];
+  for (const { offset } of header.layers) {
+    blocks.push({ start: offset, end: offset + layout.attentionBytes, sum: new Checksum() });
+    for (const c of layout.chunks) {
+      blocks.push({ start: offset + c.offset, end: offset + c.offset + c.bytes, sum: new Checksum() });
+    }
+  }
+  blocks.push({
+    start: header.norm.offset,
+    end: header.norm.offset + header.norm.bytes,
+    sum: new Checksum(),
+  });
+  return blocks;
 }
