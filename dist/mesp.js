@@ -844,14 +844,16 @@ function parseModelConfig(json2, options = {}) {
   };
   if (!isObject(json2)) return fail("(top level)", "expected a JSON object");
   const c = json2;
-  const int = (key, fallback, min = 1) => {
+  const int = (key, fallback, min = 1, max = Number.MAX_SAFE_INTEGER) => {
     const v = c[key] ?? fallback;
     if (v === void 0) return fail(key, "missing required field");
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) {
       return fail(key, `expected an integer \u2265 ${min}, got ${JSON.stringify(v)}`);
     }
+    if (v > max) return fail(key, `${v} is beyond what any model can hold here (at most ${max})`);
     return v;
   };
+  const size = (key, fallback) => int(key, fallback, 1, 1 << 24);
   const optInt = (key) => c[key] === void 0 || c[key] === null ? void 0 : int(key, void 0, 0);
   const positive = (key, v) => {
     if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
@@ -879,18 +881,32 @@ function parseModelConfig(json2, options = {}) {
       fail("architectures", `unsupported architecture ${JSON.stringify(architecture)}; expected "Qwen2ForCausalLM"`);
     }
   }
-  const hiddenSize = int("hidden_size");
-  const intermediateSize = int("intermediate_size");
-  const numLayers = int("num_hidden_layers");
-  const numHeads = int("num_attention_heads");
-  const numKvHeads = int("num_key_value_heads", numHeads);
-  const vocabSize = int("vocab_size");
+  const hiddenSize = size("hidden_size");
+  const intermediateSize = size("intermediate_size");
+  const numLayers = size("num_hidden_layers");
+  const numHeads = size("num_attention_heads");
+  const numKvHeads = size("num_key_value_heads", numHeads);
+  const vocabSize = size("vocab_size");
+  for (const [key, n] of [
+    [
+      "vocab_size",
+      vocabSize
+    ],
+    [
+      "intermediate_size",
+      intermediateSize
+    ]
+  ]) {
+    if (n * hiddenSize > 2 ** 31) {
+      fail(key, `${n} \xD7 hidden_size ${hiddenSize} is more than 2^31 weights in one matrix`);
+    }
+  }
   if (numHeads % numKvHeads !== 0) {
     fail("num_key_value_heads", `${numKvHeads} does not divide num_attention_heads ${numHeads}`);
   }
   let headDim;
   if (c.head_dim !== void 0 && c.head_dim !== null) {
-    headDim = int("head_dim");
+    headDim = size("head_dim");
   } else {
     if (hiddenSize % numHeads !== 0) {
       fail("num_attention_heads", `${numHeads} does not divide hidden_size ${hiddenSize} (and there is no head_dim)`);
@@ -1223,6 +1239,29 @@ function f16ToF32(src, dst) {
   return out;
 }
 
+// src/model/finite.ts
+function firstNonFinite(x) {
+  let poison = 0;
+  for (let i = 0; i < x.length; i++) poison += x[i] * 0;
+  if (poison === 0) return -1;
+  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return i;
+  return -1;
+}
+function assertFinite(x, what, cols = 0, rowOffset = 0) {
+  const i = firstNonFinite(x);
+  if (i < 0) return;
+  const at = cols > 0 ? `row ${rowOffset + Math.floor(i / cols)}, column ${i % cols}` : `element ${i}`;
+  throw new Error(`${what}: non-finite value ${x[i]} at ${at}`);
+}
+function assertFiniteHalf(bits, dtype, what) {
+  const exp = dtype === "bf16" ? 32640 : 31744;
+  for (let i = 0; i < bits.length; i++) {
+    if ((bits[i] & exp) === exp) {
+      throw new Error(`${what}: non-finite ${dtype} value (bits 0x${bits[i].toString(16)}) at element ${i}`);
+    }
+  }
+}
+
 // src/model/safetensors.ts
 var DTYPE_BITS = Object.freeze({
   BOOL: 8,
@@ -1432,16 +1471,20 @@ async function readTensorF32(file, name, into) {
   switch (info.dtype) {
     case "F32":
       await file.source.read(info.offset, new Uint8Array(out.buffer, out.byteOffset, info.byteLength));
-      return out;
+      break;
     case "BF16":
     case "F16": {
       const half = new Uint16Array(count);
       await file.source.read(info.offset, new Uint8Array(half.buffer));
-      return info.dtype === "BF16" ? bf16ToF32(half, out) : f16ToF32(half, out);
+      if (info.dtype === "BF16") bf16ToF32(half, out);
+      else f16ToF32(half, out);
+      break;
     }
     default:
       throw new Error(`${where} has dtype ${info.dtype}; readTensorF32 reads F32, F16 and BF16`);
   }
+  assertFinite(out, where, info.shape.length === 2 ? info.shape[1] : 0);
+  return out;
 }
 var SINGLE_FILE = "model.safetensors";
 var INDEX_FILE = "model.safetensors.index.json";
@@ -1764,33 +1807,134 @@ function dequantize(qz, cols, options = {}) {
   return out;
 }
 
+// src/io/checksum.ts
+var rotl = (x, r) => x << r | x >>> 32 - r;
+function fmix(h) {
+  h = Math.imul(h ^ h >>> 16, 2246822507);
+  h = Math.imul(h ^ h >>> 13, 3266489909);
+  return (h ^ h >>> 16) >>> 0;
+}
+var Checksum = class {
+  #a = 0;
+  #b = 0;
+  #length = 0;
+  #pending = 0;
+  #pendingBytes = 0;
+  #scratch;
+  constructor() {
+    this.reset();
+  }
+  /** Starts over. */
+  reset() {
+    this.#a = 2538058380 | 0;
+    this.#b = 2166136261 | 0;
+    this.#length = 0;
+    this.#pending = 0;
+    this.#pendingBytes = 0;
+    return this;
+  }
+  /** Adds bytes. Aligned input is read as 32-bit words in place (no copy, no allocation but a view). */
+  update(bytes) {
+    const n = bytes.length;
+    this.#length += n;
+    let i = 0;
+    while (this.#pendingBytes > 0 && i < n) this.#push(bytes[i++]);
+    const words = n - i >>> 2;
+    if (words > 0) {
+      if ((bytes.byteOffset + i & 3) === 0) {
+        this.#words(new Uint32Array(bytes.buffer, bytes.byteOffset + i, words), words);
+      } else {
+        const scratch = this.#scratch ??= new Uint32Array(16384);
+        const u8 = new Uint8Array(scratch.buffer);
+        for (let w = 0; w < words; w += scratch.length) {
+          const k = Math.min(scratch.length, words - w);
+          u8.set(bytes.subarray(i + w * 4, i + (w + k) * 4));
+          this.#words(scratch, k);
+        }
+      }
+      i += words * 4;
+    }
+    while (i < n) this.#push(bytes[i++]);
+    return this;
+  }
+  #push(byte) {
+    this.#pending |= byte << 8 * this.#pendingBytes;
+    if (++this.#pendingBytes === 4) {
+      this.#mix(this.#pending);
+      this.#pending = 0;
+      this.#pendingBytes = 0;
+    }
+  }
+  #words(w, n) {
+    let a = this.#a, b = this.#b;
+    for (let i = 0; i < n; i++) {
+      const x = w[i];
+      const k = Math.imul(rotl(Math.imul(x, 3432918353), 15), 461845907);
+      a = Math.imul(rotl(a ^ k, 13), 5) + 3864292196 | 0;
+      b = Math.imul(b ^ x, 16777619) ^ b >>> 15;
+    }
+    this.#a = a;
+    this.#b = b;
+  }
+  #mix(x) {
+    const k = Math.imul(rotl(Math.imul(x, 3432918353), 15), 461845907);
+    this.#a = Math.imul(rotl(this.#a ^ k, 13), 5) + 3864292196 | 0;
+    this.#b = Math.imul(this.#b ^ x, 16777619) ^ this.#b >>> 15;
+  }
+  #high = 0;
+  #low = 0;
+  /** Computes the value into #high and #low; the state is left as it was. */
+  #finish() {
+    let a = this.#a, b = this.#b;
+    const tail = this.#pending ^ Math.imul(this.#length, 625341585) ^ Math.floor(this.#length / 2 ** 32);
+    a = Math.imul(rotl(a ^ Math.imul(tail, 3432918353), 13), 5) + 3864292196 | 0;
+    b = Math.imul(b ^ tail, 16777619);
+    this.#high = fmix(a ^ b);
+    this.#low = fmix(b + Math.imul(a, 668265263) | 0);
+  }
+  /** Whether the value is `high`:`low` (two unsigned 32-bit halves), without allocating. */
+  equals(high, low) {
+    this.#finish();
+    return this.#high === high && this.#low === low;
+  }
+  /** The value's two unsigned 32-bit halves written at `into[at]`, `into[at + 1]`. */
+  writeTo(into, at) {
+    this.#finish();
+    into[at] = this.#high;
+    into[at + 1] = this.#low;
+  }
+  /** The value as 16 hex digits. */
+  hex() {
+    this.#finish();
+    return this.#high.toString(16).padStart(8, "0") + this.#low.toString(16).padStart(8, "0");
+  }
+};
+
 // src/model/checkpoint_fingerprint.ts
-async function checkpointFingerprint(files, ckpt) {
-  const parts = [];
+async function contentChecksum(source, size) {
+  const sum = new Checksum();
+  const chunk = new Uint8Array(Math.min(size, 4 << 20));
+  for (let at = 0; at < size; at += chunk.length) {
+    const part = chunk.subarray(0, Math.min(chunk.length, size - at));
+    await source.read(at, part);
+    sum.update(part);
+  }
+  return sum.hex();
+}
+async function checkpointFingerprint(files, ckpt, checksumOf2 = (_name, source, size) => contentChecksum(source, size)) {
   const enc = new TextEncoder();
-  parts.push(enc.encode(await files.readText("config.json") ?? ""));
+  const parts = [
+    await files.readText("config.json") ?? ""
+  ];
   for (const [name, f] of [
     ...ckpt.files
   ].sort(([a], [b]) => a < b ? -1 : 1)) {
     const size = await f.source.size();
-    parts.push(enc.encode(`${name}:${size}:${JSON.stringify([
+    parts.push(`${name}:${size}:${JSON.stringify([
       ...f.tensors.values()
-    ])}`));
-    const span = size - f.dataOffset;
-    for (let i = 0; i < 16 && span > 0; i++) {
-      const at2 = f.dataOffset + Math.floor(span * i / 16);
-      const sample = new Uint8Array(Math.min(4096, size - at2));
-      await f.source.read(at2, sample);
-      parts.push(sample);
-    }
+    ])}:${await checksumOf2(name, f.source, size)}`);
   }
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", enc.encode(parts.join("\n"))));
   return [
     ...digest
   ].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -2035,7 +2179,7 @@ function copiesQuantized(cfg, format) {
 
 // src/model/pack_header.ts
 var MAGIC = "MESPPACK";
-var VERSION = 2;
+var VERSION = 3;
 var PRELUDE_BYTES = 16;
 function planPack(cfg, format, mlpChunk = MLP_CHUNK) {
   const bf16Scales = copiesQuantized(cfg, format);
@@ -2055,6 +2199,7 @@ function planPack(cfg, format, mlpChunk = MLP_CHUNK) {
   }, () => section(layout.bytes));
   const norm = section(cfg.hiddenSize * 4);
   const lmHead = cfg.tieWordEmbeddings ? void 0 : section(matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales, 0).bytes);
+  const checksums = section(blockCount(cfg.numLayers, layout.chunks.length) * 8);
   return {
     version: VERSION,
     format,
@@ -2065,8 +2210,12 @@ function planPack(cfg, format, mlpChunk = MLP_CHUNK) {
     layers,
     norm,
     lmHead,
+    checksums,
     fileBytes: align(at)
   };
+}
+function blockCount(layers, chunks) {
+  return layers * (1 + chunks) + 1;
 }
 var StalePackError = class extends Error {
   constructor(message) {
@@ -2128,6 +2277,7 @@ async function openPack(source, options = {}) {
   const cfg = header.config;
   const layout = layerLayout(cfg, header.format, header.bf16Scales, header.mlpChunk);
   const vocabSlot = matrixSlot(cfg.vocabSize, cfg.hiddenSize, header.format, header.bf16Scales, 0);
+  const verify = blockVerifier(source, header, layout, await readChecksums(source, header, layout));
   return {
     header,
     config: cfg,
@@ -2138,20 +2288,26 @@ async function openPack(source, options = {}) {
       if (into.length !== layout.bytes) {
         throw new Error(`layer buffer is ${into.length} bytes, need ${layout.bytes}`);
       }
-      return source.read(header.layers[l].offset, into);
+      return source.read(header.layers[l].offset, into).then(() => {
+        verify.block(l, 0, into.subarray(0, layout.attentionBytes));
+        layout.chunks.forEach((ch, c) => verify.block(l, 1 + c, into.subarray(ch.offset, ch.offset + ch.bytes)));
+      });
     },
     readAttention: (l, into) => {
       if (into.length !== layout.attentionBytes) {
         throw new Error(`attention buffer must be ${layout.attentionBytes} bytes`);
       }
-      return source.read(header.layers[l].offset, into);
+      return source.read(header.layers[l].offset, into).then(() => verify.block(l, 0, into));
     },
     readMlpChunk: (l, c, into) => {
       const ch = layout.chunks[c];
       if (into.length !== ch.bytes) throw new Error(`MLP chunk ${c} buffer must be ${ch.bytes} bytes`);
-      return source.read(header.layers[l].offset + ch.offset, into);
+      return source.read(header.layers[l].offset + ch.offset, into).then(() => verify.block(l, 1 + c, into));
     },
-    readNorm: (into) => source.read(header.norm.offset, new Uint8Array(into.buffer, into.byteOffset, cfg.hiddenSize * 4)),
+    readNorm: (into) => {
+      const bytes = new Uint8Array(into.buffer, into.byteOffset, cfg.hiddenSize * 4);
+      return source.read(header.norm.offset, bytes).then(() => verify.norm(bytes));
+    },
     async readVocabRows(r0, r1, into, head = false) {
       const base = head ? header.lmHead?.offset : header.embed.offset;
       if (base === void 0) throw new Error("this model has no separate LM head (tied embeddings)");
@@ -2169,6 +2325,29 @@ async function openPack(source, options = {}) {
     }
   };
 }
+async function readChecksums(source, header, layout) {
+  const n = blockCount(header.layers.length, layout.chunks.length);
+  if (header.checksums?.bytes !== n * 8) throw new StalePackError(`${source.name}: no checksum table`);
+  const table = new Uint32Array(n * 2);
+  await source.read(header.checksums.offset, new Uint8Array(table.buffer));
+  return table;
+}
+function blockVerifier(source, header, layout, table) {
+  const per = 1 + layout.chunks.length;
+  const done = new Uint8Array(table.length / 2);
+  const sum = new Checksum();
+  const check = (i, bytes, what) => {
+    if (done[i]) return;
+    if (!sum.reset().update(bytes).equals(table[2 * i], table[2 * i + 1])) {
+      throw new Error(`${source.name}: ${what()} fails its checksum: the pack file is damaged; delete it and the next run rebuilds it from ${header.source}`);
+    }
+    done[i] = 1;
+  };
+  return {
+    block: (l, b, bytes) => check(l * per + b, bytes, () => `layer ${l} ${b === 0 ? "attention block" : `MLP chunk ${b - 1}`}`),
+    norm: (bytes) => check(done.length - 1, bytes, () => "the final norm")
+  };
+}
 
 // src/model/checkpoint_rows.ts
 async function readRowsF32(ckpt, base, r0, r1, into) {
@@ -2184,10 +2363,11 @@ async function readRowsF32(ckpt, base, r0, r1, into) {
         into[r * cols + c] = Math.fround(Math.fround(bf16BitsToF32(scales[g]) * qv) + bf16BitsToF32(biases[g]));
       }
     }
-    return;
+  } else {
+    const { file, info } = ckpt.get(`${base}.weight`);
+    await readDenseRows(file.source, info, r0, r1, into);
   }
-  const { file, info } = ckpt.get(`${base}.weight`);
-  await readDenseRows(file.source, info, r0, r1, into);
+  assertFinite(into, `${base}.weight in ${ckpt.name}`, into.length / (r1 - r0), r0);
 }
 async function readVectorF32(ckpt, name, length) {
   const { file, info } = ckpt.get(name);
@@ -2202,6 +2382,7 @@ async function readVectorF32(ckpt, name, length) {
       length
     ]
   }, 0, 1, out);
+  assertFinite(out, `tensor ${name} in ${ckpt.name}`);
   return out;
 }
 async function readDenseRows(source, info, r0, r1, into) {
@@ -2250,6 +2431,8 @@ async function readMlxRows(ckpt, base, r0, r1, _rows, cols, bits) {
   }
   await s.file.source.read(s.info.offset + r0 * groups * 2, new Uint8Array(scales.buffer));
   await b.file.source.read(b.info.offset + r0 * groups * 2, new Uint8Array(biases.buffer));
+  assertFiniteHalf(scales, "bf16", `${base}.scales in ${ckpt.name}`);
+  assertFiniteHalf(biases, "bf16", `${base}.biases in ${ckpt.name}`);
   return {
     data,
     scales,
@@ -2379,10 +2562,20 @@ async function writePack(ckpt, cfg, sink, options) {
   };
   const layout = layerLayout(cfg, format, plan.bf16Scales, plan.mlpChunk);
   let written = 0;
+  const blocks = blockRanges(header, layout);
+  let k = 0;
   const out = {
     async emit(bytes) {
+      const end = written + bytes.length;
+      while (k < blocks.length && blocks[k].start < end) {
+        const b = blocks[k];
+        const from = Math.max(b.start, written), to = Math.min(b.end, end);
+        if (to > from) b.sum.update(bytes.subarray(from - written, to - written));
+        if (b.end > end) break;
+        k++;
+      }
       await sink.write(bytes);
-      written += bytes.length;
+      written = end;
     },
     async padTo(offset) {
       if (offset < written) throw new Error(`pack writer: overlap at byte ${offset}`);
@@ -2431,8 +2624,35 @@ async function writePack(ckpt, cfg, sink, options) {
     await convertMatrix(ckpt, cfg, LM_HEAD, vocab, format, plan.lmHead.offset, out);
     progress("lm_head");
   }
+  const table = new Uint32Array(blocks.length * 2);
+  blocks.forEach((b, i) => b.sum.writeTo(table, 2 * i));
+  await out.padTo(plan.checksums.offset);
+  await out.emit(new Uint8Array(table.buffer));
   await out.padTo(plan.fileBytes);
   return header;
+}
+function blockRanges(header, layout) {
+  const blocks = [];
+  for (const { offset } of header.layers) {
+    blocks.push({
+      start: offset,
+      end: offset + layout.attentionBytes,
+      sum: new Checksum()
+    });
+    for (const c of layout.chunks) {
+      blocks.push({
+        start: offset + c.offset,
+        end: offset + c.offset + c.bytes,
+        sum: new Checksum()
+      });
+    }
+  }
+  blocks.push({
+    start: header.norm.offset,
+    end: header.norm.offset + header.norm.bytes,
+    sum: new Checksum()
+  });
+  return blocks;
 }
 
 // src/util/random.ts
@@ -2450,18 +2670,18 @@ function seededRandom(seed) {
     next32()
   ];
   return () => {
-    const r = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
+    const r = Math.imul(rotl2(Math.imul(s[1], 5), 7), 9) >>> 0;
     const t = s[1] << 9;
     s[2] ^= s[0];
     s[3] ^= s[1];
     s[1] ^= s[2];
     s[0] ^= s[3];
     s[2] ^= t;
-    s[3] = rotl(s[3], 11);
+    s[3] = rotl2(s[3], 11);
     return r / 2 ** 32;
   };
 }
-function rotl(x, k) {
+function rotl2(x, k) {
   return (x << k | x >>> 32 - k) >>> 0;
 }
 function fnv1a(text) {
@@ -5265,6 +5485,32 @@ function epochOrder(n, seed, epoch) {
   }
   return order;
 }
+function checkHyperparameters(o, zoEps, clip) {
+  const fail = (what, v, want) => {
+    throw new Error(`${what} must be ${want}, got ${v}`);
+  };
+  if (!(Number.isFinite(o.lr) && o.lr >= 0)) fail("the learning rate", o.lr, "a finite number \u2265 0");
+  const wd = o.weightDecay ?? 0;
+  if (!(Number.isFinite(wd) && wd >= 0)) fail("weight decay", wd, "a finite number \u2265 0");
+  if (o.name === "adamw") {
+    const b1 = o.beta1 ?? 0.9, b2 = o.beta2 ?? 0.999, eps = o.eps ?? 1e-8;
+    if (!(b1 >= 0 && b1 < 1)) fail("AdamW \u03B21", b1, "in [0, 1)");
+    if (!(b2 >= 0 && b2 < 1)) fail("AdamW \u03B22", b2, "in [0, 1)");
+    if (!(Number.isFinite(eps) && eps > 0)) fail("AdamW \u03B5", eps, "a finite number > 0");
+  }
+  if (!(Number.isFinite(zoEps) && zoEps > 0)) fail("MeZO's \u03B5", zoEps, "a finite number > 0");
+  if (!(Number.isFinite(clip) && clip >= 0)) fail("the clipping norm", clip, "a finite number \u2265 0 (0 = off)");
+}
+var NonFiniteError = class extends Error {
+  /** The optimizer step (1-based) at which it appeared. */
+  step;
+  /** @param message where and what to try; @param step the 1-based step */
+  constructor(message, step) {
+    super(message);
+    this.name = "NonFiniteError";
+    this.step = step;
+  }
+};
 async function train(pack, data, val, options) {
   const method = options.method ?? "mesp";
   if (data.length === 0) throw new Error("the training set is empty");
@@ -5291,6 +5537,7 @@ async function train(pack, data, val, options) {
     throw new Error("MeZO updates with SGD (--optimizer sgd)");
   }
   const zoEps = options.zoEps ?? 1e-3;
+  checkHyperparameters(optOptions, zoEps, clip);
   const loraOptions = options.resume?.lora ?? options.adapter?.config ?? options.lora ?? {};
   const layout = loraLayout(cfg, loraOptions);
   const gradBuffer = method === "mebp" || accum > 1 || clip > 0;
@@ -5353,13 +5600,15 @@ async function train(pack, data, val, options) {
     });
     const layerN = layout.layerElements;
     let order = epochOrder(data.length, seed, epoch);
+    let lastIndex = 0;
     const next = () => {
       if (cursor >= data.length) {
         epoch++;
         cursor = 0;
         order = epochOrder(data.length, seed, epoch);
       }
-      return data[order[cursor++]];
+      lastIndex = order[cursor++];
+      return data[lastIndex];
     };
     const snapshot = () => ({
       step,
@@ -5394,6 +5643,9 @@ async function train(pack, data, val, options) {
         sum += r.sum;
         count += r.count;
       }
+      if (!Number.isFinite(sum)) {
+        throw new NonFiniteError(`step ${step}: the validation loss is ${sum / count}${hint()}`, step);
+      }
       if (count) {
         valLosses.push({
           step,
@@ -5408,6 +5660,14 @@ async function train(pack, data, val, options) {
       }
     };
     const fused = (l) => opt.update(l * layerN, layerN, gradPtr, step);
+    let saved = step;
+    const hint = () => `; nothing after step ${saved} was saved. Try a lower learning rate (now ${optOptions.lr}), gradient clipping (--clip 1) or warmup; if it happens at the first step, check the model's weights`;
+    const paramsFinite = () => Number.isFinite(e.k.sum_squares(e.p["lora.params"], layout.totalElements));
+    const checkLoss = (value, what) => {
+      if (!Number.isFinite(value)) {
+        throw new NonFiniteError(`step ${step + 1}: ${what} is ${value} (sequence ${lastIndex} of the training data)${hint()}`, step + 1);
+      }
+    };
     const t0 = performance.now();
     let tokensSeen = 0, stopped = false;
     while (step < steps) {
@@ -5421,6 +5681,8 @@ async function train(pack, data, val, options) {
         for (let micro = 0; micro < accum; micro++) batch.push(next());
         const zs = stepSeed(seed, step);
         const est = await zoEstimate(e, batch, seqLen, zs, zoEps);
+        checkLoss(est.lossPlus, "the loss at \u03B8 + \u03B5z");
+        checkLoss(est.lossMinus, "the loss at \u03B8 \u2212 \u03B5z");
         zoUpdate(e, zs, est.coeff, learningRate(optOptions, step), optOptions.weightDecay ?? 0);
         loss = (est.lossPlus + est.lossMinus) / 2;
         tokens = est.tokens;
@@ -5430,6 +5692,7 @@ async function train(pack, data, val, options) {
           const T = Math.min(s.ids.length, seqLen);
           bw.sink.accumulate = micro > 0;
           const r = await forwardBackward(e, bw, s.ids, s.targets, T, gradBuffer ? void 0 : fused);
+          checkLoss(r.loss, "the loss");
           loss += r.loss / accum;
           tokens += r.tokens;
         }
@@ -5441,6 +5704,9 @@ async function train(pack, data, val, options) {
           if (norm > clip) scale *= clip / norm;
         }
         opt.update(0, layout.totalElements, gradPtr, step, scale);
+      }
+      if (!paramsFinite()) {
+        throw new NonFiniteError(`step ${step + 1}: the update made LoRA parameters non-finite (learning rate ${learningRate(optOptions, step)})${hint()}`, step + 1);
       }
       step++;
       tokensSeen += tokens;
@@ -5459,6 +5725,7 @@ async function train(pack, data, val, options) {
       if (options.valEvery && step % options.valEvery === 0 && step < steps) await validate();
       if (options.saveEvery && step % options.saveEvery === 0 && step < steps && options.saveCheckpoint) {
         await options.saveCheckpoint(snapshot());
+        saved = step;
         options.onEvent?.({
           type: "checkpoint",
           step
@@ -5681,64 +5948,163 @@ async function computeGradients(pack, seq, options = {}) {
 
 // src/run/checkpoint.ts
 var CHECKPOINT_FILE = "checkpoint.safetensors";
+var TENSORS = [
+  "params",
+  "adam_m",
+  "adam_v"
+];
+function checksumOf(state, run, tensors) {
+  const c = new Checksum().update(new TextEncoder().encode(state)).update(new TextEncoder().encode(run));
+  for (const t of tensors) c.update(new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
+  return c.hex();
+}
 async function writeCheckpoint(sink, state, run = {}) {
-  const entries = [
-    {
-      name: "params",
-      dtype: "F32",
-      shape: [
-        state.params.length
-      ],
-      data: state.params
-    }
+  assertFinite(state.params, "checkpoint: LoRA parameters");
+  if (state.m) assertFinite(state.m, "checkpoint: AdamW first moment");
+  if (state.v) assertFinite(state.v, "checkpoint: AdamW second moment");
+  const tensors = [
+    [
+      "params",
+      state.params
+    ]
   ];
-  if (state.m) entries.push({
-    name: "adam_m",
+  if (state.m) tensors.push([
+    "adam_m",
+    state.m
+  ]);
+  if (state.v) tensors.push([
+    "adam_v",
+    state.v
+  ]);
+  const entries = tensors.map(([name, data]) => ({
+    name,
     dtype: "F32",
     shape: [
-      state.m.length
+      data.length
     ],
-    data: state.m
-  });
-  if (state.v) entries.push({
-    name: "adam_v",
-    dtype: "F32",
-    shape: [
-      state.v.length
-    ],
-    data: state.v
-  });
-  const meta = {
+    data
+  }));
+  const meta = JSON.stringify({
     step: state.step,
     epoch: state.epoch,
     cursor: state.cursor,
     seed: state.seed,
     lora: state.lora,
     optimizer: state.optimizer
-  };
+  });
+  const runText = JSON.stringify(run);
   await writeSafetensors(sink, entries, {
     format: "mesp-checkpoint",
-    state: JSON.stringify(meta),
-    run: JSON.stringify(run)
+    state: meta,
+    run: runText,
+    checksum: checksumOf(meta, runText, tensors.map(([, t]) => t))
   });
+}
+var isCount = (v) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+function validateState(name, meta) {
+  const bad = (field, v, want) => {
+    throw new Error(`${name}: state field ${field} is ${JSON.stringify(v)}, expected ${want}`);
+  };
+  if (!meta || typeof meta !== "object" || Array.isArray(meta)) bad("(all)", meta, "an object");
+  const m = meta;
+  for (const f of [
+    "step",
+    "epoch",
+    "cursor"
+  ]) if (!isCount(m[f])) bad(f, m[f], "an integer \u2265 0");
+  if (!(typeof m.seed === "number" && Number.isSafeInteger(m.seed))) bad("seed", m.seed, "an integer");
+  if (m.optimizer !== "sgd" && m.optimizer !== "adamw") bad("optimizer", m.optimizer, '"sgd" or "adamw"');
+  const l = m.lora;
+  if (!l || typeof l !== "object") bad("lora", l, "an object");
+  if (!(isCount(l.rank) && l.rank >= 1)) bad("lora.rank", l.rank, "an integer \u2265 1");
+  if (!(typeof l.alpha === "number" && Number.isFinite(l.alpha) && l.alpha > 0)) {
+    bad("lora.alpha", l.alpha, "a finite number > 0");
+  }
+  if (typeof l.rslora !== "boolean") bad("lora.rslora", l.rslora, "true or false");
+  const t = l.targets;
+  if (!Array.isArray(t) || t.length === 0 || !t.every((x) => typeof x === "string")) {
+    bad("lora.targets", t, "a non-empty list of names");
+  }
+  return {
+    step: m.step,
+    epoch: m.epoch,
+    cursor: m.cursor,
+    seed: m.seed,
+    optimizer: m.optimizer,
+    lora: {
+      rank: l.rank,
+      alpha: l.alpha,
+      rslora: l.rslora,
+      targets: [
+        ...t
+      ]
+    }
+  };
 }
 async function decodeCheckpoint(bytes, name = CHECKPOINT_FILE) {
   const file = await readSafetensorsHeader(bytesSource(bytes, name));
   if (file.metadata.format !== "mesp-checkpoint" || !file.metadata.state) {
     throw new Error(`${name}: not a mesp training checkpoint`);
   }
-  const meta = JSON.parse(file.metadata.state);
+  const parse = (field, text) => {
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw new Error(`${name}: metadata ${field} is not JSON (${err.message})`);
+    }
+  };
+  const state = validateState(name, parse("state", file.metadata.state));
+  for (const [t, info] of file.tensors) {
+    if (!TENSORS.includes(t)) throw new Error(`${name}: unexpected tensor ${t}`);
+    if (info.dtype !== "F32" || info.shape.length !== 1) {
+      throw new Error(`${name}: tensor ${t} is ${info.dtype} [${info.shape}], expected a 1-D F32`);
+    }
+  }
   const read = async (t) => file.tensors.has(t) ? await readTensorF32(file, t) : void 0;
   const params = await read("params");
-  if (!params) throw new Error(`${name}: no parameters`);
+  if (!params || params.length === 0) throw new Error(`${name}: no parameters`);
+  const m = await read("adam_m"), v = await read("adam_v");
+  if (state.optimizer === "adamw" && (!m || !v)) {
+    throw new Error(`${name}: an AdamW checkpoint without moments`);
+  }
+  for (const [t, x] of [
+    [
+      "adam_m",
+      m
+    ],
+    [
+      "adam_v",
+      v
+    ]
+  ]) {
+    if (x && x.length !== params.length) {
+      throw new Error(`${name}: ${t} has ${x.length} elements, params ${params.length}`);
+    }
+  }
+  if (v && v.some((x) => x < 0)) throw new Error(`${name}: adam_v holds a negative second moment`);
+  const recorded = file.metadata.checksum;
+  if (recorded === void 0) throw new Error(`${name}: no checksum (written by an older mesp?)`);
+  const actual = checksumOf(file.metadata.state, file.metadata.run ?? "", [
+    params,
+    ...m ? [
+      m
+    ] : [],
+    ...v ? [
+      v
+    ] : []
+  ]);
+  if (actual !== recorded) {
+    throw new Error(`${name}: checksum mismatch (recorded ${recorded}, contents ${actual}): the file is damaged`);
+  }
+  const run = parse("run", file.metadata.run ?? "{}");
   return {
     state: {
-      ...meta,
+      ...state,
       params,
-      m: await read("adam_m"),
-      v: await read("adam_v")
+      m,
+      v
     },
-    run: JSON.parse(file.metadata.run ?? "{}")
+    run: run && typeof run === "object" ? run : {}
   };
 }
 

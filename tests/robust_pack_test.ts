@@ -79,7 +79,7 @@ Deno.test("pack: a checkpoint edited in place (one value, far from any sampled b
 });
 
 /** The pack a model's eval built in `cache`. */
-async function packOf(cache: string): Promise<string> {
+function packOf(cache: string): string {
   const names = [...Deno.readDirSync(`${cache}/packs`)].map((e) => e.name).filter((n) => n.endsWith(".pack"));
   assertEquals(names.length, 1);
   return `${cache}/packs/${names[0]}`;
@@ -89,7 +89,7 @@ Deno.test("pack: a flipped byte in a pack's layer, MLP chunk or norm is named wh
   const model = await copyCase("gqa_tied_f32", `${tmp}/flipped`);
   const cache = `${tmp}/cache-flip`;
   assertEquals((await mesp(cache, ...evalArgs(model))).code, 0);
-  const path = await packOf(cache);
+  const path = packOf(cache);
   const good = await Deno.readFile(path);
   const src = fileSource(path);
   const header = await readPackHeader(src, good.length);
