@@ -53,71 +53,54 @@ export async function ensureDir(flag: string, dir: string): Promise<void> {
 /** Name of the lock file of a run directory. */
 export const LOCK_FILE = ".lock";
 
-/** A held lock; `release()` removes it (idempotent, synchronous so that it also runs right before exit). */
+/** A held lock; `release()` frees it (idempotent, synchronous so that it also runs right before exit). */
 export interface RunLock {
   release(): void;
 }
 
-function processAlive(pid: number): boolean | undefined {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      try {
-        Deno.statSync("/proc/self");
-        return false; // /proc works and the process is gone
-      } catch {
-        return undefined;
-      }
-    }
-    return undefined;
-  }
-}
-
 /**
- * Locks run directory `dir` for this process: `dir/.lock` is created exclusively with this process's id.
- * A lock whose process is gone (a `kill -9`) is taken over; a live one is an error naming its process.
+ * Locks run directory `dir` for this process: an exclusive OS lock on `dir/.lock`, which also records the
+ * process id for messages. The kernel frees the lock when the process ends, even by `kill -9`, so a lock
+ * file left behind is simply taken over; a lock held by a live run is an error naming that run.
  */
 export async function lockRunDir(dir: string): Promise<RunLock> {
   const path = `${dir}/${LOCK_FILE}`;
-  const text = JSON.stringify({ pid: Deno.pid, started: new Date().toISOString() }) + "\n";
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await Deno.writeTextFile(path, text, { createNew: true });
-      let held = true;
-      return {
-        release() {
-          if (!held) return;
-          held = false;
-          try {
-            Deno.removeSync(path);
-          } catch {
-            // already gone
-          }
-        },
-      };
-    } catch (err) {
-      if (!(err instanceof Deno.errors.AlreadyExists)) {
-        throw new Error(`cannot lock ${dir}: ${(err as Error).message}`);
-      }
-    }
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true, write: true, create: true });
+  } catch (err) {
+    throw new Error(`cannot lock ${dir}: ${(err as Error).message}`);
+  }
+  if (!await file.tryLock(true)) {
     let owner: { pid?: number; started?: string } = {};
     try {
       owner = JSON.parse(await Deno.readTextFile(path));
     } catch {
-      // unreadable: treated as stale below when its writer cannot be alive
+      // being written
     }
-    const alive = typeof owner.pid === "number" ? processAlive(owner.pid) : false;
-    if (alive !== false) {
-      throw new Error(
-        `${dir} is in use by another run (process ${owner.pid ?? "?"}, since ${owner.started ?? "?"}); ` +
-          `wait for it, or remove ${path} if no run is active`,
-      );
-    }
-    await Deno.remove(path).catch(() => {});
+    file.close();
+    throw new Error(
+      `${dir} is in use by another run (process ${owner.pid ?? "?"}, since ${owner.started ?? "?"}); ` +
+        `wait for it, or give another --out`,
+    );
   }
-  throw new Error(`cannot lock ${dir}: ${path} keeps reappearing`);
+  await file.truncate(0);
+  await file.write(
+    new TextEncoder().encode(JSON.stringify({ pid: Deno.pid, started: new Date().toISOString() })),
+  );
+  let held = true;
+  return {
+    release() {
+      if (!held) return;
+      held = false;
+      try {
+        Deno.removeSync(path);
+      } catch {
+        // already gone
+      }
+      file.close(); // closing frees the OS lock
+    },
+  };
 }
 
 /** `name.tmp-<hex>`: what an interrupted atomic write leaves behind. */

@@ -27,7 +27,7 @@ import { TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
 import { CLI_PERMISSIONS, denoCommand } from "./prepare.ts";
 import { fitPositions, refuseOverBudget } from "./preflight.ts";
 import type { PackFormat } from "../model/pack_layout.ts";
-import { checkInputFile, ensureDir, lockRunDir, removeStaleTemps } from "./paths.ts";
+import { checkInputFile, ensureDir, lockRunDir, removeStaleTemps, type RunLock } from "./paths.ts";
 import { STOP_SIGNALS, trapSignals } from "./signals.ts";
 import { endChildren, spawnChild } from "./children.ts";
 import {
@@ -221,20 +221,26 @@ export async function run(argv: string[]): Promise<number> {
   await checkInputFile("--data", dataPath);
   if (args.val !== undefined) await checkInputFile("--val", args.val);
 
-  const created = !await exists(out);
-  await ensureDir("--out", out);
-  const lock = await lockRunDir(out);
-  // the directory is ours from here: a stop signal exits at once before training, saves during it
+  // a stop signal exits at once before training (releasing the lock), saves during it
   let training = false, stop = false;
+  let lock: RunLock | undefined;
   const trap = trapSignals((signal, count) => {
     if (!training || count > 1) {
       endChildren();
-      lock.release();
+      lock?.release();
       Deno.exit(STOP_SIGNALS[signal]);
     }
     stop = true;
     log(`\n${signal}: stopping after this step (saving a checkpoint); send it again to quit now`);
   });
+  const created = !await exists(out);
+  try {
+    await ensureDir("--out", out);
+    lock = await lockRunDir(out);
+  } catch (err) {
+    trap.dispose();
+    throw err;
+  }
   try {
     return await trainInto(out, {
       args,
