@@ -448,8 +448,7 @@ var Arena = class _Arena {
   }
 };
 
-// src/runtime/gemm.ts
-var SKINNY_N = 7;
+// src/runtime/weight_ref.ts
 function dtypeCode(w) {
   const quantized = w.dtype === "q4" || w.dtype === "q8";
   return DTYPE[w.dtype] | (quantized && w.bf16Scales ? SCALES_BF16 : 0);
@@ -464,6 +463,9 @@ function f32Ref(ptr, ld) {
     biases: 0
   };
 }
+
+// src/runtime/gemm.ts
+var SKINNY_N = 7;
 function usesDotKernel(op, n, dtype) {
   return op === OP.nt && dtype === "f32" && n <= SKINNY_N;
 }

@@ -16,7 +16,7 @@
  * @module
  */
 import { OP } from "../runtime/kernels.ts";
-import { f32Ref, type WeightRef } from "../runtime/gemm.ts";
+import { f32Ref, type WeightRef } from "../runtime/weight_ref.ts";
 import type { Engine, LinearRefs } from "./engine.ts";
 import type { LoraPair } from "./lora.ts";
 import { loadCheckpoint } from "./checkpoints.ts";

@@ -9,7 +9,8 @@
  * @module
  */
 import type { Arena } from "../runtime/arena.ts";
-import { dtypeCode, f32Ref, Gemm, type WeightRef } from "../runtime/gemm.ts";
+import { dtypeCode, f32Ref, type WeightRef } from "../runtime/weight_ref.ts";
+import { Gemm } from "../runtime/gemm.ts";
 import {
   type KernelExports,
   type KernelLocation,
@@ -17,7 +18,13 @@ import {
   OP,
   type Variant,
 } from "../runtime/kernels.ts";
-import { kernelEntries, type PoolOptions, type Profile, startKernels } from "../runtime/pool.ts";
+import {
+  kernelEntries,
+  type PooledKernels,
+  type PoolOptions,
+  type Profile,
+  startKernels,
+} from "../runtime/pool.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { ATTENTION, type Linear, LINEARS } from "../model/qwen2.ts";
 import type { MatrixSlot } from "../model/pack_layout.ts";
@@ -68,7 +75,7 @@ export interface RelRef {
 export class Engine {
   readonly cfg: ModelConfig;
   readonly pack: Pack;
-  readonly kernels: Kernels;
+  readonly kernels: PooledKernels;
   readonly k: KernelExports;
   readonly arena: Arena;
   readonly gemm: Gemm;
@@ -113,7 +120,7 @@ export class Engine {
   readonly #vocabReads: ReadAhead;
   #layerBase = 0;
 
-  private constructor(pack: Pack, kernels: Kernels, arena: Arena, D: Dims, options: EngineOptions) {
+  private constructor(pack: Pack, kernels: PooledKernels, arena: Arena, D: Dims, options: EngineOptions) {
     this.cfg = pack.config;
     this.pack = pack;
     this.kernels = kernels;

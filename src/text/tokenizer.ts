@@ -63,8 +63,13 @@ export interface Tokenizer {
  * ```
  */
 export function loadTokenizer(files: TokenizerFiles): Promise<Tokenizer> {
-  return (import(tokenizerModule()) as Promise<typeof import("./hf_tokenizer.ts")>)
+  return (import(tokenizerModule()) as Promise<TokenizerModule>)
     .then((m) => m.buildTokenizer(files));
+}
+
+/** What `hf_tokenizer.ts` exports (its type is not imported: that module imports this one's). */
+interface TokenizerModule {
+  buildTokenizer(files: TokenizerFiles): Tokenizer;
 }
 
 /**
