@@ -11,13 +11,7 @@
 import type { Arena } from "../runtime/arena.ts";
 import { dtypeCode, f32Ref, type WeightRef } from "../runtime/weight_ref.ts";
 import { Gemm } from "../runtime/gemm.ts";
-import {
-  type KernelExports,
-  type KernelLocation,
-  type Kernels,
-  OP,
-  type Variant,
-} from "../runtime/kernels.ts";
+import { type KernelExports, type KernelLocation, OP, type Variant } from "../runtime/kernels.ts";
 import {
   kernelEntries,
   type PooledKernels,
