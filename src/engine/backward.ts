@@ -1,5 +1,5 @@
 /**
- * MeSP backward (DESIGN.md §4): exact LoRA gradients with a working set of one layer. The forward pass kept
+ * MeSP backward (docs/mesp.md): exact LoRA gradients with a working set of one layer. The forward pass kept
  * only each layer's input; here layer `l`'s forward is recomputed from it and then backpropagated, with
  *
  * ```

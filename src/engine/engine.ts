@@ -1,6 +1,6 @@
 /**
  * The engine: one kernel instance, one arena laid out by the plan, and the model's forward pass streaming
- * one layer's weights at a time from a pack (DESIGN.md §3–§4). Training adds the backward pass on top
+ * one layer's weights at a time from a pack (docs/architecture.md, docs/mesp.md). Training adds the backward pass on top
  * (`backward.ts`); evaluation and generation use this file alone.
  *
  * Everything the step loop touches is a region of the plan; weight descriptors and typed-array views are

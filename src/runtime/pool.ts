@@ -1,5 +1,5 @@
 /**
- * A worker pool on one shared WebAssembly memory (DESIGN.md §5). Module Workers instantiate the same
+ * A worker pool on one shared WebAssembly memory (docs/architecture.md, "Threads"). Module Workers instantiate the same
  * compiled threads build on the same `WebAssembly.Memory({ shared: true })`; the calling thread and the
  * workers each run one share of a split kernel call and meet again on an `Atomics` counter.
  *
