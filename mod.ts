@@ -37,7 +37,8 @@ export {
   PlanTooLargeError,
   type RegionSpec,
 } from "./src/runtime/arena.ts";
-export { Gemm, type WeightRef } from "./src/runtime/gemm.ts";
+export { Gemm } from "./src/runtime/gemm.ts";
+export type { WeightRef } from "./src/runtime/weight_ref.ts";
 export { type ProcessMemory, processMemory } from "./src/runtime/memory.ts";
 
 // Model files: sources, config, safetensors, quantization, weight packs, random checkpoints

@@ -1,5 +1,5 @@
 /**
- * How good are the baselines' gradients? (MeSP paper, arXiv 2602.13069, and DESIGN.md §4.)
+ * How good are the baselines' gradients? (MeSP paper, arXiv 2602.13069, and docs/mesp.md.)
  *
  * - MeZO: cosine similarity between its two-point estimate `(L+ − L−)/(2ε) · z` and the exact gradient, over
  *   many seeds `z`: mean, std, min, max, beside the paper's ≈ 0.001 and the theory √(2/(πn)) for n LoRA

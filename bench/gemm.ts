@@ -14,7 +14,8 @@
  * `--threads N` the N-thread pool is measured in the same rounds, right after the single-thread build.
  */
 import { OP, type Variant, VARIANTS, type WeightDtype } from "../src/runtime/kernels.ts";
-import { Gemm, type WeightRef } from "../src/runtime/gemm.ts";
+import { Gemm } from "../src/runtime/gemm.ts";
+import type { WeightRef } from "../src/runtime/weight_ref.ts";
 import { startKernels } from "../src/runtime/pool.ts";
 import { cpuSeconds, median } from "./measure.ts";
 

@@ -12,7 +12,8 @@
  * @module
  */
 import { startKernels } from "../src/runtime/pool.ts";
-import { Gemm, type WeightRef } from "../src/runtime/gemm.ts";
+import { Gemm } from "../src/runtime/gemm.ts";
+import type { WeightRef } from "../src/runtime/weight_ref.ts";
 import { OP } from "../src/runtime/kernels.ts";
 import { cpuSeconds } from "./measure.ts";
 

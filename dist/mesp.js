@@ -448,8 +448,7 @@ var Arena = class _Arena {
   }
 };
 
-// src/runtime/gemm.ts
-var SKINNY_N = 7;
+// src/runtime/weight_ref.ts
 function dtypeCode(w) {
   const quantized = w.dtype === "q4" || w.dtype === "q8";
   return DTYPE[w.dtype] | (quantized && w.bf16Scales ? SCALES_BF16 : 0);
@@ -464,6 +463,9 @@ function f32Ref(ptr, ld) {
     biases: 0
   };
 }
+
+// src/runtime/gemm.ts
+var SKINNY_N = 7;
 function usesDotKernel(op, n, dtype) {
   return op === OP.nt && dtype === "f32" && n <= SKINNY_N;
 }
@@ -5163,23 +5165,32 @@ async function forwardBackward(e, bw, ids, trained, T, afterLayer) {
   };
 }
 
-// src/engine/mezo.ts
-async function sequenceLoss(e, s, T) {
-  await e.forward(s.ids, T);
-  const tokens = e.setTargets(s.ids, s.targets, T);
-  if (tokens === 0) throw new Error("the sequence has no trained tokens");
+// src/engine/sequence_loss.ts
+async function sequenceLoss(e, ids, targets, T) {
+  await e.forward(ids, T);
+  if (e.setTargets(ids, targets, T) === 0) return {
+    sum: 0,
+    count: 0
+  };
   await e.lossForward(T);
+  return e.lossSum(T);
+}
+async function meanSequenceLoss(e, ids, targets, T) {
+  const { sum, count } = await sequenceLoss(e, ids, targets, T);
+  if (count === 0) throw new Error("the sequence has no trained tokens");
   return {
-    loss: e.lossSum(T).sum / tokens,
-    tokens
+    loss: sum / count,
+    tokens: count
   };
 }
+
+// src/engine/mezo.ts
 async function zoEstimate(e, batch, seqLen, seed, eps) {
   const p = e.p["lora.params"], n = e.lora.totalElements;
   const mean = async () => {
     let loss = 0, tokens = 0;
     for (const s of batch) {
-      const r = await sequenceLoss(e, s, Math.min(s.ids.length, seqLen));
+      const r = await meanSequenceLoss(e, s.ids, s.targets, Math.min(s.ids.length, seqLen));
       loss += r.loss / batch.length;
       tokens += r.tokens;
     }
@@ -5636,10 +5647,7 @@ async function train(pack, data, val, options) {
       for (const s of val) {
         const T = Math.min(s.ids.length, seqLen);
         if (T < 2) continue;
-        await e.forward(s.ids, T);
-        if (e.setTargets(s.ids, s.targets, T) === 0) continue;
-        await e.lossForward(T);
-        const r = e.lossSum(T);
+        const r = await sequenceLoss(e, s.ids, s.targets, T);
         sum += r.sum;
         count += r.count;
       }
@@ -5776,10 +5784,7 @@ async function evaluate(pack, sequences, options = {}) {
       const ids = sequences[i].ids;
       const T = Math.min(ids.length, seqLen);
       if (T >= 2) {
-        await e.forward(ids, T);
-        e.setTargets(ids, void 0, T);
-        await e.lossForward(T);
-        const r = e.lossSum(T);
+        const r = await sequenceLoss(e, ids, void 0, T);
         sum += r.sum;
         tokens += r.count;
       }
@@ -5916,7 +5921,7 @@ async function computeGradients(pack, seq, options = {}) {
       ], T, zs, options.zoEps ?? 1e-3);
       e.k.normal_fill(e.p["lora.grad"], layout.totalElements, zs, 0);
       e.k.scale(e.p["lora.grad"], est.coeff, layout.totalElements);
-      const loss2 = (await sequenceLoss(e, seq, T)).loss;
+      const loss2 = (await meanSequenceLoss(e, seq.ids, seq.targets, T)).loss;
       return {
         layout,
         loss: loss2,

@@ -1,6 +1,6 @@
 /**
  * Plain-loop f64 reference implementations of mesp's non-GEMM kernels (asm/kernels/), written from the
- * math (FORMATS §1.2–§1.5, DESIGN §4) and checked by central finite differences in tests/ops_test.ts.
+ * math (docs/qwen2.md, docs/mesp.md) and checked by central finite differences in tests/ops_test.ts.
  * Model-level tests reuse them. Also an exact TypeScript mirror of the kernels' counter-based normal
  * generator (rng.ts), so the host can reproduce MeZO's z bit for bit.
  *
@@ -82,7 +82,7 @@ export function rmsnormBackward(dy: Vec, x: Vec, o: Rows & { w: Vec; eps: number
 
 // ---------------------------------------------------------------- RoPE
 
-/** cos/sin tables [maxPos, headDim/2] of angle p · theta^(−2j/headDim), in f64 (FORMATS §1.4). */
+/** cos/sin tables [maxPos, headDim/2] of angle p · theta^(−2j/headDim), in f64 (docs/qwen2.md). */
 export function ropeTables(
   maxPos: number,
   o: { headDim: number; theta: number },

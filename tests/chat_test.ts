@@ -12,7 +12,7 @@ import {
 import { loadTokenizer } from "../src/text/tokenizer.ts";
 import { qwenTokenizerFiles } from "../src/text/qwen_tokenizer_files.ts";
 
-// FORMATS §5.2: rendered text and ids from a public LLaMA-Factory training log of Qwen2.5-1.5B.
+// Rendered text and ids from a public LLaMA-Factory training log of Qwen2.5-1.5B.
 const CREPES_TEXT =
   "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n" +
   "<|im_start|>user\nDescribe a process of making crepes.<|im_end|>\n<|im_start|>assistant\n";
@@ -56,7 +56,7 @@ const CREPES_IDS = [
   198,
 ];
 
-// The real Qwen2.5-Instruct chat_template (FORMATS §5.4), committed in the Qwen2.5 tokenizer config.
+// The real Qwen2.5-Instruct chat_template, committed in the Qwen2.5 tokenizer config.
 const QWEN2_5_TEMPLATE: string = JSON.parse(
   await Deno.readTextFile(new URL("../src/text/qwen2_5_tokenizer_config.json", import.meta.url)),
 ).chat_template;

@@ -7,7 +7,7 @@ import {
   PRESETS,
 } from "../src/model/config.ts";
 
-// Qwen2.5-0.5B-Instruct config.json as published (values from shared/FORMATS.md §2, key set of transformers 4.43).
+// Qwen2.5-0.5B-Instruct config.json as published (published values, key set of transformers 4.43).
 const QWEN25_05B_INSTRUCT = `{
   "architectures": ["Qwen2ForCausalLM"],
   "attention_dropout": 0.0,
@@ -198,7 +198,7 @@ Deno.test("parseModelConfig: each rejection names its field", () => {
   assert.equal(parseModelConfig({ ...base, rope_scaling: { rope_type: "default" } }).ropeTheta, 1e6);
 });
 
-Deno.test("paramCounts match shared/FORMATS.md §2", () => {
+Deno.test("paramCounts match the published counts (docs/qwen2.md)", () => {
   const c05 = paramCounts(PRESETS["qwen2.5-0.5b"]);
   assert.deepEqual(c05, {
     perLayer: 14_912_384,

@@ -9,7 +9,7 @@ function qwen(): Promise<Tokenizer> {
   return cached;
 }
 
-// Hand-assembled ChatML pieces (ids from FORMATS §5.2: <|im_start|>=151644, <|im_end|>=151645, \n=198,
+// Hand-assembled ChatML pieces (ids: <|im_start|>=151644, <|im_end|>=151645, \n=198,
 // system=8948, user=872, assistant=77091; content ids from the tokenizer test vectors' tokenizer).
 const S = 151644, E = 151645, NL = 198, EOT = 151643;
 const DEFAULT_SYSTEM_BLOCK = [

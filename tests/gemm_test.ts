@@ -3,7 +3,8 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { Arena } from "../src/runtime/arena.ts";
 import { DTYPE, type Kernels, loadKernels, OP, VARIANTS, type WeightDtype } from "../src/runtime/kernels.ts";
-import { Gemm, type WeightRef } from "../src/runtime/gemm.ts";
+import { Gemm } from "../src/runtime/gemm.ts";
+import type { WeightRef } from "../src/runtime/weight_ref.ts";
 
 type Op = keyof typeof OP;
 

@@ -20,7 +20,7 @@ import { dequantize, fromMlxU32 } from "../src/model/quantize.ts";
 import { bf16BitsToF32 } from "../src/model/dtype.ts";
 import { run } from "../src/cli/make_model.ts";
 
-/** Expected tensors of a Qwen2 checkpoint, written out from shared/FORMATS.md §1.7 (independent of the code). */
+/** Expected tensors of a Qwen2 checkpoint, written out from HF's Qwen2 module tree (docs/qwen2.md), independent of the code. */
 function expectedHf(c: {
   h: number;
   q: number;
@@ -79,7 +79,7 @@ function layout(
   return sorted(new Map([...tensors].map((t) => [t.name, [t.dtype as string, t.shape]])));
 }
 
-Deno.test("planModel: Qwen2.5-0.5B hf bf16 has 290 tensors of FORMATS §1.7 shapes and 988,065,536 bytes", () => {
+Deno.test("planModel: Qwen2.5-0.5B hf bf16 has 290 tensors of Qwen2's shapes and 988,065,536 bytes", () => {
   const plan = planModel(PRESETS["qwen2.5-0.5b"]);
   assertEquals(plan.dtype, "bf16");
   assertEquals(plan.tensors.length, 290);
@@ -87,7 +87,7 @@ Deno.test("planModel: Qwen2.5-0.5B hf bf16 has 290 tensors of FORMATS §1.7 shap
     layout(plan.tensors),
     sorted(new Map([...expectedHf(HALF_B)].map(([n, s]) => [n, ["BF16", s]]))),
   );
-  assertEquals(plan.totalBytes, 988_065_536); // FORMATS §2 table
+  assertEquals(plan.totalBytes, 988_065_536); // the published table
   assertEquals(plan.totalBytes, 2 * paramCounts(PRESETS["qwen2.5-0.5b"]).total);
   assertEquals(plan.parameters, 494_032_768);
   assertEquals(plan.files.map((f) => f.name), ["model.safetensors"]);

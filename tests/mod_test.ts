@@ -1,6 +1,6 @@
 // The public API: importable, complete, and free of Deno-only modules (so it runs in browsers and edge
 // runtimes).
-import { assert } from "./_assert.ts";
+import { assert, assertEquals } from "./_assert.ts";
 import * as mesp from "../mod.ts";
 
 Deno.test("mod.ts exports the library surface", () => {
@@ -41,4 +41,124 @@ Deno.test("mod.ts's module graph holds none of the Deno-edge modules", async () 
     assert(!/\bDeno\./.test(code) || s.endsWith("/memory.ts"), `${s} uses a Deno API`);
     assert(!/from "node:/.test(code), `${s} imports a node: module`);
   }
+});
+
+/**
+ * The layers of the code, lowest first. A module may import modules of its own layer (without a cycle) and
+ * of the layers below it, never above: src/<folder>/ is the folder's layer, mod.ts and bench/ sit on top.
+ */
+const LAYERS = ["util", "runtime", "io", "model", "text", "data", "engine", "run", "mod", "cli", "bench"];
+
+/** Layer of a repository-relative path, or undefined for a file outside every layer. */
+function layerOf(path: string): string | undefined {
+  if (path === "mod.ts") return "mod";
+  const [top, folder] = path.split("/");
+  const layer = top === "src" ? folder : top;
+  return LAYERS.includes(layer) ? layer : undefined;
+}
+
+/** Import graph: module → modules it imports (code or types), repository-relative paths. */
+type Graph = Map<string, string[]>;
+
+/** Every import cycle (modules in a strongly connected component, or importing themselves). */
+function importCycles(graph: Graph): string[][] {
+  const index = new Map<string, number>(), low = new Map<string, number>(), stack: string[] = [];
+  const onStack = new Set<string>(), cycles: string[][] = [];
+  const visit = (v: string) => {
+    index.set(v, index.size);
+    low.set(v, index.get(v)!);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of graph.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+    }
+    if (low.get(v) === index.get(v)) {
+      const scc: string[] = [];
+      let w: string;
+      do {
+        w = stack.pop()!;
+        onStack.delete(w);
+        scc.push(w);
+      } while (w !== v);
+      if (scc.length > 1 || (graph.get(v) ?? []).includes(v)) cycles.push(scc.sort());
+    }
+  };
+  for (const v of graph.keys()) if (!index.has(v)) visit(v);
+  return cycles;
+}
+
+/** Imports that go up the layers, or from or to a file outside them. */
+function upwardImports(graph: Graph): string[] {
+  const bad: string[] = [];
+  for (const [from, tos] of graph) {
+    for (const to of tos) {
+      const a = layerOf(from), b = layerOf(to);
+      if (a === undefined || b === undefined || LAYERS.indexOf(b) > LAYERS.indexOf(a)) {
+        bad.push(`${from} → ${to}`);
+      }
+    }
+  }
+  return bad;
+}
+
+Deno.test("the import checks find a cycle and an upward import", () => {
+  const graph: Graph = new Map([
+    ["src/engine/a.ts", ["src/engine/b.ts", "src/model/m.ts"]],
+    ["src/engine/b.ts", ["src/engine/a.ts", "src/run/r.ts"]],
+    ["src/model/m.ts", ["src/model/m.ts"]],
+    ["src/run/r.ts", ["src/engine/a.ts", "src/nowhere/x.ts"]],
+  ]);
+  assertEquals(importCycles(graph), [["src/model/m.ts"], [
+    "src/engine/a.ts",
+    "src/engine/b.ts",
+    "src/run/r.ts",
+  ]]);
+  assertEquals(upwardImports(graph), ["src/engine/b.ts → src/run/r.ts", "src/run/r.ts → src/nowhere/x.ts"]);
+});
+
+Deno.test("the code's imports go one way: no cycle, nothing imported from a layer above", async () => {
+  const root = new URL("../", import.meta.url);
+  const files = [] as string[];
+  const walk = async (dir: string) => {
+    for await (const e of Deno.readDir(new URL(dir, root))) {
+      if (e.isDirectory) await walk(`${dir}${e.name}/`);
+      else if (e.name.endsWith(".ts")) files.push(`${dir}${e.name}`);
+    }
+  };
+  await walk("src/");
+  await walk("bench/");
+  // one entry importing every module, so the graph has them all (workers and child processes included)
+  const tmp = await Deno.makeTempDir();
+  const entry = `${tmp}/all.ts`;
+  await Deno.writeTextFile(
+    entry,
+    ["mod.ts", ...files].map((f) => `import "${new URL(f, root)}";\n`).join(""),
+  );
+  const out = await new Deno.Command(Deno.execPath(), { args: ["info", "--json", entry], cwd: root })
+    .output();
+  await Deno.remove(tmp, { recursive: true });
+  assert(out.success, new TextDecoder().decode(out.stderr));
+  type Dep = { code?: { specifier: string }; type?: { specifier: string } };
+  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    modules: { specifier: string; dependencies?: Dep[] }[];
+  };
+  const rel = (s: string) => (s.startsWith(root.href) ? s.slice(root.href.length) : undefined);
+  const graph: Graph = new Map();
+  for (const m of info.modules) {
+    const from = rel(m.specifier);
+    if (from === undefined || from.startsWith("tests/") || from.startsWith("../")) continue;
+    const tos = (m.dependencies ?? []).flatMap((d) => [d.code?.specifier, d.type?.specifier])
+      .map((s) => (s ? rel(s) : undefined)).filter((s): s is string => s !== undefined);
+    graph.set(from, [...new Set(tos)]);
+  }
+  assert(graph.size > files.length / 2, `only ${graph.size} modules in the graph`);
+  assertEquals(importCycles(graph), [], "import cycles");
+  assertEquals(
+    upwardImports(graph),
+    [],
+    "imports against the layering (lowest first: " + LAYERS.join(" ← ") + ")",
+  );
 });

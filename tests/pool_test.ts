@@ -13,7 +13,8 @@ import {
   type WeightDtype,
   withMemoryLimits,
 } from "../src/runtime/kernels.ts";
-import { Gemm, type WeightRef } from "../src/runtime/gemm.ts";
+import { Gemm } from "../src/runtime/gemm.ts";
+import type { WeightRef } from "../src/runtime/weight_ref.ts";
 import { Pool, share, startKernels } from "../src/runtime/pool.ts";
 import { openAdapter, readAdapterInto } from "../src/engine/adapter.ts";
 import { dirFiles } from "../src/io/deno_files.ts";

@@ -9,7 +9,7 @@ function qwen(): Promise<Tokenizer> {
   return cached;
 }
 
-// FORMATS §5.2 / §8 test vectors (transformers docstring, a public LLaMA-Factory log, an independent BPE).
+// Public test vectors (transformers docstring, a public LLaMA-Factory log, an independent BPE).
 const VECTORS: [string, number[]][] = [
   ["Hello world", [9707, 1879]],
   [" Hello world", [21927, 1879]],
@@ -61,7 +61,7 @@ const VECTORS: [string, number[]][] = [
   ],
 ];
 
-Deno.test("tokenizer: FORMATS §5.2 test vectors encode exactly and decode back", async () => {
+Deno.test("tokenizer: public test vectors encode exactly and decode back", async () => {
   const tok = await qwen();
   for (const [text, ids] of VECTORS) {
     assert.deepEqual(tok.encode(text), ids, JSON.stringify(text));

@@ -1,4 +1,4 @@
-// SwiGLU of the Qwen2 MLP (FORMATS §1.3): m = silu(g) · u, silu(g) = g · σ(g), computed as torch does,
+// SwiGLU of the Qwen2 MLP (docs/qwen2.md): m = silu(g) · u, silu(g) = g · σ(g), computed as torch does,
 // silu = g / (1 + exp(−g)). Backward, with σ = σ(g):
 //   dg = dm · u · σ · (1 + g · (1 − σ)),   du = dm · silu(g)
 // Every output may alias any input of the same call with the same leading dimension (element-wise: each

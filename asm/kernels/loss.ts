@@ -1,8 +1,12 @@
-// Cross-entropy over vocabulary chunks (DESIGN §4): the [T, V] logits never exist. For each chunk of
-// columns [v0, v0 + vc) the host computes logits = h · E_chunkᵀ and calls
-//   forward:  ce_chunk_forward (online logsumexp: running max and rescaled sum per row, and the target's
-//             logit when it falls in the chunk), then once ce_finish;
-//   backward: ce_chunk_backward on the recomputed chunk, then dh += dlogits · E_chunk.
+// Cross-entropy over vocabulary chunks (docs/mesp.md, "The loss"): the [T, V] logits never exist. For each
+// chunk of columns [v0, v0 + vc) the host computes logits = h · E_chunkᵀ and calls
+//   evaluation: ce_chunk_forward (online log-sum-exp: running max and rescaled sum per row, and the target's
+//               logit when it falls in the chunk), then once ce_finish;
+//   training:   ce_chunk_fused, the same update plus p = exp(x − m) written over the logits and the gradient
+//               accumulator rescaled whenever a row's max grows; the host adds p · E_chunk into it, and after
+//               the last chunk ce_fused_finish gives the loss and w · softmax · E (the host subtracts
+//               w · E[target]). One pass over the vocabulary: each chunk's logits are computed once.
+// ce_chunk_backward is the two-pass form (a backward over recomputed logits after the forward pass).
 // As torch's log_softmax: log p_j = (x_j − max) − log Σ exp(x − max), loss = log Σ − (x_target − max).
 
 import { hsum } from "./simd";

@@ -1,4 +1,4 @@
-// RMSNorm (Qwen2RMSNorm, FORMATS §1.2), all in f32 as HF does for f32 activations:
+// RMSNorm (Qwen2RMSNorm, docs/qwen2.md), all in f32 as HF does for f32 activations:
 //   rstd = 1 / sqrt(Σ x² / d + eps),  y = (x · rstd) · w
 // Backward from the stored rstd, x̂ = x · rstd, g = w ⊙ dy:
 //   dx = rstd · (g − x̂ · mean(x̂ ⊙ g))

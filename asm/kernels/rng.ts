@@ -1,4 +1,4 @@
-// Counter-based N(0, 1) numbers for MeZO (DESIGN §4): z[i] is a pure function of (seed, i), so a
+// Counter-based N(0, 1) numbers for MeZO (docs/mesp.md): z[i] is a pure function of (seed, i), so a
 // perturbation is regenerated, never stored.
 //
 // Generator: Philox-4x32-10 (Salmon et al. 2011, Random123), key (seed, 0), counter (c, 0, 0, 0), gives four

@@ -1,4 +1,4 @@
-// Rotary position embedding, NeoX / rotate_half convention (FORMATS §1.4). For each head and i < half:
+// Rotary position embedding, NeoX / rotate_half convention (docs/qwen2.md). For each head and i < half:
 //   out[i]        = x[i] · cos − x[i + half] · sin
 //   out[i + half] = x[i + half] · cos + x[i] · sin
 // with cos/sin of angle (pos0 + t) · θ_i read from host-filled tables [max_pos, head_dim/2]. Plain multiply

@@ -1,4 +1,4 @@
-// Causal softmax over attention scores, one row per query (FORMATS §1.5). Row i is the query at absolute
+// Causal softmax over attention scores, one row per query (docs/qwen2.md). Row i is the query at absolute
 // position q_pos0 + i; key column j is visible iff j ≤ q_pos0 + i. As HF: z = scale · s, p = exp(z − max z)
 // / Σ exp(z − max z) over the visible columns, in f32; masked columns are exactly 0.
 

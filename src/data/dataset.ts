@@ -1,5 +1,5 @@
 /**
- * JSONL fine-tuning datasets: parsing (FORMATS §6.1) and tokenization with loss masks (§6.6).
+ * JSONL fine-tuning datasets: parsing (docs/formats.md) and tokenization with loss masks.
  *
  * Line shapes, detected per line (unknown keys are ignored; if several shapes fit, the first in
  * this list wins, following MLX-LM's order, with pre-tokenized data first):
@@ -260,7 +260,7 @@ function tokenizeChat(
 }
 
 /**
- * Tokenize one record and build its target mask (FORMATS §6.6): chats train each trained
+ * Tokenize one record and build its target mask: chats train each trained
  * assistant turn's content plus its `<|im_end|>` and `\n`, and mask system/user turns and the
  * `<|im_start|>assistant\n` header; text trains every token; pre-tokenized data trains positions
  * 1…T−1 (or its `labels`). The result is truncated to `seqLen` tokens, keeping the start.

@@ -1,5 +1,5 @@
 /**
- * PEFT LoRA adapters on disk (FORMATS.md §4): `adapter_config.json` + `adapter_model.safetensors`, read into
+ * PEFT LoRA adapters on disk (docs/formats.md): `adapter_config.json` + `adapter_model.safetensors`, read into
  * and written from the engine's flat parameter region.
  *
  * @module

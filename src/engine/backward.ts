@@ -1,5 +1,5 @@
 /**
- * MeSP backward (DESIGN.md §4): exact LoRA gradients with a working set of one layer. The forward pass kept
+ * MeSP backward (docs/mesp.md): exact LoRA gradients with a working set of one layer. The forward pass kept
  * only each layer's input; here layer `l`'s forward is recomputed from it and then backpropagated, with
  *
  * ```
@@ -16,7 +16,7 @@
  * @module
  */
 import { OP } from "../runtime/kernels.ts";
-import { f32Ref, type WeightRef } from "../runtime/gemm.ts";
+import { f32Ref, type WeightRef } from "../runtime/weight_ref.ts";
 import type { Engine, LinearRefs } from "./engine.ts";
 import type { LoraPair } from "./lora.ts";
 import { loadCheckpoint } from "./checkpoints.ts";

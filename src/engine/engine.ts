@@ -1,6 +1,6 @@
 /**
  * The engine: one kernel instance, one arena laid out by the plan, and the model's forward pass streaming
- * one layer's weights at a time from a pack (DESIGN.md §3–§4). Training adds the backward pass on top
+ * one layer's weights at a time from a pack (docs/architecture.md, docs/mesp.md). Training adds the backward pass on top
  * (`backward.ts`); evaluation and generation use this file alone.
  *
  * Everything the step loop touches is a region of the plan; weight descriptors and typed-array views are
@@ -9,15 +9,16 @@
  * @module
  */
 import type { Arena } from "../runtime/arena.ts";
-import { dtypeCode, f32Ref, Gemm, type WeightRef } from "../runtime/gemm.ts";
+import { dtypeCode, f32Ref, type WeightRef } from "../runtime/weight_ref.ts";
+import { Gemm } from "../runtime/gemm.ts";
+import { type KernelExports, type KernelLocation, OP, type Variant } from "../runtime/kernels.ts";
 import {
-  type KernelExports,
-  type KernelLocation,
-  type Kernels,
-  OP,
-  type Variant,
-} from "../runtime/kernels.ts";
-import { kernelEntries, type PoolOptions, type Profile, startKernels } from "../runtime/pool.ts";
+  kernelEntries,
+  type PooledKernels,
+  type PoolOptions,
+  type Profile,
+  startKernels,
+} from "../runtime/pool.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { ATTENTION, type Linear, LINEARS } from "../model/qwen2.ts";
 import type { MatrixSlot } from "../model/pack_layout.ts";
@@ -68,7 +69,7 @@ export interface RelRef {
 export class Engine {
   readonly cfg: ModelConfig;
   readonly pack: Pack;
-  readonly kernels: Kernels;
+  readonly kernels: PooledKernels;
   readonly k: KernelExports;
   readonly arena: Arena;
   readonly gemm: Gemm;
@@ -113,7 +114,7 @@ export class Engine {
   readonly #vocabReads: ReadAhead;
   #layerBase = 0;
 
-  private constructor(pack: Pack, kernels: Kernels, arena: Arena, D: Dims, options: EngineOptions) {
+  private constructor(pack: Pack, kernels: PooledKernels, arena: Arena, D: Dims, options: EngineOptions) {
     this.cfg = pack.config;
     this.pack = pack;
     this.kernels = kernels;

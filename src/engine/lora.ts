@@ -1,6 +1,6 @@
 /**
  * LoRA adapters: which linears carry one, their rank and scale, where each A and B lives in one flat f32
- * parameter region, and the PEFT tensor names they are saved under (FORMATS.md §4).
+ * parameter region, and the PEFT tensor names they are saved under (docs/formats.md).
  *
  * A is `[r, in]`, B is `[out, r]`, `y = x Wᵀ + b + s·(x Aᵀ) Bᵀ` with `s = alpha / r` (rsLoRA:
  * `alpha / √r`).

@@ -7,20 +7,8 @@
  * @module
  */
 import type { Engine } from "./engine.ts";
+import { meanSequenceLoss } from "./sequence_loss.ts";
 import type { Sequence } from "../data/sequence.ts";
-
-/** Mean next-token loss of one sequence over its trained targets (forward only). */
-export async function sequenceLoss(
-  e: Engine,
-  s: Sequence,
-  T: number,
-): Promise<{ loss: number; tokens: number }> {
-  await e.forward(s.ids, T);
-  const tokens = e.setTargets(s.ids, s.targets, T);
-  if (tokens === 0) throw new Error("the sequence has no trained tokens");
-  await e.lossForward(T);
-  return { loss: e.lossSum(T).sum / tokens, tokens };
-}
 
 /** The two-point estimate of one step. */
 export interface ZoEstimate {
@@ -46,7 +34,7 @@ export async function zoEstimate(
   const mean = async () => {
     let loss = 0, tokens = 0;
     for (const s of batch) {
-      const r = await sequenceLoss(e, s, Math.min(s.ids.length, seqLen));
+      const r = await meanSequenceLoss(e, s.ids, s.targets, Math.min(s.ids.length, seqLen));
       loss += r.loss / batch.length;
       tokens += r.tokens;
     }

@@ -5,7 +5,7 @@
  * @module
  */
 
-/** MLX affine quantization of the checkpoint's Linear and embedding weights (shared/FORMATS.md §7). */
+/** MLX affine quantization of the checkpoint's Linear and embedding weights (docs/formats.md, "MLX quantized checkpoints"). */
 export interface Quantization {
   /** Elements per (scale, bias) group along the input dimension; 64 is the only supported value. */
   groupSize: number;
@@ -395,7 +395,7 @@ function qwen25(
 }
 
 /**
- * Frozen configs of Qwen2.5-{0.5B,1.5B,3B}-Instruct (shared/FORMATS.md §2; eos = `<|im_end|>`,
+ * Frozen configs of Qwen2.5-{0.5B,1.5B,3B}-Instruct (docs/qwen2.md; eos = `<|im_end|>`,
  * `<|endoftext|>` as in their generation_config.json) and `tiny`: a 4-layer, 64-wide Qwen2 for tests and
  * demos that keeps the real vocabulary (151936 rows) so it works with the real Qwen tokenizer. Copy one
  * with spread syntax to change fields.
@@ -423,7 +423,7 @@ export interface ParamCounts {
   nonEmbedding: number;
 }
 
-/** Counts parameters; for Qwen2.5-0.5B `total` is 494,032,768 (shared/FORMATS.md §2). */
+/** Counts parameters; for Qwen2.5-0.5B `total` is 494,032,768 (docs/qwen2.md). */
 export function paramCounts(cfg: ModelConfig): ParamCounts {
   const h = cfg.hiddenSize;
   const q = cfg.numHeads * cfg.headDim;

@@ -1,7 +1,7 @@
 /**
  * Random Qwen2 checkpoints with real shapes: `config.json`, safetensors weights (one file or HF-style
  * shards with an index), `generation_config.json` and the tokenizer files, in Hugging Face layout
- * (shared/FORMATS.md §1.7, §2, §3.5) or as an MLX affine-quantized checkpoint (§7).
+ * (docs/qwen2.md, docs/formats.md) or as an MLX affine-quantized checkpoint.
  *
  * Values are generated lazily from a seeded PRNG, one chunk of rows at a time, straight into the output
  * stream: writing the 3B preset (6 GB in bf16) needs a few MB of memory. Every float tensor has its own

@@ -1,5 +1,5 @@
 /**
- * MLX-compatible affine quantization (shared/FORMATS.md §7): a row-major f32 matrix `[rows, cols]` is cut
+ * MLX-compatible affine quantization (docs/formats.md): a row-major f32 matrix `[rows, cols]` is cut
  * into groups of 64 consecutive elements along each row; every group stores a `scale` and a `bias` (as
  * half-precision bits, f16 or bf16) and one unsigned 4- or 8-bit code per element, and decodes as
  * `w = scale · q + bias`.

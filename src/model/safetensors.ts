@@ -1,5 +1,5 @@
 /**
- * safetensors reader and writer (shared/FORMATS.md §3), streaming through {@linkcode WeightSource} and
+ * safetensors reader and writer (docs/formats.md), streaming through {@linkcode WeightSource} and
  * {@linkcode ByteSink}: reading opens only the 8-byte length and the JSON header, tensors are read on
  * demand into caller buffers, and writing streams tensor by tensor so multi-GB files never sit in memory.
  * Also sharded checkpoints (`model.safetensors.index.json`).
@@ -100,7 +100,7 @@ const isIndex = (v: unknown): v is number => typeof v === "number" && Number.isS
 
 /**
  * Reads and validates a safetensors header: 8 bytes of length, then the JSON header; never the tensor
- * data. Every rule of the reference reader is checked (shared/FORMATS.md §3.2), plus duplicate names, and
+ * data. Every rule of the reference reader is checked (docs/formats.md), plus duplicate names, and
  * a violation throws an Error naming the file and the tensor.
  *
  * @example
@@ -497,7 +497,7 @@ function compareCodePoints(a: string, b: string): number {
 }
 
 /**
- * Encodes a header exactly like the reference writer (shared/FORMATS.md §3.3): tensors sorted by dtype
+ * Encodes a header exactly like the reference writer (docs/formats.md): tensors sorted by dtype
  * alignment descending then name, offsets assigned consecutively, compact JSON with `__metadata__` first,
  * padded with spaces to a multiple of 8 bytes so every tensor starts 8-byte aligned.
  */

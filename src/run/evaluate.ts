@@ -6,6 +6,7 @@
 import { Engine } from "../engine/engine.ts";
 import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { loraLayout } from "../engine/lora.ts";
+import { sequenceLoss } from "../engine/sequence_loss.ts";
 import type { Pack } from "../model/pack.ts";
 import type { KernelLocation, Variant } from "../runtime/kernels.ts";
 import type { Sequence } from "../data/sequence.ts";
@@ -71,10 +72,7 @@ export async function evaluate(
       const ids = sequences[i].ids;
       const T = Math.min(ids.length, seqLen);
       if (T >= 2) {
-        await e.forward(ids, T);
-        e.setTargets(ids, undefined, T);
-        await e.lossForward(T);
-        const r = e.lossSum(T);
+        const r = await sequenceLoss(e, ids, undefined, T);
         sum += r.sum;
         tokens += r.count;
       }

@@ -7,7 +7,8 @@
 import { Engine } from "../engine/engine.ts";
 import { Backward } from "../engine/backward.ts";
 import { forwardBackward } from "../engine/step.ts";
-import { sequenceLoss, stepSeed, zoEstimate } from "../engine/mezo.ts";
+import { stepSeed, zoEstimate } from "../engine/mezo.ts";
+import { meanSequenceLoss } from "../engine/sequence_loss.ts";
 import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { type LoraLayout, loraLayout, type LoraOptions } from "../engine/lora.ts";
 import type { Method } from "../engine/plan.ts";
@@ -84,7 +85,7 @@ export async function computeGradients(
       const est = await zoEstimate(e, [seq], T, zs, options.zoEps ?? 1e-3);
       e.k.normal_fill(e.p["lora.grad"], layout.totalElements, zs, 0);
       e.k.scale(e.p["lora.grad"], est.coeff, layout.totalElements);
-      const loss = (await sequenceLoss(e, seq, T)).loss;
+      const loss = (await meanSequenceLoss(e, seq.ids, seq.targets, T)).loss;
       return {
         layout,
         loss,

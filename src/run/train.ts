@@ -8,6 +8,7 @@
 import { Engine } from "../engine/engine.ts";
 import { Backward } from "../engine/backward.ts";
 import { forwardBackward } from "../engine/step.ts";
+import { sequenceLoss } from "../engine/sequence_loss.ts";
 import { stepSeed, zoEstimate, zoUpdate } from "../engine/mezo.ts";
 import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { type LoraLayout, loraLayout, type LoraOptions } from "../engine/lora.ts";
@@ -282,10 +283,7 @@ export async function train(
       for (const s of val) {
         const T = Math.min(s.ids.length, seqLen);
         if (T < 2) continue;
-        await e.forward(s.ids, T);
-        if (e.setTargets(s.ids, s.targets, T) === 0) continue;
-        await e.lossForward(T);
-        const r = e.lossSum(T);
+        const r = await sequenceLoss(e, s.ids, s.targets, T);
         sum += r.sum;
         count += r.count;
       }

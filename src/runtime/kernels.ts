@@ -4,7 +4,6 @@
  *
  * @module
  */
-import type { Pool } from "./pool.ts";
 
 /** A compiled flavour of the kernels, in the order they are preferred. */
 export type Variant = "relaxed" | "simd";
@@ -289,8 +288,6 @@ export interface Kernels {
    * `memory`; see `pool.ts`). False for the single-thread builds.
    */
   readonly shared: boolean;
-  /** The worker pool splitting work across threads, once one is started on this instance (`pool.ts`). */
-  readonly pool?: Pool;
 }
 
 /** The kernels' wasm files: one per variant, and one threads build per variant. */

@@ -1,5 +1,5 @@
 /**
- * A worker pool on one shared WebAssembly memory (DESIGN.md §5). Module Workers instantiate the same
+ * A worker pool on one shared WebAssembly memory (docs/architecture.md, "Threads"). Module Workers instantiate the same
  * compiled threads build on the same `WebAssembly.Memory({ shared: true })`; the calling thread and the
  * workers each run one share of a split kernel call and meet again on an `Atomics` counter.
  *
@@ -35,7 +35,7 @@ import {
   type Variant,
 } from "./kernels.ts";
 import { Arena, formatPlan, planMemory, PlanTooLargeError, type RegionSpec } from "./arena.ts";
-import type { WeightRef } from "./gemm.ts";
+import type { WeightRef } from "./weight_ref.ts";
 
 /** Kernel exports a pool can split, by task id. The first two are the GEMMs, the rest row kernels. */
 export const TASKS = [
@@ -237,6 +237,11 @@ export function availableThreads(): number {
   return typeof n === "number" && n >= 1 ? Math.floor(n) : 1;
 }
 
+/** Kernels with the worker pool splitting work across threads, once one is started on them. */
+export interface PooledKernels extends Kernels {
+  readonly pool?: Pool;
+}
+
 /** A pool of module Workers sharing one threads-build kernel instance's memory. */
 export class Pool {
   /** Threads per split call, the caller included. */
@@ -244,7 +249,7 @@ export class Pool {
   /** Entry points with the raw signatures; row kernels split their `(r0, r1)` across the threads. */
   readonly exports: KernelExports;
   /** The kernels this pool works for, with `pool` set (what the engine is given). */
-  readonly kernels: Kernels;
+  readonly kernels: PooledKernels;
   /** Row kernels with fewer rows run unsplit. */
   readonly minRows: number;
   /** GEMMs with fewer floating-point operations run unsplit. */
@@ -596,7 +601,7 @@ export class Profile {
  * The kernel entry points an engine calls: the raw exports with one thread and no profile (no overhead),
  * the pool's splitting entry points with a pool, each wrapped in a timer when `profile` is given.
  */
-export function kernelEntries(kernels: Kernels, profile?: Profile): KernelExports {
+export function kernelEntries(kernels: PooledKernels, profile?: Profile): KernelExports {
   const base = kernels.pool?.exports ?? kernels.exports;
   if (!profile) return base;
   const ex: Record<string, unknown> = {};
@@ -642,7 +647,7 @@ export interface StartKernelsOptions {
 export async function startKernels(
   specsOf: (gemmScratch: number) => readonly RegionSpec[],
   options: StartKernelsOptions = {},
-): Promise<{ kernels: Kernels; arena: Arena }> {
+): Promise<{ kernels: PooledKernels; arena: Arena }> {
   const threads = options.threads ?? 1;
   const location = options.kernels ?? {};
   const single = await loadKernels({ ...location, variant: options.variant });

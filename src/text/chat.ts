@@ -1,7 +1,7 @@
 /**
  * Qwen2/Qwen2.5 ChatML rendering, written out by hand so no Jinja engine is needed.
  *
- * {@link renderChat} reproduces the Qwen2.5-Instruct `chat_template` (FORMATS §5.4) byte for byte
+ * {@link renderChat} reproduces the Qwen2.5-Instruct `chat_template` (docs/formats.md) byte for byte
  * for conversations without tools. Tool use (`tools`, `tool_calls`, role `tool`) is rejected with
  * an error rather than rendered: mesp trains on plain chat, and a half-supported tool format would
  * silently teach the wrong markup.

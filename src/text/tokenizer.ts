@@ -3,7 +3,7 @@
  * The implementation (`hf_tokenizer.ts`, over `@huggingface/tokenizers`) is imported only when a tokenizer
  * is loaded, so code that imports this module (or `mod.ts`) to train never loads the library.
  *
- * Loading the Qwen `tokenizer.json` costs ~170 MB of process RSS (DESIGN §2), so training never
+ * Loading the Qwen `tokenizer.json` costs ~170 MB of process RSS (docs/memory_plan.md), so training never
  * holds a tokenizer: see `src/data/token_cache.ts`.
  *
  * @module
@@ -63,8 +63,13 @@ export interface Tokenizer {
  * ```
  */
 export function loadTokenizer(files: TokenizerFiles): Promise<Tokenizer> {
-  return (import(tokenizerModule()) as Promise<typeof import("./hf_tokenizer.ts")>)
+  return (import(tokenizerModule()) as Promise<TokenizerModule>)
     .then((m) => m.buildTokenizer(files));
+}
+
+/** What `hf_tokenizer.ts` exports (its type is not imported: that module imports this one's). */
+interface TokenizerModule {
+  buildTokenizer(files: TokenizerFiles): Tokenizer;
 }
 
 /**
