@@ -43,6 +43,7 @@ export { type ProcessMemory, processMemory } from "./src/runtime/memory.ts";
 
 // Model files: sources, config, safetensors, quantization, weight packs, random checkpoints
 export {
+  blobFiles,
   blobSource,
   bytesSource,
   fetchSource,
@@ -51,6 +52,7 @@ export {
   urlFiles,
   type WeightSource,
 } from "./src/io/source.ts";
+export { unzipStore, type ZipEntry, zipStore } from "./src/io/zip.ts";
 export { type ModelConfig, paramCounts, parseModelConfig, PRESETS } from "./src/model/config.ts";
 export {
   encodeSafetensors,
@@ -71,7 +73,13 @@ export { makeModel, planModel } from "./src/model/make_model.ts";
 export { createStreamDecoder, loadTokenizer, type Tokenizer } from "./src/text/tokenizer.ts";
 export { chatDefaultsFromTemplate, type ChatMessage, renderChat } from "./src/text/chat.ts";
 export { parseJsonl, tokenizeDataset, tokenizeExample } from "./src/data/dataset.ts";
-export { decodeTokenCache, encodeTokenCache, tokenizeInWorker } from "./src/data/token_cache.ts";
+export {
+  buildTokenCache,
+  decodeTokenCache,
+  encodeTokenCache,
+  type TokenCacheBuildJob,
+  tokenizeInWorker,
+} from "./src/data/token_cache.ts";
 
 // Engine: forward, MeSP/MeBP backward, MeZO, LoRA layout, adapters, optimizers, plans
 export { Engine, type EngineOptions } from "./src/engine/engine.ts";
@@ -81,6 +89,7 @@ export { zoEstimate, zoUpdate } from "./src/engine/mezo.ts";
 export { type LoraLayout, loraLayout, type LoraOptions, peftName } from "./src/engine/lora.ts";
 export {
   adapterConfigJson,
+  encodeLoraTensors,
   openAdapter,
   parseAdapterConfig,
   readAdapterInto,

@@ -90,23 +90,8 @@ export interface TokenCache {
   example(i: number): Required<Sequence>;
 }
 
-let crcTable: Uint32Array | undefined;
-
-/** CRC-32 (IEEE 802.3, as in zlib/PNG) of `bytes`. */
-export function crc32(bytes: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  const table = crcTable;
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = table[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
+import { crc32 } from "../io/crc32.ts";
+export { crc32 };
 
 /** Hex SHA-256 of `bytes` (Web Crypto). */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {

@@ -351,3 +351,35 @@ export function memoryFiles(
     },
   };
 }
+
+/**
+ * A model directory of `Blob`s, e.g. the `File`s of a folder a browser user picked or dropped: name →
+ * blob. Files are read in ranges as needed, never whole, so a multi-gigabyte checkpoint can be converted
+ * without holding it in memory.
+ */
+export function blobFiles(
+  files: Record<string, Blob> | Map<string, Blob>,
+  options: MemoryFilesOptions = {},
+): ModelFiles {
+  const map = files instanceof Map ? files : new Map(Object.entries(files));
+  const name = options.name ?? "<files>";
+  return {
+    name,
+    async readText(file) {
+      const blob = map.get(file);
+      return blob === undefined ? undefined : await blob.text();
+    },
+    source(file) {
+      const blob = map.get(file);
+      const path = `${name}/${file}`;
+      if (blob === undefined) {
+        const missing = () => Promise.reject(new FileNotFoundError(path));
+        return { name: path, size: missing, read: missing };
+      }
+      return blobSource(blob, path);
+    },
+    list() {
+      return Promise.resolve([...map.keys()].sort());
+    },
+  };
+}

@@ -1,0 +1,481 @@
+// The page: wires the six steps (model, data, plan, train, try, keep) to the compute worker (session.js) and
+// to short-lived text workers (text.js). Nothing heavy runs on this thread, so the page never freezes.
+import { formatMB, lossCurveSvg, unzipStore, zipStore } from "../dist/mod.js";
+
+const $ = (id) => document.getElementById(id);
+
+// ---- workers -------------------------------------------------------------------------------------------
+
+const session = new Worker(new URL("./session.js", import.meta.url), { type: "module" });
+let nextId = 1;
+const pending = new Map();
+session.onmessage = (e) => {
+  const { id, kind } = e.data;
+  const p = pending.get(id);
+  if (!p) return;
+  if (kind === "event") p.onEvent?.(e.data.data);
+  else {
+    pending.delete(id);
+    if (kind === "done") p.resolve(e.data.value);
+    else p.reject(new Error(e.data.message));
+  }
+};
+session.onerror = (e) => {
+  e.preventDefault();
+  const message = `the compute worker failed to load (${e.message || "see the browser console"})`;
+  for (const p of pending.values()) p.reject(new Error(message));
+  pending.clear();
+  setStatus($("env"), message, "error");
+};
+
+/** Sends one request to the compute worker; `onEvent` gets its progress messages. */
+function ask(op, args = {}, onEvent, transfer = []) {
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject, onEvent });
+    session.postMessage({ id, op, ...args }, transfer);
+  });
+}
+
+/** Runs one job in a fresh text worker and closes it afterwards (the tokenizer's memory goes with it). */
+function textJob(op, args, onEvent, transfer = []) {
+  const w = new Worker(new URL("./text.js", import.meta.url), { type: "module" });
+  return new Promise((resolve, reject) => {
+    w.onmessage = (e) => {
+      if (e.data.kind === "event") onEvent?.(e.data.data);
+      else if (e.data.kind === "done") resolve(e.data.value);
+      else reject(new Error(e.data.message));
+    };
+    w.onerror = (e) => {
+      e.preventDefault();
+      reject(new Error(`the text worker failed to load (${e.message || "see the browser console"})`));
+    };
+    w.postMessage({ op, ...args }, transfer);
+  }).finally(() => w.terminate());
+}
+
+// ---- state and small helpers ---------------------------------------------------------------------------
+
+const state = {
+  env: undefined,
+  model: undefined,
+  data: { train: undefined, val: undefined }, // {bytes, name, seqLen, stats}
+  training: false,
+  trained: false,
+  losses: [],
+  vals: [],
+};
+
+function setStatus(el, text, kind = "") {
+  el.textContent = text;
+  el.className = kind;
+}
+
+function refresh() {
+  const ready = state.model && state.data.train && !state.training;
+  $("plan-button").disabled = !ready;
+  $("train-button").disabled = !ready;
+  $("pause-button").disabled = !state.training;
+  $("try-button").disabled = !state.model || state.training;
+  $("download-button").disabled = !state.trained || state.training;
+}
+
+const count = (n) => n.toLocaleString("en-US");
+
+function duration(s) {
+  if (!Number.isFinite(s)) return "…";
+  const m = Math.floor(s / 60), r = Math.round(s % 60);
+  return m ? `${m} min ${r} s` : `${r} s`;
+}
+
+// ---- environment ---------------------------------------------------------------------------------------
+
+async function showEnv() {
+  state.env = await ask("env");
+  const e = state.env;
+  const threads = `${e.threads} kernel thread${e.threads === 1 ? "" : "s"} of ${e.cores} cores`;
+  if (!e.opfs) {
+    setStatus($("env"), `${threads}. This browser has no Origin Private File System: converted models and training state cannot be kept.`, "warn");
+  } else if (!e.isolated) {
+    setStatus($("env"), `${threads}: this page is not cross-origin isolated (no COOP/COEP headers), so the kernels run on one thread. Serve it with "deno task web" for every core.`, "warn");
+  } else {
+    setStatus($("env"), `Ready: ${threads}, cross-origin isolated.`);
+  }
+  await showCached();
+}
+
+async function showCached(models) {
+  models ??= await ask("cachedModels");
+  $("cached").hidden = models.length === 0;
+  const list = $("cached-list");
+  list.replaceChildren();
+  for (const m of models) {
+    const li = document.createElement("li");
+    const use = document.createElement("button");
+    use.type = "button";
+    use.textContent = `Use ${m.name} (${m.format}, ${formatMB(m.packBytes)})`;
+    use.addEventListener("click", () => openModel({ key: m.key }));
+    const drop = document.createElement("button");
+    drop.type = "button";
+    drop.className = "secondary";
+    drop.textContent = "Remove";
+    drop.setAttribute("aria-label", `Remove ${m.name} (${m.format}) from this browser`);
+    drop.addEventListener("click", async () => showCached(await ask("removeModel", { key: m.key })));
+    li.append(use, drop);
+    list.append(li);
+  }
+}
+
+// ---- 1. model ------------------------------------------------------------------------------------------
+
+async function openModel(source) {
+  const status = $("model-status"), bar = $("convert-progress");
+  setStatus(status, source.key ? "Opening the converted model…" : "Reading the model…");
+  bar.hidden = !!source.key;
+  bar.value = 0;
+  try {
+    const model = await ask("openModel", { ...source, format: $("weights").value }, (e) => {
+      bar.max = e.total;
+      bar.value = e.done;
+      setStatus(status, `Converting to a ${$("weights").value} weight pack (once): ${e.message} (${e.done}/${e.total})`);
+    });
+    state.model = model;
+    state.trained = false;
+    showModel(model);
+    setStatus(status, `Ready: ${model.name}, kept in this browser for next time.`, "ok");
+    await showCached();
+    await retokenize();
+    await offerResume();
+  } catch (err) {
+    setStatus(status, err.message, "error");
+  } finally {
+    bar.hidden = true;
+    refresh();
+  }
+}
+
+function showModel(m) {
+  const card = $("model-card");
+  card.replaceChildren();
+  const rows = [
+    ["Model", m.name],
+    ["Parameters", `${(m.params / 1e6).toFixed(1)} M (${m.layers} layers, width ${m.hidden})`],
+    ["Weights", `${m.format}${m.quantization ? ` (from ${m.quantization}, copied as is)` : ""}`],
+    ["Weight pack", formatMB(m.packBytes)],
+    ["Context", `${count(m.maxPositions)} positions, ${count(m.vocab)}-token vocabulary`],
+  ];
+  for (const [k, v] of rows) {
+    const dt = document.createElement("dt"), dd = document.createElement("dd");
+    dt.textContent = k;
+    dd.textContent = v;
+    card.append(dt, dd);
+  }
+  card.hidden = false;
+}
+
+/** The files of a picked folder by name, relative to the folder (subfolders are not model files). */
+function filesByName(list) {
+  const files = new Map();
+  for (const f of list) {
+    const rel = (f.webkitRelativePath || f.name).split("/").slice(1).join("/") || f.name;
+    if (!rel.includes("/")) files.set(rel, f);
+  }
+  return files;
+}
+
+$("model-folder").addEventListener("change", (e) => {
+  if (e.target.files.length) openModel({ files: filesByName(e.target.files) });
+});
+$("model-files").addEventListener("change", (e) => {
+  if (e.target.files.length) openModel({ files: new Map([...e.target.files].map((f) => [f.name, f])) });
+});
+$("model-url-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const url = $("model-url").value.trim();
+  if (url) openModel({ url });
+});
+const drop = $("drop");
+drop.addEventListener("dragover", (e) => {
+  e.preventDefault();
+  drop.classList.add("over");
+});
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", async (e) => {
+  e.preventDefault();
+  drop.classList.remove("over");
+  const files = new Map();
+  const entries = [...e.dataTransfer.items].map((i) => i.webkitGetAsEntry?.()).filter(Boolean);
+  const fileOf = (entry) => new Promise((res, rej) => entry.file(res, rej));
+  for (const entry of entries) {
+    if (entry.isFile) files.set(entry.name, await fileOf(entry));
+    else if (entry.isDirectory) {
+      const children = await new Promise((res, rej) => entry.createReader().readEntries(res, rej));
+      for (const c of children) if (c.isFile) files.set(c.name, await fileOf(c));
+    }
+  }
+  if (files.size) openModel({ files });
+});
+
+// ---- 2. data -------------------------------------------------------------------------------------------
+
+const seqLen = () => Number($("seq-len").value);
+
+/** Tokenizes a dataset in a text worker and hands the token cache to the compute worker. */
+async function useData(which, bytes, name) {
+  state.data[which] = { bytes, name };
+  if (!state.model) {
+    setStatus($("data-status"), "Open a model first: its tokenizer reads the data.", "warn");
+    return;
+  }
+  await tokenize(which);
+}
+
+async function tokenize(which) {
+  const d = state.data[which];
+  const status = $("data-status");
+  setStatus(status, `Tokenizing ${d.name}…`);
+  try {
+    const cache = await textJob("tokenize", {
+      key: state.model.key,
+      datasetBytes: d.bytes.slice().buffer,
+      datasetFile: d.name,
+      options: { seqLen: seqLen() },
+    });
+    const { stats } = await ask("dataset", { which, bytes: cache, name: d.name }, undefined, [cache]);
+    d.seqLen = seqLen();
+    d.stats = stats;
+    showData();
+  } catch (err) {
+    state.data[which] = undefined;
+    await ask("clearDataset", { which });
+    setStatus(status, err.message, "error");
+  }
+  refresh();
+}
+
+function showData() {
+  const parts = [];
+  for (const which of ["train", "val"]) {
+    const d = state.data[which];
+    if (!d?.stats) continue;
+    const s = d.stats;
+    let line = `${which === "train" ? "Training" : "Validation"}: ${d.name}: ${count(s.examples)} examples, ` +
+      `${count(s.tokens)} tokens, ${count(s.targets)} trained`;
+    if (s.truncated) line += `; ${count(s.truncated)} cut to ${d.seqLen} tokens`;
+    if (s.dropped) line += `; ${count(s.dropped)} without a trained token skipped`;
+    parts.push(line + ".");
+  }
+  setStatus($("data-status"), parts.join(" "), "ok");
+}
+
+async function retokenize() {
+  for (const which of ["train", "val"]) if (state.data[which]) await tokenize(which);
+}
+
+async function readPicked(input, which) {
+  const f = input.files[0];
+  if (f) await useData(which, new Uint8Array(await f.arrayBuffer()), f.name);
+}
+$("train-file").addEventListener("change", (e) => readPicked(e.target, "train"));
+$("val-file").addEventListener("change", (e) => readPicked(e.target, "val"));
+$("train-text-use").addEventListener("click", () => {
+  const text = $("train-text").value;
+  if (text.trim()) useData("train", new TextEncoder().encode(text), "pasted.jsonl");
+});
+$("seq-len").addEventListener("change", () => retokenize());
+
+// ---- 3. plan -------------------------------------------------------------------------------------------
+
+/** The training options of the form: the CLI's defaults, so the same flags give the same bytes. */
+function trainOptions() {
+  const num = (id) => Number($(id).value);
+  return {
+    seqLen: seqLen(),
+    steps: num("steps"),
+    seed: num("seed"),
+    lora: { rank: num("rank"), targets: ["all"] },
+    optimizer: { name: $("optimizer").value, lr: num("lr"), schedule: "cosine" },
+    valEvery: num("val-every"),
+    saveEvery: 1,
+    budget: num("budget") * 1e6,
+  };
+}
+
+async function showPlan() {
+  const o = trainOptions();
+  const plan = await ask("plan", { options: o, budget: o.budget });
+  const table = $("plan-table");
+  table.textContent = plan.table;
+  table.hidden = false;
+  const budget = o.budget ? ` against a budget of ${formatMB(o.budget)}` : "";
+  setStatus(
+    $("plan-status"),
+    `Working memory (the arena): ${plan.arena}${budget}` +
+      (plan.fits ? (o.budget ? ": fits." : ".") : `: does not fit. Lower the sequence length or the rank, or raise the budget.`),
+    plan.fits ? "ok" : "error",
+  );
+  return plan;
+}
+$("plan-button").addEventListener("click", () => showPlan().catch((err) => setStatus($("plan-status"), err.message, "error")));
+
+// ---- 4. train ------------------------------------------------------------------------------------------
+
+async function runTraining(resume) {
+  const status = $("train-status"), bar = $("train-progress");
+  try {
+    if (!resume) {
+      const plan = await showPlan();
+      if (!plan.fits) {
+        setStatus(status, "Not started: the plan does not fit the memory budget (see the plan above).", "error");
+        return;
+      }
+      state.losses = [];
+      state.vals = [];
+    }
+    state.training = true;
+    refresh();
+    $("resume-button").disabled = true;
+    setStatus(status, resume ? "Resuming…" : "Starting…");
+    let arena = 0;
+    const result = await ask("train", { options: trainOptions(), resume }, (e) => {
+      if (e.type === "plan") arena = e.bytes;
+      else if (e.type === "step") {
+        state.losses.push(e.loss);
+        bar.max = e.steps;
+        bar.value = e.step;
+        const perStep = e.elapsed / Math.max(1, e.step - (state.resumedAt ?? 0));
+        const heap = performance.memory ? `, page heap ${formatMB(performance.memory.usedJSHeapSize)}` : "";
+        setStatus(
+          status,
+          `Step ${e.step} of ${e.steps} · loss ${e.loss.toFixed(4)} · ${Math.round(e.tokensPerSecond)} tokens/s · ` +
+            `ETA ${duration(perStep * (e.steps - e.step))} · memory: arena ${formatMB(arena)}${heap}`,
+        );
+        drawCurve();
+      } else if (e.type === "val") {
+        state.vals.push({ step: e.step, loss: e.loss });
+        drawCurve();
+      }
+    });
+    state.trained = true;
+    const last = result.losses.at(-1);
+    setStatus(
+      status,
+      result.stopped
+        ? `Paused after step ${result.steps}; the state is saved in this browser. Resume any time, even after closing the tab.`
+        : `Done: ${result.steps} steps, last loss ${last?.toFixed(4) ?? "–"}` +
+          (result.valLosses.length ? `, validation loss ${result.valLosses.at(-1).loss.toFixed(4)}` : "") + ".",
+      "ok",
+    );
+    $("resume-button").disabled = !result.stopped;
+  } catch (err) {
+    console.error(err);
+    setStatus(status, err.message, "error");
+  } finally {
+    state.training = false;
+    refresh();
+  }
+}
+
+function drawCurve() {
+  $("curve").innerHTML = state.losses.length > 1 ? lossCurveSvg(state.losses, state.vals, { title: "loss" }) : "";
+}
+
+async function offerResume() {
+  const saved = await ask("savedRun");
+  const steps = saved.run?.options?.steps;
+  $("resume-button").disabled = !(saved.exists && steps && saved.step < steps);
+  if (saved.exists) {
+    state.trained = true;
+    setStatus(
+      $("train-status"),
+      saved.step < steps
+        ? `A run of this model stopped at step ${saved.step} of ${steps}: Resume continues it.`
+        : `A finished run of this model is saved (${saved.step} steps): its adapter can be downloaded.`,
+    );
+  }
+}
+
+$("train-button").addEventListener("click", () => runTraining(false));
+$("resume-button").addEventListener("click", () => runTraining(true));
+$("pause-button").addEventListener("click", () => {
+  ask("stop");
+  setStatus($("train-status"), "Pausing after this step (saving)…");
+});
+
+// ---- 5. try it -----------------------------------------------------------------------------------------
+
+$("try-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const prompt = $("prompt").value;
+  const maxTokens = Number($("max-tokens").value);
+  $("try-button").disabled = true;
+  const run = async (out, adapter) => {
+    out.textContent = "";
+    const transfer = adapter ? [adapter.weights] : [];
+    const r = await textJob(
+      "generate",
+      { key: state.model.key, prompt, adapter, maxTokens, threads: state.env.threads },
+      (ev) => (out.textContent += ev.piece),
+      transfer,
+    );
+    out.title = `${r.tokens} tokens in ${r.seconds.toFixed(1)} s`;
+  };
+  try {
+    await run($("out-base"), undefined);
+    if (state.trained) await run($("out-adapter"), await ask("adapter"));
+    else $("out-adapter").textContent = "(train or load an adapter first)";
+  } catch (err) {
+    $("out-adapter").textContent = err.message;
+  } finally {
+    refresh();
+  }
+});
+
+// ---- 6. keep it ----------------------------------------------------------------------------------------
+
+$("download-button").addEventListener("click", async () => {
+  try {
+    const a = await ask("adapter");
+    const zip = zipStore([
+      { name: "adapter_config.json", data: new TextEncoder().encode(a.config) },
+      { name: "adapter_model.safetensors", data: new Uint8Array(a.weights) },
+    ]);
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([zip], { type: "application/zip" }));
+    link.download = `${state.model.name.split("/").at(-1)}-lora.zip`;
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+    setStatus($("keep-status"), `Downloaded ${link.download} (${formatMB(zip.length)}).`, "ok");
+  } catch (err) {
+    setStatus($("keep-status"), err.message, "error");
+  }
+});
+
+$("adapter-files").addEventListener("change", async (e) => {
+  const status = $("keep-status");
+  try {
+    const files = new Map();
+    for (const f of e.target.files) {
+      const bytes = new Uint8Array(await f.arrayBuffer());
+      if (f.name.endsWith(".zip")) {
+        for (const entry of unzipStore(bytes, f.name)) files.set(entry.name.split("/").at(-1), entry.data);
+      } else files.set(f.name, bytes);
+    }
+    const config = files.get("adapter_config.json"), weights = files.get("adapter_model.safetensors");
+    if (!config || !weights) {
+      throw new Error("pick adapter_config.json and adapter_model.safetensors together, or one .zip holding both");
+    }
+    const w = weights.slice().buffer;
+    const r = await ask("loadAdapter", { config: new TextDecoder().decode(config), weights: w }, undefined, [w]);
+    state.trained = true;
+    setStatus(status, `Loaded an adapter of rank ${r.rank} on ${r.targets.join(", ")}: try it above, or download it.`, "ok");
+  } catch (err) {
+    setStatus(status, err.message, "error");
+  } finally {
+    e.target.value = "";
+    refresh();
+  }
+});
+
+showEnv().catch((err) => setStatus($("env"), err.message, "error"));
+refresh();

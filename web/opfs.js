@@ -1,0 +1,100 @@
+// The page's storage: the Origin Private File System, laid out as models/<key>/{weights.pack, meta.json,
+// tokenizer files, run/{checkpoint.safetensors, train.tokcache, val.tokcache}}. Files that must never be
+// half-written (the pack, the training state) are written to a temporary name and moved into place.
+
+async function dirOf(path, create = true) {
+  let d = await navigator.storage.getDirectory();
+  for (const p of path) d = await d.getDirectoryHandle(p, { create });
+  return d;
+}
+
+async function tryDir(path) {
+  try {
+    return await dirOf(path, false);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Writes `name` in `path` through `fill(sink)` (a ByteSink), into `name.tmp` first, then moved over `name`;
+ * returns the bytes written. Uses a synchronous access handle (workers only): no copy of the data is kept.
+ */
+export async function writeAtomic(path, name, fill) {
+  const d = await dirOf(path);
+  const tmpName = `${name}.tmp`;
+  const tmp = await d.getFileHandle(tmpName, { create: true });
+  const h = await tmp.createSyncAccessHandle();
+  let at = 0;
+  try {
+    h.truncate(0);
+    await fill({
+      write(chunk) {
+        let done = 0;
+        while (done < chunk.length) done += h.write(chunk.subarray(done), { at: at + done });
+        at += chunk.length;
+        return Promise.resolve();
+      },
+    });
+    h.flush();
+  } finally {
+    h.close();
+  }
+  await d.removeEntry(name).catch(() => {});
+  await tmp.move(name);
+  return at;
+}
+
+export async function writeBytes(path, name, bytes) {
+  return await writeAtomic(path, name, (sink) => sink.write(bytes));
+}
+
+export async function writeText(path, name, text) {
+  return await writeBytes(path, name, new TextEncoder().encode(text));
+}
+
+/** The file `name` in `path` as a File, or undefined. */
+export async function fileOf(path, name) {
+  const d = await tryDir(path);
+  if (!d) return undefined;
+  try {
+    return await (await d.getFileHandle(name)).getFile();
+  } catch {
+    return undefined;
+  }
+}
+
+export async function readBytes(path, name) {
+  const f = await fileOf(path, name);
+  return f ? new Uint8Array(await f.arrayBuffer()) : undefined;
+}
+
+export async function readText(path, name) {
+  const f = await fileOf(path, name);
+  return f ? await f.text() : undefined;
+}
+
+/** Removes the entry `name` (a file or a whole folder) from `path`, if it exists. */
+export async function remove(path, name) {
+  const d = await tryDir(path);
+  await d?.removeEntry(name, { recursive: true }).catch(() => {});
+}
+
+export async function readModelMeta(key) {
+  const text = await readText(["models", key], "meta.json");
+  if (!text || !(await fileOf(["models", key], "weights.pack"))) return undefined;
+  return JSON.parse(text);
+}
+
+/** The converted models kept in this browser, newest first. */
+export async function listModels() {
+  const d = await tryDir(["models"]);
+  if (!d) return [];
+  const out = [];
+  for await (const [key, h] of d.entries()) {
+    if (h.kind !== "directory") continue;
+    const meta = await readModelMeta(key);
+    if (meta) out.push(meta);
+  }
+  return out.sort((a, b) => b.savedAt - a.savedAt);
+}

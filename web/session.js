@@ -1,0 +1,317 @@
+// The page's compute worker: converts a model into a weight pack kept in the Origin Private File System,
+// plans, trains, saves training state to OPFS (so a closed tab resumes where it stopped) and hands out the
+// adapter. Tokenizing and generating run in short-lived text workers (text.js), so this worker never holds
+// the tokenizer (~180 MB). The page talks to it with {id, op, ...} messages; replies carry the same id, and
+// progress arrives as {kind: "event", data} messages in between.
+import {
+  adapterConfigJson,
+  blobFiles,
+  blobSource,
+  checkpointFingerprint,
+  decodeCheckpoint,
+  decodeTokenCache,
+  encodeLoraTensors,
+  formatMB,
+  formatPlan,
+  loadKernels,
+  loraLayout,
+  openCheckpoint,
+  openPack,
+  paramCounts,
+  parseAdapterConfig,
+  parseModelConfig,
+  planMemory,
+  planRegions,
+  readAdapterInto,
+  readSafetensorsHeader,
+  bytesSource,
+  train,
+  urlFiles,
+  writeCheckpoint,
+  writePack,
+} from "../dist/mod.js";
+import * as opfs from "./opfs.js";
+
+const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "generation_config.json"];
+
+/** The session: the opened model and data, and the running training's stop flag. */
+const session = { model: undefined, pack: undefined, sets: {}, stop: false, result: undefined, layout: undefined };
+
+const post = (msg, transfer) => self.postMessage(msg, transfer ?? []);
+const event = (id, data) => post({ id, kind: "event", data });
+
+/** Threads the kernels may use here: every core when the page is cross-origin isolated, else one. */
+function threadCount() {
+  if (!self.crossOriginIsolated) return 1;
+  return Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8));
+}
+
+const ops = {
+  env() {
+    return {
+      isolated: self.crossOriginIsolated === true,
+      threads: threadCount(),
+      cores: navigator.hardwareConcurrency || 1,
+      opfs: typeof navigator.storage?.getDirectory === "function",
+    };
+  },
+
+  /** The models converted earlier, newest first. */
+  async cachedModels() {
+    return await opfs.listModels();
+  },
+
+  /**
+   * Opens a model: `files` (File objects by name, from a folder picker or a drop) or `url` (a folder served
+   * over HTTP), or `key` (one converted earlier). Converts it into a pack in OPFS the first time.
+   */
+  async openModel(id, { files, url, key, format }) {
+    session.pack?.source.close?.();
+    session.pack = undefined;
+    if (key) return await useCached(key);
+    const dir = url ? urlFiles(url.endsWith("/") ? url : url + "/") : blobFiles(files, { name: "picked folder" });
+    const configText = await dir.readText("config.json");
+    if (configText === undefined) throw new Error(`${dir.name}: no config.json — pick the model's folder`);
+    let json;
+    try {
+      json = JSON.parse(configText);
+    } catch (e) {
+      throw new Error(`${dir.name}/config.json: invalid JSON (${e.message})`);
+    }
+    const cfg = parseModelConfig(json, { file: `${dir.name}/config.json` });
+    const tokenizer = await dir.readText("tokenizer.json");
+    if (tokenizer === undefined) throw new Error(`${dir.name}: no tokenizer.json — the page needs it to read your data`);
+    event(id, { stage: "convert", message: "reading the checkpoint", done: 0, total: 1 });
+    const ckpt = await openCheckpoint(dir);
+    try {
+      const fingerprint = await checkpointFingerprint(dir, ckpt);
+      const name = (json._name_or_path || (url ? url.replace(/\/+$/, "").split("/").at(-1) : files.__name) ||
+        "model").toString();
+      const k = `${fingerprint.slice(0, 16)}-${format}`;
+      const existing = await opfs.readModelMeta(k);
+      if (existing) return await useCached(k);
+      const bytes = await opfs.writeAtomic(["models", k], "weights.pack", async (sink) => {
+        await writePack(ckpt, cfg, sink, {
+          format,
+          fingerprint,
+          onProgress: (done, total, what) => event(id, { stage: "convert", message: `packed ${what}`, done, total }),
+        });
+      });
+      for (const f of TOKENIZER_FILES) {
+        const text = await dir.readText(f);
+        if (text !== undefined) await opfs.writeText(["models", k], f, text);
+      }
+      const counts = paramCounts(cfg);
+      const meta = {
+        key: k,
+        name,
+        format,
+        fingerprint,
+        packBytes: bytes,
+        params: counts.total,
+        layers: cfg.numLayers,
+        hidden: cfg.hiddenSize,
+        quantization: cfg.quantization ? `MLX ${cfg.quantization.bits}-bit` : undefined,
+        savedAt: Date.now(),
+      };
+      await opfs.writeText(["models", k], "meta.json", JSON.stringify(meta));
+      return await useCached(k);
+    } finally {
+      ckpt.close();
+    }
+  },
+
+  /** Forgets a converted model (its pack and any training state). */
+  async removeModel(_id, { key }) {
+    await opfs.remove(["models"], key);
+    return await opfs.listModels();
+  },
+
+  /** Takes token cache bytes made by a text worker as a dataset (`which`: "train" or "val"). */
+  dataset(_id, { which, bytes, name }) {
+    const cache = decodeTokenCache(new Uint8Array(bytes), { name });
+    const seqs = [];
+    for (let i = 0; i < cache.count; i++) seqs.push(cache.example(i));
+    session.sets[which] = { seqs, bytes: new Uint8Array(bytes), name };
+    return { stats: cache.meta.stats };
+  },
+
+  clearDataset(_id, { which }) {
+    delete session.sets[which];
+    return {};
+  },
+
+  /** The memory plan of a training run with `options`, and whether it fits `budget` bytes. */
+  async plan(_id, { options, budget }) {
+    requireModel();
+    const kernels = await loadKernels({});
+    const threads = options.threads ?? threadCount();
+    const cfg = session.pack.config;
+    const regions = planRegions(cfg, planOptions(options, kernels.exports.gemm_scratch_bytes() * threads));
+    const plan = planMemory(regions);
+    return {
+      table: formatPlan(plan),
+      arenaBytes: plan.bytes,
+      arena: formatMB(plan.bytes),
+      fits: !budget || plan.bytes <= budget,
+      regions: plan.regions.map((r) => ({ name: r.name, bytes: r.bytes, purpose: r.purpose })),
+    };
+  },
+
+  /** Whether a saved training state exists for this model, and where it stopped. */
+  async savedRun() {
+    requireModel();
+    const bytes = await opfs.readBytes(["models", session.model.key, "run"], "checkpoint.safetensors");
+    if (!bytes) return { exists: false };
+    const { state, run } = await decodeCheckpoint(bytes, "saved training state");
+    return { exists: true, step: state.step, run };
+  },
+
+  /** Trains; with `resume`, continues the saved state of this model. Emits step/val/checkpoint events. */
+  async train(id, { options, resume }) {
+    requireModel();
+    const train_ = session.sets.train;
+    if (!train_) throw new Error("no training data yet");
+    const runDir = ["models", session.model.key, "run"];
+    let state;
+    let runMeta = { options, data: train_.name, val: session.sets.val?.name };
+    if (resume) {
+      const saved = await opfs.readBytes(runDir, "checkpoint.safetensors");
+      if (!saved) throw new Error("there is no saved run to resume");
+      const decoded = await decodeCheckpoint(saved, "saved training state");
+      state = decoded.state;
+      options = decoded.run.options;
+      runMeta = decoded.run;
+      const data = await opfs.readBytes(runDir, "train.tokcache");
+      if (data) ops.dataset(id, { which: "train", bytes: data.buffer, name: decoded.run.data });
+      const val = await opfs.readBytes(runDir, "val.tokcache");
+      if (val) ops.dataset(id, { which: "val", bytes: val.buffer, name: decoded.run.val });
+    } else {
+      await opfs.remove(["models", session.model.key], "run");
+      await opfs.writeBytes(runDir, "train.tokcache", session.sets.train.bytes);
+      if (session.sets.val) await opfs.writeBytes(runDir, "val.tokcache", session.sets.val.bytes);
+    }
+    const layout = loraLayout(session.pack.config, state?.lora ?? options.lora);
+    session.layout = layout;
+    session.stop = false;
+    const threads = options.threads ?? threadCount();
+    const save = async (s) => {
+      await opfs.writeAtomic(runDir, "checkpoint.safetensors", (sink) => writeCheckpoint(sink, s, runMeta));
+      // the adapter as it stands, so "download" works during a pause too
+      session.result = { params: s.params.slice(), layout };
+    };
+    const result = await train(session.pack, session.sets.train.seqs, session.sets.val?.seqs ?? [], {
+      ...options,
+      threads,
+      budget: options.budget || undefined,
+      resume: state,
+      onEvent: (e) => event(id, e),
+      saveCheckpoint: save,
+      shouldStop: () => session.stop,
+    });
+    session.result = { params: result.params.slice(), layout };
+    return { steps: result.steps, stopped: result.stopped, losses: result.losses, valLosses: result.valLosses };
+  },
+
+  /** Asks a running training to stop after its current step (it saves first). */
+  stop() {
+    session.stop = true;
+    return {};
+  },
+
+  /** The trained adapter as PEFT files (bytes), from the last training or the saved state. */
+  async adapter() {
+    requireModel();
+    let r = session.result;
+    if (!r) {
+      const saved = await opfs.readBytes(["models", session.model.key, "run"], "checkpoint.safetensors");
+      if (!saved) throw new Error("nothing trained yet");
+      const { state } = await decodeCheckpoint(saved, "saved training state");
+      r = { params: state.params, layout: loraLayout(session.pack.config, state.lora) };
+    }
+    const weights = encodeLoraTensors(r.layout, r.params);
+    const config = adapterConfigJson(r.layout, session.model.name);
+    return { weights: weights.buffer, config };
+  },
+
+  /** Checks an uploaded adapter against this model and keeps it as the current adapter. */
+  async loadAdapter(_id, { config, weights }) {
+    requireModel();
+    const cfg = parseAdapterConfig(config, "adapter_config.json");
+    const layout = loraLayout(session.pack.config, {
+      rank: cfg.rank,
+      alpha: cfg.alpha,
+      rslora: cfg.rslora,
+      targets: cfg.targets,
+    });
+    const file = await readSafetensorsHeader(bytesSource(new Uint8Array(weights), "adapter_model.safetensors"));
+    const params = new Float32Array(layout.totalElements);
+    await readAdapterInto({ config: cfg, weights: file, name: "uploaded adapter" }, layout, params);
+    session.result = { params, layout };
+    return { rank: cfg.rank, targets: cfg.targets };
+  },
+};
+
+function requireModel() {
+  if (!session.pack) throw new Error("open a model first");
+}
+
+async function useCached(key) {
+  const meta = await opfs.readModelMeta(key);
+  if (!meta) throw new Error(`converted model ${key} is gone from this browser's storage`);
+  const file = await opfs.fileOf(["models", key], "weights.pack");
+  session.pack = await openPack(blobSource(file, `browser storage: ${meta.name} (${meta.format})`), {
+    fingerprint: meta.fingerprint,
+    format: meta.format,
+  });
+  session.model = meta;
+  session.result = undefined;
+  const c = session.pack.config;
+  return {
+    ...meta,
+    vocab: c.vocabSize,
+    maxPositions: c.maxPositionEmbeddings,
+    bf16Scales: session.pack.header.bf16Scales,
+  };
+}
+
+/** The engine's plan options for a training with the page's `options` (the same choices `train` makes). */
+function planOptions(o, gemmScratch) {
+  const cfg = session.pack.config;
+  const method = o.method ?? "mesp";
+  return {
+    mode: "train",
+    seqLen: o.seqLen,
+    format: session.pack.header.format,
+    bf16Scales: session.pack.header.bf16Scales,
+    lora: loraLayout(cfg, o.lora),
+    method,
+    optimizer: method === "mezo" ? "sgd" : o.optimizer?.name ?? "adamw",
+    gradBuffer: (o.gradAccum ?? 1) > 1 || (o.clip ?? 0) > 0,
+    vocabChunk: o.vocabChunk ?? 512,
+    resident: o.resident ?? false,
+    ckptDtype: o.ckptDtype ?? "f32",
+    ckptEvery: o.ckptEvery ?? 1,
+    gemmScratch,
+  };
+}
+
+// One request at a time, except `stop`, which must reach a running training.
+let queue = Promise.resolve();
+self.onmessage = (e) => {
+  const { id, op, ...args } = e.data;
+  const run = async () => {
+    try {
+      const fn = ops[op];
+      if (!fn) throw new Error(`unknown request ${op}`);
+      const value = await fn(id, args);
+      const transfer = value && value.weights instanceof ArrayBuffer ? [value.weights] : [];
+      post({ id, kind: "done", value }, transfer);
+    } catch (err) {
+      console.error(err);
+      post({ id, kind: "error", message: err?.message || String(err) });
+    }
+  };
+  if (op === "stop" || op === "env") run();
+  else queue = queue.then(run);
+};
