@@ -1,9 +1,19 @@
+var __defProp = Object.defineProperty;
 var __getOwnPropNames = Object.getOwnPropertyNames;
 var __esm = (fn, res) => function __init() {
   return fn && (res = (0, fn[__getOwnPropNames(fn)[0]])(fn = 0)), res;
 };
+var __export = (target, all) => {
+  for (var name in all)
+    __defProp(target, name, { get: all[name], enumerable: true });
+};
 
 // src/text/tokenizer.ts
+var tokenizer_exports = {};
+__export(tokenizer_exports, {
+  createStreamDecoder: () => createStreamDecoder,
+  loadTokenizer: () => loadTokenizer
+});
 function loadTokenizer(files) {
   return import(tokenizerModule()).then((m) => m.buildTokenizer(files));
 }
@@ -832,6 +842,155 @@ function memoryFiles(files, options = {}) {
       ].sort());
     }
   };
+}
+function blobFiles(files, options = {}) {
+  const map = files instanceof Map ? files : new Map(Object.entries(files));
+  const name = options.name ?? "<files>";
+  return {
+    name,
+    async readText(file) {
+      const blob = map.get(file);
+      return blob === void 0 ? void 0 : await blob.text();
+    },
+    source(file) {
+      const blob = map.get(file);
+      const path = `${name}/${file}`;
+      if (blob === void 0) {
+        const missing = () => Promise.reject(new FileNotFoundError(path));
+        return {
+          name: path,
+          size: missing,
+          read: missing
+        };
+      }
+      return blobSource(blob, path);
+    },
+    list() {
+      return Promise.resolve([
+        ...map.keys()
+      ].sort());
+    }
+  };
+}
+
+// src/io/crc32.ts
+var crcTable;
+function crc32(bytes, crc = 0) {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c2 = n;
+      for (let k = 0; k < 8; k++) c2 = c2 & 1 ? 3988292384 ^ c2 >>> 1 : c2 >>> 1;
+      crcTable[n] = c2 >>> 0;
+    }
+  }
+  const table = crcTable;
+  let c = (crc ^ 4294967295) >>> 0;
+  for (let i = 0; i < bytes.length; i++) c = table[(c ^ bytes[i]) & 255] ^ c >>> 8;
+  return (c ^ 4294967295) >>> 0;
+}
+
+// src/io/zip.ts
+var LOCAL = 67324752;
+var CENTRAL = 33639248;
+var END = 101010256;
+var DOS_DATE = 0 << 9 | 1 << 5 | 1;
+function zipStore(entries) {
+  const enc = new TextEncoder();
+  const names = entries.map((e) => enc.encode(e.name));
+  const crcs = entries.map((e) => crc32(e.data));
+  const localBytes = entries.reduce((n, e, i) => n + 30 + names[i].length + e.data.length, 0);
+  const centralBytes = names.reduce((n, b) => n + 46 + b.length, 0);
+  if (localBytes + centralBytes > 4294967295 || entries.length > 65535) {
+    throw new Error("zip: archive too large for a classic (non-ZIP64) archive");
+  }
+  const out = new Uint8Array(localBytes + centralBytes + 22);
+  const v = new DataView(out.buffer);
+  let at = 0;
+  const offsets = [];
+  entries.forEach((e, i) => {
+    offsets.push(at);
+    v.setUint32(at, LOCAL, true);
+    v.setUint16(at + 4, 20, true);
+    v.setUint16(at + 6, 2048, true);
+    v.setUint16(at + 8, 0, true);
+    v.setUint16(at + 10, 0, true);
+    v.setUint16(at + 12, DOS_DATE, true);
+    v.setUint32(at + 14, crcs[i], true);
+    v.setUint32(at + 18, e.data.length, true);
+    v.setUint32(at + 22, e.data.length, true);
+    v.setUint16(at + 26, names[i].length, true);
+    v.setUint16(at + 28, 0, true);
+    out.set(names[i], at + 30);
+    out.set(e.data, at + 30 + names[i].length);
+    at += 30 + names[i].length + e.data.length;
+  });
+  const centralAt = at;
+  entries.forEach((e, i) => {
+    v.setUint32(at, CENTRAL, true);
+    v.setUint16(at + 4, 20, true);
+    v.setUint16(at + 6, 20, true);
+    v.setUint16(at + 8, 2048, true);
+    v.setUint16(at + 10, 0, true);
+    v.setUint16(at + 12, 0, true);
+    v.setUint16(at + 14, DOS_DATE, true);
+    v.setUint32(at + 16, crcs[i], true);
+    v.setUint32(at + 20, e.data.length, true);
+    v.setUint32(at + 24, e.data.length, true);
+    v.setUint16(at + 28, names[i].length, true);
+    v.setUint32(at + 42, offsets[i], true);
+    out.set(names[i], at + 46);
+    at += 46 + names[i].length;
+  });
+  v.setUint32(at, END, true);
+  v.setUint16(at + 8, entries.length, true);
+  v.setUint16(at + 10, entries.length, true);
+  v.setUint32(at + 12, at - centralAt, true);
+  v.setUint32(at + 16, centralAt, true);
+  return out;
+}
+function unzipStore(bytes, name = "archive.zip") {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let end = -1;
+  for (let i = bytes.length - 22; i >= Math.max(0, bytes.length - 22 - 65535); i--) {
+    if (v.getUint32(i, true) === END) {
+      end = i;
+      break;
+    }
+  }
+  if (end < 0) throw new Error(`${name}: not a ZIP archive (no end-of-directory record)`);
+  const count = v.getUint16(end + 10, true);
+  let at = v.getUint32(end + 16, true);
+  const dec = new TextDecoder();
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    if (at + 46 > bytes.length || v.getUint32(at, true) !== CENTRAL) {
+      throw new Error(`${name}: central directory entry ${i} is damaged`);
+    }
+    const method = v.getUint16(at + 10, true);
+    const crc = v.getUint32(at + 16, true);
+    const size = v.getUint32(at + 20, true);
+    const nameLen = v.getUint16(at + 28, true);
+    const skip = nameLen + v.getUint16(at + 30, true) + v.getUint16(at + 32, true);
+    const local = v.getUint32(at + 42, true);
+    const entryName = dec.decode(bytes.subarray(at + 46, at + 46 + nameLen));
+    if (method !== 0) {
+      throw new Error(`${name}: ${entryName} is compressed (method ${method}); only stored entries are read`);
+    }
+    if (local + 30 > bytes.length || v.getUint32(local, true) !== LOCAL) {
+      throw new Error(`${name}: ${entryName}: local header is damaged`);
+    }
+    const dataAt = local + 30 + v.getUint16(local + 26, true) + v.getUint16(local + 28, true);
+    if (dataAt + size > bytes.length) throw new Error(`${name}: ${entryName} is cut short`);
+    const data = bytes.subarray(dataAt, dataAt + size);
+    if (crc32(data) !== crc) throw new Error(`${name}: ${entryName} fails its CRC-32 check (corrupt)`);
+    out.push({
+      name: entryName,
+      data
+    });
+    at += 46 + skip;
+  }
+  return out;
 }
 
 // src/model/config.ts
@@ -3483,20 +3642,47 @@ var MAGIC2 = [
   0
 ];
 var FIXED = 24;
-var crcTable;
-function crc32(bytes) {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c2 = n;
-      for (let k = 0; k < 8; k++) c2 = c2 & 1 ? 3988292384 ^ c2 >>> 1 : c2 >>> 1;
-      crcTable[n] = c2 >>> 0;
-    }
+async function sha256Hex(bytes) {
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+function resolveTokenCacheOptions(options, tokenizerConfigJson) {
+  if (!Number.isInteger(options.seqLen) || options.seqLen < 2) {
+    throw new Error(`seqLen must be an integer \u2265 2, got ${options.seqLen}`);
   }
-  const table = crcTable;
-  let c = 4294967295;
-  for (let i = 0; i < bytes.length; i++) c = table[(c ^ bytes[i]) & 255] ^ c >>> 8;
-  return (c ^ 4294967295) >>> 0;
+  let defaultSystem = options.defaultSystem;
+  if (defaultSystem === void 0) {
+    let template;
+    if (tokenizerConfigJson !== void 0) {
+      try {
+        template = JSON.parse(tokenizerConfigJson).chat_template;
+      } catch (e) {
+        throw new Error(`tokenizer_config.json: invalid JSON: ${e.message}`);
+      }
+    }
+    defaultSystem = chatDefaultsFromTemplate(typeof template === "string" ? template : void 0).defaultSystem;
+  }
+  return {
+    seqLen: options.seqLen,
+    defaultSystem,
+    appendEosToText: options.appendEosToText !== false
+  };
+}
+function tokenCacheKey(parts) {
+  const o = parts.options;
+  const canonical = JSON.stringify({
+    format: "mesp-token-cache",
+    version: TOKEN_CACHE_VERSION,
+    dataset: parts.datasetSha256,
+    tokenizer: parts.tokenizerSha256,
+    tokenizerConfig: parts.tokenizerConfigSha256,
+    options: {
+      appendEosToText: o.appendEosToText,
+      defaultSystem: o.defaultSystem,
+      seqLen: o.seqLen
+    }
+  });
+  return sha256Hex(new TextEncoder().encode(canonical));
 }
 function checkLittleEndian() {
   if (new Uint8Array(Uint32Array.of(1).buffer)[0] !== 1) {
@@ -3604,6 +3790,59 @@ function decodeTokenCache(bytes, options = {}) {
       };
     }
   };
+}
+async function buildTokenCache(job) {
+  const { loadTokenizer: loadTokenizer2 } = await Promise.resolve().then(() => (init_tokenizer(), tokenizer_exports));
+  const text = (b, what) => {
+    try {
+      return new TextDecoder("utf-8", {
+        fatal: true
+      }).decode(b);
+    } catch {
+      throw new Error(`${what}: not valid UTF-8`);
+    }
+  };
+  const tokenizerJson = text(job.tokenizerJsonBytes, "tokenizer.json");
+  const tokenizerConfigJson = job.tokenizerConfigBytes && text(job.tokenizerConfigBytes, "tokenizer_config.json");
+  const options = resolveTokenCacheOptions(job.options, tokenizerConfigJson);
+  const [datasetSha256, tokenizerSha256, tokenizerConfigSha256] = await Promise.all([
+    sha256Hex(job.datasetBytes),
+    sha256Hex(job.tokenizerJsonBytes),
+    job.tokenizerConfigBytes ? sha256Hex(job.tokenizerConfigBytes) : null
+  ]);
+  const key = await tokenCacheKey({
+    datasetSha256,
+    tokenizerSha256,
+    tokenizerConfigSha256,
+    options
+  });
+  const records = parseJsonl(text(job.datasetBytes, job.datasetFile), {
+    file: job.datasetFile
+  });
+  const tokenizer = await loadTokenizer2({
+    tokenizerJson,
+    tokenizerConfigJson
+  });
+  const { examples, stats } = tokenizeDataset(records, tokenizer, {
+    seqLen: options.seqLen,
+    chatDefaults: {
+      defaultSystem: options.defaultSystem
+    },
+    appendEosToText: options.appendEosToText
+  });
+  if (examples.length === 0) {
+    throw new Error(`${job.datasetFile}: no example has a training target within seqLen`);
+  }
+  return encodeTokenCache(examples, {
+    key,
+    datasetSha256,
+    tokenizerSha256,
+    tokenizerConfigSha256,
+    datasetFile: job.datasetFile,
+    options,
+    vocabSize: tokenizer.vocabSize,
+    stats
+  });
 }
 async function tokenizeInWorker(job) {
   const worker = new Worker(new URL("./tokenize_worker.js", import.meta.url).href, {
@@ -5398,6 +5637,11 @@ async function writeLoraTensors(sink, layout, values, extra = {}) {
     format: "pt"
   });
 }
+function encodeLoraTensors(layout, values, extra = {}) {
+  return encodeSafetensors(loraTensorEntries(layout, values, extra), {
+    format: "pt"
+  });
+}
 function adapterConfigJson(layout, baseModel) {
   const cfg = {
     alpha_pattern: {},
@@ -6148,7 +6392,7 @@ function lossCurveSvg(train2, val = [], options = {}) {
     grid.push(`<text x="${left - 6}" y="${(y + 4).toFixed(1)}" text-anchor="end">${v.toFixed(2)}</text>`);
   }
   const esc = (s) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">
 <rect width="100%" height="100%" fill="white"/>
 <text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${esc(options.title ?? "loss")}</text>
 ${grid.join("\n")}
@@ -6176,7 +6420,9 @@ export {
   PlanTooLargeError,
   VARIANTS,
   adapterConfigJson,
+  blobFiles,
   blobSource,
+  buildTokenCache,
   bytesSource,
   chatDefaultsFromTemplate,
   checkpointFingerprint,
@@ -6185,6 +6431,7 @@ export {
   decodeCheckpoint,
   decodeTokenCache,
   dequantize,
+  encodeLoraTensors,
   encodeSafetensors,
   encodeTokenCache,
   evaluate,
@@ -6224,11 +6471,13 @@ export {
   tokenizeExample,
   tokenizeInWorker,
   train,
+  unzipStore,
   urlFiles,
   writeCheckpoint,
   writeLoraTensors,
   writePack,
   writeSafetensors,
+  zipStore,
   zoEstimate,
   zoUpdate
 };

@@ -373,6 +373,23 @@ function tokenizeDataset(records, tokenizer, options) {
   };
 }
 
+// src/io/crc32.ts
+var crcTable;
+function crc32(bytes, crc = 0) {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c2 = n;
+      for (let k = 0; k < 8; k++) c2 = c2 & 1 ? 3988292384 ^ c2 >>> 1 : c2 >>> 1;
+      crcTable[n] = c2 >>> 0;
+    }
+  }
+  const table = crcTable;
+  let c = (crc ^ 4294967295) >>> 0;
+  for (let i = 0; i < bytes.length; i++) c = table[(c ^ bytes[i]) & 255] ^ c >>> 8;
+  return (c ^ 4294967295) >>> 0;
+}
+
 // src/data/token_cache.ts
 var TOKEN_CACHE_VERSION = 1;
 var MAGIC = [
@@ -386,21 +403,6 @@ var MAGIC = [
   0
 ];
 var FIXED = 24;
-var crcTable;
-function crc32(bytes) {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c2 = n;
-      for (let k = 0; k < 8; k++) c2 = c2 & 1 ? 3988292384 ^ c2 >>> 1 : c2 >>> 1;
-      crcTable[n] = c2 >>> 0;
-    }
-  }
-  const table = crcTable;
-  let c = 4294967295;
-  for (let i = 0; i < bytes.length; i++) c = table[(c ^ bytes[i]) & 255] ^ c >>> 8;
-  return (c ^ 4294967295) >>> 0;
-}
 async function sha256Hex(bytes) {
   const digest = await crypto.subtle.digest("SHA-256", bytes);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");

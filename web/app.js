@@ -1,6 +1,6 @@
 // The page: wires the six steps (model, data, plan, train, try, keep) to the compute worker (session.js) and
 // to short-lived text workers (text.js). Nothing heavy runs on this thread, so the page never freezes.
-import { formatMB, lossCurveSvg, unzipStore, zipStore } from "../dist/mod.js";
+import { formatMB, lossCurveSvg, unzipStore, zipStore } from "../dist/mesp.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -64,7 +64,10 @@ const state = {
   trained: false,
   losses: [],
   vals: [],
+  /** This session's step events (benchmarks read them through `globalThis.mespPage`). */
+  stepEvents: [],
 };
+globalThis.mespPage = state;
 
 function setStatus(el, text, kind = "") {
   el.textContent = text;
@@ -72,7 +75,7 @@ function setStatus(el, text, kind = "") {
 }
 
 function refresh() {
-  const ready = state.model && state.data.train && !state.training;
+  const ready = state.model && state.data.train?.stats && !state.training && !state.tokenizing;
   $("plan-button").disabled = !ready;
   $("train-button").disabled = !ready;
   $("pause-button").disabled = !state.training;
@@ -142,9 +145,15 @@ async function openModel(source) {
     state.model = model;
     state.trained = false;
     showModel(model);
-    setStatus(status, `Ready: ${model.name}, kept in this browser for next time.`, "ok");
+    setStatus(
+      status,
+      model.converted
+        ? `Ready: ${model.name}, converted and kept in this browser for next time.`
+        : `Ready: ${model.name}, opened from this browser's storage (no conversion needed).`,
+      "ok",
+    );
     await showCached();
-    await retokenize();
+    await retokenize(true);
     await offerResume();
   } catch (err) {
     setStatus(status, err.message, "error");
@@ -184,7 +193,8 @@ function filesByName(list) {
 }
 
 $("model-folder").addEventListener("change", (e) => {
-  if (e.target.files.length) openModel({ files: filesByName(e.target.files) });
+  const list = e.target.files;
+  if (list.length) openModel({ files: filesByName(list), name: list[0].webkitRelativePath.split("/")[0] });
 });
 $("model-files").addEventListener("change", (e) => {
   if (e.target.files.length) openModel({ files: new Map([...e.target.files].map((f) => [f.name, f])) });
@@ -213,7 +223,8 @@ drop.addEventListener("drop", async (e) => {
       for (const c of children) if (c.isFile) files.set(c.name, await fileOf(c));
     }
   }
-  if (files.size) openModel({ files });
+  const folder = entries.length === 1 && entries[0].isDirectory ? entries[0].name : undefined;
+  if (files.size) openModel({ files, name: folder });
 });
 
 // ---- 2. data -------------------------------------------------------------------------------------------
@@ -234,6 +245,8 @@ async function tokenize(which) {
   const d = state.data[which];
   const status = $("data-status");
   setStatus(status, `Tokenizing ${d.name}…`);
+  state.tokenizing = (state.tokenizing ?? 0) + 1;
+  refresh();
   try {
     const cache = await textJob("tokenize", {
       key: state.model.key,
@@ -249,8 +262,10 @@ async function tokenize(which) {
     state.data[which] = undefined;
     await ask("clearDataset", { which });
     setStatus(status, err.message, "error");
+  } finally {
+    state.tokenizing--;
+    refresh();
   }
-  refresh();
 }
 
 function showData() {
@@ -268,8 +283,12 @@ function showData() {
   setStatus($("data-status"), parts.join(" "), "ok");
 }
 
-async function retokenize() {
-  for (const which of ["train", "val"]) if (state.data[which]) await tokenize(which);
+/** Tokenizes again what was tokenized for another model or sequence length. */
+async function retokenize(force = false) {
+  for (const which of ["train", "val"]) {
+    const d = state.data[which];
+    if (d && (force || d.seqLen !== seqLen())) await tokenize(which);
+  }
 }
 
 async function readPicked(input, which) {
@@ -304,9 +323,9 @@ function trainOptions() {
 async function showPlan() {
   const o = trainOptions();
   const plan = await ask("plan", { options: o, budget: o.budget });
-  const table = $("plan-table");
-  table.textContent = plan.table;
-  table.hidden = false;
+  $("plan-table").textContent = plan.table;
+  $("plan-details").hidden = false;
+  $("plan-details").open = !plan.fits;
   const budget = o.budget ? ` against a budget of ${formatMB(o.budget)}` : "";
   setStatus(
     $("plan-status"),
@@ -341,6 +360,7 @@ async function runTraining(resume) {
       if (e.type === "plan") arena = e.bytes;
       else if (e.type === "step") {
         state.losses.push(e.loss);
+        state.stepEvents.push(e);
         bar.max = e.steps;
         bar.value = e.step;
         const perStep = e.elapsed / Math.max(1, e.step - (state.resumedAt ?? 0));
@@ -414,7 +434,15 @@ $("try-form").addEventListener("submit", async (e) => {
     const transfer = adapter ? [adapter.weights] : [];
     const r = await textJob(
       "generate",
-      { key: state.model.key, prompt, adapter, maxTokens, threads: state.env.threads },
+      {
+        key: state.model.key,
+        prompt,
+        adapter,
+        maxTokens,
+        threads: state.env.threads,
+        // small packs are read into memory whole: each token would otherwise read every layer again
+        streamWeights: state.model.packBytes > 256e6,
+      },
       (ev) => (out.textContent += ev.piece),
       transfer,
     );

@@ -29,7 +29,7 @@ import {
   urlFiles,
   writeCheckpoint,
   writePack,
-} from "../dist/mod.js";
+} from "../dist/mesp.js";
 import * as opfs from "./opfs.js";
 
 const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "generation_config.json"];
@@ -65,10 +65,10 @@ const ops = {
    * Opens a model: `files` (File objects by name, from a folder picker or a drop) or `url` (a folder served
    * over HTTP), or `key` (one converted earlier). Converts it into a pack in OPFS the first time.
    */
-  async openModel(id, { files, url, key, format }) {
+  async openModel(id, { files, url, key, format, name: given }) {
     session.pack?.source.close?.();
     session.pack = undefined;
-    if (key) return await useCached(key);
+    if (key) return { ...await useCached(key), converted: false };
     const dir = url ? urlFiles(url.endsWith("/") ? url : url + "/") : blobFiles(files, { name: "picked folder" });
     const configText = await dir.readText("config.json");
     if (configText === undefined) throw new Error(`${dir.name}: no config.json — pick the model's folder`);
@@ -85,11 +85,13 @@ const ops = {
     const ckpt = await openCheckpoint(dir);
     try {
       const fingerprint = await checkpointFingerprint(dir, ckpt);
-      const name = (json._name_or_path || (url ? url.replace(/\/+$/, "").split("/").at(-1) : files.__name) ||
-        "model").toString();
+      const name = String(
+        given || json._name_or_path || (url && url.replace(/\/+$/, "").split("/").at(-1)) ||
+          `Qwen2 model, ${cfg.numLayers} layers × ${cfg.hiddenSize}`,
+      );
       const k = `${fingerprint.slice(0, 16)}-${format}`;
       const existing = await opfs.readModelMeta(k);
-      if (existing) return await useCached(k);
+      if (existing) return { ...await useCached(k), converted: false };
       const bytes = await opfs.writeAtomic(["models", k], "weights.pack", async (sink) => {
         await writePack(ckpt, cfg, sink, {
           format,
@@ -115,7 +117,7 @@ const ops = {
         savedAt: Date.now(),
       };
       await opfs.writeText(["models", k], "meta.json", JSON.stringify(meta));
-      return await useCached(k);
+      return { ...await useCached(k), converted: true };
     } finally {
       ckpt.close();
     }
@@ -170,11 +172,9 @@ const ops = {
   /** Trains; with `resume`, continues the saved state of this model. Emits step/val/checkpoint events. */
   async train(id, { options, resume }) {
     requireModel();
-    const train_ = session.sets.train;
-    if (!train_) throw new Error("no training data yet");
     const runDir = ["models", session.model.key, "run"];
     let state;
-    let runMeta = { options, data: train_.name, val: session.sets.val?.name };
+    let runMeta;
     if (resume) {
       const saved = await opfs.readBytes(runDir, "checkpoint.safetensors");
       if (!saved) throw new Error("there is no saved run to resume");
@@ -183,10 +183,14 @@ const ops = {
       options = decoded.run.options;
       runMeta = decoded.run;
       const data = await opfs.readBytes(runDir, "train.tokcache");
-      if (data) ops.dataset(id, { which: "train", bytes: data.buffer, name: decoded.run.data });
+      if (!data) throw new Error("the saved run's training data is missing from browser storage");
+      ops.dataset(id, { which: "train", bytes: data.buffer, name: decoded.run.data });
       const val = await opfs.readBytes(runDir, "val.tokcache");
       if (val) ops.dataset(id, { which: "val", bytes: val.buffer, name: decoded.run.val });
+      else delete session.sets.val;
     } else {
+      if (!session.sets.train) throw new Error("no training data yet");
+      runMeta = { options, data: session.sets.train.name, val: session.sets.val?.name };
       await opfs.remove(["models", session.model.key], "run");
       await opfs.writeBytes(runDir, "train.tokcache", session.sets.train.bytes);
       if (session.sets.val) await opfs.writeBytes(runDir, "val.tokcache", session.sets.val.bytes);

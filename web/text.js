@@ -13,7 +13,7 @@ import {
   parseAdapterConfig,
   readSafetensorsHeader,
   renderChat,
-} from "../dist/mod.js";
+} from "../dist/mesp.js";
 import * as opfs from "./opfs.js";
 
 const ops = {
@@ -33,7 +33,7 @@ const ops = {
   },
 
   /** Streams a completion of `prompt` (a user turn) as {piece} events; with `adapter`, through it. */
-  async generate(post, { key, prompt, adapter, maxTokens, threads }) {
+  async generate(post, { key, prompt, adapter, maxTokens, threads, streamWeights }) {
     const dir = ["models", key];
     const tokenizerJson = await opfs.readText(dir, "tokenizer.json");
     if (!tokenizerJson) throw new Error("this model's tokenizer.json is missing from browser storage");
@@ -68,7 +68,7 @@ const ops = {
         temperature: 0,
         eosTokenIds: [...eos],
         adapter: opened,
-        streamWeights: true,
+        streamWeights,
         threads,
       })
     ) {

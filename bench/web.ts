@@ -1,0 +1,137 @@
+/**
+ * The web page next to the CLI, on the same model, data and settings, measured in one run: the tab's peak
+ * memory (VmHWM of Chromium's renderer process, which holds the page and all its workers), the first visit's
+ * conversion time, and the median step time; the CLI's whole-process peak and median step time beside them.
+ *
+ *   deno task bench:web --model DIR [--data FILE] [--steps 4] [--seq-len 256] [--threads N]
+ *
+ * The model folder goes through the page's file input like a user's; Chromium is Debian's, driven by
+ * playwright-core (as in tests/web_test.ts).
+ *
+ * @module
+ */
+import { serveWeb } from "../web/serve.ts";
+import { median } from "./measure.ts";
+
+const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
+const MAIN = new URL("../src/cli/main.ts", import.meta.url).href;
+
+function flag(name: string, fallback?: string): string {
+  const i = Deno.args.indexOf(`--${name}`);
+  const v = i >= 0 ? Deno.args[i + 1] : fallback;
+  if (v === undefined) {
+    console.error(`--${name} is required\nusage: deno task bench:web --model DIR [--data FILE] [--steps N] [--seq-len T]`);
+    Deno.exit(2);
+  }
+  return v;
+}
+const model = flag("model");
+const data = flag("data", `${ROOT}data/lumen/train.jsonl`);
+const steps = Number(flag("steps", "4"));
+const seqLen = flag("seq-len", "256");
+const threads = flag("threads", String(navigator.hardwareConcurrency));
+
+/** Median seconds per step over steps 2… (the first includes compiling and first reads). */
+function stepTime(elapsed: number[]): number {
+  const per = elapsed.slice(1).map((t, i) => t - elapsed[i]);
+  return median(per.length ? per : elapsed);
+}
+
+async function cliRun(): Promise<{ peakMB: number; step: number }> {
+  const out = await Deno.makeTempDir({ prefix: "mesp-bench-web-cli-" });
+  const args = ["run", "-A", "--v8-flags=--max-semi-space-size=1", MAIN, "train", "--model", model, "--data", data,
+    "--out", `${out}/run`, "--steps", String(steps), "--seq-len", seqLen, "--threads", threads, "--json"];
+  const r = await new Deno.Command(Deno.execPath(), { args, env: { NO_COLOR: "1" } }).output();
+  const text = new TextDecoder().decode(r.stdout), err = new TextDecoder().decode(r.stderr);
+  if (!r.success) throw new Error(`CLI train failed:\n${err}`);
+  const elapsed = text.split("\n").filter((l) => l.startsWith('{"step"')).map((l) => JSON.parse(l).elapsed_s);
+  const peak = err.match(/peak memory ([\d.]+) MB/);
+  await Deno.remove(out, { recursive: true });
+  return { peakMB: peak ? Number(peak[1]) : NaN, step: stepTime(elapsed) };
+}
+
+/** Peak resident memory (VmHWM, MB) of every Chromium renderer descended from this process. */
+async function rendererPeakMB(): Promise<number> {
+  const parent = new Map<number, number>();
+  const renderers: number[] = [];
+  for await (const e of Deno.readDir("/proc")) {
+    const pid = Number(e.name);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+      parent.set(pid, Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+      if ((await Deno.readTextFile(`/proc/${pid}/cmdline`)).includes("--type=renderer")) renderers.push(pid);
+    } catch { /* the process ended */ }
+  }
+  const mine = (pid: number): boolean => {
+    for (let p = pid; p > 1; p = parent.get(p) ?? 0) if (p === Deno.pid) return true;
+    return false;
+  };
+  let peak = 0;
+  for (const pid of renderers.filter(mine)) {
+    try {
+      const m = (await Deno.readTextFile(`/proc/${pid}/status`)).match(/VmHWM:\s+(\d+) kB/);
+      if (m) peak = Math.max(peak, Number(m[1]) * 1024 / 1e6);
+    } catch { /* ended */ }
+  }
+  return peak;
+}
+
+async function browserRun(): Promise<{ peakMB: number; step: number; convertS: number; threads: number }> {
+  const pw = await import("npm:playwright-core@1.65.1");
+  const server = serveWeb({ root: ROOT, port: 0 });
+  const profile = await Deno.makeTempDir({ prefix: "mesp-bench-web-" });
+  const ctx = await pw.chromium.launchPersistentContext(profile, {
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  try {
+    const page = await ctx.newPage();
+    await page.goto(`http://127.0.0.1:${(server.addr as Deno.NetAddr).port}/web/`);
+    const text = (id: string) => page.textContent(`#${id}`).then((t) => t ?? "");
+    const until = async (id: string, re: RegExp) => {
+      for (;;) {
+        const t = await text(id);
+        if (re.test(t)) return t;
+        if ((await page.getAttribute(`#${id}`, "class")) === "error") throw new Error(`#${id}: ${t}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    await until("env", /Ready/);
+    const t0 = performance.now();
+    await page.setInputFiles("#model-files", [...Deno.readDirSync(model)].map((e) => `${model}/${e.name}`));
+    await until("model-status", /^Ready/);
+    const convertS = (performance.now() - t0) / 1000;
+    await page.fill("#seq-len", seqLen);
+    await page.fill("#steps", String(steps));
+    await page.setInputFiles("#train-file", data);
+    await until("data-status", /examples/);
+    await page.click("#train-button");
+    await until("train-status", /^Done/);
+    // deno-lint-ignore no-explicit-any
+    const events = await page.evaluate(() => (globalThis as any).mespPage.stepEvents.map((e: any) => e.elapsed));
+    const env = await text("env");
+    return {
+      peakMB: await rendererPeakMB(),
+      step: stepTime(events as number[]),
+      convertS,
+      threads: Number(env.match(/(\d+) kernel thread/)?.[1] ?? 1),
+    };
+  } finally {
+    await ctx.close();
+    await server.shutdown();
+    await Deno.remove(profile, { recursive: true });
+  }
+}
+
+const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown CPU";
+console.log(`# ${cpu}; ${model}, T ${seqLen}, ${steps} steps, page defaults (AdamW, rank 8, all targets)`);
+const browser = await browserRun();
+const cli = await cliRun();
+console.log(`| where | threads | peak | s/step | first visit's conversion |`);
+console.log(`|---|---:|---:|---:|---:|`);
+console.log(`| web page (Chromium tab) | ${browser.threads} | ${browser.peakMB.toFixed(1)} MB | ${browser.step.toFixed(2)} | ${browser.convertS.toFixed(1)} s |`);
+console.log(`| CLI (\`deno task train\`) | ${threads} | ${cli.peakMB.toFixed(1)} MB | ${cli.step.toFixed(2)} | |`);
+console.log(`step time, tab / CLI: ${(browser.step / cli.step).toFixed(2)}×`);

@@ -1,0 +1,221 @@
+// The web page (web/) as a person uses it, in headless Chromium, served by the same server as `deno task web`:
+// the tiny model's files and the demo dataset given through the file inputs, a bad JSONL line and a budget
+// too small refused, 3 training steps whose downloaded adapter is byte-identical to the CLI's `train` with the
+// same seed and flags, generation equal to the CLI's, the pack reused from OPFS after a reload, and a paused
+// run resumed after a reload to the same bytes. Screenshots of each stage (desktop and phone) go to a
+// temporary folder named in the log. Skipped (with a message) where Chromium or playwright-core is missing;
+// CI installs both and sets MESP_REQUIRE_RUNTIMES=1, so there it fails instead.
+import { assert, assertEquals } from "./_assert.ts";
+import { tinyRun } from "./_tiny_run.ts";
+import { serveWeb } from "../web/serve.ts";
+import { unzipStore } from "../src/io/zip.ts";
+import { Buffer } from "node:buffer";
+
+const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
+const MAIN = new URL("../src/cli/main.ts", import.meta.url).href;
+const DATA = `${ROOT}data/lumen/train.jsonl`;
+const CHROMIUM = "/usr/bin/chromium";
+const FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+/** The page's form values and the CLI flags that mean the same (the page's other settings are the CLI's defaults). */
+const FORM = { steps: "3", "seq-len": "64", seed: "3", rank: "4", lr: "0.001" };
+const CLI_FLAGS = ["--steps", "3", "--seq-len", "64", "--seed", "3", "--rank", "4", "--lr", "0.001"];
+const PROMPT = "How long does the Lumen battery last?";
+
+type Playwright = typeof import("npm:playwright-core@1.65.1");
+type Page = Awaited<ReturnType<Awaited<ReturnType<Playwright["chromium"]["launchPersistentContext"]>>["newPage"]>>;
+
+async function playwright(): Promise<Playwright | string> {
+  try {
+    await Deno.stat(CHROMIUM);
+  } catch {
+    return `${CHROMIUM} is missing (apt-get install -y chromium)`;
+  }
+  try {
+    return await import("npm:playwright-core@1.65.1");
+  } catch (err) {
+    return `npm:playwright-core@1.65.1 cannot be loaded (${(err as Error).message.split("\n")[0]})`;
+  }
+}
+
+const found = await playwright();
+const skip = typeof found === "string" ? found : undefined;
+if (skip) console.log(`web page tests skipped: ${skip}`);
+
+async function cli(args: string[], env: Record<string, string>): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    env: { NO_COLOR: "1", ...env },
+  }).output();
+  assert(out.success, `${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
+  return new TextDecoder().decode(out.stdout);
+}
+
+/**
+ * Waits until `#id`'s text matches `pattern`, or the page shows an error there, and returns the text. With
+ * `from` (the text before the action), that old text never counts, so a stale error is not taken for news.
+ */
+async function statusOf(page: Page, id: string, pattern: RegExp, timeout = 120_000, from?: string) {
+  await page.waitForFunction(
+    ([sel, src, old]) => {
+      // deno-lint-ignore no-explicit-any
+      const el = (globalThis as any).document.querySelector(sel as string);
+      const text = el.textContent ?? "";
+      if (old !== null && text === old) return false;
+      return new RegExp(src as string).test(text) || (el.className === "error" && !/…$/.test(text));
+    },
+    [`#${id}`, pattern.source, from ?? null],
+    { timeout },
+  );
+  return (await page.textContent(`#${id}`)) ?? "";
+}
+
+Deno.test({
+  name: "web page in headless Chromium: data checks, plan refusal, CLI-identical adapter, OPFS reuse and resume",
+  ignore: skip !== undefined && Deno.env.get("MESP_REQUIRE_RUNTIMES") !== "1",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    if (skip) throw new Error(skip);
+    const pw = found as Playwright;
+    const ref = await tinyRun();
+    const model = `${ref.dir}/model`;
+    const work = await Deno.makeTempDir({ prefix: "mesp-web-" });
+    const shots = `${work}/screenshots`;
+    await Deno.mkdir(shots);
+    console.log(`web page screenshots: ${shots}`);
+    const env = { MESP_CACHE: `${ref.dir}/cache` };
+    await cli(["train", "--model", model, "--data", DATA, "--out", `${work}/cli`, "--json", ...CLI_FLAGS], env);
+    const cliAdapter = await Deno.readFile(`${work}/cli/adapter_model.safetensors`);
+    const cliBase = (await cli(
+      ["generate", "--model", model, "--prompt", PROMPT, "--temperature", "0", "--max-tokens", "6"],
+      env,
+    )).trim();
+
+    const server = serveWeb({ root: ROOT, port: 0 });
+    const { port } = server.addr as Deno.NetAddr;
+    const ctx = await pw.chromium.launchPersistentContext(`${work}/profile`, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: FLAGS,
+      acceptDownloads: true,
+      viewport: { width: 1100, height: 900 },
+    });
+    try {
+      const page = await ctx.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      const url = `http://127.0.0.1:${port}/web/`;
+      await page.goto(url);
+      assert(/Ready: 2 kernel threads|Ready: \d+ kernel thread/.test(await statusOf(page, "env", /Ready/)));
+
+      // 1. model, through the file input: converted once
+      const files = [...Deno.readDirSync(model)].map((e) => `${model}/${e.name}`);
+      await page.setInputFiles("#model-files", files);
+      const converted = await statusOf(page, "model-status", /^Ready/);
+      assert(converted.includes("converted and kept"), converted);
+      assert(((await page.textContent("#model-card")) ?? "").includes("q4"));
+      await page.screenshot({ path: `${shots}/1-model.png`, fullPage: true });
+
+      // 2. data: a bad line is named with its number, then the real file
+      await page.fill("#seq-len", FORM["seq-len"]);
+      await page.setInputFiles("#train-file", {
+        name: "bad.jsonl",
+        mimeType: "application/jsonl",
+        buffer: Buffer.from('{"text": "fine"}\n{"text": oops}\n'),
+      });
+      const bad = await statusOf(page, "data-status", /bad\.jsonl:\d/);
+      assert(bad.includes("bad.jsonl:2"), bad);
+      await page.screenshot({ path: `${shots}/2-bad-line.png`, fullPage: true });
+      await page.setInputFiles("#train-file", DATA);
+      const data = await statusOf(page, "data-status", /examples/, 120_000, bad);
+      assert(data.includes("100 examples"), data);
+
+      // 3. a budget too small is refused, with the plan
+      for (const [id, v] of Object.entries(FORM)) if (id !== "seq-len") await page.fill(`#${id}`, v);
+      await page.fill("#budget", "1");
+      await page.click("#train-button");
+      const refused = await statusOf(page, "train-status", /Not started/);
+      assert(refused.includes("does not fit"), refused);
+      assert(((await page.textContent("#plan-status")) ?? "").includes("does not fit"));
+      assert(((await page.textContent("#plan-table")) ?? "").includes("lora.params"));
+      await page.screenshot({ path: `${shots}/3-plan-refused.png`, fullPage: true });
+      await page.fill("#budget", "0");
+
+      // 4. train 3 steps; the downloaded adapter is the CLI's, byte for byte
+      await page.click("#train-button");
+      const done = await statusOf(page, "train-status", /^Done/, 300_000);
+      assert(done.startsWith("Done: 3 steps"), done);
+      await page.screenshot({ path: `${shots}/4-trained.png`, fullPage: true });
+      sameBytes(await downloadedWeights(page, work, "a"), cliAdapter, "the page's adapter vs the CLI's");
+
+      // 5. generation without the adapter equals the CLI's
+      await page.fill("#max-tokens", "6");
+      await page.click("#try-button");
+      // deno-lint-ignore no-explicit-any
+      await page.waitForFunction(() => !(globalThis as any).document.querySelector("#try-button").disabled, null, {
+        timeout: 120_000,
+      });
+      assertEquals(((await page.textContent("#out-base")) ?? "").trim(), cliBase);
+      assert(((await page.textContent("#out-adapter")) ?? "").length > 0);
+      await page.screenshot({ path: `${shots}/5-try.png`, fullPage: true });
+
+      // 6. reload: the pack comes from OPFS; a paused run resumes after another reload to the same bytes
+      await page.reload();
+      await statusOf(page, "env", /Ready/);
+      await page.click("#cached-list button");
+      const reused = await statusOf(page, "model-status", /^Ready/);
+      assert(reused.includes("opened from this browser's storage"), reused);
+      await page.fill("#seq-len", FORM["seq-len"]);
+      await page.setInputFiles("#train-file", DATA);
+      await statusOf(page, "data-status", /examples/);
+      for (const [id, v] of Object.entries(FORM)) if (id !== "seq-len") await page.fill(`#${id}`, v);
+      await page.click("#train-button");
+      await statusOf(page, "train-status", /^Step 1 of 3/);
+      await page.click("#pause-button");
+      const paused = await statusOf(page, "train-status", /^Paused/, 300_000);
+      assert(/Paused after step [12]/.test(paused), paused);
+      await page.reload();
+      await statusOf(page, "env", /Ready/);
+      await page.click("#cached-list button");
+      const offer = await statusOf(page, "train-status", /stopped at step/);
+      assert(/stopped at step [12] of 3/.test(offer), offer);
+      await page.click("#resume-button");
+      const resumed = await statusOf(page, "train-status", /^Done/, 300_000);
+      assert(resumed.startsWith("Done: 3 steps"), resumed);
+      sameBytes(await downloadedWeights(page, work, "b"), cliAdapter, "the resumed adapter vs the CLI's");
+
+      // a phone-sized screen
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.screenshot({ path: `${shots}/6-phone.png`, fullPage: true });
+      assertEquals(errors, []);
+    } finally {
+      await ctx.close();
+      await server.shutdown();
+    }
+  },
+});
+
+/** Clicks "Download adapter", saves the zip and returns its adapter_model.safetensors bytes. */
+async function downloadedWeights(page: Page, dir: string, tag: string): Promise<Uint8Array> {
+  const download = page.waitForEvent("download");
+  await page.click("#download-button");
+  const path = `${dir}/adapter-${tag}.zip`;
+  await (await download).saveAs(path);
+  const entries = unzipStore(await Deno.readFile(path), path);
+  assertEquals(entries.map((e) => e.name), ["adapter_config.json", "adapter_model.safetensors"]);
+  return entries[1].data;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array, what: string): void {
+  const at = a.findIndex((x, i) => x !== b[i]);
+  assert(a.length === b.length && at < 0, `${what}: ${a.length} vs ${b.length} bytes, first difference at ${at}`);
+}
