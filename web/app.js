@@ -431,6 +431,7 @@ $("try-form").addEventListener("submit", async (e) => {
   $("try-button").disabled = true;
   const run = async (out, adapter) => {
     out.textContent = "";
+    await ask("release"); // the pack's file is locked by whoever reads it
     const transfer = adapter ? [adapter.weights] : [];
     const r = await textJob(
       "generate",
@@ -470,7 +471,7 @@ $("download-button").addEventListener("click", async () => {
     ]);
     const link = document.createElement("a");
     link.href = URL.createObjectURL(new Blob([zip], { type: "application/zip" }));
-    link.download = `${state.model.name.split("/").at(-1)}-lora.zip`;
+    link.download = `${state.model.name.split("/").at(-1).replace(/[^\w.-]+/g, "-")}-lora.zip`;
     link.click();
     setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
     setStatus($("keep-status"), `Downloaded ${link.download} (${formatMB(zip.length)}).`, "ok");

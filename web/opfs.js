@@ -98,3 +98,33 @@ export async function listModels() {
   }
   return out.sort((a, b) => b.savedAt - a.savedAt);
 }
+
+/**
+ * A WeightSource over a file of this storage, read through a synchronous access handle (workers only): each
+ * read goes straight into the caller's buffer, with no copy and no round trip to the browser process, which
+ * a Blob read costs (the engine reads thousands of vocabulary rows a step). The handle locks the file, so
+ * `close()` releases it for another worker; the next read opens it again.
+ */
+export async function syncSource(path, name, label) {
+  const d = await dirOf(path, false);
+  const file = await d.getFileHandle(name);
+  let handle, opening;
+  const open = () => opening ??= file.createSyncAccessHandle().then((h) => (handle = h));
+  return {
+    name: label,
+    async size() {
+      return (await open()).getSize();
+    },
+    async read(offset, into) {
+      const h = handle ?? await open();
+      const n = h.read(into, { at: offset });
+      if (n !== into.length) {
+        throw new Error(`${label}: short read: wanted bytes ${offset}..${offset + into.length}, got ${n}`);
+      }
+    },
+    close() {
+      handle?.close();
+      handle = opening = undefined;
+    },
+  };
+}

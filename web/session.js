@@ -6,7 +6,6 @@
 import {
   adapterConfigJson,
   blobFiles,
-  blobSource,
   checkpointFingerprint,
   decodeCheckpoint,
   decodeTokenCache,
@@ -217,6 +216,12 @@ const ops = {
     return { steps: result.steps, stopped: result.stopped, losses: result.losses, valLosses: result.valLosses };
   },
 
+  /** Lets go of the weight pack's file, so a text worker can read it (the next use here reopens it). */
+  release() {
+    session.pack?.source.close?.();
+    return {};
+  },
+
   /** Asks a running training to stop after its current step (it saves first). */
   stop() {
     session.stop = true;
@@ -263,8 +268,8 @@ function requireModel() {
 async function useCached(key) {
   const meta = await opfs.readModelMeta(key);
   if (!meta) throw new Error(`converted model ${key} is gone from this browser's storage`);
-  const file = await opfs.fileOf(["models", key], "weights.pack");
-  session.pack = await openPack(blobSource(file, `browser storage: ${meta.name} (${meta.format})`), {
+  const source = await opfs.syncSource(["models", key], "weights.pack", `browser storage: ${meta.name} (${meta.format})`);
+  session.pack = await openPack(source, {
     fingerprint: meta.fingerprint,
     format: meta.format,
   });

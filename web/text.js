@@ -2,7 +2,6 @@
 // a prompt. The page closes it when the job is done, so the tokenizer's memory (~180 MB) goes with it and
 // never sits beside a training run.
 import {
-  blobSource,
   buildTokenCache,
   bytesSource,
   chatDefaultsFromTemplate,
@@ -43,7 +42,7 @@ const ops = {
       generationConfigJson: await opfs.readText(dir, "generation_config.json"),
     });
     const meta = JSON.parse(await opfs.readText(dir, "meta.json"));
-    const pack = await openPack(blobSource(await opfs.fileOf(dir, "weights.pack"), meta.name), {
+    const pack = await openPack(await opfs.syncSource(dir, "weights.pack", meta.name), {
       fingerprint: meta.fingerprint,
     });
     let opened;
@@ -58,28 +57,30 @@ const ops = {
       addGenerationPrompt: true,
       defaultSystem: chatDefaultsFromTemplate(tok.chatTemplate).defaultSystem,
     });
-    const eos = new Set([...tok.eosTokenIds, ...pack.config.eosTokenIds]);
-    const dec = createStreamDecoder(tok, { skipSpecialTokens: true });
-    const started = performance.now();
-    let n = 0;
-    for await (
-      const id of generate(pack, tok.encode(text), {
-        maxTokens,
-        temperature: 0,
-        eosTokenIds: [...eos],
-        adapter: opened,
-        streamWeights,
-        threads,
-      })
-    ) {
-      if (eos.has(id)) break;
-      n++;
-      post({ kind: "event", data: { piece: dec.push(id) } });
+    try {
+      return await complete(post, tok, pack, tok.encode(text), opened, { maxTokens, threads, streamWeights });
+    } finally {
+      pack.source.close(); // the file's lock, for the compute worker
     }
-    post({ kind: "event", data: { piece: dec.flush() } });
-    return { tokens: n, seconds: (performance.now() - started) / 1000 };
   },
 };
+
+/** Streams the completion of `ids` as {piece} events. */
+async function complete(post, tok, pack, ids, adapter, { maxTokens, threads, streamWeights }) {
+  const eos = new Set([...tok.eosTokenIds, ...pack.config.eosTokenIds]);
+  const dec = createStreamDecoder(tok, { skipSpecialTokens: true });
+  const started = performance.now();
+  let n = 0;
+  for await (
+    const id of generate(pack, ids, { maxTokens, temperature: 0, eosTokenIds: [...eos], adapter, streamWeights, threads })
+  ) {
+    if (eos.has(id)) break;
+    n++;
+    post({ kind: "event", data: { piece: dec.push(id) } });
+  }
+  post({ kind: "event", data: { piece: dec.flush() } });
+  return { tokens: n, seconds: (performance.now() - started) / 1000 };
+}
 
 self.onmessage = async (e) => {
   const { op, ...args } = e.data;
