@@ -1,7 +1,9 @@
 /**
  * The web page next to the CLI, on the same model, data and settings, measured in one run: the tab's peak
- * memory (VmHWM of Chromium's renderer process, which holds the page and all its workers), the first visit's
- * conversion time, and the median step time; the CLI's whole-process peak and median step time beside them.
+ * memory while training (VmHWM of Chromium's renderer process, which holds the page and all its workers, reset
+ * with `clear_refs` once the data is tokenized), the first visit's conversion time and the peak up to then
+ * (the tokenizer worker's), and the median step time; the CLI's whole-process peak and step time beside them.
+ * Needs -A: Deno grants reading /proc of other processes only with it.
  *
  *   deno task bench:web --model DIR [--data FILE] [--steps 4] [--seq-len 256] [--threads N]
  *
@@ -50,8 +52,8 @@ async function cliRun(): Promise<{ peakMB: number; step: number }> {
   return { peakMB: peak ? Number(peak[1]) : NaN, step: stepTime(elapsed) };
 }
 
-/** Peak resident memory (VmHWM, MB) of every Chromium renderer descended from this process. */
-async function rendererPeakMB(): Promise<number> {
+/** The Chromium renderer processes descended from this process (the tab and its workers live there). */
+async function rendererPids(): Promise<number[]> {
   const parent = new Map<number, number>();
   const renderers: number[] = [];
   for await (const e of Deno.readDir("/proc")) {
@@ -67,17 +69,27 @@ async function rendererPeakMB(): Promise<number> {
     for (let p = pid; p > 1; p = parent.get(p) ?? 0) if (p === Deno.pid) return true;
     return false;
   };
+  return renderers.filter(mine);
+}
+
+/** The largest VmHWM (MB) of the renderers. */
+async function rendererPeakMB(): Promise<number> {
   let peak = 0;
-  for (const pid of renderers.filter(mine)) {
-    try {
-      const m = (await Deno.readTextFile(`/proc/${pid}/status`)).match(/VmHWM:\s+(\d+) kB/);
-      if (m) peak = Math.max(peak, Number(m[1]) * 1024 / 1e6);
-    } catch { /* ended */ }
+  for (const pid of await rendererPids()) {
+    const m = (await Deno.readTextFile(`/proc/${pid}/status`)).match(/VmHWM:\s+(\d+) kB/);
+    if (m) peak = Math.max(peak, Number(m[1]) * 1024 / 1e6);
   }
   return peak;
 }
 
-async function browserRun(): Promise<{ peakMB: number; step: number; convertS: number; threads: number }> {
+/** Resets the renderers' VmHWM to their current RSS (Linux `clear_refs` 5), to measure one stage's peak. */
+async function resetRendererPeak(): Promise<void> {
+  for (const pid of await rendererPids()) await Deno.writeTextFile(`/proc/${pid}/clear_refs`, "5");
+}
+
+async function browserRun(): Promise<
+  { peakMB: number; visitPeakMB: number; idleMB: number; step: number; convertS: number; threads: number }
+> {
   const pw = await import("npm:playwright-core@1.65.1");
   const server = serveWeb({ root: ROOT, port: 0 });
   const profile = await Deno.makeTempDir({ prefix: "mesp-bench-web-" });
@@ -100,6 +112,7 @@ async function browserRun(): Promise<{ peakMB: number; step: number; convertS: n
       }
     };
     await until("env", /Ready/);
+    const idleMB = await rendererPeakMB();
     const t0 = performance.now();
     await page.setInputFiles("#model-files", [...Deno.readDirSync(model)].map((e) => `${model}/${e.name}`));
     await until("model-status", /^Ready/);
@@ -108,13 +121,18 @@ async function browserRun(): Promise<{ peakMB: number; step: number; convertS: n
     await page.fill("#steps", String(steps));
     await page.setInputFiles("#train-file", data);
     await until("data-status", /examples/);
+    const visitPeakMB = await rendererPeakMB();
+    await resetRendererPeak();
     await page.click("#train-button");
     await until("train-status", /^Done/);
+    const trainPeakMB = await rendererPeakMB();
     // deno-lint-ignore no-explicit-any
     const events = await page.evaluate(() => (globalThis as any).mespPage.stepEvents.map((e: any) => e.elapsed));
     const env = await text("env");
     return {
-      peakMB: await rendererPeakMB(),
+      peakMB: trainPeakMB,
+      visitPeakMB,
+      idleMB,
       step: stepTime(events as number[]),
       convertS,
       threads: Number(env.match(/(\d+) kernel thread/)?.[1] ?? 1),
@@ -130,8 +148,8 @@ const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(
 console.log(`# ${cpu}; ${model}, T ${seqLen}, ${steps} steps, page defaults (AdamW, rank 8, all targets)`);
 const browser = await browserRun();
 const cli = await cliRun();
-console.log(`| where | threads | peak | s/step | first visit's conversion |`);
+console.log(`| where | threads | peak while training | s/step | before: converting + tokenizing |`);
 console.log(`|---|---:|---:|---:|---:|`);
-console.log(`| web page (Chromium tab) | ${browser.threads} | ${browser.peakMB.toFixed(1)} MB | ${browser.step.toFixed(2)} | ${browser.convertS.toFixed(1)} s |`);
-console.log(`| CLI (\`deno task train\`) | ${threads} | ${cli.peakMB.toFixed(1)} MB | ${cli.step.toFixed(2)} | |`);
-console.log(`step time, tab / CLI: ${(browser.step / cli.step).toFixed(2)}×`);
+console.log(`| web page (Chromium tab) | ${browser.threads} | ${browser.peakMB.toFixed(1)} MB | ${browser.step.toFixed(2)} | ${browser.convertS.toFixed(1)} s, peak ${browser.visitPeakMB.toFixed(1)} MB |`);
+console.log(`| CLI (\`deno task train\`) | ${threads} | ${cli.peakMB.toFixed(1)} MB | ${cli.step.toFixed(2)} | (child processes) |`);
+console.log(`step time, tab / CLI: ${(browser.step / cli.step).toFixed(2)}×; the tab before a model: ${browser.idleMB.toFixed(1)} MB`);
