@@ -22,7 +22,9 @@ function flag(name: string, fallback?: string): string {
   const i = Deno.args.indexOf(`--${name}`);
   const v = i >= 0 ? Deno.args[i + 1] : fallback;
   if (v === undefined) {
-    console.error(`--${name} is required\nusage: deno task bench:web --model DIR [--data FILE] [--steps N] [--seq-len T]`);
+    console.error(
+      `--${name} is required\nusage: deno task bench:web --model DIR [--data FILE] [--steps N] [--seq-len T]`,
+    );
     Deno.exit(2);
   }
   return v;
@@ -41,8 +43,26 @@ function stepTime(elapsed: number[]): number {
 
 async function cliRun(): Promise<{ peakMB: number; step: number }> {
   const out = await Deno.makeTempDir({ prefix: "mesp-bench-web-cli-" });
-  const args = ["run", "-A", "--v8-flags=--max-semi-space-size=1", MAIN, "train", "--model", model, "--data", data,
-    "--out", `${out}/run`, "--steps", String(steps), "--seq-len", seqLen, "--threads", threads, "--json"];
+  const args = [
+    "run",
+    "-A",
+    "--v8-flags=--max-semi-space-size=1",
+    MAIN,
+    "train",
+    "--model",
+    model,
+    "--data",
+    data,
+    "--out",
+    `${out}/run`,
+    "--steps",
+    String(steps),
+    "--seq-len",
+    seqLen,
+    "--threads",
+    threads,
+    "--json",
+  ];
   const r = await new Deno.Command(Deno.execPath(), { args, env: { NO_COLOR: "1" } }).output();
   const text = new TextDecoder().decode(r.stdout), err = new TextDecoder().decode(r.stderr);
   if (!r.success) throw new Error(`CLI train failed:\n${err}`);
@@ -90,14 +110,23 @@ async function resetRendererPeak(): Promise<void> {
 async function browserRun(): Promise<
   { peakMB: number; visitPeakMB: number; idleMB: number; step: number; convertS: number; threads: number }
 > {
+  // deno-lint-ignore no-import-prefix
   const pw = await import("npm:playwright-core@1.65.1");
   const server = serveWeb({ root: ROOT, port: 0 });
   const profile = await Deno.makeTempDir({ prefix: "mesp-bench-web-" });
   const ctx = await pw.chromium.launchPersistentContext(profile, {
     executablePath: "/usr/bin/chromium",
     headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
   try {
     const page = await ctx.newPage();
@@ -126,8 +155,10 @@ async function browserRun(): Promise<
     await page.click("#train-button");
     await until("train-status", /^Done/);
     const trainPeakMB = await rendererPeakMB();
-    // deno-lint-ignore no-explicit-any
-    const events = await page.evaluate(() => (globalThis as any).mespPage.stepEvents.map((e: any) => e.elapsed));
+    type PageState = { mespPage: { stepEvents: { elapsed: number }[] } };
+    const events = await page.evaluate(() =>
+      (globalThis as unknown as PageState).mespPage.stepEvents.map((e) => e.elapsed)
+    );
     const env = await text("env");
     return {
       peakMB: trainPeakMB,
@@ -150,6 +181,18 @@ const browser = await browserRun();
 const cli = await cliRun();
 console.log(`| where | threads | peak while training | s/step | before: converting + tokenizing |`);
 console.log(`|---|---:|---:|---:|---:|`);
-console.log(`| web page (Chromium tab) | ${browser.threads} | ${browser.peakMB.toFixed(1)} MB | ${browser.step.toFixed(2)} | ${browser.convertS.toFixed(1)} s, peak ${browser.visitPeakMB.toFixed(1)} MB |`);
-console.log(`| CLI (\`deno task train\`) | ${threads} | ${cli.peakMB.toFixed(1)} MB | ${cli.step.toFixed(2)} | (child processes) |`);
-console.log(`step time, tab / CLI: ${(browser.step / cli.step).toFixed(2)}×; the tab before a model: ${browser.idleMB.toFixed(1)} MB`);
+console.log(
+  `| web page (Chromium tab) | ${browser.threads} | ${browser.peakMB.toFixed(1)} MB | ${
+    browser.step.toFixed(2)
+  } | ${browser.convertS.toFixed(1)} s, peak ${browser.visitPeakMB.toFixed(1)} MB |`,
+);
+console.log(
+  `| CLI (\`deno task train\`) | ${threads} | ${cli.peakMB.toFixed(1)} MB | ${
+    cli.step.toFixed(2)
+  } | (child processes) |`,
+);
+console.log(
+  `step time, tab / CLI: ${(browser.step / cli.step).toFixed(2)}×; the tab before a model: ${
+    browser.idleMB.toFixed(1)
+  } MB`,
+);

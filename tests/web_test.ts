@@ -31,7 +31,9 @@ const CLI_FLAGS = ["--steps", "3", "--seq-len", "64", "--seed", "3", "--rank", "
 const PROMPT = "How long does the Lumen battery last?";
 
 type Playwright = typeof import("npm:playwright-core@1.65.1");
-type Page = Awaited<ReturnType<Awaited<ReturnType<Playwright["chromium"]["launchPersistentContext"]>>["newPage"]>>;
+type Page = Awaited<
+  ReturnType<Awaited<ReturnType<Playwright["chromium"]["launchPersistentContext"]>>["newPage"]>
+>;
 
 async function playwright(): Promise<Playwright | string> {
   try {
@@ -40,6 +42,7 @@ async function playwright(): Promise<Playwright | string> {
     return `${CHROMIUM} is missing (apt-get install -y chromium)`;
   }
   try {
+    // deno-lint-ignore no-import-prefix
     return await import("npm:playwright-core@1.65.1");
   } catch (err) {
     return `npm:playwright-core@1.65.1 cannot be loaded (${(err as Error).message.split("\n")[0]})`;
@@ -79,7 +82,8 @@ async function statusOf(page: Page, id: string, pattern: RegExp, timeout = 120_0
 }
 
 Deno.test({
-  name: "web page in headless Chromium: data checks, plan refusal, CLI-identical adapter, OPFS reuse and resume",
+  name:
+    "web page in headless Chromium: data checks, plan refusal, CLI-identical adapter, OPFS reuse and resume",
   ignore: skip !== undefined && Deno.env.get("MESP_REQUIRE_RUNTIMES") !== "1",
   sanitizeResources: false,
   sanitizeOps: false,
@@ -93,7 +97,10 @@ Deno.test({
     await Deno.mkdir(shots);
     console.log(`web page screenshots: ${shots}`);
     const env = { MESP_CACHE: `${ref.dir}/cache` };
-    await cli(["train", "--model", model, "--data", DATA, "--out", `${work}/cli`, "--json", ...CLI_FLAGS], env);
+    await cli(
+      ["train", "--model", model, "--data", DATA, "--out", `${work}/cli`, "--json", ...CLI_FLAGS],
+      env,
+    );
     const cliAdapter = await Deno.readFile(`${work}/cli/adapter_model.safetensors`);
     const cliBase = (await cli(
       ["generate", "--model", model, "--prompt", PROMPT, "--temperature", "0", "--max-tokens", "6"],
@@ -160,10 +167,7 @@ Deno.test({
       // 5. generation without the adapter equals the CLI's
       await page.fill("#max-tokens", "6");
       await page.click("#try-button");
-      // deno-lint-ignore no-explicit-any
-      await page.waitForFunction(() => !(globalThis as any).document.querySelector("#try-button").disabled, null, {
-        timeout: 120_000,
-      });
+      await page.waitForSelector("#try-button:not([disabled])", { timeout: 120_000 });
       assertEquals(((await page.textContent("#out-base")) ?? "").trim(), cliBase);
       assert(((await page.textContent("#out-adapter")) ?? "").length > 0);
       await page.screenshot({ path: `${shots}/5-try.png`, fullPage: true });
@@ -217,5 +221,8 @@ async function downloadedWeights(page: Page, dir: string, tag: string): Promise<
 
 function sameBytes(a: Uint8Array, b: Uint8Array, what: string): void {
   const at = a.findIndex((x, i) => x !== b[i]);
-  assert(a.length === b.length && at < 0, `${what}: ${a.length} vs ${b.length} bytes, first difference at ${at}`);
+  assert(
+    a.length === b.length && at < 0,
+    `${what}: ${a.length} vs ${b.length} bytes, first difference at ${at}`,
+  );
 }

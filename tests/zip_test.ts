@@ -38,12 +38,20 @@ Deno.test("zip: damaged, compressed and foreign archives are refused with their 
   const zip = zipStore([{ name: "a.txt", data: enc.encode("hello") }]);
   const flipped = zip.slice();
   flipped[30 + 5] ^= 1; // a byte of the data
-  assert.throws(() => unzipStore(flipped, "x.zip"), { message: new RegExp(escape("x.zip: a.txt fails its CRC-32 check")) });
+  assert.throws(() => unzipStore(flipped, "x.zip"), {
+    message: new RegExp(escape("x.zip: a.txt fails its CRC-32 check")),
+  });
   const deflated = zip.slice();
   new DataView(deflated.buffer).setUint16(zip.length - 22 - 51 + 10, 8, true); // central method = deflate
-  assert.throws(() => unzipStore(deflated, "x.zip"), { message: new RegExp(escape("a.txt is compressed (method 8)")) });
-  assert.throws(() => unzipStore(enc.encode("not a zip at all, just text"), "x.zip"), { message: new RegExp(escape("not a ZIP archive")) });
-  assert.throws(() => unzipStore(zip.subarray(0, 20), "x.zip"), { message: new RegExp(escape("not a ZIP archive")) });
+  assert.throws(() => unzipStore(deflated, "x.zip"), {
+    message: new RegExp(escape("a.txt is compressed (method 8)")),
+  });
+  assert.throws(() => unzipStore(enc.encode("not a zip at all, just text"), "x.zip"), {
+    message: new RegExp(escape("not a ZIP archive")),
+  });
+  assert.throws(() => unzipStore(zip.subarray(0, 20), "x.zip"), {
+    message: new RegExp(escape("not a ZIP archive")),
+  });
 });
 
 /** Python's zipfile as an independent reader: name, size and CRC check of each entry, or undefined. */
@@ -53,7 +61,11 @@ async function tryPython(zip: Uint8Array): Promise<string | undefined> {
     await Deno.writeFile(path, zip);
     const script = "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nassert z.testzip() is None\n" +
       "for i in z.infolist(): print(i.filename, i.file_size, 'ok' if i.compress_type == 0 else 'packed')";
-    const out = await new Deno.Command("python3", { args: ["-c", script, path], stdout: "piped", stderr: "piped" })
+    const out = await new Deno.Command("python3", {
+      args: ["-c", script, path],
+      stdout: "piped",
+      stderr: "piped",
+    })
       .output();
     if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
     return new TextDecoder().decode(out.stdout);

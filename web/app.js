@@ -98,9 +98,17 @@ async function showEnv() {
   const e = state.env;
   const threads = `${e.threads} kernel thread${e.threads === 1 ? "" : "s"} of ${e.cores} cores`;
   if (!e.opfs) {
-    setStatus($("env"), `${threads}. This browser has no Origin Private File System: converted models and training state cannot be kept.`, "warn");
+    setStatus(
+      $("env"),
+      `${threads}. This browser has no Origin Private File System: converted models and training state cannot be kept.`,
+      "warn",
+    );
   } else if (!e.isolated) {
-    setStatus($("env"), `${threads}: this page is not cross-origin isolated (no COOP/COEP headers), so the kernels run on one thread. Serve it with "deno task web" for every core.`, "warn");
+    setStatus(
+      $("env"),
+      `${threads}: this page is not cross-origin isolated (no COOP/COEP headers), so the kernels run on one thread. Serve it with "deno task web" for every core.`,
+      "warn",
+    );
   } else {
     setStatus($("env"), `Ready: ${threads}, cross-origin isolated.`);
   }
@@ -140,7 +148,10 @@ async function openModel(source) {
     const model = await ask("openModel", { ...source, format: $("weights").value }, (e) => {
       bar.max = e.total;
       bar.value = e.done;
-      setStatus(status, `Converting to a ${$("weights").value} weight pack (once): ${e.message} (${e.done}/${e.total})`);
+      setStatus(
+        status,
+        `Converting to a ${$("weights").value} weight pack (once): ${e.message} (${e.done}/${e.total})`,
+      );
     });
     state.model = model;
     state.trained = false;
@@ -274,7 +285,8 @@ function showData() {
     const d = state.data[which];
     if (!d?.stats) continue;
     const s = d.stats;
-    let line = `${which === "train" ? "Training" : "Validation"}: ${d.name}: ${count(s.examples)} examples, ` +
+    let line =
+      `${which === "train" ? "Training" : "Validation"}: ${d.name}: ${count(s.examples)} examples, ` +
       `${count(s.tokens)} tokens, ${count(s.targets)} trained`;
     if (s.truncated) line += `; ${count(s.truncated)} cut to ${d.seqLen} tokens`;
     if (s.dropped) line += `; ${count(s.dropped)} without a trained token skipped`;
@@ -330,12 +342,17 @@ async function showPlan() {
   setStatus(
     $("plan-status"),
     `Working memory (the arena): ${plan.arena}${budget}` +
-      (plan.fits ? (o.budget ? ": fits." : ".") : `: does not fit. Lower the sequence length or the rank, or raise the budget.`),
+      (plan.fits
+        ? (o.budget ? ": fits." : ".")
+        : `: does not fit. Lower the sequence length or the rank, or raise the budget.`),
     plan.fits ? "ok" : "error",
   );
   return plan;
 }
-$("plan-button").addEventListener("click", () => showPlan().catch((err) => setStatus($("plan-status"), err.message, "error")));
+$("plan-button").addEventListener(
+  "click",
+  () => showPlan().catch((err) => setStatus($("plan-status"), err.message, "error")),
+);
 
 // ---- 4. train ------------------------------------------------------------------------------------------
 
@@ -345,7 +362,11 @@ async function runTraining(resume) {
     if (!resume) {
       const plan = await showPlan();
       if (!plan.fits) {
-        setStatus(status, "Not started: the plan does not fit the memory budget (see the plan above).", "error");
+        setStatus(
+          status,
+          "Not started: the plan does not fit the memory budget (see the plan above).",
+          "error",
+        );
         return;
       }
       state.losses = [];
@@ -367,7 +388,9 @@ async function runTraining(resume) {
         const heap = performance.memory ? `, page heap ${formatMB(performance.memory.usedJSHeapSize)}` : "";
         setStatus(
           status,
-          `Step ${e.step} of ${e.steps} · loss ${e.loss.toFixed(4)} · ${Math.round(e.tokensPerSecond)} tokens/s · ` +
+          `Step ${e.step} of ${e.steps} · loss ${e.loss.toFixed(4)} · ${
+            Math.round(e.tokensPerSecond)
+          } tokens/s · ` +
             `ETA ${duration(perStep * (e.steps - e.step))} · memory: arena ${formatMB(arena)}${heap}`,
         );
         drawCurve();
@@ -383,7 +406,8 @@ async function runTraining(resume) {
       result.stopped
         ? `Paused after step ${result.steps}; the state is saved in this browser. Resume any time, even after closing the tab.`
         : `Done: ${result.steps} steps, last loss ${last?.toFixed(4) ?? "–"}` +
-          (result.valLosses.length ? `, validation loss ${result.valLosses.at(-1).loss.toFixed(4)}` : "") + ".",
+          (result.valLosses.length ? `, validation loss ${result.valLosses.at(-1).loss.toFixed(4)}` : "") +
+          ".",
       "ok",
     );
     $("resume-button").disabled = !result.stopped;
@@ -397,7 +421,9 @@ async function runTraining(resume) {
 }
 
 function drawCurve() {
-  $("curve").innerHTML = state.losses.length > 1 ? lossCurveSvg(state.losses, state.vals, { title: "loss" }) : "";
+  $("curve").innerHTML = state.losses.length > 1
+    ? lossCurveSvg(state.losses, state.vals, { title: "loss" })
+    : "";
 }
 
 async function offerResume() {
@@ -492,12 +518,20 @@ $("adapter-files").addEventListener("change", async (e) => {
     }
     const config = files.get("adapter_config.json"), weights = files.get("adapter_model.safetensors");
     if (!config || !weights) {
-      throw new Error("pick adapter_config.json and adapter_model.safetensors together, or one .zip holding both");
+      throw new Error(
+        "pick adapter_config.json and adapter_model.safetensors together, or one .zip holding both",
+      );
     }
     const w = weights.slice().buffer;
-    const r = await ask("loadAdapter", { config: new TextDecoder().decode(config), weights: w }, undefined, [w]);
+    const r = await ask("loadAdapter", { config: new TextDecoder().decode(config), weights: w }, undefined, [
+      w,
+    ]);
     state.trained = true;
-    setStatus(status, `Loaded an adapter of rank ${r.rank} on ${r.targets.join(", ")}: try it above, or download it.`, "ok");
+    setStatus(
+      status,
+      `Loaded an adapter of rank ${r.rank} on ${r.targets.join(", ")}: try it above, or download it.`,
+      "ok",
+    );
   } catch (err) {
     setStatus(status, err.message, "error");
   } finally {

@@ -108,8 +108,10 @@ if (import.meta.main) {
     console.error(`--port: expected a port number, got ${args[portAt + 1]}`);
     Deno.exit(2);
   }
-  const unknown = args.filter((a, i) => a.startsWith("--") && a !== "--port" && a !== "--no-isolation" &&
-    !(i > 0 && args[i - 1] === "--port"));
+  const unknown = args.filter((a, i) =>
+    a.startsWith("--") && a !== "--port" && a !== "--no-isolation" &&
+    !(i > 0 && args[i - 1] === "--port")
+  );
   if (unknown.length) {
     console.error(`unknown flag ${unknown[0]}; usage: deno task web [--port N] [--no-isolation]`);
     Deno.exit(2);

@@ -6,6 +6,7 @@
 import {
   adapterConfigJson,
   blobFiles,
+  bytesSource,
   checkpointFingerprint,
   decodeCheckpoint,
   decodeTokenCache,
@@ -23,7 +24,6 @@ import {
   planRegions,
   readAdapterInto,
   readSafetensorsHeader,
-  bytesSource,
   train,
   urlFiles,
   writeCheckpoint,
@@ -34,7 +34,14 @@ import * as opfs from "./opfs.js";
 const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "generation_config.json"];
 
 /** The session: the opened model and data, and the running training's stop flag. */
-const session = { model: undefined, pack: undefined, sets: {}, stop: false, result: undefined, layout: undefined };
+const session = {
+  model: undefined,
+  pack: undefined,
+  sets: {},
+  stop: false,
+  result: undefined,
+  layout: undefined,
+};
 
 const post = (msg, transfer) => self.postMessage(msg, transfer ?? []);
 const event = (id, data) => post({ id, kind: "event", data });
@@ -68,7 +75,9 @@ const ops = {
     session.pack?.source.close?.();
     session.pack = undefined;
     if (key) return { ...await useCached(key), converted: false };
-    const dir = url ? urlFiles(url.endsWith("/") ? url : url + "/") : blobFiles(files, { name: "picked folder" });
+    const dir = url
+      ? urlFiles(url.endsWith("/") ? url : url + "/")
+      : blobFiles(files, { name: "picked folder" });
     const configText = await dir.readText("config.json");
     if (configText === undefined) throw new Error(`${dir.name}: no config.json — pick the model's folder`);
     let json;
@@ -79,7 +88,9 @@ const ops = {
     }
     const cfg = parseModelConfig(json, { file: `${dir.name}/config.json` });
     const tokenizer = await dir.readText("tokenizer.json");
-    if (tokenizer === undefined) throw new Error(`${dir.name}: no tokenizer.json — the page needs it to read your data`);
+    if (tokenizer === undefined) {
+      throw new Error(`${dir.name}: no tokenizer.json — the page needs it to read your data`);
+    }
     event(id, { stage: "convert", message: "reading the checkpoint", done: 0, total: 1 });
     const ckpt = await openCheckpoint(dir);
     try {
@@ -95,7 +106,8 @@ const ops = {
         await writePack(ckpt, cfg, sink, {
           format,
           fingerprint,
-          onProgress: (done, total, what) => event(id, { stage: "convert", message: `packed ${what}`, done, total }),
+          onProgress: (done, total, what) =>
+            event(id, { stage: "convert", message: `packed ${what}`, done, total }),
         });
       });
       for (const f of TOKENIZER_FILES) {
@@ -213,7 +225,12 @@ const ops = {
       shouldStop: () => session.stop,
     });
     session.result = { params: result.params.slice(), layout };
-    return { steps: result.steps, stopped: result.stopped, losses: result.losses, valLosses: result.valLosses };
+    return {
+      steps: result.steps,
+      stopped: result.stopped,
+      losses: result.losses,
+      valLosses: result.valLosses,
+    };
   },
 
   /** Lets go of the weight pack's file, so a text worker can read it (the next use here reopens it). */
@@ -253,7 +270,9 @@ const ops = {
       rslora: cfg.rslora,
       targets: cfg.targets,
     });
-    const file = await readSafetensorsHeader(bytesSource(new Uint8Array(weights), "adapter_model.safetensors"));
+    const file = await readSafetensorsHeader(
+      bytesSource(new Uint8Array(weights), "adapter_model.safetensors"),
+    );
     const params = new Float32Array(layout.totalElements);
     await readAdapterInto({ config: cfg, weights: file, name: "uploaded adapter" }, layout, params);
     session.result = { params, layout };
@@ -268,7 +287,11 @@ function requireModel() {
 async function useCached(key) {
   const meta = await opfs.readModelMeta(key);
   if (!meta) throw new Error(`converted model ${key} is gone from this browser's storage`);
-  const source = await opfs.syncSource(["models", key], "weights.pack", `browser storage: ${meta.name} (${meta.format})`);
+  const source = await opfs.syncSource(
+    ["models", key],
+    "weights.pack",
+    `browser storage: ${meta.name} (${meta.format})`,
+  );
   session.pack = await openPack(source, {
     fingerprint: meta.fingerprint,
     format: meta.format,

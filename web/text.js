@@ -49,7 +49,9 @@ const ops = {
     if (adapter) {
       opened = {
         config: parseAdapterConfig(adapter.config, "adapter_config.json"),
-        weights: await readSafetensorsHeader(bytesSource(new Uint8Array(adapter.weights), "adapter_model.safetensors")),
+        weights: await readSafetensorsHeader(
+          bytesSource(new Uint8Array(adapter.weights), "adapter_model.safetensors"),
+        ),
         name: "adapter",
       };
     }
@@ -72,7 +74,14 @@ async function complete(post, tok, pack, ids, adapter, { maxTokens, threads, str
   const started = performance.now();
   let n = 0;
   for await (
-    const id of generate(pack, ids, { maxTokens, temperature: 0, eosTokenIds: [...eos], adapter, streamWeights, threads })
+    const id of generate(pack, ids, {
+      maxTokens,
+      temperature: 0,
+      eosTokenIds: [...eos],
+      adapter,
+      streamWeights,
+      threads,
+    })
   ) {
     if (eos.has(id)) break;
     n++;
