@@ -14,6 +14,7 @@
  */
 import { serveWeb } from "../web/serve.ts";
 import { median } from "./measure.ts";
+import { CHROMIUM, FLAGS, playwright } from "../tests/_chromium.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).href;
@@ -110,23 +111,14 @@ async function resetRendererPeak(): Promise<void> {
 async function browserRun(): Promise<
   { peakMB: number; visitPeakMB: number; idleMB: number; step: number; convertS: number; threads: number }
 > {
-  // deno-lint-ignore no-import-prefix
-  const pw = await import("npm:playwright-core@1.65.1");
+  const pw = await playwright();
+  if (typeof pw === "string") throw new Error(pw);
   const server = serveWeb({ root: ROOT, port: 0 });
   const profile = await Deno.makeTempDir({ prefix: "mesp-bench-web-" });
   const ctx = await pw.chromium.launchPersistentContext(profile, {
-    executablePath: "/usr/bin/chromium",
+    executablePath: CHROMIUM,
     headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: FLAGS,
   });
   try {
     const page = await ctx.newPage();

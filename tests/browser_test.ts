@@ -6,35 +6,9 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { serveDir } from "./_http_server.ts";
 import { OPTIONS, tinyRun } from "./_tiny_run.ts";
+import { CHROMIUM, FLAGS, type Playwright, playwright } from "./_chromium.ts";
 
 const ROOT = new URL("../", import.meta.url);
-const CHROMIUM = "/usr/bin/chromium";
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-type Playwright = typeof import("npm:playwright-core@1.65.1");
-
-async function playwright(): Promise<Playwright | string> {
-  try {
-    await Deno.stat(CHROMIUM);
-  } catch {
-    return `${CHROMIUM} is missing (apt-get install -y chromium)`;
-  }
-  try {
-    // deno-lint-ignore no-import-prefix
-    return await import("npm:playwright-core@1.65.1");
-  } catch (err) {
-    return `npm:playwright-core@1.65.1 cannot be loaded (${(err as Error).message.split("\n")[0]})`;
-  }
-}
 
 const page = (pack: string, tokens: string) =>
   `<!doctype html>

@@ -1,53 +1,28 @@
 // The web page (web/) as a person uses it, in headless Chromium, served by the same server as `deno task web`:
 // the tiny model's files and the demo dataset given through the file inputs, a bad JSONL line and a budget
-// too small refused, 3 training steps whose downloaded adapter is byte-identical to the CLI's `train` with the
-// same seed and flags, generation equal to the CLI's, the pack reused from OPFS after a reload, and a paused
-// run resumed after a reload to the same bytes. Screenshots of each stage (desktop and phone) go to a
-// temporary folder named in the log. Skipped (with a message) where Chromium or playwright-core is missing;
+// too small refused, 8 training steps whose downloaded adapter is byte-identical to the CLI's `train` with the
+// same seed and flags, generation equal to the CLI's, the pack reused from OPFS after a reload, a paused run
+// resumed after a reload to the same bytes, the adapter zip loaded back, and the page reopened offline.
+// Screenshots of each stage (desktop and phone) go to a temporary folder named in the log. Skipped (with a message) where Chromium or playwright-core is missing;
 // CI installs both and sets MESP_REQUIRE_RUNTIMES=1, so there it fails instead.
 import { assert, assertEquals } from "./_assert.ts";
 import { tinyRun } from "./_tiny_run.ts";
 import { serveWeb } from "../web/serve.ts";
 import { unzipStore } from "../src/io/zip.ts";
 import { Buffer } from "node:buffer";
+import { CHROMIUM, FLAGS, type Playwright, playwright } from "./_chromium.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).href;
 const DATA = `${ROOT}data/lumen/train.jsonl`;
-const CHROMIUM = "/usr/bin/chromium";
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 /** The page's form values and the CLI flags that mean the same (the page's other settings are the CLI's defaults). */
-const FORM = { steps: "3", "seq-len": "64", seed: "3", rank: "4", lr: "0.001" };
-const CLI_FLAGS = ["--steps", "3", "--seq-len", "64", "--seed", "3", "--rank", "4", "--lr", "0.001"];
+const FORM = { steps: "8", "seq-len": "64", seed: "3", rank: "4", lr: "0.001" };
+const CLI_FLAGS = ["--steps", "8", "--seq-len", "64", "--seed", "3", "--rank", "4", "--lr", "0.001"];
 const PROMPT = "How long does the Lumen battery last?";
 
-type Playwright = typeof import("npm:playwright-core@1.65.1");
 type Page = Awaited<
   ReturnType<Awaited<ReturnType<Playwright["chromium"]["launchPersistentContext"]>>["newPage"]>
 >;
-
-async function playwright(): Promise<Playwright | string> {
-  try {
-    await Deno.stat(CHROMIUM);
-  } catch {
-    return `${CHROMIUM} is missing (apt-get install -y chromium)`;
-  }
-  try {
-    // deno-lint-ignore no-import-prefix
-    return await import("npm:playwright-core@1.65.1");
-  } catch (err) {
-    return `npm:playwright-core@1.65.1 cannot be loaded (${(err as Error).message.split("\n")[0]})`;
-  }
-}
 
 const found = await playwright();
 const skip = typeof found === "string" ? found : undefined;
@@ -67,7 +42,7 @@ async function cli(args: string[], env: Record<string, string>): Promise<string>
  * `from` (the text before the action), that old text never counts, so a stale error is not taken for news.
  */
 async function statusOf(page: Page, id: string, pattern: RegExp, timeout = 120_000, from?: string) {
-  await page.waitForFunction(
+  const waiting = page.waitForFunction(
     ([sel, src, old]) => {
       // deno-lint-ignore no-explicit-any
       const el = (globalThis as any).document.querySelector(sel as string);
@@ -78,6 +53,13 @@ async function statusOf(page: Page, id: string, pattern: RegExp, timeout = 120_0
     [`#${id}`, pattern.source, from ?? null],
     { timeout },
   );
+  try {
+    await waiting;
+  } catch (err) {
+    throw new Error(`#${id} never matched ${pattern}: it says "${await page.textContent(`#${id}`)}"`, {
+      cause: err,
+    });
+  }
   return (await page.textContent(`#${id}`)) ?? "";
 }
 
@@ -103,7 +85,19 @@ Deno.test({
     );
     const cliAdapter = await Deno.readFile(`${work}/cli/adapter_model.safetensors`);
     const cliBase = (await cli(
-      ["generate", "--model", model, "--prompt", PROMPT, "--temperature", "0", "--max-tokens", "6"],
+      [
+        "generate",
+        "--model",
+        model,
+        "--weights",
+        "q4",
+        "--prompt",
+        PROMPT,
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "6",
+      ],
       env,
     )).trim();
 
@@ -157,10 +151,10 @@ Deno.test({
       await page.screenshot({ path: `${shots}/3-plan-refused.png`, fullPage: true });
       await page.fill("#budget", "0");
 
-      // 4. train 3 steps; the downloaded adapter is the CLI's, byte for byte
+      // 4. train 8 steps; the downloaded adapter is the CLI's, byte for byte
       await page.click("#train-button");
       const done = await statusOf(page, "train-status", /^Done/, 300_000);
-      assert(done.startsWith("Done: 3 steps"), done);
+      assert(done.startsWith("Done: 8 steps"), done);
       await page.screenshot({ path: `${shots}/4-trained.png`, fullPage: true });
       sameBytes(await downloadedWeights(page, work, "a"), cliAdapter, "the page's adapter vs the CLI's");
 
@@ -183,19 +177,34 @@ Deno.test({
       await statusOf(page, "data-status", /examples/);
       for (const [id, v] of Object.entries(FORM)) if (id !== "seq-len") await page.fill(`#${id}`, v);
       await page.click("#train-button");
-      await statusOf(page, "train-status", /^Step 1 of 3/);
+      await statusOf(page, "train-status", /^Step 1 of 8/);
       await page.click("#pause-button");
       const paused = await statusOf(page, "train-status", /^Paused/, 300_000);
-      assert(/Paused after step [12]/.test(paused), paused);
+      assert(/Paused after step [1-7];/.test(paused), paused);
       await page.reload();
       await statusOf(page, "env", /Ready/);
       await page.click("#cached-list button");
       const offer = await statusOf(page, "train-status", /stopped at step/);
-      assert(/stopped at step [12] of 3/.test(offer), offer);
+      assert(/stopped at step [1-7] of 8/.test(offer), offer);
       await page.click("#resume-button");
       const resumed = await statusOf(page, "train-status", /^Done/, 300_000);
-      assert(resumed.startsWith("Done: 3 steps"), resumed);
+      assert(resumed.startsWith("Done: 8 steps"), resumed);
       sameBytes(await downloadedWeights(page, work, "b"), cliAdapter, "the resumed adapter vs the CLI's");
+
+      // an adapter loads back (the zip the page wrote), ready to try or train on from
+      await page.setInputFiles("#adapter-files", `${work}/adapter-b.zip`);
+      const loaded = await statusOf(page, "keep-status", /^Loaded an adapter/);
+      assert(loaded.includes("rank 4"), loaded);
+      assert(await page.isChecked("#from-adapter"));
+
+      // offline: the page and the library come from the service worker's cache, the model from OPFS
+      await ctx.setOffline(true);
+      await page.reload();
+      await statusOf(page, "env", /Ready/);
+      await page.click("#cached-list button");
+      const offline = await statusOf(page, "model-status", /^Ready/);
+      assert(offline.includes("opened from this browser's storage"), offline);
+      await ctx.setOffline(false);
 
       // a phone-sized screen
       await page.setViewportSize({ width: 390, height: 844 });

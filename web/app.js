@@ -327,6 +327,7 @@ function trainOptions() {
     lora: { rank: num("rank"), targets: ["all"] },
     optimizer: { name: $("optimizer").value, lr: num("lr"), schedule: "cosine" },
     valEvery: num("val-every"),
+    fromAdapter: $("from-adapter").checked,
     saveEvery: 1,
     budget: num("budget") * 1e6,
   };
@@ -527,9 +528,13 @@ $("adapter-files").addEventListener("change", async (e) => {
       w,
     ]);
     state.trained = true;
+    $("from-adapter").disabled = false;
+    $("from-adapter").checked = true;
     setStatus(
       status,
-      `Loaded an adapter of rank ${r.rank} on ${r.targets.join(", ")}: try it above, or download it.`,
+      `Loaded an adapter of rank ${r.rank} on ${
+        r.targets.join(", ")
+      }: try it above, download it, or train on from it.`,
       "ok",
     );
   } catch (err) {
@@ -540,5 +545,9 @@ $("adapter-files").addEventListener("change", async (e) => {
   }
 });
 
+// the page and library files, kept for offline visits (service workers need a secure context: https or loopback)
+navigator.serviceWorker?.register(new URL("./sw.js", import.meta.url)).catch((err) =>
+  console.warn(`mesp: the page will not open offline (${err.message})`)
+);
 showEnv().catch((err) => setStatus($("env"), err.message, "error"));
 refresh();

@@ -160,7 +160,10 @@ const ops = {
     const kernels = await loadKernels({});
     const threads = options.threads ?? threadCount();
     const cfg = session.pack.config;
-    const regions = planRegions(cfg, planOptions(options, kernels.exports.gemm_scratch_bytes() * threads));
+    const regions = planRegions(
+      cfg,
+      planOptions(withAdapterLayout(options), kernels.exports.gemm_scratch_bytes() * threads),
+    );
     const plan = planMemory(regions);
     return {
       table: formatPlan(plan),
@@ -206,12 +209,18 @@ const ops = {
       await opfs.writeBytes(runDir, "train.tokcache", session.sets.train.bytes);
       if (session.sets.val) await opfs.writeBytes(runDir, "val.tokcache", session.sets.val.bytes);
     }
+    const adapter = !resume && options.fromAdapter ? session.loadedAdapter : undefined;
+    if (!resume && options.fromAdapter && !adapter) throw new Error("no adapter is loaded to start from");
+    options = withAdapterLayout(options);
     const layout = loraLayout(session.pack.config, state?.lora ?? options.lora);
     session.layout = layout;
     session.stop = false;
     const threads = options.threads ?? threadCount();
     const save = async (s) => {
       await opfs.writeAtomic(runDir, "checkpoint.safetensors", (sink) => writeCheckpoint(sink, s, runMeta));
+      // the pack is read synchronously, so a step never yields to this worker's event loop: yield here (the
+      // page saves every step), so a "stop" message is seen before the next step
+      await new Promise((resolve) => setTimeout(resolve, 0));
       // the adapter as it stands, so "download" works during a pause too
       session.result = { params: s.params.slice(), layout };
     };
@@ -220,6 +229,7 @@ const ops = {
       threads,
       budget: options.budget || undefined,
       resume: state,
+      adapter,
       onEvent: (e) => event(id, e),
       saveCheckpoint: save,
       shouldStop: () => session.stop,
@@ -274,8 +284,10 @@ const ops = {
       bytesSource(new Uint8Array(weights), "adapter_model.safetensors"),
     );
     const params = new Float32Array(layout.totalElements);
-    await readAdapterInto({ config: cfg, weights: file, name: "uploaded adapter" }, layout, params);
+    const opened = { config: cfg, weights: file, name: "uploaded adapter" };
+    await readAdapterInto(opened, layout, params);
     session.result = { params, layout };
+    session.loadedAdapter = opened;
     return { rank: cfg.rank, targets: cfg.targets };
   },
 };
@@ -305,6 +317,13 @@ async function useCached(key) {
     maxPositions: c.maxPositionEmbeddings,
     bf16Scales: session.pack.header.bf16Scales,
   };
+}
+
+/** `options` with the loaded adapter's rank, alpha and targets when training starts from it. */
+function withAdapterLayout(options) {
+  const a = options.fromAdapter && session.loadedAdapter?.config;
+  if (!a) return options;
+  return { ...options, lora: { rank: a.rank, alpha: a.alpha, rslora: a.rslora, targets: a.targets } };
 }
 
 /** The engine's plan options for a training with the page's `options` (the same choices `train` makes). */

@@ -327,29 +327,12 @@ export function memoryFiles(
   files: Record<string, Uint8Array | string> | Map<string, Uint8Array | string>,
   options: MemoryFilesOptions = {},
 ): ModelFiles {
-  const map = files instanceof Map ? files : new Map(Object.entries(files));
-  const name = options.name ?? "<memory>";
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
-  return {
-    name,
-    readText(file) {
-      const data = map.get(file);
-      return Promise.resolve(typeof data === "string" || data === undefined ? data : decoder.decode(data));
-    },
-    source(file) {
-      const data = map.get(file);
-      const path = `${name}/${file}`;
-      if (data === undefined) {
-        const missing = () => Promise.reject(new FileNotFoundError(path));
-        return { name: path, size: missing, read: missing };
-      }
-      return bytesSource(typeof data === "string" ? encoder.encode(data) : data, path);
-    },
-    list() {
-      return Promise.resolve([...map.keys()].sort());
-    },
-  };
+  return mapFiles(files, options.name ?? "<memory>", {
+    text: (data) => Promise.resolve(typeof data === "string" ? data : decoder.decode(data)),
+    open: (data, path) => bytesSource(typeof data === "string" ? encoder.encode(data) : data, path),
+  });
 }
 
 /**
@@ -361,22 +344,33 @@ export function blobFiles(
   files: Record<string, Blob> | Map<string, Blob>,
   options: MemoryFilesOptions = {},
 ): ModelFiles {
+  return mapFiles(files, options.name ?? "<files>", {
+    text: (blob) => blob.text(),
+    open: (blob, path) => blobSource(blob, path),
+  });
+}
+
+/** A model directory over a name → file map, given how to read a file's text and how to open it. */
+function mapFiles<T>(
+  files: Record<string, T> | Map<string, T>,
+  name: string,
+  how: { text(file: T): Promise<string>; open(file: T, path: string): WeightSource },
+): ModelFiles {
   const map = files instanceof Map ? files : new Map(Object.entries(files));
-  const name = options.name ?? "<files>";
   return {
     name,
-    async readText(file) {
-      const blob = map.get(file);
-      return blob === undefined ? undefined : await blob.text();
+    readText(file) {
+      const data = map.get(file);
+      return data === undefined ? Promise.resolve(undefined) : how.text(data);
     },
     source(file) {
-      const blob = map.get(file);
+      const data = map.get(file);
       const path = `${name}/${file}`;
-      if (blob === undefined) {
+      if (data === undefined) {
         const missing = () => Promise.reject(new FileNotFoundError(path));
         return { name: path, size: missing, read: missing };
       }
-      return blobSource(blob, path);
+      return how.open(data, path);
     },
     list() {
       return Promise.resolve([...map.keys()].sort());
