@@ -813,15 +813,26 @@ function urlFiles(baseUrl, options = {}) {
   };
 }
 function memoryFiles(files, options = {}) {
-  const map = files instanceof Map ? files : new Map(Object.entries(files));
-  const name = options.name ?? "<memory>";
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
+  return mapFiles(files, options.name ?? "<memory>", {
+    text: (data) => Promise.resolve(typeof data === "string" ? data : decoder.decode(data)),
+    open: (data, path) => bytesSource(typeof data === "string" ? encoder.encode(data) : data, path)
+  });
+}
+function blobFiles(files, options = {}) {
+  return mapFiles(files, options.name ?? "<files>", {
+    text: (blob) => blob.text(),
+    open: (blob, path) => blobSource(blob, path)
+  });
+}
+function mapFiles(files, name, how) {
+  const map = files instanceof Map ? files : new Map(Object.entries(files));
   return {
     name,
     readText(file) {
       const data = map.get(file);
-      return Promise.resolve(typeof data === "string" || data === void 0 ? data : decoder.decode(data));
+      return data === void 0 ? Promise.resolve(void 0) : how.text(data);
     },
     source(file) {
       const data = map.get(file);
@@ -834,36 +845,7 @@ function memoryFiles(files, options = {}) {
           read: missing
         };
       }
-      return bytesSource(typeof data === "string" ? encoder.encode(data) : data, path);
-    },
-    list() {
-      return Promise.resolve([
-        ...map.keys()
-      ].sort());
-    }
-  };
-}
-function blobFiles(files, options = {}) {
-  const map = files instanceof Map ? files : new Map(Object.entries(files));
-  const name = options.name ?? "<files>";
-  return {
-    name,
-    async readText(file) {
-      const blob = map.get(file);
-      return blob === void 0 ? void 0 : await blob.text();
-    },
-    source(file) {
-      const blob = map.get(file);
-      const path = `${name}/${file}`;
-      if (blob === void 0) {
-        const missing = () => Promise.reject(new FileNotFoundError(path));
-        return {
-          name: path,
-          size: missing,
-          read: missing
-        };
-      }
-      return blobSource(blob, path);
+      return how.open(data, path);
     },
     list() {
       return Promise.resolve([
