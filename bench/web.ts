@@ -14,7 +14,7 @@
  */
 import { serveWeb } from "../web/serve.ts";
 import { median } from "./measure.ts";
-import { CHROMIUM, FLAGS, playwright } from "../tests/_chromium.ts";
+import { CHROMIUM, FLAGS, playwright } from "./chromium.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).href;

@@ -6,7 +6,7 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { serveDir } from "./_http_server.ts";
 import { OPTIONS, tinyRun } from "./_tiny_run.ts";
-import { CHROMIUM, FLAGS, type Playwright, playwright } from "./_chromium.ts";
+import { CHROMIUM, FLAGS, type Playwright, playwright } from "../bench/chromium.ts";
 
 const ROOT = new URL("../", import.meta.url);
 

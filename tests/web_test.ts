@@ -10,7 +10,7 @@ import { tinyRun } from "./_tiny_run.ts";
 import { serveWeb } from "../web/serve.ts";
 import { unzipStore } from "../src/io/zip.ts";
 import { Buffer } from "node:buffer";
-import { CHROMIUM, FLAGS, type Playwright, playwright } from "./_chromium.ts";
+import { CHROMIUM, FLAGS, type Playwright, playwright } from "../bench/chromium.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).href;

@@ -1,4 +1,4 @@
-// Debian's Chromium driven by the pinned npm playwright-core: what the browser tests and bench/web.ts share.
+// Debian's Chromium driven by the pinned npm playwright-core, shared by bench/web.ts and the browser tests.
 // Never `playwright install` (it downloads a browser, which fails here).
 
 /** Debian's `chromium` package. */
