@@ -205,10 +205,10 @@ Deno.test("signals: SIGTERM while preparing exits 143 at once and releases the l
   const out = `${tmp}/early`;
   const child = mespCommand(tmp, `${tmp}/cache-early`, ...trainArgs(out).map((a) => a === data ? big : a))
     .spawn();
-  // wait for the lock: the run owns its directory and is preparing
-  while (!(await Deno.stat(`${out}/.lock`).then(() => true, () => false))) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  // wait for the lock to be taken (the file holds the run's pid once the OS lock is held): the run owns its
+  // directory and is preparing
+  const owner = () => Deno.readTextFile(`${out}/.lock`).then((t) => JSON.parse(t).pid, () => undefined);
+  while (await owner() !== child.pid) await new Promise((r) => setTimeout(r, 20));
   child.kill("SIGTERM");
   const status = await child.status;
   await child.stdout.cancel();
