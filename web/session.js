@@ -33,14 +33,13 @@ import * as opfs from "./opfs.js";
 
 const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "generation_config.json"];
 
-/** The session: the opened model and data, and the running training's stop flag. */
+/** The session: the opened model, its datasets, the last trained or loaded adapter, the stop flag. */
 const session = {
   model: undefined,
   pack: undefined,
   sets: {},
   stop: false,
   result: undefined,
-  layout: undefined,
 };
 
 const post = (msg, transfer) => self.postMessage(msg, transfer ?? []);
@@ -213,7 +212,6 @@ const ops = {
     if (!resume && options.fromAdapter && !adapter) throw new Error("no adapter is loaded to start from");
     options = withAdapterLayout(options);
     const layout = loraLayout(session.pack.config, state?.lora ?? options.lora);
-    session.layout = layout;
     session.stop = false;
     const threads = options.threads ?? threadCount();
     const save = async (s) => {
