@@ -4882,11 +4882,11 @@ var Engine = class _Engine {
     if (bias) {
       for (let t = 0; t < T; t++) this.F.copyWithin((out >> 2) + t * ldo, bias >> 2, (bias >> 2) + nOut);
     }
-    this.gemm.run(OP.nt, 0, T, 0, nOut, nOut, nIn, x, ldx, refs.w, out, ldo, 1, accumulate || bias !== 0);
+    this.gemm.nt(T, nOut, nIn, x, ldx, refs.w, out, ldo, 1, accumulate || bias !== 0);
     if (refs.pair) {
       const r = this.D.r;
-      this.gemm.run(OP.nt, 0, T, 0, r, r, nIn, x, ldx, refs.a, h, r, 1, false);
-      this.gemm.run(OP.nt, 0, T, 0, nOut, nOut, r, h, r, refs.b, out, ldo, this.lora.scale, true);
+      this.gemm.nt(T, r, nIn, x, ldx, refs.a, h, r, 1, false);
+      this.gemm.nt(T, nOut, r, h, r, refs.b, out, ldo, this.lora.scale, true);
     }
   }
   /**
@@ -4935,9 +4935,9 @@ var Engine = class _Engine {
     const scale = 1 / Math.sqrt(hd), rep = H / KV;
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / rep), s = keep ? keep.P + h * T * nk * 4 : p["act.scores"];
-      gemm.run(OP.nt, 0, T, 0, nk, nk, hd, q + h * hd * 4, qd, this.kRefs[g], s, nk, 1, false);
+      gemm.nt(T, nk, hd, q + h * hd * 4, qd, this.kRefs[g], s, nk, 1, false);
       k.softmax_causal_forward(s, s, nk, nk, scale, pos0, 0, T);
-      gemm.run(OP.nn, 0, T, 0, hd, hd, nk, s, nk, this.vRefs[g], att + h * hd * 4, qd, 1, false);
+      gemm.nn(T, hd, nk, s, nk, this.vRefs[g], att + h * hd * 4, qd, 1, false);
     }
     this.linear(T, att, qd, refs.o_proj, x, d, d, qd, 0, true, hSlot(3));
   }
@@ -4970,18 +4970,18 @@ var Engine = class _Engine {
       const m = keep ? keep.m + c.c0 * 4 : g;
       await this.loadChunk(l, i);
       this.mlpChunkForward(l, i, T, xn, hg, hu, hd, g, u, m, ld);
-      gemm.run(OP.nt, 0, T, 0, d, d, n, m, ld, c.down.ref, x, d, 1, true);
+      gemm.nt(T, d, n, m, ld, c.down.ref, x, d, 1, true);
     }
     const dp = this.#linears[l].down_proj;
-    if (dp.pair) gemm.run(OP.nt, 0, T, 0, d, d, r, hd, r, dp.b, x, d, this.lora.scale, true);
+    if (dp.pair) gemm.nt(T, d, r, hd, r, dp.b, x, d, this.lora.scale, true);
   }
   /** The gate and up adapters' inputs h_g = xn·A_gᵀ, h_u = xn·A_uᵀ ([T, r]), shared by every chunk. */
   mlpAdapterInputs(l, T, xn, hg, hu) {
     const { d, r } = this.D, refs = this.#linears[l];
     if (refs.gate_proj.pair) {
-      this.gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, refs.gate_proj.a, hg, r, 1, false);
+      this.gemm.nt(T, r, d, xn, d, refs.gate_proj.a, hg, r, 1, false);
     }
-    if (refs.up_proj.pair) this.gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, refs.up_proj.a, hu, r, 1, false);
+    if (refs.up_proj.pair) this.gemm.nt(T, r, d, xn, d, refs.up_proj.a, hu, r, 1, false);
   }
   /**
    * MLP chunk `i` of layer `l` (loaded): g = xn·W_g[c]ᵀ (+ s·h_g·B_g[c]ᵀ), u likewise, m = silu(g)·u, all
@@ -4994,15 +4994,15 @@ var Engine = class _Engine {
     const refs = this.#linears[l], s = this.lora?.scale ?? 0;
     const c = this.chunks[i], n = c.c1 - c.c0;
     const gp = refs.gate_proj, up = refs.up_proj, dp = refs.down_proj;
-    gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.gate.ref, g, ld, 1, false);
+    gemm.nt(T, n, d, xn, d, c.gate.ref, g, ld, 1, false);
     if (gp.pair) this.#loraChunkB(T, hg, gp, c.c0, n, g, ld, s);
-    gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.up.ref, u, ld, 1, false);
+    gemm.nt(T, n, d, xn, d, c.up.ref, u, ld, 1, false);
     if (up.pair) this.#loraChunkB(T, hu, up, c.c0, n, u, ld, s);
     k.swiglu_forward(m, g, u, n, ld, ld, ld, 0, T);
     if (dp.pair) {
       this.tmpRef.ptr = dp.a.ptr + c.c0 * 4;
       this.tmpRef.ld = dp.a.ld;
-      gemm.run(OP.nt, 0, T, 0, r, r, n, m, ld, this.tmpRef, hd, r, 1, i > 0);
+      gemm.nt(T, r, n, m, ld, this.tmpRef, hd, r, 1, i > 0);
     }
   }
   /** out[:, 0:n) += s · h · B[c0:c0+n)ᵀ (the chunk's rows of B). */
@@ -5010,7 +5010,7 @@ var Engine = class _Engine {
     const r = this.D.r;
     this.tmpRef.ptr = refs.b.ptr + c0 * r * 4;
     this.tmpRef.ld = r;
-    this.gemm.run(OP.nt, 0, T, 0, n, n, r, h, r, this.tmpRef, out, ldo, s, true);
+    this.gemm.nt(T, n, r, h, r, this.tmpRef, out, ldo, s, true);
   }
   /** Final RMSNorm of rows [0, T) of `act.x` into `act.xn` (rstd kept in `act.rstd`). */
   finalNorm(T) {
@@ -5189,7 +5189,7 @@ var Backward = class {
       const vc = await e.loadVocabChunk(c);
       const logits = e.chunkLogits(0, T, vc);
       e.k.ce_chunk_fused(logits, vc, Vc, c * Vc, r.targets, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, c === 0 ? 1 : 0, 0, T);
-      e.gemm.run(OP.nn, 0, T, 0, d, d, vc, logits, Vc, e.vocabRef, dxn, d, 1, c > 0);
+      e.gemm.nn(T, d, vc, logits, Vc, e.vocabRef, dxn, d, 1, c > 0);
     }
     e.k.ce_fused_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, 0, T);
     const erow = p["loss.erow"];
@@ -5250,7 +5250,7 @@ var Backward = class {
       k.rmsnorm_forward(xn, p["act.rstd2"], x2, e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
       e.mlpAdapterInputs(l, T, xn, hg, hu);
     }
-    if (dp.pair) gemm.run(OP.nn, 0, T, 0, r, r, d, G, d, dp.b, ghd, r, s, false);
+    if (dp.pair) gemm.nn(T, r, d, G, d, dp.b, ghd, r, s, false);
     for (let i = 0; i < e.chunks.length; i++) {
       const c = e.chunks[i], c0 = c.c0, n = c.c1 - c0, first = i === 0;
       await e.loadChunk(l, i);
@@ -5260,20 +5260,20 @@ var Backward = class {
       if (!kept) e.mlpChunkForward(l, i, T, xn, hg, hu, hd, g, u, m, C);
       if (dp.pair) {
         const dAd = this.grad(l, dp.pair.a) + c0 * 4;
-        gemm.run(OP.tn, 0, r, 0, n, n, T, ghd, r, this.#f32(m, ld, true), dAd, dp.pair.inDim, 1, acc);
+        gemm.tn(r, n, T, ghd, r, this.#f32(m, ld, true), dAd, dp.pair.inDim, 1, acc);
       }
-      gemm.run(OP.nn, 0, T, 0, n, n, d, G, d, c.down.ref, m, ld, 1, false);
+      gemm.nn(T, n, d, G, d, c.down.ref, m, ld, 1, false);
       if (dp.pair) {
-        gemm.run(OP.nn, 0, T, 0, n, n, r, ghd, r, this.#f32(dp.a.ptr + c0 * 4, dp.a.ld), m, ld, 1, true);
+        gemm.nn(T, n, r, ghd, r, this.#f32(dp.a.ptr + c0 * 4, dp.a.ld), m, ld, 1, true);
       }
       k.swiglu_backward(g, u, m, g, u, n, ld, ld, ld, ld, ld, 0, T);
-      gemm.run(OP.nn, 0, T, 0, d, d, n, g, ld, c.gate.ref, dxn, d, 1, !first);
-      gemm.run(OP.nn, 0, T, 0, d, d, n, u, ld, c.up.ref, dxn, d, 1, true);
+      gemm.nn(T, d, n, g, ld, c.gate.ref, dxn, d, 1, !first);
+      gemm.nn(T, d, n, u, ld, c.up.ref, dxn, d, 1, true);
       if (gp.pair) this.#chunkBGrads(l, T, gp.pair, gp, c0, n, g, ld, hg, ghg, first);
       if (up.pair) this.#chunkBGrads(l, T, up.pair, up, c0, n, u, ld, hu, ghu, first);
     }
     if (dp.pair) {
-      gemm.run(OP.tn, 0, d, 0, r, r, T, G, d, this.#f32(hd, r), this.grad(l, dp.pair.b), r, s, acc);
+      gemm.tn(d, r, T, G, d, this.#f32(hd, r), this.grad(l, dp.pair.b), r, s, acc);
     }
     this.#finishA(l, T, gp, ghg, xn, dxn);
     this.#finishA(l, T, up, ghu, xn, dxn);
@@ -5283,14 +5283,14 @@ var Backward = class {
   #finishA(l, T, refs, gh, xn, dxn) {
     if (!refs.pair) return;
     const e = this.e, { d, r } = e.D;
-    e.gemm.run(OP.tn, 0, r, 0, d, d, T, gh, r, this.#f32(xn, d), this.grad(l, refs.pair.a), d, 1, this.sink.accumulate);
-    e.gemm.run(OP.nn, 0, T, 0, d, d, r, gh, r, refs.a, dxn, d, 1, true);
+    e.gemm.tn(r, d, T, gh, r, this.#f32(xn, d), this.grad(l, refs.pair.a), d, 1, this.sink.accumulate);
+    e.gemm.nn(T, d, r, gh, r, refs.a, dxn, d, 1, true);
   }
   /** For a chunk of gate/up rows: dB[c] = s·dYᵀ·h, gh += s·dY·B[c]. */
   #chunkBGrads(l, T, pair, refs, c0, n, dY, C, h, gh, first) {
     const e = this.e, r = e.D.r, s = e.lora.scale;
-    e.gemm.run(OP.tn, 0, n, 0, r, r, T, dY, C, this.#f32(h, r), this.grad(l, pair.b) + c0 * r * 4, r, s, this.sink.accumulate);
-    e.gemm.run(OP.nn, 0, T, 0, r, r, n, dY, C, this.#f32(refs.b.ptr + c0 * r * 4, r), gh, r, s, !first);
+    e.gemm.tn(n, r, T, dY, C, this.#f32(h, r), this.grad(l, pair.b) + c0 * r * 4, r, s, this.sink.accumulate);
+    e.gemm.nn(T, r, n, dY, C, this.#f32(refs.b.ptr + c0 * r * 4, r), gh, r, s, !first);
   }
   /**
    * The attention block. On entry `grad.x` is dL/d(x2), `act.q/k/v/att` and `act.xn` hold the recomputed
@@ -5300,7 +5300,7 @@ var Backward = class {
     const e = this.e, { d, H, KV, hd, qd, kvd } = e.D, p = e.p, { k, gemm } = e;
     const refs = e.refs(l);
     const G = p["grad.x"], att = p["act.att"], datt = p["act.xn2"];
-    gemm.run(OP.nn, 0, T, 0, qd, qd, d, G, d, refs.o_proj.w, datt, qd, 1, false);
+    gemm.nn(T, qd, d, G, d, refs.o_proj.w, datt, qd, 1, false);
     this.#linearLora(l, T, refs.o_proj, att, qd, G, d, datt, qd, 3);
     const q = p["act.q"], dq = p["grad.q"], dk = p["grad.k"], dv = p["grad.v"];
     const dS = p["grad.scores"];
@@ -5310,22 +5310,22 @@ var Backward = class {
       const qh = q + h * hd * 4, dOh = datt + h * hd * 4;
       const S = this.mebp ? p["mebp.P"] + h * T * T * 4 : p["act.scores"];
       if (!this.mebp) {
-        gemm.run(OP.nt, 0, T, 0, T, T, hd, qh, qd, e.kRefs[g], S, T, 1, false);
+        gemm.nt(T, T, hd, qh, qd, e.kRefs[g], S, T, 1, false);
         k.softmax_causal_forward(S, S, T, T, scale, 0, 0, T);
       }
-      gemm.run(OP.tn, 0, T, 0, hd, hd, T, S, T, this.#f32(dOh, qd), dv + g * hd * 4, kvd, 1, !first);
-      gemm.run(OP.nt, 0, T, 0, T, T, hd, dOh, qd, e.vRefs[g], dS, T, 1, false);
+      gemm.tn(T, hd, T, S, T, this.#f32(dOh, qd), dv + g * hd * 4, kvd, 1, !first);
+      gemm.nt(T, T, hd, dOh, qd, e.vRefs[g], dS, T, 1, false);
       k.softmax_causal_backward(dS, S, dS, T, T, scale, 0, 0, T);
-      gemm.run(OP.nn, 0, T, 0, hd, hd, T, dS, T, e.kRefs[g], dq + h * hd * 4, qd, 1, false);
-      gemm.run(OP.tn, 0, T, 0, hd, hd, T, dS, T, this.#f32(qh, qd), dk + g * hd * 4, kvd, 1, !first);
+      gemm.nn(T, hd, T, dS, T, e.kRefs[g], dq + h * hd * 4, qd, 1, false);
+      gemm.tn(T, hd, T, dS, T, this.#f32(qh, qd), dk + g * hd * 4, kvd, 1, !first);
     }
     const { cos, sin } = e.rope();
     k.rope_backward(dq, cos, sin, H, hd, qd, 0, 0, T);
     k.rope_backward(dk, cos, sin, KV, hd, kvd, 0, 0, T);
     const xn = p["act.xn"], dxn = p["grad.xn"];
-    gemm.run(OP.nn, 0, T, 0, d, d, qd, dq, qd, refs.q_proj.w, dxn, d, 1, false);
-    gemm.run(OP.nn, 0, T, 0, d, d, kvd, dk, kvd, refs.k_proj.w, dxn, d, 1, true);
-    gemm.run(OP.nn, 0, T, 0, d, d, kvd, dv, kvd, refs.v_proj.w, dxn, d, 1, true);
+    gemm.nn(T, d, qd, dq, qd, refs.q_proj.w, dxn, d, 1, false);
+    gemm.nn(T, d, kvd, dk, kvd, refs.k_proj.w, dxn, d, 1, true);
+    gemm.nn(T, d, kvd, dv, kvd, refs.v_proj.w, dxn, d, 1, true);
     this.#linearLora(l, T, refs.q_proj, xn, d, dq, qd, dxn, d, 0);
     this.#linearLora(l, T, refs.k_proj, xn, d, dk, kvd, dxn, d, 1);
     this.#linearLora(l, T, refs.v_proj, xn, d, dv, kvd, dxn, d, 2);
@@ -5341,11 +5341,11 @@ var Backward = class {
     if (!pair) return;
     const e = this.e, r = e.D.r, s = e.lora.scale, acc = this.sink.accumulate, { gemm } = e;
     const h = this.mebp ? this.#kept(kept, T) : this.#slot(0, T), gh = this.#slot(4, T);
-    if (!this.mebp) gemm.run(OP.nt, 0, T, 0, r, r, nIn, x, nIn, refs.a, h, r, 1, false);
-    gemm.run(OP.tn, 0, nOut, 0, r, r, T, dY, nOut, this.#f32(h, r), this.grad(l, pair.b), r, s, acc);
-    gemm.run(OP.nn, 0, T, 0, r, r, nOut, dY, nOut, refs.b, gh, r, s, false);
-    gemm.run(OP.tn, 0, r, 0, nIn, nIn, T, gh, r, this.#f32(x, nIn), this.grad(l, pair.a), nIn, 1, acc);
-    gemm.run(OP.nn, 0, T, 0, nIn, nIn, r, gh, r, refs.a, dx, ldx, 1, true);
+    if (!this.mebp) gemm.nt(T, r, nIn, x, nIn, refs.a, h, r, 1, false);
+    gemm.tn(nOut, r, T, dY, nOut, this.#f32(h, r), this.grad(l, pair.b), r, s, acc);
+    gemm.nn(T, r, nOut, dY, nOut, refs.b, gh, r, s, false);
+    gemm.tn(r, nIn, T, gh, r, this.#f32(x, nIn), this.grad(l, pair.a), nIn, 1, acc);
+    gemm.nn(T, nIn, r, gh, r, refs.a, dx, ldx, 1, true);
   }
 };
 

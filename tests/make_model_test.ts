@@ -20,7 +20,7 @@ import { dequantize, fromMlxU32 } from "../src/model/quantize.ts";
 import { bf16BitsToF32 } from "../src/model/dtype.ts";
 import { run } from "../src/cli/make_model.ts";
 
-/** Expected tensors of a Qwen2 checkpoint, written out from HF's Qwen2 module tree (docs/qwen2.md), independent of the code. */
+/** Expected tensors of a Qwen2 checkpoint, written out from HF's module tree (docs/qwen2.md), not the code. */
 function expectedHf(c: {
   h: number;
   q: number;

@@ -15,7 +15,6 @@
  *
  * @module
  */
-import { OP } from "../runtime/kernels.ts";
 import { f32Ref, type WeightRef } from "../runtime/weight_ref.ts";
 import type { Engine, LinearRefs } from "./engine.ts";
 import type { LoraPair } from "./lora.ts";
@@ -102,7 +101,7 @@ export class Backward {
         0,
         T,
       );
-      e.gemm.run(OP.nn, 0, T, 0, d, d, vc, logits, Vc, e.vocabRef, dxn, d, 1, c > 0); // acc += p · E_chunk
+      e.gemm.nn(T, d, vc, logits, Vc, e.vocabRef, dxn, d, 1, c > 0); // acc += p · E_chunk
     }
     e.k.ce_fused_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, 0, T);
     const erow = p["loss.erow"];
@@ -164,7 +163,7 @@ export class Backward {
       k.rmsnorm_forward(xn, p["act.rstd2"], x2, e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
       e.mlpAdapterInputs(l, T, xn, hg, hu);
     }
-    if (dp.pair) gemm.run(OP.nn, 0, T, 0, r, r, d, G, d, dp.b!, ghd, r, s, false); // gh_d = s·G·B_d
+    if (dp.pair) gemm.nn(T, r, d, G, d, dp.b!, ghd, r, s, false); // gh_d = s·G·B_d
     for (let i = 0; i < e.chunks.length; i++) {
       const c = e.chunks[i], c0 = c.c0, n = c.c1 - c0, first = i === 0;
       await e.loadChunk(l, i);
@@ -176,22 +175,22 @@ export class Backward {
       if (dp.pair) {
         // dA_d[:, c] = gh_dᵀ · m
         const dAd = this.grad(l, dp.pair.a) + c0 * 4;
-        gemm.run(OP.tn, 0, r, 0, n, n, T, ghd, r, this.#f32(m, ld, true), dAd, dp.pair.inDim, 1, acc);
+        gemm.tn(r, n, T, ghd, r, this.#f32(m, ld, true), dAd, dp.pair.inDim, 1, acc);
       }
       // dm = G · W_d[:, c] (+ gh_d · A_d[:, c]), over m
-      gemm.run(OP.nn, 0, T, 0, n, n, d, G, d, c.down.ref, m, ld, 1, false);
+      gemm.nn(T, n, d, G, d, c.down.ref, m, ld, 1, false);
       if (dp.pair) {
-        gemm.run(OP.nn, 0, T, 0, n, n, r, ghd, r, this.#f32(dp.a!.ptr + c0 * 4, dp.a!.ld), m, ld, 1, true);
+        gemm.nn(T, n, r, ghd, r, this.#f32(dp.a!.ptr + c0 * 4, dp.a!.ld), m, ld, 1, true);
       }
       k.swiglu_backward(g, u, m, g, u, n, ld, ld, ld, ld, ld, 0, T); // dg over g, du over u
       // dxn += dg · W_g[c] + du · W_u[c]
-      gemm.run(OP.nn, 0, T, 0, d, d, n, g, ld, c.gate.ref, dxn, d, 1, !first);
-      gemm.run(OP.nn, 0, T, 0, d, d, n, u, ld, c.up.ref, dxn, d, 1, true);
+      gemm.nn(T, d, n, g, ld, c.gate.ref, dxn, d, 1, !first);
+      gemm.nn(T, d, n, u, ld, c.up.ref, dxn, d, 1, true);
       if (gp.pair) this.#chunkBGrads(l, T, gp.pair, gp, c0, n, g, ld, hg, ghg, first);
       if (up.pair) this.#chunkBGrads(l, T, up.pair, up, c0, n, u, ld, hu, ghu, first);
     }
     if (dp.pair) {
-      gemm.run(OP.tn, 0, d, 0, r, r, T, G, d, this.#f32(hd, r), this.grad(l, dp.pair.b), r, s, acc); // dB_d
+      gemm.tn(d, r, T, G, d, this.#f32(hd, r), this.grad(l, dp.pair.b), r, s, acc); // dB_d
     }
     this.#finishA(l, T, gp, ghg, xn, dxn);
     this.#finishA(l, T, up, ghu, xn, dxn);
@@ -202,23 +201,8 @@ export class Backward {
   #finishA(l: number, T: number, refs: LinearRefs, gh: number, xn: number, dxn: number): void {
     if (!refs.pair) return;
     const e = this.e, { d, r } = e.D;
-    e.gemm.run(
-      OP.tn,
-      0,
-      r,
-      0,
-      d,
-      d,
-      T,
-      gh,
-      r,
-      this.#f32(xn, d),
-      this.grad(l, refs.pair.a),
-      d,
-      1,
-      this.sink.accumulate,
-    );
-    e.gemm.run(OP.nn, 0, T, 0, d, d, r, gh, r, refs.a!, dxn, d, 1, true);
+    e.gemm.tn(r, d, T, gh, r, this.#f32(xn, d), this.grad(l, refs.pair.a), d, 1, this.sink.accumulate);
+    e.gemm.nn(T, d, r, gh, r, refs.a!, dxn, d, 1, true);
   }
 
   /** For a chunk of gate/up rows: dB[c] = s·dYᵀ·h, gh += s·dY·B[c]. */
@@ -236,23 +220,8 @@ export class Backward {
     first: boolean,
   ) {
     const e = this.e, r = e.D.r, s = e.lora!.scale;
-    e.gemm.run(
-      OP.tn,
-      0,
-      n,
-      0,
-      r,
-      r,
-      T,
-      dY,
-      C,
-      this.#f32(h, r),
-      this.grad(l, pair.b) + c0 * r * 4,
-      r,
-      s,
-      this.sink.accumulate,
-    );
-    e.gemm.run(OP.nn, 0, T, 0, r, r, n, dY, C, this.#f32(refs.b!.ptr + c0 * r * 4, r), gh, r, s, !first);
+    e.gemm.tn(n, r, T, dY, C, this.#f32(h, r), this.grad(l, pair.b) + c0 * r * 4, r, s, this.sink.accumulate);
+    e.gemm.nn(T, r, n, dY, C, this.#f32(refs.b!.ptr + c0 * r * 4, r), gh, r, s, !first);
   }
 
   /**
@@ -264,7 +233,7 @@ export class Backward {
     const refs = e.refs(l);
     const G = p["grad.x"], att = p["act.att"], datt = p["act.xn2"]; // the MLP input is dead: reuse its region
     // o_proj: d_att = G·W_o (+ LoRA)
-    gemm.run(OP.nn, 0, T, 0, qd, qd, d, G, d, refs.o_proj.w!, datt, qd, 1, false);
+    gemm.nn(T, qd, d, G, d, refs.o_proj.w!, datt, qd, 1, false);
     this.#linearLora(l, T, refs.o_proj, att, qd, G, d, datt, qd, 3);
     // per head, with P recomputed (MeBP: kept): dV += Pᵀ·dO, dP = dO·Vᵀ, dS = softmax', dQ = dS·K, dK += dSᵀ·Q
     const q = p["act.q"], dq = p["grad.q"], dk = p["grad.k"], dv = p["grad.v"];
@@ -275,23 +244,23 @@ export class Backward {
       const qh = q + h * hd * 4, dOh = datt + h * hd * 4;
       const S = this.mebp ? p["mebp.P"] + h * T * T * 4 : p["act.scores"];
       if (!this.mebp) {
-        gemm.run(OP.nt, 0, T, 0, T, T, hd, qh, qd, e.kRefs[g], S, T, 1, false);
+        gemm.nt(T, T, hd, qh, qd, e.kRefs[g], S, T, 1, false);
         k.softmax_causal_forward(S, S, T, T, scale, 0, 0, T);
       }
-      gemm.run(OP.tn, 0, T, 0, hd, hd, T, S, T, this.#f32(dOh, qd), dv + g * hd * 4, kvd, 1, !first);
-      gemm.run(OP.nt, 0, T, 0, T, T, hd, dOh, qd, e.vRefs[g], dS, T, 1, false);
+      gemm.tn(T, hd, T, S, T, this.#f32(dOh, qd), dv + g * hd * 4, kvd, 1, !first);
+      gemm.nt(T, T, hd, dOh, qd, e.vRefs[g], dS, T, 1, false);
       k.softmax_causal_backward(dS, S, dS, T, T, scale, 0, 0, T);
-      gemm.run(OP.nn, 0, T, 0, hd, hd, T, dS, T, e.kRefs[g], dq + h * hd * 4, qd, 1, false);
-      gemm.run(OP.tn, 0, T, 0, hd, hd, T, dS, T, this.#f32(qh, qd), dk + g * hd * 4, kvd, 1, !first);
+      gemm.nn(T, hd, T, dS, T, e.kRefs[g], dq + h * hd * 4, qd, 1, false);
+      gemm.tn(T, hd, T, dS, T, this.#f32(qh, qd), dk + g * hd * 4, kvd, 1, !first);
     }
     const { cos, sin } = e.rope();
     k.rope_backward(dq, cos, sin, H, hd, qd, 0, 0, T);
     k.rope_backward(dk, cos, sin, KV, hd, kvd, 0, 0, T);
     // dxn = dq·W_q + dk·W_k + dv·W_v (+ LoRA)
     const xn = p["act.xn"], dxn = p["grad.xn"];
-    gemm.run(OP.nn, 0, T, 0, d, d, qd, dq, qd, refs.q_proj.w!, dxn, d, 1, false);
-    gemm.run(OP.nn, 0, T, 0, d, d, kvd, dk, kvd, refs.k_proj.w!, dxn, d, 1, true);
-    gemm.run(OP.nn, 0, T, 0, d, d, kvd, dv, kvd, refs.v_proj.w!, dxn, d, 1, true);
+    gemm.nn(T, d, qd, dq, qd, refs.q_proj.w!, dxn, d, 1, false);
+    gemm.nn(T, d, kvd, dk, kvd, refs.k_proj.w!, dxn, d, 1, true);
+    gemm.nn(T, d, kvd, dv, kvd, refs.v_proj.w!, dxn, d, 1, true);
     this.#linearLora(l, T, refs.q_proj, xn, d, dq, qd, dxn, d, 0);
     this.#linearLora(l, T, refs.k_proj, xn, d, dk, kvd, dxn, d, 1);
     this.#linearLora(l, T, refs.v_proj, xn, d, dv, kvd, dxn, d, 2);
@@ -320,10 +289,10 @@ export class Backward {
     if (!pair) return;
     const e = this.e, r = e.D.r, s = e.lora!.scale, acc = this.sink.accumulate, { gemm } = e;
     const h = this.mebp ? this.#kept(kept, T) : this.#slot(0, T), gh = this.#slot(4, T);
-    if (!this.mebp) gemm.run(OP.nt, 0, T, 0, r, r, nIn, x, nIn, refs.a!, h, r, 1, false);
-    gemm.run(OP.tn, 0, nOut, 0, r, r, T, dY, nOut, this.#f32(h, r), this.grad(l, pair.b), r, s, acc);
-    gemm.run(OP.nn, 0, T, 0, r, r, nOut, dY, nOut, refs.b!, gh, r, s, false);
-    gemm.run(OP.tn, 0, r, 0, nIn, nIn, T, gh, r, this.#f32(x, nIn), this.grad(l, pair.a), nIn, 1, acc);
-    gemm.run(OP.nn, 0, T, 0, nIn, nIn, r, gh, r, refs.a!, dx, ldx, 1, true);
+    if (!this.mebp) gemm.nt(T, r, nIn, x, nIn, refs.a!, h, r, 1, false);
+    gemm.tn(nOut, r, T, dY, nOut, this.#f32(h, r), this.grad(l, pair.b), r, s, acc);
+    gemm.nn(T, r, nOut, dY, nOut, refs.b!, gh, r, s, false);
+    gemm.tn(r, nIn, T, gh, r, this.#f32(x, nIn), this.grad(l, pair.a), nIn, 1, acc);
+    gemm.nn(T, nIn, r, gh, r, refs.a!, dx, ldx, 1, true);
   }
 }

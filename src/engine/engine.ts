@@ -1,7 +1,7 @@
 /**
  * The engine: one kernel instance, one arena laid out by the plan, and the model's forward pass streaming
- * one layer's weights at a time from a pack (docs/architecture.md, docs/mesp.md). Training adds the backward pass on top
- * (`backward.ts`); evaluation and generation use this file alone.
+ * one layer's weights at a time from a pack (docs/architecture.md, docs/mesp.md). Training adds the backward
+ * pass on top (`backward.ts`); evaluation and generation use this file alone.
  *
  * Everything the step loop touches is a region of the plan; weight descriptors and typed-array views are
  * made once here, so the forward pass allocates no buffers.
@@ -387,11 +387,11 @@ export class Engine {
     if (bias) {
       for (let t = 0; t < T; t++) this.F.copyWithin((out >> 2) + t * ldo, bias >> 2, (bias >> 2) + nOut);
     }
-    this.gemm.run(OP.nt, 0, T, 0, nOut, nOut, nIn, x, ldx, refs.w!, out, ldo, 1, accumulate || bias !== 0);
+    this.gemm.nt(T, nOut, nIn, x, ldx, refs.w!, out, ldo, 1, accumulate || bias !== 0);
     if (refs.pair) {
       const r = this.D.r;
-      this.gemm.run(OP.nt, 0, T, 0, r, r, nIn, x, ldx, refs.a!, h, r, 1, false);
-      this.gemm.run(OP.nt, 0, T, 0, nOut, nOut, r, h, r, refs.b!, out, ldo, this.lora!.scale, true);
+      this.gemm.nt(T, r, nIn, x, ldx, refs.a!, h, r, 1, false);
+      this.gemm.nt(T, nOut, r, h, r, refs.b!, out, ldo, this.lora!.scale, true);
     }
   }
 
@@ -451,9 +451,9 @@ export class Engine {
     const scale = 1 / Math.sqrt(hd), rep = H / KV;
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / rep), s = keep ? keep.P + h * T * nk * 4 : p["act.scores"];
-      gemm.run(OP.nt, 0, T, 0, nk, nk, hd, q + h * hd * 4, qd, this.kRefs[g], s, nk, 1, false);
+      gemm.nt(T, nk, hd, q + h * hd * 4, qd, this.kRefs[g], s, nk, 1, false);
       k.softmax_causal_forward(s, s, nk, nk, scale, pos0, 0, T);
-      gemm.run(OP.nn, 0, T, 0, hd, hd, nk, s, nk, this.vRefs[g], att + h * hd * 4, qd, 1, false);
+      gemm.nn(T, hd, nk, s, nk, this.vRefs[g], att + h * hd * 4, qd, 1, false);
     }
     this.linear(T, att, qd, refs.o_proj, x, d, d, qd, 0, true, hSlot(3));
   }
@@ -491,19 +491,19 @@ export class Engine {
       const m = keep ? keep.m + c.c0 * 4 : g; // the forward pass writes m over g
       await this.loadChunk(l, i);
       this.mlpChunkForward(l, i, T, xn, hg, hu, hd, g, u, m, ld);
-      gemm.run(OP.nt, 0, T, 0, d, d, n, m, ld, c.down.ref, x, d, 1, true);
+      gemm.nt(T, d, n, m, ld, c.down.ref, x, d, 1, true);
     }
     const dp = this.#linears[l].down_proj;
-    if (dp.pair) gemm.run(OP.nt, 0, T, 0, d, d, r, hd, r, dp.b!, x, d, this.lora!.scale, true);
+    if (dp.pair) gemm.nt(T, d, r, hd, r, dp.b!, x, d, this.lora!.scale, true);
   }
 
   /** The gate and up adapters' inputs h_g = xn·A_gᵀ, h_u = xn·A_uᵀ ([T, r]), shared by every chunk. */
   mlpAdapterInputs(l: number, T: number, xn: number, hg: number, hu: number): void {
     const { d, r } = this.D, refs = this.#linears[l];
     if (refs.gate_proj.pair) {
-      this.gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, refs.gate_proj.a!, hg, r, 1, false);
+      this.gemm.nt(T, r, d, xn, d, refs.gate_proj.a!, hg, r, 1, false);
     }
-    if (refs.up_proj.pair) this.gemm.run(OP.nt, 0, T, 0, r, r, d, xn, d, refs.up_proj.a!, hu, r, 1, false);
+    if (refs.up_proj.pair) this.gemm.nt(T, r, d, xn, d, refs.up_proj.a!, hu, r, 1, false);
   }
 
   /**
@@ -529,16 +529,16 @@ export class Engine {
     const refs = this.#linears[l], s = this.lora?.scale ?? 0;
     const c = this.chunks[i], n = c.c1 - c.c0;
     const gp = refs.gate_proj, up = refs.up_proj, dp = refs.down_proj;
-    gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.gate.ref, g, ld, 1, false);
+    gemm.nt(T, n, d, xn, d, c.gate.ref, g, ld, 1, false);
     if (gp.pair) this.#loraChunkB(T, hg, gp, c.c0, n, g, ld, s);
-    gemm.run(OP.nt, 0, T, 0, n, n, d, xn, d, c.up.ref, u, ld, 1, false);
+    gemm.nt(T, n, d, xn, d, c.up.ref, u, ld, 1, false);
     if (up.pair) this.#loraChunkB(T, hu, up, c.c0, n, u, ld, s);
     k.swiglu_forward(m, g, u, n, ld, ld, ld, 0, T);
     if (dp.pair) {
       // h_d += m_c · A_d[:, c]ᵀ
       this.tmpRef.ptr = dp.a!.ptr + c.c0 * 4;
       this.tmpRef.ld = dp.a!.ld;
-      gemm.run(OP.nt, 0, T, 0, r, r, n, m, ld, this.tmpRef, hd, r, 1, i > 0);
+      gemm.nt(T, r, n, m, ld, this.tmpRef, hd, r, 1, i > 0);
     }
   }
 
@@ -556,7 +556,7 @@ export class Engine {
     const r = this.D.r;
     this.tmpRef.ptr = refs.b!.ptr + c0 * r * 4;
     this.tmpRef.ld = r;
-    this.gemm.run(OP.nt, 0, T, 0, n, n, r, h, r, this.tmpRef, out, ldo, s, true);
+    this.gemm.nt(T, n, r, h, r, this.tmpRef, out, ldo, s, true);
   }
 
   /** Final RMSNorm of rows [0, T) of `act.x` into `act.xn` (rstd kept in `act.rstd`). */

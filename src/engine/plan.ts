@@ -1,7 +1,7 @@
 /**
  * The memory plan of a run: every region of the arena, with its bytes and purpose, computed from the model
- * config and the options before anything is loaded (docs/memory_plan.md). `plan` prints it; the engine lays it out
- * once and never allocates again.
+ * config and the options before anything is loaded (docs/memory_plan.md). `plan` prints it; the engine lays
+ * it out once and never allocates again.
  *
  * @module
  */

@@ -5,7 +5,7 @@
  * @module
  */
 
-/** MLX affine quantization of the checkpoint's Linear and embedding weights (docs/formats.md, "MLX quantized checkpoints"). */
+/** MLX affine quantization of the checkpoint's Linear and embedding weights (docs/formats.md, MLX). */
 export interface Quantization {
   /** Elements per (scale, bias) group along the input dimension; 64 is the only supported value. */
   groupSize: number;

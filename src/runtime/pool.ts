@@ -1,6 +1,6 @@
 /**
- * A worker pool on one shared WebAssembly memory (docs/architecture.md, "Threads"). Module Workers instantiate the same
- * compiled threads build on the same `WebAssembly.Memory({ shared: true })`; the calling thread and the
+ * A worker pool on one shared WebAssembly memory (docs/architecture.md, "Threads"). Module Workers instantiate
+ * the same compiled threads build on the same `WebAssembly.Memory({ shared: true })`; the calling thread and the
  * workers each run one share of a split kernel call and meet again on an `Atomics` counter.
  *
  * - **Work**: a call of a kernel export, one of whose argument pairs is a half-open range (GEMM rows
