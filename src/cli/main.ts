@@ -23,8 +23,10 @@ export interface CommandModule {
 export const COMMANDS: Readonly<Record<string, () => Promise<CommandModule>>> = {
   "make-model": () => import("./make_model.ts"),
   eval: () => import("./eval.ts"),
+  export: () => import("./export.ts"),
   generate: () => import("./generate.ts"),
   grad: () => import("./grad.ts"),
+  merge: () => import("./merge.ts"),
   plan: () => import("./plan.ts"),
   train: () => import("./train.ts"),
 };

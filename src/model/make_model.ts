@@ -103,6 +103,22 @@ export interface MakeModelOptions {
   onProgress?: (progress: MakeModelProgress) => void;
   /** Elements generated per chunk (default 2^20); rounded to whole rows. Does not change the output. */
   chunkElements?: number;
+  /** Standard deviations of the random weights (default {@linkcode INIT_STD} everywhere, as HF's `initializer_range`). */
+  init?: WeightInit;
+}
+
+/**
+ * Standard deviations of a random checkpoint's weights. HF's 0.02 everywhere makes a near-identity network
+ * whose output is almost uniform; the demo model uses unit-gain linears and a wider LM head instead, so a
+ * LoRA adapter can learn a peaked distribution quickly.
+ */
+export interface WeightInit {
+  /** `embed_tokens` (default {@linkcode INIT_STD}). */
+  embedding?: number;
+  /** An untied `lm_head` (default {@linkcode INIT_STD}). */
+  lmHead?: number;
+  /** Every decoder linear: a number, or `"fan-in"` for `N(0, 1/in)` (default {@linkcode INIT_STD}). */
+  linear?: number | "fan-in";
 }
 
 /** How a planned tensor's bytes derive from its float source tensor. */
@@ -357,7 +373,13 @@ export async function makeModel(
   if (!Number.isSafeInteger(chunkElements) || chunkElements <= 0) {
     throw new Error(`make-model: chunkElements must be a positive integer, got ${chunkElements}`);
   }
-  const writer = new TensorWriter(plan, seed, chunkElements, options.onProgress);
+  const init = options.init ?? {};
+  for (const [name, std] of Object.entries(init)) {
+    if (std !== "fan-in" && !(typeof std === "number" && std > 0 && Number.isFinite(std))) {
+      throw new Error(`make-model: init.${name} must be a positive number, got ${JSON.stringify(std)}`);
+    }
+  }
+  const writer = new TensorWriter(plan, seed, chunkElements, init, options.onProgress);
   const metadata = { format: plan.format === "hf" ? "pt" : "mlx" };
   for (const file of plan.files) {
     await sink.writeFile(file.name, async (out) => {
@@ -392,6 +414,7 @@ class TensorWriter {
   readonly #seed: number;
   readonly #bits: QuantBits | undefined;
   readonly #chunk: number;
+  readonly #init: WeightInit;
   readonly #onProgress?: (progress: MakeModelProgress) => void;
   readonly #shapes: Map<string, number[]>;
   readonly #index: Map<string, number>;
@@ -404,9 +427,16 @@ class TensorWriter {
   /** Scales and biases of the last quantized tensor (MLX files store them apart from its codes). */
   #cached?: { source: string; scales: Uint16Array; biases: Uint16Array };
 
-  constructor(plan: ModelPlan, seed: number, chunk: number, onProgress?: (p: MakeModelProgress) => void) {
+  constructor(
+    plan: ModelPlan,
+    seed: number,
+    chunk: number,
+    init: WeightInit,
+    onProgress?: (p: MakeModelProgress) => void,
+  ) {
     this.#plan = plan;
     this.#seed = seed;
+    this.#init = init;
     this.#bits = bitsOf(plan.format);
     this.#chunk = chunk;
     this.#onProgress = onProgress;
@@ -457,6 +487,15 @@ class TensorWriter {
     return shape.length === 1 ? [1, shape[0]] : [shape[0], shape[1]];
   }
 
+  /** Standard deviation of a non-norm tensor with `cols` input columns. */
+  #std(name: string, cols: number): number {
+    if (name === "model.embed_tokens.weight") return this.#init.embedding ?? INIT_STD;
+    if (name === "lm_head.weight") return this.#init.lmHead ?? INIT_STD;
+    const linear = this.#init.linear;
+    if (!name.endsWith("_proj.weight") || linear === undefined) return INIT_STD;
+    return linear === "fan-in" ? 1 / Math.sqrt(cols) : linear;
+  }
+
   /** Calls `each(values, firstRow, rowCount)` for consecutive chunks of whole rows of the source tensor. */
   async #generate(
     t: PlannedTensor,
@@ -466,7 +505,7 @@ class TensorWriter {
     const rng = new NormalRng(this.#seed, t.source);
     const norm = /(layernorm|\.norm)\.weight$/.test(t.source);
     const mean = norm ? 1 : 0;
-    const std = norm ? NORM_STD : INIT_STD;
+    const std = norm ? NORM_STD : this.#std(t.source, cols);
     const step = Math.max(1, Math.floor(this.#chunk / cols));
     for (let r0 = 0; r0 < rows; r0 += step) {
       const n = Math.min(step, rows - r0);

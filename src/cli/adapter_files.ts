@@ -1,0 +1,56 @@
+/**
+ * What `export` and `merge` share: a trained PEFT adapter read back into the engine's flat parameter layout,
+ * with the config of the base model it was trained on, and output paths that are never overwritten
+ * without `--force`.
+ *
+ * @module
+ */
+import { openAdapterDir } from "./common.ts";
+import { readAdapterInto } from "../engine/adapter.ts";
+import { type LoraLayout, loraLayout } from "../engine/lora.ts";
+import type { ModelConfig } from "../model/config.ts";
+import { readModelConfig } from "../model/pack_files.ts";
+
+/** An adapter's parameters with the layout and base config they belong to. */
+export interface LoadedAdapter {
+  /** The base model directory. */
+  model: string;
+  cfg: ModelConfig;
+  layout: LoraLayout;
+  params: Float32Array;
+}
+
+/**
+ * Reads the PEFT adapter in `dir` for the base model `model` (default: the adapter's
+ * `base_model_name_or_path`, which `train` sets to the model directory).
+ */
+export async function loadAdapter(dir: string, model?: string): Promise<LoadedAdapter> {
+  const adapter = await openAdapterDir(dir);
+  const base = model ?? adapter.config.baseModel;
+  if (!base) {
+    throw new Error(`${dir}/adapter_config.json names no base model (base_model_name_or_path): give --model`);
+  }
+  let cfg: ModelConfig;
+  try {
+    cfg = await readModelConfig(base);
+  } catch (err) {
+    const hint = model ? "" : ` (the adapter's base_model_name_or_path; give --model to use another)`;
+    throw new Error(`base model ${base}${hint}: ${(err as Error).message}`);
+  }
+  const layout = loraLayout(cfg, adapter.config);
+  const params = new Float32Array(layout.totalElements);
+  await readAdapterInto(adapter, layout, params);
+  adapter.weights.source.close?.();
+  return { model: base, cfg, layout, params };
+}
+
+/** Throws unless `path` is absent (or `force` is set). */
+export async function checkWritable(path: string, force: boolean, what: string): Promise<void> {
+  try {
+    await Deno.lstat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    throw err;
+  }
+  if (!force) throw new Error(`${what} ${path} already exists; use --force to replace it, or another --out`);
+}

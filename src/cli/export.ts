@@ -1,0 +1,99 @@
+/**
+ * `export`: a trained adapter in the format MLX-LM (`--format mlx`: a directory with `adapters.safetensors`
+ * and `adapter_config.json`) or llama.cpp (`--format gguf`: one GGUF LoRA file for `--lora`) loads.
+ *
+ * @module
+ */
+import { type CommandSpec, parseArgs } from "./args.ts";
+import { checkWritable, loadAdapter } from "./adapter_files.ts";
+import { stderrLog } from "./common.ts";
+import { writeFileAtomic } from "../io/deno_files.ts";
+import { writeSafetensors } from "../model/safetensors.ts";
+import { writeGguf } from "../model/gguf.ts";
+import {
+  ggufAdapterMetadata,
+  ggufAdapterTensors,
+  MLX_ADAPTER_CONFIG,
+  MLX_ADAPTER_WEIGHTS,
+  mlxAdapterConfigJson,
+  mlxAdapterTensors,
+} from "../run/export_adapter.ts";
+
+/** One line for the command list. */
+export const description = "write a trained adapter for MLX-LM (--format mlx) or llama.cpp (--format gguf)";
+
+/** The command's flags. */
+export const SPEC = {
+  name: "export",
+  description,
+  flags: {
+    adapter: {
+      type: "string",
+      value: "DIR",
+      required: true,
+      description: "the PEFT adapter (a run directory)",
+    },
+    format: {
+      type: "string",
+      choices: ["mlx", "gguf"],
+      required: true,
+      description: "mlx: MLX-LM adapter directory; gguf: llama.cpp LoRA adapter file",
+    },
+    out: {
+      type: "string",
+      value: "PATH",
+      description: "output directory (mlx) or file (gguf); default <adapter>/mlx or <adapter>/adapter.gguf",
+    },
+    model: {
+      type: "string",
+      value: "DIR",
+      description: "the base model (default: the adapter's base_model_name_or_path)",
+    },
+    force: { type: "boolean", description: "replace an existing output" },
+  },
+  epilog: "examples:\n  deno run -A src/cli/main.ts export --adapter runs/lumen --format mlx\n" +
+    "  deno run -A src/cli/main.ts export --adapter runs/lumen --format gguf --out lumen-lora.gguf",
+} as const satisfies CommandSpec;
+
+/** Runs `export`. */
+export async function run(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, SPEC);
+  const log = stderrLog();
+  const { model, cfg, layout, params } = await loadAdapter(args.adapter, args.model);
+  const adapterDir = args.adapter.replace(/[\\/]+$/, "");
+  if (args.format === "mlx") {
+    const out = args.out ?? `${adapterDir}/mlx`;
+    for (const f of [MLX_ADAPTER_WEIGHTS, MLX_ADAPTER_CONFIG]) {
+      await checkWritable(`${out}/${f}`, args.force, "output");
+    }
+    await Deno.mkdir(out, { recursive: true });
+    await writeFileAtomic(
+      `${out}/${MLX_ADAPTER_WEIGHTS}`,
+      (sink) => writeSafetensors(sink, mlxAdapterTensors(layout, params)).then(() => {}),
+    );
+    await writeFileAtomic(
+      `${out}/${MLX_ADAPTER_CONFIG}`,
+      new TextEncoder().encode(mlxAdapterConfigJson(layout, cfg, model)),
+    );
+    log(
+      `wrote ${out}/${MLX_ADAPTER_WEIGHTS} and ${MLX_ADAPTER_CONFIG} (MLX-LM; ${cfg.numLayers} layers, ` +
+        `rank ${layout.rank}, scale ${layout.scale})`,
+    );
+    log(`use: mlx_lm.generate --model <the base in MLX format> --adapter-path ${out} --prompt "…"`);
+  } else {
+    const out = args.out ?? `${adapterDir}/adapter.gguf`;
+    await checkWritable(out, args.force, "output");
+    const slash = out.lastIndexOf("/");
+    if (slash > 0) await Deno.mkdir(out.slice(0, slash), { recursive: true });
+    const tensors = ggufAdapterTensors(layout, params);
+    await writeFileAtomic(
+      out,
+      (sink) => writeGguf(sink, ggufAdapterMetadata(layout), tensors).then(() => {}),
+    );
+    log(
+      `wrote ${out} (llama.cpp LoRA adapter; ${tensors.length} tensors, alpha ${layout.scale * layout.rank})`,
+    );
+    log(`use: llama-cli -m <the base as GGUF> --lora ${out} -p "…"`);
+  }
+  return 0;
+}
