@@ -233,17 +233,29 @@ for (const name of ["gqa_tied_f32", "mha_untied_bf16", "mqa_f16_sharded", "new_k
       }
     }
     assertEquals(merged, ref.tensors.size - 2);
-    const e = await mesp("eval", "--model", out, "--data", await idsFile(name), "--weights", "f32", "--json");
-    assertEquals(e.code, 0, e.stderr);
-    const nll = JSON.parse(e.stdout).nll;
-    const lossMerged = (await readTensorF32(ref, "loss_merged"))[0];
-    const lossAdapter = (await readTensorF32(ref, "loss_adapter"))[0];
+    // the loss over the case's trained positions (its mask too): `grad` reports it, with a fresh adapter (B = 0)
+    const g = await mesp(
+      "grad",
+      "--model",
+      out,
+      "--data",
+      await idsFile(name),
+      "--weights",
+      "f32",
+      "--out",
+      `${out}/g.safetensors`,
+    );
+    assertEquals(g.code, 0, g.stderr);
+    const grads = await readSafetensorsHeader(fileSource(`${out}/g.safetensors`));
+    const nll = new Float32Array((await readTensorBytes(grads, "loss")).buffer)[0];
+    const f64 = async (t: string) => new Float64Array((await readTensorBytes(ref, t)).buffer)[0];
+    const lossMerged = await f64("loss_merged"), lossAdapter = await f64("loss_adapter");
     assert(
       Math.abs(nll - lossMerged) <= 1e-5 * lossMerged,
       `${name}: merged nll ${nll} vs PyTorch ${lossMerged}`,
     );
     // and merging changed the loss only by the rounding of W + s·B·A to the base's dtype
-    const rounding = name === "gqa_tied_f32" ? 1e-6 : 1e-2;
+    const rounding = name === "gqa_tied_f32" ? 1e-6 : 1e-3; // measured: 1e-8 and ≤ 2.1e-4
     assert(
       Math.abs(lossMerged - lossAdapter) <= rounding * lossAdapter,
       `${name}: ${lossMerged} vs ${lossAdapter}`,
