@@ -1,9 +1,20 @@
 /**
  * `generate`: KV-cached decoding that prints text as it is produced; `--chat` for an interactive chat.
+ * By default the weights stream one layer at a time (as in training) and the tokenizer runs in a child
+ * process, so the peak is the engine's plan plus the runtime; `--resident` keeps every layer in memory.
  *
  * @module
  */
-import { type CommandSpec, givenFlags, kebabCase, parseArgs, UsageError, usageLine } from "./args.ts";
+import {
+  type CommandSpec,
+  givenFlags,
+  kebabCase,
+  parseArgs,
+  type ParsedArgs,
+  UsageError,
+  usageLine,
+} from "./args.ts";
+import { chooseWeights } from "./weights.ts";
 import { bf16ScalesOf, refuseOverBudget } from "./preflight.ts";
 import { readModelConfig } from "../model/pack_files.ts";
 import type { ModelConfig } from "../model/config.ts";
@@ -19,7 +30,7 @@ import {
   variantOf,
 } from "./common.ts";
 import { generate } from "../run/generate.ts";
-import { createStreamDecoder, loadTokenizer, type Tokenizer } from "../text/tokenizer.ts";
+import { TokenizerProcess } from "./tokenizer_process.ts";
 import { chatDefaultsFromTemplate, type ChatMessage, renderChat } from "../text/chat.ts";
 import type { Pack } from "../model/pack.ts";
 import type { OpenedAdapter } from "../engine/adapter.ts";
@@ -50,31 +61,20 @@ export const SPEC = {
     temperature: { type: "number", default: 0.7, min: 0, description: "sampling temperature (0 = greedy)" },
     topP: { type: "number", default: 0.8, greaterThan: 0, max: 1, description: "nucleus sampling mass" },
     seed: { type: "integer", default: 0, description: "sampler seed" },
-    streamWeights: {
+    resident: {
       type: "boolean",
-      description: "stream layer weights per token instead of keeping them resident",
+      description:
+        "keep every layer's weights in memory (faster per token, more memory; default: stream them)",
     },
   },
   epilog:
-    'example: deno task generate --model models/tiny --adapter runs/lumen --prompt "How long does the Lumen battery last?"',
+    'example: deno task generate --model ~/.cache/mesp/models/demo --adapter runs/lumen --prompt "How long is the warranty?"',
 } as const satisfies CommandSpec;
-
-/** Reads the model directory's tokenizer files. */
-export async function modelTokenizer(dir: string): Promise<Tokenizer> {
-  const read = (n: string) => Deno.readTextFile(`${dir}/${n}`).catch(() => undefined);
-  const tokenizerJson = await read("tokenizer.json");
-  if (!tokenizerJson) throw new Error(`${dir}/tokenizer.json not found`);
-  return await loadTokenizer({
-    tokenizerJson,
-    tokenizerConfigJson: await read("tokenizer_config.json"),
-    generationConfigJson: await read("generation_config.json"),
-  });
-}
 
 /** Streams one completion of `ids` to stdout; returns the text. */
 export async function streamCompletion(
   pack: Pack,
-  tok: Tokenizer,
+  tok: TokenizerProcess,
   ids: number[],
   options: {
     maxTokens: number;
@@ -83,13 +83,12 @@ export async function streamCompletion(
     seed: number;
     adapter?: OpenedAdapter;
     budget?: number;
-    streamWeights?: boolean;
+    resident?: boolean;
     variant?: string;
     threads?: number;
   },
   write: (text: string) => void,
 ): Promise<string> {
-  const dec = createStreamDecoder(tok, { skipSpecialTokens: true });
   const eos = new Set([...tok.eosTokenIds, ...pack.config.eosTokenIds]);
   let text = "";
   for await (
@@ -101,17 +100,17 @@ export async function streamCompletion(
       eosTokenIds: [...eos],
       adapter: options.adapter,
       budget: options.budget,
-      streamWeights: options.streamWeights,
+      streamWeights: !options.resident,
       variant: variantOf(options.variant),
       threads: threadsOf(options.threads),
     })
   ) {
     if (eos.has(id)) break;
-    const piece = dec.push(id);
+    const piece = await tok.push(id);
     text += piece;
     write(piece);
   }
-  const tail = dec.flush();
+  const tail = await tok.flush();
   write(tail);
   return text + tail;
 }
@@ -166,13 +165,27 @@ export async function run(argv: string[]): Promise<number> {
     if (yes && given.has(key)) log(`warning: --${kebabCase(key)} is ignored: ${why}`);
   }
   const cfg = await readModelConfig(args.model);
-  const tok = await modelTokenizer(args.model);
+  const tok = await TokenizerProcess.open(args.model);
+  try {
+    return await converse(args, given, cfg, tok, log);
+  } finally {
+    await tok.close();
+  }
+}
+
+async function converse(
+  args: ParsedArgs<typeof SPEC>,
+  given: Set<string>,
+  cfg: ModelConfig,
+  tok: TokenizerProcess,
+  log: (m: string) => void,
+): Promise<number> {
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
   const useTemplate = !args.raw && tok.chatTemplate !== undefined;
   const defaults = chatDefaultsFromTemplate(tok.chatTemplate);
   const system = args.system ?? defaults.defaultSystem;
   const threads = threadsOf(args.threads);
-  const firstIds = args.chat ? [] : tok.encode(
+  const firstIds = args.chat ? [] : await tok.encode(
     useTemplate
       ? renderChat([{ role: "user", content: args.prompt! }], {
         addGenerationPrompt: true,
@@ -180,6 +193,7 @@ export async function run(argv: string[]): Promise<number> {
       })
       : args.prompt!,
   );
+  const weights = chooseWeights(cfg, args.weights, "checkpoint").format;
   const maxTokens = roomFor(firstIds.length, args.maxTokens, given.has("maxTokens"), cfg, log);
   await refuseOverBudget(
     cfg,
@@ -187,16 +201,16 @@ export async function run(argv: string[]): Promise<number> {
       mode: "generate",
       seqLen: Math.max(2, firstIds.length),
       maxPositions: Math.min(cfg.maxPositionEmbeddings, firstIds.length + maxTokens),
-      format: args.weights,
-      bf16Scales: bf16ScalesOf(cfg, args.weights),
+      format: weights,
+      bf16Scales: bf16ScalesOf(cfg, weights),
       lora: adapter ? loraLayout(cfg, adapter.config) : undefined,
-      resident: !args.streamWeights,
+      resident: args.resident,
     },
     args.maxMemory,
     threads,
     variantOf(args.variant),
   );
-  const { pack } = await prepareRun(args, [], 2, log);
+  const { pack } = await prepareRun({ ...args, weights }, [], 2, log, "checkpoint");
   const opts = { ...args, maxTokens, threads, adapter, budget: arenaBudget(args.maxMemory, threads) };
   if (!args.chat) {
     await streamCompletion(pack, tok, firstIds, opts, out);
@@ -228,7 +242,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (!line.trim()) break;
     history.push({ role: "user", content: line });
-    const ids = tok.encode(renderChat(history, { addGenerationPrompt: true, defaultSystem: system }));
+    const ids = await tok.encode(renderChat(history, { addGenerationPrompt: true, defaultSystem: system }));
     const turn = { ...opts, maxTokens: roomFor(ids.length, args.maxTokens, false, cfg, log) };
     const reply = await streamCompletion(pack, tok, ids, turn, out);
     out("\n");

@@ -1,0 +1,83 @@
+/**
+ * The parent side of `tokenizer_child.ts`: encode and stream-decode through a child process, so the process
+ * that holds the model never loads the tokenizer.
+ *
+ * @module
+ */
+
+/** A tokenizer running in a child process. */
+export class TokenizerProcess {
+  readonly #child: Deno.ChildProcess;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #lines: AsyncIterator<string>;
+  #buffer = "";
+  #stderr: Promise<string>;
+  /** Ids that end generation, from the model's tokenizer and generation configs. */
+  eosTokenIds: number[] = [];
+  /** The model's chat template (Jinja source), if any. */
+  chatTemplate?: string;
+
+  private constructor(dir: string) {
+    this.#child = new Deno.Command(Deno.execPath(), {
+      // a script path, not an import: this process never loads the tokenizer code
+      args: ["run", "-A", new URL("./tokenizer_child.ts", import.meta.url).pathname, dir],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#writer = this.#child.stdin.getWriter();
+    this.#lines = this.#child.stdout.pipeThrough(new TextDecoderStream())[Symbol.asyncIterator]();
+    this.#stderr = new Response(this.#child.stderr).text();
+  }
+
+  /** Starts the child for the model directory `dir` and waits until its tokenizer is loaded. */
+  static async open(dir: string): Promise<TokenizerProcess> {
+    const p = new TokenizerProcess(dir);
+    const hello = await p.#receive();
+    p.eosTokenIds = hello.eos;
+    p.chatTemplate = hello.chatTemplate ?? undefined;
+    return p;
+  }
+
+  async #receive(): Promise<{ eos: number[]; chatTemplate: string | null; ids: number[]; text: string }> {
+    let nl;
+    while ((nl = this.#buffer.indexOf("\n")) < 0) {
+      const next = await this.#lines.next();
+      if (next.done) {
+        const err = (await this.#stderr).trim().split("\n").at(-1) ?? "";
+        throw new Error(`the tokenizer process ended: ${err.replace(/^error: /, "") || "no reply"}`);
+      }
+      this.#buffer += next.value;
+    }
+    const line = this.#buffer.slice(0, nl);
+    this.#buffer = this.#buffer.slice(nl + 1);
+    return JSON.parse(line);
+  }
+
+  async #ask(req: Record<string, unknown>) {
+    await this.#writer.write(new TextEncoder().encode(JSON.stringify(req) + "\n"));
+    return await this.#receive();
+  }
+
+  /** Token ids of `text`. */
+  async encode(text: string): Promise<number[]> {
+    return (await this.#ask({ op: "encode", text })).ids;
+  }
+
+  /** Feeds one generated id; resolves to the text it completes (special tokens skipped). */
+  async push(id: number): Promise<string> {
+    return (await this.#ask({ op: "push", id })).text;
+  }
+
+  /** Ends a completion: what is left of it. */
+  async flush(): Promise<string> {
+    return (await this.#ask({ op: "flush" })).text;
+  }
+
+  /** Stops the child. */
+  async close(): Promise<void> {
+    await this.#writer.close().catch(() => {});
+    await this.#child.status;
+    await this.#stderr.catch(() => "");
+  }
+}
