@@ -15,6 +15,8 @@ import type { Sequence } from "../data/sequence.ts";
 import { dirFiles } from "../io/deno_files.ts";
 import { ADAPTER_CONFIG, openAdapter, type OpenedAdapter } from "../engine/adapter.ts";
 import type { FlagSpec } from "./args.ts";
+import { chooseWeights, type WeightsDefault } from "./weights.ts";
+import { readModelConfig } from "../model/pack_files.ts";
 
 /**
  * Memory a Deno process holds besides the arena: the runtime itself (an idle Deno is 32 MB), Deno's code
@@ -47,8 +49,8 @@ export const MODEL_FLAGS = {
   weights: {
     type: "string",
     choices: PACK_FORMATS,
-    default: "q4",
-    description: "weight format the model is packed to (q4 as the MeSP paper; f32/bf16/f16 for exact checks)",
+    description:
+      "weight format the model is packed to (default: q4 for train/grad/plan, as the MeSP paper; the checkpoint's own precision for eval/generate)",
   },
   cacheDir: {
     type: "string",
@@ -103,21 +105,24 @@ export function arenaBudget(maxMemory: number | undefined, threads: number): num
  * pack and one list of sequences per dataset path (undefined paths give empty lists).
  */
 export async function prepareRun(
-  args: { model: string; weights: string; cacheDir?: string },
+  args: { model: string; weights?: string; cacheDir?: string },
   data: (string | undefined)[],
   seqLen: number,
   log: (m: string) => void,
-): Promise<{ pack: Pack; sets: Sequence[][] }> {
+  weightsDefault: WeightsDefault = "q4",
+): Promise<{ pack: Pack; sets: Sequence[][]; weights: PackFormat }> {
   const paths = data.filter((d): d is string => d !== undefined);
+  const weights = chooseWeights(await readModelConfig(args.model), args.weights, weightsDefault);
+  log(weights.line);
   const { pack, sets } = await prepare({
     model: args.model,
-    weights: args.weights as PackFormat,
+    weights: weights.format,
     cacheDir: cacheDir(args.cacheDir),
     data: paths,
     seqLen,
   }, log);
   let i = 0;
-  return { pack, sets: data.map((d) => (d === undefined ? [] : sets[i++])) };
+  return { pack, sets: data.map((d) => (d === undefined ? [] : sets[i++])), weights: weights.format };
 }
 
 /** Opens a PEFT adapter directory. */

@@ -21,6 +21,7 @@ import {
   variantOf,
 } from "./common.ts";
 import { evaluate } from "../run/evaluate.ts";
+import { chooseWeights } from "./weights.ts";
 
 /** One line for the command list. */
 export const description = "mean NLL per predicted token and perplexity of a JSONL dataset";
@@ -53,20 +54,27 @@ export async function run(argv: string[]): Promise<number> {
   await checkInputFile("--data", args.data);
   args.seqLen = fitPositions("--seq-len", args.seqLen, givenFlags(argv, SPEC).has("seqLen"), cfg);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
+  const weights = chooseWeights(cfg, args.weights, "checkpoint").format;
   await refuseOverBudget(
     cfg,
     {
       mode: "eval",
       seqLen: args.seqLen,
-      format: args.weights,
-      bf16Scales: bf16ScalesOf(cfg, args.weights),
+      format: weights,
+      bf16Scales: bf16ScalesOf(cfg, weights),
       lora: adapter ? loraLayout(cfg, adapter.config) : undefined,
     },
     args.maxMemory,
     threads,
     variantOf(args.variant),
   );
-  const { pack, sets: [seqs] } = await prepareRun(args, [args.data], args.seqLen, log);
+  const { pack, sets: [seqs] } = await prepareRun(
+    { ...args, weights },
+    [args.data],
+    args.seqLen,
+    log,
+    "checkpoint",
+  );
   const bar = args.json ? undefined : new Progress("eval", { total: seqs.length, unit: "seq" });
   const r = await evaluate(pack, seqs, {
     adapter,

@@ -18,6 +18,7 @@ import {
   variantOf,
   warnTrainingFields,
 } from "./common.ts";
+import { chooseWeights } from "./weights.ts";
 import { TRAIN_FLAGS } from "./train_flags.ts";
 import { checkInputFile, claimOutputFile } from "./paths.ts";
 import { writeFileAtomic } from "../io/deno_files.ts";
@@ -76,6 +77,7 @@ export async function run(argv: string[]): Promise<number> {
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
   if (args.adapter) await warnTrainingFields(args.adapter, log);
   const lora = { rank: args.rank, alpha: args.alpha, rslora: args.rslora, targets: args.targets };
+  args.weights = chooseWeights(cfg, args.weights, "q4").format;
   await refuseOverBudget(
     cfg,
     {

@@ -12,7 +12,7 @@ import { readModelConfig } from "../model/pack_files.ts";
 import { formatMB, formatPlan, planMemory } from "../runtime/arena.ts";
 import { planRegions } from "../engine/plan.ts";
 import { loadKernels } from "../runtime/kernels.ts";
-import type { PackFormat } from "../model/pack_layout.ts";
+import { chooseWeights } from "./weights.ts";
 
 /** One line for the command list. */
 export const description = "print the memory plan and predicted peak of a run without loading weights";
@@ -39,7 +39,9 @@ export async function run(argv: string[]): Promise<number> {
   // every thread has its own GEMM packing scratch
   const threads = threadsOf(args.threads);
   const scratch = kernels.exports.gemm_scratch_bytes() * threads;
-  const opts = trainPlanOptions(cfg, args, args.weights as PackFormat, scratch);
+  const weights = chooseWeights(cfg, args.weights, args.mode === "eval" ? "checkpoint" : "q4");
+  if (!args.json) console.error(weights.line);
+  const opts = trainPlanOptions(cfg, args, weights.format, scratch);
   const plan = planMemory(planRegions(cfg, { ...opts, mode: args.mode as "train" | "eval" }));
   const runtime = runtimeBytes(threads);
   const peak = plan.bytes + runtime;

@@ -23,6 +23,7 @@ import {
   variantOf,
   warnTrainingFields,
 } from "./common.ts";
+import { chooseWeights } from "./weights.ts";
 import { TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
 import { CLI_PERMISSIONS, denoCommand } from "./prepare.ts";
 import { fitPositions, refuseOverBudget } from "./preflight.ts";
@@ -319,6 +320,8 @@ async function trainInto(out: string, c: {
     log(`resuming ${out} at step ${resume.step}`);
   }
   args.seqLen = fitPositions("--seq-len", args.seqLen, given.has("seqLen"), cfg);
+  // q4 unless given (or recorded), falling back to a float format for shapes q4 cannot group
+  args.weights = chooseWeights(cfg, args.weights, "q4").format;
   if (given.has("steps") && given.has("epochs")) {
     throw new UsageError(`give --steps or --epochs, not both\n${usageLine(SPEC)}`);
   }
@@ -347,7 +350,7 @@ async function trainInto(out: string, c: {
     threads,
     variantOf(args.variant),
   );
-  const { pack, sets: [data, val] } = await prepareRun(
+  const { pack, sets: [data, val], weights } = await prepareRun(
     { ...args, model },
     [dataPath, valPath],
     args.seqLen,
@@ -392,7 +395,7 @@ async function trainInto(out: string, c: {
         model,
         undefined,
         DEMO.prompt,
-        ["--weights", args.weights],
+        ["--weights", weights],
       )}\n`,
     );
   }
@@ -523,7 +526,7 @@ async function trainInto(out: string, c: {
         model,
         out,
         DEMO.prompt,
-        ["--weights", args.weights],
+        ["--weights", weights],
       )}\n`,
     );
   }

@@ -15,8 +15,7 @@
  * @module
  */
 import type { ModelConfig } from "../model/config.ts";
-import type { Linear } from "../model/pack.ts";
-import { LINEAR_PREFIX } from "../model/pack.ts";
+import { type Linear, LINEAR_PREFIX } from "../model/qwen2.ts";
 import type { TensorEntry } from "../model/safetensors.ts";
 import type { GgufTensor, GgufValue } from "../model/gguf.ts";
 import type { LoraLayout, LoraPair } from "../engine/lora.ts";

@@ -13,7 +13,7 @@
 import type { ByteSink } from "../io/source.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { f32ToBf16, f32ToF16 } from "../model/dtype.ts";
-import { LINEAR_PREFIX } from "../model/pack.ts";
+import { LINEAR_PREFIX } from "../model/qwen2.ts";
 import { dequantize, fromMlxU32, type QuantBits } from "../model/quantize.ts";
 import {
   type Checkpoint,

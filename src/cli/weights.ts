@@ -1,0 +1,62 @@
+/**
+ * Which weights a command runs on, said out loud: training (and `grad`, `plan`) default to q4 — the MeSP
+ * paper's setting, a quarter of bf16's memory — while `eval` and `generate` default to the checkpoint's own
+ * precision, so a loss or a completion is the model's and not a re-quantization's. A model whose dimensions
+ * q4/q8 cannot group (not multiples of 64) falls back to the nearest float format, with a notice.
+ *
+ * @module
+ */
+import type { ModelConfig } from "../model/config.ts";
+import { GROUP, type PackFormat } from "../model/pack_layout.ts";
+
+/** What a command takes when `--weights` is not given: q4, or the checkpoint's own precision. */
+export type WeightsDefault = "q4" | "checkpoint";
+
+const NAMES: Record<PackFormat, string> = {
+  q4: "q4 (MLX affine 4-bit, group 64)",
+  q8: "q8 (MLX affine 8-bit, group 64)",
+  bf16: "bf16",
+  f16: "f16",
+  f32: "f32",
+};
+
+/** The format closest to what the checkpoint stores: its MLX bits, else its float dtype (bf16 if unnamed). */
+export function checkpointFormat(cfg: ModelConfig): PackFormat {
+  const bits = cfg.quantization?.bits;
+  if (bits === 4) return "q4";
+  if (bits === 8) return "q8";
+  if (cfg.dtype === "float32") return "f32";
+  if (cfg.dtype === "float16") return "f16";
+  return "bf16";
+}
+
+/** The first input dimension q4/q8 cannot split into groups of 64, if any. */
+export function ungroupableDim(cfg: ModelConfig): number | undefined {
+  return [cfg.hiddenSize, cfg.numHeads * cfg.headDim, cfg.intermediateSize].find((d) => d % GROUP !== 0);
+}
+
+/** The format to run on and the line that says so. */
+export function chooseWeights(
+  cfg: ModelConfig,
+  flag: string | undefined,
+  fallback: WeightsDefault,
+): { format: PackFormat; line: string } {
+  const own = checkpointFormat(cfg);
+  const wanted = (flag as PackFormat | undefined) ?? (fallback === "q4" ? "q4" : own);
+  const stored = `the checkpoint stores ${own}`;
+  const bad = ungroupableDim(cfg);
+  if ((wanted === "q4" || wanted === "q8") && bad !== undefined) {
+    const format: PackFormat = own === "f32" || own === "f16" ? own : "bf16";
+    return {
+      format,
+      line: `weights: ${NAMES[format]} — ${wanted} needs input dimensions that are multiples of ${GROUP} ` +
+        `and this model has ${bad}, so the nearest format that works is used (${stored})`,
+    };
+  }
+  const why = flag !== undefined
+    ? "--weights"
+    : fallback === "q4"
+    ? "the default for training, as in the MeSP paper; --weights bf16|f32 to train on other weights"
+    : "the checkpoint's own precision; --weights to choose another";
+  return { format: wanted, line: `weights: ${NAMES[wanted]} (${why}; ${stored})` };
+}
