@@ -14,6 +14,7 @@ import {
   type ModelPlan,
   type ModelSink,
   planModel,
+  PRESET_INIT,
 } from "../model/make_model.ts";
 import { INDEX_FILE } from "../model/safetensors.ts";
 import { writeFileAtomic } from "../io/deno_files.ts";
@@ -130,6 +131,7 @@ export async function run(argv: string[]): Promise<number> {
   const progress = new Progress("make-model", { total: plan.totalBytes, unit: "bytes" });
   await makeModel(config, dirSink(args.out), {
     ...options,
+    init: PRESET_INIT[args.preset],
     tokenizer,
     onProgress(p) {
       progress.update(p.bytes, { tensor: `${p.tensor}/${p.tensors}`, rss: formatMB(processMemory().rss) });

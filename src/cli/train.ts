@@ -1,6 +1,6 @@
 /**
- * `train`: fine-tunes a LoRA adapter with exact MeSP gradients. With no arguments it runs the demo: a tiny
- * Qwen2 model (made once, cached) with the real Qwen tokenizer, fine-tuned on the Lumen dataset shipped in
+ * `train`: fine-tunes a LoRA adapter with exact MeSP gradients. With no arguments it runs the demo: a small
+ * random Qwen2 model (the `demo` preset, made once, cached) with the real Qwen tokenizer, fine-tuned on the Lumen dataset shipped in
  * `data/lumen/`, with a generation before and after.
  *
  * A run directory holds the PEFT adapter, `checkpoint.safetensors` (every `--save-every` steps, at the end
@@ -126,23 +126,31 @@ export const SPEC = {
     "  deno task train --model models/qwen2.5-0.5b --data train.jsonl --val valid.jsonl --steps 200 --out runs/mine",
 } as const satisfies CommandSpec;
 
+/**
+ * The demo: memorising the Lumen answers on a small random base (the `demo` preset) takes more steps, a larger
+ * rank and a larger learning rate than fine-tuning a real model; these apply only when the flag is not given.
+ */
 const DEMO = {
   data: new URL("../../data/lumen/train.jsonl", import.meta.url).pathname,
   val: new URL("../../data/lumen/valid.jsonl", import.meta.url).pathname,
   out: "runs/lumen",
-  prompt: "How long does the Lumen battery last?",
+  prompt: "How long is the warranty?", // the first training question; trained answer "Lumen has a 2-year warranty."
+  steps: 600,
+  rank: 32,
+  lr: 3e-3,
+  vocabChunk: 4096,
 };
 
-/** The demo's model: the `tiny` preset, made once into the cache. */
+/** The demo's model: the `demo` preset, made once into the cache. */
 async function demoModel(cache: string, log: (m: string) => void): Promise<string> {
-  const dir = `${cache}/models/tiny`;
+  const dir = `${cache}/models/demo`;
   try {
     await Deno.stat(`${dir}/config.json`);
   } catch {
-    log(`making the demo model (tiny Qwen2, real Qwen tokenizer) in ${dir}`);
+    log(`making the demo model (a random 128-wide Qwen2 with the real Qwen tokenizer) in ${dir}`);
     // in a child process, so its buffers never count toward this process's peak memory
     const main = new URL("./main.ts", import.meta.url).href;
-    const args = ["run", ...CLI_PERMISSIONS, main, "make-model", "--preset", "tiny", "--out", dir, "--force"];
+    const args = ["run", ...CLI_PERMISSIONS, main, "make-model", "--preset", "demo", "--out", dir, "--force"];
     const child = spawnChild(
       new Deno.Command(denoCommand(), { args, stdin: "null", stdout: "inherit", stderr: "inherit" }),
     );
@@ -302,6 +310,9 @@ async function trainInto(out: string, c: {
   let resume: TrainState | undefined;
   let recorded: Partial<RunConfig> | undefined;
   const args = { ...c.args };
+  // flags with defaults of their own take the demo's values when not typed (a resumed demo records them)
+  if (demo && !given.has("rank")) args.rank = DEMO.rank;
+  if (demo && !given.has("vocabChunk")) args.vocabChunk = DEMO.vocabChunk;
   if (args.resume) {
     if (!await exists(ckptPath)) throw new Error(`--resume: ${ckptPath} not found`);
     const ck = await decodeCheckpoint(await Deno.readFile(ckptPath), ckptPath);
@@ -329,7 +340,7 @@ async function trainInto(out: string, c: {
   const method = args.method as Method;
   // MeZO's update is SGD on its estimate (the paper's); the exact methods take --optimizer
   const optimizer = method === "mezo" ? "sgd" : args.optimizer as "adamw" | "sgd";
-  const lr = args.lr ?? (method === "mezo" ? 5e-5 : demo ? 2e-3 : optimizer === "adamw" ? 2e-4 : 1e-4);
+  const lr = args.lr ?? (method === "mezo" ? 5e-5 : demo ? DEMO.lr : optimizer === "adamw" ? 2e-4 : 1e-4);
   const threads = threadsOf(args.threads);
   const budget = arenaBudget(args.maxMemory, threads);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
@@ -361,7 +372,7 @@ async function trainInto(out: string, c: {
     ? args.steps!
     : given.has("epochs")
     ? Math.ceil((args.epochs! * data.length) / args.gradAccum)
-    : recorded?.steps ?? args.steps ?? (demo ? 150 : Math.ceil(data.length / args.gradAccum));
+    : recorded?.steps ?? args.steps ?? (demo ? DEMO.steps : Math.ceil(data.length / args.gradAccum));
   const config: RunConfig = {
     ...Object.fromEntries(RECORDED_FLAGS.map((k) => [k, normalized(k, args)])) as Omit<
       RunConfig,

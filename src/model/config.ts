@@ -367,7 +367,7 @@ export function configToJson(cfg: ModelConfig, options: ConfigToJsonOptions = {}
 }
 
 /** Names of the built-in presets. */
-export type PresetName = "qwen2.5-0.5b" | "qwen2.5-1.5b" | "qwen2.5-3b" | "tiny";
+export type PresetName = "qwen2.5-0.5b" | "qwen2.5-1.5b" | "qwen2.5-3b" | "tiny" | "demo";
 
 function qwen25(
   hiddenSize: number,
@@ -397,14 +397,16 @@ function qwen25(
 /**
  * Frozen configs of Qwen2.5-{0.5B,1.5B,3B}-Instruct (docs/qwen2.md; eos = `<|im_end|>`,
  * `<|endoftext|>` as in their generation_config.json) and `tiny`: a 4-layer, 64-wide Qwen2 for tests and
- * demos that keeps the real vocabulary (151936 rows) so it works with the real Qwen tokenizer. Copy one
- * with spread syntax to change fields.
+ * tests that keeps the real vocabulary (151936 rows) so it works with the real Qwen tokenizer, and `demo`
+ * (128 wide, untied, same vocabulary) for the demo of `train`. Copy one with spread syntax to change fields.
  */
 export const PRESETS: Readonly<Record<PresetName, ModelConfig>> = Object.freeze({
   "qwen2.5-0.5b": qwen25(896, 4864, 24, 14),
   "qwen2.5-1.5b": qwen25(1536, 8960, 28, 12),
   "qwen2.5-3b": qwen25(2048, 11008, 36, 16),
   "tiny": Object.freeze({ ...qwen25(64, 256, 4, 4), dtype: "float32" }),
+  // the demo of `train`: wide enough, and with an untied LM head, for LoRA to memorise a small dataset
+  "demo": Object.freeze({ ...qwen25(128, 512, 4, 4), tieWordEmbeddings: false }),
 });
 
 /** Parameter counts of a config (see {@linkcode paramCounts}). */
