@@ -95,6 +95,7 @@ export async function run(argv: string[]): Promise<number> {
         perplexity: r.perplexity,
         tokens: r.tokens,
         sequences: r.sequences,
+        weights,
         peak_mb: peakMB(),
       }),
     );
