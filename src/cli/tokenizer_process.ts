@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { denoCommand } from "./prepare.ts";
 
 /** A tokenizer running in a child process. */
 export class TokenizerProcess {
@@ -18,9 +19,16 @@ export class TokenizerProcess {
   chatTemplate?: string;
 
   private constructor(dir: string) {
-    this.#child = new Deno.Command(Deno.execPath(), {
-      // a script path, not an import: this process never loads the tokenizer code
-      args: ["run", "-A", new URL("./tokenizer_child.ts", import.meta.url).pathname, dir],
+    // a module URL, not an import: this process never loads the tokenizer code
+    const script = new URL("./tokenizer_child.ts", import.meta.url);
+    const source = new URL("../../", script);
+    // the child reads the model's tokenizer files and (lazily imported) mesp's tokenizer module; nothing else
+    const read = [dir];
+    if (source.protocol === "file:") read.push(decodeURIComponent(source.pathname));
+    const flags = [`--allow-read=${read.join(",")}`];
+    if (source.protocol !== "file:") flags.push(`--allow-import=${source.host}`);
+    this.#child = new Deno.Command(denoCommand(), {
+      args: ["run", ...flags, script.href, dir],
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
