@@ -1264,6 +1264,11 @@ var PRESETS = Object.freeze({
   "tiny": Object.freeze({
     ...qwen25(64, 256, 4, 4),
     dtype: "float32"
+  }),
+  // the demo of `train`: wide enough, and with an untied LM head, for LoRA to memorise a small dataset
+  "demo": Object.freeze({
+    ...qwen25(128, 512, 4, 4),
+    tieWordEmbeddings: false
   })
 });
 function paramCounts(cfg) {
@@ -2928,6 +2933,13 @@ var TORCH_DTYPE = {
   f16: "float16",
   f32: "float32"
 };
+var PRESET_INIT = Object.freeze({
+  demo: Object.freeze({
+    embedding: 1,
+    lmHead: 0.15,
+    linear: "fan-in"
+  })
+});
 function bitsOf(format) {
   return format === "mlx-q4" ? 4 : format === "mlx-q8" ? 8 : void 0;
 }
@@ -3101,7 +3113,13 @@ async function makeModel(config, sink, options = {}) {
   if (!Number.isSafeInteger(chunkElements) || chunkElements <= 0) {
     throw new Error(`make-model: chunkElements must be a positive integer, got ${chunkElements}`);
   }
-  const writer = new TensorWriter(plan, seed, chunkElements, options.onProgress);
+  const init = options.init ?? {};
+  for (const [name, std] of Object.entries(init)) {
+    if (std !== "fan-in" && !(typeof std === "number" && std > 0 && Number.isFinite(std))) {
+      throw new Error(`make-model: init.${name} must be a positive number, got ${JSON.stringify(std)}`);
+    }
+  }
+  const writer = new TensorWriter(plan, seed, chunkElements, init, options.onProgress);
   const metadata = {
     format: plan.format === "hf" ? "pt" : "mlx"
   };
@@ -3143,6 +3161,7 @@ var TensorWriter = class {
   #seed;
   #bits;
   #chunk;
+  #init;
   #onProgress;
   #shapes;
   #index;
@@ -3154,9 +3173,10 @@ var TensorWriter = class {
   #bytes = 0;
   /** Scales and biases of the last quantized tensor (MLX files store them apart from its codes). */
   #cached;
-  constructor(plan, seed, chunk, onProgress) {
+  constructor(plan, seed, chunk, init, onProgress) {
     this.#plan = plan;
     this.#seed = seed;
+    this.#init = init;
     this.#bits = bitsOf(plan.format);
     this.#chunk = chunk;
     this.#onProgress = onProgress;
@@ -3213,13 +3233,21 @@ var TensorWriter = class {
       shape[1]
     ];
   }
+  /** Standard deviation of a non-norm tensor with `cols` input columns. */
+  #std(name, cols) {
+    if (name === "model.embed_tokens.weight") return this.#init.embedding ?? INIT_STD;
+    if (name === "lm_head.weight") return this.#init.lmHead ?? INIT_STD;
+    const linear = this.#init.linear;
+    if (!name.endsWith("_proj.weight") || linear === void 0) return INIT_STD;
+    return linear === "fan-in" ? 1 / Math.sqrt(cols) : linear;
+  }
   /** Calls `each(values, firstRow, rowCount)` for consecutive chunks of whole rows of the source tensor. */
   async #generate(t, each) {
     const [rows, cols] = this.#matrix(t);
     const rng = new NormalRng(this.#seed, t.source);
     const norm = /(layernorm|\.norm)\.weight$/.test(t.source);
     const mean = norm ? 1 : 0;
-    const std = norm ? NORM_STD : INIT_STD;
+    const std = norm ? NORM_STD : this.#std(t.source, cols);
     const step = Math.max(1, Math.floor(this.#chunk / cols));
     for (let r0 = 0; r0 < rows; r0 += step) {
       const n = Math.min(step, rows - r0);

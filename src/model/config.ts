@@ -396,8 +396,8 @@ function qwen25(
 
 /**
  * Frozen configs of Qwen2.5-{0.5B,1.5B,3B}-Instruct (docs/qwen2.md; eos = `<|im_end|>`,
- * `<|endoftext|>` as in their generation_config.json) and `tiny`: a 4-layer, 64-wide Qwen2 for tests and
- * tests that keeps the real vocabulary (151936 rows) so it works with the real Qwen tokenizer, and `demo`
+ * `<|endoftext|>` as in their generation_config.json), `tiny`: a 4-layer, 64-wide Qwen2 for tests
+ * that keeps the real vocabulary (151936 rows) so it works with the real Qwen tokenizer, and `demo`
  * (128 wide, untied, same vocabulary) for the demo of `train`. Copy one with spread syntax to change fields.
  */
 export const PRESETS: Readonly<Record<PresetName, ModelConfig>> = Object.freeze({
