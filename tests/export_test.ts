@@ -2,6 +2,7 @@
 // checked against llama.cpp's adapter layout, `export --format mlx` against MLX-LM's LoRALinear layout, and
 // `merge` against a PyTorch-made reference (tests/fixtures/merged/, written by make_merged.py): the merged
 // weights, and the merged model's loss equal to the loss of base + adapter.
+// deno-lint-ignore no-import-prefix -- a pinned npm: reader used only by this test
 import { gguf } from "npm:@huggingface/gguf@0.4.6";
 import { assert, assertEquals } from "./_assert.ts";
 import { caseDir } from "./_golden.ts";
