@@ -10,6 +10,7 @@ import { readAdapterInto } from "../engine/adapter.ts";
 import { type LoraLayout, loraLayout } from "../engine/lora.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { readModelConfig } from "../model/pack_files.ts";
+import { resolveModelDir } from "./hub_cache.ts";
 
 /** An adapter's parameters with the layout and base config they belong to. */
 export interface LoadedAdapter {
@@ -26,12 +27,14 @@ export interface LoadedAdapter {
  */
 export async function loadAdapter(dir: string, model?: string): Promise<LoadedAdapter> {
   const adapter = await openAdapterDir(dir);
-  const base = model ?? adapter.config.baseModel;
+  let base = model ?? adapter.config.baseModel;
   if (!base) {
     throw new Error(`${dir}/adapter_config.json names no base model (base_model_name_or_path): give --model`);
   }
   let cfg: ModelConfig;
   try {
+    // a Hub id (as PEFT adapters trained elsewhere name their base) is looked up in the Hugging Face cache
+    base = (await resolveModelDir(base))?.dir ?? base;
     cfg = await readModelConfig(base);
   } catch (err) {
     const hint = model ? "" : ` (the adapter's base_model_name_or_path; give --model to use another)`;

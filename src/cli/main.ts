@@ -7,6 +7,7 @@
  * @module
  */
 import { HelpRequested } from "./args.ts";
+import { resolveModelArg } from "./hub_cache.ts";
 
 /** What a command module exports. */
 export interface CommandModule {
@@ -80,7 +81,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 1;
     }
     const mod = await load();
-    return await mod.run(rest);
+    // `--model org/name[@rev]` names a model in the Hugging Face cache
+    return await mod.run(await resolveModelArg(rest, (m) => console.error(m)));
   } catch (err) {
     if (err instanceof HelpRequested) {
       console.log(err.text);

@@ -56,13 +56,22 @@ export function denoCommand(): string {
  * (when mesp runs from a URL) import from mesp's host. Nothing else, whatever the parent was granted.
  */
 export function childPermissions(job: PrepareJob, script: URL): string[] {
-  const read = [job.model, ...job.data, job.cacheDir];
+  const read = [...modelReadPaths(job.model), ...job.data, job.cacheDir];
   const source = new URL("../../", script);
   // its tokenizer worker and the lazily imported tokenizer are read (or imported) from mesp's own files
   if (source.protocol === "file:") read.push(decodeURIComponent(source.pathname));
   const flags = [`--allow-read=${read.join(",")}`, `--allow-write=${job.cacheDir}`];
   if (source.protocol !== "file:") flags.push(`--allow-import=${source.host}`);
   return flags;
+}
+
+/**
+ * What reading a model directory takes: the directory, and for a Hugging Face cache snapshot
+ * (`models--org--name/snapshots/<commit>/`, whose files are symlinks into `../../blobs/`) its repository.
+ */
+export function modelReadPaths(model: string): string[] {
+  const snapshot = /^(.*\/models--[^/]+)\/snapshots\/[^/]+\/?$/.exec(model);
+  return snapshot ? [model, snapshot[1]] : [model];
 }
 
 /** Runs the preparation in a child process, forwarding its status lines to `log`, and opens the results. */

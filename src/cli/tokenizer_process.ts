@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { denoCommand } from "./prepare.ts";
+import { denoCommand, modelReadPaths } from "./prepare.ts";
 
 /** A tokenizer running in a child process. */
 export class TokenizerProcess {
@@ -23,7 +23,7 @@ export class TokenizerProcess {
     const script = new URL("./tokenizer_child.ts", import.meta.url);
     const source = new URL("../../", script);
     // the child reads the model's tokenizer files and (lazily imported) mesp's tokenizer module; nothing else
-    const read = [dir];
+    const read = modelReadPaths(dir);
     if (source.protocol === "file:") read.push(decodeURIComponent(source.pathname));
     const flags = [`--allow-read=${read.join(",")}`];
     if (source.protocol !== "file:") flags.push(`--allow-import=${source.host}`);
