@@ -15,7 +15,7 @@ import type { Sequence } from "../data/sequence.ts";
 import { dirFiles } from "../io/deno_files.ts";
 import { ADAPTER_CONFIG, openAdapter, type OpenedAdapter } from "../engine/adapter.ts";
 import type { FlagSpec } from "./args.ts";
-import { chooseWeights, type WeightsDefault } from "./weights.ts";
+import { chooseWeights, type WeightsChoice, type WeightsDefault } from "./weights.ts";
 import { readModelConfig } from "../model/pack_files.ts";
 
 /**
@@ -109,10 +109,13 @@ export async function prepareRun(
   data: (string | undefined)[],
   seqLen: number,
   log: (m: string) => void,
-  weightsDefault: WeightsDefault = "q4",
+  choice: WeightsDefault | WeightsChoice = "q4",
 ): Promise<{ pack: Pack; sets: Sequence[][]; weights: PackFormat }> {
   const paths = data.filter((d): d is string => d !== undefined);
-  const weights = chooseWeights(await readModelConfig(args.model), args.weights, weightsDefault);
+  // a command that needed the format earlier (for its memory check) hands in the choice it made
+  const weights = typeof choice === "object"
+    ? choice
+    : chooseWeights(await readModelConfig(args.model), args.weights, choice);
   log(weights.line);
   const { pack, sets } = await prepare({
     model: args.model,

@@ -54,7 +54,7 @@ export async function run(argv: string[]): Promise<number> {
   await checkInputFile("--data", args.data);
   args.seqLen = fitPositions("--seq-len", args.seqLen, givenFlags(argv, SPEC).has("seqLen"), cfg);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
-  const weights = chooseWeights(cfg, args.weights, "checkpoint").format;
+  const choice = chooseWeights(cfg, args.weights, "checkpoint"), weights = choice.format;
   await refuseOverBudget(
     cfg,
     {
@@ -69,11 +69,11 @@ export async function run(argv: string[]): Promise<number> {
     variantOf(args.variant),
   );
   const { pack, sets: [seqs] } = await prepareRun(
-    { ...args, weights },
+    args,
     [args.data],
     args.seqLen,
     log,
-    "checkpoint",
+    choice,
   );
   const bar = args.json ? undefined : new Progress("eval", { total: seqs.length, unit: "seq" });
   const r = await evaluate(pack, seqs, {

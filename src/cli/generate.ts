@@ -193,7 +193,7 @@ async function converse(
       })
       : args.prompt!,
   );
-  const weights = chooseWeights(cfg, args.weights, "checkpoint").format;
+  const choice = chooseWeights(cfg, args.weights, "checkpoint"), weights = choice.format;
   const maxTokens = roomFor(firstIds.length, args.maxTokens, given.has("maxTokens"), cfg, log);
   await refuseOverBudget(
     cfg,
@@ -210,7 +210,7 @@ async function converse(
     threads,
     variantOf(args.variant),
   );
-  const { pack } = await prepareRun({ ...args, weights }, [], 2, log, "checkpoint");
+  const { pack } = await prepareRun(args, [], 2, log, choice);
   const opts = { ...args, maxTokens, threads, adapter, budget: arenaBudget(args.maxMemory, threads) };
   if (!args.chat) {
     await streamCompletion(pack, tok, firstIds, opts, out);

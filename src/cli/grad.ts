@@ -77,7 +77,8 @@ export async function run(argv: string[]): Promise<number> {
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
   if (args.adapter) await warnTrainingFields(args.adapter, log);
   const lora = { rank: args.rank, alpha: args.alpha, rslora: args.rslora, targets: args.targets };
-  args.weights = chooseWeights(cfg, args.weights, "q4").format;
+  const choice = chooseWeights(cfg, args.weights, "q4");
+  args.weights = choice.format;
   await refuseOverBudget(
     cfg,
     {
@@ -95,7 +96,7 @@ export async function run(argv: string[]): Promise<number> {
     threads,
     variantOf(args.variant),
   );
-  const { pack, sets: [[first]] } = await prepareRun(args, [args.data], args.seqLen, log);
+  const { pack, sets: [[first]] } = await prepareRun(args, [args.data], args.seqLen, log, choice);
   const r = await computeGradients(pack, first, {
     method: args.method as Method,
     adapter,

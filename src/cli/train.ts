@@ -332,7 +332,8 @@ async function trainInto(out: string, c: {
   }
   args.seqLen = fitPositions("--seq-len", args.seqLen, given.has("seqLen"), cfg);
   // q4 unless given (or recorded), falling back to a float format for shapes q4 cannot group
-  args.weights = chooseWeights(cfg, args.weights, "q4").format;
+  const choice = chooseWeights(cfg, args.weights, "q4");
+  args.weights = choice.format;
   if (given.has("steps") && given.has("epochs")) {
     throw new UsageError(`give --steps or --epochs, not both\n${usageLine(SPEC)}`);
   }
@@ -366,6 +367,7 @@ async function trainInto(out: string, c: {
     [dataPath, valPath],
     args.seqLen,
     log,
+    choice,
   );
   // the run's own target: --steps, --epochs, the recorded one, or one epoch
   const steps = given.has("steps")

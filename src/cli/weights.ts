@@ -36,11 +36,17 @@ export function ungroupableDim(cfg: ModelConfig): number | undefined {
 }
 
 /** The format to run on and the line that says so. */
+export interface WeightsChoice {
+  format: PackFormat;
+  line: string;
+}
+
+/** The format to run on and the line that says so. */
 export function chooseWeights(
   cfg: ModelConfig,
   flag: string | undefined,
   fallback: WeightsDefault,
-): { format: PackFormat; line: string } {
+): WeightsChoice {
   const own = checkpointFormat(cfg);
   const wanted = (flag as PackFormat | undefined) ?? (fallback === "q4" ? "q4" : own);
   const stored = `the checkpoint stores ${own}`;
