@@ -48,7 +48,20 @@ Deno.test("mod.ts's module graph holds none of the Deno-edge modules", async () 
  * of the layers below it, never above: src/<folder>/ is the folder's layer, mod.ts, web/ (the page's server)
  * and bench/ sit on top.
  */
-const LAYERS = ["util", "runtime", "io", "model", "text", "data", "engine", "run", "mod", "cli", "web", "bench"];
+const LAYERS = [
+  "util",
+  "runtime",
+  "io",
+  "model",
+  "text",
+  "data",
+  "engine",
+  "run",
+  "mod",
+  "cli",
+  "web",
+  "bench",
+];
 
 /** Layer of a repository-relative path, or undefined for a file outside every layer. */
 function layerOf(path: string): string | undefined {

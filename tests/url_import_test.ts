@@ -70,7 +70,7 @@ Deno.test("the CLI runs from its URL: train prints the same losses as from the r
       `--allow-net=${server.host}`,
       "--allow-read",
       "--allow-write",
-      "--allow-env=MESP_CACHE,XDG_CACHE_HOME,HOME,MESP_DEBUG",
+      "--allow-env=MESP_CACHE,XDG_CACHE_HOME,HOME,MESP_DEBUG,HF_HOME,HF_HUB_CACHE",
       "--allow-run=deno",
     ];
     const data = decodeURIComponent(new URL("data/lumen/train.jsonl", ROOT).pathname);

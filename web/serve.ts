@@ -52,7 +52,9 @@ export function serveWeb(options: ServeWebOptions): Deno.HttpServer {
       return new Response("bad path", { status: 400 });
     }
     // nothing above the root, and no dot-files (.git, .cache): only the page, dist/ and the repository's files
-    if (path.split("/").some((part) => part.startsWith("."))) return new Response("bad path", { status: 400 });
+    if (path.split("/").some((part) => part.startsWith("."))) {
+      return new Response("bad path", { status: 400 });
+    }
     if (path === "/") return Response.redirect(new URL("/web/", url), 302);
     if (path.endsWith("/")) path += "index.html";
     const headers = new Headers({ "cache-control": "no-cache" });

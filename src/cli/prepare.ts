@@ -37,7 +37,7 @@ export interface Prepared {
 export const CLI_PERMISSIONS: readonly string[] = [
   "--allow-read",
   "--allow-write",
-  "--allow-env=MESP_CACHE,XDG_CACHE_HOME,HOME,MESP_DEBUG",
+  "--allow-env=MESP_CACHE,XDG_CACHE_HOME,HOME,MESP_DEBUG,HF_HOME,HF_HUB_CACHE",
   "--allow-run=deno",
 ];
 

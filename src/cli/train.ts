@@ -159,6 +159,17 @@ async function demoModel(cache: string, log: (m: string) => void): Promise<strin
   return dir;
 }
 
+/**
+ * The demo's run directory: `runs/lumen`, or when an earlier demo run is there (never overwritten) the first free
+ * `runs/lumen-2`, `-3`, …, so `deno task train` works every time; `--resume`/`--force` mean the last one.
+ */
+async function demoOut(last: boolean | undefined): Promise<string> {
+  const dir = (i: number) => (i === 1 ? DEMO.out : `${DEMO.out}-${i}`);
+  let i = 1;
+  while (await exists(dir(i + 1)) || (await exists(dir(i)) && !last)) i++;
+  return dir(i);
+}
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
@@ -224,7 +235,10 @@ export async function run(argv: string[]): Promise<number> {
   const cache = cacheDir(args.cacheDir);
   const model = demo ? await demoModel(cache, log) : args.model!;
   const dataPath = demo ? DEMO.data : args.data!;
-  const out = args.out ?? (demo ? DEMO.out : `runs/${dataPath.split("/").at(-1)!.replace(/\.jsonl?$/, "")}`);
+  const out = args.out ??
+    (demo
+      ? await demoOut(args.resume || args.force)
+      : `runs/${dataPath.split("/").at(-1)!.replace(/\.jsonl?$/, "")}`);
   const cfg = await readModelConfig(model);
   resolveTargets(args.targets);
   await checkInputFile("--data", dataPath);
