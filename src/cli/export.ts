@@ -51,8 +51,8 @@ export const SPEC = {
     },
     force: { type: "boolean", description: "replace an existing output" },
   },
-  epilog: "examples:\n  deno run -A src/cli/main.ts export --adapter runs/lumen --format mlx\n" +
-    "  deno run -A src/cli/main.ts export --adapter runs/lumen --format gguf --out lumen-lora.gguf",
+  epilog: "examples:\n  deno task export --adapter runs/lumen --format mlx\n" +
+    "  deno task export --adapter runs/lumen --format gguf --out lumen-lora.gguf",
 } as const satisfies CommandSpec;
 
 /** Runs `export`. */

@@ -33,7 +33,7 @@ export const SPEC = {
     },
     force: { type: "boolean", description: "write into an existing directory (replacing its model files)" },
   },
-  epilog: "example: deno run -A src/cli/main.ts merge --adapter runs/lumen --out models/lumen-merged",
+  epilog: "example: deno task merge --adapter runs/lumen --out models/lumen-merged",
 } as const satisfies CommandSpec;
 
 const WEIGHTS = /\.safetensors$/;
