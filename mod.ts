@@ -100,6 +100,7 @@ export { type Method, type PlanOptions, planRegions } from "./src/engine/plan.ts
 
 // Runs: training, evaluation, generation, gradients, checkpoints, loss curves
 export {
+  NonFiniteError,
   train,
   type TrainEvent,
   type TrainOptions,

@@ -6062,6 +6062,14 @@ async function* generate(pack, prompt, options = {}) {
   const maxTokens = options.maxTokens ?? 128;
   const T0 = prompt.length;
   if (T0 < 1) throw new Error("the prompt is empty");
+  if (!Number.isInteger(maxTokens) || maxTokens < 1) {
+    throw new RangeError(`maxTokens must be a positive integer, got ${maxTokens}`);
+  }
+  const positions = pack.config.maxPositionEmbeddings;
+  if (T0 + maxTokens > positions) {
+    throw new RangeError(`a ${T0}-token prompt and ${maxTokens} new tokens need ${T0 + maxTokens} positions; the model has ${positions} (lower maxTokens to ${Math.max(0, positions - T0)} or shorten the prompt)`);
+  }
+  const sample = sampler(options);
   const lora = options.adapter ? loraLayout(pack.config, options.adapter.config) : void 0;
   const e = await Engine.create(pack, {
     mode: "generate",
@@ -6082,7 +6090,6 @@ async function* generate(pack, prompt, options = {}) {
       v: e.p["kv.v"] + l * P * kvd * 4
     });
     const logits = new Float32Array(V);
-    const sample = sampler(options);
     const eos = new Set(options.eosTokenIds ?? []);
     const one = new Int32Array(1);
     let pos = 0, T = T0, ids = prompt;
@@ -6116,6 +6123,10 @@ async function lastRowLogits(e, row, out) {
 }
 function sampler(options) {
   const temperature = options.temperature ?? 0.7, topP = options.topP ?? 0.8;
+  if (!(temperature >= 0 && Number.isFinite(temperature))) {
+    throw new RangeError(`temperature must be a finite number \u2265 0 (0 = greedy), got ${temperature}`);
+  }
+  if (!(topP > 0 && topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${topP}`);
   let s = (options.seed ?? 0) >>> 0 ^ 2654435769;
   const random = () => {
     s ^= s << 13;
@@ -6425,6 +6436,7 @@ export {
   Engine,
   Gemm,
   KERNEL_FILES,
+  NonFiniteError,
   Optimizer,
   PRESETS,
   PlanTooLargeError,

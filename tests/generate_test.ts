@@ -1,6 +1,6 @@
 // Generation with the KV cache must produce what full recomputation produces: greedy tokens equal the
 // argmax of a fresh full forward over each prefix, and the sampler obeys temperature / top-p / seed.
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { loadCase } from "./_golden.ts";
 import { dirFiles } from "../src/io/deno_files.ts";
 import { Engine } from "../src/engine/engine.ts";
@@ -76,4 +76,23 @@ Deno.test("sampler: greedy at temperature 0; top-p keeps only the nucleus; seede
   const a = sampler({ temperature: 1, topP: 1, seed: 42 }),
     b = sampler({ temperature: 1, topP: 1, seed: 42 });
   for (let i = 0; i < 50; i++) assertEquals(a(logits), b(logits));
+});
+
+Deno.test("generate: bad sampling options and more positions than the model has are refused up front", async () => {
+  const c = await loadCase("gqa_tied_f32");
+  const P = c.pack.config.maxPositionEmbeddings;
+  const run = (prompt: number[], options: Parameters<typeof generate>[2]) => async () => {
+    for await (const _ of generate(c.pack, prompt, options)) { /* drain */ }
+  };
+  await assertRejects(run([1, 2, 3], { maxTokens: P }), `need ${P + 3} positions; the model has ${P}`);
+  await assertRejects(run([1, 2, 3], { maxTokens: 0 }), "maxTokens must be a positive integer, got 0");
+  await assertRejects(run([1, 2, 3], { maxTokens: 3, topP: 0 }), "topP must be in (0, 1], got 0");
+  await assertRejects(
+    run([1, 2, 3], { maxTokens: 3, temperature: -1 }),
+    "temperature must be a finite number ≥ 0",
+  );
+  await assertRejects(
+    run([1, 2, 3], { maxTokens: 3, temperature: NaN }),
+    "temperature must be a finite number ≥ 0",
+  );
 });

@@ -42,6 +42,19 @@ export async function* generate(
   const maxTokens = options.maxTokens ?? 128;
   const T0 = prompt.length;
   if (T0 < 1) throw new Error("the prompt is empty");
+  if (!Number.isInteger(maxTokens) || maxTokens < 1) {
+    throw new RangeError(`maxTokens must be a positive integer, got ${maxTokens}`);
+  }
+  const positions = pack.config.maxPositionEmbeddings;
+  if (T0 + maxTokens > positions) {
+    throw new RangeError(
+      `a ${T0}-token prompt and ${maxTokens} new tokens need ${T0 + maxTokens} positions; ` +
+        `the model has ${positions} (lower maxTokens to ${
+          Math.max(0, positions - T0)
+        } or shorten the prompt)`,
+    );
+  }
+  const sample = sampler(options); // checks temperature and topP before any memory is planned
   const lora = options.adapter ? loraLayout(pack.config, options.adapter.config) : undefined;
   const e = await Engine.create(pack, {
     mode: "generate",
@@ -60,7 +73,6 @@ export async function* generate(
     const { L, P, kvd, V } = e.D;
     const cache = (l: number) => ({ k: e.p["kv.k"] + l * P * kvd * 4, v: e.p["kv.v"] + l * P * kvd * 4 });
     const logits = new Float32Array(V);
-    const sample = sampler(options);
     const eos = new Set(options.eosTokenIds ?? []);
     const one = new Int32Array(1);
     let pos = 0, T = T0, ids: ArrayLike<number> = prompt;
@@ -100,6 +112,10 @@ export function sampler(
   options: Pick<GenerateOptions, "temperature" | "topP" | "seed">,
 ): (logits: Float32Array) => number {
   const temperature = options.temperature ?? 0.7, topP = options.topP ?? 0.8;
+  if (!(temperature >= 0 && Number.isFinite(temperature))) {
+    throw new RangeError(`temperature must be a finite number ≥ 0 (0 = greedy), got ${temperature}`);
+  }
+  if (!(topP > 0 && topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${topP}`);
   let s = (options.seed ?? 0) >>> 0 ^ 0x9e3779b9;
   const random = () => {
     s ^= s << 13;
