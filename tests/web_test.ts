@@ -153,7 +153,7 @@ Deno.test({
 
       // 4. train 8 steps; the downloaded adapter is the CLI's, byte for byte
       await page.click("#train-button");
-      const done = await statusOf(page, "train-status", /^Done/, 300_000);
+      const done = await statusOf(page, "train-status", /^Done/, 300_000, refused);
       assert(done.startsWith("Done: 8 steps"), done);
       await page.screenshot({ path: `${shots}/4-trained.png`, fullPage: true });
       sameBytes(await downloadedWeights(page, work, "a"), cliAdapter, "the page's adapter vs the CLI's");

@@ -359,6 +359,7 @@ $("plan-button").addEventListener(
 
 async function runTraining(resume) {
   const status = $("train-status"), bar = $("train-progress");
+  setStatus(status, resume ? "Resuming…" : "Checking the plan…");
   try {
     if (!resume) {
       const plan = await showPlan();
