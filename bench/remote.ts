@@ -208,13 +208,13 @@ async function output(cmd: Deno.Command, what: string): Promise<{ stdout: string
   return { stdout, stderr };
 }
 
-/** Random token ids (8 sequences of T), the same file for every run with this T. */
+/** Random token ids (8 sequences of T; ordinary tokens only, which the CLI checks), one file per T. */
 async function writeData(vocab: number): Promise<string> {
   let s = 0x9e3779b9;
   const next = () => (s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0);
   const lines = Array.from(
     { length: 8 },
-    () => JSON.stringify({ input_ids: Array.from({ length: seqLen }, () => next() % vocab) }),
+    () => JSON.stringify({ input_ids: Array.from({ length: seqLen }, () => next() % Math.min(vocab, 151643)) }),
   );
   const path = `${cache}/data-${seqLen}.jsonl`;
   await Deno.writeTextFile(path, lines.join("\n") + "\n");
