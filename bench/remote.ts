@@ -214,7 +214,8 @@ async function writeData(vocab: number): Promise<string> {
   const next = () => (s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0);
   const lines = Array.from(
     { length: 8 },
-    () => JSON.stringify({ input_ids: Array.from({ length: seqLen }, () => next() % Math.min(vocab, 151643)) }),
+    () =>
+      JSON.stringify({ input_ids: Array.from({ length: seqLen }, () => next() % Math.min(vocab, 151643)) }),
   );
   const path = `${cache}/data-${seqLen}.jsonl`;
   await Deno.writeTextFile(path, lines.join("\n") + "\n");
@@ -309,8 +310,8 @@ function rendererPids(): number[] {
   return renderers.filter(mine);
 }
 
-/** Each run in a fresh tab of one headless Chromium; the tab's peak from when its page is ready. */
-async function chromiumRuns(origin: string, runs: Run[]): Promise<RunResult[]> {
+/** One run in the one tab of a fresh headless Chromium; the tab's peak from when its page is ready. */
+async function chromiumRun(origin: string, run: Run): Promise<RunResult & { idleMB: number }> {
   // deno-lint-ignore no-import-prefix
   const pw = await import("npm:playwright-core@1.65.1");
   const profile = await Deno.makeTempDir({ prefix: "mesp-bench-remote-chromium-" });
@@ -328,24 +329,19 @@ async function chromiumRuns(origin: string, runs: Run[]): Promise<RunResult[]> {
       "--disable-sync",
     ],
   });
-  const results: RunResult[] = [];
   try {
-    for (const run of runs) {
-      const tab = await ctx.newPage();
-      await tab.goto(`${origin}/page.html`);
-      await tab.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true);
-      const pids = rendererPids();
-      for (const pid of pids) Deno.writeTextFileSync(`/proc/${pid}/clear_refs`, "5");
-      // deno-lint-ignore no-explicit-any
-      const [r] = await tab.evaluate((x) => (globalThis as any).run(x), [run]) as RunResult[];
-      results.push({ ...r, peakMB: Math.max(...rendererPids().map(peakOf)) });
-      await tab.close();
-    }
+    const tab = ctx.pages()[0] ?? await ctx.newPage();
+    await tab.goto(`${origin}/page.html`);
+    await tab.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true);
+    for (const pid of rendererPids()) Deno.writeTextFileSync(`/proc/${pid}/clear_refs`, "5");
+    const idleMB = Math.max(...rendererPids().map(peakOf));
+    // deno-lint-ignore no-explicit-any
+    const [r] = await tab.evaluate((x) => (globalThis as any).run(x), [run]) as RunResult[];
+    return { ...r, peakMB: Math.max(...rendererPids().map(peakOf)), idleMB };
   } finally {
     await ctx.close();
     await Deno.remove(profile, { recursive: true });
   }
-  return results;
 }
 
 /** workerd config: dist/mesp.js with the wasm as module imports; the server reached as a service. */
@@ -451,9 +447,12 @@ try {
     }
   }
   if (runtimes.includes("chromium")) {
-    console.error(`Chromium: ${runs.map((r) => r.name).join(", ")} …`);
-    const tagged = runs.map((r) => ({ ...r, name: `chromium-${r.name}` }));
-    results.chromium = (await chromiumRuns(origin, tagged)).map((r) => ({ ...r, name: r.name.slice(9) }));
+    results.chromium = [];
+    for (const run of runs) {
+      console.error(`Chromium: ${run.name} …`);
+      const r = await chromiumRun(origin, { ...run, name: `chromium-${run.name}` });
+      results.chromium.push({ ...r, name: run.name });
+    }
   }
   if (runtimes.includes("workerd")) {
     console.error(`workerd: url-512 …`);
@@ -477,7 +476,7 @@ console.log(
   `# ${cpu}, load average ${load} at the start; ${model}, pack ${mb(packBytes.length)} MB, ` +
     `T ${seqLen}, ${steps} steps, 1 thread, AdamW rank 8 on all targets`,
 );
-console.log("\n## Requests and bytes per step (counted by the server; Deno runs)\n");
+console.log("\n## Requests and bytes per step (counted by the server)\n");
 console.log(
   "| run | vocabChunk | open: requests, MB | step 1: requests, MB | steps 2…N each: requests, MB | × pack |",
 );
@@ -527,7 +526,7 @@ for (const [label, rs] of Object.entries(results)) {
     const idle = (r as { idleMB?: number }).idleMB;
     console.log(
       `| ${label} | ${r.name}${r.error ? " (failed)" : ""} | ${t.toFixed(3)} | ${ratio} | ${peak}` +
-        `${idle === undefined ? "" : ` (idle ${idle.toFixed(1)})`} | ${fmtLosses(r.losses)} |`,
+        `${idle === undefined ? "" : ` (at start ${idle.toFixed(1)})`} | ${fmtLosses(r.losses)} |`,
     );
   }
 }
