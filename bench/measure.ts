@@ -26,3 +26,15 @@ export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
+
+/** Median seconds per step over steps 2… of cumulative elapsed times (the first includes compiling and first reads). */
+export function stepTime(elapsed: readonly number[]): number {
+  const per = elapsed.slice(1).map((t, i) => t - elapsed[i]);
+  return median(per.length ? per : elapsed);
+}
+
+/** Peak resident memory (VmHWM) of a Linux process, in MB. */
+export async function processPeakMB(pid: number): Promise<number> {
+  const m = (await Deno.readTextFile(`/proc/${pid}/status`)).match(/VmHWM:\s+(\d+) kB/);
+  return m ? Number(m[1]) * 1024 / 1e6 : NaN;
+}

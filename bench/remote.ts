@@ -23,12 +23,12 @@
  *
  * @module
  */
-import { median } from "./measure.ts";
+import { processPeakMB, stepTime } from "./measure.ts";
+import { CHROMIUM, FLAGS, playwright, rendererPeakMB, resetRendererPeak } from "./chromium.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).href;
 const MOD = new URL("../mod.ts", import.meta.url).href;
-const CHROMIUM = "/usr/bin/chromium";
 const WORKERD_VERSION = "1.20261117.1"; // as in tests/workerd_test.ts, installed there into this folder
 const WORKERD = `${Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME") ?? "/tmp"}/.cache`}/mesp-test/` +
   `workerd-${WORKERD_VERSION}/node_modules/@cloudflare/workerd-linux-64/bin/workerd`;
@@ -194,12 +194,6 @@ function serve(): Deno.HttpServer<Deno.NetAddr> {
   });
 }
 
-/** Median seconds per step over steps 2…N (the first includes compiling and first reads). */
-function stepTime(elapsed: number[]): number {
-  const per = elapsed.slice(1).map((t, i) => t - elapsed[i]);
-  return per.length ? median(per) : NaN;
-}
-
 async function output(cmd: Deno.Command, what: string): Promise<{ stdout: string; stderr: string }> {
   const r = await cmd.output();
   const dec = new TextDecoder();
@@ -284,60 +278,25 @@ console.log(JSON.stringify({ ...r, peakMB: (lib.processMemory().peak ?? NaN) / 1
   }
 }
 
-/** VmHWM of a process in MB. */
-function peakOf(pid: number): number {
-  const m = Deno.readTextFileSync(`/proc/${pid}/status`).match(/VmHWM:\s+(\d+) kB/);
-  return m ? Number(m[1]) * 1024 / 1e6 : NaN;
-}
-
-/** The Chromium renderer processes descended from this process (a tab and its workers live there). */
-function rendererPids(): number[] {
-  const parent = new Map<number, number>();
-  const renderers: number[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    const pid = Number(e.name);
-    if (!Number.isInteger(pid)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-      parent.set(pid, Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
-      if (Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes("--type=renderer")) renderers.push(pid);
-    } catch { /* the process ended */ }
-  }
-  const mine = (pid: number): boolean => {
-    for (let p = pid; p > 1; p = parent.get(p) ?? 0) if (p === Deno.pid) return true;
-    return false;
-  };
-  return renderers.filter(mine);
-}
-
 /** One run in the one tab of a fresh headless Chromium; the tab's peak from when its page is ready. */
 async function chromiumRun(origin: string, run: Run): Promise<RunResult & { idleMB: number }> {
-  // deno-lint-ignore no-import-prefix
-  const pw = await import("npm:playwright-core@1.65.1");
+  const pw = await playwright();
+  if (typeof pw === "string") throw new Error(pw);
   const profile = await Deno.makeTempDir({ prefix: "mesp-bench-remote-chromium-" });
   const ctx = await pw.chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: FLAGS,
   });
   try {
     const tab = ctx.pages()[0] ?? await ctx.newPage();
     await tab.goto(`${origin}/page.html`);
     await tab.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true);
-    for (const pid of rendererPids()) Deno.writeTextFileSync(`/proc/${pid}/clear_refs`, "5");
-    const idleMB = Math.max(...rendererPids().map(peakOf));
+    await resetRendererPeak();
+    const idleMB = await rendererPeakMB();
     // deno-lint-ignore no-explicit-any
     const [r] = await tab.evaluate((x) => (globalThis as any).run(x), [run]) as RunResult[];
-    return { ...r, peakMB: Math.max(...rendererPids().map(peakOf)), idleMB };
+    return { ...r, peakMB: await rendererPeakMB(), idleMB };
   } finally {
     await ctx.close();
     await Deno.remove(profile, { recursive: true });
@@ -407,9 +366,9 @@ async function workerdRun(host: string, run: Run): Promise<RunResult & { idleMB:
       up = await Deno.connect({ hostname: "127.0.0.1", port }).then((c) => (c.close(), true), () => false);
       if (!up) await new Promise((r) => setTimeout(r, 100));
     }
-    const idleMB = peakOf(child.pid);
+    const idleMB = await processPeakMB(child.pid);
     const [r] = await (await fetch(url)).json() as RunResult[];
-    return { ...r, peakMB: peakOf(child.pid), idleMB };
+    return { ...r, peakMB: await processPeakMB(child.pid), idleMB };
   } finally {
     child.kill();
     await child.status;
