@@ -1,6 +1,6 @@
 /**
  * What the benchmarks share to read a measurement: CPU time of the machine and of this process (to tell a
- * quiet run from one that shared the CPU), and the median.
+ * quiet run from one that shared the CPU), the median, the median step time and a process's peak memory.
  *
  * @module
  */
@@ -27,7 +27,7 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** Median seconds per step over steps 2… of cumulative elapsed times (the first includes compiling and first reads). */
+/** Median seconds per step over steps 2… of cumulative elapsed times (step 1 includes compiling, first reads). */
 export function stepTime(elapsed: readonly number[]): number {
   const per = elapsed.slice(1).map((t, i) => t - elapsed[i]);
   return median(per.length ? per : elapsed);

@@ -216,10 +216,16 @@ async function writeData(vocab: number): Promise<string> {
   return path;
 }
 
-function only(dir: string, ext: string): string {
-  const found = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(ext));
-  if (found.length !== 1) throw new Error(`expected one ${ext} in ${dir}, found ${found.length}`);
-  return `${dir}/${found[0].name}`;
+/** The newest file with this ending in `dir` (the one the CLI just made or checked). */
+function newest(dir: string, ext: string): string {
+  const found = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(ext))
+    .map((e) => ({
+      path: `${dir}/${e.name}`,
+      mtime: Deno.statSync(`${dir}/${e.name}`).mtime?.getTime() ?? 0,
+    }))
+    .sort((a, b) => b.mtime - a.mtime);
+  if (!found.length) throw new Error(`no ${ext} in ${dir}`);
+  return found[0].path;
 }
 
 /** The CLI on the local model (it builds the pack and token cache the other runs are served). */
@@ -385,9 +391,9 @@ const vocab = JSON.parse(await Deno.readTextFile(`${model}/config.json`)).vocab_
 const data = await writeData(vocab);
 console.error(`CLI (local file), builds the pack in ${cache} …`);
 const cli = await cliRun(data, 512);
-const packPath = only(`${cache}/packs`, ".pack");
+const packPath = newest(`${cache}/packs`, ".pack");
 packBytes = await Deno.readFile(packPath);
-tokenBytes = await Deno.readFile(only(`${cache}/tokens`, ".tokcache"));
+tokenBytes = await Deno.readFile(newest(`${cache}/tokens`, ".tokcache"));
 const server = serve();
 const origin = `http://127.0.0.1:${server.addr.port}`;
 
