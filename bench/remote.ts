@@ -4,9 +4,9 @@
  * workerd, and the CLI reading it from a local file — all in one run, one after another, on one thread.
  *
  *   deno task make-model --preset tiny --out /tmp/tiny
- *   deno task bench:remote --model /tmp/tiny
+ *   deno task bench:remote --model /tmp/tiny --steps 4 --seq-len 64
  *   deno task make-model --preset qwen2.5-0.5b --out /tmp/m05 --format mlx-q4
- *   deno task bench:remote --model /tmp/m05 --steps 3
+ *   deno task bench:remote --model /tmp/m05 --steps 3 --seq-len 256
  *
  * Flags: --steps 4, --seq-len 256, --chunks 512,16384 (the vocabChunk values of the URL runs),
  * --runtimes deno,chromium,workerd, --cache DIR (where the CLI builds the pack once; default under /tmp).
@@ -19,7 +19,8 @@
  *   processes descended from this one, reset with `clear_refs` when the page is ready), workerd's (VmHWM of
  *   its process after the run) and the CLI's whole-process peak (its own report).
  *
- * Needs -A: Deno reads and writes /proc of other processes only with it.
+ * Needs -A: Deno reads and writes /proc of other processes only with it. The workerd binary is the one
+ * `deno task test` installs (tests/workerd_test.ts); without it, leave workerd out of --runtimes.
  *
  * @module
  */
