@@ -1,6 +1,6 @@
 /**
  * What the benchmarks share to read a measurement: CPU time of the machine and of this process (to tell a
- * quiet run from one that shared the CPU), and the median.
+ * quiet run from one that shared the CPU), the median, the median step time and a process's peak memory.
  *
  * @module
  */
@@ -25,4 +25,16 @@ export function cpuSeconds(): { busy: number; own: number } {
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Median seconds per step over steps 2… of cumulative elapsed times (step 1 includes compiling, first reads). */
+export function stepTime(elapsed: readonly number[]): number {
+  const per = elapsed.slice(1).map((t, i) => t - elapsed[i]);
+  return median(per.length ? per : elapsed);
+}
+
+/** Peak resident memory (VmHWM) of a Linux process, in MB. */
+export async function processPeakMB(pid: number): Promise<number> {
+  const m = (await Deno.readTextFile(`/proc/${pid}/status`)).match(/VmHWM:\s+(\d+) kB/);
+  return m ? Number(m[1]) * 1024 / 1e6 : NaN;
 }

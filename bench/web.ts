@@ -13,8 +13,8 @@
  * @module
  */
 import { serveWeb } from "../web/serve.ts";
-import { median } from "./measure.ts";
-import { CHROMIUM, FLAGS, playwright } from "./chromium.ts";
+import { stepTime } from "./measure.ts";
+import { CHROMIUM, FLAGS, playwright, rendererPeakMB, resetRendererPeak } from "./chromium.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).href;
@@ -35,12 +35,6 @@ const data = flag("data", `${ROOT}data/lumen/train.jsonl`);
 const steps = Number(flag("steps", "4"));
 const seqLen = flag("seq-len", "256");
 const threads = flag("threads", String(navigator.hardwareConcurrency));
-
-/** Median seconds per step over steps 2… (the first includes compiling and first reads). */
-function stepTime(elapsed: number[]): number {
-  const per = elapsed.slice(1).map((t, i) => t - elapsed[i]);
-  return median(per.length ? per : elapsed);
-}
 
 async function cliRun(): Promise<{ peakMB: number; step: number }> {
   const out = await Deno.makeTempDir({ prefix: "mesp-bench-web-cli-" });
@@ -71,41 +65,6 @@ async function cliRun(): Promise<{ peakMB: number; step: number }> {
   const peak = err.match(/peak memory ([\d.]+) MB/);
   await Deno.remove(out, { recursive: true });
   return { peakMB: peak ? Number(peak[1]) : NaN, step: stepTime(elapsed) };
-}
-
-/** The Chromium renderer processes descended from this process (the tab and its workers live there). */
-async function rendererPids(): Promise<number[]> {
-  const parent = new Map<number, number>();
-  const renderers: number[] = [];
-  for await (const e of Deno.readDir("/proc")) {
-    const pid = Number(e.name);
-    if (!Number.isInteger(pid)) continue;
-    try {
-      const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-      parent.set(pid, Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
-      if ((await Deno.readTextFile(`/proc/${pid}/cmdline`)).includes("--type=renderer")) renderers.push(pid);
-    } catch { /* the process ended */ }
-  }
-  const mine = (pid: number): boolean => {
-    for (let p = pid; p > 1; p = parent.get(p) ?? 0) if (p === Deno.pid) return true;
-    return false;
-  };
-  return renderers.filter(mine);
-}
-
-/** The largest VmHWM (MB) of the renderers. */
-async function rendererPeakMB(): Promise<number> {
-  let peak = 0;
-  for (const pid of await rendererPids()) {
-    const m = (await Deno.readTextFile(`/proc/${pid}/status`)).match(/VmHWM:\s+(\d+) kB/);
-    if (m) peak = Math.max(peak, Number(m[1]) * 1024 / 1e6);
-  }
-  return peak;
-}
-
-/** Resets the renderers' VmHWM to their current RSS (Linux `clear_refs` 5), to measure one stage's peak. */
-async function resetRendererPeak(): Promise<void> {
-  for (const pid of await rendererPids()) await Deno.writeTextFile(`/proc/${pid}/clear_refs`, "5");
 }
 
 async function browserRun(): Promise<

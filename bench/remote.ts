@@ -1,0 +1,502 @@
+/**
+ * Remote weights: a pack served over HTTP Range from 127.0.0.1 and trained on through `fetchSource`, next to
+ * the same pack held in memory (`bytesSource` over one full download), in Deno, in headless Chromium and in
+ * workerd, and the CLI reading it from a local file — all in one run, one after another, on one thread.
+ *
+ *   deno task make-model --preset tiny --out /tmp/tiny
+ *   deno task bench:remote --model /tmp/tiny --steps 4 --seq-len 64
+ *   deno task make-model --preset qwen2.5-0.5b --out /tmp/m05 --format mlx-q4
+ *   deno task bench:remote --model /tmp/m05 --steps 3 --seq-len 256
+ *
+ * Flags: --steps 4, --seq-len 256, --chunks 512,16384 (the vocabChunk values of the URL runs),
+ * --runtimes deno,chromium,workerd, --cache DIR (where the CLI builds the pack once; default under /tmp).
+ *
+ * What is measured:
+ * - requests and bytes per step, counted by the server: every request carries a tag `run/phase` (the phase
+ *   is the step in progress, or `open` before training), set by a `fetch` wrapper handed to `fetchSource`;
+ * - step time: the median over steps 2…N of the train events' elapsed times;
+ * - peak memory: the Deno process's own (`processMemory`), the Chromium tab's (VmHWM of the renderer
+ *   processes descended from this one, reset with `clear_refs` when the page is ready), workerd's (VmHWM of
+ *   its process after the run) and the CLI's whole-process peak (its own report).
+ *
+ * Needs -A: Deno reads and writes /proc of other processes only with it. The workerd binary is the one
+ * `deno task test` installs (tests/workerd_test.ts); without it, leave workerd out of --runtimes.
+ *
+ * @module
+ */
+import { processPeakMB, stepTime } from "./measure.ts";
+import { CHROMIUM, FLAGS, playwright, rendererPeakMB, resetRendererPeak } from "./chromium.ts";
+
+const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
+const MAIN = new URL("../src/cli/main.ts", import.meta.url).href;
+const MOD = new URL("../mod.ts", import.meta.url).href;
+const WORKERD_VERSION = "1.20261117.1"; // as in tests/workerd_test.ts, installed there into this folder
+const WORKERD = `${Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME") ?? "/tmp"}/.cache`}/mesp-test/` +
+  `workerd-${WORKERD_VERSION}/node_modules/@cloudflare/workerd-linux-64/bin/workerd`;
+
+function flag(name: string, fallback?: string): string {
+  const i = Deno.args.indexOf(`--${name}`);
+  const v = i >= 0 ? Deno.args[i + 1] : fallback;
+  if (v === undefined) {
+    console.error(
+      `--${name} is required\nusage: deno task bench:remote --model DIR [--steps N] [--seq-len T]`,
+    );
+    Deno.exit(2);
+  }
+  return v;
+}
+const model = flag("model").replace(/\/$/, "");
+const steps = Number(flag("steps", "4"));
+const seqLen = Number(flag("seq-len", "256"));
+const chunks = flag("chunks", "512,16384").split(",").map(Number);
+const runtimes = flag("runtimes", "deno,chromium,workerd").split(",");
+const cache = flag("cache", `/tmp/mesp-bench-remote/${model.replaceAll("/", "_")}`);
+
+/** The training options every run shares (the CLI gets the same as flags). */
+const OPTIONS = {
+  seqLen,
+  steps,
+  seed: 1,
+  threads: 1,
+  lora: { rank: 8, alpha: 16 },
+  optimizer: { name: "adamw", lr: 2e-4, schedule: "cosine" },
+};
+const CLI_FLAGS = [
+  "--steps",
+  String(steps),
+  "--seq-len",
+  String(seqLen),
+  "--seed",
+  "1",
+  "--threads",
+  "1",
+  "--rank",
+  "8",
+  "--alpha",
+  "16",
+  "--optimizer",
+  "adamw",
+  "--lr",
+  "0.0002",
+  "--schedule",
+  "cosine",
+];
+
+/** One training run: where its pack comes from and its vocabulary chunk. */
+interface Run {
+  name: string;
+  from: "memory" | "url";
+  vocabChunk: number;
+}
+
+/** What a runtime reports of a run. */
+interface RunResult {
+  name: string;
+  elapsed: number[];
+  losses: number[];
+  error?: string;
+  peakMB?: number;
+}
+
+/**
+ * The runs as every runtime executes them (a module, served to Chromium, embedded in workerd, imported by
+ * Deno): `lib` is mesp (mod.ts or dist/mesp.js), `fetch` reaches the bench's server at `base`.
+ */
+const RUNNER = `
+export async function runAll(lib, { fetch, base, runs, options, kernels }) {
+  const res = await fetch(base + "/tokens");
+  const cache = lib.decodeTokenCache(new Uint8Array(await res.arrayBuffer()), { name: "tokens" });
+  const data = Array.from({ length: cache.count }, (_, i) => cache.example(i));
+  const out = [];
+  for (const run of runs) {
+    let phase = "open";
+    const tagged = (url, init = {}) =>
+      fetch(url, { ...init, headers: { ...init.headers, "x-mesp-tag": run.name + "/" + phase } });
+    const elapsed = [];
+    try {
+      const source = run.from === "memory"
+        ? lib.bytesSource(new Uint8Array(await (await tagged(base + "/pack")).arrayBuffer()), "pack")
+        : lib.fetchSource(base + "/pack", { fetch: tagged });
+      const pack = await lib.openPack(source);
+      phase = "1";
+      const onEvent = (e) => {
+        if (e.type !== "step") return;
+        elapsed.push(e.elapsed);
+        phase = String(e.step + 1);
+      };
+      const r = await lib.train(pack, data, [], { ...options, vocabChunk: run.vocabChunk, kernels, onEvent });
+      out.push({ name: run.name, elapsed, losses: r.losses });
+    } catch (err) {
+      out.push({ name: run.name, elapsed, losses: [], error: String(err?.stack ?? err) });
+    }
+  }
+  return out;
+}
+`;
+
+/** Requests and bytes the server answered, by tag. */
+const counts = new Map<string, { requests: number; bytes: number }>();
+let packBytes = new Uint8Array();
+let tokenBytes = new Uint8Array();
+
+const TYPES: Record<string, string> = { js: "text/javascript", wasm: "application/wasm", html: "text/html" };
+
+function page(): string {
+  return `<!doctype html>
+<script type="module">
+import * as lib from "/dist/mesp.js";
+import { runAll } from "/runner.js";
+globalThis.run = (runs) => runAll(lib, { fetch, base: location.origin, runs, options: ${
+    JSON.stringify(OPTIONS)
+  } });
+globalThis.ready = true;
+</script>`;
+}
+
+/** The bench's server: the pack (with Range), the token cache, dist/, the runner and the page. */
+function serve(): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    const path = new URL(req.url).pathname;
+    const headers = new Headers({ "cache-control": "no-store", "accept-ranges": "bytes" });
+    let body: Uint8Array;
+    if (path === "/pack") body = packBytes;
+    else if (path === "/tokens") body = tokenBytes;
+    else if (path === "/runner.js") body = new TextEncoder().encode(RUNNER);
+    else if (path === "/page.html") body = new TextEncoder().encode(page());
+    else if (path.startsWith("/dist/") && !path.includes("..")) {
+      try {
+        body = await Deno.readFile(`${ROOT}${path.slice(1)}`);
+      } catch {
+        return new Response("not found", { status: 404 });
+      }
+    } else return new Response("not found", { status: 404 });
+    headers.set("content-type", TYPES[path.split(".").pop()!] ?? "application/octet-stream");
+    if (path === "/pack") headers.set("etag", `"${packBytes.length}"`);
+    let status = 200;
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.get("range") ?? "");
+    if (m) {
+      const start = Number(m[1]), end = Math.min(Number(m[2]), body.length - 1);
+      headers.set("content-range", `bytes ${start}-${end}/${body.length}`);
+      body = body.subarray(start, end + 1);
+      status = 206;
+    }
+    if (req.method === "HEAD") {
+      headers.set("content-length", String(body.length));
+      body = new Uint8Array();
+    }
+    const tag = req.headers.get("x-mesp-tag");
+    if (tag) {
+      const c = counts.get(tag) ?? { requests: 0, bytes: 0 };
+      c.requests++;
+      c.bytes += body.length;
+      counts.set(tag, c);
+    }
+    return new Response(body.slice(), { status, headers });
+  });
+}
+
+async function output(cmd: Deno.Command, what: string): Promise<{ stdout: string; stderr: string }> {
+  const r = await cmd.output();
+  const dec = new TextDecoder();
+  const stdout = dec.decode(r.stdout), stderr = dec.decode(r.stderr);
+  if (!r.success) throw new Error(`${what} failed:\n${stderr}`);
+  return { stdout, stderr };
+}
+
+/** Random token ids (8 sequences of T; ordinary tokens only, which the CLI checks), one file per T. */
+async function writeData(vocab: number): Promise<string> {
+  let s = 0x9e3779b9;
+  const next = () => (s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0);
+  const lines = Array.from(
+    { length: 8 },
+    () =>
+      JSON.stringify({ input_ids: Array.from({ length: seqLen }, () => next() % Math.min(vocab, 151643)) }),
+  );
+  const path = `${cache}/data-${seqLen}.jsonl`;
+  await Deno.writeTextFile(path, lines.join("\n") + "\n");
+  return path;
+}
+
+/** The newest file with this ending in `dir` (the one the CLI just made or checked). */
+function newest(dir: string, ext: string): string {
+  const found = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(ext))
+    .map((e) => ({
+      path: `${dir}/${e.name}`,
+      mtime: Deno.statSync(`${dir}/${e.name}`).mtime?.getTime() ?? 0,
+    }))
+    .sort((a, b) => b.mtime - a.mtime);
+  if (!found.length) throw new Error(`no ${ext} in ${dir}`);
+  return found[0].path;
+}
+
+/** The CLI on the local model (it builds the pack and token cache the other runs are served). */
+async function cliRun(data: string, vocabChunk: number): Promise<RunResult> {
+  const out = await Deno.makeTempDir({ prefix: "mesp-bench-remote-cli-" });
+  const args = [
+    "run",
+    "-A",
+    "--v8-flags=--max-semi-space-size=1",
+    MAIN,
+    "train",
+    "--model",
+    model,
+    "--data",
+    data,
+    "--out",
+    `${out}/run`,
+    "--json",
+    "--vocab-chunk",
+    String(vocabChunk),
+    ...CLI_FLAGS,
+  ];
+  const cmd = new Deno.Command(Deno.execPath(), { args, env: { NO_COLOR: "1", MESP_CACHE: cache } });
+  const { stdout, stderr } = await output(cmd, "CLI train");
+  await Deno.remove(out, { recursive: true });
+  const lines = stdout.split("\n").filter((l) => l.startsWith('{"step"')).map((l) => JSON.parse(l));
+  return {
+    name: `cli-${vocabChunk}`,
+    elapsed: lines.map((l) => l.elapsed_s),
+    losses: lines.map((l) => l.loss),
+    peakMB: Number(stderr.match(/peak memory ([\d.]+) MB/)?.[1] ?? NaN),
+  };
+}
+
+/** One Deno process per run, importing mod.ts, with only network access to the server besides reading. */
+async function denoRun(origin: string, run: Run): Promise<RunResult> {
+  const dir = await Deno.makeTempDir({ prefix: "mesp-bench-remote-deno-" });
+  const script = `
+import * as lib from "${MOD}";
+import { runAll } from "${origin}/runner.js";
+const [r] = await runAll(lib, { fetch, base: "${origin}", runs: [${JSON.stringify(run)}], options: ${
+    JSON.stringify(OPTIONS)
+  } });
+console.log(JSON.stringify({ ...r, peakMB: (lib.processMemory().peak ?? NaN) / 1e6 }));
+`;
+  await Deno.writeTextFile(`${dir}/main.ts`, script);
+  const args = ["run", "-A", "--v8-flags=--max-semi-space-size=1", `${dir}/main.ts`];
+  try {
+    const { stdout } = await output(
+      new Deno.Command(Deno.execPath(), { args, env: { NO_COLOR: "1" } }),
+      run.name,
+    );
+    return JSON.parse(stdout.trim().split("\n").pop()!);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** One run in the one tab of a fresh headless Chromium; the tab's peak from when its page is ready. */
+async function chromiumRun(origin: string, run: Run): Promise<RunResult & { idleMB: number }> {
+  const pw = await playwright();
+  if (typeof pw === "string") throw new Error(pw);
+  const profile = await Deno.makeTempDir({ prefix: "mesp-bench-remote-chromium-" });
+  const ctx = await pw.chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: FLAGS,
+  });
+  try {
+    const tab = ctx.pages()[0] ?? await ctx.newPage();
+    await tab.goto(`${origin}/page.html`);
+    await tab.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true);
+    await resetRendererPeak();
+    const idleMB = await rendererPeakMB();
+    // deno-lint-ignore no-explicit-any
+    const [r] = await tab.evaluate((x) => (globalThis as any).run(x), [run]) as RunResult[];
+    return { ...r, peakMB: await rendererPeakMB(), idleMB };
+  } finally {
+    await ctx.close();
+    await Deno.remove(profile, { recursive: true });
+  }
+}
+
+/** workerd config: dist/mesp.js with the wasm as module imports; the server reached as a service. */
+const workerdConfig = (host: string) => `
+using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [(name = "main", worker = .mesp), (name = "bench", external = (address = "${host}", http = ()))],
+  sockets = [(name = "http", address = "127.0.0.1:0", http = (), service = "main")],
+);
+const mesp :Workerd.Worker = (
+  modules = [
+    (name = "main.js", esModule = embed "main.js"),
+    (name = "runner.js", esModule = embed "runner.js"),
+    (name = "mesp.js", esModule = embed "mesp.js"),
+    (name = "mesp_relaxed.wasm", wasm = embed "mesp_relaxed.wasm"),
+    (name = "mesp_simd.wasm", wasm = embed "mesp_simd.wasm"),
+  ],
+  compatibilityDate = "2025-01-01",
+  bindings = [(name = "BENCH", service = "bench")],
+);
+`;
+
+const WORKER = `
+import * as lib from "./mesp.js";
+import { runAll } from "./runner.js";
+import relaxed from "./mesp_relaxed.wasm";
+import simd from "./mesp_simd.wasm";
+const kernels = { modules: { "mesp_relaxed.wasm": relaxed, "mesp_simd.wasm": simd } };
+export default {
+  async fetch(request, env) {
+    const runs = JSON.parse(new URL(request.url).searchParams.get("runs"));
+    const fetch = (url, init) => env.BENCH.fetch(url, init);
+    return Response.json(await runAll(lib, { fetch, base: "http://bench", runs, options: ${
+  JSON.stringify(OPTIONS)
+}, kernels }));
+  },
+};
+`;
+
+/** One run in one workerd process (no Worker there: one thread); its peak after the run. */
+async function workerdRun(host: string, run: Run): Promise<RunResult & { idleMB: number }> {
+  const dir = await Deno.makeTempDir({ prefix: "mesp-bench-remote-workerd-" });
+  await Deno.writeTextFile(`${dir}/main.js`, WORKER);
+  await Deno.writeTextFile(`${dir}/runner.js`, RUNNER);
+  await Deno.writeTextFile(`${dir}/config.capnp`, workerdConfig(host));
+  await Deno.copyFile(`${ROOT}dist/mesp.js`, `${dir}/mesp.js`);
+  for (const f of ["mesp_relaxed.wasm", "mesp_simd.wasm"]) {
+    await Deno.copyFile(`${ROOT}dist/wasm/${f}`, `${dir}/${f}`);
+  }
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const child = new Deno.Command(WORKERD, {
+    args: ["serve", "config.capnp", "--socket-addr", `http=127.0.0.1:${port}`],
+    cwd: dir,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    const url = `http://127.0.0.1:${port}/?${new URLSearchParams({ runs: JSON.stringify([run]) })}`;
+    let up = false;
+    for (let i = 0; i < 200 && !up; i++) {
+      up = await Deno.connect({ hostname: "127.0.0.1", port }).then((c) => (c.close(), true), () => false);
+      if (!up) await new Promise((r) => setTimeout(r, 100));
+    }
+    const idleMB = await processPeakMB(child.pid);
+    const [r] = await (await fetch(url)).json() as RunResult[];
+    return { ...r, peakMB: await processPeakMB(child.pid), idleMB };
+  } finally {
+    child.kill();
+    await child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+// --- the run ---
+const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown CPU";
+const load = (await Deno.readTextFile("/proc/loadavg")).split(" ")[0];
+await Deno.mkdir(cache, { recursive: true });
+await Deno.remove(`${cache}/tokens`, { recursive: true }).catch(() => {});
+const vocab = JSON.parse(await Deno.readTextFile(`${model}/config.json`)).vocab_size as number;
+const data = await writeData(vocab);
+console.error(`CLI (local file), builds the pack in ${cache} …`);
+const cli = await cliRun(data, 512);
+const packPath = newest(`${cache}/packs`, ".pack");
+packBytes = await Deno.readFile(packPath);
+tokenBytes = await Deno.readFile(newest(`${cache}/tokens`, ".tokcache"));
+const server = serve();
+const origin = `http://127.0.0.1:${server.addr.port}`;
+
+const runs: Run[] = [
+  { name: "memory", from: "memory", vocabChunk: 512 },
+  ...chunks.map((c): Run => ({ name: `url-${c}`, from: "url", vocabChunk: c })),
+];
+const results: Record<string, RunResult[]> = {};
+const failed = (rs: RunResult[]) => rs.filter((r) => r.error).map((r) => `${r.name}: ${r.error}`);
+try {
+  if (runtimes.includes("deno")) {
+    results.deno = [];
+    for (const run of runs) {
+      console.error(`Deno: ${run.name} …`);
+      results.deno.push(await denoRun(origin, run));
+    }
+  }
+  if (runtimes.includes("chromium")) {
+    results.chromium = [];
+    for (const run of runs) {
+      console.error(`Chromium: ${run.name} …`);
+      const r = await chromiumRun(origin, { ...run, name: `chromium-${run.name}` });
+      results.chromium.push({ ...r, name: run.name });
+    }
+  }
+  if (runtimes.includes("workerd")) {
+    console.error(`workerd: url-512 …`);
+    results.workerd = [
+      await workerdRun(server.addr.hostname + ":" + server.addr.port, {
+        name: "workerd-url-512",
+        from: "url",
+        vocabChunk: 512,
+      }),
+    ];
+  }
+} finally {
+  await server.shutdown();
+}
+const errors = Object.values(results).flatMap(failed);
+if (errors.length) console.error(errors.join("\n"));
+
+// --- the report ---
+const mb = (b: number) => (b / 1e6).toFixed(1);
+console.log(
+  `# ${cpu}, load average ${load} at the start; ${model}, pack ${mb(packBytes.length)} MB, ` +
+    `T ${seqLen}, ${steps} steps, 1 thread, AdamW rank 8 on all targets`,
+);
+console.log("\n## Requests and bytes per step (counted by the server)\n");
+console.log(
+  "| run | vocabChunk | open: requests, MB | step 1: requests, MB | steps 2…N each: requests, MB | × pack |",
+);
+console.log("|---|---:|---:|---:|---:|---:|");
+for (const [label, rs] of [["deno", results.deno], ["chromium", results.chromium]] as const) {
+  for (const r of rs ?? []) {
+    const prefix = label === "deno" ? r.name : `chromium-${r.name}`;
+    const c = (phase: string) => counts.get(`${prefix}/${phase}`) ?? { requests: 0, bytes: 0 };
+    const later = Array.from({ length: steps - 1 }, (_, i) => c(String(i + 2)));
+    const same = later.every((x) => x.requests === later[0].requests && x.bytes === later[0].bytes);
+    const each = later.length
+      ? `${later[0].requests}, ${mb(later[0].bytes)}${same ? "" : " (steps differ!)"}`
+      : "–";
+    const x = later.length ? (later[0].bytes / packBytes.length).toFixed(2) : "–";
+    const vc = runs.find((run) => prefix.endsWith(run.name))?.vocabChunk;
+    console.log(
+      `| ${label} ${r.name} | ${vc} | ${c("open").requests}, ${mb(c("open").bytes)} | ` +
+        `${c("1").requests}, ${mb(c("1").bytes)} | ${each} | ${x} |`,
+    );
+  }
+}
+for (const r of results.workerd ?? []) {
+  const c = (phase: string) => counts.get(`${r.name}/${phase}`) ?? { requests: 0, bytes: 0 };
+  const s2 = c("2");
+  console.log(
+    `| workerd url-512 | 512 | ${c("open").requests}, ${mb(c("open").bytes)} | ${c("1").requests}, ` +
+      `${mb(c("1").bytes)} | ${s2.requests}, ${mb(s2.bytes)} | ${(s2.bytes / packBytes.length).toFixed(2)} |`,
+  );
+}
+
+console.log("\n## Step time (median of steps 2…N, s) and peak memory\n");
+console.log("| runtime | run | s/step | URL / memory | peak MB | losses |");
+console.log("|---|---|---:|---:|---:|---|");
+const fmtLosses = (l: number[]) => l.map((x) => x.toFixed(5)).join(" ");
+console.log(
+  `| CLI (local file) | vocabChunk 512 | ${stepTime(cli.elapsed).toFixed(3)} | | ${
+    cli.peakMB?.toFixed(1)
+  } | ` +
+    `${fmtLosses(cli.losses)} |`,
+);
+for (const [label, rs] of Object.entries(results)) {
+  const memory = rs.find((r) => r.name === "memory");
+  for (const r of rs) {
+    const t = stepTime(r.elapsed);
+    const ratio = memory && r !== memory ? (t / stepTime(memory.elapsed)).toFixed(2) + "×" : "";
+    const peak = r.peakMB === undefined ? "" : r.peakMB.toFixed(1);
+    const idle = (r as { idleMB?: number }).idleMB;
+    console.log(
+      `| ${label} | ${r.name}${r.error ? " (failed)" : ""} | ${t.toFixed(3)} | ${ratio} | ${peak}` +
+        `${idle === undefined ? "" : ` (at start ${idle.toFixed(1)})`} | ${fmtLosses(r.losses)} |`,
+    );
+  }
+}
+const printed = (l: number[]) => l.map((x) => x.toFixed(5)).join();
+const same = Object.values(results).flat().filter((r) => !r.error && r.losses.length)
+  .every((r) => printed(r.losses) === printed(cli.losses));
+console.log(`\nlosses ${same ? "equal the CLI's in every run" : "DIFFER between runs"} (5 decimals)`);
