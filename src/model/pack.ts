@@ -13,7 +13,16 @@ import {
   matrixSlot,
   type PackFormat,
 } from "./pack_layout.ts";
-import { blockCount, type PackHeader, planPack, readPackHeader, StalePackError } from "./pack_header.ts";
+import {
+  blockCount,
+  type PackHeader,
+  planPack,
+  readPackHeader,
+  StalePackError,
+  vocabBlockIndex,
+  type VocabBlocks,
+  vocabBlocks,
+} from "./pack_header.ts";
 import { Checksum } from "../io/checksum.ts";
 
 /** An opened pack: its header, the layer layout, and reads into caller buffers. */
@@ -34,7 +43,9 @@ export interface Pack {
   readNorm(into: Float32Array): Promise<void>;
   /**
    * Reads vocabulary rows [r0, r1) of the embedding (or the untied LM head with `head: true`) into views
-   * sized exactly for those rows: row data and, for quantized packs, scales and biases.
+   * sized exactly for those rows: row data and, for quantized packs, scales and biases. The first read of a
+   * row verifies its whole checksummed block (a block the rows only partly cover is read again whole, into
+   * one buffer of `header.vocabBlock` rows the pack keeps).
    */
   readVocabRows(r0: number, r1: number, into: VocabRowViews, head?: boolean): Promise<void>;
 }
@@ -69,16 +80,25 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
   if (options.format !== undefined && header.format !== options.format) {
     throw new StalePackError(`${source.name}: format ${header.format}, wanted ${options.format}`);
   }
-  const expect = planPack(header.config, header.format, header.mlpChunk);
+  const expect = Number.isSafeInteger(header.vocabBlock) && header.vocabBlock > 0
+    ? planPack(header.config, header.format, header.mlpChunk, header.vocabBlock)
+    : undefined;
   if (
-    JSON.stringify(expect.layers) !== JSON.stringify(header.layers) || expect.fileBytes !== header.fileBytes
+    !expect || JSON.stringify(expect.layers) !== JSON.stringify(header.layers) ||
+    expect.fileBytes !== header.fileBytes
   ) {
     throw new StalePackError(`${source.name}: layout does not match this version of mesp`);
   }
   const cfg = header.config;
   const layout = layerLayout(cfg, header.format, header.bf16Scales, header.mlpChunk);
   const vocabSlot = matrixSlot(cfg.vocabSize, cfg.hiddenSize, header.format, header.bf16Scales, 0);
-  const verify = blockVerifier(source, header, layout, await readChecksums(source, header, layout));
+  const vocab = vocabBlocks(
+    cfg,
+    vocabSlot,
+    header.vocabBlock,
+    blockCount(cfg.numLayers, layout.chunks.length),
+  );
+  const verify = blockVerifier(source, header, layout, vocab, await readChecksums(source, header, vocab));
   return {
     header,
     config: cfg,
@@ -120,23 +140,25 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
       }
       // all parts at once: a source that can runs them concurrently
       const data = source.read(base + s.offset + r0 * s.rowBytes, into.data);
-      if (!s.scaleRowBytes) return await data;
-      await Promise.all([
-        data,
-        source.read(base + s.scalesOffset + r0 * s.scaleRowBytes, into.scales!),
-        source.read(base + s.biasesOffset + r0 * s.scaleRowBytes, into.biases!),
-      ]);
+      await (s.scaleRowBytes
+        ? Promise.all([
+          data,
+          source.read(base + s.scalesOffset + r0 * s.scaleRowBytes, into.scales!),
+          source.read(base + s.biasesOffset + r0 * s.scaleRowBytes, into.biases!),
+        ])
+        : data);
+      await verify.vocabRows(head ? 1 : 0, base, r0, r1, into);
     },
   };
 }
 
-/** Reads the pack's checksum table (two u32 per block, see {@linkcode blockCount}). */
+/** Reads the pack's checksum table (two u32 per block, see {@linkcode blockCount}, {@linkcode vocabBlocks}). */
 async function readChecksums(
   source: WeightSource,
   header: PackHeader,
-  layout: LayerLayout,
+  vocab: VocabBlocks,
 ): Promise<Uint32Array> {
-  const n = blockCount(header.layers.length, layout.chunks.length);
+  const n = vocab.first + vocab.count;
   if (header.checksums?.bytes !== n * 8) throw new StalePackError(`${source.name}: no checksum table`);
   const table = new Uint32Array(n * 2);
   await source.read(header.checksums.offset, new Uint8Array(table.buffer));
@@ -146,25 +168,69 @@ async function readChecksums(
 /**
  * Checks blocks against the table as they are read. Each block is verified the first time this process
  * reads it (later reads of an unchanged file return the same bytes), so the cost is one pass over the
- * weights per process, not per step.
+ * weights per process, not per step; a block already verified costs one lookup.
  */
-function blockVerifier(source: WeightSource, header: PackHeader, layout: LayerLayout, table: Uint32Array) {
-  const per = 1 + layout.chunks.length;
+function blockVerifier(
+  source: WeightSource,
+  header: PackHeader,
+  layout: LayerLayout,
+  vocab: VocabBlocks,
+  table: Uint32Array,
+) {
+  const per = 1 + layout.chunks.length, normIndex = vocab.first - 1, V = header.config.vocabSize;
   const done = new Uint8Array(table.length / 2);
   const sum = new Checksum();
-  const check = (i: number, bytes: Uint8Array, what: () => string) => {
+  const name = (i: number) => {
+    if (i < normIndex) {
+      const b = i % per;
+      return `layer ${(i - b) / per} ${b === 0 ? "attention block" : `MLP chunk ${b - 1}`}`;
+    }
+    if (i === normIndex) return "the final norm";
+    const j = i - vocab.first, b = j % vocab.perPart, p = Math.floor(j / vocab.perPart) % vocab.parts.length;
+    const m = Math.floor(j / (vocab.perPart * vocab.parts.length)), r0 = b * vocab.rows;
+    return `${m ? "the LM head" : "the embedding"} rows [${r0}, ${Math.min(V, r0 + vocab.rows)}) ` +
+      `(${vocab.parts[p].name})`;
+  };
+  const check = (i: number, bytes: Uint8Array) => {
     if (done[i]) return;
     if (!sum.reset().update(bytes).equals(table[2 * i], table[2 * i + 1])) {
       throw new Error(
-        `${source.name}: ${what()} fails its checksum: the pack file is damaged; delete it and the next ` +
+        `${source.name}: ${name(i)} fails its checksum: the pack file is damaged; delete it and the next ` +
           `run rebuilds it from ${header.source}`,
       );
     }
     done[i] = 1;
   };
+  // vocabulary blocks the rows read only partly cover are read whole into one buffer, one at a time
+  let blockBuffer: Uint8Array | undefined;
+  let queue: Promise<void> = Promise.resolve();
+  const checkWhole = (i: number, offset: number, bytes: number) => {
+    const run = queue.then(async () => {
+      if (done[i]) return;
+      blockBuffer ??= new Uint8Array(vocab.rows * vocab.parts[0].rowBytes);
+      const into = blockBuffer.subarray(0, bytes);
+      await source.read(offset, into);
+      check(i, into);
+    });
+    queue = run.catch(() => {});
+    return run;
+  };
   return {
-    block: (l: number, b: number, bytes: Uint8Array) =>
-      check(l * per + b, bytes, () => `layer ${l} ${b === 0 ? "attention block" : `MLP chunk ${b - 1}`}`),
-    norm: (bytes: Uint8Array) => check(done.length - 1, bytes, () => "the final norm"),
+    block: (l: number, b: number, bytes: Uint8Array) => check(l * per + b, bytes),
+    norm: (bytes: Uint8Array) => check(normIndex, bytes),
+    /** Verifies the blocks of rows [r0, r1) of vocabulary matrix `m` (at `base`), just read into `into`. */
+    async vocabRows(m: number, base: number, r0: number, r1: number, into: VocabRowViews) {
+      for (let p = 0; p < vocab.parts.length && r0 < r1; p++) {
+        const part = vocab.parts[p], view = p === 0 ? into.data : p === 1 ? into.scales! : into.biases!;
+        for (let b = Math.floor(r0 / vocab.rows); b * vocab.rows < r1; b++) {
+          const i = vocabBlockIndex(vocab, m, p, b);
+          if (done[i]) continue;
+          const b0 = b * vocab.rows, b1 = Math.min(V, b0 + vocab.rows);
+          if (b0 >= r0 && b1 <= r1) {
+            check(i, view.subarray((b0 - r0) * part.rowBytes, (b1 - r0) * part.rowBytes));
+          } else await checkWhole(i, base + part.offset + b0 * part.rowBytes, (b1 - b0) * part.rowBytes);
+        }
+      }
+    },
   };
 }

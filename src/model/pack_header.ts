@@ -15,6 +15,7 @@ import {
   align,
   copiesQuantized,
   layerLayout,
+  type MatrixSlot,
   matrixSlot,
   MLP_CHUNK,
   type PackFormat,
@@ -23,7 +24,7 @@ import {
 /** The first 8 bytes of every pack. */
 export const MAGIC = "MESPPACK";
 /** The pack format version this code reads and writes. */
-export const VERSION = 3;
+export const VERSION = 4;
 /** Bytes before the header JSON: magic, version, header length. */
 const PRELUDE_BYTES = 16;
 
@@ -40,6 +41,8 @@ export interface PackHeader {
   bf16Scales: boolean;
   /** Columns of the MLP's intermediate dimension per stored chunk. */
   mlpChunk: number;
+  /** Vocabulary rows per checksummed block of the embedding and an untied LM head. */
+  vocabBlock: number;
   config: ModelConfig;
   /** Fingerprint of the source checkpoint (see {@linkcode checkpointFingerprint}). */
   fingerprint: string;
@@ -49,7 +52,7 @@ export interface PackHeader {
   layers: Section[];
   norm: Section;
   lmHead?: Section;
-  /** Table of checksums, two u32 each (see {@linkcode blockCount}), written last. */
+  /** Table of checksums, two u32 each (see {@linkcode blockCount}, {@linkcode vocabBlocks}), written last. */
   checksums: Section;
   /** Total file size. */
   fileBytes: number;
@@ -60,6 +63,7 @@ export function planPack(
   cfg: ModelConfig,
   format: PackFormat,
   mlpChunk = MLP_CHUNK,
+  vocabBlock = VOCAB_BLOCK,
 ): Omit<PackHeader, "fingerprint" | "source"> {
   const bf16Scales = copiesQuantized(cfg, format);
   const layout = layerLayout(cfg, format, bf16Scales, mlpChunk);
@@ -70,18 +74,19 @@ export function planPack(
     at = s.offset + bytes;
     return s;
   };
-  const embed = section(matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales, 0).bytes);
+  const vocab = matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales, 0);
+  const embed = section(vocab.bytes);
   const layers = Array.from({ length: cfg.numLayers }, () => section(layout.bytes));
   const norm = section(cfg.hiddenSize * 4);
-  const lmHead = cfg.tieWordEmbeddings
-    ? undefined
-    : section(matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales, 0).bytes);
-  const checksums = section(blockCount(cfg.numLayers, layout.chunks.length) * 8);
+  const lmHead = cfg.tieWordEmbeddings ? undefined : section(vocab.bytes);
+  const first = blockCount(cfg.numLayers, layout.chunks.length);
+  const checksums = section((first + vocabBlocks(cfg, vocab, vocabBlock, first).count) * 8);
   return {
     version: VERSION,
     format,
     bf16Scales,
     mlpChunk,
+    vocabBlock,
     config: cfg,
     embed,
     layers,
@@ -93,11 +98,58 @@ export function planPack(
 }
 
 /**
- * Blocks with a checksum: per layer its attention block then each MLP chunk (the units the engine reads),
- * then the final norm. Block `l·(1 + chunks) + 0` is layer l's attention, `+ 1 + c` its chunk c.
+ * Blocks with a checksum before the vocabulary's: per layer its attention block then each MLP chunk (the
+ * units the engine reads), then the final norm. Block `l·(1 + chunks) + 0` is layer l's attention, `+ 1 + c`
+ * its chunk c. The vocabulary blocks follow (see {@linkcode vocabBlocks}).
  */
 export function blockCount(layers: number, chunks: number): number {
   return layers * (1 + chunks) + 1;
+}
+
+/**
+ * Default rows per checksummed vocabulary block: the engine's default LM-head chunk, so reading a chunk
+ * verifies its own bytes, while a token's row costs one block read the first time.
+ */
+export const VOCAB_BLOCK = 512;
+
+/** A part of a vocabulary matrix as checksummed: its offset in the matrix's section and bytes per row. */
+export interface VocabPart {
+  name: "data" | "scales" | "biases";
+  offset: number;
+  rowBytes: number;
+}
+
+/**
+ * The checksummed blocks of the embedding (matrix 0) and an untied LM head (matrix 1): each part (data, and
+ * scales and biases when quantized) in blocks of `rows` rows, the last one shorter. In the table they follow
+ * the blocks of {@linkcode blockCount} from index `first`, matrix by matrix, part by part, in row order.
+ */
+export interface VocabBlocks {
+  rows: number;
+  parts: VocabPart[];
+  /** Blocks per part. */
+  perPart: number;
+  first: number;
+  /** Blocks of every matrix. */
+  count: number;
+}
+
+/** The vocabulary blocks of a pack whose vocabulary matrices are laid out as `slot` (see {@linkcode VocabBlocks}). */
+export function vocabBlocks(cfg: ModelConfig, slot: MatrixSlot, rows: number, first: number): VocabBlocks {
+  const parts: VocabPart[] = [{ name: "data", offset: slot.offset, rowBytes: slot.rowBytes }];
+  if (slot.scaleRowBytes) {
+    parts.push(
+      { name: "scales", offset: slot.scalesOffset, rowBytes: slot.scaleRowBytes },
+      { name: "biases", offset: slot.biasesOffset, rowBytes: slot.scaleRowBytes },
+    );
+  }
+  const perPart = Math.ceil(cfg.vocabSize / rows);
+  return { rows, parts, perPart, first, count: (cfg.tieWordEmbeddings ? 1 : 2) * parts.length * perPart };
+}
+
+/** Table index of block `b` of part `p` of vocabulary matrix `m` (0 the embedding, 1 the LM head). */
+export function vocabBlockIndex(v: VocabBlocks, m: number, p: number, b: number): number {
+  return v.first + (m * v.parts.length + p) * v.perPart + b;
 }
 
 /** Thrown when a pack is stale, foreign, truncated or corrupt; callers rebuild it. */

@@ -31,7 +31,7 @@ import {
   type PackFormat,
   type VectorSlot,
 } from "./pack_layout.ts";
-import { encodePackHeader, type PackHeader, planPack } from "./pack_header.ts";
+import { encodePackHeader, type PackHeader, planPack, vocabBlocks } from "./pack_header.ts";
 import { mlxShape, readMlxRows, readRowsF32, readVectorF32 } from "./checkpoint_rows.ts";
 
 /** Options for {@linkcode writePack}. */
@@ -43,6 +43,8 @@ export interface WritePackOptions {
   onProgress?: (done: number, total: number, what: string) => void;
   /** MLP chunk (columns of the intermediate dimension) the layers are stored in (default 256). */
   mlpChunk?: number;
+  /** Vocabulary rows per checksummed block (default {@linkcode VOCAB_BLOCK}). */
+  vocabBlock?: number;
 }
 
 /** Rows per conversion chunk: about 4 MB of f32. */
@@ -216,18 +218,20 @@ export async function writePack(
   options: WritePackOptions,
 ): Promise<PackHeader> {
   const { format } = options;
-  const plan = planPack(cfg, format, options.mlpChunk);
+  const plan = planPack(cfg, format, options.mlpChunk, options.vocabBlock);
   const header: PackHeader = { ...plan, fingerprint: options.fingerprint, source: ckpt.name };
   const layout = layerLayout(cfg, format, plan.bf16Scales, plan.mlpChunk);
+  const vocab = matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, plan.bf16Scales, 0);
   let written = 0;
-  const blocks = blockRanges(header, layout);
+  const blocks = blockRanges(header, layout, vocab);
+  const inFileOrder = blocks.toSorted((a, b) => a.start - b.start);
   let k = 0; // the first block that does not end before `written`
   const out: Out = {
     async emit(bytes) {
       // every block's checksum is taken from the bytes as they pass
       const end = written + bytes.length;
-      while (k < blocks.length && blocks[k].start < end) {
-        const b = blocks[k];
+      while (k < inFileOrder.length && inFileOrder[k].start < end) {
+        const b = inFileOrder[k];
         const from = Math.max(b.start, written), to = Math.min(b.end, end);
         if (to > from) b.sum.update(bytes.subarray(from - written, to - written));
         if (b.end > end) break;
@@ -245,7 +249,6 @@ export async function writePack(
   const total = cfg.numLayers + 2 + (plan.lmHead ? 1 : 0);
   let done = 0;
   const progress = (what: string) => options.onProgress?.(++done, total, what);
-  const vocab = matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, plan.bf16Scales, 0);
   const vector = async (name: string, slot: VectorSlot, at: number) => {
     await out.padTo(at + slot.offset);
     await out.emit(new Uint8Array((await readVectorF32(ckpt, name, slot.length)).buffer));
@@ -300,10 +303,11 @@ export async function writePack(
   return header;
 }
 
-/** The checksummed blocks of a pack in file order (see {@linkcode blockCount}). */
+/** The checksummed blocks of a pack in table order (see {@linkcode blockCount}, {@linkcode vocabBlocks}). */
 export function blockRanges(
-  header: Pick<PackHeader, "layers" | "norm">,
+  header: Pick<PackHeader, "layers" | "norm" | "embed" | "lmHead" | "vocabBlock" | "config">,
   layout: LayerLayout,
+  vocab: MatrixSlot,
 ): { start: number; end: number; sum: Checksum }[] {
   const blocks = [];
   for (const { offset } of header.layers) {
@@ -317,5 +321,15 @@ export function blockRanges(
     end: header.norm.offset + header.norm.bytes,
     sum: new Checksum(),
   });
+  const v = vocabBlocks(header.config, vocab, header.vocabBlock, blocks.length);
+  for (const section of header.lmHead ? [header.embed, header.lmHead] : [header.embed]) {
+    for (const part of v.parts) {
+      for (let r0 = 0; r0 < vocab.rows; r0 += v.rows) {
+        const start = section.offset + part.offset + r0 * part.rowBytes;
+        const end = start + (Math.min(vocab.rows, r0 + v.rows) - r0) * part.rowBytes;
+        blocks.push({ start, end, sum: new Checksum() });
+      }
+    }
+  }
   return blocks;
 }
