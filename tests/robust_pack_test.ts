@@ -1,6 +1,6 @@
 // Root cause 5: stale or corrupt weight packs. The fingerprint covers every byte of the checkpoint (hashed
 // once, again only when size or mtime change), and every pack block carries a checksum checked when read.
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import {
   assertFails,
   assertUnchanged,
@@ -11,10 +11,16 @@ import {
   patchTensor,
   snapshot,
 } from "./_robust.ts";
+import { caseDir } from "./_golden.ts";
 import { Checksum, checksumHex } from "../src/io/checksum.ts";
-import { fileSource } from "../src/io/deno_files.ts";
-import { readPackHeader } from "../src/model/pack_header.ts";
-import { readSafetensorsHeader } from "../src/model/safetensors.ts";
+import { dirFiles, fileSource, writeFileAtomic } from "../src/io/deno_files.ts";
+import { bytesSource } from "../src/io/source.ts";
+import { openPack, type VocabRowViews } from "../src/model/pack.ts";
+import { readModelConfig } from "../src/model/pack_files.ts";
+import { type PackHeader as Header, readPackHeader } from "../src/model/pack_header.ts";
+import type { PackFormat } from "../src/model/pack_layout.ts";
+import { writePack } from "../src/model/pack_writer.ts";
+import { openCheckpoint, readSafetensorsHeader } from "../src/model/safetensors.ts";
 
 const tmp = await Deno.makeTempDir({ prefix: "mesp-pack-" });
 const data = await idsData(`${tmp}/train.jsonl`);
@@ -85,23 +91,26 @@ function packOf(cache: string): string {
   return `${cache}/packs/${names[0]}`;
 }
 
-Deno.test("pack: a flipped byte in a pack's layer, MLP chunk or norm is named when read; nothing changes", async () => {
-  const model = await copyCase("gqa_tied_f32", `${tmp}/flipped`);
-  const cache = `${tmp}/cache-flip`;
+/**
+ * Evaluates golden case `name` once (building its pack in `cache`), then for each case flips one bit of the
+ * byte at the offset `at` gives (from the pack's header) and checks that eval names the damaged block and
+ * the pack to delete, and changes no file; the intact pack works again at the end.
+ */
+async function flippedPackCases(
+  name: string,
+  cache: string,
+  cases: [string, (h: Header) => number, RegExp][],
+) {
+  const model = await copyCase(name, `${tmp}/${cache}-model`);
   assertEquals((await mesp(cache, ...evalArgs(model))).code, 0);
   const path = packOf(cache);
   const good = await Deno.readFile(path);
   const src = fileSource(path);
   const header = await readPackHeader(src, good.length);
   src.close?.();
-  const cases: [string, number, RegExp][] = [
-    ["attention", header.layers[1].offset + 100, /layer 1 attention block fails its checksum/],
-    ["mlp", header.layers[0].offset + header.layers[0].bytes - 200, /layer 0 MLP chunk 0 fails its checksum/],
-    ["norm", header.norm.offset + 8, /the final norm fails its checksum/],
-  ];
-  for (const [what, offset, want] of cases) {
+  for (const [what, at, want] of cases) {
     const bad = good.slice();
-    bad[offset] ^= 0x04;
+    bad[at(header)] ^= 0x04;
     await Deno.writeFile(path, bad);
     const before = await snapshot(model, `${cache}/packs`);
     const r = await mesp(cache, ...evalArgs(model));
@@ -115,6 +124,147 @@ Deno.test("pack: a flipped byte in a pack's layer, MLP chunk or norm is named wh
   }
   await Deno.writeFile(path, good);
   assertEquals((await mesp(cache, ...evalArgs(model))).code, 0, "the intact pack still works");
+}
+
+Deno.test("pack: a flipped byte in a pack's layer, MLP chunk, norm or embedding is named when read; nothing changes", async () => {
+  // f32 rows of 64 columns: 256 bytes; the 256-row vocabulary is one block of the default 512 rows
+  await flippedPackCases("gqa_tied_f32", `${tmp}/cache-flip`, [
+    ["attention", (h) => h.layers[1].offset + 100, /layer 1 attention block fails its checksum/],
+    ["mlp", (h) => h.layers[0].offset + h.layers[0].bytes - 200, /layer 0 MLP chunk 0 fails its checksum/],
+    ["norm", (h) => h.norm.offset + 8, /the final norm fails its checksum/],
+    [
+      "embedding",
+      (h) => h.embed.offset + 5 * 256 + 9,
+      /the embedding rows \[0, 256\) \(data\) fails its checksum/,
+    ],
+  ]);
+});
+
+Deno.test("pack: a flipped byte in an untied model's embedding row or LM-head row is named when read; nothing changes", async () => {
+  // the embedding is read a token row at a time (its block then read whole), the LM head a chunk at a time
+  await flippedPackCases("mha_untied_bf16", `${tmp}/cache-flip-untied`, [
+    [
+      "embedding",
+      (h) => h.embed.offset + 200 * 256 + 3,
+      /the embedding rows \[0, 256\) \(data\) fails its checksum/,
+    ],
+    [
+      "lm head",
+      (h) => h.lmHead!.offset + 100 * 256 + 7,
+      /the LM head rows \[0, 256\) \(data\) fails its checksum/,
+    ],
+  ]);
+});
+
+/** The pack of golden case `name` in `format` with checksummed vocabulary blocks of 64 rows, as bytes. */
+async function smallBlockPack(name: string, format: PackFormat): Promise<Uint8Array> {
+  const dir = caseDir(name), path = `${tmp}/${name}-${format}-64.pack`;
+  const ckpt = await openCheckpoint(dirFiles(dir));
+  const cfg = await readModelConfig(dir);
+  try {
+    await writeFileAtomic(
+      path,
+      (sink) => writePack(ckpt, cfg, sink, { format, fingerprint: "fp", vocabBlock: 64 }).then(() => {}),
+    );
+  } finally {
+    ckpt.close();
+  }
+  return await Deno.readFile(path);
+}
+
+Deno.test("pack: vocabulary rows are verified per block of rows and per part (data, scales, biases), however they are read", async () => {
+  const V = 256, d = 64;
+  // q4 rows: 32 bytes of data, 2 bytes each of scales and biases (one per 64 columns, kept from MLX)
+  const q4 = await smallBlockPack("mlx_q4", "q4");
+  const f32 = await smallBlockPack("mha_untied_bf16", "f32");
+  const rowBytes = { q4: { data: d / 2, scales: 2, biases: 2 }, f32: { data: d * 4, scales: 0, biases: 0 } };
+  const open = async (bytes: Uint8Array, flip?: (h: Header) => number) => {
+    const bad = bytes.slice();
+    if (flip) bad[flip(await readPackHeader(bytesSource(bytes), bytes.length))] ^= 0x10;
+    return await openPack(bytesSource(bad, "t.pack"));
+  };
+  /** Fresh buffers for rows [r0, r1). */
+  const views = (format: "q4" | "f32", r0: number, r1: number): VocabRowViews => {
+    const b = rowBytes[format], n = r1 - r0;
+    return format === "q4"
+      ? {
+        data: new Uint8Array(n * b.data),
+        scales: new Uint8Array(n * b.scales),
+        biases: new Uint8Array(n * b.biases),
+      }
+      : { data: new Uint8Array(n * b.data) };
+  };
+  // intact: every row alone, concurrently (partly covered blocks share one buffer), then unaligned chunks
+  for (const [bytes, format, heads] of [[q4, "q4", [false]], [f32, "f32", [false, true]]] as const) {
+    for (const head of heads) {
+      const pack = await open(bytes);
+      await Promise.all(
+        Array.from({ length: V }, (_, r) => pack.readVocabRows(r, r + 1, views(format, r, r + 1), head)),
+      );
+      const again = await open(bytes);
+      for (let r0 = 0; r0 < V; r0 += 100) {
+        await again.readVocabRows(r0, Math.min(V, r0 + 100), views(format, r0, Math.min(V, r0 + 100)), head);
+      }
+    }
+  }
+  // the q4 vocabulary section: 256 data rows of 32 bytes, then 256 scales, then 256 biases of 2 bytes
+  const q4Scales = (h: Header) => h.embed.offset + V * 32, q4Biases = (h: Header) => q4Scales(h) + V * 2;
+  const cases: {
+    what: string;
+    bytes: Uint8Array;
+    format: "q4" | "f32";
+    flip: (h: Header) => number;
+    head?: boolean;
+    /** Row ranges read without complaint first (other blocks), then the range that fails. */
+    fine: [number, number][];
+    fails: [number, number];
+    want: RegExp;
+  }[] = [
+    {
+      what: "q4 data, last row of a block, its first row read",
+      bytes: q4,
+      format: "q4",
+      flip: (h) => h.embed.offset + 127 * 32 + 31,
+      fine: [[0, 64], [128, 256], [63, 64]],
+      fails: [64, 65],
+      want: /t\.pack: the embedding rows \[64, 128\) \(data\) fails its checksum/,
+    },
+    {
+      what: "q4 scales, read in an unaligned chunk",
+      bytes: q4,
+      format: "q4",
+      flip: (h) => q4Scales(h) + 200 * 2,
+      fine: [[0, 100], [100, 192]],
+      fails: [150, 250],
+      want: /t\.pack: the embedding rows \[192, 256\) \(scales\) fails its checksum/,
+    },
+    {
+      what: "q4 biases, one row read",
+      bytes: q4,
+      format: "q4",
+      flip: (h) => q4Biases(h) + 1,
+      fine: [[64, 256]],
+      fails: [3, 4],
+      want: /t\.pack: the embedding rows \[0, 64\) \(biases\) fails its checksum/,
+    },
+    {
+      what: "untied LM head, a whole block read; the embedding's same rows are intact",
+      bytes: f32,
+      format: "f32",
+      flip: (h) => h.lmHead!.offset + 130 * 256,
+      head: true,
+      fine: [[0, 128], [192, 256]],
+      fails: [128, 192],
+      want: /t\.pack: the LM head rows \[128, 192\) \(data\) fails its checksum/,
+    },
+  ];
+  for (const c of cases) {
+    const pack = await open(c.bytes, c.flip);
+    for (const [r0, r1] of c.fine) await pack.readVocabRows(r0, r1, views(c.format, r0, r1), c.head);
+    if (c.head) await pack.readVocabRows(0, V, views(c.format, 0, V)); // the embedding
+    const [r0, r1] = c.fails;
+    await assertRejects(() => pack.readVocabRows(r0, r1, views(c.format, r0, r1), c.head), c.want);
+  }
 });
 
 Deno.test("pack: cleanup", async () => {
