@@ -2327,9 +2327,9 @@ function copiesQuantized(cfg, format) {
 
 // src/model/pack_header.ts
 var MAGIC = "MESPPACK";
-var VERSION = 3;
+var VERSION = 4;
 var PRELUDE_BYTES = 16;
-function planPack(cfg, format, mlpChunk = MLP_CHUNK) {
+function planPack(cfg, format, mlpChunk = MLP_CHUNK, vocabBlock = VOCAB_BLOCK) {
   const bf16Scales = copiesQuantized(cfg, format);
   const layout = layerLayout(cfg, format, bf16Scales, mlpChunk);
   let at = PRELUDE_BYTES + align(4096 + cfg.numLayers * 64);
@@ -2341,18 +2341,21 @@ function planPack(cfg, format, mlpChunk = MLP_CHUNK) {
     at = s.offset + bytes;
     return s;
   };
-  const embed = section(matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales, 0).bytes);
+  const vocab = matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales, 0);
+  const embed = section(vocab.bytes);
   const layers = Array.from({
     length: cfg.numLayers
   }, () => section(layout.bytes));
   const norm = section(cfg.hiddenSize * 4);
-  const lmHead = cfg.tieWordEmbeddings ? void 0 : section(matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales, 0).bytes);
-  const checksums = section(blockCount(cfg.numLayers, layout.chunks.length) * 8);
+  const lmHead = cfg.tieWordEmbeddings ? void 0 : section(vocab.bytes);
+  const first = blockCount(cfg.numLayers, layout.chunks.length);
+  const checksums = section((first + vocabBlocks(cfg, vocab, vocabBlock, first).count) * 8);
   return {
     version: VERSION,
     format,
     bf16Scales,
     mlpChunk,
+    vocabBlock,
     config: cfg,
     embed,
     layers,
@@ -2364,6 +2367,38 @@ function planPack(cfg, format, mlpChunk = MLP_CHUNK) {
 }
 function blockCount(layers, chunks) {
   return layers * (1 + chunks) + 1;
+}
+var VOCAB_BLOCK = 512;
+function vocabBlocks(cfg, slot, rows, first) {
+  const parts = [
+    {
+      name: "data",
+      offset: slot.offset,
+      rowBytes: slot.rowBytes
+    }
+  ];
+  if (slot.scaleRowBytes) {
+    parts.push({
+      name: "scales",
+      offset: slot.scalesOffset,
+      rowBytes: slot.scaleRowBytes
+    }, {
+      name: "biases",
+      offset: slot.biasesOffset,
+      rowBytes: slot.scaleRowBytes
+    });
+  }
+  const perPart = Math.ceil(cfg.vocabSize / rows);
+  return {
+    rows,
+    parts,
+    perPart,
+    first,
+    count: (cfg.tieWordEmbeddings ? 1 : 2) * parts.length * perPart
+  };
+}
+function vocabBlockIndex(v, m, p, b) {
+  return v.first + (m * v.parts.length + p) * v.perPart + b;
 }
 var StalePackError = class extends Error {
   constructor(message) {
@@ -2418,14 +2453,15 @@ async function openPack(source, options = {}) {
   if (options.format !== void 0 && header.format !== options.format) {
     throw new StalePackError(`${source.name}: format ${header.format}, wanted ${options.format}`);
   }
-  const expect = planPack(header.config, header.format, header.mlpChunk);
-  if (JSON.stringify(expect.layers) !== JSON.stringify(header.layers) || expect.fileBytes !== header.fileBytes) {
+  const expect = Number.isSafeInteger(header.vocabBlock) && header.vocabBlock > 0 ? planPack(header.config, header.format, header.mlpChunk, header.vocabBlock) : void 0;
+  if (!expect || JSON.stringify(expect.layers) !== JSON.stringify(header.layers) || expect.fileBytes !== header.fileBytes) {
     throw new StalePackError(`${source.name}: layout does not match this version of mesp`);
   }
   const cfg = header.config;
   const layout = layerLayout(cfg, header.format, header.bf16Scales, header.mlpChunk);
   const vocabSlot = matrixSlot(cfg.vocabSize, cfg.hiddenSize, header.format, header.bf16Scales, 0);
-  const verify = blockVerifier(source, header, layout, await readChecksums(source, header, layout));
+  const vocab = vocabBlocks(cfg, vocabSlot, header.vocabBlock, blockCount(cfg.numLayers, layout.chunks.length));
+  const verify = blockVerifier(source, header, layout, vocab, await readChecksums(source, header, vocab));
   return {
     header,
     config: cfg,
@@ -2464,36 +2500,74 @@ async function openPack(source, options = {}) {
         throw new Error(`vocabulary rows [${r0}, ${r1}) do not fit the vocabulary or the buffer`);
       }
       const data = source.read(base + s.offset + r0 * s.rowBytes, into.data);
-      if (!s.scaleRowBytes) return await data;
-      await Promise.all([
+      await (s.scaleRowBytes ? Promise.all([
         data,
         source.read(base + s.scalesOffset + r0 * s.scaleRowBytes, into.scales),
         source.read(base + s.biasesOffset + r0 * s.scaleRowBytes, into.biases)
-      ]);
+      ]) : data);
+      await verify.vocabRows(head ? 1 : 0, base, r0, r1, into);
     }
   };
 }
-async function readChecksums(source, header, layout) {
-  const n = blockCount(header.layers.length, layout.chunks.length);
+async function readChecksums(source, header, vocab) {
+  const n = vocab.first + vocab.count;
   if (header.checksums?.bytes !== n * 8) throw new StalePackError(`${source.name}: no checksum table`);
   const table = new Uint32Array(n * 2);
   await source.read(header.checksums.offset, new Uint8Array(table.buffer));
   return table;
 }
-function blockVerifier(source, header, layout, table) {
-  const per = 1 + layout.chunks.length;
+function blockVerifier(source, header, layout, vocab, table) {
+  const per = 1 + layout.chunks.length, normIndex = vocab.first - 1, V = header.config.vocabSize;
   const done = new Uint8Array(table.length / 2);
   const sum = new Checksum();
-  const check = (i, bytes, what) => {
+  const name = (i) => {
+    if (i < normIndex) {
+      const b2 = i % per;
+      return `layer ${(i - b2) / per} ${b2 === 0 ? "attention block" : `MLP chunk ${b2 - 1}`}`;
+    }
+    if (i === normIndex) return "the final norm";
+    const j = i - vocab.first, b = j % vocab.perPart, p = Math.floor(j / vocab.perPart) % vocab.parts.length;
+    const m = Math.floor(j / (vocab.perPart * vocab.parts.length)), r0 = b * vocab.rows;
+    return `${m ? "the LM head" : "the embedding"} rows [${r0}, ${Math.min(V, r0 + vocab.rows)}) (${vocab.parts[p].name})`;
+  };
+  const check = (i, bytes) => {
     if (done[i]) return;
     if (!sum.reset().update(bytes).equals(table[2 * i], table[2 * i + 1])) {
-      throw new Error(`${source.name}: ${what()} fails its checksum: the pack file is damaged; delete it and the next run rebuilds it from ${header.source}`);
+      throw new Error(`${source.name}: ${name(i)} fails its checksum: the pack file is damaged; delete it and the next run rebuilds it from ${header.source}`);
     }
     done[i] = 1;
   };
+  let blockBuffer;
+  let queue = Promise.resolve();
+  const checkWhole = (i, offset, bytes) => {
+    const run = queue.then(async () => {
+      if (done[i]) return;
+      blockBuffer ??= new Uint8Array(vocab.rows * vocab.parts[0].rowBytes);
+      const into = blockBuffer.subarray(0, bytes);
+      await source.read(offset, into);
+      check(i, into);
+    });
+    queue = run.catch(() => {
+    });
+    return run;
+  };
   return {
-    block: (l, b, bytes) => check(l * per + b, bytes, () => `layer ${l} ${b === 0 ? "attention block" : `MLP chunk ${b - 1}`}`),
-    norm: (bytes) => check(done.length - 1, bytes, () => "the final norm")
+    block: (l, b, bytes) => check(l * per + b, bytes),
+    norm: (bytes) => check(normIndex, bytes),
+    /** Verifies the blocks of rows [r0, r1) of vocabulary matrix `m` (at `base`), just read into `into`. */
+    async vocabRows(m, base, r0, r1, into) {
+      for (let p = 0; p < vocab.parts.length && r0 < r1; p++) {
+        const part = vocab.parts[p], view = p === 0 ? into.data : p === 1 ? into.scales : into.biases;
+        for (let b = Math.floor(r0 / vocab.rows); b * vocab.rows < r1; b++) {
+          const i = vocabBlockIndex(vocab, m, p, b);
+          if (done[i]) continue;
+          const b0 = b * vocab.rows, b1 = Math.min(V, b0 + vocab.rows);
+          if (b0 >= r0 && b1 <= r1) {
+            check(i, view.subarray((b0 - r0) * part.rowBytes, (b1 - r0) * part.rowBytes));
+          } else await checkWhole(i, base + part.offset + b0 * part.rowBytes, (b1 - b0) * part.rowBytes);
+        }
+      }
+    }
   };
 }
 
@@ -2702,21 +2776,23 @@ function encodeDense(x, format) {
 }
 async function writePack(ckpt, cfg, sink, options) {
   const { format } = options;
-  const plan = planPack(cfg, format, options.mlpChunk);
+  const plan = planPack(cfg, format, options.mlpChunk, options.vocabBlock);
   const header = {
     ...plan,
     fingerprint: options.fingerprint,
     source: ckpt.name
   };
   const layout = layerLayout(cfg, format, plan.bf16Scales, plan.mlpChunk);
+  const vocab = matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, plan.bf16Scales, 0);
   let written = 0;
-  const blocks = blockRanges(header, layout);
+  const blocks = blockRanges(header, layout, vocab);
+  const inFileOrder = blocks.toSorted((a, b) => a.start - b.start);
   let k = 0;
   const out = {
     async emit(bytes) {
       const end = written + bytes.length;
-      while (k < blocks.length && blocks[k].start < end) {
-        const b = blocks[k];
+      while (k < inFileOrder.length && inFileOrder[k].start < end) {
+        const b = inFileOrder[k];
         const from = Math.max(b.start, written), to = Math.min(b.end, end);
         if (to > from) b.sum.update(bytes.subarray(from - written, to - written));
         if (b.end > end) break;
@@ -2734,7 +2810,6 @@ async function writePack(ckpt, cfg, sink, options) {
   const total = cfg.numLayers + 2 + (plan.lmHead ? 1 : 0);
   let done = 0;
   const progress = (what) => options.onProgress?.(++done, total, what);
-  const vocab = matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, plan.bf16Scales, 0);
   const vector = async (name, slot, at) => {
     await out.padTo(at + slot.offset);
     await out.emit(new Uint8Array((await readVectorF32(ckpt, name, slot.length)).buffer));
@@ -2779,7 +2854,7 @@ async function writePack(ckpt, cfg, sink, options) {
   await out.padTo(plan.fileBytes);
   return header;
 }
-function blockRanges(header, layout) {
+function blockRanges(header, layout, vocab) {
   const blocks = [];
   for (const { offset } of header.layers) {
     blocks.push({
@@ -2800,6 +2875,25 @@ function blockRanges(header, layout) {
     end: header.norm.offset + header.norm.bytes,
     sum: new Checksum()
   });
+  const v = vocabBlocks(header.config, vocab, header.vocabBlock, blocks.length);
+  for (const section of header.lmHead ? [
+    header.embed,
+    header.lmHead
+  ] : [
+    header.embed
+  ]) {
+    for (const part of v.parts) {
+      for (let r0 = 0; r0 < vocab.rows; r0 += v.rows) {
+        const start = section.offset + part.offset + r0 * part.rowBytes;
+        const end = start + (Math.min(vocab.rows, r0 + v.rows) - r0) * part.rowBytes;
+        blocks.push({
+          start,
+          end,
+          sum: new Checksum()
+        });
+      }
+    }
+  }
   return blocks;
 }
 
