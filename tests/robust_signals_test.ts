@@ -207,7 +207,13 @@ Deno.test("signals: SIGTERM while preparing exits 143 at once and releases the l
     .spawn();
   // wait for the lock to be taken (the file holds the run's pid once the OS lock is held): the run owns its
   // directory and is preparing
-  const owner = () => Deno.readTextFile(`${out}/.lock`).then((t) => JSON.parse(t).pid, () => undefined);
+  const owner = async () => {
+    try {
+      return JSON.parse(await Deno.readTextFile(`${out}/.lock`)).pid; // missing, empty or half written: not yet
+    } catch {
+      return undefined;
+    }
+  };
   while (await owner() !== child.pid) await new Promise((r) => setTimeout(r, 20));
   child.kill("SIGTERM");
   const status = await child.status;
