@@ -101,6 +101,7 @@ export { type Method, type PlanOptions, planRegions } from "./src/engine/plan.ts
 // Runs: training, evaluation, generation, gradients, checkpoints, loss curves
 export {
   NonFiniteError,
+  planTraining,
   train,
   type TrainEvent,
   type TrainOptions,

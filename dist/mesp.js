@@ -4692,6 +4692,15 @@ function trainRegions(o, D, add) {
 }
 
 // src/engine/engine.ts
+function enginePlanOptions(pack, options, gemmScratch) {
+  return {
+    ...options,
+    format: pack.header.format,
+    bf16Scales: pack.header.bf16Scales,
+    mlpChunk: pack.layout.mlpChunk,
+    gemmScratch
+  };
+}
 var Engine = class _Engine {
   cfg;
   pack;
@@ -4887,13 +4896,7 @@ var Engine = class _Engine {
   }
   /** Plans the arena for `pack` and `options`, loads the kernels, lays out memory once. */
   static async create(pack, options) {
-    const plan = (gemmScratch) => ({
-      ...options,
-      format: pack.header.format,
-      bf16Scales: pack.header.bf16Scales,
-      mlpChunk: pack.layout.mlpChunk,
-      gemmScratch
-    });
+    const plan = (gemmScratch) => enginePlanOptions(pack, options, gemmScratch);
     const D = dims(pack.config, plan(0));
     const { kernels, arena } = await startKernels((scratch) => planRegions(pack.config, plan(scratch)), options);
     try {
@@ -4909,6 +4912,22 @@ var Engine = class _Engine {
       kernels.pool?.close();
       throw err;
     }
+  }
+  /**
+   * The memory plan {@linkcode Engine.create} lays out for `options` (with all `threads` granted), without
+   * allocating it: what a caller shows, or refuses against a budget, first. Loads the kernels only to size
+   * their scratch and find where the arena starts.
+   */
+  static async plan(pack, options) {
+    const kernels = await loadKernels({
+      ...options.kernels,
+      variant: options.variant
+    });
+    const scratch = kernels.exports.gemm_scratch_bytes() * (options.threads ?? 1);
+    const base = Math.ceil(kernels.exports.heap_base() / 64) * 64;
+    return planMemory(planRegions(pack.config, enginePlanOptions(pack, options, scratch)), {
+      base
+    });
   }
   /** Stops the kernel workers, if any (live workers keep the process running). Memory views stay valid. */
   close() {
@@ -5870,6 +5889,30 @@ var NonFiniteError = class extends Error {
     this.step = step;
   }
 };
+function trainEngineOptions(pack, options) {
+  const method = options.method ?? "mesp";
+  const loraOptions = options.resume?.lora ?? options.adapter?.config ?? options.lora ?? {};
+  return {
+    mode: "train",
+    method,
+    seqLen: options.seqLen,
+    lora: loraLayout(pack.config, loraOptions),
+    optimizer: options.optimizer?.name ?? "sgd",
+    // MeBP holds every gradient until the optimizer step; MeSP fuses the update into each layer's backward
+    gradBuffer: method === "mebp" || (options.gradAccum ?? 1) > 1 || (options.clip ?? 0) > 0,
+    budget: options.budget,
+    variant: options.variant,
+    threads: options.threads,
+    kernels: options.kernels,
+    resident: options.resident,
+    ckptDtype: options.ckptDtype,
+    vocabChunk: options.vocabChunk,
+    ckptEvery: options.ckptEvery
+  };
+}
+function planTraining(pack, options) {
+  return Engine.plan(pack, trainEngineOptions(pack, options));
+}
 async function train(pack, data, val, options) {
   const method = options.method ?? "mesp";
   if (data.length === 0) throw new Error("the training set is empty");
@@ -5897,25 +5940,10 @@ async function train(pack, data, val, options) {
   }
   const zoEps = options.zoEps ?? 1e-3;
   checkHyperparameters(optOptions, zoEps, clip);
-  const loraOptions = options.resume?.lora ?? options.adapter?.config ?? options.lora ?? {};
-  const layout = loraLayout(cfg, loraOptions);
-  const gradBuffer = method === "mebp" || accum > 1 || clip > 0;
-  const e = await Engine.create(pack, {
-    mode: "train",
-    method,
-    seqLen,
-    lora: layout,
-    optimizer: optOptions.name,
-    gradBuffer,
-    budget: options.budget,
-    variant: options.variant,
-    threads: options.threads,
-    kernels: options.kernels,
-    resident: options.resident,
-    ckptDtype: options.ckptDtype,
-    vocabChunk: options.vocabChunk,
-    ckptEvery: options.ckptEvery
-  });
+  const engineOptions = trainEngineOptions(pack, options);
+  const layout = engineOptions.lora;
+  const gradBuffer = engineOptions.gradBuffer;
+  const e = await Engine.create(pack, engineOptions);
   try {
     options.onEvent?.({
       type: "plan",
@@ -6576,6 +6604,7 @@ export {
   planModel,
   planPack,
   planRegions,
+  planTraining,
   processMemory,
   quantize,
   readAdapterInto,

@@ -3,7 +3,7 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { loadCase } from "./_golden.ts";
 import type { Sequence } from "../src/data/sequence.ts";
-import { epochOrder, train, type TrainOptions, type TrainState } from "../src/run/train.ts";
+import { epochOrder, planTraining, train, type TrainOptions, type TrainState } from "../src/run/train.ts";
 import { initLora } from "../src/engine/lora_init.ts";
 import { loraLayout } from "../src/engine/lora.ts";
 
@@ -129,5 +129,24 @@ Deno.test("train: no allocation in the step loop — memory is the plan's size b
   for (const s of data) {
     await forwardBackward(e, bw, s.ids, s.targets, s.ids.length);
     assertEquals(e.memoryBytes(), initial, "wasm memory grew during a step");
+  }
+});
+
+Deno.test("planTraining gives the plan train lays out (MeSP SGD and AdamW, MeBP, accumulation, 2 threads)", async () => {
+  const { c, data } = await setup();
+  const cases: TrainOptions[] = [
+    { ...base, steps: 1 },
+    { ...base, steps: 1, optimizer: { name: "adamw", lr: 1e-3 }, lora: { rank: 8 } },
+    { ...base, steps: 1, method: "mebp" },
+    { ...base, steps: 1, gradAccum: 2, ckptEvery: 2 },
+    { ...base, steps: 1, threads: 2 },
+  ];
+  for (const o of cases) {
+    let laid = -1;
+    await train(c.pack, data.slice(0, 2), [], {
+      ...o,
+      onEvent: (e) => e.type === "plan" && (laid = e.bytes),
+    });
+    assertEquals((await planTraining(c.pack, o)).bytes, laid, JSON.stringify(o));
   }
 });

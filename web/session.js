@@ -13,15 +13,13 @@ import {
   encodeLoraTensors,
   formatMB,
   formatPlan,
-  loadKernels,
   loraLayout,
   openCheckpoint,
   openPack,
   paramCounts,
   parseAdapterConfig,
   parseModelConfig,
-  planMemory,
-  planRegions,
+  planTraining,
   readAdapterInto,
   readSafetensorsHeader,
   train,
@@ -153,23 +151,18 @@ const ops = {
     return {};
   },
 
-  /** The memory plan of a training run with `options`, and whether it fits `budget` bytes. */
+  /** The memory plan of a training run with `options` (the one `train` lays out), and whether it fits `budget`. */
   async plan(_id, { options, budget }) {
     requireModel();
-    const kernels = await loadKernels({});
-    const threads = options.threads ?? threadCount();
-    const cfg = session.pack.config;
-    const regions = planRegions(
-      cfg,
-      planOptions(withAdapterLayout(options), kernels.exports.gemm_scratch_bytes() * threads),
-    );
-    const plan = planMemory(regions);
+    const plan = await planTraining(session.pack, {
+      ...withAdapterLayout(options),
+      threads: options.threads ?? threadCount(),
+    });
     return {
       table: formatPlan(plan),
       arenaBytes: plan.bytes,
       arena: formatMB(plan.bytes),
       fits: !budget || plan.bytes <= budget,
-      regions: plan.regions.map((r) => ({ name: r.name, bytes: r.bytes, purpose: r.purpose })),
     };
   },
 
@@ -322,27 +315,6 @@ function withAdapterLayout(options) {
   const a = options.fromAdapter && session.loadedAdapter?.config;
   if (!a) return options;
   return { ...options, lora: { rank: a.rank, alpha: a.alpha, rslora: a.rslora, targets: a.targets } };
-}
-
-/** The engine's plan options for a training with the page's `options` (the same choices `train` makes). */
-function planOptions(o, gemmScratch) {
-  const cfg = session.pack.config;
-  const method = o.method ?? "mesp";
-  return {
-    mode: "train",
-    seqLen: o.seqLen,
-    format: session.pack.header.format,
-    bf16Scales: session.pack.header.bf16Scales,
-    lora: loraLayout(cfg, o.lora),
-    method,
-    optimizer: method === "mezo" ? "sgd" : o.optimizer?.name ?? "adamw",
-    gradBuffer: (o.gradAccum ?? 1) > 1 || (o.clip ?? 0) > 0,
-    vocabChunk: o.vocabChunk ?? 512,
-    resident: o.resident ?? false,
-    ckptDtype: o.ckptDtype ?? "f32",
-    ckptEvery: o.ckptEvery ?? 1,
-    gemmScratch,
-  };
 }
 
 // One request at a time, except `stop`, which must reach a running training.

@@ -8,10 +8,16 @@
  *
  * @module
  */
-import type { Arena } from "../runtime/arena.ts";
+import { type Arena, type MemoryPlan, planMemory } from "../runtime/arena.ts";
 import { dtypeCode, f32Ref, type WeightRef } from "../runtime/weight_ref.ts";
 import { Gemm } from "../runtime/gemm.ts";
-import { type KernelExports, type KernelLocation, OP, type Variant } from "../runtime/kernels.ts";
+import {
+  type KernelExports,
+  type KernelLocation,
+  loadKernels,
+  OP,
+  type Variant,
+} from "../runtime/kernels.ts";
 import {
   kernelEntries,
   type PooledKernels,
@@ -26,6 +32,17 @@ import type { Pack, VocabRowViews } from "../model/pack.ts";
 import { findPair, type LoraLayout, type LoraPair } from "./lora.ts";
 import { ReadAhead } from "./read_ahead.ts";
 import { type Dims, dims, type PlanOptions, planRegions } from "./plan.ts";
+
+/** The plan options of an engine over `pack`: the caller's options and what the pack's layout fixes. */
+function enginePlanOptions(pack: Pack, options: EngineOptions, gemmScratch: number): PlanOptions {
+  return {
+    ...options,
+    format: pack.header.format,
+    bf16Scales: pack.header.bf16Scales,
+    mlpChunk: pack.layout.mlpChunk,
+    gemmScratch,
+  };
+}
 
 /** Options for {@linkcode Engine.create}. */
 export interface EngineOptions
@@ -242,13 +259,7 @@ export class Engine {
 
   /** Plans the arena for `pack` and `options`, loads the kernels, lays out memory once. */
   static async create(pack: Pack, options: EngineOptions): Promise<Engine> {
-    const plan = (gemmScratch: number): PlanOptions => ({
-      ...options,
-      format: pack.header.format,
-      bf16Scales: pack.header.bf16Scales,
-      mlpChunk: pack.layout.mlpChunk,
-      gemmScratch,
-    });
+    const plan = (gemmScratch: number) => enginePlanOptions(pack, options, gemmScratch);
     const D = dims(pack.config, plan(0));
     // kernels, the arena laid out once, and (threads > 1) the worker pool on it
     const { kernels, arena } = await startKernels(
@@ -268,6 +279,18 @@ export class Engine {
       kernels.pool?.close();
       throw err;
     }
+  }
+
+  /**
+   * The memory plan {@linkcode Engine.create} lays out for `options` (with all `threads` granted), without
+   * allocating it: what a caller shows, or refuses against a budget, first. Loads the kernels only to size
+   * their scratch and find where the arena starts.
+   */
+  static async plan(pack: Pack, options: EngineOptions): Promise<MemoryPlan> {
+    const kernels = await loadKernels({ ...options.kernels, variant: options.variant });
+    const scratch = kernels.exports.gemm_scratch_bytes() * (options.threads ?? 1);
+    const base = Math.ceil(kernels.exports.heap_base() / 64) * 64; // where the arena starts (Arena.create)
+    return planMemory(planRegions(pack.config, enginePlanOptions(pack, options, scratch)), { base });
   }
 
   /** Stops the kernel workers, if any (live workers keep the process running). Memory views stay valid. */

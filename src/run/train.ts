@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Engine } from "../engine/engine.ts";
+import { Engine, type EngineOptions } from "../engine/engine.ts";
 import { Backward } from "../engine/backward.ts";
 import { forwardBackward } from "../engine/step.ts";
 import { sequenceLoss } from "../engine/sequence_loss.ts";
@@ -14,7 +14,7 @@ import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { type LoraLayout, loraLayout, type LoraOptions } from "../engine/lora.ts";
 import { learningRate, Optimizer, type OptimizerOptions } from "../engine/optimizer.ts";
 import type { Method } from "../engine/plan.ts";
-import { formatPlan } from "../runtime/arena.ts";
+import { formatPlan, type MemoryPlan } from "../runtime/arena.ts";
 import type { Pack } from "../model/pack.ts";
 import type { KernelLocation, Variant } from "../runtime/kernels.ts";
 import type { Sequence } from "../data/sequence.ts";
@@ -166,6 +166,37 @@ export class NonFiniteError extends Error {
   }
 }
 
+/** The engine a training with `options` runs on (its layout, optimizer state and gradient buffers). */
+function trainEngineOptions(pack: Pack, options: TrainOptions): EngineOptions {
+  const method = options.method ?? "mesp";
+  const loraOptions = options.resume?.lora ?? options.adapter?.config ?? options.lora ?? {};
+  return {
+    mode: "train",
+    method,
+    seqLen: options.seqLen,
+    lora: loraLayout(pack.config, loraOptions),
+    optimizer: options.optimizer?.name ?? "sgd",
+    // MeBP holds every gradient until the optimizer step; MeSP fuses the update into each layer's backward
+    gradBuffer: method === "mebp" || (options.gradAccum ?? 1) > 1 || (options.clip ?? 0) > 0,
+    budget: options.budget,
+    variant: options.variant,
+    threads: options.threads,
+    kernels: options.kernels,
+    resident: options.resident,
+    ckptDtype: options.ckptDtype,
+    vocabChunk: options.vocabChunk,
+    ckptEvery: options.ckptEvery,
+  };
+}
+
+/**
+ * The memory plan {@linkcode train} would lay out for `options`, computed without loading any weights or
+ * allocating the arena: to show it, or to refuse a budget, before the work starts.
+ */
+export function planTraining(pack: Pack, options: TrainOptions): Promise<MemoryPlan> {
+  return Engine.plan(pack, trainEngineOptions(pack, options));
+}
+
 /** Fine-tunes a LoRA adapter on `data` with exact gradients; `val` is scored every `valEvery` steps. */
 export async function train(
   pack: Pack,
@@ -196,26 +227,10 @@ export async function train(
   }
   const zoEps = options.zoEps ?? 1e-3;
   checkHyperparameters(optOptions, zoEps, clip);
-  const loraOptions = options.resume?.lora ?? options.adapter?.config ?? options.lora ?? {};
-  const layout = loraLayout(cfg, loraOptions);
-  // MeBP holds every gradient until the optimizer step; MeSP fuses the update into each layer's backward
-  const gradBuffer = method === "mebp" || accum > 1 || clip > 0;
-  const e = await Engine.create(pack, {
-    mode: "train",
-    method,
-    seqLen,
-    lora: layout,
-    optimizer: optOptions.name,
-    gradBuffer,
-    budget: options.budget,
-    variant: options.variant,
-    threads: options.threads,
-    kernels: options.kernels,
-    resident: options.resident,
-    ckptDtype: options.ckptDtype,
-    vocabChunk: options.vocabChunk,
-    ckptEvery: options.ckptEvery,
-  });
+  const engineOptions = trainEngineOptions(pack, options);
+  const layout = engineOptions.lora!;
+  const gradBuffer = engineOptions.gradBuffer;
+  const e = await Engine.create(pack, engineOptions);
   try {
     options.onEvent?.({ type: "plan", table: formatPlan(e.arena.plan), bytes: e.arena.plan.bytes });
     const params = e.arena.f32("lora.params");
