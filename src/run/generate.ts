@@ -123,19 +123,25 @@ export function sampler(
     s ^= s << 5;
     return (s >>> 0) / 2 ** 32;
   };
+  // candidate indices and weights, sized on the first call and reused for every token after it
+  let cand = new Int32Array(0), w = new Float64Array(0);
   return (logits) => {
     let best = 0;
     for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
     if (temperature <= 0) return best;
+    if (cand.length < logits.length) {
+      [cand, w] = [new Int32Array(logits.length), new Float64Array(logits.length)];
+    }
     // candidates within a factor 1e-6 of the top probability; the rest cannot matter for top-p ≤ 1 − 1e-3
     const cut = logits[best] - temperature * Math.log(1e6);
-    const cand: number[] = [];
-    for (let i = 0; i < logits.length; i++) if (logits[i] >= cut) cand.push(i);
-    cand.sort((a, b) => logits[b] - logits[a]);
-    const w = cand.map((i) => Math.exp((logits[i] - logits[best]) / temperature));
-    const total = w.reduce((a, b) => a + b, 0);
+    let n = 0;
+    for (let i = 0; i < logits.length; i++) if (logits[i] >= cut) cand[n++] = i;
+    // a stable sort, so equal logits stay in index order
+    cand.subarray(0, n).sort((a, b) => logits[b] - logits[a]);
+    let total = 0;
+    for (let i = 0; i < n; i++) total += w[i] = Math.exp((logits[cand[i]] - logits[best]) / temperature);
     let keep = 0, mass = 0;
-    while (keep < cand.length && mass < topP * total) mass += w[keep++];
+    while (keep < n && mass < topP * total) mass += w[keep++];
     let u = random() * mass;
     for (let i = 0; i < keep; i++) {
       u -= w[i];
