@@ -127,3 +127,22 @@ export async function allFinite(path: string): Promise<boolean> {
   f.source.close?.();
   return true;
 }
+
+/** The small training run the robustness tests start: f32 weights, T 24, rank 2, JSON lines. */
+export function smallTrain(model: string, data: string, ...extra: string[]): string[] {
+  return [
+    "train",
+    "--model",
+    model,
+    "--weights",
+    "f32",
+    "--data",
+    data,
+    "--seq-len",
+    "24",
+    "--rank",
+    "2",
+    "--json",
+    ...extra,
+  ];
+}

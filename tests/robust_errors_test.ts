@@ -2,7 +2,16 @@
 // where a file belongs, and a full disk all give an error that names what is wrong and where, quickly, and
 // leave every existing file as it was.
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
-import { assertFails, assertUnchanged, copyCase, idsData, MAIN, type Ran, snapshot } from "./_robust.ts";
+import {
+  assertFails,
+  assertUnchanged,
+  copyCase,
+  idsData,
+  MAIN,
+  type Ran,
+  smallTrain,
+  snapshot,
+} from "./_robust.ts";
 import { parseModelConfig } from "../src/model/config.ts";
 import { CLI_PERMISSIONS } from "../src/cli/prepare.ts";
 import { writeFileAtomic } from "../src/io/deno_files.ts";
@@ -151,22 +160,7 @@ Deno.test({
     try {
       const model = await copyCase("gqa_tied_f32", `${tmp}/disk-model`);
       const out = `${disk}/run`;
-      const train = [
-        "train",
-        "--model",
-        model,
-        "--weights",
-        "f32",
-        "--data",
-        data,
-        "--seq-len",
-        "24",
-        "--rank",
-        "2",
-        "--json",
-        "--out",
-        out,
-      ];
+      const train = smallTrain(model, data, "--out", out);
       let r = await mesp(...train, "--steps", "1");
       assertEquals(r.code, 0, r.stderr);
       // fill the disk, leaving less than a checkpoint

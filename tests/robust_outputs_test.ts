@@ -10,6 +10,7 @@ import {
   mesp,
   mespCommand,
   mespIn,
+  smallTrain,
   snapshot,
 } from "./_robust.ts";
 import { decodeCheckpoint } from "../src/run/checkpoint.ts";
@@ -18,24 +19,7 @@ const tmp = await Deno.makeTempDir({ prefix: "mesp-outputs-" });
 const cache = `${tmp}/cache`;
 const model = await copyCase("gqa_tied_f32", `${tmp}/model`);
 const data = await idsData(`${tmp}/train.jsonl`);
-const trainArgs = (out: string) => [
-  "train",
-  "--model",
-  model,
-  "--weights",
-  "f32",
-  "--data",
-  data,
-  "--seq-len",
-  "24",
-  "--rank",
-  "2",
-  "--json",
-  "--threads",
-  "1",
-  "--out",
-  out,
-];
+const trainArgs = (out: string) => smallTrain(model, data, "--threads", "1", "--out", out);
 const gradArgs = ["grad", "--model", model, "--weights", "f32", "--data", data, "--seq-len", "24"];
 
 const metricSteps = async (out: string) =>
