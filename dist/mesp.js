@@ -532,13 +532,11 @@ var Gemm = class _Gemm {
     const pool = this.#pool;
     const how = pool ? _Gemm.splitOf(pool, dot, m1 - m0, n1 - n0, k) : 0;
     if (dot) {
-      if (how) {
-        pool.gemmDot(how === 2, m0, m1, n0, n1, k, a, lda, b.ptr, b.ld, c, ldc, alpha, accumulate ? 1 : 0);
-      } else this.#k.gemm_dot(m0, m1, n0, n1, k, a, lda, b.ptr, b.ld, c, ldc, alpha, accumulate ? 1 : 0);
-    } else if (how) {
-      pool.gemm(how === 2, op, m0, m1, n0, n1, k, a, lda, dtypeCode(b), b.ptr, b.ld, b.scales, b.biases, c, ldc, alpha, accumulate ? 1 : 0, this.#scratch);
+      const f = how === 0 ? this.#k.gemm_dot : how === 1 ? pool.gemmDotRows : pool.gemmDotColumns;
+      f(m0, m1, n0, n1, k, a, lda, b.ptr, b.ld, c, ldc, alpha, accumulate ? 1 : 0);
     } else {
-      this.#k.gemm(op, m0, m1, n0, n1, k, a, lda, dtypeCode(b), b.ptr, b.ld, b.scales, b.biases, c, ldc, alpha, accumulate ? 1 : 0, this.#scratch);
+      const f = how === 0 ? this.#k.gemm : how === 1 ? pool.gemmRows : pool.gemmColumns;
+      f(op, m0, m1, n0, n1, k, a, lda, dtypeCode(b), b.ptr, b.ld, b.scales, b.biases, c, ldc, alpha, accumulate ? 1 : 0, this.#scratch);
     }
   }
   /** C[M,N] (+)= alpha · A[M,K] · Bᵀ, B [N,K] (a linear layer). */
@@ -3976,10 +3974,306 @@ async function tokenizeInWorker(job) {
   }
 }
 
+// src/runtime/kernel_exports.ts
+var KERNEL_PARAMS = {
+  heap_base: [],
+  gemm: [
+    "op",
+    "m0",
+    "m1",
+    "n0",
+    "n1",
+    "K",
+    "a",
+    "lda",
+    "bDtype",
+    "b",
+    "ldb",
+    "bScales",
+    "bBiases",
+    "c",
+    "ldc",
+    "alpha",
+    "accumulate",
+    "scratch"
+  ],
+  gemm_dot: [
+    "m0",
+    "m1",
+    "n0",
+    "n1",
+    "K",
+    "a",
+    "lda",
+    "b",
+    "ldb",
+    "c",
+    "ldc",
+    "alpha",
+    "accumulate"
+  ],
+  gemm_scratch_bytes: [],
+  decode_row: [
+    "dtype",
+    "w",
+    "ld",
+    "scales",
+    "biases",
+    "row",
+    "col0",
+    "len",
+    "dst"
+  ],
+  rmsnorm_forward: [
+    "y",
+    "rstd",
+    "x",
+    "w",
+    "d",
+    "ldX",
+    "ldY",
+    "eps",
+    "r0",
+    "r1"
+  ],
+  rmsnorm_backward: [
+    "dx",
+    "dy",
+    "x",
+    "w",
+    "rstd",
+    "d",
+    "ldDx",
+    "ldDy",
+    "ldX",
+    "accumulate",
+    "r0",
+    "r1"
+  ],
+  rope_forward: [
+    "x",
+    "cos",
+    "sin",
+    "nHeads",
+    "headDim",
+    "ld",
+    "pos0",
+    "r0",
+    "r1"
+  ],
+  rope_backward: [
+    "dx",
+    "cos",
+    "sin",
+    "nHeads",
+    "headDim",
+    "ld",
+    "pos0",
+    "r0",
+    "r1"
+  ],
+  softmax_causal_forward: [
+    "p",
+    "s",
+    "nCols",
+    "ld",
+    "scale",
+    "qPos0",
+    "r0",
+    "r1"
+  ],
+  softmax_causal_backward: [
+    "ds",
+    "p",
+    "dp",
+    "nCols",
+    "ld",
+    "scale",
+    "qPos0",
+    "r0",
+    "r1"
+  ],
+  swiglu_forward: [
+    "m",
+    "g",
+    "u",
+    "nCols",
+    "ldM",
+    "ldG",
+    "ldU",
+    "r0",
+    "r1"
+  ],
+  swiglu_backward: [
+    "dg",
+    "du",
+    "dm",
+    "g",
+    "u",
+    "nCols",
+    "ldDg",
+    "ldDu",
+    "ldDm",
+    "ldG",
+    "ldU",
+    "r0",
+    "r1"
+  ],
+  ce_chunk_forward: [
+    "logits",
+    "vc",
+    "ld",
+    "v0",
+    "targets",
+    "rowMax",
+    "rowSum",
+    "targetLogit",
+    "first",
+    "r0",
+    "r1"
+  ],
+  ce_finish: [
+    "loss",
+    "logsum",
+    "rowMax",
+    "rowSum",
+    "targetLogit",
+    "r0",
+    "r1"
+  ],
+  ce_chunk_fused: [
+    "logits",
+    "vc",
+    "ld",
+    "v0",
+    "targets",
+    "rowMax",
+    "rowSum",
+    "targetLogit",
+    "rowWeight",
+    "acc",
+    "ldAcc",
+    "d",
+    "first",
+    "r0",
+    "r1"
+  ],
+  ce_fused_finish: [
+    "loss",
+    "logsum",
+    "rowMax",
+    "rowSum",
+    "targetLogit",
+    "rowWeight",
+    "acc",
+    "ldAcc",
+    "d",
+    "r0",
+    "r1"
+  ],
+  add: [
+    "out",
+    "a",
+    "b",
+    "n"
+  ],
+  axpy: [
+    "y",
+    "alpha",
+    "x",
+    "n"
+  ],
+  scale: [
+    "x",
+    "alpha",
+    "n"
+  ],
+  copy: [
+    "dst",
+    "src",
+    "n"
+  ],
+  fill: [
+    "x",
+    "value",
+    "n"
+  ],
+  sum_squares: [
+    "x",
+    "n"
+  ],
+  dot: [
+    "x",
+    "y",
+    "n"
+  ],
+  f32_to_bf16: [
+    "dst",
+    "src",
+    "n"
+  ],
+  exp_array: [
+    "y",
+    "x",
+    "n"
+  ],
+  log_array: [
+    "y",
+    "x",
+    "n"
+  ],
+  sigmoid_array: [
+    "y",
+    "x",
+    "n"
+  ],
+  sgd_update: [
+    "p",
+    "g",
+    "n",
+    "lr",
+    "weightDecay"
+  ],
+  adamw_update: [
+    "p",
+    "g",
+    "m",
+    "v",
+    "n",
+    "lr",
+    "beta1",
+    "beta2",
+    "eps",
+    "weightDecay",
+    "biasC1",
+    "biasC2"
+  ],
+  normal_fill: [
+    "out",
+    "n",
+    "seed",
+    "offset"
+  ],
+  zo_perturb: [
+    "p",
+    "n",
+    "seed",
+    "offset",
+    "eps"
+  ],
+  zo_update: [
+    "p",
+    "n",
+    "seed",
+    "offset",
+    "coeff",
+    "lr",
+    "weightDecay"
+  ]
+};
+
 // src/runtime/pool.ts
-var TASKS = [
-  "gemm",
-  "gemm_dot",
+var ROW_TASKS = [
   "rmsnorm_forward",
   "rmsnorm_backward",
   "rope_forward",
@@ -3989,8 +4283,12 @@ var TASKS = [
   "swiglu_forward",
   "swiglu_backward",
   "ce_chunk_forward",
-  "ce_finish",
-  "ce_chunk_backward"
+  "ce_finish"
+];
+var TASKS = [
+  "gemm",
+  "gemm_dot",
+  ...ROW_TASKS
 ];
 var CTL = {
   /** Task generation: bumped once per posted task; workers wait on it. */
@@ -4024,6 +4322,14 @@ var MAX_ARGS = 24;
 var CONTROL_BYTES = ARGS_AT + MAX_ARGS * 8;
 var MR2 = 6;
 var NR2 = 8;
+var DOT_ROWS2 = 4;
+var DOT_COLUMNS = 2;
+var FORMALS = 18;
+for (const name of TASKS) {
+  if (KERNEL_PARAMS[name].length > FORMALS) {
+    throw new Error(`pool: ${name} has more than ${FORMALS} parameters`);
+  }
+}
 var Executor = class {
   #fns;
   #ctl;
@@ -4068,44 +4374,23 @@ var Executor = class {
     a[lo] = s0;
     const sa = ctl[CTL.scratchArg];
     if (sa >= 0) a[sa] += this.#thread * ctl[CTL.scratchStride];
-    call(this.#fns[ctl[CTL.fn]], a, n);
+    call(this.#fns[ctl[CTL.fn]], a);
   }
 };
-function call(f, a, n) {
-  switch (n) {
-    case 7:
-      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
-      break;
-    case 8:
-      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
-      break;
-    case 9:
-      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]);
-      break;
-    case 10:
-      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
-      break;
-    case 11:
-      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10]);
-      break;
-    case 12:
-      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]);
-      break;
-    case 13:
-      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]);
-      break;
-    case 18:
-      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17]);
-      break;
-    default:
-      throw new Error(`pool: no call shape for ${n} arguments`);
-  }
+function call(f, a) {
+  f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17]);
 }
 var Pool = class _Pool {
   /** Threads per split call, the caller included. */
   threads;
   /** Entry points with the raw signatures; row kernels split their `(r0, r1)` across the threads. */
   exports;
+  /** `gemm` split by rows (`m0, m1`, in micro-tiles of 6) or by columns (`n0, n1`, in tiles of 8). */
+  gemmRows;
+  gemmColumns;
+  /** The unpacked skinny GEMM (`gemm_dot`), split by rows in blocks of 4, or by columns in pairs. */
+  gemmDotRows;
+  gemmDotColumns;
   /** The kernels this pool works for, with `pool` set (what the engine is given). */
   kernels;
   /** Row kernels with fewer rows run unsplit. */
@@ -4142,10 +4427,14 @@ var Pool = class _Pool {
         if (ev.data?.error) this.#lastError = String(ev.data.error);
       };
     }
-    const ex = {};
-    const raw = kernels.exports;
-    for (const name of Object.keys(raw)) ex[name] = raw[name];
-    for (let id = 2; id < TASKS.length; id++) ex[TASKS[id]] = this.#rowKernel(id);
+    this.gemmRows = this.#splitting("gemm", "m0", MR2);
+    this.gemmColumns = this.#splitting("gemm", "n0", NR2);
+    this.gemmDotRows = this.#splitting("gemm_dot", "m0", DOT_ROWS2);
+    this.gemmDotColumns = this.#splitting("gemm_dot", "n0", DOT_COLUMNS);
+    const ex = {
+      ...kernels.exports
+    };
+    for (const name of ROW_TASKS) ex[name] = this.#splitting(name, "r0", 1, this.minRows);
     this.exports = ex;
     this.kernels = {
       ...kernels,
@@ -4203,56 +4492,17 @@ var Pool = class _Pool {
     return new _Pool(kernels, control, workers, options);
   }
   /**
-   * Runs GEMM `op` on rows `[m0, m1)` and columns `[n0, n1)` (the raw `gemm` export's arguments), split by
-   * rows (`byColumns` false) or columns. `scratch` is thread 0's area; thread `i` uses the `i`-th after it.
+   * An entry point with the raw signature of `name` that runs it as a split task: the range that starts at
+   * parameter `start` is cut into shares on multiples of `grain`, and the `scratch` parameter, if any, is
+   * thread 0's area (thread `i` uses the `i`-th after it). With `minUnits`, a shorter range runs unsplit on
+   * the caller. Where the arguments go is found from the parameter names of the generated interface.
    */
-  gemm(byColumns, op, m0, m1, n0, n1, k, a, lda, bDtype, b, ldb, bScales, bBiases, c, ldc, alpha, accumulate, scratch) {
-    const x = this.#args;
-    x[0] = op;
-    x[1] = m0;
-    x[2] = m1;
-    x[3] = n0;
-    x[4] = n1;
-    x[5] = k;
-    x[6] = a;
-    x[7] = lda;
-    x[8] = bDtype;
-    x[9] = b;
-    x[10] = ldb;
-    x[11] = bScales;
-    x[12] = bBiases;
-    x[13] = c;
-    x[14] = ldc;
-    x[15] = alpha;
-    x[16] = accumulate;
-    x[17] = scratch;
-    this.#post(0, 18, byColumns ? 3 : 1, byColumns ? NR2 : MR2, 17);
-  }
-  /** The unpacked skinny GEMM (`gemm_dot`), split by rows in blocks of 4, or by columns in pairs. */
-  gemmDot(byColumns, m0, m1, n0, n1, k, a, lda, b, ldb, c, ldc, alpha, accumulate) {
-    const x = this.#args;
-    x[0] = m0;
-    x[1] = m1;
-    x[2] = n0;
-    x[3] = n1;
-    x[4] = k;
-    x[5] = a;
-    x[6] = lda;
-    x[7] = b;
-    x[8] = ldb;
-    x[9] = c;
-    x[10] = ldc;
-    x[11] = alpha;
-    x[12] = accumulate;
-    this.#post(1, 13, byColumns ? 2 : 0, byColumns ? 2 : 4, -1);
-  }
-  /** A row kernel's entry point: splits `(r0, r1)` (its last two arguments) unless the range is small. */
-  #rowKernel(id) {
-    const name = TASKS[id];
+  #splitting(name, start, grain, minUnits) {
+    const id = TASKS.indexOf(name), params = KERNEL_PARAMS[name];
+    const nargs = params.length, lo = params.indexOf(start), scratchArg = params.indexOf("scratch");
     const f = this.#raw[name];
-    const n = f.length;
-    const x = this.#args, min = this.minRows;
-    return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) => {
+    const x = this.#args;
+    return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17) => {
       x[0] = a0;
       x[1] = a1;
       x[2] = a2;
@@ -4266,8 +4516,15 @@ var Pool = class _Pool {
       x[10] = a10;
       x[11] = a11;
       x[12] = a12;
-      if (!(x[n - 1] - x[n - 2] >= min)) return f(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12);
-      this.#post(id, n, n - 2, 1, -1);
+      x[13] = a13;
+      x[14] = a14;
+      x[15] = a15;
+      x[16] = a16;
+      x[17] = a17;
+      if (minUnits !== void 0 && !(x[lo + 1] - x[lo] >= minUnits)) {
+        return f(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17);
+      }
+      this.#post(id, nargs, lo, grain, scratchArg);
     };
   }
   /** Posts the task whose arguments are written, claims shares here too, waits until all are done. */
