@@ -43,8 +43,14 @@ Deno.test("kernel interface: asc declarations → names (camelCase), AssemblyScr
 
 Deno.test("kernel interface: what it cannot represent is an error, not a wrong interface", () => {
   const cases: [string, string][] = [
-    [DTS.replace("export const memory: WebAssembly.Memory;", "export const FLAG: { valueOf(): number };"), "FLAG"],
-    [DTS.replace("@param eps `f32`", "@param eps `~lib/string/String`"), "unsupported type ~lib/string/String"],
+    [
+      DTS.replace("export const memory: WebAssembly.Memory;", "export const FLAG: { valueOf(): number };"),
+      "FLAG",
+    ],
+    [
+      DTS.replace("@param eps `f32`", "@param eps `~lib/string/String`"),
+      "unsupported type ~lib/string/String",
+    ],
     [DTS.replace("@param eps `f32`", "@param eps `v128`"), "unsupported type v128"],
     [DTS.replace("@param ld_x `i32`\n", ""), "do not match"],
     [DTS.replace("declare namespace __AdaptedExports", "declare namespace Other"), "no __AdaptedExports"],
