@@ -208,12 +208,6 @@ var KERNEL_PARAMS = {
     "r0",
     "r1"
   ],
-  add: [
-    "out",
-    "a",
-    "b",
-    "n"
-  ],
   axpy: [
     "y",
     "alpha",
@@ -225,23 +219,8 @@ var KERNEL_PARAMS = {
     "alpha",
     "n"
   ],
-  copy: [
-    "dst",
-    "src",
-    "n"
-  ],
-  fill: [
-    "x",
-    "value",
-    "n"
-  ],
   sum_squares: [
     "x",
-    "n"
-  ],
-  dot: [
-    "x",
-    "y",
     "n"
   ],
   f32_to_bf16: [
@@ -255,11 +234,6 @@ var KERNEL_PARAMS = {
     "n"
   ],
   log_array: [
-    "y",
-    "x",
-    "n"
-  ],
-  sigmoid_array: [
     "y",
     "x",
     "n"

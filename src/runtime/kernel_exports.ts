@@ -268,28 +268,18 @@ export interface KernelExports {
     r0: number,
     r1: number,
   ): void;
-  /** asm/kernels/elementwise.ts: out usize, a usize, b usize, n i32 */
-  add(out: number, a: number, b: number, n: number): void;
   /** asm/kernels/elementwise.ts: y usize, alpha f32, x usize, n i32 */
   axpy(y: number, alpha: number, x: number, n: number): void;
   /** asm/kernels/elementwise.ts: x usize, alpha f32, n i32 */
   scale(x: number, alpha: number, n: number): void;
-  /** asm/kernels/elementwise.ts: dst usize, src usize, n i32 */
-  copy(dst: number, src: number, n: number): void;
-  /** asm/kernels/elementwise.ts: x usize, value f32, n i32 */
-  fill(x: number, value: number, n: number): void;
   /** asm/kernels/elementwise.ts: x usize, n i32 → f64 */
   sum_squares(x: number, n: number): number;
-  /** asm/kernels/elementwise.ts: x usize, y usize, n i32 → f64 */
-  dot(x: number, y: number, n: number): number;
   /** asm/kernels/elementwise.ts: dst usize, src usize, n i32 */
   f32_to_bf16(dst: number, src: number, n: number): void;
   /** asm/kernels/math.ts: y usize, x usize, n i32 */
   exp_array(y: number, x: number, n: number): void;
   /** asm/kernels/math.ts: y usize, x usize, n i32 */
   log_array(y: number, x: number, n: number): void;
-  /** asm/kernels/math.ts: y usize, x usize, n i32 */
-  sigmoid_array(y: number, x: number, n: number): void;
   /** asm/kernels/optim.ts: p usize, g usize, n i32, lr f64, weightDecay f64 */
   sgd_update(p: number, g: number, n: number, lr: number, weightDecay: number): void;
   /**
@@ -404,17 +394,12 @@ export const KERNEL_PARAMS = {
     "r0",
     "r1",
   ],
-  add: ["out", "a", "b", "n"],
   axpy: ["y", "alpha", "x", "n"],
   scale: ["x", "alpha", "n"],
-  copy: ["dst", "src", "n"],
-  fill: ["x", "value", "n"],
   sum_squares: ["x", "n"],
-  dot: ["x", "y", "n"],
   f32_to_bf16: ["dst", "src", "n"],
   exp_array: ["y", "x", "n"],
   log_array: ["y", "x", "n"],
-  sigmoid_array: ["y", "x", "n"],
   sgd_update: ["p", "g", "n", "lr", "weightDecay"],
   adamw_update: ["p", "g", "m", "v", "n", "lr", "beta1", "beta2", "eps", "weightDecay", "biasC1", "biasC2"],
   normal_fill: ["out", "n", "seed", "offset"],
