@@ -5,7 +5,14 @@
  *
  * @module
  */
-import { type CommandSpec, HelpRequested, parseArgs, type ParsedArgs, UsageError } from "../src/cli/args.ts";
+import {
+  type CommandSpec,
+  type FlagSpec,
+  HelpRequested,
+  parseArgs,
+  type ParsedArgs,
+  UsageError,
+} from "../src/cli/args.ts";
 
 /** `argv` parsed by `spec`; prints the help page and exits 0 on `--help`, prints a usage error and exits 2. */
 export function benchArgs<S extends CommandSpec>(
@@ -26,3 +33,11 @@ export function benchArgs<S extends CommandSpec>(
     throw e;
   }
 }
+
+/** `--split auto|rows|columns` of the benchmarks that run a pool: force how it splits GEMMs (`PoolOptions.split`). */
+export const SPLIT_FLAG = {
+  type: "string",
+  choices: ["auto", "rows", "columns"],
+  default: "auto",
+  description: "force the pool's GEMM split",
+} as const satisfies FlagSpec;

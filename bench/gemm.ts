@@ -18,7 +18,7 @@ import { Gemm } from "../src/runtime/gemm.ts";
 import type { WeightRef } from "../src/runtime/weight_ref.ts";
 import { startKernels } from "../src/runtime/pool.ts";
 import { cpuSeconds, median } from "./measure.ts";
-import { benchArgs } from "./args.ts";
+import { benchArgs, SPLIT_FLAG } from "./args.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
 
 type Op = keyof typeof OP;
@@ -46,12 +46,7 @@ const SPEC = {
       min: 1,
       description: "also the fastest variant on a pool of N threads",
     },
-    split: {
-      type: "string",
-      choices: ["auto", "rows", "columns"],
-      default: "auto",
-      description: "force the pool's GEMM split",
-    },
+    split: SPLIT_FLAG,
   },
 } as const satisfies CommandSpec;
 const { json, quick, runs, threads, split } = benchArgs(SPEC);

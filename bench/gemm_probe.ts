@@ -16,7 +16,7 @@ import { Gemm } from "../src/runtime/gemm.ts";
 import type { WeightRef } from "../src/runtime/weight_ref.ts";
 import { OP } from "../src/runtime/kernels.ts";
 import { cpuSeconds } from "./measure.ts";
-import { benchArgs } from "./args.ts";
+import { benchArgs, SPLIT_FLAG } from "./args.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
 
 const SPEC = {
@@ -25,12 +25,7 @@ const SPEC = {
   description: "one GEMM timed in 200 ms windows: does the machine run the kernels at full speed now?",
   flags: {
     threads: { type: "integer", default: 1, min: 1, description: "threads (2 or more: a pool)" },
-    split: {
-      type: "string",
-      choices: ["auto", "rows", "columns"],
-      default: "auto",
-      description: "force the pool's GEMM split",
-    },
+    split: SPLIT_FLAG,
   },
 } as const satisfies CommandSpec;
 const { threads, split } = benchArgs(SPEC);

@@ -36,7 +36,7 @@ import { Profile } from "../src/runtime/pool.ts";
 import { cacheDir } from "../src/cli/common.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
 import { cpuSeconds, median, medianIndex } from "./measure.ts";
-import { benchArgs } from "./args.ts";
+import { benchArgs, SPLIT_FLAG } from "./args.ts";
 
 const SPEC = {
   name: "bench:step",
@@ -55,12 +55,7 @@ const SPEC = {
       default: "q4",
       description: "pack format",
     },
-    split: {
-      type: "string",
-      choices: ["auto", "rows", "columns"],
-      default: "auto",
-      description: "force the pool's GEMM split",
-    },
+    split: SPLIT_FLAG,
     resident: { type: "boolean", description: "also measure with every layer's weights resident" },
     cache: {
       type: "string",
