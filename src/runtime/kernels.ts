@@ -235,11 +235,6 @@ export function withMemoryLimits(wasm: Uint8Array, min: number, max: number): Ui
   throw new Error("kernel module imports no memory");
 }
 
-/** Whether this runtime has what a worker pool needs: shared memory, `Atomics` and `Worker`. */
-export function threadsSupported(): boolean {
-  return threadsUnavailable() === undefined;
-}
-
 /** Why this runtime cannot run a worker pool, or undefined if it can. */
 export function threadsUnavailable(): string | undefined {
   const g = globalThis as { SharedArrayBuffer?: unknown; Worker?: unknown; crossOriginIsolated?: boolean };

@@ -58,7 +58,7 @@ const ROW_TASKS = [
 ] as const satisfies readonly RowKernel[];
 
 /** Kernel exports a pool can split, by task id: the two GEMMs, then the row kernels. */
-export const TASKS = ["gemm", "gemm_dot", ...ROW_TASKS] as const;
+const TASKS = ["gemm", "gemm_dot", ...ROW_TASKS] as const;
 /** The name of a kernel a pool can split. */
 type TaskName = typeof TASKS[number];
 
