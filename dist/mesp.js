@@ -4299,9 +4299,22 @@ var NR2 = 8;
 var DOT_ROWS2 = 4;
 var DOT_COLUMNS = 2;
 var FORMALS = 18;
+var ROW_FORMALS = 13;
+var CALL_ARITIES = [
+  7,
+  8,
+  9,
+  10,
+  11,
+  12,
+  13,
+  18
+];
 for (const name of TASKS) {
-  if (KERNEL_PARAMS[name].length > FORMALS) {
-    throw new Error(`pool: ${name} has more than ${FORMALS} parameters`);
+  const n = KERNEL_PARAMS[name].length;
+  const most = ROW_TASKS.includes(name) ? ROW_FORMALS : FORMALS;
+  if (n > most || !CALL_ARITIES.includes(n)) {
+    throw new Error(`pool: no call shape for ${name}'s ${n} parameters`);
   }
 }
 var Executor = class {
@@ -4348,11 +4361,38 @@ var Executor = class {
     a[lo] = s0;
     const sa = ctl[CTL.scratchArg];
     if (sa >= 0) a[sa] += this.#thread * ctl[CTL.scratchStride];
-    call(this.#fns[ctl[CTL.fn]], a);
+    call(this.#fns[ctl[CTL.fn]], a, n);
   }
 };
-function call(f, a) {
-  f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17]);
+function call(f, a, n) {
+  switch (n) {
+    case 7:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
+      break;
+    case 8:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+      break;
+    case 9:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]);
+      break;
+    case 10:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
+      break;
+    case 11:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10]);
+      break;
+    case 12:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]);
+      break;
+    case 13:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]);
+      break;
+    case 18:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17]);
+      break;
+    default:
+      throw new Error(`pool: no call shape for ${n} arguments`);
+  }
 }
 var Pool = class _Pool {
   /** Threads per split call, the caller included. */
@@ -4401,14 +4441,14 @@ var Pool = class _Pool {
         if (ev.data?.error) this.#lastError = String(ev.data.error);
       };
     }
-    this.gemmRows = this.#splitting("gemm", "m0", MR2);
-    this.gemmColumns = this.#splitting("gemm", "n0", NR2);
-    this.gemmDotRows = this.#splitting("gemm_dot", "m0", DOT_ROWS2);
-    this.gemmDotColumns = this.#splitting("gemm_dot", "n0", DOT_COLUMNS);
+    this.gemmRows = this.#gemmSplitting("gemm", "m0", MR2);
+    this.gemmColumns = this.#gemmSplitting("gemm", "n0", NR2);
+    this.gemmDotRows = this.#gemmSplitting("gemm_dot", "m0", DOT_ROWS2);
+    this.gemmDotColumns = this.#gemmSplitting("gemm_dot", "n0", DOT_COLUMNS);
     const ex = {
       ...kernels.exports
     };
-    for (const name of ROW_TASKS) ex[name] = this.#splitting(name, "r0", 1, this.minRows);
+    for (const name of ROW_TASKS) ex[name] = this.#rowSplitting(name);
     this.exports = ex;
     this.kernels = {
       ...kernels,
@@ -4466,15 +4506,14 @@ var Pool = class _Pool {
     return new _Pool(kernels, control, workers, options);
   }
   /**
-   * An entry point with the raw signature of `name` that runs it as a split task: the range that starts at
-   * parameter `start` is cut into shares on multiples of `grain`, and the `scratch` parameter, if any, is
-   * thread 0's area (thread `i` uses the `i`-th after it). With `minUnits`, a shorter range runs unsplit on
-   * the caller. Where the arguments go is found from the parameter names of the generated interface.
+   * An entry point with the raw signature of GEMM `name` that runs it as a split task: the range that starts
+   * at parameter `start` (`m0` rows or `n0` columns) is cut into shares on multiples of `grain`, and the
+   * `scratch` parameter, if any, is thread 0's area (thread `i` uses the `i`-th after it). Where the
+   * arguments go is found from the parameter names of the generated interface.
    */
-  #splitting(name, start, grain, minUnits) {
+  #gemmSplitting(name, start, grain) {
     const id = TASKS.indexOf(name), params = KERNEL_PARAMS[name];
     const nargs = params.length, lo = params.indexOf(start), scratchArg = params.indexOf("scratch");
-    const f = this.#raw[name];
     const x = this.#args;
     return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17) => {
       x[0] = a0;
@@ -4495,10 +4534,34 @@ var Pool = class _Pool {
       x[15] = a15;
       x[16] = a16;
       x[17] = a17;
-      if (minUnits !== void 0 && !(x[lo + 1] - x[lo] >= minUnits)) {
-        return f(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17);
-      }
       this.#post(id, nargs, lo, grain, scratchArg);
+    };
+  }
+  /**
+   * A row kernel's entry point: splits its trailing `(r0, r1)` across the threads, or runs it unsplit here
+   * when the range is shorter than `minRows`. (Its own 13 parameters, not 18: row kernels are called
+   * often, and storing unused arguments costs ~8 ns a call, measured.)
+   */
+  #rowSplitting(name) {
+    const id = TASKS.indexOf(name), nargs = KERNEL_PARAMS[name].length, lo = nargs - 2;
+    const f = this.#raw[name];
+    const x = this.#args, min = this.minRows;
+    return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) => {
+      x[0] = a0;
+      x[1] = a1;
+      x[2] = a2;
+      x[3] = a3;
+      x[4] = a4;
+      x[5] = a5;
+      x[6] = a6;
+      x[7] = a7;
+      x[8] = a8;
+      x[9] = a9;
+      x[10] = a10;
+      x[11] = a11;
+      x[12] = a12;
+      if (!(x[lo + 1] - x[lo] >= min)) return f(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12);
+      this.#post(id, nargs, lo, 1, -1);
     };
   }
   /** Posts the task whose arguments are written, claims shares here too, waits until all are done. */

@@ -332,9 +332,22 @@ var ARGS_AT = 64;
 var MAX_ARGS = 24;
 var CONTROL_BYTES = ARGS_AT + MAX_ARGS * 8;
 var FORMALS = 18;
+var ROW_FORMALS = 13;
+var CALL_ARITIES = [
+  7,
+  8,
+  9,
+  10,
+  11,
+  12,
+  13,
+  18
+];
 for (const name of TASKS) {
-  if (KERNEL_PARAMS[name].length > FORMALS) {
-    throw new Error(`pool: ${name} has more than ${FORMALS} parameters`);
+  const n = KERNEL_PARAMS[name].length;
+  const most = ROW_TASKS.includes(name) ? ROW_FORMALS : FORMALS;
+  if (n > most || !CALL_ARITIES.includes(n)) {
+    throw new Error(`pool: no call shape for ${name}'s ${n} parameters`);
   }
 }
 var Executor = class {
@@ -381,11 +394,38 @@ var Executor = class {
     a[lo] = s0;
     const sa = ctl[CTL.scratchArg];
     if (sa >= 0) a[sa] += this.#thread * ctl[CTL.scratchStride];
-    call(this.#fns[ctl[CTL.fn]], a);
+    call(this.#fns[ctl[CTL.fn]], a, n);
   }
 };
-function call(f, a) {
-  f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17]);
+function call(f, a, n) {
+  switch (n) {
+    case 7:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
+      break;
+    case 8:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+      break;
+    case 9:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]);
+      break;
+    case 10:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
+      break;
+    case 11:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10]);
+      break;
+    case 12:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]);
+      break;
+    case 13:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]);
+      break;
+    case 18:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17]);
+      break;
+    default:
+      throw new Error(`pool: no call shape for ${n} arguments`);
+  }
 }
 
 // src/runtime/worker.ts

@@ -59,8 +59,7 @@ const ROW_TASKS = [
 
 /** Kernel exports a pool can split, by task id: the two GEMMs, then the row kernels. */
 const TASKS = ["gemm", "gemm_dot", ...ROW_TASKS] as const;
-/** The name of a kernel a pool can split. */
-type TaskName = typeof TASKS[number];
+type RowTask = typeof ROW_TASKS[number];
 
 /** Slots of the control block (Int32 indices). */
 export const CTL = {
@@ -103,13 +102,15 @@ const MR = 6, NR = 8, DOT_ROWS = 4, DOT_COLUMNS = 2;
 type Fn = (...args: number[]) => unknown;
 
 /**
- * Parameters of the pool's entry points and of {@linkcode call}: at least the arity of every task (a wasm
- * export ignores arguments beyond its own).
+ * Parameters of the pool's GEMM and row-kernel entry points: at least the arity of every such task (a wasm
+ * export ignores arguments beyond its own); and the arities {@linkcode call} has a case for.
  */
-const FORMALS = 18;
+const FORMALS = 18, ROW_FORMALS = 13, CALL_ARITIES = [7, 8, 9, 10, 11, 12, 13, 18];
 for (const name of TASKS) {
-  if (KERNEL_PARAMS[name].length > FORMALS) {
-    throw new Error(`pool: ${name} has more than ${FORMALS} parameters`);
+  const n = KERNEL_PARAMS[name].length;
+  const most = (ROW_TASKS as readonly string[]).includes(name) ? ROW_FORMALS : FORMALS;
+  if (n > most || !CALL_ARITIES.includes(n)) {
+    throw new Error(`pool: no call shape for ${name}'s ${n} parameters`);
   }
 }
 
@@ -171,32 +172,59 @@ export class Executor {
     a[lo] = s0;
     const sa = ctl[CTL.scratchArg];
     if (sa >= 0) a[sa] += this.#thread * ctl[CTL.scratchStride];
-    call(this.#fns[ctl[CTL.fn]], a);
+    call(this.#fns[ctl[CTL.fn]], a, n);
   }
 }
 
-/** `f(a[0], …, a[FORMALS − 1])` without building an argument array (f reads its own arity of them). */
-function call(f: Fn, a: Float64Array): void {
-  f(
-    a[0],
-    a[1],
-    a[2],
-    a[3],
-    a[4],
-    a[5],
-    a[6],
-    a[7],
-    a[8],
-    a[9],
-    a[10],
-    a[11],
-    a[12],
-    a[13],
-    a[14],
-    a[15],
-    a[16],
-    a[17],
-  );
+/** `f(a[0], …, a[n−1])` without building an argument array. */
+function call(f: Fn, a: Float64Array, n: number): void {
+  switch (n) {
+    case 7:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
+      break;
+    case 8:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+      break;
+    case 9:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]);
+      break;
+    case 10:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
+      break;
+    case 11:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10]);
+      break;
+    case 12:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]);
+      break;
+    case 13:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]);
+      break;
+    case 18:
+      f(
+        a[0],
+        a[1],
+        a[2],
+        a[3],
+        a[4],
+        a[5],
+        a[6],
+        a[7],
+        a[8],
+        a[9],
+        a[10],
+        a[11],
+        a[12],
+        a[13],
+        a[14],
+        a[15],
+        a[16],
+        a[17],
+      );
+      break;
+    default:
+      throw new Error(`pool: no call shape for ${n} arguments`);
+  }
 }
 
 /** What a worker receives once, at start. */
@@ -291,12 +319,12 @@ export class Pool {
         if (ev.data?.error) this.#lastError = String(ev.data.error);
       };
     }
-    this.gemmRows = this.#splitting("gemm", "m0", MR);
-    this.gemmColumns = this.#splitting("gemm", "n0", NR);
-    this.gemmDotRows = this.#splitting("gemm_dot", "m0", DOT_ROWS);
-    this.gemmDotColumns = this.#splitting("gemm_dot", "n0", DOT_COLUMNS);
+    this.gemmRows = this.#gemmSplitting("gemm", "m0", MR);
+    this.gemmColumns = this.#gemmSplitting("gemm", "n0", NR);
+    this.gemmDotRows = this.#gemmSplitting("gemm_dot", "m0", DOT_ROWS);
+    this.gemmDotColumns = this.#gemmSplitting("gemm_dot", "n0", DOT_COLUMNS);
     const ex: Record<string, unknown> = { ...kernels.exports };
-    for (const name of ROW_TASKS) ex[name] = this.#splitting(name, "r0", 1, this.minRows);
+    for (const name of ROW_TASKS) ex[name] = this.#rowSplitting(name);
     this.exports = ex as unknown as KernelExports;
     this.kernels = { ...kernels, pool: this };
   }
@@ -356,15 +384,14 @@ export class Pool {
   }
 
   /**
-   * An entry point with the raw signature of `name` that runs it as a split task: the range that starts at
-   * parameter `start` is cut into shares on multiples of `grain`, and the `scratch` parameter, if any, is
-   * thread 0's area (thread `i` uses the `i`-th after it). With `minUnits`, a shorter range runs unsplit on
-   * the caller. Where the arguments go is found from the parameter names of the generated interface.
+   * An entry point with the raw signature of GEMM `name` that runs it as a split task: the range that starts
+   * at parameter `start` (`m0` rows or `n0` columns) is cut into shares on multiples of `grain`, and the
+   * `scratch` parameter, if any, is thread 0's area (thread `i` uses the `i`-th after it). Where the
+   * arguments go is found from the parameter names of the generated interface.
    */
-  #splitting(name: TaskName, start: "m0" | "n0" | "r0", grain: number, minUnits?: number): Fn {
+  #gemmSplitting(name: "gemm" | "gemm_dot", start: "m0" | "n0", grain: number): Fn {
     const id = TASKS.indexOf(name), params: readonly string[] = KERNEL_PARAMS[name];
     const nargs = params.length, lo = params.indexOf(start), scratchArg = params.indexOf("scratch");
-    const f = this.#raw[name] as Fn;
     const x = this.#args;
     return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17) => {
       x[0] = a0;
@@ -385,10 +412,35 @@ export class Pool {
       x[15] = a15;
       x[16] = a16;
       x[17] = a17;
-      if (minUnits !== undefined && !(x[lo + 1] - x[lo] >= minUnits)) {
-        return f(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17);
-      }
       this.#post(id, nargs, lo, grain, scratchArg);
+    };
+  }
+
+  /**
+   * A row kernel's entry point: splits its trailing `(r0, r1)` across the threads, or runs it unsplit here
+   * when the range is shorter than `minRows`. (Its own 13 parameters, not 18: row kernels are called
+   * often, and storing unused arguments costs ~8 ns a call, measured.)
+   */
+  #rowSplitting(name: RowTask): Fn {
+    const id = TASKS.indexOf(name), nargs = KERNEL_PARAMS[name].length, lo = nargs - 2;
+    const f = this.#raw[name] as Fn;
+    const x = this.#args, min = this.minRows;
+    return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) => {
+      x[0] = a0;
+      x[1] = a1;
+      x[2] = a2;
+      x[3] = a3;
+      x[4] = a4;
+      x[5] = a5;
+      x[6] = a6;
+      x[7] = a7;
+      x[8] = a8;
+      x[9] = a9;
+      x[10] = a10;
+      x[11] = a11;
+      x[12] = a12;
+      if (!(x[lo + 1] - x[lo] >= min)) return f(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12);
+      this.#post(id, nargs, lo, 1, -1);
     };
   }
 
