@@ -1,14 +1,16 @@
 /**
- * Compiles the AssemblyScript kernels in `asm/kernels/` into the committed `wasm/` variants, then the browser
- * build in `dist/` (see `bundle.ts`).
+ * Compiles the AssemblyScript kernels in `asm/kernels/` into the committed `wasm/` variants, generates the
+ * TypeScript interface of their exports (`src/runtime/kernel_exports.ts`, see `interface.ts`), then the
+ * browser build in `dist/` (see `bundle.ts`).
  *
- *   deno task build            # writes wasm/*.wasm and dist/
- *   deno task build --check    # rebuilds in memory, exits 1 if any committed byte differs
+ *   deno task build                     # writes wasm/*.wasm, src/runtime/kernel_exports.ts and dist/
+ *   deno run -A asm/build.ts --check    # rebuilds in memory, exits 1 if any committed byte differs
  *
  * The build is reproducible: the same sources and the pinned compiler give the same bytes.
  */
 import asc from "assemblyscript/asc";
 import { bundle, ENTRIES } from "./bundle.ts";
+import { INTERFACE_FILE, interfaceModule, parseDeclarations } from "./interface.ts";
 
 /** One compiled flavour of the kernels. */
 interface Variant {
@@ -33,18 +35,41 @@ export const VARIANTS: Variant[] = [
   { file: "mesp_simd_threads.wasm", flags: ["--enable", "simd,threads", ...THREADS] },
 ];
 
-async function compile(variant: Variant): Promise<Uint8Array> {
-  let binary: Uint8Array | undefined;
+/** The binary of `variant` and asc's declarations of its exports (`--bindings raw` leaves the binary as is). */
+async function compile(variant: Variant): Promise<{ binary: Uint8Array; declarations: string }> {
+  let binary: Uint8Array | undefined, declarations: string | undefined;
   const stderr: string[] = [];
-  const { error } = await asc.main([...COMMON, ...variant.flags, "-o", variant.file], {
+  const dts = variant.file.replace(/\.wasm$/, ".d.ts");
+  const { error } = await asc.main([...COMMON, ...variant.flags, "--bindings", "raw", "-o", variant.file], {
     writeFile(name: string, contents: Uint8Array | string) {
       if (name === variant.file) binary = contents as Uint8Array;
+      if (name === dts) declarations = contents as string;
     },
     stderr: { write: (s: string) => stderr.push(String(s)) },
     stdout: { write: () => {} },
   });
-  if (error || !binary) throw new Error(`asc failed for ${variant.file}:\n${stderr.join("")}${error ?? ""}`);
-  return binary;
+  if (error || !binary || declarations === undefined) {
+    throw new Error(`asc failed for ${variant.file}:\n${stderr.join("")}${error ?? ""}`);
+  }
+  return { binary, declarations };
+}
+
+/** `code` as `deno fmt` formats it with the repository's settings (so the generated file passes fmt --check). */
+async function format(code: string): Promise<string> {
+  const child = new Deno.Command("deno", {
+    args: ["fmt", "--quiet", "--ext=ts", "-"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(code));
+  await writer.close();
+  const out = await child.output();
+  if (!out.success) {
+    throw new Error(`deno fmt of ${INTERFACE_FILE} failed:\n${new TextDecoder().decode(out.stderr)}`);
+  }
+  return new TextDecoder().decode(out.stdout);
 }
 
 /** Writes `bytes` to `path`, or with `check` only compares them; true if the committed bytes differ. */
@@ -69,11 +94,19 @@ if (import.meta.main) {
   Deno.chdir(root);
   let differ = 0;
   if (!check) await Deno.mkdir("dist/wasm", { recursive: true });
+  let declarations: string | undefined;
   for (const v of VARIANTS) {
-    const bytes = await compile(v);
-    if (await emit(`wasm/${v.file}`, bytes, check)) differ++;
-    if (await emit(`dist/wasm/${v.file}`, bytes, check)) differ++;
+    const out = await compile(v);
+    // every variant must export the same functions: the host has one interface for all of them
+    declarations ??= out.declarations;
+    if (out.declarations !== declarations) {
+      throw new Error(`${v.file} declares other exports than ${VARIANTS[0].file}`);
+    }
+    if (await emit(`wasm/${v.file}`, out.binary, check)) differ++;
+    if (await emit(`dist/wasm/${v.file}`, out.binary, check)) differ++;
   }
+  const generated = await format(interfaceModule(parseDeclarations(declarations!)));
+  if (await emit(INTERFACE_FILE, new TextEncoder().encode(generated), check)) differ++;
   for (const entry of ENTRIES) {
     if (await emit(`dist/${entry.out}`, await bundle(entry), check)) differ++;
   }

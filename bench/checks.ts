@@ -13,6 +13,17 @@ import { planPack } from "../src/model/pack_header.ts";
 import { median } from "./measure.ts";
 import { loadKernels } from "../src/runtime/kernels.ts";
 import { loraLayout } from "../src/engine/lora.ts";
+import { benchArgs } from "./args.ts";
+import type { CommandSpec } from "../src/cli/args.ts";
+
+const SPEC = {
+  name: "bench/checks.ts",
+  program: "deno run -A",
+  description: "the cost of the failure checks (finiteness, pack checksums); with a model, its vocabulary's",
+  positionals: "[MODEL-DIR]",
+  flags: {},
+} as const satisfies CommandSpec;
+const args = benchArgs(SPEC);
 
 const k = await loadKernels({});
 const n = loraLayout(PRESETS["qwen2.5-0.5b"], { rank: 8 }).totalElements;
@@ -53,7 +64,7 @@ for (const name of ["qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-3b"] as const) {
   );
 }
 
-const modelDir = Deno.args[0];
+const modelDir = args._[0];
 if (modelDir) {
   const cacheDir = await Deno.makeTempDir({ prefix: "mesp-bench-checks-" });
   try {

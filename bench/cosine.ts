@@ -16,7 +16,8 @@
  *
  * @module
  */
-import { HelpRequested, parseArgs } from "../src/cli/args.ts";
+import type { CommandSpec } from "../src/cli/args.ts";
+import { benchArgs } from "./args.ts";
 import { prepare } from "../src/cli/prepare.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { Backward } from "../src/engine/backward.ts";
@@ -59,7 +60,7 @@ const SPEC = {
     cacheDir: { type: "string", value: "DIR", description: "models, packs, token caches (not ~/.cache)" },
     json: { type: "boolean", description: "also print the summary as one JSON line" },
   },
-} as const;
+} as const satisfies CommandSpec;
 
 function log(m: string): void {
   console.error(m);
@@ -146,16 +147,7 @@ function stats(xs: number[]): { mean: number; std: number; min: number; max: num
 const fmt = (x: number) => (Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toFixed(5) : x.toExponential(3));
 
 async function main(): Promise<number> {
-  let args;
-  try {
-    args = parseArgs(Deno.args, SPEC);
-  } catch (e) {
-    if (e instanceof HelpRequested) {
-      console.log(e.text);
-      return 0;
-    }
-    throw e;
-  }
+  const args = benchArgs(SPEC);
   const cache = args.cacheDir ?? envOr("MESP_CACHE") ?? `${envOr("TMPDIR") ?? "/tmp"}/mesp-bench-cache`;
   await Deno.mkdir(cache, { recursive: true });
   const model = args.model ?? await tinyModel(cache);

@@ -18,6 +18,8 @@ import { Gemm } from "../src/runtime/gemm.ts";
 import type { WeightRef } from "../src/runtime/weight_ref.ts";
 import { startKernels } from "../src/runtime/pool.ts";
 import { cpuSeconds, median } from "./measure.ts";
+import { benchArgs, SPLIT_FLAG } from "./args.ts";
+import type { CommandSpec } from "../src/cli/args.ts";
 
 type Op = keyof typeof OP;
 
@@ -30,17 +32,24 @@ interface Shape {
   dtype: WeightDtype;
 }
 
-const args = Deno.args;
-const json = args.includes("--json");
-const quick = args.includes("--quick");
-const runsArg = args.indexOf("--runs");
-const runs = runsArg >= 0 ? Number(args[runsArg + 1]) : 5;
-const threadsArg = args.indexOf("--threads");
-const threads = threadsArg >= 0 ? Number(args[threadsArg + 1]) : 1;
-const splitArg = args.indexOf("--split");
-const split = (splitArg >= 0 ? args[splitArg + 1] : "auto") as "auto" | "rows" | "columns";
-if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a positive integer`);
-if (!["auto", "rows", "columns"].includes(split)) throw new Error(`--split must be auto, rows or columns`);
+const SPEC = {
+  name: "bench:gemm",
+  program: "deno task",
+  description: "GEMM throughput on Qwen2.5-0.5B training shapes, every variant beside a native reference",
+  flags: {
+    json: { type: "boolean", description: "one JSON object per line" },
+    quick: { type: "boolean", description: "T = 256, rank 8 only" },
+    runs: { type: "integer", default: 5, min: 1, description: "rounds (the median is reported)" },
+    threads: {
+      type: "integer",
+      default: 1,
+      min: 1,
+      description: "also the fastest variant on a pool of N threads",
+    },
+    split: SPLIT_FLAG,
+  },
+} as const satisfies CommandSpec;
+const { json, quick, runs, threads, split } = benchArgs(SPEC);
 const SECONDS = 0.05;
 
 // Qwen2.5-0.5B linear weights [out, in]: q/o [896,896], gate/up [4864,896], down [896,4864], k/v [128,896].

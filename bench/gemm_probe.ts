@@ -16,13 +16,19 @@ import { Gemm } from "../src/runtime/gemm.ts";
 import type { WeightRef } from "../src/runtime/weight_ref.ts";
 import { OP } from "../src/runtime/kernels.ts";
 import { cpuSeconds } from "./measure.ts";
+import { benchArgs, SPLIT_FLAG } from "./args.ts";
+import type { CommandSpec } from "../src/cli/args.ts";
 
-const flag = (name: string, fallback: string) => {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : fallback;
-};
-const threads = Number(flag("threads", "1"));
-const split = flag("split", "auto") as "auto" | "rows" | "columns";
+const SPEC = {
+  name: "bench/gemm_probe.ts",
+  program: "deno run -A",
+  description: "one GEMM timed in 200 ms windows: does the machine run the kernels at full speed now?",
+  flags: {
+    threads: { type: "integer", default: 1, min: 1, description: "threads (2 or more: a pool)" },
+    split: SPLIT_FLAG,
+  },
+} as const satisfies CommandSpec;
+const { threads, split } = benchArgs(SPEC);
 const [m, n, k] = [256, 4864, 896];
 const { kernels, arena } = await startKernels((scratch) => [
   { name: "a", bytes: 4 * m * k },

@@ -1,6 +1,7 @@
 /**
  * What the benchmarks share to read a measurement: CPU time of the machine and of this process (to tell a
- * quiet run from one that shared the CPU), the median, the median step time and a process's peak memory.
+ * quiet run from one that shared the CPU), the median (and a median element), the median step time and a
+ * process's peak memory.
  *
  * @module
  */
@@ -25,6 +26,12 @@ export function cpuSeconds(): { busy: number; own: number } {
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Index of a median element: the middle one in sorted order (the upper middle for an even count). */
+export function medianIndex(xs: readonly number[]): number {
+  const order = xs.map((_, i) => i).sort((a, b) => xs[a] - xs[b]);
+  return order[order.length >> 1];
 }
 
 /** Median seconds per step over steps 2… of cumulative elapsed times (step 1 includes compiling, first reads). */

@@ -19,7 +19,9 @@
  *
  * @module
  */
-import { HelpRequested, parseArgs } from "../src/cli/args.ts";
+import type { CommandSpec } from "../src/cli/args.ts";
+import { benchArgs } from "./args.ts";
+import { exists } from "../src/io/deno_files.ts";
 import { prepare } from "../src/cli/prepare.ts";
 import { cpuSeconds, median } from "./measure.ts";
 
@@ -54,7 +56,7 @@ const SPEC = {
       description: "append results here; configurations already in it are reused, not rerun",
     },
   },
-} as const;
+} as const satisfies CommandSpec;
 
 type Method = "mebp" | "mesp" | "mezo";
 
@@ -109,15 +111,6 @@ function envOr(name: string): string | undefined {
     return Deno.env.get(name);
   } catch {
     return undefined;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -431,16 +424,7 @@ async function planRegions(c: Config, cache: string, threads: number): Promise<s
 }
 
 async function main(): Promise<number> {
-  let args;
-  try {
-    args = parseArgs(Deno.args, SPEC);
-  } catch (e) {
-    if (e instanceof HelpRequested) {
-      console.log(e.text);
-      return 0;
-    }
-    throw e;
-  }
+  const args = benchArgs(SPEC);
   const tmp = envOr("TMPDIR") ?? "/tmp";
   let cache = args.cacheDir ?? envOr("MESP_CACHE") ?? `${tmp}/mesp-bench-cache`;
   await Deno.mkdir(cache, { recursive: true });

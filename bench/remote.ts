@@ -26,6 +26,8 @@
  */
 import { processPeakMB, stepTime } from "./measure.ts";
 import { CHROMIUM, FLAGS, playwright, rendererPeakMB, resetRendererPeak } from "./chromium.ts";
+import { benchArgs } from "./args.ts";
+import type { CommandSpec } from "../src/cli/args.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).href;
@@ -34,23 +36,35 @@ const WORKERD_VERSION = "1.20261117.1"; // as in tests/workerd_test.ts, installe
 const WORKERD = `${Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME") ?? "/tmp"}/.cache`}/mesp-test/` +
   `workerd-${WORKERD_VERSION}/node_modules/@cloudflare/workerd-linux-64/bin/workerd`;
 
-function flag(name: string, fallback?: string): string {
-  const i = Deno.args.indexOf(`--${name}`);
-  const v = i >= 0 ? Deno.args[i + 1] : fallback;
-  if (v === undefined) {
-    console.error(
-      `--${name} is required\nusage: deno task bench:remote --model DIR [--steps N] [--seq-len T]`,
-    );
-    Deno.exit(2);
-  }
-  return v;
-}
-const model = flag("model").replace(/\/$/, "");
-const steps = Number(flag("steps", "4"));
-const seqLen = Number(flag("seq-len", "256"));
-const chunks = flag("chunks", "512,16384").split(",").map(Number);
-const runtimes = flag("runtimes", "deno,chromium,workerd").split(",");
-const cache = flag("cache", `/tmp/mesp-bench-remote/${model.replaceAll("/", "_")}`);
+const SPEC = {
+  name: "bench:remote",
+  program: "deno task",
+  description:
+    "training on a pack served over HTTP Range, beside the same pack in memory and the CLI on a file",
+  flags: {
+    model: { type: "string", value: "DIR", required: true, description: "model directory" },
+    steps: { type: "integer", default: 4, min: 1, description: "training steps" },
+    seqLen: { type: "integer", default: 256, min: 1, description: "tokens per sequence" },
+    chunks: { type: "list", default: ["512", "16384"], description: "the vocabChunk values of the URL runs" },
+    runtimes: {
+      type: "list",
+      choices: ["deno", "chromium", "workerd"],
+      default: ["deno", "chromium", "workerd"],
+      description: "where the URL runs train",
+    },
+    cache: {
+      type: "string",
+      value: "DIR",
+      description: "where the CLI builds the pack once (default under /tmp)",
+    },
+  },
+} as const satisfies CommandSpec;
+const args = benchArgs(SPEC);
+const model = args.model.replace(/\/$/, "");
+const { steps, seqLen } = args;
+const chunks = args.chunks.map(Number);
+const runtimes: string[] = args.runtimes;
+const cache = args.cache ?? `/tmp/mesp-bench-remote/${model.replaceAll("/", "_")}`;
 
 /** The training options every run shares (the CLI gets the same as flags). */
 const OPTIONS = {

@@ -34,26 +34,42 @@ import type { PackFormat } from "../src/model/pack_layout.ts";
 import { formatMB } from "../src/runtime/arena.ts";
 import { Profile } from "../src/runtime/pool.ts";
 import { cacheDir } from "../src/cli/common.ts";
-import { cpuSeconds } from "./measure.ts";
+import type { CommandSpec } from "../src/cli/args.ts";
+import { cpuSeconds, median, medianIndex } from "./measure.ts";
+import { benchArgs, SPLIT_FLAG } from "./args.ts";
 
-const args = Deno.args;
-function flag(name: string, fallback: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
-}
-const model = flag("model", "");
-if (!model) {
-  console.error("usage: deno task bench:step --model DIR [--threads 2] [--steps 3] [--resident]");
-  Deno.exit(2);
-}
-const threads = Number(flag("threads", "2"));
-const steps = Number(flag("steps", "3"));
-const warmup = Number(flag("warmup", "1"));
-const T = Number(flag("seq-len", "256"));
-const rank = Number(flag("rank", "8"));
-const format = flag("weights", "q4") as PackFormat;
-const split = flag("split", "auto") as "auto" | "rows" | "columns";
-const withResident = args.includes("--resident");
+const SPEC = {
+  name: "bench:step",
+  program: "deno task",
+  description: "one MeSP step on 1 and on N threads, with where the wall time goes",
+  flags: {
+    model: { type: "string", value: "DIR", required: true, description: "model directory" },
+    threads: { type: "integer", default: 2, min: 1, description: "threads of the pooled configuration" },
+    steps: { type: "integer", default: 3, min: 1, description: "measured steps (median reported)" },
+    warmup: { type: "integer", default: 1, min: 0, description: "steps run before measuring" },
+    seqLen: { type: "integer", default: 256, min: 1, description: "tokens per sequence" },
+    rank: { type: "integer", default: 8, min: 1, description: "LoRA rank" },
+    weights: {
+      type: "string",
+      choices: ["q4", "q8", "bf16", "f16", "f32"],
+      default: "q4",
+      description: "pack format",
+    },
+    split: SPLIT_FLAG,
+    resident: { type: "boolean", description: "also measure with every layer's weights resident" },
+    cache: {
+      type: "string",
+      value: "DIR",
+      description: "where the pack is built once (default: the CLI's cache)",
+    },
+  },
+} as const satisfies CommandSpec;
+
+const args = benchArgs(SPEC);
+const { model, threads, steps, warmup, rank, split } = args;
+const T = args.seqLen;
+const format: PackFormat = args.weights;
+const withResident = args.resident;
 
 /** Wall time spent awaiting weights, added to by the wrapped loads. */
 let ioMs = 0;
@@ -89,7 +105,7 @@ function timedLoads(e: Engine): void {
 
 const { pack: rawPack, path } = await loadOrBuildPack(model, {
   format,
-  cacheDir: `${cacheDir(flag("cache", ""))}/packs`,
+  cacheDir: `${cacheDir(args.cache ?? "")}/packs`,
   onStatus: (m) => console.error(m),
 });
 const pack = timedPack(rawPack);
@@ -225,7 +241,6 @@ for (let s = 0; s < warmup + 3 * steps && configs.some((c) => quietSteps(c) < st
 }
 for (const c of configs) c.e.close();
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 // keep the quiet steps of each configuration (all of them if none was quiet)
 const starred = new Set<Config>();
 for (const c of configs) {
@@ -302,7 +317,7 @@ const CATS: [string, (k: string) => boolean][] = [
 ];
 const rows: string[][] = [];
 const medianStep = configs.map((c) => {
-  const i = c.walls.indexOf(median(c.walls));
+  const i = medianIndex(c.walls);
   return { wall: c.walls[i], parts: c.parts[i], flops: c.flops[i] };
 });
 for (const [label, match] of CATS) {

@@ -15,26 +15,33 @@
 import { serveWeb } from "../web/serve.ts";
 import { stepTime } from "./measure.ts";
 import { CHROMIUM, FLAGS, playwright, rendererPeakMB, resetRendererPeak } from "./chromium.ts";
+import { benchArgs } from "./args.ts";
+import type { CommandSpec } from "../src/cli/args.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).href;
 
-function flag(name: string, fallback?: string): string {
-  const i = Deno.args.indexOf(`--${name}`);
-  const v = i >= 0 ? Deno.args[i + 1] : fallback;
-  if (v === undefined) {
-    console.error(
-      `--${name} is required\nusage: deno task bench:web --model DIR [--data FILE] [--steps N] [--seq-len T]`,
-    );
-    Deno.exit(2);
-  }
-  return v;
-}
-const model = flag("model");
-const data = flag("data", `${ROOT}data/lumen/train.jsonl`);
-const steps = Number(flag("steps", "4"));
-const seqLen = flag("seq-len", "256");
-const threads = flag("threads", String(navigator.hardwareConcurrency));
+const SPEC = {
+  name: "bench:web",
+  program: "deno task",
+  description: "the web page next to the CLI on the same model and data: peak memory and step time",
+  flags: {
+    model: { type: "string", value: "DIR", required: true, description: "model directory" },
+    data: {
+      type: "string",
+      value: "FILE",
+      default: `${ROOT}data/lumen/train.jsonl`,
+      description: "training JSONL",
+    },
+    steps: { type: "integer", default: 4, min: 1, description: "training steps" },
+    seqLen: { type: "integer", default: 256, min: 1, description: "tokens per sequence" },
+    threads: { type: "integer", min: 1, description: "the CLI's threads (default: every core)" },
+  },
+} as const satisfies CommandSpec;
+const args = benchArgs(SPEC);
+const { model, data, steps } = args;
+const seqLen = String(args.seqLen);
+const threads = String(args.threads ?? navigator.hardwareConcurrency);
 
 async function cliRun(): Promise<{ peakMB: number; step: number }> {
   const out = await Deno.makeTempDir({ prefix: "mesp-bench-web-cli-" });

@@ -532,13 +532,11 @@ var Gemm = class _Gemm {
     const pool = this.#pool;
     const how = pool ? _Gemm.splitOf(pool, dot, m1 - m0, n1 - n0, k) : 0;
     if (dot) {
-      if (how) {
-        pool.gemmDot(how === 2, m0, m1, n0, n1, k, a, lda, b.ptr, b.ld, c, ldc, alpha, accumulate ? 1 : 0);
-      } else this.#k.gemm_dot(m0, m1, n0, n1, k, a, lda, b.ptr, b.ld, c, ldc, alpha, accumulate ? 1 : 0);
-    } else if (how) {
-      pool.gemm(how === 2, op, m0, m1, n0, n1, k, a, lda, dtypeCode(b), b.ptr, b.ld, b.scales, b.biases, c, ldc, alpha, accumulate ? 1 : 0, this.#scratch);
+      const f = how === 0 ? this.#k.gemm_dot : how === 1 ? pool.gemmDotRows : pool.gemmDotColumns;
+      f(m0, m1, n0, n1, k, a, lda, b.ptr, b.ld, c, ldc, alpha, accumulate ? 1 : 0);
     } else {
-      this.#k.gemm(op, m0, m1, n0, n1, k, a, lda, dtypeCode(b), b.ptr, b.ld, b.scales, b.biases, c, ldc, alpha, accumulate ? 1 : 0, this.#scratch);
+      const f = how === 0 ? this.#k.gemm : how === 1 ? pool.gemmRows : pool.gemmColumns;
+      f(op, m0, m1, n0, n1, k, a, lda, dtypeCode(b), b.ptr, b.ld, b.scales, b.biases, c, ldc, alpha, accumulate ? 1 : 0, this.#scratch);
     }
   }
   /** C[M,N] (+)= alpha · A[M,K] · Bᵀ, B [N,K] (a linear layer). */
@@ -3976,10 +3974,280 @@ async function tokenizeInWorker(job) {
   }
 }
 
+// src/runtime/kernel_exports.ts
+var KERNEL_PARAMS = {
+  heap_base: [],
+  gemm: [
+    "op",
+    "m0",
+    "m1",
+    "n0",
+    "n1",
+    "K",
+    "a",
+    "lda",
+    "bDtype",
+    "b",
+    "ldb",
+    "bScales",
+    "bBiases",
+    "c",
+    "ldc",
+    "alpha",
+    "accumulate",
+    "scratch"
+  ],
+  gemm_dot: [
+    "m0",
+    "m1",
+    "n0",
+    "n1",
+    "K",
+    "a",
+    "lda",
+    "b",
+    "ldb",
+    "c",
+    "ldc",
+    "alpha",
+    "accumulate"
+  ],
+  gemm_scratch_bytes: [],
+  decode_row: [
+    "dtype",
+    "w",
+    "ld",
+    "scales",
+    "biases",
+    "row",
+    "col0",
+    "len",
+    "dst"
+  ],
+  rmsnorm_forward: [
+    "y",
+    "rstd",
+    "x",
+    "w",
+    "d",
+    "ldX",
+    "ldY",
+    "eps",
+    "r0",
+    "r1"
+  ],
+  rmsnorm_backward: [
+    "dx",
+    "dy",
+    "x",
+    "w",
+    "rstd",
+    "d",
+    "ldDx",
+    "ldDy",
+    "ldX",
+    "accumulate",
+    "r0",
+    "r1"
+  ],
+  rope_forward: [
+    "x",
+    "cos",
+    "sin",
+    "nHeads",
+    "headDim",
+    "ld",
+    "pos0",
+    "r0",
+    "r1"
+  ],
+  rope_backward: [
+    "dx",
+    "cos",
+    "sin",
+    "nHeads",
+    "headDim",
+    "ld",
+    "pos0",
+    "r0",
+    "r1"
+  ],
+  softmax_causal_forward: [
+    "p",
+    "s",
+    "nCols",
+    "ld",
+    "scale",
+    "qPos0",
+    "r0",
+    "r1"
+  ],
+  softmax_causal_backward: [
+    "ds",
+    "p",
+    "dp",
+    "nCols",
+    "ld",
+    "scale",
+    "qPos0",
+    "r0",
+    "r1"
+  ],
+  swiglu_forward: [
+    "m",
+    "g",
+    "u",
+    "nCols",
+    "ldM",
+    "ldG",
+    "ldU",
+    "r0",
+    "r1"
+  ],
+  swiglu_backward: [
+    "dg",
+    "du",
+    "dm",
+    "g",
+    "u",
+    "nCols",
+    "ldDg",
+    "ldDu",
+    "ldDm",
+    "ldG",
+    "ldU",
+    "r0",
+    "r1"
+  ],
+  ce_chunk_forward: [
+    "logits",
+    "vc",
+    "ld",
+    "v0",
+    "targets",
+    "rowMax",
+    "rowSum",
+    "targetLogit",
+    "first",
+    "r0",
+    "r1"
+  ],
+  ce_finish: [
+    "loss",
+    "logsum",
+    "rowMax",
+    "rowSum",
+    "targetLogit",
+    "r0",
+    "r1"
+  ],
+  ce_chunk_fused: [
+    "logits",
+    "vc",
+    "ld",
+    "v0",
+    "targets",
+    "rowMax",
+    "rowSum",
+    "targetLogit",
+    "rowWeight",
+    "acc",
+    "ldAcc",
+    "d",
+    "first",
+    "r0",
+    "r1"
+  ],
+  ce_fused_finish: [
+    "loss",
+    "logsum",
+    "rowMax",
+    "rowSum",
+    "targetLogit",
+    "rowWeight",
+    "acc",
+    "ldAcc",
+    "d",
+    "r0",
+    "r1"
+  ],
+  axpy: [
+    "y",
+    "alpha",
+    "x",
+    "n"
+  ],
+  scale: [
+    "x",
+    "alpha",
+    "n"
+  ],
+  sum_squares: [
+    "x",
+    "n"
+  ],
+  f32_to_bf16: [
+    "dst",
+    "src",
+    "n"
+  ],
+  exp_array: [
+    "y",
+    "x",
+    "n"
+  ],
+  log_array: [
+    "y",
+    "x",
+    "n"
+  ],
+  sgd_update: [
+    "p",
+    "g",
+    "n",
+    "lr",
+    "weightDecay"
+  ],
+  adamw_update: [
+    "p",
+    "g",
+    "m",
+    "v",
+    "n",
+    "lr",
+    "beta1",
+    "beta2",
+    "eps",
+    "weightDecay",
+    "biasC1",
+    "biasC2"
+  ],
+  normal_fill: [
+    "out",
+    "n",
+    "seed",
+    "offset"
+  ],
+  zo_perturb: [
+    "p",
+    "n",
+    "seed",
+    "offset",
+    "eps"
+  ],
+  zo_update: [
+    "p",
+    "n",
+    "seed",
+    "offset",
+    "coeff",
+    "lr",
+    "weightDecay"
+  ]
+};
+
 // src/runtime/pool.ts
-var TASKS = [
-  "gemm",
-  "gemm_dot",
+var ROW_TASKS = [
   "rmsnorm_forward",
   "rmsnorm_backward",
   "rope_forward",
@@ -3989,8 +4257,12 @@ var TASKS = [
   "swiglu_forward",
   "swiglu_backward",
   "ce_chunk_forward",
-  "ce_finish",
-  "ce_chunk_backward"
+  "ce_finish"
+];
+var TASKS = [
+  "gemm",
+  "gemm_dot",
+  ...ROW_TASKS
 ];
 var CTL = {
   /** Task generation: bumped once per posted task; workers wait on it. */
@@ -4024,6 +4296,27 @@ var MAX_ARGS = 24;
 var CONTROL_BYTES = ARGS_AT + MAX_ARGS * 8;
 var MR2 = 6;
 var NR2 = 8;
+var DOT_ROWS2 = 4;
+var DOT_COLUMNS = 2;
+var FORMALS = 18;
+var ROW_FORMALS = 13;
+var CALL_ARITIES = [
+  7,
+  8,
+  9,
+  10,
+  11,
+  12,
+  13,
+  18
+];
+for (const name of TASKS) {
+  const n = KERNEL_PARAMS[name].length;
+  const most = ROW_TASKS.includes(name) ? ROW_FORMALS : FORMALS;
+  if (n > most || !CALL_ARITIES.includes(n)) {
+    throw new Error(`pool: no call shape for ${name}'s ${n} parameters`);
+  }
+}
 var Executor = class {
   #fns;
   #ctl;
@@ -4106,6 +4399,12 @@ var Pool = class _Pool {
   threads;
   /** Entry points with the raw signatures; row kernels split their `(r0, r1)` across the threads. */
   exports;
+  /** `gemm` split by rows (`m0, m1`, in micro-tiles of 6) or by columns (`n0, n1`, in tiles of 8). */
+  gemmRows;
+  gemmColumns;
+  /** The unpacked skinny GEMM (`gemm_dot`), split by rows in blocks of 4, or by columns in pairs. */
+  gemmDotRows;
+  gemmDotColumns;
   /** The kernels this pool works for, with `pool` set (what the engine is given). */
   kernels;
   /** Row kernels with fewer rows run unsplit. */
@@ -4142,10 +4441,14 @@ var Pool = class _Pool {
         if (ev.data?.error) this.#lastError = String(ev.data.error);
       };
     }
-    const ex = {};
-    const raw = kernels.exports;
-    for (const name of Object.keys(raw)) ex[name] = raw[name];
-    for (let id = 2; id < TASKS.length; id++) ex[TASKS[id]] = this.#rowKernel(id);
+    this.gemmRows = this.#gemmSplitting("gemm", "m0", MR2);
+    this.gemmColumns = this.#gemmSplitting("gemm", "n0", NR2);
+    this.gemmDotRows = this.#gemmSplitting("gemm_dot", "m0", DOT_ROWS2);
+    this.gemmDotColumns = this.#gemmSplitting("gemm_dot", "n0", DOT_COLUMNS);
+    const ex = {
+      ...kernels.exports
+    };
+    for (const name of ROW_TASKS) ex[name] = this.#rowSplitting(name);
     this.exports = ex;
     this.kernels = {
       ...kernels,
@@ -4203,54 +4506,45 @@ var Pool = class _Pool {
     return new _Pool(kernels, control, workers, options);
   }
   /**
-   * Runs GEMM `op` on rows `[m0, m1)` and columns `[n0, n1)` (the raw `gemm` export's arguments), split by
-   * rows (`byColumns` false) or columns. `scratch` is thread 0's area; thread `i` uses the `i`-th after it.
+   * An entry point with the raw signature of GEMM `name` that runs it as a split task: the range that starts
+   * at parameter `start` (`m0` rows or `n0` columns) is cut into shares on multiples of `grain`, and the
+   * `scratch` parameter, if any, is thread 0's area (thread `i` uses the `i`-th after it). Where the
+   * arguments go is found from the parameter names of the generated interface.
    */
-  gemm(byColumns, op, m0, m1, n0, n1, k, a, lda, bDtype, b, ldb, bScales, bBiases, c, ldc, alpha, accumulate, scratch) {
+  #gemmSplitting(name, start, grain) {
+    const id = TASKS.indexOf(name), params = KERNEL_PARAMS[name];
+    const nargs = params.length, lo = params.indexOf(start), scratchArg = params.indexOf("scratch");
     const x = this.#args;
-    x[0] = op;
-    x[1] = m0;
-    x[2] = m1;
-    x[3] = n0;
-    x[4] = n1;
-    x[5] = k;
-    x[6] = a;
-    x[7] = lda;
-    x[8] = bDtype;
-    x[9] = b;
-    x[10] = ldb;
-    x[11] = bScales;
-    x[12] = bBiases;
-    x[13] = c;
-    x[14] = ldc;
-    x[15] = alpha;
-    x[16] = accumulate;
-    x[17] = scratch;
-    this.#post(0, 18, byColumns ? 3 : 1, byColumns ? NR2 : MR2, 17);
+    return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17) => {
+      x[0] = a0;
+      x[1] = a1;
+      x[2] = a2;
+      x[3] = a3;
+      x[4] = a4;
+      x[5] = a5;
+      x[6] = a6;
+      x[7] = a7;
+      x[8] = a8;
+      x[9] = a9;
+      x[10] = a10;
+      x[11] = a11;
+      x[12] = a12;
+      x[13] = a13;
+      x[14] = a14;
+      x[15] = a15;
+      x[16] = a16;
+      x[17] = a17;
+      this.#post(id, nargs, lo, grain, scratchArg);
+    };
   }
-  /** The unpacked skinny GEMM (`gemm_dot`), split by rows in blocks of 4, or by columns in pairs. */
-  gemmDot(byColumns, m0, m1, n0, n1, k, a, lda, b, ldb, c, ldc, alpha, accumulate) {
-    const x = this.#args;
-    x[0] = m0;
-    x[1] = m1;
-    x[2] = n0;
-    x[3] = n1;
-    x[4] = k;
-    x[5] = a;
-    x[6] = lda;
-    x[7] = b;
-    x[8] = ldb;
-    x[9] = c;
-    x[10] = ldc;
-    x[11] = alpha;
-    x[12] = accumulate;
-    this.#post(1, 13, byColumns ? 2 : 0, byColumns ? 2 : 4, -1);
-  }
-  /** A row kernel's entry point: splits `(r0, r1)` (its last two arguments) unless the range is small. */
-  #rowKernel(id) {
-    const name = TASKS[id];
+  /**
+   * A row kernel's entry point: splits its trailing `(r0, r1)` across the threads, or runs it unsplit here
+   * when the range is shorter than `minRows`. (Its own 13 parameters, not 18: row kernels are called
+   * often, and storing unused arguments costs ~8 ns a call, measured.)
+   */
+  #rowSplitting(name) {
+    const id = TASKS.indexOf(name), nargs = KERNEL_PARAMS[name].length, lo = nargs - 2;
     const f = this.#raw[name];
-    const n = f.length;
     const x = this.#args, min = this.minRows;
     return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) => {
       x[0] = a0;
@@ -4266,8 +4560,8 @@ var Pool = class _Pool {
       x[10] = a10;
       x[11] = a11;
       x[12] = a12;
-      if (!(x[n - 1] - x[n - 2] >= min)) return f(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12);
-      this.#post(id, n, n - 2, 1, -1);
+      if (!(x[lo + 1] - x[lo] >= min)) return f(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12);
+      this.#post(id, nargs, lo, 1, -1);
     };
   }
   /** Posts the task whose arguments are written, claims shares here too, waits until all are done. */

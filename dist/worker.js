@@ -11,10 +11,280 @@ function kernelImports(memory) {
   };
 }
 
+// src/runtime/kernel_exports.ts
+var KERNEL_PARAMS = {
+  heap_base: [],
+  gemm: [
+    "op",
+    "m0",
+    "m1",
+    "n0",
+    "n1",
+    "K",
+    "a",
+    "lda",
+    "bDtype",
+    "b",
+    "ldb",
+    "bScales",
+    "bBiases",
+    "c",
+    "ldc",
+    "alpha",
+    "accumulate",
+    "scratch"
+  ],
+  gemm_dot: [
+    "m0",
+    "m1",
+    "n0",
+    "n1",
+    "K",
+    "a",
+    "lda",
+    "b",
+    "ldb",
+    "c",
+    "ldc",
+    "alpha",
+    "accumulate"
+  ],
+  gemm_scratch_bytes: [],
+  decode_row: [
+    "dtype",
+    "w",
+    "ld",
+    "scales",
+    "biases",
+    "row",
+    "col0",
+    "len",
+    "dst"
+  ],
+  rmsnorm_forward: [
+    "y",
+    "rstd",
+    "x",
+    "w",
+    "d",
+    "ldX",
+    "ldY",
+    "eps",
+    "r0",
+    "r1"
+  ],
+  rmsnorm_backward: [
+    "dx",
+    "dy",
+    "x",
+    "w",
+    "rstd",
+    "d",
+    "ldDx",
+    "ldDy",
+    "ldX",
+    "accumulate",
+    "r0",
+    "r1"
+  ],
+  rope_forward: [
+    "x",
+    "cos",
+    "sin",
+    "nHeads",
+    "headDim",
+    "ld",
+    "pos0",
+    "r0",
+    "r1"
+  ],
+  rope_backward: [
+    "dx",
+    "cos",
+    "sin",
+    "nHeads",
+    "headDim",
+    "ld",
+    "pos0",
+    "r0",
+    "r1"
+  ],
+  softmax_causal_forward: [
+    "p",
+    "s",
+    "nCols",
+    "ld",
+    "scale",
+    "qPos0",
+    "r0",
+    "r1"
+  ],
+  softmax_causal_backward: [
+    "ds",
+    "p",
+    "dp",
+    "nCols",
+    "ld",
+    "scale",
+    "qPos0",
+    "r0",
+    "r1"
+  ],
+  swiglu_forward: [
+    "m",
+    "g",
+    "u",
+    "nCols",
+    "ldM",
+    "ldG",
+    "ldU",
+    "r0",
+    "r1"
+  ],
+  swiglu_backward: [
+    "dg",
+    "du",
+    "dm",
+    "g",
+    "u",
+    "nCols",
+    "ldDg",
+    "ldDu",
+    "ldDm",
+    "ldG",
+    "ldU",
+    "r0",
+    "r1"
+  ],
+  ce_chunk_forward: [
+    "logits",
+    "vc",
+    "ld",
+    "v0",
+    "targets",
+    "rowMax",
+    "rowSum",
+    "targetLogit",
+    "first",
+    "r0",
+    "r1"
+  ],
+  ce_finish: [
+    "loss",
+    "logsum",
+    "rowMax",
+    "rowSum",
+    "targetLogit",
+    "r0",
+    "r1"
+  ],
+  ce_chunk_fused: [
+    "logits",
+    "vc",
+    "ld",
+    "v0",
+    "targets",
+    "rowMax",
+    "rowSum",
+    "targetLogit",
+    "rowWeight",
+    "acc",
+    "ldAcc",
+    "d",
+    "first",
+    "r0",
+    "r1"
+  ],
+  ce_fused_finish: [
+    "loss",
+    "logsum",
+    "rowMax",
+    "rowSum",
+    "targetLogit",
+    "rowWeight",
+    "acc",
+    "ldAcc",
+    "d",
+    "r0",
+    "r1"
+  ],
+  axpy: [
+    "y",
+    "alpha",
+    "x",
+    "n"
+  ],
+  scale: [
+    "x",
+    "alpha",
+    "n"
+  ],
+  sum_squares: [
+    "x",
+    "n"
+  ],
+  f32_to_bf16: [
+    "dst",
+    "src",
+    "n"
+  ],
+  exp_array: [
+    "y",
+    "x",
+    "n"
+  ],
+  log_array: [
+    "y",
+    "x",
+    "n"
+  ],
+  sgd_update: [
+    "p",
+    "g",
+    "n",
+    "lr",
+    "weightDecay"
+  ],
+  adamw_update: [
+    "p",
+    "g",
+    "m",
+    "v",
+    "n",
+    "lr",
+    "beta1",
+    "beta2",
+    "eps",
+    "weightDecay",
+    "biasC1",
+    "biasC2"
+  ],
+  normal_fill: [
+    "out",
+    "n",
+    "seed",
+    "offset"
+  ],
+  zo_perturb: [
+    "p",
+    "n",
+    "seed",
+    "offset",
+    "eps"
+  ],
+  zo_update: [
+    "p",
+    "n",
+    "seed",
+    "offset",
+    "coeff",
+    "lr",
+    "weightDecay"
+  ]
+};
+
 // src/runtime/pool.ts
-var TASKS = [
-  "gemm",
-  "gemm_dot",
+var ROW_TASKS = [
   "rmsnorm_forward",
   "rmsnorm_backward",
   "rope_forward",
@@ -24,8 +294,12 @@ var TASKS = [
   "swiglu_forward",
   "swiglu_backward",
   "ce_chunk_forward",
-  "ce_finish",
-  "ce_chunk_backward"
+  "ce_finish"
+];
+var TASKS = [
+  "gemm",
+  "gemm_dot",
+  ...ROW_TASKS
 ];
 var CTL = {
   /** Task generation: bumped once per posted task; workers wait on it. */
@@ -57,6 +331,25 @@ var CTL = {
 var ARGS_AT = 64;
 var MAX_ARGS = 24;
 var CONTROL_BYTES = ARGS_AT + MAX_ARGS * 8;
+var FORMALS = 18;
+var ROW_FORMALS = 13;
+var CALL_ARITIES = [
+  7,
+  8,
+  9,
+  10,
+  11,
+  12,
+  13,
+  18
+];
+for (const name of TASKS) {
+  const n = KERNEL_PARAMS[name].length;
+  const most = ROW_TASKS.includes(name) ? ROW_FORMALS : FORMALS;
+  if (n > most || !CALL_ARITIES.includes(n)) {
+    throw new Error(`pool: no call shape for ${name}'s ${n} parameters`);
+  }
+}
 var Executor = class {
   #fns;
   #ctl;

@@ -1,8 +1,9 @@
-// The committed wasm/ and dist/ must be exactly what asm/ and the sources build to with the pinned tools.
+// The committed wasm/, dist/ and generated kernel interface must be exactly what asm/ and the sources build to
+// with the pinned tools.
 import { assert } from "./_assert.ts";
 
 Deno.test({
-  name: "build: rebuilding reproduces the committed wasm/ and dist/ byte for byte",
+  name: "build: rebuilding reproduces the committed wasm/, dist/ and kernel interface byte for byte",
   // the compiler is fetched from npm once; later runs use Deno's cache
   sanitizeResources: false,
   async fn() {
@@ -19,6 +20,10 @@ Deno.test({
         `wasm/mesp_${name}.wasm not checked:\n${text}`,
       );
     }
+    assert(
+      text.includes("same    src/runtime/kernel_exports.ts"),
+      `the generated kernel interface was not checked:\n${text}`,
+    );
     for (
       const file of ["mesp.js", "worker.js", "tokenizer.js", "tokenize_worker.js", "wasm/mesp_simd.wasm"]
     ) {

@@ -1,5 +1,5 @@
-// Flat f32 array helpers (residual adds, gradient scaling, clipping norms) and the f32 dot product the
-// row-wise kernels share. Every reduction sums in an order fixed by n alone.
+// Flat f32 array helpers (gradient axpy and scaling, clipping norms, bf16 checkpoints) and the f32 dot
+// product the row-wise kernels share. Every reduction sums in an order fixed by n alone.
 
 import { fma, hsum } from "./simd";
 
@@ -24,19 +24,6 @@ import { fma, hsum } from "./simd";
   let s = hsum(f32x4.add(s0, s1));
   for (; i < n; i++) s += load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2));
   return s;
-}
-
-/** out = a + b. out, a, b: [n]; out may alias a or b. */
-export function add(out: usize, a: usize, b: usize, n: i32): void {
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const o = <usize>i << 2;
-    v128.store(out + o, f32x4.add(v128.load(a + o), v128.load(b + o)));
-  }
-  for (; i < n; i++) {
-    const o = <usize>i << 2;
-    store<f32>(out + o, load<f32>(a + o) + load<f32>(b + o));
-  }
 }
 
 /** y += alpha·x (multiply, then add: the same bits in both variants). y, x: [n]. */
@@ -67,20 +54,7 @@ export function scale(x: usize, alpha: f32, n: i32): void {
   }
 }
 
-/** dst = src (overlap allowed). dst, src: [n]. */
-export function copy(dst: usize, src: usize, n: i32): void {
-  if (n > 0) memory.copy(dst, src, <usize>n << 2);
-}
-
-/** x = value. x: [n]. */
-export function fill(x: usize, value: f32, n: i32): void {
-  const v = f32x4.splat(value);
-  let i = 0;
-  for (; i + 4 <= n; i += 4) v128.store(x + (<usize>i << 2), v);
-  for (; i < n; i++) store<f32>(x + (<usize>i << 2), value);
-}
-
-/** Σ x[i]² in f64 (gradient clipping), in the fixed order of `dot`. x: [n]. */
+/** Σ x[i]² in f64 (gradient clipping, finiteness checks), in the fixed order of `dot`. x: [n]. */
 export function sum_squares(x: usize, n: i32): f64 {
   return dot(x, x, n);
 }
@@ -89,7 +63,7 @@ export function sum_squares(x: usize, n: i32): f64 {
  * Σ x[i]·y[i] in f64 (f32 products are exact in f64). Fixed order: elements 4k, 4k+1 go to one f64x2
  * accumulator and 4k+2, 4k+3 to another; then lanes, then the tail. x, y: [n].
  */
-export function dot(x: usize, y: usize, n: i32): f64 {
+function dot(x: usize, y: usize, n: i32): f64 {
   let s0 = f64x2.splat(0), s1 = f64x2.splat(0);
   let i = 0;
   for (; i + 4 <= n; i += 4) {

@@ -41,7 +41,7 @@ export function gemm_scratch_bytes(): i32 {
  */
 export function gemm(op: i32, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
                      a: usize, lda: i32,
-                     bt: i32, b: usize, ldb: i32, bs: usize, bb: usize,
+                     b_dtype: i32, b: usize, ldb: i32, b_scales: usize, b_biases: usize,
                      c: usize, ldc: i32, alpha: f32, accumulate: i32, scratch: usize): void {
   if (m1 <= m0 || n1 <= n0) return;
   if (K <= 0) {
@@ -56,7 +56,7 @@ export function gemm(op: i32, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
   const tile_buf = apack + (<usize>AP_FLOATS << 2);
   const rowbuf = tile_buf + (<usize>TILE_FLOATS << 2);
   // B(k, j) rows j-contiguous: use it in place when it is f32 and not transposed
-  const direct = op != OP_NT && bt == F32;
+  const direct = op != OP_NT && b_dtype == F32;
   for (let jc = n0; jc < n1; jc += NC) {
     const nc = min(NC, n1 - jc);
     for (let pc = 0; pc < K; pc += KC) {
@@ -68,8 +68,8 @@ export function gemm(op: i32, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
         bk = <usize>ldb << 2;
         bpanel = NR * 4;
       } else {
-        if (op == OP_NT) pack_b_nt(bt, b, ldb, bs, bb, jc, nc, pc, kc, bp, rowbuf);
-        else pack_b_nn(bt, b, ldb, bs, bb, jc, nc, pc, kc, bp, rowbuf);
+        if (op == OP_NT) pack_b_nt(b_dtype, b, ldb, b_scales, b_biases, jc, nc, pc, kc, bp, rowbuf);
+        else pack_b_nn(b_dtype, b, ldb, b_scales, b_biases, jc, nc, pc, kc, bp, rowbuf);
         bbase = bp;
         bk = NR * 4;
         bpanel = <usize>kc * NR * 4;

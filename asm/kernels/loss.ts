@@ -6,7 +6,6 @@
 //               accumulator rescaled whenever a row's max grows; the host adds p · E_chunk into it, and after
 //               the last chunk ce_fused_finish gives the loss and w · softmax · E (the host subtracts
 //               w · E[target]). One pass over the vocabulary: each chunk's logits are computed once.
-// ce_chunk_backward is the two-pass form (a backward over recomputed logits after the forward pass).
 // As torch's log_softmax: log p_j = (x_j − max) − log Σ exp(x − max), loss = log Σ − (x_target − max).
 
 import { hsum } from "./simd";
@@ -72,43 +71,6 @@ export function ce_finish(loss: usize, logsum: usize, row_max: usize, row_sum: u
     const d = load<f32>(target_logit + to) - load<f32>(row_max + to);
     store<f32>(logsum + to, ls);
     store<f32>(loss + to, ls - d);
-  }
-}
-
-/**
- * Rows [r0, r1) of dlogits = row_weight · (softmax − onehot(target)) over the chunk [v0, v0 + vc), with
- * softmax_j = exp((x_j − row_max) − logsum). row_weight is 0 for rows not trained (written as zeros) and
- * 1/n_trained otherwise. dlogits may alias logits (in place).
- *
- * dlogits: [T, ld], logits: [T, ld], targets: i32 [T], row_max: [T], logsum: [T], row_weight: [T].
- */
-export function ce_chunk_backward(dlogits: usize, logits: usize, vc: i32, ld: i32, v0: i32, targets: usize,
-                                  row_max: usize, logsum: usize, row_weight: usize, r0: i32, r1: i32): void {
-  for (let t = r0; t < r1; t++) {
-    const row = (<usize>t * ld) << 2;
-    const lr = logits + row, dr = dlogits + row;
-    const to = <usize>t << 2;
-    const w = load<f32>(row_weight + to);
-    if (w == 0) {
-      if (vc > 0) memory.fill(dr, 0, <usize>vc << 2);
-      continue;
-    }
-    const m = load<f32>(row_max + to), ls = load<f32>(logsum + to);
-    const tgt = load<i32>(targets + to);
-    const hit = tgt >= v0 && tgt < v0 + vc;
-    const xt = hit ? load<f32>(lr + (<usize>(tgt - v0) << 2)) : 0; // read before an in-place overwrite
-    const mv = f32x4.splat(m), lv = f32x4.splat(ls), wv = f32x4.splat(w);
-    let j = 0;
-    for (; j + 4 <= vc; j += 4) {
-      const o = <usize>j << 2;
-      v128.store(dr + o, f32x4.mul(wv, exp4(f32x4.sub(f32x4.sub(v128.load(lr + o), mv), lv))));
-    }
-    for (; j < vc; j++) {
-      const o = <usize>j << 2;
-      store<f32>(dr + o, w * exp1((load<f32>(lr + o) - m) - ls));
-    }
-    // the target's softmax with the same bits as the loop above (exp1 is one exp4 lane), minus one
-    if (hit) store<f32>(dr + (<usize>(tgt - v0) << 2), w * (exp1((xt - m) - ls) - <f32>1.0));
   }
 }
 

@@ -1,13 +1,12 @@
-// Accurate f32 exp, log, sigmoid and sin/cos on f32x4 lanes (Cephes-style range reduction + polynomial).
+// Accurate f32 exp, log and sin/cos on f32x4 lanes (Cephes-style range reduction + polynomial).
 // Shared by softmax, activation, loss and rng. They use plain multiply and add only (never `fma`), so both
 // build variants give the same bits, and tests/_ref.ts can mirror log and sin/cos bit for bit (the RNG).
 //
-// Measured (tests/ops_test.ts, against Math.exp / Math.log / 1/(1+Math.exp(−x)) in f64):
+// Measured (tests/ops_test.ts, against Math.exp / Math.log in f64):
 //   exp4: max relative error 8.1e-8 (under one ulp) for x ∈ [−87.33, 88.72]; x < −87.3365 (results
 //         below 2^-126) → 0, x > 88.7228 → +inf, NaN → NaN.
 //   log4: max relative error 8.0e-8 for positive normal x (|log x| ≥ 0.1; absolute 3.9e-8 near x = 1).
 //         Zero, subnormals, negatives and infinities are outside the domain (garbage, never a trap).
-//   sigmoid4: max relative error 1.5e-7 on [−30, 30].
 
 // exp(x) = 2^n · e^r, r = x − n·ln2 (ln2 split in two: n·C1 is exact for |n| < 2^15), |r| ≤ ln2/2.
 // Results below 2^-126 (x < −87.3365) are flushed to 0: producing subnormals costs x86 a microcode assist
@@ -64,13 +63,6 @@
   return f32x4.add(f32x4.add(f, y), f32x4.mul(fe, f32x4.splat(0.693359375)));
 }
 
-// σ(x) = 1 / (1 + e^−x). e^−x overflows to +inf for x < −88.7, giving exactly 0.
-// @ts-ignore: decorator
-@inline export function sigmoid4(x: v128): v128 {
-  const one = f32x4.splat(1.0);
-  return f32x4.div(one, f32x4.add(one, exp4(f32x4.neg(x))));
-}
-
 // sin and cos of φ ∈ [−π/4, π/4] (Cephes sinf/cosf polynomials).
 // @ts-ignore: decorator
 @inline export function sin4_small(x: v128): v128 {
@@ -103,12 +95,6 @@
   return f32x4.extract_lane(log4(f32x4.splat(x)), 0);
 }
 
-/** Scalar sigmoid with exactly the bits of one sigmoid4 lane. */
-// @ts-ignore: decorator
-@inline export function sigmoid1(x: f32): f32 {
-  return f32x4.extract_lane(sigmoid4(f32x4.splat(x)), 0);
-}
-
 /** y[i] = exp(x[i]) for i < n (y may alias x). x, y: [n]. */
 export function exp_array(y: usize, x: usize, n: i32): void {
   let i = 0;
@@ -121,11 +107,4 @@ export function log_array(y: usize, x: usize, n: i32): void {
   let i = 0;
   for (; i + 4 <= n; i += 4) v128.store(y + (<usize>i << 2), log4(v128.load(x + (<usize>i << 2))));
   for (; i < n; i++) store<f32>(y + (<usize>i << 2), log1(load<f32>(x + (<usize>i << 2))));
-}
-
-/** y[i] = σ(x[i]) = 1 / (1 + exp(−x[i])) for i < n (y may alias x). x, y: [n]. */
-export function sigmoid_array(y: usize, x: usize, n: i32): void {
-  let i = 0;
-  for (; i + 4 <= n; i += 4) v128.store(y + (<usize>i << 2), sigmoid4(v128.load(x + (<usize>i << 2))));
-  for (; i < n; i++) store<f32>(y + (<usize>i << 2), sigmoid1(load<f32>(x + (<usize>i << 2))));
 }

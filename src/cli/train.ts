@@ -40,7 +40,7 @@ import {
   type RunConfig,
   sequencesFingerprint,
 } from "./run_config.ts";
-import { writeFileAtomic } from "../io/deno_files.ts";
+import { exists, writeFileAtomic } from "../io/deno_files.ts";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterConfigJson, writeLoraTensors } from "../engine/adapter.ts";
 import { loraLayout, resolveTargets } from "../engine/lora.ts";
 import { CHECKPOINT_FILE, decodeCheckpoint, writeCheckpoint } from "../run/checkpoint.ts";
@@ -168,15 +168,6 @@ async function demoOut(last: boolean | undefined): Promise<string> {
   let i = 1;
   while (await exists(dir(i + 1)) || (await exists(dir(i)) && !last)) i++;
   return dir(i);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Generates in a child process, so this process never holds a tokenizer (~180 MB). */

@@ -22,6 +22,7 @@ import {
   type TokenCacheOptions,
   tokenizeInWorker,
 } from "./token_cache.ts";
+import { exists } from "../io/deno_files.ts";
 
 /** Options for {@link loadOrBuildTokenCache}. */
 export interface LoadOrBuildTokenCacheOptions extends TokenCacheOptions {
@@ -60,16 +61,6 @@ async function sha256File(path: string): Promise<string> {
     hash.update(chunk.subarray(0, n));
   }
   return hash.digest("hex");
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 function join(dir: string, name: string): string {

@@ -1,5 +1,5 @@
 /**
- * The Deno edge of model-file I/O: local weight files, model directories and atomic writes. Everything
+ * The Deno edge of model-file I/O: local weight files, model directories, atomic writes and `exists`. Everything
  * else in `src/` reads weights through the runtime-neutral interfaces of `source.ts`.
  *
  * @module
@@ -101,6 +101,21 @@ export function fileSource(path: string): WeightSource {
       for (const f of idle.splice(0)) f.close();
     },
   };
+}
+
+/**
+ * Whether something is at `path` (a file, a directory, a link's target). Only "not found" is false: any other
+ * failure to look (no permission, a file where a directory should be) is thrown, as the caller could not
+ * create anything there either.
+ */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
 }
 
 /** Throws unless `path` is a regular file (NotFound passes through). */

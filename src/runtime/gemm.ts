@@ -119,33 +119,11 @@ export class Gemm {
     const pool = this.#pool;
     const how = pool ? Gemm.splitOf(pool, dot, m1 - m0, n1 - n0, k) : 0;
     if (dot) {
-      if (how) {
-        pool!.gemmDot(how === 2, m0, m1, n0, n1, k, a, lda, b.ptr, b.ld, c, ldc, alpha, accumulate ? 1 : 0);
-      } else this.#k.gemm_dot(m0, m1, n0, n1, k, a, lda, b.ptr, b.ld, c, ldc, alpha, accumulate ? 1 : 0);
-    } else if (how) {
-      pool!.gemm(
-        how === 2,
-        op,
-        m0,
-        m1,
-        n0,
-        n1,
-        k,
-        a,
-        lda,
-        dtypeCode(b),
-        b.ptr,
-        b.ld,
-        b.scales,
-        b.biases,
-        c,
-        ldc,
-        alpha,
-        accumulate ? 1 : 0,
-        this.#scratch,
-      );
+      const f = how === 0 ? this.#k.gemm_dot : how === 1 ? pool!.gemmDotRows : pool!.gemmDotColumns;
+      f(m0, m1, n0, n1, k, a, lda, b.ptr, b.ld, c, ldc, alpha, accumulate ? 1 : 0);
     } else {
-      this.#k.gemm(
+      const f = how === 0 ? this.#k.gemm : how === 1 ? pool!.gemmRows : pool!.gemmColumns;
+      f(
         op,
         m0,
         m1,

@@ -35,12 +35,16 @@ import {
   type Variant,
 } from "./kernels.ts";
 import { Arena, formatPlan, planMemory, PlanTooLargeError, type RegionSpec } from "./arena.ts";
+import { KERNEL_PARAMS, type KernelName } from "./kernel_exports.ts";
 import type { WeightRef } from "./weight_ref.ts";
 
-/** Kernel exports a pool can split, by task id. The first two are the GEMMs, the rest row kernels. */
-export const TASKS = [
-  "gemm",
-  "gemm_dot",
+/** A kernel whose last two parameters are its row range `r0, r1`: one a pool can split by rows. */
+type RowKernel = {
+  [K in KernelName]: typeof KERNEL_PARAMS[K] extends readonly [...string[], "r0", "r1"] ? K : never;
+}[KernelName];
+
+/** The row kernels a pool splits (a kernel listed here without a trailing `r0, r1` does not compile). */
+const ROW_TASKS = [
   "rmsnorm_forward",
   "rmsnorm_backward",
   "rope_forward",
@@ -51,8 +55,11 @@ export const TASKS = [
   "swiglu_backward",
   "ce_chunk_forward",
   "ce_finish",
-  "ce_chunk_backward",
-] as const;
+] as const satisfies readonly RowKernel[];
+
+/** Kernel exports a pool can split, by task id: the two GEMMs, then the row kernels. */
+const TASKS = ["gemm", "gemm_dot", ...ROW_TASKS] as const;
+type RowTask = typeof ROW_TASKS[number];
 
 /** Slots of the control block (Int32 indices). */
 export const CTL = {
@@ -86,10 +93,26 @@ export const CTL = {
 /** Byte offset of the f64 arguments in the control block, their maximum count, the block's size. */
 const ARGS_AT = 64, MAX_ARGS = 24, CONTROL_BYTES = ARGS_AT + MAX_ARGS * 8;
 
-/** GEMM micro-tile height and width (`asm/kernels/gemm.ts` MR, NR): split grains that keep tiles whole. */
-const MR = 6, NR = 8;
+/**
+ * GEMM micro-tile height and width (`asm/kernels/gemm.ts` MR, NR), and `gemm_dot`'s row and column blocks:
+ * split grains that keep tiles whole.
+ */
+const MR = 6, NR = 8, DOT_ROWS = 4, DOT_COLUMNS = 2;
 
 type Fn = (...args: number[]) => unknown;
+
+/**
+ * Parameters of the pool's GEMM and row-kernel entry points: at least the arity of every such task (a wasm
+ * export ignores arguments beyond its own); and the arities {@linkcode call} has a case for.
+ */
+const FORMALS = 18, ROW_FORMALS = 13, CALL_ARITIES = [7, 8, 9, 10, 11, 12, 13, 18];
+for (const name of TASKS) {
+  const n = KERNEL_PARAMS[name].length;
+  const most = (ROW_TASKS as readonly string[]).includes(name) ? ROW_FORMALS : FORMALS;
+  if (n > most || !CALL_ARITIES.includes(n)) {
+    throw new Error(`pool: no call shape for ${name}'s ${n} parameters`);
+  }
+}
 
 /**
  * The `[s0, s1)` piece of `[lo, hi)` that thread `index` of `parts` runs: contiguous, in thread order,
@@ -248,6 +271,12 @@ export class Pool {
   readonly threads: number;
   /** Entry points with the raw signatures; row kernels split their `(r0, r1)` across the threads. */
   readonly exports: KernelExports;
+  /** `gemm` split by rows (`m0, m1`, in micro-tiles of 6) or by columns (`n0, n1`, in tiles of 8). */
+  readonly gemmRows: KernelExports["gemm"];
+  readonly gemmColumns: KernelExports["gemm"];
+  /** The unpacked skinny GEMM (`gemm_dot`), split by rows in blocks of 4, or by columns in pairs. */
+  readonly gemmDotRows: KernelExports["gemm_dot"];
+  readonly gemmDotColumns: KernelExports["gemm_dot"];
   /** The kernels this pool works for, with `pool` set (what the engine is given). */
   readonly kernels: PooledKernels;
   /** Row kernels with fewer rows run unsplit. */
@@ -290,10 +319,12 @@ export class Pool {
         if (ev.data?.error) this.#lastError = String(ev.data.error);
       };
     }
-    const ex: Record<string, unknown> = {};
-    const raw = kernels.exports as unknown as Record<string, unknown>;
-    for (const name of Object.keys(raw)) ex[name] = raw[name];
-    for (let id = 2; id < TASKS.length; id++) ex[TASKS[id]] = this.#rowKernel(id);
+    this.gemmRows = this.#gemmSplitting("gemm", "m0", MR);
+    this.gemmColumns = this.#gemmSplitting("gemm", "n0", NR);
+    this.gemmDotRows = this.#gemmSplitting("gemm_dot", "m0", DOT_ROWS);
+    this.gemmDotColumns = this.#gemmSplitting("gemm_dot", "n0", DOT_COLUMNS);
+    const ex: Record<string, unknown> = { ...kernels.exports };
+    for (const name of ROW_TASKS) ex[name] = this.#rowSplitting(name);
     this.exports = ex as unknown as KernelExports;
     this.kernels = { ...kernels, pool: this };
   }
@@ -353,91 +384,46 @@ export class Pool {
   }
 
   /**
-   * Runs GEMM `op` on rows `[m0, m1)` and columns `[n0, n1)` (the raw `gemm` export's arguments), split by
-   * rows (`byColumns` false) or columns. `scratch` is thread 0's area; thread `i` uses the `i`-th after it.
+   * An entry point with the raw signature of GEMM `name` that runs it as a split task: the range that starts
+   * at parameter `start` (`m0` rows or `n0` columns) is cut into shares on multiples of `grain`, and the
+   * `scratch` parameter, if any, is thread 0's area (thread `i` uses the `i`-th after it). Where the
+   * arguments go is found from the parameter names of the generated interface.
    */
-  gemm(
-    byColumns: boolean,
-    op: number,
-    m0: number,
-    m1: number,
-    n0: number,
-    n1: number,
-    k: number,
-    a: number,
-    lda: number,
-    bDtype: number,
-    b: number,
-    ldb: number,
-    bScales: number,
-    bBiases: number,
-    c: number,
-    ldc: number,
-    alpha: number,
-    accumulate: number,
-    scratch: number,
-  ): void {
+  #gemmSplitting(name: "gemm" | "gemm_dot", start: "m0" | "n0", grain: number): Fn {
+    const id = TASKS.indexOf(name), params: readonly string[] = KERNEL_PARAMS[name];
+    const nargs = params.length, lo = params.indexOf(start), scratchArg = params.indexOf("scratch");
     const x = this.#args;
-    x[0] = op;
-    x[1] = m0;
-    x[2] = m1;
-    x[3] = n0;
-    x[4] = n1;
-    x[5] = k;
-    x[6] = a;
-    x[7] = lda;
-    x[8] = bDtype;
-    x[9] = b;
-    x[10] = ldb;
-    x[11] = bScales;
-    x[12] = bBiases;
-    x[13] = c;
-    x[14] = ldc;
-    x[15] = alpha;
-    x[16] = accumulate;
-    x[17] = scratch;
-    this.#post(0, 18, byColumns ? 3 : 1, byColumns ? NR : MR, 17);
+    return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17) => {
+      x[0] = a0;
+      x[1] = a1;
+      x[2] = a2;
+      x[3] = a3;
+      x[4] = a4;
+      x[5] = a5;
+      x[6] = a6;
+      x[7] = a7;
+      x[8] = a8;
+      x[9] = a9;
+      x[10] = a10;
+      x[11] = a11;
+      x[12] = a12;
+      x[13] = a13;
+      x[14] = a14;
+      x[15] = a15;
+      x[16] = a16;
+      x[17] = a17;
+      this.#post(id, nargs, lo, grain, scratchArg);
+    };
   }
 
-  /** The unpacked skinny GEMM (`gemm_dot`), split by rows in blocks of 4, or by columns in pairs. */
-  gemmDot(
-    byColumns: boolean,
-    m0: number,
-    m1: number,
-    n0: number,
-    n1: number,
-    k: number,
-    a: number,
-    lda: number,
-    b: number,
-    ldb: number,
-    c: number,
-    ldc: number,
-    alpha: number,
-    accumulate: number,
-  ): void {
-    const x = this.#args;
-    x[0] = m0;
-    x[1] = m1;
-    x[2] = n0;
-    x[3] = n1;
-    x[4] = k;
-    x[5] = a;
-    x[6] = lda;
-    x[7] = b;
-    x[8] = ldb;
-    x[9] = c;
-    x[10] = ldc;
-    x[11] = alpha;
-    x[12] = accumulate;
-    this.#post(1, 13, byColumns ? 2 : 0, byColumns ? 2 : 4, -1);
-  }
-
-  /** A row kernel's entry point: splits `(r0, r1)` (its last two arguments) unless the range is small. */
-  #rowKernel(id: number): Fn {
-    const name = TASKS[id];
-    const f = (this.#raw as unknown as Record<string, Fn>)[name];
-    const n = f.length;
+  /**
+   * A row kernel's entry point: splits its trailing `(r0, r1)` across the threads, or runs it unsplit here
+   * when the range is shorter than `minRows`. (Its own 13 parameters, not 18: row kernels are called
+   * often, and storing unused arguments costs ~8 ns a call, measured.)
+   */
+  #rowSplitting(name: RowTask): Fn {
+    const id = TASKS.indexOf(name), nargs = KERNEL_PARAMS[name].length, lo = nargs - 2;
+    const f = this.#raw[name] as Fn;
     const x = this.#args, min = this.minRows;
     return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) => {
       x[0] = a0;
@@ -453,8 +439,8 @@ export class Pool {
       x[10] = a10;
       x[11] = a11;
       x[12] = a12;
-      if (!(x[n - 1] - x[n - 2] >= min)) return f(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12);
-      this.#post(id, n, n - 2, 1, -1);
+      if (!(x[lo + 1] - x[lo] >= min)) return f(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12);
+      this.#post(id, nargs, lo, 1, -1);
     };
   }
 
