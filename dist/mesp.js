@@ -6550,18 +6550,25 @@ function sampler(options) {
     s ^= s << 5;
     return (s >>> 0) / 2 ** 32;
   };
+  let cand = new Int32Array(0), w = new Float64Array(0);
   return (logits) => {
     let best = 0;
     for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
     if (temperature <= 0) return best;
+    if (cand.length < logits.length) {
+      [cand, w] = [
+        new Int32Array(logits.length),
+        new Float64Array(logits.length)
+      ];
+    }
     const cut = logits[best] - temperature * Math.log(1e6);
-    const cand = [];
-    for (let i = 0; i < logits.length; i++) if (logits[i] >= cut) cand.push(i);
-    cand.sort((a, b) => logits[b] - logits[a]);
-    const w = cand.map((i) => Math.exp((logits[i] - logits[best]) / temperature));
-    const total = w.reduce((a, b) => a + b, 0);
+    let n = 0;
+    for (let i = 0; i < logits.length; i++) if (logits[i] >= cut) cand[n++] = i;
+    cand.subarray(0, n).sort((a, b) => logits[b] - logits[a]);
+    let total = 0;
+    for (let i = 0; i < n; i++) total += w[i] = Math.exp((logits[cand[i]] - logits[best]) / temperature);
     let keep = 0, mass = 0;
-    while (keep < cand.length && mass < topP * total) mass += w[keep++];
+    while (keep < n && mass < topP * total) mass += w[keep++];
     let u = random() * mass;
     for (let i = 0; i < keep; i++) {
       u -= w[i];
