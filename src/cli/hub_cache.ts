@@ -24,6 +24,7 @@ import {
   WEIGHTS_INDEX,
 } from "../io/hub.ts";
 import { spawnChild } from "./children.ts";
+import { type HubSnapshot, linkSnapshot } from "./hub_download.ts";
 
 function env(name: string): string | undefined {
   // read only what was granted: no permission prompt for an unset variable
@@ -158,7 +159,7 @@ async function download(id: HubModelId, cacheDir: string): Promise<string> {
     }),
   );
   const [code, out] = await Promise.all([child.status, new Response(child.stdout).text()]);
-  let result: { dir?: string; error?: string };
+  let result: Partial<HubSnapshot> & { error?: string; cached?: boolean };
   try {
     result = JSON.parse(out);
   } catch {
@@ -167,6 +168,7 @@ async function download(id: HubModelId, cacheDir: string): Promise<string> {
   if (!code.success || !result.dir) {
     throw new Error(result.error ?? `downloading ${id.repo} failed (exit code ${code.code})`);
   }
+  if (!result.cached) await linkSnapshot(result as HubSnapshot);
   return result.dir;
 }
 

@@ -31,7 +31,7 @@ async function child(job: HubDownloadJob): Promise<void> {
       throw new Error(`${err.message}; and ${(missing as Error).message}`);
     }
     log(`warning: ${err.message}: using the cached snapshot ${cached.commit.slice(0, 12)}`);
-    console.log(JSON.stringify({ ...cached, files: 0, bytes: 0 }));
+    console.log(JSON.stringify({ ...cached, cached: true }));
   }
 }
 

@@ -14,7 +14,8 @@
  * and renamed only once its size and hash match what the Hub announced; an interrupted download is resumed
  * from the bytes already there with an HTTP `Range` request. Files already in the snapshot are not fetched.
  *
- * This runs in a child process that may reach only the Hub and write only the cache (`hub_child.ts`).
+ * The downloads run in a child process that may reach only the Hub and write only the cache
+ * (`hub_child.ts`); the parent makes the symlinks and the ref ({@linkcode linkSnapshot}).
  *
  * @module
  */
@@ -55,11 +56,17 @@ export interface HubDownloadOptions {
   progress?: (label: string, total: number) => { update(done: number): void; finish(): void };
 }
 
-/** A snapshot with every file the model needs. */
+/** A snapshot with every file the model needs once {@linkcode linkSnapshot} has linked the new blobs. */
 export interface HubSnapshot {
   /** `…/snapshots/<commit>`. */
   dir: string;
+  /** `…/models--org--name`. */
+  repoDir: string;
+  /** The revision asked for, and the commit it resolved to. */
+  revision: string;
   commit: string;
+  /** Files of the snapshot still to link to their blob. */
+  links: { file: string; blob: string }[];
   /** Files and bytes fetched by this call (0 when the cache had them all). */
   files: number;
   bytes: number;
@@ -87,8 +94,27 @@ interface Planned {
 }
 
 /**
- * Makes `…/snapshots/<commit>/` hold config.json, the weights (model.safetensors, else the shard index and
- * every shard it names) and the tokenizer and generation files the model has; returns its path.
+ * Links the snapshot's new files to their blobs (relative symlinks, as huggingface_hub makes them) and points
+ * `refs/<revision>` at the commit, last, so a ref never names a half-made snapshot. Done by the parent
+ * process: Deno lets only a process with unscoped read and write permissions create symlinks.
+ */
+export async function linkSnapshot(snap: HubSnapshot): Promise<void> {
+  for (const { file, blob } of snap.links) {
+    const pointer = `${snap.dir}/${file}`;
+    await Deno.mkdir(parentOf(pointer), { recursive: true });
+    await Deno.remove(pointer).catch(() => {}); // a dangling link left by a removed blob
+    await Deno.symlink(`${"../".repeat(1 + file.split("/").length)}blobs/${blob}`, pointer);
+  }
+  if (snap.revision !== snap.commit) {
+    await Deno.mkdir(parentOf(`${snap.repoDir}/refs/${snap.revision}`), { recursive: true });
+    await writeFileAtomic(`${snap.repoDir}/refs/${snap.revision}`, new TextEncoder().encode(snap.commit));
+  }
+}
+
+/**
+ * Gets every blob `…/snapshots/<commit>/` needs to hold config.json, the weights (model.safetensors, else the shard index and
+ * every shard it names) and the tokenizer and generation files the model has, into `blobs/`; returns what
+ * {@linkcode linkSnapshot} then links. Needs the network for the Hub and read and write access to the cache.
  */
 export async function downloadSnapshot(job: HubDownloadJob, options: HubDownloadOptions = {}): Promise<HubSnapshot> {
   const { id, cacheDir, endpoint } = job;
@@ -155,6 +181,7 @@ export async function downloadSnapshot(job: HubDownloadJob, options: HubDownload
   const snapshot = `${repoDir}/snapshots/${commit}`;
   const noExist = `${repoDir}/.no_exist/${commit}`;
   const plan: Planned[] = [];
+  const links: HubSnapshot["links"] = [];
   let files = 0, bytes = 0;
   const inSnapshot = (file: string) => exists(`${snapshot}/${file}`);
 
@@ -184,8 +211,12 @@ export async function downloadSnapshot(job: HubDownloadJob, options: HubDownload
     }
     // the index is needed now, to know the shards
     const planned = plan.findIndex((p) => p.file === WEIGHTS_INDEX);
-    if (planned >= 0) await fetchAll(plan.splice(planned, 1));
-    const indexPath = `${snapshot}/${WEIGHTS_INDEX}`;
+    let indexPath = `${snapshot}/${WEIGHTS_INDEX}`;
+    if (planned >= 0) {
+      const [index] = plan.splice(planned, 1);
+      await fetchAll([index]);
+      indexPath = `${repoDir}/blobs/${index.info.etag}`;
+    }
     for (const shard of weightFiles(await Deno.readTextFile(indexPath), `${id.repo}@${commit}/${WEIGHTS_INDEX}`)) {
       if (!await want(shard)) {
         throw new HubError(
@@ -197,18 +228,14 @@ export async function downloadSnapshot(job: HubDownloadJob, options: HubDownload
     }
   }
   await fetchAll(plan);
-  if (id.revision !== commit) {
-    await Deno.mkdir(`${repoDir}/refs/${parentOf(`/${id.revision}`)}`, { recursive: true });
-    await writeFileAtomic(`${repoDir}/refs/${id.revision}`, new TextEncoder().encode(commit));
-  }
-  return { dir: snapshot, commit, files, bytes };
+  return { dir: snapshot, repoDir, revision: id.revision, commit, files, bytes, links };
 
   /** Downloads the planned files (one progress line over their bytes) and links them into the snapshot. */
   async function fetchAll(list: Planned[]): Promise<void> {
     const missing: Planned[] = [];
     for (const p of list) {
-      if (await exists(`${repoDir}/blobs/${p.info.etag}`)) await link(p);
-      else missing.push(p);
+      links.push({ file: p.file, blob: p.info.etag });
+      if (!await exists(`${repoDir}/blobs/${p.info.etag}`)) missing.push(p);
     }
     if (missing.length === 0) return;
     const total = missing.reduce((s, p) => s + p.info.size, 0);
@@ -222,19 +249,10 @@ export async function downloadSnapshot(job: HubDownloadJob, options: HubDownload
     for (const p of missing) {
       await fetchBlob(p, (n) => bar.update(done + n));
       done += p.info.size;
-      await link(p);
     }
     bar.finish();
     files += missing.length;
     bytes += total;
-  }
-
-  async function link(p: Planned): Promise<void> {
-    const pointer = `${snapshot}/${p.file}`;
-    await Deno.mkdir(parentOf(pointer), { recursive: true });
-    const up = "../".repeat(2 + p.file.split("/").length - 1);
-    await Deno.remove(pointer).catch(() => {}); // a dangling link left by a removed blob
-    await Deno.symlink(`${up}blobs/${p.info.etag}`, pointer);
   }
 
   /** Fetches one blob into `blobs/<etag>`, resuming `<etag>.incomplete`; `progress(bytes so far)`. */
