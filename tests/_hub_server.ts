@@ -15,7 +15,7 @@ export interface HubRepo {
 export interface HubServerOptions {
   /** Every request must carry `Authorization: Bearer <token>`. */
   token?: string;
-  /** Cut the connection once, after this many bytes of the first storage GET of `file`. */
+  /** Cut the connection once, after this many bytes of the first whole-file storage GET of `file`. */
   cut?: { file: string; after: number };
   /** Flip one byte of every storage reply for `file` (a transfer the hash check must catch). */
   corrupt?: string;
@@ -145,7 +145,7 @@ export function serveHub(repos: Record<string, HubRepo>, options: HubServerOptio
       status = 206;
     }
     const part = bytes.subarray(start, end + 1);
-    if (cut && cut.file === file && req.method === "GET") {
+    if (cut && cut.file === file && req.method === "GET" && !range) {
       // send the first bytes, then fail the body: the connection closes mid-file
       const after = cut.after;
       cut = undefined;
@@ -179,6 +179,8 @@ export function serveHub(repos: Record<string, HubRepo>, options: HubServerOptio
 /** A repository whose branch `main` (and tag `v1`) is `commit`, holding the files of directory `dir`. */
 export async function repoFromDir(dir: string, commit: string): Promise<HubRepo> {
   const files = new Map<string, Uint8Array>();
-  for await (const e of Deno.readDir(dir)) if (e.isFile) files.set(e.name, await Deno.readFile(`${dir}/${e.name}`));
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile) files.set(e.name, await Deno.readFile(`${dir}/${e.name}`));
+  }
   return { refs: { main: commit, v1: commit }, commits: { [commit]: files } };
 }

@@ -4,9 +4,9 @@
 // HEAD and no copy), 404s and tokens. The CLI runs with the permissions the deno.json tasks grant, so the
 // download child's own (the endpoint's host only) are what is exercised.
 import { assert, assertEquals } from "./_assert.ts";
-import { blobName, type HubRepo, repoFromDir, serveHub, type HubServer } from "./_hub_server.ts";
+import { blobName, type HubRepo, type HubServer, repoFromDir, serveHub } from "./_hub_server.ts";
 import { CLI_PERMISSIONS } from "../src/cli/prepare.ts";
-import { hubFileUrl, hubFiles, parseHubId } from "../src/io/hub.ts";
+import { hubFiles, hubFileUrl, parseHubId } from "../src/io/hub.ts";
 
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
 const tmp = await Deno.makeTempDir({ prefix: "mesp-hubdl-" });
@@ -20,7 +20,18 @@ async function run(args: string[], env: Record<string, string> = {}): Promise<vo
 }
 
 // the tiny model twice: sharded (two safetensors and an index) and in one file
-await run(["run", "-A", MAIN, "make-model", "--preset", "tiny", "--out", `${tmp}/sharded`, "--shard-size", "20MB"]);
+await run([
+  "run",
+  "-A",
+  MAIN,
+  "make-model",
+  "--preset",
+  "tiny",
+  "--out",
+  `${tmp}/sharded`,
+  "--shard-size",
+  "20MB",
+]);
 await run(["run", "-A", MAIN, "make-model", "--preset", "tiny", "--out", `${tmp}/single`, "--seed", "1"]);
 const sharded = await repoFromDir(`${tmp}/sharded`, C1);
 const single = await repoFromDir(`${tmp}/single`, C2);
@@ -34,7 +45,13 @@ interface Ran {
 async function plan(model: string, env: Record<string, string>): Promise<Ran> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", ...CLI_PERMISSIONS, MAIN, "plan", "--model", model, "--seq-len", "32"],
-    env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? tmp, MESP_CACHE: `${tmp}/mesp`, NO_COLOR: "1", ...env },
+    env: {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? tmp,
+      MESP_CACHE: `${tmp}/mesp`,
+      NO_COLOR: "1",
+      ...env,
+    },
     clearEnv: true,
     stdin: "null",
   }).output();
@@ -65,7 +82,10 @@ async function assertCacheLayout(cache: string, repo: HubRepo, commit: string): 
 }
 
 Deno.test("hub: parseHubId and hubFileUrl build the URLs huggingface_hub's hf_hub_url does", () => {
-  assertEquals(parseHubId("Qwen/Qwen2.5-0.5B-Instruct"), { repo: "Qwen/Qwen2.5-0.5B-Instruct", revision: "main" });
+  assertEquals(parseHubId("Qwen/Qwen2.5-0.5B-Instruct"), {
+    repo: "Qwen/Qwen2.5-0.5B-Instruct",
+    revision: "main",
+  });
   assertEquals(parseHubId("acme/tiny@refs/pr/1"), { repo: "acme/tiny", revision: "refs/pr/1" });
   assertEquals(parseHubId("models/tiny/x"), undefined);
   assertEquals(parseHubId("acme/tiny@../x"), undefined);
@@ -100,7 +120,12 @@ Deno.test("hub: download into the Python cache layout, then use it with one HEAD
     const env = { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.endpoint };
     const r = await plan("acme/tiny", env);
     assertEquals(r.code, 0, r.stderr);
-    assert(r.stderr.includes(`model acme/tiny@main (${C1.slice(0, 12)}): ${cache}/models--acme--tiny/snapshots/${C1}`), r.stderr);
+    assert(
+      r.stderr.includes(
+        `model acme/tiny@main (${C1.slice(0, 12)}): ${cache}/models--acme--tiny/snapshots/${C1}`,
+      ),
+      r.stderr,
+    );
     assert(r.stderr.includes("downloading acme/tiny@main"), r.stderr);
     await assertCacheLayout(cache, sharded, C1);
     const gets = hub.requests.filter((q) => q.method === "GET");
@@ -111,7 +136,9 @@ Deno.test("hub: download into the Python cache layout, then use it with one HEAD
     const again = await plan("acme/tiny", env);
     assertEquals(again.code, 0, again.stderr);
     assert(!again.stderr.includes("downloading"), again.stderr);
-    assertEquals(hub.requests.slice(before).map((q) => `${q.method} ${q.path}`), [`HEAD /acme/tiny/resolve/main/config.json`]);
+    assertEquals(hub.requests.slice(before).map((q) => `${q.method} ${q.path}`), [
+      `HEAD /acme/tiny/resolve/main/config.json`,
+    ]);
 
     // a commit hash whose snapshot is complete needs no request at all; offline mode neither
     const n = hub.requests.length;
@@ -129,9 +156,16 @@ Deno.test("hub: download into the Python cache layout, then use it with one HEAD
 
 Deno.test("hub: HF_HUB_OFFLINE=1 with the model not in the cache fails clearly, without a request", async () => {
   await withHub({ "acme/tiny": sharded }, async (hub) => {
-    const r = await plan("acme/tiny", { HF_HUB_CACHE: `${tmp}/empty`, HF_ENDPOINT: hub.endpoint, HF_HUB_OFFLINE: "1" });
+    const r = await plan("acme/tiny", {
+      HF_HUB_CACHE: `${tmp}/empty`,
+      HF_ENDPOINT: hub.endpoint,
+      HF_HUB_OFFLINE: "1",
+    });
     assertEquals(r.code, 1);
-    assert(r.stderr.includes("HF_HUB_OFFLINE is set and acme/tiny@main is not in the Hugging Face cache"), r.stderr);
+    assert(
+      r.stderr.includes("HF_HUB_OFFLINE is set and acme/tiny@main is not in the Hugging Face cache"),
+      r.stderr,
+    );
     assert(r.stderr.includes(`${tmp}/empty/models--acme--tiny/refs/main`), r.stderr);
     assertEquals(hub.requests.length, 0);
   });
@@ -204,7 +238,9 @@ Deno.test("hub: a cache laid out as Python leaves it is used in place: one HEAD,
     const r = await plan("acme/tiny", { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.endpoint });
     assertEquals(r.code, 0, r.stderr);
     assert(r.stderr.includes(`${root}/snapshots/${C2} (Hugging Face cache)`), r.stderr);
-    assertEquals(hub.requests.map((q) => `${q.method} ${q.path}`), ["HEAD /acme/tiny/resolve/main/config.json"]);
+    assertEquals(hub.requests.map((q) => `${q.method} ${q.path}`), [
+      "HEAD /acme/tiny/resolve/main/config.json",
+    ]);
   });
   assertEquals(await listing(), before);
 });
@@ -219,16 +255,28 @@ Deno.test("hub: 404s name the repository, revision or file and the URL", async (
   await withHub({ "acme/tiny": sharded, "acme/bare": noWeights, "acme/lost": lostShard }, async (hub) => {
     const env = { HF_HUB_CACHE: `${tmp}/404`, HF_ENDPOINT: hub.endpoint };
     const cases: [string, string[]][] = [
-      ["acme/other", ["no model acme/other on the Hub", `${hub.endpoint}/acme/other/resolve/main/config.json`]],
-      ["acme/tiny@v9", ['acme/tiny has no revision "v9"', `${hub.endpoint}/acme/tiny/resolve/v9/config.json`]],
-      ["acme/bare", ["neither model.safetensors nor model.safetensors.index.json", `/acme/bare/resolve/${C1}/model.safetensors`]],
-      ["acme/lost", [`names the shard ${SHARD}, which the commit does not have`, `/acme/lost/resolve/${C1}/${SHARD}`]],
+      ["acme/other", [
+        "no model acme/other on the Hub",
+        `${hub.endpoint}/acme/other/resolve/main/config.json`,
+      ]],
+      ["acme/tiny@v9", [
+        'acme/tiny has no revision "v9"',
+        `${hub.endpoint}/acme/tiny/resolve/v9/config.json`,
+      ]],
+      ["acme/bare", [
+        "neither model.safetensors nor model.safetensors.index.json",
+        `/acme/bare/resolve/${C1}/model.safetensors`,
+      ]],
+      ["acme/lost", [
+        `names the shard ${SHARD}, which the commit does not have`,
+        `/acme/lost/resolve/${C1}/${SHARD}`,
+      ]],
     ];
     for (const [model, wants] of cases) {
       const r = await plan(model, env);
       assertEquals(r.code, 1, r.stderr);
       for (const want of wants) assert(r.stderr.includes(want), `${model}: ${r.stderr}`);
-      assert(r.stderr.includes(`--model ${model}: `), r.stderr);
+      assert(r.stderr.includes(`--model ${model} (not a directory, so a Hub model id): `), r.stderr);
     }
   });
 });
@@ -242,7 +290,10 @@ Deno.test("hub: tokens: none or a wrong one is a clear 401 message; the right on
     assert(none.stderr.includes("set HF_TOKEN"), none.stderr);
     const wrong = await plan("acme/tiny", { ...env, HF_TOKEN: "hf_wrong" });
     assertEquals(wrong.code, 1);
-    assert(wrong.stderr.includes("the Hub refused the token in HF_TOKEN for acme/tiny@main (HTTP 401)"), wrong.stderr);
+    assert(
+      wrong.stderr.includes("the Hub refused the token in HF_TOKEN for acme/tiny@main (HTTP 401)"),
+      wrong.stderr,
+    );
     assert(wrong.stderr.includes("Invalid credentials in Authorization header"), wrong.stderr);
     assert(!wrong.stderr.includes("hf_wrong"), "the token is never printed");
     const right = await plan("acme/tiny", { ...env, HF_TOKEN: "hf_secret" });

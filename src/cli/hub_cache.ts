@@ -71,7 +71,10 @@ async function isDir(path: string): Promise<boolean> {
  * The snapshot the cache holds for `id` (a commit hash, or a branch or tag through `refs/`); throws saying
  * where it looked.
  */
-export async function cachedSnapshot(id: HubModelId, cacheDir: string): Promise<{ dir: string; commit: string }> {
+export async function cachedSnapshot(
+  id: HubModelId,
+  cacheDir: string,
+): Promise<{ dir: string; commit: string }> {
   const repo = `${cacheDir}/${hubCacheFolder(id.repo)}`;
   let commit = id.revision;
   if (!isCommitHash(commit)) {
@@ -208,13 +211,15 @@ export async function resolveModelDir(model: string): Promise<{ dir: string; hub
   }
   if (Deno.permissions.querySync({ name: "run", command: "deno" }).state !== "granted") {
     if (cached) return { dir: cached.dir, hub: named(cached.dir) };
-    throw new Error(`--model ${model}: ${why}, and downloading it needs --allow-run=deno (the download process)`);
+    throw new Error(
+      `--model ${model}: ${why}, and downloading it needs --allow-run=deno (the download process)`,
+    );
   }
   try {
     const dir = await download(id, cacheDir);
     return { dir, hub: named(dir) };
   } catch (err) {
-    throw new Error(`--model ${model}: ${(err as Error).message}`);
+    throw new Error(`--model ${model} (not a directory, so a Hub model id): ${(err as Error).message}`);
   }
 }
 

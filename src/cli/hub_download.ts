@@ -23,8 +23,8 @@ import { createHash } from "node:crypto";
 import {
   hubCacheFolder,
   HubError,
-  hubFileInfo,
   type HubFileInfo,
+  hubFileInfo,
   hubFileUrl,
   type HubModelId,
   hubReplyError,
@@ -116,7 +116,10 @@ export async function linkSnapshot(snap: HubSnapshot): Promise<void> {
  * every shard it names) and the tokenizer and generation files the model has, into `blobs/`; returns what
  * {@linkcode linkSnapshot} then links. Needs the network for the Hub and read and write access to the cache.
  */
-export async function downloadSnapshot(job: HubDownloadJob, options: HubDownloadOptions = {}): Promise<HubSnapshot> {
+export async function downloadSnapshot(
+  job: HubDownloadJob,
+  options: HubDownloadOptions = {},
+): Promise<HubSnapshot> {
   const { id, cacheDir, endpoint } = job;
   const doFetch = options.fetch ?? globalThis.fetch;
   const log = options.log ?? ((m: string) => console.error(m));
@@ -214,10 +217,12 @@ export async function downloadSnapshot(job: HubDownloadJob, options: HubDownload
     let indexPath = `${snapshot}/${WEIGHTS_INDEX}`;
     if (planned >= 0) {
       const [index] = plan.splice(planned, 1);
-      await fetchAll([index]);
+      await fetchAll([index], true);
       indexPath = `${repoDir}/blobs/${index.info.etag}`;
     }
-    for (const shard of weightFiles(await Deno.readTextFile(indexPath), `${id.repo}@${commit}/${WEIGHTS_INDEX}`)) {
+    for (
+      const shard of weightFiles(await Deno.readTextFile(indexPath), `${id.repo}@${commit}/${WEIGHTS_INDEX}`)
+    ) {
       if (!await want(shard)) {
         throw new HubError(
           `${id.repo}@${id.revision}: ${WEIGHTS_INDEX} names the shard ${shard}, which the commit does not have — ` +
@@ -230,8 +235,8 @@ export async function downloadSnapshot(job: HubDownloadJob, options: HubDownload
   await fetchAll(plan);
   return { dir: snapshot, repoDir, revision: id.revision, commit, files, bytes, links };
 
-  /** Downloads the planned files (one progress line over their bytes) and links them into the snapshot. */
-  async function fetchAll(list: Planned[]): Promise<void> {
+  /** Downloads the planned files' blobs, with one progress line over their bytes unless `quiet`. */
+  async function fetchAll(list: Planned[], quiet = false): Promise<void> {
     const missing: Planned[] = [];
     for (const p of list) {
       links.push({ file: p.file, blob: p.info.etag });
@@ -239,12 +244,15 @@ export async function downloadSnapshot(job: HubDownloadJob, options: HubDownload
     }
     if (missing.length === 0) return;
     const total = missing.reduce((s, p) => s + p.info.size, 0);
-    log(
-      `downloading ${id.repo}@${id.revision} (${commit.slice(0, 12)}): ${missing.map((p) => p.file).join(", ")} ` +
-        `into ${repoDir}`,
-    );
-    const bar = options.progress?.("download", total) ??
-      new Progress("download", { total, unit: "bytes" });
+    if (!quiet) {
+      log(
+        `downloading ${id.repo}@${id.revision} (${commit.slice(0, 12)}), ${missing.length} file(s), ` +
+          `${(total / 1e6).toFixed(1)} MB: ${missing.map((p) => p.file).join(", ")} into ${repoDir}`,
+      );
+    }
+    const bar = quiet
+      ? { update() {}, finish() {} }
+      : options.progress?.("download", total) ?? new Progress("download", { total, unit: "bytes" });
     let done = 0;
     for (const p of missing) {
       await fetchBlob(p, (n) => bar.update(done + n));
@@ -299,7 +307,11 @@ export async function downloadSnapshot(job: HubDownloadJob, options: HubDownload
         let res: Response;
         try {
           res = await doFetch(url, {
-            headers: { ...auth, "accept-encoding": "identity", ...(have > 0 ? { range: `bytes=${have}-` } : {}) },
+            headers: {
+              ...auth,
+              "accept-encoding": "identity",
+              ...(have > 0 ? { range: `bytes=${have}-` } : {}),
+            },
           });
         } catch (err) {
           throw reachError(err, url);
@@ -376,7 +388,11 @@ interface BlobHash {
 
 /** The hasher that checks a blob against its ETag, or `undefined` when the ETag is neither kind of hash. */
 export function blobHash(info: HubFileInfo): BlobHash | undefined {
-  const kind = /^[0-9a-f]{64}$/.test(info.etag) ? "sha256" : /^[0-9a-f]{40}$/.test(info.etag) ? "git sha1" : "";
+  const kind = /^[0-9a-f]{64}$/.test(info.etag)
+    ? "sha256"
+    : /^[0-9a-f]{40}$/.test(info.etag)
+    ? "git sha1"
+    : "";
   if (!kind) return undefined;
   const start = () => {
     const h = createHash(kind === "sha256" ? "sha256" : "sha1");

@@ -135,7 +135,9 @@ export function hubFileInfo(headers: Headers, what: string): HubFileInfo {
     size !== null && /^\d+$/.test(size.trim()) ? "" : "a size (X-Linked-Size or Content-Length)",
   ].filter(Boolean);
   if (missing.length) {
-    throw new Error(`${what}: the server's reply has no ${missing.join(", ")}; is HF_ENDPOINT a Hugging Face Hub?`);
+    throw new Error(
+      `${what}: the server's reply has no ${missing.join(", ")}; is HF_ENDPOINT a Hugging Face Hub?`,
+    );
   }
   return { commit: commit!.trim(), etag: normalizeEtag(etag!), size: Number(size!.trim()) };
 }
@@ -221,7 +223,9 @@ export function weightFiles(indexText: string, where: string): string[] {
   const files = new Set<string>();
   for (const [tensor, file] of Object.entries(map)) {
     if (typeof file !== "string" || !/^[\w.-]+(\/[\w.-]+)*$/.test(file) || file.split("/").includes("..")) {
-      throw new Error(`${where}: weight_map[${JSON.stringify(tensor)}] is not a file name: ${JSON.stringify(file)}`);
+      throw new Error(
+        `${where}: weight_map[${JSON.stringify(tensor)}] is not a file name: ${JSON.stringify(file)}`,
+      );
     }
     files.add(file);
   }
