@@ -17,6 +17,8 @@ export interface HubServerOptions {
   token?: string;
   /** Cut the connection once, after this many bytes of the first whole-file storage GET of `file`. */
   cut?: { file: string; after: number };
+  /** The host name the storage redirects name instead of 127.0.0.1 (another host, same server). */
+  storageHost?: string;
   /** Flip one byte of every storage reply for `file` (a transfer the hash check must catch). */
   corrupt?: string;
 }
@@ -124,7 +126,8 @@ export function serveHub(repos: Record<string, HubRepo>, options: HubServerOptio
     headers.set("x-linked-etag", `"${sha}"`);
     headers.set("x-linked-size", String(bytes.length));
     headers.set("etag", `"${await gitSha1(new TextEncoder().encode(`oid sha256:${sha}`))}"`); // the pointer's
-    headers.set("location", `${url.origin}/storage/${sha}/${encodeURIComponent(file)}?signed=1`);
+    const origin = options.storageHost ? `http://${options.storageHost}:${url.port}` : url.origin;
+    headers.set("location", `${origin}/storage/${sha}/${encodeURIComponent(file)}?signed=1`);
     return new Response(null, { status: 302, headers });
   }
 

@@ -307,6 +307,16 @@ Deno.test("hub: tokens: none or a wrong one is a clear 401 message; the right on
   }, { token: "hf_secret" });
 });
 
+Deno.test("hub: the download child reaches the HF_ENDPOINT host alone: a redirect elsewhere is refused", async () => {
+  await withHub({ "acme/tiny": single }, async (hub) => {
+    const r = await plan("acme/tiny", { HF_HUB_CACHE: `${tmp}/elsewhere`, HF_ENDPOINT: hub.endpoint });
+    assertEquals(r.code, 1, r.stderr);
+    assert(r.stderr.includes("this process may reach only the Hub's hosts"), r.stderr);
+    assert(r.stderr.includes("localhost"), r.stderr);
+    assert(!hub.requests.some((q) => q.path.startsWith("/storage/")), "no storage request got through");
+  }, { storageHost: "localhost" });
+});
+
 Deno.test("cleanup", async () => {
   await Deno.remove(tmp, { recursive: true });
 });
