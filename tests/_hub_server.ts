@@ -17,6 +17,8 @@ export interface HubServerOptions {
   token?: string;
   /** Cut the connection once, after this many bytes of the first whole-file storage GET of `file`. */
   cut?: { file: string; after: number };
+  /** Repositories that answer 403 GatedRepo (terms not accepted), as gated models do. */
+  gated?: string[];
   /** The host name the storage redirects name instead of 127.0.0.1 (another host, same server). */
   storageHost?: string;
   /** Flip one byte of every storage reply for `file` (a transfer the hash check must catch). */
@@ -111,6 +113,13 @@ export function serveHub(repos: Record<string, HubRepo>, options: HubServerOptio
     const [repoId, revision, file] = [m[1], decodeURIComponent(m[2]), decodeURIComponent(m[3])];
     const repo = repos[repoId];
     if (!repo) return error(404, "RepoNotFound", "Repository not found");
+    if (options.gated?.includes(repoId)) {
+      return error(
+        403,
+        "GatedRepo",
+        `Access to model ${repoId} is restricted and you are not in the authorized list.`,
+      );
+    }
     const commit = /^[0-9a-f]{40}$/.test(revision) ? revision : repo.refs[revision];
     const files = commit ? repo.commits[commit] : undefined;
     if (!files) return error(404, "RevisionNotFound", "Invalid rev id: " + revision);

@@ -7,12 +7,14 @@ import { assert, assertEquals } from "./_assert.ts";
 import { blobName, type HubRepo, type HubServer, repoFromDir, serveHub } from "./_hub_server.ts";
 import { CLI_PERMISSIONS } from "../src/cli/prepare.ts";
 import { hubFiles, hubFileUrl, parseHubId } from "../src/io/hub.ts";
+import { hubIdOfDir } from "../src/cli/hub_cache.ts";
 
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
 const tmp = await Deno.makeTempDir({ prefix: "mesp-hubdl-" });
 const C1 = "1111111111111111111111111111111111111111";
 const C2 = "2222222222222222222222222222222222222222";
 const SHARD = "model-00001-of-00002.safetensors";
+const DATA = new URL("../data/lumen/train.jsonl", import.meta.url).pathname;
 
 async function run(args: string[], env: Record<string, string> = {}): Promise<void> {
   const out = await new Deno.Command(Deno.execPath(), { args, env }).output();
@@ -89,6 +91,11 @@ Deno.test("hub: parseHubId and hubFileUrl build the URLs huggingface_hub's hf_hu
   assertEquals(parseHubId("acme/tiny@refs/pr/1"), { repo: "acme/tiny", revision: "refs/pr/1" });
   assertEquals(parseHubId("models/tiny/x"), undefined);
   assertEquals(parseHubId("acme/tiny@../x"), undefined);
+  assertEquals(
+    hubIdOfDir(`/c/hub/models--Qwen--Qwen2.5-0.5B-Instruct/snapshots/${C1}`),
+    "Qwen/Qwen2.5-0.5B-Instruct",
+  );
+  assertEquals(hubIdOfDir(`/c/models/tiny`), undefined);
   // the example of hf_hub_url's documentation; a revision with "/" is one escaped segment there too
   assertEquals(
     hubFileUrl("julien-c/EsperBERTo-small", "main", "pytorch_model.bin"),
@@ -243,16 +250,34 @@ Deno.test("hub: a cache laid out as Python leaves it is used in place: one HEAD,
     ]);
   });
   assertEquals(await listing(), before);
+
+  // trained on a Hub model, an adapter names it as PEFT adapters do (not the snapshot's path)
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...CLI_PERMISSIONS, MAIN, "train", "--model", "acme/tiny", "--data", DATA, "--steps", "1"]
+      .concat(["--seq-len", "32", "--out", `${tmp}/run`]),
+    env: { HF_HUB_CACHE: cache, HF_HUB_OFFLINE: "1", MESP_CACHE: `${tmp}/mesp`, NO_COLOR: "1" },
+    stdin: "null",
+  }).output();
+  assert(out.success, new TextDecoder().decode(out.stderr));
+  const config = JSON.parse(await Deno.readTextFile(`${tmp}/run/adapter_config.json`));
+  assertEquals(config.base_model_name_or_path, "acme/tiny");
+  assertEquals(await listing(), before);
 });
 
-Deno.test("hub: 404s name the repository, revision or file and the URL", async () => {
+Deno.test("hub: 404s and a gated model (403) name the repository, revision or file and the URL", async () => {
   const noWeights: HubRepo = {
     refs: { main: C1 },
     commits: { [C1]: new Map([["config.json", sharded.commits[C1].get("config.json")!]]) },
   };
   const lostShard: HubRepo = { refs: { main: C1 }, commits: { [C1]: new Map(sharded.commits[C1]) } };
   lostShard.commits[C1].delete(SHARD);
-  await withHub({ "acme/tiny": sharded, "acme/bare": noWeights, "acme/lost": lostShard }, async (hub) => {
+  const repos = {
+    "acme/tiny": sharded,
+    "acme/bare": noWeights,
+    "acme/lost": lostShard,
+    "acme/gated": single,
+  };
+  await withHub(repos, async (hub) => {
     const env = { HF_HUB_CACHE: `${tmp}/404`, HF_ENDPOINT: hub.endpoint };
     const cases: [string, string[]][] = [
       ["acme/other", [
@@ -271,6 +296,10 @@ Deno.test("hub: 404s name the repository, revision or file and the URL", async (
         `names the shard ${SHARD}, which the commit does not have`,
         `/acme/lost/resolve/${C1}/${SHARD}`,
       ]],
+      ["acme/gated", [
+        "acme/gated@main is gated (HTTP 403): accept its terms on the Hub",
+        "not in the authorized list",
+      ]],
     ];
     for (const [model, wants] of cases) {
       const r = await plan(model, env);
@@ -278,7 +307,7 @@ Deno.test("hub: 404s name the repository, revision or file and the URL", async (
       for (const want of wants) assert(r.stderr.includes(want), `${model}: ${r.stderr}`);
       assert(r.stderr.includes(`--model ${model} (not a directory, so a Hub model id): `), r.stderr);
     }
-  });
+  }, { gated: ["acme/gated"] });
 });
 
 Deno.test("hub: tokens: none or a wrong one is a clear 401 message; the right one (env or token file) works", async () => {

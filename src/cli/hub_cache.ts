@@ -223,6 +223,18 @@ export async function resolveModelDir(model: string): Promise<{ dir: string; hub
   }
 }
 
+/**
+ * The Hub id (`org/name`) of a snapshot directory of the cache (`…/models--org--name/snapshots/<commit>`), or
+ * `undefined` for any other directory: what an adapter names as its base (`base_model_name_or_path`), as PEFT
+ * adapters trained on Hub models do.
+ */
+export function hubIdOfDir(dir: string): string | undefined {
+  const m = /(?:^|\/)models--([A-Za-z0-9][\w.-]*?)--([A-Za-z0-9][\w.-]*)\/snapshots\/[0-9a-f]{40}\/?$/.exec(
+    dir,
+  );
+  return m ? `${m[1]}/${m[2]}` : undefined;
+}
+
 /** `argv` with a Hub id after `--model` replaced by its cache directory (and a line saying so). */
 export async function resolveModelArg(argv: readonly string[], log: (m: string) => void): Promise<string[]> {
   const out = [...argv];

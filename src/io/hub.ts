@@ -179,7 +179,7 @@ export function hubReplyError(
   let what: string;
   if (res.status === 401 || res.status === 403) {
     what = code === "GatedRepo"
-      ? `${model} is gated: accept its terms on the Hub with your account, then set HF_TOKEN`
+      ? `${model} is gated (HTTP ${res.status}): accept its terms on the Hub with your account, then set HF_TOKEN to a token of that account`
       : hadToken
       ? `the Hub refused the token in HF_TOKEN for ${model} (HTTP ${res.status}): check it is valid and can read this repository`
       : `${model} needs authentication (HTTP ${res.status}): it is private or gated, or does not exist; set HF_TOKEN to a token that can read it`;
