@@ -17,6 +17,8 @@ export interface HubServerOptions {
   token?: string;
   /** Cut the connection once, after this many bytes of the first whole-file storage GET of `file`. */
   cut?: { file: string; after: number };
+  /** Answer cross-origin requests as the Hub does (for a browser page on another origin). */
+  cors?: boolean;
   /** Repositories that answer 403 GatedRepo (terms not accepted), as gated models do. */
   gated?: string[];
   /** The host name the storage redirects name instead of 127.0.0.1 (another host, same server). */
@@ -41,6 +43,10 @@ export interface HubServer {
   requests: HubRequest[];
   close(): Promise<void>;
 }
+
+// what the Hub exposes to pages on other origins
+const CORS_EXPOSED =
+  "X-Repo-Commit, X-Error-Code, X-Error-Message, ETag, Link, Accept-Ranges, Content-Range, X-Linked-Size, X-Linked-ETag";
 
 async function hex(algorithm: string, data: Uint8Array): Promise<string> {
   const digest = await crypto.subtle.digest(algorithm, data as Uint8Array<ArrayBuffer>);
@@ -77,7 +83,15 @@ export function serveHub(repos: Record<string, HubRepo>, options: HubServerOptio
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
     const url = new URL(req.url);
     const auth = req.headers.get("authorization");
-    const res = await respond(req, url, auth);
+    const res = req.method === "OPTIONS"
+      ? new Response(null, { status: 204 })
+      : await respond(req, url, auth);
+    if (options.cors) {
+      res.headers.set("access-control-allow-origin", "*");
+      res.headers.set("access-control-allow-headers", "authorization, range");
+      res.headers.set("access-control-expose-headers", CORS_EXPOSED);
+      res.headers.set("cross-origin-resource-policy", "cross-origin");
+    }
     requests.push({
       method: req.method,
       path: decodeURIComponent(url.pathname),
