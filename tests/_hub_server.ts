@@ -1,7 +1,8 @@
 // A Hugging Face Hub stand-in on 127.0.0.1, shaped as the Hub answers `huggingface_hub`: HEAD and GET of
-// /{org}/{name}/resolve/{revision}/{file}, with X-Repo-Commit; files in git have ETag = git blob sha1 and
-// are served directly; LFS files (*.safetensors) answer with a 302 to a storage URL carrying X-Linked-Etag
-// (sha256) and X-Linked-Size, and the storage URL honours Range. Errors carry X-Error-Code and
+// /{org}/{name}/resolve/{revision}/{file}, with X-Repo-Commit; files in git answer with a relative 307 to
+// /api/resolve-cache/… (which serves them, ETag = git blob sha1); LFS files (*.safetensors) answer with a 302
+// to storage on another port (another origin, like the Hub's CDN) carrying X-Linked-Etag (sha256) and
+// X-Linked-Size, and the storage honours Range. Errors carry X-Error-Code and
 // X-Error-Message as the Hub's do. The hashes here come from WebCrypto over the files' bytes, independent of
 // the downloader's streaming hashes.
 
@@ -21,7 +22,7 @@ export interface HubServerOptions {
   cors?: boolean;
   /** Repositories that answer 403 GatedRepo (terms not accepted), as gated models do. */
   gated?: string[];
-  /** The host name the storage redirects name instead of 127.0.0.1 (another host, same server). */
+  /** The host name the storage redirects name instead of 127.0.0.1 (the storage server is on another port). */
   storageHost?: string;
   /** Flip one byte of every storage reply for `file` (a transfer the hash check must catch). */
   corrupt?: string;
@@ -80,7 +81,7 @@ export function serveHub(repos: Record<string, HubRepo>, options: HubServerOptio
   const requests: HubRequest[] = [];
   const blobs = new Map<string, Uint8Array>();
   let cut = options.cut;
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+  const handler = async (req: Request) => {
     const url = new URL(req.url);
     const auth = req.headers.get("authorization");
     const res = req.method === "OPTIONS"
@@ -100,7 +101,10 @@ export function serveHub(repos: Record<string, HubRepo>, options: HubServerOptio
       status: res.status,
     });
     return res;
-  });
+  };
+  // the Hub, and the storage its LFS redirects point to (another origin, as the Hub's CDN is)
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
+  const store = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
 
   function error(status: number, code: string | null, message: string): Response {
     const headers = new Headers({ "x-error-message": message });
@@ -122,7 +126,9 @@ export function serveHub(repos: Record<string, HubRepo>, options: HubServerOptio
         return error(401, null, "Invalid credentials in Authorization header");
       }
     }
-    const m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
+    // what a small file's resolve URL redirects to on the Hub (same host, relative Location)
+    const cached = /^\/api\/resolve-cache\/models\/([^/]+\/[^/]+)\/([0-9a-f]{40})\/(.+)$/.exec(url.pathname);
+    const m = cached ?? /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
     if (!m) return error(404, null, "not found");
     const [repoId, revision, file] = [m[1], decodeURIComponent(m[2]), decodeURIComponent(m[3])];
     const repo = repos[repoId];
@@ -140,16 +146,22 @@ export function serveHub(repos: Record<string, HubRepo>, options: HubServerOptio
     const bytes = files.get(file);
     if (!bytes) return error(404, "EntryNotFound", `${file} does not exist on "${revision}"`);
     const headers = new Headers({ "x-repo-commit": commit, "accept-ranges": "bytes" });
-    if (!isLfs(file)) {
+    if (!isLfs(file) && cached) {
       headers.set("etag", `"${await gitSha1(bytes)}"`);
       return body(req, bytes, headers);
+    }
+    if (!isLfs(file)) {
+      // as the Hub answers: a 307 carrying the commit and its own small body's length, but not the file's ETag
+      const path = `/api/resolve-cache/models/${repoId}/${commit}/${encodeURIComponent(file)}`;
+      headers.set("location", `${path}?etag=%22${await gitSha1(bytes)}%22`);
+      return body(req, new TextEncoder().encode(`Temporary Redirect. Redirecting to ${path}`), headers, 307);
     }
     const sha = await sha256(bytes);
     blobs.set(sha, bytes);
     headers.set("x-linked-etag", `"${sha}"`);
     headers.set("x-linked-size", String(bytes.length));
     headers.set("etag", `"${await gitSha1(new TextEncoder().encode(`oid sha256:${sha}`))}"`); // the pointer's
-    const origin = options.storageHost ? `http://${options.storageHost}:${url.port}` : url.origin;
+    const origin = `http://${options.storageHost ?? "127.0.0.1"}:${store.addr.port}`;
     headers.set("location", `${origin}/storage/${sha}/${encodeURIComponent(file)}?signed=1`);
     return new Response(null, { status: 302, headers });
   }
@@ -198,7 +210,10 @@ export function serveHub(repos: Record<string, HubRepo>, options: HubServerOptio
     endpoint: `http://127.0.0.1:${port}`,
     host: `127.0.0.1:${port}`,
     requests,
-    close: () => server.shutdown(),
+    close: async () => {
+      await server.shutdown();
+      await store.shutdown();
+    },
   };
 }
 

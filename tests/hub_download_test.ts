@@ -3,10 +3,10 @@
 // resumed with Range, the hash check, HF_HUB_OFFLINE, a cache Python left (used with no request beyond one
 // HEAD and no copy), 404s and tokens. The CLI runs with the permissions the deno.json tasks grant, so the
 // download child's own (the endpoint's host only) are what is exercised.
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { blobName, type HubRepo, type HubServer, repoFromDir, serveHub } from "./_hub_server.ts";
 import { CLI_PERMISSIONS } from "../src/cli/prepare.ts";
-import { hubFiles, hubFileUrl, parseHubId } from "../src/io/hub.ts";
+import { hubFileInfo, hubFiles, hubFileUrl, parseHubId } from "../src/io/hub.ts";
 import { hubIdOfDir } from "../src/cli/hub_cache.ts";
 
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
@@ -83,7 +83,7 @@ async function assertCacheLayout(cache: string, repo: HubRepo, commit: string): 
   }
 }
 
-Deno.test("hub: parseHubId and hubFileUrl build the URLs huggingface_hub's hf_hub_url does", () => {
+Deno.test("hub: parseHubId and hubFileUrl build the URLs huggingface_hub's hf_hub_url does", async () => {
   assertEquals(parseHubId("Qwen/Qwen2.5-0.5B-Instruct"), {
     repo: "Qwen/Qwen2.5-0.5B-Instruct",
     revision: "main",
@@ -96,6 +96,22 @@ Deno.test("hub: parseHubId and hubFileUrl build the URLs huggingface_hub's hf_hu
     "Qwen/Qwen2.5-0.5B-Instruct",
   );
   assertEquals(hubIdOfDir(`/c/models/tiny`), undefined);
+  // the commit and the ETag become cache paths: only hashes pass
+  const info = (h: Record<string, string>) => () => hubFileInfo(new Headers(h), "x");
+  assertEquals(info({ "x-repo-commit": C1, etag: 'W/"abc-1"', "content-length": "7" })(), {
+    commit: C1,
+    etag: "abc-1",
+    size: 7,
+  });
+  await assertRejects(
+    info({ "x-repo-commit": C1, etag: '"../../x"', "content-length": "7" }),
+    "is not a hash",
+  );
+  await assertRejects(
+    info({ "x-repo-commit": "../main", etag: '"abc"', "content-length": "7" }),
+    "not a commit hash",
+  );
+  await assertRejects(info({ "x-repo-commit": C1, "content-length": "7" }), "has no ETag");
   // the example of hf_hub_url's documentation; a revision with "/" is one escaped segment there too
   assertEquals(
     hubFileUrl("julien-c/EsperBERTo-small", "main", "pytorch_model.bin"),
@@ -121,7 +137,7 @@ Deno.test("hub: hubFiles reads a Hub model over HTTP (the browser's path): text 
   });
 });
 
-Deno.test("hub: download into the Python cache layout, then use it with one HEAD and no download", async () => {
+Deno.test("hub: download into the Python cache layout, then use it with one HEAD (and its 307) and no download", async () => {
   const cache = `${tmp}/dl`;
   await withHub({ "acme/tiny": sharded }, async (hub) => {
     const env = { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.endpoint };
@@ -143,8 +159,10 @@ Deno.test("hub: download into the Python cache layout, then use it with one HEAD
     const again = await plan("acme/tiny", env);
     assertEquals(again.code, 0, again.stderr);
     assert(!again.stderr.includes("downloading"), again.stderr);
-    assertEquals(hub.requests.slice(before).map((q) => `${q.method} ${q.path}`), [
-      `HEAD /acme/tiny/resolve/main/config.json`,
+    // the Hub's 307 for a small file, followed on the same host
+    assertEquals(hub.requests.slice(before).map((q) => `${q.method} ${q.path} ${q.status}`), [
+      `HEAD /acme/tiny/resolve/main/config.json 307`,
+      `HEAD /api/resolve-cache/models/acme/tiny/${C1}/config.json 200`,
     ]);
 
     // a commit hash whose snapshot is complete needs no request at all; offline mode neither
@@ -216,7 +234,7 @@ Deno.test("hub: bytes that do not hash to the announced sha256 are refused and n
   }, { corrupt: SHARD });
 });
 
-Deno.test("hub: a cache laid out as Python leaves it is used in place: one HEAD, nothing fetched or copied", async () => {
+Deno.test("hub: a cache laid out as Python leaves it is used in place: one HEAD (and its 307), nothing fetched or copied", async () => {
   // what `huggingface-cli download acme/tiny` leaves: blobs named by sha256 / git sha1, relative symlinks
   const cache = `${tmp}/python`;
   const root = `${cache}/models--acme--tiny`;
@@ -247,6 +265,7 @@ Deno.test("hub: a cache laid out as Python leaves it is used in place: one HEAD,
     assert(r.stderr.includes(`${root}/snapshots/${C2} (Hugging Face cache)`), r.stderr);
     assertEquals(hub.requests.map((q) => `${q.method} ${q.path}`), [
       "HEAD /acme/tiny/resolve/main/config.json",
+      `HEAD /api/resolve-cache/models/acme/tiny/${C2}/config.json`,
     ]);
   });
   assertEquals(await listing(), before);

@@ -117,10 +117,10 @@ export async function snapshotComplete(dir: string): Promise<boolean> {
 
 /**
  * The hosts the download child may reach: the Hub and its storage hosts (`*.hf.co`, `*.huggingface.co`),
- * or with `HF_ENDPOINT` that endpoint's host alone.
+ * or with `HF_ENDPOINT` that endpoint's host name alone (any port).
  */
 export function hubHosts(endpoint: string): string[] {
-  const host = new URL(endpoint).host;
+  const host = new URL(endpoint).hostname;
   if (host === "huggingface.co" || host === "hf.co") {
     return ["huggingface.co", "*.huggingface.co", "hf.co", "*.hf.co"];
   }

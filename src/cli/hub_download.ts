@@ -126,10 +126,21 @@ export async function downloadSnapshot(
   const repoDir = `${cacheDir}/${hubCacheFolder(id.repo)}`;
   const auth: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
 
-  /** `HEAD` of `file` at `revision`: its info, or `undefined` when the commit has no such file. */
+  /**
+   * `HEAD` of `file` at `revision`: its info, or `undefined` when the commit has no such file. Redirects on the
+   * same host are followed (the Hub sends small files through `/api/resolve-cache/…`, a renamed repository to
+   * its new name); one to another host is the file's storage, and the Hub's headers on that redirect are the
+   * answer (the token is not sent there). Headers of the hops add up, the later winning; a size is taken only
+   * from `X-Linked-Size` or a final 2xx reply, never from a redirect's own body.
+   */
   async function head(file: string, revision: string): Promise<HubFileInfo | undefined> {
     let url = hubFileUrl(id.repo, revision, file, endpoint);
+    const host = new URL(url).host;
     const at = { ...id, revision };
+    const seen = new Headers();
+    const add = (headers: Headers, final: boolean) => {
+      for (const [k, v] of headers) if (final || (k !== "content-length" && k !== "etag")) seen.set(k, v);
+    };
     for (let hops = 0;; hops++) {
       let res: Response;
       try {
@@ -143,16 +154,22 @@ export async function downloadSnapshot(
       }
       await res.body?.cancel();
       const location = res.headers.get("location");
+      const where = `${id.repo}: ${file} (${url})`;
       if (res.status >= 300 && res.status < 400 && location) {
         const next = new URL(location, url);
-        // a relative redirect is a renamed repository: follow it; another host is the file's storage
-        if (next.origin === new URL(url).origin && hops < 5 && !res.headers.has("x-repo-commit")) {
+        if (next.host === host && hops < 10) {
+          add(res.headers, false);
           url = next.href;
           continue;
         }
-        return hubFileInfo(res.headers, `${id.repo}: ${file} (${url})`);
+        // the storage: what the Hub said on the redirect (an ETag here may be the LFS pointer's: X-Linked-Etag wins)
+        for (const [k, v] of res.headers) if (k !== "content-length") seen.set(k, v);
+        return hubFileInfo(seen, where);
       }
-      if (res.ok) return hubFileInfo(res.headers, `${id.repo}: ${file} (${url})`);
+      if (res.ok) {
+        add(res.headers, true);
+        return hubFileInfo(seen, where);
+      }
       const error = hubReplyError(res, at, file, url, options.token !== undefined);
       if (error.entryNotFound) return undefined;
       throw error;

@@ -139,7 +139,15 @@ export function hubFileInfo(headers: Headers, what: string): HubFileInfo {
       `${what}: the server's reply has no ${missing.join(", ")}; is HF_ENDPOINT a Hugging Face Hub?`,
     );
   }
-  return { commit: commit!.trim(), etag: normalizeEtag(etag!), size: Number(size!.trim()) };
+  const info = { commit: commit!.trim(), etag: normalizeEtag(etag!), size: Number(size!.trim()) };
+  // both become path names in the cache: nothing but a hash may pass
+  if (!/^[0-9a-f]{40}$/.test(info.commit)) {
+    throw new Error(`${what}: X-Repo-Commit ${JSON.stringify(info.commit)} is not a commit hash`);
+  }
+  if (!/^[\w-]+$/.test(info.etag)) {
+    throw new Error(`${what}: ETag ${JSON.stringify(info.etag)} is not a hash the cache can name a file by`);
+  }
+  return info;
 }
 
 /** A non-success reply from the Hub, with the status the caller may act on (404: the file is absent). */
