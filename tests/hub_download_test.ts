@@ -221,6 +221,24 @@ Deno.test("hub: an interrupted download resumes with a Range request; the bytes 
   }, { cut });
 });
 
+Deno.test("hub: a server that ignores Range gets the file again from the start; the bytes match", async () => {
+  const cache = `${tmp}/norange`;
+  await withHub({ "acme/tiny": sharded }, async (hub) => {
+    const env = { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.endpoint };
+    assertEquals((await plan("acme/tiny", env)).code, 1);
+    const second = await plan("acme/tiny", env);
+    assertEquals(second.code, 0, second.stderr);
+    assert(second.stderr.includes(`${SHARD}: the server ignored the Range request`), second.stderr);
+    const blob = await blobName(SHARD, sharded.commits[C1].get(SHARD)!);
+    const gets = hub.requests.filter((q) => q.method === "GET" && q.path.startsWith(`/storage/${blob}`));
+    assertEquals(gets.map((q) => [q.range?.startsWith("bytes=") ?? false, q.status]), [[false, 200], [
+      true,
+      200,
+    ]]);
+    await assertCacheLayout(cache, sharded, C1);
+  }, { cut: { file: SHARD, after: 5_000_000 }, ignoreRange: true });
+});
+
 Deno.test("hub: bytes that do not hash to the announced sha256 are refused and not kept", async () => {
   const cache = `${tmp}/corrupt`;
   await withHub({ "acme/tiny": sharded }, async (hub) => {

@@ -334,7 +334,7 @@ export async function downloadSnapshot(
           throw reachError(err, url);
         }
         if (have > 0 && res.status === 200) {
-          // the server ignored the range: start over
+          log(`${p.file}: the server ignored the Range request: downloading it again from the start`);
           await out.truncate(0);
           await out.seek(0, Deno.SeekMode.Start);
           have = 0;
