@@ -53,6 +53,14 @@ export {
   type WeightSource,
 } from "./src/io/source.ts";
 export { unzipStore, type ZipEntry, zipStore } from "./src/io/zip.ts";
+export {
+  HUB_ENDPOINT,
+  hubFiles,
+  type HubFilesOptions,
+  hubFileUrl,
+  type HubModelId,
+  parseHubId,
+} from "./src/io/hub.ts";
 export { type ModelConfig, paramCounts, parseModelConfig, PRESETS } from "./src/model/config.ts";
 export {
   encodeSafetensors,

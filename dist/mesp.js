@@ -973,6 +973,44 @@ function unzipStore(bytes, name = "archive.zip") {
   return out;
 }
 
+// src/io/hub.ts
+var HUB_ENDPOINT = "https://huggingface.co";
+var HUB_ID = /^([A-Za-z0-9][\w.-]*)\/([A-Za-z0-9][\w.-]*)(?:@([\w./-]+))?$/;
+function parseHubId(text) {
+  const m = HUB_ID.exec(text);
+  if (!m || m[3]?.includes("..") || m[3]?.startsWith("/") || m[3]?.endsWith("/")) return void 0;
+  return {
+    repo: `${m[1]}/${m[2]}`,
+    revision: m[3] ?? "main"
+  };
+}
+function normalizeEndpoint(endpoint = HUB_ENDPOINT) {
+  let url;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new Error(`HF_ENDPOINT ${JSON.stringify(endpoint)} is not a URL (e.g. https://huggingface.co)`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new Error(`HF_ENDPOINT ${endpoint}: only http and https endpoints are supported`);
+  }
+  return url.href.replace(/\/+$/, "");
+}
+function hubFileUrl(repo, revision, file, endpoint) {
+  const path = file.split("/").map(encodeURIComponent).join("/");
+  return `${normalizeEndpoint(endpoint)}/${repo}/resolve/${encodeURIComponent(revision)}/${path}`;
+}
+function hubFiles(id, options = {}) {
+  const base = hubFileUrl(id.repo, id.revision, "", options.endpoint);
+  return urlFiles(base, {
+    name: `${id.repo}@${id.revision}`,
+    fetch: options.fetch,
+    headers: options.token ? {
+      authorization: `Bearer ${options.token}`
+    } : void 0
+  });
+}
+
 // src/model/config.ts
 var DEFAULT_ROPE_THETA = 1e4;
 function isObject(v) {
@@ -6858,6 +6896,7 @@ export {
   Backward,
   Engine,
   Gemm,
+  HUB_ENDPOINT,
   KERNEL_FILES,
   NonFiniteError,
   Optimizer,
@@ -6885,6 +6924,8 @@ export {
   formatPlan,
   forwardBackward,
   generate,
+  hubFileUrl,
+  hubFiles,
   learningRate,
   loadKernels,
   loadTokenizer,
@@ -6897,6 +6938,7 @@ export {
   openPack,
   paramCounts,
   parseAdapterConfig,
+  parseHubId,
   parseJsonl,
   parseModelConfig,
   parseSize,

@@ -12,7 +12,8 @@ const COMMIT = "0123456789abcdef0123456789abcdef01234567";
 async function mesp(env: Record<string, string>, ...args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...args],
-    env: { MESP_CACHE: `${tmp}/cache`, NO_COLOR: "1", ...env },
+    // the cache alone: no Hub is asked (tests/hub_download_test.ts covers downloading)
+    env: { MESP_CACHE: `${tmp}/cache`, NO_COLOR: "1", HF_HUB_OFFLINE: "1", ...env },
     clearEnv: true,
   }).output();
   const dec = new TextDecoder();

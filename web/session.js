@@ -13,11 +13,13 @@ import {
   encodeLoraTensors,
   formatMB,
   formatPlan,
+  hubFiles,
   loraLayout,
   openCheckpoint,
   openPack,
   paramCounts,
   parseAdapterConfig,
+  parseHubId,
   parseModelConfig,
   planTraining,
   readAdapterInto,
@@ -72,7 +74,11 @@ const ops = {
     session.pack?.source.close?.();
     session.pack = undefined;
     if (key) return { ...await useCached(key), converted: false };
-    const dir = url
+    // `org/name[@revision]` (no scheme) is a model on the Hugging Face Hub, read with its resolve URLs
+    const hub = url && !url.includes("://") ? parseHubId(url) : undefined;
+    const dir = hub
+      ? hubFiles(hub)
+      : url
       ? urlFiles(url.endsWith("/") ? url : url + "/")
       : blobFiles(files, { name: "picked folder" });
     const configText = await dir.readText("config.json");
@@ -93,7 +99,7 @@ const ops = {
     try {
       const fingerprint = await checkpointFingerprint(dir, ckpt);
       const name = String(
-        given || json._name_or_path || (url && url.replace(/\/+$/, "").split("/").at(-1)) ||
+        given || json._name_or_path || hub?.repo || (url && url.replace(/\/+$/, "").split("/").at(-1)) ||
           `Qwen2 model, ${cfg.numLayers} layers × ${cfg.hiddenSize}`,
       );
       const k = `${fingerprint.slice(0, 16)}-${format}`;

@@ -31,13 +31,14 @@ export interface Prepared {
 
 /**
  * What the commands are granted (the `deno.json` tasks say the same): read and write the paths given on the
- * command line (not known in advance), the cache's environment variables, and starting Deno itself (the
- * preparation child). No network, FFI or system information.
+ * command line (not known in advance), the caches' and the Hub's environment variables, and starting Deno
+ * itself (the preparation child; the Hub download child, which alone reaches the network). No network, FFI
+ * or system information.
  */
 export const CLI_PERMISSIONS: readonly string[] = [
   "--allow-read",
   "--allow-write",
-  "--allow-env=MESP_CACHE,XDG_CACHE_HOME,HOME,MESP_DEBUG,HF_HOME,HF_HUB_CACHE",
+  "--allow-env=MESP_CACHE,XDG_CACHE_HOME,HOME,MESP_DEBUG,HF_HOME,HF_HUB_CACHE,HF_ENDPOINT,HF_TOKEN,HF_HUB_OFFLINE",
   "--allow-run=deno",
 ];
 

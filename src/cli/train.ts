@@ -26,6 +26,7 @@ import {
 import { chooseWeights } from "./weights.ts";
 import { TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
 import { CLI_PERMISSIONS, denoCommand } from "./prepare.ts";
+import { hubIdOfDir } from "./hub_cache.ts";
 import { fitPositions, refuseOverBudget } from "./preflight.ts";
 import type { PackFormat } from "../model/pack_layout.ts";
 import { checkInputFile, ensureDir, lockRunDir, removeStaleTemps, type RunLock } from "./paths.ts";
@@ -469,7 +470,8 @@ async function trainInto(out: string, c: {
     );
     await writeFileAtomic(
       `${out}/${ADAPTER_CONFIG}`,
-      new TextEncoder().encode(adapterConfigJson(layout, model)),
+      // a Hub model's id, as PEFT adapters name their base; else the model directory
+      new TextEncoder().encode(adapterConfigJson(layout, hubIdOfDir(model) ?? model)),
     );
   };
   let result;
