@@ -25,9 +25,9 @@ Deno.test({
     for (const c of r.comparisons) {
       assertEquals(c.positions, 4);
       // the adapter moves mesp's log-probs by ~1.6 nats: an adapter llama.cpp ignored or scaled wrongly
-      // would be off by that much; f32 weights and an f32 KV cache agree to ~1e-4 (measured: see README)
+      // would be off by that much; measured: 2.5e-3 with the adapter, 4.9e-4 without (README)
       assert(c.adapterEffect > 0.5, `the random adapter changes log p by only ${c.adapterEffect}`);
-      assert(c.maxLogProbDiff < 2e-3, `${c.what}: log p differs by up to ${c.maxLogProbDiff} from mesp's`);
+      assert(c.maxLogProbDiff < 1e-2, `${c.what}: log p differs by up to ${c.maxLogProbDiff} from mesp's`);
     }
   },
 });

@@ -22,9 +22,9 @@ const context = await model.createContext({
   contextSize: Math.max(64, job.prompt.length + job.forced.length + 8),
   batchSize: Math.max(64, job.prompt.length),
   threads: 1,
-  // f32 keys and values (llama.cpp's default cache is f16, which alone moves log p by ~1e-3)
-  experimentalKvCacheKeyType: "F32",
-  experimentalKvCacheValueType: "F32",
+  // f32 keys and values (GGML_TYPE_F32 = 0; llama.cpp's default cache is f16)
+  experimentalKvCacheKeyType: 0,
+  experimentalKvCacheValueType: 0,
   lora: job.lora ? { adapters: [{ filePath: job.lora, scale: 1 }] } : undefined,
 });
 const nVocab = job.nVocab;
