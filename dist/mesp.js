@@ -3066,7 +3066,7 @@ var TORCH_DTYPE = {
 var PRESET_INIT = Object.freeze({
   demo: Object.freeze({
     embedding: 1,
-    lmHead: 0.15,
+    lmHead: 0.25,
     linear: "fan-in"
   })
 });
@@ -6555,6 +6555,7 @@ async function* generate(pack, prompt, options = {}) {
       }
       e.finalNorm(T);
       await lastRowLogits(e, T - 1, logits);
+      options.onLogits?.(logits);
       const next = sample(logits);
       yield next;
       if (eos.has(next)) return;

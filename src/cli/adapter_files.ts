@@ -11,6 +11,8 @@ import { type LoraLayout, loraLayout } from "../engine/lora.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { readModelConfig } from "../model/pack_files.ts";
 import { resolveModelDir } from "./hub_cache.ts";
+import type { GgufValue } from "../model/gguf.ts";
+import { ggufVocabMetadata } from "../text/gguf_vocab.ts";
 
 /** An adapter's parameters with the layout and base config they belong to. */
 export interface LoadedAdapter {
@@ -56,4 +58,27 @@ export async function checkWritable(path: string, force: boolean, what: string):
     throw err;
   }
   if (!force) throw new Error(`${what} ${path} already exists; use --force to replace it, or another --out`);
+}
+
+/**
+ * The `tokenizer.*` GGUF metadata of the model in `dir` (its `tokenizer.json`, `tokenizer_config.json`,
+ * and the special ids of its config).
+ */
+export async function readGgufVocab(dir: string, cfg: ModelConfig): Promise<Record<string, GgufValue>> {
+  const read = (name: string) => Deno.readTextFile(`${dir}/${name}`);
+  let tokenizer: string;
+  try {
+    tokenizer = await read("tokenizer.json");
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    throw new Error(`${dir}/tokenizer.json is missing: a GGUF model carries its tokenizer, so it is needed`);
+  }
+  const config = await read("tokenizer_config.json").catch(() => undefined);
+  return ggufVocabMetadata(
+    tokenizer,
+    config,
+    cfg.vocabSize,
+    { bos: cfg.bosTokenId, eos: cfg.eosTokenIds[0], pad: cfg.padTokenId },
+    `${dir}/tokenizer.json`,
+  );
 }

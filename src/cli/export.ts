@@ -1,6 +1,7 @@
 /**
  * `export`: a trained adapter in the format MLX-LM (`--format mlx`: a directory with `adapters.safetensors`
- * and `adapter_config.json`) or llama.cpp (`--format gguf`: one GGUF LoRA file for `--lora`) loads.
+ * and `adapter_config.json`) or llama.cpp (`--format gguf`: one GGUF LoRA file for `--lora`; `--base` also
+ * writes the base model as GGUF, for `-m`) loads.
  *
  * @module
  */
@@ -10,6 +11,7 @@ import { stderrLog } from "./common.ts";
 import { writeFileAtomic } from "../io/deno_files.ts";
 import { writeSafetensors } from "../model/safetensors.ts";
 import { writeGguf } from "../model/gguf.ts";
+import { writeGgufFile } from "./merge.ts";
 import {
   ggufAdapterMetadata,
   ggufAdapterTensors,
@@ -49,10 +51,20 @@ export const SPEC = {
       value: "DIR",
       description: "the base model (default: the adapter's base_model_name_or_path)",
     },
+    base: {
+      type: "string",
+      value: "FILE",
+      description: "gguf only: also write the base model as this GGUF file (llama-cli -m FILE --lora …)",
+    },
+    dtype: {
+      type: "string",
+      choices: ["f32", "f16", "bf16"],
+      description: "with --base: the base's matrices' type (default: the base's own)",
+    },
     force: { type: "boolean", description: "replace an existing output" },
   },
   epilog: "examples:\n  deno task export --adapter runs/lumen --format mlx\n" +
-    "  deno task export --adapter runs/lumen --format gguf --out lumen-lora.gguf",
+    "  deno task export --adapter runs/lumen --format gguf --out lumen-lora.gguf --base lumen-base.gguf",
 } as const satisfies CommandSpec;
 
 /** Runs `export`. */
@@ -61,6 +73,10 @@ export async function run(argv: string[]): Promise<number> {
   const log = stderrLog();
   const { model, cfg, layout, params } = await loadAdapter(args.adapter, args.model);
   const adapterDir = args.adapter.replace(/[\\/]+$/, "");
+  if (args.base !== undefined && args.format !== "gguf") {
+    throw new Error("--base applies to --format gguf only");
+  }
+  if (args.dtype !== undefined && args.base === undefined) throw new Error("--dtype applies to --base only");
   if (args.format === "mlx") {
     const out = args.out ?? `${adapterDir}/mlx`;
     for (const f of [MLX_ADAPTER_WEIGHTS, MLX_ADAPTER_CONFIG]) {
@@ -83,6 +99,7 @@ export async function run(argv: string[]): Promise<number> {
   } else {
     const out = args.out ?? `${adapterDir}/adapter.gguf`;
     await checkWritable(out, args.force, "output");
+    if (args.base !== undefined) await checkWritable(args.base, args.force, "output");
     const slash = out.lastIndexOf("/");
     if (slash > 0) await Deno.mkdir(out.slice(0, slash), { recursive: true });
     const tensors = ggufAdapterTensors(layout, params);
@@ -93,7 +110,10 @@ export async function run(argv: string[]): Promise<number> {
     log(
       `wrote ${out} (llama.cpp LoRA adapter; ${tensors.length} tensors, alpha ${layout.scale * layout.rank})`,
     );
-    log(`use: llama-cli -m <the base as GGUF> --lora ${out} -p "…"`);
+    if (args.base !== undefined) {
+      await writeGgufFile(args.base, model, cfg, undefined, args.dtype, args.force);
+    }
+    log(`use: llama-cli -m ${args.base ?? "<the base as GGUF: --base FILE>"} --lora ${out} -p "…"`);
   }
   return 0;
 }

@@ -1,18 +1,24 @@
 /**
  * `merge`: base model + adapter → a Hugging Face safetensors model (`W + s·B·A` in the base's dtype; an
- * MLX-quantized base is written dequantized, in its scales' dtype), with the base's other files copied.
+ * MLX-quantized base is written dequantized, in its scales' dtype), with the base's other files copied;
+ * or, with `--format gguf`, one GGUF file llama.cpp runs (`llama-cli -m`), tokenizer included.
  *
  * @module
  */
 import { type CommandSpec, parseArgs } from "./args.ts";
-import { checkWritable, loadAdapter } from "./adapter_files.ts";
+import { checkWritable, loadAdapter, readGgufVocab } from "./adapter_files.ts";
 import { stderrLog } from "./common.ts";
 import { dirFiles, writeFileAtomic } from "../io/deno_files.ts";
 import { INDEX_FILE, openCheckpoint } from "../model/safetensors.ts";
-import { mergeAdapter } from "../run/merge.ts";
+import { type FloatDtype, mergeAdapter } from "../run/merge.ts";
+import { writeGgufModel } from "../run/gguf_model.ts";
+import { formatMB } from "../runtime/arena.ts";
+import type { ModelConfig } from "../model/config.ts";
+import type { LoraLayout } from "../engine/lora.ts";
 
 /** One line for the command list. */
-export const description = "merge an adapter into its base model (Hugging Face safetensors, base dtype)";
+export const description =
+  "merge an adapter into its base model (Hugging Face safetensors in the base dtype, or one GGUF file)";
 
 /** The command's flags. */
 export const SPEC = {
@@ -25,7 +31,23 @@ export const SPEC = {
       required: true,
       description: "the PEFT adapter (a run directory)",
     },
-    out: { type: "string", value: "DIR", required: true, description: "directory of the merged model" },
+    out: {
+      type: "string",
+      value: "PATH",
+      required: true,
+      description: "directory of the merged model (safetensors), or the .gguf file (gguf)",
+    },
+    format: {
+      type: "string",
+      choices: ["safetensors", "gguf"],
+      default: "safetensors",
+      description: "safetensors: a Hugging Face model directory; gguf: one llama.cpp model file",
+    },
+    dtype: {
+      type: "string",
+      choices: ["f32", "f16", "bf16"],
+      description: "gguf only: the matrices' type (default: the base's; norms and biases are always f32)",
+    },
     model: {
       type: "string",
       value: "DIR",
@@ -33,7 +55,8 @@ export const SPEC = {
     },
     force: { type: "boolean", description: "write into an existing directory (replacing its model files)" },
   },
-  epilog: "example: deno task merge --adapter runs/lumen --out models/lumen-merged",
+  epilog: "examples:\n  deno task merge --adapter runs/lumen --out models/lumen-merged\n" +
+    "  deno task merge --adapter runs/lumen --format gguf --out lumen.gguf",
 } as const satisfies CommandSpec;
 
 const WEIGHTS = /\.safetensors$/;
@@ -45,6 +68,13 @@ export async function run(argv: string[]): Promise<number> {
   const { model, cfg, layout, params } = await loadAdapter(args.adapter, args.model);
   const out = args.out.replace(/[\\/]+$/, "");
   if (out === model.replace(/[\\/]+$/, "")) throw new Error(`--out ${out} is the base model itself`);
+  if (args.dtype !== undefined && args.format !== "gguf") {
+    throw new Error("--dtype applies to --format gguf only");
+  }
+  if (args.format === "gguf") {
+    await writeGgufFile(out, model, cfg, { layout, params }, args.dtype, args.force);
+    return 0;
+  }
   await checkWritable(`${out}/config.json`, args.force, "a model in");
   await Deno.mkdir(out, { recursive: true });
   const base = await openCheckpoint(dirFiles(model));
@@ -90,4 +120,40 @@ export async function run(argv: string[]): Promise<number> {
       `, ${result.files.length} safetensors file(s)`,
   );
   return 0;
+}
+
+/** Writes `model` (with `adapter` merged, when given) as the GGUF file `out`; shared with `export --base`. */
+export async function writeGgufFile(
+  out: string,
+  model: string,
+  cfg: ModelConfig,
+  adapter: { layout: LoraLayout; params: Float32Array } | undefined,
+  dtype: string | undefined,
+  force: boolean | undefined,
+): Promise<void> {
+  await checkWritable(out, !!force, "output");
+  const vocab = await readGgufVocab(model, cfg);
+  const slash = out.lastIndexOf("/");
+  if (slash > 0) await Deno.mkdir(out.slice(0, slash), { recursive: true });
+  const base = await openCheckpoint(dirFiles(model));
+  let result;
+  try {
+    await writeFileAtomic(out, async (sink) => {
+      result = await writeGgufModel(base, cfg, sink, {
+        vocab,
+        adapter,
+        dtype: dtype?.toUpperCase() as FloatDtype | undefined,
+      });
+    });
+  } finally {
+    base.close();
+  }
+  const r = result!;
+  stderrLog()(
+    `wrote ${out}: GGUF (llama.cpp qwen2), ${r.tensors} tensors in ${r.dtype}, ${formatMB(r.fileSize)}` +
+      (adapter
+        ? `; ${r.merged} linears merged (W + ${adapter.layout.scale}·B·A)`
+        : "; the base, no adapter") +
+      (r.dequantized ? `; ${r.dequantized} quantized tensors dequantized` : ""),
+  );
 }

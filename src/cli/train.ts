@@ -136,15 +136,18 @@ const DEMO = {
   val: new URL("../../data/lumen/valid.jsonl", import.meta.url).pathname,
   out: "runs/lumen",
   prompt: "How long is the warranty?", // the first training question; trained answer "Lumen has a 2-year warranty."
-  steps: 600,
+  steps: 300,
   rank: 32,
   lr: 3e-3,
   vocabChunk: 4096,
 };
 
-/** The demo's model: the `demo` preset, made once into the cache. */
+/**
+ * The demo's model: the `demo` preset, made once into the cache. The directory name changes with the preset's
+ * shape or initialisation (`demo-2`: LM head std 0.25), so a model cached by an older mesp is not reused.
+ */
 async function demoModel(cache: string, log: (m: string) => void): Promise<string> {
-  const dir = `${cache}/models/demo`;
+  const dir = `${cache}/models/demo-2`;
   try {
     await Deno.stat(`${dir}/config.json`);
   } catch {

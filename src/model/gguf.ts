@@ -38,8 +38,11 @@ export interface GgufTensor {
   type: GgmlType;
   /** Row-major shape; written reversed, as ggml's `ne` (innermost first). */
   shape: readonly number[];
-  /** The bytes, row-major; a function is called once, in file order. */
-  data: Uint8Array | (() => Uint8Array | Promise<Uint8Array>);
+  /**
+   * The bytes, row-major; or a function, called once in file order, that streams them through `write` in
+   * chunks (a chunk may be reused once its write resolves): a large tensor never has to be whole in memory.
+   */
+  data: Uint8Array | ((write: (chunk: Uint8Array) => Promise<void>) => Promise<void>);
 }
 
 const VALUE_TYPE = { u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9 } as const;
@@ -209,16 +212,22 @@ export async function writeGguf(
   await sink.write(header.bytes);
   const zeros = new Uint8Array(GGUF_ALIGNMENT);
   for (const t of tensors) {
-    const bytes = typeof t.data === "function" ? await t.data() : t.data;
     const want = ggufTensorBytes(t.type, t.shape);
-    if (bytes.length !== want) {
+    let length = 0;
+    const write = async (chunk: Uint8Array) => {
+      length += chunk.length;
+      if (length > want) return; // reported below, before anything past the tensor is written
+      await sink.write(chunk);
+    };
+    if (typeof t.data === "function") await t.data(write);
+    else await write(t.data);
+    if (length !== want) {
       throw new Error(
-        `gguf writer: tensor ${JSON.stringify(t.name)} has ${bytes.length} bytes, ${t.type} ` +
+        `gguf writer: tensor ${JSON.stringify(t.name)} has ${length} bytes, ${t.type} ` +
           `${JSON.stringify(t.shape)} needs ${want}`,
       );
     }
-    await sink.write(bytes);
-    const pad = (GGUF_ALIGNMENT - (bytes.length % GGUF_ALIGNMENT)) % GGUF_ALIGNMENT;
+    const pad = (GGUF_ALIGNMENT - (want % GGUF_ALIGNMENT)) % GGUF_ALIGNMENT;
     if (pad) await sink.write(zeros.subarray(0, pad));
   }
   return header.fileSize;

@@ -31,6 +31,8 @@ export interface GenerateOptions {
   threads?: number;
   /** Where the wasm files and the pool worker are, or precompiled modules (default: next to mesp). */
   kernels?: KernelLocation;
+  /** Sees the full-vocabulary logits each token is sampled from (a buffer reused for the next token). */
+  onLogits?: (logits: Float32Array) => void;
 }
 
 /** Generates tokens after `prompt`, yielding each as it is sampled (EOS included, then stops). */
@@ -84,6 +86,7 @@ export async function* generate(
       }
       e.finalNorm(T);
       await lastRowLogits(e, T - 1, logits);
+      options.onLogits?.(logits);
       const next = sample(logits);
       yield next;
       if (eos.has(next)) return;

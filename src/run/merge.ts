@@ -12,7 +12,7 @@
  */
 import type { ByteSink } from "../io/source.ts";
 import type { ModelConfig } from "../model/config.ts";
-import { f32ToBf16, f32ToF16 } from "../model/dtype.ts";
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../model/dtype.ts";
 import { LINEAR_PREFIX } from "../model/qwen2.ts";
 import { dequantize, fromMlxU32, type QuantBits } from "../model/quantize.ts";
 import {
@@ -47,15 +47,23 @@ export interface MergeResult {
 const COPY_CHUNK = 1 << 22;
 
 /** What to write for one tensor of the output. */
-interface Planned {
+export interface Planned {
+  /** Name, dtype and shape as the merged safetensors file holds it. */
   spec: TensorSpec;
+  /** The base tensor it comes from (the codes, for a dequantized one). */
   info: TensorInfo;
+  /** The adapter pair merged into it, if any. */
   pair?: LoraPair;
   /** For a dequantized tensor: its scales and biases. */
   quant?: { scales: TensorInfo; biases: TensorInfo; bits: QuantBits };
 }
 
-function plan(file: SafetensorsFile, cfg: ModelConfig, pairs: Map<string, LoraPair>): Planned[] {
+/** The tensors of one base file as the merge writes them (quantized ones as one dequantized weight). */
+export function planMergedFile(
+  file: SafetensorsFile,
+  cfg: ModelConfig,
+  pairs: ReadonlyMap<string, LoraPair>,
+): Planned[] {
   const out: Planned[] = [];
   const bits = cfg.quantization?.bits as QuantBits | undefined;
   for (const info of file.tensors.values()) {
@@ -87,7 +95,27 @@ function plan(file: SafetensorsFile, cfg: ModelConfig, pairs: Map<string, LoraPa
       pair: pairs.get(info.name),
     });
   }
+  for (const t of out) {
+    if (t.pair && numel(t.spec.shape) !== t.pair.outDim * t.pair.inDim) {
+      throw new Error(
+        `merge: ${t.spec.name} has shape [${t.spec.shape}], the adapter needs [${t.pair.outDim},${t.pair.inDim}]`,
+      );
+    }
+  }
   return out;
+}
+
+/** The adapter's pairs by the name of the base weight each adapts; throws if the base lacks one. */
+export function pairsByWeight(base: Checkpoint, layout: LoraLayout): Map<string, LoraPair> {
+  const pairs = new Map<string, LoraPair>();
+  for (const row of layout.pairs) {
+    for (const pair of row) {
+      const name = `model.layers.${pair.layer}.${LINEAR_PREFIX[pair.target]}.weight`;
+      if (!base.has(name)) throw new Error(`merge: the base ${base.name} has no ${name} for the adapter`);
+      pairs.set(name, pair);
+    }
+  }
+  return pairs;
 }
 
 /** `W + s·B·A` for one pair, in place on the f32 weight `w` `[out, in]`. */
@@ -107,6 +135,13 @@ function addDelta(w: Float32Array, layout: LoraLayout, pair: LoraPair, params: F
   }
 }
 
+/** Float dtypes a merged or converted tensor can be written in. */
+export type FloatDtype = "F32" | "F16" | "BF16";
+
+function isFloat(dtype: Dtype): dtype is FloatDtype {
+  return dtype === "F32" || dtype === "F16" || dtype === "BF16";
+}
+
 function encode(values: Float32Array, dtype: Dtype): Uint8Array {
   if (dtype === "F32") return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   const half = dtype === "BF16" ? f32ToBf16(values) : dtype === "F16" ? f32ToF16(values) : undefined;
@@ -114,12 +149,24 @@ function encode(values: Float32Array, dtype: Dtype): Uint8Array {
   return new Uint8Array(half.buffer);
 }
 
-async function writeTensor(
+/** Raw little-endian floats of `dtype` → f32. */
+function decode(raw: Uint8Array, dtype: FloatDtype): Float32Array {
+  if (dtype === "F32") return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+  const half = new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2);
+  return dtype === "BF16" ? bf16ToF32(half) : f16ToF32(half);
+}
+
+/**
+ * Streams one planned tensor into `sink` as `dtype` (default: its merged dtype, `spec.dtype`): merged and
+ * dequantized tensors are computed whole (one linear), any other is copied, or converted, in chunks.
+ */
+export async function writePlanned(
   sink: ByteSink,
   file: SafetensorsFile,
   t: Planned,
-  layout: LoraLayout,
-  params: Float32Array,
+  layout: LoraLayout | undefined,
+  params: Float32Array | undefined,
+  dtype: Dtype = t.spec.dtype,
 ): Promise<void> {
   if (t.quant) {
     const { scales, biases, bits } = t.quant;
@@ -133,21 +180,25 @@ async function writeTensor(
       name: t.info.name,
     });
     if (w.length !== rows * cols) throw new Error(`merge: ${t.info.name}: unexpected quantized shape`);
-    if (t.pair) addDelta(w, layout, t.pair, params);
-    await sink.write(encode(w, t.spec.dtype));
+    if (t.pair) addDelta(w, layout!, t.pair, params!);
+    await sink.write(encode(w, dtype));
     return;
   }
   if (t.pair) {
     const w = await readTensorF32(file, t.info.name);
-    addDelta(w, layout, t.pair, params);
-    await sink.write(encode(w, t.info.dtype));
+    addDelta(w, layout!, t.pair, params!);
+    await sink.write(encode(w, dtype));
     return;
+  }
+  const from = t.info.dtype;
+  if (from !== dtype && !(isFloat(from) && isFloat(dtype))) {
+    throw new Error(`merge: cannot convert ${t.info.name} from ${from} to ${dtype}`);
   }
   const buf = new Uint8Array(Math.min(COPY_CHUNK, t.info.byteLength));
   for (let at = 0; at < t.info.byteLength; at += buf.length) {
     const chunk = buf.subarray(0, Math.min(buf.length, t.info.byteLength - at));
     await file.source.read(t.info.offset + at, chunk);
-    await sink.write(chunk);
+    await sink.write(from === dtype ? chunk : encode(decode(chunk, from as FloatDtype), dtype));
   }
 }
 
@@ -162,26 +213,12 @@ export async function mergeAdapter(
   params: Float32Array,
   writeFile: WriteFile,
 ): Promise<MergeResult> {
-  const pairs = new Map<string, LoraPair>();
-  for (const row of layout.pairs) {
-    for (const pair of row) {
-      const name = `model.layers.${pair.layer}.${LINEAR_PREFIX[pair.target]}.weight`;
-      if (!base.has(name)) throw new Error(`merge: the base ${base.name} has no ${name} for the adapter`);
-      pairs.set(name, pair);
-    }
-  }
+  const pairs = pairsByWeight(base, layout);
   let merged = 0, dequantized = 0, totalSize = 0;
   const files: string[] = [];
   const weightMap: Record<string, string> = {};
   for (const [fileName, file] of base.files) {
-    const planned = plan(file, cfg, pairs);
-    for (const t of planned) {
-      if (t.pair && numel(t.spec.shape) !== t.pair.outDim * t.pair.inDim) {
-        throw new Error(
-          `merge: ${t.spec.name} has shape [${t.spec.shape}], the adapter needs [${t.pair.outDim},${t.pair.inDim}]`,
-        );
-      }
-    }
+    const planned = planMergedFile(file, cfg, pairs);
     // a dequantized file is a plain PyTorch-style one
     const metadata = planned.some((t) => t.quant) ? { ...file.metadata, format: "pt" } : file.metadata;
     const header = encodeSafetensorsHeader(planned.map((t) => t.spec), metadata);
@@ -194,7 +231,7 @@ export async function mergeAdapter(
       await sink.write(header.bytes);
       for (const placed of header.tensors) {
         const t = byName.get(placed.name)!;
-        await writeTensor(sink, file, t, layout, params);
+        await writePlanned(sink, file, t, layout, params);
         if (t.pair) merged++;
         if (t.quant) dequantized++;
       }
