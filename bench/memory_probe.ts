@@ -37,6 +37,8 @@ function sample(label?: string): void {
     heapTotal: mu.heapTotal / 1e6,
     heapUsed: mu.heapUsed / 1e6,
     external: mu.external / 1e6,
+    // seconds the main thread has run on a CPU: a step's cost on a shared machine (with one kernel thread)
+    cpu: Number(Deno.readTextFileSync("/proc/thread-self/schedstat").split(" ")[0]) / 1e9,
     ...(label ? { label } : {}),
   };
   for (const k of Object.keys(max) as (keyof typeof max)[]) max[k] = Math.max(max[k], row[k]);
@@ -59,6 +61,11 @@ if (out) {
   hook(WebAssembly as unknown as Record<string, unknown>, "compile", "WebAssembly.compile");
   hook(WebAssembly as unknown as Record<string, unknown>, "instantiate", "WebAssembly.instantiate");
   hook(Deno.Command.prototype as unknown as Record<string, unknown>, "spawn", "Deno.Command spawn");
+  const log = console.log;
+  console.log = (...a: unknown[]) => {
+    if (String(a[0]).startsWith('{"step"')) sample(`stdout: ${String(a[0]).slice(0, 60)}`);
+    log(...a);
+  };
   const error = console.error;
   console.error = (...a: unknown[]) => {
     sample(`stderr: ${String(a[0]).slice(0, 60)}`);

@@ -8,7 +8,8 @@
  *   deno run -A bench/tier_probe.ts                # each V8 setting in fresh processes, interleaved, 5 rounds
  *   deno run -A bench/tier_probe.ts --rounds 9
  *
- * Each child process times its first five calls of x·Wᵀ gate/up (256×4864×896, f32, relaxed build, one
+ * Each child process times (in CPU time of its thread, so that other programs on the machine do not count)
+ * its first five calls of x·Wᵀ gate/up (256×4864×896, f32, relaxed build, one
  * thread), optionally after a warm-up; printed: GFLOP/s of call 1, 2, 3 and 5 (median over rounds) per
  * setting. `--child FLAGS…` is the child's own entry.
  *
@@ -22,13 +23,22 @@ import { median } from "./measure.ts";
 
 const [m, n, k] = [256, 4864, 896];
 
+/**
+ * Seconds this thread has run on a CPU (Linux `/proc/thread-self/schedstat`, nanoseconds): on a machine
+ * other programs share, a call's CPU time is its cost whatever the wall clock did meanwhile.
+ */
+function threadCpuSeconds(): number {
+  return Number(Deno.readTextFileSync("/proc/thread-self/schedstat").split(" ")[0]) / 1e9;
+}
+
 /** Settings: V8 flags, and a warm-up the host could do at init. */
 const SETTINGS: { name: string; v8: string[]; warmup?: "small" | "medium" }[] = [
   { name: "default", v8: [] },
   { name: "--no-liftoff", v8: ["--no-liftoff"] },
   { name: "warm-up 6×8×896 ×16", v8: [], warmup: "small" },
   { name: "warm-up 64×256×896 ×4", v8: [], warmup: "medium" },
-  { name: "--no-wasm-tier-up (Liftoff only)", v8: ["--no-wasm-tier-up"] },
+  { name: "--no-liftoff, warm-up 6×8×896 ×16", v8: ["--no-liftoff"], warmup: "small" },
+  { name: "--liftoff-only (baseline tier only)", v8: ["--liftoff-only"] },
 ];
 
 async function child(warmup: string | undefined): Promise<void> {
@@ -40,22 +50,25 @@ async function child(warmup: string | undefined): Promise<void> {
   ], { variant: "relaxed", threads: 1 });
   arena.f32("a").forEach((_, i, a) => (a[i] = ((i * 7) % 13) * 0.1 - 0.6));
   arena.f32("b").forEach((_, i, a) => (a[i] = ((i * 5) % 11) * 0.1 - 0.5));
+  // touch every page first, so that no call pays for first-touch page faults
+  arena.f32("c").fill(0);
+  new Uint8Array(kernels.memory.buffer, arena.ptr("scratch"), arena.region("scratch").bytes).fill(0);
   const gemm = new Gemm(kernels.exports, arena.ptr("scratch"), {});
   const w: WeightRef = { dtype: "f32", ptr: arena.ptr("b"), ld: k, scales: 0, biases: 0 };
   const run = (mm: number, nn: number) =>
     gemm.run(OP.nt, 0, mm, 0, nn, nn, k, arena.ptr("a"), k, w, arena.ptr("c"), nn, 1, false);
   let warmMs = 0;
   if (warmup) {
-    const t0 = performance.now();
+    const t0 = threadCpuSeconds();
     const [mm, nn, times] = warmup === "small" ? [6, 8, 16] : [64, 256, 4];
     for (let i = 0; i < times; i++) run(mm, nn);
-    warmMs = performance.now() - t0;
+    warmMs = (threadCpuSeconds() - t0) * 1000;
   }
   const gflops: number[] = [];
   for (let call = 0; call < 5; call++) {
-    const t0 = performance.now();
+    const t0 = threadCpuSeconds();
     run(m, n);
-    gflops.push((2 * m * n * k) / ((performance.now() - t0) / 1000) / 1e9);
+    gflops.push((2 * m * n * k) / (threadCpuSeconds() - t0) / 1e9);
   }
   console.log(JSON.stringify({ gflops, warmMs }));
 }
@@ -72,7 +85,7 @@ async function main(): Promise<void> {
       results[i].push(JSON.parse(new TextDecoder().decode(out.stdout)));
     }
   }
-  console.log("| setting | call 1 GF/s | call 2 | call 3 | call 5 | warm-up ms |");
+  console.log("| setting | call 1 GF/s | call 2 | call 3 | call 5 | warm-up CPU ms |");
   console.log("| --- | --: | --: | --: | --: | --: |");
   for (const [i, s] of SETTINGS.entries()) {
     const col = (c: number) => median(results[i].map((x) => x.gflops[c])).toFixed(1);
