@@ -10,7 +10,9 @@
  *   deno task bench:torch --model /tmp/m05 --threads 1 --rounds 3 --steps 4
  *
  * Printed: seconds per step (median over the steps after each process's first, over all rounds), trained
- * tokens per second (T − 1 predicted tokens per step), whole-process peak memory (VmHWM) and the ratios.
+ * tokens per second (T − 1 predicted tokens per step), whole-process peak memory (VmHWM) and the ratios;
+ * with `--threads 1` also CPU seconds per step of each (the work itself, on a machine others share). mesp
+ * runs as `deno task train` does (`MALLOC_ARENA_MAX=1`), through `bench/memory_probe.ts` for its CPU times.
  * `--python PATH` picks the interpreter (default /usr/bin/python3, where apt installs torch); PyTorch's
  * matmuls run on the BLAS that Debian's alternatives select (`libopenblas0-pthread` installed: OpenBLAS;
  * otherwise the reference BLAS, ~50× slower), named in the output.
@@ -58,7 +60,7 @@ async function data(): Promise<string> {
   return path;
 }
 
-async function mesp(dataPath: string): Promise<{ step_s: number[]; peak_mb: number }> {
+async function mesp(dataPath: string): Promise<{ step_s: number[]; step_cpu_s: number[]; peak_mb: number }> {
   const out = await Deno.makeTempDir({ prefix: "mesp-bench-torch-" });
   try {
     const o = await new Deno.Command(Deno.execPath(), {
@@ -66,7 +68,7 @@ async function mesp(dataPath: string): Promise<{ step_s: number[]; peak_mb: numb
         "run",
         "-A",
         "--v8-flags=--max-semi-space-size=1",
-        here("../src/cli/main.ts"),
+        here("memory_probe.ts"),
         "train",
         "--model",
         model,
@@ -94,6 +96,7 @@ async function mesp(dataPath: string): Promise<{ step_s: number[]; peak_mb: numb
         `${out}/run`,
         "--json",
       ],
+      env: { MALLOC_ARENA_MAX: "1", MESP_MEMORY_PROBE: `${out}/probe.jsonl` },
       stdout: "piped",
       stderr: "piped",
     }).output();
@@ -101,8 +104,12 @@ async function mesp(dataPath: string): Promise<{ step_s: number[]; peak_mb: numb
     if (!o.success) throw new Error(`mesp train failed:\n${err}`);
     const el = decode(o.stdout).split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
       .filter((r) => r.elapsed_s !== undefined).map((r) => r.elapsed_s as number);
+    const cpu = (await Deno.readTextFile(`${out}/probe.jsonl`)).trim().split("\n").map((l) => JSON.parse(l))
+      .filter((r) => r.label?.startsWith("stdout")).map((r) => r.cpu as number);
     return {
       step_s: el.map((t, i) => t - (i ? el[i - 1] : 0)),
+      // the main thread's CPU time per step: the whole step's work with one thread (not with more)
+      step_cpu_s: cpu.map((t, i) => t - (i ? cpu[i - 1] : 0)),
       peak_mb: Number(/peak memory ([\d.]+) MB/.exec(err)?.[1] ?? NaN),
     };
   } finally {
@@ -110,7 +117,9 @@ async function mesp(dataPath: string): Promise<{ step_s: number[]; peak_mb: numb
   }
 }
 
-async function torch(): Promise<{ step_s: number[]; peak_mb: number; torch: string; weights_mb: number }> {
+async function torch(): Promise<
+  { step_s: number[]; step_cpu_s: number[]; peak_mb: number; torch: string; weights_mb: number }
+> {
   const n = String(threads);
   const o = await new Deno.Command(python, {
     args: [
@@ -143,13 +152,14 @@ function blas(): string {
 }
 
 const dataPath = await data();
-const m = { steps: [] as number[], peaks: [] as number[] };
-const t = { steps: [] as number[], peaks: [] as number[], torch: "", weights: 0 };
+const m = { steps: [] as number[], cpu: [] as number[], peaks: [] as number[] };
+const t = { steps: [] as number[], cpu: [] as number[], peaks: [] as number[], torch: "", weights: 0 };
 for (let r = 0; r < rounds; r++) {
   for (const which of r % 2 ? ["torch", "mesp"] : ["mesp", "torch"]) {
     if (which === "mesp") {
       const x = await mesp(dataPath);
       m.steps.push(...x.step_s.slice(1));
+      m.cpu.push(...x.step_cpu_s.slice(1));
       m.peaks.push(x.peak_mb);
       console.error(
         `round ${r + 1} mesp: ${x.step_s.map((s) => s.toFixed(1)).join(", ")} s; ${x.peak_mb} MB`,
@@ -157,6 +167,7 @@ for (let r = 0; r < rounds; r++) {
     } else {
       const x = await torch();
       t.steps.push(...x.step_s.slice(1));
+      t.cpu.push(...x.step_cpu_s.slice(1));
       t.peaks.push(x.peak_mb);
       t.torch = x.torch;
       t.weights = x.weights_mb;
@@ -167,6 +178,7 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 const ms = median(m.steps), ts = median(t.steps), mp = Math.max(...m.peaks), tp = Math.max(...t.peaks);
+const mc = median(m.cpu), tc = median(t.cpu);
 console.log(`| ${preset}, T ${T}, rank 8, 7 targets, ${threads} thread(s) | s/step | tokens/s | peak MB |`);
 console.log("| --- | --: | --: | --: |");
 console.log(
@@ -181,6 +193,14 @@ console.log(
     (tp / mp).toFixed(1)
   }) |`,
 );
+if (threads === 1) {
+  console.log(
+    `\nCPU seconds per step (one thread: the work itself, whatever else ran on the machine): mesp ` +
+      `${mc.toFixed(2)}, PyTorch ${tc.toFixed(2)}: mesp ${
+        (tc / mc).toFixed(2)
+      }× PyTorch's tokens per CPU-second`,
+  );
+}
 console.log(
   `\n${rounds} alternating rounds of ${steps} steps each (first step of each process dropped: ` +
     `${m.steps.length} / ${t.steps.length} steps); BLAS: ${blas()}; CPU: ${

@@ -8,7 +8,7 @@ needs is kept (no checkpointing).
 
     python3 bench/torch_lora.py --threads 2 --steps 3 --seq-len 256 --rank 8 [--preset qwen2.5-0.5b]
 
-Prints one JSON line: seconds of every step, peak memory (VmHWM of this process), the bytes of the fp32
+Prints one JSON line: seconds of every step (wall, and CPU time of the process: all its threads), peak memory (VmHWM of this process), the bytes of the fp32
 weights, torch's version and thread count.
 """
 
@@ -118,10 +118,10 @@ def main():
     cos, sin = ang.cos()[None], ang.sin()[None]
     mask = torch.full((T, T), float("-inf")).triu(1)
     gen = torch.Generator().manual_seed(1)
-    times = []
+    times, cpu = [], []
     for _ in range(a.steps):
         ids = torch.randint(0, vocab, (T,), generator=gen)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         x = embed[ids]
         for layer in layers:
             x = layer(x, cos, sin, mask)
@@ -131,10 +131,12 @@ def main():
         loss.backward()
         opt.step()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         if not math.isfinite(loss.item()):
             raise SystemExit("non-finite loss")
     print(json.dumps({
         "step_s": times,
+        "step_cpu_s": cpu,
         "peak_mb": round(peak_mb(), 1),
         "weights_mb": round(frozen * 4 / 1e6, 1),
         "lora_params": sum(p.numel() for p in params),
