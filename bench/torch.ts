@@ -1,0 +1,209 @@
+/**
+ * mesp beside PyTorch on the same machine, in the same run: CPU autograd LoRA (`bench/torch_lora.py`,
+ * Debian's `python3-torch`, fp32 base weights: torch has no 4-bit CPU matmul) against `mesp train` (MeSP,
+ * exact gradients, MLX 4-bit base weights streamed from the pack), both on Qwen2.5 shapes with LoRA rank 8 on
+ * all seven targets, T = 256, batch 1, SGD, fp32 arithmetic, the same thread count. The two alternate round
+ * by round, so drift on a shared machine hits both.
+ *
+ *   deno task make-model --preset qwen2.5-0.5b --out /tmp/m05 --format mlx-q4
+ *   deno task bench:torch --model /tmp/m05                       # threads: every core; 2 rounds; 3 steps each
+ *   deno task bench:torch --model /tmp/m05 --threads 1 --rounds 3 --steps 4
+ *
+ * Printed: seconds per step (median over the steps after each process's first, over all rounds), trained
+ * tokens per second (T − 1 predicted tokens per step), whole-process peak memory (VmHWM) and the ratios;
+ * with `--threads 1` also CPU seconds per step of each (the work itself, on a machine others share). mesp
+ * runs as `deno task train` does (`MALLOC_ARENA_MAX=1`), through `bench/memory_probe.ts` for its CPU times.
+ * `--python PATH` picks the interpreter (default /usr/bin/python3, where apt installs torch); PyTorch's
+ * matmuls run on the BLAS that Debian's alternatives select (`libopenblas0-pthread` installed: OpenBLAS;
+ * otherwise the reference BLAS, ~50× slower), named in the output.
+ *
+ * @module
+ */
+import { median } from "./measure.ts";
+
+const args = Deno.args;
+function flag(name: string, fallback: string): string {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
+}
+const model = flag("model", "");
+if (!model) {
+  console.error("usage: deno task bench:torch --model DIR [--threads N] [--rounds 2] [--steps 3]");
+  Deno.exit(2);
+}
+const threads = Number(flag("threads", String(navigator.hardwareConcurrency)));
+const rounds = Number(flag("rounds", "2"));
+const steps = Number(flag("steps", "3"));
+const T = Number(flag("seq-len", "256"));
+const preset = flag("preset", "qwen2.5-0.5b");
+const python = flag("python", "/usr/bin/python3");
+const cache = flag("cache", `${Deno.env.get("HOME") ?? "/tmp"}/.cache/mesp-bench-torch`);
+const here = (p: string) => new URL(p, import.meta.url).pathname;
+const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+
+/** T random ids per line (deterministic), 8 lines. */
+async function data(): Promise<string> {
+  const path = `${cache}/random-${T}.jsonl`;
+  await Deno.mkdir(cache, { recursive: true });
+  let x = 4242 + T;
+  const next = () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % 151000;
+  };
+  const lines = Array.from(
+    { length: 8 },
+    () => JSON.stringify({ input_ids: Array.from({ length: T }, next) }),
+  );
+  await Deno.writeTextFile(path, lines.join("\n") + "\n");
+  return path;
+}
+
+async function mesp(dataPath: string): Promise<{ step_s: number[]; step_cpu_s: number[]; peak_mb: number }> {
+  const out = await Deno.makeTempDir({ prefix: "mesp-bench-torch-" });
+  try {
+    const o = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--v8-flags=--max-semi-space-size=1",
+        here("memory_probe.ts"),
+        "train",
+        "--model",
+        model,
+        "--data",
+        dataPath,
+        "--cache-dir",
+        cache,
+        "--seq-len",
+        String(T),
+        "--rank",
+        "8",
+        "--targets",
+        "all",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e-4",
+        "--schedule",
+        "constant",
+        "--steps",
+        String(steps),
+        "--threads",
+        String(threads),
+        "--out",
+        `${out}/run`,
+        "--json",
+      ],
+      env: { MALLOC_ARENA_MAX: "1", MESP_MEMORY_PROBE: `${out}/probe.jsonl` },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = decode(o.stderr);
+    if (!o.success) throw new Error(`mesp train failed:\n${err}`);
+    const el = decode(o.stdout).split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
+      .filter((r) => r.elapsed_s !== undefined).map((r) => r.elapsed_s as number);
+    const cpu = (await Deno.readTextFile(`${out}/probe.jsonl`)).trim().split("\n").map((l) => JSON.parse(l))
+      .filter((r) => r.label?.startsWith("stdout")).map((r) => r.cpu as number);
+    return {
+      step_s: el.map((t, i) => t - (i ? el[i - 1] : 0)),
+      // the main thread's CPU time per step: the whole step's work with one thread (not with more)
+      step_cpu_s: cpu.map((t, i) => t - (i ? cpu[i - 1] : 0)),
+      peak_mb: Number(/peak memory ([\d.]+) MB/.exec(err)?.[1] ?? NaN),
+    };
+  } finally {
+    await Deno.remove(out, { recursive: true }).catch(() => {});
+  }
+}
+
+async function torch(): Promise<
+  { step_s: number[]; step_cpu_s: number[]; peak_mb: number; torch: string; weights_mb: number }
+> {
+  const n = String(threads);
+  const o = await new Deno.Command(python, {
+    args: [
+      here("torch_lora.py"),
+      "--preset",
+      preset,
+      "--threads",
+      n,
+      "--steps",
+      String(steps),
+      "--seq-len",
+      String(T),
+      "--rank",
+      "8",
+    ],
+    env: { OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n, MKL_NUM_THREADS: n },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!o.success) throw new Error(`torch_lora.py failed:\n${decode(o.stderr)}`);
+  return JSON.parse(decode(o.stdout).trim().split("\n").at(-1)!);
+}
+
+function blas(): string {
+  try {
+    return Deno.realPathSync("/usr/lib/x86_64-linux-gnu/libblas.so.3");
+  } catch {
+    return "unknown";
+  }
+}
+
+const dataPath = await data();
+const m = { steps: [] as number[], cpu: [] as number[], peaks: [] as number[] };
+const t = { steps: [] as number[], cpu: [] as number[], peaks: [] as number[], torch: "", weights: 0 };
+for (let r = 0; r < rounds; r++) {
+  for (const which of r % 2 ? ["torch", "mesp"] : ["mesp", "torch"]) {
+    if (which === "mesp") {
+      const x = await mesp(dataPath);
+      m.steps.push(...x.step_s.slice(1));
+      m.cpu.push(...x.step_cpu_s.slice(1));
+      m.peaks.push(x.peak_mb);
+      console.error(
+        `round ${r + 1} mesp: ${x.step_s.map((s) => s.toFixed(1)).join(", ")} s; ${x.peak_mb} MB`,
+      );
+    } else {
+      const x = await torch();
+      t.steps.push(...x.step_s.slice(1));
+      t.cpu.push(...x.step_cpu_s.slice(1));
+      t.peaks.push(x.peak_mb);
+      t.torch = x.torch;
+      t.weights = x.weights_mb;
+      console.error(
+        `round ${r + 1} torch: ${x.step_s.map((s) => s.toFixed(1)).join(", ")} s; ${x.peak_mb} MB`,
+      );
+    }
+  }
+}
+const ms = median(m.steps), ts = median(t.steps), mp = Math.max(...m.peaks), tp = Math.max(...t.peaks);
+const mc = median(m.cpu), tc = median(t.cpu);
+console.log(`| ${preset}, T ${T}, rank 8, 7 targets, ${threads} thread(s) | s/step | tokens/s | peak MB |`);
+console.log("| --- | --: | --: | --: |");
+console.log(
+  `| mesp (MeSP, q4 base streamed) | ${ms.toFixed(2)} | ${((T - 1) / ms).toFixed(1)} | ${mp.toFixed(1)} |`,
+);
+console.log(
+  `| PyTorch ${t.torch} autograd (fp32 base, ${t.weights.toFixed(0)} MB of it) | ${ts.toFixed(2)} | ` +
+    `${((T - 1) / ts).toFixed(1)} | ${tp.toFixed(1)} |`,
+);
+console.log(
+  `| mesp / PyTorch | ${(ms / ts).toFixed(2)} | ${(ts / ms).toFixed(2)}× | ${(mp / tp).toFixed(3)} (1/${
+    (tp / mp).toFixed(1)
+  }) |`,
+);
+if (threads === 1) {
+  console.log(
+    `\nCPU seconds per step (one thread: the work itself, whatever else ran on the machine): mesp ` +
+      `${mc.toFixed(2)}, PyTorch ${tc.toFixed(2)}: mesp ${
+        (tc / mc).toFixed(2)
+      }× PyTorch's tokens per CPU-second`,
+  );
+}
+console.log(
+  `\n${rounds} alternating rounds of ${steps} steps each (first step of each process dropped: ` +
+    `${m.steps.length} / ${t.steps.length} steps); BLAS: ${blas()}; CPU: ${
+      /model name\s*:\s*(.*)/.exec(Deno.readTextFileSync("/proc/cpuinfo"))?.[1]
+    }`,
+);
