@@ -9,7 +9,9 @@
  *   deno task bench:remote --model /tmp/m05 --steps 3 --seq-len 256
  *
  * Flags: --steps 4, --seq-len 256, --chunks 512,16384 (the vocabChunk values of the URL runs),
- * --runtimes deno,chromium,workerd, --cache DIR (where the CLI builds the pack once; default under /tmp).
+ * --caches memory,cacheapi (URL runs at chunk 512 whose fetched ranges are kept: `memoryRangeCache()`, the
+ * Cache API through `cacheStorageRangeCache`), --runtimes deno,chromium,workerd, --cache DIR (where the CLI
+ * builds the pack once; default under /tmp).
  *
  * What is measured:
  * - requests and bytes per step, counted by the server: every request carries a tag `run/phase` (the phase
@@ -50,6 +52,7 @@ const steps = Number(flag("steps", "4"));
 const seqLen = Number(flag("seq-len", "256"));
 const chunks = flag("chunks", "512,16384").split(",").map(Number);
 const runtimes = flag("runtimes", "deno,chromium,workerd").split(",");
+const caches = flag("caches", "memory,cacheapi").split(",").filter(Boolean) as ("memory" | "cacheapi")[];
 const cache = flag("cache", `/tmp/mesp-bench-remote/${model.replaceAll("/", "_")}`);
 
 /** The training options every run shares (the CLI gets the same as flags). */
@@ -82,11 +85,13 @@ const CLI_FLAGS = [
   "cosine",
 ];
 
-/** One training run: where its pack comes from and its vocabulary chunk. */
+/** One training run: where its pack comes from, its vocabulary chunk, and what keeps fetched ranges. */
 interface Run {
   name: string;
   from: "memory" | "url";
   vocabChunk: number;
+  /** `fetchSource`'s cache: none, `memoryRangeCache()`, or the Cache API (`cacheStorageRangeCache`). */
+  cache?: "memory" | "cacheapi";
 }
 
 /** What a runtime reports of a run. */
@@ -116,7 +121,14 @@ export async function runAll(lib, { fetch, base, runs, options, kernels }) {
     try {
       const source = run.from === "memory"
         ? lib.bytesSource(new Uint8Array(await (await tagged(base + "/pack")).arrayBuffer()), "pack")
-        : lib.fetchSource(base + "/pack", { fetch: tagged });
+        : lib.fetchSource(base + "/pack", {
+          fetch: tagged,
+          cache: run.cache === "memory"
+            ? lib.memoryRangeCache()
+            : run.cache === "cacheapi"
+            ? lib.cacheStorageRangeCache(await caches.open("mesp-bench-" + run.name + "-" + Date.now()), base + "/pack")
+            : undefined,
+        });
       const pack = await lib.openPack(source);
       phase = "1";
       const onEvent = (e) => {
@@ -401,6 +413,7 @@ const origin = `http://127.0.0.1:${server.addr.port}`;
 const runs: Run[] = [
   { name: "memory", from: "memory", vocabChunk: 512 },
   ...chunks.map((c): Run => ({ name: `url-${c}`, from: "url", vocabChunk: c })),
+  ...caches.map((cache): Run => ({ name: `url-512-${cache}`, from: "url", vocabChunk: 512, cache })),
 ];
 const results: Record<string, RunResult[]> = {};
 const failed = (rs: RunResult[]) => rs.filter((r) => r.error).map((r) => `${r.name}: ${r.error}`);

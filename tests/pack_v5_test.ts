@@ -37,9 +37,14 @@ Deno.test("pack v5: layers and norm equal the v4 writer's bytes; vocabulary rows
     let at = 0;
     for (const p of parts) (bytes.set(p, at), at += p.length);
     assertEquals(at, header.fileBytes, key);
-    const got = await Promise.all(header.layers.map((l) => sha(bytes.subarray(l.offset, l.offset + l.bytes))));
+    const got = await Promise.all(
+      header.layers.map((l) => sha(bytes.subarray(l.offset, l.offset + l.bytes))),
+    );
     assertEquals(got, ref.layers, `${key}: layers`);
-    assertEquals(await sha(bytes.subarray(header.norm.offset, header.norm.offset + header.norm.bytes)), ref.norm);
+    assertEquals(
+      await sha(bytes.subarray(header.norm.offset, header.norm.offset + header.norm.bytes)),
+      ref.norm,
+    );
     // de-interleave by hand: row r's data, scales, biases at r·stride
     const v = vocabSlot(cfg.vocabSize, cfg.hiddenSize, format as PackFormat, header.bf16Scales);
     for (const [section, want] of [[header.embed, ref.embed], [header.lmHead, ref.lmHead]] as const) {
@@ -58,7 +63,11 @@ Deno.test("pack v5: layers and norm equal the v4 writer's bytes; vocabulary rows
       assertEquals(await part(0, v.rowBytes), want.data, `${key}: vocabulary data`);
       if (want.scales) {
         assertEquals(await part(v.rowBytes, v.scaleRowBytes), want.scales, `${key}: scales`);
-        assertEquals(await part(v.rowBytes + v.scaleRowBytes, v.scaleRowBytes), want.biases, `${key}: biases`);
+        assertEquals(
+          await part(v.rowBytes + v.scaleRowBytes, v.scaleRowBytes),
+          want.biases,
+          `${key}: biases`,
+        );
       }
     }
   }

@@ -42,7 +42,9 @@ export class MatrixBlocks {
           const qv = bits === 4
             ? (data[r * rowBytes + (c >> 1)] >> ((c & 1) * 4)) & 15
             : data[r * rowBytes + c];
-          into[r * w + c] = Math.fround(Math.fround(bf16BitsToF32(scales[g]) * qv) + bf16BitsToF32(biases[g]));
+          into[r * w + c] = Math.fround(
+            Math.fround(bf16BitsToF32(scales[g]) * qv) + bf16BitsToF32(biases[g]),
+          );
         }
       }
     } else {
@@ -94,11 +96,18 @@ export class MatrixBlocks {
     const scales = out.scales.subarray(0, n * outGroups), biases = out.biases.subarray(0, n * outGroups);
     const raw = this.#rawBuffer(n * rowBytes);
     await wt.file.source.read(wt.info.offset + r0 * rowBytes, raw);
-    for (let r = 0; r < n; r++) data.set(raw.subarray(r * rowBytes + b0, r * rowBytes + b0 + outRow), r * outRow);
+    for (let r = 0; r < n; r++) {
+      data.set(raw.subarray(r * rowBytes + b0, r * rowBytes + b0 + outRow), r * outRow);
+    }
     const half = new Uint16Array(this.#rawBuffer(n * groups * 2).buffer, 0, n * groups);
     for (const [t, into] of [[s, scales], [b, biases]] as const) {
-      await t.file.source.read(t.info.offset + r0 * groups * 2, new Uint8Array(half.buffer, 0, n * groups * 2));
-      for (let r = 0; r < n; r++) into.set(half.subarray(r * groups + g0, r * groups + g0 + outGroups), r * outGroups);
+      await t.file.source.read(
+        t.info.offset + r0 * groups * 2,
+        new Uint8Array(half.buffer, 0, n * groups * 2),
+      );
+      for (let r = 0; r < n; r++) {
+        into.set(half.subarray(r * groups + g0, r * groups + g0 + outGroups), r * outGroups);
+      }
     }
     assertFiniteHalf(scales, "bf16", `${base}.scales in ${ckpt.name}`);
     assertFiniteHalf(biases, "bf16", `${base}.biases in ${ckpt.name}`);

@@ -140,9 +140,13 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
       } catch (err) {
         return Promise.reject(err);
       }
-      if (into.scales && (into.scales.length !== (r1 - r0) * vocab.scaleRowBytes ||
-          into.biases?.length !== into.scales.length)) {
-        return Promise.reject(new Error(`vocabulary rows [${r0}, ${r1}): scales or biases of the wrong size`));
+      if (
+        into.scales && (into.scales.length !== (r1 - r0) * vocab.scaleRowBytes ||
+          into.biases?.length !== into.scales.length)
+      ) {
+        return Promise.reject(
+          new Error(`vocabulary rows [${r0}, ${r1}): scales or biases of the wrong size`),
+        );
       }
       return rows.read(head ? 1 : 0, r0, r1, into);
     },
@@ -189,7 +193,10 @@ function blockVerifier(
       return `layer ${(i - b) / per} ${b === 0 ? "attention block" : `MLP chunk ${b - 1}`}`;
     }
     if (i === normIndex) return "the final norm";
-    const j = i - vocab.first, b = j % vocab.perMatrix, m = Math.floor(j / vocab.perMatrix), r0 = b * vocab.rows;
+    const j = i - vocab.first,
+      b = j % vocab.perMatrix,
+      m = Math.floor(j / vocab.perMatrix),
+      r0 = b * vocab.rows;
     return `${m ? "the LM head" : "the embedding"} rows [${r0}, ${Math.min(V, r0 + vocab.rows)})`;
   };
   const verify = (i: number, s: Checksum) => {

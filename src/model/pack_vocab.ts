@@ -9,7 +9,7 @@
 import type { WeightSource } from "../io/source.ts";
 import { Checksum } from "../io/checksum.ts";
 import type { VocabSlot } from "./pack_layout.ts";
-import { type VocabBlocks, vocabBlockIndex } from "./pack_header.ts";
+import { vocabBlockIndex, type VocabBlocks } from "./pack_header.ts";
 
 /** Caller buffers for vocabulary rows (each exactly `rows ×` its row size). */
 export interface VocabRowViews {
@@ -102,7 +102,9 @@ export class VocabReader {
     const s = this.#slot, base = this.#bases[m]!, B = this.#blocks.rows, V = s.rows;
     if (r1 === r0 + 1) {
       const store = this.#stores[m][0], at = find(store, r0);
-      if (at >= 0) return scatter(s, store.rows.subarray(at * s.rowStride, (at + 1) * s.rowStride), 0, 1, into);
+      if (at >= 0) {
+        return scatter(s, store.rows.subarray(at * s.rowStride, (at + 1) * s.rowStride), 0, 1, into);
+      }
     }
     if (r1 === r0) return;
     // a block the rows cover only in part is read whole the first time, to verify it
@@ -123,7 +125,13 @@ export class VocabReader {
     await this.#stream(m, a, b, (row, bytes) => {
       const lo = Math.max(row, r0), hi = Math.min(row + bytes.length / s.rowStride, r1);
       if (hi > lo) {
-        scatter(s, bytes.subarray((lo - row) * s.rowStride, (hi - row) * s.rowStride), lo - r0, hi - lo, into);
+        scatter(
+          s,
+          bytes.subarray((lo - row) * s.rowStride, (hi - row) * s.rowStride),
+          lo - r0,
+          hi - lo,
+          into,
+        );
       }
     });
   }

@@ -114,7 +114,14 @@ class Converter {
    * Rows [r0, r1) × columns [c0, c1) of the `cols`-wide matrix `base`, converted (at most
    * `stepRows(cols)` rows); the views are reused by the next call.
    */
-  async block(base: string, cols: number, r0: number, r1: number, c0: number, c1: number): Promise<Converted> {
+  async block(
+    base: string,
+    cols: number,
+    r0: number,
+    r1: number,
+    c0: number,
+    c1: number,
+  ): Promise<Converted> {
     const format = this.#format, n = r1 - r0, w = c1 - c0;
     const bytes = (u: Uint16Array) => new Uint8Array(u.buffer, u.byteOffset, u.byteLength);
     if (this.#ckpt.has(`${base}.scales`) && copiesQuantized(this.#cfg, format)) {
@@ -146,7 +153,9 @@ class HeldParts {
   #scales = new Uint8Array(0);
   #biases = new Uint8Array(0);
   views(bytes: number): [Uint8Array, Uint8Array] {
-    if (this.#scales.length < bytes) (this.#scales = new Uint8Array(bytes), this.#biases = new Uint8Array(bytes));
+    if (this.#scales.length < bytes) {
+      (this.#scales = new Uint8Array(bytes), this.#biases = new Uint8Array(bytes));
+    }
     return [this.#scales.subarray(0, bytes), this.#biases.subarray(0, bytes)];
   }
 }
@@ -186,7 +195,13 @@ async function writeMatrix(
 }
 
 /** Streams the vocabulary matrix `base` into its section at `at`, row-interleaved (see `VocabSlot`). */
-async function writeVocab(conv: Converter, base: string, slot: VocabSlot, at: number, out: Out): Promise<void> {
+async function writeVocab(
+  conv: Converter,
+  base: string,
+  slot: VocabSlot,
+  at: number,
+  out: Out,
+): Promise<void> {
   const { rows, cols, rowBytes: d, scaleRowBytes: q, rowStride } = slot;
   conv.check(base, rows, cols);
   await out.padTo(at);

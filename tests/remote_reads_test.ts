@@ -1,0 +1,106 @@
+// Remote reads in few, large pieces: the tiny model's pack served from 127.0.0.1 and trained on through
+// fetchSource, its requests per step counted by the client and compared with what the pack's layout says
+// a step must read (computed here from the header, not by the reader), and its results bit for bit the
+// local file's, with and without a cache of fetched ranges.
+import { assert, assertEquals } from "./_assert.ts";
+import { serveDir } from "./_http_server.ts";
+import { bits, OPTIONS, sequences, tinyRun } from "./_tiny_run.ts";
+import { fileSource } from "../src/io/deno_files.ts";
+import { fetchSource, type WeightSource } from "../src/io/source.ts";
+import { memoryRangeCache } from "../src/io/range_cache.ts";
+import { openPack } from "../src/model/pack.ts";
+import { layerLayout, vocabSlot } from "../src/model/pack_layout.ts";
+import { train } from "../src/run/train.ts";
+
+/** Requests (and bytes asked for) per phase: "open", then the step in progress. */
+type Counts = Map<string, { requests: number; bytes: number }>;
+
+async function run(source: WeightSource, data: ReturnType<typeof sequences>, counter?: { phase: string }) {
+  const pack = await openPack(source);
+  if (counter) counter.phase = "1";
+  const r = await train(pack, data, [], {
+    ...OPTIONS,
+    vocabChunk: 512,
+    onEvent: (e) => {
+      if (e.type === "step" && counter) counter.phase = String(e.step + 1);
+    },
+  });
+  return { losses: r.losses, params: bits(r.params) };
+}
+
+Deno.test("remote pack: a step makes one request per layer and pass, one for the vocabulary, few for token rows; same bits as the file", async () => {
+  const ref = await tinyRun();
+  const server = serveDir(ref.dir);
+  try {
+    const path = `${ref.dir}/${ref.pack}`;
+    // two sequences with no token in common (the second's ids shifted), so step 2 gathers new rows
+    const [a] = sequences(await Deno.readFile(`${ref.dir}/${ref.tokens}`));
+    const A = { ...a, ids: a.ids.subarray(0, OPTIONS.seqLen) };
+    const top = Math.max(...A.ids), low = Math.min(...A.ids), V = 151936;
+    const shift = top - low + 1 <= V - 1 - top ? top - low + 1 : -low; // disjoint when it fits, else to 0
+    const B = { ...A, ids: A.ids.map((x) => x + shift) };
+    const local = await run(fileSource(path), [A, B]);
+    const localOne = await run(fileSource(path), [A]);
+
+    const counted = (counts: Counts, counter: { phase: string }): typeof fetch => (input, init) => {
+      const range = /bytes=(\d+)-(\d+)/.exec(new Headers(init?.headers).get("range") ?? "");
+      const c = counts.get(counter.phase) ?? { requests: 0, bytes: 0 };
+      c.requests++;
+      if (range) c.bytes += Number(range[2]) - Number(range[1]) + 1;
+      counts.set(counter.phase, c);
+      return fetch(input, init);
+    };
+    const url = `${server.origin}/${ref.pack}`;
+    const plain: Counts = new Map(), cached: Counts = new Map();
+    const c1 = { phase: "open" }, c2 = { phase: "open" };
+    const remote = await run(fetchSource(url, { fetch: counted(plain, c1) }), [A, B], c1);
+    const kept = await run(
+      fetchSource(url, { fetch: counted(cached, c2), cache: memoryRangeCache() }),
+      [A],
+      c2,
+    );
+    assertEquals(remote, local, "URL and file train to the same bits");
+    assertEquals(kept, localOne, "URL with a cache and file train to the same bits");
+
+    // what a step must read, from the header: each layer twice (forward; the backward's recompute) but the
+    // last and the first, which stay in their slots between the passes (this model's MLP is one chunk), the
+    // vocabulary once (the loss), and the step's token rows (tied: the target rows are among them)
+    const pack = await openPack(fileSource(path));
+    const { config: cfg, header } = pack;
+    const layout = layerLayout(cfg, header.format, header.bf16Scales, header.mlpChunk);
+    const v = vocabSlot(cfg.vocabSize, cfg.hiddenSize, header.format, header.bf16Scales);
+    pack.source.close?.();
+    assertEquals([cfg.tieWordEmbeddings, cfg.vocabSize, layout.chunks.length], [true, V, 1]);
+    // the token rows: sorted, once each, rows closer than 64 KB read as one range of at most 1 MB
+    const tokenReads = (ids: Int32Array) => {
+      const sorted = [...new Set(ids)].sort((x, y) => x - y);
+      let requests = 0, bytes = 0, start = -1, end = -1;
+      for (const id of sorted) {
+        if (start >= 0 && (id - end) * v.rowStride <= 64 << 10 && (id + 1 - start) * v.rowStride <= 1 << 20) {
+          end = id + 1;
+          continue;
+        }
+        if (start >= 0) bytes += (end - start) * v.rowStride;
+        requests++, start = id, end = id + 1;
+      }
+      return { requests, bytes: bytes + (end - start) * v.rowStride };
+    };
+    const fixed = {
+      requests: 2 * (cfg.numLayers - 1) + 1,
+      bytes: 2 * (cfg.numLayers - 1) * layout.bytes + cfg.vocabSize * v.rowStride,
+    };
+    const expect = [A, B].map((s) => tokenReads(s.ids))
+      .map((t) => ({ requests: fixed.requests + t.requests, bytes: fixed.bytes + t.bytes }));
+    const step2 = plain.get("2")!;
+    assert(
+      expect.some((e) => e.requests === step2.requests && e.bytes === step2.bytes),
+      `step 2 read ${JSON.stringify(step2)}, expected one of ${JSON.stringify(expect)}`,
+    );
+    assert(step2.requests < 2 * A.ids.length, "token rows are gathered");
+    // with a cache (the same sequence every step), steps after the first read nothing remotely
+    assertEquals([cached.get("2"), cached.get("3")], [undefined, undefined], "steps 2, 3 with a cache");
+    assert((cached.get("1")?.requests ?? 0) > 0);
+  } finally {
+    await server.close();
+  }
+});
