@@ -271,10 +271,11 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
 
   function readRemote(offset: number, into: Uint8Array): Promise<void> {
     const end = offset + into.length;
-    if (run && run.next === offset && end <= run.end) {
+    // a short way ahead within the run (what was between came from the cache): skip to it
+    if (run && offset >= run.next && offset - run.next <= RUN_SKIP_BYTES && end <= run.end) {
       const r = run;
       if (end === r.end) run = undefined; // its last bytes
-      return r.take(into);
+      return r.take(into, offset - r.next);
     }
     if (run) endRun(); // a read elsewhere: the run is over
     if (hint && hint.start <= offset && end < hint.end) {
@@ -306,13 +307,19 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
   };
 }
 
+/**
+ * How far ahead of a run's position a read may start and still be answered by the run (the bytes between
+ * passed over): less than a new request costs, and what a cache hit leaves out of a layer or a chunk.
+ */
+const RUN_SKIP_BYTES = 4 << 20;
+
 /** One ranged response read piece by piece by consecutive reads. */
 interface RangeRun {
   /** Where the next read must start, and where the response ends. */
   next: number;
   readonly end: number;
-  /** Fills `into` with the next bytes (after the reads before it). */
-  take(into: Uint8Array): Promise<void>;
+  /** Fills `into` with the next bytes (after the reads before it), after passing over `skip` bytes. */
+  take(into: Uint8Array, skip?: number): Promise<void>;
   /** Settles when the reads taken so far have. */
   done: Promise<void>;
   cancel(): void;
@@ -326,13 +333,13 @@ function rangeRun(name: string, response: Promise<Response>, start: number, end:
     next: start,
     end,
     done: Promise.resolve(),
-    take(into) {
-      r.next += into.length;
+    take(into, skip = 0) {
+      r.next += skip + into.length;
       const job = r.done.then(async () => {
         if (failed) throw failed;
         try {
           reader ??= (await response).body!.getReader();
-          let pos = 0;
+          let pos = -skip;
           while (pos < into.length) {
             if (!left?.length) {
               const { done, value } = await reader.read();
@@ -340,7 +347,10 @@ function rangeRun(name: string, response: Promise<Response>, start: number, end:
               left = value;
             }
             const n = Math.min(left.length, into.length - pos);
-            into.set(left.subarray(0, n), pos);
+            if (pos >= 0) into.set(left.subarray(0, n), pos);
+            else if (n > -pos) {
+              into.set(left.subarray(-pos, n), 0);
+            }
             left = left.subarray(n);
             pos += n;
           }
