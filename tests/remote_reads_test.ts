@@ -104,3 +104,47 @@ Deno.test("remote pack: a step makes one request per layer and pass, one for the
     await server.close();
   }
 });
+
+Deno.test("fetchSource: announced consecutive reads are one response; a short skip stays in it, a read elsewhere ends it; a cache serves ranges again", async () => {
+  const bytes = new Uint8Array(64 << 10).map((_, i) => (i * 7 + (i >> 8)) & 255);
+  const server = serveDir("/nonexistent", {
+    routes: { "/f.bin": { body: bytes, type: "application/octet-stream" } },
+  });
+  try {
+    const reads = () => server.requests.filter((r) => r.path === "/f.bin").map((r) => r.range);
+    const src = fetchSource(`${server.origin}/f.bin`);
+    const read = async (offset: number, n: number) => {
+      const into = new Uint8Array(n);
+      await src.read(offset, into);
+      assertEquals(Array.from(into), Array.from(bytes.subarray(offset, offset + n)), `bytes ${offset}+${n}`);
+    };
+    src.expect!(1000, 9000);
+    await read(1000, 100);
+    await Promise.all([read(1100, 900), read(2000, 3000)]); // queued in order
+    await read(6000, 500); // 1000 bytes passed over
+    assertEquals(reads(), ["bytes=1000-8999"]);
+    await read(100, 10); // behind the run: its own request, the run is over
+    await read(6500, 10); // still within what was announced: a new run from there
+    await read(6510, 10);
+    assertEquals(reads(), ["bytes=1000-8999", "bytes=100-109", "bytes=6500-8999"]);
+    src.expect!(20000, 30000);
+    await read(20000, 10000); // the whole announced range at once: one plain request
+    assertEquals(reads().at(-1), "bytes=20000-29999");
+
+    const cache = memoryRangeCache();
+    const cached = fetchSource(`${server.origin}/f.bin`, { cache });
+    const again = async (offset: number, n: number) => {
+      const into = new Uint8Array(n);
+      await cached.read(offset, into);
+      assertEquals(Array.from(into), Array.from(bytes.subarray(offset, offset + n)));
+    };
+    const before = reads().length;
+    await again(40000, 1000);
+    await again(40000, 1000);
+    await again(40000, 500); // another range: not kept yet
+    assertEquals(reads().length - before, 2);
+    assertEquals(cache.bytes(), 1500);
+  } finally {
+    await server.close();
+  }
+});
