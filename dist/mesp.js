@@ -755,10 +755,10 @@ function fetchSource(url, options = {}) {
   }
   function readRemote(offset, into) {
     const end = offset + into.length;
-    if (run && run.next === offset && end <= run.end) {
+    if (run && offset >= run.next && offset - run.next <= RUN_SKIP_BYTES && end <= run.end) {
       const r = run;
       if (end === r.end) run = void 0;
-      return r.take(into);
+      return r.take(into, offset - r.next);
     }
     if (run) endRun();
     if (hint && hint.start <= offset && end < hint.end) {
@@ -791,6 +791,7 @@ function fetchSource(url, options = {}) {
     }
   };
 }
+var RUN_SKIP_BYTES = 4 << 20;
 function rangeRun(name, response, start, end) {
   let reader;
   let left;
@@ -799,13 +800,13 @@ function rangeRun(name, response, start, end) {
     next: start,
     end,
     done: Promise.resolve(),
-    take(into) {
-      r.next += into.length;
+    take(into, skip = 0) {
+      r.next += skip + into.length;
       const job = r.done.then(async () => {
         if (failed) throw failed;
         try {
           reader ??= (await response).body.getReader();
-          let pos = 0;
+          let pos = -skip;
           while (pos < into.length) {
             if (!left?.length) {
               const { done, value } = await reader.read();
@@ -813,7 +814,10 @@ function rangeRun(name, response, start, end) {
               left = value;
             }
             const n = Math.min(left.length, into.length - pos);
-            into.set(left.subarray(0, n), pos);
+            if (pos >= 0) into.set(left.subarray(0, n), pos);
+            else if (n > -pos) {
+              into.set(left.subarray(-pos, n), 0);
+            }
             left = left.subarray(n);
             pos += n;
           }
