@@ -178,7 +178,10 @@ export async function readPackHeader(source: WeightSource, size: number): Promis
   }
   const dv = new DataView(pre.buffer);
   if (dv.getUint32(8, true) !== VERSION) {
-    throw new StalePackError(`${source.name}: pack version ${dv.getUint32(8, true)}`);
+    throw new StalePackError(
+      `${source.name}: pack version ${dv.getUint32(8, true)}, this mesp reads version ${VERSION}: rebuild ` +
+        `it from its checkpoint (writePack; the CLI rebuilds its cached packs by itself)`,
+    );
   }
   const len = dv.getUint32(12, true);
   if (PRELUDE_BYTES + len > size) throw new StalePackError(`${source.name}: truncated header`);
