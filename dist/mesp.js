@@ -2581,6 +2581,7 @@ var VocabReader = class {
   #blocks;
   #bases;
   #checks;
+  #gapBytes;
   #sum = new Checksum();
   #staging = new Uint8Array(0);
   /** Scales and biases of a chunk, moved aside while its rows are rearranged in place. */
@@ -2593,7 +2594,8 @@ var VocabReader = class {
   #ids = new Int32Array(0);
   #queue = Promise.resolve();
   #busy = false;
-  constructor(source, slot, blocks, bases, checks) {
+  constructor(source, slot, blocks, bases, checks, gapBytes = GATHER_GAP_BYTES) {
+    this.#gapBytes = gapBytes;
     this.#source = source;
     this.#slot = slot;
     this.#blocks = blocks;
@@ -2731,7 +2733,8 @@ var VocabReader = class {
     if (next.rows.length < u * stride) next.rows = new Uint8Array(u * stride);
     next.ids.set(sorted.subarray(0, u));
     next.count = u;
-    const gap = Math.floor(GATHER_GAP_BYTES / stride), most = Math.max(1, Math.floor(STAGING_BYTES / stride));
+    const gap = Math.floor(this.#gapBytes / stride);
+    const most = Math.max(1, Math.floor(Math.max(STAGING_BYTES, this.#gapBytes) / stride));
     let runStart = -1, runEnd = -1, firstId = 0;
     const flush = async (upTo) => {
       if (runStart < 0) return;
@@ -2822,7 +2825,7 @@ async function openPack(source, options = {}) {
   const rows = new VocabReader(source, vocab, blocks, [
     header.embed.offset,
     header.lmHead?.offset
-  ], verify);
+  ], verify, options.gatherGapBytes);
   const layerEnd = (l) => header.layers[l].offset + layout.bytes;
   const checkRows = (r0, r1, into, head) => {
     if (head && !header.lmHead) throw new Error("this model has no separate LM head (tied embeddings)");

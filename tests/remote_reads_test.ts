@@ -148,3 +148,50 @@ Deno.test("fetchSource: announced consecutive reads are one response; a short sk
     await server.close();
   }
 });
+
+Deno.test("prefetchRows: sorted token rows closer than the gap are one request; rows then read locally, as stored", async () => {
+  const ref = await tinyRun();
+  const server = serveDir(ref.dir);
+  try {
+    const local = await openPack(fileSource(`${ref.dir}/${ref.pack}`));
+    const s = local.vocabSlot, V = local.config.vocabSize;
+    const row = async (pack: typeof local, id: number) => {
+      const v = {
+        data: new Uint8Array(s.rowBytes),
+        scales: new Uint8Array(s.scaleRowBytes),
+        biases: new Uint8Array(s.scaleRowBytes),
+      };
+      await pack.readVocabRows(id, id + 1, v);
+      return [...v.data, ...v.scales, ...v.biases];
+    };
+    // rows 10 and 20 lie 360 bytes apart, 3000 is 107 KB on, 50000 another 1.7 MB
+    const ids = Int32Array.from([50000, 20, 3000, 10, 20, -1, V]);
+    for (const [gap, want] of [[undefined, 3], [1 << 20, 2]] as const) {
+      let requests = 0;
+      const counting: typeof fetch = (input, init) => (requests++, fetch(input, init));
+      const pack = await openPack(fetchSource(`${server.origin}/${ref.pack}`, { fetch: counting }), {
+        gatherGapBytes: gap,
+      });
+      // every block verified first (one announced run), so the gather reads rows, not blocks
+      const chunk = 4096,
+        all = (n: number) => ({
+          data: new Uint8Array(n * s.rowBytes),
+          scales: new Uint8Array(n * s.scaleRowBytes),
+          biases: new Uint8Array(n * s.scaleRowBytes),
+        });
+      for (let r0 = 0; r0 < V; r0 += chunk) {
+        await pack.readVocabRows(r0, Math.min(V, r0 + chunk), all(Math.min(V, r0 + chunk) - r0));
+      }
+      const before = requests;
+      await pack.prefetchRows(ids, ids.length);
+      assertEquals(requests - before, want, `gap ${gap ?? "default"}`);
+      for (const id of [10, 20, 3000, 50000]) {
+        assertEquals(await row(pack, id), await row(local, id), `row ${id}`);
+      }
+      assertEquals(requests - before, want, "gathered rows are read locally");
+    }
+    local.source.close?.();
+  } finally {
+    await server.close();
+  }
+});

@@ -29,10 +29,10 @@ export interface BlockChecks {
 /** Bytes read at a time when rows are rearranged on the way (the one staging buffer a pack keeps). */
 const STAGING_BYTES = 1 << 20;
 /**
- * Token rows closer than this are read as one range with the rows between them: a few more bytes cost far
- * less than another read (an HTTP request costs milliseconds).
+ * Default gap: token rows closer than this are read as one range with the rows between them: a few more
+ * bytes cost far less than another read (an HTTP request costs milliseconds).
  */
-const GATHER_GAP_BYTES = 64 << 10;
+export const GATHER_GAP_BYTES = 64 << 10;
 
 /** Row-ids sorted and unique, with their rows (stored layout) in the same order. */
 interface RowStore {
@@ -48,6 +48,7 @@ export class VocabReader {
   readonly #blocks: VocabBlocks;
   readonly #bases: (number | undefined)[];
   readonly #checks: BlockChecks;
+  readonly #gapBytes: number;
   readonly #sum = new Checksum();
   #staging = new Uint8Array(0);
   /** Scales and biases of a chunk, moved aside while its rows are rearranged in place. */
@@ -64,7 +65,9 @@ export class VocabReader {
     blocks: VocabBlocks,
     bases: (number | undefined)[],
     checks: BlockChecks,
+    gapBytes = GATHER_GAP_BYTES,
   ) {
+    this.#gapBytes = gapBytes;
     this.#source = source;
     this.#slot = slot;
     this.#blocks = blocks;
@@ -216,7 +219,8 @@ export class VocabReader {
     next.count = u;
     // rows already gathered are kept; the others are read in runs: a run is the rows (or, for a block not
     // verified yet, the whole block) of ids closer than the gap, at most one staging buffer long
-    const gap = Math.floor(GATHER_GAP_BYTES / stride), most = Math.max(1, Math.floor(STAGING_BYTES / stride));
+    const gap = Math.floor(this.#gapBytes / stride);
+    const most = Math.max(1, Math.floor(Math.max(STAGING_BYTES, this.#gapBytes) / stride));
     let runStart = -1, runEnd = -1, firstId = 0;
     const flush = async (upTo: number) => {
       if (runStart < 0) return;
