@@ -47,11 +47,14 @@ export {
   blobSource,
   bytesSource,
   fetchSource,
+  type FetchSourceOptions,
   memoryFiles,
   type ModelFiles,
+  type RangeCache,
   urlFiles,
   type WeightSource,
 } from "./src/io/source.ts";
+export { cacheStorageRangeCache, memoryRangeCache } from "./src/io/range_cache.ts";
 export { unzipStore, type ZipEntry, zipStore } from "./src/io/zip.ts";
 export {
   HUB_ENDPOINT,

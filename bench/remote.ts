@@ -9,7 +9,9 @@
  *   deno task bench:remote --model /tmp/m05 --steps 3 --seq-len 256
  *
  * Flags: --steps 4, --seq-len 256, --chunks 512,16384 (the vocabChunk values of the URL runs),
- * --runtimes deno,chromium,workerd, --cache DIR (where the CLI builds the pack once; default under /tmp).
+ * --caches memory,cacheapi (URL runs at chunk 512 whose fetched ranges are kept: `memoryRangeCache()`, the
+ * Cache API through `cacheStorageRangeCache`), --runtimes deno,chromium,workerd, --cache DIR (where the CLI
+ * builds the pack once; default under /tmp).
  *
  * What is measured:
  * - requests and bytes per step, counted by the server: every request carries a tag `run/phase` (the phase
@@ -52,6 +54,12 @@ const SPEC = {
       default: ["deno", "chromium", "workerd"],
       description: "where the URL runs train",
     },
+    caches: {
+      type: "list",
+      choices: ["memory", "cacheapi"],
+      default: ["memory", "cacheapi"],
+      description: "the range caches the URL runs are repeated with",
+    },
     cache: {
       type: "string",
       value: "DIR",
@@ -64,6 +72,7 @@ const model = args.model.replace(/\/$/, "");
 const { steps, seqLen } = args;
 const chunks = args.chunks.map(Number);
 const runtimes: string[] = args.runtimes;
+const caches = args.caches as ("memory" | "cacheapi")[];
 const cache = args.cache ?? `/tmp/mesp-bench-remote/${model.replaceAll("/", "_")}`;
 
 /** The training options every run shares (the CLI gets the same as flags). */
@@ -96,11 +105,13 @@ const CLI_FLAGS = [
   "cosine",
 ];
 
-/** One training run: where its pack comes from and its vocabulary chunk. */
+/** One training run: where its pack comes from, its vocabulary chunk, and what keeps fetched ranges. */
 interface Run {
   name: string;
   from: "memory" | "url";
   vocabChunk: number;
+  /** `fetchSource`'s cache: none, `memoryRangeCache()`, or the Cache API (`cacheStorageRangeCache`). */
+  cache?: "memory" | "cacheapi";
 }
 
 /** What a runtime reports of a run. */
@@ -130,7 +141,14 @@ export async function runAll(lib, { fetch, base, runs, options, kernels }) {
     try {
       const source = run.from === "memory"
         ? lib.bytesSource(new Uint8Array(await (await tagged(base + "/pack")).arrayBuffer()), "pack")
-        : lib.fetchSource(base + "/pack", { fetch: tagged });
+        : lib.fetchSource(base + "/pack", {
+          fetch: tagged,
+          cache: run.cache === "memory"
+            ? lib.memoryRangeCache()
+            : run.cache === "cacheapi"
+            ? lib.cacheStorageRangeCache(await caches.open("mesp-bench-" + run.name + "-" + Date.now()), base + "/pack")
+            : undefined,
+        });
       const pack = await lib.openPack(source);
       phase = "1";
       const onEvent = (e) => {
@@ -415,6 +433,7 @@ const origin = `http://127.0.0.1:${server.addr.port}`;
 const runs: Run[] = [
   { name: "memory", from: "memory", vocabChunk: 512 },
   ...chunks.map((c): Run => ({ name: `url-${c}`, from: "url", vocabChunk: c })),
+  ...caches.map((cache): Run => ({ name: `url-512-${cache}`, from: "url", vocabChunk: 512, cache })),
 ];
 const results: Record<string, RunResult[]> = {};
 const failed = (rs: RunResult[]) => rs.filter((r) => r.error).map((r) => `${r.name}: ${r.error}`);
@@ -458,19 +477,19 @@ console.log(
 );
 console.log("\n## Requests and bytes per step (counted by the server)\n");
 console.log(
-  "| run | vocabChunk | open: requests, MB | step 1: requests, MB | steps 2…N each: requests, MB | × pack |",
+  "| run | vocabChunk | open: requests, MB | step 1: requests, MB | steps 2…N: requests (range), MB (mean) | × pack |",
 );
 console.log("|---|---:|---:|---:|---:|---:|");
 for (const [label, rs] of [["deno", results.deno], ["chromium", results.chromium]] as const) {
   for (const r of rs ?? []) {
     const prefix = label === "deno" ? r.name : `chromium-${r.name}`;
     const c = (phase: string) => counts.get(`${prefix}/${phase}`) ?? { requests: 0, bytes: 0 };
+    // steps read different token rows (each its own sequence): the range over steps 2…N, and the mean bytes
     const later = Array.from({ length: steps - 1 }, (_, i) => c(String(i + 2)));
-    const same = later.every((x) => x.requests === later[0].requests && x.bytes === later[0].bytes);
-    const each = later.length
-      ? `${later[0].requests}, ${mb(later[0].bytes)}${same ? "" : " (steps differ!)"}`
-      : "–";
-    const x = later.length ? (later[0].bytes / packBytes.length).toFixed(2) : "–";
+    const req = later.map((x) => x.requests), lo = Math.min(...req), hi = Math.max(...req);
+    const meanBytes = later.reduce((n, x) => n + x.bytes, 0) / Math.max(1, later.length);
+    const each = later.length ? `${lo === hi ? lo : `${lo}–${hi}`}, ${mb(meanBytes)}` : "–";
+    const x = later.length ? (meanBytes / packBytes.length).toFixed(2) : "–";
     const vc = runs.find((run) => prefix.endsWith(run.name))?.vocabChunk;
     console.log(
       `| ${label} ${r.name} | ${vc} | ${c("open").requests}, ${mb(c("open").bytes)} | ` +
@@ -480,10 +499,13 @@ for (const [label, rs] of [["deno", results.deno], ["chromium", results.chromium
 }
 for (const r of results.workerd ?? []) {
   const c = (phase: string) => counts.get(`${r.name}/${phase}`) ?? { requests: 0, bytes: 0 };
-  const s2 = c("2");
+  const later = Array.from({ length: steps - 1 }, (_, i) => c(String(i + 2)));
+  const req = later.map((x) => x.requests), lo = Math.min(...req), hi = Math.max(...req);
+  const meanBytes = later.reduce((n, x) => n + x.bytes, 0) / Math.max(1, later.length);
   console.log(
     `| workerd url-512 | 512 | ${c("open").requests}, ${mb(c("open").bytes)} | ${c("1").requests}, ` +
-      `${mb(c("1").bytes)} | ${s2.requests}, ${mb(s2.bytes)} | ${(s2.bytes / packBytes.length).toFixed(2)} |`,
+      `${mb(c("1").bytes)} | ${lo === hi ? lo : `${lo}–${hi}`}, ${mb(meanBytes)} | ` +
+      `${(meanBytes / packBytes.length).toFixed(2)} |`,
   );
 }
 

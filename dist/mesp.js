@@ -708,46 +708,135 @@ function fetchSource(url, options = {}) {
     }
     return Number(m[3]);
   }
+  async function rangeResponse(offset, last) {
+    const res = await doFetch(href, {
+      headers: headers({
+        range: `bytes=${offset}-${last}`
+      })
+    });
+    if (res.status !== 206) {
+      await res.body?.cancel();
+      if (res.status === 200) throw ignoredRange(name);
+      if (res.status === 404 || res.status === 410) throw new FileNotFoundError(name);
+      if (res.status === 416) {
+        throw new Error(`${name}: short read: bytes ${offset}..${last + 1} lie beyond the end of the file`);
+      }
+      throw new Error(`${name}: HTTP ${res.status} ${res.statusText} for bytes ${offset}..${last + 1}`);
+    }
+    const m = CONTENT_RANGE.exec(res.headers.get("content-range") ?? "");
+    if (!m || Number(m[1]) !== offset || Number(m[2]) !== last) {
+      await res.body?.cancel();
+      const got = res.headers.get("content-range");
+      const short = m && Number(m[1]) === offset && Number(m[2]) < last;
+      throw new Error(`${name}: ${short ? "short read: " : ""}asked for bytes ${offset}-${last}, server sent Content-Range ${got === null ? "(none)" : JSON.stringify(got)}`);
+    }
+    try {
+      checkUnchanged(res, m[3] === "*" ? void 0 : Number(m[3]));
+    } catch (err) {
+      await res.body?.cancel();
+      throw err;
+    }
+    if (!res.body) throw new Error(`${name}: short read: empty response body`);
+    return res;
+  }
+  let hint;
+  let run;
+  const endRun = () => {
+    const r = run;
+    run = void 0;
+    r?.done.then(() => r.cancel(), () => {
+    });
+  };
+  async function readOnce(offset, into) {
+    const res = await rangeResponse(offset, offset + into.length - 1);
+    await readBodyInto(name, res, into);
+  }
+  function readRemote(offset, into) {
+    const end = offset + into.length;
+    if (run && offset >= run.next && offset - run.next <= RUN_SKIP_BYTES && end <= run.end) {
+      const r = run;
+      if (end === r.end) run = void 0;
+      return r.take(into, offset - r.next);
+    }
+    if (run) endRun();
+    if (hint && hint.start <= offset && end < hint.end) {
+      endRun();
+      const r = rangeRun(name, rangeResponse(offset, hint.end - 1), offset, hint.end);
+      run = r;
+      return r.take(into);
+    }
+    return readOnce(offset, into);
+  }
+  const cache = options.cache;
   return {
     name,
     size() {
       sizePromise ??= probeSize();
       return sizePromise;
     },
+    expect(offset, end) {
+      hint = {
+        start: offset,
+        end
+      };
+    },
     async read(offset, into) {
       checkRange(name, offset, into.length);
       if (into.length === 0) return;
-      const last = offset + into.length - 1;
-      const res = await doFetch(href, {
-        headers: headers({
-          range: `bytes=${offset}-${last}`
-        })
-      });
-      if (res.status !== 206) {
-        await res.body?.cancel();
-        if (res.status === 200) throw ignoredRange(name);
-        if (res.status === 404 || res.status === 410) throw new FileNotFoundError(name);
-        if (res.status === 416) {
-          throw new Error(`${name}: short read: bytes ${offset}..${last + 1} lie beyond the end of the file`);
-        }
-        throw new Error(`${name}: HTTP ${res.status} ${res.statusText} for bytes ${offset}..${last + 1}`);
-      }
-      const m = CONTENT_RANGE.exec(res.headers.get("content-range") ?? "");
-      if (!m || Number(m[1]) !== offset || Number(m[2]) !== last) {
-        await res.body?.cancel();
-        const got = res.headers.get("content-range");
-        const short = m && Number(m[1]) === offset && Number(m[2]) < last;
-        throw new Error(`${name}: ${short ? "short read: " : ""}asked for bytes ${offset}-${last}, server sent Content-Range ${got === null ? "(none)" : JSON.stringify(got)}`);
-      }
-      try {
-        checkUnchanged(res, m[3] === "*" ? void 0 : Number(m[3]));
-      } catch (err) {
-        await res.body?.cancel();
-        throw err;
-      }
-      await readBodyInto(name, res, into);
+      if (cache && await cache.get(offset, into)) return;
+      await readRemote(offset, into);
+      await cache?.put(offset, into);
     }
   };
+}
+var RUN_SKIP_BYTES = 4 << 20;
+function rangeRun(name, response, start, end) {
+  let reader;
+  let left;
+  let failed;
+  const r = {
+    next: start,
+    end,
+    done: Promise.resolve(),
+    take(into, skip = 0) {
+      r.next += skip + into.length;
+      const job = r.done.then(async () => {
+        if (failed) throw failed;
+        try {
+          reader ??= (await response).body.getReader();
+          let pos = -skip;
+          while (pos < into.length) {
+            if (!left?.length) {
+              const { done, value } = await reader.read();
+              if (done) throw new Error(`${name}: short read: the response ended before byte ${end}`);
+              left = value;
+            }
+            const n = Math.min(left.length, into.length - pos);
+            if (pos >= 0) into.set(left.subarray(0, n), pos);
+            else if (n > -pos) {
+              into.set(left.subarray(-pos, n), 0);
+            }
+            left = left.subarray(n);
+            pos += n;
+          }
+        } catch (err) {
+          failed = err;
+          throw err;
+        }
+      });
+      r.done = job.catch(() => {
+      });
+      return job;
+    },
+    cancel() {
+      left = void 0;
+      if (reader) reader.cancel().catch(() => {
+      });
+      else response.then((res) => res.body?.cancel(), () => {
+      });
+    }
+  };
+  return r;
 }
 function ignoredRange(name) {
   return new Error(`${name}: the server ignored the HTTP Range request (status 200 instead of 206 Partial Content); streaming weights needs a server that supports byte ranges`);
@@ -849,6 +938,53 @@ function mapFiles(files, name, how) {
       return Promise.resolve([
         ...map.keys()
       ].sort());
+    }
+  };
+}
+
+// src/io/range_cache.ts
+function memoryRangeCache(options = {}) {
+  const max = options.maxBytes ?? Infinity;
+  const kept = /* @__PURE__ */ new Map();
+  let bytes = 0;
+  return {
+    get(offset, into) {
+      const hit = kept.get(`${offset}+${into.length}`);
+      if (hit) into.set(hit);
+      return Promise.resolve(hit !== void 0);
+    },
+    put(offset, data) {
+      const key = `${offset}+${data.length}`;
+      if (!kept.has(key) && bytes + data.length <= max) {
+        kept.set(key, data.slice());
+        bytes += data.length;
+      }
+      return Promise.resolve();
+    },
+    bytes: () => bytes
+  };
+}
+function cacheStorageRangeCache(cache, key) {
+  const base = new URL(String(key));
+  const request = (offset, length) => {
+    const u = new URL(base);
+    u.searchParams.set("mesp-range", `${offset}+${length}`);
+    return u.href;
+  };
+  return {
+    async get(offset, into) {
+      const res = await cache.match(request(offset, into.length));
+      if (!res) return false;
+      const body = new Uint8Array(await res.arrayBuffer());
+      if (body.length !== into.length) return false;
+      into.set(body);
+      return true;
+    },
+    async put(offset, data) {
+      try {
+        await cache.put(request(offset, data.length), new Response(data.slice()));
+      } catch {
+      }
     }
   };
 }
@@ -2294,6 +2430,20 @@ function matrixSlot(rows, cols, format, bf16Scales, at) {
     bytes: end - offset
   };
 }
+function vocabSlot(rows, cols, format, bf16Scales) {
+  const m = matrixSlot(rows, cols, format, bf16Scales, 0);
+  const rowStride = m.rowBytes + 2 * m.scaleRowBytes;
+  return {
+    rows,
+    cols,
+    dtype: m.dtype,
+    bf16Scales: m.bf16Scales,
+    rowBytes: m.rowBytes,
+    scaleRowBytes: m.scaleRowBytes,
+    rowStride,
+    bytes: rows * rowStride
+  };
+}
 function vectorSlot(length, at) {
   return {
     length,
@@ -2363,7 +2513,7 @@ function copiesQuantized(cfg, format) {
 
 // src/model/pack_header.ts
 var MAGIC = "MESPPACK";
-var VERSION = 4;
+var VERSION = 5;
 var PRELUDE_BYTES = 16;
 function planPack(cfg, format, mlpChunk = MLP_CHUNK, vocabBlock = VOCAB_BLOCK) {
   const bf16Scales = copiesQuantized(cfg, format);
@@ -2377,7 +2527,7 @@ function planPack(cfg, format, mlpChunk = MLP_CHUNK, vocabBlock = VOCAB_BLOCK) {
     at = s.offset + bytes;
     return s;
   };
-  const vocab = matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales, 0);
+  const vocab = vocabSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales);
   const embed = section(vocab.bytes);
   const layers = Array.from({
     length: cfg.numLayers
@@ -2406,35 +2556,17 @@ function blockCount(layers, chunks) {
 }
 var VOCAB_BLOCK = 512;
 function vocabBlocks(cfg, slot, rows, first) {
-  const parts = [
-    {
-      name: "data",
-      offset: slot.offset,
-      rowBytes: slot.rowBytes
-    }
-  ];
-  if (slot.scaleRowBytes) {
-    parts.push({
-      name: "scales",
-      offset: slot.scalesOffset,
-      rowBytes: slot.scaleRowBytes
-    }, {
-      name: "biases",
-      offset: slot.biasesOffset,
-      rowBytes: slot.scaleRowBytes
-    });
-  }
-  const perPart = Math.ceil(cfg.vocabSize / rows);
+  const perMatrix = Math.ceil(cfg.vocabSize / rows);
   return {
     rows,
-    parts,
-    perPart,
+    rowStride: slot.rowStride,
+    perMatrix,
     first,
-    count: (cfg.tieWordEmbeddings ? 1 : 2) * parts.length * perPart
+    count: (cfg.tieWordEmbeddings ? 1 : 2) * perMatrix
   };
 }
-function vocabBlockIndex(v, m, p, b) {
-  return v.first + (m * v.parts.length + p) * v.perPart + b;
+function vocabBlockIndex(v, m, b) {
+  return v.first + m * v.perMatrix + b;
 }
 var StalePackError = class extends Error {
   constructor(message) {
@@ -2463,7 +2595,7 @@ async function readPackHeader(source, size) {
   }
   const dv = new DataView(pre.buffer);
   if (dv.getUint32(8, true) !== VERSION) {
-    throw new StalePackError(`${source.name}: pack version ${dv.getUint32(8, true)}`);
+    throw new StalePackError(`${source.name}: pack version ${dv.getUint32(8, true)}, this mesp reads version ${VERSION}: rebuild it from its checkpoint (writePack; the CLI rebuilds its cached packs by itself)`);
   }
   const len = dv.getUint32(12, true);
   if (PRELUDE_BYTES + len > size) throw new StalePackError(`${source.name}: truncated header`);
@@ -2474,6 +2606,234 @@ async function readPackHeader(source, size) {
   } catch {
     throw new StalePackError(`${source.name}: corrupt header`);
   }
+}
+
+// src/model/pack_vocab.ts
+var STAGING_BYTES = 1 << 20;
+var GATHER_GAP_BYTES = 64 << 10;
+var VocabReader = class {
+  #source;
+  #slot;
+  #blocks;
+  #bases;
+  #checks;
+  #gapBytes;
+  #sum = new Checksum();
+  #staging = new Uint8Array(0);
+  /** Scales and biases of a chunk, moved aside while its rows are rearranged in place. */
+  #aside = new Uint8Array(0);
+  /** Per matrix: the rows gathered by the last `prefetch`, and a spare store to build the next in. */
+  #stores = [
+    [],
+    []
+  ];
+  #ids = new Int32Array(0);
+  #queue = Promise.resolve();
+  #busy = false;
+  constructor(source, slot, blocks, bases, checks, gapBytes = GATHER_GAP_BYTES) {
+    this.#gapBytes = gapBytes;
+    this.#source = source;
+    this.#slot = slot;
+    this.#blocks = blocks;
+    this.#bases = bases;
+    this.#checks = checks;
+    for (const m of [
+      0,
+      1
+    ]) {
+      this.#stores[m] = [
+        0,
+        1
+      ].map(() => ({
+        ids: new Int32Array(0),
+        count: 0,
+        rows: new Uint8Array(0)
+      }));
+    }
+  }
+  /**
+   * Runs `job` after the calls before it. When nothing is queued it starts at once, so its first read is
+   * under way when this returns (a read-ahead overlaps the caller's compute).
+   */
+  #serial(job) {
+    const run = this.#busy ? this.#queue.then(job) : (this.#busy = true, job());
+    const settled = run.catch(() => {
+    }).then(() => {
+      if (this.#queue === settled) this.#busy = false;
+    });
+    this.#queue = settled;
+    return run;
+  }
+  /** Reads rows [r0, r1) of matrix `m` (0 embedding, 1 LM head) into `into`. */
+  read(m, r0, r1, into) {
+    return this.#serial(() => this.#read(m, r0, r1, into));
+  }
+  /** Gathers the rows of the valid ids among `ids[0..count)` so that reading one of them alone is local. */
+  prefetch(m, ids, count) {
+    return this.#serial(() => this.#prefetch(m, ids, count));
+  }
+  async #read(m, r0, r1, into) {
+    const s = this.#slot, base = this.#bases[m], B = this.#blocks.rows, V = s.rows;
+    if (r1 === r0 + 1) {
+      const store = this.#stores[m][0], at = find(store, r0);
+      if (at >= 0) {
+        return scatter(s, store.rows.subarray(at * s.rowStride, (at + 1) * s.rowStride), 0, 1, into);
+      }
+    }
+    if (r1 === r0) return;
+    const first = Math.floor(r0 / B), last = Math.floor((r1 - 1) / B);
+    const a = this.#unverified(m, first) ? first * B : r0;
+    const b = this.#unverified(m, last) ? Math.min(V, (last + 1) * B) : r1;
+    const start = base + a * s.rowStride;
+    if (r1 - r0 > 1) this.#source.expect?.(start, base + V * s.rowStride);
+    const whole = a === r0 && b === r1 ? contiguous(s, into, r1 - r0) : void 0;
+    if (whole) {
+      await this.#source.read(start, whole);
+      this.#verifyRange(m, r0, r1, whole);
+      this.#planar(whole, r1 - r0);
+      return;
+    }
+    await this.#stream(m, a, b, (row, bytes) => {
+      const lo = Math.max(row, r0), hi = Math.min(row + bytes.length / s.rowStride, r1);
+      if (hi > lo) {
+        scatter(s, bytes.subarray((lo - row) * s.rowStride, (hi - row) * s.rowStride), lo - r0, hi - lo, into);
+      }
+    });
+  }
+  #unverified(m, b) {
+    return !this.#checks.done(vocabBlockIndex(this.#blocks, m, b));
+  }
+  /** Verifies the unverified blocks wholly inside rows [a, b), whose stored bytes are `bytes`. */
+  #verifyRange(m, a, b, bytes) {
+    const B = this.#blocks.rows, stride = this.#slot.rowStride, V = this.#slot.rows;
+    for (let k = Math.ceil(a / B); k * B < b; k++) {
+      const k0 = k * B, k1 = Math.min(V, k0 + B);
+      if (k1 > b || !this.#unverified(m, k)) continue;
+      this.#checks.verify(vocabBlockIndex(this.#blocks, m, k), this.#sum.reset().update(bytes.subarray((k0 - a) * stride, (k1 - a) * stride)));
+    }
+  }
+  /**
+   * Reads rows [a, b) of matrix `m` through the staging buffer, handing each piece to `visit` (first row,
+   * stored bytes) once the unverified blocks it completes are verified (blocks wholly inside [a, b) only).
+   */
+  async #stream(m, a, b, visit) {
+    const s = this.#slot, base = this.#bases[m], B = this.#blocks.rows, V = s.rows, stride = s.rowStride;
+    const per = Math.max(1, Math.floor(STAGING_BYTES / stride));
+    if (this.#staging.length < Math.min(b - a, per) * stride) {
+      this.#staging = new Uint8Array(Math.min(Math.max(b - a, B), per) * stride);
+    }
+    if (b - a > per) this.#source.expect?.(base + a * stride, base + b * stride);
+    let k = -1;
+    for (let row = a; row < b; row += per) {
+      const n = Math.min(per, b - row), bytes = this.#staging.subarray(0, n * stride);
+      await this.#source.read(base + row * stride, bytes);
+      for (let r = row; r < row + n; ) {
+        const blk = Math.floor(r / B), k0 = blk * B, k1 = Math.min(V, k0 + B), to = Math.min(k1, row + n);
+        if (k0 >= a && k1 <= b && this.#unverified(m, blk)) {
+          if (k !== blk) this.#sum.reset(), k = blk;
+          this.#sum.update(bytes.subarray((r - row) * stride, (to - row) * stride));
+          if (to === k1) this.#checks.verify(vocabBlockIndex(this.#blocks, m, blk), this.#sum);
+        }
+        r = to;
+      }
+      visit(row, bytes);
+    }
+  }
+  /** Rearranges `n` stored rows in `bytes` in place into data rows, then scales, then biases. */
+  #planar(bytes, n) {
+    const { rowBytes: d, scaleRowBytes: q, rowStride: stride } = this.#slot;
+    if (!q) return;
+    if (this.#aside.length < n * 2 * q) this.#aside = new Uint8Array(n * 2 * q);
+    const aside = this.#aside;
+    for (let r = 0; r < n; r++) {
+      aside.set(bytes.subarray(r * stride + d, r * stride + d + q), r * q);
+      aside.set(bytes.subarray(r * stride + d + q, (r + 1) * stride), (n + r) * q);
+    }
+    for (let r = 1; r < n; r++) bytes.copyWithin(r * d, r * stride, r * stride + d);
+    bytes.set(aside.subarray(0, 2 * n * q), n * d);
+  }
+  async #prefetch(m, ids, count) {
+    const s = this.#slot, V = s.rows, B = this.#blocks.rows, stride = s.rowStride;
+    if (this.#ids.length < count) this.#ids = new Int32Array(count);
+    let n = 0;
+    for (let t = 0; t < count; t++) {
+      const id = ids[t];
+      if (Number.isInteger(id) && id >= 0 && id < V) this.#ids[n++] = id;
+    }
+    const sorted = this.#ids.subarray(0, n).sort();
+    let u = 0;
+    for (let i = 0; i < n; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[u++] = sorted[i];
+    const [old, next] = this.#stores[m];
+    if (sorted.subarray(0, u).every((id) => find(old, id) >= 0)) return;
+    if (next.ids.length < u) next.ids = new Int32Array(u);
+    if (next.rows.length < u * stride) next.rows = new Uint8Array(u * stride);
+    next.ids.set(sorted.subarray(0, u));
+    next.count = u;
+    const gap = Math.floor(this.#gapBytes / stride);
+    const most = Math.max(1, Math.floor(Math.max(STAGING_BYTES, this.#gapBytes) / stride));
+    let runStart = -1, runEnd = -1, firstId = 0;
+    const flush = async (upTo) => {
+      if (runStart < 0) return;
+      const from = firstId;
+      await this.#stream(m, runStart, runEnd, (row, bytes) => {
+        const rows = bytes.length / stride;
+        for (let i = from; i < upTo; i++) {
+          const id = next.ids[i];
+          if (id >= row && id < row + rows && find(old, id) < 0) {
+            next.rows.set(bytes.subarray((id - row) * stride, (id - row + 1) * stride), i * stride);
+          }
+        }
+      });
+      runStart = -1;
+    };
+    for (let i = 0; i < u; i++) {
+      const id = next.ids[i], at = find(old, id);
+      if (at >= 0) {
+        next.rows.set(old.rows.subarray(at * stride, (at + 1) * stride), i * stride);
+        continue;
+      }
+      const blk = Math.floor(id / B), whole = this.#unverified(m, blk);
+      const lo = whole ? blk * B : id, hi = whole ? Math.min(V, (blk + 1) * B) : id + 1;
+      if (runStart >= 0 && lo - runEnd <= gap && Math.max(hi, runEnd) - runStart <= Math.max(most, B)) {
+        runEnd = Math.max(runEnd, hi);
+        continue;
+      }
+      await flush(i);
+      runStart = lo, runEnd = hi, firstId = i;
+    }
+    await flush(u);
+    this.#stores[m] = [
+      next,
+      old
+    ];
+  }
+};
+function find(store, id) {
+  let lo = 0, hi = store.count - 1;
+  while (lo <= hi) {
+    const mid = lo + hi >>> 1, v = store.ids[mid];
+    if (v === id) return mid;
+    if (v < id) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+function scatter(s, bytes, at, n, into) {
+  const { rowBytes: d, scaleRowBytes: q, rowStride: stride } = s;
+  if (!q) return into.data.set(bytes.subarray(0, n * d), at * d);
+  for (let r = 0; r < n; r++) {
+    const o = r * stride;
+    into.data.set(bytes.subarray(o, o + d), (at + r) * d);
+    into.scales.set(bytes.subarray(o + d, o + d + q), (at + r) * q);
+    into.biases.set(bytes.subarray(o + d + q, o + stride), (at + r) * q);
+  }
+}
+function contiguous(s, into, n) {
+  const d = into.data;
+  if (!s.scaleRowBytes) return d;
+  const { scales, biases } = into;
+  if (!scales || !biases || scales.buffer !== d.buffer || biases.buffer !== d.buffer || scales.byteOffset !== d.byteOffset + n * s.rowBytes || biases.byteOffset !== scales.byteOffset + n * s.scaleRowBytes) return void 0;
+  return new Uint8Array(d.buffer, d.byteOffset, n * s.rowStride);
 }
 
 // src/model/pack.ts
@@ -2495,19 +2855,31 @@ async function openPack(source, options = {}) {
   }
   const cfg = header.config;
   const layout = layerLayout(cfg, header.format, header.bf16Scales, header.mlpChunk);
-  const vocabSlot = matrixSlot(cfg.vocabSize, cfg.hiddenSize, header.format, header.bf16Scales, 0);
-  const vocab = vocabBlocks(cfg, vocabSlot, header.vocabBlock, blockCount(cfg.numLayers, layout.chunks.length));
-  const verify = blockVerifier(source, header, layout, vocab, await readChecksums(source, header, vocab));
+  const vocab = vocabSlot(cfg.vocabSize, cfg.hiddenSize, header.format, header.bf16Scales);
+  const blocks = vocabBlocks(cfg, vocab, header.vocabBlock, blockCount(cfg.numLayers, layout.chunks.length));
+  const verify = blockVerifier(source, header, layout, blocks, await readChecksums(source, header, blocks));
+  const rows = new VocabReader(source, vocab, blocks, [
+    header.embed.offset,
+    header.lmHead?.offset
+  ], verify, options.gatherGapBytes);
+  const layerEnd = (l) => header.layers[l].offset + layout.bytes;
+  const checkRows = (r0, r1, into, head) => {
+    if (head && !header.lmHead) throw new Error("this model has no separate LM head (tied embeddings)");
+    if (!(r0 >= 0 && r1 >= r0 && r1 <= cfg.vocabSize) || into.data.length !== (r1 - r0) * vocab.rowBytes) {
+      throw new Error(`vocabulary rows [${r0}, ${r1}) do not fit the vocabulary or the buffer`);
+    }
+  };
   return {
     header,
     config: cfg,
     layout,
-    vocabSlot,
+    vocabSlot: vocab,
     source,
     readLayer: (l, into) => {
       if (into.length !== layout.bytes) {
         throw new Error(`layer buffer is ${into.length} bytes, need ${layout.bytes}`);
       }
+      source.expect?.(header.layers[l].offset, layerEnd(l));
       return source.read(header.layers[l].offset, into).then(() => {
         verify.block(l, 0, into.subarray(0, layout.attentionBytes));
         layout.chunks.forEach((ch, c) => verify.block(l, 1 + c, into.subarray(ch.offset, ch.offset + ch.bytes)));
@@ -2517,31 +2889,35 @@ async function openPack(source, options = {}) {
       if (into.length !== layout.attentionBytes) {
         throw new Error(`attention buffer must be ${layout.attentionBytes} bytes`);
       }
+      source.expect?.(header.layers[l].offset, layerEnd(l));
       return source.read(header.layers[l].offset, into).then(() => verify.block(l, 0, into));
     },
     readMlpChunk: (l, c, into) => {
       const ch = layout.chunks[c];
       if (into.length !== ch.bytes) throw new Error(`MLP chunk ${c} buffer must be ${ch.bytes} bytes`);
+      source.expect?.(header.layers[l].offset + ch.offset, layerEnd(l));
       return source.read(header.layers[l].offset + ch.offset, into).then(() => verify.block(l, 1 + c, into));
     },
     readNorm: (into) => {
       const bytes = new Uint8Array(into.buffer, into.byteOffset, cfg.hiddenSize * 4);
       return source.read(header.norm.offset, bytes).then(() => verify.norm(bytes));
     },
-    async readVocabRows(r0, r1, into, head = false) {
-      const base = head ? header.lmHead?.offset : header.embed.offset;
-      if (base === void 0) throw new Error("this model has no separate LM head (tied embeddings)");
-      const s = vocabSlot;
-      if (r0 < 0 || r1 > cfg.vocabSize || into.data.length !== (r1 - r0) * s.rowBytes) {
-        throw new Error(`vocabulary rows [${r0}, ${r1}) do not fit the vocabulary or the buffer`);
+    readVocabRows(r0, r1, into, head = false) {
+      try {
+        checkRows(r0, r1, into, head);
+      } catch (err) {
+        return Promise.reject(err);
       }
-      const data = source.read(base + s.offset + r0 * s.rowBytes, into.data);
-      await (s.scaleRowBytes ? Promise.all([
-        data,
-        source.read(base + s.scalesOffset + r0 * s.scaleRowBytes, into.scales),
-        source.read(base + s.biasesOffset + r0 * s.scaleRowBytes, into.biases)
-      ]) : data);
-      await verify.vocabRows(head ? 1 : 0, base, r0, r1, into);
+      if (into.scales && (into.scales.length !== (r1 - r0) * vocab.scaleRowBytes || into.biases?.length !== into.scales.length)) {
+        return Promise.reject(new Error(`vocabulary rows [${r0}, ${r1}): scales or biases of the wrong size`));
+      }
+      return rows.read(head ? 1 : 0, r0, r1, into);
+    },
+    prefetchRows(ids, count, head = false) {
+      if (head && !header.lmHead) {
+        return Promise.reject(new Error("this model has no separate LM head (tied embeddings)"));
+      }
+      return rows.prefetch(head ? 1 : 0, ids, Math.min(count, ids.length));
     }
   };
 }
@@ -2562,71 +2938,130 @@ function blockVerifier(source, header, layout, vocab, table) {
       return `layer ${(i - b2) / per} ${b2 === 0 ? "attention block" : `MLP chunk ${b2 - 1}`}`;
     }
     if (i === normIndex) return "the final norm";
-    const j = i - vocab.first, b = j % vocab.perPart, p = Math.floor(j / vocab.perPart) % vocab.parts.length;
-    const m = Math.floor(j / (vocab.perPart * vocab.parts.length)), r0 = b * vocab.rows;
-    return `${m ? "the LM head" : "the embedding"} rows [${r0}, ${Math.min(V, r0 + vocab.rows)}) (${vocab.parts[p].name})`;
+    const j = i - vocab.first, b = j % vocab.perMatrix, m = Math.floor(j / vocab.perMatrix), r0 = b * vocab.rows;
+    return `${m ? "the LM head" : "the embedding"} rows [${r0}, ${Math.min(V, r0 + vocab.rows)})`;
   };
-  const check = (i, bytes) => {
+  const verify = (i, s) => {
     if (done[i]) return;
-    if (!sum.reset().update(bytes).equals(table[2 * i], table[2 * i + 1])) {
+    if (!s.equals(table[2 * i], table[2 * i + 1])) {
       throw new Error(`${source.name}: ${name(i)} fails its checksum: the pack file is damaged; delete it and the next run rebuilds it from ${header.source}`);
     }
     done[i] = 1;
   };
-  let blockBuffer;
-  let queue = Promise.resolve();
-  const checkWhole = (i, offset, bytes) => {
-    const run = queue.then(async () => {
-      if (done[i]) return;
-      blockBuffer ??= new Uint8Array(vocab.rows * vocab.parts[0].rowBytes);
-      const into = blockBuffer.subarray(0, bytes);
-      await source.read(offset, into);
-      check(i, into);
-    });
-    queue = run.catch(() => {
-    });
-    return run;
+  const check = (i, bytes) => {
+    if (!done[i]) verify(i, sum.reset().update(bytes));
   };
   return {
     block: (l, b, bytes) => check(l * per + b, bytes),
     norm: (bytes) => check(normIndex, bytes),
-    /** Verifies the blocks of rows [r0, r1) of vocabulary matrix `m` (at `base`), just read into `into`. */
-    async vocabRows(m, base, r0, r1, into) {
-      for (let p = 0; p < vocab.parts.length && r0 < r1; p++) {
-        const part = vocab.parts[p], view = p === 0 ? into.data : p === 1 ? into.scales : into.biases;
-        for (let b = Math.floor(r0 / vocab.rows); b * vocab.rows < r1; b++) {
-          const i = vocabBlockIndex(vocab, m, p, b);
-          if (done[i]) continue;
-          const b0 = b * vocab.rows, b1 = Math.min(V, b0 + vocab.rows);
-          if (b0 >= r0 && b1 <= r1) {
-            check(i, view.subarray((b0 - r0) * part.rowBytes, (b1 - r0) * part.rowBytes));
-          } else await checkWhole(i, base + part.offset + b0 * part.rowBytes, (b1 - b0) * part.rowBytes);
-        }
-      }
-    }
+    done: (i) => done[i] === 1,
+    verify
   };
 }
 
 // src/model/checkpoint_rows.ts
-async function readRowsF32(ckpt, base, r0, r1, into) {
-  const q = ckpt.has(`${base}.scales`) ? ckpt.get(`${base}.weight`) : void 0;
-  if (q) {
-    const { rows, cols, bits } = mlxShape(ckpt, base);
-    const { data, scales, biases } = await readMlxRows(ckpt, base, r0, r1, rows, cols, bits);
-    const groups = cols / GROUP;
-    for (let r = 0; r < r1 - r0; r++) {
-      for (let c = 0; c < cols; c++) {
-        const g = r * groups + Math.floor(c / GROUP);
-        const qv = bits === 4 ? data[r * cols + c >> 1] >> (c & 1) * 4 & 15 : data[r * cols + c];
-        into[r * cols + c] = Math.fround(Math.fround(bf16BitsToF32(scales[g]) * qv) + bf16BitsToF32(biases[g]));
+var MatrixBlocks = class {
+  #ckpt;
+  #raw = new Uint8Array(0);
+  #mlx = {
+    data: new Uint8Array(0),
+    scales: new Uint16Array(0),
+    biases: new Uint16Array(0)
+  };
+  constructor(ckpt) {
+    this.#ckpt = ckpt;
+  }
+  #rawBuffer(bytes) {
+    if (this.#raw.length < bytes) this.#raw = new Uint8Array(bytes);
+    return this.#raw.subarray(0, bytes);
+  }
+  /** The block of `base` as f32 (row-major `[r1 − r0, c1 − c0]`) in `into`, whatever its stored dtype. */
+  async f32(base, r0, r1, c0, c1, into) {
+    const ckpt = this.#ckpt, w = c1 - c0, n = r1 - r0;
+    if (ckpt.has(`${base}.scales`)) {
+      const { cols, bits } = mlxShape(ckpt, base);
+      const { data, scales, biases } = await this.mlx(base, r0, r1, c0, c1, cols, bits);
+      const groups = w / GROUP, rowBytes = w * bits / 8;
+      for (let r = 0; r < n; r++) {
+        for (let c = 0; c < w; c++) {
+          const g = r * groups + Math.floor(c / GROUP);
+          const qv = bits === 4 ? data[r * rowBytes + (c >> 1)] >> (c & 1) * 4 & 15 : data[r * rowBytes + c];
+          into[r * w + c] = Math.fround(Math.fround(bf16BitsToF32(scales[g]) * qv) + bf16BitsToF32(biases[g]));
+        }
+      }
+    } else {
+      const { file, info } = ckpt.get(`${base}.weight`);
+      const cols = info.shape.length === 1 ? info.shape[0] : info.shape[1];
+      const size = info.dtype === "F32" ? 4 : info.dtype === "F16" || info.dtype === "BF16" ? 2 : 0;
+      if (!size) throw new Error(`tensor ${info.name} has dtype ${info.dtype}; expected F32, F16 or BF16`);
+      const raw = this.#rawBuffer(n * cols * size);
+      await file.source.read(info.offset + r0 * cols * size, raw);
+      if (size === 4) {
+        const f = new Float32Array(raw.buffer, 0, n * cols);
+        for (let r = 0; r < n; r++) into.set(f.subarray(r * cols + c0, r * cols + c1), r * w);
+      } else {
+        const h = new Uint16Array(raw.buffer, 0, n * cols);
+        const conv = info.dtype === "F16" ? f16BitsToF32 : bf16BitsToF32;
+        for (let r = 0; r < n; r++) {
+          for (let c = 0; c < w; c++) into[r * w + c] = conv(h[r * cols + c0 + c]);
+        }
       }
     }
-  } else {
-    const { file, info } = ckpt.get(`${base}.weight`);
-    await readDenseRows(file.source, info, r0, r1, into);
+    const bad = firstNonFinite(into.subarray(0, n * w));
+    if (bad >= 0) {
+      throw new Error(`${base}.weight in ${ckpt.name}: non-finite value ${into[bad]} at row ${r0 + Math.floor(bad / w)}, column ${c0 + bad % w}`);
+    }
   }
-  assertFinite(into, `${base}.weight in ${ckpt.name}`, into.length / (r1 - r0), r0);
-}
+  /**
+   * The block of the MLX matrix `base` (`cols` columns of `bits`, 64-aligned columns) as its raw codes
+   * (`[n, w·bits/8]`), bf16 scales and biases (`[n, w/64]`), in buffers reused by the next call.
+   */
+  async mlx(base, r0, r1, c0, c1, cols, bits) {
+    const ckpt = this.#ckpt, n = r1 - r0, w = c1 - c0;
+    const wt = ckpt.get(`${base}.weight`), s = ckpt.get(`${base}.scales`), b = ckpt.get(`${base}.biases`);
+    if (s.info.dtype === "F16" || b.info.dtype === "F16") {
+      throw new Error(`${base} in ${ckpt.name}: f16 MLX scales are not supported yet (bf16 expected)`);
+    }
+    const rowBytes = cols * bits / 8, groups = cols / GROUP;
+    const outRow = w * bits / 8, outGroups = w / GROUP, g0 = c0 / GROUP, b0 = c0 * bits / 8;
+    const out = this.#mlx;
+    if (out.data.length < n * outRow) out.data = new Uint8Array(n * outRow);
+    if (out.scales.length < n * outGroups) {
+      out.scales = new Uint16Array(n * outGroups);
+      out.biases = new Uint16Array(n * outGroups);
+    }
+    const data = out.data.subarray(0, n * outRow);
+    const scales = out.scales.subarray(0, n * outGroups), biases = out.biases.subarray(0, n * outGroups);
+    const raw = this.#rawBuffer(n * rowBytes);
+    await wt.file.source.read(wt.info.offset + r0 * rowBytes, raw);
+    for (let r = 0; r < n; r++) {
+      data.set(raw.subarray(r * rowBytes + b0, r * rowBytes + b0 + outRow), r * outRow);
+    }
+    const half = new Uint16Array(this.#rawBuffer(n * groups * 2).buffer, 0, n * groups);
+    for (const [t, into] of [
+      [
+        s,
+        scales
+      ],
+      [
+        b,
+        biases
+      ]
+    ]) {
+      await t.file.source.read(t.info.offset + r0 * groups * 2, new Uint8Array(half.buffer, 0, n * groups * 2));
+      for (let r = 0; r < n; r++) {
+        into.set(half.subarray(r * groups + g0, r * groups + g0 + outGroups), r * outGroups);
+      }
+    }
+    assertFiniteHalf(scales, "bf16", `${base}.scales in ${ckpt.name}`);
+    assertFiniteHalf(biases, "bf16", `${base}.biases in ${ckpt.name}`);
+    return {
+      data,
+      scales,
+      biases
+    };
+  }
+};
 async function readVectorF32(ckpt, name, length) {
   const { file, info } = ckpt.get(name);
   if (info.shape.length !== 1 || info.shape[0] !== length) {
@@ -2678,89 +3113,114 @@ function mlxShape(ckpt, base) {
     bits
   };
 }
-async function readMlxRows(ckpt, base, r0, r1, _rows, cols, bits) {
-  const w = ckpt.get(`${base}.weight`), s = ckpt.get(`${base}.scales`), b = ckpt.get(`${base}.biases`);
-  const rowBytes = cols * bits / 8, groups = cols / GROUP;
-  const data = new Uint8Array((r1 - r0) * rowBytes);
-  await w.file.source.read(w.info.offset + r0 * rowBytes, data);
-  const scales = new Uint16Array((r1 - r0) * groups), biases = new Uint16Array((r1 - r0) * groups);
-  if (s.info.dtype === "F16" || b.info.dtype === "F16") {
-    throw new Error(`${base} in ${ckpt.name}: f16 MLX scales are not supported yet (bf16 expected)`);
-  }
-  await s.file.source.read(s.info.offset + r0 * groups * 2, new Uint8Array(scales.buffer));
-  await b.file.source.read(b.info.offset + r0 * groups * 2, new Uint8Array(biases.buffer));
-  assertFiniteHalf(scales, "bf16", `${base}.scales in ${ckpt.name}`);
-  assertFiniteHalf(biases, "bf16", `${base}.biases in ${ckpt.name}`);
-  return {
-    data,
-    scales,
-    biases
-  };
-}
 
 // src/model/pack_writer.ts
-function chunkRows(cols) {
-  return Math.max(1, Math.floor((4 << 20) / (cols * 4)));
+var STEP_BYTES = 4 << 20;
+function stepRows(cols) {
+  return Math.max(1, Math.floor(STEP_BYTES / (cols * 4)));
 }
-async function* convertRows(ckpt, cfg, base, rows, cols, format) {
-  const quantizedSource = ckpt.has(`${base}.scales`);
-  if (quantizedSource) {
-    const s = mlxShape(ckpt, base);
-    if (s.rows !== rows || s.cols !== cols) {
-      throw new Error(`${base} in ${ckpt.name} is [${s.rows}, ${s.cols}], expected [${rows}, ${cols}]`);
-    }
-  } else {
-    const info = ckpt.get(`${base}.weight`).info;
-    if (info.shape.length !== 2 || info.shape[0] !== rows || info.shape[1] !== cols) {
-      throw new Error(`${base}.weight in ${ckpt.name} has shape [${info.shape}], expected [${rows}, ${cols}]`);
+var Converter = class {
+  #ckpt;
+  #cfg;
+  #format;
+  #blocks;
+  #f32 = new Float32Array(STEP_BYTES / 4);
+  #q = new Uint8Array(STEP_BYTES / 4);
+  #scales = new Uint16Array(STEP_BYTES / 4 / GROUP);
+  #biases = new Uint16Array(STEP_BYTES / 4 / GROUP);
+  #half = new Uint16Array(STEP_BYTES / 4);
+  constructor(ckpt, cfg, format) {
+    this.#ckpt = ckpt;
+    this.#cfg = cfg;
+    this.#format = format;
+    this.#blocks = new MatrixBlocks(ckpt);
+  }
+  /** Checks that `base` is a `[rows, cols]` matrix of the checkpoint. */
+  check(base, rows, cols) {
+    const ckpt = this.#ckpt;
+    if (ckpt.has(`${base}.scales`)) {
+      const s = mlxShape(ckpt, base);
+      if (s.rows !== rows || s.cols !== cols) {
+        throw new Error(`${base} in ${ckpt.name} is [${s.rows}, ${s.cols}], expected [${rows}, ${cols}]`);
+      }
+    } else {
+      const info = ckpt.get(`${base}.weight`).info;
+      if (info.shape.length !== 2 || info.shape[0] !== rows || info.shape[1] !== cols) {
+        throw new Error(`${base}.weight in ${ckpt.name} has shape [${info.shape}], expected [${rows}, ${cols}]`);
+      }
     }
   }
-  const step = chunkRows(cols);
-  const f32 = new Float32Array(Math.min(step, rows) * cols);
-  const bytes = (u) => new Uint8Array(u.buffer, u.byteOffset, u.byteLength);
-  for (let r0 = 0; r0 < rows; r0 += step) {
-    const r1 = Math.min(rows, r0 + step), n = r1 - r0;
-    if (quantizedSource && copiesQuantized(cfg, format)) {
-      const q = await readMlxRows(ckpt, base, r0, r1, rows, cols, cfg.quantization.bits);
-      yield {
-        r0,
+  /**
+   * Rows [r0, r1) × columns [c0, c1) of the `cols`-wide matrix `base`, converted (at most
+   * `stepRows(cols)` rows); the views are reused by the next call.
+   */
+  async block(base, cols, r0, r1, c0, c1) {
+    const format = this.#format, n = r1 - r0, w = c1 - c0;
+    const bytes = (u) => new Uint8Array(u.buffer, u.byteOffset, u.byteLength);
+    if (this.#ckpt.has(`${base}.scales`) && copiesQuantized(this.#cfg, format)) {
+      const q = await this.#blocks.mlx(base, r0, r1, c0, c1, cols, this.#cfg.quantization.bits);
+      return {
         data: q.data,
         scales: bytes(q.scales),
         biases: bytes(q.biases)
       };
-      continue;
     }
-    const rowsF32 = f32.subarray(0, n * cols);
-    await readRowsF32(ckpt, base, r0, r1, rowsF32);
+    const f32 = this.#f32.subarray(0, n * w);
+    await this.#blocks.f32(base, r0, r1, c0, c1, f32);
     if (format === "q4" || format === "q8") {
-      const bits = format === "q4" ? 4 : 8;
-      const q = quantize(rowsF32, cols, {
+      const bits = format === "q4" ? 4 : 8, groups = n * (w / GROUP);
+      const into = {
+        q: this.#q.subarray(0, n * w * bits / 8),
+        scales: this.#scales.subarray(0, groups),
+        biases: this.#biases.subarray(0, groups)
+      };
+      quantize(f32, w, {
         bits,
         scaleDtype: "f16",
         name: base,
-        rowOffset: r0
+        rowOffset: r0,
+        into
       });
-      yield {
-        r0,
-        data: q.q,
-        scales: bytes(q.scales),
-        biases: bytes(q.biases)
-      };
-    } else {
-      yield {
-        r0,
-        data: encodeDense(rowsF32, format)
+      return {
+        data: into.q,
+        scales: bytes(into.scales),
+        biases: bytes(into.biases)
       };
     }
+    if (format === "f32") return {
+      data: new Uint8Array(f32.buffer, 0, f32.byteLength)
+    };
+    const half = this.#half.subarray(0, n * w);
+    if (format === "f16") new Float16Array(half.buffer, 0, n * w).set(f32);
+    else f32ToBf16(f32, half);
+    return {
+      data: bytes(half)
+    };
   }
-}
-async function convertMatrix(ckpt, cfg, base, slot, format, at, out) {
-  const scales = new Uint8Array(slot.rows * slot.scaleRowBytes), biases = new Uint8Array(slot.rows * slot.scaleRowBytes);
+};
+var HeldParts = class {
+  #scales = new Uint8Array(0);
+  #biases = new Uint8Array(0);
+  views(bytes) {
+    if (this.#scales.length < bytes) {
+      this.#scales = new Uint8Array(bytes), this.#biases = new Uint8Array(bytes);
+    }
+    return [
+      this.#scales.subarray(0, bytes),
+      this.#biases.subarray(0, bytes)
+    ];
+  }
+};
+async function writeMatrix(conv, held, base, cols, r0, c0, slot, at, out) {
+  const [scales, biases] = held.views(slot.rows * slot.scaleRowBytes);
   await out.padTo(at + slot.offset);
-  for await (const c of convertRows(ckpt, cfg, base, slot.rows, slot.cols, format)) {
+  const step = stepRows(cols);
+  for (let r = 0; r < slot.rows; r += step) {
+    const n = Math.min(step, slot.rows - r);
+    const c = await conv.block(base, cols, r0 + r, r0 + r + n, c0, c0 + slot.cols);
     await out.emit(c.data);
-    if (c.scales) scales.set(c.scales, c.r0 * slot.scaleRowBytes);
-    if (c.biases) biases.set(c.biases, c.r0 * slot.scaleRowBytes);
+    if (c.scales) scales.set(c.scales, r * slot.scaleRowBytes);
+    if (c.biases) biases.set(c.biases, r * slot.scaleRowBytes);
   }
   if (slot.scaleRowBytes) {
     await out.padTo(at + slot.scalesOffset);
@@ -2769,46 +3229,25 @@ async function convertMatrix(ckpt, cfg, base, slot, format, at, out) {
     await out.emit(biases);
   }
 }
-async function convertWhole(ckpt, cfg, base, rows, cols, format) {
-  const shape = matrixSlot(rows, cols, format, false, 0);
-  const m = {
-    data: new Uint8Array(rows * shape.rowBytes),
-    scales: new Uint8Array(rows * shape.scaleRowBytes),
-    biases: new Uint8Array(rows * shape.scaleRowBytes),
-    rowBytes: shape.rowBytes,
-    scaleRowBytes: shape.scaleRowBytes
-  };
-  for await (const c of convertRows(ckpt, cfg, base, rows, cols, format)) {
-    m.data.set(c.data, c.r0 * shape.rowBytes);
-    if (c.scales) m.scales.set(c.scales, c.r0 * shape.scaleRowBytes);
-    if (c.biases) m.biases.set(c.biases, c.r0 * shape.scaleRowBytes);
-  }
-  return m;
-}
-async function emitBlock(m, r0, c0, slot, at, out) {
-  const colByte = c0 * (slot.rowBytes / slot.cols), colGroupByte = slot.scaleRowBytes ? c0 / GROUP * 2 : 0;
-  const gather = (src, srcRow, start, width) => {
-    const dst = new Uint8Array(slot.rows * width);
-    for (let r = 0; r < slot.rows; r++) {
-      dst.set(src.subarray((r0 + r) * srcRow + start, (r0 + r) * srcRow + start + width), r * width);
+async function writeVocab(conv, base, slot, at, out) {
+  const { rows, cols, rowBytes: d, scaleRowBytes: q, rowStride } = slot;
+  conv.check(base, rows, cols);
+  await out.padTo(at);
+  const step = stepRows(cols), buf = new Uint8Array(Math.min(step, rows) * rowStride);
+  for (let r0 = 0; r0 < rows; r0 += step) {
+    const n = Math.min(step, rows - r0);
+    const c = await conv.block(base, cols, r0, r0 + n, 0, cols);
+    if (!q) {
+      await out.emit(c.data);
+      continue;
     }
-    return dst;
-  };
-  await out.padTo(at + slot.offset);
-  await out.emit(gather(m.data, m.rowBytes, colByte, slot.rowBytes));
-  if (slot.scaleRowBytes) {
-    await out.padTo(at + slot.scalesOffset);
-    await out.emit(gather(m.scales, m.scaleRowBytes, colGroupByte, slot.scaleRowBytes));
-    await out.padTo(at + slot.biasesOffset);
-    await out.emit(gather(m.biases, m.scaleRowBytes, colGroupByte, slot.scaleRowBytes));
+    for (let r = 0; r < n; r++) {
+      buf.set(c.data.subarray(r * d, (r + 1) * d), r * rowStride);
+      buf.set(c.scales.subarray(r * q, (r + 1) * q), r * rowStride + d);
+      buf.set(c.biases.subarray(r * q, (r + 1) * q), r * rowStride + d + q);
+    }
+    await out.emit(buf.subarray(0, n * rowStride));
   }
-}
-function encodeDense(x, format) {
-  if (format === "f32") return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
-  const out = new Uint16Array(x.length);
-  if (format === "f16") new Float16Array(out.buffer).set(x);
-  else f32ToBf16(x, out);
-  return new Uint8Array(out.buffer);
 }
 async function writePack(ckpt, cfg, sink, options) {
   const { format } = options;
@@ -2819,11 +3258,12 @@ async function writePack(ckpt, cfg, sink, options) {
     source: ckpt.name
   };
   const layout = layerLayout(cfg, format, plan.bf16Scales, plan.mlpChunk);
-  const vocab = matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, plan.bf16Scales, 0);
+  const vocab = vocabSlot(cfg.vocabSize, cfg.hiddenSize, format, plan.bf16Scales);
   let written = 0;
   const blocks = blockRanges(header, layout, vocab);
   const inFileOrder = blocks.toSorted((a, b) => a.start - b.start);
   let k = 0;
+  const zeros = new Uint8Array(4096);
   const out = {
     async emit(bytes) {
       const end = written + bytes.length;
@@ -2839,7 +3279,7 @@ async function writePack(ckpt, cfg, sink, options) {
     },
     async padTo(offset) {
       if (offset < written) throw new Error(`pack writer: overlap at byte ${offset}`);
-      if (offset > written) await out.emit(new Uint8Array(offset - written));
+      while (offset > written) await out.emit(zeros.subarray(0, Math.min(zeros.length, offset - written)));
     }
   };
   await out.emit(encodePackHeader(header));
@@ -2850,12 +3290,15 @@ async function writePack(ckpt, cfg, sink, options) {
     await out.padTo(at + slot.offset);
     await out.emit(new Uint8Array((await readVectorF32(ckpt, name, slot.length)).buffer));
   };
-  await convertMatrix(ckpt, cfg, EMBED_TOKENS, vocab, format, plan.embed.offset, out);
+  const conv = new Converter(ckpt, cfg, format), held = new HeldParts();
+  await writeVocab(conv, EMBED_TOKENS, vocab, plan.embed.offset, out);
   progress("embedding");
   for (let l = 0; l < cfg.numLayers; l++) {
     const at = plan.layers[l].offset;
     for (const name of ATTENTION) {
-      await convertMatrix(ckpt, cfg, layerTensor(l, LINEAR_PREFIX[name]), layout.attention[name], format, at, out);
+      const base = layerTensor(l, LINEAR_PREFIX[name]), slot = layout.attention[name];
+      conv.check(base, slot.rows, slot.cols);
+      await writeMatrix(conv, held, base, slot.cols, 0, 0, slot, at, out);
     }
     await vector(`${layerTensor(l, LINEAR_PREFIX.q_proj)}.bias`, layout.qBias, at);
     await vector(`${layerTensor(l, LINEAR_PREFIX.k_proj)}.bias`, layout.kBias, at);
@@ -2863,13 +3306,13 @@ async function writePack(ckpt, cfg, sink, options) {
     await vector(`${layerTensor(l, "input_layernorm")}.weight`, layout.inputNorm, at);
     await vector(`${layerTensor(l, "post_attention_layernorm")}.weight`, layout.postNorm, at);
     const [I, d] = linearShape(cfg, "gate_proj");
-    const gate = await convertWhole(ckpt, cfg, layerTensor(l, LINEAR_PREFIX.gate_proj), I, d, format);
-    const up = await convertWhole(ckpt, cfg, layerTensor(l, LINEAR_PREFIX.up_proj), I, d, format);
-    const down = await convertWhole(ckpt, cfg, layerTensor(l, LINEAR_PREFIX.down_proj), d, I, format);
+    const gate = layerTensor(l, LINEAR_PREFIX.gate_proj), up = layerTensor(l, LINEAR_PREFIX.up_proj);
+    const down = layerTensor(l, LINEAR_PREFIX.down_proj);
+    conv.check(gate, I, d), conv.check(up, I, d), conv.check(down, d, I);
     for (const c of layout.chunks) {
-      await emitBlock(gate, c.c0, 0, c.gate, at + c.offset, out);
-      await emitBlock(up, c.c0, 0, c.up, at + c.offset, out);
-      await emitBlock(down, 0, c.c0, c.down, at + c.offset, out);
+      await writeMatrix(conv, held, gate, d, c.c0, 0, c.gate, at + c.offset, out);
+      await writeMatrix(conv, held, up, d, c.c0, 0, c.up, at + c.offset, out);
+      await writeMatrix(conv, held, down, I, 0, c.c0, c.down, at + c.offset, out);
     }
     progress(`layer ${l}`);
   }
@@ -2880,7 +3323,7 @@ async function writePack(ckpt, cfg, sink, options) {
   }, plan.norm.offset);
   progress("final norm");
   if (plan.lmHead) {
-    await convertMatrix(ckpt, cfg, LM_HEAD, vocab, format, plan.lmHead.offset, out);
+    await writeVocab(conv, LM_HEAD, vocab, plan.lmHead.offset, out);
     progress("lm_head");
   }
   const table = new Uint32Array(blocks.length * 2);
@@ -2918,16 +3361,14 @@ function blockRanges(header, layout, vocab) {
   ] : [
     header.embed
   ]) {
-    for (const part of v.parts) {
-      for (let r0 = 0; r0 < vocab.rows; r0 += v.rows) {
-        const start = section.offset + part.offset + r0 * part.rowBytes;
-        const end = start + (Math.min(vocab.rows, r0 + v.rows) - r0) * part.rowBytes;
-        blocks.push({
-          start,
-          end,
-          sum: new Checksum()
-        });
-      }
+    for (let r0 = 0; r0 < vocab.rows; r0 += v.rows) {
+      const start = section.offset + r0 * vocab.rowStride;
+      const end = start + (Math.min(vocab.rows, r0 + v.rows) - r0) * vocab.rowStride;
+      blocks.push({
+        start,
+        end,
+        sum: new Checksum()
+      });
     }
   }
   return blocks;
@@ -5336,6 +5777,7 @@ var Engine = class _Engine {
     const v = this.#rowViews, ref = this.vocabRef;
     await this.#vocabReads.settle();
     this.#pointVocab(0);
+    await this.pack.prefetchRows(ids, T);
     const x = this.p["act.x"];
     const code = dtypeCode(ref);
     for (let t = 0; t < T; t++) {
@@ -5619,6 +6061,8 @@ var Backward = class {
   sink;
   #ref = f32Ref(0, 1);
   #ref2 = f32Ref(0, 1);
+  /** The loss's target ids (a view made once: the memory never grows). */
+  #targets;
   /**
    * With `mebp`, the layer's forward is recomputed once keeping what an autograd engine keeps (every head's
    * probabilities, each adapter's x·Aᵀ, the full [T, intermediate] gate/up/activation tensors, the MLP input)
@@ -5666,6 +6110,8 @@ var Backward = class {
     }
     e.k.ce_fused_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, 0, T);
     const erow = p["loss.erow"];
+    this.#targets ??= e.I32.subarray(r.targets >> 2, (r.targets >> 2) + e.D.T);
+    await e.pack.prefetchRows(this.#targets, T, !e.cfg.tieWordEmbeddings);
     for (let t = 0; t < T; t++) {
       const w = e.F[(r.weight >> 2) + t];
       if (w === 0) continue;
@@ -6909,6 +7355,7 @@ export {
   blobSource,
   buildTokenCache,
   bytesSource,
+  cacheStorageRangeCache,
   chatDefaultsFromTemplate,
   checkpointFingerprint,
   computeGradients,
@@ -6934,6 +7381,7 @@ export {
   lossCurveSvg,
   makeModel,
   memoryFiles,
+  memoryRangeCache,
   openAdapter,
   openCheckpoint,
   openPack,

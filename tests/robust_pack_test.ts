@@ -135,7 +135,7 @@ Deno.test("pack: a flipped byte in a pack's layer, MLP chunk, norm or embedding 
     [
       "embedding",
       (h) => h.embed.offset + 5 * 256 + 9,
-      /the embedding rows \[0, 256\) \(data\) fails its checksum/,
+      /the embedding rows \[0, 256\) fails its checksum/,
     ],
   ]);
 });
@@ -146,12 +146,12 @@ Deno.test("pack: a flipped byte in an untied model's embedding row or LM-head ro
     [
       "embedding",
       (h) => h.embed.offset + 200 * 256 + 3,
-      /the embedding rows \[0, 256\) \(data\) fails its checksum/,
+      /the embedding rows \[0, 256\) fails its checksum/,
     ],
     [
       "lm head",
       (h) => h.lmHead!.offset + 100 * 256 + 7,
-      /the LM head rows \[0, 256\) \(data\) fails its checksum/,
+      /the LM head rows \[0, 256\) fails its checksum/,
     ],
   ]);
 });
@@ -172,9 +172,10 @@ async function smallBlockPack(name: string, format: PackFormat): Promise<Uint8Ar
   return await Deno.readFile(path);
 }
 
-Deno.test("pack: vocabulary rows are verified per block of rows and per part (data, scales, biases), however they are read", async () => {
+Deno.test("pack: vocabulary rows are verified per block of rows (data, scales and biases stored together), however they are read", async () => {
   const V = 256, d = 64;
-  // q4 rows: 32 bytes of data, 2 bytes each of scales and biases (one per 64 columns, kept from MLX)
+  // q4 rows: 32 bytes of data, 2 bytes each of scales and biases (one per 64 columns, kept from MLX), stored
+  // together: 36 bytes a row
   const q4 = await smallBlockPack("mlx_q4", "q4");
   const f32 = await smallBlockPack("mha_untied_bf16", "f32");
   const rowBytes = { q4: { data: d / 2, scales: 2, biases: 2 }, f32: { data: d * 4, scales: 0, biases: 0 } };
@@ -207,8 +208,8 @@ Deno.test("pack: vocabulary rows are verified per block of rows and per part (da
       }
     }
   }
-  // the q4 vocabulary section: 256 data rows of 32 bytes, then 256 scales, then 256 biases of 2 bytes
-  const q4Scales = (h: Header) => h.embed.offset + V * 32, q4Biases = (h: Header) => q4Scales(h) + V * 2;
+  // the q4 vocabulary section: 256 rows of 36 bytes (32 of data, 2 of scales, 2 of biases)
+  const q4Row = (h: Header, r: number) => h.embed.offset + r * 36;
   const cases: {
     what: string;
     bytes: Uint8Array;
@@ -224,28 +225,28 @@ Deno.test("pack: vocabulary rows are verified per block of rows and per part (da
       what: "q4 data, last row of a block, its first row read",
       bytes: q4,
       format: "q4",
-      flip: (h) => h.embed.offset + 127 * 32 + 31,
+      flip: (h) => q4Row(h, 127) + 31,
       fine: [[0, 64], [128, 256], [63, 64]],
       fails: [64, 65],
-      want: /t\.pack: the embedding rows \[64, 128\) \(data\) fails its checksum/,
+      want: /t\.pack: the embedding rows \[64, 128\) fails its checksum/,
     },
     {
       what: "q4 scales, read in an unaligned chunk",
       bytes: q4,
       format: "q4",
-      flip: (h) => q4Scales(h) + 200 * 2,
+      flip: (h) => q4Row(h, 200) + 32,
       fine: [[0, 100], [100, 192]],
       fails: [150, 250],
-      want: /t\.pack: the embedding rows \[192, 256\) \(scales\) fails its checksum/,
+      want: /t\.pack: the embedding rows \[192, 256\) fails its checksum/,
     },
     {
       what: "q4 biases, one row read",
       bytes: q4,
       format: "q4",
-      flip: (h) => q4Biases(h) + 1,
+      flip: (h) => q4Row(h, 0) + 35,
       fine: [[64, 256]],
       fails: [3, 4],
-      want: /t\.pack: the embedding rows \[0, 64\) \(biases\) fails its checksum/,
+      want: /t\.pack: the embedding rows \[0, 64\) fails its checksum/,
     },
     {
       what: "untied LM head, a whole block read; the embedding's same rows are intact",
@@ -255,7 +256,7 @@ Deno.test("pack: vocabulary rows are verified per block of rows and per part (da
       head: true,
       fine: [[0, 128], [192, 256]],
       fails: [128, 192],
-      want: /t\.pack: the LM head rows \[128, 192\) \(data\) fails its checksum/,
+      want: /t\.pack: the LM head rows \[128, 192\) fails its checksum/,
     },
   ];
   for (const c of cases) {

@@ -36,6 +36,8 @@ export class Backward {
   readonly sink: GradSink;
   readonly #ref: WeightRef = f32Ref(0, 1);
   readonly #ref2: WeightRef = f32Ref(0, 1);
+  /** The loss's target ids (a view made once: the memory never grows). */
+  #targets?: Int32Array;
 
   /**
    * With `mebp`, the layer's forward is recomputed once keeping what an autograd engine keeps (every head's
@@ -105,6 +107,9 @@ export class Backward {
     }
     e.k.ce_fused_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, 0, T);
     const erow = p["loss.erow"];
+    // the target rows in few reads (tied: the embedding's, gathered already by the forward)
+    this.#targets ??= e.I32.subarray(r.targets >> 2, (r.targets >> 2) + e.D.T);
+    await e.pack.prefetchRows(this.#targets, T, !e.cfg.tieWordEmbeddings);
     for (let t = 0; t < T; t++) {
       const w = e.F[(r.weight >> 2) + t];
       if (w === 0) continue;

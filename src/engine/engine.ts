@@ -378,6 +378,7 @@ export class Engine {
     const v = this.#rowViews, ref = this.vocabRef;
     await this.#vocabReads.settle();
     this.#pointVocab(0);
+    await this.pack.prefetchRows(ids, T); // the step's rows in few reads (sorted, once each, neighbours merged)
     const x = this.p["act.x"];
     const code = dtypeCode(ref);
     for (let t = 0; t < T; t++) {

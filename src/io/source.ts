@@ -17,6 +17,12 @@ export interface WeightSource {
    * read. Reading into a caller-provided buffer lets the training loop fill a fixed WebAssembly memory view.
    */
   read(offset: number, into: Uint8Array): Promise<void>;
+  /**
+   * A hint that reads of consecutive ranges from `offset` up to `end` follow, in that order: a remote source
+   * answers them with one response read as they come (see {@linkcode fetchSource}). Never needed for
+   * correctness; a read elsewhere simply ends the run.
+   */
+  expect?(offset: number, end: number): void;
   /** Releases the underlying handle, if any. */
   close?(): void;
 }
@@ -119,6 +125,26 @@ export interface FetchSourceOptions {
   headers?: Record<string, string>;
   /** The fetch implementation (default: `globalThis.fetch`). */
   fetch?: typeof fetch;
+  /**
+   * Keeps what was fetched, by byte range, and serves a range read again from it (e.g.
+   * {@linkcode memoryRangeCache}, or {@linkcode cacheStorageRangeCache} for the Cache API of a browser):
+   * a training step reads every layer twice (the forward, and the backward's recompute) and every step the
+   * same ranges, so with a cache large enough for the pack only the first reads go to the network.
+   */
+  cache?: RangeCache;
+}
+
+/**
+ * A store of byte ranges of one file, by offset and length, filled by {@linkcode fetchSource}'s `cache`
+ * option. Its entries must be of the file served at that URL (key the cache by a URL that names the
+ * content, like a pack's file name, which holds the checkpoint's fingerprint); the pack's checksums catch a
+ * stale entry all the same.
+ */
+export interface RangeCache {
+  /** Fills `into` with the bytes at `offset` if exactly this range is kept; resolves whether it was. */
+  get(offset: number, into: Uint8Array): Promise<boolean>;
+  /** Keeps a copy of `bytes`, the file's bytes at `offset` (or not, when full). */
+  put(offset: number, bytes: Uint8Array): Promise<void>;
 }
 
 const CONTENT_RANGE = /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i;
@@ -194,48 +220,155 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
     return Number(m[3]);
   }
 
+  /** A `206` response to `bytes=offset-last`, checked (status, Content-Range, unchanged file). */
+  async function rangeResponse(offset: number, last: number): Promise<Response> {
+    const res = await doFetch(href, { headers: headers({ range: `bytes=${offset}-${last}` }) });
+    if (res.status !== 206) {
+      await res.body?.cancel();
+      if (res.status === 200) throw ignoredRange(name);
+      if (res.status === 404 || res.status === 410) throw new FileNotFoundError(name);
+      if (res.status === 416) {
+        throw new Error(`${name}: short read: bytes ${offset}..${last + 1} lie beyond the end of the file`);
+      }
+      throw new Error(`${name}: HTTP ${res.status} ${res.statusText} for bytes ${offset}..${last + 1}`);
+    }
+    const m = CONTENT_RANGE.exec(res.headers.get("content-range") ?? "");
+    if (!m || Number(m[1]) !== offset || Number(m[2]) !== last) {
+      await res.body?.cancel();
+      const got = res.headers.get("content-range");
+      const short = m && Number(m[1]) === offset && Number(m[2]) < last;
+      throw new Error(
+        `${name}: ${
+          short ? "short read: " : ""
+        }asked for bytes ${offset}-${last}, server sent Content-Range ${
+          got === null ? "(none)" : JSON.stringify(got)
+        }`,
+      );
+    }
+    try {
+      checkUnchanged(res, m[3] === "*" ? undefined : Number(m[3]));
+    } catch (err) {
+      await res.body?.cancel();
+      throw err;
+    }
+    if (!res.body) throw new Error(`${name}: short read: empty response body`);
+    return res;
+  }
+
+  // consecutive reads the caller announced (`expect`) are answered by one response, read as they come
+  let hint: { start: number; end: number } | undefined;
+  let run: RangeRun | undefined;
+  const endRun = () => {
+    const r = run;
+    run = undefined;
+    r?.done.then(() => r.cancel(), () => {});
+  };
+
+  async function readOnce(offset: number, into: Uint8Array): Promise<void> {
+    const res = await rangeResponse(offset, offset + into.length - 1);
+    await readBodyInto(name, res, into);
+  }
+
+  function readRemote(offset: number, into: Uint8Array): Promise<void> {
+    const end = offset + into.length;
+    // a short way ahead within the run (what was between came from the cache): skip to it
+    if (run && offset >= run.next && offset - run.next <= RUN_SKIP_BYTES && end <= run.end) {
+      const r = run;
+      if (end === r.end) run = undefined; // its last bytes
+      return r.take(into, offset - r.next);
+    }
+    if (run) endRun(); // a read elsewhere: the run is over
+    if (hint && hint.start <= offset && end < hint.end) {
+      endRun();
+      const r = rangeRun(name, rangeResponse(offset, hint.end - 1), offset, hint.end);
+      run = r;
+      return r.take(into);
+    }
+    return readOnce(offset, into);
+  }
+
+  const cache = options.cache;
   return {
     name,
     size() {
       sizePromise ??= probeSize();
       return sizePromise;
     },
+    expect(offset, end) {
+      hint = { start: offset, end };
+    },
     async read(offset, into) {
       checkRange(name, offset, into.length);
       if (into.length === 0) return;
-      const last = offset + into.length - 1;
-      const res = await doFetch(href, { headers: headers({ range: `bytes=${offset}-${last}` }) });
-      if (res.status !== 206) {
-        await res.body?.cancel();
-        if (res.status === 200) throw ignoredRange(name);
-        if (res.status === 404 || res.status === 410) throw new FileNotFoundError(name);
-        if (res.status === 416) {
-          throw new Error(`${name}: short read: bytes ${offset}..${last + 1} lie beyond the end of the file`);
-        }
-        throw new Error(`${name}: HTTP ${res.status} ${res.statusText} for bytes ${offset}..${last + 1}`);
-      }
-      const m = CONTENT_RANGE.exec(res.headers.get("content-range") ?? "");
-      if (!m || Number(m[1]) !== offset || Number(m[2]) !== last) {
-        await res.body?.cancel();
-        const got = res.headers.get("content-range");
-        const short = m && Number(m[1]) === offset && Number(m[2]) < last;
-        throw new Error(
-          `${name}: ${
-            short ? "short read: " : ""
-          }asked for bytes ${offset}-${last}, server sent Content-Range ${
-            got === null ? "(none)" : JSON.stringify(got)
-          }`,
-        );
-      }
-      try {
-        checkUnchanged(res, m[3] === "*" ? undefined : Number(m[3]));
-      } catch (err) {
-        await res.body?.cancel();
-        throw err;
-      }
-      await readBodyInto(name, res, into);
+      if (cache && await cache.get(offset, into)) return;
+      await readRemote(offset, into);
+      await cache?.put(offset, into);
     },
   };
+}
+
+/**
+ * How far ahead of a run's position a read may start and still be answered by the run (the bytes between
+ * passed over): less than a new request costs, and what a cache hit leaves out of a layer or a chunk.
+ */
+const RUN_SKIP_BYTES = 4 << 20;
+
+/** One ranged response read piece by piece by consecutive reads. */
+interface RangeRun {
+  /** Where the next read must start, and where the response ends. */
+  next: number;
+  readonly end: number;
+  /** Fills `into` with the next bytes (after the reads before it), after passing over `skip` bytes. */
+  take(into: Uint8Array, skip?: number): Promise<void>;
+  /** Settles when the reads taken so far have. */
+  done: Promise<void>;
+  cancel(): void;
+}
+
+function rangeRun(name: string, response: Promise<Response>, start: number, end: number): RangeRun {
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let left: Uint8Array | undefined;
+  let failed: unknown;
+  const r: RangeRun = {
+    next: start,
+    end,
+    done: Promise.resolve(),
+    take(into, skip = 0) {
+      r.next += skip + into.length;
+      const job = r.done.then(async () => {
+        if (failed) throw failed;
+        try {
+          reader ??= (await response).body!.getReader();
+          let pos = -skip;
+          while (pos < into.length) {
+            if (!left?.length) {
+              const { done, value } = await reader.read();
+              if (done) throw new Error(`${name}: short read: the response ended before byte ${end}`);
+              left = value;
+            }
+            const n = Math.min(left.length, into.length - pos);
+            if (pos >= 0) into.set(left.subarray(0, n), pos);
+            else if (n > -pos) {
+              into.set(left.subarray(-pos, n), 0);
+            }
+            left = left.subarray(n);
+            pos += n;
+          }
+        } catch (err) {
+          failed = err;
+          throw err;
+        }
+      });
+      r.done = job.catch(() => {});
+      return job;
+    },
+    cancel() {
+      left = undefined;
+      if (reader) reader.cancel().catch(() => {});
+      else response.then((res) => res.body?.cancel(), () => {});
+    },
+  };
+  return r;
 }
 
 function ignoredRange(name: string): Error {

@@ -15,16 +15,16 @@ import {
   align,
   copiesQuantized,
   layerLayout,
-  type MatrixSlot,
-  matrixSlot,
   MLP_CHUNK,
   type PackFormat,
+  type VocabSlot,
+  vocabSlot,
 } from "./pack_layout.ts";
 
 /** The first 8 bytes of every pack. */
 export const MAGIC = "MESPPACK";
 /** The pack format version this code reads and writes. */
-export const VERSION = 4;
+export const VERSION = 5;
 /** Bytes before the header JSON: magic, version, header length. */
 const PRELUDE_BYTES = 16;
 
@@ -74,7 +74,7 @@ export function planPack(
     at = s.offset + bytes;
     return s;
   };
-  const vocab = matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales, 0);
+  const vocab = vocabSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales);
   const embed = section(vocab.bytes);
   const layers = Array.from({ length: cfg.numLayers }, () => section(layout.bytes));
   const norm = section(cfg.hiddenSize * 4);
@@ -112,44 +112,38 @@ export function blockCount(layers: number, chunks: number): number {
  */
 export const VOCAB_BLOCK = 512;
 
-/** A part of a vocabulary matrix as checksummed: its offset in the matrix's section and bytes per row. */
-export interface VocabPart {
-  name: "data" | "scales" | "biases";
-  offset: number;
-  rowBytes: number;
-}
-
 /**
- * The checksummed blocks of the embedding (matrix 0) and an untied LM head (matrix 1): each part (data, and
- * scales and biases when quantized) in blocks of `rows` rows, the last one shorter. In the table they follow
- * the blocks of {@linkcode blockCount} from index `first`, matrix by matrix, part by part, in row order.
+ * The checksummed blocks of the embedding (matrix 0) and an untied LM head (matrix 1): `rows` stored
+ * (row-interleaved, see {@linkcode VocabSlot}) rows each, the last one shorter, so a block is one contiguous
+ * range. In the table they follow the blocks of {@linkcode blockCount} from index `first`, matrix by matrix,
+ * in row order.
  */
 export interface VocabBlocks {
   rows: number;
-  parts: VocabPart[];
-  /** Blocks per part. */
-  perPart: number;
+  /** Bytes of a stored row. */
+  rowStride: number;
+  /** Blocks per matrix. */
+  perMatrix: number;
   first: number;
   /** Blocks of every matrix. */
   count: number;
 }
 
 /** The vocabulary blocks of a pack whose vocabulary matrices are laid out as `slot` (see {@linkcode VocabBlocks}). */
-export function vocabBlocks(cfg: ModelConfig, slot: MatrixSlot, rows: number, first: number): VocabBlocks {
-  const parts: VocabPart[] = [{ name: "data", offset: slot.offset, rowBytes: slot.rowBytes }];
-  if (slot.scaleRowBytes) {
-    parts.push(
-      { name: "scales", offset: slot.scalesOffset, rowBytes: slot.scaleRowBytes },
-      { name: "biases", offset: slot.biasesOffset, rowBytes: slot.scaleRowBytes },
-    );
-  }
-  const perPart = Math.ceil(cfg.vocabSize / rows);
-  return { rows, parts, perPart, first, count: (cfg.tieWordEmbeddings ? 1 : 2) * parts.length * perPart };
+export function vocabBlocks(cfg: ModelConfig, slot: VocabSlot, rows: number, first: number): VocabBlocks {
+  const perMatrix = Math.ceil(cfg.vocabSize / rows);
+  return {
+    rows,
+    rowStride: slot.rowStride,
+    perMatrix,
+    first,
+    count: (cfg.tieWordEmbeddings ? 1 : 2) * perMatrix,
+  };
 }
 
-/** Table index of block `b` of part `p` of vocabulary matrix `m` (0 the embedding, 1 the LM head). */
-export function vocabBlockIndex(v: VocabBlocks, m: number, p: number, b: number): number {
-  return v.first + (m * v.parts.length + p) * v.perPart + b;
+/** Table index of block `b` of vocabulary matrix `m` (0 the embedding, 1 the LM head). */
+export function vocabBlockIndex(v: VocabBlocks, m: number, b: number): number {
+  return v.first + m * v.perMatrix + b;
 }
 
 /** Thrown when a pack is stale, foreign, truncated or corrupt; callers rebuild it. */
@@ -184,7 +178,10 @@ export async function readPackHeader(source: WeightSource, size: number): Promis
   }
   const dv = new DataView(pre.buffer);
   if (dv.getUint32(8, true) !== VERSION) {
-    throw new StalePackError(`${source.name}: pack version ${dv.getUint32(8, true)}`);
+    throw new StalePackError(
+      `${source.name}: pack version ${dv.getUint32(8, true)}, this mesp reads version ${VERSION}: rebuild ` +
+        `it from its checkpoint (writePack; the CLI rebuilds its cached packs by itself)`,
+    );
   }
   const len = dv.getUint32(12, true);
   if (PRELUDE_BYTES + len > size) throw new StalePackError(`${source.name}: truncated header`);

@@ -125,6 +125,42 @@ export function matrixSlot(
   };
 }
 
+/**
+ * A vocabulary matrix (the embedding, an untied LM head) `[rows, cols]` as a pack stores it: row-interleaved,
+ * each row's data then (quantized) its scales and biases, `rowStride` bytes a row with no padding, so a token's
+ * row or a chunk of rows is one contiguous range (one read, one HTTP request).
+ */
+export interface VocabSlot {
+  rows: number;
+  cols: number;
+  dtype: WeightDtype;
+  /** Scales and biases are bf16 (kept from an MLX checkpoint) rather than f16. */
+  bf16Scales: boolean;
+  /** Bytes of one row of data, and of its scales (and of its biases; 0 unless quantized). */
+  rowBytes: number;
+  scaleRowBytes: number;
+  /** Bytes of one stored row: `rowBytes + 2 · scaleRowBytes`. */
+  rowStride: number;
+  /** Total bytes (`rows · rowStride`). */
+  bytes: number;
+}
+
+/** The stored layout of a `[rows, cols]` vocabulary matrix of `format` (see {@linkcode VocabSlot}). */
+export function vocabSlot(rows: number, cols: number, format: PackFormat, bf16Scales: boolean): VocabSlot {
+  const m = matrixSlot(rows, cols, format, bf16Scales, 0);
+  const rowStride = m.rowBytes + 2 * m.scaleRowBytes;
+  return {
+    rows,
+    cols,
+    dtype: m.dtype,
+    bf16Scales: m.bf16Scales,
+    rowBytes: m.rowBytes,
+    scaleRowBytes: m.scaleRowBytes,
+    rowStride,
+    bytes: rows * rowStride,
+  };
+}
+
 function vectorSlot(length: number, at: number): VectorSlot {
   return { length, offset: align(at), bytes: length * 4 };
 }

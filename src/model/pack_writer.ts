@@ -1,8 +1,8 @@
 /**
  * Writing a weight pack: a one-time conversion of a checkpoint into the layout the engine streams. Each
  * decoder layer is one contiguous blob in the chosen format, so loading a layer is one sequential read
- * straight into its arena slot; the embedding (and an untied LM head) are row-major matrices whose rows are
- * read a token (or a vocabulary chunk) at a time.
+ * straight into its arena slot; the embedding (and an untied LM head) store each row's data, scales and
+ * biases together, so a token's row or a chunk of rows is one read.
  *
  * @module
  */
@@ -27,12 +27,13 @@ import {
   type LayerLayout,
   layerLayout,
   type MatrixSlot,
-  matrixSlot,
   type PackFormat,
   type VectorSlot,
+  type VocabSlot,
+  vocabSlot,
 } from "./pack_layout.ts";
 import { encodePackHeader, type PackHeader, planPack, vocabBlocks } from "./pack_header.ts";
-import { mlxShape, readMlxRows, readRowsF32, readVectorF32 } from "./checkpoint_rows.ts";
+import { MatrixBlocks, mlxShape, readVectorF32 } from "./checkpoint_rows.ts";
 
 /** Options for {@linkcode writePack}. */
 export interface WritePackOptions {
@@ -47,9 +48,12 @@ export interface WritePackOptions {
   vocabBlock?: number;
 }
 
-/** Rows per conversion chunk: about 4 MB of f32. */
-function chunkRows(cols: number): number {
-  return Math.max(1, Math.floor((4 << 20) / (cols * 4)));
+/** Bytes of f32 a conversion step holds: the block of rows (full width, as read) converted at a time. */
+const STEP_BYTES = 4 << 20;
+
+/** Rows per conversion step of a matrix `cols` wide (its full rows are read, whatever columns are kept). */
+function stepRows(cols: number): number {
+  return Math.max(1, Math.floor(STEP_BYTES / (cols * 4)));
 }
 
 /** Sequential output with padding up to absolute offsets. */
@@ -58,82 +62,129 @@ interface Out {
   emit(bytes: Uint8Array): Promise<void>;
 }
 
-/** Converted rows [r0, r1) of a matrix: row data and (quantized) raw half scales and biases. */
-interface ConvertedRows {
-  r0: number;
+/** A converted block of rows: codes or dense values `[n, w]`, and (quantized) raw half scales and biases. */
+interface Converted {
   data: Uint8Array;
   scales?: Uint8Array;
   biases?: Uint8Array;
 }
 
 /**
- * Converts the matrix `base` of the checkpoint into `format`, yielding ~4 MB of source rows at a time. MLX
- * weights in the pack's own bit width are copied as they are (bits, scales and biases).
+ * Converts blocks of checkpoint matrices into the pack's format through buffers sized once for the largest
+ * step (about {@linkcode STEP_BYTES} of f32), so that no tensor is ever held whole. MLX weights in the
+ * pack's own bit width are copied as they are (bits, scales and biases).
  */
-async function* convertRows(
-  ckpt: Checkpoint,
-  cfg: ModelConfig,
-  base: string,
-  rows: number,
-  cols: number,
-  format: PackFormat,
-): AsyncGenerator<ConvertedRows> {
-  const quantizedSource = ckpt.has(`${base}.scales`);
-  if (quantizedSource) {
-    const s = mlxShape(ckpt, base);
-    if (s.rows !== rows || s.cols !== cols) {
-      throw new Error(`${base} in ${ckpt.name} is [${s.rows}, ${s.cols}], expected [${rows}, ${cols}]`);
-    }
-  } else {
-    const info = ckpt.get(`${base}.weight`).info;
-    if (info.shape.length !== 2 || info.shape[0] !== rows || info.shape[1] !== cols) {
-      throw new Error(
-        `${base}.weight in ${ckpt.name} has shape [${info.shape}], expected [${rows}, ${cols}]`,
-      );
+class Converter {
+  readonly #ckpt: Checkpoint;
+  readonly #cfg: ModelConfig;
+  readonly #format: PackFormat;
+  readonly #blocks: MatrixBlocks;
+  readonly #f32 = new Float32Array(STEP_BYTES / 4);
+  readonly #q = new Uint8Array(STEP_BYTES / 4);
+  readonly #scales = new Uint16Array(STEP_BYTES / 4 / GROUP);
+  readonly #biases = new Uint16Array(STEP_BYTES / 4 / GROUP);
+  readonly #half = new Uint16Array(STEP_BYTES / 4);
+
+  constructor(ckpt: Checkpoint, cfg: ModelConfig, format: PackFormat) {
+    this.#ckpt = ckpt;
+    this.#cfg = cfg;
+    this.#format = format;
+    this.#blocks = new MatrixBlocks(ckpt);
+  }
+
+  /** Checks that `base` is a `[rows, cols]` matrix of the checkpoint. */
+  check(base: string, rows: number, cols: number): void {
+    const ckpt = this.#ckpt;
+    if (ckpt.has(`${base}.scales`)) {
+      const s = mlxShape(ckpt, base);
+      if (s.rows !== rows || s.cols !== cols) {
+        throw new Error(`${base} in ${ckpt.name} is [${s.rows}, ${s.cols}], expected [${rows}, ${cols}]`);
+      }
+    } else {
+      const info = ckpt.get(`${base}.weight`).info;
+      if (info.shape.length !== 2 || info.shape[0] !== rows || info.shape[1] !== cols) {
+        throw new Error(
+          `${base}.weight in ${ckpt.name} has shape [${info.shape}], expected [${rows}, ${cols}]`,
+        );
+      }
     }
   }
-  const step = chunkRows(cols);
-  const f32 = new Float32Array(Math.min(step, rows) * cols);
-  const bytes = (u: Uint16Array) => new Uint8Array(u.buffer, u.byteOffset, u.byteLength);
-  for (let r0 = 0; r0 < rows; r0 += step) {
-    const r1 = Math.min(rows, r0 + step), n = r1 - r0;
-    if (quantizedSource && copiesQuantized(cfg, format)) {
-      const q = await readMlxRows(ckpt, base, r0, r1, rows, cols, cfg.quantization!.bits);
-      yield { r0, data: q.data, scales: bytes(q.scales), biases: bytes(q.biases) };
-      continue;
+
+  /**
+   * Rows [r0, r1) × columns [c0, c1) of the `cols`-wide matrix `base`, converted (at most
+   * `stepRows(cols)` rows); the views are reused by the next call.
+   */
+  async block(
+    base: string,
+    cols: number,
+    r0: number,
+    r1: number,
+    c0: number,
+    c1: number,
+  ): Promise<Converted> {
+    const format = this.#format, n = r1 - r0, w = c1 - c0;
+    const bytes = (u: Uint16Array) => new Uint8Array(u.buffer, u.byteOffset, u.byteLength);
+    if (this.#ckpt.has(`${base}.scales`) && copiesQuantized(this.#cfg, format)) {
+      const q = await this.#blocks.mlx(base, r0, r1, c0, c1, cols, this.#cfg.quantization!.bits);
+      return { data: q.data, scales: bytes(q.scales), biases: bytes(q.biases) };
     }
-    const rowsF32 = f32.subarray(0, n * cols);
-    await readRowsF32(ckpt, base, r0, r1, rowsF32);
+    const f32 = this.#f32.subarray(0, n * w);
+    await this.#blocks.f32(base, r0, r1, c0, c1, f32);
     if (format === "q4" || format === "q8") {
-      const bits = format === "q4" ? 4 : 8;
-      const q = quantize(rowsF32, cols, { bits, scaleDtype: "f16", name: base, rowOffset: r0 });
-      yield { r0, data: q.q, scales: bytes(q.scales), biases: bytes(q.biases) };
-    } else {
-      yield { r0, data: encodeDense(rowsF32, format) };
+      const bits = format === "q4" ? 4 : 8, groups = n * (w / GROUP);
+      const into = {
+        q: this.#q.subarray(0, (n * w * bits) / 8),
+        scales: this.#scales.subarray(0, groups),
+        biases: this.#biases.subarray(0, groups),
+      };
+      quantize(f32, w, { bits, scaleDtype: "f16", name: base, rowOffset: r0, into });
+      return { data: into.q, scales: bytes(into.scales), biases: bytes(into.biases) };
     }
+    if (format === "f32") return { data: new Uint8Array(f32.buffer, 0, f32.byteLength) };
+    const half = this.#half.subarray(0, n * w);
+    if (format === "f16") new Float16Array(half.buffer, 0, n * w).set(f32);
+    else f32ToBf16(f32, half);
+    return { data: bytes(half) };
+  }
+}
+
+/** Scales and biases of one stored matrix, held until its data is written (1/16 of q4 data, at most d·d/32). */
+class HeldParts {
+  #scales = new Uint8Array(0);
+  #biases = new Uint8Array(0);
+  views(bytes: number): [Uint8Array, Uint8Array] {
+    if (this.#scales.length < bytes) {
+      (this.#scales = new Uint8Array(bytes), this.#biases = new Uint8Array(bytes));
+    }
+    return [this.#scales.subarray(0, bytes), this.#biases.subarray(0, bytes)];
   }
 }
 
 /**
- * Streams the matrix `base` into `slot` at absolute offset `at` (the row data as it is converted; scales
- * and biases, 1/16 of the q4 data, are held until the data is written).
+ * Streams rows [r0, r0 + slot.rows) × columns [c0, c0 + slot.cols) of the `cols`-wide matrix `base` into
+ * `slot` at absolute offset `at`: the data as it is converted, then the held scales and biases. The whole
+ * matrix (attention), a row slice (gate and up of an MLP chunk) or a column slice (down).
  */
-async function convertMatrix(
-  ckpt: Checkpoint,
-  cfg: ModelConfig,
+async function writeMatrix(
+  conv: Converter,
+  held: HeldParts,
   base: string,
+  cols: number,
+  r0: number,
+  c0: number,
   slot: MatrixSlot,
-  format: PackFormat,
   at: number,
   out: Out,
 ): Promise<void> {
-  const scales = new Uint8Array(slot.rows * slot.scaleRowBytes),
-    biases = new Uint8Array(slot.rows * slot.scaleRowBytes);
+  const [scales, biases] = held.views(slot.rows * slot.scaleRowBytes);
   await out.padTo(at + slot.offset);
-  for await (const c of convertRows(ckpt, cfg, base, slot.rows, slot.cols, format)) {
+  const step = stepRows(cols);
+  for (let r = 0; r < slot.rows; r += step) {
+    const n = Math.min(step, slot.rows - r);
+    const c = await conv.block(base, cols, r0 + r, r0 + r + n, c0, c0 + slot.cols);
     await out.emit(c.data);
-    if (c.scales) scales.set(c.scales, c.r0 * slot.scaleRowBytes);
-    if (c.biases) biases.set(c.biases, c.r0 * slot.scaleRowBytes);
+    if (c.scales) scales.set(c.scales, r * slot.scaleRowBytes);
+    if (c.biases) biases.set(c.biases, r * slot.scaleRowBytes);
   }
   if (slot.scaleRowBytes) {
     await out.padTo(at + slot.scalesOffset);
@@ -143,73 +194,38 @@ async function convertMatrix(
   }
 }
 
-/** A whole converted matrix in memory (the MLP's, which the pack stores in column chunks). */
-interface ConvertedMatrix {
-  data: Uint8Array;
-  scales: Uint8Array;
-  biases: Uint8Array;
-  rowBytes: number;
-  scaleRowBytes: number;
-}
-
-async function convertWhole(
-  ckpt: Checkpoint,
-  cfg: ModelConfig,
+/** Streams the vocabulary matrix `base` into its section at `at`, row-interleaved (see `VocabSlot`). */
+async function writeVocab(
+  conv: Converter,
   base: string,
-  rows: number,
-  cols: number,
-  format: PackFormat,
-): Promise<ConvertedMatrix> {
-  const shape = matrixSlot(rows, cols, format, false, 0);
-  const m: ConvertedMatrix = {
-    data: new Uint8Array(rows * shape.rowBytes),
-    scales: new Uint8Array(rows * shape.scaleRowBytes),
-    biases: new Uint8Array(rows * shape.scaleRowBytes),
-    rowBytes: shape.rowBytes,
-    scaleRowBytes: shape.scaleRowBytes,
-  };
-  for await (const c of convertRows(ckpt, cfg, base, rows, cols, format)) {
-    m.data.set(c.data, c.r0 * shape.rowBytes);
-    if (c.scales) m.scales.set(c.scales, c.r0 * shape.scaleRowBytes);
-    if (c.biases) m.biases.set(c.biases, c.r0 * shape.scaleRowBytes);
-  }
-  return m;
-}
-
-/**
- * Writes the block of `m` made of rows [r0, r0 + slot.rows) and columns [c0, c0 + slot.cols) into `slot`
- * at absolute offset `at` (row slices of gate/up, column blocks of down).
- */
-async function emitBlock(m: ConvertedMatrix, r0: number, c0: number, slot: MatrixSlot, at: number, out: Out) {
-  const colByte = c0 * (slot.rowBytes / slot.cols), colGroupByte = slot.scaleRowBytes ? (c0 / GROUP) * 2 : 0;
-  const gather = (src: Uint8Array, srcRow: number, start: number, width: number) => {
-    const dst = new Uint8Array(slot.rows * width);
-    for (let r = 0; r < slot.rows; r++) {
-      dst.set(src.subarray((r0 + r) * srcRow + start, (r0 + r) * srcRow + start + width), r * width);
+  slot: VocabSlot,
+  at: number,
+  out: Out,
+): Promise<void> {
+  const { rows, cols, rowBytes: d, scaleRowBytes: q, rowStride } = slot;
+  conv.check(base, rows, cols);
+  await out.padTo(at);
+  const step = stepRows(cols), buf = new Uint8Array(Math.min(step, rows) * rowStride);
+  for (let r0 = 0; r0 < rows; r0 += step) {
+    const n = Math.min(step, rows - r0);
+    const c = await conv.block(base, cols, r0, r0 + n, 0, cols);
+    if (!q) {
+      await out.emit(c.data);
+      continue;
     }
-    return dst;
-  };
-  await out.padTo(at + slot.offset);
-  await out.emit(gather(m.data, m.rowBytes, colByte, slot.rowBytes));
-  if (slot.scaleRowBytes) {
-    await out.padTo(at + slot.scalesOffset);
-    await out.emit(gather(m.scales, m.scaleRowBytes, colGroupByte, slot.scaleRowBytes));
-    await out.padTo(at + slot.biasesOffset);
-    await out.emit(gather(m.biases, m.scaleRowBytes, colGroupByte, slot.scaleRowBytes));
+    for (let r = 0; r < n; r++) {
+      buf.set(c.data.subarray(r * d, (r + 1) * d), r * rowStride);
+      buf.set(c.scales!.subarray(r * q, (r + 1) * q), r * rowStride + d);
+      buf.set(c.biases!.subarray(r * q, (r + 1) * q), r * rowStride + d + q);
+    }
+    await out.emit(buf.subarray(0, n * rowStride));
   }
 }
 
-function encodeDense(x: Float32Array, format: "f32" | "f16" | "bf16"): Uint8Array {
-  if (format === "f32") return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
-  const out = new Uint16Array(x.length);
-  if (format === "f16") new Float16Array(out.buffer).set(x);
-  else f32ToBf16(x, out);
-  return new Uint8Array(out.buffer);
-}
-
 /**
- * Writes a pack for `ckpt` to `sink`, streaming: the embedding and the attention matrices ~4 MB of rows at a
- * time; one layer's three MLP matrices whole (converted), since they are stored in column chunks.
+ * Writes a pack for `ckpt` to `sink`, streaming through fixed buffers: every matrix is converted a block of
+ * ~4 MB of f32 rows at a time (an MLP chunk's down columns are cut from whole rows read again per chunk), so
+ * the conversion never holds a tensor whole, whatever the model's size.
  */
 export async function writePack(
   ckpt: Checkpoint,
@@ -221,11 +237,12 @@ export async function writePack(
   const plan = planPack(cfg, format, options.mlpChunk, options.vocabBlock);
   const header: PackHeader = { ...plan, fingerprint: options.fingerprint, source: ckpt.name };
   const layout = layerLayout(cfg, format, plan.bf16Scales, plan.mlpChunk);
-  const vocab = matrixSlot(cfg.vocabSize, cfg.hiddenSize, format, plan.bf16Scales, 0);
+  const vocab = vocabSlot(cfg.vocabSize, cfg.hiddenSize, format, plan.bf16Scales);
   let written = 0;
   const blocks = blockRanges(header, layout, vocab);
   const inFileOrder = blocks.toSorted((a, b) => a.start - b.start);
   let k = 0; // the first block that does not end before `written`
+  const zeros = new Uint8Array(4096);
   const out: Out = {
     async emit(bytes) {
       // every block's checksum is taken from the bytes as they pass
@@ -242,7 +259,7 @@ export async function writePack(
     },
     async padTo(offset) {
       if (offset < written) throw new Error(`pack writer: overlap at byte ${offset}`);
-      if (offset > written) await out.emit(new Uint8Array(offset - written));
+      while (offset > written) await out.emit(zeros.subarray(0, Math.min(zeros.length, offset - written)));
     },
   };
   await out.emit(encodePackHeader(header));
@@ -253,21 +270,16 @@ export async function writePack(
     await out.padTo(at + slot.offset);
     await out.emit(new Uint8Array((await readVectorF32(ckpt, name, slot.length)).buffer));
   };
+  const conv = new Converter(ckpt, cfg, format), held = new HeldParts();
 
-  await convertMatrix(ckpt, cfg, EMBED_TOKENS, vocab, format, plan.embed.offset, out);
+  await writeVocab(conv, EMBED_TOKENS, vocab, plan.embed.offset, out);
   progress("embedding");
   for (let l = 0; l < cfg.numLayers; l++) {
     const at = plan.layers[l].offset;
     for (const name of ATTENTION) {
-      await convertMatrix(
-        ckpt,
-        cfg,
-        layerTensor(l, LINEAR_PREFIX[name]),
-        layout.attention[name],
-        format,
-        at,
-        out,
-      );
+      const base = layerTensor(l, LINEAR_PREFIX[name]), slot = layout.attention[name];
+      conv.check(base, slot.rows, slot.cols);
+      await writeMatrix(conv, held, base, slot.cols, 0, 0, slot, at, out);
     }
     await vector(`${layerTensor(l, LINEAR_PREFIX.q_proj)}.bias`, layout.qBias, at);
     await vector(`${layerTensor(l, LINEAR_PREFIX.k_proj)}.bias`, layout.kBias, at);
@@ -275,13 +287,13 @@ export async function writePack(
     await vector(`${layerTensor(l, "input_layernorm")}.weight`, layout.inputNorm, at);
     await vector(`${layerTensor(l, "post_attention_layernorm")}.weight`, layout.postNorm, at);
     const [I, d] = linearShape(cfg, "gate_proj");
-    const gate = await convertWhole(ckpt, cfg, layerTensor(l, LINEAR_PREFIX.gate_proj), I, d, format);
-    const up = await convertWhole(ckpt, cfg, layerTensor(l, LINEAR_PREFIX.up_proj), I, d, format);
-    const down = await convertWhole(ckpt, cfg, layerTensor(l, LINEAR_PREFIX.down_proj), d, I, format);
+    const gate = layerTensor(l, LINEAR_PREFIX.gate_proj), up = layerTensor(l, LINEAR_PREFIX.up_proj);
+    const down = layerTensor(l, LINEAR_PREFIX.down_proj);
+    conv.check(gate, I, d), conv.check(up, I, d), conv.check(down, d, I);
     for (const c of layout.chunks) {
-      await emitBlock(gate, c.c0, 0, c.gate, at + c.offset, out);
-      await emitBlock(up, c.c0, 0, c.up, at + c.offset, out);
-      await emitBlock(down, 0, c.c0, c.down, at + c.offset, out);
+      await writeMatrix(conv, held, gate, d, c.c0, 0, c.gate, at + c.offset, out);
+      await writeMatrix(conv, held, up, d, c.c0, 0, c.up, at + c.offset, out);
+      await writeMatrix(conv, held, down, I, 0, c.c0, c.down, at + c.offset, out);
     }
     progress(`layer ${l}`);
   }
@@ -292,7 +304,7 @@ export async function writePack(
   );
   progress("final norm");
   if (plan.lmHead) {
-    await convertMatrix(ckpt, cfg, LM_HEAD, vocab, format, plan.lmHead.offset, out);
+    await writeVocab(conv, LM_HEAD, vocab, plan.lmHead.offset, out);
     progress("lm_head");
   }
   const table = new Uint32Array(blocks.length * 2);
@@ -307,7 +319,7 @@ export async function writePack(
 export function blockRanges(
   header: Pick<PackHeader, "layers" | "norm" | "embed" | "lmHead" | "vocabBlock" | "config">,
   layout: LayerLayout,
-  vocab: MatrixSlot,
+  vocab: VocabSlot,
 ): { start: number; end: number; sum: Checksum }[] {
   const blocks = [];
   for (const { offset } of header.layers) {
@@ -323,12 +335,10 @@ export function blockRanges(
   });
   const v = vocabBlocks(header.config, vocab, header.vocabBlock, blocks.length);
   for (const section of header.lmHead ? [header.embed, header.lmHead] : [header.embed]) {
-    for (const part of v.parts) {
-      for (let r0 = 0; r0 < vocab.rows; r0 += v.rows) {
-        const start = section.offset + part.offset + r0 * part.rowBytes;
-        const end = start + (Math.min(vocab.rows, r0 + v.rows) - r0) * part.rowBytes;
-        blocks.push({ start, end, sum: new Checksum() });
-      }
+    for (let r0 = 0; r0 < vocab.rows; r0 += v.rows) {
+      const start = section.offset + r0 * vocab.rowStride;
+      const end = start + (Math.min(vocab.rows, r0 + v.rows) - r0) * vocab.rowStride;
+      blocks.push({ start, end, sum: new Checksum() });
     }
   }
   return blocks;

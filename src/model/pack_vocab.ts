@@ -1,0 +1,297 @@
+/**
+ * Reading a pack's vocabulary matrices (the embedding, an untied LM head), stored row-interleaved (each row's
+ * data, scales and biases together, see `VocabSlot`): a chunk of rows or a token's row is one contiguous read,
+ * and a step's token rows are gathered up front, sorted and merged into few reads. Every block of
+ * `vocabBlock` rows is verified against the pack's checksum table the first time it is read.
+ *
+ * @module
+ */
+import type { WeightSource } from "../io/source.ts";
+import { Checksum } from "../io/checksum.ts";
+import type { VocabSlot } from "./pack_layout.ts";
+import { vocabBlockIndex, type VocabBlocks } from "./pack_header.ts";
+
+/** Caller buffers for vocabulary rows (each exactly `rows ×` its row size). */
+export interface VocabRowViews {
+  data: Uint8Array;
+  scales?: Uint8Array;
+  biases?: Uint8Array;
+}
+
+/** How the vocabulary reader checks blocks (the pack's verifier). */
+export interface BlockChecks {
+  /** Whether block `i` of the table was verified already. */
+  done(i: number): boolean;
+  /** Verifies block `i` from its checksum, just computed (throws naming the block on a mismatch). */
+  verify(i: number, sum: Checksum): void;
+}
+
+/** Bytes read at a time when rows are rearranged on the way (the one staging buffer a pack keeps). */
+const STAGING_BYTES = 1 << 20;
+/**
+ * Default gap: token rows closer than this are read as one range with the rows between them: a few more
+ * bytes cost far less than another read (an HTTP request costs milliseconds).
+ */
+export const GATHER_GAP_BYTES = 64 << 10;
+
+/** Row-ids sorted and unique, with their rows (stored layout) in the same order. */
+interface RowStore {
+  ids: Int32Array;
+  count: number;
+  rows: Uint8Array;
+}
+
+/** Reads of one pack's vocabulary matrices; calls are served one after another, in call order. */
+export class VocabReader {
+  readonly #source: WeightSource;
+  readonly #slot: VocabSlot;
+  readonly #blocks: VocabBlocks;
+  readonly #bases: (number | undefined)[];
+  readonly #checks: BlockChecks;
+  readonly #gapBytes: number;
+  readonly #sum = new Checksum();
+  #staging = new Uint8Array(0);
+  /** Scales and biases of a chunk, moved aside while its rows are rearranged in place. */
+  #aside = new Uint8Array(0);
+  /** Per matrix: the rows gathered by the last `prefetch`, and a spare store to build the next in. */
+  #stores: RowStore[][] = [[], []];
+  #ids = new Int32Array(0);
+  #queue: Promise<void> = Promise.resolve();
+  #busy = false;
+
+  constructor(
+    source: WeightSource,
+    slot: VocabSlot,
+    blocks: VocabBlocks,
+    bases: (number | undefined)[],
+    checks: BlockChecks,
+    gapBytes = GATHER_GAP_BYTES,
+  ) {
+    this.#gapBytes = gapBytes;
+    this.#source = source;
+    this.#slot = slot;
+    this.#blocks = blocks;
+    this.#bases = bases;
+    this.#checks = checks;
+    for (const m of [0, 1]) {
+      this.#stores[m] = [0, 1].map(() => ({ ids: new Int32Array(0), count: 0, rows: new Uint8Array(0) }));
+    }
+  }
+
+  /**
+   * Runs `job` after the calls before it. When nothing is queued it starts at once, so its first read is
+   * under way when this returns (a read-ahead overlaps the caller's compute).
+   */
+  #serial(job: () => Promise<void>): Promise<void> {
+    const run = this.#busy ? this.#queue.then(job) : (this.#busy = true, job());
+    const settled = run.catch(() => {}).then(() => {
+      if (this.#queue === settled) this.#busy = false;
+    });
+    this.#queue = settled;
+    return run;
+  }
+
+  /** Reads rows [r0, r1) of matrix `m` (0 embedding, 1 LM head) into `into`. */
+  read(m: number, r0: number, r1: number, into: VocabRowViews): Promise<void> {
+    return this.#serial(() => this.#read(m, r0, r1, into));
+  }
+
+  /** Gathers the rows of the valid ids among `ids[0..count)` so that reading one of them alone is local. */
+  prefetch(m: number, ids: ArrayLike<number>, count: number): Promise<void> {
+    return this.#serial(() => this.#prefetch(m, ids, count));
+  }
+
+  async #read(m: number, r0: number, r1: number, into: VocabRowViews): Promise<void> {
+    const s = this.#slot, base = this.#bases[m]!, B = this.#blocks.rows, V = s.rows;
+    if (r1 === r0 + 1) {
+      const store = this.#stores[m][0], at = find(store, r0);
+      if (at >= 0) {
+        return scatter(s, store.rows.subarray(at * s.rowStride, (at + 1) * s.rowStride), 0, 1, into);
+      }
+    }
+    if (r1 === r0) return;
+    // a block the rows cover only in part is read whole the first time, to verify it
+    const first = Math.floor(r0 / B), last = Math.floor((r1 - 1) / B);
+    const a = this.#unverified(m, first) ? first * B : r0;
+    const b = this.#unverified(m, last) ? Math.min(V, (last + 1) * B) : r1;
+    const start = base + a * s.rowStride;
+    // the next chunk usually follows: a remote source can answer the rest of the matrix as one response
+    if (r1 - r0 > 1) this.#source.expect?.(start, base + V * s.rowStride);
+    const whole = a === r0 && b === r1 ? contiguous(s, into, r1 - r0) : undefined;
+    if (whole) {
+      // straight into the caller's buffer, rearranged there (rows → data, scales, biases)
+      await this.#source.read(start, whole);
+      this.#verifyRange(m, r0, r1, whole);
+      this.#planar(whole, r1 - r0);
+      return;
+    }
+    await this.#stream(m, a, b, (row, bytes) => {
+      const lo = Math.max(row, r0), hi = Math.min(row + bytes.length / s.rowStride, r1);
+      if (hi > lo) {
+        scatter(
+          s,
+          bytes.subarray((lo - row) * s.rowStride, (hi - row) * s.rowStride),
+          lo - r0,
+          hi - lo,
+          into,
+        );
+      }
+    });
+  }
+
+  #unverified(m: number, b: number): boolean {
+    return !this.#checks.done(vocabBlockIndex(this.#blocks, m, b));
+  }
+
+  /** Verifies the unverified blocks wholly inside rows [a, b), whose stored bytes are `bytes`. */
+  #verifyRange(m: number, a: number, b: number, bytes: Uint8Array): void {
+    const B = this.#blocks.rows, stride = this.#slot.rowStride, V = this.#slot.rows;
+    for (let k = Math.ceil(a / B); k * B < b; k++) {
+      const k0 = k * B, k1 = Math.min(V, k0 + B);
+      if (k1 > b || !this.#unverified(m, k)) continue;
+      this.#checks.verify(
+        vocabBlockIndex(this.#blocks, m, k),
+        this.#sum.reset().update(bytes.subarray((k0 - a) * stride, (k1 - a) * stride)),
+      );
+    }
+  }
+
+  /**
+   * Reads rows [a, b) of matrix `m` through the staging buffer, handing each piece to `visit` (first row,
+   * stored bytes) once the unverified blocks it completes are verified (blocks wholly inside [a, b) only).
+   */
+  async #stream(m: number, a: number, b: number, visit: (row: number, bytes: Uint8Array) => void) {
+    const s = this.#slot, base = this.#bases[m]!, B = this.#blocks.rows, V = s.rows, stride = s.rowStride;
+    const per = Math.max(1, Math.floor(STAGING_BYTES / stride));
+    if (this.#staging.length < Math.min(b - a, per) * stride) {
+      this.#staging = new Uint8Array(Math.min(Math.max(b - a, B), per) * stride);
+    }
+    if (b - a > per) this.#source.expect?.(base + a * stride, base + b * stride);
+    let k = -1; // the block whose checksum is being taken
+    for (let row = a; row < b; row += per) {
+      const n = Math.min(per, b - row), bytes = this.#staging.subarray(0, n * stride);
+      await this.#source.read(base + row * stride, bytes);
+      // checksums of the unverified blocks wholly inside [a, b), taken as the pieces pass
+      for (let r = row; r < row + n;) {
+        const blk = Math.floor(r / B), k0 = blk * B, k1 = Math.min(V, k0 + B), to = Math.min(k1, row + n);
+        if (k0 >= a && k1 <= b && this.#unverified(m, blk)) {
+          if (k !== blk) (this.#sum.reset(), k = blk);
+          this.#sum.update(bytes.subarray((r - row) * stride, (to - row) * stride));
+          if (to === k1) this.#checks.verify(vocabBlockIndex(this.#blocks, m, blk), this.#sum);
+        }
+        r = to;
+      }
+      visit(row, bytes);
+    }
+  }
+
+  /** Rearranges `n` stored rows in `bytes` in place into data rows, then scales, then biases. */
+  #planar(bytes: Uint8Array, n: number): void {
+    const { rowBytes: d, scaleRowBytes: q, rowStride: stride } = this.#slot;
+    if (!q) return;
+    if (this.#aside.length < n * 2 * q) this.#aside = new Uint8Array(n * 2 * q);
+    const aside = this.#aside;
+    for (let r = 0; r < n; r++) {
+      aside.set(bytes.subarray(r * stride + d, r * stride + d + q), r * q);
+      aside.set(bytes.subarray(r * stride + d + q, (r + 1) * stride), (n + r) * q);
+    }
+    // data rows move left (row r from r·stride to r·d), so in row order nothing is overwritten before it moves
+    for (let r = 1; r < n; r++) bytes.copyWithin(r * d, r * stride, r * stride + d);
+    bytes.set(aside.subarray(0, 2 * n * q), n * d);
+  }
+
+  async #prefetch(m: number, ids: ArrayLike<number>, count: number): Promise<void> {
+    const s = this.#slot, V = s.rows, B = this.#blocks.rows, stride = s.rowStride;
+    if (this.#ids.length < count) this.#ids = new Int32Array(count);
+    let n = 0;
+    for (let t = 0; t < count; t++) {
+      const id = ids[t];
+      if (Number.isInteger(id) && id >= 0 && id < V) this.#ids[n++] = id;
+    }
+    const sorted = this.#ids.subarray(0, n).sort();
+    let u = 0;
+    for (let i = 0; i < n; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[u++] = sorted[i];
+    const [old, next] = this.#stores[m];
+    if (sorted.subarray(0, u).every((id) => find(old, id) >= 0)) return;
+    if (next.ids.length < u) next.ids = new Int32Array(u);
+    if (next.rows.length < u * stride) next.rows = new Uint8Array(u * stride);
+    next.ids.set(sorted.subarray(0, u));
+    next.count = u;
+    // rows already gathered are kept; the others are read in runs: a run is the rows (or, for a block not
+    // verified yet, the whole block) of ids closer than the gap, at most one staging buffer long
+    const gap = Math.floor(this.#gapBytes / stride);
+    const most = Math.max(1, Math.floor(Math.max(STAGING_BYTES, this.#gapBytes) / stride));
+    let runStart = -1, runEnd = -1, firstId = 0;
+    const flush = async (upTo: number) => {
+      if (runStart < 0) return;
+      const from = firstId;
+      await this.#stream(m, runStart, runEnd, (row, bytes) => {
+        const rows = bytes.length / stride;
+        for (let i = from; i < upTo; i++) {
+          const id = next.ids[i];
+          if (id >= row && id < row + rows && find(old, id) < 0) {
+            next.rows.set(bytes.subarray((id - row) * stride, (id - row + 1) * stride), i * stride);
+          }
+        }
+      });
+      runStart = -1;
+    };
+    for (let i = 0; i < u; i++) {
+      const id = next.ids[i], at = find(old, id);
+      if (at >= 0) {
+        next.rows.set(old.rows.subarray(at * stride, (at + 1) * stride), i * stride);
+        continue;
+      }
+      const blk = Math.floor(id / B), whole = this.#unverified(m, blk);
+      const lo = whole ? blk * B : id, hi = whole ? Math.min(V, (blk + 1) * B) : id + 1;
+      if (runStart >= 0 && lo - runEnd <= gap && Math.max(hi, runEnd) - runStart <= Math.max(most, B)) {
+        runEnd = Math.max(runEnd, hi);
+        continue;
+      }
+      await flush(i);
+      runStart = lo, runEnd = hi, firstId = i;
+    }
+    await flush(u);
+    this.#stores[m] = [next, old];
+  }
+}
+
+/** Index of `id` in the store, or −1 (binary search). */
+function find(store: RowStore, id: number): number {
+  let lo = 0, hi = store.count - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1, v = store.ids[mid];
+    if (v === id) return mid;
+    if (v < id) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+/** Copies `n` stored rows into rows [at, at + n) of the caller's views. */
+function scatter(s: VocabSlot, bytes: Uint8Array, at: number, n: number, into: VocabRowViews): void {
+  const { rowBytes: d, scaleRowBytes: q, rowStride: stride } = s;
+  if (!q) return into.data.set(bytes.subarray(0, n * d), at * d);
+  for (let r = 0; r < n; r++) {
+    const o = r * stride;
+    into.data.set(bytes.subarray(o, o + d), (at + r) * d);
+    into.scales!.set(bytes.subarray(o + d, o + d + q), (at + r) * q);
+    into.biases!.set(bytes.subarray(o + d + q, o + stride), (at + r) * q);
+  }
+}
+
+/**
+ * The caller's views as one buffer of `n` stored rows, when they lie back to back in one buffer (data, then
+ * scales, then biases, as the engine's vocabulary slot does for a whole chunk), else `undefined`.
+ */
+function contiguous(s: VocabSlot, into: VocabRowViews, n: number): Uint8Array | undefined {
+  const d = into.data;
+  if (!s.scaleRowBytes) return d;
+  const { scales, biases } = into;
+  if (
+    !scales || !biases || scales.buffer !== d.buffer || biases.buffer !== d.buffer ||
+    scales.byteOffset !== d.byteOffset + n * s.rowBytes ||
+    biases.byteOffset !== scales.byteOffset + n * s.scaleRowBytes
+  ) return undefined;
+  return new Uint8Array(d.buffer, d.byteOffset, n * s.rowStride);
+}

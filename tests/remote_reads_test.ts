@@ -1,0 +1,197 @@
+// Remote reads in few, large pieces: the tiny model's pack served from 127.0.0.1 and trained on through
+// fetchSource, its requests per step counted by the client and compared with what the pack's layout says
+// a step must read (computed here from the header, not by the reader), and its results bit for bit the
+// local file's, with and without a cache of fetched ranges.
+import { assert, assertEquals } from "./_assert.ts";
+import { serveDir } from "./_http_server.ts";
+import { bits, OPTIONS, sequences, tinyRun } from "./_tiny_run.ts";
+import { fileSource } from "../src/io/deno_files.ts";
+import { fetchSource, type WeightSource } from "../src/io/source.ts";
+import { memoryRangeCache } from "../src/io/range_cache.ts";
+import { openPack } from "../src/model/pack.ts";
+import { layerLayout, vocabSlot } from "../src/model/pack_layout.ts";
+import { train } from "../src/run/train.ts";
+
+/** Requests (and bytes asked for) per phase: "open", then the step in progress. */
+type Counts = Map<string, { requests: number; bytes: number }>;
+
+async function run(source: WeightSource, data: ReturnType<typeof sequences>, counter?: { phase: string }) {
+  const pack = await openPack(source);
+  if (counter) counter.phase = "1";
+  const r = await train(pack, data, [], {
+    ...OPTIONS,
+    vocabChunk: 512,
+    onEvent: (e) => {
+      if (e.type === "step" && counter) counter.phase = String(e.step + 1);
+    },
+  });
+  return { losses: r.losses, params: bits(r.params) };
+}
+
+Deno.test("remote pack: a step makes one request per layer and pass, one for the vocabulary, few for token rows; same bits as the file", async () => {
+  const ref = await tinyRun();
+  const server = serveDir(ref.dir);
+  try {
+    const path = `${ref.dir}/${ref.pack}`;
+    // two sequences with no token in common (the second's ids shifted), so step 2 gathers new rows
+    const [a] = sequences(await Deno.readFile(`${ref.dir}/${ref.tokens}`));
+    const A = { ...a, ids: a.ids.subarray(0, OPTIONS.seqLen) };
+    const top = Math.max(...A.ids), low = Math.min(...A.ids), V = 151936;
+    const shift = top - low + 1 <= V - 1 - top ? top - low + 1 : -low; // disjoint when it fits, else to 0
+    const B = { ...A, ids: A.ids.map((x) => x + shift) };
+    const local = await run(fileSource(path), [A, B]);
+    const localOne = await run(fileSource(path), [A]);
+
+    const counted = (counts: Counts, counter: { phase: string }): typeof fetch => (input, init) => {
+      const range = /bytes=(\d+)-(\d+)/.exec(new Headers(init?.headers).get("range") ?? "");
+      const c = counts.get(counter.phase) ?? { requests: 0, bytes: 0 };
+      c.requests++;
+      if (range) c.bytes += Number(range[2]) - Number(range[1]) + 1;
+      counts.set(counter.phase, c);
+      return fetch(input, init);
+    };
+    const url = `${server.origin}/${ref.pack}`;
+    const plain: Counts = new Map(), cached: Counts = new Map();
+    const c1 = { phase: "open" }, c2 = { phase: "open" };
+    const remote = await run(fetchSource(url, { fetch: counted(plain, c1) }), [A, B], c1);
+    const kept = await run(
+      fetchSource(url, { fetch: counted(cached, c2), cache: memoryRangeCache() }),
+      [A],
+      c2,
+    );
+    assertEquals(remote, local, "URL and file train to the same bits");
+    assertEquals(kept, localOne, "URL with a cache and file train to the same bits");
+
+    // what a step must read, from the header: each layer twice (forward; the backward's recompute) but the
+    // last and the first, which stay in their slots between the passes (this model's MLP is one chunk), the
+    // vocabulary once (the loss), and the step's token rows (tied: the target rows are among them)
+    const pack = await openPack(fileSource(path));
+    const { config: cfg, header } = pack;
+    const layout = layerLayout(cfg, header.format, header.bf16Scales, header.mlpChunk);
+    const v = vocabSlot(cfg.vocabSize, cfg.hiddenSize, header.format, header.bf16Scales);
+    pack.source.close?.();
+    assertEquals([cfg.tieWordEmbeddings, cfg.vocabSize, layout.chunks.length], [true, V, 1]);
+    // the token rows: sorted, once each, rows closer than 64 KB read as one range of at most 1 MB
+    const tokenReads = (ids: Int32Array) => {
+      const sorted = [...new Set(ids)].sort((x, y) => x - y);
+      let requests = 0, bytes = 0, start = -1, end = -1;
+      for (const id of sorted) {
+        if (start >= 0 && (id - end) * v.rowStride <= 64 << 10 && (id + 1 - start) * v.rowStride <= 1 << 20) {
+          end = id + 1;
+          continue;
+        }
+        if (start >= 0) bytes += (end - start) * v.rowStride;
+        requests++, start = id, end = id + 1;
+      }
+      return { requests, bytes: bytes + (end - start) * v.rowStride };
+    };
+    const fixed = {
+      requests: 2 * (cfg.numLayers - 1) + 1,
+      bytes: 2 * (cfg.numLayers - 1) * layout.bytes + cfg.vocabSize * v.rowStride,
+    };
+    const expect = [A, B].map((s) => tokenReads(s.ids))
+      .map((t) => ({ requests: fixed.requests + t.requests, bytes: fixed.bytes + t.bytes }));
+    const step2 = plain.get("2")!;
+    assert(
+      expect.some((e) => e.requests === step2.requests && e.bytes === step2.bytes),
+      `step 2 read ${JSON.stringify(step2)}, expected one of ${JSON.stringify(expect)}`,
+    );
+    assert(step2.requests < 2 * A.ids.length, "token rows are gathered");
+    // with a cache (the same sequence every step), steps after the first read nothing remotely
+    assertEquals([cached.get("2"), cached.get("3")], [undefined, undefined], "steps 2, 3 with a cache");
+    assert((cached.get("1")?.requests ?? 0) > 0);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("fetchSource: announced consecutive reads are one response; a short skip stays in it, a read elsewhere ends it; a cache serves ranges again", async () => {
+  const bytes = new Uint8Array(64 << 10).map((_, i) => (i * 7 + (i >> 8)) & 255);
+  const server = serveDir("/nonexistent", {
+    routes: { "/f.bin": { body: bytes, type: "application/octet-stream" } },
+  });
+  try {
+    const reads = () => server.requests.filter((r) => r.path === "/f.bin").map((r) => r.range);
+    const src = fetchSource(`${server.origin}/f.bin`);
+    const read = async (offset: number, n: number) => {
+      const into = new Uint8Array(n);
+      await src.read(offset, into);
+      assertEquals(Array.from(into), Array.from(bytes.subarray(offset, offset + n)), `bytes ${offset}+${n}`);
+    };
+    src.expect!(1000, 9000);
+    await read(1000, 100);
+    await Promise.all([read(1100, 900), read(2000, 3000)]); // queued in order
+    await read(6000, 500); // 1000 bytes passed over
+    assertEquals(reads(), ["bytes=1000-8999"]);
+    await read(100, 10); // behind the run: its own request, the run is over
+    await read(6500, 10); // still within what was announced: a new run from there
+    await read(6510, 10);
+    assertEquals(reads(), ["bytes=1000-8999", "bytes=100-109", "bytes=6500-8999"]);
+    src.expect!(20000, 30000);
+    await read(20000, 10000); // the whole announced range at once: one plain request
+    assertEquals(reads().at(-1), "bytes=20000-29999");
+
+    const cache = memoryRangeCache();
+    const cached = fetchSource(`${server.origin}/f.bin`, { cache });
+    const again = async (offset: number, n: number) => {
+      const into = new Uint8Array(n);
+      await cached.read(offset, into);
+      assertEquals(Array.from(into), Array.from(bytes.subarray(offset, offset + n)));
+    };
+    const before = reads().length;
+    await again(40000, 1000);
+    await again(40000, 1000);
+    await again(40000, 500); // another range: not kept yet
+    assertEquals(reads().length - before, 2);
+    assertEquals(cache.bytes(), 1500);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("prefetchRows: sorted token rows closer than the gap are one request; rows then read locally, as stored", async () => {
+  const ref = await tinyRun();
+  const server = serveDir(ref.dir);
+  try {
+    const local = await openPack(fileSource(`${ref.dir}/${ref.pack}`));
+    const s = local.vocabSlot, V = local.config.vocabSize;
+    const row = async (pack: typeof local, id: number) => {
+      const v = {
+        data: new Uint8Array(s.rowBytes),
+        scales: new Uint8Array(s.scaleRowBytes),
+        biases: new Uint8Array(s.scaleRowBytes),
+      };
+      await pack.readVocabRows(id, id + 1, v);
+      return [...v.data, ...v.scales, ...v.biases];
+    };
+    // rows 10 and 20 lie 360 bytes apart, 3000 is 107 KB on, 50000 another 1.7 MB
+    const ids = Int32Array.from([50000, 20, 3000, 10, 20, -1, V]);
+    for (const [gap, want] of [[undefined, 3], [1 << 20, 2]] as const) {
+      let requests = 0;
+      const counting: typeof fetch = (input, init) => (requests++, fetch(input, init));
+      const pack = await openPack(fetchSource(`${server.origin}/${ref.pack}`, { fetch: counting }), {
+        gatherGapBytes: gap,
+      });
+      // every block verified first (one announced run), so the gather reads rows, not blocks
+      const chunk = 4096,
+        all = (n: number) => ({
+          data: new Uint8Array(n * s.rowBytes),
+          scales: new Uint8Array(n * s.scaleRowBytes),
+          biases: new Uint8Array(n * s.scaleRowBytes),
+        });
+      for (let r0 = 0; r0 < V; r0 += chunk) {
+        await pack.readVocabRows(r0, Math.min(V, r0 + chunk), all(Math.min(V, r0 + chunk) - r0));
+      }
+      const before = requests;
+      await pack.prefetchRows(ids, ids.length);
+      assertEquals(requests - before, want, `gap ${gap ?? "default"}`);
+      for (const id of [10, 20, 3000, 50000]) {
+        assertEquals(await row(pack, id), await row(local, id), `row ${id}`);
+      }
+      assertEquals(requests - before, want, "gathered rows are read locally");
+    }
+    local.source.close?.();
+  } finally {
+    await server.close();
+  }
+});
