@@ -206,6 +206,28 @@ Deno.test({
       assert(offline.includes("opened from this browser's storage"), offline);
       await ctx.setOffline(false);
 
+      // a pack written by an older mesp (its version field set back to 4): named when opened from the list,
+      // converted anew when the model's files are given again
+      await page.reload(); // the session closes its handle on the pack
+      await statusOf(page, "env", /Ready/);
+      await page.evaluate(async () => {
+        // deno-lint-ignore no-explicit-any
+        const root = await (globalThis as any).navigator.storage.getDirectory();
+        const models = await root.getDirectoryHandle("models");
+        for await (const dir of models.values()) {
+          const pack = await dir.getFileHandle("weights.pack");
+          const w = await pack.createWritable({ keepExistingData: true });
+          await w.write({ type: "write", position: 8, data: new Uint8Array([4, 0, 0, 0]) });
+          await w.close();
+        }
+      });
+      await page.click("#cached-list button");
+      const stale = await statusOf(page, "model-status", /older version/);
+      assert(stale.includes("pack version 4"), stale);
+      await page.setInputFiles("#model-files", files);
+      const again = await statusOf(page, "model-status", /^Ready/, 120_000, stale);
+      assert(again.includes("converted and kept"), again);
+
       // a phone-sized screen
       await page.setViewportSize({ width: 390, height: 844 });
       await page.screenshot({ path: `${shots}/6-phone.png`, fullPage: true });

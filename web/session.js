@@ -73,7 +73,19 @@ const ops = {
   async openModel(id, { files, url, key, format, name: given }) {
     session.pack?.source.close?.();
     session.pack = undefined;
-    if (key) return { ...await useCached(key), converted: false };
+    if (key) {
+      try {
+        return { ...await useCached(key), converted: false };
+      } catch (e) {
+        if (e.name !== "StalePackError") throw e;
+        // a pack written by an older mesp: its checkpoint is not here to rebuild it from
+        const meta = await opfs.readModelMeta(key);
+        throw new Error(
+          `${meta?.name ?? key} was converted by an older version of this page (${e.message}); ` +
+            `open its folder or URL again and it is converted anew`,
+        );
+      }
+    }
     // `org/name[@revision]` (no scheme) is a model on the Hugging Face Hub, read with its resolve URLs
     const hub = url && !url.includes("://") ? parseHubId(url) : undefined;
     const dir = hub
@@ -104,7 +116,13 @@ const ops = {
       );
       const k = `${fingerprint.slice(0, 16)}-${format}`;
       const existing = await opfs.readModelMeta(k);
-      if (existing) return { ...await useCached(k), converted: false };
+      if (existing) {
+        try {
+          return { ...await useCached(k), converted: false };
+        } catch (e) {
+          if (e.name !== "StalePackError") throw e; // an older pack version: converted again below, over it
+        }
+      }
       const bytes = await opfs.writeAtomic(["models", k], "weights.pack", async (sink) => {
         await writePack(ckpt, cfg, sink, {
           format,
@@ -301,10 +319,12 @@ async function useCached(key) {
     "weights.pack",
     `browser storage: ${meta.name} (${meta.format})`,
   );
-  session.pack = await openPack(source, {
-    fingerprint: meta.fingerprint,
-    format: meta.format,
-  });
+  try {
+    session.pack = await openPack(source, { fingerprint: meta.fingerprint, format: meta.format });
+  } catch (e) {
+    source.close?.(); // the sync access handle locks the file a new conversion would replace
+    throw e;
+  }
   session.model = meta;
   session.result = undefined;
   const c = session.pack.config;
