@@ -260,8 +260,15 @@ export async function train(
       v?.fill(0);
     }
 
-    const opt = new Optimizer(e.k, optOptions, e.p["lora.params"], e.p["opt.m"], e.p["opt.v"]);
-    const gradPtr = e.p["lora.grad"];
+    const adamw = optOptions.name === "adamw";
+    const opt = new Optimizer(
+      e.k,
+      optOptions,
+      e.p["lora.params"],
+      adamw ? e.p["opt.m"] : undefined,
+      adamw ? e.p["opt.v"] : undefined,
+    );
+    const gradPtr = method === "mezo" ? 0 : e.p["lora.grad"]; // MeZO has no gradient buffer
     const bw = method === "mezo"
       ? undefined
       : new Backward(e, { ptr: gradPtr, perLayer: !gradBuffer, accumulate: false }, {
