@@ -13,6 +13,7 @@
 import { loadOrBuildPack } from "../src/model/pack_files.ts";
 import { cacheDir } from "../src/cli/common.ts";
 import { seededRandom } from "../src/util/random.ts";
+import { cpuSeconds } from "./measure.ts";
 
 const args = Deno.args;
 function flag(name: string, fallback: string): string {
@@ -34,7 +35,10 @@ const { pack } = await loadOrBuildPack(model, {
   onStatus: (m) => console.error(m),
 });
 const random = seededRandom(1);
-const ids = Int32Array.from({ length: T }, () => Math.floor(random() * Math.min(pack.config.vocabSize, 150000)));
+const ids = Int32Array.from(
+  { length: T },
+  () => Math.floor(random() * Math.min(pack.config.vocabSize, 150000)),
+);
 
 /** A step runner over one checkout's engine (module URLs of that checkout). */
 async function runner(root: URL) {
@@ -45,7 +49,14 @@ async function runner(root: URL) {
   const { loraLayout } = await import(at("src/engine/lora.ts"));
   const { initLora } = await import(at("src/engine/lora_init.ts"));
   const layout = loraLayout(pack.config, { rank });
-  const e = await Engine.create(pack, { mode: "train", seqLen: T, lora: layout, method, optimizer: "sgd", threads });
+  const e = await Engine.create(pack, {
+    mode: "train",
+    seqLen: T,
+    lora: layout,
+    method,
+    optimizer: "sgd",
+    threads,
+  });
   initLora(layout, e.arena.f32("lora.params"), 7);
   const bw = new Backward(e, { ptr: e.p["lora.grad"], perLayer: method === "mesp", accumulate: false }, {
     mebp: method === "mebp",
@@ -53,9 +64,9 @@ async function runner(root: URL) {
   return {
     e,
     run: async () => {
-      const t0 = performance.now();
+      const t0 = performance.now(), c0 = cpuSeconds().own;
       const r = await forwardBackward(e, bw, ids, undefined, T);
-      return { ms: performance.now() - t0, loss: r.loss as number };
+      return { ms: performance.now() - t0, cpu: cpuSeconds().own - c0, loss: r.loss as number };
     },
   };
 }
@@ -63,23 +74,29 @@ async function runner(root: URL) {
 const here = new URL("../", import.meta.url);
 const there = new URL(`file://${Deno.realPathSync(base)}/`);
 const builds = [
-  { name: "this", r: await runner(here), ms: [] as number[], loss: 0 },
-  { name: "base", r: await runner(there), ms: [] as number[], loss: 0 },
+  { name: "this", r: await runner(here), ms: [] as number[], cpu: [] as number[], loss: 0 },
+  { name: "base", r: await runner(there), ms: [] as number[], cpu: [] as number[], loss: 0 },
 ];
 for (let s = 0; s < warmup + steps; s++) {
   // alternate which build goes first, so drift hits both alike
   for (const b of s % 2 ? [...builds].reverse() : builds) {
-    const { ms, loss } = await b.r.run();
-    if (s >= warmup) b.ms.push(ms);
+    const { ms, cpu, loss } = await b.r.run();
+    if (s >= warmup) b.ms.push(ms), b.cpu.push(cpu);
     b.loss = loss;
   }
 }
 for (const b of builds) b.r.e.close();
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const [a, b] = builds.map((x) => median(x.ms));
+const [a, b] = builds.map((x) => median(x.ms)), [ca, cb] = builds.map((x) => median(x.cpu));
 console.log(
   `${method}, T ${T}, rank ${rank}, ${threads} thread(s), ${steps} steps each, alternating:\n` +
-    `this ${(a / 1000).toFixed(2)} s/step (median of ${builds[0].ms.map((m) => (m / 1000).toFixed(2)).join(", ")})\n` +
-    `base ${(b / 1000).toFixed(2)} s/step (median of ${builds[1].ms.map((m) => (m / 1000).toFixed(2)).join(", ")})\n` +
-    `this / base time: ${(a / b).toFixed(3)}; loss bits ${builds[0].loss === builds[1].loss ? "equal" : "DIFFER"}`,
+    `this ${(a / 1000).toFixed(2)} s/step (median of ${
+      builds[0].ms.map((m) => (m / 1000).toFixed(2)).join(", ")
+    })\n` +
+    `base ${(b / 1000).toFixed(2)} s/step (median of ${
+      builds[1].ms.map((m) => (m / 1000).toFixed(2)).join(", ")
+    })\n` +
+    `this / base time: wall ${(a / b).toFixed(3)}, CPU ${(ca / cb).toFixed(3)} ` +
+    `(CPU s/step: this ${ca.toFixed(2)}, base ${cb.toFixed(2)}); ` +
+    `loss bits ${builds[0].loss === builds[1].loss ? "equal" : "DIFFER"}`,
 );

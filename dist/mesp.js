@@ -4808,6 +4808,13 @@ function scratchRef() {
 }
 
 // src/engine/plan.ts
+function keptFloats(D) {
+  const { T, d, qd, kvd, I } = D;
+  return {
+    mlp: 2 * T * I,
+    attention: T * (2 * d + 2 * qd + 2 * kvd + 1)
+  };
+}
 function dims(cfg, o) {
   const T = o.seqLen;
   if (!Number.isInteger(T) || T < 2) throw new Error(`sequence length must be an integer \u2265 2, got ${T}`);
@@ -4882,6 +4889,8 @@ var BUFFERS = {
   "grad.v": "[T, KV\xB7hd] gradient of the values",
   "grad.att": "[T, H\xB7hd] gradient of the attention output",
   "grad.scores": "[T, T] one head's score gradient",
+  "keep.mlp": "[layers, 2, T, I] gate and up projections of the last keep.mlp layers (budget schedule)",
+  "keep.attn": "[layers, T, 2d + 2\xB7H\xB7hd + 2\xB7KV\xB7hd + 1] xn, q, k, v, attention output, x2, 1/rms of the last keep.attention layers",
   "mebp.x2": "[T, d] MeBP: the MLP block's input",
   "mebp.P": "[H, T, T] MeBP: every head's attention probabilities",
   "mebp.g": "[T, I] MeBP: gate pre-activations",
@@ -5038,6 +5047,24 @@ function trainRegions(o, D, add, view) {
   add("grad.k", T * kvd * f, "gradient of the keys [T, KV\xB7hd]");
   add("grad.v", T * kvd * f, "gradient of the values [T, KV\xB7hd]");
   add("grad.scores", T * T * f, "one head's score gradient [T, T]");
+  const keep = o.keep;
+  if (keep && (keep.mlp > 0 || keep.attention > 0)) {
+    for (const [what, n] of Object.entries(keep)) {
+      if (!Number.isInteger(n) || n < 0 || n > L) {
+        throw new Error(`keep.${what} must be a whole number of layers in 0\u2026${L}, got ${n}`);
+      }
+    }
+    if ((o.method ?? "mesp") !== "mesp" || bf16 || every !== 1) {
+      throw new Error("kept forward tensors need MeSP with f32 checkpoints of every layer (ckptEvery 1)");
+    }
+    const kept = keptFloats(D);
+    if (keep.mlp) {
+      add("keep.mlp", keep.mlp * kept.mlp * f, `gate and up [T, ${D.I}] \xD7 2 of ${keep.mlp} layer(s), kept`);
+    }
+    if (keep.attention) {
+      add("keep.attn", keep.attention * kept.attention * f, `xn, q, k, v, attention output, MLP input of ${keep.attention} layer(s), kept`);
+    }
+  }
   if (o.method === "mebp") {
     const { H, I, r } = D;
     add("mebp.x2", T * d * f, "MeBP: the MLP block's input, kept [T, d]");
@@ -5055,6 +5082,156 @@ function trainRegions(o, D, add, view) {
   }
 }
 
+// src/engine/schedule.ts
+var GFLOPS_PER_THREAD = 45;
+var THREAD_GAIN = 0.7;
+function layerFlops(cfg, T, r) {
+  const d = cfg.hiddenSize, qd = cfg.numHeads * cfg.headDim, kvd = cfg.numKvHeads * cfg.headDim;
+  const I = cfg.intermediateSize, hd = cfg.headDim, H = cfg.numHeads;
+  const lora = (i, o) => 2 * T * r * (i + o);
+  const attnLinears = 2 * T * d * (qd + 2 * kvd + qd) + lora(d, qd) + 2 * lora(d, kvd) + lora(qd, d);
+  const heads = 2 * 2 * H * T * T * hd;
+  const gateUp = 2 * 2 * T * d * I + 2 * lora(d, I);
+  const down = 2 * T * I * d + lora(I, d);
+  const forward2 = attnLinears + heads + gateUp + down;
+  const backward = forward2 + heads + 2 * lora(d, qd) + 2 * lora(I, d);
+  return {
+    attnLinears,
+    heads,
+    gateUp,
+    forward: forward2,
+    backward
+  };
+}
+function stepFlops(cfg, o, ckptEvery, keep) {
+  const D = dims(cfg, o), L = D.L, f = layerFlops(cfg, D.T, D.r);
+  const head = 2 * 2 * D.T * D.V * D.d;
+  const recompute = L * (f.attnLinears + f.heads + f.gateUp) - keep.attention * f.attnLinears - keep.mlp * f.gateUp;
+  const segments = ckptEvery > 1 ? (L - Math.ceil(L / ckptEvery)) * f.forward : 0;
+  return L * (f.forward + f.backward) + recompute + segments + head;
+}
+function predictedSeconds(flops, threads) {
+  return flops / (GFLOPS_PER_THREAD * 1e9 * (1 + THREAD_GAIN * (Math.max(1, threads) - 1)));
+}
+function schedulable(o) {
+  return o.mode === "train" && (o.method ?? "mesp") === "mesp" && (o.ckptDtype ?? "f32") === "f32" && o.keep === void 0 && o.lora !== void 0;
+}
+function arenaBytes(cfg, o, base) {
+  return planMemory(planBuffers(cfg, o).regions, {
+    base
+  }).bytes;
+}
+function chooseSchedule(cfg, o, budget, base = 0) {
+  const D = dims(cfg, o), L = D.L, none = {
+    mlp: 0,
+    attention: 0
+  };
+  const defaultFlops = stepFlops(cfg, o, 1, none);
+  const at = (ckptEvery, keep) => ({
+    ckptEvery,
+    keep,
+    arenaBytes: arenaBytes(cfg, {
+      ...o,
+      ckptEvery,
+      keep
+    }, base),
+    flops: stepFlops(cfg, o, ckptEvery, keep),
+    defaultFlops
+  });
+  const fixed = o.ckptEvery;
+  const first = at(fixed ?? 1, none);
+  if (first.arenaBytes > budget) {
+    if (fixed !== void 0) return void 0;
+    let best;
+    for (let k = 2; k <= L; k++) {
+      if (checkpointSlots(L, k) >= checkpointSlots(L, k - 1) && best) continue;
+      const s = at(k, none);
+      if (s.arenaBytes <= budget && (!best || s.flops < best.flops)) best = s;
+    }
+    return best;
+  }
+  if ((fixed ?? 1) !== 1) return first;
+  const fit = (keep) => {
+    let lo = 0, hi = L;
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if (at(1, keep(mid)).arenaBytes <= budget) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
+  const mlp = fit((n) => ({
+    mlp: n,
+    attention: 0
+  }));
+  const attention = mlp === L ? fit((n) => ({
+    mlp: L,
+    attention: n
+  })) : 0;
+  return at(1, {
+    mlp,
+    attention
+  });
+}
+function smallestSchedule(cfg, o, base = 0) {
+  const D = dims(cfg, o), none = {
+    mlp: 0,
+    attention: 0
+  };
+  const ks = o.ckptEvery !== void 0 ? [
+    o.ckptEvery
+  ] : Array.from({
+    length: D.L
+  }, (_, i) => i + 1);
+  let best;
+  for (const k of ks) {
+    const s = {
+      ckptEvery: k,
+      keep: none,
+      arenaBytes: arenaBytes(cfg, {
+        ...o,
+        ckptEvery: k,
+        keep: none
+      }, base),
+      flops: stepFlops(cfg, o, k, none),
+      defaultFlops: stepFlops(cfg, o, 1, none)
+    };
+    if (!best || s.arenaBytes < best.arenaBytes) best = s;
+  }
+  return best;
+}
+function describeSchedule(s, L, threads = 1) {
+  const layers = (n) => n === 0 ? "none" : n === L ? `all ${L}` : `layers ${L - n}\u2013${L - 1}`;
+  const inputs = s.ckptEvery === 1 ? "every layer's input" : `every ${s.ckptEvery}th layer's input`;
+  const ratio = s.defaultFlops / s.flops;
+  return `${inputs}; MLP gate/up kept: ${layers(s.keep.mlp)}; attention kept: ${layers(s.keep.attention)}; step \u2248 ${(s.flops / 1e9).toFixed(0)} GFLOP (${ratio.toFixed(2)}\xD7 the default's speed), \u2248 ${predictedSeconds(s.flops, threads).toFixed(1)} s at ${GFLOPS_PER_THREAD} GFLOP/s per thread`;
+}
+function scheduled(cfg, o, budget) {
+  if (budget === void 0 || !schedulable(o)) return o;
+  const s = chooseSchedule(cfg, o, budget) ?? smallestSchedule(cfg, o);
+  return {
+    ...o,
+    ckptEvery: s.ckptEvery,
+    keep: s.keep
+  };
+}
+function scheduleOf(cfg, o) {
+  const keep = o.keep ?? {
+    mlp: 0,
+    attention: 0
+  }, ckptEvery = o.ckptEvery ?? 1;
+  return {
+    ckptEvery,
+    keep,
+    arenaBytes: arenaBytes(cfg, o, 0),
+    flops: stepFlops(cfg, o, ckptEvery, keep),
+    defaultFlops: stepFlops(cfg, o, 1, {
+      mlp: 0,
+      attention: 0
+    })
+  };
+}
+
 // src/engine/engine.ts
 function enginePlanOptions(pack, options, gemmScratch) {
   return {
@@ -5063,6 +5240,14 @@ function enginePlanOptions(pack, options, gemmScratch) {
     bf16Scales: pack.header.bf16Scales,
     mlpChunk: pack.layout.mlpChunk,
     gemmScratch
+  };
+}
+function scheduledOptions(pack, options, gemmScratch) {
+  const o = scheduled(pack.config, enginePlanOptions(pack, options, gemmScratch), options.budget);
+  return o.ckptEvery === options.ckptEvery && o.keep === options.keep ? options : {
+    ...options,
+    ckptEvery: o.ckptEvery,
+    keep: o.keep
   };
 }
 var Engine = class _Engine {
@@ -5124,11 +5309,14 @@ var Engine = class _Engine {
   }
   /** Plans the arena for `pack` and `options`, loads the kernels, lays out memory once. */
   static async create(pack, options) {
-    const plan = (gemmScratch) => enginePlanOptions(pack, options, gemmScratch);
-    const D = dims(pack.config, plan(0));
-    const { kernels, arena } = await startKernels((scratch) => planBuffers(pack.config, plan(scratch)).regions, options);
+    const D = dims(pack.config, enginePlanOptions(pack, options, 0));
+    let resolved = options;
+    const { kernels, arena } = await startKernels((scratch) => {
+      resolved = scheduledOptions(pack, options, scratch);
+      return planBuffers(pack.config, enginePlanOptions(pack, resolved, scratch)).regions;
+    }, options);
     try {
-      const e = new _Engine(pack, kernels, arena, D, options);
+      const e = new _Engine(pack, kernels, arena, D, resolved);
       await e.weights.readResident(e.arena.f32("weights.norm"));
       return e;
     } catch (err) {
@@ -5148,13 +5336,29 @@ var Engine = class _Engine {
     });
     const scratch = kernels.exports.gemm_scratch_bytes() * (options.threads ?? 1);
     const base = Math.ceil(kernels.exports.heap_base() / 64) * 64;
-    return planMemory(planBuffers(pack.config, enginePlanOptions(pack, options, scratch)).regions, {
+    const resolved = scheduledOptions(pack, options, scratch);
+    return planMemory(planBuffers(pack.config, enginePlanOptions(pack, resolved, scratch)).regions, {
       base
     });
+  }
+  /**
+   * The plan options of an engine over `pack` with `options` (all `threads` granted), before the budget's
+   * schedule: what `schedule.ts` chooses from.
+   */
+  static async planOptions(pack, options) {
+    const kernels = await loadKernels({
+      ...options.kernels,
+      variant: options.variant
+    });
+    return enginePlanOptions(pack, options, kernels.exports.gemm_scratch_bytes() * (options.threads ?? 1));
   }
   /** Stops the kernel workers, if any (live workers keep the process running). Memory views stay valid. */
   close() {
     this.kernels.pool?.close();
+  }
+  /** The schedule this engine runs (which inputs and forward tensors are kept), with its predicted cost. */
+  schedule() {
+    return scheduleOf(this.cfg, enginePlanOptions(this.pack, this.options, this.arena.region("gemm.scratch").bytes));
   }
   /** Descriptors of layer `l`'s linears. */
   refs(l) {
@@ -5220,9 +5424,13 @@ function checkpointInput(e, l, T) {
 
 // src/engine/forward.ts
 function workingAttention(e) {
-  const h = e.lora ? e.p["lora.h.attn"] : 0;
+  const { p } = e, h = e.lora ? p["lora.h.attn"] : 0;
   return {
-    probs: e.p["act.scores"],
+    xn: p["act.xn"],
+    rstd: p["act.rstd"],
+    q: p["act.q"],
+    att: p["act.att"],
+    probs: p["act.scores"],
     probsStride: 0,
     h: [
       h,
@@ -5242,9 +5450,11 @@ function workingMlp(e) {
     hd: lora ? p["lora.h.down"] : 0,
     g: p["mlp.g"],
     u: p["mlp.u"],
-    m: p["mlp.g"],
     ld: e.D.C,
-    step: 0
+    step: 0,
+    m: p["mlp.g"],
+    ldm: e.D.C,
+    mStep: 0
   };
 }
 async function embed(e, ids, T, row0 = 0) {
@@ -5288,7 +5498,7 @@ function attentionForward(e, l, T, pos0, kv, to) {
   const { k, p, gemm } = e;
   e.weights.useLayer(l);
   const refs = e.refs(l);
-  const x = p["act.x"], xn = p["act.xn"], q = p["act.q"], att = p["act.att"], rstd = p["act.rstd"];
+  const x = p["act.x"], { xn, q, att, rstd } = to;
   const kNew = kv.k + pos0 * kvd * 4, vNew = kv.v + pos0 * kvd * 4;
   k.rmsnorm_forward(xn, rstd, x, e.vec("inputNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
   linear(e, T, xn, d, refs.q_proj, q, qd, qd, d, e.vec("qBias"), false, to.h[0]);
@@ -5318,7 +5528,7 @@ async function mlpForward(e, l, T, to) {
     const c = e.chunks[i], n = c.c1 - c.c0;
     await e.weights.loadChunk(l, i);
     mlpChunkForward(e, l, i, T, to);
-    gemm.nt(T, d, n, to.m + c.c0 * to.step, to.ld, c.down, x, d, 1, true);
+    gemm.nt(T, d, n, to.m + c.c0 * to.mStep, to.ldm, c.down, x, d, 1, true);
   }
   const dp = e.refs(l).down_proj;
   if (dp.pair) gemm.nt(T, d, r, to.hd, r, dp.b, x, d, e.lora.scale, true);
@@ -5335,17 +5545,26 @@ function f32At(ref, ptr, ld) {
   return ref;
 }
 function mlpChunkForward(e, l, i, T, to) {
-  const { d, r } = e.D, { k, gemm } = e;
+  mlpChunkGateUp(e, l, i, T, to);
+  mlpChunkActivation(e, l, i, T, to);
+}
+function mlpChunkGateUp(e, l, i, T, to) {
+  const { d, r } = e.D, { gemm } = e;
   const refs = e.refs(l), s = e.lora?.scale ?? 0;
   const c = e.chunks[i], n = c.c1 - c.c0, ld = to.ld;
-  const g = to.g + c.c0 * to.step, u = to.u + c.c0 * to.step, m = to.m + c.c0 * to.step;
-  const gp = refs.gate_proj, up = refs.up_proj, dp = refs.down_proj;
+  const g = to.g + c.c0 * to.step, u = to.u + c.c0 * to.step;
+  const gp = refs.gate_proj, up = refs.up_proj;
   gemm.nt(T, n, d, to.xn, d, c.gate, g, ld, 1, false);
   if (gp.pair) gemm.nt(T, n, r, to.hg, r, f32At(blockRef, gp.b.ptr + c.c0 * r * 4, r), g, ld, s, true);
   gemm.nt(T, n, d, to.xn, d, c.up, u, ld, 1, false);
   if (up.pair) gemm.nt(T, n, r, to.hu, r, f32At(blockRef, up.b.ptr + c.c0 * r * 4, r), u, ld, s, true);
-  k.swiglu_forward(m, g, u, n, ld, ld, ld, 0, T);
-  if (dp.pair) gemm.nt(T, r, n, m, ld, f32At(blockRef, dp.a.ptr + c.c0 * 4, dp.a.ld), to.hd, r, 1, i > 0);
+}
+function mlpChunkActivation(e, l, i, T, to) {
+  const r = e.D.r, { k, gemm } = e, dp = e.refs(l).down_proj;
+  const c = e.chunks[i], n = c.c1 - c.c0, ld = to.ld, ldm = to.ldm;
+  const g = to.g + c.c0 * to.step, u = to.u + c.c0 * to.step, m = to.m + c.c0 * to.mStep;
+  k.swiglu_forward(m, g, u, n, ldm, ld, ld, 0, T);
+  if (dp.pair) gemm.nt(T, r, n, m, ldm, f32At(blockRef, dp.a.ptr + c.c0 * 4, dp.a.ld), to.hd, r, 1, i > 0);
 }
 function finalNorm(e, T) {
   const d = e.D.d, p = e.p;
@@ -5358,6 +5577,63 @@ async function forward(e, ids, T) {
     await layerForward(e, l, T);
   }
   finalNorm(e, T);
+}
+
+// src/engine/kept.ts
+function slotOf(e, l, n) {
+  return l >= e.D.L - n ? l - (e.D.L - n) : -1;
+}
+function keptAttention(e, l) {
+  const s = slotOf(e, l, e.options.keep?.attention ?? 0);
+  if (s < 0) return void 0;
+  const { T, d, qd, kvd } = e.D, f = 4;
+  const base = e.p["keep.attn"] + s * keptFloats(e.D).attention * f;
+  const xn = base, q = xn + T * d * f, k = q + T * qd * f, v = k + T * kvd * f;
+  const att = v + T * kvd * f, x2 = att + T * qd * f, rstd = x2 + T * d * f;
+  return {
+    kv: {
+      k,
+      v
+    },
+    buffers: {
+      ...workingAttention(e),
+      xn,
+      rstd,
+      q,
+      att
+    },
+    x2
+  };
+}
+function keptMlp(e, l, backward) {
+  const s = slotOf(e, l, e.options.keep?.mlp ?? 0);
+  if (s < 0) return void 0;
+  const { T, I, C } = e.D, p = e.p;
+  const g = p["keep.mlp"] + s * keptFloats(e.D).mlp * 4, u = g + T * I * 4;
+  const norm = backward ? {
+    xn: p["act.xn2"],
+    rstd: p["act.rstd2"]
+  } : {};
+  return {
+    ...workingMlp(e),
+    ...norm,
+    g,
+    u,
+    ld: I,
+    step: 4,
+    m: p["mlp.m"],
+    ldm: C,
+    mStep: 0
+  };
+}
+async function trainingLayerForward(e, l, T) {
+  const kept = keptAttention(e, l), p = e.p;
+  attentionForward(e, l, T, 0, kept?.kv ?? {
+    k: p["act.k"],
+    v: p["act.v"]
+  }, kept?.buffers ?? workingAttention(e));
+  if (kept) e.F.copyWithin(kept.x2 >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * e.D.d);
+  await mlpForward(e, l, T, keptMlp(e, l, false) ?? workingMlp(e));
 }
 
 // src/engine/backward.ts
@@ -5395,6 +5671,7 @@ var Backward = class {
   #keptAttention(T) {
     const { p } = this.e, h = (i) => p["mebp.h"] + i * T * this.e.D.r * 4;
     return {
+      ...workingAttention(this.e),
       probs: p["mebp.P"],
       probsStride: T * T * 4,
       h: [
@@ -5408,10 +5685,11 @@ var Backward = class {
   /** MeBP's kept MLP tensors: the whole [T, I] gate, up and SwiGLU output, h in slots 4–6 of `mebp.h`. */
   #keptMlp(T) {
     const { p } = this.e, h = (i) => p["mebp.h"] + i * T * this.e.D.r * 4;
-    const [g, u, m] = [
+    const [g, u, m, I] = [
       p["mebp.g"],
       p["mebp.u"],
-      p["mebp.m"]
+      p["mebp.m"],
+      this.e.D.I
     ];
     return {
       xn: p["act.xn2"],
@@ -5421,9 +5699,11 @@ var Backward = class {
       hd: h(6),
       g,
       u,
+      ld: I,
+      step: 4,
       m,
-      ld: this.e.D.I,
-      step: 4
+      ldm: I,
+      mStep: 4
     };
   }
   /** The backward's MLP working buffers: chunk buffers (m of its own: dm is written over it). */
@@ -5437,14 +5717,17 @@ var Backward = class {
       hd: p["lora.h.down"],
       g: p["mlp.g"],
       u: p["mlp.u"],
-      m: p["mlp.m"],
       ld: this.e.D.C,
-      step: 0
+      step: 0,
+      m: p["mlp.m"],
+      ldm: this.e.D.C,
+      mStep: 0
     };
   }
   /**
-   * Layer `l`, given dL/d(output) in `grad.x` and its input in its checkpoint: recomputes the forward,
-   * writes every LoRA gradient of the layer and leaves dL/d(input) in `grad.x`.
+   * Layer `l`, given dL/d(output) in `grad.x` and its input in its checkpoint: recomputes the forward (but
+   * what the schedule kept, `kept.ts`), writes every LoRA gradient of the layer and leaves dL/d(input) in
+   * `grad.x`.
    */
   async layerBackward(l, T) {
     const e = this.e, { d } = e.D, p = e.p;
@@ -5452,33 +5735,36 @@ var Backward = class {
       k: p["act.k"],
       v: p["act.v"]
     };
-    restoreCheckpoint(e, l, T);
+    if (this.mebp || !keptAttention(e, l)) restoreCheckpoint(e, l, T);
     if (this.mebp) {
-      const att = this.#keptAttention(T), mlp = this.#keptMlp(T);
-      attentionForward(e, l, T, 0, kv, att);
+      const att2 = this.#keptAttention(T), mlp2 = this.#keptMlp(T);
+      attentionForward(e, l, T, 0, kv, att2);
       e.F.copyWithin(p["mebp.x2"] >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * d);
-      await mlpForward(e, l, T, mlp);
-      await this.#mlpBackward(l, T, mlp, p["mebp.x2"], false);
-      this.#attentionBackward(l, T, kv, att, false);
-    } else {
-      const att = workingAttention(e);
-      attentionForward(e, l, T, 0, kv, att);
-      await this.#mlpBackward(l, T, this.#recomputedMlp(), p["act.x"], true);
-      this.#attentionBackward(l, T, kv, att, true);
+      await mlpForward(e, l, T, mlp2);
+      await this.#mlpBackward(l, T, mlp2, p["mebp.x2"], "none");
+      this.#attentionBackward(l, T, kv, att2, false);
+      return;
     }
+    const keptAtt = keptAttention(e, l);
+    const att = keptAtt?.buffers ?? workingAttention(e);
+    if (!keptAtt) attentionForward(e, l, T, 0, kv, att);
+    const mlp = keptMlp(e, l, true);
+    const x2 = keptAtt?.x2 ?? p["act.x"];
+    await this.#mlpBackward(l, T, mlp ?? this.#recomputedMlp(), x2, mlp ? "activation" : "all");
+    this.#attentionBackward(l, T, keptAtt?.kv ?? kv, att, true);
   }
   /**
    * The MLP block, chunked over the intermediate dimension. On entry `grad.x` is dL/d(output), `x2` the
-   * block's input and `t` its tensors (kept, or recomputed here chunk by chunk when `recompute`); on exit
+   * block's input and `t` its tensors (what `recompute` says is recomputed here, chunk by chunk); on exit
    * `grad.x` holds dL/d(x2) (the residual plus the path through the MLP).
    */
   async #mlpBackward(l, T, t, x2, recompute) {
     const e = this.e, { d, r } = e.D, p = e.p, { k, gemm } = e;
     const refs = e.refs(l), s = e.lora?.scale ?? 0, acc = this.sink.accumulate;
-    const G = p["grad.x"], dxn = p["grad.xn"], { xn, hg, hu, hd, ld } = t;
+    const G = p["grad.x"], dxn = p["grad.xn"], { xn, hg, hu, hd, ld, ldm } = t;
     const ghg = p["lora.gh.gate"], ghu = p["lora.gh.up"], ghd = p["lora.gh.down"];
     const gp = refs.gate_proj, up = refs.up_proj, dp = refs.down_proj;
-    if (recompute) {
+    if (recompute !== "none") {
       k.rmsnorm_forward(xn, t.rstd, x2, e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
       mlpAdapterInputs(e, l, T, t);
     }
@@ -5486,14 +5772,15 @@ var Backward = class {
     for (let i = 0; i < e.chunks.length; i++) {
       const c = e.chunks[i], c0 = c.c0, n = c.c1 - c0, first = i === 0;
       await e.weights.loadChunk(l, i);
-      const g = t.g + c0 * t.step, u = t.u + c0 * t.step, m = t.m + c0 * t.step;
-      if (recompute) mlpChunkForward(e, l, i, T, t);
+      const g = t.g + c0 * t.step, u = t.u + c0 * t.step, m = t.m + c0 * t.mStep;
+      if (recompute === "all") mlpChunkForward(e, l, i, T, t);
+      else if (recompute === "activation") mlpChunkActivation(e, l, i, T, t);
       if (dp.pair) {
-        gemm.tn(r, n, T, ghd, r, this.#f32(m, ld, true), this.grad(l, dp.pair.a) + c0 * 4, dp.pair.inDim, 1, acc);
+        gemm.tn(r, n, T, ghd, r, this.#f32(m, ldm, true), this.grad(l, dp.pair.a) + c0 * 4, dp.pair.inDim, 1, acc);
       }
-      gemm.nn(T, n, d, G, d, c.down, m, ld, 1, false);
-      if (dp.pair) gemm.nn(T, n, r, ghd, r, this.#f32(dp.a.ptr + c0 * 4, dp.a.ld), m, ld, 1, true);
-      k.swiglu_backward(g, u, m, g, u, n, ld, ld, ld, ld, ld, 0, T);
+      gemm.nn(T, n, d, G, d, c.down, m, ldm, 1, false);
+      if (dp.pair) gemm.nn(T, n, r, ghd, r, this.#f32(dp.a.ptr + c0 * 4, dp.a.ld), m, ldm, 1, true);
+      k.swiglu_backward(g, u, m, g, u, n, ld, ld, ldm, ld, ld, 0, T);
       gemm.nn(T, d, n, g, ld, c.gate, dxn, d, 1, !first);
       gemm.nn(T, d, n, u, ld, c.up, dxn, d, 1, true);
       if (gp.pair) this.#chunkBGrads(l, T, gp.pair, gp, c0, n, g, ld, hg, ghg, first);
@@ -5518,17 +5805,17 @@ var Backward = class {
     e.gemm.nn(T, r, n, dY, ld, this.#f32(refs.b.ptr + c0 * r * 4, r), gh, r, s, !first);
   }
   /**
-   * The attention block. On entry `grad.x` is dL/d(x2), `act.q`, `act.att`, `act.xn` and keys/values `kv`
-   * hold the forward, `t` its probabilities and adapter products (recomputed here when `recompute`); on exit
-   * `grad.x` is dL/d(x_l).
+   * The attention block. On entry `grad.x` is dL/d(x2), `t` (q, attention output, normed input, 1/rms) and
+   * keys/values `kv` hold the forward, `t` its probabilities and adapter products too (recomputed here when
+   * `recompute`); on exit `grad.x` is dL/d(x_l).
    */
   #attentionBackward(l, T, kv, t, recompute) {
     const e = this.e, { d, H, KV, hd, qd, kvd } = e.D, p = e.p, { k, gemm } = e;
     const refs = e.refs(l);
-    const G = p["grad.x"], att = p["act.att"], datt = p["grad.att"];
+    const G = p["grad.x"], att = t.att, datt = p["grad.att"];
     gemm.nn(T, qd, d, G, d, refs.o_proj.w, datt, qd, 1, false);
     this.#linearLora(l, T, refs.o_proj, att, qd, G, d, datt, qd, t.h[3], recompute);
-    const q = p["act.q"], dq = p["grad.q"], dk = p["grad.k"], dv = p["grad.v"];
+    const q = t.q, dq = p["grad.q"], dk = p["grad.k"], dv = p["grad.v"];
     const dS = p["grad.scores"];
     const scale = 1 / Math.sqrt(hd), rep = H / KV;
     for (let h = 0; h < H; h++) {
@@ -5548,7 +5835,7 @@ var Backward = class {
     const { cos, sin } = e.rope();
     k.rope_backward(dq, cos, sin, H, hd, qd, 0, 0, T);
     k.rope_backward(dk, cos, sin, KV, hd, kvd, 0, 0, T);
-    const xn = p["act.xn"], dxn = p["grad.xn"];
+    const xn = t.xn, dxn = p["grad.xn"];
     gemm.nn(T, d, qd, dq, qd, refs.q_proj.w, dxn, d, 1, false);
     gemm.nn(T, d, kvd, dk, kvd, refs.k_proj.w, dxn, d, 1, true);
     gemm.nn(T, d, kvd, dv, kvd, refs.v_proj.w, dxn, d, 1, true);
@@ -5556,7 +5843,7 @@ var Backward = class {
     this.#linearLora(l, T, refs.k_proj, xn, d, dk, kvd, dxn, d, t.h[1], recompute);
     this.#linearLora(l, T, refs.v_proj, xn, d, dv, kvd, dxn, d, t.h[2], recompute);
     const xl = checkpointInput(e, l, T);
-    k.rmsnorm_backward(G, dxn, xl, e.vec("inputNorm"), p["act.rstd"], d, d, d, d, 1, 0, T);
+    k.rmsnorm_backward(G, dxn, xl, e.vec("inputNorm"), t.rstd, d, d, d, d, 1, 0, T);
   }
   /**
    * LoRA part of a linear's backward, given its input x [T, nIn] and output gradient dY [T, nOut]:
@@ -5659,7 +5946,7 @@ async function forwardBackward(e, bw, ids, trained, T, afterLayer) {
   for (let l = 0; l < L; l++) {
     if (l % k === 0) storeCheckpoint(e, l, T);
     await e.weights.loadLayer(l);
-    await layerForward(e, l, T);
+    await trainingLayerForward(e, l, T);
   }
   finalNorm(e, T);
   const tokens = setTargets(e, ids, trained, T);
@@ -6106,10 +6393,12 @@ async function train(pack, data, val, options) {
   const gradBuffer = engineOptions.gradBuffer;
   const e = await Engine.create(pack, engineOptions);
   try {
+    const schedule = method === "mesp" ? describeSchedule(e.schedule(), cfg.numLayers, e.kernels.pool?.threads ?? 1) : void 0;
     options.onEvent?.({
       type: "plan",
       table: formatPlan(e.arena.plan),
-      bytes: e.arena.plan.bytes
+      bytes: e.arena.plan.bytes,
+      schedule
     });
     const params = e.arena.f32("lora.params");
     const m = optOptions.name === "adamw" ? e.arena.f32("opt.m") : void 0;

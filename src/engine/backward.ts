@@ -31,10 +31,18 @@ import {
   type KeyValues,
   mlpAdapterInputs,
   type MlpBuffers,
+  mlpChunkActivation,
   mlpChunkForward,
   mlpForward,
   workingAttention,
 } from "./forward.ts";
+import { keptAttention, keptMlp } from "./kept.ts";
+
+/**
+ * What the MLP backward recomputes of its forward: everything (MeSP), all but the gate/up products (kept
+ * by a budget schedule), or nothing (MeBP).
+ */
+type MlpRecompute = "all" | "activation" | "none";
 import { scratchRef } from "./weight_stream.ts";
 
 /** Where gradients go. */
@@ -85,13 +93,18 @@ export class Backward {
   /** MeBP's kept attention tensors: every head's probabilities, each adapter's h (slots 0–3 of `mebp.h`). */
   #keptAttention(T: number): AttentionBuffers {
     const { p } = this.e, h = (i: number) => p["mebp.h"] + i * T * this.e.D.r * 4;
-    return { probs: p["mebp.P"], probsStride: T * T * 4, h: [h(0), h(1), h(2), h(3)] };
+    return {
+      ...workingAttention(this.e),
+      probs: p["mebp.P"],
+      probsStride: T * T * 4,
+      h: [h(0), h(1), h(2), h(3)],
+    };
   }
 
   /** MeBP's kept MLP tensors: the whole [T, I] gate, up and SwiGLU output, h in slots 4–6 of `mebp.h`. */
   #keptMlp(T: number): MlpBuffers {
     const { p } = this.e, h = (i: number) => p["mebp.h"] + i * T * this.e.D.r * 4;
-    const [g, u, m] = [p["mebp.g"], p["mebp.u"], p["mebp.m"]];
+    const [g, u, m, I] = [p["mebp.g"], p["mebp.u"], p["mebp.m"], this.e.D.I];
     return {
       xn: p["act.xn2"],
       rstd: p["act.rstd2"],
@@ -100,9 +113,11 @@ export class Backward {
       hd: h(6),
       g,
       u,
-      m,
-      ld: this.e.D.I,
+      ld: I,
       step: 4,
+      m,
+      ldm: I,
+      mStep: 4,
     };
   }
 
@@ -117,48 +132,61 @@ export class Backward {
       hd: p["lora.h.down"],
       g: p["mlp.g"],
       u: p["mlp.u"],
-      m: p["mlp.m"],
       ld: this.e.D.C,
       step: 0,
+      m: p["mlp.m"],
+      ldm: this.e.D.C,
+      mStep: 0,
     };
   }
 
   /**
-   * Layer `l`, given dL/d(output) in `grad.x` and its input in its checkpoint: recomputes the forward,
-   * writes every LoRA gradient of the layer and leaves dL/d(input) in `grad.x`.
+   * Layer `l`, given dL/d(output) in `grad.x` and its input in its checkpoint: recomputes the forward (but
+   * what the schedule kept, `kept.ts`), writes every LoRA gradient of the layer and leaves dL/d(input) in
+   * `grad.x`.
    */
   async layerBackward(l: number, T: number): Promise<void> {
     const e = this.e, { d } = e.D, p = e.p;
     const kv: KeyValues = { k: p["act.k"], v: p["act.v"] };
-    restoreCheckpoint(e, l, T);
+    if (this.mebp || !keptAttention(e, l)) restoreCheckpoint(e, l, T);
     if (this.mebp) {
       const att = this.#keptAttention(T), mlp = this.#keptMlp(T);
       attentionForward(e, l, T, 0, kv, att);
       e.F.copyWithin(p["mebp.x2"] >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * d);
       // MeBP recomputes the whole block as autograd runs it (down projection included), keeping its tensors
       await mlpForward(e, l, T, mlp);
-      await this.#mlpBackward(l, T, mlp, p["mebp.x2"], false);
+      await this.#mlpBackward(l, T, mlp, p["mebp.x2"], "none");
       this.#attentionBackward(l, T, kv, att, false);
-    } else {
-      const att = workingAttention(e);
-      attentionForward(e, l, T, 0, kv, att);
-      await this.#mlpBackward(l, T, this.#recomputedMlp(), p["act.x"], true);
-      this.#attentionBackward(l, T, kv, att, true);
+      return;
     }
+    // MeSP: the attention block recomputed from the layer's input, unless kept with the MLP's input x2
+    const keptAtt = keptAttention(e, l);
+    const att = keptAtt?.buffers ?? workingAttention(e);
+    if (!keptAtt) attentionForward(e, l, T, 0, kv, att);
+    const mlp = keptMlp(e, l, true);
+    const x2 = keptAtt?.x2 ?? p["act.x"];
+    await this.#mlpBackward(l, T, mlp ?? this.#recomputedMlp(), x2, mlp ? "activation" : "all");
+    this.#attentionBackward(l, T, keptAtt?.kv ?? kv, att, true);
   }
 
   /**
    * The MLP block, chunked over the intermediate dimension. On entry `grad.x` is dL/d(output), `x2` the
-   * block's input and `t` its tensors (kept, or recomputed here chunk by chunk when `recompute`); on exit
+   * block's input and `t` its tensors (what `recompute` says is recomputed here, chunk by chunk); on exit
    * `grad.x` holds dL/d(x2) (the residual plus the path through the MLP).
    */
-  async #mlpBackward(l: number, T: number, t: MlpBuffers, x2: number, recompute: boolean): Promise<void> {
+  async #mlpBackward(
+    l: number,
+    T: number,
+    t: MlpBuffers,
+    x2: number,
+    recompute: MlpRecompute,
+  ): Promise<void> {
     const e = this.e, { d, r } = e.D, p = e.p, { k, gemm } = e;
     const refs = e.refs(l), s = e.lora?.scale ?? 0, acc = this.sink.accumulate;
-    const G = p["grad.x"], dxn = p["grad.xn"], { xn, hg, hu, hd, ld } = t;
+    const G = p["grad.x"], dxn = p["grad.xn"], { xn, hg, hu, hd, ld, ldm } = t;
     const ghg = p["lora.gh.gate"], ghu = p["lora.gh.up"], ghd = p["lora.gh.down"];
     const gp = refs.gate_proj, up = refs.up_proj, dp = refs.down_proj;
-    if (recompute) {
+    if (recompute !== "none") {
       k.rmsnorm_forward(xn, t.rstd, x2, e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
       mlpAdapterInputs(e, l, T, t);
     }
@@ -166,9 +194,10 @@ export class Backward {
     for (let i = 0; i < e.chunks.length; i++) {
       const c = e.chunks[i], c0 = c.c0, n = c.c1 - c0, first = i === 0;
       await e.weights.loadChunk(l, i);
-      const g = t.g + c0 * t.step, u = t.u + c0 * t.step, m = t.m + c0 * t.step;
-      // recompute g, u and m = silu(g)·u for this chunk (and h_d, summed over chunks)
-      if (recompute) mlpChunkForward(e, l, i, T, t);
+      const g = t.g + c0 * t.step, u = t.u + c0 * t.step, m = t.m + c0 * t.mStep;
+      // recompute g, u (unless kept) and m = silu(g)·u for this chunk (and h_d, summed over chunks)
+      if (recompute === "all") mlpChunkForward(e, l, i, T, t);
+      else if (recompute === "activation") mlpChunkActivation(e, l, i, T, t);
       // dA_d[:, c] = gh_dᵀ · m
       if (dp.pair) {
         gemm.tn(
@@ -177,7 +206,7 @@ export class Backward {
           T,
           ghd,
           r,
-          this.#f32(m, ld, true),
+          this.#f32(m, ldm, true),
           this.grad(l, dp.pair.a) + c0 * 4,
           dp.pair.inDim,
           1,
@@ -185,9 +214,9 @@ export class Backward {
         );
       }
       // dm = G · W_d[:, c] (+ gh_d · A_d[:, c]), over m
-      gemm.nn(T, n, d, G, d, c.down, m, ld, 1, false);
-      if (dp.pair) gemm.nn(T, n, r, ghd, r, this.#f32(dp.a!.ptr + c0 * 4, dp.a!.ld), m, ld, 1, true);
-      k.swiglu_backward(g, u, m, g, u, n, ld, ld, ld, ld, ld, 0, T); // dg over g, du over u
+      gemm.nn(T, n, d, G, d, c.down, m, ldm, 1, false);
+      if (dp.pair) gemm.nn(T, n, r, ghd, r, this.#f32(dp.a!.ptr + c0 * 4, dp.a!.ld), m, ldm, 1, true);
+      k.swiglu_backward(g, u, m, g, u, n, ld, ld, ldm, ld, ld, 0, T); // dg over g, du over u
       // dxn += dg · W_g[c] + du · W_u[c]
       gemm.nn(T, d, n, g, ld, c.gate, dxn, d, 1, !first);
       gemm.nn(T, d, n, u, ld, c.up, dxn, d, 1, true);
@@ -228,19 +257,19 @@ export class Backward {
   }
 
   /**
-   * The attention block. On entry `grad.x` is dL/d(x2), `act.q`, `act.att`, `act.xn` and keys/values `kv`
-   * hold the forward, `t` its probabilities and adapter products (recomputed here when `recompute`); on exit
-   * `grad.x` is dL/d(x_l).
+   * The attention block. On entry `grad.x` is dL/d(x2), `t` (q, attention output, normed input, 1/rms) and
+   * keys/values `kv` hold the forward, `t` its probabilities and adapter products too (recomputed here when
+   * `recompute`); on exit `grad.x` is dL/d(x_l).
    */
   #attentionBackward(l: number, T: number, kv: KeyValues, t: AttentionBuffers, recompute: boolean): void {
     const e = this.e, { d, H, KV, hd, qd, kvd } = e.D, p = e.p, { k, gemm } = e;
     const refs = e.refs(l);
-    const G = p["grad.x"], att = p["act.att"], datt = p["grad.att"];
+    const G = p["grad.x"], att = t.att, datt = p["grad.att"];
     // o_proj: d_att = G·W_o (+ LoRA)
     gemm.nn(T, qd, d, G, d, refs.o_proj.w!, datt, qd, 1, false);
     this.#linearLora(l, T, refs.o_proj, att, qd, G, d, datt, qd, t.h[3], recompute);
     // per head, with P recomputed (or kept): dV += Pᵀ·dO, dP = dO·Vᵀ, dS = softmax', dQ = dS·K, dK += dSᵀ·Q
-    const q = p["act.q"], dq = p["grad.q"], dk = p["grad.k"], dv = p["grad.v"];
+    const q = t.q, dq = p["grad.q"], dk = p["grad.k"], dv = p["grad.v"];
     const dS = p["grad.scores"];
     const scale = 1 / Math.sqrt(hd), rep = H / KV;
     for (let h = 0; h < H; h++) {
@@ -261,7 +290,7 @@ export class Backward {
     k.rope_backward(dq, cos, sin, H, hd, qd, 0, 0, T);
     k.rope_backward(dk, cos, sin, KV, hd, kvd, 0, 0, T);
     // dxn = dq·W_q + dk·W_k + dv·W_v (+ LoRA)
-    const xn = p["act.xn"], dxn = p["grad.xn"];
+    const xn = t.xn, dxn = p["grad.xn"];
     gemm.nn(T, d, qd, dq, qd, refs.q_proj.w!, dxn, d, 1, false);
     gemm.nn(T, d, kvd, dk, kvd, refs.k_proj.w!, dxn, d, 1, true);
     gemm.nn(T, d, kvd, dv, kvd, refs.v_proj.w!, dxn, d, 1, true);
@@ -270,7 +299,7 @@ export class Backward {
     this.#linearLora(l, T, refs.v_proj, xn, d, dv, kvd, dxn, d, t.h[2], recompute);
     // the layer's input: the f32 checkpoint, or the bf16 one decoded over d(queries) (used by now)
     const xl = checkpointInput(e, l, T);
-    k.rmsnorm_backward(G, dxn, xl, e.vec("inputNorm"), p["act.rstd"], d, d, d, d, 1, 0, T);
+    k.rmsnorm_backward(G, dxn, xl, e.vec("inputNorm"), t.rstd, d, d, d, d, 1, 0, T);
   }
 
   /**

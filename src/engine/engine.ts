@@ -26,6 +26,7 @@ import type { Pack } from "../model/pack.ts";
 import { findPair, type LoraLayout, type LoraPair } from "./lora.ts";
 import { type LayerVector, type MlpChunk, WeightStream } from "./weight_stream.ts";
 import { bufferPointers, type Buffers, type Dims, dims, planBuffers, type PlanOptions } from "./plan.ts";
+import { type Schedule, scheduled, scheduleOf } from "./schedule.ts";
 
 /** The plan options of an engine over `pack`: the caller's options and what the pack's layout fixes. */
 function enginePlanOptions(pack: Pack, options: EngineOptions, gemmScratch: number): PlanOptions {
@@ -38,10 +39,25 @@ function enginePlanOptions(pack: Pack, options: EngineOptions, gemmScratch: numb
   };
 }
 
+/**
+ * The options an engine runs with: the caller's, with the schedule their `budget` buys in MeSP training
+ * (`schedule.ts`: which inputs and forward tensors are kept; bitwise the same gradients).
+ */
+function scheduledOptions(pack: Pack, options: EngineOptions, gemmScratch: number): EngineOptions {
+  const o = scheduled(pack.config, enginePlanOptions(pack, options, gemmScratch), options.budget);
+  return o.ckptEvery === options.ckptEvery && o.keep === options.keep
+    ? options
+    : { ...options, ckptEvery: o.ckptEvery, keep: o.keep };
+}
+
 /** Options for {@linkcode Engine.create}. */
 export interface EngineOptions
   extends Omit<PlanOptions, "format" | "bf16Scales" | "gemmScratch" | "mlpChunk"> {
-  /** Arena budget in bytes: creation fails, showing the plan, if the plan is larger. */
+  /**
+   * Arena budget in bytes: in MeSP training (f32 checkpoints) the fastest exact schedule that fits is
+   * chosen (`schedule.ts`; `ckptEvery` and `keep` fixed when given); creation fails, showing the plan, if
+   * the plan (the smallest schedule's) is larger.
+   */
   budget?: number;
   /** Kernel variant (default: the fastest this runtime validates). */
   variant?: Variant;
@@ -134,15 +150,15 @@ export class Engine {
 
   /** Plans the arena for `pack` and `options`, loads the kernels, lays out memory once. */
   static async create(pack: Pack, options: EngineOptions): Promise<Engine> {
-    const plan = (gemmScratch: number) => enginePlanOptions(pack, options, gemmScratch);
-    const D = dims(pack.config, plan(0));
-    // kernels, the arena laid out once, and (threads > 1) the worker pool on it
-    const { kernels, arena } = await startKernels(
-      (scratch) => planBuffers(pack.config, plan(scratch)).regions,
-      options,
-    );
+    const D = dims(pack.config, enginePlanOptions(pack, options, 0));
+    // kernels, the arena laid out once (to the schedule the budget buys), and (threads > 1) the worker pool
+    let resolved = options;
+    const { kernels, arena } = await startKernels((scratch) => {
+      resolved = scheduledOptions(pack, options, scratch);
+      return planBuffers(pack.config, enginePlanOptions(pack, resolved, scratch)).regions;
+    }, options);
     try {
-      const e = new Engine(pack, kernels, arena, D, options);
+      const e = new Engine(pack, kernels, arena, D, resolved);
       await e.weights.readResident(e.arena.f32("weights.norm"));
       return e;
     } catch (err) {
@@ -160,12 +176,30 @@ export class Engine {
     const kernels = await loadKernels({ ...options.kernels, variant: options.variant });
     const scratch = kernels.exports.gemm_scratch_bytes() * (options.threads ?? 1);
     const base = Math.ceil(kernels.exports.heap_base() / 64) * 64; // where the arena starts (Arena.create)
-    return planMemory(planBuffers(pack.config, enginePlanOptions(pack, options, scratch)).regions, { base });
+    const resolved = scheduledOptions(pack, options, scratch);
+    return planMemory(planBuffers(pack.config, enginePlanOptions(pack, resolved, scratch)).regions, { base });
+  }
+
+  /**
+   * The plan options of an engine over `pack` with `options` (all `threads` granted), before the budget's
+   * schedule: what `schedule.ts` chooses from.
+   */
+  static async planOptions(pack: Pack, options: EngineOptions): Promise<PlanOptions> {
+    const kernels = await loadKernels({ ...options.kernels, variant: options.variant });
+    return enginePlanOptions(pack, options, kernels.exports.gemm_scratch_bytes() * (options.threads ?? 1));
   }
 
   /** Stops the kernel workers, if any (live workers keep the process running). Memory views stay valid. */
   close(): void {
     this.kernels.pool?.close();
+  }
+
+  /** The schedule this engine runs (which inputs and forward tensors are kept), with its predicted cost. */
+  schedule(): Schedule {
+    return scheduleOf(
+      this.cfg,
+      enginePlanOptions(this.pack, this.options, this.arena.region("gemm.scratch").bytes),
+    );
   }
 
   /** Descriptors of layer `l`'s linears. */

@@ -20,10 +20,15 @@ export interface KeyValues {
 }
 
 /**
- * Where an attention block's per-head probabilities and adapter products go. Head h's probabilities are at
- * `probs + h·probsStride` (stride 0: one buffer, recomputed per head), and `h[i]` holds x·Aᵀ of q, k, v, o.
+ * Where an attention block's tensors go: its normed input `xn` `[T, d]` and 1/rms `rstd`, the queries `q`
+ * and the attention output `att` `[T, H·hd]`; head h's probabilities at `probs + h·probsStride` (stride 0:
+ * one buffer, recomputed per head), and `h[i]` holds x·Aᵀ of q, k, v, o.
  */
 export interface AttentionBuffers {
+  xn: number;
+  rstd: number;
+  q: number;
+  att: number;
   probs: number;
   probsStride: number;
   h: readonly [number, number, number, number];
@@ -31,8 +36,9 @@ export interface AttentionBuffers {
 
 /**
  * Where an MLP block's tensors go: its normed input `xn` and 1/rms `rstd`, the adapters' products `hg`, `hu`,
- * `hd`, and chunk [c0, c1)'s gate, up and SwiGLU output at `g + c0·step` (likewise `u`, `m`), `[T, ·]` with
- * leading dimension `ld`. Chunk buffers have step 0 (reused by every chunk); whole `[T, I]` tensors step 4.
+ * `hd`, and chunk [c0, c1)'s gate and up at `g + c0·step`, `u + c0·step` (`[T, ·]`, leading dimension `ld`),
+ * its SwiGLU output at `m + c0·mStep` (leading dimension `ldm`). Chunk buffers have step 0 (reused by every
+ * chunk); whole `[T, I]` tensors step 4.
  */
 export interface MlpBuffers {
   xn: number;
@@ -42,15 +48,25 @@ export interface MlpBuffers {
   hd: number;
   g: number;
   u: number;
-  m: number;
   ld: number;
   step: number;
+  m: number;
+  ldm: number;
+  mStep: number;
 }
 
 /** The attention block's working buffers: one head's scores, one adapter product at a time. */
 export function workingAttention(e: Engine): AttentionBuffers {
-  const h = e.lora ? e.p["lora.h.attn"] : 0;
-  return { probs: e.p["act.scores"], probsStride: 0, h: [h, h, h, h] };
+  const { p } = e, h = e.lora ? p["lora.h.attn"] : 0;
+  return {
+    xn: p["act.xn"],
+    rstd: p["act.rstd"],
+    q: p["act.q"],
+    att: p["act.att"],
+    probs: p["act.scores"],
+    probsStride: 0,
+    h: [h, h, h, h],
+  };
 }
 
 /** The forward's MLP working buffers: chunk buffers, the SwiGLU output over the gate chunk (dead by then). */
@@ -64,9 +80,11 @@ export function workingMlp(e: Engine): MlpBuffers {
     hd: lora ? p["lora.h.down"] : 0,
     g: p["mlp.g"],
     u: p["mlp.u"],
-    m: p["mlp.g"],
     ld: e.D.C,
     step: 0,
+    m: p["mlp.g"],
+    ldm: e.D.C,
+    mStep: 0,
   };
 }
 
@@ -140,8 +158,8 @@ export function headRef(ref: WeightRef, base: number, g: number, hd: number, kvd
 
 /**
  * The attention block of layer `l`: x += o_proj(attention(rope(q), rope(k), v)) with q, k, v from
- * rmsnorm(x) (kept in `act.xn`, 1/rms in `act.rstd`); q and the attention output stay in `act.q`,
- * `act.att`, keys and values in `kv`; probabilities and adapter products go to `to`.
+ * rmsnorm(x) (into `to.xn`, 1/rms into `to.rstd`); q and the attention output stay in `to.q`, `to.att`,
+ * keys and values in `kv`, probabilities and adapter products in `to`'s.
  */
 export function attentionForward(
   e: Engine,
@@ -155,7 +173,7 @@ export function attentionForward(
   const { k, p, gemm } = e;
   e.weights.useLayer(l);
   const refs = e.refs(l);
-  const x = p["act.x"], xn = p["act.xn"], q = p["act.q"], att = p["act.att"], rstd = p["act.rstd"];
+  const x = p["act.x"], { xn, q, att, rstd } = to;
   const kNew = kv.k + pos0 * kvd * 4, vNew = kv.v + pos0 * kvd * 4;
   k.rmsnorm_forward(xn, rstd, x, e.vec("inputNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
   linear(e, T, xn, d, refs.q_proj, q, qd, qd, d, e.vec("qBias"), false, to.h[0]);
@@ -190,7 +208,7 @@ export async function mlpForward(e: Engine, l: number, T: number, to: MlpBuffers
     const c = e.chunks[i], n = c.c1 - c.c0;
     await e.weights.loadChunk(l, i);
     mlpChunkForward(e, l, i, T, to);
-    gemm.nt(T, d, n, to.m + c.c0 * to.step, to.ld, c.down, x, d, 1, true);
+    gemm.nt(T, d, n, to.m + c.c0 * to.mStep, to.ldm, c.down, x, d, 1, true);
   }
   const dp = e.refs(l).down_proj;
   if (dp.pair) gemm.nt(T, d, r, to.hd, r, dp.b!, x, d, e.lora!.scale, true);
@@ -216,22 +234,34 @@ export function f32At(ref: WeightRef, ptr: number, ld: number): WeightRef {
 /**
  * MLP chunk `i` of layer `l` (loaded): g = xn·W_g[c]ᵀ (+ s·h_g·B_g[c]ᵀ), u likewise, m = silu(g)·u, all
  * [T, n] (m may alias g), and h_d (+)= m·A_d[:, c]ᵀ. The one implementation of this arithmetic for the
- * forward pass and both backward passes, so MeBP's kept tensors are bitwise MeSP's recomputed ones.
+ * forward pass and both backward passes, so kept tensors are bitwise the recomputed ones.
  */
 export function mlpChunkForward(e: Engine, l: number, i: number, T: number, to: MlpBuffers): void {
-  const { d, r } = e.D, { k, gemm } = e;
+  mlpChunkGateUp(e, l, i, T, to);
+  mlpChunkActivation(e, l, i, T, to);
+}
+
+/** The first half of {@linkcode mlpChunkForward}: chunk `i`'s g and u (the layer's largest products). */
+export function mlpChunkGateUp(e: Engine, l: number, i: number, T: number, to: MlpBuffers): void {
+  const { d, r } = e.D, { gemm } = e;
   const refs = e.refs(l), s = e.lora?.scale ?? 0;
   const c = e.chunks[i], n = c.c1 - c.c0, ld = to.ld;
-  const g = to.g + c.c0 * to.step, u = to.u + c.c0 * to.step, m = to.m + c.c0 * to.step;
-  const gp = refs.gate_proj, up = refs.up_proj, dp = refs.down_proj;
+  const g = to.g + c.c0 * to.step, u = to.u + c.c0 * to.step;
+  const gp = refs.gate_proj, up = refs.up_proj;
   gemm.nt(T, n, d, to.xn, d, c.gate, g, ld, 1, false);
   // out[:, 0:n) += s · h · B[c0:c0+n)ᵀ (the chunk's rows of B)
   if (gp.pair) gemm.nt(T, n, r, to.hg, r, f32At(blockRef, gp.b!.ptr + c.c0 * r * 4, r), g, ld, s, true);
   gemm.nt(T, n, d, to.xn, d, c.up, u, ld, 1, false);
   if (up.pair) gemm.nt(T, n, r, to.hu, r, f32At(blockRef, up.b!.ptr + c.c0 * r * 4, r), u, ld, s, true);
-  k.swiglu_forward(m, g, u, n, ld, ld, ld, 0, T);
-  // h_d (+)= m_c · A_d[:, c]ᵀ
-  if (dp.pair) gemm.nt(T, r, n, m, ld, f32At(blockRef, dp.a!.ptr + c.c0 * 4, dp.a!.ld), to.hd, r, 1, i > 0);
+}
+
+/** The second half of {@linkcode mlpChunkForward}: m = silu(g)·u and h_d (+)= m·A_d[:, c]ᵀ. */
+export function mlpChunkActivation(e: Engine, l: number, i: number, T: number, to: MlpBuffers): void {
+  const r = e.D.r, { k, gemm } = e, dp = e.refs(l).down_proj;
+  const c = e.chunks[i], n = c.c1 - c.c0, ld = to.ld, ldm = to.ldm;
+  const g = to.g + c.c0 * to.step, u = to.u + c.c0 * to.step, m = to.m + c.c0 * to.mStep;
+  k.swiglu_forward(m, g, u, n, ldm, ld, ld, 0, T);
+  if (dp.pair) gemm.nt(T, r, n, m, ldm, f32At(blockRef, dp.a!.ptr + c.c0 * 4, dp.a!.ld), to.hd, r, 1, i > 0);
 }
 
 /** Final RMSNorm of rows [0, T) of `act.x` into `act.xn` (rstd kept in `act.rstd`). */

@@ -49,10 +49,29 @@ export interface PlanOptions {
   ckptDtype?: "f32" | "bf16";
   /** Keep every k-th layer's input only (default 1: every layer); see `checkpoints.ts`. */
   ckptEvery?: number;
+  /**
+   * Layers that keep forward tensors for their backward (MeSP, f32 checkpoints, every input kept): the last
+   * `mlp` layers keep their gate/up projections, the last `attention` layers their attention tensors, so
+   * the backward skips recomputing them (bitwise the same gradients; see `schedule.ts`).
+   */
+  keep?: KeepSchedule;
   /** Keep a whole-model gradient buffer (gradient accumulation or clipping; train mode). */
   gradBuffer?: boolean;
   /** Scratch bytes one GEMM call needs (from the kernels). */
   gemmScratch: number;
+}
+
+/** How many layers keep forward tensors (the last ones of the model). */
+export interface KeepSchedule {
+  mlp: number;
+  attention: number;
+}
+
+/** Floats one layer keeps under {@linkcode KeepSchedule}: the MLP's g and u, the attention's tensors. */
+export function keptFloats(D: Dims): { mlp: number; attention: number } {
+  const { T, d, qd, kvd, I } = D;
+  // xn, q, k, v, attention output, the MLP's input x2, 1/rms
+  return { mlp: 2 * T * I, attention: T * (2 * d + 2 * qd + 2 * kvd + 1) };
 }
 
 /** Sizes derived from the config and options, shared by the plan and the engine. */
@@ -160,6 +179,9 @@ export const BUFFERS = {
   "grad.v": "[T, KV·hd] gradient of the values",
   "grad.att": "[T, H·hd] gradient of the attention output",
   "grad.scores": "[T, T] one head's score gradient",
+  "keep.mlp": "[layers, 2, T, I] gate and up projections of the last keep.mlp layers (budget schedule)",
+  "keep.attn":
+    "[layers, T, 2d + 2·H·hd + 2·KV·hd + 1] xn, q, k, v, attention output, x2, 1/rms of the last keep.attention layers",
   "mebp.x2": "[T, d] MeBP: the MLP block's input",
   "mebp.P": "[H, T, T] MeBP: every head's attention probabilities",
   "mebp.g": "[T, I] MeBP: gate pre-activations",
@@ -409,6 +431,28 @@ function trainRegions(
   add("grad.k", T * kvd * f, "gradient of the keys [T, KV·hd]");
   add("grad.v", T * kvd * f, "gradient of the values [T, KV·hd]");
   add("grad.scores", T * T * f, "one head's score gradient [T, T]");
+  const keep = o.keep;
+  if (keep && (keep.mlp > 0 || keep.attention > 0)) {
+    for (const [what, n] of Object.entries(keep)) {
+      if (!Number.isInteger(n) || n < 0 || n > L) {
+        throw new Error(`keep.${what} must be a whole number of layers in 0…${L}, got ${n}`);
+      }
+    }
+    if ((o.method ?? "mesp") !== "mesp" || bf16 || every !== 1) {
+      throw new Error("kept forward tensors need MeSP with f32 checkpoints of every layer (ckptEvery 1)");
+    }
+    const kept = keptFloats(D);
+    if (keep.mlp) {
+      add("keep.mlp", keep.mlp * kept.mlp * f, `gate and up [T, ${D.I}] × 2 of ${keep.mlp} layer(s), kept`);
+    }
+    if (keep.attention) {
+      add(
+        "keep.attn",
+        keep.attention * kept.attention * f,
+        `xn, q, k, v, attention output, MLP input of ${keep.attention} layer(s), kept`,
+      );
+    }
+  }
   if (o.method === "mebp") {
     const { H, I, r } = D;
     add("mebp.x2", T * d * f, "MeBP: the MLP block's input, kept [T, d]");

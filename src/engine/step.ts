@@ -9,6 +9,7 @@ import type { Backward } from "./backward.ts";
 import { restoreCheckpoint, storeCheckpoint } from "./checkpoints.ts";
 import type { Engine } from "./engine.ts";
 import { embed, finalNorm, layerForward } from "./forward.ts";
+import { trainingLayerForward } from "./kept.ts";
 import { lossForwardBackward, lossSum, setTargets } from "./loss.ts";
 
 /** Loss of a forward/backward pass. */
@@ -38,7 +39,7 @@ export async function forwardBackward(
   for (let l = 0; l < L; l++) {
     if (l % k === 0) storeCheckpoint(e, l, T);
     await e.weights.loadLayer(l);
-    await layerForward(e, l, T);
+    await trainingLayerForward(e, l, T);
   }
   finalNorm(e, T);
   const tokens = setTargets(e, ids, trained, T);
