@@ -98,9 +98,10 @@ function timedPack(pack: Pack): Pack {
 }
 
 function timedLoads(e: Engine): void {
-  e.loadLayer = timed(e.loadLayer.bind(e));
-  e.loadChunk = timed(e.loadChunk.bind(e));
-  e.loadVocabChunk = timed(e.loadVocabChunk.bind(e));
+  const w = e.weights;
+  w.loadLayer = timed(w.loadLayer.bind(w));
+  w.loadChunk = timed(w.loadChunk.bind(w));
+  w.loadVocabChunk = timed(w.loadVocabChunk.bind(w));
 }
 
 const { pack: rawPack, path } = await loadOrBuildPack(model, {

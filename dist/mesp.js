@@ -2346,14 +2346,14 @@ function modelTensors(cfg) {
     }
   ];
   for (let l = 0; l < cfg.numLayers; l++) {
-    for (const linear of LINEARS) {
-      const base = layerTensor(l, LINEAR_PREFIX[linear]), shape = linearShape(cfg, linear);
+    for (const linear2 of LINEARS) {
+      const base = layerTensor(l, LINEAR_PREFIX[linear2]), shape = linearShape(cfg, linear2);
       out.push({
         name: `${base}.weight`,
         shape,
         kind: "linear"
       });
-      if (BIASED.includes(linear)) out.push({
+      if (BIASED.includes(linear2)) out.push({
         name: `${base}.bias`,
         shape: [
           shape[0]
@@ -2528,7 +2528,7 @@ function planPack(cfg, format, mlpChunk = MLP_CHUNK, vocabBlock = VOCAB_BLOCK) {
     return s;
   };
   const vocab = vocabSlot(cfg.vocabSize, cfg.hiddenSize, format, bf16Scales);
-  const embed = section(vocab.bytes);
+  const embed2 = section(vocab.bytes);
   const layers = Array.from({
     length: cfg.numLayers
   }, () => section(layout.bytes));
@@ -2543,7 +2543,7 @@ function planPack(cfg, format, mlpChunk = MLP_CHUNK, vocabBlock = VOCAB_BLOCK) {
     mlpChunk,
     vocabBlock,
     config: cfg,
-    embed,
+    embed: embed2,
     layers,
     norm,
     lmHead,
@@ -3808,9 +3808,9 @@ var TensorWriter = class {
   #std(name, cols) {
     if (name === "model.embed_tokens.weight") return this.#init.embedding ?? INIT_STD;
     if (name === "lm_head.weight") return this.#init.lmHead ?? INIT_STD;
-    const linear = this.#init.linear;
-    if (!name.endsWith("_proj.weight") || linear === void 0) return INIT_STD;
-    return linear === "fan-in" ? 1 / Math.sqrt(cols) : linear;
+    const linear2 = this.#init.linear;
+    if (!name.endsWith("_proj.weight") || linear2 === void 0) return INIT_STD;
+    return linear2 === "fan-in" ? 1 / Math.sqrt(cols) : linear2;
   }
   /** Calls `each(values, firstRow, rowCount)` for consecutive chunks of whole rows of the source tensor. */
   async #generate(t, each) {
@@ -5339,7 +5339,263 @@ var ReadAhead = class {
   }
 };
 
+// src/engine/weight_stream.ts
+var WeightStream = class {
+  #pack;
+  #p;
+  #D;
+  #resident;
+  /** Layer whose attention block the slot holds (-1: none), in streaming mode. */
+  loadedLayer = -1;
+  /** The attention linears' frozen weights, for the layer in use. */
+  attention;
+  /** The MLP chunks, as stored in the pack; each chunk's descriptors point at it when loaded. */
+  chunks;
+  /** The vocabulary slot in use (a chunk of the embedding / LM head, or one row) as a weight. */
+  vocabRef;
+  #attentionRel = [];
+  #chunkRel = [];
+  /** Views the pack reads the attention block and, per MLP slot, each MLP chunk into (streaming). */
+  #attnView;
+  #chunkViews = [
+    [],
+    []
+  ];
+  #mlpBase = [];
+  /** MLP chunks streamed through two slots, keyed layer · chunks + chunk: the next one is read ahead. */
+  #mlpReads;
+  /** Per-layer vector pointers relative to the layer base. */
+  #vec;
+  /** Per vocabulary slot, the views of each chunk; single rows go through slot 0. */
+  #vocabViews = [
+    [],
+    []
+  ];
+  #rowViews;
+  /** Offsets of a vocabulary slot's parts from its base, and the bases of the two slots. */
+  #vocabParts;
+  #vocabBase;
+  #vocabReads;
+  #layerBase = 0;
+  /**
+   * Over the memory `buffer` and the plan's buffers `p`; `slotBytes` are the sizes of one of the two MLP slots
+   * and one of the two vocabulary slots (half their regions).
+   */
+  constructor(pack, buffer, p, D, resident, slotBytes2) {
+    this.#pack = pack;
+    this.#p = p;
+    this.#D = D;
+    this.#resident = resident;
+    const layout = pack.layout;
+    const rel = (slot, group) => {
+      const ref = {
+        dtype: slot.dtype,
+        ptr: 0,
+        ld: slot.cols,
+        scales: 0,
+        biases: 0,
+        bf16Scales: slot.bf16Scales
+      };
+      group.push({
+        ref,
+        ptr: slot.offset,
+        scales: slot.scalesOffset,
+        biases: slot.biasesOffset
+      });
+      return ref;
+    };
+    this.attention = Object.fromEntries(ATTENTION.map((n) => [
+      n,
+      rel(layout.attention[n], this.#attentionRel)
+    ]));
+    this.chunks = layout.chunks.map((c) => {
+      const group = [];
+      this.#chunkRel.push(group);
+      return {
+        c0: c.c0,
+        c1: c.c1,
+        gate: rel(c.gate, group),
+        up: rel(c.up, group),
+        down: rel(c.down, group)
+      };
+    });
+    this.#vec = {
+      qBias: layout.qBias.offset,
+      kBias: layout.kBias.offset,
+      vBias: layout.vBias.offset,
+      inputNorm: layout.inputNorm.offset,
+      postNorm: layout.postNorm.offset
+    };
+    const vs = pack.vocabSlot;
+    const vocab = p["weights.vocab"], half = slotBytes2.vocab;
+    const scalesOff = vs.scaleRowBytes ? alignUp(D.Vc * vs.rowBytes) : 0;
+    const biasesOff = vs.scaleRowBytes ? alignUp(scalesOff + D.Vc * vs.scaleRowBytes) : 0;
+    this.#vocabParts = {
+      scales: scalesOff,
+      biases: biasesOff
+    };
+    this.#vocabBase = [
+      vocab,
+      vocab + half
+    ];
+    this.vocabRef = {
+      dtype: vs.dtype,
+      ptr: 0,
+      ld: D.d,
+      scales: 0,
+      biases: 0,
+      bf16Scales: vs.bf16Scales
+    };
+    this.#pointVocab(0);
+    const views = (base, rows) => ({
+      data: new Uint8Array(buffer, base, rows * vs.rowBytes),
+      scales: vs.scaleRowBytes ? new Uint8Array(buffer, base + scalesOff, rows * vs.scaleRowBytes) : void 0,
+      biases: vs.scaleRowBytes ? new Uint8Array(buffer, base + biasesOff, rows * vs.scaleRowBytes) : void 0
+    });
+    for (const s of [
+      0,
+      1
+    ]) {
+      for (let v0 = 0; v0 < D.V; v0 += D.Vc) {
+        this.#vocabViews[s].push(views(this.#vocabBase[s], Math.min(D.Vc, D.V - v0)));
+      }
+    }
+    this.#rowViews = views(this.#vocabBase[0], 1);
+    this.#vocabReads = new ReadAhead((c, s) => pack.readVocabRows(c * D.Vc, c * D.Vc + this.#vocabViews[s][c].data.length / vs.rowBytes, this.#vocabViews[s][c], !pack.config.tieWordEmbeddings));
+    this.#mlpReads = new ReadAhead((key, s) => {
+      const n = this.chunks.length, i = key % n;
+      return pack.readMlpChunk((key - i) / n, i, this.#chunkViews[s][i]);
+    });
+    if (!resident) {
+      this.#attnView = new Uint8Array(buffer, p["weights.attn"], layout.attentionBytes);
+      const mlp = p["weights.mlp"], mlpHalf = slotBytes2.mlp;
+      this.#mlpBase = [
+        mlp,
+        mlp + mlpHalf
+      ];
+      for (const s of [
+        0,
+        1
+      ]) {
+        for (const c of layout.chunks) {
+          this.#chunkViews[s].push(new Uint8Array(buffer, this.#mlpBase[s], c.bytes));
+        }
+      }
+    }
+    this.#setLayerBase(this.#layerAt(0));
+  }
+  /** Reads what a resident engine keeps (every layer) and the final norm. */
+  async readResident(norm) {
+    await this.#pack.readNorm(norm);
+    if (!this.#resident) return;
+    const bytes = this.#pack.layout.bytes;
+    const all = new Uint8Array(norm.buffer, this.#p["weights.layers"], this.#D.L * bytes);
+    for (let l = 0; l < this.#D.L; l++) {
+      await this.#pack.readLayer(l, all.subarray(l * bytes, (l + 1) * bytes));
+    }
+  }
+  /** Where layer `l`'s attention block is: its resident copy, or the streamed slot. */
+  #layerAt(l) {
+    return this.#resident ? this.#p["weights.layers"] + l * this.#pack.layout.bytes : this.#p["weights.attn"];
+  }
+  /** Absolute pointer of a per-layer vector (bias or norm weight) of the layer in use. */
+  vec(name) {
+    return this.#layerBase + this.#vec[name];
+  }
+  /** Points the attention descriptors (and the per-layer vectors) at the attention block starting at `base`. */
+  #setLayerBase(base) {
+    this.#layerBase = base;
+    setBase(this.#attentionRel, base);
+  }
+  /** Makes layer `l`'s attention block current (reads it into its slot unless resident or already there). */
+  async loadLayer(l) {
+    if (this.#resident) {
+      this.#setLayerBase(this.#layerAt(l));
+      return;
+    }
+    if (this.loadedLayer !== l) {
+      this.loadedLayer = -1;
+      await this.#pack.readAttention(l, this.#attnView);
+      this.loadedLayer = l;
+    }
+    this.#mlpReads.prefetch(l * this.chunks.length);
+  }
+  /** Makes the weight descriptors point at layer `l` (checking a streamed layer is in the slot). */
+  useLayer(l) {
+    if (!this.#resident && this.loadedLayer !== l) throw new Error(`layer ${l} is not loaded`);
+    const base = this.#layerAt(l);
+    if (this.#layerBase !== base) this.#setLayerBase(base);
+  }
+  /** Makes MLP chunk `i` of layer `l` current (reads it into the MLP slot unless resident or already there). */
+  async loadChunk(l, i) {
+    if (this.#resident) {
+      setBase(this.#chunkRel[i], this.#layerAt(l) + this.#pack.layout.chunks[i].offset);
+      return;
+    }
+    const n = this.chunks.length, key = l * n + i;
+    const slot = await this.#mlpReads.load(key);
+    setBase(this.#chunkRel[i], this.#mlpBase[slot]);
+    if (i + 1 < n) this.#mlpReads.prefetch(key + 1);
+  }
+  /** Number of vocabulary chunks. */
+  get vocabChunks() {
+    return this.#vocabViews[0].length;
+  }
+  /** Reads vocabulary chunk `c` (embedding, or the untied LM head) into the vocabulary slot; its row count. */
+  async loadVocabChunk(c) {
+    const slot = await this.#vocabReads.load(c);
+    this.#pointVocab(slot);
+    if (c + 1 < this.vocabChunks) this.#vocabReads.prefetch(c + 1);
+    return Math.min(this.#D.Vc, this.#D.V - c * this.#D.Vc);
+  }
+  /**
+   * Reads row `id` of the embedding (`head`: of the LM head, the embedding when tied) into row 0 of the
+   * vocabulary slot; `vocabRef` then points at it.
+   */
+  async readRow(id, head) {
+    await this.#vocabReads.settle();
+    this.#pointVocab(0);
+    await this.#pack.readVocabRows(id, id + 1, this.#rowViews, head && !this.#pack.config.tieWordEmbeddings);
+    return this.vocabRef;
+  }
+  /**
+   * Announces the rows `ids[0..count)` that `readRow` is about to be asked for, so the pack fetches them in
+   * few reads (sorted, once each, neighbours merged) instead of one read a row.
+   */
+  async prefetchRows(ids, count, head) {
+    await this.#vocabReads.settle();
+    await this.#pack.prefetchRows(ids, count, head && !this.#pack.config.tieWordEmbeddings);
+  }
+  /** Points `vocabRef` at vocabulary slot `s`. */
+  #pointVocab(s) {
+    const base = this.#vocabBase[s];
+    this.vocabRef.ptr = base;
+    this.vocabRef.scales = base + this.#vocabParts.scales;
+    this.vocabRef.biases = base + this.#vocabParts.biases;
+  }
+};
+function setBase(group, base) {
+  for (const r of group) {
+    r.ref.ptr = base + r.ptr;
+    r.ref.scales = base + r.scales;
+    r.ref.biases = base + r.biases;
+  }
+}
+function alignUp(n) {
+  return Math.ceil(n / 64) * 64;
+}
+function scratchRef() {
+  return f32Ref(0, 1);
+}
+
 // src/engine/plan.ts
+function keptFloats(D) {
+  const { T, d, qd, kvd, I } = D;
+  return {
+    mlp: 2 * T * I,
+    attention: T * (2 * d + 2 * qd + 2 * kvd + 1)
+  };
+}
 function dims(cfg, o) {
   const T = o.seqLen;
   if (!Number.isInteger(T) || T < 2) throw new Error(`sequence length must be an integer \u2265 2, got ${T}`);
@@ -5370,16 +5626,87 @@ function dims(cfg, o) {
 function slotBytes(bytes) {
   return Math.ceil(bytes / 64) * 64;
 }
+var BUFFERS = {
+  "weights.layers": "all layers' weights, resident (the pack's layer layout \xD7 L)",
+  "weights.attn": "one layer's attention weights, biases and norms, streamed (the pack's layout)",
+  "weights.mlp": "2 slots \xD7 one MLP chunk's weights (gate/up rows, down columns), streamed",
+  "weights.vocab": "2 slots \xD7 Vc embedding / LM-head rows (the pack's vocabulary rows)",
+  "weights.norm": "[d] final RMSNorm weight",
+  "rope": "[2, P, hd/2] cos, sin",
+  "gemm.scratch": "GEMM packing buffers, one area per thread",
+  "lora.params": "every adapter's A [r, in] and B [out, r], flat (lora.ts)",
+  "lora.grad": "the gradients of lora.params: one layer's or all",
+  "lora.h": "[slots, T, r] the adapters' x\xB7A\u1D40 (slots 0\u20133) and, in training, G\xB7B (slots 4\u20137)",
+  "lora.h.attn": "[T, r] x\xB7A\u1D40 of the attention linear in use",
+  "lora.h.gate": "[T, r] xn\xB7A_gate\u1D40",
+  "lora.h.up": "[T, r] xn\xB7A_up\u1D40",
+  "lora.h.down": "[T, r] m\xB7A_down\u1D40",
+  "lora.gh.attn": "[T, r] s\xB7G\xB7B of the attention linear in use",
+  "lora.gh.gate": "[T, r] s\xB7dG\xB7B_gate",
+  "lora.gh.up": "[T, r] s\xB7dU\xB7B_up",
+  "lora.gh.down": "[T, r] s\xB7G\xB7B_down",
+  "act.x": "[T, d] residual stream",
+  "act.xn": "[T, d] normed input of a block",
+  "act.q": "[T, H\xB7hd] queries",
+  "act.k": "[T, KV\xB7hd] keys",
+  "act.v": "[T, KV\xB7hd] values",
+  "kv.k": "[L, P, KV\xB7hd] key cache (generate)",
+  "kv.v": "[L, P, KV\xB7hd] value cache (generate)",
+  "act.att": "[T, H\xB7hd] attention output",
+  "act.scores": "[T, P] one head's scores / probabilities",
+  "act.rstd": "[T] 1/rms of a block's input norm",
+  "mlp.gu": "[2, T, C] gate and up chunks (training: also the views over it)",
+  "mlp.g": "[T, C] gate chunk (the forward's SwiGLU output is written over it)",
+  "mlp.u": "[T, C] up chunk",
+  "mlp.m": "[T, C] SwiGLU output / its gradient (training)",
+  "ckpt": "[slots, T, d] layer inputs (f32 or bf16)",
+  "ckpt.decoded": "[T, d] a bf16 layer input decoded to f32",
+  "act.xn2": "[T, max(d, H\xB7hd)] normed MLP input",
+  "act.rstd2": "[T] 1/rms of the MLP's norm",
+  "grad.x": "[T, d] gradient of the residual stream",
+  "grad.xn": "[T, d] gradient of a normed block input",
+  "grad.q": "[T, H\xB7hd] gradient of the queries",
+  "grad.k": "[T, KV\xB7hd] gradient of the keys",
+  "grad.v": "[T, KV\xB7hd] gradient of the values",
+  "grad.att": "[T, H\xB7hd] gradient of the attention output",
+  "grad.scores": "[T, T] one head's score gradient",
+  "keep.mlp": "[layers, 2, T, I] gate and up projections of the last keep.mlp layers (budget schedule)",
+  "keep.attn": "[layers, T, 2d + 2\xB7H\xB7hd + 2\xB7KV\xB7hd + 1] xn, q, k, v, attention output, x2, 1/rms of the last keep.attention layers",
+  "mebp.x2": "[T, d] MeBP: the MLP block's input",
+  "mebp.P": "[H, T, T] MeBP: every head's attention probabilities",
+  "mebp.g": "[T, I] MeBP: gate pre-activations",
+  "mebp.u": "[T, I] MeBP: up projections",
+  "mebp.m": "[T, I] MeBP: SwiGLU outputs",
+  "mebp.h": "[7, T, r] MeBP: each adapter's x\xB7A\u1D40 (q, k, v, o, gate, up, down)",
+  "opt.m": "AdamW first moments (like lora.params)",
+  "opt.v": "AdamW second moments (like lora.params)",
+  "loss.logits": "[T, Vc] logits of one vocabulary chunk",
+  "loss.rows": "[6, T] per-row max, sum, target logit, logsumexp, loss, weight",
+  "loss.targets": "[T] i32 target token per row (\u22121: none)",
+  "loss.erow": "[d] one decoded LM-head row (the target's, for the gradient)"
+};
 function planRegions(cfg, o) {
+  return planBuffers(cfg, o).regions;
+}
+function planBuffers(cfg, o) {
   const D = dims(cfg, o);
   const { T, d, qd, kvd, C, Vc, P, L, r } = D;
   const f = 4;
   const regions = [];
+  const views = [];
   const add = (name, bytes, purpose) => regions.push({
     name,
     bytes,
     purpose
   });
+  const view = (name, over, offset, bytes, why) => views.push({
+    name,
+    over,
+    offset,
+    bytes,
+    why
+  });
+  const train2 = o.mode === "train", backward = train2 && o.method !== "mezo";
   const layer = layerLayout(cfg, o.format, o.bf16Scales ?? false, o.mlpChunk ?? MLP_CHUNK);
   if (o.resident) add("weights.layers", L * layer.bytes, `all ${L} layers' weights, resident (${o.format})`);
   else {
@@ -5407,27 +5734,80 @@ function planRegions(cfg, o) {
   add("act.att", T * qd * f, "attention output [T, H\xB7hd]");
   add("act.scores", T * P * f, "one head's scores / probabilities [T, T]");
   add("act.rstd", T * f, "RMSNorm 1/rms per row");
-  const gu = Math.max(2 * T * C, o.mode === "train" && o.method !== "mezo" ? T * qd : 0) * f;
+  const decoded = backward && o.ckptDtype === "bf16" ? T * d : 0;
+  const gu = Math.max(2 * T * C, backward ? T * qd : 0, decoded) * f;
   add("mlp.gu", gu, `gate and up chunks 2 \xD7 [T, ${C}]${o.mode === "train" ? "; then d(queries) [T, H\xB7hd]" : ""}`);
+  view("mlp.g", "mlp.gu", 0, T * C * f, "part: the gate chunk");
+  view("mlp.u", "mlp.gu", T * C * f, T * C * f, "part: the up chunk");
+  if (backward) {
+    view("grad.q", "mlp.gu", 0, T * qd * f, "shared: the attention backward runs after the MLP's, whose gate/up chunks are then dead");
+    if (decoded) {
+      view("ckpt.decoded", "mlp.gu", 0, decoded * f, "shared: read by the input norm's backward, after d(queries) has been used");
+    }
+  }
   if (r) {
     const slots = o.mode === "train" ? 8 : 4;
     add("lora.h", slots * T * r * f, `adapters' x\xB7A\u1D40${o.mode === "train" ? " and G\xB7B" : ""} [T, r] \xD7${slots}`);
+    const names = [
+      "lora.h.attn",
+      "lora.h.gate",
+      "lora.h.up",
+      "lora.h.down",
+      "lora.gh.attn",
+      "lora.gh.gate",
+      "lora.gh.up",
+      "lora.gh.down"
+    ];
+    for (let i = 0; i < slots; i++) view(names[i], "lora.h", i * T * r * f, T * r * f, `part: slot ${i}`);
   }
   if (o.mode === "train" && o.method === "mezo") {
     if (o.gradBuffer) {
       add("lora.grad", o.lora.totalElements * f, "MeZO's gradient estimate (grad command only)");
     }
-  } else if (o.mode === "train") trainRegions(o, D, add);
+  } else if (o.mode === "train") trainRegions(o, D, add, view);
   add("loss.logits", T * Vc * f, `logits of one vocabulary chunk [T, ${Vc}]`);
   add("loss.rows", 6 * T * f, "per-row max, sum, target logit, logsumexp, loss, weight");
   add("loss.targets", T * 4, "target token per row (i32)");
   if (o.mode === "train") add("loss.erow", d * f, "one decoded LM-head row (the target's, for the gradient)");
-  return regions;
+  checkViews(regions, views);
+  return {
+    regions,
+    views
+  };
+}
+function checkViews(regions, views) {
+  for (const v of views) {
+    const over = regions.find((r) => r.name === v.over);
+    if (!over) throw new Error(`memory plan: view "${v.name}" is over "${v.over}", which the plan lacks`);
+    if (v.offset < 0 || v.offset + v.bytes > over.bytes) {
+      throw new Error(`memory plan: view "${v.name}" (${v.bytes} bytes from ${v.offset}) overruns "${v.over}" (${over.bytes})`);
+    }
+  }
+}
+function bufferPointers(plan, views) {
+  const at = new Map(plan.regions.map((r) => [
+    r.name,
+    r.offset
+  ]));
+  for (const v of views) at.set(v.name, at.get(v.over) + v.offset);
+  const p = {};
+  for (const name of Object.keys(BUFFERS)) {
+    const ptr = at.get(name);
+    if (ptr !== void 0) p[name] = ptr;
+    else {
+      Object.defineProperty(p, name, {
+        get() {
+          throw new Error(`memory plan has no buffer "${name}" (not planned for this mode/method)`);
+        }
+      });
+    }
+  }
+  return Object.freeze(p);
 }
 function checkpointSlots(layers, every) {
   return Math.ceil(layers / every) + every - 1;
 }
-function trainRegions(o, D, add) {
+function trainRegions(o, D, add, view) {
   const { T, d, qd, kvd, C, L } = D;
   const f = 4;
   const lora = o.lora;
@@ -5440,6 +5820,7 @@ function trainRegions(o, D, add) {
   const slots = checkpointSlots(L, every);
   add("ckpt", slots * T * d * (bf16 ? 2 : 4), `layer inputs, ${slots} \xD7 [T, d] (${bf16 ? "bf16" : "f32"}${every > 1 ? `; 1 in ${every} kept, ${every - 1} recomputed per segment` : ""})`);
   add("act.xn2", T * Math.max(d, qd) * f, "normed MLP input [T, d]; then d(attention output) [T, H\xB7hd]");
+  view("grad.att", "act.xn2", 0, T * qd * f, "shared: the MLP's normed input is dead once the MLP backward is done");
   add("act.rstd2", T * f, "MLP RMSNorm 1/rms per row");
   add("mlp.m", T * C * f, `SwiGLU output / its gradient [T, ${C}]`);
   add("grad.x", T * d * f, "gradient of the residual stream [T, d]");
@@ -5447,6 +5828,24 @@ function trainRegions(o, D, add) {
   add("grad.k", T * kvd * f, "gradient of the keys [T, KV\xB7hd]");
   add("grad.v", T * kvd * f, "gradient of the values [T, KV\xB7hd]");
   add("grad.scores", T * T * f, "one head's score gradient [T, T]");
+  const keep = o.keep;
+  if (keep && (keep.mlp > 0 || keep.attention > 0)) {
+    for (const [what, n] of Object.entries(keep)) {
+      if (!Number.isInteger(n) || n < 0 || n > L) {
+        throw new Error(`keep.${what} must be a whole number of layers in 0\u2026${L}, got ${n}`);
+      }
+    }
+    if ((o.method ?? "mesp") !== "mesp" || bf16 || every !== 1) {
+      throw new Error("kept forward tensors need MeSP with f32 checkpoints of every layer (ckptEvery 1)");
+    }
+    const kept = keptFloats(D);
+    if (keep.mlp) {
+      add("keep.mlp", keep.mlp * kept.mlp * f, `gate and up [T, ${D.I}] \xD7 2 of ${keep.mlp} layer(s), kept`);
+    }
+    if (keep.attention) {
+      add("keep.attn", keep.attention * kept.attention * f, `xn, q, k, v, attention output, MLP input of ${keep.attention} layer(s), kept`);
+    }
+  }
   if (o.method === "mebp") {
     const { H, I, r } = D;
     add("mebp.x2", T * d * f, "MeBP: the MLP block's input, kept [T, d]");
@@ -5464,6 +5863,156 @@ function trainRegions(o, D, add) {
   }
 }
 
+// src/engine/schedule.ts
+var GFLOPS_PER_THREAD = 45;
+var THREAD_GAIN = 0.7;
+function layerFlops(cfg, T, r) {
+  const d = cfg.hiddenSize, qd = cfg.numHeads * cfg.headDim, kvd = cfg.numKvHeads * cfg.headDim;
+  const I = cfg.intermediateSize, hd = cfg.headDim, H = cfg.numHeads;
+  const lora = (i, o) => 2 * T * r * (i + o);
+  const attnLinears = 2 * T * d * (qd + 2 * kvd + qd) + lora(d, qd) + 2 * lora(d, kvd) + lora(qd, d);
+  const heads = 2 * 2 * H * T * T * hd;
+  const gateUp = 2 * 2 * T * d * I + 2 * lora(d, I);
+  const down = 2 * T * I * d + lora(I, d);
+  const forward2 = attnLinears + heads + gateUp + down;
+  const backward = forward2 + heads + 2 * lora(d, qd) + 2 * lora(I, d);
+  return {
+    attnLinears,
+    heads,
+    gateUp,
+    forward: forward2,
+    backward
+  };
+}
+function stepFlops(cfg, o, ckptEvery, keep) {
+  const D = dims(cfg, o), L = D.L, f = layerFlops(cfg, D.T, D.r);
+  const head = 2 * 2 * D.T * D.V * D.d;
+  const recompute = L * (f.attnLinears + f.heads + f.gateUp) - keep.attention * f.attnLinears - keep.mlp * f.gateUp;
+  const segments = ckptEvery > 1 ? (L - Math.ceil(L / ckptEvery)) * f.forward : 0;
+  return L * (f.forward + f.backward) + recompute + segments + head;
+}
+function predictedSeconds(flops, threads) {
+  return flops / (GFLOPS_PER_THREAD * 1e9 * (1 + THREAD_GAIN * (Math.max(1, threads) - 1)));
+}
+function schedulable(o) {
+  return o.mode === "train" && (o.method ?? "mesp") === "mesp" && (o.ckptDtype ?? "f32") === "f32" && o.keep === void 0 && o.lora !== void 0;
+}
+function arenaBytes(cfg, o, base) {
+  return planMemory(planBuffers(cfg, o).regions, {
+    base
+  }).bytes;
+}
+function chooseSchedule(cfg, o, budget, base = 0) {
+  const D = dims(cfg, o), L = D.L, none = {
+    mlp: 0,
+    attention: 0
+  };
+  const defaultFlops = stepFlops(cfg, o, 1, none);
+  const at = (ckptEvery, keep) => ({
+    ckptEvery,
+    keep,
+    arenaBytes: arenaBytes(cfg, {
+      ...o,
+      ckptEvery,
+      keep
+    }, base),
+    flops: stepFlops(cfg, o, ckptEvery, keep),
+    defaultFlops
+  });
+  const fixed = o.ckptEvery;
+  const first = at(fixed ?? 1, none);
+  if (first.arenaBytes > budget) {
+    if (fixed !== void 0) return void 0;
+    let best;
+    for (let k = 2; k <= L; k++) {
+      if (checkpointSlots(L, k) >= checkpointSlots(L, k - 1) && best) continue;
+      const s = at(k, none);
+      if (s.arenaBytes <= budget && (!best || s.flops < best.flops)) best = s;
+    }
+    return best;
+  }
+  if ((fixed ?? 1) !== 1) return first;
+  const fit = (keep) => {
+    let lo = 0, hi = L;
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if (at(1, keep(mid)).arenaBytes <= budget) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
+  const mlp = fit((n) => ({
+    mlp: n,
+    attention: 0
+  }));
+  const attention = mlp === L ? fit((n) => ({
+    mlp: L,
+    attention: n
+  })) : 0;
+  return at(1, {
+    mlp,
+    attention
+  });
+}
+function smallestSchedule(cfg, o, base = 0) {
+  const D = dims(cfg, o), none = {
+    mlp: 0,
+    attention: 0
+  };
+  const ks = o.ckptEvery !== void 0 ? [
+    o.ckptEvery
+  ] : Array.from({
+    length: D.L
+  }, (_, i) => i + 1);
+  let best;
+  for (const k of ks) {
+    const s = {
+      ckptEvery: k,
+      keep: none,
+      arenaBytes: arenaBytes(cfg, {
+        ...o,
+        ckptEvery: k,
+        keep: none
+      }, base),
+      flops: stepFlops(cfg, o, k, none),
+      defaultFlops: stepFlops(cfg, o, 1, none)
+    };
+    if (!best || s.arenaBytes < best.arenaBytes) best = s;
+  }
+  return best;
+}
+function describeSchedule(s, L, threads = 1) {
+  const layers = (n) => n === 0 ? "none" : n === L ? `all ${L}` : `layers ${L - n}\u2013${L - 1}`;
+  const inputs = s.ckptEvery === 1 ? "every layer's input" : `every ${s.ckptEvery}th layer's input`;
+  const ratio = s.defaultFlops / s.flops;
+  return `${inputs}; MLP gate/up kept: ${layers(s.keep.mlp)}; attention kept: ${layers(s.keep.attention)}; step \u2248 ${(s.flops / 1e9).toFixed(0)} GFLOP (${ratio.toFixed(2)}\xD7 the default's speed), \u2248 ${predictedSeconds(s.flops, threads).toFixed(1)} s at ${GFLOPS_PER_THREAD} GFLOP/s per thread`;
+}
+function scheduled(cfg, o, budget) {
+  if (budget === void 0 || !schedulable(o)) return o;
+  const s = chooseSchedule(cfg, o, budget) ?? smallestSchedule(cfg, o);
+  return {
+    ...o,
+    ckptEvery: s.ckptEvery,
+    keep: s.keep
+  };
+}
+function scheduleOf(cfg, o) {
+  const keep = o.keep ?? {
+    mlp: 0,
+    attention: 0
+  }, ckptEvery = o.ckptEvery ?? 1;
+  return {
+    ckptEvery,
+    keep,
+    arenaBytes: arenaBytes(cfg, o, 0),
+    flops: stepFlops(cfg, o, ckptEvery, keep),
+    defaultFlops: stepFlops(cfg, o, 1, {
+      mlp: 0,
+      attention: 0
+    })
+  };
+}
+
 // src/engine/engine.ts
 function enginePlanOptions(pack, options, gemmScratch) {
   return {
@@ -5472,6 +6021,14 @@ function enginePlanOptions(pack, options, gemmScratch) {
     bf16Scales: pack.header.bf16Scales,
     mlpChunk: pack.layout.mlpChunk,
     gemmScratch
+  };
+}
+function scheduledOptions(pack, options, gemmScratch) {
+  const o = scheduled(pack.config, enginePlanOptions(pack, options, gemmScratch), options.budget);
+  return o.ckptEvery === options.ckptEvery && o.keep === options.keep ? options : {
+    ...options,
+    ckptEvery: o.ckptEvery,
+    keep: o.keep
   };
 }
 var Engine = class _Engine {
@@ -5487,46 +6044,12 @@ var Engine = class _Engine {
   /** f32 and i32 views of the whole linear memory (the memory never grows after creation). */
   F;
   I32;
-  /** Region pointers, by name. */
+  /** Byte pointers of the plan's buffers (one the plan lacks throws when read). */
   p;
-  /** Layer whose weights the slot holds (-1: none), in streaming mode. */
-  loadedLayer = -1;
-  /** Per-layer descriptors; in streaming mode every layer shares the slot's. */
+  /** The frozen weights, streamed into their slots (or resident). */
+  weights;
+  /** Per-layer descriptors; in streaming mode every layer shares the slot's frozen weights. */
   #linears = [];
-  #rel = [];
-  /** MLP chunks [c0, c1): gate/up rows and down columns, as stored in the pack (descriptors of the chunk in use). */
-  chunks = [];
-  /** Views the pack reads the attention block and, per MLP slot, each MLP chunk into (streaming). */
-  #attnView;
-  #chunkViews = [
-    [],
-    []
-  ];
-  /** Base of each MLP slot. */
-  #mlpBase = [];
-  /** MLP chunks streamed through two slots, keyed layer · chunks + chunk: the next one is read ahead. */
-  #mlpReads;
-  /** Per-layer vector pointers relative to the layer base. */
-  #vec;
-  /** Key/value descriptors per kv head (pointers set by {@linkcode Engine.attentionForward}). */
-  kRefs = [];
-  vRefs = [];
-  /** A spare f32 descriptor for column/row blocks of LoRA matrices. */
-  tmpRef = f32Ref(0, 1);
-  /** The vocabulary slot in use (a chunk of the embedding / LM head, or one row) as a weight. */
-  vocabRef;
-  /** Per vocabulary slot, the views of each chunk; single rows go through slot 0. */
-  #vocabViews = [
-    [],
-    []
-  ];
-  #rowViews;
-  /** Offsets of a vocabulary slot's parts from its base, and the bases of the two slots. */
-  #vocabParts;
-  #vocabBase = [];
-  /** Vocabulary chunks streamed through two slots: the next one is read ahead. */
-  #vocabReads;
-  #layerBase = 0;
   constructor(pack, kernels, arena, D, options) {
     this.cfg = pack.config;
     this.pack = pack;
@@ -5538,44 +6061,22 @@ var Engine = class _Engine {
     this.options = options;
     this.F = new Float32Array(kernels.memory.buffer);
     this.I32 = new Int32Array(kernels.memory.buffer);
-    this.p = Object.fromEntries(arena.plan.regions.map((r) => [
-      r.name,
-      r.offset
-    ]));
-    this.p["mlp.g"] = this.p["mlp.gu"];
-    this.p["mlp.u"] = this.p["mlp.gu"] + D.T * D.C * 4;
-    this.p["grad.q"] = this.p["mlp.gu"];
+    const planned = planBuffers(pack.config, enginePlanOptions(pack, options, arena.region("gemm.scratch").bytes));
+    this.p = bufferPointers(arena.plan, planned.views);
     this.gemm = new Gemm(kernels.exports, this.p["gemm.scratch"], {
       pool: kernels.pool,
       profile: options.profile
     });
-    const layout = pack.layout;
-    const rel = (slot, group) => {
-      const r = {
-        ref: {
-          dtype: slot.dtype,
-          ptr: 0,
-          ld: slot.cols,
-          scales: 0,
-          biases: 0,
-          bf16Scales: slot.bf16Scales
-        },
-        ptr: slot.offset,
-        scales: slot.scalesOffset,
-        biases: slot.biasesOffset
-      };
-      group.push(r);
-      return r;
-    };
-    const attention = Object.fromEntries(ATTENTION.map((n) => [
-      n,
-      rel(layout.attention[n], this.#rel).ref
-    ]));
+    this.weights = new WeightStream(pack, kernels.memory.buffer, this.p, D, options.resident ?? false, {
+      mlp: options.resident ? 0 : arena.region("weights.mlp").bytes / 2,
+      vocab: arena.region("weights.vocab").bytes / 2
+    });
+    const attention = this.weights.attention;
     for (let l = 0; l < D.L; l++) {
       const refs = {};
       for (const n of LINEARS) {
         const pair = this.lora ? findPair(this.lora, l, n) : void 0;
-        const base = this.p["lora.params"] ?? 0;
+        const base = pair ? this.p["lora.params"] : 0;
         refs[n] = {
           w: attention[n],
           pair,
@@ -5585,101 +6086,19 @@ var Engine = class _Engine {
       }
       this.#linears.push(refs);
     }
-    for (const c of layout.chunks) {
-      const group = [];
-      this.chunks.push({
-        c0: c.c0,
-        c1: c.c1,
-        gate: rel(c.gate, group),
-        up: rel(c.up, group),
-        down: rel(c.down, group),
-        rel: group
-      });
-    }
-    this.#vec = {
-      qBias: layout.qBias.offset,
-      kBias: layout.kBias.offset,
-      vBias: layout.vBias.offset,
-      inputNorm: layout.inputNorm.offset,
-      postNorm: layout.postNorm.offset
-    };
-    for (let g = 0; g < D.KV; g++) {
-      this.kRefs.push(f32Ref(0, D.kvd));
-      this.vRefs.push(f32Ref(0, D.kvd));
-    }
-    const vs = pack.vocabSlot;
-    const vregion = arena.region("weights.vocab");
-    const scalesOff = vs.scaleRowBytes ? alignUp(D.Vc * vs.rowBytes) : 0;
-    const biasesOff = vs.scaleRowBytes ? alignUp(scalesOff + D.Vc * vs.scaleRowBytes) : 0;
-    this.#vocabParts = {
-      scales: scalesOff,
-      biases: biasesOff
-    };
-    this.#vocabBase = [
-      vregion.offset,
-      vregion.offset + vregion.bytes / 2
-    ];
-    this.vocabRef = {
-      dtype: vs.dtype,
-      ptr: 0,
-      ld: D.d,
-      scales: 0,
-      biases: 0,
-      bf16Scales: vs.bf16Scales
-    };
-    this.#pointVocab(0);
-    const buf = kernels.memory.buffer;
-    const views = (base, rows) => ({
-      data: new Uint8Array(buf, base, rows * vs.rowBytes),
-      scales: vs.scaleRowBytes ? new Uint8Array(buf, base + scalesOff, rows * vs.scaleRowBytes) : void 0,
-      biases: vs.scaleRowBytes ? new Uint8Array(buf, base + biasesOff, rows * vs.scaleRowBytes) : void 0
-    });
-    for (const s of [
-      0,
-      1
-    ]) {
-      for (let v0 = 0; v0 < D.V; v0 += D.Vc) {
-        this.#vocabViews[s].push(views(this.#vocabBase[s], Math.min(D.Vc, D.V - v0)));
-      }
-    }
-    this.#rowViews = views(this.#vocabBase[0], 1);
-    this.#vocabReads = new ReadAhead((c, s) => pack.readVocabRows(c * D.Vc, c * D.Vc + this.#vocabViews[s][c].data.length / vs.rowBytes, this.#vocabViews[s][c], !this.cfg.tieWordEmbeddings));
-    this.#mlpReads = new ReadAhead((key, s) => {
-      const n = this.chunks.length, i = key % n;
-      return pack.readMlpChunk((key - i) / n, i, this.#chunkViews[s][i]);
-    });
-    if (!options.resident) {
-      this.#attnView = new Uint8Array(buf, this.p["weights.attn"], layout.attentionBytes);
-      const mlp = arena.region("weights.mlp");
-      this.#mlpBase = [
-        mlp.offset,
-        mlp.offset + mlp.bytes / 2
-      ];
-      for (const s of [
-        0,
-        1
-      ]) {
-        for (const c of layout.chunks) {
-          this.#chunkViews[s].push(new Uint8Array(buf, this.#mlpBase[s], c.bytes));
-        }
-      }
-    }
-    this.#setLayerBase(options.resident ? this.p["weights.layers"] : this.p["weights.attn"]);
     this.#fillRope();
   }
   /** Plans the arena for `pack` and `options`, loads the kernels, lays out memory once. */
   static async create(pack, options) {
-    const plan = (gemmScratch) => enginePlanOptions(pack, options, gemmScratch);
-    const D = dims(pack.config, plan(0));
-    const { kernels, arena } = await startKernels((scratch) => planRegions(pack.config, plan(scratch)), options);
+    const D = dims(pack.config, enginePlanOptions(pack, options, 0));
+    let resolved = options;
+    const { kernels, arena } = await startKernels((scratch) => {
+      resolved = scheduledOptions(pack, options, scratch);
+      return planBuffers(pack.config, enginePlanOptions(pack, resolved, scratch)).regions;
+    }, options);
     try {
-      const e = new _Engine(pack, kernels, arena, D, options);
-      await pack.readNorm(e.arena.f32("weights.norm"));
-      if (options.resident) {
-        const all = arena.u8("weights.layers");
-        const bytes = pack.layout.bytes;
-        for (let l = 0; l < D.L; l++) await pack.readLayer(l, all.subarray(l * bytes, (l + 1) * bytes));
-      }
+      const e = new _Engine(pack, kernels, arena, D, resolved);
+      await e.weights.readResident(e.arena.f32("weights.norm"));
       return e;
     } catch (err) {
       kernels.pool?.close();
@@ -5698,33 +6117,41 @@ var Engine = class _Engine {
     });
     const scratch = kernels.exports.gemm_scratch_bytes() * (options.threads ?? 1);
     const base = Math.ceil(kernels.exports.heap_base() / 64) * 64;
-    return planMemory(planRegions(pack.config, enginePlanOptions(pack, options, scratch)), {
+    const resolved = scheduledOptions(pack, options, scratch);
+    return planMemory(planBuffers(pack.config, enginePlanOptions(pack, resolved, scratch)).regions, {
       base
     });
+  }
+  /**
+   * The plan options of an engine over `pack` with `options` (all `threads` granted), before the budget's
+   * schedule: what `schedule.ts` chooses from.
+   */
+  static async planOptions(pack, options) {
+    const kernels = await loadKernels({
+      ...options.kernels,
+      variant: options.variant
+    });
+    return enginePlanOptions(pack, options, kernels.exports.gemm_scratch_bytes() * (options.threads ?? 1));
   }
   /** Stops the kernel workers, if any (live workers keep the process running). Memory views stay valid. */
   close() {
     this.kernels.pool?.close();
   }
+  /** The schedule this engine runs (which inputs and forward tensors are kept), with its predicted cost. */
+  schedule() {
+    return scheduleOf(this.cfg, enginePlanOptions(this.pack, this.options, this.arena.region("gemm.scratch").bytes));
+  }
   /** Descriptors of layer `l`'s linears. */
   refs(l) {
     return this.#linears[l];
   }
-  /** Absolute pointer of a per-layer vector (bias or norm weight) of the current layer. */
+  /** The MLP chunks of a layer (descriptors of the chunk loaded last). */
+  get chunks() {
+    return this.weights.chunks;
+  }
+  /** Absolute pointer of a per-layer vector (bias or norm weight) of the layer in use. */
   vec(name) {
-    return this.#layerBase + this.#vec[name];
-  }
-  /** Points the attention descriptors (and the per-layer vectors) at the attention block starting at `base`. */
-  #setLayerBase(base) {
-    this.#layerBase = base;
-    this.#setBase(this.#rel, base);
-  }
-  #setBase(group, base) {
-    for (const r of group) {
-      r.ref.ptr = base + r.ptr;
-      r.ref.scales = base + r.scales;
-      r.ref.biases = base + r.biases;
-    }
+    return this.weights.vec(name);
   }
   /** cos/sin of (position · θ_i) in f64, rounded to f32, for every planned position. */
   #fillRope() {
@@ -5739,123 +6166,6 @@ var Engine = class _Engine {
       }
     }
   }
-  /** Makes layer `l`'s attention block current (reads it into its slot unless resident or already there). */
-  async loadLayer(l) {
-    if (this.options.resident) {
-      this.#setLayerBase(this.p["weights.layers"] + l * this.pack.layout.bytes);
-      return;
-    }
-    if (this.loadedLayer !== l) {
-      this.loadedLayer = -1;
-      await this.pack.readAttention(l, this.#attnView);
-      this.loadedLayer = l;
-    }
-    this.#mlpReads.prefetch(l * this.chunks.length);
-  }
-  /** Makes MLP chunk `i` of layer `l` current (reads it into the MLP slot unless resident or already there). */
-  async loadChunk(l, i) {
-    if (this.options.resident) {
-      const base = this.p["weights.layers"] + l * this.pack.layout.bytes + this.pack.layout.chunks[i].offset;
-      this.#setBase(this.chunks[i].rel, base);
-      return;
-    }
-    const n = this.chunks.length, key = l * n + i;
-    const slot = await this.#mlpReads.load(key);
-    this.#setBase(this.chunks[i].rel, this.#mlpBase[slot]);
-    if (i + 1 < n) this.#mlpReads.prefetch(key + 1);
-  }
-  /** Points `vocabRef` at vocabulary slot `s`. */
-  #pointVocab(s) {
-    const base = this.#vocabBase[s];
-    this.vocabRef.ptr = base;
-    this.vocabRef.scales = base + this.#vocabParts.scales;
-    this.vocabRef.biases = base + this.#vocabParts.biases;
-  }
-  /** Embeds tokens `ids[0..T)` into rows `row0…` of the residual stream `act.x`. */
-  async embed(ids, T, row0 = 0) {
-    const { d, V } = this.D;
-    const v = this.#rowViews, ref = this.vocabRef;
-    await this.#vocabReads.settle();
-    this.#pointVocab(0);
-    await this.pack.prefetchRows(ids, T);
-    const x = this.p["act.x"];
-    const code = dtypeCode(ref);
-    for (let t = 0; t < T; t++) {
-      const id = ids[t];
-      if (!(id >= 0 && id < V)) {
-        throw new Error(`token id ${id} at position ${t} is outside the vocabulary (${V})`);
-      }
-      await this.pack.readVocabRows(id, id + 1, v);
-      this.k.decode_row(code, ref.ptr, d, ref.scales, ref.biases, 0, 0, d, x + (row0 + t) * d * 4);
-    }
-  }
-  /**
-   * One linear over rows [0, T): out (+)= in·Wᵀ (+ bias) + s·(in·Aᵀ)·Bᵀ. With `accumulate` the result is
-   * added to `out` (a residual connection); a bias is written first (rows copied) when given.
-   */
-  linear(T, x, ldx, refs, out, ldo, nOut, nIn, bias, accumulate, h = this.p["lora.h"] ?? 0) {
-    if (bias) {
-      for (let t = 0; t < T; t++) this.F.copyWithin((out >> 2) + t * ldo, bias >> 2, (bias >> 2) + nOut);
-    }
-    this.gemm.nt(T, nOut, nIn, x, ldx, refs.w, out, ldo, 1, accumulate || bias !== 0);
-    if (refs.pair) {
-      const r = this.D.r;
-      this.gemm.nt(T, r, nIn, x, ldx, refs.a, h, r, 1, false);
-      this.gemm.nt(T, nOut, r, h, r, refs.b, out, ldo, this.lora.scale, true);
-    }
-  }
-  /**
-   * Layer `l` on rows [0, T) of `act.x`, in place: the pre-norm attention block, then the MLP, each added
-   * to the residual. Queries are at absolute positions pos0…; keys/values are written at rows pos0… of
-   * `kv` (the cache of this layer, or the plan's `act.k`/`act.v` with pos0 = 0) and attention reads rows
-   * 0 … pos0+T−1 of it.
-   */
-  async layerForward(l, T, pos0 = 0, kv) {
-    this.attentionForward(l, T, pos0, kv);
-    await this.mlpForward(l, T, this.p["act.xn"], this.p["act.rstd"]);
-  }
-  /** Makes the weight descriptors point at layer `l` (checking a streamed layer is in the slot). */
-  useLayer(l) {
-    const base = this.options.resident ? this.p["weights.layers"] + l * this.pack.layout.bytes : this.p["weights.attn"];
-    if (!this.options.resident && this.loadedLayer !== l) throw new Error(`layer ${l} is not loaded`);
-    if (this.#layerBase !== base) this.#setLayerBase(base);
-  }
-  /**
-   * The attention block of layer `l`: x += o_proj(attention(rope(q), rope(k), v)) with q, k, v from
-   * rmsnorm(x) (kept in `act.xn`, 1/rms in `act.rstd`); q and the attention output stay in `act.q`,
-   * `act.att`. MeBP passes `keep` to store every head's probabilities ([H, T, T] at `keep.P`) and each
-   * adapter's x·Aᵀ ([T, r] at `keep.h` + i·T·r, i = 0…3 for q, k, v, o) instead of discarding them.
-   */
-  attentionForward(l, T, pos0 = 0, kv, keep) {
-    const { d, H, KV, hd, qd, kvd } = this.D;
-    const { k, p, gemm } = this;
-    this.useLayer(l);
-    const refs = this.#linears[l];
-    const x = p["act.x"], xn = p["act.xn"], q = p["act.q"], att = p["act.att"], rstd = p["act.rstd"];
-    const kBase = kv?.k ?? p["act.k"], vBase = kv?.v ?? p["act.v"];
-    const kNew = kBase + pos0 * kvd * 4, vNew = vBase + pos0 * kvd * 4;
-    const hSlot = (i) => keep ? keep.h + i * T * this.D.r * 4 : p["lora.h"] ?? 0;
-    k.rmsnorm_forward(xn, rstd, x, this.vec("inputNorm"), d, d, d, this.cfg.rmsNormEps, 0, T);
-    this.linear(T, xn, d, refs.q_proj, q, qd, qd, d, this.vec("qBias"), false, hSlot(0));
-    this.linear(T, xn, d, refs.k_proj, kNew, kvd, kvd, d, this.vec("kBias"), false, hSlot(1));
-    this.linear(T, xn, d, refs.v_proj, vNew, kvd, kvd, d, this.vec("vBias"), false, hSlot(2));
-    const { cos, sin } = this.rope();
-    k.rope_forward(q, cos, sin, H, hd, qd, pos0, 0, T);
-    k.rope_forward(kNew, cos, sin, KV, hd, kvd, pos0, 0, T);
-    const nk = pos0 + T;
-    for (let g = 0; g < KV; g++) {
-      this.kRefs[g].ptr = kBase + g * hd * 4;
-      this.vRefs[g].ptr = vBase + g * hd * 4;
-    }
-    const scale = 1 / Math.sqrt(hd), rep = H / KV;
-    for (let h = 0; h < H; h++) {
-      const g = Math.floor(h / rep), s = keep ? keep.P + h * T * nk * 4 : p["act.scores"];
-      gemm.nt(T, nk, hd, q + h * hd * 4, qd, this.kRefs[g], s, nk, 1, false);
-      k.softmax_causal_forward(s, s, nk, nk, scale, pos0, 0, T);
-      gemm.nn(T, hd, nk, s, nk, this.vRefs[g], att + h * hd * 4, qd, 1, false);
-    }
-    this.linear(T, att, qd, refs.o_proj, x, d, d, qd, 0, true, hSlot(3));
-  }
   /** Pointers of the rope tables. */
   rope() {
     const cos = this.p["rope"];
@@ -5864,174 +6174,11 @@ var Engine = class _Engine {
       sin: cos + this.D.P * (this.D.hd / 2) * 4
     };
   }
-  /**
-   * The MLP block of layer `l`: xn = rmsnorm(x) (into `xn`, 1/rms into `rstd`), x += down(silu(gate(xn)) ·
-   * up(xn)), streaming the weights one chunk of the intermediate dimension at a time. MeBP passes `keep` to
-   * store the full [T, I] gate, up and SwiGLU tensors and the adapters' h (at `keep.h` slots 4–6 for gate,
-   * up, down; see `attentionForward`) instead of discarding them chunk by chunk.
-   */
-  async mlpForward(l, T, xn, rstd, keep) {
-    const { d, r, C, I } = this.D;
-    const { k, p, gemm } = this;
-    this.useLayer(l);
-    k.rmsnorm_forward(xn, rstd, p["act.x"], this.vec("postNorm"), d, d, d, this.cfg.rmsNormEps, 0, T);
-    const x = p["act.x"], ld = keep ? I : C;
-    const h = (i) => keep ? keep.h + (4 + i) * T * r * 4 : (p["lora.h"] ?? 0) + (1 + i) * T * r * 4;
-    const hg = h(0), hu = h(1), hd = h(2);
-    this.mlpAdapterInputs(l, T, xn, hg, hu);
-    for (let i = 0; i < this.chunks.length; i++) {
-      const c = this.chunks[i], n = c.c1 - c.c0;
-      const g = keep ? keep.g + c.c0 * 4 : p["mlp.g"], u = keep ? keep.u + c.c0 * 4 : p["mlp.u"];
-      const m = keep ? keep.m + c.c0 * 4 : g;
-      await this.loadChunk(l, i);
-      this.mlpChunkForward(l, i, T, xn, hg, hu, hd, g, u, m, ld);
-      gemm.nt(T, d, n, m, ld, c.down.ref, x, d, 1, true);
-    }
-    const dp = this.#linears[l].down_proj;
-    if (dp.pair) gemm.nt(T, d, r, hd, r, dp.b, x, d, this.lora.scale, true);
-  }
-  /** The gate and up adapters' inputs h_g = xn·A_gᵀ, h_u = xn·A_uᵀ ([T, r]), shared by every chunk. */
-  mlpAdapterInputs(l, T, xn, hg, hu) {
-    const { d, r } = this.D, refs = this.#linears[l];
-    if (refs.gate_proj.pair) {
-      this.gemm.nt(T, r, d, xn, d, refs.gate_proj.a, hg, r, 1, false);
-    }
-    if (refs.up_proj.pair) this.gemm.nt(T, r, d, xn, d, refs.up_proj.a, hu, r, 1, false);
-  }
-  /**
-   * MLP chunk `i` of layer `l` (loaded): g = xn·W_g[c]ᵀ (+ s·h_g·B_g[c]ᵀ), u likewise, m = silu(g)·u, all
-   * [T, n] with leading dimension `ld` (m may alias g), and h_d (+)= m·A_d[:, c]ᵀ. The one implementation
-   * of this arithmetic for the forward pass and both backward passes, so MeBP's kept tensors are bitwise
-   * MeSP's recomputed ones.
-   */
-  mlpChunkForward(l, i, T, xn, hg, hu, hd, g, u, m, ld) {
-    const { d, r } = this.D, { k, gemm } = this;
-    const refs = this.#linears[l], s = this.lora?.scale ?? 0;
-    const c = this.chunks[i], n = c.c1 - c.c0;
-    const gp = refs.gate_proj, up = refs.up_proj, dp = refs.down_proj;
-    gemm.nt(T, n, d, xn, d, c.gate.ref, g, ld, 1, false);
-    if (gp.pair) this.#loraChunkB(T, hg, gp, c.c0, n, g, ld, s);
-    gemm.nt(T, n, d, xn, d, c.up.ref, u, ld, 1, false);
-    if (up.pair) this.#loraChunkB(T, hu, up, c.c0, n, u, ld, s);
-    k.swiglu_forward(m, g, u, n, ld, ld, ld, 0, T);
-    if (dp.pair) {
-      this.tmpRef.ptr = dp.a.ptr + c.c0 * 4;
-      this.tmpRef.ld = dp.a.ld;
-      gemm.nt(T, r, n, m, ld, this.tmpRef, hd, r, 1, i > 0);
-    }
-  }
-  /** out[:, 0:n) += s · h · B[c0:c0+n)ᵀ (the chunk's rows of B). */
-  #loraChunkB(T, h, refs, c0, n, out, ldo, s) {
-    const r = this.D.r;
-    this.tmpRef.ptr = refs.b.ptr + c0 * r * 4;
-    this.tmpRef.ld = r;
-    this.gemm.nt(T, n, r, h, r, this.tmpRef, out, ldo, s, true);
-  }
-  /** Final RMSNorm of rows [0, T) of `act.x` into `act.xn` (rstd kept in `act.rstd`). */
-  finalNorm(T) {
-    const d = this.D.d;
-    this.k.rmsnorm_forward(this.p["act.xn"], this.p["act.rstd"], this.p["act.x"], this.p["weights.norm"], d, d, d, this.cfg.rmsNormEps, 0, T);
-  }
-  /** Pointers of the loss's per-row vectors. */
-  lossRows() {
-    const T = this.D.T, b = this.p["loss.rows"];
-    return {
-      max: b,
-      sum: b + T * 4,
-      tlogit: b + 2 * T * 4,
-      lse: b + 3 * T * 4,
-      loss: b + 4 * T * 4,
-      weight: b + 5 * T * 4,
-      targets: this.p["loss.targets"]
-    };
-  }
-  /** Reads vocabulary chunk `c` (embedding, or the untied LM head) into the vocabulary slot. */
-  async loadVocabChunk(c) {
-    const slot = await this.#vocabReads.load(c);
-    this.#pointVocab(slot);
-    if (c + 1 < this.vocabChunks) this.#vocabReads.prefetch(c + 1);
-    return Math.min(this.D.Vc, this.D.V - c * this.D.Vc);
-  }
-  /**
-   * Decodes row `id` of the LM head (the embedding when tied) into f32 at `dst`, through row 0 of the
-   * vocabulary slot.
-   */
-  async decodeHeadRow(id, dst) {
-    const ref = this.vocabRef;
-    await this.#vocabReads.settle();
-    this.#pointVocab(0);
-    await this.pack.readVocabRows(id, id + 1, this.#rowViews, !this.cfg.tieWordEmbeddings);
-    this.k.decode_row(dtypeCode(ref), ref.ptr, this.D.d, ref.scales, ref.biases, 0, 0, this.D.d, dst);
-  }
-  /** Number of vocabulary chunks. */
-  get vocabChunks() {
-    return this.#vocabViews[0].length;
-  }
-  /** logits[row0:row1, 0:vc) = act.xn · E[v0:v0+vc)ᵀ for the chunk in the slot (ld = Vc). */
-  chunkLogits(row0, row1, vc) {
-    const logits = this.p["loss.logits"];
-    this.gemm.run(OP.nt, row0, row1, 0, vc, vc, this.D.d, this.p["act.xn"], this.D.d, this.vocabRef, logits, this.D.Vc, 1, false);
-    return logits;
-  }
-  /**
-   * Per-row next-token loss of rows [0, T) (targets in `loss.targets`, i32; −1 for rows without a target):
-   * streams the LM head chunk by chunk with an online log-sum-exp. Leaves −log p(target) per row in
-   * `loss.rows.loss` and log Σ exp in `.lse` (with `.max`) for the backward pass.
-   */
-  async lossForward(T) {
-    const r = this.lossRows();
-    for (let c = 0; c < this.vocabChunks; c++) {
-      const vc = await this.loadVocabChunk(c);
-      const logits = this.chunkLogits(0, T, vc);
-      this.k.ce_chunk_forward(logits, vc, this.D.Vc, c * this.D.Vc, r.targets, r.max, r.sum, r.tlogit, c === 0 ? 1 : 0, 0, T);
-    }
-    this.k.ce_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, 0, T);
-  }
-  /** Full forward of `ids[0..T)` through every layer into `act.x` (streaming weights), then the final norm. */
-  async forward(ids, T) {
-    await this.embed(ids, T);
-    for (let l = 0; l < this.D.L; l++) {
-      await this.loadLayer(l);
-      await this.layerForward(l, T);
-    }
-    this.finalNorm(T);
-  }
-  /** Sets the loss targets for a sequence: row t predicts ids[t+1] where targets[t+1] is set. */
-  setTargets(ids, trained, T) {
-    const r = this.lossRows();
-    let n = 0;
-    for (let t = 0; t < T; t++) {
-      const ok = t + 1 < T && (trained ? trained[t + 1] !== 0 : true);
-      this.I32[(r.targets >> 2) + t] = ok ? ids[t + 1] : -1;
-      if (ok) n++;
-    }
-    for (let t = 0; t < T; t++) {
-      this.F[(r.weight >> 2) + t] = this.I32[(r.targets >> 2) + t] >= 0 && n ? 1 / n : 0;
-    }
-    return n;
-  }
-  /** Σ and count of the per-row losses of trained rows, in f64 (for means over many sequences). */
-  lossSum(T) {
-    const r = this.lossRows();
-    let sum = 0, count = 0;
-    for (let t = 0; t < T; t++) {
-      if (this.I32[(r.targets >> 2) + t] < 0) continue;
-      sum += this.F[(r.loss >> 2) + t];
-      count++;
-    }
-    return {
-      sum,
-      count
-    };
-  }
   /** Linear memory size now (constant after creation). */
   memoryBytes() {
     return this.kernels.memory.buffer.byteLength;
   }
 };
-function alignUp(n) {
-  return Math.ceil(n / 64) * 64;
-}
 
 // src/engine/checkpoints.ts
 function checkpointSlot(e, l) {
@@ -6043,26 +6190,244 @@ function storeCheckpoint(e, l, T) {
   if (e.options.ckptDtype === "bf16") e.k.f32_to_bf16(at + s * n * 2, x, n);
   else e.F.copyWithin((at >> 2) + s * n, x >> 2, (x >> 2) + n);
 }
-function loadCheckpoint(e, l, T, dst, copy = false) {
+function restoreCheckpoint(e, l, T) {
+  const n = T * e.D.d, at = e.p["ckpt"], s = checkpointSlot(e, l), x = e.p["act.x"];
+  if (e.options.ckptDtype === "bf16") e.k.decode_row(DTYPE.bf16, at + s * n * 2, n, 0, 0, 0, 0, n, x);
+  else e.F.copyWithin(x >> 2, (at >> 2) + s * n, (at >> 2) + s * n + n);
+}
+function checkpointInput(e, l, T) {
   const n = T * e.D.d, at = e.p["ckpt"], s = checkpointSlot(e, l);
-  if (e.options.ckptDtype === "bf16") {
-    e.k.decode_row(DTYPE.bf16, at + s * n * 2, n, 0, 0, 0, 0, n, dst);
-    return dst;
-  }
-  const src = at + s * n * 4;
-  if (!copy) return src;
-  e.F.copyWithin(dst >> 2, src >> 2, (src >> 2) + n);
+  if (e.options.ckptDtype !== "bf16") return at + s * n * 4;
+  const dst = e.p["ckpt.decoded"];
+  e.k.decode_row(DTYPE.bf16, at + s * n * 2, n, 0, 0, 0, 0, n, dst);
   return dst;
+}
+
+// src/engine/forward.ts
+function workingAttention(e) {
+  const { p } = e, h = e.lora ? p["lora.h.attn"] : 0;
+  return {
+    xn: p["act.xn"],
+    rstd: p["act.rstd"],
+    q: p["act.q"],
+    att: p["act.att"],
+    probs: p["act.scores"],
+    probsStride: 0,
+    h: [
+      h,
+      h,
+      h,
+      h
+    ]
+  };
+}
+function workingMlp(e) {
+  const { p } = e, lora = !!e.lora;
+  return {
+    xn: p["act.xn"],
+    rstd: p["act.rstd"],
+    hg: lora ? p["lora.h.gate"] : 0,
+    hu: lora ? p["lora.h.up"] : 0,
+    hd: lora ? p["lora.h.down"] : 0,
+    g: p["mlp.g"],
+    u: p["mlp.u"],
+    ld: e.D.C,
+    step: 0,
+    m: p["mlp.g"],
+    ldm: e.D.C,
+    mStep: 0
+  };
+}
+async function embed(e, ids, T, row0 = 0) {
+  const { d, V } = e.D, x = e.p["act.x"];
+  await e.weights.prefetchRows(ids, T, false);
+  for (let t = 0; t < T; t++) {
+    const id = ids[t];
+    if (!(id >= 0 && id < V)) {
+      throw new Error(`token id ${id} at position ${t} is outside the vocabulary (${V})`);
+    }
+    const ref = await e.weights.readRow(id, false);
+    e.k.decode_row(dtypeCode(ref), ref.ptr, d, ref.scales, ref.biases, 0, 0, d, x + (row0 + t) * d * 4);
+  }
+}
+function linear(e, T, x, ldx, refs, out, ldo, nOut, nIn, bias, accumulate, h) {
+  if (bias) {
+    for (let t = 0; t < T; t++) e.F.copyWithin((out >> 2) + t * ldo, bias >> 2, (bias >> 2) + nOut);
+  }
+  e.gemm.nt(T, nOut, nIn, x, ldx, refs.w, out, ldo, 1, accumulate || bias !== 0);
+  if (refs.pair) {
+    const r = e.D.r;
+    e.gemm.nt(T, r, nIn, x, ldx, refs.a, h, r, 1, false);
+    e.gemm.nt(T, nOut, r, h, r, refs.b, out, ldo, e.lora.scale, true);
+  }
+}
+async function layerForward(e, l, T, pos0 = 0, kv = {
+  k: e.p["act.k"],
+  v: e.p["act.v"]
+}) {
+  attentionForward(e, l, T, pos0, kv, workingAttention(e));
+  await mlpForward(e, l, T, workingMlp(e));
+}
+var kRef = scratchRef();
+var vRef = scratchRef();
+function headRef(ref, base, g, hd, kvd) {
+  ref.ptr = base + g * hd * 4;
+  ref.ld = kvd;
+  return ref;
+}
+function attentionForward(e, l, T, pos0, kv, to) {
+  const { d, H, KV, hd, qd, kvd } = e.D;
+  const { k, p, gemm } = e;
+  e.weights.useLayer(l);
+  const refs = e.refs(l);
+  const x = p["act.x"], { xn, q, att, rstd } = to;
+  const kNew = kv.k + pos0 * kvd * 4, vNew = kv.v + pos0 * kvd * 4;
+  k.rmsnorm_forward(xn, rstd, x, e.vec("inputNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
+  linear(e, T, xn, d, refs.q_proj, q, qd, qd, d, e.vec("qBias"), false, to.h[0]);
+  linear(e, T, xn, d, refs.k_proj, kNew, kvd, kvd, d, e.vec("kBias"), false, to.h[1]);
+  linear(e, T, xn, d, refs.v_proj, vNew, kvd, kvd, d, e.vec("vBias"), false, to.h[2]);
+  const { cos, sin } = e.rope();
+  k.rope_forward(q, cos, sin, H, hd, qd, pos0, 0, T);
+  k.rope_forward(kNew, cos, sin, KV, hd, kvd, pos0, 0, T);
+  const nk = pos0 + T;
+  const scale = 1 / Math.sqrt(hd), rep = H / KV;
+  for (let h = 0; h < H; h++) {
+    const g = Math.floor(h / rep), s = to.probs + h * to.probsStride;
+    gemm.nt(T, nk, hd, q + h * hd * 4, qd, headRef(kRef, kv.k, g, hd, kvd), s, nk, 1, false);
+    k.softmax_causal_forward(s, s, nk, nk, scale, pos0, 0, T);
+    gemm.nn(T, hd, nk, s, nk, headRef(vRef, kv.v, g, hd, kvd), att + h * hd * 4, qd, 1, false);
+  }
+  linear(e, T, att, qd, refs.o_proj, x, d, d, qd, 0, true, to.h[3]);
+}
+async function mlpForward(e, l, T, to) {
+  const { d, r } = e.D;
+  const { k, p, gemm } = e;
+  e.weights.useLayer(l);
+  const x = p["act.x"];
+  k.rmsnorm_forward(to.xn, to.rstd, x, e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
+  mlpAdapterInputs(e, l, T, to);
+  for (let i = 0; i < e.chunks.length; i++) {
+    const c = e.chunks[i], n = c.c1 - c.c0;
+    await e.weights.loadChunk(l, i);
+    mlpChunkForward(e, l, i, T, to);
+    gemm.nt(T, d, n, to.m + c.c0 * to.mStep, to.ldm, c.down, x, d, 1, true);
+  }
+  const dp = e.refs(l).down_proj;
+  if (dp.pair) gemm.nt(T, d, r, to.hd, r, dp.b, x, d, e.lora.scale, true);
+}
+function mlpAdapterInputs(e, l, T, to) {
+  const { d, r } = e.D, refs = e.refs(l);
+  if (refs.gate_proj.pair) e.gemm.nt(T, r, d, to.xn, d, refs.gate_proj.a, to.hg, r, 1, false);
+  if (refs.up_proj.pair) e.gemm.nt(T, r, d, to.xn, d, refs.up_proj.a, to.hu, r, 1, false);
+}
+var blockRef = scratchRef();
+function f32At(ref, ptr, ld) {
+  ref.ptr = ptr;
+  ref.ld = ld;
+  return ref;
+}
+function mlpChunkForward(e, l, i, T, to) {
+  mlpChunkGateUp(e, l, i, T, to);
+  mlpChunkActivation(e, l, i, T, to);
+}
+function mlpChunkGateUp(e, l, i, T, to) {
+  const { d, r } = e.D, { gemm } = e;
+  const refs = e.refs(l), s = e.lora?.scale ?? 0;
+  const c = e.chunks[i], n = c.c1 - c.c0, ld = to.ld;
+  const g = to.g + c.c0 * to.step, u = to.u + c.c0 * to.step;
+  const gp = refs.gate_proj, up = refs.up_proj;
+  gemm.nt(T, n, d, to.xn, d, c.gate, g, ld, 1, false);
+  if (gp.pair) gemm.nt(T, n, r, to.hg, r, f32At(blockRef, gp.b.ptr + c.c0 * r * 4, r), g, ld, s, true);
+  gemm.nt(T, n, d, to.xn, d, c.up, u, ld, 1, false);
+  if (up.pair) gemm.nt(T, n, r, to.hu, r, f32At(blockRef, up.b.ptr + c.c0 * r * 4, r), u, ld, s, true);
+}
+function mlpChunkActivation(e, l, i, T, to) {
+  const r = e.D.r, { k, gemm } = e, dp = e.refs(l).down_proj;
+  const c = e.chunks[i], n = c.c1 - c.c0, ld = to.ld, ldm = to.ldm;
+  const g = to.g + c.c0 * to.step, u = to.u + c.c0 * to.step, m = to.m + c.c0 * to.mStep;
+  k.swiglu_forward(m, g, u, n, ldm, ld, ld, 0, T);
+  if (dp.pair) gemm.nt(T, r, n, m, ldm, f32At(blockRef, dp.a.ptr + c.c0 * 4, dp.a.ld), to.hd, r, 1, i > 0);
+}
+function finalNorm(e, T) {
+  const d = e.D.d, p = e.p;
+  e.k.rmsnorm_forward(p["act.xn"], p["act.rstd"], p["act.x"], p["weights.norm"], d, d, d, e.cfg.rmsNormEps, 0, T);
+}
+async function forward(e, ids, T) {
+  await embed(e, ids, T);
+  for (let l = 0; l < e.D.L; l++) {
+    await e.weights.loadLayer(l);
+    await layerForward(e, l, T);
+  }
+  finalNorm(e, T);
+}
+
+// src/engine/kept.ts
+function slotOf(e, l, n) {
+  return l >= e.D.L - n ? l - (e.D.L - n) : -1;
+}
+function keptAttention(e, l) {
+  const s = slotOf(e, l, e.options.keep?.attention ?? 0);
+  if (s < 0) return void 0;
+  const { T, d, qd, kvd } = e.D, f = 4;
+  const base = e.p["keep.attn"] + s * keptFloats(e.D).attention * f;
+  const xn = base, q = xn + T * d * f, k = q + T * qd * f, v = k + T * kvd * f;
+  const att = v + T * kvd * f, x2 = att + T * qd * f, rstd = x2 + T * d * f;
+  return {
+    kv: {
+      k,
+      v
+    },
+    buffers: {
+      ...workingAttention(e),
+      xn,
+      rstd,
+      q,
+      att
+    },
+    x2
+  };
+}
+function keptMlp(e, l, backward) {
+  const s = slotOf(e, l, e.options.keep?.mlp ?? 0);
+  if (s < 0) return void 0;
+  const { T, I, C } = e.D, p = e.p;
+  const g = p["keep.mlp"] + s * keptFloats(e.D).mlp * 4, u = g + T * I * 4;
+  const norm = backward ? {
+    xn: p["act.xn2"],
+    rstd: p["act.rstd2"]
+  } : {};
+  return {
+    ...workingMlp(e),
+    ...norm,
+    g,
+    u,
+    ld: I,
+    step: 4,
+    m: p["mlp.m"],
+    ldm: C,
+    mStep: 0
+  };
+}
+async function trainingLayerForward(e, l, T) {
+  const kept = keptAttention(e, l), p = e.p;
+  attentionForward(e, l, T, 0, kept?.kv ?? {
+    k: p["act.k"],
+    v: p["act.v"]
+  }, kept?.buffers ?? workingAttention(e));
+  if (kept) e.F.copyWithin(kept.x2 >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * e.D.d);
+  await mlpForward(e, l, T, keptMlp(e, l, false) ?? workingMlp(e));
 }
 
 // src/engine/backward.ts
 var Backward = class {
   e;
   sink;
-  #ref = f32Ref(0, 1);
-  #ref2 = f32Ref(0, 1);
-  /** The loss's target ids (a view made once: the memory never grows). */
-  #targets;
+  /** Whether this is the MeBP baseline (see the constructor). */
+  mebp;
+  #ref = scratchRef();
+  #ref2 = scratchRef();
+  #kRef = scratchRef();
+  #vRef = scratchRef();
   /**
    * With `mebp`, the layer's forward is recomputed once keeping what an autograd engine keeps (every head's
    * probabilities, each adapter's x·Aᵀ, the full [T, intermediate] gate/up/activation tensors, the MLP input)
@@ -6075,8 +6440,6 @@ var Backward = class {
     this.mebp = options.mebp ?? false;
     if (this.mebp && !e.arena.has("mebp.P")) throw new Error("MeBP needs a plan made with method mebp");
   }
-  /** Whether this is the MeBP baseline (see the constructor). */
-  mebp;
   /** Byte pointer of the gradient of element offset `off` (pair.a or pair.b) of layer `l`. */
   grad(l, off) {
     const le = this.sink.perLayer ? l * this.e.lora.layerElements : 0;
@@ -6084,119 +6447,131 @@ var Backward = class {
   }
   /** A scratch f32 descriptor (pointer, leading dimension). */
   #f32(ptr, ld, second = false) {
-    const r = second ? this.#ref2 : this.#ref;
-    r.ptr = ptr;
-    r.ld = ld;
-    return r;
+    return f32At(second ? this.#ref2 : this.#ref, ptr, ld);
   }
-  /** `[T, r]` slot i of `lora.h` (0–3 forward, 4–7 backward). */
-  #slot(i, T) {
-    return this.e.p["lora.h"] + i * T * this.e.D.r * 4;
+  /** MeBP's kept attention tensors: every head's probabilities, each adapter's h (slots 0–3 of `mebp.h`). */
+  #keptAttention(T) {
+    const { p } = this.e, h = (i) => p["mebp.h"] + i * T * this.e.D.r * 4;
+    return {
+      ...workingAttention(this.e),
+      probs: p["mebp.P"],
+      probsStride: T * T * 4,
+      h: [
+        h(0),
+        h(1),
+        h(2),
+        h(3)
+      ]
+    };
+  }
+  /** MeBP's kept MLP tensors: the whole [T, I] gate, up and SwiGLU output, h in slots 4–6 of `mebp.h`. */
+  #keptMlp(T) {
+    const { p } = this.e, h = (i) => p["mebp.h"] + i * T * this.e.D.r * 4;
+    const [g, u, m, I] = [
+      p["mebp.g"],
+      p["mebp.u"],
+      p["mebp.m"],
+      this.e.D.I
+    ];
+    return {
+      xn: p["act.xn2"],
+      rstd: p["act.rstd2"],
+      hg: h(4),
+      hu: h(5),
+      hd: h(6),
+      g,
+      u,
+      ld: I,
+      step: 4,
+      m,
+      ldm: I,
+      mStep: 4
+    };
+  }
+  /** The backward's MLP working buffers: chunk buffers (m of its own: dm is written over it). */
+  #recomputedMlp() {
+    const { p } = this.e;
+    return {
+      xn: p["act.xn2"],
+      rstd: p["act.rstd2"],
+      hg: p["lora.h.gate"],
+      hu: p["lora.h.up"],
+      hd: p["lora.h.down"],
+      g: p["mlp.g"],
+      u: p["mlp.u"],
+      ld: this.e.D.C,
+      step: 0,
+      m: p["mlp.m"],
+      ldm: this.e.D.C,
+      mStep: 0
+    };
   }
   /**
-   * The loss and dL/d(final hidden) in one pass over the vocabulary (training): each chunk's logits are
-   * computed once; an online log-sum-exp keeps the running max m and sum, and `grad.xn` accumulates
-   * Σ exp(x − m)·E_chunk, rescaled whenever m grows. At the end `grad.xn` = w·(softmax·E − E[target]) per row
-   * and goes back through the final RMSNorm into `grad.x`. Leaves the per-row losses like `lossForward`.
-   */
-  async lossForwardBackward(T) {
-    const e = this.e, { d, Vc } = e.D, p = e.p;
-    const r = e.lossRows(), dxn = p["grad.xn"];
-    for (let c = 0; c < e.vocabChunks; c++) {
-      const vc = await e.loadVocabChunk(c);
-      const logits = e.chunkLogits(0, T, vc);
-      e.k.ce_chunk_fused(logits, vc, Vc, c * Vc, r.targets, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, c === 0 ? 1 : 0, 0, T);
-      e.gemm.nn(T, d, vc, logits, Vc, e.vocabRef, dxn, d, 1, c > 0);
-    }
-    e.k.ce_fused_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, 0, T);
-    const erow = p["loss.erow"];
-    this.#targets ??= e.I32.subarray(r.targets >> 2, (r.targets >> 2) + e.D.T);
-    await e.pack.prefetchRows(this.#targets, T, !e.cfg.tieWordEmbeddings);
-    for (let t = 0; t < T; t++) {
-      const w = e.F[(r.weight >> 2) + t];
-      if (w === 0) continue;
-      await e.decodeHeadRow(e.I32[(r.targets >> 2) + t], erow);
-      e.k.axpy(dxn + t * d * 4, -w, erow, d);
-    }
-    e.k.rmsnorm_backward(p["grad.x"], dxn, p["act.x"], p["weights.norm"], p["act.rstd"], d, d, d, d, 0, 0, T);
-  }
-  /**
-   * Layer `l`, given dL/d(output) in `grad.x` and its input in its checkpoint: recomputes the forward,
-   * writes every LoRA gradient of the layer and leaves dL/d(input) in `grad.x`.
+   * Layer `l`, given dL/d(output) in `grad.x` and its input in its checkpoint: recomputes the forward (but
+   * what the schedule kept, `kept.ts`), writes every LoRA gradient of the layer and leaves dL/d(input) in
+   * `grad.x`.
    */
   async layerBackward(l, T) {
     const e = this.e, { d } = e.D, p = e.p;
-    loadCheckpoint(e, l, T, p["act.x"], true);
+    const kv = {
+      k: p["act.k"],
+      v: p["act.v"]
+    };
+    if (this.mebp || !keptAttention(e, l)) restoreCheckpoint(e, l, T);
     if (this.mebp) {
-      e.attentionForward(l, T, 0, void 0, {
-        P: p["mebp.P"],
-        h: p["mebp.h"]
-      });
+      const att2 = this.#keptAttention(T), mlp2 = this.#keptMlp(T);
+      attentionForward(e, l, T, 0, kv, att2);
       e.F.copyWithin(p["mebp.x2"] >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * d);
-      await e.mlpForward(l, T, p["act.xn2"], p["act.rstd2"], {
-        g: p["mebp.g"],
-        u: p["mebp.u"],
-        m: p["mebp.m"],
-        h: p["mebp.h"]
-      });
-    } else {
-      e.attentionForward(l, T);
+      await mlpForward(e, l, T, mlp2);
+      await this.#mlpBackward(l, T, mlp2, p["mebp.x2"], "none");
+      this.#attentionBackward(l, T, kv, att2, false);
+      return;
     }
-    await this.#mlpBackward(l, T);
-    this.#attentionBackward(l, T);
-  }
-  /** MeBP's `[T, r]` slot i of `mebp.h`: 0–3 q, k, v, o; 4 gate, 5 up, 6 down. */
-  #kept(i, T) {
-    return this.e.p["mebp.h"] + i * T * this.e.D.r * 4;
+    const keptAtt = keptAttention(e, l);
+    const att = keptAtt?.buffers ?? workingAttention(e);
+    if (!keptAtt) attentionForward(e, l, T, 0, kv, att);
+    const mlp = keptMlp(e, l, true);
+    const x2 = keptAtt?.x2 ?? p["act.x"];
+    await this.#mlpBackward(l, T, mlp ?? this.#recomputedMlp(), x2, mlp ? "activation" : "all");
+    this.#attentionBackward(l, T, keptAtt?.kv ?? kv, att, true);
   }
   /**
-   * The MLP block, chunked over the intermediate dimension. On entry `grad.x` is dL/d(output) and `act.x`
-   * the block's input x2 (MeBP: x2 is kept in `mebp.x2`, g/u/m and the adapters' h in its regions); on exit
+   * The MLP block, chunked over the intermediate dimension. On entry `grad.x` is dL/d(output), `x2` the
+   * block's input and `t` its tensors (what `recompute` says is recomputed here, chunk by chunk); on exit
    * `grad.x` holds dL/d(x2) (the residual plus the path through the MLP).
    */
-  async #mlpBackward(l, T) {
-    const e = this.e, { d, r, C, I } = e.D, p = e.p, { k, gemm } = e;
-    const refs = e.refs(l), s = e.lora?.scale ?? 0, acc = this.sink.accumulate, kept = this.mebp;
-    const xn = p["act.xn2"], G = p["grad.x"], dxn = p["grad.xn"];
-    const x2 = kept ? p["mebp.x2"] : p["act.x"];
-    const hg = kept ? this.#kept(4, T) : this.#slot(1, T);
-    const hu = kept ? this.#kept(5, T) : this.#slot(2, T);
-    const hd = kept ? this.#kept(6, T) : this.#slot(3, T);
-    const ghg = this.#slot(5, T), ghu = this.#slot(6, T), ghd = this.#slot(7, T);
+  async #mlpBackward(l, T, t, x2, recompute) {
+    const e = this.e, { d, r } = e.D, p = e.p, { k, gemm } = e;
+    const refs = e.refs(l), s = e.lora?.scale ?? 0, acc = this.sink.accumulate;
+    const G = p["grad.x"], dxn = p["grad.xn"], { xn, hg, hu, hd, ld, ldm } = t;
+    const ghg = p["lora.gh.gate"], ghu = p["lora.gh.up"], ghd = p["lora.gh.down"];
     const gp = refs.gate_proj, up = refs.up_proj, dp = refs.down_proj;
-    const ld = kept ? I : C;
-    if (!kept) {
-      k.rmsnorm_forward(xn, p["act.rstd2"], x2, e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
-      e.mlpAdapterInputs(l, T, xn, hg, hu);
+    if (recompute !== "none") {
+      k.rmsnorm_forward(xn, t.rstd, x2, e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
+      mlpAdapterInputs(e, l, T, t);
     }
     if (dp.pair) gemm.nn(T, r, d, G, d, dp.b, ghd, r, s, false);
     for (let i = 0; i < e.chunks.length; i++) {
       const c = e.chunks[i], c0 = c.c0, n = c.c1 - c0, first = i === 0;
-      await e.loadChunk(l, i);
-      const g = kept ? p["mebp.g"] + c0 * 4 : p["mlp.g"];
-      const u = kept ? p["mebp.u"] + c0 * 4 : p["mlp.u"];
-      const m = kept ? p["mebp.m"] + c0 * 4 : p["mlp.m"];
-      if (!kept) e.mlpChunkForward(l, i, T, xn, hg, hu, hd, g, u, m, C);
+      await e.weights.loadChunk(l, i);
+      const g = t.g + c0 * t.step, u = t.u + c0 * t.step, m = t.m + c0 * t.mStep;
+      if (recompute === "all") mlpChunkForward(e, l, i, T, t);
+      else if (recompute === "activation") mlpChunkActivation(e, l, i, T, t);
       if (dp.pair) {
-        const dAd = this.grad(l, dp.pair.a) + c0 * 4;
-        gemm.tn(r, n, T, ghd, r, this.#f32(m, ld, true), dAd, dp.pair.inDim, 1, acc);
+        gemm.tn(r, n, T, ghd, r, this.#f32(m, ldm, true), this.grad(l, dp.pair.a) + c0 * 4, dp.pair.inDim, 1, acc);
       }
-      gemm.nn(T, n, d, G, d, c.down.ref, m, ld, 1, false);
-      if (dp.pair) {
-        gemm.nn(T, n, r, ghd, r, this.#f32(dp.a.ptr + c0 * 4, dp.a.ld), m, ld, 1, true);
-      }
-      k.swiglu_backward(g, u, m, g, u, n, ld, ld, ld, ld, ld, 0, T);
-      gemm.nn(T, d, n, g, ld, c.gate.ref, dxn, d, 1, !first);
-      gemm.nn(T, d, n, u, ld, c.up.ref, dxn, d, 1, true);
+      gemm.nn(T, n, d, G, d, c.down, m, ldm, 1, false);
+      if (dp.pair) gemm.nn(T, n, r, ghd, r, this.#f32(dp.a.ptr + c0 * 4, dp.a.ld), m, ldm, 1, true);
+      k.swiglu_backward(g, u, m, g, u, n, ld, ld, ldm, ld, ld, 0, T);
+      gemm.nn(T, d, n, g, ld, c.gate, dxn, d, 1, !first);
+      gemm.nn(T, d, n, u, ld, c.up, dxn, d, 1, true);
       if (gp.pair) this.#chunkBGrads(l, T, gp.pair, gp, c0, n, g, ld, hg, ghg, first);
       if (up.pair) this.#chunkBGrads(l, T, up.pair, up, c0, n, u, ld, hu, ghu, first);
     }
-    if (dp.pair) {
-      gemm.tn(d, r, T, G, d, this.#f32(hd, r), this.grad(l, dp.pair.b), r, s, acc);
-    }
+    if (dp.pair) gemm.tn(d, r, T, G, d, this.#f32(hd, r), this.grad(l, dp.pair.b), r, s, acc);
     this.#finishA(l, T, gp, ghg, xn, dxn);
     this.#finishA(l, T, up, ghu, xn, dxn);
-    k.rmsnorm_backward(G, dxn, x2, e.vec("postNorm"), p["act.rstd2"], d, d, d, d, 1, 0, T);
+    k.rmsnorm_backward(G, dxn, x2, e.vec("postNorm"), t.rstd, d, d, d, d, 1, 0, T);
   }
   /** After the chunks of gate/up: dA = ghᵀ·xn and dxn += gh·A. */
   #finishA(l, T, refs, gh, xn, dxn) {
@@ -6206,61 +6581,63 @@ var Backward = class {
     e.gemm.nn(T, d, r, gh, r, refs.a, dxn, d, 1, true);
   }
   /** For a chunk of gate/up rows: dB[c] = s·dYᵀ·h, gh += s·dY·B[c]. */
-  #chunkBGrads(l, T, pair, refs, c0, n, dY, C, h, gh, first) {
-    const e = this.e, r = e.D.r, s = e.lora.scale;
-    e.gemm.tn(n, r, T, dY, C, this.#f32(h, r), this.grad(l, pair.b) + c0 * r * 4, r, s, this.sink.accumulate);
-    e.gemm.nn(T, r, n, dY, C, this.#f32(refs.b.ptr + c0 * r * 4, r), gh, r, s, !first);
+  #chunkBGrads(l, T, pair, refs, c0, n, dY, ld, h, gh, first) {
+    const e = this.e, r = e.D.r, s = e.lora.scale, acc = this.sink.accumulate;
+    e.gemm.tn(n, r, T, dY, ld, this.#f32(h, r), this.grad(l, pair.b) + c0 * r * 4, r, s, acc);
+    e.gemm.nn(T, r, n, dY, ld, this.#f32(refs.b.ptr + c0 * r * 4, r), gh, r, s, !first);
   }
   /**
-   * The attention block. On entry `grad.x` is dL/d(x2), `act.q/k/v/att` and `act.xn` hold the recomputed
-   * forward; on exit `grad.x` is dL/d(x_l).
+   * The attention block. On entry `grad.x` is dL/d(x2), `t` (q, attention output, normed input, 1/rms) and
+   * keys/values `kv` hold the forward, `t` its probabilities and adapter products too (recomputed here when
+   * `recompute`); on exit `grad.x` is dL/d(x_l).
    */
-  #attentionBackward(l, T) {
+  #attentionBackward(l, T, kv, t, recompute) {
     const e = this.e, { d, H, KV, hd, qd, kvd } = e.D, p = e.p, { k, gemm } = e;
     const refs = e.refs(l);
-    const G = p["grad.x"], att = p["act.att"], datt = p["act.xn2"];
+    const G = p["grad.x"], att = t.att, datt = p["grad.att"];
     gemm.nn(T, qd, d, G, d, refs.o_proj.w, datt, qd, 1, false);
-    this.#linearLora(l, T, refs.o_proj, att, qd, G, d, datt, qd, 3);
-    const q = p["act.q"], dq = p["grad.q"], dk = p["grad.k"], dv = p["grad.v"];
+    this.#linearLora(l, T, refs.o_proj, att, qd, G, d, datt, qd, t.h[3], recompute);
+    const q = t.q, dq = p["grad.q"], dk = p["grad.k"], dv = p["grad.v"];
     const dS = p["grad.scores"];
     const scale = 1 / Math.sqrt(hd), rep = H / KV;
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / rep), first = h % rep === 0;
-      const qh = q + h * hd * 4, dOh = datt + h * hd * 4;
-      const S = this.mebp ? p["mebp.P"] + h * T * T * 4 : p["act.scores"];
-      if (!this.mebp) {
-        gemm.nt(T, T, hd, qh, qd, e.kRefs[g], S, T, 1, false);
+      const qh = q + h * hd * 4, dOh = datt + h * hd * 4, S = t.probs + h * t.probsStride;
+      const kh = headRef(this.#kRef, kv.k, g, hd, kvd), vh = headRef(this.#vRef, kv.v, g, hd, kvd);
+      if (recompute) {
+        gemm.nt(T, T, hd, qh, qd, kh, S, T, 1, false);
         k.softmax_causal_forward(S, S, T, T, scale, 0, 0, T);
       }
       gemm.tn(T, hd, T, S, T, this.#f32(dOh, qd), dv + g * hd * 4, kvd, 1, !first);
-      gemm.nt(T, T, hd, dOh, qd, e.vRefs[g], dS, T, 1, false);
+      gemm.nt(T, T, hd, dOh, qd, vh, dS, T, 1, false);
       k.softmax_causal_backward(dS, S, dS, T, T, scale, 0, 0, T);
-      gemm.nn(T, hd, T, dS, T, e.kRefs[g], dq + h * hd * 4, qd, 1, false);
+      gemm.nn(T, hd, T, dS, T, kh, dq + h * hd * 4, qd, 1, false);
       gemm.tn(T, hd, T, dS, T, this.#f32(qh, qd), dk + g * hd * 4, kvd, 1, !first);
     }
     const { cos, sin } = e.rope();
     k.rope_backward(dq, cos, sin, H, hd, qd, 0, 0, T);
     k.rope_backward(dk, cos, sin, KV, hd, kvd, 0, 0, T);
-    const xn = p["act.xn"], dxn = p["grad.xn"];
+    const xn = t.xn, dxn = p["grad.xn"];
     gemm.nn(T, d, qd, dq, qd, refs.q_proj.w, dxn, d, 1, false);
     gemm.nn(T, d, kvd, dk, kvd, refs.k_proj.w, dxn, d, 1, true);
     gemm.nn(T, d, kvd, dv, kvd, refs.v_proj.w, dxn, d, 1, true);
-    this.#linearLora(l, T, refs.q_proj, xn, d, dq, qd, dxn, d, 0);
-    this.#linearLora(l, T, refs.k_proj, xn, d, dk, kvd, dxn, d, 1);
-    this.#linearLora(l, T, refs.v_proj, xn, d, dv, kvd, dxn, d, 2);
-    const xl = loadCheckpoint(e, l, T, dq);
-    k.rmsnorm_backward(G, dxn, xl, e.vec("inputNorm"), p["act.rstd"], d, d, d, d, 1, 0, T);
+    this.#linearLora(l, T, refs.q_proj, xn, d, dq, qd, dxn, d, t.h[0], recompute);
+    this.#linearLora(l, T, refs.k_proj, xn, d, dk, kvd, dxn, d, t.h[1], recompute);
+    this.#linearLora(l, T, refs.v_proj, xn, d, dv, kvd, dxn, d, t.h[2], recompute);
+    const xl = checkpointInput(e, l, T);
+    k.rmsnorm_backward(G, dxn, xl, e.vec("inputNorm"), t.rstd, d, d, d, d, 1, 0, T);
   }
   /**
    * LoRA part of a linear's backward, given its input x [T, nIn] and output gradient dY [T, nOut]:
-   * h = x·Aᵀ (recomputed; MeBP: kept in slot `kept`), dB = s·dYᵀ·h, gh = s·dY·B, dA = ghᵀ·x, dx += gh·A.
+   * h = x·Aᵀ (into `h`, recomputed when `recompute`, else kept there), dB = s·dYᵀ·h, gh = s·dY·B,
+   * dA = ghᵀ·x, dx += gh·A.
    */
-  #linearLora(l, T, refs, x, nIn, dY, nOut, dx, ldx, kept) {
+  #linearLora(l, T, refs, x, nIn, dY, nOut, dx, ldx, h, recompute) {
     const pair = refs.pair;
     if (!pair) return;
     const e = this.e, r = e.D.r, s = e.lora.scale, acc = this.sink.accumulate, { gemm } = e;
-    const h = this.mebp ? this.#kept(kept, T) : this.#slot(0, T), gh = this.#slot(4, T);
-    if (!this.mebp) gemm.nt(T, r, nIn, x, nIn, refs.a, h, r, 1, false);
+    const gh = e.p["lora.gh.attn"];
+    if (recompute) gemm.nt(T, r, nIn, x, nIn, refs.a, h, r, 1, false);
     gemm.tn(nOut, r, T, dY, nOut, this.#f32(h, r), this.grad(l, pair.b), r, s, acc);
     gemm.nn(T, r, nOut, dY, nOut, refs.b, gh, r, s, false);
     gemm.tn(r, nIn, T, gh, r, this.#f32(x, nIn), this.grad(l, pair.a), nIn, 1, acc);
@@ -6268,33 +6645,118 @@ var Backward = class {
   }
 };
 
+// src/engine/loss.ts
+function lossRows(e) {
+  const T = e.D.T, b = e.p["loss.rows"];
+  return {
+    max: b,
+    sum: b + T * 4,
+    tlogit: b + 2 * T * 4,
+    lse: b + 3 * T * 4,
+    loss: b + 4 * T * 4,
+    weight: b + 5 * T * 4,
+    targets: e.p["loss.targets"]
+  };
+}
+var targetViews = /* @__PURE__ */ new WeakMap();
+function lossTargets(e) {
+  let v = targetViews.get(e);
+  if (!v) {
+    const at = e.p["loss.targets"] >> 2;
+    targetViews.set(e, v = e.I32.subarray(at, at + e.D.T));
+  }
+  return v;
+}
+function setTargets(e, ids, trained, T) {
+  const r = lossRows(e);
+  let n = 0;
+  for (let t = 0; t < T; t++) {
+    const ok = t + 1 < T && (trained ? trained[t + 1] !== 0 : true);
+    e.I32[(r.targets >> 2) + t] = ok ? ids[t + 1] : -1;
+    if (ok) n++;
+  }
+  for (let t = 0; t < T; t++) {
+    e.F[(r.weight >> 2) + t] = e.I32[(r.targets >> 2) + t] >= 0 && n ? 1 / n : 0;
+  }
+  return n;
+}
+function lossSum(e, T) {
+  const r = lossRows(e);
+  let sum = 0, count = 0;
+  for (let t = 0; t < T; t++) {
+    if (e.I32[(r.targets >> 2) + t] < 0) continue;
+    sum += e.F[(r.loss >> 2) + t];
+    count++;
+  }
+  return {
+    sum,
+    count
+  };
+}
+function chunkLogits(e, row0, row1, vc) {
+  const logits = e.p["loss.logits"], { d, Vc } = e.D;
+  e.gemm.run(OP.nt, row0, row1, 0, vc, vc, d, e.p["act.xn"], d, e.weights.vocabRef, logits, Vc, 1, false);
+  return logits;
+}
+async function lossForward(e, T) {
+  const r = lossRows(e), { Vc } = e.D;
+  for (let c = 0; c < e.weights.vocabChunks; c++) {
+    const vc = await e.weights.loadVocabChunk(c);
+    const logits = chunkLogits(e, 0, T, vc);
+    e.k.ce_chunk_forward(logits, vc, Vc, c * Vc, r.targets, r.max, r.sum, r.tlogit, c === 0 ? 1 : 0, 0, T);
+  }
+  e.k.ce_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, 0, T);
+}
+async function lossForwardBackward(e, T) {
+  const { d, Vc } = e.D, p = e.p;
+  const r = lossRows(e), dxn = p["grad.xn"];
+  for (let c = 0; c < e.weights.vocabChunks; c++) {
+    const vc = await e.weights.loadVocabChunk(c);
+    const logits = chunkLogits(e, 0, T, vc);
+    const first = c === 0 ? 1 : 0;
+    e.k.ce_chunk_fused(logits, vc, Vc, c * Vc, r.targets, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, first, 0, T);
+    e.gemm.nn(T, d, vc, logits, Vc, e.weights.vocabRef, dxn, d, 1, c > 0);
+  }
+  e.k.ce_fused_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, 0, T);
+  const erow = p["loss.erow"];
+  await e.weights.prefetchRows(lossTargets(e), T, true);
+  for (let t = 0; t < T; t++) {
+    const w = e.F[(r.weight >> 2) + t];
+    if (w === 0) continue;
+    const ref = await e.weights.readRow(e.I32[(r.targets >> 2) + t], true);
+    e.k.decode_row(dtypeCode(ref), ref.ptr, d, ref.scales, ref.biases, 0, 0, d, erow);
+    e.k.axpy(dxn + t * d * 4, -w, erow, d);
+  }
+  e.k.rmsnorm_backward(p["grad.x"], dxn, p["act.x"], p["weights.norm"], p["act.rstd"], d, d, d, d, 0, 0, T);
+}
+
 // src/engine/step.ts
 async function forwardBackward(e, bw, ids, trained, T, afterLayer) {
   const { L } = e.D, k = e.options.ckptEvery ?? 1;
   if (T > e.D.T) throw new Error(`sequence of ${T} tokens is longer than the plan's ${e.D.T}`);
-  await e.embed(ids, T);
+  await embed(e, ids, T);
   for (let l = 0; l < L; l++) {
     if (l % k === 0) storeCheckpoint(e, l, T);
-    await e.loadLayer(l);
-    await e.layerForward(l, T);
+    await e.weights.loadLayer(l);
+    await trainingLayerForward(e, l, T);
   }
-  e.finalNorm(T);
-  const tokens = e.setTargets(ids, trained, T);
+  finalNorm(e, T);
+  const tokens = setTargets(e, ids, trained, T);
   if (tokens === 0) throw new Error("the sequence has no trained tokens");
-  await bw.lossForwardBackward(T);
-  const { sum } = e.lossSum(T);
+  await lossForwardBackward(e, T);
+  const { sum } = lossSum(e, T);
   for (let l0 = Math.floor((L - 1) / k) * k; l0 >= 0; l0 -= k) {
     const l1 = Math.min(L, l0 + k);
     if (l1 - l0 > 1) {
-      loadCheckpoint(e, l0, T, e.p["act.x"], true);
+      restoreCheckpoint(e, l0, T);
       for (let l = l0; l < l1 - 1; l++) {
-        await e.loadLayer(l);
-        await e.layerForward(l, T);
+        await e.weights.loadLayer(l);
+        await layerForward(e, l, T);
         storeCheckpoint(e, l + 1, T);
       }
     }
     for (let l = l1 - 1; l >= l0; l--) {
-      await e.loadLayer(l);
+      await e.weights.loadLayer(l);
       await bw.layerBackward(l, T);
       afterLayer?.(l);
     }
@@ -6307,13 +6769,13 @@ async function forwardBackward(e, bw, ids, trained, T, afterLayer) {
 
 // src/engine/sequence_loss.ts
 async function sequenceLoss(e, ids, targets, T) {
-  await e.forward(ids, T);
-  if (e.setTargets(ids, targets, T) === 0) return {
+  await forward(e, ids, T);
+  if (setTargets(e, ids, targets, T) === 0) return {
     sum: 0,
     count: 0
   };
-  await e.lossForward(T);
-  return e.lossSum(T);
+  await lossForward(e, T);
+  return lossSum(e, T);
 }
 async function meanSequenceLoss(e, ids, targets, T) {
   const { sum, count } = await sequenceLoss(e, ids, targets, T);
@@ -6723,10 +7185,12 @@ async function train(pack, data, val, options) {
   const gradBuffer = engineOptions.gradBuffer;
   const e = await Engine.create(pack, engineOptions);
   try {
+    const schedule = method === "mesp" ? describeSchedule(e.schedule(), cfg.numLayers, e.kernels.pool?.threads ?? 1) : void 0;
     options.onEvent?.({
       type: "plan",
       table: formatPlan(e.arena.plan),
-      bytes: e.arena.plan.bytes
+      bytes: e.arena.plan.bytes,
+      schedule
     });
     const params = e.arena.f32("lora.params");
     const m = optOptions.name === "adamw" ? e.arena.f32("opt.m") : void 0;
@@ -6754,8 +7218,9 @@ async function train(pack, data, val, options) {
       m?.fill(0);
       v?.fill(0);
     }
-    const opt = new Optimizer(e.k, optOptions, e.p["lora.params"], e.p["opt.m"], e.p["opt.v"]);
-    const gradPtr = e.p["lora.grad"];
+    const adamw = optOptions.name === "adamw";
+    const opt = new Optimizer(e.k, optOptions, e.p["lora.params"], adamw ? e.p["opt.m"] : void 0, adamw ? e.p["opt.v"] : void 0);
+    const gradPtr = method === "mezo" ? 0 : e.p["lora.grad"];
     const bw = method === "mezo" ? void 0 : new Backward(e, {
       ptr: gradPtr,
       perLayer: !gradBuffer,
@@ -6994,12 +7459,12 @@ async function* generate(pack, prompt, options = {}) {
     const one = new Int32Array(1);
     let pos = 0, T = T0, ids = prompt;
     for (let n = 0; n < maxTokens; n++) {
-      await e.embed(ids, T);
+      await embed(e, ids, T);
       for (let l = 0; l < L; l++) {
-        await e.loadLayer(l);
-        await e.layerForward(l, T, pos, cache(l));
+        await e.weights.loadLayer(l);
+        await layerForward(e, l, T, pos, cache(l));
       }
-      e.finalNorm(T);
+      finalNorm(e, T);
       await lastRowLogits(e, T - 1, logits);
       options.onLogits?.(logits);
       const next = sample(logits);
@@ -7016,9 +7481,9 @@ async function* generate(pack, prompt, options = {}) {
 }
 async function lastRowLogits(e, row, out) {
   const { Vc } = e.D;
-  for (let c = 0; c < e.vocabChunks; c++) {
-    const vc = await e.loadVocabChunk(c);
-    const p = e.chunkLogits(row, row + 1, vc) >> 2;
+  for (let c = 0; c < e.weights.vocabChunks; c++) {
+    const vc = await e.weights.loadVocabChunk(c);
+    const p = chunkLogits(e, row, row + 1, vc) >> 2;
     out.set(e.F.subarray(p + row * Vc, p + row * Vc + vc), c * Vc);
   }
 }

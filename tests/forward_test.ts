@@ -7,6 +7,8 @@ import { dirFiles } from "../src/io/deno_files.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { openAdapter, readAdapterInto } from "../src/engine/adapter.ts";
 import { loraLayout } from "../src/engine/lora.ts";
+import { forward } from "../src/engine/forward.ts";
+import { chunkLogits, lossForward, lossRows, lossSum, setTargets } from "../src/engine/loss.ts";
 
 async function check(name: string, adapter: boolean, chunks: { vocabChunk?: number; mlpChunk?: number }) {
   const c = await loadCase(name, name === "mlx_q4" ? "q4" : "f32", chunks.mlpChunk);
@@ -14,15 +16,15 @@ async function check(name: string, adapter: boolean, chunks: { vocabChunk?: numb
   const lora = opened ? loraLayout(c.cfg, opened.config) : undefined;
   const e = await Engine.create(c.pack, { mode: "eval", seqLen: c.T, lora, vocabChunk: chunks.vocabChunk });
   if (opened) await readAdapterInto(opened, lora!, e.arena.f32("lora.params"));
-  await e.forward(c.ids, c.T);
-  e.setTargets(c.ids, c.targets, c.T);
+  await forward(e, c.ids, c.T);
+  setTargets(e, c.ids, c.targets, c.T);
   const V = c.cfg.vocabSize, Vc = e.D.Vc;
   // logits of every chunk, gathered while the loss streams the head
   const logits = new Float64Array(c.T * V);
-  const rows = e.lossRows();
-  for (let ch = 0; ch < e.vocabChunks; ch++) {
-    const vc = await e.loadVocabChunk(ch);
-    const p = e.chunkLogits(0, c.T, vc) >> 2;
+  const rows = lossRows(e);
+  for (let ch = 0; ch < e.weights.vocabChunks; ch++) {
+    const vc = await e.weights.loadVocabChunk(ch);
+    const p = chunkLogits(e, 0, c.T, vc) >> 2;
     for (let t = 0; t < c.T; t++) {
       for (let j = 0; j < vc; j++) logits[t * V + ch * Vc + j] = e.F[p + t * Vc + j];
     }
@@ -45,12 +47,12 @@ async function check(name: string, adapter: boolean, chunks: { vocabChunk?: numb
   let maxDiff = 0;
   for (let i = 0; i < want.length; i++) maxDiff = Math.max(maxDiff, Math.abs(logits[i] - want[i]));
   assert(maxDiff <= 1e-4, `${name}${adapter ? " +adapter" : ""}: logits max |Δ| ${maxDiff}`);
-  const { sum, count } = e.lossSum(c.T);
+  const { sum, count } = lossSum(e, c.T);
   const loss = sum / count, wantLoss = (await expectedF64(c, adapter ? "loss" : "loss_base"))[0];
   assert(Math.abs(loss - wantLoss) <= 1e-5 * Math.abs(wantLoss), `${name}: loss ${loss} vs ${wantLoss}`);
   // the engine's own streaming loss gives the same value
-  await e.lossForward(c.T);
-  const again = e.lossSum(c.T);
+  await lossForward(e, c.T);
+  const again = lossSum(e, c.T);
   assert(
     Math.abs(again.sum / again.count - loss) <= 1e-6 * loss,
     `${name}: lossForward ${again.sum / again.count} vs ${loss}`,

@@ -6,6 +6,8 @@ import { dirFiles } from "../src/io/deno_files.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { openAdapter, readAdapterInto } from "../src/engine/adapter.ts";
 import { loraLayout } from "../src/engine/lora.ts";
+import { forward } from "../src/engine/forward.ts";
+import { chunkLogits } from "../src/engine/loss.ts";
 import { generate, sampler } from "../src/run/generate.ts";
 
 async function fullForwardLastLogits(
@@ -18,11 +20,11 @@ async function fullForwardLastLogits(
   const lora = adapter ? loraLayout(c.cfg, adapter.config) : undefined;
   const e = await Engine.create(c.pack, { mode: "eval", seqLen: Math.max(2, ids.length), lora });
   if (adapter) await readAdapterInto(adapter, lora!, e.arena.f32("lora.params"));
-  await e.forward(ids, ids.length);
+  await forward(e, ids, ids.length);
   const out = new Float64Array(c.cfg.vocabSize);
-  for (let ch = 0; ch < e.vocabChunks; ch++) {
-    const vc = await e.loadVocabChunk(ch);
-    const p = e.chunkLogits(0, ids.length, vc) >> 2;
+  for (let ch = 0; ch < e.weights.vocabChunks; ch++) {
+    const vc = await e.weights.loadVocabChunk(ch);
+    const p = chunkLogits(e, 0, ids.length, vc) >> 2;
     for (let j = 0; j < vc; j++) out[ch * e.D.Vc + j] = e.F[p + (ids.length - 1) * e.D.Vc + j];
   }
   return out;

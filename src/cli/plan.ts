@@ -10,7 +10,8 @@ import { MODEL_FLAGS, runtimeBytes, threadsOf } from "./common.ts";
 import { TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
 import { readModelConfig } from "../model/pack_files.ts";
 import { formatMB, formatPlan, planMemory } from "../runtime/arena.ts";
-import { planRegions } from "../engine/plan.ts";
+import { type BufferView, planBuffers } from "../engine/plan.ts";
+import { describeSchedule, predictedSeconds, scheduled, scheduleOf } from "../engine/schedule.ts";
 import { loadKernels } from "../runtime/kernels.ts";
 import { chooseWeights } from "./weights.ts";
 
@@ -42,13 +43,27 @@ export async function run(argv: string[]): Promise<number> {
   const weights = chooseWeights(cfg, args.weights, args.mode === "eval" ? "checkpoint" : "q4");
   if (!args.json) console.error(weights.line);
   const opts = trainPlanOptions(cfg, args, weights.format, scratch);
-  const plan = planMemory(planRegions(cfg, { ...opts, mode: args.mode as "train" | "eval" }));
   const runtime = runtimeBytes(threads);
+  // the schedule --max-memory buys (MeSP training): which inputs and forward tensors are kept
+  const budget = args.maxMemory === undefined ? undefined : Math.max(0, args.maxMemory - runtime);
+  const o = scheduled(cfg, { ...opts, mode: args.mode as "train" | "eval" }, budget);
+  const schedule = o.mode === "train" && (o.method ?? "mesp") === "mesp" ? scheduleOf(cfg, o) : undefined;
+  const buffers = planBuffers(cfg, o);
+  const plan = planMemory(buffers.regions);
   const peak = plan.bytes + runtime;
   const fits = args.maxMemory === undefined || peak <= args.maxMemory;
   if (args.json) {
     console.log(JSON.stringify({
       regions: plan.regions.map((r) => ({ name: r.name, bytes: r.bytes, purpose: r.purpose })),
+      views: buffers.views,
+      schedule: schedule && {
+        ckpt_every: schedule.ckptEvery,
+        keep_mlp_layers: schedule.keep.mlp,
+        keep_attention_layers: schedule.keep.attention,
+        step_flops: schedule.flops,
+        default_step_flops: schedule.defaultFlops,
+        predicted_step_s: predictedSeconds(schedule.flops, threads),
+      },
       arena_bytes: plan.bytes,
       runtime_bytes: runtime,
       threads,
@@ -65,6 +80,8 @@ export async function run(argv: string[]): Promise<number> {
         }],
       }),
     );
+    console.log(`\nbuffers inside those regions:\n${formatViews(buffers.views)}`);
+    if (schedule) console.log(`\nschedule: ${describeSchedule(schedule, cfg.numLayers, threads)}`);
     console.log(`\npredicted whole-process peak: ${formatMB(peak)}`);
     if (args.maxMemory !== undefined) {
       console.log(
@@ -75,4 +92,12 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   return fits ? 0 : 1;
+}
+
+/** The views of a plan, one a line: where each lives and why it may. */
+function formatViews(views: readonly BufferView[]): string {
+  const w = Math.max(...views.map((v) => v.name.length));
+  return views.map((v) =>
+    `${v.name.padEnd(w)}  in ${v.over} from ${v.offset} (${formatMB(v.bytes)}): ${v.why}`
+  ).join("\n");
 }

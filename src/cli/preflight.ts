@@ -8,6 +8,7 @@ import type { ModelConfig } from "../model/config.ts";
 import { formatMB, formatPlan, planMemory } from "../runtime/arena.ts";
 import { loadKernels, type Variant } from "../runtime/kernels.ts";
 import { type PlanOptions, planRegions } from "../engine/plan.ts";
+import { scheduled } from "../engine/schedule.ts";
 import { runtimeBytes } from "./common.ts";
 
 /** Plan options without the kernels' scratch (filled in here). */
@@ -15,7 +16,8 @@ export type PreflightPlan = Omit<PlanOptions, "gemmScratch">;
 
 /**
  * Refuses a run whose predicted peak (arena + runtime) exceeds `maxMemory`, showing the plan: the same plan
- * the engine lays out, so a run that passes this check also passes the engine's.
+ * the engine lays out (under the schedule the budget buys, `schedule.ts`), so a run that passes this check
+ * also passes the engine's.
  */
 export async function refuseOverBudget(
   cfg: ModelConfig,
@@ -27,8 +29,8 @@ export async function refuseOverBudget(
   if (maxMemory === undefined) return;
   const kernels = await loadKernels({ variant });
   const gemmScratch = kernels.exports.gemm_scratch_bytes() * threads;
-  const memory = planMemory(planRegions(cfg, { ...plan, gemmScratch }));
   const runtime = runtimeBytes(threads);
+  const memory = planMemory(planRegions(cfg, scheduled(cfg, { ...plan, gemmScratch }, maxMemory - runtime)));
   const peak = memory.bytes + runtime;
   if (peak <= maxMemory) return;
   throw new Error(

@@ -436,7 +436,7 @@ async function trainInto(out: string, c: {
   let sumLoss = 0, nLoss = 0;
   const onEvent = (ev: TrainEvent) => {
     if (ev.type === "plan") {
-      log(`memory plan: arena ${formatMB(ev.bytes)}`);
+      log(`memory plan: arena ${formatMB(ev.bytes)}${ev.schedule ? `; schedule: ${ev.schedule}` : ""}`);
     } else if (ev.type === "step") {
       sumLoss += ev.loss;
       nLoss++;

@@ -38,10 +38,9 @@ export const TRAIN_FLAGS = {
   resident: { type: "boolean", description: "keep every layer's weights in memory instead of streaming" },
   ckptEvery: {
     type: "integer",
-    default: 1,
     min: 1,
-    description:
-      "keep every k-th layer's input; the backward recomputes the rest (less memory, ~(k−1)/2k more time)",
+    description: "keep every k-th layer's input; the backward recomputes the rest (less memory, " +
+      "~(k−1)/2k more time) (default 1, or what --max-memory's schedule picks)",
   },
   ckpt: {
     type: "string",
@@ -65,7 +64,7 @@ export interface TrainFlagValues {
   vocabChunk: number;
   resident?: boolean;
   ckpt: string;
-  ckptEvery: number;
+  ckptEvery?: number;
 }
 
 /** Plan options of a training run with these flags. */

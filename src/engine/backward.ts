@@ -10,15 +10,40 @@
  * dx = G W + gh A           [T, in]
  * ```
  *
- * attention one head at a time with P recomputed, the SwiGLU MLP in chunks of its intermediate dimension,
- * and the loss over vocabulary chunks. Buffers are regions of the plan (`plan.ts`, train mode).
+ * attention one head at a time with P recomputed, the SwiGLU MLP in chunks of its intermediate dimension.
+ * The loss's backward is fused with its forward (`loss.ts`). Buffers are the plan's (`plan.ts`, train mode).
+ *
+ * Each block's backward reads its forward tensors from an {@linkcode AttentionBuffers} /
+ * {@linkcode MlpBuffers} resolved once per block, and a `recompute` flag says whether the cheap parts (the
+ * probabilities, the chunks' gate/up/SwiGLU, the adapters' h) are recomputed there or were kept.
  *
  * @module
  */
-import { f32Ref, type WeightRef } from "../runtime/weight_ref.ts";
+import type { WeightRef } from "../runtime/weight_ref.ts";
 import type { Engine, LinearRefs } from "./engine.ts";
 import type { LoraPair } from "./lora.ts";
-import { loadCheckpoint } from "./checkpoints.ts";
+import { checkpointInput, restoreCheckpoint } from "./checkpoints.ts";
+import {
+  type AttentionBuffers,
+  attentionForward,
+  f32At,
+  headRef,
+  type KeyValues,
+  mlpAdapterInputs,
+  type MlpBuffers,
+  mlpChunkActivation,
+  mlpChunkForward,
+  mlpForward,
+  workingAttention,
+} from "./forward.ts";
+import { keptAttention, keptMlp } from "./kept.ts";
+
+/**
+ * What the MLP backward recomputes of its forward: everything (MeSP), all but the gate/up products (kept
+ * by a budget schedule), or nothing (MeBP).
+ */
+type MlpRecompute = "all" | "activation" | "none";
+import { scratchRef } from "./weight_stream.ts";
 
 /** Where gradients go. */
 export interface GradSink {
@@ -30,14 +55,16 @@ export interface GradSink {
   accumulate: boolean;
 }
 
-/** Backward of the loss and of every layer, writing LoRA gradients into a {@linkcode GradSink}. */
+/** Backward of every layer, writing LoRA gradients into a {@linkcode GradSink}. */
 export class Backward {
   readonly e: Engine;
   readonly sink: GradSink;
-  readonly #ref: WeightRef = f32Ref(0, 1);
-  readonly #ref2: WeightRef = f32Ref(0, 1);
-  /** The loss's target ids (a view made once: the memory never grows). */
-  #targets?: Int32Array;
+  /** Whether this is the MeBP baseline (see the constructor). */
+  readonly mebp: boolean;
+  readonly #ref: WeightRef = scratchRef();
+  readonly #ref2: WeightRef = scratchRef();
+  readonly #kRef: WeightRef = scratchRef();
+  readonly #vRef: WeightRef = scratchRef();
 
   /**
    * With `mebp`, the layer's forward is recomputed once keeping what an autograd engine keeps (every head's
@@ -52,9 +79,6 @@ export class Backward {
     if (this.mebp && !e.arena.has("mebp.P")) throw new Error("MeBP needs a plan made with method mebp");
   }
 
-  /** Whether this is the MeBP baseline (see the constructor). */
-  readonly mebp: boolean;
-
   /** Byte pointer of the gradient of element offset `off` (pair.a or pair.b) of layer `l`. */
   grad(l: number, off: number): number {
     const le = this.sink.perLayer ? l * this.e.lora!.layerElements : 0;
@@ -63,143 +87,146 @@ export class Backward {
 
   /** A scratch f32 descriptor (pointer, leading dimension). */
   #f32(ptr: number, ld: number, second = false): WeightRef {
-    const r = second ? this.#ref2 : this.#ref;
-    r.ptr = ptr;
-    r.ld = ld;
-    return r;
+    return f32At(second ? this.#ref2 : this.#ref, ptr, ld);
   }
 
-  /** `[T, r]` slot i of `lora.h` (0–3 forward, 4–7 backward). */
-  #slot(i: number, T: number): number {
-    return this.e.p["lora.h"] + i * T * this.e.D.r * 4;
+  /** MeBP's kept attention tensors: every head's probabilities, each adapter's h (slots 0–3 of `mebp.h`). */
+  #keptAttention(T: number): AttentionBuffers {
+    const { p } = this.e, h = (i: number) => p["mebp.h"] + i * T * this.e.D.r * 4;
+    return {
+      ...workingAttention(this.e),
+      probs: p["mebp.P"],
+      probsStride: T * T * 4,
+      h: [h(0), h(1), h(2), h(3)],
+    };
   }
 
-  /**
-   * The loss and dL/d(final hidden) in one pass over the vocabulary (training): each chunk's logits are
-   * computed once; an online log-sum-exp keeps the running max m and sum, and `grad.xn` accumulates
-   * Σ exp(x − m)·E_chunk, rescaled whenever m grows. At the end `grad.xn` = w·(softmax·E − E[target]) per row
-   * and goes back through the final RMSNorm into `grad.x`. Leaves the per-row losses like `lossForward`.
-   */
-  async lossForwardBackward(T: number): Promise<void> {
-    const e = this.e, { d, Vc } = e.D, p = e.p;
-    const r = e.lossRows(), dxn = p["grad.xn"];
-    for (let c = 0; c < e.vocabChunks; c++) {
-      const vc = await e.loadVocabChunk(c);
-      const logits = e.chunkLogits(0, T, vc);
-      e.k.ce_chunk_fused(
-        logits,
-        vc,
-        Vc,
-        c * Vc,
-        r.targets,
-        r.max,
-        r.sum,
-        r.tlogit,
-        r.weight,
-        dxn,
-        d,
-        d,
-        c === 0 ? 1 : 0,
-        0,
-        T,
-      );
-      e.gemm.nn(T, d, vc, logits, Vc, e.vocabRef, dxn, d, 1, c > 0); // acc += p · E_chunk
-    }
-    e.k.ce_fused_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, 0, T);
-    const erow = p["loss.erow"];
-    // the target rows in few reads (tied: the embedding's, gathered already by the forward)
-    this.#targets ??= e.I32.subarray(r.targets >> 2, (r.targets >> 2) + e.D.T);
-    await e.pack.prefetchRows(this.#targets, T, !e.cfg.tieWordEmbeddings);
-    for (let t = 0; t < T; t++) {
-      const w = e.F[(r.weight >> 2) + t];
-      if (w === 0) continue;
-      await e.decodeHeadRow(e.I32[(r.targets >> 2) + t], erow);
-      e.k.axpy(dxn + t * d * 4, -w, erow, d); // − w · E[target]
-    }
-    e.k.rmsnorm_backward(p["grad.x"], dxn, p["act.x"], p["weights.norm"], p["act.rstd"], d, d, d, d, 0, 0, T);
+  /** MeBP's kept MLP tensors: the whole [T, I] gate, up and SwiGLU output, h in slots 4–6 of `mebp.h`. */
+  #keptMlp(T: number): MlpBuffers {
+    const { p } = this.e, h = (i: number) => p["mebp.h"] + i * T * this.e.D.r * 4;
+    const [g, u, m, I] = [p["mebp.g"], p["mebp.u"], p["mebp.m"], this.e.D.I];
+    return {
+      xn: p["act.xn2"],
+      rstd: p["act.rstd2"],
+      hg: h(4),
+      hu: h(5),
+      hd: h(6),
+      g,
+      u,
+      ld: I,
+      step: 4,
+      m,
+      ldm: I,
+      mStep: 4,
+    };
+  }
+
+  /** The backward's MLP working buffers: chunk buffers (m of its own: dm is written over it). */
+  #recomputedMlp(): MlpBuffers {
+    const { p } = this.e;
+    return {
+      xn: p["act.xn2"],
+      rstd: p["act.rstd2"],
+      hg: p["lora.h.gate"],
+      hu: p["lora.h.up"],
+      hd: p["lora.h.down"],
+      g: p["mlp.g"],
+      u: p["mlp.u"],
+      ld: this.e.D.C,
+      step: 0,
+      m: p["mlp.m"],
+      ldm: this.e.D.C,
+      mStep: 0,
+    };
   }
 
   /**
-   * Layer `l`, given dL/d(output) in `grad.x` and its input in its checkpoint: recomputes the forward,
-   * writes every LoRA gradient of the layer and leaves dL/d(input) in `grad.x`.
+   * Layer `l`, given dL/d(output) in `grad.x` and its input in its checkpoint: recomputes the forward (but
+   * what the schedule kept, `kept.ts`), writes every LoRA gradient of the layer and leaves dL/d(input) in
+   * `grad.x`.
    */
   async layerBackward(l: number, T: number): Promise<void> {
     const e = this.e, { d } = e.D, p = e.p;
-    loadCheckpoint(e, l, T, p["act.x"], true);
+    const kv: KeyValues = { k: p["act.k"], v: p["act.v"] };
+    if (this.mebp || !keptAttention(e, l)) restoreCheckpoint(e, l, T);
     if (this.mebp) {
-      e.attentionForward(l, T, 0, undefined, { P: p["mebp.P"], h: p["mebp.h"] });
+      const att = this.#keptAttention(T), mlp = this.#keptMlp(T);
+      attentionForward(e, l, T, 0, kv, att);
       e.F.copyWithin(p["mebp.x2"] >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * d);
       // MeBP recomputes the whole block as autograd runs it (down projection included), keeping its tensors
-      await e.mlpForward(l, T, p["act.xn2"], p["act.rstd2"], {
-        g: p["mebp.g"],
-        u: p["mebp.u"],
-        m: p["mebp.m"],
-        h: p["mebp.h"],
-      });
-    } else {
-      e.attentionForward(l, T);
+      await mlpForward(e, l, T, mlp);
+      await this.#mlpBackward(l, T, mlp, p["mebp.x2"], "none");
+      this.#attentionBackward(l, T, kv, att, false);
+      return;
     }
-    await this.#mlpBackward(l, T);
-    this.#attentionBackward(l, T);
-  }
-
-  /** MeBP's `[T, r]` slot i of `mebp.h`: 0–3 q, k, v, o; 4 gate, 5 up, 6 down. */
-  #kept(i: number, T: number): number {
-    return this.e.p["mebp.h"] + i * T * this.e.D.r * 4;
+    // MeSP: the attention block recomputed from the layer's input, unless kept with the MLP's input x2
+    const keptAtt = keptAttention(e, l);
+    const att = keptAtt?.buffers ?? workingAttention(e);
+    if (!keptAtt) attentionForward(e, l, T, 0, kv, att);
+    const mlp = keptMlp(e, l, true);
+    const x2 = keptAtt?.x2 ?? p["act.x"];
+    await this.#mlpBackward(l, T, mlp ?? this.#recomputedMlp(), x2, mlp ? "activation" : "all");
+    this.#attentionBackward(l, T, keptAtt?.kv ?? kv, att, true);
   }
 
   /**
-   * The MLP block, chunked over the intermediate dimension. On entry `grad.x` is dL/d(output) and `act.x`
-   * the block's input x2 (MeBP: x2 is kept in `mebp.x2`, g/u/m and the adapters' h in its regions); on exit
+   * The MLP block, chunked over the intermediate dimension. On entry `grad.x` is dL/d(output), `x2` the
+   * block's input and `t` its tensors (what `recompute` says is recomputed here, chunk by chunk); on exit
    * `grad.x` holds dL/d(x2) (the residual plus the path through the MLP).
    */
-  async #mlpBackward(l: number, T: number): Promise<void> {
-    const e = this.e, { d, r, C, I } = e.D, p = e.p, { k, gemm } = e;
-    const refs = e.refs(l), s = e.lora?.scale ?? 0, acc = this.sink.accumulate, kept = this.mebp;
-    const xn = p["act.xn2"], G = p["grad.x"], dxn = p["grad.xn"];
-    const x2 = kept ? p["mebp.x2"] : p["act.x"];
-    const hg = kept ? this.#kept(4, T) : this.#slot(1, T);
-    const hu = kept ? this.#kept(5, T) : this.#slot(2, T);
-    const hd = kept ? this.#kept(6, T) : this.#slot(3, T);
-    const ghg = this.#slot(5, T), ghu = this.#slot(6, T), ghd = this.#slot(7, T);
+  async #mlpBackward(
+    l: number,
+    T: number,
+    t: MlpBuffers,
+    x2: number,
+    recompute: MlpRecompute,
+  ): Promise<void> {
+    const e = this.e, { d, r } = e.D, p = e.p, { k, gemm } = e;
+    const refs = e.refs(l), s = e.lora?.scale ?? 0, acc = this.sink.accumulate;
+    const G = p["grad.x"], dxn = p["grad.xn"], { xn, hg, hu, hd, ld, ldm } = t;
+    const ghg = p["lora.gh.gate"], ghu = p["lora.gh.up"], ghd = p["lora.gh.down"];
     const gp = refs.gate_proj, up = refs.up_proj, dp = refs.down_proj;
-    const ld = kept ? I : C; // g, u, m: MeBP's full [T, I] tensors, MeSP's [T, C] chunk buffers
-    if (!kept) {
-      k.rmsnorm_forward(xn, p["act.rstd2"], x2, e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
-      e.mlpAdapterInputs(l, T, xn, hg, hu);
+    if (recompute !== "none") {
+      k.rmsnorm_forward(xn, t.rstd, x2, e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
+      mlpAdapterInputs(e, l, T, t);
     }
     if (dp.pair) gemm.nn(T, r, d, G, d, dp.b!, ghd, r, s, false); // gh_d = s·G·B_d
     for (let i = 0; i < e.chunks.length; i++) {
       const c = e.chunks[i], c0 = c.c0, n = c.c1 - c0, first = i === 0;
-      await e.loadChunk(l, i);
-      const g = kept ? p["mebp.g"] + c0 * 4 : p["mlp.g"];
-      const u = kept ? p["mebp.u"] + c0 * 4 : p["mlp.u"];
-      const m = kept ? p["mebp.m"] + c0 * 4 : p["mlp.m"];
-      // recompute g, u and m = silu(g)·u for this chunk (and h_d, summed over chunks)
-      if (!kept) e.mlpChunkForward(l, i, T, xn, hg, hu, hd, g, u, m, C);
+      await e.weights.loadChunk(l, i);
+      const g = t.g + c0 * t.step, u = t.u + c0 * t.step, m = t.m + c0 * t.mStep;
+      // recompute g, u (unless kept) and m = silu(g)·u for this chunk (and h_d, summed over chunks)
+      if (recompute === "all") mlpChunkForward(e, l, i, T, t);
+      else if (recompute === "activation") mlpChunkActivation(e, l, i, T, t);
+      // dA_d[:, c] = gh_dᵀ · m
       if (dp.pair) {
-        // dA_d[:, c] = gh_dᵀ · m
-        const dAd = this.grad(l, dp.pair.a) + c0 * 4;
-        gemm.tn(r, n, T, ghd, r, this.#f32(m, ld, true), dAd, dp.pair.inDim, 1, acc);
+        gemm.tn(
+          r,
+          n,
+          T,
+          ghd,
+          r,
+          this.#f32(m, ldm, true),
+          this.grad(l, dp.pair.a) + c0 * 4,
+          dp.pair.inDim,
+          1,
+          acc,
+        );
       }
       // dm = G · W_d[:, c] (+ gh_d · A_d[:, c]), over m
-      gemm.nn(T, n, d, G, d, c.down.ref, m, ld, 1, false);
-      if (dp.pair) {
-        gemm.nn(T, n, r, ghd, r, this.#f32(dp.a!.ptr + c0 * 4, dp.a!.ld), m, ld, 1, true);
-      }
-      k.swiglu_backward(g, u, m, g, u, n, ld, ld, ld, ld, ld, 0, T); // dg over g, du over u
+      gemm.nn(T, n, d, G, d, c.down, m, ldm, 1, false);
+      if (dp.pair) gemm.nn(T, n, r, ghd, r, this.#f32(dp.a!.ptr + c0 * 4, dp.a!.ld), m, ldm, 1, true);
+      k.swiglu_backward(g, u, m, g, u, n, ld, ld, ldm, ld, ld, 0, T); // dg over g, du over u
       // dxn += dg · W_g[c] + du · W_u[c]
-      gemm.nn(T, d, n, g, ld, c.gate.ref, dxn, d, 1, !first);
-      gemm.nn(T, d, n, u, ld, c.up.ref, dxn, d, 1, true);
+      gemm.nn(T, d, n, g, ld, c.gate, dxn, d, 1, !first);
+      gemm.nn(T, d, n, u, ld, c.up, dxn, d, 1, true);
       if (gp.pair) this.#chunkBGrads(l, T, gp.pair, gp, c0, n, g, ld, hg, ghg, first);
       if (up.pair) this.#chunkBGrads(l, T, up.pair, up, c0, n, u, ld, hu, ghu, first);
     }
-    if (dp.pair) {
-      gemm.tn(d, r, T, G, d, this.#f32(hd, r), this.grad(l, dp.pair.b), r, s, acc); // dB_d
-    }
+    if (dp.pair) gemm.tn(d, r, T, G, d, this.#f32(hd, r), this.grad(l, dp.pair.b), r, s, acc); // dB_d
     this.#finishA(l, T, gp, ghg, xn, dxn);
     this.#finishA(l, T, up, ghu, xn, dxn);
-    k.rmsnorm_backward(G, dxn, x2, e.vec("postNorm"), p["act.rstd2"], d, d, d, d, 1, 0, T);
+    k.rmsnorm_backward(G, dxn, x2, e.vec("postNorm"), t.rstd, d, d, d, d, 1, 0, T);
   }
 
   /** After the chunks of gate/up: dA = ghᵀ·xn and dxn += gh·A. */
@@ -219,64 +246,66 @@ export class Backward {
     c0: number,
     n: number,
     dY: number,
-    C: number,
+    ld: number,
     h: number,
     gh: number,
     first: boolean,
   ) {
-    const e = this.e, r = e.D.r, s = e.lora!.scale;
-    e.gemm.tn(n, r, T, dY, C, this.#f32(h, r), this.grad(l, pair.b) + c0 * r * 4, r, s, this.sink.accumulate);
-    e.gemm.nn(T, r, n, dY, C, this.#f32(refs.b!.ptr + c0 * r * 4, r), gh, r, s, !first);
+    const e = this.e, r = e.D.r, s = e.lora!.scale, acc = this.sink.accumulate;
+    e.gemm.tn(n, r, T, dY, ld, this.#f32(h, r), this.grad(l, pair.b) + c0 * r * 4, r, s, acc);
+    e.gemm.nn(T, r, n, dY, ld, this.#f32(refs.b!.ptr + c0 * r * 4, r), gh, r, s, !first);
   }
 
   /**
-   * The attention block. On entry `grad.x` is dL/d(x2), `act.q/k/v/att` and `act.xn` hold the recomputed
-   * forward; on exit `grad.x` is dL/d(x_l).
+   * The attention block. On entry `grad.x` is dL/d(x2), `t` (q, attention output, normed input, 1/rms) and
+   * keys/values `kv` hold the forward, `t` its probabilities and adapter products too (recomputed here when
+   * `recompute`); on exit `grad.x` is dL/d(x_l).
    */
-  #attentionBackward(l: number, T: number): void {
+  #attentionBackward(l: number, T: number, kv: KeyValues, t: AttentionBuffers, recompute: boolean): void {
     const e = this.e, { d, H, KV, hd, qd, kvd } = e.D, p = e.p, { k, gemm } = e;
     const refs = e.refs(l);
-    const G = p["grad.x"], att = p["act.att"], datt = p["act.xn2"]; // the MLP input is dead: reuse its region
+    const G = p["grad.x"], att = t.att, datt = p["grad.att"];
     // o_proj: d_att = G·W_o (+ LoRA)
     gemm.nn(T, qd, d, G, d, refs.o_proj.w!, datt, qd, 1, false);
-    this.#linearLora(l, T, refs.o_proj, att, qd, G, d, datt, qd, 3);
-    // per head, with P recomputed (MeBP: kept): dV += Pᵀ·dO, dP = dO·Vᵀ, dS = softmax', dQ = dS·K, dK += dSᵀ·Q
-    const q = p["act.q"], dq = p["grad.q"], dk = p["grad.k"], dv = p["grad.v"];
+    this.#linearLora(l, T, refs.o_proj, att, qd, G, d, datt, qd, t.h[3], recompute);
+    // per head, with P recomputed (or kept): dV += Pᵀ·dO, dP = dO·Vᵀ, dS = softmax', dQ = dS·K, dK += dSᵀ·Q
+    const q = t.q, dq = p["grad.q"], dk = p["grad.k"], dv = p["grad.v"];
     const dS = p["grad.scores"];
     const scale = 1 / Math.sqrt(hd), rep = H / KV;
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / rep), first = h % rep === 0;
-      const qh = q + h * hd * 4, dOh = datt + h * hd * 4;
-      const S = this.mebp ? p["mebp.P"] + h * T * T * 4 : p["act.scores"];
-      if (!this.mebp) {
-        gemm.nt(T, T, hd, qh, qd, e.kRefs[g], S, T, 1, false);
+      const qh = q + h * hd * 4, dOh = datt + h * hd * 4, S = t.probs + h * t.probsStride;
+      const kh = headRef(this.#kRef, kv.k, g, hd, kvd), vh = headRef(this.#vRef, kv.v, g, hd, kvd);
+      if (recompute) {
+        gemm.nt(T, T, hd, qh, qd, kh, S, T, 1, false);
         k.softmax_causal_forward(S, S, T, T, scale, 0, 0, T);
       }
       gemm.tn(T, hd, T, S, T, this.#f32(dOh, qd), dv + g * hd * 4, kvd, 1, !first);
-      gemm.nt(T, T, hd, dOh, qd, e.vRefs[g], dS, T, 1, false);
+      gemm.nt(T, T, hd, dOh, qd, vh, dS, T, 1, false);
       k.softmax_causal_backward(dS, S, dS, T, T, scale, 0, 0, T);
-      gemm.nn(T, hd, T, dS, T, e.kRefs[g], dq + h * hd * 4, qd, 1, false);
+      gemm.nn(T, hd, T, dS, T, kh, dq + h * hd * 4, qd, 1, false);
       gemm.tn(T, hd, T, dS, T, this.#f32(qh, qd), dk + g * hd * 4, kvd, 1, !first);
     }
     const { cos, sin } = e.rope();
     k.rope_backward(dq, cos, sin, H, hd, qd, 0, 0, T);
     k.rope_backward(dk, cos, sin, KV, hd, kvd, 0, 0, T);
     // dxn = dq·W_q + dk·W_k + dv·W_v (+ LoRA)
-    const xn = p["act.xn"], dxn = p["grad.xn"];
+    const xn = t.xn, dxn = p["grad.xn"];
     gemm.nn(T, d, qd, dq, qd, refs.q_proj.w!, dxn, d, 1, false);
     gemm.nn(T, d, kvd, dk, kvd, refs.k_proj.w!, dxn, d, 1, true);
     gemm.nn(T, d, kvd, dv, kvd, refs.v_proj.w!, dxn, d, 1, true);
-    this.#linearLora(l, T, refs.q_proj, xn, d, dq, qd, dxn, d, 0);
-    this.#linearLora(l, T, refs.k_proj, xn, d, dk, kvd, dxn, d, 1);
-    this.#linearLora(l, T, refs.v_proj, xn, d, dv, kvd, dxn, d, 2);
-    // the layer's input: the f32 checkpoint, or the bf16 one decoded into dq's region (dead by now)
-    const xl = loadCheckpoint(e, l, T, dq);
-    k.rmsnorm_backward(G, dxn, xl, e.vec("inputNorm"), p["act.rstd"], d, d, d, d, 1, 0, T);
+    this.#linearLora(l, T, refs.q_proj, xn, d, dq, qd, dxn, d, t.h[0], recompute);
+    this.#linearLora(l, T, refs.k_proj, xn, d, dk, kvd, dxn, d, t.h[1], recompute);
+    this.#linearLora(l, T, refs.v_proj, xn, d, dv, kvd, dxn, d, t.h[2], recompute);
+    // the layer's input: the f32 checkpoint, or the bf16 one decoded over d(queries) (used by now)
+    const xl = checkpointInput(e, l, T);
+    k.rmsnorm_backward(G, dxn, xl, e.vec("inputNorm"), t.rstd, d, d, d, d, 1, 0, T);
   }
 
   /**
    * LoRA part of a linear's backward, given its input x [T, nIn] and output gradient dY [T, nOut]:
-   * h = x·Aᵀ (recomputed; MeBP: kept in slot `kept`), dB = s·dYᵀ·h, gh = s·dY·B, dA = ghᵀ·x, dx += gh·A.
+   * h = x·Aᵀ (into `h`, recomputed when `recompute`, else kept there), dB = s·dYᵀ·h, gh = s·dY·B,
+   * dA = ghᵀ·x, dx += gh·A.
    */
   #linearLora(
     l: number,
@@ -288,13 +317,14 @@ export class Backward {
     nOut: number,
     dx: number,
     ldx: number,
-    kept: number,
+    h: number,
+    recompute: boolean,
   ): void {
     const pair = refs.pair;
     if (!pair) return;
     const e = this.e, r = e.D.r, s = e.lora!.scale, acc = this.sink.accumulate, { gemm } = e;
-    const h = this.mebp ? this.#kept(kept, T) : this.#slot(0, T), gh = this.#slot(4, T);
-    if (!this.mebp) gemm.nt(T, r, nIn, x, nIn, refs.a!, h, r, 1, false);
+    const gh = e.p["lora.gh.attn"];
+    if (recompute) gemm.nt(T, r, nIn, x, nIn, refs.a!, h, r, 1, false);
     gemm.tn(nOut, r, T, dY, nOut, this.#f32(h, r), this.grad(l, pair.b), r, s, acc);
     gemm.nn(T, r, nOut, dY, nOut, refs.b!, gh, r, s, false);
     gemm.tn(r, nIn, T, gh, r, this.#f32(x, nIn), this.grad(l, pair.a), nIn, 1, acc);

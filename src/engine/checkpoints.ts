@@ -22,18 +22,21 @@ export function storeCheckpoint(e: Engine, l: number, T: number): void {
   else e.F.copyWithin((at >> 2) + s * n, x >> 2, (x >> 2) + n);
 }
 
+/** Puts layer `l`'s kept input back into the residual stream `act.x` (rows [0, T)). */
+export function restoreCheckpoint(e: Engine, l: number, T: number): void {
+  const n = T * e.D.d, at = e.p["ckpt"], s = checkpointSlot(e, l), x = e.p["act.x"];
+  if (e.options.ckptDtype === "bf16") e.k.decode_row(DTYPE.bf16, at + s * n * 2, n, 0, 0, 0, 0, n, x);
+  else e.F.copyWithin(x >> 2, (at >> 2) + s * n, (at >> 2) + s * n + n);
+}
+
 /**
- * Layer `l`'s input as f32: the f32 slot itself (no copy, `dst` unused), or the bf16 slot decoded into
- * `dst` ([T, d]). With `copy`, an f32 slot is copied into `dst` too.
+ * Layer `l`'s input as f32 `[T, d]`: the f32 slot itself (no copy), or the bf16 slot decoded into
+ * `ckpt.decoded`.
  */
-export function loadCheckpoint(e: Engine, l: number, T: number, dst: number, copy = false): number {
+export function checkpointInput(e: Engine, l: number, T: number): number {
   const n = T * e.D.d, at = e.p["ckpt"], s = checkpointSlot(e, l);
-  if (e.options.ckptDtype === "bf16") {
-    e.k.decode_row(DTYPE.bf16, at + s * n * 2, n, 0, 0, 0, 0, n, dst);
-    return dst;
-  }
-  const src = at + s * n * 4;
-  if (!copy) return src;
-  e.F.copyWithin(dst >> 2, src >> 2, (src >> 2) + n);
+  if (e.options.ckptDtype !== "bf16") return at + s * n * 4;
+  const dst = e.p["ckpt.decoded"];
+  e.k.decode_row(DTYPE.bf16, at + s * n * 2, n, 0, 0, 0, 0, n, dst);
   return dst;
 }

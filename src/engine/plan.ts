@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { RegionSpec } from "../runtime/arena.ts";
+import type { MemoryPlan, RegionSpec } from "../runtime/arena.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { GROUP, layerLayout, matrixSlot, MLP_CHUNK, type PackFormat } from "../model/pack_layout.ts";
 import type { LoraLayout } from "./lora.ts";
@@ -49,10 +49,29 @@ export interface PlanOptions {
   ckptDtype?: "f32" | "bf16";
   /** Keep every k-th layer's input only (default 1: every layer); see `checkpoints.ts`. */
   ckptEvery?: number;
+  /**
+   * Layers that keep forward tensors for their backward (MeSP, f32 checkpoints, every input kept): the last
+   * `mlp` layers keep their gate/up projections, the last `attention` layers their attention tensors, so
+   * the backward skips recomputing them (bitwise the same gradients; see `schedule.ts`).
+   */
+  keep?: KeepSchedule;
   /** Keep a whole-model gradient buffer (gradient accumulation or clipping; train mode). */
   gradBuffer?: boolean;
   /** Scratch bytes one GEMM call needs (from the kernels). */
   gemmScratch: number;
+}
+
+/** How many layers keep forward tensors (the last ones of the model). */
+export interface KeepSchedule {
+  mlp: number;
+  attention: number;
+}
+
+/** Floats one layer keeps under {@linkcode KeepSchedule}: the MLP's g and u, the attention's tensors. */
+export function keptFloats(D: Dims): { mlp: number; attention: number } {
+  const { T, d, qd, kvd, I } = D;
+  // xn, q, k, v, attention output, the MLP's input x2, 1/rms
+  return { mlp: 2 * T * I, attention: T * (2 * d + 2 * qd + 2 * kvd + 1) };
 }
 
 /** Sizes derived from the config and options, shared by the plan and the engine. */
@@ -111,13 +130,121 @@ function slotBytes(bytes: number): number {
   return Math.ceil(bytes / 64) * 64;
 }
 
+/**
+ * Every buffer a plan can hold, by name, with its shape (f32 unless said; T rows, d width, C MLP columns per
+ * chunk, Vc vocabulary rows per chunk, P positions, r the LoRA rank). A name is a region of its own or a view
+ * of one (`VIEWS`); which of them a run has depends on its mode and method, see {@linkcode planBuffers}.
+ */
+export const BUFFERS = {
+  "weights.layers": "all layers' weights, resident (the pack's layer layout × L)",
+  "weights.attn": "one layer's attention weights, biases and norms, streamed (the pack's layout)",
+  "weights.mlp": "2 slots × one MLP chunk's weights (gate/up rows, down columns), streamed",
+  "weights.vocab": "2 slots × Vc embedding / LM-head rows (the pack's vocabulary rows)",
+  "weights.norm": "[d] final RMSNorm weight",
+  "rope": "[2, P, hd/2] cos, sin",
+  "gemm.scratch": "GEMM packing buffers, one area per thread",
+  "lora.params": "every adapter's A [r, in] and B [out, r], flat (lora.ts)",
+  "lora.grad": "the gradients of lora.params: one layer's or all",
+  "lora.h": "[slots, T, r] the adapters' x·Aᵀ (slots 0–3) and, in training, G·B (slots 4–7)",
+  "lora.h.attn": "[T, r] x·Aᵀ of the attention linear in use",
+  "lora.h.gate": "[T, r] xn·A_gateᵀ",
+  "lora.h.up": "[T, r] xn·A_upᵀ",
+  "lora.h.down": "[T, r] m·A_downᵀ",
+  "lora.gh.attn": "[T, r] s·G·B of the attention linear in use",
+  "lora.gh.gate": "[T, r] s·dG·B_gate",
+  "lora.gh.up": "[T, r] s·dU·B_up",
+  "lora.gh.down": "[T, r] s·G·B_down",
+  "act.x": "[T, d] residual stream",
+  "act.xn": "[T, d] normed input of a block",
+  "act.q": "[T, H·hd] queries",
+  "act.k": "[T, KV·hd] keys",
+  "act.v": "[T, KV·hd] values",
+  "kv.k": "[L, P, KV·hd] key cache (generate)",
+  "kv.v": "[L, P, KV·hd] value cache (generate)",
+  "act.att": "[T, H·hd] attention output",
+  "act.scores": "[T, P] one head's scores / probabilities",
+  "act.rstd": "[T] 1/rms of a block's input norm",
+  "mlp.gu": "[2, T, C] gate and up chunks (training: also the views over it)",
+  "mlp.g": "[T, C] gate chunk (the forward's SwiGLU output is written over it)",
+  "mlp.u": "[T, C] up chunk",
+  "mlp.m": "[T, C] SwiGLU output / its gradient (training)",
+  "ckpt": "[slots, T, d] layer inputs (f32 or bf16)",
+  "ckpt.decoded": "[T, d] a bf16 layer input decoded to f32",
+  "act.xn2": "[T, max(d, H·hd)] normed MLP input",
+  "act.rstd2": "[T] 1/rms of the MLP's norm",
+  "grad.x": "[T, d] gradient of the residual stream",
+  "grad.xn": "[T, d] gradient of a normed block input",
+  "grad.q": "[T, H·hd] gradient of the queries",
+  "grad.k": "[T, KV·hd] gradient of the keys",
+  "grad.v": "[T, KV·hd] gradient of the values",
+  "grad.att": "[T, H·hd] gradient of the attention output",
+  "grad.scores": "[T, T] one head's score gradient",
+  "keep.mlp": "[layers, 2, T, I] gate and up projections of the last keep.mlp layers (budget schedule)",
+  "keep.attn":
+    "[layers, T, 2d + 2·H·hd + 2·KV·hd + 1] xn, q, k, v, attention output, x2, 1/rms of the last keep.attention layers",
+  "mebp.x2": "[T, d] MeBP: the MLP block's input",
+  "mebp.P": "[H, T, T] MeBP: every head's attention probabilities",
+  "mebp.g": "[T, I] MeBP: gate pre-activations",
+  "mebp.u": "[T, I] MeBP: up projections",
+  "mebp.m": "[T, I] MeBP: SwiGLU outputs",
+  "mebp.h": "[7, T, r] MeBP: each adapter's x·Aᵀ (q, k, v, o, gate, up, down)",
+  "opt.m": "AdamW first moments (like lora.params)",
+  "opt.v": "AdamW second moments (like lora.params)",
+  "loss.logits": "[T, Vc] logits of one vocabulary chunk",
+  "loss.rows": "[6, T] per-row max, sum, target logit, logsumexp, loss, weight",
+  "loss.targets": "[T] i32 target token per row (−1: none)",
+  "loss.erow": "[d] one decoded LM-head row (the target's, for the gradient)",
+} as const;
+
+/** The name of a buffer of a plan: a misspelt one is a compile error. */
+export type BufferName = keyof typeof BUFFERS;
+
+/** Byte pointer of every buffer of a plan; one the plan lacks throws when read (never address 0). */
+export type Buffers = { readonly [K in BufferName]: number };
+
+/** A region of a plan, named by a buffer name. */
+export interface BufferRegion extends RegionSpec {
+  name: BufferName;
+}
+
+/**
+ * A buffer that lives inside a region rather than in one of its own: `name` starts `offset` bytes into
+ * region `over` and takes `bytes`. Either a part of the region (it is sized for all its parts) or memory
+ * shared with another buffer whose lifetime does not overlap; `why` says which, and why it is free then.
+ */
+export interface BufferView {
+  name: BufferName;
+  over: BufferName;
+  offset: number;
+  bytes: number;
+  why: string;
+}
+
+/** The regions of a run, in the order they are laid out, and the views that share them. */
+export interface BufferPlan {
+  regions: BufferRegion[];
+  views: BufferView[];
+}
+
 /** The regions of a run, in the order they are laid out. */
 export function planRegions(cfg: ModelConfig, o: PlanOptions): RegionSpec[] {
+  return planBuffers(cfg, o).regions;
+}
+
+/**
+ * Every buffer of a run: the regions, laid out in this order, and the views over them. All lifetime
+ * reasoning (which buffers may share memory, and why) is here.
+ */
+export function planBuffers(cfg: ModelConfig, o: PlanOptions): BufferPlan {
   const D = dims(cfg, o);
   const { T, d, qd, kvd, C, Vc, P, L, r } = D;
   const f = 4;
-  const regions: RegionSpec[] = [];
-  const add = (name: string, bytes: number, purpose: string) => regions.push({ name, bytes, purpose });
+  const regions: BufferRegion[] = [];
+  const views: BufferView[] = [];
+  const add = (name: BufferName, bytes: number, purpose: string) => regions.push({ name, bytes, purpose });
+  const view = (name: BufferName, over: BufferName, offset: number, bytes: number, why: string) =>
+    views.push({ name, over, offset, bytes, why });
+  const train = o.mode === "train", backward = train && o.method !== "mezo";
 
   const layer = layerLayout(cfg, o.format, o.bf16Scales ?? false, o.mlpChunk ?? MLP_CHUNK);
   if (o.resident) add("weights.layers", L * layer.bytes, `all ${L} layers' weights, resident (${o.format})`);
@@ -165,12 +292,34 @@ export function planRegions(cfg: ModelConfig, o: PlanOptions): RegionSpec[] {
   add("act.scores", T * P * f, "one head's scores / probabilities [T, T]");
   add("act.rstd", T * f, "RMSNorm 1/rms per row");
   // gate and up chunks; in training also the queries' gradient (the attention backward runs after the MLP's)
-  const gu = Math.max(2 * T * C, o.mode === "train" && o.method !== "mezo" ? T * qd : 0) * f;
+  // and a bf16 layer input decoded for the input norm's backward
+  const decoded = backward && o.ckptDtype === "bf16" ? T * d : 0;
+  const gu = Math.max(2 * T * C, backward ? T * qd : 0, decoded) * f;
   add(
     "mlp.gu",
     gu,
     `gate and up chunks 2 × [T, ${C}]${o.mode === "train" ? "; then d(queries) [T, H·hd]" : ""}`,
   );
+  view("mlp.g", "mlp.gu", 0, T * C * f, "part: the gate chunk");
+  view("mlp.u", "mlp.gu", T * C * f, T * C * f, "part: the up chunk");
+  if (backward) {
+    view(
+      "grad.q",
+      "mlp.gu",
+      0,
+      T * qd * f,
+      "shared: the attention backward runs after the MLP's, whose gate/up chunks are then dead",
+    );
+    if (decoded) {
+      view(
+        "ckpt.decoded",
+        "mlp.gu",
+        0,
+        decoded * f,
+        "shared: read by the input norm's backward, after d(queries) has been used",
+      );
+    }
+  }
   if (r) {
     const slots = o.mode === "train" ? 8 : 4;
     add(
@@ -178,17 +327,64 @@ export function planRegions(cfg: ModelConfig, o: PlanOptions): RegionSpec[] {
       slots * T * r * f,
       `adapters' x·Aᵀ${o.mode === "train" ? " and G·B" : ""} [T, r] ×${slots}`,
     );
+    const names: BufferName[] = [
+      "lora.h.attn",
+      "lora.h.gate",
+      "lora.h.up",
+      "lora.h.down",
+      "lora.gh.attn",
+      "lora.gh.gate",
+      "lora.gh.up",
+      "lora.gh.down",
+    ];
+    for (let i = 0; i < slots; i++) view(names[i], "lora.h", i * T * r * f, T * r * f, `part: slot ${i}`);
   }
   if (o.mode === "train" && o.method === "mezo") {
     if (o.gradBuffer) {
       add("lora.grad", o.lora!.totalElements * f, "MeZO's gradient estimate (grad command only)");
     }
-  } else if (o.mode === "train") trainRegions(o, D, add);
+  } else if (o.mode === "train") trainRegions(o, D, add, view);
   add("loss.logits", T * Vc * f, `logits of one vocabulary chunk [T, ${Vc}]`);
   add("loss.rows", 6 * T * f, "per-row max, sum, target logit, logsumexp, loss, weight");
   add("loss.targets", T * 4, "target token per row (i32)");
   if (o.mode === "train") add("loss.erow", d * f, "one decoded LM-head row (the target's, for the gradient)");
-  return regions;
+  checkViews(regions, views);
+  return { regions, views };
+}
+
+/** Every view lies inside a region of the plan. */
+function checkViews(regions: readonly BufferRegion[], views: readonly BufferView[]): void {
+  for (const v of views) {
+    const over = regions.find((r) => r.name === v.over);
+    if (!over) throw new Error(`memory plan: view "${v.name}" is over "${v.over}", which the plan lacks`);
+    if (v.offset < 0 || v.offset + v.bytes > over.bytes) {
+      throw new Error(
+        `memory plan: view "${v.name}" (${v.bytes} bytes from ${v.offset}) overruns "${v.over}" (${over.bytes})`,
+      );
+    }
+  }
+}
+
+/**
+ * The pointers of a laid-out plan's buffers: each region's offset, each view's region offset plus its own.
+ * A buffer the plan lacks throws when read, naming it.
+ */
+export function bufferPointers(plan: MemoryPlan, views: readonly BufferView[]): Buffers {
+  const at = new Map<string, number>(plan.regions.map((r) => [r.name, r.offset]));
+  for (const v of views) at.set(v.name, at.get(v.over)! + v.offset);
+  const p: Record<string, number> = {};
+  for (const name of Object.keys(BUFFERS)) {
+    const ptr = at.get(name);
+    if (ptr !== undefined) p[name] = ptr;
+    else {
+      Object.defineProperty(p, name, {
+        get() {
+          throw new Error(`memory plan has no buffer "${name}" (not planned for this mode/method)`);
+        },
+      });
+    }
+  }
+  return Object.freeze(p) as Buffers;
 }
 
 /** Checkpoint slots a plan needs: one per segment plus the segment's spares. */
@@ -197,7 +393,12 @@ export function checkpointSlots(layers: number, every: number): number {
 }
 
 /** Regions only training needs: layer checkpoints, the backward working set, gradients, optimizer state. */
-function trainRegions(o: PlanOptions, D: Dims, add: (name: string, bytes: number, purpose: string) => void) {
+function trainRegions(
+  o: PlanOptions,
+  D: Dims,
+  add: (name: BufferName, bytes: number, purpose: string) => void,
+  view: (name: BufferName, over: BufferName, offset: number, bytes: number, why: string) => void,
+) {
   const { T, d, qd, kvd, C, L } = D;
   const f = 4;
   const lora = o.lora;
@@ -215,8 +416,14 @@ function trainRegions(o: PlanOptions, D: Dims, add: (name: string, bytes: number
       every > 1 ? `; 1 in ${every} kept, ${every - 1} recomputed per segment` : ""
     })`,
   );
-  // the attention backward's d(attention output) reuses this region: the MLP input is dead by then
   add("act.xn2", T * Math.max(d, qd) * f, "normed MLP input [T, d]; then d(attention output) [T, H·hd]");
+  view(
+    "grad.att",
+    "act.xn2",
+    0,
+    T * qd * f,
+    "shared: the MLP's normed input is dead once the MLP backward is done",
+  );
   add("act.rstd2", T * f, "MLP RMSNorm 1/rms per row");
   add("mlp.m", T * C * f, `SwiGLU output / its gradient [T, ${C}]`);
   add("grad.x", T * d * f, "gradient of the residual stream [T, d]");
@@ -224,6 +431,28 @@ function trainRegions(o: PlanOptions, D: Dims, add: (name: string, bytes: number
   add("grad.k", T * kvd * f, "gradient of the keys [T, KV·hd]");
   add("grad.v", T * kvd * f, "gradient of the values [T, KV·hd]");
   add("grad.scores", T * T * f, "one head's score gradient [T, T]");
+  const keep = o.keep;
+  if (keep && (keep.mlp > 0 || keep.attention > 0)) {
+    for (const [what, n] of Object.entries(keep)) {
+      if (!Number.isInteger(n) || n < 0 || n > L) {
+        throw new Error(`keep.${what} must be a whole number of layers in 0…${L}, got ${n}`);
+      }
+    }
+    if ((o.method ?? "mesp") !== "mesp" || bf16 || every !== 1) {
+      throw new Error("kept forward tensors need MeSP with f32 checkpoints of every layer (ckptEvery 1)");
+    }
+    const kept = keptFloats(D);
+    if (keep.mlp) {
+      add("keep.mlp", keep.mlp * kept.mlp * f, `gate and up [T, ${D.I}] × 2 of ${keep.mlp} layer(s), kept`);
+    }
+    if (keep.attention) {
+      add(
+        "keep.attn",
+        keep.attention * kept.attention * f,
+        `xn, q, k, v, attention output, MLP input of ${keep.attention} layer(s), kept`,
+      );
+    }
+  }
   if (o.method === "mebp") {
     const { H, I, r } = D;
     add("mebp.x2", T * d * f, "MeBP: the MLP block's input, kept [T, d]");

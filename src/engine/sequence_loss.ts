@@ -5,6 +5,8 @@
  * @module
  */
 import type { Engine } from "./engine.ts";
+import { forward } from "./forward.ts";
+import { lossForward, lossSum, setTargets } from "./loss.ts";
 
 /**
  * Σ and count of −log p(target) over the trained positions of `ids[0..T)` (`targets[t]` set; every position
@@ -17,10 +19,10 @@ export async function sequenceLoss(
   targets: ArrayLike<number> | undefined,
   T: number,
 ): Promise<{ sum: number; count: number }> {
-  await e.forward(ids, T);
-  if (e.setTargets(ids, targets, T) === 0) return { sum: 0, count: 0 };
-  await e.lossForward(T);
-  return e.lossSum(T);
+  await forward(e, ids, T);
+  if (setTargets(e, ids, targets, T) === 0) return { sum: 0, count: 0 };
+  await lossForward(e, T);
+  return lossSum(e, T);
 }
 
 /** The mean loss over the trained positions of `ids[0..T)`; an error when none is trained. */

@@ -6,8 +6,11 @@
  * @module
  */
 import type { Backward } from "./backward.ts";
-import { loadCheckpoint, storeCheckpoint } from "./checkpoints.ts";
+import { restoreCheckpoint, storeCheckpoint } from "./checkpoints.ts";
 import type { Engine } from "./engine.ts";
+import { embed, finalNorm, layerForward } from "./forward.ts";
+import { trainingLayerForward } from "./kept.ts";
+import { lossForwardBackward, lossSum, setTargets } from "./loss.ts";
 
 /** Loss of a forward/backward pass. */
 export interface StepLoss {
@@ -32,30 +35,30 @@ export async function forwardBackward(
 ): Promise<StepLoss> {
   const { L } = e.D, k = e.options.ckptEvery ?? 1;
   if (T > e.D.T) throw new Error(`sequence of ${T} tokens is longer than the plan's ${e.D.T}`);
-  await e.embed(ids, T);
+  await embed(e, ids, T);
   for (let l = 0; l < L; l++) {
     if (l % k === 0) storeCheckpoint(e, l, T);
-    await e.loadLayer(l);
-    await e.layerForward(l, T);
+    await e.weights.loadLayer(l);
+    await trainingLayerForward(e, l, T);
   }
-  e.finalNorm(T);
-  const tokens = e.setTargets(ids, trained, T);
+  finalNorm(e, T);
+  const tokens = setTargets(e, ids, trained, T);
   if (tokens === 0) throw new Error("the sequence has no trained tokens");
-  await bw.lossForwardBackward(T);
-  const { sum } = e.lossSum(T);
+  await lossForwardBackward(e, T);
+  const { sum } = lossSum(e, T);
   for (let l0 = Math.floor((L - 1) / k) * k; l0 >= 0; l0 -= k) {
     const l1 = Math.min(L, l0 + k);
     // the segment's other inputs, recomputed from its kept one (the gradient in grad.x is untouched)
     if (l1 - l0 > 1) {
-      loadCheckpoint(e, l0, T, e.p["act.x"], true);
+      restoreCheckpoint(e, l0, T);
       for (let l = l0; l < l1 - 1; l++) {
-        await e.loadLayer(l);
-        await e.layerForward(l, T);
+        await e.weights.loadLayer(l);
+        await layerForward(e, l, T);
         storeCheckpoint(e, l + 1, T);
       }
     }
     for (let l = l1 - 1; l >= l0; l--) {
-      await e.loadLayer(l);
+      await e.weights.loadLayer(l);
       await bw.layerBackward(l, T);
       afterLayer?.(l);
     }

@@ -5,6 +5,8 @@
  * @module
  */
 import { Engine } from "../engine/engine.ts";
+import { embed, finalNorm, layerForward } from "../engine/forward.ts";
+import { chunkLogits } from "../engine/loss.ts";
 import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { loraLayout } from "../engine/lora.ts";
 import type { Pack } from "../model/pack.ts";
@@ -79,12 +81,12 @@ export async function* generate(
     const one = new Int32Array(1);
     let pos = 0, T = T0, ids: ArrayLike<number> = prompt;
     for (let n = 0; n < maxTokens; n++) {
-      await e.embed(ids, T);
+      await embed(e, ids, T);
       for (let l = 0; l < L; l++) {
-        await e.loadLayer(l);
-        await e.layerForward(l, T, pos, cache(l));
+        await e.weights.loadLayer(l);
+        await layerForward(e, l, T, pos, cache(l));
       }
-      e.finalNorm(T);
+      finalNorm(e, T);
       await lastRowLogits(e, T - 1, logits);
       options.onLogits?.(logits);
       const next = sample(logits);
@@ -103,9 +105,9 @@ export async function* generate(
 /** Full-vocabulary logits of one row of `act.xn`, streaming the LM head. */
 async function lastRowLogits(e: Engine, row: number, out: Float32Array): Promise<void> {
   const { Vc } = e.D;
-  for (let c = 0; c < e.vocabChunks; c++) {
-    const vc = await e.loadVocabChunk(c);
-    const p = e.chunkLogits(row, row + 1, vc) >> 2;
+  for (let c = 0; c < e.weights.vocabChunks; c++) {
+    const vc = await e.weights.loadVocabChunk(c);
+    const p = chunkLogits(e, row, row + 1, vc) >> 2;
     out.set(e.F.subarray(p + row * Vc, p + row * Vc + vc), c * Vc);
   }
 }

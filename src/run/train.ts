@@ -14,6 +14,7 @@ import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { type LoraLayout, loraLayout, type LoraOptions } from "../engine/lora.ts";
 import { learningRate, Optimizer, type OptimizerOptions } from "../engine/optimizer.ts";
 import type { Method } from "../engine/plan.ts";
+import { describeSchedule } from "../engine/schedule.ts";
 import { formatPlan, type MemoryPlan } from "../runtime/arena.ts";
 import type { Pack } from "../model/pack.ts";
 import type { KernelLocation, Variant } from "../runtime/kernels.ts";
@@ -51,6 +52,11 @@ export interface TrainOptions {
   resume?: TrainState;
   /** Start from an existing adapter instead of a fresh initialisation. */
   adapter?: OpenedAdapter;
+  /**
+   * Arena budget in bytes: MeSP (f32 checkpoints) runs the fastest exact schedule that fits (keeping layer
+   * inputs and forward tensors, `schedule.ts`; bitwise the same gradients for every budget); any run whose
+   * smallest plan is larger is refused before it starts.
+   */
   budget?: number;
   variant?: Variant;
   /** Kernel threads (default 1); results are bitwise the same for any count. */
@@ -94,7 +100,13 @@ export interface TrainState {
 
 /** Progress and results, as events. */
 export type TrainEvent =
-  | { type: "plan"; table: string; bytes: number }
+  | {
+    type: "plan";
+    table: string;
+    bytes: number;
+    /** MeSP: the schedule the budget bought (which inputs and forward tensors are kept), one line. */
+    schedule?: string;
+  }
   | {
     type: "step";
     step: number;
@@ -232,7 +244,10 @@ export async function train(
   const gradBuffer = engineOptions.gradBuffer;
   const e = await Engine.create(pack, engineOptions);
   try {
-    options.onEvent?.({ type: "plan", table: formatPlan(e.arena.plan), bytes: e.arena.plan.bytes });
+    const schedule = method === "mesp"
+      ? describeSchedule(e.schedule(), cfg.numLayers, e.kernels.pool?.threads ?? 1)
+      : undefined;
+    options.onEvent?.({ type: "plan", table: formatPlan(e.arena.plan), bytes: e.arena.plan.bytes, schedule });
     const params = e.arena.f32("lora.params");
     const m = optOptions.name === "adamw" ? e.arena.f32("opt.m") : undefined;
     const v = optOptions.name === "adamw" ? e.arena.f32("opt.v") : undefined;
@@ -260,8 +275,15 @@ export async function train(
       v?.fill(0);
     }
 
-    const opt = new Optimizer(e.k, optOptions, e.p["lora.params"], e.p["opt.m"], e.p["opt.v"]);
-    const gradPtr = e.p["lora.grad"];
+    const adamw = optOptions.name === "adamw";
+    const opt = new Optimizer(
+      e.k,
+      optOptions,
+      e.p["lora.params"],
+      adamw ? e.p["opt.m"] : undefined,
+      adamw ? e.p["opt.v"] : undefined,
+    );
+    const gradPtr = method === "mezo" ? 0 : e.p["lora.grad"]; // MeZO has no gradient buffer
     const bw = method === "mezo"
       ? undefined
       : new Backward(e, { ptr: gradPtr, perLayer: !gradBuffer, accumulate: false }, {

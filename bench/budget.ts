@@ -1,0 +1,193 @@
+/**
+ * What a memory budget buys: one MeSP training step (Qwen2.5-0.5B shapes, q4, LoRA rank 8 on all seven
+ * targets, T = 256, fused SGD) under budgets from the smallest that fits to 1 GB, one line each, with the
+ * schedule the budget chose (`src/engine/schedule.ts`), the step time, the whole-process peak and the speed
+ * relative to the default schedule (no budget) measured in the same run. Every configuration also checks
+ * that its parameters after the steps are bitwise the default's (the same gradients).
+ *
+ *   deno task make-model --preset qwen2.5-0.5b --out /tmp/m05 --format mlx-q4
+ *   deno task bench:budget --model /tmp/m05 --threads 2 --steps 2
+ *
+ * Each configuration runs in a fresh process (so its peak is its own): the default first and last
+ * (bracketing drift on a shared machine), the budgets in between; step time is the median of `--steps`
+ * measured steps after one warm-up step. Flags: --budgets min,400MB,1GB (min: the smallest schedule that
+ * fits), --seq-len 256, --rank 8, --threads 1, --steps 2, --cache DIR.
+ */
+import { Engine } from "../src/engine/engine.ts";
+import { Backward } from "../src/engine/backward.ts";
+import { forwardBackward } from "../src/engine/step.ts";
+import { loraLayout } from "../src/engine/lora.ts";
+import { Optimizer } from "../src/engine/optimizer.ts";
+import { initLora } from "../src/engine/lora_init.ts";
+import { type Schedule, smallestSchedule } from "../src/engine/schedule.ts";
+import { loadOrBuildPack } from "../src/model/pack_files.ts";
+import { formatMB, parseSize } from "../src/runtime/arena.ts";
+import { processMemory } from "../src/runtime/memory.ts";
+import { seededRandom } from "../src/util/random.ts";
+import { cacheDir, runtimeBytes } from "../src/cli/common.ts";
+import { cpuSeconds, median } from "./measure.ts";
+
+const args = Deno.args;
+function flag(name: string, fallback: string): string {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
+}
+const model = flag("model", "");
+if (!model) {
+  console.error(
+    "usage: deno task bench:budget --model DIR [--threads 2] [--steps 2] [--budgets min,400MB,1GB]",
+  );
+  Deno.exit(2);
+}
+const T = Number(flag("seq-len", "256")), rank = Number(flag("rank", "8"));
+const threads = Number(flag("threads", "1")), steps = Number(flag("steps", "2"));
+const cache = `${cacheDir(flag("cache", ""))}/packs`;
+
+/** What one configuration's process reports. */
+interface Result {
+  budget: string;
+  schedule: string;
+  arena: number;
+  ms: number[];
+  /** CPU seconds of the process per measured step (all its threads): steadier than wall time under load. */
+  cpu: number[];
+  peak: number;
+  params: string;
+}
+
+/** A schedule in a table cell: inputs kept, layers keeping MLP / attention tensors, predicted speed. */
+function shortSchedule(s: Schedule, L: number): string {
+  return `every ${s.ckptEvery === 1 ? "" : `${s.ckptEvery}th `}input; MLP ${s.keep.mlp}/${L}, attention ` +
+    `${s.keep.attention}/${L} kept; predicted ${(s.defaultFlops / s.flops).toFixed(2)}×`;
+}
+
+/** The child: one configuration, `--child BUDGET` (arena bytes, or "none"). */
+async function child(budget: number | undefined): Promise<Result> {
+  const { pack } = await loadOrBuildPack(model, { format: "q4", cacheDir: cache });
+  const layout = loraLayout(pack.config, { rank });
+  const e = await Engine.create(pack, {
+    mode: "train",
+    seqLen: T,
+    lora: layout,
+    method: "mesp",
+    optimizer: "sgd",
+    threads,
+    budget,
+  });
+  try {
+    initLora(layout, e.arena.f32("lora.params"), 7);
+    const opt = new Optimizer(e.k, { name: "sgd", lr: 1e-4 }, e.p["lora.params"]);
+    const grad = e.p["lora.grad"], n = layout.layerElements;
+    const bw = new Backward(e, { ptr: grad, perLayer: true, accumulate: false });
+    const random = seededRandom(1);
+    const ids = Int32Array.from(
+      { length: T },
+      () => Math.floor(random() * Math.min(pack.config.vocabSize, 150000)),
+    );
+    const ms: number[] = [], cpu: number[] = [];
+    for (let s = 0; s <= steps; s++) {
+      const t0 = performance.now(), c0 = cpuSeconds().own;
+      await forwardBackward(e, bw, ids, undefined, T, (l) => opt.update(l * n, n, grad, s));
+      if (s > 0) ms.push(performance.now() - t0), cpu.push(cpuSeconds().own - c0);
+    }
+    // FNV-1a over the parameters' bits: equal hashes, equal updates, equal gradients
+    const bits = new Uint32Array(e.arena.f32("lora.params").slice().buffer);
+    let h = 0x811c9dc5;
+    for (const b of bits) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+    return {
+      budget: budget === undefined ? "none" : String(budget),
+      schedule: shortSchedule(e.schedule(), pack.config.numLayers),
+      arena: e.arena.plan.bytes,
+      ms,
+      cpu,
+      peak: processMemory().peak ?? 0,
+      params: h.toString(16),
+    };
+  } finally {
+    e.close();
+  }
+}
+
+if (args.includes("--child")) {
+  const b = flag("child", "none");
+  console.log(JSON.stringify(await child(b === "none" ? undefined : Number(b))));
+  Deno.exit(0);
+}
+
+// the smallest schedule's whole-process budget: its arena plus the runtime's estimate
+const { pack } = await loadOrBuildPack(model, {
+  format: "q4",
+  cacheDir: cache,
+  onStatus: (m) => console.error(m),
+});
+const runtime = runtimeBytes(threads);
+const smallest = smallestSchedule(
+  pack.config,
+  await Engine.planOptions(pack, {
+    mode: "train",
+    seqLen: T,
+    lora: loraLayout(pack.config, { rank }),
+    method: "mesp",
+    optimizer: "sgd",
+    threads,
+  }),
+);
+const budgets = flag("budgets", "min,200MB,300MB,400MB,600MB,1GB").split(",").map((b) =>
+  b === "min" ? Math.ceil((smallest.arenaBytes + runtime) / 1e6) * 1e6 : parseSize(b)
+);
+
+async function measure(whole: number | undefined): Promise<Result> {
+  const arena = whole === undefined ? "none" : String(whole - runtime);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--v8-flags=--max-semi-space-size=1",
+      new URL(import.meta.url).pathname,
+      ...args,
+      "--child",
+      arena,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`configuration ${whole ?? "default"} failed`);
+  const r = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!) as Result;
+  const secs = (xs: number[], f: number) => xs.map((x) => (x / f).toFixed(2)).join(", ");
+  console.error(
+    `${whole === undefined ? "default" : formatMB(whole)}: wall ${secs(r.ms, 1000)} s, CPU ${
+      secs(r.cpu, 1)
+    } s`,
+  );
+  return r;
+}
+
+console.error(
+  `model ${model}, T ${T}, rank ${rank}, ${threads} thread(s), MeSP, SGD fused; ${steps} measured step(s) ` +
+    `after 1 warm-up per configuration; runtime estimate ${formatMB(runtime)}`,
+);
+const first = await measure(undefined);
+const rows: { budget: number; r: Result }[] = [];
+for (const b of budgets) rows.push({ budget: b, r: await measure(b) });
+const last = await measure(undefined);
+const base = median([...first.ms, ...last.ms]), baseCpu = median([...first.cpu, ...last.cpu]);
+const table = [
+  "| --max-memory | schedule | arena | peak (whole process) | step wall s | × default | step CPU s | × default (CPU) | same parameters |",
+  "| -----------: | -------- | ----: | -------------------: | ----------: | --------: | ---------: | --------------: | :-------------: |",
+  `| (none: default) | ${first.schedule} | ${formatMB(first.arena)} | ${
+    formatMB(Math.max(first.peak, last.peak))
+  } | ${(base / 1000).toFixed(2)} | 1.00 | ${baseCpu.toFixed(2)} | 1.00 | ${
+    first.params === last.params ? "yes" : "NO"
+  } |`,
+];
+for (const { budget, r } of rows) {
+  const s = median(r.ms), c = median(r.cpu);
+  table.push(
+    `| ${formatMB(budget)} | ${r.schedule} | ${formatMB(r.arena)} | ${formatMB(r.peak)} | ${
+      (s / 1000).toFixed(2)
+    } | ${(base / s).toFixed(2)} | ${c.toFixed(2)} | ${(baseCpu / c).toFixed(2)} | ${
+      r.params === first.params ? "yes" : "NO"
+    } |`,
+  );
+}
+console.log(table.join("\n"));

@@ -1,0 +1,62 @@
+/**
+ * The kept-tensor schedules side by side in one process: one MeSP step (Qwen2.5-0.5B shapes, q4, rank 8,
+ * random ids) with nothing kept (the default), every MLP's gate/up and 10 layers' attention tensors (what a
+ * 400 MB budget buys at T = 256), and everything kept, round-robin, CPU seconds per step. Steadier than
+ * `bench:budget` on a loaded machine (same process, same moments), but no peak per configuration.
+ *
+ *   deno run -A bench/keep_ab.ts --model /tmp/m05 --seq-len 256 --steps 2
+ */
+import { Engine } from "../src/engine/engine.ts";
+import { Backward } from "../src/engine/backward.ts";
+import { forwardBackward } from "../src/engine/step.ts";
+import { loraLayout } from "../src/engine/lora.ts";
+import { initLora } from "../src/engine/lora_init.ts";
+import type { KeepSchedule } from "../src/engine/plan.ts";
+import { loadOrBuildPack } from "../src/model/pack_files.ts";
+import { cacheDir } from "../src/cli/common.ts";
+import { cpuSeconds, median } from "./measure.ts";
+
+const args = Deno.args;
+function flag(name: string, fallback: string): string {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
+}
+const T = Number(flag("seq-len", "256")), steps = Number(flag("steps", "2"));
+const { pack } = await loadOrBuildPack(flag("model", "/tmp/m05"), {
+  format: "q4",
+  cacheDir: `${cacheDir(flag("cache", ""))}/packs`,
+});
+const L = pack.config.numLayers, layout = loraLayout(pack.config, { rank: 8 });
+const ids = Int32Array.from({ length: T }, (_, i) => (i * 7919) % 150000);
+const keeps: (KeepSchedule | undefined)[] = [undefined, { mlp: L, attention: 10 }, { mlp: L, attention: L }];
+const runs: {
+  keep?: KeepSchedule;
+  e: Engine;
+  bw: Backward;
+  cpu: number[];
+  grads: Float32Array;
+}[] = [];
+for (const keep of keeps) {
+  const e = await Engine.create(pack, { mode: "train", seqLen: T, lora: layout, gradBuffer: true, keep });
+  initLora(layout, e.arena.f32("lora.params"), 7);
+  const bw = new Backward(e, { ptr: e.p["lora.grad"], perLayer: false, accumulate: false });
+  runs.push({ keep, e, bw, cpu: [] as number[], grads: new Float32Array() });
+}
+for (let s = 0; s <= steps; s++) {
+  for (const r of runs) {
+    const c0 = cpuSeconds().own;
+    await forwardBackward(r.e, r.bw, ids, undefined, T);
+    if (s > 0) r.cpu.push(cpuSeconds().own - c0);
+    r.grads = r.e.arena.f32("lora.grad").slice();
+  }
+}
+const base = median(runs[0].cpu);
+for (const r of runs) {
+  const same = r.grads.every((g, i) => Object.is(g, runs[0].grads[i]));
+  console.log(
+    `keep ${JSON.stringify(r.keep ?? { mlp: 0, attention: 0 })}: CPU ${
+      r.cpu.map((c) => c.toFixed(2)).join(", ")
+    } s/step, ` +
+      `${(base / median(r.cpu)).toFixed(2)}× the default; gradients ${same ? "bitwise the same" : "DIFFER"}`,
+  );
+}

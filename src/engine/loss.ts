@@ -1,0 +1,152 @@
+/**
+ * The next-token loss over the LM head, streamed one vocabulary chunk at a time with an online
+ * log-sum-exp, and beside it the fused backward training uses: the loss and dL/d(final hidden) in the same
+ * single pass over the vocabulary (docs/mesp.md).
+ *
+ * ```
+ * loss_t = lse_t − z_t[target_t]          lse_t = log Σ_v exp z_t[v],  z_t = xn_t · Eᵀ
+ * dxn_t  = w_t · (softmax(z_t) · E − E[target_t])      w_t = 1 / (trained rows), 0 for untrained rows
+ * ```
+ *
+ * @module
+ */
+import type { Engine } from "./engine.ts";
+import { dtypeCode } from "../runtime/weight_ref.ts";
+import { OP } from "../runtime/kernels.ts";
+
+/** Pointers of the loss's per-row vectors ([T] each, in `loss.rows`) and the targets (i32). */
+export interface LossRows {
+  max: number;
+  sum: number;
+  tlogit: number;
+  lse: number;
+  loss: number;
+  weight: number;
+  targets: number;
+}
+
+/** The loss's per-row vectors of `e`'s plan. */
+export function lossRows(e: Engine): LossRows {
+  const T = e.D.T, b = e.p["loss.rows"];
+  return {
+    max: b,
+    sum: b + T * 4,
+    tlogit: b + 2 * T * 4,
+    lse: b + 3 * T * 4,
+    loss: b + 4 * T * 4,
+    weight: b + 5 * T * 4,
+    targets: e.p["loss.targets"],
+  };
+}
+
+const targetViews = new WeakMap<Engine, Int32Array>();
+
+/** The loss's target ids as an array (a view made once per engine: the step loop allocates nothing). */
+function lossTargets(e: Engine): Int32Array {
+  let v = targetViews.get(e);
+  if (!v) {
+    const at = e.p["loss.targets"] >> 2;
+    targetViews.set(e, v = e.I32.subarray(at, at + e.D.T));
+  }
+  return v;
+}
+
+/** Sets the loss targets for a sequence: row t predicts ids[t+1] where targets[t+1] is set. */
+export function setTargets(
+  e: Engine,
+  ids: ArrayLike<number>,
+  trained: ArrayLike<number> | undefined,
+  T: number,
+): number {
+  const r = lossRows(e);
+  let n = 0;
+  for (let t = 0; t < T; t++) {
+    const ok = t + 1 < T && (trained ? trained[t + 1] !== 0 : true);
+    e.I32[(r.targets >> 2) + t] = ok ? ids[t + 1] : -1;
+    if (ok) n++;
+  }
+  for (let t = 0; t < T; t++) {
+    e.F[(r.weight >> 2) + t] = e.I32[(r.targets >> 2) + t] >= 0 && n ? 1 / n : 0;
+  }
+  return n;
+}
+
+/** Σ and count of the per-row losses of trained rows, in f64 (for means over many sequences). */
+export function lossSum(e: Engine, T: number): { sum: number; count: number } {
+  const r = lossRows(e);
+  let sum = 0, count = 0;
+  for (let t = 0; t < T; t++) {
+    if (e.I32[(r.targets >> 2) + t] < 0) continue;
+    sum += e.F[(r.loss >> 2) + t];
+    count++;
+  }
+  return { sum, count };
+}
+
+/** logits[row0:row1, 0:vc) = act.xn · E[v0:v0+vc)ᵀ for the chunk in the slot (ld = Vc); the logits' pointer. */
+export function chunkLogits(e: Engine, row0: number, row1: number, vc: number): number {
+  const logits = e.p["loss.logits"], { d, Vc } = e.D;
+  e.gemm.run(OP.nt, row0, row1, 0, vc, vc, d, e.p["act.xn"], d, e.weights.vocabRef, logits, Vc, 1, false);
+  return logits;
+}
+
+/**
+ * Per-row next-token loss of rows [0, T) (targets in `loss.targets`, i32; −1 for rows without a target):
+ * streams the LM head chunk by chunk with an online log-sum-exp. Leaves −log p(target) per row in
+ * `loss.rows.loss` and log Σ exp in `.lse` (with `.max`).
+ */
+export async function lossForward(e: Engine, T: number): Promise<void> {
+  const r = lossRows(e), { Vc } = e.D;
+  for (let c = 0; c < e.weights.vocabChunks; c++) {
+    const vc = await e.weights.loadVocabChunk(c);
+    const logits = chunkLogits(e, 0, T, vc);
+    e.k.ce_chunk_forward(logits, vc, Vc, c * Vc, r.targets, r.max, r.sum, r.tlogit, c === 0 ? 1 : 0, 0, T);
+  }
+  e.k.ce_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, 0, T);
+}
+
+/**
+ * The loss and dL/d(final hidden) in one pass over the vocabulary (training): each chunk's logits are
+ * computed once; an online log-sum-exp keeps the running max m and sum, and `grad.xn` accumulates
+ * Σ exp(x − m)·E_chunk, rescaled whenever m grows. At the end `grad.xn` = w·(softmax·E − E[target]) per row
+ * and goes back through the final RMSNorm into `grad.x`. Leaves the per-row losses like `lossForward`.
+ */
+export async function lossForwardBackward(e: Engine, T: number): Promise<void> {
+  const { d, Vc } = e.D, p = e.p;
+  const r = lossRows(e), dxn = p["grad.xn"];
+  for (let c = 0; c < e.weights.vocabChunks; c++) {
+    const vc = await e.weights.loadVocabChunk(c);
+    const logits = chunkLogits(e, 0, T, vc);
+    const first = c === 0 ? 1 : 0;
+    e.k.ce_chunk_fused(
+      logits,
+      vc,
+      Vc,
+      c * Vc,
+      r.targets,
+      r.max,
+      r.sum,
+      r.tlogit,
+      r.weight,
+      dxn,
+      d,
+      d,
+      first,
+      0,
+      T,
+    );
+    e.gemm.nn(T, d, vc, logits, Vc, e.weights.vocabRef, dxn, d, 1, c > 0); // acc += p · E_chunk
+  }
+  e.k.ce_fused_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, 0, T);
+  const erow = p["loss.erow"];
+  // the target rows in few reads (tied: the embedding's, gathered already by the forward)
+  await e.weights.prefetchRows(lossTargets(e), T, true);
+  for (let t = 0; t < T; t++) {
+    const w = e.F[(r.weight >> 2) + t];
+    if (w === 0) continue;
+    const ref = await e.weights.readRow(e.I32[(r.targets >> 2) + t], true);
+    e.k.decode_row(dtypeCode(ref), ref.ptr, d, ref.scales, ref.biases, 0, 0, d, erow);
+    e.k.axpy(dxn + t * d * 4, -w, erow, d); // − w · E[target]
+  }
+  e.k.rmsnorm_backward(p["grad.x"], dxn, p["act.x"], p["weights.norm"], p["act.rstd"], d, d, d, d, 0, 0, T);
+}
