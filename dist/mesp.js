@@ -5981,9 +5981,18 @@ function smallestSchedule(cfg, o, base = 0) {
   }
   return best;
 }
+function ordinal(n) {
+  const teen = n % 100 >= 11 && n % 100 <= 13;
+  return `${n}${teen ? "th" : [
+    "th",
+    "st",
+    "nd",
+    "rd"
+  ][n % 10] ?? "th"}`;
+}
 function describeSchedule(s, L, threads = 1) {
-  const layers = (n) => n === 0 ? "none" : n === L ? `all ${L}` : `layers ${L - n}\u2013${L - 1}`;
-  const inputs = s.ckptEvery === 1 ? "every layer's input" : `every ${s.ckptEvery}th layer's input`;
+  const layers = (n) => n === 0 ? "none" : n === L ? `all ${L}` : n === 1 ? `layer ${L - 1}` : `layers ${L - n}\u2013${L - 1}`;
+  const inputs = s.ckptEvery === 1 ? "every layer's input" : `the input of every ${ordinal(s.ckptEvery)} layer`;
   const ratio = s.defaultFlops / s.flops;
   return `${inputs}; MLP gate/up kept: ${layers(s.keep.mlp)}; attention kept: ${layers(s.keep.attention)}; step \u2248 ${(s.flops / 1e9).toFixed(0)} GFLOP (${ratio.toFixed(2)}\xD7 the default's speed), \u2248 ${predictedSeconds(s.flops, threads).toFixed(1)} s at ${GFLOPS_PER_THREAD} GFLOP/s per thread`;
 }

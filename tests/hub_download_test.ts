@@ -342,7 +342,12 @@ Deno.test("hub: 404s and a gated model (403) name the repository, revision or fi
       const r = await plan(model, env);
       assertEquals(r.code, 1, r.stderr);
       for (const want of wants) assert(r.stderr.includes(want), `${model}: ${r.stderr}`);
-      assert(r.stderr.includes(`--model ${model} (not a directory, so a Hub model id): `), r.stderr);
+      assert(
+        r.stderr.includes(
+          `--model ${model}: there is no local directory ${model}, so it was taken as a Hub model id`,
+        ),
+        r.stderr,
+      );
     }
   }, { gated: ["acme/gated"] });
 });

@@ -42,7 +42,7 @@ export const SPEC = {
     seqLen: { type: "integer", default: 1024, min: 2, description: "cut sequences to this many tokens" },
     json: { type: "boolean", description: "print one JSON object instead of text" },
   },
-  epilog: "example: deno task eval --model models/tiny --data data/lumen/valid.jsonl --adapter runs/lumen",
+  epilog: "example: deno task eval --model ~/.cache/mesp/models/demo-2 --data data/lumen/valid.jsonl --adapter runs/lumen",
 } as const satisfies CommandSpec;
 
 /** Runs `eval`. */

@@ -68,7 +68,7 @@ export const SPEC = {
     },
   },
   epilog:
-    'example: deno task generate --model ~/.cache/mesp/models/demo-2 --adapter runs/lumen --prompt "How long is the warranty?"',
+    'example: deno task generate --model ~/.cache/mesp/models/demo-2 --adapter runs/lumen --prompt "How long is the warranty?" --temperature 0',
 } as const satisfies CommandSpec;
 
 /** Streams one completion of `ids` to stdout; returns the text. */

@@ -219,7 +219,10 @@ export async function resolveModelDir(model: string): Promise<{ dir: string; hub
     const dir = await download(id, cacheDir);
     return { dir, hub: named(dir) };
   } catch (err) {
-    throw new Error(`--model ${model} (not a directory, so a Hub model id): ${(err as Error).message}`);
+    throw new Error(
+      `--model ${model}: there is no local directory ${model}, so it was taken as a Hub model id ` +
+        `(write ./${model} for a local path): ${(err as Error).message}`,
+    );
   }
 }
 

@@ -7,9 +7,16 @@
 import type { ModelConfig } from "../model/config.ts";
 import { formatMB, formatPlan, planMemory } from "../runtime/arena.ts";
 import { loadKernels, type Variant } from "../runtime/kernels.ts";
-import { type PlanOptions, planRegions } from "../engine/plan.ts";
+import { type PlanOptions, planRegions, type RunMode } from "../engine/plan.ts";
 import { scheduled } from "../engine/schedule.ts";
 import { runtimeBytes } from "./common.ts";
+
+/** The flags of each kind of run that make its plan smaller (a hint must name only flags the command takes). */
+const SMALLER: Record<RunMode, string> = {
+  train: "--seq-len, --threads 1, --ckpt bf16, --ckpt-every 2, a smaller --vocab-chunk",
+  eval: "--seq-len, --threads 1",
+  generate: "--max-tokens, a shorter prompt, --threads 1",
+};
 
 /** Plan options without the kernels' scratch (filled in here). */
 export type PreflightPlan = Omit<PlanOptions, "gemmScratch">;
@@ -39,7 +46,7 @@ export async function refuseOverBudget(
         formatPlan(memory, {
           extra: [{ name: "runtime", bytes: runtime, purpose: "Deno, kernels, host heap" }],
         })
-      }\n(smaller: --seq-len, --threads 1, --ckpt bf16, --ckpt-every 2, a smaller --vocab-chunk)`,
+      }\n(smaller: ${SMALLER[plan.mode]})`,
   );
 }
 

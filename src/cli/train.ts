@@ -413,6 +413,12 @@ async function trainInto(out: string, c: {
 
   if (demo) {
     log(
+      `demo: a rank-${args.rank} LoRA adapter, ${steps} steps at lr ${lr}, on ${DEMO.data} (validation ` +
+        `${DEMO.val}), saved in ${out}. The base is a small random model, so this shows the adapter ` +
+        `memorising the answers, not a useful model; add --model Qwen/Qwen2.5-0.5B-Instruct --data … to ` +
+        `train a real one (README, "With internet, start here").`,
+    );
+    log(
       `\nbefore training, the model answers "${DEMO.prompt}" with:\n  ${await generateInChild(
         model,
         undefined,
@@ -551,6 +557,10 @@ async function trainInto(out: string, c: {
         DEMO.prompt,
         ["--weights", weights],
       )}\n`,
+    );
+    log(
+      `next: deno task generate --model ${model} --adapter ${out} --prompt "${DEMO.prompt}" --temperature 0\n` +
+        `      deno task export --adapter ${out} --format mlx   (or --format gguf --out lumen-lora.gguf)`,
     );
   }
   console.error(peakMemoryLine());

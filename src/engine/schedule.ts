@@ -154,10 +154,19 @@ export function smallestSchedule(cfg: ModelConfig, o: PlanOptions, base = 0): Sc
   return best!;
 }
 
+/** 2 → "2nd", 3 → "3rd", 4 → "4th", 11 → "11th", 22 → "22nd". */
+function ordinal(n: number): string {
+  const teen = n % 100 >= 11 && n % 100 <= 13;
+  return `${n}${teen ? "th" : ["th", "st", "nd", "rd"][n % 10] ?? "th"}`;
+}
+
 /** One line describing a schedule: what is kept, the predicted work relative to the default's. */
 export function describeSchedule(s: Schedule, L: number, threads = 1): string {
-  const layers = (n: number) => n === 0 ? "none" : n === L ? `all ${L}` : `layers ${L - n}–${L - 1}`;
-  const inputs = s.ckptEvery === 1 ? "every layer's input" : `every ${s.ckptEvery}th layer's input`;
+  const layers = (n: number) =>
+    n === 0 ? "none" : n === L ? `all ${L}` : n === 1 ? `layer ${L - 1}` : `layers ${L - n}–${L - 1}`;
+  const inputs = s.ckptEvery === 1
+    ? "every layer's input"
+    : `the input of every ${ordinal(s.ckptEvery)} layer`;
   const ratio = s.defaultFlops / s.flops;
   return `${inputs}; MLP gate/up kept: ${layers(s.keep.mlp)}; attention kept: ${layers(s.keep.attention)}; ` +
     `step ≈ ${(s.flops / 1e9).toFixed(0)} GFLOP (${ratio.toFixed(2)}× the default's speed), ` +
