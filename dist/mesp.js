@@ -7408,17 +7408,20 @@ async function evaluate(pack, sequences, options = {}) {
   try {
     if (options.adapter) await readAdapterInto(options.adapter, lora, e.arena.f32("lora.params"));
     let sum = 0, tokens = 0;
+    const trainedOnly = options.score === "trained";
     for (let i = 0; i < sequences.length; i++) {
       const ids = sequences[i].ids;
       const T = Math.min(ids.length, seqLen);
       if (T >= 2) {
-        const r = await sequenceLoss(e, ids, void 0, T);
+        const r = await sequenceLoss(e, ids, trainedOnly ? sequences[i].targets : void 0, T);
         sum += r.sum;
         tokens += r.count;
       }
       options.onProgress?.(i + 1, sequences.length, tokens ? sum / tokens : NaN);
     }
-    if (tokens === 0) throw new Error("nothing to evaluate: every sequence is shorter than 2 tokens");
+    if (tokens === 0) {
+      throw new Error(trainedOnly ? "nothing to evaluate: no sequence has a trained target" : "nothing to evaluate: every sequence is shorter than 2 tokens");
+    }
     const nll = sum / tokens;
     return {
       nll,

@@ -40,9 +40,17 @@ export const SPEC = {
     },
     adapter: { type: "string", value: "DIR", description: "apply a PEFT LoRA adapter" },
     seqLen: { type: "integer", default: 1024, min: 2, description: "cut sequences to this many tokens" },
+    score: {
+      type: "string",
+      choices: ["all", "trained"],
+      default: "all",
+      description: "score every predicted token, or only the trained targets (chat: the replies; " +
+        "what training's validation loss is)",
+    },
     json: { type: "boolean", description: "print one JSON object instead of text" },
   },
-  epilog: "example: deno task eval --model ~/.cache/mesp/models/demo-2 --data data/lumen/valid.jsonl --adapter runs/lumen",
+  epilog:
+    "example: deno task eval --model ~/.cache/mesp/models/demo-2 --data data/lumen/valid.jsonl --adapter runs/lumen",
 } as const satisfies CommandSpec;
 
 /** Runs `eval`. */
@@ -79,6 +87,7 @@ export async function run(argv: string[]): Promise<number> {
   const r = await evaluate(pack, seqs, {
     adapter,
     seqLen: args.seqLen,
+    score: args.score as "all" | "trained",
     budget: arenaBudget(args.maxMemory, threads),
     variant: variantOf(args.variant),
     threads,
@@ -94,6 +103,7 @@ export async function run(argv: string[]): Promise<number> {
         nll: r.nll,
         perplexity: r.perplexity,
         tokens: r.tokens,
+        score: args.score,
         sequences: r.sequences,
         weights,
         peak_mb: peakMB(),
@@ -101,9 +111,9 @@ export async function run(argv: string[]): Promise<number> {
     );
   } else {
     console.log(
-      `nll ${r.nll.toFixed(4)}  perplexity ${
-        r.perplexity.toFixed(3)
-      }  tokens ${r.tokens}  sequences ${r.sequences}`,
+      `nll ${r.nll.toFixed(4)}  perplexity ${r.perplexity.toFixed(3)}  tokens ${r.tokens}${
+        args.score === "trained" ? " (trained targets)" : ""
+      }  sequences ${r.sequences}`,
     );
     console.log(peakMemoryLine());
   }

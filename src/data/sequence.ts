@@ -11,7 +11,7 @@ export interface Sequence {
   ids: Int32Array;
   /**
    * One byte per token: 1 = trained target, 0 = context only (`targets[0]` is always 0). Absent: every
-   * position 1…T−1 is trained. Evaluation ignores it and scores every predicted position.
+   * position 1…T−1 is trained. Evaluation scores every predicted position unless told `score: "trained"`.
    */
   targets?: Uint8Array;
 }

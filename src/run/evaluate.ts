@@ -27,6 +27,12 @@ export interface EvaluateOptions {
   threads?: number;
   /** Where the wasm files and the pool worker are, or precompiled modules (default: next to mesp). */
   kernels?: KernelLocation;
+  /**
+   * Which positions are scored: `"all"` (default) every predicted position 1…T−1, the perplexity of the whole
+   * text; `"trained"` only each sequence's trained targets (for chat data the assistant's replies), what
+   * training's loss and its validation loss score.
+   */
+  score?: "all" | "trained";
   /** Called after each sequence. */
   onProgress?: (done: number, total: number, meanNll: number) => void;
 }
@@ -37,7 +43,7 @@ export interface EvaluateResult {
   nll: number;
   /** exp(nll). */
   perplexity: number;
-  /** Predicted tokens scored (positions 1 … T−1 of every sequence). */
+  /** Predicted tokens scored (positions 1 … T−1 of every sequence, or its trained targets). */
   tokens: number;
   sequences: number;
 }
@@ -68,17 +74,24 @@ export async function evaluate(
   try {
     if (options.adapter) await readAdapterInto(options.adapter, lora!, e.arena.f32("lora.params"));
     let sum = 0, tokens = 0;
+    const trainedOnly = options.score === "trained";
     for (let i = 0; i < sequences.length; i++) {
       const ids = sequences[i].ids;
       const T = Math.min(ids.length, seqLen);
       if (T >= 2) {
-        const r = await sequenceLoss(e, ids, undefined, T);
+        const r = await sequenceLoss(e, ids, trainedOnly ? sequences[i].targets : undefined, T);
         sum += r.sum;
         tokens += r.count;
       }
       options.onProgress?.(i + 1, sequences.length, tokens ? sum / tokens : NaN);
     }
-    if (tokens === 0) throw new Error("nothing to evaluate: every sequence is shorter than 2 tokens");
+    if (tokens === 0) {
+      throw new Error(
+        trainedOnly
+          ? "nothing to evaluate: no sequence has a trained target"
+          : "nothing to evaluate: every sequence is shorter than 2 tokens",
+      );
+    }
     const nll = sum / tokens;
     return { nll, perplexity: Math.exp(nll), tokens, sequences: sequences.length };
   } finally {

@@ -1,0 +1,40 @@
+// `eval --score trained` scores what training's validation loss scores: after a short run with --val, the
+// same adapter on the same file gives the run's last validation loss bit for bit; `--score all` (the default)
+// scores every predicted token of the chat examples, more tokens and another number.
+import { assert, assertEquals } from "./_assert.ts";
+import { tinyRun } from "./_tiny_run.ts";
+
+const MAIN = new URL("../src/cli/main.ts", import.meta.url).href;
+const DATA = new URL("../data/lumen/", import.meta.url).pathname;
+
+async function mesp(env: Record<string, string>, ...args: string[]): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", MAIN, ...args], env }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert(out.success, `mesp ${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
+  return text;
+}
+
+Deno.test("eval --score trained equals training's validation loss; --score all scores every token", async () => {
+  const run = await tinyRun();
+  const env = { NO_COLOR: "1", MESP_CACHE: `${run.dir}/cache` };
+  const out = await Deno.makeTempDir({ prefix: "mesp-eval-score-" });
+  try {
+    const model = `${run.dir}/model`;
+    const lines = (await mesp(
+      env,
+      ...["train", "--model", model, "--data", `${DATA}train.jsonl`, "--val", `${DATA}valid.jsonl`],
+      ...["--steps", "2", "--seq-len", "64", "--rank", "4", "--out", `${out}/run`, "--json"],
+    )).split("\n").filter((l) => l.includes('"val_loss"')).map((l) => JSON.parse(l));
+    const val = lines.at(-1).val_loss as number;
+    const evalArgs = ["eval", "--model", model, "--data", `${DATA}valid.jsonl`, "--adapter", `${out}/run`];
+    const common = ["--seq-len", "64", "--weights", "q4", "--json"];
+    const trained = JSON.parse(await mesp(env, ...evalArgs, ...common, "--score", "trained"));
+    const all = JSON.parse(await mesp(env, ...evalArgs, ...common));
+    assertEquals(trained.score, "trained");
+    assertEquals(trained.nll, val);
+    assert(all.tokens > trained.tokens, `${all.tokens} vs ${trained.tokens}`);
+    assert(all.nll !== trained.nll);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
