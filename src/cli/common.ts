@@ -21,17 +21,20 @@ import { readModelConfig } from "../model/pack_files.ts";
 /**
  * Memory a Deno process holds besides the arena: the runtime itself (an idle Deno is 32 MB), Deno's code
  * pages that file I/O, the child process and the WebAssembly compiler touch (~20 MB), the compiled kernels
- * and the host's heap. Measured as whole-process VmHWM minus the arena over the README's memory table and
- * `bench:paper` (Qwen2.5-0.5B to 3B, every method, T 128–1024, one thread): 63.2–66.2 MB; the largest,
- * rounded up, so that `--max-memory` errs on the safe side. Added to the arena to predict the peak.
+ * and the host's heap. Measured as whole-process VmHWM minus the arena: 63.2–66.2 MB over the README's memory
+ * table and `bench:paper` (Qwen2.5-0.5B to 3B, every method, T 128–1024, one thread), 67.3 MB for the 0.5B
+ * step of `bench/memory_breakdown.ts`, and up to 69.4 MB for the demo model in a fresh clone (`--threads 1
+ * --max-memory 75MB` peaked at 77.4 MB when 67 MB was assumed). Rounded up, so that `--max-memory` errs on
+ * the safe side. Added to the arena to predict the peak.
  */
-export const RUNTIME_BYTES = 67e6;
+export const RUNTIME_BYTES = 72e6;
 
 /**
- * Memory each kernel worker adds (its own V8 isolate; the wasm memory is shared): measured 9.4 MB, whole-process
- * VmHWM of a Qwen2.5-0.5B training step with `--threads 2` minus `--threads 1` (128.1 − 118.7 MB).
+ * Memory each kernel worker adds (its own V8 isolate, code pages, malloc arena and stack; the wasm memory is
+ * shared): 9.4–13 MB measured (`bench/memory_breakdown.ts`: 11–13 MB per worker; the demo model's
+ * `--threads 2` peak 90.3 MB against 84.2 predicted with 10 MB), the largest taken.
  */
-export const WORKER_BYTES = 10e6;
+export const WORKER_BYTES = 13e6;
 
 /** The process's memory besides the arena with `threads` kernel threads (see `RUNTIME_BYTES`). */
 export function runtimeBytes(threads: number): number {
@@ -44,7 +47,7 @@ export const MODEL_FLAGS = {
     type: "string",
     value: "DIR",
     required: true,
-    description: "model directory (config.json, *.safetensors, tokenizer)",
+    description: "model directory (config.json, *.safetensors, tokenizer), or a Hub id org/name[@revision]",
   },
   weights: {
     type: "string",
