@@ -209,6 +209,105 @@ function withMemoryLimits(wasm, min, max) {
   }
   throw new Error("kernel module imports no memory");
 }
+async function kernelConstants(options = {}) {
+  if (!options.modules) {
+    const candidates = options.variant ? [
+      options.variant
+    ] : VARIANTS;
+    for (const variant of candidates) {
+      const bytes = await fetchBytes(new URL(FILES[variant], wasmBaseOf(options)));
+      if (!WebAssembly.validate(bytes)) continue;
+      const c = exportedConstants(bytes, [
+        "heap_base",
+        "gemm_scratch_bytes"
+      ]);
+      if (c.heap_base !== void 0 && c.gemm_scratch_bytes !== void 0) {
+        return {
+          variant,
+          heapBase: c.heap_base,
+          gemmScratchBytes: c.gemm_scratch_bytes
+        };
+      }
+      break;
+    }
+  }
+  const k = await loadKernels({
+    ...options,
+    shared: false
+  });
+  return {
+    variant: k.variant,
+    heapBase: k.exports.heap_base(),
+    gemmScratchBytes: k.exports.gemm_scratch_bytes()
+  };
+}
+function sleb(b, at) {
+  let v = 0, shift = 0, x;
+  do {
+    x = b[at++];
+    v |= (x & 127) << shift;
+    shift += 7;
+  } while (x & 128);
+  if (shift < 32 && x & 64) v |= -1 << shift;
+  return [
+    v,
+    at
+  ];
+}
+function exportedConstants(wasm, names) {
+  const text = new TextDecoder();
+  let imported = 0;
+  const wanted = /* @__PURE__ */ new Map();
+  const out = {};
+  let at = 8;
+  while (at < wasm.length) {
+    const id = wasm[at];
+    const [size, body] = leb(wasm, at + 1);
+    let p = body;
+    if (id === 2) {
+      let count;
+      [count, p] = leb(wasm, p);
+      for (; count > 0; count--) {
+        for (let name = 0; name < 2; name++) {
+          const [len, q] = leb(wasm, p);
+          p = q + len;
+        }
+        const kind = wasm[p++];
+        if (kind === 0) [, p] = leb(wasm, p), imported++;
+        else if (kind === 1) p = wasm[p + 1] & 1 ? leb(wasm, leb(wasm, p + 2)[1])[1] : leb(wasm, p + 2)[1];
+        else if (kind === 2) p = wasm[p] & 1 ? leb(wasm, leb(wasm, p + 1)[1])[1] : leb(wasm, p + 1)[1];
+        else if (kind === 3) p += 2;
+        else if (kind === 4) [, p] = leb(wasm, p + 1);
+        else return out;
+      }
+    } else if (id === 7) {
+      let count;
+      [count, p] = leb(wasm, p);
+      for (; count > 0; count--) {
+        const [len, q] = leb(wasm, p);
+        const name = text.decode(wasm.subarray(q, q + len));
+        const kind = wasm[q + len];
+        let index;
+        [index, p] = leb(wasm, q + len + 1);
+        if (kind === 0 && names.includes(name)) wanted.set(index, name);
+      }
+    } else if (id === 10) {
+      let count;
+      [count, p] = leb(wasm, p);
+      for (let i = 0; i < count; i++) {
+        const [len, q] = leb(wasm, p);
+        const name = wanted.get(imported + i);
+        if (name !== void 0 && wasm[q] === 0 && wasm[q + 1] === 65) {
+          const [v, r] = sleb(wasm, q + 2);
+          if (r === q + len - 1 && wasm[r] === 11) out[name] = v;
+        }
+        p = q + len;
+      }
+    }
+    at = body + size;
+  }
+  return out;
+}
 function threadsUnavailable() {
   const g = globalThis;
   if (g.crossOriginIsolated === false) {
@@ -5153,29 +5252,28 @@ function kernelEntries(kernels, profile) {
 async function startKernels(specsOf, options = {}) {
   const threads = options.threads ?? 1;
   const location = options.kernels ?? {};
-  const single = await loadKernels({
-    ...location,
-    variant: options.variant
-  });
-  const scratch = single.exports.gemm_scratch_bytes();
   const budget = {
     budget: options.budget
   };
   if (threads > 1) {
-    const specs = specsOf(scratch * threads);
+    const single2 = await kernelConstants({
+      ...location,
+      variant: options.variant
+    });
+    const specs = specsOf(single2.gemmScratchBytes * threads);
     const plan = planMemory(specs, {
-      base: Math.ceil(single.exports.heap_base() / 64) * 64
+      base: Math.ceil(single2.heapBase / 64) * 64
     });
     if (options.budget !== void 0 && plan.bytes > options.budget) {
       throw new PlanTooLargeError(plan, options.budget, plan.bytes, formatPlan(plan));
     }
     const shared = await loadKernels({
       ...location,
-      variant: single.variant,
+      variant: single2.variant,
       shared: true,
       memoryBytes: plan.end
     });
-    if (shared.shared && shared.exports.heap_base() === single.exports.heap_base()) {
+    if (shared.shared && shared.exports.heap_base() === single2.heapBase && shared.exports.gemm_scratch_bytes() === single2.gemmScratchBytes) {
       const arena = Arena.create(shared, specs, budget);
       const pool = await Pool.start(shared, {
         workerUrl: location.workerUrl,
@@ -5189,7 +5287,18 @@ async function startKernels(specsOf, options = {}) {
     }
     const why = threadsUnavailable() ?? (shared.shared ? "the threads build lays out memory differently" : `no threads build or shared memory of ${Math.ceil(plan.end / 2 ** 20)} MB could be had`);
     (options.onNotice ?? console.warn)(`mesp: ${threads} threads asked for, running on 1: ${why}`);
+    if (!shared.shared) {
+      return {
+        kernels: shared,
+        arena: Arena.create(shared, specsOf(shared.exports.gemm_scratch_bytes()), budget)
+      };
+    }
   }
+  const single = await loadKernels({
+    ...location,
+    variant: options.variant
+  });
+  const scratch = single.exports.gemm_scratch_bytes();
   return {
     kernels: single,
     arena: Arena.create(single, specsOf(scratch), budget)
@@ -6116,16 +6225,16 @@ var Engine = class _Engine {
   }
   /**
    * The memory plan {@linkcode Engine.create} lays out for `options` (with all `threads` granted), without
-   * allocating it: what a caller shows, or refuses against a budget, first. Loads the kernels only to size
-   * their scratch and find where the arena starts.
+   * allocating it: what a caller shows, or refuses against a budget, first. Reads the kernels' scratch size
+   * and where the arena starts from the wasm bytes, instantiating nothing (`kernelConstants`).
    */
   static async plan(pack, options) {
-    const kernels = await loadKernels({
+    const kernels = await kernelConstants({
       ...options.kernels,
       variant: options.variant
     });
-    const scratch = kernels.exports.gemm_scratch_bytes() * (options.threads ?? 1);
-    const base = Math.ceil(kernels.exports.heap_base() / 64) * 64;
+    const scratch = kernels.gemmScratchBytes * (options.threads ?? 1);
+    const base = Math.ceil(kernels.heapBase / 64) * 64;
     const resolved = scheduledOptions(pack, options, scratch);
     return planMemory(planBuffers(pack.config, enginePlanOptions(pack, resolved, scratch)).regions, {
       base
@@ -6136,11 +6245,11 @@ var Engine = class _Engine {
    * schedule: what `schedule.ts` chooses from.
    */
   static async planOptions(pack, options) {
-    const kernels = await loadKernels({
+    const kernels = await kernelConstants({
       ...options.kernels,
       variant: options.variant
     });
-    return enginePlanOptions(pack, options, kernels.exports.gemm_scratch_bytes() * (options.threads ?? 1));
+    return enginePlanOptions(pack, options, kernels.gemmScratchBytes * (options.threads ?? 1));
   }
   /** Stops the kernel workers, if any (live workers keep the process running). Memory views stay valid. */
   close() {

@@ -28,7 +28,9 @@ const PACK_A_COLS: i32 = 4 * NR; // narrower column blocks read A in place (pack
 const BP_FLOATS: i32 = KC * NC;
 const AP_FLOATS: i32 = MC * KC;
 const TILE_FLOATS: i32 = MR * NR;
-const ROW_FLOATS: i32 = max(NR * KC, NC);
+// a ternary, not max(): AssemblyScript folds it, so gemm_scratch_bytes() is one i32.const the host can read
+// from the wasm bytes without instantiating (src/runtime/kernels.ts, kernelConstants)
+const ROW_FLOATS: i32 = NR * KC > NC ? NR * KC : NC;
 
 /** Bytes of scratch one gemm call needs (one per concurrent caller). */
 export function gemm_scratch_bytes(): i32 {

@@ -12,7 +12,7 @@ import { readModelConfig } from "../model/pack_files.ts";
 import { formatMB, formatPlan, planMemory } from "../runtime/arena.ts";
 import { type BufferView, planBuffers } from "../engine/plan.ts";
 import { describeSchedule, predictedSeconds, scheduled, scheduleOf } from "../engine/schedule.ts";
-import { loadKernels } from "../runtime/kernels.ts";
+import { kernelConstants } from "../runtime/kernels.ts";
 import { chooseWeights } from "./weights.ts";
 
 /** One line for the command list. */
@@ -36,10 +36,10 @@ export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, SPEC);
   const cfg = await readModelConfig(args.model);
   args.seqLen = fitPositions("--seq-len", args.seqLen, givenFlags(argv, SPEC).has("seqLen"), cfg);
-  const kernels = await loadKernels({ variant: args.variant as "relaxed" | "simd" | undefined });
+  const kernels = await kernelConstants({ variant: args.variant as "relaxed" | "simd" | undefined });
   // every thread has its own GEMM packing scratch
   const threads = threadsOf(args.threads);
-  const scratch = kernels.exports.gemm_scratch_bytes() * threads;
+  const scratch = kernels.gemmScratchBytes * threads;
   const weights = chooseWeights(cfg, args.weights, args.mode === "eval" ? "checkpoint" : "q4");
   if (!args.json) console.error(weights.line);
   const opts = trainPlanOptions(cfg, args, weights.format, scratch);

@@ -6,7 +6,7 @@
  */
 import type { ModelConfig } from "../model/config.ts";
 import { formatMB, formatPlan, planMemory } from "../runtime/arena.ts";
-import { loadKernels, type Variant } from "../runtime/kernels.ts";
+import { kernelConstants, type Variant } from "../runtime/kernels.ts";
 import { type PlanOptions, planRegions, type RunMode } from "../engine/plan.ts";
 import { scheduled } from "../engine/schedule.ts";
 import { runtimeBytes } from "./common.ts";
@@ -34,8 +34,7 @@ export async function refuseOverBudget(
   variant?: Variant,
 ): Promise<void> {
   if (maxMemory === undefined) return;
-  const kernels = await loadKernels({ variant });
-  const gemmScratch = kernels.exports.gemm_scratch_bytes() * threads;
+  const gemmScratch = (await kernelConstants({ variant })).gemmScratchBytes * threads;
   const runtime = runtimeBytes(threads);
   const memory = planMemory(planRegions(cfg, scheduled(cfg, { ...plan, gemmScratch }, maxMemory - runtime)));
   const peak = memory.bytes + runtime;

@@ -26,8 +26,12 @@ async function child(job: PrepareJob): Promise<void> {
     onStatus: log,
   });
   const sets: string[] = [];
+  const hasTokenizer = await isFile(`${job.model}/tokenizer.json`);
   for (const data of job.data) {
-    if (await isFile(`${job.model}/tokenizer.json`)) {
+    // every line already {"input_ids": [...]}: the tokenizer would only copy them, and its worker peaks at
+    // ~256 MB for Qwen's tokenizer.json, so it is not started (issue 14)
+    const pretokenized = hasTokenizer ? await onlyPretokenized(data) : await readDataset(data);
+    if (!pretokenized) {
       const { path } = await loadOrBuildTokenCache({
         dataPath: data,
         tokenizerDir: job.model,
@@ -40,7 +44,7 @@ async function child(job: PrepareJob): Promise<void> {
       });
       sets.push(path);
     } else {
-      sets.push(await pretokenizedCache(job, data));
+      sets.push(await pretokenizedCache(job, data, pretokenized));
     }
   }
   console.log(JSON.stringify({ pack, sets }));
@@ -71,25 +75,53 @@ async function isFile(path: string): Promise<boolean> {
   }
 }
 
-/**
- * A model directory without `tokenizer.json` can still train and evaluate on pre-tokenized
- * `{"input_ids": [...]}` lines: they are encoded into a token cache here.
- */
-async function pretokenizedCache(job: PrepareJob, dataPath: string): Promise<string> {
-  const cfg = await readModelConfig(job.model);
-  let bytes: Uint8Array;
+/** A dataset file's bytes and its parsed lines. */
+interface Dataset {
+  bytes: Uint8Array<ArrayBuffer>;
+  records: ReturnType<typeof parseJsonl>;
+}
+
+async function readDataset(dataPath: string): Promise<Dataset> {
+  let bytes: Uint8Array<ArrayBuffer>;
   try {
     bytes = await Deno.readFile(dataPath);
   } catch {
     throw new Error(`${dataPath}: dataset file not found`);
   }
-  const records = parseJsonl(new TextDecoder().decode(bytes), { file: dataPath });
+  return { bytes, records: parseJsonl(new TextDecoder().decode(bytes), { file: dataPath }) };
+}
+
+/**
+ * The dataset if every line is `{"input_ids": [...]}`, else undefined: also when a line does not parse,
+ * which the tokenizer's path then reports as it always has.
+ */
+async function onlyPretokenized(dataPath: string): Promise<Dataset | undefined> {
+  let dataset: Dataset;
+  try {
+    dataset = await readDataset(dataPath);
+  } catch {
+    return undefined;
+  }
+  const { records } = dataset;
+  return records.length > 0 && records.every((r) => r.kind === "tokens") ? dataset : undefined;
+}
+
+/**
+ * Pre-tokenized `{"input_ids": [...]}` lines encoded into a token cache without a tokenizer: what a model
+ * directory without `tokenizer.json` can train and evaluate on, and what any dataset of only such lines uses.
+ */
+async function pretokenizedCache(job: PrepareJob, dataPath: string, dataset: Dataset): Promise<string> {
+  const cfg = await readModelConfig(job.model);
+  const { bytes, records } = dataset;
   const bad = records.find((r) => r.kind !== "tokens");
   if (bad) {
     throw new Error(
       `${bad.file}:${bad.line}: ${job.model} has no tokenizer.json, so only pre-tokenized {"input_ids": [...]} lines can be used`,
     );
   }
+  // ids are bounded by the model's vocabulary (config.json vocab_size, the embedding's rows), not the
+  // tokenizer's: for Qwen2.5 that is 151936 where tokenizer.json has 151665 ids, and an id in between is a
+  // valid (untrained padding) row. The tokenizer path bounds them by the tokenizer's size instead.
   const vocab = { vocabSize: cfg.vocabSize } as Parameters<typeof tokenizeExample>[1];
   const examples = records.map((r) => tokenizeExample(r, vocab, { seqLen: job.seqLen }))
     .filter((e) => e.ids.length >= 2 && e.targets.some((t) => t === 1));

@@ -12,7 +12,12 @@
 import { type Arena, type MemoryPlan, planMemory } from "../runtime/arena.ts";
 import { f32Ref, type WeightRef } from "../runtime/weight_ref.ts";
 import { Gemm } from "../runtime/gemm.ts";
-import { type KernelExports, type KernelLocation, loadKernels, type Variant } from "../runtime/kernels.ts";
+import {
+  kernelConstants,
+  type KernelExports,
+  type KernelLocation,
+  type Variant,
+} from "../runtime/kernels.ts";
 import {
   kernelEntries,
   type PooledKernels,
@@ -169,13 +174,13 @@ export class Engine {
 
   /**
    * The memory plan {@linkcode Engine.create} lays out for `options` (with all `threads` granted), without
-   * allocating it: what a caller shows, or refuses against a budget, first. Loads the kernels only to size
-   * their scratch and find where the arena starts.
+   * allocating it: what a caller shows, or refuses against a budget, first. Reads the kernels' scratch size
+   * and where the arena starts from the wasm bytes, instantiating nothing (`kernelConstants`).
    */
   static async plan(pack: Pack, options: EngineOptions): Promise<MemoryPlan> {
-    const kernels = await loadKernels({ ...options.kernels, variant: options.variant });
-    const scratch = kernels.exports.gemm_scratch_bytes() * (options.threads ?? 1);
-    const base = Math.ceil(kernels.exports.heap_base() / 64) * 64; // where the arena starts (Arena.create)
+    const kernels = await kernelConstants({ ...options.kernels, variant: options.variant });
+    const scratch = kernels.gemmScratchBytes * (options.threads ?? 1);
+    const base = Math.ceil(kernels.heapBase / 64) * 64; // where the arena starts (Arena.create)
     const resolved = scheduledOptions(pack, options, scratch);
     return planMemory(planBuffers(pack.config, enginePlanOptions(pack, resolved, scratch)).regions, { base });
   }
@@ -185,8 +190,8 @@ export class Engine {
    * schedule: what `schedule.ts` chooses from.
    */
   static async planOptions(pack: Pack, options: EngineOptions): Promise<PlanOptions> {
-    const kernels = await loadKernels({ ...options.kernels, variant: options.variant });
-    return enginePlanOptions(pack, options, kernels.exports.gemm_scratch_bytes() * (options.threads ?? 1));
+    const kernels = await kernelConstants({ ...options.kernels, variant: options.variant });
+    return enginePlanOptions(pack, options, kernels.gemmScratchBytes * (options.threads ?? 1));
   }
 
   /** Stops the kernel workers, if any (live workers keep the process running). Memory views stay valid. */

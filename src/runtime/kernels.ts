@@ -235,6 +235,115 @@ export function withMemoryLimits(wasm: Uint8Array, min: number, max: number): Ui
   throw new Error("kernel module imports no memory");
 }
 
+/** The two constants a memory plan needs before any kernels are instantiated. */
+export interface KernelConstants {
+  /** The variant they were read from (the one {@linkcode loadKernels} would pick). */
+  readonly variant: Variant;
+  /** `heap_base()`: the first free byte after the module's static data. */
+  readonly heapBase: number;
+  /** `gemm_scratch_bytes()`: the scratch one GEMM caller needs. */
+  readonly gemmScratchBytes: number;
+}
+
+/**
+ * `heap_base()` and `gemm_scratch_bytes()` of the kernels {@linkcode loadKernels} would pick, read from the
+ * wasm bytes (both functions are a single `i32.const`) so that no instance, memory or compiled module is
+ * made only to size a plan. Falls back to instantiating when the bytes are not at hand (precompiled
+ * `modules`) or the functions are not constants.
+ */
+export async function kernelConstants(options: LoadKernelsOptions = {}): Promise<KernelConstants> {
+  if (!options.modules) {
+    const candidates = options.variant ? [options.variant] : VARIANTS;
+    for (const variant of candidates) {
+      const bytes = await fetchBytes(new URL(FILES[variant], wasmBaseOf(options)));
+      if (!WebAssembly.validate(bytes)) continue; // what moduleOf would skip
+      const c = exportedConstants(bytes, ["heap_base", "gemm_scratch_bytes"]);
+      if (c.heap_base !== undefined && c.gemm_scratch_bytes !== undefined) {
+        return { variant, heapBase: c.heap_base, gemmScratchBytes: c.gemm_scratch_bytes };
+      }
+      break;
+    }
+  }
+  const k = await loadKernels({ ...options, shared: false });
+  return {
+    variant: k.variant,
+    heapBase: k.exports.heap_base(),
+    gemmScratchBytes: k.exports.gemm_scratch_bytes(),
+  };
+}
+
+/** Reads a signed LEB128 (32-bit) at `at`. */
+function sleb(b: Uint8Array, at: number): [number, number] {
+  let v = 0, shift = 0, x: number;
+  do {
+    x = b[at++];
+    v |= (x & 0x7f) << shift;
+    shift += 7;
+  } while (x & 0x80);
+  if (shift < 32 && x & 0x40) v |= -1 << shift;
+  return [v, at];
+}
+
+/**
+ * The values of the exported functions `names` whose body is exactly `i32.const N` (no locals), read from
+ * a wasm binary; a name that is missing or not such a constant is left out (exported for tests).
+ */
+export function exportedConstants(wasm: Uint8Array, names: readonly string[]): Record<string, number> {
+  const text = new TextDecoder();
+  let imported = 0;
+  const wanted = new Map<number, string>(); // function index -> export name
+  const out: Record<string, number> = {};
+  let at = 8;
+  while (at < wasm.length) {
+    const id = wasm[at];
+    const [size, body] = leb(wasm, at + 1);
+    let p = body;
+    if (id === 2) { // imports: functions imported come first in the index space
+      let count;
+      [count, p] = leb(wasm, p);
+      for (; count > 0; count--) {
+        for (let name = 0; name < 2; name++) {
+          const [len, q] = leb(wasm, p);
+          p = q + len;
+        }
+        const kind = wasm[p++];
+        if (kind === 0) [, p] = leb(wasm, p), imported++;
+        else if (kind === 1) p = wasm[p + 1] & 1 ? leb(wasm, leb(wasm, p + 2)[1])[1] : leb(wasm, p + 2)[1];
+        else if (kind === 2) p = wasm[p] & 1 ? leb(wasm, leb(wasm, p + 1)[1])[1] : leb(wasm, p + 1)[1];
+        else if (kind === 3) p += 2;
+        else if (kind === 4) [, p] = leb(wasm, p + 1);
+        else return out;
+      }
+    } else if (id === 7) { // exports
+      let count;
+      [count, p] = leb(wasm, p);
+      for (; count > 0; count--) {
+        const [len, q] = leb(wasm, p);
+        const name = text.decode(wasm.subarray(q, q + len));
+        const kind = wasm[q + len];
+        let index;
+        [index, p] = leb(wasm, q + len + 1);
+        if (kind === 0 && names.includes(name)) wanted.set(index, name);
+      }
+    } else if (id === 10) { // code
+      let count;
+      [count, p] = leb(wasm, p);
+      for (let i = 0; i < count; i++) {
+        const [len, q] = leb(wasm, p);
+        const name = wanted.get(imported + i);
+        // body: 0 local groups, i32.const (0x41) N, end (0x0b)
+        if (name !== undefined && wasm[q] === 0 && wasm[q + 1] === 0x41) {
+          const [v, r] = sleb(wasm, q + 2);
+          if (r === q + len - 1 && wasm[r] === 0x0b) out[name] = v;
+        }
+        p = q + len;
+      }
+    }
+    at = body + size;
+  }
+  return out;
+}
+
 /** Why this runtime cannot run a worker pool, or undefined if it can. */
 export function threadsUnavailable(): string | undefined {
   const g = globalThis as { SharedArrayBuffer?: unknown; Worker?: unknown; crossOriginIsolated?: boolean };

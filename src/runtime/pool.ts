@@ -27,6 +27,7 @@
  * @module
  */
 import {
+  kernelConstants,
   type KernelExports,
   type KernelLocation,
   type Kernels,
@@ -636,13 +637,14 @@ export async function startKernels(
 ): Promise<{ kernels: PooledKernels; arena: Arena }> {
   const threads = options.threads ?? 1;
   const location = options.kernels ?? {};
-  const single = await loadKernels({ ...location, variant: options.variant });
-  const scratch = single.exports.gemm_scratch_bytes();
   const budget = { budget: options.budget };
   if (threads > 1) {
-    const specs = specsOf(scratch * threads);
+    // read from the wasm bytes: instantiating the single-thread build only to size the plan kept a second
+    // instance, memory and compiled module alive next to the threads build (issue 14)
+    const single = await kernelConstants({ ...location, variant: options.variant });
+    const specs = specsOf(single.gemmScratchBytes * threads);
     // every build has the same static data, so the plan is placed alike in any of them
-    const plan = planMemory(specs, { base: Math.ceil(single.exports.heap_base() / 64) * 64 });
+    const plan = planMemory(specs, { base: Math.ceil(single.heapBase / 64) * 64 });
     if (options.budget !== undefined && plan.bytes > options.budget) {
       throw new PlanTooLargeError(plan, options.budget, plan.bytes, formatPlan(plan));
     }
@@ -652,7 +654,10 @@ export async function startKernels(
       shared: true,
       memoryBytes: plan.end,
     });
-    if (shared.shared && shared.exports.heap_base() === single.exports.heap_base()) {
+    if (
+      shared.shared && shared.exports.heap_base() === single.heapBase &&
+      shared.exports.gemm_scratch_bytes() === single.gemmScratchBytes
+    ) {
       const arena = Arena.create(shared, specs, budget);
       const pool = await Pool.start(shared, {
         workerUrl: location.workerUrl,
@@ -667,6 +672,15 @@ export async function startKernels(
         : "no threads build or shared memory of " +
           `${Math.ceil(plan.end / 2 ** 20)} MB could be had`);
     (options.onNotice ?? console.warn)(`mesp: ${threads} threads asked for, running on 1: ${why}`);
+    // without a threads build loadKernels gave the single-thread one: use it rather than load another
+    if (!shared.shared) {
+      return {
+        kernels: shared,
+        arena: Arena.create(shared, specsOf(shared.exports.gemm_scratch_bytes()), budget),
+      };
+    }
   }
+  const single = await loadKernels({ ...location, variant: options.variant });
+  const scratch = single.exports.gemm_scratch_bytes();
   return { kernels: single, arena: Arena.create(single, specsOf(scratch), budget) };
 }
