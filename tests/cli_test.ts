@@ -150,12 +150,12 @@ Deno.test("train CLI: bad inputs fail before training, with a clear message, tou
       /adapter|shape/i,
     ],
     [
-      ["--data", data, "--out", `${tmp}/e6`, "--max-memory", "68MB", "--threads", "1"],
+      ["--data", data, "--out", `${tmp}/e6`, "--max-memory", "73MB", "--threads", "1"],
       /memory plan needs .* but the budget is/,
     ],
     // a second thread is a worker with its own V8 heap: the runtime alone no longer fits
     [
-      ["--data", data, "--out", `${tmp}/e7`, "--max-memory", "68MB", "--threads", "2"],
+      ["--data", data, "--out", `${tmp}/e7`, "--max-memory", "73MB", "--threads", "2"],
       /runtime alone needs with 2 threads/,
     ],
   ];
@@ -184,7 +184,7 @@ Deno.test("plan CLI: prints the regions and the predicted peak; exit 1 over --ma
     "--weights",
     "f32",
     "--max-memory",
-    "68MB",
+    "73MB",
     "--threads",
     "1",
   );
