@@ -186,16 +186,23 @@ Deno.test("token cache files: build, reuse, stale and corrupt rebuilds, atomic w
     assert.equal(first.built, true);
     assert.equal(first.reason, "no cache");
     assert.equal(first.cache.count, 4);
-    assert.match(first.path, /\/cache\/train\.jsonl-[0-9a-f]{8}\.tokcache$/);
+    assert.match(first.path, /\/cache\/train\.jsonl-[0-9a-f]{8}-T64\.tokcache$/);
 
     const again = await loadOrBuildTokenCache(opts);
     assert.deepEqual([again.built, again.reason, again.path], [false, "up to date", first.path]);
     assert.deepEqual(again.cache.ids, first.cache.ids);
 
+    const noEos = await loadOrBuildTokenCache({ ...opts, appendEosToText: false });
+    assert.deepEqual([noEos.built, noEos.reason, noEos.path], [true, "stale (options changed)", first.path]);
+
+    // another sequence length is another file: switching back and forth tokenizes each length once
     const shorter = await loadOrBuildTokenCache({ ...opts, seqLen: 32 });
-    assert.deepEqual([shorter.built, shorter.reason], [true, "stale (options changed)"]);
+    assert.deepEqual([shorter.built, shorter.reason], [true, "no cache"]);
+    assert.match(shorter.path, /-T32\.tokcache$/);
     // At 32 tokens the chat with the default system prompt has no assistant token left: dropped.
     assert.deepEqual([shorter.cache.meta.stats.records, shorter.cache.meta.stats.dropped], [4, 1]);
+    const back = await loadOrBuildTokenCache({ ...opts, appendEosToText: false });
+    assert.deepEqual([back.built, back.reason], [false, "up to date"]);
 
     await Deno.writeTextFile(`${dir}/train.jsonl`, DATASET + '{"text": "one more"}\n');
     const changed = await loadOrBuildTokenCache({ ...opts, seqLen: 32 });
@@ -213,13 +220,14 @@ Deno.test("token cache files: build, reuse, stale and corrupt rebuilds, atomic w
     assert.match(repaired.reason, /^corrupt: .*checksum mismatch/);
     assert.deepEqual(repaired.cache.ids, changed.cache.ids);
 
-    const names = [...Deno.readDirSync(`${dir}/cache`)].map((e) => e.name);
-    assert.deepEqual(names, [first.path.slice(first.path.lastIndexOf("/") + 1)]); // no temp files left
+    const names = [...Deno.readDirSync(`${dir}/cache`)].map((e) => e.name).sort();
+    const base = (p: string) => p.slice(p.lastIndexOf("/") + 1);
+    assert.deepEqual(names, [base(repaired.path), base(first.path)]); // one per length, no temp files left
 
     // A bad line fails the build in the child process with file and line, and leaves no temp file.
     await Deno.writeTextFile(`${dir}/train.jsonl`, '{"text": "a"}\n{"oops": 1}\n');
     await assert.rejects(loadOrBuildTokenCache(opts), /train\.jsonl:2: unknown record shape/);
-    assert.equal([...Deno.readDirSync(`${dir}/cache`)].length, 1);
+    assert.equal([...Deno.readDirSync(`${dir}/cache`)].length, 2); // the two lengths' caches, nothing new
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -124,7 +124,7 @@ async function buildInSubprocess(job: ChildJob, cacheDir: string): Promise<void>
 /**
  * Return the token cache of `dataPath` tokenized with the tokenizer in `tokenizerDir`, building
  * it if the cache file is missing, stale (dataset, tokenizer files, options or format changed)
- * or corrupt. The cache file is `<cacheDir>/<dataset file name>-<hash of its absolute path>.tokcache`.
+ * or corrupt. The cache file is `<cacheDir>/<dataset file name>-<hash of its absolute path>-T<seqLen>.tokcache`.
  */
 export async function loadOrBuildTokenCache(
   options: LoadOrBuildTokenCacheOptions,
@@ -148,7 +148,8 @@ export async function loadOrBuildTokenCache(
   };
   const key = await tokenCacheKey(parts);
   const pathTag = createHash("sha256").update(absolute(dataPath)).digest("hex").slice(0, 8);
-  const path = join(cacheDir, `${basename(dataPath)}-${pathTag}.tokcache`);
+  // one file per sequence length: train (256) and eval (1024) on the same file do not re-tokenize in turn
+  const path = join(cacheDir, `${basename(dataPath)}-${pathTag}-T${resolved.seqLen}.tokcache`);
 
   let reason = "no cache";
   if (await exists(path)) {
