@@ -15,16 +15,28 @@ import type { KeepSchedule } from "../src/engine/plan.ts";
 import { loadOrBuildPack } from "../src/model/pack_files.ts";
 import { cacheDir } from "../src/cli/common.ts";
 import { cpuSeconds, median } from "./measure.ts";
+import { benchArgs } from "./args.ts";
+import type { CommandSpec } from "../src/cli/args.ts";
 
-const args = Deno.args;
-function flag(name: string, fallback: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
-}
-const T = Number(flag("seq-len", "256")), steps = Number(flag("steps", "2"));
-const { pack } = await loadOrBuildPack(flag("model", "/tmp/m05"), {
+const SPEC = {
+  name: "bench/keep_ab.ts",
+  program: "deno run -A",
+  description: "the kept-tensor schedules side by side in one process, CPU seconds per step",
+  flags: {
+    model: { type: "string", value: "DIR", default: "/tmp/m05", description: "model directory" },
+    seqLen: { type: "integer", default: 256, min: 2, description: "tokens per step" },
+    steps: { type: "integer", default: 2, min: 1, description: "measured steps per schedule" },
+    cache: {
+      type: "string",
+      value: "DIR",
+      description: "mesp's cache (default $MESP_CACHE or ~/.cache/mesp)",
+    },
+  },
+} as const satisfies CommandSpec;
+const { seqLen: T, steps, ...flags } = benchArgs(SPEC);
+const { pack } = await loadOrBuildPack(flags.model, {
   format: "q4",
-  cacheDir: `${cacheDir(flag("cache", ""))}/packs`,
+  cacheDir: `${cacheDir(flags.cache ?? "")}/packs`,
 });
 const L = pack.config.numLayers, layout = loraLayout(pack.config, { rank: 8 });
 const ids = Int32Array.from({ length: T }, (_, i) => (i * 7919) % 150000);

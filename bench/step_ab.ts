@@ -14,24 +14,34 @@ import { loadOrBuildPack } from "../src/model/pack_files.ts";
 import { cacheDir } from "../src/cli/common.ts";
 import { seededRandom } from "../src/util/random.ts";
 import { cpuSeconds } from "./measure.ts";
+import { benchArgs } from "./args.ts";
+import type { CommandSpec } from "../src/cli/args.ts";
 
-const args = Deno.args;
-function flag(name: string, fallback: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
-}
-const model = flag("model", ""), base = flag("base", "");
-if (!model || !base) {
-  console.error("usage: deno run -A bench/step_ab.ts --model DIR --base CHECKOUT [--threads 2] [--steps 5]");
-  Deno.exit(2);
-}
-const T = Number(flag("seq-len", "256")), rank = Number(flag("rank", "8"));
-const steps = Number(flag("steps", "5")), warmup = Number(flag("warmup", "1"));
-const threads = Number(flag("threads", "1")), method = flag("method", "mesp");
+const SPEC = {
+  name: "bench/step_ab.ts",
+  program: "deno run -A",
+  description: "one training step of this checkout against another's, alternating in one process",
+  flags: {
+    model: { type: "string", value: "DIR", required: true, description: "model directory" },
+    base: { type: "string", value: "CHECKOUT", required: true, description: "the other checkout's folder" },
+    seqLen: { type: "integer", default: 256, min: 2, description: "tokens per step" },
+    rank: { type: "integer", default: 8, min: 1, description: "LoRA rank" },
+    steps: { type: "integer", default: 5, min: 1, description: "measured steps per build" },
+    warmup: { type: "integer", default: 1, min: 0, description: "unmeasured steps per build first" },
+    threads: { type: "integer", default: 1, min: 1, description: "kernel threads" },
+    method: { type: "string", choices: ["mesp", "mebp"], default: "mesp", description: "backward method" },
+    cache: {
+      type: "string",
+      value: "DIR",
+      description: "mesp's cache (default $MESP_CACHE or ~/.cache/mesp)",
+    },
+  },
+} as const satisfies CommandSpec;
+const { model, base, seqLen: T, rank, steps, warmup, threads, method, ...flags } = benchArgs(SPEC);
 
 const { pack } = await loadOrBuildPack(model, {
   format: "q4",
-  cacheDir: `${cacheDir(flag("cache", ""))}/packs`,
+  cacheDir: `${cacheDir(flags.cache ?? "")}/packs`,
   onStatus: (m) => console.error(m),
 });
 const random = seededRandom(1);

@@ -20,24 +20,31 @@
  * @module
  */
 import { median } from "./measure.ts";
+import { benchArgs } from "./args.ts";
+import type { CommandSpec } from "../src/cli/args.ts";
 
-const args = Deno.args;
-function flag(name: string, fallback: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
-}
-const model = flag("model", "");
-if (!model) {
-  console.error("usage: deno task bench:torch --model DIR [--threads N] [--rounds 2] [--steps 3]");
-  Deno.exit(2);
-}
-const threads = Number(flag("threads", String(navigator.hardwareConcurrency)));
-const rounds = Number(flag("rounds", "2"));
-const steps = Number(flag("steps", "3"));
-const T = Number(flag("seq-len", "256"));
-const preset = flag("preset", "qwen2.5-0.5b");
-const python = flag("python", "/usr/bin/python3");
-const cache = flag("cache", `${Deno.env.get("HOME") ?? "/tmp"}/.cache/mesp-bench-torch`);
+const SPEC = {
+  name: "bench:torch",
+  program: "deno task",
+  description: "mesp beside PyTorch CPU autograd LoRA on the same shapes: tokens/s and peak memory",
+  flags: {
+    model: { type: "string", value: "DIR", required: true, description: "model directory" },
+    threads: { type: "integer", min: 1, description: "threads of both (default: the cores)" },
+    rounds: { type: "integer", default: 2, min: 1, description: "alternating rounds" },
+    steps: { type: "integer", default: 3, min: 1, description: "steps per round" },
+    seqLen: { type: "integer", default: 256, min: 2, description: "tokens per step" },
+    preset: { type: "string", default: "qwen2.5-0.5b", description: "the make-model preset of --model" },
+    python: { type: "string", value: "FILE", default: "/usr/bin/python3", description: "Python with torch" },
+    cache: {
+      type: "string",
+      value: "DIR",
+      description: "where packs and data go (default ~/.cache/mesp-bench-torch)",
+    },
+  },
+} as const satisfies CommandSpec;
+const { model, rounds, steps, seqLen: T, preset, python, ...flags } = benchArgs(SPEC);
+const threads = flags.threads ?? navigator.hardwareConcurrency;
+const cache = flags.cache ?? `${Deno.env.get("HOME") ?? "/tmp"}/.cache/mesp-bench-torch`;
 const here = (p: string) => new URL(p, import.meta.url).pathname;
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 
