@@ -109,7 +109,7 @@ export {
 export { learningRate, Optimizer, type OptimizerOptions } from "./src/engine/optimizer.ts";
 export { type Method, type PlanOptions, planRegions } from "./src/engine/plan.ts";
 
-// Runs: training, evaluation, generation, gradients, checkpoints, loss curves
+// Runs: training, evaluation, generation, gradients, training state, loss curves
 export {
   NonFiniteError,
   planTraining,
@@ -123,5 +123,17 @@ export { evaluate, type EvaluateOptions, type EvaluateResult } from "./src/run/e
 export type { Sequence } from "./src/data/sequence.ts";
 export { generate, type GenerateOptions, sampler } from "./src/run/generate.ts";
 export { computeGradients, type GradOptions, type GradResult } from "./src/run/grad.ts";
-export { decodeCheckpoint, writeCheckpoint } from "./src/run/checkpoint.ts";
+export { decodeTrainingState, TRAINING_STATE_FILE, writeTrainingState } from "./src/run/training_state.ts";
+// the training state's names before the rename, one more release
+import { decodeTrainingState, writeTrainingState } from "./src/run/training_state.ts";
+/**
+ * @deprecated Renamed {@linkcode writeTrainingState} ("checkpoint" now means a base model's files only);
+ * this alias goes in the next release.
+ */
+export const writeCheckpoint: typeof writeTrainingState = writeTrainingState;
+/**
+ * @deprecated Renamed {@linkcode decodeTrainingState} ("checkpoint" now means a base model's files only);
+ * this alias goes in the next release.
+ */
+export const decodeCheckpoint: typeof decodeTrainingState = decodeTrainingState;
 export { lossCurveSvg } from "./src/run/loss_svg.ts";

@@ -7316,13 +7316,15 @@ async function train(pack, data, val, options) {
     let step = 0, epoch = 0, cursor = 0;
     if (options.resume) {
       const r = options.resume;
-      if (r.params.length !== params.length) throw new Error("checkpoint does not match this adapter layout");
+      if (r.params.length !== params.length) {
+        throw new Error("training state does not match this adapter layout");
+      }
       if (r.optimizer !== optOptions.name) {
-        throw new Error(`checkpoint was made with ${r.optimizer}, not ${optOptions.name}`);
+        throw new Error(`training state was made with ${r.optimizer}, not ${optOptions.name}`);
       }
       params.set(r.params);
       if (m && v) {
-        if (!r.m || !r.v) throw new Error("checkpoint has no AdamW state");
+        if (!r.m || !r.v) throw new Error("training state has no AdamW moments");
         m.set(r.m);
         v.set(r.v);
       }
@@ -7405,6 +7407,7 @@ async function train(pack, data, val, options) {
       }
     };
     const fused = (l) => opt.update(l * layerN, layerN, gradPtr, step);
+    const saveState = options.saveState ?? options.saveCheckpoint;
     let saved = step;
     const hint = () => `; nothing after step ${saved} was saved. Try a lower learning rate (now ${optOptions.lr}), gradient clipping (--clip 1) or warmup; if it happens at the first step, check the model's weights`;
     const paramsFinite = () => Number.isFinite(e.k.sum_squares(e.p["lora.params"], layout.totalElements));
@@ -7468,8 +7471,8 @@ async function train(pack, data, val, options) {
         elapsed
       });
       if (options.valEvery && step % options.valEvery === 0 && step < steps) await validate();
-      if (options.saveEvery && step % options.saveEvery === 0 && step < steps && options.saveCheckpoint) {
-        await options.saveCheckpoint(snapshot());
+      if (options.saveEvery && step % options.saveEvery === 0 && step < steps && saveState) {
+        await saveState(snapshot());
         saved = step;
         options.onEvent?.({
           type: "checkpoint",
@@ -7478,8 +7481,8 @@ async function train(pack, data, val, options) {
       }
     }
     if (!stopped) await validate();
-    if (options.saveCheckpoint) {
-      await options.saveCheckpoint(snapshot());
+    if (saveState) {
+      await saveState(snapshot());
       options.onEvent?.({
         type: "checkpoint",
         step
@@ -7710,8 +7713,8 @@ async function computeGradients(pack, seq, options = {}) {
   }
 }
 
-// src/run/checkpoint.ts
-var CHECKPOINT_FILE = "checkpoint.safetensors";
+// src/run/training_state.ts
+var TRAINING_STATE_FILE = "checkpoint.safetensors";
 var TENSORS = [
   "params",
   "adam_m",
@@ -7722,10 +7725,10 @@ function checksumOf(state, run, tensors) {
   for (const t of tensors) c.update(new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
   return c.hex();
 }
-async function writeCheckpoint(sink, state, run = {}) {
-  assertFinite(state.params, "checkpoint: LoRA parameters");
-  if (state.m) assertFinite(state.m, "checkpoint: AdamW first moment");
-  if (state.v) assertFinite(state.v, "checkpoint: AdamW second moment");
+async function writeTrainingState(sink, state, run = {}) {
+  assertFinite(state.params, "training state: LoRA parameters");
+  if (state.m) assertFinite(state.m, "training state: AdamW first moment");
+  if (state.v) assertFinite(state.v, "training state: AdamW second moment");
   const tensors = [
     [
       "params",
@@ -7805,10 +7808,10 @@ function validateState(name, meta) {
     }
   };
 }
-async function decodeCheckpoint(bytes, name = CHECKPOINT_FILE) {
+async function decodeTrainingState(bytes, name = TRAINING_STATE_FILE) {
   const file = await readSafetensorsHeader(bytesSource(bytes, name));
   if (file.metadata.format !== "mesp-checkpoint" || !file.metadata.state) {
-    throw new Error(`${name}: not a mesp training checkpoint`);
+    throw new Error(`${name}: not a mesp training state`);
   }
   const parse = (field, text) => {
     try {
@@ -7829,7 +7832,7 @@ async function decodeCheckpoint(bytes, name = CHECKPOINT_FILE) {
   if (!params || params.length === 0) throw new Error(`${name}: no parameters`);
   const m = await read("adam_m"), v = await read("adam_v");
   if (state.optimizer === "adamw" && (!m || !v)) {
-    throw new Error(`${name}: an AdamW checkpoint without moments`);
+    throw new Error(`${name}: an AdamW training state without moments`);
   }
   for (const [t, x] of [
     [
@@ -7924,6 +7927,10 @@ ${val.length ? `<text x="${W - right}" y="${top + 26}" text-anchor="end" fill="#
 </svg>
 `;
 }
+
+// mod.ts
+var writeCheckpoint = writeTrainingState;
+var decodeCheckpoint = decodeTrainingState;
 export {
   Arena,
   Backward,
@@ -7935,6 +7942,7 @@ export {
   Optimizer,
   PRESETS,
   PlanTooLargeError,
+  TRAINING_STATE_FILE,
   VARIANTS,
   adapterConfigJson,
   blobFiles,
@@ -7948,6 +7956,7 @@ export {
   createStreamDecoder,
   decodeCheckpoint,
   decodeTokenCache,
+  decodeTrainingState,
   dequantize,
   encodeLoraTensors,
   encodeSafetensors,
@@ -8000,6 +8009,7 @@ export {
   writeLoraTensors,
   writePack,
   writeSafetensors,
+  writeTrainingState,
   zipStore,
   zoEstimate,
   zoUpdate

@@ -87,7 +87,7 @@ Deno.test("grad CLI: writes every LoRA gradient under its PEFT name, equal to Py
   assert(Math.abs(loss - want) <= 1e-5 * want, `loss ${loss} vs ${want}`);
 });
 
-Deno.test("train CLI: a short run writes adapter, checkpoint, metrics and curve; --resume continues it", async () => {
+Deno.test("train CLI: a short run writes adapter, training state, metrics and curve; --resume continues it", async () => {
   const data = await idsFile("gqa_tied_f32");
   const out = `${tmp}/run`;
   const common = [

@@ -28,6 +28,11 @@ Deno.test("mod.ts exports the library surface", () => {
   }
 });
 
+Deno.test("mod.ts keeps the training state's names from before the rename, as aliases", () => {
+  assert(mesp.writeCheckpoint === mesp.writeTrainingState, "writeCheckpoint");
+  assert(mesp.decodeCheckpoint === mesp.decodeTrainingState, "decodeCheckpoint");
+});
+
 Deno.test("mod.ts's module graph holds none of the Deno-edge modules", async () => {
   const root = new URL("../", import.meta.url);
   const out = await new Deno.Command(Deno.execPath(), { args: ["info", "--json", "mod.ts"], cwd: root })

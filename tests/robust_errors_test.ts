@@ -15,7 +15,7 @@ import {
 import { parseModelConfig } from "../src/model/config.ts";
 import { CLI_PERMISSIONS } from "../src/cli/prepare.ts";
 import { writeFileAtomic } from "../src/io/deno_files.ts";
-import { decodeCheckpoint } from "../src/run/checkpoint.ts";
+import { decodeTrainingState } from "../src/run/training_state.ts";
 
 const tmp = await Deno.makeTempDir({ prefix: "mesp-errors-" });
 const cache = `${tmp}/cache`;
@@ -154,7 +154,7 @@ const disk = `${tmp}/disk`;
 const mounted = Deno.build.os === "linux" && await smallDisk(disk, "600k");
 
 Deno.test({
-  name: "errors: a full disk fails the save with the file's name; the last checkpoint stays whole",
+  name: "errors: a full disk fails the save with the file's name; the last training state stays whole",
   ignore: !mounted,
   async fn() {
     try {
@@ -163,7 +163,7 @@ Deno.test({
       const train = smallTrain(model, data, "--out", out);
       let r = await mesp(...train, "--steps", "1");
       assertEquals(r.code, 0, r.stderr);
-      // fill the disk, leaving less than a checkpoint
+      // fill the disk, leaving less than a training state
       const free = () => {
         const df = new TextDecoder().decode(
           new Deno.Command("df", { args: ["-B1", "--output=avail", disk] }).outputSync().stdout,
@@ -179,8 +179,8 @@ Deno.test({
         new RegExp(`cannot (write|append to) ${out}/[a-z_.]+: No space left on device`),
         "disk full",
       );
-      const ck = await decodeCheckpoint(await Deno.readFile(`${out}/checkpoint.safetensors`));
-      assertEquals(ck.state.step, 1, "the step-1 checkpoint is intact");
+      const ck = await decodeTrainingState(await Deno.readFile(`${out}/checkpoint.safetensors`));
+      assertEquals(ck.state.step, 1, "the step-1 training state is intact");
       for (const [path, bytes] of before) {
         if (!path.endsWith("metrics.jsonl")) await assertUnchanged(new Map([[path, bytes]]), "disk full");
       }

@@ -1,6 +1,6 @@
 // Root cause 1: non-finite values. Every tensor read from a file is checked (norms and biases too); a
 // non-finite loss or update stops the run at that step with an error saying where and what to try; no
-// non-finite adapter or checkpoint is written; bounds that cannot work (β = 1, ε = 0) are refused up front.
+// non-finite adapter or training state is written; bounds that cannot work (β = 1, ε = 0) are refused up front.
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import {
   allFinite,
@@ -17,7 +17,7 @@ import { assertFinite, assertFiniteHalf, firstNonFinite } from "../src/model/fin
 import { encodeSafetensors, readSafetensorsHeader, readTensorF32 } from "../src/model/safetensors.ts";
 import { bytesSource } from "../src/io/source.ts";
 import { checkHyperparameters } from "../src/run/train.ts";
-import { decodeCheckpoint, writeCheckpoint } from "../src/run/checkpoint.ts";
+import { decodeTrainingState, writeTrainingState } from "../src/run/training_state.ts";
 
 const tmp = await Deno.makeTempDir({ prefix: "mesp-finite-" });
 const data = await idsData(`${tmp}/train.jsonl`);
@@ -71,7 +71,7 @@ Deno.test("finite: impossible hyper-parameters are refused by the library", asyn
   checkHyperparameters({ name: "sgd", lr: 1, beta2: 1 }, 1e-3, 0);
 });
 
-Deno.test("finite: a checkpoint with a NaN is never written, and never read", async () => {
+Deno.test("finite: a training state with a NaN is never written, and never read", async () => {
   const state = {
     step: 1,
     epoch: 0,
@@ -83,16 +83,16 @@ Deno.test("finite: a checkpoint with a NaN is never written, and never read", as
   };
   let wrote = 0;
   const sink = { write: (c: Uint8Array) => (wrote += c.length, Promise.resolve()) };
-  await assertRejects(() => writeCheckpoint(sink, state), "LoRA parameters: non-finite value NaN");
+  await assertRejects(() => writeTrainingState(sink, state), "LoRA parameters: non-finite value NaN");
   assertEquals(wrote, 0, "nothing reached the sink");
   const chunks: Uint8Array[] = [];
   state.params[2] = 2;
-  await writeCheckpoint({ write: (c) => (chunks.push(c.slice()), Promise.resolve()) }, state);
+  await writeTrainingState({ write: (c) => (chunks.push(c.slice()), Promise.resolve()) }, state);
   const good = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   chunks.reduce((at, c) => (good.set(c, at), at + c.length), 0);
   // flip the last parameter to +∞ in the file: decoding refuses it
   good.set(f32Bytes(Infinity), good.length - 4);
-  await assertRejects(() => decodeCheckpoint(good, "ck.safetensors"), "non-finite value Infinity");
+  await assertRejects(() => decodeTrainingState(good, "ck.safetensors"), "non-finite value Infinity");
 });
 
 const cases: {
@@ -218,7 +218,7 @@ Deno.test("finite: a NaN in an adapter tensor is refused with its name", async (
   await assertUnchanged(before, "adapter");
 });
 
-Deno.test("finite: an exploding learning rate stops at that step; the last good checkpoint survives", async () => {
+Deno.test("finite: an exploding learning rate stops at that step; the last good training state survives", async () => {
   const dir = `${tmp}/explode`;
   const model = await copyCase("gqa_tied_f32", `${dir}/model`);
   const out = `${dir}/run`;
@@ -230,8 +230,8 @@ Deno.test("finite: an exploding learning rate stops at that step; the last good 
     /step 2: the loss is NaN \(sequence \d of the training data\); nothing after step 1 was saved\. Try a lower learning rate/,
     "lr 1e30",
   );
-  const ck = await decodeCheckpoint(await Deno.readFile(`${out}/checkpoint.safetensors`));
-  assertEquals(ck.state.step, 1, "the checkpoint of step 1 stays");
+  const ck = await decodeTrainingState(await Deno.readFile(`${out}/checkpoint.safetensors`));
+  assertEquals(ck.state.step, 1, "the training state of step 1 stays");
   assert(await allFinite(`${out}/adapter_model.safetensors`), "the adapter on disk is finite");
   const metrics = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n").map((l) =>
     JSON.parse(l)

@@ -13,7 +13,7 @@ import {
   smallTrain,
   snapshot,
 } from "./_robust.ts";
-import { decodeCheckpoint } from "../src/run/checkpoint.ts";
+import { decodeTrainingState } from "../src/run/training_state.ts";
 
 const tmp = await Deno.makeTempDir({ prefix: "mesp-outputs-" });
 const cache = `${tmp}/cache`;
@@ -93,7 +93,7 @@ Deno.test("outputs: train refuses an --out that holds any file of a run, or is a
   assertFails(await mesp(cache, ...trainArgs(`${tmp}/x`), "--resume", "--force"), 1, /give one/, "both");
 });
 
-Deno.test("outputs: --force starts a clean run: old metrics rows and checkpoint are gone", async () => {
+Deno.test("outputs: --force starts a clean run: old metrics rows and training state are gone", async () => {
   const out = `${tmp}/forced`;
   let r = await mesp(cache, ...trainArgs(out), "--steps", "3");
   assertEquals(r.code, 0, r.stderr);
@@ -101,7 +101,7 @@ Deno.test("outputs: --force starts a clean run: old metrics rows and checkpoint 
   r = await mesp(cache, ...trainArgs(out), "--steps", "2", "--force", "--seed", "5");
   assertEquals(r.code, 0, r.stderr);
   assertEquals(await metricSteps(out), [1, 2], "only the new run's rows");
-  const ck = await decodeCheckpoint(await Deno.readFile(`${out}/checkpoint.safetensors`));
+  const ck = await decodeTrainingState(await Deno.readFile(`${out}/checkpoint.safetensors`));
   assertEquals([ck.state.step, ck.state.seed], [2, 5]);
 });
 
@@ -141,8 +141,8 @@ Deno.test("outputs: a second training into the same --out while one runs is refu
   const status = await first.status;
   await first.stderr.cancel();
   assertEquals(status.code, 143, "the first run stops with SIGTERM's code");
-  const ck = await decodeCheckpoint(await Deno.readFile(`${out}/checkpoint.safetensors`));
-  assert(ck.state.step >= 2, "the first run's checkpoint, not the second's");
+  const ck = await decodeTrainingState(await Deno.readFile(`${out}/checkpoint.safetensors`));
+  assert(ck.state.step >= 2, "the first run's training state, not the second's");
 });
 
 Deno.test("outputs: cleanup", async () => {

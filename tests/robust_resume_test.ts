@@ -1,6 +1,6 @@
 // Root cause 2: --resume believed anything. Now the recorded run config is compared and every difference
 // listed; --allow-change changes what may safely change; a resume without flags continues to the run's own
-// target and ends where an uninterrupted run ends, byte for byte; a damaged checkpoint is refused.
+// target and ends where an uninterrupted run ends, byte for byte; a damaged training state is refused.
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import {
   assertFails,
@@ -13,7 +13,7 @@ import {
   patchTensor,
   snapshot,
 } from "./_robust.ts";
-import { decodeCheckpoint, writeCheckpoint } from "../src/run/checkpoint.ts";
+import { decodeTrainingState, writeTrainingState } from "../src/run/training_state.ts";
 import { encodeSafetensors } from "../src/model/safetensors.ts";
 
 const tmp = await Deno.makeTempDir({ prefix: "mesp-resume-" });
@@ -136,7 +136,7 @@ Deno.test("resume: --allow-change steps trains a complete run further; lr may ch
     "1e-3",
   );
   assertEquals(r.code, 0, r.stderr);
-  const ck = await decodeCheckpoint(await Deno.readFile(`${out}/checkpoint.safetensors`));
+  const ck = await decodeTrainingState(await Deno.readFile(`${out}/checkpoint.safetensors`));
   assertEquals(ck.state.step, 4);
   const cfg = ck.run.config as Record<string, unknown>;
   assertEquals(
@@ -158,9 +158,10 @@ Deno.test("resume: without flags it continues to the run's own target, byte-iden
   while (!(await reader.read()).done) { /* drain */ }
   await child.stderr.cancel();
   assertEquals((await child.status).code, 143);
-  const stoppedAt = (await decodeCheckpoint(await Deno.readFile(`${cut}/checkpoint.safetensors`))).state.step;
+  const stoppedAt =
+    (await decodeTrainingState(await Deno.readFile(`${cut}/checkpoint.safetensors`))).state.step;
   assert(stoppedAt < 200, `stopped early (step ${stoppedAt})`);
-  // only the required flags: everything else comes from the checkpoint
+  // only the required flags: everything else comes from the saved training state
   const r = await mesp(cache, ...base(cut), "--resume");
   assertEquals(r.code, 0, r.stderr);
   assert(r.stderr.includes("done: 200 steps"), r.stderr);
@@ -175,7 +176,7 @@ Deno.test("resume: without flags it continues to the run's own target, byte-iden
   assertEquals(steps, Array.from({ length: 200 }, (_, i) => i + 1));
 });
 
-Deno.test("resume: a damaged checkpoint (flipped bit, truncated, edited) is refused, nothing touched", async () => {
+Deno.test("resume: a damaged training state (flipped bit, truncated, edited) is refused, nothing touched", async () => {
   const ckPath = `${done}/checkpoint.safetensors`;
   const good = await Deno.readFile(ckPath);
   const cases: [string, (b: Uint8Array) => Uint8Array, RegExp][] = [
@@ -202,7 +203,7 @@ Deno.test("resume: a damaged checkpoint (flipped bit, truncated, edited) is refu
   await Deno.writeFile(ckPath, good);
 });
 
-Deno.test("resume: checkpoint fields are validated (types, ranges, lengths, tensors)", async () => {
+Deno.test("resume: training state fields are validated (types, ranges, lengths, tensors)", async () => {
   const state = {
     step: 2,
     epoch: 0,
@@ -216,10 +217,10 @@ Deno.test("resume: checkpoint fields are validated (types, ranges, lengths, tens
   };
   const encode = async (s: typeof state) => {
     const parts: Uint8Array[] = [];
-    await writeCheckpoint({ write: (c) => (parts.push(c.slice()), Promise.resolve()) }, s);
+    await writeTrainingState({ write: (c) => (parts.push(c.slice()), Promise.resolve()) }, s);
     return new Uint8Array(parts.flatMap((p) => [...p]));
   };
-  assertEquals((await decodeCheckpoint(await encode(state))).state.step, 2);
+  assertEquals((await decodeTrainingState(await encode(state))).state.step, 2);
   const bad: [Partial<typeof state> & Record<string, unknown>, string][] = [
     [{ step: -1 }, "state field step is -1, expected an integer ≥ 0"],
     [{ cursor: 1.5 }, "state field cursor is 1.5"],
@@ -228,11 +229,11 @@ Deno.test("resume: checkpoint fields are validated (types, ranges, lengths, tens
     [{ lora: { rank: 1, alpha: 2, rslora: false, targets: [] } }, "lora.targets is []"],
     [{ m: new Float32Array(2) }, "adam_m has 2 elements, params 3"],
     [{ v: new Float32Array([0, -1, 0]) }, "negative second moment"],
-    [{ m: undefined }, "an AdamW checkpoint without moments"],
+    [{ m: undefined }, "an AdamW training state without moments"],
   ];
   for (const [change, message] of bad) {
     await assertRejects(
-      async () => decodeCheckpoint(await encode({ ...state, ...change } as typeof state)),
+      async () => decodeTrainingState(await encode({ ...state, ...change } as typeof state)),
       message,
     );
   }
@@ -245,12 +246,12 @@ Deno.test("resume: checkpoint fields are validated (types, ranges, lengths, tens
     }],
     { format: "mesp-checkpoint", state: JSON.stringify({ ...state, params: undefined }) },
   );
-  await assertRejects(() => decodeCheckpoint(extra), "unexpected tensor bonus");
+  await assertRejects(() => decodeTrainingState(extra), "unexpected tensor bonus");
   const noSum = encodeSafetensors([{ name: "params", dtype: "F32", shape: [1], data: new Float32Array(1) }], {
     format: "mesp-checkpoint",
     state: JSON.stringify({ ...state, optimizer: "sgd", params: undefined }),
   });
-  await assertRejects(() => decodeCheckpoint(noSum), "no checksum");
+  await assertRejects(() => decodeTrainingState(noSum), "no checksum");
 });
 
 Deno.test("resume: cleanup", async () => {

@@ -1,5 +1,5 @@
-// Root cause 4: signals and children. SIGINT, SIGTERM and SIGHUP sent to a real training process save a
-// checkpoint and exit 130/143/129; a run killed with -9 leaves temp files and a lock that the next start
+// Root cause 4: signals and children. SIGINT, SIGTERM and SIGHUP sent to a real training process save the
+// training state and exit 130/143/129; a run killed with -9 leaves temp files and a lock that the next start
 // removes; the preparation child (and anything it starts) ends with its parent.
 import { assert, assertEquals } from "./_assert.ts";
 import {
@@ -13,7 +13,7 @@ import {
   smallTrain,
   snapshot,
 } from "./_robust.ts";
-import { decodeCheckpoint } from "../src/run/checkpoint.ts";
+import { decodeTrainingState } from "../src/run/training_state.ts";
 
 const tmp = await Deno.makeTempDir({ prefix: "mesp-signals-" });
 const cache = `${tmp}/cache`;
@@ -43,20 +43,20 @@ async function startRun(out: string, step: number, extra: string[] = []) {
 
 const codes = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
 for (const [signal, code] of Object.entries(codes) as [Deno.Signal, number][]) {
-  Deno.test(`signals: ${signal} saves a checkpoint at a step boundary and exits ${code}`, async () => {
+  Deno.test(`signals: ${signal} saves the training state at a step boundary and exits ${code}`, async () => {
     const out = `${tmp}/${signal}`;
     const run = await startRun(out, 3);
     run.child.kill(signal);
     const { code: got, stderr } = await run.finish();
     assertEquals(got, code, stderr);
     assert(stderr.includes(`${signal}: stopping after this step`), stderr);
-    assert(/stopped at step \d+ of 100000 \(checkpoint saved; --resume continues\)/.test(stderr), stderr);
-    const ck = await decodeCheckpoint(await Deno.readFile(`${out}/checkpoint.safetensors`));
+    assert(/stopped at step \d+ of 100000 \(training state saved; --resume continues\)/.test(stderr), stderr);
+    const ck = await decodeTrainingState(await Deno.readFile(`${out}/checkpoint.safetensors`));
     const steps = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n").map((l) =>
       JSON.parse(l).step
     );
     assert(ck.state.step >= 3, `saved at step ${ck.state.step}`);
-    assertEquals(steps.at(-1), ck.state.step, "the checkpoint is the last logged step");
+    assertEquals(steps.at(-1), ck.state.step, "the saved state is the last logged step");
     assert(await allFinite(`${out}/adapter_model.safetensors`));
     assert(!(await Deno.stat(`${out}/.lock`).catch(() => false)), "lock released");
   });

@@ -61,7 +61,7 @@ for (
     const part = await train(c.pack, data, data.slice(0, 2), {
       ...opts,
       saveEvery: 2,
-      saveCheckpoint: (s) => {
+      saveState: (s) => {
         if (s.step === 4) saved = structuredClone(s);
         return Promise.resolve();
       },
@@ -69,13 +69,25 @@ for (
     });
     assert(
       part.stopped && saved?.step === 4,
-      "the first run should stop after step 5 with a checkpoint at 4",
+      "the first run should stop after step 5 with a state saved at 4",
     );
     const resumed = await train(c.pack, data, data.slice(0, 2), { ...opts, resume: saved });
     assertEquals(resumed.losses, full.losses.slice(4));
     assert(resumed.params.every((x, i) => Object.is(x, full.params[i])), "resumed adapter differs");
   });
 }
+
+Deno.test("train: the deprecated saveCheckpoint option still receives the training state", async () => {
+  const { c, data } = await setup();
+  const steps: number[] = [];
+  await train(c.pack, data, [], {
+    ...base,
+    steps: 2,
+    saveEvery: 1,
+    saveCheckpoint: (s) => (steps.push(s.step), Promise.resolve()),
+  });
+  assertEquals(steps, [1, 2]);
+});
 
 Deno.test("train: SGD with lr 0 leaves the initialisation unchanged; the first step is linear in lr", async () => {
   const { c, data } = await setup();

@@ -3,9 +3,9 @@
  * random Qwen2 model (the `demo` preset, made once, cached) with the real Qwen tokenizer, fine-tuned on the Lumen dataset shipped in
  * `data/lumen/`, with a generation before and after.
  *
- * A run directory holds the PEFT adapter, `checkpoint.safetensors` (every `--save-every` steps, at the end
- * and when a stop signal arrives, written atomically), `metrics.jsonl` and `loss.svg`; it is locked while a
- * run uses it.
+ * A run directory holds the PEFT adapter, the training state `checkpoint.safetensors` (every `--save-every`
+ * steps, at the end and when a stop signal arrives, written atomically), `metrics.jsonl` and `loss.svg`; it
+ * is locked while a run uses it.
  *
  * @module
  */
@@ -44,7 +44,7 @@ import {
 import { exists, writeFileAtomic } from "../io/deno_files.ts";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterConfigJson, writeLoraTensors } from "../engine/adapter.ts";
 import { loraLayout, resolveTargets } from "../engine/lora.ts";
-import { CHECKPOINT_FILE, decodeCheckpoint, writeCheckpoint } from "../run/checkpoint.ts";
+import { decodeTrainingState, TRAINING_STATE_FILE, writeTrainingState } from "../run/training_state.ts";
 import { lossCurveSvg } from "../run/loss_svg.ts";
 import { train, type TrainEvent, type TrainState } from "../run/train.ts";
 import type { Method } from "../engine/plan.ts";
@@ -101,7 +101,7 @@ export const SPEC = {
       type: "integer",
       default: 0,
       min: 0,
-      description: "checkpoint every N steps (0: only at the end)",
+      description: "save the training state (checkpoint.safetensors) every N steps (0: only at the end)",
     },
     resume: {
       type: "boolean",
@@ -208,7 +208,7 @@ async function generateInChild(
 }
 
 /** The files a run writes into its directory. */
-const RUN_FILES = [CHECKPOINT_FILE, ADAPTER_WEIGHTS, ADAPTER_CONFIG, "metrics.jsonl", "loss.svg"];
+const RUN_FILES = [TRAINING_STATE_FILE, ADAPTER_WEIGHTS, ADAPTER_CONFIG, "metrics.jsonl", "loss.svg"];
 
 /** Runs `train`. */
 export async function run(argv: string[]): Promise<number> {
@@ -249,7 +249,7 @@ export async function run(argv: string[]): Promise<number> {
       Deno.exit(STOP_SIGNALS[signal]);
     }
     stop = true;
-    log(`\n${signal}: stopping after this step (saving a checkpoint); send it again to quit now`);
+    log(`\n${signal}: stopping after this step (saving the training state); send it again to quit now`);
   });
   const created = !await exists(out);
   try {
@@ -303,7 +303,7 @@ async function trainInto(out: string, c: {
   const { given, cfg, model, dataPath, demo, log } = c;
   const stale = await removeStaleTemps(out);
   if (stale.length) log(`removed ${stale.length} interrupted write(s) from ${out}: ${stale.join(", ")}`);
-  const ckptPath = `${out}/${CHECKPOINT_FILE}`;
+  const statePath = `${out}/${TRAINING_STATE_FILE}`;
   const present: string[] = [];
   for (const f of RUN_FILES) if (await exists(`${out}/${f}`)) present.push(f);
   if (present.length && !c.args.resume && !c.args.force) {
@@ -323,11 +323,11 @@ async function trainInto(out: string, c: {
   if (demo && !given.has("rank")) args.rank = DEMO.rank;
   if (demo && !given.has("vocabChunk")) args.vocabChunk = DEMO.vocabChunk;
   if (args.resume) {
-    if (!await exists(ckptPath)) throw new Error(`--resume: ${ckptPath} not found`);
-    const ck = await decodeCheckpoint(await Deno.readFile(ckptPath), ckptPath);
-    resume = ck.state;
-    recorded = recordedConfig(ck.run);
-    if (!recorded) log(`warning: ${ckptPath} records no run configuration; the flags cannot be checked`);
+    if (!await exists(statePath)) throw new Error(`--resume: ${statePath} not found`);
+    const saved = await decodeTrainingState(await Deno.readFile(statePath), statePath);
+    resume = saved.state;
+    recorded = recordedConfig(saved.run);
+    if (!recorded) log(`warning: ${statePath} records no run configuration; the flags cannot be checked`);
     const now: Partial<RunConfig> = {};
     const rec = (recorded ?? {}) as Record<string, unknown>;
     const mut = args as Record<string, unknown>;
@@ -472,7 +472,7 @@ async function trainInto(out: string, c: {
     }
   };
   const save = async (state: TrainState) => {
-    await writeFileAtomic(ckptPath, (sink) => writeCheckpoint(sink, state, runMeta));
+    await writeFileAtomic(statePath, (sink) => writeTrainingState(sink, state, runMeta));
     await writeFileAtomic(
       `${out}/${ADAPTER_WEIGHTS}`,
       (sink) => writeLoraTensors(sink, layout, state.params),
@@ -516,7 +516,7 @@ async function trainInto(out: string, c: {
       method,
       zoEps: args.zoEps,
       onEvent,
-      saveCheckpoint: save,
+      saveState: save,
       shouldStop: c.shouldStop,
     });
   } finally {
@@ -542,7 +542,7 @@ async function trainInto(out: string, c: {
     : "";
   console.error(
     (result.stopped
-      ? `stopped at step ${result.steps} of ${steps} (checkpoint saved; --resume continues)`
+      ? `stopped at step ${result.steps} of ${steps} (training state saved; --resume continues)`
       : `done: ${result.steps} steps`) +
       trained +
       (result.valLosses.length ? `; validation ${result.valLosses.at(-1)!.loss.toFixed(4)}` : "") +
@@ -584,7 +584,7 @@ function ignoredFlags(
     ...(["rank", "alpha", "rslora", "targets"] as const).map((k): [string, boolean, string] => [
       k,
       layoutFixed,
-      "the adapter layout comes from --adapter or the checkpoint",
+      "the adapter layout comes from --adapter or the saved training state",
     ]),
   ];
   return rules.filter(([key, ignored]) => ignored && given.has(key)).map(([key, , why]) =>
@@ -600,7 +600,7 @@ function normalized(key: typeof RECORDED_FLAGS[number], args: TrainArgs): unknow
 }
 
 /**
- * Drops metric rows after `step` (written by a run that ended after its last checkpoint), so a resumed
+ * Drops metric rows after `step` (written by a run that ended after its last save), so a resumed
  * run's curve has each step once.
  */
 async function keepMetricsUpTo(path: string, step: number): Promise<void> {

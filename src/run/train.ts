@@ -1,6 +1,6 @@
 /**
  * The training loop: LoRA fine-tuning with exact MeSP gradients, batch 1 (one sequence per micro-step),
- * optional gradient accumulation and clipping, SGD or AdamW, validation, and resumable checkpoints. It has no
+ * optional gradient accumulation and clipping, SGD or AdamW, validation, and a resumable training state. It has no
  * file-system code: persistence is a callback, so the loop runs in Deno, browsers and edge runtimes alike.
  *
  * @module
@@ -46,9 +46,9 @@ export interface TrainOptions {
   clip?: number;
   /** Validate every this many steps (and at the end) when validation data is given. */
   valEvery?: number;
-  /** Save a checkpoint every this many steps (and at the end). */
+  /** Save the training state every this many steps (and at the end). */
   saveEvery?: number;
-  /** Continue from a checkpoint. */
+  /** Continue from a saved training state. */
   resume?: TrainState;
   /** Start from an existing adapter instead of a fresh initialisation. */
   adapter?: OpenedAdapter;
@@ -70,9 +70,11 @@ export interface TrainOptions {
   vocabChunk?: number;
   /** Keep every k-th layer's input (default 1); the backward recomputes the rest (less memory, more time). */
   ckptEvery?: number;
-  /** Called with progress, validation and checkpoint events. */
+  /** Called with progress, validation and save events. */
   onEvent?: (event: TrainEvent) => void;
-  /** Persists a checkpoint (atomically); awaited before training goes on. */
+  /** Persists the training state (atomically, e.g. with `writeTrainingState`); awaited before training goes on. */
+  saveState?: (state: TrainState) => Promise<void>;
+  /** @deprecated Renamed {@linkcode TrainOptions.saveState}; this name goes in the next release. */
   saveCheckpoint?: (state: TrainState) => Promise<void>;
   /** Polled between steps: return true to stop early (after saving). */
   shouldStop?: () => boolean;
@@ -87,7 +89,7 @@ export interface TrainState {
   cursor: number;
   seed: number;
   /**
-   * LoRA parameters and (AdamW) moments. Handed to `saveCheckpoint` as views of the engine's memory (no
+   * LoRA parameters and (AdamW) moments. Handed to `saveState` as views of the engine's memory (no
    * copies): valid until training continues, so persist or copy them before returning.
    */
   params: Float32Array;
@@ -118,6 +120,7 @@ export type TrainEvent =
     elapsed: number;
   }
   | { type: "val"; step: number; loss: number; tokens: number }
+  /** The training state was handed to `saveState` (the type keeps its old name so listeners keep working). */
   | { type: "checkpoint"; step: number };
 
 /** The result of {@linkcode train}: the trained adapter and the loss history. */
@@ -254,13 +257,15 @@ export async function train(
     let step = 0, epoch = 0, cursor = 0;
     if (options.resume) {
       const r = options.resume;
-      if (r.params.length !== params.length) throw new Error("checkpoint does not match this adapter layout");
+      if (r.params.length !== params.length) {
+        throw new Error("training state does not match this adapter layout");
+      }
       if (r.optimizer !== optOptions.name) {
-        throw new Error(`checkpoint was made with ${r.optimizer}, not ${optOptions.name}`);
+        throw new Error(`training state was made with ${r.optimizer}, not ${optOptions.name}`);
       }
       params.set(r.params);
       if (m && v) {
-        if (!r.m || !r.v) throw new Error("checkpoint has no AdamW state");
+        if (!r.m || !r.v) throw new Error("training state has no AdamW moments");
         m.set(r.m);
         v.set(r.v);
       }
@@ -333,7 +338,8 @@ export async function train(
       }
     };
     const fused = (l: number) => opt.update(l * layerN, layerN, gradPtr, step);
-    let saved = step; // the step of the last state handed to saveCheckpoint (or resumed from)
+    const saveState = options.saveState ?? options.saveCheckpoint;
+    let saved = step; // the step of the last state handed to saveState (or resumed from)
     const hint = () =>
       `; nothing after step ${saved} was saved. Try a lower learning rate (now ${optOptions.lr}), ` +
       `gradient clipping (--clip 1) or warmup; if it happens at the first step, check the model's weights`;
@@ -408,15 +414,15 @@ export async function train(
         elapsed,
       });
       if (options.valEvery && step % options.valEvery === 0 && step < steps) await validate();
-      if (options.saveEvery && step % options.saveEvery === 0 && step < steps && options.saveCheckpoint) {
-        await options.saveCheckpoint(snapshot());
+      if (options.saveEvery && step % options.saveEvery === 0 && step < steps && saveState) {
+        await saveState(snapshot());
         saved = step;
         options.onEvent?.({ type: "checkpoint", step });
       }
     }
     if (!stopped) await validate();
-    if (options.saveCheckpoint) {
-      await options.saveCheckpoint(snapshot());
+    if (saveState) {
+      await saveState(snapshot());
       options.onEvent?.({ type: "checkpoint", step });
     }
     return { layout, params, steps: step, losses, valLosses, stopped };

@@ -1,8 +1,11 @@
 /**
- * Training checkpoints as one safetensors file: the LoRA parameters, the optimizer moments, and the run's
- * position (step, epoch, cursor, seed, adapter layout) in the metadata, with a checksum over the tensor
- * bytes and the position. One file, so writing it atomically (temp + rename) is enough for a crash to never
- * leave a half checkpoint; the checksum and the validation catch a damaged or hand-edited one.
+ * A run's resumable training state as one safetensors file: the LoRA parameters, the optimizer moments, and
+ * the run's position (step, epoch, cursor, seed, adapter layout) in the metadata, with a checksum over the
+ * tensor bytes and the position. One file, so writing it atomically (temp + rename) is enough for a crash to
+ * never leave half a state; the checksum and the validation catch a damaged or hand-edited one.
+ *
+ * The file keeps the name and format tag it had when this was called a "checkpoint"
+ * (`checkpoint.safetensors`, `format: mesp-checkpoint`), so runs written before the rename resume.
  *
  * @module
  */
@@ -17,8 +20,8 @@ import type { TrainState } from "./train.ts";
 import { assertFinite } from "../model/finite.ts";
 import { Checksum } from "../io/checksum.ts";
 
-/** Checkpoint file name inside a run directory. */
-export const CHECKPOINT_FILE = "checkpoint.safetensors";
+/** The training state's file name inside a run directory (its name from before the rename, kept). */
+export const TRAINING_STATE_FILE = "checkpoint.safetensors";
 
 const TENSORS = ["params", "adam_m", "adam_v"] as const;
 
@@ -32,15 +35,15 @@ function checksumOf(state: string, run: string, tensors: Float32Array[]): string
  * Writes a training state (plus free-form run metadata) as safetensors to `sink`, streaming the tensors
  * from wherever they live (the engine's memory: no copies). A state with a NaN or ±∞ is refused.
  */
-export async function writeCheckpoint(
+export async function writeTrainingState(
   sink: ByteSink,
   state: TrainState,
   run: Record<string, unknown> = {},
 ): Promise<void> {
   // a diverged state must never replace the last good one
-  assertFinite(state.params, "checkpoint: LoRA parameters");
-  if (state.m) assertFinite(state.m, "checkpoint: AdamW first moment");
-  if (state.v) assertFinite(state.v, "checkpoint: AdamW second moment");
+  assertFinite(state.params, "training state: LoRA parameters");
+  if (state.m) assertFinite(state.m, "training state: AdamW first moment");
+  if (state.v) assertFinite(state.v, "training state: AdamW second moment");
   const tensors: [string, Float32Array][] = [["params", state.params]];
   if (state.m) tensors.push(["adam_m", state.m]);
   if (state.v) tensors.push(["adam_v", state.v]);
@@ -106,16 +109,16 @@ function validateState(name: string, meta: unknown): Omit<TrainState, "params" |
 }
 
 /**
- * Decodes a checkpoint; throws a clear error for anything that is not a complete, intact one: a wrong
+ * Decodes a training state; throws a clear error for anything that is not a complete, intact one: a wrong
  * format, a bad or missing field, unexpected or wrongly shaped tensors, a checksum mismatch, a NaN.
  */
-export async function decodeCheckpoint(
+export async function decodeTrainingState(
   bytes: Uint8Array,
-  name = CHECKPOINT_FILE,
+  name = TRAINING_STATE_FILE,
 ): Promise<{ state: TrainState; run: Record<string, unknown> }> {
   const file = await readSafetensorsHeader(bytesSource(bytes, name));
   if (file.metadata.format !== "mesp-checkpoint" || !file.metadata.state) {
-    throw new Error(`${name}: not a mesp training checkpoint`);
+    throw new Error(`${name}: not a mesp training state`);
   }
   const parse = (field: string, text: string) => {
     try {
@@ -136,7 +139,7 @@ export async function decodeCheckpoint(
   if (!params || params.length === 0) throw new Error(`${name}: no parameters`);
   const m = await read("adam_m"), v = await read("adam_v");
   if (state.optimizer === "adamw" && (!m || !v)) {
-    throw new Error(`${name}: an AdamW checkpoint without moments`);
+    throw new Error(`${name}: an AdamW training state without moments`);
   }
   for (const [t, x] of [["adam_m", m], ["adam_v", v]] as const) {
     if (x && x.length !== params.length) {
