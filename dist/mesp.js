@@ -3834,13 +3834,14 @@ var TensorWriter = class {
   #init;
   #onProgress;
   #shapes;
-  #index;
   #f32;
   #half;
   #q;
   #scales;
   #biases;
   #bytes = 0;
+  /** Tensors begun so far (the one being written included). */
+  #tensors = 0;
   /** Scales and biases of the last quantized tensor (MLX files store them apart from its codes). */
   #cached;
   constructor(plan, seed, chunk, init, onProgress) {
@@ -3855,10 +3856,6 @@ var TensorWriter = class {
       t.name,
       t.shape
     ]));
-    this.#index = new Map(plan.tensors.map((t, i) => [
-      t.name,
-      i + 1
-    ]));
     const capacity = Math.max(chunk, ...floats.map((t) => t.shape[t.shape.length - 1]));
     this.#f32 = new Float32Array(capacity);
     this.#half = new Uint16Array(capacity);
@@ -3868,12 +3865,13 @@ var TensorWriter = class {
   }
   async write(t, out) {
     let written = 0;
+    this.#tensors++;
     const emit = async (bytes) => {
       await out.write(bytes);
       written += bytes.length;
       this.#bytes += bytes.length;
       this.#onProgress?.({
-        tensor: this.#index.get(t.name),
+        tensor: this.#tensors,
         tensors: this.#plan.tensors.length,
         name: t.name,
         file: t.file,

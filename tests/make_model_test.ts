@@ -353,6 +353,10 @@ Deno.test("makeModel: sharded output with index; progress reaches the total", as
   for (let i = 1; i < seen.length; i++) assert(seen[i].bytes >= seen[i - 1].bytes, "monotonic bytes");
   assertEquals(seen[seen.length - 1].bytes, plan.totalBytes);
   assertEquals(new Set(seen.map((p) => p.tensor)).size, 50);
+  for (let i = 1; i < seen.length; i++) {
+    assert(seen[i].tensor >= seen[i - 1].tensor, "tensors in write order");
+  }
+  assertEquals(seen.at(-1)!.tensor, 50);
   assertEquals(seen[0].tensors, 50);
 });
 

@@ -134,7 +134,8 @@ export async function run(argv: string[]): Promise<number> {
     init: PRESET_INIT[args.preset],
     tokenizer,
     onProgress(p) {
-      progress.update(p.bytes, { tensor: `${p.tensor}/${p.tensors}`, rss: formatMB(processMemory().rss) });
+      // bytes only: tensors differ in size by 1000×, so a tensor count beside the bar would disagree with it
+      progress.update(p.bytes, { rss: formatMB(processMemory().rss) });
     },
   });
   progress.finish();

@@ -341,7 +341,12 @@ async function trainInto(out: string, c: {
   }
   args.seqLen = fitPositions("--seq-len", args.seqLen, given.has("seqLen"), cfg);
   // q4 unless given (or recorded), falling back to a float format for shapes q4 cannot group
-  const choice = chooseWeights(cfg, args.weights, "q4");
+  const choice = chooseWeights(
+    cfg,
+    args.weights,
+    "q4",
+    args.resume && !given.has("weights") ? "as the run recorded" : "--weights",
+  );
   args.weights = choice.format;
   if (given.has("steps") && given.has("epochs")) {
     throw new UsageError(`give --steps or --epochs, not both\n${usageLine(SPEC)}`);

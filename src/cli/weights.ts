@@ -41,11 +41,15 @@ export interface WeightsChoice {
   line: string;
 }
 
-/** The format to run on and the line that says so. */
+/**
+ * The format to run on and the line that says so. `flagName` says where `flag` came from (a resumed run
+ * takes the format it recorded, not a typed `--weights`).
+ */
 export function chooseWeights(
   cfg: ModelConfig,
   flag: string | undefined,
   fallback: WeightsDefault,
+  flagName = "--weights",
 ): WeightsChoice {
   const own = checkpointFormat(cfg);
   const wanted = (flag as PackFormat | undefined) ?? (fallback === "q4" ? "q4" : own);
@@ -60,9 +64,9 @@ export function chooseWeights(
     };
   }
   const why = flag !== undefined
-    ? "--weights"
+    ? `${flagName}; ${stored}`
     : fallback === "q4"
-    ? "the default for training, as in the MeSP paper; --weights bf16|f32 to train on other weights"
+    ? `the default for training, as in the MeSP paper; --weights bf16|f32 to train on other weights; ${stored}`
     : "the checkpoint's own precision; --weights to choose another";
-  return { format: wanted, line: `weights: ${NAMES[wanted]} (${why}; ${stored})` };
+  return { format: wanted, line: `weights: ${NAMES[wanted]} (${why})` };
 }

@@ -69,7 +69,10 @@ export interface ModelSink {
 
 /** Progress of {@linkcode makeModel}, reported after every chunk written. */
 export interface MakeModelProgress {
-  /** 1-based index of the tensor being written. */
+  /**
+   * 1-based position of the tensor being written in the order it is written (file by file, each file's
+   * tensors in its header's order), so it only grows, as `bytes` does.
+   */
   tensor: number;
   /** Number of tensors in the checkpoint. */
   tensors: number;
@@ -429,13 +432,14 @@ class TensorWriter {
   readonly #init: WeightInit;
   readonly #onProgress?: (progress: MakeModelProgress) => void;
   readonly #shapes: Map<string, number[]>;
-  readonly #index: Map<string, number>;
   readonly #f32: Float32Array;
   readonly #half: Uint16Array;
   readonly #q: Uint8Array;
   readonly #scales: Uint16Array;
   readonly #biases: Uint16Array;
   #bytes = 0;
+  /** Tensors begun so far (the one being written included). */
+  #tensors = 0;
   /** Scales and biases of the last quantized tensor (MLX files store them apart from its codes). */
   #cached?: { source: string; scales: Uint16Array; biases: Uint16Array };
 
@@ -454,7 +458,6 @@ class TensorWriter {
     this.#onProgress = onProgress;
     const floats = modelTensors(plan.config);
     this.#shapes = new Map(floats.map((t) => [t.name, t.shape]));
-    this.#index = new Map(plan.tensors.map((t, i) => [t.name, i + 1]));
     // A chunk is whole rows of at most max(chunk, row length) elements.
     const capacity = Math.max(chunk, ...floats.map((t) => t.shape[t.shape.length - 1]));
     this.#f32 = new Float32Array(capacity);
@@ -466,12 +469,13 @@ class TensorWriter {
 
   async write(t: PlannedTensor, out: ByteSink): Promise<void> {
     let written = 0;
+    this.#tensors++;
     const emit = async (bytes: Uint8Array) => {
       await out.write(bytes);
       written += bytes.length;
       this.#bytes += bytes.length;
       this.#onProgress?.({
-        tensor: this.#index.get(t.name)!,
+        tensor: this.#tensors,
         tensors: this.#plan.tensors.length,
         name: t.name,
         file: t.file,

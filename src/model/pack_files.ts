@@ -80,14 +80,15 @@ export async function loadOrBuildPack(
     const path = `${options.cacheDir}/${name}-${fingerprint.slice(0, 16)}-${options.format}.pack`;
     try {
       const pack = await openPack(fileSource(path), { fingerprint, format: options.format });
-      options.onStatus?.(`weights: ${path}`);
+      // one status line per cached file, as the token caches say theirs; the `weights:` line is the command's
+      options.onStatus?.(`weight pack ${path}: up to date`);
       return { pack, path, built: false };
     } catch (e) {
       if (!(e instanceof StalePackError) && !(e instanceof FileNotFoundError)) throw e;
       options.onStatus?.(
         e instanceof StalePackError
           ? `rebuilding weight pack (${e.message})`
-          : `packing ${modelDir} as ${options.format} (once)`,
+          : `weight pack ${path}: no pack; packing ${modelDir} as ${options.format} (once)`,
       );
     }
     await Deno.mkdir(options.cacheDir, { recursive: true });
