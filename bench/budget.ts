@@ -10,8 +10,7 @@
  *
  * Each configuration runs in a fresh process (so its peak is its own): the default first and last
  * (bracketing drift on a shared machine), the budgets in between; step time is the median of `--steps`
- * measured steps after one warm-up step. Flags: --budgets min,400MB,1GB (min: the smallest schedule that
- * fits), --seq-len 256, --rank 8, --threads 1, --steps 2, --cache DIR.
+ * measured steps after one warm-up step. `--help` lists the flags.
  */
 import { Engine } from "../src/engine/engine.ts";
 import { Backward } from "../src/engine/backward.ts";
@@ -26,22 +25,39 @@ import { processMemory } from "../src/runtime/memory.ts";
 import { seededRandom } from "../src/util/random.ts";
 import { cacheDir, runtimeBytes } from "../src/cli/common.ts";
 import { cpuSeconds, median } from "./measure.ts";
+import { benchArgs } from "./args.ts";
+import type { CommandSpec } from "../src/cli/args.ts";
 
-const args = Deno.args;
-function flag(name: string, fallback: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
-}
-const model = flag("model", "");
-if (!model) {
-  console.error(
-    "usage: deno task bench:budget --model DIR [--threads 2] [--steps 2] [--budgets min,400MB,1GB]",
-  );
-  Deno.exit(2);
-}
-const T = Number(flag("seq-len", "256")), rank = Number(flag("rank", "8"));
-const threads = Number(flag("threads", "1")), steps = Number(flag("steps", "2"));
-const cache = `${cacheDir(flag("cache", ""))}/packs`;
+const SPEC = {
+  name: "bench:budget",
+  program: "deno task",
+  description: "one MeSP step under memory budgets, each configuration in a fresh process",
+  flags: {
+    model: { type: "string", value: "DIR", required: true, description: "model directory" },
+    budgets: {
+      type: "list",
+      default: ["min", "200MB", "300MB", "400MB", "600MB", "1GB"],
+      description: "whole-process budgets (min: the smallest schedule that fits)",
+    },
+    seqLen: { type: "integer", default: 256, min: 2, description: "tokens per step" },
+    rank: { type: "integer", default: 8, min: 1, description: "LoRA rank" },
+    threads: { type: "integer", default: 1, min: 1, description: "kernel threads" },
+    steps: { type: "integer", default: 2, min: 1, description: "measured steps per configuration" },
+    cache: {
+      type: "string",
+      value: "DIR",
+      description: "mesp's cache (default $MESP_CACHE or ~/.cache/mesp)",
+    },
+    child: {
+      type: "string",
+      value: "BYTES|none",
+      description: "(internal) run one configuration with this arena budget and print its result as JSON",
+    },
+  },
+} as const satisfies CommandSpec;
+const args = benchArgs(SPEC);
+const { model, seqLen: T, rank, threads, steps } = args;
+const cache = `${cacheDir(args.cache ?? "")}/packs`;
 
 /** What one configuration's process reports. */
 interface Result {
@@ -108,8 +124,8 @@ async function child(budget: number | undefined): Promise<Result> {
   }
 }
 
-if (args.includes("--child")) {
-  const b = flag("child", "none");
+if (args.child !== undefined) {
+  const b = args.child;
   console.log(JSON.stringify(await child(b === "none" ? undefined : Number(b))));
   Deno.exit(0);
 }
@@ -132,7 +148,7 @@ const smallest = smallestSchedule(
     threads,
   }),
 );
-const budgets = flag("budgets", "min,200MB,300MB,400MB,600MB,1GB").split(",").map((b) =>
+const budgets = args.budgets.map((b) =>
   b === "min" ? Math.ceil((smallest.arenaBytes + runtime) / 1e6) * 1e6 : parseSize(b)
 );
 
@@ -144,7 +160,7 @@ async function measure(whole: number | undefined): Promise<Result> {
       "-A",
       "--v8-flags=--max-semi-space-size=1",
       new URL(import.meta.url).pathname,
-      ...args,
+      ...Deno.args,
       "--child",
       arena,
     ],
