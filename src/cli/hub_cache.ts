@@ -23,6 +23,7 @@ import {
   weightFiles,
   WEIGHTS_INDEX,
 } from "../io/hub.ts";
+import { exists, statIfExists } from "../io/deno_files.ts";
 import { spawnChild } from "./children.ts";
 import { type HubSnapshot, linkSnapshot } from "./hub_download.ts";
 
@@ -57,16 +58,6 @@ async function hubToken(): Promise<string | undefined> {
   }
 }
 
-const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
-
-async function isDir(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isDirectory;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The snapshot the cache holds for `id` (a commit hash, or a branch or tag through `refs/`); throws saying
  * where it looked.
@@ -87,7 +78,9 @@ export async function cachedSnapshot(
     }
   }
   const dir = `${repo}/snapshots/${commit}`;
-  if (!await isDir(dir)) throw new Error(`the Hugging Face cache has no snapshot ${dir}`);
+  if (!(await statIfExists(dir))?.isDirectory) {
+    throw new Error(`the Hugging Face cache has no snapshot ${dir}`);
+  }
   return { dir, commit };
 }
 
@@ -181,7 +174,9 @@ async function download(id: HubModelId, cacheDir: string): Promise<string> {
  * path nor a Hub id (left to the command's own error).
  */
 export async function resolveModelDir(model: string): Promise<{ dir: string; hub?: string } | undefined> {
-  if (await isDir(model)) return { dir: model };
+  // what cannot even be looked at as a path (empty, under a file) is left to the Hub id and the command's error
+  const info = await statIfExists(model).catch(() => undefined);
+  if (info?.isDirectory) return { dir: model };
   const id = parseHubId(model);
   if (!id) return undefined;
   const cacheDir = hubCacheDir();

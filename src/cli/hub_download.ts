@@ -33,7 +33,7 @@ import {
   weightFiles,
   WEIGHTS_INDEX,
 } from "../io/hub.ts";
-import { writeFileAtomic } from "../io/deno_files.ts";
+import { exists, writeFileAtomic } from "../io/deno_files.ts";
 import { Progress } from "./progress.ts";
 
 /** What to download. */
@@ -80,8 +80,6 @@ export class HubUnreachableError extends Error {
     this.name = "HubUnreachableError";
   }
 }
-
-const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 
 function parentOf(path: string): string {
   return path.slice(0, path.lastIndexOf("/"));

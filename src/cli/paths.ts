@@ -7,12 +7,13 @@
  *
  * @module
  */
+import { statIfExists } from "../io/deno_files.ts";
 
+/** {@linkcode statIfExists}, its errors naming `path`. */
 async function statOf(path: string): Promise<Deno.FileInfo | undefined> {
   try {
-    return await Deno.stat(path);
+    return await statIfExists(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return undefined;
     throw new Error(`${path}: ${(err as Error).message}`);
   }
 }

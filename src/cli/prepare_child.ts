@@ -11,7 +11,7 @@ import { loadOrBuildPack, readModelConfig } from "../model/pack_files.ts";
 import { loadOrBuildTokenCache } from "../data/token_cache_files.ts";
 import { parseJsonl, tokenizeExample } from "../data/dataset.ts";
 import { encodeTokenCache, sha256Hex } from "../data/token_cache.ts";
-import { dirFiles, writeFileAtomic } from "../io/deno_files.ts";
+import { dirFiles, statIfExists, writeFileAtomic } from "../io/deno_files.ts";
 import { watchParent } from "./children.ts";
 import { openCheckpoint } from "../model/safetensors.ts";
 import { unusedTensors } from "../model/tensor_names.ts";
@@ -26,7 +26,7 @@ async function child(job: PrepareJob): Promise<void> {
     onStatus: log,
   });
   const sets: string[] = [];
-  const hasTokenizer = await isFile(`${job.model}/tokenizer.json`);
+  const hasTokenizer = (await statIfExists(`${job.model}/tokenizer.json`))?.isFile === true;
   for (const data of job.data) {
     // every line already {"input_ids": [...]}: the tokenizer would only copy them, and its worker peaks at
     // ~256 MB for Qwen's tokenizer.json, so it is not started (issue 14)
@@ -64,14 +64,6 @@ async function checkTensorNames(model: string, log: (m: string) => void): Promis
     }
   } finally {
     ckpt.close();
-  }
-}
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
   }
 }
 

@@ -148,9 +148,7 @@ const DEMO = {
  */
 async function demoModel(cache: string, log: (m: string) => void): Promise<string> {
   const dir = `${cache}/models/demo-2`;
-  try {
-    await Deno.stat(`${dir}/config.json`);
-  } catch {
+  if (!await exists(`${dir}/config.json`)) {
     log(`making the demo model (a random 128-wide Qwen2 with the real Qwen tokenizer) in ${dir}`);
     // in a child process, so its buffers never count toward this process's peak memory
     const main = new URL("./main.ts", import.meta.url).href;

@@ -104,18 +104,22 @@ export function fileSource(path: string): WeightSource {
 }
 
 /**
- * Whether something is at `path` (a file, a directory, a link's target). Only "not found" is false: any other
- * failure to look (no permission, a file where a directory should be) is thrown, as the caller could not
- * create anything there either.
+ * What is at `path` (a file, a directory, a link's target), or undefined when nothing is. Only "not found" is
+ * undefined: any other failure to look (no permission, a file where a directory should be) is thrown, as the
+ * caller could not create anything there either. `(await statIfExists(p))?.isDirectory` asks for a kind.
  */
-export async function exists(path: string): Promise<boolean> {
+export async function statIfExists(path: string): Promise<Deno.FileInfo | undefined> {
   try {
-    await Deno.stat(path);
-    return true;
+    return await Deno.stat(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
+    if (e instanceof Deno.errors.NotFound) return undefined;
     throw e;
   }
+}
+
+/** Whether something is at `path` ({@linkcode statIfExists}: only "not found" is false). */
+export async function exists(path: string): Promise<boolean> {
+  return await statIfExists(path) !== undefined;
 }
 
 /** Throws unless `path` is a regular file (NotFound passes through). */
