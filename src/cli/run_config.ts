@@ -1,8 +1,8 @@
 /**
- * What a training run is: the values of the flags that shape its result, recorded in every checkpoint, plus
- * fingerprints of its model and its data. `--resume` takes the recorded values for flags it is not given,
- * refuses given values that differ (listing every difference), and lets `--allow-change` change only what
- * the saved state does not depend on.
+ * What a training run is: the values of the flags that shape its result, recorded in every saved training
+ * state, plus fingerprints of its model and its data. `--resume` takes the recorded values for flags it is
+ * not given, refuses given values that differ (listing every difference), and lets `--allow-change` change
+ * only what the saved state does not depend on.
  *
  * @module
  */
@@ -68,7 +68,7 @@ export const RECORDED_FLAGS = [
  */
 export const CHANGEABLE = ["steps", "lr", "clip", "weight-decay", "warmup", "schedule"] as const;
 
-/** Reads the recorded config of a checkpoint's run metadata (undefined for checkpoints without one). */
+/** Reads the recorded config of a training state's run metadata (undefined for states without one). */
 export function recordedConfig(run: Record<string, unknown>): Partial<RunConfig> | undefined {
   const c = run.config;
   return c && typeof c === "object" && !Array.isArray(c) ? c as Partial<RunConfig> : undefined;
