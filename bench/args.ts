@@ -41,3 +41,10 @@ export const SPLIT_FLAG = {
   default: "auto",
   description: "force the pool's GEMM split",
 } as const satisfies FlagSpec;
+
+/** `--cache DIR` of the benchmarks that build packs where the CLI does (`cacheDir` of `src/cli/common.ts`). */
+export const CACHE_FLAG = {
+  type: "string",
+  value: "DIR",
+  description: "mesp's cache (default $MESP_CACHE or ~/.cache/mesp)",
+} as const satisfies FlagSpec;

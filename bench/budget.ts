@@ -25,7 +25,7 @@ import { processMemory } from "../src/runtime/memory.ts";
 import { seededRandom } from "../src/util/random.ts";
 import { cacheDir, runtimeBytes } from "../src/cli/common.ts";
 import { cpuSeconds, median } from "./measure.ts";
-import { benchArgs } from "./args.ts";
+import { benchArgs, CACHE_FLAG } from "./args.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
 
 const SPEC = {
@@ -43,11 +43,7 @@ const SPEC = {
     rank: { type: "integer", default: 8, min: 1, description: "LoRA rank" },
     threads: { type: "integer", default: 1, min: 1, description: "kernel threads" },
     steps: { type: "integer", default: 2, min: 1, description: "measured steps per configuration" },
-    cache: {
-      type: "string",
-      value: "DIR",
-      description: "mesp's cache (default $MESP_CACHE or ~/.cache/mesp)",
-    },
+    cache: CACHE_FLAG,
     child: {
       type: "string",
       value: "BYTES|none",

@@ -19,7 +19,7 @@ import { loadOrBuildPack } from "../src/model/pack_files.ts";
 import { formatMB } from "../src/runtime/arena.ts";
 import { cacheDir, runtimeBytes } from "../src/cli/common.ts";
 import { cpuSeconds, median } from "./measure.ts";
-import { benchArgs } from "./args.ts";
+import { benchArgs, CACHE_FLAG } from "./args.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
 
 const SPEC = {
@@ -35,11 +35,7 @@ const SPEC = {
       default: "400MB",
       description: "whole-process budget of the middle schedule (fused SGD, one thread, as bench:budget)",
     },
-    cache: {
-      type: "string",
-      value: "DIR",
-      description: "mesp's cache (default $MESP_CACHE or ~/.cache/mesp)",
-    },
+    cache: CACHE_FLAG,
   },
 } as const satisfies CommandSpec;
 const { seqLen: T, steps, budget, ...flags } = benchArgs(SPEC);

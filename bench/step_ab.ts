@@ -14,7 +14,7 @@ import { loadOrBuildPack } from "../src/model/pack_files.ts";
 import { cacheDir } from "../src/cli/common.ts";
 import { seededRandom } from "../src/util/random.ts";
 import { cpuSeconds } from "./measure.ts";
-import { benchArgs } from "./args.ts";
+import { benchArgs, CACHE_FLAG } from "./args.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
 
 const SPEC = {
@@ -30,11 +30,7 @@ const SPEC = {
     warmup: { type: "integer", default: 1, min: 0, description: "unmeasured steps per build first" },
     threads: { type: "integer", default: 1, min: 1, description: "kernel threads" },
     method: { type: "string", choices: ["mesp", "mebp"], default: "mesp", description: "backward method" },
-    cache: {
-      type: "string",
-      value: "DIR",
-      description: "mesp's cache (default $MESP_CACHE or ~/.cache/mesp)",
-    },
+    cache: CACHE_FLAG,
   },
 } as const satisfies CommandSpec;
 const { model, base, seqLen: T, rank, steps, warmup, threads, method, ...flags } = benchArgs(SPEC);
