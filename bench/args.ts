@@ -42,7 +42,7 @@ export const SPLIT_FLAG = {
   description: "force the pool's GEMM split",
 } as const satisfies FlagSpec;
 
-/** `--cache DIR` of the benchmarks that build packs where the CLI does (`cacheDir` of `src/cli/common.ts`). */
+/** `--cache DIR` of the benchmarks that build packs where the CLI does (`cacheDir`, `src/cli/common.ts`). */
 export const CACHE_FLAG = {
   type: "string",
   value: "DIR",

@@ -6,7 +6,7 @@
  * moments), but no peak per configuration. Any model runs (the schedules come from its layer count).
  *
  *   deno run -A bench/keep_ab.ts --model /tmp/m05 --seq-len 256 --steps 2
- *   deno run -A bench/keep_ab.ts --model /tmp/tiny --seq-len 64 --budget 70MB   # make-model --preset tiny
+ *   deno run -A bench/keep_ab.ts --model /tmp/tiny --seq-len 64 --budget 74MB   # make-model --preset tiny
  */
 import { Engine } from "../src/engine/engine.ts";
 import { Backward } from "../src/engine/backward.ts";

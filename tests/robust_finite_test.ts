@@ -1,6 +1,7 @@
 // Root cause 1: non-finite values. Every tensor read from a file is checked (norms and biases too); a
 // non-finite loss or update stops the run at that step with an error saying where and what to try; no
-// non-finite adapter or training state is written; bounds that cannot work (β = 1, ε = 0) are refused up front.
+// non-finite adapter or training state is written; bounds that cannot work (β = 1, ε = 0) are refused up
+// front.
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import {
   allFinite,

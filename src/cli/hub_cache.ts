@@ -174,7 +174,7 @@ async function download(id: HubModelId, cacheDir: string): Promise<string> {
  * path nor a Hub id (left to the command's own error).
  */
 export async function resolveModelDir(model: string): Promise<{ dir: string; hub?: string } | undefined> {
-  // what cannot even be looked at as a path (empty, under a file) is left to the Hub id and the command's error
+  // what cannot even be looked at as a path (empty, under a file) is left to the Hub id and the command
   const info = await statIfExists(model).catch(() => undefined);
   if (info?.isDirectory) return { dir: model };
   const id = parseHubId(model);

@@ -66,7 +66,8 @@ export function chooseWeights(
   const why = flag !== undefined
     ? `${flagName}; ${stored}`
     : fallback === "q4"
-    ? `the default for training, as in the MeSP paper; --weights bf16|f32 to train on other weights; ${stored}`
+    ? "the default for training, as in the MeSP paper; --weights bf16|f32 to train on other weights; " +
+      stored
     : "the checkpoint's own precision; --weights to choose another";
   return { format: wanted, line: `weights: ${NAMES[wanted]} (${why})` };
 }

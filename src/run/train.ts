@@ -1,7 +1,8 @@
 /**
  * The training loop: LoRA fine-tuning with exact MeSP gradients, batch 1 (one sequence per micro-step),
- * optional gradient accumulation and clipping, SGD or AdamW, validation, and a resumable training state. It has no
- * file-system code: persistence is a callback, so the loop runs in Deno, browsers and edge runtimes alike.
+ * optional gradient accumulation and clipping, SGD or AdamW, validation, and a resumable training state. It
+ * has no file-system code: persistence is a callback, so the loop runs in Deno, browsers and edge runtimes
+ * alike.
  *
  * @module
  */
@@ -72,7 +73,7 @@ export interface TrainOptions {
   ckptEvery?: number;
   /** Called with progress, validation and save events. */
   onEvent?: (event: TrainEvent) => void;
-  /** Persists the training state (atomically, e.g. with `writeTrainingState`); awaited before training goes on. */
+  /** Persists the training state (atomically; `writeTrainingState` encodes it); awaited before going on. */
   saveState?: (state: TrainState) => Promise<void>;
   /** @deprecated Renamed {@linkcode TrainOptions.saveState}; this name goes in the next release. */
   saveCheckpoint?: (state: TrainState) => Promise<void>;
