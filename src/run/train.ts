@@ -291,16 +291,23 @@ export async function train(
       });
     const layerN = layout.layerElements;
     let order = epochOrder(data.length, seed, epoch);
+    let nextOrder: Uint32Array | undefined; // the next epoch's, once `peek` needed it
     let lastIndex = 0; // the data index of the last sequence drawn, for error messages
     const next = (): Sequence => {
       if (cursor >= data.length) {
         epoch++;
         cursor = 0;
-        order = epochOrder(data.length, seed, epoch);
+        order = nextOrder ?? epochOrder(data.length, seed, epoch);
+        nextOrder = undefined;
       }
       lastIndex = order[cursor++];
       return data[lastIndex];
     };
+    /** The sequence `next` will return, without drawing it. */
+    const peek = (): Sequence =>
+      data[
+        cursor < data.length ? order[cursor] : (nextOrder ??= epochOrder(data.length, seed, epoch + 1))[0]
+      ];
     const snapshot = (): TrainState => ({
       step,
       epoch,
@@ -370,6 +377,11 @@ export async function train(
         for (let micro = 0; micro < accum; micro++) {
           const s = next();
           const T = Math.min(s.ids.length, seqLen);
+          if (step + 1 < steps || micro + 1 < accum) {
+            // the loss's pass over the vocabulary keeps the next sequence's embedding rows (tied head)
+            const after = peek();
+            e.weights.expectRows(after.ids, Math.min(after.ids.length, seqLen), false);
+          }
           bw.sink.accumulate = micro > 0;
           const r = await forwardBackward(e, bw, s.ids, s.targets, T, gradBuffer ? undefined : fused);
           checkLoss(r.loss, "the loss");
