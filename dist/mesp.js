@@ -749,7 +749,7 @@ var UNSATISFIED_RANGE = /^\s*bytes\s+\*\/(\d+)\s*$/i;
 function fetchSource(url, options = {}) {
   const href = String(url);
   const name = options.name ?? href;
-  const doFetch = options.fetch ?? globalThis.fetch;
+  const doFetch = namedFetch(name, options.fetch ?? globalThis.fetch);
   const baseHeaders = options.headers ?? {};
   let sizePromise;
   let seen;
@@ -919,8 +919,8 @@ function rangeRun(name, response, start, end) {
             pos += n;
           }
         } catch (err) {
-          failed = err;
-          throw err;
+          failed = brokenBody(name, err);
+          throw failed;
         }
       });
       r.done = job.catch(() => {
@@ -936,6 +936,26 @@ function rangeRun(name, response, start, end) {
     }
   };
   return r;
+}
+function namedFetch(name, doFetch) {
+  return async (input, init) => {
+    try {
+      return await doFetch(input, init);
+    } catch (err) {
+      if (err?.name === "AbortError") throw err;
+      const url = input instanceof Request ? input.url : String(input);
+      const range = new Headers(init?.headers).get("range");
+      throw new Error(`${name === url ? "" : `${name}: `}cannot fetch ${url}${range ? ` (${range})` : ""}: ${err?.message ?? err} (the server is unreachable, or refused the request, or its answer lacks CORS headers for this page's origin)`, {
+        cause: err
+      });
+    }
+  };
+}
+function brokenBody(name, err) {
+  if (!(err instanceof TypeError)) return err;
+  return new Error(`${name}: the response broke off: ${err.message}`, {
+    cause: err
+  });
 }
 function ignoredRange(name) {
   return new Error(`${name}: the server ignored the HTTP Range request (status 200 instead of 206 Partial Content); streaming weights needs a server that supports byte ranges`);
@@ -957,7 +977,7 @@ async function readBodyInto(name, res, into) {
   } catch (err) {
     await reader.cancel().catch(() => {
     });
-    throw err;
+    throw brokenBody(name, err);
   } finally {
     reader.releaseLock();
   }
@@ -972,7 +992,7 @@ function urlFiles(baseUrl, options = {}) {
   let base = String(baseUrl);
   if (!base.endsWith("/")) base += "/";
   const name = options.name ?? base;
-  const doFetch = options.fetch ?? globalThis.fetch;
+  const doFetch = namedFetch(name, options.fetch ?? globalThis.fetch);
   return {
     name,
     async readText(file) {

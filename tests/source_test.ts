@@ -291,6 +291,42 @@ Deno.test("fetchSource: missing file and short body", async () => {
   }
 });
 
+Deno.test('fetchSource, urlFiles: a network failure (a browser\'s bare "Failed to fetch") names the URL and the range', async () => {
+  const failing: typeof fetch = () => Promise.reject(new TypeError("Failed to fetch"));
+  const url = "https://weights.example/packs/m.pack";
+  await assert.rejects(
+    fetchSource(url, { fetch: failing }).read(10, new Uint8Array(5)),
+    (err: Error) =>
+      err.message.startsWith(`cannot fetch ${url} (bytes=10-14): Failed to fetch`) &&
+      err.cause instanceof TypeError,
+  );
+  await assert.rejects(
+    fetchSource(url, { fetch: failing, name: "the pack" }).size(),
+    new RegExp(`the pack: cannot fetch ${url.replaceAll(".", "\\.")}: Failed to fetch`),
+  );
+  await assert.rejects(
+    urlFiles("https://weights.example/model", { fetch: failing }).readText("config.json"),
+    /cannot fetch https:\/\/weights\.example\/model\/config\.json: Failed to fetch/,
+  );
+  // a body that breaks off mid-read is named too
+  const broken: typeof fetch = () =>
+    Promise.resolve(
+      new Response(
+        new ReadableStream({
+          start(c) {
+            c.enqueue(new Uint8Array(2));
+            c.error(new TypeError("network error"));
+          },
+        }),
+        { status: 206, headers: { "content-range": "bytes 0-4/100" } },
+      ),
+    );
+  await assert.rejects(
+    fetchSource(url, { fetch: broken }).read(0, new Uint8Array(5)),
+    new RegExp(`${url.replaceAll(".", "\\.")}: the response broke off: network error`),
+  );
+});
+
 Deno.test("urlFiles + openCheckpoint: a checkpoint over HTTP reads only headers and asked-for tensors", async () => {
   const weights = new Float32Array(10_000).map((_, i) => i);
   const model = encodeSafetensors([

@@ -160,7 +160,7 @@ const UNSATISFIED_RANGE = /^\s*bytes\s+\*\/(\d+)\s*$/i;
 export function fetchSource(url: string | URL, options: FetchSourceOptions = {}): WeightSource {
   const href = String(url);
   const name = options.name ?? href;
-  const doFetch = options.fetch ?? globalThis.fetch;
+  const doFetch = namedFetch(name, options.fetch ?? globalThis.fetch);
   const baseHeaders = options.headers ?? {};
   let sizePromise: Promise<number> | undefined;
   // what the first response said the file is: a later one that differs means it changed mid-run
@@ -355,8 +355,8 @@ function rangeRun(name: string, response: Promise<Response>, start: number, end:
             pos += n;
           }
         } catch (err) {
-          failed = err;
-          throw err;
+          failed = brokenBody(name, err);
+          throw failed;
         }
       });
       r.done = job.catch(() => {});
@@ -369,6 +369,36 @@ function rangeRun(name: string, response: Promise<Response>, start: number, end:
     },
   };
   return r;
+}
+
+/**
+ * `fetch` whose failures name the URL: a browser's network error is a bare `TypeError: Failed to fetch`
+ * (refused connection, DNS, a cross-origin response without CORS headers), which alone says nothing of which
+ * file. The error says the URL, the range asked for, and keeps the original as its `cause`.
+ */
+function namedFetch(name: string, doFetch: typeof fetch): typeof fetch {
+  return async (input, init) => {
+    try {
+      return await doFetch(input, init);
+    } catch (err) {
+      if ((err as Error)?.name === "AbortError") throw err;
+      const url = input instanceof Request ? input.url : String(input);
+      const range = new Headers(init?.headers).get("range");
+      throw new Error(
+        `${name === url ? "" : `${name}: `}cannot fetch ${url}${range ? ` (${range})` : ""}: ${
+          (err as Error)?.message ?? err
+        } (the server is unreachable, or refused the request, or its answer lacks CORS headers for this ` +
+          `page's origin)`,
+        { cause: err },
+      );
+    }
+  };
+}
+
+/** A response body that failed while being read (a bare `TypeError` in browsers), named. */
+function brokenBody(name: string, err: unknown): unknown {
+  if (!(err instanceof TypeError)) return err;
+  return new Error(`${name}: the response broke off: ${err.message}`, { cause: err });
 }
 
 function ignoredRange(name: string): Error {
@@ -396,7 +426,7 @@ async function readBodyInto(name: string, res: Response, into: Uint8Array): Prom
     }
   } catch (err) {
     await reader.cancel().catch(() => {});
-    throw err;
+    throw brokenBody(name, err);
   } finally {
     reader.releaseLock();
   }
@@ -424,7 +454,7 @@ export function urlFiles(baseUrl: string | URL, options: FetchSourceOptions = {}
   let base = String(baseUrl);
   if (!base.endsWith("/")) base += "/";
   const name = options.name ?? base;
-  const doFetch = options.fetch ?? globalThis.fetch;
+  const doFetch = namedFetch(name, options.fetch ?? globalThis.fetch);
   return {
     name,
     async readText(file) {
