@@ -10,7 +10,8 @@
  *
  * Flags: --steps 4, --seq-len 256, --chunks 512,16384 (the vocabChunk values of the URL runs),
  * --caches memory,cacheapi (URL runs at chunk 512 whose fetched ranges are kept: `memoryRangeCache()`, the
- * Cache API through `cacheStorageRangeCache`), --runtimes deno,chromium,workerd, --cache DIR (where the CLI
+ * Cache API through `cacheStorageRangeCache`; `whole`: `wholeBelow: 64 MB`, a pack that small read whole),
+ * --runtimes deno,chromium,workerd, --cache DIR (where the CLI
  * builds the pack once; default under /tmp).
  *
  * What is measured:
@@ -56,8 +57,8 @@ const SPEC = {
     },
     caches: {
       type: "list",
-      choices: ["memory", "cacheapi"],
-      default: ["memory", "cacheapi"],
+      choices: ["memory", "cacheapi", "whole"],
+      default: ["memory", "cacheapi", "whole"],
       description: "the range caches the URL runs are repeated with",
     },
     cache: {
@@ -72,7 +73,7 @@ const model = args.model.replace(/\/$/, "");
 const { steps, seqLen } = args;
 const chunks = args.chunks.map(Number);
 const runtimes: string[] = args.runtimes;
-const caches = args.caches as ("memory" | "cacheapi")[];
+const caches = args.caches as ("memory" | "cacheapi" | "whole")[];
 const cache = args.cache ?? `/tmp/mesp-bench-remote/${model.replaceAll("/", "_")}`;
 
 /** The training options every run shares (the CLI gets the same as flags). */
@@ -110,8 +111,11 @@ interface Run {
   name: string;
   from: "memory" | "url";
   vocabChunk: number;
-  /** `fetchSource`'s cache: none, `memoryRangeCache()`, or the Cache API (`cacheStorageRangeCache`). */
-  cache?: "memory" | "cacheapi";
+  /**
+   * What keeps fetched bytes: nothing, `memoryRangeCache()`, the Cache API (`cacheStorageRangeCache`), or
+   * `fetchSource`'s `wholeBelow: 64 MB` (a pack that small downloaded whole at the first read).
+   */
+  cache?: "memory" | "cacheapi" | "whole";
 }
 
 /** What a runtime reports of a run. */
@@ -143,6 +147,7 @@ export async function runAll(lib, { fetch, base, runs, options, kernels }) {
         ? lib.bytesSource(new Uint8Array(await (await tagged(base + "/pack")).arrayBuffer()), "pack")
         : lib.fetchSource(base + "/pack", {
           fetch: tagged,
+          wholeBelow: run.cache === "whole" ? 64 << 20 : undefined,
           cache: run.cache === "memory"
             ? lib.memoryRangeCache()
             : run.cache === "cacheapi"

@@ -866,7 +866,33 @@ function fetchSource(url, options = {}) {
     }
     return readOnce(offset, into);
   }
-  const cache = options.cache;
+  async function download() {
+    sizePromise ??= probeSize();
+    const size = await sizePromise;
+    if (size > wholeBelow) return void 0;
+    const res = await doFetch(href, {
+      headers: headers({})
+    });
+    if (res.status === 404 || res.status === 410) {
+      await res.body?.cancel();
+      throw new FileNotFoundError(name);
+    }
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      throw new Error(`${name}: HTTP ${res.status} ${res.statusText} for the whole file`);
+    }
+    try {
+      checkUnchanged(res, size);
+    } catch (err) {
+      await res.body?.cancel();
+      throw err;
+    }
+    const bytes = new Uint8Array(size);
+    await readBodyInto(name, res, bytes);
+    return bytes;
+  }
+  const cache = options.cache, wholeBelow = options.wholeBelow ?? 0;
+  let whole;
   return {
     name,
     size() {
@@ -882,6 +908,17 @@ function fetchSource(url, options = {}) {
     async read(offset, into) {
       checkRange(name, offset, into.length);
       if (into.length === 0) return;
+      if (wholeBelow > 0) {
+        whole ??= download();
+        whole.catch(() => whole = void 0);
+        const bytes = await whole;
+        if (bytes) {
+          if (offset + into.length > bytes.length) {
+            throw new Error(`${name}: short read: bytes ${offset}..${offset + into.length} lie beyond the end of the file`);
+          }
+          return into.set(bytes.subarray(offset, offset + into.length));
+        }
+      }
       if (cache && await cache.get(offset, into)) return;
       await readRemote(offset, into);
       await cache?.put(offset, into);

@@ -132,6 +132,13 @@ export interface FetchSourceOptions {
    * same ranges, so with a cache large enough for the pack only the first reads go to the network.
    */
   cache?: RangeCache;
+  /**
+   * A file of at most this many bytes is downloaded whole, in one request, at the first read, and every read
+   * is then served from that copy (default 0: never). For a small pack this turns a training step's reads
+   * (each layer twice, the vocabulary once) into memory reads, at the cost of holding the file; a server
+   * that ignores `Range` is then no error for such a file.
+   */
+  wholeBelow?: number;
 }
 
 /**
@@ -287,7 +294,33 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
     return readOnce(offset, into);
   }
 
-  const cache = options.cache;
+  /** The whole file, when it is small enough to keep (`wholeBelow`), else `undefined`. */
+  async function download(): Promise<Uint8Array | undefined> {
+    sizePromise ??= probeSize();
+    const size = await sizePromise;
+    if (size > wholeBelow) return undefined;
+    const res = await doFetch(href, { headers: headers({}) });
+    if (res.status === 404 || res.status === 410) {
+      await res.body?.cancel();
+      throw new FileNotFoundError(name);
+    }
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      throw new Error(`${name}: HTTP ${res.status} ${res.statusText} for the whole file`);
+    }
+    try {
+      checkUnchanged(res, size);
+    } catch (err) {
+      await res.body?.cancel();
+      throw err;
+    }
+    const bytes = new Uint8Array(size);
+    await readBodyInto(name, res, bytes);
+    return bytes;
+  }
+
+  const cache = options.cache, wholeBelow = options.wholeBelow ?? 0;
+  let whole: Promise<Uint8Array | undefined> | undefined;
   return {
     name,
     size() {
@@ -300,6 +333,19 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
     async read(offset, into) {
       checkRange(name, offset, into.length);
       if (into.length === 0) return;
+      if (wholeBelow > 0) {
+        whole ??= download();
+        whole.catch(() => (whole = undefined)); // a failed download is tried again by the next read
+        const bytes = await whole;
+        if (bytes) {
+          if (offset + into.length > bytes.length) {
+            throw new Error(
+              `${name}: short read: bytes ${offset}..${offset + into.length} lie beyond the end of the file`,
+            );
+          }
+          return into.set(bytes.subarray(offset, offset + into.length));
+        }
+      }
       if (cache && await cache.get(offset, into)) return;
       await readRemote(offset, into);
       await cache?.put(offset, into);
