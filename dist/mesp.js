@@ -909,8 +909,10 @@ function fetchSource(url, options = {}) {
       checkRange(name, offset, into.length);
       if (into.length === 0) return;
       if (wholeBelow > 0) {
-        whole ??= download();
-        whole.catch(() => whole = void 0);
+        if (!whole) {
+          whole = download();
+          whole.catch(() => whole = void 0);
+        }
         const bytes = await whole;
         if (bytes) {
           if (offset + into.length > bytes.length) {
@@ -7529,9 +7531,11 @@ async function train(pack, data, val, options) {
     const validate = async () => {
       if (!val.length) return;
       let sum = 0, count = 0;
-      for (const s of val) {
-        const T = Math.min(s.ids.length, seqLen);
+      for (let i = 0; i < val.length; i++) {
+        const s = val[i], T = Math.min(s.ids.length, seqLen);
         if (T < 2) continue;
+        const after = i + 1 < val.length ? val[i + 1] : step < steps ? peek() : void 0;
+        if (after) e.weights.expectRows(after.ids, Math.min(after.ids.length, seqLen), false);
         const r = await sequenceLoss(e, s.ids, s.targets, T);
         sum += r.sum;
         count += r.count;
@@ -7674,6 +7678,8 @@ async function evaluate(pack, sequences, options = {}) {
       const ids = sequences[i].ids;
       const T = Math.min(ids.length, seqLen);
       if (T >= 2) {
+        const after = sequences[i + 1]?.ids;
+        if (after) e.weights.expectRows(after, Math.min(after.length, seqLen), false);
         const r = await sequenceLoss(e, ids, trainedOnly ? sequences[i].targets : void 0, T);
         sum += r.sum;
         tokens += r.count;

@@ -15,6 +15,7 @@ import { readModelConfig } from "../src/model/pack_files.ts";
 import { writePack } from "../src/model/pack_writer.ts";
 import { openCheckpoint } from "../src/model/safetensors.ts";
 import { train } from "../src/run/train.ts";
+import { evaluate } from "../src/run/evaluate.ts";
 
 /** Requests (and bytes asked for) per phase: "open", then the step in progress. */
 type Counts = Map<string, { requests: number; bytes: number }>;
@@ -98,6 +99,26 @@ Deno.test("remote pack: a step makes one request per layer and pass, one for the
     const step1 = plain.get("1")!, step2 = plain.get("2")!;
     assertEquals(step2, fixed, "step 2: no token-row reads");
     assert(step1.requests > fixed.requests + tokenReads(A.ids).requests - 1, "step 1 gathers its rows");
+    // evaluation likewise: the second sequence's rows came with the first's loss pass, so it reads each
+    // layer once (a forward only) and the vocabulary, and the losses are the file's
+    const evalCounts: Counts = new Map(), c3 = { phase: "open" };
+    const evalRun = async (source: WeightSource, counter?: { phase: string }) => {
+      const p = await openPack(source);
+      if (counter) counter.phase = "1";
+      return (await evaluate(p, [A, B], {
+        seqLen: OPTIONS.seqLen,
+        onProgress: (done) => counter && (counter.phase = String(done + 1)),
+      })).nll;
+    };
+    assertEquals(
+      await evalRun(fetchSource(url, { fetch: counted(evalCounts, c3) }), c3),
+      await evalRun(fileSource(path)),
+      "URL and file evaluate to the same bits",
+    );
+    assertEquals(evalCounts.get("2"), {
+      requests: cfg.numLayers + 1,
+      bytes: cfg.numLayers * layout.bytes + cfg.vocabSize * v.rowStride,
+    }, "evaluation, sequence 2: no token-row reads");
     // with a cache (the same sequence every step), steps after the first read nothing remotely
     assertEquals([cached.get("2"), cached.get("3")], [undefined, undefined], "steps 2, 3 with a cache");
     assert((cached.get("1")?.requests ?? 0) > 0);

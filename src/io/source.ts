@@ -334,8 +334,10 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
       checkRange(name, offset, into.length);
       if (into.length === 0) return;
       if (wholeBelow > 0) {
-        whole ??= download();
-        whole.catch(() => (whole = undefined)); // a failed download is tried again by the next read
+        if (!whole) {
+          whole = download();
+          whole.catch(() => (whole = undefined)); // a failed download is tried again by the next read
+        }
         const bytes = await whole;
         if (bytes) {
           if (offset + into.length > bytes.length) {

@@ -324,9 +324,12 @@ export async function train(
     const validate = async () => {
       if (!val.length) return;
       let sum = 0, count = 0;
-      for (const s of val) {
-        const T = Math.min(s.ids.length, seqLen);
+      for (let i = 0; i < val.length; i++) {
+        const s = val[i], T = Math.min(s.ids.length, seqLen);
         if (T < 2) continue;
+        // the loss's pass keeps the rows of what comes next: the next validation sequence, or training's
+        const after = i + 1 < val.length ? val[i + 1] : step < steps ? peek() : undefined;
+        if (after) e.weights.expectRows(after.ids, Math.min(after.ids.length, seqLen), false);
         const r = await sequenceLoss(e, s.ids, s.targets, T);
         sum += r.sum;
         count += r.count;
