@@ -10,13 +10,16 @@
  *
  * Flags: --steps 4, --seq-len 256, --chunks 512,16384 (the vocabChunk values of the URL runs),
  * --caches memory,cacheapi (URL runs at chunk 512 whose fetched ranges are kept: `memoryRangeCache()`, the
- * Cache API through `cacheStorageRangeCache`), --runtimes deno,chromium,workerd, --cache DIR (where the CLI
+ * Cache API through `cacheStorageRangeCache`; `whole`: `wholeBelow: 64 MB`, a pack that small read whole),
+ * --runtimes deno,chromium,workerd, --cache DIR (where the CLI
  * builds the pack once; default under /tmp).
  *
  * What is measured:
  * - requests and bytes per step, counted by the server: every request carries a tag `run/phase` (the phase
  *   is the step in progress, or `open` before training), set by a `fetch` wrapper handed to `fetchSource`;
- * - step time: the median over steps 2…N of the train events' elapsed times;
+ * - step time: the median over steps 2…N of the train events' elapsed times (with --repeat N, each
+ *   runtime's runs are done N times in turn and the median is over all rounds: the load of a shared machine
+ *   drifts between runs);
  * - peak memory: the Deno process's own (`processMemory`), the Chromium tab's (VmHWM of the renderer
  *   processes descended from this one, reset with `clear_refs` when the page is ready), workerd's (VmHWM of
  *   its process after the run) and the CLI's whole-process peak (its own report).
@@ -26,7 +29,7 @@
  *
  * @module
  */
-import { processPeakMB, stepTime } from "./measure.ts";
+import { median, processPeakMB, stepTime } from "./measure.ts";
 import { CHROMIUM, FLAGS, playwright, rendererPeakMB, resetRendererPeak } from "./chromium.ts";
 import { benchArgs } from "./args.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
@@ -56,9 +59,15 @@ const SPEC = {
     },
     caches: {
       type: "list",
-      choices: ["memory", "cacheapi"],
-      default: ["memory", "cacheapi"],
+      choices: ["memory", "cacheapi", "whole"],
+      default: ["memory", "cacheapi", "whole"],
       description: "the range caches the URL runs are repeated with",
+    },
+    repeat: {
+      type: "integer",
+      default: 1,
+      min: 1,
+      description: "rounds of each runtime's runs, interleaved (step time: the median over all rounds)",
     },
     cache: {
       type: "string",
@@ -69,10 +78,10 @@ const SPEC = {
 } as const satisfies CommandSpec;
 const args = benchArgs(SPEC);
 const model = args.model.replace(/\/$/, "");
-const { steps, seqLen } = args;
+const { steps, seqLen, repeat } = args;
 const chunks = args.chunks.map(Number);
 const runtimes: string[] = args.runtimes;
-const caches = args.caches as ("memory" | "cacheapi")[];
+const caches = args.caches as ("memory" | "cacheapi" | "whole")[];
 const cache = args.cache ?? `/tmp/mesp-bench-remote/${model.replaceAll("/", "_")}`;
 
 /** The training options every run shares (the CLI gets the same as flags). */
@@ -110,8 +119,11 @@ interface Run {
   name: string;
   from: "memory" | "url";
   vocabChunk: number;
-  /** `fetchSource`'s cache: none, `memoryRangeCache()`, or the Cache API (`cacheStorageRangeCache`). */
-  cache?: "memory" | "cacheapi";
+  /**
+   * What keeps fetched bytes: nothing, `memoryRangeCache()`, the Cache API (`cacheStorageRangeCache`), or
+   * `fetchSource`'s `wholeBelow: 64 MB` (a pack that small downloaded whole at the first read).
+   */
+  cache?: "memory" | "cacheapi" | "whole";
 }
 
 /** What a runtime reports of a run. */
@@ -143,6 +155,7 @@ export async function runAll(lib, { fetch, base, runs, options, kernels }) {
         ? lib.bytesSource(new Uint8Array(await (await tagged(base + "/pack")).arrayBuffer()), "pack")
         : lib.fetchSource(base + "/pack", {
           fetch: tagged,
+          wholeBelow: run.cache === "whole" ? 64 << 20 : undefined,
           cache: run.cache === "memory"
             ? lib.memoryRangeCache()
             : run.cache === "cacheapi"
@@ -438,19 +451,25 @@ const runs: Run[] = [
 const results: Record<string, RunResult[]> = {};
 const failed = (rs: RunResult[]) => rs.filter((r) => r.error).map((r) => `${r.name}: ${r.error}`);
 try {
+  // rounds after the first are tagged name~round: the server's counts are the first round's
+  const round = (name: string, r: number) => (r === 1 ? name : `${name}~${r}`);
   if (runtimes.includes("deno")) {
     results.deno = [];
-    for (const run of runs) {
-      console.error(`Deno: ${run.name} …`);
-      results.deno.push(await denoRun(origin, run));
+    for (let r = 1; r <= repeat; r++) {
+      for (const run of runs) {
+        console.error(`Deno: ${run.name} (round ${r}) …`);
+        results.deno.push({ ...await denoRun(origin, { ...run, name: round(run.name, r) }), name: run.name });
+      }
     }
   }
   if (runtimes.includes("chromium")) {
     results.chromium = [];
-    for (const run of runs) {
-      console.error(`Chromium: ${run.name} …`);
-      const r = await chromiumRun(origin, { ...run, name: `chromium-${run.name}` });
-      results.chromium.push({ ...r, name: run.name });
+    for (let r = 1; r <= repeat; r++) {
+      for (const run of runs) {
+        console.error(`Chromium: ${run.name} (round ${r}) …`);
+        const res = await chromiumRun(origin, { ...run, name: round(`chromium-${run.name}`, r) });
+        results.chromium.push({ ...res, name: run.name });
+      }
     }
   }
   if (runtimes.includes("workerd")) {
@@ -481,7 +500,7 @@ console.log(
 );
 console.log("|---|---:|---:|---:|---:|---:|");
 for (const [label, rs] of [["deno", results.deno], ["chromium", results.chromium]] as const) {
-  for (const r of rs ?? []) {
+  for (const r of (rs ?? []).filter((x, i, all) => all.findIndex((y) => y.name === x.name) === i)) {
     const prefix = label === "deno" ? r.name : `chromium-${r.name}`;
     const c = (phase: string) => counts.get(`${prefix}/${phase}`) ?? { requests: 0, bytes: 0 };
     // steps read different token rows (each its own sequence): the range over steps 2…N, and the mean bytes
@@ -519,11 +538,16 @@ console.log(
   } | ` +
     `${fmtLosses(cli.losses)} |`,
 );
+/** Median step time of a run over all its rounds (steps 2…N of each). */
+const roundsStepTime = (rs: RunResult[], name: string) =>
+  median(
+    rs.filter((r) => r.name === name).flatMap((r) => r.elapsed.slice(1).map((t, i) => t - r.elapsed[i])),
+  );
 for (const [label, rs] of Object.entries(results)) {
   const memory = rs.find((r) => r.name === "memory");
-  for (const r of rs) {
-    const t = stepTime(r.elapsed);
-    const ratio = memory && r !== memory ? (t / stepTime(memory.elapsed)).toFixed(2) + "×" : "";
+  for (const r of rs.filter((x, i, all) => all.findIndex((y) => y.name === x.name) === i)) {
+    const t = roundsStepTime(rs, r.name);
+    const ratio = memory && r !== memory ? (t / roundsStepTime(rs, "memory")).toFixed(2) + "×" : "";
     const peak = r.peakMB === undefined ? "" : r.peakMB.toFixed(1);
     const idle = (r as { idleMB?: number }).idleMB;
     console.log(

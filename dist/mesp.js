@@ -749,7 +749,7 @@ var UNSATISFIED_RANGE = /^\s*bytes\s+\*\/(\d+)\s*$/i;
 function fetchSource(url, options = {}) {
   const href = String(url);
   const name = options.name ?? href;
-  const doFetch = options.fetch ?? globalThis.fetch;
+  const doFetch = namedFetch(name, options.fetch ?? globalThis.fetch);
   const baseHeaders = options.headers ?? {};
   let sizePromise;
   let seen;
@@ -866,7 +866,33 @@ function fetchSource(url, options = {}) {
     }
     return readOnce(offset, into);
   }
-  const cache = options.cache;
+  async function download() {
+    sizePromise ??= probeSize();
+    const size = await sizePromise;
+    if (size > wholeBelow) return void 0;
+    const res = await doFetch(href, {
+      headers: headers({})
+    });
+    if (res.status === 404 || res.status === 410) {
+      await res.body?.cancel();
+      throw new FileNotFoundError(name);
+    }
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      throw new Error(`${name}: HTTP ${res.status} ${res.statusText} for the whole file`);
+    }
+    try {
+      checkUnchanged(res, size);
+    } catch (err) {
+      await res.body?.cancel();
+      throw err;
+    }
+    const bytes = new Uint8Array(size);
+    await readBodyInto(name, res, bytes);
+    return bytes;
+  }
+  const cache = options.cache, wholeBelow = options.wholeBelow ?? 0;
+  let whole;
   return {
     name,
     size() {
@@ -882,6 +908,19 @@ function fetchSource(url, options = {}) {
     async read(offset, into) {
       checkRange(name, offset, into.length);
       if (into.length === 0) return;
+      if (wholeBelow > 0) {
+        if (!whole) {
+          whole = download();
+          whole.catch(() => whole = void 0);
+        }
+        const bytes = await whole;
+        if (bytes) {
+          if (offset + into.length > bytes.length) {
+            throw new Error(`${name}: short read: bytes ${offset}..${offset + into.length} lie beyond the end of the file`);
+          }
+          return into.set(bytes.subarray(offset, offset + into.length));
+        }
+      }
       if (cache && await cache.get(offset, into)) return;
       await readRemote(offset, into);
       await cache?.put(offset, into);
@@ -919,8 +958,8 @@ function rangeRun(name, response, start, end) {
             pos += n;
           }
         } catch (err) {
-          failed = err;
-          throw err;
+          failed = brokenBody(name, err);
+          throw failed;
         }
       });
       r.done = job.catch(() => {
@@ -936,6 +975,26 @@ function rangeRun(name, response, start, end) {
     }
   };
   return r;
+}
+function namedFetch(name, doFetch) {
+  return async (input, init) => {
+    try {
+      return await doFetch(input, init);
+    } catch (err) {
+      if (err?.name === "AbortError") throw err;
+      const url = input instanceof Request ? input.url : String(input);
+      const range = new Headers(init?.headers).get("range");
+      throw new Error(`${name === url ? "" : `${name}: `}cannot fetch ${url}${range ? ` (${range})` : ""}: ${err?.message ?? err} (the server is unreachable, or refused the request, or its answer lacks CORS headers for this page's origin)`, {
+        cause: err
+      });
+    }
+  };
+}
+function brokenBody(name, err) {
+  if (!(err instanceof TypeError)) return err;
+  return new Error(`${name}: the response broke off: ${err.message}`, {
+    cause: err
+  });
 }
 function ignoredRange(name) {
   return new Error(`${name}: the server ignored the HTTP Range request (status 200 instead of 206 Partial Content); streaming weights needs a server that supports byte ranges`);
@@ -957,7 +1016,7 @@ async function readBodyInto(name, res, into) {
   } catch (err) {
     await reader.cancel().catch(() => {
     });
-    throw err;
+    throw brokenBody(name, err);
   } finally {
     reader.releaseLock();
   }
@@ -972,7 +1031,7 @@ function urlFiles(baseUrl, options = {}) {
   let base = String(baseUrl);
   if (!base.endsWith("/")) base += "/";
   const name = options.name ?? base;
-  const doFetch = options.fetch ?? globalThis.fetch;
+  const doFetch = namedFetch(name, options.fetch ?? globalThis.fetch);
   return {
     name,
     async readText(file) {
@@ -1044,18 +1103,18 @@ function mapFiles(files, name, how) {
 // src/io/range_cache.ts
 function memoryRangeCache(options = {}) {
   const max = options.maxBytes ?? Infinity;
-  const kept = /* @__PURE__ */ new Map();
+  const kept2 = /* @__PURE__ */ new Map();
   let bytes = 0;
   return {
     get(offset, into) {
-      const hit = kept.get(`${offset}+${into.length}`);
+      const hit = kept2.get(`${offset}+${into.length}`);
       if (hit) into.set(hit);
       return Promise.resolve(hit !== void 0);
     },
     put(offset, data) {
       const key = `${offset}+${data.length}`;
-      if (!kept.has(key) && bytes + data.length <= max) {
-        kept.set(key, data.slice());
+      if (!kept2.has(key) && bytes + data.length <= max) {
+        kept2.set(key, data.slice());
         bytes += data.length;
       }
       return Promise.resolve();
@@ -2727,6 +2786,12 @@ var VocabReader = class {
     []
   ];
   #ids = new Int32Array(0);
+  /**
+   * Per matrix: ids announced by `expect` (sorted, unique), waiting for the next pass over the matrix, and
+   * the rows of the ids of the last announcement taken from a pass.
+   */
+  #wanted = [];
+  #ahead = [];
   #queue = Promise.resolve();
   #busy = false;
   constructor(source, slot, blocks, bases, checks, gapBytes = GATHER_GAP_BYTES) {
@@ -2743,11 +2808,12 @@ var VocabReader = class {
       this.#stores[m] = [
         0,
         1
-      ].map(() => ({
-        ids: new Int32Array(0),
-        count: 0,
-        rows: new Uint8Array(0)
-      }));
+      ].map(emptyStore);
+      this.#wanted[m] = emptyStore();
+      this.#ahead[m] = {
+        ...emptyStore(),
+        have: new Uint8Array(0)
+      };
     }
   }
   /**
@@ -2771,6 +2837,52 @@ var VocabReader = class {
   prefetch(m, ids, count) {
     return this.#serial(() => this.#prefetch(m, ids, count));
   }
+  /**
+   * Announces ids whose rows a later `prefetch` of matrix `m` will ask for: the next pass over the whole
+   * matrix (reads from row 0 on, like the loss's vocabulary chunks) keeps their rows as it reads them, so
+   * that `prefetch` then reads none of them. Replaces an announcement not yet taken up by a pass.
+   */
+  expect(m, ids, count) {
+    const w = this.#wanted[m];
+    w.count = this.#sortedIds(ids, count);
+    if (w.ids.length < w.count) w.ids = new Int32Array(w.count);
+    w.ids.set(this.#ids.subarray(0, w.count));
+  }
+  /** Sorts the valid ids among `ids[0..count)` into `#ids`, each once; how many. */
+  #sortedIds(ids, count) {
+    const V = this.#slot.rows;
+    if (this.#ids.length < count) this.#ids = new Int32Array(count);
+    let n = 0;
+    for (let t = 0; t < count; t++) {
+      const id = ids[t];
+      if (Number.isInteger(id) && id >= 0 && id < V) this.#ids[n++] = id;
+    }
+    const sorted = this.#ids.subarray(0, n).sort();
+    let u = 0;
+    for (let i = 0; i < n; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[u++] = sorted[i];
+    return u;
+  }
+  /** A pass over matrix `m` begins: the announced ids, if any, become the ones it keeps rows of. */
+  #startPass(m) {
+    const w = this.#wanted[m], a = this.#ahead[m], stride = this.#slot.rowStride;
+    if (!w.count) return;
+    if (a.ids.length < w.count) a.ids = new Int32Array(w.count), a.have = new Uint8Array(w.count);
+    if (a.rows.length < w.count * stride) a.rows = new Uint8Array(w.count * stride);
+    a.ids.set(w.ids.subarray(0, w.count));
+    a.have.fill(0, 0, w.count);
+    a.count = w.count;
+    w.count = 0;
+  }
+  /** Keeps the announced rows among the verified stored rows `bytes` of matrix `m`, from row `row` on. */
+  #keepAhead(m, row, bytes) {
+    const a = this.#ahead[m], stride = this.#slot.rowStride, end = row + bytes.length / stride;
+    for (let i = lowerBound(a, row); i < a.count && a.ids[i] < end; i++) {
+      if (a.have[i]) continue;
+      const o = (a.ids[i] - row) * stride;
+      a.rows.set(bytes.subarray(o, o + stride), i * stride);
+      a.have[i] = 1;
+    }
+  }
   async #read(m, r0, r1, into) {
     const s = this.#slot, base = this.#bases[m], B = this.#blocks.rows, V = s.rows;
     if (r1 === r0 + 1) {
@@ -2780,6 +2892,7 @@ var VocabReader = class {
       }
     }
     if (r1 === r0) return;
+    if (r0 === 0 && r1 > 1) this.#startPass(m);
     const first = Math.floor(r0 / B), last = Math.floor((r1 - 1) / B);
     const a = this.#unverified(m, first) ? first * B : r0;
     const b = this.#unverified(m, last) ? Math.min(V, (last + 1) * B) : r1;
@@ -2789,10 +2902,12 @@ var VocabReader = class {
     if (whole) {
       await this.#source.read(start, whole);
       this.#verifyRange(m, r0, r1, whole);
+      this.#keepAhead(m, r0, whole);
       this.#planar(whole, r1 - r0);
       return;
     }
     await this.#stream(m, a, b, (row, bytes) => {
+      this.#keepAhead(m, row, bytes);
       const lo = Math.max(row, r0), hi = Math.min(row + bytes.length / s.rowStride, r1);
       if (hi > lo) {
         scatter(s, bytes.subarray((lo - row) * s.rowStride, (hi - row) * s.rowStride), lo - r0, hi - lo, into);
@@ -2853,17 +2968,11 @@ var VocabReader = class {
   }
   async #prefetch(m, ids, count) {
     const s = this.#slot, V = s.rows, B = this.#blocks.rows, stride = s.rowStride;
-    if (this.#ids.length < count) this.#ids = new Int32Array(count);
-    let n = 0;
-    for (let t = 0; t < count; t++) {
-      const id = ids[t];
-      if (Number.isInteger(id) && id >= 0 && id < V) this.#ids[n++] = id;
-    }
-    const sorted = this.#ids.subarray(0, n).sort();
-    let u = 0;
-    for (let i = 0; i < n; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[u++] = sorted[i];
-    const [old, next] = this.#stores[m];
-    if (sorted.subarray(0, u).every((id) => find(old, id) >= 0)) return;
+    const u = this.#sortedIds(ids, count), sorted = this.#ids;
+    const [old, next] = this.#stores[m], ahead = this.#ahead[m];
+    let all = true;
+    for (let i = 0; i < u && all; i++) all = find(old, sorted[i]) >= 0;
+    if (all) return;
     if (next.ids.length < u) next.ids = new Int32Array(u);
     if (next.rows.length < u * stride) next.rows = new Uint8Array(u * stride);
     next.ids.set(sorted.subarray(0, u));
@@ -2878,7 +2987,7 @@ var VocabReader = class {
         const rows = bytes.length / stride;
         for (let i = from; i < upTo; i++) {
           const id = next.ids[i];
-          if (id >= row && id < row + rows && find(old, id) < 0) {
+          if (id >= row && id < row + rows && find(old, id) < 0 && kept(ahead, id) < 0) {
             next.rows.set(bytes.subarray((id - row) * stride, (id - row + 1) * stride), i * stride);
           }
         }
@@ -2886,9 +2995,10 @@ var VocabReader = class {
       runStart = -1;
     };
     for (let i = 0; i < u; i++) {
-      const id = next.ids[i], at = find(old, id);
-      if (at >= 0) {
-        next.rows.set(old.rows.subarray(at * stride, (at + 1) * stride), i * stride);
+      const id = next.ids[i], at = find(old, id), k = at < 0 ? kept(ahead, id) : -1;
+      if (at >= 0 || k >= 0) {
+        const from = at >= 0 ? old.rows : ahead.rows, o = (at >= 0 ? at : k) * stride;
+        next.rows.set(from.subarray(o, o + stride), i * stride);
         continue;
       }
       const blk = Math.floor(id / B), whole = this.#unverified(m, blk);
@@ -2907,6 +3017,26 @@ var VocabReader = class {
     ];
   }
 };
+function emptyStore() {
+  return {
+    ids: new Int32Array(0),
+    count: 0,
+    rows: new Uint8Array(0)
+  };
+}
+function lowerBound(store, id) {
+  let lo = 0, hi = store.count;
+  while (lo < hi) {
+    const mid = lo + hi >>> 1;
+    if (store.ids[mid] < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+function kept(ahead, id) {
+  const k = find(ahead, id);
+  return k >= 0 && ahead.have[k] ? k : -1;
+}
 function find(store, id) {
   let lo = 0, hi = store.count - 1;
   while (lo <= hi) {
@@ -3017,6 +3147,10 @@ async function openPack(source, options = {}) {
         return Promise.reject(new Error("this model has no separate LM head (tied embeddings)"));
       }
       return rows.prefetch(head ? 1 : 0, ids, Math.min(count, ids.length));
+    },
+    expectRows(ids, count, head = false) {
+      if (head && !header.lmHead) throw new Error("this model has no separate LM head (tied embeddings)");
+      rows.expect(head ? 1 : 0, ids, Math.min(count, ids.length));
     }
   };
 }
@@ -5673,6 +5807,18 @@ var WeightStream = class {
     await this.#vocabReads.settle();
     await this.#pack.prefetchRows(ids, count, head && !this.#pack.config.tieWordEmbeddings);
   }
+  /**
+   * Announces rows a later `prefetchRows` will ask for, so the next pass over the vocabulary (the loss's)
+   * keeps them as it reads them instead of the gather reading them: the next sequence's embedding rows
+   * (`head` false), taken from the loss's pass when the head is the embedding (tied), or an untied head's
+   * target rows, from the same step's pass. Tied, the targets are among the embedding rows gathered
+   * already: `head` then does nothing.
+   */
+  expectRows(ids, count, head) {
+    const tied = this.#pack.config.tieWordEmbeddings;
+    if (head && tied) return;
+    this.#pack.expectRows(ids, count, head);
+  }
   /** Points `vocabRef` at vocabulary slot `s`. */
   #pointVocab(s) {
     const base = this.#vocabBase[s];
@@ -5945,12 +6091,12 @@ function trainRegions(o, D, add, view) {
     if ((o.method ?? "mesp") !== "mesp" || bf16 || every !== 1) {
       throw new Error("kept forward tensors need MeSP with f32 checkpoints of every layer (ckptEvery 1)");
     }
-    const kept = keptFloats(D);
+    const kept2 = keptFloats(D);
     if (keep.mlp) {
-      add("keep.mlp", keep.mlp * kept.mlp * f, `gate and up [T, ${D.I}] \xD7 2 of ${keep.mlp} layer(s), kept`);
+      add("keep.mlp", keep.mlp * kept2.mlp * f, `gate and up [T, ${D.I}] \xD7 2 of ${keep.mlp} layer(s), kept`);
     }
     if (keep.attention) {
-      add("keep.attn", keep.attention * kept.attention * f, `xn, q, k, v, attention output, MLP input of ${keep.attention} layer(s), kept`);
+      add("keep.attn", keep.attention * kept2.attention * f, `xn, q, k, v, attention output, MLP input of ${keep.attention} layer(s), kept`);
     }
   }
   if (o.method === "mebp") {
@@ -6525,12 +6671,12 @@ function keptMlp(e, l, backward) {
   };
 }
 async function trainingLayerForward(e, l, T) {
-  const kept = keptAttention(e, l), p = e.p;
-  attentionForward(e, l, T, 0, kept?.kv ?? {
+  const kept2 = keptAttention(e, l), p = e.p;
+  attentionForward(e, l, T, 0, kept2?.kv ?? {
     k: p["act.k"],
     v: p["act.v"]
-  }, kept?.buffers ?? workingAttention(e));
-  if (kept) e.F.copyWithin(kept.x2 >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * e.D.d);
+  }, kept2?.buffers ?? workingAttention(e));
+  if (kept2) e.F.copyWithin(kept2.x2 >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * e.D.d);
   await mlpForward(e, l, T, keptMlp(e, l, false) ?? workingMlp(e));
 }
 
@@ -6826,6 +6972,7 @@ async function lossForward(e, T) {
 async function lossForwardBackward(e, T) {
   const { d, Vc } = e.D, p = e.p;
   const r = lossRows(e), dxn = p["grad.xn"];
+  e.weights.expectRows(lossTargets(e), T, true);
   for (let c = 0; c < e.weights.vocabChunks; c++) {
     const vc = await e.weights.loadVocabChunk(c);
     const logits = chunkLogits(e, 0, T, vc);
@@ -7348,16 +7495,19 @@ async function train(pack, data, val, options) {
     });
     const layerN = layout.layerElements;
     let order = epochOrder(data.length, seed, epoch);
+    let nextOrder;
     let lastIndex = 0;
     const next = () => {
       if (cursor >= data.length) {
         epoch++;
         cursor = 0;
-        order = epochOrder(data.length, seed, epoch);
+        order = nextOrder ?? epochOrder(data.length, seed, epoch);
+        nextOrder = void 0;
       }
       lastIndex = order[cursor++];
       return data[lastIndex];
     };
+    const peek = () => data[cursor < data.length ? order[cursor] : (nextOrder ??= epochOrder(data.length, seed, epoch + 1))[0]];
     const snapshot = () => ({
       step,
       epoch,
@@ -7381,9 +7531,11 @@ async function train(pack, data, val, options) {
     const validate = async () => {
       if (!val.length) return;
       let sum = 0, count = 0;
-      for (const s of val) {
-        const T = Math.min(s.ids.length, seqLen);
+      for (let i = 0; i < val.length; i++) {
+        const s = val[i], T = Math.min(s.ids.length, seqLen);
         if (T < 2) continue;
+        const after = i + 1 < val.length ? val[i + 1] : step < steps ? peek() : void 0;
+        if (after) e.weights.expectRows(after.ids, Math.min(after.ids.length, seqLen), false);
         const r = await sequenceLoss(e, s.ids, s.targets, T);
         sum += r.sum;
         count += r.count;
@@ -7436,6 +7588,10 @@ async function train(pack, data, val, options) {
         for (let micro = 0; micro < accum; micro++) {
           const s = next();
           const T = Math.min(s.ids.length, seqLen);
+          if (step + 1 < steps || micro + 1 < accum) {
+            const after = peek();
+            e.weights.expectRows(after.ids, Math.min(after.ids.length, seqLen), false);
+          }
           bw.sink.accumulate = micro > 0;
           const r = await forwardBackward(e, bw, s.ids, s.targets, T, gradBuffer ? void 0 : fused);
           checkLoss(r.loss, "the loss");
@@ -7523,6 +7679,8 @@ async function evaluate(pack, sequences, options = {}) {
       const ids = sequences[i].ids;
       const T = Math.min(ids.length, seqLen);
       if (T >= 2) {
+        const after = sequences[i + 1]?.ids;
+        if (after) e.weights.expectRows(after, Math.min(after.length, seqLen), false);
         const r = await sequenceLoss(e, ids, trainedOnly ? sequences[i].targets : void 0, T);
         sum += r.sum;
         tokens += r.count;

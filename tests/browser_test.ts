@@ -27,6 +27,14 @@ globalThis.trainTiny = async (threads, kernels) => {
     return { error: String(err.message ?? err) };
   }
 };
+globalThis.openUrl = async (url) => {
+  try {
+    await openPack(fetchSource(url));
+    return "opened";
+  } catch (err) {
+    return String(err.message ?? err);
+  }
+};
 globalThis.ready = true;
 </script>`;
 
@@ -36,7 +44,7 @@ if (skip) console.log(`browser tests skipped: ${skip}`);
 
 Deno.test({
   name:
-    "dist/ in headless Chromium, with and without COOP/COEP: the CLI's losses bit for bit; bad URLs named",
+    "dist/ in headless Chromium, with and without COOP/COEP: the CLI's losses bit for bit; bad URLs named (wasm, worker, an unreachable pack)",
   // CI sets MESP_REQUIRE_RUNTIMES=1: there a missing runtime fails instead of skipping
   ignore: skip !== undefined && Deno.env.get("MESP_REQUIRE_RUNTIMES") !== "1",
   async fn() {
@@ -93,6 +101,16 @@ Deno.test({
           assert(
             noWasm.error?.includes(`${server.origin}/nowhere/mesp_relaxed.wasm: HTTP 404`),
             noWasm.error,
+          );
+          // a pack URL nothing answers: Chromium says only "Failed to fetch"; the error adds the URL
+          const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+          const gone = `http://127.0.0.1:${(l.addr as Deno.NetAddr).port}/packs/model.pack`;
+          l.close();
+          // deno-lint-ignore no-explicit-any
+          const unreachable = await tab.evaluate((u) => (globalThis as any).openUrl(u), gone);
+          assert(
+            unreachable.includes(`cannot fetch ${gone}`) && unreachable.includes("Failed to fetch"),
+            unreachable,
           );
           if (isolate) {
             const noWorker = await run(2, { workerUrl: `${server.origin}/nowhere/worker.js` });

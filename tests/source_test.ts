@@ -253,6 +253,35 @@ Deno.test("fetchSource: range reads, size from HEAD", async () => {
   }
 });
 
+Deno.test("fetchSource wholeBelow: a small file is one download, every read then local; a larger one reads ranges", async () => {
+  const srv = serve({ "w.bin": pattern(5000), "big.bin": pattern(9000) }, { ignoreRange: true });
+  try {
+    const src = fetchSource(`${srv.base}w.bin`, { wholeBelow: 5000 });
+    const reads = [[4000, 1000], [0, 10], [123, 77], [4000, 1000]];
+    await Promise.all(reads.map(async ([at, n]) => {
+      const out = new Uint8Array(n);
+      await src.read(at, out);
+      assert.deepEqual(out, pattern(5000).subarray(at, at + n), `bytes ${at}+${n}`);
+    }));
+    // a server without Range support is no error for it
+    assert.deepEqual(srv.requests, ["HEAD w.bin", "GET w.bin"]);
+    await assert.rejects(
+      src.read(4990, new Uint8Array(20)),
+      /w\.bin: short read: bytes 4990\.\.5010 lie beyond/,
+    );
+    await assert.rejects(
+      fetchSource(`${srv.base}big.bin`, { wholeBelow: 5000 }).read(0, new Uint8Array(4)),
+      /ignored the HTTP Range request/,
+    );
+    await assert.rejects(
+      fetchSource(`${srv.base}nope.bin`, { wholeBelow: 5000 }).read(0, new Uint8Array(4)),
+      FileNotFoundError,
+    );
+  } finally {
+    await srv.close();
+  }
+});
+
 Deno.test("fetchSource: size from a range probe when HEAD is refused", async () => {
   const srv = serve({ "w.bin": pattern(777) }, { noHead: true });
   try {
@@ -289,6 +318,42 @@ Deno.test("fetchSource: missing file and short body", async () => {
   } finally {
     await srv.close();
   }
+});
+
+Deno.test('fetchSource, urlFiles: a network failure (a browser\'s bare "Failed to fetch") names the URL and the range', async () => {
+  const failing: typeof fetch = () => Promise.reject(new TypeError("Failed to fetch"));
+  const url = "https://weights.example/packs/m.pack";
+  await assert.rejects(
+    fetchSource(url, { fetch: failing }).read(10, new Uint8Array(5)),
+    (err: Error) =>
+      err.message.startsWith(`cannot fetch ${url} (bytes=10-14): Failed to fetch`) &&
+      err.cause instanceof TypeError,
+  );
+  await assert.rejects(
+    fetchSource(url, { fetch: failing, name: "the pack" }).size(),
+    new RegExp(`the pack: cannot fetch ${url.replaceAll(".", "\\.")}: Failed to fetch`),
+  );
+  await assert.rejects(
+    urlFiles("https://weights.example/model", { fetch: failing }).readText("config.json"),
+    /cannot fetch https:\/\/weights\.example\/model\/config\.json: Failed to fetch/,
+  );
+  // a body that breaks off mid-read is named too
+  const broken: typeof fetch = () =>
+    Promise.resolve(
+      new Response(
+        new ReadableStream({
+          start(c) {
+            c.enqueue(new Uint8Array(2));
+            c.error(new TypeError("network error"));
+          },
+        }),
+        { status: 206, headers: { "content-range": "bytes 0-4/100" } },
+      ),
+    );
+  await assert.rejects(
+    fetchSource(url, { fetch: broken }).read(0, new Uint8Array(5)),
+    new RegExp(`${url.replaceAll(".", "\\.")}: the response broke off: network error`),
+  );
 });
 
 Deno.test("urlFiles + openCheckpoint: a checkpoint over HTTP reads only headers and asked-for tensors", async () => {

@@ -114,6 +114,8 @@ export async function lossForward(e: Engine, T: number): Promise<void> {
 export async function lossForwardBackward(e: Engine, T: number): Promise<void> {
   const { d, Vc } = e.D, p = e.p;
   const r = lossRows(e), dxn = p["grad.xn"];
+  // an untied head's target rows are kept as this pass reads them, for the gather after it
+  e.weights.expectRows(lossTargets(e), T, true);
   for (let c = 0; c < e.weights.vocabChunks; c++) {
     const vc = await e.weights.loadVocabChunk(c);
     const logits = chunkLogits(e, 0, T, vc);

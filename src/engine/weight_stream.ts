@@ -260,6 +260,19 @@ export class WeightStream {
     await this.#pack.prefetchRows(ids, count, head && !this.#pack.config.tieWordEmbeddings);
   }
 
+  /**
+   * Announces rows a later `prefetchRows` will ask for, so the next pass over the vocabulary (the loss's)
+   * keeps them as it reads them instead of the gather reading them: the next sequence's embedding rows
+   * (`head` false), taken from the loss's pass when the head is the embedding (tied), or an untied head's
+   * target rows, from the same step's pass. Tied, the targets are among the embedding rows gathered
+   * already: `head` then does nothing.
+   */
+  expectRows(ids: ArrayLike<number>, count: number, head: boolean): void {
+    const tied = this.#pack.config.tieWordEmbeddings;
+    if (head && tied) return;
+    this.#pack.expectRows(ids, count, head);
+  }
+
   /** Points `vocabRef` at vocabulary slot `s`. */
   #pointVocab(s: number): void {
     const base = this.#vocabBase[s];

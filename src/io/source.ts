@@ -132,6 +132,13 @@ export interface FetchSourceOptions {
    * same ranges, so with a cache large enough for the pack only the first reads go to the network.
    */
   cache?: RangeCache;
+  /**
+   * A file of at most this many bytes is downloaded whole, in one request, at the first read, and every read
+   * is then served from that copy (default 0: never). For a small pack this turns a training step's reads
+   * (each layer twice, the vocabulary once) into memory reads, at the cost of holding the file; a server
+   * that ignores `Range` is then no error for such a file.
+   */
+  wholeBelow?: number;
 }
 
 /**
@@ -160,7 +167,7 @@ const UNSATISFIED_RANGE = /^\s*bytes\s+\*\/(\d+)\s*$/i;
 export function fetchSource(url: string | URL, options: FetchSourceOptions = {}): WeightSource {
   const href = String(url);
   const name = options.name ?? href;
-  const doFetch = options.fetch ?? globalThis.fetch;
+  const doFetch = namedFetch(name, options.fetch ?? globalThis.fetch);
   const baseHeaders = options.headers ?? {};
   let sizePromise: Promise<number> | undefined;
   // what the first response said the file is: a later one that differs means it changed mid-run
@@ -287,7 +294,33 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
     return readOnce(offset, into);
   }
 
-  const cache = options.cache;
+  /** The whole file, when it is small enough to keep (`wholeBelow`), else `undefined`. */
+  async function download(): Promise<Uint8Array | undefined> {
+    sizePromise ??= probeSize();
+    const size = await sizePromise;
+    if (size > wholeBelow) return undefined;
+    const res = await doFetch(href, { headers: headers({}) });
+    if (res.status === 404 || res.status === 410) {
+      await res.body?.cancel();
+      throw new FileNotFoundError(name);
+    }
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      throw new Error(`${name}: HTTP ${res.status} ${res.statusText} for the whole file`);
+    }
+    try {
+      checkUnchanged(res, size);
+    } catch (err) {
+      await res.body?.cancel();
+      throw err;
+    }
+    const bytes = new Uint8Array(size);
+    await readBodyInto(name, res, bytes);
+    return bytes;
+  }
+
+  const cache = options.cache, wholeBelow = options.wholeBelow ?? 0;
+  let whole: Promise<Uint8Array | undefined> | undefined;
   return {
     name,
     size() {
@@ -300,6 +333,21 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
     async read(offset, into) {
       checkRange(name, offset, into.length);
       if (into.length === 0) return;
+      if (wholeBelow > 0) {
+        if (!whole) {
+          whole = download();
+          whole.catch(() => (whole = undefined)); // a failed download is tried again by the next read
+        }
+        const bytes = await whole;
+        if (bytes) {
+          if (offset + into.length > bytes.length) {
+            throw new Error(
+              `${name}: short read: bytes ${offset}..${offset + into.length} lie beyond the end of the file`,
+            );
+          }
+          return into.set(bytes.subarray(offset, offset + into.length));
+        }
+      }
       if (cache && await cache.get(offset, into)) return;
       await readRemote(offset, into);
       await cache?.put(offset, into);
@@ -355,8 +403,8 @@ function rangeRun(name: string, response: Promise<Response>, start: number, end:
             pos += n;
           }
         } catch (err) {
-          failed = err;
-          throw err;
+          failed = brokenBody(name, err);
+          throw failed;
         }
       });
       r.done = job.catch(() => {});
@@ -369,6 +417,36 @@ function rangeRun(name: string, response: Promise<Response>, start: number, end:
     },
   };
   return r;
+}
+
+/**
+ * `fetch` whose failures name the URL: a browser's network error is a bare `TypeError: Failed to fetch`
+ * (refused connection, DNS, a cross-origin response without CORS headers), which alone says nothing of which
+ * file. The error says the URL, the range asked for, and keeps the original as its `cause`.
+ */
+function namedFetch(name: string, doFetch: typeof fetch): typeof fetch {
+  return async (input, init) => {
+    try {
+      return await doFetch(input, init);
+    } catch (err) {
+      if ((err as Error)?.name === "AbortError") throw err;
+      const url = input instanceof Request ? input.url : String(input);
+      const range = new Headers(init?.headers).get("range");
+      throw new Error(
+        `${name === url ? "" : `${name}: `}cannot fetch ${url}${range ? ` (${range})` : ""}: ${
+          (err as Error)?.message ?? err
+        } (the server is unreachable, or refused the request, or its answer lacks CORS headers for this ` +
+          `page's origin)`,
+        { cause: err },
+      );
+    }
+  };
+}
+
+/** A response body that failed while being read (a bare `TypeError` in browsers), named. */
+function brokenBody(name: string, err: unknown): unknown {
+  if (!(err instanceof TypeError)) return err;
+  return new Error(`${name}: the response broke off: ${err.message}`, { cause: err });
 }
 
 function ignoredRange(name: string): Error {
@@ -396,7 +474,7 @@ async function readBodyInto(name: string, res: Response, into: Uint8Array): Prom
     }
   } catch (err) {
     await reader.cancel().catch(() => {});
-    throw err;
+    throw brokenBody(name, err);
   } finally {
     reader.releaseLock();
   }
@@ -424,7 +502,7 @@ export function urlFiles(baseUrl: string | URL, options: FetchSourceOptions = {}
   let base = String(baseUrl);
   if (!base.endsWith("/")) base += "/";
   const name = options.name ?? base;
-  const doFetch = options.fetch ?? globalThis.fetch;
+  const doFetch = namedFetch(name, options.fetch ?? globalThis.fetch);
   return {
     name,
     async readText(file) {

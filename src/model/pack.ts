@@ -51,6 +51,13 @@ export interface Pack {
    * until the next gather of the same matrix.
    */
   prefetchRows(ids: ArrayLike<number>, count: number, head?: boolean): Promise<void>;
+  /**
+   * Announces token ids a later `prefetchRows` of the same matrix will gather (the next sequence's, or an
+   * untied head's targets): the next pass over the whole matrix (chunks read from row 0 on, as the loss
+   * reads them) keeps their rows as they go by, so that gather reads nothing. A hint: without a pass
+   * between, the gather reads the rows as before. The last announcement not yet taken up by a pass counts.
+   */
+  expectRows(ids: ArrayLike<number>, count: number, head?: boolean): void;
 }
 
 /** Options for {@linkcode openPack}. */
@@ -168,6 +175,10 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
         return Promise.reject(new Error("this model has no separate LM head (tied embeddings)"));
       }
       return rows.prefetch(head ? 1 : 0, ids, Math.min(count, ids.length));
+    },
+    expectRows(ids, count, head = false) {
+      if (head && !header.lmHead) throw new Error("this model has no separate LM head (tied embeddings)");
+      rows.expect(head ? 1 : 0, ids, Math.min(count, ids.length));
     },
   };
 }

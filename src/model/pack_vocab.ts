@@ -41,6 +41,11 @@ interface RowStore {
   rows: Uint8Array;
 }
 
+/** Rows announced by `expect`, kept as a pass over the whole matrix reads them: `have[i]` once row i is. */
+interface AheadStore extends RowStore {
+  have: Uint8Array;
+}
+
 /** Reads of one pack's vocabulary matrices; calls are served one after another, in call order. */
 export class VocabReader {
   readonly #source: WeightSource;
@@ -56,6 +61,12 @@ export class VocabReader {
   /** Per matrix: the rows gathered by the last `prefetch`, and a spare store to build the next in. */
   #stores: RowStore[][] = [[], []];
   #ids = new Int32Array(0);
+  /**
+   * Per matrix: ids announced by `expect` (sorted, unique), waiting for the next pass over the matrix, and
+   * the rows of the ids of the last announcement taken from a pass.
+   */
+  #wanted: RowStore[] = [];
+  #ahead: AheadStore[] = [];
   #queue: Promise<void> = Promise.resolve();
   #busy = false;
 
@@ -74,7 +85,9 @@ export class VocabReader {
     this.#bases = bases;
     this.#checks = checks;
     for (const m of [0, 1]) {
-      this.#stores[m] = [0, 1].map(() => ({ ids: new Int32Array(0), count: 0, rows: new Uint8Array(0) }));
+      this.#stores[m] = [0, 1].map(emptyStore);
+      this.#wanted[m] = emptyStore();
+      this.#ahead[m] = { ...emptyStore(), have: new Uint8Array(0) };
     }
   }
 
@@ -101,6 +114,56 @@ export class VocabReader {
     return this.#serial(() => this.#prefetch(m, ids, count));
   }
 
+  /**
+   * Announces ids whose rows a later `prefetch` of matrix `m` will ask for: the next pass over the whole
+   * matrix (reads from row 0 on, like the loss's vocabulary chunks) keeps their rows as it reads them, so
+   * that `prefetch` then reads none of them. Replaces an announcement not yet taken up by a pass.
+   */
+  expect(m: number, ids: ArrayLike<number>, count: number): void {
+    const w = this.#wanted[m];
+    w.count = this.#sortedIds(ids, count);
+    if (w.ids.length < w.count) w.ids = new Int32Array(w.count);
+    w.ids.set(this.#ids.subarray(0, w.count));
+  }
+
+  /** Sorts the valid ids among `ids[0..count)` into `#ids`, each once; how many. */
+  #sortedIds(ids: ArrayLike<number>, count: number): number {
+    const V = this.#slot.rows;
+    if (this.#ids.length < count) this.#ids = new Int32Array(count);
+    let n = 0;
+    for (let t = 0; t < count; t++) {
+      const id = ids[t];
+      if (Number.isInteger(id) && id >= 0 && id < V) this.#ids[n++] = id;
+    }
+    const sorted = this.#ids.subarray(0, n).sort();
+    let u = 0;
+    for (let i = 0; i < n; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[u++] = sorted[i];
+    return u;
+  }
+
+  /** A pass over matrix `m` begins: the announced ids, if any, become the ones it keeps rows of. */
+  #startPass(m: number): void {
+    const w = this.#wanted[m], a = this.#ahead[m], stride = this.#slot.rowStride;
+    if (!w.count) return;
+    if (a.ids.length < w.count) (a.ids = new Int32Array(w.count), a.have = new Uint8Array(w.count));
+    if (a.rows.length < w.count * stride) a.rows = new Uint8Array(w.count * stride);
+    a.ids.set(w.ids.subarray(0, w.count));
+    a.have.fill(0, 0, w.count);
+    a.count = w.count;
+    w.count = 0;
+  }
+
+  /** Keeps the announced rows among the verified stored rows `bytes` of matrix `m`, from row `row` on. */
+  #keepAhead(m: number, row: number, bytes: Uint8Array): void {
+    const a = this.#ahead[m], stride = this.#slot.rowStride, end = row + bytes.length / stride;
+    for (let i = lowerBound(a, row); i < a.count && a.ids[i] < end; i++) {
+      if (a.have[i]) continue;
+      const o = (a.ids[i] - row) * stride;
+      a.rows.set(bytes.subarray(o, o + stride), i * stride);
+      a.have[i] = 1;
+    }
+  }
+
   async #read(m: number, r0: number, r1: number, into: VocabRowViews): Promise<void> {
     const s = this.#slot, base = this.#bases[m]!, B = this.#blocks.rows, V = s.rows;
     if (r1 === r0 + 1) {
@@ -110,6 +173,7 @@ export class VocabReader {
       }
     }
     if (r1 === r0) return;
+    if (r0 === 0 && r1 > 1) this.#startPass(m);
     // a block the rows cover only in part is read whole the first time, to verify it
     const first = Math.floor(r0 / B), last = Math.floor((r1 - 1) / B);
     const a = this.#unverified(m, first) ? first * B : r0;
@@ -122,10 +186,12 @@ export class VocabReader {
       // straight into the caller's buffer, rearranged there (rows → data, scales, biases)
       await this.#source.read(start, whole);
       this.#verifyRange(m, r0, r1, whole);
+      this.#keepAhead(m, r0, whole);
       this.#planar(whole, r1 - r0);
       return;
     }
     await this.#stream(m, a, b, (row, bytes) => {
+      this.#keepAhead(m, row, bytes);
       const lo = Math.max(row, r0), hi = Math.min(row + bytes.length / s.rowStride, r1);
       if (hi > lo) {
         scatter(
@@ -202,22 +268,16 @@ export class VocabReader {
 
   async #prefetch(m: number, ids: ArrayLike<number>, count: number): Promise<void> {
     const s = this.#slot, V = s.rows, B = this.#blocks.rows, stride = s.rowStride;
-    if (this.#ids.length < count) this.#ids = new Int32Array(count);
-    let n = 0;
-    for (let t = 0; t < count; t++) {
-      const id = ids[t];
-      if (Number.isInteger(id) && id >= 0 && id < V) this.#ids[n++] = id;
-    }
-    const sorted = this.#ids.subarray(0, n).sort();
-    let u = 0;
-    for (let i = 0; i < n; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[u++] = sorted[i];
-    const [old, next] = this.#stores[m];
-    if (sorted.subarray(0, u).every((id) => find(old, id) >= 0)) return;
+    const u = this.#sortedIds(ids, count), sorted = this.#ids;
+    const [old, next] = this.#stores[m], ahead = this.#ahead[m];
+    let all = true;
+    for (let i = 0; i < u && all; i++) all = find(old, sorted[i]) >= 0;
+    if (all) return;
     if (next.ids.length < u) next.ids = new Int32Array(u);
     if (next.rows.length < u * stride) next.rows = new Uint8Array(u * stride);
     next.ids.set(sorted.subarray(0, u));
     next.count = u;
-    // rows already gathered are kept; the others are read in runs: a run is the rows (or, for a block not
+    // rows at hand are copied; the others are read in runs: a run is the rows (or, for a block not
     // verified yet, the whole block) of ids closer than the gap, at most one staging buffer long
     const gap = Math.floor(this.#gapBytes / stride);
     const most = Math.max(1, Math.floor(Math.max(STAGING_BYTES, this.#gapBytes) / stride));
@@ -229,7 +289,7 @@ export class VocabReader {
         const rows = bytes.length / stride;
         for (let i = from; i < upTo; i++) {
           const id = next.ids[i];
-          if (id >= row && id < row + rows && find(old, id) < 0) {
+          if (id >= row && id < row + rows && find(old, id) < 0 && kept(ahead, id) < 0) {
             next.rows.set(bytes.subarray((id - row) * stride, (id - row + 1) * stride), i * stride);
           }
         }
@@ -237,9 +297,10 @@ export class VocabReader {
       runStart = -1;
     };
     for (let i = 0; i < u; i++) {
-      const id = next.ids[i], at = find(old, id);
-      if (at >= 0) {
-        next.rows.set(old.rows.subarray(at * stride, (at + 1) * stride), i * stride);
+      const id = next.ids[i], at = find(old, id), k = at < 0 ? kept(ahead, id) : -1;
+      if (at >= 0 || k >= 0) {
+        const from = at >= 0 ? old.rows : ahead.rows, o = (at >= 0 ? at : k) * stride;
+        next.rows.set(from.subarray(o, o + stride), i * stride);
         continue;
       }
       const blk = Math.floor(id / B), whole = this.#unverified(m, blk);
@@ -254,6 +315,27 @@ export class VocabReader {
     await flush(u);
     this.#stores[m] = [next, old];
   }
+}
+
+function emptyStore(): RowStore {
+  return { ids: new Int32Array(0), count: 0, rows: new Uint8Array(0) };
+}
+
+/** Index of the first id ≥ `id` in the store (binary search). */
+function lowerBound(store: RowStore, id: number): number {
+  let lo = 0, hi = store.count;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (store.ids[mid] < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Index of `id` among the announced rows a pass has kept, or −1. */
+function kept(ahead: AheadStore, id: number): number {
+  const k = find(ahead, id);
+  return k >= 0 && ahead.have[k] ? k : -1;
 }
 
 /** Index of `id` in the store, or −1 (binary search). */

@@ -79,6 +79,9 @@ export async function evaluate(
       const ids = sequences[i].ids;
       const T = Math.min(ids.length, seqLen);
       if (T >= 2) {
+        // the loss's pass over the vocabulary keeps the next sequence's embedding rows (tied head)
+        const after = sequences[i + 1]?.ids;
+        if (after) e.weights.expectRows(after, Math.min(after.length, seqLen), false);
         const r = await sequenceLoss(e, ids, trainedOnly ? sequences[i].targets : undefined, T);
         sum += r.sum;
         tokens += r.count;

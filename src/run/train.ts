@@ -297,16 +297,23 @@ export async function train(
       });
     const layerN = layout.layerElements;
     let order = epochOrder(data.length, seed, epoch);
+    let nextOrder: Uint32Array | undefined; // the next epoch's, once `peek` needed it
     let lastIndex = 0; // the data index of the last sequence drawn, for error messages
     const next = (): Sequence => {
       if (cursor >= data.length) {
         epoch++;
         cursor = 0;
-        order = epochOrder(data.length, seed, epoch);
+        order = nextOrder ?? epochOrder(data.length, seed, epoch);
+        nextOrder = undefined;
       }
       lastIndex = order[cursor++];
       return data[lastIndex];
     };
+    /** The sequence `next` will return, without drawing it. */
+    const peek = (): Sequence =>
+      data[
+        cursor < data.length ? order[cursor] : (nextOrder ??= epochOrder(data.length, seed, epoch + 1))[0]
+      ];
     const snapshot = (): TrainState => ({
       step,
       epoch,
@@ -323,9 +330,12 @@ export async function train(
     const validate = async () => {
       if (!val.length) return;
       let sum = 0, count = 0;
-      for (const s of val) {
-        const T = Math.min(s.ids.length, seqLen);
+      for (let i = 0; i < val.length; i++) {
+        const s = val[i], T = Math.min(s.ids.length, seqLen);
         if (T < 2) continue;
+        // the loss's pass keeps the rows of what comes next: the next validation sequence, or training's
+        const after = i + 1 < val.length ? val[i + 1] : step < steps ? peek() : undefined;
+        if (after) e.weights.expectRows(after.ids, Math.min(after.ids.length, seqLen), false);
         const r = await sequenceLoss(e, s.ids, s.targets, T);
         sum += r.sum;
         count += r.count;
@@ -377,6 +387,11 @@ export async function train(
         for (let micro = 0; micro < accum; micro++) {
           const s = next();
           const T = Math.min(s.ids.length, seqLen);
+          if (step + 1 < steps || micro + 1 < accum) {
+            // the loss's pass over the vocabulary keeps the next sequence's embedding rows (tied head)
+            const after = peek();
+            e.weights.expectRows(after.ids, Math.min(after.ids.length, seqLen), false);
+          }
           bw.sink.accumulate = micro > 0;
           const r = await forwardBackward(e, bw, s.ids, s.targets, T, gradBuffer ? undefined : fused);
           checkLoss(r.loss, "the loss");
