@@ -8,7 +8,7 @@ import {
   blobFiles,
   bytesSource,
   checkpointFingerprint,
-  decodeCheckpoint,
+  decodeTrainingState,
   decodeTokenCache,
   encodeLoraTensors,
   formatMB,
@@ -26,7 +26,7 @@ import {
   readSafetensorsHeader,
   train,
   urlFiles,
-  writeCheckpoint,
+  writeTrainingState,
   writePack,
 } from "../dist/mesp.js";
 import * as opfs from "./opfs.js";
@@ -195,7 +195,7 @@ const ops = {
     requireModel();
     const bytes = await opfs.readBytes(["models", session.model.key, "run"], "checkpoint.safetensors");
     if (!bytes) return { exists: false };
-    const { state, run } = await decodeCheckpoint(bytes, "saved training state");
+    const { state, run } = await decodeTrainingState(bytes, "saved training state");
     return { exists: true, step: state.step, run };
   },
 
@@ -208,7 +208,7 @@ const ops = {
     if (resume) {
       const saved = await opfs.readBytes(runDir, "checkpoint.safetensors");
       if (!saved) throw new Error("there is no saved run to resume");
-      const decoded = await decodeCheckpoint(saved, "saved training state");
+      const decoded = await decodeTrainingState(saved, "saved training state");
       state = decoded.state;
       options = decoded.run.options;
       runMeta = decoded.run;
@@ -232,7 +232,7 @@ const ops = {
     session.stop = false;
     const threads = options.threads ?? threadCount();
     const save = async (s) => {
-      await opfs.writeAtomic(runDir, "checkpoint.safetensors", (sink) => writeCheckpoint(sink, s, runMeta));
+      await opfs.writeAtomic(runDir, "checkpoint.safetensors", (sink) => writeTrainingState(sink, s, runMeta));
       // the pack is read synchronously, so a step never yields to this worker's event loop: yield here (the
       // page saves every step), so a "stop" message is seen before the next step
       await new Promise((resolve) => setTimeout(resolve, 0));
@@ -246,7 +246,7 @@ const ops = {
       resume: state,
       adapter,
       onEvent: (e) => event(id, e),
-      saveCheckpoint: save,
+      saveState: save,
       shouldStop: () => session.stop,
     });
     session.result = { params: result.params.slice(), layout };
@@ -277,7 +277,7 @@ const ops = {
     if (!r) {
       const saved = await opfs.readBytes(["models", session.model.key, "run"], "checkpoint.safetensors");
       if (!saved) throw new Error("nothing trained yet");
-      const { state } = await decodeCheckpoint(saved, "saved training state");
+      const { state } = await decodeTrainingState(saved, "saved training state");
       r = { params: state.params, layout: loraLayout(session.pack.config, state.lora) };
     }
     const weights = encodeLoraTensors(r.layout, r.params);
