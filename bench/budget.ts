@@ -57,7 +57,9 @@ interface Result {
 
 /** A schedule in a table cell: inputs kept, layers keeping MLP / attention tensors, predicted speed. */
 function shortSchedule(s: Schedule, L: number): string {
-  return `every ${s.ckptEvery === 1 ? "" : `${s.ckptEvery}th `}input; MLP ${s.keep.mlp}/${L}, attention ` +
+  return `every ${
+    s.savedInputEvery === 1 ? "" : `${s.savedInputEvery}th `
+  }input; MLP ${s.keep.mlp}/${L}, attention ` +
     `${s.keep.attention}/${L} kept; predicted ${(s.defaultFlops / s.flops).toFixed(2)}×`;
 }
 

@@ -27,11 +27,14 @@ export interface GradOptions {
   /** MeZO's perturbation scale ε (default 1e-3). */
   zoEps?: number;
   seqLen?: number;
-  /** Layer checkpoints in f32 (default, exact) or bf16. */
-  ckptDtype?: "f32" | "bf16";
-  /** Keep every k-th layer's input (default 1). */
-  ckptEvery?: number;
+  /** Saved layer inputs in f32 (default, exact) or bf16. */
+  savedInputDtype?: "f32" | "bf16";
+  /** Save every k-th layer's input (default 1), or `savedInputs` of them (see `EngineOptions`). */
+  savedInputEvery?: number;
+  savedInputs?: number;
+  /** Arena budget (refused when nothing fits) or target (never refused), as in `EngineOptions`. */
   budget?: number;
+  target?: number;
   variant?: Variant;
   /** Kernel threads (default 1); results are bitwise the same for any count. */
   threads?: number;
@@ -67,9 +70,11 @@ export async function computeGradients(
     seqLen: T,
     lora: layout,
     gradBuffer: true,
-    ckptDtype: options.ckptDtype,
-    ckptEvery: options.ckptEvery,
+    savedInputDtype: options.savedInputDtype,
+    savedInputEvery: options.savedInputEvery,
+    savedInputs: options.savedInputs,
     budget: options.budget,
+    target: options.target,
     variant: options.variant,
     threads: options.threads,
     kernels: options.kernels,
