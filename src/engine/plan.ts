@@ -355,7 +355,7 @@ export function planBuffers(cfg: ModelConfig, o: PlanOptions): BufferPlan {
     if (o.gradBuffer) {
       add("lora.grad", o.lora!.totalElements * f, "MeZO's gradient estimate (grad command only)");
     }
-  } else if (o.mode === "train") trainRegions(o, D, add, view);
+  } else if (o.mode === "train") trainRegions(o, D, add);
   add("loss.logits", T * Vc * f, `logits of one vocabulary chunk [T, ${Vc}]`);
   add("loss.rows", 6 * T * f, "per-row max, sum, target logit, logsumexp, loss, weight");
   add("loss.targets", T * 4, "target token per row (i32)");
@@ -404,7 +404,6 @@ function trainRegions(
   o: PlanOptions,
   D: Dims,
   add: (name: BufferName, bytes: number, purpose: string) => void,
-  view: (name: BufferName, over: BufferName, offset: number, bytes: number, why: string) => void,
 ) {
   const { T, d, kvd, C, L } = D;
   const f = 4;
