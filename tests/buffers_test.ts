@@ -42,6 +42,11 @@ Deno.test("buffers: the training views sit where they are declared, sized from t
     assertEquals(at("mlp.gu").bytes, 2 * T * C * 4);
     assert(at("act.x").bytes >= T * Math.max(qd, cfg.hiddenSize) * 4);
     assert(!plan.regions.some((r) => r.name === ("act.xn2" as string)));
+    // the loss's logits over the attention output, d(scores) over the SwiGLU output chunk
+    assertEquals(p["loss.logits"], at("act.att").offset);
+    assert(at("act.att").bytes >= T * Math.max(qd, Math.min(512, cfg.vocabSize)) * 4);
+    assertEquals(p["grad.scores"], at("mlp.m").offset);
+    assert(at("mlp.m").bytes >= T * Math.max(T, C) * 4);
     // the eight [T, r] parts of lora.h, back to back
     const slots = ["lora.h.attn", "lora.h.gate", "lora.h.up", "lora.h.down"] as const;
     slots.forEach((n, i) => assertEquals(p[n], at("lora.h").offset + i * T * 4 * 4));

@@ -301,7 +301,14 @@ export function planBuffers(cfg: ModelConfig, o: PlanOptions): BufferPlan {
     add("act.k", T * kvd * f, "keys [T, KV·hd]");
     add("act.v", T * kvd * f, "values [T, KV·hd]");
   }
-  add("act.att", T * qd * f, `attention output [T, H·hd]${backward ? "; then d(queries)" : ""}`);
+  // training: the loss's logits live here too (the loss runs between the layers' forward and backward)
+  add(
+    "act.att",
+    T * (train ? Math.max(qd, Vc) : qd) * f,
+    `attention output [T, H·hd]${train ? `; the loss's logits [T, ${Vc}]` : ""}${
+      backward ? "; then d(queries)" : ""
+    }`,
+  );
   add("act.scores", T * P * f, "one head's scores / probabilities [T, T]");
   add("act.rstd", T * f, "RMSNorm 1/rms per row");
   add("mlp.gu", 2 * T * C * f, `gate and up chunks 2 × [T, ${C}]`);
@@ -355,8 +362,16 @@ export function planBuffers(cfg: ModelConfig, o: PlanOptions): BufferPlan {
     if (o.gradBuffer) {
       add("lora.grad", o.lora!.totalElements * f, "MeZO's gradient estimate (grad command only)");
     }
-  } else if (o.mode === "train") trainRegions(o, D, add);
-  add("loss.logits", T * Vc * f, `logits of one vocabulary chunk [T, ${Vc}]`);
+  } else if (o.mode === "train") trainRegions(o, D, add, view);
+  if (train) {
+    view(
+      "loss.logits",
+      "act.att",
+      0,
+      T * Vc * f,
+      "shared: the loss runs after the last layer's forward and before the first backward; no attention output is alive",
+    );
+  } else add("loss.logits", T * Vc * f, `logits of one vocabulary chunk [T, ${Vc}]`);
   add("loss.rows", 6 * T * f, "per-row max, sum, target logit, logsumexp, loss, weight");
   add("loss.targets", T * 4, "target token per row (i32)");
   if (o.mode === "train") add("loss.erow", d * f, "one decoded LM-head row (the target's, for the gradient)");
@@ -404,6 +419,7 @@ function trainRegions(
   o: PlanOptions,
   D: Dims,
   add: (name: BufferName, bytes: number, purpose: string) => void,
+  view: (name: BufferName, over: BufferName, offset: number, bytes: number, why: string) => void,
 ) {
   const { T, d, kvd, C, L } = D;
   const f = 4;
@@ -419,12 +435,18 @@ function trainRegions(
       order.recomputed ? `; ${order.recomputed} layer forwards recomputed` : ""
     })`,
   );
-  add("mlp.m", T * C * f, `SwiGLU output / its gradient [T, ${C}]`);
+  add("mlp.m", T * Math.max(C, T) * f, `SwiGLU output / its gradient [T, ${C}]; then d(scores) [T, T]`);
   add("grad.x", T * d * f, "gradient of the residual stream [T, d]");
   add("grad.xn", T * d * f, "gradient of a normed block input [T, d]");
   add("grad.k", T * kvd * f, "gradient of the keys [T, KV·hd]");
   add("grad.v", T * kvd * f, "gradient of the values [T, KV·hd]");
-  add("grad.scores", T * T * f, "one head's score gradient [T, T]");
+  view(
+    "grad.scores",
+    "mlp.m",
+    0,
+    T * T * f,
+    "shared: the attention backward runs after the MLP's, whose SwiGLU output is then dead",
+  );
   const keep = o.keep;
   if (keep && (keep.mlp > 0 || keep.attention > 0)) {
     for (const [what, n] of Object.entries(keep)) {

@@ -34,8 +34,8 @@ export const GFLOPS_PER_THREAD = 45;
 /** Measured 2-thread speedup of a step (`bench:step`: 1.67–1.81×) per extra thread, for predictions. */
 const THREAD_GAIN = 0.7;
 
-/** Whole-process peak (bytes) the CLI's default schedule aims at when no `--max-memory` is given. */
-export const DEFAULT_PEAK = 100 * 1024 * 1024;
+/** Whole-process peak (bytes, 100 MB as `--max-memory` counts) the CLI's default schedule aims at without one. */
+export const DEFAULT_PEAK = 100e6;
 
 /** What a schedule fixes: the saved inputs (a count, or an interval) and the kept forward tensors. */
 export interface ScheduleChoice {
