@@ -141,9 +141,9 @@ export class Backward {
   }
 
   /**
-   * Layer `l`, given dL/d(output) in `grad.x` and its input in saved-input slot `slot`: recomputes the forward (but
-   * what the schedule kept, `kept.ts`), writes every LoRA gradient of the layer and leaves dL/d(input) in
-   * `grad.x`.
+   * Layer `l`, given dL/d(output) in `grad.x` and its input in saved-input slot `slot`: recomputes the
+   * forward (but what the schedule kept, `kept.ts`), writes every LoRA gradient of the layer and leaves
+   * dL/d(input) in `grad.x`.
    */
   async layerBackward(l: number, T: number, slot: number): Promise<void> {
     const e = this.e, { d } = e.D, p = e.p;
@@ -296,14 +296,15 @@ export class Backward {
     const { cos, sin } = e.rope();
     k.rope_backward(dq, cos, sin, H, hd, qd, 0, 0, T);
     k.rope_backward(dk, cos, sin, KV, hd, kvd, 0, 0, T);
-    // dxn = dq·W_q + dk·W_k + dv·W_v (+ LoRA)
     // the layer's input: the f32 slot, or the bf16 one decoded (over d(attention output), dead by now)
     const xl = savedInput(e, slot, T);
-    // the normed input: kept, or recomputed (the MLP backward used act.xn; same kernel, same input)
+    // the normed input and 1/rms: kept, or recomputed (the MLP backward wrote its own over them; the same
+    // kernel on the same input gives the same bits)
     const xn = t.xn, dxn = p["grad.xn"];
     if (xn === p["act.xn"]) {
       k.rmsnorm_forward(xn, t.rstd, xl, e.vec("inputNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
     }
+    // dxn = dq·W_q + dk·W_k + dv·W_v (+ LoRA)
     gemm.nn(T, d, qd, dq, qd, refs.q_proj.w!, dxn, d, 1, false);
     gemm.nn(T, d, kvd, dk, kvd, refs.k_proj.w!, dxn, d, 1, true);
     gemm.nn(T, d, kvd, dv, kvd, refs.v_proj.w!, dxn, d, 1, true);

@@ -67,9 +67,9 @@ function scheduledOptions(pack: Pack, options: EngineOptions, gemmScratch: numbe
 export interface EngineOptions
   extends Omit<PlanOptions, "format" | "bf16Scales" | "gemmScratch" | "mlpChunk"> {
   /**
-   * Arena budget in bytes: in MeSP training (f32 checkpoints) the fastest exact schedule that fits is
-   * chosen (`schedule.ts`; `savedInputEvery` and `keep` fixed when given); creation fails, showing the plan, if
-   * the plan (the smallest schedule's) is larger.
+   * Arena budget in bytes: in MeSP training (f32 saved inputs) the fastest exact schedule that fits is
+   * chosen (`schedule.ts`; `savedInputs`, `savedInputEvery` and `keep` fixed when given); creation fails,
+   * showing the plan, if the plan (the smallest schedule's) is larger.
    */
   budget?: number;
   /**

@@ -1,7 +1,7 @@
 /**
- * One exact gradient computation over a sequence: the forward saving the layer inputs the engine's
- * {@linkcode RecomputeOrder} says, the loss and its backward, then each layer's backward from `L−1` to 0
- * with its forward recomputed, the inputs not saved recomputed from saved ones on the way (`recompute.ts`).
+ * One exact gradient computation over a sequence: the forward saving the layer inputs the engine's recompute
+ * order says (`recompute.ts`), the loss and its backward, then each layer's backward from `L−1` to 0 with its
+ * forward recomputed, the inputs not saved recomputed from saved ones on the way.
  *
  * @module
  */

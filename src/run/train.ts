@@ -53,9 +53,9 @@ export interface TrainOptions {
   /** Start from an existing adapter instead of a fresh initialisation. */
   adapter?: OpenedAdapter;
   /**
-   * Arena budget in bytes: MeSP (f32 checkpoints) runs the fastest exact schedule that fits (keeping layer
-   * inputs and forward tensors, `schedule.ts`; bitwise the same gradients for every budget); any run whose
-   * smallest plan is larger is refused before it starts.
+   * Arena budget in bytes: MeSP (f32 saved inputs) runs the fastest exact schedule that fits (which layer
+   * inputs are saved, which forward tensors kept, `schedule.ts`; bitwise the same gradients for every
+   * budget); any run whose smallest plan is larger is refused before it starts.
    */
   budget?: number;
   /** Arena bytes the schedule aims at when no `budget` is given, never refused (`EngineOptions.target`). */
