@@ -11,8 +11,16 @@ import { forwardBackward } from "../src/engine/step.ts";
 import { openAdapter, readAdapterInto } from "../src/engine/adapter.ts";
 import { loraLayout } from "../src/engine/lora.ts";
 import { Optimizer } from "../src/engine/optimizer.ts";
-import { keptFloats, planRegions } from "../src/engine/plan.ts";
-import { chooseSchedule, stepFlops, targetSchedule } from "../src/engine/schedule.ts";
+import { keptFloats, type PlanOptions, planRegions } from "../src/engine/plan.ts";
+import {
+  chooseSchedule,
+  DEFAULT_PEAK,
+  scheduled,
+  stepFlops,
+  targetSchedule,
+} from "../src/engine/schedule.ts";
+import { defaultTarget } from "../src/cli/train_flags.ts";
+import { runtimeBytes } from "../src/cli/common.ts";
 import {
   everyKth,
   fewestRecomputes,
@@ -144,6 +152,13 @@ Deno.test("schedule: short of room, the most saved inputs that fit; with room, M
   const knee = targetSchedule(cfg, o, 0);
   assertEquals([knee.savedInputs, knee.recomputed], [6, 21]);
   assertEquals(targetSchedule(cfg, { ...o, savedInputEvery: 2 }, 0).savedInputEvery, 2);
+  // the CLI: without --max-memory a target of 100 MB less the runtime (never refused), with it a budget
+  assertEquals(defaultTarget(undefined, 2), DEFAULT_PEAK - runtimeBytes(2));
+  assertEquals(defaultTarget(150e6, 2), undefined);
+  const po: PlanOptions = o;
+  assertEquals(scheduled(cfg, po, undefined, 0).savedInputs, 6);
+  assertEquals(scheduled(cfg, po, bytes(2) - 1).savedInputs, 2); // the smallest, for the refusal to show
+  assertEquals(scheduled(cfg, po, undefined, undefined), po);
 });
 
 /**
