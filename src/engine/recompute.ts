@@ -20,7 +20,6 @@
  *
  * @module
  */
-import type { PlanOptions } from "./plan.ts";
 
 /** One step of the backward pass over saved inputs. */
 export type RecomputeStep =
@@ -177,7 +176,7 @@ export function fewestRecomputes(layers: number, slots: number): RecomputeOrder 
  */
 export function recomputeOrder(
   layers: number,
-  o: Pick<PlanOptions, "savedInputs" | "savedInputEvery">,
+  o: { savedInputs?: number; savedInputEvery?: number },
 ): RecomputeOrder {
   if (o.savedInputs === undefined) return everyKth(layers, o.savedInputEvery ?? 1);
   if ((o.savedInputEvery ?? 1) !== 1) {
