@@ -67,10 +67,11 @@ interface Result {
   params: string;
 }
 
-/** A schedule in a table cell: inputs kept, layers keeping MLP / attention tensors, predicted speed. */
+/** A schedule in a table cell: inputs saved, layers keeping MLP / attention tensors, predicted speed. */
 function shortSchedule(s: Schedule, L: number): string {
-  return `every ${s.ckptEvery === 1 ? "" : `${s.ckptEvery}th `}input; MLP ${s.keep.mlp}/${L}, attention ` +
-    `${s.keep.attention}/${L} kept; predicted ${(s.defaultFlops / s.flops).toFixed(2)}×`;
+  const inputs = s.slots < L ? `${s.slots} inputs (${s.recomputed} layers recomputed)` : "every input";
+  return `${inputs}; MLP ${s.keep.mlp}/${L}, attention ${s.keep.attention}/${L} kept; ` +
+    `predicted ${(s.defaultFlops / s.flops).toFixed(2)}×`;
 }
 
 /** The child: one configuration, `--child BUDGET` (arena bytes, or "none"). */

@@ -5841,6 +5841,182 @@ function scratchRef() {
   return f32Ref(0, 1);
 }
 
+// src/engine/recompute.ts
+function everyKth(layers, k) {
+  if (!Number.isInteger(k) || k < 1) {
+    throw new Error(`saved-input interval must be a positive integer, got ${k}`);
+  }
+  const kept2 = Math.ceil(layers / k);
+  const saveAt = Array.from({
+    length: layers
+  }, (_, l) => l % k === 0 ? l / k : -1);
+  const backward = [];
+  const slot = (l) => l % k === 0 ? l / k : kept2 + l % k - 1;
+  let recomputed = 0;
+  for (let l0 = Math.floor((layers - 1) / k) * k; l0 >= 0; l0 -= k) {
+    const l1 = Math.min(layers, l0 + k);
+    if (l1 - l0 > 1) {
+      backward.push({
+        kind: "restore",
+        layer: l0,
+        slot: slot(l0)
+      });
+      for (let l = l0; l < l1 - 1; l++) {
+        backward.push({
+          kind: "forward",
+          layer: l
+        }, {
+          kind: "save",
+          layer: l + 1,
+          slot: slot(l + 1)
+        });
+        recomputed++;
+      }
+    }
+    for (let l = l1 - 1; l >= l0; l--) backward.push({
+      kind: "backward",
+      layer: l,
+      slot: slot(l)
+    });
+  }
+  return {
+    slots: kept2 + k - 1,
+    saveAt,
+    backward,
+    recomputed
+  };
+}
+var tables = /* @__PURE__ */ new Map();
+function recomputeTable(layers) {
+  const hit = tables.get(layers);
+  if (hit) return hit;
+  const N = layers, grid = () => Array.from({
+    length: N + 1
+  }, () => new Array(N + 1).fill(Infinity));
+  const back = {
+    cost: grid(),
+    split: grid()
+  }, first = {
+    cost: grid(),
+    split: grid()
+  };
+  for (let s = 0; s <= N; s++) {
+    back.cost[1][s] = first.cost[1][s] = 0;
+    back.split[1][s] = first.split[1][s] = 0;
+  }
+  for (let n = 2; n <= N; n++) {
+    for (let s = 1; s <= N; s++) {
+      for (let c = 1; c < n; c++) {
+        const cost = c + back.cost[n - c][s - 1] + back.cost[c][s];
+        if (cost < back.cost[n][s]) [back.cost[n][s], back.split[n][s]] = [
+          cost,
+          c
+        ];
+      }
+    }
+    for (let s = 0; s <= N; s++) {
+      first.cost[n][s] = back.cost[n][s];
+      first.split[n][s] = 0;
+      for (let c = 1; c < n && s > 0; c++) {
+        const cost = first.cost[n - c][s - 1] + back.cost[c][s];
+        if (cost < first.cost[n][s]) [first.cost[n][s], first.split[n][s]] = [
+          cost,
+          c
+        ];
+      }
+    }
+  }
+  const table = {
+    back,
+    first
+  };
+  tables.set(layers, table);
+  return table;
+}
+function recomputedLayers(layers, slots) {
+  if (slots >= layers) return 0;
+  return slots < 1 ? Infinity : recomputeTable(layers).first.cost[layers][slots - 1];
+}
+function fewestRecomputes(layers, slots) {
+  if (slots >= layers) return everyKth(layers, 1);
+  if (!Number.isInteger(slots) || slots < 2) {
+    throw new Error(`saved inputs must be a whole number \u2265 2 (or \u2265 the ${layers} layers), got ${slots}`);
+  }
+  const { back, first } = recomputeTable(layers);
+  const saveAt = new Array(layers).fill(-1), steps = [];
+  const free = Array.from({
+    length: slots - 1
+  }, (_, i) => slots - 1 - i);
+  let current = -1, recomputed = 0;
+  const backStretch = (a, n, slot) => {
+    if (n === 1) {
+      steps.push({
+        kind: "backward",
+        layer: a,
+        slot
+      });
+      current = -1;
+      return;
+    }
+    const c = back.split[n][free.length], next = free.pop();
+    if (current !== a) steps.push({
+      kind: "restore",
+      layer: a,
+      slot
+    });
+    for (let l = a; l < a + c; l++) steps.push({
+      kind: "forward",
+      layer: l
+    });
+    recomputed += c;
+    steps.push({
+      kind: "save",
+      layer: a + c,
+      slot: next
+    });
+    current = a + c;
+    backStretch(a + c, n - c, next);
+    free.push(next);
+    backStretch(a, c, slot);
+  };
+  const stretches = [];
+  const forwardStretch = (a, n, slot) => {
+    const c = first.split[n][free.length];
+    if (c === 0) return void stretches.push([
+      a,
+      n,
+      slot
+    ]);
+    const next = free.pop();
+    saveAt[a + c] = next;
+    forwardStretch(a + c, n - c, next);
+    stretches.push([
+      a,
+      c,
+      slot
+    ]);
+  };
+  saveAt[0] = 0;
+  forwardStretch(0, layers, 0);
+  for (const [a, n, slot] of stretches) {
+    backStretch(a, n, slot);
+    free.push(slot);
+  }
+  return {
+    slots,
+    saveAt,
+    backward: steps,
+    recomputed
+  };
+}
+function recomputeOrder(layers, o) {
+  if (o.savedInputs === void 0) return everyKth(layers, o.savedInputEvery ?? 1);
+  if ((o.savedInputEvery ?? 1) !== 1) {
+    throw new Error(`give saved inputs (${o.savedInputs}) or an interval (every ${o.savedInputEvery}), not both`);
+  }
+  return fewestRecomputes(layers, o.savedInputs);
+}
+
 // src/engine/plan.ts
 function keptFloats(D) {
   const { T, d, qd, kvd, I } = D;
@@ -5898,8 +6074,8 @@ var BUFFERS = {
   "lora.gh.gate": "[T, r] s\xB7dG\xB7B_gate",
   "lora.gh.up": "[T, r] s\xB7dU\xB7B_up",
   "lora.gh.down": "[T, r] s\xB7G\xB7B_down",
-  "act.x": "[T, d] residual stream",
-  "act.xn": "[T, d] normed input of a block",
+  "act.x": "[T, d] residual stream (training: [T, max(d, H\xB7hd)])",
+  "act.xn": "[T, d] normed input of a block (the MLP's too)",
   "act.q": "[T, H\xB7hd] queries",
   "act.k": "[T, KV\xB7hd] keys",
   "act.v": "[T, KV\xB7hd] values",
@@ -5912,10 +6088,8 @@ var BUFFERS = {
   "mlp.g": "[T, C] gate chunk (the forward's SwiGLU output is written over it)",
   "mlp.u": "[T, C] up chunk",
   "mlp.m": "[T, C] SwiGLU output / its gradient (training)",
-  "ckpt": "[slots, T, d] layer inputs (f32 or bf16)",
-  "ckpt.decoded": "[T, d] a bf16 layer input decoded to f32",
-  "act.xn2": "[T, max(d, H\xB7hd)] normed MLP input",
-  "act.rstd2": "[T] 1/rms of the MLP's norm",
+  "saved": "[slots, T, d] saved layer inputs (f32 or bf16)",
+  "saved.decoded": "[T, d] a bf16 saved input decoded to f32",
   "grad.x": "[T, d] gradient of the residual stream",
   "grad.xn": "[T, d] gradient of a normed block input",
   "grad.q": "[T, H\xB7hd] gradient of the queries",
@@ -5974,7 +6148,7 @@ function planBuffers(cfg, o) {
   if (o.lora) {
     add("lora.params", o.lora.totalElements * f, `LoRA A and B, rank ${o.lora.rank} on ${o.lora.targets.join(",")}`);
   }
-  add("act.x", T * d * f, "residual stream [T, d]");
+  add("act.x", T * (backward ? Math.max(d, qd) : d) * f, `residual stream [T, d]${backward ? "; then d(attention output) [T, H\xB7hd]" : ""}`);
   add("act.xn", T * d * f, "normed input of a block [T, d]");
   add("act.q", T * qd * f, "queries [T, H\xB7hd]");
   if (o.mode === "generate") {
@@ -5984,18 +6158,17 @@ function planBuffers(cfg, o) {
     add("act.k", T * kvd * f, "keys [T, KV\xB7hd]");
     add("act.v", T * kvd * f, "values [T, KV\xB7hd]");
   }
-  add("act.att", T * qd * f, "attention output [T, H\xB7hd]");
+  add("act.att", T * (train2 ? Math.max(qd, Vc) : qd) * f, `attention output [T, H\xB7hd]${train2 ? `; the loss's logits [T, ${Vc}]` : ""}${backward ? "; then d(queries)" : ""}`);
   add("act.scores", T * P * f, "one head's scores / probabilities [T, T]");
   add("act.rstd", T * f, "RMSNorm 1/rms per row");
-  const decoded = backward && o.ckptDtype === "bf16" ? T * d : 0;
-  const gu = Math.max(2 * T * C, backward ? T * qd : 0, decoded) * f;
-  add("mlp.gu", gu, `gate and up chunks 2 \xD7 [T, ${C}]${o.mode === "train" ? "; then d(queries) [T, H\xB7hd]" : ""}`);
+  add("mlp.gu", 2 * T * C * f, `gate and up chunks 2 \xD7 [T, ${C}]`);
   view("mlp.g", "mlp.gu", 0, T * C * f, "part: the gate chunk");
   view("mlp.u", "mlp.gu", T * C * f, T * C * f, "part: the up chunk");
   if (backward) {
-    view("grad.q", "mlp.gu", 0, T * qd * f, "shared: the attention backward runs after the MLP's, whose gate/up chunks are then dead");
-    if (decoded) {
-      view("ckpt.decoded", "mlp.gu", 0, decoded * f, "shared: read by the input norm's backward, after d(queries) has been used");
+    view("grad.att", "act.x", 0, T * qd * f, "shared: the residual stream (the MLP's input) is dead once the MLP backward is done");
+    view("grad.q", "act.att", 0, T * qd * f, "shared: the attention output is dead once o_proj's gradients are done, before the first head's");
+    if (o.savedInputDtype === "bf16") {
+      view("saved.decoded", "act.x", 0, T * d * f, "shared: decoded after the last head, when d(attention output) is dead");
     }
   }
   if (r) {
@@ -6018,7 +6191,9 @@ function planBuffers(cfg, o) {
       add("lora.grad", o.lora.totalElements * f, "MeZO's gradient estimate (grad command only)");
     }
   } else if (o.mode === "train") trainRegions(o, D, add, view);
-  add("loss.logits", T * Vc * f, `logits of one vocabulary chunk [T, ${Vc}]`);
+  if (train2) {
+    view("loss.logits", "act.att", 0, T * Vc * f, "shared: the loss runs after the last layer's forward and before the first backward; no attention output is alive");
+  } else add("loss.logits", T * Vc * f, `logits of one vocabulary chunk [T, ${Vc}]`);
   add("loss.rows", 6 * T * f, "per-row max, sum, target logit, logsumexp, loss, weight");
   add("loss.targets", T * 4, "target token per row (i32)");
   if (o.mode === "train") add("loss.erow", d * f, "one decoded LM-head row (the target's, for the gradient)");
@@ -6057,30 +6232,21 @@ function bufferPointers(plan, views) {
   }
   return Object.freeze(p);
 }
-function checkpointSlots(layers, every) {
-  return Math.ceil(layers / every) + every - 1;
-}
 function trainRegions(o, D, add, view) {
-  const { T, d, qd, kvd, C, L } = D;
+  const { T, d, kvd, C, L } = D;
   const f = 4;
   const lora = o.lora;
   if (!lora) throw new Error("training needs a LoRA layout");
-  const bf16 = o.ckptDtype === "bf16";
-  const every = o.ckptEvery ?? 1;
-  if (!Number.isInteger(every) || every < 1) {
-    throw new Error(`checkpoint interval must be a positive integer, got ${every}`);
-  }
-  const slots = checkpointSlots(L, every);
-  add("ckpt", slots * T * d * (bf16 ? 2 : 4), `layer inputs, ${slots} \xD7 [T, d] (${bf16 ? "bf16" : "f32"}${every > 1 ? `; 1 in ${every} kept, ${every - 1} recomputed per segment` : ""})`);
-  add("act.xn2", T * Math.max(d, qd) * f, "normed MLP input [T, d]; then d(attention output) [T, H\xB7hd]");
-  view("grad.att", "act.xn2", 0, T * qd * f, "shared: the MLP's normed input is dead once the MLP backward is done");
-  add("act.rstd2", T * f, "MLP RMSNorm 1/rms per row");
-  add("mlp.m", T * C * f, `SwiGLU output / its gradient [T, ${C}]`);
+  const bf16 = o.savedInputDtype === "bf16";
+  const every = o.savedInputEvery ?? 1;
+  const order = recomputeOrder(L, o);
+  add("saved", order.slots * T * d * (bf16 ? 2 : 4), `saved layer inputs, ${order.slots} \xD7 [T, d] (${bf16 ? "bf16" : "f32"}${order.recomputed ? `; ${order.recomputed} layer forwards recomputed` : ""})`);
+  add("mlp.m", T * Math.max(C, T) * f, `SwiGLU output / its gradient [T, ${C}]; then d(scores) [T, T]`);
   add("grad.x", T * d * f, "gradient of the residual stream [T, d]");
   add("grad.xn", T * d * f, "gradient of a normed block input [T, d]");
   add("grad.k", T * kvd * f, "gradient of the keys [T, KV\xB7hd]");
   add("grad.v", T * kvd * f, "gradient of the values [T, KV\xB7hd]");
-  add("grad.scores", T * T * f, "one head's score gradient [T, T]");
+  view("grad.scores", "mlp.m", 0, T * T * f, "shared: the attention backward runs after the MLP's, whose SwiGLU output is then dead");
   const keep = o.keep;
   if (keep && (keep.mlp > 0 || keep.attention > 0)) {
     for (const [what, n] of Object.entries(keep)) {
@@ -6088,8 +6254,8 @@ function trainRegions(o, D, add, view) {
         throw new Error(`keep.${what} must be a whole number of layers in 0\u2026${L}, got ${n}`);
       }
     }
-    if ((o.method ?? "mesp") !== "mesp" || bf16 || every !== 1) {
-      throw new Error("kept forward tensors need MeSP with f32 checkpoints of every layer (ckptEvery 1)");
+    if ((o.method ?? "mesp") !== "mesp" || bf16 || every !== 1 || order.slots < L) {
+      throw new Error("kept forward tensors need MeSP with every layer's input saved in f32");
     }
     const kept2 = keptFloats(D);
     if (keep.mlp) {
@@ -6119,6 +6285,10 @@ function trainRegions(o, D, add, view) {
 // src/engine/schedule.ts
 var GFLOPS_PER_THREAD = 45;
 var THREAD_GAIN = 0.7;
+var NONE = {
+  mlp: 0,
+  attention: 0
+};
 function layerFlops(cfg, T, r) {
   const d = cfg.hiddenSize, qd = cfg.numHeads * cfg.headDim, kvd = cfg.numKvHeads * cfg.headDim;
   const I = cfg.intermediateSize, hd = cfg.headDim, H = cfg.numHeads;
@@ -6137,63 +6307,71 @@ function layerFlops(cfg, T, r) {
     backward
   };
 }
-function stepFlops(cfg, o, ckptEvery, keep) {
+function stepFlops(cfg, o, s) {
   const D = dims(cfg, o), L = D.L, f = layerFlops(cfg, D.T, D.r);
   const head = 2 * 2 * D.T * D.V * D.d;
-  const recompute = L * (f.attnLinears + f.heads + f.gateUp) - keep.attention * f.attnLinears - keep.mlp * f.gateUp;
-  const segments = ckptEvery > 1 ? (L - Math.ceil(L / ckptEvery)) * f.forward : 0;
-  return L * (f.forward + f.backward) + recompute + segments + head;
+  const recompute = L * (f.attnLinears + f.heads + f.gateUp) - s.keep.attention * f.attnLinears - s.keep.mlp * f.gateUp;
+  const inputs = recomputeOrder(L, s).recomputed * f.forward;
+  return L * (f.forward + f.backward) + recompute + inputs + head;
 }
 function predictedSeconds(flops, threads) {
   return flops / (GFLOPS_PER_THREAD * 1e9 * (1 + THREAD_GAIN * (Math.max(1, threads) - 1)));
 }
 function schedulable(o) {
-  return o.mode === "train" && (o.method ?? "mesp") === "mesp" && (o.ckptDtype ?? "f32") === "f32" && o.keep === void 0 && o.lora !== void 0;
+  return o.mode === "train" && (o.method ?? "mesp") === "mesp" && (o.savedInputDtype ?? "f32") === "f32" && o.keep === void 0 && o.lora !== void 0;
 }
-function arenaBytes(cfg, o, base) {
-  return planMemory(planBuffers(cfg, o).regions, {
-    base
-  }).bytes;
+function givenInputs(o) {
+  return {
+    savedInputEvery: o.savedInputEvery,
+    savedInputs: o.savedInputs
+  };
+}
+function costOf(cfg, o, choice, base = 0) {
+  const planned = {
+    ...o,
+    ...choice
+  };
+  const order = recomputeOrder(dims(cfg, o).L, planned);
+  return {
+    ...choice,
+    slots: order.slots,
+    recomputed: order.recomputed,
+    arenaBytes: planMemory(planBuffers(cfg, planned).regions, {
+      base
+    }).bytes,
+    flops: stepFlops(cfg, o, choice),
+    defaultFlops: stepFlops(cfg, o, {
+      keep: NONE
+    })
+  };
+}
+function largest(lo, hi, fits) {
+  if (hi < lo || !fits(lo)) return void 0;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (fits(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }
 function chooseSchedule(cfg, o, budget, base = 0) {
-  const D = dims(cfg, o), L = D.L, none = {
-    mlp: 0,
-    attention: 0
-  };
-  const defaultFlops = stepFlops(cfg, o, 1, none);
-  const at = (ckptEvery, keep) => ({
-    ckptEvery,
-    keep,
-    arenaBytes: arenaBytes(cfg, {
-      ...o,
-      ckptEvery,
-      keep
-    }, base),
-    flops: stepFlops(cfg, o, ckptEvery, keep),
-    defaultFlops
-  });
-  const fixed = o.ckptEvery;
-  const first = at(fixed ?? 1, none);
+  const L = dims(cfg, o).L, given = givenInputs(o);
+  const at = (inputs, keep = NONE) => costOf(cfg, o, {
+    ...inputs,
+    keep
+  }, base);
+  const first = at(given);
   if (first.arenaBytes > budget) {
-    if (fixed !== void 0) return void 0;
-    let best;
-    for (let k = 2; k <= L; k++) {
-      if (checkpointSlots(L, k) >= checkpointSlots(L, k - 1) && best) continue;
-      const s = at(k, none);
-      if (s.arenaBytes <= budget && (!best || s.flops < best.flops)) best = s;
-    }
-    return best;
+    if (given.savedInputEvery !== void 0 || given.savedInputs !== void 0) return void 0;
+    const n = largest(2, L - 1, (n2) => at({
+      savedInputs: n2
+    }).arenaBytes <= budget);
+    return n === void 0 ? void 0 : at({
+      savedInputs: n
+    });
   }
-  if ((fixed ?? 1) !== 1) return first;
-  const fit = (keep) => {
-    let lo = 0, hi = L;
-    while (lo < hi) {
-      const mid = Math.ceil((lo + hi) / 2);
-      if (at(1, keep(mid)).arenaBytes <= budget) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
-  };
+  if (first.slots < L || (given.savedInputEvery ?? 1) !== 1) return first;
+  const fit = (keep) => largest(0, L, (n) => at(given, keep(n)).arenaBytes <= budget) ?? 0;
   const mlp = fit((n) => ({
     mlp: n,
     attention: 0
@@ -6202,37 +6380,38 @@ function chooseSchedule(cfg, o, budget, base = 0) {
     mlp: L,
     attention: n
   })) : 0;
-  return at(1, {
+  return at(given, {
     mlp,
     attention
   });
 }
 function smallestSchedule(cfg, o, base = 0) {
-  const D = dims(cfg, o), none = {
-    mlp: 0,
-    attention: 0
-  };
-  const ks = o.ckptEvery !== void 0 ? [
-    o.ckptEvery
-  ] : Array.from({
-    length: D.L
-  }, (_, i) => i + 1);
-  let best;
-  for (const k of ks) {
-    const s = {
-      ckptEvery: k,
-      keep: none,
-      arenaBytes: arenaBytes(cfg, {
-        ...o,
-        ckptEvery: k,
-        keep: none
-      }, base),
-      flops: stepFlops(cfg, o, k, none),
-      defaultFlops: stepFlops(cfg, o, 1, none)
-    };
-    if (!best || s.arenaBytes < best.arenaBytes) best = s;
+  const given = givenInputs(o);
+  if (given.savedInputEvery !== void 0 || given.savedInputs !== void 0) {
+    return costOf(cfg, o, {
+      ...given,
+      keep: NONE
+    }, base);
   }
-  return best;
+  return costOf(cfg, o, {
+    savedInputs: Math.min(2, dims(cfg, o).L),
+    keep: NONE
+  }, base);
+}
+function targetSchedule(cfg, o, target, base = 0) {
+  const fits = chooseSchedule(cfg, o, target, base);
+  if (fits) return fits;
+  const given = givenInputs(o);
+  if (given.savedInputEvery !== void 0 || given.savedInputs !== void 0) {
+    return smallestSchedule(cfg, o, base);
+  }
+  const L = dims(cfg, o).L;
+  let n = Math.min(2, L);
+  while (n < L && recomputedLayers(L, n) > L) n++;
+  return costOf(cfg, o, {
+    savedInputs: n,
+    keep: NONE
+  }, base);
 }
 function ordinal(n) {
   const teen = n % 100 >= 11 && n % 100 <= 13;
@@ -6245,34 +6424,30 @@ function ordinal(n) {
 }
 function describeSchedule(s, L, threads = 1) {
   const layers = (n) => n === 0 ? "none" : n === L ? `all ${L}` : n === 1 ? `layer ${L - 1}` : `layers ${L - n}\u2013${L - 1}`;
-  const inputs = s.ckptEvery === 1 ? "every layer's input" : `the input of every ${ordinal(s.ckptEvery)} layer`;
+  const every = s.savedInputEvery ?? 1;
+  const recomputed = `${s.recomputed} layer forwards recomputed`;
+  const inputs = every > 1 ? `the input of every ${ordinal(every)} layer saved (${s.slots} slots; ${recomputed})` : s.slots < L ? `${s.slots} of ${L} layer inputs saved (${recomputed})` : "every layer's input saved";
   const ratio = s.defaultFlops / s.flops;
-  return `${inputs}; MLP gate/up kept: ${layers(s.keep.mlp)}; attention kept: ${layers(s.keep.attention)}; step \u2248 ${(s.flops / 1e9).toFixed(0)} GFLOP (${ratio.toFixed(2)}\xD7 the default's speed), \u2248 ${predictedSeconds(s.flops, threads).toFixed(1)} s at ${GFLOPS_PER_THREAD} GFLOP/s per thread`;
+  return `${inputs}; MLP gate/up kept: ${layers(s.keep.mlp)}; attention kept: ${layers(s.keep.attention)}; step \u2248 ${(s.flops / 1e9).toFixed(0)} GFLOP (${ratio.toFixed(2)}\xD7 the speed of every input saved), \u2248 ${predictedSeconds(s.flops, threads).toFixed(1)} s at ${GFLOPS_PER_THREAD} GFLOP/s per thread`;
 }
-function scheduled(cfg, o, budget) {
-  if (budget === void 0 || !schedulable(o)) return o;
-  const s = chooseSchedule(cfg, o, budget) ?? smallestSchedule(cfg, o);
+function scheduled(cfg, o, budget, target) {
+  if (!schedulable(o)) return o;
+  let s;
+  if (budget !== void 0) s = chooseSchedule(cfg, o, budget) ?? smallestSchedule(cfg, o);
+  else if (target !== void 0) s = targetSchedule(cfg, o, target);
+  else return o;
   return {
     ...o,
-    ckptEvery: s.ckptEvery,
+    savedInputEvery: s.savedInputEvery,
+    savedInputs: s.savedInputs,
     keep: s.keep
   };
 }
 function scheduleOf(cfg, o) {
-  const keep = o.keep ?? {
-    mlp: 0,
-    attention: 0
-  }, ckptEvery = o.ckptEvery ?? 1;
-  return {
-    ckptEvery,
-    keep,
-    arenaBytes: arenaBytes(cfg, o, 0),
-    flops: stepFlops(cfg, o, ckptEvery, keep),
-    defaultFlops: stepFlops(cfg, o, 1, {
-      mlp: 0,
-      attention: 0
-    })
-  };
+  return costOf(cfg, o, {
+    ...givenInputs(o),
+    keep: o.keep ?? NONE
+  });
 }
 
 // src/engine/engine.ts
@@ -6286,10 +6461,11 @@ function enginePlanOptions(pack, options, gemmScratch) {
   };
 }
 function scheduledOptions(pack, options, gemmScratch) {
-  const o = scheduled(pack.config, enginePlanOptions(pack, options, gemmScratch), options.budget);
-  return o.ckptEvery === options.ckptEvery && o.keep === options.keep ? options : {
+  const o = scheduled(pack.config, enginePlanOptions(pack, options, gemmScratch), options.budget, options.target);
+  return o.savedInputEvery === options.savedInputEvery && o.savedInputs === options.savedInputs && o.keep === options.keep ? options : {
     ...options,
-    ckptEvery: o.ckptEvery,
+    savedInputEvery: o.savedInputEvery,
+    savedInputs: o.savedInputs,
     keep: o.keep
   };
 }
@@ -6310,6 +6486,8 @@ var Engine = class _Engine {
   p;
   /** The frozen weights, streamed into their slots (or resident). */
   weights;
+  /** Which layer inputs a training step saves and how its backward recomputes the rest. */
+  recompute;
   /** Per-layer descriptors; in streaming mode every layer shares the slot's frozen weights. */
   #linears = [];
   constructor(pack, kernels, arena, D, options) {
@@ -6321,6 +6499,7 @@ var Engine = class _Engine {
     this.D = D;
     this.lora = options.lora;
     this.options = options;
+    this.recompute = recomputeOrder(D.L, options);
     this.F = new Float32Array(kernels.memory.buffer);
     this.I32 = new Int32Array(kernels.memory.buffer);
     const planned = planBuffers(pack.config, enginePlanOptions(pack, options, arena.region("gemm.scratch").bytes));
@@ -6442,26 +6621,23 @@ var Engine = class _Engine {
   }
 };
 
-// src/engine/checkpoints.ts
-function checkpointSlot(e, l) {
-  const k = e.options.ckptEvery ?? 1;
-  return l % k === 0 ? l / k : Math.ceil(e.D.L / k) + l % k - 1;
+// src/engine/saved_inputs.ts
+function saveInput(e, slot, T) {
+  const n = T * e.D.d, x = e.p["act.x"], at = e.p["saved"];
+  if (e.options.savedInputDtype === "bf16") e.k.f32_to_bf16(at + slot * n * 2, x, n);
+  else e.F.copyWithin((at >> 2) + slot * n, x >> 2, (x >> 2) + n);
 }
-function storeCheckpoint(e, l, T) {
-  const n = T * e.D.d, x = e.p["act.x"], at = e.p["ckpt"], s = checkpointSlot(e, l);
-  if (e.options.ckptDtype === "bf16") e.k.f32_to_bf16(at + s * n * 2, x, n);
-  else e.F.copyWithin((at >> 2) + s * n, x >> 2, (x >> 2) + n);
+function restoreInput(e, slot, T) {
+  const n = T * e.D.d, at = e.p["saved"], x = e.p["act.x"];
+  if (e.options.savedInputDtype === "bf16") {
+    e.k.decode_row(DTYPE.bf16, at + slot * n * 2, n, 0, 0, 0, 0, n, x);
+  } else e.F.copyWithin(x >> 2, (at >> 2) + slot * n, (at >> 2) + slot * n + n);
 }
-function restoreCheckpoint(e, l, T) {
-  const n = T * e.D.d, at = e.p["ckpt"], s = checkpointSlot(e, l), x = e.p["act.x"];
-  if (e.options.ckptDtype === "bf16") e.k.decode_row(DTYPE.bf16, at + s * n * 2, n, 0, 0, 0, 0, n, x);
-  else e.F.copyWithin(x >> 2, (at >> 2) + s * n, (at >> 2) + s * n + n);
-}
-function checkpointInput(e, l, T) {
-  const n = T * e.D.d, at = e.p["ckpt"], s = checkpointSlot(e, l);
-  if (e.options.ckptDtype !== "bf16") return at + s * n * 4;
-  const dst = e.p["ckpt.decoded"];
-  e.k.decode_row(DTYPE.bf16, at + s * n * 2, n, 0, 0, 0, 0, n, dst);
+function savedInput(e, slot, T) {
+  const n = T * e.D.d, at = e.p["saved"];
+  if (e.options.savedInputDtype !== "bf16") return at + slot * n * 4;
+  const dst = e.p["saved.decoded"];
+  e.k.decode_row(DTYPE.bf16, at + slot * n * 2, n, 0, 0, 0, 0, n, dst);
   return dst;
 }
 
@@ -6649,18 +6825,13 @@ function keptAttention(e, l) {
     x2
   };
 }
-function keptMlp(e, l, backward) {
+function keptMlp(e, l) {
   const s = slotOf(e, l, e.options.keep?.mlp ?? 0);
   if (s < 0) return void 0;
   const { T, I, C } = e.D, p = e.p;
   const g = p["keep.mlp"] + s * keptFloats(e.D).mlp * 4, u = g + T * I * 4;
-  const norm = backward ? {
-    xn: p["act.xn2"],
-    rstd: p["act.rstd2"]
-  } : {};
   return {
     ...workingMlp(e),
-    ...norm,
     g,
     u,
     ld: I,
@@ -6677,7 +6848,7 @@ async function trainingLayerForward(e, l, T) {
     v: p["act.v"]
   }, kept2?.buffers ?? workingAttention(e));
   if (kept2) e.F.copyWithin(kept2.x2 >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * e.D.d);
-  await mlpForward(e, l, T, keptMlp(e, l, false) ?? workingMlp(e));
+  await mlpForward(e, l, T, keptMlp(e, l) ?? workingMlp(e));
 }
 
 // src/engine/backward.ts
@@ -6736,8 +6907,8 @@ var Backward = class {
       this.e.D.I
     ];
     return {
-      xn: p["act.xn2"],
-      rstd: p["act.rstd2"],
+      xn: p["act.xn"],
+      rstd: p["act.rstd"],
       hg: h(4),
       hu: h(5),
       hd: h(6),
@@ -6754,8 +6925,8 @@ var Backward = class {
   #recomputedMlp() {
     const { p } = this.e;
     return {
-      xn: p["act.xn2"],
-      rstd: p["act.rstd2"],
+      xn: p["act.xn"],
+      rstd: p["act.rstd"],
       hg: p["lora.h.gate"],
       hu: p["lora.h.up"],
       hd: p["lora.h.down"],
@@ -6769,33 +6940,33 @@ var Backward = class {
     };
   }
   /**
-   * Layer `l`, given dL/d(output) in `grad.x` and its input in its checkpoint: recomputes the forward (but
-   * what the schedule kept, `kept.ts`), writes every LoRA gradient of the layer and leaves dL/d(input) in
-   * `grad.x`.
+   * Layer `l`, given dL/d(output) in `grad.x` and its input in saved-input slot `slot`: recomputes the
+   * forward (but what the schedule kept, `kept.ts`), writes every LoRA gradient of the layer and leaves
+   * dL/d(input) in `grad.x`.
    */
-  async layerBackward(l, T) {
+  async layerBackward(l, T, slot) {
     const e = this.e, { d } = e.D, p = e.p;
     const kv = {
       k: p["act.k"],
       v: p["act.v"]
     };
-    if (this.mebp || !keptAttention(e, l)) restoreCheckpoint(e, l, T);
+    if (this.mebp || !keptAttention(e, l)) restoreInput(e, slot, T);
     if (this.mebp) {
       const att2 = this.#keptAttention(T), mlp2 = this.#keptMlp(T);
       attentionForward(e, l, T, 0, kv, att2);
       e.F.copyWithin(p["mebp.x2"] >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * d);
       await mlpForward(e, l, T, mlp2);
       await this.#mlpBackward(l, T, mlp2, p["mebp.x2"], "none");
-      this.#attentionBackward(l, T, kv, att2, false);
+      this.#attentionBackward(l, T, slot, kv, att2, false);
       return;
     }
     const keptAtt = keptAttention(e, l);
     const att = keptAtt?.buffers ?? workingAttention(e);
     if (!keptAtt) attentionForward(e, l, T, 0, kv, att);
-    const mlp = keptMlp(e, l, true);
+    const mlp = keptMlp(e, l);
     const x2 = keptAtt?.x2 ?? p["act.x"];
     await this.#mlpBackward(l, T, mlp ?? this.#recomputedMlp(), x2, mlp ? "activation" : "all");
-    this.#attentionBackward(l, T, keptAtt?.kv ?? kv, att, true);
+    this.#attentionBackward(l, T, slot, keptAtt?.kv ?? kv, att, true);
   }
   /**
    * The MLP block, chunked over the intermediate dimension. On entry `grad.x` is dL/d(output), `x2` the
@@ -6853,7 +7024,7 @@ var Backward = class {
    * keys/values `kv` hold the forward, `t` its probabilities and adapter products too (recomputed here when
    * `recompute`); on exit `grad.x` is dL/d(x_l).
    */
-  #attentionBackward(l, T, kv, t, recompute) {
+  #attentionBackward(l, T, slot, kv, t, recompute) {
     const e = this.e, { d, H, KV, hd, qd, kvd } = e.D, p = e.p, { k, gemm } = e;
     const refs = e.refs(l);
     const G = p["grad.x"], att = t.att, datt = p["grad.att"];
@@ -6879,14 +7050,17 @@ var Backward = class {
     const { cos, sin } = e.rope();
     k.rope_backward(dq, cos, sin, H, hd, qd, 0, 0, T);
     k.rope_backward(dk, cos, sin, KV, hd, kvd, 0, 0, T);
+    const xl = savedInput(e, slot, T);
     const xn = t.xn, dxn = p["grad.xn"];
+    if (xn === p["act.xn"]) {
+      k.rmsnorm_forward(xn, t.rstd, xl, e.vec("inputNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
+    }
     gemm.nn(T, d, qd, dq, qd, refs.q_proj.w, dxn, d, 1, false);
     gemm.nn(T, d, kvd, dk, kvd, refs.k_proj.w, dxn, d, 1, true);
     gemm.nn(T, d, kvd, dv, kvd, refs.v_proj.w, dxn, d, 1, true);
     this.#linearLora(l, T, refs.q_proj, xn, d, dq, qd, dxn, d, t.h[0], recompute);
     this.#linearLora(l, T, refs.k_proj, xn, d, dk, kvd, dxn, d, t.h[1], recompute);
     this.#linearLora(l, T, refs.v_proj, xn, d, dv, kvd, dxn, d, t.h[2], recompute);
-    const xl = checkpointInput(e, l, T);
     k.rmsnorm_backward(G, dxn, xl, e.vec("inputNorm"), t.rstd, d, d, d, d, 1, 0, T);
   }
   /**
@@ -6995,11 +7169,11 @@ async function lossForwardBackward(e, T) {
 
 // src/engine/step.ts
 async function forwardBackward(e, bw, ids, trained, T, afterLayer) {
-  const { L } = e.D, k = e.options.ckptEvery ?? 1;
+  const { L } = e.D, order = e.recompute;
   if (T > e.D.T) throw new Error(`sequence of ${T} tokens is longer than the plan's ${e.D.T}`);
   await embed(e, ids, T);
   for (let l = 0; l < L; l++) {
-    if (l % k === 0) storeCheckpoint(e, l, T);
+    if (order.saveAt[l] >= 0) saveInput(e, order.saveAt[l], T);
     await e.weights.loadLayer(l);
     await trainingLayerForward(e, l, T);
   }
@@ -7008,20 +7182,16 @@ async function forwardBackward(e, bw, ids, trained, T, afterLayer) {
   if (tokens === 0) throw new Error("the sequence has no trained tokens");
   await lossForwardBackward(e, T);
   const { sum } = lossSum(e, T);
-  for (let l0 = Math.floor((L - 1) / k) * k; l0 >= 0; l0 -= k) {
-    const l1 = Math.min(L, l0 + k);
-    if (l1 - l0 > 1) {
-      restoreCheckpoint(e, l0, T);
-      for (let l = l0; l < l1 - 1; l++) {
-        await e.weights.loadLayer(l);
-        await layerForward(e, l, T);
-        storeCheckpoint(e, l + 1, T);
+  for (const s of order.backward) {
+    if (s.kind === "restore") restoreInput(e, s.slot, T);
+    else if (s.kind === "save") saveInput(e, s.slot, T);
+    else {
+      await e.weights.loadLayer(s.layer);
+      if (s.kind === "forward") await layerForward(e, s.layer, T);
+      else {
+        await bw.layerBackward(s.layer, T, s.slot);
+        afterLayer?.(s.layer);
       }
-    }
-    for (let l = l1 - 1; l >= l0; l--) {
-      await e.weights.loadLayer(l);
-      await bw.layerBackward(l, T);
-      afterLayer?.(l);
     }
   }
   return {
@@ -7404,13 +7574,15 @@ function trainEngineOptions(pack, options) {
     // MeBP holds every gradient until the optimizer step; MeSP fuses the update into each layer's backward
     gradBuffer: method === "mebp" || (options.gradAccum ?? 1) > 1 || (options.clip ?? 0) > 0,
     budget: options.budget,
+    target: options.target,
     variant: options.variant,
     threads: options.threads,
     kernels: options.kernels,
     resident: options.resident,
-    ckptDtype: options.ckptDtype,
+    savedInputDtype: options.savedInputDtype ?? options.ckptDtype,
     vocabChunk: options.vocabChunk,
-    ckptEvery: options.ckptEvery
+    savedInputEvery: options.savedInputEvery ?? options.ckptEvery,
+    savedInputs: options.savedInputs
   };
 }
 function planTraining(pack, options) {
@@ -7820,9 +7992,11 @@ async function computeGradients(pack, seq, options = {}) {
     seqLen: T,
     lora: layout,
     gradBuffer: true,
-    ckptDtype: options.ckptDtype,
-    ckptEvery: options.ckptEvery,
+    savedInputDtype: options.savedInputDtype ?? options.ckptDtype,
+    savedInputEvery: options.savedInputEvery ?? options.ckptEvery,
+    savedInputs: options.savedInputs,
     budget: options.budget,
+    target: options.target,
     variant: options.variant,
     threads: options.threads,
     kernels: options.kernels

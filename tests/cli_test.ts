@@ -176,7 +176,7 @@ Deno.test("train CLI: bad inputs fail before training, with a clear message, tou
 Deno.test("plan CLI: prints the regions and the predicted peak; exit 1 over --max-memory", async () => {
   const r = await mesp("plan", "--model", caseDir("gqa_tied_f32"), "--weights", "f32", "--seq-len", "64");
   assertEquals(r.code, 0, r.stderr);
-  assert(r.stdout.includes("ckpt") && r.stdout.includes("predicted whole-process peak"), r.stdout);
+  assert(r.stdout.includes("saved") && r.stdout.includes("predicted whole-process peak"), r.stdout);
   const over = await mesp(
     "plan",
     "--model",

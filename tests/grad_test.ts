@@ -11,7 +11,7 @@ import { loraLayout, peftName } from "../src/engine/lora.ts";
 
 async function checkCase(
   name: string,
-  chunks: { vocabChunk?: number; mlpChunk?: number; ckptDtype?: "bf16" } = {},
+  chunks: { vocabChunk?: number; mlpChunk?: number; savedInputDtype?: "bf16" } = {},
   tolerance = { cos: 0.99999, rel: 1e-4 },
 ) {
   const c = await loadCase(name, name === "mlx_q4" ? "q4" : "f32", chunks.mlpChunk);
@@ -23,7 +23,7 @@ async function checkCase(
     lora,
     gradBuffer: true,
     vocabChunk: chunks.vocabChunk,
-    ckptDtype: chunks.ckptDtype,
+    savedInputDtype: chunks.savedInputDtype,
   });
   await readAdapterInto(adapter, lora, e.arena.f32("lora.params"));
   const bw = new Backward(e, { ptr: e.p["lora.grad"], perLayer: false, accumulate: false });
@@ -63,6 +63,6 @@ Deno.test("grad: chunked MLP and vocabulary give the same gradients", async () =
 
 Deno.test("grad: bf16 layer checkpoints give near-exact gradients (cosine ≥ 0.9999, relative error ≤ 1e-2)", async () => {
   for (const name of ["gqa_tied_f32", "odd_sizes", "mlx_q4"]) {
-    await checkCase(name, { ckptDtype: "bf16" }, { cos: 0.9999, rel: 1e-2 });
+    await checkCase(name, { savedInputDtype: "bf16" }, { cos: 0.9999, rel: 1e-2 });
   }
 });

@@ -105,7 +105,7 @@ Deno.test("MeZO training: forward-only plan (no checkpoints, no gradients) and a
     gemmScratch: 0,
   })
     .map((r) => r.name);
-  assert(!names.includes("ckpt") && !names.includes("lora.grad") && !names.includes("grad.x"), names.join());
+  assert(!names.includes("saved") && !names.includes("lora.grad") && !names.includes("grad.x"), names.join());
   const data: Sequence[] = [{ ids: c.ids, targets: c.targets }];
   const opts = { seqLen: c.T, seed: 9, lora: { rank: 4 }, method: "mezo" as const };
   const before = (await train(c.pack, data, [], { ...opts, steps: 1, optimizer: { name: "sgd", lr: 0 } }))
@@ -127,21 +127,21 @@ Deno.test("--ckpt-every k: keeping every k-th layer's input gives the same gradi
     const adapter = await openAdapter(dirFiles(`${c.dir}/adapter`));
     const seq = { ids: c.ids, targets: c.targets };
     const all = await computeGradients(c.pack, seq, { adapter });
-    for (const ckptEvery of [2, 3]) {
+    for (const savedInputEvery of [2, 3]) {
       for (const method of ["mesp", "mebp"] as const) {
-        const r = await computeGradients(c.pack, seq, { adapter, ckptEvery, method });
+        const r = await computeGradients(c.pack, seq, { adapter, savedInputEvery, method });
         assertEquals(r.loss, all.loss);
         assert(
           r.grads.every((g, i) => Object.is(g, all.grads[i])),
-          `${name} every ${ckptEvery} ${method}: gradients differ`,
+          `${name} every ${savedInputEvery} ${method}: gradients differ`,
         );
       }
     }
   }
-  // 24 layers (Qwen2.5-0.5B): every 2nd kept → 12 + 1 spare slots; every 3rd → 8 + 2
+  // 24 layers (Qwen2.5-0.5B): every 2nd saved → 12 + 1 spare slots; every 3rd → 8 + 2
   const cfg = PRESETS["qwen2.5-0.5b"], lora = loraLayout(cfg, { rank: 8 });
-  const slots = (ckptEvery: number) =>
-    planRegions(cfg, { mode: "train", seqLen: 256, format: "q4", lora, gemmScratch: 0, ckptEvery })
-      .find((r) => r.name === "ckpt")!.bytes / (256 * 896 * 4);
+  const slots = (savedInputEvery: number) =>
+    planRegions(cfg, { mode: "train", seqLen: 256, format: "q4", lora, gemmScratch: 0, savedInputEvery })
+      .find((r) => r.name === "saved")!.bytes / (256 * 896 * 4);
   assertEquals([slots(1), slots(2), slots(3)], [24, 13, 10]);
 });

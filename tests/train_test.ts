@@ -150,7 +150,7 @@ Deno.test("planTraining gives the plan train lays out (MeSP SGD and AdamW, MeBP,
     { ...base, steps: 1 },
     { ...base, steps: 1, optimizer: { name: "adamw", lr: 1e-3 }, lora: { rank: 8 } },
     { ...base, steps: 1, method: "mebp" },
-    { ...base, steps: 1, gradAccum: 2, ckptEvery: 2 },
+    { ...base, steps: 1, gradAccum: 2, savedInputEvery: 2 },
     { ...base, steps: 1, threads: 2 },
   ];
   for (const o of cases) {

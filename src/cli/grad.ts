@@ -19,7 +19,7 @@ import {
   warnTrainingFields,
 } from "./common.ts";
 import { chooseWeights } from "./weights.ts";
-import { TRAIN_FLAGS } from "./train_flags.ts";
+import { defaultTarget, TRAIN_FLAGS } from "./train_flags.ts";
 import { checkInputFile, claimOutputFile } from "./paths.ts";
 import { writeFileAtomic } from "../io/deno_files.ts";
 import { writeLoraTensors } from "../engine/adapter.ts";
@@ -30,7 +30,7 @@ import { assertFinite } from "../model/finite.ts";
 /** One line for the command list. */
 export const description = "loss and every LoRA gradient of the first sequence, as safetensors (PEFT names)";
 
-const { method, seqLen, rank, alpha, rslora, targets, ckpt, ckptEvery } = TRAIN_FLAGS;
+const { method, seqLen, rank, alpha, rslora, targets, ckpt, ckptEvery, savedInputs } = TRAIN_FLAGS;
 
 /** The command's flags. */
 export const SPEC = {
@@ -58,6 +58,7 @@ export const SPEC = {
     targets,
     ckpt,
     ckptEvery,
+    savedInputs,
     seed: { type: "integer", default: 0, description: "seed of the fresh initialisation" },
     force: { type: "boolean", description: "replace --out if it exists" },
   },
@@ -89,8 +90,9 @@ export async function run(argv: string[]): Promise<number> {
       bf16Scales: bf16ScalesOf(cfg, args.weights),
       lora: loraLayout(cfg, adapter?.config ?? lora),
       gradBuffer: true,
-      ckptDtype: args.ckpt as "f32" | "bf16",
-      ckptEvery: args.ckptEvery,
+      savedInputDtype: args.ckpt as "f32" | "bf16",
+      savedInputEvery: args.ckptEvery,
+      savedInputs: args.savedInputs,
     },
     args.maxMemory,
     threads,
@@ -103,9 +105,11 @@ export async function run(argv: string[]): Promise<number> {
     lora,
     seed: args.seed,
     seqLen: args.seqLen,
-    ckptDtype: args.ckpt as "f32" | "bf16",
-    ckptEvery: args.ckptEvery,
+    savedInputDtype: args.ckpt as "f32" | "bf16",
+    savedInputEvery: args.ckptEvery,
+    savedInputs: args.savedInputs,
     budget: arenaBudget(args.maxMemory, threads),
+    target: defaultTarget(args.maxMemory, threads),
     variant: variantOf(args.variant),
     threads,
   });

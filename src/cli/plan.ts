@@ -7,7 +7,7 @@
 import { type CommandSpec, givenFlags, parseArgs } from "./args.ts";
 import { fitPositions } from "./preflight.ts";
 import { MODEL_FLAGS, runtimeBytes, threadsOf } from "./common.ts";
-import { TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
+import { defaultTarget, TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
 import { readModelConfig } from "../model/pack_files.ts";
 import { formatMB, formatPlan, planMemory } from "../runtime/arena.ts";
 import { type BufferView, planBuffers } from "../engine/plan.ts";
@@ -44,9 +44,11 @@ export async function run(argv: string[]): Promise<number> {
   if (!args.json) console.error(weights.line);
   const opts = trainPlanOptions(cfg, args, weights.format, scratch);
   const runtime = runtimeBytes(threads);
-  // the schedule --max-memory buys (MeSP training): which inputs and forward tensors are kept
+  // the schedule --max-memory buys (MeSP training; without it, the default target's): which inputs are
+  // saved and which forward tensors kept
   const budget = args.maxMemory === undefined ? undefined : Math.max(0, args.maxMemory - runtime);
-  const o = scheduled(cfg, { ...opts, mode: args.mode as "train" | "eval" }, budget);
+  const target = defaultTarget(args.maxMemory, threads);
+  const o = scheduled(cfg, { ...opts, mode: args.mode as "train" | "eval" }, budget, target);
   const schedule = o.mode === "train" && (o.method ?? "mesp") === "mesp" ? scheduleOf(cfg, o) : undefined;
   const buffers = planBuffers(cfg, o);
   const plan = planMemory(buffers.regions);
@@ -57,7 +59,9 @@ export async function run(argv: string[]): Promise<number> {
       regions: plan.regions.map((r) => ({ name: r.name, bytes: r.bytes, purpose: r.purpose })),
       views: buffers.views,
       schedule: schedule && {
-        ckpt_every: schedule.ckptEvery,
+        saved_inputs: schedule.slots,
+        saved_input_every: schedule.savedInputEvery ?? null,
+        recomputed_layer_forwards: schedule.recomputed,
         keep_mlp_layers: schedule.keep.mlp,
         keep_attention_layers: schedule.keep.attention,
         step_flops: schedule.flops,

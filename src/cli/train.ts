@@ -24,7 +24,7 @@ import {
   warnTrainingFields,
 } from "./common.ts";
 import { chooseWeights } from "./weights.ts";
-import { TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
+import { defaultTarget, TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
 import { CLI_PERMISSIONS, denoCommand } from "./prepare.ts";
 import { hubIdOfDir } from "./hub_cache.ts";
 import { fitPositions, refuseOverBudget } from "./preflight.ts";
@@ -513,9 +513,11 @@ async function trainInto(out: string, c: {
       variant: variantOf(args.variant),
       threads,
       resident: args.resident,
-      ckptDtype: args.ckpt as "f32" | "bf16",
+      savedInputDtype: args.ckpt as "f32" | "bf16",
       vocabChunk: args.vocabChunk,
-      ckptEvery: args.ckptEvery,
+      savedInputEvery: args.ckptEvery,
+      savedInputs: args.savedInputs,
+      target: defaultTarget(args.maxMemory, threads),
       method,
       zoEps: args.zoEps,
       onEvent,

@@ -8,6 +8,8 @@ import type { ModelConfig } from "../model/config.ts";
 import type { PackFormat } from "../model/pack_layout.ts";
 import { loraLayout } from "../engine/lora.ts";
 import type { Method, OptimizerName, PlanOptions } from "../engine/plan.ts";
+import { DEFAULT_PEAK } from "../engine/schedule.ts";
+import { runtimeBytes } from "./common.ts";
 
 /** LoRA, optimizer and schedule flags. */
 export const TRAIN_FLAGS = {
@@ -39,14 +41,20 @@ export const TRAIN_FLAGS = {
   ckptEvery: {
     type: "integer",
     min: 1,
-    description: "keep every k-th layer's input; the backward recomputes the rest (less memory, " +
-      "~(k−1)/2k more time) (default 1, or what --max-memory's schedule picks)",
+    description: "save every k-th layer's input; the backward recomputes the rest, re-running each " +
+      "segment once (less memory, more time, the same gradients) (default: what the memory target picks)",
+  },
+  savedInputs: {
+    type: "integer",
+    min: 2,
+    description: "save N layer inputs ([seq-len, hidden] each); the backward recomputes the rest with the " +
+      "fewest layer forwards N allows (the same gradients) (default: what the memory target picks)",
   },
   ckpt: {
     type: "string",
     choices: ["f32", "bf16"],
     default: "f32",
-    description: "layer checkpoints: f32 (exact gradients) or bf16 (half the memory, near-exact)",
+    description: "saved layer inputs: f32 (exact gradients) or bf16 (half the memory, near-exact)",
   },
 } as const satisfies Record<string, FlagSpec>;
 
@@ -65,6 +73,7 @@ export interface TrainFlagValues {
   resident?: boolean;
   ckpt: string;
   ckptEvery?: number;
+  savedInputs?: number;
 }
 
 /** Plan options of a training run with these flags. */
@@ -85,8 +94,17 @@ export function trainPlanOptions(
     gradBuffer: f.gradAccum > 1 || f.clip > 0,
     vocabChunk: f.vocabChunk,
     resident: f.resident,
-    ckptDtype: f.ckpt as "f32" | "bf16",
-    ckptEvery: f.ckptEvery,
+    savedInputDtype: f.ckpt as "f32" | "bf16",
+    savedInputEvery: f.ckptEvery,
+    savedInputs: f.savedInputs,
     gemmScratch,
   };
+}
+
+/**
+ * The arena the default schedule aims at (`targetSchedule`): {@linkcode DEFAULT_PEAK} less the runtime with
+ * `threads` threads, when no `--max-memory` is given (that one is a budget, and refuses).
+ */
+export function defaultTarget(maxMemory: number | undefined, threads: number): number | undefined {
+  return maxMemory === undefined ? Math.max(0, DEFAULT_PEAK - runtimeBytes(threads)) : undefined;
 }

@@ -22,7 +22,7 @@
 import type { WeightRef } from "../runtime/weight_ref.ts";
 import type { Engine, LinearRefs } from "./engine.ts";
 import type { LoraPair } from "./lora.ts";
-import { checkpointInput, restoreCheckpoint } from "./checkpoints.ts";
+import { restoreInput, savedInput } from "./saved_inputs.ts";
 import {
   type AttentionBuffers,
   attentionForward,
@@ -106,8 +106,8 @@ export class Backward {
     const { p } = this.e, h = (i: number) => p["mebp.h"] + i * T * this.e.D.r * 4;
     const [g, u, m, I] = [p["mebp.g"], p["mebp.u"], p["mebp.m"], this.e.D.I];
     return {
-      xn: p["act.xn2"],
-      rstd: p["act.rstd2"],
+      xn: p["act.xn"],
+      rstd: p["act.rstd"],
       hg: h(4),
       hu: h(5),
       hd: h(6),
@@ -125,8 +125,8 @@ export class Backward {
   #recomputedMlp(): MlpBuffers {
     const { p } = this.e;
     return {
-      xn: p["act.xn2"],
-      rstd: p["act.rstd2"],
+      xn: p["act.xn"],
+      rstd: p["act.rstd"],
       hg: p["lora.h.gate"],
       hu: p["lora.h.up"],
       hd: p["lora.h.down"],
@@ -141,14 +141,14 @@ export class Backward {
   }
 
   /**
-   * Layer `l`, given dL/d(output) in `grad.x` and its input in its checkpoint: recomputes the forward (but
-   * what the schedule kept, `kept.ts`), writes every LoRA gradient of the layer and leaves dL/d(input) in
-   * `grad.x`.
+   * Layer `l`, given dL/d(output) in `grad.x` and its input in saved-input slot `slot`: recomputes the
+   * forward (but what the schedule kept, `kept.ts`), writes every LoRA gradient of the layer and leaves
+   * dL/d(input) in `grad.x`.
    */
-  async layerBackward(l: number, T: number): Promise<void> {
+  async layerBackward(l: number, T: number, slot: number): Promise<void> {
     const e = this.e, { d } = e.D, p = e.p;
     const kv: KeyValues = { k: p["act.k"], v: p["act.v"] };
-    if (this.mebp || !keptAttention(e, l)) restoreCheckpoint(e, l, T);
+    if (this.mebp || !keptAttention(e, l)) restoreInput(e, slot, T);
     if (this.mebp) {
       const att = this.#keptAttention(T), mlp = this.#keptMlp(T);
       attentionForward(e, l, T, 0, kv, att);
@@ -156,17 +156,17 @@ export class Backward {
       // MeBP recomputes the whole block as autograd runs it (down projection included), keeping its tensors
       await mlpForward(e, l, T, mlp);
       await this.#mlpBackward(l, T, mlp, p["mebp.x2"], "none");
-      this.#attentionBackward(l, T, kv, att, false);
+      this.#attentionBackward(l, T, slot, kv, att, false);
       return;
     }
     // MeSP: the attention block recomputed from the layer's input, unless kept with the MLP's input x2
     const keptAtt = keptAttention(e, l);
     const att = keptAtt?.buffers ?? workingAttention(e);
     if (!keptAtt) attentionForward(e, l, T, 0, kv, att);
-    const mlp = keptMlp(e, l, true);
+    const mlp = keptMlp(e, l);
     const x2 = keptAtt?.x2 ?? p["act.x"];
     await this.#mlpBackward(l, T, mlp ?? this.#recomputedMlp(), x2, mlp ? "activation" : "all");
-    this.#attentionBackward(l, T, keptAtt?.kv ?? kv, att, true);
+    this.#attentionBackward(l, T, slot, keptAtt?.kv ?? kv, att, true);
   }
 
   /**
@@ -261,7 +261,14 @@ export class Backward {
    * keys/values `kv` hold the forward, `t` its probabilities and adapter products too (recomputed here when
    * `recompute`); on exit `grad.x` is dL/d(x_l).
    */
-  #attentionBackward(l: number, T: number, kv: KeyValues, t: AttentionBuffers, recompute: boolean): void {
+  #attentionBackward(
+    l: number,
+    T: number,
+    slot: number,
+    kv: KeyValues,
+    t: AttentionBuffers,
+    recompute: boolean,
+  ): void {
     const e = this.e, { d, H, KV, hd, qd, kvd } = e.D, p = e.p, { k, gemm } = e;
     const refs = e.refs(l);
     const G = p["grad.x"], att = t.att, datt = p["grad.att"];
@@ -289,16 +296,21 @@ export class Backward {
     const { cos, sin } = e.rope();
     k.rope_backward(dq, cos, sin, H, hd, qd, 0, 0, T);
     k.rope_backward(dk, cos, sin, KV, hd, kvd, 0, 0, T);
-    // dxn = dq·W_q + dk·W_k + dv·W_v (+ LoRA)
+    // the layer's input: the f32 slot, or the bf16 one decoded (over d(attention output), dead by now)
+    const xl = savedInput(e, slot, T);
+    // the normed input and 1/rms: kept, or recomputed (the MLP backward wrote its own over them; the same
+    // kernel on the same input gives the same bits)
     const xn = t.xn, dxn = p["grad.xn"];
+    if (xn === p["act.xn"]) {
+      k.rmsnorm_forward(xn, t.rstd, xl, e.vec("inputNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
+    }
+    // dxn = dq·W_q + dk·W_k + dv·W_v (+ LoRA)
     gemm.nn(T, d, qd, dq, qd, refs.q_proj.w!, dxn, d, 1, false);
     gemm.nn(T, d, kvd, dk, kvd, refs.k_proj.w!, dxn, d, 1, true);
     gemm.nn(T, d, kvd, dv, kvd, refs.v_proj.w!, dxn, d, 1, true);
     this.#linearLora(l, T, refs.q_proj, xn, d, dq, qd, dxn, d, t.h[0], recompute);
     this.#linearLora(l, T, refs.k_proj, xn, d, dk, kvd, dxn, d, t.h[1], recompute);
     this.#linearLora(l, T, refs.v_proj, xn, d, dv, kvd, dxn, d, t.h[2], recompute);
-    // the layer's input: the f32 checkpoint, or the bf16 one decoded over d(queries) (used by now)
-    const xl = checkpointInput(e, l, T);
     k.rmsnorm_backward(G, dxn, xl, e.vec("inputNorm"), t.rstd, d, d, d, d, 1, 0, T);
   }
 

@@ -32,6 +32,7 @@ import { findPair, type LoraLayout, type LoraPair } from "./lora.ts";
 import { type LayerVector, type MlpChunk, WeightStream } from "./weight_stream.ts";
 import { bufferPointers, type Buffers, type Dims, dims, planBuffers, type PlanOptions } from "./plan.ts";
 import { type Schedule, scheduled, scheduleOf } from "./schedule.ts";
+import { type RecomputeOrder, recomputeOrder } from "./recompute.ts";
 
 /** The plan options of an engine over `pack`: the caller's options and what the pack's layout fixes. */
 function enginePlanOptions(pack: Pack, options: EngineOptions, gemmScratch: number): PlanOptions {
@@ -45,25 +46,39 @@ function enginePlanOptions(pack: Pack, options: EngineOptions, gemmScratch: numb
 }
 
 /**
- * The options an engine runs with: the caller's, with the schedule their `budget` buys in MeSP training
- * (`schedule.ts`: which inputs and forward tensors are kept; bitwise the same gradients).
+ * The options an engine runs with: the caller's, with the schedule their `budget` (or `target`) buys in
+ * MeSP training (`schedule.ts`: which inputs are saved and which forward tensors kept; bitwise the same
+ * gradients).
  */
 function scheduledOptions(pack: Pack, options: EngineOptions, gemmScratch: number): EngineOptions {
-  const o = scheduled(pack.config, enginePlanOptions(pack, options, gemmScratch), options.budget);
-  return o.ckptEvery === options.ckptEvery && o.keep === options.keep
+  const o = scheduled(
+    pack.config,
+    enginePlanOptions(pack, options, gemmScratch),
+    options.budget,
+    options.target,
+  );
+  return o.savedInputEvery === options.savedInputEvery && o.savedInputs === options.savedInputs &&
+      o.keep === options.keep
     ? options
-    : { ...options, ckptEvery: o.ckptEvery, keep: o.keep };
+    : { ...options, savedInputEvery: o.savedInputEvery, savedInputs: o.savedInputs, keep: o.keep };
 }
 
 /** Options for {@linkcode Engine.create}. */
 export interface EngineOptions
   extends Omit<PlanOptions, "format" | "bf16Scales" | "gemmScratch" | "mlpChunk"> {
   /**
-   * Arena budget in bytes: in MeSP training (f32 checkpoints) the fastest exact schedule that fits is
-   * chosen (`schedule.ts`; `ckptEvery` and `keep` fixed when given); creation fails, showing the plan, if
-   * the plan (the smallest schedule's) is larger.
+   * Arena budget in bytes: in MeSP training (f32 saved inputs) the fastest exact schedule that fits is
+   * chosen (`schedule.ts`; `savedInputs`, `savedInputEvery` and `keep` fixed when given); creation fails,
+   * showing the plan, if the plan (the smallest schedule's) is larger.
    */
   budget?: number;
+  /**
+   * Arena bytes to aim at when no `budget` is given (MeSP training, nothing fixed): the fastest exact
+   * schedule that fits, or, when none does, the fewest saved inputs recomputing at most one more forward
+   * pass (`targetSchedule` in `schedule.ts`); never refused. The CLI's default; without it every input is
+   * saved.
+   */
+  target?: number;
   /** Kernel variant (default: the fastest this runtime validates). */
   variant?: Variant;
   /**
@@ -107,6 +122,8 @@ export class Engine {
   readonly p: Buffers;
   /** The frozen weights, streamed into their slots (or resident). */
   readonly weights: WeightStream;
+  /** Which layer inputs a training step saves and how its backward recomputes the rest. */
+  readonly recompute: RecomputeOrder;
   /** Per-layer descriptors; in streaming mode every layer shares the slot's frozen weights. */
   readonly #linears: Record<Linear, LinearRefs>[] = [];
 
@@ -119,6 +136,7 @@ export class Engine {
     this.D = D;
     this.lora = options.lora;
     this.options = options;
+    this.recompute = recomputeOrder(D.L, options);
     this.F = new Float32Array(kernels.memory.buffer);
     this.I32 = new Int32Array(kernels.memory.buffer);
     const planned = planBuffers(

@@ -45,16 +45,14 @@ export function keptAttention(e: Engine, l: number): KeptAttention | undefined {
 
 /**
  * Layer `l`'s MLP buffers with its kept gate and up projections, or undefined when the schedule does not
- * keep them. The SwiGLU output goes to the `mlp.m` chunk buffer (g must survive); `backward` puts the
- * normed input where the backward recomputes it (`act.xn2`).
+ * keep them. The SwiGLU output goes to the `mlp.m` chunk buffer (g must survive).
  */
-export function keptMlp(e: Engine, l: number, backward: boolean): MlpBuffers | undefined {
+export function keptMlp(e: Engine, l: number): MlpBuffers | undefined {
   const s = slotOf(e, l, e.options.keep?.mlp ?? 0);
   if (s < 0) return undefined;
   const { T, I, C } = e.D, p = e.p;
   const g = p["keep.mlp"] + s * keptFloats(e.D).mlp * 4, u = g + T * I * 4;
-  const norm = backward ? { xn: p["act.xn2"], rstd: p["act.rstd2"] } : {};
-  return { ...workingMlp(e), ...norm, g, u, ld: I, step: 4, m: p["mlp.m"], ldm: C, mStep: 0 };
+  return { ...workingMlp(e), g, u, ld: I, step: 4, m: p["mlp.m"], ldm: C, mStep: 0 };
 }
 
 /**
@@ -72,5 +70,5 @@ export async function trainingLayerForward(e: Engine, l: number, T: number): Pro
     kept?.buffers ?? workingAttention(e),
   );
   if (kept) e.F.copyWithin(kept.x2 >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * e.D.d);
-  await mlpForward(e, l, T, keptMlp(e, l, false) ?? workingMlp(e));
+  await mlpForward(e, l, T, keptMlp(e, l) ?? workingMlp(e));
 }

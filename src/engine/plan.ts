@@ -9,6 +9,7 @@ import type { MemoryPlan, RegionSpec } from "../runtime/arena.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { GROUP, layerLayout, matrixSlot, MLP_CHUNK, type PackFormat } from "../model/pack_layout.ts";
 import type { LoraLayout } from "./lora.ts";
+import { recomputeOrder } from "./recompute.ts";
 
 /** What a run does, which decides the regions it needs. */
 export type RunMode = "eval" | "generate" | "train";
@@ -43,14 +44,23 @@ export interface PlanOptions {
   /** Optimizer (train mode). */
   optimizer?: OptimizerName;
   /**
-   * Element type of the layer checkpoints (train mode): "f32" (default, gradients exact) or "bf16" (half the
-   * memory; the backward recomputes each layer from a rounded input, so gradients are close, not exact).
+   * Element type of the saved layer inputs (train mode; `--ckpt`): "f32" (default, gradients exact) or
+   * "bf16" (half the memory; the backward recomputes each layer from a rounded input, so gradients are
+   * close, not exact).
    */
-  ckptDtype?: "f32" | "bf16";
-  /** Keep every k-th layer's input only (default 1: every layer); see `checkpoints.ts`. */
-  ckptEvery?: number;
+  savedInputDtype?: "f32" | "bf16";
   /**
-   * Layers that keep forward tensors for their backward (MeSP, f32 checkpoints, every input kept): the last
+   * Save every k-th layer's input only (`--ckpt-every`; default 1: every layer), the segments between
+   * re-run once in the backward (`recompute.ts`, `everyKth`).
+   */
+  savedInputEvery?: number;
+  /**
+   * Save this many `[T, d]` layer inputs (2 … layers), the others recomputed in the backward with the fewest
+   * layer forwards that allows (`recompute.ts`, `fewestRecomputes`); not with `savedInputEvery`.
+   */
+  savedInputs?: number;
+  /**
+   * Layers that keep forward tensors for their backward (MeSP, f32, every layer's input saved): the last
    * `mlp` layers keep their gate/up projections, the last `attention` layers their attention tensors, so
    * the backward skips recomputing them (bitwise the same gradients; see `schedule.ts`).
    */
@@ -154,8 +164,8 @@ export const BUFFERS = {
   "lora.gh.gate": "[T, r] s·dG·B_gate",
   "lora.gh.up": "[T, r] s·dU·B_up",
   "lora.gh.down": "[T, r] s·G·B_down",
-  "act.x": "[T, d] residual stream",
-  "act.xn": "[T, d] normed input of a block",
+  "act.x": "[T, d] residual stream (training: [T, max(d, H·hd)])",
+  "act.xn": "[T, d] normed input of a block (the MLP's too)",
   "act.q": "[T, H·hd] queries",
   "act.k": "[T, KV·hd] keys",
   "act.v": "[T, KV·hd] values",
@@ -168,10 +178,8 @@ export const BUFFERS = {
   "mlp.g": "[T, C] gate chunk (the forward's SwiGLU output is written over it)",
   "mlp.u": "[T, C] up chunk",
   "mlp.m": "[T, C] SwiGLU output / its gradient (training)",
-  "ckpt": "[slots, T, d] layer inputs (f32 or bf16)",
-  "ckpt.decoded": "[T, d] a bf16 layer input decoded to f32",
-  "act.xn2": "[T, max(d, H·hd)] normed MLP input",
-  "act.rstd2": "[T] 1/rms of the MLP's norm",
+  "saved": "[slots, T, d] saved layer inputs (f32 or bf16)",
+  "saved.decoded": "[T, d] a bf16 saved input decoded to f32",
   "grad.x": "[T, d] gradient of the residual stream",
   "grad.xn": "[T, d] gradient of a normed block input",
   "grad.q": "[T, H·hd] gradient of the queries",
@@ -278,7 +286,12 @@ export function planBuffers(cfg: ModelConfig, o: PlanOptions): BufferPlan {
     );
   }
 
-  add("act.x", T * d * f, "residual stream [T, d]");
+  // training: d(attention output) lives here once the MLP backward no longer needs the residual
+  add(
+    "act.x",
+    T * (backward ? Math.max(d, qd) : d) * f,
+    `residual stream [T, d]${backward ? "; then d(attention output) [T, H·hd]" : ""}`,
+  );
   add("act.xn", T * d * f, "normed input of a block [T, d]");
   add("act.q", T * qd * f, "queries [T, H·hd]");
   if (o.mode === "generate") {
@@ -288,35 +301,41 @@ export function planBuffers(cfg: ModelConfig, o: PlanOptions): BufferPlan {
     add("act.k", T * kvd * f, "keys [T, KV·hd]");
     add("act.v", T * kvd * f, "values [T, KV·hd]");
   }
-  add("act.att", T * qd * f, "attention output [T, H·hd]");
+  // training: the loss's logits live here too (the loss runs between the layers' forward and backward)
+  add(
+    "act.att",
+    T * (train ? Math.max(qd, Vc) : qd) * f,
+    `attention output [T, H·hd]${train ? `; the loss's logits [T, ${Vc}]` : ""}${
+      backward ? "; then d(queries)" : ""
+    }`,
+  );
   add("act.scores", T * P * f, "one head's scores / probabilities [T, T]");
   add("act.rstd", T * f, "RMSNorm 1/rms per row");
-  // gate and up chunks; in training also the queries' gradient (the attention backward runs after the MLP's)
-  // and a bf16 layer input decoded for the input norm's backward
-  const decoded = backward && o.ckptDtype === "bf16" ? T * d : 0;
-  const gu = Math.max(2 * T * C, backward ? T * qd : 0, decoded) * f;
-  add(
-    "mlp.gu",
-    gu,
-    `gate and up chunks 2 × [T, ${C}]${o.mode === "train" ? "; then d(queries) [T, H·hd]" : ""}`,
-  );
+  add("mlp.gu", 2 * T * C * f, `gate and up chunks 2 × [T, ${C}]`);
   view("mlp.g", "mlp.gu", 0, T * C * f, "part: the gate chunk");
   view("mlp.u", "mlp.gu", T * C * f, T * C * f, "part: the up chunk");
   if (backward) {
     view(
-      "grad.q",
-      "mlp.gu",
+      "grad.att",
+      "act.x",
       0,
       T * qd * f,
-      "shared: the attention backward runs after the MLP's, whose gate/up chunks are then dead",
+      "shared: the residual stream (the MLP's input) is dead once the MLP backward is done",
     );
-    if (decoded) {
+    view(
+      "grad.q",
+      "act.att",
+      0,
+      T * qd * f,
+      "shared: the attention output is dead once o_proj's gradients are done, before the first head's",
+    );
+    if (o.savedInputDtype === "bf16") {
       view(
-        "ckpt.decoded",
-        "mlp.gu",
+        "saved.decoded",
+        "act.x",
         0,
-        decoded * f,
-        "shared: read by the input norm's backward, after d(queries) has been used",
+        T * d * f,
+        "shared: decoded after the last head, when d(attention output) is dead",
       );
     }
   }
@@ -344,7 +363,15 @@ export function planBuffers(cfg: ModelConfig, o: PlanOptions): BufferPlan {
       add("lora.grad", o.lora!.totalElements * f, "MeZO's gradient estimate (grad command only)");
     }
   } else if (o.mode === "train") trainRegions(o, D, add, view);
-  add("loss.logits", T * Vc * f, `logits of one vocabulary chunk [T, ${Vc}]`);
+  if (train) {
+    view(
+      "loss.logits",
+      "act.att",
+      0,
+      T * Vc * f,
+      "shared: the loss runs after the last layer's forward and before the first backward; no attention output is alive",
+    );
+  } else add("loss.logits", T * Vc * f, `logits of one vocabulary chunk [T, ${Vc}]`);
   add("loss.rows", 6 * T * f, "per-row max, sum, target logit, logsumexp, loss, weight");
   add("loss.targets", T * 4, "target token per row (i32)");
   if (o.mode === "train") add("loss.erow", d * f, "one decoded LM-head row (the target's, for the gradient)");
@@ -387,50 +414,39 @@ export function bufferPointers(plan: MemoryPlan, views: readonly BufferView[]): 
   return Object.freeze(p) as Buffers;
 }
 
-/** Checkpoint slots a plan needs: one per segment plus the segment's spares. */
-export function checkpointSlots(layers: number, every: number): number {
-  return Math.ceil(layers / every) + every - 1;
-}
-
-/** Regions only training needs: layer checkpoints, the backward working set, gradients, optimizer state. */
+/** Regions only training needs: saved layer inputs, the backward working set, gradients, optimizer state. */
 function trainRegions(
   o: PlanOptions,
   D: Dims,
   add: (name: BufferName, bytes: number, purpose: string) => void,
   view: (name: BufferName, over: BufferName, offset: number, bytes: number, why: string) => void,
 ) {
-  const { T, d, qd, kvd, C, L } = D;
+  const { T, d, kvd, C, L } = D;
   const f = 4;
   const lora = o.lora;
   if (!lora) throw new Error("training needs a LoRA layout");
-  const bf16 = o.ckptDtype === "bf16";
-  const every = o.ckptEvery ?? 1;
-  if (!Number.isInteger(every) || every < 1) {
-    throw new Error(`checkpoint interval must be a positive integer, got ${every}`);
-  }
-  const slots = checkpointSlots(L, every);
+  const bf16 = o.savedInputDtype === "bf16";
+  const every = o.savedInputEvery ?? 1;
+  const order = recomputeOrder(L, o);
   add(
-    "ckpt",
-    slots * T * d * (bf16 ? 2 : 4),
-    `layer inputs, ${slots} × [T, d] (${bf16 ? "bf16" : "f32"}${
-      every > 1 ? `; 1 in ${every} kept, ${every - 1} recomputed per segment` : ""
+    "saved",
+    order.slots * T * d * (bf16 ? 2 : 4),
+    `saved layer inputs, ${order.slots} × [T, d] (${bf16 ? "bf16" : "f32"}${
+      order.recomputed ? `; ${order.recomputed} layer forwards recomputed` : ""
     })`,
   );
-  add("act.xn2", T * Math.max(d, qd) * f, "normed MLP input [T, d]; then d(attention output) [T, H·hd]");
-  view(
-    "grad.att",
-    "act.xn2",
-    0,
-    T * qd * f,
-    "shared: the MLP's normed input is dead once the MLP backward is done",
-  );
-  add("act.rstd2", T * f, "MLP RMSNorm 1/rms per row");
-  add("mlp.m", T * C * f, `SwiGLU output / its gradient [T, ${C}]`);
+  add("mlp.m", T * Math.max(C, T) * f, `SwiGLU output / its gradient [T, ${C}]; then d(scores) [T, T]`);
   add("grad.x", T * d * f, "gradient of the residual stream [T, d]");
   add("grad.xn", T * d * f, "gradient of a normed block input [T, d]");
   add("grad.k", T * kvd * f, "gradient of the keys [T, KV·hd]");
   add("grad.v", T * kvd * f, "gradient of the values [T, KV·hd]");
-  add("grad.scores", T * T * f, "one head's score gradient [T, T]");
+  view(
+    "grad.scores",
+    "mlp.m",
+    0,
+    T * T * f,
+    "shared: the attention backward runs after the MLP's, whose SwiGLU output is then dead",
+  );
   const keep = o.keep;
   if (keep && (keep.mlp > 0 || keep.attention > 0)) {
     for (const [what, n] of Object.entries(keep)) {
@@ -438,8 +454,8 @@ function trainRegions(
         throw new Error(`keep.${what} must be a whole number of layers in 0…${L}, got ${n}`);
       }
     }
-    if ((o.method ?? "mesp") !== "mesp" || bf16 || every !== 1) {
-      throw new Error("kept forward tensors need MeSP with f32 checkpoints of every layer (ckptEvery 1)");
+    if ((o.method ?? "mesp") !== "mesp" || bf16 || every !== 1 || order.slots < L) {
+      throw new Error("kept forward tensors need MeSP with every layer's input saved in f32");
     }
     const kept = keptFloats(D);
     if (keep.mlp) {

@@ -1,7 +1,8 @@
 /**
  * A memory budget that buys speed: before a MeSP run, the fastest exact schedule whose plan fits the budget
- * (docs/memory_plan.md, "Schedules"). A schedule says which layers keep their inputs (`ckptEvery`) and which
- * keep forward tensors so that their recompute in the backward is skipped (`keep`):
+ * (docs/memory_plan.md, "Schedules"). A schedule says which layer inputs are saved (`savedInputs` slots, or
+ * every `savedInputEvery`-th input, `recompute.ts`) and which layers keep forward tensors so that their
+ * recompute in the backward is skipped (`keep`):
  *
  * - MLP: the gate and up projections `[T, I]` (2·T·I floats a layer). The backward then recomputes only the
  *   norm, the adapters' inputs and SwiGLU, not the two largest GEMMs of the layer.
@@ -9,10 +10,14 @@
  *   2·KV·hd + 1)` floats a layer). The backward then skips the q, k, v and o projections (each head's
  *   probabilities are still recomputed: q·kᵀ and a softmax, cheap for their size).
  *
- * Every schedule runs the same kernels on the same operands in the same order (what is kept is what the
- * recompute would have produced, bit for bit), so the gradients are bitwise the same for every budget
+ * Every schedule runs the same kernels on the same operands in the same order (what is kept or recomputed
+ * is what the forward produced, bit for bit), so the gradients are bitwise the same for every budget
  * (`tests/schedule_test.ts`). Not part of a schedule: the vocabulary chunk, whose size changes the order of
- * the loss's sums (so its bits), and bf16 checkpoints, which are not exact.
+ * the loss's sums (so its bits), and bf16 saved inputs, which are not exact.
+ *
+ * Without a budget the CLI aims at {@linkcode DEFAULT_PEAK} ({@linkcode targetSchedule}): the fastest exact
+ * schedule predicted to fit it, or, when none does, the fewest saved inputs whose recompute is at most one
+ * forward pass more (L layer forwards; the extreme, 2 slots, would cost several).
  *
  * Time is predicted by counting GEMM FLOPs (they are > 90 % of a step, `bench:step`), and converted to
  * seconds at the GEMM rate `bench:step` measures.
@@ -21,25 +26,40 @@
  */
 import type { ModelConfig } from "../model/config.ts";
 import { planMemory } from "../runtime/arena.ts";
-import { checkpointSlots, dims, type KeepSchedule, planBuffers, type PlanOptions } from "./plan.ts";
+import { dims, type KeepSchedule, planBuffers, type PlanOptions } from "./plan.ts";
+import { recomputedLayers, recomputeOrder } from "./recompute.ts";
 
 /** GEMM throughput assumed for predicted times: one thread of `bench:step` (45 GFLOP/s, 2026-11-28). */
 export const GFLOPS_PER_THREAD = 45;
 /** Measured 2-thread speedup of a step (`bench:step`: 1.67–1.81×) per extra thread, for predictions. */
 const THREAD_GAIN = 0.7;
 
-/** A chosen schedule, with what it is predicted to cost. */
-export interface Schedule {
-  /** Keep every k-th layer's input. */
-  ckptEvery: number;
-  /** Layers keeping forward tensors (the last `mlp` layers their MLP's, the last `attention` their attention's). */
+/** Whole-process peak (bytes, 100 MB as `--max-memory` counts) the CLI's default schedule aims at without one. */
+export const DEFAULT_PEAK = 100e6;
+
+/** What a schedule fixes: the saved inputs (a count, or an interval) and the kept forward tensors. */
+export interface ScheduleChoice {
+  /** Save every k-th layer's input (`--ckpt-every`); undefined with `savedInputs`. */
+  savedInputEvery?: number;
+  /** Saved-input slots, with the fewest recomputes they allow; undefined: every `savedInputEvery`-th. */
+  savedInputs?: number;
+  /** Layers keeping forward tensors (the last `mlp` layers their MLP's, the last `attention` theirs). */
   keep: KeepSchedule;
+}
+
+/** A chosen schedule, with what it is predicted to cost. */
+export interface Schedule extends ScheduleChoice {
+  /** `[T, d]` saved-input slots of its plan, and the layer forwards its backward recomputes for them. */
+  slots: number;
+  recomputed: number;
   /** Arena bytes of its plan. */
   arenaBytes: number;
-  /** GEMM work of one step (FLOPs) and that of the default schedule (every input kept, nothing else). */
+  /** GEMM work of one step (FLOPs) and that of every input saved, nothing else kept. */
   flops: number;
   defaultFlops: number;
 }
+
+const NONE: KeepSchedule = { mlp: 0, attention: 0 };
 
 /** GEMM FLOPs of one layer's parts, for sequences of T tokens. */
 function layerFlops(cfg: ModelConfig, T: number, r: number) {
@@ -60,15 +80,15 @@ function layerFlops(cfg: ModelConfig, T: number, r: number) {
 }
 
 /** GEMM FLOPs of one MeSP step of T tokens under a schedule. */
-export function stepFlops(cfg: ModelConfig, o: PlanOptions, ckptEvery: number, keep: KeepSchedule): number {
+export function stepFlops(cfg: ModelConfig, o: PlanOptions, s: ScheduleChoice): number {
   const D = dims(cfg, o), L = D.L, f = layerFlops(cfg, D.T, D.r);
   const head = 2 * 2 * D.T * D.V * D.d; // the LM head's logits and their gradient, once each
   // the backward recomputes each layer's forward but the down projection, less what is kept
-  const recompute = L * (f.attnLinears + f.heads + f.gateUp) - keep.attention * f.attnLinears -
-    keep.mlp * f.gateUp;
-  // segments: every layer but the kept one of each segment is run forward once more
-  const segments = ckptEvery > 1 ? (L - Math.ceil(L / ckptEvery)) * f.forward : 0;
-  return L * (f.forward + f.backward) + recompute + segments + head;
+  const recompute = L * (f.attnLinears + f.heads + f.gateUp) - s.keep.attention * f.attnLinears -
+    s.keep.mlp * f.gateUp;
+  // inputs not saved: whole layer forwards run again to recompute them
+  const inputs = recomputeOrder(L, s).recomputed * f.forward;
+  return L * (f.forward + f.backward) + recompute + inputs + head;
 }
 
 /** Predicted seconds for `flops` of GEMM work on `threads` threads. */
@@ -78,19 +98,45 @@ export function predictedSeconds(flops: number, threads: number): number {
 
 /** Whether the budget may choose a schedule for these options (exact MeSP training, nothing fixed). */
 export function schedulable(o: PlanOptions): boolean {
-  return o.mode === "train" && (o.method ?? "mesp") === "mesp" && (o.ckptDtype ?? "f32") === "f32" &&
+  return o.mode === "train" && (o.method ?? "mesp") === "mesp" && (o.savedInputDtype ?? "f32") === "f32" &&
     o.keep === undefined && o.lora !== undefined;
 }
 
-/** Arena bytes of the plan of `o` (with the kernels' `base` offset the arena starts at). */
-function arenaBytes(cfg: ModelConfig, o: PlanOptions, base: number): number {
-  return planMemory(planBuffers(cfg, o).regions, { base }).bytes;
+/** The saved-input part of options `o`, as given. */
+function givenInputs(o: PlanOptions): Omit<ScheduleChoice, "keep"> {
+  return { savedInputEvery: o.savedInputEvery, savedInputs: o.savedInputs };
+}
+
+/** `choice` for options `o`, with its predicted cost (the arena laid out from `base`). */
+function costOf(cfg: ModelConfig, o: PlanOptions, choice: ScheduleChoice, base = 0): Schedule {
+  const planned = { ...o, ...choice };
+  const order = recomputeOrder(dims(cfg, o).L, planned);
+  return {
+    ...choice,
+    slots: order.slots,
+    recomputed: order.recomputed,
+    arenaBytes: planMemory(planBuffers(cfg, planned).regions, { base }).bytes,
+    flops: stepFlops(cfg, o, choice),
+    defaultFlops: stepFlops(cfg, o, { keep: NONE }),
+  };
+}
+
+/** The largest n in [lo, hi] with `fits(n)` (monotone: true up to some n), or undefined. */
+function largest(lo: number, hi: number, fits: (n: number) => boolean): number | undefined {
+  if (hi < lo || !fits(lo)) return undefined;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (fits(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }
 
 /**
- * The fastest exact schedule whose arena fits `budget` bytes, for MeSP options `o` (`o.ckptEvery` fixed when
- * given); undefined when none fits. With room to spare, layers keep MLP tensors first (the most work saved
- * per byte), then attention tensors; short of room, every k-th input only, k the fastest that fits.
+ * The fastest exact schedule whose arena fits `budget` bytes, for MeSP options `o` (`o.savedInputEvery` or
+ * `o.savedInputs` fixed when given); undefined when none fits. With room to spare, layers keep MLP tensors
+ * first (the most work saved per byte), then attention tensors; short of room, the most saved inputs that
+ * fit (each one fewer costs more recompute).
  */
 export function chooseSchedule(
   cfg: ModelConfig,
@@ -98,60 +144,48 @@ export function chooseSchedule(
   budget: number,
   base = 0,
 ): Schedule | undefined {
-  const D = dims(cfg, o), L = D.L, none: KeepSchedule = { mlp: 0, attention: 0 };
-  const defaultFlops = stepFlops(cfg, o, 1, none);
-  const at = (ckptEvery: number, keep: KeepSchedule): Schedule => ({
-    ckptEvery,
-    keep,
-    arenaBytes: arenaBytes(cfg, { ...o, ckptEvery, keep }, base),
-    flops: stepFlops(cfg, o, ckptEvery, keep),
-    defaultFlops,
-  });
-  const fixed = o.ckptEvery;
-  const first = at(fixed ?? 1, none);
+  const L = dims(cfg, o).L, given = givenInputs(o);
+  const at = (inputs: Omit<ScheduleChoice, "keep">, keep = NONE) => costOf(cfg, o, { ...inputs, keep }, base);
+  const first = at(given);
   if (first.arenaBytes > budget) {
-    if (fixed !== undefined) return undefined;
-    // fewer kept inputs: the k with the least recompute among those that fit
-    let best: Schedule | undefined;
-    for (let k = 2; k <= L; k++) {
-      if (checkpointSlots(L, k) >= checkpointSlots(L, k - 1) && best) continue;
-      const s = at(k, none);
-      if (s.arenaBytes <= budget && (!best || s.flops < best.flops)) best = s;
-    }
-    return best;
+    if (given.savedInputEvery !== undefined || given.savedInputs !== undefined) return undefined;
+    // fewer saved inputs: the most that fit (arena bytes grow with them, recompute shrinks)
+    const n = largest(2, L - 1, (n) => at({ savedInputs: n }).arenaBytes <= budget);
+    return n === undefined ? undefined : at({ savedInputs: n });
   }
-  if ((fixed ?? 1) !== 1) return first;
+  if (first.slots < L || (given.savedInputEvery ?? 1) !== 1) return first;
   // room to spare: MLP tensors, layer by layer, then attention tensors (bytes grow linearly in layers)
-  const fit = (keep: (n: number) => KeepSchedule): number => {
-    let lo = 0, hi = L;
-    while (lo < hi) {
-      const mid = Math.ceil((lo + hi) / 2);
-      if (at(1, keep(mid)).arenaBytes <= budget) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
-  };
+  const fit = (keep: (n: number) => KeepSchedule) =>
+    largest(0, L, (n) => at(given, keep(n)).arenaBytes <= budget) ?? 0;
   const mlp = fit((n) => ({ mlp: n, attention: 0 }));
   const attention = mlp === L ? fit((n) => ({ mlp: L, attention: n })) : 0;
-  return at(1, { mlp, attention });
+  return at(given, { mlp, attention });
 }
 
 /** The schedule of `o` with the smallest arena (for a refusal's message). */
 export function smallestSchedule(cfg: ModelConfig, o: PlanOptions, base = 0): Schedule {
-  const D = dims(cfg, o), none: KeepSchedule = { mlp: 0, attention: 0 };
-  const ks = o.ckptEvery !== undefined ? [o.ckptEvery] : Array.from({ length: D.L }, (_, i) => i + 1);
-  let best: Schedule | undefined;
-  for (const k of ks) {
-    const s: Schedule = {
-      ckptEvery: k,
-      keep: none,
-      arenaBytes: arenaBytes(cfg, { ...o, ckptEvery: k, keep: none }, base),
-      flops: stepFlops(cfg, o, k, none),
-      defaultFlops: stepFlops(cfg, o, 1, none),
-    };
-    if (!best || s.arenaBytes < best.arenaBytes) best = s;
+  const given = givenInputs(o);
+  if (given.savedInputEvery !== undefined || given.savedInputs !== undefined) {
+    return costOf(cfg, o, { ...given, keep: NONE }, base);
   }
-  return best!;
+  return costOf(cfg, o, { savedInputs: Math.min(2, dims(cfg, o).L), keep: NONE }, base);
+}
+
+/**
+ * The default schedule for a target of `target` arena bytes: the fastest exact one that fits, else the
+ * fewest saved inputs whose recompute is at most one forward pass (L layer forwards); never refused.
+ */
+export function targetSchedule(cfg: ModelConfig, o: PlanOptions, target: number, base = 0): Schedule {
+  const fits = chooseSchedule(cfg, o, target, base);
+  if (fits) return fits;
+  const given = givenInputs(o);
+  if (given.savedInputEvery !== undefined || given.savedInputs !== undefined) {
+    return smallestSchedule(cfg, o, base);
+  }
+  const L = dims(cfg, o).L;
+  let n = Math.min(2, L);
+  while (n < L && recomputedLayers(L, n) > L) n++;
+  return costOf(cfg, o, { savedInputs: n, keep: NONE }, base);
 }
 
 /** 2 → "2nd", 3 → "3rd", 4 → "4th", 11 → "11th", 22 → "22nd". */
@@ -160,38 +194,44 @@ function ordinal(n: number): string {
   return `${n}${teen ? "th" : ["th", "st", "nd", "rd"][n % 10] ?? "th"}`;
 }
 
-/** One line describing a schedule: what is kept, the predicted work relative to the default's. */
+/** One line describing a schedule: what is saved and kept, the predicted work relative to the default's. */
 export function describeSchedule(s: Schedule, L: number, threads = 1): string {
   const layers = (n: number) =>
     n === 0 ? "none" : n === L ? `all ${L}` : n === 1 ? `layer ${L - 1}` : `layers ${L - n}–${L - 1}`;
-  const inputs = s.ckptEvery === 1
-    ? "every layer's input"
-    : `the input of every ${ordinal(s.ckptEvery)} layer`;
+  const every = s.savedInputEvery ?? 1;
+  const recomputed = `${s.recomputed} layer forwards recomputed`;
+  const inputs = every > 1
+    ? `the input of every ${ordinal(every)} layer saved (${s.slots} slots; ${recomputed})`
+    : s.slots < L
+    ? `${s.slots} of ${L} layer inputs saved (${recomputed})`
+    : "every layer's input saved";
   const ratio = s.defaultFlops / s.flops;
   return `${inputs}; MLP gate/up kept: ${layers(s.keep.mlp)}; attention kept: ${layers(s.keep.attention)}; ` +
-    `step ≈ ${(s.flops / 1e9).toFixed(0)} GFLOP (${ratio.toFixed(2)}× the default's speed), ` +
+    `step ≈ ${(s.flops / 1e9).toFixed(0)} GFLOP (${ratio.toFixed(2)}× the speed of every input saved), ` +
     `≈ ${predictedSeconds(s.flops, threads).toFixed(1)} s at ${GFLOPS_PER_THREAD} GFLOP/s per thread`;
 }
 
 /**
  * `o` with the schedule a `budget` (arena bytes) buys: the fastest exact one that fits, or, when none does,
- * the smallest (whose plan the caller then refuses, showing it). Options the budget may not schedule
- * (another method, bf16 checkpoints, a fixed `keep`) and no budget come back as they are.
+ * the smallest (whose plan the caller then refuses, showing it). Without a budget, `target` (arena bytes)
+ * chooses as {@linkcode targetSchedule} does, never refused. Options no budget may schedule (another method,
+ * bf16 saved inputs, a fixed `keep`), and neither given, come back as they are.
  */
-export function scheduled<O extends PlanOptions>(cfg: ModelConfig, o: O, budget: number | undefined): O {
-  if (budget === undefined || !schedulable(o)) return o;
-  const s = chooseSchedule(cfg, o, budget) ?? smallestSchedule(cfg, o);
-  return { ...o, ckptEvery: s.ckptEvery, keep: s.keep };
+export function scheduled<O extends PlanOptions>(
+  cfg: ModelConfig,
+  o: O,
+  budget: number | undefined,
+  target?: number,
+): O {
+  if (!schedulable(o)) return o;
+  let s: Schedule;
+  if (budget !== undefined) s = chooseSchedule(cfg, o, budget) ?? smallestSchedule(cfg, o);
+  else if (target !== undefined) s = targetSchedule(cfg, o, target);
+  else return o;
+  return { ...o, savedInputEvery: s.savedInputEvery, savedInputs: s.savedInputs, keep: s.keep };
 }
 
-/** The schedule options `o` run with (their `ckptEvery` and `keep`), with its predicted cost. */
+/** The schedule options `o` run with (their saved inputs and `keep`), with its predicted cost. */
 export function scheduleOf(cfg: ModelConfig, o: PlanOptions): Schedule {
-  const keep = o.keep ?? { mlp: 0, attention: 0 }, ckptEvery = o.ckptEvery ?? 1;
-  return {
-    ckptEvery,
-    keep,
-    arenaBytes: arenaBytes(cfg, o, 0),
-    flops: stepFlops(cfg, o, ckptEvery, keep),
-    defaultFlops: stepFlops(cfg, o, 1, { mlp: 0, attention: 0 }),
-  };
+  return costOf(cfg, o, { ...givenInputs(o), keep: o.keep ?? NONE });
 }

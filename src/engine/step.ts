@@ -1,12 +1,12 @@
 /**
- * One exact gradient computation over a sequence: forward keeping each layer's input (or every k-th), the
- * loss and its backward, then each layer's backward from `L−1` to 0 with its forward recomputed (layer
- * checkpointing).
+ * One exact gradient computation over a sequence: the forward saving the layer inputs the engine's recompute
+ * order says (`recompute.ts`), the loss and its backward, then each layer's backward from `L−1` to 0 with its
+ * forward recomputed, the inputs not saved recomputed from saved ones on the way.
  *
  * @module
  */
 import type { Backward } from "./backward.ts";
-import { restoreCheckpoint, storeCheckpoint } from "./checkpoints.ts";
+import { restoreInput, saveInput } from "./saved_inputs.ts";
 import type { Engine } from "./engine.ts";
 import { embed, finalNorm, layerForward } from "./forward.ts";
 import { trainingLayerForward } from "./kept.ts";
@@ -33,11 +33,11 @@ export async function forwardBackward(
   T: number,
   afterLayer?: (l: number) => void,
 ): Promise<StepLoss> {
-  const { L } = e.D, k = e.options.ckptEvery ?? 1;
+  const { L } = e.D, order = e.recompute;
   if (T > e.D.T) throw new Error(`sequence of ${T} tokens is longer than the plan's ${e.D.T}`);
   await embed(e, ids, T);
   for (let l = 0; l < L; l++) {
-    if (l % k === 0) storeCheckpoint(e, l, T);
+    if (order.saveAt[l] >= 0) saveInput(e, order.saveAt[l], T);
     await e.weights.loadLayer(l);
     await trainingLayerForward(e, l, T);
   }
@@ -46,21 +46,17 @@ export async function forwardBackward(
   if (tokens === 0) throw new Error("the sequence has no trained tokens");
   await lossForwardBackward(e, T);
   const { sum } = lossSum(e, T);
-  for (let l0 = Math.floor((L - 1) / k) * k; l0 >= 0; l0 -= k) {
-    const l1 = Math.min(L, l0 + k);
-    // the segment's other inputs, recomputed from its kept one (the gradient in grad.x is untouched)
-    if (l1 - l0 > 1) {
-      restoreCheckpoint(e, l0, T);
-      for (let l = l0; l < l1 - 1; l++) {
-        await e.weights.loadLayer(l);
-        await layerForward(e, l, T);
-        storeCheckpoint(e, l + 1, T);
+  // the gradient in grad.x is untouched by the recomputing forwards
+  for (const s of order.backward) {
+    if (s.kind === "restore") restoreInput(e, s.slot, T);
+    else if (s.kind === "save") saveInput(e, s.slot, T);
+    else {
+      await e.weights.loadLayer(s.layer);
+      if (s.kind === "forward") await layerForward(e, s.layer, T);
+      else {
+        await bw.layerBackward(s.layer, T, s.slot);
+        afterLayer?.(s.layer);
       }
-    }
-    for (let l = l1 - 1; l >= l0; l--) {
-      await e.weights.loadLayer(l);
-      await bw.layerBackward(l, T);
-      afterLayer?.(l);
     }
   }
   return { loss: sum / tokens, tokens };

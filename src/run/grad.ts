@@ -27,11 +27,18 @@ export interface GradOptions {
   /** MeZO's perturbation scale ε (default 1e-3). */
   zoEps?: number;
   seqLen?: number;
-  /** Layer checkpoints in f32 (default, exact) or bf16. */
+  /** Saved layer inputs in f32 (default, exact) or bf16. */
+  savedInputDtype?: "f32" | "bf16";
+  /** Save every k-th layer's input (default 1), or `savedInputs` of them (see `EngineOptions`). */
+  savedInputEvery?: number;
+  savedInputs?: number;
+  /** @deprecated Renamed {@linkcode savedInputDtype}; this name goes in the next release. */
   ckptDtype?: "f32" | "bf16";
-  /** Keep every k-th layer's input (default 1). */
+  /** @deprecated Renamed {@linkcode savedInputEvery}; this name goes in the next release. */
   ckptEvery?: number;
+  /** Arena budget (refused when nothing fits) or target (never refused), as in `EngineOptions`. */
   budget?: number;
+  target?: number;
   variant?: Variant;
   /** Kernel threads (default 1); results are bitwise the same for any count. */
   threads?: number;
@@ -67,9 +74,11 @@ export async function computeGradients(
     seqLen: T,
     lora: layout,
     gradBuffer: true,
-    ckptDtype: options.ckptDtype,
-    ckptEvery: options.ckptEvery,
+    savedInputDtype: options.savedInputDtype ?? options.ckptDtype,
+    savedInputEvery: options.savedInputEvery ?? options.ckptEvery,
+    savedInputs: options.savedInputs,
     budget: options.budget,
+    target: options.target,
     variant: options.variant,
     threads: options.threads,
     kernels: options.kernels,

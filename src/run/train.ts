@@ -54,22 +54,30 @@ export interface TrainOptions {
   /** Start from an existing adapter instead of a fresh initialisation. */
   adapter?: OpenedAdapter;
   /**
-   * Arena budget in bytes: MeSP (f32 checkpoints) runs the fastest exact schedule that fits (keeping layer
-   * inputs and forward tensors, `schedule.ts`; bitwise the same gradients for every budget); any run whose
-   * smallest plan is larger is refused before it starts.
+   * Arena budget in bytes: MeSP (f32 saved inputs) runs the fastest exact schedule that fits (which layer
+   * inputs are saved, which forward tensors kept, `schedule.ts`; bitwise the same gradients for every
+   * budget); any run whose smallest plan is larger is refused before it starts.
    */
   budget?: number;
+  /** Arena bytes the schedule aims at when no `budget` is given, never refused (`EngineOptions.target`). */
+  target?: number;
   variant?: Variant;
   /** Kernel threads (default 1); results are bitwise the same for any count. */
   threads?: number;
   /** Where the wasm files and the pool worker are, or precompiled modules (default: next to mesp). */
   kernels?: KernelLocation;
   resident?: boolean;
-  /** Layer checkpoints in f32 (default, exact) or bf16 (half the memory, near-exact gradients). */
-  ckptDtype?: "f32" | "bf16";
+  /** Saved layer inputs in f32 (default, exact) or bf16 (half the memory, near-exact gradients). */
+  savedInputDtype?: "f32" | "bf16";
   /** Vocabulary rows per loss chunk (default 512). */
   vocabChunk?: number;
-  /** Keep every k-th layer's input (default 1); the backward recomputes the rest (less memory, more time). */
+  /** Save every k-th layer's input (default 1); the backward recomputes the rest (less memory, more time). */
+  savedInputEvery?: number;
+  /** Save this many layer inputs, the rest recomputed with the fewest layer forwards (not with the above). */
+  savedInputs?: number;
+  /** @deprecated Renamed {@linkcode savedInputDtype}; this name goes in the next release. */
+  ckptDtype?: "f32" | "bf16";
+  /** @deprecated Renamed {@linkcode savedInputEvery}; this name goes in the next release. */
   ckptEvery?: number;
   /** Called with progress, validation and save events. */
   onEvent?: (event: TrainEvent) => void;
@@ -195,13 +203,15 @@ function trainEngineOptions(pack: Pack, options: TrainOptions): EngineOptions {
     // MeBP holds every gradient until the optimizer step; MeSP fuses the update into each layer's backward
     gradBuffer: method === "mebp" || (options.gradAccum ?? 1) > 1 || (options.clip ?? 0) > 0,
     budget: options.budget,
+    target: options.target,
     variant: options.variant,
     threads: options.threads,
     kernels: options.kernels,
     resident: options.resident,
-    ckptDtype: options.ckptDtype,
+    savedInputDtype: options.savedInputDtype ?? options.ckptDtype,
     vocabChunk: options.vocabChunk,
-    ckptEvery: options.ckptEvery,
+    savedInputEvery: options.savedInputEvery ?? options.ckptEvery,
+    savedInputs: options.savedInputs,
   };
 }
 
