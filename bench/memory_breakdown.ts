@@ -13,20 +13,15 @@
  * and external buffers (`Deno.memoryUsage()` at their highest); the first step's seconds; and whether the
  * adapter written is byte-identical to the first variant's (every variant must leave the gradients alone).
  *
- * Flags: --model DIR (required; an MLX q4 Qwen2.5 checkpoint, e.g. `make-model --preset qwen2.5-0.5b
- * --format mlx-q4`), --data FILE (default: 8 random 256-token sequences), --seq-len 256, --rank 8, --steps 1,
- * --cache DIR (pack and token cache, built by the first variant that needs them), --first-run (measure a run
- * that builds them first, into a fresh --cache), --variants a,b,… (names below), --json (one line each).
+ * Flags: `--help` (the shared bench parser, `bench/args.ts`); `--model DIR` is an MLX q4 Qwen2.5 checkpoint,
+ * e.g. `make-model --preset qwen2.5-0.5b --format mlx-q4`; the pack and token cache are built by the first
+ * variant that needs them; `--variants` takes the names below.
  *
  * @module
  */
 import { cpuSeconds } from "./measure.ts";
-
-const args = Deno.args;
-function flag(name: string, fallback: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
-}
+import { benchArgs } from "./args.ts";
+import type { CommandSpec } from "../src/cli/args.ts";
 
 /** A way to run the same training: V8 flags and a thread count (undefined: the CLI's default). */
 export interface Variant {
@@ -275,21 +270,46 @@ function mappingTable(rows: Row[]): string {
   return out.join("\n");
 }
 
+const SPEC = {
+  name: "bench/memory_breakdown.ts",
+  program: "deno run -A",
+  description:
+    "where a training run's memory goes outside the arena, per V8 flag / thread count / environment",
+  flags: {
+    model: {
+      type: "string",
+      value: "DIR",
+      required: true,
+      description: "MLX q4 Qwen2.5 checkpoint directory",
+    },
+    data: { type: "string", value: "FILE", description: "training data (default: 8 random sequences)" },
+    seqLen: { type: "integer", default: 256, min: 2, description: "tokens per step" },
+    rank: { type: "integer", default: 8, min: 1, description: "LoRA rank" },
+    steps: { type: "integer", default: 1, min: 1, description: "steps per variant" },
+    cache: {
+      type: "string",
+      value: "DIR",
+      description: "pack and token cache (default ~/.cache/mesp-membreak)",
+    },
+    firstRun: { type: "boolean", description: "also measure a run that builds the caches (a fresh --cache)" },
+    variants: {
+      type: "list",
+      choices: VARIANTS.map((v) => v.name),
+      description: "variants to run, in order (default: all)",
+    },
+    json: { type: "boolean", description: "one JSON line per variant instead of the tables" },
+  },
+} as const satisfies CommandSpec;
+
 if (import.meta.main) {
-  const model = flag("model", "");
-  if (!model) {
-    console.error("usage: deno run -A bench/memory_breakdown.ts --model DIR [--variants a,b] [--steps 1]");
-    Deno.exit(2);
-  }
-  const cache = flag("cache", `${Deno.env.get("HOME") ?? "/tmp"}/.cache/mesp-membreak`);
-  const T = Number(flag("seq-len", "256"));
-  const data = flag("data", "") || await ensureData(cache, T);
-  const names = flag("variants", VARIANTS.map((v) => v.name).join(",")).split(",");
-  const unknown = names.filter((n) => !VARIANTS.some((v) => v.name === n));
-  if (unknown.length) throw new Error(`unknown variants: ${unknown.join(", ")}`);
+  const args = benchArgs(SPEC);
+  const cache = args.cache ?? `${Deno.env.get("HOME") ?? "/tmp"}/.cache/mesp-membreak`;
+  const T = args.seqLen;
+  const data = args.data ?? await ensureData(cache, T);
+  const names = args.variants.length ? args.variants : VARIANTS.map((v) => v.name);
   const trainArgs = [
     "--model",
-    model,
+    args.model,
     "--data",
     data,
     "--cache-dir",
@@ -297,7 +317,7 @@ if (import.meta.main) {
     "--seq-len",
     String(T),
     "--rank",
-    flag("rank", "8"),
+    String(args.rank),
     "--targets",
     "all",
     "--optimizer",
@@ -307,21 +327,21 @@ if (import.meta.main) {
     "--schedule",
     "constant",
     "--steps",
-    flag("steps", "1"),
+    String(args.steps),
   ];
   const rows: Row[] = [];
   // --first-run: a run that builds the pack and token cache first (a fresh --cache), reported last
-  const first = args.includes("--first-run")
+  const first = args.firstRun
     ? await measureVariant({ ...VARIANTS[0], name: "first run (builds the caches)" }, trainArgs)
     : undefined;
   if (first) console.error(`first run: peak ${first.peak_mb} MB, tree ${first.tree_mb} MB`);
   for (const name of names) {
     const row = await measureVariant(VARIANTS.find((v) => v.name === name)!, trainArgs);
     rows.push(row);
-    if (args.includes("--json")) console.log(JSON.stringify(row));
+    if (args.json) console.log(JSON.stringify(row));
     else console.error(`${name}: peak ${row.peak_mb} MB, tree ${row.tree_mb} MB, step 1 ${row.step1_s} s`);
   }
-  if (!args.includes("--json")) {
+  if (!args.json) {
     console.log(table(first ? [...rows, first] : rows));
     console.log("\n" + mappingTable(rows));
   }

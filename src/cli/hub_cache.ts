@@ -25,7 +25,7 @@ import {
 } from "../io/hub.ts";
 import { exists, statIfExists } from "../io/deno_files.ts";
 import { spawnChild } from "./children.ts";
-import { type HubSnapshot, linkSnapshot } from "./hub_download.ts";
+import type { HubSnapshot } from "./hub_download.ts";
 
 function env(name: string): string | undefined {
   // read only what was granted: no permission prompt for an unset variable
@@ -164,7 +164,8 @@ async function download(id: HubModelId, cacheDir: string): Promise<string> {
   if (!code.success || !result.dir) {
     throw new Error(result.error ?? `downloading ${id.repo} failed (exit code ${code.code})`);
   }
-  if (!result.cached) await linkSnapshot(result as HubSnapshot);
+  // imported here: hub_download.ts needs node:crypto, whose Node layer costs every command ~10 MB idle
+  if (!result.cached) await (await import("./hub_download.ts")).linkSnapshot(result as HubSnapshot);
   return result.dir;
 }
 
