@@ -24,6 +24,8 @@ import { loadTokenizer } from "../src/text/tokenizer.ts";
 import { renderChat } from "../src/text/chat.ts";
 import { NormalRng } from "../src/util/random.ts";
 import { checkpointFormat } from "../src/cli/weights.ts";
+import { benchArgs } from "./args.ts";
+import type { CommandSpec } from "../src/cli/args.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const MAIN = `${ROOT}src/cli/main.ts`;
@@ -245,21 +247,27 @@ export async function compareWithLlamaCpp(options: CompareOptions = {}): Promise
   }
 }
 
+const SPEC = {
+  name: "bench:llama-cpp",
+  program: "deno task",
+  description: "mesp's merged and GGUF-exported models beside llama.cpp's log-probabilities",
+  flags: {
+    preset: { type: "string", choices: ["tiny", "demo"], description: "one model preset (default: both)" },
+    tokens: { type: "integer", default: 8, min: 1, description: "tokens to generate" },
+  },
+} as const satisfies CommandSpec;
+
 if (import.meta.main) {
-  const args = Deno.args;
-  const flag = (name: string) => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
+  const args = benchArgs(SPEC);
   if (!(await llamaCppInstalled())) {
     console.error(
       `llama.cpp is not installed in ${llamaCppDir()}: run bash bench/llama_cpp/install.sh (npm, ~83 MB)`,
     );
     Deno.exit(2);
   }
-  const presets = flag("preset") ? [flag("preset") as "tiny" | "demo"] : ["tiny", "demo"] as const;
+  const presets = args.preset ? [args.preset as "tiny" | "demo"] : ["tiny", "demo"] as const;
   for (const preset of presets) {
-    const r = await compareWithLlamaCpp({ preset, tokens: Number(flag("tokens") ?? 8) });
+    const r = await compareWithLlamaCpp({ preset, tokens: args.tokens });
     console.log(
       `${r.preset} (${r.dtype}): prompt ${r.promptTokens} tokens, llama.cpp tokenizes it the same: ${r.sameTokens}; ` +
         `mesp + adapter continues ${JSON.stringify(r.continuation)}  (${r.seconds.toFixed(0)} s)`,
