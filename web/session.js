@@ -8,8 +8,8 @@ import {
   blobFiles,
   bytesSource,
   checkpointFingerprint,
-  decodeTrainingState,
   decodeTokenCache,
+  decodeTrainingState,
   encodeLoraTensors,
   formatMB,
   formatPlan,
@@ -26,8 +26,8 @@ import {
   readSafetensorsHeader,
   train,
   urlFiles,
-  writeTrainingState,
   writePack,
+  writeTrainingState,
 } from "../dist/mesp.js";
 import * as opfs from "./opfs.js";
 
@@ -232,7 +232,11 @@ const ops = {
     session.stop = false;
     const threads = options.threads ?? threadCount();
     const save = async (s) => {
-      await opfs.writeAtomic(runDir, "checkpoint.safetensors", (sink) => writeTrainingState(sink, s, runMeta));
+      await opfs.writeAtomic(
+        runDir,
+        "checkpoint.safetensors",
+        (sink) => writeTrainingState(sink, s, runMeta),
+      );
       // the pack is read synchronously, so a step never yields to this worker's event loop: yield here (the
       // page saves every step), so a "stop" message is seen before the next step
       await new Promise((resolve) => setTimeout(resolve, 0));
