@@ -5,30 +5,53 @@
  * side by side with the ratio. Time is CPU time of the thread that computes (`/proc/thread-self/schedstat`),
  * so other programs on a shared machine do not count (their cache and memory-bandwidth use still does).
  *
- *   deno run -A bench/v8_flags.ts --flag --experimental-wasm-revectorize --model /tmp/m05
- *   deno run -A bench/v8_flags.ts --flag --no-liftoff --rounds 5 --no-step
+ *   deno run -A bench/v8_flags.ts --flag=--experimental-wasm-revectorize --model /tmp/m05
+ *   deno run -A bench/v8_flags.ts --flag=--no-liftoff --rounds 5 --no-step
  *
- * Flags: --flag V8FLAG (required; several with commas), --rounds 3 (GEMM children per side), --model DIR
- * (an MLX q4 checkpoint for the step; without it only GEMMs), --cache DIR (its pack), --step-rounds 2 (train
- * children per side, 3 steps each, the first not counted), --no-step.
+ * Flags: `--help` (the shared bench parser, `bench/args.ts`); `--flag` takes V8 flags with `=` since they start
+ * with `--`; a step is measured only with `--model` (3 steps per child, the first not counted).
  *
  * @module
  */
 import { median } from "./measure.ts";
+import { benchArgs } from "./args.ts";
+import type { CommandSpec } from "../src/cli/args.ts";
 
-const args = Deno.args;
-function flag(name: string, fallback: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
-}
-const v8 = flag("flag", "");
-if (!v8 && args[0] !== "--child-gemm") {
-  console.error("usage: deno run -A bench/v8_flags.ts --flag V8FLAG [--model DIR] [--rounds 3]");
+const SPEC = {
+  name: "bench/v8_flags.ts",
+  program: "deno run -A",
+  description: "GEMMs and a training step with and without a V8 flag, alternating child processes",
+  flags: {
+    flag: {
+      type: "string",
+      value: "V8FLAG",
+      description: "the V8 flag(s), comma-separated; one that starts with -- is given as --flag=--no-liftoff",
+    },
+    rounds: { type: "integer", default: 3, min: 1, description: "GEMM children per side" },
+    stepRounds: {
+      type: "integer",
+      default: 2,
+      min: 1,
+      description: "train children per side (3 steps each)",
+    },
+    model: {
+      type: "string",
+      value: "DIR",
+      description: "an MLX q4 checkpoint for the step (else GEMMs only)",
+    },
+    cache: { type: "string", value: "DIR", description: "mesp's cache for the model's pack" },
+    noStep: { type: "boolean", description: "GEMMs only" },
+    childGemm: { type: "boolean", description: "(internal) the GEMM child" },
+  },
+} as const satisfies CommandSpec;
+const args = benchArgs(SPEC);
+const v8 = args.flag ?? "";
+if (!v8 && !args.childGemm) {
+  console.error("bench/v8_flags.ts: --flag V8FLAG is required (see --help)");
   Deno.exit(2);
 }
-const rounds = Number(flag("rounds", "3"));
-const stepRounds = Number(flag("step-rounds", "2"));
-const model = flag("model", "");
+const { rounds, stepRounds } = args;
+const model = args.model ?? "";
 const here = (p: string) => new URL(p, import.meta.url).pathname;
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 
@@ -119,7 +142,7 @@ async function gemmChild(): Promise<void> {
   }
 }
 
-if (args[0] === "--child-gemm") {
+if (args.childGemm) {
   await gemmChild();
   Deno.exit(0);
 }
@@ -152,7 +175,7 @@ console.log(
     `GFLOP per CPU-second of the calling thread, ≥ 0.1 s each, median of ${rounds} children per side`,
 );
 
-if (model && !args.includes("--no-step")) {
+if (model && !args.noStep) {
   const steps = { off: [] as number[], on: [] as number[] };
   const losses = { off: new Set<string>(), on: new Set<string>() };
   const data = await Deno.makeTempFile({ suffix: ".jsonl" });
@@ -192,7 +215,7 @@ if (model && !args.includes("--no-step")) {
         "sgd",
       );
       a.push("--lr", "1e-4", "--schedule", "constant", "--out", `${dir}/run`, "--json");
-      if (flag("cache", "")) a.push("--cache-dir", flag("cache", ""));
+      if (args.cache) a.push("--cache-dir", args.cache);
       const o = await new Deno.Command(Deno.execPath(), {
         args: a,
         env: { MESP_MEMORY_PROBE: `${dir}/probe.jsonl` },
