@@ -192,6 +192,42 @@ Deno.test("plan CLI: prints the regions and the predicted peak; exit 1 over --ma
   assert(over.stdout.includes("does NOT fit"), over.stdout);
 });
 
+Deno.test("plan CLI: the default's 100 MB aim, when out of reach, is said with what buys speed back", async () => {
+  // Qwen2.5-0.5B's shapes (its config.json; plan needs no weights): no exact schedule fits 100 MB
+  const dir = `${tmp}/cfg05`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(
+    `${dir}/config.json`,
+    JSON.stringify({
+      architectures: ["Qwen2ForCausalLM"],
+      model_type: "qwen2",
+      hidden_size: 896,
+      intermediate_size: 4864,
+      num_attention_heads: 14,
+      num_hidden_layers: 24,
+      num_key_value_heads: 2,
+      max_position_embeddings: 32768,
+      rms_norm_eps: 1e-6,
+      rope_theta: 1000000,
+      tie_word_embeddings: true,
+      torch_dtype: "bfloat16",
+      vocab_size: 151936,
+      quantization: { group_size: 64, bits: 4 },
+    }),
+  );
+  const plan = (...a: string[]) => mesp("plan", "--model", dir, "--optimizer", "sgd", ...a);
+  const hint = "the default aims at 100.0 MB, out of reach here";
+  const byDefault = await plan();
+  assertEquals(byDefault.code, 0, byDefault.stderr);
+  assert(byDefault.stdout.includes(hint), byDefault.stdout);
+  assert(byDefault.stdout.includes("schedule: 6 of 24 layer inputs saved"), byDefault.stdout);
+  for (const a of [["--max-memory", "1GB"], ["--ckpt-every", "1"], ["--saved-inputs", "4"]]) {
+    const r = await plan(...a);
+    assertEquals(r.code, 0, r.stderr);
+    assert(!r.stdout.includes(hint), `${a.join(" ")}:\n${r.stdout}`);
+  }
+});
+
 Deno.test("cleanup", async () => {
   await Deno.remove(tmp, { recursive: true });
 });

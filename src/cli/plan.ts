@@ -11,7 +11,13 @@ import { defaultTarget, TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
 import { readModelConfig } from "../model/pack_files.ts";
 import { formatMB, formatPlan, planMemory } from "../runtime/arena.ts";
 import { type BufferView, planBuffers } from "../engine/plan.ts";
-import { describeSchedule, predictedSeconds, scheduled, scheduleOf } from "../engine/schedule.ts";
+import {
+  DEFAULT_PEAK,
+  describeSchedule,
+  predictedSeconds,
+  scheduled,
+  scheduleOf,
+} from "../engine/schedule.ts";
 import { kernelConstants } from "../runtime/kernels.ts";
 import { chooseWeights } from "./weights.ts";
 
@@ -35,7 +41,8 @@ export const SPEC = {
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, SPEC);
   const cfg = await readModelConfig(args.model);
-  args.seqLen = fitPositions("--seq-len", args.seqLen, givenFlags(argv, SPEC).has("seqLen"), cfg);
+  const given = givenFlags(argv, SPEC);
+  args.seqLen = fitPositions("--seq-len", args.seqLen, given.has("seqLen"), cfg);
   const kernels = await kernelConstants({ variant: args.variant as "relaxed" | "simd" | undefined });
   // every thread has its own GEMM packing scratch
   const threads = threadsOf(args.threads);
@@ -87,6 +94,16 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`\nbuffers inside those regions:\n${formatViews(buffers.views)}`);
     if (schedule) console.log(`\nschedule: ${describeSchedule(schedule, cfg.numLayers, threads)}`);
     console.log(`\npredicted whole-process peak: ${formatMB(peak)}`);
+    if (
+      schedule && target !== undefined && peak > DEFAULT_PEAK && !given.has("ckptEvery") &&
+      !given.has("savedInputs")
+    ) {
+      // the default aims at DEFAULT_PEAK; say so when it is out of reach, and what buys the speed back
+      console.log(
+        `the default aims at ${formatMB(DEFAULT_PEAK)}, out of reach here, so it saves few inputs; ` +
+          `--max-memory SIZE picks the fastest schedule that fits SIZE`,
+      );
+    }
     if (args.maxMemory !== undefined) {
       console.log(
         fits
