@@ -7,17 +7,11 @@
 import { type CommandSpec, givenFlags, parseArgs } from "./args.ts";
 import { fitPositions } from "./preflight.ts";
 import { MODEL_FLAGS, runtimeBytes, threadsOf } from "./common.ts";
-import { defaultTarget, TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
+import { defaultAimHint, defaultTarget, TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
 import { readModelConfig } from "../model/pack_files.ts";
 import { formatMB, formatPlan, planMemory } from "../runtime/arena.ts";
 import { type BufferView, planBuffers } from "../engine/plan.ts";
-import {
-  DEFAULT_PEAK,
-  describeSchedule,
-  predictedSeconds,
-  scheduled,
-  scheduleOf,
-} from "../engine/schedule.ts";
+import { describeSchedule, predictedSeconds, scheduled, scheduleOf } from "../engine/schedule.ts";
 import { kernelConstants } from "../runtime/kernels.ts";
 import { chooseWeights } from "./weights.ts";
 
@@ -94,16 +88,8 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`\nbuffers inside those regions:\n${formatViews(buffers.views)}`);
     if (schedule) console.log(`\nschedule: ${describeSchedule(schedule, cfg.numLayers, threads)}`);
     console.log(`\npredicted whole-process peak: ${formatMB(peak)}`);
-    if (
-      schedule && target !== undefined && peak > DEFAULT_PEAK && !given.has("ckptEvery") &&
-      !given.has("savedInputs")
-    ) {
-      // the default aims at DEFAULT_PEAK; say so when it is out of reach, and what buys the speed back
-      console.log(
-        `the default aims at ${formatMB(DEFAULT_PEAK)}, out of reach here, so it saves few inputs; ` +
-          `--max-memory SIZE picks the fastest schedule that fits SIZE`,
-      );
-    }
+    const hint = schedule && defaultAimHint(peak, given);
+    if (hint) console.log(hint);
     if (args.maxMemory !== undefined) {
       console.log(
         fits

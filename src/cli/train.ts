@@ -18,13 +18,14 @@ import {
   openAdapterDir,
   peakMemoryLine,
   prepareRun,
+  runtimeBytes,
   stderrLog,
   threadsOf,
   variantOf,
   warnTrainingFields,
 } from "./common.ts";
 import { chooseWeights } from "./weights.ts";
-import { defaultTarget, TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
+import { defaultAimHint, defaultTarget, TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
 import { CLI_PERMISSIONS, denoCommand } from "./prepare.ts";
 import { hubIdOfDir } from "./hub_cache.ts";
 import { fitPositions, refuseOverBudget } from "./preflight.ts";
@@ -446,6 +447,9 @@ async function trainInto(out: string, c: {
   const onEvent = (ev: TrainEvent) => {
     if (ev.type === "plan") {
       log(`memory plan: arena ${formatMB(ev.bytes)}${ev.schedule ? `; schedule: ${ev.schedule}` : ""}`);
+      const hint = ev.schedule && method === "mesp" &&
+        defaultAimHint(ev.bytes + runtimeBytes(threads), given);
+      if (hint) log(hint);
     } else if (ev.type === "step") {
       sumLoss += ev.loss;
       nLoss++;

@@ -108,3 +108,18 @@ export function trainPlanOptions(
 export function defaultTarget(maxMemory: number | undefined, threads: number): number | undefined {
   return maxMemory === undefined ? Math.max(0, DEFAULT_PEAK - runtimeBytes(threads)) : undefined;
 }
+
+/**
+ * What to say when the default's {@linkcode DEFAULT_PEAK} aim is out of reach (a predicted whole-process
+ * `peak` over it, no schedule flag in `given`), so a user knows why the run saves few inputs and what buys the
+ * speed back; undefined when there is nothing to say.
+ */
+export function defaultAimHint(peak: number, given: ReadonlySet<string>): string | undefined {
+  if (peak <= DEFAULT_PEAK || ["maxMemory", "ckptEvery", "savedInputs"].some((f) => given.has(f))) {
+    return undefined;
+  }
+  return `the default aims at ${
+    (DEFAULT_PEAK / 1e6).toFixed(1)
+  } MB, out of reach here, so it saves few inputs; ` +
+    `--max-memory SIZE picks the fastest schedule that fits SIZE`;
+}
