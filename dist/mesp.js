@@ -770,6 +770,14 @@ function fetchSource(url, options = {}) {
     seen.etag ??= etag;
     seen.size ??= size;
   };
+  const checkResponseUnchanged = async (res, size) => {
+    try {
+      checkUnchanged(res, size);
+    } catch (err) {
+      await res.body?.cancel();
+      throw err;
+    }
+  };
   const headers = (extra) => ({
     ...baseHeaders,
     "accept-encoding": "identity",
@@ -829,12 +837,7 @@ function fetchSource(url, options = {}) {
       const short = m && Number(m[1]) === offset && Number(m[2]) < last;
       throw new Error(`${name}: ${short ? "short read: " : ""}asked for bytes ${offset}-${last}, server sent Content-Range ${got === null ? "(none)" : JSON.stringify(got)}`);
     }
-    try {
-      checkUnchanged(res, m[3] === "*" ? void 0 : Number(m[3]));
-    } catch (err) {
-      await res.body?.cancel();
-      throw err;
-    }
+    await checkResponseUnchanged(res, m[3] === "*" ? void 0 : Number(m[3]));
     if (!res.body) throw new Error(`${name}: short read: empty response body`);
     return res;
   }
@@ -881,12 +884,7 @@ function fetchSource(url, options = {}) {
       await res.body?.cancel();
       throw new Error(`${name}: HTTP ${res.status} ${res.statusText} for the whole file`);
     }
-    try {
-      checkUnchanged(res, size);
-    } catch (err) {
-      await res.body?.cancel();
-      throw err;
-    }
+    await checkResponseUnchanged(res, size);
     const bytes = new Uint8Array(size);
     await readBodyInto(name, res, bytes);
     return bytes;

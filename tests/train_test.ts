@@ -77,6 +77,18 @@ for (
   });
 }
 
+Deno.test("train: the deprecated ckptEvery / ckptDtype options still choose the saved inputs", async () => {
+  const { c } = await setup();
+  // the saved inputs' region of the plan train lays out (planTraining's, as the test below checks)
+  const saved = async (o: Partial<TrainOptions>) =>
+    (await planTraining(c.pack, { ...base, ...o })).regions.find((r) => r.name === "saved")!.bytes;
+  const every3 = await saved({ savedInputEvery: 3 }), bf16 = await saved({ savedInputDtype: "bf16" });
+  const all = await saved({});
+  assert(every3 !== all && bf16 !== all, `the options change the plan: ${all}, ${every3}, ${bf16}`);
+  assertEquals(await saved({ ckptEvery: 3 }), every3, "ckptEvery");
+  assertEquals(await saved({ ckptDtype: "bf16" }), bf16, "ckptDtype");
+});
+
 Deno.test("train: the deprecated saveCheckpoint option still receives the training state", async () => {
   const { c, data } = await setup();
   const steps: number[] = [];

@@ -9,6 +9,7 @@ import type { PackFormat } from "../model/pack_layout.ts";
 import { loraLayout } from "../engine/lora.ts";
 import type { Method, OptimizerName, PlanOptions } from "../engine/plan.ts";
 import { DEFAULT_PEAK } from "../engine/schedule.ts";
+import { formatMB } from "../runtime/arena.ts";
 import { runtimeBytes } from "./common.ts";
 
 /** LoRA, optimizer and schedule flags. */
@@ -118,8 +119,6 @@ export function defaultAimHint(peak: number, given: ReadonlySet<string>): string
   if (peak <= DEFAULT_PEAK || ["maxMemory", "ckptEvery", "savedInputs"].some((f) => given.has(f))) {
     return undefined;
   }
-  return `the default aims at ${
-    (DEFAULT_PEAK / 1e6).toFixed(1)
-  } MB, out of reach here, so it saves few inputs; ` +
+  return `the default aims at ${formatMB(DEFAULT_PEAK)}, out of reach here, so it saves few inputs; ` +
     `--max-memory SIZE picks the fastest schedule that fits SIZE`;
 }

@@ -191,6 +191,16 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
     seen.size ??= size;
   };
 
+  /** {@linkcode checkUnchanged} for a response with a body: the body is cancelled before the error. */
+  const checkResponseUnchanged = async (res: Response, size: number | undefined) => {
+    try {
+      checkUnchanged(res, size);
+    } catch (err) {
+      await res.body?.cancel();
+      throw err;
+    }
+  };
+
   // identity: a compressed body would make Content-Length and byte ranges refer to the wrong bytes.
   const headers = (extra: Record<string, string>) => ({
     ...baseHeaders,
@@ -252,12 +262,7 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
         }`,
       );
     }
-    try {
-      checkUnchanged(res, m[3] === "*" ? undefined : Number(m[3]));
-    } catch (err) {
-      await res.body?.cancel();
-      throw err;
-    }
+    await checkResponseUnchanged(res, m[3] === "*" ? undefined : Number(m[3]));
     if (!res.body) throw new Error(`${name}: short read: empty response body`);
     return res;
   }
@@ -308,12 +313,7 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
       await res.body?.cancel();
       throw new Error(`${name}: HTTP ${res.status} ${res.statusText} for the whole file`);
     }
-    try {
-      checkUnchanged(res, size);
-    } catch (err) {
-      await res.body?.cancel();
-      throw err;
-    }
+    await checkResponseUnchanged(res, size);
     const bytes = new Uint8Array(size);
     await readBodyInto(name, res, bytes);
     return bytes;
