@@ -25,7 +25,7 @@ import {
   warnTrainingFields,
 } from "./common.ts";
 import { chooseWeights } from "./weights.ts";
-import { defaultAimHint, defaultTarget, TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
+import { defaultAimHint, defaultTarget, spills, TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
 import { CLI_PERMISSIONS, denoCommand } from "./prepare.ts";
 import { hubIdOfDir } from "./hub_cache.ts";
 import { fitPositions, refuseOverBudget } from "./preflight.ts";
@@ -42,7 +42,7 @@ import {
   type RunConfig,
   sequencesFingerprint,
 } from "./run_config.ts";
-import { exists, writeFileAtomic } from "../io/deno_files.ts";
+import { createSpillFile, exists, writeFileAtomic } from "../io/deno_files.ts";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterConfigJson, writeLoraTensors } from "../engine/adapter.ts";
 import { loraLayout, resolveTargets } from "../engine/lora.ts";
 import { decodeTrainingState, TRAINING_STATE_FILE, writeTrainingState } from "../run/training_state.ts";
@@ -491,6 +491,8 @@ async function trainInto(out: string, c: {
     );
   };
   let result;
+  // the spill lives in the run folder (the user's disk; a /tmp may be memory) while the run does
+  const spill = spills(args) ? createSpillFile(out) : undefined;
   c.setTraining(true);
   try {
     result = await train(pack, data, val, {
@@ -527,10 +529,12 @@ async function trainInto(out: string, c: {
       onEvent,
       saveState: save,
       shouldStop: c.shouldStop,
+      spill,
     });
   } finally {
     c.setTraining(false);
     metrics.close();
+    spill?.close();
   }
   bar?.finish();
   const history = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n").filter((l) => l)

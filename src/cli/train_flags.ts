@@ -57,6 +57,15 @@ export const TRAIN_FLAGS = {
     default: "f32",
     description: "saved layer inputs: f32 (exact gradients) or bf16 (half the memory, near-exact)",
   },
+  spill: {
+    type: "string",
+    choices: ["auto", "on", "off"],
+    default: "auto",
+    description:
+      "keep the saved layer inputs, the adapter and the optimizer's moments in a file in the run " +
+      "folder, memory holding one layer's (the same results, much less memory); auto: where the run " +
+      "allows it (MeSP, --ckpt f32, no --grad-accum or --clip)",
+  },
 } as const satisfies Record<string, FlagSpec>;
 
 /** The parsed subset of {@linkcode TRAIN_FLAGS} a plan needs. */
@@ -75,6 +84,13 @@ export interface TrainFlagValues {
   ckpt: string;
   ckptEvery?: number;
   savedInputs?: number;
+  spill: string;
+}
+
+/** Whether a run with these flags spills (`--spill`; auto: where the run allows it). */
+export function spills(f: TrainFlagValues): boolean {
+  if (f.spill !== "auto") return f.spill === "on";
+  return f.method === "mesp" && f.ckpt === "f32" && f.gradAccum === 1 && f.clip === 0;
 }
 
 /** Plan options of a training run with these flags. */
@@ -98,6 +114,7 @@ export function trainPlanOptions(
     savedInputDtype: f.ckpt as "f32" | "bf16",
     savedInputEvery: f.ckptEvery,
     savedInputs: f.savedInputs,
+    spill: spills(f),
     gemmScratch,
   };
 }

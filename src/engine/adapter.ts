@@ -14,6 +14,7 @@ import {
   writeSafetensors,
 } from "../model/safetensors.ts";
 import { type LoraLayout, type LoraOptions, parsePeftName, peftName } from "./lora.ts";
+import { type AdapterValues, layerOf } from "./adapter_values.ts";
 
 /** The adapter config file name. */
 export const ADAPTER_CONFIG = "adapter_config.json";
@@ -103,32 +104,24 @@ export async function openAdapter(files: ModelFiles): Promise<OpenedAdapter> {
 }
 
 /**
- * Copies an adapter's tensors into `params` (the engine's `lora.params`, laid out by `layout`). Every pair of
- * the layout must be present with the right shape, and the file may hold nothing else: an adapter made for
- * another model (other sizes, layers or targets) is refused with the first mismatch.
+ * Checks that an adapter fits `layout`: every pair present with the right shape, and nothing else in the
+ * file (an adapter made for another model — other sizes, layers or targets — is refused with the first
+ * mismatch).
  */
-export async function readAdapterInto(
-  adapter: OpenedAdapter,
-  layout: LoraLayout,
-  params: Float32Array,
-): Promise<void> {
+export function checkAdapter(adapter: OpenedAdapter, layout: LoraLayout): void {
   const seen = new Set<string>();
-  for (const row of layout.pairs) {
-    for (const pair of row) {
-      for (const which of ["A", "B"] as const) {
-        const name = peftName(pair, which);
-        const info = adapter.weights.tensors.get(name);
-        if (!info) {
-          throw new Error(`${adapter.name}: adapter has no tensor ${name}; was it made for another model?`);
-        }
-        const shape = which === "A" ? [layout.rank, pair.inDim] : [pair.outDim, layout.rank];
-        if (info.shape.join() !== shape.join()) {
-          throw new Error(`${adapter.name}: ${name} has shape [${info.shape}], this model needs [${shape}]`);
-        }
-        const off = which === "A" ? pair.a : pair.b;
-        await readTensorF32(adapter.weights, name, params.subarray(off, off + shape[0] * shape[1]));
-        seen.add(name);
+  for (const pair of layout.pairs.flat()) {
+    for (const which of ["A", "B"] as const) {
+      const name = peftName(pair, which);
+      const info = adapter.weights.tensors.get(name);
+      if (!info) {
+        throw new Error(`${adapter.name}: adapter has no tensor ${name}; was it made for another model?`);
       }
+      const shape = which === "A" ? [layout.rank, pair.inDim] : [pair.outDim, layout.rank];
+      if (info.shape.join() !== shape.join()) {
+        throw new Error(`${adapter.name}: ${name} has shape [${info.shape}], this model needs [${shape}]`);
+      }
+      seen.add(name);
     }
   }
   for (const name of adapter.weights.tensors.keys()) {
@@ -138,6 +131,42 @@ export async function readAdapterInto(
       `${adapter.name}: unexpected tensor ${name}` +
         (parsed ? ` (layer ${parsed.layer} ${parsed.target}: not in this model's layers/targets)` : ""),
     );
+  }
+}
+
+/** Copies layer `l`'s adapter tensors into `into` (that layer's `layout.layerElements`; checked first). */
+export async function readAdapterLayer(
+  adapter: OpenedAdapter,
+  layout: LoraLayout,
+  l: number,
+  into: Float32Array,
+): Promise<void> {
+  const first = l * layout.layerElements;
+  for (const pair of layout.pairs[l]) {
+    for (const [which, at, n] of [["A", pair.a, pair.inDim], ["B", pair.b, pair.outDim]] as const) {
+      const start = at - first;
+      await readTensorF32(
+        adapter.weights,
+        peftName(pair, which),
+        into.subarray(start, start + layout.rank * n),
+      );
+    }
+  }
+}
+
+/**
+ * Copies an adapter's tensors into `params` (the engine's `lora.params`, laid out by `layout`), after
+ * {@linkcode checkAdapter}.
+ */
+export async function readAdapterInto(
+  adapter: OpenedAdapter,
+  layout: LoraLayout,
+  params: Float32Array,
+): Promise<void> {
+  checkAdapter(adapter, layout);
+  const n = layout.layerElements;
+  for (let l = 0; l < layout.pairs.length; l++) {
+    await readAdapterLayer(adapter, layout, l, params.subarray(l * n, (l + 1) * n));
   }
 }
 
@@ -162,14 +191,37 @@ export function loraTensorEntries(
   return entries;
 }
 
-/** Streams LoRA tensors (see {@linkcode loraTensorEntries}) as a safetensors file to `sink`. */
+/**
+ * Streams LoRA tensors (see {@linkcode loraTensorEntries}) as a safetensors file to `sink`; layered values
+ * (a spilled run's) are read a layer at a time as the writer reaches each tensor.
+ */
 export async function writeLoraTensors(
   sink: ByteSink,
   layout: LoraLayout,
-  values: Float32Array,
+  values: AdapterValues,
   extra: Record<string, Float32Array> = {},
 ): Promise<void> {
-  await writeSafetensors(sink, loraTensorEntries(layout, values, extra), { format: "pt" });
+  const whole = values instanceof Float32Array ? values : undefined;
+  const entries: TensorEntry[] = whole ? loraTensorEntries(layout, whole, extra) : [
+    ...layout.pairs.flat().flatMap((pair) => {
+      const view = (at: number, n: number) => () => {
+        const start = at - pair.layer * layout.layerElements;
+        return layerOf(values, pair.layer, layout.layerElements).subarray(start, start + n);
+      };
+      const a = layout.rank * pair.inDim, b = layout.rank * pair.outDim;
+      return [
+        { name: peftName(pair, "A"), dtype: "F32", shape: [layout.rank, pair.inDim], data: view(pair.a, a) },
+        { name: peftName(pair, "B"), dtype: "F32", shape: [pair.outDim, layout.rank], data: view(pair.b, b) },
+      ] as TensorEntry[];
+    }),
+    ...Object.entries(extra).map(([name, data]): TensorEntry => ({
+      name,
+      dtype: "F32",
+      shape: [data.length],
+      data,
+    })),
+  ];
+  await writeSafetensors(sink, entries, { format: "pt" });
 }
 
 /** LoRA tensors as safetensors bytes (for small adapters and tests; large ones stream). */

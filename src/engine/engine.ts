@@ -33,11 +33,14 @@ import { type LayerVector, type MlpChunk, WeightStream } from "./weight_stream.t
 import { bufferPointers, type Buffers, type Dims, dims, planBuffers, type PlanOptions } from "./plan.ts";
 import { type Schedule, scheduled, scheduleOf } from "./schedule.ts";
 import { type RecomputeOrder, recomputeOrder } from "./recompute.ts";
+import { Spill, type SpillFile, spillLayout } from "./spill.ts";
 
 /** The plan options of an engine over `pack`: the caller's options and what the pack's layout fixes. */
 function enginePlanOptions(pack: Pack, options: EngineOptions, gemmScratch: number): PlanOptions {
+  const { spillFile, ...planned } = options;
   return {
-    ...options,
+    ...planned,
+    spill: spillFile !== undefined,
     format: pack.header.format,
     bf16Scales: pack.header.bf16Scales,
     mlpChunk: pack.layout.mlpChunk,
@@ -65,7 +68,12 @@ function scheduledOptions(pack: Pack, options: EngineOptions, gemmScratch: numbe
 
 /** Options for {@linkcode Engine.create}. */
 export interface EngineOptions
-  extends Omit<PlanOptions, "format" | "bf16Scales" | "gemmScratch" | "mlpChunk"> {
+  extends Omit<PlanOptions, "format" | "bf16Scales" | "gemmScratch" | "mlpChunk" | "spill"> {
+  /**
+   * Spill the saved layer inputs, the adapter and the optimizer's moments to this file, the arena keeping
+   * one layer's (MeSP training, f32 saved inputs, the update fused into the backward; `spill.ts`).
+   */
+  spillFile?: SpillFile;
   /**
    * Arena budget in bytes: in MeSP training (f32 saved inputs) the fastest exact schedule that fits is
    * chosen (`schedule.ts`; `savedInputs`, `savedInputEvery` and `keep` fixed when given); creation fails,
@@ -124,6 +132,8 @@ export class Engine {
   readonly weights: WeightStream;
   /** Which layer inputs a training step saves and how its backward recomputes the rest. */
   readonly recompute: RecomputeOrder;
+  /** Where the saved inputs, the adapter and its moments live when spilled (the arena holds one layer's). */
+  readonly spill?: Spill;
   /** Per-layer descriptors; in streaming mode every layer shares the slot's frozen weights. */
   readonly #linears: Record<Linear, LinearRefs>[] = [];
 
@@ -152,13 +162,25 @@ export class Engine {
       mlp: options.resident ? 0 : arena.region("weights.mlp").bytes / 2,
       vocab: arena.region("weights.vocab").bytes / 2,
     });
-    // LoRA descriptors per layer
+    if (options.spillFile) {
+      const layout = spillLayout(this.recompute.slots, D.T, D.d, this.lora!, options.optimizer === "adamw");
+      const adamw = options.optimizer === "adamw";
+      this.spill = new Spill(options.spillFile, layout, kernels.memory.buffer, {
+        x: this.p["act.x"],
+        decoded: this.p["saved.decoded"],
+        params: this.p["lora.params"],
+        m: adamw ? this.p["opt.m"] : 0,
+        v: adamw ? this.p["opt.v"] : 0,
+      });
+    }
+    // LoRA descriptors per layer; spilled, every layer's point into the one layer the arena holds
     const attention = this.weights.attention as Partial<Record<Linear, WeightRef>>;
     for (let l = 0; l < D.L; l++) {
       const refs = {} as Record<Linear, LinearRefs>;
       for (const n of LINEARS) {
         const pair = this.lora ? findPair(this.lora, l, n) : undefined;
-        const base = pair ? this.p["lora.params"] : 0;
+        const first = this.spill ? l * this.lora!.layerElements * 4 : 0;
+        const base = pair ? this.p["lora.params"] - first : 0;
         refs[n] = {
           w: attention[n],
           pair,
@@ -223,6 +245,12 @@ export class Engine {
       this.cfg,
       enginePlanOptions(this.pack, this.options, this.arena.region("gemm.scratch").bytes),
     );
+  }
+
+  /** Makes layer `l`'s weights and (spilled) adapter the ones in use, before the layer runs. */
+  async loadLayer(l: number): Promise<void> {
+    await this.weights.loadLayer(l);
+    this.spill?.loadAdapter(l);
   }
 
   /** Descriptors of layer `l`'s linears. */

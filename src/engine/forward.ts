@@ -1,7 +1,7 @@
 /**
  * The model's forward pass over an {@linkcode Engine}: embedding, then per layer the pre-norm attention
  * block and the SwiGLU MLP (each added to the residual stream `act.x`), then the final norm. Weights are
- * loaded by the caller a layer at a time (`e.weights.loadLayer`); the MLP loads its own chunks.
+ * loaded by the caller a layer at a time (`e.loadLayer`); the MLP loads its own chunks.
  *
  * The same functions recompute a layer in the backward pass (`backward.ts`), so what MeBP keeps and what MeSP
  * recomputes is bitwise the same. Where a block's tensors go is resolved once per block
@@ -286,7 +286,7 @@ export function finalNorm(e: Engine, T: number): void {
 export async function forward(e: Engine, ids: ArrayLike<number>, T: number): Promise<void> {
   await embed(e, ids, T);
   for (let l = 0; l < e.D.L; l++) {
-    await e.weights.loadLayer(l);
+    await e.loadLayer(l);
     await layerForward(e, l, T);
   }
   finalNorm(e, T);

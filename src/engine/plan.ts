@@ -67,6 +67,12 @@ export interface PlanOptions {
   keep?: KeepSchedule;
   /** Keep a whole-model gradient buffer (gradient accumulation or clipping; train mode). */
   gradBuffer?: boolean;
+  /**
+   * Spill the saved layer inputs, the adapter's parameters and the optimizer's moments to a file outside the
+   * arena (`spill.ts`; MeSP training with f32 saved inputs and the update fused into the backward): the
+   * arena keeps one layer's adapter and moments and no saved input.
+   */
+  spill?: boolean;
   /** Scratch bytes one GEMM call needs (from the kernels). */
   gemmScratch: number;
 }
@@ -153,7 +159,7 @@ export const BUFFERS = {
   "weights.norm": "[d] final RMSNorm weight",
   "rope": "[2, P, hd/2] cos, sin",
   "gemm.scratch": "GEMM packing buffers, one area per thread",
-  "lora.params": "every adapter's A [r, in] and B [out, r], flat (lora.ts)",
+  "lora.params": "every adapter's A [r, in] and B [out, r], flat (lora.ts); spilled: one layer's",
   "lora.grad": "the gradients of lora.params: one layer's or all",
   "lora.h": "[slots, T, r] the adapters' x·Aᵀ (slots 0–3) and, in training, G·B (slots 4–7)",
   "lora.h.attn": "[T, r] x·Aᵀ of the attention linear in use",
@@ -179,7 +185,7 @@ export const BUFFERS = {
   "mlp.u": "[T, C] up chunk",
   "mlp.m": "[T, C] SwiGLU output / its gradient (training)",
   "saved": "[slots, T, d] saved layer inputs (f32 or bf16)",
-  "saved.decoded": "[T, d] a bf16 saved input decoded to f32",
+  "saved.decoded": "[T, d] a bf16 saved input decoded to f32, or a spilled one read back",
   "grad.x": "[T, d] gradient of the residual stream",
   "grad.xn": "[T, d] gradient of a normed block input",
   "grad.q": "[T, H·hd] gradient of the queries",
@@ -196,8 +202,8 @@ export const BUFFERS = {
   "mebp.u": "[T, I] MeBP: up projections",
   "mebp.m": "[T, I] MeBP: SwiGLU outputs",
   "mebp.h": "[7, T, r] MeBP: each adapter's x·Aᵀ (q, k, v, o, gate, up, down)",
-  "opt.m": "AdamW first moments (like lora.params)",
-  "opt.v": "AdamW second moments (like lora.params)",
+  "opt.m": "AdamW first moments (like lora.params; spilled: one layer's)",
+  "opt.v": "AdamW second moments (like lora.params; spilled: one layer's)",
   "loss.logits": "[T, Vc] logits of one vocabulary chunk",
   "loss.rows": "[6, T] per-row max, sum, target logit, logsumexp, loss, weight",
   "loss.targets": "[T] i32 target token per row (−1: none)",
@@ -278,11 +284,15 @@ export function planBuffers(cfg: ModelConfig, o: PlanOptions): BufferPlan {
   add("rope", 2 * P * (D.hd / 2) * f, `cos/sin tables for ${P} positions`);
   add("gemm.scratch", o.gemmScratch, "GEMM packing buffers");
 
+  const spill = train && (o.spill ?? false);
+  if (spill) checkSpill(o);
   if (o.lora) {
     add(
       "lora.params",
-      o.lora.totalElements * f,
-      `LoRA A and B, rank ${o.lora.rank} on ${o.lora.targets.join(",")}`,
+      (spill ? o.lora.layerElements : o.lora.totalElements) * f,
+      `LoRA A and B, rank ${o.lora.rank} on ${o.lora.targets.join(",")}${
+        spill ? ": one layer's, the rest spilled" : ""
+      }`,
     );
   }
 
@@ -329,13 +339,13 @@ export function planBuffers(cfg: ModelConfig, o: PlanOptions): BufferPlan {
       T * qd * f,
       "shared: the attention output is dead once o_proj's gradients are done, before the first head's",
     );
-    if (o.savedInputDtype === "bf16") {
+    if (o.savedInputDtype === "bf16" || spill) {
       view(
         "saved.decoded",
         "act.x",
         0,
         T * d * f,
-        "shared: decoded after the last head, when d(attention output) is dead",
+        `shared: ${spill ? "read back" : "decoded"} after the last head, when d(attention output) is dead`,
       );
     }
   }
@@ -428,13 +438,17 @@ function trainRegions(
   const bf16 = o.savedInputDtype === "bf16";
   const every = o.savedInputEvery ?? 1;
   const order = recomputeOrder(L, o);
-  add(
-    "saved",
-    order.slots * T * d * (bf16 ? 2 : 4),
-    `saved layer inputs, ${order.slots} × [T, d] (${bf16 ? "bf16" : "f32"}${
-      order.recomputed ? `; ${order.recomputed} layer forwards recomputed` : ""
-    })`,
-  );
+  const spill = o.spill ?? false;
+  // spilled, the saved inputs are all in the file: read back over act.x ("saved.decoded")
+  if (!spill) {
+    add(
+      "saved",
+      order.slots * T * d * (bf16 ? 2 : 4),
+      `saved layer inputs, ${order.slots} × [T, d] (${bf16 ? "bf16" : "f32"}${
+        order.recomputed ? `; ${order.recomputed} layer forwards recomputed` : ""
+      })`,
+    );
+  }
   add("mlp.m", T * Math.max(C, T) * f, `SwiGLU output / its gradient [T, ${C}]; then d(scores) [T, T]`);
   add("grad.x", T * d * f, "gradient of the residual stream [T, d]");
   add("grad.xn", T * d * f, "gradient of a normed block input [T, d]");
@@ -488,7 +502,25 @@ function trainRegions(
       : "one layer's LoRA gradients (update fused into backward)",
   );
   if (o.optimizer === "adamw") {
-    add("opt.m", lora.totalElements * f, "AdamW first moments");
-    add("opt.v", lora.totalElements * f, "AdamW second moments");
+    const n = spill ? lora.layerElements : lora.totalElements,
+      of = spill ? ": one layer's, the rest spilled" : "";
+    add("opt.m", n * f, `AdamW first moments${of}`);
+    add("opt.v", n * f, `AdamW second moments${of}`);
+  }
+}
+
+/** Refuses a spill where a step needs more than one layer's adapter at a time, or rounded saved inputs. */
+function checkSpill(o: PlanOptions): void {
+  const why = (o.method ?? "mesp") !== "mesp"
+    ? `the ${o.method} method`
+    : o.gradBuffer
+    ? "a whole-model gradient buffer (gradient accumulation or clipping)"
+    : o.savedInputDtype === "bf16"
+    ? "bf16 saved inputs"
+    : undefined;
+  if (why) {
+    throw new Error(
+      `spill needs MeSP training with f32 saved inputs and the update fused into each layer's backward, not ${why}`,
+    );
   }
 }

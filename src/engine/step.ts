@@ -38,7 +38,7 @@ export async function forwardBackward(
   await embed(e, ids, T);
   for (let l = 0; l < L; l++) {
     if (order.saveAt[l] >= 0) saveInput(e, order.saveAt[l], T);
-    await e.weights.loadLayer(l);
+    await e.loadLayer(l);
     await trainingLayerForward(e, l, T);
   }
   finalNorm(e, T);
@@ -51,7 +51,7 @@ export async function forwardBackward(
     if (s.kind === "restore") restoreInput(e, s.slot, T);
     else if (s.kind === "save") saveInput(e, s.slot, T);
     else {
-      await e.weights.loadLayer(s.layer);
+      await e.loadLayer(s.layer);
       if (s.kind === "forward") await layerForward(e, s.layer, T);
       else {
         await bw.layerBackward(s.layer, T, s.slot);

@@ -1,9 +1,10 @@
 /**
- * The Deno edge of model-file I/O: local weight files, model directories, atomic writes and `exists`. Everything
- * else in `src/` reads weights through the runtime-neutral interfaces of `source.ts`.
+ * The Deno edge of model-file I/O: local weight files, model directories, atomic writes, `exists` and spill
+ * files. Everything else in `src/` reads weights through the runtime-neutral interfaces of `source.ts`.
  *
  * @module
  */
+import type { SpillFile } from "../engine/spill.ts";
 import {
   type ByteSink,
   checkRange,
@@ -254,4 +255,50 @@ async function syncDir(path: string): Promise<void> {
   } catch {
     // Directories cannot be opened or synced on some platforms; the rename itself is still atomic.
   }
+}
+
+/** A spill file (`SpillFile`, `src/engine/spill.ts`) on disk, deleted by `close`. */
+export interface DenoSpillFile extends SpillFile {
+  readonly path: string;
+  close(): void;
+}
+
+/** Spill files of runs in `dir` that ended without deleting theirs (killed): `.spill-*.tmp`. */
+const SPILL_NAME = /^\.spill-.*\.tmp$/;
+
+/**
+ * Creates a spill file in `dir` (the run folder: on the disk the user chose, not a `/tmp` that may be
+ * memory), with a name of its own, after removing the ones killed runs left there.
+ */
+export function createSpillFile(dir: string): DenoSpillFile {
+  for (const entry of Deno.readDirSync(dir)) {
+    if (entry.isFile && SPILL_NAME.test(entry.name)) Deno.removeSync(`${dir}/${entry.name}`);
+  }
+  const path = Deno.makeTempFileSync({ dir, prefix: ".spill-", suffix: ".tmp" });
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { read: true, write: true });
+  } catch (err) {
+    throw withPath(`cannot open the spill file ${path}`, path, err);
+  }
+  const move = (position: number, bytes: Uint8Array, io: (p: Uint8Array) => number | null, what: string) => {
+    file.seekSync(position, Deno.SeekMode.Start);
+    let done = 0;
+    while (done < bytes.length) {
+      // whole at once (no view made in the step), the rest of a short read or write after
+      const n = io(done ? bytes.subarray(done) : bytes);
+      if (!n) throw new Error(`spill file ${path}: ${what} stopped at byte ${position + done}`);
+      done += n;
+    }
+    return done;
+  };
+  return {
+    path,
+    read: (position, into) => move(position, into, (p) => file.readSync(p), "reading"),
+    write: (position, data) => move(position, data, (p) => file.writeSync(p), "writing"),
+    close() {
+      file.close();
+      Deno.removeSync(path);
+    },
+  };
 }

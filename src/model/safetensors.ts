@@ -546,8 +546,13 @@ export function encodeSafetensorsHeader(
   return { bytes, tensors, fileSize: 8 + n + offset };
 }
 
-/** Tensor bytes: an array view, or a function producing them when the writer gets to this tensor. */
-export type TensorData = ArrayBufferView | (() => ArrayBufferView | Promise<ArrayBufferView>);
+/**
+ * Tensor bytes: an array view, or a function producing them when the writer gets to this tensor — at once,
+ * or in pieces (each written before the next is taken, so a piece may reuse the last one's memory).
+ */
+export type TensorData =
+  | ArrayBufferView
+  | (() => ArrayBufferView | Iterable<ArrayBufferView> | Promise<ArrayBufferView>);
 
 /** A tensor to write with its data (little-endian, row-major). */
 export interface TensorEntry extends TensorSpec {
@@ -559,10 +564,10 @@ function asBytes(v: ArrayBufferView): Uint8Array {
   return v instanceof Uint8Array ? v : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 }
 
-function checkDataLength(t: PlacedTensor, bytes: Uint8Array): void {
-  if (bytes.length !== t.end - t.begin) {
+function checkDataLength(t: PlacedTensor, length: number): void {
+  if (length !== t.end - t.begin) {
     throw new Error(
-      `safetensors writer: tensor ${JSON.stringify(t.name)} has ${bytes.length} bytes of data but shape ` +
+      `safetensors writer: tensor ${JSON.stringify(t.name)} has ${length} bytes of data but shape ` +
         `${JSON.stringify(t.shape)} × ${t.dtype} needs ${t.end - t.begin}`,
     );
   }
@@ -582,9 +587,21 @@ export async function writeSafetensors(
   await sink.write(header.bytes);
   for (const t of header.tensors) {
     const { data } = byName.get(t.name)!;
-    const bytes = asBytes(typeof data === "function" ? await data() : data);
-    checkDataLength(t, bytes);
-    await sink.write(bytes);
+    const produced = typeof data === "function" ? await data() : data;
+    if (ArrayBuffer.isView(produced)) {
+      const bytes = asBytes(produced);
+      checkDataLength(t, bytes.length);
+      await sink.write(bytes);
+      continue;
+    }
+    let written = 0;
+    for (const piece of produced) {
+      const bytes = asBytes(piece);
+      written += bytes.length;
+      if (written > t.end - t.begin) checkDataLength(t, written); // too many: nothing past the tensor
+      await sink.write(bytes);
+    }
+    checkDataLength(t, written);
   }
   return header.fileSize;
 }
@@ -601,7 +618,7 @@ export function encodeSafetensors(
   let pos = header.bytes.length;
   for (const t of header.tensors) {
     const bytes = asBytes(byName.get(t.name)!.data);
-    checkDataLength(t, bytes);
+    checkDataLength(t, bytes.length);
     out.set(bytes, pos);
     pos += bytes.length;
   }

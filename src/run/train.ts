@@ -11,7 +11,9 @@ import { Backward } from "../engine/backward.ts";
 import { forwardBackward } from "../engine/step.ts";
 import { sequenceLoss } from "../engine/sequence_loss.ts";
 import { stepSeed, zoEstimate, zoUpdate } from "../engine/mezo.ts";
-import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
+import { checkAdapter, type OpenedAdapter, readAdapterInto, readAdapterLayer } from "../engine/adapter.ts";
+import { type AdapterValues, type LayeredValues, layerOf } from "../engine/adapter_values.ts";
+import type { SpillFile } from "../engine/spill.ts";
 import { type LoraLayout, loraLayout, type LoraOptions } from "../engine/lora.ts";
 import { learningRate, Optimizer, type OptimizerOptions } from "../engine/optimizer.ts";
 import type { Method } from "../engine/plan.ts";
@@ -21,7 +23,7 @@ import type { Pack } from "../model/pack.ts";
 import type { KernelLocation, Variant } from "../runtime/kernels.ts";
 import type { Sequence } from "../data/sequence.ts";
 import { seededRandom } from "../util/random.ts";
-import { initLora } from "../engine/lora_init.ts";
+import { initLora, loraInitializer } from "../engine/lora_init.ts";
 
 /** Options of {@linkcode train}. */
 export interface TrainOptions {
@@ -79,6 +81,14 @@ export interface TrainOptions {
   ckptDtype?: "f32" | "bf16";
   /** @deprecated Renamed {@linkcode savedInputEvery}; this name goes in the next release. */
   ckptEvery?: number;
+  /**
+   * Keep the saved layer inputs, the adapter and the optimizer's moments in this file instead of the arena,
+   * which then holds one layer's (`spill.ts`; MeSP, f32 saved inputs, no gradient accumulation or
+   * clipping): much less memory, every layer's input saved, bitwise the same results. The CLI passes a
+   * file in the run folder; in a browser worker an OPFS `FileSystemSyncAccessHandle` fits. The state and
+   * result then hand the adapter out a layer at a time (`LayeredValues`).
+   */
+  spill?: SpillFile;
   /** Called with progress, validation and save events. */
   onEvent?: (event: TrainEvent) => void;
   /** Persists the training state (atomically; `writeTrainingState` encodes it); awaited before going on. */
@@ -99,11 +109,12 @@ export interface TrainState {
   seed: number;
   /**
    * LoRA parameters and (AdamW) moments. Handed to `saveState` as views of the engine's memory (no
-   * copies): valid until training continues, so persist or copy them before returning.
+   * copies), or a layer at a time from the spill: valid until training continues, so persist or copy them
+   * before returning.
    */
-  params: Float32Array;
-  m?: Float32Array;
-  v?: Float32Array;
+  params: AdapterValues;
+  m?: AdapterValues;
+  v?: AdapterValues;
   /** The adapter layout the parameters belong to. */
   lora: { rank: number; alpha: number; rslora: boolean; targets: string[] };
   optimizer: string;
@@ -135,8 +146,11 @@ export type TrainEvent =
 /** The result of {@linkcode train}: the trained adapter and the loss history. */
 export interface TrainResult {
   layout: LoraLayout;
-  /** The trained parameters: a view of the engine's memory. */
-  params: Float32Array;
+  /**
+   * The trained parameters: a view of the engine's memory; a spilled run's are read from the spill into an
+   * array of their own when first asked for (so keep the spill open until then).
+   */
+  readonly params: Float32Array;
   steps: number;
   losses: number[];
   valLosses: { step: number; loss: number }[];
@@ -212,6 +226,7 @@ function trainEngineOptions(pack: Pack, options: TrainOptions): EngineOptions {
     vocabChunk: options.vocabChunk,
     savedInputEvery: options.savedInputEvery ?? options.ckptEvery,
     savedInputs: options.savedInputs,
+    spillFile: options.spill,
   };
 }
 
@@ -262,36 +277,70 @@ export async function train(
       ? describeSchedule(e.schedule(), cfg.numLayers, e.kernels.pool?.threads ?? 1)
       : undefined;
     options.onEvent?.({ type: "plan", table: formatPlan(e.arena.plan), bytes: e.arena.plan.bytes, schedule });
-    const params = e.arena.f32("lora.params");
-    const m = optOptions.name === "adamw" ? e.arena.f32("opt.m") : undefined;
-    const v = optOptions.name === "adamw" ? e.arena.f32("opt.v") : undefined;
+    const adamw = optOptions.name === "adamw";
+    // the arena's adapter and moments: all of them, or (spilled) one layer's
+    const arenaParams = e.arena.f32("lora.params");
+    const arenaM = adamw ? e.arena.f32("opt.m") : undefined;
+    const arenaV = adamw ? e.arena.f32("opt.v") : undefined;
+    const spill = e.spill, layerN = layout.layerElements, L = cfg.numLayers;
     let step = 0, epoch = 0, cursor = 0;
-    if (options.resume) {
-      const r = options.resume;
-      if (r.params.length !== params.length) {
+    const r = options.resume;
+    if (r) {
+      if (r.params.length !== layout.totalElements) {
         throw new Error("training state does not match this adapter layout");
       }
       if (r.optimizer !== optOptions.name) {
         throw new Error(`training state was made with ${r.optimizer}, not ${optOptions.name}`);
       }
-      params.set(r.params);
-      if (m && v) {
-        if (!r.m || !r.v) throw new Error("training state has no AdamW moments");
-        m.set(r.m);
-        v.set(r.v);
-      }
+      if (arenaM && (!r.m || !r.v)) throw new Error("training state has no AdamW moments");
       ({ step, epoch, cursor } = r);
-    } else if (options.adapter) {
-      await readAdapterInto(options.adapter, layout, params);
+    }
+    if (!spill) {
+      if (r) {
+        for (let l = 0; l < L; l++) arenaParams.set(layerOf(r.params, l, layerN), l * layerN);
+        if (arenaM && arenaV) {
+          for (let l = 0; l < L; l++) {
+            arenaM.set(layerOf(r.m!, l, layerN), l * layerN);
+            arenaV.set(layerOf(r.v!, l, layerN), l * layerN);
+          }
+        }
+      } else if (options.adapter) await readAdapterInto(options.adapter, layout, arenaParams);
+      else initLora(layout, arenaParams, seed);
+      if (!r) {
+        arenaM?.fill(0);
+        arenaV?.fill(0);
+      }
     } else {
-      initLora(layout, params, seed);
+      // fill the spill a layer at a time through the arena's one layer
+      if (options.adapter && !r) checkAdapter(options.adapter, layout);
+      const init = loraInitializer(layout, seed);
+      for (let l = 0; l < L; l++) {
+        if (r) {
+          arenaParams.set(layerOf(r.params, l, layerN));
+          arenaM?.set(layerOf(r.m!, l, layerN));
+          arenaV?.set(layerOf(r.v!, l, layerN));
+        } else {
+          if (options.adapter) await readAdapterLayer(options.adapter, layout, l, arenaParams);
+          else init(l, arenaParams);
+          arenaM?.fill(0);
+          arenaV?.fill(0);
+        }
+        spill.storeLayer(l);
+      }
     }
-    if (!options.resume) {
-      m?.fill(0);
-      v?.fill(0);
-    }
+    /** A spilled tensor a layer at a time (`load` brings layer l into `view`). */
+    const layered = (view: Float32Array, load: (l: number) => void): LayeredValues => ({
+      length: layout.totalElements,
+      layers: L,
+      layer(l) {
+        load(l);
+        return view;
+      },
+    });
+    const params: AdapterValues = spill ? layered(arenaParams, (l) => spill.loadAdapter(l)) : arenaParams;
+    const m = arenaM && (spill ? layered(arenaM, (l) => spill.loadMoments(l)) : arenaM);
+    const v = arenaV && (spill ? layered(arenaV, (l) => spill.loadMoments(l)) : arenaV);
 
-    const adamw = optOptions.name === "adamw";
     const opt = new Optimizer(
       e.k,
       optOptions,
@@ -305,7 +354,6 @@ export async function train(
       : new Backward(e, { ptr: gradPtr, perLayer: !gradBuffer, accumulate: false }, {
         mebp: method === "mebp",
       });
-    const layerN = layout.layerElements;
     let order = epochOrder(data.length, seed, epoch);
     let nextOrder: Uint32Array | undefined; // the next epoch's, once `peek` needed it
     let lastIndex = 0; // the data index of the last sequence drawn, for error messages
@@ -358,14 +406,25 @@ export async function train(
         options.onEvent?.({ type: "val", step, loss: sum / count, tokens: count });
       }
     };
-    const fused = (l: number) => opt.update(l * layerN, layerN, gradPtr, step);
+    // spilled: the arena's one layer is layer l's (its backward just ran); its moments come in for the
+    // update, and the layer goes back to the spill with a check that it stayed finite
+    let spilledFinite = true;
+    const fused = spill
+      ? (l: number) => {
+        spill.loadMoments(l);
+        opt.update(0, layerN, gradPtr, step);
+        spilledFinite &&= Number.isFinite(e.k.sum_squares(e.p["lora.params"], layerN));
+        spill.storeLayer(l);
+      }
+      : (l: number) => opt.update(l * layerN, layerN, gradPtr, step);
     const saveState = options.saveState ?? options.saveCheckpoint;
     let saved = step; // the step of the last state handed to saveState (or resumed from)
     const hint = () =>
       `; nothing after step ${saved} was saved. Try a lower learning rate (now ${optOptions.lr}), ` +
       `gradient clipping (--clip 1) or warmup; if it happens at the first step, check the model's weights`;
     // one wasm pass over the parameters, in f64 (no overflow): NaN or ∞ exactly when a parameter is
-    const paramsFinite = () => Number.isFinite(e.k.sum_squares(e.p["lora.params"], layout.totalElements));
+    const paramsFinite = () =>
+      spill ? spilledFinite : Number.isFinite(e.k.sum_squares(e.p["lora.params"], layout.totalElements));
     const checkLoss = (value: number, what: string) => {
       if (!Number.isFinite(value)) {
         throw new NonFiniteError(
@@ -451,7 +510,20 @@ export async function train(
       await saveState(snapshot());
       options.onEvent?.({ type: "checkpoint", step });
     }
-    return { layout, params, steps: step, losses, valLosses, stopped };
+    const result = { layout, steps: step, losses, valLosses, stopped };
+    if (params instanceof Float32Array) return { ...result, params };
+    let gathered: Float32Array | undefined;
+    return {
+      ...result,
+      get params() {
+        // read only when asked: the CLI never does, so its peak holds one layer
+        if (!gathered) {
+          gathered = new Float32Array(layout.totalElements);
+          for (let l = 0; l < L; l++) gathered.set(params.layer(l), l * layerN);
+        }
+        return gathered;
+      },
+    };
   } finally {
     // live workers would keep the process running
     e.close();

@@ -17,18 +17,31 @@ import {
   writeSafetensors,
 } from "../model/safetensors.ts";
 import type { TrainState } from "./train.ts";
-import { assertFinite } from "../model/finite.ts";
+import { firstNonFinite } from "../model/finite.ts";
 import { Checksum } from "../io/checksum.ts";
+import { type AdapterValues, piecesOf } from "../engine/adapter_values.ts";
 
 /** The training state's file name inside a run directory (its name from before the rename, kept). */
 export const TRAINING_STATE_FILE = "checkpoint.safetensors";
 
 const TENSORS = ["params", "adam_m", "adam_v"] as const;
 
-function checksumOf(state: string, run: string, tensors: Float32Array[]): string {
+function checksumOf(state: string, run: string, tensors: AdapterValues[]): string {
   const c = new Checksum().update(new TextEncoder().encode(state)).update(new TextEncoder().encode(run));
-  for (const t of tensors) c.update(new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
+  for (const values of tensors) {
+    for (const t of piecesOf(values)) c.update(new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
+  }
   return c.hex();
+}
+
+/** Throws naming `what` and the element when `values` hold a NaN or ±∞. */
+function assertFiniteValues(values: AdapterValues, what: string): void {
+  let at = 0;
+  for (const piece of piecesOf(values)) {
+    const i = firstNonFinite(piece);
+    if (i >= 0) throw new Error(`${what}: non-finite value ${piece[i]} at element ${at + i}`);
+    at += piece.length;
+  }
 }
 
 /**
@@ -41,17 +54,17 @@ export async function writeTrainingState(
   run: Record<string, unknown> = {},
 ): Promise<void> {
   // a diverged state must never replace the last good one
-  assertFinite(state.params, "training state: LoRA parameters");
-  if (state.m) assertFinite(state.m, "training state: AdamW first moment");
-  if (state.v) assertFinite(state.v, "training state: AdamW second moment");
-  const tensors: [string, Float32Array][] = [["params", state.params]];
+  assertFiniteValues(state.params, "training state: LoRA parameters");
+  if (state.m) assertFiniteValues(state.m, "training state: AdamW first moment");
+  if (state.v) assertFiniteValues(state.v, "training state: AdamW second moment");
+  const tensors: [string, AdapterValues][] = [["params", state.params]];
   if (state.m) tensors.push(["adam_m", state.m]);
   if (state.v) tensors.push(["adam_v", state.v]);
-  const entries: TensorEntry[] = tensors.map(([name, data]) => ({
+  const entries: TensorEntry[] = tensors.map(([name, values]) => ({
     name,
     dtype: "F32",
-    shape: [data.length],
-    data,
+    shape: [values.length],
+    data: values instanceof Float32Array ? values : () => piecesOf(values),
   }));
   const meta = JSON.stringify({
     step: state.step,
