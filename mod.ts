@@ -107,6 +107,8 @@ export {
   writeLoraTensors,
 } from "./src/engine/adapter.ts";
 export { learningRate, Optimizer, type OptimizerOptions } from "./src/engine/optimizer.ts";
+export { memorySpill, type SpillFile } from "./src/engine/spill.ts";
+export { type AdapterValues, type LayeredValues, piecesOf } from "./src/engine/adapter_values.ts";
 export { type Method, type PlanOptions, planRegions } from "./src/engine/plan.ts";
 
 // Runs: training, evaluation, generation, gradients, training state, loss curves

@@ -2126,9 +2126,9 @@ function encodeSafetensorsHeader(entries, metadata) {
 function asBytes(v) {
   return v instanceof Uint8Array ? v : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 }
-function checkDataLength(t, bytes) {
-  if (bytes.length !== t.end - t.begin) {
-    throw new Error(`safetensors writer: tensor ${JSON.stringify(t.name)} has ${bytes.length} bytes of data but shape ${JSON.stringify(t.shape)} \xD7 ${t.dtype} needs ${t.end - t.begin}`);
+function checkDataLength(t, length) {
+  if (length !== t.end - t.begin) {
+    throw new Error(`safetensors writer: tensor ${JSON.stringify(t.name)} has ${length} bytes of data but shape ${JSON.stringify(t.shape)} \xD7 ${t.dtype} needs ${t.end - t.begin}`);
   }
 }
 async function writeSafetensors(sink, entries, metadata) {
@@ -2140,9 +2140,21 @@ async function writeSafetensors(sink, entries, metadata) {
   await sink.write(header.bytes);
   for (const t of header.tensors) {
     const { data } = byName.get(t.name);
-    const bytes = asBytes(typeof data === "function" ? await data() : data);
-    checkDataLength(t, bytes);
-    await sink.write(bytes);
+    const produced = typeof data === "function" ? await data() : data;
+    if (ArrayBuffer.isView(produced)) {
+      const bytes = asBytes(produced);
+      checkDataLength(t, bytes.length);
+      await sink.write(bytes);
+      continue;
+    }
+    let written = 0;
+    for (const piece of produced) {
+      const bytes = asBytes(piece);
+      written += bytes.length;
+      if (written > t.end - t.begin) checkDataLength(t, written);
+      await sink.write(bytes);
+    }
+    checkDataLength(t, written);
   }
   return header.fileSize;
 }
@@ -2157,7 +2169,7 @@ function encodeSafetensors(entries, metadata) {
   let pos = header.bytes.length;
   for (const t of header.tensors) {
     const bytes = asBytes(byName.get(t.name).data);
-    checkDataLength(t, bytes);
+    checkDataLength(t, bytes.length);
     out.set(bytes, pos);
     pos += bytes.length;
   }
@@ -6061,7 +6073,7 @@ var BUFFERS = {
   "weights.norm": "[d] final RMSNorm weight",
   "rope": "[2, P, hd/2] cos, sin",
   "gemm.scratch": "GEMM packing buffers, one area per thread",
-  "lora.params": "every adapter's A [r, in] and B [out, r], flat (lora.ts)",
+  "lora.params": "every adapter's A [r, in] and B [out, r], flat (lora.ts); spilled: one layer's",
   "lora.grad": "the gradients of lora.params: one layer's or all",
   "lora.h": "[slots, T, r] the adapters' x\xB7A\u1D40 (slots 0\u20133) and, in training, G\xB7B (slots 4\u20137)",
   "lora.h.attn": "[T, r] x\xB7A\u1D40 of the attention linear in use",
@@ -6087,7 +6099,7 @@ var BUFFERS = {
   "mlp.u": "[T, C] up chunk",
   "mlp.m": "[T, C] SwiGLU output / its gradient (training)",
   "saved": "[slots, T, d] saved layer inputs (f32 or bf16)",
-  "saved.decoded": "[T, d] a bf16 saved input decoded to f32",
+  "saved.decoded": "[T, d] a bf16 saved input decoded to f32, or a spilled one read back",
   "grad.x": "[T, d] gradient of the residual stream",
   "grad.xn": "[T, d] gradient of a normed block input",
   "grad.q": "[T, H\xB7hd] gradient of the queries",
@@ -6103,8 +6115,8 @@ var BUFFERS = {
   "mebp.u": "[T, I] MeBP: up projections",
   "mebp.m": "[T, I] MeBP: SwiGLU outputs",
   "mebp.h": "[7, T, r] MeBP: each adapter's x\xB7A\u1D40 (q, k, v, o, gate, up, down)",
-  "opt.m": "AdamW first moments (like lora.params)",
-  "opt.v": "AdamW second moments (like lora.params)",
+  "opt.m": "AdamW first moments (like lora.params; spilled: one layer's)",
+  "opt.v": "AdamW second moments (like lora.params; spilled: one layer's)",
   "loss.logits": "[T, Vc] logits of one vocabulary chunk",
   "loss.rows": "[6, T] per-row max, sum, target logit, logsumexp, loss, weight",
   "loss.targets": "[T] i32 target token per row (\u22121: none)",
@@ -6143,8 +6155,10 @@ function planBuffers(cfg, o) {
   add("weights.norm", d * f, "final RMSNorm weight");
   add("rope", 2 * P * (D.hd / 2) * f, `cos/sin tables for ${P} positions`);
   add("gemm.scratch", o.gemmScratch, "GEMM packing buffers");
+  const spill = train2 && (o.spill ?? false);
+  if (spill) checkSpill(o);
   if (o.lora) {
-    add("lora.params", o.lora.totalElements * f, `LoRA A and B, rank ${o.lora.rank} on ${o.lora.targets.join(",")}`);
+    add("lora.params", (spill ? o.lora.layerElements : o.lora.totalElements) * f, `LoRA A and B, rank ${o.lora.rank} on ${o.lora.targets.join(",")}${spill ? ": one layer's, the rest spilled" : ""}`);
   }
   add("act.x", T * (backward ? Math.max(d, qd) : d) * f, `residual stream [T, d]${backward ? "; then d(attention output) [T, H\xB7hd]" : ""}`);
   add("act.xn", T * d * f, "normed input of a block [T, d]");
@@ -6165,8 +6179,8 @@ function planBuffers(cfg, o) {
   if (backward) {
     view("grad.att", "act.x", 0, T * qd * f, "shared: the residual stream (the MLP's input) is dead once the MLP backward is done");
     view("grad.q", "act.att", 0, T * qd * f, "shared: the attention output is dead once o_proj's gradients are done, before the first head's");
-    if (o.savedInputDtype === "bf16") {
-      view("saved.decoded", "act.x", 0, T * d * f, "shared: decoded after the last head, when d(attention output) is dead");
+    if (o.savedInputDtype === "bf16" || spill) {
+      view("saved.decoded", "act.x", 0, T * d * f, `shared: ${spill ? "read back" : "decoded"} after the last head, when d(attention output) is dead`);
     }
   }
   if (r) {
@@ -6238,7 +6252,10 @@ function trainRegions(o, D, add, view) {
   const bf16 = o.savedInputDtype === "bf16";
   const every = o.savedInputEvery ?? 1;
   const order = recomputeOrder(L, o);
-  add("saved", order.slots * T * d * (bf16 ? 2 : 4), `saved layer inputs, ${order.slots} \xD7 [T, d] (${bf16 ? "bf16" : "f32"}${order.recomputed ? `; ${order.recomputed} layer forwards recomputed` : ""})`);
+  const spill = o.spill ?? false;
+  if (!spill) {
+    add("saved", order.slots * T * d * (bf16 ? 2 : 4), `saved layer inputs, ${order.slots} \xD7 [T, d] (${bf16 ? "bf16" : "f32"}${order.recomputed ? `; ${order.recomputed} layer forwards recomputed` : ""})`);
+  }
   add("mlp.m", T * Math.max(C, T) * f, `SwiGLU output / its gradient [T, ${C}]; then d(scores) [T, T]`);
   add("grad.x", T * d * f, "gradient of the residual stream [T, d]");
   add("grad.xn", T * d * f, "gradient of a normed block input [T, d]");
@@ -6275,8 +6292,15 @@ function trainRegions(o, D, add, view) {
   const whole = (o.gradBuffer ?? false) || o.method === "mebp";
   add("lora.grad", (whole ? lora.totalElements : lora.layerElements) * f, whole ? "LoRA gradients of every layer (accumulation / clipping)" : "one layer's LoRA gradients (update fused into backward)");
   if (o.optimizer === "adamw") {
-    add("opt.m", lora.totalElements * f, "AdamW first moments");
-    add("opt.v", lora.totalElements * f, "AdamW second moments");
+    const n = spill ? lora.layerElements : lora.totalElements, of = spill ? ": one layer's, the rest spilled" : "";
+    add("opt.m", n * f, `AdamW first moments${of}`);
+    add("opt.v", n * f, `AdamW second moments${of}`);
+  }
+}
+function checkSpill(o) {
+  const why = (o.method ?? "mesp") !== "mesp" ? `the ${o.method} method` : o.gradBuffer ? "a whole-model gradient buffer (gradient accumulation or clipping)" : o.savedInputDtype === "bf16" ? "bf16 saved inputs" : void 0;
+  if (why) {
+    throw new Error(`spill needs MeSP training with f32 saved inputs and the update fused into each layer's backward, not ${why}`);
   }
 }
 
@@ -6448,10 +6472,119 @@ function scheduleOf(cfg, o) {
   });
 }
 
+// src/engine/spill.ts
+function memorySpill() {
+  let store = new Uint8Array(0);
+  return {
+    read(position, into) {
+      into.set(store.subarray(position, position + into.length));
+      return into.length;
+    },
+    write(position, data) {
+      const end = position + data.length;
+      if (end > store.length) {
+        const grown = new Uint8Array(Math.max(end, store.length * 2));
+        grown.set(store);
+        store = grown;
+      }
+      store.set(data, position);
+      return data.length;
+    },
+    bytes: () => store.length
+  };
+}
+function spillLayout(slots, T, d, lora, moments) {
+  const inputBytes = T * d * 4, layerBytes = lora.layerElements * 4, all = lora.totalElements * 4;
+  const params = slots * inputBytes;
+  const m = moments ? params + all : 0, v = moments ? m + all : 0;
+  return {
+    inputs: 0,
+    inputBytes,
+    params,
+    m,
+    v,
+    layerBytes,
+    bytes: params + (moments ? 3 : 1) * all
+  };
+}
+var Spill = class {
+  file;
+  layout;
+  #x;
+  #decoded;
+  #params;
+  #m;
+  #v;
+  /** The layer whose adapter `lora.params` holds now (−1: none). */
+  #resident = -1;
+  constructor(file, layout, memory, at) {
+    this.file = file;
+    this.layout = layout;
+    const view = (ptr, n) => new Uint8Array(memory, ptr, n);
+    this.#x = view(at.x, layout.inputBytes);
+    this.#decoded = view(at.decoded, layout.inputBytes);
+    this.#params = view(at.params, layout.layerBytes);
+    if (at.m) this.#m = view(at.m, layout.layerBytes);
+    if (at.v) this.#v = view(at.v, layout.layerBytes);
+  }
+  #read(position, into, what) {
+    const got = this.file.read(position, into);
+    if (got !== into.length) {
+      throw new Error(`spill: read ${got} of ${into.length} bytes of ${what} at byte ${position}`);
+    }
+  }
+  #write(position, data, what) {
+    const put = this.file.write(position, data);
+    if (put !== data.length) {
+      throw new Error(`spill: wrote ${put} of ${data.length} bytes of ${what} at byte ${position}`);
+    }
+  }
+  #input(slot) {
+    return this.layout.inputs + slot * this.layout.inputBytes;
+  }
+  /** Saves the residual stream as saved input `slot`. */
+  saveInput(slot) {
+    this.#write(this.#input(slot), this.#x, `saved input ${slot}`);
+  }
+  /** Reads saved input `slot` back into the residual stream. */
+  restoreInput(slot) {
+    this.#read(this.#input(slot), this.#x, `saved input ${slot}`);
+  }
+  /** Reads saved input `slot` into the read-back buffer. */
+  readInput(slot) {
+    this.#read(this.#input(slot), this.#decoded, `saved input ${slot}`);
+  }
+  /** Makes the arena's one layer of adapter hold layer `l`'s. */
+  loadAdapter(l) {
+    if (this.#resident === l) return;
+    this.#read(this.layout.params + l * this.layout.layerBytes, this.#params, `layer ${l}'s adapter`);
+    this.#resident = l;
+  }
+  /** Reads layer `l`'s AdamW moments into the arena's one layer of them. */
+  loadMoments(l) {
+    const at = l * this.layout.layerBytes;
+    if (this.#m) this.#read(this.layout.m + at, this.#m, `layer ${l}'s first moment`);
+    if (this.#v) this.#read(this.layout.v + at, this.#v, `layer ${l}'s second moment`);
+  }
+  /**
+   * Writes the arena's layer of adapter (and moments) as layer `l`'s, which it then holds: after the layer's
+   * update, or to fill the spill before the first step.
+   */
+  storeLayer(l) {
+    const at = l * this.layout.layerBytes;
+    this.#write(this.layout.params + at, this.#params, `layer ${l}'s adapter`);
+    if (this.#m) this.#write(this.layout.m + at, this.#m, `layer ${l}'s first moment`);
+    if (this.#v) this.#write(this.layout.v + at, this.#v, `layer ${l}'s second moment`);
+    this.#resident = l;
+  }
+};
+
 // src/engine/engine.ts
 function enginePlanOptions(pack, options, gemmScratch) {
+  const { spillFile, ...planned } = options;
   return {
-    ...options,
+    ...planned,
+    spill: spillFile !== void 0,
     format: pack.header.format,
     bf16Scales: pack.header.bf16Scales,
     mlpChunk: pack.layout.mlpChunk,
@@ -6486,6 +6619,8 @@ var Engine = class _Engine {
   weights;
   /** Which layer inputs a training step saves and how its backward recomputes the rest. */
   recompute;
+  /** Where the saved inputs, the adapter and its moments live when spilled (the arena holds one layer's). */
+  spill;
   /** Per-layer descriptors; in streaming mode every layer shares the slot's frozen weights. */
   #linears = [];
   constructor(pack, kernels, arena, D, options) {
@@ -6510,12 +6645,24 @@ var Engine = class _Engine {
       mlp: options.resident ? 0 : arena.region("weights.mlp").bytes / 2,
       vocab: arena.region("weights.vocab").bytes / 2
     });
+    if (options.spillFile) {
+      const layout = spillLayout(this.recompute.slots, D.T, D.d, this.lora, options.optimizer === "adamw");
+      const adamw = options.optimizer === "adamw";
+      this.spill = new Spill(options.spillFile, layout, kernels.memory.buffer, {
+        x: this.p["act.x"],
+        decoded: this.p["saved.decoded"],
+        params: this.p["lora.params"],
+        m: adamw ? this.p["opt.m"] : 0,
+        v: adamw ? this.p["opt.v"] : 0
+      });
+    }
     const attention = this.weights.attention;
     for (let l = 0; l < D.L; l++) {
       const refs = {};
       for (const n of LINEARS) {
         const pair = this.lora ? findPair(this.lora, l, n) : void 0;
-        const base = pair ? this.p["lora.params"] : 0;
+        const first = this.spill ? l * this.lora.layerElements * 4 : 0;
+        const base = pair ? this.p["lora.params"] - first : 0;
         refs[n] = {
           w: attention[n],
           pair,
@@ -6580,6 +6727,11 @@ var Engine = class _Engine {
   schedule() {
     return scheduleOf(this.cfg, enginePlanOptions(this.pack, this.options, this.arena.region("gemm.scratch").bytes));
   }
+  /** Makes layer `l`'s weights and (spilled) adapter the ones in use, before the layer runs. */
+  async loadLayer(l) {
+    await this.weights.loadLayer(l);
+    this.spill?.loadAdapter(l);
+  }
   /** Descriptors of layer `l`'s linears. */
   refs(l) {
     return this.#linears[l];
@@ -6621,17 +6773,23 @@ var Engine = class _Engine {
 
 // src/engine/saved_inputs.ts
 function saveInput(e, slot, T) {
+  if (e.spill) return e.spill.saveInput(slot);
   const n = T * e.D.d, x = e.p["act.x"], at = e.p["saved"];
   if (e.options.savedInputDtype === "bf16") e.k.f32_to_bf16(at + slot * n * 2, x, n);
   else e.F.copyWithin((at >> 2) + slot * n, x >> 2, (x >> 2) + n);
 }
 function restoreInput(e, slot, T) {
+  if (e.spill) return e.spill.restoreInput(slot);
   const n = T * e.D.d, at = e.p["saved"], x = e.p["act.x"];
   if (e.options.savedInputDtype === "bf16") {
     e.k.decode_row(DTYPE.bf16, at + slot * n * 2, n, 0, 0, 0, 0, n, x);
   } else e.F.copyWithin(x >> 2, (at >> 2) + slot * n, (at >> 2) + slot * n + n);
 }
 function savedInput(e, slot, T) {
+  if (e.spill) {
+    e.spill.readInput(slot);
+    return e.p["saved.decoded"];
+  }
   const n = T * e.D.d, at = e.p["saved"];
   if (e.options.savedInputDtype !== "bf16") return at + slot * n * 4;
   const dst = e.p["saved.decoded"];
@@ -6791,7 +6949,7 @@ function finalNorm(e, T) {
 async function forward(e, ids, T) {
   await embed(e, ids, T);
   for (let l = 0; l < e.D.L; l++) {
-    await e.weights.loadLayer(l);
+    await e.loadLayer(l);
     await layerForward(e, l, T);
   }
   finalNorm(e, T);
@@ -7172,7 +7330,7 @@ async function forwardBackward(e, bw, ids, trained, T, afterLayer) {
   await embed(e, ids, T);
   for (let l = 0; l < L; l++) {
     if (order.saveAt[l] >= 0) saveInput(e, order.saveAt[l], T);
-    await e.weights.loadLayer(l);
+    await e.loadLayer(l);
     await trainingLayerForward(e, l, T);
   }
   finalNorm(e, T);
@@ -7184,7 +7342,7 @@ async function forwardBackward(e, bw, ids, trained, T, afterLayer) {
     if (s.kind === "restore") restoreInput(e, s.slot, T);
     else if (s.kind === "save") saveInput(e, s.slot, T);
     else {
-      await e.weights.loadLayer(s.layer);
+      await e.loadLayer(s.layer);
       if (s.kind === "forward") await layerForward(e, s.layer, T);
       else {
         await bw.layerBackward(s.layer, T, s.slot);
@@ -7251,6 +7409,19 @@ function stepSeed(seed, step) {
   let h = Math.imul(seed >>> 0 ^ 2654435769, 2246822507) ^ Math.imul(step + 1, 3266489909);
   h = Math.imul(h ^ h >>> 16, 2146121005);
   return (h ^ h >>> 15) >>> 0;
+}
+
+// src/engine/adapter_values.ts
+function layerOf(values, l, perLayer) {
+  if (values instanceof Float32Array) return values.subarray(l * perLayer, (l + 1) * perLayer);
+  return values.layer(l);
+}
+function* piecesOf(values) {
+  if (values instanceof Float32Array) {
+    yield values;
+    return;
+  }
+  for (let l = 0; l < values.layers; l++) yield values.layer(l);
 }
 
 // src/engine/adapter.ts
@@ -7353,39 +7524,62 @@ async function openAdapter(files) {
     name: files.name
   };
 }
-async function readAdapterInto(adapter, layout, params) {
+function checkAdapter(adapter, layout) {
   const seen = /* @__PURE__ */ new Set();
-  for (const row of layout.pairs) {
-    for (const pair of row) {
-      for (const which of [
-        "A",
-        "B"
-      ]) {
-        const name = peftName(pair, which);
-        const info = adapter.weights.tensors.get(name);
-        if (!info) {
-          throw new Error(`${adapter.name}: adapter has no tensor ${name}; was it made for another model?`);
-        }
-        const shape = which === "A" ? [
-          layout.rank,
-          pair.inDim
-        ] : [
-          pair.outDim,
-          layout.rank
-        ];
-        if (info.shape.join() !== shape.join()) {
-          throw new Error(`${adapter.name}: ${name} has shape [${info.shape}], this model needs [${shape}]`);
-        }
-        const off = which === "A" ? pair.a : pair.b;
-        await readTensorF32(adapter.weights, name, params.subarray(off, off + shape[0] * shape[1]));
-        seen.add(name);
+  for (const pair of layout.pairs.flat()) {
+    for (const which of [
+      "A",
+      "B"
+    ]) {
+      const name = peftName(pair, which);
+      const info = adapter.weights.tensors.get(name);
+      if (!info) {
+        throw new Error(`${adapter.name}: adapter has no tensor ${name}; was it made for another model?`);
       }
+      const shape = which === "A" ? [
+        layout.rank,
+        pair.inDim
+      ] : [
+        pair.outDim,
+        layout.rank
+      ];
+      if (info.shape.join() !== shape.join()) {
+        throw new Error(`${adapter.name}: ${name} has shape [${info.shape}], this model needs [${shape}]`);
+      }
+      seen.add(name);
     }
   }
   for (const name of adapter.weights.tensors.keys()) {
     if (seen.has(name)) continue;
     const parsed = parsePeftName(name);
     throw new Error(`${adapter.name}: unexpected tensor ${name}` + (parsed ? ` (layer ${parsed.layer} ${parsed.target}: not in this model's layers/targets)` : ""));
+  }
+}
+async function readAdapterLayer(adapter, layout, l, into) {
+  const first = l * layout.layerElements;
+  for (const pair of layout.pairs[l]) {
+    for (const [which, at, n] of [
+      [
+        "A",
+        pair.a,
+        pair.inDim
+      ],
+      [
+        "B",
+        pair.b,
+        pair.outDim
+      ]
+    ]) {
+      const start = at - first;
+      await readTensorF32(adapter.weights, peftName(pair, which), into.subarray(start, start + layout.rank * n));
+    }
+  }
+}
+async function readAdapterInto(adapter, layout, params) {
+  checkAdapter(adapter, layout);
+  const n = layout.layerElements;
+  for (let l = 0; l < layout.pairs.length; l++) {
+    await readAdapterLayer(adapter, layout, l, params.subarray(l * n, (l + 1) * n));
   }
 }
 function loraTensorEntries(layout, values, extra = {}) {
@@ -7427,7 +7621,45 @@ function loraTensorEntries(layout, values, extra = {}) {
   return entries;
 }
 async function writeLoraTensors(sink, layout, values, extra = {}) {
-  await writeSafetensors(sink, loraTensorEntries(layout, values, extra), {
+  const whole = values instanceof Float32Array ? values : void 0;
+  const entries = whole ? loraTensorEntries(layout, whole, extra) : [
+    ...layout.pairs.flat().flatMap((pair) => {
+      const view = (at, n) => () => {
+        const start = at - pair.layer * layout.layerElements;
+        return layerOf(values, pair.layer, layout.layerElements).subarray(start, start + n);
+      };
+      const a = layout.rank * pair.inDim, b = layout.rank * pair.outDim;
+      return [
+        {
+          name: peftName(pair, "A"),
+          dtype: "F32",
+          shape: [
+            layout.rank,
+            pair.inDim
+          ],
+          data: view(pair.a, a)
+        },
+        {
+          name: peftName(pair, "B"),
+          dtype: "F32",
+          shape: [
+            pair.outDim,
+            layout.rank
+          ],
+          data: view(pair.b, b)
+        }
+      ];
+    }),
+    ...Object.entries(extra).map(([name, data]) => ({
+      name,
+      dtype: "F32",
+      shape: [
+        data.length
+      ],
+      data
+    }))
+  ];
+  await writeSafetensors(sink, entries, {
     format: "pt"
   });
 }
@@ -7510,14 +7742,22 @@ var Optimizer = class {
 
 // src/engine/lora_init.ts
 function initLora(layout, params, seed) {
+  const init = loraInitializer(layout, seed), n = layout.layerElements;
+  for (let l = 0; l < layout.pairs.length; l++) init(l, params.subarray(l * n, (l + 1) * n));
+}
+function loraInitializer(layout, seed) {
   const random = seededRandom(seed);
-  params.fill(0);
-  for (const row of layout.pairs) {
-    for (const pair of row) {
-      const bound = 1 / Math.sqrt(pair.inDim);
-      for (let i = 0; i < layout.rank * pair.inDim; i++) params[pair.a + i] = (2 * random() - 1) * bound;
+  let next = 0;
+  return (l, into) => {
+    if (l !== next) throw new Error(`LoRA initialisation: layer ${l} asked for, ${next} is next`);
+    next++;
+    into.fill(0);
+    const first = l * layout.layerElements;
+    for (const pair of layout.pairs[l]) {
+      const bound = 1 / Math.sqrt(pair.inDim), a = pair.a - first;
+      for (let i = 0; i < layout.rank * pair.inDim; i++) into[a + i] = (2 * random() - 1) * bound;
     }
-  }
+  };
 }
 
 // src/run/train.ts
@@ -7580,7 +7820,8 @@ function trainEngineOptions(pack, options) {
     savedInputDtype: options.savedInputDtype ?? options.ckptDtype,
     vocabChunk: options.vocabChunk,
     savedInputEvery: options.savedInputEvery ?? options.ckptEvery,
-    savedInputs: options.savedInputs
+    savedInputs: options.savedInputs,
+    spillFile: options.spill
   };
 }
 function planTraining(pack, options) {
@@ -7625,35 +7866,66 @@ async function train(pack, data, val, options) {
       bytes: e.arena.plan.bytes,
       schedule
     });
-    const params = e.arena.f32("lora.params");
-    const m = optOptions.name === "adamw" ? e.arena.f32("opt.m") : void 0;
-    const v = optOptions.name === "adamw" ? e.arena.f32("opt.v") : void 0;
+    const adamw = optOptions.name === "adamw";
+    const arenaParams = e.arena.f32("lora.params");
+    const arenaM = adamw ? e.arena.f32("opt.m") : void 0;
+    const arenaV = adamw ? e.arena.f32("opt.v") : void 0;
+    const spill = e.spill, layerN = layout.layerElements, L = cfg.numLayers;
     let step = 0, epoch = 0, cursor = 0;
-    if (options.resume) {
-      const r = options.resume;
-      if (r.params.length !== params.length) {
+    const r = options.resume;
+    if (r) {
+      if (r.params.length !== layout.totalElements) {
         throw new Error("training state does not match this adapter layout");
       }
       if (r.optimizer !== optOptions.name) {
         throw new Error(`training state was made with ${r.optimizer}, not ${optOptions.name}`);
       }
-      params.set(r.params);
-      if (m && v) {
-        if (!r.m || !r.v) throw new Error("training state has no AdamW moments");
-        m.set(r.m);
-        v.set(r.v);
-      }
+      if (arenaM && (!r.m || !r.v)) throw new Error("training state has no AdamW moments");
       ({ step, epoch, cursor } = r);
-    } else if (options.adapter) {
-      await readAdapterInto(options.adapter, layout, params);
+    }
+    if (!spill) {
+      if (r) {
+        for (let l = 0; l < L; l++) arenaParams.set(layerOf(r.params, l, layerN), l * layerN);
+        if (arenaM && arenaV) {
+          for (let l = 0; l < L; l++) {
+            arenaM.set(layerOf(r.m, l, layerN), l * layerN);
+            arenaV.set(layerOf(r.v, l, layerN), l * layerN);
+          }
+        }
+      } else if (options.adapter) await readAdapterInto(options.adapter, layout, arenaParams);
+      else initLora(layout, arenaParams, seed);
+      if (!r) {
+        arenaM?.fill(0);
+        arenaV?.fill(0);
+      }
     } else {
-      initLora(layout, params, seed);
+      if (options.adapter && !r) checkAdapter(options.adapter, layout);
+      const init = loraInitializer(layout, seed);
+      for (let l = 0; l < L; l++) {
+        if (r) {
+          arenaParams.set(layerOf(r.params, l, layerN));
+          arenaM?.set(layerOf(r.m, l, layerN));
+          arenaV?.set(layerOf(r.v, l, layerN));
+        } else {
+          if (options.adapter) await readAdapterLayer(options.adapter, layout, l, arenaParams);
+          else init(l, arenaParams);
+          arenaM?.fill(0);
+          arenaV?.fill(0);
+        }
+        spill.storeLayer(l);
+      }
     }
-    if (!options.resume) {
-      m?.fill(0);
-      v?.fill(0);
-    }
-    const adamw = optOptions.name === "adamw";
+    const layered = (view, load) => ({
+      length: layout.totalElements,
+      layers: L,
+      layer(l) {
+        load(l);
+        return view;
+      }
+    });
+    const params = spill ? layered(arenaParams, (l) => spill.loadAdapter(l)) : arenaParams;
+    const m = arenaM && (spill ? layered(arenaM, (l) => spill.loadMoments(l)) : arenaM);
+    const v = arenaV && (spill ? layered(arenaV, (l) => spill.loadMoments(l)) : arenaV);
     const opt = new Optimizer(e.k, optOptions, e.p["lora.params"], adamw ? e.p["opt.m"] : void 0, adamw ? e.p["opt.v"] : void 0);
     const gradPtr = method === "mezo" ? 0 : e.p["lora.grad"];
     const bw = method === "mezo" ? void 0 : new Backward(e, {
@@ -7663,7 +7935,6 @@ async function train(pack, data, val, options) {
     }, {
       mebp: method === "mebp"
     });
-    const layerN = layout.layerElements;
     let order = epochOrder(data.length, seed, epoch);
     let nextOrder;
     let lastIndex = 0;
@@ -7706,9 +7977,9 @@ async function train(pack, data, val, options) {
         if (T < 2) continue;
         const after = i + 1 < val.length ? val[i + 1] : step < steps ? peek() : void 0;
         if (after) e.weights.expectRows(after.ids, Math.min(after.ids.length, seqLen), false);
-        const r = await sequenceLoss(e, s.ids, s.targets, T);
-        sum += r.sum;
-        count += r.count;
+        const r2 = await sequenceLoss(e, s.ids, s.targets, T);
+        sum += r2.sum;
+        count += r2.count;
       }
       if (!Number.isFinite(sum)) {
         throw new NonFiniteError(`step ${step}: the validation loss is ${sum / count}${hint()}`, step);
@@ -7726,11 +7997,17 @@ async function train(pack, data, val, options) {
         });
       }
     };
-    const fused = (l) => opt.update(l * layerN, layerN, gradPtr, step);
+    let spilledFinite = true;
+    const fused = spill ? (l) => {
+      spill.loadMoments(l);
+      opt.update(0, layerN, gradPtr, step);
+      spilledFinite &&= Number.isFinite(e.k.sum_squares(e.p["lora.params"], layerN));
+      spill.storeLayer(l);
+    } : (l) => opt.update(l * layerN, layerN, gradPtr, step);
     const saveState = options.saveState ?? options.saveCheckpoint;
     let saved = step;
     const hint = () => `; nothing after step ${saved} was saved. Try a lower learning rate (now ${optOptions.lr}), gradient clipping (--clip 1) or warmup; if it happens at the first step, check the model's weights`;
-    const paramsFinite = () => Number.isFinite(e.k.sum_squares(e.p["lora.params"], layout.totalElements));
+    const paramsFinite = () => spill ? spilledFinite : Number.isFinite(e.k.sum_squares(e.p["lora.params"], layout.totalElements));
     const checkLoss = (value, what) => {
       if (!Number.isFinite(value)) {
         throw new NonFiniteError(`step ${step + 1}: ${what} is ${value} (sequence ${lastIndex} of the training data)${hint()}`, step + 1);
@@ -7763,10 +8040,10 @@ async function train(pack, data, val, options) {
             e.weights.expectRows(after.ids, Math.min(after.ids.length, seqLen), false);
           }
           bw.sink.accumulate = micro > 0;
-          const r = await forwardBackward(e, bw, s.ids, s.targets, T, gradBuffer ? void 0 : fused);
-          checkLoss(r.loss, "the loss");
-          loss += r.loss / accum;
-          tokens += r.tokens;
+          const r2 = await forwardBackward(e, bw, s.ids, s.targets, T, gradBuffer ? void 0 : fused);
+          checkLoss(r2.loss, "the loss");
+          loss += r2.loss / accum;
+          tokens += r2.tokens;
         }
       }
       if (bw && gradBuffer) {
@@ -7812,13 +8089,27 @@ async function train(pack, data, val, options) {
         step
       });
     }
-    return {
+    const result = {
       layout,
-      params,
       steps: step,
       losses,
       valLosses,
       stopped
+    };
+    if (params instanceof Float32Array) return {
+      ...result,
+      params
+    };
+    let gathered;
+    return {
+      ...result,
+      get params() {
+        if (!gathered) {
+          gathered = new Float32Array(layout.totalElements);
+          for (let l = 0; l < L; l++) gathered.set(params.layer(l), l * layerN);
+        }
+        return gathered;
+      }
     };
   } finally {
     e.close();
@@ -7911,7 +8202,7 @@ async function* generate(pack, prompt, options = {}) {
     for (let n = 0; n < maxTokens; n++) {
       await embed(e, ids, T);
       for (let l = 0; l < L; l++) {
-        await e.weights.loadLayer(l);
+        await e.loadLayer(l);
         await layerForward(e, l, T, pos, cache(l));
       }
       finalNorm(e, T);
@@ -8050,13 +8341,23 @@ var TENSORS = [
 ];
 function checksumOf(state, run, tensors) {
   const c = new Checksum().update(new TextEncoder().encode(state)).update(new TextEncoder().encode(run));
-  for (const t of tensors) c.update(new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
+  for (const values of tensors) {
+    for (const t of piecesOf(values)) c.update(new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
+  }
   return c.hex();
 }
+function assertFiniteValues(values, what) {
+  let at = 0;
+  for (const piece of piecesOf(values)) {
+    const i = firstNonFinite(piece);
+    if (i >= 0) throw new Error(`${what}: non-finite value ${piece[i]} at element ${at + i}`);
+    at += piece.length;
+  }
+}
 async function writeTrainingState(sink, state, run = {}) {
-  assertFinite(state.params, "training state: LoRA parameters");
-  if (state.m) assertFinite(state.m, "training state: AdamW first moment");
-  if (state.v) assertFinite(state.v, "training state: AdamW second moment");
+  assertFiniteValues(state.params, "training state: LoRA parameters");
+  if (state.m) assertFiniteValues(state.m, "training state: AdamW first moment");
+  if (state.v) assertFiniteValues(state.v, "training state: AdamW second moment");
   const tensors = [
     [
       "params",
@@ -8071,13 +8372,13 @@ async function writeTrainingState(sink, state, run = {}) {
     "adam_v",
     state.v
   ]);
-  const entries = tensors.map(([name, data]) => ({
+  const entries = tensors.map(([name, values]) => ({
     name,
     dtype: "F32",
     shape: [
-      data.length
+      values.length
     ],
-    data
+    data: values instanceof Float32Array ? values : () => piecesOf(values)
   }));
   const meta = JSON.stringify({
     step: state.step,
@@ -8305,6 +8606,7 @@ export {
   makeModel,
   memoryFiles,
   memoryRangeCache,
+  memorySpill,
   openAdapter,
   openCheckpoint,
   openPack,
@@ -8315,6 +8617,7 @@ export {
   parseModelConfig,
   parseSize,
   peftName,
+  piecesOf,
   planMemory,
   planModel,
   planPack,
