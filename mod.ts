@@ -107,7 +107,7 @@ export {
   writeLoraTensors,
 } from "./src/engine/adapter.ts";
 export { learningRate, Optimizer, type OptimizerOptions } from "./src/engine/optimizer.ts";
-export { memorySpill, type SpillFile } from "./src/engine/spill.ts";
+export { memorySpill, type SpillFile } from "./src/io/spill_file.ts";
 export { type AdapterValues, type LayeredValues, piecesOf } from "./src/engine/adapter_values.ts";
 export { type Method, type PlanOptions, planRegions } from "./src/engine/plan.ts";
 

@@ -6473,26 +6473,6 @@ function scheduleOf(cfg, o) {
 }
 
 // src/engine/spill.ts
-function memorySpill() {
-  let store = new Uint8Array(0);
-  return {
-    read(position, into) {
-      into.set(store.subarray(position, position + into.length));
-      return into.length;
-    },
-    write(position, data) {
-      const end = position + data.length;
-      if (end > store.length) {
-        const grown = new Uint8Array(Math.max(end, store.length * 2));
-        grown.set(store);
-        store = grown;
-      }
-      store.set(data, position);
-      return data.length;
-    },
-    bytes: () => store.length
-  };
-}
 function spillLayout(slots, T, d, lora, moments) {
   const inputBytes = T * d * 4, layerBytes = lora.layerElements * 4, all = lora.totalElements * 4;
   const params = slots * inputBytes;
@@ -6506,6 +6486,16 @@ function spillLayout(slots, T, d, lora, moments) {
     layerBytes,
     bytes: params + (moments ? 3 : 1) * all
   };
+}
+function planSpill(cfg, o) {
+  if (!o.spill || o.mode !== "train" || !o.lora) return void 0;
+  const D = dims(cfg, o);
+  return spillLayout(recomputeOrder(D.L, o).slots, D.T, D.d, o.lora, o.optimizer === "adamw");
+}
+function describeSpill(s) {
+  const mb = (b) => `${(b / 1e6).toFixed(1)} MB`;
+  const inputs = s.params / s.inputBytes, adapter = s.m ? (s.bytes - s.params) / 3 : s.bytes - s.params;
+  return `${mb(s.bytes)} in a file in the run folder: ${inputs} saved layer inputs ${mb(s.params)}, the adapter ${mb(adapter)}${s.m ? `, AdamW's moments ${mb(2 * adapter)}` : ""}`;
 }
 var Spill = class {
   file;
@@ -6541,6 +6531,18 @@ var Spill = class {
   }
   #input(slot) {
     return this.layout.inputs + slot * this.layout.inputBytes;
+  }
+  /**
+   * Writes the whole file once (zeros, through the arena's layer of adapter, before it is filled), so that a
+   * disk without room for it fails here, before the first step, naming the file.
+   */
+  reserve() {
+    this.#params.fill(0);
+    for (let at = 0; at < this.layout.bytes; at += this.#params.length) {
+      const n = Math.min(this.#params.length, this.layout.bytes - at);
+      this.#write(at, n === this.#params.length ? this.#params : this.#params.subarray(0, n), "its reservation");
+    }
+    this.#resident = -1;
   }
   /** Saves the residual stream as saved input `slot`. */
   saveInput(slot) {
@@ -6646,7 +6648,7 @@ var Engine = class _Engine {
       vocab: arena.region("weights.vocab").bytes / 2
     });
     if (options.spillFile) {
-      const layout = spillLayout(this.recompute.slots, D.T, D.d, this.lora, options.optimizer === "adamw");
+      const layout = planSpill(pack.config, enginePlanOptions(pack, options, 0));
       const adamw = options.optimizer === "adamw";
       this.spill = new Spill(options.spillFile, layout, kernels.memory.buffer, {
         x: this.p["act.x"],
@@ -7740,6 +7742,28 @@ var Optimizer = class {
   }
 };
 
+// src/io/spill_file.ts
+function memorySpill() {
+  let store = new Uint8Array(0);
+  return {
+    read(position, into) {
+      into.set(store.subarray(position, position + into.length));
+      return into.length;
+    },
+    write(position, data) {
+      const end = position + data.length;
+      if (end > store.length) {
+        const grown = new Uint8Array(Math.max(end, store.length * 2));
+        grown.set(store);
+        store = grown;
+      }
+      store.set(data, position);
+      return data.length;
+    },
+    bytes: () => store.length
+  };
+}
+
 // src/engine/lora_init.ts
 function initLora(layout, params, seed) {
   const init = loraInitializer(layout, seed), n = layout.layerElements;
@@ -7860,11 +7884,13 @@ async function train(pack, data, val, options) {
   const e = await Engine.create(pack, engineOptions);
   try {
     const schedule = method === "mesp" ? describeSchedule(e.schedule(), cfg.numLayers, e.kernels.pool?.threads ?? 1) : void 0;
+    const spilled = e.spill && describeSpill(e.spill.layout);
     options.onEvent?.({
       type: "plan",
       table: formatPlan(e.arena.plan),
       bytes: e.arena.plan.bytes,
-      schedule
+      schedule,
+      spill: spilled
     });
     const adamw = optOptions.name === "adamw";
     const arenaParams = e.arena.f32("lora.params");
@@ -7900,6 +7926,7 @@ async function train(pack, data, val, options) {
       }
     } else {
       if (options.adapter && !r) checkAdapter(options.adapter, layout);
+      spill.reserve();
       const init = loraInitializer(layout, seed);
       for (let l = 0; l < L; l++) {
         if (r) {

@@ -192,8 +192,8 @@ Deno.test("plan CLI: prints the regions and the predicted peak; exit 1 over --ma
   assert(over.stdout.includes("does NOT fit"), over.stdout);
 });
 
-Deno.test("plan CLI: the default's 100 MB aim, when out of reach, is said with what buys speed back", async () => {
-  // Qwen2.5-0.5B's shapes (its config.json; plan needs no weights): no exact schedule fits 100 MB
+Deno.test("plan CLI: the default spills and meets the 100 MB aim; in memory the aim is out of reach, and said so", async () => {
+  // Qwen2.5-0.5B's shapes (its config.json; plan needs no weights): in memory no exact schedule fits 100 MB
   const dir = `${tmp}/cfg05`;
   await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(
@@ -217,12 +217,19 @@ Deno.test("plan CLI: the default's 100 MB aim, when out of reach, is said with w
   );
   const plan = (...a: string[]) => mesp("plan", "--model", dir, "--optimizer", "sgd", ...a);
   const hint = "the default aims at 100.0 MB, out of reach here";
+  // spilled (the default) every input is saved within the aim; in memory the aim is out of reach
   const byDefault = await plan();
   assertEquals(byDefault.code, 0, byDefault.stderr);
-  assert(byDefault.stdout.includes(hint), byDefault.stdout);
-  assert(byDefault.stdout.includes("schedule: 6 of 24 layer inputs saved"), byDefault.stdout);
+  assert(!byDefault.stdout.includes(hint), byDefault.stdout);
+  assert(byDefault.stdout.includes("schedule: every layer's input saved"), byDefault.stdout);
+  assert(byDefault.stdout.includes("spill (--spill off keeps it in memory): 39.6 MB"), byDefault.stdout);
+  const inMemory = await plan("--spill", "off");
+  assertEquals(inMemory.code, 0, inMemory.stderr);
+  assert(inMemory.stdout.includes(hint), inMemory.stdout);
+  assert(inMemory.stdout.includes("schedule: 6 of 24 layer inputs saved"), inMemory.stdout);
+  assert(!inMemory.stdout.includes("spill ("), inMemory.stdout);
   for (const a of [["--max-memory", "1GB"], ["--ckpt-every", "1"], ["--saved-inputs", "4"]]) {
-    const r = await plan(...a);
+    const r = await plan("--spill", "off", ...a);
     assertEquals(r.code, 0, r.stderr);
     assert(!r.stdout.includes(hint), `${a.join(" ")}:\n${r.stdout}`);
   }

@@ -6,7 +6,7 @@ import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { loadCase } from "./_golden.ts";
 import type { Sequence } from "../src/data/sequence.ts";
 import { planTraining, train, type TrainOptions, type TrainState } from "../src/run/train.ts";
-import { memorySpill, type SpillFile } from "../src/engine/spill.ts";
+import { memorySpill, type SpillFile } from "../src/io/spill_file.ts";
 import { type AdapterValues, piecesOf } from "../src/engine/adapter_values.ts";
 import { decodeTrainingState, writeTrainingState } from "../src/run/training_state.ts";
 import { encodeLoraTensors, writeLoraTensors } from "../src/engine/adapter.ts";

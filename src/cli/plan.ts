@@ -12,6 +12,7 @@ import { readModelConfig } from "../model/pack_files.ts";
 import { formatMB, formatPlan, planMemory } from "../runtime/arena.ts";
 import { type BufferView, planBuffers } from "../engine/plan.ts";
 import { describeSchedule, predictedSeconds, scheduled, scheduleOf } from "../engine/schedule.ts";
+import { describeSpill, planSpill } from "../engine/spill.ts";
 import { kernelConstants } from "../runtime/kernels.ts";
 import { chooseWeights } from "./weights.ts";
 
@@ -54,6 +55,7 @@ export async function run(argv: string[]): Promise<number> {
   const buffers = planBuffers(cfg, o);
   const plan = planMemory(buffers.regions);
   const peak = plan.bytes + runtime;
+  const spill = planSpill(cfg, o);
   const fits = args.maxMemory === undefined || peak <= args.maxMemory;
   if (args.json) {
     console.log(JSON.stringify({
@@ -70,6 +72,7 @@ export async function run(argv: string[]): Promise<number> {
         predicted_step_s: predictedSeconds(schedule.flops, threads),
       },
       arena_bytes: plan.bytes,
+      spill_bytes: spill?.bytes ?? 0,
       runtime_bytes: runtime,
       threads,
       predicted_peak_bytes: peak,
@@ -87,6 +90,7 @@ export async function run(argv: string[]): Promise<number> {
     );
     console.log(`\nbuffers inside those regions:\n${formatViews(buffers.views)}`);
     if (schedule) console.log(`\nschedule: ${describeSchedule(schedule, cfg.numLayers, threads)}`);
+    if (spill) console.log(`spill (--spill off keeps it in memory): ${describeSpill(spill)}`);
     console.log(`\npredicted whole-process peak: ${formatMB(peak)}`);
     const hint = schedule && defaultAimHint(peak, given);
     if (hint) console.log(hint);

@@ -447,6 +447,7 @@ async function trainInto(out: string, c: {
   const onEvent = (ev: TrainEvent) => {
     if (ev.type === "plan") {
       log(`memory plan: arena ${formatMB(ev.bytes)}${ev.schedule ? `; schedule: ${ev.schedule}` : ""}`);
+      if (ev.spill) log(`spill: ${ev.spill}`);
       const hint = ev.schedule && method === "mesp" &&
         defaultAimHint(ev.bytes + runtimeBytes(threads), given);
       if (hint) log(hint);

@@ -33,7 +33,8 @@ import { type LayerVector, type MlpChunk, WeightStream } from "./weight_stream.t
 import { bufferPointers, type Buffers, type Dims, dims, planBuffers, type PlanOptions } from "./plan.ts";
 import { type Schedule, scheduled, scheduleOf } from "./schedule.ts";
 import { type RecomputeOrder, recomputeOrder } from "./recompute.ts";
-import { Spill, type SpillFile, spillLayout } from "./spill.ts";
+import { planSpill, Spill } from "./spill.ts";
+import type { SpillFile } from "../io/spill_file.ts";
 
 /** The plan options of an engine over `pack`: the caller's options and what the pack's layout fixes. */
 function enginePlanOptions(pack: Pack, options: EngineOptions, gemmScratch: number): PlanOptions {
@@ -163,7 +164,7 @@ export class Engine {
       vocab: arena.region("weights.vocab").bytes / 2,
     });
     if (options.spillFile) {
-      const layout = spillLayout(this.recompute.slots, D.T, D.d, this.lora!, options.optimizer === "adamw");
+      const layout = planSpill(pack.config, enginePlanOptions(pack, options, 0))!;
       const adamw = options.optimizer === "adamw";
       this.spill = new Spill(options.spillFile, layout, kernels.memory.buffer, {
         x: this.p["act.x"],

@@ -12,42 +12,11 @@
  *
  * @module
  */
+import type { SpillFile } from "../io/spill_file.ts";
 import type { LoraLayout } from "./lora.ts";
-
-/**
- * Random-access bytes outside the arena, synchronous (the step calls it between kernels): a file opened for
- * reading and writing (`denoSpillFile` in the CLI), a `FileSystemSyncAccessHandle` of the Origin Private File
- * System in a browser worker (`{ read: (at, b) => h.read(b, { at }), write: (at, b) => h.write(b, { at }) }`
- * fits), or memory ({@linkcode memorySpill}, for tests).
- */
-export interface SpillFile {
-  /** Fills `into` with the bytes at `position` (written earlier; returns how many were read). */
-  read(position: number, into: Uint8Array): number;
-  /** Writes `data` at `position` (returns how many were written). */
-  write(position: number, data: Uint8Array): number;
-}
-
-/** A spill held in memory (tests, and runtimes with memory to spare but a small wasm limit). */
-export function memorySpill(): SpillFile & { bytes(): number } {
-  let store = new Uint8Array(0);
-  return {
-    read(position, into) {
-      into.set(store.subarray(position, position + into.length));
-      return into.length;
-    },
-    write(position, data) {
-      const end = position + data.length;
-      if (end > store.length) {
-        const grown = new Uint8Array(Math.max(end, store.length * 2));
-        grown.set(store);
-        store = grown;
-      }
-      store.set(data, position);
-      return data.length;
-    },
-    bytes: () => store.length,
-  };
-}
+import { dims, type PlanOptions } from "./plan.ts";
+import { recomputeOrder } from "./recompute.ts";
+import type { ModelConfig } from "../model/config.ts";
 
 /** Where each spilled thing lives in the file (byte offsets). */
 export interface SpillLayout {
@@ -86,6 +55,21 @@ export interface SpillBuffers {
   params: number;
   m: number;
   v: number;
+}
+
+/** The spill file of a spilled plan (`o.spill`), or undefined without one. */
+export function planSpill(cfg: ModelConfig, o: PlanOptions): SpillLayout | undefined {
+  if (!o.spill || o.mode !== "train" || !o.lora) return undefined;
+  const D = dims(cfg, o);
+  return spillLayout(recomputeOrder(D.L, o).slots, D.T, D.d, o.lora, o.optimizer === "adamw");
+}
+
+/** One line saying what a spill holds and how large it grows, e.g. for `plan`. */
+export function describeSpill(s: SpillLayout): string {
+  const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+  const inputs = s.params / s.inputBytes, adapter = s.m ? (s.bytes - s.params) / 3 : s.bytes - s.params;
+  return `${mb(s.bytes)} in a file in the run folder: ${inputs} saved layer inputs ${mb(s.params)}, ` +
+    `the adapter ${mb(adapter)}${s.m ? `, AdamW's moments ${mb(2 * adapter)}` : ""}`;
 }
 
 /**
@@ -132,6 +116,23 @@ export class Spill {
 
   #input(slot: number): number {
     return this.layout.inputs + slot * this.layout.inputBytes;
+  }
+
+  /**
+   * Writes the whole file once (zeros, through the arena's layer of adapter, before it is filled), so that a
+   * disk without room for it fails here, before the first step, naming the file.
+   */
+  reserve(): void {
+    this.#params.fill(0);
+    for (let at = 0; at < this.layout.bytes; at += this.#params.length) {
+      const n = Math.min(this.#params.length, this.layout.bytes - at);
+      this.#write(
+        at,
+        n === this.#params.length ? this.#params : this.#params.subarray(0, n),
+        "its reservation",
+      );
+    }
+    this.#resident = -1;
   }
 
   /** Saves the residual stream as saved input `slot`. */

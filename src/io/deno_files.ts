@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { SpillFile } from "../engine/spill.ts";
+import type { SpillFile } from "./spill_file.ts";
 import {
   type ByteSink,
   checkRange,
@@ -282,20 +282,27 @@ export function createSpillFile(dir: string): DenoSpillFile {
     throw withPath(`cannot open the spill file ${path}`, path, err);
   }
   const move = (position: number, bytes: Uint8Array, io: (p: Uint8Array) => number | null, what: string) => {
-    file.seekSync(position, Deno.SeekMode.Start);
     let done = 0;
-    while (done < bytes.length) {
-      // whole at once (no view made in the step), the rest of a short read or write after
-      const n = io(done ? bytes.subarray(done) : bytes);
-      if (!n) throw new Error(`spill file ${path}: ${what} stopped at byte ${position + done}`);
-      done += n;
+    try {
+      file.seekSync(position, Deno.SeekMode.Start);
+      while (done < bytes.length) {
+        // whole at once (no view made in the step), the rest of a short read or write after
+        const n = io(done ? bytes.subarray(done) : bytes);
+        if (!n) break;
+        done += n;
+      }
+    } catch (err) {
+      throw withPath(`cannot ${what} the spill file ${path}`, path, err);
+    }
+    if (done < bytes.length) {
+      throw new Error(`cannot ${what} the spill file ${path}: stopped at byte ${position + done}`);
     }
     return done;
   };
   return {
     path,
-    read: (position, into) => move(position, into, (p) => file.readSync(p), "reading"),
-    write: (position, data) => move(position, data, (p) => file.writeSync(p), "writing"),
+    read: (position, into) => move(position, into, (p) => file.readSync(p), "read"),
+    write: (position, data) => move(position, data, (p) => file.writeSync(p), "write"),
     close() {
       file.close();
       Deno.removeSync(path);

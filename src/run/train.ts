@@ -13,7 +13,8 @@ import { sequenceLoss } from "../engine/sequence_loss.ts";
 import { stepSeed, zoEstimate, zoUpdate } from "../engine/mezo.ts";
 import { checkAdapter, type OpenedAdapter, readAdapterInto, readAdapterLayer } from "../engine/adapter.ts";
 import { type AdapterValues, type LayeredValues, layerOf } from "../engine/adapter_values.ts";
-import type { SpillFile } from "../engine/spill.ts";
+import { describeSpill } from "../engine/spill.ts";
+import type { SpillFile } from "../io/spill_file.ts";
 import { type LoraLayout, loraLayout, type LoraOptions } from "../engine/lora.ts";
 import { learningRate, Optimizer, type OptimizerOptions } from "../engine/optimizer.ts";
 import type { Method } from "../engine/plan.ts";
@@ -128,6 +129,8 @@ export type TrainEvent =
     bytes: number;
     /** MeSP: the schedule the budget bought (which inputs and forward tensors are kept), one line. */
     schedule?: string;
+    /** A spilled run: what its spill holds and how large it grows, one line. */
+    spill?: string;
   }
   | {
     type: "step";
@@ -276,7 +279,14 @@ export async function train(
     const schedule = method === "mesp"
       ? describeSchedule(e.schedule(), cfg.numLayers, e.kernels.pool?.threads ?? 1)
       : undefined;
-    options.onEvent?.({ type: "plan", table: formatPlan(e.arena.plan), bytes: e.arena.plan.bytes, schedule });
+    const spilled = e.spill && describeSpill(e.spill.layout);
+    options.onEvent?.({
+      type: "plan",
+      table: formatPlan(e.arena.plan),
+      bytes: e.arena.plan.bytes,
+      schedule,
+      spill: spilled,
+    });
     const adamw = optOptions.name === "adamw";
     // the arena's adapter and moments: all of them, or (spilled) one layer's
     const arenaParams = e.arena.f32("lora.params");
@@ -311,8 +321,9 @@ export async function train(
         arenaV?.fill(0);
       }
     } else {
-      // fill the spill a layer at a time through the arena's one layer
+      // room for the whole spill first, then fill it a layer at a time through the arena's one layer
       if (options.adapter && !r) checkAdapter(options.adapter, layout);
+      spill.reserve();
       const init = loraInitializer(layout, seed);
       for (let l = 0; l < L; l++) {
         if (r) {
