@@ -1169,6 +1169,7 @@ function opfsRangeCache(file, options = {}) {
   const notice = options.onNotice ?? ((m) => console.warn(m));
   let handle;
   let sync;
+  let helper;
   let snapshot;
   let version;
   let starts = [], ends = [];
@@ -1176,8 +1177,15 @@ function opfsRangeCache(file, options = {}) {
   let full = false;
   let pending = [];
   let pendingBytes = 0;
-  let block = new Uint8Array(0);
-  let blockStart = 0, blockEnd = 0;
+  const blocks = Array.from({
+    length: options.blocks ?? 2
+  }, () => ({
+    buf: new ArrayBuffer(0),
+    start: 0,
+    end: 0,
+    used: 0
+  }));
+  let tick = 0;
   let dirty = false;
   let timer;
   const counts = {
@@ -1288,7 +1296,19 @@ function opfsRangeCache(file, options = {}) {
         });
       });
     }
-    if (sync) {
+    if (!sync && !helper && options.worker !== false && helperWorks(handle)) {
+      helper = await startHelper(handle, label).catch((err) => {
+        notice(`${label}: ${err?.message ?? err}; reading it through File snapshots instead (slower)`);
+        return void 0;
+      });
+    }
+    if (helper) {
+      const h = helper;
+      record = await readRecord(await h.size(), async (o, n) => {
+        const r = await h.read(new ArrayBuffer(n), o, n);
+        return new Uint8Array(r.buf, 0, r.got);
+      });
+    } else if (sync) {
       const s = sync;
       record = await readRecord(s.getSize(), (o, n) => {
         const b = new Uint8Array(n);
@@ -1303,7 +1323,7 @@ function opfsRangeCache(file, options = {}) {
     }
     pending = [];
     pendingBytes = 0;
-    blockStart = blockEnd = 0;
+    for (const b of blocks) b.start = b.end = 0;
     version = {
       size: remote.size,
       etag: remote.etag
@@ -1316,7 +1336,10 @@ function opfsRangeCache(file, options = {}) {
       notice(`${label} held ranges of another version of ${remote.name} (${record.size} bytes, ETag ${record.etag ?? "none"}; the server now has ${remote.size} bytes, ETag ${remote.etag ?? "none"}): discarding them`);
     }
     setRanges([]);
-    if (sync) {
+    if (helper) {
+      await helper.truncate(0);
+      await helper.flush();
+    } else if (sync) {
       sync.truncate(0);
       sync.flush();
     } else if (snapshot.size > 0) {
@@ -1330,32 +1353,37 @@ function opfsRangeCache(file, options = {}) {
       throw new Error(`${label}: used before identify() (fetchSource calls it with the remote file's version)`);
     }
   }
-  async function readKept(offset, into, rangeEnd) {
+  async function readKept(offset, into, i) {
     let pos = 0;
     while (pos < into.length) {
       const at = offset + pos;
-      if (at < blockStart || at >= blockEnd) await loadBlock(at, rangeEnd);
-      const n = Math.min(into.length - pos, blockEnd - at);
-      into.set(block.subarray(at - blockStart, at - blockStart + n), pos);
+      const b = blocks.find((b2) => b2.start <= at && at < b2.end) ?? await loadBlock(at, starts[i], ends[i]);
+      b.used = ++tick;
+      const n = Math.min(into.length - pos, b.end - at);
+      into.set(new Uint8Array(b.buf, at - b.start, n), pos);
       pos += n;
     }
   }
-  async function loadBlock(at, rangeEnd) {
-    const start = Math.max(at - at % blockBytes, starts[holding(at, at + 1)]);
-    const end = Math.min(start - start % blockBytes + blockBytes, rangeEnd);
-    blockStart = blockEnd = 0;
+  async function loadBlock(at, lo, hi) {
+    const aligned = at - at % blockBytes;
+    const start = Math.max(aligned, lo), end = Math.min(aligned + blockBytes, hi);
+    const b = blocks.reduce((x, y) => y.used < x.used ? y : x);
+    b.start = b.end = 0;
     counts.blockLoads++;
-    const slice = snapshot.slice(start, end);
-    let buf = block.buffer.byteLength >= blockBytes ? block.buffer : new ArrayBuffer(blockBytes);
+    let buf = b.buf.byteLength >= blockBytes ? b.buf : new ArrayBuffer(blockBytes);
     let got = 0;
     let reader;
+    const slice = helper ? void 0 : snapshot.slice(start, end);
     try {
-      reader = slice.stream().getReader({
+      reader = slice?.stream().getReader({
         mode: "byob"
       });
     } catch {
     }
-    if (reader) {
+    if (helper) {
+      b.buf = new ArrayBuffer(0);
+      ({ buf, got } = await helper.read(buf, start, end - start));
+    } else if (reader) {
       while (got < end - start) {
         const { done, value } = await reader.read(new Uint8Array(buf, got, end - start - got));
         if (!value) break;
@@ -1370,12 +1398,13 @@ function opfsRangeCache(file, options = {}) {
       new Uint8Array(buf).set(bytes);
       got = bytes.length;
     }
-    block = new Uint8Array(buf);
+    b.buf = buf;
     if (got !== end - start) {
       throw new Error(`${label}: short read: got ${got} of bytes ${start}..${end} (the file changed?)`);
     }
-    blockStart = start;
-    blockEnd = end;
+    b.start = start;
+    b.end = end;
+    return b;
   }
   function schedule() {
     if (timer !== void 0) clearTimeout(timer);
@@ -1387,6 +1416,21 @@ function opfsRangeCache(file, options = {}) {
   async function commit() {
     if (!dirty || !version) return;
     const record = () => encodeRecord();
+    if (helper) {
+      try {
+        await helper.flush();
+        const r = record(), n = r.length;
+        await helper.write(r, version.size);
+        await helper.truncate(version.size + n);
+        await helper.flush();
+        dirty = false;
+        counts.writes++;
+      } catch (err) {
+        if (!isQuota(err)) throw err;
+        quotaFull(err);
+      }
+      return;
+    }
     if (sync) {
       try {
         sync.flush();
@@ -1454,7 +1498,7 @@ function opfsRangeCache(file, options = {}) {
             if (readSync(sync, offset, into) !== into.length) {
               throw new Error(`${label}: short read of kept bytes ${offset}..${end} (the file changed?)`);
             }
-          } else await readKept(offset, into, ends[i]);
+          } else await readKept(offset, into, i);
           return true;
         }
         for (const p of pending) {
@@ -1478,11 +1522,12 @@ function opfsRangeCache(file, options = {}) {
         if (full || holding(offset, offset + data.length) >= 0 || offset + data.length > version.size) {
           return;
         }
-        if (sync) {
+        if (sync || helper) {
           try {
-            sync.write(data, {
+            if (sync) sync.write(data, {
               at: offset
             });
+            else await helper.write(data.slice(), offset);
           } catch (err) {
             if (!isQuota(err)) throw err;
             return quotaFull(err);
@@ -1511,6 +1556,8 @@ function opfsRangeCache(file, options = {}) {
       await serial(commit);
       sync?.close();
       sync = void 0;
+      await helper?.close();
+      helper = void 0;
       version = void 0;
     }
   };
@@ -1533,6 +1580,118 @@ function readSync(sync, offset, into) {
 function isWorker() {
   const g = globalThis;
   return g.WorkerGlobalScope !== void 0 && g.document === void 0;
+}
+var HELPER = `
+let file;
+onmessage = async ({ data: m }) => {
+  try {
+    if (m.op === "open") {
+      file = await m.handle.createSyncAccessHandle();
+      return postMessage({ ok: true });
+    }
+    if (m.op === "read") {
+      const got = file.read(new Uint8Array(m.buf, 0, m.n), { at: m.at });
+      return postMessage({ ok: true, got, buf: m.buf }, [m.buf]);
+    }
+    if (m.op === "write") file.write(new Uint8Array(m.buf, m.offset, m.n), { at: m.at });
+    else if (m.op === "truncate") file.truncate(m.size);
+    else if (m.op === "flush") file.flush();
+    else if (m.op === "close") file.close();
+    postMessage({ ok: true, size: m.op === "size" ? file.getSize() : undefined });
+  } catch (err) {
+    postMessage({ error: String(err && err.message || err), name: err && err.name });
+  }
+};`;
+function helperWorks(handle) {
+  const g = globalThis;
+  return typeof g.Worker === "function" && g.document !== void 0 && g.FileSystemFileHandle !== void 0 && handle instanceof g.FileSystemFileHandle;
+}
+async function startHelper(handle, label) {
+  const url = URL.createObjectURL(new Blob([
+    HELPER
+  ], {
+    type: "text/javascript"
+  }));
+  const worker = new Worker(url);
+  URL.revokeObjectURL(url);
+  const waiting = [];
+  worker.onmessage = (e) => {
+    const w = waiting.shift();
+    if (e.data.error === void 0) w.resolve(e.data);
+    else w.reject(Object.assign(new Error(`${label}: ${e.data.error}`), {
+      name: e.data.name ?? "Error"
+    }));
+  };
+  worker.onerror = (e) => {
+    e.preventDefault();
+    for (const w of waiting.splice(0)) w.reject(new Error(`${label}: its worker failed: ${e.message}`));
+  };
+  const call2 = (m, transfer = []) => new Promise((resolve, reject) => {
+    waiting.push({
+      resolve,
+      reject
+    });
+    worker.postMessage(m, transfer);
+  });
+  try {
+    await call2({
+      op: "open",
+      handle
+    });
+  } catch (err) {
+    worker.terminate();
+    throw new Error(`cannot open it for reading and writing (open in another tab?): ${err.message}`, {
+      cause: err
+    });
+  }
+  return {
+    size: async () => (await call2({
+      op: "size"
+    })).size,
+    async read(buf, at, n) {
+      const r = await call2({
+        op: "read",
+        buf,
+        at,
+        n
+      }, [
+        buf
+      ]);
+      return {
+        buf: r.buf,
+        got: r.got
+      };
+    },
+    async write(data, at) {
+      await call2({
+        op: "write",
+        buf: data.buffer,
+        offset: data.byteOffset,
+        n: data.length,
+        at
+      }, [
+        data.buffer
+      ]);
+    },
+    async truncate(size) {
+      await call2({
+        op: "truncate",
+        size
+      });
+    },
+    async flush() {
+      await call2({
+        op: "flush"
+      });
+    },
+    async close() {
+      await call2({
+        op: "close"
+      }).catch(() => {
+      });
+      worker.terminate();
+    }
+  };
 }
 
 // src/io/crc32.ts

@@ -23,11 +23,11 @@ const DATA = decodeURIComponent(new URL("../data/lumen/train.jsonl", import.meta
 const RUN = `
 import { decodeTokenCache, fetchSource, openPack, opfsRangeCache, train } from "/dist/mesp.js";
 const bits = (p) => Array.from(new Uint32Array(p.buffer, p.byteOffset, p.length));
-export async function trainOpfs(file) {
+export async function trainOpfs(file, options) {
   let phase = "open";
   const tagged = (url, init = {}) => fetch(url, { ...init, headers: { ...init.headers, "x-mesp-tag": phase } });
   const notices = [];
-  const cache = opfsRangeCache(file, { onNotice: (m) => notices.push(m) });
+  const cache = opfsRangeCache(file, { ...options, onNotice: (m) => notices.push(m) });
   try {
     const pack = await openPack(fetchSource(new URL("/pack", location.href), { fetch: tagged, cache }));
     const tokens = decodeTokenCache(new Uint8Array(await (await fetch("/tokens")).arrayBuffer()), { name: "tokens" });
@@ -49,18 +49,18 @@ const PAGE = `<!doctype html>
 <script type="module">
 import { trainOpfs } from "/run.js";
 globalThis.trainOpfs = trainOpfs;
-globalThis.trainInWorker = (file) => new Promise((resolve) => {
+globalThis.trainInWorker = (file, options) => new Promise((resolve) => {
   const w = new Worker("/worker.js", { type: "module" });
   w.onmessage = (e) => { resolve(e.data); w.terminate(); };
   w.onerror = (e) => resolve({ error: "worker: " + e.message });
-  w.postMessage(file);
+  w.postMessage([file, options]);
 });
 globalThis.ready = true;
 </script>`;
 
 const WORKER = `
 import { trainOpfs } from "/run.js";
-onmessage = async (e) => postMessage(await trainOpfs(e.data));
+onmessage = async (e) => postMessage(await trainOpfs(...e.data));
 `;
 
 interface Result {
@@ -71,6 +71,14 @@ interface Result {
   bytes: number;
   error?: string;
 }
+
+/** The ways the cache reads and writes the file: on the main thread (its own worker, or File snapshots), in a worker. */
+const WAYS = {
+  "page": { fn: "trainOpfs", options: {} },
+  "page-snapshots": { fn: "trainOpfs", options: { worker: false } },
+  "worker": { fn: "trainInWorker", options: {} },
+} as const;
+type Way = keyof typeof WAYS;
 
 const found = await playwright();
 const skip = typeof found === "string" ? found : undefined;
@@ -93,7 +101,7 @@ async function otherPack(dir: string, tokens: Uint8Array): Promise<{ bytes: Uint
 
 Deno.test({
   name:
-    "opfsRangeCache in headless Chromium (page and worker): the CLI's losses; 0 requests after step 1 and after a reload; a changed pack detected",
+    "opfsRangeCache in headless Chromium (page, page without its worker, worker): the CLI's losses; 0 requests after step 1 and after a reload; a changed pack detected",
   ignore: skip !== undefined && Deno.env.get("MESP_REQUIRE_RUNTIMES") !== "1",
   async fn() {
     if (skip) throw new Error(skip);
@@ -124,12 +132,12 @@ Deno.test({
         await tab.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true);
       };
       /** One run, and the requests it made for the pack by phase (`open`, `1`, `2`, `3`). */
-      const run = async (how: "trainOpfs" | "trainInWorker", file: string) => {
+      const run = async (how: Way, file: string) => {
         const before = server.requests.length;
         const r = await tab.evaluate(
           // deno-lint-ignore no-explicit-any
-          ([f, name]) => (globalThis as any)[f](name),
-          [how, file] as const,
+          ([f, name, options]) => (globalThis as any)[f](name, options),
+          [WAYS[how].fn, file, WAYS[how].options] as const,
         ) as Result;
         assertEquals(r.error, undefined, `${how}: ${r.error}`);
         const seen = server.requests.slice(before).filter((q) => q.path === "/pack");
@@ -139,7 +147,7 @@ Deno.test({
       const same = (r: Result, losses: number[], what: string) =>
         assertEquals(r.losses, losses, `${what}: losses differ`);
 
-      for (const how of ["trainOpfs", "trainInWorker"] as const) {
+      for (const how of Object.keys(WAYS) as Way[]) {
         const file = `mesp-test-${how}.pack`;
         pack = v1;
         await load();

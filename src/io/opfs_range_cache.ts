@@ -8,7 +8,7 @@
  * - a dedicated worker: a `FileSystemSyncAccessHandle` reads straight into the caller's buffer and writes each
  *   range as it comes;
  * - the main thread (no sync handles there): reads go through the file's `File` snapshot a block at a time into
- *   one reused buffer (a read of an OPFS `File` costs milliseconds in Chromium, however small, so a layer's
+ *   reused buffers (a read of an OPFS `File` costs milliseconds in Chromium, however small, so a layer's
  *   many small reads are served by one), and fetched ranges are held in memory until `flushBytes` of them (or a
  *   quiet moment) are written in one batch: each write of a main-thread OPFS file copies the whole file first.
  *
@@ -45,8 +45,17 @@ interface DirectoryHandle {
 export interface OpfsRangeCacheOptions {
   /** The directory of a file given by name (default: the origin's OPFS root). */
   directory?: DirectoryHandle;
-  /** Main thread: bytes read from the file at once into the cache's one buffer (default 4 MB). */
+  /** Main thread: bytes read from the file at once, into one of the cache's buffers (default 4 MB). */
   blockBytes?: number;
+  /** Main thread: the buffers of blocks read, reused (default 2: a read may straddle two blocks). */
+  blocks?: number;
+  /**
+   * Main thread: read and write the file through a small worker of the cache's own (started from a `blob:`
+   * URL) holding a sync access handle, which reads a block in well under a millisecond; `false` reads through
+   * `File` snapshots and writes in batches instead, each copying the whole file (default: a worker where
+   * `Worker` and `FileSystemFileHandle` exist).
+   */
+  worker?: boolean;
   /** Main thread: fetched bytes held in memory before they are written in one batch (default 32 MB). */
   flushBytes?: number;
   /**
@@ -74,6 +83,14 @@ const MAGIC = new TextEncoder().encode("mespRC1\n");
 const TRAILER = 4 + MAGIC.length; // u32 record length, then the magic, at the very end of the file
 /** How long after the last put the pending ranges are written (they are written earlier when many). */
 const QUIET_MS = 100;
+
+/** A block of the file read into a reused buffer (main thread): bytes `[start, end)`. */
+interface Block {
+  buf: ArrayBuffer;
+  start: number;
+  end: number;
+  used: number;
+}
 
 /** What the file's record says: the remote file's version and the kept ranges `[start, end)`. */
 interface Record {
@@ -109,7 +126,8 @@ export function opfsRangeCache(
   const notice = options.onNotice ?? ((m: string) => console.warn(m));
 
   let handle: FileHandle | undefined;
-  let sync: SyncFile | undefined;
+  let sync: SyncFile | undefined; // a worker: the file's sync access handle
+  let helper: HelperFile | undefined; // the main thread: a worker of ours holding one
   let snapshot: Blob | undefined; // main thread: the file as last written
   let version: { size: number; etag: string | null } | undefined;
   // kept ranges, sorted, disjoint and merged: [starts[i], ends[i])
@@ -119,8 +137,11 @@ export function opfsRangeCache(
   // main thread: fetched ranges not yet written, and the block of the file last read
   let pending: { offset: number; data: Uint8Array }[] = [];
   let pendingBytes = 0;
-  let block = new Uint8Array(0);
-  let blockStart = 0, blockEnd = 0;
+  const blocks: Block[] = Array.from(
+    { length: options.blocks ?? 2 },
+    () => ({ buf: new ArrayBuffer(0), start: 0, end: 0, used: 0 }),
+  );
+  let tick = 0;
   let dirty = false; // the record differs from the file's
   let timer: ReturnType<typeof setTimeout> | undefined;
   const counts = { fileReads: 0, pendingReads: 0, blockLoads: 0, writes: 0 };
@@ -243,7 +264,19 @@ export function opfsRangeCache(
         );
       });
     }
-    if (sync) {
+    if (!sync && !helper && options.worker !== false && helperWorks(handle)) {
+      helper = await startHelper(handle, label).catch((err) => {
+        notice(`${label}: ${err?.message ?? err}; reading it through File snapshots instead (slower)`);
+        return undefined;
+      });
+    }
+    if (helper) {
+      const h = helper;
+      record = await readRecord(await h.size(), async (o, n) => {
+        const r = await h.read(new ArrayBuffer(n), o, n);
+        return new Uint8Array(r.buf, 0, r.got);
+      });
+    } else if (sync) {
       const s = sync;
       record = await readRecord(s.getSize(), (o, n) => {
         const b = new Uint8Array(n);
@@ -259,7 +292,7 @@ export function opfsRangeCache(
     }
     pending = [];
     pendingBytes = 0;
-    blockStart = blockEnd = 0;
+    for (const b of blocks) b.start = b.end = 0;
     version = { size: remote.size, etag: remote.etag };
     if (record && record.size === remote.size && record.etag === remote.etag) {
       setRanges(record.ranges);
@@ -275,7 +308,10 @@ export function opfsRangeCache(
       );
     }
     setRanges([]);
-    if (sync) {
+    if (helper) {
+      await helper.truncate(0);
+      await helper.flush();
+    } else if (sync) {
       sync.truncate(0);
       sync.flush();
     } else if (snapshot!.size > 0) {
@@ -293,33 +329,42 @@ export function opfsRangeCache(
     }
   }
 
-  /** Fills `into` from the file's bytes at `offset` (a kept range), through the block buffer. */
-  async function readKept(offset: number, into: Uint8Array, rangeEnd: number): Promise<void> {
+  /** Fills `into` from the file's bytes at `offset` (in the kept range `i`), through the block buffers. */
+  async function readKept(offset: number, into: Uint8Array, i: number): Promise<void> {
     let pos = 0;
     while (pos < into.length) {
       const at = offset + pos;
-      if (at < blockStart || at >= blockEnd) await loadBlock(at, rangeEnd);
-      const n = Math.min(into.length - pos, blockEnd - at);
-      into.set(block.subarray(at - blockStart, at - blockStart + n), pos);
+      const b = blocks.find((b) => b.start <= at && at < b.end) ?? await loadBlock(at, starts[i], ends[i]);
+      b.used = ++tick;
+      const n = Math.min(into.length - pos, b.end - at);
+      into.set(new Uint8Array(b.buf, at - b.start, n), pos);
       pos += n;
     }
   }
 
-  /** Reads the file's bytes from `at` (up to a block, within the kept range) into the block buffer. */
-  async function loadBlock(at: number, rangeEnd: number): Promise<void> {
-    // aligned blocks, so that a pass that goes backwards over the layers reads each block once too
-    const start = Math.max(at - (at % blockBytes), starts[holding(at, at + 1)]);
-    const end = Math.min(start - (start % blockBytes) + blockBytes, rangeEnd);
-    blockStart = blockEnd = 0;
+  /**
+   * Reads the aligned block of the file holding `at` (within the kept range `[lo, hi)`) into the buffer of the
+   * block used least recently. Aligned, and more than one, so that a pass going backwards over the layers, and
+   * reads that straddle two blocks, read each block once too.
+   */
+  async function loadBlock(at: number, lo: number, hi: number): Promise<Block> {
+    const aligned = at - (at % blockBytes);
+    const start = Math.max(aligned, lo), end = Math.min(aligned + blockBytes, hi);
+    const b = blocks.reduce((x, y) => (y.used < x.used ? y : x));
+    b.start = b.end = 0;
     counts.blockLoads++;
-    const slice = snapshot!.slice(start, end);
-    let buf = block.buffer.byteLength >= blockBytes ? block.buffer : new ArrayBuffer(blockBytes);
+    let buf = b.buf.byteLength >= blockBytes ? b.buf : new ArrayBuffer(blockBytes); // once per block buffer
     let got = 0;
     let reader: ReadableStreamBYOBReader | undefined;
+    const slice = helper ? undefined : snapshot!.slice(start, end);
     try {
-      reader = slice.stream().getReader({ mode: "byob" });
+      reader = slice?.stream().getReader({ mode: "byob" });
     } catch { /* no BYOB reads of a Blob's stream: a copy per block */ }
-    if (reader) {
+    if (helper) {
+      // the buffer goes to the worker and back (transferred, not copied)
+      b.buf = new ArrayBuffer(0);
+      ({ buf, got } = await helper.read(buf, start, end - start));
+    } else if (reader) {
       while (got < end - start) {
         const { done, value } = await reader.read(new Uint8Array(buf, got, end - start - got));
         if (!value) break;
@@ -329,16 +374,17 @@ export function opfsRangeCache(
       }
       await reader.cancel().catch(() => {}); // the slice is read: let the blob's reader go
     } else {
-      const bytes = new Uint8Array(await slice.arrayBuffer());
+      const bytes = new Uint8Array(await slice!.arrayBuffer());
       new Uint8Array(buf).set(bytes);
       got = bytes.length;
     }
-    block = new Uint8Array(buf);
+    b.buf = buf;
     if (got !== end - start) {
       throw new Error(`${label}: short read: got ${got} of bytes ${start}..${end} (the file changed?)`);
     }
-    blockStart = start;
-    blockEnd = end;
+    b.start = start;
+    b.end = end;
+    return b;
   }
 
   function schedule() {
@@ -353,6 +399,21 @@ export function opfsRangeCache(
   async function commit(): Promise<void> {
     if (!dirty || !version) return;
     const record = () => encodeRecord();
+    if (helper) {
+      try {
+        await helper.flush(); // the ranges' bytes before the record that names them
+        const r = record(), n = r.length; // r's buffer is transferred by the write
+        await helper.write(r, version.size);
+        await helper.truncate(version.size + n);
+        await helper.flush();
+        dirty = false;
+        counts.writes++;
+      } catch (err) {
+        if (!isQuota(err)) throw err;
+        quotaFull(err);
+      }
+      return;
+    }
     if (sync) {
       try {
         sync.flush(); // the ranges' bytes before the record that names them
@@ -412,7 +473,7 @@ export function opfsRangeCache(
             if (readSync(sync, offset, into) !== into.length) {
               throw new Error(`${label}: short read of kept bytes ${offset}..${end} (the file changed?)`);
             }
-          } else await readKept(offset, into, ends[i]);
+          } else await readKept(offset, into, i);
           return true;
         }
         for (const p of pending) {
@@ -437,9 +498,10 @@ export function opfsRangeCache(
         if (full || holding(offset, offset + data.length) >= 0 || offset + data.length > version!.size) {
           return;
         }
-        if (sync) {
+        if (sync || helper) {
           try {
-            sync.write(data, { at: offset });
+            if (sync) sync.write(data, { at: offset });
+            else await helper!.write(data.slice(), offset); // the copy goes to the worker
           } catch (err) {
             if (!isQuota(err)) throw err;
             return quotaFull(err);
@@ -463,6 +525,8 @@ export function opfsRangeCache(
       await serial(commit);
       sync?.close();
       sync = undefined;
+      await helper?.close();
+      helper = undefined;
       version = undefined;
     },
   };
@@ -485,4 +549,106 @@ function readSync(sync: SyncFile, offset: number, into: Uint8Array): number {
 function isWorker(): boolean {
   const g = globalThis as { WorkerGlobalScope?: unknown; document?: unknown };
   return g.WorkerGlobalScope !== undefined && g.document === undefined;
+}
+
+/** The file through a worker's sync access handle, for the main thread (every call one message). */
+interface HelperFile {
+  size(): Promise<number>;
+  /** Reads `n` bytes at `at` into `buf` (transferred there and back); the bytes read. */
+  read(buf: ArrayBuffer, at: number, n: number): Promise<{ buf: ArrayBuffer; got: number }>;
+  /** Writes `data` at `at`; its buffer is transferred (so `data` must be a copy of its own). */
+  write(data: Uint8Array, at: number): Promise<void>;
+  truncate(size: number): Promise<void>;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The helper worker: one sync access handle, one message at a time, answered in order. */
+const HELPER = `
+let file;
+onmessage = async ({ data: m }) => {
+  try {
+    if (m.op === "open") {
+      file = await m.handle.createSyncAccessHandle();
+      return postMessage({ ok: true });
+    }
+    if (m.op === "read") {
+      const got = file.read(new Uint8Array(m.buf, 0, m.n), { at: m.at });
+      return postMessage({ ok: true, got, buf: m.buf }, [m.buf]);
+    }
+    if (m.op === "write") file.write(new Uint8Array(m.buf, m.offset, m.n), { at: m.at });
+    else if (m.op === "truncate") file.truncate(m.size);
+    else if (m.op === "flush") file.flush();
+    else if (m.op === "close") file.close();
+    postMessage({ ok: true, size: m.op === "size" ? file.getSize() : undefined });
+  } catch (err) {
+    postMessage({ error: String(err && err.message || err), name: err && err.name });
+  }
+};`;
+
+/** Whether a helper worker can hold `handle`: a real handle (it is posted to the worker) and a `Worker`. */
+function helperWorks(handle: FileHandle): boolean {
+  const g = globalThis as { Worker?: unknown; FileSystemFileHandle?: new () => unknown; document?: unknown };
+  return typeof g.Worker === "function" && g.document !== undefined && g.FileSystemFileHandle !== undefined &&
+    handle instanceof g.FileSystemFileHandle;
+}
+
+async function startHelper(handle: FileHandle, label: string): Promise<HelperFile> {
+  const url = URL.createObjectURL(new Blob([HELPER], { type: "text/javascript" }));
+  const worker = new Worker(url);
+  URL.revokeObjectURL(url);
+  type Reply = {
+    ok?: boolean;
+    error?: string;
+    name?: string;
+    got?: number;
+    buf?: ArrayBuffer;
+    size?: number;
+  };
+  const waiting: { resolve(r: Reply): void; reject(e: Error): void }[] = [];
+  worker.onmessage = (e: MessageEvent<Reply>) => {
+    const w = waiting.shift()!;
+    if (e.data.error === undefined) w.resolve(e.data);
+    else w.reject(Object.assign(new Error(`${label}: ${e.data.error}`), { name: e.data.name ?? "Error" }));
+  };
+  worker.onerror = (e: ErrorEvent) => {
+    e.preventDefault();
+    for (const w of waiting.splice(0)) w.reject(new Error(`${label}: its worker failed: ${e.message}`));
+  };
+  const call = (m: object, transfer: Transferable[] = []) =>
+    new Promise<Reply>((resolve, reject) => {
+      waiting.push({ resolve, reject });
+      worker.postMessage(m, transfer);
+    });
+  try {
+    await call({ op: "open", handle });
+  } catch (err) {
+    worker.terminate();
+    throw new Error(
+      `cannot open it for reading and writing (open in another tab?): ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  return {
+    size: async () => (await call({ op: "size" })).size!,
+    async read(buf, at, n) {
+      const r = await call({ op: "read", buf, at, n }, [buf]);
+      return { buf: r.buf!, got: r.got! };
+    },
+    async write(data, at) {
+      await call({ op: "write", buf: data.buffer, offset: data.byteOffset, n: data.length, at }, [
+        data.buffer as ArrayBuffer,
+      ]);
+    },
+    async truncate(size) {
+      await call({ op: "truncate", size });
+    },
+    async flush() {
+      await call({ op: "flush" });
+    },
+    async close() {
+      await call({ op: "close" }).catch(() => {});
+      worker.terminate();
+    },
+  };
 }
