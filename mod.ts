@@ -57,6 +57,8 @@ export {
 } from "./src/io/source.ts";
 export { cacheStorageRangeCache, memoryRangeCache } from "./src/io/range_cache.ts";
 export {
+  type OpfsDirectoryHandle,
+  type OpfsFileHandle,
   type OpfsRangeCache,
   opfsRangeCache,
   type OpfsRangeCacheOptions,

@@ -1177,6 +1177,7 @@ function opfsRangeCache(file, options = {}) {
   let full = false;
   let pending = [];
   let pendingBytes = 0;
+  let unrecorded = 0;
   const blocks = Array.from({
     length: options.blocks ?? 2
   }, () => ({
@@ -1280,10 +1281,10 @@ function opfsRangeCache(file, options = {}) {
     ends.splice(i, j - i, e);
     kept2 += e - s - removed;
   }
-  const isQuota = (err) => err?.name === "QuotaExceededError";
-  function quotaFull(err) {
+  function stopKeeping(err) {
     full = true;
-    notice(`${label}: the storage quota is full (${err?.message ?? err}); keeping ${kept2} bytes, further ranges are read from the network`);
+    const why = err?.name === "QuotaExceededError" ? "the storage quota is full" : "writing failed";
+    notice(`${label}: ${why} (${err?.message ?? err}); keeping ${kept2} bytes, further ranges are read from the network`);
   }
   async function identify(remote) {
     if (version && version.size === remote.size && version.etag === remote.etag) return;
@@ -1336,6 +1337,7 @@ function opfsRangeCache(file, options = {}) {
       notice(`${label} held ranges of another version of ${remote.name} (${record.size} bytes, ETag ${record.etag ?? "none"}; the server now has ${remote.size} bytes, ETag ${remote.etag ?? "none"}): discarding them`);
     }
     setRanges([]);
+    full = false;
     if (helper) {
       await helper.truncate(0);
       await helper.flush();
@@ -1424,10 +1426,10 @@ function opfsRangeCache(file, options = {}) {
         await helper.truncate(version.size + n);
         await helper.flush();
         dirty = false;
+        unrecorded = 0;
         counts.writes++;
       } catch (err) {
-        if (!isQuota(err)) throw err;
-        quotaFull(err);
+        stopKeeping(err);
       }
       return;
     }
@@ -1441,20 +1443,21 @@ function opfsRangeCache(file, options = {}) {
         sync.truncate(version.size + r.length);
         sync.flush();
         dirty = false;
+        unrecorded = 0;
         counts.writes++;
       } catch (err) {
-        if (!isQuota(err)) throw err;
-        quotaFull(err);
+        stopKeeping(err);
       }
       return;
     }
     const batch = pending;
     pending = [];
     pendingBytes = 0;
-    const w = await handle.createWritable({
-      keepExistingData: true
-    });
+    let w;
     try {
+      w = await handle.createWritable({
+        keepExistingData: true
+      });
       for (const p of batch) await w.write({
         type: "write",
         position: p.offset,
@@ -1472,21 +1475,20 @@ function opfsRangeCache(file, options = {}) {
       dirty = false;
       counts.writes++;
     } catch (err) {
-      await w.abort().catch(() => {
+      await w?.abort().catch(() => {
       });
       const f = snapshot = await handle.getFile();
       const back = await readRecord(f.size, async (o, n) => new Uint8Array(await f.slice(o, o + n).arrayBuffer()));
       setRanges(back && back.size === version.size && back.etag === version.etag ? back.ranges : []);
       dirty = false;
-      if (!isQuota(err)) throw new Error(`${label}: writing failed: ${err?.message ?? err}`);
-      quotaFull(err);
+      stopKeeping(err);
       return;
     }
     snapshot = await handle.getFile();
   }
   return {
     name,
-    identify,
+    identify: (remote) => serial(() => identify(remote)),
     get(offset, into) {
       return serial(async () => {
         used();
@@ -1529,10 +1531,10 @@ function opfsRangeCache(file, options = {}) {
             });
             else await helper.write(data.slice(), offset);
           } catch (err) {
-            if (!isQuota(err)) throw err;
-            return quotaFull(err);
+            return stopKeeping(err);
           }
           addRange(offset, offset + data.length);
+          unrecorded += data.length;
         } else {
           pending.push({
             offset,
@@ -1541,7 +1543,7 @@ function opfsRangeCache(file, options = {}) {
           pendingBytes += data.length;
         }
         dirty = true;
-        if (pendingBytes >= flushBytes) await commit();
+        if (pendingBytes >= flushBytes || unrecorded >= flushBytes) await commit();
         else schedule();
       });
     },

@@ -16,8 +16,8 @@
  */
 import type { CachedFile, RangeCache } from "./source.ts";
 
-/** The parts of the File System Access API used here (not in Deno's types). */
-interface FileHandle {
+/** The parts of a `FileSystemFileHandle` used here (the File System Access API is not in Deno's types). */
+export interface OpfsFileHandle {
   readonly name: string;
   getFile(): Promise<Blob>;
   createWritable(options?: { keepExistingData?: boolean }): Promise<WritableFile>;
@@ -37,14 +37,15 @@ interface SyncFile {
   flush(): void;
   close(): void;
 }
-interface DirectoryHandle {
-  getFileHandle(name: string, options?: { create?: boolean }): Promise<FileHandle>;
+/** The part of a `FileSystemDirectoryHandle` used here. */
+export interface OpfsDirectoryHandle {
+  getFileHandle(name: string, options?: { create?: boolean }): Promise<OpfsFileHandle>;
 }
 
 /** Options for {@linkcode opfsRangeCache}. */
 export interface OpfsRangeCacheOptions {
   /** The directory of a file given by name (default: the origin's OPFS root). */
-  directory?: DirectoryHandle;
+  directory?: OpfsDirectoryHandle;
   /** Main thread: bytes read from the file at once, into one of the cache's buffers (default 4 MB). */
   blockBytes?: number;
   /** Main thread: the buffers of blocks read, reused (default 2: a read may straddle two blocks). */
@@ -108,7 +109,8 @@ interface Record {
  * what is kept, whatever pieces it was fetched in.
  *
  * Errors: where OPFS is missing (not a browser, not a secure context, Deno) the first read fails with an error
- * naming the file; a full storage quota stops the keeping (with a notice) and reads go to the network as before.
+ * naming the file; a write that fails (a full storage quota, the file held by another tab) stops the keeping,
+ * with a notice naming the file, and later ranges are read from the network as before.
  *
  * @example
  * ```ts
@@ -116,7 +118,7 @@ interface Record {
  * ```
  */
 export function opfsRangeCache(
-  file: string | FileHandle,
+  file: string | OpfsFileHandle,
   options: OpfsRangeCacheOptions = {},
 ): OpfsRangeCache {
   const name = typeof file === "string" ? file : file.name;
@@ -125,7 +127,7 @@ export function opfsRangeCache(
   const flushBytes = options.flushBytes ?? 32 << 20;
   const notice = options.onNotice ?? ((m: string) => console.warn(m));
 
-  let handle: FileHandle | undefined;
+  let handle: OpfsFileHandle | undefined;
   let sync: SyncFile | undefined; // a worker: the file's sync access handle
   let helper: HelperFile | undefined; // the main thread: a worker of ours holding one
   let snapshot: Blob | undefined; // main thread: the file as last written
@@ -137,6 +139,7 @@ export function opfsRangeCache(
   // main thread: fetched ranges not yet written, and the block of the file last read
   let pending: { offset: number; data: Uint8Array }[] = [];
   let pendingBytes = 0;
+  let unrecorded = 0; // a worker's (or the helper's) bytes written since the record was
   const blocks: Block[] = Array.from(
     { length: options.blocks ?? 2 },
     () => ({ buf: new ArrayBuffer(0), start: 0, end: 0, used: 0 }),
@@ -154,12 +157,12 @@ export function opfsRangeCache(
     return next;
   };
 
-  async function openHandle(): Promise<FileHandle> {
+  async function openHandle(): Promise<OpfsFileHandle> {
     if (typeof file !== "string") return file;
     let dir = options.directory;
     if (!dir) {
       const storage =
-        (globalThis as { navigator?: { storage?: { getDirectory?(): Promise<DirectoryHandle> } } })
+        (globalThis as { navigator?: { storage?: { getDirectory?(): Promise<OpfsDirectoryHandle> } } })
           .navigator?.storage;
       if (typeof storage?.getDirectory !== "function") {
         throw new Error(
@@ -242,12 +245,15 @@ export function opfsRangeCache(
     kept += e - s - removed;
   }
 
-  const isQuota = (err: unknown) => (err as Error)?.name === "QuotaExceededError";
-  function quotaFull(err: unknown) {
+  /** A write failed (the quota is full, or the file is held elsewhere): keep what is kept, nothing more. */
+  function stopKeeping(err: unknown) {
     full = true;
+    const why = (err as Error)?.name === "QuotaExceededError"
+      ? "the storage quota is full"
+      : "writing failed";
     notice(
-      `${label}: the storage quota is full (${(err as Error)?.message ?? err}); keeping ${kept} bytes, ` +
-        `further ranges are read from the network`,
+      `${label}: ${why} (${(err as Error)?.message ?? err}); keeping ${kept} bytes, further ranges are ` +
+        `read from the network`,
     );
   }
 
@@ -308,6 +314,7 @@ export function opfsRangeCache(
       );
     }
     setRanges([]);
+    full = false; // the space the old bytes took is free again
     if (helper) {
       await helper.truncate(0);
       await helper.flush();
@@ -407,10 +414,10 @@ export function opfsRangeCache(
         await helper.truncate(version.size + n);
         await helper.flush();
         dirty = false;
+        unrecorded = 0;
         counts.writes++;
       } catch (err) {
-        if (!isQuota(err)) throw err;
-        quotaFull(err);
+        stopKeeping(err);
       }
       return;
     }
@@ -422,18 +429,19 @@ export function opfsRangeCache(
         sync.truncate(version.size + r.length);
         sync.flush();
         dirty = false;
+        unrecorded = 0;
         counts.writes++;
       } catch (err) {
-        if (!isQuota(err)) throw err;
-        quotaFull(err);
+        stopKeeping(err);
       }
       return;
     }
     const batch = pending;
     pending = [];
     pendingBytes = 0;
-    const w = await handle!.createWritable({ keepExistingData: true });
+    let w: WritableFile | undefined;
     try {
+      w = await handle!.createWritable({ keepExistingData: true });
       for (const p of batch) await w.write({ type: "write", position: p.offset, data: p.data });
       for (const p of batch) addRange(p.offset, p.offset + p.data.length);
       const r = record();
@@ -443,7 +451,7 @@ export function opfsRangeCache(
       dirty = false;
       counts.writes++;
     } catch (err) {
-      await w.abort().catch(() => {});
+      await w?.abort().catch(() => {});
       // the record in memory says what the file holds: take back what was not written
       const f = snapshot = await handle!.getFile();
       const back = await readRecord(
@@ -452,8 +460,7 @@ export function opfsRangeCache(
       );
       setRanges(back && back.size === version.size && back.etag === version.etag ? back.ranges : []);
       dirty = false;
-      if (!isQuota(err)) throw new Error(`${label}: writing failed: ${(err as Error)?.message ?? err}`);
-      quotaFull(err);
+      stopKeeping(err);
       return;
     }
     snapshot = await handle!.getFile();
@@ -461,7 +468,7 @@ export function opfsRangeCache(
 
   return {
     name,
-    identify,
+    identify: (remote) => serial(() => identify(remote)),
     get(offset, into) {
       return serial(async () => {
         used();
@@ -503,16 +510,17 @@ export function opfsRangeCache(
             if (sync) sync.write(data, { at: offset });
             else await helper!.write(data.slice(), offset); // the copy goes to the worker
           } catch (err) {
-            if (!isQuota(err)) throw err;
-            return quotaFull(err);
+            return stopKeeping(err);
           }
           addRange(offset, offset + data.length);
+          unrecorded += data.length;
         } else {
           pending.push({ offset, data: data.slice() });
           pendingBytes += data.length;
         }
         dirty = true;
-        if (pendingBytes >= flushBytes) await commit();
+        // the record too, now and then, so that a page closed in the middle of a download keeps most of it
+        if (pendingBytes >= flushBytes || unrecorded >= flushBytes) await commit();
         else schedule();
       });
     },
@@ -587,13 +595,13 @@ onmessage = async ({ data: m }) => {
 };`;
 
 /** Whether a helper worker can hold `handle`: a real handle (it is posted to the worker) and a `Worker`. */
-function helperWorks(handle: FileHandle): boolean {
+function helperWorks(handle: OpfsFileHandle): boolean {
   const g = globalThis as { Worker?: unknown; FileSystemFileHandle?: new () => unknown; document?: unknown };
   return typeof g.Worker === "function" && g.document !== undefined && g.FileSystemFileHandle !== undefined &&
     handle instanceof g.FileSystemFileHandle;
 }
 
-async function startHelper(handle: FileHandle, label: string): Promise<HelperFile> {
+async function startHelper(handle: OpfsFileHandle, label: string): Promise<HelperFile> {
   const url = URL.createObjectURL(new Blob([HELPER], { type: "text/javascript" }));
   const worker = new Worker(url);
   URL.revokeObjectURL(url);

@@ -164,6 +164,7 @@ export interface RangeCache {
 export interface CachedFile {
   /** The URL (or the name given to {@linkcode fetchSource}). */
   name: string;
+  /** Its size in bytes. */
   size: number;
   /** The `ETag` of its first response, or `null` when the server sends none (then only the size tells). */
   etag: string | null;
