@@ -1298,7 +1298,7 @@ function opfsRangeCache(file, options = {}) {
       });
     }
     if (!sync && !helper && options.worker !== false && helperWorks(handle)) {
-      helper = await startHelper(handle, label).catch((err) => {
+      helper = await startHelper(handle, label, blockBytes).catch((err) => {
         notice(`${label}: ${err?.message ?? err}; reading it through File snapshots instead (slower)`);
         return void 0;
       });
@@ -1421,9 +1421,9 @@ function opfsRangeCache(file, options = {}) {
     if (helper) {
       try {
         await helper.flush();
-        const r = record(), n = r.length;
+        const r = record();
         await helper.write(r, version.size);
-        await helper.truncate(version.size + n);
+        await helper.truncate(version.size + r.length);
         await helper.flush();
         dirty = false;
         unrecorded = 0;
@@ -1529,7 +1529,7 @@ function opfsRangeCache(file, options = {}) {
             if (sync) sync.write(data, {
               at: offset
             });
-            else await helper.write(data.slice(), offset);
+            else await helper.write(data, offset);
           } catch (err) {
             return stopKeeping(err);
           }
@@ -1595,8 +1595,11 @@ onmessage = async ({ data: m }) => {
       const got = file.read(new Uint8Array(m.buf, 0, m.n), { at: m.at });
       return postMessage({ ok: true, got, buf: m.buf }, [m.buf]);
     }
-    if (m.op === "write") file.write(new Uint8Array(m.buf, m.offset, m.n), { at: m.at });
-    else if (m.op === "truncate") file.truncate(m.size);
+    if (m.op === "write") {
+      file.write(new Uint8Array(m.buf, 0, m.n), { at: m.at });
+      return postMessage({ ok: true, buf: m.buf }, [m.buf]);
+    }
+    if (m.op === "truncate") file.truncate(m.size);
     else if (m.op === "flush") file.flush();
     else if (m.op === "close") file.close();
     postMessage({ ok: true, size: m.op === "size" ? file.getSize() : undefined });
@@ -1608,7 +1611,8 @@ function helperWorks(handle) {
   const g = globalThis;
   return typeof g.Worker === "function" && g.document !== void 0 && g.FileSystemFileHandle !== void 0 && handle instanceof g.FileSystemFileHandle;
 }
-async function startHelper(handle, label) {
+async function startHelper(handle, label, writeBytes) {
+  let spare = new ArrayBuffer(0);
   const url = URL.createObjectURL(new Blob([
     HELPER
   ], {
@@ -1665,15 +1669,21 @@ async function startHelper(handle, label) {
       };
     },
     async write(data, at) {
-      await call2({
-        op: "write",
-        buf: data.buffer,
-        offset: data.byteOffset,
-        n: data.length,
-        at
-      }, [
-        data.buffer
-      ]);
+      for (let pos = 0; pos < data.length; ) {
+        const buf = spare.byteLength ? spare : new ArrayBuffer(writeBytes);
+        spare = new ArrayBuffer(0);
+        const n = Math.min(buf.byteLength, data.length - pos);
+        new Uint8Array(buf, 0, n).set(data.subarray(pos, pos + n));
+        spare = (await call2({
+          op: "write",
+          buf,
+          n,
+          at: at + pos
+        }, [
+          buf
+        ])).buf;
+        pos += n;
+      }
     },
     async truncate(size) {
       await call2({

@@ -271,7 +271,7 @@ export function opfsRangeCache(
       });
     }
     if (!sync && !helper && options.worker !== false && helperWorks(handle)) {
-      helper = await startHelper(handle, label).catch((err) => {
+      helper = await startHelper(handle, label, blockBytes).catch((err) => {
         notice(`${label}: ${err?.message ?? err}; reading it through File snapshots instead (slower)`);
         return undefined;
       });
@@ -409,9 +409,9 @@ export function opfsRangeCache(
     if (helper) {
       try {
         await helper.flush(); // the ranges' bytes before the record that names them
-        const r = record(), n = r.length; // r's buffer is transferred by the write
+        const r = record();
         await helper.write(r, version.size);
-        await helper.truncate(version.size + n);
+        await helper.truncate(version.size + r.length);
         await helper.flush();
         dirty = false;
         unrecorded = 0;
@@ -508,7 +508,7 @@ export function opfsRangeCache(
         if (sync || helper) {
           try {
             if (sync) sync.write(data, { at: offset });
-            else await helper!.write(data.slice(), offset); // the copy goes to the worker
+            else await helper!.write(data, offset);
           } catch (err) {
             return stopKeeping(err);
           }
@@ -564,7 +564,7 @@ interface HelperFile {
   size(): Promise<number>;
   /** Reads `n` bytes at `at` into `buf` (transferred there and back); the bytes read. */
   read(buf: ArrayBuffer, at: number, n: number): Promise<{ buf: ArrayBuffer; got: number }>;
-  /** Writes `data` at `at`; its buffer is transferred (so `data` must be a copy of its own). */
+  /** Writes `data` at `at`, copied through one buffer that goes to the worker and back (no copy kept). */
   write(data: Uint8Array, at: number): Promise<void>;
   truncate(size: number): Promise<void>;
   flush(): Promise<void>;
@@ -584,8 +584,11 @@ onmessage = async ({ data: m }) => {
       const got = file.read(new Uint8Array(m.buf, 0, m.n), { at: m.at });
       return postMessage({ ok: true, got, buf: m.buf }, [m.buf]);
     }
-    if (m.op === "write") file.write(new Uint8Array(m.buf, m.offset, m.n), { at: m.at });
-    else if (m.op === "truncate") file.truncate(m.size);
+    if (m.op === "write") {
+      file.write(new Uint8Array(m.buf, 0, m.n), { at: m.at });
+      return postMessage({ ok: true, buf: m.buf }, [m.buf]);
+    }
+    if (m.op === "truncate") file.truncate(m.size);
     else if (m.op === "flush") file.flush();
     else if (m.op === "close") file.close();
     postMessage({ ok: true, size: m.op === "size" ? file.getSize() : undefined });
@@ -601,7 +604,8 @@ function helperWorks(handle: OpfsFileHandle): boolean {
     handle instanceof g.FileSystemFileHandle;
 }
 
-async function startHelper(handle: OpfsFileHandle, label: string): Promise<HelperFile> {
+async function startHelper(handle: OpfsFileHandle, label: string, writeBytes: number): Promise<HelperFile> {
+  let spare = new ArrayBuffer(0); // the buffer writes are copied through, between the worker's turns
   const url = URL.createObjectURL(new Blob([HELPER], { type: "text/javascript" }));
   const worker = new Worker(url);
   URL.revokeObjectURL(url);
@@ -644,9 +648,15 @@ async function startHelper(handle: OpfsFileHandle, label: string): Promise<Helpe
       return { buf: r.buf!, got: r.got! };
     },
     async write(data, at) {
-      await call({ op: "write", buf: data.buffer, offset: data.byteOffset, n: data.length, at }, [
-        data.buffer as ArrayBuffer,
-      ]);
+      for (let pos = 0; pos < data.length;) {
+        // a lost buffer (a write that failed stays in the worker) is made again
+        const buf = spare.byteLength ? spare : new ArrayBuffer(writeBytes);
+        spare = new ArrayBuffer(0);
+        const n = Math.min(buf.byteLength, data.length - pos);
+        new Uint8Array(buf, 0, n).set(data.subarray(pos, pos + n));
+        spare = (await call({ op: "write", buf, n, at: at + pos }, [buf])).buf!;
+        pos += n;
+      }
     },
     async truncate(size) {
       await call({ op: "truncate", size });
