@@ -46,6 +46,7 @@ export {
   blobFiles,
   blobSource,
   bytesSource,
+  type CachedFile,
   fetchSource,
   type FetchSourceOptions,
   memoryFiles,
@@ -55,6 +56,13 @@ export {
   type WeightSource,
 } from "./src/io/source.ts";
 export { cacheStorageRangeCache, memoryRangeCache } from "./src/io/range_cache.ts";
+export {
+  type OpfsDirectoryHandle,
+  type OpfsFileHandle,
+  type OpfsRangeCache,
+  opfsRangeCache,
+  type OpfsRangeCacheOptions,
+} from "./src/io/opfs_range_cache.ts";
 export { unzipStore, type ZipEntry, zipStore } from "./src/io/zip.ts";
 export {
   HUB_ENDPOINT,

@@ -9,8 +9,10 @@
  *   deno task bench:remote --model /tmp/m05 --steps 3 --seq-len 256
  *
  * Flags: --steps 4, --seq-len 256, --chunks 512,16384 (the vocabChunk values of the URL runs),
- * --caches memory,cacheapi (URL runs at chunk 512 whose fetched ranges are kept: `memoryRangeCache()`, the
- * Cache API through `cacheStorageRangeCache`; `whole`: `wholeBelow: 64 MB`, a pack that small read whole),
+ * --caches memory,cacheapi,opfs,opfs-snapshots,whole (URL runs at chunk 512 whose fetched ranges are kept:
+ * `memoryRangeCache()`, the Cache API through `cacheStorageRangeCache`, the Origin Private File System through
+ * `opfsRangeCache` (Chromium only: Deno has no OPFS; `opfs-snapshots` with `worker: false`, reading through
+ * `File` snapshots); `whole`: `wholeBelow: 64 MB`, a pack that small read whole),
  * --runtimes deno,chromium,workerd, --cache DIR (where the CLI
  * builds the pack once; default under /tmp).
  *
@@ -59,8 +61,8 @@ const SPEC = {
     },
     caches: {
       type: "list",
-      choices: ["memory", "cacheapi", "whole"],
-      default: ["memory", "cacheapi", "whole"],
+      choices: ["memory", "cacheapi", "opfs", "opfs-snapshots", "whole"],
+      default: ["memory", "cacheapi", "opfs", "opfs-snapshots", "whole"],
       description: "the range caches the URL runs are repeated with",
     },
     repeat: {
@@ -81,7 +83,7 @@ const model = args.model.replace(/\/$/, "");
 const { steps, seqLen, repeat } = args;
 const chunks = args.chunks.map(Number);
 const runtimes: string[] = args.runtimes;
-const caches = args.caches as ("memory" | "cacheapi" | "whole")[];
+const caches = args.caches as Run["cache"][];
 const cache = args.cache ?? `/tmp/mesp-bench-remote/${model.replaceAll("/", "_")}`;
 
 /** The training options every run shares (the CLI gets the same as flags). */
@@ -120,10 +122,11 @@ interface Run {
   from: "memory" | "url";
   vocabChunk: number;
   /**
-   * What keeps fetched bytes: nothing, `memoryRangeCache()`, the Cache API (`cacheStorageRangeCache`), or
-   * `fetchSource`'s `wholeBelow: 64 MB` (a pack that small downloaded whole at the first read).
+   * What keeps fetched bytes: nothing, `memoryRangeCache()`, the Cache API (`cacheStorageRangeCache`), OPFS
+   * (`opfsRangeCache`, browsers only), or `fetchSource`'s `wholeBelow: 64 MB` (a pack that small downloaded
+   * whole at the first read).
    */
-  cache?: "memory" | "cacheapi" | "whole";
+  cache?: "memory" | "cacheapi" | "opfs" | "opfs-snapshots" | "whole";
 }
 
 /** What a runtime reports of a run. */
@@ -160,6 +163,8 @@ export async function runAll(lib, { fetch, base, runs, options, kernels }) {
             ? lib.memoryRangeCache()
             : run.cache === "cacheapi"
             ? lib.cacheStorageRangeCache(await caches.open("mesp-bench-" + run.name + "-" + Date.now()), base + "/pack")
+            : run.cache === "opfs" || run.cache === "opfs-snapshots"
+            ? lib.opfsRangeCache("mesp-bench-" + run.name + "-" + Date.now() + ".pack", { worker: run.cache === "opfs" })
             : undefined,
         });
       const pack = await lib.openPack(source);
@@ -456,7 +461,7 @@ try {
   if (runtimes.includes("deno")) {
     results.deno = [];
     for (let r = 1; r <= repeat; r++) {
-      for (const run of runs) {
+      for (const run of runs.filter((x) => !x.cache?.startsWith("opfs"))) {
         console.error(`Deno: ${run.name} (round ${r}) …`);
         results.deno.push({ ...await denoRun(origin, { ...run, name: round(run.name, r) }), name: run.name });
       }

@@ -891,6 +891,7 @@ function fetchSource(url, options = {}) {
   }
   const cache = options.cache, wholeBelow = options.wholeBelow ?? 0;
   let whole;
+  let identified;
   return {
     name,
     size() {
@@ -918,6 +919,17 @@ function fetchSource(url, options = {}) {
           }
           return into.set(bytes.subarray(offset, offset + into.length));
         }
+      }
+      if (cache?.identify) {
+        if (!identified) {
+          identified = (sizePromise ??= probeSize()).then((size) => cache.identify({
+            name,
+            size,
+            etag: seen?.etag ?? null
+          }));
+          identified.catch(() => identified = void 0);
+        }
+        await identified;
       }
       if (cache && await cache.get(offset, into)) return;
       await readRemote(offset, into);
@@ -1141,6 +1153,555 @@ function cacheStorageRangeCache(cache, key) {
         await cache.put(request(offset, data.length), new Response(data.slice()));
       } catch {
       }
+    }
+  };
+}
+
+// src/io/opfs_range_cache.ts
+var MAGIC = new TextEncoder().encode("mespRC1\n");
+var TRAILER = 4 + MAGIC.length;
+var QUIET_MS = 100;
+function opfsRangeCache(file, options = {}) {
+  const name = typeof file === "string" ? file : file.name;
+  const label = `OPFS cache file ${JSON.stringify(name)}`;
+  const blockBytes = options.blockBytes ?? 4 << 20;
+  const flushBytes = options.flushBytes ?? 32 << 20;
+  const notice = options.onNotice ?? ((m) => console.warn(m));
+  let handle;
+  let sync;
+  let helper;
+  let snapshot;
+  let version;
+  let starts = [], ends = [];
+  let kept2 = 0;
+  let full = false;
+  let pending = [];
+  let pendingBytes = 0;
+  let unrecorded = 0;
+  const blocks = Array.from({
+    length: options.blocks ?? 2
+  }, () => ({
+    buf: new ArrayBuffer(0),
+    start: 0,
+    end: 0,
+    used: 0
+  }));
+  let tick = 0;
+  let dirty = false;
+  let timer;
+  const counts = {
+    fileReads: 0,
+    pendingReads: 0,
+    blockLoads: 0,
+    writes: 0
+  };
+  let queue = Promise.resolve();
+  const serial = (job) => {
+    const next = queue.then(job);
+    queue = next.catch(() => {
+    });
+    return next;
+  };
+  async function openHandle() {
+    if (typeof file !== "string") return file;
+    let dir = options.directory;
+    if (!dir) {
+      const storage = globalThis.navigator?.storage;
+      if (typeof storage?.getDirectory !== "function") {
+        throw new Error(`${label}: the Origin Private File System is not available here (navigator.storage.getDirectory is missing: not a browser, or not a secure context such as https or localhost)`);
+      }
+      dir = await storage.getDirectory().catch((err) => {
+        throw new Error(`${label}: cannot open the Origin Private File System: ${err?.message ?? err}`, {
+          cause: err
+        });
+      });
+    }
+    return await dir.getFileHandle(name, {
+      create: true
+    }).catch((err) => {
+      throw new Error(`${label}: cannot open or create it: ${err?.message ?? err}`, {
+        cause: err
+      });
+    });
+  }
+  async function readRecord(length, at) {
+    if (length < TRAILER) return void 0;
+    const tail = await at(length - TRAILER, TRAILER);
+    if (!MAGIC.every((b, i) => tail[4 + i] === b)) return void 0;
+    const n = new DataView(tail.buffer, tail.byteOffset).getUint32(0, true);
+    if (n > length - TRAILER) return void 0;
+    try {
+      const r = JSON.parse(new TextDecoder().decode(await at(length - TRAILER - n, n)));
+      return r.v === 1 && r.size === length - TRAILER - n && Array.isArray(r.ranges) ? r : void 0;
+    } catch {
+      return void 0;
+    }
+  }
+  function encodeRecord() {
+    const json2 = new TextEncoder().encode(JSON.stringify({
+      v: 1,
+      size: version.size,
+      etag: version.etag,
+      ranges: starts.map((s, i) => [
+        s,
+        ends[i]
+      ])
+    }));
+    const out = new Uint8Array(json2.length + TRAILER);
+    out.set(json2);
+    new DataView(out.buffer).setUint32(json2.length, json2.length, true);
+    out.set(MAGIC, json2.length + 4);
+    return out;
+  }
+  function setRanges(ranges) {
+    starts = ranges.map((r) => r[0]);
+    ends = ranges.map((r) => r[1]);
+    kept2 = ranges.reduce((n, r) => n + r[1] - r[0], 0);
+  }
+  function holding(offset, end) {
+    let lo = 0, hi = starts.length - 1;
+    while (lo <= hi) {
+      const mid = lo + hi >> 1;
+      if (starts[mid] <= offset) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return hi >= 0 && end <= ends[hi] ? hi : -1;
+  }
+  function addRange(s, e) {
+    let i = 0;
+    while (i < starts.length && ends[i] < s) i++;
+    let j = i;
+    while (j < starts.length && starts[j] <= e) {
+      s = Math.min(s, starts[j]);
+      e = Math.max(e, ends[j]);
+      j++;
+    }
+    const removed = ends.slice(i, j).reduce((n, end, k) => n + end - starts[i + k], 0);
+    starts.splice(i, j - i, s);
+    ends.splice(i, j - i, e);
+    kept2 += e - s - removed;
+  }
+  function stopKeeping(err) {
+    full = true;
+    const why = err?.name === "QuotaExceededError" ? "the storage quota is full" : "writing failed";
+    notice(`${label}: ${why} (${err?.message ?? err}); keeping ${kept2} bytes, further ranges are read from the network`);
+  }
+  async function identify(remote) {
+    if (version && version.size === remote.size && version.etag === remote.etag) return;
+    handle ??= await openHandle();
+    let record;
+    if (!sync && typeof handle.createSyncAccessHandle === "function" && isWorker()) {
+      sync = await handle.createSyncAccessHandle().catch((err) => {
+        throw new Error(`${label}: cannot open it for reading and writing (open in another tab or worker?): ${err?.message ?? err}`, {
+          cause: err
+        });
+      });
+    }
+    if (!sync && !helper && options.worker !== false && helperWorks(handle)) {
+      helper = await startHelper(handle, label, blockBytes).catch((err) => {
+        notice(`${label}: ${err?.message ?? err}; reading it through File snapshots instead (slower)`);
+        return void 0;
+      });
+    }
+    if (helper) {
+      const h = helper;
+      record = await readRecord(await h.size(), async (o, n) => {
+        const r = await h.read(new ArrayBuffer(n), o, n);
+        return new Uint8Array(r.buf, 0, r.got);
+      });
+    } else if (sync) {
+      const s = sync;
+      record = await readRecord(s.getSize(), (o, n) => {
+        const b = new Uint8Array(n);
+        s.read(b, {
+          at: o
+        });
+        return Promise.resolve(b);
+      });
+    } else {
+      const f = snapshot = await handle.getFile();
+      record = await readRecord(f.size, async (o, n) => new Uint8Array(await f.slice(o, o + n).arrayBuffer()));
+    }
+    pending = [];
+    pendingBytes = 0;
+    for (const b of blocks) b.start = b.end = 0;
+    version = {
+      size: remote.size,
+      etag: remote.etag
+    };
+    if (record && record.size === remote.size && record.etag === remote.etag) {
+      setRanges(record.ranges);
+      return;
+    }
+    if (record) {
+      notice(`${label} held ranges of another version of ${remote.name} (${record.size} bytes, ETag ${record.etag ?? "none"}; the server now has ${remote.size} bytes, ETag ${remote.etag ?? "none"}): discarding them`);
+    }
+    setRanges([]);
+    full = false;
+    if (helper) {
+      await helper.truncate(0);
+      await helper.flush();
+    } else if (sync) {
+      sync.truncate(0);
+      sync.flush();
+    } else if (snapshot.size > 0) {
+      const w = await handle.createWritable();
+      await w.close();
+      snapshot = await handle.getFile();
+    }
+  }
+  function used() {
+    if (!version) {
+      throw new Error(`${label}: used before identify() (fetchSource calls it with the remote file's version)`);
+    }
+  }
+  async function readKept(offset, into, i) {
+    let pos = 0;
+    while (pos < into.length) {
+      const at = offset + pos;
+      const b = blocks.find((b2) => b2.start <= at && at < b2.end) ?? await loadBlock(at, starts[i], ends[i]);
+      b.used = ++tick;
+      const n = Math.min(into.length - pos, b.end - at);
+      into.set(new Uint8Array(b.buf, at - b.start, n), pos);
+      pos += n;
+    }
+  }
+  async function loadBlock(at, lo, hi) {
+    const aligned = at - at % blockBytes;
+    const start = Math.max(aligned, lo), end = Math.min(aligned + blockBytes, hi);
+    const b = blocks.reduce((x, y) => y.used < x.used ? y : x);
+    b.start = b.end = 0;
+    counts.blockLoads++;
+    let buf = b.buf.byteLength >= blockBytes ? b.buf : new ArrayBuffer(blockBytes);
+    let got = 0;
+    let reader;
+    const slice = helper ? void 0 : snapshot.slice(start, end);
+    try {
+      reader = slice?.stream().getReader({
+        mode: "byob"
+      });
+    } catch {
+    }
+    if (helper) {
+      b.buf = new ArrayBuffer(0);
+      ({ buf, got } = await helper.read(buf, start, end - start));
+    } else if (reader) {
+      while (got < end - start) {
+        const { done, value } = await reader.read(new Uint8Array(buf, got, end - start - got));
+        if (!value) break;
+        buf = value.buffer;
+        got += value.length;
+        if (done) break;
+      }
+      await reader.cancel().catch(() => {
+      });
+    } else {
+      const bytes = new Uint8Array(await slice.arrayBuffer());
+      new Uint8Array(buf).set(bytes);
+      got = bytes.length;
+    }
+    b.buf = buf;
+    if (got !== end - start) {
+      throw new Error(`${label}: short read: got ${got} of bytes ${start}..${end} (the file changed?)`);
+    }
+    b.start = start;
+    b.end = end;
+    return b;
+  }
+  function schedule() {
+    if (timer !== void 0) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = void 0;
+      serial(commit).catch((err) => notice(`${label}: writing failed: ${err?.message ?? err}`));
+    }, QUIET_MS);
+  }
+  async function commit() {
+    if (!dirty || !version) return;
+    const record = () => encodeRecord();
+    if (helper) {
+      try {
+        await helper.flush();
+        const r = record();
+        await helper.write(r, version.size);
+        await helper.truncate(version.size + r.length);
+        await helper.flush();
+        dirty = false;
+        unrecorded = 0;
+        counts.writes++;
+      } catch (err) {
+        stopKeeping(err);
+      }
+      return;
+    }
+    if (sync) {
+      try {
+        sync.flush();
+        const r = record();
+        sync.write(r, {
+          at: version.size
+        });
+        sync.truncate(version.size + r.length);
+        sync.flush();
+        dirty = false;
+        unrecorded = 0;
+        counts.writes++;
+      } catch (err) {
+        stopKeeping(err);
+      }
+      return;
+    }
+    const batch = pending;
+    pending = [];
+    pendingBytes = 0;
+    let w;
+    try {
+      w = await handle.createWritable({
+        keepExistingData: true
+      });
+      for (const p of batch) await w.write({
+        type: "write",
+        position: p.offset,
+        data: p.data
+      });
+      for (const p of batch) addRange(p.offset, p.offset + p.data.length);
+      const r = record();
+      await w.write({
+        type: "write",
+        position: version.size,
+        data: r
+      });
+      await w.truncate(version.size + r.length);
+      await w.close();
+      dirty = false;
+      counts.writes++;
+    } catch (err) {
+      await w?.abort().catch(() => {
+      });
+      const f = snapshot = await handle.getFile();
+      const back = await readRecord(f.size, async (o, n) => new Uint8Array(await f.slice(o, o + n).arrayBuffer()));
+      setRanges(back && back.size === version.size && back.etag === version.etag ? back.ranges : []);
+      dirty = false;
+      stopKeeping(err);
+      return;
+    }
+    snapshot = await handle.getFile();
+  }
+  return {
+    name,
+    identify: (remote) => serial(() => identify(remote)),
+    get(offset, into) {
+      return serial(async () => {
+        used();
+        const end = offset + into.length;
+        const i = holding(offset, end);
+        if (i >= 0) {
+          counts.fileReads++;
+          if (sync) {
+            if (readSync(sync, offset, into) !== into.length) {
+              throw new Error(`${label}: short read of kept bytes ${offset}..${end} (the file changed?)`);
+            }
+          } else await readKept(offset, into, i);
+          return true;
+        }
+        for (const p of pending) {
+          if (p.offset <= offset && end <= p.offset + p.data.length) {
+            into.set(p.data.subarray(offset - p.offset, end - p.offset));
+            counts.pendingReads++;
+            if (timer !== void 0) {
+              clearTimeout(timer);
+              timer = void 0;
+              serial(commit).catch((err) => notice(`${label}: writing failed: ${err?.message ?? err}`));
+            }
+            return true;
+          }
+        }
+        return false;
+      });
+    },
+    put(offset, data) {
+      return serial(async () => {
+        used();
+        if (full || holding(offset, offset + data.length) >= 0 || offset + data.length > version.size) {
+          return;
+        }
+        if (sync || helper) {
+          try {
+            if (sync) sync.write(data, {
+              at: offset
+            });
+            else await helper.write(data, offset);
+          } catch (err) {
+            return stopKeeping(err);
+          }
+          addRange(offset, offset + data.length);
+          unrecorded += data.length;
+        } else {
+          pending.push({
+            offset,
+            data: data.slice()
+          });
+          pendingBytes += data.length;
+        }
+        dirty = true;
+        if (pendingBytes >= flushBytes || unrecorded >= flushBytes) await commit();
+        else schedule();
+      });
+    },
+    bytes: () => kept2 + pendingBytes,
+    stats: () => ({
+      ...counts
+    }),
+    flush: () => serial(commit),
+    async close() {
+      if (timer !== void 0) clearTimeout(timer);
+      timer = void 0;
+      await serial(commit);
+      sync?.close();
+      sync = void 0;
+      await helper?.close();
+      helper = void 0;
+      version = void 0;
+    }
+  };
+}
+function readSync(sync, offset, into) {
+  try {
+    return sync.read(into, {
+      at: offset
+    });
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    const copy = new Uint8Array(into.length);
+    const n = sync.read(copy, {
+      at: offset
+    });
+    into.set(copy);
+    return n;
+  }
+}
+function isWorker() {
+  const g = globalThis;
+  return g.WorkerGlobalScope !== void 0 && g.document === void 0;
+}
+var HELPER = `
+let file;
+onmessage = async ({ data: m }) => {
+  try {
+    if (m.op === "open") {
+      file = await m.handle.createSyncAccessHandle();
+      return postMessage({ ok: true });
+    }
+    if (m.op === "read") {
+      const got = file.read(new Uint8Array(m.buf, 0, m.n), { at: m.at });
+      return postMessage({ ok: true, got, buf: m.buf }, [m.buf]);
+    }
+    if (m.op === "write") {
+      file.write(new Uint8Array(m.buf, 0, m.n), { at: m.at });
+      return postMessage({ ok: true, buf: m.buf }, [m.buf]);
+    }
+    if (m.op === "truncate") file.truncate(m.size);
+    else if (m.op === "flush") file.flush();
+    else if (m.op === "close") file.close();
+    postMessage({ ok: true, size: m.op === "size" ? file.getSize() : undefined });
+  } catch (err) {
+    postMessage({ error: String(err && err.message || err), name: err && err.name });
+  }
+};`;
+function helperWorks(handle) {
+  const g = globalThis;
+  return typeof g.Worker === "function" && g.document !== void 0 && g.FileSystemFileHandle !== void 0 && handle instanceof g.FileSystemFileHandle;
+}
+async function startHelper(handle, label, writeBytes) {
+  let spare = new ArrayBuffer(0);
+  const url = URL.createObjectURL(new Blob([
+    HELPER
+  ], {
+    type: "text/javascript"
+  }));
+  const worker = new Worker(url);
+  URL.revokeObjectURL(url);
+  const waiting = [];
+  worker.onmessage = (e) => {
+    const w = waiting.shift();
+    if (e.data.error === void 0) w.resolve(e.data);
+    else w.reject(Object.assign(new Error(`${label}: ${e.data.error}`), {
+      name: e.data.name ?? "Error"
+    }));
+  };
+  worker.onerror = (e) => {
+    e.preventDefault();
+    for (const w of waiting.splice(0)) w.reject(new Error(`${label}: its worker failed: ${e.message}`));
+  };
+  const call2 = (m, transfer = []) => new Promise((resolve, reject) => {
+    waiting.push({
+      resolve,
+      reject
+    });
+    worker.postMessage(m, transfer);
+  });
+  try {
+    await call2({
+      op: "open",
+      handle
+    });
+  } catch (err) {
+    worker.terminate();
+    throw new Error(`cannot open it for reading and writing (open in another tab?): ${err.message}`, {
+      cause: err
+    });
+  }
+  return {
+    size: async () => (await call2({
+      op: "size"
+    })).size,
+    async read(buf, at, n) {
+      const r = await call2({
+        op: "read",
+        buf,
+        at,
+        n
+      }, [
+        buf
+      ]);
+      return {
+        buf: r.buf,
+        got: r.got
+      };
+    },
+    async write(data, at) {
+      for (let pos = 0; pos < data.length; ) {
+        const buf = spare.byteLength ? spare : new ArrayBuffer(writeBytes);
+        spare = new ArrayBuffer(0);
+        const n = Math.min(buf.byteLength, data.length - pos);
+        new Uint8Array(buf, 0, n).set(data.subarray(pos, pos + n));
+        spare = (await call2({
+          op: "write",
+          buf,
+          n,
+          at: at + pos
+        }, [
+          buf
+        ])).buf;
+        pos += n;
+      }
+    },
+    async truncate(size) {
+      await call2({
+        op: "truncate",
+        size
+      });
+    },
+    async flush() {
+      await call2({
+        op: "flush"
+      });
+    },
+    async close() {
+      await call2({
+        op: "close"
+      }).catch(() => {
+      });
+      worker.terminate();
     }
   };
 }
@@ -2680,7 +3241,7 @@ function copiesQuantized(cfg, format) {
 }
 
 // src/model/pack_header.ts
-var MAGIC = "MESPPACK";
+var MAGIC2 = "MESPPACK";
 var VERSION = 5;
 var PRELUDE_BYTES = 16;
 function planPack(cfg, format, mlpChunk = MLP_CHUNK, vocabBlock = VOCAB_BLOCK) {
@@ -2748,7 +3309,7 @@ function encodePackHeader(header) {
     throw new Error(`pack header too large (${json2.length} bytes)`);
   }
   const out = new Uint8Array(PRELUDE_BYTES + json2.length);
-  out.set(new TextEncoder().encode(MAGIC));
+  out.set(new TextEncoder().encode(MAGIC2));
   new DataView(out.buffer).setUint32(8, VERSION, true);
   new DataView(out.buffer).setUint32(12, json2.length, true);
   out.set(json2, PRELUDE_BYTES);
@@ -2758,7 +3319,7 @@ async function readPackHeader(source, size) {
   if (size < PRELUDE_BYTES) throw new StalePackError(`${source.name}: not a mesp pack (too short)`);
   const pre = new Uint8Array(PRELUDE_BYTES);
   await source.read(0, pre);
-  if (new TextDecoder().decode(pre.subarray(0, 8)) !== MAGIC) {
+  if (new TextDecoder().decode(pre.subarray(0, 8)) !== MAGIC2) {
     throw new StalePackError(`${source.name}: not a mesp pack`);
   }
   const dv = new DataView(pre.buffer);
@@ -4453,7 +5014,7 @@ function tokenizeDataset(records, tokenizer, options) {
 
 // src/data/token_cache.ts
 var TOKEN_CACHE_VERSION = 1;
-var MAGIC2 = [
+var MAGIC3 = [
   77,
   69,
   83,
@@ -4532,7 +5093,7 @@ function encodeTokenCache(examples, meta) {
   const idsAt = offsetsAt + 4 * (examples.length + 1);
   const targetsAt = idsAt + 4 * total;
   const out = new Uint8Array(targetsAt + total);
-  out.set(MAGIC2, 0);
+  out.set(MAGIC3, 0);
   const view = new DataView(out.buffer);
   view.setUint32(8, TOKEN_CACHE_VERSION, true);
   view.setUint32(12, json2.length, true);
@@ -4558,7 +5119,7 @@ function decodeTokenCache(bytes, options = {}) {
     throw new Error(`${name}: ${why}`);
   };
   if (bytes.length < FIXED) fail(`too short (${bytes.length} bytes)`);
-  if (!MAGIC2.every((b, i) => bytes[i] === b)) fail("bad magic (not a mesp token cache)");
+  if (!MAGIC3.every((b, i) => bytes[i] === b)) fail("bad magic (not a mesp token cache)");
   if (bytes.byteOffset % 4 !== 0) bytes = bytes.slice();
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint32(8, true);
@@ -8637,6 +9198,7 @@ export {
   openAdapter,
   openCheckpoint,
   openPack,
+  opfsRangeCache,
   paramCounts,
   parseAdapterConfig,
   parseHubId,

@@ -19,7 +19,8 @@ export interface ServeOptions {
 export interface Served {
   origin: string;
   host: string;
-  requests: { path: string; range: string | null; status: number }[];
+  /** Each request's path, Range header, status, and `x-mesp-tag` header (tests tag a run's phases). */
+  requests: { path: string; method: string; range: string | null; status: number; tag: string | null }[];
   close(): Promise<void>;
 }
 
@@ -48,7 +49,13 @@ export function serveDir(root: string | URL, options: ServeOptions = {}): Served
     const path = decodeURIComponent(new URL(req.url).pathname);
     const range = req.headers.get("range");
     const res = await respond(req, path, range);
-    requests.push({ path, range, status: res.status });
+    requests.push({
+      path,
+      method: req.method,
+      range,
+      status: res.status,
+      tag: req.headers.get("x-mesp-tag"),
+    });
     if (options.isolate) {
       res.headers.set("cross-origin-opener-policy", "same-origin");
       res.headers.set("cross-origin-embedder-policy", "require-corp");

@@ -16,6 +16,7 @@ Deno.test("mod.ts exports the library surface", () => {
       "Engine",
       "Backward",
       "fetchSource",
+      "opfsRangeCache",
       "hubFiles",
       "loadTokenizer",
       "renderChat",

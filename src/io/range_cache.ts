@@ -1,7 +1,8 @@
 /**
  * Stores of fetched byte ranges for {@linkcode fetchSource}'s `cache` option: in memory up to a budget, or in
  * the Cache API (browsers, workers, Deno), which keeps them on disk across page loads, so that after the
- * first step (or the first visit) a remote pack is read locally.
+ * first step (or the first visit) a remote pack is read locally. The Origin Private File System's cache, faster
+ * than the Cache API in a browser, is `opfsRangeCache` in `opfs_range_cache.ts`.
  *
  * @module
  */

@@ -127,7 +127,8 @@ export interface FetchSourceOptions {
   fetch?: typeof fetch;
   /**
    * Keeps what was fetched, by byte range, and serves a range read again from it (e.g.
-   * {@linkcode memoryRangeCache}, or {@linkcode cacheStorageRangeCache} for the Cache API of a browser):
+   * {@linkcode memoryRangeCache}, {@linkcode opfsRangeCache} for a browser's Origin Private File System, or
+   * {@linkcode cacheStorageRangeCache} for the Cache API):
    * a training step reads every layer twice (the forward, and the backward's recompute) and every step the
    * same ranges, so with a cache large enough for the pack only the first reads go to the network.
    */
@@ -152,6 +153,21 @@ export interface RangeCache {
   get(offset: number, into: Uint8Array): Promise<boolean>;
   /** Keeps a copy of `bytes`, the file's bytes at `offset` (or not, when full). */
   put(offset: number, bytes: Uint8Array): Promise<void>;
+  /**
+   * Called by {@linkcode fetchSource} before the first `get`, with the version of the file the server has:
+   * a cache that outlives the page (e.g. {@linkcode opfsRangeCache}) drops what it kept of another version.
+   */
+  identify?(file: CachedFile): Promise<void>;
+}
+
+/** The version of a remote file, as its server describes it (for {@linkcode RangeCache.identify}). */
+export interface CachedFile {
+  /** The URL (or the name given to {@linkcode fetchSource}). */
+  name: string;
+  /** Its size in bytes. */
+  size: number;
+  /** The `ETag` of its first response, or `null` when the server sends none (then only the size tells). */
+  etag: string | null;
 }
 
 const CONTENT_RANGE = /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i;
@@ -321,6 +337,7 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
 
   const cache = options.cache, wholeBelow = options.wholeBelow ?? 0;
   let whole: Promise<Uint8Array | undefined> | undefined;
+  let identified: Promise<void> | undefined; // the cache told which version of the file this is
   return {
     name,
     size() {
@@ -347,6 +364,14 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
           }
           return into.set(bytes.subarray(offset, offset + into.length));
         }
+      }
+      if (cache?.identify) {
+        if (!identified) {
+          identified = (sizePromise ??= probeSize())
+            .then((size) => cache.identify!({ name, size, etag: seen?.etag ?? null }));
+          identified.catch(() => (identified = undefined)); // tried again by the next read
+        }
+        await identified;
       }
       if (cache && await cache.get(offset, into)) return;
       await readRemote(offset, into);
