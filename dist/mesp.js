@@ -6988,6 +6988,9 @@ function targetSchedule(cfg, o, target, base = 0) {
   if (given.savedInputEvery !== void 0 || given.savedInputs !== void 0) {
     return smallestSchedule(cfg, o, base);
   }
+  if (o.spill) return costOf(cfg, o, {
+    keep: NONE
+  }, base);
   const L = dims(cfg, o).L;
   let n = Math.min(2, L);
   while (n < L && recomputedLayers(L, n) > L) n++;

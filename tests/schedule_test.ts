@@ -152,6 +152,9 @@ Deno.test("schedule: short of room, the most saved inputs that fit; with room, M
   const knee = targetSchedule(cfg, o, 0);
   assertEquals([knee.savedInputs, knee.recomputed], [6, 21]);
   assertEquals(targetSchedule(cfg, { ...o, savedInputEvery: 2 }, 0).savedInputEvery, 2);
+  // spilled, saved inputs cost the arena nothing: out of reach, the default still saves every input
+  const spilled = targetSchedule(cfg, { ...o, spill: true }, 0);
+  assertEquals([spilled.slots, spilled.recomputed], [24, 0]);
   // the CLI: without --max-memory a target of 100 MB less the runtime (never refused), with it a budget
   assertEquals(defaultTarget(undefined, 2), DEFAULT_PEAK - runtimeBytes(2));
   assertEquals(defaultTarget(150e6, 2), undefined);

@@ -17,7 +17,8 @@
  *
  * Without a budget the CLI aims at {@linkcode DEFAULT_PEAK} ({@linkcode targetSchedule}): the fastest exact
  * schedule predicted to fit it, or, when none does, the fewest saved inputs whose recompute is at most one
- * forward pass more (L layer forwards; the extreme, 2 slots, would cost several).
+ * forward pass more (L layer forwards; the extreme, 2 slots, would cost several); spilled (`spill.ts`), where
+ * saved inputs cost the arena nothing, every input.
  *
  * Time is predicted by counting GEMM FLOPs (they are > 90 % of a step, `bench:step`), and converted to
  * seconds at the GEMM rate `bench:step` measures.
@@ -182,6 +183,8 @@ export function targetSchedule(cfg: ModelConfig, o: PlanOptions, target: number,
   if (given.savedInputEvery !== undefined || given.savedInputs !== undefined) {
     return smallestSchedule(cfg, o, base);
   }
+  // spilled, the saved inputs cost the arena nothing: fewer would only cost time
+  if (o.spill) return costOf(cfg, o, { keep: NONE }, base);
   const L = dims(cfg, o).L;
   let n = Math.min(2, L);
   while (n < L && recomputedLayers(L, n) > L) n++;
