@@ -123,7 +123,8 @@ function validateState(name: string, meta: unknown): Omit<TrainState, "params" |
 
 /**
  * Decodes a training state; throws a clear error for anything that is not a complete, intact one: a wrong
- * format, a bad or missing field, unexpected or wrongly shaped tensors, a checksum mismatch, a NaN.
+ * format, a bad or missing field, unexpected or wrongly shaped tensors, a checksum mismatch, a NaN. The
+ * tensors are views of `bytes` where their offsets allow it (copies otherwise).
  */
 export async function decodeTrainingState(
   bytes: Uint8Array,
@@ -147,7 +148,16 @@ export async function decodeTrainingState(
       throw new Error(`${name}: tensor ${t} is ${info.dtype} [${info.shape}], expected a 1-D F32`);
     }
   }
-  const read = async (t: string) => file.tensors.has(t) ? await readTensorF32(file, t) : undefined;
+  // views of `bytes` where aligned (a file read whole is): a resume holds the state once, not twice
+  const read = async (t: string) => {
+    const info = file.tensors.get(t);
+    if (!info) return undefined;
+    const at = bytes.byteOffset + info.offset;
+    if (at % 4 !== 0) return await readTensorF32(file, t);
+    const view = new Float32Array(bytes.buffer, at, info.byteLength / 4);
+    assertFiniteValues(view, `safetensors ${name}: tensor ${JSON.stringify(t)}`);
+    return view;
+  };
   const params = await read("params");
   if (!params || params.length === 0) throw new Error(`${name}: no parameters`);
   const m = await read("adam_m"), v = await read("adam_v");
