@@ -305,7 +305,12 @@ export function createSpillFile(dir: string): DenoSpillFile {
     write: (position, data) => move(position, data, (p) => file.writeSync(p), "write"),
     close() {
       file.close();
-      Deno.removeSync(path);
+      try {
+        Deno.removeSync(path);
+      } catch (err) {
+        // another run started in the same folder removed it as stale (this run kept its open handle)
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
     },
   };
 }
