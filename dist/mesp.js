@@ -9047,7 +9047,15 @@ async function decodeTrainingState(bytes, name = TRAINING_STATE_FILE) {
       throw new Error(`${name}: tensor ${t} is ${info.dtype} [${info.shape}], expected a 1-D F32`);
     }
   }
-  const read = async (t) => file.tensors.has(t) ? await readTensorF32(file, t) : void 0;
+  const read = async (t) => {
+    const info = file.tensors.get(t);
+    if (!info) return void 0;
+    const at = bytes.byteOffset + info.offset;
+    if (at % 4 !== 0) return await readTensorF32(file, t);
+    const view = new Float32Array(bytes.buffer, at, info.byteLength / 4);
+    assertFiniteValues(view, `safetensors ${name}: tensor ${JSON.stringify(t)}`);
+    return view;
+  };
   const params = await read("params");
   if (!params || params.length === 0) throw new Error(`${name}: no parameters`);
   const m = await read("adam_m"), v = await read("adam_v");
