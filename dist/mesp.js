@@ -841,6 +841,7 @@ function fetchSource(url, options = {}) {
     if (!res.body) throw new Error(`${name}: short read: empty response body`);
     return res;
   }
+  const scratch = new ScratchPool();
   let hint;
   let run;
   const endRun = () => {
@@ -851,7 +852,7 @@ function fetchSource(url, options = {}) {
   };
   async function readOnce(offset, into) {
     const res = await rangeResponse(offset, offset + into.length - 1);
-    await readBodyInto(name, res, into);
+    await readBodyInto(name, res, into, scratch);
   }
   function readRemote(offset, into) {
     const end = offset + into.length;
@@ -863,7 +864,7 @@ function fetchSource(url, options = {}) {
     if (run) endRun();
     if (hint && hint.start <= offset && end < hint.end) {
       endRun();
-      const r = rangeRun(name, rangeResponse(offset, hint.end - 1), offset, hint.end);
+      const r = rangeRun(name, rangeResponse(offset, hint.end - 1), offset, hint.end, scratch);
       run = r;
       return r.take(into);
     }
@@ -886,7 +887,7 @@ function fetchSource(url, options = {}) {
     }
     await checkResponseUnchanged(res, size);
     const bytes = new Uint8Array(size);
-    await readBodyInto(name, res, bytes);
+    await readBodyInto(name, res, bytes, scratch);
     return bytes;
   }
   const cache = options.cache, wholeBelow = options.wholeBelow ?? 0;
@@ -938,9 +939,8 @@ function fetchSource(url, options = {}) {
   };
 }
 var RUN_SKIP_BYTES = 4 << 20;
-function rangeRun(name, response, start, end) {
-  let reader;
-  let left;
+function rangeRun(name, response, start, end, scratch) {
+  let body;
   let failed;
   const r = {
     next: start,
@@ -948,27 +948,18 @@ function rangeRun(name, response, start, end) {
     done: Promise.resolve(),
     take(into, skip = 0) {
       r.next += skip + into.length;
+      const last = r.next === end;
       const job = r.done.then(async () => {
         if (failed) throw failed;
         try {
-          reader ??= (await response).body.getReader();
-          let pos = -skip;
-          while (pos < into.length) {
-            if (!left?.length) {
-              const { done, value } = await reader.read();
-              if (done) throw new Error(`${name}: short read: the response ended before byte ${end}`);
-              left = value;
-            }
-            const n = Math.min(left.length, into.length - pos);
-            if (pos >= 0) into.set(left.subarray(0, n), pos);
-            else if (n > -pos) {
-              into.set(left.subarray(-pos, n), 0);
-            }
-            left = left.subarray(n);
-            pos += n;
+          body ??= new BodyReader(name, (await response).body, scratch);
+          if (await body.fill(into, skip) < into.length) {
+            throw new Error(`${name}: short read: the response ended before byte ${end}`);
           }
+          if (last) body.release();
         } catch (err) {
           failed = brokenBody(name, err);
+          body?.cancel();
           throw failed;
         }
       });
@@ -977,15 +968,105 @@ function rangeRun(name, response, start, end) {
       return job;
     },
     cancel() {
-      left = void 0;
-      if (reader) reader.cancel().catch(() => {
-      });
+      if (body) body.cancel();
       else response.then((res) => res.body?.cancel(), () => {
       });
     }
   };
   return r;
 }
+var SCRATCH_BYTES = 256 << 10;
+var ScratchPool = class {
+  #free = [];
+  take() {
+    return this.#free.pop() ?? new ArrayBuffer(SCRATCH_BYTES);
+  }
+  /** Keeps `buffer` for the next body (not a detached one, nor more than a few). */
+  give(buffer) {
+    if (buffer.byteLength === SCRATCH_BYTES && this.#free.length < 4) this.#free.push(buffer);
+  }
+};
+var BodyReader = class {
+  #name;
+  #pool;
+  #byob;
+  #reader;
+  #scratch;
+  /** What the default reader handed out and the caller has not taken yet. */
+  #left;
+  #pending = false;
+  constructor(name, body, pool) {
+    this.#name = name;
+    this.#pool = pool;
+    try {
+      this.#byob = body.getReader({
+        mode: "byob"
+      });
+      this.#scratch = pool.take();
+    } catch {
+      this.#reader = body.getReader();
+    }
+  }
+  /** The body's next bytes, at most `max` (a view valid until the next call), or `undefined` at its end. */
+  async #next(max) {
+    if (this.#byob) {
+      const n = Math.min(max, SCRATCH_BYTES);
+      this.#scratch ??= this.#pool.take();
+      this.#pending = true;
+      const { done, value } = await this.#byob.read(new Uint8Array(this.#scratch, 0, n));
+      this.#pending = false;
+      this.#scratch = value ? value.buffer : void 0;
+      return done ? void 0 : value;
+    }
+    if (!this.#left?.length) {
+      const { done, value } = await this.#reader.read();
+      if (done) return void 0;
+      this.#left = value;
+    }
+    const out = this.#left.subarray(0, max);
+    this.#left = this.#left.subarray(out.length);
+    return out;
+  }
+  /**
+   * Passes over `skip` bytes, then fills `into`; resolves how many bytes of `into` it filled (fewer only
+   * when the body ended first).
+   */
+  async fill(into, skip = 0) {
+    for (let left = skip; left > 0; ) {
+      const chunk = await this.#next(left);
+      if (!chunk) return 0;
+      left -= chunk.length;
+    }
+    let pos = 0;
+    while (pos < into.length) {
+      const chunk = await this.#next(into.length - pos);
+      if (!chunk) break;
+      into.set(chunk, pos);
+      pos += chunk.length;
+    }
+    return pos;
+  }
+  /** Whether the body has bytes after those read (it is read to its end to know). */
+  async more() {
+    return await this.#next(1) !== void 0;
+  }
+  /** Done with the body: the reader's lock released and the scratch buffer back in the pool. */
+  release() {
+    (this.#byob ?? this.#reader)?.releaseLock();
+    this.#byob = this.#reader = void 0;
+    if (this.#scratch && !this.#pending) this.#pool.give(this.#scratch);
+    this.#scratch = this.#left = void 0;
+  }
+  /** Cancels the rest of the body (errors ignored) and releases it. */
+  cancel() {
+    const reader = this.#byob ?? this.#reader;
+    this.#byob = this.#reader = void 0;
+    reader?.cancel().catch(() => {
+    });
+    if (this.#scratch && !this.#pending) this.#pool.give(this.#scratch);
+    this.#scratch = this.#left = void 0;
+  }
+};
 function namedFetch(name, doFetch) {
   return async (input, init) => {
     try {
@@ -1009,27 +1090,22 @@ function brokenBody(name, err) {
 function ignoredRange(name) {
   return new Error(`${name}: the server ignored the HTTP Range request (status 200 instead of 206 Partial Content); streaming weights needs a server that supports byte ranges`);
 }
-async function readBodyInto(name, res, into) {
+async function readBodyInto(name, res, into, scratch) {
   if (!res.body) throw new Error(`${name}: short read: empty response body`);
-  const reader = res.body.getReader();
-  let pos = 0;
+  const body = new BodyReader(name, res.body, scratch);
+  let pos, more;
   try {
-    for (; ; ) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (pos + value.length > into.length) {
-        throw new Error(`${name}: server sent more than the ${into.length} bytes asked for`);
-      }
-      into.set(value, pos);
-      pos += value.length;
-    }
+    pos = await body.fill(into);
+    more = pos === into.length && await body.more();
   } catch (err) {
-    await reader.cancel().catch(() => {
-    });
+    body.cancel();
     throw brokenBody(name, err);
-  } finally {
-    reader.releaseLock();
   }
+  if (more) {
+    body.cancel();
+    throw new Error(`${name}: server sent more than the ${into.length} bytes asked for`);
+  }
+  body.release();
   if (pos !== into.length) {
     throw new Error(`${name}: short read: got ${pos} of ${into.length} bytes`);
   }

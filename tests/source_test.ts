@@ -378,3 +378,112 @@ Deno.test("urlFiles + openCheckpoint: a checkpoint over HTTP reads only headers 
     await srv.close();
   }
 });
+
+/**
+ * A `fetch` over `bytes` answering Range requests with byte-stream bodies that hand out at most `most` bytes
+ * a pull, counting pulls served through a BYOB request (into the reader's buffer) and those without one
+ * (a default reader: the stream must allocate each chunk); `values` answers with a stream of plain chunks.
+ */
+function byteStreamFetch(bytes: Uint8Array, most: number, values = false) {
+  const seen = { byob: 0, plain: 0, viewBytes: new Set<number>() };
+  const fetch: typeof globalThis.fetch = (_url, init) => {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(new Headers(init?.headers).get("range") ?? "");
+    const start = m ? Number(m[1]) : 0, end = m ? Number(m[2]) + 1 : bytes.length;
+    let pos = start;
+    const body = values
+      ? new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (pos >= end) return c.close();
+          const n = Math.min(most, end - pos, 1 + (pos % 997)); // uneven chunks
+          c.enqueue(bytes.slice(pos, pos + n));
+          pos += n;
+        },
+      })
+      : new ReadableStream({
+        type: "bytes",
+        pull(c) {
+          if (pos >= end) {
+            c.close();
+            c.byobRequest?.respond(0);
+            return;
+          }
+          const r = c.byobRequest;
+          if (!r?.view) {
+            seen.plain++;
+            const n = Math.min(most, end - pos);
+            c.enqueue(bytes.slice(pos, pos + n));
+            pos += n;
+            return;
+          }
+          seen.byob++;
+          seen.viewBytes.add(r.view.buffer.byteLength);
+          const n = Math.min(most, end - pos, r.view.byteLength);
+          new Uint8Array(r.view.buffer, r.view.byteOffset, n).set(bytes.subarray(pos, pos + n));
+          pos += n;
+          r.respond(n);
+        },
+      });
+    const headers: Record<string, string> = m
+      ? { "content-range": `bytes ${start}-${end - 1}/${bytes.length}` }
+      : { "content-length": String(bytes.length) };
+    return Promise.resolve(new Response(body, { status: m ? 206 : 200, headers }));
+  };
+  return { fetch, seen };
+}
+
+Deno.test("fetchSource: range bodies are read through a BYOB reader into a reused scratch buffer, also into WebAssembly memory; a stream of plain chunks still works", async () => {
+  const bytes = pattern(3 << 20);
+  const memory = new WebAssembly.Memory({ initial: 64 }); // 4 MB, not detachable: BYOB cannot read into it
+  const wasm = new Uint8Array(memory.buffer);
+  const check = (into: Uint8Array, offset: number) =>
+    assert.ok(into.every((b, i) => b === bytes[offset + i]), `bytes at ${offset}`);
+  for (const values of [false, true]) {
+    const { fetch, seen } = byteStreamFetch(bytes, 100_000, values);
+    const src = fetchSource("https://weights.example/w.bin", { fetch });
+    // one read of 1.5 MB, straight into WebAssembly memory
+    await src.read(1000, wasm.subarray(0, 1.5e6));
+    check(wasm.subarray(0, 1.5e6), 1000);
+    // an announced run: three consecutive reads, one passing over 5000 bytes, from one response
+    src.expect!(2e6, 3e6);
+    await src.read(2e6, wasm.subarray(2e6, 2.3e6));
+    await src.read(2.3e6, wasm.subarray(2.3e6, 2.6e6));
+    await src.read(2.605e6, wasm.subarray(2.605e6, 3e6));
+    check(wasm.subarray(2e6, 2.6e6), 2e6);
+    check(wasm.subarray(2.605e6, 3e6), 2.605e6);
+    // the whole file at once (wholeBelow)
+    const whole = fetchSource("https://weights.example/w.bin", {
+      fetch: (u, init) => init?.method === "HEAD" ? Promise.resolve(headResponse(bytes.length)) : fetch(u, init),
+      wholeBelow: 4 << 20,
+    });
+    await whole.read(3e6, wasm.subarray(0, 100_000));
+    check(wasm.subarray(0, 100_000), 3e6);
+    if (values) continue;
+    // every pull went into a buffer the reader gave, one size for all (the source's scratch buffer)
+    assert.equal(seen.plain, 0, `${seen.plain} pulls without a BYOB request (a default reader)`);
+    assert.ok(seen.byob >= 30, `${seen.byob} BYOB pulls`);
+    assert.equal(seen.viewBytes.size, 1, `scratch sizes ${[...seen.viewBytes]}`);
+    assert.ok([...seen.viewBytes][0] <= 1 << 20, "the scratch buffer is small");
+  }
+  // more bytes than asked for, in either kind of body, is an error naming the file
+  for (const values of [false, true]) {
+    const { fetch } = byteStreamFetch(bytes, 50_000, values);
+    const long: typeof globalThis.fetch = (u, init) => {
+      const h = new Headers(init?.headers), m = /^bytes=(\d+)-(\d+)$/.exec(h.get("range")!)!;
+      h.set("range", `bytes=${m[1]}-${Number(m[2]) + 10}`); // the body runs 10 bytes long
+      return fetch(u, { ...init, headers: h }).then((res) =>
+        new Response(res.body, {
+          status: 206,
+          headers: { "content-range": `bytes ${m[1]}-${m[2]}/${bytes.length}` },
+        })
+      );
+    };
+    await assert.rejects(
+      fetchSource("https://weights.example/w.bin", { fetch: long }).read(0, new Uint8Array(200_000)),
+      /w\.bin: server sent more than the 200000 bytes asked for/,
+    );
+  }
+});
+
+function headResponse(length: number): Response {
+  return new Response(null, { status: 200, headers: { "content-length": String(length) } });
+}

@@ -284,6 +284,7 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
   }
 
   // consecutive reads the caller announced (`expect`) are answered by one response, read as they come
+  const scratch = new ScratchPool();
   let hint: { start: number; end: number } | undefined;
   let run: RangeRun | undefined;
   const endRun = () => {
@@ -294,7 +295,7 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
 
   async function readOnce(offset: number, into: Uint8Array): Promise<void> {
     const res = await rangeResponse(offset, offset + into.length - 1);
-    await readBodyInto(name, res, into);
+    await readBodyInto(name, res, into, scratch);
   }
 
   function readRemote(offset: number, into: Uint8Array): Promise<void> {
@@ -308,7 +309,7 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
     if (run) endRun(); // a read elsewhere: the run is over
     if (hint && hint.start <= offset && end < hint.end) {
       endRun();
-      const r = rangeRun(name, rangeResponse(offset, hint.end - 1), offset, hint.end);
+      const r = rangeRun(name, rangeResponse(offset, hint.end - 1), offset, hint.end, scratch);
       run = r;
       return r.take(into);
     }
@@ -331,7 +332,7 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
     }
     await checkResponseUnchanged(res, size);
     const bytes = new Uint8Array(size);
-    await readBodyInto(name, res, bytes);
+    await readBodyInto(name, res, bytes, scratch);
     return bytes;
   }
 
@@ -398,9 +399,14 @@ interface RangeRun {
   cancel(): void;
 }
 
-function rangeRun(name: string, response: Promise<Response>, start: number, end: number): RangeRun {
-  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
-  let left: Uint8Array | undefined;
+function rangeRun(
+  name: string,
+  response: Promise<Response>,
+  start: number,
+  end: number,
+  scratch: ScratchPool,
+): RangeRun {
+  let body: BodyReader | undefined;
   let failed: unknown;
   const r: RangeRun = {
     next: start,
@@ -408,27 +414,18 @@ function rangeRun(name: string, response: Promise<Response>, start: number, end:
     done: Promise.resolve(),
     take(into, skip = 0) {
       r.next += skip + into.length;
+      const last = r.next === end;
       const job = r.done.then(async () => {
         if (failed) throw failed;
         try {
-          reader ??= (await response).body!.getReader();
-          let pos = -skip;
-          while (pos < into.length) {
-            if (!left?.length) {
-              const { done, value } = await reader.read();
-              if (done) throw new Error(`${name}: short read: the response ended before byte ${end}`);
-              left = value;
-            }
-            const n = Math.min(left.length, into.length - pos);
-            if (pos >= 0) into.set(left.subarray(0, n), pos);
-            else if (n > -pos) {
-              into.set(left.subarray(-pos, n), 0);
-            }
-            left = left.subarray(n);
-            pos += n;
+          body ??= new BodyReader(name, (await response).body!, scratch);
+          if (await body.fill(into, skip) < into.length) {
+            throw new Error(`${name}: short read: the response ended before byte ${end}`);
           }
+          if (last) body.release(); // its last bytes: the scratch buffer goes back to the pool
         } catch (err) {
           failed = brokenBody(name, err);
+          body?.cancel();
           throw failed;
         }
       });
@@ -436,12 +433,126 @@ function rangeRun(name: string, response: Promise<Response>, start: number, end:
       return job;
     },
     cancel() {
-      left = undefined;
-      if (reader) reader.cancel().catch(() => {});
+      if (body) body.cancel();
       else response.then((res) => res.body?.cancel(), () => {});
     },
   };
   return r;
+}
+
+/**
+ * Bytes per read of a response body (the scratch buffer a BYOB reader fills): a read costs a promise and,
+ * in workerd, a trip out of the isolate, so not too small; the buffer is held while a body is read.
+ */
+const SCRATCH_BYTES = 256 << 10;
+
+/**
+ * Scratch buffers for {@linkcode BodyReader}s, reused from body to body: a source reads hundreds of MB a
+ * training step, and a fresh buffer per read is garbage until V8 collects it (see `BodyReader`).
+ */
+class ScratchPool {
+  readonly #free: ArrayBuffer[] = [];
+  take(): ArrayBuffer {
+    return this.#free.pop() ?? new ArrayBuffer(SCRATCH_BYTES);
+  }
+  /** Keeps `buffer` for the next body (not a detached one, nor more than a few). */
+  give(buffer: ArrayBuffer): void {
+    if (buffer.byteLength === SCRATCH_BYTES && this.#free.length < 4) this.#free.push(buffer);
+  }
+}
+
+/**
+ * A response body copied into caller buffers. Where the body is a byte stream (fetch in Deno, browsers,
+ * workerd) it is read with a BYOB reader into one scratch buffer, reused read after read: a default reader
+ * hands out a fresh buffer per read (4 KB each in workerd, ~100,000 per step of the 0.5B), garbage that V8
+ * frees only at its next collection, ~100 MB above workerd's idle size over a step. Not straight into the
+ * caller's buffer: a BYOB read detaches the buffer it fills, which WebAssembly memory forbids. Other bodies
+ * (a `ReadableStream` of values) go through the default reader.
+ */
+class BodyReader {
+  readonly #name: string;
+  readonly #pool: ScratchPool;
+  #byob?: ReadableStreamBYOBReader;
+  #reader?: ReadableStreamDefaultReader<Uint8Array>;
+  #scratch?: ArrayBuffer;
+  /** What the default reader handed out and the caller has not taken yet. */
+  #left?: Uint8Array;
+  #pending = false;
+
+  constructor(name: string, body: ReadableStream<Uint8Array>, pool: ScratchPool) {
+    this.#name = name;
+    this.#pool = pool;
+    try {
+      this.#byob = body.getReader({ mode: "byob" });
+      this.#scratch = pool.take();
+    } catch {
+      this.#reader = body.getReader(); // not a byte stream
+    }
+  }
+
+  /** The body's next bytes, at most `max` (a view valid until the next call), or `undefined` at its end. */
+  async #next(max: number): Promise<Uint8Array | undefined> {
+    if (this.#byob) {
+      const n = Math.min(max, SCRATCH_BYTES);
+      this.#scratch ??= this.#pool.take();
+      this.#pending = true;
+      const { done, value } = await this.#byob.read(new Uint8Array(this.#scratch, 0, n));
+      this.#pending = false;
+      // the read detached the buffer it was given: its bytes come back in a new one, kept for the next read
+      this.#scratch = value ? value.buffer as ArrayBuffer : undefined;
+      return done ? undefined : value;
+    }
+    if (!this.#left?.length) {
+      const { done, value } = await this.#reader!.read();
+      if (done) return undefined;
+      this.#left = value;
+    }
+    const out = this.#left.subarray(0, max);
+    this.#left = this.#left.subarray(out.length);
+    return out;
+  }
+
+  /**
+   * Passes over `skip` bytes, then fills `into`; resolves how many bytes of `into` it filled (fewer only
+   * when the body ended first).
+   */
+  async fill(into: Uint8Array, skip = 0): Promise<number> {
+    for (let left = skip; left > 0;) {
+      const chunk = await this.#next(left);
+      if (!chunk) return 0;
+      left -= chunk.length;
+    }
+    let pos = 0;
+    while (pos < into.length) {
+      const chunk = await this.#next(into.length - pos);
+      if (!chunk) break;
+      into.set(chunk, pos);
+      pos += chunk.length;
+    }
+    return pos;
+  }
+
+  /** Whether the body has bytes after those read (it is read to its end to know). */
+  async more(): Promise<boolean> {
+    return (await this.#next(1)) !== undefined;
+  }
+
+  /** Done with the body: the reader's lock released and the scratch buffer back in the pool. */
+  release(): void {
+    (this.#byob ?? this.#reader)?.releaseLock();
+    this.#byob = this.#reader = undefined;
+    if (this.#scratch && !this.#pending) this.#pool.give(this.#scratch);
+    this.#scratch = this.#left = undefined;
+  }
+
+  /** Cancels the rest of the body (errors ignored) and releases it. */
+  cancel(): void {
+    const reader = this.#byob ?? this.#reader;
+    this.#byob = this.#reader = undefined;
+    reader?.cancel().catch(() => {});
+    if (this.#scratch && !this.#pending) this.#pool.give(this.#scratch);
+    this.#scratch = this.#left = undefined;
+  }
 }
 
 /**
@@ -482,27 +593,22 @@ function ignoredRange(name: string): Error {
 }
 
 /** Copies a response body into `into`, failing unless it has exactly `into.length` bytes. */
-async function readBodyInto(name: string, res: Response, into: Uint8Array): Promise<void> {
+async function readBodyInto(name: string, res: Response, into: Uint8Array, scratch: ScratchPool): Promise<void> {
   if (!res.body) throw new Error(`${name}: short read: empty response body`);
-  // Not a BYOB reader: it would detach `into`'s buffer, which is impossible for WebAssembly memory.
-  const reader = res.body.getReader();
-  let pos = 0;
+  const body = new BodyReader(name, res.body, scratch);
+  let pos: number, more: boolean;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (pos + value.length > into.length) {
-        throw new Error(`${name}: server sent more than the ${into.length} bytes asked for`);
-      }
-      into.set(value, pos);
-      pos += value.length;
-    }
+    pos = await body.fill(into);
+    more = pos === into.length && await body.more();
   } catch (err) {
-    await reader.cancel().catch(() => {});
+    body.cancel();
     throw brokenBody(name, err);
-  } finally {
-    reader.releaseLock();
   }
+  if (more) {
+    body.cancel();
+    throw new Error(`${name}: server sent more than the ${into.length} bytes asked for`);
+  }
+  body.release();
   if (pos !== into.length) {
     throw new Error(`${name}: short read: got ${pos} of ${into.length} bytes`);
   }
