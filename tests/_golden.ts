@@ -1,4 +1,5 @@
 // Loading the PyTorch golden fixtures (tests/fixtures/golden/, written by make_golden.py).
+import type { Sequence } from "../src/data/sequence.ts";
 import { dirFiles, fileSource } from "../src/io/deno_files.ts";
 import { bytesSource } from "../src/io/source.ts";
 import { type ModelConfig, parseModelConfig } from "../src/model/config.ts";
@@ -89,4 +90,15 @@ export function compare(got: ArrayLike<number>, want: ArrayLike<number>): { cos:
     dd += (got[i] - want[i]) ** 2;
   }
   return { cos: dot / Math.sqrt(gg * ww), rel: Math.sqrt(dd / ww) };
+}
+
+/** Six short training sequences cut from a case's ids (9–11 tokens), with a mask trained from token 1 or 2. */
+export function caseSequences(c: GoldenCase): Sequence[] {
+  const data: Sequence[] = [];
+  for (let i = 0; i < 6; i++) {
+    const ids = Int32Array.from({ length: 9 + (i % 3) }, (_, t) => c.ids[(t + i) % c.T]);
+    const targets = Uint8Array.from(ids, (_, t) => (t >= 1 + (i % 2) ? 1 : 0));
+    data.push({ ids, targets });
+  }
+  return data;
 }

@@ -452,7 +452,8 @@ Deno.test("fetchSource: range bodies are read through a BYOB reader into a reuse
     check(wasm.subarray(2.605e6, 3e6), 2.605e6);
     // the whole file at once (wholeBelow)
     const whole = fetchSource("https://weights.example/w.bin", {
-      fetch: (u, init) => init?.method === "HEAD" ? Promise.resolve(headResponse(bytes.length)) : fetch(u, init),
+      fetch: (u, init) =>
+        init?.method === "HEAD" ? Promise.resolve(headResponse(bytes.length)) : fetch(u, init),
       wholeBelow: 4 << 20,
     });
     await whole.read(3e6, wasm.subarray(0, 100_000));

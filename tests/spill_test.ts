@@ -3,7 +3,7 @@
 // SGD and AdamW, every saved-input order, validation, an adapter to start from, a resume from either kind
 // of state, one and two threads — and its arena holds one layer of adapter and no saved input.
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
-import { loadCase } from "./_golden.ts";
+import { caseSequences, loadCase } from "./_golden.ts";
 import type { Sequence } from "../src/data/sequence.ts";
 import { planTraining, train, type TrainOptions, type TrainState } from "../src/run/train.ts";
 import { memorySpill, type SpillFile } from "../src/io/spill_file.ts";
@@ -16,13 +16,7 @@ import { createSpillFile } from "../src/io/deno_files.ts";
 
 async function setup(name = "gqa_tied_f32") {
   const c = await loadCase(name, name === "mlx_q4" ? "q4" : "f32");
-  const data: Sequence[] = [];
-  for (let i = 0; i < 6; i++) {
-    const ids = Int32Array.from({ length: 9 + (i % 3) }, (_, t) => c.ids[(t + i) % c.T]);
-    const targets = Uint8Array.from(ids, (_, t) => (t >= 1 + (i % 2) ? 1 : 0));
-    data.push({ ids, targets });
-  }
-  return { c, data };
+  return { c, data: caseSequences(c) };
 }
 
 const base: TrainOptions = {

@@ -1,22 +1,14 @@
 // The training loop: loss falls; the fused per-layer update equals the unfused one bit for bit; an
 // interrupted and resumed run ends with the same adapter as an uninterrupted one; SGD matches a hand step.
 import { assert, assertEquals } from "./_assert.ts";
-import { loadCase } from "./_golden.ts";
-import type { Sequence } from "../src/data/sequence.ts";
+import { caseSequences, loadCase } from "./_golden.ts";
 import { epochOrder, planTraining, train, type TrainOptions, type TrainState } from "../src/run/train.ts";
 import { initLora } from "../src/engine/lora_init.ts";
 import { loraLayout } from "../src/engine/lora.ts";
 
 async function setup() {
   const c = await loadCase("gqa_tied_f32");
-  // a few sequences cut from the fixture's ids, with the fixture's masks
-  const data: Sequence[] = [];
-  for (let i = 0; i < 6; i++) {
-    const ids = Int32Array.from({ length: 9 + (i % 3) }, (_, t) => c.ids[(t + i) % c.T]);
-    const targets = Uint8Array.from(ids, (_, t) => (t >= 1 + (i % 2) ? 1 : 0));
-    data.push({ ids, targets });
-  }
-  return { c, data };
+  return { c, data: caseSequences(c) };
 }
 
 const base: TrainOptions = {

@@ -265,7 +265,10 @@ Deno.test({
       }
       assertEquals(got.sum, sum);
       console.log(`workerd streamed ${total / 1e6} MB: its peak rose by ${(after - before).toFixed(1)} MB`);
-      assert(after - before < 30, `the peak rose by ${(after - before).toFixed(1)} MB (${before} → ${after})`);
+      assert(
+        after - before < 30,
+        `the peak rose by ${(after - before).toFixed(1)} MB (${before} → ${after})`,
+      );
     } finally {
       if (child) {
         child.kill();
