@@ -7134,7 +7134,7 @@ function planSpill(cfg, o) {
 }
 function describeSpill(s) {
   const mb = (b) => `${(b / 1e6).toFixed(1)} MB`;
-  const inputs = s.params / s.inputBytes, adapter = s.m ? (s.bytes - s.params) / 3 : s.bytes - s.params;
+  const inputs = s.params / s.inputBytes, adapter = (s.m || s.bytes) - s.params;
   return `${mb(s.bytes)} in a file in the run folder: ${inputs} saved layer inputs ${mb(s.params)}, the adapter ${mb(adapter)}${s.m ? `, AdamW's moments ${mb(2 * adapter)}` : ""}`;
 }
 var Spill = class {
@@ -8225,82 +8225,47 @@ async function readAdapterInto(adapter, layout, params) {
   }
 }
 function loraTensorEntries(layout, values, extra = {}) {
+  return loraEntries(layout, (at, n) => values.subarray(at, at + n), extra);
+}
+function loraEntries(layout, data, extra) {
   const entries = [];
-  for (const row of layout.pairs) {
-    for (const pair of row) {
-      const a = values.subarray(pair.a, pair.a + layout.rank * pair.inDim);
-      const b = values.subarray(pair.b, pair.b + layout.rank * pair.outDim);
-      entries.push({
-        name: peftName(pair, "A"),
-        dtype: "F32",
-        shape: [
-          layout.rank,
-          pair.inDim
-        ],
-        data: a
-      });
-      entries.push({
-        name: peftName(pair, "B"),
-        dtype: "F32",
-        shape: [
-          pair.outDim,
-          layout.rank
-        ],
-        data: b
-      });
-    }
+  for (const pair of layout.pairs.flat()) {
+    const a = data(pair.a, layout.rank * pair.inDim, pair.layer);
+    const b = data(pair.b, layout.rank * pair.outDim, pair.layer);
+    entries.push({
+      name: peftName(pair, "A"),
+      dtype: "F32",
+      shape: [
+        layout.rank,
+        pair.inDim
+      ],
+      data: a
+    });
+    entries.push({
+      name: peftName(pair, "B"),
+      dtype: "F32",
+      shape: [
+        pair.outDim,
+        layout.rank
+      ],
+      data: b
+    });
   }
-  for (const [name, data] of Object.entries(extra)) {
+  for (const [name, data2] of Object.entries(extra)) {
     entries.push({
       name,
       dtype: "F32",
       shape: [
-        data.length
+        data2.length
       ],
-      data
+      data: data2
     });
   }
   return entries;
 }
 async function writeLoraTensors(sink, layout, values, extra = {}) {
-  const whole = values instanceof Float32Array ? values : void 0;
-  const entries = whole ? loraTensorEntries(layout, whole, extra) : [
-    ...layout.pairs.flat().flatMap((pair) => {
-      const view = (at, n) => () => {
-        const start = at - pair.layer * layout.layerElements;
-        return layerOf(values, pair.layer, layout.layerElements).subarray(start, start + n);
-      };
-      const a = layout.rank * pair.inDim, b = layout.rank * pair.outDim;
-      return [
-        {
-          name: peftName(pair, "A"),
-          dtype: "F32",
-          shape: [
-            layout.rank,
-            pair.inDim
-          ],
-          data: view(pair.a, a)
-        },
-        {
-          name: peftName(pair, "B"),
-          dtype: "F32",
-          shape: [
-            pair.outDim,
-            layout.rank
-          ],
-          data: view(pair.b, b)
-        }
-      ];
-    }),
-    ...Object.entries(extra).map(([name, data]) => ({
-      name,
-      dtype: "F32",
-      shape: [
-        data.length
-      ],
-      data
-    }))
-  ];
+  const n = layout.layerElements;
+  const entries = values instanceof Float32Array ? loraTensorEntries(layout, values, extra) : loraEntries(layout, (at, count, l) => () => layerOf(values, l, n).subarray(at - l * n, at - l * n + count), extra);
   await writeSafetensors(sink, entries, {
     format: "pt"
   });
@@ -8549,38 +8514,23 @@ async function train(pack, data, val, options) {
       if (arenaM && (!r.m || !r.v)) throw new Error("training state has no AdamW moments");
       ({ step, epoch, cursor } = r);
     }
-    if (!spill) {
+    if (options.adapter && !r) checkAdapter(options.adapter, layout);
+    spill?.reserve();
+    const init = loraInitializer(layout, seed);
+    const inArena = (x, l) => spill ? x : x.subarray(l * layerN, (l + 1) * layerN);
+    for (let l = 0; l < L; l++) {
+      const p = inArena(arenaParams, l), lm = arenaM && inArena(arenaM, l), lv = arenaV && inArena(arenaV, l);
       if (r) {
-        for (let l = 0; l < L; l++) arenaParams.set(layerOf(r.params, l, layerN), l * layerN);
-        if (arenaM && arenaV) {
-          for (let l = 0; l < L; l++) {
-            arenaM.set(layerOf(r.m, l, layerN), l * layerN);
-            arenaV.set(layerOf(r.v, l, layerN), l * layerN);
-          }
-        }
-      } else if (options.adapter) await readAdapterInto(options.adapter, layout, arenaParams);
-      else initLora(layout, arenaParams, seed);
-      if (!r) {
-        arenaM?.fill(0);
-        arenaV?.fill(0);
+        p.set(layerOf(r.params, l, layerN));
+        lm?.set(layerOf(r.m, l, layerN));
+        lv?.set(layerOf(r.v, l, layerN));
+      } else {
+        if (options.adapter) await readAdapterLayer(options.adapter, layout, l, p);
+        else init(l, p);
+        lm?.fill(0);
+        lv?.fill(0);
       }
-    } else {
-      if (options.adapter && !r) checkAdapter(options.adapter, layout);
-      spill.reserve();
-      const init = loraInitializer(layout, seed);
-      for (let l = 0; l < L; l++) {
-        if (r) {
-          arenaParams.set(layerOf(r.params, l, layerN));
-          arenaM?.set(layerOf(r.m, l, layerN));
-          arenaV?.set(layerOf(r.v, l, layerN));
-        } else {
-          if (options.adapter) await readAdapterLayer(options.adapter, layout, l, arenaParams);
-          else init(l, arenaParams);
-          arenaM?.fill(0);
-          arenaV?.fill(0);
-        }
-        spill.storeLayer(l);
-      }
+      spill?.storeLayer(l);
     }
     const layered = (view, load) => ({
       length: layout.totalElements,

@@ -176,14 +176,21 @@ export function loraTensorEntries(
   values: Float32Array,
   extra: Record<string, Float32Array> = {},
 ): (TensorEntry & { data: Float32Array })[] {
-  const entries: (TensorEntry & { data: Float32Array })[] = [];
-  for (const row of layout.pairs) {
-    for (const pair of row) {
-      const a = values.subarray(pair.a, pair.a + layout.rank * pair.inDim);
-      const b = values.subarray(pair.b, pair.b + layout.rank * pair.outDim);
-      entries.push({ name: peftName(pair, "A"), dtype: "F32", shape: [layout.rank, pair.inDim], data: a });
-      entries.push({ name: peftName(pair, "B"), dtype: "F32", shape: [pair.outDim, layout.rank], data: b });
-    }
+  return loraEntries(layout, (at, n) => values.subarray(at, at + n), extra);
+}
+
+/** PEFT-named entries of every pair's A and B, their data from `data(offset, elements)`, then `extra`. */
+function loraEntries<D extends TensorEntry["data"]>(
+  layout: LoraLayout,
+  data: (at: number, n: number, layer: number) => D,
+  extra: Record<string, Float32Array>,
+): (TensorEntry & { data: D | Float32Array })[] {
+  const entries: (TensorEntry & { data: D | Float32Array })[] = [];
+  for (const pair of layout.pairs.flat()) {
+    const a = data(pair.a, layout.rank * pair.inDim, pair.layer);
+    const b = data(pair.b, layout.rank * pair.outDim, pair.layer);
+    entries.push({ name: peftName(pair, "A"), dtype: "F32", shape: [layout.rank, pair.inDim], data: a });
+    entries.push({ name: peftName(pair, "B"), dtype: "F32", shape: [pair.outDim, layout.rank], data: b });
   }
   for (const [name, data] of Object.entries(extra)) {
     entries.push({ name, dtype: "F32", shape: [data.length], data });
@@ -201,26 +208,11 @@ export async function writeLoraTensors(
   values: AdapterValues,
   extra: Record<string, Float32Array> = {},
 ): Promise<void> {
-  const whole = values instanceof Float32Array ? values : undefined;
-  const entries: TensorEntry[] = whole ? loraTensorEntries(layout, whole, extra) : [
-    ...layout.pairs.flat().flatMap((pair) => {
-      const view = (at: number, n: number) => () => {
-        const start = at - pair.layer * layout.layerElements;
-        return layerOf(values, pair.layer, layout.layerElements).subarray(start, start + n);
-      };
-      const a = layout.rank * pair.inDim, b = layout.rank * pair.outDim;
-      return [
-        { name: peftName(pair, "A"), dtype: "F32", shape: [layout.rank, pair.inDim], data: view(pair.a, a) },
-        { name: peftName(pair, "B"), dtype: "F32", shape: [pair.outDim, layout.rank], data: view(pair.b, b) },
-      ] as TensorEntry[];
-    }),
-    ...Object.entries(extra).map(([name, data]): TensorEntry => ({
-      name,
-      dtype: "F32",
-      shape: [data.length],
-      data,
-    })),
-  ];
+  const n = layout.layerElements;
+  const entries = values instanceof Float32Array
+    ? loraTensorEntries(layout, values, extra)
+    : loraEntries(layout, (at, count, l) => () =>
+      layerOf(values, l, n).subarray(at - l * n, at - l * n + count), extra);
   await writeSafetensors(sink, entries, { format: "pt" });
 }
 

@@ -67,7 +67,7 @@ export function planSpill(cfg: ModelConfig, o: PlanOptions): SpillLayout | undef
 /** One line saying what a spill holds and how large it grows, e.g. for `plan`. */
 export function describeSpill(s: SpillLayout): string {
   const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
-  const inputs = s.params / s.inputBytes, adapter = s.m ? (s.bytes - s.params) / 3 : s.bytes - s.params;
+  const inputs = s.params / s.inputBytes, adapter = (s.m || s.bytes) - s.params;
   return `${mb(s.bytes)} in a file in the run folder: ${inputs} saved layer inputs ${mb(s.params)}, ` +
     `the adapter ${mb(adapter)}${s.m ? `, AdamW's moments ${mb(2 * adapter)}` : ""}`;
 }

@@ -593,7 +593,12 @@ function ignoredRange(name: string): Error {
 }
 
 /** Copies a response body into `into`, failing unless it has exactly `into.length` bytes. */
-async function readBodyInto(name: string, res: Response, into: Uint8Array, scratch: ScratchPool): Promise<void> {
+async function readBodyInto(
+  name: string,
+  res: Response,
+  into: Uint8Array,
+  scratch: ScratchPool,
+): Promise<void> {
   if (!res.body) throw new Error(`${name}: short read: empty response body`);
   const body = new BodyReader(name, res.body, scratch);
   let pos: number, more: boolean;

@@ -11,7 +11,7 @@ import { Backward } from "../engine/backward.ts";
 import { forwardBackward } from "../engine/step.ts";
 import { sequenceLoss } from "../engine/sequence_loss.ts";
 import { stepSeed, zoEstimate, zoUpdate } from "../engine/mezo.ts";
-import { checkAdapter, type OpenedAdapter, readAdapterInto, readAdapterLayer } from "../engine/adapter.ts";
+import { checkAdapter, type OpenedAdapter, readAdapterLayer } from "../engine/adapter.ts";
 import { type AdapterValues, type LayeredValues, layerOf } from "../engine/adapter_values.ts";
 import { describeSpill } from "../engine/spill.ts";
 import type { SpillFile } from "../io/spill_file.ts";
@@ -24,7 +24,7 @@ import type { Pack } from "../model/pack.ts";
 import type { KernelLocation, Variant } from "../runtime/kernels.ts";
 import type { Sequence } from "../data/sequence.ts";
 import { seededRandom } from "../util/random.ts";
-import { initLora, loraInitializer } from "../engine/lora_init.ts";
+import { loraInitializer } from "../engine/lora_init.ts";
 
 /** Options of {@linkcode train}. */
 export interface TrainOptions {
@@ -305,39 +305,24 @@ export async function train(
       if (arenaM && (!r.m || !r.v)) throw new Error("training state has no AdamW moments");
       ({ step, epoch, cursor } = r);
     }
-    if (!spill) {
+    // a layer at a time, into its place in the arena or (spilled) the arena's one layer and on to the spill
+    if (options.adapter && !r) checkAdapter(options.adapter, layout);
+    spill?.reserve();
+    const init = loraInitializer(layout, seed);
+    const inArena = (x: Float32Array, l: number) => spill ? x : x.subarray(l * layerN, (l + 1) * layerN);
+    for (let l = 0; l < L; l++) {
+      const p = inArena(arenaParams, l), lm = arenaM && inArena(arenaM, l), lv = arenaV && inArena(arenaV, l);
       if (r) {
-        for (let l = 0; l < L; l++) arenaParams.set(layerOf(r.params, l, layerN), l * layerN);
-        if (arenaM && arenaV) {
-          for (let l = 0; l < L; l++) {
-            arenaM.set(layerOf(r.m!, l, layerN), l * layerN);
-            arenaV.set(layerOf(r.v!, l, layerN), l * layerN);
-          }
-        }
-      } else if (options.adapter) await readAdapterInto(options.adapter, layout, arenaParams);
-      else initLora(layout, arenaParams, seed);
-      if (!r) {
-        arenaM?.fill(0);
-        arenaV?.fill(0);
+        p.set(layerOf(r.params, l, layerN));
+        lm?.set(layerOf(r.m!, l, layerN));
+        lv?.set(layerOf(r.v!, l, layerN));
+      } else {
+        if (options.adapter) await readAdapterLayer(options.adapter, layout, l, p);
+        else init(l, p);
+        lm?.fill(0);
+        lv?.fill(0);
       }
-    } else {
-      // room for the whole spill first, then fill it a layer at a time through the arena's one layer
-      if (options.adapter && !r) checkAdapter(options.adapter, layout);
-      spill.reserve();
-      const init = loraInitializer(layout, seed);
-      for (let l = 0; l < L; l++) {
-        if (r) {
-          arenaParams.set(layerOf(r.params, l, layerN));
-          arenaM?.set(layerOf(r.m!, l, layerN));
-          arenaV?.set(layerOf(r.v!, l, layerN));
-        } else {
-          if (options.adapter) await readAdapterLayer(options.adapter, layout, l, arenaParams);
-          else init(l, arenaParams);
-          arenaM?.fill(0);
-          arenaV?.fill(0);
-        }
-        spill.storeLayer(l);
-      }
+      spill?.storeLayer(l);
     }
     /** A spilled tensor a layer at a time (`load` brings layer l into `view`). */
     const layered = (view: Float32Array, load: (l: number) => void): LayeredValues => ({
