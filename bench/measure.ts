@@ -1,7 +1,7 @@
 /**
  * What the benchmarks share to read a measurement: CPU time of the machine and of this process (to tell a
- * quiet run from one that shared the CPU), the median (and a median element), the median step time and a
- * process's peak memory.
+ * quiet run from one that shared the CPU), the CPU's name, the median (and a median element), the median step
+ * time and a process's peak memory.
  *
  * @module
  */
@@ -19,6 +19,15 @@ export function cpuSeconds(): { busy: number; own: number } {
     return { busy: (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100, own: (+rest[11] + +rest[12]) / 100 };
   } catch {
     return { busy: 0, own: 0 };
+  }
+}
+
+/** The CPU's model name (Linux `/proc/cpuinfo`): kernel speed differs between machines, so every table names it. */
+export function cpuModel(): string {
+  try {
+    return /model name\s*:\s*(.*)/.exec(Deno.readTextFileSync("/proc/cpuinfo"))?.[1] ?? "unknown CPU";
+  } catch {
+    return "unknown CPU";
   }
 }
 

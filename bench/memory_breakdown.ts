@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { cpuSeconds } from "./measure.ts";
+import { cpuModel, cpuSeconds } from "./measure.ts";
 import { benchArgs } from "./args.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
 
@@ -345,13 +345,5 @@ if (import.meta.main) {
     console.log(table(first ? [...rows, first] : rows));
     console.log("\n" + mappingTable(rows));
   }
-  console.log(`CPU: ${cpuName()}; Deno ${Deno.version.deno} (V8 ${Deno.version.v8})`);
-}
-
-function cpuName(): string {
-  try {
-    return /model name\s*:\s*(.*)/.exec(Deno.readTextFileSync("/proc/cpuinfo"))?.[1] ?? "unknown";
-  } catch {
-    return "unknown";
-  }
+  console.log(`CPU: ${cpuModel()}; Deno ${Deno.version.deno} (V8 ${Deno.version.v8})`);
 }

@@ -19,7 +19,9 @@ import { startKernels } from "../src/runtime/pool.ts";
 import { Gemm } from "../src/runtime/gemm.ts";
 import type { WeightRef } from "../src/runtime/weight_ref.ts";
 import { OP } from "../src/runtime/kernels.ts";
-import { median } from "./measure.ts";
+import { cpuModel, median } from "./measure.ts";
+import type { CommandSpec } from "../src/cli/args.ts";
+import { benchArgs } from "./args.ts";
 
 const [m, n, k] = [256, 4864, 896];
 
@@ -73,8 +75,17 @@ async function child(warmup: string | undefined): Promise<void> {
   console.log(JSON.stringify({ gflops, warmMs }));
 }
 
+const SPEC = {
+  name: "bench/tier_probe.ts",
+  program: "deno run -A",
+  description: "whether a first long GEMM call runs in V8's baseline tier, per V8 setting and warm-up",
+  flags: {
+    rounds: { type: "integer", default: 5, min: 1, description: "rounds of fresh processes per setting" },
+  },
+} as const satisfies CommandSpec;
+
 async function main(): Promise<void> {
-  const rounds = Number(Deno.args[Deno.args.indexOf("--rounds") + 1] || 5);
+  const { rounds } = benchArgs(SPEC);
   const results = SETTINGS.map(() => [] as { gflops: number[]; warmMs: number }[]);
   for (let r = 0; r < rounds; r++) {
     for (const [i, s] of SETTINGS.entries()) {
@@ -92,15 +103,9 @@ async function main(): Promise<void> {
     const warm = median(results[i].map((x) => x.warmMs)).toFixed(1);
     console.log(`| ${s.name} | ${col(0)} | ${col(1)} | ${col(2)} | ${col(4)} | ${s.warmup ? warm : ""} |`);
   }
-  console.log(`(median of ${rounds} rounds; ${cpuName()}; Deno ${Deno.version.deno}, V8 ${Deno.version.v8})`);
-}
-
-function cpuName(): string {
-  try {
-    return /model name\s*:\s*(.*)/.exec(Deno.readTextFileSync("/proc/cpuinfo"))?.[1] ?? "unknown";
-  } catch {
-    return "unknown";
-  }
+  console.log(
+    `(median of ${rounds} rounds; ${cpuModel()}; Deno ${Deno.version.deno}, V8 ${Deno.version.v8})`,
+  );
 }
 
 if (Deno.args[0] === "--child") await child(Deno.args[1] === "none" ? undefined : Deno.args[1]);

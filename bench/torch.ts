@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { median } from "./measure.ts";
+import { cpuModel, median } from "./measure.ts";
 import { benchArgs } from "./args.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
 
@@ -210,7 +210,5 @@ if (threads === 1) {
 }
 console.log(
   `\n${rounds} alternating rounds of ${steps} steps each (first step of each process dropped: ` +
-    `${m.steps.length} / ${t.steps.length} steps); BLAS: ${blas()}; CPU: ${
-      /model name\s*:\s*(.*)/.exec(Deno.readTextFileSync("/proc/cpuinfo"))?.[1]
-    }`,
+    `${m.steps.length} / ${t.steps.length} steps); BLAS: ${blas()}; CPU: ${cpuModel()}`,
 );

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { median } from "./measure.ts";
+import { cpuModel, median } from "./measure.ts";
 import { benchArgs } from "./args.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
 
@@ -244,4 +244,4 @@ if (model && !args.noStep) {
       `${steps.on.length} steps after the first of each process); losses ${same ? "identical" : "DIFFER"}`,
   );
 }
-console.log(`CPU: ${/model name\s*:\s*(.*)/.exec(Deno.readTextFileSync("/proc/cpuinfo"))?.[1]}`);
+console.log(`CPU: ${cpuModel()}`);
