@@ -8,17 +8,16 @@
  *   deno task make-model --preset qwen2.5-0.5b --out /tmp/m05 --format mlx-q4
  *   deno task bench:budget --model /tmp/m05 --threads 2 --steps 2
  *
- * Each configuration runs in a fresh process (so its peak is its own): the default first and last
- * (bracketing drift on a shared machine), the budgets in between; step time is the median of `--steps`
- * measured steps after one warm-up step. `--help` lists the flags.
+ * Each configuration runs `train` in a fresh process (so its peak is its own) with a spill file, as the CLI
+ * does by default (`--spill off`: everything in the arena): the default first and last (bracketing drift on a
+ * shared machine), the budgets in between; step time is the median of `--steps` measured steps after one
+ * warm-up step. `--help` lists the flags.
  */
 import { Engine } from "../src/engine/engine.ts";
-import { Backward } from "../src/engine/backward.ts";
-import { forwardBackward } from "../src/engine/step.ts";
 import { loraLayout } from "../src/engine/lora.ts";
-import { Optimizer } from "../src/engine/optimizer.ts";
-import { initLora } from "../src/engine/lora_init.ts";
-import { type Schedule, smallestSchedule } from "../src/engine/schedule.ts";
+import { smallestSchedule } from "../src/engine/schedule.ts";
+import { train } from "../src/run/train.ts";
+import { createSpillFile } from "../src/io/deno_files.ts";
 import { loadOrBuildPack } from "../src/model/pack_files.ts";
 import { formatMB, parseSize } from "../src/runtime/arena.ts";
 import { processMemory } from "../src/runtime/memory.ts";
@@ -43,6 +42,12 @@ const SPEC = {
     rank: { type: "integer", default: 8, min: 1, description: "LoRA rank" },
     threads: { type: "integer", default: 1, min: 1, description: "kernel threads" },
     steps: { type: "integer", default: 2, min: 1, description: "measured steps per configuration" },
+    spill: {
+      type: "string",
+      choices: ["on", "off"],
+      default: "on",
+      description: "saved inputs and the adapter in a spill file, as the CLI's default (off: in the arena)",
+    },
     cache: CACHE_FLAG,
     child: {
       type: "string",
@@ -67,57 +72,53 @@ interface Result {
   params: string;
 }
 
-/** A schedule in a table cell: inputs saved, layers keeping MLP / attention tensors, predicted speed. */
-function shortSchedule(s: Schedule, L: number): string {
-  const inputs = s.slots < L ? `${s.slots} inputs (${s.recomputed} layers recomputed)` : "every input";
-  return `${inputs}; MLP ${s.keep.mlp}/${L}, attention ${s.keep.attention}/${L} kept; ` +
-    `predicted ${(s.defaultFlops / s.flops).toFixed(2)}×`;
-}
-
-/** The child: one configuration, `--child BUDGET` (arena bytes, or "none"). */
+/** The child: one configuration, `--child BUDGET` (arena bytes, or "none"), through `train` as the CLI runs it. */
 async function child(budget: number | undefined): Promise<Result> {
   const { pack } = await loadOrBuildPack(model, { format: "q4", cacheDir: cache });
-  const layout = loraLayout(pack.config, { rank });
-  const e = await Engine.create(pack, {
-    mode: "train",
-    seqLen: T,
-    lora: layout,
-    method: "mesp",
-    optimizer: "sgd",
-    threads,
-    budget,
-  });
+  const random = seededRandom(1), V = Math.min(pack.config.vocabSize, 150000);
+  const data = Array.from({ length: steps + 1 }, () => ({
+    ids: Int32Array.from({ length: T }, () => Math.floor(random() * V)),
+    targets: undefined,
+  }));
+  const dir = args.spill === "on" ? await Deno.makeTempDir({ prefix: "mesp-budget-" }) : undefined;
+  const spill = dir === undefined ? undefined : createSpillFile(dir);
+  const ms: number[] = [], cpu: number[] = [];
+  let schedule = "", arena = 0, lastMs = 0, lastCpu = 0;
   try {
-    initLora(layout, e.arena.f32("lora.params"), 7);
-    const opt = new Optimizer(e.k, { name: "sgd", lr: 1e-4 }, e.p["lora.params"]);
-    const grad = e.p["lora.grad"], n = layout.layerElements;
-    const bw = new Backward(e, { ptr: grad, perLayer: true, accumulate: false });
-    const random = seededRandom(1);
-    const ids = Int32Array.from(
-      { length: T },
-      () => Math.floor(random() * Math.min(pack.config.vocabSize, 150000)),
-    );
-    const ms: number[] = [], cpu: number[] = [];
-    for (let s = 0; s <= steps; s++) {
-      const t0 = performance.now(), c0 = cpuSeconds().own;
-      await forwardBackward(e, bw, ids, undefined, T, (l) => opt.update(l * n, n, grad, s));
-      if (s > 0) ms.push(performance.now() - t0), cpu.push(cpuSeconds().own - c0);
-    }
+    const result = await train(pack, data, [], {
+      seqLen: T,
+      steps: steps + 1,
+      seed: 7,
+      lora: { rank },
+      optimizer: { name: "sgd", lr: 1e-4 },
+      threads,
+      budget,
+      spill,
+      onEvent: (ev) => {
+        if (ev.type === "plan") [schedule, arena] = [ev.schedule ?? "", ev.bytes];
+        if (ev.type !== "step") return;
+        const now = performance.now(), c = cpuSeconds().own;
+        // the first step compiles the kernels and reads the pack cold: a warm-up, not measured
+        if (ev.step > 1) ms.push(now - lastMs), cpu.push(c - lastCpu);
+        [lastMs, lastCpu] = [now, c];
+      },
+    });
     // FNV-1a over the parameters' bits: equal hashes, equal updates, equal gradients
-    const bits = new Uint32Array(e.arena.f32("lora.params").slice().buffer);
+    const bits = new Uint32Array(result.params.slice().buffer);
     let h = 0x811c9dc5;
     for (const b of bits) h = Math.imul(h ^ b, 0x01000193) >>> 0;
     return {
       budget: budget === undefined ? "none" : String(budget),
-      schedule: shortSchedule(e.schedule(), pack.config.numLayers),
-      arena: e.arena.plan.bytes,
+      schedule: schedule + (spill ? "; spilled" : ""),
+      arena,
       ms,
       cpu,
       peak: processMemory().peak ?? 0,
       params: h.toString(16),
     };
   } finally {
-    e.close();
+    spill?.close();
+    if (dir !== undefined) await Deno.remove(dir, { recursive: true });
   }
 }
 
@@ -134,9 +135,8 @@ const { pack } = await loadOrBuildPack(model, {
   onStatus: (m) => console.error(m),
 });
 const runtime = runtimeBytes(threads);
-const smallest = smallestSchedule(
-  pack.config,
-  await Engine.planOptions(pack, {
+const smallest = smallestSchedule(pack.config, {
+  ...await Engine.planOptions(pack, {
     mode: "train",
     seqLen: T,
     lora: loraLayout(pack.config, { rank }),
@@ -144,7 +144,8 @@ const smallest = smallestSchedule(
     optimizer: "sgd",
     threads,
   }),
-);
+  spill: args.spill === "on",
+});
 const budgets = args.budgets.map((b) =>
   b === "min" ? Math.ceil((smallest.arenaBytes + runtime) / 1e6) * 1e6 : parseSize(b)
 );
@@ -177,7 +178,7 @@ async function measure(whole: number | undefined): Promise<Result> {
 
 console.error(
   `model ${model}, T ${T}, rank ${rank}, ${threads} thread(s), MeSP, SGD fused; ${steps} measured step(s) ` +
-    `after 1 warm-up per configuration; runtime estimate ${formatMB(runtime)}`,
+    `after 1 warm-up per configuration; spill ${args.spill}; runtime estimate ${formatMB(runtime)}`,
 );
 const first = await measure(undefined);
 const rows: { budget: number; r: Result }[] = [];
