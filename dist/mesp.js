@@ -8532,7 +8532,7 @@ async function train(pack, data, val, options) {
       if (r.optimizer !== optOptions.name) {
         throw new Error(`training state was made with ${r.optimizer}, not ${optOptions.name}`);
       }
-      const moments = stored ? stored.tensors.includes("adam_v") : decoded.m && decoded.v;
+      const moments = stored ? stored.tensors.includes("adam_m") && stored.tensors.includes("adam_v") : decoded.m && decoded.v;
       if (arenaM && !moments) throw new Error("training state has no AdamW moments");
       ({ step, epoch, cursor } = r);
     }
@@ -8554,20 +8554,21 @@ async function train(pack, data, val, options) {
       await stored.read(layerN, (t, l) => arenaOf[t] && inArena(arenaOf[t], l), (t, l) => {
         if (arenaOf[t]) spill?.store(part[t], l);
       });
-    }
-    for (let l = 0; l < L && !stored; l++) {
-      const p = inArena(arenaParams, l), lm = arenaM && inArena(arenaM, l), lv = arenaV && inArena(arenaV, l);
-      if (decoded) {
-        p.set(layerOf(decoded.params, l, layerN));
-        lm?.set(layerOf(decoded.m, l, layerN));
-        lv?.set(layerOf(decoded.v, l, layerN));
-      } else {
-        if (options.adapter) await readAdapterLayer(options.adapter, layout, l, p);
-        else init(l, p);
-        lm?.fill(0);
-        lv?.fill(0);
+    } else {
+      for (let l = 0; l < L; l++) {
+        const p = inArena(arenaParams, l), lm = arenaM && inArena(arenaM, l), lv = arenaV && inArena(arenaV, l);
+        if (decoded) {
+          p.set(layerOf(decoded.params, l, layerN));
+          lm?.set(layerOf(decoded.m, l, layerN));
+          lv?.set(layerOf(decoded.v, l, layerN));
+        } else {
+          if (options.adapter) await readAdapterLayer(options.adapter, layout, l, p);
+          else init(l, p);
+          lm?.fill(0);
+          lv?.fill(0);
+        }
+        spill?.storeLayer(l);
       }
-      spill?.storeLayer(l);
     }
     const layered = (view, load) => ({
       length: layout.totalElements,
