@@ -123,6 +123,8 @@ export { type Method, type PlanOptions, planRegions } from "./src/engine/plan.ts
 export {
   NonFiniteError,
   planTraining,
+  type StateTensor,
+  type StoredTrainState,
   train,
   type TrainEvent,
   type TrainOptions,
@@ -133,7 +135,12 @@ export { evaluate, type EvaluateOptions, type EvaluateResult } from "./src/run/e
 export type { Sequence } from "./src/data/sequence.ts";
 export { generate, type GenerateOptions, sampler } from "./src/run/generate.ts";
 export { computeGradients, type GradOptions, type GradResult } from "./src/run/grad.ts";
-export { decodeTrainingState, TRAINING_STATE_FILE, writeTrainingState } from "./src/run/training_state.ts";
+export {
+  decodeTrainingState,
+  openTrainingState,
+  TRAINING_STATE_FILE,
+  writeTrainingState,
+} from "./src/run/training_state.ts";
 // the training state's names before the rename, one more release
 import { decodeTrainingState, writeTrainingState } from "./src/run/training_state.ts";
 /**

@@ -3046,7 +3046,7 @@ async function contentChecksum(source, size) {
   }
   return sum.hex();
 }
-async function checkpointFingerprint(files, ckpt, checksumOf2 = (_name, source, size) => contentChecksum(source, size)) {
+async function checkpointFingerprint(files, ckpt, checksumOf = (_name, source, size) => contentChecksum(source, size)) {
   const enc = new TextEncoder();
   const parts = [
     await files.readText("config.json") ?? ""
@@ -3057,7 +3057,7 @@ async function checkpointFingerprint(files, ckpt, checksumOf2 = (_name, source, 
     const size = await f.source.size();
     parts.push(`${name}:${size}:${JSON.stringify([
       ...f.tensors.values()
-    ])}:${await checksumOf2(name, f.source, size)}`);
+    ])}:${await checksumOf(name, f.source, size)}`);
   }
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", enc.encode(parts.join("\n"))));
   return [
@@ -7127,6 +7127,11 @@ function spillLayout(slots, T, d, lora, moments) {
     bytes: params + (moments ? 3 : 1) * all
   };
 }
+var NAMES = {
+  params: "adapter",
+  m: "first moment",
+  v: "second moment"
+};
 function planSpill(cfg, o) {
   if (!o.spill || o.mode !== "train" || !o.lora) return void 0;
   const D = dims(cfg, o);
@@ -7204,20 +7209,35 @@ var Spill = class {
   }
   /** Reads layer `l`'s AdamW moments into the arena's one layer of them. */
   loadMoments(l) {
-    const at = l * this.layout.layerBytes;
-    if (this.#m) this.#read(this.layout.m + at, this.#m, `layer ${l}'s first moment`);
-    if (this.#v) this.#read(this.layout.v + at, this.#v, `layer ${l}'s second moment`);
+    this.loadMoment("m", l);
+    this.loadMoment("v", l);
+  }
+  /** Reads layer `l`'s first (`m`) or second (`v`) AdamW moment alone (saving walks one after the other). */
+  loadMoment(which, l) {
+    const into = which === "m" ? this.#m : this.#v;
+    if (into) {
+      this.#read(this.layout[which] + l * this.layout.layerBytes, into, `layer ${l}'s ${NAMES[which]}`);
+    }
   }
   /**
    * Writes the arena's layer of adapter (and moments) as layer `l`'s, which it then holds: after the layer's
    * update, or to fill the spill before the first step.
    */
   storeLayer(l) {
-    const at = l * this.layout.layerBytes;
-    this.#write(this.layout.params + at, this.#params, `layer ${l}'s adapter`);
-    if (this.#m) this.#write(this.layout.m + at, this.#m, `layer ${l}'s first moment`);
-    if (this.#v) this.#write(this.layout.v + at, this.#v, `layer ${l}'s second moment`);
-    this.#resident = l;
+    this.store("params", l);
+    this.store("m", l);
+    this.store("v", l);
+  }
+  /**
+   * Writes the arena's layer of one part (the adapter, a moment; absent moments are nothing) as layer `l`'s:
+   * a resume fills the spill a tensor at a time, as the training state's file holds them.
+   */
+  store(part, l) {
+    const data = part === "params" ? this.#params : part === "m" ? this.#m : this.#v;
+    if (data) {
+      this.#write(this.layout[part] + l * this.layout.layerBytes, data, `layer ${l}'s ${NAMES[part]}`);
+    }
+    if (part === "params") this.#resident = l;
   }
 };
 
@@ -8504,33 +8524,51 @@ async function train(pack, data, val, options) {
     const spill = e.spill, layerN = layout.layerElements, L = cfg.numLayers;
     let step = 0, epoch = 0, cursor = 0;
     const r = options.resume;
+    const stored = r && "read" in r ? r : void 0, decoded = stored ? void 0 : r;
     if (r) {
-      if (r.params.length !== layout.totalElements) {
+      if ((stored?.length ?? decoded.params.length) !== layout.totalElements) {
         throw new Error("training state does not match this adapter layout");
       }
       if (r.optimizer !== optOptions.name) {
         throw new Error(`training state was made with ${r.optimizer}, not ${optOptions.name}`);
       }
-      if (arenaM && (!r.m || !r.v)) throw new Error("training state has no AdamW moments");
+      const moments = stored ? stored.tensors.includes("adam_m") && stored.tensors.includes("adam_v") : decoded.m && decoded.v;
+      if (arenaM && !moments) throw new Error("training state has no AdamW moments");
       ({ step, epoch, cursor } = r);
     }
     if (options.adapter && !r) checkAdapter(options.adapter, layout);
     spill?.reserve();
     const init = loraInitializer(layout, seed);
     const inArena = (x, l) => spill ? x : x.subarray(l * layerN, (l + 1) * layerN);
-    for (let l = 0; l < L; l++) {
-      const p = inArena(arenaParams, l), lm = arenaM && inArena(arenaM, l), lv = arenaV && inArena(arenaV, l);
-      if (r) {
-        p.set(layerOf(r.params, l, layerN));
-        lm?.set(layerOf(r.m, l, layerN));
-        lv?.set(layerOf(r.v, l, layerN));
-      } else {
-        if (options.adapter) await readAdapterLayer(options.adapter, layout, l, p);
-        else init(l, p);
-        lm?.fill(0);
-        lv?.fill(0);
+    if (stored) {
+      const arenaOf = {
+        params: arenaParams,
+        adam_m: arenaM,
+        adam_v: arenaV
+      };
+      const part = {
+        params: "params",
+        adam_m: "m",
+        adam_v: "v"
+      };
+      await stored.read(layerN, (t, l) => arenaOf[t] && inArena(arenaOf[t], l), (t, l) => {
+        if (arenaOf[t]) spill?.store(part[t], l);
+      });
+    } else {
+      for (let l = 0; l < L; l++) {
+        const p = inArena(arenaParams, l), lm = arenaM && inArena(arenaM, l), lv = arenaV && inArena(arenaV, l);
+        if (decoded) {
+          p.set(layerOf(decoded.params, l, layerN));
+          lm?.set(layerOf(decoded.m, l, layerN));
+          lv?.set(layerOf(decoded.v, l, layerN));
+        } else {
+          if (options.adapter) await readAdapterLayer(options.adapter, layout, l, p);
+          else init(l, p);
+          lm?.fill(0);
+          lv?.fill(0);
+        }
+        spill?.storeLayer(l);
       }
-      spill?.storeLayer(l);
     }
     const layered = (view, load) => ({
       length: layout.totalElements,
@@ -8541,8 +8579,8 @@ async function train(pack, data, val, options) {
       }
     });
     const params = spill ? layered(arenaParams, (l) => spill.loadAdapter(l)) : arenaParams;
-    const m = arenaM && (spill ? layered(arenaM, (l) => spill.loadMoments(l)) : arenaM);
-    const v = arenaV && (spill ? layered(arenaV, (l) => spill.loadMoments(l)) : arenaV);
+    const m = arenaM && (spill ? layered(arenaM, (l) => spill.loadMoment("m", l)) : arenaM);
+    const v = arenaV && (spill ? layered(arenaV, (l) => spill.loadMoment("v", l)) : arenaV);
     const opt = new Optimizer(e.k, optOptions, e.p["lora.params"], adamw ? e.p["opt.m"] : void 0, adamw ? e.p["opt.v"] : void 0);
     const gradPtr = method === "mezo" ? 0 : e.p["lora.grad"];
     const bw = method === "mezo" ? void 0 : new Backward(e, {
@@ -8956,25 +8994,27 @@ var TENSORS = [
   "adam_m",
   "adam_v"
 ];
-function checksumOf(state, run, tensors) {
+var WHAT = {
+  params: "LoRA parameters",
+  adam_m: "AdamW first moment",
+  adam_v: "AdamW second moment"
+};
+function checkedChecksum(state, run, tensors) {
   const c = new Checksum().update(new TextEncoder().encode(state)).update(new TextEncoder().encode(run));
-  for (const values of tensors) {
-    for (const t of piecesOf(values)) c.update(new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
+  for (const [name, values] of tensors) {
+    let at = 0;
+    for (const piece of piecesOf(values)) {
+      const i = firstNonFinite(piece);
+      if (i >= 0) {
+        throw new Error(`training state: ${WHAT[name]}: non-finite value ${piece[i]} at element ${at + i}`);
+      }
+      c.update(new Uint8Array(piece.buffer, piece.byteOffset, piece.byteLength));
+      at += piece.length;
+    }
   }
   return c.hex();
 }
-function assertFiniteValues(values, what) {
-  let at = 0;
-  for (const piece of piecesOf(values)) {
-    const i = firstNonFinite(piece);
-    if (i >= 0) throw new Error(`${what}: non-finite value ${piece[i]} at element ${at + i}`);
-    at += piece.length;
-  }
-}
 async function writeTrainingState(sink, state, run = {}) {
-  assertFiniteValues(state.params, "training state: LoRA parameters");
-  if (state.m) assertFiniteValues(state.m, "training state: AdamW first moment");
-  if (state.v) assertFiniteValues(state.v, "training state: AdamW second moment");
   const tensors = [
     [
       "params",
@@ -9010,7 +9050,8 @@ async function writeTrainingState(sink, state, run = {}) {
     format: "mesp-checkpoint",
     state: meta,
     run: runText,
-    checksum: checksumOf(meta, runText, tensors.map(([, t]) => t))
+    // before a byte is written: a diverged state must never replace the last good one
+    checksum: checkedChecksum(meta, runText, tensors)
   });
 }
 var isCount = (v) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
@@ -9054,8 +9095,8 @@ function validateState(name, meta) {
     }
   };
 }
-async function decodeTrainingState(bytes, name = TRAINING_STATE_FILE) {
-  const file = await readSafetensorsHeader(bytesSource(bytes, name));
+async function readStateHeader(source, name) {
+  const file = await readSafetensorsHeader(source);
   if (file.metadata.format !== "mesp-checkpoint" || !file.metadata.state) {
     throw new Error(`${name}: not a mesp training state`);
   }
@@ -9073,60 +9114,116 @@ async function decodeTrainingState(bytes, name = TRAINING_STATE_FILE) {
       throw new Error(`${name}: tensor ${t} is ${info.dtype} [${info.shape}], expected a 1-D F32`);
     }
   }
-  const read = async (t) => {
-    const info = file.tensors.get(t);
-    if (!info) return void 0;
-    const at = bytes.byteOffset + info.offset;
-    if (at % 4 !== 0) return await readTensorF32(file, t);
-    const view = new Float32Array(bytes.buffer, at, info.byteLength / 4);
-    assertFiniteValues(view, `safetensors ${name}: tensor ${JSON.stringify(t)}`);
-    return view;
-  };
-  const params = await read("params");
-  if (!params || params.length === 0) throw new Error(`${name}: no parameters`);
-  const m = await read("adam_m"), v = await read("adam_v");
-  if (state.optimizer === "adamw" && (!m || !v)) {
+  const length = file.tensors.get("params")?.shape[0] ?? 0;
+  if (length === 0) throw new Error(`${name}: no parameters`);
+  const has = (t) => file.tensors.has(t);
+  if (state.optimizer === "adamw" && (!has("adam_m") || !has("adam_v"))) {
     throw new Error(`${name}: an AdamW training state without moments`);
   }
-  for (const [t, x] of [
-    [
-      "adam_m",
-      m
-    ],
-    [
-      "adam_v",
-      v
-    ]
-  ]) {
-    if (x && x.length !== params.length) {
-      throw new Error(`${name}: ${t} has ${x.length} elements, params ${params.length}`);
-    }
+  const tensors = TENSORS.filter(has);
+  for (const t of tensors) {
+    const n = file.tensors.get(t).shape[0];
+    if (n !== length) throw new Error(`${name}: ${t} has ${n} elements, params ${length}`);
   }
-  if (v && v.some((x) => x < 0)) throw new Error(`${name}: adam_v holds a negative second moment`);
-  const recorded = file.metadata.checksum;
-  if (recorded === void 0) throw new Error(`${name}: no checksum (written by an older mesp?)`);
-  const actual = checksumOf(file.metadata.state, file.metadata.run ?? "", [
-    params,
-    ...m ? [
-      m
-    ] : [],
-    ...v ? [
-      v
-    ] : []
-  ]);
-  if (actual !== recorded) {
-    throw new Error(`${name}: checksum mismatch (recorded ${recorded}, contents ${actual}): the file is damaged`);
-  }
+  const checksum = file.metadata.checksum;
+  if (checksum === void 0) throw new Error(`${name}: no checksum (written by an older mesp?)`);
   const run = parse("run", file.metadata.run ?? "{}");
   return {
-    state: {
-      ...state,
-      params,
-      m,
-      v
-    },
-    run: run && typeof run === "object" ? run : {}
+    name,
+    file,
+    state,
+    run: run && typeof run === "object" ? run : {},
+    tensors,
+    length,
+    checksum
   };
+}
+var StateCheck = class {
+  #h;
+  #sum = new Checksum();
+  constructor(h) {
+    this.#h = h;
+    const text = new TextEncoder();
+    this.#sum.update(text.encode(h.file.metadata.state)).update(text.encode(h.file.metadata.run ?? ""));
+  }
+  /** Elements `[at, at + values.length)` of tensor `t`. */
+  piece(t, at, values) {
+    this.#sum.update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+    const i = firstNonFinite(values);
+    if (i >= 0) {
+      throw new Error(`safetensors ${this.#h.name}: tensor ${JSON.stringify(t)}: non-finite value ${values[i]} at element ${at + i}`);
+    }
+    if (t === "adam_v" && values.some((x) => x < 0)) {
+      throw new Error(`${this.#h.name}: adam_v holds a negative second moment`);
+    }
+  }
+  /** After the last piece: throws unless the checksum is the recorded one. */
+  finish() {
+    const actual = this.#sum.hex();
+    if (actual !== this.#h.checksum) {
+      throw new Error(`${this.#h.name}: checksum mismatch (recorded ${this.#h.checksum}, contents ${actual}): the file is damaged`);
+    }
+  }
+};
+async function decodeTrainingState(bytes, name = TRAINING_STATE_FILE) {
+  const h = await readStateHeader(bytesSource(bytes, name), name);
+  const check = new StateCheck(h);
+  const values = {};
+  for (const t of h.tensors) {
+    const info = h.file.tensors.get(t);
+    const at = bytes.byteOffset + info.offset;
+    const x = at % 4 === 0 ? new Float32Array(bytes.buffer, at, info.byteLength / 4) : await readTensorF32(h.file, t);
+    check.piece(t, 0, x);
+    values[t] = x;
+  }
+  check.finish();
+  return {
+    state: {
+      ...h.state,
+      params: values.params,
+      m: values.adam_m,
+      v: values.adam_v
+    },
+    run: h.run
+  };
+}
+var CHECK_PIECE = 1 << 16;
+async function openTrainingState(source, name = source.name) {
+  const h = await readStateHeader(source, name);
+  const state = {
+    ...h.state,
+    length: h.length,
+    tensors: h.tensors,
+    read: (piece, into, done) => readPieces(h, piece, into, done)
+  };
+  await state.read(CHECK_PIECE, () => void 0);
+  return {
+    state,
+    run: h.run
+  };
+}
+async function readPieces(h, piece, into, done) {
+  if (!(Number.isSafeInteger(piece) && piece > 0)) throw new RangeError(`${h.name}: pieces of ${piece}`);
+  const check = new StateCheck(h);
+  let scratch;
+  try {
+    for (const t of h.tensors) {
+      const offset = h.file.tensors.get(t).offset;
+      for (let i = 0, at = 0; at < h.length; i++, at += piece) {
+        const n = Math.min(piece, h.length - at);
+        const x = into(t, i) ?? (scratch ??= new Float32Array(piece)).subarray(0, n);
+        if (x.length !== n) {
+          throw new RangeError(`${h.name}: piece ${i} of ${t} has ${n} elements, not ${x.length}`);
+        }
+        await h.file.source.read(offset + at * 4, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+        check.piece(t, at, x);
+        done?.(t, i);
+      }
+    }
+    check.finish();
+  } finally {
+    h.file.source.close?.();
+  }
 }
 
 // src/run/loss_svg.ts
@@ -9235,6 +9332,7 @@ export {
   openAdapter,
   openCheckpoint,
   openPack,
+  openTrainingState,
   opfsRangeCache,
   paramCounts,
   parseAdapterConfig,

@@ -23,6 +23,7 @@ Deno.test("mod.ts exports the library surface", () => {
       "parseJsonl",
       "makeModel",
       "lossCurveSvg",
+      "openTrainingState",
     ]
   ) {
     assert(typeof (mesp as Record<string, unknown>)[name] === "function", `mod.ts should export ${name}`);

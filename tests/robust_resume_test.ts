@@ -13,8 +13,9 @@ import {
   patchTensor,
   snapshot,
 } from "./_robust.ts";
-import { decodeTrainingState, writeTrainingState } from "../src/run/training_state.ts";
+import { decodeTrainingState, openTrainingState, writeTrainingState } from "../src/run/training_state.ts";
 import { encodeSafetensors } from "../src/model/safetensors.ts";
+import { bytesSource } from "../src/io/source.ts";
 
 const tmp = await Deno.makeTempDir({ prefix: "mesp-resume-" });
 const cache = `${tmp}/cache`;
@@ -203,7 +204,7 @@ Deno.test("resume: a damaged training state (flipped bit, truncated, edited) is 
   await Deno.writeFile(ckPath, good);
 });
 
-Deno.test("resume: training state fields are validated (types, ranges, lengths, tensors)", async () => {
+Deno.test("resume: training state fields are validated (types, ranges, lengths, tensors), in memory or in a file", async () => {
   const state = {
     step: 2,
     epoch: 0,
@@ -220,7 +221,10 @@ Deno.test("resume: training state fields are validated (types, ranges, lengths, 
     await writeTrainingState({ write: (c) => (parts.push(c.slice()), Promise.resolve()) }, s);
     return new Uint8Array(parts.flatMap((p) => [...p]));
   };
+  // decoded whole, or opened as a file (what the CLI does): the same checks, the same messages
+  const openBytes = (b: Uint8Array) => openTrainingState(bytesSource(b, "ck.safetensors"));
   assertEquals((await decodeTrainingState(await encode(state))).state.step, 2);
+  assertEquals((await openBytes(await encode(state))).state.step, 2);
   const bad: [Partial<typeof state> & Record<string, unknown>, string][] = [
     [{ step: -1 }, "state field step is -1, expected an integer ≥ 0"],
     [{ cursor: 1.5 }, "state field cursor is 1.5"],
@@ -232,10 +236,15 @@ Deno.test("resume: training state fields are validated (types, ranges, lengths, 
     [{ m: undefined }, "an AdamW training state without moments"],
   ];
   for (const [change, message] of bad) {
-    await assertRejects(
-      async () => decodeTrainingState(await encode({ ...state, ...change } as typeof state)),
-      message,
-    );
+    const bytes = await encode({ ...state, ...change } as typeof state);
+    for (
+      const e of [
+        await assertRejects(() => decodeTrainingState(bytes, "ck.safetensors"), message),
+        await assertRejects(() => openBytes(bytes), message),
+      ]
+    ) {
+      assert(e.message.startsWith("ck.safetensors: "), `names the file: ${e.message}`);
+    }
   }
   const extra = encodeSafetensors(
     [{ name: "params", dtype: "F32", shape: [1], data: new Float32Array(1) }, {
@@ -247,11 +256,13 @@ Deno.test("resume: training state fields are validated (types, ranges, lengths, 
     { format: "mesp-checkpoint", state: JSON.stringify({ ...state, params: undefined }) },
   );
   await assertRejects(() => decodeTrainingState(extra), "unexpected tensor bonus");
+  await assertRejects(() => openBytes(extra), "unexpected tensor bonus");
   const noSum = encodeSafetensors([{ name: "params", dtype: "F32", shape: [1], data: new Float32Array(1) }], {
     format: "mesp-checkpoint",
     state: JSON.stringify({ ...state, optimizer: "sgd", params: undefined }),
   });
   await assertRejects(() => decodeTrainingState(noSum), "no checksum");
+  await assertRejects(() => openBytes(noSum), "no checksum");
 });
 
 Deno.test("resume: cleanup", async () => {

@@ -1,18 +1,21 @@
 // Spill (src/engine/spill.ts): a run whose saved inputs, adapter and optimizer moments live in a file gives
 // the losses, parameters, moments and saved training state of the same run in the arena, bit for bit — for
 // SGD and AdamW, every saved-input order, validation, an adapter to start from, a resume from either kind
-// of state, one and two threads — and its arena holds one layer of adapter and no saved input.
+// of state, decoded or read from its file a layer at a time, one and two threads — and its arena holds one
+// layer of adapter and no saved input.
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { caseSequences, loadCase } from "./_golden.ts";
 import type { Sequence } from "../src/data/sequence.ts";
 import { planTraining, train, type TrainOptions, type TrainState } from "../src/run/train.ts";
 import { memorySpill, type SpillFile } from "../src/io/spill_file.ts";
 import { type AdapterValues, piecesOf } from "../src/engine/adapter_values.ts";
-import { decodeTrainingState, writeTrainingState } from "../src/run/training_state.ts";
+import { decodeTrainingState, openTrainingState, writeTrainingState } from "../src/run/training_state.ts";
 import { encodeLoraTensors, writeLoraTensors } from "../src/engine/adapter.ts";
 import { loraLayout } from "../src/engine/lora.ts";
 import { planRegions } from "../src/engine/plan.ts";
-import { createSpillFile } from "../src/io/deno_files.ts";
+import { createSpillFile, fileSource } from "../src/io/deno_files.ts";
+import { bytesSource } from "../src/io/source.ts";
+import { readSafetensorsHeader } from "../src/model/safetensors.ts";
 
 async function setup(name = "gqa_tied_f32") {
   const c = await loadCase(name, name === "mlx_q4" ? "q4" : "f32");
@@ -135,6 +138,127 @@ Deno.test("spill: a resume from an arena run's state and from a spilled run's eq
     );
     assertEquals(whole(resumed.params), whole(full.params));
   }
+});
+
+/** An AdamW run's state after 3 of 6 steps (spilled), its bytes, and the options of the whole run. */
+async function halfway() {
+  const { c, data } = await setup();
+  const o = { ...base, steps: 6, optimizer: { name: "adamw" as const, lr: 1e-2 } };
+  let bytes: Uint8Array | undefined;
+  await train(c.pack, data, [], {
+    ...o,
+    spill: memorySpill(),
+    saveEvery: 3,
+    saveState: async (s) => {
+      if (s.step === 3) bytes = await stateBytes(s);
+    },
+  });
+  return { c, data, o, bytes: bytes! };
+}
+
+Deno.test("spill: a resume read from the state's file a layer at a time equals the whole run, in the arena or spilled", async () => {
+  const { c, data, o, bytes } = await halfway();
+  const full = await run(c, data, o);
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/checkpoint.safetensors`;
+  await Deno.writeFile(path, bytes);
+  try {
+    for (
+      const [spill, source] of [[undefined, fileSource(path)], [
+        memorySpill(),
+        bytesSource(bytes, "ck"),
+      ]] as const
+    ) {
+      const { state } = await openTrainingState(source);
+      assertEquals([state.step, state.length > 0, state.tensors], [3, true, ["params", "adam_m", "adam_v"]]);
+      const resumed = await run(c, data, { ...o, resume: state, spill });
+      const what = `${spill ? "spilled" : "in the arena"}, from ${source.name}`;
+      assertEquals(resumed.losses, full.losses.slice(3), `${what}: losses`);
+      for (const k of ["params", "moments", "state", "adapter"] as const) {
+        assertEquals(resumed[k], full[k], `${what}: ${k}`);
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("spill: a state file is checked when opened and again as a resume reads it, naming the file and tensor", async () => {
+  const { c, data, o, bytes } = await halfway();
+  const header = await readSafetensorsHeader(bytesSource(bytes));
+  const at = (t: string, element: number) => header.tensors.get(t)!.offset + 4 * element;
+  const damaged = (change: (b: Uint8Array) => void) => {
+    const b = bytes.slice();
+    change(b);
+    return openTrainingState(bytesSource(b, "ck.safetensors"));
+  };
+  const nan = (t: string, element: number) => (b: Uint8Array) =>
+    new DataView(b.buffer).setFloat32(at(t, element), NaN, true);
+  await assertRejects(
+    () => damaged(nan("params", 5)),
+    'ck.safetensors: tensor "params": non-finite value NaN at element 5',
+  );
+  await assertRejects(
+    () => damaged(nan("adam_v", 70)),
+    'ck.safetensors: tensor "adam_v": non-finite value NaN at element 70',
+  );
+  await assertRejects(
+    () => damaged((b) => new DataView(b.buffer).setFloat32(at("adam_v", 3), -1, true)),
+    "ck.safetensors: adam_v holds a negative second moment",
+  );
+  await assertRejects(() => damaged((b) => (b[at("adam_m", 9)] ^= 1)), "ck.safetensors: checksum mismatch");
+  await assertRejects(
+    () => openTrainingState(bytesSource(bytes.slice(0, bytes.length - 8), "ck.safetensors")),
+    "ck.safetensors: file truncated",
+  );
+  // a file that changes after it was opened is caught by the resume's own reading, before a step
+  for (const spill of [undefined, memorySpill()]) {
+    const b = bytes.slice();
+    const { state } = await openTrainingState(bytesSource(b, "ck.safetensors"));
+    b[at("adam_v", 11)] ^= 1;
+    let steps = 0;
+    await assertRejects(
+      () =>
+        train(c.pack, data, [], {
+          ...o,
+          resume: state,
+          spill,
+          onEvent: (e) => void (e.type === "step" && steps++),
+        }),
+      "ck.safetensors: checksum mismatch",
+    );
+    assertEquals(steps, 0, "no step ran");
+  }
+});
+
+Deno.test("spill: saving reads each moment of the spill once per pass over it (not m and v for each)", async () => {
+  const { c, data } = await setup();
+  const layout = loraLayout(c.pack.config, base.lora);
+  const all = layout.totalElements * 4;
+  const inner = memorySpill();
+  let end = 0, momentBytes = 0, saving = false;
+  const counting: SpillFile = {
+    read: (p, into) => {
+      // the moments are the file's last 2 × all bytes (spill.ts, spillLayout)
+      if (saving && p >= end - 2 * all) momentBytes += into.length;
+      return inner.read(p, into);
+    },
+    write: (p, d) => (end = Math.max(end, p + d.length), inner.write(p, d)),
+  };
+  await train(c.pack, data, [], {
+    ...base,
+    steps: 2,
+    optimizer: { name: "adamw", lr: 1e-2 },
+    spill: counting,
+    saveState: async (s) => {
+      saving = true;
+      await stateBytes(s);
+      saving = false;
+    },
+  });
+  // writeTrainingState walks each moment twice: its checksum and finiteness (needed before the header is
+  // written), then its bytes
+  assertEquals(momentBytes, 2 * 2 * all);
 });
 
 Deno.test("spill: the arena holds one layer of adapter and moments and no saved input", async () => {

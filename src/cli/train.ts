@@ -42,12 +42,12 @@ import {
   type RunConfig,
   sequencesFingerprint,
 } from "./run_config.ts";
-import { createSpillFile, exists, writeFileAtomic } from "../io/deno_files.ts";
+import { createSpillFile, exists, fileSource, writeFileAtomic } from "../io/deno_files.ts";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterConfigJson, writeLoraTensors } from "../engine/adapter.ts";
 import { loraLayout, resolveTargets } from "../engine/lora.ts";
-import { decodeTrainingState, TRAINING_STATE_FILE, writeTrainingState } from "../run/training_state.ts";
+import { openTrainingState, TRAINING_STATE_FILE, writeTrainingState } from "../run/training_state.ts";
 import { lossCurveSvg } from "../run/loss_svg.ts";
-import { train, type TrainEvent, type TrainState } from "../run/train.ts";
+import { type StoredTrainState, train, type TrainEvent, type TrainState } from "../run/train.ts";
 import type { Method } from "../engine/plan.ts";
 import { formatMB } from "../runtime/arena.ts";
 import { processMemory } from "../runtime/memory.ts";
@@ -315,7 +315,7 @@ async function trainInto(out: string, c: {
   }
 
   // --resume: flags not given take the recorded values; given ones must match them
-  let resume: TrainState | undefined;
+  let resume: StoredTrainState | undefined;
   let recorded: Partial<RunConfig> | undefined;
   const args = { ...c.args };
   // flags with defaults of their own take the demo's values when not typed (a resumed demo records them)
@@ -323,7 +323,8 @@ async function trainInto(out: string, c: {
   if (demo && !given.has("vocabChunk")) args.vocabChunk = DEMO.vocabChunk;
   if (args.resume) {
     if (!await exists(statePath)) throw new Error(`--resume: ${statePath} not found`);
-    const saved = await decodeTrainingState(await Deno.readFile(statePath), statePath);
+    // checked whole through one small buffer, then read again a layer at a time into the arena or the spill
+    const saved = await openTrainingState(fileSource(statePath), statePath);
     resume = saved.state;
     recorded = recordedConfig(saved.run);
     if (!recorded) log(`warning: ${statePath} records no run configuration; the flags cannot be checked`);

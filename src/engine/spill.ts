@@ -46,6 +46,9 @@ export function spillLayout(
   return { inputs: 0, inputBytes, params, m, v, layerBytes, bytes: params + (moments ? 3 : 1) * all };
 }
 
+/** What each spilled part is called in error messages. */
+const NAMES = { params: "adapter", m: "first moment", v: "second moment" } as const;
+
 /** The arena buffers a spill reads into and writes from (byte pointers). */
 export interface SpillBuffers {
   /** The residual stream `[T, d]` (saved from, restored into) and where a saved input is read back to. */
@@ -159,9 +162,16 @@ export class Spill {
 
   /** Reads layer `l`'s AdamW moments into the arena's one layer of them. */
   loadMoments(l: number): void {
-    const at = l * this.layout.layerBytes;
-    if (this.#m) this.#read(this.layout.m + at, this.#m, `layer ${l}'s first moment`);
-    if (this.#v) this.#read(this.layout.v + at, this.#v, `layer ${l}'s second moment`);
+    this.loadMoment("m", l);
+    this.loadMoment("v", l);
+  }
+
+  /** Reads layer `l`'s first (`m`) or second (`v`) AdamW moment alone (saving walks one after the other). */
+  loadMoment(which: "m" | "v", l: number): void {
+    const into = which === "m" ? this.#m : this.#v;
+    if (into) {
+      this.#read(this.layout[which] + l * this.layout.layerBytes, into, `layer ${l}'s ${NAMES[which]}`);
+    }
   }
 
   /**
@@ -169,10 +179,20 @@ export class Spill {
    * update, or to fill the spill before the first step.
    */
   storeLayer(l: number): void {
-    const at = l * this.layout.layerBytes;
-    this.#write(this.layout.params + at, this.#params, `layer ${l}'s adapter`);
-    if (this.#m) this.#write(this.layout.m + at, this.#m, `layer ${l}'s first moment`);
-    if (this.#v) this.#write(this.layout.v + at, this.#v, `layer ${l}'s second moment`);
-    this.#resident = l;
+    this.store("params", l);
+    this.store("m", l);
+    this.store("v", l);
+  }
+
+  /**
+   * Writes the arena's layer of one part (the adapter, a moment; absent moments are nothing) as layer `l`'s:
+   * a resume fills the spill a tensor at a time, as the training state's file holds them.
+   */
+  store(part: "params" | "m" | "v", l: number): void {
+    const data = part === "params" ? this.#params : part === "m" ? this.#m : this.#v;
+    if (data) {
+      this.#write(this.layout[part] + l * this.layout.layerBytes, data, `layer ${l}'s ${NAMES[part]}`);
+    }
+    if (part === "params") this.#resident = l;
   }
 }

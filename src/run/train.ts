@@ -52,8 +52,11 @@ export interface TrainOptions {
   valEvery?: number;
   /** Save the training state every this many steps (and at the end). */
   saveEvery?: number;
-  /** Continue from a saved training state. */
-  resume?: TrainState;
+  /**
+   * Continue from a saved training state: decoded in memory (`decodeTrainingState`), or still in its file
+   * (`openTrainingState`), read from there a layer at a time into the arena or the spill.
+   */
+  resume?: TrainState | StoredTrainState;
   /** Start from an existing adapter instead of a fresh initialisation. */
   adapter?: OpenedAdapter;
   /**
@@ -119,6 +122,31 @@ export interface TrainState {
   /** The adapter layout the parameters belong to. */
   lora: { rank: number; alpha: number; rslora: boolean; targets: string[] };
   optimizer: string;
+}
+
+/** The tensors of a training state, in the order they are stored and checksummed. */
+export type StateTensor = "params" | "adam_m" | "adam_v";
+
+/**
+ * A training state left in its file (`openTrainingState`), read as it is needed: a resume then never holds
+ * the whole state, only the places it is read into.
+ */
+export interface StoredTrainState extends Omit<TrainState, "params" | "m" | "v"> {
+  /** Elements of the parameters, and of each moment. */
+  readonly length: number;
+  /** The tensors it holds, in the order {@linkcode StoredTrainState.read} visits them. */
+  readonly tensors: readonly StateTensor[];
+  /**
+   * Reads every tensor from its start, `piece` elements at a time (the last piece may be shorter): piece `i`
+   * of tensor `t` into the array `into(t, i)` returns (exactly the piece's length; `undefined`: check only),
+   * then calls `done(t, i)`. Checks as it reads (finite values, no negative second moment, the checksum after
+   * the last piece) and throws naming the file and the tensor.
+   */
+  read(
+    piece: number,
+    into: (t: StateTensor, i: number) => Float32Array | undefined,
+    done?: (t: StateTensor, i: number) => void,
+  ): Promise<void>;
 }
 
 /** Progress and results, as events. */
@@ -295,14 +323,18 @@ export async function train(
     const spill = e.spill, layerN = layout.layerElements, L = cfg.numLayers;
     let step = 0, epoch = 0, cursor = 0;
     const r = options.resume;
+    const stored = r && "read" in r ? r : undefined, decoded = stored ? undefined : r as TrainState;
     if (r) {
-      if (r.params.length !== layout.totalElements) {
+      if ((stored?.length ?? decoded!.params.length) !== layout.totalElements) {
         throw new Error("training state does not match this adapter layout");
       }
       if (r.optimizer !== optOptions.name) {
         throw new Error(`training state was made with ${r.optimizer}, not ${optOptions.name}`);
       }
-      if (arenaM && (!r.m || !r.v)) throw new Error("training state has no AdamW moments");
+      const moments = stored
+        ? stored.tensors.includes("adam_m") && stored.tensors.includes("adam_v")
+        : decoded!.m && decoded!.v;
+      if (arenaM && !moments) throw new Error("training state has no AdamW moments");
       ({ step, epoch, cursor } = r);
     }
     // a layer at a time, into its place in the arena or (spilled) the arena's one layer and on to the spill
@@ -310,19 +342,30 @@ export async function train(
     spill?.reserve();
     const init = loraInitializer(layout, seed);
     const inArena = (x: Float32Array, l: number) => spill ? x : x.subarray(l * layerN, (l + 1) * layerN);
-    for (let l = 0; l < L; l++) {
-      const p = inArena(arenaParams, l), lm = arenaM && inArena(arenaM, l), lv = arenaV && inArena(arenaV, l);
-      if (r) {
-        p.set(layerOf(r.params, l, layerN));
-        lm?.set(layerOf(r.m!, l, layerN));
-        lv?.set(layerOf(r.v!, l, layerN));
-      } else {
-        if (options.adapter) await readAdapterLayer(options.adapter, layout, l, p);
-        else init(l, p);
-        lm?.fill(0);
-        lv?.fill(0);
+    if (stored) {
+      // tensor after tensor, as the file holds and checksums them
+      const arenaOf = { params: arenaParams, adam_m: arenaM, adam_v: arenaV };
+      const part = { params: "params", adam_m: "m", adam_v: "v" } as const;
+      await stored.read(layerN, (t, l) => arenaOf[t] && inArena(arenaOf[t], l), (t, l) => {
+        if (arenaOf[t]) spill?.store(part[t], l);
+      });
+    } else {
+      for (let l = 0; l < L; l++) {
+        const p = inArena(arenaParams, l),
+          lm = arenaM && inArena(arenaM, l),
+          lv = arenaV && inArena(arenaV, l);
+        if (decoded) {
+          p.set(layerOf(decoded.params, l, layerN));
+          lm?.set(layerOf(decoded.m!, l, layerN));
+          lv?.set(layerOf(decoded.v!, l, layerN));
+        } else {
+          if (options.adapter) await readAdapterLayer(options.adapter, layout, l, p);
+          else init(l, p);
+          lm?.fill(0);
+          lv?.fill(0);
+        }
+        spill?.storeLayer(l);
       }
-      spill?.storeLayer(l);
     }
     /** A spilled tensor a layer at a time (`load` brings layer l into `view`). */
     const layered = (view: Float32Array, load: (l: number) => void): LayeredValues => ({
@@ -334,8 +377,9 @@ export async function train(
       },
     });
     const params: AdapterValues = spill ? layered(arenaParams, (l) => spill.loadAdapter(l)) : arenaParams;
-    const m = arenaM && (spill ? layered(arenaM, (l) => spill.loadMoments(l)) : arenaM);
-    const v = arenaV && (spill ? layered(arenaV, (l) => spill.loadMoments(l)) : arenaV);
+    // each moment reads only itself: saving walks m, then v
+    const m = arenaM && (spill ? layered(arenaM, (l) => spill.loadMoment("m", l)) : arenaM);
+    const v = arenaV && (spill ? layered(arenaV, (l) => spill.loadMoment("v", l)) : arenaV);
 
     const opt = new Optimizer(
       e.k,

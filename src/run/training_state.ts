@@ -9,14 +9,15 @@
  *
  * @module
  */
-import { type ByteSink, bytesSource } from "../io/source.ts";
+import { type ByteSink, bytesSource, type WeightSource } from "../io/source.ts";
 import {
   readSafetensorsHeader,
   readTensorF32,
+  type SafetensorsFile,
   type TensorEntry,
   writeSafetensors,
 } from "../model/safetensors.ts";
-import type { TrainState } from "./train.ts";
+import type { StateTensor, StoredTrainState, TrainState } from "./train.ts";
 import { firstNonFinite } from "../model/finite.ts";
 import { Checksum } from "../io/checksum.ts";
 import { type AdapterValues, piecesOf } from "../engine/adapter_values.ts";
@@ -24,24 +25,33 @@ import { type AdapterValues, piecesOf } from "../engine/adapter_values.ts";
 /** The training state's file name inside a run directory (its name from before the rename, kept). */
 export const TRAINING_STATE_FILE = "checkpoint.safetensors";
 
-const TENSORS = ["params", "adam_m", "adam_v"] as const;
+const TENSORS: readonly StateTensor[] = ["params", "adam_m", "adam_v"];
 
-function checksumOf(state: string, run: string, tensors: AdapterValues[]): string {
+/** What a writer's error calls each tensor. */
+const WHAT: Record<StateTensor, string> = {
+  params: "LoRA parameters",
+  adam_m: "AdamW first moment",
+  adam_v: "AdamW second moment",
+};
+
+/**
+ * The checksum of a state being written, in one walk over its tensors (a spilled run's are read from the
+ * spill for it), which also refuses a NaN or ±∞, naming the tensor and the element.
+ */
+function checkedChecksum(state: string, run: string, tensors: [StateTensor, AdapterValues][]): string {
   const c = new Checksum().update(new TextEncoder().encode(state)).update(new TextEncoder().encode(run));
-  for (const values of tensors) {
-    for (const t of piecesOf(values)) c.update(new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
+  for (const [name, values] of tensors) {
+    let at = 0;
+    for (const piece of piecesOf(values)) {
+      const i = firstNonFinite(piece);
+      if (i >= 0) {
+        throw new Error(`training state: ${WHAT[name]}: non-finite value ${piece[i]} at element ${at + i}`);
+      }
+      c.update(new Uint8Array(piece.buffer, piece.byteOffset, piece.byteLength));
+      at += piece.length;
+    }
   }
   return c.hex();
-}
-
-/** Throws naming `what` and the element when `values` hold a NaN or ±∞. */
-function assertFiniteValues(values: AdapterValues, what: string): void {
-  let at = 0;
-  for (const piece of piecesOf(values)) {
-    const i = firstNonFinite(piece);
-    if (i >= 0) throw new Error(`${what}: non-finite value ${piece[i]} at element ${at + i}`);
-    at += piece.length;
-  }
 }
 
 /**
@@ -53,11 +63,7 @@ export async function writeTrainingState(
   state: TrainState,
   run: Record<string, unknown> = {},
 ): Promise<void> {
-  // a diverged state must never replace the last good one
-  assertFiniteValues(state.params, "training state: LoRA parameters");
-  if (state.m) assertFiniteValues(state.m, "training state: AdamW first moment");
-  if (state.v) assertFiniteValues(state.v, "training state: AdamW second moment");
-  const tensors: [string, AdapterValues][] = [["params", state.params]];
+  const tensors: [StateTensor, AdapterValues][] = [["params", state.params]];
   if (state.m) tensors.push(["adam_m", state.m]);
   if (state.v) tensors.push(["adam_v", state.v]);
   const entries: TensorEntry[] = tensors.map(([name, values]) => ({
@@ -79,7 +85,8 @@ export async function writeTrainingState(
     format: "mesp-checkpoint",
     state: meta,
     run: runText,
-    checksum: checksumOf(meta, runText, tensors.map(([, t]) => t)),
+    // before a byte is written: a diverged state must never replace the last good one
+    checksum: checkedChecksum(meta, runText, tensors),
   });
 }
 
@@ -121,16 +128,24 @@ function validateState(name: string, meta: unknown): Omit<TrainState, "params" |
   };
 }
 
+/** A training state's file read up to its tensor data: the header checked, the metadata validated. */
+interface StateHeader {
+  name: string;
+  file: SafetensorsFile;
+  state: Omit<TrainState, "params" | "m" | "v">;
+  run: Record<string, unknown>;
+  /** The tensors present, in checksum order, and their element count (each has the same). */
+  tensors: StateTensor[];
+  length: number;
+  checksum: string;
+}
+
 /**
- * Decodes a training state; throws a clear error for anything that is not a complete, intact one: a wrong
- * format, a bad or missing field, unexpected or wrongly shaped tensors, a checksum mismatch, a NaN. The
- * tensors are views of `bytes` where their offsets allow it (copies otherwise).
+ * Reads and checks everything of a training state but its tensor values: a wrong format, a bad or missing
+ * field, unexpected, missing or wrongly shaped tensors, no checksum, a truncated file (the header reader).
  */
-export async function decodeTrainingState(
-  bytes: Uint8Array,
-  name = TRAINING_STATE_FILE,
-): Promise<{ state: TrainState; run: Record<string, unknown> }> {
-  const file = await readSafetensorsHeader(bytesSource(bytes, name));
+async function readStateHeader(source: WeightSource, name: string): Promise<StateHeader> {
+  const file = await readSafetensorsHeader(source);
   if (file.metadata.format !== "mesp-checkpoint" || !file.metadata.state) {
     throw new Error(`${name}: not a mesp training state`);
   }
@@ -148,40 +163,143 @@ export async function decodeTrainingState(
       throw new Error(`${name}: tensor ${t} is ${info.dtype} [${info.shape}], expected a 1-D F32`);
     }
   }
-  // views of `bytes` where aligned (a file read whole is): a resume holds the state once, not twice
-  const read = async (t: string) => {
-    const info = file.tensors.get(t);
-    if (!info) return undefined;
-    const at = bytes.byteOffset + info.offset;
-    if (at % 4 !== 0) return await readTensorF32(file, t);
-    const view = new Float32Array(bytes.buffer, at, info.byteLength / 4);
-    assertFiniteValues(view, `safetensors ${name}: tensor ${JSON.stringify(t)}`);
-    return view;
-  };
-  const params = await read("params");
-  if (!params || params.length === 0) throw new Error(`${name}: no parameters`);
-  const m = await read("adam_m"), v = await read("adam_v");
-  if (state.optimizer === "adamw" && (!m || !v)) {
+  const length = file.tensors.get("params")?.shape[0] ?? 0;
+  if (length === 0) throw new Error(`${name}: no parameters`);
+  const has = (t: StateTensor) => file.tensors.has(t);
+  if (state.optimizer === "adamw" && (!has("adam_m") || !has("adam_v"))) {
     throw new Error(`${name}: an AdamW training state without moments`);
   }
-  for (const [t, x] of [["adam_m", m], ["adam_v", v]] as const) {
-    if (x && x.length !== params.length) {
-      throw new Error(`${name}: ${t} has ${x.length} elements, params ${params.length}`);
+  const tensors = TENSORS.filter(has);
+  for (const t of tensors) {
+    const n = file.tensors.get(t)!.shape[0];
+    if (n !== length) throw new Error(`${name}: ${t} has ${n} elements, params ${length}`);
+  }
+  const checksum = file.metadata.checksum;
+  if (checksum === undefined) throw new Error(`${name}: no checksum (written by an older mesp?)`);
+  const run = parse("run", file.metadata.run ?? "{}");
+  return { name, file, state, run: run && typeof run === "object" ? run : {}, tensors, length, checksum };
+}
+
+/**
+ * Checks a state's tensor values as they come, in checksum order (params, adam_m, adam_v, each from its
+ * start, in pieces of any size): finite, no negative second moment, and at the end the checksum.
+ */
+class StateCheck {
+  readonly #h: StateHeader;
+  readonly #sum = new Checksum();
+
+  constructor(h: StateHeader) {
+    this.#h = h;
+    const text = new TextEncoder();
+    this.#sum.update(text.encode(h.file.metadata.state)).update(text.encode(h.file.metadata.run ?? ""));
+  }
+
+  /** Elements `[at, at + values.length)` of tensor `t`. */
+  piece(t: StateTensor, at: number, values: Float32Array): void {
+    this.#sum.update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+    const i = firstNonFinite(values);
+    if (i >= 0) {
+      throw new Error(
+        `safetensors ${this.#h.name}: tensor ${JSON.stringify(t)}: non-finite value ${values[i]} at element ${
+          at + i
+        }`,
+      );
+    }
+    if (t === "adam_v" && values.some((x) => x < 0)) {
+      throw new Error(`${this.#h.name}: adam_v holds a negative second moment`);
     }
   }
-  if (v && v.some((x) => x < 0)) throw new Error(`${name}: adam_v holds a negative second moment`);
-  const recorded = file.metadata.checksum;
-  if (recorded === undefined) throw new Error(`${name}: no checksum (written by an older mesp?)`);
-  const actual = checksumOf(file.metadata.state, file.metadata.run ?? "", [
-    params,
-    ...(m ? [m] : []),
-    ...(v ? [v] : []),
-  ]);
-  if (actual !== recorded) {
-    throw new Error(
-      `${name}: checksum mismatch (recorded ${recorded}, contents ${actual}): the file is damaged`,
-    );
+
+  /** After the last piece: throws unless the checksum is the recorded one. */
+  finish(): void {
+    const actual = this.#sum.hex();
+    if (actual !== this.#h.checksum) {
+      throw new Error(
+        `${this.#h.name}: checksum mismatch (recorded ${this.#h.checksum}, contents ${actual}): the file is damaged`,
+      );
+    }
   }
-  const run = parse("run", file.metadata.run ?? "{}");
-  return { state: { ...state, params, m, v }, run: run && typeof run === "object" ? run : {} };
+}
+
+/**
+ * Decodes a training state held in memory; throws a clear error for anything that is not a complete, intact
+ * one: a wrong format, a bad or missing field, unexpected or wrongly shaped tensors, a checksum mismatch, a
+ * NaN. The tensors are views of `bytes` where their offsets allow it (copies otherwise). A state in a file
+ * is better opened with {@linkcode openTrainingState}, which never holds it whole.
+ */
+export async function decodeTrainingState(
+  bytes: Uint8Array,
+  name = TRAINING_STATE_FILE,
+): Promise<{ state: TrainState; run: Record<string, unknown> }> {
+  const h = await readStateHeader(bytesSource(bytes, name), name);
+  const check = new StateCheck(h);
+  const values: Partial<Record<StateTensor, Float32Array>> = {};
+  for (const t of h.tensors) {
+    const info = h.file.tensors.get(t)!;
+    // views of `bytes` where aligned (a file read whole is): a resume holds the state once, not twice
+    const at = bytes.byteOffset + info.offset;
+    const x = at % 4 === 0
+      ? new Float32Array(bytes.buffer, at, info.byteLength / 4)
+      : await readTensorF32(h.file, t);
+    check.piece(t, 0, x);
+    values[t] = x;
+  }
+  check.finish();
+  return { state: { ...h.state, params: values.params!, m: values.adam_m, v: values.adam_v }, run: h.run };
+}
+
+/** Elements a piece of {@linkcode openTrainingState}'s checking pass holds (256 KiB). */
+const CHECK_PIECE = 1 << 16;
+
+/**
+ * Opens a training state in a file (any {@linkcode WeightSource}: `fileSource` in Deno, `blobSource` of an
+ * OPFS `File` in a browser) without holding it: it is checked whole here (everything
+ * {@linkcode decodeTrainingState} checks), through one buffer of 256 KiB, and `train`'s `resume` then reads
+ * it again a layer at a time straight into the arena or the spill, checked again as it goes. The source is
+ * closed after each pass (a `fileSource` reopens for the next).
+ */
+export async function openTrainingState(
+  source: WeightSource,
+  name = source.name,
+): Promise<{ state: StoredTrainState; run: Record<string, unknown> }> {
+  const h = await readStateHeader(source, name);
+  const state: StoredTrainState = {
+    ...h.state,
+    length: h.length,
+    tensors: h.tensors,
+    read: (piece, into, done) => readPieces(h, piece, into, done),
+  };
+  // nothing of the file (its step, its run configuration) is trusted before all of it is checked
+  await state.read(CHECK_PIECE, () => undefined);
+  return { state, run: h.run };
+}
+
+/** {@linkcode StoredTrainState.read} of the state `h`. */
+async function readPieces(
+  h: StateHeader,
+  piece: number,
+  into: (t: StateTensor, i: number) => Float32Array | undefined,
+  done?: (t: StateTensor, i: number) => void,
+): Promise<void> {
+  if (!(Number.isSafeInteger(piece) && piece > 0)) throw new RangeError(`${h.name}: pieces of ${piece}`);
+  const check = new StateCheck(h);
+  let scratch: Float32Array | undefined;
+  try {
+    for (const t of h.tensors) {
+      const offset = h.file.tensors.get(t)!.offset;
+      for (let i = 0, at = 0; at < h.length; i++, at += piece) {
+        const n = Math.min(piece, h.length - at);
+        const x = into(t, i) ?? (scratch ??= new Float32Array(piece)).subarray(0, n);
+        if (x.length !== n) {
+          throw new RangeError(`${h.name}: piece ${i} of ${t} has ${n} elements, not ${x.length}`);
+        }
+        await h.file.source.read(offset + at * 4, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+        check.piece(t, at, x);
+        done?.(t, i);
+      }
+    }
+    check.finish();
+  } finally {
+    h.file.source.close?.();
+  }
 }
