@@ -152,6 +152,8 @@ interface RunResult {
   /** The library runs' arena and the schedule their budget bought (train's plan event). */
   arenaMB?: number;
   schedule?: string;
+  /** The size of the WebAssembly memory the run trained in. */
+  wasmMB?: number;
 }
 
 /**
@@ -193,7 +195,8 @@ export async function runAll(lib, { fetch, base, runs, options, kernels }) {
         phase = String(e.step + 1);
       };
       const r = await lib.train(pack, data, [], { ...options, vocabChunk: run.vocabChunk, kernels, onEvent });
-      out.push({ name: run.name, elapsed, losses: r.losses, ...plan });
+      // the trained parameters are a view of the engine's WebAssembly memory: its size
+      out.push({ name: run.name, elapsed, losses: r.losses, ...plan, wasmMB: r.params.buffer.byteLength / 1e6 });
     } catch (err) {
       out.push({ name: run.name, elapsed, losses: [], error: String(err?.stack ?? err) });
     }
@@ -384,6 +387,7 @@ using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [(name = "main", worker = .mesp), (name = "bench", external = (address = "${host}", http = ()))],
   sockets = [(name = "http", address = "127.0.0.1:0", http = (), service = "main")],
+  v8Flags = ["--trace-gc"],
 );
 const mesp :Workerd.Worker = (
   modules = [
@@ -415,8 +419,27 @@ export default {
 };
 `;
 
+/**
+ * The largest V8 heap (MB, used then committed) in `--trace-gc` lines ("Scavenge 9.6 (11.2) -> …"): the
+ * isolate's JavaScript heap before a collection, without its ArrayBuffers (the wasm memory among them).
+ */
+function gcHeapPeak(trace: string): { used: number; committed: number } | undefined {
+  let used = 0, committed = 0, seen = false;
+  for (
+    const m of trace.matchAll(
+      /: (?:Scavenge|Mark-Compact|Minor Mark-Sweep|Mark-Sweep)[^\d]*([\d.]+) \(([\d.]+)\) ->/g,
+    )
+  ) {
+    used = Math.max(used, Number(m[1])), committed = Math.max(committed, Number(m[2])), seen = true;
+  }
+  return seen ? { used, committed } : undefined;
+}
+
 /** One run in one workerd process (no Worker there: one thread); its peak after the run. */
-async function workerdRun(host: string, run: Run): Promise<RunResult & { idleMB: number }> {
+async function workerdRun(
+  host: string,
+  run: Run,
+): Promise<RunResult & { idleMB: number; heapMB?: { used: number; committed: number } }> {
   const dir = await Deno.makeTempDir({ prefix: "mesp-bench-remote-workerd-" });
   await Deno.writeTextFile(`${dir}/main.js`, WORKER);
   await Deno.writeTextFile(`${dir}/runner.js`, RUNNER);
@@ -428,12 +451,17 @@ async function workerdRun(host: string, run: Run): Promise<RunResult & { idleMB:
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
-  const child = new Deno.Command(WORKERD, {
-    args: ["serve", "config.capnp", "--socket-addr", `http=127.0.0.1:${port}`],
+  // stdout line-buffered (`stdbuf`, where there is one), so the GC trace is whole when the process is stopped
+  const serveArgs = ["serve", "config.capnp", "--socket-addr", `http=127.0.0.1:${port}`];
+  const stdbuf = await new Deno.Command("stdbuf", { args: ["--version"], stdout: "null", stderr: "null" })
+    .output().then((o) => o.success, () => false);
+  const child = new Deno.Command(stdbuf ? "stdbuf" : WORKERD, {
+    args: stdbuf ? ["-oL", WORKERD, ...serveArgs] : serveArgs,
     cwd: dir,
-    stdout: "null",
+    stdout: "piped",
     stderr: "null",
   }).spawn();
+  const trace = new Response(child.stdout).text();
   try {
     const url = `http://127.0.0.1:${port}/?${new URLSearchParams({ runs: JSON.stringify([run]) })}`;
     let up = false;
@@ -443,9 +471,14 @@ async function workerdRun(host: string, run: Run): Promise<RunResult & { idleMB:
     }
     const idleMB = await processPeakMB(child.pid);
     const [r] = await (await fetch(url)).json() as RunResult[];
-    return { ...r, peakMB: await processPeakMB(child.pid), idleMB };
-  } finally {
+    const peakMB = await processPeakMB(child.pid);
     child.kill();
+    await child.status;
+    return { ...r, peakMB, idleMB, heapMB: gcHeapPeak(await trace) };
+  } finally {
+    try {
+      child.kill();
+    } catch { /* stopped already */ }
     await child.status;
     await Deno.remove(dir, { recursive: true });
   }
@@ -576,9 +609,17 @@ for (const [label, rs] of Object.entries(results)) {
     // workerd: the process's growth over its idle size bounds what the isolate used (its heap and the wasm
     // memory, which a Worker's 128 MB counts, and the runtime's own buffers, which it does not)
     const idle = (r as { idleMB?: number }).idleMB;
+    const heap = (r as { heapMB?: { used: number; committed: number } }).heapMB;
     const above = idle === undefined || r.peakMB === undefined
       ? ""
-      : ` (at start ${idle.toFixed(1)}; ${(r.peakMB - idle).toFixed(1)} above)`;
+      : ` (at start ${idle.toFixed(1)}; ${(r.peakMB - idle).toFixed(1)} above${
+        heap
+          ? `; V8 heap at most ${heap.used.toFixed(1)} used, ${
+            heap.committed.toFixed(1)
+          } committed, + wasm ` +
+            `memory ${r.wasmMB?.toFixed(1)} = ${(heap.committed + (r.wasmMB ?? NaN)).toFixed(1)}`
+          : ""
+      })`;
     console.log(
       `| ${label} | ${r.name}${r.error ? " (failed)" : ""} | ${
         t.toFixed(3)
