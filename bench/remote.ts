@@ -65,6 +65,18 @@ const SPEC = {
       default: ["memory", "cacheapi", "opfs", "opfs-snapshots", "whole"],
       description: "the range caches the URL runs are repeated with",
     },
+    optimizer: {
+      type: "string",
+      choices: ["adamw", "sgd"],
+      default: "adamw",
+      description: "optimizer of every run (AdamW keeps two moments the size of the adapter)",
+    },
+    budget: {
+      type: "size",
+      description:
+        "arena budget of the library runs (train's `budget`: the fastest exact schedule that fits, e.g. fewer " +
+        "saved inputs; the same bits, so the CLI's losses still compare)",
+    },
     repeat: {
       type: "integer",
       default: 1,
@@ -80,7 +92,7 @@ const SPEC = {
 } as const satisfies CommandSpec;
 const args = benchArgs(SPEC);
 const model = args.model.replace(/\/$/, "");
-const { steps, seqLen, repeat } = args;
+const { steps, seqLen, repeat, optimizer, budget } = args;
 const chunks = args.chunks.map(Number);
 const runtimes: string[] = args.runtimes;
 const caches = args.caches as Run["cache"][];
@@ -93,7 +105,8 @@ const OPTIONS = {
   seed: 1,
   threads: 1,
   lora: { rank: 8, alpha: 16 },
-  optimizer: { name: "adamw", lr: 2e-4, schedule: "cosine" },
+  optimizer: { name: optimizer, lr: 2e-4, schedule: "cosine" },
+  budget,
 };
 const CLI_FLAGS = [
   "--steps",
@@ -109,7 +122,7 @@ const CLI_FLAGS = [
   "--alpha",
   "16",
   "--optimizer",
-  "adamw",
+  optimizer,
   "--lr",
   "0.0002",
   "--schedule",
@@ -136,6 +149,11 @@ interface RunResult {
   losses: number[];
   error?: string;
   peakMB?: number;
+  /** The library runs' arena and the schedule their budget bought (train's plan event). */
+  arenaMB?: number;
+  schedule?: string;
+  /** The size of the WebAssembly memory the run trained in. */
+  wasmMB?: number;
 }
 
 /**
@@ -169,13 +187,16 @@ export async function runAll(lib, { fetch, base, runs, options, kernels }) {
         });
       const pack = await lib.openPack(source);
       phase = "1";
+      let plan;
       const onEvent = (e) => {
+        if (e.type === "plan") plan = { arenaMB: e.bytes / 1e6, schedule: e.schedule };
         if (e.type !== "step") return;
         elapsed.push(e.elapsed);
         phase = String(e.step + 1);
       };
       const r = await lib.train(pack, data, [], { ...options, vocabChunk: run.vocabChunk, kernels, onEvent });
-      out.push({ name: run.name, elapsed, losses: r.losses });
+      // the trained parameters are a view of the engine's WebAssembly memory: its size
+      out.push({ name: run.name, elapsed, losses: r.losses, ...plan, wasmMB: r.params.buffer.byteLength / 1e6 });
     } catch (err) {
       out.push({ name: run.name, elapsed, losses: [], error: String(err?.stack ?? err) });
     }
@@ -366,6 +387,7 @@ using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [(name = "main", worker = .mesp), (name = "bench", external = (address = "${host}", http = ()))],
   sockets = [(name = "http", address = "127.0.0.1:0", http = (), service = "main")],
+  v8Flags = ["--trace-gc"],
 );
 const mesp :Workerd.Worker = (
   modules = [
@@ -397,8 +419,27 @@ export default {
 };
 `;
 
+/**
+ * The largest V8 heap (MB, used then committed) in `--trace-gc` lines ("Scavenge 9.6 (11.2) -> …"): the
+ * isolate's JavaScript heap before a collection, without its ArrayBuffers (the wasm memory among them).
+ */
+function gcHeapPeak(trace: string): { used: number; committed: number } | undefined {
+  let used = 0, committed = 0, seen = false;
+  for (
+    const m of trace.matchAll(
+      /: (?:Scavenge|Mark-Compact|Minor Mark-Sweep|Mark-Sweep)[^\d]*([\d.]+) \(([\d.]+)\) ->/g,
+    )
+  ) {
+    used = Math.max(used, Number(m[1])), committed = Math.max(committed, Number(m[2])), seen = true;
+  }
+  return seen ? { used, committed } : undefined;
+}
+
 /** One run in one workerd process (no Worker there: one thread); its peak after the run. */
-async function workerdRun(host: string, run: Run): Promise<RunResult & { idleMB: number }> {
+async function workerdRun(
+  host: string,
+  run: Run,
+): Promise<RunResult & { idleMB: number; heapMB?: { used: number; committed: number } }> {
   const dir = await Deno.makeTempDir({ prefix: "mesp-bench-remote-workerd-" });
   await Deno.writeTextFile(`${dir}/main.js`, WORKER);
   await Deno.writeTextFile(`${dir}/runner.js`, RUNNER);
@@ -410,12 +451,17 @@ async function workerdRun(host: string, run: Run): Promise<RunResult & { idleMB:
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
-  const child = new Deno.Command(WORKERD, {
-    args: ["serve", "config.capnp", "--socket-addr", `http=127.0.0.1:${port}`],
+  // stdout line-buffered (`stdbuf`, where there is one), so the GC trace is whole when the process is stopped
+  const serveArgs = ["serve", "config.capnp", "--socket-addr", `http=127.0.0.1:${port}`];
+  const stdbuf = await new Deno.Command("stdbuf", { args: ["--version"], stdout: "null", stderr: "null" })
+    .output().then((o) => o.success, () => false);
+  const child = new Deno.Command(stdbuf ? "stdbuf" : WORKERD, {
+    args: stdbuf ? ["-oL", WORKERD, ...serveArgs] : serveArgs,
     cwd: dir,
-    stdout: "null",
+    stdout: "piped",
     stderr: "null",
   }).spawn();
+  const trace = new Response(child.stdout).text();
   try {
     const url = `http://127.0.0.1:${port}/?${new URLSearchParams({ runs: JSON.stringify([run]) })}`;
     let up = false;
@@ -425,9 +471,14 @@ async function workerdRun(host: string, run: Run): Promise<RunResult & { idleMB:
     }
     const idleMB = await processPeakMB(child.pid);
     const [r] = await (await fetch(url)).json() as RunResult[];
-    return { ...r, peakMB: await processPeakMB(child.pid), idleMB };
-  } finally {
+    const peakMB = await processPeakMB(child.pid);
     child.kill();
+    await child.status;
+    return { ...r, peakMB, idleMB, heapMB: gcHeapPeak(await trace) };
+  } finally {
+    try {
+      child.kill();
+    } catch { /* stopped already */ }
     await child.status;
     await Deno.remove(dir, { recursive: true });
   }
@@ -497,7 +548,8 @@ if (errors.length) console.error(errors.join("\n"));
 const mb = (b: number) => (b / 1e6).toFixed(1);
 console.log(
   `# ${cpu}, load average ${load} at the start; ${model}, pack ${mb(packBytes.length)} MB, ` +
-    `T ${seqLen}, ${steps} steps, 1 thread, AdamW rank 8 on all targets`,
+    `T ${seqLen}, ${steps} steps, 1 thread, ${optimizer === "sgd" ? "SGD" : "AdamW"} rank 8 on all targets` +
+    (budget === undefined ? "" : `, arena budget ${mb(budget)} MB`),
 );
 console.log("\n## Requests and bytes per step (counted by the server)\n");
 console.log(
@@ -534,13 +586,13 @@ for (const r of results.workerd ?? []) {
 }
 
 console.log("\n## Step time (median of steps 2…N, s) and peak memory\n");
-console.log("| runtime | run | s/step | URL / memory | peak MB | losses |");
-console.log("|---|---|---:|---:|---:|---|");
+console.log("| runtime | run | s/step | URL / memory | peak MB | arena MB | losses |");
+console.log("|---|---|---:|---:|---:|---:|---|");
 const fmtLosses = (l: number[]) => l.map((x) => x.toFixed(5)).join(" ");
 console.log(
   `| CLI (local file) | vocabChunk 512 | ${stepTime(cli.elapsed).toFixed(3)} | | ${
     cli.peakMB?.toFixed(1)
-  } | ` +
+  } | | ` +
     `${fmtLosses(cli.losses)} |`,
 );
 /** Median step time of a run over all its rounds (steps 2…N of each). */
@@ -554,11 +606,27 @@ for (const [label, rs] of Object.entries(results)) {
     const t = roundsStepTime(rs, r.name);
     const ratio = memory && r !== memory ? (t / roundsStepTime(rs, "memory")).toFixed(2) + "×" : "";
     const peak = r.peakMB === undefined ? "" : r.peakMB.toFixed(1);
+    // workerd: the process's growth over its idle size bounds what the isolate used (its heap and the wasm
+    // memory, which a Worker's 128 MB counts, and the runtime's own buffers, which it does not)
     const idle = (r as { idleMB?: number }).idleMB;
+    const heap = (r as { heapMB?: { used: number; committed: number } }).heapMB;
+    const above = idle === undefined || r.peakMB === undefined
+      ? ""
+      : ` (at start ${idle.toFixed(1)}; ${(r.peakMB - idle).toFixed(1)} above${
+        heap
+          ? `; V8 heap at most ${heap.used.toFixed(1)} used, ${
+            heap.committed.toFixed(1)
+          } committed, + wasm ` +
+            `memory ${r.wasmMB?.toFixed(1)} = ${(heap.committed + (r.wasmMB ?? NaN)).toFixed(1)}`
+          : ""
+      })`;
     console.log(
-      `| ${label} | ${r.name}${r.error ? " (failed)" : ""} | ${t.toFixed(3)} | ${ratio} | ${peak}` +
-        `${idle === undefined ? "" : ` (at start ${idle.toFixed(1)})`} | ${fmtLosses(r.losses)} |`,
+      `| ${label} | ${r.name}${r.error ? " (failed)" : ""} | ${
+        t.toFixed(3)
+      } | ${ratio} | ${peak}${above} | ` +
+        `${r.arenaMB?.toFixed(1) ?? ""} | ${fmtLosses(r.losses)} |`,
     );
+    if (r.schedule && label === "workerd") console.log(`|  |  schedule: ${r.schedule} | | | | | |`);
   }
 }
 const printed = (l: number[]) => l.map((x) => x.toFixed(5)).join();

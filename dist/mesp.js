@@ -744,6 +744,7 @@ function blobSource(blob, name) {
     }
   };
 }
+var REQUEST_BYTES = 1 << 20;
 var CONTENT_RANGE = /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i;
 var UNSATISFIED_RANGE = /^\s*bytes\s+\*\/(\d+)\s*$/i;
 function fetchSource(url, options = {}) {
@@ -895,6 +896,7 @@ function fetchSource(url, options = {}) {
   let identified;
   return {
     name,
+    requestBytes: options.requestBytes ?? REQUEST_BYTES,
     size() {
       sizePromise ??= probeSize();
       return sizePromise;
@@ -3320,6 +3322,7 @@ function copiesQuantized(cfg, format) {
 var MAGIC2 = "MESPPACK";
 var VERSION = 5;
 var PRELUDE_BYTES = 16;
+var HEADER_READ_BYTES = 16 << 10;
 function planPack(cfg, format, mlpChunk = MLP_CHUNK, vocabBlock = VOCAB_BLOCK) {
   const bf16Scales = copiesQuantized(cfg, format);
   const layout = layerLayout(cfg, format, bf16Scales, mlpChunk);
@@ -3393,6 +3396,7 @@ function encodePackHeader(header) {
 }
 async function readPackHeader(source, size) {
   if (size < PRELUDE_BYTES) throw new StalePackError(`${source.name}: not a mesp pack (too short)`);
+  source.expect?.(0, Math.min(size, HEADER_READ_BYTES));
   const pre = new Uint8Array(PRELUDE_BYTES);
   await source.read(0, pre);
   if (new TextDecoder().decode(pre.subarray(0, 8)) !== MAGIC2) {
@@ -3423,6 +3427,8 @@ var VocabReader = class {
   #bases;
   #checks;
   #gapBytes;
+  /** Rows a gathered range may span at most (no limit where a request is dear: one response streams it). */
+  #mostBytes;
   #sum = new Checksum();
   #staging = new Uint8Array(0);
   /** Scales and biases of a chunk, moved aside while its rows are rearranged in place. */
@@ -3441,8 +3447,10 @@ var VocabReader = class {
   #ahead = [];
   #queue = Promise.resolve();
   #busy = false;
-  constructor(source, slot, blocks, bases, checks, gapBytes = GATHER_GAP_BYTES) {
-    this.#gapBytes = gapBytes;
+  constructor(source, slot, blocks, bases, checks, gapBytes) {
+    const request = source.requestBytes ?? 0;
+    this.#gapBytes = gapBytes ?? Math.max(GATHER_GAP_BYTES, request);
+    this.#mostBytes = request > 0 ? Infinity : Math.max(STAGING_BYTES, this.#gapBytes);
     this.#source = source;
     this.#slot = slot;
     this.#blocks = blocks;
@@ -3625,7 +3633,7 @@ var VocabReader = class {
     next.ids.set(sorted.subarray(0, u));
     next.count = u;
     const gap = Math.floor(this.#gapBytes / stride);
-    const most = Math.max(1, Math.floor(Math.max(STAGING_BYTES, this.#gapBytes) / stride));
+    const most = Math.max(1, Math.floor(this.#mostBytes / stride));
     let runStart = -1, runEnd = -1, firstId = 0;
     const flush = async (upTo) => {
       if (runStart < 0) return;
@@ -3733,6 +3741,11 @@ async function openPack(source, options = {}) {
   const layout = layerLayout(cfg, header.format, header.bf16Scales, header.mlpChunk);
   const vocab = vocabSlot(cfg.vocabSize, cfg.hiddenSize, header.format, header.bf16Scales);
   const blocks = vocabBlocks(cfg, vocab, header.vocabBlock, blockCount(cfg.numLayers, layout.chunks.length));
+  const norm = new Uint8Array(cfg.hiddenSize * 4), table = header.checksums;
+  if (table && table.offset - (header.norm.offset + norm.length) <= (source.requestBytes ?? 0)) {
+    source.expect?.(header.norm.offset, table.offset + table.bytes);
+  }
+  await source.read(header.norm.offset, norm);
   const verify = blockVerifier(source, header, layout, blocks, await readChecksums(source, header, blocks));
   const rows = new VocabReader(source, vocab, blocks, [
     header.embed.offset,
@@ -3761,11 +3774,14 @@ async function openPack(source, options = {}) {
         layout.chunks.forEach((ch, c) => verify.block(l, 1 + c, into.subarray(ch.offset, ch.offset + ch.bytes)));
       });
     },
-    readAttention: (l, into) => {
+    readAttention: (l, into, through = l) => {
       if (into.length !== layout.attentionBytes) {
         throw new Error(`attention buffer must be ${layout.attentionBytes} bytes`);
       }
-      source.expect?.(header.layers[l].offset, layerEnd(l));
+      if (!(Number.isInteger(through) && through >= l && through < cfg.numLayers)) {
+        throw new Error(`layers ${l}\u2026${through} are not a run of this model's ${cfg.numLayers} layers`);
+      }
+      source.expect?.(header.layers[l].offset, layerEnd(through));
       return source.read(header.layers[l].offset, into).then(() => verify.block(l, 0, into));
     },
     readMlpChunk: (l, c, into) => {
@@ -3775,8 +3791,13 @@ async function openPack(source, options = {}) {
       return source.read(header.layers[l].offset + ch.offset, into).then(() => verify.block(l, 1 + c, into));
     },
     readNorm: (into) => {
-      const bytes = new Uint8Array(into.buffer, into.byteOffset, cfg.hiddenSize * 4);
-      return source.read(header.norm.offset, bytes).then(() => verify.norm(bytes));
+      try {
+        verify.norm(norm);
+        new Uint8Array(into.buffer, into.byteOffset, norm.length).set(norm);
+        return Promise.resolve();
+      } catch (err) {
+        return Promise.reject(err);
+      }
     },
     readVocabRows(r0, r1, into, head = false) {
       try {
@@ -6395,15 +6416,18 @@ var WeightStream = class {
     this.#layerBase = base;
     setBase(this.#attentionRel, base);
   }
-  /** Makes layer `l`'s attention block current (reads it into its slot unless resident or already there). */
-  async loadLayer(l) {
+  /**
+   * Makes layer `l`'s attention block current (reads it into its slot unless resident or already there).
+   * `through`: layers l + 1…through are loaded right after this one, in order (see `Pack.readAttention`).
+   */
+  async loadLayer(l, through = l) {
     if (this.#resident) {
       this.#setLayerBase(this.#layerAt(l));
       return;
     }
     if (this.loadedLayer !== l) {
       this.loadedLayer = -1;
-      await this.#pack.readAttention(l, this.#attnView);
+      await this.#pack.readAttention(l, this.#attnView, through);
       this.loadedLayer = l;
     }
     this.#mlpReads.prefetch(l * this.chunks.length);
@@ -6489,6 +6513,23 @@ function scratchRef() {
 }
 
 // src/engine/recompute.ts
+function order(slots, saveAt, backward, recomputed) {
+  const through = new Array(backward.length).fill(-1);
+  let next = -1, nextThrough = -1;
+  for (let i = backward.length - 1; i >= 0; i--) {
+    const s = backward[i];
+    if (s.kind !== "forward" && s.kind !== "backward") continue;
+    through[i] = next === s.layer + 1 || next === s.layer ? nextThrough : s.layer;
+    next = s.layer, nextThrough = through[i];
+  }
+  return {
+    slots,
+    saveAt,
+    backward,
+    recomputed,
+    through
+  };
+}
 function everyKth(layers, k) {
   if (!Number.isInteger(k) || k < 1) {
     throw new Error(`saved-input interval must be a positive integer, got ${k}`);
@@ -6526,12 +6567,7 @@ function everyKth(layers, k) {
       slot: slot(l)
     });
   }
-  return {
-    slots: kept2 + k - 1,
-    saveAt,
-    backward,
-    recomputed
-  };
+  return order(kept2 + k - 1, saveAt, backward, recomputed);
 }
 var tables = /* @__PURE__ */ new Map();
 function recomputeTable(layers) {
@@ -6649,12 +6685,7 @@ function fewestRecomputes(layers, slots) {
     backStretch(a, n, slot);
     free.push(slot);
   }
-  return {
-    slots,
-    saveAt,
-    backward: steps,
-    recomputed
-  };
+  return order(slots, saveAt, steps, recomputed);
 }
 function recomputeOrder(layers, o) {
   if (o.savedInputs === void 0) return everyKth(layers, o.savedInputEvery ?? 1);
@@ -6888,10 +6919,10 @@ function trainRegions(o, D, add, view) {
   if (!lora) throw new Error("training needs a LoRA layout");
   const bf16 = o.savedInputDtype === "bf16";
   const every = o.savedInputEvery ?? 1;
-  const order = recomputeOrder(L, o);
+  const order2 = recomputeOrder(L, o);
   const spill = o.spill ?? false;
   if (!spill) {
-    add("saved", order.slots * T * d * (bf16 ? 2 : 4), `saved layer inputs, ${order.slots} \xD7 [T, d] (${bf16 ? "bf16" : "f32"}${order.recomputed ? `; ${order.recomputed} layer forwards recomputed` : ""})`);
+    add("saved", order2.slots * T * d * (bf16 ? 2 : 4), `saved layer inputs, ${order2.slots} \xD7 [T, d] (${bf16 ? "bf16" : "f32"}${order2.recomputed ? `; ${order2.recomputed} layer forwards recomputed` : ""})`);
   }
   add("mlp.m", T * Math.max(C, T) * f, `SwiGLU output / its gradient [T, ${C}]; then d(scores) [T, T]`);
   add("grad.x", T * d * f, "gradient of the residual stream [T, d]");
@@ -6906,7 +6937,7 @@ function trainRegions(o, D, add, view) {
         throw new Error(`keep.${what} must be a whole number of layers in 0\u2026${L}, got ${n}`);
       }
     }
-    if ((o.method ?? "mesp") !== "mesp" || bf16 || every !== 1 || order.slots < L) {
+    if ((o.method ?? "mesp") !== "mesp" || bf16 || every !== 1 || order2.slots < L) {
       throw new Error("kept forward tensors need MeSP with every layer's input saved in f32");
     }
     const kept2 = keptFloats(D);
@@ -6990,11 +7021,11 @@ function costOf(cfg, o, choice, base = 0) {
     ...o,
     ...choice
   };
-  const order = recomputeOrder(dims(cfg, o).L, planned);
+  const order2 = recomputeOrder(dims(cfg, o).L, planned);
   return {
     ...choice,
-    slots: order.slots,
-    recomputed: order.recomputed,
+    slots: order2.slots,
+    recomputed: order2.recomputed,
     arenaBytes: planMemory(planBuffers(cfg, planned).regions, {
       base
     }).bytes,
@@ -7389,9 +7420,12 @@ var Engine = class _Engine {
   schedule() {
     return scheduleOf(this.cfg, enginePlanOptions(this.pack, this.options, this.arena.region("gemm.scratch").bytes));
   }
-  /** Makes layer `l`'s weights and (spilled) adapter the ones in use, before the layer runs. */
-  async loadLayer(l) {
-    await this.weights.loadLayer(l);
+  /**
+   * Makes layer `l`'s weights and (spilled) adapter the ones in use, before the layer runs; `through`: layers
+   * l + 1…through are loaded right after, in order (a remote pack reads them as one response).
+   */
+  async loadLayer(l, through = l) {
+    await this.weights.loadLayer(l, through);
     this.spill?.loadAdapter(l);
   }
   /** Descriptors of layer `l`'s linears. */
@@ -7611,7 +7645,7 @@ function finalNorm(e, T) {
 async function forward(e, ids, T) {
   await embed(e, ids, T);
   for (let l = 0; l < e.D.L; l++) {
-    await e.loadLayer(l);
+    await e.loadLayer(l, e.D.L - 1);
     await layerForward(e, l, T);
   }
   finalNorm(e, T);
@@ -7987,12 +8021,12 @@ async function lossForwardBackward(e, T) {
 
 // src/engine/step.ts
 async function forwardBackward(e, bw, ids, trained, T, afterLayer) {
-  const { L } = e.D, order = e.recompute;
+  const { L } = e.D, order2 = e.recompute;
   if (T > e.D.T) throw new Error(`sequence of ${T} tokens is longer than the plan's ${e.D.T}`);
   await embed(e, ids, T);
   for (let l = 0; l < L; l++) {
-    if (order.saveAt[l] >= 0) saveInput(e, order.saveAt[l], T);
-    await e.loadLayer(l);
+    if (order2.saveAt[l] >= 0) saveInput(e, order2.saveAt[l], T);
+    await e.loadLayer(l, L - 1);
     await trainingLayerForward(e, l, T);
   }
   finalNorm(e, T);
@@ -8000,11 +8034,12 @@ async function forwardBackward(e, bw, ids, trained, T, afterLayer) {
   if (tokens === 0) throw new Error("the sequence has no trained tokens");
   await lossForwardBackward(e, T);
   const { sum } = lossSum(e, T);
-  for (const s of order.backward) {
+  for (let i = 0; i < order2.backward.length; i++) {
+    const s = order2.backward[i];
     if (s.kind === "restore") restoreInput(e, s.slot, T);
     else if (s.kind === "save") saveInput(e, s.slot, T);
     else {
-      await e.loadLayer(s.layer);
+      await e.loadLayer(s.layer, order2.through[i]);
       if (s.kind === "forward") await layerForward(e, s.layer, T);
       else {
         await bw.layerBackward(s.layer, T, s.slot);
@@ -8411,17 +8446,17 @@ function loraInitializer(layout, seed) {
 
 // src/run/train.ts
 function epochOrder(n, seed, epoch) {
-  const order = Uint32Array.from({
+  const order2 = Uint32Array.from({
     length: n
   }, (_, i) => i);
   const random = seededRandom((seed ^ Math.imul(epoch + 1, 668265261)) >>> 0);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
-    const t = order[i];
-    order[i] = order[j];
-    order[j] = t;
+    const t = order2[i];
+    order2[i] = order2[j];
+    order2[j] = t;
   }
-  return order;
+  return order2;
 }
 function checkHyperparameters(o, zoEps, clip) {
   const fail = (what, v, want) => {
@@ -8590,20 +8625,20 @@ async function train(pack, data, val, options) {
     }, {
       mebp: method === "mebp"
     });
-    let order = epochOrder(data.length, seed, epoch);
+    let order2 = epochOrder(data.length, seed, epoch);
     let nextOrder;
     let lastIndex = 0;
     const next = () => {
       if (cursor >= data.length) {
         epoch++;
         cursor = 0;
-        order = nextOrder ?? epochOrder(data.length, seed, epoch);
+        order2 = nextOrder ?? epochOrder(data.length, seed, epoch);
         nextOrder = void 0;
       }
-      lastIndex = order[cursor++];
+      lastIndex = order2[cursor++];
       return data[lastIndex];
     };
-    const peek = () => data[cursor < data.length ? order[cursor] : (nextOrder ??= epochOrder(data.length, seed, epoch + 1))[0]];
+    const peek = () => data[cursor < data.length ? order2[cursor] : (nextOrder ??= epochOrder(data.length, seed, epoch + 1))[0]];
     const snapshot = () => ({
       step,
       epoch,
@@ -8857,7 +8892,7 @@ async function* generate(pack, prompt, options = {}) {
     for (let n = 0; n < maxTokens; n++) {
       await embed(e, ids, T);
       for (let l = 0; l < L; l++) {
-        await e.loadLayer(l);
+        await e.loadLayer(l, L - 1);
         await layerForward(e, l, T, pos, cache(l));
       }
       finalNorm(e, T);

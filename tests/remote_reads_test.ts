@@ -14,18 +14,25 @@ import { layerLayout, type PackFormat, vocabSlot } from "../src/model/pack_layou
 import { readModelConfig } from "../src/model/pack_files.ts";
 import { writePack } from "../src/model/pack_writer.ts";
 import { openCheckpoint } from "../src/model/safetensors.ts";
-import { train } from "../src/run/train.ts";
+import { train, type TrainOptions } from "../src/run/train.ts";
+import { type RecomputeOrder, recomputeOrder } from "../src/engine/recompute.ts";
 import { evaluate } from "../src/run/evaluate.ts";
 
 /** Requests (and bytes asked for) per phase: "open", then the step in progress. */
 type Counts = Map<string, { requests: number; bytes: number }>;
 
-async function run(source: WeightSource, data: ReturnType<typeof sequences>, counter?: { phase: string }) {
+async function run(
+  source: WeightSource,
+  data: ReturnType<typeof sequences>,
+  counter?: { phase: string },
+  options: Partial<TrainOptions> = {},
+) {
   const pack = await openPack(source);
   if (counter) counter.phase = "1";
   const r = await train(pack, data, [], {
     ...OPTIONS,
     vocabChunk: 512,
+    ...options,
     onEvent: (e) => {
       if (e.type === "step" && counter) counter.phase = String(e.step + 1);
     },
@@ -33,7 +40,34 @@ async function run(source: WeightSource, data: ReturnType<typeof sequences>, cou
   return { losses: r.losses, params: bits(r.params) };
 }
 
-Deno.test("remote pack: a step makes one request per layer and pass, one for the vocabulary, none for the next step's token rows; same bits as the file", async () => {
+/** A fetch that counts requests and the bytes they ask for into `counts`, under the counter's phase. */
+const counted = (counts: Counts, counter: { phase: string }): typeof fetch => (input, init) => {
+  const range = /bytes=(\d+)-(\d+)/.exec(new Headers(init?.headers).get("range") ?? "");
+  const c = counts.get(counter.phase) ?? { requests: 0, bytes: 0 };
+  c.requests++;
+  if (range) c.bytes += Number(range[2]) - Number(range[1]) + 1;
+  counts.set(counter.phase, c);
+  return fetch(input, init);
+};
+
+/**
+ * The layers a step after the first reads, in order, for a recompute order: the forward's 0…L−1 then the
+ * backward's loads, each a read unless its layer is the one loaded last (layer 0 stays from the step before).
+ */
+function layerReads(L: number, order: RecomputeOrder): number[] {
+  const loads = [
+    ...Array(L).keys(),
+    ...order.backward.flatMap((s) => s.kind === "forward" || s.kind === "backward" ? [s.layer] : []),
+  ];
+  return loads.filter((l, i) => l !== (i === 0 ? 0 : loads[i - 1]));
+}
+
+/** How many runs of layers going up one at a time `reads` makes (each one response). */
+function runsOf(reads: number[]): number {
+  return reads.filter((l, i) => i === 0 || reads[i - 1] !== l - 1).length;
+}
+
+Deno.test("remote pack: opening is 3 requests; a step one response per run of layers going up, one per layer going down, one for the vocabulary, none for the next step's token rows; same bits as the file", async () => {
   const ref = await tinyRun();
   const server = serveDir(ref.dir);
   try {
@@ -47,14 +81,6 @@ Deno.test("remote pack: a step makes one request per layer and pass, one for the
     const local = await run(fileSource(path), [A, B]);
     const localOne = await run(fileSource(path), [A]);
 
-    const counted = (counts: Counts, counter: { phase: string }): typeof fetch => (input, init) => {
-      const range = /bytes=(\d+)-(\d+)/.exec(new Headers(init?.headers).get("range") ?? "");
-      const c = counts.get(counter.phase) ?? { requests: 0, bytes: 0 };
-      c.requests++;
-      if (range) c.bytes += Number(range[2]) - Number(range[1]) + 1;
-      counts.set(counter.phase, c);
-      return fetch(input, init);
-    };
     const url = `${server.origin}/${ref.pack}`;
     const plain: Counts = new Map(), cached: Counts = new Map();
     const c1 = { phase: "open" }, c2 = { phase: "open" };
@@ -72,35 +98,44 @@ Deno.test("remote pack: a step makes one request per layer and pass, one for the
     // vocabulary once (the loss), and the step's token rows (tied: the target rows are among them)
     const pack = await openPack(fileSource(path));
     const { config: cfg, header } = pack;
+    const L = cfg.numLayers;
     const layout = layerLayout(cfg, header.format, header.bf16Scales, header.mlpChunk);
     const v = vocabSlot(cfg.vocabSize, cfg.hiddenSize, header.format, header.bf16Scales);
     pack.source.close?.();
-    assertEquals([cfg.tieWordEmbeddings, cfg.vocabSize, layout.chunks.length], [true, V, 1]);
-    // the token rows: sorted, once each, rows closer than 64 KB read as one range of at most 1 MB
-    const tokenReads = (ids: Int32Array) => {
-      const sorted = [...new Set(ids)].sort((x, y) => x - y);
+    assertEquals([cfg.tieWordEmbeddings, cfg.vocabSize, layout.chunks.length, L], [true, V, 1, 4]);
+    // opening: the size (HEAD), the prelude and header (one response), the final norm and the checksum
+    // table after it (one response)
+    assertEquals(plain.get("open")?.requests, 3, "opening the pack");
+    // the first step's token rows: sorted, once each, widened to their whole checksum blocks (none is
+    // verified yet), rows closer than a request's worth (1 MB) read as one range, however long
+    const firstGather = (ids: Int32Array) => {
+      const gap = Math.floor((1 << 20) / v.rowStride), rows = header.vocabBlock;
+      const blocks = [...new Set([...ids].map((id) => Math.floor(id / rows)))].sort((x, y) => x - y);
       let requests = 0, bytes = 0, start = -1, end = -1;
-      for (const id of sorted) {
-        if (start >= 0 && (id - end) * v.rowStride <= 64 << 10 && (id + 1 - start) * v.rowStride <= 1 << 20) {
-          end = id + 1;
+      for (const b of blocks) {
+        const lo = b * rows, hi = Math.min(V, lo + rows);
+        if (start >= 0 && lo - end <= gap) {
+          end = hi;
           continue;
         }
         if (start >= 0) bytes += (end - start) * v.rowStride;
-        requests++, start = id, end = id + 1;
+        requests++, start = lo, end = hi;
       }
       return { requests, bytes: bytes + (end - start) * v.rowStride };
     };
-    const fixed = {
-      requests: 2 * (cfg.numLayers - 1) + 1,
-      bytes: 2 * (cfg.numLayers - 1) * layout.bytes + cfg.vocabSize * v.rowStride,
-    };
-    // step 1 gathers its own rows; its loss's pass over the vocabulary keeps step 2's (announced by train),
-    // so step 2 reads only the layers and the vocabulary
-    const step1 = plain.get("1")!, step2 = plain.get("2")!;
-    assertEquals(step2, fixed, "step 2: no token-row reads");
-    assert(step1.requests > fixed.requests + tokenReads(A.ids).requests - 1, "step 1 gathers its rows");
-    // evaluation likewise: the second sequence's rows came with the first's loss pass, so it reads each
-    // layer once (a forward only) and the vocabulary, and the losses are the file's
+    const vocabBytes = cfg.vocabSize * v.rowStride;
+    // the forward's layers 1…L−1 one response, the backward's L−2…0 one each, the vocabulary one
+    const later = { requests: 1 + (L - 1) + 1, bytes: 2 * (L - 1) * layout.bytes + vocabBytes };
+    // step 1 gathers its own rows (its loss's pass over the vocabulary keeps step 2's, announced by train)
+    // and reads layer 0 in its forward too, still one response
+    const gather = firstGather(A.ids);
+    assertEquals(plain.get("1"), {
+      requests: later.requests + gather.requests,
+      bytes: later.bytes + layout.bytes + gather.bytes,
+    }, "step 1");
+    assertEquals(plain.get("2"), later, "step 2: no token-row reads");
+    // evaluation likewise: the second sequence's rows came with the first's loss pass, so it reads the
+    // layers in one response (a forward only) and the vocabulary in another, and the losses are the file's
     const evalCounts: Counts = new Map(), c3 = { phase: "open" };
     const evalRun = async (source: WeightSource, counter?: { phase: string }) => {
       const p = await openPack(source);
@@ -116,12 +151,41 @@ Deno.test("remote pack: a step makes one request per layer and pass, one for the
       "URL and file evaluate to the same bits",
     );
     assertEquals(evalCounts.get("2"), {
-      requests: cfg.numLayers + 1,
-      bytes: cfg.numLayers * layout.bytes + cfg.vocabSize * v.rowStride,
+      requests: 2,
+      bytes: L * layout.bytes + vocabBytes,
     }, "evaluation, sequence 2: no token-row reads");
     // with a cache (the same sequence every step), steps after the first read nothing remotely
     assertEquals([cached.get("2"), cached.get("3")], [undefined, undefined], "steps 2, 3 with a cache");
     assert((cached.get("1")?.requests ?? 0) > 0);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("remote pack, fewer saved inputs: each run of layers the recomputing backward goes up through is one response, and nothing is asked for beyond what is read; same bits as the file", async () => {
+  const ref = await tinyRun();
+  const server = serveDir(ref.dir);
+  try {
+    const path = `${ref.dir}/${ref.pack}`;
+    const data = sequences(await Deno.readFile(`${ref.dir}/${ref.tokens}`)).slice(0, 1);
+    const pack = await openPack(fileSource(path));
+    const { config: cfg, header } = pack;
+    const layout = layerLayout(cfg, header.format, header.bf16Scales, header.mlpChunk);
+    const v = vocabSlot(cfg.vocabSize, cfg.hiddenSize, header.format, header.bf16Scales);
+    pack.source.close?.();
+    for (const options of [{ savedInputs: 2 }, { savedInputEvery: 2 }, { savedInputEvery: 3 }]) {
+      const what = JSON.stringify(options);
+      const counts: Counts = new Map(), counter = { phase: "open" };
+      const source = fetchSource(`${server.origin}/${ref.pack}`, { fetch: counted(counts, counter) });
+      const remote = await run(source, data, counter, options);
+      assertEquals(remote, await run(fileSource(path), data, undefined, options), `${what}: same bits`);
+      const reads = layerReads(cfg.numLayers, recomputeOrder(cfg.numLayers, options));
+      assert(runsOf(reads) < reads.length - 1, `${what}: the backward goes up somewhere`);
+      assertEquals(counts.get("2"), {
+        requests: runsOf(reads) + 1,
+        bytes: reads.length * layout.bytes + cfg.vocabSize * v.rowStride,
+      }, `${what}: step 2`);
+    }
   } finally {
     await server.close();
   }
@@ -186,9 +250,11 @@ Deno.test("prefetchRows: sorted token rows closer than the gap are one request; 
       await pack.readVocabRows(id, id + 1, v);
       return [...v.data, ...v.scales, ...v.biases];
     };
-    // rows 10 and 20 lie 360 bytes apart, 3000 is 107 KB on, 50000 another 1.7 MB
-    const ids = Int32Array.from([50000, 20, 3000, 10, 20, -1, V]);
-    for (const [gap, want] of [[undefined, 3], [1 << 20, 2]] as const) {
+    // rows 10 and 20 lie 360 bytes apart, 3000 is 107 KB on, 50000 another 1.7 MB; 60000 to 135000 follow
+    // 0.9 MB apart. A remote source's request is worth 1 MB: rows closer than that are one range however
+    // long it grows (3 MB here; a local source's ranges stop at 1 MB); with a gap of 64 KB they are 7
+    const ids = Int32Array.from([50000, 20, 3000, 10, 20, -1, V, 60000, 85000, 110000, 135000]);
+    for (const [gap, want] of [[undefined, 2], [64 << 10, 7], [1 << 20, 2]] as const) {
       let requests = 0;
       const counting: typeof fetch = (input, init) => (requests++, fetch(input, init));
       const pack = await openPack(fetchSource(`${server.origin}/${ref.pack}`, { fetch: counting }), {
@@ -207,7 +273,7 @@ Deno.test("prefetchRows: sorted token rows closer than the gap are one request; 
       const before = requests;
       await pack.prefetchRows(ids, ids.length);
       assertEquals(requests - before, want, `gap ${gap ?? "default"}`);
-      for (const id of [10, 20, 3000, 50000]) {
+      for (const id of [10, 20, 3000, 50000, 60000, 85000, 135000]) {
         assertEquals(await row(pack, id), await row(local, id), `row ${id}`);
       }
       assertEquals(requests - before, want, "gathered rows are read locally");

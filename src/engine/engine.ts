@@ -248,9 +248,12 @@ export class Engine {
     );
   }
 
-  /** Makes layer `l`'s weights and (spilled) adapter the ones in use, before the layer runs. */
-  async loadLayer(l: number): Promise<void> {
-    await this.weights.loadLayer(l);
+  /**
+   * Makes layer `l`'s weights and (spilled) adapter the ones in use, before the layer runs; `through`: layers
+   * l + 1…through are loaded right after, in order (a remote pack reads them as one response).
+   */
+  async loadLayer(l: number, through = l): Promise<void> {
+    await this.weights.loadLayer(l, through);
     this.spill?.loadAdapter(l);
   }
 

@@ -286,7 +286,7 @@ export function finalNorm(e: Engine, T: number): void {
 export async function forward(e: Engine, ids: ArrayLike<number>, T: number): Promise<void> {
   await embed(e, ids, T);
   for (let l = 0; l < e.D.L; l++) {
-    await e.loadLayer(l);
+    await e.loadLayer(l, e.D.L - 1);
     await layerForward(e, l, T);
   }
   finalNorm(e, T);

@@ -42,6 +42,32 @@ export interface RecomputeOrder {
   backward: readonly RecomputeStep[];
   /** Layer forwards the backward runs (beyond each layer's own recompute inside its backward). */
   recomputed: number;
+  /**
+   * Per backward step that loads a layer (`forward`, `backward`): the last layer of the run of loads from
+   * there that go up one layer at a time (a load of the layer just loaded, which reads nothing, continues
+   * the run; its own layer when the next load is below), so that a remote pack reads that run of layers as
+   * one response; −1 for the other steps.
+   */
+  through: readonly number[];
+}
+
+/** The order of these steps, with the runs of layers its loads go up through (`through`). */
+function order(
+  slots: number,
+  saveAt: number[],
+  backward: RecomputeStep[],
+  recomputed: number,
+): RecomputeOrder {
+  const through = new Array<number>(backward.length).fill(-1);
+  // from the last step back: the next load's layer and its run's last layer
+  let next = -1, nextThrough = -1;
+  for (let i = backward.length - 1; i >= 0; i--) {
+    const s = backward[i];
+    if (s.kind !== "forward" && s.kind !== "backward") continue;
+    through[i] = next === s.layer + 1 || next === s.layer ? nextThrough : s.layer;
+    next = s.layer, nextThrough = through[i];
+  }
+  return { slots, saveAt, backward, recomputed, through };
 }
 
 /** Every k-th layer's input, the segments re-run once in the backward (the order of `--ckpt-every k`). */
@@ -65,7 +91,7 @@ export function everyKth(layers: number, k: number): RecomputeOrder {
     }
     for (let l = l1 - 1; l >= l0; l--) backward.push({ kind: "backward", layer: l, slot: slot(l) });
   }
-  return { slots: kept + k - 1, saveAt, backward, recomputed };
+  return order(kept + k - 1, saveAt, backward, recomputed);
 }
 
 /**
@@ -167,7 +193,7 @@ export function fewestRecomputes(layers: number, slots: number): RecomputeOrder 
     backStretch(a, n, slot);
     free.push(slot);
   }
-  return { slots, saveAt, backward: steps, recomputed };
+  return order(slots, saveAt, steps, recomputed);
 }
 
 /**

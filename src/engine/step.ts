@@ -38,7 +38,7 @@ export async function forwardBackward(
   await embed(e, ids, T);
   for (let l = 0; l < L; l++) {
     if (order.saveAt[l] >= 0) saveInput(e, order.saveAt[l], T);
-    await e.loadLayer(l);
+    await e.loadLayer(l, L - 1);
     await trainingLayerForward(e, l, T);
   }
   finalNorm(e, T);
@@ -47,11 +47,12 @@ export async function forwardBackward(
   await lossForwardBackward(e, T);
   const { sum } = lossSum(e, T);
   // the gradient in grad.x is untouched by the recomputing forwards
-  for (const s of order.backward) {
+  for (let i = 0; i < order.backward.length; i++) {
+    const s = order.backward[i];
     if (s.kind === "restore") restoreInput(e, s.slot, T);
     else if (s.kind === "save") saveInput(e, s.slot, T);
     else {
-      await e.loadLayer(s.layer);
+      await e.loadLayer(s.layer, order.through[i]);
       if (s.kind === "forward") await layerForward(e, s.layer, T);
       else {
         await bw.layerBackward(s.layer, T, s.slot);

@@ -193,15 +193,18 @@ export class WeightStream {
     setBase(this.#attentionRel, base);
   }
 
-  /** Makes layer `l`'s attention block current (reads it into its slot unless resident or already there). */
-  async loadLayer(l: number): Promise<void> {
+  /**
+   * Makes layer `l`'s attention block current (reads it into its slot unless resident or already there).
+   * `through`: layers l + 1…through are loaded right after this one, in order (see `Pack.readAttention`).
+   */
+  async loadLayer(l: number, through = l): Promise<void> {
     if (this.#resident) {
       this.#setLayerBase(this.#layerAt(l));
       return;
     }
     if (this.loadedLayer !== l) {
       this.loadedLayer = -1;
-      await this.#pack.readAttention(l, this.#attnView!);
+      await this.#pack.readAttention(l, this.#attnView!, through);
       this.loadedLayer = l;
     }
     // every pass over a layer starts its MLP at chunk 0: read it while the attention computes

@@ -31,8 +31,12 @@ export interface Pack {
   readonly source: WeightSource;
   /** Reads layer `l`'s blob into `into` (exactly `layout.bytes` long). */
   readLayer(l: number, into: Uint8Array): Promise<void>;
-  /** Reads layer `l`'s attention block into `into` (exactly `layout.attentionBytes` long). */
-  readAttention(l: number, into: Uint8Array): Promise<void>;
+  /**
+   * Reads layer `l`'s attention block into `into` (exactly `layout.attentionBytes` long). `through` (≥ l):
+   * the caller reads layers l…through next, in order (each layer's attention block, then its MLP chunks):
+   * a remote source answers them all with one response.
+   */
+  readAttention(l: number, into: Uint8Array, through?: number): Promise<void>;
   /** Reads MLP chunk `c` of layer `l` into `into` (exactly `layout.chunks[c].bytes` long). */
   readMlpChunk(l: number, c: number, into: Uint8Array): Promise<void>;
   /** Reads the final norm weight. */
@@ -67,9 +71,11 @@ export interface OpenPackOptions {
   /** Refuse a pack of another format. */
   format?: PackFormat;
   /**
-   * `prefetchRows` reads token rows closer than this many bytes as one range (default 64 KB; also the
-   * longest range, at least 1 MB). Larger trades bytes for fewer requests: for 256 random tokens of the
-   * 0.5B's q4 rows, about 205 requests and 1.7 MB at 64 KB, 107 and 17 MB at 256 KB, 57 and 43 MB at 1 MB.
+   * `prefetchRows` reads token rows closer than this many bytes as one range (default 64 KB, or the
+   * source's `requestBytes` when larger: 1 MB for `fetchSource`; the longest range is at least 1 MB, and
+   * unbounded where the source has a `requestBytes`, which answers a range as one response however long).
+   * Larger trades bytes for fewer reads: for 256 random tokens of the 0.5B's q4 rows from a local file,
+   * about 205 reads and 1.7 MB at 64 KB, 107 and 17 MB at 256 KB, 57 and 43 MB at 1 MB.
    */
   gatherGapBytes?: number;
 }
@@ -102,6 +108,13 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
   const layout = layerLayout(cfg, header.format, header.bf16Scales, header.mlpChunk);
   const vocab = vocabSlot(cfg.vocabSize, cfg.hiddenSize, header.format, header.bf16Scales);
   const blocks = vocabBlocks(cfg, vocab, header.vocabBlock, blockCount(cfg.numLayers, layout.chunks.length));
+  // the final norm is read now, with the checksum table when that follows it closely (a tied model's: one
+  // remote response for both), and kept: a training step's first read would be one request more for it
+  const norm = new Uint8Array(cfg.hiddenSize * 4), table = header.checksums;
+  if (table && table.offset - (header.norm.offset + norm.length) <= (source.requestBytes ?? 0)) {
+    source.expect?.(header.norm.offset, table.offset + table.bytes);
+  }
+  await source.read(header.norm.offset, norm);
   const verify = blockVerifier(source, header, layout, blocks, await readChecksums(source, header, blocks));
   const rows = new VocabReader(
     source,
@@ -137,11 +150,14 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
         );
       });
     },
-    readAttention: (l, into) => {
+    readAttention: (l, into, through = l) => {
       if (into.length !== layout.attentionBytes) {
         throw new Error(`attention buffer must be ${layout.attentionBytes} bytes`);
       }
-      source.expect?.(header.layers[l].offset, layerEnd(l));
+      if (!(Number.isInteger(through) && through >= l && through < cfg.numLayers)) {
+        throw new Error(`layers ${l}…${through} are not a run of this model's ${cfg.numLayers} layers`);
+      }
+      source.expect?.(header.layers[l].offset, layerEnd(through));
       return source.read(header.layers[l].offset, into).then(() => verify.block(l, 0, into));
     },
     readMlpChunk: (l, c, into) => {
@@ -151,8 +167,13 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
       return source.read(header.layers[l].offset + ch.offset, into).then(() => verify.block(l, 1 + c, into));
     },
     readNorm: (into) => {
-      const bytes = new Uint8Array(into.buffer, into.byteOffset, cfg.hiddenSize * 4);
-      return source.read(header.norm.offset, bytes).then(() => verify.norm(bytes));
+      try {
+        verify.norm(norm);
+        new Uint8Array(into.buffer, into.byteOffset, norm.length).set(norm);
+        return Promise.resolve();
+      } catch (err) {
+        return Promise.reject(err);
+      }
     },
     readVocabRows(r0, r1, into, head = false) {
       try {

@@ -27,6 +27,11 @@ export const MAGIC = "MESPPACK";
 export const VERSION = 5;
 /** Bytes before the header JSON: magic, version, header length. */
 const PRELUDE_BYTES = 16;
+/**
+ * How far the prelude and the header are announced as one read (`WeightSource.expect`): past the header
+ * allowance (`planPack`) of packs of up to 191 layers; a longer header is simply a read of its own.
+ */
+const HEADER_READ_BYTES = 16 << 10;
 
 /** A section of the pack file. */
 export interface Section {
@@ -171,6 +176,8 @@ export function encodePackHeader(header: PackHeader): Uint8Array {
 /** Reads the header of the pack in `source` (`size` bytes); a {@linkcode StalePackError} if it is not one. */
 export async function readPackHeader(source: WeightSource, size: number): Promise<PackHeader> {
   if (size < PRELUDE_BYTES) throw new StalePackError(`${source.name}: not a mesp pack (too short)`);
+  // the prelude and the header JSON follow one another: a remote source answers both with one response
+  source.expect?.(0, Math.min(size, HEADER_READ_BYTES));
   const pre = new Uint8Array(PRELUDE_BYTES);
   await source.read(0, pre);
   if (new TextDecoder().decode(pre.subarray(0, 8)) !== MAGIC) {

@@ -30,7 +30,8 @@ export interface BlockChecks {
 const STAGING_BYTES = 1 << 20;
 /**
  * Default gap: token rows closer than this are read as one range with the rows between them: a few more
- * bytes cost far less than another read (an HTTP request costs milliseconds).
+ * bytes cost far less than another read. A source whose reads are dear (`WeightSource.requestBytes`, a
+ * remote one) sets a wider gap: a request is worth that many bytes.
  */
 export const GATHER_GAP_BYTES = 64 << 10;
 
@@ -54,6 +55,8 @@ export class VocabReader {
   readonly #bases: (number | undefined)[];
   readonly #checks: BlockChecks;
   readonly #gapBytes: number;
+  /** Rows a gathered range may span at most (no limit where a request is dear: one response streams it). */
+  readonly #mostBytes: number;
   readonly #sum = new Checksum();
   #staging = new Uint8Array(0);
   /** Scales and biases of a chunk, moved aside while its rows are rearranged in place. */
@@ -76,9 +79,11 @@ export class VocabReader {
     blocks: VocabBlocks,
     bases: (number | undefined)[],
     checks: BlockChecks,
-    gapBytes = GATHER_GAP_BYTES,
+    gapBytes?: number,
   ) {
-    this.#gapBytes = gapBytes;
+    const request = source.requestBytes ?? 0;
+    this.#gapBytes = gapBytes ?? Math.max(GATHER_GAP_BYTES, request);
+    this.#mostBytes = request > 0 ? Infinity : Math.max(STAGING_BYTES, this.#gapBytes);
     this.#source = source;
     this.#slot = slot;
     this.#blocks = blocks;
@@ -278,9 +283,9 @@ export class VocabReader {
     next.ids.set(sorted.subarray(0, u));
     next.count = u;
     // rows at hand are copied; the others are read in runs: a run is the rows (or, for a block not
-    // verified yet, the whole block) of ids closer than the gap, at most one staging buffer long
+    // verified yet, the whole block) of ids closer than the gap, at most `#mostBytes` long
     const gap = Math.floor(this.#gapBytes / stride);
-    const most = Math.max(1, Math.floor(Math.max(STAGING_BYTES, this.#gapBytes) / stride));
+    const most = Math.max(1, Math.floor(this.#mostBytes / stride));
     let runStart = -1, runEnd = -1, firstId = 0;
     const flush = async (upTo: number) => {
       if (runStart < 0) return;

@@ -83,7 +83,7 @@ export async function* generate(
     for (let n = 0; n < maxTokens; n++) {
       await embed(e, ids, T);
       for (let l = 0; l < L; l++) {
-        await e.loadLayer(l);
+        await e.loadLayer(l, L - 1);
         await layerForward(e, l, T, pos, cache(l));
       }
       finalNorm(e, T);
