@@ -56,13 +56,13 @@ export {
   type WeightSource,
 } from "./src/io/source.ts";
 export { cacheStorageRangeCache, memoryRangeCache } from "./src/io/range_cache.ts";
+export type { OpfsDirectoryHandle, OpfsFileHandle } from "./src/io/opfs.ts";
 export {
-  type OpfsDirectoryHandle,
-  type OpfsFileHandle,
   type OpfsRangeCache,
   opfsRangeCache,
   type OpfsRangeCacheOptions,
 } from "./src/io/opfs_range_cache.ts";
+export { type OpfsSpillFile, opfsSpillFile, type OpfsSpillFileOptions } from "./src/io/opfs_spill_file.ts";
 export { unzipStore, type ZipEntry, zipStore } from "./src/io/zip.ts";
 export {
   HUB_ENDPOINT,

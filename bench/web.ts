@@ -3,9 +3,11 @@
  * memory while training (VmHWM of Chromium's renderer process, which holds the page and all its workers, reset
  * with `clear_refs` once the data is tokenized), the first visit's conversion time and the peak up to then
  * (the tokenizer worker's), and the median step time; the CLI's whole-process peak and step time beside them.
+ * The page runs once per `--spill` setting (its "Spill to browser storage" box; each in a fresh profile), so
+ * the tab's peak and step time with and without the OPFS spill come side by side.
  * Needs -A: Deno grants reading /proc of other processes only with it.
  *
- *   deno task bench:web --model DIR [--data FILE] [--steps 4] [--seq-len 256] [--threads N]
+ *   deno task bench:web --model DIR [--data FILE] [--steps 4] [--seq-len 256] [--threads N] [--spill on,off]
  *
  * The model folder goes through the page's file input like a user's; Chromium is Debian's, driven by
  * playwright-core (as in tests/web_test.ts).
@@ -36,6 +38,12 @@ const SPEC = {
     steps: { type: "integer", default: 4, min: 1, description: "training steps" },
     seqLen: { type: "integer", default: 256, min: 1, description: "tokens per sequence" },
     threads: { type: "integer", min: 1, description: "the CLI's threads (default: every core)" },
+    spill: {
+      type: "list",
+      choices: ["on", "off"],
+      default: ["on", "off"],
+      description: "the page's spill setting of each page run, one after the other (on: OPFS, off: memory)",
+    },
   },
 } as const satisfies CommandSpec;
 const args = benchArgs(SPEC);
@@ -74,9 +82,18 @@ async function cliRun(): Promise<{ peakMB: number; step: number }> {
   return { peakMB: peak ? Number(peak[1]) : NaN, step: stepTime(elapsed) };
 }
 
-async function browserRun(): Promise<
-  { peakMB: number; visitPeakMB: number; idleMB: number; step: number; convertS: number; threads: number }
-> {
+interface PageRun {
+  peakMB: number;
+  visitPeakMB: number;
+  idleMB: number;
+  step: number;
+  convertS: number;
+  threads: number;
+  /** The plan's arena (MB), as the page shows it. */
+  arena: string;
+}
+
+async function browserRun(spill: boolean): Promise<PageRun> {
   const pw = await playwright();
   if (typeof pw === "string") throw new Error(pw);
   const server = serveWeb({ root: ROOT, port: 0 });
@@ -108,6 +125,8 @@ async function browserRun(): Promise<
     await page.fill("#steps", String(steps));
     await page.setInputFiles("#train-file", data);
     await until("data-status", /examples/);
+    if (spill) await page.check("#spill");
+    else await page.uncheck("#spill");
     const visitPeakMB = await rendererPeakMB();
     await resetRendererPeak();
     await page.click("#train-button");
@@ -118,7 +137,10 @@ async function browserRun(): Promise<
       (globalThis as unknown as PageState).mespPage.stepEvents.map((e) => e.elapsed)
     );
     const env = await text("env");
+    const plan = await text("plan-status");
+    if (plan.includes("spilling") !== spill) throw new Error(`spill ${spill}, but the page planned: ${plan}`);
     return {
+      arena: plan.match(/arena\): ([\d.]+ MB)/)?.[1] ?? "?",
       peakMB: trainPeakMB,
       visitPeakMB,
       idleMB,
@@ -135,22 +157,32 @@ async function browserRun(): Promise<
 
 const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown CPU";
 console.log(`# ${cpu}; ${model}, T ${seqLen}, ${steps} steps, page defaults (AdamW, rank 8, all targets)`);
-const browser = await browserRun();
+const pages = [];
+for (const v of args.spill) pages.push({ spill: v === "on", ...await browserRun(v === "on") });
 const cli = await cliRun();
-console.log(`| where | threads | peak while training | s/step | before: converting + tokenizing |`);
-console.log(`|---|---:|---:|---:|---:|`);
+console.log(`| where | threads | arena | peak while training | s/step | before: converting + tokenizing |`);
+console.log(`|---|---:|---:|---:|---:|---:|`);
+for (const p of pages) {
+  console.log(
+    `| web page (Chromium tab), spill ${p.spill ? "on" : "off"} | ${p.threads} | ${p.arena} | ${
+      p.peakMB.toFixed(1)
+    } MB | ${p.step.toFixed(2)} | ${p.convertS.toFixed(1)} s, peak ${p.visitPeakMB.toFixed(1)} MB |`,
+  );
+}
 console.log(
-  `| web page (Chromium tab) | ${browser.threads} | ${browser.peakMB.toFixed(1)} MB | ${
-    browser.step.toFixed(2)
-  } | ${browser.convertS.toFixed(1)} s, peak ${browser.visitPeakMB.toFixed(1)} MB |`,
-);
-console.log(
-  `| CLI (\`deno task train\`) | ${threads} | ${cli.peakMB.toFixed(1)} MB | ${
+  `| CLI (\`deno task train\`, its default spill) | ${threads} | | ${cli.peakMB.toFixed(1)} MB | ${
     cli.step.toFixed(2)
   } | (child processes) |`,
 );
-console.log(
-  `step time, tab / CLI: ${(browser.step / cli.step).toFixed(2)}×; the tab before a model: ${
-    browser.idleMB.toFixed(1)
-  } MB`,
-);
+for (const p of pages) {
+  console.log(`step time, tab (spill ${p.spill ? "on" : "off"}) / CLI: ${(p.step / cli.step).toFixed(2)}×`);
+}
+const on = pages.find((p) => p.spill), off = pages.find((p) => !p.spill);
+if (on && off) {
+  console.log(
+    `spill on / off in the tab: peak ${on.peakMB.toFixed(1)} vs ${off.peakMB.toFixed(1)} MB (${
+      (on.peakMB - off.peakMB).toFixed(1)
+    } MB), step time ${(on.step / off.step).toFixed(2)}×`,
+  );
+}
+console.log(`the tab before a model: ${pages.map((p) => p.idleMB.toFixed(1)).join(", ")} MB`);

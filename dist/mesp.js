@@ -1235,6 +1235,19 @@ function cacheStorageRangeCache(cache, key) {
   };
 }
 
+// src/io/opfs.ts
+async function opfsRoot(label) {
+  const storage = globalThis.navigator?.storage;
+  if (typeof storage?.getDirectory !== "function") {
+    throw new Error(`${label}: the Origin Private File System is not available here (navigator.storage.getDirectory is missing: not a browser, or not a secure context such as https or localhost)`);
+  }
+  return await storage.getDirectory().catch((err) => {
+    throw new Error(`${label}: cannot open the Origin Private File System: ${err?.message ?? err}`, {
+      cause: err
+    });
+  });
+}
+
 // src/io/opfs_range_cache.ts
 var MAGIC = new TextEncoder().encode("mespRC1\n");
 var TRAILER = 4 + MAGIC.length;
@@ -1282,18 +1295,7 @@ function opfsRangeCache(file, options = {}) {
   };
   async function openHandle() {
     if (typeof file !== "string") return file;
-    let dir = options.directory;
-    if (!dir) {
-      const storage = globalThis.navigator?.storage;
-      if (typeof storage?.getDirectory !== "function") {
-        throw new Error(`${label}: the Origin Private File System is not available here (navigator.storage.getDirectory is missing: not a browser, or not a secure context such as https or localhost)`);
-      }
-      dir = await storage.getDirectory().catch((err) => {
-        throw new Error(`${label}: cannot open the Origin Private File System: ${err?.message ?? err}`, {
-          cause: err
-        });
-      });
-    }
+    const dir = options.directory ?? await opfsRoot(label);
     return await dir.getFileHandle(name, {
       create: true
     }).catch((err) => {
@@ -1782,6 +1784,86 @@ async function startHelper(handle, label, writeBytes) {
       worker.terminate();
     }
   };
+}
+
+// src/io/opfs_spill_file.ts
+async function opfsSpillFile(name, options = {}) {
+  const label = `OPFS spill file ${JSON.stringify(name)}`;
+  const dir = options.directory ?? await opfsRoot(label);
+  if (!isDedicatedWorker()) {
+    throw new Error(`${label}: needs a dedicated worker (FileSystemSyncAccessHandle exists only there, not on a page's main thread, nor in a shared or service worker): call train in a Worker`);
+  }
+  const file = await dir.getFileHandle(name, {
+    create: true
+  }).catch((err) => {
+    throw new Error(`${label}: cannot open or create it: ${err?.message ?? err}`, {
+      cause: err
+    });
+  });
+  if (typeof file.createSyncAccessHandle !== "function") {
+    throw new Error(`${label}: this browser has no FileSystemSyncAccessHandle (createSyncAccessHandle)`);
+  }
+  let handle = await file.createSyncAccessHandle().catch((err) => {
+    throw new Error(`${label}: cannot open it for reading and writing (held by another tab or worker?): ${err?.message ?? err}`, {
+      cause: err
+    });
+  });
+  handle.truncate(0);
+  const at = {
+    at: 0
+  };
+  const open = () => {
+    if (!handle) throw new Error(`${label}: used after close()`);
+    return handle;
+  };
+  const move = (position, bytes, write) => {
+    const h = open();
+    let done = 0;
+    try {
+      while (done < bytes.length) {
+        at.at = position + done;
+        const part = done ? bytes.subarray(done) : bytes;
+        const n = write ? h.write(part, at) : h.read(part, at);
+        if (!n) break;
+        done += n;
+      }
+    } catch (err) {
+      const why = err?.name === "QuotaExceededError" ? "the storage quota is full: " : "";
+      throw new Error(`${label}: cannot ${write ? "write" : "read"} ${bytes.length} bytes at byte ${position}: ${why}${err?.message ?? err}`, {
+        cause: err
+      });
+    }
+    if (done < bytes.length) {
+      throw new Error(write ? `${label}: wrote ${done} of ${bytes.length} bytes at byte ${position} (the storage quota is full?)` : `${label}: read ${done} of ${bytes.length} bytes at byte ${position}: the file ends at byte ${h.getSize()} (changed by someone else?)`);
+    }
+    return done;
+  };
+  const close = () => {
+    handle?.close();
+    handle = void 0;
+  };
+  return {
+    name,
+    read: (position, into) => move(position, into, false),
+    write: (position, data) => move(position, data, true),
+    size: () => open().getSize(),
+    close,
+    async remove() {
+      close();
+      if (typeof dir.removeEntry !== "function") {
+        throw new Error(`${label}: cannot remove it: its directory handle has no removeEntry`);
+      }
+      await dir.removeEntry(name).catch((err) => {
+        throw new Error(`${label}: cannot remove it: ${err?.message ?? err}`, {
+          cause: err
+        });
+      });
+    }
+  };
+}
+function isDedicatedWorker() {
+  const scope = globalThis.DedicatedWorkerGlobalScope;
+  return typeof scope === "function" && globalThis instanceof scope;
 }
 
 // src/io/crc32.ts
@@ -9369,6 +9451,7 @@ export {
   openPack,
   openTrainingState,
   opfsRangeCache,
+  opfsSpillFile,
   paramCounts,
   parseAdapterConfig,
   parseHubId,

@@ -17,6 +17,7 @@ Deno.test("mod.ts exports the library surface", () => {
       "Backward",
       "fetchSource",
       "opfsRangeCache",
+      "opfsSpillFile",
       "hubFiles",
       "loadTokenizer",
       "renderChat",

@@ -1,8 +1,9 @@
 // The web page (web/) as a person uses it, in headless Chromium, served by the same server as `deno task web`:
 // the tiny model's files and the demo dataset given through the file inputs, a bad JSONL line and a budget
 // too small refused, 8 training steps whose downloaded adapter is byte-identical to the CLI's `train` with the
-// same seed and flags, generation equal to the CLI's, the pack reused from OPFS after a reload, a paused run
-// resumed after a reload to the same bytes, the adapter zip loaded back, and the page reopened offline.
+// same seed and flags (spilled to OPFS, the page's default), generation equal to the CLI's, the pack reused
+// from OPFS after a reload, a paused run (in memory) resumed after a reload to the same bytes, the adapter zip
+// loaded back, and the page reopened offline.
 // Screenshots of each stage (desktop and phone) go to a temporary folder named in the log. Skipped (with a message) where Chromium or playwright-core is missing;
 // CI installs both and sets MESP_REQUIRE_RUNTIMES=1, so there it fails instead.
 import { assert, assertEquals } from "./_assert.ts";
@@ -151,10 +152,14 @@ Deno.test({
       await page.screenshot({ path: `${shots}/3-plan-refused.png`, fullPage: true });
       await page.fill("#budget", "0");
 
-      // 4. train 8 steps; the downloaded adapter is the CLI's, byte for byte
+      // 4. train 8 steps, spilled to OPFS (the default where it works); the downloaded adapter is the CLI's,
+      // byte for byte (the CLI spills too, to a file on disk)
+      assert(await page.isChecked("#spill") && await page.isHidden("#spill-status"), "spill not offered");
       await page.click("#train-button");
       const done = await statusOf(page, "train-status", /^Done/, 300_000, refused);
       assert(done.startsWith("Done: 8 steps"), done);
+      const spilled = (await page.textContent("#plan-status")) ?? "";
+      assert(spilled.includes("spilling to browser storage"), spilled);
       await page.screenshot({ path: `${shots}/4-trained.png`, fullPage: true });
       sameBytes(await downloadedWeights(page, work, "a"), cliAdapter, "the page's adapter vs the CLI's");
 
@@ -176,6 +181,7 @@ Deno.test({
       await page.setInputFiles("#train-file", DATA);
       await statusOf(page, "data-status", /examples/);
       for (const [id, v] of Object.entries(FORM)) if (id !== "seq-len") await page.fill(`#${id}`, v);
+      await page.uncheck("#spill"); // this run in memory: both ways give the CLI's bytes
       await page.click("#train-button");
       await statusOf(page, "train-status", /^Step 1 of 8/);
       await page.click("#pause-button");

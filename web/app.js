@@ -112,6 +112,12 @@ async function showEnv() {
   } else {
     setStatus($("env"), `Ready: ${threads}, cross-origin isolated.`);
   }
+  // spill needs an OPFS sync access handle in the compute worker; without one everything stays in memory
+  $("spill").disabled = !e.spill;
+  $("spill").checked &&= e.spill;
+  $("spill-status").hidden = e.spill;
+  $("spill-status").textContent = e.spill ? "" : "Spill is not available in this browser (no synchronous " +
+    "Origin Private File System access in workers): training keeps everything in memory, which needs more.";
   await showCached();
 }
 
@@ -330,6 +336,7 @@ function trainOptions() {
     fromAdapter: $("from-adapter").checked,
     saveEvery: 1,
     budget: num("budget") * 1e6,
+    spill: $("spill").checked,
   };
 }
 
@@ -342,7 +349,7 @@ async function showPlan() {
   const budget = o.budget ? ` against a budget of ${formatMB(o.budget)}` : "";
   setStatus(
     $("plan-status"),
-    `Working memory (the arena): ${plan.arena}${budget}` +
+    `Working memory (the arena): ${plan.arena}${budget}${o.spill ? ", spilling to browser storage" : ""}` +
       (plan.fits
         ? (o.budget ? ": fits." : ".")
         : `: does not fit. Lower the sequence length or the rank, or raise the budget.`),

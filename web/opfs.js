@@ -2,7 +2,8 @@
 // tokenizer files, run/{checkpoint.safetensors, train.tokcache, val.tokcache}}. Files that must never be
 // half-written (the pack, the training state) are written to a temporary name and moved into place.
 
-async function dirOf(path, create = true) {
+/** The directory `path` (folder names from the OPFS root), made where missing unless `create` is false. */
+export async function dirOf(path, create = true) {
   let d = await navigator.storage.getDirectory();
   for (const p of path) d = await d.getDirectoryHandle(p, { create });
   return d;

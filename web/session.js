@@ -15,8 +15,10 @@ import {
   formatPlan,
   hubFiles,
   loraLayout,
+  memorySpill,
   openCheckpoint,
   openPack,
+  opfsSpillFile,
   paramCounts,
   parseAdapterConfig,
   parseHubId,
@@ -58,6 +60,7 @@ const ops = {
       threads: threadCount(),
       cores: navigator.hardwareConcurrency || 1,
       opfs: typeof navigator.storage?.getDirectory === "function",
+      spill: spillWorks(),
     };
   },
 
@@ -181,6 +184,8 @@ const ops = {
     const plan = await planTraining(session.pack, {
       ...withAdapterLayout(options),
       threads: options.threads ?? threadCount(),
+      // the plan only asks whether there is one: a file that is never written
+      spill: options.spill && spillWorks() ? memorySpill() : undefined,
     });
     return {
       table: formatPlan(plan),
@@ -231,6 +236,11 @@ const ops = {
     const layout = loraLayout(session.pack.config, state?.lora ?? options.lora);
     session.stop = false;
     const threads = options.threads ?? threadCount();
+    // spilled: the saved inputs, adapter and AdamW moments in an OPFS file next to the training state, the
+    // arena holding one layer's (the page's "Spill" option; the same bits)
+    const spill = options.spill && spillWorks()
+      ? await opfsSpillFile("spill.tmp", { directory: await opfs.dirOf(runDir) })
+      : undefined;
     const save = async (s) => {
       await opfs.writeAtomic(
         runDir,
@@ -240,26 +250,34 @@ const ops = {
       // the pack is read synchronously, so a step never yields to this worker's event loop: yield here (the
       // page saves every step), so a "stop" message is seen before the next step
       await new Promise((resolve) => setTimeout(resolve, 0));
-      // the adapter as it stands, so "download" works during a pause too
-      session.result = { params: s.params.slice(), layout };
+      // the adapter as it stands, so "download" works during a pause too; spilled, a copy would undo the
+      // spill's saving: "download" then reads the state just saved
+      session.result = spill ? undefined : { params: s.params.slice(), layout };
     };
-    const result = await train(session.pack, session.sets.train.seqs, session.sets.val?.seqs ?? [], {
-      ...options,
-      threads,
-      budget: options.budget || undefined,
-      resume: state,
-      adapter,
-      onEvent: (e) => event(id, e),
-      saveState: save,
-      shouldStop: () => session.stop,
-    });
-    session.result = { params: result.params.slice(), layout };
-    return {
-      steps: result.steps,
-      stopped: result.stopped,
-      losses: result.losses,
-      valLosses: result.valLosses,
-    };
+    try {
+      const result = await train(session.pack, session.sets.train.seqs, session.sets.val?.seqs ?? [], {
+        ...options,
+        threads,
+        budget: options.budget || undefined,
+        resume: state,
+        adapter,
+        spill,
+        onEvent: (e) => event(id, e),
+        saveState: save,
+        shouldStop: () => session.stop,
+      });
+      // spilled, `params` is read from the file into an array of its own (before the file goes)
+      session.result = { params: spill ? result.params : result.params.slice(), layout };
+      return {
+        steps: result.steps,
+        stopped: result.stopped,
+        losses: result.losses,
+        valLosses: result.valLosses,
+        spilled: spill !== undefined,
+      };
+    } finally {
+      await spill?.remove();
+    }
   },
 
   /** Lets go of the weight pack's file, so a text worker can read it (the next use here reopens it). */
@@ -310,6 +328,12 @@ const ops = {
     return { rank: cfg.rank, targets: cfg.targets };
   },
 };
+
+/** Whether training can spill to OPFS here: a sync access handle (dedicated workers, as this one is). */
+function spillWorks() {
+  return typeof navigator.storage?.getDirectory === "function" &&
+    typeof self.FileSystemFileHandle?.prototype.createSyncAccessHandle === "function";
+}
 
 function requireModel() {
   if (!session.pack) throw new Error("open a model first");

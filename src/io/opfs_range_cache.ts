@@ -15,32 +15,13 @@
  * @module
  */
 import type { CachedFile, RangeCache } from "./source.ts";
-
-/** The parts of a `FileSystemFileHandle` used here (the File System Access API is not in Deno's types). */
-export interface OpfsFileHandle {
-  readonly name: string;
-  getFile(): Promise<Blob>;
-  createWritable(options?: { keepExistingData?: boolean }): Promise<WritableFile>;
-  createSyncAccessHandle?(): Promise<SyncFile>;
-}
-interface WritableFile {
-  write(chunk: { type: "write"; position: number; data: Uint8Array }): Promise<void>;
-  truncate(size: number): Promise<void>;
-  close(): Promise<void>;
-  abort(): Promise<void>;
-}
-interface SyncFile {
-  read(into: Uint8Array, options: { at: number }): number;
-  write(data: Uint8Array, options: { at: number }): number;
-  truncate(size: number): void;
-  getSize(): number;
-  flush(): void;
-  close(): void;
-}
-/** The part of a `FileSystemDirectoryHandle` used here. */
-export interface OpfsDirectoryHandle {
-  getFileHandle(name: string, options?: { create?: boolean }): Promise<OpfsFileHandle>;
-}
+import {
+  type OpfsDirectoryHandle,
+  type OpfsFileHandle,
+  opfsRoot,
+  type OpfsSyncAccessHandle as SyncFile,
+  type OpfsWritableFile as WritableFile,
+} from "./opfs.ts";
 
 /** Options for {@linkcode opfsRangeCache}. */
 export interface OpfsRangeCacheOptions {
@@ -159,23 +140,7 @@ export function opfsRangeCache(
 
   async function openHandle(): Promise<OpfsFileHandle> {
     if (typeof file !== "string") return file;
-    let dir = options.directory;
-    if (!dir) {
-      const storage =
-        (globalThis as { navigator?: { storage?: { getDirectory?(): Promise<OpfsDirectoryHandle> } } })
-          .navigator?.storage;
-      if (typeof storage?.getDirectory !== "function") {
-        throw new Error(
-          `${label}: the Origin Private File System is not available here (navigator.storage.getDirectory ` +
-            `is missing: not a browser, or not a secure context such as https or localhost)`,
-        );
-      }
-      dir = await storage.getDirectory().catch((err) => {
-        throw new Error(`${label}: cannot open the Origin Private File System: ${err?.message ?? err}`, {
-          cause: err,
-        });
-      });
-    }
+    const dir = options.directory ?? await opfsRoot(label);
     return await dir.getFileHandle(name, { create: true }).catch((err) => {
       throw new Error(`${label}: cannot open or create it: ${err?.message ?? err}`, { cause: err });
     });
