@@ -82,8 +82,8 @@ interface Row {
 const PAPER = {
   byModel: {
     "0.5b": { mebp: 360.8, mesp: 136.2, goal: 100 },
-    "1.5b": { mebp: 516.2, mesp: 262.6, goal: 180 },
-    "3b": { mebp: 637.6, mesp: 368.4, goal: 256 },
+    "1.5b": { mebp: 516.2, mesp: 262.6, goal: 150 },
+    "3b": { mebp: 637.6, mesp: 368.4, goal: 200 },
   } as Record<string, { mebp: number; mesp: number; goal: number }>,
   bySeq: {
     128: { mebp: 252.7, mesp: 110.7 },
