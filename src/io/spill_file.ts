@@ -7,9 +7,8 @@
 
 /**
  * Random-access bytes outside the arena, synchronous (the step calls it between kernels): a file opened for
- * reading and writing (`createSpillFile` in the CLI), a `FileSystemSyncAccessHandle` of the Origin Private File
- * System in a browser worker (`{ read: (at, b) => h.read(b, { at }), write: (at, b) => h.write(b, { at }) }`
- * fits), or memory ({@linkcode memorySpill}, for tests).
+ * reading and writing (`createSpillFile` in the CLI), the Origin Private File System in a browser's dedicated
+ * worker (`opfsSpillFile`), or memory ({@linkcode memorySpill}, for tests).
  */
 export interface SpillFile {
   /** Fills `into` with the bytes at `position` (written earlier; returns how many were read). */
