@@ -23,7 +23,7 @@ import { formatMB, parseSize } from "../src/runtime/arena.ts";
 import { processMemory } from "../src/runtime/memory.ts";
 import { seededRandom } from "../src/util/random.ts";
 import { cacheDir, runtimeBytes } from "../src/cli/common.ts";
-import { cpuSeconds, median } from "./measure.ts";
+import { cpuModel, cpuSeconds, median } from "./measure.ts";
 import { benchArgs, CACHE_FLAG } from "./args.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
 
@@ -103,8 +103,10 @@ async function child(budget: number | undefined): Promise<Result> {
         [lastMs, lastCpu] = [now, c];
       },
     });
+    // the peak before the parameters are gathered for the hash (17.6 MB for the 0.5B), which the CLI never does
+    const peak = processMemory().peak ?? 0;
     // FNV-1a over the parameters' bits: equal hashes, equal updates, equal gradients
-    const bits = new Uint32Array(result.params.slice().buffer);
+    const p = result.params, bits = new Uint32Array(p.buffer, p.byteOffset, p.length);
     let h = 0x811c9dc5;
     for (const b of bits) h = Math.imul(h ^ b, 0x01000193) >>> 0;
     return {
@@ -113,7 +115,7 @@ async function child(budget: number | undefined): Promise<Result> {
       arena,
       ms,
       cpu,
-      peak: processMemory().peak ?? 0,
+      peak,
       params: h.toString(16),
     };
   } finally {
@@ -162,6 +164,8 @@ async function measure(whole: number | undefined): Promise<Result> {
       "--child",
       arena,
     ],
+    // as `deno task train` runs (deno.json): one malloc arena, not one per thread
+    env: { MALLOC_ARENA_MAX: "1" },
     stdout: "piped",
     stderr: "inherit",
   }).output();
@@ -205,3 +209,4 @@ for (const { budget, r } of rows) {
   );
 }
 console.log(table.join("\n"));
+console.log(`\nCPU: ${cpuModel()}`);

@@ -17,7 +17,7 @@ import { OP, type Variant, VARIANTS, type WeightDtype } from "../src/runtime/ker
 import { Gemm } from "../src/runtime/gemm.ts";
 import type { WeightRef } from "../src/runtime/weight_ref.ts";
 import { startKernels } from "../src/runtime/pool.ts";
-import { cpuSeconds, median } from "./measure.ts";
+import { cpuModel, cpuSeconds, median } from "./measure.ts";
 import { benchArgs, SPLIT_FLAG } from "./args.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
 
@@ -304,7 +304,7 @@ if (!json) {
   console.log(
     `\nmedian of ${runs} interleaved rounds, ${
       SECONDS * 1000
-    } ms each; one thread; native = bench/native/gemm_ref.c (gcc -O3 -mavx -mfma, 128-bit)`,
+    } ms each; one thread; native = bench/native/gemm_ref.c (gcc -O3 -mavx -mfma, 128-bit); CPU: ${cpuModel()}`,
   );
   if (threads > 1) {
     const geo = (xs: number[]) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);

@@ -22,10 +22,30 @@ export function cpuSeconds(): { busy: number; own: number } {
   }
 }
 
-/** The CPU's model name (Linux `/proc/cpuinfo`): kernel speed differs between machines, so every table names it. */
+/** /proc/cpuinfo: Deno reads /proc files only with -A, so under a task's narrower flags `cat` (--allow-run) reads it. */
+function procCpuinfo(): string {
+  try {
+    return Deno.readTextFileSync("/proc/cpuinfo");
+  } catch {
+    return new TextDecoder().decode(new Deno.Command("cat", { args: ["/proc/cpuinfo"] }).outputSync().stdout);
+  }
+}
+
+/**
+ * The CPU's model name, family/model and widest x86 vector extension (Linux `/proc/cpuinfo`): kernel speed
+ * differs between machines, and a virtual machine's "AMD EPYC" alone does not tell Zen 3 (family 25 model 1,
+ * AVX2) from Zen 4 (family 25 model 17, AVX-512), so every table names all three.
+ */
 export function cpuModel(): string {
   try {
-    return /model name\s*:\s*(.*)/.exec(Deno.readTextFileSync("/proc/cpuinfo"))?.[1] ?? "unknown CPU";
+    const info = procCpuinfo();
+    const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, "m").exec(info)?.[1];
+    const flags = ` ${field("flags") ?? ""} `;
+    const simd = flags.includes(" avx512f ") ? "AVX-512" : flags.includes(" avx2 ") ? "AVX2" : "no AVX2";
+    const family = field("cpu family"), model = field("model");
+    return `${field("model name") ?? "unknown CPU"}${
+      family === undefined ? "" : ` (family ${family} model ${model}, ${simd})`
+    }`;
   } catch {
     return "unknown CPU";
   }

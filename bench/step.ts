@@ -35,7 +35,7 @@ import { formatMB } from "../src/runtime/arena.ts";
 import { Profile } from "../src/runtime/pool.ts";
 import { cacheDir } from "../src/cli/common.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
-import { cpuSeconds, median, medianIndex } from "./measure.ts";
+import { cpuModel, cpuSeconds, median, medianIndex } from "./measure.ts";
 import { benchArgs, SPLIT_FLAG } from "./args.ts";
 
 const SPEC = {
@@ -351,5 +351,5 @@ console.log(table(["where the time goes (median step)", ...configs.flatMap((c) =
 console.log(
   `\nT ${T}, rank ${rank}, ${format}, ${cfg.numLayers} layers; loss ${ref.at(-1)?.toFixed(4)}; ` +
     `${navigator.hardwareConcurrency} hardware threads; steps during which other processes used more than ` +
-    `${QUIET} cores are left out${starred.size ? " (* = no quiet step: all shown)" : ""}`,
+    `${QUIET} cores are left out${starred.size ? " (* = no quiet step: all shown)" : ""}; CPU: ${cpuModel()}`,
 );

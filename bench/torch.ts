@@ -8,6 +8,10 @@
  *   deno task make-model --preset qwen2.5-0.5b --out /tmp/m05 --format mlx-q4
  *   deno task bench:torch --model /tmp/m05                       # threads: every core; 2 rounds; 3 steps each
  *   deno task bench:torch --model /tmp/m05 --threads 1 --rounds 3 --steps 4
+ *   deno task bench:torch --model /tmp/m05 --budget 280MB   # also mesp with --max-memory 280MB
+ *
+ * `--budget SIZE` adds a third contestant to every round: mesp with `--max-memory SIZE`, the fastest exact
+ * schedule that fits that whole-process budget (README, "A budget that buys speed").
  *
  * Printed: seconds per step (median over the steps after each process's first, over all rounds), trained
  * tokens per second (T − 1 predicted tokens per step), whole-process peak memory (VmHWM) and the ratios;
@@ -35,6 +39,7 @@ const SPEC = {
     seqLen: { type: "integer", default: 256, min: 2, description: "tokens per step" },
     preset: { type: "string", default: "qwen2.5-0.5b", description: "the make-model preset of --model" },
     python: { type: "string", value: "FILE", default: "/usr/bin/python3", description: "Python with torch" },
+    budget: { type: "string", value: "SIZE", description: "also run mesp with --max-memory SIZE" },
     cache: {
       type: "string",
       value: "DIR",
@@ -42,7 +47,7 @@ const SPEC = {
     },
   },
 } as const satisfies CommandSpec;
-const { model, rounds, steps, seqLen: T, preset, python, ...flags } = benchArgs(SPEC);
+const { model, rounds, steps, seqLen: T, preset, python, budget, ...flags } = benchArgs(SPEC);
 const threads = flags.threads ?? navigator.hardwareConcurrency;
 const cache = flags.cache ?? `${Deno.env.get("HOME") ?? "/tmp"}/.cache/mesp-bench-torch`;
 const here = (p: string) => new URL(p, import.meta.url).pathname;
@@ -67,7 +72,10 @@ async function data(): Promise<string> {
   return path;
 }
 
-async function mesp(dataPath: string): Promise<{ step_s: number[]; step_cpu_s: number[]; peak_mb: number }> {
+async function mesp(
+  dataPath: string,
+  maxMemory?: string,
+): Promise<{ step_s: number[]; step_cpu_s: number[]; peak_mb: number }> {
   const out = await Deno.makeTempDir({ prefix: "mesp-bench-torch-" });
   try {
     const o = await new Deno.Command(Deno.execPath(), {
@@ -102,6 +110,7 @@ async function mesp(dataPath: string): Promise<{ step_s: number[]; step_cpu_s: n
         "--out",
         `${out}/run`,
         "--json",
+        ...(maxMemory ? ["--max-memory", maxMemory] : []),
       ],
       env: { MALLOC_ARENA_MAX: "1", MESP_MEMORY_PROBE: `${out}/probe.jsonl` },
       stdout: "piped",
@@ -159,54 +168,59 @@ function blas(): string {
 }
 
 const dataPath = await data();
-const m = { steps: [] as number[], cpu: [] as number[], peaks: [] as number[] };
-const t = { steps: [] as number[], cpu: [] as number[], peaks: [] as number[], torch: "", weights: 0 };
+type Tally = { steps: number[]; cpu: number[]; peaks: number[] };
+const tally = (): Tally => ({ steps: [], cpu: [], peaks: [] });
+const m = tally(), b = tally(), t = { ...tally(), torch: "", weights: 0 };
+const add = (to: Tally, x: { step_s: number[]; step_cpu_s: number[]; peak_mb: number }, label: string) => {
+  to.steps.push(...x.step_s.slice(1));
+  to.cpu.push(...x.step_cpu_s.slice(1));
+  to.peaks.push(x.peak_mb);
+  console.error(`${label}: ${x.step_s.map((s) => s.toFixed(1)).join(", ")} s; ${x.peak_mb} MB`);
+};
+const contestants = budget ? ["mesp", "budget", "torch"] : ["mesp", "torch"];
 for (let r = 0; r < rounds; r++) {
-  for (const which of r % 2 ? ["torch", "mesp"] : ["mesp", "torch"]) {
-    if (which === "mesp") {
-      const x = await mesp(dataPath);
-      m.steps.push(...x.step_s.slice(1));
-      m.cpu.push(...x.step_cpu_s.slice(1));
-      m.peaks.push(x.peak_mb);
-      console.error(
-        `round ${r + 1} mesp: ${x.step_s.map((s) => s.toFixed(1)).join(", ")} s; ${x.peak_mb} MB`,
-      );
+  // odd rounds run in reverse order, so drift on a shared machine hits every contestant alike
+  for (const which of r % 2 ? [...contestants].reverse() : contestants) {
+    if (which === "mesp") add(m, await mesp(dataPath), `round ${r + 1} mesp`);
+    else if (which === "budget") {
+      add(b, await mesp(dataPath, budget), `round ${r + 1} mesp --max-memory ${budget}`);
     } else {
       const x = await torch();
-      t.steps.push(...x.step_s.slice(1));
-      t.cpu.push(...x.step_cpu_s.slice(1));
-      t.peaks.push(x.peak_mb);
+      add(t, x, `round ${r + 1} torch`);
       t.torch = x.torch;
       t.weights = x.weights_mb;
-      console.error(
-        `round ${r + 1} torch: ${x.step_s.map((s) => s.toFixed(1)).join(", ")} s; ${x.peak_mb} MB`,
-      );
     }
   }
 }
-const ms = median(m.steps), ts = median(t.steps), mp = Math.max(...m.peaks), tp = Math.max(...t.peaks);
-const mc = median(m.cpu), tc = median(t.cpu);
+const ts = median(t.steps), tp = Math.max(...t.peaks), tc = median(t.cpu);
 console.log(`| ${preset}, T ${T}, rank 8, 7 targets, ${threads} thread(s) | s/step | tokens/s | peak MB |`);
 console.log("| --- | --: | --: | --: |");
-console.log(
-  `| mesp (MeSP, q4 base streamed) | ${ms.toFixed(2)} | ${((T - 1) / ms).toFixed(1)} | ${mp.toFixed(1)} |`,
-);
+const rows: [string, Tally][] = [["mesp (MeSP, q4 base streamed)", m]];
+if (budget) rows.push([`mesp --max-memory ${budget}`, b]);
+for (const [name, x] of rows) {
+  const s = median(x.steps), p = Math.max(...x.peaks);
+  console.log(`| ${name} | ${s.toFixed(2)} | ${((T - 1) / s).toFixed(1)} | ${p.toFixed(1)} |`);
+}
 console.log(
   `| PyTorch ${t.torch} autograd (fp32 base, ${t.weights.toFixed(0)} MB of it) | ${ts.toFixed(2)} | ` +
     `${((T - 1) / ts).toFixed(1)} | ${tp.toFixed(1)} |`,
 );
-console.log(
-  `| mesp / PyTorch | ${(ms / ts).toFixed(2)} | ${(ts / ms).toFixed(2)}× | ${(mp / tp).toFixed(3)} (1/${
-    (tp / mp).toFixed(1)
-  }) |`,
-);
-if (threads === 1) {
+for (const [name, x] of rows) {
+  const s = median(x.steps), p = Math.max(...x.peaks);
   console.log(
-    `\nCPU seconds per step (one thread: the work itself, whatever else ran on the machine): mesp ` +
-      `${mc.toFixed(2)}, PyTorch ${tc.toFixed(2)}: mesp ${
-        (tc / mc).toFixed(2)
-      }× PyTorch's tokens per CPU-second`,
+    `| ${name} / PyTorch | ${(s / ts).toFixed(2)} | ${(ts / s).toFixed(2)}× | ${(p / tp).toFixed(3)} (1/${
+      (tp / p).toFixed(1)
+    }) |`,
   );
+}
+if (threads === 1) {
+  for (const [name, x] of rows) {
+    const c = median(x.cpu);
+    console.log(
+      `\nCPU seconds per step (one thread: the work itself, whatever else ran on the machine): ${name} ` +
+        `${c.toFixed(2)}, PyTorch ${tc.toFixed(2)}: ${(tc / c).toFixed(2)}× PyTorch's tokens per CPU-second`,
+    );
+  }
 }
 console.log(
   `\n${rounds} alternating rounds of ${steps} steps each (first step of each process dropped: ` +
