@@ -13,6 +13,8 @@ export interface ServeOptions {
   mounts?: Record<string, string>;
   /** Bytes to serve for a path instead of the file (e.g. a pack that changes mid-run). */
   override?: (path: string) => Uint8Array | undefined;
+  /** A path prefix under which PUT stores the body in memory, served from then on (an object store). */
+  writable?: string;
 }
 
 /** A running server: its origin, the requests it saw, and a way to stop it. */
@@ -66,6 +68,13 @@ export function serveDir(root: string | URL, options: ServeOptions = {}): Served
   });
 
   async function respond(req: Request, path: string, range: string | null): Promise<Response> {
+    if (req.method === "PUT") {
+      if (!options.writable || !path.startsWith(options.writable)) {
+        return new Response("read only", { status: 405 });
+      }
+      files.set(path, new Uint8Array(await req.arrayBuffer()));
+      return new Response(null, { status: 201 });
+    }
     const route = options.routes?.[path];
     let bytes: Uint8Array | undefined;
     let type = typeOf(path);
@@ -77,7 +86,9 @@ export function serveDir(root: string | URL, options: ServeOptions = {}): Served
       if (!bytes) {
         if (path.includes("..")) return new Response("bad path", { status: 400 });
         try {
-          bytes = files.get(path) ?? await Deno.readFile(fileOf(path));
+          bytes = files.get(path);
+          if (!bytes && options.writable && path.startsWith(options.writable)) throw new Error("not stored");
+          bytes ??= await Deno.readFile(fileOf(path));
           files.set(path, bytes);
         } catch {
           return new Response(`not found: ${path}`, { status: 404 });

@@ -280,3 +280,120 @@ Deno.test({
     }
   },
 });
+
+/**
+ * README's recipe for a run longer than one invocation: each request opens the stored training state over
+ * HTTP Range (`openTrainingState(fetchSource(…))`, never holding it whole), trains `per` more steps, and
+ * stores the new state with a PUT.
+ */
+const SPLIT = `
+import { decodeTokenCache, fetchSource, openPack, openTrainingState, train, writeTrainingState } from "./mesp.js";
+import relaxed from "./mesp_relaxed.wasm";
+import simd from "./mesp_simd.wasm";
+
+const kernels = { modules: { "mesp_relaxed.wasm": relaxed, "mesp_simd.wasm": simd } };
+const bits = (p) => Array.from(new Uint32Array(p.buffer, p.byteOffset, p.length));
+
+export default {
+  async fetch(request, env) {
+    const q = new URL(request.url).searchParams;
+    const options = JSON.parse(q.get("options")), per = Number(q.get("per"));
+    const fetch = (url, init) => env.FIXTURE.fetch(url, init);
+    const stateUrl = "http://fixture/store/run-1/state";
+    try {
+      const pack = await openPack(fetchSource("http://fixture/" + q.get("pack"), { fetch }));
+      const res = await fetch("http://fixture/" + q.get("tokens"));
+      const cache = decodeTokenCache(new Uint8Array(await res.arrayBuffer()), { name: "tokens" });
+      const data = Array.from({ length: cache.count }, (_, i) => cache.example(i));
+      const stored = (await fetch(stateUrl, { method: "HEAD" })).ok;
+      const resume = stored ? (await openTrainingState(fetchSource(stateUrl, { fetch }))).state : undefined;
+      const start = resume?.step ?? 0;
+      let step = start;
+      const trained = await train(pack, data, [], {
+        ...options,
+        kernels,
+        resume,
+        shouldStop: () => step >= start + per,
+        onEvent: (e) => {
+          if (e.type === "step") step = e.step;
+        },
+        saveState: async (state) => {
+          const chunks = [];
+          await writeTrainingState({ write: async (c) => void chunks.push(c.slice()) }, state);
+          const put = await fetch(stateUrl, { method: "PUT", body: new Blob(chunks) });
+          if (!put.ok) throw new Error("PUT " + stateUrl + ": " + put.status);
+        },
+      });
+      return Response.json({ start, losses: trained.losses, steps: trained.steps, params: bits(trained.params) });
+    } catch (err) {
+      return Response.json({ error: String(err?.stack ?? err) });
+    }
+  },
+};
+`;
+
+Deno.test({
+  name:
+    "workerd: a run split across invocations (state stored over HTTP) equals the uninterrupted run, bit for bit",
+  ignore: skip !== undefined && Deno.env.get("MESP_REQUIRE_RUNTIMES") !== "1",
+  async fn() {
+    if (skip) throw new Error(skip);
+    const ref = await tinyRun();
+    const server = serveDir(ref.dir, { writable: "/store/" });
+    const dir = await Deno.makeTempDir({ prefix: "mesp-workerd-split-" });
+    let child: Deno.ChildProcess | undefined;
+    try {
+      await Deno.writeTextFile(`${dir}/main.js`, SPLIT);
+      await Deno.writeTextFile(`${dir}/config.capnp`, config(server.host));
+      await Deno.copyFile(new URL("dist/mesp.js", ROOT), `${dir}/mesp.js`);
+      for (const f of ["mesp_relaxed.wasm", "mesp_simd.wasm"]) {
+        await Deno.copyFile(new URL(`dist/wasm/${f}`, ROOT), `${dir}/${f}`);
+      }
+      const port = freePort();
+      child = new Deno.Command(bin!, {
+        args: ["serve", "config.capnp", "--socket-addr", `http=127.0.0.1:${port}`],
+        cwd: dir,
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      const query = new URLSearchParams({
+        options: JSON.stringify(OPTIONS),
+        pack: ref.pack,
+        tokens: ref.tokens,
+        per: "1",
+      });
+      const invoke = async () => {
+        for (let i = 0; i < 100; i++) {
+          const res = await fetch(`http://127.0.0.1:${port}/?${query}`).catch(() => undefined);
+          if (res) return await res.json();
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        throw new Error("workerd did not start");
+      };
+      const losses: number[] = [];
+      let last: { params: number[] } | undefined;
+      for (let i = 0; i < OPTIONS.steps; i++) {
+        const got = await invoke();
+        assertEquals(got.error, undefined);
+        assertEquals(got.start, i, `invocation ${i + 1} resumed from step ${got.start}`);
+        assertEquals(got.steps, i + 1);
+        losses.push(...got.losses);
+        last = got;
+      }
+      assertEquals(losses, ref.losses);
+      assert(last!.params.every((b: number, i: number) => b === ref.params[i]), "adapters differ");
+      // every invocation after the first read the stored state in ranges, and each stored one
+      const state = server.requests.filter((r) => r.path === "/store/run-1/state");
+      assertEquals(state.filter((r) => r.method === "PUT").length, OPTIONS.steps);
+      assert(state.some((r) => r.method === "GET" && r.range !== null), "the state was not read by Range");
+    } finally {
+      if (child) {
+        child.kill();
+        await child.stderr.cancel();
+        await child.status;
+      }
+      await server.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
