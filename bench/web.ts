@@ -147,7 +147,9 @@ async function browserRun(spill: boolean): Promise<PageRun> {
   }
 }
 
-console.log(`# ${cpuModel()}; ${model}, T ${seqLen}, ${steps} steps, page defaults (AdamW, rank 8, all targets)`);
+console.log(
+  `# ${cpuModel()}; ${model}, T ${seqLen}, ${steps} steps, page defaults (AdamW, rank 8, all targets)`,
+);
 const pages = [];
 for (const v of args.spill) pages.push({ spill: v === "on", ...await browserRun(v === "on") });
 const cli = await cliRun();

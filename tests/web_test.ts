@@ -186,7 +186,11 @@ Deno.test({
       await page.click("#cached-list button");
       const offer = await statusOf(page, "train-status", /stopped at step/);
       assert(/stopped at step [1-7] of 8/.test(offer), offer);
-      sameBytes(await downloadedWeights(page, work, "saved"), atPause, "the saved state's adapter vs the paused run's");
+      sameBytes(
+        await downloadedWeights(page, work, "saved"),
+        atPause,
+        "the saved state's adapter vs the paused run's",
+      );
       await page.click("#resume-button");
       const resumed = await statusOf(page, "train-status", /^Done/, 300_000);
       assert(resumed.startsWith("Done: 8 steps"), resumed);

@@ -123,7 +123,11 @@ function startWorkerd(dir: string, port: number): Deno.ChildProcess {
 }
 
 /** After a test: stops workerd (if it was started), then the fixture server, and removes the worker's folder. */
-async function cleanUp(child: Deno.ChildProcess | undefined, server: { close(): Promise<void> }, dir: string) {
+async function cleanUp(
+  child: Deno.ChildProcess | undefined,
+  server: { close(): Promise<void> },
+  dir: string,
+) {
   if (child) {
     child.kill();
     await child.stderr.cancel();

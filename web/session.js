@@ -303,7 +303,10 @@ const ops = {
       const { state } = saved;
       // the parameters alone are kept; the moments pass through one piece's buffer for the checksum
       const params = new Float32Array(state.length), piece = 1 << 16;
-      await state.read(piece, (t, i) => (t === "params" ? params.subarray(i * piece, (i + 1) * piece) : undefined));
+      await state.read(
+        piece,
+        (t, i) => (t === "params" ? params.subarray(i * piece, (i + 1) * piece) : undefined),
+      );
       r = { params, layout: loraLayout(session.pack.config, state.lora) };
     }
     const weights = encodeLoraTensors(r.layout, r.params);
