@@ -1,4 +1,7 @@
-// Debian's Chromium driven by the pinned npm playwright-core, shared by bench/web.ts and the browser tests.
+// Debian's Chromium driven by the pinned npm playwright-core: the one headless launch (flags, a fresh
+// profile), the page-ready wait and the browser tests' skip-or-fail, for bench/ (web.ts, remote.ts) and the
+// browser tests alike. It lives in bench/ because tests/ import from bench/ (this, llama_cpp.ts) and bench/
+// imports nothing of tests/: a benchmark runs without the test helpers, and the dependency goes one way.
 // Never `playwright install` (it downloads a browser, which fails here).
 
 import { processPeakMB } from "./measure.ts";
@@ -19,6 +22,9 @@ export const FLAGS = [
 ];
 
 export type Playwright = typeof import("npm:playwright-core@1.65.1");
+export type BrowserContext = Awaited<ReturnType<Playwright["chromium"]["launchPersistentContext"]>>;
+export type Page = Awaited<ReturnType<BrowserContext["newPage"]>>;
+type LaunchOptions = NonNullable<Parameters<Playwright["chromium"]["launchPersistentContext"]>[1]>;
 
 /** playwright-core, or why it cannot run here (Chromium missing, the package not loadable). */
 export async function playwright(): Promise<Playwright | string> {
@@ -33,6 +39,64 @@ export async function playwright(): Promise<Playwright | string> {
   } catch (err) {
     return `npm:playwright-core@1.65.1 cannot be loaded (${(err as Error).message.split("\n")[0]})`;
   }
+}
+
+/** A headless Chromium in a profile folder of its own; `close` ends it and removes the folder. */
+export interface Chromium {
+  context: BrowserContext;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts Debian's Chromium headless with {@linkcode FLAGS} and a fresh `--user-data-dir` (a temporary folder
+ * named `prefix`…), with playwright's other `options` (downloads, viewport). Throws why it cannot: Chromium
+ * missing, playwright-core not loadable.
+ */
+export async function launchChromium(
+  options: Omit<LaunchOptions, "executablePath" | "headless" | "args"> & { prefix?: string } = {},
+): Promise<Chromium> {
+  const pw = await playwright();
+  if (typeof pw === "string") throw new Error(pw);
+  const { prefix = "mesp-chromium-", ...rest } = options;
+  const profile = await Deno.makeTempDir({ prefix });
+  const removeProfile = () => Deno.remove(profile, { recursive: true });
+  const context = await pw.chromium.launchPersistentContext(profile, {
+    ...rest,
+    executablePath: CHROMIUM,
+    headless: true,
+    args: FLAGS,
+  }).catch(async (err) => {
+    await removeProfile().catch(() => {});
+    throw err;
+  });
+  return {
+    context,
+    async close() {
+      try {
+        await context.close();
+      } finally {
+        await removeProfile();
+      }
+    },
+  };
+}
+
+/** Opens `url` in `tab` and waits until the page has set `globalThis.ready = true` (its imports done). */
+export async function openReady(tab: Page, url: string): Promise<void> {
+  await tab.goto(url);
+  await tab.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true);
+}
+
+/**
+ * A browser test file's `ignore`: true (logging "`what` skipped: why") where Chromium or playwright-core is
+ * missing, unless MESP_REQUIRE_RUNTIMES=1 (CI sets it): there the tests run and fail at
+ * {@linkcode launchChromium}, naming what is missing.
+ */
+export async function skipWithoutChromium(what: string): Promise<boolean> {
+  const found = await playwright();
+  if (typeof found !== "string" || Deno.env.get("MESP_REQUIRE_RUNTIMES") === "1") return false;
+  console.log(`${what} skipped: ${found}`);
+  return true;
 }
 
 /** The Chromium renderer processes descended from this process (a tab and its workers live there). */

@@ -22,6 +22,18 @@ export function cpuSeconds(): { busy: number; own: number } {
   }
 }
 
+/**
+ * The machine's mean runnable tasks (about its busy cores) over `seconds`, from the 1-minute load average
+ * (`Deno.loadavg()[0]`, which needs `--allow-sys=loadavg`) read at its start (`before`) and end (`after`):
+ * the kernel moves that average toward the current count every 5 s with weight 1 − e^(−5/60), so
+ * `after = before·a + mean·(1 − a)` with `a = e^(−seconds/60)`, a mean weighted toward the interval's end.
+ */
+export function busyCores(before: number, after: number, seconds: number): number {
+  if (!(seconds > 0)) return 0;
+  const a = Math.exp(-seconds / 60);
+  return Math.max(0, (after - before * a) / (1 - a));
+}
+
 /** /proc/cpuinfo: Deno reads /proc files only with -A, so under a task's narrower flags `cat` (--allow-run) reads it. */
 function procCpuinfo(): string {
   try {

@@ -23,7 +23,7 @@ import type { CommandSpec } from "../src/cli/args.ts";
 import { benchArgs } from "./args.ts";
 import { exists } from "../src/io/deno_files.ts";
 import { prepare } from "../src/cli/prepare.ts";
-import { cpuSeconds, median } from "./measure.ts";
+import { busyCores, median } from "./measure.ts";
 
 /** The repository root: commands run as `deno task <command>` there, with the tasks' runtime flags. */
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -73,7 +73,10 @@ interface Row {
   arena_mb: number;
   steps: number;
   threads: number;
-  /** Average busy cores of the whole machine while the run trained (>≈ threads + 0.3: shared machine). */
+  /**
+   * Average busy cores of the whole machine while the run trained (>≈ threads + 0.3: shared machine), from
+   * the 1-minute load average at its start and end (`busyCores`).
+   */
   busy_cores: number;
   /** The code measured: git commit, "+dirty" with uncommitted changes to src/, asm/ or wasm/. */
   commit: string;
@@ -232,7 +235,7 @@ async function measure(
   const planOut = await mesp(["plan", ...trainFlags(c, model, o.cache, o.threads), "--json"]);
   const plan = JSON.parse(planOut.stdout) as { arena_bytes: number; predicted_peak_bytes: number };
   const out = await Deno.makeTempDir({ prefix: "mesp-bench-run-" });
-  const busy0 = cpuSeconds().busy, t0 = performance.now();
+  const load0 = Deno.loadavg()[0], t0 = performance.now();
   let res;
   try {
     res = await mesp([
@@ -254,7 +257,7 @@ async function measure(
   } finally {
     await Deno.remove(out, { recursive: true }).catch(() => {});
   }
-  const wall = (performance.now() - t0) / 1000, busy = cpuSeconds().busy - busy0;
+  const wall = (performance.now() - t0) / 1000, busy = busyCores(load0, Deno.loadavg()[0], wall);
   const steps = res.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
     .filter((r) => r.step !== undefined && r.elapsed_s !== undefined) as {
       step: number;
@@ -276,7 +279,7 @@ async function measure(
     arena_mb: +(plan.arena_bytes / 1e6).toFixed(1),
     steps: o.steps,
     threads: o.threads,
-    busy_cores: wall > 0 ? +(busy / wall).toFixed(2) : 0,
+    busy_cores: +busy.toFixed(2),
     commit: o.commit,
   };
 }
@@ -403,7 +406,8 @@ function report(rows: Row[], sizes: string[]): string {
     `\nsteps per run: ${
       [...new Set(rows.map((r) => r.steps))].join(", ")
     } (first is warm-up); kernel threads: ${threads}; code: ${commits}. ` +
-      '"busy cores" = average busy cores of the whole machine during each run (MeBP / MeSP / MeZO); ' +
+      '"busy cores" = average busy cores of the whole machine during each run (MeBP / MeSP / MeZO), from ' +
+      "the 1-minute load average at its start and end; " +
       "clearly above the thread count means other programs shared the CPU and times are inflated.",
   );
   return out.join("\n");

@@ -31,8 +31,8 @@
  *
  * @module
  */
-import { median, processPeakMB, stepTime } from "./measure.ts";
-import { CHROMIUM, FLAGS, playwright, rendererPeakMB, resetRendererPeak } from "./chromium.ts";
+import { cpuModel, median, processPeakMB, stepTime } from "./measure.ts";
+import { launchChromium, openReady, rendererPeakMB, resetRendererPeak } from "./chromium.ts";
 import { benchArgs } from "./args.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
 
@@ -358,26 +358,17 @@ console.log(JSON.stringify({ ...r, peakMB: (lib.processMemory().peak ?? NaN) / 1
 
 /** One run in the one tab of a fresh headless Chromium; the tab's peak from when its page is ready. */
 async function chromiumRun(origin: string, run: Run): Promise<RunResult & { idleMB: number }> {
-  const pw = await playwright();
-  if (typeof pw === "string") throw new Error(pw);
-  const profile = await Deno.makeTempDir({ prefix: "mesp-bench-remote-chromium-" });
-  const ctx = await pw.chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: FLAGS,
-  });
+  const browser = await launchChromium({ prefix: "mesp-bench-remote-chromium-" });
   try {
-    const tab = ctx.pages()[0] ?? await ctx.newPage();
-    await tab.goto(`${origin}/page.html`);
-    await tab.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true);
+    const tab = browser.context.pages()[0] ?? await browser.context.newPage();
+    await openReady(tab, `${origin}/page.html`);
     await resetRendererPeak();
     const idleMB = await rendererPeakMB();
     // deno-lint-ignore no-explicit-any
     const [r] = await tab.evaluate((x) => (globalThis as any).run(x), [run]) as RunResult[];
     return { ...r, peakMB: await rendererPeakMB(), idleMB };
   } finally {
-    await ctx.close();
-    await Deno.remove(profile, { recursive: true });
+    await browser.close();
   }
 }
 
@@ -485,7 +476,7 @@ async function workerdRun(
 }
 
 // --- the run ---
-const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown CPU";
+const cpu = cpuModel();
 const load = (await Deno.readTextFile("/proc/loadavg")).split(" ")[0];
 await Deno.mkdir(cache, { recursive: true });
 await Deno.remove(`${cache}/tokens`, { recursive: true }).catch(() => {});

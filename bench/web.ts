@@ -15,8 +15,8 @@
  * @module
  */
 import { serveWeb } from "../web/serve.ts";
-import { stepTime } from "./measure.ts";
-import { CHROMIUM, FLAGS, playwright, rendererPeakMB, resetRendererPeak } from "./chromium.ts";
+import { cpuModel, stepTime } from "./measure.ts";
+import { launchChromium, rendererPeakMB, resetRendererPeak } from "./chromium.ts";
 import { benchArgs } from "./args.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
 
@@ -94,17 +94,10 @@ interface PageRun {
 }
 
 async function browserRun(spill: boolean): Promise<PageRun> {
-  const pw = await playwright();
-  if (typeof pw === "string") throw new Error(pw);
+  const browser = await launchChromium({ prefix: "mesp-bench-web-" });
   const server = serveWeb({ root: ROOT, port: 0 });
-  const profile = await Deno.makeTempDir({ prefix: "mesp-bench-web-" });
-  const ctx = await pw.chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: FLAGS,
-  });
   try {
-    const page = await ctx.newPage();
+    const page = await browser.context.newPage();
     await page.goto(`http://127.0.0.1:${(server.addr as Deno.NetAddr).port}/web/`);
     const text = (id: string) => page.textContent(`#${id}`).then((t) => t ?? "");
     const until = async (id: string, re: RegExp) => {
@@ -149,14 +142,14 @@ async function browserRun(spill: boolean): Promise<PageRun> {
       threads: Number(env.match(/(\d+) kernel thread/)?.[1] ?? 1),
     };
   } finally {
-    await ctx.close();
+    await browser.close();
     await server.shutdown();
-    await Deno.remove(profile, { recursive: true });
   }
 }
 
-const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown CPU";
-console.log(`# ${cpu}; ${model}, T ${seqLen}, ${steps} steps, page defaults (AdamW, rank 8, all targets)`);
+console.log(
+  `# ${cpuModel()}; ${model}, T ${seqLen}, ${steps} steps, page defaults (AdamW, rank 8, all targets)`,
+);
 const pages = [];
 for (const v of args.spill) pages.push({ spill: v === "on", ...await browserRun(v === "on") });
 const cli = await cliRun();

@@ -6,7 +6,7 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { serveDir } from "./_http_server.ts";
 import { OPTIONS, tinyRun } from "./_tiny_run.ts";
-import { CHROMIUM, FLAGS, type Playwright, playwright } from "../bench/chromium.ts";
+import { launchChromium, openReady, skipWithoutChromium } from "../bench/chromium.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -38,25 +38,16 @@ globalThis.openUrl = async (url) => {
 globalThis.ready = true;
 </script>`;
 
-const found = await playwright();
-const skip = typeof found === "string" ? found : undefined;
-if (skip) console.log(`browser tests skipped: ${skip}`);
+const skip = await skipWithoutChromium("browser tests");
 
 Deno.test({
   name:
     "dist/ in headless Chromium, with and without COOP/COEP: the CLI's losses bit for bit; bad URLs named (wasm, worker, an unreachable pack)",
-  // CI sets MESP_REQUIRE_RUNTIMES=1: there a missing runtime fails instead of skipping
-  ignore: skip !== undefined && Deno.env.get("MESP_REQUIRE_RUNTIMES") !== "1",
+  ignore: skip,
   async fn() {
-    if (skip) throw new Error(skip);
-    const pw = found as Playwright;
     const ref = await tinyRun();
-    const profile = await Deno.makeTempDir({ prefix: "mesp-chromium-" });
-    const ctx = await pw.chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: FLAGS,
-    });
+    const browser = await launchChromium();
+    const ctx = browser.context;
     try {
       // both pages side by side, in tabs of one browser
       await Promise.all([true, false].map(async (isolate) => {
@@ -71,8 +62,7 @@ Deno.test({
           tab.on("console", (m) => {
             if (m.type() === "warning") warnings.push(m.text());
           });
-          await tab.goto(`${server.origin}/page.html`);
-          await tab.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true);
+          await openReady(tab, `${server.origin}/page.html`);
           // deno-lint-ignore no-explicit-any
           const run = (threads: number, kernels?: unknown): Promise<any> =>
             // deno-lint-ignore no-explicit-any
@@ -125,8 +115,7 @@ Deno.test({
         }
       }));
     } finally {
-      await ctx.close();
-      await Deno.remove(profile, { recursive: true });
+      await browser.close();
     }
   },
 });

@@ -6,7 +6,7 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { serveDir } from "./_http_server.ts";
 import { repoFromDir, serveHub } from "./_hub_server.ts";
-import { CHROMIUM, FLAGS, type Playwright, playwright } from "../bench/chromium.ts";
+import { launchChromium, openReady, skipWithoutChromium } from "../bench/chromium.ts";
 import { dirFiles } from "../src/io/deno_files.ts";
 import { openCheckpoint } from "../src/model/safetensors.ts";
 
@@ -40,17 +40,13 @@ globalThis.readHub = async (endpoint, shard, offset, length) => {
 globalThis.ready = true;
 </script>`;
 
-const found = await playwright();
-const skip = typeof found === "string" ? found : undefined;
-if (skip) console.log(`hub browser test skipped: ${skip}`);
+const skip = await skipWithoutChromium("hub browser test");
 
 Deno.test({
   name:
     "hub: hubFiles in headless Chromium reads a Hub model cross-origin (config, tensors, ranges via storage)",
-  ignore: skip !== undefined && Deno.env.get("MESP_REQUIRE_RUNTIMES") !== "1",
+  ignore: skip,
   async fn() {
-    if (skip) throw new Error(skip);
-    const pw = found as Playwright;
     const tmp = await Deno.makeTempDir({ prefix: "mesp-hubweb-" });
     const made = await new Deno.Command(Deno.execPath(), {
       args: [
@@ -69,15 +65,10 @@ Deno.test({
     assert(made.success, new TextDecoder().decode(made.stderr));
     const hub = serveHub({ "acme/tiny": await repoFromDir(`${tmp}/model`, COMMIT) }, { cors: true });
     const site = serveDir(ROOT, { routes: { "/page.html": { body: PAGE, type: "text/html" } } });
-    const ctx = await pw.chromium.launchPersistentContext(`${tmp}/profile`, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: FLAGS,
-    });
+    const browser = await launchChromium({ prefix: "mesp-hubweb-chromium-" });
     try {
-      const tab = await ctx.newPage();
-      await tab.goto(`${site.origin}/page.html`);
-      await tab.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true);
+      const tab = await browser.context.newPage();
+      await openReady(tab, `${site.origin}/page.html`);
       const offset = 1_234_567, length = 4096;
       const got = await tab.evaluate(
         // deno-lint-ignore no-explicit-any
@@ -97,7 +88,7 @@ Deno.test({
       const storage = hub.requests.filter((q) => q.path.startsWith("/storage/") && q.method === "GET");
       assert(storage.length > 0 && storage.every((q) => q.status === 206), JSON.stringify(storage));
     } finally {
-      await ctx.close();
+      await browser.close();
       await site.close();
       await hub.close();
       await Deno.remove(tmp, { recursive: true });

@@ -7,7 +7,7 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { serveDir } from "./_http_server.ts";
 import { OPTIONS, printed, sequences, tinyRun } from "./_tiny_run.ts";
-import { CHROMIUM, FLAGS, type Playwright, playwright } from "../bench/chromium.ts";
+import { launchChromium, openReady, skipWithoutChromium } from "../bench/chromium.ts";
 import { fetchSource } from "../src/io/source.ts";
 import { opfsRangeCache } from "../src/io/opfs_range_cache.ts";
 import { bytesSource } from "../src/io/source.ts";
@@ -80,9 +80,7 @@ const WAYS = {
 } as const;
 type Way = keyof typeof WAYS;
 
-const found = await playwright();
-const skip = typeof found === "string" ? found : undefined;
-if (skip) console.log(`OPFS cache tests skipped: ${skip}`);
+const skip = await skipWithoutChromium("OPFS cache tests");
 
 /** A second tiny pack (other weights, same shapes and tokenizer) and its losses, as the library gives them. */
 async function otherPack(dir: string, tokens: Uint8Array): Promise<{ bytes: Uint8Array; losses: number[] }> {
@@ -102,10 +100,8 @@ async function otherPack(dir: string, tokens: Uint8Array): Promise<{ bytes: Uint
 Deno.test({
   name:
     "opfsRangeCache in headless Chromium (page, page without its worker, worker): the CLI's losses; 0 requests after step 1 and after a reload; a changed pack detected",
-  ignore: skip !== undefined && Deno.env.get("MESP_REQUIRE_RUNTIMES") !== "1",
+  ignore: skip,
   async fn() {
-    if (skip) throw new Error(skip);
-    const pw = found as Playwright;
     const ref = await tinyRun();
     const tokens = await Deno.readFile(`${ref.dir}/${ref.tokens}`);
     const v1 = await Deno.readFile(`${ref.dir}/${ref.pack}`);
@@ -120,17 +116,10 @@ Deno.test({
         "/worker.js": { body: WORKER, type: "text/javascript" },
       },
     });
-    const ctx = await pw.chromium.launchPersistentContext(`${tmp}/profile`, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: FLAGS,
-    });
+    const browser = await launchChromium({ prefix: "mesp-opfs-chromium-" });
     try {
-      const tab = ctx.pages()[0] ?? await ctx.newPage();
-      const load = async () => {
-        await tab.goto(`${server.origin}/page.html`);
-        await tab.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true);
-      };
+      const tab = browser.context.pages()[0] ?? await browser.context.newPage();
+      const load = () => openReady(tab, `${server.origin}/page.html`);
       /** One run, and the requests it made for the pack by phase (`open`, `1`, `2`, `3`). */
       const run = async (how: Way, file: string) => {
         const before = server.requests.length;
@@ -198,7 +187,7 @@ Deno.test({
         assert(v2.losses.some((l, i) => l !== ref.losses[i]), "the second pack trains like the first");
       }
     } finally {
-      await ctx.close();
+      await browser.close();
       await server.close();
       await Deno.remove(tmp, { recursive: true });
     }

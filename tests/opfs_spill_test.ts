@@ -8,7 +8,7 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { serveDir } from "./_http_server.ts";
 import { OPTIONS, printed, tinyRun } from "./_tiny_run.ts";
-import { CHROMIUM, FLAGS, type Playwright, playwright } from "../bench/chromium.ts";
+import { launchChromium, openReady, skipWithoutChromium } from "../bench/chromium.ts";
 import { opfsSpillFile } from "../src/io/opfs_spill_file.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -78,17 +78,13 @@ interface Result {
   error?: string;
 }
 
-const found = await playwright();
-const skip = typeof found === "string" ? found : undefined;
-if (skip) console.log(`OPFS spill tests skipped: ${skip}`);
+const skip = await skipWithoutChromium("OPFS spill tests");
 
 Deno.test({
   name:
     "opfsSpillFile in a dedicated worker in headless Chromium (1 and 2 threads): the CLI's losses and adapter bit for bit; a spill that drops writes does not; a full quota and the main thread named",
-  ignore: skip !== undefined && Deno.env.get("MESP_REQUIRE_RUNTIMES") !== "1",
+  ignore: skip,
   async fn() {
-    if (skip) throw new Error(skip);
-    const pw = found as Playwright;
     const ref = await tinyRun();
     const server = serveDir(ROOT, {
       isolate: true, // 2 threads: the arena is a SharedArrayBuffer, read into and written from in place
@@ -98,16 +94,11 @@ Deno.test({
         "/spill_worker.js": { body: WORKER(ref.pack, ref.tokens), type: "text/javascript" },
       },
     });
-    const profile = await Deno.makeTempDir({ prefix: "mesp-opfs-spill-" });
-    const ctx = await pw.chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: FLAGS,
-    });
+    const browser = await launchChromium({ prefix: "mesp-opfs-spill-" });
+    const ctx = browser.context;
     try {
       const tab = ctx.pages()[0] ?? await ctx.newPage();
-      await tab.goto(`${server.origin}/page.html`);
-      await tab.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true);
+      await openReady(tab, `${server.origin}/page.html`);
       const inWorker = (job: { file: string; threads: number; dropWrites?: boolean }) =>
         // deno-lint-ignore no-explicit-any
         tab.evaluate((j) => (globalThis as any).inWorker(j), job) as Promise<Result>;
@@ -151,9 +142,8 @@ Deno.test({
       const main = await tab.evaluate((f) => (globalThis as any).onMainThread(f), "main.tmp") as string;
       assert(main.includes('OPFS spill file "main.tmp"') && main.includes("dedicated worker"), main);
     } finally {
-      await ctx.close();
+      await browser.close();
       await server.close();
-      await Deno.remove(profile, { recursive: true });
     }
   },
 });

@@ -2,8 +2,9 @@
 // the tiny model's files and the demo dataset given through the file inputs, a bad JSONL line and a budget
 // too small refused, 8 training steps whose downloaded adapter is byte-identical to the CLI's `train` with the
 // same seed and flags (spilled to OPFS, the page's default), generation equal to the CLI's, the pack reused
-// from OPFS after a reload, a paused run (in memory) resumed after a reload to the same bytes, the adapter zip
-// loaded back, and the page reopened offline.
+// from OPFS after a reload, a paused run resumed after a reload from its state file to the same bytes, in
+// memory and spilled (in memory, the adapter read back from that file equal to the paused run's), the adapter
+// zip loaded back, and the page reopened offline.
 // Screenshots of each stage (desktop and phone) go to a temporary folder named in the log. Skipped (with a message) where Chromium or playwright-core is missing;
 // CI installs both and sets MESP_REQUIRE_RUNTIMES=1, so there it fails instead.
 import { assert, assertEquals } from "./_assert.ts";
@@ -11,7 +12,7 @@ import { tinyRun } from "./_tiny_run.ts";
 import { serveWeb } from "../web/serve.ts";
 import { unzipStore } from "../src/io/zip.ts";
 import { Buffer } from "node:buffer";
-import { CHROMIUM, FLAGS, type Playwright, playwright } from "../bench/chromium.ts";
+import { launchChromium, type Page, skipWithoutChromium } from "../bench/chromium.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).href;
@@ -21,13 +22,20 @@ const FORM = { steps: "8", "seq-len": "64", seed: "3", rank: "4", lr: "0.001" };
 const CLI_FLAGS = ["--steps", "8", "--seq-len", "64", "--seed", "3", "--rank", "4", "--lr", "0.001"];
 const PROMPT = "How long does the Lumen battery last?";
 
-type Page = Awaited<
-  ReturnType<Awaited<ReturnType<Playwright["chromium"]["launchPersistentContext"]>>["newPage"]>
->;
+const skip = await skipWithoutChromium("web page tests");
 
-const found = await playwright();
-const skip = typeof found === "string" ? found : undefined;
-if (skip) console.log(`web page tests skipped: ${skip}`);
+/** Before the page's scripts: every Worker's plan events, kept in `globalThis.mespPlans` (for the test). */
+const RECORD_PLANS = `{
+  const Base = globalThis.Worker;
+  globalThis.Worker = class extends Base {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (e) => {
+        if (e.data?.kind === "event" && e.data.data?.type === "plan") (globalThis.mespPlans ??= []).push(e.data.data);
+      });
+    }
+  };
+}`;
 
 async function cli(args: string[], env: Record<string, string>): Promise<string> {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -67,12 +75,10 @@ async function statusOf(page: Page, id: string, pattern: RegExp, timeout = 120_0
 Deno.test({
   name:
     "web page in headless Chromium: data checks, plan refusal, CLI-identical adapter, OPFS reuse and resume",
-  ignore: skip !== undefined && Deno.env.get("MESP_REQUIRE_RUNTIMES") !== "1",
+  ignore: skip,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    if (skip) throw new Error(skip);
-    const pw = found as Playwright;
     const ref = await tinyRun();
     const model = `${ref.dir}/model`;
     const work = await Deno.makeTempDir({ prefix: "mesp-web-" });
@@ -104,13 +110,13 @@ Deno.test({
 
     const server = serveWeb({ root: ROOT, port: 0 });
     const { port } = server.addr as Deno.NetAddr;
-    const ctx = await pw.chromium.launchPersistentContext(`${work}/profile`, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: FLAGS,
+    const browser = await launchChromium({
+      prefix: "mesp-web-chromium-",
       acceptDownloads: true,
       viewport: { width: 1100, height: 900 },
     });
+    const ctx = browser.context;
+    await ctx.addInitScript(RECORD_PLANS);
     try {
       const page = await ctx.newPage();
       const errors: string[] = [];
@@ -171,34 +177,60 @@ Deno.test({
       assert(((await page.textContent("#out-adapter")) ?? "").length > 0);
       await page.screenshot({ path: `${shots}/5-try.png`, fullPage: true });
 
-      // 6. reload: the pack comes from OPFS; a paused run resumes after another reload to the same bytes
-      await page.reload();
-      await statusOf(page, "env", /Ready/);
-      await page.click("#cached-list button");
-      const reused = await statusOf(page, "model-status", /^Ready/);
-      assert(reused.includes("opened from this browser's storage"), reused);
-      await page.fill("#seq-len", FORM["seq-len"]);
-      await page.setInputFiles("#train-file", DATA);
-      await statusOf(page, "data-status", /examples/);
-      for (const [id, v] of Object.entries(FORM)) if (id !== "seq-len") await page.fill(`#${id}`, v);
-      await page.uncheck("#spill"); // this run in memory: both ways give the CLI's bytes
-      await page.click("#train-button");
-      await statusOf(page, "train-status", /^Step 1 of 8/);
-      await page.click("#pause-button");
-      const paused = await statusOf(page, "train-status", /^Paused/, 300_000);
-      assert(/Paused after step [1-7];/.test(paused), paused);
-      await page.reload();
-      await statusOf(page, "env", /Ready/);
-      await page.click("#cached-list button");
-      const offer = await statusOf(page, "train-status", /stopped at step/);
-      assert(/stopped at step [1-7] of 8/.test(offer), offer);
-      await page.click("#resume-button");
-      const resumed = await statusOf(page, "train-status", /^Done/, 300_000);
-      assert(resumed.startsWith("Done: 8 steps"), resumed);
-      sameBytes(await downloadedWeights(page, work, "b"), cliAdapter, "the resumed adapter vs the CLI's");
+      // 6. reload: the pack comes from OPFS; a paused run resumes after another reload to the same bytes, in
+      // memory and spilled (its state read from the file into the arena, or into the spill)
+      for (const spill of [false, true]) {
+        const tag = spill ? "spilled" : "memory";
+        await page.reload();
+        await statusOf(page, "env", /Ready/);
+        await page.click("#cached-list button");
+        const reused = await statusOf(page, "model-status", /^Ready/);
+        assert(reused.includes("opened from this browser's storage"), reused);
+        await page.fill("#seq-len", FORM["seq-len"]);
+        await page.setInputFiles("#train-file", DATA);
+        await statusOf(page, "data-status", /examples/);
+        for (const [id, v] of Object.entries(FORM)) if (id !== "seq-len") await page.fill(`#${id}`, v);
+        await page.setChecked("#spill", spill); // both ways give the CLI's bytes
+        await page.click("#train-button");
+        await statusOf(page, "train-status", /^Step 1 of 8/);
+        await page.click("#pause-button");
+        const paused = await statusOf(page, "train-status", /^Paused/, 300_000);
+        assert(/Paused after step [1-7];/.test(paused), `${tag}: ${paused}`);
+        // in memory, the adapter at the pause is the run's own copy; after the reload, from the state's file
+        const atPause = spill ? undefined : await downloadedWeights(page, work, "paused");
+        await page.reload();
+        await statusOf(page, "env", /Ready/);
+        await page.click("#cached-list button");
+        const offer = await statusOf(page, "train-status", /stopped at step/);
+        assert(/stopped at step [1-7] of 8/.test(offer), `${tag}: ${offer}`);
+        if (atPause) {
+          sameBytes(
+            await downloadedWeights(page, work, "saved"),
+            atPause,
+            "the saved state's adapter vs the paused run's",
+          );
+        }
+        await page.click("#resume-button");
+        const resumed = await statusOf(page, "train-status", /^Done/, 300_000);
+        assert(resumed.startsWith("Done: 8 steps"), `${tag}: ${resumed}`);
+        // the page shows no plan for a resumed run: its plan event, recorded by RECORD_PLANS
+        const plan = await page.evaluate(() =>
+          (globalThis as unknown as { mespPlans?: { spill?: string }[] }).mespPlans?.at(-1)
+        );
+        assertEquals(
+          Boolean(plan?.spill),
+          spill,
+          `${tag}: the resumed run's plan: spill ${JSON.stringify(plan?.spill)}`,
+        );
+        sameBytes(
+          await downloadedWeights(page, work, tag),
+          cliAdapter,
+          `the resumed adapter (${tag}) vs the CLI's`,
+        );
+      }
 
       // an adapter loads back (the zip the page wrote), ready to try or train on from
-      await page.setInputFiles("#adapter-files", `${work}/adapter-b.zip`);
+      await page.setInputFiles("#adapter-files", `${work}/adapter-memory.zip`);
       const loaded = await statusOf(page, "keep-status", /^Loaded an adapter/);
       assert(loaded.includes("rank 4"), loaded);
       assert(await page.isChecked("#from-adapter"));
@@ -239,7 +271,7 @@ Deno.test({
       await page.screenshot({ path: `${shots}/6-phone.png`, fullPage: true });
       assertEquals(errors, []);
     } finally {
-      await ctx.close();
+      await browser.close();
       await server.shutdown();
     }
   },

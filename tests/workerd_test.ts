@@ -112,6 +112,31 @@ function freePort(): number {
   return port;
 }
 
+/** workerd serving `dir`/config.capnp on 127.0.0.1:`port` (stderr piped: dropped by {@linkcode cleanUp}). */
+function startWorkerd(dir: string, port: number): Deno.ChildProcess {
+  return new Deno.Command(bin!, {
+    args: ["serve", "config.capnp", "--socket-addr", `http=127.0.0.1:${port}`],
+    cwd: dir,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+}
+
+/** After a test: stops workerd (if it was started), then the fixture server, and removes the worker's folder. */
+async function cleanUp(
+  child: Deno.ChildProcess | undefined,
+  server: { close(): Promise<void> },
+  dir: string,
+) {
+  if (child) {
+    child.kill();
+    await child.stderr.cancel();
+    await child.status;
+  }
+  await server.close();
+  await Deno.remove(dir, { recursive: true });
+}
+
 Deno.test({
   name: "dist/ in workerd with wasm modules: train, evaluate and generate like Deno, bit for bit",
   // CI sets MESP_REQUIRE_RUNTIMES=1: there a missing runtime fails instead of skipping
@@ -130,12 +155,7 @@ Deno.test({
         await Deno.copyFile(new URL(`dist/wasm/${f}`, ROOT), `${dir}/${f}`);
       }
       const port = freePort();
-      child = new Deno.Command(bin!, {
-        args: ["serve", "config.capnp", "--socket-addr", `http=127.0.0.1:${port}`],
-        cwd: dir,
-        stdout: "null",
-        stderr: "piped",
-      }).spawn();
+      child = startWorkerd(dir, port);
       const query = new URLSearchParams({
         options: JSON.stringify(OPTIONS),
         pack: ref.pack,
@@ -166,13 +186,7 @@ Deno.test({
       }
       assertEquals(got.tokens, tokens);
     } finally {
-      if (child) {
-        child.kill();
-        await child.stderr.cancel();
-        await child.status;
-      }
-      await server.close();
-      await Deno.remove(dir, { recursive: true });
+      await cleanUp(child, server, dir);
     }
   },
 });
@@ -236,12 +250,7 @@ Deno.test({
       await Deno.writeTextFile(`${dir}/config.capnp`, config(server.host, false));
       await Deno.copyFile(new URL("dist/mesp.js", ROOT), `${dir}/mesp.js`);
       const port = freePort();
-      child = new Deno.Command(bin!, {
-        args: ["serve", "config.capnp", "--socket-addr", `http=127.0.0.1:${port}`],
-        cwd: dir,
-        stdout: "null",
-        stderr: "piped",
-      }).spawn();
+      child = startWorkerd(dir, port);
       const run = async (total: number) => {
         const q = new URLSearchParams({ total: String(total), range: String(range), size: String(size) });
         for (let i = 0; i < 100; i++) {
@@ -270,13 +279,7 @@ Deno.test({
         `the peak rose by ${(after - before).toFixed(1)} MB (${before} → ${after})`,
       );
     } finally {
-      if (child) {
-        child.kill();
-        await child.stderr.cancel();
-        await child.status;
-      }
-      await server.close();
-      await Deno.remove(dir, { recursive: true });
+      await cleanUp(child, server, dir);
     }
   },
 });

@@ -6,10 +6,10 @@
 import {
   adapterConfigJson,
   blobFiles,
+  blobSource,
   bytesSource,
   checkpointFingerprint,
   decodeTokenCache,
-  decodeTrainingState,
   encodeLoraTensors,
   formatMB,
   formatPlan,
@@ -18,6 +18,7 @@ import {
   memorySpill,
   openCheckpoint,
   openPack,
+  openTrainingState,
   opfsSpillFile,
   paramCounts,
   parseAdapterConfig,
@@ -34,6 +35,7 @@ import {
 import * as opfs from "./opfs.js";
 
 const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "generation_config.json"];
+const STATE_NAME = "saved training state";
 
 /** The session: the opened model, its datasets, the last trained or loaded adapter, the stop flag. */
 const session = {
@@ -198,10 +200,9 @@ const ops = {
   /** Whether a saved training state exists for this model, and where it stopped. */
   async savedRun() {
     requireModel();
-    const bytes = await opfs.readBytes(["models", session.model.key, "run"], "checkpoint.safetensors");
-    if (!bytes) return { exists: false };
-    const { state, run } = await decodeTrainingState(bytes, "saved training state");
-    return { exists: true, step: state.step, run };
+    const saved = await savedState(["models", session.model.key, "run"]);
+    if (!saved) return { exists: false };
+    return { exists: true, step: saved.state.step, run: saved.run };
   },
 
   /** Trains; with `resume`, continues the saved state of this model. Emits step/val/checkpoint events. */
@@ -211,9 +212,9 @@ const ops = {
     let state;
     let runMeta;
     if (resume) {
-      const saved = await opfs.readBytes(runDir, "checkpoint.safetensors");
-      if (!saved) throw new Error("there is no saved run to resume");
-      const decoded = await decodeTrainingState(saved, "saved training state");
+      // streamed: checked here, then read by `train` a layer at a time into the arena or the spill
+      const decoded = await savedState(runDir);
+      if (!decoded) throw new Error("there is no saved run to resume");
       state = decoded.state;
       options = decoded.run.options;
       runMeta = decoded.run;
@@ -297,10 +298,16 @@ const ops = {
     requireModel();
     let r = session.result;
     if (!r) {
-      const saved = await opfs.readBytes(["models", session.model.key, "run"], "checkpoint.safetensors");
+      const saved = await savedState(["models", session.model.key, "run"]);
       if (!saved) throw new Error("nothing trained yet");
-      const { state } = await decodeTrainingState(saved, "saved training state");
-      r = { params: state.params, layout: loraLayout(session.pack.config, state.lora) };
+      const { state } = saved;
+      // the parameters alone are kept; the moments pass through one piece's buffer for the checksum
+      const params = new Float32Array(state.length), piece = 1 << 16;
+      await state.read(
+        piece,
+        (t, i) => (t === "params" ? params.subarray(i * piece, (i + 1) * piece) : undefined),
+      );
+      r = { params, layout: loraLayout(session.pack.config, state.lora) };
     }
     const weights = encodeLoraTensors(r.layout, r.params);
     const config = adapterConfigJson(r.layout, session.model.name);
@@ -328,6 +335,15 @@ const ops = {
     return { rank: cfg.rank, targets: cfg.targets };
   },
 };
+
+/**
+ * The training state saved in `runDir`, opened from its OPFS file without holding it (checked whole, through a
+ * small buffer), or undefined where there is none.
+ */
+async function savedState(runDir) {
+  const file = await opfs.fileOf(runDir, "checkpoint.safetensors");
+  return file ? await openTrainingState(blobSource(file, STATE_NAME), STATE_NAME) : undefined;
+}
 
 /** Whether training can spill to OPFS here: a sync access handle (dedicated workers, as this one is). */
 function spillWorks() {
