@@ -122,6 +122,16 @@ function startWorkerd(dir: string, port: number): Deno.ChildProcess {
   }).spawn();
 }
 
+/** Writes a worker's folder: its main module, the config reaching `host` as FIXTURE, dist/mesp.js and the wasm. */
+async function writeWorker(dir: string, main: string, host: string) {
+  await Deno.writeTextFile(`${dir}/main.js`, main);
+  await Deno.writeTextFile(`${dir}/config.capnp`, config(host));
+  await Deno.copyFile(new URL("dist/mesp.js", ROOT), `${dir}/mesp.js`);
+  for (const f of ["mesp_relaxed.wasm", "mesp_simd.wasm"]) {
+    await Deno.copyFile(new URL(`dist/wasm/${f}`, ROOT), `${dir}/${f}`);
+  }
+}
+
 /** After a test: stops workerd (if it was started), then the fixture server, and removes the worker's folder. */
 async function cleanUp(
   child: Deno.ChildProcess | undefined,
@@ -148,12 +158,7 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "mesp-workerd-" });
     let child: Deno.ChildProcess | undefined;
     try {
-      await Deno.writeTextFile(`${dir}/main.js`, MAIN);
-      await Deno.writeTextFile(`${dir}/config.capnp`, config(server.host));
-      await Deno.copyFile(new URL("dist/mesp.js", ROOT), `${dir}/mesp.js`);
-      for (const f of ["mesp_relaxed.wasm", "mesp_simd.wasm"]) {
-        await Deno.copyFile(new URL(`dist/wasm/${f}`, ROOT), `${dir}/${f}`);
-      }
+      await writeWorker(dir, MAIN, server.host);
       const port = freePort();
       child = startWorkerd(dir, port);
       const query = new URLSearchParams({
@@ -346,19 +351,9 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "mesp-workerd-split-" });
     let child: Deno.ChildProcess | undefined;
     try {
-      await Deno.writeTextFile(`${dir}/main.js`, SPLIT);
-      await Deno.writeTextFile(`${dir}/config.capnp`, config(server.host));
-      await Deno.copyFile(new URL("dist/mesp.js", ROOT), `${dir}/mesp.js`);
-      for (const f of ["mesp_relaxed.wasm", "mesp_simd.wasm"]) {
-        await Deno.copyFile(new URL(`dist/wasm/${f}`, ROOT), `${dir}/${f}`);
-      }
+      await writeWorker(dir, SPLIT, server.host);
       const port = freePort();
-      child = new Deno.Command(bin!, {
-        args: ["serve", "config.capnp", "--socket-addr", `http=127.0.0.1:${port}`],
-        cwd: dir,
-        stdout: "null",
-        stderr: "piped",
-      }).spawn();
+      child = startWorkerd(dir, port);
       const query = new URLSearchParams({
         options: JSON.stringify(OPTIONS),
         pack: ref.pack,
@@ -390,13 +385,7 @@ Deno.test({
       assertEquals(state.filter((r) => r.method === "PUT").length, OPTIONS.steps);
       assert(state.some((r) => r.method === "GET" && r.range !== null), "the state was not read by Range");
     } finally {
-      if (child) {
-        child.kill();
-        await child.stderr.cancel();
-        await child.status;
-      }
-      await server.close();
-      await Deno.remove(dir, { recursive: true });
+      await cleanUp(child, server, dir);
     }
   },
 });
