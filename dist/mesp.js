@@ -578,7 +578,7 @@ var SKINNY_N = 7;
 function usesDotKernel(op, n, dtype) {
   return op === OP.nt && dtype === "f32" && n <= SKINNY_N;
 }
-var MR = 6;
+var MR = 5;
 var NR = 8;
 var DOT_ROWS = 4;
 var WIDE = 128;
@@ -5754,7 +5754,7 @@ var CTL = {
 var ARGS_AT = 64;
 var MAX_ARGS = 24;
 var CONTROL_BYTES = ARGS_AT + MAX_ARGS * 8;
-var MR2 = 6;
+var MR2 = 5;
 var NR2 = 8;
 var DOT_ROWS2 = 4;
 var DOT_COLUMNS = 2;

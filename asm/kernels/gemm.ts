@@ -17,7 +17,7 @@ export const OP_NT: i32 = 0;
 export const OP_NN: i32 = 1;
 export const OP_TN: i32 = 2;
 
-const MR: i32 = 6; // micro-tile rows (at most)
+const MR: i32 = 5; // micro-tile rows (at most; why 5: see tile)
 const NR: i32 = 8; // micro-tile columns (two f32x4)
 const KC: i32 = 256; // reduction block
 const NC: i32 = 512; // column block (packed B holds KC × NC)
@@ -116,49 +116,77 @@ export function gemm(op: i32, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
   }
 }
 
-// mr×8 register tile (mr ≤ 6 and `packed` are compile-time constants at every call site, so the unused
+// mr×8 register tile (mr ≤ MR = 5 and `packed` are compile-time constants at every call site, so the unused
 // rows and the other way of reading A fold away): C[i, 0:8] (+)= alpha · Σ_k A(i, k) · B(k, 0:8), summing k
-// in order for every element. A is a packed panel [k][MR] (see pack_a: one pointer, the rows at constant
-// offsets) or read in place, row i at a + i·ai, column k at + k·ak (one pointer per row).
+// in order for every element. A is a packed panel [k][MR] (see pack_a: rows 0-3 of one k are one v128, row 4
+// the float after it) or read in place, row i at a + i·ai, column k at + k·ak (one pointer per row).
+//
+// Why 5 rows whose first four are one load and lane shuffles, not 6 broadcast loads: Deno runs wasm without
+// a trap handler (denoland/deno#35658), so V8 gives every load its own bounds check (lea, cmp, jae), and a 6×8
+// tile's 12 accumulators, 2 B vectors, the row vector and a splat need 16 of x64's 15 allocatable vector
+// registers. Measured (bench/README.md, "The micro-kernel's shape"): the k loop is 40 instructions for 10
+// FMAs instead of 58 for 12, and the same products are summed in the same order, so the bits are the same.
 // @ts-ignore: decorator
 @inline function tile(mr: i32, packed: bool, kc: i32, a: usize, ai: usize, ak: usize, b: usize, bk: usize,
                       c: usize, ldcb: usize, alpha: f32, acc: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
-  let c40 = f32x4.splat(0), c41 = f32x4.splat(0), c50 = f32x4.splat(0), c51 = f32x4.splat(0);
-  let a0 = a, a1 = a + ai, a2 = a + 2 * ai, a3 = a + 3 * ai, a4 = a + 4 * ai, a5 = a + 5 * ai;
+  let c40 = f32x4.splat(0), c41 = f32x4.splat(0);
   let bp = b;
-  for (let k = 0; k < kc; k++) {
-    const b0 = v128.load(bp), b1 = v128.load(bp, 16);
-    let x = v128.load32_splat(a0);
-    c00 = fma(x, b0, c00); c01 = fma(x, b1, c01);
-    if (mr > 1) {
-      x = packed ? v128.load32_splat(a0, 4) : v128.load32_splat(a1);
-      c10 = fma(x, b0, c10); c11 = fma(x, b1, c11);
-      if (!packed) a1 += ak;
+  if (packed) {
+    let ap = a;
+    for (let k = 0; k < kc; k++) {
+      const b0 = v128.load(bp), b1 = v128.load(bp, 16), rows = v128.load(ap);
+      let x = v128.shuffle<f32>(rows, rows, 0, 0, 0, 0);
+      c00 = fma(x, b0, c00); c01 = fma(x, b1, c01);
+      if (mr > 1) {
+        x = v128.shuffle<f32>(rows, rows, 1, 1, 1, 1);
+        c10 = fma(x, b0, c10); c11 = fma(x, b1, c11);
+      }
+      if (mr > 2) {
+        x = v128.shuffle<f32>(rows, rows, 2, 2, 2, 2);
+        c20 = fma(x, b0, c20); c21 = fma(x, b1, c21);
+      }
+      if (mr > 3) {
+        x = v128.shuffle<f32>(rows, rows, 3, 3, 3, 3);
+        c30 = fma(x, b0, c30); c31 = fma(x, b1, c31);
+      }
+      if (mr > 4) {
+        x = v128.load32_splat(ap, 16);
+        c40 = fma(x, b0, c40); c41 = fma(x, b1, c41);
+      }
+      ap += <usize>(MR * 4);
+      bp += bk;
     }
-    if (mr > 2) {
-      x = packed ? v128.load32_splat(a0, 8) : v128.load32_splat(a2);
-      c20 = fma(x, b0, c20); c21 = fma(x, b1, c21);
-      if (!packed) a2 += ak;
+  } else {
+    let a0 = a, a1 = a + ai, a2 = a + 2 * ai, a3 = a + 3 * ai, a4 = a + 4 * ai;
+    for (let k = 0; k < kc; k++) {
+      const b0 = v128.load(bp), b1 = v128.load(bp, 16);
+      let x = v128.load32_splat(a0);
+      c00 = fma(x, b0, c00); c01 = fma(x, b1, c01);
+      if (mr > 1) {
+        x = v128.load32_splat(a1);
+        c10 = fma(x, b0, c10); c11 = fma(x, b1, c11);
+        a1 += ak;
+      }
+      if (mr > 2) {
+        x = v128.load32_splat(a2);
+        c20 = fma(x, b0, c20); c21 = fma(x, b1, c21);
+        a2 += ak;
+      }
+      if (mr > 3) {
+        x = v128.load32_splat(a3);
+        c30 = fma(x, b0, c30); c31 = fma(x, b1, c31);
+        a3 += ak;
+      }
+      if (mr > 4) {
+        x = v128.load32_splat(a4);
+        c40 = fma(x, b0, c40); c41 = fma(x, b1, c41);
+        a4 += ak;
+      }
+      a0 += ak;
+      bp += bk;
     }
-    if (mr > 3) {
-      x = packed ? v128.load32_splat(a0, 12) : v128.load32_splat(a3);
-      c30 = fma(x, b0, c30); c31 = fma(x, b1, c31);
-      if (!packed) a3 += ak;
-    }
-    if (mr > 4) {
-      x = packed ? v128.load32_splat(a0, 16) : v128.load32_splat(a4);
-      c40 = fma(x, b0, c40); c41 = fma(x, b1, c41);
-      if (!packed) a4 += ak;
-    }
-    if (mr > 5) {
-      x = packed ? v128.load32_splat(a0, 20) : v128.load32_splat(a5);
-      c50 = fma(x, b0, c50); c51 = fma(x, b1, c51);
-      if (!packed) a5 += ak;
-    }
-    a0 += packed ? <usize>(MR * 4) : ak;
-    bp += bk;
   }
   const va = f32x4.splat(alpha);
   store_row(c, c00, c01, va, acc);
@@ -166,7 +194,6 @@ export function gemm(op: i32, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
   if (mr > 2) store_row(c + 2 * ldcb, c20, c21, va, acc);
   if (mr > 3) store_row(c + 3 * ldcb, c30, c31, va, acc);
   if (mr > 4) store_row(c + 4 * ldcb, c40, c41, va, acc);
-  if (mr > 5) store_row(c + 5 * ldcb, c50, c51, va, acc);
 }
 
 // One tile of any height ≤ MR, dispatched to a specialised copy for each way of reading A.
@@ -174,7 +201,6 @@ function tile_any(mr: i32, packed: bool, kc: i32, a: usize, ai: usize, ak: usize
                   c: usize, ldcb: usize, alpha: f32, acc: bool): void {
   if (packed) {
     switch (mr) {
-      case 6: tile(6, true, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
       case 5: tile(5, true, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
       case 4: tile(4, true, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
       case 3: tile(3, true, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
@@ -183,7 +209,6 @@ function tile_any(mr: i32, packed: bool, kc: i32, a: usize, ai: usize, ak: usize
     }
   } else {
     switch (mr) {
-      case 6: tile(6, false, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
       case 5: tile(5, false, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
       case 4: tile(4, false, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
       case 3: tile(3, false, kc, a, ai, ak, b, bk, c, ldcb, alpha, acc); break;
@@ -194,7 +219,7 @@ function tile_any(mr: i32, packed: bool, kc: i32, a: usize, ai: usize, ak: usize
 }
 
 // Packs rows [0, mr) of A(i, k) = a + i·ai + k·ak, k < kc, into a panel [k][MR] (rows past mr unwritten:
-// the tile never reads them).
+// the tile's load of rows 0-3 may read them, but never uses their lanes).
 function pack_a(mr: i32, kc: i32, a: usize, ai: usize, ak: usize, dst: usize): void {
   if (ak == 4) {
     // rows contiguous in k (NT, NN): four k at a time from each row
@@ -223,12 +248,12 @@ function pack_a(mr: i32, kc: i32, a: usize, ai: usize, ak: usize, dst: usize): v
   }
 }
 
-// Heights of the row tiles covering m rows: 6s, with the remainder spread so no tile is lower than 3 when
-// avoidable (8 = 4 + 4 rather than 6 + 2): short tiles cannot hide the FMA latency.
+// Heights of the row tiles covering m rows: 5s, with the remainder spread so no tile is lower than 3 when
+// avoidable (6 = 3 + 3 rather than 5 + 1, 7 = 4 + 3): short tiles cannot hide the FMA latency.
 // @ts-ignore: decorator
 @inline function next_height(left: i32): i32 {
-  if (left >= 9 || left == 6) return 6;
-  if (left >= 6) return left - 3 >= 4 ? 4 : 3; // 7 → 4 + 3, 8 → 4 + 4
+  if (left >= 8 || left == 5) return 5;
+  if (left >= 5) return left - 3; // 6 → 3 + 3, 7 → 4 + 3
   return left;
 }
 

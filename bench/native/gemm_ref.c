@@ -1,6 +1,7 @@
-// Native reference for bench/gemm.ts: the same BLIS-style algorithm as asm/kernels/gemm.ts (B packed into
-// 8-wide panels, A read in place with broadcast loads, a 6×8 register tile of 128-bit FMA accumulators,
-// KC = 256, NC = 512), compiled by the machine's C compiler. It bounds what 128-bit SIMD can do here.
+// Native reference for bench/gemm.ts: the BLIS-style algorithm of asm/kernels/gemm.ts (B packed into 8-wide
+// panels, KC = 256, NC = 512) with the register tile native code affords: A read in place with broadcast
+// loads into 6×8 128-bit FMA accumulators (the wasm kernel's tile is 5×8, for Deno's bounds-checked loads:
+// see tile() there), compiled by the machine's C compiler. It bounds what 128-bit SIMD can do here.
 //
 //   gcc -O3 -mavx -mfma -o gemm_ref gemm_ref.c   (128-bit intrinsics only: width-matched)
 //   echo "nt 256 896 896 0.1" | ./gemm_ref      # op M N K seconds → one timed run: GFLOP/s

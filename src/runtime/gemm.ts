@@ -29,7 +29,7 @@ export interface GemmOptions {
 }
 
 /** Micro-tile height and width of the packed kernel, and the row block of the dot kernel. */
-const MR = 6, NR = 8, DOT_ROWS = 4;
+const MR = 5, NR = 8, DOT_ROWS = 4;
 /** Columns per thread from which a split by columns beats one by rows (measured: N = 896 yes, 128 no). */
 const WIDE = 128;
 

@@ -98,7 +98,7 @@ const ARGS_AT = 64, MAX_ARGS = 24, CONTROL_BYTES = ARGS_AT + MAX_ARGS * 8;
  * GEMM micro-tile height and width (`asm/kernels/gemm.ts` MR, NR), and `gemm_dot`'s row and column blocks:
  * split grains that keep tiles whole.
  */
-const MR = 6, NR = 8, DOT_ROWS = 4, DOT_COLUMNS = 2;
+const MR = 5, NR = 8, DOT_ROWS = 4, DOT_COLUMNS = 2;
 
 type Fn = (...args: number[]) => unknown;
 
