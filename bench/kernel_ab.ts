@@ -10,8 +10,8 @@
  *
  * Printed per engine and shape: the median GFLOP/s of each build (7 windows of 150 ms per round, median
  * window) and the median over rounds of B/A measured in the same round. One thread; pin it (`taskset -c 1`)
- * on a shared machine. `--reps N` instead runs each shape N times in Deno only and prints nothing else: for
- * instruction counts (`valgrind --tool=callgrind`, compare N = 2 and N = 6).
+ * on a shared machine. `--reps N` instead runs each shape N times with `--a` in Deno only and prints nothing
+ * else (`--b` is then not read): for instruction counts under `valgrind --tool=callgrind`.
  *
  * @module
  */
@@ -38,7 +38,7 @@ const SHAPES: [number, number, number, number, string][] = [
   [0, 256, 896, 896, "x·Wᵀ q/o"],
   [1, 256, 896, 896, "G·W q/o"],
   [0, 256, 4864, 896, "x·Wᵀ gate/up"],
-  [1, 256, 896, 4864, "G·W down"],
+  [1, 256, 896, 4864, "G·W gate/up"],
 ];
 
 /**
@@ -82,12 +82,13 @@ async function measure(bytes: Uint8Array<ArrayBuffer>, shapes: number[][], reps?
   return out;
 }
 
-const bytesA = await Deno.readFile(args.a), bytesB = await Deno.readFile(args.b);
+const bytesA = await Deno.readFile(args.a);
 const shapes = SHAPES.map(([op, m, n, k]) => [op, m, n, k]);
 if (args.reps !== undefined) {
   await measure(bytesA, shapes, args.reps);
   Deno.exit(0);
 }
+const bytesB = await Deno.readFile(args.b);
 
 type Engine = {
   name: string;
@@ -147,12 +148,15 @@ if (node?.success) {
 
 for (const engine of engines) {
   const a: number[][] = [], b: number[][] = [];
-  for (let r = 0; r < args.rounds; r++) {
-    // alternate which goes first, so drift hits both
-    if (r % 2) b.push(await engine.run(bytesB)), a.push(await engine.run(bytesA));
-    else a.push(await engine.run(bytesA)), b.push(await engine.run(bytesB));
+  try {
+    for (let r = 0; r < args.rounds; r++) {
+      // alternate which goes first, so drift hits both
+      if (r % 2) b.push(await engine.run(bytesB)), a.push(await engine.run(bytesA));
+      else a.push(await engine.run(bytesA)), b.push(await engine.run(bytesB));
+    }
+  } finally {
+    await engine.close?.();
   }
-  await engine.close?.();
   console.log(
     `\n${engine.name}: ${args.rounds} rounds, GFLOP/s (median) and B/A (median of same-round ratios)`,
   );

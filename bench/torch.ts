@@ -24,6 +24,7 @@
  * @module
  */
 import { cpuModel, median } from "./measure.ts";
+import { parseSize } from "../src/runtime/arena.ts";
 import { benchArgs } from "./args.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
 
@@ -49,6 +50,15 @@ const SPEC = {
 } as const satisfies CommandSpec;
 const { model, rounds, steps, seqLen: T, preset, python, budget, ...flags } = benchArgs(SPEC);
 const threads = flags.threads ?? navigator.hardwareConcurrency;
+// a bad SIZE stops here, naming the flag, not after a whole mesp run
+if (budget !== undefined) {
+  try {
+    parseSize(budget);
+  } catch (err) {
+    console.error(`--budget: ${(err as Error).message}`);
+    Deno.exit(2);
+  }
+}
 const cache = flags.cache ?? `${Deno.env.get("HOME") ?? "/tmp"}/.cache/mesp-bench-torch`;
 const here = (p: string) => new URL(p, import.meta.url).pathname;
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -224,5 +234,6 @@ if (threads === 1) {
 }
 console.log(
   `\n${rounds} alternating rounds of ${steps} steps each (first step of each process dropped: ` +
-    `${m.steps.length} / ${t.steps.length} steps); BLAS: ${blas()}; CPU: ${cpuModel()}`,
+    `${m.steps.length}${budget ? ` / ${b.steps.length}` : ""} / ${t.steps.length} steps); BLAS: ${blas()}; ` +
+    `CPU: ${cpuModel()}`,
 );

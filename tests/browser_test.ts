@@ -72,7 +72,8 @@ Deno.test({
           assertEquals(got.isolated, isolate);
           assertEquals(got.losses, ref.losses, `isolated ${isolate}: losses differ`);
           assert(
-            got.params.every((b: number, i: number) => b === ref.params[i]),
+            got.params.length === ref.params.length &&
+              got.params.every((b: number, i: number) => b === ref.params[i]),
             `isolated ${isolate}: adapters differ`,
           );
           const notice = warnings.filter((w) => w.includes("2 threads asked for, running on 1"));

@@ -254,6 +254,12 @@ for (const variant of VARIANTS) {
       { op: "nt", m: 101, n: 530, k: 300, dtype: "f32", accumulate: true, alpha: 1, pad: 1 },
       { op: "tn", m: 100, n: 530, k: 300, dtype: "f32", accumulate: false, alpha: 0.5, pad: 0 },
       { op: "nn", m: 97, n: 64, k: 270, dtype: "q4", accumulate: true, alpha: 1, pad: 2 },
+      // 46 rows (1 more than 9 five-row panels), full KC, a partial last column tile: a row block of 8 × 5 + 3 + 3
+      // rows needs 10 panels, more than the packed-A area holds, unless the block is capped at MC / MR panels
+      { op: "nt", m: 46, n: 36, k: 256, dtype: "f32", accumulate: false, alpha: 1, pad: 0 },
+      { op: "nn", m: 91, n: 36, k: 300, dtype: "f32", accumulate: false, alpha: 1, pad: 0 },
+      { op: "tn", m: 46, n: 36, k: 256, dtype: "f32", accumulate: false, alpha: 1, pad: 0 },
+      { op: "nt", m: 136, n: 44, k: 256, dtype: "q4", accumulate: true, alpha: 1, pad: 0 },
     ];
     let seed = 1000;
     for (const c of cases) await runCase(kern, c, seed++);

@@ -41,7 +41,8 @@ Deno.test("mod.ts imported over HTTP with only --allow-import and --allow-net tr
       const got = JSON.parse(r.stdout);
       assertEquals(got.losses, ref.losses, `threads ${threads}: losses differ from the in-process run`);
       assert(
-        got.params.every((b: number, i: number) => b === ref.params[i]),
+        got.params.length === ref.params.length &&
+          got.params.every((b: number, i: number) => b === ref.params[i]),
         `threads ${threads}: adapters differ`,
       );
     }));

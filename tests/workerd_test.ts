@@ -175,6 +175,7 @@ Deno.test({
       const got = await res.json();
       assertEquals(got.error, undefined);
       assertEquals(got.losses, ref.losses);
+      assertEquals(got.params.length, ref.params.length, "adapter sizes differ");
       assert(got.params.every((b: number, i: number) => b === ref.params[i]), "adapters differ");
 
       // the same evaluation and generation in Deno, with the CLI's adapter
@@ -379,11 +380,19 @@ Deno.test({
         last = got;
       }
       assertEquals(losses, ref.losses);
+      assertEquals(last!.params.length, ref.params.length, "adapter sizes differ");
       assert(last!.params.every((b: number, i: number) => b === ref.params[i]), "adapters differ");
-      // every invocation after the first read the stored state in ranges, and each stored one
+      // every invocation stored its state; those after the first read it back in Range requests only (never
+      // whole), each at most the check's 256 KiB piece or one layer's tensor
       const state = server.requests.filter((r) => r.path === "/store/run-1/state");
       assertEquals(state.filter((r) => r.method === "PUT").length, OPTIONS.steps);
-      assert(state.some((r) => r.method === "GET" && r.range !== null), "the state was not read by Range");
+      const gets = state.filter((r) => r.method === "GET");
+      assert(gets.length > 0, "the stored state was never read");
+      for (const g of gets) {
+        const m = /^bytes=(\d+)-(\d+)$/.exec(g.range ?? "");
+        assert(m, `the state was read with Range ${g.range}`);
+        assert(Number(m[2]) - Number(m[1]) < 1 << 20, `a read of ${g.range}: the state was read whole`);
+      }
     } finally {
       await cleanUp(child, server, dir);
     }

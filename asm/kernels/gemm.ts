@@ -21,7 +21,7 @@ const MR: i32 = 5; // micro-tile rows (at most; why 5: see tile)
 const NR: i32 = 8; // micro-tile columns (two f32x4)
 const KC: i32 = 256; // reduction block
 const NC: i32 = 512; // column block (packed B holds KC × NC)
-const MC: i32 = 48; // row block (packed A holds up to MC × KC, in panels of at most MR rows)
+const MC: i32 = 48; // row block: packed A holds MC × KC floats, so MC / MR panels of MR rows (45 rows)
 const PACK_A_COLS: i32 = 4 * NR; // narrower column blocks read A in place (packing would not pay)
 
 // scratch layout, in floats
@@ -84,9 +84,10 @@ export function gemm(op: i32, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
       for (let ic = m0; ic < m1;) {
         let ie = m1;
         if (packA) {
-          // the row panels of this block, heights as next_height gives them, at most MC rows
+          // the row panels of this block, heights as next_height gives them: at most MC / MR panels (each
+          // takes MR rows of the packed area however short it is; 48 is not a multiple of 5)
           ie = ic;
-          for (let p: usize = 0; ie < m1 && ie - ic + MR <= MC; p++) {
+          for (let p: usize = 0; ie < m1 && p < <usize>(MC / MR); p++) {
             const mr = next_height(m1 - ie);
             pack_a(mr, kc, abase + <usize>ie * ai, ai, ak, apack + p * apanel);
             ie += mr;
