@@ -35,7 +35,6 @@ import {
 import * as opfs from "./opfs.js";
 
 const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "generation_config.json"];
-const STATE_NAME = "saved training state";
 
 /** The session: the opened model, its datasets, the last trained or loaded adapter, the stop flag. */
 const session = {
@@ -342,7 +341,9 @@ const ops = {
  */
 async function savedState(runDir) {
   const file = await opfs.fileOf(runDir, "checkpoint.safetensors");
-  return file ? await openTrainingState(blobSource(file, STATE_NAME), STATE_NAME) : undefined;
+  // errors name where the file is: the browser storage (OPFS) path of the saved state
+  const name = `saved training state (browser storage: ${[...runDir, "checkpoint.safetensors"].join("/")})`;
+  return file ? await openTrainingState(blobSource(file, name), name) : undefined;
 }
 
 /** Whether training can spill to OPFS here: a sync access handle (dedicated workers, as this one is). */
