@@ -75,7 +75,8 @@ interface Row {
   threads: number;
   /**
    * Average busy cores of the whole machine while the run trained (>≈ threads + 0.3: shared machine), from
-   * the 1-minute load average at its start and end (`busyCores`).
+   * the 1-minute load average at its start and end (`busyCores`): runnable and waiting tasks, not cores,
+   * sampled every 5 s and weighted toward the run's end, so rough for runs shorter than a minute.
    */
   busy_cores: number;
   /** The code measured: git commit, "+dirty" with uncommitted changes to src/, asm/ or wasm/. */
