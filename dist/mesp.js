@@ -9326,6 +9326,7 @@ async function readPieces(h, piece, into, done) {
   try {
     for (const t of h.tensors) {
       const offset = h.file.tensors.get(t).offset;
+      h.file.source.expect?.(offset, offset + h.length * 4);
       for (let i = 0, at = 0; at < h.length; i++, at += piece) {
         const n = Math.min(piece, h.length - at);
         const x = into(t, i) ?? (scratch ??= new Float32Array(piece)).subarray(0, n);

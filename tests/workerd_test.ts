@@ -382,17 +382,17 @@ Deno.test({
       assertEquals(losses, ref.losses);
       assertEquals(last!.params.length, ref.params.length, "adapter sizes differ");
       assert(last!.params.every((b: number, i: number) => b === ref.params[i]), "adapters differ");
-      // every invocation stored its state; those after the first read it back in Range requests only (never
-      // whole), each at most the check's 256 KiB piece or one layer's tensor
+      // every invocation stored its state; those after the first read it back in Range requests only (never a
+      // whole download), one per tensor and pass (the check, then the fill) besides the header's two:
+      // 2 + 2 × 3 for AdamW (one per 256 KiB piece before: 17 for this state)
       const state = server.requests.filter((r) => r.path === "/store/run-1/state");
       assertEquals(state.filter((r) => r.method === "PUT").length, OPTIONS.steps);
       const gets = state.filter((r) => r.method === "GET");
       assert(gets.length > 0, "the stored state was never read");
       for (const g of gets) {
-        const m = /^bytes=(\d+)-(\d+)$/.exec(g.range ?? "");
-        assert(m, `the state was read with Range ${g.range}`);
-        assert(Number(m[2]) - Number(m[1]) < 1 << 20, `a read of ${g.range}: the state was read whole`);
+        assert(/^bytes=\d+-\d+$/.test(g.range ?? ""), `the state was read with Range ${g.range}`);
       }
+      assert(gets.length <= (OPTIONS.steps - 1) * (2 + 2 * 3), `${gets.length} reads of the state`);
     } finally {
       await cleanUp(child, server, dir);
     }

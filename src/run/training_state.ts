@@ -287,6 +287,9 @@ async function readPieces(
   try {
     for (const t of h.tensors) {
       const offset = h.file.tensors.get(t)!.offset;
+      // each tensor is read piece after piece: announced as one run, a remote source answers it with one
+      // response read as it comes (one request a tensor, not one a piece: a Worker's subrequests)
+      h.file.source.expect?.(offset, offset + h.length * 4);
       for (let i = 0, at = 0; at < h.length; i++, at += piece) {
         const n = Math.min(piece, h.length - at);
         const x = into(t, i) ?? (scratch ??= new Float32Array(piece)).subarray(0, n);
