@@ -293,7 +293,7 @@ Deno.test({
 /**
  * README's recipe for a run longer than one invocation: each request opens the stored training state over
  * HTTP Range (`openTrainingState(fetchSource(…))`, never holding it whole), trains `per` more steps, and
- * stores the new state with a PUT.
+ * streams the new state up with a PUT (a body of unknown length, never held whole).
  */
 const SPLIT = `
 import { decodeTokenCache, fetchSource, openPack, openTrainingState, train, writeTrainingState } from "./mesp.js";
@@ -327,10 +327,14 @@ export default {
           if (e.type === "step") step = e.step;
         },
         saveState: async (state) => {
-          const chunks = [];
-          await writeTrainingState({ write: async (c) => void chunks.push(c.slice()) }, state);
-          const put = await fetch(stateUrl, { method: "PUT", body: new Blob(chunks) });
-          if (!put.ok) throw new Error("PUT " + stateUrl + ": " + put.status);
+          // streamed: the upload consumes the state as it is written, never holding it whole
+          const { readable, writable } = new TransformStream();
+          const writer = writable.getWriter();
+          const put = fetch(stateUrl, { method: "PUT", body: readable });
+          await writeTrainingState({ write: (c) => writer.write(c.slice()) }, state);
+          await writer.close();
+          const res = await put;
+          if (!res.ok) throw new Error("PUT " + stateUrl + ": " + res.status);
         },
       });
       return Response.json({ start, losses: trained.losses, steps: trained.steps, params: bits(trained.params) });
