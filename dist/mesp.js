@@ -64,6 +64,10 @@ var DTYPE = {
   q8: 3,
   q4: 4
 };
+var GEMM_TILE = {
+  rows: 5,
+  columns: 8
+};
 var OP = {
   /** C[M,N] = A[M,K] · B[N,K]ᵀ */
   nt: 0,
@@ -578,8 +582,8 @@ var SKINNY_N = 7;
 function usesDotKernel(op, n, dtype) {
   return op === OP.nt && dtype === "f32" && n <= SKINNY_N;
 }
-var MR = 5;
-var NR = 8;
+var MR = GEMM_TILE.rows;
+var NR = GEMM_TILE.columns;
 var DOT_ROWS = 4;
 var WIDE = 128;
 var Gemm = class _Gemm {
@@ -5754,8 +5758,8 @@ var CTL = {
 var ARGS_AT = 64;
 var MAX_ARGS = 24;
 var CONTROL_BYTES = ARGS_AT + MAX_ARGS * 8;
-var MR2 = 5;
-var NR2 = 8;
+var MR2 = GEMM_TILE.rows;
+var NR2 = GEMM_TILE.columns;
 var DOT_ROWS2 = 4;
 var DOT_COLUMNS = 2;
 var FORMALS = 18;

@@ -1,4 +1,8 @@
 // src/runtime/kernels.ts
+var GEMM_TILE = {
+  rows: 5,
+  columns: 8
+};
 function kernelImports(memory) {
   const env = {
     abort(_msg, _file, line, col) {
@@ -331,6 +335,8 @@ var CTL = {
 var ARGS_AT = 64;
 var MAX_ARGS = 24;
 var CONTROL_BYTES = ARGS_AT + MAX_ARGS * 8;
+var MR = GEMM_TILE.rows;
+var NR = GEMM_TILE.columns;
 var FORMALS = 18;
 var ROW_FORMALS = 13;
 var CALL_ARITIES = [

@@ -17,7 +17,7 @@ export const OP_NT: i32 = 0;
 export const OP_NN: i32 = 1;
 export const OP_TN: i32 = 2;
 
-const MR: i32 = 5; // micro-tile rows (at most; why 5: see tile)
+const MR: i32 = 5; // micro-tile rows (at most; why 5: see tile); GEMM_TILE in src/runtime/kernels.ts mirrors MR, NR
 const NR: i32 = 8; // micro-tile columns (two f32x4)
 const KC: i32 = 256; // reduction block
 const NC: i32 = 512; // column block (packed B holds KC × NC)

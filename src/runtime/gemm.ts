@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { type KernelExports, OP, type WeightDtype } from "./kernels.ts";
+import { GEMM_TILE, type KernelExports, OP, type WeightDtype } from "./kernels.ts";
 import { dtypeCode, type WeightRef } from "./weight_ref.ts";
 import type { Pool, Profile } from "./pool.ts";
 
@@ -29,7 +29,7 @@ export interface GemmOptions {
 }
 
 /** Micro-tile height and width of the packed kernel, and the row block of the dot kernel. */
-const MR = 5, NR = 8, DOT_ROWS = 4;
+const MR = GEMM_TILE.rows, NR = GEMM_TILE.columns, DOT_ROWS = 4;
 /** Columns per thread from which a split by columns beats one by rows (measured: N = 896 yes, 128 no). */
 const WIDE = 128;
 

@@ -17,6 +17,12 @@ export const DTYPE = { f32: 0, f16: 1, bf16: 2, q8: 3, q4: 4 } as const;
 /** Name of a weight element type. */
 export type WeightDtype = keyof typeof DTYPE;
 
+/**
+ * The packed GEMM's register tile, rows × columns (`MR`, `NR` of `asm/kernels/gemm.ts`): the grains by which
+ * the pool splits a GEMM, so that threads get whole tiles. Only speed depends on it, never the results.
+ */
+export const GEMM_TILE = { rows: 5, columns: 8 } as const;
+
 /** GEMM operand layouts (codes shared with `asm/kernels/gemm.ts`). */
 export const OP = {
   /** C[M,N] = A[M,K] · B[N,K]ᵀ */

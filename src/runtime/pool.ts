@@ -27,6 +27,7 @@
  * @module
  */
 import {
+  GEMM_TILE,
   kernelConstants,
   type KernelExports,
   type KernelLocation,
@@ -94,11 +95,8 @@ export const CTL = {
 /** Byte offset of the f64 arguments in the control block, their maximum count, the block's size. */
 const ARGS_AT = 64, MAX_ARGS = 24, CONTROL_BYTES = ARGS_AT + MAX_ARGS * 8;
 
-/**
- * GEMM micro-tile height and width (`asm/kernels/gemm.ts` MR, NR), and `gemm_dot`'s row and column blocks:
- * split grains that keep tiles whole.
- */
-const MR = 5, NR = 8, DOT_ROWS = 4, DOT_COLUMNS = 2;
+/** GEMM micro-tile height and width ({@linkcode GEMM_TILE}), and `gemm_dot`'s row and column blocks: split grains that keep tiles whole. */
+const MR = GEMM_TILE.rows, NR = GEMM_TILE.columns, DOT_ROWS = 4, DOT_COLUMNS = 2;
 
 type Fn = (...args: number[]) => unknown;
 
