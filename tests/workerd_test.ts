@@ -38,15 +38,18 @@ async function workerd(): Promise<string> {
   return bin;
 }
 
-/** The worker: mesp's dist/ build with its wasm as module imports, called through the public API only. */
-const MAIN = `
-import { decodeTokenCache, evaluate, fetchSource, generate, openAdapter, openPack, train, urlFiles } from "./mesp.js";
-import relaxed from "./mesp_relaxed.wasm";
+/** What every test worker starts with: the kernels as module imports, and float bits for exact JSON. */
+const WORKER_PRELUDE = `import relaxed from "./mesp_relaxed.wasm";
 import simd from "./mesp_simd.wasm";
 
 const kernels = { modules: { "mesp_relaxed.wasm": relaxed, "mesp_simd.wasm": simd } };
 const bits = (p) => Array.from(new Uint32Array(p.buffer, p.byteOffset, p.length));
+`;
 
+/** The worker: mesp's dist/ build with its wasm as module imports, called through the public API only. */
+const MAIN = `
+import { decodeTokenCache, evaluate, fetchSource, generate, openAdapter, openPack, train, urlFiles } from "./mesp.js";
+${WORKER_PRELUDE}
 export default {
   async fetch(request, env) {
     const q = new URL(request.url).searchParams;
@@ -297,12 +300,7 @@ Deno.test({
  */
 const SPLIT = `
 import { decodeTokenCache, fetchSource, openPack, openTrainingState, train, writeTrainingState } from "./mesp.js";
-import relaxed from "./mesp_relaxed.wasm";
-import simd from "./mesp_simd.wasm";
-
-const kernels = { modules: { "mesp_relaxed.wasm": relaxed, "mesp_simd.wasm": simd } };
-const bits = (p) => Array.from(new Uint32Array(p.buffer, p.byteOffset, p.length));
-
+${WORKER_PRELUDE}
 export default {
   async fetch(request, env) {
     const q = new URL(request.url).searchParams;
