@@ -135,6 +135,16 @@ async function writeWorker(dir: string, main: string, host: string) {
   }
 }
 
+/** The worker's JSON answer to `query`, asked again every 100 ms (up to 10 s) while workerd is starting. */
+async function ask(port: number, query: URLSearchParams) {
+  for (let i = 0; i < 100; i++) {
+    const res = await fetch(`http://127.0.0.1:${port}/?${query}`).catch(() => undefined);
+    if (res) return await res.json();
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("workerd did not start");
+}
+
 /** After a test: stops workerd (if it was started), then the fixture server, and removes the worker's folder. */
 async function cleanUp(
   child: Deno.ChildProcess | undefined,
@@ -169,13 +179,7 @@ Deno.test({
         pack: ref.pack,
         tokens: ref.tokens,
       });
-      let res: Response | undefined;
-      for (let i = 0; i < 100 && !res; i++) {
-        res = await fetch(`http://127.0.0.1:${port}/?${query}`).catch(() => undefined);
-        if (!res) await new Promise((r) => setTimeout(r, 100));
-      }
-      assert(res, "workerd did not start");
-      const got = await res.json();
+      const got = await ask(port, query);
       assertEquals(got.error, undefined);
       assertEquals(got.losses, ref.losses);
       assertEquals(got.params.length, ref.params.length, "adapter sizes differ");
@@ -260,15 +264,8 @@ Deno.test({
       await Deno.copyFile(new URL("dist/mesp.js", ROOT), `${dir}/mesp.js`);
       const port = freePort();
       child = startWorkerd(dir, port);
-      const run = async (total: number) => {
-        const q = new URLSearchParams({ total: String(total), range: String(range), size: String(size) });
-        for (let i = 0; i < 100; i++) {
-          const res = await fetch(`http://127.0.0.1:${port}/?${q}`).catch(() => undefined);
-          if (res) return await res.json();
-          await new Promise((r) => setTimeout(r, 100));
-        }
-        throw new Error("workerd did not start");
-      };
+      const run = (total: number) =>
+        ask(port, new URLSearchParams({ total: String(total), range: String(range), size: String(size) }));
       // a first, short run pages in the code and sizes the heap; then the long one
       assertEquals((await run(2 * range)).error, undefined);
       const before = await peakMB(child.pid);
@@ -363,14 +360,7 @@ Deno.test({
         tokens: ref.tokens,
         per: "1",
       });
-      const invoke = async () => {
-        for (let i = 0; i < 100; i++) {
-          const res = await fetch(`http://127.0.0.1:${port}/?${query}`).catch(() => undefined);
-          if (res) return await res.json();
-          await new Promise((r) => setTimeout(r, 100));
-        }
-        throw new Error("workerd did not start");
-      };
+      const invoke = () => ask(port, query);
       const losses: number[] = [];
       let last: { params: number[] } | undefined;
       for (let i = 0; i < OPTIONS.steps; i++) {
