@@ -139,6 +139,7 @@ export {
   decodeTrainingState,
   openTrainingState,
   TRAINING_STATE_FILE,
+  trainingStateStream,
   writeTrainingState,
 } from "./src/run/training_state.ts";
 // the training state's names before the rename, one more release

@@ -9135,7 +9135,7 @@ function checkedChecksum(state, run, tensors) {
   }
   return c.hex();
 }
-async function writeTrainingState(sink, state, run = {}) {
+function stateFile(state, run) {
   const tensors = [
     [
       "params",
@@ -9167,13 +9167,34 @@ async function writeTrainingState(sink, state, run = {}) {
     optimizer: state.optimizer
   });
   const runText = JSON.stringify(run);
-  await writeSafetensors(sink, entries, {
+  const metadata = {
     format: "mesp-checkpoint",
     state: meta,
     run: runText,
     // before a byte is written: a diverged state must never replace the last good one
     checksum: checkedChecksum(meta, runText, tensors)
-  });
+  };
+  return {
+    entries,
+    metadata
+  };
+}
+async function writeTrainingState(sink, state, run = {}) {
+  const { entries, metadata } = stateFile(state, run);
+  await writeSafetensors(sink, entries, metadata);
+}
+function trainingStateStream(state, run = {}) {
+  const { entries, metadata } = stateFile(state, run);
+  const byteLength = encodeSafetensorsHeader(entries, metadata).fileSize;
+  const { readable, writable } = new TransformStream();
+  const writer = writable.getWriter();
+  writeSafetensors({
+    write: (chunk) => writer.write(chunk.slice())
+  }, entries, metadata).then(() => writer.close(), (err) => writer.abort(err)).catch(() => void 0);
+  return {
+    byteLength,
+    stream: readable
+  };
 }
 var isCount = (v) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 function validateState(name, meta) {
@@ -9481,6 +9502,7 @@ export {
   tokenizeExample,
   tokenizeInWorker,
   train,
+  trainingStateStream,
   unzipStore,
   urlFiles,
   writeCheckpoint,

@@ -21,8 +21,19 @@ export interface ServeOptions {
 export interface Served {
   origin: string;
   host: string;
-  /** Each request's path, Range header, status, and `x-mesp-tag` header (tests tag a run's phases). */
-  requests: { path: string; method: string; range: string | null; status: number; tag: string | null }[];
+  /**
+   * Each request's path, Range header, status, `x-mesp-tag` header (tests tag a run's phases), and for a PUT
+   * its `Content-Length` header and the bytes that arrived.
+   */
+  requests: {
+    path: string;
+    method: string;
+    range: string | null;
+    status: number;
+    tag: string | null;
+    contentLength?: string | null;
+    received?: number;
+  }[];
   close(): Promise<void>;
 }
 
@@ -57,6 +68,8 @@ export function serveDir(root: string | URL, options: ServeOptions = {}): Served
       range,
       status: res.status,
       tag: req.headers.get("x-mesp-tag"),
+      ...req.method === "PUT" &&
+        { contentLength: req.headers.get("content-length"), received: files.get(path)?.length },
     });
     if (options.isolate) {
       res.headers.set("cross-origin-opener-policy", "same-origin");

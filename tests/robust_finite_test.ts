@@ -18,7 +18,7 @@ import { assertFinite, assertFiniteHalf, firstNonFinite } from "../src/model/fin
 import { encodeSafetensors, readSafetensorsHeader, readTensorF32 } from "../src/model/safetensors.ts";
 import { bytesSource } from "../src/io/source.ts";
 import { checkHyperparameters } from "../src/run/train.ts";
-import { decodeTrainingState, writeTrainingState } from "../src/run/training_state.ts";
+import { decodeTrainingState, trainingStateStream, writeTrainingState } from "../src/run/training_state.ts";
 
 const tmp = await Deno.makeTempDir({ prefix: "mesp-finite-" });
 const data = await idsData(`${tmp}/train.jsonl`);
@@ -86,6 +86,8 @@ Deno.test("finite: a training state with a NaN is never written, and never read"
   const sink = { write: (c: Uint8Array) => (wrote += c.length, Promise.resolve()) };
   await assertRejects(() => writeTrainingState(sink, state), "LoRA parameters: non-finite value NaN");
   assertEquals(wrote, 0, "nothing reached the sink");
+  // the stream is refused before it exists: a store never receives part of a diverged state
+  await assertRejects(() => trainingStateStream(state), "LoRA parameters: non-finite value NaN");
   const chunks: Uint8Array[] = [];
   state.params[2] = 2;
   await writeTrainingState({ write: (c) => (chunks.push(c.slice()), Promise.resolve()) }, state);

@@ -9,7 +9,12 @@ import type { Sequence } from "../src/data/sequence.ts";
 import { planTraining, train, type TrainOptions, type TrainState } from "../src/run/train.ts";
 import { memorySpill, type SpillFile } from "../src/io/spill_file.ts";
 import { type AdapterValues, piecesOf } from "../src/engine/adapter_values.ts";
-import { decodeTrainingState, openTrainingState, writeTrainingState } from "../src/run/training_state.ts";
+import {
+  decodeTrainingState,
+  openTrainingState,
+  trainingStateStream,
+  writeTrainingState,
+} from "../src/run/training_state.ts";
 import { encodeLoraTensors, writeLoraTensors } from "../src/engine/adapter.ts";
 import { loraLayout } from "../src/engine/lora.ts";
 import { planRegions } from "../src/engine/plan.ts";
@@ -259,6 +264,49 @@ Deno.test("spill: saving reads each moment of the spill once per pass over it (n
   // writeTrainingState walks each moment twice: its checksum and finiteness (needed before the header is
   // written), then its bytes
   assertEquals(momentBytes, 2 * 2 * all);
+});
+
+Deno.test("spill: trainingStateStream gives writeTrainingState's bytes, its size first, made as it is read", async () => {
+  const { c, data } = await setup();
+  const inner = memorySpill();
+  let spillReads = 0;
+  const counting: SpillFile = {
+    read: (p, into) => (spillReads += into.length, inner.read(p, into)),
+    write: (p, d) => inner.write(p, d),
+  };
+  for (const spill of [undefined, counting]) {
+    let saves = 0;
+    await train(c.pack, data, [], {
+      ...base,
+      steps: 2,
+      optimizer: { name: "adamw", lr: 1e-2 },
+      spill,
+      saveState: async (s) => {
+        saves++;
+        const want = await stateBytes(s);
+        spillReads = 0;
+        const { byteLength, stream } = trainingStateStream(s);
+        const checked = spillReads; // the checksum's walk over the whole state, before any byte
+        assertEquals(byteLength, want.length, "the size announced");
+        const reader = stream.getReader();
+        const chunks = [(await reader.read()).value!];
+        for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 0));
+        if (spill) {
+          // with the reader holding one piece, at most the next is read out of the spill (never all of it)
+          assert(checked > 0, "the checksum pass read nothing");
+          assert(
+            spillReads - checked <= checked / 3,
+            `${spillReads - checked} of ${checked} bytes read ahead`,
+          );
+        }
+        for (let r = await reader.read(); !r.done; r = await reader.read()) chunks.push(r.value);
+        const got = new Uint8Array(chunks.reduce((n, x) => n + x.length, 0));
+        chunks.reduce((at, x) => (got.set(x, at), at + x.length), 0);
+        assertEquals(got, want, "the bytes writeTrainingState writes");
+      },
+    });
+    assertEquals(saves, 1, "saved once, at the end");
+  }
 });
 
 Deno.test("spill: the arena holds one layer of adapter and moments and no saved input", async () => {

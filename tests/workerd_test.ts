@@ -293,10 +293,11 @@ Deno.test({
 /**
  * README's recipe for a run longer than one invocation: each request opens the stored training state over
  * HTTP Range (`openTrainingState(fetchSource(…))`, never holding it whole), trains `per` more steps, and
- * streams the new state up with a PUT (a body of unknown length, never held whole).
+ * streams the new state up with a PUT, never held whole: of unknown length, or with `length` set through a
+ * `FixedLengthStream` (a Content-Length, as R2 and presigned PUTs need).
  */
 const SPLIT = `
-import { decodeTokenCache, fetchSource, openPack, openTrainingState, train, writeTrainingState } from "./mesp.js";
+import { decodeTokenCache, fetchSource, openPack, openTrainingState, train, trainingStateStream } from "./mesp.js";
 ${WORKER_PRELUDE}
 export default {
   async fetch(request, env) {
@@ -322,13 +323,11 @@ export default {
           if (e.type === "step") step = e.step;
         },
         saveState: async (state) => {
-          // streamed: the upload consumes the state as it is written, never holding it whole
-          const { readable, writable } = new TransformStream();
-          const writer = writable.getWriter();
-          const put = fetch(stateUrl, { method: "PUT", body: readable });
-          await writeTrainingState({ write: (c) => writer.write(c.slice()) }, state);
-          await writer.close();
-          const res = await put;
+          // streamed: the upload consumes the state as it is made, never holding it whole; with its size
+          // up front (a Content-Length) where the store needs one
+          const { byteLength, stream } = trainingStateStream(state);
+          const body = q.get("length") ? stream.pipeThrough(new FixedLengthStream(byteLength)) : stream;
+          const res = await fetch(stateUrl, { method: "PUT", body });
           if (!res.ok) throw new Error("PUT " + stateUrl + ": " + res.status);
         },
       });
@@ -360,11 +359,13 @@ Deno.test({
         tokens: ref.tokens,
         per: "1",
       });
-      const invoke = () => ask(port, query);
       const losses: number[] = [];
       let last: { params: number[] } | undefined;
       for (let i = 0; i < OPTIONS.steps; i++) {
-        const got = await invoke();
+        // every other upload with its length up front
+        if (i % 2 === 1) query.set("length", "1");
+        else query.delete("length");
+        const got = await ask(port, query);
         assertEquals(got.error, undefined);
         assertEquals(got.start, i, `invocation ${i + 1} resumed from step ${got.start}`);
         assertEquals(got.steps, i + 1);
@@ -378,7 +379,17 @@ Deno.test({
       // whole download), one per tensor and pass (the check, then the fill) besides the header's two:
       // 2 + 2 × 3 for AdamW (one per 256 KiB piece before: 17 for this state)
       const state = server.requests.filter((r) => r.path === "/store/run-1/state");
-      assertEquals(state.filter((r) => r.method === "PUT").length, OPTIONS.steps);
+      const puts = state.filter((r) => r.method === "PUT");
+      assertEquals(puts.length, OPTIONS.steps);
+      puts.forEach((p, i) => {
+        assert(p.received! > 0, `upload ${i + 1}: nothing stored`);
+        // the announced size is the size that arrived (a wrong one fails the FixedLengthStream)
+        assertEquals(
+          p.contentLength,
+          i % 2 === 1 ? String(p.received) : null,
+          `upload ${i + 1}'s Content-Length`,
+        );
+      });
       const gets = state.filter((r) => r.method === "GET");
       assert(gets.length > 0, "the stored state was never read");
       for (const g of gets) {

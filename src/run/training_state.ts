@@ -11,6 +11,7 @@
  */
 import { type ByteSink, bytesSource, type WeightSource } from "../io/source.ts";
 import {
+  encodeSafetensorsHeader,
   readSafetensorsHeader,
   readTensorF32,
   type SafetensorsFile,
@@ -54,15 +55,11 @@ function checkedChecksum(state: string, run: string, tensors: [StateTensor, Adap
   return c.hex();
 }
 
-/**
- * Writes a training state (plus free-form run metadata) as safetensors to `sink`, streaming the tensors
- * from wherever they live (the engine's memory: no copies). A state with a NaN or ±∞ is refused.
- */
-export async function writeTrainingState(
-  sink: ByteSink,
+/** A training state as a safetensors file to be written: its tensors and metadata (checksum included). */
+function stateFile(
   state: TrainState,
-  run: Record<string, unknown> = {},
-): Promise<void> {
+  run: Record<string, unknown>,
+): { entries: TensorEntry[]; metadata: Record<string, string> } {
   const tensors: [StateTensor, AdapterValues][] = [["params", state.params]];
   if (state.m) tensors.push(["adam_m", state.m]);
   if (state.v) tensors.push(["adam_v", state.v]);
@@ -81,13 +78,50 @@ export async function writeTrainingState(
     optimizer: state.optimizer,
   });
   const runText = JSON.stringify(run);
-  await writeSafetensors(sink, entries, {
+  const metadata = {
     format: "mesp-checkpoint",
     state: meta,
     run: runText,
     // before a byte is written: a diverged state must never replace the last good one
     checksum: checkedChecksum(meta, runText, tensors),
-  });
+  };
+  return { entries, metadata };
+}
+
+/**
+ * Writes a training state (plus free-form run metadata) as safetensors to `sink`, streaming the tensors
+ * from wherever they live (the engine's memory: no copies). A state with a NaN or ±∞ is refused.
+ */
+export async function writeTrainingState(
+  sink: ByteSink,
+  state: TrainState,
+  run: Record<string, unknown> = {},
+): Promise<void> {
+  const { entries, metadata } = stateFile(state, run);
+  await writeSafetensors(sink, entries, metadata);
+}
+
+/**
+ * A training state as a stream of its file's bytes, with its size known before the first byte: for an
+ * upload that needs a `Content-Length` up front (workerd's `FixedLengthStream`, an R2 binding's `put`, a
+ * presigned PUT). The bytes are those {@linkcode writeTrainingState} writes; they are produced as the reader
+ * takes them (a piece at a time, copied out of the engine's memory), so the state is never held whole, and
+ * it must be read to the end before `saveState` returns (the engine's memory changes after). A NaN or ±∞
+ * throws here, before the stream exists.
+ */
+export function trainingStateStream(
+  state: TrainState,
+  run: Record<string, unknown> = {},
+): { byteLength: number; stream: ReadableStream<Uint8Array> } {
+  const { entries, metadata } = stateFile(state, run);
+  const byteLength = encodeSafetensorsHeader(entries, metadata).fileSize;
+  // a TransformStream applies backpressure: each write waits until the reader has taken the piece before
+  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+  const writer = writable.getWriter();
+  writeSafetensors({ write: (chunk) => writer.write(chunk.slice()) }, entries, metadata)
+    .then(() => writer.close(), (err) => writer.abort(err))
+    .catch(() => undefined); // a reader that cancelled has its own error
+  return { byteLength, stream: readable };
 }
 
 const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
