@@ -77,6 +77,11 @@ const SPEC = {
         "arena budget of the library runs (train's `budget`: the fastest exact schedule that fits, e.g. fewer " +
         "saved inputs; the same bits, so the CLI's losses still compare)",
     },
+    saveState: {
+      type: "boolean",
+      description: "workerd also trains once more streaming the training state up at the end " +
+        "(trainingStateStream through a FixedLengthStream, a PUT): the isolate's memory with the upload",
+    },
     repeat: {
       type: "integer",
       default: 1,
@@ -140,6 +145,8 @@ interface Run {
    * whole at the first read).
    */
   cache?: "memory" | "cacheapi" | "opfs" | "opfs-snapshots" | "whole";
+  /** Stream the training state up with a PUT at the end (workerd: through a `FixedLengthStream`). */
+  save?: boolean;
 }
 
 /** What a runtime reports of a run. */
@@ -154,6 +161,9 @@ interface RunResult {
   schedule?: string;
   /** The size of the WebAssembly memory the run trained in. */
   wasmMB?: number;
+  /** With `save`: the state's size and the seconds its upload took. */
+  savedMB?: number;
+  saveSeconds?: number;
 }
 
 /**
@@ -194,9 +204,21 @@ export async function runAll(lib, { fetch, base, runs, options, kernels }) {
         elapsed.push(e.elapsed);
         phase = String(e.step + 1);
       };
-      const r = await lib.train(pack, data, [], { ...options, vocabChunk: run.vocabChunk, kernels, onEvent });
+      let saved;
+      const saveState = run.save ? async (state) => {
+        phase = "save";
+        const t0 = performance.now();
+        const { byteLength, stream } = lib.trainingStateStream(state);
+        const body = typeof FixedLengthStream === "function"
+          ? stream.pipeThrough(new FixedLengthStream(byteLength))
+          : stream;
+        const res = await tagged(base + "/state", { method: "PUT", body, duplex: "half" });
+        if (!res.ok) throw new Error("PUT " + base + "/state: " + res.status);
+        saved = { savedMB: byteLength / 1e6, saveSeconds: (performance.now() - t0) / 1e3 };
+      } : undefined;
+      const r = await lib.train(pack, data, [], { ...options, vocabChunk: run.vocabChunk, kernels, onEvent, saveState });
       // the trained parameters are a view of the engine's WebAssembly memory: its size
-      out.push({ name: run.name, elapsed, losses: r.losses, ...plan, wasmMB: r.params.buffer.byteLength / 1e6 });
+      out.push({ name: run.name, elapsed, losses: r.losses, ...plan, ...saved, wasmMB: r.params.buffer.byteLength / 1e6 });
     } catch (err) {
       out.push({ name: run.name, elapsed, losses: [], error: String(err?.stack ?? err) });
     }
@@ -228,6 +250,14 @@ globalThis.ready = true;
 function serve(): Deno.HttpServer<Deno.NetAddr> {
   return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
     const path = new URL(req.url).pathname;
+    if (req.method === "PUT" && path === "/state") {
+      // the upload is counted as it arrives and dropped (this process's memory is not what is measured)
+      let bytes = 0;
+      for await (const chunk of req.body ?? []) bytes += chunk.length;
+      const expected = req.headers.get("content-length");
+      if (expected !== null && Number(expected) !== bytes) return new Response("short body", { status: 400 });
+      return new Response(null, { status: 201 });
+    }
     const headers = new Headers({ "cache-control": "no-store", "accept-ranges": "bytes" });
     let body: Uint8Array;
     if (path === "/pack") body = packBytes;
@@ -520,14 +550,13 @@ try {
     }
   }
   if (runtimes.includes("workerd")) {
-    console.error(`workerd: url-512 …`);
-    results.workerd = [
-      await workerdRun(server.addr.hostname + ":" + server.addr.port, {
-        name: "workerd-url-512",
-        from: "url",
-        vocabChunk: 512,
-      }),
-    ];
+    const host = server.addr.hostname + ":" + server.addr.port;
+    results.workerd = [];
+    for (const save of args.saveState ? [false, true] : [false]) {
+      const name = save ? "workerd-url-512-save" : "workerd-url-512";
+      console.error(`workerd: ${name} …`);
+      results.workerd.push(await workerdRun(host, { name, from: "url", vocabChunk: 512, save }));
+    }
   }
 } finally {
   await server.shutdown();
@@ -570,7 +599,7 @@ for (const r of results.workerd ?? []) {
   const req = later.map((x) => x.requests), lo = Math.min(...req), hi = Math.max(...req);
   const meanBytes = later.reduce((n, x) => n + x.bytes, 0) / Math.max(1, later.length);
   console.log(
-    `| workerd url-512 | 512 | ${c("open").requests}, ${mb(c("open").bytes)} | ${c("1").requests}, ` +
+    `| ${r.name} | 512 | ${c("open").requests}, ${mb(c("open").bytes)} | ${c("1").requests}, ` +
       `${mb(c("1").bytes)} | ${lo === hi ? lo : `${lo}–${hi}`}, ${mb(meanBytes)} | ` +
       `${(meanBytes / packBytes.length).toFixed(2)} |`,
   );
@@ -618,6 +647,11 @@ for (const [label, rs] of Object.entries(results)) {
         `${r.arenaMB?.toFixed(1) ?? ""} | ${fmtLosses(r.losses)} |`,
     );
     if (r.schedule && label === "workerd") console.log(`|  |  schedule: ${r.schedule} | | | | | |`);
+    if (r.savedMB !== undefined) {
+      console.log(
+        `|  |  state streamed up: ${r.savedMB.toFixed(1)} MB in ${r.saveSeconds?.toFixed(1)} s | | | | | |`,
+      );
+    }
   }
 }
 const printed = (l: number[]) => l.map((x) => x.toFixed(5)).join();
