@@ -140,6 +140,7 @@ export {
   openTrainingState,
   TRAINING_STATE_FILE,
   trainingStateStream,
+  type TrainingStateStreamOptions,
   writeTrainingState,
 } from "./src/run/training_state.ts";
 // the training state's names before the rename, one more release

@@ -208,7 +208,7 @@ export async function runAll(lib, { fetch, base, runs, options, kernels }) {
       const saveState = run.save ? async (state) => {
         phase = "save";
         const t0 = performance.now();
-        const { byteLength, stream } = lib.trainingStateStream(state);
+        const { byteLength, stream } = lib.trainingStateStream(state, {}, { views: true });
         const body = typeof FixedLengthStream === "function"
           ? stream.pipeThrough(new FixedLengthStream(byteLength))
           : stream;

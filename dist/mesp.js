@@ -9183,13 +9183,26 @@ async function writeTrainingState(sink, state, run = {}) {
   const { entries, metadata } = stateFile(state, run);
   await writeSafetensors(sink, entries, metadata);
 }
-function trainingStateStream(state, run = {}) {
+var STREAM_PIECE = 1 << 20;
+function trainingStateStream(state, run = {}, options = {}) {
   const { entries, metadata } = stateFile(state, run);
   const byteLength = encodeSafetensorsHeader(entries, metadata).fileSize;
+  const stable = /* @__PURE__ */ new Set();
+  if (options.views) {
+    for (const e of entries) {
+      if (ArrayBuffer.isView(e.data) && e.data.buffer instanceof ArrayBuffer) stable.add(e.data.buffer);
+    }
+  }
   const { readable, writable } = new TransformStream();
   const writer = writable.getWriter();
+  const write = async (chunk) => {
+    for (let at = 0; at < chunk.length; at += STREAM_PIECE) {
+      const piece = chunk.subarray(at, at + STREAM_PIECE);
+      await writer.write(stable.has(chunk.buffer) ? piece : piece.slice());
+    }
+  };
   writeSafetensors({
-    write: (chunk) => writer.write(chunk.slice())
+    write
   }, entries, metadata).then(() => writer.close(), (err) => writer.abort(err)).catch(() => void 0);
   return {
     byteLength,

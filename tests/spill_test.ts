@@ -2,7 +2,8 @@
 // the losses, parameters, moments and saved training state of the same run in the arena, bit for bit — for
 // SGD and AdamW, every saved-input order, validation, an adapter to start from, a resume from either kind
 // of state, decoded or read from its file a layer at a time, one and two threads — and its arena holds one
-// layer of adapter and no saved input.
+// layer of adapter and no saved input. Also trainingStateStream (the state as a stream for uploads), whose
+// pieces come from the arena or the spill.
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { caseSequences, loadCase } from "./_golden.ts";
 import type { Sequence } from "../src/data/sequence.ts";
@@ -274,20 +275,28 @@ Deno.test("spill: trainingStateStream gives writeTrainingState's bytes, its size
     read: (p, into) => (spillReads += into.length, inner.read(p, into)),
     write: (p, d) => inner.write(p, d),
   };
-  for (const spill of [undefined, counting]) {
+  for (
+    const [spill, threads, views] of [[undefined, 1, false], [undefined, 1, true], [
+      counting,
+      1,
+      true,
+    ]] as const
+  ) {
+    const what = `${spill ? "spilled" : "in the arena"}, ${threads} thread(s)${views ? ", views" : ""}`;
     let saves = 0;
     await train(c.pack, data, [], {
       ...base,
       steps: 2,
+      threads,
       optimizer: { name: "adamw", lr: 1e-2 },
       spill,
       saveState: async (s) => {
         saves++;
         const want = await stateBytes(s);
         spillReads = 0;
-        const { byteLength, stream } = trainingStateStream(s);
+        const { byteLength, stream } = trainingStateStream(s, {}, { views });
         const checked = spillReads; // the checksum's walk over the whole state, before any byte
-        assertEquals(byteLength, want.length, "the size announced");
+        assertEquals(byteLength, want.length, `${what}: the size announced`);
         const reader = stream.getReader();
         const chunks = [(await reader.read()).value!];
         for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 0));
@@ -302,10 +311,43 @@ Deno.test("spill: trainingStateStream gives writeTrainingState's bytes, its size
         for (let r = await reader.read(); !r.done; r = await reader.read()) chunks.push(r.value);
         const got = new Uint8Array(chunks.reduce((n, x) => n + x.length, 0));
         chunks.reduce((at, x) => (got.set(x, at), at + x.length), 0);
-        assertEquals(got, want, "the bytes writeTrainingState writes");
+        assertEquals(got, want, `${what}: the bytes writeTrainingState writes`);
+        // views: the tensors' chunks are the engine's memory itself where it is unshared (one thread), never
+        // a spill's reused buffer or shared memory; otherwise every chunk is a copy
+        const engine = spill ? undefined : (s.params as Float32Array).buffer;
+        const aliased = chunks.filter((x) => x.buffer === engine).length;
+        assertEquals(
+          aliased,
+          views && !spill ? 3 : 0,
+          `${what}: chunks that are views of the engine's memory`,
+        );
       },
     });
-    assertEquals(saves, 1, "saved once, at the end");
+    assertEquals(saves, 1, `${what}: saved once, at the end`);
+  }
+});
+
+Deno.test("trainingStateStream: a large tensor in chunks of at most 1 MiB, copied or viewed", async () => {
+  const params = new Float32Array(700_000).map((_, i) => Math.sin(i)); // 2.8 MB
+  const state: TrainState = {
+    step: 1,
+    epoch: 0,
+    cursor: 1,
+    seed: 0,
+    params,
+    lora: { rank: 1, alpha: 2, rslora: false, targets: ["q_proj"] },
+    optimizer: "sgd",
+  };
+  const want = await stateBytes(state);
+  for (const views of [false, true]) {
+    const chunks: Uint8Array[] = [];
+    for await (const x of trainingStateStream(state, {}, { views }).stream) chunks.push(x);
+    const got = new Uint8Array(chunks.reduce((n, x) => n + x.length, 0));
+    chunks.reduce((at, x) => (got.set(x, at), at + x.length), 0);
+    assertEquals(got, want, `views ${views}: bytes`);
+    const largest = Math.max(...chunks.map((x) => x.length));
+    assert(largest <= 1 << 20, `views ${views}: a chunk of ${largest} bytes`);
+    assertEquals(chunks.filter((x) => x.buffer === params.buffer).length, views ? 3 : 0, `views ${views}`);
   }
 });
 

@@ -325,7 +325,7 @@ export default {
         saveState: async (state) => {
           // streamed: the upload consumes the state as it is made, never holding it whole; with its size
           // up front (a Content-Length) where the store needs one
-          const { byteLength, stream } = trainingStateStream(state);
+          const { byteLength, stream } = trainingStateStream(state, {}, { views: true });
           const body = q.get("length") ? stream.pipeThrough(new FixedLengthStream(byteLength)) : stream;
           const res = await fetch(stateUrl, { method: "PUT", body });
           if (!res.ok) throw new Error("PUT " + stateUrl + ": " + res.status);
