@@ -9187,26 +9187,37 @@ var STREAM_PIECE = 1 << 20;
 function trainingStateStream(state, run = {}, options = {}) {
   const { entries, metadata } = stateFile(state, run);
   const byteLength = encodeSafetensorsHeader(entries, metadata).fileSize;
-  const stable = /* @__PURE__ */ new Set();
-  if (options.views) {
-    for (const e of entries) {
-      if (ArrayBuffer.isView(e.data) && e.data.buffer instanceof ArrayBuffer) stable.add(e.data.buffer);
-    }
-  }
+  const viewed = /* @__PURE__ */ new WeakSet();
+  const written = options.views ? entries.map((e) => viewsOf(e, viewed)) : entries;
   const { readable, writable } = new TransformStream();
   const writer = writable.getWriter();
   const write = async (chunk) => {
+    if (viewed.has(chunk)) return await writer.write(chunk);
     for (let at = 0; at < chunk.length; at += STREAM_PIECE) {
-      const piece = chunk.subarray(at, at + STREAM_PIECE);
-      await writer.write(stable.has(chunk.buffer) ? piece : piece.slice());
+      await writer.write(chunk.slice(at, at + STREAM_PIECE));
     }
   };
   writeSafetensors({
     write
-  }, entries, metadata).then(() => writer.close(), (err) => writer.abort(err)).catch(() => void 0);
+  }, written, metadata).then(() => writer.close(), (err) => writer.abort(err)).catch(() => void 0);
   return {
     byteLength,
     stream: readable
+  };
+}
+function viewsOf(e, viewed) {
+  const data = e.data;
+  if (!ArrayBuffer.isView(data) || !(data.buffer instanceof ArrayBuffer)) return e;
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const pieces = [];
+  for (let at = 0; at < bytes.length; at += STREAM_PIECE) {
+    const piece = bytes.subarray(at, at + STREAM_PIECE);
+    viewed.add(piece);
+    pieces.push(piece);
+  }
+  return {
+    ...e,
+    data: () => pieces
   };
 }
 var isCount = (v) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;

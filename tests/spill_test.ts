@@ -269,19 +269,20 @@ Deno.test("spill: saving reads each moment of the spill once per pass over it (n
 
 Deno.test("spill: trainingStateStream gives writeTrainingState's bytes, its size first, made as it is read", async () => {
   const { c, data } = await setup();
+  const layerBytes = loraLayout(c.pack.config, base.lora).layerElements * 4;
   const inner = memorySpill();
   let spillReads = 0;
   const counting: SpillFile = {
     read: (p, into) => (spillReads += into.length, inner.read(p, into)),
     write: (p, d) => inner.write(p, d),
   };
-  for (
-    const [spill, threads, views] of [[undefined, 1, false], [undefined, 1, true], [
-      counting,
-      1,
-      true,
-    ]] as const
-  ) {
+  const cases = [
+    { spill: undefined, threads: 1, views: false, aliased: 0 },
+    { spill: undefined, threads: 1, views: true, aliased: 3 }, // unshared memory: params, m, v as views
+    { spill: undefined, threads: 2, views: true, aliased: 0 }, // shared memory: copied
+    { spill: counting, threads: 1, views: true, aliased: 0 }, // a spill's reused buffer: copied
+  ];
+  for (const { spill, threads, views, aliased } of cases) {
     const what = `${spill ? "spilled" : "in the arena"}, ${threads} thread(s)${views ? ", views" : ""}`;
     let saves = 0;
     await train(c.pack, data, [], {
@@ -293,6 +294,9 @@ Deno.test("spill: trainingStateStream gives writeTrainingState's bytes, its size
       saveState: async (s) => {
         saves++;
         const want = await stateBytes(s);
+        // the memory the parameters are read from: the engine's, or the buffer a spill's layers are read into
+        const memory = (s.params instanceof Float32Array ? s.params : s.params.layer(0)).buffer;
+        assertEquals(memory instanceof SharedArrayBuffer, threads > 1 && !spill, `${what}: shared memory`);
         spillReads = 0;
         const { byteLength, stream } = trainingStateStream(s, {}, { views });
         const checked = spillReads; // the checksum's walk over the whole state, before any byte
@@ -301,30 +305,51 @@ Deno.test("spill: trainingStateStream gives writeTrainingState's bytes, its size
         const chunks = [(await reader.read()).value!];
         for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 0));
         if (spill) {
-          // with the reader holding one piece, at most the next is read out of the spill (never all of it)
+          // with the reader holding the header, at most the next layer is read out of the spill
           assert(checked > 0, "the checksum pass read nothing");
           assert(
-            spillReads - checked <= checked / 3,
-            `${spillReads - checked} of ${checked} bytes read ahead`,
+            spillReads - checked <= layerBytes,
+            `${spillReads - checked} bytes read ahead (a layer: ${layerBytes})`,
           );
         }
         for (let r = await reader.read(); !r.done; r = await reader.read()) chunks.push(r.value);
         const got = new Uint8Array(chunks.reduce((n, x) => n + x.length, 0));
         chunks.reduce((at, x) => (got.set(x, at), at + x.length), 0);
         assertEquals(got, want, `${what}: the bytes writeTrainingState writes`);
-        // views: the tensors' chunks are the engine's memory itself where it is unshared (one thread), never
-        // a spill's reused buffer or shared memory; otherwise every chunk is a copy
-        const engine = spill ? undefined : (s.params as Float32Array).buffer;
-        const aliased = chunks.filter((x) => x.buffer === engine).length;
-        assertEquals(
-          aliased,
-          views && !spill ? 3 : 0,
-          `${what}: chunks that are views of the engine's memory`,
-        );
+        const asViews = chunks.filter((x) => x.buffer === memory).length;
+        assertEquals(asViews, aliased, `${what}: chunks that are views of the parameters' memory`);
       },
     });
     assertEquals(saves, 1, `${what}: saved once, at the end`);
   }
+});
+
+Deno.test("trainingStateStream views: only whole tensors, never a reused buffer in the same memory", async () => {
+  // a hand-made state: params whole, m layered over a buffer inside the same ArrayBuffer (refilled per layer)
+  const memory = new ArrayBuffer(4 * 12);
+  const params = new Float32Array(memory, 0, 8);
+  params.forEach((_, i) => params[i] = i + 1);
+  const scratch = new Float32Array(memory, 32, 4);
+  const m = { length: 8, layers: 2, layer: (l: number) => scratch.fill(l + 10) };
+  const v = new Float32Array(8).fill(0.5);
+  const state: TrainState = {
+    step: 1,
+    epoch: 0,
+    cursor: 1,
+    seed: 0,
+    params,
+    m,
+    v,
+    lora: { rank: 1, alpha: 2, rslora: false, targets: ["q_proj"] },
+    optimizer: "adamw",
+  };
+  const want = await stateBytes(state);
+  const chunks: Uint8Array[] = [];
+  for await (const x of trainingStateStream(state, {}, { views: true }).stream) chunks.push(x);
+  const got = new Uint8Array(chunks.reduce((n, x) => n + x.length, 0));
+  chunks.reduce((at, x) => (got.set(x, at), at + x.length), 0);
+  assertEquals(got, want, "bytes (m's layers kept apart)");
+  assertEquals(chunks.filter((x) => x.buffer === memory).length, 1, "params only, as a view");
 });
 
 Deno.test("trainingStateStream: a large tensor in chunks of at most 1 MiB, copied or viewed", async () => {

@@ -107,12 +107,13 @@ const STREAM_PIECE = 1 << 20;
 /** Options of {@linkcode trainingStateStream}. */
 export interface TrainingStateStreamOptions {
   /**
-   * Hand out the tensors' bytes as views of the engine's memory instead of copies, where that memory is not
-   * shared (one thread: workerd, `threads: 1`): no copy and no garbage, which in a 128 MB isolate is the
-   * difference (the copies of a 0.5B AdamW state are 53 MB of ArrayBuffers that V8 does not collect before
-   * the upload ends). Each chunk is then valid only until `saveState` returns: an upload that sends it, or a
-   * `Blob`/`arrayBuffer()` that copies it, is fine; keeping the chunks themselves is not. Pieces read from a
-   * spill (a reused buffer) and views of shared memory are copied either way.
+   * Hand out the tensors' bytes as views of their memory instead of copies, where that memory is not shared
+   * (one thread: workerd, `threads: 1`): no copy and no garbage. In a 128 MB isolate use it: V8 does not
+   * collect the copies before the upload ends (uploading a 0.5B AdamW state as copies grew workerd by 55 MB,
+   * as views by 3 MB). A view shows the tensor as it is when read, so it is valid while the tensor stays
+   * unchanged (in `saveState`: until it returns): an upload that sends it, or a `Blob`/`arrayBuffer()` that
+   * copies it, is fine; keeping the chunks themselves is not. Pieces of a spill (a reused buffer) and views
+   * of shared memory are copied either way.
    */
   views?: boolean;
 }
@@ -121,9 +122,10 @@ export interface TrainingStateStreamOptions {
  * A training state as a stream of its file's bytes, with its size known before the first byte: for an
  * upload that needs a `Content-Length` up front (workerd's `FixedLengthStream`, an R2 binding's `put`, a
  * presigned PUT). The bytes are those {@linkcode writeTrainingState} writes; they are produced as the reader
- * takes them (a piece at a time, each a copy unless `views`), so the state is never held whole, and it must
- * be read to the end before `saveState` returns (the engine's memory changes after). A NaN or ±∞ throws
- * here, before the stream exists.
+ * takes them (at most 1 MiB a chunk, each a copy unless `views`), so the state is never held whole. The
+ * checksum and the NaN/±∞ check run here, before the stream exists (a diverged state throws), so the state
+ * must not change until the stream is read to its end: in `saveState`, await the upload's completion before
+ * returning.
  */
 export function trainingStateStream(
   state: TrainState,
@@ -132,28 +134,38 @@ export function trainingStateStream(
 ): { byteLength: number; stream: ReadableStream<Uint8Array> } {
   const { entries, metadata } = stateFile(state, run);
   const byteLength = encodeSafetensorsHeader(entries, metadata).fileSize;
-  // tensors held whole in unshared memory stay put until saveState returns; anything else is a buffer that
-  // changes (a spill's piece) or shared memory (no Response or upload takes it): copied
-  const stable = new Set<ArrayBufferLike>();
-  if (options.views) {
-    for (const e of entries) {
-      if (ArrayBuffer.isView(e.data) && e.data.buffer instanceof ArrayBuffer) stable.add(e.data.buffer);
-    }
-  }
+  // views: each tensor held whole in unshared memory is handed out as 1 MiB views of itself, each marked, so
+  // that nothing else in that memory (a piece of a reused buffer) passes for one; the rest is copied
+  const viewed = new WeakSet<Uint8Array>();
+  const written = options.views ? entries.map((e) => viewsOf(e, viewed)) : entries;
   // a TransformStream applies backpressure: each write waits until the reader has taken the piece before
   const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
   const writer = writable.getWriter();
   const write = async (chunk: Uint8Array) => {
-    // in pieces of at most 1 MiB: a runtime that copies a chunk to send it holds that much, not a tensor
+    if (viewed.has(chunk)) return await writer.write(chunk);
+    // copies of at most 1 MiB: a runtime that holds a chunk to send it holds that much, not a tensor
     for (let at = 0; at < chunk.length; at += STREAM_PIECE) {
-      const piece = chunk.subarray(at, at + STREAM_PIECE);
-      await writer.write(stable.has(chunk.buffer) ? piece : piece.slice());
+      await writer.write(chunk.slice(at, at + STREAM_PIECE));
     }
   };
-  writeSafetensors({ write }, entries, metadata)
+  writeSafetensors({ write }, written, metadata)
     .then(() => writer.close(), (err) => writer.abort(err))
     .catch(() => undefined); // a reader that cancelled has its own error
   return { byteLength, stream: readable };
+}
+
+/** `e` with its data as marked views of at most 1 MiB, where it is one array in unshared memory. */
+function viewsOf(e: TensorEntry, viewed: WeakSet<Uint8Array>): TensorEntry {
+  const data = e.data;
+  if (!ArrayBuffer.isView(data) || !(data.buffer instanceof ArrayBuffer)) return e;
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const pieces: Uint8Array[] = [];
+  for (let at = 0; at < bytes.length; at += STREAM_PIECE) {
+    const piece = bytes.subarray(at, at + STREAM_PIECE);
+    viewed.add(piece);
+    pieces.push(piece);
+  }
+  return { ...e, data: () => pieces };
 }
 
 const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
