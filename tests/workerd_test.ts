@@ -313,7 +313,7 @@ export default {
       const stored = (await fetch(stateUrl, { method: "HEAD" })).ok;
       const resume = stored ? (await openTrainingState(fetchSource(stateUrl, { fetch }))).state : undefined;
       const start = resume?.step ?? 0;
-      let step = start;
+      let step = start, views = 0;
       const trained = await train(pack, data, [], {
         ...options,
         kernels,
@@ -326,12 +326,25 @@ export default {
           // streamed: the upload consumes the state as it is made, never holding it whole; with its size
           // up front (a Content-Length) where the store needs one
           const { byteLength, stream } = trainingStateStream(state, {}, { views: true });
-          const body = q.get("length") ? stream.pipeThrough(new FixedLengthStream(byteLength)) : stream;
+          // counts the chunks that are views of the engine's memory (unshared here), not copies
+          const counted = stream.pipeThrough(new TransformStream({
+            transform(chunk, out) {
+              if (chunk.buffer === state.params.buffer) views++;
+              out.enqueue(chunk);
+            },
+          }));
+          const body = q.get("length") ? counted.pipeThrough(new FixedLengthStream(byteLength)) : counted;
           const res = await fetch(stateUrl, { method: "PUT", body });
           if (!res.ok) throw new Error("PUT " + stateUrl + ": " + res.status);
         },
       });
-      return Response.json({ start, losses: trained.losses, steps: trained.steps, params: bits(trained.params) });
+      return Response.json({
+        start,
+        losses: trained.losses,
+        steps: trained.steps,
+        params: bits(trained.params),
+        views,
+      });
     } catch (err) {
       return Response.json({ error: String(err?.stack ?? err) });
     }
@@ -369,6 +382,8 @@ Deno.test({
         assertEquals(got.error, undefined);
         assertEquals(got.start, i, `invocation ${i + 1} resumed from step ${got.start}`);
         assertEquals(got.steps, i + 1);
+        // params, adam_m, adam_v each one view of at most 1 MiB (this state is small): no copies
+        assertEquals(got.views, 3, `invocation ${i + 1}: chunks uploaded as views`);
         losses.push(...got.losses);
         last = got;
       }
