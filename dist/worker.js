@@ -54,6 +54,8 @@ var KERNEL_PARAMS = {
     "accumulate"
   ],
   gemm_scratch_bytes: [],
+  gemm_tile_columns: [],
+  gemm_tile_rows: [],
   decode_row: [
     "dtype",
     "w",

@@ -2,7 +2,15 @@
 // of any block, with leading dimensions, sub-ranges, alpha and accumulate.
 import { assert, assertEquals } from "./_assert.ts";
 import { Arena } from "../src/runtime/arena.ts";
-import { DTYPE, type Kernels, loadKernels, OP, VARIANTS, type WeightDtype } from "../src/runtime/kernels.ts";
+import {
+  DTYPE,
+  GEMM_TILE,
+  type Kernels,
+  loadKernels,
+  OP,
+  VARIANTS,
+  type WeightDtype,
+} from "../src/runtime/kernels.ts";
 import { Gemm } from "../src/runtime/gemm.ts";
 import type { WeightRef } from "../src/runtime/weight_ref.ts";
 
@@ -215,6 +223,19 @@ async function runCase(kern: Kernels, c: Case, seed: number): Promise<void> {
 
 const SIZES = [1, 3, 17, 63, 65, 130];
 const DTYPES: WeightDtype[] = ["f32", "f16", "bf16", "q8", "q4"];
+
+Deno.test("gemm: the host's tile (GEMM_TILE, its split grain) is the kernels' MR × NR, in every variant", async () => {
+  for (const variant of VARIANTS) {
+    for (const threads of [false, true]) {
+      const k = (await loadKernels({ variant, shared: threads })).exports;
+      assertEquals(
+        { rows: k.gemm_tile_rows(), columns: k.gemm_tile_columns() },
+        { ...GEMM_TILE },
+        `${variant}${threads ? " threads" : ""}`,
+      );
+    }
+  }
+});
 
 for (const variant of VARIANTS) {
   Deno.test(`gemm ${variant}: every op and dtype on odd sizes`, async () => {

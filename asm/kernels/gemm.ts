@@ -17,7 +17,7 @@ export const OP_NT: i32 = 0;
 export const OP_NN: i32 = 1;
 export const OP_TN: i32 = 2;
 
-const MR: i32 = 5; // micro-tile rows (at most; why 5: see tile); GEMM_TILE in src/runtime/kernels.ts mirrors MR, NR
+const MR: i32 = 5; // micro-tile rows (at most; why 5: see tile); GEMM_TILE in src/runtime/kernels.ts mirrors MR, NR (tested)
 const NR: i32 = 8; // micro-tile columns (two f32x4)
 const KC: i32 = 256; // reduction block
 const NC: i32 = 512; // column block (packed B holds KC × NC)
@@ -31,6 +31,16 @@ const TILE_FLOATS: i32 = MR * NR;
 // a ternary, not max(): AssemblyScript folds it, so gemm_scratch_bytes() is one i32.const the host can read
 // from the wasm bytes without instantiating (src/runtime/kernels.ts, kernelConstants)
 const ROW_FLOATS: i32 = NR * KC > NC ? NR * KC : NC;
+
+/** The register tile's rows (`MR`): the host's split grain, `GEMM_TILE` in src/runtime/kernels.ts (a test ties them). */
+export function gemm_tile_rows(): i32 {
+  return MR;
+}
+
+/** The register tile's columns (`NR`), as {@link gemm_tile_rows}. */
+export function gemm_tile_columns(): i32 {
+  return NR;
+}
 
 /** Bytes of scratch one gemm call needs (one per concurrent caller). */
 export function gemm_scratch_bytes(): i32 {

@@ -1,5 +1,5 @@
 // Entry point of the kernel module: every export here is callable from the host.
-export { gemm, gemm_dot, gemm_scratch_bytes } from "./gemm";
+export { gemm, gemm_dot, gemm_scratch_bytes, gemm_tile_columns, gemm_tile_rows } from "./gemm";
 export { decode_row } from "./dtype";
 export { rmsnorm_forward, rmsnorm_backward } from "./norm";
 export { rope_forward, rope_backward } from "./rope";

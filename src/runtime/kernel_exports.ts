@@ -61,6 +61,10 @@ export interface KernelExports {
   ): void;
   /** asm/kernels/gemm.ts: no parameters → i32 */
   gemm_scratch_bytes(): number;
+  /** asm/kernels/gemm.ts: no parameters → i32 */
+  gemm_tile_columns(): number;
+  /** asm/kernels/gemm.ts: no parameters → i32 */
+  gemm_tile_rows(): number;
   /**
    * asm/kernels/dtype.ts: dtype i32, w usize, ld i32, scales usize, biases usize, row i32, col0 i32, len i32,
    * dst usize
@@ -341,6 +345,8 @@ export const KERNEL_PARAMS = {
   ],
   gemm_dot: ["m0", "m1", "n0", "n1", "K", "a", "lda", "b", "ldb", "c", "ldc", "alpha", "accumulate"],
   gemm_scratch_bytes: [],
+  gemm_tile_columns: [],
+  gemm_tile_rows: [],
   decode_row: ["dtype", "w", "ld", "scales", "biases", "row", "col0", "len", "dst"],
   rmsnorm_forward: ["y", "rstd", "x", "w", "d", "ldX", "ldY", "eps", "r0", "r1"],
   rmsnorm_backward: ["dx", "dy", "x", "w", "rstd", "d", "ldDx", "ldDy", "ldX", "accumulate", "r0", "r1"],

@@ -19,7 +19,9 @@ export type WeightDtype = keyof typeof DTYPE;
 
 /**
  * The packed GEMM's register tile, rows × columns (`MR`, `NR` of `asm/kernels/gemm.ts`): the grains by which
- * the pool splits a GEMM, so that threads get whole tiles. Only speed depends on it, never the results.
+ * the pool splits a GEMM, so that threads get whole tiles. Only speed depends on it, never the results; it
+ * is a constant (the split helpers are made before any kernel loads), so tests/gemm_test.ts checks it against
+ * the kernels' `gemm_tile_rows()` / `gemm_tile_columns()`.
  */
 export const GEMM_TILE = { rows: 5, columns: 8 } as const;
 
