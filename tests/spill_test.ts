@@ -51,9 +51,29 @@ function whole(v: AdapterValues | undefined): Uint8Array {
 async function stateBytes(s: TrainState): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   await writeTrainingState({ write: (c) => (chunks.push(c.slice()), Promise.resolve()) }, s);
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  chunks.reduce((at, c) => (out.set(c, at), at + c.length), 0);
+  return joined(chunks);
+}
+
+/** `chunks` joined into one array. */
+function joined(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, x) => n + x.length, 0));
+  chunks.reduce((at, x) => (out.set(x, at), at + x.length), 0);
   return out;
+}
+
+/** A hand-made training state of one rank-1 q_proj adapter. */
+function handState(params: Float32Array, moments?: Pick<TrainState, "m" | "v">): TrainState {
+  const lora = { rank: 1, alpha: 2, rslora: false, targets: ["q_proj"] };
+  return {
+    step: 1,
+    epoch: 0,
+    cursor: 1,
+    seed: 0,
+    params,
+    ...moments,
+    lora,
+    optimizer: moments ? "adamw" : "sgd",
+  };
 }
 
 /** Trains with `options`, returning losses, the final parameters and the saved state's bytes. */
@@ -313,9 +333,7 @@ Deno.test("spill: trainingStateStream gives writeTrainingState's bytes, its size
           );
         }
         for (let r = await reader.read(); !r.done; r = await reader.read()) chunks.push(r.value);
-        const got = new Uint8Array(chunks.reduce((n, x) => n + x.length, 0));
-        chunks.reduce((at, x) => (got.set(x, at), at + x.length), 0);
-        assertEquals(got, want, `${what}: the bytes writeTrainingState writes`);
+        assertEquals(joined(chunks), want, `${what}: the bytes writeTrainingState writes`);
         const asViews = chunks.filter((x) => x.buffer === memory).length;
         assertEquals(asViews, aliased, `${what}: chunks that are views of the parameters' memory`);
       },
@@ -331,45 +349,19 @@ Deno.test("trainingStateStream views: only whole tensors, never a reused buffer 
   params.forEach((_, i) => params[i] = i + 1);
   const scratch = new Float32Array(memory, 32, 4);
   const m = { length: 8, layers: 2, layer: (l: number) => scratch.fill(l + 10) };
-  const v = new Float32Array(8).fill(0.5);
-  const state: TrainState = {
-    step: 1,
-    epoch: 0,
-    cursor: 1,
-    seed: 0,
-    params,
-    m,
-    v,
-    lora: { rank: 1, alpha: 2, rslora: false, targets: ["q_proj"] },
-    optimizer: "adamw",
-  };
-  const want = await stateBytes(state);
-  const chunks: Uint8Array[] = [];
-  for await (const x of trainingStateStream(state, {}, { views: true }).stream) chunks.push(x);
-  const got = new Uint8Array(chunks.reduce((n, x) => n + x.length, 0));
-  chunks.reduce((at, x) => (got.set(x, at), at + x.length), 0);
-  assertEquals(got, want, "bytes (m's layers kept apart)");
+  const state = handState(params, { m, v: new Float32Array(8).fill(0.5) });
+  const chunks = await Array.fromAsync(trainingStateStream(state, {}, { views: true }).stream);
+  assertEquals(joined(chunks), await stateBytes(state), "bytes (m's layers kept apart)");
   assertEquals(chunks.filter((x) => x.buffer === memory).length, 1, "params only, as a view");
 });
 
 Deno.test("trainingStateStream: a large tensor in chunks of at most 1 MiB, copied or viewed", async () => {
   const params = new Float32Array(700_000).map((_, i) => Math.sin(i)); // 2.8 MB
-  const state: TrainState = {
-    step: 1,
-    epoch: 0,
-    cursor: 1,
-    seed: 0,
-    params,
-    lora: { rank: 1, alpha: 2, rslora: false, targets: ["q_proj"] },
-    optimizer: "sgd",
-  };
+  const state = handState(params);
   const want = await stateBytes(state);
   for (const views of [false, true]) {
-    const chunks: Uint8Array[] = [];
-    for await (const x of trainingStateStream(state, {}, { views }).stream) chunks.push(x);
-    const got = new Uint8Array(chunks.reduce((n, x) => n + x.length, 0));
-    chunks.reduce((at, x) => (got.set(x, at), at + x.length), 0);
-    assertEquals(got, want, `views ${views}: bytes`);
+    const chunks = await Array.fromAsync(trainingStateStream(state, {}, { views }).stream);
+    assertEquals(joined(chunks), want, `views ${views}: bytes`);
     const largest = Math.max(...chunks.map((x) => x.length));
     assert(largest <= 1 << 20, `views ${views}: a chunk of ${largest} bytes`);
     assertEquals(chunks.filter((x) => x.buffer === params.buffer).length, views ? 3 : 0, `views ${views}`);
