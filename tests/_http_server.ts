@@ -69,7 +69,8 @@ export function serveDir(root: string | URL, options: ServeOptions = {}): Served
       status: res.status,
       tag: req.headers.get("x-mesp-tag"),
       ...req.method === "PUT" &&
-        { contentLength: req.headers.get("content-length"), received: files.get(path)?.length },
+        // what was stored: nothing when the PUT was refused (a file read before keeps its own length)
+        { contentLength: req.headers.get("content-length"), received: res.ok ? files.get(path)?.length : 0 },
     });
     if (options.isolate) {
       res.headers.set("cross-origin-opener-policy", "same-origin");
