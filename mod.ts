@@ -56,6 +56,14 @@ export {
   type WeightSource,
 } from "./src/io/source.ts";
 export { cacheStorageRangeCache, memoryRangeCache } from "./src/io/range_cache.ts";
+export {
+  type R2BucketLike,
+  r2Files,
+  type R2ObjectInfo,
+  type R2ObjectWithBody,
+  r2Source,
+  type R2SourceOptions,
+} from "./src/io/r2.ts";
 export type { OpfsDirectoryHandle, OpfsFileHandle } from "./src/io/opfs.ts";
 export {
   type OpfsRangeCache,

@@ -1081,7 +1081,8 @@ function namedFetch(name, doFetch) {
       if (err?.name === "AbortError") throw err;
       const url = input instanceof Request ? input.url : String(input);
       const range = new Headers(init?.headers).get("range");
-      throw new Error(`${name === url ? "" : `${name}: `}cannot fetch ${url}${range ? ` (${range})` : ""}: ${err?.message ?? err} (the server is unreachable, or refused the request, or its answer lacks CORS headers for this page's origin)`, {
+      const why = /^https?:/i.test(url) ? ` (the server is unreachable, or refused the request, or its answer lacks CORS headers for this page's origin)` : "";
+      throw new Error(`${name === url ? "" : `${name}: `}cannot fetch ${url}${range ? ` (${range})` : ""}: ${err?.message ?? err}${why}`, {
         cause: err
       });
     }
@@ -1236,6 +1237,98 @@ function cacheStorageRangeCache(cache, key) {
       } catch {
       }
     }
+  };
+}
+
+// src/io/r2.ts
+function r2Source(bucket, key, options = {}) {
+  const name = options.name ?? `r2:${key}`;
+  return fetchSource(name, {
+    ...options,
+    name,
+    fetch: bucketFetch(bucket, key)
+  });
+}
+function r2Files(bucket, prefix = "", options = {}) {
+  const name = options.name ?? `r2:${prefix}`;
+  return {
+    name,
+    async readText(file) {
+      const object = await bucket.get(prefix + file);
+      if (!object) return void 0;
+      if (!("body" in object)) throw new Error(`r2:${prefix + file}: the bucket answered without a body`);
+      return await new Response(object.body).text();
+    },
+    source(file) {
+      return r2Source(bucket, prefix + file, {
+        ...options,
+        name: void 0
+      });
+    },
+    list: bucket.list && (async () => {
+      const files = [];
+      for (let cursor, more = true; more; ) {
+        const page = await bucket.list({
+          prefix,
+          cursor
+        });
+        for (const o of page.objects) files.push(o.key.slice(prefix.length));
+        more = page.truncated;
+        cursor = page.cursor;
+      }
+      return files.sort();
+    })
+  };
+}
+var RANGE = /^bytes=(\d+)-(\d+)$/;
+function bucketFetch(bucket, key) {
+  const found = (object, status, headers, body) => new Response(body ?? null, {
+    status,
+    headers: {
+      etag: object.httpEtag,
+      ...headers
+    }
+  });
+  const missing = () => new Response(null, {
+    status: 404,
+    statusText: "no such object"
+  });
+  return async (_input, init) => {
+    if (init?.method === "HEAD") {
+      const object2 = await bucket.head(key);
+      return object2 ? found(object2, 200, {
+        "content-length": String(object2.size)
+      }) : missing();
+    }
+    const range = new Headers(init?.headers).get("range");
+    if (range === null) {
+      const object2 = await bucket.get(key);
+      if (!object2) return missing();
+      return found(object2, 200, {
+        "content-length": String(object2.size)
+      }, object2.body);
+    }
+    const m = RANGE.exec(range);
+    if (!m) throw new Error(`r2:${key}: unsupported range ${range}`);
+    const offset = Number(m[1]), length = Number(m[2]) - offset + 1;
+    const object = await bucket.get(key, {
+      range: {
+        offset,
+        length
+      }
+    });
+    if (!object) return missing();
+    const body = object.body;
+    if (offset + length > object.size) {
+      await body?.cancel();
+      return found(object, 416, {
+        "content-range": `bytes */${object.size}`
+      });
+    }
+    return found(object, 206, {
+      "content-range": `bytes ${offset}-${offset + length - 1}/${object.size}`,
+      "content-length": String(length)
+    }, body);
   };
 }
 
@@ -9519,6 +9612,8 @@ export {
   planTraining,
   processMemory,
   quantize,
+  r2Files,
+  r2Source,
   readAdapterInto,
   readSafetensorsHeader,
   readTensorF32,

@@ -10,6 +10,8 @@ import type { Sequence } from "../src/data/sequence.ts";
 import { openAdapter, readAdapterInto } from "../src/engine/adapter.ts";
 import { loraLayout } from "../src/engine/lora.ts";
 import { dirFiles } from "../src/io/deno_files.ts";
+import { evaluate } from "../src/run/evaluate.ts";
+import { generate } from "../src/run/generate.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const MAIN = new URL("src/cli/main.ts", ROOT).href;
@@ -143,6 +145,26 @@ export function tinyRun(): Promise<TinyRun> {
     await readAdapterInto(adapter, loraLayout(pack.config, adapter.config), cli);
     return { ...files, losses: r.losses, params: bits(r.params), cliParams: bits(cli) };
   })();
+}
+
+/** The prompt and length of the generation the runtimes repeat with the CLI's adapter. */
+export const PROMPT_TOKENS = 8, GENERATED_TOKENS = 6;
+
+/**
+ * What the CLI's adapter gives in this process: the mean NLL of the first 4 sequences, and the greedy
+ * continuation of the first one's first {@linkcode PROMPT_TOKENS} tokens; a runtime must give the same.
+ */
+export async function adapterReference(ref: TinyRun): Promise<{ nll: number; tokens: number[] }> {
+  const pack = await openPack(fileSource(`${ref.dir}/${ref.pack}`));
+  const data = sequences(await Deno.readFile(`${ref.dir}/${ref.tokens}`));
+  const adapter = await openAdapter(dirFiles(`${ref.dir}/run`));
+  const { nll } = await evaluate(pack, data.slice(0, 4), { adapter, seqLen: OPTIONS.seqLen });
+  const tokens: number[] = [];
+  const prompt = data[0].ids.slice(0, PROMPT_TOKENS);
+  for await (const t of generate(pack, prompt, { adapter, maxTokens: GENERATED_TOKENS, temperature: 0 })) {
+    tokens.push(t);
+  }
+  return { nll, tokens };
 }
 
 /** Removes the runs of earlier test processes (older than an hour). */

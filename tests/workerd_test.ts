@@ -5,12 +5,8 @@
 // Skipped (with a message) where the workerd binary cannot be installed; CI installs it (.ci/run).
 import { assert, assertEquals } from "./_assert.ts";
 import { serveDir } from "./_http_server.ts";
-import { OPTIONS, sequences, tinyRun } from "./_tiny_run.ts";
-import { dirFiles, fileSource } from "../src/io/deno_files.ts";
-import { openPack } from "../src/model/pack.ts";
-import { openAdapter } from "../src/engine/adapter.ts";
-import { evaluate } from "../src/run/evaluate.ts";
-import { generate } from "../src/run/generate.ts";
+import { WORKER_PRELUDE } from "./_worker_prelude.ts";
+import { adapterReference, GENERATED_TOKENS, OPTIONS, PROMPT_TOKENS, tinyRun } from "./_tiny_run.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const VERSION = "1.20261117.1";
@@ -38,14 +34,6 @@ async function workerd(): Promise<string> {
   return bin;
 }
 
-/** What every test worker starts with: the kernels as module imports, and float bits for exact JSON. */
-const WORKER_PRELUDE = `import relaxed from "./mesp_relaxed.wasm";
-import simd from "./mesp_simd.wasm";
-
-const kernels = { modules: { "mesp_relaxed.wasm": relaxed, "mesp_simd.wasm": simd } };
-const bits = (p) => Array.from(new Uint32Array(p.buffer, p.byteOffset, p.length));
-`;
-
 /** The worker: mesp's dist/ build with its wasm as module imports, called through the public API only. */
 const MAIN = `
 import { decodeTokenCache, evaluate, fetchSource, generate, openAdapter, openPack, train, urlFiles } from "./mesp.js";
@@ -64,8 +52,8 @@ export default {
       const adapter = await openAdapter(urlFiles("http://fixture/run/", { fetch }));
       const evaluated = await evaluate(pack, data.slice(0, 4), { adapter, kernels, seqLen: options.seqLen });
       const tokens = [];
-      const prompt = data[0].ids.slice(0, 8);
-      for await (const t of generate(pack, prompt, { adapter, kernels, maxTokens: 6, temperature: 0 })) tokens.push(t);
+      const prompt = data[0].ids.slice(0, ${PROMPT_TOKENS});
+      for await (const t of generate(pack, prompt, { adapter, kernels, maxTokens: ${GENERATED_TOKENS}, temperature: 0 })) tokens.push(t);
       return Response.json({ losses: trained.losses, params: bits(trained.params), nll: evaluated.nll, tokens });
     } catch (err) {
       return Response.json({ error: String(err?.stack ?? err) });
@@ -186,17 +174,8 @@ Deno.test({
       assert(got.params.every((b: number, i: number) => b === ref.params[i]), "adapters differ");
 
       // the same evaluation and generation in Deno, with the CLI's adapter
-      const pack = await openPack(fileSource(`${ref.dir}/${ref.pack}`));
-      const data = sequences(await Deno.readFile(`${ref.dir}/${ref.tokens}`));
-      const adapter = await openAdapter(dirFiles(`${ref.dir}/run`));
-      const ev = await evaluate(pack, data.slice(0, 4), { adapter, seqLen: OPTIONS.seqLen });
-      assert(Object.is(got.nll, ev.nll), `nll ${got.nll} vs ${ev.nll}`);
-      const tokens: number[] = [];
-      for await (
-        const t of generate(pack, data[0].ids.slice(0, 8), { adapter, maxTokens: 6, temperature: 0 })
-      ) {
-        tokens.push(t);
-      }
+      const { nll, tokens } = await adapterReference(ref);
+      assert(Object.is(got.nll, nll), `nll ${got.nll} vs ${nll}`);
       assertEquals(got.tokens, tokens);
     } finally {
       await cleanUp(child, server, dir);

@@ -587,11 +587,15 @@ function namedFetch(name: string, doFetch: typeof fetch): typeof fetch {
       if ((err as Error)?.name === "AbortError") throw err;
       const url = input instanceof Request ? input.url : String(input);
       const range = new Headers(init?.headers).get("range");
+      // the likely causes of a bare network error; another fetch (an R2 bucket's) says its own
+      const why = /^https?:/i.test(url)
+        ? ` (the server is unreachable, or refused the request, or its answer lacks CORS headers for this ` +
+          `page's origin)`
+        : "";
       throw new Error(
         `${name === url ? "" : `${name}: `}cannot fetch ${url}${range ? ` (${range})` : ""}: ${
           (err as Error)?.message ?? err
-        } (the server is unreachable, or refused the request, or its answer lacks CORS headers for this ` +
-          `page's origin)`,
+        }${why}`,
         { cause: err },
       );
     }
