@@ -81,6 +81,46 @@ export async function launchChromium(
   };
 }
 
+/**
+ * Debian's Chromium, headless with {@linkcode FLAGS} and a fresh profile, opening `url` with no DevTools client
+ * attached: a tab as a user has it. For measuring a tab's memory: under playwright, Chromium keeps the bodies
+ * of the responses a page fetches for DevTools (its Network domain's buffers), and that is the tab's memory
+ * too — a tab streaming the 0.5B's pack peaked at 442.7 MB under playwright and 236.1 MB plain
+ * (bench/README.md, "A tab as a user has it"). Such a page reports back over HTTP. `close` ends the browser
+ * and removes the profile.
+ */
+export async function launchPlainChromium(
+  url: string,
+  prefix = "mesp-chromium-",
+): Promise<{ close(): Promise<void> }> {
+  await Deno.stat(CHROMIUM);
+  const profile = await Deno.makeTempDir({ prefix });
+  const child = new Deno.Command(CHROMIUM, {
+    args: [...FLAGS, `--user-data-dir=${profile}`, url],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  return {
+    async close() {
+      try {
+        child.kill();
+        await child.status;
+      } finally {
+        // its helper processes outlive the browser's for a moment, still writing to the profile
+        for (let i = 0;; i++) {
+          try {
+            await Deno.remove(profile, { recursive: true });
+            break;
+          } catch (err) {
+            if (i === 50) throw err;
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        }
+      }
+    },
+  };
+}
+
 /** Opens `url` in `tab` and waits until the page has set `globalThis.ready = true` (its imports done). */
 export async function openReady(tab: Page, url: string): Promise<void> {
   await tab.goto(url);

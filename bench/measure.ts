@@ -86,3 +86,15 @@ export async function processPeakMB(pid: number): Promise<number> {
   const m = (await Deno.readTextFile(`/proc/${pid}/status`)).match(/VmHWM:\s+(\d+) kB/);
   return m ? Number(m[1]) * 1024 / 1e6 : NaN;
 }
+
+/** The newest file with this ending in `dir` (the one the CLI just made or checked). */
+export function newest(dir: string, ext: string): string {
+  const found = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(ext))
+    .map((e) => ({
+      path: `${dir}/${e.name}`,
+      mtime: Deno.statSync(`${dir}/${e.name}`).mtime?.getTime() ?? 0,
+    }))
+    .sort((a, b) => b.mtime - a.mtime);
+  if (!found.length) throw new Error(`no ${ext} in ${dir}`);
+  return found[0].path;
+}

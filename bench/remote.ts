@@ -1,7 +1,8 @@
 /**
  * Remote weights: a pack served over HTTP Range from 127.0.0.1 and trained on through `fetchSource`, next to
  * the same pack held in memory (`bytesSource` over one full download), in Deno, in headless Chromium and in
- * workerd, and the CLI reading it from a local file — all in one run, one after another, on one thread.
+ * workerd, and the CLI reading it from a local file — all in one run, one after another, on one thread
+ * (`--threads N`: Deno, Chromium and the CLI on N; workerd has no Worker, so one).
  *
  *   deno task make-model --preset tiny --out /tmp/tiny
  *   deno task bench:remote --model /tmp/tiny --steps 4 --seq-len 64
@@ -31,8 +32,8 @@
  *
  * @module
  */
-import { cpuModel, median, processPeakMB, stepTime } from "./measure.ts";
-import { launchChromium, openReady, rendererPeakMB, resetRendererPeak } from "./chromium.ts";
+import { cpuModel, median, newest, processPeakMB, stepTime } from "./measure.ts";
+import { launchChromium, launchPlainChromium, rendererPeakMB, resetRendererPeak } from "./chromium.ts";
 import { benchArgs } from "./args.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
 
@@ -55,9 +56,11 @@ const SPEC = {
     chunks: { type: "list", default: ["512", "16384"], description: "the vocabChunk values of the URL runs" },
     runtimes: {
       type: "list",
-      choices: ["deno", "chromium", "workerd"],
+      choices: ["deno", "chromium", "chromium-playwright", "workerd"],
       default: ["deno", "chromium", "workerd"],
-      description: "where the URL runs train",
+      description:
+        "where the URL runs train (chromium-playwright: the same tab driven by playwright, as the " +
+        "browser tests are: its DevTools connection keeps fetched bodies, which counts in the tab's memory)",
     },
     caches: {
       type: "list",
@@ -82,6 +85,13 @@ const SPEC = {
       description: "workerd also trains once more streaming the training state up at the end " +
         "(trainingStateStream through a FixedLengthStream, a PUT): the isolate's memory with the upload",
     },
+    threads: {
+      type: "integer",
+      default: 1,
+      min: 1,
+      description:
+        "threads of the Deno, Chromium and CLI runs (the page is cross-origin isolated; workerd: 1)",
+    },
     repeat: {
       type: "integer",
       default: 1,
@@ -97,7 +107,7 @@ const SPEC = {
 } as const satisfies CommandSpec;
 const args = benchArgs(SPEC);
 const model = args.model.replace(/\/$/, "");
-const { steps, seqLen, repeat, optimizer, budget } = args;
+const { steps, seqLen, repeat, optimizer, budget, threads } = args;
 const chunks = args.chunks.map(Number);
 const runtimes: string[] = args.runtimes;
 const caches = args.caches as Run["cache"][];
@@ -108,7 +118,7 @@ const OPTIONS = {
   seqLen,
   steps,
   seed: 1,
-  threads: 1,
+  threads,
   lora: { rank: 8, alpha: 16 },
   optimizer: { name: optimizer, lr: 2e-4, schedule: "cosine" },
   budget,
@@ -121,7 +131,7 @@ const CLI_FLAGS = [
   "--seed",
   "1",
   "--threads",
-  "1",
+  String(threads),
   "--rank",
   "8",
   "--alpha",
@@ -234,22 +244,43 @@ let tokenBytes = new Uint8Array();
 
 const TYPES: Record<string, string> = { js: "text/javascript", wasm: "application/wasm", html: "text/html" };
 
+/**
+ * The page of a Chromium run: the run from its query (`?run=JSON`); it says `/ready` once its imports are done
+ * (and waits for the answer, given after the tab's peak is reset), trains, and posts its result to `/result`:
+ * no DevTools client is attached to the tab, whose memory that would inflate (`launchPlainChromium`).
+ */
 function page(): string {
   return `<!doctype html>
 <script type="module">
 import * as lib from "/dist/mesp.js";
 import { runAll } from "/runner.js";
-globalThis.run = (runs) => runAll(lib, { fetch, base: location.origin, runs, options: ${
-    JSON.stringify(OPTIONS)
-  } });
-globalThis.ready = true;
+const run = JSON.parse(new URLSearchParams(location.search).get("run"));
+await fetch("/ready");
+let out;
+try {
+  out = await runAll(lib, { fetch, base: location.origin, runs: [run], options: ${JSON.stringify(OPTIONS)} });
+} catch (err) {
+  out = [{ name: run.name, elapsed: [], losses: [], error: String(err?.stack ?? err) }];
+}
+await fetch("/result", { method: "POST", body: JSON.stringify(out[0]) });
 </script>`;
 }
+
+/** The Chromium run in progress: called when its page is ready (answered once it returns) and with its result. */
+const tab: { ready?: () => Promise<void>; result?: (r: RunResult) => void } = {};
 
 /** The bench's server: the pack (with Range), the token cache, dist/, the runner and the page. */
 function serve(): Deno.HttpServer<Deno.NetAddr> {
   return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
     const path = new URL(req.url).pathname;
+    if (path === "/ready" && tab.ready) {
+      await tab.ready();
+      return new Response("go", { headers: { "cache-control": "no-store" } });
+    }
+    if (req.method === "POST" && path === "/result" && tab.result) {
+      tab.result(await req.json());
+      return new Response(null, { status: 204 });
+    }
     if (req.method === "PUT" && path === "/state") {
       // the upload is counted as it arrives and dropped (this process's memory is not what is measured)
       let bytes = 0;
@@ -258,7 +289,13 @@ function serve(): Deno.HttpServer<Deno.NetAddr> {
       if (expected !== null && Number(expected) !== bytes) return new Response("short body", { status: 400 });
       return new Response(null, { status: 201 });
     }
-    const headers = new Headers({ "cache-control": "no-store", "accept-ranges": "bytes" });
+    // cross-origin isolated (COOP/COEP), so the page has SharedArrayBuffer and threads
+    const headers = new Headers({
+      "cache-control": "no-store",
+      "accept-ranges": "bytes",
+      "cross-origin-opener-policy": "same-origin",
+      "cross-origin-embedder-policy": "require-corp",
+    });
     let body: Uint8Array;
     if (path === "/pack") body = packBytes;
     else if (path === "/tokens") body = tokenBytes;
@@ -318,18 +355,6 @@ async function writeData(vocab: number): Promise<string> {
   return path;
 }
 
-/** The newest file with this ending in `dir` (the one the CLI just made or checked). */
-function newest(dir: string, ext: string): string {
-  const found = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(ext))
-    .map((e) => ({
-      path: `${dir}/${e.name}`,
-      mtime: Deno.statSync(`${dir}/${e.name}`).mtime?.getTime() ?? 0,
-    }))
-    .sort((a, b) => b.mtime - a.mtime);
-  if (!found.length) throw new Error(`no ${ext} in ${dir}`);
-  return found[0].path;
-}
-
 /** The CLI on the local model (it builds the pack and token cache the other runs are served). */
 async function cliRun(data: string, vocabChunk: number): Promise<RunResult> {
   const out = await Deno.makeTempDir({ prefix: "mesp-bench-remote-cli-" });
@@ -386,18 +411,44 @@ console.log(JSON.stringify({ ...r, peakMB: (lib.processMemory().peak ?? NaN) / 1
   }
 }
 
-/** One run in the one tab of a fresh headless Chromium; the tab's peak from when its page is ready. */
-async function chromiumRun(origin: string, run: Run): Promise<RunResult & { idleMB: number }> {
-  const browser = await launchChromium({ prefix: "mesp-bench-remote-chromium-" });
+/**
+ * One run in the one tab of a fresh headless Chromium, with no DevTools client (`launchPlainChromium`) or
+ * driven by playwright; the tab's peak from when its page is ready.
+ */
+async function chromiumRun(
+  origin: string,
+  run: Run,
+  harness: "plain" | "playwright",
+): Promise<RunResult & { idleMB: number }> {
+  let idleMB = 0, loaded: ReturnType<typeof setTimeout> | undefined;
+  const result = new Promise<RunResult>((resolve, reject) => {
+    // a page whose imports fail never says /ready
+    loaded = setTimeout(
+      () => reject(new Error(`Chromium: ${run.name}: the page did not load in 60 s`)),
+      60_000,
+    );
+    tab.ready = async () => {
+      clearTimeout(loaded);
+      await resetRendererPeak();
+      idleMB = await rendererPeakMB();
+    };
+    tab.result = resolve;
+  });
+  const url = `${origin}/page.html?${new URLSearchParams({ run: JSON.stringify(run) })}`;
+  const prefix = "mesp-bench-remote-chromium-";
+  let browser: { close(): Promise<void> };
+  if (harness === "plain") browser = await launchPlainChromium(url, prefix);
+  else {
+    const chromium = browser = await launchChromium({ prefix });
+    const page = chromium.context.pages()[0] ?? await chromium.context.newPage();
+    await page.goto(url);
+  }
   try {
-    const tab = browser.context.pages()[0] ?? await browser.context.newPage();
-    await openReady(tab, `${origin}/page.html`);
-    await resetRendererPeak();
-    const idleMB = await rendererPeakMB();
-    // deno-lint-ignore no-explicit-any
-    const [r] = await tab.evaluate((x) => (globalThis as any).run(x), [run]) as RunResult[];
+    const r = await result;
     return { ...r, peakMB: await rendererPeakMB(), idleMB };
   } finally {
+    clearTimeout(loaded);
+    tab.ready = tab.result = undefined;
     await browser.close();
   }
 }
@@ -539,13 +590,14 @@ try {
       }
     }
   }
-  if (runtimes.includes("chromium")) {
-    results.chromium = [];
+  for (const [label, harness] of [["chromium", "plain"], ["chromium-playwright", "playwright"]] as const) {
+    if (!runtimes.includes(label)) continue;
+    results[label] = [];
     for (let r = 1; r <= repeat; r++) {
       for (const run of runs) {
-        console.error(`Chromium: ${run.name} (round ${r}) …`);
-        const res = await chromiumRun(origin, { ...run, name: round(`chromium-${run.name}`, r) });
-        results.chromium.push({ ...res, name: run.name });
+        console.error(`${label}: ${run.name} (round ${r}) …`);
+        const res = await chromiumRun(origin, { ...run, name: round(`${label}-${run.name}`, r) }, harness);
+        results[label].push({ ...res, name: run.name });
       }
     }
   }
@@ -568,7 +620,9 @@ if (errors.length) console.error(errors.join("\n"));
 const mb = (b: number) => (b / 1e6).toFixed(1);
 console.log(
   `# ${cpu}, load average ${load} at the start; ${model}, pack ${mb(packBytes.length)} MB, ` +
-    `T ${seqLen}, ${steps} steps, 1 thread, ${optimizer === "sgd" ? "SGD" : "AdamW"} rank 8 on all targets` +
+    `T ${seqLen}, ${steps} steps, ${threads === 1 ? "1 thread" : `${threads} threads (workerd: 1)`}, ${
+      optimizer === "sgd" ? "SGD" : "AdamW"
+    } rank 8 on all targets` +
     (budget === undefined ? "" : `, arena budget ${mb(budget)} MB`),
 );
 console.log("\n## Requests and bytes per step (counted by the server)\n");
@@ -576,9 +630,10 @@ console.log(
   "| run | vocabChunk | open: requests, MB | step 1: requests, MB | steps 2…N: requests (range), MB (mean) | × pack |",
 );
 console.log("|---|---:|---:|---:|---:|---:|");
-for (const [label, rs] of [["deno", results.deno], ["chromium", results.chromium]] as const) {
-  for (const r of (rs ?? []).filter((x, i, all) => all.findIndex((y) => y.name === x.name) === i)) {
-    const prefix = label === "deno" ? r.name : `chromium-${r.name}`;
+for (const label of ["deno", "chromium", "chromium-playwright"]) {
+  const rs = results[label] ?? [];
+  for (const r of rs.filter((x, i, all) => all.findIndex((y) => y.name === x.name) === i)) {
+    const prefix = label === "deno" ? r.name : `${label}-${r.name}`;
     const c = (phase: string) => counts.get(`${prefix}/${phase}`) ?? { requests: 0, bytes: 0 };
     // steps read different token rows (each its own sequence): the range over steps 2…N, and the mean bytes
     const later = Array.from({ length: steps - 1 }, (_, i) => c(String(i + 2)));

@@ -11,7 +11,11 @@
  *   deno task bench:torch --model /tmp/m05 --budget 280MB   # also mesp with --max-memory 280MB
  *
  * `--budget SIZE` adds a third contestant to every round: mesp with `--max-memory SIZE`, the fastest exact
- * schedule that fits that whole-process budget (README, "A budget that buys speed").
+ * schedule that fits that whole-process budget (README, "A budget that buys speed"). `--tab-budget SIZE` adds
+ * mesp in a headless Chromium tab (`bench/tab_train.ts`: `dist/mesp.js`, cross-origin isolated, the same
+ * threads, no DevTools client, the pack fetched from 127.0.0.1 into OPFS in its first step) with `train`'s
+ * `budget` SIZE (arena bytes), the same options and data as the CLI (its losses must equal the CLI's);
+ * its memory is the tab's renderer process (VmHWM), Chromium's other processes not counted.
  *
  * Printed: seconds per step (median over the steps after each process's first, over all rounds), trained
  * tokens per second (T − 1 predicted tokens per step), whole-process peak memory (VmHWM) and the ratios;
@@ -24,6 +28,7 @@
  * @module
  */
 import { cpuModel, median } from "./measure.ts";
+import { tabTrain } from "./tab_train.ts";
 import { parseSize } from "../src/runtime/arena.ts";
 import { benchArgs } from "./args.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
@@ -41,6 +46,11 @@ const SPEC = {
     preset: { type: "string", default: "qwen2.5-0.5b", description: "the make-model preset of --model" },
     python: { type: "string", value: "FILE", default: "/usr/bin/python3", description: "Python with torch" },
     budget: { type: "string", value: "SIZE", description: "also run mesp with --max-memory SIZE" },
+    tabBudget: {
+      type: "string",
+      value: "SIZE",
+      description: "also run mesp in a Chromium tab with train's budget SIZE (arena bytes)",
+    },
     cache: {
       type: "string",
       value: "DIR",
@@ -48,14 +58,15 @@ const SPEC = {
     },
   },
 } as const satisfies CommandSpec;
-const { model, rounds, steps, seqLen: T, preset, python, budget, ...flags } = benchArgs(SPEC);
+const { model, rounds, steps, seqLen: T, preset, python, budget, tabBudget, ...flags } = benchArgs(SPEC);
 const threads = flags.threads ?? navigator.hardwareConcurrency;
 // a bad SIZE stops here, naming the flag, not after a whole mesp run
-if (budget !== undefined) {
+for (const [flag, size] of [["--budget", budget], ["--tab-budget", tabBudget]]) {
+  if (size === undefined) continue;
   try {
-    parseSize(budget);
+    parseSize(size);
   } catch (err) {
-    console.error(`--budget: ${(err as Error).message}`);
+    console.error(`${flag}: ${(err as Error).message}`);
     Deno.exit(2);
   }
 }
@@ -82,10 +93,16 @@ async function data(): Promise<string> {
   return path;
 }
 
-async function mesp(
-  dataPath: string,
-  maxMemory?: string,
-): Promise<{ step_s: number[]; step_cpu_s: number[]; peak_mb: number }> {
+/** A mesp run: seconds and CPU seconds per step, the whole-process peak, its losses and the pack it read. */
+interface MespRun {
+  step_s: number[];
+  step_cpu_s: number[];
+  peak_mb: number;
+  losses: number[];
+  pack: string;
+}
+
+async function mesp(dataPath: string, maxMemory?: string): Promise<MespRun> {
   const out = await Deno.makeTempDir({ prefix: "mesp-bench-torch-" });
   try {
     const o = await new Deno.Command(Deno.execPath(), {
@@ -128,8 +145,9 @@ async function mesp(
     }).output();
     const err = decode(o.stderr);
     if (!o.success) throw new Error(`mesp train failed:\n${err}`);
-    const el = decode(o.stdout).split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
-      .filter((r) => r.elapsed_s !== undefined).map((r) => r.elapsed_s as number);
+    const events = decode(o.stdout).split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
+      .filter((r) => r.elapsed_s !== undefined);
+    const el = events.map((r) => r.elapsed_s as number);
     const cpu = (await Deno.readTextFile(`${out}/probe.jsonl`)).trim().split("\n").map((l) => JSON.parse(l))
       .filter((r) => r.label?.startsWith("stdout")).map((r) => r.cpu as number);
     return {
@@ -137,6 +155,8 @@ async function mesp(
       // the main thread's CPU time per step: the whole step's work with one thread (not with more)
       step_cpu_s: cpu.map((t, i) => t - (i ? cpu[i - 1] : 0)),
       peak_mb: Number(/peak memory ([\d.]+) MB/.exec(err)?.[1] ?? NaN),
+      losses: events.map((r) => r.loss as number),
+      pack: /weight pack (\S+\.pack)/.exec(err)?.[1] ?? "",
     };
   } finally {
     await Deno.remove(out, { recursive: true }).catch(() => {});
@@ -180,20 +200,51 @@ function blas(): string {
 const dataPath = await data();
 type Tally = { steps: number[]; cpu: number[]; peaks: number[] };
 const tally = (): Tally => ({ steps: [], cpu: [], peaks: [] });
-const m = tally(), b = tally(), t = { ...tally(), torch: "", weights: 0 };
-const add = (to: Tally, x: { step_s: number[]; step_cpu_s: number[]; peak_mb: number }, label: string) => {
+const m = tally(), b = tally(), t = { ...tally(), torch: "", weights: 0 }, tab = { ...tally(), arena: 0 };
+const add = (to: Tally, x: { step_s: number[]; step_cpu_s?: number[]; peak_mb: number }, label: string) => {
   to.steps.push(...x.step_s.slice(1));
-  to.cpu.push(...x.step_cpu_s.slice(1));
+  to.cpu.push(...(x.step_cpu_s ?? []).slice(1));
   to.peaks.push(x.peak_mb);
-  console.error(`${label}: ${x.step_s.map((s) => s.toFixed(1)).join(", ")} s; ${x.peak_mb} MB`);
+  console.error(`${label}: ${x.step_s.map((s) => s.toFixed(1)).join(", ")} s; ${x.peak_mb.toFixed(1)} MB`);
 };
-const contestants = budget ? ["mesp", "budget", "torch"] : ["mesp", "torch"];
+/** The CLI's first run: its pack and losses, which the tab reads and must reproduce. */
+let cli: MespRun | undefined;
+// the tab last: it reads the pack the CLI's first run built
+const contestants = ["mesp", ...(budget ? ["budget"] : []), "torch", ...(tabBudget ? ["tab"] : [])];
 for (let r = 0; r < rounds; r++) {
   // odd rounds run in reverse order, so drift on a shared machine hits every contestant alike
   for (const which of r % 2 ? [...contestants].reverse() : contestants) {
-    if (which === "mesp") add(m, await mesp(dataPath), `round ${r + 1} mesp`);
-    else if (which === "budget") {
+    if (which === "mesp") {
+      const x = await mesp(dataPath);
+      cli ??= x;
+      add(m, x, `round ${r + 1} mesp`);
+    } else if (which === "budget") {
       add(b, await mesp(dataPath, budget), `round ${r + 1} mesp --max-memory ${budget}`);
+    } else if (which === "tab") {
+      const x = await tabTrain({
+        pack: cli!.pack,
+        data: dataPath,
+        options: {
+          seqLen: T,
+          steps,
+          threads,
+          budget: parseSize(tabBudget!),
+          lora: { rank: 8, alpha: 16 },
+          optimizer: { name: "sgd", lr: 1e-4, schedule: "constant" },
+        },
+      });
+      const losses = x.losses.map((l) => +l.toFixed(5));
+      if (losses.join() !== cli!.losses.join()) {
+        throw new Error(
+          `the tab's losses ${losses.join(" ")} differ from the CLI's ${cli!.losses.join(" ")}`,
+        );
+      }
+      add(
+        tab,
+        x,
+        `round ${r + 1} tab (arena ${x.arenaMB.toFixed(1)} MB, idle tab ${x.idle_mb.toFixed(1)} MB)`,
+      );
+      tab.arena = x.arenaMB;
     } else {
       const x = await torch();
       add(t, x, `round ${r + 1} torch`);
@@ -207,6 +258,12 @@ console.log(`| ${preset}, T ${T}, rank 8, 7 targets, ${threads} thread(s) | s/st
 console.log("| --- | --: | --: | --: |");
 const rows: [string, Tally][] = [["mesp (MeSP, q4 base streamed)", m]];
 if (budget) rows.push([`mesp --max-memory ${budget}`, b]);
+if (tabBudget) {
+  rows.push([
+    `mesp in a Chromium tab, budget ${tabBudget} (arena ${tab.arena.toFixed(1)} MB; tab's peak)`,
+    tab,
+  ]);
+}
 for (const [name, x] of rows) {
   const s = median(x.steps), p = Math.max(...x.peaks);
   console.log(`| ${name} | ${s.toFixed(2)} | ${((T - 1) / s).toFixed(1)} | ${p.toFixed(1)} |`);
@@ -224,7 +281,7 @@ for (const [name, x] of rows) {
   );
 }
 if (threads === 1) {
-  for (const [name, x] of rows) {
+  for (const [name, x] of rows.filter(([, x]) => x.cpu.length)) {
     const c = median(x.cpu);
     console.log(
       `\nCPU seconds per step (one thread: the work itself, whatever else ran on the machine): ${name} ` +
@@ -234,6 +291,7 @@ if (threads === 1) {
 }
 console.log(
   `\n${rounds} alternating rounds of ${steps} steps each (first step of each process dropped: ` +
-    `${m.steps.length}${budget ? ` / ${b.steps.length}` : ""} / ${t.steps.length} steps); BLAS: ${blas()}; ` +
+    `${[m, ...(budget ? [b] : []), t, ...(tabBudget ? [tab] : [])].map((x) => x.steps.length).join(" / ")} ` +
+    `steps); BLAS: ${blas()}; ` +
     `CPU: ${cpuModel()}`,
 );

@@ -25,6 +25,7 @@ PRESETS = {
     "qwen2.5-0.5b": (896, 24, 14, 2, 4864, 151936, True),
     "qwen2.5-1.5b": (1536, 28, 12, 2, 8960, 151936, True),
     "qwen2.5-3b": (2048, 36, 16, 2, 11008, 151936, True),
+    "tiny": (64, 4, 4, 2, 256, 151936, True),  # make-model --preset tiny: a quick check of the bench itself
 }
 
 
