@@ -102,19 +102,15 @@ export async function launchPlainChromium(
   }).spawn();
   return {
     async close() {
-      try {
-        child.kill();
-        await child.status;
-      } finally {
-        // its helper processes outlive the browser's for a moment, still writing to the profile
-        for (let i = 0;; i++) {
-          try {
-            await Deno.remove(profile, { recursive: true });
-            break;
-          } catch (err) {
-            if (i === 50) throw err;
-            await new Promise((r) => setTimeout(r, 200));
-          }
+      child.kill();
+      await child.status;
+      // its helper processes outlive the browser's for a moment, still writing to the profile
+      for (let i = 0;; i++) {
+        try {
+          return await Deno.remove(profile, { recursive: true });
+        } catch (err) {
+          if (i === 50) throw err;
+          await new Promise((r) => setTimeout(r, 200));
         }
       }
     },
