@@ -5816,7 +5816,9 @@ var ROW_TASKS = [
   "swiglu_forward",
   "swiglu_backward",
   "ce_chunk_forward",
-  "ce_finish"
+  "ce_finish",
+  "ce_chunk_fused",
+  "ce_fused_finish"
 ];
 var TASKS = [
   "gemm",
@@ -5858,7 +5860,7 @@ var NR2 = GEMM_TILE.columns;
 var DOT_ROWS2 = 4;
 var DOT_COLUMNS = 2;
 var FORMALS = 18;
-var ROW_FORMALS = 13;
+var ROW_FORMALS = 15;
 var CALL_ARITIES = [
   7,
   8,
@@ -5867,6 +5869,7 @@ var CALL_ARITIES = [
   11,
   12,
   13,
+  15,
   18
 ];
 for (const name of TASKS) {
@@ -5945,6 +5948,9 @@ function call(f, a, n) {
       break;
     case 13:
       f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]);
+      break;
+    case 15:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14]);
       break;
     case 18:
       f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17]);
@@ -6105,7 +6111,7 @@ var Pool = class _Pool {
     const id = TASKS.indexOf(name), nargs = KERNEL_PARAMS[name].length, lo = nargs - 2;
     const f = this.#raw[name];
     const x = this.#args, min = this.minRows;
-    return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) => {
+    return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14) => {
       x[0] = a0;
       x[1] = a1;
       x[2] = a2;
@@ -6119,7 +6125,11 @@ var Pool = class _Pool {
       x[10] = a10;
       x[11] = a11;
       x[12] = a12;
-      if (!(x[lo + 1] - x[lo] >= min)) return f(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12);
+      x[13] = a13;
+      x[14] = a14;
+      if (!(x[lo + 1] - x[lo] >= min)) {
+        return f(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14);
+      }
       this.#post(id, nargs, lo, 1, -1);
     };
   }

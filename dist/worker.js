@@ -300,7 +300,9 @@ var ROW_TASKS = [
   "swiglu_forward",
   "swiglu_backward",
   "ce_chunk_forward",
-  "ce_finish"
+  "ce_finish",
+  "ce_chunk_fused",
+  "ce_fused_finish"
 ];
 var TASKS = [
   "gemm",
@@ -340,7 +342,7 @@ var CONTROL_BYTES = ARGS_AT + MAX_ARGS * 8;
 var MR = GEMM_TILE.rows;
 var NR = GEMM_TILE.columns;
 var FORMALS = 18;
-var ROW_FORMALS = 13;
+var ROW_FORMALS = 15;
 var CALL_ARITIES = [
   7,
   8,
@@ -349,6 +351,7 @@ var CALL_ARITIES = [
   11,
   12,
   13,
+  15,
   18
 ];
 for (const name of TASKS) {
@@ -427,6 +430,9 @@ function call(f, a, n) {
       break;
     case 13:
       f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]);
+      break;
+    case 15:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14]);
       break;
     case 18:
       f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17]);

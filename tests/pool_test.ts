@@ -254,10 +254,16 @@ Deno.test("pool: row kernels split over 3 threads equal one thread bit for bit",
       { name: "rstd", bytes: T * 4 },
       { name: "s", bytes: T * T * 4 },
       { name: "rope", bytes: 2 * T * (hd / 2) * 4 },
+      { name: "targets", bytes: T * 4 },
+      // the loss's per-row max, sum, target logit, weight, loss, log-sum-exp
+      { name: "rows", bytes: 6 * T * 4 },
     ]);
   const seedAll = (ar: Arena) => {
     const rand = rng(7);
     for (const name of ["x", "w", "y", "s", "rope"]) ar.f32(name).forEach((_, i, a) => (a[i] = rand()));
+    // targets in both vocabulary chunks below (−1: none); every 5th row weightless
+    ar.i32("targets").forEach((_, i, a) => (a[i] = i % 7 === 3 ? -1 : (i * 13) % (2 * T)));
+    ar.f32("rows").subarray(3 * T, 4 * T).forEach((_, i, a) => (a[i] = i % 5 === 0 ? 0 : 1 / T));
   };
   const work = (ar: Arena, k: Kernels["exports"]) => {
     const p = (n: string) => ar.ptr(n);
@@ -266,7 +272,29 @@ Deno.test("pool: row kernels split over 3 threads equal one thread bit for bit",
     k.rope_forward(p("y"), p("rope"), p("rope") + T * (hd / 2) * 4, H, hd, d, 0, 0, T);
     k.softmax_causal_forward(p("s"), p("s"), T, T, 0.3, 0, 1, T);
     k.swiglu_forward(p("x"), p("y"), p("x"), d, d, d, d, 0, T);
-    return ["x", "y", "rstd", "s"].map((n) => ar.f32(n).slice());
+    // the training loss over two vocabulary chunks of T rows (logits in s), its gradient accumulated in y
+    const row = (i: number) => p("rows") + i * T * 4;
+    for (const [v0, first] of [[0, 1], [T, 0]]) {
+      k.ce_chunk_fused(
+        p("s"),
+        T,
+        T,
+        v0,
+        p("targets"),
+        row(0),
+        row(1),
+        row(2),
+        row(3),
+        p("y"),
+        d,
+        d,
+        first,
+        0,
+        T,
+      );
+    }
+    k.ce_fused_finish(row(4), row(5), row(0), row(1), row(2), row(3), p("y"), d, d, 0, T);
+    return ["x", "y", "rstd", "s", "rows"].map((n) => ar.f32(n).slice());
   };
   const one = await loadKernels();
   const ar1 = make(one);
@@ -278,7 +306,7 @@ Deno.test("pool: row kernels split over 3 threads equal one thread bit for bit",
   const pool = await Pool.start(k, { threads: 3, minRows: 1 });
   try {
     const got = work(ar, pool.exports);
-    assertEquals(pool.posted, 5);
+    assertEquals(pool.posted, 8);
     got.forEach((g, i) =>
       assert(firstDiff(g, want[i]) < 0, `buffer ${i} differs at ${firstDiff(g, want[i])}`)
     );
@@ -286,6 +314,7 @@ Deno.test("pool: row kernels split over 3 threads equal one thread bit for bit",
     pool.close();
   }
   assert(ar.f32("s").some((v) => v !== 0), "softmax wrote nothing");
+  assert(ar.f32("rows").subarray(4 * T, 5 * T).some((v) => v > 0), "the loss wrote nothing");
   assertRejects(() => pool.exports.softmax_causal_forward(0, 0, T, T, 1, 0, 0, T), "closed");
 });
 

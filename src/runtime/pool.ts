@@ -57,6 +57,8 @@ const ROW_TASKS = [
   "swiglu_backward",
   "ce_chunk_forward",
   "ce_finish",
+  "ce_chunk_fused",
+  "ce_fused_finish",
 ] as const satisfies readonly RowKernel[];
 
 /** Kernel exports a pool can split, by task id: the two GEMMs, then the row kernels. */
@@ -104,7 +106,7 @@ type Fn = (...args: number[]) => unknown;
  * Parameters of the pool's GEMM and row-kernel entry points: at least the arity of every such task (a wasm
  * export ignores arguments beyond its own); and the arities {@linkcode call} has a case for.
  */
-const FORMALS = 18, ROW_FORMALS = 13, CALL_ARITIES = [7, 8, 9, 10, 11, 12, 13, 18];
+const FORMALS = 18, ROW_FORMALS = 15, CALL_ARITIES = [7, 8, 9, 10, 11, 12, 13, 15, 18];
 for (const name of TASKS) {
   const n = KERNEL_PARAMS[name].length;
   const most = (ROW_TASKS as readonly string[]).includes(name) ? ROW_FORMALS : FORMALS;
@@ -198,6 +200,9 @@ function call(f: Fn, a: Float64Array, n: number): void {
       break;
     case 13:
       f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]);
+      break;
+    case 15:
+      f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14]);
       break;
     case 18:
       f(
@@ -424,7 +429,7 @@ export class Pool {
     const id = TASKS.indexOf(name), nargs = KERNEL_PARAMS[name].length, lo = nargs - 2;
     const f = this.#raw[name] as Fn;
     const x = this.#args, min = this.minRows;
-    return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) => {
+    return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14) => {
       x[0] = a0;
       x[1] = a1;
       x[2] = a2;
@@ -438,7 +443,11 @@ export class Pool {
       x[10] = a10;
       x[11] = a11;
       x[12] = a12;
-      if (!(x[lo + 1] - x[lo] >= min)) return f(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12);
+      x[13] = a13;
+      x[14] = a14;
+      if (!(x[lo + 1] - x[lo] >= min)) {
+        return f(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14);
+      }
       this.#post(id, nargs, lo, 1, -1);
     };
   }
