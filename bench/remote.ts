@@ -35,6 +35,7 @@
 import { cpuModel, median, newest, processPeakMB, stepTime } from "./measure.ts";
 import { launchChromium, launchPlainChromium, rendererPeakMB, resetRendererPeak } from "./chromium.ts";
 import { benchArgs } from "./args.ts";
+import { rangeReply } from "./range_reply.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
@@ -310,18 +311,8 @@ function serve(): Deno.HttpServer<Deno.NetAddr> {
     } else return new Response("not found", { status: 404 });
     headers.set("content-type", TYPES[path.split(".").pop()!] ?? "application/octet-stream");
     if (path === "/pack") headers.set("etag", `"${packBytes.length}"`);
-    let status = 200;
-    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.get("range") ?? "");
-    if (m) {
-      const start = Number(m[1]), end = Math.min(Number(m[2]), body.length - 1);
-      headers.set("content-range", `bytes ${start}-${end}/${body.length}`);
-      body = body.subarray(start, end + 1);
-      status = 206;
-    }
-    if (req.method === "HEAD") {
-      headers.set("content-length", String(body.length));
-      body = new Uint8Array();
-    }
+    const { body: sent, status } = rangeReply(req, body, headers);
+    body = sent;
     const tag = req.headers.get("x-mesp-tag");
     if (tag) {
       const c = counts.get(tag) ?? { requests: 0, bytes: 0 };

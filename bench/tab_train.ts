@@ -8,6 +8,7 @@
  * @module
  */
 import { launchPlainChromium, rendererPeakMB, resetRendererPeak } from "./chromium.ts";
+import { rangeReply } from "./range_reply.ts";
 
 /** What {@linkcode tabTrain} runs: the pack, a JSONL file of `{"input_ids": […]}` lines, `train`'s options. */
 export interface TabRun {
@@ -101,19 +102,8 @@ export async function tabTrain(run: TabRun): Promise<TabResult> {
       if (!body.length) return new Response("not found", { status: 404, headers });
       headers.set("content-type", path.endsWith(".wasm") ? "application/wasm" : "text/javascript");
     } else return new Response("not found", { status: 404, headers });
-    let status = 200;
-    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.get("range") ?? "");
-    if (m) {
-      const start = Number(m[1]), end = Math.min(Number(m[2]), body.length - 1);
-      headers.set("content-range", `bytes ${start}-${end}/${body.length}`);
-      body = body.subarray(start, end + 1);
-      status = 206;
-    }
-    if (req.method === "HEAD") {
-      headers.set("content-length", String(body.length));
-      return new Response(null, { status, headers });
-    }
-    return new Response(body.slice(), { status, headers });
+    const { body: sent, status } = rangeReply(req, body, headers);
+    return new Response(req.method === "HEAD" ? null : sent.slice(), { status, headers });
   });
   const browser = await launchPlainChromium(
     `http://127.0.0.1:${server.addr.port}/page.html`,
