@@ -6296,413 +6296,6 @@ async function startKernels(specsOf, options = {}) {
   };
 }
 
-// src/engine/lora.ts
-var SHORT = {
-  q: "q_proj",
-  k: "k_proj",
-  v: "v_proj",
-  o: "o_proj",
-  gate: "gate_proj",
-  up: "up_proj",
-  down: "down_proj"
-};
-function resolveTargets(targets) {
-  if (!targets || targets.length === 0) return [
-    ...LINEARS
-  ];
-  const set = /* @__PURE__ */ new Set();
-  for (const t of targets) {
-    if (t === "all" || t === "all-linear") {
-      LINEARS.forEach((l) => set.add(l));
-      continue;
-    }
-    const name = SHORT[t] ?? (LINEARS.includes(t) ? t : void 0);
-    if (!name) {
-      throw new Error(`unknown LoRA target "${t}" (choose from ${Object.keys(SHORT).join(", ")}, or all)`);
-    }
-    set.add(name);
-  }
-  return LINEARS.filter((l) => set.has(l));
-}
-function loraLayout(cfg, options = {}) {
-  const rank = options.rank ?? 8;
-  if (!Number.isInteger(rank) || rank < 1) {
-    throw new Error(`LoRA rank must be a positive integer, got ${rank}`);
-  }
-  const alpha = options.alpha ?? 2 * rank;
-  if (!(alpha > 0)) throw new Error(`LoRA alpha must be positive, got ${alpha}`);
-  const rslora = options.rslora ?? false;
-  const targets = resolveTargets(options.targets);
-  const pairs = [];
-  let at = 0;
-  for (let layer = 0; layer < cfg.numLayers; layer++) {
-    const row = [];
-    for (const target of targets) {
-      const [outDim, inDim] = linearShape(cfg, target);
-      row.push({
-        layer,
-        target,
-        inDim,
-        outDim,
-        a: at,
-        b: at + rank * inDim
-      });
-      at += rank * (inDim + outDim);
-    }
-    pairs.push(row);
-  }
-  return {
-    rank,
-    alpha,
-    rslora,
-    scale: rslora ? alpha / Math.sqrt(rank) : alpha / rank,
-    targets,
-    pairs,
-    layerElements: cfg.numLayers ? at / cfg.numLayers : 0,
-    totalElements: at
-  };
-}
-function findPair(layout, layer, target) {
-  return layout.pairs[layer].find((p) => p.target === target);
-}
-function peftName(pair, which) {
-  return `base_model.model.model.layers.${pair.layer}.${LINEAR_PREFIX[pair.target]}.lora_${which}.weight`;
-}
-function parsePeftName(name) {
-  const m = /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.default)?\.weight$/.exec(name);
-  if (!m) return void 0;
-  const target = m[3];
-  if (!LINEARS.includes(target) || LINEAR_PREFIX[target] !== `${m[2]}.${target}`) return void 0;
-  return {
-    layer: Number(m[1]),
-    target,
-    which: m[4]
-  };
-}
-
-// src/engine/read_ahead.ts
-var ReadAhead = class {
-  #read;
-  /** The unit in the current slot (-1: none) and that slot. */
-  #key = -1;
-  #slot = 0;
-  /** A read in flight into the other slot. */
-  #pending;
-  constructor(read) {
-    this.#read = read;
-  }
-  /** Makes `key` current and returns its slot: the read-ahead's if it was `key`, else a read now. */
-  async load(key) {
-    const p = this.#pending;
-    if (p) {
-      this.#pending = void 0;
-      if (p.key === key) {
-        await p.done;
-        this.#key = key;
-        this.#slot = this.#slot === 0 ? 1 : 0;
-        return this.#slot;
-      }
-      await p.done.catch(() => {
-      });
-    }
-    if (this.#key === key) return this.#slot;
-    const spare = this.#slot === 0 ? 1 : 0;
-    await this.#read(key, spare);
-    this.#key = key;
-    this.#slot = spare;
-    return spare;
-  }
-  /**
-   * Starts reading `key` into the spare slot, unless it is current or a read is already in flight. Call it
-   * right after `load`, before computing with the current slot.
-   */
-  prefetch(key) {
-    if (this.#pending || key === this.#key) return;
-    const done = this.#read(key, this.#slot === 0 ? 1 : 0);
-    done.catch(() => {
-    });
-    this.#pending = {
-      key,
-      done
-    };
-  }
-  /**
-   * Waits for any read in flight and forgets what the slots hold: for a caller about to write into a slot
-   * by other means (single rows of the vocabulary).
-   */
-  async settle() {
-    const p = this.#pending;
-    this.#pending = void 0;
-    this.#key = -1;
-    if (p) await p.done.catch(() => {
-    });
-  }
-};
-
-// src/engine/weight_stream.ts
-var WeightStream = class {
-  #pack;
-  #p;
-  #D;
-  #resident;
-  /** Layer whose attention block the slot holds (-1: none), in streaming mode. */
-  loadedLayer = -1;
-  /** The attention linears' frozen weights, for the layer in use. */
-  attention;
-  /** The MLP chunks, as stored in the pack; each chunk's descriptors point at it when loaded. */
-  chunks;
-  /** The vocabulary slot in use (a chunk of the embedding / LM head, or one row) as a weight. */
-  vocabRef;
-  #attentionRel = [];
-  #chunkRel = [];
-  /** Views the pack reads the attention block and, per MLP slot, each MLP chunk into (streaming). */
-  #attnView;
-  #chunkViews = [
-    [],
-    []
-  ];
-  #mlpBase = [];
-  /** MLP chunks streamed through two slots, keyed layer · chunks + chunk: the next one is read ahead. */
-  #mlpReads;
-  /** Per-layer vector pointers relative to the layer base. */
-  #vec;
-  /** Per vocabulary slot, the views of each chunk; single rows go through slot 0. */
-  #vocabViews = [
-    [],
-    []
-  ];
-  #rowViews;
-  /** Offsets of a vocabulary slot's parts from its base, and the bases of the two slots. */
-  #vocabParts;
-  #vocabBase;
-  #vocabReads;
-  #layerBase = 0;
-  /**
-   * Over the memory `buffer` and the plan's buffers `p`; `slotBytes` are the sizes of one of the two MLP slots
-   * and one of the two vocabulary slots (half their regions).
-   */
-  constructor(pack, buffer, p, D, resident, slotBytes2) {
-    this.#pack = pack;
-    this.#p = p;
-    this.#D = D;
-    this.#resident = resident;
-    const layout = pack.layout;
-    const rel = (slot, group) => {
-      const ref = {
-        dtype: slot.dtype,
-        ptr: 0,
-        ld: slot.cols,
-        scales: 0,
-        biases: 0,
-        bf16Scales: slot.bf16Scales
-      };
-      group.push({
-        ref,
-        ptr: slot.offset,
-        scales: slot.scalesOffset,
-        biases: slot.biasesOffset
-      });
-      return ref;
-    };
-    this.attention = Object.fromEntries(ATTENTION.map((n) => [
-      n,
-      rel(layout.attention[n], this.#attentionRel)
-    ]));
-    this.chunks = layout.chunks.map((c) => {
-      const group = [];
-      this.#chunkRel.push(group);
-      return {
-        c0: c.c0,
-        c1: c.c1,
-        gate: rel(c.gate, group),
-        up: rel(c.up, group),
-        down: rel(c.down, group)
-      };
-    });
-    this.#vec = {
-      qBias: layout.qBias.offset,
-      kBias: layout.kBias.offset,
-      vBias: layout.vBias.offset,
-      inputNorm: layout.inputNorm.offset,
-      postNorm: layout.postNorm.offset
-    };
-    const vs = pack.vocabSlot;
-    const vocab = p["weights.vocab"], half = slotBytes2.vocab;
-    const scalesOff = vs.scaleRowBytes ? alignUp(D.Vc * vs.rowBytes) : 0;
-    const biasesOff = vs.scaleRowBytes ? alignUp(scalesOff + D.Vc * vs.scaleRowBytes) : 0;
-    this.#vocabParts = {
-      scales: scalesOff,
-      biases: biasesOff
-    };
-    this.#vocabBase = [
-      vocab,
-      vocab + half
-    ];
-    this.vocabRef = {
-      dtype: vs.dtype,
-      ptr: 0,
-      ld: D.d,
-      scales: 0,
-      biases: 0,
-      bf16Scales: vs.bf16Scales
-    };
-    this.#pointVocab(0);
-    const views = (base, rows) => ({
-      data: new Uint8Array(buffer, base, rows * vs.rowBytes),
-      scales: vs.scaleRowBytes ? new Uint8Array(buffer, base + scalesOff, rows * vs.scaleRowBytes) : void 0,
-      biases: vs.scaleRowBytes ? new Uint8Array(buffer, base + biasesOff, rows * vs.scaleRowBytes) : void 0
-    });
-    for (const s of [
-      0,
-      1
-    ]) {
-      for (let v0 = 0; v0 < D.V; v0 += D.Vc) {
-        this.#vocabViews[s].push(views(this.#vocabBase[s], Math.min(D.Vc, D.V - v0)));
-      }
-    }
-    this.#rowViews = views(this.#vocabBase[0], 1);
-    this.#vocabReads = new ReadAhead((c, s) => pack.readVocabRows(c * D.Vc, c * D.Vc + this.#vocabViews[s][c].data.length / vs.rowBytes, this.#vocabViews[s][c], !pack.config.tieWordEmbeddings));
-    this.#mlpReads = new ReadAhead((key, s) => {
-      const n = this.chunks.length, i = key % n;
-      return pack.readMlpChunk((key - i) / n, i, this.#chunkViews[s][i]);
-    });
-    if (!resident) {
-      this.#attnView = new Uint8Array(buffer, p["weights.attn"], layout.attentionBytes);
-      const mlp = p["weights.mlp"], mlpHalf = slotBytes2.mlp;
-      this.#mlpBase = [
-        mlp,
-        mlp + mlpHalf
-      ];
-      for (const s of [
-        0,
-        1
-      ]) {
-        for (const c of layout.chunks) {
-          this.#chunkViews[s].push(new Uint8Array(buffer, this.#mlpBase[s], c.bytes));
-        }
-      }
-    }
-    this.#setLayerBase(this.#layerAt(0));
-  }
-  /** Reads what a resident engine keeps (every layer) and the final norm. */
-  async readResident(norm) {
-    await this.#pack.readNorm(norm);
-    if (!this.#resident) return;
-    const bytes = this.#pack.layout.bytes;
-    const all = new Uint8Array(norm.buffer, this.#p["weights.layers"], this.#D.L * bytes);
-    for (let l = 0; l < this.#D.L; l++) {
-      await this.#pack.readLayer(l, all.subarray(l * bytes, (l + 1) * bytes));
-    }
-  }
-  /** Where layer `l`'s attention block is: its resident copy, or the streamed slot. */
-  #layerAt(l) {
-    return this.#resident ? this.#p["weights.layers"] + l * this.#pack.layout.bytes : this.#p["weights.attn"];
-  }
-  /** Absolute pointer of a per-layer vector (bias or norm weight) of the layer in use. */
-  vec(name) {
-    return this.#layerBase + this.#vec[name];
-  }
-  /** Points the attention descriptors (and the per-layer vectors) at the attention block starting at `base`. */
-  #setLayerBase(base) {
-    this.#layerBase = base;
-    setBase(this.#attentionRel, base);
-  }
-  /**
-   * Makes layer `l`'s attention block current (reads it into its slot unless resident or already there).
-   * `through`: layers l + 1…through are loaded right after this one, in order (see `Pack.readAttention`).
-   */
-  async loadLayer(l, through = l) {
-    if (this.#resident) {
-      this.#setLayerBase(this.#layerAt(l));
-      return;
-    }
-    if (this.loadedLayer !== l) {
-      this.loadedLayer = -1;
-      await this.#pack.readAttention(l, this.#attnView, through);
-      this.loadedLayer = l;
-    }
-    this.#mlpReads.prefetch(l * this.chunks.length);
-  }
-  /** Makes the weight descriptors point at layer `l` (checking a streamed layer is in the slot). */
-  useLayer(l) {
-    if (!this.#resident && this.loadedLayer !== l) throw new Error(`layer ${l} is not loaded`);
-    const base = this.#layerAt(l);
-    if (this.#layerBase !== base) this.#setLayerBase(base);
-  }
-  /** Makes MLP chunk `i` of layer `l` current (reads it into the MLP slot unless resident or already there). */
-  async loadChunk(l, i) {
-    if (this.#resident) {
-      setBase(this.#chunkRel[i], this.#layerAt(l) + this.#pack.layout.chunks[i].offset);
-      return;
-    }
-    const n = this.chunks.length, key = l * n + i;
-    const slot = await this.#mlpReads.load(key);
-    setBase(this.#chunkRel[i], this.#mlpBase[slot]);
-    if (i + 1 < n) this.#mlpReads.prefetch(key + 1);
-  }
-  /** Number of vocabulary chunks. */
-  get vocabChunks() {
-    return this.#vocabViews[0].length;
-  }
-  /** Reads vocabulary chunk `c` (embedding, or the untied LM head) into the vocabulary slot; its row count. */
-  async loadVocabChunk(c) {
-    const slot = await this.#vocabReads.load(c);
-    this.#pointVocab(slot);
-    if (c + 1 < this.vocabChunks) this.#vocabReads.prefetch(c + 1);
-    return Math.min(this.#D.Vc, this.#D.V - c * this.#D.Vc);
-  }
-  /**
-   * Reads row `id` of the embedding (`head`: of the LM head, the embedding when tied) into row 0 of the
-   * vocabulary slot; `vocabRef` then points at it.
-   */
-  async readRow(id, head) {
-    await this.#vocabReads.settle();
-    this.#pointVocab(0);
-    await this.#pack.readVocabRows(id, id + 1, this.#rowViews, head && !this.#pack.config.tieWordEmbeddings);
-    return this.vocabRef;
-  }
-  /**
-   * Announces the rows `ids[0..count)` that `readRow` is about to be asked for, so the pack fetches them in
-   * few reads (sorted, once each, neighbours merged) instead of one read a row.
-   */
-  async prefetchRows(ids, count, head) {
-    await this.#vocabReads.settle();
-    await this.#pack.prefetchRows(ids, count, head && !this.#pack.config.tieWordEmbeddings);
-  }
-  /**
-   * Announces rows a later `prefetchRows` will ask for, so the next pass over the vocabulary (the loss's)
-   * keeps them as it reads them instead of the gather reading them: the next sequence's embedding rows
-   * (`head` false), taken from the loss's pass when the head is the embedding (tied), or an untied head's
-   * target rows, from the same step's pass. Tied, the targets are among the embedding rows gathered
-   * already: `head` then does nothing.
-   */
-  expectRows(ids, count, head) {
-    const tied = this.#pack.config.tieWordEmbeddings;
-    if (head && tied) return;
-    this.#pack.expectRows(ids, count, head);
-  }
-  /** Points `vocabRef` at vocabulary slot `s`. */
-  #pointVocab(s) {
-    const base = this.#vocabBase[s];
-    this.vocabRef.ptr = base;
-    this.vocabRef.scales = base + this.#vocabParts.scales;
-    this.vocabRef.biases = base + this.#vocabParts.biases;
-  }
-};
-function setBase(group, base) {
-  for (const r of group) {
-    r.ref.ptr = base + r.ptr;
-    r.ref.scales = base + r.scales;
-    r.ref.biases = base + r.biases;
-  }
-}
-function alignUp(n) {
-  return Math.ceil(n / 64) * 64;
-}
-function scratchRef() {
-  return f32Ref(0, 1);
-}
-
 // src/engine/recompute.ts
 function order(slots, saveAt, backward, recomputed) {
   const through = new Array(backward.length).fill(-1);
@@ -7163,6 +6756,508 @@ function checkSpill(o) {
   }
 }
 
+// src/engine/blocks.ts
+function slotOf(layers, l, n) {
+  return l >= layers - n ? l - (layers - n) : -1;
+}
+function resolveBlocks(e) {
+  const { p, D } = e, lora = !!e.lora, h = lora ? p["lora.h.attn"] : 0, f = 4;
+  const attention = {
+    xn: p["act.xn"],
+    rstd: p["act.rstd"],
+    q: p["act.q"],
+    att: p["act.att"],
+    probs: p["act.scores"],
+    probsStride: 0,
+    h: [
+      h,
+      h,
+      h,
+      h
+    ]
+  };
+  const mlp = {
+    xn: p["act.xn"],
+    rstd: p["act.rstd"],
+    hg: lora ? p["lora.h.gate"] : 0,
+    hu: lora ? p["lora.h.up"] : 0,
+    hd: lora ? p["lora.h.down"] : 0,
+    g: p["mlp.g"],
+    u: p["mlp.u"],
+    ld: D.C,
+    step: 0,
+    m: p["mlp.g"],
+    ldm: D.C,
+    mStep: 0
+  };
+  const keep = e.options.keep, floats = keptFloats(D);
+  const keptAttention = Array.from({
+    length: D.L
+  }, (_, l) => {
+    const s = slotOf(D.L, l, keep?.attention ?? 0);
+    if (s < 0) return void 0;
+    const { T, d, qd, kvd } = D;
+    const xn = p["keep.attn"] + s * floats.attention * f, q = xn + T * d * f, k = q + T * qd * f;
+    const v = k + T * kvd * f, att = v + T * kvd * f, x2 = att + T * qd * f, rstd = x2 + T * d * f;
+    return {
+      kv: {
+        k,
+        v
+      },
+      buffers: {
+        ...attention,
+        xn,
+        rstd,
+        q,
+        att
+      },
+      x2
+    };
+  });
+  const keptMlp = Array.from({
+    length: D.L
+  }, (_, l) => {
+    const s = slotOf(D.L, l, keep?.mlp ?? 0);
+    if (s < 0) return void 0;
+    const g = p["keep.mlp"] + s * floats.mlp * f, u = g + D.T * D.I * f;
+    return {
+      ...mlp,
+      g,
+      u,
+      ld: D.I,
+      step: 4,
+      m: p["mlp.m"],
+      ldm: D.C,
+      mStep: 0
+    };
+  });
+  const cached = e.arena.has("kv.k"), layerKv = cached ? void 0 : {
+    k: p["act.k"],
+    v: p["act.v"]
+  };
+  const kvBytes = D.P * D.kvd * f;
+  const kv = Array.from({
+    length: D.L
+  }, (_, l) => layerKv ?? {
+    k: p["kv.k"] + l * kvBytes,
+    v: p["kv.v"] + l * kvBytes
+  });
+  return {
+    kv,
+    attention,
+    mlp,
+    keptAttention,
+    keptMlp
+  };
+}
+
+// src/engine/lora.ts
+var SHORT = {
+  q: "q_proj",
+  k: "k_proj",
+  v: "v_proj",
+  o: "o_proj",
+  gate: "gate_proj",
+  up: "up_proj",
+  down: "down_proj"
+};
+function resolveTargets(targets) {
+  if (!targets || targets.length === 0) return [
+    ...LINEARS
+  ];
+  const set = /* @__PURE__ */ new Set();
+  for (const t of targets) {
+    if (t === "all" || t === "all-linear") {
+      LINEARS.forEach((l) => set.add(l));
+      continue;
+    }
+    const name = SHORT[t] ?? (LINEARS.includes(t) ? t : void 0);
+    if (!name) {
+      throw new Error(`unknown LoRA target "${t}" (choose from ${Object.keys(SHORT).join(", ")}, or all)`);
+    }
+    set.add(name);
+  }
+  return LINEARS.filter((l) => set.has(l));
+}
+function loraLayout(cfg, options = {}) {
+  const rank = options.rank ?? 8;
+  if (!Number.isInteger(rank) || rank < 1) {
+    throw new Error(`LoRA rank must be a positive integer, got ${rank}`);
+  }
+  const alpha = options.alpha ?? 2 * rank;
+  if (!(alpha > 0)) throw new Error(`LoRA alpha must be positive, got ${alpha}`);
+  const rslora = options.rslora ?? false;
+  const targets = resolveTargets(options.targets);
+  const pairs = [];
+  let at = 0;
+  for (let layer = 0; layer < cfg.numLayers; layer++) {
+    const row = [];
+    for (const target of targets) {
+      const [outDim, inDim] = linearShape(cfg, target);
+      row.push({
+        layer,
+        target,
+        inDim,
+        outDim,
+        a: at,
+        b: at + rank * inDim
+      });
+      at += rank * (inDim + outDim);
+    }
+    pairs.push(row);
+  }
+  return {
+    rank,
+    alpha,
+    rslora,
+    scale: rslora ? alpha / Math.sqrt(rank) : alpha / rank,
+    targets,
+    pairs,
+    layerElements: cfg.numLayers ? at / cfg.numLayers : 0,
+    totalElements: at
+  };
+}
+function findPair(layout, layer, target) {
+  return layout.pairs[layer].find((p) => p.target === target);
+}
+function peftName(pair, which) {
+  return `base_model.model.model.layers.${pair.layer}.${LINEAR_PREFIX[pair.target]}.lora_${which}.weight`;
+}
+function parsePeftName(name) {
+  const m = /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.default)?\.weight$/.exec(name);
+  if (!m) return void 0;
+  const target = m[3];
+  if (!LINEARS.includes(target) || LINEAR_PREFIX[target] !== `${m[2]}.${target}`) return void 0;
+  return {
+    layer: Number(m[1]),
+    target,
+    which: m[4]
+  };
+}
+
+// src/engine/read_ahead.ts
+var ReadAhead = class {
+  #read;
+  /** The unit in the current slot (-1: none) and that slot. */
+  #key = -1;
+  #slot = 0;
+  /** A read in flight into the other slot. */
+  #pending;
+  constructor(read) {
+    this.#read = read;
+  }
+  /** Makes `key` current and returns its slot: the read-ahead's if it was `key`, else a read now. */
+  async load(key) {
+    const p = this.#pending;
+    if (p) {
+      this.#pending = void 0;
+      if (p.key === key) {
+        await p.done;
+        this.#key = key;
+        this.#slot = this.#slot === 0 ? 1 : 0;
+        return this.#slot;
+      }
+      await p.done.catch(() => {
+      });
+    }
+    if (this.#key === key) return this.#slot;
+    const spare = this.#slot === 0 ? 1 : 0;
+    await this.#read(key, spare);
+    this.#key = key;
+    this.#slot = spare;
+    return spare;
+  }
+  /**
+   * Starts reading `key` into the spare slot, unless it is current or a read is already in flight. Call it
+   * right after `load`, before computing with the current slot.
+   */
+  prefetch(key) {
+    if (this.#pending || key === this.#key) return;
+    const done = this.#read(key, this.#slot === 0 ? 1 : 0);
+    done.catch(() => {
+    });
+    this.#pending = {
+      key,
+      done
+    };
+  }
+  /**
+   * Waits for any read in flight and forgets what the slots hold: for a caller about to write into a slot
+   * by other means (single rows of the vocabulary).
+   */
+  async settle() {
+    const p = this.#pending;
+    this.#pending = void 0;
+    this.#key = -1;
+    if (p) await p.done.catch(() => {
+    });
+  }
+};
+
+// src/engine/weight_stream.ts
+var WeightStream = class {
+  #pack;
+  #p;
+  #D;
+  #resident;
+  /** Layer whose attention block the slot holds (-1: none), in streaming mode. */
+  loadedLayer = -1;
+  /** The attention linears' frozen weights, for the layer in use. */
+  attention;
+  /** The MLP chunks, as stored in the pack; each chunk's descriptors point at it when loaded. */
+  chunks;
+  /** The vocabulary slot in use (a chunk of the embedding / LM head, or one row) as a weight. */
+  vocabRef;
+  #attentionRel = [];
+  #chunkRel = [];
+  /** Views the pack reads the attention block and, per MLP slot, each MLP chunk into (streaming). */
+  #attnView;
+  #chunkViews = [
+    [],
+    []
+  ];
+  #mlpBase = [];
+  /** MLP chunks streamed through two slots, keyed layer · chunks + chunk: the next one is read ahead. */
+  #mlpReads;
+  /** Per-layer vector pointers relative to the layer base. */
+  #vec;
+  /** Per vocabulary slot, the views of each chunk; single rows go through slot 0. */
+  #vocabViews = [
+    [],
+    []
+  ];
+  #rowViews;
+  /** Offsets of a vocabulary slot's parts from its base, and the bases of the two slots. */
+  #vocabParts;
+  #vocabBase;
+  #vocabReads;
+  #layerBase = 0;
+  /**
+   * Over the memory `buffer` and the plan's buffers `p`; `slotBytes` are the sizes of one of the two MLP slots
+   * and one of the two vocabulary slots (half their regions).
+   */
+  constructor(pack, buffer, p, D, resident, slotBytes2) {
+    this.#pack = pack;
+    this.#p = p;
+    this.#D = D;
+    this.#resident = resident;
+    const layout = pack.layout;
+    const rel = (slot, group) => {
+      const ref = {
+        dtype: slot.dtype,
+        ptr: 0,
+        ld: slot.cols,
+        scales: 0,
+        biases: 0,
+        bf16Scales: slot.bf16Scales
+      };
+      group.push({
+        ref,
+        ptr: slot.offset,
+        scales: slot.scalesOffset,
+        biases: slot.biasesOffset
+      });
+      return ref;
+    };
+    this.attention = Object.fromEntries(ATTENTION.map((n) => [
+      n,
+      rel(layout.attention[n], this.#attentionRel)
+    ]));
+    this.chunks = layout.chunks.map((c) => {
+      const group = [];
+      this.#chunkRel.push(group);
+      return {
+        c0: c.c0,
+        c1: c.c1,
+        gate: rel(c.gate, group),
+        up: rel(c.up, group),
+        down: rel(c.down, group)
+      };
+    });
+    this.#vec = {
+      qBias: layout.qBias.offset,
+      kBias: layout.kBias.offset,
+      vBias: layout.vBias.offset,
+      inputNorm: layout.inputNorm.offset,
+      postNorm: layout.postNorm.offset
+    };
+    const vs = pack.vocabSlot;
+    const vocab = p["weights.vocab"], half = slotBytes2.vocab;
+    const scalesOff = vs.scaleRowBytes ? alignUp(D.Vc * vs.rowBytes) : 0;
+    const biasesOff = vs.scaleRowBytes ? alignUp(scalesOff + D.Vc * vs.scaleRowBytes) : 0;
+    this.#vocabParts = {
+      scales: scalesOff,
+      biases: biasesOff
+    };
+    this.#vocabBase = [
+      vocab,
+      vocab + half
+    ];
+    this.vocabRef = {
+      dtype: vs.dtype,
+      ptr: 0,
+      ld: D.d,
+      scales: 0,
+      biases: 0,
+      bf16Scales: vs.bf16Scales
+    };
+    this.#pointVocab(0);
+    const views = (base, rows) => ({
+      data: new Uint8Array(buffer, base, rows * vs.rowBytes),
+      scales: vs.scaleRowBytes ? new Uint8Array(buffer, base + scalesOff, rows * vs.scaleRowBytes) : void 0,
+      biases: vs.scaleRowBytes ? new Uint8Array(buffer, base + biasesOff, rows * vs.scaleRowBytes) : void 0
+    });
+    for (const s of [
+      0,
+      1
+    ]) {
+      for (let v0 = 0; v0 < D.V; v0 += D.Vc) {
+        this.#vocabViews[s].push(views(this.#vocabBase[s], Math.min(D.Vc, D.V - v0)));
+      }
+    }
+    this.#rowViews = views(this.#vocabBase[0], 1);
+    this.#vocabReads = new ReadAhead((c, s) => pack.readVocabRows(c * D.Vc, c * D.Vc + this.#vocabViews[s][c].data.length / vs.rowBytes, this.#vocabViews[s][c], !pack.config.tieWordEmbeddings));
+    this.#mlpReads = new ReadAhead((key, s) => {
+      const n = this.chunks.length, i = key % n;
+      return pack.readMlpChunk((key - i) / n, i, this.#chunkViews[s][i]);
+    });
+    if (!resident) {
+      this.#attnView = new Uint8Array(buffer, p["weights.attn"], layout.attentionBytes);
+      const mlp = p["weights.mlp"], mlpHalf = slotBytes2.mlp;
+      this.#mlpBase = [
+        mlp,
+        mlp + mlpHalf
+      ];
+      for (const s of [
+        0,
+        1
+      ]) {
+        for (const c of layout.chunks) {
+          this.#chunkViews[s].push(new Uint8Array(buffer, this.#mlpBase[s], c.bytes));
+        }
+      }
+    }
+    this.#setLayerBase(this.#layerAt(0));
+  }
+  /** Reads what a resident engine keeps (every layer) and the final norm. */
+  async readResident(norm) {
+    await this.#pack.readNorm(norm);
+    if (!this.#resident) return;
+    const bytes = this.#pack.layout.bytes;
+    const all = new Uint8Array(norm.buffer, this.#p["weights.layers"], this.#D.L * bytes);
+    for (let l = 0; l < this.#D.L; l++) {
+      await this.#pack.readLayer(l, all.subarray(l * bytes, (l + 1) * bytes));
+    }
+  }
+  /** Where layer `l`'s attention block is: its resident copy, or the streamed slot. */
+  #layerAt(l) {
+    return this.#resident ? this.#p["weights.layers"] + l * this.#pack.layout.bytes : this.#p["weights.attn"];
+  }
+  /** Absolute pointer of a per-layer vector (bias or norm weight) of the layer in use. */
+  vec(name) {
+    return this.#layerBase + this.#vec[name];
+  }
+  /** Points the attention descriptors (and the per-layer vectors) at the attention block starting at `base`. */
+  #setLayerBase(base) {
+    this.#layerBase = base;
+    setBase(this.#attentionRel, base);
+  }
+  /**
+   * Makes layer `l`'s attention block current (reads it into its slot unless resident or already there).
+   * `through`: layers l + 1…through are loaded right after this one, in order (see `Pack.readAttention`).
+   */
+  async loadLayer(l, through = l) {
+    if (this.#resident) {
+      this.#setLayerBase(this.#layerAt(l));
+      return;
+    }
+    if (this.loadedLayer !== l) {
+      this.loadedLayer = -1;
+      await this.#pack.readAttention(l, this.#attnView, through);
+      this.loadedLayer = l;
+    }
+    this.#mlpReads.prefetch(l * this.chunks.length);
+  }
+  /** Makes the weight descriptors point at layer `l` (checking a streamed layer is in the slot). */
+  useLayer(l) {
+    if (!this.#resident && this.loadedLayer !== l) throw new Error(`layer ${l} is not loaded`);
+    const base = this.#layerAt(l);
+    if (this.#layerBase !== base) this.#setLayerBase(base);
+  }
+  /** Makes MLP chunk `i` of layer `l` current (reads it into the MLP slot unless resident or already there). */
+  async loadChunk(l, i) {
+    if (this.#resident) {
+      setBase(this.#chunkRel[i], this.#layerAt(l) + this.#pack.layout.chunks[i].offset);
+      return;
+    }
+    const n = this.chunks.length, key = l * n + i;
+    const slot = await this.#mlpReads.load(key);
+    setBase(this.#chunkRel[i], this.#mlpBase[slot]);
+    if (i + 1 < n) this.#mlpReads.prefetch(key + 1);
+  }
+  /** Number of vocabulary chunks. */
+  get vocabChunks() {
+    return this.#vocabViews[0].length;
+  }
+  /** Reads vocabulary chunk `c` (embedding, or the untied LM head) into the vocabulary slot; its row count. */
+  async loadVocabChunk(c) {
+    const slot = await this.#vocabReads.load(c);
+    this.#pointVocab(slot);
+    if (c + 1 < this.vocabChunks) this.#vocabReads.prefetch(c + 1);
+    return Math.min(this.#D.Vc, this.#D.V - c * this.#D.Vc);
+  }
+  /**
+   * Reads row `id` of the embedding (`head`: of the LM head, the embedding when tied) into row 0 of the
+   * vocabulary slot; `vocabRef` then points at it.
+   */
+  async readRow(id, head) {
+    await this.#vocabReads.settle();
+    this.#pointVocab(0);
+    await this.#pack.readVocabRows(id, id + 1, this.#rowViews, head && !this.#pack.config.tieWordEmbeddings);
+    return this.vocabRef;
+  }
+  /**
+   * Announces the rows `ids[0..count)` that `readRow` is about to be asked for, so the pack fetches them in
+   * few reads (sorted, once each, neighbours merged) instead of one read a row.
+   */
+  async prefetchRows(ids, count, head) {
+    await this.#vocabReads.settle();
+    await this.#pack.prefetchRows(ids, count, head && !this.#pack.config.tieWordEmbeddings);
+  }
+  /**
+   * Announces rows a later `prefetchRows` will ask for, so the next pass over the vocabulary (the loss's)
+   * keeps them as it reads them instead of the gather reading them: the next sequence's embedding rows
+   * (`head` false), taken from the loss's pass when the head is the embedding (tied), or an untied head's
+   * target rows, from the same step's pass. Tied, the targets are among the embedding rows gathered
+   * already: `head` then does nothing.
+   */
+  expectRows(ids, count, head) {
+    const tied = this.#pack.config.tieWordEmbeddings;
+    if (head && tied) return;
+    this.#pack.expectRows(ids, count, head);
+  }
+  /** Points `vocabRef` at vocabulary slot `s`. */
+  #pointVocab(s) {
+    const base = this.#vocabBase[s];
+    this.vocabRef.ptr = base;
+    this.vocabRef.scales = base + this.#vocabParts.scales;
+    this.vocabRef.biases = base + this.#vocabParts.biases;
+  }
+};
+function setBase(group, base) {
+  for (const r of group) {
+    r.ref.ptr = base + r.ptr;
+    r.ref.scales = base + r.scales;
+    r.ref.biases = base + r.biases;
+  }
+}
+function alignUp(n) {
+  return Math.ceil(n / 64) * 64;
+}
+function scratchRef() {
+  return f32Ref(0, 1);
+}
+
 // src/engine/schedule.ts
 var GFLOPS_PER_THREAD = 45;
 var THREAD_GAIN = 0.7;
@@ -7499,6 +7594,8 @@ var Engine = class _Engine {
   I32;
   /** Byte pointers of the plan's buffers (one the plan lacks throws when read). */
   p;
+  /** Where each block's tensors go, every layer's (`blocks.ts`). */
+  blocks;
   /** The frozen weights, streamed into their slots (or resident). */
   weights;
   /** Which layer inputs a training step saves and how its backward recomputes the rest. */
@@ -7507,6 +7604,7 @@ var Engine = class _Engine {
   spill;
   /** Per-layer descriptors; in streaming mode every layer shares the slot's frozen weights. */
   #linears = [];
+  #rope;
   constructor(pack, kernels, arena, D, options) {
     this.cfg = pack.config;
     this.pack = pack;
@@ -7521,6 +7619,7 @@ var Engine = class _Engine {
     this.I32 = new Int32Array(kernels.memory.buffer);
     const planned = planBuffers(pack.config, enginePlanOptions(pack, options, arena.region("gemm.scratch").bytes));
     this.p = bufferPointers(arena.plan, planned.views);
+    this.blocks = resolveBlocks(this);
     this.gemm = new Gemm(kernels.exports, this.p["gemm.scratch"], {
       pool: kernels.pool,
       profile: options.profile
@@ -7556,6 +7655,11 @@ var Engine = class _Engine {
       }
       this.#linears.push(refs);
     }
+    const cos = this.p["rope"];
+    this.#rope = {
+      cos,
+      sin: cos + D.P * (D.hd / 2) * 4
+    };
     this.#fillRope();
   }
   /** Plans the arena for `pack` and `options`, loads the kernels, lays out memory once. */
@@ -7646,11 +7750,7 @@ var Engine = class _Engine {
   }
   /** Pointers of the rope tables. */
   rope() {
-    const cos = this.p["rope"];
-    return {
-      cos,
-      sin: cos + this.D.P * (this.D.hd / 2) * 4
-    };
+    return this.#rope;
   }
   /** Linear memory size now (constant after creation). */
   memoryBytes() {
@@ -7685,40 +7785,6 @@ function savedInput(e, slot, T) {
 }
 
 // src/engine/forward.ts
-function workingAttention(e) {
-  const { p } = e, h = e.lora ? p["lora.h.attn"] : 0;
-  return {
-    xn: p["act.xn"],
-    rstd: p["act.rstd"],
-    q: p["act.q"],
-    att: p["act.att"],
-    probs: p["act.scores"],
-    probsStride: 0,
-    h: [
-      h,
-      h,
-      h,
-      h
-    ]
-  };
-}
-function workingMlp(e) {
-  const { p } = e, lora = !!e.lora;
-  return {
-    xn: p["act.xn"],
-    rstd: p["act.rstd"],
-    hg: lora ? p["lora.h.gate"] : 0,
-    hu: lora ? p["lora.h.up"] : 0,
-    hd: lora ? p["lora.h.down"] : 0,
-    g: p["mlp.g"],
-    u: p["mlp.u"],
-    ld: e.D.C,
-    step: 0,
-    m: p["mlp.g"],
-    ldm: e.D.C,
-    mStep: 0
-  };
-}
 async function embed(e, ids, T, row0 = 0) {
   const { d, V } = e.D, x = e.p["act.x"];
   await e.weights.prefetchRows(ids, T, false);
@@ -7742,12 +7808,9 @@ function linear(e, T, x, ldx, refs, out, ldo, nOut, nIn, bias, accumulate, h) {
     e.gemm.nt(T, nOut, r, h, r, refs.b, out, ldo, e.lora.scale, true);
   }
 }
-async function layerForward(e, l, T, pos0 = 0, kv = {
-  k: e.p["act.k"],
-  v: e.p["act.v"]
-}) {
-  attentionForward(e, l, T, pos0, kv, workingAttention(e));
-  await mlpForward(e, l, T, workingMlp(e));
+async function layerForward(e, l, T, pos0 = 0) {
+  attentionForward(e, l, T, pos0, e.blocks.kv[l], e.blocks.attention);
+  await mlpForward(e, l, T, e.blocks.mlp);
 }
 var kRef = scratchRef();
 var vRef = scratchRef();
@@ -7842,58 +7905,6 @@ async function forward(e, ids, T) {
   finalNorm(e, T);
 }
 
-// src/engine/kept.ts
-function slotOf(e, l, n) {
-  return l >= e.D.L - n ? l - (e.D.L - n) : -1;
-}
-function keptAttention(e, l) {
-  const s = slotOf(e, l, e.options.keep?.attention ?? 0);
-  if (s < 0) return void 0;
-  const { T, d, qd, kvd } = e.D, f = 4;
-  const base = e.p["keep.attn"] + s * keptFloats(e.D).attention * f;
-  const xn = base, q = xn + T * d * f, k = q + T * qd * f, v = k + T * kvd * f;
-  const att = v + T * kvd * f, x2 = att + T * qd * f, rstd = x2 + T * d * f;
-  return {
-    kv: {
-      k,
-      v
-    },
-    buffers: {
-      ...workingAttention(e),
-      xn,
-      rstd,
-      q,
-      att
-    },
-    x2
-  };
-}
-function keptMlp(e, l) {
-  const s = slotOf(e, l, e.options.keep?.mlp ?? 0);
-  if (s < 0) return void 0;
-  const { T, I, C } = e.D, p = e.p;
-  const g = p["keep.mlp"] + s * keptFloats(e.D).mlp * 4, u = g + T * I * 4;
-  return {
-    ...workingMlp(e),
-    g,
-    u,
-    ld: I,
-    step: 4,
-    m: p["mlp.m"],
-    ldm: C,
-    mStep: 0
-  };
-}
-async function trainingLayerForward(e, l, T) {
-  const kept2 = keptAttention(e, l), p = e.p;
-  attentionForward(e, l, T, 0, kept2?.kv ?? {
-    k: p["act.k"],
-    v: p["act.v"]
-  }, kept2?.buffers ?? workingAttention(e));
-  if (kept2) e.F.copyWithin(kept2.x2 >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * e.D.d);
-  await mlpForward(e, l, T, keptMlp(e, l) ?? workingMlp(e));
-}
-
 // src/engine/backward.ts
 var Backward = class {
   e;
@@ -7904,6 +7915,14 @@ var Backward = class {
   #ref2 = scratchRef();
   #kRef = scratchRef();
   #vRef = scratchRef();
+  /** The backward's MLP working buffers (the forward's, but for the SwiGLU output). */
+  #recomputedMlp;
+  /**
+   * MeBP's kept tensors: every head's probabilities, each adapter's h (slots 0–3 of `mebp.h` attention's,
+   * 4–6 the MLP's), the whole [T, I] gate, up and SwiGLU output.
+   */
+  #mebpAttention;
+  #mebpMlp;
   /**
    * With `mebp`, the layer's forward is recomputed once keeping what an autograd engine keeps (every head's
    * probabilities, each adapter's x·Aᵀ, the full [T, intermediate] gate/up/activation tensors, the MLP input)
@@ -7915,6 +7934,38 @@ var Backward = class {
     this.sink = sink;
     this.mebp = options.mebp ?? false;
     if (this.mebp && !e.arena.has("mebp.P")) throw new Error("MeBP needs a plan made with method mebp");
+    const { p, D } = e;
+    this.#recomputedMlp = {
+      ...e.blocks.mlp,
+      m: p["mlp.m"]
+    };
+    if (this.mebp) {
+      const h = (i) => p["mebp.h"] + i * D.T * D.r * 4;
+      this.#mebpAttention = {
+        ...e.blocks.attention,
+        probs: p["mebp.P"],
+        probsStride: D.T * D.T * 4,
+        h: [
+          h(0),
+          h(1),
+          h(2),
+          h(3)
+        ]
+      };
+      this.#mebpMlp = {
+        ...e.blocks.mlp,
+        hg: h(4),
+        hu: h(5),
+        hd: h(6),
+        g: p["mebp.g"],
+        u: p["mebp.u"],
+        ld: D.I,
+        step: 4,
+        m: p["mebp.m"],
+        ldm: D.I,
+        mStep: 4
+      };
+    }
   }
   /** Byte pointer of the gradient of element offset `off` (pair.a or pair.b) of layer `l`. */
   grad(l, off) {
@@ -7925,77 +7976,17 @@ var Backward = class {
   #f32(ptr, ld, second = false) {
     return f32At(second ? this.#ref2 : this.#ref, ptr, ld);
   }
-  /** MeBP's kept attention tensors: every head's probabilities, each adapter's h (slots 0–3 of `mebp.h`). */
-  #keptAttention(T) {
-    const { p } = this.e, h = (i) => p["mebp.h"] + i * T * this.e.D.r * 4;
-    return {
-      ...workingAttention(this.e),
-      probs: p["mebp.P"],
-      probsStride: T * T * 4,
-      h: [
-        h(0),
-        h(1),
-        h(2),
-        h(3)
-      ]
-    };
-  }
-  /** MeBP's kept MLP tensors: the whole [T, I] gate, up and SwiGLU output, h in slots 4–6 of `mebp.h`. */
-  #keptMlp(T) {
-    const { p } = this.e, h = (i) => p["mebp.h"] + i * T * this.e.D.r * 4;
-    const [g, u, m, I] = [
-      p["mebp.g"],
-      p["mebp.u"],
-      p["mebp.m"],
-      this.e.D.I
-    ];
-    return {
-      xn: p["act.xn"],
-      rstd: p["act.rstd"],
-      hg: h(4),
-      hu: h(5),
-      hd: h(6),
-      g,
-      u,
-      ld: I,
-      step: 4,
-      m,
-      ldm: I,
-      mStep: 4
-    };
-  }
-  /** The backward's MLP working buffers: chunk buffers (m of its own: dm is written over it). */
-  #recomputedMlp() {
-    const { p } = this.e;
-    return {
-      xn: p["act.xn"],
-      rstd: p["act.rstd"],
-      hg: p["lora.h.gate"],
-      hu: p["lora.h.up"],
-      hd: p["lora.h.down"],
-      g: p["mlp.g"],
-      u: p["mlp.u"],
-      ld: this.e.D.C,
-      step: 0,
-      m: p["mlp.m"],
-      ldm: this.e.D.C,
-      mStep: 0
-    };
-  }
   /**
    * Layer `l`, given dL/d(output) in `grad.x` and its input in saved-input slot `slot`: recomputes the
    * forward (but what the schedule kept, `kept.ts`), writes every LoRA gradient of the layer and leaves
    * dL/d(input) in `grad.x`.
    */
   async layerBackward(l, T, slot) {
-    const e = this.e, { d } = e.D, p = e.p;
-    const kv = {
-      k: p["act.k"],
-      v: p["act.v"]
-    };
-    if (this.mebp || !keptAttention(e, l)) restoreInput(e, slot, T);
+    const e = this.e, { d } = e.D, p = e.p, b = e.blocks, kv = b.kv[l];
+    const keptAtt = b.keptAttention[l];
+    if (this.mebp || !keptAtt) restoreInput(e, slot, T);
     if (this.mebp) {
-      const att2 = this.#keptAttention(T), mlp2 = this.#keptMlp(T);
+      const att2 = this.#mebpAttention, mlp2 = this.#mebpMlp;
       attentionForward(e, l, T, 0, kv, att2);
       e.F.copyWithin(p["mebp.x2"] >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * d);
       await mlpForward(e, l, T, mlp2);
@@ -8003,12 +7994,11 @@ var Backward = class {
       this.#attentionBackward(l, T, slot, kv, att2, false);
       return;
     }
-    const keptAtt = keptAttention(e, l);
-    const att = keptAtt?.buffers ?? workingAttention(e);
+    const att = keptAtt?.buffers ?? b.attention;
     if (!keptAtt) attentionForward(e, l, T, 0, kv, att);
-    const mlp = keptMlp(e, l);
+    const mlp = b.keptMlp[l];
     const x2 = keptAtt?.x2 ?? p["act.x"];
-    await this.#mlpBackward(l, T, mlp ?? this.#recomputedMlp(), x2, mlp ? "activation" : "all");
+    await this.#mlpBackward(l, T, mlp ?? this.#recomputedMlp, x2, mlp ? "activation" : "all");
     this.#attentionBackward(l, T, slot, keptAtt?.kv ?? kv, att, true);
   }
   /**
@@ -8124,18 +8114,32 @@ var Backward = class {
   }
 };
 
+// src/engine/kept.ts
+async function trainingLayerForward(e, l, T) {
+  const b = e.blocks, kept2 = b.keptAttention[l], p = e.p;
+  attentionForward(e, l, T, 0, kept2?.kv ?? b.kv[l], kept2?.buffers ?? b.attention);
+  if (kept2) e.F.copyWithin(kept2.x2 >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * e.D.d);
+  await mlpForward(e, l, T, b.keptMlp[l] ?? b.mlp);
+}
+
 // src/engine/loss.ts
+var rowPointers = /* @__PURE__ */ new WeakMap();
 function lossRows(e) {
-  const T = e.D.T, b = e.p["loss.rows"];
-  return {
-    max: b,
-    sum: b + T * 4,
-    tlogit: b + 2 * T * 4,
-    lse: b + 3 * T * 4,
-    loss: b + 4 * T * 4,
-    weight: b + 5 * T * 4,
-    targets: e.p["loss.targets"]
-  };
+  let r = rowPointers.get(e);
+  if (!r) {
+    const T = e.D.T, b = e.p["loss.rows"];
+    r = {
+      max: b,
+      sum: b + T * 4,
+      tlogit: b + 2 * T * 4,
+      lse: b + 3 * T * 4,
+      loss: b + 4 * T * 4,
+      weight: b + 5 * T * 4,
+      targets: e.p["loss.targets"]
+    };
+    rowPointers.set(e, r);
+  }
+  return r;
 }
 var targetViews = /* @__PURE__ */ new WeakMap();
 function lossTargets(e) {
@@ -9071,11 +9075,7 @@ async function* generate(pack, prompt, options = {}) {
   });
   try {
     if (options.adapter) await readAdapterInto(options.adapter, lora, e.arena.f32("lora.params"));
-    const { L, P, kvd, V } = e.D;
-    const cache = (l) => ({
-      k: e.p["kv.k"] + l * P * kvd * 4,
-      v: e.p["kv.v"] + l * P * kvd * 4
-    });
+    const { L, V } = e.D;
     const logits = new Float32Array(V);
     const eos = new Set(options.eosTokenIds ?? []);
     const one = new Int32Array(1);
@@ -9084,7 +9084,7 @@ async function* generate(pack, prompt, options = {}) {
       await embed(e, ids, T);
       for (let l = 0; l < L; l++) {
         await e.loadLayer(l, L - 1);
-        await layerForward(e, l, T, pos, cache(l));
+        await layerForward(e, l, T, pos);
       }
       finalNorm(e, T);
       await lastRowLogits(e, T - 1, logits);

@@ -23,20 +23,16 @@ import type { WeightRef } from "../runtime/weight_ref.ts";
 import type { Engine, LinearRefs } from "./engine.ts";
 import type { LoraPair } from "./lora.ts";
 import { restoreInput, savedInput } from "./saved_inputs.ts";
+import type { AttentionBuffers, KeyValues, MlpBuffers } from "./blocks.ts";
 import {
-  type AttentionBuffers,
   attentionForward,
   f32At,
   headRef,
-  type KeyValues,
   mlpAdapterInputs,
-  type MlpBuffers,
   mlpChunkActivation,
   mlpChunkForward,
   mlpForward,
-  workingAttention,
 } from "./forward.ts";
-import { keptAttention, keptMlp } from "./kept.ts";
 
 /**
  * What the MLP backward recomputes of its forward: everything (MeSP), all but the gate/up products (kept
@@ -65,6 +61,14 @@ export class Backward {
   readonly #ref2: WeightRef = scratchRef();
   readonly #kRef: WeightRef = scratchRef();
   readonly #vRef: WeightRef = scratchRef();
+  /** The backward's MLP working buffers (the forward's, but for the SwiGLU output). */
+  readonly #recomputedMlp: MlpBuffers;
+  /**
+   * MeBP's kept tensors: every head's probabilities, each adapter's h (slots 0–3 of `mebp.h` attention's,
+   * 4–6 the MLP's), the whole [T, I] gate, up and SwiGLU output.
+   */
+  readonly #mebpAttention?: AttentionBuffers;
+  readonly #mebpMlp?: MlpBuffers;
 
   /**
    * With `mebp`, the layer's forward is recomputed once keeping what an autograd engine keeps (every head's
@@ -77,6 +81,31 @@ export class Backward {
     this.sink = sink;
     this.mebp = options.mebp ?? false;
     if (this.mebp && !e.arena.has("mebp.P")) throw new Error("MeBP needs a plan made with method mebp");
+    const { p, D } = e;
+    // m of its own: dm is written over it
+    this.#recomputedMlp = { ...e.blocks.mlp, m: p["mlp.m"] };
+    if (this.mebp) {
+      const h = (i: number) => p["mebp.h"] + i * D.T * D.r * 4;
+      this.#mebpAttention = {
+        ...e.blocks.attention,
+        probs: p["mebp.P"],
+        probsStride: D.T * D.T * 4,
+        h: [h(0), h(1), h(2), h(3)],
+      };
+      this.#mebpMlp = {
+        ...e.blocks.mlp,
+        hg: h(4),
+        hu: h(5),
+        hd: h(6),
+        g: p["mebp.g"],
+        u: p["mebp.u"],
+        ld: D.I,
+        step: 4,
+        m: p["mebp.m"],
+        ldm: D.I,
+        mStep: 4,
+      };
+    }
   }
 
   /** Byte pointer of the gradient of element offset `off` (pair.a or pair.b) of layer `l`. */
@@ -90,67 +119,17 @@ export class Backward {
     return f32At(second ? this.#ref2 : this.#ref, ptr, ld);
   }
 
-  /** MeBP's kept attention tensors: every head's probabilities, each adapter's h (slots 0–3 of `mebp.h`). */
-  #keptAttention(T: number): AttentionBuffers {
-    const { p } = this.e, h = (i: number) => p["mebp.h"] + i * T * this.e.D.r * 4;
-    return {
-      ...workingAttention(this.e),
-      probs: p["mebp.P"],
-      probsStride: T * T * 4,
-      h: [h(0), h(1), h(2), h(3)],
-    };
-  }
-
-  /** MeBP's kept MLP tensors: the whole [T, I] gate, up and SwiGLU output, h in slots 4–6 of `mebp.h`. */
-  #keptMlp(T: number): MlpBuffers {
-    const { p } = this.e, h = (i: number) => p["mebp.h"] + i * T * this.e.D.r * 4;
-    const [g, u, m, I] = [p["mebp.g"], p["mebp.u"], p["mebp.m"], this.e.D.I];
-    return {
-      xn: p["act.xn"],
-      rstd: p["act.rstd"],
-      hg: h(4),
-      hu: h(5),
-      hd: h(6),
-      g,
-      u,
-      ld: I,
-      step: 4,
-      m,
-      ldm: I,
-      mStep: 4,
-    };
-  }
-
-  /** The backward's MLP working buffers: chunk buffers (m of its own: dm is written over it). */
-  #recomputedMlp(): MlpBuffers {
-    const { p } = this.e;
-    return {
-      xn: p["act.xn"],
-      rstd: p["act.rstd"],
-      hg: p["lora.h.gate"],
-      hu: p["lora.h.up"],
-      hd: p["lora.h.down"],
-      g: p["mlp.g"],
-      u: p["mlp.u"],
-      ld: this.e.D.C,
-      step: 0,
-      m: p["mlp.m"],
-      ldm: this.e.D.C,
-      mStep: 0,
-    };
-  }
-
   /**
    * Layer `l`, given dL/d(output) in `grad.x` and its input in saved-input slot `slot`: recomputes the
    * forward (but what the schedule kept, `kept.ts`), writes every LoRA gradient of the layer and leaves
    * dL/d(input) in `grad.x`.
    */
   async layerBackward(l: number, T: number, slot: number): Promise<void> {
-    const e = this.e, { d } = e.D, p = e.p;
-    const kv: KeyValues = { k: p["act.k"], v: p["act.v"] };
-    if (this.mebp || !keptAttention(e, l)) restoreInput(e, slot, T);
+    const e = this.e, { d } = e.D, p = e.p, b = e.blocks, kv: KeyValues = b.kv[l];
+    const keptAtt = b.keptAttention[l];
+    if (this.mebp || !keptAtt) restoreInput(e, slot, T);
     if (this.mebp) {
-      const att = this.#keptAttention(T), mlp = this.#keptMlp(T);
+      const att = this.#mebpAttention!, mlp = this.#mebpMlp!;
       attentionForward(e, l, T, 0, kv, att);
       e.F.copyWithin(p["mebp.x2"] >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * d);
       // MeBP recomputes the whole block as autograd runs it (down projection included), keeping its tensors
@@ -160,12 +139,11 @@ export class Backward {
       return;
     }
     // MeSP: the attention block recomputed from the layer's input, unless kept with the MLP's input x2
-    const keptAtt = keptAttention(e, l);
-    const att = keptAtt?.buffers ?? workingAttention(e);
+    const att = keptAtt?.buffers ?? b.attention;
     if (!keptAtt) attentionForward(e, l, T, 0, kv, att);
-    const mlp = keptMlp(e, l);
+    const mlp = b.keptMlp[l];
     const x2 = keptAtt?.x2 ?? p["act.x"];
-    await this.#mlpBackward(l, T, mlp ?? this.#recomputedMlp(), x2, mlp ? "activation" : "all");
+    await this.#mlpBackward(l, T, mlp ?? this.#recomputedMlp, x2, mlp ? "activation" : "all");
     this.#attentionBackward(l, T, slot, keptAtt?.kv ?? kv, att, true);
   }
 

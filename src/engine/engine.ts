@@ -28,6 +28,7 @@ import {
 import type { ModelConfig } from "../model/config.ts";
 import { type Linear, LINEARS } from "../model/qwen2.ts";
 import type { Pack } from "../model/pack.ts";
+import { type Blocks, resolveBlocks } from "./blocks.ts";
 import { findPair, type LoraLayout, type LoraPair } from "./lora.ts";
 import { type LayerVector, type MlpChunk, WeightStream } from "./weight_stream.ts";
 import { bufferPointers, type Buffers, type Dims, dims, planBuffers, type PlanOptions } from "./plan.ts";
@@ -129,6 +130,8 @@ export class Engine {
   readonly I32: Int32Array;
   /** Byte pointers of the plan's buffers (one the plan lacks throws when read). */
   readonly p: Buffers;
+  /** Where each block's tensors go, every layer's (`blocks.ts`). */
+  readonly blocks: Blocks;
   /** The frozen weights, streamed into their slots (or resident). */
   readonly weights: WeightStream;
   /** Which layer inputs a training step saves and how its backward recomputes the rest. */
@@ -137,6 +140,7 @@ export class Engine {
   readonly spill?: Spill;
   /** Per-layer descriptors; in streaming mode every layer shares the slot's frozen weights. */
   readonly #linears: Record<Linear, LinearRefs>[] = [];
+  readonly #rope: { readonly cos: number; readonly sin: number };
 
   private constructor(pack: Pack, kernels: PooledKernels, arena: Arena, D: Dims, options: EngineOptions) {
     this.cfg = pack.config;
@@ -155,6 +159,7 @@ export class Engine {
       enginePlanOptions(pack, options, arena.region("gemm.scratch").bytes),
     );
     this.p = bufferPointers(arena.plan, planned.views);
+    this.blocks = resolveBlocks(this);
     this.gemm = new Gemm(kernels.exports, this.p["gemm.scratch"], {
       pool: kernels.pool,
       profile: options.profile,
@@ -191,6 +196,8 @@ export class Engine {
       }
       this.#linears.push(refs);
     }
+    const cos = this.p["rope"];
+    this.#rope = { cos, sin: cos + D.P * (D.hd / 2) * 4 };
     this.#fillRope();
   }
 
@@ -287,9 +294,8 @@ export class Engine {
   }
 
   /** Pointers of the rope tables. */
-  rope(): { cos: number; sin: number } {
-    const cos = this.p["rope"];
-    return { cos, sin: cos + this.D.P * (this.D.hd / 2) * 4 };
+  rope(): { readonly cos: number; readonly sin: number } {
+    return this.#rope;
   }
 
   /** Linear memory size now (constant after creation). */

@@ -4,89 +4,15 @@
  * loaded by the caller a layer at a time (`e.loadLayer`); the MLP loads its own chunks.
  *
  * The same functions recompute a layer in the backward pass (`backward.ts`), so what MeBP keeps and what MeSP
- * recomputes is bitwise the same. Where a block's tensors go is resolved once per block
- * ({@linkcode AttentionBuffers}, {@linkcode MlpBuffers}), never per line.
+ * recomputes is bitwise the same. Where a block's tensors go is resolved once per engine (`blocks.ts`:
+ * {@linkcode AttentionBuffers}, {@linkcode MlpBuffers}), never per layer or line.
  *
  * @module
  */
 import type { Engine, LinearRefs } from "./engine.ts";
 import { dtypeCode, type WeightRef } from "../runtime/weight_ref.ts";
 import { scratchRef } from "./weight_stream.ts";
-
-/** Where keys and values are written and read: byte pointers of `[positions, KV·hd]` rows. */
-export interface KeyValues {
-  k: number;
-  v: number;
-}
-
-/**
- * Where an attention block's tensors go: its normed input `xn` `[T, d]` and 1/rms `rstd`, the queries `q`
- * and the attention output `att` `[T, H·hd]`; head h's probabilities at `probs + h·probsStride` (stride 0:
- * one buffer, recomputed per head), and `h[i]` holds x·Aᵀ of q, k, v, o.
- */
-export interface AttentionBuffers {
-  xn: number;
-  rstd: number;
-  q: number;
-  att: number;
-  probs: number;
-  probsStride: number;
-  h: readonly [number, number, number, number];
-}
-
-/**
- * Where an MLP block's tensors go: its normed input `xn` and 1/rms `rstd`, the adapters' products `hg`, `hu`,
- * `hd`, and chunk [c0, c1)'s gate and up at `g + c0·step`, `u + c0·step` (`[T, ·]`, leading dimension `ld`),
- * its SwiGLU output at `m + c0·mStep` (leading dimension `ldm`). Chunk buffers have step 0 (reused by every
- * chunk); whole `[T, I]` tensors step 4.
- */
-export interface MlpBuffers {
-  xn: number;
-  rstd: number;
-  hg: number;
-  hu: number;
-  hd: number;
-  g: number;
-  u: number;
-  ld: number;
-  step: number;
-  m: number;
-  ldm: number;
-  mStep: number;
-}
-
-/** The attention block's working buffers: one head's scores, one adapter product at a time. */
-export function workingAttention(e: Engine): AttentionBuffers {
-  const { p } = e, h = e.lora ? p["lora.h.attn"] : 0;
-  return {
-    xn: p["act.xn"],
-    rstd: p["act.rstd"],
-    q: p["act.q"],
-    att: p["act.att"],
-    probs: p["act.scores"],
-    probsStride: 0,
-    h: [h, h, h, h],
-  };
-}
-
-/** The forward's MLP working buffers: chunk buffers, the SwiGLU output over the gate chunk (dead by then). */
-export function workingMlp(e: Engine): MlpBuffers {
-  const { p } = e, lora = !!e.lora;
-  return {
-    xn: p["act.xn"],
-    rstd: p["act.rstd"],
-    hg: lora ? p["lora.h.gate"] : 0,
-    hu: lora ? p["lora.h.up"] : 0,
-    hd: lora ? p["lora.h.down"] : 0,
-    g: p["mlp.g"],
-    u: p["mlp.u"],
-    ld: e.D.C,
-    step: 0,
-    m: p["mlp.g"],
-    ldm: e.D.C,
-    mStep: 0,
-  };
-}
+import type { AttentionBuffers, KeyValues, MlpBuffers } from "./blocks.ts";
 
 /** Embeds tokens `ids[0..T)` into rows `row0…` of the residual stream `act.x`. */
 export async function embed(e: Engine, ids: ArrayLike<number>, T: number, row0 = 0): Promise<void> {
@@ -133,18 +59,12 @@ export function linear(
 
 /**
  * Layer `l` on rows [0, T) of `act.x`, in place: the attention block, then the MLP. Queries are at absolute
- * positions pos0…; keys/values are written at rows pos0… of `kv` (this layer's cache, or `act.k`/`act.v`
- * with pos0 = 0) and attention reads rows 0 … pos0+T−1 of it.
+ * positions pos0…; keys/values are written at rows pos0… of the layer's (`blocks.kv[l]`: its cache, or
+ * `act.k`/`act.v` with pos0 = 0) and attention reads rows 0 … pos0+T−1 of them.
  */
-export async function layerForward(
-  e: Engine,
-  l: number,
-  T: number,
-  pos0 = 0,
-  kv: KeyValues = { k: e.p["act.k"], v: e.p["act.v"] },
-): Promise<void> {
-  attentionForward(e, l, T, pos0, kv, workingAttention(e));
-  await mlpForward(e, l, T, workingMlp(e));
+export async function layerForward(e: Engine, l: number, T: number, pos0 = 0): Promise<void> {
+  attentionForward(e, l, T, pos0, e.blocks.kv[l], e.blocks.attention);
+  await mlpForward(e, l, T, e.blocks.mlp);
 }
 
 /** Per-head key/value descriptors, re-pointed for each use (no allocation). */

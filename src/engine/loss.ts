@@ -25,18 +25,25 @@ export interface LossRows {
   targets: number;
 }
 
-/** The loss's per-row vectors of `e`'s plan. */
+const rowPointers = new WeakMap<Engine, LossRows>();
+
+/** The loss's per-row vectors of `e`'s plan (resolved once per engine: the step loop allocates nothing). */
 export function lossRows(e: Engine): LossRows {
-  const T = e.D.T, b = e.p["loss.rows"];
-  return {
-    max: b,
-    sum: b + T * 4,
-    tlogit: b + 2 * T * 4,
-    lse: b + 3 * T * 4,
-    loss: b + 4 * T * 4,
-    weight: b + 5 * T * 4,
-    targets: e.p["loss.targets"],
-  };
+  let r = rowPointers.get(e);
+  if (!r) {
+    const T = e.D.T, b = e.p["loss.rows"];
+    r = {
+      max: b,
+      sum: b + T * 4,
+      tlogit: b + 2 * T * 4,
+      lse: b + 3 * T * 4,
+      loss: b + 4 * T * 4,
+      weight: b + 5 * T * 4,
+      targets: e.p["loss.targets"],
+    };
+    rowPointers.set(e, r);
+  }
+  return r;
 }
 
 const targetViews = new WeakMap<Engine, Int32Array>();

@@ -74,8 +74,7 @@ export async function* generate(
   // a generator may be abandoned mid-way: `finally` runs on return() too, closing the workers
   try {
     if (options.adapter) await readAdapterInto(options.adapter, lora!, e.arena.f32("lora.params"));
-    const { L, P, kvd, V } = e.D;
-    const cache = (l: number) => ({ k: e.p["kv.k"] + l * P * kvd * 4, v: e.p["kv.v"] + l * P * kvd * 4 });
+    const { L, V } = e.D;
     const logits = new Float32Array(V);
     const eos = new Set(options.eosTokenIds ?? []);
     const one = new Int32Array(1);
@@ -84,7 +83,7 @@ export async function* generate(
       await embed(e, ids, T);
       for (let l = 0; l < L; l++) {
         await e.loadLayer(l, L - 1);
-        await layerForward(e, l, T, pos, cache(l));
+        await layerForward(e, l, T, pos); // into layer l's rows of the key/value cache
       }
       finalNorm(e, T);
       await lastRowLogits(e, T - 1, logits);
