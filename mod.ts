@@ -55,7 +55,12 @@ export {
   urlFiles,
   type WeightSource,
 } from "./src/io/source.ts";
-export { cacheStorageRangeCache, memoryRangeCache } from "./src/io/range_cache.ts";
+export {
+  cacheStorageRangeCache,
+  type CacheStorageRangeCacheOptions,
+  memoryRangeCache,
+  type MemoryRangeCacheOptions,
+} from "./src/io/range_cache.ts";
 export {
   type R2BucketLike,
   r2Files,

@@ -1081,7 +1081,7 @@ function namedFetch(name, doFetch) {
       if (err?.name === "AbortError") throw err;
       const url = input instanceof Request ? input.url : String(input);
       const range = new Headers(init?.headers).get("range");
-      const why = /^https?:/i.test(url) ? ` (the server is unreachable, or refused the request, or its answer lacks CORS headers for this page's origin)` : "";
+      const why = /^https?:/i.test(url) || !/^[a-z][a-z0-9+.-]*:/i.test(url) ? ` (the server is unreachable, or refused the request, or its answer lacks CORS headers for this page's origin)` : "";
       throw new Error(`${name === url ? "" : `${name}: `}cannot fetch ${url}${range ? ` (${range})` : ""}: ${err?.message ?? err}${why}`, {
         cause: err
       });
@@ -1215,7 +1215,9 @@ function memoryRangeCache(options = {}) {
     bytes: () => bytes
   };
 }
-function cacheStorageRangeCache(cache, key) {
+function cacheStorageRangeCache(cache, key, options = {}) {
+  const notice = options.onNotice ?? ((m) => console.warn(m));
+  let noticed = false;
   const base = new URL(String(key));
   const request = (offset, length) => {
     const u = new URL(base);
@@ -1234,7 +1236,11 @@ function cacheStorageRangeCache(cache, key) {
     async put(offset, data) {
       try {
         await cache.put(request(offset, data.length), new Response(data.slice()));
-      } catch {
+      } catch (err) {
+        if (!noticed) {
+          noticed = true;
+          notice(`range cache ${base.href}: cannot keep bytes ${offset}..${offset + data.length} in the Cache API (${err?.message ?? err}); later reads of ranges not kept go to the network`);
+        }
       }
     }
   };
@@ -1254,9 +1260,17 @@ function r2Files(bucket, prefix = "", options = {}) {
   return {
     name,
     async readText(file) {
-      const object = await bucket.get(prefix + file);
+      const where = options.name ? `${name}/${file}` : `r2:${prefix}${file}`;
+      let object;
+      try {
+        object = await bucket.get(prefix + file);
+      } catch (err) {
+        throw new Error(`cannot read ${where}: ${err?.message ?? err}`, {
+          cause: err
+        });
+      }
       if (!object) return void 0;
-      if (!("body" in object)) throw new Error(`r2:${prefix + file}: the bucket answered without a body`);
+      if (!("body" in object)) throw new Error(`${where}: the bucket answered without a body`);
       return await new Response(object.body).text();
     },
     source(file) {
@@ -1311,12 +1325,21 @@ function bucketFetch(bucket, key) {
     const m = RANGE.exec(range);
     if (!m) throw new Error(`r2:${key}: unsupported range ${range}`);
     const offset = Number(m[1]), length = Number(m[2]) - offset + 1;
-    const object = await bucket.get(key, {
-      range: {
-        offset,
-        length
-      }
-    });
+    let object;
+    try {
+      object = await bucket.get(key, {
+        range: {
+          offset,
+          length
+        }
+      });
+    } catch (err) {
+      const info = await bucket.head(key);
+      if (info && offset >= info.size) return found(info, 416, {
+        "content-range": `bytes */${info.size}`
+      });
+      throw err;
+    }
     if (!object) return missing();
     const body = object.body;
     if (offset + length > object.size) {
@@ -6104,7 +6127,7 @@ var Pool = class _Pool {
   }
   /**
    * A row kernel's entry point: splits its trailing `(r0, r1)` across the threads, or runs it unsplit here
-   * when the range is shorter than `minRows`. (Its own 13 parameters, not 18: row kernels are called
+   * when the range is shorter than `minRows`. (Its own 15 parameters, not 18: row kernels are called
    * often, and storing unused arguments costs ~8 ns a call, measured.)
    */
   #rowSplitting(name) {

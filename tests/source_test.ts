@@ -337,6 +337,14 @@ Deno.test('fetchSource, urlFiles: a network failure (a browser\'s bare "Failed t
     urlFiles("https://weights.example/model", { fetch: failing }).readText("config.json"),
     /cannot fetch https:\/\/weights\.example\/model\/config\.json: Failed to fetch/,
   );
+  // the likely causes follow an http(s) or relative URL (a page's own, "m.pack"), not another scheme's
+  const hint = "(the server is unreachable, or refused the request, or its answer lacks CORS headers";
+  for (const [u, hinted] of [[url, true], ["packs/m.pack", true], ["r2:packs/m.pack", false]] as const) {
+    await assert.rejects(fetchSource(u, { fetch: failing }).size(), (err: Error) => {
+      assert.equal(err.message.includes(hint), hinted, `${u}: ${err.message}`);
+      return err.message.startsWith(`cannot fetch ${u}: Failed to fetch`);
+    });
+  }
   // a body that breaks off mid-read is named too
   const broken: typeof fetch = () =>
     Promise.resolve(

@@ -65,9 +65,15 @@ export function r2Files(bucket: R2BucketLike, prefix = "", options: R2SourceOpti
   return {
     name,
     async readText(file) {
-      const object = await bucket.get(prefix + file);
+      const where = options.name ? `${name}/${file}` : `r2:${prefix}${file}`;
+      let object;
+      try {
+        object = await bucket.get(prefix + file);
+      } catch (err) {
+        throw new Error(`cannot read ${where}: ${(err as Error)?.message ?? err}`, { cause: err });
+      }
       if (!object) return undefined;
-      if (!("body" in object)) throw new Error(`r2:${prefix + file}: the bucket answered without a body`);
+      if (!("body" in object)) throw new Error(`${where}: the bucket answered without a body`);
       return await new Response(object.body).text();
     },
     source(file) {
@@ -111,7 +117,15 @@ function bucketFetch(bucket: R2BucketLike, key: string): typeof fetch {
     const m = RANGE.exec(range);
     if (!m) throw new Error(`r2:${key}: unsupported range ${range}`);
     const offset = Number(m[1]), length = Number(m[2]) - offset + 1;
-    const object = await bucket.get(key, { range: { offset, length } });
+    let object;
+    try {
+      object = await bucket.get(key, { range: { offset, length } });
+    } catch (err) {
+      // R2 refuses a range that starts at or past the end (error 10039) instead of answering 416
+      const info = await bucket.head(key);
+      if (info && offset >= info.size) return found(info, 416, { "content-range": `bytes */${info.size}` });
+      throw err;
+    }
     if (!object) return missing();
     const body = (object as R2ObjectWithBody).body;
     if (offset + length > object.size) {

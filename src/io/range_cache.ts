@@ -41,13 +41,25 @@ export function memoryRangeCache(options: MemoryRangeCacheOptions = {}): RangeCa
   };
 }
 
+/** Options for {@linkcode cacheStorageRangeCache}. */
+export interface CacheStorageRangeCacheOptions {
+  /** The notice that a range could not be kept (a full quota, storage unavailable), once (default `console.warn`). */
+  onNotice?: (message: string) => void;
+}
+
 /**
  * Ranges kept in a Cache API cache (`await caches.open("mesp")`), one entry per range under `key` (a URL
  * naming the file's content, e.g. the pack's own URL: its name holds the checkpoint's fingerprint). What the
  * browser keeps persists across page loads, within the origin's storage quota; a full quota only stops the
- * keeping.
+ * keeping, with a notice.
  */
-export function cacheStorageRangeCache(cache: Cache, key: string | URL): RangeCache {
+export function cacheStorageRangeCache(
+  cache: Cache,
+  key: string | URL,
+  options: CacheStorageRangeCacheOptions = {},
+): RangeCache {
+  const notice = options.onNotice ?? ((m: string) => console.warn(m));
+  let noticed = false;
   const base = new URL(String(key));
   const request = (offset: number, length: number) => {
     const u = new URL(base);
@@ -66,8 +78,17 @@ export function cacheStorageRangeCache(cache: Cache, key: string | URL): RangeCa
     async put(offset, data) {
       try {
         await cache.put(request(offset, data.length), new Response(data.slice()));
-      } catch {
+      } catch (err) {
         // over quota, or storage unavailable: reads go to the network as before
+        if (!noticed) {
+          noticed = true;
+          notice(
+            `range cache ${base.href}: cannot keep bytes ${offset}..${
+              offset + data.length
+            } in the Cache API ` +
+              `(${(err as Error)?.message ?? err}); later reads of ranges not kept go to the network`,
+          );
+        }
       }
     },
   };

@@ -587,8 +587,9 @@ function namedFetch(name: string, doFetch: typeof fetch): typeof fetch {
       if ((err as Error)?.name === "AbortError") throw err;
       const url = input instanceof Request ? input.url : String(input);
       const range = new Headers(init?.headers).get("range");
-      // the likely causes of a bare network error; another fetch (an R2 bucket's) says its own
-      const why = /^https?:/i.test(url)
+      // the likely causes of a bare network error, for http(s) and relative URLs (a page's own); another
+      // scheme's fetch (an R2 bucket's, r2:KEY) says its own
+      const why = /^https?:/i.test(url) || !/^[a-z][a-z0-9+.-]*:/i.test(url)
         ? ` (the server is unreachable, or refused the request, or its answer lacks CORS headers for this ` +
           `page's origin)`
         : "";

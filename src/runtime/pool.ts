@@ -422,7 +422,7 @@ export class Pool {
 
   /**
    * A row kernel's entry point: splits its trailing `(r0, r1)` across the threads, or runs it unsplit here
-   * when the range is shorter than `minRows`. (Its own 13 parameters, not 18: row kernels are called
+   * when the range is shorter than `minRows`. (Its own 15 parameters, not 18: row kernels are called
    * often, and storing unused arguments costs ~8 ns a call, measured.)
    */
   #rowSplitting(name: RowTask): Fn {
