@@ -6783,8 +6783,8 @@ function checkSpill(o) {
 function slotOf(layers, l, n) {
   return l >= layers - n ? l - (layers - n) : -1;
 }
-function resolveBlocks(e) {
-  const { p, D } = e, lora = !!e.lora, h = lora ? p["lora.h.attn"] : 0, f = 4;
+function resolveBlocks(p, D, options) {
+  const lora = options.lora, h = lora ? p["lora.h.attn"] : 0, f = 4;
   const attention = {
     xn: p["act.xn"],
     rstd: p["act.rstd"],
@@ -6813,7 +6813,7 @@ function resolveBlocks(e) {
     ldm: D.C,
     mStep: 0
   };
-  const keep = e.options.keep, floats = keptFloats(D);
+  const keep = options.keep, floats = keptFloats(D);
   const keptAttention = Array.from({
     length: D.L
   }, (_, l) => {
@@ -6854,7 +6854,7 @@ function resolveBlocks(e) {
       mStep: 0
     };
   });
-  const cached = e.arena.has("kv.k"), layerKv = cached ? void 0 : {
+  const layerKv = options.cache ? void 0 : {
     k: p["act.k"],
     v: p["act.v"]
   };
@@ -7642,7 +7642,11 @@ var Engine = class _Engine {
     this.I32 = new Int32Array(kernels.memory.buffer);
     const planned = planBuffers(pack.config, enginePlanOptions(pack, options, arena.region("gemm.scratch").bytes));
     this.p = bufferPointers(arena.plan, planned.views);
-    this.blocks = resolveBlocks(this);
+    this.blocks = resolveBlocks(this.p, D, {
+      lora: !!options.lora,
+      keep: options.keep,
+      cache: arena.has("kv.k")
+    });
     this.gemm = new Gemm(kernels.exports, this.p["gemm.scratch"], {
       pool: kernels.pool,
       profile: options.profile

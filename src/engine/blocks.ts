@@ -8,8 +8,7 @@
  *
  * @module
  */
-import type { Engine } from "./engine.ts";
-import { keptFloats } from "./plan.ts";
+import { type Buffers, type Dims, type KeepSchedule, keptFloats } from "./plan.ts";
 
 /** Where keys and values are written and read: byte pointers of `[positions, KV·hd]` rows. */
 export interface KeyValues {
@@ -83,9 +82,19 @@ function slotOf(layers: number, l: number, n: number): number {
   return l >= layers - n ? l - (layers - n) : -1;
 }
 
-/** Resolves every block descriptor of `e` (called once, by the engine's constructor). */
-export function resolveBlocks(e: Engine): Blocks {
-  const { p, D } = e, lora = !!e.lora, h = lora ? p["lora.h.attn"] : 0, f = 4;
+/** What the descriptors depend on besides the buffers' pointers and the sizes. */
+export interface BlockOptions {
+  /** LoRA adapters are applied (their `x·Aᵀ` buffers exist). */
+  lora: boolean;
+  /** What the budget schedule keeps. */
+  keep?: KeepSchedule;
+  /** Keys and values go to a per-layer cache (`kv.k`, `kv.v`: generation). */
+  cache: boolean;
+}
+
+/** Resolves every block descriptor of a plan's buffers `p` (called once, by the engine's constructor). */
+export function resolveBlocks(p: Buffers, D: Dims, options: BlockOptions): Blocks {
+  const lora = options.lora, h = lora ? p["lora.h.attn"] : 0, f = 4;
   const attention: AttentionBuffers = {
     xn: p["act.xn"],
     rstd: p["act.rstd"],
@@ -109,7 +118,7 @@ export function resolveBlocks(e: Engine): Blocks {
     ldm: D.C,
     mStep: 0,
   };
-  const keep = e.options.keep, floats = keptFloats(D);
+  const keep = options.keep, floats = keptFloats(D);
   const keptAttention = Array.from({ length: D.L }, (_, l): KeptAttention | undefined => {
     const s = slotOf(D.L, l, keep?.attention ?? 0);
     if (s < 0) return undefined;
@@ -125,7 +134,7 @@ export function resolveBlocks(e: Engine): Blocks {
     // the SwiGLU output goes to the `mlp.m` chunk buffer: g must survive
     return { ...mlp, g, u, ld: D.I, step: 4, m: p["mlp.m"], ldm: D.C, mStep: 0 };
   });
-  const cached = e.arena.has("kv.k"), layerKv = cached ? undefined : { k: p["act.k"], v: p["act.v"] };
+  const layerKv = options.cache ? undefined : { k: p["act.k"], v: p["act.v"] };
   const kvBytes = D.P * D.kvd * f;
   const kv = Array.from(
     { length: D.L },

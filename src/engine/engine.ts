@@ -159,7 +159,11 @@ export class Engine {
       enginePlanOptions(pack, options, arena.region("gemm.scratch").bytes),
     );
     this.p = bufferPointers(arena.plan, planned.views);
-    this.blocks = resolveBlocks(this);
+    this.blocks = resolveBlocks(this.p, D, {
+      lora: !!options.lora,
+      keep: options.keep,
+      cache: arena.has("kv.k"),
+    });
     this.gemm = new Gemm(kernels.exports, this.p["gemm.scratch"], {
       pool: kernels.pool,
       profile: options.profile,
