@@ -427,20 +427,21 @@ async function chromiumRun(
   });
   const url = `${origin}/page.html?${new URLSearchParams({ run: JSON.stringify(run) })}`;
   const prefix = "mesp-bench-remote-chromium-";
-  let browser: { close(): Promise<void> };
-  if (harness === "plain") browser = await launchPlainChromium(url, prefix);
-  else {
-    const chromium = browser = await launchChromium({ prefix });
-    const page = chromium.context.pages()[0] ?? await chromium.context.newPage();
-    await page.goto(url);
-  }
+  let browser: { close(): Promise<void> } | undefined;
   try {
+    // inside the try: a launch that fails clears the load timer too
+    if (harness === "plain") browser = await launchPlainChromium(url, prefix);
+    else {
+      const chromium = browser = await launchChromium({ prefix });
+      const page = chromium.context.pages()[0] ?? await chromium.context.newPage();
+      await page.goto(url);
+    }
     const r = await result;
     return { ...r, peakMB: await rendererPeakMB(), idleMB };
   } finally {
     clearTimeout(loaded);
     tab.ready = tab.result = undefined;
-    await browser.close();
+    await browser?.close();
   }
 }
 

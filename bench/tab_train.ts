@@ -98,24 +98,28 @@ export async function tabTrain(run: TabRun): Promise<TabResult> {
       headers.set("etag", `"${pack.length}"`);
       headers.set("accept-ranges", "bytes");
     } else if (path.startsWith("/dist/") && !path.includes("..")) {
-      body = await Deno.readFile(`${ROOT}${path.slice(1)}`).catch(() => new Uint8Array());
-      if (!body.length) return new Response("not found", { status: 404, headers });
+      try {
+        body = await Deno.readFile(`${ROOT}${path.slice(1)}`);
+      } catch (err) {
+        // a missing file is the page's 404; another error is the benchmark's, said here
+        if (err instanceof Deno.errors.NotFound) return new Response("not found", { status: 404, headers });
+        throw err;
+      }
       headers.set("content-type", path.endsWith(".wasm") ? "application/wasm" : "text/javascript");
     } else return new Response("not found", { status: 404, headers });
     const { body: sent, status } = rangeReply(req, body, headers);
     return new Response(req.method === "HEAD" ? null : sent.slice(), { status, headers });
   });
-  const browser = await launchPlainChromium(
-    `http://127.0.0.1:${server.addr.port}/page.html`,
-    "mesp-bench-tab-",
-  );
+  let browser: { close(): Promise<void> } | undefined;
   try {
+    // inside the try: a launch that fails clears the load timer and stops the server too
+    browser = await launchPlainChromium(`http://127.0.0.1:${server.addr.port}/page.html`, "mesp-bench-tab-");
     const r = await result;
     if (r.error) throw new Error(`the tab's run failed: ${r.error}`);
     return { ...r, peak_mb: await rendererPeakMB(), idle_mb: idle };
   } finally {
     clearTimeout(loaded);
-    await browser.close();
+    await browser?.close();
     await server.shutdown();
   }
 }
