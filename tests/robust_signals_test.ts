@@ -14,6 +14,9 @@ import {
   snapshot,
 } from "./_robust.ts";
 import { decodeTrainingState } from "../src/run/training_state.ts";
+import { SAME_REQUEST_MS } from "../src/cli/signals.ts";
+
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
 const tmp = await Deno.makeTempDir({ prefix: "mesp-signals-" });
 const cache = `${tmp}/cache`;
@@ -22,8 +25,12 @@ const data = await idsData(`${tmp}/train.jsonl`);
 const trainArgs = (out: string) => smallTrain(model, data, "--threads", "1", "--out", out);
 
 /** Starts a long training run and resolves once it has logged step `step`. */
-async function startRun(out: string, step: number, extra: string[] = []) {
-  const child = mespCommand(tmp, cache, ...trainArgs(out), "--steps", "100000", ...extra).spawn();
+function startRun(out: string, step: number, extra: string[] = []) {
+  return watchRun(mespCommand(tmp, cache, ...trainArgs(out), "--steps", "100000", ...extra).spawn(), step);
+}
+
+/** Resolves once the training run `child` (`--json`) has logged step `step`. */
+async function watchRun(child: Deno.ChildProcess, step: number) {
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let seen = "";
   while (!seen.includes(`"step":${step},`)) {
@@ -62,14 +69,73 @@ for (const [signal, code] of Object.entries(codes) as [Deno.Signal, number][]) {
   });
 }
 
-Deno.test("signals: a second signal quits at once (exit 143), the lock is released", async () => {
+Deno.test("signals: a second signal a moment later quits at once (exit 143), saying what is lost; the lock is released", async () => {
   const out = `${tmp}/twice`;
-  const run = await startRun(out, 2);
+  // steps of 2000 sequences: the one in progress outlasts the pause between the two signals
+  const run = await startRun(out, 1, ["--grad-accum", "2000"]);
   run.child.kill("SIGTERM");
+  await new Promise((r) => setTimeout(r, SAME_REQUEST_MS + 300));
   run.child.kill("SIGTERM");
   const { code, stderr } = await run.finish();
   assertEquals(code, 143, stderr);
+  assert(
+    stderr.includes(
+      "SIGTERM again: quitting without saving; nothing of this run was saved (--force starts it over)",
+    ) ||
+      /SIGTERM again: quitting without saving; --resume continues from the state saved at step \d+/.test(
+        stderr,
+      ),
+    stderr,
+  );
   assert(!(await Deno.stat(`${out}/.lock`).catch(() => false)), "lock released");
+  // nothing saved: --resume says so and how to go on
+  if (!(await Deno.stat(`${out}/checkpoint.safetensors`).catch(() => false))) {
+    const again = await mesp(cache, ...trainArgs(out), "--resume");
+    assert(again.code !== 0, "resumed a run that saved nothing");
+    assert(
+      again.stderr.includes("stopped before it saved a training state") && again.stderr.includes("--force"),
+      again.stderr,
+    );
+  }
+});
+
+Deno.test("signals: one Ctrl-C in a terminal under `deno task train` (SIGINT to the task and to the run) saves and exits 130", async () => {
+  // a session of its own, so that its process group gets the signal as a terminal's Ctrl-C sends it
+  const out = `${tmp}/task`;
+  const child = new Deno.Command("setsid", {
+    args: [Deno.execPath(), "task", "--config", CONFIG, ...trainArgs(out), "--steps", "100000"],
+    env: { MESP_CACHE: cache, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const run = await watchRun(child, 3);
+  Deno.kill(-child.pid, "SIGINT");
+  const { code, stderr } = await run.finish();
+  assertEquals(code, 130, stderr);
+  assert(/stopped at step \d+ of 100000 \(training state saved; --resume continues\)/.test(stderr), stderr);
+  assert(!stderr.includes("quitting without saving"), stderr);
+  const ck = await decodeTrainingState(await Deno.readFile(`${out}/checkpoint.safetensors`));
+  assert(ck.state.step >= 3, `saved at step ${ck.state.step}`);
+  // and --resume without --model and --data takes the paths the run recorded
+  const resumed = await mesp(
+    cache,
+    "train",
+    "--out",
+    out,
+    "--resume",
+    "--allow-change",
+    "steps",
+    "--steps",
+    String(ck.state.step + 1),
+    "--json",
+  );
+  assertEquals(resumed.code, 0, resumed.stderr);
+  assert(
+    resumed.stderr.includes(`--resume: the run's recorded --model ${model} --data ${data}`),
+    resumed.stderr,
+  );
+  assert(resumed.stderr.includes(`resuming ${out} at step ${ck.state.step}`), resumed.stderr);
 });
 
 Deno.test("signals: after kill -9, the next start removes the run's *.tmp-* files and the stale lock", async () => {

@@ -21,15 +21,25 @@ export interface SignalTrap {
 }
 
 /**
- * Calls `onSignal(signal, count)` for every stop signal (`count` is how many have arrived so far).
+ * Signals this close together are one request. One Ctrl-C under `deno task` arrives twice: the terminal
+ * sends SIGINT to the whole process group, and the task runner forwards its own copy to the command.
+ */
+export const SAME_REQUEST_MS = 1000;
+
+/**
+ * Calls `onSignal(signal, count)` for every stop request (`count` is how many have arrived so far); a signal
+ * within {@linkcode SAME_REQUEST_MS} of the last counted one is the same request and is not counted again.
  * Signals the platform cannot listen to (Windows has only SIGINT) are skipped.
  */
 export function trapSignals(onSignal: (signal: StopSignal, count: number) => void): SignalTrap {
   let received: StopSignal | undefined;
-  let count = 0;
+  let count = 0, last = -Infinity;
   const handlers: [StopSignal, () => void][] = [];
   for (const signal of Object.keys(STOP_SIGNALS) as StopSignal[]) {
     const handler = () => {
+      const now = performance.now();
+      if (now - last < SAME_REQUEST_MS) return;
+      last = now;
       received ??= signal;
       onSignal(signal, ++count);
     };

@@ -45,7 +45,12 @@ import {
 import { createSpillFile, exists, fileSource, writeFileAtomic } from "../io/deno_files.ts";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterConfigJson, writeLoraTensors } from "../engine/adapter.ts";
 import { loraLayout, resolveTargets } from "../engine/lora.ts";
-import { openTrainingState, TRAINING_STATE_FILE, writeTrainingState } from "../run/training_state.ts";
+import {
+  openTrainingState,
+  readTrainingStateRun,
+  TRAINING_STATE_FILE,
+  writeTrainingState,
+} from "../run/training_state.ts";
 import { lossCurveSvg } from "../run/loss_svg.ts";
 import { type StoredTrainState, train, type TrainEvent, type TrainState } from "../run/train.ts";
 import type { Method } from "../engine/plan.ts";
@@ -206,6 +211,28 @@ async function generateInChild(
   return new TextDecoder().decode(out.stdout).trim();
 }
 
+/**
+ * `--resume --out DIR` without `--model` and `--data`: the paths the run recorded (its fingerprints are
+ * checked against what they hold, as for given paths); a demo run's stay the demo's.
+ */
+async function useRecordedPaths(
+  args: { out?: string; model?: string; data?: string; val?: string },
+  log: (m: string) => void,
+) {
+  const statePath = `${args.out}/${TRAINING_STATE_FILE}`;
+  if (!await exists(statePath)) return; // said by the resume itself
+  const run = await readTrainingStateRun(fileSource(statePath), statePath);
+  if (typeof run.model !== "string" || typeof run.data !== "string" || run.data === DEMO.data) return;
+  args.model = run.model;
+  args.data = run.data;
+  if (args.val === undefined && typeof run.val === "string") args.val = run.val;
+  log(
+    `--resume: the run's recorded --model ${run.model} --data ${run.data}${
+      args.val ? ` --val ${args.val}` : ""
+    }`,
+  );
+}
+
 /** The files a run writes into its directory. */
 const RUN_FILES = [TRAINING_STATE_FILE, ADAPTER_WEIGHTS, ADAPTER_CONFIG, "metrics.jsonl", "loss.svg"];
 
@@ -214,6 +241,9 @@ export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, SPEC);
   const given = givenFlags(argv, SPEC);
   const log = stderrLog();
+  if (args.resume && args.out !== undefined && args.model === undefined && args.data === undefined) {
+    await useRecordedPaths(args, log);
+  }
   const demo = args.model === undefined && args.data === undefined;
   if (!demo && (args.model === undefined || args.data === undefined)) {
     throw new UsageError(`give both --model and --data (or neither, for the demo)\n${usageLine(SPEC)}`);
@@ -239,16 +269,27 @@ export async function run(argv: string[]): Promise<number> {
   if (args.val !== undefined) await checkInputFile("--val", args.val);
 
   // a stop signal exits at once before training (releasing the lock), saves during it
-  let training = false, stop = false;
+  let training = false, stop = false, savedStep: number | undefined;
   let lock: RunLock | undefined;
   const trap = trapSignals((signal, count) => {
     if (!training || count > 1) {
+      if (training) {
+        log(
+          `\n${signal} again: quitting without saving; ` +
+            (savedStep === undefined
+              ? `nothing of this run was saved (--force starts it over)`
+              : `--resume continues from the state saved at step ${savedStep}`),
+        );
+      }
       endChildren();
       lock?.release();
       Deno.exit(STOP_SIGNALS[signal]);
     }
     stop = true;
-    log(`\n${signal}: stopping after this step (saving the training state); send it again to quit now`);
+    log(
+      `\n${signal}: stopping after this step (saving the training state); send it again (a second later) ` +
+        `to quit now without saving`,
+    );
   });
   const created = !await exists(out);
   try {
@@ -268,6 +309,7 @@ export async function run(argv: string[]): Promise<number> {
       demo,
       log,
       setTraining: (on: boolean) => (training = on),
+      saved: (step: number) => (savedStep = step),
       shouldStop: () => stop,
       exitCode: () => trap.exitCode,
     });
@@ -296,6 +338,8 @@ async function trainInto(out: string, c: {
   demo: boolean;
   log: (m: string) => void;
   setTraining: (on: boolean) => void;
+  /** The training state in the run folder is now that of step `step`. */
+  saved: (step: number) => void;
   shouldStop: () => boolean;
   exitCode: () => number;
 }): Promise<number> {
@@ -322,7 +366,15 @@ async function trainInto(out: string, c: {
   if (demo && !given.has("rank")) args.rank = DEMO.rank;
   if (demo && !given.has("vocabChunk")) args.vocabChunk = DEMO.vocabChunk;
   if (args.resume) {
-    if (!await exists(statePath)) throw new Error(`--resume: ${statePath} not found`);
+    if (!await exists(statePath)) {
+      throw new Error(
+        `--resume: ${statePath} not found: the run ${
+          present.length
+            ? `stopped before it saved a training state (${present.join(", ")} only)`
+            : "is not there"
+        }; --force starts it over`,
+      );
+    }
     // checked whole through one small buffer, then read again a layer at a time into the arena or the spill
     const saved = await openTrainingState(fileSource(statePath), statePath);
     resume = saved.state;
@@ -338,6 +390,7 @@ async function trainInto(out: string, c: {
     if (given.has("steps")) now.steps = args.steps;
     refuseDifferences(out, configDifferences(rec, now, args.allowChange));
     log(`resuming ${out} at step ${resume.step}`);
+    c.saved(resume.step);
   }
   args.seqLen = fitPositions("--seq-len", args.seqLen, given.has("seqLen"), cfg);
   // q4 unless given (or recorded), falling back to a float format for shapes q4 cannot group
@@ -491,6 +544,7 @@ async function trainInto(out: string, c: {
       // a Hub model's id, as PEFT adapters name their base; else the model directory
       new TextEncoder().encode(adapterConfigJson(layout, hubIdOfDir(model) ?? model)),
     );
+    c.saved(state.step);
   };
   let result;
   // the spill lives in the run folder (the user's disk; a /tmp may be memory) while the run does

@@ -326,6 +326,21 @@ export async function decodeTrainingState(
   return { state: { ...h.state, params: values.params!, m: values.adam_m, v: values.adam_v }, run: h.run };
 }
 
+/**
+ * The free-form run metadata of a stored training state, from its header alone (nothing checked: for
+ * defaults such as the paths a run recorded, which what is then opened is checked against).
+ */
+export async function readTrainingStateRun(
+  source: WeightSource,
+  name = source.name,
+): Promise<Record<string, unknown>> {
+  try {
+    return (await readStateHeader(source, name)).run;
+  } finally {
+    source.close?.();
+  }
+}
+
 /** Elements a piece of {@linkcode openTrainingState}'s checking pass holds (256 KiB). */
 const CHECK_PIECE = 1 << 16;
 
