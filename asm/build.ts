@@ -8,7 +8,7 @@
  *
  * The build is reproducible: the same sources and the pinned compiler give the same bytes.
  */
-import asc from "assemblyscript/asc";
+import asc from "npm:assemblyscript@0.28.20/asc";
 import { bundle, ENTRIES } from "./bundle.ts";
 import { INTERFACE_FILE, interfaceModule, parseDeclarations } from "./interface.ts";
 

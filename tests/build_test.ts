@@ -9,7 +9,7 @@ Deno.test({
   async fn() {
     const root = new URL("../", import.meta.url);
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "asm/build.ts", "--check"],
+      args: ["run", "--lock=deno.dev.lock", "-A", "asm/build.ts", "--check"],
       cwd: root,
     }).output();
     const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);

@@ -161,7 +161,10 @@ Deno.test("the code's imports go one way: no cycle, nothing imported from a laye
     entry,
     ["mod.ts", ...files].map((f) => `import "${new URL(f, root)}";\n`).join(""),
   );
-  const out = await new Deno.Command(Deno.execPath(), { args: ["info", "--json", entry], cwd: root })
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--lock=deno.dev.lock", "--json", entry],
+    cwd: root,
+  })
     .output();
   await Deno.remove(tmp, { recursive: true });
   assert(out.success, new TextDecoder().decode(out.stderr));
@@ -185,4 +188,31 @@ Deno.test("the code's imports go one way: no cycle, nothing imported from a laye
     [],
     "imports against the layering (lowest first: " + LAYERS.join(" ← ") + ")",
   );
+});
+
+Deno.test("deno.lock holds only what the library and CLI import; deno.dev.lock also what tests, benchmarks and the build do", async () => {
+  // Deno installs every package of the lockfile in use on a first run, so a user's first `deno task train`
+  // would fetch the test runtimes (workerd, miniflare, playwright, ~400 MB) if deno.lock listed them
+  const root = new URL("../", import.meta.url);
+  const imported = async (dirs: string[]) => {
+    const found = new Set<string>();
+    const scan = async (path: string) => {
+      const info = await Deno.stat(new URL(path, root));
+      if (info.isDirectory) {
+        for await (const e of Deno.readDir(new URL(path, root))) await scan(`${path}/${e.name}`);
+      } else if (/\.(ts|js)$/.test(path)) {
+        const text = await Deno.readTextFile(new URL(path, root));
+        for (const m of text.matchAll(/["'](npm:(?:@[\w.-]+\/)?[\w.-]+@[\d][\w.-]*)/g)) found.add(m[1]);
+      }
+    };
+    for (const d of dirs) await scan(d);
+    return [...found].sort();
+  };
+  const locked = async (file: string) =>
+    Object.keys(JSON.parse(await Deno.readTextFile(new URL(file, root))).specifiers).sort();
+  const runtime = await imported(["mod.ts", "src"]);
+  assert(runtime.length > 0, "no npm imports found under src/");
+  assertEquals(await locked("deno.lock"), runtime, "deno.lock's packages");
+  const all = await imported(["mod.ts", "src", "tests", "bench", "asm"]);
+  assertEquals(await locked("deno.dev.lock"), all, "deno.dev.lock's packages");
 });
