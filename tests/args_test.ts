@@ -191,7 +191,11 @@ Deno.test("main: command list, unknown command, help, errors as `error: <message
   assert(help.out.includes("make-model"), help.out);
   const unknown = await capture(["frobnicate"]);
   assertEquals(unknown.code, 1);
-  assert(unknown.err.startsWith(`error: unknown command "frobnicate"`), unknown.err);
+  assert(unknown.err.startsWith(`error: unknown command "frobnicate"\n`), unknown.err); // nothing near it
+  const typo = await capture(["trian"]);
+  assertEquals(typo.code, 1);
+  assert(typo.err.startsWith(`error: unknown command "trian" (did you mean train?)`), typo.err);
+  assert(typo.err.includes("usage: deno task <command> [flags]"), typo.err);
   const proto = await capture(["toString"]);
   assertEquals(proto.code, 1); // not a command, even though every object has it
   const cmdHelp = await capture(["make-model", "--help"]);

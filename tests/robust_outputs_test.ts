@@ -37,7 +37,12 @@ Deno.test("outputs: grad --out refuses to replace any existing file (the model's
   );
   await assertUnchanged(before, "grad over the model");
   const dir = await mesp(cache, ...gradArgs, "--out", `${model}/adapter`);
-  assertFails(dir, 1, /--out .*adapter is a directory; give a file path/, "grad onto a directory");
+  assertFails(
+    dir,
+    1,
+    /--out .*adapter is a directory; this output is one file: give its path/,
+    "grad onto a directory",
+  );
   await assertUnchanged(before, "grad onto a directory");
   // a file of the user's that is not the model: replaced only with --force
   const mine = `${tmp}/grads.safetensors`;
@@ -65,6 +70,58 @@ Deno.test("outputs: an empty path ('' from an unset variable) is refused by ever
   for (const [args, want] of cases) assertFails(await mespIn(cwd, cache, ...args), 1, want, args.join(" "));
   await assertUnchanged(before, "empty paths");
   assertEquals([...(await snapshot(cwd)).keys()], [...before.keys()], "nothing new in the working directory");
+});
+
+Deno.test("outputs: export, merge and the cache name the flag at fault: a file where a directory goes, a directory where a file goes, a file on the way", async () => {
+  const run = `${tmp}/for-export`;
+  const trained = await mesp(cache, ...trainArgs(run), "--steps", "1");
+  assertEquals(trained.code, 0, trained.stderr);
+  const file = `${tmp}/a-file`, dir = `${tmp}/a-dir`;
+  await Deno.writeTextFile(file, "mine");
+  await Deno.mkdir(dir);
+  await Deno.writeTextFile(`${dir}/keep.txt`, "x");
+  const before = await snapshot(run, dir);
+  const notDir = /--out .*\/a-file exists and is not a directory/;
+  const cases: [string[], RegExp][] = [
+    [["merge", "--adapter", run, "--out", file], notDir],
+    [["export", "--adapter", run, "--format", "mlx", "--out", file], notDir],
+    [
+      ["merge", "--adapter", run, "--format", "gguf", "--out", dir, "--force"],
+      /--out .*\/a-dir is a directory; this output is one file/,
+    ],
+    [
+      ["export", "--adapter", run, "--format", "gguf", "--out", dir, "--force"],
+      /--out .*\/a-dir is a directory; this output is one file/,
+    ],
+    [
+      ["export", "--adapter", run, "--format", "gguf", "--out", `${file}/x.gguf`],
+      /--out .*a-file\/x\.gguf: a directory on its way is a file/,
+    ],
+    [["export", "--adapter", run, "--format", "gguf", "--base", dir], /--base .*\/a-dir is a directory/],
+    [["merge", "--adapter", run, "--out", ""], /--out: empty path/],
+    [["export", "--adapter", run, "--format", "gguf", "--out", ""], /--out: empty path/],
+    [
+      [...trainArgs(`${tmp}/c1`), "--cache-dir", file],
+      /--cache-dir: .*\/a-file exists and is not a directory/,
+    ],
+  ];
+  for (const [args, want] of cases) assertFails(await mesp(cache, ...args), 1, want, args.join(" "));
+  assertEquals(await Deno.readTextFile(file), "mine");
+  await assertUnchanged(before, "export and merge refused");
+  // an existing MLX export is kept without --force, replaced with it
+  const mlx = `${tmp}/mlx`;
+  assertEquals((await mesp(cache, "export", "--adapter", run, "--format", "mlx", "--out", mlx)).code, 0);
+  const again = await mesp(cache, "export", "--adapter", run, "--format", "mlx", "--out", mlx);
+  assertFails(
+    again,
+    1,
+    /--out .*\/mlx already holds adapters\.safetensors; use --force/,
+    "export over an export",
+  );
+  assertEquals(
+    (await mesp(cache, "export", "--adapter", run, "--format", "mlx", "--out", mlx, "--force")).code,
+    0,
+  );
 });
 
 Deno.test("outputs: train refuses an --out that holds any file of a run, or is a file", async () => {

@@ -49,17 +49,6 @@ export async function loadAdapter(dir: string, model?: string): Promise<LoadedAd
   return { model: base, cfg, layout, params };
 }
 
-/** Throws unless `path` is absent (or `force` is set). */
-export async function checkWritable(path: string, force: boolean, what: string): Promise<void> {
-  try {
-    await Deno.lstat(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return;
-    throw err;
-  }
-  if (!force) throw new Error(`${what} ${path} already exists; use --force to replace it, or another --out`);
-}
-
 /**
  * The `tokenizer.*` GGUF metadata of the model in `dir` (its `tokenizer.json`, `tokenizer_config.json`,
  * and the special ids of its config).

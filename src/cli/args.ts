@@ -178,7 +178,17 @@ export function helpText(spec: CommandSpec): string {
   return lines.join("\n");
 }
 
-/** Levenshtein distance, for "did you mean" hints. */
+/** The candidate nearest to `name` within two edits, for "did you mean" hints. */
+export function nearest(name: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined, bestDistance = 3;
+  for (const c of candidates) {
+    const d = distance(c, name);
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best;
+}
+
+/** Levenshtein distance. */
 function distance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
@@ -266,7 +276,7 @@ export function parseArgs<S extends CommandSpec>(argv: readonly string[], spec: 
         );
       default:
         // an unset shell variable must not become the current directory, or "/" once a name is appended
-        if (raw.trim() === "" && (f.value === "DIR" || f.value === "FILE")) {
+        if (raw.trim() === "" && (f.value === "DIR" || f.value === "FILE" || f.value === "PATH")) {
           fail(`${flag}: empty path (an unset variable?)`);
         }
         return checkChoice(raw);
@@ -304,8 +314,8 @@ export function parseArgs<S extends CommandSpec>(argv: readonly string[], spec: 
         continue;
       }
       if (key === undefined) {
-        const near = [...byName.keys()].filter((n) => distance(n, name) <= 2);
-        fail(`unknown flag --${name}${near.length ? ` (did you mean --${near[0]}?)` : ""}`);
+        const near = nearest(name, byName.keys());
+        fail(`unknown flag --${name}${near ? ` (did you mean --${near}?)` : ""}`);
       }
       key = key!;
       const f = spec.flags[key];

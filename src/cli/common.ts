@@ -11,6 +11,7 @@ import { availableThreads } from "../runtime/pool.ts";
 import type { Pack } from "../model/pack.ts";
 import { PACK_FORMATS, type PackFormat } from "../model/pack_layout.ts";
 import { prepare } from "./prepare.ts";
+import { ensureDir } from "./paths.ts";
 import type { Sequence } from "../data/sequence.ts";
 import { dirFiles } from "../io/deno_files.ts";
 import { ADAPTER_CONFIG, openAdapter, type OpenedAdapter } from "../engine/adapter.ts";
@@ -120,10 +121,15 @@ export async function prepareRun(
     ? choice
     : chooseWeights(await readModelConfig(args.model), args.weights, choice);
   log(weights.line);
+  const cache = cacheDir(args.cacheDir);
+  await ensureDir(
+    args.cacheDir ? "--cache-dir" : "the cache directory ($MESP_CACHE, else ~/.cache/mesp)",
+    cache,
+  );
   const { pack, sets } = await prepare({
     model: args.model,
     weights: weights.format,
-    cacheDir: cacheDir(args.cacheDir),
+    cacheDir: cache,
     data: paths,
     seqLen,
   }, log);

@@ -6,7 +6,8 @@
  * @module
  */
 import { type CommandSpec, parseArgs } from "./args.ts";
-import { checkWritable, loadAdapter } from "./adapter_files.ts";
+import { loadAdapter } from "./adapter_files.ts";
+import { claimOutputDir, claimOutputFile } from "./paths.ts";
 import { stderrLog } from "./common.ts";
 import { writeFileAtomic } from "../io/deno_files.ts";
 import { writeSafetensors } from "../model/safetensors.ts";
@@ -79,10 +80,7 @@ export async function run(argv: string[]): Promise<number> {
   if (args.dtype !== undefined && args.base === undefined) throw new Error("--dtype applies to --base only");
   if (args.format === "mlx") {
     const out = args.out ?? `${adapterDir}/mlx`;
-    for (const f of [MLX_ADAPTER_WEIGHTS, MLX_ADAPTER_CONFIG]) {
-      await checkWritable(`${out}/${f}`, args.force, "output");
-    }
-    await Deno.mkdir(out, { recursive: true });
+    await claimOutputDir("--out", out, [MLX_ADAPTER_WEIGHTS, MLX_ADAPTER_CONFIG], args.force);
     await writeFileAtomic(
       `${out}/${MLX_ADAPTER_WEIGHTS}`,
       (sink) => writeSafetensors(sink, mlxAdapterTensors(layout, params)).then(() => {}),
@@ -98,10 +96,9 @@ export async function run(argv: string[]): Promise<number> {
     log(`use: mlx_lm.generate --model <the base in MLX format> --adapter-path ${out} --prompt "…"`);
   } else {
     const out = args.out ?? `${adapterDir}/adapter.gguf`;
-    await checkWritable(out, args.force, "output");
-    if (args.base !== undefined) await checkWritable(args.base, args.force, "output");
-    const slash = out.lastIndexOf("/");
-    if (slash > 0) await Deno.mkdir(out.slice(0, slash), { recursive: true });
+    // both claimed before either is written
+    await claimOutputFile("--out", out, args.force);
+    if (args.base !== undefined) await claimOutputFile("--base", args.base, args.force);
     const tensors = ggufAdapterTensors(layout, params);
     await writeFileAtomic(
       out,
@@ -111,7 +108,7 @@ export async function run(argv: string[]): Promise<number> {
       `wrote ${out} (llama.cpp LoRA adapter; ${tensors.length} tensors, alpha ${layout.scale * layout.rank})`,
     );
     if (args.base !== undefined) {
-      await writeGgufFile(args.base, model, cfg, undefined, args.dtype, args.force);
+      await writeGgufFile("--base", args.base, model, cfg, undefined, args.dtype, args.force);
     }
     log(`use: llama-cli -m ${args.base ?? "<the base as GGUF: --base FILE>"} --lora ${out} -p "…"`);
   }

@@ -1,12 +1,13 @@
 /**
- * The `mesp` command line: `deno run -A src/cli/main.ts <command> [flags]`. Each command lives in
+ * The `mesp` command line: `deno task <command> [flags]` (each task grants what its command needs, README
+ * "Permissions"; from a URL `deno run <those permissions> URL/src/cli/main.ts <command>`). Each command lives in
  * `src/cli/<command>.ts` (dashes become underscores) and exports a one-line `description` and
  * `run(argv): Promise<number>` returning the exit code. Errors print as `error: <message>` with exit code 1
  * (the stack too when `MESP_DEBUG=1`).
  *
  * @module
  */
-import { HelpRequested } from "./args.ts";
+import { HelpRequested, nearest } from "./args.ts";
 import { resolveModelArg } from "./hub_cache.ts";
 
 /** What a command module exports. */
@@ -32,7 +33,7 @@ export const COMMANDS: Readonly<Record<string, () => Promise<CommandModule>>> = 
   train: () => import("./train.ts"),
 };
 
-const PROGRAM = "deno run -A src/cli/main.ts";
+const PROGRAM = "deno task";
 
 /** The list of commands with their descriptions. */
 export async function commandList(): Promise<string> {
@@ -77,7 +78,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
     if (!load) {
-      console.error(`error: unknown command ${JSON.stringify(name)}\n\n${await commandList()}`);
+      const near = nearest(name, Object.keys(COMMANDS));
+      console.error(
+        `error: unknown command ${JSON.stringify(name)}${
+          near ? ` (did you mean ${near}?)` : ""
+        }\n\n${await commandList()}`,
+      );
       return 1;
     }
     const mod = await load();

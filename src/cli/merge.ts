@@ -6,7 +6,8 @@
  * @module
  */
 import { type CommandSpec, parseArgs } from "./args.ts";
-import { checkWritable, loadAdapter, readGgufVocab } from "./adapter_files.ts";
+import { loadAdapter, readGgufVocab } from "./adapter_files.ts";
+import { claimOutputDir, claimOutputFile } from "./paths.ts";
 import { stderrLog } from "./common.ts";
 import { dirFiles, writeFileAtomic } from "../io/deno_files.ts";
 import { INDEX_FILE, openCheckpoint } from "../model/safetensors.ts";
@@ -72,11 +73,11 @@ export async function run(argv: string[]): Promise<number> {
     throw new Error("--dtype applies to --format gguf only");
   }
   if (args.format === "gguf") {
-    await writeGgufFile(out, model, cfg, { layout, params }, args.dtype, args.force);
+    await writeGgufFile("--out", out, model, cfg, { layout, params }, args.dtype, args.force);
     return 0;
   }
-  await checkWritable(`${out}/config.json`, args.force, "a model in");
-  await Deno.mkdir(out, { recursive: true });
+  // config.json marks a complete model (written last)
+  await claimOutputDir("--out", out, ["config.json"], args.force);
   const base = await openCheckpoint(dirFiles(model));
   let result;
   try {
@@ -122,8 +123,12 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** Writes `model` (with `adapter` merged, when given) as the GGUF file `out`; shared with `export --base`. */
+/**
+ * Writes `model` (with `adapter` merged, when given) as the GGUF file `out` (given as `flag`); shared with
+ * `export --base`.
+ */
 export async function writeGgufFile(
+  flag: string,
   out: string,
   model: string,
   cfg: ModelConfig,
@@ -131,10 +136,8 @@ export async function writeGgufFile(
   dtype: string | undefined,
   force: boolean | undefined,
 ): Promise<void> {
-  await checkWritable(out, !!force, "output");
+  await claimOutputFile(flag, out, !!force);
   const vocab = await readGgufVocab(model, cfg);
-  const slash = out.lastIndexOf("/");
-  if (slash > 0) await Deno.mkdir(out.slice(0, slash), { recursive: true });
   const base = await openCheckpoint(dirFiles(model));
   let result;
   try {

@@ -9,18 +9,22 @@
  */
 import { statIfExists } from "../io/deno_files.ts";
 
-/** {@linkcode statIfExists}, its errors naming `path`. */
-async function statOf(path: string): Promise<Deno.FileInfo | undefined> {
+/** {@linkcode statIfExists}, its errors naming `path` (and the flag that gave it). */
+async function statOf(path: string, flag?: string): Promise<Deno.FileInfo | undefined> {
+  const named = flag ? `${flag} ${path}` : path;
   try {
     return await statIfExists(path);
   } catch (err) {
-    throw new Error(`${path}: ${(err as Error).message}`);
+    if (err instanceof Deno.errors.NotADirectory) {
+      throw new Error(`${named}: a directory on its way is a file`, { cause: err });
+    }
+    throw new Error(`${named}: ${(err as Error).message}`, { cause: err });
   }
 }
 
 /** Checks that input `path` (given as `flag`) is a regular file. */
 export async function checkInputFile(flag: string, path: string): Promise<void> {
-  const info = await statOf(path);
+  const info = await statOf(path, flag);
   if (!info) throw new Error(`${flag} ${path}: file not found`);
   if (info.isDirectory) throw new Error(`${flag} ${path} is a directory; give a file`);
   if (!info.isFile) throw new Error(`${flag} ${path} is not a regular file (a FIFO or a device?)`);
@@ -31,17 +35,45 @@ export async function checkInputFile(flag: string, path: string): Promise<void> 
  * existing file unless `force`, and its directory exists or can be made.
  */
 export async function claimOutputFile(flag: string, path: string, force: boolean): Promise<void> {
-  const info = await statOf(path);
-  if (info?.isDirectory) throw new Error(`${flag} ${path} is a directory; give a file path`);
-  if (info && !force) throw new Error(`${flag} ${path} already exists; use --force to replace it`);
+  const info = await statOf(path, flag);
+  if (info?.isDirectory) {
+    throw new Error(`${flag} ${path} is a directory; this output is one file: give its path`);
+  }
+  if (info && !force) {
+    throw new Error(`${flag} ${path} already exists; use --force to replace it, or another ${flag}`);
+  }
   if (info && !info.isFile) throw new Error(`${flag} ${path} is not a regular file`);
   const slash = path.lastIndexOf("/");
   if (slash > 0) await ensureDir(flag, path.slice(0, slash));
 }
 
+/**
+ * Checks a directory the command is about to write `files` into (`flag` names it in errors): not a file, none
+ * of `files` there unless `force` (other files are left alone), and made when missing.
+ */
+export async function claimOutputDir(
+  flag: string,
+  dir: string,
+  files: readonly string[],
+  force: boolean,
+): Promise<void> {
+  const info = await statOf(dir, flag);
+  if (info && !info.isDirectory) {
+    throw new Error(`${flag} ${dir} exists and is not a directory (this output is a directory of files)`);
+  }
+  if (info && !force) {
+    for (const f of files) {
+      if (await statOf(`${dir}/${f}`, flag)) {
+        throw new Error(`${flag} ${dir} already holds ${f}; use --force to replace it, or another ${flag}`);
+      }
+    }
+  }
+  await ensureDir(flag, dir);
+}
+
 /** Makes directory `dir` (and its parents), with an error naming it when it cannot be made. */
 export async function ensureDir(flag: string, dir: string): Promise<void> {
-  const info = await statOf(dir);
+  const info = await statOf(dir, flag);
   if (info && !info.isDirectory) throw new Error(`${flag}: ${dir} exists and is not a directory`);
   if (info) return;
   try {
