@@ -146,6 +146,15 @@ Deno.test({
       await page.setInputFiles("#train-file", DATA);
       const data = await statusOf(page, "data-status", /examples/, 120_000, bad);
       assert(data.includes("100 examples"), data);
+      // a wrong pick corrected at once, while it is still tokenizing: the second file stands
+      await page.setInputFiles("#train-file", {
+        name: "wrong.jsonl",
+        mimeType: "application/jsonl",
+        buffer: Buffer.from('{"text": oops}\n'),
+      });
+      await page.setInputFiles("#train-file", DATA);
+      const corrected = await statusOf(page, "data-status", /examples/);
+      assert(corrected === data, `after a corrected pick: "${corrected}"`);
 
       // 3. a budget too small is refused, with the plan
       for (const [id, v] of Object.entries(FORM)) if (id !== "seq-len") await page.fill(`#${id}`, v);
@@ -295,3 +304,29 @@ function sameBytes(a: Uint8Array, b: Uint8Array, what: string): void {
     `${what}: ${a.length} vs ${b.length} bytes, first difference at ${at}`,
   );
 }
+
+Deno.test("deno task web: a port in use is a one-line error naming it, not a stack trace", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (taken.addr as Deno.NetAddr).port;
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-net=127.0.0.1",
+        `--allow-read=${ROOT}`,
+        `${ROOT}web/serve.ts`,
+        "--port",
+        String(port),
+      ],
+      env: { NO_COLOR: "1" },
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assertEquals(out.code, 1, stderr);
+    assertEquals(
+      stderr.trim(),
+      `error: --port ${port}: 127.0.0.1:${port} is in use (another server?); try --port ${port + 1}`,
+    );
+  } finally {
+    taken.close();
+  }
+});

@@ -271,11 +271,14 @@ async function tokenize(which) {
       datasetFile: d.name,
       options: { seqLen: seqLen() },
     });
+    // a later pick replaced this file while it was tokenized: that pick's own job reports
+    if (state.data[which] !== d) return;
     const { stats } = await ask("dataset", { which, bytes: cache, name: d.name }, undefined, [cache]);
     d.seqLen = seqLen();
     d.stats = stats;
-    showData();
+    if (state.data[which] === d) showData();
   } catch (err) {
+    if (state.data[which] !== d) return;
     state.data[which] = undefined;
     await ask("clearDataset", { which });
     setStatus(status, err.message, "error");

@@ -121,13 +121,21 @@ if (import.meta.main) {
   }
   const isolation = !args.includes("--no-isolation");
   const root = new URL("..", import.meta.url).pathname;
-  serveWeb({
-    root,
-    port,
-    isolation,
-    onListen: (url) =>
-      console.log(
-        `mesp web: open ${url}${isolation ? "" : "  (no cross-origin isolation: one kernel thread)"}`,
-      ),
-  });
+  try {
+    serveWeb({
+      root,
+      port,
+      isolation,
+      onListen: (url) =>
+        console.log(
+          `mesp web: open ${url}${isolation ? "" : "  (no cross-origin isolation: one kernel thread)"}`,
+        ),
+    });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AddrInUse)) throw err;
+    console.error(
+      `error: --port ${port}: 127.0.0.1:${port} is in use (another server?); try --port ${port + 1}`,
+    );
+    Deno.exit(1);
+  }
 }
