@@ -124,6 +124,18 @@ Deno.test("outputs: export, merge and the cache name the flag at fault: a file w
   );
 });
 
+Deno.test("outputs: train refuses the model's own directory as --out", async () => {
+  const before = await snapshot(model);
+  const r = await mesp(cache, ...trainArgs(`${model}/`), "--steps", "1");
+  assertFails(
+    r,
+    1,
+    /--out .* is the model's own directory; give the run a directory of its own/,
+    "train into the model",
+  );
+  await assertUnchanged(before, "train into the model");
+});
+
 Deno.test("outputs: train refuses an --out that holds any file of a run, or is a file", async () => {
   for (const f of ["metrics.jsonl", "loss.svg", "adapter_config.json"]) {
     const out = `${tmp}/holds-${f}`;

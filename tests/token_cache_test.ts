@@ -4,6 +4,7 @@ import {
   crc32,
   decodeTokenCache,
   encodeTokenCache,
+  invalidUtf8Line,
   resolveTokenCacheOptions,
   sha256Hex,
   tokenCacheKey,
@@ -231,4 +232,26 @@ Deno.test("token cache files: build, reuse, stale and corrupt rebuilds, atomic w
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("token cache: a dataset that is not UTF-8 is named with the line of its first bad bytes", async () => {
+  const files = await qwenTokenizerFiles();
+  const lines = DATASET.split("\n");
+  const bytes = new Uint8Array([
+    ...enc.encode(`${lines[0]}\n${lines[1]}\n{"text": "caf`),
+    0xe9, // Latin-1 é: not UTF-8
+    ...enc.encode(`"}\n${lines[3]}\n`),
+  ]);
+  await assert.rejects(
+    buildTokenCache({
+      datasetBytes: bytes,
+      datasetFile: "latin1.jsonl",
+      tokenizerJsonBytes: enc.encode(files.tokenizerJson),
+      tokenizerConfigBytes: enc.encode(files.tokenizerConfigJson),
+      options: { seqLen: 64 },
+    }),
+    /^Error: latin1\.jsonl:3: not valid UTF-8$/,
+  );
+  assert.equal(invalidUtf8Line(new Uint8Array([0x41, 0x0a, 0x0a, 0xff])), 3);
+  assert.equal(invalidUtf8Line(new Uint8Array([0xc3])), 1); // cut off mid-character, no newline
 });

@@ -233,6 +233,13 @@ async function useRecordedPaths(
   );
 }
 
+/** Whether directories `a` and `b` are one (after symlinks; false when either does not exist). */
+async function sameDirectory(a: string, b: string): Promise<boolean> {
+  const real = (p: string) => Deno.realPath(p).catch(() => undefined);
+  const [ra, rb] = await Promise.all([real(a), real(b)]);
+  return ra !== undefined && ra === rb;
+}
+
 /** The files a run writes into its directory. */
 const RUN_FILES = [TRAINING_STATE_FILE, ADAPTER_WEIGHTS, ADAPTER_CONFIG, "metrics.jsonl", "loss.svg"];
 
@@ -264,6 +271,9 @@ export async function run(argv: string[]): Promise<number> {
       ? await demoOut(args.resume || args.force)
       : `runs/${dataPath.split("/").at(-1)!.replace(/\.jsonl?$/, "")}`);
   const cfg = await readModelConfig(model);
+  if (await sameDirectory(out, model)) {
+    throw new Error(`--out ${out} is the model's own directory; give the run a directory of its own`);
+  }
   resolveTargets(args.targets);
   await checkInputFile("--data", dataPath);
   if (args.val !== undefined) await checkInputFile("--val", args.val);

@@ -286,6 +286,22 @@ export interface TokenCacheBuildJob {
   options: TokenCacheOptions;
 }
 
+/** The 1-based line of the first bytes of `b` that are not UTF-8 (an error path: each line decoded apart). */
+export function invalidUtf8Line(b: Uint8Array): number {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  for (let start = 0, line = 1; start <= b.length; line++) {
+    let end = b.indexOf(0x0a, start);
+    if (end < 0) end = b.length;
+    try {
+      decoder.decode(b.subarray(start, end));
+    } catch {
+      return line;
+    }
+    start = end + 1;
+  }
+  return 1;
+}
+
 /**
  * Parse, tokenize and encode a dataset into token cache bytes in the current thread. Loads the
  * tokenizer (lazily imported, so modules that only decode caches never load the library).
@@ -296,7 +312,7 @@ export async function buildTokenCache(job: TokenCacheBuildJob): Promise<Uint8Arr
     try {
       return new TextDecoder("utf-8", { fatal: true }).decode(b);
     } catch {
-      throw new Error(`${what}: not valid UTF-8`);
+      throw new Error(`${what}:${invalidUtf8Line(b)}: not valid UTF-8`);
     }
   };
   const tokenizerJson = text(job.tokenizerJsonBytes, "tokenizer.json");
