@@ -531,7 +531,8 @@ async function trainInto(out: string, c: {
       writeMetric(row);
       if (args.json) console.log(JSON.stringify(row));
       bar?.update(ev.step, {
-        loss: (sumLoss / nLoss).toFixed(4),
+        // the mean since the last tenth step, so it moves less than one step's loss
+        "mean loss": (sumLoss / nLoss).toFixed(4),
         "tok/s": ev.tokensPerSecond.toFixed(0),
         mem: formatMB(mem.peak ?? mem.rss),
       });
@@ -614,11 +615,17 @@ async function trainInto(out: string, c: {
     `${out}/loss.svg`,
     new TextEncoder().encode(lossCurveSvg(losses, vals, { title: `${out}: loss` })),
   );
-  const first = result.losses.slice(0, 10), last = result.losses.slice(-10);
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-  const trained = result.losses.length
-    ? `; loss ${mean(first).toFixed(4)} (first 10) → ${mean(last).toFixed(4)} (last 10)`
-    : "";
+  // means over this invocation's steps (a resumed run's start after the saved step)
+  const n = result.losses.length, s0 = result.steps - n + 1;
+  const mean = (from: number, to: number) =>
+    `${(result.losses.slice(from, to).reduce((a, b) => a + b, 0) / (to - from)).toFixed(4)} (steps ${
+      s0 + from
+    }–${s0 + to - 1})`;
+  const trained = n === 0
+    ? ""
+    : n <= 10
+    ? `; mean loss ${mean(0, n)}`
+    : `; mean loss ${mean(0, 10)} → ${mean(n - 10, n)}`;
   console.error(
     (result.stopped
       ? `stopped at step ${result.steps} of ${steps} (training state saved; --resume continues)`
