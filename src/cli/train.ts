@@ -479,7 +479,7 @@ async function trainInto(out: string, c: {
   }
   if (resume) await keepMetricsUpTo(`${out}/metrics.jsonl`, resume.step);
 
-  if (demo) {
+  if (demo && !resume) {
     log(
       `demo: a rank-${args.rank} LoRA adapter, ${steps} steps at lr ${lr}, on ${DEMO.data} (validation ` +
         `${DEMO.val}), saved in ${out}. The base is a small random model, so this shows the adapter ` +
