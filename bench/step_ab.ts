@@ -8,7 +8,7 @@
  *   deno run -A bench/step_ab.ts --model /tmp/m05 --base /tmp/base --threads 2 --steps 5
  *
  * Flags: --seq-len 256, --rank 8, --steps 5 (measured per build), --warmup 1, --method mesp|mebp,
- * --threads 1.
+ * --threads 1, --prompt N (the first N tokens without a target, as a chat's masked prompt).
  */
 import { loadOrBuildPack } from "../src/model/pack_files.ts";
 import { cacheDir } from "../src/cli/common.ts";
@@ -30,10 +30,16 @@ const SPEC = {
     warmup: { type: "integer", default: 1, min: 0, description: "unmeasured steps per build first" },
     threads: { type: "integer", default: 1, min: 1, description: "kernel threads" },
     method: { type: "string", choices: ["mesp", "mebp"], default: "mesp", description: "backward method" },
+    prompt: {
+      type: "integer",
+      default: 0,
+      min: 0,
+      description: "leading tokens without a target (a chat prompt, masked; 0: every position trained)",
+    },
     cache: CACHE_FLAG,
   },
 } as const satisfies CommandSpec;
-const { model, base, seqLen: T, rank, steps, warmup, threads, method, ...flags } = benchArgs(SPEC);
+const { model, base, seqLen: T, rank, steps, warmup, threads, method, prompt, ...flags } = benchArgs(SPEC);
 
 const { pack } = await loadOrBuildPack(model, {
   format: "q4",
@@ -45,6 +51,7 @@ const ids = Int32Array.from(
   { length: T },
   () => Math.floor(random() * Math.min(pack.config.vocabSize, 150000)),
 );
+const trained = prompt > 0 ? Uint8Array.from({ length: T }, (_, t) => (t > prompt ? 1 : 0)) : undefined;
 
 /** A step runner over one checkout's engine (module URLs of that checkout). */
 async function runner(root: URL) {
@@ -71,7 +78,7 @@ async function runner(root: URL) {
     e,
     run: async () => {
       const t0 = performance.now(), c0 = cpuSeconds().own;
-      const r = await forwardBackward(e, bw, ids, undefined, T);
+      const r = await forwardBackward(e, bw, ids, trained, T);
       return { ms: performance.now() - t0, cpu: cpuSeconds().own - c0, loss: r.loss as number };
     },
   };
@@ -95,7 +102,8 @@ for (const b of builds) b.r.e.close();
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const [a, b] = builds.map((x) => median(x.ms)), [ca, cb] = builds.map((x) => median(x.cpu));
 console.log(
-  `${method}, T ${T}, rank ${rank}, ${threads} thread(s), ${steps} steps each, alternating:\n` +
+  `${method}, T ${T}${prompt ? ` (the first ${prompt} masked)` : ""}, rank ${rank}, ${threads} thread(s), ` +
+    `${steps} steps each, alternating:\n` +
     `this ${(a / 1000).toFixed(2)} s/step (median of ${
       builds[0].ms.map((m) => (m / 1000).toFixed(2)).join(", ")
     })\n` +

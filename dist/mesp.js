@@ -5473,6 +5473,22 @@ function decodeTokenCache(bytes, options = {}) {
     }
   };
 }
+function invalidUtf8Line(b) {
+  const decoder = new TextDecoder("utf-8", {
+    fatal: true
+  });
+  for (let start = 0, line = 1; start <= b.length; line++) {
+    let end = b.indexOf(10, start);
+    if (end < 0) end = b.length;
+    try {
+      decoder.decode(b.subarray(start, end));
+    } catch {
+      return line;
+    }
+    start = end + 1;
+  }
+  return 1;
+}
 async function buildTokenCache(job) {
   const { loadTokenizer: loadTokenizer2 } = await Promise.resolve().then(() => (init_tokenizer(), tokenizer_exports));
   const text = (b, what) => {
@@ -5481,7 +5497,7 @@ async function buildTokenCache(job) {
         fatal: true
       }).decode(b);
     } catch {
-      throw new Error(`${what}: not valid UTF-8`);
+      throw new Error(`${what}:${invalidUtf8Line(b)}: not valid UTF-8`);
     }
   };
   const tokenizerJson = text(job.tokenizerJsonBytes, "tokenizer.json");
@@ -8203,32 +8219,47 @@ function lossSum(e, T) {
     count
   };
 }
+function trainedFrom(e, T) {
+  const at = lossRows(e).targets >> 2;
+  let t = 0;
+  while (t < T && e.I32[at + t] < 0) t++;
+  return t;
+}
+function trainedTo(e, T) {
+  const at = lossRows(e).targets >> 2;
+  let t = T;
+  while (t > 0 && e.I32[at + t - 1] < 0) t--;
+  return t;
+}
 function chunkLogits(e, row0, row1, vc) {
   const logits = e.p["loss.logits"], { d, Vc } = e.D;
   e.gemm.run(OP.nt, row0, row1, 0, vc, vc, d, e.p["act.xn"], d, e.weights.vocabRef, logits, Vc, 1, false);
   return logits;
 }
 async function lossForward(e, T) {
-  const r = lossRows(e), { Vc } = e.D;
+  const r = lossRows(e), { Vc } = e.D, lo = trainedFrom(e, T), hi = trainedTo(e, T);
+  if (lo >= hi) return;
   for (let c = 0; c < e.weights.vocabChunks; c++) {
     const vc = await e.weights.loadVocabChunk(c);
-    const logits = chunkLogits(e, 0, T, vc);
-    e.k.ce_chunk_forward(logits, vc, Vc, c * Vc, r.targets, r.max, r.sum, r.tlogit, c === 0 ? 1 : 0, 0, T);
+    const logits = chunkLogits(e, lo, hi, vc);
+    e.k.ce_chunk_forward(logits, vc, Vc, c * Vc, r.targets, r.max, r.sum, r.tlogit, c === 0 ? 1 : 0, lo, hi);
   }
-  e.k.ce_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, 0, T);
+  e.k.ce_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, lo, hi);
 }
 async function lossForwardBackward(e, T) {
   const { d, Vc } = e.D, p = e.p;
-  const r = lossRows(e), dxn = p["grad.xn"];
+  const r = lossRows(e), dxn = p["grad.xn"], lo = trainedFrom(e, T), hi = trainedTo(e, T);
+  e.F.fill(0, dxn >> 2, (dxn >> 2) + lo * d);
+  e.F.fill(0, (dxn >> 2) + hi * d, (dxn >> 2) + T * d);
   e.weights.expectRows(lossTargets(e), T, true);
   for (let c = 0; c < e.weights.vocabChunks; c++) {
     const vc = await e.weights.loadVocabChunk(c);
-    const logits = chunkLogits(e, 0, T, vc);
+    const logits = chunkLogits(e, lo, hi, vc);
     const first = c === 0 ? 1 : 0;
-    e.k.ce_chunk_fused(logits, vc, Vc, c * Vc, r.targets, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, first, 0, T);
-    e.gemm.nn(T, d, vc, logits, Vc, e.weights.vocabRef, dxn, d, 1, c > 0);
+    e.k.ce_chunk_fused(logits, vc, Vc, c * Vc, r.targets, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, first, lo, hi);
+    e.gemm.run(OP.nn, lo, hi, 0, d, d, vc, logits, Vc, e.weights.vocabRef, dxn, d, 1, c > 0);
   }
-  e.k.ce_fused_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, 0, T);
+  e.k.ce_fused_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, lo, hi);
   const erow = p["loss.erow"];
   await e.weights.prefetchRows(lossTargets(e), T, true);
   for (let t = 0; t < T; t++) {

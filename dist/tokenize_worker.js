@@ -490,6 +490,22 @@ function encodeTokenCache(examples, meta) {
   view.setUint32(16, crc32(out.subarray(FIXED)), true);
   return out;
 }
+function invalidUtf8Line(b) {
+  const decoder = new TextDecoder("utf-8", {
+    fatal: true
+  });
+  for (let start = 0, line = 1; start <= b.length; line++) {
+    let end = b.indexOf(10, start);
+    if (end < 0) end = b.length;
+    try {
+      decoder.decode(b.subarray(start, end));
+    } catch {
+      return line;
+    }
+    start = end + 1;
+  }
+  return 1;
+}
 async function buildTokenCache(job) {
   const { loadTokenizer: loadTokenizer2 } = await Promise.resolve().then(() => (init_tokenizer(), tokenizer_exports));
   const text = (b, what) => {
@@ -498,7 +514,7 @@ async function buildTokenCache(job) {
         fatal: true
       }).decode(b);
     } catch {
-      throw new Error(`${what}: not valid UTF-8`);
+      throw new Error(`${what}:${invalidUtf8Line(b)}: not valid UTF-8`);
     }
   };
   const tokenizerJson = text(job.tokenizerJsonBytes, "tokenizer.json");

@@ -90,6 +90,25 @@ export function lossSum(e: Engine, T: number): { sum: number; count: number } {
   return { sum, count };
 }
 
+/**
+ * The first row with a target: the LM head runs on rows from here to {@linkcode trainedTo} only (a chat
+ * example's masked prompt costs nothing there; docs/mesp.md, "The loss").
+ */
+function trainedFrom(e: Engine, T: number): number {
+  const at = lossRows(e).targets >> 2;
+  let t = 0;
+  while (t < T && e.I32[at + t] < 0) t++;
+  return t;
+}
+
+/** One past the last row with a target (see {@linkcode trainedFrom}). */
+function trainedTo(e: Engine, T: number): number {
+  const at = lossRows(e).targets >> 2;
+  let t = T;
+  while (t > 0 && e.I32[at + t - 1] < 0) t--;
+  return t;
+}
+
 /** logits[row0:row1, 0:vc) = act.xn · E[v0:v0+vc)ᵀ for the chunk in the slot (ld = Vc); the logits' pointer. */
 export function chunkLogits(e: Engine, row0: number, row1: number, vc: number): number {
   const logits = e.p["loss.logits"], { d, Vc } = e.D;
@@ -103,13 +122,14 @@ export function chunkLogits(e: Engine, row0: number, row1: number, vc: number): 
  * `loss.rows.loss` and log Σ exp in `.lse` (with `.max`).
  */
 export async function lossForward(e: Engine, T: number): Promise<void> {
-  const r = lossRows(e), { Vc } = e.D;
+  const r = lossRows(e), { Vc } = e.D, lo = trainedFrom(e, T), hi = trainedTo(e, T);
+  if (lo >= hi) return;
   for (let c = 0; c < e.weights.vocabChunks; c++) {
     const vc = await e.weights.loadVocabChunk(c);
-    const logits = chunkLogits(e, 0, T, vc);
-    e.k.ce_chunk_forward(logits, vc, Vc, c * Vc, r.targets, r.max, r.sum, r.tlogit, c === 0 ? 1 : 0, 0, T);
+    const logits = chunkLogits(e, lo, hi, vc);
+    e.k.ce_chunk_forward(logits, vc, Vc, c * Vc, r.targets, r.max, r.sum, r.tlogit, c === 0 ? 1 : 0, lo, hi);
   }
-  e.k.ce_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, 0, T);
+  e.k.ce_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, lo, hi);
 }
 
 /**
@@ -120,12 +140,15 @@ export async function lossForward(e: Engine, T: number): Promise<void> {
  */
 export async function lossForwardBackward(e: Engine, T: number): Promise<void> {
   const { d, Vc } = e.D, p = e.p;
-  const r = lossRows(e), dxn = p["grad.xn"];
+  const r = lossRows(e), dxn = p["grad.xn"], lo = trainedFrom(e, T), hi = trainedTo(e, T);
+  // rows without a target have no gradient: zero, as their weight 0 made them before
+  e.F.fill(0, dxn >> 2, (dxn >> 2) + lo * d);
+  e.F.fill(0, (dxn >> 2) + hi * d, (dxn >> 2) + T * d);
   // an untied head's target rows are kept as this pass reads them, for the gather after it
   e.weights.expectRows(lossTargets(e), T, true);
   for (let c = 0; c < e.weights.vocabChunks; c++) {
     const vc = await e.weights.loadVocabChunk(c);
-    const logits = chunkLogits(e, 0, T, vc);
+    const logits = chunkLogits(e, lo, hi, vc);
     const first = c === 0 ? 1 : 0;
     e.k.ce_chunk_fused(
       logits,
@@ -141,12 +164,13 @@ export async function lossForwardBackward(e: Engine, T: number): Promise<void> {
       d,
       d,
       first,
-      0,
-      T,
+      lo,
+      hi,
     );
-    e.gemm.nn(T, d, vc, logits, Vc, e.weights.vocabRef, dxn, d, 1, c > 0); // acc += p · E_chunk
+    // acc += p · E_chunk
+    e.gemm.run(OP.nn, lo, hi, 0, d, d, vc, logits, Vc, e.weights.vocabRef, dxn, d, 1, c > 0);
   }
-  e.k.ce_fused_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, 0, T);
+  e.k.ce_fused_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, r.weight, dxn, d, d, lo, hi);
   const erow = p["loss.erow"];
   // the target rows in few reads (tied: the embedding's, gathered already by the forward)
   await e.weights.prefetchRows(lossTargets(e), T, true);
