@@ -4,7 +4,7 @@
  * browser build in `dist/` (see `bundle.ts`).
  *
  *   deno task build                     # writes wasm/*.wasm, src/runtime/kernel_exports.ts and dist/
- *   deno run -A asm/build.ts --check    # rebuilds in memory, exits 1 if any committed byte differs
+ *   deno run --lock=deno.dev.lock -A asm/build.ts --check    # rebuilds in memory, exits 1 if any committed byte differs
  *
  * The build is reproducible: the same sources and the pinned compiler give the same bytes.
  */

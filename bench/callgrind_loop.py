@@ -1,7 +1,7 @@
 """The hottest loops of a callgrind profile made with --dump-instr=yes, as instruction counts.
 
     valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file=/tmp/k.cg \
-      deno run -A --v8-flags=--no-liftoff,--single-threaded bench/kernel_ab.ts --a wasm/mesp_relaxed.wasm \
+      deno run --lock=deno.dev.lock -A --v8-flags=--no-liftoff,--single-threaded bench/kernel_ab.ts --a wasm/mesp_relaxed.wasm \
       --b wasm/mesp_relaxed.wasm --reps 2
     python3 bench/callgrind_loop.py /tmp/k.cg
 

@@ -4,7 +4,7 @@
 // directory, also the measured first-read cost of the vocabulary checksums of its q4 pack (built once in a
 // temporary cache): rows read as 512-row LM-head chunks and as single token rows, first read (verifying)
 // against a second read of the same rows by the same pack (verified already).
-//   deno run -A bench/checks.ts [model-dir]
+//   deno run --lock=deno.dev.lock -A bench/checks.ts [model-dir]
 import { Checksum } from "../src/io/checksum.ts";
 import { PRESETS } from "../src/model/config.ts";
 import type { VocabRowViews } from "../src/model/pack.ts";

@@ -3,8 +3,8 @@
  * speed right now? (The project machine has periods, minutes long and invisible in `/proc/stat`, in which
  * wasm GEMMs run ~40 % slower; see bench/README.md.)
  *
- *   for i in 1 2 3 4 5; do deno run -A bench/gemm_probe.ts; done              # one thread
- *   deno run -A bench/gemm_probe.ts --threads 2 --split rows                   # a 2-thread pool
+ *   for i in 1 2 3 4 5; do deno run --lock=deno.dev.lock -A bench/gemm_probe.ts; done              # one thread
+ *   deno run --lock=deno.dev.lock -A bench/gemm_probe.ts --threads 2 --split rows                   # a 2-thread pool
  *
  * Prints GFLOP/s of x·Wᵀ (256×4864×896, f32, relaxed build) in ten 200 ms windows, each with the process's
  * busy cores in parentheses.

@@ -10,9 +10,9 @@
  *   thread; for Qwen2.5-0.5B shapes at T = 256 every MLP's gate/up and 9 layers' attention tensors);
  *   `keepall`: everything kept. Any model runs: the schedules come from its layer count.
  *
- *   deno run -A bench/keep_ab.ts --model /tmp/m05 --seq-len 256 --steps 2                  # all,budget,keepall
- *   deno run -A bench/keep_ab.ts --model /tmp/tiny --seq-len 64 --budget 74MB             # make-model --preset tiny
- *   deno run -A bench/keep_ab.ts --model /tmp/m05 --schedules 6,all,every4 --steps 2
+ *   deno run --lock=deno.dev.lock -A bench/keep_ab.ts --model /tmp/m05 --seq-len 256 --steps 2                  # all,budget,keepall
+ *   deno run --lock=deno.dev.lock -A bench/keep_ab.ts --model /tmp/tiny --seq-len 64 --budget 74MB             # make-model --preset tiny
+ *   deno run --lock=deno.dev.lock -A bench/keep_ab.ts --model /tmp/m05 --schedules 6,all,every4 --steps 2
  */
 import { Engine, type EngineOptions } from "../src/engine/engine.ts";
 import { Backward } from "../src/engine/backward.ts";

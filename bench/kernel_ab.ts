@@ -6,7 +6,7 @@
  * Deno bounds-checks every wasm load (Deno installs no trap handler), Chromium and Node do not.
  *
  *   git show HEAD~1:wasm/mesp_relaxed.wasm > /tmp/old.wasm
- *   deno run -A bench/kernel_ab.ts --a /tmp/old.wasm --b wasm/mesp_relaxed.wasm --rounds 8
+ *   deno run --lock=deno.dev.lock -A bench/kernel_ab.ts --a /tmp/old.wasm --b wasm/mesp_relaxed.wasm --rounds 8
  *
  * Printed per engine and shape: the median GFLOP/s of each build (7 windows of 150 ms per round, median
  * window) and the median over rounds of B/A measured in the same round. One thread; pin it (`taskset -c 1`)

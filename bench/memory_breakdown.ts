@@ -4,8 +4,8 @@
  * train` would), while this process polls `/proc` of the whole process tree (the trainer, its preparation
  * child) every 10 ms.
  *
- *   deno run -A bench/memory_breakdown.ts --model /tmp/m05              # every variant, 1 step each
- *   deno run -A bench/memory_breakdown.ts --model /tmp/m05 --variants default,threads1 --steps 2
+ *   deno run --lock=deno.dev.lock -A bench/memory_breakdown.ts --model /tmp/m05              # every variant, 1 step each
+ *   deno run --lock=deno.dev.lock -A bench/memory_breakdown.ts --model /tmp/m05 --variants default,threads1 --steps 2
  *
  * Columns (MB = 10⁶ bytes): the trainer's peak (VmHWM), the sum over the tree at its highest sample, the
  * preparation child's own peak; at the trainer's end: file-backed pages (Deno's code and read-only data

@@ -5,7 +5,7 @@
  * buffers). `bench/memory_breakdown.ts` starts it; on its own:
  *
  * ```sh
- * MESP_MEMORY_PROBE=/tmp/probe.jsonl deno run -A bench/memory_probe.ts train --model … --data … --out …
+ * MESP_MEMORY_PROBE=/tmp/probe.jsonl deno run --lock=deno.dev.lock -A bench/memory_probe.ts train --model … --data … --out …
  * ```
  *
  * writes one JSON line per sample (`t` ms since start, MB) and a last line with the maxima. The probe itself

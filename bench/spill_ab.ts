@@ -10,8 +10,8 @@
  * - `spill`: saved inputs, adapter (and AdamW's moments) in a file (`createSpillFile`, in `--dir`), every
  *   layer's input saved (the CLI's default).
  *
- *   deno run -A bench/spill_ab.ts --model /tmp/m05 --configs memory,6,spill --steps 2 --rounds 2
- *   deno run -A bench/spill_ab.ts --model /tmp/tiny --seq-len 64 --steps 4   # make-model --preset tiny
+ *   deno run --lock=deno.dev.lock -A bench/spill_ab.ts --model /tmp/m05 --configs memory,6,spill --steps 2 --rounds 2
+ *   deno run --lock=deno.dev.lock -A bench/spill_ab.ts --model /tmp/tiny --seq-len 64 --steps 4   # make-model --preset tiny
  */
 import { train, type TrainOptions } from "../src/run/train.ts";
 import type { SpillFile } from "../src/io/spill_file.ts";

@@ -5,7 +5,7 @@
  * down, on a machine too noisy for absolute times; also checks both builds give the same loss bits.
  *
  *   deno task make-model --preset qwen2.5-0.5b --out /tmp/m05 --format mlx-q4
- *   deno run -A bench/step_ab.ts --model /tmp/m05 --base /tmp/base --threads 2 --steps 5
+ *   deno run --lock=deno.dev.lock -A bench/step_ab.ts --model /tmp/m05 --base /tmp/base --threads 2 --steps 5
  *
  * Flags: --seq-len 256, --rank 8, --steps 5 (measured per build), --warmup 1, --method mesp|mebp,
  * --threads 1, --prompt N (the first N tokens without a target, as a chat's masked prompt).

@@ -5,8 +5,8 @@
  * on-stack replacement). `gemm` inlines its micro-kernel, so the first GEMM of a process could run entirely
  * at baseline speed.
  *
- *   deno run -A bench/tier_probe.ts                # each V8 setting in fresh processes, interleaved, 5 rounds
- *   deno run -A bench/tier_probe.ts --rounds 9
+ *   deno run --lock=deno.dev.lock -A bench/tier_probe.ts                # each V8 setting in fresh processes, interleaved, 5 rounds
+ *   deno run --lock=deno.dev.lock -A bench/tier_probe.ts --rounds 9
  *
  * Each child process times (in CPU time of its thread, so that other programs on the machine do not count)
  * its first five calls of x·Wᵀ gate/up (256×4864×896, f32, relaxed build, one

@@ -5,8 +5,8 @@
  * side by side with the ratio. Time is CPU time of the thread that computes (`/proc/thread-self/schedstat`),
  * so other programs on a shared machine do not count (their cache and memory-bandwidth use still does).
  *
- *   deno run -A bench/v8_flags.ts --flag=--experimental-wasm-revectorize --model /tmp/m05
- *   deno run -A bench/v8_flags.ts --flag=--no-liftoff --rounds 5 --no-step
+ *   deno run --lock=deno.dev.lock -A bench/v8_flags.ts --flag=--experimental-wasm-revectorize --model /tmp/m05
+ *   deno run --lock=deno.dev.lock -A bench/v8_flags.ts --flag=--no-liftoff --rounds 5 --no-step
  *
  * Flags: `--help` (the shared bench parser, `bench/args.ts`); `--flag` takes V8 flags with `=` since they start
  * with `--`; a step is measured only with `--model` (3 steps per child, the first not counted).
