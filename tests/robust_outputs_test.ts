@@ -80,7 +80,8 @@ Deno.test("outputs: export, merge and the cache name the flag at fault: a file w
   await Deno.writeTextFile(file, "mine");
   await Deno.mkdir(dir);
   await Deno.writeTextFile(`${dir}/keep.txt`, "x");
-  const before = await snapshot(run, dir);
+  await Deno.mkdir(`${tmp}/m-dir-cfg/config.json`, { recursive: true });
+  const before = await snapshot(run, dir, `${tmp}/m-dir-cfg`);
   const notDir = /--out .*\/a-file exists and is not a directory/;
   const cases: [string[], RegExp][] = [
     [["merge", "--adapter", run, "--out", file], notDir],
@@ -98,6 +99,14 @@ Deno.test("outputs: export, merge and the cache name the flag at fault: a file w
       /--out .*a-file\/x\.gguf: a directory on its way is a file/,
     ],
     [["export", "--adapter", run, "--format", "gguf", "--base", dir], /--base .*\/a-dir is a directory/],
+    [
+      ["export", "--adapter", run, "--format", "gguf", "--out", `${tmp}/x.gguf`, "--base", `${tmp}/x.gguf`],
+      /--base .*x\.gguf is --out too/,
+    ],
+    [
+      ["merge", "--adapter", run, "--out", `${tmp}/m-dir-cfg`, "--force"],
+      /--out .*m-dir-cfg\/config\.json is a directory/,
+    ],
     [["merge", "--adapter", run, "--out", ""], /--out: empty path/],
     [["export", "--adapter", run, "--format", "gguf", "--out", ""], /--out: empty path/],
     [
@@ -106,6 +115,19 @@ Deno.test("outputs: export, merge and the cache name the flag at fault: a file w
     ],
   ];
   for (const [args, want] of cases) assertFails(await mesp(cache, ...args), 1, want, args.join(" "));
+  // $MESP_CACHE naming a file (the demo makes its model there first), or empty (not the filesystem's root)
+  assertFails(
+    await mesp(file, "train", "--steps", "1"),
+    1,
+    /the cache directory \(\$MESP_CACHE, else ~\/\.cache\/mesp\): .*\/a-file exists and is not a directory/,
+    "the demo with $MESP_CACHE a file",
+  );
+  assertFails(
+    await mesp("", ...trainArgs(`${tmp}/c2`)),
+    1,
+    /\$MESP_CACHE is set but empty/,
+    "empty $MESP_CACHE",
+  );
   assertEquals(await Deno.readTextFile(file), "mine");
   await assertUnchanged(before, "export and merge refused");
   // an existing MLX export is kept without --force, replaced with it

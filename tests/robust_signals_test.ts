@@ -10,6 +10,7 @@ import {
   idsData,
   mesp,
   mespCommand,
+  mespIn,
   smallTrain,
   snapshot,
 } from "./_robust.ts";
@@ -123,25 +124,22 @@ Deno.test("signals: one Ctrl-C in a terminal under `deno task train` (SIGINT to 
   assert(!stderr.includes("quitting without saving"), stderr);
   const ck = await decodeTrainingState(await Deno.readFile(`${out}/checkpoint.safetensors`));
   assert(ck.state.step >= 3, `saved at step ${ck.state.step}`);
-  // and --resume without --model and --data takes the paths the run recorded
-  const resumed = await mesp(
+});
+
+Deno.test("signals: train --out R --resume alone takes the paths the run recorded, from any working directory", async () => {
+  // started with paths relative to tmp, resumed from another directory
+  await Deno.mkdir(`${tmp}/elsewhere`, { recursive: true });
+  const rel = smallTrain("model", "train.jsonl", "--threads", "1", "--out", "rel", "--steps", "2");
+  const first = await mespIn(tmp, cache, ...rel);
+  assertEquals(first.code, 0, first.stderr);
+  const r = await mespIn(
+    `${tmp}/elsewhere`,
     cache,
-    "train",
-    "--out",
-    out,
-    "--resume",
-    "--allow-change",
-    "steps",
-    "--steps",
-    String(ck.state.step + 1),
-    "--json",
+    ..."train --out ../rel --resume --allow-change steps --steps 3 --json".split(" "),
   );
-  assertEquals(resumed.code, 0, resumed.stderr);
-  assert(
-    resumed.stderr.includes(`--resume: the run's recorded --model ${model} --data ${data}`),
-    resumed.stderr,
-  );
-  assert(resumed.stderr.includes(`resuming ${out} at step ${ck.state.step}`), resumed.stderr);
+  assertEquals(r.code, 0, r.stderr);
+  assert(r.stderr.includes(`--resume: the run's recorded --model ${model} --data ${data}`), r.stderr);
+  assert(r.stderr.includes("resuming ../rel at step 2"), r.stderr);
 });
 
 Deno.test("signals: after kill -9, the next start removes the run's *.tmp-* files and the stale lock", async () => {

@@ -146,7 +146,11 @@ Deno.test({
       await page.setInputFiles("#train-file", DATA);
       const data = await statusOf(page, "data-status", /examples/, 120_000, bad);
       assert(data.includes("100 examples"), data);
-      // a wrong pick corrected at once, while it is still tokenizing: the second file stands
+      // a wrong pick corrected at once, while it is still tokenizing: the second file stands (the status
+      // cleared first, so the old text cannot pass for the new)
+      const trainable = await page.isEnabled("#train-button");
+      // deno-lint-ignore no-explicit-any
+      await page.evaluate(() => (globalThis as any).document.querySelector("#data-status").textContent = "");
       await page.setInputFiles("#train-file", {
         name: "wrong.jsonl",
         mimeType: "application/jsonl",
@@ -155,6 +159,7 @@ Deno.test({
       await page.setInputFiles("#train-file", DATA);
       const corrected = await statusOf(page, "data-status", /examples/);
       assert(corrected === data, `after a corrected pick: "${corrected}"`);
+      assert(trainable && await page.isEnabled("#train-button"), "Train after a corrected pick");
 
       // 3. a budget too small is refused, with the plan
       for (const [id, v] of Object.entries(FORM)) if (id !== "seq-len") await page.fill(`#${id}`, v);

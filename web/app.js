@@ -258,8 +258,12 @@ async function useData(which, bytes, name) {
   await tokenize(which);
 }
 
+/** The latest tokenize job of each file input: an older job's result or error is dropped. */
+const tokenizeJobs = { train: 0, val: 0 };
+
 async function tokenize(which) {
-  const d = state.data[which];
+  const d = state.data[which], job = ++tokenizeJobs[which], len = seqLen();
+  const stale = () => tokenizeJobs[which] !== job;
   const status = $("data-status");
   setStatus(status, `Tokenizing ${d.name}…`);
   state.tokenizing = (state.tokenizing ?? 0) + 1;
@@ -269,16 +273,17 @@ async function tokenize(which) {
       key: state.model.key,
       datasetBytes: d.bytes.slice().buffer,
       datasetFile: d.name,
-      options: { seqLen: seqLen() },
+      options: { seqLen: len },
     });
-    // a later pick replaced this file while it was tokenized: that pick's own job reports
-    if (state.data[which] !== d) return;
+    // a later pick (or sequence length) started another job while this one ran: that one reports
+    if (stale()) return;
     const { stats } = await ask("dataset", { which, bytes: cache, name: d.name }, undefined, [cache]);
-    d.seqLen = seqLen();
+    if (stale()) return;
+    d.seqLen = len;
     d.stats = stats;
-    if (state.data[which] === d) showData();
+    showData();
   } catch (err) {
-    if (state.data[which] !== d) return;
+    if (stale()) return;
     state.data[which] = undefined;
     await ask("clearDataset", { which });
     setStatus(status, err.message, "error");

@@ -134,7 +134,8 @@ if (import.meta.main) {
   } catch (err) {
     if (!(err instanceof Deno.errors.AddrInUse)) throw err;
     console.error(
-      `error: --port ${port}: 127.0.0.1:${port} is in use (another server?); try --port ${port + 1}`,
+      `error: ${portAt >= 0 ? `--port ${port}: ` : ""}127.0.0.1:${port} is in use (another server?); ` +
+        `try --port ${port + 1}`,
     );
     Deno.exit(1);
   }

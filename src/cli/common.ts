@@ -77,6 +77,9 @@ export const MODEL_FLAGS = {
   },
 } as const satisfies Record<string, FlagSpec>;
 
+/** How errors name the cache directory when no `--cache-dir` was given. */
+export const CACHE_NAME = "the cache directory ($MESP_CACHE, else ~/.cache/mesp)";
+
 /** The cache directory: the flag, `$MESP_CACHE`, or `~/.cache/mesp`. */
 export function cacheDir(flag?: string): string {
   if (flag) return flag;
@@ -87,7 +90,12 @@ export function cacheDir(flag?: string): string {
       return undefined;
     }
   };
-  return env("MESP_CACHE") ?? `${env("XDG_CACHE_HOME") ?? `${env("HOME") ?? "."}/.cache`}/mesp`;
+  const set = env("MESP_CACHE");
+  // an empty variable must not make the cache the filesystem's root
+  if (set !== undefined && set.trim() === "") {
+    throw new Error("$MESP_CACHE is set but empty (an unset variable?)");
+  }
+  return set ?? `${env("XDG_CACHE_HOME") || `${env("HOME") || "."}/.cache`}/mesp`;
 }
 
 /** Arena budget from a whole-process `--max-memory` with `threads` kernel threads. */
@@ -122,10 +130,7 @@ export async function prepareRun(
     : chooseWeights(await readModelConfig(args.model), args.weights, choice);
   log(weights.line);
   const cache = cacheDir(args.cacheDir);
-  await ensureDir(
-    args.cacheDir ? "--cache-dir" : "the cache directory ($MESP_CACHE, else ~/.cache/mesp)",
-    cache,
-  );
+  await ensureDir(args.cacheDir ? "--cache-dir" : CACHE_NAME, cache);
   const { pack, sets } = await prepare({
     model: args.model,
     weights: weights.format,

@@ -6,6 +6,7 @@
  * @module
  */
 import { type CommandSpec, parseArgs } from "./args.ts";
+import { resolve } from "node:path";
 import { loadAdapter } from "./adapter_files.ts";
 import { claimOutputDir, claimOutputFile } from "./paths.ts";
 import { stderrLog } from "./common.ts";
@@ -96,6 +97,9 @@ export async function run(argv: string[]): Promise<number> {
     log(`use: mlx_lm.generate --model <the base in MLX format> --adapter-path ${out} --prompt "…"`);
   } else {
     const out = args.out ?? `${adapterDir}/adapter.gguf`;
+    if (args.base !== undefined && resolve(args.base) === resolve(out)) {
+      throw new Error(`--base ${args.base} is --out too: the adapter and the base model are two files`);
+    }
     // both claimed before either is written
     await claimOutputFile("--out", out, args.force);
     if (args.base !== undefined) await claimOutputFile("--base", args.base, args.force);

@@ -76,8 +76,9 @@ export async function run(argv: string[]): Promise<number> {
     await writeGgufFile("--out", out, model, cfg, { layout, params }, args.dtype, args.force);
     return 0;
   }
-  // config.json marks a complete model (written last)
-  await claimOutputDir("--out", out, ["config.json"], args.force);
+  // the base's files, merged or copied (config.json last: it marks a complete model)
+  const names = await dirFiles(model).list!();
+  await claimOutputDir("--out", out, names, args.force);
   const base = await openCheckpoint(dirFiles(model));
   let result;
   try {
@@ -92,7 +93,6 @@ export async function run(argv: string[]): Promise<number> {
     base.close();
   }
   // the other files of the base: tokenizer, generation config, index; config.json last (it marks a complete model)
-  const names = await dirFiles(model).list!();
   for (const name of names) {
     if (WEIGHTS.test(name) || name === "config.json" || name === INDEX_FILE) continue;
     await writeFileAtomic(`${out}/${name}`, await Deno.readFile(`${model}/${name}`));

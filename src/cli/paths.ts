@@ -49,7 +49,8 @@ export async function claimOutputFile(flag: string, path: string, force: boolean
 
 /**
  * Checks a directory the command is about to write `files` into (`flag` names it in errors): not a file, none
- * of `files` there unless `force` (other files are left alone), and made when missing.
+ * of `files` a directory there, nor a file unless `force` (other files are left alone), and made when
+ * missing.
  */
 export async function claimOutputDir(
   flag: string,
@@ -61,9 +62,13 @@ export async function claimOutputDir(
   if (info && !info.isDirectory) {
     throw new Error(`${flag} ${dir} exists and is not a directory (this output is a directory of files)`);
   }
-  if (info && !force) {
+  if (info) {
     for (const f of files) {
-      if (await statOf(`${dir}/${f}`, flag)) {
+      const there = await statOf(`${dir}/${f}`, flag);
+      if (there?.isDirectory) {
+        throw new Error(`${flag} ${dir}/${f} is a directory; this output writes a file there`);
+      }
+      if (there && !force) {
         throw new Error(`${flag} ${dir} already holds ${f}; use --force to replace it, or another ${flag}`);
       }
     }

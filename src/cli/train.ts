@@ -10,9 +10,11 @@
  * @module
  */
 import { type CommandSpec, givenFlags, kebabCase, parseArgs, UsageError, usageLine } from "./args.ts";
+import { resolve } from "node:path";
 import { Progress } from "./progress.ts";
 import {
   arenaBudget,
+  CACHE_NAME,
   cacheDir,
   MODEL_FLAGS,
   openAdapterDir,
@@ -137,8 +139,10 @@ export const SPEC = {
  * The demo: memorising the Lumen answers on a small random base (the `demo` preset) takes more steps, a larger
  * rank and a larger learning rate than fine-tuning a real model; these apply only when the flag is not given.
  */
+/** The demo's training data, inside the repository. */
+const DEMO_DATA = "data/lumen/train.jsonl";
 const DEMO = {
-  data: new URL("../../data/lumen/train.jsonl", import.meta.url).pathname,
+  data: new URL(`../../${DEMO_DATA}`, import.meta.url).pathname,
   val: new URL("../../data/lumen/valid.jsonl", import.meta.url).pathname,
   out: "runs/lumen",
   prompt: "How long is the warranty?", // the first training question; trained answer "Lumen has a 2-year warranty."
@@ -222,7 +226,9 @@ async function useRecordedPaths(
   const statePath = `${args.out}/${TRAINING_STATE_FILE}`;
   if (!await exists(statePath)) return; // said by the resume itself
   const run = await readTrainingStateRun(fileSource(statePath), statePath);
-  if (typeof run.model !== "string" || typeof run.data !== "string" || run.data === DEMO.data) return;
+  if (typeof run.model !== "string" || typeof run.data !== "string") return;
+  // a demo run stays the demo (runs recorded before the flag: by the demo's data, in whichever clone)
+  if (run.demo === true || (run.demo === undefined && run.data.endsWith(DEMO_DATA))) return;
   args.model = run.model;
   args.data = run.data;
   if (args.val === undefined && typeof run.val === "string") args.val = run.val;
@@ -264,6 +270,7 @@ export async function run(argv: string[]): Promise<number> {
     throw new UsageError(`--allow-change applies to --resume only\n${usageLine(SPEC)}`);
   }
   const cache = cacheDir(args.cacheDir);
+  if (demo) await ensureDir(args.cacheDir ? "--cache-dir" : CACHE_NAME, cache);
   const model = demo ? await demoModel(cache, log) : args.model!;
   const dataPath = demo ? DEMO.data : args.data!;
   const out = args.out ??
@@ -496,7 +503,14 @@ async function trainInto(out: string, c: {
     );
   }
 
-  const runMeta = { config, model, data: dataPath, val: valPath ?? null };
+  // absolute, so that `train --out R --resume` finds them from any working directory
+  const runMeta = {
+    config,
+    demo,
+    model: resolve(model),
+    data: resolve(dataPath),
+    val: valPath === undefined ? null : resolve(valPath),
+  };
   const metricsPath = `${out}/metrics.jsonl`;
   const metrics = await Deno.open(metricsPath, { create: true, append: true, write: true });
   const writeMetric = (o: Record<string, unknown>) => {
@@ -546,6 +560,7 @@ async function trainInto(out: string, c: {
   };
   const save = async (state: TrainState) => {
     await writeFileAtomic(statePath, (sink) => writeTrainingState(sink, state, runMeta));
+    c.saved(state.step); // what --resume continues from, even if a second signal ends the rest
     await writeFileAtomic(
       `${out}/${ADAPTER_WEIGHTS}`,
       (sink) => writeLoraTensors(sink, layout, state.params),
@@ -555,7 +570,6 @@ async function trainInto(out: string, c: {
       // a Hub model's id, as PEFT adapters name their base; else the model directory
       new TextEncoder().encode(adapterConfigJson(layout, hubIdOfDir(model) ?? model)),
     );
-    c.saved(state.step);
   };
   let result;
   // the spill lives in the run folder (the user's disk; a /tmp may be memory) while the run does
@@ -623,6 +637,8 @@ async function trainInto(out: string, c: {
     }–${s0 + to - 1})`;
   const trained = n === 0
     ? ""
+    : n === 1
+    ? `; loss ${result.losses[0].toFixed(4)}`
     : n <= 10
     ? `; mean loss ${mean(0, n)}`
     : `; mean loss ${mean(0, 10)} → ${mean(n - 10, n)}`;
