@@ -8677,6 +8677,249 @@ function memorySpill() {
   };
 }
 
+// src/util/nearest.ts
+function nearest(name, candidates) {
+  let best, bestDistance = 3;
+  for (const c of candidates) {
+    const d = distance(c, name);
+    if (d < bestDistance) [best, bestDistance] = [
+      c,
+      d
+    ];
+  }
+  return best;
+}
+function distance(a, b) {
+  let prev = Array.from({
+    length: b.length + 1
+  }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [
+      i
+    ];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+// src/run/run_options.ts
+var TRAIN_OPTIONS = [
+  "method",
+  "zoEps",
+  "seqLen",
+  "steps",
+  "epochs",
+  "lora",
+  "seed",
+  "optimizer",
+  "gradAccum",
+  "clip",
+  "valEvery",
+  "saveEvery",
+  "resume",
+  "adapter",
+  "budget",
+  "target",
+  "variant",
+  "threads",
+  "kernels",
+  "resident",
+  "savedInputDtype",
+  "vocabChunk",
+  "savedInputEvery",
+  "savedInputs",
+  "ckptDtype",
+  "ckptEvery",
+  "spill",
+  "onEvent",
+  "saveState",
+  "saveCheckpoint",
+  "shouldStop"
+];
+var EVALUATE_OPTIONS = [
+  "adapter",
+  "seqLen",
+  "budget",
+  "variant",
+  "resident",
+  "threads",
+  "kernels",
+  "score",
+  "onProgress"
+];
+var GENERATE_OPTIONS = [
+  "maxTokens",
+  "temperature",
+  "topP",
+  "seed",
+  "eosTokenIds",
+  "adapter",
+  "streamWeights",
+  "budget",
+  "variant",
+  "threads",
+  "kernels",
+  "onLogits"
+];
+var GRAD_OPTIONS = [
+  "method",
+  "adapter",
+  "lora",
+  "seed",
+  "zoEps",
+  "seqLen",
+  "savedInputDtype",
+  "savedInputEvery",
+  "savedInputs",
+  "ckptDtype",
+  "ckptEvery",
+  "budget",
+  "target",
+  "variant",
+  "threads",
+  "kernels"
+];
+var OPTIMIZER_OPTIONS = [
+  "name",
+  "lr",
+  "weightDecay",
+  "beta1",
+  "beta2",
+  "eps",
+  "schedule",
+  "warmup"
+];
+var LORA_OPTIONS = [
+  "rank",
+  "alpha",
+  "rslora",
+  "targets"
+];
+var KINDS = {
+  method: [
+    "mesp",
+    "mebp",
+    "mezo"
+  ],
+  score: [
+    "all",
+    "trained"
+  ],
+  variant: [
+    "relaxed",
+    "simd"
+  ],
+  savedInputDtype: [
+    "f32",
+    "bf16"
+  ],
+  ckptDtype: [
+    "f32",
+    "bf16"
+  ],
+  name: [
+    "sgd",
+    "adamw"
+  ],
+  schedule: [
+    "constant",
+    "cosine"
+  ],
+  seqLen: "integer",
+  steps: "integer",
+  gradAccum: "integer",
+  valEvery: "integer",
+  saveEvery: "integer",
+  threads: "integer",
+  vocabChunk: "integer",
+  savedInputEvery: "integer",
+  savedInputs: "integer",
+  ckptEvery: "integer",
+  maxTokens: "integer",
+  warmup: "integer",
+  rank: "integer",
+  seed: "integer",
+  epochs: "number",
+  zoEps: "number",
+  clip: "number",
+  budget: "number",
+  target: "number",
+  lr: "number",
+  weightDecay: "number",
+  beta1: "number",
+  beta2: "number",
+  eps: "number",
+  alpha: "number",
+  temperature: "number",
+  topP: "number",
+  resident: "boolean",
+  streamWeights: "boolean",
+  rslora: "boolean",
+  onEvent: "function",
+  saveState: "function",
+  saveCheckpoint: "function",
+  shouldStop: "function",
+  onProgress: "function",
+  onLogits: "function",
+  lora: "object",
+  optimizer: "object",
+  kernels: "object"
+};
+function checkOptions(where, options, known) {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(`${where}: options must be an object, got ${options === null ? "null" : typeof options}`);
+  }
+  for (const [name, value] of Object.entries(options)) {
+    if (!known.includes(name)) {
+      const near = nearest(name, known);
+      throw new TypeError(`${where}: unknown option "${name}"${near ? ` (did you mean "${near}"?)` : ""}`);
+    }
+    if (value === void 0 || value === null) continue;
+    const kind = KINDS[name];
+    const bad = (want) => {
+      const got = typeof value === "string" ? JSON.stringify(value) : String(value);
+      throw new TypeError(`${where}: ${name} must be ${want}, got ${got}`);
+    };
+    if (Array.isArray(kind)) {
+      if (!kind.includes(value)) bad(`one of ${kind.map((c) => JSON.stringify(c)).join(", ")}`);
+    } else if (kind === "integer") {
+      if (!Number.isSafeInteger(value)) bad("an integer");
+    } else if (kind === "number") {
+      if (typeof value !== "number") bad("a number");
+    } else if (kind === "object") {
+      if (value === null || typeof value !== "object") bad("an object");
+    } else if (kind !== void 0 && typeof value !== kind) bad(`a ${kind}`);
+  }
+}
+function checkBudget(where, budget) {
+  if (budget !== void 0 && !(Number.isFinite(budget) && budget >= 0)) {
+    throw new RangeError(`${where}: budget must be a byte count \u2265 0, got ${budget}`);
+  }
+}
+function checkSequences(what, sequences, seqLen, trained) {
+  if (!Number.isSafeInteger(seqLen) || seqLen < 2) {
+    throw new RangeError(`train options: seqLen must be an integer \u2265 2, got ${seqLen}`);
+  }
+  for (let i = 0; i < sequences.length; i++) {
+    const s = sequences[i], at = `${what} sequence ${i}`;
+    if (!s || typeof s.ids?.length !== "number") throw new TypeError(`${at}: no ids`);
+    const n = s.ids.length, targets = s.targets;
+    if (targets && targets.length !== n) {
+      throw new RangeError(`${at}: ${targets.length} targets for ${n} tokens (one per token)`);
+    }
+    if (!trained) continue;
+    const T = Math.min(n, seqLen);
+    let any = false;
+    for (let t = 1; t < T && !any; t++) any = !targets || targets[t] !== 0;
+    if (!any) {
+      throw new RangeError(`${at}: no trained token${n < 2 ? ` (it has ${n} token${n === 1 ? "" : "s"})` : ` in its first ${T}`}`);
+    }
+  }
+}
+
 // src/engine/lora_init.ts
 function initLora(layout, params, seed) {
   const init = loraInitializer(layout, seed), n = layout.layerElements;
@@ -8727,6 +8970,22 @@ function checkHyperparameters(o, zoEps, clip) {
   if (!(Number.isFinite(zoEps) && zoEps > 0)) fail("MeZO's \u03B5", zoEps, "a finite number > 0");
   if (!(Number.isFinite(clip) && clip >= 0)) fail("the clipping norm", clip, "a finite number \u2265 0 (0 = off)");
 }
+function sameLora(kept2, given, whose) {
+  const differs = (what, a, b) => {
+    throw new Error(`train options.lora: ${what} ${b} differs from ${whose} ${a} (the run keeps that layout; leave lora out)`);
+  };
+  if (given.rank !== void 0 && given.rank !== kept2.rank) differs("rank", kept2.rank, given.rank);
+  if (given.alpha !== void 0 && given.alpha !== null && given.alpha !== kept2.alpha) {
+    differs("alpha", kept2.alpha, given.alpha);
+  }
+  if (given.rslora !== void 0 && given.rslora !== kept2.rslora) {
+    differs("rslora", kept2.rslora, given.rslora);
+  }
+  if (given.targets !== void 0) {
+    const a = resolveTargets(kept2.targets).sort().join(","), b = resolveTargets(given.targets).sort().join(",");
+    if (a !== b) differs("targets", a, b);
+  }
+}
 var NonFiniteError = class extends Error {
   /** The optimizer step (1-based) at which it appeared. */
   step;
@@ -8739,7 +8998,11 @@ var NonFiniteError = class extends Error {
 };
 function trainEngineOptions(pack, options) {
   const method = options.method ?? "mesp";
-  const loraOptions = options.resume?.lora ?? options.adapter?.config ?? options.lora ?? {};
+  const kept2 = options.resume?.lora ?? options.adapter?.config;
+  if (kept2 && options.lora) {
+    sameLora(kept2, options.lora, options.resume ? "the resumed state's" : "the adapter's");
+  }
+  const loraOptions = kept2 ?? options.lora ?? {};
   return {
     mode: "train",
     method,
@@ -8765,8 +9028,17 @@ function planTraining(pack, options) {
   return Engine.plan(pack, trainEngineOptions(pack, options));
 }
 async function train(pack, data, val, options) {
+  checkOptions("train options", options, TRAIN_OPTIONS);
+  if (options.optimizer) checkOptions("train options.optimizer", options.optimizer, OPTIMIZER_OPTIONS);
+  if (options.lora) checkOptions("train options.lora", options.lora, LORA_OPTIONS);
+  checkBudget("train options", options.budget);
   const method = options.method ?? "mesp";
+  if (!Array.isArray(data) || !Array.isArray(val)) {
+    throw new TypeError("train(pack, data, val, options): data and val are arrays of sequences (val [] for none)");
+  }
   if (data.length === 0) throw new Error("the training set is empty");
+  checkSequences("training", data, options.seqLen, true);
+  checkSequences("validation", val, options.seqLen, false);
   const cfg = pack.config;
   const seqLen = options.seqLen;
   if (seqLen > cfg.maxPositionEmbeddings) {
@@ -9061,6 +9333,11 @@ async function train(pack, data, val, options) {
 
 // src/run/evaluate.ts
 async function evaluate(pack, sequences, options = {}) {
+  checkOptions("evaluate options", options, EVALUATE_OPTIONS);
+  if (options.seqLen !== void 0 && options.seqLen < 2) {
+    throw new RangeError(`evaluate options: seqLen must be at least 2, got ${options.seqLen}`);
+  }
+  checkBudget("evaluate options", options.budget);
   if (sequences.length === 0) throw new Error("nothing to evaluate: the dataset is empty");
   const longest = Math.max(...sequences.map((s) => s.ids.length));
   const seqLen = Math.max(2, options.seqLen ?? longest);
@@ -9108,6 +9385,8 @@ async function evaluate(pack, sequences, options = {}) {
 
 // src/run/generate.ts
 async function* generate(pack, prompt, options = {}) {
+  checkOptions("generate options", options, GENERATE_OPTIONS);
+  checkBudget("generate options", options.budget);
   const maxTokens = options.maxTokens ?? 128;
   const T0 = prompt.length;
   if (T0 < 1) throw new Error("the prompt is empty");
@@ -9210,6 +9489,9 @@ function sampler(options) {
 
 // src/run/grad.ts
 async function computeGradients(pack, seq, options = {}) {
+  checkOptions("computeGradients options", options, GRAD_OPTIONS);
+  if (options.lora) checkOptions("computeGradients options.lora", options.lora, LORA_OPTIONS);
+  checkBudget("computeGradients options", options.budget);
   const method = options.method ?? "mesp";
   const layout = loraLayout(pack.config, options.adapter?.config ?? options.lora ?? {});
   const T = Math.min(seq.ids.length, options.seqLen ?? seq.ids.length);

@@ -254,9 +254,11 @@ const ops = {
       // spill's saving: "download" then reads the state just saved
       session.result = spill ? undefined : { params: s.params.slice(), layout };
     };
+    // the page's own choice (start from the loaded adapter) is not one of train's options
+    const { fromAdapter: _fromAdapter, ...trainOptions } = options;
     try {
       const result = await train(session.pack, session.sets.train.seqs, session.sets.val?.seqs ?? [], {
-        ...options,
+        ...trainOptions,
         threads,
         budget: options.budget || undefined,
         resume: state,

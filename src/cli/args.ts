@@ -23,6 +23,7 @@
  * @module
  */
 import { parseSize } from "../runtime/arena.ts";
+import { nearest } from "../util/nearest.ts";
 
 /** Value kinds: text, float, integer, on/off, byte size (`100MB`, `1.5GiB`), comma-separated list. */
 export type FlagType = "string" | "number" | "integer" | "boolean" | "size" | "list";
@@ -176,29 +177,6 @@ export function helpText(spec: CommandSpec): string {
   ];
   if (spec.epilog) lines.push("", spec.epilog.trimEnd());
   return lines.join("\n");
-}
-
-/** The candidate nearest to `name` within two edits, for "did you mean" hints. */
-export function nearest(name: string, candidates: Iterable<string>): string | undefined {
-  let best: string | undefined, bestDistance = 3;
-  for (const c of candidates) {
-    const d = distance(c, name);
-    if (d < bestDistance) [best, bestDistance] = [c, d];
-  }
-  return best;
-}
-
-/** Levenshtein distance. */
-function distance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length];
 }
 
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;

@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { HelpRequested, nearest } from "./args.ts";
+import { HelpRequested } from "./args.ts";
+import { nearest } from "../util/nearest.ts";
 import { resolveModelArg } from "./hub_cache.ts";
 
 /** What a command module exports. */

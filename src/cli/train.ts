@@ -579,7 +579,10 @@ async function trainInto(out: string, c: {
     result = await train(pack, data, val, {
       seqLen: args.seqLen,
       steps,
-      lora: { rank: args.rank, alpha: args.alpha, rslora: args.rslora, targets: args.targets },
+      // an adapter's or the saved state's layout is the run's (--rank etc. were warned about above)
+      lora: adapter || resume
+        ? undefined
+        : { rank: args.rank, alpha: args.alpha, rslora: args.rslora, targets: args.targets },
       seed: args.seed,
       optimizer: {
         name: optimizer,

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { checkBudget, checkOptions, EVALUATE_OPTIONS } from "./run_options.ts";
 import { Engine } from "../engine/engine.ts";
 import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { loraLayout } from "../engine/lora.ts";
@@ -57,6 +58,11 @@ export async function evaluate(
   sequences: readonly Sequence[],
   options: EvaluateOptions = {},
 ): Promise<EvaluateResult> {
+  checkOptions("evaluate options", options, EVALUATE_OPTIONS);
+  if (options.seqLen !== undefined && options.seqLen < 2) {
+    throw new RangeError(`evaluate options: seqLen must be at least 2, got ${options.seqLen}`);
+  }
+  checkBudget("evaluate options", options.budget);
   if (sequences.length === 0) throw new Error("nothing to evaluate: the dataset is empty");
   const longest = Math.max(...sequences.map((s) => s.ids.length));
   const seqLen = Math.max(2, options.seqLen ?? longest);

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { checkBudget, checkOptions, GENERATE_OPTIONS } from "./run_options.ts";
 import { Engine } from "../engine/engine.ts";
 import { embed, finalNorm, layerForward } from "../engine/forward.ts";
 import { chunkLogits } from "../engine/loss.ts";
@@ -43,6 +44,8 @@ export async function* generate(
   prompt: ArrayLike<number>,
   options: GenerateOptions = {},
 ): AsyncGenerator<number> {
+  checkOptions("generate options", options, GENERATE_OPTIONS);
+  checkBudget("generate options", options.budget);
   const maxTokens = options.maxTokens ?? 128;
   const T0 = prompt.length;
   if (T0 < 1) throw new Error("the prompt is empty");

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { checkBudget, checkOptions, GRAD_OPTIONS, LORA_OPTIONS } from "./run_options.ts";
 import { Engine } from "../engine/engine.ts";
 import { Backward } from "../engine/backward.ts";
 import { forwardBackward } from "../engine/step.ts";
@@ -64,6 +65,9 @@ export async function computeGradients(
   seq: Sequence,
   options: GradOptions = {},
 ): Promise<GradResult> {
+  checkOptions("computeGradients options", options, GRAD_OPTIONS);
+  if (options.lora) checkOptions("computeGradients options.lora", options.lora, LORA_OPTIONS);
+  checkBudget("computeGradients options", options.budget);
   const method = options.method ?? "mesp";
   const layout = loraLayout(pack.config, options.adapter?.config ?? options.lora ?? {});
   const T = Math.min(seq.ids.length, options.seqLen ?? seq.ids.length);

@@ -6,6 +6,14 @@
  *
  * @module
  */
+import {
+  checkBudget,
+  checkOptions,
+  checkSequences,
+  LORA_OPTIONS,
+  OPTIMIZER_OPTIONS,
+  TRAIN_OPTIONS,
+} from "./run_options.ts";
 import { Engine, type EngineOptions } from "../engine/engine.ts";
 import { Backward } from "../engine/backward.ts";
 import { forwardBackward } from "../engine/step.ts";
@@ -15,7 +23,7 @@ import { checkAdapter, type OpenedAdapter, readAdapterLayer } from "../engine/ad
 import { type AdapterValues, type LayeredValues, layerOf } from "../engine/adapter_values.ts";
 import { describeSpill } from "../engine/spill.ts";
 import type { SpillFile } from "../io/spill_file.ts";
-import { type LoraLayout, loraLayout, type LoraOptions } from "../engine/lora.ts";
+import { type LoraLayout, loraLayout, type LoraOptions, resolveTargets } from "../engine/lora.ts";
 import { learningRate, Optimizer, type OptimizerOptions } from "../engine/optimizer.ts";
 import type { Method } from "../engine/plan.ts";
 import { describeSchedule } from "../engine/schedule.ts";
@@ -223,6 +231,34 @@ export function checkHyperparameters(o: OptimizerOptions, zoEps: number, clip: n
   if (!(Number.isFinite(clip) && clip >= 0)) fail("the clipping norm", clip, "a finite number ≥ 0 (0 = off)");
 }
 
+/**
+ * Throws unless the `lora` options given agree with the layout a resumed state or a starting adapter already
+ * has (`whose`): that layout is the run's, so a different rank would be silently ignored otherwise.
+ */
+function sameLora(
+  kept: { rank: number; alpha: number; rslora: boolean; targets: readonly string[] },
+  given: LoraOptions,
+  whose: string,
+): void {
+  const differs = (what: string, a: unknown, b: unknown) => {
+    throw new Error(
+      `train options.lora: ${what} ${b} differs from ${whose} ${a} (the run keeps that layout; leave lora out)`,
+    );
+  };
+  if (given.rank !== undefined && given.rank !== kept.rank) differs("rank", kept.rank, given.rank);
+  if (given.alpha !== undefined && given.alpha !== null && given.alpha !== kept.alpha) {
+    differs("alpha", kept.alpha, given.alpha);
+  }
+  if (given.rslora !== undefined && given.rslora !== kept.rslora) {
+    differs("rslora", kept.rslora, given.rslora);
+  }
+  if (given.targets !== undefined) {
+    const a = resolveTargets(kept.targets).sort().join(","),
+      b = resolveTargets(given.targets).sort().join(",");
+    if (a !== b) differs("targets", a, b);
+  }
+}
+
 /** A NaN or ±∞ loss or parameter: the run stops at that step; nothing after the last save is written. */
 export class NonFiniteError extends Error {
   /** The optimizer step (1-based) at which it appeared. */
@@ -238,7 +274,11 @@ export class NonFiniteError extends Error {
 /** The engine a training with `options` runs on (its layout, optimizer state and gradient buffers). */
 function trainEngineOptions(pack: Pack, options: TrainOptions): EngineOptions {
   const method = options.method ?? "mesp";
-  const loraOptions = options.resume?.lora ?? options.adapter?.config ?? options.lora ?? {};
+  const kept = options.resume?.lora ?? options.adapter?.config;
+  if (kept && options.lora) {
+    sameLora(kept, options.lora, options.resume ? "the resumed state's" : "the adapter's");
+  }
+  const loraOptions = kept ?? options.lora ?? {};
   return {
     mode: "train",
     method,
@@ -276,8 +316,19 @@ export async function train(
   val: readonly Sequence[],
   options: TrainOptions,
 ): Promise<TrainResult> {
+  checkOptions("train options", options, TRAIN_OPTIONS);
+  if (options.optimizer) checkOptions("train options.optimizer", options.optimizer, OPTIMIZER_OPTIONS);
+  if (options.lora) checkOptions("train options.lora", options.lora, LORA_OPTIONS);
+  checkBudget("train options", options.budget);
   const method = options.method ?? "mesp";
+  if (!Array.isArray(data) || !Array.isArray(val)) {
+    throw new TypeError(
+      "train(pack, data, val, options): data and val are arrays of sequences (val [] for none)",
+    );
+  }
   if (data.length === 0) throw new Error("the training set is empty");
+  checkSequences("training", data, options.seqLen, true);
+  checkSequences("validation", val, options.seqLen, false);
   const cfg = pack.config;
   const seqLen = options.seqLen;
   if (seqLen > cfg.maxPositionEmbeddings) {

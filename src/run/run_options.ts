@@ -1,0 +1,243 @@
+/**
+ * The library's run options checked before any work: a misspelled option name (`step` for `steps`), a value
+ * outside its choices (`method: "mesb"`), a number of the wrong kind (`steps: 1.5`, `lr: "0.001"`) is an
+ * error naming it, since plain JavaScript callers (the browser build has no types) would otherwise run with
+ * a default in its place. Each list of names is the interface's own (`tests/run_options_test.ts` compares
+ * them with the source).
+ *
+ * @module
+ */
+import { nearest } from "../util/nearest.ts";
+
+/** `train`'s options ({@linkcode TrainOptions}). */
+export const TRAIN_OPTIONS = [
+  "method",
+  "zoEps",
+  "seqLen",
+  "steps",
+  "epochs",
+  "lora",
+  "seed",
+  "optimizer",
+  "gradAccum",
+  "clip",
+  "valEvery",
+  "saveEvery",
+  "resume",
+  "adapter",
+  "budget",
+  "target",
+  "variant",
+  "threads",
+  "kernels",
+  "resident",
+  "savedInputDtype",
+  "vocabChunk",
+  "savedInputEvery",
+  "savedInputs",
+  "ckptDtype",
+  "ckptEvery",
+  "spill",
+  "onEvent",
+  "saveState",
+  "saveCheckpoint",
+  "shouldStop",
+] as const;
+
+/** `evaluate`'s options. */
+export const EVALUATE_OPTIONS = [
+  "adapter",
+  "seqLen",
+  "budget",
+  "variant",
+  "resident",
+  "threads",
+  "kernels",
+  "score",
+  "onProgress",
+] as const;
+
+/** `generate`'s options. */
+export const GENERATE_OPTIONS = [
+  "maxTokens",
+  "temperature",
+  "topP",
+  "seed",
+  "eosTokenIds",
+  "adapter",
+  "streamWeights",
+  "budget",
+  "variant",
+  "threads",
+  "kernels",
+  "onLogits",
+] as const;
+
+/** `computeGradients`' options. */
+export const GRAD_OPTIONS = [
+  "method",
+  "adapter",
+  "lora",
+  "seed",
+  "zoEps",
+  "seqLen",
+  "savedInputDtype",
+  "savedInputEvery",
+  "savedInputs",
+  "ckptDtype",
+  "ckptEvery",
+  "budget",
+  "target",
+  "variant",
+  "threads",
+  "kernels",
+] as const;
+
+/** An optimizer's options (`train`'s `optimizer`; `totalSteps` is `train`'s own). */
+export const OPTIMIZER_OPTIONS = [
+  "name",
+  "lr",
+  "weightDecay",
+  "beta1",
+  "beta2",
+  "eps",
+  "schedule",
+  "warmup",
+] as const;
+
+/** The LoRA options (`lora`). */
+export const LORA_OPTIONS = ["rank", "alpha", "rslora", "targets"] as const;
+
+/** What a value must be; `choices` for strings. */
+type Kind = "integer" | "number" | "boolean" | "string" | "function" | "object" | readonly string[];
+
+/** Per option name, what it must be (options not listed are not checked here). */
+const KINDS: Record<string, Kind> = {
+  method: ["mesp", "mebp", "mezo"],
+  score: ["all", "trained"],
+  variant: ["relaxed", "simd"],
+  savedInputDtype: ["f32", "bf16"],
+  ckptDtype: ["f32", "bf16"],
+  name: ["sgd", "adamw"],
+  schedule: ["constant", "cosine"],
+  seqLen: "integer",
+  steps: "integer",
+  gradAccum: "integer",
+  valEvery: "integer",
+  saveEvery: "integer",
+  threads: "integer",
+  vocabChunk: "integer",
+  savedInputEvery: "integer",
+  savedInputs: "integer",
+  ckptEvery: "integer",
+  maxTokens: "integer",
+  warmup: "integer",
+  rank: "integer",
+  seed: "integer",
+  epochs: "number",
+  zoEps: "number",
+  clip: "number",
+  budget: "number",
+  target: "number",
+  lr: "number",
+  weightDecay: "number",
+  beta1: "number",
+  beta2: "number",
+  eps: "number",
+  alpha: "number",
+  temperature: "number",
+  topP: "number",
+  resident: "boolean",
+  streamWeights: "boolean",
+  rslora: "boolean",
+  onEvent: "function",
+  saveState: "function",
+  saveCheckpoint: "function",
+  shouldStop: "function",
+  onProgress: "function",
+  onLogits: "function",
+  lora: "object",
+  optimizer: "object",
+  kernels: "object",
+};
+
+/**
+ * Throws unless every option of `options` (given to `where`, e.g. `train`) is one of `known` and of its kind:
+ * `train options: unknown option "step" (did you mean "steps"?)`. Undefined and null values are not checked.
+ */
+export function checkOptions(where: string, options: object, known: readonly string[]): void {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(
+      `${where}: options must be an object, got ${options === null ? "null" : typeof options}`,
+    );
+  }
+  for (const [name, value] of Object.entries(options)) {
+    if (!known.includes(name)) {
+      const near = nearest(name, known);
+      throw new TypeError(`${where}: unknown option "${name}"${near ? ` (did you mean "${near}"?)` : ""}`);
+    }
+    if (value === undefined || value === null) continue; // null: the default (alpha), or said by its own check
+    const kind = KINDS[name];
+    const bad = (want: string) => {
+      const got = typeof value === "string" ? JSON.stringify(value) : String(value);
+      throw new TypeError(`${where}: ${name} must be ${want}, got ${got}`);
+    };
+    if (Array.isArray(kind)) {
+      if (!kind.includes(value)) bad(`one of ${kind.map((c) => JSON.stringify(c)).join(", ")}`);
+    } else if (kind === "integer") {
+      if (!Number.isSafeInteger(value)) bad("an integer");
+    } else if (kind === "number") {
+      if (typeof value !== "number") bad("a number"); // its range (NaN too) is the function's own check
+    } else if (kind === "object") {
+      if (value === null || typeof value !== "object") bad("an object");
+    } else if (kind !== undefined && typeof value !== kind) bad(`a ${kind}`);
+  }
+}
+
+/** Throws unless `budget` (bytes of arena) is absent or a finite number ≥ 0. */
+export function checkBudget(where: string, budget: number | undefined): void {
+  if (budget !== undefined && !(Number.isFinite(budget) && budget >= 0)) {
+    throw new RangeError(`${where}: budget must be a byte count ≥ 0, got ${budget}`);
+  }
+}
+
+/** What {@linkcode checkSequences} reads of a sequence. */
+interface SequenceLike {
+  ids: ArrayLike<number>;
+  targets?: ArrayLike<number>;
+}
+
+/**
+ * Throws, naming the first sequence at fault (`training sequence 37: …`), unless each has its ids as an
+ * array, targets (when given) one per token and, with `trained`, a trained token within its first `seqLen`
+ * (a step over one without would fail hours into a run).
+ */
+export function checkSequences(
+  what: string,
+  sequences: readonly SequenceLike[],
+  seqLen: number,
+  trained: boolean,
+): void {
+  if (!Number.isSafeInteger(seqLen) || seqLen < 2) {
+    throw new RangeError(`train options: seqLen must be an integer ≥ 2, got ${seqLen}`);
+  }
+  for (let i = 0; i < sequences.length; i++) {
+    const s = sequences[i], at = `${what} sequence ${i}`;
+    if (!s || typeof s.ids?.length !== "number") throw new TypeError(`${at}: no ids`);
+    const n = s.ids.length, targets = s.targets;
+    if (targets && targets.length !== n) {
+      throw new RangeError(`${at}: ${targets.length} targets for ${n} tokens (one per token)`);
+    }
+    if (!trained) continue;
+    const T = Math.min(n, seqLen);
+    let any = false;
+    for (let t = 1; t < T && !any; t++) any = !targets || targets[t] !== 0;
+    if (!any) {
+      throw new RangeError(
+        `${at}: no trained token${
+          n < 2 ? ` (it has ${n} token${n === 1 ? "" : "s"})` : ` in its first ${T}`
+        }`,
+      );
+    }
+  }
+}

@@ -1,0 +1,150 @@
+// The library's run options as a plain-JavaScript caller gets them wrong (the browser build has no types): a
+// misspelled name, a value outside its choices, a number of the wrong kind, a sequence that cannot be
+// trained, a layout that contradicts the resumed state. Each is an error naming it before any work; the lists
+// of names are checked against the interfaces' source, so a new option cannot be refused by mistake.
+import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { loadCase } from "./_golden.ts";
+import {
+  EVALUATE_OPTIONS,
+  GENERATE_OPTIONS,
+  GRAD_OPTIONS,
+  LORA_OPTIONS,
+  OPTIMIZER_OPTIONS,
+  TRAIN_OPTIONS,
+} from "../src/run/run_options.ts";
+import { train, type TrainOptions, type TrainState } from "../src/run/train.ts";
+import { evaluate } from "../src/run/evaluate.ts";
+import { generate } from "../src/run/generate.ts";
+import { computeGradients } from "../src/run/grad.ts";
+import type { Sequence } from "../src/data/sequence.ts";
+
+/** The property names of `export interface NAME` in `file` (repository-relative). */
+async function interfaceKeys(file: string, name: string): Promise<string[]> {
+  const text = await Deno.readTextFile(new URL(`../${file}`, import.meta.url));
+  const start = text.indexOf(`export interface ${name} `);
+  assert(start >= 0, `${file} has no interface ${name}`);
+  const body = text.slice(text.indexOf("{", start) + 1, text.indexOf("\n}", start));
+  return [...body.matchAll(/^ {2}(?:readonly )?(\w+)\??:/gm)].map((m) => m[1]).sort();
+}
+
+Deno.test("run options: each list of names is its interface's", async () => {
+  const cases: [readonly string[], string, string, string[]][] = [
+    [TRAIN_OPTIONS, "src/run/train.ts", "TrainOptions", []],
+    [EVALUATE_OPTIONS, "src/run/evaluate.ts", "EvaluateOptions", []],
+    [GENERATE_OPTIONS, "src/run/generate.ts", "GenerateOptions", []],
+    [GRAD_OPTIONS, "src/run/grad.ts", "GradOptions", []],
+    [OPTIMIZER_OPTIONS, "src/engine/optimizer.ts", "OptimizerOptions", ["totalSteps"]],
+    [LORA_OPTIONS, "src/engine/lora.ts", "LoraOptions", []],
+  ];
+  for (const [list, file, name, notTheCallers] of cases) {
+    const keys = (await interfaceKeys(file, name)).filter((k) => !notTheCallers.includes(k));
+    assert(keys.length > 3, `${name}: only ${keys.length} names read`);
+    assertEquals([...list].sort(), keys, name);
+  }
+});
+
+const c = await loadCase("gqa_tied_f32");
+const seq = (n: number, targets?: Uint8Array): Sequence => ({
+  ids: Int32Array.from({ length: n }, (_, t) => c.ids[t % c.T]),
+  targets,
+});
+const data = [seq(12), seq(12), seq(12)];
+const base: TrainOptions = { seqLen: 12, steps: 1, lora: { rank: 2 }, optimizer: { name: "sgd", lr: 0.01 } };
+/** train with `options` changed as a JavaScript caller might (no types). */
+const trainWith = (options: Record<string, unknown>, sequences = data) => () =>
+  train(c.pack, sequences, [], { ...base, ...options } as unknown as TrainOptions);
+
+Deno.test("run options: train refuses unknown names, wrong kinds and choices before any work", async () => {
+  await assertRejects(trainWith({ step: 2 }), 'train options: unknown option "step" (did you mean "steps"?)');
+  await assertRejects(trainWith({ lr: 1e-3 }), 'train options: unknown option "lr"');
+  await assertRejects(
+    trainWith({ method: "mesb" }),
+    'train options: method must be one of "mesp", "mebp", "mezo"',
+  );
+  await assertRejects(trainWith({ steps: 1.5 }), "train options: steps must be an integer, got 1.5");
+  await assertRejects(trainWith({ steps: "2" }), 'train options: steps must be an integer, got "2"');
+  await assertRejects(trainWith({ budget: "10MB" }), 'train options: budget must be a number, got "10MB"');
+  await assertRejects(trainWith({ budget: -5 }), "train options: budget must be a byte count ≥ 0, got -5");
+  await assertRejects(trainWith({ onEvent: "log" }), "train options: onEvent must be a function");
+  await assertRejects(
+    trainWith({ lora: { r: 8 } }),
+    'train options.lora: unknown option "r"',
+  );
+  // a misspelled optimizer once ran AdamW's update on moment pointers of 0 (writing at the arena's start)
+  await assertRejects(
+    trainWith({ optimizer: { name: "adam", lr: 1e-6 } }),
+    'train options.optimizer: name must be one of "sgd", "adamw", got "adam"',
+  );
+  await assertRejects(
+    trainWith({ optimizer: { name: "adamw", lr: "0.001" } }),
+    'train options.optimizer: lr must be a number, got "0.001"',
+  );
+  await assertRejects(
+    trainWith({ optimizer: { name: "sgd", lr: 0.01, schedual: "cosine" } }),
+    'train options.optimizer: unknown option "schedual" (did you mean "schedule"?)',
+  );
+});
+
+Deno.test("run options: a sequence that cannot be trained is named before the first step", async () => {
+  await assertRejects(
+    trainWith({}, [...data, seq(1)]),
+    "training sequence 3: no trained token (it has 1 token)",
+  );
+  const masked = seq(12, new Uint8Array(12));
+  masked.targets![11] = 1; // trained only past the sequence length below
+  await assertRejects(
+    trainWith({ seqLen: 8 }, [seq(12), masked]),
+    "training sequence 1: no trained token in its first 8",
+  );
+  await assertRejects(
+    trainWith({}, [seq(12), seq(10, new Uint8Array(3).fill(1))]),
+    "training sequence 1: 3 targets for 10 tokens (one per token)",
+  );
+  await assertRejects(
+    () => train(c.pack, data, [seq(10, new Uint8Array(50))], base),
+    "validation sequence 0: 50 targets for 10 tokens",
+  );
+  await assertRejects(
+    () => train(c.pack, data, undefined as unknown as Sequence[], base),
+    "data and val are arrays of sequences",
+  );
+});
+
+Deno.test("run options: a resumed run's layout is its state's; a different lora is an error, the same is fine", async () => {
+  let saved: TrainState | undefined;
+  await train(c.pack, data, [], {
+    ...base,
+    steps: 2,
+    shouldStop: () => saved !== undefined,
+    saveState: async (s) => {
+      saved = structuredClone(s);
+    },
+  });
+  assert(saved, "no state saved");
+  await assertRejects(
+    trainWith({ steps: 2, resume: saved, lora: { rank: 4 } }),
+    "train options.lora: rank 4 differs from the resumed state's 2",
+  );
+  const r = await train(c.pack, data, [], { ...base, steps: 2, resume: saved, lora: { rank: 2 } });
+  assertEquals(r.steps, 2);
+});
+
+Deno.test("run options: evaluate, generate and computeGradients check theirs too", async () => {
+  await assertRejects(
+    () => evaluate(c.pack, data, { seqLen: 1 }),
+    "evaluate options: seqLen must be at least 2, got 1",
+  );
+  await assertRejects(
+    () => evaluate(c.pack, data, { score: "trainedx" } as unknown as Record<string, never>),
+    'evaluate options: score must be one of "all", "trained", got "trainedx"',
+  );
+  await assertRejects(async () => {
+    for await (const _ of generate(c.pack, [1, 2], { maxToken: 2 } as Record<string, unknown>)) {
+      /* drain */
+    }
+  }, 'generate options: unknown option "maxToken" (did you mean "maxTokens"?)');
+  await assertRejects(
+    () => computeGradients(c.pack, data[0], { lora: { rank: 2, target: ["q"] } } as Record<string, unknown>),
+    'computeGradients options.lora: unknown option "target" (did you mean "targets"?)',
+  );
+});
