@@ -137,7 +137,15 @@ async function moduleOf(location, file, pages) {
   return await p;
 }
 function wasmBaseOf(location) {
-  if (location.wasmBase !== void 0) return new URL(location.wasmBase);
+  if (location.wasmBase !== void 0) {
+    const given = String(location.wasmBase), folder = given.endsWith("/") ? given : `${given}/`;
+    const page = globalThis.location?.href;
+    try {
+      return new URL(folder, page);
+    } catch {
+      throw new TypeError(`kernels.wasmBase ${JSON.stringify(given)} is not a URL${page ? "" : " (no page here to resolve it against)"}`);
+    }
+  }
   const here = import.meta.url;
   try {
     return new URL("./wasm/", here);
@@ -492,7 +500,7 @@ var PlanTooLargeError = class extends Error {
   /** The budget in bytes. */
   budget;
   constructor(plan, budget, needed, table) {
-    super(`memory plan needs ${formatMB(needed)} but the budget is ${formatMB(budget)}:
+    super(`memory plan needs ${formatMB(needed)} but the budget is ${budget < 5e4 ? `${budget} bytes` : formatMB(budget)} (a byte count; 100 MB is 100e6):
 ${table}`);
     this.name = "PlanTooLargeError";
     this.plan = plan;
@@ -9059,7 +9067,7 @@ async function train(pack, data, val, options) {
     totalSteps: steps
   };
   if (method === "mezo" && optOptions.name !== "sgd") {
-    throw new Error("MeZO updates with SGD (--optimizer sgd)");
+    throw new Error(`MeZO updates with SGD (optimizer.name "sgd", --optimizer sgd), not ${optOptions.name}`);
   }
   const zoEps = options.zoEps ?? 1e-3;
   checkHyperparameters(optOptions, zoEps, clip);
@@ -9221,7 +9229,7 @@ async function train(pack, data, val, options) {
     } : (l) => opt.update(l * layerN, layerN, gradPtr, step);
     const saveState = options.saveState ?? options.saveCheckpoint;
     let saved = step;
-    const hint = () => `; nothing after step ${saved} was saved. Try a lower learning rate (now ${optOptions.lr}), gradient clipping (--clip 1) or warmup; if it happens at the first step, check the model's weights`;
+    const hint = () => `; nothing after step ${saved} was saved. Try a lower learning rate (now ${optOptions.lr}), gradient clipping (clip: 1, --clip 1) or warmup; if it happens at the first step, check the model's weights`;
     const paramsFinite = () => spill ? spilledFinite : Number.isFinite(e.k.sum_squares(e.p["lora.params"], layout.totalElements));
     const checkLoss = (value, what) => {
       if (!Number.isFinite(value)) {

@@ -54,6 +54,11 @@ Deno.test("Arena: refuses a plan over budget, showing the plan", async () => {
   assert(
     err.message.includes("weights") && err.message.includes("30.0 MB") && err.message.includes("one layer"),
   );
+  // a budget given in MB where bytes are meant shows as bytes, not as "0.0 MB"
+  await assertRejects(
+    () => Arena.create(k, [{ name: "weights", bytes: 30e6 }], { budget: 1000 }),
+    "memory plan needs 30.0 MB but the budget is 1000 bytes (a byte count; 100 MB is 100e6)",
+  );
   assertEquals(k.memory.buffer.byteLength, before, "a refused plan must not grow memory");
 });
 

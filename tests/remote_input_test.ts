@@ -15,9 +15,15 @@ Deno.test("a wasm URL that 404s is named in the error", async () => {
       () => loadKernels({ wasmBase: `${server.origin}/nowhere/` }),
       `cannot fetch kernels ${server.origin}/nowhere/mesp_relaxed.wasm: HTTP 404`,
     );
-    // the same folder served where it is: loads (a failed fetch is not cached)
+    // the same folder served where it is: loads (a failed fetch is not cached); without its final "/" too
     const k = await loadKernels({ wasmBase: `${server.origin}/wasm/` });
     assert(k.exports.heap_base() > 0);
+    assert((await loadKernels({ wasmBase: `${server.origin}/wasm` })).exports.heap_base() > 0);
+    // relative, with no page to resolve it against (Deno): named
+    await assertRejects(
+      () => loadKernels({ wasmBase: "/nowhere/" }),
+      'kernels.wasmBase "/nowhere/" is not a URL (no page here to resolve it against)',
+    );
   } finally {
     await server.close();
   }

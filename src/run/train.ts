@@ -303,7 +303,8 @@ function trainEngineOptions(pack: Pack, options: TrainOptions): EngineOptions {
 
 /**
  * The memory plan {@linkcode train} would lay out for `options`, computed without loading any weights or
- * allocating the arena: to show it, or to refuse a budget, before the work starts.
+ * allocating the arena: to show it, or to refuse a budget before the work starts (compare its `bytes` with
+ * the budget; it does not throw: `train` with `budget` throws `PlanTooLargeError`).
  */
 export function planTraining(pack: Pack, options: TrainOptions): Promise<MemoryPlan> {
   return Engine.plan(pack, trainEngineOptions(pack, options));
@@ -346,7 +347,7 @@ export async function train(
   if (!(steps >= 1)) throw new Error(`nothing to train: ${steps} steps`);
   const optOptions: OptimizerOptions = { name: "sgd", lr: 1e-4, ...options.optimizer, totalSteps: steps };
   if (method === "mezo" && optOptions.name !== "sgd") {
-    throw new Error("MeZO updates with SGD (--optimizer sgd)");
+    throw new Error(`MeZO updates with SGD (optimizer.name "sgd", --optimizer sgd), not ${optOptions.name}`);
   }
   const zoEps = options.zoEps ?? 1e-3;
   checkHyperparameters(optOptions, zoEps, clip);
@@ -512,7 +513,7 @@ export async function train(
     let saved = step; // the step of the last state handed to saveState (or resumed from)
     const hint = () =>
       `; nothing after step ${saved} was saved. Try a lower learning rate (now ${optOptions.lr}), ` +
-      `gradient clipping (--clip 1) or warmup; if it happens at the first step, check the model's weights`;
+      `gradient clipping (clip: 1, --clip 1) or warmup; if it happens at the first step, check the model's weights`;
     // one wasm pass over the parameters, in f64 (no overflow): NaN or ∞ exactly when a parameter is
     const paramsFinite = () =>
       spill ? spilledFinite : Number.isFinite(e.k.sum_squares(e.p["lora.params"], layout.totalElements));

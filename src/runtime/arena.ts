@@ -115,7 +115,9 @@ export class PlanTooLargeError extends Error {
   readonly budget: number;
   constructor(plan: MemoryPlan, budget: number, needed: number, table: string) {
     super(
-      `memory plan needs ${formatMB(needed)} but the budget is ${formatMB(budget)}:\n${table}`,
+      `memory plan needs ${formatMB(needed)} but the budget is ${
+        budget < 5e4 ? `${budget} bytes` : formatMB(budget)
+      } (a byte count; 100 MB is 100e6):\n${table}`,
     );
     this.name = "PlanTooLargeError";
     this.plan = plan;

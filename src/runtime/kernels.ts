@@ -162,9 +162,24 @@ async function moduleOf(
   return await p;
 }
 
-/** The base URL of the wasm files: the option, or `wasm/` shipped with this module. */
+/**
+ * The base URL of the wasm files: the option (a folder: a missing final `/` is added; relative to the page
+ * where there is one), or `wasm/` shipped with this module.
+ */
 function wasmBaseOf(location: KernelLocation): URL {
-  if (location.wasmBase !== undefined) return new URL(location.wasmBase);
+  if (location.wasmBase !== undefined) {
+    const given = String(location.wasmBase), folder = given.endsWith("/") ? given : `${given}/`;
+    const page = (globalThis as { location?: { href?: string } }).location?.href;
+    try {
+      return new URL(folder, page);
+    } catch {
+      throw new TypeError(
+        `kernels.wasmBase ${JSON.stringify(given)} is not a URL${
+          page ? "" : " (no page here to resolve it against)"
+        }`,
+      );
+    }
+  }
   // Read only here: some runtimes (workerd) give modules no URL, and they pass `modules` instead.
   const here = import.meta.url;
   try {
