@@ -9057,7 +9057,11 @@ async function train(pack, data, val, options) {
     throw new Error(`grad-accum must be a positive integer, got ${accum}`);
   }
   const clip = options.clip ?? 0;
-  const seed = options.seed ?? 0;
+  const resumedSeed = options.resume?.seed;
+  if (resumedSeed !== void 0 && options.seed !== void 0 && options.seed !== resumedSeed) {
+    throw new Error(`train options: seed ${options.seed} differs from the resumed state's ${resumedSeed} (the data order and MeZO's perturbations follow it; leave seed out)`);
+  }
+  const seed = resumedSeed ?? options.seed ?? 0;
   const steps = options.steps ?? Math.ceil((options.epochs ?? 1) * data.length / accum);
   if (!(steps >= 1)) throw new Error(`nothing to train: ${steps} steps`);
   const optOptions = {

@@ -125,6 +125,10 @@ Deno.test("run options: a resumed run's layout is its state's; a different lora 
     trainWith({ steps: 2, resume: saved, lora: { rank: 4 } }),
     "train options.lora: rank 4 differs from the resumed state's 2",
   );
+  await assertRejects(
+    trainWith({ steps: 2, resume: saved, seed: 99 }),
+    "train options: seed 99 differs from the resumed state's 0",
+  );
   const r = await train(c.pack, data, [], { ...base, steps: 2, resume: saved, lora: { rank: 2 } });
   assertEquals(r.steps, 2);
 });
