@@ -130,7 +130,7 @@ export {
 export { learningRate, Optimizer, type OptimizerOptions } from "./src/engine/optimizer.ts";
 export { memorySpill, type SpillFile } from "./src/io/spill_file.ts";
 export { type AdapterValues, type LayeredValues, piecesOf } from "./src/engine/adapter_values.ts";
-export { type Method, type PlanOptions, planRegions } from "./src/engine/plan.ts";
+export { type Method, type PlanOptions, planRegions, type RunMode } from "./src/engine/plan.ts";
 
 // Runs: training, evaluation, generation, gradients, training state, loss curves
 export {

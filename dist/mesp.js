@@ -7715,6 +7715,13 @@ var Engine = class _Engine {
   }
   /** Plans the arena for `pack` and `options`, loads the kernels, lays out memory once. */
   static async create(pack, options) {
+    if (![
+      "eval",
+      "generate",
+      "train"
+    ].includes(options?.mode)) {
+      throw new TypeError(`Engine.create: mode must be "eval", "generate" or "train", got ${options?.mode}`);
+    }
     const D = dims(pack.config, enginePlanOptions(pack, options, 0));
     let resolved = options;
     const { kernels, arena } = await startKernels((scratch) => {

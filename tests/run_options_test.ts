@@ -152,3 +152,11 @@ Deno.test("run options: evaluate, generate and computeGradients check theirs too
     'computeGradients options.lora: unknown option "target" (did you mean "targets"?)',
   );
 });
+
+Deno.test("run options: Engine.create names a missing mode", async () => {
+  const { Engine } = await import("../src/engine/engine.ts");
+  await assertRejects(
+    () => Engine.create(c.pack, { seqLen: 8 } as unknown as Parameters<typeof Engine.create>[1]),
+    'Engine.create: mode must be "eval", "generate" or "train", got undefined',
+  );
+});

@@ -207,6 +207,9 @@ export class Engine {
 
   /** Plans the arena for `pack` and `options`, loads the kernels, lays out memory once. */
   static async create(pack: Pack, options: EngineOptions): Promise<Engine> {
+    if (!["eval", "generate", "train"].includes(options?.mode)) {
+      throw new TypeError(`Engine.create: mode must be "eval", "generate" or "train", got ${options?.mode}`);
+    }
     const D = dims(pack.config, enginePlanOptions(pack, options, 0));
     // kernels, the arena laid out once (to the schedule the budget buys), and (threads > 1) the worker pool
     let resolved = options;
