@@ -138,13 +138,17 @@ async function moduleOf(location, file, pages) {
 }
 function wasmBaseOf(location) {
   if (location.wasmBase !== void 0) {
-    const given = String(location.wasmBase), folder = given.endsWith("/") ? given : `${given}/`;
+    const given = String(location.wasmBase);
     const page = globalThis.location?.href;
+    let url;
     try {
-      return new URL(folder, page);
+      url = new URL(given, page);
     } catch {
       throw new TypeError(`kernels.wasmBase ${JSON.stringify(given)} is not a URL${page ? "" : " (no page here to resolve it against)"}`);
     }
+    const last = url.pathname.slice(url.pathname.lastIndexOf("/") + 1);
+    if (last !== "" && !last.includes(".")) url.pathname += "/";
+    return url;
   }
   const here = import.meta.url;
   try {
@@ -8823,10 +8827,7 @@ var KINDS = {
     "all",
     "trained"
   ],
-  variant: [
-    "relaxed",
-    "simd"
-  ],
+  variant: VARIANTS,
   savedInputDtype: [
     "f32",
     "bf16"
@@ -8856,7 +8857,7 @@ var KINDS = {
   maxTokens: "integer",
   warmup: "integer",
   rank: "integer",
-  seed: "integer",
+  seed: "number",
   epochs: "number",
   zoEps: "number",
   clip: "number",
@@ -8989,14 +8990,14 @@ function sameLora(kept2, given, whose) {
   const differs = (what, a, b) => {
     throw new Error(`train options.lora: ${what} ${b} differs from ${whose} ${a} (the run keeps that layout; leave lora out)`);
   };
-  if (given.rank !== void 0 && given.rank !== kept2.rank) differs("rank", kept2.rank, given.rank);
-  if (given.alpha !== void 0 && given.alpha !== null && given.alpha !== kept2.alpha) {
+  if (given.rank != null && given.rank !== kept2.rank) differs("rank", kept2.rank, given.rank);
+  if (given.alpha != null && given.alpha !== kept2.alpha) {
     differs("alpha", kept2.alpha, given.alpha);
   }
-  if (given.rslora !== void 0 && given.rslora !== kept2.rslora) {
+  if (given.rslora != null && given.rslora !== kept2.rslora) {
     differs("rslora", kept2.rslora, given.rslora);
   }
-  if (given.targets !== void 0) {
+  if (given.targets != null) {
     const a = resolveTargets(kept2.targets).sort().join(","), b = resolveTargets(given.targets).sort().join(",");
     if (a !== b) differs("targets", a, b);
   }
@@ -9039,8 +9040,10 @@ function trainEngineOptions(pack, options) {
     spillFile: options.spill
   };
 }
-function planTraining(pack, options) {
-  return Engine.plan(pack, trainEngineOptions(pack, options));
+async function planTraining(pack, options) {
+  checkOptions("planTraining options", options, TRAIN_OPTIONS);
+  if (options.lora) checkOptions("planTraining options.lora", options.lora, LORA_OPTIONS);
+  return await Engine.plan(pack, trainEngineOptions(pack, options));
 }
 async function train(pack, data, val, options) {
   checkOptions("train options", options, TRAIN_OPTIONS);
@@ -9065,7 +9068,7 @@ async function train(pack, data, val, options) {
   }
   const clip = options.clip ?? 0;
   const resumedSeed = options.resume?.seed;
-  if (resumedSeed !== void 0 && options.seed !== void 0 && options.seed !== resumedSeed) {
+  if (resumedSeed !== void 0 && options.seed != null && options.seed !== resumedSeed) {
     throw new Error(`train options: seed ${options.seed} differs from the resumed state's ${resumedSeed} (the data order and MeZO's perturbations follow it; leave seed out)`);
   }
   const seed = resumedSeed ?? options.seed ?? 0;

@@ -19,6 +19,8 @@ Deno.test("a wasm URL that 404s is named in the error", async () => {
     const k = await loadKernels({ wasmBase: `${server.origin}/wasm/` });
     assert(k.exports.heap_base() > 0);
     assert((await loadKernels({ wasmBase: `${server.origin}/wasm` })).exports.heap_base() > 0);
+    // a file in the folder (import.meta.url style): its siblings
+    assert((await loadKernels({ wasmBase: `${server.origin}/wasm/README.txt` })).exports.heap_base() > 0);
     // relative, with no page to resolve it against (Deno): named
     await assertRejects(
       () => loadKernels({ wasmBase: "/nowhere/" }),

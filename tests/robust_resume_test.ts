@@ -265,6 +265,23 @@ Deno.test("resume: training state fields are validated (types, ranges, lengths, 
   await assertRejects(() => openBytes(noSum), "no checksum");
 });
 
+Deno.test("resume: a state that records no run (the library's, the web page's) resumes with its own seed", async () => {
+  const out = `${tmp}/no-run`;
+  const r1 = await mesp(cache, ...base(out), ...runFlags, "--steps", "2");
+  assertEquals(r1.code, 0, r1.stderr);
+  // the same state, written as a library caller does: no run metadata (so no recorded --seed 4)
+  const { state } = await decodeTrainingState(await Deno.readFile(`${out}/checkpoint.safetensors`));
+  assertEquals(state.seed, 4);
+  const parts: Uint8Array[] = [];
+  await writeTrainingState({ write: (c) => (parts.push(c.slice()), Promise.resolve()) }, state);
+  await Deno.writeFile(`${out}/checkpoint.safetensors`, new Uint8Array(parts.flatMap((p) => [...p])));
+  const flags = runFlags.filter((_, i) => runFlags[i] !== "--seed" && runFlags[i - 1] !== "--seed");
+  const r2 = await mesp(cache, ...base(out), ...flags, "--steps", "3", "--resume");
+  assertEquals(r2.code, 0, r2.stderr);
+  assert(r2.stderr.includes("records no run configuration"), r2.stderr);
+  assert(r2.stderr.includes("done: 3 steps"), r2.stderr);
+});
+
 Deno.test("resume: cleanup", async () => {
   await Deno.remove(tmp, { recursive: true });
 });

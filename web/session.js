@@ -182,8 +182,9 @@ const ops = {
   /** The memory plan of a training run with `options` (the one `train` lays out), and whether it fits `budget`. */
   async plan(_id, { options, budget }) {
     requireModel();
+    const { fromAdapter: _fromAdapter, ...planOptions } = withAdapterLayout(options);
     const plan = await planTraining(session.pack, {
-      ...withAdapterLayout(options),
+      ...planOptions,
       threads: options.threads ?? threadCount(),
       // the plan only asks whether there is one: a file that is never written
       spill: options.spill && spillWorks() ? memorySpill() : undefined,
@@ -232,7 +233,9 @@ const ops = {
     }
     const adapter = !resume && options.fromAdapter ? session.loadedAdapter : undefined;
     if (!resume && options.fromAdapter && !adapter) throw new Error("no adapter is loaded to start from");
-    options = withAdapterLayout(options);
+    // resumed, the saved state's layout is the run's (the form's lora, or an adapter loaded since, is not)
+    if (resume) options = { ...options, lora: undefined };
+    else options = withAdapterLayout(options);
     const layout = loraLayout(session.pack.config, state?.lora ?? options.lora);
     session.stop = false;
     const threads = options.threads ?? threadCount();

@@ -583,7 +583,8 @@ async function trainInto(out: string, c: {
       lora: adapter || resume
         ? undefined
         : { rank: args.rank, alpha: args.alpha, rslora: args.rslora, targets: args.targets },
-      seed: args.seed,
+      // resumed: the state's own seed (a state without a recorded run has no --seed to take)
+      seed: resume && !given.has("seed") ? undefined : args.seed,
       optimizer: {
         name: optimizer,
         lr,

@@ -8,6 +8,7 @@
  * @module
  */
 import { nearest } from "../util/nearest.ts";
+import { VARIANTS } from "../runtime/kernels.ts";
 
 /** `train`'s options ({@linkcode TrainOptions}). */
 export const TRAIN_OPTIONS = [
@@ -115,7 +116,7 @@ type Kind = "integer" | "number" | "boolean" | "string" | "function" | "object" 
 const KINDS: Record<string, Kind> = {
   method: ["mesp", "mebp", "mezo"],
   score: ["all", "trained"],
-  variant: ["relaxed", "simd"],
+  variant: VARIANTS,
   savedInputDtype: ["f32", "bf16"],
   ckptDtype: ["f32", "bf16"],
   name: ["sgd", "adamw"],
@@ -133,7 +134,7 @@ const KINDS: Record<string, Kind> = {
   maxTokens: "integer",
   warmup: "integer",
   rank: "integer",
-  seed: "integer",
+  seed: "number",
   epochs: "number",
   zoEps: "number",
   clip: "number",

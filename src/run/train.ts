@@ -245,14 +245,14 @@ function sameLora(
       `train options.lora: ${what} ${b} differs from ${whose} ${a} (the run keeps that layout; leave lora out)`,
     );
   };
-  if (given.rank !== undefined && given.rank !== kept.rank) differs("rank", kept.rank, given.rank);
-  if (given.alpha !== undefined && given.alpha !== null && given.alpha !== kept.alpha) {
+  if (given.rank != null && given.rank !== kept.rank) differs("rank", kept.rank, given.rank);
+  if (given.alpha != null && given.alpha !== kept.alpha) {
     differs("alpha", kept.alpha, given.alpha);
   }
-  if (given.rslora !== undefined && given.rslora !== kept.rslora) {
+  if (given.rslora != null && given.rslora !== kept.rslora) {
     differs("rslora", kept.rslora, given.rslora);
   }
-  if (given.targets !== undefined) {
+  if (given.targets != null) {
     const a = resolveTargets(kept.targets).sort().join(","),
       b = resolveTargets(given.targets).sort().join(",");
     if (a !== b) differs("targets", a, b);
@@ -306,8 +306,10 @@ function trainEngineOptions(pack: Pack, options: TrainOptions): EngineOptions {
  * allocating the arena: to show it, or to refuse a budget before the work starts (compare its `bytes` with
  * the budget; it does not throw: `train` with `budget` throws `PlanTooLargeError`).
  */
-export function planTraining(pack: Pack, options: TrainOptions): Promise<MemoryPlan> {
-  return Engine.plan(pack, trainEngineOptions(pack, options));
+export async function planTraining(pack: Pack, options: TrainOptions): Promise<MemoryPlan> {
+  checkOptions("planTraining options", options, TRAIN_OPTIONS);
+  if (options.lora) checkOptions("planTraining options.lora", options.lora, LORA_OPTIONS);
+  return await Engine.plan(pack, trainEngineOptions(pack, options));
 }
 
 /** Fine-tunes a LoRA adapter on `data` with exact gradients; `val` is scored every `valEvery` steps. */
@@ -343,7 +345,7 @@ export async function train(
   }
   const clip = options.clip ?? 0;
   const resumedSeed = options.resume?.seed;
-  if (resumedSeed !== undefined && options.seed !== undefined && options.seed !== resumedSeed) {
+  if (resumedSeed !== undefined && options.seed != null && options.seed !== resumedSeed) {
     throw new Error(
       `train options: seed ${options.seed} differs from the resumed state's ${resumedSeed} (the data order ` +
         `and MeZO's perturbations follow it; leave seed out)`,

@@ -68,7 +68,10 @@ export type KernelFile = typeof KERNEL_FILES[number];
  * wherever they are hosted.
  */
 export interface KernelLocation {
-  /** Base URL of the `.wasm` files (default: the `wasm/` folder that ships with this module). */
+  /**
+   * Base URL of the `.wasm` files: their folder, or any file in it (default: the `wasm/` folder that ships
+   * with this module). Relative to the page or worker; a last segment without a dot is taken as a folder.
+   */
   wasmBase?: string | URL;
   /**
    * Precompiled modules by file name, e.g. `{ "mesp_simd.wasm": simdModule }` (a runtime that cannot compile
@@ -163,15 +166,16 @@ async function moduleOf(
 }
 
 /**
- * The base URL of the wasm files: the option (a folder: a missing final `/` is added; relative to the page
- * where there is one), or `wasm/` shipped with this module.
+ * The base URL of the wasm files: the option (relative to the page or worker where there is one; a last
+ * segment without a dot is a folder, so `…/wasm` means `…/wasm/`), or `wasm/` shipped with this module.
  */
 function wasmBaseOf(location: KernelLocation): URL {
   if (location.wasmBase !== undefined) {
-    const given = String(location.wasmBase), folder = given.endsWith("/") ? given : `${given}/`;
+    const given = String(location.wasmBase);
     const page = (globalThis as { location?: { href?: string } }).location?.href;
+    let url: URL;
     try {
-      return new URL(folder, page);
+      url = new URL(given, page);
     } catch {
       throw new TypeError(
         `kernels.wasmBase ${JSON.stringify(given)} is not a URL${
@@ -179,6 +183,9 @@ function wasmBaseOf(location: KernelLocation): URL {
         }`,
       );
     }
+    const last = url.pathname.slice(url.pathname.lastIndexOf("/") + 1);
+    if (last !== "" && !last.includes(".")) url.pathname += "/";
+    return url;
   }
   // Read only here: some runtimes (workerd) give modules no URL, and they pass `modules` instead.
   const here = import.meta.url;
