@@ -135,12 +135,13 @@ export const SPEC = {
     "  deno task train --model models/qwen2.5-0.5b --data train.jsonl --val valid.jsonl --steps 200 --out runs/mine",
 } as const satisfies CommandSpec;
 
+/** The demo's training data, inside the repository. */
+const DEMO_DATA = "data/lumen/train.jsonl";
+
 /**
  * The demo: memorising the Lumen answers on a small random base (the `demo` preset) takes more steps, a larger
  * rank and a larger learning rate than fine-tuning a real model; these apply only when the flag is not given.
  */
-/** The demo's training data, inside the repository. */
-const DEMO_DATA = "data/lumen/train.jsonl";
 const DEMO = {
   data: new URL(`../../${DEMO_DATA}`, import.meta.url).pathname,
   val: new URL("../../data/lumen/valid.jsonl", import.meta.url).pathname,
