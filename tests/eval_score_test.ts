@@ -1,6 +1,7 @@
 // `eval --score trained` scores what training's validation loss scores: after a short run with --val, the
-// same adapter on the same file gives the run's last validation loss bit for bit; `--score all` (the default)
-// scores every predicted token of the chat examples, more tokens and another number.
+// same adapter on the same file gives the run's last validation loss bit for bit, with no --weights (eval takes
+// the weights the adapter's run recorded, q4, not the f32 checkpoint's own); `--score all` (the default) scores
+// every predicted token of the chat examples, more tokens and another number.
 import { assert, assertEquals } from "./_assert.ts";
 import { tinyRun } from "./_tiny_run.ts";
 
@@ -27,10 +28,11 @@ Deno.test("eval --score trained equals training's validation loss; --score all s
     )).split("\n").filter((l) => l.includes('"val_loss"')).map((l) => JSON.parse(l));
     const val = lines.at(-1).val_loss as number;
     const evalArgs = ["eval", "--model", model, "--data", `${DATA}valid.jsonl`, "--adapter", `${out}/run`];
-    const common = ["--seq-len", "64", "--weights", "q4", "--json"];
+    const common = ["--seq-len", "64", "--json"];
     const trained = JSON.parse(await mesp(env, ...evalArgs, ...common, "--score", "trained"));
     const all = JSON.parse(await mesp(env, ...evalArgs, ...common));
     assertEquals(trained.score, "trained");
+    assertEquals(trained.weights, "q4");
     assertEquals(trained.nll, val);
     assert(all.tokens > trained.tokens, `${all.tokens} vs ${trained.tokens}`);
     assert(all.nll !== trained.nll);

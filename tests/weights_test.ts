@@ -51,6 +51,12 @@ Deno.test("weights: the checkpoint's own precision is read from its config", asy
   assertEquals(chooseWeights(q4, undefined, "checkpoint").format, "q4");
   const bf16 = await readModelConfig(caseDir("mha_untied_bf16")); // intermediate 96: q4 cannot group it
   assertEquals(chooseWeights(bf16, undefined, "q4").format, "bf16");
+  // an adapter's recorded weights are the default; a typed --weights still wins
+  const trainedOn = { format: "f32", recordedIn: "runs/a/checkpoint.safetensors" } as const;
+  const fromRun = chooseWeights(bf16, undefined, trainedOn);
+  assertEquals(fromRun.format, "f32");
+  assert(fromRun.line.includes("what the adapter was trained on, recorded in runs/a/checkpoint"), fromRun.line);
+  assertEquals(chooseWeights(bf16, "bf16", trainedOn).format, "bf16");
   assertEquals(
     chooseWeights(await readModelConfig(caseDir("mha_untied_bf16")), "f32", "checkpoint").format,
     "f32",

@@ -13,7 +13,9 @@ import { PACK_FORMATS, type PackFormat } from "../model/pack_layout.ts";
 import { prepare } from "./prepare.ts";
 import { ensureDir } from "./paths.ts";
 import type { Sequence } from "../data/sequence.ts";
-import { dirFiles } from "../io/deno_files.ts";
+import { dirFiles, exists, fileSource } from "../io/deno_files.ts";
+import { readTrainingStateRun, TRAINING_STATE_FILE } from "../run/training_state.ts";
+import { recordedConfig } from "./run_config.ts";
 import { ADAPTER_CONFIG, openAdapter, type OpenedAdapter } from "../engine/adapter.ts";
 import type { FlagSpec } from "./args.ts";
 import { chooseWeights, type WeightsChoice, type WeightsDefault } from "./weights.ts";
@@ -125,7 +127,7 @@ export async function prepareRun(
 ): Promise<{ pack: Pack; sets: Sequence[][]; weights: PackFormat }> {
   const paths = data.filter((d): d is string => d !== undefined);
   // a command that needed the format earlier (for its memory check) hands in the choice it made
-  const weights = typeof choice === "object"
+  const weights = typeof choice === "object" && "line" in choice
     ? choice
     : chooseWeights(await readModelConfig(args.model), args.weights, choice);
   log(weights.line);
@@ -145,6 +147,27 @@ export async function prepareRun(
 /** Opens a PEFT adapter directory. */
 export function openAdapterDir(dir: string): Promise<OpenedAdapter> {
   return openAdapter(dirFiles(dir));
+}
+
+/**
+ * The default weights of a command that applies the adapter in `dir`: those its training run recorded (train's
+ * `--out` keeps the run's state beside the adapter), else the checkpoint's own precision.
+ */
+export async function adapterWeightsDefault(
+  dir: string | undefined,
+  log: (m: string) => void,
+): Promise<WeightsDefault> {
+  const path = `${dir}/${TRAINING_STATE_FILE}`;
+  if (dir === undefined || !await exists(path)) return "checkpoint";
+  let format: unknown;
+  try {
+    format = recordedConfig(await readTrainingStateRun(fileSource(path), path))?.weights;
+  } catch (err) {
+    log(`notice: ${(err as Error).message}; the adapter's recorded weights are unknown`);
+  }
+  return PACK_FORMATS.includes(format as PackFormat)
+    ? { format: format as PackFormat, recordedIn: path }
+    : "checkpoint";
 }
 
 /**

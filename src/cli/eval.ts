@@ -10,6 +10,7 @@ import { readModelConfig } from "../model/pack_files.ts";
 import { loraLayout } from "../engine/lora.ts";
 import { Progress } from "./progress.ts";
 import {
+  adapterWeightsDefault,
   arenaBudget,
   MODEL_FLAGS,
   openAdapterDir,
@@ -62,7 +63,8 @@ export async function run(argv: string[]): Promise<number> {
   await checkInputFile("--data", args.data);
   args.seqLen = fitPositions("--seq-len", args.seqLen, givenFlags(argv, SPEC).has("seqLen"), cfg);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
-  const choice = chooseWeights(cfg, args.weights, "checkpoint"), weights = choice.format;
+  const choice = chooseWeights(cfg, args.weights, await adapterWeightsDefault(args.adapter, log)),
+    weights = choice.format;
   await refuseOverBudget(
     cfg,
     {

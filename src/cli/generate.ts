@@ -20,6 +20,7 @@ import { readModelConfig } from "../model/pack_files.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { loraLayout } from "../engine/lora.ts";
 import {
+  adapterWeightsDefault,
   arenaBudget,
   MODEL_FLAGS,
   openAdapterDir,
@@ -193,7 +194,8 @@ async function converse(
       })
       : args.prompt!,
   );
-  const choice = chooseWeights(cfg, args.weights, "checkpoint"), weights = choice.format;
+  const choice = chooseWeights(cfg, args.weights, await adapterWeightsDefault(args.adapter, log)),
+    weights = choice.format;
   const maxTokens = roomFor(firstIds.length, args.maxTokens, given.has("maxTokens"), cfg, log);
   await refuseOverBudget(
     cfg,

@@ -1,16 +1,27 @@
 /**
  * Which weights a command runs on, said out loud: training (and `grad`, `plan`) default to q4 — the MeSP
  * paper's setting, a quarter of bf16's memory — while `eval` and `generate` default to the checkpoint's own
- * precision, so a loss or a completion is the model's and not a re-quantization's. A model whose dimensions
- * q4/q8 cannot group (not multiples of 64) falls back to the nearest float format, with a notice.
+ * precision, so a loss or a completion is the model's and not a re-quantization's; with an adapter whose run
+ * recorded its weights (train's `--out`), they take those, since the adapter was fitted to that base. A model
+ * whose dimensions q4/q8 cannot group (not multiples of 64) falls back to the nearest float format, with a
+ * notice.
  *
  * @module
  */
 import type { ModelConfig } from "../model/config.ts";
 import { GROUP, type PackFormat } from "../model/pack_layout.ts";
 
-/** What a command takes when `--weights` is not given: q4, or the checkpoint's own precision. */
-export type WeightsDefault = "q4" | "checkpoint";
+/**
+ * What a command takes when `--weights` is not given: q4, the checkpoint's own precision, or the weights an
+ * adapter was trained on.
+ */
+export type WeightsDefault = "q4" | "checkpoint" | TrainedOn;
+
+/** The weights an adapter's training run recorded, and the file that records them. */
+export interface TrainedOn {
+  format: PackFormat;
+  recordedIn: string;
+}
 
 const NAMES: Record<PackFormat, string> = {
   q4: "q4 (MLX affine 4-bit, group 64)",
@@ -52,7 +63,8 @@ export function chooseWeights(
   flagName = "--weights",
 ): WeightsChoice {
   const own = checkpointFormat(cfg);
-  const wanted = (flag as PackFormat | undefined) ?? (fallback === "q4" ? "q4" : own);
+  const wanted = (flag as PackFormat | undefined) ??
+    (fallback === "q4" ? "q4" : fallback === "checkpoint" ? own : fallback.format);
   const stored = `the checkpoint stores ${own}`;
   const bad = ungroupableDim(cfg);
   if ((wanted === "q4" || wanted === "q8") && bad !== undefined) {
@@ -68,6 +80,8 @@ export function chooseWeights(
     : fallback === "q4"
     ? "the default for training, as in the MeSP paper; --weights bf16|f32 to train on other weights; " +
       stored
-    : "the checkpoint's own precision; --weights to choose another";
+    : fallback === "checkpoint"
+    ? "the checkpoint's own precision; --weights to choose another"
+    : `what the adapter was trained on, recorded in ${fallback.recordedIn}; --weights to choose another; ${stored}`;
   return { format: wanted, line: `weights: ${NAMES[wanted]} (${why})` };
 }
