@@ -8,6 +8,7 @@
  *
  * The build is reproducible: the same sources and the pinned compiler give the same bytes.
  */
+// deno-lint-ignore no-import-prefix -- pinned here, no import map: the build is the only user
 import asc from "npm:assemblyscript@0.28.20/asc";
 import { bundle, ENTRIES } from "./bundle.ts";
 import { INTERFACE_FILE, interfaceModule, parseDeclarations } from "./interface.ts";

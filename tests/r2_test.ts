@@ -117,6 +117,7 @@ let MiniflareCtor: MiniflareClass | undefined, skip: string | undefined;
 try {
   // a literal specifier, so that `deno cache tests/r2_test.ts` (.ci/run) fetches it
   // (its own types, undici's Response, are not Deno's: the test uses the few above)
+  // deno-lint-ignore no-import-prefix
   MiniflareCtor = (await import("npm:miniflare@4.20260730.0")).Miniflare as unknown as MiniflareClass;
 } catch (err) {
   skip = `cannot load ${MINIFLARE}: ${(err as Error).message}`;

@@ -116,8 +116,9 @@ Deno.test("run options: a resumed run's layout is its state's; a different lora 
     ...base,
     steps: 2,
     shouldStop: () => saved !== undefined,
-    saveState: async (s) => {
+    saveState: (s) => {
       saved = structuredClone(s);
+      return Promise.resolve();
     },
   });
   assert(saved, "no state saved");

@@ -55,7 +55,10 @@ Deno.test("weights: the checkpoint's own precision is read from its config", asy
   const trainedOn = { format: "f32", recordedIn: "runs/a/checkpoint.safetensors" } as const;
   const fromRun = chooseWeights(bf16, undefined, trainedOn);
   assertEquals(fromRun.format, "f32");
-  assert(fromRun.line.includes("what the adapter was trained on, recorded in runs/a/checkpoint"), fromRun.line);
+  assert(
+    fromRun.line.includes("what the adapter was trained on, recorded in runs/a/checkpoint"),
+    fromRun.line,
+  );
   assertEquals(chooseWeights(bf16, "bf16", trainedOn).format, "bf16");
   assertEquals(
     chooseWeights(await readModelConfig(caseDir("mha_untied_bf16")), "f32", "checkpoint").format,
