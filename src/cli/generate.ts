@@ -50,7 +50,10 @@ export const SPEC = {
       value: "TEXT",
       description: "the prompt (a user turn when the model has a chat template)",
     },
-    chat: { type: "boolean", description: "interactive chat on stdin (empty line or Ctrl-D ends)" },
+    chat: {
+      type: "boolean",
+      description: "interactive chat on stdin (/reset starts over; an empty line, /exit or Ctrl-D ends)",
+    },
     raw: { type: "boolean", description: "send --prompt as plain text, without the chat template" },
     system: {
       type: "string",
@@ -143,6 +146,22 @@ function roomFor(
   return room;
 }
 
+const CHAT_HELP =
+  "chat: type a message and Enter; /reset starts a new conversation; an empty line, /exit or " +
+  "Ctrl-D ends";
+
+/**
+ * What a chat line that starts with "/" asks for: "reset", or a message for the user (help, or an unknown
+ * command, which is not sent to the model); undefined for a message to the model.
+ */
+function chatCommand(line: string): string | undefined {
+  const word = line.trim();
+  if (!word.startsWith("/") || word.includes(" ")) return undefined;
+  if (word === "/reset") return "reset";
+  if (word === "/help") return CHAT_HELP;
+  return `unknown command ${word} (not sent to the model): ${CHAT_HELP}`;
+}
+
 const enc = new TextEncoder();
 const out = (s: string) => {
   if (s) Deno.stdout.writeSync(enc.encode(s));
@@ -223,6 +242,7 @@ async function converse(
   const history: ChatMessage[] = [];
   const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).values();
   let buffer = "";
+  console.error(CHAT_HELP);
   while (true) {
     out("> ");
     let line: string | undefined;
@@ -242,7 +262,17 @@ async function converse(
       }
       buffer += next.value;
     }
-    if (!line.trim()) break;
+    if (!line.trim() || line.trim() === "/exit") break;
+    const command = chatCommand(line);
+    if (command === "reset") {
+      history.length = 0;
+      console.error("(a new conversation)");
+      continue;
+    }
+    if (command !== undefined) {
+      console.error(command);
+      continue;
+    }
     history.push({ role: "user", content: line });
     const ids = await tok.encode(renderChat(history, { addGenerationPrompt: true, defaultSystem: system }));
     const turn = { ...opts, maxTokens: roomFor(ids.length, args.maxTokens, false, cfg, log) };
@@ -250,6 +280,7 @@ async function converse(
     out("\n");
     history.push({ role: "assistant", content: reply });
   }
+  out("\n"); // the last prompt's line ends before the summary
   console.error(peakMemoryLine());
   return 0;
 }

@@ -1,0 +1,44 @@
+// `generate --chat` on stdin: the first reply is what `generate --prompt` gives for the same message (the
+// same template and greedy decoding), `/reset` starts a new conversation (so the same message gets the same
+// reply again) instead of being sent to the model, an unknown `/command` is named and not sent, and the last
+// prompt's line is ended before the summary on stderr.
+import { assert, assertEquals } from "./_assert.ts";
+import { tinyRun } from "./_tiny_run.ts";
+
+const MAIN = new URL("../src/cli/main.ts", import.meta.url).href;
+
+async function generate(env: Record<string, string>, stdin: string | undefined, ...args: string[]) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "generate", ...args],
+    env,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const dec = new TextDecoder();
+  const r = { stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  assert(out.success, `generate ${args.join(" ")} failed:\n${r.stderr}`);
+  return r;
+}
+
+Deno.test("generate --chat: /reset starts over, unknown commands are not sent, the summary starts its own line", async () => {
+  const run = await tinyRun();
+  const env = { NO_COLOR: "1", MESP_CACHE: `${run.dir}/cache` };
+  const common = ["--model", `${run.dir}/model`, "--weights", "f32", "--max-tokens", "6"];
+  const message = "What is Lumen?";
+  const single = await generate(env, undefined, ...common, "--prompt", message);
+  const reply = single.stdout.replace(/\n$/, "");
+  assert(reply.length > 0, "no reply to compare with");
+  const chat = await generate(env, `${message}\n/reset\n${message}\n/bogus\n\n`, ...common, "--chat");
+  // each "> " is a prompt; the commands print nothing on stdout
+  assertEquals(chat.stdout, `> ${reply}\n> > ${reply}\n> > \n`);
+  assert(chat.stderr.includes("(a new conversation)"), chat.stderr);
+  assert(chat.stderr.includes("unknown command /bogus (not sent to the model)"), chat.stderr);
+  assert(chat.stderr.includes("/reset starts a new conversation"), chat.stderr);
+});
