@@ -8,11 +8,15 @@ import { tinyRun } from "./_tiny_run.ts";
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).href;
 const DATA = new URL("../data/lumen/", import.meta.url).pathname;
 
-async function mesp(env: Record<string, string>, ...args: string[]): Promise<string> {
+async function mespOutput(env: Record<string, string>, ...args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", MAIN, ...args], env }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  assert(out.success, `mesp ${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
-  return text;
+  const [stdout, stderr] = [out.stdout, out.stderr].map((b) => new TextDecoder().decode(b));
+  assert(out.success, `mesp ${args.join(" ")} failed:\n${stderr}`);
+  return { stdout, stderr };
+}
+
+async function mesp(env: Record<string, string>, ...args: string[]): Promise<string> {
+  return (await mespOutput(env, ...args)).stdout;
 }
 
 Deno.test("eval --score trained equals training's validation loss; --score all scores every token", async () => {
@@ -21,11 +25,12 @@ Deno.test("eval --score trained equals training's validation loss; --score all s
   const out = await Deno.makeTempDir({ prefix: "mesp-eval-score-" });
   try {
     const model = `${run.dir}/model`;
-    const lines = (await mesp(
+    const { stdout, stderr } = await mespOutput(
       env,
       ...["train", "--model", model, "--data", `${DATA}train.jsonl`, "--val", `${DATA}valid.jsonl`],
       ...["--steps", "2", "--seq-len", "64", "--rank", "4", "--out", `${out}/run`, "--json"],
-    )).split("\n").filter((l) => l.includes('"val_loss"')).map((l) => JSON.parse(l));
+    );
+    const lines = stdout.split("\n").filter((l) => l.includes('"val_loss"')).map((l) => JSON.parse(l));
     const val = lines.at(-1).val_loss as number;
     const evalArgs = ["eval", "--model", model, "--data", `${DATA}valid.jsonl`, "--adapter", `${out}/run`];
     const common = ["--seq-len", "64", "--json"];
@@ -36,6 +41,14 @@ Deno.test("eval --score trained equals training's validation loss; --score all s
     assertEquals(trained.nll, val);
     assert(all.tokens > trained.tokens, `${all.tokens} vs ${trained.tokens}`);
     assert(all.nll !== trained.nll);
+    // what train says of each set: the validation set's examples and trained tokens are what eval scored
+    assert(
+      stderr.includes(
+        `${DATA}valid.jsonl: ${trained.sequences} examples, ${all.tokens + all.sequences} tokens, ` +
+          `${trained.tokens} trained`,
+      ),
+      stderr,
+    );
   } finally {
     await Deno.remove(out, { recursive: true });
   }

@@ -11,6 +11,7 @@ import { spawnChild } from "./children.ts";
 import { openPack, type Pack } from "../model/pack.ts";
 import type { PackFormat } from "../model/pack_layout.ts";
 import { decodeTokenCache } from "../data/token_cache.ts";
+import type { TokenizeStats } from "../data/dataset.ts";
 import type { Sequence } from "../data/sequence.ts";
 
 /** What to prepare. */
@@ -104,11 +105,24 @@ export async function prepare(job: PrepareJob, log: (m: string) => void): Promis
   const result = JSON.parse(await out) as { pack: string; sets: string[] };
   const pack = await openPack(fileSource(result.pack));
   const sets: Sequence[][] = [];
-  for (const path of result.sets) {
+  for (const [i, path] of result.sets.entries()) {
     const cache = decodeTokenCache(await Deno.readFile(path), { name: path });
+    log(datasetLine(job.data[i], cache.meta.stats, job.seqLen));
     const seqs: Sequence[] = [];
     for (let i = 0; i < cache.count; i++) seqs.push(cache.example(i));
     sets.push(seqs);
   }
   return { pack, sets };
+}
+
+/**
+ * What a dataset holds once tokenized, in one line: `data.jsonl: 40 examples, 5,120 tokens, 1,234 trained;
+ * 2 cut to --seq-len 256; 1 dropped (no trained token within --seq-len 256)`.
+ */
+export function datasetLine(path: string, s: TokenizeStats, seqLen: number): string {
+  const n = (x: number) => x.toLocaleString("en-US");
+  let line = `${path}: ${n(s.examples)} examples, ${n(s.tokens)} tokens, ${n(s.targets)} trained`;
+  if (s.truncated > 0) line += `; ${n(s.truncated)} cut to --seq-len ${seqLen}`;
+  if (s.dropped > 0) line += `; ${n(s.dropped)} dropped (no trained token within --seq-len ${seqLen})`;
+  return line;
 }
