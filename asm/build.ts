@@ -11,6 +11,7 @@
 // deno-lint-ignore no-import-prefix -- pinned here, no import map: the build is the only user
 import asc from "npm:assemblyscript@0.28.20/asc";
 import { bundle, ENTRIES } from "./bundle.ts";
+import { declarations as typeDeclarations } from "./types.ts";
 import { INTERFACE_FILE, interfaceModule, parseDeclarations } from "./interface.ts";
 
 /** One compiled flavour of the kernels. */
@@ -111,5 +112,6 @@ if (import.meta.main) {
   for (const entry of ENTRIES) {
     if (await emit(`dist/${entry.out}`, await bundle(entry), check)) differ++;
   }
+  if (await emit("dist/mesp.d.ts", typeDeclarations(), check)) differ++;
   if (differ) Deno.exit(1);
 }

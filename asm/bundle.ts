@@ -7,6 +7,7 @@
  *   dist/tokenizer.js          the tokenizer implementation, imported only when a tokenizer is loaded
  *   dist/tokenize_worker.js    the worker of tokenizeInWorker
  *   dist/wasm/*.wasm           the kernels
+ *   dist/mesp.d.ts             the library's types (see `types.ts`)
  *
  * Each module finds the others relative to its own URL: the source's `new URL("…", import.meta.url)`
  * expressions are rewritten to the dist names (the build fails if one is missing). Module-boundary comments
@@ -61,7 +62,8 @@ function rewrite(code: string, entry: Entry): string {
   const left = /new URL\("[^"]*\.ts"|"\.\.\/\.\.\//.exec(text);
   if (left) throw new Error(`dist/${entry.out}: a source path is left after rewriting: ${left[0]}`);
   if (/\/work\/|\/home\/|\/root\//.test(text)) throw new Error(`dist/${entry.out}: an absolute path is left`);
-  return text;
+  // URL importers (Deno, a bundler) take the library's types from here; TypeScript also finds them beside it
+  return entry.out === "mesp.js" ? `/* @ts-self-types="./mesp.d.ts" */\n${text}` : text;
 }
 
 function escape(s: string): string {

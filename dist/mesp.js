@@ -1,3 +1,4 @@
+/* @ts-self-types="./mesp.d.ts" */
 var __defProp = Object.defineProperty;
 var __getOwnPropNames = Object.getOwnPropertyNames;
 var __esm = (fn, res) => function __init() {
