@@ -7826,14 +7826,14 @@ function saveInput(e, slot, T) {
   if (e.spill) return e.spill.saveInput(slot);
   const n = T * e.D.d, x = e.p["act.x"], at = e.p["saved"];
   if (e.options.savedInputDtype === "bf16") e.k.f32_to_bf16(at + slot * n * 2, x, n);
-  else e.F.copyWithin((at >> 2) + slot * n, x >> 2, (x >> 2) + n);
+  else e.F.copyWithin((at >>> 2) + slot * n, x >>> 2, (x >>> 2) + n);
 }
 function restoreInput(e, slot, T) {
   if (e.spill) return e.spill.restoreInput(slot);
   const n = T * e.D.d, at = e.p["saved"], x = e.p["act.x"];
   if (e.options.savedInputDtype === "bf16") {
     e.k.decode_row(DTYPE.bf16, at + slot * n * 2, n, 0, 0, 0, 0, n, x);
-  } else e.F.copyWithin(x >> 2, (at >> 2) + slot * n, (at >> 2) + slot * n + n);
+  } else e.F.copyWithin(x >>> 2, (at >>> 2) + slot * n, (at >>> 2) + slot * n + n);
 }
 function savedInput(e, slot, T) {
   if (e.spill) {
@@ -7862,7 +7862,7 @@ async function embed(e, ids, T, row0 = 0) {
 }
 function linear(e, T, x, ldx, refs, out, ldo, nOut, nIn, bias, accumulate, h) {
   if (bias) {
-    for (let t = 0; t < T; t++) e.F.copyWithin((out >> 2) + t * ldo, bias >> 2, (bias >> 2) + nOut);
+    for (let t = 0; t < T; t++) e.F.copyWithin((out >>> 2) + t * ldo, bias >>> 2, (bias >>> 2) + nOut);
   }
   e.gemm.nt(T, nOut, nIn, x, ldx, refs.w, out, ldo, 1, accumulate || bias !== 0);
   if (refs.pair) {
@@ -8051,7 +8051,7 @@ var Backward = class {
     if (this.mebp) {
       const att2 = this.#mebpAttention, mlp2 = this.#mebpMlp;
       attentionForward(e, l, T, 0, kv, att2);
-      e.F.copyWithin(p["mebp.x2"] >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * d);
+      e.F.copyWithin(p["mebp.x2"] >>> 2, p["act.x"] >>> 2, (p["act.x"] >>> 2) + T * d);
       await mlpForward(e, l, T, mlp2);
       await this.#mlpBackward(l, T, mlp2, p["mebp.x2"], "none");
       this.#attentionBackward(l, T, slot, kv, att2, false);
@@ -8181,7 +8181,7 @@ var Backward = class {
 async function trainingLayerForward(e, l, T) {
   const b = e.blocks, kept2 = b.keptAttention[l], p = e.p;
   attentionForward(e, l, T, 0, kept2?.kv ?? b.kv[l], kept2?.buffers ?? b.attention);
-  if (kept2) e.F.copyWithin(kept2.x2 >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * e.D.d);
+  if (kept2) e.F.copyWithin(kept2.x2 >>> 2, p["act.x"] >>> 2, (p["act.x"] >>> 2) + T * e.D.d);
   await mlpForward(e, l, T, b.keptMlp[l] ?? b.mlp);
 }
 
@@ -8208,7 +8208,7 @@ var targetViews = /* @__PURE__ */ new WeakMap();
 function lossTargets(e) {
   let v = targetViews.get(e);
   if (!v) {
-    const at = e.p["loss.targets"] >> 2;
+    const at = e.p["loss.targets"] >>> 2;
     targetViews.set(e, v = e.I32.subarray(at, at + e.D.T));
   }
   return v;
@@ -8218,11 +8218,11 @@ function setTargets(e, ids, trained, T) {
   let n = 0;
   for (let t = 0; t < T; t++) {
     const ok = t + 1 < T && (trained ? trained[t + 1] !== 0 : true);
-    e.I32[(r.targets >> 2) + t] = ok ? ids[t + 1] : -1;
+    e.I32[(r.targets >>> 2) + t] = ok ? ids[t + 1] : -1;
     if (ok) n++;
   }
   for (let t = 0; t < T; t++) {
-    e.F[(r.weight >> 2) + t] = e.I32[(r.targets >> 2) + t] >= 0 && n ? 1 / n : 0;
+    e.F[(r.weight >>> 2) + t] = e.I32[(r.targets >>> 2) + t] >= 0 && n ? 1 / n : 0;
   }
   return n;
 }
@@ -8230,8 +8230,8 @@ function lossSum(e, T) {
   const r = lossRows(e);
   let sum = 0, count = 0;
   for (let t = 0; t < T; t++) {
-    if (e.I32[(r.targets >> 2) + t] < 0) continue;
-    sum += e.F[(r.loss >> 2) + t];
+    if (e.I32[(r.targets >>> 2) + t] < 0) continue;
+    sum += e.F[(r.loss >>> 2) + t];
     count++;
   }
   return {
@@ -8240,13 +8240,13 @@ function lossSum(e, T) {
   };
 }
 function trainedFrom(e, T) {
-  const at = lossRows(e).targets >> 2;
+  const at = lossRows(e).targets >>> 2;
   let t = 0;
   while (t < T && e.I32[at + t] < 0) t++;
   return t;
 }
 function trainedTo(e, T) {
-  const at = lossRows(e).targets >> 2;
+  const at = lossRows(e).targets >>> 2;
   let t = T;
   while (t > 0 && e.I32[at + t - 1] < 0) t--;
   return t;
@@ -8269,8 +8269,8 @@ async function lossForward(e, T) {
 async function lossForwardBackward(e, T) {
   const { d, Vc } = e.D, p = e.p;
   const r = lossRows(e), dxn = p["grad.xn"], lo = trainedFrom(e, T), hi = trainedTo(e, T);
-  e.F.fill(0, dxn >> 2, (dxn >> 2) + lo * d);
-  e.F.fill(0, (dxn >> 2) + hi * d, (dxn >> 2) + T * d);
+  e.F.fill(0, dxn >>> 2, (dxn >>> 2) + lo * d);
+  e.F.fill(0, (dxn >>> 2) + hi * d, (dxn >>> 2) + T * d);
   e.weights.expectRows(lossTargets(e), T, true);
   for (let c = 0; c < e.weights.vocabChunks; c++) {
     const vc = await e.weights.loadVocabChunk(c);
@@ -8283,9 +8283,9 @@ async function lossForwardBackward(e, T) {
   const erow = p["loss.erow"];
   await e.weights.prefetchRows(lossTargets(e), T, true);
   for (let t = 0; t < T; t++) {
-    const w = e.F[(r.weight >> 2) + t];
+    const w = e.F[(r.weight >>> 2) + t];
     if (w === 0) continue;
-    const ref = await e.weights.readRow(e.I32[(r.targets >> 2) + t], true);
+    const ref = await e.weights.readRow(e.I32[(r.targets >>> 2) + t], true);
     e.k.decode_row(dtypeCode(ref), ref.ptr, d, ref.scales, ref.biases, 0, 0, d, erow);
     e.k.axpy(dxn + t * d * 4, -w, erow, d);
   }
@@ -9465,7 +9465,7 @@ async function lastRowLogits(e, row, out) {
   const { Vc } = e.D;
   for (let c = 0; c < e.weights.vocabChunks; c++) {
     const vc = await e.weights.loadVocabChunk(c);
-    const p = chunkLogits(e, row, row + 1, vc) >> 2;
+    const p = chunkLogits(e, row, row + 1, vc) >>> 2;
     out.set(e.F.subarray(p + row * Vc, p + row * Vc + vc), c * Vc);
   }
 }
