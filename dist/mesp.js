@@ -512,6 +512,12 @@ ${table}`);
     this.budget = budget;
   }
 };
+var WASM32_BYTES = 2 ** 32;
+function checkAddressable(plan, hint = "plan less") {
+  if (plan.end <= WASM32_BYTES) return;
+  throw new RangeError(`memory plan needs ${formatMB(plan.end)}, more than WebAssembly's 32-bit memory holds (${formatMB(WASM32_BYTES)}): ${hint}
+${formatPlan(plan)}`);
+}
 var Arena = class _Arena {
   /** The kernels whose memory this arena lays out. */
   kernels;
@@ -532,6 +538,7 @@ var Arena = class _Arena {
     const plan = planMemory(specs, {
       base
     });
+    checkAddressable(plan);
     if (options.budget !== void 0 && plan.bytes > options.budget) {
       throw new PlanTooLargeError(plan, options.budget, plan.bytes, formatPlan(plan));
     }
@@ -6307,6 +6314,7 @@ async function startKernels(specsOf, options = {}) {
     const plan = planMemory(specs, {
       base: Math.ceil(single2.heapBase / 64) * 64
     });
+    checkAddressable(plan);
     if (options.budget !== void 0 && plan.bytes > options.budget) {
       throw new PlanTooLargeError(plan, options.budget, plan.bytes, formatPlan(plan));
     }
@@ -7731,7 +7739,9 @@ var Engine = class _Engine {
     let resolved = options;
     const { kernels, arena } = await startKernels((scratch) => {
       resolved = scheduledOptions(pack, options, scratch);
-      return planBuffers(pack.config, enginePlanOptions(pack, resolved, scratch)).regions;
+      const { regions } = planBuffers(pack.config, enginePlanOptions(pack, resolved, scratch));
+      checkAddressable(planMemory(regions), `lower seqLen (now ${options.seqLen}; --seq-len in the commands)`);
+      return regions;
     }, options);
     try {
       const e = new _Engine(pack, kernels, arena, D, resolved);
@@ -8937,6 +8947,13 @@ function checkSequences(what, sequences, seqLen, trained) {
   }
 }
 
+// src/data/sequence.ts
+function longestWithin(seqLen, ...sets) {
+  let longest = 2;
+  for (const set of sets) for (const s of set) longest = Math.max(longest, Math.min(s.ids.length, seqLen));
+  return longest;
+}
+
 // src/engine/lora_init.ts
 function initLora(layout, params, seed) {
   const init = loraInitializer(layout, seed), n = layout.layerElements;
@@ -9013,7 +9030,7 @@ var NonFiniteError = class extends Error {
     this.step = step;
   }
 };
-function trainEngineOptions(pack, options) {
+function trainEngineOptions(pack, options, planLen = options.seqLen) {
   const method = options.method ?? "mesp";
   const kept2 = options.resume?.lora ?? options.adapter?.config;
   if (kept2 && options.lora) {
@@ -9023,7 +9040,7 @@ function trainEngineOptions(pack, options) {
   return {
     mode: "train",
     method,
-    seqLen: options.seqLen,
+    seqLen: planLen,
     lora: loraLayout(pack.config, loraOptions),
     optimizer: options.optimizer?.name ?? "sgd",
     // MeBP holds every gradient until the optimizer step; MeSP fuses the update into each layer's backward
@@ -9086,7 +9103,7 @@ async function train(pack, data, val, options) {
   }
   const zoEps = options.zoEps ?? 1e-3;
   checkHyperparameters(optOptions, zoEps, clip);
-  const engineOptions = trainEngineOptions(pack, options);
+  const engineOptions = trainEngineOptions(pack, options, longestWithin(seqLen, data, val));
   const layout = engineOptions.lora;
   const gradBuffer = engineOptions.gradBuffer;
   const e = await Engine.create(pack, engineOptions);
@@ -9362,8 +9379,7 @@ async function evaluate(pack, sequences, options = {}) {
   }
   checkBudget("evaluate options", options.budget);
   if (sequences.length === 0) throw new Error("nothing to evaluate: the dataset is empty");
-  const longest = Math.max(...sequences.map((s) => s.ids.length));
-  const seqLen = Math.max(2, options.seqLen ?? longest);
+  const seqLen = longestWithin(options.seqLen ?? Infinity, sequences);
   const lora = options.adapter ? loraLayout(pack.config, options.adapter.config) : void 0;
   const e = await Engine.create(pack, {
     mode: "eval",

@@ -3,7 +3,9 @@
 // undefined and losses came out NaN. The same sequence's loss and LoRA gradients in an arena of ~3.5 GiB
 // equal those in a small one, bit for bit (the vocabulary chunk is fixed, as it shapes the sums).
 import { assert, assertEquals } from "./_assert.ts";
-import { tinyRun } from "./_tiny_run.ts";
+import { bits, OPTIONS, sequences, tinyRun } from "./_tiny_run.ts";
+import { train } from "../src/run/train.ts";
+import { evaluate } from "../src/run/evaluate.ts";
 import { fileSource } from "../src/io/deno_files.ts";
 import { openPack } from "../src/model/pack.ts";
 import { Engine } from "../src/engine/engine.ts";
@@ -73,3 +75,31 @@ for (const method of ["mesp", "mebp"] as const) {
     assert(big.grads.every((g, i) => Object.is(g, small.grads[i])), "gradients differ");
   });
 }
+
+Deno.test("train and evaluate plan memory for the longest sequence, not for seqLen: same plan, same bits", async () => {
+  const run = await tinyRun();
+  const pack = await tinyPack();
+  const data = sequences(await Deno.readFile(`${run.dir}/${run.tokens}`)); // cut to OPTIONS.seqLen (64)
+  const longest = Math.max(...data.map((s) => s.ids.length));
+  assert(longest > 2 && longest <= OPTIONS.seqLen, `longest ${longest}`);
+  const trainAt = async (seqLen: number) => {
+    let bytes = 0;
+    const r = await train(pack, data, [], {
+      ...OPTIONS,
+      seqLen,
+      threads: 1,
+      onEvent: (e) => {
+        if (e.type === "plan") bytes = e.bytes;
+      },
+    });
+    return { bytes, losses: r.losses, params: bits(r.params) };
+  };
+  const exact = await trainAt(longest);
+  const generous = await trainAt(8192); // ~1 GiB if planned for seqLen
+  assertEquals(generous.bytes, exact.bytes);
+  assertEquals(generous.losses, exact.losses);
+  assertEquals(generous.params, exact.params);
+  assertEquals(generous.params, run.params); // and the reference run's, planned at 64
+  const nll = async (seqLen: number) => (await evaluate(pack, data.slice(0, 4), { seqLen, threads: 1 })).nll;
+  assertEquals(await nll(8192), await nll(longest));
+});

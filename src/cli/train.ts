@@ -367,6 +367,14 @@ async function trainInto(out: string, c: {
   const statePath = `${out}/${TRAINING_STATE_FILE}`;
   const present: string[] = [];
   for (const f of RUN_FILES) if (await exists(`${out}/${f}`)) present.push(f);
+  // a run that failed before its first step leaves only an empty metrics.jsonl: nothing to keep or resume
+  if (
+    present.length === 1 && present[0] === "metrics.jsonl" &&
+    (await Deno.stat(`${out}/metrics.jsonl`)).size === 0
+  ) {
+    await Deno.remove(`${out}/metrics.jsonl`);
+    present.length = 0;
+  }
   if (present.length && !c.args.resume && !c.args.force) {
     throw new Error(
       `${out} already holds a run (${

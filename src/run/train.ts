@@ -30,7 +30,7 @@ import { describeSchedule } from "../engine/schedule.ts";
 import { formatPlan, type MemoryPlan } from "../runtime/arena.ts";
 import type { Pack } from "../model/pack.ts";
 import type { KernelLocation, Variant } from "../runtime/kernels.ts";
-import type { Sequence } from "../data/sequence.ts";
+import { longestWithin, type Sequence } from "../data/sequence.ts";
 import { seededRandom } from "../util/random.ts";
 import { loraInitializer } from "../engine/lora_init.ts";
 
@@ -272,7 +272,7 @@ export class NonFiniteError extends Error {
 }
 
 /** The engine a training with `options` runs on (its layout, optimizer state and gradient buffers). */
-function trainEngineOptions(pack: Pack, options: TrainOptions): EngineOptions {
+function trainEngineOptions(pack: Pack, options: TrainOptions, planLen = options.seqLen): EngineOptions {
   const method = options.method ?? "mesp";
   const kept = options.resume?.lora ?? options.adapter?.config;
   if (kept && options.lora) {
@@ -282,7 +282,7 @@ function trainEngineOptions(pack: Pack, options: TrainOptions): EngineOptions {
   return {
     mode: "train",
     method,
-    seqLen: options.seqLen,
+    seqLen: planLen,
     lora: loraLayout(pack.config, loraOptions),
     optimizer: options.optimizer?.name ?? "sgd",
     // MeBP holds every gradient until the optimizer step; MeSP fuses the update into each layer's backward
@@ -360,7 +360,8 @@ export async function train(
   }
   const zoEps = options.zoEps ?? 1e-3;
   checkHyperparameters(optOptions, zoEps, clip);
-  const engineOptions = trainEngineOptions(pack, options);
+  // memory for the longest sequence the run will see, not for seqLen: a generous seqLen costs nothing
+  const engineOptions = trainEngineOptions(pack, options, longestWithin(seqLen, data, val));
   const layout = engineOptions.lora!;
   const gradBuffer = engineOptions.gradBuffer;
   const e = await Engine.create(pack, engineOptions);

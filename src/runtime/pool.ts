@@ -36,7 +36,14 @@ import {
   threadsUnavailable,
   type Variant,
 } from "./kernels.ts";
-import { Arena, formatPlan, planMemory, PlanTooLargeError, type RegionSpec } from "./arena.ts";
+import {
+  Arena,
+  checkAddressable,
+  formatPlan,
+  planMemory,
+  PlanTooLargeError,
+  type RegionSpec,
+} from "./arena.ts";
 import { KERNEL_PARAMS, type KernelName } from "./kernel_exports.ts";
 import type { WeightRef } from "./weight_ref.ts";
 
@@ -652,6 +659,7 @@ export async function startKernels(
     const specs = specsOf(single.gemmScratchBytes * threads);
     // every build has the same static data, so the plan is placed alike in any of them
     const plan = planMemory(specs, { base: Math.ceil(single.heapBase / 64) * 64 });
+    checkAddressable(plan);
     if (options.budget !== undefined && plan.bytes > options.budget) {
       throw new PlanTooLargeError(plan, options.budget, plan.bytes, formatPlan(plan));
     }
