@@ -2391,7 +2391,11 @@ export interface TrainOptions {
 	lora?: LoraOptions;
 	/** Seed of the LoRA initialisation and the data order. */
 	seed?: number;
-	optimizer?: Omit<OptimizerOptions, "totalSteps">;
+	/**
+	 * The optimizer, as the CLI's defaults: AdamW (SGD for MeZO), lr 2e-4 (SGD 1e-4, MeZO 5e-5), a cosine
+	 * schedule without warmup; each field may be given alone.
+	 */
+	optimizer?: Partial<Omit<OptimizerOptions, "totalSteps">>;
 	/** Sequences per optimizer step (gradient accumulation; default 1, update fused into the backward). */
 	gradAccum?: number;
 	/** Clip the global gradient norm to this (0 = off). */
@@ -2447,8 +2451,8 @@ export interface TrainOptions {
 	saveState?: (state: TrainState) => Promise<void>;
 	/** @deprecated Renamed {@linkcode TrainOptions.saveState}; this name goes in the next release. */
 	saveCheckpoint?: (state: TrainState) => Promise<void>;
-	/** Polled between steps: return true to stop early (after saving). */
-	shouldStop?: () => boolean;
+	/** Polled between steps: return (or resolve to) true to stop early (after saving). */
+	shouldStop?: () => boolean | Promise<boolean>;
 }
 /** Everything needed to continue a run exactly where it stopped. */
 export interface TrainState {

@@ -8642,6 +8642,13 @@ function adapterConfigJson(layout, baseModel) {
 }
 
 // src/engine/optimizer.ts
+function defaultOptimizer(method) {
+  return method === "mezo" ? "sgd" : "adamw";
+}
+function defaultLr(name, method) {
+  return method === "mezo" ? 5e-5 : name === "adamw" ? 2e-4 : 1e-4;
+}
+var DEFAULT_SCHEDULE = "cosine";
 function learningRate(o, step) {
   const warmup = o.warmup ?? 0;
   if (warmup > 0 && step < warmup) return o.lr * (step + 1) / warmup;
@@ -8828,6 +8835,19 @@ var LORA_OPTIONS = [
   "rslora",
   "targets"
 ];
+var NESTED = {
+  lr: "optimizer",
+  weightDecay: "optimizer",
+  beta1: "optimizer",
+  beta2: "optimizer",
+  eps: "optimizer",
+  schedule: "optimizer",
+  warmup: "optimizer",
+  rank: "lora",
+  alpha: "lora",
+  rslora: "lora",
+  targets: "lora"
+};
 var KINDS = {
   method: [
     "mesp",
@@ -8860,7 +8880,7 @@ var KINDS = {
   gradAccum: "integer",
   valEvery: "integer",
   saveEvery: "integer",
-  threads: "integer",
+  threads: "count",
   vocabChunk: "integer",
   savedInputEvery: "integer",
   savedInputs: "integer",
@@ -8891,6 +8911,7 @@ var KINDS = {
   shouldStop: "function",
   onProgress: "function",
   onLogits: "function",
+  targets: "array",
   lora: "object",
   optimizer: "object",
   kernels: "object"
@@ -8901,8 +8922,10 @@ function checkOptions(where, options, known) {
   }
   for (const [name, value] of Object.entries(options)) {
     if (!known.includes(name)) {
+      const home = NESTED[name];
       const near = nearest(name, known);
-      throw new TypeError(`${where}: unknown option "${name}"${near ? ` (did you mean "${near}"?)` : ""}`);
+      const hint = home && known.includes(home) ? ` (it belongs in ${home}: { ${name} })` : near ? ` (did you mean "${near}"?)` : "";
+      throw new TypeError(`${where}: unknown option "${name}"${hint}`);
     }
     if (value === void 0 || value === null) continue;
     const kind = KINDS[name];
@@ -8914,6 +8937,10 @@ function checkOptions(where, options, known) {
       if (!kind.includes(value)) bad(`one of ${kind.map((c) => JSON.stringify(c)).join(", ")}`);
     } else if (kind === "integer") {
       if (!Number.isSafeInteger(value)) bad("an integer");
+    } else if (kind === "count") {
+      if (!Number.isSafeInteger(value) || value < 1) bad("an integer \u2265 1");
+    } else if (kind === "array") {
+      if (!Array.isArray(value)) bad("an array");
     } else if (kind === "number") {
       if (typeof value !== "number") bad("a number");
     } else if (kind === "object") {
@@ -8930,6 +8957,7 @@ function checkSequences(what, sequences, seqLen, trained) {
   if (!Number.isSafeInteger(seqLen) || seqLen < 2) {
     throw new RangeError(`train options: seqLen must be an integer \u2265 2, got ${seqLen}`);
   }
+  let scored = false;
   for (let i = 0; i < sequences.length; i++) {
     const s = sequences[i], at = `${what} sequence ${i}`;
     if (!s || typeof s.ids?.length !== "number") throw new TypeError(`${at}: no ids`);
@@ -8937,13 +8965,31 @@ function checkSequences(what, sequences, seqLen, trained) {
     if (targets && targets.length !== n) {
       throw new RangeError(`${at}: ${targets.length} targets for ${n} tokens (one per token)`);
     }
-    if (!trained) continue;
+    if (!(s.ids instanceof Int32Array)) {
+      for (let t = 0; t < n; t++) {
+        if (!Number.isInteger(s.ids[t]) || s.ids[t] < 0) {
+          throw new TypeError(`${at}: ids[${t}] is ${s.ids[t]}, not a token id (an integer \u2265 0)`);
+        }
+      }
+    }
+    if (targets) {
+      for (let t = 0; t < n; t++) {
+        if (targets[t] !== 0 && targets[t] !== 1) {
+          throw new RangeError(`${at}: targets[${t}] is ${targets[t]}; targets is a 0/1 mask per token (1 = trained), not Hugging Face labels (-100 = ignored)`);
+        }
+      }
+    }
     const T = Math.min(n, seqLen);
     let any = false;
     for (let t = 1; t < T && !any; t++) any = !targets || targets[t] !== 0;
+    scored ||= any;
+    if (!trained) continue;
     if (!any) {
       throw new RangeError(`${at}: no trained token${n < 2 ? ` (it has ${n} token${n === 1 ? "" : "s"})` : ` in its first ${T}`}`);
     }
+  }
+  if (!trained && sequences.length > 0 && !scored) {
+    throw new RangeError(`${what} set: no sequence has a trained token within seqLen ${seqLen}`);
   }
 }
 
@@ -9042,7 +9088,7 @@ function trainEngineOptions(pack, options, planLen = options.seqLen) {
     method,
     seqLen: planLen,
     lora: loraLayout(pack.config, loraOptions),
-    optimizer: options.optimizer?.name ?? "sgd",
+    optimizer: options.optimizer?.name ?? options.resume?.optimizer ?? defaultOptimizer(method),
     // MeBP holds every gradient until the optimizer step; MeSP fuses the update into each layer's backward
     gradBuffer: method === "mebp" || (options.gradAccum ?? 1) > 1 || (options.clip ?? 0) > 0,
     budget: options.budget,
@@ -9090,12 +9136,18 @@ async function train(pack, data, val, options) {
     throw new Error(`train options: seed ${options.seed} differs from the resumed state's ${resumedSeed} (the data order and MeZO's perturbations follow it; leave seed out)`);
   }
   const seed = resumedSeed ?? options.seed ?? 0;
+  if (options.steps != null && options.epochs != null) {
+    throw new TypeError("train options: give steps or epochs, not both");
+  }
   const steps = options.steps ?? Math.ceil((options.epochs ?? 1) * data.length / accum);
   if (!(steps >= 1)) throw new Error(`nothing to train: ${steps} steps`);
+  const given = options.optimizer ?? {};
+  const name = given.name ?? options.resume?.optimizer ?? defaultOptimizer(method);
   const optOptions = {
-    name: "sgd",
-    lr: 1e-4,
-    ...options.optimizer,
+    ...given,
+    name,
+    lr: given.lr ?? defaultLr(name, method),
+    schedule: given.schedule ?? DEFAULT_SCHEDULE,
     totalSteps: steps
   };
   if (method === "mezo" && optOptions.name !== "sgd") {
@@ -9271,7 +9323,7 @@ async function train(pack, data, val, options) {
     const t0 = performance.now();
     let tokensSeen = 0, stopped = false;
     while (step < steps) {
-      if (options.shouldStop?.()) {
+      if (await options.shouldStop?.()) {
         stopped = true;
         break;
       }

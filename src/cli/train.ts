@@ -56,6 +56,7 @@ import {
 import { lossCurveSvg } from "../run/loss_svg.ts";
 import { type StoredTrainState, train, type TrainEvent, type TrainState } from "../run/train.ts";
 import type { Method } from "../engine/plan.ts";
+import { defaultLr } from "../engine/optimizer.ts";
 import { formatMB } from "../runtime/arena.ts";
 import { processMemory } from "../runtime/memory.ts";
 import { readModelConfig } from "../model/pack_files.ts";
@@ -434,7 +435,7 @@ async function trainInto(out: string, c: {
   const method = args.method as Method;
   // MeZO's update is SGD on its estimate (the paper's); the exact methods take --optimizer
   const optimizer = method === "mezo" ? "sgd" : args.optimizer as "adamw" | "sgd";
-  const lr = args.lr ?? (method === "mezo" ? 5e-5 : demo ? DEMO.lr : optimizer === "adamw" ? 2e-4 : 1e-4);
+  const lr = args.lr ?? (demo && method !== "mezo" ? DEMO.lr : defaultLr(optimizer, method));
   const threads = threadsOf(args.threads);
   const budget = arenaBudget(args.maxMemory, threads);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
