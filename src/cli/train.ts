@@ -369,8 +369,9 @@ async function trainInto(out: string, c: {
   const present: string[] = [];
   for (const f of RUN_FILES) if (await exists(`${out}/${f}`)) present.push(f);
   // a run that failed before its first step leaves only an empty metrics.jsonl: nothing to keep or resume
+  // (kept for --resume, which says that the run stopped before it saved)
   if (
-    present.length === 1 && present[0] === "metrics.jsonl" &&
+    !c.args.resume && present.length === 1 && present[0] === "metrics.jsonl" &&
     (await Deno.stat(`${out}/metrics.jsonl`)).size === 0
   ) {
     await Deno.remove(`${out}/metrics.jsonl`);
