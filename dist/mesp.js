@@ -6018,6 +6018,10 @@ function call(f, a, n) {
       throw new Error(`pool: no call shape for ${n} arguments`);
   }
 }
+function availableThreads() {
+  const n = globalThis.navigator?.hardwareConcurrency;
+  return typeof n === "number" && n >= 1 ? Math.floor(n) : 1;
+}
 var Pool = class _Pool {
   /** Threads per split call, the caller included. */
   threads;
@@ -6301,6 +6305,10 @@ function kernelEntries(kernels, profile) {
 }
 async function startKernels(specsOf, options = {}) {
   const threads = options.threads ?? 1;
+  const cores = availableThreads();
+  if (threads > cores) {
+    (options.onNotice ?? console.warn)(`mesp: ${threads} threads asked for and the runtime reports ${cores} cores: the threads beyond them take turns, which slows every step`);
+  }
   const location = options.kernels ?? {};
   const budget = {
     budget: options.budget

@@ -650,6 +650,13 @@ export async function startKernels(
   options: StartKernelsOptions = {},
 ): Promise<{ kernels: PooledKernels; arena: Arena }> {
   const threads = options.threads ?? 1;
+  const cores = availableThreads();
+  if (threads > cores) {
+    (options.onNotice ?? console.warn)(
+      `mesp: ${threads} threads asked for and the runtime reports ${cores} cores: the threads beyond them ` +
+        `take turns, which slows every step`,
+    );
+  }
   const location = options.kernels ?? {};
   const budget = { budget: options.budget };
   if (threads > 1) {
