@@ -1,6 +1,6 @@
 // The page: wires the six steps (model, data, plan, train, try, keep) to the compute worker (session.js) and
 // to short-lived text workers (text.js). Nothing heavy runs on this thread, so the page never freezes.
-import { formatMB, lossCurveSvg, unzipStore, zipStore } from "../dist/mesp.js";
+import { formatMB, lossCurveSvg, unzip, zipStore } from "../dist/mesp.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -530,7 +530,9 @@ $("adapter-files").addEventListener("change", async (e) => {
     for (const f of e.target.files) {
       const bytes = new Uint8Array(await f.arrayBuffer());
       if (f.name.endsWith(".zip")) {
-        for (const entry of unzipStore(bytes, f.name)) files.set(entry.name.split("/").at(-1), entry.data);
+        for (const entry of await unzip(bytes, f.name)) {
+          if (!entry.name.endsWith("/")) files.set(entry.name.split("/").at(-1), entry.data); // not folders
+        }
       } else files.set(f.name, bytes);
     }
     const config = files.get("adapter_config.json"), weights = files.get("adapter_model.safetensors");
