@@ -92,6 +92,8 @@ Deno.test({
       env,
     );
     const cliAdapter = await Deno.readFile(`${work}/cli/adapter_model.safetensors`);
+    const cliLosses = (await Deno.readTextFile(`${work}/cli/metrics.jsonl`)).trim().split("\n")
+      .map((l) => JSON.parse(l)).filter((m) => m.loss !== undefined).map((m) => m.loss as number);
     const cliBase = (await cli(
       [
         "generate",
@@ -218,6 +220,14 @@ Deno.test({
         await page.click("#cached-list button");
         const offer = await statusOf(page, "train-status", /stopped at step/);
         assert(/stopped at step [1-7] of 8/.test(offer), `${tag}: ${offer}`);
+        const pausedAt = Number(offer.match(/stopped at step (\d+)/)![1]);
+        // the saved run's curve is drawn again, from step 1
+        const before = await curveOf(page);
+        assertEquals(
+          [before.lossesFrom, before.losses.length],
+          [1, pausedAt],
+          `${tag}: the curve at the offer`,
+        );
         if (atPause) {
           sameBytes(
             await downloadedWeights(page, work, "saved"),
@@ -228,6 +238,29 @@ Deno.test({
         await page.click("#resume-button");
         const resumed = await statusOf(page, "train-status", /^Done/, 300_000);
         assert(resumed.startsWith("Done: 8 steps"), `${tag}: ${resumed}`);
+        // the curve holds all 8 steps, numbered as the run's: the CLI's losses (metrics.jsonl, 5 decimals)
+        const after = await curveOf(page);
+        assertEquals(after.lossesFrom, 1, `${tag}: the resumed curve's first step`);
+        assertEquals(after.losses.length, cliLosses.length, `${tag}: losses`);
+        after.losses.forEach((l, i) =>
+          assert(
+            Math.abs(l - cliLosses[i]) <= 6e-6,
+            `${tag}: step ${i + 1}: loss ${l}, the CLI's ${cliLosses[i]}`,
+          )
+        );
+        assert(
+          after.svg.includes('text-anchor="middle">8</text>'),
+          `${tag}: the curve's step axis ends at 8`,
+        );
+        // the ETA of each resumed step is the time per step run since the resume, times the steps left
+        assertEquals(after.events.map((e) => e.step)[0], pausedAt + 1, `${tag}: the first resumed step`);
+        for (const e of after.events) {
+          const expected = e.elapsed / (e.step - pausedAt) * (e.steps - e.step);
+          assert(
+            Math.abs(e.eta - expected) <= 1e-9 * (1 + expected),
+            `${tag}: step ${e.step}: ETA ${e.eta} s, not ${expected} s`,
+          );
+        }
         // the page shows no plan for a resumed run: its plan event, recorded by RECORD_PLANS
         const plan = await page.evaluate(() =>
           (globalThis as unknown as { mespPlans?: { spill?: string }[] }).mespPlans?.at(-1)
@@ -305,6 +338,22 @@ Deno.test({
     }
   },
 });
+
+/** The page's loss curve: its losses (from step `lossesFrom`), its SVG, and this page load's step events. */
+function curveOf(page: Page) {
+  type Step = { step: number; steps: number; elapsed: number; eta: number };
+  type PageState = { lossesFrom: number; losses: number[]; stepEvents: Step[] };
+  return page.evaluate(() => {
+    // deno-lint-ignore no-explicit-any
+    const g = globalThis as any, s = g.mespPage as PageState;
+    return {
+      lossesFrom: s.lossesFrom,
+      losses: s.losses,
+      events: s.stepEvents,
+      svg: g.document.querySelector("#curve").innerHTML as string,
+    };
+  });
+}
 
 /** Clicks "Download adapter", saves the zip and returns its adapter_model.safetensors bytes. */
 async function downloadedWeights(page: Page, dir: string, tag: string): Promise<Uint8Array> {

@@ -62,7 +62,9 @@ const state = {
   data: { train: undefined, val: undefined }, // {bytes, name, seqLen, stats}
   training: false,
   trained: false,
+  /** The loss curve: training losses from step `lossesFrom`, validation losses by step. */
   losses: [],
+  lossesFrom: 1,
   vals: [],
   /** This session's step events (benchmarks read them through `globalThis.mespPage`). */
   stepEvents: [],
@@ -386,29 +388,31 @@ async function runTraining(resume) {
         );
         return;
       }
-      state.losses = [];
-      state.vals = [];
     }
     state.training = true;
     refresh();
     $("resume-button").disabled = true;
     setStatus(status, resume ? "Resuming…" : "Starting…");
-    let arena = 0;
+    let arena = 0, startStep;
     const result = await ask("train", { options: trainOptions(), resume }, (e) => {
       if (e.type === "plan") arena = e.bytes;
+      else if (e.type === "history") showHistory(e);
       else if (e.type === "step") {
         state.losses.push(e.loss);
-        state.stepEvents.push(e);
+        // `elapsed` counts from this run's start: a resumed run's first step is not step 1
+        startStep ??= e.step - 1;
+        const perStep = e.elapsed / (e.step - startStep);
+        const eta = perStep * (e.steps - e.step);
+        state.stepEvents.push({ ...e, eta });
         bar.max = e.steps;
         bar.value = e.step;
-        const perStep = e.elapsed / Math.max(1, e.step - (state.resumedAt ?? 0));
         const heap = performance.memory ? `, page heap ${formatMB(performance.memory.usedJSHeapSize)}` : "";
         setStatus(
           status,
           `Step ${e.step} of ${e.steps} · loss ${e.loss.toFixed(4)} · ${
             Math.round(e.tokensPerSecond)
           } tokens/s · ` +
-            `ETA ${duration(perStep * (e.steps - e.step))} · memory: arena ${formatMB(arena)}${heap}`,
+            `ETA ${duration(eta)} · memory: arena ${formatMB(arena)}${heap}`,
         );
         drawCurve();
       } else if (e.type === "val") {
@@ -437,9 +441,17 @@ async function runTraining(resume) {
   }
 }
 
+/** A run's loss curve so far (`losses` from step `lossesFrom`, validation losses `vals`), drawn. */
+function showHistory({ losses, lossesFrom, vals }) {
+  state.losses = [...losses];
+  state.lossesFrom = lossesFrom;
+  state.vals = [...vals];
+  drawCurve();
+}
+
 function drawCurve() {
   $("curve").innerHTML = state.losses.length > 1
-    ? lossCurveSvg(state.losses, state.vals, { title: "loss" })
+    ? lossCurveSvg(state.losses, state.vals, { title: "loss", firstStep: state.lossesFrom })
     : "";
 }
 
@@ -447,6 +459,8 @@ async function offerResume() {
   const saved = await ask("savedRun");
   const steps = saved.run?.options?.steps;
   $("resume-button").disabled = !(saved.exists && steps && saved.step < steps);
+  // this model's saved curve, or none (not another model's)
+  showHistory(saved.history ?? { losses: [], lossesFrom: 1, vals: [] });
   if (saved.exists) {
     state.trained = true;
     setStatus(

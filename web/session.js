@@ -202,7 +202,12 @@ const ops = {
     requireModel();
     const saved = await savedState(["models", session.model.key, "run"]);
     if (!saved) return { exists: false };
-    return { exists: true, step: saved.state.step, run: saved.run };
+    return {
+      exists: true,
+      step: saved.state.step,
+      run: saved.run,
+      history: lossHistory(saved.run, saved.state.step),
+    };
   },
 
   /** Trains; with `resume`, continues the saved state of this model. Emits step/val/checkpoint events. */
@@ -244,11 +249,13 @@ const ops = {
     const spill = options.spill && spillWorks()
       ? await opfsSpillFile("spill.tmp", { directory: await opfs.dirOf(runDir) })
       : undefined;
+    const history = lossHistory(runMeta, state?.step ?? 0);
+    event(id, { type: "history", ...history });
     const save = async (s) => {
       await opfs.writeAtomic(
         runDir,
         "checkpoint.safetensors",
-        (sink) => writeTrainingState(sink, s, runMeta),
+        (sink) => writeTrainingState(sink, s, { ...runMeta, ...history }),
       );
       // the pack is read synchronously, so a step never yields to this worker's event loop: yield here (the
       // page saves every step), so a "stop" message is seen before the next step
@@ -267,7 +274,11 @@ const ops = {
         resume: state,
         adapter,
         spill,
-        onEvent: (e) => event(id, e),
+        onEvent: (e) => {
+          if (e.type === "step") history.losses.push(e.loss);
+          else if (e.type === "val") history.vals.push({ step: e.step, loss: e.loss });
+          event(id, e);
+        },
         saveState: save,
         shouldStop: () => session.stop,
       });
@@ -349,6 +360,22 @@ async function savedState(runDir) {
   // errors name where the file is: the browser storage (OPFS) path of the saved state
   const name = `saved training state (browser storage: ${[...runDir, "checkpoint.safetensors"].join("/")})`;
   return file ? await openTrainingState(blobSource(file, name), name) : undefined;
+}
+
+/**
+ * The loss curve of a run up to `step`, kept in its saved state's run metadata (`losses` from step
+ * `lossesFrom`, `vals`) so a resumed run's curve goes on; a state saved without it (by an older page, or a
+ * new run) starts after `step`.
+ */
+function lossHistory(run, step) {
+  if (!Array.isArray(run.losses) || !Number.isInteger(run.lossesFrom)) {
+    return { losses: [], lossesFrom: step + 1, vals: [] };
+  }
+  return {
+    losses: run.losses.slice(0, Math.max(0, step - run.lossesFrom + 1)),
+    lossesFrom: run.lossesFrom,
+    vals: (Array.isArray(run.vals) ? run.vals : []).filter((v) => v.step <= step),
+  };
 }
 
 /** Whether training can spill to OPFS here: a sync access handle (dedicated workers, as this one is). */
