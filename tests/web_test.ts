@@ -331,6 +331,27 @@ Deno.test({
       // a phone-sized screen
       await page.setViewportSize({ width: 390, height: 844 });
       await page.screenshot({ path: `${shots}/6-phone.png`, fullPage: true });
+      // a 375 px phone: generated text wraps, even one long unbroken run of it (a URL, a token soup), and the
+      // page never grows wider than the screen
+      await page.setViewportSize({ width: 375, height: 812 });
+      await page.fill("#max-tokens", "40");
+      await page.click("#try-button");
+      await page.waitForSelector("#try-button:not([disabled])", { timeout: 120_000 });
+      const unbroken = "https://example.com/" + "a".repeat(400);
+      await page.evaluate((t) => {
+        // deno-lint-ignore no-explicit-any
+        const doc = (globalThis as any).document;
+        doc.querySelector("#out-base").textContent += t;
+        doc.querySelector("#out-adapter").textContent = t;
+      }, unbroken);
+      const widths = await page.evaluate(() => ({
+        // deno-lint-ignore no-explicit-any
+        doc: (globalThis as any).document.documentElement.scrollWidth as number,
+        // deno-lint-ignore no-explicit-any
+        view: (globalThis as any).innerWidth as number,
+      }));
+      assert(widths.doc <= widths.view, `at 375 px the page is ${widths.doc} px wide`);
+      await page.screenshot({ path: `${shots}/7-phone-long-output.png`, fullPage: true });
       assertEquals(errors, []);
     } finally {
       await browser.close();
