@@ -163,6 +163,40 @@ Deno.test({
       const corrected = await statusOf(page, "data-status", /examples/);
       assert(corrected === data, `after a corrected pick: "${corrected}"`);
       assert(trainable && await page.isEnabled("#train-button"), "Train after a corrected pick");
+      // the picker is emptied once read (the data is kept), so picking the same file again fires "change"
+      assertEquals(await page.inputValue("#train-file"), "", "the training file input after reading");
+      // a sequence length too short for every example keeps the picked data: set back, it is tokenized again
+      await page.setInputFiles("#train-file", {
+        name: "chats.jsonl",
+        mimeType: "application/jsonl",
+        buffer: Buffer.from(
+          '{"prompt": "What colours does the Lumen desk lamp come in?", "completion": "Graphite."}\n',
+        ),
+      });
+      const chats = await statusOf(page, "data-status", /chats\.jsonl: 1 examples/, 120_000, corrected);
+      await page.fill("#seq-len", "4");
+      await page.press("#seq-len", "Tab"); // "change" fires when the field is left
+      const tooShort = await statusOf(page, "data-status", /training target/, 120_000, chats);
+      assert(tooShort.includes("within the first 4 tokens (Sequence length)"), tooShort);
+      assert(await page.isDisabled("#train-button"), "Train with no usable training data");
+      await page.fill("#seq-len", FORM["seq-len"]);
+      await page.press("#seq-len", "Tab");
+      assertEquals(await statusOf(page, "data-status", /examples/, 120_000, tooShort), chats);
+      assert(await page.isEnabled("#train-button"), "Train after the sequence length is set back");
+      await page.setInputFiles("#train-file", DATA);
+      assertEquals(await statusOf(page, "data-status", /100 examples/, 120_000, chats), data);
+      // a bad validation file: its error beside the training summary, Train off until it is removed
+      await page.setInputFiles("#val-file", {
+        name: "val-bad.jsonl",
+        mimeType: "application/jsonl",
+        buffer: Buffer.from('{"text": oops}\n'),
+      });
+      const badVal = await statusOf(page, "data-status", /val-bad\.jsonl:1/, 120_000, data);
+      assert(badVal.startsWith(data) && badVal.includes("Validation: val-bad.jsonl:1:"), badVal);
+      assert(await page.isDisabled("#train-button"), "Train with a bad validation file");
+      await page.click("#val-remove");
+      assertEquals(await statusOf(page, "data-status", /examples/, 120_000, badVal), data);
+      assert(await page.isEnabled("#train-button") && await page.isHidden("#val-remove"), "after Remove");
 
       // 3. a budget too small is refused, with the plan
       for (const [id, v] of Object.entries(FORM)) if (id !== "seq-len") await page.fill(`#${id}`, v);

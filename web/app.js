@@ -59,7 +59,9 @@ function textJob(op, args, onEvent, transfer = []) {
 const state = {
   env: undefined,
   model: undefined,
-  data: { train: undefined, val: undefined }, // {bytes, name, seqLen, stats}
+  // each picked set: {bytes, name, seqLen, stats} once tokenized, or its {error}; the bytes are kept, so a
+  // new sequence length or model tokenizes them again
+  data: { train: undefined, val: undefined },
   training: false,
   trained: false,
   /** The loss curve: training losses from step `lossesFrom`, validation losses by step. */
@@ -77,12 +79,15 @@ function setStatus(el, text, kind = "") {
 }
 
 function refresh() {
-  const ready = state.model && state.data.train?.stats && !state.training && !state.tokenizing;
+  // a validation set that failed to tokenize blocks training until it is fixed or removed
+  const { train, val } = state.data;
+  const ready = state.model && train?.stats && (!val || val.stats) && !state.training && !state.tokenizing;
   $("plan-button").disabled = !ready;
   $("train-button").disabled = !ready;
   $("pause-button").disabled = !state.training;
   $("try-button").disabled = !state.model || state.training;
   $("download-button").disabled = !state.trained || state.training;
+  $("val-remove").hidden = !val;
 }
 
 const count = (n) => n.toLocaleString("en-US");
@@ -281,38 +286,50 @@ async function tokenize(which) {
     if (stale()) return;
     const { stats } = await ask("dataset", { which, bytes: cache, name: d.name }, undefined, [cache]);
     if (stale()) return;
-    d.seqLen = len;
-    d.stats = stats;
+    Object.assign(d, { seqLen: len, stats, error: undefined });
     showData();
   } catch (err) {
     if (stale()) return;
-    state.data[which] = undefined;
+    Object.assign(d, { seqLen: len, stats: undefined, error: err.message });
     await ask("clearDataset", { which });
-    setStatus(status, err.message, "error");
+    showData();
   } finally {
     state.tokenizing--;
     refresh();
   }
 }
 
+/** Each picked set's summary, or its error (a validation set's with how to go on without it). */
 function showData() {
   const parts = [];
   for (const which of ["train", "val"]) {
     const d = state.data[which];
-    if (!d?.stats) continue;
-    const s = d.stats;
-    let line =
-      `${which === "train" ? "Training" : "Validation"}: ${d.name}: ${count(s.examples)} examples, ` +
-      `${count(s.tokens)} tokens, ${count(s.targets)} trained`;
-    if (s.truncated) line += `; ${count(s.truncated)} cut to ${d.seqLen} tokens`;
-    if (s.dropped) line += `; ${count(s.dropped)} without a trained token skipped`;
-    parts.push(line + ".");
+    const label = which === "train" ? "Training" : "Validation";
+    if (d?.error) {
+      const fix = which === "val" ? " Fix the file, or remove it to train without validation." : "";
+      parts.push({ text: `${label}: ${d.error.replace(/\.$/, "")}.${fix}`, kind: "error" });
+    } else if (d?.stats) {
+      const s = d.stats;
+      let line = `${label}: ${d.name}: ${count(s.examples)} examples, ` +
+        `${count(s.tokens)} tokens, ${count(s.targets)} trained`;
+      if (s.truncated) line += `; ${count(s.truncated)} cut to ${d.seqLen} tokens`;
+      if (s.dropped) line += `; ${count(s.dropped)} without a trained token skipped`;
+      parts.push({ text: line + ".", kind: "ok" });
+    }
   }
-  setStatus($("data-status"), parts.join(" "), "ok");
+  const status = $("data-status");
+  status.className = parts.some((p) => p.kind === "error") ? "error" : "ok";
+  status.replaceChildren(...parts.flatMap((p, i) => {
+    const span = document.createElement("span");
+    span.className = p.kind;
+    span.textContent = p.text;
+    return i ? [" ", span] : [span];
+  }));
 }
 
-/** Tokenizes again what was tokenized for another model or sequence length. */
+/** Tokenizes again what was tokenized (or failed) for another model or sequence length. */
 async function retokenize(force = false) {
+  if (!state.model) return;
   for (const which of ["train", "val"]) {
     const d = state.data[which];
     if (d && (force || d.seqLen !== seqLen())) await tokenize(which);
@@ -321,7 +338,10 @@ async function retokenize(force = false) {
 
 async function readPicked(input, which) {
   const f = input.files[0];
-  if (f) await useData(which, new Uint8Array(await f.arrayBuffer()), f.name);
+  if (!f) return;
+  const bytes = new Uint8Array(await f.arrayBuffer());
+  input.value = ""; // kept in state.data: picking the same file again (fixed) must fire "change" again
+  await useData(which, bytes, f.name);
 }
 $("train-file").addEventListener("change", (e) => readPicked(e.target, "train"));
 $("val-file").addEventListener("change", (e) => readPicked(e.target, "val"));
@@ -330,6 +350,13 @@ $("train-text-use").addEventListener("click", () => {
   if (text.trim()) useData("train", new TextEncoder().encode(text), "pasted.jsonl");
 });
 $("seq-len").addEventListener("change", () => retokenize());
+$("val-remove").addEventListener("click", async () => {
+  tokenizeJobs.val++; // a tokenize job still running for it reports nothing
+  state.data.val = undefined;
+  await ask("clearDataset", { which: "val" });
+  showData();
+  refresh();
+});
 
 // ---- 3. plan -------------------------------------------------------------------------------------------
 
