@@ -135,6 +135,15 @@ Deno.test({
       assert(converted.includes("converted and kept"), converted);
       assert(((await page.textContent("#model-card")) ?? "").includes("q4"));
       await page.screenshot({ path: `${shots}/1-model.png`, fullPage: true });
+      // a wrong pick (config.json alone) is named and leaves the open model usable (the steps below use it)
+      const card = await page.textContent("#model-card");
+      await page.setInputFiles("#model-files", `${model}/config.json`);
+      const onlyConfig = await statusOf(page, "model-status", /tokenizer\.json/, 120_000, converted);
+      assert(
+        onlyConfig.startsWith("picked files: no tokenizer.json") && onlyConfig.endsWith("is still open."),
+        onlyConfig,
+      );
+      assertEquals(await page.textContent("#model-card"), card);
 
       // 2. data: a bad line is named with its number, then the real file
       await page.fill("#seq-len", FORM["seq-len"]);
@@ -418,6 +427,9 @@ async function downloadedWeights(page: Page, dir: string, tag: string): Promise<
   await (await download).saveAs(path);
   const entries = unzipStore(await Deno.readFile(path), path);
   assertEquals(entries.map((e) => e.name), ["adapter_config.json", "adapter_model.safetensors"]);
+  // the model's files were picked, not its folder: the page knows no name for it (not a made-up one)
+  const config = JSON.parse(new TextDecoder().decode(entries[0].data));
+  assertEquals(config.base_model_name_or_path, null, `${tag}: base_model_name_or_path`);
   return entries[1].data;
 }
 

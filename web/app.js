@@ -180,7 +180,9 @@ async function openModel(source) {
     await retokenize(true);
     await offerResume();
   } catch (err) {
-    setStatus(status, err.message, "error");
+    // a failed pick leaves the open model as it was
+    const still = state.model ? ` ${state.model.name} is still open.` : "";
+    setStatus(status, `${err.message.replace(/\.$/, "")}.${still}`, "error");
   } finally {
     bar.hidden = true;
     refresh();
