@@ -251,11 +251,27 @@ Deno.test({
         await statusOf(page, "data-status", /examples/);
         for (const [id, v] of Object.entries(FORM)) if (id !== "seq-len") await page.fill(`#${id}`, v);
         await page.setChecked("#spill", spill); // both ways give the CLI's bytes
+        // the finished run saved before is replaced only once the user agrees
+        const replace = answer(page, true);
         await page.click("#train-button");
+        assert((await replace).includes("saved run (finished, 8 steps)"), `${tag}: ${await replace}`);
         await statusOf(page, "train-status", /^Step 1 of 8/);
         await page.click("#pause-button");
         const paused = await statusOf(page, "train-status", /^Paused/, 300_000);
         assert(/Paused after step [1-7];/.test(paused), `${tag}: ${paused}`);
+        // Train again, declined: the paused run stays (Resume below continues it to the CLI's bytes)
+        const declined = answer(page, false);
+        await page.click("#train-button");
+        const step = paused.match(/Paused after step (\d+)/)![1];
+        assert((await declined).includes(`paused at step ${step} of 8`), `${tag}: ${await declined}`);
+        const kept = await statusOf(
+          page,
+          "train-status",
+          /^Not started: the saved run is kept/,
+          120_000,
+          paused,
+        );
+        assert(kept.includes(`paused at step ${step} of 8`) && await page.isEnabled("#resume-button"), kept);
         // in memory, the adapter at the pause is the run's own copy; after the reload, from the state's file
         const atPause = spill ? undefined : await downloadedWeights(page, work, "paused");
         await page.reload();
@@ -402,6 +418,16 @@ Deno.test({
     }
   },
 });
+
+/** The message of the page's next dialog (a confirm), answered OK (`accept`) or Cancel; fails after 60 s. */
+async function answer(page: Page, accept: boolean): Promise<string> {
+  const d = await page.waitForEvent("dialog", { timeout: 60_000 }).catch((err) => {
+    throw new Error("the page asked nothing (no dialog)", { cause: err });
+  });
+  const message = d.message();
+  await (accept ? d.accept() : d.dismiss());
+  return message;
+}
 
 /** The page's loss curve: its losses (from step `lossesFrom`), its SVG, and this page load's step events. */
 function curveOf(page: Page) {

@@ -417,6 +417,12 @@ async function runTraining(resume) {
         );
         return;
       }
+      // a new run replaces the saved one: only with the user's word
+      const saved = await ask("savedRun");
+      if (saved.exists && !confirm(replaceQuestion(saved))) {
+        setStatus(status, `Not started: the saved run is kept (${savedRunText(saved)}).`);
+        return;
+      }
     }
     state.training = true;
     refresh();
@@ -482,6 +488,21 @@ function drawCurve() {
   $("curve").innerHTML = state.losses.length > 1
     ? lossCurveSvg(state.losses, state.vals, { title: "loss", firstStep: state.lossesFrom })
     : "";
+}
+
+const unfinished = (saved) => saved.step < saved.run?.options?.steps;
+
+function savedRunText(saved) {
+  return unfinished(saved)
+    ? `paused at step ${saved.step} of ${saved.run.options.steps}`
+    : `finished, ${saved.step} steps`;
+}
+
+function replaceQuestion(saved) {
+  return `This model's saved run (${savedRunText(saved)}) is replaced by a new one` +
+    (unfinished(saved)
+      ? ": it can no longer be resumed. Train anew anyway? (Cancel keeps it: Resume continues it.)"
+      : ", and its adapter is gone unless you downloaded it. Train anew anyway?");
 }
 
 async function offerResume() {
