@@ -294,8 +294,18 @@ Deno.test({
             "the saved state's adapter vs the paused run's",
           );
         }
+        // the form shows the paused run's settings (not the defaults); an edit to one is refused by name
+        for (const [id, v] of Object.entries(FORM)) {
+          assertEquals(await page.inputValue(`#${id}`), v, `${tag}: #${id}`);
+        }
+        assertEquals(await page.isChecked("#spill"), spill, `${tag}: #spill`);
+        await page.fill("#lr", "0.002");
         await page.click("#resume-button");
-        const resumed = await statusOf(page, "train-status", /^Done/, 300_000);
+        const refusedEdit = await statusOf(page, "train-status", /^Not resumed/, 120_000, offer);
+        assert(refusedEdit.includes("Learning rate (saved 0.001, the form 0.002)"), refusedEdit);
+        await page.fill("#lr", FORM.lr);
+        await page.click("#resume-button");
+        const resumed = await statusOf(page, "train-status", /^Done/, 300_000, refusedEdit);
         assert(resumed.startsWith("Done: 8 steps"), `${tag}: ${resumed}`);
         // the curve holds all 8 steps, numbered as the run's: the CLI's losses (metrics.jsonl, 5 decimals)
         const after = await curveOf(page);

@@ -177,8 +177,8 @@ async function openModel(source) {
       "ok",
     );
     await showCached();
+    await offerResume(); // first: it may set the sequence length the data is tokenized for
     await retokenize(true);
-    await offerResume();
   } catch (err) {
     // a failed pick leaves the open model as it was
     const still = state.model ? ` ${state.model.name} is still open.` : "";
@@ -407,7 +407,19 @@ async function runTraining(resume) {
   const status = $("train-status"), bar = $("train-progress");
   setStatus(status, resume ? "Resuming…" : "Checking the plan…");
   try {
-    if (!resume) {
+    if (resume) {
+      const saved = await ask("savedRun");
+      const changed = saved.exists ? changedSettings(saved) : [];
+      if (changed.length) {
+        setStatus(
+          status,
+          `Not resumed: the paused run continues with its saved settings, and the form differs: ` +
+            `${changed.join(", ")}. Set them back to resume, or Train to start a new run with the form's.`,
+          "error",
+        );
+        return;
+      }
+    } else {
       const plan = await showPlan();
       if (!plan.fits) {
         setStatus(
@@ -508,18 +520,52 @@ function replaceQuestion(saved) {
 async function offerResume() {
   const saved = await ask("savedRun");
   const steps = saved.run?.options?.steps;
-  $("resume-button").disabled = !(saved.exists && steps && saved.step < steps);
+  $("resume-button").disabled = !(saved.exists && unfinished(saved));
   // this model's saved curve, or none (not another model's)
   showHistory(saved.history ?? { losses: [], lossesFrom: 1, vals: [] });
   if (saved.exists) {
     state.trained = true;
+    if (unfinished(saved)) showSavedSettings(saved);
     setStatus(
       $("train-status"),
-      saved.step < steps
-        ? `A run of this model stopped at step ${saved.step} of ${steps}: Resume continues it.`
+      unfinished(saved)
+        ? `A run of this model stopped at step ${saved.step} of ${steps}: Resume continues it with its ` +
+          `saved settings, now in the form (Train starts a new run with the form's).`
         : `A finished run of this model is saved (${saved.step} steps): its adapter can be downloaded.`,
     );
   }
+}
+
+/**
+ * The settings a resumed run takes from its saved state, as [field id, label, saved value]: Resume refuses a
+ * form that differs in one (the budget and spill are the form's: they change memory, not results).
+ */
+function savedSettings(saved) {
+  const o = saved.run.options;
+  return [
+    ["steps", "Steps", o.steps],
+    ["lr", "Learning rate", o.optimizer.lr],
+    ["optimizer", "Optimizer", o.optimizer.name],
+    ["rank", "LoRA rank", saved.lora.rank], // the state's: an adapter started from may have set it
+    ["seq-len", "Sequence length", o.seqLen],
+    ["seed", "Seed", o.seed],
+    ["val-every", "Validate every", o.valEvery],
+  ];
+}
+
+/** Fills the form with a saved run's settings (so what Resume uses is what the page shows). */
+function showSavedSettings(saved) {
+  for (const [id, , value] of savedSettings(saved)) $(id).value = String(value);
+  $("budget").value = String((saved.run.options.budget || 0) / 1e6);
+  if (!$("spill").disabled) $("spill").checked = !!saved.run.options.spill;
+}
+
+/** The form's settings that differ from the saved run's, as "Label (saved x, the form y)". */
+function changedSettings(saved) {
+  return savedSettings(saved).filter(([id, , value]) => {
+    const v = $(id).value;
+    return typeof value === "number" ? Number(v) !== value : v !== value;
+  }).map(([id, label, value]) => `${label} (saved ${value}, the form ${$(id).value || "empty"})`);
 }
 
 $("train-button").addEventListener("click", () => runTraining(false));

@@ -133,6 +133,7 @@ const ops = {
     return {
       exists: true,
       step: saved.state.step,
+      lora: saved.state.lora,
       run: saved.run,
       history: lossHistory(saved.run, saved.state.step),
     };
@@ -149,7 +150,8 @@ const ops = {
       const decoded = await savedState(runDir);
       if (!decoded) throw new Error("there is no saved run to resume");
       state = decoded.state;
-      options = decoded.run.options;
+      // the saved run's settings, but the form's memory ones: they change how, not what, it computes
+      options = { ...decoded.run.options, budget: options.budget, spill: options.spill };
       runMeta = decoded.run;
       const data = await opfs.readBytes(runDir, "train.tokcache");
       if (!data) throw new Error("the saved run's training data is missing from browser storage");
