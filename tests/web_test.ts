@@ -346,11 +346,19 @@ Deno.test({
         );
       }
 
-      // an adapter loads back (the zip the page wrote), ready to try or train on from
+      // an adapter loads back (the zip the page wrote), ready to try or train on from, at its own rank: the
+      // rank field shows it and is locked while "Start from the loaded adapter" is checked
+      await page.fill("#rank", "8");
       await page.setInputFiles("#adapter-files", `${work}/adapter-memory.zip`);
       const loaded = await statusOf(page, "keep-status", /^Loaded an adapter/);
       assert(loaded.includes("rank 4"), loaded);
       assert(await page.isChecked("#from-adapter"));
+      assert(await page.inputValue("#rank") === "4" && await page.isDisabled("#rank"), "the adapter's rank");
+      await page.uncheck("#from-adapter");
+      assert(
+        await page.isEnabled("#rank") && await page.isHidden("#rank-note"),
+        "the rank, the adapter unchecked",
+      );
       // and one zipped with deflate in a folder, as `zip -r` writes it (the status cleared first: it says the same)
       // deno-lint-ignore no-explicit-any
       await page.evaluate(() => (globalThis as any).document.querySelector("#keep-status").textContent = "");
@@ -365,6 +373,19 @@ Deno.test({
       });
       const loadedDeflated = await statusOf(page, "keep-status", /^Loaded an adapter/, 120_000, "");
       assert(loadedDeflated.includes("rank 4"), loadedDeflated);
+      assert(
+        await page.isChecked("#from-adapter") && await page.isDisabled("#rank"),
+        "the rank, checked again",
+      );
+      // opening a model lets the adapter go (it was checked against the model it was loaded for), and says so
+      await page.click("#cached-list button");
+      const letGo = await statusOf(page, "keep-status", /let go/, 120_000, loadedDeflated);
+      assert(letGo.includes("load it again"), letGo);
+      assert(
+        !await page.isChecked("#from-adapter") && await page.isDisabled("#from-adapter"),
+        "Start from, after",
+      );
+      assert(await page.isEnabled("#rank"), "the rank field after the adapter is let go");
 
       // offline: the page and the library come from the service worker's cache, the model from OPFS
       await ctx.setOffline(true);

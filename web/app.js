@@ -168,6 +168,7 @@ async function openModel(source) {
     });
     state.model = model;
     state.trained = false;
+    dropLoadedAdapter();
     showModel(model);
     setStatus(
       status,
@@ -613,6 +614,30 @@ $("try-form").addEventListener("submit", async (e) => {
   }
 });
 
+/** "Start from the loaded adapter" trains at the adapter's rank: the field shows it, locked while checked. */
+function showAdapterRank() {
+  const from = $("from-adapter").checked && state.adapter;
+  $("rank").disabled = !!from;
+  $("rank-note").hidden = !from;
+  if (from) $("rank").value = String(state.adapter.rank);
+}
+$("from-adapter").addEventListener("change", showAdapterRank);
+
+/** A newly opened model lets the loaded adapter go (the session does too): it was checked against another. */
+function dropLoadedAdapter() {
+  if (state.adapter) {
+    setStatus(
+      $("keep-status"),
+      "The loaded adapter was let go with the model it was loaded for: load it again to use it with this one.",
+      "warn",
+    );
+  }
+  state.adapter = undefined;
+  $("from-adapter").checked = false;
+  $("from-adapter").disabled = true;
+  showAdapterRank();
+}
+
 // ---- 6. keep it ----------------------------------------------------------------------------------------
 
 $("download-button").addEventListener("click", async () => {
@@ -656,8 +681,10 @@ $("adapter-files").addEventListener("change", async (e) => {
       w,
     ]);
     state.trained = true;
+    state.adapter = r;
     $("from-adapter").disabled = false;
     $("from-adapter").checked = true;
+    showAdapterRank();
     setStatus(
       status,
       `Loaded an adapter of rank ${r.rank} on ${

@@ -77,7 +77,12 @@ const ops = {
   async openModel(id, args) {
     // the open model stays usable when this one fails: its file handle is let go (a conversion may replace
     // that very file) and reopened by its next read
-    const previous = { pack: session.pack, model: session.model, result: session.result };
+    const previous = {
+      pack: session.pack,
+      model: session.model,
+      result: session.result,
+      loadedAdapter: session.loadedAdapter,
+    };
     session.pack?.source.close?.();
     try {
       return await openModelFrom(id, args);
@@ -425,6 +430,7 @@ async function useCached(key) {
   }
   session.model = meta;
   session.result = undefined;
+  session.loadedAdapter = undefined; // checked against the model it was loaded for, not this one
   const c = session.pack.config;
   return {
     ...meta,
