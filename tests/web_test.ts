@@ -207,8 +207,38 @@ Deno.test({
       assertEquals(await statusOf(page, "data-status", /examples/, 120_000, badVal), data);
       assert(await page.isEnabled("#train-button") && await page.isHidden("#val-remove"), "after Remove");
 
-      // 3. a budget too small is refused, with the plan
+      // 3. each field is checked on Plan and Train, and named: no training at lr 0, no budget of -5 MB, no
+      // green plan for a sequence length Train refuses
       for (const [id, v] of Object.entries(FORM)) if (id !== "seq-len") await page.fill(`#${id}`, v);
+      const fieldChecks: [string, string, string, string][] = [
+        ["lr", "", "Learning rate: must be a number > 0 (it is empty)", FORM.lr],
+        ["budget", "-5", "Working-memory budget: must be at least 1 MB, or 0 for none (got -5)", "0"],
+        ["budget", "0.001", "Working-memory budget: must be at least 1 MB, or 0 for none (got 0.001)", "0"],
+        [
+          "seq-len",
+          "100000",
+          "Sequence length: must be a whole number from 2 to 32,768 (the model's positions) (got 100000)",
+          FORM["seq-len"],
+        ],
+      ];
+      for (const [id, bad, message, good] of fieldChecks) {
+        await page.fill(`#${id}`, bad);
+        for (const [button, status] of [["plan", "plan-status"], ["train", "train-status"]]) {
+          // deno-lint-ignore no-explicit-any
+          await page.evaluate(
+            (s) => (globalThis as any).document.querySelector(`#${s}`).textContent = "",
+            status,
+          );
+          await page.click(`#${button}-button`);
+          assertEquals(
+            await statusOf(page, status, /must be/, 120_000, ""),
+            message,
+            `${button}, #${id} ${bad}`,
+          );
+        }
+        assertEquals(await page.getAttribute(`#${id}`, "aria-invalid"), "true", `#${id} marked`);
+        await page.fill(`#${id}`, good);
+      }
       await page.fill("#budget", "1");
       await page.click("#train-button");
       const refused = await statusOf(page, "train-status", /Not started/);

@@ -256,7 +256,15 @@ drop.addEventListener("drop", async (e) => {
 
 // ---- 2. data -------------------------------------------------------------------------------------------
 
-const seqLen = () => Number($("seq-len").value);
+/** The form's sequence length, checked against the model's positions (the limit Train applies). */
+function seqLen() {
+  const max = state.model?.maxPositions ?? Infinity;
+  return numberField(
+    "seq-len",
+    `must be a whole number from 2 to ${count(max)} (the model's positions)`,
+    (v) => Number.isInteger(v) && v >= 2 && v <= max,
+  );
+}
 
 /** Tokenizes a dataset in a text worker and hands the token cache to the compute worker. */
 async function useData(which, bytes, name) {
@@ -272,13 +280,15 @@ async function useData(which, bytes, name) {
 const tokenizeJobs = { train: 0, val: 0 };
 
 async function tokenize(which) {
-  const d = state.data[which], job = ++tokenizeJobs[which], len = seqLen();
+  const d = state.data[which], job = ++tokenizeJobs[which];
   const stale = () => tokenizeJobs[which] !== job;
   const status = $("data-status");
   setStatus(status, `Tokenizing ${d.name}…`);
   state.tokenizing = (state.tokenizing ?? 0) + 1;
   refresh();
+  let len;
   try {
+    len = seqLen();
     const cache = await textJob("tokenize", {
       key: state.model.key,
       datasetBytes: d.bytes.slice().buffer,
@@ -352,7 +362,15 @@ $("train-text-use").addEventListener("click", () => {
   const text = $("train-text").value;
   if (text.trim()) useData("train", new TextEncoder().encode(text), "pasted.jsonl");
 });
-$("seq-len").addEventListener("change", () => retokenize());
+$("seq-len").addEventListener("change", () => {
+  try {
+    seqLen();
+  } catch (err) {
+    setStatus($("plan-status"), err.message, "error"); // the data stays as it was tokenized
+    return;
+  }
+  retokenize();
+});
 $("val-remove").addEventListener("click", async () => {
   tokenizeJobs.val++; // a tokenize job still running for it reports nothing
   state.data.val = undefined;
@@ -363,19 +381,50 @@ $("val-remove").addEventListener("click", async () => {
 
 // ---- 3. plan -------------------------------------------------------------------------------------------
 
-/** The training options of the form: the CLI's defaults, so the same flags give the same bytes. */
+/** The fields' names as the form shows them, for messages. */
+const LABELS = {
+  steps: "Steps",
+  lr: "Learning rate",
+  rank: "LoRA rank",
+  "seq-len": "Sequence length",
+  seed: "Seed",
+  "val-every": "Validate every",
+  budget: "Working-memory budget",
+};
+
+/**
+ * The number in field `id` if `ok(value)`, else an error naming the field and its `rule` (the field marked);
+ * `blank` is what an empty field means (without it, an empty field is refused).
+ */
+function numberField(id, rule, ok, blank) {
+  const el = $(id), text = el.value.trim();
+  const v = text === "" ? blank : Number(text);
+  if (Number.isFinite(v) && ok(v)) {
+    el.removeAttribute("aria-invalid");
+    return v;
+  }
+  el.setAttribute("aria-invalid", "true");
+  throw new Error(`${LABELS[id]}: ${rule} (${text === "" ? "it is empty" : `got ${text}`})`);
+}
+
+const whole = (min) => (v) => Number.isInteger(v) && v >= min;
+
+/** The training options of the form, each field checked: the CLI's defaults, so the same flags give the same bytes. */
 function trainOptions() {
-  const num = (id) => Number($(id).value);
   return {
     seqLen: seqLen(),
-    steps: num("steps"),
-    seed: num("seed"),
-    lora: { rank: num("rank"), targets: ["all"] },
-    optimizer: { name: $("optimizer").value, lr: num("lr"), schedule: "cosine" },
-    valEvery: num("val-every"),
+    steps: numberField("steps", "must be a whole number ≥ 1", whole(1)),
+    seed: numberField("seed", "must be a number", () => true),
+    lora: { rank: numberField("rank", "must be a whole number ≥ 1", whole(1)), targets: ["all"] },
+    optimizer: {
+      name: $("optimizer").value,
+      lr: numberField("lr", "must be a number > 0", (v) => v > 0),
+      schedule: "cosine",
+    },
+    valEvery: numberField("val-every", "must be a whole number ≥ 0", whole(0), 0),
     fromAdapter: $("from-adapter").checked,
     saveEvery: 1,
-    budget: num("budget") * 1e6,
+    budget: numberField("budget", "must be at least 1 MB, or 0 for none", (v) => v === 0 || v >= 1, 0) * 1e6,
     spill: $("spill").checked,
   };
 }
