@@ -224,11 +224,7 @@ Deno.test({
       for (const [id, bad, message, good] of fieldChecks) {
         await page.fill(`#${id}`, bad);
         for (const [button, status] of [["plan", "plan-status"], ["train", "train-status"]]) {
-          // deno-lint-ignore no-explicit-any
-          await page.evaluate(
-            (s) => (globalThis as any).document.querySelector(`#${s}`).textContent = "",
-            status,
-          );
+          await clearStatus(page, status);
           await page.click(`#${button}-button`);
           assertEquals(
             await statusOf(page, status, /must be/, 120_000, ""),
@@ -390,8 +386,7 @@ Deno.test({
         "the rank, the adapter unchecked",
       );
       // and one zipped with deflate in a folder, as `zip -r` writes it (the status cleared first: it says the same)
-      // deno-lint-ignore no-explicit-any
-      await page.evaluate(() => (globalThis as any).document.querySelector("#keep-status").textContent = "");
+      await clearStatus(page, "keep-status");
       const deflated = await deflatedZip(
         unzipStore(await Deno.readFile(`${work}/adapter-memory.zip`)),
         "lora/",
@@ -479,6 +474,14 @@ Deno.test({
     }
   },
 });
+
+/** Empties `#id`'s text, so the next status there cannot be taken for the old one. */
+function clearStatus(page: Page, id: string): Promise<void> {
+  return page.evaluate((sel) => {
+    // deno-lint-ignore no-explicit-any
+    (globalThis as any).document.querySelector(sel).textContent = "";
+  }, `#${id}`);
+}
 
 /** The message of the page's next dialog (a confirm), answered OK (`accept`) or Cancel; fails after 60 s. */
 async function answer(page: Page, accept: boolean): Promise<string> {
