@@ -2082,7 +2082,9 @@ function zipStore(entries) {
   v.setUint32(at + 16, centralAt, true);
   return out;
 }
-function unzipStore(bytes, name = "archive.zip") {
+var STORED = 0;
+var DEFLATE = 8;
+function readDirectory(bytes, name) {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let end = -1;
   for (let i = bytes.length - 22; i >= Math.max(0, bytes.length - 22 - 65535); i--) {
@@ -2100,28 +2102,85 @@ function unzipStore(bytes, name = "archive.zip") {
     if (at + 46 > bytes.length || v.getUint32(at, true) !== CENTRAL) {
       throw new Error(`${name}: central directory entry ${i} is damaged`);
     }
+    const flags = v.getUint16(at + 8, true);
     const method = v.getUint16(at + 10, true);
     const crc = v.getUint32(at + 16, true);
-    const size = v.getUint32(at + 20, true);
+    const packed = v.getUint32(at + 20, true);
+    const size = v.getUint32(at + 24, true);
     const nameLen = v.getUint16(at + 28, true);
     const skip = nameLen + v.getUint16(at + 30, true) + v.getUint16(at + 32, true);
     const local = v.getUint32(at + 42, true);
     const entryName = dec.decode(bytes.subarray(at + 46, at + 46 + nameLen));
-    if (method !== 0) {
-      throw new Error(`${name}: ${entryName} is compressed (method ${method}); only stored entries are read`);
+    if (flags & 1) throw new Error(`${name}: ${entryName} is encrypted; only plain archives are read`);
+    if (packed === 4294967295 || size === 4294967295) {
+      throw new Error(`${name}: ${entryName} needs ZIP64 (4 GB or more); only classic archives are read`);
     }
     if (local + 30 > bytes.length || v.getUint32(local, true) !== LOCAL) {
       throw new Error(`${name}: ${entryName}: local header is damaged`);
     }
     const dataAt = local + 30 + v.getUint16(local + 26, true) + v.getUint16(local + 28, true);
-    if (dataAt + size > bytes.length) throw new Error(`${name}: ${entryName} is cut short`);
-    const data = bytes.subarray(dataAt, dataAt + size);
-    if (crc32(data) !== crc) throw new Error(`${name}: ${entryName} fails its CRC-32 check (corrupt)`);
+    if (dataAt + packed > bytes.length) throw new Error(`${name}: ${entryName} is cut short`);
     out.push({
       name: entryName,
-      data
+      method,
+      crc,
+      size,
+      raw: bytes.subarray(dataAt, dataAt + packed)
     });
     at += 46 + skip;
+  }
+  return out;
+}
+function checked(e, data, name) {
+  if (crc32(data) !== e.crc) throw new Error(`${name}: ${e.name} fails its CRC-32 check (corrupt)`);
+  return {
+    name: e.name,
+    data
+  };
+}
+function unzipStore(bytes, name = "archive.zip") {
+  return readDirectory(bytes, name).map((e) => {
+    if (e.method !== STORED) {
+      throw new Error(`${name}: ${e.name} is compressed (method ${e.method}); only stored entries are read (unzip reads deflated ones)`);
+    }
+    return checked(e, e.raw, name);
+  });
+}
+async function unzip(bytes, name = "archive.zip") {
+  const out = [];
+  for (const e of readDirectory(bytes, name)) {
+    if (e.method === STORED) out.push(checked(e, e.raw, name));
+    else if (e.method === DEFLATE) out.push(checked(e, await inflate(e, name), name));
+    else {
+      throw new Error(`${name}: ${e.name} is compressed with method ${e.method}; only stored (0) and deflated (8) entries are read`);
+    }
+  }
+  return out;
+}
+async function inflate(e, name) {
+  const out = new Uint8Array(e.size);
+  let at = 0;
+  const reader = new Blob([
+    e.raw
+  ]).stream().pipeThrough(new DecompressionStream("deflate-raw")).getReader();
+  for (; ; ) {
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (err) {
+      throw new Error(`${name}: ${e.name} does not inflate (corrupt): ${err?.message ?? err}`);
+    }
+    if (chunk.done) break;
+    if (at + chunk.value.length > e.size) {
+      await reader.cancel().catch(() => {
+      });
+      throw new Error(`${name}: ${e.name} inflates to more than its recorded ${e.size} bytes (corrupt)`);
+    }
+    out.set(chunk.value, at);
+    at += chunk.value.length;
+  }
+  if (at !== e.size) {
+    throw new Error(`${name}: ${e.name} inflates to ${at} bytes, not its recorded ${e.size} (corrupt)`);
   }
   return out;
 }
@@ -5509,6 +5568,9 @@ function invalidUtf8Line(b) {
   }
   return 1;
 }
+function noTargetMessage(file, seqLen, seqLenName = "seqLen") {
+  return `${file}: no example has a training target within the first ${seqLen} tokens (${seqLenName})`;
+}
 async function buildTokenCache(job) {
   const { loadTokenizer: loadTokenizer2 } = await Promise.resolve().then(() => (init_tokenizer(), tokenizer_exports));
   const text = (b, what) => {
@@ -5549,7 +5611,7 @@ async function buildTokenCache(job) {
     appendEosToText: options.appendEosToText
   });
   if (examples.length === 0) {
-    throw new Error(`${job.datasetFile}: no example has a training target within seqLen`);
+    throw new Error(noTargetMessage(job.datasetFile, options.seqLen, job.seqLenName));
   }
   return encodeTokenCache(examples, {
     key,
@@ -9948,19 +10010,20 @@ function lossCurveSvg(train2, val = [], options = {}) {
   const lo = all.length ? Math.min(...all) : 0, hi = all.length ? Math.max(...all) : 1;
   const pad = (hi - lo) * 0.05 || 0.5;
   const y0 = lo - pad, y1 = hi + pad;
-  const steps = Math.max(train2.length, ...val.map((v) => v.step), 1);
-  const X = (step) => left + (step - 1) / Math.max(1, steps - 1) * (W - left - right);
+  const first = options.firstStep ?? 1;
+  const steps = Math.max(first + train2.length - 1, ...val.map((v) => v.step), first);
+  const X = (step) => left + (step - first) / Math.max(1, steps - first) * (W - left - right);
   const Y = (loss) => top + (1 - (loss - y0) / (y1 - y0)) * (H - top - bottom);
   const path = (pts) => pts.map(([x, y], i) => `${i ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`).join(" ");
   const raw = train2.map((l, i) => [
-    X(i + 1),
+    X(first + i),
     Y(l)
   ]);
   const k = Math.max(1, Math.round(train2.length / 25));
   const smooth = train2.map((_, i) => {
     const s = train2.slice(Math.max(0, i - k + 1), i + 1);
     return [
-      X(i + 1),
+      X(first + i),
       Y(s.reduce((a, b) => a + b, 0) / s.length)
     ];
   });
@@ -9978,7 +10041,7 @@ function lossCurveSvg(train2, val = [], options = {}) {
 ${grid.join("\n")}
 <line x1="${left}" x2="${left}" y1="${top}" y2="${H - bottom}" stroke="#999"/>
 <line x1="${left}" x2="${W - right}" y1="${H - bottom}" y2="${H - bottom}" stroke="#999"/>
-<text x="${left}" y="${H - bottom + 16}" text-anchor="middle">1</text>
+<text x="${left}" y="${H - bottom + 16}" text-anchor="middle">${first}</text>
 <text x="${W - right}" y="${H - bottom + 16}" text-anchor="middle">${steps}</text>
 <text x="${(left + W - right) / 2}" y="${H - 10}" text-anchor="middle">step</text>
 <path d="${path(raw)}" fill="none" stroke="#9ecae1" stroke-width="1"/>
@@ -10073,6 +10136,7 @@ export {
   tokenizeInWorker,
   train,
   trainingStateStream,
+  unzip,
   unzipStore,
   urlFiles,
   writeCheckpoint,
