@@ -224,6 +224,26 @@ Deno.test("checks: a plan WebAssembly memory cannot hold is refused naming --seq
   assertEquals(again.code, 0, again.stderr);
 });
 
+Deno.test("checks: --max-memory is checked for the longest sequence once cut, not for --seq-len itself", async () => {
+  const cache = `${tmp}/cache-longest`;
+  const f = ["--model", model, "--weights", "f32", "--threads", "1"];
+  const plan = (seqLen: number, ...more: string[]) =>
+    mesp(cache, "plan", ...f, "--seq-len", String(seqLen), "--json", ...more);
+  // the data's sequences are 24 tokens: a budget that the plan for 24 positions fits and that for 128 does not
+  const budget = String(JSON.parse((await plan(24)).stdout).predicted_peak_bytes);
+  assertEquals((await plan(24, "--max-memory", budget)).code, 0);
+  assertEquals((await plan(128, "--max-memory", budget)).code, 1, "the budget fits 128 positions too");
+  const run = ["train", ...f, "--seq-len", "128", "--max-memory", budget, "--steps", "1"];
+  const fits = await mesp(cache, ...run, "--data", data, "--out", `${tmp}/longest-1`);
+  assertEquals(fits.code, 0, fits.stderr);
+  assertFails(
+    await mesp(cache, ...run, "--data", long, "--out", `${tmp}/longest-2`),
+    1,
+    /\(--max-memory\), for the longest sequence \(128 tokens once cut to --seq-len 128\):/,
+    "long data",
+  );
+});
+
 Deno.test("checks: cleanup", async () => {
   await Deno.remove(tmp, { recursive: true });
 });

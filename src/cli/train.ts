@@ -31,6 +31,7 @@ import { defaultAimHint, defaultTarget, spills, TRAIN_FLAGS, trainPlanOptions } 
 import { CLI_PERMISSIONS, denoCommand } from "./prepare.ts";
 import { hubIdOfDir } from "./hub_cache.ts";
 import { fitPositions, refuseOverBudget } from "./preflight.ts";
+import { longestWithin } from "../data/sequence.ts";
 import type { PackFormat } from "../model/pack_layout.ts";
 import { checkInputFile, ensureDir, lockRunDir, removeStaleTemps, type RunLock } from "./paths.ts";
 import { STOP_SIGNALS, trapSignals } from "./signals.ts";
@@ -450,13 +451,18 @@ async function trainInto(out: string, c: {
   }
   if (args.adapter) await warnTrainingFields(args.adapter, log);
   const plan = trainPlanOptions(cfg, args, args.weights as PackFormat, 0);
-  await refuseOverBudget(
-    cfg,
-    { ...plan, lora: layout, gradBuffer: plan.gradBuffer || method === "mebp" },
-    args.maxMemory,
-    threads,
-    variantOf(args.variant),
-  );
+  // memory is planned for the longest sequence once cut to --seq-len: what cannot fit even the shortest is
+  // refused now, before packing and tokenizing; the longest sequence's plan once the data is known
+  const preflight = (seqLen: number, longest?: { seqLen: number }) =>
+    refuseOverBudget(
+      cfg,
+      { ...plan, seqLen, lora: layout, gradBuffer: plan.gradBuffer || method === "mebp" },
+      args.maxMemory,
+      threads,
+      variantOf(args.variant),
+      longest,
+    );
+  await preflight(2);
   const { pack, sets: [data, val], weights } = await prepareRun(
     { ...args, model },
     [dataPath, valPath],
@@ -464,6 +470,7 @@ async function trainInto(out: string, c: {
     log,
     choice,
   );
+  await preflight(longestWithin(args.seqLen, data, val), { seqLen: args.seqLen });
   // the run's own target: --steps, --epochs, the recorded one, or one epoch
   const steps = given.has("steps")
     ? args.steps!
