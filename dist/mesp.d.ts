@@ -2567,9 +2567,11 @@ export declare class NonFiniteError extends Error {
 /**
  * The memory plan {@linkcode train} would lay out for `options`, computed without loading any weights or
  * allocating the arena: to show it, or to refuse a budget before the work starts (compare its `bytes` with
- * the budget; it does not throw: `train` with `budget` throws `PlanTooLargeError`).
+ * the budget; it does not throw: `train` with `budget` throws `PlanTooLargeError`). `train` plans for the
+ * longest of `data` and `val` once cut to `seqLen`: give them for its plan, leave them out for `seqLen`'s
+ * (what the longest data could need).
  */
-export declare function planTraining(pack: Pack, options: TrainOptions): Promise<MemoryPlan>;
+export declare function planTraining(pack: Pack, options: TrainOptions, data?: readonly Sequence[], val?: readonly Sequence[]): Promise<MemoryPlan>;
 /** Fine-tunes a LoRA adapter on `data` with exact gradients; `val` is scored every `valEvery` steps. */
 export declare function train(pack: Pack, data: readonly Sequence[], val: readonly Sequence[], options: TrainOptions): Promise<TrainResult>;
 /** Options for {@linkcode evaluate}. */

@@ -7709,6 +7709,9 @@ function scheduledOptions(pack, options, gemmScratch) {
     keep: o.keep
   };
 }
+function addressHint(o) {
+  return o.mode === "generate" ? `it holds ${o.maxPositions ?? o.seqLen} positions: a shorter prompt or fewer maxTokens (--max-tokens)` : `it holds ${o.seqLen} positions, for the longest sequence once cut to seqLen: cut them shorter (seqLen, --seq-len)`;
+}
 var Engine = class _Engine {
   cfg;
   pack;
@@ -7810,7 +7813,7 @@ var Engine = class _Engine {
     const { kernels, arena } = await startKernels((scratch) => {
       resolved = scheduledOptions(pack, options, scratch);
       const { regions } = planBuffers(pack.config, enginePlanOptions(pack, resolved, scratch));
-      checkAddressable(planMemory(regions), `lower seqLen (now ${options.seqLen}; --seq-len in the commands)`);
+      checkAddressable(planMemory(regions), addressHint(options));
       return regions;
     }, options);
     try {
@@ -9174,10 +9177,11 @@ function trainEngineOptions(pack, options, planLen = options.seqLen) {
     spillFile: options.spill
   };
 }
-async function planTraining(pack, options) {
+async function planTraining(pack, options, data, val = []) {
   checkOptions("planTraining options", options, TRAIN_OPTIONS);
   if (options.lora) checkOptions("planTraining options.lora", options.lora, LORA_OPTIONS);
-  return await Engine.plan(pack, trainEngineOptions(pack, options));
+  const planLen = data ? longestWithin(options.seqLen, data, val) : options.seqLen;
+  return await Engine.plan(pack, trainEngineOptions(pack, options, planLen));
 }
 async function train(pack, data, val, options) {
   checkOptions("train options", options, TRAIN_OPTIONS);

@@ -66,3 +66,26 @@ Deno.test("prepare: a dataset with one text line among input_ids lines goes thro
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("prepare: the summary of pre-tokenized data counts the lines cut to --seq-len", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mesp_pretok_" });
+  try {
+    const model = await modelWithTokenizer(dir);
+    const data = `${dir}/ids.jsonl`;
+    const lines = [10, 50, 80].map((n) =>
+      JSON.stringify({ input_ids: Array.from({ length: n }, (_, i) => i % 250) })
+    );
+    await Deno.writeTextFile(data, lines.join("\n") + "\n");
+    const log: string[] = [];
+    const prepared = await prepare(
+      { model, weights: "f32", cacheDir: `${dir}/cache`, data: [data], seqLen: 32 },
+      (m) => log.push(m),
+    );
+    prepared.pack.source.close?.();
+    // kept: 10 + 32 + 32 tokens, each trained from position 1 on
+    const want = `${data}: 3 examples, 74 tokens, 71 trained; 2 cut to --seq-len 32`;
+    assert(log.includes(want), `no "${want}" in:\n${log.join("\n")}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -210,13 +210,21 @@ Deno.test("checks: a plan WebAssembly memory cannot hold is refused naming --seq
     plan.stdout.includes("does NOT fit: WebAssembly's 32-bit memory holds at most 4295.0 MB"),
     plan.stdout,
   );
+  // over 4 GiB but within a budget: only the first says no
+  const budgeted = ["plan", "--model", full, "--seq-len", "32768", "--max-memory", "20GB"];
+  const json = await mesp(cache, ...budgeted, "--json");
+  assertEquals(json.code, 1, json.stderr);
+  const p = JSON.parse(json.stdout);
+  assertEquals([p.addressable, p.fits], [false, false]);
+  const text = await mesp(cache, ...budgeted);
+  assert(text.stdout.includes("fits in --max-memory 20000.0 MB"), text.stdout);
   // memory is planned for the longest sequence (cut to --seq-len), so the data must be that long
   const huge = await idsData(`${tmp}/huge.jsonl`, 1, 32768);
   const run = ["train", "--model", full, "--out", `${tmp}/wasm32-run`, "--steps", "1"];
   assertFails(
     await mesp(cache, ...run, "--data", huge, "--seq-len", "32768"),
     1,
-    /memory plan needs [\d.]+ MB, more than WebAssembly's 32-bit memory holds \(4295\.0 MB\): lower seqLen \(now 32768; --seq-len/,
+    /memory plan needs [\d.]+ MB, more than WebAssembly's 32-bit memory holds \(4295\.0 MB\): it holds 32768 positions, for the longest sequence once cut to seqLen: cut them shorter \(seqLen, --seq-len\)/,
     "train",
   );
   // what the failed run left does not block the same --out

@@ -165,6 +165,7 @@ Deno.test("planTraining gives the plan train lays out (MeSP SGD and AdamW, MeBP,
       ...o,
       onEvent: (e) => e.type === "plan" && (laid = e.bytes),
     });
+    assertEquals((await planTraining(c.pack, o, data.slice(0, 2))).bytes, laid, JSON.stringify(o));
     assertEquals((await planTraining(c.pack, { ...o, seqLen: longest })).bytes, laid, JSON.stringify(o));
     if (longest < base.seqLen) assert((await planTraining(c.pack, o)).bytes > laid, JSON.stringify(o));
   }

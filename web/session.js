@@ -112,16 +112,24 @@ const ops = {
     return {};
   },
 
-  /** The memory plan of a training run with `options` (the one `train` lays out), and whether it fits `budget`. */
+  /**
+   * The memory plan of a training run with `options` on the picked data (the one `train` lays out, for the
+   * longest sequence), and whether it fits `budget`.
+   */
   async plan(_id, { options, budget }) {
     requireModel();
     const { fromAdapter: _fromAdapter, ...planOptions } = withAdapterLayout(options);
-    const plan = await planTraining(session.pack, {
-      ...planOptions,
-      threads: options.threads ?? threadCount(),
-      // the plan only asks whether there is one: a file that is never written
-      spill: options.spill && spillWorks() ? memorySpill() : undefined,
-    });
+    const plan = await planTraining(
+      session.pack,
+      {
+        ...planOptions,
+        threads: options.threads ?? threadCount(),
+        // the plan only asks whether there is one: a file that is never written
+        spill: options.spill && spillWorks() ? memorySpill() : undefined,
+      },
+      session.sets.train?.seqs,
+      session.sets.val?.seqs ?? [],
+    );
     return {
       table: formatPlan(plan),
       arenaBytes: plan.bytes,

@@ -77,6 +77,7 @@ export async function run(argv: string[]): Promise<number> {
       runtime_bytes: runtime,
       threads,
       predicted_peak_bytes: peak,
+      addressable,
       fits,
     }));
   } else {
@@ -102,7 +103,7 @@ export async function run(argv: string[]): Promise<number> {
     if (hint) console.log(hint);
     if (args.maxMemory !== undefined) {
       console.log(
-        fits
+        peak <= args.maxMemory
           ? `fits in --max-memory ${formatMB(args.maxMemory)}`
           : `does NOT fit in --max-memory ${formatMB(args.maxMemory)}`,
       );

@@ -121,8 +121,9 @@ export async function prepare(job: PrepareJob, log: (m: string) => void): Promis
  */
 export function datasetLine(path: string, s: TokenizeStats, seqLen: number): string {
   const n = (x: number) => x.toLocaleString("en-US");
-  let line = `${path}: ${n(s.examples)} examples, ${n(s.tokens)} tokens, ${n(s.targets)} trained`;
+  const examples = `${n(s.examples)} example${s.examples === 1 ? "" : "s"}`;
+  let line = `${path}: ${examples}, ${n(s.tokens)} tokens, ${n(s.targets)} trained`;
   if (s.truncated > 0) line += `; ${n(s.truncated)} cut to --seq-len ${seqLen}`;
-  if (s.dropped > 0) line += `; ${n(s.dropped)} dropped (no trained token within --seq-len ${seqLen})`;
+  if (s.dropped > 0) line += `; ${n(s.dropped)} dropped (no trained token within the first ${seqLen})`;
   return line;
 }

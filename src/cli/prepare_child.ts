@@ -116,8 +116,9 @@ async function pretokenizedCache(job: PrepareJob, dataPath: string, dataset: Dat
   // tokenizer's: for Qwen2.5 that is 151936 where tokenizer.json has 151665 ids, and an id in between is a
   // valid (untrained padding) row. The tokenizer path bounds them by the tokenizer's size instead.
   const vocab = { vocabSize: cfg.vocabSize } as Parameters<typeof tokenizeExample>[1];
-  const examples = records.map((r) => tokenizeExample(r, vocab, { seqLen: job.seqLen }))
-    .filter((e) => e.ids.length >= 2 && e.targets.some((t) => t === 1));
+  const tokenized = records.map((r) => tokenizeExample(r, vocab, { seqLen: job.seqLen }));
+  const truncated = tokenized.filter((e) => e.truncated > 0).length;
+  const examples = tokenized.filter((e) => e.ids.length >= 2 && e.targets.some((t) => t === 1));
   if (examples.length === 0) throw new Error(noTargetMessage(dataPath, job.seqLen, "--seq-len"));
   const sha = await sha256Hex(bytes);
   const path = `${job.cacheDir}/tokens/${dataPath.split("/").at(-1)}-pretokenized-${
@@ -139,7 +140,7 @@ async function pretokenizedCache(job: PrepareJob, dataPath: string, dataset: Dat
       stats: {
         records: records.length,
         examples: examples.length,
-        truncated: 0,
+        truncated,
         dropped: records.length - examples.length,
         tokens,
         targets,

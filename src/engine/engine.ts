@@ -114,6 +114,14 @@ export interface LinearRefs {
   b?: WeightRef;
 }
 
+/** What makes a plan too large for wasm32 smaller, in the terms of the callers' options and flags. */
+function addressHint(o: EngineOptions): string {
+  return o.mode === "generate"
+    ? `it holds ${o.maxPositions ?? o.seqLen} positions: a shorter prompt or fewer maxTokens (--max-tokens)`
+    : `it holds ${o.seqLen} positions, for the longest sequence once cut to seqLen: cut them shorter ` +
+      `(seqLen, --seq-len)`;
+}
+
 /** Whole-model state over a pack, with LoRA when a layout is given. */
 export class Engine {
   readonly cfg: ModelConfig;
@@ -217,10 +225,7 @@ export class Engine {
       resolved = scheduledOptions(pack, options, scratch);
       const { regions } = planBuffers(pack.config, enginePlanOptions(pack, resolved, scratch));
       // named here, where the cause is known: the plan grows with the positions it holds
-      checkAddressable(
-        planMemory(regions),
-        `lower seqLen (now ${options.seqLen}; --seq-len in the commands)`,
-      );
+      checkAddressable(planMemory(regions), addressHint(options));
       return regions;
     }, options);
     try {

@@ -316,12 +316,20 @@ function trainEngineOptions(pack: Pack, options: TrainOptions, planLen = options
 /**
  * The memory plan {@linkcode train} would lay out for `options`, computed without loading any weights or
  * allocating the arena: to show it, or to refuse a budget before the work starts (compare its `bytes` with
- * the budget; it does not throw: `train` with `budget` throws `PlanTooLargeError`).
+ * the budget; it does not throw: `train` with `budget` throws `PlanTooLargeError`). `train` plans for the
+ * longest of `data` and `val` once cut to `seqLen`: give them for its plan, leave them out for `seqLen`'s
+ * (what the longest data could need).
  */
-export async function planTraining(pack: Pack, options: TrainOptions): Promise<MemoryPlan> {
+export async function planTraining(
+  pack: Pack,
+  options: TrainOptions,
+  data?: readonly Sequence[],
+  val: readonly Sequence[] = [],
+): Promise<MemoryPlan> {
   checkOptions("planTraining options", options, TRAIN_OPTIONS);
   if (options.lora) checkOptions("planTraining options.lora", options.lora, LORA_OPTIONS);
-  return await Engine.plan(pack, trainEngineOptions(pack, options));
+  const planLen = data ? longestWithin(options.seqLen, data, val) : options.seqLen;
+  return await Engine.plan(pack, trainEngineOptions(pack, options, planLen));
 }
 
 /** Fine-tunes a LoRA adapter on `data` with exact gradients; `val` is scored every `valEvery` steps. */
