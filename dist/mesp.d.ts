@@ -2367,7 +2367,10 @@ export interface OptimizerOptions {
 	beta1?: number;
 	beta2?: number;
 	eps?: number;
-	/** "constant" or "cosine" (linear warmup then cosine decay to 0 at the last step, like HF). */
+	/**
+	 * "constant" or "cosine" (linear warmup then cosine decay to 0 at the last step, like HF); default
+	 * {@linkcode DEFAULT_SCHEDULE}.
+	 */
 	schedule?: "constant" | "cosine";
 	warmup?: number;
 	/** Total optimizer steps (for the cosine schedule). */

@@ -2158,6 +2158,9 @@ async function unzip(bytes, name = "archive.zip") {
   return out;
 }
 async function inflate(e, name) {
+  if (e.size > 1032 * e.raw.length + 64) {
+    throw new Error(`${name}: ${e.name} records ${e.size} bytes for ${e.raw.length} deflated ones, more than deflate can expand to (corrupt)`);
+  }
   const out = new Uint8Array(e.size);
   let at = 0;
   const reader = new Blob([
@@ -6367,10 +6370,6 @@ function kernelEntries(kernels, profile) {
 }
 async function startKernels(specsOf, options = {}) {
   const threads = options.threads ?? 1;
-  const cores = availableThreads();
-  if (threads > cores) {
-    (options.onNotice ?? console.warn)(`mesp: ${threads} threads asked for and the runtime reports ${cores} cores: the threads beyond them take turns, which slows every step`);
-  }
   const location = options.kernels ?? {};
   const budget = {
     budget: options.budget
@@ -6396,6 +6395,10 @@ async function startKernels(specsOf, options = {}) {
     });
     if (shared.shared && shared.exports.heap_base() === single2.heapBase && shared.exports.gemm_scratch_bytes() === single2.gemmScratchBytes) {
       const arena = Arena.create(shared, specs, budget);
+      const cores = availableThreads();
+      if (threads > cores) {
+        (options.onNotice ?? console.warn)(`mesp: ${threads} threads asked for and the runtime reports ${cores} core${cores === 1 ? "" : "s"}: the threads beyond them take turns, which slows every step`);
+      }
       const pool = await Pool.start(shared, {
         workerUrl: location.workerUrl,
         ...options.poolOptions,
@@ -8725,7 +8728,7 @@ var DEFAULT_SCHEDULE = "cosine";
 function learningRate(o, step) {
   const warmup = o.warmup ?? 0;
   if (warmup > 0 && step < warmup) return o.lr * (step + 1) / warmup;
-  if ((o.schedule ?? "constant") === "constant") return o.lr;
+  if ((o.schedule ?? DEFAULT_SCHEDULE) === "constant") return o.lr;
   const total = Math.max(o.totalSteps ?? 1, warmup + 1);
   const progress = Math.min(1, (step - warmup) / Math.max(1, total - warmup));
   return o.lr * 0.5 * (1 + Math.cos(Math.PI * progress));
@@ -9026,7 +9029,7 @@ function checkBudget(where, budget) {
     throw new RangeError(`${where}: budget must be a byte count \u2265 0, got ${budget}`);
   }
 }
-function checkSequences(what, sequences, seqLen, trained) {
+function checkSequences(what, sequences, seqLen, trained, vocabSize) {
   if (!Number.isSafeInteger(seqLen) || seqLen < 2) {
     throw new RangeError(`train options: seqLen must be an integer \u2265 2, got ${seqLen}`);
   }
@@ -9038,11 +9041,10 @@ function checkSequences(what, sequences, seqLen, trained) {
     if (targets && targets.length !== n) {
       throw new RangeError(`${at}: ${targets.length} targets for ${n} tokens (one per token)`);
     }
-    if (!(s.ids instanceof Int32Array)) {
-      for (let t = 0; t < n; t++) {
-        if (!Number.isInteger(s.ids[t]) || s.ids[t] < 0) {
-          throw new TypeError(`${at}: ids[${t}] is ${s.ids[t]}, not a token id (an integer \u2265 0)`);
-        }
+    for (let t = 0; t < n; t++) {
+      const id = s.ids[t];
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+        throw new RangeError(`${at}: ids[${t}] is ${id}, not a token id (an integer from 0 to ${vocabSize - 1})`);
       }
     }
     if (targets) {
@@ -9193,8 +9195,8 @@ async function train(pack, data, val, options) {
     throw new TypeError("train(pack, data, val, options): data and val are arrays of sequences (val [] for none)");
   }
   if (data.length === 0) throw new Error("the training set is empty");
-  checkSequences("training", data, options.seqLen, true);
-  checkSequences("validation", val, options.seqLen, false);
+  checkSequences("training", data, options.seqLen, true, pack.config.vocabSize);
+  checkSequences("validation", val, options.seqLen, false, pack.config.vocabSize);
   const cfg = pack.config;
   const seqLen = options.seqLen;
   if (seqLen > cfg.maxPositionEmbeddings) {
@@ -9397,7 +9399,8 @@ async function train(pack, data, val, options) {
     const t0 = performance.now();
     let tokensSeen = 0, stopped = false;
     while (step < steps) {
-      if (await options.shouldStop?.()) {
+      const stop2 = options.shouldStop?.();
+      if (stop2 instanceof Promise ? await stop2 : stop2) {
         stopped = true;
         break;
       }

@@ -91,7 +91,7 @@ Deno.test("pool: startKernels sizes a shared memory to the plan, fixed, before w
     // more threads than cores is allowed (this test does it on purpose) but said
     const cores = availableThreads();
     assertEquals(
-      notices.some((m) => m.includes(`3 threads asked for and the runtime reports ${cores} cores`)),
+      notices.some((m) => m.includes(`3 threads asked for and the runtime reports ${cores} core`)),
       cores < 3,
       notices.join("\n"),
     );

@@ -16,6 +16,7 @@ import { train, type TrainOptions, type TrainState } from "../src/run/train.ts";
 import { evaluate } from "../src/run/evaluate.ts";
 import { generate } from "../src/run/generate.ts";
 import { computeGradients } from "../src/run/grad.ts";
+import { SPEC as TRAIN_SPEC } from "../src/cli/train.ts";
 import type { Sequence } from "../src/data/sequence.ts";
 
 /** The property names of `export interface NAME` in `file` (repository-relative). */
@@ -117,8 +118,15 @@ Deno.test("run options: a sequence that cannot be trained is named before the fi
   const plain = (ids: number[], targets?: number[]) => ({ ids, targets }) as unknown as Sequence;
   await assertRejects(
     trainWith({}, [seq(12), plain([1, 2.5, 3])]),
-    "training sequence 1: ids[1] is 2.5, not a token id (an integer ≥ 0)",
+    "training sequence 1: ids[1] is 2.5, not a token id (an integer from 0 to",
   );
+  const vocab = c.pack.config.vocabSize;
+  for (const [bad, got] of [[Int32Array.from([1, -3, 2]), -3], [Int32Array.from([1, vocab, 2]), vocab]]) {
+    await assertRejects(
+      trainWith({}, [{ ids: bad as Int32Array }]),
+      `training sequence 0: ids[1] is ${got}, not a token id (an integer from 0 to ${vocab - 1})`,
+    );
+  }
   // Hugging Face's labels mark ignored positions -100; a 0/1 mask counted them as trained
   await assertRejects(
     trainWith({}, [plain([1, 2, 3, 4], [-100, -100, 3, 4])]),
@@ -186,19 +194,26 @@ Deno.test("run options: Engine.create names a missing mode", async () => {
   );
 });
 
-Deno.test("run options: train's optimizer defaults are the CLI's (AdamW 2e-4 cosine; MeZO SGD 5e-5)", async () => {
+Deno.test("run options: train's optimizer defaults are the CLI's (AdamW 2e-4 cosine; SGD 1e-4; MeZO SGD 5e-5)", async () => {
   const run = async (options: Partial<TrainOptions>) => {
     const r = await train(c.pack, data, [], { seqLen: 12, steps: 3, lora: { rank: 2 }, ...options });
     return Array.from(r.params);
   };
-  // the values `deno task train` documents in --help: --optimizer adamw, --lr 2e-4, --schedule cosine
-  const cli = await run({ optimizer: { name: "adamw", lr: 2e-4, schedule: "cosine" } });
-  assertEquals(await run({}), cli);
-  assertEquals(await run({ optimizer: { lr: 2e-4 } }), cli);
-  assert(
-    (await run({ optimizer: { name: "sgd", lr: 1e-4, schedule: "constant" } })).some((p, i) => p !== cli[i]),
+  // the CLI's defaults as `deno task train --help` shows them: its flag defaults and the --lr description
+  const flags = TRAIN_SPEC.flags;
+  const lr = Object.fromEntries(
+    [...flags.lr.description.matchAll(/([\d.e-]+) (AdamW|SGD|MeZO)/g)].map((m) => [m[2], Number(m[1])]),
   );
-  const mezo = await run({ method: "mezo", optimizer: { name: "sgd", lr: 5e-5, schedule: "cosine" } });
+  assertEquals(Object.keys(lr).sort(), ["AdamW", "MeZO", "SGD"], flags.lr.description);
+  const schedule = flags.schedule.default;
+  const named = flags.optimizer.default;
+  const cli = await run({ optimizer: { name: named, lr: named === "adamw" ? lr.AdamW : lr.SGD, schedule } });
+  assertEquals(await run({}), cli);
+  assertEquals(await run({ optimizer: { lr: named === "adamw" ? lr.AdamW : lr.SGD } }), cli);
+  const sgd = await run({ optimizer: { name: "sgd", lr: lr.SGD, schedule } });
+  assert(sgd.some((p, i) => p !== cli[i]), "SGD and AdamW gave the same parameters");
+  assertEquals(await run({ optimizer: { name: "sgd" } }), sgd);
+  const mezo = await run({ method: "mezo", optimizer: { name: "sgd", lr: lr.MeZO, schedule } });
   assertEquals(await run({ method: "mezo" }), mezo);
 });
 

@@ -10,7 +10,7 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { tinyRun } from "./_tiny_run.ts";
 import { serveWeb } from "../web/serve.ts";
-import { unzipStore } from "../src/io/zip.ts";
+import { unzipStore, zipStore } from "../src/io/zip.ts";
 import { crc32 } from "../src/io/crc32.ts";
 import { Buffer } from "node:buffer";
 import { launchChromium, type Page, skipWithoutChromium } from "../bench/chromium.ts";
@@ -384,6 +384,24 @@ Deno.test({
       assert(
         await page.isEnabled("#rank") && await page.isHidden("#rank-note"),
         "the rank, the adapter unchecked",
+      );
+      // a zip of a PEFT output folder with a checkpoint copy holds each file twice: refused, naming both
+      await clearStatus(page, "keep-status");
+      const once = unzipStore(await Deno.readFile(`${work}/adapter-memory.zip`));
+      await page.setInputFiles("#adapter-files", {
+        name: "run.zip",
+        mimeType: "application/zip",
+        buffer: Buffer.from(
+          zipStore([...once, ...once.map((e) => ({ ...e, name: `checkpoint-1/${e.name}` }))]),
+        ),
+      });
+      const twice = await statusOf(page, "keep-status", /twice/);
+      assert(
+        twice.includes(
+          "run.zip holds adapter_config.json twice (adapter_config.json and " +
+            "checkpoint-1/adapter_config.json)",
+        ),
+        twice,
       );
       // and one zipped with deflate in a folder, as `zip -r` writes it (the status cleared first: it says the same)
       await clearStatus(page, "keep-status");

@@ -102,6 +102,14 @@ Deno.test("zip: unzip names the entry whose inflated bytes are wrong, and refuse
   await assert.rejects(() => unzip(short, "x.zip"), {
     message: new RegExp(escape(`x.zip: ${entry} inflates to more than its recorded 100 bytes`)),
   });
+  // a recorded size deflate cannot reach (4 GB here): refused before it is allocated
+  const huge = bytes.slice();
+  v(huge).setUint32(central[1] + 24, 0xfffffff0, true);
+  await assert.rejects(() => unzip(huge, "x.zip"), {
+    message: new RegExp(
+      escape(`x.zip: ${entry} records 4294967280 bytes for`) + ".*more than deflate can expand",
+    ),
+  });
   // a damaged deflate stream: named whichever way the inflater notices
   const damaged = bytes.slice();
   const dataAt = v(bytes).getUint32(central[1] + 42, true) + 30 + v(bytes).getUint16(

@@ -714,8 +714,19 @@ $("adapter-files").addEventListener("change", async (e) => {
     for (const f of e.target.files) {
       const bytes = new Uint8Array(await f.arrayBuffer());
       if (f.name.endsWith(".zip")) {
+        const from = new Map(); // file name → its path in the zip
         for (const entry of await unzip(bytes, f.name)) {
-          if (!entry.name.endsWith("/")) files.set(entry.name.split("/").at(-1), entry.data); // not folders
+          if (entry.name.endsWith("/")) continue; // folders
+          const base = entry.name.split("/").at(-1);
+          // a PEFT output folder holds checkpoint-N/ copies: pairing one's config with another's weights
+          // would pass the shape check at the same rank
+          if (from.has(base)) {
+            throw new Error(
+              `${f.name} holds ${base} twice (${from.get(base)} and ${entry.name}): zip one adapter's files`,
+            );
+          }
+          from.set(base, entry.name);
+          files.set(base, entry.data);
         }
       } else files.set(f.name, bytes);
     }

@@ -57,7 +57,7 @@ import {
 import { lossCurveSvg } from "../run/loss_svg.ts";
 import { type StoredTrainState, train, type TrainEvent, type TrainState } from "../run/train.ts";
 import type { Method } from "../engine/plan.ts";
-import { defaultLr } from "../engine/optimizer.ts";
+import { DEFAULT_SCHEDULE, defaultLr } from "../engine/optimizer.ts";
 import { formatMB } from "../runtime/arena.ts";
 import { processMemory } from "../runtime/memory.ts";
 import { readModelConfig } from "../model/pack_files.ts";
@@ -96,7 +96,7 @@ export const SPEC = {
     schedule: {
       type: "string",
       choices: ["cosine", "constant"],
-      default: "cosine",
+      default: DEFAULT_SCHEDULE,
       description: "learning-rate schedule",
     },
     warmup: { type: "integer", default: 0, min: 0, description: "linear warmup steps" },

@@ -7,6 +7,7 @@ import type { FlagSpec } from "./args.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { PackFormat } from "../model/pack_layout.ts";
 import { loraLayout } from "../engine/lora.ts";
+import { defaultOptimizer } from "../engine/optimizer.ts";
 import type { Method, OptimizerName, PlanOptions } from "../engine/plan.ts";
 import { DEFAULT_PEAK } from "../engine/schedule.ts";
 import { formatMB } from "../runtime/arena.ts";
@@ -32,7 +33,7 @@ export const TRAIN_FLAGS = {
   optimizer: {
     type: "string",
     choices: ["adamw", "sgd"],
-    default: "adamw",
+    default: defaultOptimizer(),
     description: "optimizer (the paper's memory figures use sgd)",
   },
   gradAccum: { type: "integer", default: 1, min: 1, description: "sequences per optimizer step" },

@@ -23,7 +23,7 @@ export function defaultLr(name: OptimizerName, method?: string): number {
 }
 
 /** The schedule a run takes when none is named (the CLI's too). */
-export const DEFAULT_SCHEDULE = "cosine";
+export const DEFAULT_SCHEDULE: "constant" | "cosine" = "cosine";
 
 /** Optimizer hyper-parameters. */
 export interface OptimizerOptions {
@@ -34,7 +34,10 @@ export interface OptimizerOptions {
   beta1?: number;
   beta2?: number;
   eps?: number;
-  /** "constant" or "cosine" (linear warmup then cosine decay to 0 at the last step, like HF). */
+  /**
+   * "constant" or "cosine" (linear warmup then cosine decay to 0 at the last step, like HF); default
+   * {@linkcode DEFAULT_SCHEDULE}.
+   */
   schedule?: "constant" | "cosine";
   warmup?: number;
   /** Total optimizer steps (for the cosine schedule). */
@@ -45,7 +48,7 @@ export interface OptimizerOptions {
 export function learningRate(o: OptimizerOptions, step: number): number {
   const warmup = o.warmup ?? 0;
   if (warmup > 0 && step < warmup) return (o.lr * (step + 1)) / warmup;
-  if ((o.schedule ?? "constant") === "constant") return o.lr;
+  if ((o.schedule ?? DEFAULT_SCHEDULE) === "constant") return o.lr;
   const total = Math.max(o.totalSteps ?? 1, warmup + 1);
   const progress = Math.min(1, (step - warmup) / Math.max(1, total - warmup));
   return o.lr * 0.5 * (1 + Math.cos(Math.PI * progress));

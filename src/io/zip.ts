@@ -175,6 +175,13 @@ export async function unzip(bytes: Uint8Array, name = "archive.zip"): Promise<Zi
  * hostile entry is refused, not inflated without end).
  */
 async function inflate(e: RawEntry, name: string): Promise<Uint8Array> {
+  // deflate expands at most 1032:1, so a larger recorded size is a lie told before any memory is taken
+  if (e.size > 1032 * e.raw.length + 64) {
+    throw new Error(
+      `${name}: ${e.name} records ${e.size} bytes for ${e.raw.length} deflated ones, more than deflate ` +
+        `can expand to (corrupt)`,
+    );
+  }
   const out = new Uint8Array(e.size);
   let at = 0;
   const reader = new Blob([e.raw as Uint8Array<ArrayBuffer>]).stream()

@@ -245,14 +245,16 @@ interface SequenceLike {
 
 /**
  * Throws, naming the first sequence at fault (`training sequence 37: …`), unless each has its ids as an
- * array, targets (when given) one per token and, with `trained`, a trained token within its first `seqLen`
- * (a step over one without would fail hours into a run).
+ * array of token ids below `vocabSize`, targets (when given) a 0/1 mask, one per token, and, with `trained`,
+ * a trained token within its first `seqLen` (a step over one without would fail hours into a run); a set of
+ * validation sequences must score at least one token.
  */
 export function checkSequences(
   what: string,
   sequences: readonly SequenceLike[],
   seqLen: number,
   trained: boolean,
+  vocabSize: number,
 ): void {
   if (!Number.isSafeInteger(seqLen) || seqLen < 2) {
     throw new RangeError(`train options: seqLen must be an integer ≥ 2, got ${seqLen}`);
@@ -265,12 +267,12 @@ export function checkSequences(
     if (targets && targets.length !== n) {
       throw new RangeError(`${at}: ${targets.length} targets for ${n} tokens (one per token)`);
     }
-    // plain arrays from JavaScript can hold anything; an Int32Array's ids are whole already
-    if (!(s.ids instanceof Int32Array)) {
-      for (let t = 0; t < n; t++) {
-        if (!Number.isInteger(s.ids[t]) || s.ids[t] < 0) {
-          throw new TypeError(`${at}: ids[${t}] is ${s.ids[t]}, not a token id (an integer ≥ 0)`);
-        }
+    for (let t = 0; t < n; t++) {
+      const id = s.ids[t];
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+        throw new RangeError(
+          `${at}: ids[${t}] is ${id}, not a token id (an integer from 0 to ${vocabSize - 1})`,
+        );
       }
     }
     if (targets) {

@@ -350,8 +350,8 @@ export async function train(
     );
   }
   if (data.length === 0) throw new Error("the training set is empty");
-  checkSequences("training", data, options.seqLen, true);
-  checkSequences("validation", val, options.seqLen, false);
+  checkSequences("training", data, options.seqLen, true, pack.config.vocabSize);
+  checkSequences("validation", val, options.seqLen, false, pack.config.vocabSize);
   const cfg = pack.config;
   const seqLen = options.seqLen;
   if (seqLen > cfg.maxPositionEmbeddings) {
@@ -571,8 +571,10 @@ export async function train(
     const t0 = performance.now();
     let tokensSeen = 0, stopped = false;
     while (step < steps) {
-      // awaited: an async callback's Promise is truthy, and would stop every run before its first step
-      if (await options.shouldStop?.()) {
+      // an async callback's Promise is truthy, and would stop every run before its first step: awaited, but
+      // only then (an await per step of a plain callback would be a promise per step)
+      const stop = options.shouldStop?.();
+      if (stop instanceof Promise ? await stop : stop) {
         stopped = true;
         break;
       }

@@ -650,13 +650,6 @@ export async function startKernels(
   options: StartKernelsOptions = {},
 ): Promise<{ kernels: PooledKernels; arena: Arena }> {
   const threads = options.threads ?? 1;
-  const cores = availableThreads();
-  if (threads > cores) {
-    (options.onNotice ?? console.warn)(
-      `mesp: ${threads} threads asked for and the runtime reports ${cores} cores: the threads beyond them ` +
-        `take turns, which slows every step`,
-    );
-  }
   const location = options.kernels ?? {};
   const budget = { budget: options.budget };
   if (threads > 1) {
@@ -681,6 +674,16 @@ export async function startKernels(
       shared.exports.gemm_scratch_bytes() === single.gemmScratchBytes
     ) {
       const arena = Arena.create(shared, specs, budget);
+      // said only where the threads run (without a pool the run is on one thread, and says why)
+      const cores = availableThreads();
+      if (threads > cores) {
+        (options.onNotice ?? console.warn)(
+          `mesp: ${threads} threads asked for and the runtime reports ${cores} core${
+            cores === 1 ? "" : "s"
+          }: ` +
+            `the threads beyond them take turns, which slows every step`,
+        );
+      }
       const pool = await Pool.start(shared, {
         workerUrl: location.workerUrl,
         ...options.poolOptions,
