@@ -3935,6 +3935,23 @@ function contiguous(s, into, n) {
   return new Uint8Array(d.buffer, d.byteOffset, n * s.rowStride);
 }
 
+// src/util/describe.ts
+function describeValue(value) {
+  if (value === null || value === void 0) return String(value);
+  if (typeof value === "string") return "a string";
+  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") {
+    return `a ${typeof value} (${String(value)})`;
+  }
+  if (typeof value === "function") return "a function";
+  if (Array.isArray(value)) return "an array";
+  if (isThenable(value)) return "a Promise";
+  const name = value.constructor?.name;
+  return name && name !== "Object" ? `a${/^[AEIOU]/.test(name) ? "n" : ""} ${name}` : "an object";
+}
+function isThenable(value) {
+  return (typeof value === "object" || typeof value === "function") && value !== null && typeof value.then === "function";
+}
+
 // src/model/pack.ts
 async function openPack(source, options = {}) {
   const size = await source.size();
@@ -4036,6 +4053,13 @@ async function openPack(source, options = {}) {
       rows.expect(head ? 1 : 0, ids, Math.min(count, ids.length));
     }
   };
+}
+function checkPack(pack, where) {
+  const p = pack;
+  if (p && typeof p === "object" && typeof p.config === "object" && p.config !== null && typeof p.header === "object" && typeof p.readLayer === "function") return;
+  const source = p;
+  const got = isThenable(pack) ? "a Promise \u2014 did you forget await?" : typeof source?.read === "function" && typeof source.size === "function" ? "a weight source: pass it to openPack first" : describeValue(pack);
+  throw new TypeError(`${where}: the first argument must be an opened pack (await openPack(source)); got ${got}`);
 }
 async function readChecksums(source, header, vocab) {
   const n = vocab.first + vocab.count;
@@ -7720,6 +7744,7 @@ var Engine = class _Engine {
   }
   /** Plans the arena for `pack` and `options`, loads the kernels, lays out memory once. */
   static async create(pack, options) {
+    checkPack(pack, "Engine.create");
     if (![
       "eval",
       "generate",
@@ -7748,6 +7773,7 @@ var Engine = class _Engine {
    * and where the arena starts from the wasm bytes, instantiating nothing (`kernelConstants`).
    */
   static async plan(pack, options) {
+    checkPack(pack, "Engine.plan");
     const kernels = await kernelConstants({
       ...options.kernels,
       variant: options.variant
@@ -9042,11 +9068,13 @@ function trainEngineOptions(pack, options) {
   };
 }
 async function planTraining(pack, options) {
+  checkPack(pack, "planTraining");
   checkOptions("planTraining options", options, TRAIN_OPTIONS);
   if (options.lora) checkOptions("planTraining options.lora", options.lora, LORA_OPTIONS);
   return await Engine.plan(pack, trainEngineOptions(pack, options));
 }
 async function train(pack, data, val, options) {
+  checkPack(pack, "train");
   checkOptions("train options", options, TRAIN_OPTIONS);
   if (options.optimizer) checkOptions("train options.optimizer", options.optimizer, OPTIMIZER_OPTIONS);
   if (options.lora) checkOptions("train options.lora", options.lora, LORA_OPTIONS);
@@ -9356,6 +9384,7 @@ async function train(pack, data, val, options) {
 
 // src/run/evaluate.ts
 async function evaluate(pack, sequences, options = {}) {
+  checkPack(pack, "evaluate");
   checkOptions("evaluate options", options, EVALUATE_OPTIONS);
   if (options.seqLen !== void 0 && options.seqLen < 2) {
     throw new RangeError(`evaluate options: seqLen must be at least 2, got ${options.seqLen}`);
@@ -9408,6 +9437,7 @@ async function evaluate(pack, sequences, options = {}) {
 
 // src/run/generate.ts
 async function* generate(pack, prompt, options = {}) {
+  checkPack(pack, "generate");
   checkOptions("generate options", options, GENERATE_OPTIONS);
   checkBudget("generate options", options.budget);
   const maxTokens = options.maxTokens ?? 128;
@@ -9512,6 +9542,7 @@ function sampler(options) {
 
 // src/run/grad.ts
 async function computeGradients(pack, seq, options = {}) {
+  checkPack(pack, "computeGradients");
   checkOptions("computeGradients options", options, GRAD_OPTIONS);
   if (options.lora) checkOptions("computeGradients options.lora", options.lora, LORA_OPTIONS);
   checkBudget("computeGradients options", options.budget);

@@ -161,3 +161,28 @@ Deno.test("run options: Engine.create names a missing mode", async () => {
     'Engine.create: mode must be "eval", "generate" or "train", got undefined',
   );
 });
+
+Deno.test("run options: a pack not opened (a forgotten await, a bare weight source) is named by each entry point", async () => {
+  const { Engine } = await import("../src/engine/engine.ts");
+  const { openPack } = await import("../src/model/pack.ts");
+  const { planTraining } = await import("../src/run/train.ts");
+  const notOpened: [unknown, string][] = [
+    [openPack(c.pack.source), "a Promise — did you forget await?"],
+    [c.pack.source, "a weight source: pass it to openPack first"],
+    ["/tmp/x.pack", "a string"],
+    [undefined, "undefined"],
+  ];
+  for (const [bad, got] of notOpened) {
+    const pack = bad as typeof c.pack;
+    const says = (fn: string) =>
+      `${fn}: the first argument must be an opened pack (await openPack(source)); got ${got}`;
+    await assertRejects(() => train(pack, data, [], base), says("train"));
+    await assertRejects(() => planTraining(pack, base), says("planTraining"));
+    await assertRejects(() => evaluate(pack, data), says("evaluate"));
+    await assertRejects(() => computeGradients(pack, data[0]), says("computeGradients"));
+    await assertRejects(async () => {
+      for await (const _ of generate(pack, [1, 2])) { /* drain */ }
+    }, says("generate"));
+    await assertRejects(() => Engine.create(pack, { mode: "eval", seqLen: 8 }), says("Engine.create"));
+  }
+});

@@ -10,7 +10,7 @@ import { embed, finalNorm, layerForward } from "../engine/forward.ts";
 import { chunkLogits } from "../engine/loss.ts";
 import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { loraLayout } from "../engine/lora.ts";
-import type { Pack } from "../model/pack.ts";
+import { checkPack, type Pack } from "../model/pack.ts";
 import type { KernelLocation, Variant } from "../runtime/kernels.ts";
 
 /** Options for {@linkcode generate}. */
@@ -44,6 +44,7 @@ export async function* generate(
   prompt: ArrayLike<number>,
   options: GenerateOptions = {},
 ): AsyncGenerator<number> {
+  checkPack(pack, "generate");
   checkOptions("generate options", options, GENERATE_OPTIONS);
   checkBudget("generate options", options.budget);
   const maxTokens = options.maxTokens ?? 128;

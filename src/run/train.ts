@@ -28,7 +28,7 @@ import { learningRate, Optimizer, type OptimizerOptions } from "../engine/optimi
 import type { Method } from "../engine/plan.ts";
 import { describeSchedule } from "../engine/schedule.ts";
 import { formatPlan, type MemoryPlan } from "../runtime/arena.ts";
-import type { Pack } from "../model/pack.ts";
+import { checkPack, type Pack } from "../model/pack.ts";
 import type { KernelLocation, Variant } from "../runtime/kernels.ts";
 import type { Sequence } from "../data/sequence.ts";
 import { seededRandom } from "../util/random.ts";
@@ -307,6 +307,7 @@ function trainEngineOptions(pack: Pack, options: TrainOptions): EngineOptions {
  * the budget; it does not throw: `train` with `budget` throws `PlanTooLargeError`).
  */
 export async function planTraining(pack: Pack, options: TrainOptions): Promise<MemoryPlan> {
+  checkPack(pack, "planTraining");
   checkOptions("planTraining options", options, TRAIN_OPTIONS);
   if (options.lora) checkOptions("planTraining options.lora", options.lora, LORA_OPTIONS);
   return await Engine.plan(pack, trainEngineOptions(pack, options));
@@ -319,6 +320,7 @@ export async function train(
   val: readonly Sequence[],
   options: TrainOptions,
 ): Promise<TrainResult> {
+  checkPack(pack, "train");
   checkOptions("train options", options, TRAIN_OPTIONS);
   if (options.optimizer) checkOptions("train options.optimizer", options.optimizer, OPTIMIZER_OPTIONS);
   if (options.lora) checkOptions("train options.lora", options.lora, LORA_OPTIONS);
