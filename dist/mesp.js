@@ -8520,7 +8520,24 @@ async function openAdapter(files) {
     name: files.name
   };
 }
+function checkOpenedAdapter(adapter, where) {
+  const a = adapter;
+  const config = a?.config;
+  const weights = a?.weights;
+  if (typeof a === "object" && a !== null && typeof config === "object" && config !== null && typeof config.rank === "number" && Array.isArray(config.targets) && typeof weights?.tensors?.get === "function" && typeof a.name === "string") return;
+  let got = describeValue(adapter);
+  if (isThenable(adapter)) got += " \u2014 did you forget await?";
+  else if (typeof a?.readText === "function" && typeof a.source === "function") {
+    got = "model files: pass them to openAdapter first";
+  } else if (typeof a === "string") {
+    got += ": open the adapter's directory as files (urlFiles(url); in Deno dirFiles(path) from src/io/deno_files.ts) and pass them to openAdapter";
+  } else if (a && "layout" in a && "params" in a) {
+    got = 'a train result: write it as adapter files and open those, openAdapter(memoryFiles({ "adapter_config.json": adapterConfigJson(result.layout), "adapter_model.safetensors": encodeLoraTensors(result.layout, result.params) }))';
+  }
+  throw new TypeError(`${where ? `${where}: ` : ""}adapter: expected an opened adapter (await openAdapter(files)), got ${got}`);
+}
 function checkAdapter(adapter, layout) {
+  checkOpenedAdapter(adapter);
   const seen = /* @__PURE__ */ new Set();
   for (const pair of layout.pairs.flat()) {
     for (const which of [
@@ -8921,6 +8938,7 @@ function checkOptions(where, options, known) {
       throw new TypeError(`${where}: unknown option "${name}"${near ? ` (did you mean "${near}"?)` : ""}`);
     }
     if (value === void 0 || value === null) continue;
+    if (name === "adapter") checkOpenedAdapter(value, where);
     const kind = KINDS[name];
     const bad = (want) => {
       const got = typeof value === "string" ? JSON.stringify(value) : String(value);

@@ -186,3 +186,45 @@ Deno.test("run options: a pack not opened (a forgotten await, a bare weight sour
     await assertRejects(() => Engine.create(pack, { mode: "eval", seqLen: 8 }), says("Engine.create"));
   }
 });
+
+Deno.test("run options: an adapter not opened (a path, model files, a train result) is named by each entry point", async () => {
+  const { memoryFiles, urlFiles } = await import("../src/io/source.ts");
+  const { adapterConfigJson, encodeLoraTensors, openAdapter, readAdapterInto } = await import(
+    "../src/engine/adapter.ts"
+  );
+  const result = await train(c.pack, data, [], base);
+  const expected = "adapter: expected an opened adapter (await openAdapter(files)), got";
+  const notOpened: [unknown, string][] = [
+    ["/some/dir", "a string: open the adapter's directory as files (urlFiles(url)"],
+    [urlFiles("https://example.com/adapter/"), "model files: pass them to openAdapter first"],
+    [result, "a train result: write it as adapter files and open those"],
+    [openAdapter(memoryFiles({})).catch(() => {}), "a Promise — did you forget await?"],
+    [{ config: { rank: 2 } }, "an object"],
+  ];
+  for (const [bad, got] of notOpened) {
+    const adapter = bad as never;
+    const says = (where: string) => `${where}: ${expected} ${got}`;
+    await assertRejects(trainWith({ adapter }), says("train options"));
+    await assertRejects(
+      () => evaluate(c.pack, data, { adapter }),
+      says("evaluate options"),
+    );
+    await assertRejects(
+      () => computeGradients(c.pack, data[0], { adapter }),
+      says("computeGradients options"),
+    );
+    await assertRejects(async () => {
+      for await (const _ of generate(c.pack, [1, 2], { adapter })) { /* drain */ }
+    }, says("generate options"));
+    await assertRejects(
+      () => readAdapterInto(adapter, result.layout, new Float32Array(result.params.length)),
+      `${expected} ${got}`,
+    );
+  }
+  // what the train result error says to do opens an adapter all four take
+  const adapter = await openAdapter(memoryFiles({
+    "adapter_config.json": adapterConfigJson(result.layout),
+    "adapter_model.safetensors": encodeLoraTensors(result.layout, result.params),
+  }));
+  assertEquals((await evaluate(c.pack, data, { adapter })).sequences, data.length);
+});

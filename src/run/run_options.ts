@@ -9,6 +9,7 @@
  */
 import { nearest } from "../util/nearest.ts";
 import { VARIANTS } from "../runtime/kernels.ts";
+import { checkOpenedAdapter } from "../engine/adapter.ts";
 
 /** `train`'s options ({@linkcode TrainOptions}). */
 export const TRAIN_OPTIONS = [
@@ -178,6 +179,7 @@ export function checkOptions(where: string, options: object, known: readonly str
       throw new TypeError(`${where}: unknown option "${name}"${near ? ` (did you mean "${near}"?)` : ""}`);
     }
     if (value === undefined || value === null) continue; // null: the default (alpha), or said by its own check
+    if (name === "adapter") checkOpenedAdapter(value, where); // what openAdapter resolves to
     const kind = KINDS[name];
     const bad = (want: string) => {
       const got = typeof value === "string" ? JSON.stringify(value) : String(value);
