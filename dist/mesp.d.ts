@@ -2605,7 +2605,7 @@ export interface GenerateOptions {
 	topP?: number;
 	/** Seed of the sampler (default 0). */
 	seed?: number;
-	/** Token ids that end generation. */
+	/** Token ids that end generation (default: the model's, `pack.config.eosTokenIds`; `[]` for none). */
 	eosTokenIds?: readonly number[];
 	adapter?: OpenedAdapter;
 	/** Stream the weights instead of keeping them resident (less memory, slower). */
@@ -2619,7 +2619,10 @@ export interface GenerateOptions {
 	/** Sees the full-vocabulary logits each token is sampled from (a buffer reused for the next token). */
 	onLogits?: (logits: Float32Array) => void;
 }
-/** Generates tokens after `prompt`, yielding each as it is sampled (EOS included, then stops). */
+/**
+ * Generates tokens after `prompt`, yielding each as it is sampled (an end-of-sequence id included, then
+ * stops). The arguments are checked when it is called, before the first token is asked for.
+ */
 export declare function generate(pack: Pack, prompt: ArrayLike<number>, options?: GenerateOptions): AsyncGenerator<number>;
 /** Greedy, or temperature + top-p sampling with a seeded xorshift generator. */
 export declare function sampler(options: Pick<GenerateOptions, "temperature" | "topP" | "seed">): (logits: Float32Array) => number;

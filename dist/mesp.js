@@ -8329,8 +8329,8 @@ async function forwardBackward(e, bw, ids, trained, T, afterLayer) {
     await trainingLayerForward(e, l, T);
   }
   finalNorm(e, T);
-  const tokens = setTargets(e, ids, trained, T);
-  if (tokens === 0) throw new Error("the sequence has no trained tokens");
+  const tokens2 = setTargets(e, ids, trained, T);
+  if (tokens2 === 0) throw new Error("the sequence has no trained tokens");
   await lossForwardBackward(e, T);
   const { sum } = lossSum(e, T);
   for (let i = 0; i < order2.backward.length; i++) {
@@ -8347,8 +8347,8 @@ async function forwardBackward(e, bw, ids, trained, T, afterLayer) {
     }
   }
   return {
-    loss: sum / tokens,
-    tokens
+    loss: sum / tokens2,
+    tokens: tokens2
   };
 }
 
@@ -8375,15 +8375,15 @@ async function meanSequenceLoss(e, ids, targets, T) {
 async function zoEstimate(e, batch, seqLen, seed, eps) {
   const p = e.p["lora.params"], n = e.lora.totalElements;
   const mean = async () => {
-    let loss = 0, tokens = 0;
+    let loss = 0, tokens2 = 0;
     for (const s of batch) {
       const r = await meanSequenceLoss(e, s.ids, s.targets, Math.min(s.ids.length, seqLen));
       loss += r.loss / batch.length;
-      tokens += r.tokens;
+      tokens2 += r.tokens;
     }
     return {
       loss,
-      tokens
+      tokens: tokens2
     };
   };
   e.k.zo_perturb(p, n, seed, 0, eps);
@@ -9304,7 +9304,7 @@ async function train(pack, data, val, options) {
         stopped = true;
         break;
       }
-      let loss = 0, tokens = 0;
+      let loss = 0, tokens2 = 0;
       if (!bw) {
         const batch = [];
         for (let micro = 0; micro < accum; micro++) batch.push(next());
@@ -9314,7 +9314,7 @@ async function train(pack, data, val, options) {
         checkLoss(est.lossMinus, "the loss at \u03B8 \u2212 \u03B5z");
         zoUpdate(e, zs, est.coeff, learningRate(optOptions, step), optOptions.weightDecay ?? 0);
         loss = (est.lossPlus + est.lossMinus) / 2;
-        tokens = est.tokens;
+        tokens2 = est.tokens;
       } else {
         for (let micro = 0; micro < accum; micro++) {
           const s = next();
@@ -9327,7 +9327,7 @@ async function train(pack, data, val, options) {
           const r2 = await forwardBackward(e, bw, s.ids, s.targets, T, gradBuffer ? void 0 : fused);
           checkLoss(r2.loss, "the loss");
           loss += r2.loss / accum;
-          tokens += r2.tokens;
+          tokens2 += r2.tokens;
         }
       }
       if (bw && gradBuffer) {
@@ -9342,7 +9342,7 @@ async function train(pack, data, val, options) {
         throw new NonFiniteError(`step ${step + 1}: the update made LoRA parameters non-finite (learning rate ${learningRate(optOptions, step)})${hint()}`, step + 1);
       }
       step++;
-      tokensSeen += tokens;
+      tokensSeen += tokens2;
       losses.push(loss);
       const elapsed = (performance.now() - t0) / 1e3;
       options.onEvent?.({
@@ -9351,7 +9351,7 @@ async function train(pack, data, val, options) {
         steps,
         loss,
         lr: learningRate(optOptions, step - 1),
-        tokens,
+        tokens: tokens2,
         tokensPerSecond: tokensSeen / elapsed,
         elapsed
       });
@@ -9424,7 +9424,7 @@ async function evaluate(pack, sequences, options = {}) {
   });
   try {
     if (options.adapter) await readAdapterInto(options.adapter, lora, e.arena.f32("lora.params"));
-    let sum = 0, tokens = 0;
+    let sum = 0, tokens2 = 0;
     const trainedOnly = options.score === "trained";
     for (let i = 0; i < sequences.length; i++) {
       const ids = sequences[i].ids;
@@ -9434,18 +9434,18 @@ async function evaluate(pack, sequences, options = {}) {
         if (after) e.weights.expectRows(after, Math.min(after.length, seqLen), false);
         const r = await sequenceLoss(e, ids, trainedOnly ? sequences[i].targets : void 0, T);
         sum += r.sum;
-        tokens += r.count;
+        tokens2 += r.count;
       }
-      options.onProgress?.(i + 1, sequences.length, tokens ? sum / tokens : NaN);
+      options.onProgress?.(i + 1, sequences.length, tokens2 ? sum / tokens2 : NaN);
     }
-    if (tokens === 0) {
+    if (tokens2 === 0) {
       throw new Error(trainedOnly ? "nothing to evaluate: no sequence has a trained target" : "nothing to evaluate: every sequence is shorter than 2 tokens");
     }
-    const nll = sum / tokens;
+    const nll = sum / tokens2;
     return {
       nll,
       perplexity: Math.exp(nll),
-      tokens,
+      tokens: tokens2,
       sequences: sequences.length
     };
   } finally {
@@ -9454,13 +9454,14 @@ async function evaluate(pack, sequences, options = {}) {
 }
 
 // src/run/generate.ts
-async function* generate(pack, prompt, options = {}) {
+function generate(pack, prompt, options = {}) {
   checkPack(pack, "generate");
   checkOptions("generate options", options, GENERATE_OPTIONS);
   checkBudget("generate options", options.budget);
+  checkTokenIds("generate: prompt", prompt, pack.config.vocabSize);
   const maxTokens = options.maxTokens ?? 128;
   const T0 = prompt.length;
-  if (T0 < 1) throw new Error("the prompt is empty");
+  if (T0 < 1) throw new Error("generate: the prompt is empty");
   if (!Number.isInteger(maxTokens) || maxTokens < 1) {
     throw new RangeError(`maxTokens must be a positive integer, got ${maxTokens}`);
   }
@@ -9468,7 +9469,28 @@ async function* generate(pack, prompt, options = {}) {
   if (T0 + maxTokens > positions) {
     throw new RangeError(`a ${T0}-token prompt and ${maxTokens} new tokens need ${T0 + maxTokens} positions; the model has ${positions} (lower maxTokens to ${Math.max(0, positions - T0)} or shorten the prompt)`);
   }
+  const eos = options.eosTokenIds ?? pack.config.eosTokenIds;
+  checkTokenIds("generate options: eosTokenIds", eos);
   const sample = sampler(options);
+  return tokens(pack, Int32Array.from(prompt), maxTokens, new Set(eos), sample, options);
+}
+function checkTokenIds(what, ids, vocabSize) {
+  if (!Array.isArray(ids) && !(ArrayBuffer.isView(ids) && !(ids instanceof DataView))) {
+    const hint = Number.isInteger(ids) ? ` (one id is a list of one: [${ids}])` : "";
+    throw new TypeError(`${what} must be an array of token ids, got ${describeValue(ids)}${hint}`);
+  }
+  const list = ids, top = vocabSize ?? Infinity;
+  for (let i = 0; i < list.length; i++) {
+    const id = list[i];
+    if (!Number.isSafeInteger(id) || id < 0 || id >= top) {
+      const shown = typeof id === "string" ? JSON.stringify(id) : String(id);
+      const range = vocabSize === void 0 ? "integers \u2265 0" : `integers from 0 to ${top - 1} (the vocabulary)`;
+      throw new TypeError(`${what}[${i}] is ${shown}: token ids are ${range}`);
+    }
+  }
+}
+async function* tokens(pack, prompt, maxTokens, eos, sample, options) {
+  const T0 = prompt.length;
   const lora = options.adapter ? loraLayout(pack.config, options.adapter.config) : void 0;
   const e = await Engine.create(pack, {
     mode: "generate",
@@ -9485,7 +9507,6 @@ async function* generate(pack, prompt, options = {}) {
     if (options.adapter) await readAdapterInto(options.adapter, lora, e.arena.f32("lora.params"));
     const { L, V } = e.D;
     const logits = new Float32Array(V);
-    const eos = new Set(options.eosTokenIds ?? []);
     const one = new Int32Array(1);
     let pos = 0, T = T0, ids = prompt;
     for (let n = 0; n < maxTokens; n++) {
@@ -9612,11 +9633,11 @@ async function computeGradients(pack, seq, options = {}) {
     }, {
       mebp: method === "mebp"
     });
-    const { loss, tokens } = await forwardBackward(e, bw, seq.ids, seq.targets, T);
+    const { loss, tokens: tokens2 } = await forwardBackward(e, bw, seq.ids, seq.targets, T);
     return {
       layout,
       loss,
-      tokens,
+      tokens: tokens2,
       params: params.slice(),
       grads: grads.slice()
     };
