@@ -434,7 +434,8 @@ export interface WeightSource {
 	/** Releases the underlying handle, if any. */
 	close?(): void;
 }
-interface ByteSink {
+/** Destination of a streamed write (a file being written, a network upload, a growing buffer). */
+export interface ByteSink {
 	/** Writes all of `chunk`; the caller may reuse `chunk` once the promise resolves. */
 	write(chunk: Uint8Array): Promise<void>;
 }
@@ -448,6 +449,11 @@ export interface ModelFiles {
 	source(file: string): WeightSource;
 	/** File names in the directory, when the backend can list them. */
 	list?(): Promise<string[]>;
+}
+/** Thrown by a {@linkcode WeightSource} whose file does not exist (lets callers tell "missing" from "bad"). */
+export declare class FileNotFoundError extends Error {
+	/** @param name the file path or URL that does not exist */
+	constructor(name: string, options?: ErrorOptions);
 }
 /**
  * A {@linkcode WeightSource} over bytes already in memory.
@@ -1219,6 +1225,10 @@ interface PackHeader {
 }
 /** Plans the whole pack: header (without fingerprint/source) and sections. */
 export declare function planPack(cfg: ModelConfig, format: PackFormat, mlpChunk?: number, vocabBlock?: number): Omit<PackHeader, "fingerprint" | "source">;
+/** Thrown when a pack is stale, foreign, truncated or corrupt; callers rebuild it. */
+export declare class StalePackError extends Error {
+	constructor(message: string);
+}
 interface VocabRowViews {
 	data: Uint8Array;
 	scales?: Uint8Array;
@@ -1673,7 +1683,8 @@ interface TokenCacheMeta {
 	/** Counts from tokenization. */
 	stats: TokenizeStats;
 }
-interface TokenCache {
+/** A decoded token cache. Views share the decoded buffer. */
+export interface TokenCache {
 	/** Header. */
 	meta: TokenCacheMeta;
 	/** Number of examples. */
@@ -2318,13 +2329,15 @@ export interface LayeredValues {
 export type AdapterValues = Float32Array | LayeredValues;
 /** `values` in pieces: whole values in one, layered ones a layer at a time (each valid until the next). */
 export declare function piecesOf(values: AdapterValues): Generator<Float32Array>;
-interface AdapterConfig extends Required<Omit<LoraOptions, "targets">> {
+/** LoRA options read from an adapter_config.json, and the base model it names. */
+export interface AdapterConfig extends Required<Omit<LoraOptions, "targets">> {
 	targets: string[];
 	baseModel?: string;
 }
 /** Parses a PEFT LoRA adapter_config.json, rejecting what mesp cannot reproduce exactly. */
 export declare function parseAdapterConfig(text: string, file?: string): AdapterConfig;
-interface OpenedAdapter {
+/** An adapter opened from a directory: its options and its weights file. */
+export interface OpenedAdapter {
 	config: AdapterConfig;
 	weights: SafetensorsFile;
 	name: string;
