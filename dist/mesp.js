@@ -53,6 +53,51 @@ var init_tokenizer = __esm({
   }
 });
 
+// src/util/nearest.ts
+function nearest(name, candidates) {
+  let best, bestDistance = 3;
+  for (const c of candidates) {
+    const d = distance(c, name);
+    if (d < bestDistance) [best, bestDistance] = [
+      c,
+      d
+    ];
+  }
+  return best;
+}
+function distance(a, b) {
+  let prev = Array.from({
+    length: b.length + 1
+  }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [
+      i
+    ];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+// src/util/describe.ts
+function describeValue(value) {
+  if (value === null || value === void 0) return String(value);
+  if (typeof value === "string") return "a string";
+  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") {
+    return `a ${typeof value} (${String(value)})`;
+  }
+  if (typeof value === "function") return "a function";
+  if (Array.isArray(value)) return "an array";
+  if (isThenable(value)) return "a Promise";
+  const name = value.constructor?.name;
+  return name && name !== "Object" ? `a${/^[AEIO]/.test(name) ? "n" : ""} ${name}` : "an object";
+}
+function isThenable(value) {
+  return (typeof value === "object" || typeof value === "function") && value !== null && typeof value.then === "function";
+}
+
 // src/runtime/kernels.ts
 var VARIANTS = [
   "relaxed",
@@ -83,6 +128,54 @@ var KERNEL_FILES = [
   "mesp_relaxed_threads.wasm",
   "mesp_simd_threads.wasm"
 ];
+var KERNEL_LOCATION_OPTIONS = [
+  "wasmBase",
+  "modules",
+  "workerUrl"
+];
+var LOAD_KERNELS_OPTIONS = [
+  ...KERNEL_LOCATION_OPTIONS,
+  "variant",
+  "shared",
+  "memoryBytes"
+];
+function checkKernelLocation(location, where, known = KERNEL_LOCATION_OPTIONS) {
+  if (location === void 0) return;
+  if (location === null || typeof location !== "object") {
+    throw new TypeError(`${where} must be an object, got ${describeValue(location)}`);
+  }
+  const o = location;
+  for (const name of Object.keys(o)) {
+    if (!known.includes(name)) {
+      const near = nearest(name, known);
+      throw new TypeError(`${where}: unknown option "${name}"${near ? ` (did you mean "${near}"?)` : ""}`);
+    }
+  }
+  for (const name of [
+    "wasmBase",
+    "workerUrl"
+  ]) {
+    const url = o[name];
+    if (url !== void 0 && typeof url !== "string" && !(url instanceof URL)) {
+      throw new TypeError(`${where}: ${name} must be a URL (a string or a URL), got ${describeValue(url)}`);
+    }
+  }
+  const modules = o.modules;
+  if (modules === void 0) return;
+  if (modules === null || typeof modules !== "object") {
+    throw new TypeError(`${where}: modules must be an object of modules by file name, got ${describeValue(modules)}`);
+  }
+  for (const [file, module] of Object.entries(modules)) {
+    if (!KERNEL_FILES.includes(file)) {
+      const near = nearest(file, KERNEL_FILES);
+      throw new TypeError(`${where}: modules has "${file}", not a kernel file${near ? ` (did you mean "${near}"?)` : ""}; they are ${KERNEL_FILES.join(", ")}`);
+    }
+    if (module !== void 0 && !(module instanceof WebAssembly.Module)) {
+      const bytes = module instanceof ArrayBuffer || ArrayBuffer.isView(module);
+      throw new TypeError(`${where}: modules["${file}"] must be a WebAssembly.Module, got ${describeValue(module)}` + (bytes ? ": compile the bytes first (await WebAssembly.compile(bytes)); in Cloudflare Workers, import the .wasm file, which gives a module" : ""));
+    }
+  }
+}
 var FILES = {
   relaxed: "mesp_relaxed.wasm",
   simd: "mesp_simd.wasm"
@@ -130,7 +223,14 @@ async function moduleOf(location, file, pages) {
     p = (async () => {
       let bytes = await fetchBytes(url);
       if (pages !== void 0) bytes = withMemoryLimits(bytes, pages, pages);
-      return WebAssembly.validate(bytes) ? await WebAssembly.compile(bytes) : void 0;
+      if (!WebAssembly.validate(bytes)) return void 0;
+      try {
+        return await WebAssembly.compile(bytes);
+      } catch (err) {
+        throw new Error(`cannot compile kernels ${url.href}: ${err.message} (a runtime that forbids compiling WebAssembly from bytes, such as Cloudflare Workers, needs the kernels option { modules }: the .wasm files imported as modules, see "Cloudflare Workers / workerd" in mesp's README)`, {
+          cause: err
+        });
+      }
     })();
     p.catch(() => moduleCache.delete(key));
     moduleCache.set(key, p);
@@ -227,6 +327,7 @@ function withMemoryLimits(wasm, min, max) {
   throw new Error("kernel module imports no memory");
 }
 async function kernelConstants(options = {}) {
+  checkKernelLocation(options, "kernels", LOAD_KERNELS_OPTIONS);
   if (!options.modules) {
     const candidates = options.variant ? [
       options.variant
@@ -388,6 +489,7 @@ async function loadShared(location, variant, bytes) {
   };
 }
 async function loadKernels(options = {}) {
+  checkKernelLocation(options, "loadKernels options", LOAD_KERNELS_OPTIONS);
   const candidates = options.variant ? [
     options.variant
   ] : VARIANTS;
@@ -3935,23 +4037,6 @@ function contiguous(s, into, n) {
   return new Uint8Array(d.buffer, d.byteOffset, n * s.rowStride);
 }
 
-// src/util/describe.ts
-function describeValue(value) {
-  if (value === null || value === void 0) return String(value);
-  if (typeof value === "string") return "a string";
-  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") {
-    return `a ${typeof value} (${String(value)})`;
-  }
-  if (typeof value === "function") return "a function";
-  if (Array.isArray(value)) return "an array";
-  if (isThenable(value)) return "a Promise";
-  const name = value.constructor?.name;
-  return name && name !== "Object" ? `a${/^[AEIOU]/.test(name) ? "n" : ""} ${name}` : "an object";
-}
-function isThenable(value) {
-  return (typeof value === "object" || typeof value === "function") && value !== null && typeof value.then === "function";
-}
-
 // src/model/pack.ts
 async function openPack(source, options = {}) {
   const size = await source.size();
@@ -6317,6 +6402,7 @@ function kernelEntries(kernels, profile) {
   return ex;
 }
 async function startKernels(specsOf, options = {}) {
+  checkKernelLocation(options.kernels, "kernels");
   const threads = options.threads ?? 1;
   const location = options.kernels ?? {};
   const budget = {
@@ -8740,34 +8826,6 @@ function memorySpill() {
   };
 }
 
-// src/util/nearest.ts
-function nearest(name, candidates) {
-  let best, bestDistance = 3;
-  for (const c of candidates) {
-    const d = distance(c, name);
-    if (d < bestDistance) [best, bestDistance] = [
-      c,
-      d
-    ];
-  }
-  return best;
-}
-function distance(a, b) {
-  let prev = Array.from({
-    length: b.length + 1
-  }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [
-      i
-    ];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length];
-}
-
 // src/run/run_options.ts
 var TRAIN_OPTIONS = [
   "method",
@@ -8939,6 +8997,7 @@ function checkOptions(where, options, known) {
     }
     if (value === void 0 || value === null) continue;
     if (name === "adapter") checkOpenedAdapter(value, where);
+    if (name === "kernels") checkKernelLocation(value, `${where}.kernels`);
     const kind = KINDS[name];
     const bad = (want) => {
       const got = typeof value === "string" ? JSON.stringify(value) : String(value);

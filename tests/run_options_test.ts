@@ -154,6 +154,23 @@ Deno.test("run options: evaluate, generate and computeGradients check theirs too
   );
 });
 
+Deno.test("run options: the kernels option's names and modules are checked", async () => {
+  const { Engine } = await import("../src/engine/engine.ts");
+  await assertRejects(
+    trainWith({ kernels: { wasmbase: "https://cdn.example/wasm/" } }),
+    'train options.kernels: unknown option "wasmbase" (did you mean "wasmBase"?)',
+  );
+  const modules = { "mesp_simd.wasm": new Uint8Array(8) } as never;
+  await assertRejects(
+    () => evaluate(c.pack, data, { kernels: { modules } }),
+    'evaluate options.kernels: modules["mesp_simd.wasm"] must be a WebAssembly.Module, got a Uint8Array',
+  );
+  await assertRejects(
+    () => Engine.create(c.pack, { mode: "eval", seqLen: 8, kernels: { modules } }),
+    'kernels: modules["mesp_simd.wasm"] must be a WebAssembly.Module',
+  );
+});
+
 Deno.test("run options: Engine.create names a missing mode", async () => {
   const { Engine } = await import("../src/engine/engine.ts");
   await assertRejects(

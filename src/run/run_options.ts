@@ -8,7 +8,7 @@
  * @module
  */
 import { nearest } from "../util/nearest.ts";
-import { VARIANTS } from "../runtime/kernels.ts";
+import { checkKernelLocation, VARIANTS } from "../runtime/kernels.ts";
 import { checkOpenedAdapter } from "../engine/adapter.ts";
 
 /** `train`'s options ({@linkcode TrainOptions}). */
@@ -180,6 +180,7 @@ export function checkOptions(where: string, options: object, known: readonly str
     }
     if (value === undefined || value === null) continue; // null: the default (alpha), or said by its own check
     if (name === "adapter") checkOpenedAdapter(value, where); // what openAdapter resolves to
+    if (name === "kernels") checkKernelLocation(value, `${where}.kernels`);
     const kind = KINDS[name];
     const bad = (want: string) => {
       const got = typeof value === "string" ? JSON.stringify(value) : String(value);

@@ -5,7 +5,7 @@
  * @module
  */
 
-/** `a string`, `a number (3)`, `null`, `an array`, `a Promise`, `a Uint8Array`, `an object`, … */
+/** `a string`, `a number (3)`, `null`, `an array`, `a Promise`, `a Uint8Array`, `an Int32Array`, `an object`, … */
 export function describeValue(value: unknown): string {
   if (value === null || value === undefined) return String(value);
   if (typeof value === "string") return "a string";
@@ -16,7 +16,7 @@ export function describeValue(value: unknown): string {
   if (Array.isArray(value)) return "an array";
   if (isThenable(value)) return "a Promise";
   const name = (value as object).constructor?.name;
-  return name && name !== "Object" ? `a${/^[AEIOU]/.test(name) ? "n" : ""} ${name}` : "an object";
+  return name && name !== "Object" ? `a${/^[AEIO]/.test(name) ? "n" : ""} ${name}` : "an object";
 }
 
 /** True for a Promise or anything else with a `then` method (what `await` would wait for). */
