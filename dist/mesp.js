@@ -867,6 +867,7 @@ var REQUEST_BYTES = 1 << 20;
 var CONTENT_RANGE = /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i;
 var UNSATISFIED_RANGE = /^\s*bytes\s+\*\/(\d+)\s*$/i;
 function fetchSource(url, options = {}) {
+  if (!options.fetch) checkHttpUrl(url, "fetchSource");
   const href = String(url);
   const name = options.name ?? href;
   const doFetch = namedFetch(name, options.fetch ?? globalThis.fetch);
@@ -1196,12 +1197,27 @@ function namedFetch(name, doFetch) {
       if (err?.name === "AbortError") throw err;
       const url = input instanceof Request ? input.url : String(input);
       const range = new Headers(init?.headers).get("range");
-      const why = /^https?:/i.test(url) || !/^[a-z][a-z0-9+.-]*:/i.test(url) ? ` (the server is unreachable, or refused the request, or its answer lacks CORS headers for this page's origin)` : "";
+      const network = err?.name === "TypeError";
+      const why = network && (/^https?:/i.test(url) || !/^[a-z][a-z0-9+.-]*:/i.test(url)) ? ` (the server is unreachable, or refused the request, or its answer lacks CORS headers for this page's origin)` : "";
       throw new Error(`${name === url ? "" : `${name}: `}cannot fetch ${url}${range ? ` (${range})` : ""}: ${err?.message ?? err}${why}`, {
         cause: err
       });
     }
   };
+}
+function checkHttpUrl(url, where) {
+  if (typeof url !== "string" && !(url instanceof URL)) {
+    throw new TypeError(`${where}: expected a URL (a string or a URL), got ${describeValue(url)}`);
+  }
+  const page = globalThis.location?.href;
+  let resolved;
+  try {
+    resolved = new URL(url, page);
+  } catch {
+  }
+  const protocol = resolved?.protocol;
+  if (protocol === "http:" || protocol === "https:") return resolved.href;
+  throw new TypeError(`${where}: ${JSON.stringify(String(url))} is not an http(s) URL` + (protocol === void 0 && !page ? " (nor is there a page here to resolve a relative one against)" : "") + "; a local file is read with blobSource(file) or bytesSource(bytes), or in Deno with fileSource(path) (dirFiles(path) for a directory) from src/io/deno_files.ts");
 }
 function brokenBody(name, err) {
   if (!(err instanceof TypeError)) return err;
@@ -1210,7 +1226,7 @@ function brokenBody(name, err) {
   });
 }
 function ignoredRange(name) {
-  return new Error(`${name}: the server ignored the HTTP Range request (status 200 instead of 206 Partial Content); streaming weights needs a server that supports byte ranges`);
+  return new Error(`${name}: the server ignored the HTTP Range request (status 200 instead of 206 Partial Content); streaming weights needs a server that supports byte ranges (a file small enough to hold can be downloaded whole instead, with fetchSource's option wholeBelow: its size limit in bytes)`);
 }
 async function readBodyInto(name, res, into, scratch) {
   if (!res.body) throw new Error(`${name}: short read: empty response body`);
@@ -1236,7 +1252,7 @@ function fileUrl(base, file) {
   return new URL(file.split("/").map(encodeURIComponent).join("/"), base).href;
 }
 function urlFiles(baseUrl, options = {}) {
-  let base = String(baseUrl);
+  let base = options.fetch ? String(baseUrl) : checkHttpUrl(baseUrl, "urlFiles");
   if (!base.endsWith("/")) base += "/";
   const name = options.name ?? base;
   const doFetch = namedFetch(name, options.fetch ?? globalThis.fetch);
