@@ -845,11 +845,11 @@ export interface HubFilesOptions extends Pick<FetchSourceOptions, "fetch"> {
  *
  * @example
  * ```ts
- * const files = hubFiles({ repo: "Qwen/Qwen2.5-0.5B-Instruct", revision: "main" });
+ * const files = hubFiles({ repo: "Qwen/Qwen2.5-0.5B-Instruct" }); // revision "main", as the CLI's default
  * const config = await files.readText("config.json");
  * ```
  */
-export declare function hubFiles(id: HubModelId, options?: HubFilesOptions): ModelFiles;
+export declare function hubFiles(id: Pick<HubModelId, "repo"> & Partial<HubModelId>, options?: HubFilesOptions): ModelFiles;
 interface Quantization {
 	/** Elements per (scale, bias) group along the input dimension; 64 is the only supported value. */
 	groupSize: number;

@@ -2265,9 +2265,16 @@ function hubFileUrl(repo, revision, file, endpoint) {
   return `${normalizeEndpoint(endpoint)}/${repo}/resolve/${encodeURIComponent(revision)}/${path}`;
 }
 function hubFiles(id, options = {}) {
-  const base = hubFileUrl(id.repo, id.revision, "", options.endpoint);
+  const repo = id?.repo, revision = id?.revision ?? "main";
+  if (typeof repo !== "string" || !parseHubId(repo) || repo.includes("@")) {
+    throw new TypeError(`hubFiles: expected { repo: "org/name", revision? } (parseHubId("org/name@revision") makes one), got ` + (typeof id === "string" ? JSON.stringify(id) : `repo ${JSON.stringify(repo)}`));
+  }
+  if (typeof revision !== "string" || revision === "") {
+    throw new TypeError(`hubFiles: revision must be a branch, tag or commit hash (default "main"), got ${JSON.stringify(revision)}`);
+  }
+  const base = hubFileUrl(repo, revision, "", options.endpoint);
   return urlFiles(base, {
-    name: `${id.repo}@${id.revision}`,
+    name: `${repo}@${revision}`,
     fetch: options.fetch,
     headers: options.token ? {
       authorization: `Bearer ${options.token}`
