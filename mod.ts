@@ -78,7 +78,7 @@ export {
   type OpfsRangeCacheOptions,
 } from "./src/io/opfs_range_cache.ts";
 export { type OpfsSpillFile, opfsSpillFile, type OpfsSpillFileOptions } from "./src/io/opfs_spill_file.ts";
-export { unzipStore, type ZipEntry, zipStore } from "./src/io/zip.ts";
+export { unzip, unzipStore, type ZipEntry, zipStore } from "./src/io/zip.ts";
 export {
   HUB_ENDPOINT,
   hubFiles,

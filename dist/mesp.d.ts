@@ -805,8 +805,16 @@ export interface ZipEntry {
 }
 /** A ZIP archive (stored entries, UTF-8 names) of `entries`, in order. */
 export declare function zipStore(entries: readonly ZipEntry[]): Uint8Array;
-/** The entries of a ZIP archive of stored entries; `name` is for error messages. */
+/**
+ * The entries of a ZIP archive of stored entries; `name` is for error messages. Compressed entries are
+ * refused: {@linkcode unzip} reads those.
+ */
 export declare function unzipStore(bytes: Uint8Array, name?: string): ZipEntry[];
+/**
+ * The entries of a ZIP archive of stored or deflated entries (method 0 or 8); `name` is for error messages.
+ * Each inflated entry is checked against its size and CRC-32 and named when it fails.
+ */
+export declare function unzip(bytes: Uint8Array, name?: string): Promise<ZipEntry[]>;
 /** The public Hub (`HF_ENDPOINT` replaces it). */
 export declare const HUB_ENDPOINT = "https://huggingface.co";
 /** A model on the Hub at a revision. */
@@ -1722,6 +1730,11 @@ export interface TokenCacheBuildJob {
 	tokenizerConfigBytes?: Uint8Array;
 	/** Tokenization options. */
 	options: TokenCacheOptions;
+	/**
+	 * What the caller calls the sequence length, for messages (the CLI's `--seq-len`, the web page's "Sequence
+	 * length"); default `seqLen`.
+	 */
+	seqLenName?: string;
 }
 /**
  * Parse, tokenize and encode a dataset into token cache bytes in the current thread. Loads the
@@ -2404,7 +2417,11 @@ export interface TrainOptions {
 	lora?: LoraOptions;
 	/** Seed of the LoRA initialisation and the data order. */
 	seed?: number;
-	optimizer?: Omit<OptimizerOptions, "totalSteps">;
+	/**
+	 * The optimizer, as the CLI's defaults: AdamW (SGD for MeZO), lr 2e-4 (SGD 1e-4, MeZO 5e-5), a cosine
+	 * schedule without warmup; each field may be given alone.
+	 */
+	optimizer?: Partial<Omit<OptimizerOptions, "totalSteps">>;
 	/** Sequences per optimizer step (gradient accumulation; default 1, update fused into the backward). */
 	gradAccum?: number;
 	/** Clip the global gradient norm to this (0 = off). */
@@ -2460,8 +2477,8 @@ export interface TrainOptions {
 	saveState?: (state: TrainState) => Promise<void>;
 	/** @deprecated Renamed {@linkcode TrainOptions.saveState}; this name goes in the next release. */
 	saveCheckpoint?: (state: TrainState) => Promise<void>;
-	/** Polled between steps: return true to stop early (after saving). */
-	shouldStop?: () => boolean;
+	/** Polled between steps: return (or resolve to) true to stop early (after saving). */
+	shouldStop?: () => boolean | Promise<boolean>;
 }
 /** Everything needed to continue a run exactly where it stopped. */
 export interface TrainState {
@@ -2738,6 +2755,11 @@ interface LossCurveOptions {
 	title?: string;
 	width?: number;
 	height?: number;
+	/**
+	 * The step of `train[0]` (default 1): a resumed run's curve without the losses from before the resume
+	 * starts at its real step number.
+	 */
+	firstStep?: number;
 }
 /** The SVG text of a loss curve. */
 export declare function lossCurveSvg(train: readonly number[], val?: readonly {

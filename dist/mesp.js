@@ -614,6 +614,12 @@ ${table}`);
     this.budget = budget;
   }
 };
+var WASM32_BYTES = 2 ** 32;
+function checkAddressable(plan, hint = "plan less") {
+  if (plan.end <= WASM32_BYTES) return;
+  throw new RangeError(`memory plan needs ${formatMB(plan.end)}, more than WebAssembly's 32-bit memory holds (${formatMB(WASM32_BYTES)}): ${hint}
+${formatPlan(plan)}`);
+}
 var Arena = class _Arena {
   /** The kernels whose memory this arena lays out. */
   kernels;
@@ -634,6 +640,7 @@ var Arena = class _Arena {
     const plan = planMemory(specs, {
       base
     });
+    checkAddressable(plan);
     if (options.budget !== void 0 && plan.bytes > options.budget) {
       throw new PlanTooLargeError(plan, options.budget, plan.bytes, formatPlan(plan));
     }
@@ -2193,7 +2200,9 @@ function zipStore(entries) {
   v.setUint32(at + 16, centralAt, true);
   return out;
 }
-function unzipStore(bytes, name = "archive.zip") {
+var STORED = 0;
+var DEFLATE = 8;
+function readDirectory(bytes, name) {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let end = -1;
   for (let i = bytes.length - 22; i >= Math.max(0, bytes.length - 22 - 65535); i--) {
@@ -2211,28 +2220,85 @@ function unzipStore(bytes, name = "archive.zip") {
     if (at + 46 > bytes.length || v.getUint32(at, true) !== CENTRAL) {
       throw new Error(`${name}: central directory entry ${i} is damaged`);
     }
+    const flags = v.getUint16(at + 8, true);
     const method = v.getUint16(at + 10, true);
     const crc = v.getUint32(at + 16, true);
-    const size = v.getUint32(at + 20, true);
+    const packed = v.getUint32(at + 20, true);
+    const size = v.getUint32(at + 24, true);
     const nameLen = v.getUint16(at + 28, true);
     const skip = nameLen + v.getUint16(at + 30, true) + v.getUint16(at + 32, true);
     const local = v.getUint32(at + 42, true);
     const entryName = dec.decode(bytes.subarray(at + 46, at + 46 + nameLen));
-    if (method !== 0) {
-      throw new Error(`${name}: ${entryName} is compressed (method ${method}); only stored entries are read`);
+    if (flags & 1) throw new Error(`${name}: ${entryName} is encrypted; only plain archives are read`);
+    if (packed === 4294967295 || size === 4294967295) {
+      throw new Error(`${name}: ${entryName} needs ZIP64 (4 GB or more); only classic archives are read`);
     }
     if (local + 30 > bytes.length || v.getUint32(local, true) !== LOCAL) {
       throw new Error(`${name}: ${entryName}: local header is damaged`);
     }
     const dataAt = local + 30 + v.getUint16(local + 26, true) + v.getUint16(local + 28, true);
-    if (dataAt + size > bytes.length) throw new Error(`${name}: ${entryName} is cut short`);
-    const data = bytes.subarray(dataAt, dataAt + size);
-    if (crc32(data) !== crc) throw new Error(`${name}: ${entryName} fails its CRC-32 check (corrupt)`);
+    if (dataAt + packed > bytes.length) throw new Error(`${name}: ${entryName} is cut short`);
     out.push({
       name: entryName,
-      data
+      method,
+      crc,
+      size,
+      raw: bytes.subarray(dataAt, dataAt + packed)
     });
     at += 46 + skip;
+  }
+  return out;
+}
+function checked(e, data, name) {
+  if (crc32(data) !== e.crc) throw new Error(`${name}: ${e.name} fails its CRC-32 check (corrupt)`);
+  return {
+    name: e.name,
+    data
+  };
+}
+function unzipStore(bytes, name = "archive.zip") {
+  return readDirectory(bytes, name).map((e) => {
+    if (e.method !== STORED) {
+      throw new Error(`${name}: ${e.name} is compressed (method ${e.method}); only stored entries are read (unzip reads deflated ones)`);
+    }
+    return checked(e, e.raw, name);
+  });
+}
+async function unzip(bytes, name = "archive.zip") {
+  const out = [];
+  for (const e of readDirectory(bytes, name)) {
+    if (e.method === STORED) out.push(checked(e, e.raw, name));
+    else if (e.method === DEFLATE) out.push(checked(e, await inflate(e, name), name));
+    else {
+      throw new Error(`${name}: ${e.name} is compressed with method ${e.method}; only stored (0) and deflated (8) entries are read`);
+    }
+  }
+  return out;
+}
+async function inflate(e, name) {
+  const out = new Uint8Array(e.size);
+  let at = 0;
+  const reader = new Blob([
+    e.raw
+  ]).stream().pipeThrough(new DecompressionStream("deflate-raw")).getReader();
+  for (; ; ) {
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (err) {
+      throw new Error(`${name}: ${e.name} does not inflate (corrupt): ${err?.message ?? err}`);
+    }
+    if (chunk.done) break;
+    if (at + chunk.value.length > e.size) {
+      await reader.cancel().catch(() => {
+      });
+      throw new Error(`${name}: ${e.name} inflates to more than its recorded ${e.size} bytes (corrupt)`);
+    }
+    out.set(chunk.value, at);
+    at += chunk.value.length;
+  }
+  if (at !== e.size) {
+    throw new Error(`${name}: ${e.name} inflates to ${at} bytes, not its recorded ${e.size} (corrupt)`);
   }
   return out;
 }
@@ -5634,6 +5700,9 @@ function invalidUtf8Line(b) {
   }
   return 1;
 }
+function noTargetMessage(file, seqLen, seqLenName = "seqLen") {
+  return `${file}: no example has a training target within the first ${seqLen} tokens (${seqLenName})`;
+}
 async function buildTokenCache(job) {
   const { loadTokenizer: loadTokenizer2 } = await Promise.resolve().then(() => (init_tokenizer(), tokenizer_exports));
   const text = (b, what) => {
@@ -5674,7 +5743,7 @@ async function buildTokenCache(job) {
     appendEosToText: options.appendEosToText
   });
   if (examples.length === 0) {
-    throw new Error(`${job.datasetFile}: no example has a training target within seqLen`);
+    throw new Error(noTargetMessage(job.datasetFile, options.seqLen, job.seqLenName));
   }
   return encodeTokenCache(examples, {
     key,
@@ -6143,6 +6212,10 @@ function call(f, a, n) {
       throw new Error(`pool: no call shape for ${n} arguments`);
   }
 }
+function availableThreads() {
+  const n = globalThis.navigator?.hardwareConcurrency;
+  return typeof n === "number" && n >= 1 ? Math.floor(n) : 1;
+}
 var Pool = class _Pool {
   /** Threads per split call, the caller included. */
   threads;
@@ -6427,6 +6500,10 @@ function kernelEntries(kernels, profile) {
 async function startKernels(specsOf, options = {}) {
   checkKernelLocation(options.kernels, "kernels");
   const threads = options.threads ?? 1;
+  const cores = availableThreads();
+  if (threads > cores) {
+    (options.onNotice ?? console.warn)(`mesp: ${threads} threads asked for and the runtime reports ${cores} cores: the threads beyond them take turns, which slows every step`);
+  }
   const location = options.kernels ?? {};
   const budget = {
     budget: options.budget
@@ -6440,6 +6517,7 @@ async function startKernels(specsOf, options = {}) {
     const plan = planMemory(specs, {
       base: Math.ceil(single2.heapBase / 64) * 64
     });
+    checkAddressable(plan);
     if (options.budget !== void 0 && plan.bytes > options.budget) {
       throw new PlanTooLargeError(plan, options.budget, plan.bytes, formatPlan(plan));
     }
@@ -7865,7 +7943,9 @@ var Engine = class _Engine {
     let resolved = options;
     const { kernels, arena } = await startKernels((scratch) => {
       resolved = scheduledOptions(pack, options, scratch);
-      return planBuffers(pack.config, enginePlanOptions(pack, resolved, scratch)).regions;
+      const { regions } = planBuffers(pack.config, enginePlanOptions(pack, resolved, scratch));
+      checkAddressable(planMemory(regions), `lower seqLen (now ${options.seqLen}; --seq-len in the commands)`);
+      return regions;
     }, options);
     try {
       const e = new _Engine(pack, kernels, arena, D, resolved);
@@ -7961,14 +8041,14 @@ function saveInput(e, slot, T) {
   if (e.spill) return e.spill.saveInput(slot);
   const n = T * e.D.d, x = e.p["act.x"], at = e.p["saved"];
   if (e.options.savedInputDtype === "bf16") e.k.f32_to_bf16(at + slot * n * 2, x, n);
-  else e.F.copyWithin((at >> 2) + slot * n, x >> 2, (x >> 2) + n);
+  else e.F.copyWithin((at >>> 2) + slot * n, x >>> 2, (x >>> 2) + n);
 }
 function restoreInput(e, slot, T) {
   if (e.spill) return e.spill.restoreInput(slot);
   const n = T * e.D.d, at = e.p["saved"], x = e.p["act.x"];
   if (e.options.savedInputDtype === "bf16") {
     e.k.decode_row(DTYPE.bf16, at + slot * n * 2, n, 0, 0, 0, 0, n, x);
-  } else e.F.copyWithin(x >> 2, (at >> 2) + slot * n, (at >> 2) + slot * n + n);
+  } else e.F.copyWithin(x >>> 2, (at >>> 2) + slot * n, (at >>> 2) + slot * n + n);
 }
 function savedInput(e, slot, T) {
   if (e.spill) {
@@ -7997,7 +8077,7 @@ async function embed(e, ids, T, row0 = 0) {
 }
 function linear(e, T, x, ldx, refs, out, ldo, nOut, nIn, bias, accumulate, h) {
   if (bias) {
-    for (let t = 0; t < T; t++) e.F.copyWithin((out >> 2) + t * ldo, bias >> 2, (bias >> 2) + nOut);
+    for (let t = 0; t < T; t++) e.F.copyWithin((out >>> 2) + t * ldo, bias >>> 2, (bias >>> 2) + nOut);
   }
   e.gemm.nt(T, nOut, nIn, x, ldx, refs.w, out, ldo, 1, accumulate || bias !== 0);
   if (refs.pair) {
@@ -8186,7 +8266,7 @@ var Backward = class {
     if (this.mebp) {
       const att2 = this.#mebpAttention, mlp2 = this.#mebpMlp;
       attentionForward(e, l, T, 0, kv, att2);
-      e.F.copyWithin(p["mebp.x2"] >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * d);
+      e.F.copyWithin(p["mebp.x2"] >>> 2, p["act.x"] >>> 2, (p["act.x"] >>> 2) + T * d);
       await mlpForward(e, l, T, mlp2);
       await this.#mlpBackward(l, T, mlp2, p["mebp.x2"], "none");
       this.#attentionBackward(l, T, slot, kv, att2, false);
@@ -8316,7 +8396,7 @@ var Backward = class {
 async function trainingLayerForward(e, l, T) {
   const b = e.blocks, kept2 = b.keptAttention[l], p = e.p;
   attentionForward(e, l, T, 0, kept2?.kv ?? b.kv[l], kept2?.buffers ?? b.attention);
-  if (kept2) e.F.copyWithin(kept2.x2 >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * e.D.d);
+  if (kept2) e.F.copyWithin(kept2.x2 >>> 2, p["act.x"] >>> 2, (p["act.x"] >>> 2) + T * e.D.d);
   await mlpForward(e, l, T, b.keptMlp[l] ?? b.mlp);
 }
 
@@ -8343,7 +8423,7 @@ var targetViews = /* @__PURE__ */ new WeakMap();
 function lossTargets(e) {
   let v = targetViews.get(e);
   if (!v) {
-    const at = e.p["loss.targets"] >> 2;
+    const at = e.p["loss.targets"] >>> 2;
     targetViews.set(e, v = e.I32.subarray(at, at + e.D.T));
   }
   return v;
@@ -8353,11 +8433,11 @@ function setTargets(e, ids, trained, T) {
   let n = 0;
   for (let t = 0; t < T; t++) {
     const ok = t + 1 < T && (trained ? trained[t + 1] !== 0 : true);
-    e.I32[(r.targets >> 2) + t] = ok ? ids[t + 1] : -1;
+    e.I32[(r.targets >>> 2) + t] = ok ? ids[t + 1] : -1;
     if (ok) n++;
   }
   for (let t = 0; t < T; t++) {
-    e.F[(r.weight >> 2) + t] = e.I32[(r.targets >> 2) + t] >= 0 && n ? 1 / n : 0;
+    e.F[(r.weight >>> 2) + t] = e.I32[(r.targets >>> 2) + t] >= 0 && n ? 1 / n : 0;
   }
   return n;
 }
@@ -8365,8 +8445,8 @@ function lossSum(e, T) {
   const r = lossRows(e);
   let sum = 0, count = 0;
   for (let t = 0; t < T; t++) {
-    if (e.I32[(r.targets >> 2) + t] < 0) continue;
-    sum += e.F[(r.loss >> 2) + t];
+    if (e.I32[(r.targets >>> 2) + t] < 0) continue;
+    sum += e.F[(r.loss >>> 2) + t];
     count++;
   }
   return {
@@ -8375,13 +8455,13 @@ function lossSum(e, T) {
   };
 }
 function trainedFrom(e, T) {
-  const at = lossRows(e).targets >> 2;
+  const at = lossRows(e).targets >>> 2;
   let t = 0;
   while (t < T && e.I32[at + t] < 0) t++;
   return t;
 }
 function trainedTo(e, T) {
-  const at = lossRows(e).targets >> 2;
+  const at = lossRows(e).targets >>> 2;
   let t = T;
   while (t > 0 && e.I32[at + t - 1] < 0) t--;
   return t;
@@ -8404,8 +8484,8 @@ async function lossForward(e, T) {
 async function lossForwardBackward(e, T) {
   const { d, Vc } = e.D, p = e.p;
   const r = lossRows(e), dxn = p["grad.xn"], lo = trainedFrom(e, T), hi = trainedTo(e, T);
-  e.F.fill(0, dxn >> 2, (dxn >> 2) + lo * d);
-  e.F.fill(0, (dxn >> 2) + hi * d, (dxn >> 2) + T * d);
+  e.F.fill(0, dxn >>> 2, (dxn >>> 2) + lo * d);
+  e.F.fill(0, (dxn >>> 2) + hi * d, (dxn >>> 2) + T * d);
   e.weights.expectRows(lossTargets(e), T, true);
   for (let c = 0; c < e.weights.vocabChunks; c++) {
     const vc = await e.weights.loadVocabChunk(c);
@@ -8418,9 +8498,9 @@ async function lossForwardBackward(e, T) {
   const erow = p["loss.erow"];
   await e.weights.prefetchRows(lossTargets(e), T, true);
   for (let t = 0; t < T; t++) {
-    const w = e.F[(r.weight >> 2) + t];
+    const w = e.F[(r.weight >>> 2) + t];
     if (w === 0) continue;
-    const ref = await e.weights.readRow(e.I32[(r.targets >> 2) + t], true);
+    const ref = await e.weights.readRow(e.I32[(r.targets >>> 2) + t], true);
     e.k.decode_row(dtypeCode(ref), ref.ptr, d, ref.scales, ref.biases, 0, 0, d, erow);
     e.k.axpy(dxn + t * d * 4, -w, erow, d);
   }
@@ -8784,6 +8864,13 @@ function adapterConfigJson(layout, baseModel) {
 }
 
 // src/engine/optimizer.ts
+function defaultOptimizer(method) {
+  return method === "mezo" ? "sgd" : "adamw";
+}
+function defaultLr(name, method) {
+  return method === "mezo" ? 5e-5 : name === "adamw" ? 2e-4 : 1e-4;
+}
+var DEFAULT_SCHEDULE = "cosine";
 function learningRate(o, step) {
   const warmup = o.warmup ?? 0;
   if (warmup > 0 && step < warmup) return o.lr * (step + 1) / warmup;
@@ -8942,6 +9029,19 @@ var LORA_OPTIONS = [
   "rslora",
   "targets"
 ];
+var NESTED = {
+  lr: "optimizer",
+  weightDecay: "optimizer",
+  beta1: "optimizer",
+  beta2: "optimizer",
+  eps: "optimizer",
+  schedule: "optimizer",
+  warmup: "optimizer",
+  rank: "lora",
+  alpha: "lora",
+  rslora: "lora",
+  targets: "lora"
+};
 var KINDS = {
   method: [
     "mesp",
@@ -8974,7 +9074,7 @@ var KINDS = {
   gradAccum: "integer",
   valEvery: "integer",
   saveEvery: "integer",
-  threads: "integer",
+  threads: "count",
   vocabChunk: "integer",
   savedInputEvery: "integer",
   savedInputs: "integer",
@@ -9005,6 +9105,7 @@ var KINDS = {
   shouldStop: "function",
   onProgress: "function",
   onLogits: "function",
+  targets: "array",
   lora: "object",
   optimizer: "object",
   kernels: "object"
@@ -9015,8 +9116,10 @@ function checkOptions(where, options, known) {
   }
   for (const [name, value] of Object.entries(options)) {
     if (!known.includes(name)) {
+      const home = NESTED[name];
       const near = nearest(name, known);
-      throw new TypeError(`${where}: unknown option "${name}"${near ? ` (did you mean "${near}"?)` : ""}`);
+      const hint = home && known.includes(home) ? ` (it belongs in ${home}: { ${name} })` : near ? ` (did you mean "${near}"?)` : "";
+      throw new TypeError(`${where}: unknown option "${name}"${hint}`);
     }
     if (value === void 0 || value === null) continue;
     if (name === "adapter") checkOpenedAdapter(value, where);
@@ -9030,6 +9133,10 @@ function checkOptions(where, options, known) {
       if (!kind.includes(value)) bad(`one of ${kind.map((c) => JSON.stringify(c)).join(", ")}`);
     } else if (kind === "integer") {
       if (!Number.isSafeInteger(value)) bad("an integer");
+    } else if (kind === "count") {
+      if (!Number.isSafeInteger(value) || value < 1) bad("an integer \u2265 1");
+    } else if (kind === "array") {
+      if (!Array.isArray(value)) bad("an array");
     } else if (kind === "number") {
       if (typeof value !== "number") bad("a number");
     } else if (kind === "object") {
@@ -9046,6 +9153,7 @@ function checkSequences(what, sequences, seqLen, trained) {
   if (!Number.isSafeInteger(seqLen) || seqLen < 2) {
     throw new RangeError(`train options: seqLen must be an integer \u2265 2, got ${seqLen}`);
   }
+  let scored = false;
   for (let i = 0; i < sequences.length; i++) {
     const s = sequences[i], at = `${what} sequence ${i}`;
     if (!s || typeof s.ids?.length !== "number") throw new TypeError(`${at}: no ids`);
@@ -9053,14 +9161,39 @@ function checkSequences(what, sequences, seqLen, trained) {
     if (targets && targets.length !== n) {
       throw new RangeError(`${at}: ${targets.length} targets for ${n} tokens (one per token)`);
     }
-    if (!trained) continue;
+    if (!(s.ids instanceof Int32Array)) {
+      for (let t = 0; t < n; t++) {
+        if (!Number.isInteger(s.ids[t]) || s.ids[t] < 0) {
+          throw new TypeError(`${at}: ids[${t}] is ${s.ids[t]}, not a token id (an integer \u2265 0)`);
+        }
+      }
+    }
+    if (targets) {
+      for (let t = 0; t < n; t++) {
+        if (targets[t] !== 0 && targets[t] !== 1) {
+          throw new RangeError(`${at}: targets[${t}] is ${targets[t]}; targets is a 0/1 mask per token (1 = trained), not Hugging Face labels (-100 = ignored)`);
+        }
+      }
+    }
     const T = Math.min(n, seqLen);
     let any = false;
     for (let t = 1; t < T && !any; t++) any = !targets || targets[t] !== 0;
+    scored ||= any;
+    if (!trained) continue;
     if (!any) {
       throw new RangeError(`${at}: no trained token${n < 2 ? ` (it has ${n} token${n === 1 ? "" : "s"})` : ` in its first ${T}`}`);
     }
   }
+  if (!trained && sequences.length > 0 && !scored) {
+    throw new RangeError(`${what} set: no sequence has a trained token within seqLen ${seqLen}`);
+  }
+}
+
+// src/data/sequence.ts
+function longestWithin(seqLen, ...sets) {
+  let longest = 2;
+  for (const set of sets) for (const s of set) longest = Math.max(longest, Math.min(s.ids.length, seqLen));
+  return longest;
 }
 
 // src/engine/lora_init.ts
@@ -9139,7 +9272,7 @@ var NonFiniteError = class extends Error {
     this.step = step;
   }
 };
-function trainEngineOptions(pack, options) {
+function trainEngineOptions(pack, options, planLen = options.seqLen) {
   const method = options.method ?? "mesp";
   const kept2 = options.resume?.lora ?? options.adapter?.config;
   if (kept2 && options.lora) {
@@ -9149,9 +9282,9 @@ function trainEngineOptions(pack, options) {
   return {
     mode: "train",
     method,
-    seqLen: options.seqLen,
+    seqLen: planLen,
     lora: loraLayout(pack.config, loraOptions),
-    optimizer: options.optimizer?.name ?? "sgd",
+    optimizer: options.optimizer?.name ?? options.resume?.optimizer ?? defaultOptimizer(method),
     // MeBP holds every gradient until the optimizer step; MeSP fuses the update into each layer's backward
     gradBuffer: method === "mebp" || (options.gradAccum ?? 1) > 1 || (options.clip ?? 0) > 0,
     budget: options.budget,
@@ -9201,12 +9334,18 @@ async function train(pack, data, val, options) {
     throw new Error(`train options: seed ${options.seed} differs from the resumed state's ${resumedSeed} (the data order and MeZO's perturbations follow it; leave seed out)`);
   }
   const seed = resumedSeed ?? options.seed ?? 0;
+  if (options.steps != null && options.epochs != null) {
+    throw new TypeError("train options: give steps or epochs, not both");
+  }
   const steps = options.steps ?? Math.ceil((options.epochs ?? 1) * data.length / accum);
   if (!(steps >= 1)) throw new Error(`nothing to train: ${steps} steps`);
+  const given = options.optimizer ?? {};
+  const name = given.name ?? options.resume?.optimizer ?? defaultOptimizer(method);
   const optOptions = {
-    name: "sgd",
-    lr: 1e-4,
-    ...options.optimizer,
+    ...given,
+    name,
+    lr: given.lr ?? defaultLr(name, method),
+    schedule: given.schedule ?? DEFAULT_SCHEDULE,
     totalSteps: steps
   };
   if (method === "mezo" && optOptions.name !== "sgd") {
@@ -9214,7 +9353,7 @@ async function train(pack, data, val, options) {
   }
   const zoEps = options.zoEps ?? 1e-3;
   checkHyperparameters(optOptions, zoEps, clip);
-  const engineOptions = trainEngineOptions(pack, options);
+  const engineOptions = trainEngineOptions(pack, options, longestWithin(seqLen, data, val));
   const layout = engineOptions.lora;
   const gradBuffer = engineOptions.gradBuffer;
   const e = await Engine.create(pack, engineOptions);
@@ -9382,7 +9521,7 @@ async function train(pack, data, val, options) {
     const t0 = performance.now();
     let tokensSeen = 0, stopped = false;
     while (step < steps) {
-      if (options.shouldStop?.()) {
+      if (await options.shouldStop?.()) {
         stopped = true;
         break;
       }
@@ -9491,8 +9630,7 @@ async function evaluate(pack, sequences, options = {}) {
   }
   checkBudget("evaluate options", options.budget);
   if (sequences.length === 0) throw new Error("nothing to evaluate: the dataset is empty");
-  const longest = Math.max(...sequences.map((s) => s.ids.length));
-  const seqLen = Math.max(2, options.seqLen ?? longest);
+  const seqLen = longestWithin(options.seqLen ?? Infinity, sequences);
   const lora = options.adapter ? loraLayout(pack.config, options.adapter.config) : void 0;
   const e = await Engine.create(pack, {
     mode: "eval",
@@ -9616,7 +9754,7 @@ async function lastRowLogits(e, row, out) {
   const { Vc } = e.D;
   for (let c = 0; c < e.weights.vocabChunks; c++) {
     const vc = await e.weights.loadVocabChunk(c);
-    const p = chunkLogits(e, row, row + 1, vc) >> 2;
+    const p = chunkLogits(e, row, row + 1, vc) >>> 2;
     out.set(e.F.subarray(p + row * Vc, p + row * Vc + vc), c * Vc);
   }
 }
@@ -10024,19 +10162,20 @@ function lossCurveSvg(train2, val = [], options = {}) {
   const lo = all.length ? Math.min(...all) : 0, hi = all.length ? Math.max(...all) : 1;
   const pad = (hi - lo) * 0.05 || 0.5;
   const y0 = lo - pad, y1 = hi + pad;
-  const steps = Math.max(train2.length, ...val.map((v) => v.step), 1);
-  const X = (step) => left + (step - 1) / Math.max(1, steps - 1) * (W - left - right);
+  const first = options.firstStep ?? 1;
+  const steps = Math.max(first + train2.length - 1, ...val.map((v) => v.step), first);
+  const X = (step) => left + (step - first) / Math.max(1, steps - first) * (W - left - right);
   const Y = (loss) => top + (1 - (loss - y0) / (y1 - y0)) * (H - top - bottom);
   const path = (pts) => pts.map(([x, y], i) => `${i ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`).join(" ");
   const raw = train2.map((l, i) => [
-    X(i + 1),
+    X(first + i),
     Y(l)
   ]);
   const k = Math.max(1, Math.round(train2.length / 25));
   const smooth = train2.map((_, i) => {
     const s = train2.slice(Math.max(0, i - k + 1), i + 1);
     return [
-      X(i + 1),
+      X(first + i),
       Y(s.reduce((a, b) => a + b, 0) / s.length)
     ];
   });
@@ -10054,7 +10193,7 @@ function lossCurveSvg(train2, val = [], options = {}) {
 ${grid.join("\n")}
 <line x1="${left}" x2="${left}" y1="${top}" y2="${H - bottom}" stroke="#999"/>
 <line x1="${left}" x2="${W - right}" y1="${H - bottom}" y2="${H - bottom}" stroke="#999"/>
-<text x="${left}" y="${H - bottom + 16}" text-anchor="middle">1</text>
+<text x="${left}" y="${H - bottom + 16}" text-anchor="middle">${first}</text>
 <text x="${W - right}" y="${H - bottom + 16}" text-anchor="middle">${steps}</text>
 <text x="${(left + W - right) / 2}" y="${H - 10}" text-anchor="middle">step</text>
 <path d="${path(raw)}" fill="none" stroke="#9ecae1" stroke-width="1"/>
@@ -10151,6 +10290,7 @@ export {
   tokenizeInWorker,
   train,
   trainingStateStream,
+  unzip,
   unzipStore,
   urlFiles,
   writeCheckpoint,

@@ -506,6 +506,9 @@ function invalidUtf8Line(b) {
   }
   return 1;
 }
+function noTargetMessage(file, seqLen, seqLenName = "seqLen") {
+  return `${file}: no example has a training target within the first ${seqLen} tokens (${seqLenName})`;
+}
 async function buildTokenCache(job) {
   const { loadTokenizer: loadTokenizer2 } = await Promise.resolve().then(() => (init_tokenizer(), tokenizer_exports));
   const text = (b, what) => {
@@ -546,7 +549,7 @@ async function buildTokenCache(job) {
     appendEosToText: options.appendEosToText
   });
   if (examples.length === 0) {
-    throw new Error(`${job.datasetFile}: no example has a training target within seqLen`);
+    throw new Error(noTargetMessage(job.datasetFile, options.seqLen, job.seqLenName));
   }
   return encodeTokenCache(examples, {
     key,

@@ -26,6 +26,9 @@ function kernelImports(memory) {
   };
 }
 
+// src/runtime/arena.ts
+var WASM32_BYTES = 2 ** 32;
+
 // src/runtime/kernel_exports.ts
 var KERNEL_PARAMS = {
   heap_base: [],

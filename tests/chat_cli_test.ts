@@ -42,3 +42,26 @@ Deno.test("generate --chat: /reset starts over, unknown commands are not sent, t
   assert(chat.stderr.includes("unknown command /bogus (not sent to the model)"), chat.stderr);
   assert(chat.stderr.includes("/reset starts a new conversation"), chat.stderr);
 });
+
+Deno.test("generate --chat: a message that would overflow the model's positions is not sent; the chat goes on", async () => {
+  const run = await tinyRun();
+  const env = { NO_COLOR: "1", MESP_CACHE: `${run.dir}/cache` };
+  const small = await Deno.makeTempDir({ prefix: "mesp-chat-" });
+  try {
+    for (const f of Deno.readDirSync(`${run.dir}/model`)) {
+      await Deno.copyFile(`${run.dir}/model/${f.name}`, `${small}/${f.name}`);
+    }
+    const cfg = JSON.parse(await Deno.readTextFile(`${small}/config.json`));
+    cfg.max_position_embeddings = 60;
+    await Deno.writeTextFile(`${small}/config.json`, JSON.stringify(cfg));
+    const common = ["--model", small, "--weights", "f32", "--max-tokens", "6", "--chat"];
+    const messages = ["What is Lumen?", "And the warranty?", "Tell me more please", "/reset", "hi", ""];
+    const chat = await generate(env, messages.join("\n") + "\n", ...common);
+    assert(chat.stderr.includes("and the model holds 60 positions: /reset starts a new one"), chat.stderr);
+    assert(chat.stderr.includes("(a new conversation)"), chat.stderr);
+    // two replies, the refused message, the reset, a reply to "hi", the empty line
+    assertEquals(chat.stdout.split("> ").length - 1, 6, chat.stdout);
+  } finally {
+    await Deno.remove(small, { recursive: true });
+  }
+});

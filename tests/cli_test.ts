@@ -139,6 +139,8 @@ Deno.test("train CLI: bad inputs fail before training, with a clear message, tou
   await Deno.writeTextFile(empty, "\n\n");
   const bad = `${tmp}/bad.jsonl`;
   await Deno.writeTextFile(bad, '{"input_ids": [1, 2, 3]}\n{"input_ids": [1, "x"]}\n');
+  const lateTarget = `${tmp}/late_target.jsonl`;
+  await Deno.writeTextFile(lateTarget, '{"input_ids": [1, 2, 3, 4], "labels": [-100, -100, -100, 4]}\n');
   const cases: [string[], RegExp][] = [
     [["--data", data, "--out", out], /already holds a run/],
     [["--data", empty, "--out", `${tmp}/e1`], /empty|no usable/i],
@@ -158,6 +160,10 @@ Deno.test("train CLI: bad inputs fail before training, with a clear message, tou
       ["--data", data, "--out", `${tmp}/e7`, "--max-memory", "73MB", "--threads", "2"],
       /runtime alone needs with 2 threads/,
     ],
+    [
+      ["--data", lateTarget, "--out", `${tmp}/e8`, "--seq-len", "3"],
+      /late_target\.jsonl: no example has a training target within the first 3 tokens \(--seq-len\)/,
+    ],
   ];
   for (const [args, pattern] of cases) {
     const seqLen = args.includes("--seq-len") ? [] : ["--seq-len", "32"];
@@ -167,7 +173,7 @@ Deno.test("train CLI: bad inputs fail before training, with a clear message, tou
     assert(!r.stderr.includes("    at "), "no stack trace for a user error");
   }
   assertEquals(await Deno.readFile(`${out}/adapter_model.safetensors`), sentinel);
-  for (const e of ["e1", "e2", "e3", "e4", "e5", "e6", "e7"]) {
+  for (const e of ["e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8"]) {
     const made = await Deno.stat(`${tmp}/${e}/adapter_model.safetensors`).then(() => true, () => false);
     assert(!made, `${e} must not have written an adapter`);
   }

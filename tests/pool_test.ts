@@ -15,7 +15,7 @@ import {
 } from "../src/runtime/kernels.ts";
 import { Gemm } from "../src/runtime/gemm.ts";
 import type { WeightRef } from "../src/runtime/weight_ref.ts";
-import { Pool, share, startKernels } from "../src/runtime/pool.ts";
+import { availableThreads, Pool, share, startKernels } from "../src/runtime/pool.ts";
 import { openAdapter, readAdapterInto } from "../src/engine/adapter.ts";
 import { dirFiles } from "../src/io/deno_files.ts";
 import { loraLayout } from "../src/engine/lora.ts";
@@ -85,8 +85,16 @@ Deno.test("pool: the loader falls back to the single-thread build without cross-
 
 Deno.test("pool: startKernels sizes a shared memory to the plan, fixed, before workers start", async () => {
   const specs = (scratch: number) => [{ name: "big", bytes: 3_000_000 }, { name: "scratch", bytes: scratch }];
-  const { kernels, arena } = await startKernels(specs, { threads: 3 });
+  const notices: string[] = [];
+  const { kernels, arena } = await startKernels(specs, { threads: 3, onNotice: (m) => notices.push(m) });
   try {
+    // more threads than cores is allowed (this test does it on purpose) but said
+    const cores = availableThreads();
+    assertEquals(
+      notices.some((m) => m.includes(`3 threads asked for and the runtime reports ${cores} cores`)),
+      cores < 3,
+      notices.join("\n"),
+    );
     assert(kernels.shared && kernels.pool?.threads === 3, "expected a 3-thread pool");
     assertEquals(arena.region("scratch").bytes, 3 * kernels.exports.gemm_scratch_bytes());
     const bytes = kernels.memory.buffer.byteLength;

@@ -199,6 +199,51 @@ Deno.test("checks: flags and adapter fields that have no effect are warned about
   );
 });
 
+Deno.test("checks: a plan WebAssembly memory cannot hold is refused naming --seq-len; the run's --out stays usable", async () => {
+  const cache = `${tmp}/cache-wasm32`;
+  const full = `${tmp}/tiny-full`; // 32768 positions
+  const made = await mesp(cache, "make-model", "--preset", "tiny", "--out", full);
+  assertEquals(made.code, 0, made.stderr);
+  const plan = await mesp(cache, "plan", "--model", full, "--seq-len", "32768");
+  assertEquals(plan.code, 1, plan.stderr);
+  assert(
+    plan.stdout.includes("does NOT fit: WebAssembly's 32-bit memory holds at most 4295.0 MB"),
+    plan.stdout,
+  );
+  // memory is planned for the longest sequence (cut to --seq-len), so the data must be that long
+  const huge = await idsData(`${tmp}/huge.jsonl`, 1, 32768);
+  const run = ["train", "--model", full, "--out", `${tmp}/wasm32-run`, "--steps", "1"];
+  assertFails(
+    await mesp(cache, ...run, "--data", huge, "--seq-len", "32768"),
+    1,
+    /memory plan needs [\d.]+ MB, more than WebAssembly's 32-bit memory holds \(4295\.0 MB\): lower seqLen \(now 32768; --seq-len/,
+    "train",
+  );
+  // what the failed run left does not block the same --out
+  const again = await mesp(cache, ...run, "--data", data, "--seq-len", "64");
+  assertEquals(again.code, 0, again.stderr);
+});
+
+Deno.test("checks: --max-memory is checked for the longest sequence once cut, not for --seq-len itself", async () => {
+  const cache = `${tmp}/cache-longest`;
+  const f = ["--model", model, "--weights", "f32", "--threads", "1"];
+  const plan = (seqLen: number, ...more: string[]) =>
+    mesp(cache, "plan", ...f, "--seq-len", String(seqLen), "--json", ...more);
+  // the data's sequences are 24 tokens: a budget that the plan for 24 positions fits and that for 128 does not
+  const budget = String(JSON.parse((await plan(24)).stdout).predicted_peak_bytes);
+  assertEquals((await plan(24, "--max-memory", budget)).code, 0);
+  assertEquals((await plan(128, "--max-memory", budget)).code, 1, "the budget fits 128 positions too");
+  const run = ["train", ...f, "--seq-len", "128", "--max-memory", budget, "--steps", "1"];
+  const fits = await mesp(cache, ...run, "--data", data, "--out", `${tmp}/longest-1`);
+  assertEquals(fits.code, 0, fits.stderr);
+  assertFails(
+    await mesp(cache, ...run, "--data", long, "--out", `${tmp}/longest-2`),
+    1,
+    /\(--max-memory\), for the longest sequence \(128 tokens once cut to --seq-len 128\):/,
+    "long data",
+  );
+});
+
 Deno.test("checks: cleanup", async () => {
   await Deno.remove(tmp, { recursive: true });
 });

@@ -56,7 +56,17 @@ const trainWith = (options: Record<string, unknown>, sequences = data) => () =>
 
 Deno.test("run options: train refuses unknown names, wrong kinds and choices before any work", async () => {
   await assertRejects(trainWith({ step: 2 }), 'train options: unknown option "step" (did you mean "steps"?)');
-  await assertRejects(trainWith({ lr: 1e-3 }), 'train options: unknown option "lr"');
+  await assertRejects(
+    trainWith({ lr: 1e-3 }),
+    'train options: unknown option "lr" (it belongs in optimizer: { lr })',
+  );
+  await assertRejects(
+    trainWith({ rank: 4 }),
+    'train options: unknown option "rank" (it belongs in lora: { rank })',
+  );
+  await assertRejects(trainWith({ lora: { targets: "q,v" } }), 'lora: targets must be an array, got "q,v"');
+  await assertRejects(trainWith({ threads: 0 }), "train options: threads must be an integer ≥ 1, got 0");
+  await assertRejects(trainWith({ steps: 2, epochs: 3 }), "train options: give steps or epochs, not both");
   await assertRejects(
     trainWith({ method: "mesb" }),
     'train options: method must be one of "mesp", "mebp", "mezo"',
@@ -103,6 +113,20 @@ Deno.test("run options: a sequence that cannot be trained is named before the fi
   await assertRejects(
     () => train(c.pack, data, [seq(10, new Uint8Array(50))], base),
     "validation sequence 0: 50 targets for 10 tokens",
+  );
+  const plain = (ids: number[], targets?: number[]) => ({ ids, targets }) as unknown as Sequence;
+  await assertRejects(
+    trainWith({}, [seq(12), plain([1, 2.5, 3])]),
+    "training sequence 1: ids[1] is 2.5, not a token id (an integer ≥ 0)",
+  );
+  // Hugging Face's labels mark ignored positions -100; a 0/1 mask counted them as trained
+  await assertRejects(
+    trainWith({}, [plain([1, 2, 3, 4], [-100, -100, 3, 4])]),
+    "training sequence 0: targets[0] is -100; targets is a 0/1 mask per token (1 = trained), not Hugging Face labels",
+  );
+  await assertRejects(
+    () => train(c.pack, data, [seq(10, new Uint8Array(10))], base),
+    "validation set: no sequence has a trained token within seqLen 12",
   );
   await assertRejects(
     () => train(c.pack, data, undefined as unknown as Sequence[], base),
@@ -244,4 +268,34 @@ Deno.test("run options: an adapter not opened (a path, model files, a train resu
     "adapter_model.safetensors": encodeLoraTensors(result.layout, result.params),
   }));
   assertEquals((await evaluate(c.pack, data, { adapter })).sequences, data.length);
+});
+
+Deno.test("run options: train's optimizer defaults are the CLI's (AdamW 2e-4 cosine; MeZO SGD 5e-5)", async () => {
+  const run = async (options: Partial<TrainOptions>) => {
+    const r = await train(c.pack, data, [], { seqLen: 12, steps: 3, lora: { rank: 2 }, ...options });
+    return Array.from(r.params);
+  };
+  // the values `deno task train` documents in --help: --optimizer adamw, --lr 2e-4, --schedule cosine
+  const cli = await run({ optimizer: { name: "adamw", lr: 2e-4, schedule: "cosine" } });
+  assertEquals(await run({}), cli);
+  assertEquals(await run({ optimizer: { lr: 2e-4 } }), cli);
+  assert(
+    (await run({ optimizer: { name: "sgd", lr: 1e-4, schedule: "constant" } })).some((p, i) => p !== cli[i]),
+  );
+  const mezo = await run({ method: "mezo", optimizer: { name: "sgd", lr: 5e-5, schedule: "cosine" } });
+  assertEquals(await run({ method: "mezo" }), mezo);
+});
+
+Deno.test("run options: an async shouldStop is awaited (its Promise once stopped every run before step 1)", async () => {
+  let polls = 0;
+  const r = await train(c.pack, data, [], {
+    ...base,
+    steps: 3,
+    shouldStop: async () => {
+      await Promise.resolve();
+      return ++polls > 2;
+    },
+  });
+  assertEquals(r.losses.length, 2);
+  assert(r.stopped);
 });

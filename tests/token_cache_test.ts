@@ -255,3 +255,23 @@ Deno.test("token cache: a dataset that is not UTF-8 is named with the line of it
   assert.equal(invalidUtf8Line(new Uint8Array([0x41, 0x0a, 0x0a, 0xff])), 3);
   assert.equal(invalidUtf8Line(new Uint8Array([0xc3])), 1); // cut off mid-character, no newline
 });
+
+Deno.test("token cache: no trained token within the sequence length is named as the caller names it", async () => {
+  const files = await qwenTokenizerFiles();
+  const job = (seqLenName?: string) =>
+    buildTokenCache({
+      // a chat's assistant turn starts well past its 4th token
+      datasetBytes: enc.encode(DATASET.split("\n")[0] + "\n"),
+      datasetFile: "chat.jsonl",
+      tokenizerJsonBytes: enc.encode(files.tokenizerJson),
+      tokenizerConfigBytes: enc.encode(files.tokenizerConfigJson),
+      options: { seqLen: 4 },
+      seqLenName,
+    });
+  await assert.rejects(job(), {
+    message: "chat.jsonl: no example has a training target within the first 4 tokens (seqLen)",
+  });
+  await assert.rejects(job("Sequence length"), {
+    message: "chat.jsonl: no example has a training target within the first 4 tokens (Sequence length)",
+  });
+});

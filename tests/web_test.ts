@@ -11,6 +11,7 @@ import { assert, assertEquals } from "./_assert.ts";
 import { tinyRun } from "./_tiny_run.ts";
 import { serveWeb } from "../web/serve.ts";
 import { unzipStore } from "../src/io/zip.ts";
+import { crc32 } from "../src/io/crc32.ts";
 import { Buffer } from "node:buffer";
 import { launchChromium, type Page, skipWithoutChromium } from "../bench/chromium.ts";
 
@@ -91,6 +92,8 @@ Deno.test({
       env,
     );
     const cliAdapter = await Deno.readFile(`${work}/cli/adapter_model.safetensors`);
+    const cliLosses = (await Deno.readTextFile(`${work}/cli/metrics.jsonl`)).trim().split("\n")
+      .map((l) => JSON.parse(l)).filter((m) => m.loss !== undefined).map((m) => m.loss as number);
     const cliBase = (await cli(
       [
         "generate",
@@ -132,6 +135,15 @@ Deno.test({
       assert(converted.includes("converted and kept"), converted);
       assert(((await page.textContent("#model-card")) ?? "").includes("q4"));
       await page.screenshot({ path: `${shots}/1-model.png`, fullPage: true });
+      // a wrong pick (config.json alone) is named and leaves the open model usable (the steps below use it)
+      const card = await page.textContent("#model-card");
+      await page.setInputFiles("#model-files", `${model}/config.json`);
+      const onlyConfig = await statusOf(page, "model-status", /tokenizer\.json/, 120_000, converted);
+      assert(
+        onlyConfig.startsWith("picked files: no tokenizer.json") && onlyConfig.endsWith("is still open."),
+        onlyConfig,
+      );
+      assertEquals(await page.textContent("#model-card"), card);
 
       // 2. data: a bad line is named with its number, then the real file
       await page.fill("#seq-len", FORM["seq-len"]);
@@ -160,9 +172,69 @@ Deno.test({
       const corrected = await statusOf(page, "data-status", /examples/);
       assert(corrected === data, `after a corrected pick: "${corrected}"`);
       assert(trainable && await page.isEnabled("#train-button"), "Train after a corrected pick");
+      // the picker is emptied once read (the data is kept), so picking the same file again fires "change"
+      assertEquals(await page.inputValue("#train-file"), "", "the training file input after reading");
+      // a sequence length too short for every example keeps the picked data: set back, it is tokenized again
+      await page.setInputFiles("#train-file", {
+        name: "chats.jsonl",
+        mimeType: "application/jsonl",
+        buffer: Buffer.from(
+          '{"prompt": "What colours does the Lumen desk lamp come in?", "completion": "Graphite."}\n',
+        ),
+      });
+      const chats = await statusOf(page, "data-status", /chats\.jsonl: 1 examples/, 120_000, corrected);
+      await page.fill("#seq-len", "4");
+      await page.press("#seq-len", "Tab"); // "change" fires when the field is left
+      const tooShort = await statusOf(page, "data-status", /training target/, 120_000, chats);
+      assert(tooShort.includes("within the first 4 tokens (Sequence length)"), tooShort);
+      assert(await page.isDisabled("#train-button"), "Train with no usable training data");
+      await page.fill("#seq-len", FORM["seq-len"]);
+      await page.press("#seq-len", "Tab");
+      assertEquals(await statusOf(page, "data-status", /examples/, 120_000, tooShort), chats);
+      assert(await page.isEnabled("#train-button"), "Train after the sequence length is set back");
+      await page.setInputFiles("#train-file", DATA);
+      assertEquals(await statusOf(page, "data-status", /100 examples/, 120_000, chats), data);
+      // a bad validation file: its error beside the training summary, Train off until it is removed
+      await page.setInputFiles("#val-file", {
+        name: "val-bad.jsonl",
+        mimeType: "application/jsonl",
+        buffer: Buffer.from('{"text": oops}\n'),
+      });
+      const badVal = await statusOf(page, "data-status", /val-bad\.jsonl:1/, 120_000, data);
+      assert(badVal.startsWith(data) && badVal.includes("Validation: val-bad.jsonl:1:"), badVal);
+      assert(await page.isDisabled("#train-button"), "Train with a bad validation file");
+      await page.click("#val-remove");
+      assertEquals(await statusOf(page, "data-status", /examples/, 120_000, badVal), data);
+      assert(await page.isEnabled("#train-button") && await page.isHidden("#val-remove"), "after Remove");
 
-      // 3. a budget too small is refused, with the plan
+      // 3. each field is checked on Plan and Train, and named: no training at lr 0, no budget of -5 MB, no
+      // green plan for a sequence length Train refuses
       for (const [id, v] of Object.entries(FORM)) if (id !== "seq-len") await page.fill(`#${id}`, v);
+      const fieldChecks: [string, string, string, string][] = [
+        ["lr", "", "Learning rate: must be a number > 0 (it is empty)", FORM.lr],
+        ["budget", "-5", "Working-memory budget: must be at least 1 MB, or 0 for none (got -5)", "0"],
+        ["budget", "0.001", "Working-memory budget: must be at least 1 MB, or 0 for none (got 0.001)", "0"],
+        [
+          "seq-len",
+          "100000",
+          "Sequence length: must be a whole number from 2 to 32,768 (the model's positions) (got 100000)",
+          FORM["seq-len"],
+        ],
+      ];
+      for (const [id, bad, message, good] of fieldChecks) {
+        await page.fill(`#${id}`, bad);
+        for (const [button, status] of [["plan", "plan-status"], ["train", "train-status"]]) {
+          await clearStatus(page, status);
+          await page.click(`#${button}-button`);
+          assertEquals(
+            await statusOf(page, status, /must be/, 120_000, ""),
+            message,
+            `${button}, #${id} ${bad}`,
+          );
+        }
+        assertEquals(await page.getAttribute(`#${id}`, "aria-invalid"), "true", `#${id} marked`);
+        await page.fill(`#${id}`, good);
+      }
       await page.fill("#budget", "1");
       await page.click("#train-button");
       const refused = await statusOf(page, "train-status", /Not started/);
@@ -205,11 +277,27 @@ Deno.test({
         await statusOf(page, "data-status", /examples/);
         for (const [id, v] of Object.entries(FORM)) if (id !== "seq-len") await page.fill(`#${id}`, v);
         await page.setChecked("#spill", spill); // both ways give the CLI's bytes
+        // the finished run saved before is replaced only once the user agrees
+        const replace = answer(page, true);
         await page.click("#train-button");
+        assert((await replace).includes("saved run (finished, 8 steps)"), `${tag}: ${await replace}`);
         await statusOf(page, "train-status", /^Step 1 of 8/);
         await page.click("#pause-button");
         const paused = await statusOf(page, "train-status", /^Paused/, 300_000);
         assert(/Paused after step [1-7];/.test(paused), `${tag}: ${paused}`);
+        // Train again, declined: the paused run stays (Resume below continues it to the CLI's bytes)
+        const declined = answer(page, false);
+        await page.click("#train-button");
+        const step = paused.match(/Paused after step (\d+)/)![1];
+        assert((await declined).includes(`paused at step ${step} of 8`), `${tag}: ${await declined}`);
+        const kept = await statusOf(
+          page,
+          "train-status",
+          /^Not started: the saved run is kept/,
+          120_000,
+          paused,
+        );
+        assert(kept.includes(`paused at step ${step} of 8`) && await page.isEnabled("#resume-button"), kept);
         // in memory, the adapter at the pause is the run's own copy; after the reload, from the state's file
         const atPause = spill ? undefined : await downloadedWeights(page, work, "paused");
         await page.reload();
@@ -217,6 +305,14 @@ Deno.test({
         await page.click("#cached-list button");
         const offer = await statusOf(page, "train-status", /stopped at step/);
         assert(/stopped at step [1-7] of 8/.test(offer), `${tag}: ${offer}`);
+        const pausedAt = Number(offer.match(/stopped at step (\d+)/)![1]);
+        // the saved run's curve is drawn again, from step 1
+        const before = await curveOf(page);
+        assertEquals(
+          [before.lossesFrom, before.losses.length],
+          [1, pausedAt],
+          `${tag}: the curve at the offer`,
+        );
         if (atPause) {
           sameBytes(
             await downloadedWeights(page, work, "saved"),
@@ -224,9 +320,42 @@ Deno.test({
             "the saved state's adapter vs the paused run's",
           );
         }
+        // the form shows the paused run's settings (not the defaults); an edit to one is refused by name
+        for (const [id, v] of Object.entries(FORM)) {
+          assertEquals(await page.inputValue(`#${id}`), v, `${tag}: #${id}`);
+        }
+        assertEquals(await page.isChecked("#spill"), spill, `${tag}: #spill`);
+        await page.fill("#lr", "0.002");
         await page.click("#resume-button");
-        const resumed = await statusOf(page, "train-status", /^Done/, 300_000);
+        const refusedEdit = await statusOf(page, "train-status", /^Not resumed/, 120_000, offer);
+        assert(refusedEdit.includes("Learning rate (saved 0.001, the form 0.002)"), refusedEdit);
+        await page.fill("#lr", FORM.lr);
+        await page.click("#resume-button");
+        const resumed = await statusOf(page, "train-status", /^Done/, 300_000, refusedEdit);
         assert(resumed.startsWith("Done: 8 steps"), `${tag}: ${resumed}`);
+        // the curve holds all 8 steps, numbered as the run's: the CLI's losses (metrics.jsonl, 5 decimals)
+        const after = await curveOf(page);
+        assertEquals(after.lossesFrom, 1, `${tag}: the resumed curve's first step`);
+        assertEquals(after.losses.length, cliLosses.length, `${tag}: losses`);
+        after.losses.forEach((l, i) =>
+          assert(
+            Math.abs(l - cliLosses[i]) <= 6e-6,
+            `${tag}: step ${i + 1}: loss ${l}, the CLI's ${cliLosses[i]}`,
+          )
+        );
+        assert(
+          after.svg.includes('text-anchor="middle">8</text>'),
+          `${tag}: the curve's step axis ends at 8`,
+        );
+        // the ETA of each resumed step is the time per step run since the resume, times the steps left
+        assertEquals(after.events.map((e) => e.step)[0], pausedAt + 1, `${tag}: the first resumed step`);
+        for (const e of after.events) {
+          const expected = e.elapsed / (e.step - pausedAt) * (e.steps - e.step);
+          assert(
+            Math.abs(e.eta - expected) <= 1e-9 * (1 + expected),
+            `${tag}: step ${e.step}: ETA ${e.eta} s, not ${expected} s`,
+          );
+        }
         // the page shows no plan for a resumed run: its plan event, recorded by RECORD_PLANS
         const plan = await page.evaluate(() =>
           (globalThis as unknown as { mespPlans?: { spill?: string }[] }).mespPlans?.at(-1)
@@ -243,11 +372,45 @@ Deno.test({
         );
       }
 
-      // an adapter loads back (the zip the page wrote), ready to try or train on from
+      // an adapter loads back (the zip the page wrote), ready to try or train on from, at its own rank: the
+      // rank field shows it and is locked while "Start from the loaded adapter" is checked
+      await page.fill("#rank", "8");
       await page.setInputFiles("#adapter-files", `${work}/adapter-memory.zip`);
       const loaded = await statusOf(page, "keep-status", /^Loaded an adapter/);
       assert(loaded.includes("rank 4"), loaded);
       assert(await page.isChecked("#from-adapter"));
+      assert(await page.inputValue("#rank") === "4" && await page.isDisabled("#rank"), "the adapter's rank");
+      await page.uncheck("#from-adapter");
+      assert(
+        await page.isEnabled("#rank") && await page.isHidden("#rank-note"),
+        "the rank, the adapter unchecked",
+      );
+      // and one zipped with deflate in a folder, as `zip -r` writes it (the status cleared first: it says the same)
+      await clearStatus(page, "keep-status");
+      const deflated = await deflatedZip(
+        unzipStore(await Deno.readFile(`${work}/adapter-memory.zip`)),
+        "lora/",
+      );
+      await page.setInputFiles("#adapter-files", {
+        name: "lora.zip",
+        mimeType: "application/zip",
+        buffer: Buffer.from(deflated),
+      });
+      const loadedDeflated = await statusOf(page, "keep-status", /^Loaded an adapter/, 120_000, "");
+      assert(loadedDeflated.includes("rank 4"), loadedDeflated);
+      assert(
+        await page.isChecked("#from-adapter") && await page.isDisabled("#rank"),
+        "the rank, checked again",
+      );
+      // opening a model lets the adapter go (it was checked against the model it was loaded for), and says so
+      await page.click("#cached-list button");
+      const letGo = await statusOf(page, "keep-status", /let go/, 120_000, loadedDeflated);
+      assert(letGo.includes("load it again"), letGo);
+      assert(
+        !await page.isChecked("#from-adapter") && await page.isDisabled("#from-adapter"),
+        "Start from, after",
+      );
+      assert(await page.isEnabled("#rank"), "the rank field after the adapter is let go");
 
       // offline: the page and the library come from the service worker's cache, the model from OPFS
       await ctx.setOffline(true);
@@ -283,6 +446,27 @@ Deno.test({
       // a phone-sized screen
       await page.setViewportSize({ width: 390, height: 844 });
       await page.screenshot({ path: `${shots}/6-phone.png`, fullPage: true });
+      // a 375 px phone: generated text wraps, even one long unbroken run of it (a URL, a token soup), and the
+      // page never grows wider than the screen
+      await page.setViewportSize({ width: 375, height: 812 });
+      await page.fill("#max-tokens", "40");
+      await page.click("#try-button");
+      await page.waitForSelector("#try-button:not([disabled])", { timeout: 120_000 });
+      const unbroken = "https://example.com/" + "a".repeat(400);
+      await page.evaluate((t) => {
+        // deno-lint-ignore no-explicit-any
+        const doc = (globalThis as any).document;
+        doc.querySelector("#out-base").textContent += t;
+        doc.querySelector("#out-adapter").textContent = t;
+      }, unbroken);
+      const widths = await page.evaluate(() => ({
+        // deno-lint-ignore no-explicit-any
+        doc: (globalThis as any).document.documentElement.scrollWidth as number,
+        // deno-lint-ignore no-explicit-any
+        view: (globalThis as any).innerWidth as number,
+      }));
+      assert(widths.doc <= widths.view, `at 375 px the page is ${widths.doc} px wide`);
+      await page.screenshot({ path: `${shots}/7-phone-long-output.png`, fullPage: true });
       assertEquals(errors, []);
     } finally {
       await browser.close();
@@ -290,6 +474,40 @@ Deno.test({
     }
   },
 });
+
+/** Empties `#id`'s text, so the next status there cannot be taken for the old one. */
+function clearStatus(page: Page, id: string): Promise<void> {
+  return page.evaluate((sel) => {
+    // deno-lint-ignore no-explicit-any
+    (globalThis as any).document.querySelector(sel).textContent = "";
+  }, `#${id}`);
+}
+
+/** The message of the page's next dialog (a confirm), answered OK (`accept`) or Cancel; fails after 60 s. */
+async function answer(page: Page, accept: boolean): Promise<string> {
+  const d = await page.waitForEvent("dialog", { timeout: 60_000 }).catch((err) => {
+    throw new Error("the page asked nothing (no dialog)", { cause: err });
+  });
+  const message = d.message();
+  await (accept ? d.accept() : d.dismiss());
+  return message;
+}
+
+/** The page's loss curve: its losses (from step `lossesFrom`), its SVG, and this page load's step events. */
+function curveOf(page: Page) {
+  type Step = { step: number; steps: number; elapsed: number; eta: number };
+  type PageState = { lossesFrom: number; losses: number[]; stepEvents: Step[] };
+  return page.evaluate(() => {
+    // deno-lint-ignore no-explicit-any
+    const g = globalThis as any, s = g.mespPage as PageState;
+    return {
+      lossesFrom: s.lossesFrom,
+      losses: s.losses,
+      events: s.stepEvents,
+      svg: g.document.querySelector("#curve").innerHTML as string,
+    };
+  });
+}
 
 /** Clicks "Download adapter", saves the zip and returns its adapter_model.safetensors bytes. */
 async function downloadedWeights(page: Page, dir: string, tag: string): Promise<Uint8Array> {
@@ -299,7 +517,61 @@ async function downloadedWeights(page: Page, dir: string, tag: string): Promise<
   await (await download).saveAs(path);
   const entries = unzipStore(await Deno.readFile(path), path);
   assertEquals(entries.map((e) => e.name), ["adapter_config.json", "adapter_model.safetensors"]);
+  // the model's files were picked, not its folder: the page knows no name for it (not a made-up one)
+  const config = JSON.parse(new TextDecoder().decode(entries[0].data));
+  assertEquals(config.base_model_name_or_path, null, `${tag}: base_model_name_or_path`);
   return entries[1].data;
+}
+
+/**
+ * A ZIP archive of `entries` deflated (method 8) under the folder `dir` (with its folder entry first), as
+ * `zip -r` writes one. The page's reader is checked against Python's zipfile and Info-ZIP in zip_test.ts.
+ */
+async function deflatedZip(entries: { name: string; data: Uint8Array }[], dir: string): Promise<Uint8Array> {
+  const files = [
+    { name: dir, data: new Uint8Array() },
+    ...entries.map((e) => ({ ...e, name: dir + e.name })),
+  ];
+  const local: Uint8Array[] = [], central: Uint8Array[] = [];
+  let offset = 0;
+  for (const f of files) {
+    const name = new TextEncoder().encode(f.name);
+    const packed = new Uint8Array(
+      await new Response(
+        new Blob([f.data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+          new CompressionStream("deflate-raw"),
+        ),
+      ).arrayBuffer(),
+    );
+    const head = new Uint8Array(30 + name.length), dirEntry = new Uint8Array(46 + name.length);
+    const h = new DataView(head.buffer), c = new DataView(dirEntry.buffer);
+    h.setUint32(0, 0x04034b50, true);
+    c.setUint32(0, 0x02014b50, true);
+    for (const [v, at] of [[h, 4], [c, 6]] as const) {
+      v.setUint16(at, 20, true); // version needed
+      v.setUint16(at + 4, 8, true); // deflate
+      v.setUint32(at + 10, crc32(f.data), true);
+      v.setUint32(at + 14, packed.length, true);
+      v.setUint32(at + 18, f.data.length, true);
+      v.setUint16(at + 22, name.length, true);
+    }
+    c.setUint32(42, offset, true);
+    head.set(name, 30);
+    dirEntry.set(name, 46);
+    local.push(head, packed);
+    central.push(dirEntry);
+    offset += head.length + packed.length;
+  }
+  const centralBytes = central.reduce((n, b) => n + b.length, 0);
+  const end = new Uint8Array(22), e = new DataView(end.buffer);
+  e.setUint32(0, 0x06054b50, true);
+  e.setUint16(8, files.length, true);
+  e.setUint16(10, files.length, true);
+  e.setUint32(12, centralBytes, true);
+  e.setUint32(16, offset, true);
+  return new Uint8Array(
+    await new Blob([...local, ...central, end] as Uint8Array<ArrayBuffer>[]).arrayBuffer(),
+  );
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array, what: string): void {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { unzipStore, zipStore } from "../src/io/zip.ts";
+import { unzip, unzipStore, zipStore } from "../src/io/zip.ts";
 import { crc32 } from "../src/io/crc32.ts";
 
 const enc = new TextEncoder();
@@ -53,6 +53,112 @@ Deno.test("zip: damaged, compressed and foreign archives are refused with their 
     message: new RegExp(escape("not a ZIP archive")),
   });
 });
+
+// The deflated fixtures, written by independent implementations: python_deflated.zip by Python's zipfile
+// (ZIP_DEFLATED: adapter_config.json = '{"r": 8, "lora_alpha": 16}\n', dir/ünïcode.bin = DEFLATED_DATA), and
+// infozip_deflated.zip by Info-ZIP's `zip -r infozip_deflated.zip lora` of the same two files as
+// lora/adapter_config.json (too small: stored) and lora/adapter_model.safetensors (deflated), with its folder entry.
+const DEFLATED_CONFIG = '{"r": 8, "lora_alpha": 16}\n';
+const DEFLATED_DATA = new Uint8Array(7000).map((_, i) => (i < 4000 ? (i * i) % 251 : 0));
+const fixture = (name: string) => Deno.readFile(new URL(`./fixtures/zip/${name}`, import.meta.url));
+
+Deno.test("zip: unzip reads deflated entries of Python's zipfile and Info-ZIP's zip", async () => {
+  const python = await unzip(await fixture("python_deflated.zip"), "python_deflated.zip");
+  assert.deepEqual(python.map((e) => e.name), ["adapter_config.json", "dir/ünïcode.bin"]);
+  assert.deepEqual(new TextDecoder().decode(python[0].data), DEFLATED_CONFIG);
+  assert.deepEqual(python[1].data, DEFLATED_DATA);
+  const infozip = await unzip(await fixture("infozip_deflated.zip"), "infozip_deflated.zip");
+  assert.deepEqual(infozip.map((e) => e.name), [
+    "lora/",
+    "lora/adapter_model.safetensors",
+    "lora/adapter_config.json",
+  ]);
+  assert.deepEqual(infozip[1].data, DEFLATED_DATA);
+  assert.deepEqual(new TextDecoder().decode(infozip[2].data), DEFLATED_CONFIG);
+  // stored archives read the same as with unzipStore
+  const stored = await fixture("python_stored.zip");
+  assert.deepEqual(await unzip(stored), unzipStore(stored));
+  // unzipStore still refuses deflate, and points at unzip
+  const deflated = await fixture("python_deflated.zip");
+  assert.throws(() => unzipStore(deflated, "p.zip"), {
+    message: new RegExp(escape("p.zip: adapter_config.json is compressed (method 8)") + ".*unzip reads"),
+  });
+});
+
+Deno.test("zip: unzip names the entry whose inflated bytes are wrong, and refuses other methods", async () => {
+  const bytes = await fixture("python_deflated.zip");
+  const entry = "dir/ünïcode.bin";
+  const central = centralOffsets(bytes);
+  const v = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+  // a wrong CRC-32 in the directory: inflates fine, fails the check
+  const badCrc = bytes.slice();
+  v(badCrc).setUint32(central[1] + 16, v(badCrc).getUint32(central[1] + 16, true) ^ 1, true);
+  await assert.rejects(() => unzip(badCrc, "x.zip"), {
+    message: new RegExp(escape(`x.zip: ${entry} fails its CRC-32 check`)),
+  });
+  // a recorded size too small: refused before inflating past it
+  const short = bytes.slice();
+  v(short).setUint32(central[1] + 24, 100, true);
+  await assert.rejects(() => unzip(short, "x.zip"), {
+    message: new RegExp(escape(`x.zip: ${entry} inflates to more than its recorded 100 bytes`)),
+  });
+  // a damaged deflate stream: named whichever way the inflater notices
+  const damaged = bytes.slice();
+  const dataAt = v(bytes).getUint32(central[1] + 42, true) + 30 + v(bytes).getUint16(
+    v(bytes).getUint32(central[1] + 42, true) + 26,
+    true,
+  );
+  for (let i = 0; i < 8; i++) damaged[dataAt + i] ^= 0xff;
+  await assert.rejects(() => unzip(damaged, "x.zip"), {
+    message: new RegExp(`^${escape(`x.zip: ${entry}`)} (does not inflate|inflates to|fails its CRC-32)`),
+  });
+  const bzip2 = bytes.slice();
+  v(bzip2).setUint16(central[0] + 10, 12, true);
+  await assert.rejects(() => unzip(bzip2, "x.zip"), {
+    message: new RegExp(escape("x.zip: adapter_config.json is compressed with method 12")),
+  });
+});
+
+Deno.test("zip: unzip reads what this machine's zip writes, also streamed (data descriptors)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(`${dir}/adapter_model.safetensors`, DEFLATED_DATA);
+    await Deno.writeTextFile(`${dir}/adapter_config.json`, DEFLATED_CONFIG);
+    let run;
+    try {
+      run = (args: string[]) => new Deno.Command("zip", { args, cwd: dir, stdout: "piped" }).output();
+      await run(["-q", "a.zip", "adapter_config.json", "adapter_model.safetensors"]);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      console.log("zip: no zip command here, the committed Info-ZIP fixture stands in");
+      return;
+    }
+    const plain = await unzip(await Deno.readFile(`${dir}/a.zip`), "a.zip");
+    assert.deepEqual(plain.map((e) => [e.name, e.data]), [
+      ["adapter_config.json", enc.encode(DEFLATED_CONFIG)],
+      ["adapter_model.safetensors", DEFLATED_DATA],
+    ]);
+    // to stdout, zip cannot seek back: sizes and CRC come after the data (general purpose flag bit 3)
+    const streamed = await run(["-q", "-", "adapter_model.safetensors"]);
+    assert.ok(new DataView(streamed.stdout.buffer).getUint16(6, true) & 8, "no data descriptor");
+    assert.deepEqual((await unzip(streamed.stdout, "streamed.zip"))[0].data, DEFLATED_DATA);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** The offsets of an archive's central directory entries. */
+function centralOffsets(bytes: Uint8Array): number[] {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const end = bytes.length - 22; // the fixtures have no archive comment
+  const out: number[] = [];
+  let at = v.getUint32(end + 16, true);
+  for (let i = 0; i < v.getUint16(end + 10, true); i++) {
+    out.push(at);
+    at += 46 + v.getUint16(at + 28, true) + v.getUint16(at + 30, true) + v.getUint16(at + 32, true);
+  }
+  return out;
+}
 
 /** Python's zipfile as an independent reader: name, size and CRC check of each entry, or undefined. */
 async function tryPython(zip: Uint8Array): Promise<string | undefined> {

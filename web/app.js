@@ -1,6 +1,6 @@
 // The page: wires the six steps (model, data, plan, train, try, keep) to the compute worker (session.js) and
 // to short-lived text workers (text.js). Nothing heavy runs on this thread, so the page never freezes.
-import { formatMB, lossCurveSvg, unzipStore, zipStore } from "../dist/mesp.js";
+import { formatMB, lossCurveSvg, unzip, zipStore } from "../dist/mesp.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -59,10 +59,14 @@ function textJob(op, args, onEvent, transfer = []) {
 const state = {
   env: undefined,
   model: undefined,
-  data: { train: undefined, val: undefined }, // {bytes, name, seqLen, stats}
+  // each picked set: {bytes, name, seqLen, stats} once tokenized, or its {error}; the bytes are kept, so a
+  // new sequence length or model tokenizes them again
+  data: { train: undefined, val: undefined },
   training: false,
   trained: false,
+  /** The loss curve: training losses from step `lossesFrom`, validation losses by step. */
   losses: [],
+  lossesFrom: 1,
   vals: [],
   /** This session's step events (benchmarks read them through `globalThis.mespPage`). */
   stepEvents: [],
@@ -75,12 +79,15 @@ function setStatus(el, text, kind = "") {
 }
 
 function refresh() {
-  const ready = state.model && state.data.train?.stats && !state.training && !state.tokenizing;
+  // a validation set that failed to tokenize blocks training until it is fixed or removed
+  const { train, val } = state.data;
+  const ready = state.model && train?.stats && (!val || val.stats) && !state.training && !state.tokenizing;
   $("plan-button").disabled = !ready;
   $("train-button").disabled = !ready;
   $("pause-button").disabled = !state.training;
   $("try-button").disabled = !state.model || state.training;
   $("download-button").disabled = !state.trained || state.training;
+  $("val-remove").hidden = !val;
 }
 
 const count = (n) => n.toLocaleString("en-US");
@@ -161,6 +168,7 @@ async function openModel(source) {
     });
     state.model = model;
     state.trained = false;
+    dropLoadedAdapter();
     showModel(model);
     setStatus(
       status,
@@ -170,10 +178,12 @@ async function openModel(source) {
       "ok",
     );
     await showCached();
+    await offerResume(); // first: it may set the sequence length the data is tokenized for
     await retokenize(true);
-    await offerResume();
   } catch (err) {
-    setStatus(status, err.message, "error");
+    // a failed pick leaves the open model as it was
+    const still = state.model ? ` ${state.model.name} is still open.` : "";
+    setStatus(status, `${err.message.replace(/\.$/, "")}.${still}`, "error");
   } finally {
     bar.hidden = true;
     refresh();
@@ -246,7 +256,15 @@ drop.addEventListener("drop", async (e) => {
 
 // ---- 2. data -------------------------------------------------------------------------------------------
 
-const seqLen = () => Number($("seq-len").value);
+/** The form's sequence length, checked against the model's positions (the limit Train applies). */
+function seqLen() {
+  const max = state.model?.maxPositions ?? Infinity;
+  return numberField(
+    "seq-len",
+    `must be a whole number from 2 to ${count(max)} (the model's positions)`,
+    (v) => Number.isInteger(v) && v >= 2 && v <= max,
+  );
+}
 
 /** Tokenizes a dataset in a text worker and hands the token cache to the compute worker. */
 async function useData(which, bytes, name) {
@@ -262,13 +280,15 @@ async function useData(which, bytes, name) {
 const tokenizeJobs = { train: 0, val: 0 };
 
 async function tokenize(which) {
-  const d = state.data[which], job = ++tokenizeJobs[which], len = seqLen();
+  const d = state.data[which], job = ++tokenizeJobs[which];
   const stale = () => tokenizeJobs[which] !== job;
   const status = $("data-status");
   setStatus(status, `Tokenizing ${d.name}…`);
   state.tokenizing = (state.tokenizing ?? 0) + 1;
   refresh();
+  let len;
   try {
+    len = seqLen();
     const cache = await textJob("tokenize", {
       key: state.model.key,
       datasetBytes: d.bytes.slice().buffer,
@@ -279,38 +299,50 @@ async function tokenize(which) {
     if (stale()) return;
     const { stats } = await ask("dataset", { which, bytes: cache, name: d.name }, undefined, [cache]);
     if (stale()) return;
-    d.seqLen = len;
-    d.stats = stats;
+    Object.assign(d, { seqLen: len, stats, error: undefined });
     showData();
   } catch (err) {
     if (stale()) return;
-    state.data[which] = undefined;
+    Object.assign(d, { seqLen: len, stats: undefined, error: err.message });
     await ask("clearDataset", { which });
-    setStatus(status, err.message, "error");
+    showData();
   } finally {
     state.tokenizing--;
     refresh();
   }
 }
 
+/** Each picked set's summary, or its error (a validation set's with how to go on without it). */
 function showData() {
   const parts = [];
   for (const which of ["train", "val"]) {
     const d = state.data[which];
-    if (!d?.stats) continue;
-    const s = d.stats;
-    let line =
-      `${which === "train" ? "Training" : "Validation"}: ${d.name}: ${count(s.examples)} examples, ` +
-      `${count(s.tokens)} tokens, ${count(s.targets)} trained`;
-    if (s.truncated) line += `; ${count(s.truncated)} cut to ${d.seqLen} tokens`;
-    if (s.dropped) line += `; ${count(s.dropped)} without a trained token skipped`;
-    parts.push(line + ".");
+    const label = which === "train" ? "Training" : "Validation";
+    if (d?.error) {
+      const fix = which === "val" ? " Fix the file, or remove it to train without validation." : "";
+      parts.push({ text: `${label}: ${d.error.replace(/\.$/, "")}.${fix}`, kind: "error" });
+    } else if (d?.stats) {
+      const s = d.stats;
+      let line = `${label}: ${d.name}: ${count(s.examples)} examples, ` +
+        `${count(s.tokens)} tokens, ${count(s.targets)} trained`;
+      if (s.truncated) line += `; ${count(s.truncated)} cut to ${d.seqLen} tokens`;
+      if (s.dropped) line += `; ${count(s.dropped)} without a trained token skipped`;
+      parts.push({ text: line + ".", kind: "ok" });
+    }
   }
-  setStatus($("data-status"), parts.join(" "), "ok");
+  const status = $("data-status");
+  status.className = parts.some((p) => p.kind === "error") ? "error" : "ok";
+  status.replaceChildren(...parts.flatMap((p, i) => {
+    const span = document.createElement("span");
+    span.className = p.kind;
+    span.textContent = p.text;
+    return i ? [" ", span] : [span];
+  }));
 }
 
-/** Tokenizes again what was tokenized for another model or sequence length. */
+/** Tokenizes again what was tokenized (or failed) for another model or sequence length. */
 async function retokenize(force = false) {
+  if (!state.model) return;
   for (const which of ["train", "val"]) {
     const d = state.data[which];
     if (d && (force || d.seqLen !== seqLen())) await tokenize(which);
@@ -319,7 +351,10 @@ async function retokenize(force = false) {
 
 async function readPicked(input, which) {
   const f = input.files[0];
-  if (f) await useData(which, new Uint8Array(await f.arrayBuffer()), f.name);
+  if (!f) return;
+  const bytes = new Uint8Array(await f.arrayBuffer());
+  input.value = ""; // kept in state.data: picking the same file again (fixed) must fire "change" again
+  await useData(which, bytes, f.name);
 }
 $("train-file").addEventListener("change", (e) => readPicked(e.target, "train"));
 $("val-file").addEventListener("change", (e) => readPicked(e.target, "val"));
@@ -327,23 +362,69 @@ $("train-text-use").addEventListener("click", () => {
   const text = $("train-text").value;
   if (text.trim()) useData("train", new TextEncoder().encode(text), "pasted.jsonl");
 });
-$("seq-len").addEventListener("change", () => retokenize());
+$("seq-len").addEventListener("change", () => {
+  try {
+    seqLen();
+  } catch (err) {
+    setStatus($("plan-status"), err.message, "error"); // the data stays as it was tokenized
+    return;
+  }
+  retokenize();
+});
+$("val-remove").addEventListener("click", async () => {
+  tokenizeJobs.val++; // a tokenize job still running for it reports nothing
+  state.data.val = undefined;
+  await ask("clearDataset", { which: "val" });
+  showData();
+  refresh();
+});
 
 // ---- 3. plan -------------------------------------------------------------------------------------------
 
-/** The training options of the form: the CLI's defaults, so the same flags give the same bytes. */
+/** The fields' names as the form shows them, for messages. */
+const LABELS = {
+  steps: "Steps",
+  lr: "Learning rate",
+  rank: "LoRA rank",
+  "seq-len": "Sequence length",
+  seed: "Seed",
+  "val-every": "Validate every",
+  budget: "Working-memory budget",
+};
+
+/**
+ * The number in field `id` if `ok(value)`, else an error naming the field and its `rule` (the field marked);
+ * `blank` is what an empty field means (without it, an empty field is refused).
+ */
+function numberField(id, rule, ok, blank) {
+  const el = $(id), text = el.value.trim();
+  const v = text === "" ? blank : Number(text);
+  if (Number.isFinite(v) && ok(v)) {
+    el.removeAttribute("aria-invalid");
+    return v;
+  }
+  el.setAttribute("aria-invalid", "true");
+  throw new Error(`${LABELS[id]}: ${rule} (${text === "" ? "it is empty" : `got ${text}`})`);
+}
+
+const whole = (min) => (v) => Number.isInteger(v) && v >= min;
+
+/** The training options of the form, each field checked: the CLI's defaults, so the same flags give the same bytes. */
 function trainOptions() {
-  const num = (id) => Number($(id).value);
   return {
     seqLen: seqLen(),
-    steps: num("steps"),
-    seed: num("seed"),
-    lora: { rank: num("rank"), targets: ["all"] },
-    optimizer: { name: $("optimizer").value, lr: num("lr"), schedule: "cosine" },
-    valEvery: num("val-every"),
+    steps: numberField("steps", "must be a whole number ≥ 1", whole(1)),
+    seed: numberField("seed", "must be a number", () => true),
+    lora: { rank: numberField("rank", "must be a whole number ≥ 1", whole(1)), targets: ["all"] },
+    optimizer: {
+      name: $("optimizer").value,
+      lr: numberField("lr", "must be a number > 0", (v) => v > 0),
+      schedule: "cosine",
+    },
+    valEvery: numberField("val-every", "must be a whole number ≥ 0", whole(0), 0),
     fromAdapter: $("from-adapter").checked,
     saveEvery: 1,
-    budget: num("budget") * 1e6,
+    budget: numberField("budget", "must be at least 1 MB, or 0 for none", (v) => v === 0 || v >= 1, 0) * 1e6,
     spill: $("spill").checked,
   };
 }
@@ -376,7 +457,19 @@ async function runTraining(resume) {
   const status = $("train-status"), bar = $("train-progress");
   setStatus(status, resume ? "Resuming…" : "Checking the plan…");
   try {
-    if (!resume) {
+    if (resume) {
+      const saved = await ask("savedRun");
+      const changed = saved.exists ? changedSettings(saved) : [];
+      if (changed.length) {
+        setStatus(
+          status,
+          `Not resumed: the paused run continues with its saved settings, and the form differs: ` +
+            `${changed.join(", ")}. Set them back to resume, or Train to start a new run with the form's.`,
+          "error",
+        );
+        return;
+      }
+    } else {
       const plan = await showPlan();
       if (!plan.fits) {
         setStatus(
@@ -386,29 +479,37 @@ async function runTraining(resume) {
         );
         return;
       }
-      state.losses = [];
-      state.vals = [];
+      // a new run replaces the saved one: only with the user's word
+      const saved = await ask("savedRun");
+      if (saved.exists && !confirm(replaceQuestion(saved))) {
+        setStatus(status, `Not started: the saved run is kept (${savedRunText(saved)}).`);
+        return;
+      }
     }
     state.training = true;
     refresh();
     $("resume-button").disabled = true;
     setStatus(status, resume ? "Resuming…" : "Starting…");
-    let arena = 0;
+    let arena = 0, startStep;
     const result = await ask("train", { options: trainOptions(), resume }, (e) => {
       if (e.type === "plan") arena = e.bytes;
+      else if (e.type === "history") showHistory(e);
       else if (e.type === "step") {
         state.losses.push(e.loss);
-        state.stepEvents.push(e);
+        // `elapsed` counts from this run's start: a resumed run's first step is not step 1
+        startStep ??= e.step - 1;
+        const perStep = e.elapsed / (e.step - startStep);
+        const eta = perStep * (e.steps - e.step);
+        state.stepEvents.push({ ...e, eta });
         bar.max = e.steps;
         bar.value = e.step;
-        const perStep = e.elapsed / Math.max(1, e.step - (state.resumedAt ?? 0));
         const heap = performance.memory ? `, page heap ${formatMB(performance.memory.usedJSHeapSize)}` : "";
         setStatus(
           status,
           `Step ${e.step} of ${e.steps} · loss ${e.loss.toFixed(4)} · ${
             Math.round(e.tokensPerSecond)
           } tokens/s · ` +
-            `ETA ${duration(perStep * (e.steps - e.step))} · memory: arena ${formatMB(arena)}${heap}`,
+            `ETA ${duration(eta)} · memory: arena ${formatMB(arena)}${heap}`,
         );
         drawCurve();
       } else if (e.type === "val") {
@@ -437,25 +538,84 @@ async function runTraining(resume) {
   }
 }
 
+/** A run's loss curve so far (`losses` from step `lossesFrom`, validation losses `vals`), drawn. */
+function showHistory({ losses, lossesFrom, vals }) {
+  state.losses = [...losses];
+  state.lossesFrom = lossesFrom;
+  state.vals = [...vals];
+  drawCurve();
+}
+
 function drawCurve() {
   $("curve").innerHTML = state.losses.length > 1
-    ? lossCurveSvg(state.losses, state.vals, { title: "loss" })
+    ? lossCurveSvg(state.losses, state.vals, { title: "loss", firstStep: state.lossesFrom })
     : "";
+}
+
+const unfinished = (saved) => saved.step < saved.run?.options?.steps;
+
+function savedRunText(saved) {
+  return unfinished(saved)
+    ? `paused at step ${saved.step} of ${saved.run.options.steps}`
+    : `finished, ${saved.step} steps`;
+}
+
+function replaceQuestion(saved) {
+  return `This model's saved run (${savedRunText(saved)}) is replaced by a new one` +
+    (unfinished(saved)
+      ? ": it can no longer be resumed. Train anew anyway? (Cancel keeps it: Resume continues it.)"
+      : ", and its adapter is gone unless you downloaded it. Train anew anyway?");
 }
 
 async function offerResume() {
   const saved = await ask("savedRun");
   const steps = saved.run?.options?.steps;
-  $("resume-button").disabled = !(saved.exists && steps && saved.step < steps);
+  $("resume-button").disabled = !(saved.exists && unfinished(saved));
+  // this model's saved curve, or none (not another model's)
+  showHistory(saved.history ?? { losses: [], lossesFrom: 1, vals: [] });
   if (saved.exists) {
     state.trained = true;
+    if (unfinished(saved)) showSavedSettings(saved);
     setStatus(
       $("train-status"),
-      saved.step < steps
-        ? `A run of this model stopped at step ${saved.step} of ${steps}: Resume continues it.`
+      unfinished(saved)
+        ? `A run of this model stopped at step ${saved.step} of ${steps}: Resume continues it with its ` +
+          `saved settings, now in the form (Train starts a new run with the form's).`
         : `A finished run of this model is saved (${saved.step} steps): its adapter can be downloaded.`,
     );
   }
+}
+
+/**
+ * The settings a resumed run takes from its saved state, as [field id, label, saved value]: Resume refuses a
+ * form that differs in one (the budget and spill are the form's: they change memory, not results).
+ */
+function savedSettings(saved) {
+  const o = saved.run.options;
+  return [
+    ["steps", "Steps", o.steps],
+    ["lr", "Learning rate", o.optimizer.lr],
+    ["optimizer", "Optimizer", o.optimizer.name],
+    ["rank", "LoRA rank", saved.lora.rank], // the state's: an adapter started from may have set it
+    ["seq-len", "Sequence length", o.seqLen],
+    ["seed", "Seed", o.seed],
+    ["val-every", "Validate every", o.valEvery],
+  ];
+}
+
+/** Fills the form with a saved run's settings (so what Resume uses is what the page shows). */
+function showSavedSettings(saved) {
+  for (const [id, , value] of savedSettings(saved)) $(id).value = String(value);
+  $("budget").value = String((saved.run.options.budget || 0) / 1e6);
+  if (!$("spill").disabled) $("spill").checked = !!saved.run.options.spill;
+}
+
+/** The form's settings that differ from the saved run's, as "Label (saved x, the form y)". */
+function changedSettings(saved) {
+  return savedSettings(saved).filter(([id, , value]) => {
+    const v = $(id).value;
+    return typeof value === "number" ? Number(v) !== value : v !== value;
+  }).map(([id, label, value]) => `${label} (saved ${value}, the form ${$(id).value || "empty"})`);
 }
 
 $("train-button").addEventListener("click", () => runTraining(false));
@@ -503,6 +663,30 @@ $("try-form").addEventListener("submit", async (e) => {
   }
 });
 
+/** "Start from the loaded adapter" trains at the adapter's rank: the field shows it, locked while checked. */
+function showAdapterRank() {
+  const from = $("from-adapter").checked && state.adapter;
+  $("rank").disabled = !!from;
+  $("rank-note").hidden = !from;
+  if (from) $("rank").value = String(state.adapter.rank);
+}
+$("from-adapter").addEventListener("change", showAdapterRank);
+
+/** A newly opened model lets the loaded adapter go (the session does too): it was checked against another. */
+function dropLoadedAdapter() {
+  if (state.adapter) {
+    setStatus(
+      $("keep-status"),
+      "The loaded adapter was let go with the model it was loaded for: load it again to use it with this one.",
+      "warn",
+    );
+  }
+  state.adapter = undefined;
+  $("from-adapter").checked = false;
+  $("from-adapter").disabled = true;
+  showAdapterRank();
+}
+
 // ---- 6. keep it ----------------------------------------------------------------------------------------
 
 $("download-button").addEventListener("click", async () => {
@@ -530,7 +714,9 @@ $("adapter-files").addEventListener("change", async (e) => {
     for (const f of e.target.files) {
       const bytes = new Uint8Array(await f.arrayBuffer());
       if (f.name.endsWith(".zip")) {
-        for (const entry of unzipStore(bytes, f.name)) files.set(entry.name.split("/").at(-1), entry.data);
+        for (const entry of await unzip(bytes, f.name)) {
+          if (!entry.name.endsWith("/")) files.set(entry.name.split("/").at(-1), entry.data); // not folders
+        }
       } else files.set(f.name, bytes);
     }
     const config = files.get("adapter_config.json"), weights = files.get("adapter_model.safetensors");
@@ -544,8 +730,10 @@ $("adapter-files").addEventListener("change", async (e) => {
       w,
     ]);
     state.trained = true;
+    state.adapter = r;
     $("from-adapter").disabled = false;
     $("from-adapter").checked = true;
+    showAdapterRank();
     setStatus(
       status,
       `Loaded an adapter of rank ${r.rank} on ${

@@ -74,88 +74,21 @@ const ops = {
    * Opens a model: `files` (File objects by name, from a folder picker or a drop) or `url` (a folder served
    * over HTTP), or `key` (one converted earlier). Converts it into a pack in OPFS the first time.
    */
-  async openModel(id, { files, url, key, format, name: given }) {
+  async openModel(id, args) {
+    // the open model stays usable when this one fails: its file handle is let go (a conversion may replace
+    // that very file) and reopened by its next read
+    const previous = {
+      pack: session.pack,
+      model: session.model,
+      result: session.result,
+      loadedAdapter: session.loadedAdapter,
+    };
     session.pack?.source.close?.();
-    session.pack = undefined;
-    if (key) {
-      try {
-        return { ...await useCached(key), converted: false };
-      } catch (e) {
-        if (e.name !== "StalePackError") throw e;
-        // a pack written by an older mesp: its checkpoint is not here to rebuild it from
-        const meta = await opfs.readModelMeta(key);
-        throw new Error(
-          `${meta?.name ?? key} was converted by an older version of this page (${e.message}); ` +
-            `open its folder or URL again and it is converted anew`,
-        );
-      }
-    }
-    // `org/name[@revision]` (no scheme) is a model on the Hugging Face Hub, read with its resolve URLs
-    const hub = url && !url.includes("://") ? parseHubId(url) : undefined;
-    const dir = hub
-      ? hubFiles(hub)
-      : url
-      ? urlFiles(url.endsWith("/") ? url : url + "/")
-      : blobFiles(files, { name: "picked folder" });
-    const configText = await dir.readText("config.json");
-    if (configText === undefined) throw new Error(`${dir.name}: no config.json — pick the model's folder`);
-    let json;
     try {
-      json = JSON.parse(configText);
+      return await openModelFrom(id, args);
     } catch (e) {
-      throw new Error(`${dir.name}/config.json: invalid JSON (${e.message})`);
-    }
-    const cfg = parseModelConfig(json, { file: `${dir.name}/config.json` });
-    const tokenizer = await dir.readText("tokenizer.json");
-    if (tokenizer === undefined) {
-      throw new Error(`${dir.name}: no tokenizer.json — the page needs it to read your data`);
-    }
-    event(id, { stage: "convert", message: "reading the checkpoint", done: 0, total: 1 });
-    const ckpt = await openCheckpoint(dir);
-    try {
-      const fingerprint = await checkpointFingerprint(dir, ckpt);
-      const name = String(
-        given || json._name_or_path || hub?.repo || (url && url.replace(/\/+$/, "").split("/").at(-1)) ||
-          `Qwen2 model, ${cfg.numLayers} layers × ${cfg.hiddenSize}`,
-      );
-      const k = `${fingerprint.slice(0, 16)}-${format}`;
-      const existing = await opfs.readModelMeta(k);
-      if (existing) {
-        try {
-          return { ...await useCached(k), converted: false };
-        } catch (e) {
-          if (e.name !== "StalePackError") throw e; // an older pack version: converted again below, over it
-        }
-      }
-      const bytes = await opfs.writeAtomic(["models", k], "weights.pack", async (sink) => {
-        await writePack(ckpt, cfg, sink, {
-          format,
-          fingerprint,
-          onProgress: (done, total, what) =>
-            event(id, { stage: "convert", message: `packed ${what}`, done, total }),
-        });
-      });
-      for (const f of TOKENIZER_FILES) {
-        const text = await dir.readText(f);
-        if (text !== undefined) await opfs.writeText(["models", k], f, text);
-      }
-      const counts = paramCounts(cfg);
-      const meta = {
-        key: k,
-        name,
-        format,
-        fingerprint,
-        packBytes: bytes,
-        params: counts.total,
-        layers: cfg.numLayers,
-        hidden: cfg.hiddenSize,
-        quantization: cfg.quantization ? `MLX ${cfg.quantization.bits}-bit` : undefined,
-        savedAt: Date.now(),
-      };
-      await opfs.writeText(["models", k], "meta.json", JSON.stringify(meta));
-      return { ...await useCached(k), converted: true };
-    } finally {
-      ckpt.close();
+      Object.assign(session, previous);
+      throw e;
     }
   },
 
@@ -202,7 +135,13 @@ const ops = {
     requireModel();
     const saved = await savedState(["models", session.model.key, "run"]);
     if (!saved) return { exists: false };
-    return { exists: true, step: saved.state.step, run: saved.run };
+    return {
+      exists: true,
+      step: saved.state.step,
+      lora: saved.state.lora,
+      run: saved.run,
+      history: lossHistory(saved.run, saved.state.step),
+    };
   },
 
   /** Trains; with `resume`, continues the saved state of this model. Emits step/val/checkpoint events. */
@@ -216,7 +155,8 @@ const ops = {
       const decoded = await savedState(runDir);
       if (!decoded) throw new Error("there is no saved run to resume");
       state = decoded.state;
-      options = decoded.run.options;
+      // the saved run's settings, but the form's memory ones: they change how, not what, it computes
+      options = { ...decoded.run.options, budget: options.budget, spill: options.spill };
       runMeta = decoded.run;
       const data = await opfs.readBytes(runDir, "train.tokcache");
       if (!data) throw new Error("the saved run's training data is missing from browser storage");
@@ -244,11 +184,13 @@ const ops = {
     const spill = options.spill && spillWorks()
       ? await opfsSpillFile("spill.tmp", { directory: await opfs.dirOf(runDir) })
       : undefined;
+    const history = lossHistory(runMeta, state?.step ?? 0);
+    event(id, { type: "history", ...history });
     const save = async (s) => {
       await opfs.writeAtomic(
         runDir,
         "checkpoint.safetensors",
-        (sink) => writeTrainingState(sink, s, runMeta),
+        (sink) => writeTrainingState(sink, s, { ...runMeta, ...history }),
       );
       // the pack is read synchronously, so a step never yields to this worker's event loop: yield here (the
       // page saves every step), so a "stop" message is seen before the next step
@@ -267,7 +209,11 @@ const ops = {
         resume: state,
         adapter,
         spill,
-        onEvent: (e) => event(id, e),
+        onEvent: (e) => {
+          if (e.type === "step") history.losses.push(e.loss);
+          else if (e.type === "val") history.vals.push({ step: e.step, loss: e.loss });
+          event(id, e);
+        },
         saveState: save,
         shouldStop: () => session.stop,
       });
@@ -314,7 +260,9 @@ const ops = {
       r = { params, layout: loraLayout(session.pack.config, state.lora) };
     }
     const weights = encodeLoraTensors(r.layout, r.params);
-    const config = adapterConfigJson(r.layout, session.model.name);
+    // a model converted by an older page has no baseModel: its name, as then
+    const base = session.model.baseModel === undefined ? session.model.name : session.model.baseModel;
+    const config = adapterConfigJson(r.layout, base ?? undefined);
     return { weights: weights.buffer, config };
   },
 
@@ -340,6 +288,95 @@ const ops = {
   },
 };
 
+/** `openModel` from a converted model's `key`, or from `files` or a `url` (converted the first time). */
+async function openModelFrom(id, { files, url, key, format, name: given }) {
+  if (key) {
+    try {
+      return { ...await useCached(key), converted: false };
+    } catch (e) {
+      if (e.name !== "StalePackError") throw e;
+      // a pack written by an older mesp: its checkpoint is not here to rebuild it from
+      const meta = await opfs.readModelMeta(key);
+      throw new Error(
+        `${meta?.name ?? key} was converted by an older version of this page (${e.message}); ` +
+          `open its folder or URL again and it is converted anew`,
+      );
+    }
+  }
+  // `org/name[@revision]` (no scheme) is a model on the Hugging Face Hub, read with its resolve URLs
+  const hub = url && !url.includes("://") ? parseHubId(url) : undefined;
+  const dir = hub
+    ? hubFiles(hub)
+    : url
+    ? urlFiles(url.endsWith("/") ? url : url + "/")
+    : blobFiles(files, { name: given ?? "picked files" }); // a folder's name, when one was picked
+  const configText = await dir.readText("config.json");
+  if (configText === undefined) throw new Error(`${dir.name}: no config.json — pick the model's folder`);
+  let json;
+  try {
+    json = JSON.parse(configText);
+  } catch (e) {
+    throw new Error(`${dir.name}/config.json: invalid JSON (${e.message})`);
+  }
+  const cfg = parseModelConfig(json, { file: `${dir.name}/config.json` });
+  const tokenizer = await dir.readText("tokenizer.json");
+  if (tokenizer === undefined) {
+    throw new Error(`${dir.name}: no tokenizer.json — the page needs it to read your data`);
+  }
+  event(id, { stage: "convert", message: "reading the checkpoint", done: 0, total: 1 });
+  const ckpt = await openCheckpoint(dir);
+  try {
+    const fingerprint = await checkpointFingerprint(dir, ckpt);
+    const name = String(
+      given || json._name_or_path || hub?.repo || (url && url.replace(/\/+$/, "").split("/").at(-1)) ||
+        `Qwen2 model, ${cfg.numLayers} layers × ${cfg.hiddenSize}`,
+    );
+    // the adapter's base_model_name_or_path: the CLI's is the model's path or Hub id; a page knows a
+    // folder's name (not its path), the Hub id or the URL, and loose files only by a recorded name
+    const known = given || json._name_or_path || hub?.repo || url?.replace(/\/+$/, "");
+    const baseModel = known ? String(known) : null;
+    const k = `${fingerprint.slice(0, 16)}-${format}`;
+    const existing = await opfs.readModelMeta(k);
+    if (existing) {
+      try {
+        return { ...await useCached(k), converted: false };
+      } catch (e) {
+        if (e.name !== "StalePackError") throw e; // an older pack version: converted again below, over it
+      }
+    }
+    const bytes = await opfs.writeAtomic(["models", k], "weights.pack", async (sink) => {
+      await writePack(ckpt, cfg, sink, {
+        format,
+        fingerprint,
+        onProgress: (done, total, what) =>
+          event(id, { stage: "convert", message: `packed ${what}`, done, total }),
+      });
+    });
+    for (const f of TOKENIZER_FILES) {
+      const text = await dir.readText(f);
+      if (text !== undefined) await opfs.writeText(["models", k], f, text);
+    }
+    const counts = paramCounts(cfg);
+    const meta = {
+      key: k,
+      name,
+      baseModel,
+      format,
+      fingerprint,
+      packBytes: bytes,
+      params: counts.total,
+      layers: cfg.numLayers,
+      hidden: cfg.hiddenSize,
+      quantization: cfg.quantization ? `MLX ${cfg.quantization.bits}-bit` : undefined,
+      savedAt: Date.now(),
+    };
+    await opfs.writeText(["models", k], "meta.json", JSON.stringify(meta));
+    return { ...await useCached(k), converted: true };
+  } finally {
+    ckpt.close();
+  }
+}
+
 /**
  * The training state saved in `runDir`, opened from its OPFS file without holding it (checked whole, through a
  * small buffer), or undefined where there is none.
@@ -349,6 +386,22 @@ async function savedState(runDir) {
   // errors name where the file is: the browser storage (OPFS) path of the saved state
   const name = `saved training state (browser storage: ${[...runDir, "checkpoint.safetensors"].join("/")})`;
   return file ? await openTrainingState(blobSource(file, name), name) : undefined;
+}
+
+/**
+ * The loss curve of a run up to `step`, kept in its saved state's run metadata (`losses` from step
+ * `lossesFrom`, `vals`) so a resumed run's curve goes on; a state saved without it (by an older page, or a
+ * new run) starts after `step`.
+ */
+function lossHistory(run, step) {
+  if (!Array.isArray(run.losses) || !Number.isInteger(run.lossesFrom)) {
+    return { losses: [], lossesFrom: step + 1, vals: [] };
+  }
+  return {
+    losses: run.losses.slice(0, Math.max(0, step - run.lossesFrom + 1)),
+    lossesFrom: run.lossesFrom,
+    vals: (Array.isArray(run.vals) ? run.vals : []).filter((v) => v.step <= step),
+  };
 }
 
 /** Whether training can spill to OPFS here: a sync access handle (dedicated workers, as this one is). */
@@ -377,6 +430,7 @@ async function useCached(key) {
   }
   session.model = meta;
   session.result = undefined;
+  session.loadedAdapter = undefined; // checked against the model it was loaded for, not this one
   const c = session.pack.config;
   return {
     ...meta,

@@ -27,6 +27,7 @@ const ops = {
       tokenizerJsonBytes: tokenizerJson,
       tokenizerConfigBytes: await opfs.readBytes(dir, "tokenizer_config.json"),
       options,
+      seqLenName: "Sequence length", // the page's field
     });
     return bytes.buffer;
   },

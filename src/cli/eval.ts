@@ -22,6 +22,7 @@ import {
   variantOf,
 } from "./common.ts";
 import { evaluate } from "../run/evaluate.ts";
+import { longestWithin } from "../data/sequence.ts";
 import { chooseWeights } from "./weights.ts";
 
 /** One line for the command list. */
@@ -65,19 +66,23 @@ export async function run(argv: string[]): Promise<number> {
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
   const choice = chooseWeights(cfg, args.weights, await adapterWeightsDefault(args.adapter, log)),
     weights = choice.format;
-  await refuseOverBudget(
-    cfg,
-    {
-      mode: "eval",
-      seqLen: args.seqLen,
-      format: weights,
-      bf16Scales: bf16ScalesOf(cfg, weights),
-      lora: adapter ? loraLayout(cfg, adapter.config) : undefined,
-    },
-    args.maxMemory,
-    threads,
-    variantOf(args.variant),
-  );
+  // planned for the longest sequence once cut to --seq-len (see train's preflight)
+  const preflight = (seqLen: number, longest?: { seqLen: number }) =>
+    refuseOverBudget(
+      cfg,
+      {
+        mode: "eval",
+        seqLen,
+        format: weights,
+        bf16Scales: bf16ScalesOf(cfg, weights),
+        lora: adapter ? loraLayout(cfg, adapter.config) : undefined,
+      },
+      args.maxMemory,
+      threads,
+      variantOf(args.variant),
+      longest,
+    );
+  await preflight(2);
   const { pack, sets: [seqs] } = await prepareRun(
     args,
     [args.data],
@@ -85,6 +90,7 @@ export async function run(argv: string[]): Promise<number> {
     log,
     choice,
   );
+  await preflight(longestWithin(args.seqLen, seqs), { seqLen: args.seqLen });
   const bar = args.json ? undefined : new Progress("eval", { total: seqs.length, unit: "seq" });
   const r = await evaluate(pack, seqs, {
     adapter,

@@ -275,6 +275,15 @@ async function converse(
     }
     history.push({ role: "user", content: line });
     const ids = await tok.encode(renderChat(history, { addGenerationPrompt: true, defaultSystem: system }));
+    if (ids.length >= cfg.maxPositionEmbeddings) {
+      // the conversation so far stays; this message is not sent
+      history.pop();
+      console.error(
+        `the conversation with this message is ${ids.length} tokens and the model holds ` +
+          `${cfg.maxPositionEmbeddings} positions: /reset starts a new one (or send a shorter message)`,
+      );
+      continue;
+    }
     const turn = { ...opts, maxTokens: roomFor(ids.length, args.maxTokens, false, cfg, log) };
     const reply = await streamCompletion(pack, tok, ids, turn, out);
     out("\n");

@@ -9,7 +9,7 @@ import { fitPositions } from "./preflight.ts";
 import { MODEL_FLAGS, runtimeBytes, threadsOf } from "./common.ts";
 import { defaultAimHint, defaultTarget, TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
 import { readModelConfig } from "../model/pack_files.ts";
-import { formatMB, formatPlan, planMemory } from "../runtime/arena.ts";
+import { formatMB, formatPlan, planMemory, WASM32_BYTES } from "../runtime/arena.ts";
 import { type BufferView, planBuffers } from "../engine/plan.ts";
 import { describeSchedule, predictedSeconds, scheduled, scheduleOf } from "../engine/schedule.ts";
 import { describeSpill, planSpill } from "../engine/spill.ts";
@@ -56,7 +56,8 @@ export async function run(argv: string[]): Promise<number> {
   const plan = planMemory(buffers.regions);
   const peak = plan.bytes + runtime;
   const spill = planSpill(cfg, o);
-  const fits = args.maxMemory === undefined || peak <= args.maxMemory;
+  const addressable = plan.end <= WASM32_BYTES;
+  const fits = addressable && (args.maxMemory === undefined || peak <= args.maxMemory);
   if (args.json) {
     console.log(JSON.stringify({
       regions: plan.regions.map((r) => ({ name: r.name, bytes: r.bytes, purpose: r.purpose })),
@@ -92,6 +93,11 @@ export async function run(argv: string[]): Promise<number> {
     if (schedule) console.log(`\nschedule: ${describeSchedule(schedule, cfg.numLayers, threads)}`);
     if (spill) console.log(`spill (--spill off keeps it in memory): ${describeSpill(spill)}`);
     console.log(`\npredicted whole-process peak: ${formatMB(peak)}`);
+    if (!addressable) {
+      console.log(
+        `does NOT fit: WebAssembly's 32-bit memory holds at most ${formatMB(WASM32_BYTES)}; lower --seq-len`,
+      );
+    }
     const hint = schedule && defaultAimHint(peak, given);
     if (hint) console.log(hint);
     if (args.maxMemory !== undefined) {

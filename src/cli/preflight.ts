@@ -24,7 +24,9 @@ export type PreflightPlan = Omit<PlanOptions, "gemmScratch">;
 /**
  * Refuses a run whose predicted peak (arena + runtime) exceeds `maxMemory`, showing the plan: the same plan
  * the engine lays out (under the schedule the budget buys, `schedule.ts`), so a run that passes this check
- * also passes the engine's.
+ * also passes the engine's. Training and eval plan for their longest sequence once cut to `--seq-len`, known
+ * only once the data is tokenized: before that they check `seqLen: 2` (refusing what cannot fit at all),
+ * after it the longest sequence's plan, with `longest` saying so.
  */
 export async function refuseOverBudget(
   cfg: ModelConfig,
@@ -32,6 +34,7 @@ export async function refuseOverBudget(
   maxMemory: number | undefined,
   threads: number,
   variant?: Variant,
+  longest?: { seqLen: number },
 ): Promise<void> {
   if (maxMemory === undefined) return;
   const gemmScratch = (await kernelConstants({ variant })).gemmScratchBytes * threads;
@@ -41,7 +44,10 @@ export async function refuseOverBudget(
   if (peak <= maxMemory) return;
   throw new Error(
     `memory plan needs ${formatMB(peak)} but the budget is ${formatMB(maxMemory)} (--max-memory), ` +
-      `refused before packing or tokenizing:\n${
+      (longest
+        ? `for the longest sequence (${plan.seqLen} tokens once cut to --seq-len ${longest.seqLen}):\n`
+        : `refused before packing or tokenizing:\n`) +
+      `${
         formatPlan(memory, {
           extra: [{ name: "runtime", bytes: runtime, purpose: "Deno, kernels, host heap" }],
         })

@@ -10,7 +10,7 @@ import type { PrepareJob } from "./prepare.ts";
 import { loadOrBuildPack, readModelConfig } from "../model/pack_files.ts";
 import { loadOrBuildTokenCache } from "../data/token_cache_files.ts";
 import { parseJsonl, tokenizeExample } from "../data/dataset.ts";
-import { encodeTokenCache, sha256Hex } from "../data/token_cache.ts";
+import { encodeTokenCache, noTargetMessage, sha256Hex } from "../data/token_cache.ts";
 import { dirFiles, statIfExists, writeFileAtomic } from "../io/deno_files.ts";
 import { watchParent } from "./children.ts";
 import { openCheckpoint } from "../model/safetensors.ts";
@@ -37,6 +37,7 @@ async function child(job: PrepareJob): Promise<void> {
         tokenizerDir: job.model,
         cacheDir: `${job.cacheDir}/tokens`,
         seqLen: job.seqLen,
+        seqLenName: "--seq-len",
         onStatus: log,
         // this process is already apart from the one that trains: a worker needs no --allow-run and ends
         // with it (a grandchild process would outlive it)
@@ -117,7 +118,7 @@ async function pretokenizedCache(job: PrepareJob, dataPath: string, dataset: Dat
   const vocab = { vocabSize: cfg.vocabSize } as Parameters<typeof tokenizeExample>[1];
   const examples = records.map((r) => tokenizeExample(r, vocab, { seqLen: job.seqLen }))
     .filter((e) => e.ids.length >= 2 && e.targets.some((t) => t === 1));
-  if (examples.length === 0) throw new Error(`${dataPath}: no example has a training target`);
+  if (examples.length === 0) throw new Error(noTargetMessage(dataPath, job.seqLen, "--seq-len"));
   const sha = await sha256Hex(bytes);
   const path = `${job.cacheDir}/tokens/${dataPath.split("/").at(-1)}-pretokenized-${
     sha.slice(0, 16)

@@ -31,6 +31,7 @@ import { defaultAimHint, defaultTarget, spills, TRAIN_FLAGS, trainPlanOptions } 
 import { CLI_PERMISSIONS, denoCommand } from "./prepare.ts";
 import { hubIdOfDir } from "./hub_cache.ts";
 import { fitPositions, refuseOverBudget } from "./preflight.ts";
+import { longestWithin } from "../data/sequence.ts";
 import type { PackFormat } from "../model/pack_layout.ts";
 import { checkInputFile, ensureDir, lockRunDir, removeStaleTemps, type RunLock } from "./paths.ts";
 import { STOP_SIGNALS, trapSignals } from "./signals.ts";
@@ -56,6 +57,7 @@ import {
 import { lossCurveSvg } from "../run/loss_svg.ts";
 import { type StoredTrainState, train, type TrainEvent, type TrainState } from "../run/train.ts";
 import type { Method } from "../engine/plan.ts";
+import { defaultLr } from "../engine/optimizer.ts";
 import { formatMB } from "../runtime/arena.ts";
 import { processMemory } from "../runtime/memory.ts";
 import { readModelConfig } from "../model/pack_files.ts";
@@ -367,6 +369,15 @@ async function trainInto(out: string, c: {
   const statePath = `${out}/${TRAINING_STATE_FILE}`;
   const present: string[] = [];
   for (const f of RUN_FILES) if (await exists(`${out}/${f}`)) present.push(f);
+  // a run that failed before its first step leaves only an empty metrics.jsonl: nothing to keep or resume
+  // (kept for --resume, which says that the run stopped before it saved)
+  if (
+    !c.args.resume && present.length === 1 && present[0] === "metrics.jsonl" &&
+    (await Deno.stat(`${out}/metrics.jsonl`)).size === 0
+  ) {
+    await Deno.remove(`${out}/metrics.jsonl`);
+    present.length = 0;
+  }
   if (present.length && !c.args.resume && !c.args.force) {
     throw new Error(
       `${out} already holds a run (${
@@ -426,7 +437,7 @@ async function trainInto(out: string, c: {
   const method = args.method as Method;
   // MeZO's update is SGD on its estimate (the paper's); the exact methods take --optimizer
   const optimizer = method === "mezo" ? "sgd" : args.optimizer as "adamw" | "sgd";
-  const lr = args.lr ?? (method === "mezo" ? 5e-5 : demo ? DEMO.lr : optimizer === "adamw" ? 2e-4 : 1e-4);
+  const lr = args.lr ?? (demo && method !== "mezo" ? DEMO.lr : defaultLr(optimizer, method));
   const threads = threadsOf(args.threads);
   const budget = arenaBudget(args.maxMemory, threads);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
@@ -440,13 +451,18 @@ async function trainInto(out: string, c: {
   }
   if (args.adapter) await warnTrainingFields(args.adapter, log);
   const plan = trainPlanOptions(cfg, args, args.weights as PackFormat, 0);
-  await refuseOverBudget(
-    cfg,
-    { ...plan, lora: layout, gradBuffer: plan.gradBuffer || method === "mebp" },
-    args.maxMemory,
-    threads,
-    variantOf(args.variant),
-  );
+  // memory is planned for the longest sequence once cut to --seq-len: what cannot fit even the shortest is
+  // refused now, before packing and tokenizing; the longest sequence's plan once the data is known
+  const preflight = (seqLen: number, longest?: { seqLen: number }) =>
+    refuseOverBudget(
+      cfg,
+      { ...plan, seqLen, lora: layout, gradBuffer: plan.gradBuffer || method === "mebp" },
+      args.maxMemory,
+      threads,
+      variantOf(args.variant),
+      longest,
+    );
+  await preflight(2);
   const { pack, sets: [data, val], weights } = await prepareRun(
     { ...args, model },
     [dataPath, valPath],
@@ -454,6 +470,7 @@ async function trainInto(out: string, c: {
     log,
     choice,
   );
+  await preflight(longestWithin(args.seqLen, data, val), { seqLen: args.seqLen });
   // the run's own target: --steps, --epochs, the recorded one, or one epoch
   const steps = given.has("steps")
     ? args.steps!

@@ -15,3 +15,10 @@ export interface Sequence {
    */
   targets?: Uint8Array;
 }
+
+/** The positions the longest of `sets`' sequences takes once cut to `seqLen` (at least 2). */
+export function longestWithin(seqLen: number, ...sets: readonly (readonly Sequence[])[]): number {
+  let longest = 2;
+  for (const set of sets) for (const s of set) longest = Math.max(longest, Math.min(s.ids.length, seqLen));
+  return longest;
+}

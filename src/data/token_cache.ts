@@ -284,6 +284,11 @@ export interface TokenCacheBuildJob {
   tokenizerConfigBytes?: Uint8Array;
   /** Tokenization options. */
   options: TokenCacheOptions;
+  /**
+   * What the caller calls the sequence length, for messages (the CLI's `--seq-len`, the web page's "Sequence
+   * length"); default `seqLen`.
+   */
+  seqLenName?: string;
 }
 
 /** The 1-based line of the first bytes of `b` that are not UTF-8 (an error path: each line decoded apart). */
@@ -300,6 +305,11 @@ export function invalidUtf8Line(b: Uint8Array): number {
     start = end + 1;
   }
   return 1;
+}
+
+/** The error of a dataset with no trained token within the sequence length, naming it as the caller does. */
+export function noTargetMessage(file: string, seqLen: number, seqLenName = "seqLen"): string {
+  return `${file}: no example has a training target within the first ${seqLen} tokens (${seqLenName})`;
 }
 
 /**
@@ -333,7 +343,7 @@ export async function buildTokenCache(job: TokenCacheBuildJob): Promise<Uint8Arr
     appendEosToText: options.appendEosToText,
   });
   if (examples.length === 0) {
-    throw new Error(`${job.datasetFile}: no example has a training target within seqLen`);
+    throw new Error(noTargetMessage(job.datasetFile, options.seqLen, job.seqLenName));
   }
   return encodeTokenCache(examples, {
     key,

@@ -34,6 +34,8 @@ export interface LoadOrBuildTokenCacheOptions extends TokenCacheOptions {
   cacheDir: string;
   /** Where tokenization runs; see the module doc. Default "subprocess". */
   isolation?: "subprocess" | "worker";
+  /** What the caller calls the sequence length, for messages (the CLI's `--seq-len`); default `seqLen`. */
+  seqLenName?: string;
   /** Told why a cache is built ("no cache", "dataset changed", "corrupt: ...") or reused. */
   onStatus?: (message: string) => void;
 }
@@ -83,6 +85,7 @@ interface ChildJob {
   tokenizerConfigPath?: string;
   outPath: string;
   options: TokenCacheOptions;
+  seqLenName?: string;
 }
 
 async function readJob(job: ChildJob) {
@@ -92,6 +95,7 @@ async function readJob(job: ChildJob) {
     tokenizerJsonBytes: await Deno.readFile(job.tokenizerJsonPath),
     tokenizerConfigBytes: job.tokenizerConfigPath ? await Deno.readFile(job.tokenizerConfigPath) : undefined,
     options: job.options,
+    seqLenName: job.seqLenName,
   };
 }
 
@@ -186,6 +190,7 @@ export async function loadOrBuildTokenCache(
       defaultSystem: resolved.defaultSystem,
       appendEosToText: resolved.appendEosToText,
     },
+    seqLenName: options.seqLenName,
   };
   try {
     if ((options.isolation ?? "subprocess") === "subprocess") {

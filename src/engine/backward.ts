@@ -131,7 +131,7 @@ export class Backward {
     if (this.mebp) {
       const att = this.#mebpAttention!, mlp = this.#mebpMlp!;
       attentionForward(e, l, T, 0, kv, att);
-      e.F.copyWithin(p["mebp.x2"] >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * d);
+      e.F.copyWithin(p["mebp.x2"] >>> 2, p["act.x"] >>> 2, (p["act.x"] >>> 2) + T * d);
       // MeBP recomputes the whole block as autograd runs it (down projection included), keeping its tensors
       await mlpForward(e, l, T, mlp);
       await this.#mlpBackward(l, T, mlp, p["mebp.x2"], "none");

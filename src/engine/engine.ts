@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { type Arena, type MemoryPlan, planMemory } from "../runtime/arena.ts";
+import { type Arena, checkAddressable, type MemoryPlan, planMemory } from "../runtime/arena.ts";
 import { f32Ref, type WeightRef } from "../runtime/weight_ref.ts";
 import { Gemm } from "../runtime/gemm.ts";
 import {
@@ -216,7 +216,13 @@ export class Engine {
     let resolved = options;
     const { kernels, arena } = await startKernels((scratch) => {
       resolved = scheduledOptions(pack, options, scratch);
-      return planBuffers(pack.config, enginePlanOptions(pack, resolved, scratch)).regions;
+      const { regions } = planBuffers(pack.config, enginePlanOptions(pack, resolved, scratch));
+      // named here, where the cause is known: the plan grows with the positions it holds
+      checkAddressable(
+        planMemory(regions),
+        `lower seqLen (now ${options.seqLen}; --seq-len in the commands)`,
+      );
+      return regions;
     }, options);
     try {
       const e = new Engine(pack, kernels, arena, D, resolved);

@@ -47,7 +47,7 @@ export function linear(
   h: number,
 ): void {
   if (bias) {
-    for (let t = 0; t < T; t++) e.F.copyWithin((out >> 2) + t * ldo, bias >> 2, (bias >> 2) + nOut);
+    for (let t = 0; t < T; t++) e.F.copyWithin((out >>> 2) + t * ldo, bias >>> 2, (bias >>> 2) + nOut);
   }
   e.gemm.nt(T, nOut, nIn, x, ldx, refs.w!, out, ldo, 1, accumulate || bias !== 0);
   if (refs.pair) {

@@ -16,6 +16,6 @@ import { attentionForward, mlpForward } from "./forward.ts";
 export async function trainingLayerForward(e: Engine, l: number, T: number): Promise<void> {
   const b = e.blocks, kept = b.keptAttention[l], p = e.p;
   attentionForward(e, l, T, 0, kept?.kv ?? b.kv[l], kept?.buffers ?? b.attention);
-  if (kept) e.F.copyWithin(kept.x2 >> 2, p["act.x"] >> 2, (p["act.x"] >> 2) + T * e.D.d);
+  if (kept) e.F.copyWithin(kept.x2 >>> 2, p["act.x"] >>> 2, (p["act.x"] >>> 2) + T * e.D.d);
   await mlpForward(e, l, T, b.keptMlp[l] ?? b.mlp);
 }

@@ -52,7 +52,7 @@ const targetViews = new WeakMap<Engine, Int32Array>();
 function lossTargets(e: Engine): Int32Array {
   let v = targetViews.get(e);
   if (!v) {
-    const at = e.p["loss.targets"] >> 2;
+    const at = e.p["loss.targets"] >>> 2;
     targetViews.set(e, v = e.I32.subarray(at, at + e.D.T));
   }
   return v;
@@ -69,11 +69,11 @@ export function setTargets(
   let n = 0;
   for (let t = 0; t < T; t++) {
     const ok = t + 1 < T && (trained ? trained[t + 1] !== 0 : true);
-    e.I32[(r.targets >> 2) + t] = ok ? ids[t + 1] : -1;
+    e.I32[(r.targets >>> 2) + t] = ok ? ids[t + 1] : -1;
     if (ok) n++;
   }
   for (let t = 0; t < T; t++) {
-    e.F[(r.weight >> 2) + t] = e.I32[(r.targets >> 2) + t] >= 0 && n ? 1 / n : 0;
+    e.F[(r.weight >>> 2) + t] = e.I32[(r.targets >>> 2) + t] >= 0 && n ? 1 / n : 0;
   }
   return n;
 }
@@ -83,8 +83,8 @@ export function lossSum(e: Engine, T: number): { sum: number; count: number } {
   const r = lossRows(e);
   let sum = 0, count = 0;
   for (let t = 0; t < T; t++) {
-    if (e.I32[(r.targets >> 2) + t] < 0) continue;
-    sum += e.F[(r.loss >> 2) + t];
+    if (e.I32[(r.targets >>> 2) + t] < 0) continue;
+    sum += e.F[(r.loss >>> 2) + t];
     count++;
   }
   return { sum, count };
@@ -95,7 +95,7 @@ export function lossSum(e: Engine, T: number): { sum: number; count: number } {
  * example's masked prompt costs nothing there; docs/mesp.md, "The loss").
  */
 function trainedFrom(e: Engine, T: number): number {
-  const at = lossRows(e).targets >> 2;
+  const at = lossRows(e).targets >>> 2;
   let t = 0;
   while (t < T && e.I32[at + t] < 0) t++;
   return t;
@@ -103,7 +103,7 @@ function trainedFrom(e: Engine, T: number): number {
 
 /** One past the last row with a target (see {@linkcode trainedFrom}). */
 function trainedTo(e: Engine, T: number): number {
-  const at = lossRows(e).targets >> 2;
+  const at = lossRows(e).targets >>> 2;
   let t = T;
   while (t > 0 && e.I32[at + t - 1] < 0) t--;
   return t;
@@ -142,8 +142,8 @@ export async function lossForwardBackward(e: Engine, T: number): Promise<void> {
   const { d, Vc } = e.D, p = e.p;
   const r = lossRows(e), dxn = p["grad.xn"], lo = trainedFrom(e, T), hi = trainedTo(e, T);
   // rows without a target have no gradient: zero, as their weight 0 made them before
-  e.F.fill(0, dxn >> 2, (dxn >> 2) + lo * d);
-  e.F.fill(0, (dxn >> 2) + hi * d, (dxn >> 2) + T * d);
+  e.F.fill(0, dxn >>> 2, (dxn >>> 2) + lo * d);
+  e.F.fill(0, (dxn >>> 2) + hi * d, (dxn >>> 2) + T * d);
   // an untied head's target rows are kept as this pass reads them, for the gather after it
   e.weights.expectRows(lossTargets(e), T, true);
   for (let c = 0; c < e.weights.vocabChunks; c++) {
@@ -175,9 +175,9 @@ export async function lossForwardBackward(e: Engine, T: number): Promise<void> {
   // the target rows in few reads (tied: the embedding's, gathered already by the forward)
   await e.weights.prefetchRows(lossTargets(e), T, true);
   for (let t = 0; t < T; t++) {
-    const w = e.F[(r.weight >> 2) + t];
+    const w = e.F[(r.weight >>> 2) + t];
     if (w === 0) continue;
-    const ref = await e.weights.readRow(e.I32[(r.targets >> 2) + t], true);
+    const ref = await e.weights.readRow(e.I32[(r.targets >>> 2) + t], true);
     e.k.decode_row(dtypeCode(ref), ref.ptr, d, ref.scales, ref.biases, 0, 0, d, erow);
     e.k.axpy(dxn + t * d * 4, -w, erow, d); // − w · E[target]
   }

@@ -9,6 +9,22 @@
 import type { KernelExports } from "../runtime/kernels.ts";
 import type { OptimizerName } from "./plan.ts";
 
+/**
+ * The optimizer a run takes when none is named (the CLI's too): AdamW, or SGD for MeZO, which updates with
+ * SGD only.
+ */
+export function defaultOptimizer(method?: string): OptimizerName {
+  return method === "mezo" ? "sgd" : "adamw";
+}
+
+/** The peak learning rate a run takes when none is given (the CLI's too): 2e-4 AdamW, 1e-4 SGD, 5e-5 MeZO. */
+export function defaultLr(name: OptimizerName, method?: string): number {
+  return method === "mezo" ? 5e-5 : name === "adamw" ? 2e-4 : 1e-4;
+}
+
+/** The schedule a run takes when none is named (the CLI's too). */
+export const DEFAULT_SCHEDULE = "cosine";
+
 /** Optimizer hyper-parameters. */
 export interface OptimizerOptions {
   name: OptimizerName;

@@ -14,7 +14,7 @@ export function saveInput(e: Engine, slot: number, T: number): void {
   if (e.spill) return e.spill.saveInput(slot);
   const n = T * e.D.d, x = e.p["act.x"], at = e.p["saved"];
   if (e.options.savedInputDtype === "bf16") e.k.f32_to_bf16(at + slot * n * 2, x, n);
-  else e.F.copyWithin((at >> 2) + slot * n, x >> 2, (x >> 2) + n);
+  else e.F.copyWithin((at >>> 2) + slot * n, x >>> 2, (x >>> 2) + n);
 }
 
 /** Puts the input saved in slot `slot` back into the residual stream `act.x` (rows [0, T)). */
@@ -23,7 +23,7 @@ export function restoreInput(e: Engine, slot: number, T: number): void {
   const n = T * e.D.d, at = e.p["saved"], x = e.p["act.x"];
   if (e.options.savedInputDtype === "bf16") {
     e.k.decode_row(DTYPE.bf16, at + slot * n * 2, n, 0, 0, 0, 0, n, x);
-  } else e.F.copyWithin(x >> 2, (at >> 2) + slot * n, (at >> 2) + slot * n + n);
+  } else e.F.copyWithin(x >>> 2, (at >>> 2) + slot * n, (at >>> 2) + slot * n + n);
 }
 
 /**

@@ -1,8 +1,9 @@
 /**
- * ZIP archives of stored (uncompressed) entries: how the browser page hands over an adapter's two files as
- * one download, and reads one back. Safetensors weights do not compress, so storing costs nothing, and a
- * stored archive is written in one pass with no compressor. Reading accepts stored entries only and says so
- * for anything else.
+ * ZIP archives: how the browser page hands over an adapter's two files as one download, and reads one back.
+ * Written archives store their entries (safetensors weights do not compress, so storing costs nothing, and a
+ * stored archive is written in one pass with no compressor). {@linkcode unzip} reads stored and deflated
+ * entries (what `zip`, Python's zipfile and file managers write), inflating with the web-standard
+ * `DecompressionStream`; {@linkcode unzipStore} is its synchronous sibling for stored entries only.
  *
  * @module
  */
@@ -75,8 +76,21 @@ export function zipStore(entries: readonly ZipEntry[]): Uint8Array {
   return out;
 }
 
-/** The entries of a ZIP archive of stored entries; `name` is for error messages. */
-export function unzipStore(bytes: Uint8Array, name = "archive.zip"): ZipEntry[] {
+/** An entry as the central directory describes it, its data still as stored in the archive. */
+interface RawEntry {
+  name: string;
+  method: number;
+  crc: number;
+  /** The entry's size once inflated. */
+  size: number;
+  /** The bytes in the archive (compressed, for method 8). */
+  raw: Uint8Array;
+}
+
+const STORED = 0, DEFLATE = 8;
+
+/** The central directory's entries of a ZIP archive; `name` is for error messages. */
+function readDirectory(bytes: Uint8Array, name: string): RawEntry[] {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let end = -1;
   for (let i = bytes.length - 22; i >= Math.max(0, bytes.length - 22 - 0xffff); i--) {
@@ -89,30 +103,99 @@ export function unzipStore(bytes: Uint8Array, name = "archive.zip"): ZipEntry[] 
   const count = v.getUint16(end + 10, true);
   let at = v.getUint32(end + 16, true);
   const dec = new TextDecoder();
-  const out: ZipEntry[] = [];
+  const out: RawEntry[] = [];
   for (let i = 0; i < count; i++) {
     if (at + 46 > bytes.length || v.getUint32(at, true) !== CENTRAL) {
       throw new Error(`${name}: central directory entry ${i} is damaged`);
     }
+    const flags = v.getUint16(at + 8, true);
     const method = v.getUint16(at + 10, true);
     const crc = v.getUint32(at + 16, true);
-    const size = v.getUint32(at + 20, true);
+    const packed = v.getUint32(at + 20, true);
+    const size = v.getUint32(at + 24, true);
     const nameLen = v.getUint16(at + 28, true);
     const skip = nameLen + v.getUint16(at + 30, true) + v.getUint16(at + 32, true);
     const local = v.getUint32(at + 42, true);
     const entryName = dec.decode(bytes.subarray(at + 46, at + 46 + nameLen));
-    if (method !== 0) {
-      throw new Error(`${name}: ${entryName} is compressed (method ${method}); only stored entries are read`);
+    if (flags & 1) throw new Error(`${name}: ${entryName} is encrypted; only plain archives are read`);
+    if (packed === 0xffffffff || size === 0xffffffff) {
+      throw new Error(`${name}: ${entryName} needs ZIP64 (4 GB or more); only classic archives are read`);
     }
     if (local + 30 > bytes.length || v.getUint32(local, true) !== LOCAL) {
       throw new Error(`${name}: ${entryName}: local header is damaged`);
     }
     const dataAt = local + 30 + v.getUint16(local + 26, true) + v.getUint16(local + 28, true);
-    if (dataAt + size > bytes.length) throw new Error(`${name}: ${entryName} is cut short`);
-    const data = bytes.subarray(dataAt, dataAt + size);
-    if (crc32(data) !== crc) throw new Error(`${name}: ${entryName} fails its CRC-32 check (corrupt)`);
-    out.push({ name: entryName, data });
+    if (dataAt + packed > bytes.length) throw new Error(`${name}: ${entryName} is cut short`);
+    out.push({ name: entryName, method, crc, size, raw: bytes.subarray(dataAt, dataAt + packed) });
     at += 46 + skip;
+  }
+  return out;
+}
+
+function checked(e: RawEntry, data: Uint8Array, name: string): ZipEntry {
+  if (crc32(data) !== e.crc) throw new Error(`${name}: ${e.name} fails its CRC-32 check (corrupt)`);
+  return { name: e.name, data };
+}
+
+/**
+ * The entries of a ZIP archive of stored entries; `name` is for error messages. Compressed entries are
+ * refused: {@linkcode unzip} reads those.
+ */
+export function unzipStore(bytes: Uint8Array, name = "archive.zip"): ZipEntry[] {
+  return readDirectory(bytes, name).map((e) => {
+    if (e.method !== STORED) {
+      throw new Error(
+        `${name}: ${e.name} is compressed (method ${e.method}); only stored entries are read (unzip reads deflated ones)`,
+      );
+    }
+    return checked(e, e.raw, name);
+  });
+}
+
+/**
+ * The entries of a ZIP archive of stored or deflated entries (method 0 or 8); `name` is for error messages.
+ * Each inflated entry is checked against its size and CRC-32 and named when it fails.
+ */
+export async function unzip(bytes: Uint8Array, name = "archive.zip"): Promise<ZipEntry[]> {
+  const out: ZipEntry[] = [];
+  for (const e of readDirectory(bytes, name)) {
+    if (e.method === STORED) out.push(checked(e, e.raw, name));
+    else if (e.method === DEFLATE) out.push(checked(e, await inflate(e, name), name));
+    else {
+      throw new Error(
+        `${name}: ${e.name} is compressed with method ${e.method}; only stored (0) and deflated (8) entries are read`,
+      );
+    }
+  }
+  return out;
+}
+
+/**
+ * The inflated bytes of a deflated entry, never more than the size the directory records (a damaged or
+ * hostile entry is refused, not inflated without end).
+ */
+async function inflate(e: RawEntry, name: string): Promise<Uint8Array> {
+  const out = new Uint8Array(e.size);
+  let at = 0;
+  const reader = new Blob([e.raw as Uint8Array<ArrayBuffer>]).stream()
+    .pipeThrough(new DecompressionStream("deflate-raw")).getReader();
+  for (;;) {
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch (err) {
+      throw new Error(`${name}: ${e.name} does not inflate (corrupt): ${(err as Error)?.message ?? err}`);
+    }
+    if (chunk.done) break;
+    if (at + chunk.value.length > e.size) {
+      await reader.cancel().catch(() => {});
+      throw new Error(`${name}: ${e.name} inflates to more than its recorded ${e.size} bytes (corrupt)`);
+    }
+    out.set(chunk.value, at);
+    at += chunk.value.length;
+  }
+  if (at !== e.size) {
+    throw new Error(`${name}: ${e.name} inflates to ${at} bytes, not its recorded ${e.size} (corrupt)`);
   }
   return out;
 }

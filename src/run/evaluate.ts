@@ -10,7 +10,7 @@ import { loraLayout } from "../engine/lora.ts";
 import { sequenceLoss } from "../engine/sequence_loss.ts";
 import { checkPack, type Pack } from "../model/pack.ts";
 import type { KernelLocation, Variant } from "../runtime/kernels.ts";
-import type { Sequence } from "../data/sequence.ts";
+import { longestWithin, type Sequence } from "../data/sequence.ts";
 
 /** Options for {@linkcode evaluate}. */
 export interface EvaluateOptions {
@@ -65,8 +65,8 @@ export async function evaluate(
   }
   checkBudget("evaluate options", options.budget);
   if (sequences.length === 0) throw new Error("nothing to evaluate: the dataset is empty");
-  const longest = Math.max(...sequences.map((s) => s.ids.length));
-  const seqLen = Math.max(2, options.seqLen ?? longest);
+  // memory for the longest sequence, cut to seqLen (not for seqLen itself)
+  const seqLen = longestWithin(options.seqLen ?? Infinity, sequences);
   const lora = options.adapter ? loraLayout(pack.config, options.adapter.config) : undefined;
   const e = await Engine.create(pack, {
     mode: "eval",

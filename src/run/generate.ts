@@ -153,7 +153,7 @@ async function lastRowLogits(e: Engine, row: number, out: Float32Array): Promise
   const { Vc } = e.D;
   for (let c = 0; c < e.weights.vocabChunks; c++) {
     const vc = await e.weights.loadVocabChunk(c);
-    const p = chunkLogits(e, row, row + 1, vc) >> 2;
+    const p = chunkLogits(e, row, row + 1, vc) >>> 2;
     out.set(e.F.subarray(p + row * Vc, p + row * Vc + vc), c * Vc);
   }
 }

@@ -9,6 +9,11 @@ export interface LossCurveOptions {
   title?: string;
   width?: number;
   height?: number;
+  /**
+   * The step of `train[0]` (default 1): a resumed run's curve without the losses from before the resume
+   * starts at its real step number.
+   */
+  firstStep?: number;
 }
 
 /** The SVG text of a loss curve. */
@@ -23,16 +28,17 @@ export function lossCurveSvg(
   const lo = all.length ? Math.min(...all) : 0, hi = all.length ? Math.max(...all) : 1;
   const pad = (hi - lo) * 0.05 || 0.5;
   const y0 = lo - pad, y1 = hi + pad;
-  const steps = Math.max(train.length, ...val.map((v) => v.step), 1);
-  const X = (step: number) => left + ((step - 1) / Math.max(1, steps - 1)) * (W - left - right);
+  const first = options.firstStep ?? 1;
+  const steps = Math.max(first + train.length - 1, ...val.map((v) => v.step), first);
+  const X = (step: number) => left + ((step - first) / Math.max(1, steps - first)) * (W - left - right);
   const Y = (loss: number) => top + (1 - (loss - y0) / (y1 - y0)) * (H - top - bottom);
   const path = (pts: [number, number][]) =>
     pts.map(([x, y], i) => `${i ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`).join(" ");
-  const raw = train.map((l, i) => [X(i + 1), Y(l)] as [number, number]);
+  const raw = train.map((l, i) => [X(first + i), Y(l)] as [number, number]);
   const k = Math.max(1, Math.round(train.length / 25));
   const smooth = train.map((_, i) => {
     const s = train.slice(Math.max(0, i - k + 1), i + 1);
-    return [X(i + 1), Y(s.reduce((a, b) => a + b, 0) / s.length)] as [number, number];
+    return [X(first + i), Y(s.reduce((a, b) => a + b, 0) / s.length)] as [number, number];
   });
   const ticks = 5;
   const grid: string[] = [];
@@ -50,7 +56,7 @@ export function lossCurveSvg(
 ${grid.join("\n")}
 <line x1="${left}" x2="${left}" y1="${top}" y2="${H - bottom}" stroke="#999"/>
 <line x1="${left}" x2="${W - right}" y1="${H - bottom}" y2="${H - bottom}" stroke="#999"/>
-<text x="${left}" y="${H - bottom + 16}" text-anchor="middle">1</text>
+<text x="${left}" y="${H - bottom + 16}" text-anchor="middle">${first}</text>
 <text x="${W - right}" y="${H - bottom + 16}" text-anchor="middle">${steps}</text>
 <text x="${(left + W - right) / 2}" y="${H - 10}" text-anchor="middle">step</text>
 <path d="${path(raw)}" fill="none" stroke="#9ecae1" stroke-width="1"/>

@@ -111,7 +111,31 @@ export const OPTIMIZER_OPTIONS = [
 export const LORA_OPTIONS = ["rank", "alpha", "rslora", "targets"] as const;
 
 /** What a value must be; `choices` for strings. */
-type Kind = "integer" | "number" | "boolean" | "string" | "function" | "object" | readonly string[];
+type Kind =
+  | "integer"
+  | "count"
+  | "array"
+  | "number"
+  | "boolean"
+  | "string"
+  | "function"
+  | "object"
+  | readonly string[];
+
+/** Options of a nested object that callers put at the top level: where each belongs. */
+const NESTED: Record<string, string> = {
+  lr: "optimizer",
+  weightDecay: "optimizer",
+  beta1: "optimizer",
+  beta2: "optimizer",
+  eps: "optimizer",
+  schedule: "optimizer",
+  warmup: "optimizer",
+  rank: "lora",
+  alpha: "lora",
+  rslora: "lora",
+  targets: "lora",
+};
 
 /** Per option name, what it must be (options not listed are not checked here). */
 const KINDS: Record<string, Kind> = {
@@ -127,7 +151,7 @@ const KINDS: Record<string, Kind> = {
   gradAccum: "integer",
   valEvery: "integer",
   saveEvery: "integer",
-  threads: "integer",
+  threads: "count",
   vocabChunk: "integer",
   savedInputEvery: "integer",
   savedInputs: "integer",
@@ -158,6 +182,7 @@ const KINDS: Record<string, Kind> = {
   shouldStop: "function",
   onProgress: "function",
   onLogits: "function",
+  targets: "array",
   lora: "object",
   optimizer: "object",
   kernels: "object",
@@ -175,8 +200,14 @@ export function checkOptions(where: string, options: object, known: readonly str
   }
   for (const [name, value] of Object.entries(options)) {
     if (!known.includes(name)) {
+      const home = NESTED[name];
       const near = nearest(name, known);
-      throw new TypeError(`${where}: unknown option "${name}"${near ? ` (did you mean "${near}"?)` : ""}`);
+      const hint = home && known.includes(home)
+        ? ` (it belongs in ${home}: { ${name} })`
+        : near
+        ? ` (did you mean "${near}"?)`
+        : "";
+      throw new TypeError(`${where}: unknown option "${name}"${hint}`);
     }
     if (value === undefined || value === null) continue; // null: the default (alpha), or said by its own check
     if (name === "adapter") checkOpenedAdapter(value, where); // what openAdapter resolves to
@@ -190,6 +221,10 @@ export function checkOptions(where: string, options: object, known: readonly str
       if (!kind.includes(value)) bad(`one of ${kind.map((c) => JSON.stringify(c)).join(", ")}`);
     } else if (kind === "integer") {
       if (!Number.isSafeInteger(value)) bad("an integer");
+    } else if (kind === "count") {
+      if (!Number.isSafeInteger(value) || (value as number) < 1) bad("an integer ≥ 1");
+    } else if (kind === "array") {
+      if (!Array.isArray(value)) bad("an array");
     } else if (kind === "number") {
       if (typeof value !== "number") bad("a number"); // its range (NaN too) is the function's own check
     } else if (kind === "object") {
@@ -225,6 +260,7 @@ export function checkSequences(
   if (!Number.isSafeInteger(seqLen) || seqLen < 2) {
     throw new RangeError(`train options: seqLen must be an integer ≥ 2, got ${seqLen}`);
   }
+  let scored = false;
   for (let i = 0; i < sequences.length; i++) {
     const s = sequences[i], at = `${what} sequence ${i}`;
     if (!s || typeof s.ids?.length !== "number") throw new TypeError(`${at}: no ids`);
@@ -232,10 +268,29 @@ export function checkSequences(
     if (targets && targets.length !== n) {
       throw new RangeError(`${at}: ${targets.length} targets for ${n} tokens (one per token)`);
     }
-    if (!trained) continue;
+    // plain arrays from JavaScript can hold anything; an Int32Array's ids are whole already
+    if (!(s.ids instanceof Int32Array)) {
+      for (let t = 0; t < n; t++) {
+        if (!Number.isInteger(s.ids[t]) || s.ids[t] < 0) {
+          throw new TypeError(`${at}: ids[${t}] is ${s.ids[t]}, not a token id (an integer ≥ 0)`);
+        }
+      }
+    }
+    if (targets) {
+      for (let t = 0; t < n; t++) {
+        if (targets[t] !== 0 && targets[t] !== 1) {
+          throw new RangeError(
+            `${at}: targets[${t}] is ${targets[t]}; targets is a 0/1 mask per token (1 = trained), ` +
+              `not Hugging Face labels (-100 = ignored)`,
+          );
+        }
+      }
+    }
     const T = Math.min(n, seqLen);
     let any = false;
     for (let t = 1; t < T && !any; t++) any = !targets || targets[t] !== 0;
+    scored ||= any;
+    if (!trained) continue;
     if (!any) {
       throw new RangeError(
         `${at}: no trained token${
@@ -243,5 +298,9 @@ export function checkSequences(
         }`,
       );
     }
+  }
+  // a validation set that scores nothing would give no validation loss, silently
+  if (!trained && sequences.length > 0 && !scored) {
+    throw new RangeError(`${what} set: no sequence has a trained token within seqLen ${seqLen}`);
   }
 }

@@ -24,13 +24,20 @@ import { type AdapterValues, type LayeredValues, layerOf } from "../engine/adapt
 import { describeSpill } from "../engine/spill.ts";
 import type { SpillFile } from "../io/spill_file.ts";
 import { type LoraLayout, loraLayout, type LoraOptions, resolveTargets } from "../engine/lora.ts";
-import { learningRate, Optimizer, type OptimizerOptions } from "../engine/optimizer.ts";
-import type { Method } from "../engine/plan.ts";
+import {
+  DEFAULT_SCHEDULE,
+  defaultLr,
+  defaultOptimizer,
+  learningRate,
+  Optimizer,
+  type OptimizerOptions,
+} from "../engine/optimizer.ts";
+import type { Method, OptimizerName } from "../engine/plan.ts";
 import { describeSchedule } from "../engine/schedule.ts";
 import { formatPlan, type MemoryPlan } from "../runtime/arena.ts";
 import { checkPack, type Pack } from "../model/pack.ts";
 import type { KernelLocation, Variant } from "../runtime/kernels.ts";
-import type { Sequence } from "../data/sequence.ts";
+import { longestWithin, type Sequence } from "../data/sequence.ts";
 import { seededRandom } from "../util/random.ts";
 import { loraInitializer } from "../engine/lora_init.ts";
 
@@ -51,7 +58,11 @@ export interface TrainOptions {
   lora?: LoraOptions;
   /** Seed of the LoRA initialisation and the data order. */
   seed?: number;
-  optimizer?: Omit<OptimizerOptions, "totalSteps">;
+  /**
+   * The optimizer, as the CLI's defaults: AdamW (SGD for MeZO), lr 2e-4 (SGD 1e-4, MeZO 5e-5), a cosine
+   * schedule without warmup; each field may be given alone.
+   */
+  optimizer?: Partial<Omit<OptimizerOptions, "totalSteps">>;
   /** Sequences per optimizer step (gradient accumulation; default 1, update fused into the backward). */
   gradAccum?: number;
   /** Clip the global gradient norm to this (0 = off). */
@@ -107,8 +118,8 @@ export interface TrainOptions {
   saveState?: (state: TrainState) => Promise<void>;
   /** @deprecated Renamed {@linkcode TrainOptions.saveState}; this name goes in the next release. */
   saveCheckpoint?: (state: TrainState) => Promise<void>;
-  /** Polled between steps: return true to stop early (after saving). */
-  shouldStop?: () => boolean;
+  /** Polled between steps: return (or resolve to) true to stop early (after saving). */
+  shouldStop?: () => boolean | Promise<boolean>;
 }
 
 /** Everything needed to continue a run exactly where it stopped. */
@@ -272,7 +283,7 @@ export class NonFiniteError extends Error {
 }
 
 /** The engine a training with `options` runs on (its layout, optimizer state and gradient buffers). */
-function trainEngineOptions(pack: Pack, options: TrainOptions): EngineOptions {
+function trainEngineOptions(pack: Pack, options: TrainOptions, planLen = options.seqLen): EngineOptions {
   const method = options.method ?? "mesp";
   const kept = options.resume?.lora ?? options.adapter?.config;
   if (kept && options.lora) {
@@ -282,9 +293,10 @@ function trainEngineOptions(pack: Pack, options: TrainOptions): EngineOptions {
   return {
     mode: "train",
     method,
-    seqLen: options.seqLen,
+    seqLen: planLen,
     lora: loraLayout(pack.config, loraOptions),
-    optimizer: options.optimizer?.name ?? "sgd",
+    optimizer: options.optimizer?.name ?? options.resume?.optimizer as OptimizerName | undefined ??
+      defaultOptimizer(method),
     // MeBP holds every gradient until the optimizer step; MeSP fuses the update into each layer's backward
     gradBuffer: method === "mebp" || (options.gradAccum ?? 1) > 1 || (options.clip ?? 0) > 0,
     budget: options.budget,
@@ -354,15 +366,29 @@ export async function train(
     );
   }
   const seed = resumedSeed ?? options.seed ?? 0;
+  if (options.steps != null && options.epochs != null) {
+    throw new TypeError("train options: give steps or epochs, not both");
+  }
   const steps = options.steps ?? Math.ceil(((options.epochs ?? 1) * data.length) / accum);
   if (!(steps >= 1)) throw new Error(`nothing to train: ${steps} steps`);
-  const optOptions: OptimizerOptions = { name: "sgd", lr: 1e-4, ...options.optimizer, totalSteps: steps };
+  const given = options.optimizer ?? {};
+  // a resumed state keeps the optimizer it was made with
+  const name = given.name ?? options.resume?.optimizer as OptimizerName | undefined ??
+    defaultOptimizer(method);
+  const optOptions: OptimizerOptions = {
+    ...given,
+    name,
+    lr: given.lr ?? defaultLr(name, method),
+    schedule: given.schedule ?? DEFAULT_SCHEDULE,
+    totalSteps: steps,
+  };
   if (method === "mezo" && optOptions.name !== "sgd") {
     throw new Error(`MeZO updates with SGD (optimizer.name "sgd", --optimizer sgd), not ${optOptions.name}`);
   }
   const zoEps = options.zoEps ?? 1e-3;
   checkHyperparameters(optOptions, zoEps, clip);
-  const engineOptions = trainEngineOptions(pack, options);
+  // memory for the longest sequence the run will see, not for seqLen: a generous seqLen costs nothing
+  const engineOptions = trainEngineOptions(pack, options, longestWithin(seqLen, data, val));
   const layout = engineOptions.lora!;
   const gradBuffer = engineOptions.gradBuffer;
   const e = await Engine.create(pack, engineOptions);
@@ -539,7 +565,8 @@ export async function train(
     const t0 = performance.now();
     let tokensSeen = 0, stopped = false;
     while (step < steps) {
-      if (options.shouldStop?.()) {
+      // awaited: an async callback's Promise is truthy, and would stop every run before its first step
+      if (await options.shouldStop?.()) {
         stopped = true;
         break;
       }

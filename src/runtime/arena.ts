@@ -125,6 +125,21 @@ export class PlanTooLargeError extends Error {
   }
 }
 
+/** The most a WebAssembly (wasm32) memory can hold: 65536 pages of 64 KiB. */
+export const WASM32_BYTES = 2 ** 32;
+
+/**
+ * Refuses a plan that wasm32 memory cannot hold, before any memory is asked for (growing to it would fail
+ * with the runtime's bare "Unable to grow instance memory"). `hint` says what would make it smaller.
+ */
+export function checkAddressable(plan: MemoryPlan, hint = "plan less"): void {
+  if (plan.end <= WASM32_BYTES) return;
+  throw new RangeError(
+    `memory plan needs ${formatMB(plan.end)}, more than WebAssembly's 32-bit memory holds ` +
+      `(${formatMB(WASM32_BYTES)}): ${hint}\n${formatPlan(plan)}`,
+  );
+}
+
 /** Options for {@linkcode Arena.create}. */
 export interface ArenaOptions {
   /** Refuse plans whose arena is larger than this many bytes. */
@@ -149,6 +164,7 @@ export class Arena {
   static create(kernels: Kernels, specs: readonly RegionSpec[], options: ArenaOptions = {}): Arena {
     const base = Math.ceil(kernels.exports.heap_base() / 64) * 64;
     const plan = planMemory(specs, { base });
+    checkAddressable(plan);
     if (options.budget !== undefined && plan.bytes > options.budget) {
       throw new PlanTooLargeError(plan, options.budget, plan.bytes, formatPlan(plan));
     }

@@ -37,7 +37,14 @@ import {
   threadsUnavailable,
   type Variant,
 } from "./kernels.ts";
-import { Arena, formatPlan, planMemory, PlanTooLargeError, type RegionSpec } from "./arena.ts";
+import {
+  Arena,
+  checkAddressable,
+  formatPlan,
+  planMemory,
+  PlanTooLargeError,
+  type RegionSpec,
+} from "./arena.ts";
 import { KERNEL_PARAMS, type KernelName } from "./kernel_exports.ts";
 import type { WeightRef } from "./weight_ref.ts";
 
@@ -645,6 +652,13 @@ export async function startKernels(
 ): Promise<{ kernels: PooledKernels; arena: Arena }> {
   checkKernelLocation(options.kernels, "kernels");
   const threads = options.threads ?? 1;
+  const cores = availableThreads();
+  if (threads > cores) {
+    (options.onNotice ?? console.warn)(
+      `mesp: ${threads} threads asked for and the runtime reports ${cores} cores: the threads beyond them ` +
+        `take turns, which slows every step`,
+    );
+  }
   const location = options.kernels ?? {};
   const budget = { budget: options.budget };
   if (threads > 1) {
@@ -654,6 +668,7 @@ export async function startKernels(
     const specs = specsOf(single.gemmScratchBytes * threads);
     // every build has the same static data, so the plan is placed alike in any of them
     const plan = planMemory(specs, { base: Math.ceil(single.heapBase / 64) * 64 });
+    checkAddressable(plan);
     if (options.budget !== undefined && plan.bytes > options.budget) {
       throw new PlanTooLargeError(plan, options.budget, plan.bytes, formatPlan(plan));
     }
