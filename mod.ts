@@ -45,10 +45,12 @@ export { type ProcessMemory, processMemory } from "./src/runtime/memory.ts";
 export {
   blobFiles,
   blobSource,
+  type ByteSink,
   bytesSource,
   type CachedFile,
   fetchSource,
   type FetchSourceOptions,
+  FileNotFoundError,
   memoryFiles,
   type ModelFiles,
   type RangeCache,
@@ -96,6 +98,7 @@ export {
 export { dequantize, quantize } from "./src/model/quantize.ts";
 export { checkpointFingerprint } from "./src/model/checkpoint_fingerprint.ts";
 export { openPack, type Pack } from "./src/model/pack.ts";
+export { StalePackError } from "./src/model/pack_header.ts";
 export type { PackFormat } from "./src/model/pack_layout.ts";
 export { planPack } from "./src/model/pack_header.ts";
 export { writePack } from "./src/model/pack_writer.ts";
@@ -109,6 +112,7 @@ export {
   buildTokenCache,
   decodeTokenCache,
   encodeTokenCache,
+  type TokenCache,
   type TokenCacheBuildJob,
   tokenizeInWorker,
 } from "./src/data/token_cache.ts";
@@ -120,9 +124,11 @@ export { forwardBackward } from "./src/engine/step.ts";
 export { zoEstimate, zoUpdate } from "./src/engine/mezo.ts";
 export { type LoraLayout, loraLayout, type LoraOptions, peftName } from "./src/engine/lora.ts";
 export {
+  type AdapterConfig,
   adapterConfigJson,
   encodeLoraTensors,
   openAdapter,
+  type OpenedAdapter,
   parseAdapterConfig,
   readAdapterInto,
   writeLoraTensors,

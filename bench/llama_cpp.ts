@@ -170,6 +170,7 @@ export async function compareWithLlamaCpp(options: CompareOptions = {}): Promise
         const t of generate(pack, ids, {
           maxTokens: nTokens,
           temperature: 0,
+          eosTokenIds: [], // every one of the nTokens rows, compared with llama.cpp's
           adapter,
           onLogits: (l) => rows.push(logSoftmax(l)),
         })

@@ -434,7 +434,8 @@ export interface WeightSource {
 	/** Releases the underlying handle, if any. */
 	close?(): void;
 }
-interface ByteSink {
+/** Destination of a streamed write (a file being written, a network upload, a growing buffer). */
+export interface ByteSink {
 	/** Writes all of `chunk`; the caller may reuse `chunk` once the promise resolves. */
 	write(chunk: Uint8Array): Promise<void>;
 }
@@ -448,6 +449,11 @@ export interface ModelFiles {
 	source(file: string): WeightSource;
 	/** File names in the directory, when the backend can list them. */
 	list?(): Promise<string[]>;
+}
+/** Thrown by a {@linkcode WeightSource} whose file does not exist (lets callers tell "missing" from "bad"). */
+export declare class FileNotFoundError extends Error {
+	/** @param name the file path or URL that does not exist */
+	constructor(name: string, options?: ErrorOptions);
 }
 /**
  * A {@linkcode WeightSource} over bytes already in memory.
@@ -847,11 +853,11 @@ export interface HubFilesOptions extends Pick<FetchSourceOptions, "fetch"> {
  *
  * @example
  * ```ts
- * const files = hubFiles({ repo: "Qwen/Qwen2.5-0.5B-Instruct", revision: "main" });
+ * const files = hubFiles({ repo: "Qwen/Qwen2.5-0.5B-Instruct" }); // revision "main", as the CLI's default
  * const config = await files.readText("config.json");
  * ```
  */
-export declare function hubFiles(id: HubModelId, options?: HubFilesOptions): ModelFiles;
+export declare function hubFiles(id: Pick<HubModelId, "repo"> & Partial<HubModelId>, options?: HubFilesOptions): ModelFiles;
 interface Quantization {
 	/** Elements per (scale, bias) group along the input dimension; 64 is the only supported value. */
 	groupSize: number;
@@ -1227,6 +1233,10 @@ interface PackHeader {
 }
 /** Plans the whole pack: header (without fingerprint/source) and sections. */
 export declare function planPack(cfg: ModelConfig, format: PackFormat, mlpChunk?: number, vocabBlock?: number): Omit<PackHeader, "fingerprint" | "source">;
+/** Thrown when a pack is stale, foreign, truncated or corrupt; callers rebuild it. */
+export declare class StalePackError extends Error {
+	constructor(message: string);
+}
 interface VocabRowViews {
 	data: Uint8Array;
 	scales?: Uint8Array;
@@ -1681,7 +1691,8 @@ interface TokenCacheMeta {
 	/** Counts from tokenization. */
 	stats: TokenizeStats;
 }
-interface TokenCache {
+/** A decoded token cache. Views share the decoded buffer. */
+export interface TokenCache {
 	/** Header. */
 	meta: TokenCacheMeta;
 	/** Number of examples. */
@@ -2331,13 +2342,15 @@ export interface LayeredValues {
 export type AdapterValues = Float32Array | LayeredValues;
 /** `values` in pieces: whole values in one, layered ones a layer at a time (each valid until the next). */
 export declare function piecesOf(values: AdapterValues): Generator<Float32Array>;
-interface AdapterConfig extends Required<Omit<LoraOptions, "targets">> {
+/** LoRA options read from an adapter_config.json, and the base model it names. */
+export interface AdapterConfig extends Required<Omit<LoraOptions, "targets">> {
 	targets: string[];
 	baseModel?: string;
 }
 /** Parses a PEFT LoRA adapter_config.json, rejecting what mesp cannot reproduce exactly. */
 export declare function parseAdapterConfig(text: string, file?: string): AdapterConfig;
-interface OpenedAdapter {
+/** An adapter opened from a directory: its options and its weights file. */
+export interface OpenedAdapter {
 	config: AdapterConfig;
 	weights: SafetensorsFile;
 	name: string;
@@ -2627,7 +2640,7 @@ export interface GenerateOptions {
 	topP?: number;
 	/** Seed of the sampler (default 0). */
 	seed?: number;
-	/** Token ids that end generation. */
+	/** Token ids that end generation (default: the model's, `pack.config.eosTokenIds`; `[]` for none). */
 	eosTokenIds?: readonly number[];
 	adapter?: OpenedAdapter;
 	/** Stream the weights instead of keeping them resident (less memory, slower). */
@@ -2641,7 +2654,10 @@ export interface GenerateOptions {
 	/** Sees the full-vocabulary logits each token is sampled from (a buffer reused for the next token). */
 	onLogits?: (logits: Float32Array) => void;
 }
-/** Generates tokens after `prompt`, yielding each as it is sampled (EOS included, then stops). */
+/**
+ * Generates tokens after `prompt`, yielding each as it is sampled (an end-of-sequence id included, then
+ * stops). The arguments are checked when it is called, before the first token is asked for.
+ */
 export declare function generate(pack: Pack, prompt: ArrayLike<number>, options?: GenerateOptions): AsyncGenerator<number>;
 /** Greedy, or temperature + top-p sampling with a seeded xorshift generator. */
 export declare function sampler(options: Pick<GenerateOptions, "temperature" | "topP" | "seed">): (logits: Float32Array) => number;

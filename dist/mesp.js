@@ -53,6 +53,51 @@ var init_tokenizer = __esm({
   }
 });
 
+// src/util/nearest.ts
+function nearest(name, candidates) {
+  let best, bestDistance = 3;
+  for (const c of candidates) {
+    const d = distance(c, name);
+    if (d < bestDistance) [best, bestDistance] = [
+      c,
+      d
+    ];
+  }
+  return best;
+}
+function distance(a, b) {
+  let prev = Array.from({
+    length: b.length + 1
+  }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [
+      i
+    ];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+// src/util/describe.ts
+function describeValue(value) {
+  if (value === null || value === void 0) return String(value);
+  if (typeof value === "string") return "a string";
+  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") {
+    return `a ${typeof value} (${String(value)})`;
+  }
+  if (typeof value === "function") return "a function";
+  if (Array.isArray(value)) return "an array";
+  if (isThenable(value)) return "a Promise";
+  const name = value.constructor?.name;
+  return name && name !== "Object" ? `a${/^[AEIO]/.test(name) ? "n" : ""} ${name}` : "an object";
+}
+function isThenable(value) {
+  return (typeof value === "object" || typeof value === "function") && value !== null && typeof value.then === "function";
+}
+
 // src/runtime/kernels.ts
 var VARIANTS = [
   "relaxed",
@@ -83,6 +128,54 @@ var KERNEL_FILES = [
   "mesp_relaxed_threads.wasm",
   "mesp_simd_threads.wasm"
 ];
+var KERNEL_LOCATION_OPTIONS = [
+  "wasmBase",
+  "modules",
+  "workerUrl"
+];
+var LOAD_KERNELS_OPTIONS = [
+  ...KERNEL_LOCATION_OPTIONS,
+  "variant",
+  "shared",
+  "memoryBytes"
+];
+function checkKernelLocation(location, where, known = KERNEL_LOCATION_OPTIONS) {
+  if (location === void 0) return;
+  if (location === null || typeof location !== "object") {
+    throw new TypeError(`${where} must be an object, got ${describeValue(location)}`);
+  }
+  const o = location;
+  for (const name of Object.keys(o)) {
+    if (!known.includes(name)) {
+      const near = nearest(name, known);
+      throw new TypeError(`${where}: unknown option "${name}"${near ? ` (did you mean "${near}"?)` : ""}`);
+    }
+  }
+  for (const name of [
+    "wasmBase",
+    "workerUrl"
+  ]) {
+    const url = o[name];
+    if (url !== void 0 && typeof url !== "string" && !(url instanceof URL)) {
+      throw new TypeError(`${where}: ${name} must be a URL (a string or a URL), got ${describeValue(url)}`);
+    }
+  }
+  const modules = o.modules;
+  if (modules === void 0) return;
+  if (modules === null || typeof modules !== "object") {
+    throw new TypeError(`${where}: modules must be an object of modules by file name, got ${describeValue(modules)}`);
+  }
+  for (const [file, module] of Object.entries(modules)) {
+    if (!KERNEL_FILES.includes(file)) {
+      const near = nearest(file, KERNEL_FILES);
+      throw new TypeError(`${where}: modules has "${file}", not a kernel file${near ? ` (did you mean "${near}"?)` : ""}; they are ${KERNEL_FILES.join(", ")}`);
+    }
+    if (module !== void 0 && !(module instanceof WebAssembly.Module)) {
+      const bytes = module instanceof ArrayBuffer || ArrayBuffer.isView(module);
+      throw new TypeError(`${where}: modules["${file}"] must be a WebAssembly.Module, got ${describeValue(module)}` + (bytes ? ": compile the bytes first (await WebAssembly.compile(bytes)); in Cloudflare Workers, import the .wasm file, which gives a module" : ""));
+    }
+  }
+}
 var FILES = {
   relaxed: "mesp_relaxed.wasm",
   simd: "mesp_simd.wasm"
@@ -130,7 +223,14 @@ async function moduleOf(location, file, pages) {
     p = (async () => {
       let bytes = await fetchBytes(url);
       if (pages !== void 0) bytes = withMemoryLimits(bytes, pages, pages);
-      return WebAssembly.validate(bytes) ? await WebAssembly.compile(bytes) : void 0;
+      if (!WebAssembly.validate(bytes)) return void 0;
+      try {
+        return await WebAssembly.compile(bytes);
+      } catch (err) {
+        throw new Error(`cannot compile kernels ${url.href}: ${err.message} (a runtime that forbids compiling WebAssembly from bytes, such as Cloudflare Workers, needs the kernels option { modules }: the .wasm files imported as modules, see "Cloudflare Workers / workerd" in mesp's README)`, {
+          cause: err
+        });
+      }
     })();
     p.catch(() => moduleCache.delete(key));
     moduleCache.set(key, p);
@@ -227,6 +327,7 @@ function withMemoryLimits(wasm, min, max) {
   throw new Error("kernel module imports no memory");
 }
 async function kernelConstants(options = {}) {
+  checkKernelLocation(options, "kernels", LOAD_KERNELS_OPTIONS);
   if (!options.modules) {
     const candidates = options.variant ? [
       options.variant
@@ -388,6 +489,7 @@ async function loadShared(location, variant, bytes) {
   };
 }
 async function loadKernels(options = {}) {
+  checkKernelLocation(options, "loadKernels options", LOAD_KERNELS_OPTIONS);
   const candidates = options.variant ? [
     options.variant
   ] : VARIANTS;
@@ -772,6 +874,7 @@ var REQUEST_BYTES = 1 << 20;
 var CONTENT_RANGE = /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i;
 var UNSATISFIED_RANGE = /^\s*bytes\s+\*\/(\d+)\s*$/i;
 function fetchSource(url, options = {}) {
+  if (!options.fetch) checkHttpUrl(url, "fetchSource");
   const href = String(url);
   const name = options.name ?? href;
   const doFetch = namedFetch(name, options.fetch ?? globalThis.fetch);
@@ -1101,12 +1204,27 @@ function namedFetch(name, doFetch) {
       if (err?.name === "AbortError") throw err;
       const url = input instanceof Request ? input.url : String(input);
       const range = new Headers(init?.headers).get("range");
-      const why = /^https?:/i.test(url) || !/^[a-z][a-z0-9+.-]*:/i.test(url) ? ` (the server is unreachable, or refused the request, or its answer lacks CORS headers for this page's origin)` : "";
+      const network = err?.name === "TypeError";
+      const why = network && (/^https?:/i.test(url) || !/^[a-z][a-z0-9+.-]*:/i.test(url)) ? ` (the server is unreachable, or refused the request, or its answer lacks CORS headers for this page's origin)` : "";
       throw new Error(`${name === url ? "" : `${name}: `}cannot fetch ${url}${range ? ` (${range})` : ""}: ${err?.message ?? err}${why}`, {
         cause: err
       });
     }
   };
+}
+function checkHttpUrl(url, where) {
+  if (typeof url !== "string" && !(url instanceof URL)) {
+    throw new TypeError(`${where}: expected a URL (a string or a URL), got ${describeValue(url)}`);
+  }
+  const page = globalThis.location?.href;
+  let resolved;
+  try {
+    resolved = new URL(url, page);
+  } catch {
+  }
+  const protocol = resolved?.protocol;
+  if (protocol === "http:" || protocol === "https:") return resolved.href;
+  throw new TypeError(`${where}: ${JSON.stringify(String(url))} is not an http(s) URL` + (protocol === void 0 && !page ? " (nor is there a page here to resolve a relative one against)" : "") + "; a local file is read with blobSource(file) or bytesSource(bytes), or in Deno with fileSource(path) (dirFiles(path) for a directory) from src/io/deno_files.ts");
 }
 function brokenBody(name, err) {
   if (!(err instanceof TypeError)) return err;
@@ -1115,7 +1233,7 @@ function brokenBody(name, err) {
   });
 }
 function ignoredRange(name) {
-  return new Error(`${name}: the server ignored the HTTP Range request (status 200 instead of 206 Partial Content); streaming weights needs a server that supports byte ranges`);
+  return new Error(`${name}: the server ignored the HTTP Range request (status 200 instead of 206 Partial Content); streaming weights needs a server that supports byte ranges (a file small enough to hold can be downloaded whole instead, with fetchSource's option wholeBelow: its size limit in bytes)`);
 }
 async function readBodyInto(name, res, into, scratch) {
   if (!res.body) throw new Error(`${name}: short read: empty response body`);
@@ -1141,7 +1259,7 @@ function fileUrl(base, file) {
   return new URL(file.split("/").map(encodeURIComponent).join("/"), base).href;
 }
 function urlFiles(baseUrl, options = {}) {
-  let base = String(baseUrl);
+  let base = options.fetch ? String(baseUrl) : checkHttpUrl(baseUrl, "urlFiles");
   if (!base.endsWith("/")) base += "/";
   const name = options.name ?? base;
   const doFetch = namedFetch(name, options.fetch ?? globalThis.fetch);
@@ -2216,9 +2334,16 @@ function hubFileUrl(repo, revision, file, endpoint) {
   return `${normalizeEndpoint(endpoint)}/${repo}/resolve/${encodeURIComponent(revision)}/${path}`;
 }
 function hubFiles(id, options = {}) {
-  const base = hubFileUrl(id.repo, id.revision, "", options.endpoint);
+  const repo = id?.repo, revision = id?.revision ?? "main";
+  if (typeof repo !== "string" || !parseHubId(repo) || repo.includes("@")) {
+    throw new TypeError(`hubFiles: expected { repo: "org/name", revision? } (parseHubId("org/name@revision") makes one), got ` + (typeof id === "string" ? JSON.stringify(id) : `repo ${JSON.stringify(repo)}`));
+  }
+  if (typeof revision !== "string" || revision === "") {
+    throw new TypeError(`hubFiles: revision must be a branch, tag or commit hash (default "main"), got ${JSON.stringify(revision)}`);
+  }
+  const base = hubFileUrl(repo, revision, "", options.endpoint);
   return urlFiles(base, {
-    name: `${id.repo}@${id.revision}`,
+    name: `${repo}@${revision}`,
     fetch: options.fetch,
     headers: options.token ? {
       authorization: `Bearer ${options.token}`
@@ -4105,6 +4230,13 @@ async function openPack(source, options = {}) {
       rows.expect(head ? 1 : 0, ids, Math.min(count, ids.length));
     }
   };
+}
+function checkPack(pack, where) {
+  const p = pack;
+  if (p && typeof p === "object" && typeof p.config === "object" && p.config !== null && typeof p.header === "object" && typeof p.readLayer === "function") return;
+  const source = p;
+  const got = isThenable(pack) ? "a Promise \u2014 did you forget await?" : typeof source?.read === "function" && typeof source.size === "function" ? "a weight source: pass it to openPack first" : describeValue(pack);
+  throw new TypeError(`${where}: the first argument must be an opened pack (await openPack(source)); got ${got}`);
 }
 async function readChecksums(source, header, vocab) {
   const n = vocab.first + vocab.count;
@@ -6369,6 +6501,7 @@ function kernelEntries(kernels, profile) {
   return ex;
 }
 async function startKernels(specsOf, options = {}) {
+  checkKernelLocation(options.kernels, "kernels");
   const threads = options.threads ?? 1;
   const location = options.kernels ?? {};
   const budget = {
@@ -7804,6 +7937,7 @@ var Engine = class _Engine {
   }
   /** Plans the arena for `pack` and `options`, loads the kernels, lays out memory once. */
   static async create(pack, options) {
+    checkPack(pack, "Engine.create");
     if (![
       "eval",
       "generate",
@@ -7834,6 +7968,7 @@ var Engine = class _Engine {
    * and where the arena starts from the wasm bytes, instantiating nothing (`kernelConstants`).
    */
   static async plan(pack, options) {
+    checkPack(pack, "Engine.plan");
     const kernels = await kernelConstants({
       ...options.kernels,
       variant: options.variant
@@ -8389,8 +8524,8 @@ async function forwardBackward(e, bw, ids, trained, T, afterLayer) {
     await trainingLayerForward(e, l, T);
   }
   finalNorm(e, T);
-  const tokens = setTargets(e, ids, trained, T);
-  if (tokens === 0) throw new Error("the sequence has no trained tokens");
+  const tokens2 = setTargets(e, ids, trained, T);
+  if (tokens2 === 0) throw new Error("the sequence has no trained tokens");
   await lossForwardBackward(e, T);
   const { sum } = lossSum(e, T);
   for (let i = 0; i < order2.backward.length; i++) {
@@ -8407,8 +8542,8 @@ async function forwardBackward(e, bw, ids, trained, T, afterLayer) {
     }
   }
   return {
-    loss: sum / tokens,
-    tokens
+    loss: sum / tokens2,
+    tokens: tokens2
   };
 }
 
@@ -8435,15 +8570,15 @@ async function meanSequenceLoss(e, ids, targets, T) {
 async function zoEstimate(e, batch, seqLen, seed, eps) {
   const p = e.p["lora.params"], n = e.lora.totalElements;
   const mean = async () => {
-    let loss = 0, tokens = 0;
+    let loss = 0, tokens2 = 0;
     for (const s of batch) {
       const r = await meanSequenceLoss(e, s.ids, s.targets, Math.min(s.ids.length, seqLen));
       loss += r.loss / batch.length;
-      tokens += r.tokens;
+      tokens2 += r.tokens;
     }
     return {
       loss,
-      tokens
+      tokens: tokens2
     };
   };
   e.k.zo_perturb(p, n, seed, 0, eps);
@@ -8580,7 +8715,24 @@ async function openAdapter(files) {
     name: files.name
   };
 }
+function checkOpenedAdapter(adapter, where) {
+  const a = adapter;
+  const config = a?.config;
+  const weights = a?.weights;
+  if (typeof a === "object" && a !== null && typeof config === "object" && config !== null && typeof config.rank === "number" && Array.isArray(config.targets) && typeof weights?.tensors?.get === "function" && typeof a.name === "string") return;
+  let got = describeValue(adapter);
+  if (isThenable(adapter)) got += " \u2014 did you forget await?";
+  else if (typeof a?.readText === "function" && typeof a.source === "function") {
+    got = "model files: pass them to openAdapter first";
+  } else if (typeof a === "string") {
+    got += ": open the adapter's directory as files (urlFiles(url); in Deno dirFiles(path) from src/io/deno_files.ts) and pass them to openAdapter";
+  } else if (a && "layout" in a && "params" in a) {
+    got = 'a train result: write it as adapter files and open those, openAdapter(memoryFiles({ "adapter_config.json": adapterConfigJson(result.layout), "adapter_model.safetensors": encodeLoraTensors(result.layout, result.params) }))';
+  }
+  throw new TypeError(`${where ? `${where}: ` : ""}adapter: expected an opened adapter (await openAdapter(files)), got ${got}`);
+}
 function checkAdapter(adapter, layout) {
+  checkOpenedAdapter(adapter);
   const seen = /* @__PURE__ */ new Set();
   for (const pair of layout.pairs.flat()) {
     for (const which of [
@@ -8790,34 +8942,6 @@ function memorySpill() {
   };
 }
 
-// src/util/nearest.ts
-function nearest(name, candidates) {
-  let best, bestDistance = 3;
-  for (const c of candidates) {
-    const d = distance(c, name);
-    if (d < bestDistance) [best, bestDistance] = [
-      c,
-      d
-    ];
-  }
-  return best;
-}
-function distance(a, b) {
-  let prev = Array.from({
-    length: b.length + 1
-  }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [
-      i
-    ];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length];
-}
-
 // src/run/run_options.ts
 var TRAIN_OPTIONS = [
   "method",
@@ -9004,6 +9128,8 @@ function checkOptions(where, options, known) {
       throw new TypeError(`${where}: unknown option "${name}"${hint}`);
     }
     if (value === void 0 || value === null) continue;
+    if (name === "adapter") checkOpenedAdapter(value, where);
+    if (name === "kernels") checkKernelLocation(value, `${where}.kernels`);
     const kind = KINDS[name];
     const bad = (want) => {
       const got = typeof value === "string" ? JSON.stringify(value) : String(value);
@@ -9180,12 +9306,14 @@ function trainEngineOptions(pack, options, planLen = options.seqLen) {
   };
 }
 async function planTraining(pack, options, data, val = []) {
+  checkPack(pack, "planTraining");
   checkOptions("planTraining options", options, TRAIN_OPTIONS);
   if (options.lora) checkOptions("planTraining options.lora", options.lora, LORA_OPTIONS);
   const planLen = data ? longestWithin(options.seqLen, data, val) : options.seqLen;
   return await Engine.plan(pack, trainEngineOptions(pack, options, planLen));
 }
 async function train(pack, data, val, options) {
+  checkPack(pack, "train");
   checkOptions("train options", options, TRAIN_OPTIONS);
   if (options.optimizer) checkOptions("train options.optimizer", options.optimizer, OPTIMIZER_OPTIONS);
   if (options.lora) checkOptions("train options.lora", options.lora, LORA_OPTIONS);
@@ -9404,7 +9532,7 @@ async function train(pack, data, val, options) {
         stopped = true;
         break;
       }
-      let loss = 0, tokens = 0;
+      let loss = 0, tokens2 = 0;
       if (!bw) {
         const batch = [];
         for (let micro = 0; micro < accum; micro++) batch.push(next());
@@ -9414,7 +9542,7 @@ async function train(pack, data, val, options) {
         checkLoss(est.lossMinus, "the loss at \u03B8 \u2212 \u03B5z");
         zoUpdate(e, zs, est.coeff, learningRate(optOptions, step), optOptions.weightDecay ?? 0);
         loss = (est.lossPlus + est.lossMinus) / 2;
-        tokens = est.tokens;
+        tokens2 = est.tokens;
       } else {
         for (let micro = 0; micro < accum; micro++) {
           const s = next();
@@ -9427,7 +9555,7 @@ async function train(pack, data, val, options) {
           const r2 = await forwardBackward(e, bw, s.ids, s.targets, T, gradBuffer ? void 0 : fused);
           checkLoss(r2.loss, "the loss");
           loss += r2.loss / accum;
-          tokens += r2.tokens;
+          tokens2 += r2.tokens;
         }
       }
       if (bw && gradBuffer) {
@@ -9442,7 +9570,7 @@ async function train(pack, data, val, options) {
         throw new NonFiniteError(`step ${step + 1}: the update made LoRA parameters non-finite (learning rate ${learningRate(optOptions, step)})${hint()}`, step + 1);
       }
       step++;
-      tokensSeen += tokens;
+      tokensSeen += tokens2;
       losses.push(loss);
       const elapsed = (performance.now() - t0) / 1e3;
       options.onEvent?.({
@@ -9451,7 +9579,7 @@ async function train(pack, data, val, options) {
         steps,
         loss,
         lr: learningRate(optOptions, step - 1),
-        tokens,
+        tokens: tokens2,
         tokensPerSecond: tokensSeen / elapsed,
         elapsed
       });
@@ -9502,6 +9630,7 @@ async function train(pack, data, val, options) {
 
 // src/run/evaluate.ts
 async function evaluate(pack, sequences, options = {}) {
+  checkPack(pack, "evaluate");
   checkOptions("evaluate options", options, EVALUATE_OPTIONS);
   if (options.seqLen !== void 0 && options.seqLen < 2) {
     throw new RangeError(`evaluate options: seqLen must be at least 2, got ${options.seqLen}`);
@@ -9522,7 +9651,7 @@ async function evaluate(pack, sequences, options = {}) {
   });
   try {
     if (options.adapter) await readAdapterInto(options.adapter, lora, e.arena.f32("lora.params"));
-    let sum = 0, tokens = 0;
+    let sum = 0, tokens2 = 0;
     const trainedOnly = options.score === "trained";
     for (let i = 0; i < sequences.length; i++) {
       const ids = sequences[i].ids;
@@ -9532,18 +9661,18 @@ async function evaluate(pack, sequences, options = {}) {
         if (after) e.weights.expectRows(after, Math.min(after.length, seqLen), false);
         const r = await sequenceLoss(e, ids, trainedOnly ? sequences[i].targets : void 0, T);
         sum += r.sum;
-        tokens += r.count;
+        tokens2 += r.count;
       }
-      options.onProgress?.(i + 1, sequences.length, tokens ? sum / tokens : NaN);
+      options.onProgress?.(i + 1, sequences.length, tokens2 ? sum / tokens2 : NaN);
     }
-    if (tokens === 0) {
+    if (tokens2 === 0) {
       throw new Error(trainedOnly ? "nothing to evaluate: no sequence has a trained target" : "nothing to evaluate: every sequence is shorter than 2 tokens");
     }
-    const nll = sum / tokens;
+    const nll = sum / tokens2;
     return {
       nll,
       perplexity: Math.exp(nll),
-      tokens,
+      tokens: tokens2,
       sequences: sequences.length
     };
   } finally {
@@ -9552,12 +9681,14 @@ async function evaluate(pack, sequences, options = {}) {
 }
 
 // src/run/generate.ts
-async function* generate(pack, prompt, options = {}) {
+function generate(pack, prompt, options = {}) {
+  checkPack(pack, "generate");
   checkOptions("generate options", options, GENERATE_OPTIONS);
   checkBudget("generate options", options.budget);
+  checkTokenIds("generate: prompt", prompt, pack.config.vocabSize);
   const maxTokens = options.maxTokens ?? 128;
   const T0 = prompt.length;
-  if (T0 < 1) throw new Error("the prompt is empty");
+  if (T0 < 1) throw new Error("generate: the prompt is empty");
   if (!Number.isInteger(maxTokens) || maxTokens < 1) {
     throw new RangeError(`maxTokens must be a positive integer, got ${maxTokens}`);
   }
@@ -9565,7 +9696,28 @@ async function* generate(pack, prompt, options = {}) {
   if (T0 + maxTokens > positions) {
     throw new RangeError(`a ${T0}-token prompt and ${maxTokens} new tokens need ${T0 + maxTokens} positions; the model has ${positions} (lower maxTokens to ${Math.max(0, positions - T0)} or shorten the prompt)`);
   }
+  const eos = options.eosTokenIds ?? pack.config.eosTokenIds;
+  checkTokenIds("generate options: eosTokenIds", eos);
   const sample = sampler(options);
+  return tokens(pack, Int32Array.from(prompt), maxTokens, new Set(eos), sample, options);
+}
+function checkTokenIds(what, ids, vocabSize) {
+  if (!Array.isArray(ids) && !(ArrayBuffer.isView(ids) && !(ids instanceof DataView))) {
+    const hint = Number.isInteger(ids) ? ` (one id is a list of one: [${ids}])` : "";
+    throw new TypeError(`${what} must be an array of token ids, got ${describeValue(ids)}${hint}`);
+  }
+  const list = ids, top = vocabSize ?? Infinity;
+  for (let i = 0; i < list.length; i++) {
+    const id = list[i];
+    if (!Number.isSafeInteger(id) || id < 0 || id >= top) {
+      const shown = typeof id === "string" ? JSON.stringify(id) : String(id);
+      const range = vocabSize === void 0 ? "integers \u2265 0" : `integers from 0 to ${top - 1} (the vocabulary)`;
+      throw new TypeError(`${what}[${i}] is ${shown}: token ids are ${range}`);
+    }
+  }
+}
+async function* tokens(pack, prompt, maxTokens, eos, sample, options) {
+  const T0 = prompt.length;
   const lora = options.adapter ? loraLayout(pack.config, options.adapter.config) : void 0;
   const e = await Engine.create(pack, {
     mode: "generate",
@@ -9582,7 +9734,6 @@ async function* generate(pack, prompt, options = {}) {
     if (options.adapter) await readAdapterInto(options.adapter, lora, e.arena.f32("lora.params"));
     const { L, V } = e.D;
     const logits = new Float32Array(V);
-    const eos = new Set(options.eosTokenIds ?? []);
     const one = new Int32Array(1);
     let pos = 0, T = T0, ids = prompt;
     for (let n = 0; n < maxTokens; n++) {
@@ -9657,6 +9808,7 @@ function sampler(options) {
 
 // src/run/grad.ts
 async function computeGradients(pack, seq, options = {}) {
+  checkPack(pack, "computeGradients");
   checkOptions("computeGradients options", options, GRAD_OPTIONS);
   if (options.lora) checkOptions("computeGradients options.lora", options.lora, LORA_OPTIONS);
   checkBudget("computeGradients options", options.budget);
@@ -9708,11 +9860,11 @@ async function computeGradients(pack, seq, options = {}) {
     }, {
       mebp: method === "mebp"
     });
-    const { loss, tokens } = await forwardBackward(e, bw, seq.ids, seq.targets, T);
+    const { loss, tokens: tokens2 } = await forwardBackward(e, bw, seq.ids, seq.targets, T);
     return {
       layout,
       loss,
-      tokens,
+      tokens: tokens2,
       params: params.slice(),
       grads: grads.slice()
     };
@@ -10067,6 +10219,7 @@ export {
   Arena,
   Backward,
   Engine,
+  FileNotFoundError,
   Gemm,
   HUB_ENDPOINT,
   KERNEL_FILES,
@@ -10074,6 +10227,7 @@ export {
   Optimizer,
   PRESETS,
   PlanTooLargeError,
+  StalePackError,
   TRAINING_STATE_FILE,
   VARIANTS,
   adapterConfigJson,

@@ -3,6 +3,17 @@ var GEMM_TILE = {
   rows: 5,
   columns: 8
 };
+var KERNEL_LOCATION_OPTIONS = [
+  "wasmBase",
+  "modules",
+  "workerUrl"
+];
+var LOAD_KERNELS_OPTIONS = [
+  ...KERNEL_LOCATION_OPTIONS,
+  "variant",
+  "shared",
+  "memoryBytes"
+];
 function kernelImports(memory) {
   const env = {
     abort(_msg, _file, line, col) {

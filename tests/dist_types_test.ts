@@ -8,10 +8,14 @@ const DIST = new URL("../dist/mesp.js", import.meta.url).href;
 
 const CONSUMER = `
 import { decodeTokenCache, fetchSource, openPack, train, type TrainEvent } from "${DIST}";
+import { FileNotFoundError, StalePackError } from "${DIST}";
+import type { AdapterConfig, ByteSink, OpenedAdapter, TokenCache } from "${DIST}";
 
 const pack = await openPack(fetchSource("https://example.com/qwen2.5-0.5b-q4.pack"));
 const cache = decodeTokenCache(new Uint8Array(8), { name: "train-T256.tokcache" });
 const sequences = Array.from({ length: cache.count }, (_, i) => cache.example(i));
+const typed: [TokenCache, OpenedAdapter?, AdapterConfig?, ByteSink?] = [cache];
+console.log(typed, FileNotFoundError.name, StalePackError.name);
 const result = await train(pack, sequences, [], {
   seqLen: 256,
   steps: 100,

@@ -62,6 +62,60 @@ Deno.test("generate: stops at an EOS id", async () => {
   assertEquals(got, first.slice(0, first.indexOf(first[1]) + 1));
 });
 
+Deno.test("generate: stops at the model's EOS ids (config eos_token_id) unless told otherwise", async () => {
+  const c = await loadCase("gqa_tied_f32");
+  const [eos] = c.pack.config.eosTokenIds;
+  assertEquals(eos, 255);
+  let n = 0;
+  // from the third token on, the EOS logit is the largest
+  const forceEos = (logits: Float32Array) => void (++n >= 3 && (logits[eos] = 1e9));
+  const run = async (options: Parameters<typeof generate>[2]) => {
+    n = 0;
+    const got: number[] = [];
+    for await (const t of generate(c.pack, [1, 2, 3], { maxTokens: 6, temperature: 0, ...options })) {
+      got.push(t);
+    }
+    return got;
+  };
+  const stopped = await run({ onLogits: forceEos });
+  assertEquals(stopped.length, 3);
+  assertEquals(stopped[2], eos);
+  assertEquals((await run({ onLogits: forceEos, eosTokenIds: [] })).length, 6);
+  assertEquals((await run({ onLogits: forceEos, eosTokenIds: [stopped[0]] })).length, 1);
+});
+
+Deno.test("generate: its arguments are checked when it is called, not at the first token", async () => {
+  const c = await loadCase("gqa_tied_f32");
+  // called, never iterated: an error must come from the call itself
+  const call = (prompt: unknown, options: Record<string, unknown> = {}) => () => {
+    generate(c.pack, prompt as number[], { maxTokens: 2, ...options });
+  };
+  await assertRejects(call([1, 2], { maxToken: 2 }), 'generate options: unknown option "maxToken"');
+  await assertRejects(
+    call([1, 2], { eosTokenIds: 151645 }),
+    "generate options: eosTokenIds must be an array of token ids, got a number (151645) " +
+      "(one id is a list of one: [151645])",
+  );
+  await assertRejects(call([1, 2], { eosTokenIds: [1.5] }), "generate options: eosTokenIds[0] is 1.5");
+  await assertRejects(
+    call(["1", "2"]),
+    'generate: prompt[0] is "1": token ids are integers from 0 to 255 (the vocabulary)',
+  );
+  await assertRejects(call([1, 2.5]), "generate: prompt[1] is 2.5: token ids are integers");
+  await assertRejects(call([1, 256]), "generate: prompt[1] is 256");
+  await assertRejects(call("hello"), "generate: prompt must be an array of token ids, got a string");
+  await assertRejects(call([]), "generate: the prompt is empty");
+  await assertRejects(call([1, 2], { temperature: -1 }), "temperature must be a finite number ≥ 0");
+  // what a caller awaiting the call (rather than iterating it) sees
+  await assertRejects(
+    async () => await generate(c.pack, [1, 2.5], { maxTokens: 2 }),
+    "generate: prompt[1] is 2.5",
+  );
+  const ok = generate(c.pack, new Int32Array([1, 2]), { maxTokens: 1 });
+  assertEquals((await ok.next()).done, false);
+  await ok.return(undefined);
+});
+
 Deno.test("sampler: greedy at temperature 0; top-p keeps only the nucleus; seeded", () => {
   const logits = new Float32Array([0, 5, 1, 4.9, -3]);
   assertEquals(sampler({ temperature: 0 })(logits), 1);

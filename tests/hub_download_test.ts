@@ -137,6 +137,28 @@ Deno.test("hub: hubFiles reads a Hub model over HTTP (the browser's path): text 
   });
 });
 
+Deno.test("hub: hubFiles without a revision reads main, as the CLI does; an id that is not { repo } is named", async () => {
+  await withHub({ "acme/tiny": sharded }, async (hub) => {
+    const files = hubFiles({ repo: "acme/tiny" }, { endpoint: hub.endpoint });
+    assertEquals(files.name, "acme/tiny@main");
+    assertEquals(await files.readText("config.json"), await Deno.readTextFile(`${tmp}/sharded/config.json`));
+    assert(
+      hub.requests.some((q) => q.path === "/acme/tiny/resolve/main/config.json"),
+      JSON.stringify(hub.requests),
+    );
+    assert(hub.requests.every((q) => !q.path.includes("undefined")), JSON.stringify(hub.requests));
+  });
+  const expected =
+    'hubFiles: expected { repo: "org/name", revision? } (parseHubId("org/name@revision") makes one), got';
+  await assertRejects(() => hubFiles("acme/tiny" as never), `${expected} "acme/tiny"`);
+  await assertRejects(() => hubFiles({ repo: "acme/tiny@main" }), `${expected} repo "acme/tiny@main"`);
+  await assertRejects(() => hubFiles({ repo: "tiny" }), `${expected} repo "tiny"`);
+  await assertRejects(
+    () => hubFiles({ repo: "acme/tiny", revision: "" }),
+    'hubFiles: revision must be a branch, tag or commit hash (default "main"), got ""',
+  );
+});
+
 Deno.test("hub: download into the Python cache layout, then use it with one HEAD (and its 307) and no download", async () => {
   const cache = `${tmp}/dl`;
   await withHub({ "acme/tiny": sharded }, async (hub) => {

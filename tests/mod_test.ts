@@ -2,6 +2,8 @@
 // runtimes).
 import { assert, assertEquals } from "./_assert.ts";
 import * as mesp from "../mod.ts";
+// the types of the API's arguments and results, which a caller names too (a type check fails without them)
+import type { AdapterConfig, ByteSink, OpenedAdapter, TokenCache } from "../mod.ts";
 
 Deno.test("mod.ts exports the library surface", () => {
   for (
@@ -25,10 +27,21 @@ Deno.test("mod.ts exports the library surface", () => {
       "makeModel",
       "lossCurveSvg",
       "openTrainingState",
+      // thrown, so callers tell them apart with instanceof
+      "FileNotFoundError",
+      "StalePackError",
     ]
   ) {
     assert(typeof (mesp as Record<string, unknown>)[name] === "function", `mod.ts should export ${name}`);
   }
+});
+
+Deno.test("mod.ts exports the types of its arguments and results", () => {
+  const sink: ByteSink = { write: () => Promise.resolve() };
+  const types: [AdapterConfig?, OpenedAdapter?, TokenCache?] = [];
+  assert(sink && types.length === 0);
+  assert(new mesp.FileNotFoundError("x.pack") instanceof Error, "FileNotFoundError");
+  assert(new mesp.StalePackError("x.pack") instanceof Error, "StalePackError");
 });
 
 Deno.test("mod.ts keeps the training state's names from before the rename, as aliases", () => {

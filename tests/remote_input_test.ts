@@ -31,6 +31,57 @@ Deno.test("a wasm URL that 404s is named in the error", async () => {
   }
 });
 
+Deno.test("wasm bytes a runtime refuses to compile (workerd) name the URL and the modules option", async () => {
+  const server = serveDir(ROOT);
+  const compile = WebAssembly.compile;
+  // what workerd says: it validates wasm, but compiles none from bytes
+  WebAssembly.compile = () =>
+    Promise.reject(
+      new WebAssembly.CompileError("WebAssembly.compile(): Wasm code generation disallowed by embedder"),
+    );
+  try {
+    const url = `${server.origin}/dist/wasm/mesp_relaxed.wasm`;
+    const err = await assertRejects(
+      () => loadKernels({ wasmBase: `${server.origin}/dist/wasm/` }),
+      `cannot compile kernels ${url}: WebAssembly.compile(): Wasm code generation disallowed by embedder ` +
+        "(a runtime that forbids compiling WebAssembly from bytes, such as Cloudflare Workers, needs the " +
+        "kernels option { modules }",
+    );
+    assert(err.cause instanceof WebAssembly.CompileError, "the runtime's error is the cause");
+  } finally {
+    WebAssembly.compile = compile;
+    await server.close();
+  }
+});
+
+Deno.test("kernels options: bytes in place of a module, a misspelled name or file are named", async () => {
+  const bytes = await Deno.readFile(new URL("wasm/mesp_simd.wasm", ROOT));
+  const module = await WebAssembly.compile(bytes);
+  await assertRejects(
+    () => loadKernels({ modules: { "mesp_simd.wasm": bytes as unknown as WebAssembly.Module } }),
+    'loadKernels options: modules["mesp_simd.wasm"] must be a WebAssembly.Module, got a Uint8Array: compile ' +
+      "the bytes first (await WebAssembly.compile(bytes)); in Cloudflare Workers, import the .wasm file",
+  );
+  await assertRejects(
+    () => loadKernels({ modules: { "mesp-simd.wasm": module } as Record<string, WebAssembly.Module> }),
+    'loadKernels options: modules has "mesp-simd.wasm", not a kernel file (did you mean "mesp_simd.wasm"?)',
+  );
+  await assertRejects(
+    () => loadKernels({ wasmbase: "https://cdn.example/wasm/" } as Record<string, string>),
+    'loadKernels options: unknown option "wasmbase" (did you mean "wasmBase"?)',
+  );
+  await assertRejects(
+    () => startKernels(() => [], { kernels: { workerURL: "/w.js" } as Record<string, string> }),
+    'kernels: unknown option "workerURL" (did you mean "workerUrl"?)',
+  );
+  await assertRejects(
+    () => loadKernels({ wasmBase: 42 } as unknown as Record<string, string>),
+    "loadKernels options: wasmBase must be a URL (a string or a URL), got a number (42)",
+  );
+  // a module given as a module loads
+  assert((await loadKernels({ modules: { "mesp_simd.wasm": module } })).variant === "simd");
+});
+
 Deno.test("a pool worker URL that does not load is named in the error", async () => {
   const server = serveDir(ROOT);
   try {

@@ -186,12 +186,96 @@ Deno.test("run options: evaluate, generate and computeGradients check theirs too
   );
 });
 
+Deno.test("run options: the kernels option's names and modules are checked", async () => {
+  const { Engine } = await import("../src/engine/engine.ts");
+  await assertRejects(
+    trainWith({ kernels: { wasmbase: "https://cdn.example/wasm/" } }),
+    'train options.kernels: unknown option "wasmbase" (did you mean "wasmBase"?)',
+  );
+  const modules = { "mesp_simd.wasm": new Uint8Array(8) } as never;
+  await assertRejects(
+    () => evaluate(c.pack, data, { kernels: { modules } }),
+    'evaluate options.kernels: modules["mesp_simd.wasm"] must be a WebAssembly.Module, got a Uint8Array',
+  );
+  await assertRejects(
+    () => Engine.create(c.pack, { mode: "eval", seqLen: 8, kernels: { modules } }),
+    'kernels: modules["mesp_simd.wasm"] must be a WebAssembly.Module',
+  );
+});
+
 Deno.test("run options: Engine.create names a missing mode", async () => {
   const { Engine } = await import("../src/engine/engine.ts");
   await assertRejects(
     () => Engine.create(c.pack, { seqLen: 8 } as unknown as Parameters<typeof Engine.create>[1]),
     'Engine.create: mode must be "eval", "generate" or "train", got undefined',
   );
+});
+
+Deno.test("run options: a pack not opened (a forgotten await, a bare weight source) is named by each entry point", async () => {
+  const { Engine } = await import("../src/engine/engine.ts");
+  const { openPack } = await import("../src/model/pack.ts");
+  const { planTraining } = await import("../src/run/train.ts");
+  const notOpened: [unknown, string][] = [
+    [openPack(c.pack.source), "a Promise — did you forget await?"],
+    [c.pack.source, "a weight source: pass it to openPack first"],
+    ["/tmp/x.pack", "a string"],
+    [undefined, "undefined"],
+  ];
+  for (const [bad, got] of notOpened) {
+    const pack = bad as typeof c.pack;
+    const says = (fn: string) =>
+      `${fn}: the first argument must be an opened pack (await openPack(source)); got ${got}`;
+    await assertRejects(() => train(pack, data, [], base), says("train"));
+    await assertRejects(() => planTraining(pack, base), says("planTraining"));
+    await assertRejects(() => evaluate(pack, data), says("evaluate"));
+    await assertRejects(() => computeGradients(pack, data[0]), says("computeGradients"));
+    await assertRejects(async () => {
+      for await (const _ of generate(pack, [1, 2])) { /* drain */ }
+    }, says("generate"));
+    await assertRejects(() => Engine.create(pack, { mode: "eval", seqLen: 8 }), says("Engine.create"));
+  }
+});
+
+Deno.test("run options: an adapter not opened (a path, model files, a train result) is named by each entry point", async () => {
+  const { memoryFiles, urlFiles } = await import("../src/io/source.ts");
+  const { adapterConfigJson, encodeLoraTensors, openAdapter, readAdapterInto } = await import(
+    "../src/engine/adapter.ts"
+  );
+  const result = await train(c.pack, data, [], base);
+  const expected = "adapter: expected an opened adapter (await openAdapter(files)), got";
+  const notOpened: [unknown, string][] = [
+    ["/some/dir", "a string: open the adapter's directory as files (urlFiles(url)"],
+    [urlFiles("https://example.com/adapter/"), "model files: pass them to openAdapter first"],
+    [result, "a train result: write it as adapter files and open those"],
+    [openAdapter(memoryFiles({})).catch(() => {}), "a Promise — did you forget await?"],
+    [{ config: { rank: 2 } }, "an object"],
+  ];
+  for (const [bad, got] of notOpened) {
+    const adapter = bad as never;
+    const says = (where: string) => `${where}: ${expected} ${got}`;
+    await assertRejects(trainWith({ adapter }), says("train options"));
+    await assertRejects(
+      () => evaluate(c.pack, data, { adapter }),
+      says("evaluate options"),
+    );
+    await assertRejects(
+      () => computeGradients(c.pack, data[0], { adapter }),
+      says("computeGradients options"),
+    );
+    await assertRejects(async () => {
+      for await (const _ of generate(c.pack, [1, 2], { adapter })) { /* drain */ }
+    }, says("generate options"));
+    await assertRejects(
+      () => readAdapterInto(adapter, result.layout, new Float32Array(result.params.length)),
+      `${expected} ${got}`,
+    );
+  }
+  // what the train result error says to do opens an adapter all four take
+  const adapter = await openAdapter(memoryFiles({
+    "adapter_config.json": adapterConfigJson(result.layout),
+    "adapter_model.safetensors": encodeLoraTensors(result.layout, result.params),
+  }));
+  assertEquals((await evaluate(c.pack, data, { adapter })).sequences, data.length);
 });
 
 Deno.test("run options: train's optimizer defaults are the CLI's (AdamW 2e-4 cosine; SGD 1e-4; MeZO SGD 5e-5)", async () => {

@@ -301,6 +301,8 @@ Deno.test("fetchSource: a server that ignores Range is a clear error", async () 
       /remote w\.bin: the server ignored the HTTP Range request \(status 200/,
     );
     await assert.rejects(src.size(), /ignored the HTTP Range request/);
+    // and says what to do for a file small enough to hold
+    await assert.rejects(src.size(), /downloaded whole instead, with fetchSource's option wholeBelow/);
   } finally {
     await srv.close();
   }
@@ -362,6 +364,54 @@ Deno.test('fetchSource, urlFiles: a network failure (a browser\'s bare "Failed t
     fetchSource(url, { fetch: broken }).read(0, new Uint8Array(5)),
     new RegExp(`${url.replaceAll(".", "\\.")}: the response broke off: network error`),
   );
+});
+
+Deno.test("fetchSource, urlFiles: a path, a file: URL or a non-URL is refused up front, pointing at the file sources", () => {
+  const local = "a local file is read with blobSource(file) or bytesSource(bytes), or in Deno with " +
+    "fileSource(path) (dirFiles(path) for a directory) from src/io/deno_files.ts";
+  const cases: [() => unknown, string][] = [
+    [
+      () => fetchSource("/tmp/x.pack"),
+      'fetchSource: "/tmp/x.pack" is not an http(s) URL (nor is there a page here to resolve a relative one ' +
+      `against); ${local}`,
+    ],
+    [
+      () => fetchSource("file:///tmp/x.pack"),
+      `fetchSource: "file:///tmp/x.pack" is not an http(s) URL; ${local}`,
+    ],
+    [
+      () => fetchSource(new URL("file:///tmp/x.pack")),
+      'fetchSource: "file:///tmp/x.pack" is not an http(s) URL',
+    ],
+    [
+      () => fetchSource(42 as unknown as string),
+      "fetchSource: expected a URL (a string or a URL), got a number (42)",
+    ],
+    [() => urlFiles("/models/qwen"), 'urlFiles: "/models/qwen" is not an http(s) URL'],
+  ];
+  for (const [f, message] of cases) {
+    assert.throws(f, (err: Error) => err.message.startsWith(message) || assert.fail(err.message));
+  }
+  // http(s) URLs, and any URL a fetch of the caller's own reads
+  fetchSource(new URL("https://weights.example/m.pack"));
+  fetchSource("r2:packs/m.pack", { fetch: () => Promise.reject(new Error("unused")) });
+});
+
+Deno.test("fetchSource: only a network error (a TypeError) gets the likely network causes, not a denied permission", async () => {
+  const hint = "(the server is unreachable, or refused the request, or its answer lacks CORS headers";
+  const denied: typeof fetch = () =>
+    Promise.reject(new Deno.errors.NotCapable('Requires net access to "weights.example:443"'));
+  const err = await fetchSource("https://weights.example/m.pack", { fetch: denied }).size().catch((e) => e);
+  assert.equal(
+    err.message,
+    'cannot fetch https://weights.example/m.pack: Requires net access to "weights.example:443"',
+  );
+  // a port nobody listens on: Deno's fetch fails with a TypeError
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const refused = await fetchSource(`http://127.0.0.1:${port}/m.pack`).size().catch((e) => e);
+  assert.ok(refused.message.includes(hint), refused.message);
 });
 
 Deno.test("urlFiles + openCheckpoint: a checkpoint over HTTP reads only headers and asked-for tensors", async () => {

@@ -183,6 +183,59 @@ Deno.test({
   },
 });
 
+/** A worker loading the kernels as a page would, from a URL: the error workerd's refusal to compile gives. */
+const FETCHED_KERNELS = `
+import { loadKernels } from "./mesp.js";
+export default {
+  async fetch(request, env) {
+    globalThis.fetch = (url, init) => env.FIXTURE.fetch(url, init); // the kernels' fetch reaches the fixture
+    const errors = [];
+    const bytes = new Uint8Array(await (await fetch("http://fixture/dist/wasm/mesp_simd.wasm")).arrayBuffer());
+    for (const options of [{ wasmBase: "http://fixture/dist/wasm/" }, { modules: { "mesp_simd.wasm": bytes } }]) {
+      try {
+        await loadKernels(options);
+        errors.push(null);
+      } catch (err) {
+        errors.push(String(err?.message ?? err));
+      }
+    }
+    return Response.json({ errors });
+  },
+};
+`;
+
+Deno.test({
+  name: "dist/ in workerd: kernels fetched by URL, or given as bytes, fail saying modules are needed",
+  ignore: skip !== undefined && Deno.env.get("MESP_REQUIRE_RUNTIMES") !== "1",
+  async fn() {
+    if (skip) throw new Error(skip);
+    const server = serveDir(ROOT);
+    const dir = await Deno.makeTempDir({ prefix: "mesp-workerd-kernels-" });
+    let child: Deno.ChildProcess | undefined;
+    try {
+      await writeWorker(dir, FETCHED_KERNELS, server.host);
+      const port = freePort();
+      child = startWorkerd(dir, port);
+      const { errors } = await ask(port, new URLSearchParams());
+      const [fetched, bytes] = errors as string[];
+      assert(
+        fetched?.startsWith("cannot compile kernels http://fixture/dist/wasm/mesp_relaxed.wasm: ") &&
+          fetched.includes("disallowed by embedder") &&
+          fetched.includes("needs the kernels option { modules }"),
+        String(fetched),
+      );
+      assert(
+        bytes?.startsWith(
+          'loadKernels options: modules["mesp_simd.wasm"] must be a WebAssembly.Module, got a Uint8Array',
+        ),
+        String(bytes),
+      );
+    } finally {
+      await cleanUp(child, server, dir);
+    }
+  },
+});
+
 /**
  * A worker streaming `total` bytes of `big.bin` through `fetchSource` into WebAssembly memory (as training
  * does): ranges of `range` bytes, alternately one read each and an announced run read in 1 MB pieces.

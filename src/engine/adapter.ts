@@ -15,6 +15,7 @@ import {
 } from "../model/safetensors.ts";
 import { type LoraLayout, type LoraOptions, parsePeftName, peftName } from "./lora.ts";
 import { type AdapterValues, layerOf } from "./adapter_values.ts";
+import { describeValue, isThenable } from "../util/describe.ts";
 
 /** The adapter config file name. */
 export const ADAPTER_CONFIG = "adapter_config.json";
@@ -104,11 +105,43 @@ export async function openAdapter(files: ModelFiles): Promise<OpenedAdapter> {
 }
 
 /**
+ * Throws unless `adapter` is what {@linkcode openAdapter} resolves to, saying what was passed instead (`where`:
+ * whose option it is, e.g. `evaluate options`): a path, model files or a train result would otherwise fail on
+ * a missing property deep inside.
+ */
+export function checkOpenedAdapter(adapter: unknown, where?: string): asserts adapter is OpenedAdapter {
+  const a = adapter as Record<string, unknown> | null | undefined;
+  const config = a?.config as Partial<AdapterConfig> | undefined;
+  const weights = a?.weights as Partial<SafetensorsFile> | undefined;
+  if (
+    typeof a === "object" && a !== null && typeof config === "object" && config !== null &&
+    typeof config.rank === "number" && Array.isArray(config.targets) &&
+    typeof weights?.tensors?.get === "function" && typeof a.name === "string"
+  ) return;
+  let got = describeValue(adapter);
+  if (isThenable(adapter)) got += " — did you forget await?";
+  else if (typeof a?.readText === "function" && typeof a.source === "function") {
+    got = "model files: pass them to openAdapter first";
+  } else if (typeof a === "string") {
+    got += ": open the adapter's directory as files (urlFiles(url); in Deno dirFiles(path) from " +
+      "src/io/deno_files.ts) and pass them to openAdapter";
+  } else if (a && "layout" in a && "params" in a) {
+    got = "a train result: write it as adapter files and open those, openAdapter(memoryFiles({ " +
+      '"adapter_config.json": adapterConfigJson(result.layout), "adapter_model.safetensors": ' +
+      "encodeLoraTensors(result.layout, result.params) }))";
+  }
+  throw new TypeError(
+    `${where ? `${where}: ` : ""}adapter: expected an opened adapter (await openAdapter(files)), got ${got}`,
+  );
+}
+
+/**
  * Checks that an adapter fits `layout`: every pair present with the right shape, and nothing else in the
  * file (an adapter made for another model — other sizes, layers or targets — is refused with the first
  * mismatch).
  */
 export function checkAdapter(adapter: OpenedAdapter, layout: LoraLayout): void {
+  checkOpenedAdapter(adapter);
   const seen = new Set<string>();
   for (const pair of layout.pairs.flat()) {
     for (const which of ["A", "B"] as const) {

@@ -27,7 +27,7 @@ import {
 } from "../runtime/pool.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { type Linear, LINEARS } from "../model/qwen2.ts";
-import type { Pack } from "../model/pack.ts";
+import { checkPack, type Pack } from "../model/pack.ts";
 import { type Blocks, resolveBlocks } from "./blocks.ts";
 import { findPair, type LoraLayout, type LoraPair } from "./lora.ts";
 import { type LayerVector, type MlpChunk, WeightStream } from "./weight_stream.ts";
@@ -215,6 +215,7 @@ export class Engine {
 
   /** Plans the arena for `pack` and `options`, loads the kernels, lays out memory once. */
   static async create(pack: Pack, options: EngineOptions): Promise<Engine> {
+    checkPack(pack, "Engine.create");
     if (!["eval", "generate", "train"].includes(options?.mode)) {
       throw new TypeError(`Engine.create: mode must be "eval", "generate" or "train", got ${options?.mode}`);
     }
@@ -244,6 +245,7 @@ export class Engine {
    * and where the arena starts from the wasm bytes, instantiating nothing (`kernelConstants`).
    */
   static async plan(pack: Pack, options: EngineOptions): Promise<MemoryPlan> {
+    checkPack(pack, "Engine.plan");
     const kernels = await kernelConstants({ ...options.kernels, variant: options.variant });
     const scratch = kernels.gemmScratchBytes * (options.threads ?? 1);
     const base = Math.ceil(kernels.heapBase / 64) * 64; // where the arena starts (Arena.create)

@@ -85,14 +85,31 @@ export interface HubFilesOptions extends Pick<FetchSourceOptions, "fetch"> {
  *
  * @example
  * ```ts
- * const files = hubFiles({ repo: "Qwen/Qwen2.5-0.5B-Instruct", revision: "main" });
+ * const files = hubFiles({ repo: "Qwen/Qwen2.5-0.5B-Instruct" }); // revision "main", as the CLI's default
  * const config = await files.readText("config.json");
  * ```
  */
-export function hubFiles(id: HubModelId, options: HubFilesOptions = {}): ModelFiles {
-  const base = hubFileUrl(id.repo, id.revision, "", options.endpoint);
+export function hubFiles(
+  id: Pick<HubModelId, "repo"> & Partial<HubModelId>,
+  options: HubFilesOptions = {},
+): ModelFiles {
+  const repo = id?.repo, revision = id?.revision ?? "main";
+  if (typeof repo !== "string" || !parseHubId(repo) || repo.includes("@")) {
+    throw new TypeError(
+      `hubFiles: expected { repo: "org/name", revision? } (parseHubId("org/name@revision") makes one), got ` +
+        (typeof id === "string" ? JSON.stringify(id) : `repo ${JSON.stringify(repo)}`),
+    );
+  }
+  if (typeof revision !== "string" || revision === "") {
+    throw new TypeError(
+      `hubFiles: revision must be a branch, tag or commit hash (default "main"), got ${
+        JSON.stringify(revision)
+      }`,
+    );
+  }
+  const base = hubFileUrl(repo, revision, "", options.endpoint);
   return urlFiles(base, {
-    name: `${id.repo}@${id.revision}`,
+    name: `${repo}@${revision}`,
     fetch: options.fetch,
     headers: options.token ? { authorization: `Bearer ${options.token}` } : undefined,
   });

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { describeValue } from "../util/describe.ts";
+
 /** Random-access reader of one weight file. */
 export interface WeightSource {
   /** For error messages: a file path or URL. */
@@ -199,6 +201,7 @@ const UNSATISFIED_RANGE = /^\s*bytes\s+\*\/(\d+)\s*$/i;
  * changes between responses (replaced on the server mid-run) stops the run with an error.
  */
 export function fetchSource(url: string | URL, options: FetchSourceOptions = {}): WeightSource {
+  if (!options.fetch) checkHttpUrl(url, "fetchSource");
   const href = String(url);
   const name = options.name ?? href;
   const doFetch = namedFetch(name, options.fetch ?? globalThis.fetch);
@@ -587,9 +590,11 @@ function namedFetch(name: string, doFetch: typeof fetch): typeof fetch {
       if ((err as Error)?.name === "AbortError") throw err;
       const url = input instanceof Request ? input.url : String(input);
       const range = new Headers(init?.headers).get("range");
-      // the likely causes of a bare network error, for http(s) and relative URLs (a page's own); another
-      // scheme's fetch (an R2 bucket's, r2:KEY) says its own
-      const why = /^https?:/i.test(url) || !/^[a-z][a-z0-9+.-]*:/i.test(url)
+      // the likely causes of a bare network error (a TypeError, "Failed to fetch"), for http(s) and relative
+      // URLs (a page's own); not of another error (Deno's NotCapable says which --allow-net is missing), nor
+      // for another scheme's fetch (an R2 bucket's, r2:KEY), which says its own
+      const network = (err as Error)?.name === "TypeError";
+      const why = network && (/^https?:/i.test(url) || !/^[a-z][a-z0-9+.-]*:/i.test(url))
         ? ` (the server is unreachable, or refused the request, or its answer lacks CORS headers for this ` +
           `page's origin)`
         : "";
@@ -603,6 +608,35 @@ function namedFetch(name: string, doFetch: typeof fetch): typeof fetch {
   };
 }
 
+/**
+ * `url` (given to `where`) as an absolute http(s) URL, resolved against the page or worker where there is
+ * one; throws unless it is one, what the default `fetch` can read by range. A local path would otherwise fail as `Invalid URL`, and
+ * a `file:` URL at Deno's first request (`HEAD` is not supported there). Another scheme goes through a
+ * `fetch` of the caller's own, which this check leaves to it.
+ */
+function checkHttpUrl(url: unknown, where: string): string {
+  if (typeof url !== "string" && !(url instanceof URL)) {
+    throw new TypeError(`${where}: expected a URL (a string or a URL), got ${describeValue(url)}`);
+  }
+  const page = (globalThis as { location?: { href?: string } }).location?.href;
+  let resolved: URL | undefined;
+  try {
+    resolved = new URL(url, page);
+  } catch {
+    // not a URL, nor one relative to a page
+  }
+  const protocol = resolved?.protocol;
+  if (protocol === "http:" || protocol === "https:") return resolved!.href;
+  throw new TypeError(
+    `${where}: ${JSON.stringify(String(url))} is not an http(s) URL` +
+      (protocol === undefined && !page
+        ? " (nor is there a page here to resolve a relative one against)"
+        : "") +
+      "; a local file is read with blobSource(file) or bytesSource(bytes), or in Deno with fileSource(path) " +
+      "(dirFiles(path) for a directory) from src/io/deno_files.ts",
+  );
+}
+
 /** A response body that failed while being read (a bare `TypeError` in browsers), named. */
 function brokenBody(name: string, err: unknown): unknown {
   if (!(err instanceof TypeError)) return err;
@@ -612,7 +646,8 @@ function brokenBody(name: string, err: unknown): unknown {
 function ignoredRange(name: string): Error {
   return new Error(
     `${name}: the server ignored the HTTP Range request (status 200 instead of 206 Partial Content); ` +
-      `streaming weights needs a server that supports byte ranges`,
+      `streaming weights needs a server that supports byte ranges (a file small enough to hold can be ` +
+      `downloaded whole instead, with fetchSource's option wholeBelow: its size limit in bytes)`,
   );
 }
 
@@ -659,7 +694,8 @@ function fileUrl(base: string, file: string): string {
  * ```
  */
 export function urlFiles(baseUrl: string | URL, options: FetchSourceOptions = {}): ModelFiles {
-  let base = String(baseUrl);
+  // relative to the page (where there is one), as the files' URLs are made from it
+  let base = options.fetch ? String(baseUrl) : checkHttpUrl(baseUrl, "urlFiles");
   if (!base.endsWith("/")) base += "/";
   const name = options.name ?? base;
   const doFetch = namedFetch(name, options.fetch ?? globalThis.fetch);

@@ -18,6 +18,7 @@ import {
 } from "./pack_header.ts";
 import { Checksum } from "../io/checksum.ts";
 import { VocabReader, type VocabRowViews } from "./pack_vocab.ts";
+import { describeValue, isThenable } from "../util/describe.ts";
 
 export type { VocabRowViews } from "./pack_vocab.ts";
 
@@ -202,6 +203,27 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
       rows.expect(head ? 1 : 0, ids, Math.min(count, ids.length));
     },
   };
+}
+
+/**
+ * Throws unless `pack` is what {@linkcode openPack} resolves to, saying what was passed instead: `where` (the
+ * function, e.g. `train`) would otherwise fail on a missing property deep inside.
+ */
+export function checkPack(pack: unknown, where: string): asserts pack is Pack {
+  const p = pack as Partial<Pack> | null | undefined;
+  if (
+    p && typeof p === "object" && typeof p.config === "object" && p.config !== null &&
+    typeof p.header === "object" && typeof p.readLayer === "function"
+  ) return;
+  const source = p as Partial<WeightSource> | null | undefined;
+  const got = isThenable(pack)
+    ? "a Promise — did you forget await?"
+    : typeof source?.read === "function" && typeof source.size === "function"
+    ? "a weight source: pass it to openPack first"
+    : describeValue(pack);
+  throw new TypeError(
+    `${where}: the first argument must be an opened pack (await openPack(source)); got ${got}`,
+  );
 }
 
 /** Reads the pack's checksum table (two u32 per block, see {@linkcode blockCount}, {@linkcode vocabBlocks}). */

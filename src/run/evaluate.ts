@@ -8,7 +8,7 @@ import { Engine } from "../engine/engine.ts";
 import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { loraLayout } from "../engine/lora.ts";
 import { sequenceLoss } from "../engine/sequence_loss.ts";
-import type { Pack } from "../model/pack.ts";
+import { checkPack, type Pack } from "../model/pack.ts";
 import type { KernelLocation, Variant } from "../runtime/kernels.ts";
 import { longestWithin, type Sequence } from "../data/sequence.ts";
 
@@ -58,6 +58,7 @@ export async function evaluate(
   sequences: readonly Sequence[],
   options: EvaluateOptions = {},
 ): Promise<EvaluateResult> {
+  checkPack(pack, "evaluate");
   checkOptions("evaluate options", options, EVALUATE_OPTIONS);
   if (options.seqLen !== undefined && options.seqLen < 2) {
     throw new RangeError(`evaluate options: seqLen must be at least 2, got ${options.seqLen}`);

@@ -10,8 +10,9 @@ import { embed, finalNorm, layerForward } from "../engine/forward.ts";
 import { chunkLogits } from "../engine/loss.ts";
 import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { loraLayout } from "../engine/lora.ts";
-import type { Pack } from "../model/pack.ts";
+import { checkPack, type Pack } from "../model/pack.ts";
 import type { KernelLocation, Variant } from "../runtime/kernels.ts";
+import { describeValue } from "../util/describe.ts";
 
 /** Options for {@linkcode generate}. */
 export interface GenerateOptions {
@@ -23,7 +24,7 @@ export interface GenerateOptions {
   topP?: number;
   /** Seed of the sampler (default 0). */
   seed?: number;
-  /** Token ids that end generation. */
+  /** Token ids that end generation (default: the model's, `pack.config.eosTokenIds`; `[]` for none). */
   eosTokenIds?: readonly number[];
   adapter?: OpenedAdapter;
   /** Stream the weights instead of keeping them resident (less memory, slower). */
@@ -38,17 +39,22 @@ export interface GenerateOptions {
   onLogits?: (logits: Float32Array) => void;
 }
 
-/** Generates tokens after `prompt`, yielding each as it is sampled (EOS included, then stops). */
-export async function* generate(
+/**
+ * Generates tokens after `prompt`, yielding each as it is sampled (an end-of-sequence id included, then
+ * stops). The arguments are checked when it is called, before the first token is asked for.
+ */
+export function generate(
   pack: Pack,
   prompt: ArrayLike<number>,
   options: GenerateOptions = {},
 ): AsyncGenerator<number> {
+  checkPack(pack, "generate");
   checkOptions("generate options", options, GENERATE_OPTIONS);
   checkBudget("generate options", options.budget);
+  checkTokenIds("generate: prompt", prompt, pack.config.vocabSize);
   const maxTokens = options.maxTokens ?? 128;
   const T0 = prompt.length;
-  if (T0 < 1) throw new Error("the prompt is empty");
+  if (T0 < 1) throw new Error("generate: the prompt is empty");
   if (!Number.isInteger(maxTokens) || maxTokens < 1) {
     throw new RangeError(`maxTokens must be a positive integer, got ${maxTokens}`);
   }
@@ -61,7 +67,46 @@ export async function* generate(
         } or shorten the prompt)`,
     );
   }
+  // the model's own end-of-sequence ids unless the caller says otherwise ([] for none); not bounded by the
+  // vocabulary, as a tokenizer's may lie past a small test model's
+  const eos = options.eosTokenIds ?? pack.config.eosTokenIds;
+  checkTokenIds("generate options: eosTokenIds", eos);
   const sample = sampler(options); // checks temperature and topP before any memory is planned
+  return tokens(pack, Int32Array.from(prompt), maxTokens, new Set(eos), sample, options);
+}
+
+/**
+ * Throws unless `ids` (`what`, e.g. `generate: prompt`) is an array or typed array of integer token ids ≥ 0,
+ * and below `vocabSize` when given, naming the first one at fault.
+ */
+function checkTokenIds(what: string, ids: unknown, vocabSize?: number): asserts ids is ArrayLike<number> {
+  if (!Array.isArray(ids) && !(ArrayBuffer.isView(ids) && !(ids instanceof DataView))) {
+    const hint = Number.isInteger(ids) ? ` (one id is a list of one: [${ids}])` : "";
+    throw new TypeError(`${what} must be an array of token ids, got ${describeValue(ids)}${hint}`);
+  }
+  const list = ids as ArrayLike<unknown>, top = vocabSize ?? Infinity;
+  for (let i = 0; i < list.length; i++) {
+    const id = list[i];
+    if (!Number.isSafeInteger(id) || (id as number) < 0 || (id as number) >= top) {
+      const shown = typeof id === "string" ? JSON.stringify(id) : String(id);
+      const range = vocabSize === undefined
+        ? "integers ≥ 0"
+        : `integers from 0 to ${top - 1} (the vocabulary)`;
+      throw new TypeError(`${what}[${i}] is ${shown}: token ids are ${range}`);
+    }
+  }
+}
+
+/** The generation itself, on arguments {@linkcode generate} checked. */
+async function* tokens(
+  pack: Pack,
+  prompt: Int32Array,
+  maxTokens: number,
+  eos: Set<number>,
+  sample: (logits: Float32Array) => number,
+  options: GenerateOptions,
+): AsyncGenerator<number> {
+  const T0 = prompt.length;
   const lora = options.adapter ? loraLayout(pack.config, options.adapter.config) : undefined;
   const e = await Engine.create(pack, {
     mode: "generate",
@@ -79,7 +124,6 @@ export async function* generate(
     if (options.adapter) await readAdapterInto(options.adapter, lora!, e.arena.f32("lora.params"));
     const { L, V } = e.D;
     const logits = new Float32Array(V);
-    const eos = new Set(options.eosTokenIds ?? []);
     const one = new Int32Array(1);
     let pos = 0, T = T0, ids: ArrayLike<number> = prompt;
     for (let n = 0; n < maxTokens; n++) {

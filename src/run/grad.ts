@@ -13,7 +13,7 @@ import { meanSequenceLoss } from "../engine/sequence_loss.ts";
 import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { type LoraLayout, loraLayout, type LoraOptions } from "../engine/lora.ts";
 import type { Method } from "../engine/plan.ts";
-import type { Pack } from "../model/pack.ts";
+import { checkPack, type Pack } from "../model/pack.ts";
 import type { KernelLocation, Variant } from "../runtime/kernels.ts";
 import type { Sequence } from "../data/sequence.ts";
 import { initLora } from "../engine/lora_init.ts";
@@ -65,6 +65,7 @@ export async function computeGradients(
   seq: Sequence,
   options: GradOptions = {},
 ): Promise<GradResult> {
+  checkPack(pack, "computeGradients");
   checkOptions("computeGradients options", options, GRAD_OPTIONS);
   if (options.lora) checkOptions("computeGradients options.lora", options.lora, LORA_OPTIONS);
   checkBudget("computeGradients options", options.budget);

@@ -8,7 +8,8 @@
  * @module
  */
 import { nearest } from "../util/nearest.ts";
-import { VARIANTS } from "../runtime/kernels.ts";
+import { checkKernelLocation, VARIANTS } from "../runtime/kernels.ts";
+import { checkOpenedAdapter } from "../engine/adapter.ts";
 
 /** `train`'s options ({@linkcode TrainOptions}). */
 export const TRAIN_OPTIONS = [
@@ -209,6 +210,8 @@ export function checkOptions(where: string, options: object, known: readonly str
       throw new TypeError(`${where}: unknown option "${name}"${hint}`);
     }
     if (value === undefined || value === null) continue; // null: the default (alpha), or said by its own check
+    if (name === "adapter") checkOpenedAdapter(value, where); // what openAdapter resolves to
+    if (name === "kernels") checkKernelLocation(value, `${where}.kernels`);
     const kind = KINDS[name];
     const bad = (want: string) => {
       const got = typeof value === "string" ? JSON.stringify(value) : String(value);

@@ -35,7 +35,7 @@ import {
 import type { Method, OptimizerName } from "../engine/plan.ts";
 import { describeSchedule } from "../engine/schedule.ts";
 import { formatPlan, type MemoryPlan } from "../runtime/arena.ts";
-import type { Pack } from "../model/pack.ts";
+import { checkPack, type Pack } from "../model/pack.ts";
 import type { KernelLocation, Variant } from "../runtime/kernels.ts";
 import { longestWithin, type Sequence } from "../data/sequence.ts";
 import { seededRandom } from "../util/random.ts";
@@ -326,6 +326,7 @@ export async function planTraining(
   data?: readonly Sequence[],
   val: readonly Sequence[] = [],
 ): Promise<MemoryPlan> {
+  checkPack(pack, "planTraining");
   checkOptions("planTraining options", options, TRAIN_OPTIONS);
   if (options.lora) checkOptions("planTraining options.lora", options.lora, LORA_OPTIONS);
   const planLen = data ? longestWithin(options.seqLen, data, val) : options.seqLen;
@@ -339,6 +340,7 @@ export async function train(
   val: readonly Sequence[],
   options: TrainOptions,
 ): Promise<TrainResult> {
+  checkPack(pack, "train");
   checkOptions("train options", options, TRAIN_OPTIONS);
   if (options.optimizer) checkOptions("train options.optimizer", options.optimizer, OPTIMIZER_OPTIONS);
   if (options.lora) checkOptions("train options.lora", options.lora, LORA_OPTIONS);

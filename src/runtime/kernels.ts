@@ -5,6 +5,8 @@
  * @module
  */
 import type { KernelExports } from "./kernel_exports.ts";
+import { nearest } from "../util/nearest.ts";
+import { describeValue } from "../util/describe.ts";
 
 /** A compiled flavour of the kernels, in the order they are preferred. */
 export type Variant = "relaxed" | "simd";
@@ -83,6 +85,66 @@ export interface KernelLocation {
   workerUrl?: string | URL;
 }
 
+/** The names of {@linkcode KernelLocation}'s options. */
+export const KERNEL_LOCATION_OPTIONS = ["wasmBase", "modules", "workerUrl"] as const;
+/** The names of {@linkcode LoadKernelsOptions}' options. */
+const LOAD_KERNELS_OPTIONS = [...KERNEL_LOCATION_OPTIONS, "variant", "shared", "memoryBytes"] as const;
+
+/**
+ * Throws unless `location` (`where`, e.g. `train options.kernels`) is absent or an object of `known` options
+ * whose URLs are strings or URLs and whose `modules` are compiled modules of {@linkcode KERNEL_FILES}: bytes in
+ * their place would be instantiated as bytes and fail inside, a misspelled option would be ignored.
+ */
+export function checkKernelLocation(
+  location: unknown,
+  where: string,
+  known: readonly string[] = KERNEL_LOCATION_OPTIONS,
+): void {
+  if (location === undefined) return;
+  if (location === null || typeof location !== "object") {
+    throw new TypeError(`${where} must be an object, got ${describeValue(location)}`);
+  }
+  const o = location as Record<string, unknown>;
+  for (const name of Object.keys(o)) {
+    if (!known.includes(name)) {
+      const near = nearest(name, known);
+      throw new TypeError(`${where}: unknown option "${name}"${near ? ` (did you mean "${near}"?)` : ""}`);
+    }
+  }
+  for (const name of ["wasmBase", "workerUrl"]) {
+    const url = o[name];
+    if (url !== undefined && typeof url !== "string" && !(url instanceof URL)) {
+      throw new TypeError(`${where}: ${name} must be a URL (a string or a URL), got ${describeValue(url)}`);
+    }
+  }
+  const modules = o.modules;
+  if (modules === undefined) return;
+  if (modules === null || typeof modules !== "object") {
+    throw new TypeError(
+      `${where}: modules must be an object of modules by file name, got ${describeValue(modules)}`,
+    );
+  }
+  for (const [file, module] of Object.entries(modules)) {
+    if (!(KERNEL_FILES as readonly string[]).includes(file)) {
+      const near = nearest(file, KERNEL_FILES);
+      throw new TypeError(
+        `${where}: modules has "${file}", not a kernel file${near ? ` (did you mean "${near}"?)` : ""}; ` +
+          `they are ${KERNEL_FILES.join(", ")}`,
+      );
+    }
+    if (module !== undefined && !(module instanceof WebAssembly.Module)) {
+      const bytes = module instanceof ArrayBuffer || ArrayBuffer.isView(module);
+      throw new TypeError(
+        `${where}: modules["${file}"] must be a WebAssembly.Module, got ${describeValue(module)}` +
+          (bytes
+            ? ": compile the bytes first (await WebAssembly.compile(bytes)); in Cloudflare Workers, import " +
+              "the .wasm file, which gives a module"
+            : ""),
+      );
+    }
+  }
+}
+
 /** Options for {@linkcode loadKernels}. */
 export interface LoadKernelsOptions extends KernelLocation {
   /** Force a variant instead of picking the fastest valid one. */
@@ -157,7 +219,19 @@ async function moduleOf(
     p = (async () => {
       let bytes = await fetchBytes(url);
       if (pages !== undefined) bytes = withMemoryLimits(bytes, pages, pages);
-      return WebAssembly.validate(bytes) ? await WebAssembly.compile(bytes) : undefined;
+      if (!WebAssembly.validate(bytes)) return undefined;
+      try {
+        return await WebAssembly.compile(bytes);
+      } catch (err) {
+        // valid bytes that do not compile: a runtime that forbids compiling them (workerd's "Wasm code
+        // generation disallowed by embedder")
+        throw new Error(
+          `cannot compile kernels ${url.href}: ${(err as Error).message} (a runtime that forbids compiling ` +
+            `WebAssembly from bytes, such as Cloudflare Workers, needs the kernels option { modules }: ` +
+            `the .wasm files imported as modules, see "Cloudflare Workers / workerd" in mesp's README)`,
+          { cause: err },
+        );
+      }
     })();
     p.catch(() => moduleCache.delete(key));
     moduleCache.set(key, p);
@@ -282,6 +356,7 @@ export interface KernelConstants {
  * `modules`) or the functions are not constants.
  */
 export async function kernelConstants(options: LoadKernelsOptions = {}): Promise<KernelConstants> {
+  checkKernelLocation(options, "kernels", LOAD_KERNELS_OPTIONS); // the kernels option and the variant
   if (!options.modules) {
     const candidates = options.variant ? [options.variant] : VARIANTS;
     for (const variant of candidates) {
@@ -443,6 +518,7 @@ async function loadShared(
  * module is cached. With `shared`, the threads build is preferred (see {@linkcode LoadKernelsOptions}).
  */
 export async function loadKernels(options: LoadKernelsOptions = {}): Promise<Kernels> {
+  checkKernelLocation(options, "loadKernels options", LOAD_KERNELS_OPTIONS);
   const candidates = options.variant ? [options.variant] : VARIANTS;
   for (const variant of candidates) {
     if (options.shared) {

@@ -27,6 +27,7 @@
  * @module
  */
 import {
+  checkKernelLocation,
   GEMM_TILE,
   kernelConstants,
   type KernelExports,
@@ -649,6 +650,7 @@ export async function startKernels(
   specsOf: (gemmScratch: number) => readonly RegionSpec[],
   options: StartKernelsOptions = {},
 ): Promise<{ kernels: PooledKernels; arena: Arena }> {
+  checkKernelLocation(options.kernels, "kernels");
   const threads = options.threads ?? 1;
   const location = options.kernels ?? {};
   const budget = { budget: options.budget };
