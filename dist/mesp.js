@@ -2214,6 +2214,9 @@ function readDirectory(bytes, name) {
   if (end < 0) throw new Error(`${name}: not a ZIP archive (no end-of-directory record)`);
   const count = v.getUint16(end + 10, true);
   let at = v.getUint32(end + 16, true);
+  if (count === 65535 || at === 4294967295) {
+    throw new Error(`${name}: a ZIP64 archive; only classic ZIP archives are read (zip without -fz writes one)`);
+  }
   const dec = new TextDecoder();
   const out = [];
   for (let i = 0; i < count; i++) {
@@ -9035,6 +9038,7 @@ var LORA_OPTIONS = [
   "rslora",
   "targets"
 ];
+var MAX_SEED = 2 ** 32 - 1;
 var NESTED = {
   lr: "optimizer",
   weightDecay: "optimizer",
@@ -9088,7 +9092,7 @@ var KINDS = {
   maxTokens: "integer",
   warmup: "integer",
   rank: "integer",
-  seed: "number",
+  seed: "seed",
   epochs: "number",
   zoEps: "number",
   clip: "number",
@@ -9139,6 +9143,10 @@ function checkOptions(where, options, known) {
       if (!kind.includes(value)) bad(`one of ${kind.map((c) => JSON.stringify(c)).join(", ")}`);
     } else if (kind === "integer") {
       if (!Number.isSafeInteger(value)) bad("an integer");
+    } else if (kind === "seed") {
+      if (!Number.isSafeInteger(value) || value < 0 || value > MAX_SEED) {
+        bad(`an integer from 0 to ${MAX_SEED}`);
+      }
     } else if (kind === "count") {
       if (!Number.isSafeInteger(value) || value < 1) bad("an integer \u2265 1");
     } else if (kind === "array") {

@@ -1,7 +1,7 @@
 // `eval --score trained` scores what training's validation loss scores: after a short run with --val, the
-// same adapter on the same file gives the run's last validation loss bit for bit, with no --weights (eval takes
-// the weights the adapter's run recorded, q4, not the f32 checkpoint's own); `--score all` (the default) scores
-// every predicted token of the chat examples, more tokens and another number.
+// same adapter on the same file gives the run's last validation loss bit for bit, with no --weights or --seq-len
+// (eval takes what the adapter's run recorded: q4, not the f32 checkpoint's own, and its --seq-len, not 1024);
+// `--score all` (the default) scores every predicted token of the chat examples, more tokens and another number.
 import { assert, assertEquals } from "./_assert.ts";
 import { tinyRun } from "./_tiny_run.ts";
 
@@ -33,7 +33,8 @@ Deno.test("eval --score trained equals training's validation loss; --score all s
     const lines = stdout.split("\n").filter((l) => l.includes('"val_loss"')).map((l) => JSON.parse(l));
     const val = lines.at(-1).val_loss as number;
     const evalArgs = ["eval", "--model", model, "--data", `${DATA}valid.jsonl`, "--adapter", `${out}/run`];
-    const common = ["--seq-len", "64", "--json"];
+    // no --seq-len and no --weights: eval takes the run's (64, q4)
+    const common = ["--json"];
     const trained = JSON.parse(await mesp(env, ...evalArgs, ...common, "--score", "trained"));
     const all = JSON.parse(await mesp(env, ...evalArgs, ...common));
     assertEquals(trained.score, "trained");

@@ -89,3 +89,24 @@ Deno.test("prepare: the summary of pre-tokenized data counts the lines cut to --
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("prepare: a --seq-len that leaves most examples without a trained token is warned about", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mesp_pretok_" });
+  try {
+    const model = await modelWithTokenizer(dir);
+    const data = new URL("../data/lumen/train.jsonl", import.meta.url).pathname;
+    const log: string[] = [];
+    const prepared = await prepare(
+      { model, weights: "f32", cacheDir: `${dir}/cache`, data: [data], seqLen: 16 },
+      (m) => log.push(m),
+    );
+    prepared.pack.source.close?.();
+    const warning = log.find((l) => l.startsWith(`warning: ${data}: most examples (`));
+    assert(
+      warning?.endsWith("within the first 16 tokens and are left out: a longer --seq-len keeps them"),
+      log.join("\n"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -227,6 +227,8 @@ Deno.test("checks: a plan WebAssembly memory cannot hold is refused naming --seq
     /memory plan needs [\d.]+ MB, more than WebAssembly's 32-bit memory holds \(4295\.0 MB\): it holds 32768 positions, for the longest sequence once cut to seqLen: cut them shorter \(seqLen, --seq-len\)/,
     "train",
   );
+  // a learning rate of 0 would train an adapter that stays the base model
+  assertFails(await mesp(cache, ...run, "--data", data, "--lr", "0"), 1, /--lr: must be > 0, got 0/, "lr 0");
   // what the failed run left does not block the same --out
   const again = await mesp(cache, ...run, "--data", data, "--seq-len", "64");
   assertEquals(again.code, 0, again.stderr);

@@ -67,6 +67,13 @@ Deno.test("run options: train refuses unknown names, wrong kinds and choices bef
   );
   await assertRejects(trainWith({ lora: { targets: "q,v" } }), 'lora: targets must be an array, got "q,v"');
   await assertRejects(trainWith({ threads: 0 }), "train options: threads must be an integer ≥ 1, got 0");
+  // seeds are 32-bit; a fractional one once trained and saved a state that could not be read back
+  for (const seed of [1.5, -1, 2 ** 32]) {
+    await assertRejects(
+      trainWith({ seed }),
+      `train options: seed must be an integer from 0 to 4294967295, got ${seed}`,
+    );
+  }
   await assertRejects(trainWith({ steps: 2, epochs: 3 }), "train options: give steps or epochs, not both");
   await assertRejects(
     trainWith({ method: "mesb" }),

@@ -212,6 +212,8 @@ Deno.test({
       for (const [id, v] of Object.entries(FORM)) if (id !== "seq-len") await page.fill(`#${id}`, v);
       const fieldChecks: [string, string, string, string][] = [
         ["lr", "", "Learning rate: must be a number > 0 (it is empty)", FORM.lr],
+        // a fractional seed once trained, then wrote a state no later Train could read
+        ["seed", "1.5", "Seed: must be a whole number from 0 to 4294967295 (got 1.5)", FORM.seed],
         ["budget", "-5", "Working-memory budget: must be at least 1 MB, or 0 for none (got -5)", "0"],
         ["budget", "0.001", "Working-memory budget: must be at least 1 MB, or 0 for none (got 0.001)", "0"],
         [
@@ -429,6 +431,11 @@ Deno.test({
         "Start from, after",
       );
       assert(await page.isEnabled("#rank"), "the rank field after the adapter is let go");
+      // the open model cannot be removed (its pack is held open): said, and it stays listed
+      await page.click("#cached-list button.secondary");
+      const kept = await statusOf(page, "model-status", /is open: reload the page/);
+      assert(kept.includes("to remove it"), kept);
+      assertEquals(await page.locator("#cached-list li").count(), 1);
 
       // offline: the page and the library come from the service worker's cache, the model from OPFS
       await ctx.setOffline(true);

@@ -144,7 +144,13 @@ async function showCached(models) {
     drop.className = "secondary";
     drop.textContent = "Remove";
     drop.setAttribute("aria-label", `Remove ${m.name} (${m.format}) from this browser`);
-    drop.addEventListener("click", async () => showCached(await ask("removeModel", { key: m.key })));
+    drop.addEventListener("click", async () => {
+      try {
+        showCached(await ask("removeModel", { key: m.key }));
+      } catch (err) {
+        setStatus($("model-status"), err.message, "error");
+      }
+    });
     li.append(use, drop);
     list.append(li);
   }
@@ -404,7 +410,9 @@ function numberField(id, rule, ok, blank) {
     return v;
   }
   el.setAttribute("aria-invalid", "true");
-  throw new Error(`${LABELS[id]}: ${rule} (${text === "" ? "it is empty" : `got ${text}`})`);
+  // a number input's value is "" for text it cannot read ("1e", "-") as well as when it is empty
+  const what = text !== "" ? `got ${text}` : el.validity?.badInput ? "it is not a number" : "it is empty";
+  throw new Error(`${LABELS[id]}: ${rule} (${what})`);
 }
 
 const whole = (min) => (v) => Number.isInteger(v) && v >= min;
@@ -414,7 +422,11 @@ function trainOptions() {
   return {
     seqLen: seqLen(),
     steps: numberField("steps", "must be a whole number ≥ 1", whole(1)),
-    seed: numberField("seed", "must be a number", () => true),
+    seed: numberField(
+      "seed",
+      "must be a whole number from 0 to 4294967295",
+      (v) => whole(0)(v) && v < 2 ** 32,
+    ),
     lora: { rank: numberField("rank", "must be a whole number ≥ 1", whole(1)), targets: ["all"] },
     optimizer: {
       name: $("optimizer").value,

@@ -78,7 +78,11 @@ export async function readText(path, name) {
 /** Removes the entry `name` (a file or a whole folder) from `path`, if it exists. */
 export async function remove(path, name) {
   const d = await tryDir(path);
-  await d?.removeEntry(name, { recursive: true }).catch(() => {});
+  await d?.removeEntry(name, { recursive: true }).catch((err) => {
+    if (err?.name !== "NotFoundError") {
+      throw new Error(`cannot remove ${[...path, name].join("/")}: ${err.message}`);
+    }
+  });
 }
 
 export async function readModelMeta(key) {

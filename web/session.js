@@ -94,6 +94,10 @@ const ops = {
 
   /** Forgets a converted model (its pack and any training state). */
   async removeModel(_id, { key }) {
+    // its pack is held open for reading, and the browser would keep the files
+    if (session.model?.key === key) {
+      throw new Error(`${session.model.name} is open: reload the page (or open another model) to remove it`);
+    }
     await opfs.remove(["models"], key);
     return await opfs.listModels();
   },

@@ -15,7 +15,7 @@ import { ensureDir } from "./paths.ts";
 import type { Sequence } from "../data/sequence.ts";
 import { dirFiles, exists, fileSource } from "../io/deno_files.ts";
 import { readTrainingStateRun, TRAINING_STATE_FILE } from "../run/training_state.ts";
-import { recordedConfig } from "./run_config.ts";
+import { recordedConfig, type RunConfig } from "./run_config.ts";
 import { ADAPTER_CONFIG, openAdapter, type OpenedAdapter } from "../engine/adapter.ts";
 import type { FlagSpec } from "./args.ts";
 import { chooseWeights, type WeightsChoice, type WeightsDefault } from "./weights.ts";
@@ -150,23 +150,36 @@ export function openAdapterDir(dir: string): Promise<OpenedAdapter> {
 }
 
 /**
- * The default weights of a command that applies the adapter in `dir`: those its training run recorded (train's
- * `--out` keeps the run's state beside the adapter), else the checkpoint's own precision.
+ * The run configuration recorded beside the adapter in `dir` (train's `--out` keeps the run's state there) and
+ * the file that records it; undefined for an adapter without one.
+ */
+export async function adapterRun(
+  dir: string | undefined,
+  log: (m: string) => void,
+): Promise<{ config: Partial<RunConfig>; path: string } | undefined> {
+  const path = `${dir}/${TRAINING_STATE_FILE}`;
+  if (dir === undefined || !await exists(path)) return undefined;
+  try {
+    const config = recordedConfig(await readTrainingStateRun(fileSource(path), path));
+    return config && { config, path };
+  } catch (err) {
+    log(`notice: ${(err as Error).message}; the adapter's training run is unknown`);
+    return undefined;
+  }
+}
+
+/**
+ * The default weights of a command that applies the adapter in `dir`: those its training run recorded, else
+ * the checkpoint's own precision.
  */
 export async function adapterWeightsDefault(
   dir: string | undefined,
   log: (m: string) => void,
 ): Promise<WeightsDefault> {
-  const path = `${dir}/${TRAINING_STATE_FILE}`;
-  if (dir === undefined || !await exists(path)) return "checkpoint";
-  let format: unknown;
-  try {
-    format = recordedConfig(await readTrainingStateRun(fileSource(path), path))?.weights;
-  } catch (err) {
-    log(`notice: ${(err as Error).message}; the adapter's recorded weights are unknown`);
-  }
-  return PACK_FORMATS.includes(format as PackFormat)
-    ? { format: format as PackFormat, recordedIn: path }
+  const run = await adapterRun(dir, log);
+  const format = run?.config.weights;
+  return run && PACK_FORMATS.includes(format as PackFormat)
+    ? { format: format as PackFormat, recordedIn: run.path }
     : "checkpoint";
 }
 

@@ -10,6 +10,7 @@ import { readModelConfig } from "../model/pack_files.ts";
 import { loraLayout } from "../engine/lora.ts";
 import { Progress } from "./progress.ts";
 import {
+  adapterRun,
   adapterWeightsDefault,
   arenaBudget,
   MODEL_FLAGS,
@@ -41,7 +42,12 @@ export const SPEC = {
       description: "JSONL dataset (text, prompt/completion, messages or input_ids)",
     },
     adapter: { type: "string", value: "DIR", description: "apply a PEFT LoRA adapter" },
-    seqLen: { type: "integer", default: 1024, min: 2, description: "cut sequences to this many tokens" },
+    seqLen: {
+      type: "integer",
+      default: 1024,
+      min: 2,
+      description: "cut sequences to this many tokens (with an --adapter train wrote: its run's)",
+    },
     score: {
       type: "string",
       choices: ["all", "trained"],
@@ -62,7 +68,14 @@ export async function run(argv: string[]): Promise<number> {
   const log = stderrLog(args.json);
   const cfg = await readModelConfig(args.model);
   await checkInputFile("--data", args.data);
-  args.seqLen = fitPositions("--seq-len", args.seqLen, givenFlags(argv, SPEC).has("seqLen"), cfg);
+  const seqLenGiven = givenFlags(argv, SPEC).has("seqLen");
+  // an adapter's run cut its sequences to its --seq-len: scored alike, its losses are comparable
+  const recordedSeqLen = seqLenGiven ? undefined : (await adapterRun(args.adapter, log))?.config.seqLen;
+  if (typeof recordedSeqLen === "number") {
+    args.seqLen = recordedSeqLen;
+    log(`--seq-len ${recordedSeqLen}: the adapter's training run's (--seq-len to choose another)`);
+  }
+  args.seqLen = fitPositions("--seq-len", args.seqLen, seqLenGiven, cfg);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
   const choice = chooseWeights(cfg, args.weights, await adapterWeightsDefault(args.adapter, log)),
     weights = choice.format;

@@ -59,7 +59,13 @@ export const SPEC = {
     ckpt,
     ckptEvery,
     savedInputs,
-    seed: { type: "integer", default: 0, description: "seed of the fresh initialisation" },
+    seed: {
+      type: "integer",
+      default: 0,
+      min: 0,
+      max: 4294967295,
+      description: "seed of the fresh initialisation",
+    },
     force: { type: "boolean", description: "replace --out if it exists" },
   },
   epilog:

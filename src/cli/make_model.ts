@@ -58,7 +58,13 @@ export const SPEC = {
       default: "hf",
       description: "hf safetensors, or MLX affine-quantized (group 64)",
     },
-    seed: { type: "integer", default: 0, description: "PRNG seed; same seed, same bytes" },
+    seed: {
+      type: "integer",
+      default: 0,
+      min: 0,
+      max: 4294967295,
+      description: "PRNG seed; same seed, same bytes",
+    },
     shardSize: {
       type: "size",
       default: "5GB",

@@ -107,7 +107,16 @@ export async function prepare(job: PrepareJob, log: (m: string) => void): Promis
   const sets: Sequence[][] = [];
   for (const [i, path] of result.sets.entries()) {
     const cache = decodeTokenCache(await Deno.readFile(path), { name: path });
-    log(datasetLine(job.data[i], cache.meta.stats, job.seqLen));
+    const stats = cache.meta.stats;
+    log(datasetLine(job.data[i], stats, job.seqLen));
+    if (stats.dropped > stats.examples) {
+      log(
+        `warning: ${
+          job.data[i]
+        }: most examples (${stats.dropped} of ${stats.records}) have no trained token ` +
+          `within the first ${job.seqLen} tokens and are left out: a longer --seq-len keeps them`,
+      );
+    }
     const seqs: Sequence[] = [];
     for (let i = 0; i < cache.count; i++) seqs.push(cache.example(i));
     sets.push(seqs);

@@ -86,7 +86,7 @@ export const SPEC = {
     ...TRAIN_FLAGS,
     lr: {
       type: "number",
-      min: 0,
+      greaterThan: 0, // 0 would train an adapter that stays the base model
       description: "peak learning rate (default 2e-4 AdamW, 1e-4 SGD, 5e-5 MeZO)",
     },
     zoEps: { type: "number", default: 1e-3, greaterThan: 0, description: "MeZO perturbation scale ε" },
@@ -100,7 +100,13 @@ export const SPEC = {
       description: "learning-rate schedule",
     },
     warmup: { type: "integer", default: 0, min: 0, description: "linear warmup steps" },
-    seed: { type: "integer", default: 0, description: "seed of the LoRA initialisation and data order" },
+    seed: {
+      type: "integer",
+      default: 0,
+      min: 0,
+      max: 4294967295,
+      description: "seed of the LoRA initialisation and data order",
+    },
     valEvery: {
       type: "integer",
       default: 0,

@@ -102,6 +102,12 @@ function readDirectory(bytes: Uint8Array, name: string): RawEntry[] {
   if (end < 0) throw new Error(`${name}: not a ZIP archive (no end-of-directory record)`);
   const count = v.getUint16(end + 10, true);
   let at = v.getUint32(end + 16, true);
+  // ZIP64 (`zip -fz`, or archives past 4 GB / 65535 entries) keeps the real values in a record of its own
+  if (count === 0xffff || at === 0xffffffff) {
+    throw new Error(
+      `${name}: a ZIP64 archive; only classic ZIP archives are read (zip without -fz writes one)`,
+    );
+  }
   const dec = new TextDecoder();
   const out: RawEntry[] = [];
   for (let i = 0; i < count; i++) {

@@ -114,6 +114,7 @@ export const LORA_OPTIONS = ["rank", "alpha", "rslora", "targets"] as const;
 type Kind =
   | "integer"
   | "count"
+  | "seed"
   | "array"
   | "number"
   | "boolean"
@@ -121,6 +122,9 @@ type Kind =
   | "function"
   | "object"
   | readonly string[];
+
+/** The largest seed: seeds are 32-bit. */
+export const MAX_SEED = 2 ** 32 - 1;
 
 /** Options of a nested object that callers put at the top level: where each belongs. */
 const NESTED: Record<string, string> = {
@@ -159,7 +163,7 @@ const KINDS: Record<string, Kind> = {
   maxTokens: "integer",
   warmup: "integer",
   rank: "integer",
-  seed: "number",
+  seed: "seed",
   epochs: "number",
   zoEps: "number",
   clip: "number",
@@ -221,6 +225,11 @@ export function checkOptions(where: string, options: object, known: readonly str
       if (!kind.includes(value)) bad(`one of ${kind.map((c) => JSON.stringify(c)).join(", ")}`);
     } else if (kind === "integer") {
       if (!Number.isSafeInteger(value)) bad("an integer");
+    } else if (kind === "seed") {
+      // seeds are 32-bit (a larger one would wrap to a smaller one's stream; a state keeps it as an integer)
+      if (!Number.isSafeInteger(value) || (value as number) < 0 || (value as number) > MAX_SEED) {
+        bad(`an integer from 0 to ${MAX_SEED}`);
+      }
     } else if (kind === "count") {
       if (!Number.isSafeInteger(value) || (value as number) < 1) bad("an integer ≥ 1");
     } else if (kind === "array") {
