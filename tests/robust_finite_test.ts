@@ -285,7 +285,7 @@ Deno.test("finite: --beta1 1, --beta2 1, --zo-eps 0 are refused before anything 
     [["--beta2", "1"], /--beta2: must be < 1, got 1/],
     [["--beta2", "1.5"], /--beta2: must be < 1, got 1\.5/],
     [["--zo-eps", "0", "--method", "mezo"], /--zo-eps: must be > 0, got 0/],
-    [["--lr", "-1"], /--lr: must be ≥ 0/],
+    [["--lr", "-1"], /--lr: must be > 0, got -1/],
   ];
   for (const [flags, want] of bad) {
     const r = await mesp(`${dir}/cache`, "train", "--model", model, ...base, "--out", out, ...flags);
