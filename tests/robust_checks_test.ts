@@ -210,6 +210,11 @@ Deno.test("checks: a plan WebAssembly memory cannot hold is refused naming --seq
     plan.stdout.includes("does NOT fit: WebAssembly's 32-bit memory holds at most 4295.0 MB"),
     plan.stdout,
   );
+  // every input is saved (in the spill file), so the hint does not say "saves few inputs"
+  assert(
+    plan.stdout.includes("out of reach here (the buffers of --seq-len's positions alone exceed it)"),
+    plan.stdout,
+  );
   // over 4 GiB but within a budget: only the first says no
   const budgeted = ["plan", "--model", full, "--seq-len", "32768", "--max-memory", "20GB"];
   const json = await mesp(cache, ...budgeted, "--json");

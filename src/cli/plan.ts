@@ -99,7 +99,7 @@ export async function run(argv: string[]): Promise<number> {
         `does NOT fit: WebAssembly's 32-bit memory holds at most ${formatMB(WASM32_BYTES)}; lower --seq-len`,
       );
     }
-    const hint = schedule && defaultAimHint(peak, given);
+    const hint = schedule && defaultAimHint(peak, given, spill !== undefined);
     if (hint) console.log(hint);
     if (args.maxMemory !== undefined) {
       console.log(

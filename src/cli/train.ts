@@ -551,7 +551,7 @@ async function trainInto(out: string, c: {
       log(`memory plan: arena ${formatMB(ev.bytes)}${ev.schedule ? `; schedule: ${ev.schedule}` : ""}`);
       if (ev.spill) log(`spill: ${ev.spill}`);
       const hint = ev.schedule && method === "mesp" &&
-        defaultAimHint(ev.bytes + runtimeBytes(threads), given);
+        defaultAimHint(ev.bytes + runtimeBytes(threads), given, !!ev.spill);
       if (hint) log(hint);
     } else if (ev.type === "step") {
       sumLoss += ev.loss;

@@ -130,13 +130,19 @@ export function defaultTarget(maxMemory: number | undefined, threads: number): n
 
 /**
  * What to say when the default's {@linkcode DEFAULT_PEAK} aim is out of reach (a predicted whole-process
- * `peak` over it, no schedule flag in `given`), so a user knows why the run saves few inputs and what buys the
- * speed back; undefined when there is nothing to say.
+ * `peak` over it, no schedule flag in `given`), so a user knows why the run saves few inputs (or, `spilled`:
+ * that they are all saved, in the spill file, and the arena is over the aim anyway) and what buys the speed
+ * back; undefined when there is nothing to say.
  */
-export function defaultAimHint(peak: number, given: ReadonlySet<string>): string | undefined {
+export function defaultAimHint(
+  peak: number,
+  given: ReadonlySet<string>,
+  spilled: boolean,
+): string | undefined {
   if (peak <= DEFAULT_PEAK || ["maxMemory", "ckptEvery", "savedInputs"].some((f) => given.has(f))) {
     return undefined;
   }
-  return `the default aims at ${formatMB(DEFAULT_PEAK)}, out of reach here, so it saves few inputs; ` +
-    `--max-memory SIZE picks the fastest schedule that fits SIZE`;
+  return `the default aims at ${formatMB(DEFAULT_PEAK)}, out of reach here` +
+    (spilled ? " (the buffers of --seq-len's positions alone exceed it)" : ", so it saves few inputs") +
+    `; --max-memory SIZE picks the fastest schedule that fits SIZE`;
 }
