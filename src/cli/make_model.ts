@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { formatCount } from "../util/count.ts";
 import { type CommandSpec, parseArgs } from "./args.ts";
 import { Progress } from "./progress.ts";
 import { type PresetName, PRESETS } from "../model/config.ts";
@@ -89,8 +90,8 @@ export function formatModelPlan(plan: ModelPlan): string {
     lines.push(`${f.name}: ${f.tensors.length} tensors, ${formatMB(f.fileSize)}`);
   }
   lines.push(
-    `${plan.tensors.length} tensors, ${plan.parameters.toLocaleString("en-US")} parameters, ` +
-      `${plan.totalBytes.toLocaleString("en-US")} tensor bytes (${formatMB(plan.fileBytes)} on disk), ` +
+    `${plan.tensors.length} tensors, ${formatCount(plan.parameters)} parameters, ` +
+      `${formatCount(plan.totalBytes)} tensor bytes (${formatMB(plan.fileBytes)} on disk), ` +
       `format ${plan.format}, dtype ${plan.dtype}`,
   );
   return lines.join("\n");

@@ -12,6 +12,7 @@ import { openPack, type Pack } from "../model/pack.ts";
 import type { PackFormat } from "../model/pack_layout.ts";
 import { decodeTokenCache } from "../data/token_cache.ts";
 import type { TokenizeStats } from "../data/dataset.ts";
+import { formatCount } from "../util/count.ts";
 import type { Sequence } from "../data/sequence.ts";
 
 /** What to prepare. */
@@ -129,7 +130,7 @@ export async function prepare(job: PrepareJob, log: (m: string) => void): Promis
  * 2 cut to --seq-len 256; 1 dropped (no trained token within --seq-len 256)`.
  */
 export function datasetLine(path: string, s: TokenizeStats, seqLen: number): string {
-  const n = (x: number) => x.toLocaleString("en-US");
+  const n = formatCount;
   const examples = `${n(s.examples)} example${s.examples === 1 ? "" : "s"}`;
   let line = `${path}: ${examples}, ${n(s.tokens)} tokens, ${n(s.targets)} trained`;
   if (s.truncated > 0) line += `; ${n(s.truncated)} cut to --seq-len ${seqLen}`;
