@@ -1,6 +1,6 @@
 /**
  * What a value is, for errors about an argument of the wrong kind ("got a string", "got a Promise"): plain
- * JavaScript callers (the browser build has no types) pass anything.
+ * JavaScript callers (no type checker stops them) pass anything.
  *
  * @module
  */
