@@ -65,6 +65,10 @@ function nearest(name, candidates) {
   }
   return best;
 }
+function didYouMean(name, candidates) {
+  const near = nearest(name, candidates);
+  return near ? ` (did you mean "${near}"?)` : "";
+}
 function distance(a, b) {
   let prev = Array.from({
     length: b.length + 1
@@ -147,8 +151,7 @@ function checkKernelLocation(location, where, known = KERNEL_LOCATION_OPTIONS) {
   const o = location;
   for (const name of Object.keys(o)) {
     if (!known.includes(name)) {
-      const near = nearest(name, known);
-      throw new TypeError(`${where}: unknown option "${name}"${near ? ` (did you mean "${near}"?)` : ""}`);
+      throw new TypeError(`${where}: unknown option "${name}"${didYouMean(name, known)}`);
     }
   }
   for (const name of [
@@ -167,8 +170,7 @@ function checkKernelLocation(location, where, known = KERNEL_LOCATION_OPTIONS) {
   }
   for (const [file, module] of Object.entries(modules)) {
     if (!KERNEL_FILES.includes(file)) {
-      const near = nearest(file, KERNEL_FILES);
-      throw new TypeError(`${where}: modules has "${file}", not a kernel file${near ? ` (did you mean "${near}"?)` : ""}; they are ${KERNEL_FILES.join(", ")}`);
+      throw new TypeError(`${where}: modules has "${file}", not a kernel file${didYouMean(file, KERNEL_FILES)}; they are ${KERNEL_FILES.join(", ")}`);
     }
     if (module !== void 0 && !(module instanceof WebAssembly.Module)) {
       const bytes = module instanceof ArrayBuffer || ArrayBuffer.isView(module);
@@ -8945,6 +8947,20 @@ function memorySpill() {
   };
 }
 
+// src/data/sequence.ts
+function longestWithin(seqLen, ...sets) {
+  let longest = 2;
+  for (const set of sets) for (const s of set) longest = Math.max(longest, Math.min(s.ids.length, seqLen));
+  return longest;
+}
+function badTokenIdAt(ids, vocabSize = Infinity) {
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (!Number.isSafeInteger(id) || id < 0 || id >= vocabSize) return i;
+  }
+  return -1;
+}
+
 // src/run/run_options.ts
 var TRAIN_OPTIONS = [
   "method",
@@ -9127,8 +9143,7 @@ function checkOptions(where, options, known) {
   for (const [name, value] of Object.entries(options)) {
     if (!known.includes(name)) {
       const home = NESTED[name];
-      const near = nearest(name, known);
-      const hint = home && known.includes(home) ? ` (it belongs in ${home}: { ${name} })` : near ? ` (did you mean "${near}"?)` : "";
+      const hint = home && known.includes(home) ? ` (it belongs in ${home}: { ${name} })` : didYouMean(name, known);
       throw new TypeError(`${where}: unknown option "${name}"${hint}`);
     }
     if (value === void 0 || value === null) continue;
@@ -9175,22 +9190,20 @@ function checkSequences(what, sequences, seqLen, trained, vocabSize) {
     if (targets && targets.length !== n) {
       throw new RangeError(`${at}: ${targets.length} targets for ${n} tokens (one per token)`);
     }
-    for (let t = 0; t < n; t++) {
-      const id = s.ids[t];
-      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-        throw new RangeError(`${at}: ids[${t}] is ${id}, not a token id (an integer from 0 to ${vocabSize - 1})`);
-      }
+    const t = badTokenIdAt(s.ids, vocabSize);
+    if (t >= 0) {
+      throw new RangeError(`${at}: ids[${t}] is ${s.ids[t]}, not a token id (an integer from 0 to ${vocabSize - 1})`);
     }
     if (targets) {
-      for (let t = 0; t < n; t++) {
-        if (targets[t] !== 0 && targets[t] !== 1) {
-          throw new RangeError(`${at}: targets[${t}] is ${targets[t]}; targets is a 0/1 mask per token (1 = trained), not Hugging Face labels (-100 = ignored)`);
+      for (let t2 = 0; t2 < n; t2++) {
+        if (targets[t2] !== 0 && targets[t2] !== 1) {
+          throw new RangeError(`${at}: targets[${t2}] is ${targets[t2]}; targets is a 0/1 mask per token (1 = trained), not Hugging Face labels (-100 = ignored)`);
         }
       }
     }
     const T = Math.min(n, seqLen);
     let any = false;
-    for (let t = 1; t < T && !any; t++) any = !targets || targets[t] !== 0;
+    for (let t2 = 1; t2 < T && !any; t2++) any = !targets || targets[t2] !== 0;
     scored ||= any;
     if (!trained) continue;
     if (!any) {
@@ -9200,13 +9213,6 @@ function checkSequences(what, sequences, seqLen, trained, vocabSize) {
   if (!trained && sequences.length > 0 && !scored) {
     throw new RangeError(`${what} set: no sequence has a trained token within seqLen ${seqLen}`);
   }
-}
-
-// src/data/sequence.ts
-function longestWithin(seqLen, ...sets) {
-  let longest = 2;
-  for (const set of sets) for (const s of set) longest = Math.max(longest, Math.min(s.ids.length, seqLen));
-  return longest;
 }
 
 // src/engine/lora_init.ts
@@ -9714,14 +9720,11 @@ function checkTokenIds(what, ids, vocabSize) {
     const hint = Number.isInteger(ids) ? ` (one id is a list of one: [${ids}])` : "";
     throw new TypeError(`${what} must be an array of token ids, got ${describeValue(ids)}${hint}`);
   }
-  const list = ids, top = vocabSize ?? Infinity;
-  for (let i = 0; i < list.length; i++) {
-    const id = list[i];
-    if (!Number.isSafeInteger(id) || id < 0 || id >= top) {
-      const shown = typeof id === "string" ? JSON.stringify(id) : String(id);
-      const range = vocabSize === void 0 ? "integers \u2265 0" : `integers from 0 to ${top - 1} (the vocabulary)`;
-      throw new TypeError(`${what}[${i}] is ${shown}: token ids are ${range}`);
-    }
+  const list = ids, i = badTokenIdAt(list, vocabSize);
+  if (i >= 0) {
+    const shown = typeof list[i] === "string" ? JSON.stringify(list[i]) : String(list[i]);
+    const range = vocabSize === void 0 ? "integers \u2265 0" : `integers from 0 to ${vocabSize - 1} (the vocabulary)`;
+    throw new TypeError(`${what}[${i}] is ${shown}: token ids are ${range}`);
   }
 }
 async function* tokens(pack, prompt, maxTokens, eos, sample, options) {

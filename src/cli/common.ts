@@ -149,14 +149,20 @@ export function openAdapterDir(dir: string): Promise<OpenedAdapter> {
   return openAdapter(dirFiles(dir));
 }
 
+/** The configuration a training run recorded, and the file it is recorded in. */
+export interface AdapterRun {
+  config: Partial<RunConfig>;
+  path: string;
+}
+
 /**
- * The run configuration recorded beside the adapter in `dir` (train's `--out` keeps the run's state there) and
- * the file that records it; undefined for an adapter without one.
+ * The run configuration recorded beside the adapter in `dir` (train's `--out` keeps the run's state there);
+ * undefined for an adapter without one.
  */
 export async function adapterRun(
   dir: string | undefined,
   log: (m: string) => void,
-): Promise<{ config: Partial<RunConfig>; path: string } | undefined> {
+): Promise<AdapterRun | undefined> {
   const path = `${dir}/${TRAINING_STATE_FILE}`;
   if (dir === undefined || !await exists(path)) return undefined;
   try {
@@ -169,14 +175,10 @@ export async function adapterRun(
 }
 
 /**
- * The default weights of a command that applies the adapter in `dir`: those its training run recorded, else
- * the checkpoint's own precision.
+ * The default weights of a command that applies an adapter whose training `run` is known ({@linkcode
+ * adapterRun}): those the run recorded, else the checkpoint's own precision.
  */
-export async function adapterWeightsDefault(
-  dir: string | undefined,
-  log: (m: string) => void,
-): Promise<WeightsDefault> {
-  const run = await adapterRun(dir, log);
+export function adapterWeightsDefault(run: AdapterRun | undefined): WeightsDefault {
   const format = run?.config.weights;
   return run && PACK_FORMATS.includes(format as PackFormat)
     ? { format: format as PackFormat, recordedIn: run.path }

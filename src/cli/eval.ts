@@ -70,14 +70,15 @@ export async function run(argv: string[]): Promise<number> {
   await checkInputFile("--data", args.data);
   const seqLenGiven = givenFlags(argv, SPEC).has("seqLen");
   // an adapter's run cut its sequences to its --seq-len: scored alike, its losses are comparable
-  const recordedSeqLen = seqLenGiven ? undefined : (await adapterRun(args.adapter, log))?.config.seqLen;
+  const run = await adapterRun(args.adapter, log);
+  const recordedSeqLen = seqLenGiven ? undefined : run?.config.seqLen;
   if (typeof recordedSeqLen === "number") {
     args.seqLen = recordedSeqLen;
     log(`--seq-len ${recordedSeqLen}: the adapter's training run's (--seq-len to choose another)`);
   }
   args.seqLen = fitPositions("--seq-len", args.seqLen, seqLenGiven, cfg);
   const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
-  const choice = chooseWeights(cfg, args.weights, await adapterWeightsDefault(args.adapter, log)),
+  const choice = chooseWeights(cfg, args.weights, adapterWeightsDefault(run)),
     weights = choice.format;
   // planned for the longest sequence once cut to --seq-len (see train's preflight)
   const preflight = (seqLen: number, longest?: { seqLen: number }) =>

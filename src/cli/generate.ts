@@ -20,6 +20,7 @@ import { readModelConfig } from "../model/pack_files.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { loraLayout } from "../engine/lora.ts";
 import {
+  adapterRun,
   adapterWeightsDefault,
   arenaBudget,
   MODEL_FLAGS,
@@ -213,7 +214,7 @@ async function converse(
       })
       : args.prompt!,
   );
-  const choice = chooseWeights(cfg, args.weights, await adapterWeightsDefault(args.adapter, log)),
+  const choice = chooseWeights(cfg, args.weights, adapterWeightsDefault(await adapterRun(args.adapter, log))),
     weights = choice.format;
   const maxTokens = roomFor(firstIds.length, args.maxTokens, given.has("maxTokens"), cfg, log);
   await refuseOverBudget(

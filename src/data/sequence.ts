@@ -22,3 +22,12 @@ export function longestWithin(seqLen: number, ...sets: readonly (readonly Sequen
   for (const set of sets) for (const s of set) longest = Math.max(longest, Math.min(s.ids.length, seqLen));
   return longest;
 }
+
+/** The index of the first of `ids` that is not a token id (an integer from 0 to `vocabSize` − 1), or −1. */
+export function badTokenIdAt(ids: ArrayLike<unknown>, vocabSize = Infinity): number {
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (!Number.isSafeInteger(id) || (id as number) < 0 || (id as number) >= vocabSize) return i;
+  }
+  return -1;
+}

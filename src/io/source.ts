@@ -610,9 +610,9 @@ function namedFetch(name: string, doFetch: typeof fetch): typeof fetch {
 
 /**
  * `url` (given to `where`) as an absolute http(s) URL, resolved against the page or worker where there is
- * one; throws unless it is one, what the default `fetch` can read by range. A local path would otherwise fail as `Invalid URL`, and
- * a `file:` URL at Deno's first request (`HEAD` is not supported there). Another scheme goes through a
- * `fetch` of the caller's own, which this check leaves to it.
+ * one; throws unless it is one, what the default `fetch` can read by range. A local path would otherwise fail
+ * as `Invalid URL`, and a `file:` URL at Deno's first request (`HEAD` is not supported there). Another scheme
+ * goes through a `fetch` of the caller's own, which this check leaves to it.
  */
 function checkHttpUrl(url: unknown, where: string): string {
   if (typeof url !== "string" && !(url instanceof URL)) {

@@ -13,6 +13,7 @@ import { loraLayout } from "../engine/lora.ts";
 import { checkPack, type Pack } from "../model/pack.ts";
 import type { KernelLocation, Variant } from "../runtime/kernels.ts";
 import { describeValue } from "../util/describe.ts";
+import { badTokenIdAt } from "../data/sequence.ts";
 
 /** Options for {@linkcode generate}. */
 export interface GenerateOptions {
@@ -84,16 +85,13 @@ function checkTokenIds(what: string, ids: unknown, vocabSize?: number): asserts 
     const hint = Number.isInteger(ids) ? ` (one id is a list of one: [${ids}])` : "";
     throw new TypeError(`${what} must be an array of token ids, got ${describeValue(ids)}${hint}`);
   }
-  const list = ids as ArrayLike<unknown>, top = vocabSize ?? Infinity;
-  for (let i = 0; i < list.length; i++) {
-    const id = list[i];
-    if (!Number.isSafeInteger(id) || (id as number) < 0 || (id as number) >= top) {
-      const shown = typeof id === "string" ? JSON.stringify(id) : String(id);
-      const range = vocabSize === undefined
-        ? "integers ≥ 0"
-        : `integers from 0 to ${top - 1} (the vocabulary)`;
-      throw new TypeError(`${what}[${i}] is ${shown}: token ids are ${range}`);
-    }
+  const list = ids as ArrayLike<unknown>, i = badTokenIdAt(list, vocabSize);
+  if (i >= 0) {
+    const shown = typeof list[i] === "string" ? JSON.stringify(list[i]) : String(list[i]);
+    const range = vocabSize === undefined
+      ? "integers ≥ 0"
+      : `integers from 0 to ${vocabSize - 1} (the vocabulary)`;
+    throw new TypeError(`${what}[${i}] is ${shown}: token ids are ${range}`);
   }
 }
 

@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { nearest } from "../util/nearest.ts";
+import { didYouMean } from "../util/nearest.ts";
+import { badTokenIdAt } from "../data/sequence.ts";
 import { checkKernelLocation, VARIANTS } from "../runtime/kernels.ts";
 import { checkOpenedAdapter } from "../engine/adapter.ts";
 
@@ -205,12 +206,9 @@ export function checkOptions(where: string, options: object, known: readonly str
   for (const [name, value] of Object.entries(options)) {
     if (!known.includes(name)) {
       const home = NESTED[name];
-      const near = nearest(name, known);
       const hint = home && known.includes(home)
         ? ` (it belongs in ${home}: { ${name} })`
-        : near
-        ? ` (did you mean "${near}"?)`
-        : "";
+        : didYouMean(name, known);
       throw new TypeError(`${where}: unknown option "${name}"${hint}`);
     }
     if (value === undefined || value === null) continue; // null: the default (alpha), or said by its own check
@@ -279,13 +277,11 @@ export function checkSequences(
     if (targets && targets.length !== n) {
       throw new RangeError(`${at}: ${targets.length} targets for ${n} tokens (one per token)`);
     }
-    for (let t = 0; t < n; t++) {
-      const id = s.ids[t];
-      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-        throw new RangeError(
-          `${at}: ids[${t}] is ${id}, not a token id (an integer from 0 to ${vocabSize - 1})`,
-        );
-      }
+    const t = badTokenIdAt(s.ids, vocabSize);
+    if (t >= 0) {
+      throw new RangeError(
+        `${at}: ids[${t}] is ${s.ids[t]}, not a token id (an integer from 0 to ${vocabSize - 1})`,
+      );
     }
     if (targets) {
       for (let t = 0; t < n; t++) {

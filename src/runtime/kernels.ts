@@ -5,7 +5,7 @@
  * @module
  */
 import type { KernelExports } from "./kernel_exports.ts";
-import { nearest } from "../util/nearest.ts";
+import { didYouMean } from "../util/nearest.ts";
 import { describeValue } from "../util/describe.ts";
 
 /** A compiled flavour of the kernels, in the order they are preferred. */
@@ -107,8 +107,7 @@ export function checkKernelLocation(
   const o = location as Record<string, unknown>;
   for (const name of Object.keys(o)) {
     if (!known.includes(name)) {
-      const near = nearest(name, known);
-      throw new TypeError(`${where}: unknown option "${name}"${near ? ` (did you mean "${near}"?)` : ""}`);
+      throw new TypeError(`${where}: unknown option "${name}"${didYouMean(name, known)}`);
     }
   }
   for (const name of ["wasmBase", "workerUrl"]) {
@@ -126,9 +125,8 @@ export function checkKernelLocation(
   }
   for (const [file, module] of Object.entries(modules)) {
     if (!(KERNEL_FILES as readonly string[]).includes(file)) {
-      const near = nearest(file, KERNEL_FILES);
       throw new TypeError(
-        `${where}: modules has "${file}", not a kernel file${near ? ` (did you mean "${near}"?)` : ""}; ` +
+        `${where}: modules has "${file}", not a kernel file${didYouMean(file, KERNEL_FILES)}; ` +
           `they are ${KERNEL_FILES.join(", ")}`,
       );
     }

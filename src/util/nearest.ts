@@ -14,6 +14,12 @@ export function nearest(name: string, candidates: Iterable<string>): string | un
   return best;
 }
 
+/** ` (did you mean "steps"?)` for the name of `candidates` nearest to `name`, or "" when none is near. */
+export function didYouMean(name: string, candidates: Iterable<string>): string {
+  const near = nearest(name, candidates);
+  return near ? ` (did you mean "${near}"?)` : "";
+}
+
 /** Levenshtein distance. */
 function distance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
