@@ -1,9 +1,12 @@
 // `generate --chat` on stdin: the first reply is what `generate --prompt` gives for the same message (the
 // same template and greedy decoding), `/reset` starts a new conversation (so the same message gets the same
 // reply again) instead of being sent to the model, an unknown `/command` is named and not sent, and the last
-// prompt's line is ended before the summary on stderr.
+// prompt's line is ended before the summary on stderr; a message that would overflow the model's positions
+// or the --max-memory budget is refused and the chat goes on.
 import { assert, assertEquals } from "./_assert.ts";
 import { tinyRun } from "./_tiny_run.ts";
+import { overBudget } from "../src/cli/preflight.ts";
+import { readModelConfig } from "../src/model/pack_files.ts";
 
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).href;
 
@@ -64,4 +67,34 @@ Deno.test("generate --chat: a message that would overflow the model's positions 
   } finally {
     await Deno.remove(small, { recursive: true });
   }
+});
+
+Deno.test("generate --chat --max-memory: a message whose plan is over the budget is not sent; the chat goes on", async () => {
+  const run = await tinyRun();
+  const env = { NO_COLOR: "1", MESP_CACHE: `${run.dir}/cache` };
+  const cfg = await readModelConfig(`${run.dir}/model`);
+  // the predicted peak of a 100-token prompt with its 6 new tokens (a budget of 1 byte is always over):
+  // a short message fits under it, a long one does not
+  const plan = {
+    mode: "generate",
+    seqLen: 100,
+    maxPositions: 106,
+    format: "f32",
+    bf16Scales: false,
+    resident: false,
+  } as const;
+  const budget = (await overBudget(cfg, plan, 1, 1))!.peak;
+  const long = "Tell me everything about the warranty and the battery and the colours. ".repeat(20);
+  const messages = ["What is Lumen?", long, "/reset", "hi", ""];
+  const chat = await generate(
+    env,
+    messages.join("\n") + "\n",
+    ...["--model", `${run.dir}/model`, "--weights", "f32", "--max-tokens", "6", "--threads", "1"],
+    ...["--max-memory", String(budget), "--chat"],
+  );
+  assert(/with this message \(\d+ tokens, and 6 new\) needs [\d.]+ MB and the budget is/.test(chat.stderr), chat.stderr);
+  assert(chat.stderr.includes("(a new conversation)"), chat.stderr);
+  // a reply, the refused message, the reset, a reply to "hi", the empty line
+  assertEquals(chat.stdout.split("> ").length - 1, 5, chat.stdout);
+  assert(!chat.stderr.includes("memory plan needs"), chat.stderr);
 });

@@ -15,7 +15,8 @@ import {
   usageLine,
 } from "./args.ts";
 import { chooseWeights } from "./weights.ts";
-import { bf16ScalesOf, refuseOverBudget } from "./preflight.ts";
+import { bf16ScalesOf, overBudget, type PreflightPlan, refuseOverBudget } from "./preflight.ts";
+import { formatMB } from "../runtime/arena.ts";
 import { readModelConfig } from "../model/pack_files.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { loraLayout } from "../engine/lora.ts";
@@ -217,21 +218,18 @@ async function converse(
   const choice = chooseWeights(cfg, args.weights, adapterWeightsDefault(await adapterRun(args.adapter, log))),
     weights = choice.format;
   const maxTokens = roomFor(firstIds.length, args.maxTokens, given.has("maxTokens"), cfg, log);
-  await refuseOverBudget(
-    cfg,
-    {
-      mode: "generate",
-      seqLen: Math.max(2, firstIds.length),
-      maxPositions: Math.min(cfg.maxPositionEmbeddings, firstIds.length + maxTokens),
-      format: weights,
-      bf16Scales: bf16ScalesOf(cfg, weights),
-      lora: adapter ? loraLayout(cfg, adapter.config) : undefined,
-      resident: args.resident,
-    },
-    args.maxMemory,
-    threads,
-    variantOf(args.variant),
-  );
+  // the plan of one completion: the prompt prefilled, then room for its new tokens in the key/value cache
+  const planOf = (promptTokens: number, newTokens: number): PreflightPlan => ({
+    mode: "generate",
+    seqLen: Math.max(2, promptTokens),
+    maxPositions: Math.min(cfg.maxPositionEmbeddings, promptTokens + newTokens),
+    format: weights,
+    bf16Scales: bf16ScalesOf(cfg, weights),
+    lora: adapter ? loraLayout(cfg, adapter.config) : undefined,
+    resident: args.resident,
+  });
+  const variant = variantOf(args.variant);
+  await refuseOverBudget(cfg, planOf(firstIds.length, maxTokens), args.maxMemory, threads, variant);
   const { pack } = await prepareRun(args, [], 2, log, choice);
   const opts = { ...args, maxTokens, threads, adapter, budget: arenaBudget(args.maxMemory, threads) };
   if (!args.chat) {
@@ -286,6 +284,16 @@ async function converse(
       continue;
     }
     const turn = { ...opts, maxTokens: roomFor(ids.length, args.maxTokens, false, cfg, log) };
+    const over = await overBudget(cfg, planOf(ids.length, turn.maxTokens), args.maxMemory, threads, variant);
+    if (over) {
+      history.pop(); // as above: the conversation stays, this message is not sent
+      console.error(
+        `the conversation with this message (${ids.length} tokens, and ${turn.maxTokens} new) needs ` +
+          `${formatMB(over.peak)} and the budget is ${formatMB(args.maxMemory!)} (--max-memory): /reset ` +
+          `starts a new one (or send a shorter message, or give a lower --max-tokens)`,
+      );
+      continue;
+    }
     const reply = await streamCompletion(pack, tok, ids, turn, out);
     out("\n");
     history.push({ role: "assistant", content: reply });

@@ -5,7 +5,7 @@
  * @module
  */
 import type { ModelConfig } from "../model/config.ts";
-import { formatMB, formatPlan, planMemory } from "../runtime/arena.ts";
+import { formatMB, formatPlan, type MemoryPlan, planMemory } from "../runtime/arena.ts";
 import { kernelConstants, type Variant } from "../runtime/kernels.ts";
 import { type PlanOptions, planRegions, type RunMode } from "../engine/plan.ts";
 import { scheduled } from "../engine/schedule.ts";
@@ -36,23 +36,38 @@ export async function refuseOverBudget(
   variant?: Variant,
   longest?: { seqLen: number },
 ): Promise<void> {
-  if (maxMemory === undefined) return;
-  const gemmScratch = (await kernelConstants({ variant })).gemmScratchBytes * threads;
-  const runtime = runtimeBytes(threads);
-  const memory = planMemory(planRegions(cfg, scheduled(cfg, { ...plan, gemmScratch }, maxMemory - runtime)));
-  const peak = memory.bytes + runtime;
-  if (peak <= maxMemory) return;
+  const over = await overBudget(cfg, plan, maxMemory, threads, variant);
+  if (over === undefined) return;
   throw new Error(
-    `memory plan needs ${formatMB(peak)} but the budget is ${formatMB(maxMemory)} (--max-memory), ` +
+    `memory plan needs ${formatMB(over.peak)} but the budget is ${formatMB(maxMemory!)} (--max-memory), ` +
       (longest
         ? `for the longest sequence (${plan.seqLen} tokens once cut to --seq-len ${longest.seqLen}):\n`
         : `refused before packing or tokenizing:\n`) +
       `${
-        formatPlan(memory, {
-          extra: [{ name: "runtime", bytes: runtime, purpose: "Deno, kernels, host heap" }],
+        formatPlan(over.memory, {
+          extra: [{ name: "runtime", bytes: over.runtime, purpose: "Deno, kernels, host heap" }],
         })
       }\n(smaller: ${SMALLER[plan.mode]})`,
   );
+}
+
+/**
+ * The predicted peak of `plan` (arena under the schedule the budget buys, plus the runtime) when it exceeds
+ * `maxMemory`; undefined when it fits or no budget is given.
+ */
+export async function overBudget(
+  cfg: ModelConfig,
+  plan: PreflightPlan,
+  maxMemory: number | undefined,
+  threads: number,
+  variant?: Variant,
+): Promise<{ peak: number; memory: MemoryPlan; runtime: number } | undefined> {
+  if (maxMemory === undefined) return undefined;
+  const gemmScratch = (await kernelConstants({ variant })).gemmScratchBytes * threads;
+  const runtime = runtimeBytes(threads);
+  const memory = planMemory(planRegions(cfg, scheduled(cfg, { ...plan, gemmScratch }, maxMemory - runtime)));
+  const peak = memory.bytes + runtime;
+  return peak <= maxMemory ? undefined : { peak, memory, runtime };
 }
 
 /** Whether a pack in `format` keeps bf16 scales (an MLX checkpoint packed into quantized weights). */
