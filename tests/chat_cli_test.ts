@@ -92,7 +92,10 @@ Deno.test("generate --chat --max-memory: a message whose plan is over the budget
     ...["--model", `${run.dir}/model`, "--weights", "f32", "--max-tokens", "6", "--threads", "1"],
     ...["--max-memory", String(budget), "--chat"],
   );
-  assert(/with this message \(\d+ tokens, and 6 new\) needs [\d.]+ MB and the budget is/.test(chat.stderr), chat.stderr);
+  assert(
+    /with this message \(\d+ tokens, and 6 new\) needs [\d.]+ MB and the budget is/.test(chat.stderr),
+    chat.stderr,
+  );
   assert(chat.stderr.includes("(a new conversation)"), chat.stderr);
   // a reply, the refused message, the reset, a reply to "hi", the empty line
   assertEquals(chat.stdout.split("> ").length - 1, 5, chat.stdout);
