@@ -18,6 +18,7 @@
 
 // Runtime: kernels, the planned arena, GEMM, process memory
 export {
+  DTYPE,
   KERNEL_FILES,
   type KernelFile,
   type KernelLocation,
@@ -26,18 +27,23 @@ export {
   type LoadKernelsOptions,
   type Variant,
   VARIANTS,
+  type WeightDtype,
 } from "./src/runtime/kernels.ts";
+export type { KernelExports } from "./src/runtime/kernel_exports.ts";
+export type { Pool, PoolOptions, Profile } from "./src/runtime/pool.ts";
 export {
   Arena,
+  type ArenaOptions,
   formatMB,
   formatPlan,
   type MemoryPlan,
   parseSize,
   planMemory,
   PlanTooLargeError,
+  type Region,
   type RegionSpec,
 } from "./src/runtime/arena.ts";
-export { Gemm } from "./src/runtime/gemm.ts";
+export { Gemm, type GemmOptions } from "./src/runtime/gemm.ts";
 export type { WeightRef } from "./src/runtime/weight_ref.ts";
 export { type ProcessMemory, processMemory } from "./src/runtime/memory.ts";
 
@@ -52,6 +58,7 @@ export {
   type FetchSourceOptions,
   FileNotFoundError,
   memoryFiles,
+  type MemoryFilesOptions,
   type ModelFiles,
   type RangeCache,
   urlFiles,
@@ -71,7 +78,12 @@ export {
   r2Source,
   type R2SourceOptions,
 } from "./src/io/r2.ts";
-export type { OpfsDirectoryHandle, OpfsFileHandle } from "./src/io/opfs.ts";
+export type {
+  OpfsDirectoryHandle,
+  OpfsFileHandle,
+  OpfsSyncAccessHandle,
+  OpfsWritableFile,
+} from "./src/io/opfs.ts";
 export {
   type OpfsRangeCache,
   opfsRangeCache,
@@ -87,42 +99,124 @@ export {
   type HubModelId,
   parseHubId,
 } from "./src/io/hub.ts";
-export { type ModelConfig, paramCounts, parseModelConfig, PRESETS } from "./src/model/config.ts";
 export {
+  type ModelConfig,
+  type ParamCounts,
+  paramCounts,
+  parseModelConfig,
+  type ParseModelConfigOptions,
+  type PresetName,
+  PRESETS,
+  type Quantization,
+} from "./src/model/config.ts";
+export {
+  type Checkpoint,
+  type Dtype,
+  DTYPE_BITS,
   encodeSafetensors,
   openCheckpoint,
   readSafetensorsHeader,
   readTensorF32,
+  type SafetensorsFile,
+  type TensorData,
+  type TensorEntry,
+  type TensorInfo,
+  type TensorLocation,
+  type TensorSpec,
   writeSafetensors,
 } from "./src/model/safetensors.ts";
-export { dequantize, quantize } from "./src/model/quantize.ts";
-export { checkpointFingerprint } from "./src/model/checkpoint_fingerprint.ts";
-export { openPack, type Pack } from "./src/model/pack.ts";
+export {
+  dequantize,
+  type DequantizeOptions,
+  type QuantBits,
+  quantize,
+  type Quantized,
+  type QuantizeOptions,
+  type ScaleDtype,
+} from "./src/model/quantize.ts";
+export { checkpointFingerprint, type ContentChecksum } from "./src/model/checkpoint_fingerprint.ts";
+export { openPack, type OpenPackOptions, type Pack } from "./src/model/pack.ts";
 export { StalePackError } from "./src/model/pack_header.ts";
-export type { PackFormat } from "./src/model/pack_layout.ts";
-export { planPack } from "./src/model/pack_header.ts";
-export { writePack } from "./src/model/pack_writer.ts";
-export { makeModel, planModel } from "./src/model/make_model.ts";
+export type {
+  LayerLayout,
+  MatrixSlot,
+  MlpChunkLayout,
+  PackFormat,
+  VectorSlot,
+  VocabSlot,
+} from "./src/model/pack_layout.ts";
+export type { VocabRowViews } from "./src/model/pack_vocab.ts";
+export { type PackHeader, planPack, type Section } from "./src/model/pack_header.ts";
+export { writePack, type WritePackOptions } from "./src/model/pack_writer.ts";
+export {
+  type FloatDtype,
+  makeModel,
+  type MakeModelOptions,
+  type MakeModelProgress,
+  type MakeModelTokenizerFiles,
+  type ModelFormat,
+  type ModelPlan,
+  type ModelSink,
+  planModel,
+  type PlannedFile,
+  type PlannedTensor,
+  type TensorPart,
+  type WeightInit,
+} from "./src/model/make_model.ts";
+export { ATTENTION, type AttentionLinear, type Linear, LINEARS } from "./src/model/qwen2.ts";
 
 // Text and data
-export { createStreamDecoder, loadTokenizer, type Tokenizer } from "./src/text/tokenizer.ts";
-export { chatDefaultsFromTemplate, type ChatMessage, renderChat } from "./src/text/chat.ts";
-export { parseJsonl, tokenizeDataset, tokenizeExample } from "./src/data/dataset.ts";
+export {
+  createStreamDecoder,
+  type DecodeOptions,
+  loadTokenizer,
+  type StreamDecoder,
+  type StreamDecoderOptions,
+  type Tokenizer,
+  type TokenizerFiles,
+} from "./src/text/tokenizer.ts";
+export {
+  type ChatDefaults,
+  chatDefaultsFromTemplate,
+  type ChatMessage,
+  type ChatRole,
+  renderChat,
+  type RenderChatOptions,
+} from "./src/text/chat.ts";
+export {
+  type ChatRecord,
+  type DatasetRecord,
+  parseJsonl,
+  type ParseJsonlOptions,
+  type TextRecord,
+  tokenizeDataset,
+  type TokenizedExample,
+  tokenizeExample,
+  type TokenizeOptions,
+  type TokenizeStats,
+  type TokensRecord,
+} from "./src/data/dataset.ts";
 export {
   buildTokenCache,
   decodeTokenCache,
+  type DecodeTokenCacheOptions,
   encodeTokenCache,
+  type ResolvedTokenCacheOptions,
   type TokenCache,
   type TokenCacheBuildJob,
+  type TokenCacheMeta,
+  type TokenCacheOptions,
   tokenizeInWorker,
 } from "./src/data/token_cache.ts";
 
 // Engine: forward, MeSP/MeBP backward, MeZO, LoRA layout, adapters, optimizers, plans
-export { Engine, type EngineOptions } from "./src/engine/engine.ts";
-export { Backward } from "./src/engine/backward.ts";
-export { forwardBackward } from "./src/engine/step.ts";
-export { zoEstimate, zoUpdate } from "./src/engine/mezo.ts";
-export { type LoraLayout, loraLayout, type LoraOptions, peftName } from "./src/engine/lora.ts";
+export { Engine, type EngineOptions, type LinearRefs } from "./src/engine/engine.ts";
+export type { Schedule } from "./src/engine/schedule.ts";
+export type { LayerVector } from "./src/engine/weight_stream.ts";
+export { Backward, type GradSink } from "./src/engine/backward.ts";
+export { forwardBackward, type StepLoss } from "./src/engine/step.ts";
+export { type ZoEstimate, zoEstimate, zoUpdate } from "./src/engine/mezo.ts";
+export { type LoraLayout, loraLayout, type LoraOptions, type LoraPair, peftName } from "./src/engine/lora.ts";
 export {
   type AdapterConfig,
   adapterConfigJson,
@@ -136,7 +230,14 @@ export {
 export { learningRate, Optimizer, type OptimizerOptions } from "./src/engine/optimizer.ts";
 export { memorySpill, type SpillFile } from "./src/io/spill_file.ts";
 export { type AdapterValues, type LayeredValues, piecesOf } from "./src/engine/adapter_values.ts";
-export { type Method, type PlanOptions, planRegions, type RunMode } from "./src/engine/plan.ts";
+export {
+  type KeepSchedule,
+  type Method,
+  type OptimizerName,
+  type PlanOptions,
+  planRegions,
+  type RunMode,
+} from "./src/engine/plan.ts";
 
 // Runs: training, evaluation, generation, gradients, training state, loss curves
 export {
@@ -174,4 +275,4 @@ export const writeCheckpoint: typeof writeTrainingState = writeTrainingState;
  * this alias goes in the next release.
  */
 export const decodeCheckpoint: typeof decodeTrainingState = decodeTrainingState;
-export { lossCurveSvg } from "./src/run/loss_svg.ts";
+export { type LossCurveOptions, lossCurveSvg } from "./src/run/loss_svg.ts";

@@ -1,4 +1,12 @@
-interface KernelExports {
+/**
+ * The kernel module's exports as the host sees them (docs/architecture.md, "The kernel interface"). Pointers
+ * (`usize`) are byte offsets into `memory`; shapes and aliasing rules are documented at each kernel in
+ * `asm/kernels/`.
+ *
+ * @module
+ */
+/** The raw exports of the kernel module, as AssemblyScript declares them. */
+export interface KernelExports {
 	/** The module's linear memory (the threads builds import it, shared). */
 	memory: WebAssembly.Memory;
 	/** asm/kernels/index.ts: no parameters → usize */
@@ -112,14 +120,16 @@ interface KernelExports {
 export type Variant = "relaxed" | "simd";
 /** All variants, fastest first. */
 export declare const VARIANTS: readonly Variant[];
-declare const DTYPE: {
+/** Weight element types understood by the kernels (codes shared with `asm/kernels/dtype.ts`). */
+export declare const DTYPE: {
 	readonly f32: 0;
 	readonly f16: 1;
 	readonly bf16: 2;
 	readonly q8: 3;
 	readonly q4: 4;
 };
-type WeightDtype = keyof typeof DTYPE;
+/** Name of a weight element type. */
+export type WeightDtype = keyof typeof DTYPE;
 /** A loaded kernel module. */
 export interface Kernels {
 	readonly variant: Variant;
@@ -198,7 +208,8 @@ export interface RegionSpec {
 	/** What the region holds, shown in the plan table. */
 	purpose?: string;
 }
-interface Region extends Required<RegionSpec> {
+/** A region with its place in linear memory. */
+export interface Region extends Required<RegionSpec> {
 	/** Byte offset in linear memory. */
 	offset: number;
 }
@@ -236,7 +247,8 @@ export declare class PlanTooLargeError extends Error {
 	readonly budget: number;
 	constructor(plan: MemoryPlan, budget: number, needed: number, table: string);
 }
-interface ArenaOptions {
+/** Options for {@linkcode Arena.create}. */
+export interface ArenaOptions {
 	/** Refuse plans whose arena is larger than this many bytes. */
 	budget?: number;
 }
@@ -279,7 +291,8 @@ export interface WeightRef {
 	/** Scales and biases are bf16 (MLX checkpoints) instead of f16. */
 	bf16Scales?: boolean;
 }
-interface PoolOptions {
+/** Options for {@linkcode Pool.start}. */
+export interface PoolOptions {
 	/** Threads working on each split call, the caller included (≥ 2; 2 = caller + one worker). */
 	threads: number;
 	/** URL of the worker module (default: `worker.ts` next to this module). */
@@ -296,7 +309,8 @@ interface PoolOptions {
 interface PooledKernels extends Kernels {
 	readonly pool?: Pool;
 }
-declare class Pool {
+/** A pool of module Workers sharing one threads-build kernel instance's memory. */
+export declare class Pool {
 	#private;
 	/** Threads per split call, the caller included. */
 	readonly threads: number;
@@ -333,7 +347,12 @@ interface ProfileEntry {
 	calls: number;
 	flops: number;
 }
-declare class Profile {
+/**
+ * Collects where kernel time goes when given to the engine (`EngineOptions.profile`): every GEMM call
+ * (category from {@linkcode Profile.classifyGemm}, default `"gemm"`) and every other kernel call (category
+ * from {@linkcode kernelCategory}), timed around the whole call (with a pool: until every share is done).
+ */
+export declare class Profile {
 	/** Category of a GEMM call from its shape and B operand. */
 	classifyGemm: (op: number, m: number, n: number, k: number, b: WeightRef) => string;
 	/** Totals by category. */
@@ -343,7 +362,8 @@ declare class Profile {
 	/** Forgets everything collected. */
 	reset(): void;
 }
-interface GemmOptions {
+/** Options for {@linkcode Gemm}. */
+export interface GemmOptions {
 	/** Split large calls across this pool (thread `i` uses the `i`-th scratch area from `scratch`). */
 	pool?: Pool;
 	/** Time every call into this profile. */
@@ -545,7 +565,8 @@ export declare function fetchSource(url: string | URL, options?: FetchSourceOpti
  * ```
  */
 export declare function urlFiles(baseUrl: string | URL, options?: FetchSourceOptions): ModelFiles;
-interface MemoryFilesOptions {
+/** Options for {@linkcode memoryFiles}. */
+export interface MemoryFilesOptions {
 	/** Name used in error messages (default `"<memory>"`). */
 	name?: string;
 }
@@ -652,7 +673,8 @@ export interface OpfsFileHandle {
 	/** Dedicated workers only. */
 	createSyncAccessHandle?(): Promise<OpfsSyncAccessHandle>;
 }
-interface OpfsWritableFile {
+/** The parts of a `FileSystemWritableFileStream` used here. */
+export interface OpfsWritableFile {
 	write(chunk: {
 		type: "write";
 		position: number;
@@ -662,7 +684,8 @@ interface OpfsWritableFile {
 	close(): Promise<void>;
 	abort(): Promise<void>;
 }
-interface OpfsSyncAccessHandle {
+/** The parts of a `FileSystemSyncAccessHandle` used here. */
+export interface OpfsSyncAccessHandle {
 	read(into: Uint8Array, options: {
 		at: number;
 	}): number;
@@ -858,7 +881,14 @@ export interface HubFilesOptions extends Pick<FetchSourceOptions, "fetch"> {
  * ```
  */
 export declare function hubFiles(id: Pick<HubModelId, "repo"> & Partial<HubModelId>, options?: HubFilesOptions): ModelFiles;
-interface Quantization {
+/**
+ * The model configuration: Hugging Face `config.json` of a `Qwen2ForCausalLM` (`model_type: "qwen2"`),
+ * normalized to camelCase and checked for what mesp can run. Also the Qwen2.5 presets and parameter counts.
+ *
+ * @module
+ */
+/** MLX affine quantization of the checkpoint's Linear and embedding weights (docs/formats.md, MLX). */
+export interface Quantization {
 	/** Elements per (scale, bias) group along the input dimension; 64 is the only supported value. */
 	groupSize: number;
 	/** Bits per quantized element: 4 or 8. */
@@ -901,7 +931,8 @@ export interface ModelConfig {
 	/** MLX quantization of the checkpoint, or `undefined` for a plain float checkpoint. */
 	quantization?: Quantization;
 }
-interface ParseModelConfigOptions {
+/** Options for {@linkcode parseModelConfig}. */
+export interface ParseModelConfigOptions {
 	/** File name used in error messages (default `"config.json"`). */
 	file?: string;
 }
@@ -924,7 +955,8 @@ interface ParseModelConfigOptions {
  * ```
  */
 export declare function parseModelConfig(json: unknown, options?: ParseModelConfigOptions): ModelConfig;
-type PresetName = "qwen2.5-0.5b" | "qwen2.5-1.5b" | "qwen2.5-3b" | "tiny" | "demo";
+/** Names of the built-in presets. */
+export type PresetName = "qwen2.5-0.5b" | "qwen2.5-1.5b" | "qwen2.5-3b" | "tiny" | "demo";
 /**
  * Frozen configs of Qwen2.5-{0.5B,1.5B,3B}-Instruct (docs/qwen2.md; eos = `<|im_end|>`,
  * `<|endoftext|>` as in their generation_config.json), `tiny`: a 4-layer, 64-wide Qwen2 for tests
@@ -932,7 +964,8 @@ type PresetName = "qwen2.5-0.5b" | "qwen2.5-1.5b" | "qwen2.5-3b" | "tiny" | "dem
  * (128 wide, untied, same vocabulary) for the demo of `train`. Copy one with spread syntax to change fields.
  */
 export declare const PRESETS: Readonly<Record<PresetName, ModelConfig>>;
-interface ParamCounts {
+/** Parameter counts of a config (see {@linkcode paramCounts}). */
+export interface ParamCounts {
 	/** Parameters of one decoder layer (projections, biases, two norms). */
 	perLayer: number;
 	/** `vocab × hidden` of `embed_tokens`. */
@@ -948,7 +981,11 @@ interface ParamCounts {
 }
 /** Counts parameters; for Qwen2.5-0.5B `total` is 494,032,768 (docs/qwen2.md). */
 export declare function paramCounts(cfg: ModelConfig): ParamCounts;
-declare const DTYPE_BITS: Readonly<{
+/**
+ * Bits per element of every safetensors dtype, in the reference library's enum order, which is also its
+ * alignment order (the writer puts larger dtypes first).
+ */
+export declare const DTYPE_BITS: Readonly<{
 	BOOL: 8;
 	F4: 4;
 	F6_E2M3: 6;
@@ -972,8 +1009,10 @@ declare const DTYPE_BITS: Readonly<{
 	I64: 64;
 	U64: 64;
 }>;
-type Dtype = keyof typeof DTYPE_BITS;
-interface TensorInfo {
+/** A safetensors dtype string (`"BF16"`, `"F32"`, `"U32"`, ...). */
+export type Dtype = keyof typeof DTYPE_BITS;
+/** Where one tensor lives in a file. */
+export interface TensorInfo {
 	/** Tensor name, e.g. `model.layers.0.self_attn.q_proj.weight`. */
 	name: string;
 	/** Stored element type. */
@@ -985,7 +1024,8 @@ interface TensorInfo {
 	/** Bytes of data. */
 	byteLength: number;
 }
-interface SafetensorsFile {
+/** A parsed safetensors header plus the source to read tensor data from. */
+export interface SafetensorsFile {
 	/** The file. */
 	source: WeightSource;
 	/** `__metadata__` (empty when absent). */
@@ -1013,13 +1053,15 @@ export declare function readSafetensorsHeader(source: WeightSource): Promise<Saf
  * {@linkcode readTensorBytes} into their final buffer. A NaN or ±∞ is an error naming the tensor and where.
  */
 export declare function readTensorF32(file: SafetensorsFile, name: string, into?: Float32Array): Promise<Float32Array>;
-interface TensorLocation {
+/** A tensor located in one of a checkpoint's files. */
+export interface TensorLocation {
 	/** The (shard) file holding it. */
 	file: SafetensorsFile;
 	/** Its dtype, shape and byte range. */
 	info: TensorInfo;
 }
-interface Checkpoint {
+/** A model's weights: one `model.safetensors` or shards listed by `model.safetensors.index.json`. */
+export interface Checkpoint {
 	/** The model directory's name (for messages). */
 	name: string;
 	/** The opened files by file name. */
@@ -1039,7 +1081,8 @@ interface Checkpoint {
  * the tensors mapped to it. With an index, the tensors are exactly those of its `weight_map`.
  */
 export declare function openCheckpoint(files: ModelFiles): Promise<Checkpoint>;
-interface TensorSpec {
+/** A tensor to write: name, dtype and shape (its bytes come separately). */
+export interface TensorSpec {
 	/** Tensor name (not `__metadata__`). */
 	name: string;
 	/** Element type. */
@@ -1047,8 +1090,13 @@ interface TensorSpec {
 	/** Row-major shape. */
 	shape: number[];
 }
-type TensorData = ArrayBufferView | (() => ArrayBufferView | Iterable<ArrayBufferView> | Promise<ArrayBufferView>);
-interface TensorEntry extends TensorSpec {
+/**
+ * Tensor bytes: an array view, or a function producing them when the writer gets to this tensor — at once,
+ * or in pieces (each written before the next is taken, so a piece may reuse the last one's memory).
+ */
+export type TensorData = ArrayBufferView | (() => ArrayBufferView | Iterable<ArrayBufferView> | Promise<ArrayBufferView>);
+/** A tensor to write with its data (little-endian, row-major). */
+export interface TensorEntry extends TensorSpec {
 	/** The bytes; a function is called once, in file order, so large tensors can be produced one at a time. */
 	data: TensorData;
 }
@@ -1061,9 +1109,12 @@ export declare function writeSafetensors(sink: ByteSink, entries: readonly Tenso
 export declare function encodeSafetensors(entries: readonly (TensorSpec & {
 	data: ArrayBufferView;
 })[], metadata?: Record<string, string>): Uint8Array;
-type ScaleDtype = "f16" | "bf16";
-type QuantBits = 4 | 8;
-interface Quantized {
+/** Storage type of the per-group scales and biases: f16 (mesp's own packs) or bf16 (MLX checkpoints). */
+export type ScaleDtype = "f16" | "bf16";
+/** Bits per quantized element. */
+export type QuantBits = 4 | 8;
+/** A quantized block of whole rows. */
+export interface Quantized {
 	/** Codes: q4 packs element `2b` in the low nibble of byte `b` and `2b+1` in the high nibble; q8 one byte each. */
 	q: Uint8Array;
 	/** Per-group scales as raw half bits, row-major `[rows, cols/64]`. */
@@ -1071,7 +1122,8 @@ interface Quantized {
 	/** Per-group biases (the group minimum) as raw half bits, `[rows, cols/64]`. */
 	biases: Uint16Array;
 }
-interface QuantizeOptions {
+/** Options for {@linkcode quantize}. */
+export interface QuantizeOptions {
 	/** 4 (default) or 8. */
 	bits?: QuantBits;
 	/** Half type of scales and biases (default `"f16"`). */
@@ -1085,7 +1137,8 @@ interface QuantizeOptions {
 	/** Compute only scales and biases; `q` is neither written nor required to have the right size. */
 	scalesOnly?: boolean;
 }
-interface DequantizeOptions {
+/** Options for {@linkcode dequantize}. */
+export interface DequantizeOptions {
 	/** 4 (default) or 8. */
 	bits?: QuantBits;
 	/** Half type of scales and biases (default `"f16"`). */
@@ -1119,14 +1172,16 @@ export declare function quantize(w: Float32Array, cols: number, options?: Quanti
  * `cols` is the row length in elements; the row count comes from the scales.
  */
 export declare function dequantize(qz: Quantized, cols: number, options?: DequantizeOptions): Float32Array;
-type ContentChecksum = (name: string, source: WeightSource, size: number) => Promise<string>;
+/** Gives the content checksum of one checkpoint file (e.g. from a cache keyed by size and mtime). */
+export type ContentChecksum = (name: string, source: WeightSource, size: number) => Promise<string>;
 /**
  * A fingerprint of a checkpoint's contents: the config text, every safetensors file's name, size, header and
  * the checksum of every byte. A pack records it so weights that changed in place (same shapes, new values)
  * are noticed. `checksumOf` lets an edge that can see modification times hash a file only when it changed.
  */
 export declare function checkpointFingerprint(files: ModelFiles, ckpt: Checkpoint, checksumOf?: ContentChecksum): Promise<string>;
-declare const LINEARS: readonly [
+/** The seven linear layers of a Qwen2 decoder layer, in the order they are stored. */
+export declare const LINEARS: readonly [
 	"q_proj",
 	"k_proj",
 	"v_proj",
@@ -1135,17 +1190,21 @@ declare const LINEARS: readonly [
 	"up_proj",
 	"down_proj"
 ];
-type Linear = typeof LINEARS[number];
-declare const ATTENTION: readonly [
+/** Name of a decoder-layer linear. */
+export type Linear = typeof LINEARS[number];
+/** The attention linears, stored together at the start of a layer's blob. */
+export declare const ATTENTION: readonly [
 	"q_proj",
 	"k_proj",
 	"v_proj",
 	"o_proj"
 ];
-type AttentionLinear = typeof ATTENTION[number];
+/** Name of an attention linear. */
+export type AttentionLinear = typeof ATTENTION[number];
 /** Element format of a pack's matrices (norms and biases are always f32). */
 export type PackFormat = "q4" | "q8" | "bf16" | "f16" | "f32";
-interface MatrixSlot {
+/** A row-major matrix [rows, cols] placed in a blob; quantized ones carry scales/biases [rows, cols/64]. */
+export interface MatrixSlot {
 	rows: number;
 	cols: number;
 	dtype: WeightDtype;
@@ -1161,12 +1220,18 @@ interface MatrixSlot {
 	/** Total bytes (data + scales + biases). */
 	bytes: number;
 }
-interface VectorSlot {
+/** An f32 vector placed in a blob. */
+export interface VectorSlot {
 	length: number;
 	offset: number;
 	bytes: number;
 }
-interface MlpChunkLayout {
+/**
+ * One chunk of the MLP's intermediate dimension, [c0, c1): the gate and up rows [c0, c1) ([n, hidden] each)
+ * and the down projection's columns [c0, c1) stored as their own [hidden, n] matrix, contiguous, so the
+ * MLP streams one chunk at a time.
+ */
+export interface MlpChunkLayout {
 	c0: number;
 	c1: number;
 	/** Offset of the chunk within the layer's blob; the slots' offsets are relative to the chunk. */
@@ -1176,7 +1241,12 @@ interface MlpChunkLayout {
 	down: MatrixSlot;
 	bytes: number;
 }
-interface LayerLayout {
+/**
+ * Where each tensor of a decoder layer sits in the layer's blob (the same for every layer): first the
+ * attention block (q, k, v, o, the biases and both norm weights), then the MLP in chunks of `mlpChunk`
+ * columns of the intermediate dimension.
+ */
+export interface LayerLayout {
 	attention: Record<AttentionLinear, MatrixSlot>;
 	qBias: VectorSlot;
 	kBias: VectorSlot;
@@ -1191,7 +1261,12 @@ interface LayerLayout {
 	chunkBytes: number;
 	bytes: number;
 }
-interface VocabSlot {
+/**
+ * A vocabulary matrix (the embedding, an untied LM head) `[rows, cols]` as a pack stores it: row-interleaved,
+ * each row's data then (quantized) its scales and biases, `rowStride` bytes a row with no padding, so a token's
+ * row or a chunk of rows is one contiguous range (one read, one HTTP request).
+ */
+export interface VocabSlot {
 	rows: number;
 	cols: number;
 	dtype: WeightDtype;
@@ -1205,11 +1280,13 @@ interface VocabSlot {
 	/** Total bytes (`rows · rowStride`). */
 	bytes: number;
 }
-interface Section {
+/** A section of the pack file. */
+export interface Section {
 	offset: number;
 	bytes: number;
 }
-interface PackHeader {
+/** The JSON header of a pack. */
+export interface PackHeader {
 	version: number;
 	format: PackFormat;
 	bf16Scales: boolean;
@@ -1237,7 +1314,8 @@ export declare function planPack(cfg: ModelConfig, format: PackFormat, mlpChunk?
 export declare class StalePackError extends Error {
 	constructor(message: string);
 }
-interface VocabRowViews {
+/** Caller buffers for vocabulary rows (each exactly `rows ×` its row size). */
+export interface VocabRowViews {
 	data: Uint8Array;
 	scales?: Uint8Array;
 	biases?: Uint8Array;
@@ -1284,7 +1362,8 @@ export interface Pack {
 	 */
 	expectRows(ids: ArrayLike<number>, count: number, head?: boolean): void;
 }
-interface OpenPackOptions {
+/** Options for {@linkcode openPack}. */
+export interface OpenPackOptions {
 	/** Refuse a pack whose fingerprint differs (it was made from other weights). */
 	fingerprint?: string;
 	/** Refuse a pack of another format. */
@@ -1300,7 +1379,8 @@ interface OpenPackOptions {
 }
 /** Opens a pack and checks it against what the caller expects. */
 export declare function openPack(source: WeightSource, options?: OpenPackOptions): Promise<Pack>;
-interface WritePackOptions {
+/** Options for {@linkcode writePack}. */
+export interface WritePackOptions {
 	format: PackFormat;
 	/** The source's fingerprint, recorded in the header. */
 	fingerprint: string;
@@ -1317,21 +1397,26 @@ interface WritePackOptions {
  * the conversion never holds a tensor whole, whatever the model's size.
  */
 export declare function writePack(ckpt: Checkpoint, cfg: ModelConfig, sink: ByteSink, options: WritePackOptions): Promise<PackHeader>;
-type ModelFormat = "hf" | "mlx-q4" | "mlx-q8";
-type FloatDtype = "bf16" | "f16" | "f32";
-interface TokenizerFiles {
+/** Checkpoint layouts {@linkcode makeModel} writes. */
+export type ModelFormat = "hf" | "mlx-q4" | "mlx-q8";
+/** Float storage types: of every tensor in `hf`; of scales, biases, norms and biases in `mlx-*`. */
+export type FloatDtype = "bf16" | "f16" | "f32";
+/** The text of a model's tokenizer files, copied verbatim. */
+export interface MakeModelTokenizerFiles {
 	/** Contents of `tokenizer.json`. */
 	tokenizerJson: string;
 	/** Contents of `tokenizer_config.json`. */
 	tokenizerConfigJson: string;
 }
-interface ModelSink {
+/** Where {@linkcode makeModel} puts files. */
+export interface ModelSink {
 	/** Writes a small text file (JSON). */
 	writeText(name: string, text: string): Promise<void>;
 	/** Writes a file by streaming chunks into `out`; a chunk may be reused once its write resolves. */
 	writeFile(name: string, write: (out: ByteSink) => Promise<void>): Promise<void>;
 }
-interface MakeModelProgress {
+/** Progress of {@linkcode makeModel}, reported after every chunk written. */
+export interface MakeModelProgress {
 	/**
 	 * 1-based position of the tensor being written in the order it is written (file by file, each file's
 	 * tensors in its header's order), so it only grows, as `bytes` does.
@@ -1348,7 +1433,8 @@ interface MakeModelProgress {
 	/** Tensor bytes in all. */
 	totalBytes: number;
 }
-interface MakeModelOptions {
+/** Options for {@linkcode planModel} and {@linkcode makeModel}. */
+export interface MakeModelOptions {
 	/** `"hf"` (default), or MLX affine quantization `"mlx-q4"` / `"mlx-q8"` (group 64). */
 	format?: ModelFormat;
 	/**
@@ -1362,7 +1448,7 @@ interface MakeModelOptions {
 	/** Largest shard in tensor bytes before splitting (default {@linkcode DEFAULT_SHARD_SIZE}). */
 	shardSize?: number;
 	/** Tokenizer files to copy into the checkpoint (none when omitted). */
-	tokenizer?: TokenizerFiles;
+	tokenizer?: MakeModelTokenizerFiles;
 	/** Called after every chunk of tensor data written. */
 	onProgress?: (progress: MakeModelProgress) => void;
 	/** Elements generated per chunk (default 2^20); rounded to whole rows. Does not change the output. */
@@ -1370,7 +1456,12 @@ interface MakeModelOptions {
 	/** Standard deviations of the random weights (default {@linkcode INIT_STD} everywhere, as HF's `initializer_range`). */
 	init?: WeightInit;
 }
-interface WeightInit {
+/**
+ * Standard deviations of a random checkpoint's weights. HF's 0.02 everywhere makes a near-identity network
+ * whose output is almost uniform; the demo model uses unit-gain linears and a wider LM head instead, so a
+ * LoRA adapter can learn a peaked distribution quickly.
+ */
+export interface WeightInit {
 	/** `embed_tokens` (default {@linkcode INIT_STD}). */
 	embedding?: number;
 	/** An untied `lm_head` (default {@linkcode INIT_STD}). */
@@ -1378,8 +1469,10 @@ interface WeightInit {
 	/** Every decoder linear: a number, or `"fan-in"` for `N(0, 1/in)` (default {@linkcode INIT_STD}). */
 	linear?: number | "fan-in";
 }
-type TensorPart = "values" | "q" | "scales" | "biases";
-interface PlannedTensor extends TensorSpec {
+/** How a planned tensor's bytes derive from its float source tensor. */
+export type TensorPart = "values" | "q" | "scales" | "biases";
+/** One tensor of a planned checkpoint. */
+export interface PlannedTensor extends TensorSpec {
 	/** Bytes of data. */
 	byteLength: number;
 	/** The safetensors file holding it. */
@@ -1389,7 +1482,8 @@ interface PlannedTensor extends TensorSpec {
 	/** The float values themselves, or one of the three parts of their MLX quantization. */
 	part: TensorPart;
 }
-interface PlannedFile {
+/** One safetensors file of a planned checkpoint. */
+export interface PlannedFile {
 	/** File name (`model.safetensors` or `model-0000i-of-0000n.safetensors`). */
 	name: string;
 	/** Its tensors in state-dict order. */
@@ -1399,7 +1493,8 @@ interface PlannedFile {
 	/** Size of the file including its header. */
 	fileSize: number;
 }
-interface ModelPlan {
+/** What {@linkcode makeModel} writes, computed without generating anything. */
+export interface ModelPlan {
 	/** The config as written to `config.json` (dtype and quantization set). */
 	config: ModelConfig;
 	/** The checkpoint format. */
@@ -1448,7 +1543,18 @@ export declare function planModel(config: ModelConfig, options?: MakeModelOption
  * ```
  */
 export declare function makeModel(config: ModelConfig, sink: ModelSink, options?: MakeModelOptions): Promise<ModelPlan>;
-interface TokenizerFiles$1 {
+/**
+ * Qwen byte-level BPE tokenizer: the typed interface, a loader and a streaming decoder for generation.
+ * The implementation (`hf_tokenizer.ts`, over `@huggingface/tokenizers`) is imported only when a tokenizer
+ * is loaded, so code that imports this module (or `mod.ts`) to train never loads the library.
+ *
+ * Loading the Qwen `tokenizer.json` costs ~170 MB of process RSS (docs/memory_plan.md), so training never
+ * holds a tokenizer: see `src/data/token_cache.ts`.
+ *
+ * @module
+ */
+/** The raw text of a model's tokenizer files. */
+export interface TokenizerFiles {
 	/** Contents of `tokenizer.json`. */
 	tokenizerJson: string;
 	/** Contents of `tokenizer_config.json` (optional; gives EOS, pad and chat template). */
@@ -1456,7 +1562,8 @@ interface TokenizerFiles$1 {
 	/** Contents of `generation_config.json` (optional; its `eos_token_id` joins {@link Tokenizer.eosTokenIds}). */
 	generationConfigJson?: string;
 }
-interface DecodeOptions {
+/** Options for {@link Tokenizer.decode}. */
+export interface DecodeOptions {
 	/** Drop special added tokens (`<|im_end|>`, `<|endoftext|>`, ...) from the output. Default false. */
 	skipSpecialTokens?: boolean;
 }
@@ -1497,12 +1604,14 @@ export interface Tokenizer {
  * tok.encode("Hello world"); // [9707, 1879]
  * ```
  */
-export declare function loadTokenizer(files: TokenizerFiles$1): Promise<Tokenizer>;
-interface StreamDecoderOptions {
+export declare function loadTokenizer(files: TokenizerFiles): Promise<Tokenizer>;
+/** Options for {@link createStreamDecoder}. */
+export interface StreamDecoderOptions {
 	/** Drop special added tokens from the output. Default false (same as {@link Tokenizer.decode}). */
 	skipSpecialTokens?: boolean;
 }
-interface StreamDecoder {
+/** Incremental detokenizer for generation; see {@link createStreamDecoder}. */
+export interface StreamDecoder {
 	/** Feed one generated id; returns only the text completed by it (may be ""). */
 	push(id: number): string;
 	/** End of stream: returns what is left (U+FFFD for a dangling partial UTF-8 sequence). */
@@ -1515,7 +1624,18 @@ interface StreamDecoder {
  * U+FFFD is printed mid-stream.
  */
 export declare function createStreamDecoder(tokenizer: Tokenizer, options?: StreamDecoderOptions): StreamDecoder;
-type ChatRole = "system" | "user" | "assistant";
+/**
+ * Qwen2/Qwen2.5 ChatML rendering, written out by hand so no Jinja engine is needed.
+ *
+ * {@link renderChat} reproduces the Qwen2.5-Instruct `chat_template` (docs/formats.md) byte for byte
+ * for conversations without tools. Tool use (`tools`, `tool_calls`, role `tool`) is rejected with
+ * an error rather than rendered: mesp trains on plain chat, and a half-supported tool format would
+ * silently teach the wrong markup.
+ *
+ * @module
+ */
+/** Roles {@link renderChat} accepts. */
+export type ChatRole = "system" | "user" | "assistant";
 /** One chat turn. */
 export interface ChatMessage {
 	/** Who speaks. */
@@ -1523,7 +1643,8 @@ export interface ChatMessage {
 	/** What is said (plain text; may contain anything, including ChatML markers). */
 	content: string;
 }
-interface RenderChatOptions {
+/** Options for {@link renderChat}. */
+export interface RenderChatOptions {
 	/** Append `<|im_start|>assistant\n` so the model writes the next assistant turn. Default false. */
 	addGenerationPrompt?: boolean;
 	/**
@@ -1532,7 +1653,8 @@ interface RenderChatOptions {
 	 */
 	defaultSystem?: string | null;
 }
-interface ChatDefaults {
+/** The chat-rendering facts taken from a model's chat template; see {@link chatDefaultsFromTemplate}. */
+export interface ChatDefaults {
 	/** System prompt inserted when a conversation has none (`null`: none). */
 	defaultSystem: string | null;
 }
@@ -1581,13 +1703,15 @@ interface RecordSource {
 	/** 1-based line number. */
 	line: number;
 }
-interface TextRecord extends RecordSource {
+/** Plain text: every token trained. */
+export interface TextRecord extends RecordSource {
 	/** Discriminant. */
 	kind: "text";
 	/** The text (non-empty). */
 	text: string;
 }
-interface ChatRecord extends RecordSource {
+/** A chat (from `messages`, string prompt/completion, or conversational prompt/completion). */
+export interface ChatRecord extends RecordSource {
 	/** Discriminant. */
 	kind: "chat";
 	/** The whole conversation. */
@@ -1595,7 +1719,8 @@ interface ChatRecord extends RecordSource {
 	/** Only assistant messages at index ≥ `trainFrom` are trained (0 for `messages`). */
 	trainFrom: number;
 }
-interface TokensRecord extends RecordSource {
+/** Pre-tokenized ids. */
+export interface TokensRecord extends RecordSource {
 	/** Discriminant. */
 	kind: "tokens";
 	/** Token ids (at least 2). */
@@ -1603,8 +1728,10 @@ interface TokensRecord extends RecordSource {
 	/** Optional HF-style labels: `-100` marks a position that is not a target. */
 	labels?: number[];
 }
-type DatasetRecord = TextRecord | ChatRecord | TokensRecord;
-interface ParseJsonlOptions {
+/** One parsed dataset line. */
+export type DatasetRecord = TextRecord | ChatRecord | TokensRecord;
+/** Options for {@link parseJsonl}. */
+export interface ParseJsonlOptions {
 	/** File name used in error messages. */
 	file: string;
 }
@@ -1618,7 +1745,8 @@ interface ParseJsonlOptions {
  * ```
  */
 export declare function parseJsonl(text: string, options: ParseJsonlOptions): DatasetRecord[];
-interface TokenizeOptions {
+/** Options for {@link tokenizeExample} and {@link tokenizeDataset}. */
+export interface TokenizeOptions {
 	/** Maximum tokens per example; longer examples keep their first `seqLen` tokens. */
 	seqLen: number;
 	/** Chat rendering defaults (see `chatDefaultsFromTemplate`). Default: Qwen2.5-Instruct's. */
@@ -1626,7 +1754,8 @@ interface TokenizeOptions {
 	/** Append `<|endoftext|>` to text records. Default true. */
 	appendEosToText?: boolean;
 }
-interface TokenizedExample extends Sequence {
+/** A tokenized example: a {@linkcode Sequence} of at most `seqLen` ids, with its targets. */
+export interface TokenizedExample extends Sequence {
 	targets: Uint8Array;
 	/** Tokens cut off by truncation (0 if the example fit). */
 	truncated: number;
@@ -1638,7 +1767,8 @@ interface TokenizedExample extends Sequence {
  * 1…T−1 (or its `labels`). The result is truncated to `seqLen` tokens, keeping the start.
  */
 export declare function tokenizeExample(record: DatasetRecord, tokenizer: Tokenizer, options: TokenizeOptions): TokenizedExample;
-interface TokenizeStats {
+/** Counts from {@link tokenizeDataset}. */
+export interface TokenizeStats {
 	/** Records read. */
 	records: number;
 	/** Examples kept. */
@@ -1657,7 +1787,8 @@ export declare function tokenizeDataset(records: readonly DatasetRecord[], token
 	examples: TokenizedExample[];
 	stats: TokenizeStats;
 };
-interface TokenCacheOptions {
+/** Tokenization options as requested by a caller. */
+export interface TokenCacheOptions {
 	/** Maximum tokens per example. */
 	seqLen: number;
 	/** Default system prompt for chats; undefined = detect from the tokenizer config's chat template. */
@@ -1665,7 +1796,8 @@ interface TokenCacheOptions {
 	/** Append `<|endoftext|>` to text records (default true). */
 	appendEosToText?: boolean;
 }
-interface ResolvedTokenCacheOptions {
+/** Tokenization options with every default resolved; part of the cache key. */
+export interface ResolvedTokenCacheOptions {
 	/** Maximum tokens per example. */
 	seqLen: number;
 	/** Default system prompt for chats (`null`: none). */
@@ -1673,7 +1805,8 @@ interface ResolvedTokenCacheOptions {
 	/** Append `<|endoftext|>` to text records. */
 	appendEosToText: boolean;
 }
-interface TokenCacheMeta {
+/** What a cache file records about itself (its header JSON). */
+export interface TokenCacheMeta {
 	/** Cache key (hex SHA-256, see the module doc). */
 	key: string;
 	/** Hex SHA-256 of the dataset file. */
@@ -1708,7 +1841,8 @@ export interface TokenCache {
 }
 /** Serialize examples and their meta into token cache bytes. */
 export declare function encodeTokenCache(examples: readonly Required<Sequence>[], meta: TokenCacheMeta): Uint8Array;
-interface DecodeTokenCacheOptions {
+/** Options for {@link decodeTokenCache}. */
+export interface DecodeTokenCacheOptions {
 	/** Name (e.g. file path) used in error messages. Default "token cache". */
 	name?: string;
 }
@@ -1761,7 +1895,8 @@ export interface LoraOptions {
 	/** Which linears get an adapter (default all seven). Short names `q`, `gate` … are accepted. */
 	targets?: readonly string[];
 }
-interface LoraPair {
+/** One adapter matrix pair of one layer, with byte offsets into the parameter region. */
+export interface LoraPair {
 	layer: number;
 	target: Linear;
 	inDim: number;
@@ -1791,7 +1926,8 @@ export declare function peftName(pair: LoraPair, which: "A" | "B"): string;
 export type RunMode = "eval" | "generate" | "train";
 /** Training methods (MeSP is the default; the others are the paper's baselines). */
 export type Method = "mesp" | "mebp" | "mezo";
-type OptimizerName = "sgd" | "adamw";
+/** Optimizers of the training loop. */
+export type OptimizerName = "sgd" | "adamw";
 /** Options that shape the plan. */
 export interface PlanOptions {
 	mode: RunMode;
@@ -1848,7 +1984,8 @@ export interface PlanOptions {
 	/** Scratch bytes one GEMM call needs (from the kernels). */
 	gemmScratch: number;
 }
-interface KeepSchedule {
+/** How many layers keep forward tensors (the last ones of the model). */
+export interface KeepSchedule {
 	mlp: number;
 	attention: number;
 }
@@ -1994,7 +2131,8 @@ interface MlpChunk {
 	up: WeightRef;
 	down: WeightRef;
 }
-type LayerVector = "qBias" | "kBias" | "vBias" | "inputNorm" | "postNorm";
+/** The per-layer vectors of a Qwen2 layer (biases, norm weights). */
+export type LayerVector = "qBias" | "kBias" | "vBias" | "inputNorm" | "postNorm";
 declare class WeightStream {
 	#private;
 	/** Layer whose attention block the slot holds (-1: none), in streaming mode. */
@@ -2057,7 +2195,8 @@ interface ScheduleChoice {
 	/** Layers keeping forward tensors (the last `mlp` layers their MLP's, the last `attention` theirs). */
 	keep: KeepSchedule;
 }
-interface Schedule extends ScheduleChoice {
+/** A chosen schedule, with what it is predicted to cost. */
+export interface Schedule extends ScheduleChoice {
 	/** `[T, d]` saved-input slots of its plan, and the layer forwards its backward recomputes for them. */
 	slots: number;
 	recomputed: number;
@@ -2197,7 +2336,8 @@ export interface EngineOptions extends Omit<PlanOptions, "format" | "bf16Scales"
 	/** Where the wasm files and the pool worker are, or precompiled modules (default: next to mesp). */
 	kernels?: KernelLocation;
 }
-interface LinearRefs {
+/** Descriptors of one linear: the frozen weight and, if adapted, LoRA's A and B. */
+export interface LinearRefs {
 	/** The frozen weight (attention linears; the MLP's are per chunk, see `WeightStream.chunks`). */
 	w?: WeightRef;
 	pair?: LoraPair;
@@ -2266,7 +2406,8 @@ export declare class Engine {
 	/** Linear memory size now (constant after creation). */
 	memoryBytes(): number;
 }
-interface GradSink {
+/** Where gradients go. */
+export interface GradSink {
 	/** Byte offset of the gradient region. */
 	ptr: number;
 	/** The region holds one layer's gradients (fused update) rather than the whole model's. */
@@ -2299,7 +2440,8 @@ export declare class Backward {
 	 */
 	layerBackward(l: number, T: number, slot: number): Promise<void>;
 }
-interface StepLoss {
+/** Loss of a forward/backward pass. */
+export interface StepLoss {
 	/** Mean next-token loss over the trained positions. */
 	loss: number;
 	/** Trained positions. */
@@ -2311,7 +2453,8 @@ interface StepLoss {
  * gradients are complete (the fused optimizer update hooks in here).
  */
 export declare function forwardBackward(e: Engine, bw: Backward, ids: ArrayLike<number>, trained: ArrayLike<number> | undefined, T: number, afterLayer?: (l: number) => void): Promise<StepLoss>;
-interface ZoEstimate {
+/** The two-point estimate of one step. */
+export interface ZoEstimate {
 	lossPlus: number;
 	lossMinus: number;
 	/** Projected gradient (L+ − L−)/(2ε): the estimate is coeff · z. */
@@ -2756,7 +2899,13 @@ export declare function openTrainingState(source: WeightSource, name?: string): 
 	state: StoredTrainState;
 	run: Record<string, unknown>;
 }>;
-interface LossCurveOptions {
+/**
+ * A loss curve as a standalone SVG: training loss per step (and its running mean), validation loss as dots.
+ *
+ * @module
+ */
+/** Options for {@linkcode lossCurveSvg}. */
+export interface LossCurveOptions {
 	title?: string;
 	width?: number;
 	height?: number;

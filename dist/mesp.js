@@ -10227,13 +10227,17 @@ ${val.length ? `<text x="${W - right}" y="${top + 26}" text-anchor="end" fill="#
 var writeCheckpoint = writeTrainingState;
 var decodeCheckpoint = decodeTrainingState;
 export {
+  ATTENTION,
   Arena,
   Backward,
+  DTYPE,
+  DTYPE_BITS,
   Engine,
   FileNotFoundError,
   Gemm,
   HUB_ENDPOINT,
   KERNEL_FILES,
+  LINEARS,
   NonFiniteError,
   Optimizer,
   PRESETS,

@@ -48,3 +48,45 @@ Deno.test("dist/mesp.d.ts: the README's library example type-checks against the 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// Every type a public signature names can be named by its users: the types of the parameters and results
+// of exported functions and of public class methods, and the members of exported interfaces and types, are
+// exported too (read from dist/mesp.d.ts, where an unexported one is a local `interface` or `type`).
+// A class's properties are left out: they are the engine's low-level state.
+Deno.test("dist/mesp.d.ts: every type named in a public signature is exported", async () => {
+  const { default: ts } = await import("npm:typescript@5.9.3");
+  const path = new URL("../dist/mesp.d.ts", import.meta.url);
+  const sf = ts.createSourceFile("mesp.d.ts", await Deno.readTextFile(path), ts.ScriptTarget.Latest, true);
+  type Node = import("npm:typescript@5.9.3").Node;
+  const isExported = (st: Node) =>
+    ts.canHaveModifiers(st) && (ts.getModifiers(st) ?? []).some((m) => m.kind === ts.SyntaxKind.ExportKeyword);
+  const nameOf = (st: Node): string | undefined => {
+    if (ts.isVariableStatement(st)) return st.declarationList.declarations[0].name.getText(sf);
+    const name = (st as { name?: Node }).name;
+    return name?.getText(sf);
+  };
+  const local = new Set<string>();
+  for (const st of sf.statements) if (!isExported(st) && nameOf(st)) local.add(nameOf(st)!);
+  const missing = new Map<string, string>();
+  const visit = (node: Node | undefined, from: string) => {
+    if (!node) return;
+    if (ts.isTypeReferenceNode(node) || ts.isTypeQueryNode(node)) {
+      const name = (ts.isTypeReferenceNode(node) ? node.typeName : node.exprName).getText(sf);
+      if (local.has(name) && !missing.has(name)) missing.set(name, from);
+    }
+    ts.forEachChild(node, (child) => visit(child, from));
+  };
+  for (const st of sf.statements) {
+    if (!isExported(st)) continue;
+    const name = nameOf(st) ?? "?";
+    if (ts.isClassDeclaration(st)) {
+      for (const m of st.members) {
+        const isPrivate = (ts.canHaveModifiers(m) ? ts.getModifiers(m) ?? [] : []).some((x) => x.kind === ts.SyntaxKind.PrivateKeyword);
+        if (isPrivate || ts.isPropertyDeclaration(m) || ts.isGetAccessor(m)) continue;
+        visit(m, `${name}.${m.name?.getText(sf) ?? "constructor"}`);
+      }
+    } else visit(st, name);
+  }
+  const list = [...missing].map(([type, from]) => `${type} (named by ${from})`);
+  assert(list.length === 0, `types named in public signatures but not exported from mod.ts:\n${list.join("\n")}`);
+});

@@ -52,7 +52,7 @@ const SAFETENSORS_DTYPE: Record<FloatDtype, Dtype> = { bf16: "BF16", f16: "F16",
 const TORCH_DTYPE: Record<FloatDtype, string> = { bf16: "bfloat16", f16: "float16", f32: "float32" };
 
 /** The text of a model's tokenizer files, copied verbatim. */
-export interface TokenizerFiles {
+export interface MakeModelTokenizerFiles {
   /** Contents of `tokenizer.json`. */
   tokenizerJson: string;
   /** Contents of `tokenizer_config.json`. */
@@ -101,7 +101,7 @@ export interface MakeModelOptions {
   /** Largest shard in tensor bytes before splitting (default {@linkcode DEFAULT_SHARD_SIZE}). */
   shardSize?: number;
   /** Tokenizer files to copy into the checkpoint (none when omitted). */
-  tokenizer?: TokenizerFiles;
+  tokenizer?: MakeModelTokenizerFiles;
   /** Called after every chunk of tensor data written. */
   onProgress?: (progress: MakeModelProgress) => void;
   /** Elements generated per chunk (default 2^20); rounded to whole rows. Does not change the output. */
