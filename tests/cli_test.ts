@@ -241,6 +241,24 @@ Deno.test("plan CLI: the default spills and meets the 100 MB aim; in memory the 
   }
 });
 
+Deno.test("deno task from another folder: relative paths mean the folder it was typed in, not the checkout", async () => {
+  const sub = `${tmp}/elsewhere`;
+  await Deno.mkdir(`${sub}/my-model`, { recursive: true });
+  await Deno.copyFile(`${caseDir("gqa_tied_f32")}/config.json`, `${sub}/my-model/config.json`);
+  const config = new URL("../deno.json", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "--config", config, "plan", "--model", "my-model", "--json"],
+    cwd: sub,
+    // a fresh environment: `deno task` keeps an INIT_CWD it inherits (this test's own task set one)
+    clearEnv: true,
+    env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "", MESP_CACHE: cache, NO_COLOR: "1" },
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert(out.success, `plan --model my-model from ${sub} failed:\n${stderr}`);
+  const plan = JSON.parse(new TextDecoder().decode(out.stdout));
+  assert(plan.regions?.length > 0, JSON.stringify(plan).slice(0, 200));
+});
+
 Deno.test("cleanup", async () => {
   await Deno.remove(tmp, { recursive: true });
 });

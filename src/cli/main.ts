@@ -10,6 +10,7 @@
 import { HelpRequested } from "./args.ts";
 import { nearest } from "../util/nearest.ts";
 import { resolveModelArg } from "./hub_cache.ts";
+import { enterTaskCaller } from "./paths.ts";
 
 /** What a command module exports. */
 export interface CommandModule {
@@ -102,4 +103,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  enterTaskCaller(new URL("../../", import.meta.url));
+  Deno.exit(await main(Deno.args));
+}

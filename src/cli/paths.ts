@@ -155,3 +155,23 @@ export async function removeStaleTemps(dir: string): Promise<string[]> {
   }
   return removed.sort();
 }
+
+/**
+ * Under `deno task` the command runs in the folder of `deno.json`, not where the user typed it; Deno says
+ * where that was in `INIT_CWD`. Moves there, so the relative paths a user gives (and the default `runs/`)
+ * mean what they would in any other command. Only when running in this checkout's root, as `deno task` does
+ * (another program's `INIT_CWD`, e.g. npm's, is not followed elsewhere), and only with the right to read it.
+ */
+export function enterTaskCaller(root: URL): void {
+  if (root.protocol !== "file:") return;
+  const granted = Deno.permissions.querySync({ name: "env", variable: "INIT_CWD" }).state === "granted";
+  const from = granted ? Deno.env.get("INIT_CWD") : undefined;
+  if (!from) return;
+  const here = Deno.cwd(), rootDir = decodeURIComponent(root.pathname).replace(/\/$/, "");
+  if (here !== rootDir || from === here) return;
+  try {
+    Deno.chdir(from);
+  } catch {
+    // a folder since removed or not readable: stay in the checkout, as before
+  }
+}
