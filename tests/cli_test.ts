@@ -251,7 +251,12 @@ Deno.test("deno task from another folder: relative paths mean the folder it was 
     cwd: sub,
     // a fresh environment: `deno task` keeps an INIT_CWD it inherits (this test's own task set one)
     clearEnv: true,
-    env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "", MESP_CACHE: cache, NO_COLOR: "1" },
+    env: {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "",
+      MESP_CACHE: cache,
+      NO_COLOR: "1",
+    },
   }).output();
   const stderr = new TextDecoder().decode(out.stderr);
   assert(out.success, `plan --model my-model from ${sub} failed:\n${stderr}`);

@@ -59,7 +59,8 @@ Deno.test("dist/mesp.d.ts: every type named in a public signature is exported", 
   const sf = ts.createSourceFile("mesp.d.ts", await Deno.readTextFile(path), ts.ScriptTarget.Latest, true);
   type Node = import("npm:typescript@5.9.3").Node;
   const isExported = (st: Node) =>
-    ts.canHaveModifiers(st) && (ts.getModifiers(st) ?? []).some((m) => m.kind === ts.SyntaxKind.ExportKeyword);
+    ts.canHaveModifiers(st) &&
+    (ts.getModifiers(st) ?? []).some((m) => m.kind === ts.SyntaxKind.ExportKeyword);
   const nameOf = (st: Node): string | undefined => {
     if (ts.isVariableStatement(st)) return st.declarationList.declarations[0].name.getText(sf);
     const name = (st as { name?: Node }).name;
@@ -81,12 +82,17 @@ Deno.test("dist/mesp.d.ts: every type named in a public signature is exported", 
     const name = nameOf(st) ?? "?";
     if (ts.isClassDeclaration(st)) {
       for (const m of st.members) {
-        const isPrivate = (ts.canHaveModifiers(m) ? ts.getModifiers(m) ?? [] : []).some((x) => x.kind === ts.SyntaxKind.PrivateKeyword);
+        const isPrivate = (ts.canHaveModifiers(m) ? ts.getModifiers(m) ?? [] : []).some((x) =>
+          x.kind === ts.SyntaxKind.PrivateKeyword
+        );
         if (isPrivate || ts.isPropertyDeclaration(m) || ts.isGetAccessor(m)) continue;
         visit(m, `${name}.${m.name?.getText(sf) ?? "constructor"}`);
       }
     } else visit(st, name);
   }
   const list = [...missing].map(([type, from]) => `${type} (named by ${from})`);
-  assert(list.length === 0, `types named in public signatures but not exported from mod.ts:\n${list.join("\n")}`);
+  assert(
+    list.length === 0,
+    `types named in public signatures but not exported from mod.ts:\n${list.join("\n")}`,
+  );
 });
