@@ -251,6 +251,7 @@ export {
   type TrainResult,
   type TrainState,
 } from "./src/run/train.ts";
+export { sequencesFingerprint, type TrainConfig } from "./src/run/train_config.ts";
 export { evaluate, type EvaluateOptions, type EvaluateResult } from "./src/run/evaluate.ts";
 export type { Sequence } from "./src/data/sequence.ts";
 export { generate, type GenerateOptions, sampler } from "./src/run/generate.ts";

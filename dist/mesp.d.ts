@@ -2546,6 +2546,29 @@ export declare class Optimizer {
 	 */
 	update(off: number, n: number, grad: number, step: number, gradScale?: number): void;
 }
+/** A run's options as its training state records them (every default resolved). */
+export interface TrainConfig {
+	method: Method;
+	seqLen: number;
+	/** The optimizer steps the run was to make. */
+	steps: number;
+	gradAccum: number;
+	clip: number;
+	zoEps: number;
+	optimizer: {
+		lr: number;
+		schedule: "constant" | "cosine";
+		warmup: number;
+		weightDecay: number;
+		beta1: number;
+		beta2: number;
+		eps: number;
+	};
+	/** Fingerprint of the training sequences ({@linkcode sequencesFingerprint}). */
+	data: string;
+}
+/** A fingerprint of training sequences: every token id and every trained position, in order. */
+export declare function sequencesFingerprint(seqs: readonly Sequence[]): string;
 /** Options of {@linkcode train}. */
 export interface TrainOptions {
 	/**
@@ -2650,6 +2673,12 @@ export interface TrainState {
 		targets: string[];
 	};
 	optimizer: string;
+	/**
+	 * The options the run was made with (absent in states written before 2026-12-03): a resume takes them
+	 * where its options leave them out, and refuses given ones the state depends on that differ
+	 * (`train_config.ts`).
+	 */
+	config?: TrainConfig;
 }
 /** The tensors of a training state, in the order they are stored and checksummed. */
 export type StateTensor = "params" | "adam_m" | "adam_v";

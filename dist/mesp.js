@@ -8882,8 +8882,15 @@ function defaultLr(name, method) {
   return method === "mezo" ? 5e-5 : name === "adamw" ? 2e-4 : 1e-4;
 }
 var DEFAULT_SCHEDULE = "cosine";
+var OPTIMIZER_DEFAULTS = Object.freeze({
+  weightDecay: 0,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  warmup: 0
+});
 function learningRate(o, step) {
-  const warmup = o.warmup ?? 0;
+  const warmup = o.warmup ?? OPTIMIZER_DEFAULTS.warmup;
   if (warmup > 0 && step < warmup) return o.lr * (step + 1) / warmup;
   if ((o.schedule ?? DEFAULT_SCHEDULE) === "constant") return o.lr;
   const total = Math.max(o.totalSteps ?? 1, warmup + 1);
@@ -8916,12 +8923,12 @@ var Optimizer = class {
     const lr = learningRate(o, step);
     const p = this.#params + off * 4;
     if (o.name === "sgd") {
-      k.sgd_update(p, grad, n, lr, o.weightDecay ?? 0);
+      k.sgd_update(p, grad, n, lr, o.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay);
       return;
     }
-    const b1 = o.beta1 ?? 0.9, b2 = o.beta2 ?? 0.999;
+    const b1 = o.beta1 ?? OPTIMIZER_DEFAULTS.beta1, b2 = o.beta2 ?? OPTIMIZER_DEFAULTS.beta2;
     const t = step + 1;
-    k.adamw_update(p, grad, this.#m + off * 4, this.#v + off * 4, n, lr, b1, b2, o.eps ?? 1e-8, o.weightDecay ?? 0, 1 - b1 ** t, 1 - b2 ** t);
+    k.adamw_update(p, grad, this.#m + off * 4, this.#v + off * 4, n, lr, b1, b2, o.eps ?? OPTIMIZER_DEFAULTS.eps, o.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay, 1 - b1 ** t, 1 - b2 ** t);
   }
 };
 
@@ -9235,6 +9242,102 @@ function loraInitializer(layout, seed) {
   };
 }
 
+// src/run/train_config.ts
+function sequencesFingerprint(seqs) {
+  const c = new Checksum();
+  for (const s of seqs) {
+    c.update(new Uint8Array(s.ids.buffer, s.ids.byteOffset, s.ids.byteLength));
+    if (s.targets) c.update(s.targets);
+  }
+  return c.hex();
+}
+function resumedOptions(options, recorded, dataFingerprint) {
+  const differences = [];
+  const check = (name, given2, was) => {
+    if (given2 !== void 0 && given2 !== was) differences.push(`${name} ${given2} (the state's ${was})`);
+  };
+  check("method", options.method, recorded.method);
+  check("seqLen", options.seqLen, recorded.seqLen);
+  check("gradAccum", options.gradAccum, recorded.gradAccum);
+  check("zoEps", options.zoEps, recorded.zoEps);
+  const given = options.optimizer ?? {};
+  for (const key of [
+    "beta1",
+    "beta2",
+    "eps"
+  ]) {
+    check(`optimizer.${key}`, given[key], recorded.optimizer[key]);
+  }
+  if (dataFingerprint !== void 0 && dataFingerprint !== recorded.data) {
+    differences.push(`data: other training sequences (fingerprint ${dataFingerprint}, the state's ${recorded.data}; the state's position is in its own data's order)`);
+  }
+  if (differences.length > 0) {
+    throw new Error(`train options: resume: these differ from the run the training state was made by:
+  ${differences.join("\n  ")}
+leave them out (the state's are used) or start a new run without resume`);
+  }
+  const o = recorded.optimizer;
+  const optimizer = {
+    ...given,
+    lr: given.lr ?? o.lr,
+    schedule: given.schedule ?? o.schedule,
+    warmup: given.warmup ?? o.warmup,
+    weightDecay: given.weightDecay ?? o.weightDecay,
+    beta1: given.beta1 ?? o.beta1,
+    beta2: given.beta2 ?? o.beta2,
+    eps: given.eps ?? o.eps
+  };
+  const stepsGiven = options.steps != null || options.epochs != null;
+  return {
+    ...options,
+    method: options.method ?? recorded.method,
+    gradAccum: options.gradAccum ?? recorded.gradAccum,
+    zoEps: options.zoEps ?? recorded.zoEps,
+    clip: options.clip ?? recorded.clip,
+    steps: stepsGiven ? options.steps : recorded.steps,
+    optimizer
+  };
+}
+var isNumber = (v) => typeof v === "number" && Number.isFinite(v);
+function validateTrainConfig(name, raw) {
+  const bad = (field, v, want) => {
+    throw new Error(`${name}: state field config.${field} is ${JSON.stringify(v)}, expected ${want}`);
+  };
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) bad("(all)", raw, "an object");
+  const c = raw;
+  if (c.method !== "mesp" && c.method !== "mebp" && c.method !== "mezo") {
+    bad("method", c.method, '"mesp", "mebp" or "mezo"');
+  }
+  for (const f of [
+    "seqLen",
+    "steps",
+    "gradAccum"
+  ]) {
+    if (!(Number.isSafeInteger(c[f]) && c[f] >= 1)) bad(f, c[f], "an integer \u2265 1");
+  }
+  for (const f of [
+    "clip",
+    "zoEps"
+  ]) if (!isNumber(c[f])) bad(f, c[f], "a finite number");
+  if (typeof c.data !== "string") bad("data", c.data, "a fingerprint");
+  const o = c.optimizer;
+  if (!o || typeof o !== "object" || Array.isArray(o)) bad("optimizer", o, "an object");
+  for (const f of [
+    "lr",
+    "warmup",
+    "weightDecay",
+    "beta1",
+    "beta2",
+    "eps"
+  ]) {
+    if (!isNumber(o[f])) bad(`optimizer.${f}`, o[f], "a finite number");
+  }
+  if (o.schedule !== "constant" && o.schedule !== "cosine") {
+    bad("optimizer.schedule", o.schedule, '"constant" or "cosine"');
+  }
+  return raw;
+}
+
 // src/run/train.ts
 function epochOrder(n, seed, epoch) {
   const order2 = Uint32Array.from({
@@ -9323,6 +9426,9 @@ async function planTraining(pack, options, data, val = []) {
   checkPack(pack, "planTraining");
   checkOptions("planTraining options", options, TRAIN_OPTIONS);
   if (options.lora) checkOptions("planTraining options.lora", options.lora, LORA_OPTIONS);
+  if (options.resume?.config) {
+    options = resumedOptions(options, options.resume.config, data && sequencesFingerprint(data));
+  }
   const planLen = data ? longestWithin(options.seqLen, data, val) : options.seqLen;
   return await Engine.plan(pack, trainEngineOptions(pack, options, planLen));
 }
@@ -9332,13 +9438,16 @@ async function train(pack, data, val, options) {
   if (options.optimizer) checkOptions("train options.optimizer", options.optimizer, OPTIMIZER_OPTIONS);
   if (options.lora) checkOptions("train options.lora", options.lora, LORA_OPTIONS);
   checkBudget("train options", options.budget);
-  const method = options.method ?? "mesp";
   if (!Array.isArray(data) || !Array.isArray(val)) {
     throw new TypeError("train(pack, data, val, options): data and val are arrays of sequences (val [] for none)");
   }
   if (data.length === 0) throw new Error("the training set is empty");
   checkSequences("training", data, options.seqLen, true, pack.config.vocabSize);
   checkSequences("validation", val, options.seqLen, false, pack.config.vocabSize);
+  const dataFingerprint = sequencesFingerprint(data);
+  const recorded = options.resume?.config;
+  if (recorded) options = resumedOptions(options, recorded, dataFingerprint);
+  const method = options.method ?? "mesp";
   const cfg = pack.config;
   const seqLen = options.seqLen;
   if (seqLen > cfg.maxPositionEmbeddings) {
@@ -9359,6 +9468,9 @@ async function train(pack, data, val, options) {
   }
   const steps = options.steps ?? Math.ceil((options.epochs ?? 1) * data.length / accum);
   if (!(steps >= 1)) throw new Error(`nothing to train: ${steps} steps`);
+  if (options.resume && options.resume.step >= steps) {
+    throw new Error(`train: nothing to train: the resumed state is at step ${options.resume.step}, and the run's target is ${steps} steps (give steps above ${options.resume.step} to train it further)`);
+  }
   const given = options.optimizer ?? {};
   const name = given.name ?? options.resume?.optimizer ?? defaultOptimizer(method);
   const optOptions = {
@@ -9373,6 +9485,24 @@ async function train(pack, data, val, options) {
   }
   const zoEps = options.zoEps ?? 1e-3;
   checkHyperparameters(optOptions, zoEps, clip);
+  const config = {
+    method,
+    seqLen,
+    steps,
+    gradAccum: accum,
+    clip,
+    zoEps,
+    optimizer: {
+      lr: optOptions.lr,
+      schedule: optOptions.schedule,
+      warmup: optOptions.warmup ?? OPTIMIZER_DEFAULTS.warmup,
+      weightDecay: optOptions.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay,
+      beta1: optOptions.beta1 ?? OPTIMIZER_DEFAULTS.beta1,
+      beta2: optOptions.beta2 ?? OPTIMIZER_DEFAULTS.beta2,
+      eps: optOptions.eps ?? OPTIMIZER_DEFAULTS.eps
+    },
+    data: dataFingerprint
+  };
   const engineOptions = trainEngineOptions(pack, options, longestWithin(seqLen, data, val));
   const layout = engineOptions.lora;
   const gradBuffer = engineOptions.gradBuffer;
@@ -9490,7 +9620,8 @@ async function train(pack, data, val, options) {
           ...layout.targets
         ]
       },
-      optimizer: optOptions.name
+      optimizer: optOptions.name,
+      config
     });
     const losses = [];
     const valLosses = [];
@@ -9940,7 +10071,8 @@ function stateFile(state, run) {
     cursor: state.cursor,
     seed: state.seed,
     lora: state.lora,
-    optimizer: state.optimizer
+    optimizer: state.optimizer,
+    config: state.config
   });
   const runText = JSON.stringify(run);
   const metadata = {
@@ -10034,6 +10166,9 @@ function validateState(name, meta) {
       targets: [
         ...t
       ]
+    },
+    ...m.config === void 0 ? {} : {
+      config: validateTrainConfig(name, m.config)
     }
   };
 }
@@ -10307,6 +10442,7 @@ export {
   readTensorF32,
   renderChat,
   sampler,
+  sequencesFingerprint,
   tokenizeDataset,
   tokenizeExample,
   tokenizeInWorker,

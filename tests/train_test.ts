@@ -1,6 +1,7 @@
 // The training loop: loss falls; the fused per-layer update equals the unfused one bit for bit; an
 // interrupted and resumed run ends with the same adapter as an uninterrupted one; SGD matches a hand step.
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { decodeTrainingState, writeTrainingState } from "../src/run/training_state.ts";
 import { caseSequences, loadCase } from "./_golden.ts";
 import { epochOrder, planTraining, train, type TrainOptions, type TrainState } from "../src/run/train.ts";
 import { initLora } from "../src/engine/lora_init.ts";
@@ -68,6 +69,60 @@ for (
     assert(resumed.params.every((x, i) => Object.is(x, full.params[i])), "resumed adapter differs");
   });
 }
+
+Deno.test("train: a resume takes the state's recorded options where left out; refuses what the state depends on", async () => {
+  const { c, data } = await setup();
+  const opts: TrainOptions = {
+    ...base,
+    steps: 7,
+    optimizer: { name: "adamw", lr: 2e-3, weightDecay: 0.01, warmup: 2, schedule: "constant", beta2: 0.99 },
+    gradAccum: 2,
+  };
+  const full = await train(c.pack, data, [], opts);
+  let saved: TrainState | undefined;
+  await train(c.pack, data, [], {
+    ...opts,
+    saveEvery: 3,
+    saveState: (s) => {
+      if (s.step === 3) saved = structuredClone(s);
+      return Promise.resolve();
+    },
+    shouldStop: () => saved !== undefined,
+  });
+  assert(saved?.config, "the state records its run's options");
+  // through the file format too
+  const parts: Uint8Array[] = [];
+  await writeTrainingState({ write: (b) => (parts.push(b.slice()), Promise.resolve()) }, saved);
+  const { state } = await decodeTrainingState(new Uint8Array(parts.flatMap((p) => [...p])));
+  assertEquals(state.config, saved.config);
+  // only what a resume must be given: the same run to its end, bit for bit (the defaults would be lr 2e-4,
+  // no weight decay or warmup, a cosine schedule, no accumulation and one epoch's steps)
+  const resumed = await train(c.pack, data, [], { seqLen: 16, resume: state });
+  assertEquals(resumed.losses, full.losses.slice(3));
+  assert(resumed.params.every((x, i) => Object.is(x, full.params[i])), "resumed adapter differs");
+  await assertRejects(
+    () => train(c.pack, data.slice(1), [], { seqLen: 16, resume: state }),
+    "data: other training sequences",
+  );
+  await assertRejects(
+    () => train(c.pack, data, [], { seqLen: 12, gradAccum: 1, optimizer: { beta2: 0.999 }, resume: state }),
+    "seqLen 12 (the state's 16)\n  gradAccum 1 (the state's 2)\n  optimizer.beta2 0.999 (the state's 0.99)",
+  );
+  await assertRejects(
+    () => train(c.pack, data, [], { seqLen: 16, steps: 3, resume: state }),
+    "nothing to train: the resumed state is at step 3, and the run's target is 3 steps",
+  );
+  // the step target and the learning rate may change
+  const faster = await train(c.pack, data, [], {
+    seqLen: 16,
+    steps: 5,
+    optimizer: { lr: 4e-3 },
+    resume: state,
+  });
+  assertEquals(faster.losses.length, 2);
+  assertEquals(faster.losses[0], full.losses[3]); // the step after the state starts from its parameters
+  assert(faster.losses[1] !== full.losses[4], "a changed learning rate must change the next loss");
+});
 
 Deno.test("train: the deprecated ckptEvery / ckptDtype options still choose the saved inputs", async () => {
   const { c } = await setup();

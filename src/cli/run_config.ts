@@ -7,8 +7,6 @@
  * @module
  */
 import { kebabCase } from "./args.ts";
-import { Checksum } from "../io/checksum.ts";
-import type { Sequence } from "../data/sequence.ts";
 
 /** The recorded flags (train's flag keys), and the content fingerprints. */
 export interface RunConfig {
@@ -112,14 +110,4 @@ export function refuseDifferences(dir: string, lines: string[]): void {
       `--allow-change ${CHANGEABLE.join(",")} lets those change; anything else is a new run ` +
       `(--force to start over, or another --out)`,
   );
-}
-
-/** A fingerprint of the training sequences: every token id and every trained position, in order. */
-export function sequencesFingerprint(seqs: readonly Sequence[]): string {
-  const c = new Checksum();
-  for (const s of seqs) {
-    c.update(new Uint8Array(s.ids.buffer, s.ids.byteOffset, s.ids.byteLength));
-    if (s.targets) c.update(s.targets);
-  }
-  return c.hex();
 }

@@ -43,8 +43,8 @@ import {
   recordedConfig,
   refuseDifferences,
   type RunConfig,
-  sequencesFingerprint,
 } from "./run_config.ts";
+import { sequencesFingerprint } from "../run/train_config.ts";
 import { createSpillFile, exists, fileSource, writeFileAtomic } from "../io/deno_files.ts";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterConfigJson, writeLoraTensors } from "../engine/adapter.ts";
 import { loraLayout, resolveTargets } from "../engine/lora.ts";

@@ -25,6 +25,15 @@ export function defaultLr(name: OptimizerName, method?: string): number {
 /** The schedule a run takes when none is named (the CLI's too). */
 export const DEFAULT_SCHEDULE: "constant" | "cosine" = "cosine";
 
+/** The optional hyper-parameters' values when left out. */
+export const OPTIMIZER_DEFAULTS = Object.freeze({
+  weightDecay: 0,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  warmup: 0,
+});
+
 /** Optimizer hyper-parameters. */
 export interface OptimizerOptions {
   name: OptimizerName;
@@ -46,7 +55,7 @@ export interface OptimizerOptions {
 
 /** Learning rate at optimizer step `step` (0-based). */
 export function learningRate(o: OptimizerOptions, step: number): number {
-  const warmup = o.warmup ?? 0;
+  const warmup = o.warmup ?? OPTIMIZER_DEFAULTS.warmup;
   if (warmup > 0 && step < warmup) return (o.lr * (step + 1)) / warmup;
   if ((o.schedule ?? DEFAULT_SCHEDULE) === "constant") return o.lr;
   const total = Math.max(o.totalSteps ?? 1, warmup + 1);
@@ -83,10 +92,10 @@ export class Optimizer {
     const lr = learningRate(o, step);
     const p = this.#params + off * 4;
     if (o.name === "sgd") {
-      k.sgd_update(p, grad, n, lr, o.weightDecay ?? 0);
+      k.sgd_update(p, grad, n, lr, o.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay);
       return;
     }
-    const b1 = o.beta1 ?? 0.9, b2 = o.beta2 ?? 0.999;
+    const b1 = o.beta1 ?? OPTIMIZER_DEFAULTS.beta1, b2 = o.beta2 ?? OPTIMIZER_DEFAULTS.beta2;
     const t = step + 1;
     k.adamw_update(
       p,
@@ -97,8 +106,8 @@ export class Optimizer {
       lr,
       b1,
       b2,
-      o.eps ?? 1e-8,
-      o.weightDecay ?? 0,
+      o.eps ?? OPTIMIZER_DEFAULTS.eps,
+      o.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay,
       1 - b1 ** t,
       1 - b2 ** t,
     );

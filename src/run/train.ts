@@ -30,6 +30,7 @@ import {
   defaultOptimizer,
   learningRate,
   Optimizer,
+  OPTIMIZER_DEFAULTS,
   type OptimizerOptions,
 } from "../engine/optimizer.ts";
 import type { Method, OptimizerName } from "../engine/plan.ts";
@@ -40,6 +41,7 @@ import type { KernelLocation, Variant } from "../runtime/kernels.ts";
 import { longestWithin, type Sequence } from "../data/sequence.ts";
 import { seededRandom } from "../util/random.ts";
 import { loraInitializer } from "../engine/lora_init.ts";
+import { resumedOptions, sequencesFingerprint, type TrainConfig } from "./train_config.ts";
 
 /** Options of {@linkcode train}. */
 export interface TrainOptions {
@@ -141,6 +143,12 @@ export interface TrainState {
   /** The adapter layout the parameters belong to. */
   lora: { rank: number; alpha: number; rslora: boolean; targets: string[] };
   optimizer: string;
+  /**
+   * The options the run was made with (absent in states written before 2026-12-03): a resume takes them
+   * where its options leave them out, and refuses given ones the state depends on that differ
+   * (`train_config.ts`).
+   */
+  config?: TrainConfig;
 }
 
 /** The tensors of a training state, in the order they are stored and checksummed. */
@@ -329,6 +337,9 @@ export async function planTraining(
   checkPack(pack, "planTraining");
   checkOptions("planTraining options", options, TRAIN_OPTIONS);
   if (options.lora) checkOptions("planTraining options.lora", options.lora, LORA_OPTIONS);
+  if (options.resume?.config) {
+    options = resumedOptions(options, options.resume.config, data && sequencesFingerprint(data));
+  }
   const planLen = data ? longestWithin(options.seqLen, data, val) : options.seqLen;
   return await Engine.plan(pack, trainEngineOptions(pack, options, planLen));
 }
@@ -345,7 +356,6 @@ export async function train(
   if (options.optimizer) checkOptions("train options.optimizer", options.optimizer, OPTIMIZER_OPTIONS);
   if (options.lora) checkOptions("train options.lora", options.lora, LORA_OPTIONS);
   checkBudget("train options", options.budget);
-  const method = options.method ?? "mesp";
   if (!Array.isArray(data) || !Array.isArray(val)) {
     throw new TypeError(
       "train(pack, data, val, options): data and val are arrays of sequences (val [] for none)",
@@ -354,6 +364,11 @@ export async function train(
   if (data.length === 0) throw new Error("the training set is empty");
   checkSequences("training", data, options.seqLen, true, pack.config.vocabSize);
   checkSequences("validation", val, options.seqLen, false, pack.config.vocabSize);
+  const dataFingerprint = sequencesFingerprint(data);
+  // a resume continues the run its state was made by: the state's options where these leave them out
+  const recorded = options.resume?.config;
+  if (recorded) options = resumedOptions(options, recorded, dataFingerprint);
+  const method = options.method ?? "mesp";
   const cfg = pack.config;
   const seqLen = options.seqLen;
   if (seqLen > cfg.maxPositionEmbeddings) {
@@ -379,6 +394,12 @@ export async function train(
   }
   const steps = options.steps ?? Math.ceil(((options.epochs ?? 1) * data.length) / accum);
   if (!(steps >= 1)) throw new Error(`nothing to train: ${steps} steps`);
+  if (options.resume && options.resume.step >= steps) {
+    throw new Error(
+      `train: nothing to train: the resumed state is at step ${options.resume.step}, and the run's target is ` +
+        `${steps} steps (give steps above ${options.resume.step} to train it further)`,
+    );
+  }
   const given = options.optimizer ?? {};
   // a resumed state keeps the optimizer it was made with
   const name = given.name ?? options.resume?.optimizer as OptimizerName | undefined ??
@@ -395,6 +416,25 @@ export async function train(
   }
   const zoEps = options.zoEps ?? 1e-3;
   checkHyperparameters(optOptions, zoEps, clip);
+  // what the saved states record of this run, for a resume to continue it
+  const config: TrainConfig = {
+    method,
+    seqLen,
+    steps,
+    gradAccum: accum,
+    clip,
+    zoEps,
+    optimizer: {
+      lr: optOptions.lr,
+      schedule: optOptions.schedule!,
+      warmup: optOptions.warmup ?? OPTIMIZER_DEFAULTS.warmup,
+      weightDecay: optOptions.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay,
+      beta1: optOptions.beta1 ?? OPTIMIZER_DEFAULTS.beta1,
+      beta2: optOptions.beta2 ?? OPTIMIZER_DEFAULTS.beta2,
+      eps: optOptions.eps ?? OPTIMIZER_DEFAULTS.eps,
+    },
+    data: dataFingerprint,
+  };
   // memory for the longest sequence the run will see, not for seqLen: a generous seqLen costs nothing
   const engineOptions = trainEngineOptions(pack, options, longestWithin(seqLen, data, val));
   const layout = engineOptions.lora!;
@@ -519,6 +559,7 @@ export async function train(
       v,
       lora: { rank: layout.rank, alpha: layout.alpha, rslora: layout.rslora, targets: [...layout.targets] },
       optimizer: optOptions.name,
+      config,
     });
     const losses: number[] = [];
     const valLosses: { step: number; loss: number }[] = [];

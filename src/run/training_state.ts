@@ -22,6 +22,7 @@ import type { StateTensor, StoredTrainState, TrainState } from "./train.ts";
 import { firstNonFinite } from "../model/finite.ts";
 import { Checksum } from "../io/checksum.ts";
 import { type AdapterValues, piecesOf } from "../engine/adapter_values.ts";
+import { validateTrainConfig } from "./train_config.ts";
 
 /** The training state's file name inside a run directory (its name from before the rename, kept). */
 export const TRAINING_STATE_FILE = "checkpoint.safetensors";
@@ -76,6 +77,7 @@ function stateFile(
     seed: state.seed,
     lora: state.lora,
     optimizer: state.optimizer,
+    config: state.config,
   });
   const runText = JSON.stringify(run);
   const metadata = {
@@ -203,6 +205,7 @@ function validateState(name: string, meta: unknown): Omit<TrainState, "params" |
       rslora: l!.rslora as boolean,
       targets: [...t as string[]],
     },
+    ...(m.config === undefined ? {} : { config: validateTrainConfig(name, m.config) }),
   };
 }
 

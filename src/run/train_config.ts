@@ -1,0 +1,148 @@
+/**
+ * What a training run is beyond its position: the options a saved training state was made under, recorded
+ * in the state, so that a resume continues the same run. Options a resume leaves out are the recorded ones;
+ * given ones that differ are refused where the saved parameters, moments or data position depend on them
+ * (the method, the sequence length, the data, gradient accumulation, β1/β2/ε, MeZO's ε) and taken where
+ * they do not (the step target, the learning rate and its schedule, weight decay, clipping), as the CLI's
+ * `--allow-change` lets them change.
+ *
+ * @module
+ */
+import type { Method } from "../engine/plan.ts";
+import type { OptimizerOptions } from "../engine/optimizer.ts";
+import { Checksum } from "../io/checksum.ts";
+import type { Sequence } from "../data/sequence.ts";
+
+/** A run's options as its training state records them (every default resolved). */
+export interface TrainConfig {
+  method: Method;
+  seqLen: number;
+  /** The optimizer steps the run was to make. */
+  steps: number;
+  gradAccum: number;
+  clip: number;
+  zoEps: number;
+  optimizer: {
+    lr: number;
+    schedule: "constant" | "cosine";
+    warmup: number;
+    weightDecay: number;
+    beta1: number;
+    beta2: number;
+    eps: number;
+  };
+  /** Fingerprint of the training sequences ({@linkcode sequencesFingerprint}). */
+  data: string;
+}
+
+/** A fingerprint of training sequences: every token id and every trained position, in order. */
+export function sequencesFingerprint(seqs: readonly Sequence[]): string {
+  const c = new Checksum();
+  for (const s of seqs) {
+    c.update(new Uint8Array(s.ids.buffer, s.ids.byteOffset, s.ids.byteLength));
+    if (s.targets) c.update(s.targets);
+  }
+  return c.hex();
+}
+
+/** The options of `train` a resume fills in or checks. */
+export interface ResumableOptions {
+  method?: Method;
+  seqLen: number;
+  steps?: number;
+  epochs?: number;
+  gradAccum?: number;
+  clip?: number;
+  zoEps?: number;
+  optimizer?: Partial<Omit<OptimizerOptions, "totalSteps">>;
+}
+
+/**
+ * `options` for resuming a state made under `recorded`, over data with `dataFingerprint` (undefined: not
+ * known yet, as when only planning): each option left out is the recorded one; a given one that the saved
+ * state depends on and that differs is refused, listing every difference.
+ */
+export function resumedOptions<T extends ResumableOptions>(
+  options: T,
+  recorded: TrainConfig,
+  dataFingerprint?: string,
+): T {
+  const differences: string[] = [];
+  const check = (name: string, given: unknown, was: unknown) => {
+    if (given !== undefined && given !== was) differences.push(`${name} ${given} (the state's ${was})`);
+  };
+  check("method", options.method, recorded.method);
+  check("seqLen", options.seqLen, recorded.seqLen);
+  check("gradAccum", options.gradAccum, recorded.gradAccum);
+  check("zoEps", options.zoEps, recorded.zoEps);
+  const given = options.optimizer ?? {};
+  for (const key of ["beta1", "beta2", "eps"] as const) {
+    check(`optimizer.${key}`, given[key], recorded.optimizer[key]);
+  }
+  if (dataFingerprint !== undefined && dataFingerprint !== recorded.data) {
+    differences.push(
+      `data: other training sequences (fingerprint ${dataFingerprint}, the state's ${recorded.data}; the ` +
+        `state's position is in its own data's order)`,
+    );
+  }
+  if (differences.length > 0) {
+    throw new Error(
+      `train options: resume: these differ from the run the training state was made by:\n  ` +
+        `${
+          differences.join("\n  ")
+        }\nleave them out (the state's are used) or start a new run without resume`,
+    );
+  }
+  const o = recorded.optimizer;
+  const optimizer: Partial<Omit<OptimizerOptions, "totalSteps">> = {
+    ...given,
+    lr: given.lr ?? o.lr,
+    schedule: given.schedule ?? o.schedule,
+    warmup: given.warmup ?? o.warmup,
+    weightDecay: given.weightDecay ?? o.weightDecay,
+    beta1: given.beta1 ?? o.beta1,
+    beta2: given.beta2 ?? o.beta2,
+    eps: given.eps ?? o.eps,
+  };
+  const stepsGiven = options.steps != null || options.epochs != null;
+  return {
+    ...options,
+    method: options.method ?? recorded.method,
+    gradAccum: options.gradAccum ?? recorded.gradAccum,
+    zoEps: options.zoEps ?? recorded.zoEps,
+    clip: options.clip ?? recorded.clip,
+    steps: stepsGiven ? options.steps : recorded.steps,
+    optimizer,
+  };
+}
+
+const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+/**
+ * Validates a recorded config (`raw`, decoded from a state file `name`) field by field; throws naming the
+ * first bad one.
+ */
+export function validateTrainConfig(name: string, raw: unknown): TrainConfig {
+  const bad = (field: string, v: unknown, want: string): never => {
+    throw new Error(`${name}: state field config.${field} is ${JSON.stringify(v)}, expected ${want}`);
+  };
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) bad("(all)", raw, "an object");
+  const c = raw as Record<string, unknown>;
+  if (c.method !== "mesp" && c.method !== "mebp" && c.method !== "mezo") {
+    bad("method", c.method, '"mesp", "mebp" or "mezo"');
+  }
+  for (const f of ["seqLen", "steps", "gradAccum"]) {
+    if (!(Number.isSafeInteger(c[f]) && (c[f] as number) >= 1)) bad(f, c[f], "an integer ≥ 1");
+  }
+  for (const f of ["clip", "zoEps"]) if (!isNumber(c[f])) bad(f, c[f], "a finite number");
+  if (typeof c.data !== "string") bad("data", c.data, "a fingerprint");
+  const o = c.optimizer as Record<string, unknown> | undefined;
+  if (!o || typeof o !== "object" || Array.isArray(o)) bad("optimizer", o, "an object");
+  for (const f of ["lr", "warmup", "weightDecay", "beta1", "beta2", "eps"]) {
+    if (!isNumber(o![f])) bad(`optimizer.${f}`, o![f], "a finite number");
+  }
+  if (o!.schedule !== "constant" && o!.schedule !== "cosine") {
+    bad("optimizer.schedule", o!.schedule, '"constant" or "cosine"');
+  }
+  return raw as TrainConfig;
+}
