@@ -2643,9 +2643,9 @@ export interface TrainOptions {
 	/** Called with progress, validation and save events. */
 	onEvent?: (event: TrainEvent) => void;
 	/** Persists the training state (atomically; `writeTrainingState` encodes it); awaited before going on. */
-	saveState?: (state: TrainState) => Promise<void>;
+	saveState?: (state: TrainState) => void | Promise<void>;
 	/** @deprecated Renamed {@linkcode TrainOptions.saveState}; this name goes in the next release. */
-	saveCheckpoint?: (state: TrainState) => Promise<void>;
+	saveCheckpoint?: (state: TrainState) => void | Promise<void>;
 	/** Polled between steps: return (or resolve to) true to stop early (after saving). */
 	shouldStop?: () => boolean | Promise<boolean>;
 }

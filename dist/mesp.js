@@ -9105,22 +9105,22 @@ var KINDS = {
   seqLen: "integer",
   steps: "integer",
   gradAccum: "integer",
-  valEvery: "integer",
-  saveEvery: "integer",
+  valEvery: "count",
+  saveEvery: "count",
   threads: "count",
-  vocabChunk: "integer",
-  savedInputEvery: "integer",
-  savedInputs: "integer",
-  ckptEvery: "integer",
+  vocabChunk: "count",
+  savedInputEvery: "count",
+  savedInputs: "natural",
+  ckptEvery: "count",
   maxTokens: "integer",
-  warmup: "integer",
+  warmup: "natural",
   rank: "integer",
   seed: "seed",
   epochs: "number",
   zoEps: "number",
   clip: "number",
   budget: "number",
-  target: "number",
+  target: "natural",
   lr: "number",
   weightDecay: "number",
   beta1: "number",
@@ -9155,6 +9155,7 @@ function checkOptions(where, options, known) {
     }
     if (value === void 0 || value === null) continue;
     if (name === "adapter") checkOpenedAdapter(value, where);
+    if (name === "resume") checkResumeValue(value, where);
     if (name === "kernels") checkKernelLocation(value, `${where}.kernels`);
     const kind = KINDS[name];
     const bad = (want) => {
@@ -9171,6 +9172,8 @@ function checkOptions(where, options, known) {
       }
     } else if (kind === "count") {
       if (!Number.isSafeInteger(value) || value < 1) bad("an integer \u2265 1");
+    } else if (kind === "natural") {
+      if (!Number.isSafeInteger(value) || value < 0) bad("an integer \u2265 0");
     } else if (kind === "array") {
       if (!Array.isArray(value)) bad("an array");
     } else if (kind === "number") {
@@ -9185,14 +9188,20 @@ function checkBudget(where, budget) {
     throw new RangeError(`${where}: budget must be a byte count \u2265 0, got ${budget}`);
   }
 }
-function checkSequences(what, sequences, seqLen, trained, vocabSize) {
-  if (!Number.isSafeInteger(seqLen) || seqLen < 2) {
-    throw new RangeError(`train options: seqLen must be an integer \u2265 2, got ${seqLen}`);
+function checkSequences(what, sequences, seqLen, need, vocabSize) {
+  if (!Array.isArray(sequences)) {
+    throw new TypeError(`${what} sequences must be an array of { ids, targets? }, got ${describeValue(sequences)}`);
   }
   let scored = false;
   for (let i = 0; i < sequences.length; i++) {
     const s = sequences[i], at = `${what} sequence ${i}`;
-    if (!s || typeof s.ids?.length !== "number") throw new TypeError(`${at}: no ids`);
+    if (!s || typeof s.ids?.length !== "number") {
+      const hint = s && "input_ids" in s ? " (it has input_ids: a sequence's token ids are its ids)" : "";
+      throw new TypeError(`${at}: no ids${hint}`);
+    }
+    if ("labels" in s) {
+      throw new TypeError(`${at} has labels, which train does not read: its targets is a 0/1 mask per token (1 = trained), e.g. targets: Uint8Array.from(labels, (l) => l === -100 ? 0 : 1)`);
+    }
     const n = s.ids.length, targets = s.targets;
     if (targets && targets.length !== n) {
       throw new RangeError(`${at}: ${targets.length} targets for ${n} tokens (one per token)`);
@@ -9212,14 +9221,33 @@ function checkSequences(what, sequences, seqLen, trained, vocabSize) {
     let any = false;
     for (let t2 = 1; t2 < T && !any; t2++) any = !targets || targets[t2] !== 0;
     scored ||= any;
-    if (!trained) continue;
+    if (need !== "each") continue;
     if (!any) {
       throw new RangeError(`${at}: no trained token${n < 2 ? ` (it has ${n} token${n === 1 ? "" : "s"})` : ` in its first ${T}`}`);
     }
   }
-  if (!trained && sequences.length > 0 && !scored) {
-    throw new RangeError(`${what} set: no sequence has a trained token within seqLen ${seqLen}`);
+  if (need === "any" && sequences.length > 0 && !scored) {
+    throw new RangeError(`${what} set: no sequence has a trained token${Number.isFinite(seqLen) ? ` within seqLen ${seqLen}` : ""}`);
   }
+}
+function checkPositions(where, what, tokens2, positions) {
+  if (tokens2 <= positions) return;
+  throw new RangeError(`${where}: ${what} is ${tokens2} tokens, longer than the model allows (${positions} positions; give seqLen \u2264 ${positions} to cut longer sequences)`);
+}
+function checkResumeValue(value, where) {
+  const v = value;
+  const isState = typeof v === "object" && typeof v.step === "number" && typeof v.optimizer === "string" && (typeof v.read === "function" || typeof v.params === "object" && v.params !== null);
+  if (isState) return;
+  let got = describeValue(value);
+  if (isThenable(value)) got += " \u2014 did you forget await?";
+  else if (typeof v === "object" && typeof v.state === "object" && "run" in v) {
+    got = "{ state, run }: pass its .state (resume: (await openTrainingState(source)).state)";
+  } else if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
+    got += ": the file's bytes; open them first (resume: (await openTrainingState(bytesSource(bytes))).state)";
+  } else if (typeof v === "object" && "losses" in v && "layout" in v) {
+    got = "a train result, which holds no optimizer state or data position: resume from the state saveState was given";
+  }
+  throw new TypeError(`${where}: resume: expected a training state, got ${got}`);
 }
 
 // src/engine/lora_init.ts
@@ -9246,8 +9274,9 @@ function loraInitializer(layout, seed) {
 function sequencesFingerprint(seqs) {
   const c = new Checksum();
   for (const s of seqs) {
-    c.update(new Uint8Array(s.ids.buffer, s.ids.byteOffset, s.ids.byteLength));
-    if (s.targets) c.update(s.targets);
+    const ids = s.ids instanceof Int32Array ? s.ids : Int32Array.from(s.ids);
+    c.update(new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength));
+    if (s.targets) c.update(s.targets instanceof Uint8Array ? s.targets : Uint8Array.from(s.targets));
   }
   return c.hex();
 }
@@ -9442,8 +9471,11 @@ async function train(pack, data, val, options) {
     throw new TypeError("train(pack, data, val, options): data and val are arrays of sequences (val [] for none)");
   }
   if (data.length === 0) throw new Error("the training set is empty");
-  checkSequences("training", data, options.seqLen, true, pack.config.vocabSize);
-  checkSequences("validation", val, options.seqLen, false, pack.config.vocabSize);
+  if (!Number.isSafeInteger(options.seqLen) || options.seqLen < 2) {
+    throw new RangeError(`train options: seqLen must be an integer \u2265 2, got ${options.seqLen}`);
+  }
+  checkSequences("training", data, options.seqLen, "each", pack.config.vocabSize);
+  checkSequences("validation", val, options.seqLen, "any", pack.config.vocabSize);
   const dataFingerprint = sequencesFingerprint(data);
   const recorded = options.resume?.config;
   if (recorded) options = resumedOptions(options, recorded, dataFingerprint);
@@ -9781,8 +9813,11 @@ async function evaluate(pack, sequences, options = {}) {
     throw new RangeError(`evaluate options: seqLen must be at least 2, got ${options.seqLen}`);
   }
   checkBudget("evaluate options", options.budget);
+  const trainedOnly = options.score === "trained";
+  checkSequences("evaluation", sequences, options.seqLen ?? Infinity, trainedOnly ? "any" : "none", pack.config.vocabSize);
   if (sequences.length === 0) throw new Error("nothing to evaluate: the dataset is empty");
   const seqLen = longestWithin(options.seqLen ?? Infinity, sequences);
+  checkPositions("evaluate", "the longest sequence", seqLen, pack.config.maxPositionEmbeddings);
   const lora = options.adapter ? loraLayout(pack.config, options.adapter.config) : void 0;
   const e = await Engine.create(pack, {
     mode: "eval",
@@ -9797,7 +9832,6 @@ async function evaluate(pack, sequences, options = {}) {
   try {
     if (options.adapter) await readAdapterInto(options.adapter, lora, e.arena.f32("lora.params"));
     let sum = 0, tokens2 = 0;
-    const trainedOnly = options.score === "trained";
     for (let i = 0; i < sequences.length; i++) {
       const ids = sequences[i].ids;
       const T = Math.min(ids.length, seqLen);
@@ -9956,8 +9990,12 @@ async function computeGradients(pack, seq, options = {}) {
   checkBudget("computeGradients options", options.budget);
   const method = options.method ?? "mesp";
   const layout = loraLayout(pack.config, options.adapter?.config ?? options.lora ?? {});
+  checkSequences("computeGradients", [
+    seq
+  ], options.seqLen ?? Infinity, "each", pack.config.vocabSize);
   const T = Math.min(seq.ids.length, options.seqLen ?? seq.ids.length);
   if (T < 2) throw new Error("the sequence needs at least 2 tokens");
+  checkPositions("computeGradients", "the sequence", T, pack.config.maxPositionEmbeddings);
   const e = await Engine.create(pack, {
     mode: "train",
     method,

@@ -18,6 +18,8 @@ import { generate } from "../src/run/generate.ts";
 import { computeGradients } from "../src/run/grad.ts";
 import { SPEC as TRAIN_SPEC } from "../src/cli/train.ts";
 import type { Sequence } from "../src/data/sequence.ts";
+import { decodeTrainingState, openTrainingState, writeTrainingState } from "../src/run/training_state.ts";
+import { bytesSource } from "../src/io/source.ts";
 
 /** The property names of `export interface NAME` in `file` (repository-relative). */
 async function interfaceKeys(file: string, name: string): Promise<string[]> {
@@ -162,15 +164,15 @@ Deno.test("run options: a resumed run's layout is its state's; a different lora 
   });
   assert(saved, "no state saved");
   await assertRejects(
-    trainWith({ steps: 2, resume: saved, lora: { rank: 4 } }),
+    trainWith({ steps: 3, resume: saved, lora: { rank: 4 } }),
     "train options.lora: rank 4 differs from the resumed state's 2",
   );
   await assertRejects(
-    trainWith({ steps: 2, resume: saved, seed: 99 }),
+    trainWith({ steps: 3, resume: saved, seed: 99 }),
     "train options: seed 99 differs from the resumed state's 0",
   );
-  const r = await train(c.pack, data, [], { ...base, steps: 2, resume: saved, lora: { rank: 2 } });
-  assertEquals(r.steps, 2);
+  const r = await train(c.pack, data, [], { ...base, steps: 3, resume: saved, lora: { rank: 2 } });
+  assertEquals(r.steps, 3);
 });
 
 Deno.test("run options: evaluate, generate and computeGradients check theirs too", async () => {
@@ -191,6 +193,101 @@ Deno.test("run options: evaluate, generate and computeGradients check theirs too
     () => computeGradients(c.pack, data[0], { lora: { rank: 2, target: ["q"] } } as Record<string, unknown>),
     'computeGradients options.lora: unknown option "target" (did you mean "targets"?)',
   );
+});
+
+Deno.test("run options: evaluate and computeGradients check their sequences and the model's positions", async () => {
+  const plain = (ids: number[], targets?: number[]) => ({ ids, targets }) as unknown as Sequence;
+  // each of these once returned a score, counting the bad id, the -100 or the missing targets
+  await assertRejects(
+    () => evaluate(c.pack, [plain([1, 2.5, 3])]),
+    "evaluation sequence 0: ids[1] is 2.5, not a token id",
+  );
+  await assertRejects(
+    () => evaluate(c.pack, [plain([1, 2, 3], [-100, 1, 1])], { score: "trained" }),
+    "evaluation sequence 0: targets[0] is -100",
+  );
+  await assertRejects(
+    () => evaluate(c.pack, [plain([1, 2, 3, 4], [0, 1])], { score: "trained" }),
+    "evaluation sequence 0: 2 targets for 4 tokens",
+  );
+  await assertRejects(
+    () => evaluate(c.pack, [{ input_ids: [1, 2, 3] } as unknown as Sequence]),
+    "evaluation sequence 0: no ids (it has input_ids: a sequence's token ids are its ids)",
+  );
+  await assertRejects(
+    () => evaluate(c.pack, { count: 1 } as unknown as Sequence[]),
+    "evaluation sequences must be an array of { ids, targets? }",
+  );
+  // past the model's positions the rotary positions are ones it never saw
+  const positions = c.pack.config.maxPositionEmbeddings, long = seq(positions + 1);
+  await assertRejects(
+    () => evaluate(c.pack, [long]),
+    `evaluate: the longest sequence is ${
+      positions + 1
+    } tokens, longer than the model allows (${positions} positions`,
+  );
+  await assertRejects(
+    () => computeGradients(c.pack, long),
+    `computeGradients: the sequence is ${positions + 1} tokens, longer than the model allows`,
+  );
+  await assertRejects(
+    () => computeGradients(c.pack, plain([1, 7.5])),
+    "computeGradients sequence 0: ids[1] is 7.5",
+  );
+  // cut to the positions, the same sequence is scored
+  const cut = await evaluate(c.pack, [long], { seqLen: positions });
+  assertEquals(cut.tokens, positions - 1);
+});
+
+Deno.test("run options: counts are ≥ 1 (vocabChunk 0 once looped until out of memory), labels are named", async () => {
+  for (const name of ["vocabChunk", "saveEvery", "valEvery", "savedInputEvery"]) {
+    await assertRejects(trainWith({ [name]: 0 }), `train options: ${name} must be an integer ≥ 1, got 0`);
+  }
+  await assertRejects(
+    trainWith({ optimizer: { warmup: -1 } }),
+    "train options.optimizer: warmup must be an integer ≥ 0, got -1",
+  );
+  await assertRejects(trainWith({ target: -5 }), "train options: target must be an integer ≥ 0, got -5");
+  const labelled = { ids: data[0].ids, labels: [...data[0].ids] } as unknown as Sequence;
+  await assertRejects(
+    trainWith({}, [labelled]),
+    "training sequence 0 has labels, which train does not read: its targets is a 0/1 mask per token",
+  );
+});
+
+Deno.test("run options: a resume that is not a training state is named (a Promise, { state, run }, bytes, a result)", async () => {
+  const parts: Uint8Array[] = [];
+  let saved: TrainState | undefined;
+  const result = await train(c.pack, data, [], {
+    ...base,
+    steps: 2,
+    saveState: (s) => {
+      saved = structuredClone(s);
+    },
+  });
+  await writeTrainingState({ write: (b) => (parts.push(b.slice()), Promise.resolve()) }, saved!);
+  const bytes = new Uint8Array(parts.flatMap((p) => [...p]));
+  const cases: [unknown, string][] = [
+    [decodeTrainingState(bytes), "a Promise — did you forget await?"],
+    [await decodeTrainingState(bytes), "{ state, run }: pass its .state"],
+    [await openTrainingState(bytesSource(bytes)), "{ state, run }: pass its .state"],
+    [bytes, "a Uint8Array: the file's bytes; open them first"],
+    [result, "a train result, which holds no optimizer state or data position"],
+    [{ step: 2 }, "an object"],
+  ];
+  for (const [resume, message] of cases) {
+    await assertRejects(
+      trainWith({ steps: 4, resume }),
+      `train options: resume: expected a training state, got ${message}`,
+    );
+  }
+  // a plain (not async) saveState is awaited as well: the state it was given resumes
+  const r = await train(c.pack, data, [], {
+    ...base,
+    steps: 3,
+    resume: (await decodeTrainingState(bytes)).state,
+  });
+  assertEquals(r.steps, 3);
 });
 
 Deno.test("run options: the kernels option's names and modules are checked", async () => {

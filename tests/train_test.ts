@@ -2,6 +2,7 @@
 // interrupted and resumed run ends with the same adapter as an uninterrupted one; SGD matches a hand step.
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { decodeTrainingState, writeTrainingState } from "../src/run/training_state.ts";
+import { sequencesFingerprint } from "../src/run/train_config.ts";
 import { caseSequences, loadCase } from "./_golden.ts";
 import { epochOrder, planTraining, train, type TrainOptions, type TrainState } from "../src/run/train.ts";
 import { initLora } from "../src/engine/lora_init.ts";
@@ -112,6 +113,10 @@ Deno.test("train: a resume takes the state's recorded options where left out; re
     () => train(c.pack, data, [], { seqLen: 16, steps: 3, resume: state }),
     "nothing to train: the resumed state is at step 3, and the run's target is 3 steps",
   );
+  // by value: ids as a plain array (which train takes too) are the same data
+  const plain = data.map((s) => ({ ids: [...s.ids], targets: s.targets && [...s.targets] }));
+  assertEquals(sequencesFingerprint(plain as never), sequencesFingerprint(data));
+  assert(sequencesFingerprint(data.slice(1)) !== sequencesFingerprint(data), "other data, other fingerprint");
   // the step target and the learning rate may change
   const faster = await train(c.pack, data, [], {
     seqLen: 16,

@@ -3,7 +3,13 @@
  *
  * @module
  */
-import { checkBudget, checkOptions, EVALUATE_OPTIONS } from "./run_options.ts";
+import {
+  checkBudget,
+  checkOptions,
+  checkPositions,
+  checkSequences,
+  EVALUATE_OPTIONS,
+} from "./run_options.ts";
 import { Engine } from "../engine/engine.ts";
 import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { loraLayout } from "../engine/lora.ts";
@@ -64,9 +70,18 @@ export async function evaluate(
     throw new RangeError(`evaluate options: seqLen must be at least 2, got ${options.seqLen}`);
   }
   checkBudget("evaluate options", options.budget);
+  const trainedOnly = options.score === "trained";
+  checkSequences(
+    "evaluation",
+    sequences,
+    options.seqLen ?? Infinity,
+    trainedOnly ? "any" : "none",
+    pack.config.vocabSize,
+  );
   if (sequences.length === 0) throw new Error("nothing to evaluate: the dataset is empty");
   // memory for the longest sequence, cut to seqLen (not for seqLen itself)
   const seqLen = longestWithin(options.seqLen ?? Infinity, sequences);
+  checkPositions("evaluate", "the longest sequence", seqLen, pack.config.maxPositionEmbeddings);
   const lora = options.adapter ? loraLayout(pack.config, options.adapter.config) : undefined;
   const e = await Engine.create(pack, {
     mode: "eval",
@@ -81,7 +96,6 @@ export async function evaluate(
   try {
     if (options.adapter) await readAdapterInto(options.adapter, lora!, e.arena.f32("lora.params"));
     let sum = 0, tokens = 0;
-    const trainedOnly = options.score === "trained";
     for (let i = 0; i < sequences.length; i++) {
       const ids = sequences[i].ids;
       const T = Math.min(ids.length, seqLen);

@@ -4,7 +4,14 @@
  *
  * @module
  */
-import { checkBudget, checkOptions, GRAD_OPTIONS, LORA_OPTIONS } from "./run_options.ts";
+import {
+  checkBudget,
+  checkOptions,
+  checkPositions,
+  checkSequences,
+  GRAD_OPTIONS,
+  LORA_OPTIONS,
+} from "./run_options.ts";
 import { Engine } from "../engine/engine.ts";
 import { Backward } from "../engine/backward.ts";
 import { forwardBackward } from "../engine/step.ts";
@@ -71,8 +78,10 @@ export async function computeGradients(
   checkBudget("computeGradients options", options.budget);
   const method = options.method ?? "mesp";
   const layout = loraLayout(pack.config, options.adapter?.config ?? options.lora ?? {});
+  checkSequences("computeGradients", [seq], options.seqLen ?? Infinity, "each", pack.config.vocabSize);
   const T = Math.min(seq.ids.length, options.seqLen ?? seq.ids.length);
   if (T < 2) throw new Error("the sequence needs at least 2 tokens");
+  checkPositions("computeGradients", "the sequence", T, pack.config.maxPositionEmbeddings);
   const e = await Engine.create(pack, {
     mode: "train",
     method,

@@ -8,6 +8,7 @@
  * @module
  */
 import { didYouMean } from "../util/nearest.ts";
+import { describeValue, isThenable } from "../util/describe.ts";
 import { badTokenIdAt } from "../data/sequence.ts";
 import { checkKernelLocation, VARIANTS } from "../runtime/kernels.ts";
 import { checkOpenedAdapter } from "../engine/adapter.ts";
@@ -114,6 +115,7 @@ export const LORA_OPTIONS = ["rank", "alpha", "rslora", "targets"] as const;
 /** What a value must be; `choices` for strings. */
 type Kind =
   | "integer"
+  | "natural"
   | "count"
   | "seed"
   | "array"
@@ -154,22 +156,22 @@ const KINDS: Record<string, Kind> = {
   seqLen: "integer",
   steps: "integer",
   gradAccum: "integer",
-  valEvery: "integer",
-  saveEvery: "integer",
+  valEvery: "count",
+  saveEvery: "count",
   threads: "count",
-  vocabChunk: "integer",
-  savedInputEvery: "integer",
-  savedInputs: "integer",
-  ckptEvery: "integer",
+  vocabChunk: "count",
+  savedInputEvery: "count",
+  savedInputs: "natural",
+  ckptEvery: "count",
   maxTokens: "integer",
-  warmup: "integer",
+  warmup: "natural",
   rank: "integer",
   seed: "seed",
   epochs: "number",
   zoEps: "number",
   clip: "number",
   budget: "number",
-  target: "number",
+  target: "natural",
   lr: "number",
   weightDecay: "number",
   beta1: "number",
@@ -213,6 +215,7 @@ export function checkOptions(where: string, options: object, known: readonly str
     }
     if (value === undefined || value === null) continue; // null: the default (alpha), or said by its own check
     if (name === "adapter") checkOpenedAdapter(value, where); // what openAdapter resolves to
+    if (name === "resume") checkResumeValue(value, where);
     if (name === "kernels") checkKernelLocation(value, `${where}.kernels`);
     const kind = KINDS[name];
     const bad = (want: string) => {
@@ -230,6 +233,8 @@ export function checkOptions(where: string, options: object, known: readonly str
       }
     } else if (kind === "count") {
       if (!Number.isSafeInteger(value) || (value as number) < 1) bad("an integer ≥ 1");
+    } else if (kind === "natural") {
+      if (!Number.isSafeInteger(value) || (value as number) < 0) bad("an integer ≥ 0");
     } else if (kind === "array") {
       if (!Array.isArray(value)) bad("an array");
     } else if (kind === "number") {
@@ -255,24 +260,35 @@ interface SequenceLike {
 
 /**
  * Throws, naming the first sequence at fault (`training sequence 37: …`), unless each has its ids as an
- * array of token ids below `vocabSize`, targets (when given) a 0/1 mask, one per token, and, with `trained`,
- * a trained token within its first `seqLen` (a step over one without would fail hours into a run); a set of
- * validation sequences must score at least one token.
+ * array of token ids below `vocabSize` and targets (when given) a 0/1 mask, one per token; and, as `need`
+ * says, a trained token within its first `seqLen` in `"each"` sequence (training: a step over one without
+ * would fail hours into a run) or in `"any"` (a validation set that scores nothing would give no loss).
  */
 export function checkSequences(
   what: string,
   sequences: readonly SequenceLike[],
   seqLen: number,
-  trained: boolean,
+  need: "each" | "any" | "none",
   vocabSize: number,
 ): void {
-  if (!Number.isSafeInteger(seqLen) || seqLen < 2) {
-    throw new RangeError(`train options: seqLen must be an integer ≥ 2, got ${seqLen}`);
+  if (!Array.isArray(sequences)) {
+    throw new TypeError(
+      `${what} sequences must be an array of { ids, targets? }, got ${describeValue(sequences)}`,
+    );
   }
   let scored = false;
   for (let i = 0; i < sequences.length; i++) {
     const s = sequences[i], at = `${what} sequence ${i}`;
-    if (!s || typeof s.ids?.length !== "number") throw new TypeError(`${at}: no ids`);
+    if (!s || typeof s.ids?.length !== "number") {
+      const hint = s && "input_ids" in s ? " (it has input_ids: a sequence's token ids are its ids)" : "";
+      throw new TypeError(`${at}: no ids${hint}`);
+    }
+    if ("labels" in s) {
+      throw new TypeError(
+        `${at} has labels, which train does not read: its targets is a 0/1 mask per token (1 = trained), ` +
+          `e.g. targets: Uint8Array.from(labels, (l) => l === -100 ? 0 : 1)`,
+      );
+    }
     const n = s.ids.length, targets = s.targets;
     if (targets && targets.length !== n) {
       throw new RangeError(`${at}: ${targets.length} targets for ${n} tokens (one per token)`);
@@ -297,7 +313,7 @@ export function checkSequences(
     let any = false;
     for (let t = 1; t < T && !any; t++) any = !targets || targets[t] !== 0;
     scored ||= any;
-    if (!trained) continue;
+    if (need !== "each") continue;
     if (!any) {
       throw new RangeError(
         `${at}: no trained token${
@@ -307,7 +323,47 @@ export function checkSequences(
     }
   }
   // a validation set that scores nothing would give no validation loss, silently
-  if (!trained && sequences.length > 0 && !scored) {
-    throw new RangeError(`${what} set: no sequence has a trained token within seqLen ${seqLen}`);
+  if (need === "any" && sequences.length > 0 && !scored) {
+    throw new RangeError(
+      `${what} set: no sequence has a trained token${
+        Number.isFinite(seqLen) ? ` within seqLen ${seqLen}` : ""
+      }`,
+    );
   }
+}
+
+/**
+ * Throws unless a sequence of `tokens` positions (`what`) fits the model's `positions`: past them the rotary
+ * positions are ones the model never saw, and the scores would be wrong without any error.
+ */
+export function checkPositions(where: string, what: string, tokens: number, positions: number): void {
+  if (tokens <= positions) return;
+  throw new RangeError(
+    `${where}: ${what} is ${tokens} tokens, longer than the model allows (${positions} positions; give ` +
+      `seqLen ≤ ${positions} to cut longer sequences)`,
+  );
+}
+
+/**
+ * Throws unless `value` is a training state as `decodeTrainingState` or `openTrainingState` give it (their
+ * `.state`), naming what it is instead: a Promise (a forgotten await), their whole `{ state, run }`, the
+ * file's bytes, a train result.
+ */
+function checkResumeValue(value: unknown, where: string): void {
+  const v = value as Record<string, unknown>;
+  const isState = typeof v === "object" && typeof v.step === "number" && typeof v.optimizer === "string" &&
+    (typeof v.read === "function" || (typeof v.params === "object" && v.params !== null));
+  if (isState) return;
+  let got = describeValue(value);
+  if (isThenable(value)) got += " — did you forget await?";
+  else if (typeof v === "object" && typeof v.state === "object" && "run" in v) {
+    got = "{ state, run }: pass its .state (resume: (await openTrainingState(source)).state)";
+  } else if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
+    got +=
+      ": the file's bytes; open them first (resume: (await openTrainingState(bytesSource(bytes))).state)";
+  } else if (typeof v === "object" && "losses" in v && "layout" in v) {
+    got =
+      "a train result, which holds no optimizer state or data position: resume from the state saveState was given";
+  }
+  throw new TypeError(`${where}: resume: expected a training state, got ${got}`);
 }

@@ -117,9 +117,9 @@ export interface TrainOptions {
   /** Called with progress, validation and save events. */
   onEvent?: (event: TrainEvent) => void;
   /** Persists the training state (atomically; `writeTrainingState` encodes it); awaited before going on. */
-  saveState?: (state: TrainState) => Promise<void>;
+  saveState?: (state: TrainState) => void | Promise<void>;
   /** @deprecated Renamed {@linkcode TrainOptions.saveState}; this name goes in the next release. */
-  saveCheckpoint?: (state: TrainState) => Promise<void>;
+  saveCheckpoint?: (state: TrainState) => void | Promise<void>;
   /** Polled between steps: return (or resolve to) true to stop early (after saving). */
   shouldStop?: () => boolean | Promise<boolean>;
 }
@@ -362,8 +362,11 @@ export async function train(
     );
   }
   if (data.length === 0) throw new Error("the training set is empty");
-  checkSequences("training", data, options.seqLen, true, pack.config.vocabSize);
-  checkSequences("validation", val, options.seqLen, false, pack.config.vocabSize);
+  if (!Number.isSafeInteger(options.seqLen) || options.seqLen < 2) {
+    throw new RangeError(`train options: seqLen must be an integer ≥ 2, got ${options.seqLen}`);
+  }
+  checkSequences("training", data, options.seqLen, "each", pack.config.vocabSize);
+  checkSequences("validation", val, options.seqLen, "any", pack.config.vocabSize);
   const dataFingerprint = sequencesFingerprint(data);
   // a resume continues the run its state was made by: the state's options where these leave them out
   const recorded = options.resume?.config;

@@ -39,8 +39,10 @@ export interface TrainConfig {
 export function sequencesFingerprint(seqs: readonly Sequence[]): string {
   const c = new Checksum();
   for (const s of seqs) {
-    c.update(new Uint8Array(s.ids.buffer, s.ids.byteOffset, s.ids.byteLength));
-    if (s.targets) c.update(s.targets);
+    // by value: ids given as a plain array (which `train` takes too) hash as the Int32Array they equal
+    const ids = s.ids instanceof Int32Array ? s.ids : Int32Array.from(s.ids);
+    c.update(new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength));
+    if (s.targets) c.update(s.targets instanceof Uint8Array ? s.targets : Uint8Array.from(s.targets));
   }
   return c.hex();
 }
