@@ -170,10 +170,12 @@ export {
   createStreamDecoder,
   type DecodeOptions,
   loadTokenizer,
+  type LoadTokenizerOptions,
   type StreamDecoder,
   type StreamDecoderOptions,
   type Tokenizer,
   type TokenizerFiles,
+  type TokenizerModule,
 } from "./src/text/tokenizer.ts";
 export {
   type ChatDefaults,

@@ -1604,7 +1604,19 @@ export interface Tokenizer {
  * tok.encode("Hello world"); // [9707, 1879]
  * ```
  */
-export declare function loadTokenizer(files: TokenizerFiles): Promise<Tokenizer>;
+export declare function loadTokenizer(files: TokenizerFiles, options?: LoadTokenizerOptions): Promise<Tokenizer>;
+/** Options for {@linkcode loadTokenizer}. */
+export interface LoadTokenizerOptions {
+	/**
+	 * The tokenizer's module itself (`dist/tokenizer.js`, imported by the caller), for runtimes that give
+	 * modules no URL to find it from (workerd). Default: imported from beside this module when first needed.
+	 */
+	module?: TokenizerModule;
+}
+/** What the tokenizer's module (`hf_tokenizer.ts`, built as `dist/tokenizer.js`) exports. */
+export interface TokenizerModule {
+	buildTokenizer(files: TokenizerFiles): Tokenizer;
+}
 /** Options for {@link createStreamDecoder}. */
 export interface StreamDecoderOptions {
 	/** Drop special added tokens from the output. Default false (same as {@link Tokenizer.decode}). */
@@ -2595,9 +2607,9 @@ export interface TrainOptions {
 	gradAccum?: number;
 	/** Clip the global gradient norm to this (0 = off). */
 	clip?: number;
-	/** Validate every this many steps (and at the end) when validation data is given. */
+	/** Validate every this many steps (and at the end) when validation data is given; 0: at the end only. */
 	valEvery?: number;
-	/** Save the training state every this many steps (and at the end). */
+	/** Save the training state every this many steps (and at the end); 0: at the end only. */
 	saveEvery?: number;
 	/**
 	 * Continue from a saved training state: decoded in memory (`decodeTrainingState`), or still in its file

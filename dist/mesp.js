@@ -15,8 +15,20 @@ __export(tokenizer_exports, {
   createStreamDecoder: () => createStreamDecoder,
   loadTokenizer: () => loadTokenizer
 });
-function loadTokenizer(files) {
-  return import(tokenizerModule()).then((m) => m.buildTokenizer(files));
+function loadTokenizer(files, options = {}) {
+  if (options.module !== void 0) {
+    if (typeof options.module?.buildTokenizer !== "function") {
+      return Promise.reject(new TypeError('loadTokenizer options.module: expected the tokenizer module (import * as tokenizer from "./tokenizer.js", beside mesp.js), which exports buildTokenizer'));
+    }
+    return Promise.resolve().then(() => options.module.buildTokenizer(files));
+  }
+  let url;
+  try {
+    url = tokenizerModule();
+  } catch {
+    return Promise.reject(new Error(`loadTokenizer: this runtime gives modules no URL (workerd), so the tokenizer's module cannot be found: import it with your worker (import * as tokenizer from "./tokenizer.js", the file beside mesp.js, as an ES module) and pass loadTokenizer(files, { module: tokenizer })`));
+  }
+  return import(url).then((m) => m.buildTokenizer(files));
 }
 function tokenizerModule() {
   return new URL("./tokenizer.js", import.meta.url).href;
@@ -9105,8 +9117,8 @@ var KINDS = {
   seqLen: "integer",
   steps: "integer",
   gradAccum: "integer",
-  valEvery: "count",
-  saveEvery: "count",
+  valEvery: "natural",
+  saveEvery: "natural",
   threads: "count",
   vocabChunk: "count",
   savedInputEvery: "count",

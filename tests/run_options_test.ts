@@ -240,8 +240,11 @@ Deno.test("run options: evaluate and computeGradients check their sequences and 
 });
 
 Deno.test("run options: counts are ≥ 1 (vocabChunk 0 once looped until out of memory), labels are named", async () => {
-  for (const name of ["vocabChunk", "saveEvery", "valEvery", "savedInputEvery"]) {
+  for (const name of ["vocabChunk", "savedInputEvery"]) {
     await assertRejects(trainWith({ [name]: 0 }), `train options: ${name} must be an integer ≥ 1, got 0`);
+  }
+  for (const name of ["saveEvery", "valEvery"]) { // 0: never
+    await assertRejects(trainWith({ [name]: -1 }), `train options: ${name} must be an integer ≥ 0, got -1`);
   }
   await assertRejects(
     trainWith({ optimizer: { warmup: -1 } }),

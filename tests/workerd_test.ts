@@ -62,7 +62,7 @@ export default {
 };
 `;
 
-const config = (fixtureHost: string, wasm = true) => `
+const config = (fixtureHost: string, wasm = true, tokenizer = false) => `
 using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [
@@ -75,6 +75,7 @@ const mesp :Workerd.Worker = (
   modules = [
     (name = "main.js", esModule = embed "main.js"),
     (name = "mesp.js", esModule = embed "mesp.js"),
+${tokenizer ? `    (name = "tokenizer.js", esModule = embed "tokenizer.js"),` : ""}
 ${
   wasm
     ? `    (name = "mesp_relaxed.wasm", wasm = embed "mesp_relaxed.wasm"),
@@ -230,6 +231,73 @@ Deno.test({
         ),
         String(bytes),
       );
+    } finally {
+      await cleanUp(child, server, dir);
+    }
+  },
+});
+
+/** A worker loading the real Qwen tokenizer: without its module (the error says how), then with it. */
+const TOKENIZER = `
+import { createStreamDecoder, loadTokenizer } from "./mesp.js";
+import * as tokenizer from "./tokenizer.js";
+export default {
+  async fetch(request, env) {
+    const text = (path) => env.FIXTURE.fetch("http://fixture/" + path).then((r) => r.text());
+    const files = { tokenizerJson: await text("model/tokenizer.json"), tokenizerConfigJson: await text("model/tokenizer_config.json") };
+    let missing = null;
+    try {
+      await loadTokenizer(files);
+    } catch (err) {
+      missing = String(err?.message ?? err);
+    }
+    try {
+      const tok = await loadTokenizer(files, { module: tokenizer });
+      const ids = tok.encode(new URL(request.url).searchParams.get("text"));
+      const decoder = createStreamDecoder(tok);
+      const back = ids.map((id) => decoder.push(id)).join("") + decoder.flush();
+      return Response.json({ missing, ids, back });
+    } catch (err) {
+      return Response.json({ missing, error: String(err?.stack ?? err) });
+    }
+  },
+};
+`;
+
+Deno.test({
+  name:
+    "dist/ in workerd: loadTokenizer with its module handed in encodes as Deno does; without it, says how",
+  ignore: skip !== undefined && Deno.env.get("MESP_REQUIRE_RUNTIMES") !== "1",
+  async fn() {
+    if (skip) throw new Error(skip);
+    const ref = await tinyRun();
+    const server = serveDir(ref.dir);
+    const dir = await Deno.makeTempDir({ prefix: "mesp-workerd-tokenizer-" });
+    let child: Deno.ChildProcess | undefined;
+    try {
+      await Deno.writeTextFile(`${dir}/main.js`, TOKENIZER);
+      await Deno.writeTextFile(`${dir}/config.capnp`, config(server.host, false, true));
+      for (const f of ["mesp.js", "tokenizer.js"]) {
+        await Deno.copyFile(new URL(`dist/${f}`, ROOT), `${dir}/${f}`);
+      }
+      const port = freePort();
+      child = startWorkerd(dir, port);
+      const text = "How long is the warranty? 保修期多长？ 🙂";
+      const got = await ask(port, new URLSearchParams({ text }));
+      assertEquals(got.error, undefined);
+      assert(
+        String(got.missing).includes("gives modules no URL") &&
+          String(got.missing).includes("loadTokenizer(files, { module: tokenizer })"),
+        String(got.missing),
+      );
+      const { loadTokenizer } = await import("../src/text/tokenizer.ts");
+      const read = (f: string) => Deno.readTextFile(`${ref.dir}/model/${f}`);
+      const tok = await loadTokenizer({
+        tokenizerJson: await read("tokenizer.json"),
+        tokenizerConfigJson: await read("tokenizer_config.json"),
+      });
+      assertEquals(got.ids, tok.encode(text));
+      assertEquals(got.back, text);
     } finally {
       await cleanUp(child, server, dir);
     }

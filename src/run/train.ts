@@ -69,9 +69,9 @@ export interface TrainOptions {
   gradAccum?: number;
   /** Clip the global gradient norm to this (0 = off). */
   clip?: number;
-  /** Validate every this many steps (and at the end) when validation data is given. */
+  /** Validate every this many steps (and at the end) when validation data is given; 0: at the end only. */
   valEvery?: number;
-  /** Save the training state every this many steps (and at the end). */
+  /** Save the training state every this many steps (and at the end); 0: at the end only. */
   saveEvery?: number;
   /**
    * Continue from a saved training state: decoded in memory (`decodeTrainingState`), or still in its file

@@ -62,19 +62,51 @@ export interface Tokenizer {
  * tok.encode("Hello world"); // [9707, 1879]
  * ```
  */
-export function loadTokenizer(files: TokenizerFiles): Promise<Tokenizer> {
-  return (import(tokenizerModule()) as Promise<TokenizerModule>)
-    .then((m) => m.buildTokenizer(files));
+export function loadTokenizer(files: TokenizerFiles, options: LoadTokenizerOptions = {}): Promise<Tokenizer> {
+  if (options.module !== undefined) {
+    if (typeof options.module?.buildTokenizer !== "function") {
+      return Promise.reject(
+        new TypeError(
+          "loadTokenizer options.module: expected the tokenizer module (import * as tokenizer from " +
+            '"./tokenizer.js", beside mesp.js), which exports buildTokenizer',
+        ),
+      );
+    }
+    return Promise.resolve().then(() => options.module!.buildTokenizer(files));
+  }
+  let url: string;
+  try {
+    url = tokenizerModule();
+  } catch {
+    return Promise.reject(
+      new Error(
+        "loadTokenizer: this runtime gives modules no URL (workerd), so the tokenizer's module cannot be " +
+          'found: import it with your worker (import * as tokenizer from "./tokenizer.js", the file beside ' +
+          "mesp.js, as an ES module) and pass loadTokenizer(files, { module: tokenizer })",
+      ),
+    );
+  }
+  return (import(url) as Promise<TokenizerModule>).then((m) => m.buildTokenizer(files));
 }
 
-/** What `hf_tokenizer.ts` exports (its type is not imported: that module imports this one's). */
-interface TokenizerModule {
+/** Options for {@linkcode loadTokenizer}. */
+export interface LoadTokenizerOptions {
+  /**
+   * The tokenizer's module itself (`dist/tokenizer.js`, imported by the caller), for runtimes that give
+   * modules no URL to find it from (workerd). Default: imported from beside this module when first needed.
+   */
+  module?: TokenizerModule;
+}
+
+/** What the tokenizer's module (`hf_tokenizer.ts`, built as `dist/tokenizer.js`) exports. */
+export interface TokenizerModule {
   buildTokenizer(files: TokenizerFiles): Tokenizer;
 }
 
 /**
  * The implementation's URL, computed rather than a literal so that Deno does not fetch it (and its npm
- * package) with the module graph of every program that imports mesp only to train.
+ * package) with the module graph of every program that imports mesp only to train. Throws where modules
+ * have no URL.
  */
 function tokenizerModule(): string {
   return new URL("./hf_tokenizer.ts", import.meta.url).href;
