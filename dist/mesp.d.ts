@@ -485,7 +485,7 @@ export declare class FileNotFoundError extends Error {
  * await src.read(1, out); // out = [2, 3]
  * ```
  */
-export declare function bytesSource(bytes: Uint8Array, name?: string): WeightSource;
+export declare function bytesSource(bytes: Uint8Array | ArrayBuffer, name?: string): WeightSource;
 /**
  * A {@linkcode WeightSource} over a `Blob`, e.g. a `File` the user picked in a browser. The Blob API
  * hands out fresh buffers, so each read allocates a temporary copy of the range.
@@ -1863,7 +1863,7 @@ export interface DecodeTokenCacheOptions {
  * range, target values). Throws an Error naming the cache on any inconsistency, so callers can
  * treat a throw as "corrupt, rebuild".
  */
-export declare function decodeTokenCache(bytes: Uint8Array, options?: DecodeTokenCacheOptions): TokenCache;
+export declare function decodeTokenCache(input: Uint8Array | ArrayBuffer, options?: DecodeTokenCacheOptions): TokenCache;
 /** Everything needed to build a token cache, as bytes (so it can be transferred to a Worker). */
 export interface TokenCacheBuildJob {
 	/** The JSONL dataset file's bytes. */

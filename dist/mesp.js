@@ -844,12 +844,39 @@ var FileNotFoundError = class extends Error {
     this.name = "FileNotFoundError";
   }
 };
+function checkWeightSource(value, where) {
+  const v = value;
+  if (v && typeof v.read === "function" && typeof v.size === "function") return;
+  let got = describeValue(value);
+  if (typeof value === "string") got += ": wrap a URL in fetchSource(url) (a path: fileSource(path) in Deno)";
+  else if (isThenable(value)) got += " \u2014 did you forget await?";
+  else if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
+    got += ": wrap bytes in bytesSource(bytes)";
+  } else if (typeof Blob !== "undefined" && value instanceof Blob) got += ": wrap it in blobSource(file)";
+  throw new TypeError(`${where}: expected a weight source (fetchSource, bytesSource, blobSource \u2026), got ${got}`);
+}
+function checkModelFiles(value, where) {
+  const v = value;
+  if (v && typeof v.readText === "function" && typeof v.source === "function") return;
+  let got = describeValue(value);
+  if (typeof value === "string") {
+    got += ": wrap a folder's URL in urlFiles(url) (a path: dirFiles(path) in Deno)";
+  } else if (isThenable(value)) got += " \u2014 did you forget await?";
+  else if (v && typeof v === "object" && Object.keys(v).some((k) => k.includes("."))) {
+    got = "an object of file contents: wrap it in memoryFiles({ ... })";
+  }
+  throw new TypeError(`${where}: expected model files (urlFiles, memoryFiles, blobFiles \u2026), got ${got}`);
+}
 function checkRange(name, offset, length) {
   if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length)) {
     throw new RangeError(`${name}: invalid read range offset=${offset} length=${length}`);
   }
 }
 function bytesSource(bytes, name = "<memory>") {
+  if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
+  if (!(bytes instanceof Uint8Array)) {
+    throw new TypeError(`bytesSource: expected a Uint8Array or ArrayBuffer, got ${describeValue(bytes)}`);
+  }
   return {
     name,
     size: () => Promise.resolve(bytes.length),
@@ -4148,6 +4175,7 @@ function contiguous(s, into, n) {
 
 // src/model/pack.ts
 async function openPack(source, options = {}) {
+  checkWeightSource(source, "openPack");
   const size = await source.size();
   const header = await readPackHeader(source, size);
   if (header.fileBytes !== size) {
@@ -5642,9 +5670,13 @@ function encodeTokenCache(examples, meta) {
   view.setUint32(16, crc32(out.subarray(FIXED)), true);
   return out;
 }
-function decodeTokenCache(bytes, options = {}) {
+function decodeTokenCache(input, options = {}) {
   checkLittleEndian();
   const name = options.name ?? "token cache";
+  let bytes = input instanceof ArrayBuffer ? new Uint8Array(input) : input;
+  if (!(bytes instanceof Uint8Array)) {
+    throw new TypeError(`${name}: expected the token cache's bytes (a Uint8Array or ArrayBuffer), got ${describeValue(bytes)}`);
+  }
   const fail = (why) => {
     throw new Error(`${name}: ${why}`);
   };
@@ -8720,6 +8752,7 @@ function isNonEmpty(v) {
   return true;
 }
 async function openAdapter(files) {
+  checkModelFiles(files, "openAdapter");
   const text = await files.readText(ADAPTER_CONFIG);
   if (text === void 0) {
     throw new Error(`${files.name} has no ${ADAPTER_CONFIG}: not a PEFT adapter directory`);
@@ -8854,11 +8887,18 @@ async function writeLoraTensors(sink, layout, values, extra = {}) {
   });
 }
 function encodeLoraTensors(layout, values, extra = {}) {
+  checkLayout(layout, "encodeLoraTensors");
+  if (!(values instanceof Float32Array) || values.length !== layout.totalElements) {
+    const v = values;
+    const hint = v && typeof v === "object" && "params" in v ? " (a train result: pass result.params)" : "";
+    throw new TypeError(`encodeLoraTensors: values must be the layout's ${layout.totalElements} parameters as a Float32Array, got ${describeValue(values)}${values instanceof Float32Array ? ` of ${values.length}` : ""}${hint}`);
+  }
   return encodeSafetensors(loraTensorEntries(layout, values, extra), {
     format: "pt"
   });
 }
 function adapterConfigJson(layout, baseModel) {
+  checkLayout(layout, "adapterConfigJson");
   const cfg = {
     alpha_pattern: {},
     auto_mapping: null,
@@ -8884,6 +8924,12 @@ function adapterConfigJson(layout, baseModel) {
     use_rslora: layout.rslora
   };
   return JSON.stringify(cfg, null, 2) + "\n";
+}
+function checkLayout(layout, where) {
+  const l = layout;
+  if (l && Array.isArray(l.pairs) && Array.isArray(l.targets) && typeof l.totalElements === "number") return;
+  const hint = l && typeof l === "object" && "layout" in l ? " (a train result: pass result.layout)" : "";
+  throw new TypeError(`${where}: expected a LoRA layout, got ${describeValue(layout)}${hint}`);
 }
 
 // src/engine/optimizer.ts

@@ -20,6 +20,8 @@ import { SPEC as TRAIN_SPEC } from "../src/cli/train.ts";
 import type { Sequence } from "../src/data/sequence.ts";
 import { decodeTrainingState, openTrainingState, writeTrainingState } from "../src/run/training_state.ts";
 import { bytesSource } from "../src/io/source.ts";
+import { openPack } from "../src/model/pack.ts";
+import { adapterConfigJson, encodeLoraTensors, openAdapter } from "../src/engine/adapter.ts";
 
 /** The property names of `export interface NAME` in `file` (repository-relative). */
 async function interfaceKeys(file: string, name: string): Promise<string[]> {
@@ -291,6 +293,39 @@ Deno.test("run options: a resume that is not a training state is named (a Promis
     resume: (await decodeTrainingState(bytes)).state,
   });
   assertEquals(r.steps, 3);
+});
+
+Deno.test("library helpers name a plain-JavaScript caller's mistakes; bytes may be an ArrayBuffer", async () => {
+  await assertRejects(
+    () => openPack("https://example.com/m.pack" as never),
+    "openPack: expected a weight source (fetchSource, bytesSource, blobSource …), got a string: wrap a URL in fetchSource(url)",
+  );
+  await assertRejects(
+    () => openPack(Promise.resolve(bytesSource(new Uint8Array(4))) as never),
+    "openPack: expected a weight source (fetchSource, bytesSource, blobSource …), got a Promise — did you forget await?",
+  );
+  await assertRejects(
+    () =>
+      openAdapter({ "adapter_config.json": "{}", "adapter_model.safetensors": new Uint8Array() } as never),
+    "openAdapter: expected model files (urlFiles, memoryFiles, blobFiles …), got an object of file contents: wrap it in memoryFiles",
+  );
+  await assertRejects(
+    () => openAdapter("runs/mine" as never),
+    "got a string: wrap a folder's URL in urlFiles(url)",
+  );
+  const result = await train(c.pack, data, [], base);
+  await assertRejects(
+    () => adapterConfigJson(result as never),
+    "adapterConfigJson: expected a LoRA layout, got an object (a train result: pass result.layout)",
+  );
+  await assertRejects(
+    () => encodeLoraTensors(result.layout, result as never),
+    "encodeLoraTensors: values must be the layout's",
+  );
+  // an ArrayBuffer (what Response.arrayBuffer() gives) reads as its bytes
+  const copy = new Uint8Array(8);
+  await bytesSource(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9]).buffer).read(1, copy);
+  assertEquals([...copy], [2, 3, 4, 5, 6, 7, 8, 9]);
 });
 
 Deno.test("run options: the kernels option's names and modules are checked", async () => {

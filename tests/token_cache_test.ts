@@ -60,6 +60,9 @@ Deno.test("token cache: encode/decode round trip with zero-copy views", () => {
     assert.deepEqual(cache.example(i).targets, EXAMPLES[i].targets);
   }
   assert.equal(cache.example(1).ids.buffer, bytes.buffer); // a view, not a copy
+  // an ArrayBuffer (what Response.arrayBuffer() gives) is its bytes; before, "bad magic"
+  assert.deepEqual(decodeTokenCache(bytes.slice().buffer).example(2).ids, EXAMPLES[2].ids);
+  assert.throws(() => decodeTokenCache("x" as never), /expected the token cache's bytes/);
   assert.throws(() => cache.example(3), RangeError);
   // Size: 24 fixed + padded JSON + 4·4 offsets + 5·10 ids/targets.
   const jsonLength = new DataView(bytes.buffer).getUint32(12, true);

@@ -28,6 +28,7 @@
 import { chatDefaultsFromTemplate } from "../text/chat.ts";
 import { parseJsonl, tokenizeDataset, type TokenizeStats } from "./dataset.ts";
 import type { Sequence } from "./sequence.ts";
+import { describeValue } from "../util/describe.ts";
 
 /** Format version written to and required from cache files. */
 export const TOKEN_CACHE_VERSION = 1;
@@ -208,9 +209,18 @@ export interface DecodeTokenCacheOptions {
  * range, target values). Throws an Error naming the cache on any inconsistency, so callers can
  * treat a throw as "corrupt, rebuild".
  */
-export function decodeTokenCache(bytes: Uint8Array, options: DecodeTokenCacheOptions = {}): TokenCache {
+export function decodeTokenCache(
+  input: Uint8Array | ArrayBuffer,
+  options: DecodeTokenCacheOptions = {},
+): TokenCache {
   checkLittleEndian();
   const name = options.name ?? "token cache";
+  let bytes = input instanceof ArrayBuffer ? new Uint8Array(input) : input;
+  if (!(bytes instanceof Uint8Array)) {
+    throw new TypeError(
+      `${name}: expected the token cache's bytes (a Uint8Array or ArrayBuffer), got ${describeValue(bytes)}`,
+    );
+  }
   const fail = (why: string): never => {
     throw new Error(`${name}: ${why}`);
   };

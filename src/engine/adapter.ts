@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ByteSink, ModelFiles } from "../io/source.ts";
+import { type ByteSink, checkModelFiles, type ModelFiles } from "../io/source.ts";
 import {
   encodeSafetensors,
   readSafetensorsHeader,
@@ -95,6 +95,7 @@ export interface OpenedAdapter {
 
 /** Opens `adapter_config.json` and the header of `adapter_model.safetensors` from a directory. */
 export async function openAdapter(files: ModelFiles): Promise<OpenedAdapter> {
+  checkModelFiles(files, "openAdapter");
   const text = await files.readText(ADAPTER_CONFIG);
   if (text === undefined) {
     throw new Error(`${files.name} has no ${ADAPTER_CONFIG}: not a PEFT adapter directory`);
@@ -255,11 +256,21 @@ export function encodeLoraTensors(
   values: Float32Array,
   extra: Record<string, Float32Array> = {},
 ): Uint8Array {
+  checkLayout(layout, "encodeLoraTensors");
+  if (!(values instanceof Float32Array) || values.length !== layout.totalElements) {
+    const v = values as unknown as Record<string, unknown>;
+    const hint = v && typeof v === "object" && "params" in v ? " (a train result: pass result.params)" : "";
+    throw new TypeError(
+      `encodeLoraTensors: values must be the layout's ${layout.totalElements} parameters as a Float32Array, ` +
+        `got ${describeValue(values)}${values instanceof Float32Array ? ` of ${values.length}` : ""}${hint}`,
+    );
+  }
   return encodeSafetensors(loraTensorEntries(layout, values, extra), { format: "pt" });
 }
 
 /** adapter_config.json as PEFT writes it (sorted keys, indent 2). */
 export function adapterConfigJson(layout: LoraLayout, baseModel?: string): string {
+  checkLayout(layout, "adapterConfigJson");
   const cfg: Record<string, unknown> = {
     alpha_pattern: {},
     auto_mapping: null,
@@ -283,4 +294,12 @@ export function adapterConfigJson(layout: LoraLayout, baseModel?: string): strin
     use_rslora: layout.rslora,
   };
   return JSON.stringify(cfg, null, 2) + "\n";
+}
+
+/** Throws unless `layout` is a {@linkcode LoraLayout} (a train result's `layout`, `loraLayout(...)`). */
+function checkLayout(layout: unknown, where: string): asserts layout is LoraLayout {
+  const l = layout as Partial<LoraLayout> | null | undefined;
+  if (l && Array.isArray(l.pairs) && Array.isArray(l.targets) && typeof l.totalElements === "number") return;
+  const hint = l && typeof l === "object" && "layout" in l ? " (a train result: pass result.layout)" : "";
+  throw new TypeError(`${where}: expected a LoRA layout, got ${describeValue(layout)}${hint}`);
 }

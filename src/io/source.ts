@@ -6,7 +6,7 @@
  * @module
  */
 
-import { describeValue } from "../util/describe.ts";
+import { describeValue, isThenable } from "../util/describe.ts";
 
 /** Random-access reader of one weight file. */
 export interface WeightSource {
@@ -63,6 +63,41 @@ export class FileNotFoundError extends Error {
   }
 }
 
+/**
+ * Throws unless `value` is a {@linkcode WeightSource} (`where`: the function it was given to), naming what it
+ * is instead: a URL or path string, a Promise, bytes.
+ */
+export function checkWeightSource(value: unknown, where: string): asserts value is WeightSource {
+  const v = value as Partial<WeightSource> | null | undefined;
+  if (v && typeof v.read === "function" && typeof v.size === "function") return;
+  let got = describeValue(value);
+  if (typeof value === "string") got += ": wrap a URL in fetchSource(url) (a path: fileSource(path) in Deno)";
+  else if (isThenable(value)) got += " — did you forget await?";
+  else if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
+    got += ": wrap bytes in bytesSource(bytes)";
+  } else if (typeof Blob !== "undefined" && value instanceof Blob) got += ": wrap it in blobSource(file)";
+  throw new TypeError(
+    `${where}: expected a weight source (fetchSource, bytesSource, blobSource …), got ${got}`,
+  );
+}
+
+/**
+ * Throws unless `value` is {@linkcode ModelFiles} (`where`: the function it was given to), naming what it is
+ * instead: a URL or path string, a Promise, an object of file contents.
+ */
+export function checkModelFiles(value: unknown, where: string): asserts value is ModelFiles {
+  const v = value as Partial<ModelFiles> | null | undefined;
+  if (v && typeof v.readText === "function" && typeof v.source === "function") return;
+  let got = describeValue(value);
+  if (typeof value === "string") {
+    got += ": wrap a folder's URL in urlFiles(url) (a path: dirFiles(path) in Deno)";
+  } else if (isThenable(value)) got += " — did you forget await?";
+  else if (v && typeof v === "object" && Object.keys(v).some((k) => k.includes("."))) {
+    got = "an object of file contents: wrap it in memoryFiles({ ... })";
+  }
+  throw new TypeError(`${where}: expected model files (urlFiles, memoryFiles, blobFiles …), got ${got}`);
+}
+
 /** Throws unless `[offset, offset+length)` is a valid integer byte range. */
 export function checkRange(name: string, offset: number, length: number): void {
   if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length)) {
@@ -80,7 +115,11 @@ export function checkRange(name: string, offset: number, length: number): void {
  * await src.read(1, out); // out = [2, 3]
  * ```
  */
-export function bytesSource(bytes: Uint8Array, name = "<memory>"): WeightSource {
+export function bytesSource(bytes: Uint8Array | ArrayBuffer, name = "<memory>"): WeightSource {
+  if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
+  if (!(bytes instanceof Uint8Array)) {
+    throw new TypeError(`bytesSource: expected a Uint8Array or ArrayBuffer, got ${describeValue(bytes)}`);
+  }
   return {
     name,
     size: () => Promise.resolve(bytes.length),

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { WeightSource } from "../io/source.ts";
+import { checkWeightSource, type WeightSource } from "../io/source.ts";
 import type { ModelConfig } from "./config.ts";
 import { type LayerLayout, layerLayout, type PackFormat, type VocabSlot, vocabSlot } from "./pack_layout.ts";
 import {
@@ -83,6 +83,7 @@ export interface OpenPackOptions {
 
 /** Opens a pack and checks it against what the caller expects. */
 export async function openPack(source: WeightSource, options: OpenPackOptions = {}): Promise<Pack> {
+  checkWeightSource(source, "openPack");
   const size = await source.size();
   const header = await readPackHeader(source, size);
   if (header.fileBytes !== size) {
