@@ -1397,7 +1397,13 @@ function memoryRangeCache(options = {}) {
 function cacheStorageRangeCache(cache, key, options = {}) {
   const notice = options.onNotice ?? ((m) => console.warn(m));
   let noticed = false;
-  const base = new URL(String(key));
+  const page = globalThis.location?.href;
+  let base;
+  try {
+    base = new URL(String(key), page);
+  } catch {
+    throw new TypeError(`cacheStorageRangeCache: key ${JSON.stringify(String(key))} is not a URL` + (page ? "" : " (nor is there a page here to resolve a relative one against)"));
+  }
   const request = (offset, length) => {
     const u = new URL(base);
     u.searchParams.set("mesp-range", `${offset}+${length}`);

@@ -59,3 +59,17 @@ Deno.test("memoryRangeCache: within its budget the first ranges are kept, later 
   assert(await c.get(20, d) && d.every((x) => x === 3), "a range that still fits");
   assertEquals(c.bytes(), 15);
 });
+
+Deno.test("cacheStorageRangeCache: a relative key needs a page to resolve it against, and says so", () => {
+  const cache = {} as Cache;
+  let message = "";
+  try {
+    cacheStorageRangeCache(cache, "/packs/model.pack");
+  } catch (err) {
+    message = (err as Error).message;
+  }
+  assertEquals(
+    message,
+    'cacheStorageRangeCache: key "/packs/model.pack" is not a URL (nor is there a page here to resolve a relative one against)',
+  );
+});

@@ -60,7 +60,17 @@ export function cacheStorageRangeCache(
 ): RangeCache {
   const notice = options.onNotice ?? ((m: string) => console.warn(m));
   let noticed = false;
-  const base = new URL(String(key));
+  // relative to the page or worker, as fetchSource resolves the pack's own URL
+  const page = (globalThis as { location?: { href?: string } }).location?.href;
+  let base: URL;
+  try {
+    base = new URL(String(key), page);
+  } catch {
+    throw new TypeError(
+      `cacheStorageRangeCache: key ${JSON.stringify(String(key))} is not a URL` +
+        (page ? "" : " (nor is there a page here to resolve a relative one against)"),
+    );
+  }
   const request = (offset: number, length: number) => {
     const u = new URL(base);
     u.searchParams.set("mesp-range", `${offset}+${length}`);
