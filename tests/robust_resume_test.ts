@@ -147,6 +147,45 @@ Deno.test("resume: --allow-change steps trains a complete run further; lr may ch
   );
 });
 
+Deno.test("resume: --save-every and --val-every not given are the recorded ones (a resume once saved only at the end)", async () => {
+  const out = `${tmp}/cadence`;
+  const every = ["--val", data, "--val-every", "1", "--save-every", "1"];
+  assertEquals((await mesp(cache, ...base(out), ...runFlags, ...every, "--steps", "2")).code, 0);
+  const r = await mesp(
+    cache,
+    ...base(out),
+    "--val",
+    data,
+    "--resume",
+    "--allow-change",
+    "steps",
+    "--steps",
+    "4",
+  );
+  assertEquals(r.code, 0, r.stderr);
+  const rows = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+  const validated = rows.filter((row) => row.val_loss !== undefined).map((row) => row.step);
+  assertEquals(validated, [1, 2, 3, 4]);
+  const ck = await decodeTrainingState(await Deno.readFile(`${out}/checkpoint.safetensors`));
+  const cfg = ck.run.config as Record<string, unknown>;
+  assertEquals([cfg.saveEvery, cfg.valEvery], [1, 1]);
+  // given on a resume, they change without --allow-change: they shape no result
+  const r2 = await mesp(
+    cache,
+    ...base(out),
+    "--resume",
+    "--allow-change",
+    "steps",
+    "--steps",
+    "5",
+    "--val-every",
+    "0",
+  );
+  assertEquals(r2.code, 0, r2.stderr);
+  const ck2 = await decodeTrainingState(await Deno.readFile(`${out}/checkpoint.safetensors`));
+  assertEquals((ck2.run.config as Record<string, unknown>).valEvery, 0);
+});
+
 Deno.test("resume: without flags it continues to the run's own target, byte-identical to an uninterrupted run", async () => {
   const straight = `${tmp}/straight`, cut = `${tmp}/cut`;
   assertEquals((await mesp(cache, ...base(straight), ...runFlags, "--steps", "200")).code, 0);

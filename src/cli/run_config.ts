@@ -31,6 +31,9 @@ export interface RunConfig {
   ckpt: string;
   /** The run's own target: optimizer steps. */
   steps: number;
+  /** How often it saves and validates ({@linkcode RECORDED_SETTINGS}; absent in runs before 2026-12-03). */
+  saveEvery?: number;
+  valEvery?: number;
   /** Fingerprint of the model's weights (the pack's). */
   model: string;
   /** Fingerprint of the training sequences (token ids and trained positions). */
@@ -59,6 +62,12 @@ export const RECORDED_FLAGS = [
   "zoEps",
   "ckpt",
 ] as const satisfies readonly (keyof RunConfig)[];
+
+/**
+ * Flags whose recorded value `--resume` uses when they are not given, and which may change freely: how often
+ * the run saves and validates shapes none of its results.
+ */
+export const RECORDED_SETTINGS = ["saveEvery", "valEvery"] as const satisfies readonly (keyof RunConfig)[];
 
 /**
  * What `--allow-change` may change on `--resume`: the target, the step size and clipping. The saved state

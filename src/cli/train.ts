@@ -40,6 +40,7 @@ import {
   CHANGEABLE,
   configDifferences,
   RECORDED_FLAGS,
+  RECORDED_SETTINGS,
   recordedConfig,
   refuseDifferences,
   type RunConfig,
@@ -422,6 +423,7 @@ async function trainInto(out: string, c: {
       if (given.has(key)) (now as Record<string, unknown>)[key] = normalized(key, args);
       else if (key in rec) mut[key] = rec[key];
     }
+    for (const key of RECORDED_SETTINGS) if (!given.has(key) && key in rec) mut[key] = rec[key];
     if (given.has("steps")) now.steps = args.steps;
     refuseDifferences(out, configDifferences(rec, now, args.allowChange));
     log(`resuming ${out} at step ${resume.step}`);
@@ -491,6 +493,8 @@ async function trainInto(out: string, c: {
     lr,
     alpha: layout.alpha,
     steps,
+    saveEvery: args.saveEvery,
+    valEvery: args.valEvery,
     model: pack.header.fingerprint,
     data: sequencesFingerprint(data),
   };
