@@ -186,6 +186,19 @@ Deno.test("resume: --save-every and --val-every not given are the recorded ones 
   assertEquals((ck2.run.config as Record<string, unknown>).valEvery, 0);
 });
 
+Deno.test("resume: --out with no training state is refused before anything is made (the demo model once was)", async () => {
+  const fresh = `${tmp}/fresh-cache`, out = `${tmp}/no-state`;
+  await Deno.mkdir(out);
+  const r = await mesp(fresh, "train", "--out", out, "--resume", "--threads", "1");
+  assertEquals(r.code, 1, r.stderr);
+  assert(
+    r.stderr.includes(`--resume: ${out}/checkpoint.safetensors not found: the run is not there`),
+    r.stderr,
+  );
+  assert(!r.stderr.includes("making the demo model"), r.stderr);
+  await assertRejects(() => Deno.stat(`${fresh}/models`), "No such file");
+});
+
 Deno.test("resume: without flags it continues to the run's own target, byte-identical to an uninterrupted run", async () => {
   const straight = `${tmp}/straight`, cut = `${tmp}/cut`;
   assertEquals((await mesp(cache, ...base(straight), ...runFlags, "--steps", "200")).code, 0);

@@ -234,7 +234,8 @@ async function useRecordedPaths(
   log: (m: string) => void,
 ) {
   const statePath = `${args.out}/${TRAINING_STATE_FILE}`;
-  if (!await exists(statePath)) return; // said by the resume itself
+  // before anything is made or packed (the demo's model would be, for a run that is not there)
+  if (!await exists(statePath)) throw await missingState(args.out!);
   const run = await readTrainingStateRun(fileSource(statePath), statePath);
   if (typeof run.model !== "string" || typeof run.data !== "string") return;
   // a demo run stays the demo (runs recorded before the flag: by the demo's data, in whichever clone)
@@ -246,6 +247,17 @@ async function useRecordedPaths(
     `--resume: the run's recorded --model ${run.model} --data ${run.data}${
       args.val ? ` --val ${args.val}` : ""
     }`,
+  );
+}
+
+/** The error of a `--resume` whose run directory `out` holds no training state, saying what it holds. */
+async function missingState(out: string): Promise<Error> {
+  const present: string[] = [];
+  for (const f of RUN_FILES) if (await exists(`${out}/${f}`)) present.push(f);
+  return new Error(
+    `--resume: ${out}/${TRAINING_STATE_FILE} not found: the run ${
+      present.length ? `stopped before it saved a training state (${present.join(", ")} only)` : "is not there"
+    }; --force starts it over`,
   );
 }
 
@@ -402,15 +414,7 @@ async function trainInto(out: string, c: {
   if (demo && !given.has("rank")) args.rank = DEMO.rank;
   if (demo && !given.has("vocabChunk")) args.vocabChunk = DEMO.vocabChunk;
   if (args.resume) {
-    if (!await exists(statePath)) {
-      throw new Error(
-        `--resume: ${statePath} not found: the run ${
-          present.length
-            ? `stopped before it saved a training state (${present.join(", ")} only)`
-            : "is not there"
-        }; --force starts it over`,
-      );
-    }
+    if (!await exists(statePath)) throw await missingState(out);
     // checked whole through one small buffer, then read again a layer at a time into the arena or the spill
     const saved = await openTrainingState(fileSource(statePath), statePath);
     resume = saved.state;
