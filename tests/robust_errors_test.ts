@@ -139,6 +139,17 @@ Deno.test("errors: writing over a directory names it", async () => {
   );
 });
 
+Deno.test("errors: a failed write names the file asked for, not only its temporary sibling", async () => {
+  const file = `${tmp}/a-file`;
+  await Deno.writeTextFile(file, "x");
+  // the OS names "a-file/out.bin.tmp-…", which once passed for naming a-file/out.bin
+  const err = await assertRejects(
+    () => writeFileAtomic(`${file}/out.bin`, new Uint8Array(1)),
+    "Not a directory",
+  );
+  assert(err.message.startsWith(`cannot write ${file}/out.bin: `), err.message);
+});
+
 /** A small tmpfs, where the machine allows mounting one (root with CAP_SYS_ADMIN). */
 async function smallDisk(path: string, size: string): Promise<boolean> {
   await Deno.mkdir(path, { recursive: true });

@@ -256,7 +256,9 @@ async function missingState(out: string): Promise<Error> {
   for (const f of RUN_FILES) if (await exists(`${out}/${f}`)) present.push(f);
   return new Error(
     `--resume: ${out}/${TRAINING_STATE_FILE} not found: the run ${
-      present.length ? `stopped before it saved a training state (${present.join(", ")} only)` : "is not there"
+      present.length
+        ? `stopped before it saved a training state (${present.join(", ")} only)`
+        : "is not there"
     }; --force starts it over`,
   );
 }
@@ -651,7 +653,13 @@ async function trainInto(out: string, c: {
   } finally {
     c.setTraining(false);
     metrics.close();
-    spill?.close();
+    try {
+      spill?.close();
+    } catch (err) {
+      // a failed run's own error is the one to report (the next run removes a spill left behind)
+      if (result !== undefined) throw err;
+      log(`warning: ${(err as Error).message}`);
+    }
   }
   bar?.finish();
   const history = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n").filter((l) => l)

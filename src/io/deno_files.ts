@@ -136,7 +136,8 @@ async function regularFile(path: string): Promise<void> {
  */
 function withPath(prefix: string, path: string, err: unknown): Error {
   if (!(err instanceof Error)) return new Error(`${prefix}: ${String(err)}`);
-  if (!err.message.includes(path)) err.message = `${prefix}: ${err.message}`;
+  // Deno quotes the path it names; a temporary file beside `path` (`path.tmp-…`) is not `path`
+  if (!err.message.includes(`'${path}'`)) err.message = `${prefix}: ${err.message}`;
   return err;
 }
 
