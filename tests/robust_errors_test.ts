@@ -123,6 +123,16 @@ Deno.test("errors: a FIFO or a directory where a file belongs is named at once, 
       ["grad", "--model", good, "--data", `${tmp}/missing.jsonl`, "--out", `${tmp}/g.st`],
       /--data .*missing\.jsonl: file not found/,
     ],
+    // a file where a directory belongs: each once a raw "Not a directory (os error 20)" naming no flag
+    [
+      ["eval", "--model", good, "--data", data, "--adapter", data],
+      /--adapter .*train\.jsonl is a file; give the directory that holds adapter_config\.json/,
+    ],
+    [["plan", "--model", data], /train\.jsonl is a file, not a model directory/],
+    [
+      ["train", "--model", good, "--data", data, "--out", `${data}/run`],
+      /train\.jsonl\/run: .*train\.jsonl is a file, not a directory/,
+    ],
   ];
   for (const [args, want] of cases) {
     const r = await mesp(...args, "--weights", "f32");

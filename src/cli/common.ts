@@ -11,12 +11,12 @@ import { availableThreads } from "../runtime/pool.ts";
 import type { Pack } from "../model/pack.ts";
 import { PACK_FORMATS, type PackFormat } from "../model/pack_layout.ts";
 import { prepare } from "./prepare.ts";
-import { ensureDir } from "./paths.ts";
+import { checkInputDir, ensureDir } from "./paths.ts";
 import type { Sequence } from "../data/sequence.ts";
 import { dirFiles, exists, fileSource } from "../io/deno_files.ts";
 import { readTrainingStateRun, TRAINING_STATE_FILE } from "../run/training_state.ts";
 import { recordedConfig, type RunConfig } from "./run_config.ts";
-import { ADAPTER_CONFIG, openAdapter, type OpenedAdapter } from "../engine/adapter.ts";
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, openAdapter, type OpenedAdapter } from "../engine/adapter.ts";
 import type { FlagSpec } from "./args.ts";
 import { chooseWeights, type WeightsChoice, type WeightsDefault } from "./weights.ts";
 import { readModelConfig } from "../model/pack_files.ts";
@@ -145,9 +145,13 @@ export async function prepareRun(
 }
 
 /** Opens a PEFT adapter directory. */
-export function openAdapterDir(dir: string): Promise<OpenedAdapter> {
-  return openAdapter(dirFiles(dir));
+export async function openAdapterDir(dir: string): Promise<OpenedAdapter> {
+  await checkInputDir("--adapter", dir, ADAPTER_FILES);
+  return await openAdapter(dirFiles(dir));
 }
+
+/** What an adapter's directory holds, for messages. */
+const ADAPTER_FILES = `${ADAPTER_CONFIG} and ${ADAPTER_WEIGHTS}`;
 
 /** The configuration a training run recorded, and the file it is recorded in. */
 export interface AdapterRun {
@@ -163,8 +167,10 @@ export async function adapterRun(
   dir: string | undefined,
   log: (m: string) => void,
 ): Promise<AdapterRun | undefined> {
+  if (dir === undefined) return undefined;
+  await checkInputDir("--adapter", dir, ADAPTER_FILES);
   const path = `${dir}/${TRAINING_STATE_FILE}`;
-  if (dir === undefined || !await exists(path)) return undefined;
+  if (!await exists(path)) return undefined;
   try {
     const config = recordedConfig(await readTrainingStateRun(fileSource(path), path));
     return config && { config, path };

@@ -30,6 +30,13 @@ export async function checkInputFile(flag: string, path: string): Promise<void> 
   if (!info.isFile) throw new Error(`${flag} ${path} is not a regular file (a FIFO or a device?)`);
 }
 
+/** Checks that input `path` (given as `flag`) is a directory, the one that holds `what`. */
+export async function checkInputDir(flag: string, path: string, what: string): Promise<void> {
+  const info = await statOf(path, flag);
+  if (!info) throw new Error(`${flag} ${path}: not found`);
+  if (!info.isDirectory) throw new Error(`${flag} ${path} is a file; give the directory that holds ${what}`);
+}
+
 /**
  * Checks a file the command is about to write (`flag` names it in errors): not a directory, not an
  * existing file unless `force`, and its directory exists or can be made.

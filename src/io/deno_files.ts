@@ -114,8 +114,31 @@ export async function statIfExists(path: string): Promise<Deno.FileInfo | undefi
     return await Deno.stat(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
+    if (e instanceof Deno.errors.NotADirectory) throw throughFile(path, e);
     throw e;
   }
+}
+
+/**
+ * The error of a path whose way goes through a file (ENOTDIR, which names only the whole path): the first
+ * file on the way, e.g. `run/adapter_model.safetensors/checkpoint.safetensors: run/adapter_model.safetensors
+ * is a file, not a directory`. Keeps the error's class.
+ */
+function throughFile(path: string, err: Error): Error {
+  const parts = path.split("/");
+  for (let n = 1; n < parts.length; n++) {
+    const dir = parts.slice(0, n).join("/");
+    if (dir === "" || dir === ".") continue;
+    try {
+      if (!Deno.statSync(dir).isDirectory) {
+        err.message = `${path}: ${dir} is a file, not a directory`;
+        return err;
+      }
+    } catch {
+      return err; // not there after all, or not readable: the OS's own words
+    }
+  }
+  return err;
 }
 
 /** Whether something is at `path` ({@linkcode statIfExists}: only "not found" is false). */

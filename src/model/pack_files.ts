@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { dirFiles, fileSource, writeFileAtomic } from "../io/deno_files.ts";
+import { dirFiles, fileSource, statIfExists, writeFileAtomic } from "../io/deno_files.ts";
 import { type ModelConfig, parseModelConfig } from "./config.ts";
 import { checkpointFingerprint, type ContentChecksum, contentChecksum } from "./checkpoint_fingerprint.ts";
 import { openPack, type Pack } from "./pack.ts";
@@ -28,6 +28,11 @@ export interface LoadPackOptions {
 
 /** Reads and validates a model directory's config.json. */
 export async function readModelConfig(modelDir: string): Promise<ModelConfig> {
+  if ((await statIfExists(modelDir))?.isFile) {
+    throw new Error(
+      `${modelDir} is a file, not a model directory (config.json, *.safetensors, tokenizer files)`,
+    );
+  }
   const files = dirFiles(modelDir);
   const text = await files.readText("config.json");
   if (text === undefined) throw new Error(`${modelDir}: no config.json (is this a model directory?)`);
