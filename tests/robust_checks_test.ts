@@ -189,6 +189,20 @@ Deno.test("checks: flags and adapter fields that have no effect are warned about
       `${adapter}/adapter_config.json: lora_dropout 0.05 is ignored (mesp uses no dropout)`,
     ]
   ) assert(r.stderr.includes(`warning: ${w}`), `missing "${w}":\n${r.stderr}`);
+  // flags that have an effect, but not the one asked for
+  const odd = await mesp(cache, ...t, "--out", `${tmp}/w3`, "--warmup", "5", "--rank", "40");
+  assertEquals(odd.code, 0, odd.stderr);
+  for (
+    const w of [
+      "--warmup 5 is not below the run's 1 steps: the learning rate rises the whole run and never reaches --lr",
+      "--rank 40 is above the narrowest target's width (k_proj: 64 in, 32 out)",
+    ]
+  ) assert(odd.stderr.includes(`warning: ${w}`), `missing "${w}":\n${odd.stderr}`);
+  const resumed = await mesp(cache, ...t, "--out", `${tmp}/w3`, "--resume", "--adapter", adapter);
+  assert(
+    resumed.stderr.includes("warning: --adapter is ignored: the resumed training state holds the adapter's"),
+    resumed.stderr,
+  );
   const both = await mesp(cache, ...t, "--out", `${tmp}/w2`, "--epochs", "2");
   assertFails(both, 1, /give --steps or --epochs, not both/, "steps and epochs");
   const chat = await mesp(cache, "generate", "--model", tiny, "--weights", "f32", "--chat", "--prompt", "hi");
@@ -212,7 +226,7 @@ Deno.test("checks: a plan WebAssembly memory cannot hold is refused naming --seq
   );
   // every input is saved (in the spill file), so the hint does not say "saves few inputs"
   assert(
-    plan.stdout.includes("out of reach here (the buffers of --seq-len's positions alone exceed it)"),
+    plan.stdout.includes("out of reach here (with every input in the spill, what stays in memory exceeds it"),
     plan.stdout,
   );
   // over 4 GiB but within a budget: only the first says no

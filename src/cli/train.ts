@@ -460,10 +460,21 @@ async function trainInto(out: string, c: {
     resume?.lora ?? adapter?.config ??
       { rank: args.rank, alpha: args.alpha, rslora: args.rslora, targets: args.targets },
   );
-  for (const w of ignoredFlags(given, args, method, optimizer, adapter !== undefined)) {
+  for (const w of ignoredFlags(given, args, method, optimizer, adapter !== undefined, resume !== undefined)) {
     log(`warning: ${w}`);
   }
   if (args.adapter) await warnTrainingFields(args.adapter, log);
+  const narrowest = layout.pairs.flat().reduce(
+    (a, p) => (Math.min(p.inDim, p.outDim) < Math.min(a.inDim, a.outDim) ? p : a),
+  );
+  const width = Math.min(narrowest.inDim, narrowest.outDim);
+  if (layout.rank > width && !resume && !adapter) {
+    log(
+      `warning: --rank ${layout.rank} is above the narrowest target's width (${narrowest.target}: ` +
+        `${narrowest.inDim} in, ${narrowest.outDim} out): a rank above min(in, out) adds parameters and ` +
+        `memory, not expressiveness`,
+    );
+  }
   const plan = trainPlanOptions(cfg, args, args.weights as PackFormat, 0);
   // memory is planned for the longest sequence once cut to --seq-len: what cannot fit even the shortest is
   // refused now, before packing and tokenizing; the longest sequence's plan once the data is known
@@ -491,6 +502,14 @@ async function trainInto(out: string, c: {
     : given.has("epochs")
     ? Math.ceil((args.epochs! * data.length) / args.gradAccum)
     : recorded?.steps ?? args.steps ?? (demo ? DEMO.steps : Math.ceil(data.length / args.gradAccum));
+  if (args.warmup >= steps && args.warmup > 0) {
+    log(
+      `warning: --warmup ${args.warmup} is not below the run's ${steps} steps: the learning rate rises the ` +
+        `whole run and never reaches --lr ${lr} (at most ${
+          Number(((lr * steps) / args.warmup).toPrecision(3))
+        })`,
+    );
+  }
   const config: RunConfig = {
     ...Object.fromEntries(RECORDED_FLAGS.map((k) => [k, normalized(k, args)])) as Omit<
       RunConfig,
@@ -720,8 +739,10 @@ function ignoredFlags(
   method: Method,
   optimizer: string,
   layoutFixed: boolean,
+  resuming: boolean,
 ): string[] {
   const rules: [string, boolean, string][] = [
+    ["adapter", resuming, "the resumed training state holds the adapter's parameters"],
     ["optimizer", method === "mezo", "MeZO always updates with SGD"],
     ["beta1", optimizer !== "adamw", "β1 is AdamW's; this run uses SGD"],
     ["beta2", optimizer !== "adamw", "β2 is AdamW's; this run uses SGD"],

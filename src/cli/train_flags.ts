@@ -143,6 +143,8 @@ export function defaultAimHint(
     return undefined;
   }
   return `the default aims at ${formatMB(DEFAULT_PEAK)}, out of reach here` +
-    (spilled ? " (the buffers of --seq-len's positions alone exceed it)" : ", so it saves few inputs") +
+    (spilled
+      ? " (with every input in the spill, what stays in memory exceeds it: `plan` lists each region)"
+      : ", so it saves few inputs") +
     `; --max-memory SIZE picks the fastest schedule that fits SIZE`;
 }
