@@ -42,6 +42,24 @@ Deno.test("eval --score trained equals training's validation loss; --score all s
     assertEquals(trained.nll, val);
     assert(all.tokens > trained.tokens, `${all.tokens} vs ${trained.tokens}`);
     assert(all.nll !== trained.nll);
+    // no --model either: the adapter names its base (train wrote it as base_model_name_or_path)
+    const noModel = evalArgs.filter((a, i) => a !== "--model" && evalArgs[i - 1] !== "--model");
+    const based = await mespOutput(env, ...noModel, ...common, "--score", "trained");
+    assertEquals(JSON.parse(based.stdout).nll, val);
+    const gen = [
+      "generate",
+      "--adapter",
+      `${out}/run`,
+      "--prompt",
+      "hi",
+      "--max-tokens",
+      "3",
+      "--temperature",
+      "0",
+    ];
+    const generated = await mespOutput(env, ...gen);
+    assertEquals(generated.stdout, (await mespOutput(env, ...gen, "--model", model)).stdout);
+    assert(generated.stderr.includes(`--model ${model}: the adapter's base model`), generated.stderr);
     // what train says of each set: the validation set's examples and trained tokens are what eval scored
     assert(
       stderr.includes(

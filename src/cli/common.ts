@@ -17,7 +17,8 @@ import { dirFiles, exists, fileSource } from "../io/deno_files.ts";
 import { readTrainingStateRun, TRAINING_STATE_FILE } from "../run/training_state.ts";
 import { recordedConfig, type RunConfig } from "./run_config.ts";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, openAdapter, type OpenedAdapter } from "../engine/adapter.ts";
-import type { FlagSpec } from "./args.ts";
+import { type FlagSpec, UsageError } from "./args.ts";
+import { resolveModelDir } from "./hub_cache.ts";
 import { chooseWeights, type WeightsChoice, type WeightsDefault } from "./weights.ts";
 import { readModelConfig } from "../model/pack_files.ts";
 
@@ -42,6 +43,39 @@ export const WORKER_BYTES = 13e6;
 /** The process's memory besides the arena with `threads` kernel threads (see `RUNTIME_BYTES`). */
 export function runtimeBytes(threads: number): number {
   return RUNTIME_BYTES + (threads - 1) * WORKER_BYTES;
+}
+
+/** `--model` of a command that applies an `--adapter`, whose base it defaults to ({@linkcode modelOrBase}). */
+export const MODEL_OR_BASE_FLAG = {
+  type: "string",
+  value: "DIR",
+  description:
+    "model directory or Hub id org/name[@revision] (default with --adapter: the base the adapter " +
+    "names, base_model_name_or_path)",
+} as const satisfies FlagSpec;
+
+/**
+ * The model of a command that applies an adapter: `--model`, else the base the `--adapter` names
+ * (`base_model_name_or_path`, which `train` sets to its `--model`), a Hub id looked up in the cache.
+ */
+export async function modelOrBase(
+  args: { model?: string; adapter?: string },
+  usage: string,
+  log: (m: string) => void,
+): Promise<string> {
+  if (args.model !== undefined) return args.model;
+  if (args.adapter === undefined) throw new UsageError(`missing required flag --model\n${usage}`);
+  const adapter = await openAdapterDir(args.adapter);
+  adapter.weights.source.close?.();
+  const base = adapter.config.baseModel;
+  if (!base) {
+    throw new UsageError(
+      `${args.adapter}/${ADAPTER_CONFIG} names no base model (base_model_name_or_path): give --model`,
+    );
+  }
+  const dir = (await resolveModelDir(base))?.dir ?? base;
+  log(`--model ${dir}: the adapter's base model (base_model_name_or_path; --model to use another)`);
+  return dir;
 }
 
 /** Flags every model command takes. */

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { type CommandSpec, givenFlags, parseArgs } from "./args.ts";
+import { type CommandSpec, givenFlags, parseArgs, usageLine } from "./args.ts";
 import { checkInputFile } from "./paths.ts";
 import { bf16ScalesOf, fitPositions, refuseOverBudget } from "./preflight.ts";
 import { readModelConfig } from "../model/pack_files.ts";
@@ -14,6 +14,8 @@ import {
   adapterWeightsDefault,
   arenaBudget,
   MODEL_FLAGS,
+  MODEL_OR_BASE_FLAG,
+  modelOrBase,
   openAdapterDir,
   peakMB,
   peakMemoryLine,
@@ -35,6 +37,7 @@ export const SPEC = {
   description,
   flags: {
     ...MODEL_FLAGS,
+    model: MODEL_OR_BASE_FLAG,
     data: {
       type: "string",
       value: "FILE",
@@ -63,9 +66,10 @@ export const SPEC = {
 
 /** Runs `eval`. */
 export async function run(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, SPEC);
+  const parsed = parseArgs(argv, SPEC);
+  const log = stderrLog(parsed.json);
+  const args = { ...parsed, model: await modelOrBase(parsed, usageLine(SPEC), log) };
   const threads = threadsOf(args.threads);
-  const log = stderrLog(args.json);
   const cfg = await readModelConfig(args.model);
   await checkInputFile("--data", args.data);
   const seqLenGiven = givenFlags(argv, SPEC).has("seqLen");

@@ -25,6 +25,8 @@ import {
   adapterWeightsDefault,
   arenaBudget,
   MODEL_FLAGS,
+  MODEL_OR_BASE_FLAG,
+  modelOrBase,
   openAdapterDir,
   peakMemoryLine,
   prepareRun,
@@ -47,6 +49,7 @@ export const SPEC = {
   description,
   flags: {
     ...MODEL_FLAGS,
+    model: MODEL_OR_BASE_FLAG,
     prompt: {
       type: "string",
       value: "TEXT",
@@ -171,11 +174,12 @@ const out = (s: string) => {
 
 /** Runs `generate`. */
 export async function run(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, SPEC);
-  if (!args.chat && args.prompt === undefined) {
+  const parsed = parseArgs(argv, SPEC);
+  if (!parsed.chat && parsed.prompt === undefined) {
     throw new UsageError(`give --prompt TEXT or --chat\n${usageLine(SPEC)}`);
   }
   const log = stderrLog();
+  const args = { ...parsed, model: await modelOrBase(parsed, usageLine(SPEC), log) };
   const given = givenFlags(argv, SPEC);
   const ignored: [string, boolean, string][] = [
     ["prompt", args.chat, "--chat reads the conversation from stdin"],
@@ -196,7 +200,7 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 async function converse(
-  args: ParsedArgs<typeof SPEC>,
+  args: ParsedArgs<typeof SPEC> & { model: string },
   given: Set<string>,
   cfg: ModelConfig,
   tok: TokenizerProcess,
