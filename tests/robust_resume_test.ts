@@ -199,6 +199,29 @@ Deno.test("resume: --out with no training state is refused before anything is ma
   await assertRejects(() => Deno.stat(`${fresh}/models`), "No such file");
 });
 
+Deno.test("eval of a run that stopped early says which step its adapter is; of one that never saved, says that", async () => {
+  const out = `${tmp}/early`;
+  assertEquals((await mesp(cache, ...base(out), ...runFlags, "--steps", "2")).code, 0);
+  // the same state, as a run of 10 steps leaves it when stopped after step 2
+  const file = `${out}/checkpoint.safetensors`;
+  const { state, run } = await decodeTrainingState(await Deno.readFile(file));
+  const config = { ...(run.config as Record<string, unknown>), steps: 10 };
+  const parts: Uint8Array[] = [];
+  await writeTrainingState({ write: (c) => (parts.push(c.slice()), Promise.resolve()) }, state, {
+    ...run,
+    config,
+  });
+  await Deno.writeFile(file, new Uint8Array(parts.flatMap((p) => [...p])));
+  const r = await mesp(cache, "eval", "--model", model, "--data", data, "--adapter", out, "--threads", "1");
+  assertEquals(r.code, 0, r.stderr);
+  assert(r.stderr.includes(`notice: --adapter ${out} is its run's state at step 2 of 10`), r.stderr);
+  const empty = `${tmp}/unsaved`;
+  await Deno.mkdir(empty);
+  await Deno.writeTextFile(`${empty}/metrics.jsonl`, "");
+  const e = await mesp(cache, "eval", "--model", model, "--data", data, "--adapter", empty);
+  assertFails(e, 1, /--adapter .*unsaved holds a training run that has not saved an adapter yet/, "eval");
+});
+
 Deno.test("resume: without flags it continues to the run's own target, byte-identical to an uninterrupted run", async () => {
   const straight = `${tmp}/straight`, cut = `${tmp}/cut`;
   assertEquals((await mesp(cache, ...base(straight), ...runFlags, "--steps", "200")).code, 0);

@@ -14,7 +14,7 @@ import { prepare } from "./prepare.ts";
 import { checkInputDir, ensureDir } from "./paths.ts";
 import type { Sequence } from "../data/sequence.ts";
 import { dirFiles, exists, fileSource } from "../io/deno_files.ts";
-import { readTrainingStateRun, TRAINING_STATE_FILE } from "../run/training_state.ts";
+import { readTrainingStateHead, TRAINING_STATE_FILE } from "../run/training_state.ts";
 import { recordedConfig, type RunConfig } from "./run_config.ts";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, openAdapter, type OpenedAdapter } from "../engine/adapter.ts";
 import { type FlagSpec, UsageError } from "./args.ts";
@@ -181,6 +181,12 @@ export async function prepareRun(
 /** Opens a PEFT adapter directory. */
 export async function openAdapterDir(dir: string): Promise<OpenedAdapter> {
   await checkInputDir("--adapter", dir, ADAPTER_FILES);
+  if (!await exists(`${dir}/${ADAPTER_CONFIG}`) && await exists(`${dir}/metrics.jsonl`)) {
+    throw new Error(
+      `--adapter ${dir} holds a training run that has not saved an adapter yet (train saves at the end, and ` +
+        `every --save-every steps)`,
+    );
+  }
   return await openAdapter(dirFiles(dir));
 }
 
@@ -206,7 +212,14 @@ export async function adapterRun(
   const path = `${dir}/${TRAINING_STATE_FILE}`;
   if (!await exists(path)) return undefined;
   try {
-    const config = recordedConfig(await readTrainingStateRun(fileSource(path), path));
+    const { state, run } = await readTrainingStateHead(fileSource(path), path);
+    const config = recordedConfig(run);
+    if (config?.steps !== undefined && state.step < config.steps) {
+      log(
+        `notice: --adapter ${dir} is its run's state at step ${state.step} of ${config.steps} (the run ` +
+          `stopped early, or is still training and saves again later)`,
+      );
+    }
     return config && { config, path };
   } catch (err) {
     log(`notice: ${(err as Error).message}; the adapter's training run is unknown`);

@@ -51,7 +51,7 @@ import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterConfigJson, writeLoraTensors } 
 import { loraLayout, resolveTargets } from "../engine/lora.ts";
 import {
   openTrainingState,
-  readTrainingStateRun,
+  readTrainingStateHead,
   TRAINING_STATE_FILE,
   writeTrainingState,
 } from "../run/training_state.ts";
@@ -236,7 +236,7 @@ async function useRecordedPaths(
   const statePath = `${args.out}/${TRAINING_STATE_FILE}`;
   // before anything is made or packed (the demo's model would be, for a run that is not there)
   if (!await exists(statePath)) throw await missingState(args.out!);
-  const run = await readTrainingStateRun(fileSource(statePath), statePath);
+  const { run } = await readTrainingStateHead(fileSource(statePath), statePath);
   if (typeof run.model !== "string" || typeof run.data !== "string") return;
   // a demo run stays the demo (runs recorded before the flag: by the demo's data, in whichever clone)
   if (run.demo === true || (run.demo === undefined && run.data.endsWith(DEMO_DATA))) return;

@@ -330,15 +330,17 @@ export async function decodeTrainingState(
 }
 
 /**
- * The free-form run metadata of a stored training state, from its header alone (nothing checked: for
- * defaults such as the paths a run recorded, which what is then opened is checked against).
+ * A stored training state's position and free-form run metadata, from its header alone (nothing checked
+ * beyond the header: for defaults such as the paths a run recorded, which what is then opened is checked
+ * against, and for saying which step an adapter beside it is from).
  */
-export async function readTrainingStateRun(
+export async function readTrainingStateHead(
   source: WeightSource,
   name = source.name,
-): Promise<Record<string, unknown>> {
+): Promise<{ state: Omit<TrainState, "params" | "m" | "v">; run: Record<string, unknown> }> {
   try {
-    return (await readStateHeader(source, name)).run;
+    const h = await readStateHeader(source, name);
+    return { state: h.state, run: h.run };
   } finally {
     source.close?.();
   }
