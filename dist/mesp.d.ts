@@ -1765,6 +1765,11 @@ export interface TokenizeOptions {
 	chatDefaults?: ChatDefaults;
 	/** Append `<|endoftext|>` to text records. Default true. */
 	appendEosToText?: boolean;
+	/**
+	 * Keep examples that have no trained target within `seqLen` (for scoring every position); default false:
+	 * dropped and counted, as training could not use them.
+	 */
+	keepUntrained?: boolean;
 }
 /** A tokenized example: a {@linkcode Sequence} of at most `seqLen` ids, with its targets. */
 export interface TokenizedExample extends Sequence {
@@ -1794,7 +1799,10 @@ export interface TokenizeStats {
 	/** Target tokens over kept examples. */
 	targets: number;
 }
-/** Tokenize every record; examples left without any target by truncation are dropped and counted. */
+/**
+ * Tokenize every record; examples left without any target by truncation are dropped and counted (unless
+ * `keepUntrained`: then only those shorter than 2 tokens, which predict nothing).
+ */
 export declare function tokenizeDataset(records: readonly DatasetRecord[], tokenizer: Tokenizer, options: TokenizeOptions): {
 	examples: TokenizedExample[];
 	stats: TokenizeStats;
@@ -1807,6 +1815,8 @@ export interface TokenCacheOptions {
 	defaultSystem?: string | null;
 	/** Append `<|endoftext|>` to text records (default true). */
 	appendEosToText?: boolean;
+	/** Keep examples with no trained target (`TokenizeOptions.keepUntrained`; default false). */
+	keepUntrained?: boolean;
 }
 /** Tokenization options with every default resolved; part of the cache key. */
 export interface ResolvedTokenCacheOptions {
@@ -1816,6 +1826,8 @@ export interface ResolvedTokenCacheOptions {
 	defaultSystem: string | null;
 	/** Append `<|endoftext|>` to text records. */
 	appendEosToText: boolean;
+	/** Present (true) only when examples without a trained target are kept: other caches keep their keys. */
+	keepUntrained?: true;
 }
 /** What a cache file records about itself (its header JSON). */
 export interface TokenCacheMeta {

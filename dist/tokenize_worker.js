@@ -370,7 +370,7 @@ function tokenizeDataset(records, tokenizer, options) {
     if (ex.truncated > 0) stats.truncated++;
     let count = 0;
     for (const t of ex.targets) count += t;
-    if (count === 0) {
+    if (count === 0 && !(options.keepUntrained && ex.ids.length >= 2)) {
       stats.dropped++;
       continue;
     }
@@ -438,7 +438,10 @@ function resolveTokenCacheOptions(options, tokenizerConfigJson) {
   return {
     seqLen: options.seqLen,
     defaultSystem,
-    appendEosToText: options.appendEosToText !== false
+    appendEosToText: options.appendEosToText !== false,
+    ...options.keepUntrained ? {
+      keepUntrained: true
+    } : {}
   };
 }
 function tokenCacheKey(parts) {
@@ -452,7 +455,10 @@ function tokenCacheKey(parts) {
     options: {
       appendEosToText: o.appendEosToText,
       defaultSystem: o.defaultSystem,
-      seqLen: o.seqLen
+      seqLen: o.seqLen,
+      ...o.keepUntrained ? {
+        keepUntrained: true
+      } : {}
     }
   });
   return sha256Hex(new TextEncoder().encode(canonical));
@@ -558,7 +564,8 @@ async function buildTokenCache(job) {
     chatDefaults: {
       defaultSystem: options.defaultSystem
     },
-    appendEosToText: options.appendEosToText
+    appendEosToText: options.appendEosToText,
+    keepUntrained: options.keepUntrained
   });
   if (examples.length === 0) {
     throw new Error(noTargetMessage(job.datasetFile, options.seqLen, job.seqLenName));

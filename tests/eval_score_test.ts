@@ -72,3 +72,33 @@ Deno.test("eval --score trained equals training's validation loss; --score all s
     await Deno.remove(out, { recursive: true });
   }
 });
+
+Deno.test("eval --score all scores every example, also those with no trained target within --seq-len", async () => {
+  const run = await tinyRun();
+  const env = { NO_COLOR: "1", MESP_CACHE: `${run.dir}/cache` };
+  const records = (await Deno.readTextFile(`${DATA}valid.jsonl`)).trim().split("\n").length;
+  const evalArgs = [
+    "eval",
+    "--model",
+    `${run.dir}/model`,
+    "--data",
+    `${DATA}valid.jsonl`,
+    "--weights",
+    "f32",
+  ];
+  // at 20 tokens the chat examples' replies are cut off: nothing is trained, everything is predicted
+  const all = JSON.parse(await mesp(env, ...evalArgs, "--seq-len", "20", "--json"));
+  assertEquals(all.sequences, records);
+  assertEquals(all.tokens, records * 19);
+  const trained = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...evalArgs, "--seq-len", "20", "--score", "trained"],
+    env,
+  }).output();
+  assert(!trained.success);
+  assert(
+    new TextDecoder().decode(trained.stderr).includes("no example has a training target within the first 20"),
+  );
+  // training's cache of the same file and length still leaves those out (a file of its own)
+  const wide = JSON.parse(await mesp(env, ...evalArgs, "--seq-len", "40", "--json", "--score", "trained"));
+  assert(wide.sequences < records, `${wide.sequences} of ${records}`);
+});

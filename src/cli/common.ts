@@ -158,6 +158,7 @@ export async function prepareRun(
   seqLen: number,
   log: (m: string) => void,
   choice: WeightsDefault | WeightsChoice = "q4",
+  keepUntrained = false,
 ): Promise<{ pack: Pack; sets: Sequence[][]; weights: PackFormat }> {
   const paths = data.filter((d): d is string => d !== undefined);
   // a command that needed the format earlier (for its memory check) hands in the choice it made
@@ -173,6 +174,7 @@ export async function prepareRun(
     cacheDir: cache,
     data: paths,
     seqLen,
+    ...(keepUntrained ? { keepUntrained } : {}),
   }, log);
   let i = 0;
   return { pack, sets: data.map((d) => (d === undefined ? [] : sets[i++])), weights: weights.format };

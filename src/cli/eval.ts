@@ -101,12 +101,14 @@ export async function run(argv: string[]): Promise<number> {
       longest,
     );
   await preflight(2);
+  // every predicted position is scored: an example with no trained target counts too
   const { pack, sets: [seqs] } = await prepareRun(
     args,
     [args.data],
     args.seqLen,
     log,
     choice,
+    args.score === "all",
   );
   await preflight(longestWithin(args.seqLen, seqs), { seqLen: args.seqLen });
   const bar = args.json ? undefined : new Progress("eval", { total: seqs.length, unit: "seq" });

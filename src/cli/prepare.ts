@@ -23,6 +23,8 @@ export interface PrepareJob {
   /** Datasets to tokenize (JSONL paths). */
   data: string[];
   seqLen: number;
+  /** Keep examples with no trained target within `seqLen` (eval --score all scores every position). */
+  keepUntrained?: boolean;
 }
 
 /** A prepared run: the pack and one list of sequences per dataset. */
@@ -40,7 +42,7 @@ export interface Prepared {
 export const CLI_PERMISSIONS: readonly string[] = [
   "--allow-read",
   "--allow-write",
-  "--allow-env=MESP_CACHE,XDG_CACHE_HOME,HOME,MESP_DEBUG,HF_HOME,HF_HUB_CACHE,HF_ENDPOINT,HF_TOKEN,HF_HUB_OFFLINE",
+  "--allow-env=INIT_CWD,MESP_CACHE,XDG_CACHE_HOME,HOME,MESP_DEBUG,HF_HOME,HF_HUB_CACHE,HF_ENDPOINT,HF_TOKEN,HF_HUB_OFFLINE",
   "--allow-run=deno",
 ];
 
@@ -109,8 +111,8 @@ export async function prepare(job: PrepareJob, log: (m: string) => void): Promis
   for (const [i, path] of result.sets.entries()) {
     const cache = decodeTokenCache(await Deno.readFile(path), { name: path });
     const stats = cache.meta.stats;
-    log(datasetLine(job.data[i], stats, job.seqLen));
-    if (stats.dropped > stats.examples) {
+    log(datasetLine(job.data[i], stats, job.seqLen, job.keepUntrained));
+    if (stats.dropped > stats.examples && !job.keepUntrained) {
       log(
         `warning: ${
           job.data[i]
@@ -129,11 +131,12 @@ export async function prepare(job: PrepareJob, log: (m: string) => void): Promis
  * What a dataset holds once tokenized, in one line: `data.jsonl: 40 examples, 5,120 tokens, 1,234 trained;
  * 2 cut to --seq-len 256; 1 dropped (no trained token within --seq-len 256)`.
  */
-export function datasetLine(path: string, s: TokenizeStats, seqLen: number): string {
+export function datasetLine(path: string, s: TokenizeStats, seqLen: number, keepUntrained = false): string {
   const n = formatCount;
   const examples = `${n(s.examples)} example${s.examples === 1 ? "" : "s"}`;
   let line = `${path}: ${examples}, ${n(s.tokens)} tokens, ${n(s.targets)} trained`;
   if (s.truncated > 0) line += `; ${n(s.truncated)} cut to --seq-len ${seqLen}`;
-  if (s.dropped > 0) line += `; ${n(s.dropped)} dropped (no trained token within the first ${seqLen})`;
+  const why = keepUntrained ? "shorter than 2 tokens" : `no trained token within the first ${seqLen}`;
+  if (s.dropped > 0) line += `; ${n(s.dropped)} dropped (${why})`;
   return line;
 }

@@ -37,6 +37,7 @@ async function child(job: PrepareJob): Promise<void> {
         tokenizerDir: job.model,
         cacheDir: `${job.cacheDir}/tokens`,
         seqLen: job.seqLen,
+        keepUntrained: job.keepUntrained,
         seqLenName: "--seq-len",
         onStatus: log,
         // this process is already apart from the one that trains: a worker needs no --allow-run and ends
@@ -118,12 +119,14 @@ async function pretokenizedCache(job: PrepareJob, dataPath: string, dataset: Dat
   const vocab = { vocabSize: cfg.vocabSize } as Parameters<typeof tokenizeExample>[1];
   const tokenized = records.map((r) => tokenizeExample(r, vocab, { seqLen: job.seqLen }));
   const truncated = tokenized.filter((e) => e.truncated > 0).length;
-  const examples = tokenized.filter((e) => e.ids.length >= 2 && e.targets.some((t) => t === 1));
+  const examples = tokenized.filter((e) =>
+    e.ids.length >= 2 && (job.keepUntrained || e.targets.some((t) => t === 1))
+  );
   if (examples.length === 0) throw new Error(noTargetMessage(dataPath, job.seqLen, "--seq-len"));
   const sha = await sha256Hex(bytes);
   const path = `${job.cacheDir}/tokens/${dataPath.split("/").at(-1)}-pretokenized-${
     sha.slice(0, 16)
-  }-${job.seqLen}.tokcache`;
+  }-${job.seqLen}${job.keepUntrained ? "-all" : ""}.tokcache`;
   await Deno.mkdir(`${job.cacheDir}/tokens`, { recursive: true });
   const tokens = examples.reduce((n, e) => n + e.ids.length, 0);
   const targets = examples.reduce((n, e) => n + e.targets.reduce((a, b) => a + b, 0), 0);
@@ -135,7 +138,12 @@ async function pretokenizedCache(job: PrepareJob, dataPath: string, dataset: Dat
       tokenizerSha256: "none (pre-tokenized)",
       tokenizerConfigSha256: null,
       datasetFile: dataPath,
-      options: { seqLen: job.seqLen, defaultSystem: null, appendEosToText: false },
+      options: {
+        seqLen: job.seqLen,
+        defaultSystem: null,
+        appendEosToText: false,
+        ...(job.keepUntrained ? { keepUntrained: true as const } : {}),
+      },
       vocabSize: cfg.vocabSize,
       stats: {
         records: records.length,

@@ -214,6 +214,11 @@ export interface TokenizeOptions {
   chatDefaults?: ChatDefaults;
   /** Append `<|endoftext|>` to text records. Default true. */
   appendEosToText?: boolean;
+  /**
+   * Keep examples that have no trained target within `seqLen` (for scoring every position); default false:
+   * dropped and counted, as training could not use them.
+   */
+  keepUntrained?: boolean;
 }
 
 /** A tokenized example: a {@linkcode Sequence} of at most `seqLen` ids, with its targets. */
@@ -325,7 +330,10 @@ export interface TokenizeStats {
   targets: number;
 }
 
-/** Tokenize every record; examples left without any target by truncation are dropped and counted. */
+/**
+ * Tokenize every record; examples left without any target by truncation are dropped and counted (unless
+ * `keepUntrained`: then only those shorter than 2 tokens, which predict nothing).
+ */
 export function tokenizeDataset(
   records: readonly DatasetRecord[],
   tokenizer: Tokenizer,
@@ -345,7 +353,7 @@ export function tokenizeDataset(
     if (ex.truncated > 0) stats.truncated++;
     let count = 0;
     for (const t of ex.targets) count += t;
-    if (count === 0) {
+    if (count === 0 && !(options.keepUntrained && ex.ids.length >= 2)) {
       stats.dropped++;
       continue;
     }

@@ -43,6 +43,8 @@ export interface TokenCacheOptions {
   defaultSystem?: string | null;
   /** Append `<|endoftext|>` to text records (default true). */
   appendEosToText?: boolean;
+  /** Keep examples with no trained target (`TokenizeOptions.keepUntrained`; default false). */
+  keepUntrained?: boolean;
 }
 
 /** Tokenization options with every default resolved; part of the cache key. */
@@ -53,6 +55,8 @@ export interface ResolvedTokenCacheOptions {
   defaultSystem: string | null;
   /** Append `<|endoftext|>` to text records. */
   appendEosToText: boolean;
+  /** Present (true) only when examples without a trained target are kept: other caches keep their keys. */
+  keepUntrained?: true;
 }
 
 /** What a cache file records about itself (its header JSON). */
@@ -121,7 +125,12 @@ export function resolveTokenCacheOptions(
     defaultSystem =
       chatDefaultsFromTemplate(typeof template === "string" ? template : undefined).defaultSystem;
   }
-  return { seqLen: options.seqLen, defaultSystem, appendEosToText: options.appendEosToText !== false };
+  return {
+    seqLen: options.seqLen,
+    defaultSystem,
+    appendEosToText: options.appendEosToText !== false,
+    ...(options.keepUntrained ? { keepUntrained: true as const } : {}),
+  };
 }
 
 /** The inputs of a cache key. */
@@ -145,7 +154,12 @@ export function tokenCacheKey(parts: TokenCacheKeyParts): Promise<string> {
     dataset: parts.datasetSha256,
     tokenizer: parts.tokenizerSha256,
     tokenizerConfig: parts.tokenizerConfigSha256,
-    options: { appendEosToText: o.appendEosToText, defaultSystem: o.defaultSystem, seqLen: o.seqLen },
+    options: {
+      appendEosToText: o.appendEosToText,
+      defaultSystem: o.defaultSystem,
+      seqLen: o.seqLen,
+      ...(o.keepUntrained ? { keepUntrained: true } : {}),
+    },
   });
   return sha256Hex(new TextEncoder().encode(canonical));
 }
@@ -351,6 +365,7 @@ export async function buildTokenCache(job: TokenCacheBuildJob): Promise<Uint8Arr
     seqLen: options.seqLen,
     chatDefaults: { defaultSystem: options.defaultSystem },
     appendEosToText: options.appendEosToText,
+    keepUntrained: options.keepUntrained,
   });
   if (examples.length === 0) {
     throw new Error(noTargetMessage(job.datasetFile, options.seqLen, job.seqLenName));

@@ -153,7 +153,9 @@ export async function loadOrBuildTokenCache(
   const key = await tokenCacheKey(parts);
   const pathTag = createHash("sha256").update(absolute(dataPath)).digest("hex").slice(0, 8);
   // one file per sequence length: train (256) and eval (1024) on the same file do not re-tokenize in turn
-  const path = join(cacheDir, `${basename(dataPath)}-${pathTag}-T${resolved.seqLen}.tokcache`);
+  // a file of its own when untrained examples are kept: eval --score all and training alternate freely
+  const all = resolved.keepUntrained ? "-all" : "";
+  const path = join(cacheDir, `${basename(dataPath)}-${pathTag}-T${resolved.seqLen}${all}.tokcache`);
 
   let reason = "no cache";
   if (await exists(path)) {
@@ -189,6 +191,7 @@ export async function loadOrBuildTokenCache(
       seqLen: resolved.seqLen,
       defaultSystem: resolved.defaultSystem,
       appendEosToText: resolved.appendEosToText,
+      keepUntrained: resolved.keepUntrained,
     },
     seqLenName: options.seqLenName,
   };
