@@ -120,6 +120,18 @@ Deno.test("resume: other data or other weights of the same shapes are refused", 
   );
   assertFails(m, 1, /--model \(its weights\): recorded fingerprint/, "model");
   await assertUnchanged(before, "data/model");
+  // the run's adapter applied to those other weights: it works, and says it was trained on another base
+  // (generate takes the same check; this model has no tokenizer to generate text with)
+  for (const cmd of [["eval", "--data", data]]) {
+    const r = await mesp(cache, ...cmd, "--model", otherModel, "--adapter", done, "--weights", "f32");
+    assertEquals(r.code, 0, r.stderr);
+    assert(
+      r.stderr.includes(`warning: the adapter was trained on other weights than --model ${otherModel}`),
+      r.stderr,
+    );
+    const same = await mesp(cache, ...cmd, "--model", model, "--adapter", done, "--weights", "f32");
+    assert(!same.stderr.includes("trained on other weights"), same.stderr);
+  }
 });
 
 Deno.test("resume: --allow-change steps trains a complete run further; lr may change too", async () => {

@@ -23,6 +23,7 @@ import {
   stderrLog,
   threadsOf,
   variantOf,
+  warnOtherBase,
 } from "./common.ts";
 import { evaluate } from "../run/evaluate.ts";
 import { longestWithin } from "../data/sequence.ts";
@@ -110,6 +111,7 @@ export async function run(argv: string[]): Promise<number> {
     choice,
     args.score === "all",
   );
+  warnOtherBase(run, pack, args.model, log);
   await preflight(longestWithin(args.seqLen, seqs), { seqLen: args.seqLen });
   const bar = args.json ? undefined : new Progress("eval", { total: seqs.length, unit: "seq" });
   const r = await evaluate(pack, seqs, {

@@ -33,6 +33,7 @@ import {
   stderrLog,
   threadsOf,
   variantOf,
+  warnOtherBase,
 } from "./common.ts";
 import { generate } from "../run/generate.ts";
 import { TokenizerProcess } from "./tokenizer_process.ts";
@@ -219,8 +220,8 @@ async function converse(
       })
       : args.prompt!,
   );
-  const choice = chooseWeights(cfg, args.weights, adapterWeightsDefault(await adapterRun(args.adapter, log))),
-    weights = choice.format;
+  const run = await adapterRun(args.adapter, log);
+  const choice = chooseWeights(cfg, args.weights, adapterWeightsDefault(run)), weights = choice.format;
   const maxTokens = roomFor(firstIds.length, args.maxTokens, given.has("maxTokens"), cfg, log);
   // the plan of one completion: the prompt prefilled, then room for its new tokens in the key/value cache
   const planOf = (promptTokens: number, newTokens: number): PreflightPlan => ({
@@ -235,6 +236,7 @@ async function converse(
   const variant = variantOf(args.variant);
   await refuseOverBudget(cfg, planOf(firstIds.length, maxTokens), args.maxMemory, threads, variant);
   const { pack } = await prepareRun(args, [], 2, log, choice);
+  warnOtherBase(run, pack, args.model, log);
   const opts = { ...args, maxTokens, threads, adapter, budget: arenaBudget(args.maxMemory, threads) };
   if (!args.chat) {
     await streamCompletion(pack, tok, firstIds, opts, out);
