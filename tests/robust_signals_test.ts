@@ -268,7 +268,7 @@ Deno.test({
   },
 });
 
-Deno.test("signals: SIGTERM while preparing exits 143 at once and releases the lock", async () => {
+Deno.test("signals: SIGTERM while preparing exits 143 at once, releases the lock and leaves no empty --out", async () => {
   const big = `${tmp}/big.jsonl`;
   await idsData(big, 20000, 24);
   const out = `${tmp}/early`;
@@ -290,6 +290,8 @@ Deno.test("signals: SIGTERM while preparing exits 143 at once and releases the l
   await child.stderr.cancel();
   assertEquals(status.code, 143);
   assert(!(await Deno.stat(`${out}/.lock`).catch(() => false)), "lock released");
+  // the run made its --out and wrote nothing into it: nothing is left behind, as after a failed start
+  assert(!(await Deno.stat(out).catch(() => false)), `${out} is left behind`);
 });
 
 Deno.test("signals: cleanup", async () => {

@@ -312,6 +312,7 @@ export async function run(argv: string[]): Promise<number> {
   // a stop signal exits at once before training (releasing the lock), saves during it
   let training = false, stop = false, savedStep: number | undefined;
   let lock: RunLock | undefined;
+  const created = !await exists(out);
   const trap = trapSignals((signal, count) => {
     if (!training || count > 1) {
       if (training) {
@@ -324,6 +325,13 @@ export async function run(argv: string[]): Promise<number> {
       }
       endChildren();
       lock?.release();
+      if (created && !training) {
+        try {
+          Deno.removeSync(out); // as a failed start: an --out made for this run and still empty goes
+        } catch {
+          // it holds something after all (a removal is not recursive), or is gone
+        }
+      }
       Deno.exit(STOP_SIGNALS[signal]);
     }
     stop = true;
@@ -332,7 +340,6 @@ export async function run(argv: string[]): Promise<number> {
         `to quit now without saving`,
     );
   });
-  const created = !await exists(out);
   try {
     await ensureDir("--out", out);
     lock = await lockRunDir(out);
