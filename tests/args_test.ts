@@ -266,6 +266,21 @@ Deno.test("progress: TTY redraws in place, throttled; plain lines otherwise; rat
   q.update(60e6); // throttled (default 5 s for plain lines)
   q.finish();
   assertEquals(lines, ["write  50.0 MB  25.0 MB/s\n", "write  60.0 MB  20.0 MB/s  3s\n"]);
+
+  // a resumed run's bar starts at its step: the rate and ETA count only the steps since (once 646 step/s)
+  out = "";
+  t = 0;
+  const r = new Progress("train", {
+    total: 200,
+    start: 120,
+    unit: "step",
+    tty: true,
+    now: () => t,
+    write: (s) => void (out += s),
+  });
+  t = 2000;
+  r.update(121);
+  assertEquals(out, "\rtrain  [############--------]  121/200  61%  0.500 step/s  ETA 2m38s\x1b[K");
   assertEquals([formatDuration(59.4), formatDuration(187), formatDuration(7500)], ["59s", "3m07s", "2h05m"]);
 });
 

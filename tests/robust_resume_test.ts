@@ -367,6 +367,8 @@ Deno.test("resume: a state that records no run (the library's, the web page's) r
   assertEquals(r2.code, 0, r2.stderr);
   assert(r2.stderr.includes("records no run configuration"), r2.stderr);
   assert(r2.stderr.includes("done: 3 steps"), r2.stderr);
+  // the loss summary is the whole run's (metrics.jsonl), not only the step this invocation trained
+  assert(/done: 3 steps; mean loss [\d.]+ \(steps 1–3\)/.test(r2.stderr), r2.stderr);
 });
 
 Deno.test("resume: cleanup", async () => {

@@ -13,6 +13,8 @@ export type ProgressFields = Record<string, string | number>;
 export interface ProgressOptions {
   /** Number of units when done; unknown when omitted (no bar, percentage or ETA). */
   total?: number;
+  /** The count already done when the clock starts (a resumed run's step): the rate and ETA leave it out. */
+  start?: number;
   /** `"bytes"` shows counts as MB and the rate as MB/s; otherwise counts as integers with `unit/s`. */
   unit?: string;
   /** Minimum ms between redraws (default 100 on a terminal, 5000 for plain lines). */
@@ -70,6 +72,7 @@ export class Progress {
   readonly #write: (text: string) => void;
   readonly #now: () => number;
   readonly #start: number;
+  readonly #startCount: number;
   #last = -Infinity;
   #current = 0;
   #fields: ProgressFields = {};
@@ -86,6 +89,8 @@ export class Progress {
     this.#write = options.write ?? stderrWrite;
     this.#now = options.now ?? (() => performance.now());
     this.#start = this.#now();
+    this.#startCount = options.start ?? 0;
+    this.#current = this.#startCount;
   }
 
   /** Sets the count (and fields, merged into the previous ones); redraws if the interval has passed. */
@@ -134,8 +139,9 @@ export class Progress {
     } else {
       parts.push(`${count(this.#current)}${bytes ? " MB" : ""}`);
     }
-    const rate = elapsed > 0 ? this.#current / elapsed : 0;
-    if (elapsed > 0 && this.#current > 0) {
+    const done = this.#current - this.#startCount;
+    const rate = elapsed > 0 ? done / elapsed : 0;
+    if (elapsed > 0 && done > 0) {
       const r = bytes ? (rate / 1e6).toFixed(1) : rate >= 100 ? rate.toFixed(0) : rate.toPrecision(3);
       parts.push(`${r} ${bytes ? "MB" : this.#unit}/s`);
     }

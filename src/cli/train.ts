@@ -580,7 +580,9 @@ async function trainInto(out: string, c: {
       throw new Error(`cannot append to ${metricsPath}: ${(err as Error).message}`);
     }
   };
-  const bar = args.json ? undefined : new Progress("train", { total: steps, unit: "step" });
+  const bar = args.json
+    ? undefined
+    : new Progress("train", { total: steps, unit: "step", start: resume?.step ?? 0 });
   let sumLoss = 0, nLoss = 0;
   const onEvent = (ev: TrainEvent) => {
     if (ev.type === "plan") {
@@ -699,19 +701,21 @@ async function trainInto(out: string, c: {
     `${out}/loss.svg`,
     new TextEncoder().encode(lossCurveSvg(losses, vals, { title: `${out}: loss` })),
   );
-  // means over this invocation's steps (a resumed run's start after the saved step)
-  const n = result.losses.length, s0 = result.steps - n + 1;
+  // means over the whole run's steps (a resumed run's too, from metrics.jsonl), in windows that do not
+  // overlap: its first steps and its last
+  const rows = history.filter((h) => h.loss !== undefined) as { step: number; loss: number }[];
+  const n = rows.length, w = Math.min(10, Math.floor(n / 2));
   const mean = (from: number, to: number) =>
-    `${(result.losses.slice(from, to).reduce((a, b) => a + b, 0) / (to - from)).toFixed(4)} (steps ${
-      s0 + from
-    }–${s0 + to - 1})`;
+    `${(rows.slice(from, to).reduce((a, r) => a + r.loss, 0) / (to - from)).toFixed(4)} (steps ${
+      rows[from].step
+    }–${rows[to - 1].step})`;
   const trained = n === 0
     ? ""
     : n === 1
-    ? `; loss ${result.losses[0].toFixed(4)}`
-    : n <= 10
+    ? `; loss ${rows[0].loss.toFixed(4)}`
+    : n < 4
     ? `; mean loss ${mean(0, n)}`
-    : `; mean loss ${mean(0, 10)} → ${mean(n - 10, n)}`;
+    : `; mean loss ${mean(0, w)} → ${mean(n - w, n)}`;
   console.error(
     (result.stopped
       ? `stopped at step ${result.steps} of ${steps} (training state saved; --resume continues)`
