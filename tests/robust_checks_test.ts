@@ -56,6 +56,14 @@ Deno.test("checks: --max-memory is refused before packing or tokenizing, showing
     assert(!(await exists(cache)), `${what}: nothing was packed or tokenized`);
   }
   assert(!(await exists(`${tmp}/mm-run`)) && !(await exists(`${tmp}/mm.safetensors`)), "nothing was written");
+  // a size without a unit is bytes, and the error says so (it once read "--max-memory 0.0 MB is below …")
+  const bare = await mesp(cache, "eval", "--model", model, "--data", data, "--max-memory", "100");
+  assertFails(
+    bare,
+    1,
+    /the budget is 0\.0 MB \(100 bytes: a size without a unit is bytes; 100MB\?\)/,
+    "bare",
+  );
 });
 
 Deno.test("checks: a --seq-len beyond max_position_embeddings is refused by eval, grad, plan and train", async () => {

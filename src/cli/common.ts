@@ -134,13 +134,22 @@ export function cacheDir(flag?: string): string {
   return set ?? `${env("XDG_CACHE_HOME") || `${env("HOME") || "."}/.cache`}/mesp`;
 }
 
+/**
+ * A `--max-memory` for messages, in MB; a tiny one also as the bytes it is (`--max-memory 100` asks for 100
+ * bytes: a size without a unit is bytes).
+ */
+export function shownSize(bytes: number): string {
+  return formatMB(bytes) +
+    (bytes < 1e6 ? ` (${bytes} bytes: a size without a unit is bytes; ${bytes}MB?)` : "");
+}
+
 /** Arena budget from a whole-process `--max-memory` with `threads` kernel threads. */
 export function arenaBudget(maxMemory: number | undefined, threads: number): number | undefined {
   if (maxMemory === undefined) return undefined;
   const runtime = runtimeBytes(threads);
   if (maxMemory <= runtime) {
     throw new Error(
-      `--max-memory ${formatMB(maxMemory)} is below what the runtime alone needs with ${threads} thread${
+      `--max-memory ${shownSize(maxMemory)} is below what the runtime alone needs with ${threads} thread${
         threads > 1 ? "s" : ""
       } (${formatMB(runtime)}; --threads 1 needs the least)`,
     );

@@ -9,7 +9,7 @@ import { formatMB, formatPlan, type MemoryPlan, planMemory } from "../runtime/ar
 import { kernelConstants, type Variant } from "../runtime/kernels.ts";
 import { type PlanOptions, planRegions, type RunMode } from "../engine/plan.ts";
 import { scheduled } from "../engine/schedule.ts";
-import { runtimeBytes } from "./common.ts";
+import { runtimeBytes, shownSize } from "./common.ts";
 
 /** The flags of each kind of run that make its plan smaller (a hint must name only flags the command takes). */
 const SMALLER: Record<RunMode, string> = {
@@ -39,7 +39,7 @@ export async function refuseOverBudget(
   const over = await overBudget(cfg, plan, maxMemory, threads, variant);
   if (over === undefined) return;
   throw new Error(
-    `memory plan needs ${formatMB(over.peak)} but the budget is ${formatMB(maxMemory!)} (--max-memory), ` +
+    `memory plan needs ${formatMB(over.peak)} but the budget is ${shownSize(maxMemory!)} (--max-memory), ` +
       (longest
         ? `for the longest sequence (${plan.seqLen} tokens once cut to --seq-len ${longest.seqLen}):\n`
         : `refused before packing or tokenizing:\n`) +
