@@ -234,6 +234,22 @@ Deno.test("eval of a run that stopped early says which step its adapter is; of o
   assertFails(e, 1, /--adapter .*unsaved holds a training run that has not saved an adapter yet/, "eval");
 });
 
+Deno.test("resume: messages say what was given (--epochs as its steps, a target not above the step, paths)", async () => {
+  const before = await snapshot(done);
+  const epochs = await mesp(cache, ...base(done), "--resume", "--epochs", "5");
+  assertFails(epochs, 1, /--steps: recorded 3, now \d+ \(from --epochs 5\)/, "epochs");
+  const lower = await mesp(cache, ...base(done), "--resume", "--allow-change", "steps", "--steps", "2");
+  assertFails(
+    lower,
+    1,
+    /the run in .* is at step 3, and --steps 2 is not above it: nothing to train/,
+    "lower",
+  );
+  const half = await mesp(cache, "train", "--data", data, "--out", done, "--resume");
+  assertFails(half, 1, /with --resume, neither: --out R --resume takes the run's recorded ones/, "paths");
+  await assertUnchanged(before, "done");
+});
+
 Deno.test("resume: without flags it continues to the run's own target, byte-identical to an uninterrupted run", async () => {
   const straight = `${tmp}/straight`, cut = `${tmp}/cut`;
   assertEquals((await mesp(cache, ...base(straight), ...runFlags, "--steps", "200")).code, 0);

@@ -283,7 +283,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   const demo = args.model === undefined && args.data === undefined;
   if (!demo && (args.model === undefined || args.data === undefined)) {
-    throw new UsageError(`give both --model and --data (or neither, for the demo)\n${usageLine(SPEC)}`);
+    const recorded = args.resume
+      ? "; with --resume, neither: --out R --resume takes the run's recorded ones"
+      : "";
+    throw new UsageError(
+      `give both --model and --data (or neither, for the demo${recorded})\n${usageLine(SPEC)}`,
+    );
   }
   if (args.resume && args.force) {
     throw new UsageError(
@@ -532,12 +537,20 @@ async function trainInto(out: string, c: {
   };
   if (resume && recorded) {
     const now = { model: config.model, data: config.data, ...(given.has("epochs") ? { steps } : {}) };
-    refuseDifferences(out, configDifferences(recorded, now, args.allowChange));
+    // --epochs is compared as the steps it makes: say so
+    const lines = configDifferences(recorded, now, args.allowChange).map((l) =>
+      l.startsWith("--steps:") ? `${l} (from --epochs ${args.epochs})` : l
+    );
+    refuseDifferences(out, lines);
   }
   if (resume && resume.step >= steps) {
     throw new Error(
-      `--resume: the run in ${out} is complete (step ${resume.step} of ${steps}); ` +
-        `--allow-change steps --steps N trains it further`,
+      given.has("steps") || given.has("epochs")
+        ? `--resume: the run in ${out} is at step ${resume.step}, and ${
+          given.has("steps") ? `--steps ${steps}` : `--epochs ${args.epochs} (${steps} steps)`
+        } is not above it: nothing to train`
+        : `--resume: the run in ${out} is complete (step ${resume.step} of ${steps}); ` +
+          `--allow-change steps --steps N trains it further`,
     );
   }
   if (args.force && present.length) {
