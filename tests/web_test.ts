@@ -332,8 +332,28 @@ Deno.test({
         const refusedEdit = await statusOf(page, "train-status", /^Not resumed/, 120_000, offer);
         assert(refusedEdit.includes("Learning rate (saved 0.001, the form 0.002)"), refusedEdit);
         await page.fill("#lr", FORM.lr);
+        // a ticked "start from the loaded adapter" would be ignored by a resume: refused by name too (ticked
+        // here by hand: no adapter is loaded in this test)
+        const tick = (on: boolean) =>
+          page.evaluate((on) => {
+            // deno-lint-ignore no-explicit-any
+            const box = (globalThis as any).document.getElementById("from-adapter");
+            box.disabled = !on;
+            box.checked = on;
+          }, on);
+        await tick(true);
         await page.click("#resume-button");
-        const resumed = await statusOf(page, "train-status", /^Done/, 300_000, refusedEdit);
+        const refusedTick = await statusOf(
+          page,
+          "train-status",
+          /Start from the loaded adapter/,
+          120_000,
+          refusedEdit,
+        );
+        assert(refusedTick.startsWith("Not resumed"), refusedTick);
+        await tick(false);
+        await page.click("#resume-button");
+        const resumed = await statusOf(page, "train-status", /^Done/, 300_000, refusedTick);
         assert(resumed.startsWith("Done: 8 steps"), `${tag}: ${resumed}`);
         // the curve holds all 8 steps, numbered as the run's: the CLI's losses (metrics.jsonl, 5 decimals)
         const after = await curveOf(page);

@@ -472,6 +472,8 @@ async function runTraining(resume) {
     if (resume) {
       const saved = await ask("savedRun");
       const changed = saved.exists ? changedSettings(saved) : [];
+      // a paused run continues from its own state: a loaded adapter to start from would be ignored silently
+      if (saved.exists && $("from-adapter").checked) changed.push("Start from the loaded adapter (ticked)");
       if (changed.length) {
         setStatus(
           status,
