@@ -54,6 +54,7 @@ Deno.test("dist/mesp.d.ts: the README's library example type-checks against the 
 // exported too (read from dist/mesp.d.ts, where an unexported one is a local `interface` or `type`).
 // A class's properties are left out: they are the engine's low-level state.
 Deno.test("dist/mesp.d.ts: every type named in a public signature is exported", async () => {
+  // deno-lint-ignore no-import-prefix
   const { default: ts } = await import("npm:typescript@5.9.3");
   const path = new URL("../dist/mesp.d.ts", import.meta.url);
   const sf = ts.createSourceFile("mesp.d.ts", await Deno.readTextFile(path), ts.ScriptTarget.Latest, true);

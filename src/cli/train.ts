@@ -646,7 +646,7 @@ async function trainInto(out: string, c: {
       new TextEncoder().encode(adapterConfigJson(layout, hubIdOfDir(model) ?? model)),
     );
   };
-  let result;
+  let result, spillError: unknown;
   // the spill lives in the run folder (the user's disk; a /tmp may be memory) while the run does
   const spill = spills(args) ? createSpillFile(out) : undefined;
   c.setTraining(true);
@@ -698,10 +698,11 @@ async function trainInto(out: string, c: {
       spill?.close();
     } catch (err) {
       // a failed run's own error is the one to report (the next run removes a spill left behind)
-      if (result !== undefined) throw err;
-      log(`warning: ${(err as Error).message}`);
+      if (result === undefined) log(`warning: ${(err as Error).message}`);
+      else spillError = err;
     }
   }
+  if (spillError !== undefined) throw spillError;
   bar?.finish();
   const history = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n").filter((l) => l)
     .map((l) => JSON.parse(l));
