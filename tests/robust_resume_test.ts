@@ -10,6 +10,7 @@ import {
   idsData,
   mesp,
   mespCommand,
+  mespIn,
   patchTensor,
   snapshot,
 } from "./_robust.ts";
@@ -248,6 +249,33 @@ Deno.test("resume: messages say what was given (--epochs as its steps, a target 
   const half = await mesp(cache, "train", "--data", data, "--out", done, "--resume");
   assertFails(half, 1, /with --resume, neither: --out R --resume takes the run's recorded ones/, "paths");
   await assertUnchanged(before, "done");
+});
+
+Deno.test("a relative --model is recorded as its absolute path, in the adapter too (usable from any folder)", async () => {
+  const r = await mespIn(
+    tmp,
+    cache,
+    ...base(`${tmp}/relative`).map((a) => a === model ? "model" : a),
+    ...runFlags,
+    "--steps",
+    "1",
+  );
+  assertEquals(r.code, 0, r.stderr);
+  const config = JSON.parse(await Deno.readTextFile(`${tmp}/relative/adapter_config.json`));
+  assertEquals(config.base_model_name_or_path, model);
+  // and so from another folder, eval finds the base the adapter names
+  const e = await mespIn(
+    "/",
+    cache,
+    "eval",
+    "--data",
+    data,
+    "--adapter",
+    `${tmp}/relative`,
+    "--threads",
+    "1",
+  );
+  assertEquals(e.code, 0, e.stderr);
 });
 
 Deno.test("resume: without flags it continues to the run's own target, byte-identical to an uninterrupted run", async () => {

@@ -643,7 +643,8 @@ async function trainInto(out: string, c: {
     await writeFileAtomic(
       `${out}/${ADAPTER_CONFIG}`,
       // a Hub model's id, as PEFT adapters name their base; else the model directory
-      new TextEncoder().encode(adapterConfigJson(layout, hubIdOfDir(model) ?? model)),
+      // (absolute, as the run records it: a relative path would mean another model from another folder)
+      new TextEncoder().encode(adapterConfigJson(layout, hubIdOfDir(model) ?? resolve(model))),
     );
   };
   let result, spillError: unknown;
