@@ -14,6 +14,7 @@ import {
   snapshot,
 } from "./_robust.ts";
 import { decodeTrainingState } from "../src/run/training_state.ts";
+import { exists } from "../src/io/deno_files.ts";
 
 const tmp = await Deno.makeTempDir({ prefix: "mesp-outputs-" });
 const cache = `${tmp}/cache`;
@@ -194,6 +195,21 @@ Deno.test("outputs: --force starts a clean run: old metrics rows and training st
   assertEquals(await metricSteps(out), [1, 2], "only the new run's rows");
   const ck = await decodeTrainingState(await Deno.readFile(`${out}/checkpoint.safetensors`));
   assertEquals([ck.state.step, ck.state.seed], [2, 5]);
+  // export's default outputs in the run folder are the old run's adapter: a resume says so, --force removes
+  // them (a file of the user's beside them stays)
+  const exported = await mesp(cache, "export", "--adapter", out, "--format", "mlx");
+  assertEquals(exported.code, 0, exported.stderr);
+  await Deno.writeTextFile(`${out}/notes.txt`, "mine");
+  r = await mesp(cache, ...trainArgs(out), "--resume", "--allow-change", "steps", "--steps", "3");
+  assertEquals(r.code, 0, r.stderr);
+  assert(
+    r.stderr.includes(`notice: ${out}/mlx/adapters.safetensors, ${out}/mlx/adapter_config.json hold`),
+    r.stderr,
+  );
+  r = await mesp(cache, ...trainArgs(out), "--steps", "2", "--force");
+  assertEquals(r.code, 0, r.stderr);
+  assert(!(await exists(`${out}/mlx`)), "the old export is gone");
+  assertEquals(await Deno.readTextFile(`${out}/notes.txt`), "mine");
 });
 
 Deno.test("outputs: a run directory in use is locked; a lock left by a killed process is taken over", async () => {

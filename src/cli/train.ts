@@ -46,6 +46,7 @@ import {
   type RunConfig,
 } from "./run_config.ts";
 import { sequencesFingerprint } from "../run/train_config.ts";
+import { MLX_ADAPTER_CONFIG, MLX_ADAPTER_WEIGHTS } from "../run/export_adapter.ts";
 import { createSpillFile, exists, fileSource, writeFileAtomic } from "../io/deno_files.ts";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterConfigJson, writeLoraTensors } from "../engine/adapter.ts";
 import { loraLayout, resolveTargets } from "../engine/lora.ts";
@@ -269,6 +270,9 @@ async function sameDirectory(a: string, b: string): Promise<boolean> {
   const [ra, rb] = await Promise.all([real(a), real(b)]);
   return ra !== undefined && ra === rb;
 }
+
+/** What `export` writes into a run's directory by default (`--format gguf`, `--format mlx`). */
+const EXPORT_FILES = ["adapter.gguf", `mlx/${MLX_ADAPTER_WEIGHTS}`, `mlx/${MLX_ADAPTER_CONFIG}`];
 
 /** The files a run writes into its directory. */
 const RUN_FILES = [TRAINING_STATE_FILE, ADAPTER_WEIGHTS, ADAPTER_CONFIG, "metrics.jsonl", "loss.svg"];
@@ -556,6 +560,18 @@ async function trainInto(out: string, c: {
   if (args.force && present.length) {
     log(`--force: replacing the run in ${out}`);
     for (const f of RUN_FILES) await Deno.remove(`${out}/${f}`).catch(() => {});
+    // `export`'s default outputs are the old run's adapter: gone with it (the mlx folder only if then empty)
+    for (const f of EXPORT_FILES) await Deno.remove(`${out}/${f}`).catch(() => {});
+    await Deno.remove(`${out}/mlx`).catch(() => {});
+  } else if (resume) {
+    const stale: string[] = [];
+    for (const f of EXPORT_FILES) if (await exists(`${out}/${f}`)) stale.push(f);
+    if (stale.length) {
+      log(
+        `notice: ${stale.map((f) => `${out}/${f}`).join(", ")} hold the adapter as exported before this ` +
+          `resume: export again once it ends`,
+      );
+    }
   }
   if (resume) await keepMetricsUpTo(`${out}/metrics.jsonl`, resume.step);
 
