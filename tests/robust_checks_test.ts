@@ -219,6 +219,26 @@ Deno.test("checks: flags and adapter fields that have no effect are warned about
     chat.stderr.includes("warning: --prompt is ignored: --chat reads the conversation from stdin"),
     chat.stderr,
   );
+  const raw = await mesp(
+    cache,
+    "generate",
+    "--model",
+    tiny,
+    "--weights",
+    "f32",
+    "--raw",
+    "--prompt",
+    "Once",
+    "--system",
+    "a pirate",
+    "--max-tokens",
+    "1",
+  );
+  assertEquals(raw.code, 0, raw.stderr);
+  assert(
+    raw.stderr.includes("warning: --system is ignored: --raw sends the prompt as plain text"),
+    raw.stderr,
+  );
 });
 
 Deno.test("checks: a plan WebAssembly memory cannot hold is refused naming --seq-len; the run's --out stays usable", async () => {

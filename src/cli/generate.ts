@@ -185,6 +185,7 @@ export async function run(argv: string[]): Promise<number> {
   const ignored: [string, boolean, string][] = [
     ["prompt", args.chat, "--chat reads the conversation from stdin"],
     ["raw", args.chat, "--chat always uses the chat template"],
+    ["system", args.raw && !args.chat, "--raw sends the prompt as plain text, without the chat template"],
     ["topP", args.temperature === 0, "--temperature 0 decodes greedily"],
     ["seed", args.temperature === 0, "--temperature 0 decodes greedily"],
   ];
