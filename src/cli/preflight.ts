@@ -18,6 +18,12 @@ const SMALLER: Record<RunMode, string> = {
   generate: "--max-tokens, a shorter prompt, --threads 1",
 };
 
+/**
+ * A spilled training keeps every saved input in its file already: `--ckpt bf16` and `--ckpt-every` would end
+ * the spill (more memory, not less), so its hint leaves them out.
+ */
+const SMALLER_SPILLED = "--seq-len, --threads 1, a smaller --vocab-chunk";
+
 /** Plan options without the kernels' scratch (filled in here). */
 export type PreflightPlan = Omit<PlanOptions, "gemmScratch">;
 
@@ -42,12 +48,13 @@ export async function refuseOverBudget(
     `memory plan needs ${formatMB(over.peak)} but the budget is ${shownSize(maxMemory!)} (--max-memory), ` +
       (longest
         ? `for the longest sequence (${plan.seqLen} tokens once cut to --seq-len ${longest.seqLen}):\n`
-        : `refused before packing or tokenizing:\n`) +
+        : `refused before packing or tokenizing (the least any data needs: once tokenized, the longest ` +
+          `sequence's plan is checked too):\n`) +
       `${
         formatPlan(over.memory, {
           extra: [{ name: "runtime", bytes: over.runtime, purpose: "Deno, kernels, host heap" }],
         })
-      }\n(smaller: ${SMALLER[plan.mode]})`,
+      }\n(smaller: ${plan.mode === "train" && plan.spill ? SMALLER_SPILLED : SMALLER[plan.mode]})`,
   );
 }
 
