@@ -1798,6 +1798,8 @@ export interface TokenizeStats {
 	tokens: number;
 	/** Target tokens over kept examples. */
 	targets: number;
+	/** Tokens of the longest record before cutting (absent in caches written before 2026-12-03). */
+	longest?: number;
 }
 /**
  * Tokenize every record; examples left without any target by truncation are dropped and counted (unless

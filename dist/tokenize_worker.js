@@ -362,12 +362,14 @@ function tokenizeDataset(records, tokenizer, options) {
     truncated: 0,
     dropped: 0,
     tokens: 0,
-    targets: 0
+    targets: 0,
+    longest: 0
   };
   const examples = [];
   for (const record of records) {
     const ex = tokenizeExample(record, tokenizer, options);
     if (ex.truncated > 0) stats.truncated++;
+    stats.longest = Math.max(stats.longest, ex.ids.length + ex.truncated);
     let count = 0;
     for (const t of ex.targets) count += t;
     if (count === 0 && !(options.keepUntrained && ex.ids.length >= 2)) {

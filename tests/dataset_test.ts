@@ -197,7 +197,11 @@ Deno.test("dataset: truncation keeps the start and is counted; examples left wit
   assert.equal(cut.ids[37], MIX[0]);
 
   const text = [pc, '{"text": "Hello world"}', '{"input_ids": [1, 2, 3, 4, 5, 6]}'].join("\n");
-  const { examples, stats } = tokenizeDataset(parseJsonl(text, { file: "t.jsonl" }), tok, { seqLen: 5 });
+  const records = parseJsonl(text, { file: "t.jsonl" });
+  const { examples, stats } = tokenizeDataset(records, tok, { seqLen: 5 });
+  // the longest record uncut (what --seq-len keeps every example), tokenized on its own
+  const longest = Math.max(...records.map((r) => tokenizeExample(r, tok, { seqLen: 1e9 }).ids.length));
+  assert.ok(longest > 6);
   assert.deepEqual(stats, {
     records: 3,
     examples: 2,
@@ -205,6 +209,7 @@ Deno.test("dataset: truncation keeps the start and is counted; examples left wit
     dropped: 1,
     tokens: 3 + 5,
     targets: 2 + 4,
+    longest,
   });
   assert.deepEqual(Array.from(examples[0].ids), [9707, 1879, EOT]);
 });

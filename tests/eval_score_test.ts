@@ -101,4 +101,12 @@ Deno.test("eval --score all scores every example, also those with no trained tar
   // training's cache of the same file and length still leaves those out (a file of its own)
   const wide = JSON.parse(await mesp(env, ...evalArgs, "--seq-len", "40", "--json", "--score", "trained"));
   assert(wide.sequences < records, `${wide.sequences} of ${records}`);
+  // what was dropped is said, with the --seq-len that keeps every example
+  const said = await mespOutput(env, ...evalArgs, "--seq-len", "40", "--score", "trained");
+  const m = said.stderr.match(
+    /dropped \(no trained token within the first 40; the longest example has (\d+) tokens: --seq-len (\d+) keeps every one\)/,
+  );
+  assert(m && m[1] === m[2], said.stderr);
+  const kept = JSON.parse(await mesp(env, ...evalArgs, "--seq-len", m[2], "--json", "--score", "trained"));
+  assertEquals(kept.sequences, records);
 });

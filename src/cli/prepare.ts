@@ -136,7 +136,11 @@ export function datasetLine(path: string, s: TokenizeStats, seqLen: number, keep
   const examples = `${n(s.examples)} example${s.examples === 1 ? "" : "s"}`;
   let line = `${path}: ${examples}, ${n(s.tokens)} tokens, ${n(s.targets)} trained`;
   if (s.truncated > 0) line += `; ${n(s.truncated)} cut to --seq-len ${seqLen}`;
-  const why = keepUntrained ? "shorter than 2 tokens" : `no trained token within the first ${seqLen}`;
+  // what keeps them: nothing cut (the longest is known in caches made since 2026-12-03)
+  const keeps = s.longest
+    ? `; the longest example has ${n(s.longest)} tokens: --seq-len ${s.longest} keeps every one`
+    : "";
+  const why = keepUntrained ? "shorter than 2 tokens" : `no trained token within the first ${seqLen}${keeps}`;
   if (s.dropped > 0) line += `; ${n(s.dropped)} dropped (${why})`;
   return line;
 }

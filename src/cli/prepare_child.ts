@@ -152,6 +152,7 @@ async function pretokenizedCache(job: PrepareJob, dataPath: string, dataset: Dat
         dropped: records.length - examples.length,
         tokens,
         targets,
+        longest: tokenized.reduce((n, e) => Math.max(n, e.ids.length + e.truncated), 0),
       },
     }),
   );

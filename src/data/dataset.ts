@@ -328,6 +328,8 @@ export interface TokenizeStats {
   tokens: number;
   /** Target tokens over kept examples. */
   targets: number;
+  /** Tokens of the longest record before cutting (absent in caches written before 2026-12-03). */
+  longest?: number;
 }
 
 /**
@@ -346,11 +348,13 @@ export function tokenizeDataset(
     dropped: 0,
     tokens: 0,
     targets: 0,
+    longest: 0,
   };
   const examples: TokenizedExample[] = [];
   for (const record of records) {
     const ex = tokenizeExample(record, tokenizer, options);
     if (ex.truncated > 0) stats.truncated++;
+    stats.longest = Math.max(stats.longest!, ex.ids.length + ex.truncated);
     let count = 0;
     for (const t of ex.targets) count += t;
     if (count === 0 && !(options.keepUntrained && ex.ids.length >= 2)) {
