@@ -638,7 +638,8 @@ async function trainInto(out: string, c: {
       bar?.update(ev.step, {
         // the mean since the last tenth step, so it moves less than one step's loss
         "mean loss": (sumLoss / nLoss).toFixed(4),
-        "tok/s": ev.tokensPerSecond.toFixed(0),
+        // the loss's tokens: for chat data the replies, not the prompt the forward pass also reads
+        "trained tok/s": ev.tokensPerSecond.toFixed(0),
         mem: formatMB(mem.peak ?? mem.rss),
       });
       if (ev.step % 10 === 0) sumLoss = nLoss = 0;

@@ -193,7 +193,9 @@ export type TrainEvent =
     steps: number;
     loss: number;
     lr: number;
+    /** Tokens the step's loss scored (trained targets: for chat data the replies, not the whole sequence). */
     tokens: number;
+    /** Those tokens per second since the run (or its resume) started. */
     tokensPerSecond: number;
     elapsed: number;
   }
