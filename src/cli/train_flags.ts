@@ -142,7 +142,9 @@ export function defaultAimHint(
   if (peak <= DEFAULT_PEAK || ["maxMemory", "ckptEvery", "savedInputs"].some((f) => given.has(f))) {
     return undefined;
   }
-  return `the default aims at ${formatMB(DEFAULT_PEAK)}, out of reach here` +
+  // a prediction, which errs high (the runtime's part is the most measured): say it is one
+  return `the default aims at ${formatMB(DEFAULT_PEAK)}, out of reach here by the plan's prediction ` +
+    `(${formatMB(peak)}, which errs high)` +
     (spilled
       ? " (with every input in the spill, what stays in memory exceeds it: `plan` lists each region)"
       : ", so it saves few inputs") +
