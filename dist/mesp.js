@@ -10041,7 +10041,7 @@ function sampler(options) {
     const cut = logits[best] - temperature * Math.log(1e6);
     let n = 0;
     for (let i = 0; i < logits.length; i++) if (logits[i] >= cut) cand[n++] = i;
-    cand.subarray(0, n).sort((a, b) => logits[b] - logits[a]);
+    sortBest(cand, n, logits);
     let total = 0;
     for (let i = 0; i < n; i++) total += w[i] = Math.exp((logits[cand[i]] - logits[best]) / temperature);
     let keep = 0, mass = 0;
@@ -10053,6 +10053,28 @@ function sampler(options) {
     }
     return cand[keep - 1];
   };
+}
+function sortBest(idx, n, logits) {
+  const worse = (a, b) => logits[a] < logits[b] || logits[a] === logits[b] && a > b;
+  const sift = (i, size) => {
+    for (; ; ) {
+      const l = 2 * i + 1;
+      if (l >= size) return;
+      const m = l + 1 < size && worse(idx[l + 1], idx[l]) ? l + 1 : l;
+      if (!worse(idx[m], idx[i])) return;
+      const t = idx[i];
+      idx[i] = idx[m];
+      idx[m] = t;
+      i = m;
+    }
+  };
+  for (let i = (n >> 1) - 1; i >= 0; i--) sift(i, n);
+  for (let end = n - 1; end > 0; end--) {
+    const t = idx[0];
+    idx[0] = idx[end];
+    idx[end] = t;
+    sift(0, end);
+  }
 }
 
 // src/run/grad.ts
