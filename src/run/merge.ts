@@ -168,6 +168,10 @@ export async function writePlanned(
   params: Float32Array | undefined,
   dtype: Dtype = t.spec.dtype,
 ): Promise<void> {
+  if (t.quant && !t.pair) {
+    await writeDequantizedRows(sink, file, t, dtype);
+    return;
+  }
   if (t.quant) {
     const { scales, biases, bits } = t.quant;
     const [rows, cols] = t.spec.shape;
@@ -199,6 +203,42 @@ export async function writePlanned(
     const chunk = buf.subarray(0, Math.min(buf.length, t.info.byteLength - at));
     await file.source.read(t.info.offset + at, chunk);
     await sink.write(from === dtype ? chunk : encode(decode(chunk, from as FloatDtype), dtype));
+  }
+}
+
+/**
+ * Streams a quantized tensor with no adapter (the embedding, an untied head) into `sink` dequantized, a few
+ * rows at a time: whole, the 0.5B's embedding alone is 545 MB of f32 (the merge peaked at ~1 GB).
+ */
+async function writeDequantizedRows(
+  sink: ByteSink,
+  file: SafetensorsFile,
+  t: Planned,
+  dtype: Dtype,
+): Promise<void> {
+  const { scales, biases, bits } = t.quant!;
+  const [rows, cols] = t.spec.shape;
+  // bytes per row of the codes, the scales and the biases (a row is whole groups, whole u32 words)
+  const qRow = t.info.byteLength / rows, sRow = scales.byteLength / rows, bRow = biases.byteLength / rows;
+  const per = Math.max(1, Math.floor(COPY_CHUNK / (cols * 4)));
+  const rowsOf = async (info: TensorInfo, rowBytes: number, from: number, n: number) => {
+    const bytes = new Uint8Array(n * rowBytes);
+    await file.source.read(info.offset + from * rowBytes, bytes);
+    return bytes;
+  };
+  for (let r = 0; r < rows; r += per) {
+    const n = Math.min(per, rows - r);
+    const w = dequantize(
+      {
+        q: await rowsOf(t.info, qRow, r, n),
+        scales: new Uint16Array((await rowsOf(scales, sRow, r, n)).buffer),
+        biases: new Uint16Array((await rowsOf(biases, bRow, r, n)).buffer),
+      },
+      cols,
+      { bits, scaleDtype: scales.dtype === "BF16" ? "bf16" : "f16", name: t.info.name },
+    );
+    if (w.length !== n * cols) throw new Error(`merge: ${t.info.name}: unexpected quantized shape`);
+    await sink.write(encode(w, dtype));
   }
 }
 
