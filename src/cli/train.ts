@@ -579,7 +579,7 @@ async function trainInto(out: string, c: {
     log(
       `demo: a rank-${args.rank} LoRA adapter, ${steps} steps at lr ${lr}, on ${DEMO.data} (validation ` +
         `${DEMO.val}), saved in ${out}. The base is a small random model, so this shows the adapter ` +
-        `memorising the answers, not a useful model; add --model Qwen/Qwen2.5-0.5B-Instruct --data … to ` +
+        `memorising answers (the warranty one best; not every answer in 300 steps), not a useful model; add --model Qwen/Qwen2.5-0.5B-Instruct --data … to ` +
         `train a real one (README, "With internet, start here").`,
     );
     log(
