@@ -2592,9 +2592,19 @@ export interface TrainConfig {
 	};
 	/** Fingerprint of the training sequences ({@linkcode sequencesFingerprint}). */
 	data: string;
+	/** How often it saved and validated (0: at the end only): a resume keeps them unless given. */
+	saveEvery?: number;
+	valEvery?: number;
 }
-/** A fingerprint of training sequences: every token id and every trained position, in order. */
-export declare function sequencesFingerprint(seqs: readonly Sequence[]): string;
+/**
+ * A fingerprint of training sequences: each one's length, every token id and its trained positions (or that
+ * it has none: all trained), in order, so sequences cut at other places are other data. `lengths: false` is
+ * the fingerprint without the lengths, which CLI runs record as their `data` (kept, so that runs recorded
+ * before 2026-12-03 resume; the state's own `config.data` has the lengths).
+ */
+export declare function sequencesFingerprint(seqs: readonly Sequence[], options?: {
+	lengths?: boolean;
+}): string;
 /** Options of {@linkcode train}. */
 export interface TrainOptions {
 	/**

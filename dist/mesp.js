@@ -9344,9 +9344,15 @@ function loraInitializer(layout, seed) {
 }
 
 // src/run/train_config.ts
-function sequencesFingerprint(seqs) {
+function sequencesFingerprint(seqs, options = {}) {
   const c = new Checksum();
+  const head = new Uint32Array(2);
   for (const s of seqs) {
+    if (options.lengths !== false) {
+      head[0] = s.ids.length;
+      head[1] = s.targets ? 1 : 0;
+      c.update(new Uint8Array(head.buffer));
+    }
     const ids = s.ids instanceof Int32Array ? s.ids : Int32Array.from(s.ids);
     c.update(new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength));
     if (s.targets) c.update(s.targets instanceof Uint8Array ? s.targets : Uint8Array.from(s.targets));
@@ -9397,6 +9403,8 @@ leave them out (the state's are used) or start a new run without resume`);
     zoEps: options.zoEps ?? recorded.zoEps,
     clip: options.clip ?? recorded.clip,
     steps: stepsGiven ? options.steps : recorded.steps,
+    saveEvery: options.saveEvery ?? recorded.saveEvery,
+    valEvery: options.valEvery ?? recorded.valEvery,
     optimizer
   };
 }
@@ -9421,6 +9429,14 @@ function validateTrainConfig(name, raw) {
     "clip",
     "zoEps"
   ]) if (!isNumber(c[f])) bad(f, c[f], "a finite number");
+  for (const f of [
+    "saveEvery",
+    "valEvery"
+  ]) {
+    if (c[f] !== void 0 && !(Number.isSafeInteger(c[f]) && c[f] >= 0)) {
+      bad(f, c[f], "an integer \u2265 0");
+    }
+  }
   if (typeof c.data !== "string") bad("data", c.data, "a fingerprint");
   const o = c.optimizer;
   if (!o || typeof o !== "object" || Array.isArray(o)) bad("optimizer", o, "an object");
@@ -9606,7 +9622,9 @@ async function train(pack, data, val, options) {
       beta2: optOptions.beta2 ?? OPTIMIZER_DEFAULTS.beta2,
       eps: optOptions.eps ?? OPTIMIZER_DEFAULTS.eps
     },
-    data: dataFingerprint
+    data: dataFingerprint,
+    saveEvery: options.saveEvery ?? 0,
+    valEvery: options.valEvery ?? 0
   };
   const engineOptions = trainEngineOptions(pack, options, longestWithin(seqLen, data, val));
   const layout = engineOptions.lora;

@@ -16,6 +16,7 @@ import {
 } from "./_robust.ts";
 import { decodeTrainingState, openTrainingState, writeTrainingState } from "../src/run/training_state.ts";
 import { encodeSafetensors } from "../src/model/safetensors.ts";
+import type { TrainState } from "../src/run/train.ts";
 import { bytesSource } from "../src/io/source.ts";
 
 const tmp = await Deno.makeTempDir({ prefix: "mesp-resume-" });
@@ -407,12 +408,37 @@ Deno.test("resume: a state that records no run (the library's, the web page's) r
   await writeTrainingState({ write: (c) => (parts.push(c.slice()), Promise.resolve()) }, state);
   await Deno.writeFile(`${out}/checkpoint.safetensors`, new Uint8Array(parts.flatMap((p) => [...p])));
   const flags = runFlags.filter((_, i) => runFlags[i] !== "--seed" && runFlags[i - 1] !== "--seed");
-  const r2 = await mesp(cache, ...base(out), ...flags, "--steps", "3", "--resume");
+  const r2 = await mesp(cache, ...base(out), ...flags, "--steps", "3", "--resume", "--allow-change", "steps");
   assertEquals(r2.code, 0, r2.stderr);
-  assert(r2.stderr.includes("records no run configuration"), r2.stderr);
+  assert(
+    r2.stderr.includes("was saved by the library (or the web page): flags not given take its options"),
+    r2.stderr,
+  );
   assert(r2.stderr.includes("done: 3 steps"), r2.stderr);
   // the loss summary is the whole run's (metrics.jsonl), not only the step this invocation trained
   assert(/done: 3 steps; mean loss [\d.]+ \(steps 1–3\)/.test(r2.stderr), r2.stderr);
+  // with no run flags at all: they are the state's own options (once --seq-len 256, --lr 2e-4 were sent,
+  // and refused in the library's words, or silently taken)
+  const rewrite = async (strip: (s: TrainState) => TrainState) => {
+    const { state } = await decodeTrainingState(await Deno.readFile(`${out}/checkpoint.safetensors`));
+    const bytes: Uint8Array[] = [];
+    await writeTrainingState({ write: (c) => (bytes.push(c.slice()), Promise.resolve()) }, strip(state));
+    await Deno.writeFile(`${out}/checkpoint.safetensors`, new Uint8Array(bytes.flatMap((p) => [...p])));
+  };
+  await rewrite((s) => s);
+  const r3 = await mesp(cache, ...base(out), "--resume", "--allow-change", "steps", "--steps", "4");
+  assertEquals(r3.code, 0, r3.stderr);
+  const after = await decodeTrainingState(await Deno.readFile(`${out}/checkpoint.safetensors`));
+  assertEquals([after.state.step, after.state.config?.seqLen, after.state.config?.optimizer.lr], [
+    4,
+    24,
+    0.003,
+  ]);
+  // a state from before either was recorded: warned about, the flags given are used
+  await rewrite((s) => ({ ...s, config: undefined }));
+  const r4 = await mesp(cache, ...base(out), ...flags, "--resume", "--allow-change", "steps", "--steps", "5");
+  assertEquals(r4.code, 0, r4.stderr);
+  assert(r4.stderr.includes("records no run configuration; the flags cannot be checked"), r4.stderr);
 });
 
 Deno.test("resume: cleanup", async () => {

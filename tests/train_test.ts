@@ -96,6 +96,7 @@ Deno.test("train: a resume takes the state's recorded options where left out; re
   await writeTrainingState({ write: (b) => (parts.push(b.slice()), Promise.resolve()) }, saved);
   const { state } = await decodeTrainingState(new Uint8Array(parts.flatMap((p) => [...p])));
   assertEquals(state.config, saved.config);
+  assertEquals([state.config?.saveEvery, state.config?.valEvery], [3, 0]);
   // only what a resume must be given: the same run to its end, bit for bit (the defaults would be lr 2e-4,
   // no weight decay or warmup, a cosine schedule, no accumulation and one epoch's steps)
   const resumed = await train(c.pack, data, [], { seqLen: 16, resume: state });
@@ -117,6 +118,17 @@ Deno.test("train: a resume takes the state's recorded options where left out; re
   const plain = data.map((s) => ({ ids: [...s.ids], targets: s.targets && [...s.targets] }));
   assertEquals(sequencesFingerprint(plain as never), sequencesFingerprint(data));
   assert(sequencesFingerprint(data.slice(1)) !== sequencesFingerprint(data), "other data, other fingerprint");
+  // the same tokens cut at another place are other data (the state's position is in its own sequences)
+  const seqOf = (ids: number[]) => ({ ids: Int32Array.from(ids) });
+  assert(
+    sequencesFingerprint([seqOf([1, 2, 3, 4])]) !== sequencesFingerprint([seqOf([1, 2]), seqOf([3, 4])]),
+    "sequences cut elsewhere",
+  );
+  // as CLI runs record it (no lengths): unchanged, so runs recorded before resume
+  assertEquals(
+    sequencesFingerprint([seqOf([1, 2, 3, 4])], { lengths: false }),
+    sequencesFingerprint([seqOf([1, 2]), seqOf([3, 4])], { lengths: false }),
+  );
   // the step target and the learning rate may change
   const faster = await train(c.pack, data, [], {
     seqLen: 16,

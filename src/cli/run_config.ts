@@ -7,6 +7,7 @@
  * @module
  */
 import { kebabCase } from "./args.ts";
+import type { TrainState } from "../run/train.ts";
 
 /** The recorded flags (train's flag keys), and the content fingerprints. */
 export interface RunConfig {
@@ -79,6 +80,41 @@ export const CHANGEABLE = ["steps", "lr", "clip", "weight-decay", "warmup", "sch
 export function recordedConfig(run: Record<string, unknown>): Partial<RunConfig> | undefined {
   const c = run.config;
   return c && typeof c === "object" && !Array.isArray(c) ? c as Partial<RunConfig> : undefined;
+}
+
+/**
+ * The flags a state saved by the library records in its `config` (and its layout, seed and optimizer), as
+ * the CLI records them: for resuming such a state with the CLI. Undefined for a state without one. Not the
+ * data: the library checks its own fingerprint of it (another function than the CLI's `data`).
+ */
+export function runConfigOfState(
+  state: Pick<TrainState, "optimizer" | "seed" | "lora" | "config">,
+): Partial<RunConfig> | undefined {
+  const c = state.config;
+  if (!c) return undefined;
+  const o = c.optimizer;
+  return {
+    method: c.method,
+    seqLen: c.seqLen,
+    steps: c.steps,
+    gradAccum: c.gradAccum,
+    clip: c.clip,
+    zoEps: c.zoEps,
+    optimizer: state.optimizer,
+    lr: o.lr,
+    schedule: o.schedule,
+    warmup: o.warmup,
+    weightDecay: o.weightDecay,
+    beta1: o.beta1,
+    beta2: o.beta2,
+    seed: state.seed,
+    rank: state.lora.rank,
+    alpha: state.lora.alpha,
+    rslora: state.lora.rslora,
+    targets: state.lora.targets,
+    ...(c.saveEvery === undefined ? {} : { saveEvery: c.saveEvery }),
+    ...(c.valEvery === undefined ? {} : { valEvery: c.valEvery }),
+  };
 }
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);

@@ -44,6 +44,7 @@ import {
   recordedConfig,
   refuseDifferences,
   type RunConfig,
+  runConfigOfState,
 } from "./run_config.ts";
 import { sequencesFingerprint } from "../run/train_config.ts";
 import { MLX_ADAPTER_CONFIG, MLX_ADAPTER_WEIGHTS } from "../run/export_adapter.ts";
@@ -436,8 +437,15 @@ async function trainInto(out: string, c: {
     // checked whole through one small buffer, then read again a layer at a time into the arena or the spill
     const saved = await openTrainingState(fileSource(statePath), statePath);
     resume = saved.state;
-    recorded = recordedConfig(saved.run);
+    // the CLI's record of the run, else what the library recorded (a state saved by a library caller or the
+    // web page): flags not given take those values either way
+    recorded = recordedConfig(saved.run) ?? runConfigOfState(resume);
     if (!recorded) log(`warning: ${statePath} records no run configuration; the flags cannot be checked`);
+    else if (!recordedConfig(saved.run)) {
+      log(
+        `notice: ${statePath} was saved by the library (or the web page): flags not given take its options`,
+      );
+    }
     const now: Partial<RunConfig> = {};
     const rec = (recorded ?? {}) as Record<string, unknown>;
     const mut = args as Record<string, unknown>;
@@ -537,7 +545,7 @@ async function trainInto(out: string, c: {
     saveEvery: args.saveEvery,
     valEvery: args.valEvery,
     model: pack.header.fingerprint,
-    data: sequencesFingerprint(data),
+    data: sequencesFingerprint(data, { lengths: false }),
   };
   if (resume && recorded) {
     const now = { model: config.model, data: config.data, ...(given.has("epochs") ? { steps } : {}) };

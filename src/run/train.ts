@@ -439,6 +439,8 @@ export async function train(
       eps: optOptions.eps ?? OPTIMIZER_DEFAULTS.eps,
     },
     data: dataFingerprint,
+    saveEvery: options.saveEvery ?? 0,
+    valEvery: options.valEvery ?? 0,
   };
   // memory for the longest sequence the run will see, not for seqLen: a generous seqLen costs nothing
   const engineOptions = trainEngineOptions(pack, options, longestWithin(seqLen, data, val));

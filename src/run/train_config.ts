@@ -33,12 +33,26 @@ export interface TrainConfig {
   };
   /** Fingerprint of the training sequences ({@linkcode sequencesFingerprint}). */
   data: string;
+  /** How often it saved and validated (0: at the end only): a resume keeps them unless given. */
+  saveEvery?: number;
+  valEvery?: number;
 }
 
-/** A fingerprint of training sequences: every token id and every trained position, in order. */
-export function sequencesFingerprint(seqs: readonly Sequence[]): string {
+/**
+ * A fingerprint of training sequences: each one's length, every token id and its trained positions (or that
+ * it has none: all trained), in order, so sequences cut at other places are other data. `lengths: false` is
+ * the fingerprint without the lengths, which CLI runs record as their `data` (kept, so that runs recorded
+ * before 2026-12-03 resume; the state's own `config.data` has the lengths).
+ */
+export function sequencesFingerprint(seqs: readonly Sequence[], options: { lengths?: boolean } = {}): string {
   const c = new Checksum();
+  const head = new Uint32Array(2);
   for (const s of seqs) {
+    if (options.lengths !== false) {
+      head[0] = s.ids.length;
+      head[1] = s.targets ? 1 : 0;
+      c.update(new Uint8Array(head.buffer));
+    }
     // by value: ids given as a plain array (which `train` takes too) hash as the Int32Array they equal
     const ids = s.ids instanceof Int32Array ? s.ids : Int32Array.from(s.ids);
     c.update(new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength));
@@ -57,6 +71,8 @@ export interface ResumableOptions {
   clip?: number;
   zoEps?: number;
   optimizer?: Partial<Omit<OptimizerOptions, "totalSteps">>;
+  saveEvery?: number;
+  valEvery?: number;
 }
 
 /**
@@ -114,6 +130,8 @@ export function resumedOptions<T extends ResumableOptions>(
     zoEps: options.zoEps ?? recorded.zoEps,
     clip: options.clip ?? recorded.clip,
     steps: stepsGiven ? options.steps : recorded.steps,
+    saveEvery: options.saveEvery ?? recorded.saveEvery,
+    valEvery: options.valEvery ?? recorded.valEvery,
     optimizer,
   };
 }
@@ -137,6 +155,11 @@ export function validateTrainConfig(name: string, raw: unknown): TrainConfig {
     if (!(Number.isSafeInteger(c[f]) && (c[f] as number) >= 1)) bad(f, c[f], "an integer ≥ 1");
   }
   for (const f of ["clip", "zoEps"]) if (!isNumber(c[f])) bad(f, c[f], "a finite number");
+  for (const f of ["saveEvery", "valEvery"]) {
+    if (c[f] !== undefined && !(Number.isSafeInteger(c[f]) && (c[f] as number) >= 0)) {
+      bad(f, c[f], "an integer ≥ 0");
+    }
+  }
   if (typeof c.data !== "string") bad("data", c.data, "a fingerprint");
   const o = c.optimizer as Record<string, unknown> | undefined;
   if (!o || typeof o !== "object" || Array.isArray(o)) bad("optimizer", o, "an object");
