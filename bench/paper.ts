@@ -126,6 +126,9 @@ async function mesp(args: string[]): Promise<{ stdout: string; stderr: string }>
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["task", "--quiet", ...args],
     cwd: ROOT,
+    // the paths given here mean the repository, not where this bench was typed (`deno task` keeps an
+    // inherited INIT_CWD, which the CLI follows)
+    env: { INIT_CWD: decodeURIComponent(ROOT) },
     stdout: "piped",
     stderr: "piped",
   }).output();

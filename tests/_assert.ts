@@ -1,5 +1,13 @@
 // Minimal assertions (Deno's std is not reachable from this project's machines).
 
+// The tests start CLI children in the checkout: under `deno task test` typed in a subfolder, the INIT_CWD
+// they would inherit moves the CLI there (it follows `deno task`'s INIT_CWD). Every test imports this file.
+try {
+  Deno.env.delete("INIT_CWD");
+} catch {
+  // no --allow-env: no children either
+}
+
 /** Throws unless `cond` is truthy. */
 export function assert(cond: unknown, msg = "assertion failed"): asserts cond {
   if (!cond) throw new Error(msg);

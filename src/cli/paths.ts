@@ -174,8 +174,17 @@ export function enterTaskCaller(root: URL): void {
   const granted = Deno.permissions.querySync({ name: "env", variable: "INIT_CWD" }).state === "granted";
   const from = granted ? Deno.env.get("INIT_CWD") : undefined;
   if (!from) return;
-  const here = Deno.cwd(), rootDir = decodeURIComponent(root.pathname).replace(/\/$/, "");
-  if (here !== rootDir || from === here) return;
+  // compared as real paths (a checkout reached through a symlink), a Windows URL path without its "/"
+  const real = (p: string) => {
+    try {
+      return Deno.realPathSync(p);
+    } catch {
+      return p;
+    }
+  };
+  const path = decodeURIComponent(root.pathname).replace(/^\/([A-Za-z]:)/, "$1");
+  const here = real(Deno.cwd());
+  if (here !== real(path) || real(from) === here) return;
   try {
     Deno.chdir(from);
   } catch {
