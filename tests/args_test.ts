@@ -12,6 +12,7 @@ import {
 } from "../src/cli/args.ts";
 import { COMMANDS, main } from "../src/cli/main.ts";
 import { formatDuration, Progress } from "../src/cli/progress.ts";
+import { datasetLine } from "../src/cli/prepare.ts";
 import { parseProcStatus, processMemory } from "../src/runtime/memory.ts";
 
 const SPEC = {
@@ -300,4 +301,29 @@ Deno.test("memory: parseProcStatus reads VmRSS / VmHWM in kB; processMemory give
     assert(after.peak! >= before && after.peak! >= after.rss, "peak never decreases");
     assert(after.rss > 32 * 1024 * 1024 && big[12345] === 1, `rss ${after.rss} includes the touched buffer`);
   }
+});
+
+Deno.test("dataset line: dropped examples name the --seq-len that keeps them, within the model's positions", () => {
+  const stats = {
+    records: 10,
+    examples: 6,
+    truncated: 5,
+    dropped: 4,
+    tokens: 100,
+    targets: 50,
+    longest: 900,
+  };
+  assertEquals(
+    datasetLine("d.jsonl", stats, 40, false, 1024),
+    "d.jsonl: 6 examples, 100 tokens, 50 trained; 5 cut to --seq-len 40; 4 dropped (no trained token within " +
+      "the first 40; the longest example has 900 tokens: --seq-len 900 keeps every one)",
+  );
+  assert(
+    datasetLine("d.jsonl", stats, 40, false, 512).endsWith(
+      "the longest example has 900 tokens, more than the model's 512 positions: --seq-len 512 keeps the most)",
+    ),
+  );
+  // a cache made before the longest was recorded: no hint, no "undefined"
+  const { longest: _, ...old } = stats;
+  assert(datasetLine("d.jsonl", old, 40).endsWith("4 dropped (no trained token within the first 40)"));
 });

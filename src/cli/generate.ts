@@ -30,6 +30,7 @@ import {
   openAdapterDir,
   peakMemoryLine,
   prepareRun,
+  shownSize,
   stderrLog,
   threadsOf,
   variantOf,
@@ -296,8 +297,8 @@ async function converse(
       history.pop(); // as above: the conversation stays, this message is not sent
       console.error(
         `the conversation with this message (${ids.length} tokens, and ${turn.maxTokens} new) needs ` +
-          `${formatMB(over.peak)} and the budget is ${formatMB(args.maxMemory!)} (--max-memory): /reset ` +
-          `starts a new one (or send a shorter message, or give a lower --max-tokens)`,
+          `${formatMB(over.peak)} and the budget is ${shownSize(args.maxMemory!)} (--max-memory): /reset ` +
+          `starts a new one (or send a shorter message; a lower --max-tokens, for the next chat, plans less)`,
       );
       continue;
     }

@@ -111,7 +111,7 @@ export async function prepare(job: PrepareJob, log: (m: string) => void): Promis
   for (const [i, path] of result.sets.entries()) {
     const cache = decodeTokenCache(await Deno.readFile(path), { name: path });
     const stats = cache.meta.stats;
-    log(datasetLine(job.data[i], stats, job.seqLen, job.keepUntrained));
+    log(datasetLine(job.data[i], stats, job.seqLen, job.keepUntrained, pack.config.maxPositionEmbeddings));
     if (stats.dropped > stats.examples && !job.keepUntrained) {
       log(
         `warning: ${
@@ -131,15 +131,25 @@ export async function prepare(job: PrepareJob, log: (m: string) => void): Promis
  * What a dataset holds once tokenized, in one line: `data.jsonl: 40 examples, 5,120 tokens, 1,234 trained;
  * 2 cut to --seq-len 256; 1 dropped (no trained token within --seq-len 256)`.
  */
-export function datasetLine(path: string, s: TokenizeStats, seqLen: number, keepUntrained = false): string {
+export function datasetLine(
+  path: string,
+  s: TokenizeStats,
+  seqLen: number,
+  keepUntrained = false,
+  positions = Infinity,
+): string {
   const n = formatCount;
   const examples = `${n(s.examples)} example${s.examples === 1 ? "" : "s"}`;
   let line = `${path}: ${examples}, ${n(s.tokens)} tokens, ${n(s.targets)} trained`;
   if (s.truncated > 0) line += `; ${n(s.truncated)} cut to --seq-len ${seqLen}`;
-  // what keeps them: nothing cut (the longest is known in caches made since 2026-12-03)
-  const keeps = s.longest
-    ? `; the longest example has ${n(s.longest)} tokens: --seq-len ${s.longest} keeps every one`
-    : "";
+  // what keeps them: nothing cut (the longest is known in caches made since 2026-12-03), within the model
+  const n0 = s.longest ?? 0;
+  const keeps = !n0
+    ? ""
+    : n0 <= positions
+    ? `; the longest example has ${n(n0)} tokens: --seq-len ${n0} keeps every one`
+    : `; the longest example has ${n(n0)} tokens, more than the model's ${n(positions)} positions: ` +
+      `--seq-len ${positions} keeps the most`;
   const why = keepUntrained ? "shorter than 2 tokens" : `no trained token within the first ${seqLen}${keeps}`;
   if (s.dropped > 0) line += `; ${n(s.dropped)} dropped (${why})`;
   return line;
