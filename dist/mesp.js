@@ -9193,7 +9193,7 @@ var KINDS = {
   zoEps: "number",
   clip: "number",
   budget: "number",
-  target: "natural",
+  target: "number",
   lr: "number",
   weightDecay: "number",
   beta1: "number",
@@ -9256,9 +9256,9 @@ function checkOptions(where, options, known) {
     } else if (kind !== void 0 && typeof value !== kind) bad(`a ${kind}`);
   }
 }
-function checkBudget(where, budget) {
+function checkBudget(where, budget, name = "budget") {
   if (budget !== void 0 && !(Number.isFinite(budget) && budget >= 0)) {
-    throw new RangeError(`${where}: budget must be a byte count \u2265 0, got ${budget}`);
+    throw new RangeError(`${where}: ${name} must be a byte count \u2265 0, got ${budget}`);
   }
 }
 function checkSequences(what, sequences, seqLen, need, vocabSize) {
@@ -9556,6 +9556,7 @@ async function train(pack, data, val, options) {
   if (options.optimizer) checkOptions("train options.optimizer", options.optimizer, OPTIMIZER_OPTIONS);
   if (options.lora) checkOptions("train options.lora", options.lora, LORA_OPTIONS);
   checkBudget("train options", options.budget);
+  checkBudget("train options", options.target, "target");
   if (!Array.isArray(data) || !Array.isArray(val)) {
     throw new TypeError("train(pack, data, val, options): data and val are arrays of sequences (val [] for none)");
   }
@@ -10101,6 +10102,7 @@ async function computeGradients(pack, seq, options = {}) {
   checkOptions("computeGradients options", options, GRAD_OPTIONS);
   if (options.lora) checkOptions("computeGradients options.lora", options.lora, LORA_OPTIONS);
   checkBudget("computeGradients options", options.budget);
+  checkBudget("computeGradients options", options.target, "target");
   const method = options.method ?? "mesp";
   const layout = loraLayout(pack.config, options.adapter?.config ?? options.lora ?? {});
   checkSequences("computeGradients", [

@@ -252,7 +252,7 @@ Deno.test("run options: counts are ≥ 1 (vocabChunk 0 once looped until out of 
     trainWith({ optimizer: { warmup: -1 } }),
     "train options.optimizer: warmup must be an integer ≥ 0, got -1",
   );
-  await assertRejects(trainWith({ target: -5 }), "train options: target must be an integer ≥ 0, got -5");
+  await assertRejects(trainWith({ target: -5 }), "train options: target must be a byte count ≥ 0, got -5");
   const labelled = { ids: data[0].ids, labels: [...data[0].ids] } as unknown as Sequence;
   await assertRejects(
     trainWith({}, [labelled]),

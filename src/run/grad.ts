@@ -76,6 +76,7 @@ export async function computeGradients(
   checkOptions("computeGradients options", options, GRAD_OPTIONS);
   if (options.lora) checkOptions("computeGradients options.lora", options.lora, LORA_OPTIONS);
   checkBudget("computeGradients options", options.budget);
+  checkBudget("computeGradients options", options.target, "target");
   const method = options.method ?? "mesp";
   const layout = loraLayout(pack.config, options.adapter?.config ?? options.lora ?? {});
   checkSequences("computeGradients", [seq], options.seqLen ?? Infinity, "each", pack.config.vocabSize);

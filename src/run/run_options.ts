@@ -171,7 +171,7 @@ const KINDS: Record<string, Kind> = {
   zoEps: "number",
   clip: "number",
   budget: "number",
-  target: "natural",
+  target: "number",
   lr: "number",
   weightDecay: "number",
   beta1: "number",
@@ -246,9 +246,9 @@ export function checkOptions(where: string, options: object, known: readonly str
 }
 
 /** Throws unless `budget` (bytes of arena) is absent or a finite number ≥ 0. */
-export function checkBudget(where: string, budget: number | undefined): void {
+export function checkBudget(where: string, budget: number | undefined, name = "budget"): void {
   if (budget !== undefined && !(Number.isFinite(budget) && budget >= 0)) {
-    throw new RangeError(`${where}: budget must be a byte count ≥ 0, got ${budget}`);
+    throw new RangeError(`${where}: ${name} must be a byte count ≥ 0, got ${budget}`);
   }
 }
 

@@ -358,6 +358,7 @@ export async function train(
   if (options.optimizer) checkOptions("train options.optimizer", options.optimizer, OPTIMIZER_OPTIONS);
   if (options.lora) checkOptions("train options.lora", options.lora, LORA_OPTIONS);
   checkBudget("train options", options.budget);
+  checkBudget("train options", options.target, "target");
   if (!Array.isArray(data) || !Array.isArray(val)) {
     throw new TypeError(
       "train(pack, data, val, options): data and val are arrays of sequences (val [] for none)",
