@@ -198,6 +198,32 @@ Deno.test("resume: --save-every and --val-every not given are the recorded ones 
   assertEquals(r2.code, 0, r2.stderr);
   const ck2 = await decodeTrainingState(await Deno.readFile(`${out}/checkpoint.safetensors`));
   assertEquals((ck2.run.config as Record<string, unknown>).valEvery, 0);
+  // and a resumed run saves as the run did: killed after step 8, it has saved step 7 at least (it once
+  // saved only at its end, so a kill lost every step since the resume: the state stayed at 5)
+  const child = mespCommand(
+    Deno.cwd(),
+    cache,
+    ...base(out),
+    "--resume",
+    "--allow-change",
+    "steps",
+    "--steps",
+    "400",
+  )
+    .spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).values();
+  let buffer = "", step = 0;
+  while (step < 8) {
+    const next = await lines.next();
+    if (next.done) break;
+    buffer += next.value;
+    for (const m of buffer.matchAll(/"step":(\d+)/g)) step = Math.max(step, Number(m[1]));
+  }
+  child.kill("SIGKILL");
+  await child.status;
+  await child.stderr.cancel();
+  const killed = await decodeTrainingState(await Deno.readFile(`${out}/checkpoint.safetensors`));
+  assert(step >= 8 && killed.state.step >= 7, `saw step ${step}, the state is at ${killed.state.step}`);
 });
 
 Deno.test("resume: --out with no training state is refused before anything is made (the demo model once was)", async () => {
