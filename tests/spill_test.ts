@@ -169,12 +169,12 @@ Deno.test("spill: a resume from an arena run's state and from a spilled run's eq
 /** An AdamW run's state after 3 of 6 steps (spilled), its bytes, and the options of the whole run. */
 async function halfway() {
   const { c, data } = await setup();
-  const o = { ...base, steps: 6, optimizer: { name: "adamw" as const, lr: 1e-2 } };
+  // the state records how often its run saves: the runs compared with it save as often
+  const o = { ...base, steps: 6, optimizer: { name: "adamw" as const, lr: 1e-2 }, saveEvery: 3 };
   let bytes: Uint8Array | undefined;
   await train(c.pack, data, [], {
     ...o,
     spill: memorySpill(),
-    saveEvery: 3,
     saveState: async (s) => {
       if (s.step === 3) bytes = await stateBytes(s);
     },
