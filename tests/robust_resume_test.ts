@@ -124,14 +124,29 @@ Deno.test("resume: other data or other weights of the same shapes are refused", 
   await assertUnchanged(before, "data/model");
   // the run's adapter applied to those other weights: it works, and says it was trained on another base
   // (generate takes the same check; this model has no tokenizer to generate text with)
-  for (const cmd of [["eval", "--data", data]]) {
+  const train = (out: string) => ["train", "--data", data, "--out", out, "--steps", "1", "--seq-len", "24"];
+  for (
+    const [cmd, again] of [[["eval", "--data", data]], [
+      train(`${tmp}/from-other`),
+      train(`${tmp}/from-same`),
+    ]]
+  ) {
     const r = await mesp(cache, ...cmd, "--model", otherModel, "--adapter", done, "--weights", "f32");
     assertEquals(r.code, 0, r.stderr);
     assert(
       r.stderr.includes(`warning: the adapter was trained on other weights than --model ${otherModel}`),
       r.stderr,
     );
-    const same = await mesp(cache, ...cmd, "--model", model, "--adapter", done, "--weights", "f32");
+    const same = await mesp(
+      cache,
+      ...(again ?? cmd),
+      "--model",
+      model,
+      "--adapter",
+      done,
+      "--weights",
+      "f32",
+    );
     assert(!same.stderr.includes("trained on other weights"), same.stderr);
   }
 });

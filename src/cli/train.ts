@@ -13,6 +13,7 @@ import { type CommandSpec, givenFlags, kebabCase, parseArgs, UsageError, usageLi
 import { resolve } from "node:path";
 import { Progress } from "./progress.ts";
 import {
+  adapterRun,
   arenaBudget,
   CACHE_NAME,
   cacheDir,
@@ -24,6 +25,7 @@ import {
   stderrLog,
   threadsOf,
   variantOf,
+  warnOtherBase,
   warnTrainingFields,
 } from "./common.ts";
 import { chooseWeights } from "./weights.ts";
@@ -520,6 +522,8 @@ async function trainInto(out: string, c: {
     choice,
   );
   await preflight(longestWithin(args.seqLen, data, val), { seqLen: args.seqLen });
+  // a starting adapter trained on other weights of the same shapes: it applies, but says so
+  if (adapter && !resume) warnOtherBase(await adapterRun(args.adapter, log), pack, model, log);
   // the run's own target: --steps, --epochs, the recorded one, or one epoch
   const steps = given.has("steps")
     ? args.steps!
