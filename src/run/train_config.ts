@@ -3,8 +3,8 @@
  * in the state, so that a resume continues the same run. Options a resume leaves out are the recorded ones;
  * given ones that differ are refused where the saved parameters, moments or data position depend on them
  * (the method, the sequence length, the data, gradient accumulation, β1/β2/ε, MeZO's ε) and taken where
- * they do not (the step target, the learning rate and its schedule, weight decay, clipping), as the CLI's
- * `--allow-change` lets them change.
+ * they do not (the step target, the learning rate and its schedule, weight decay, clipping, how often it
+ * saves and validates), as the CLI's `--allow-change` lets them change.
  *
  * @module
  */
