@@ -149,6 +149,21 @@ Deno.test("resume: other data or other weights of the same shapes are refused", 
     );
     assert(!same.stderr.includes("trained on other weights"), same.stderr);
   }
+  // merge takes the same check
+  for (const [base, warned] of [[otherModel, true], [model, false]] as const) {
+    const r = await mesp(
+      cache,
+      "merge",
+      "--adapter",
+      done,
+      "--model",
+      base,
+      "--out",
+      `${tmp}/merged-${warned}`,
+    );
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(r.stderr.includes("warning: the adapter was trained on other weights"), warned, r.stderr);
+  }
 });
 
 Deno.test("resume: --allow-change steps trains a complete run further; lr may change too", async () => {

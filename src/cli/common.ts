@@ -239,20 +239,20 @@ export async function adapterRun(
 }
 
 /**
- * Warns when the adapter's training `run` recorded other base weights than `pack`'s (a model of the same
+ * Warns when the adapter's training `run` recorded other base weights than `fingerprint` (a model of the same
  * shapes, e.g. another seed or fine-tune): the adapter applies, but its scores and text are not its run's.
  */
 export function warnOtherBase(
   run: AdapterRun | undefined,
-  pack: Pack,
+  fingerprint: string,
   model: string,
   log: (m: string) => void,
 ): void {
   const trainedOn = run?.config.model;
-  if (trainedOn === undefined || trainedOn === pack.header.fingerprint) return;
+  if (trainedOn === undefined || trainedOn === fingerprint) return;
   log(
     `warning: the adapter was trained on other weights than --model ${model} (its run recorded ` +
-      `fingerprint ${trainedOn.slice(0, 16)}, this model's is ${pack.header.fingerprint.slice(0, 16)}): ` +
+      `fingerprint ${trainedOn.slice(0, 16)}, this model's is ${fingerprint.slice(0, 16)}): ` +
       `it applies, but what it learned was for that base`,
   );
 }

@@ -111,7 +111,7 @@ export async function run(argv: string[]): Promise<number> {
     choice,
     args.score === "all",
   );
-  warnOtherBase(run, pack, args.model, log);
+  warnOtherBase(run, pack.header.fingerprint, args.model, log);
   await preflight(longestWithin(args.seqLen, seqs), { seqLen: args.seqLen });
   const bar = args.json ? undefined : new Progress("eval", { total: seqs.length, unit: "seq" });
   const r = await evaluate(pack, seqs, {

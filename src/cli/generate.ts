@@ -238,7 +238,7 @@ async function converse(
   const variant = variantOf(args.variant);
   await refuseOverBudget(cfg, planOf(firstIds.length, maxTokens), args.maxMemory, threads, variant);
   const { pack } = await prepareRun(args, [], 2, log, choice);
-  warnOtherBase(run, pack, args.model, log);
+  warnOtherBase(run, pack.header.fingerprint, args.model, log);
   const opts = { ...args, maxTokens, threads, adapter, budget: arenaBudget(args.maxMemory, threads) };
   if (!args.chat) {
     await streamCompletion(pack, tok, firstIds, opts, out);

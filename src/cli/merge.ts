@@ -8,7 +8,8 @@
 import { type CommandSpec, parseArgs } from "./args.ts";
 import { loadAdapter, readGgufVocab } from "./adapter_files.ts";
 import { claimOutputDir, claimOutputFile } from "./paths.ts";
-import { stderrLog } from "./common.ts";
+import { adapterRun, cacheDir, stderrLog, warnOtherBase } from "./common.ts";
+import { modelFingerprint } from "../model/pack_files.ts";
 import { dirFiles, writeFileAtomic } from "../io/deno_files.ts";
 import { INDEX_FILE, openCheckpoint } from "../model/safetensors.ts";
 import { type FloatDtype, mergeAdapter } from "../run/merge.ts";
@@ -71,6 +72,15 @@ export async function run(argv: string[]): Promise<number> {
   if (out === model.replace(/[\\/]+$/, "")) throw new Error(`--out ${out} is the base model itself`);
   if (args.dtype !== undefined && args.format !== "gguf") {
     throw new Error("--dtype applies to --format gguf only");
+  }
+  const trained = await adapterRun(args.adapter, log);
+  if (trained?.config.model !== undefined) {
+    warnOtherBase(
+      trained,
+      await modelFingerprint(model, { cacheDir: cacheDir(), onStatus: log }),
+      model,
+      log,
+    );
   }
   if (args.format === "gguf") {
     await writeGgufFile("--out", out, model, cfg, { layout, params }, args.dtype, args.force);

@@ -523,7 +523,9 @@ async function trainInto(out: string, c: {
   );
   await preflight(longestWithin(args.seqLen, data, val), { seqLen: args.seqLen });
   // a starting adapter trained on other weights of the same shapes: it applies, but says so
-  if (adapter && !resume) warnOtherBase(await adapterRun(args.adapter, log), pack, model, log);
+  if (adapter && !resume) {
+    warnOtherBase(await adapterRun(args.adapter, log), pack.header.fingerprint, model, log);
+  }
   // the run's own target: --steps, --epochs, the recorded one, or one epoch
   const steps = given.has("steps")
     ? args.steps!

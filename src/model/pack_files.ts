@@ -49,7 +49,7 @@ export async function readModelConfig(modelDir: string): Promise<ModelConfig> {
  * Content checksums of a model's files, remembered in `<cacheDir>/checksums.json` by absolute path, size
  * and modification time: every byte is hashed once, and again only when a file's size or mtime changes.
  */
-function memoChecksums(modelDir: string, options: LoadPackOptions): ContentChecksum {
+function memoChecksums(modelDir: string, options: FingerprintOptions): ContentChecksum {
   const memoPath = `${options.cacheDir}/checksums.json`;
   return async (name, source, size) => {
     const path = await Deno.realPath(`${modelDir}/${name}`);
@@ -69,6 +69,23 @@ function memoChecksums(modelDir: string, options: LoadPackOptions): ContentCheck
     await writeFileAtomic(memoPath, new TextEncoder().encode(JSON.stringify(memo, null, 1)));
     return checksum;
   };
+}
+
+/** Where {@linkcode modelFingerprint} remembers checksums, and what it says while hashing. */
+export type FingerprintOptions = Pick<LoadPackOptions, "cacheDir" | "onStatus">;
+
+/**
+ * The fingerprint of the checkpoint in `modelDir`, as its pack records it and a training run's state keeps
+ * it (`config.model`); each file is hashed once, and again only when it changes.
+ */
+export async function modelFingerprint(modelDir: string, options: FingerprintOptions): Promise<string> {
+  const files = dirFiles(modelDir);
+  const ckpt = await openCheckpoint(files);
+  try {
+    return await checkpointFingerprint(files, ckpt, memoChecksums(modelDir, options));
+  } finally {
+    ckpt.close();
+  }
 }
 
 /** Opens the pack of `modelDir` in `format`, building it first if there is no valid one. */
