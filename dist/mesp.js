@@ -9359,22 +9359,45 @@ function sequencesFingerprint(seqs, options = {}) {
   }
   return c.hex();
 }
+var FIXED_OPTIONS = [
+  "method",
+  "seqLen",
+  "gradAccum",
+  "zoEps",
+  "beta1",
+  "beta2",
+  "eps"
+];
+var CHANGEABLE_OPTIONS = [
+  "steps",
+  "lr",
+  "clip",
+  "weightDecay",
+  "warmup",
+  "schedule"
+];
+var RUN_SETTINGS = [
+  "saveEvery",
+  "valEvery"
+];
+var OPTIMIZER_FIELDS = /* @__PURE__ */ new Set([
+  "lr",
+  "schedule",
+  "warmup",
+  "weightDecay",
+  "beta1",
+  "beta2",
+  "eps"
+]);
+function optionValue(config, key) {
+  return OPTIMIZER_FIELDS.has(key) ? config.optimizer?.[key] : config[key];
+}
 function resumedOptions(options, recorded, dataFingerprint) {
   const differences = [];
-  const check = (name, given2, was) => {
-    if (given2 !== void 0 && given2 !== was) differences.push(`${name} ${given2} (the state's ${was})`);
-  };
-  check("method", options.method, recorded.method);
-  check("seqLen", options.seqLen, recorded.seqLen);
-  check("gradAccum", options.gradAccum, recorded.gradAccum);
-  check("zoEps", options.zoEps, recorded.zoEps);
-  const given = options.optimizer ?? {};
-  for (const key of [
-    "beta1",
-    "beta2",
-    "eps"
-  ]) {
-    check(`optimizer.${key}`, given[key], recorded.optimizer[key]);
+  for (const key of FIXED_OPTIONS) {
+    const given = optionValue(options, key), was = optionValue(recorded, key);
+    const name = OPTIMIZER_FIELDS.has(key) ? `optimizer.${key}` : key;
+    if (given !== void 0 && given !== was) differences.push(`${name} ${given} (the state's ${was})`);
   }
   if (dataFingerprint !== void 0 && dataFingerprint !== recorded.data) {
     differences.push(`data: other training sequences (fingerprint ${dataFingerprint}, the state's ${recorded.data}; the state's position is in its own data's order)`);
@@ -9384,29 +9407,23 @@ function resumedOptions(options, recorded, dataFingerprint) {
   ${differences.join("\n  ")}
 leave them out (the state's are used) or start a new run without resume`);
   }
-  const o = recorded.optimizer;
+  const resumed = {
+    ...options
+  };
   const optimizer = {
-    ...given,
-    lr: given.lr ?? o.lr,
-    schedule: given.schedule ?? o.schedule,
-    warmup: given.warmup ?? o.warmup,
-    weightDecay: given.weightDecay ?? o.weightDecay,
-    beta1: given.beta1 ?? o.beta1,
-    beta2: given.beta2 ?? o.beta2,
-    eps: given.eps ?? o.eps
+    ...options.optimizer
   };
-  const stepsGiven = options.steps != null || options.epochs != null;
-  return {
-    ...options,
-    method: options.method ?? recorded.method,
-    gradAccum: options.gradAccum ?? recorded.gradAccum,
-    zoEps: options.zoEps ?? recorded.zoEps,
-    clip: options.clip ?? recorded.clip,
-    steps: stepsGiven ? options.steps : recorded.steps,
-    saveEvery: options.saveEvery ?? recorded.saveEvery,
-    valEvery: options.valEvery ?? recorded.valEvery,
-    optimizer
-  };
+  for (const key of [
+    ...FIXED_OPTIONS,
+    ...CHANGEABLE_OPTIONS,
+    ...RUN_SETTINGS
+  ]) {
+    const into = OPTIMIZER_FIELDS.has(key) ? optimizer : resumed;
+    const given = key === "steps" && options.epochs != null ? options.steps : optionValue(options, key);
+    into[key] = given ?? optionValue(recorded, key);
+  }
+  resumed.optimizer = optimizer;
+  return resumed;
 }
 var isNumber = (v) => typeof v === "number" && Number.isFinite(v);
 function validateTrainConfig(name, raw) {

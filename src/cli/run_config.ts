@@ -8,6 +8,7 @@
  */
 import { kebabCase } from "./args.ts";
 import type { TrainState } from "../run/train.ts";
+import { CHANGEABLE_OPTIONS, FIXED_OPTIONS, RUN_SETTINGS } from "../run/train_config.ts";
 
 /** The recorded flags (train's flag keys), and the content fingerprints. */
 export interface RunConfig {
@@ -41,40 +42,35 @@ export interface RunConfig {
   data: string;
 }
 
-/** Flags whose recorded value `--resume` uses when they are not given. */
+/**
+ * Flags the CLI records beyond the library's options ({@linkcode FIXED_OPTIONS}, {@linkcode
+ * CHANGEABLE_OPTIONS}): the weight format, the optimizer, the seed, the adapter's layout, the checkpointing.
+ * A library state records these in its own fields ({@linkcode runConfigOfState}).
+ */
+const CLI_RECORDED = ["weights", "optimizer", "seed", "rank", "alpha", "rslora", "targets", "ckpt"] as const;
+
+/**
+ * Flags whose recorded value `--resume` uses when they are not given: the CLI's own, and the library's
+ * options that have a flag (`--steps` is the run's target, compared on its own; `eps` has no flag).
+ */
 export const RECORDED_FLAGS = [
-  "weights",
-  "seqLen",
-  "method",
-  "optimizer",
-  "lr",
-  "weightDecay",
-  "beta1",
-  "beta2",
-  "schedule",
-  "warmup",
-  "seed",
-  "rank",
-  "alpha",
-  "rslora",
-  "targets",
-  "gradAccum",
-  "clip",
-  "zoEps",
-  "ckpt",
+  ...CLI_RECORDED,
+  ...FIXED_OPTIONS.filter((k): k is Exclude<typeof k, "eps"> => k !== "eps"),
+  ...CHANGEABLE_OPTIONS.filter((k): k is Exclude<typeof k, "steps"> => k !== "steps"),
 ] as const satisfies readonly (keyof RunConfig)[];
 
 /**
  * Flags whose recorded value `--resume` uses when they are not given, and which may change freely: how often
  * the run saves and validates shapes none of its results.
  */
-export const RECORDED_SETTINGS = ["saveEvery", "valEvery"] as const satisfies readonly (keyof RunConfig)[];
+export const RECORDED_SETTINGS = RUN_SETTINGS satisfies readonly (keyof RunConfig)[];
 
 /**
- * What `--allow-change` may change on `--resume`: the target, the step size and clipping. The saved state
- * (parameters, moments, data position) stays meaningful under each; everything else needs a new run.
+ * What `--allow-change` may change on `--resume`: the library's {@linkcode CHANGEABLE_OPTIONS} as flags. The
+ * saved state (parameters, moments, data position) stays meaningful under each; everything else needs a new
+ * run.
  */
-export const CHANGEABLE = ["steps", "lr", "clip", "weight-decay", "warmup", "schedule"] as const;
+export const CHANGEABLE: readonly string[] = CHANGEABLE_OPTIONS.map(kebabCase);
 
 /** Reads the recorded config of a training state's run metadata (undefined for states without one). */
 export function recordedConfig(run: Record<string, unknown>): Partial<RunConfig> | undefined {

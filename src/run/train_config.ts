@@ -61,6 +61,46 @@ export function sequencesFingerprint(seqs: readonly Sequence[], options: { lengt
   return c.hex();
 }
 
+/**
+ * Options the saved state depends on (its parameters, moments and data position mean nothing under others):
+ * a resume refuses a different one. The optimizer's are named by their field in `TrainConfig.optimizer`.
+ */
+export const FIXED_OPTIONS = ["method", "seqLen", "gradAccum", "zoEps", "beta1", "beta2", "eps"] as const;
+
+/**
+ * Options a resume may change: the target, the step size and clipping. The saved state stays meaningful
+ * under each (the CLI lets them change with `--allow-change`).
+ */
+export const CHANGEABLE_OPTIONS = ["steps", "lr", "clip", "weightDecay", "warmup", "schedule"] as const;
+
+/** How often the run saves and validates: kept unless given, and free to change (they shape no result). */
+export const RUN_SETTINGS = ["saveEvery", "valEvery"] as const;
+
+/** Every option a training state records: {@linkcode FIXED_OPTIONS}, changeable ones and settings. */
+export type RecordedOption =
+  | typeof FIXED_OPTIONS[number]
+  | typeof CHANGEABLE_OPTIONS[number]
+  | typeof RUN_SETTINGS[number];
+
+const OPTIMIZER_FIELDS: ReadonlySet<string> = new Set(
+  [
+    "lr",
+    "schedule",
+    "warmup",
+    "weightDecay",
+    "beta1",
+    "beta2",
+    "eps",
+  ] satisfies (keyof TrainConfig["optimizer"])[],
+);
+
+/** `key`'s value in `config` (a recorded config, or options shaped like one); undefined when absent. */
+function optionValue(config: ResumableOptions | TrainConfig, key: RecordedOption): unknown {
+  return OPTIMIZER_FIELDS.has(key)
+    ? (config.optimizer as Record<string, unknown> | undefined)?.[key]
+    : (config as unknown as Record<string, unknown>)[key];
+}
+
 /** The options of `train` a resume fills in or checks. */
 export interface ResumableOptions {
   method?: Method;
@@ -86,16 +126,10 @@ export function resumedOptions<T extends ResumableOptions>(
   dataFingerprint?: string,
 ): T {
   const differences: string[] = [];
-  const check = (name: string, given: unknown, was: unknown) => {
+  for (const key of FIXED_OPTIONS) {
+    const given = optionValue(options, key), was = optionValue(recorded, key);
+    const name = OPTIMIZER_FIELDS.has(key) ? `optimizer.${key}` : key;
     if (given !== undefined && given !== was) differences.push(`${name} ${given} (the state's ${was})`);
-  };
-  check("method", options.method, recorded.method);
-  check("seqLen", options.seqLen, recorded.seqLen);
-  check("gradAccum", options.gradAccum, recorded.gradAccum);
-  check("zoEps", options.zoEps, recorded.zoEps);
-  const given = options.optimizer ?? {};
-  for (const key of ["beta1", "beta2", "eps"] as const) {
-    check(`optimizer.${key}`, given[key], recorded.optimizer[key]);
   }
   if (dataFingerprint !== undefined && dataFingerprint !== recorded.data) {
     differences.push(
@@ -111,29 +145,16 @@ export function resumedOptions<T extends ResumableOptions>(
         }\nleave them out (the state's are used) or start a new run without resume`,
     );
   }
-  const o = recorded.optimizer;
-  const optimizer: Partial<Omit<OptimizerOptions, "totalSteps">> = {
-    ...given,
-    lr: given.lr ?? o.lr,
-    schedule: given.schedule ?? o.schedule,
-    warmup: given.warmup ?? o.warmup,
-    weightDecay: given.weightDecay ?? o.weightDecay,
-    beta1: given.beta1 ?? o.beta1,
-    beta2: given.beta2 ?? o.beta2,
-    eps: given.eps ?? o.eps,
-  };
-  const stepsGiven = options.steps != null || options.epochs != null;
-  return {
-    ...options,
-    method: options.method ?? recorded.method,
-    gradAccum: options.gradAccum ?? recorded.gradAccum,
-    zoEps: options.zoEps ?? recorded.zoEps,
-    clip: options.clip ?? recorded.clip,
-    steps: stepsGiven ? options.steps : recorded.steps,
-    saveEvery: options.saveEvery ?? recorded.saveEvery,
-    valEvery: options.valEvery ?? recorded.valEvery,
-    optimizer,
-  };
+  // every option left out is the recorded one; epochs given stand for the steps
+  const resumed = { ...options } as Record<string, unknown>;
+  const optimizer: Record<string, unknown> = { ...options.optimizer };
+  for (const key of [...FIXED_OPTIONS, ...CHANGEABLE_OPTIONS, ...RUN_SETTINGS]) {
+    const into = OPTIMIZER_FIELDS.has(key) ? optimizer : resumed;
+    const given = key === "steps" && options.epochs != null ? options.steps : optionValue(options, key);
+    into[key] = given ?? optionValue(recorded, key);
+  }
+  resumed.optimizer = optimizer;
+  return resumed as T;
 }
 
 const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
