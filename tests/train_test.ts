@@ -139,6 +139,10 @@ Deno.test("train: a resume takes the state's recorded options where left out; re
   assertEquals(faster.losses.length, 2);
   assertEquals(faster.losses[0], full.losses[3]); // the step after the state starts from its parameters
   assert(faster.losses[1] !== full.losses[4], "a changed learning rate must change the next loss");
+  // epochs given stand for the target (the recorded steps are not taken beside them)
+  const byEpochs = await train(c.pack, data, [], { seqLen: 16, epochs: 2, resume: state });
+  assertEquals(byEpochs.losses.length, Math.ceil((2 * data.length) / 2) - 3);
+  assertEquals(byEpochs.losses[0], full.losses[3]);
 });
 
 Deno.test("train: the deprecated ckptEvery / ckptDtype options still choose the saved inputs", async () => {

@@ -68,8 +68,8 @@ export function sequencesFingerprint(seqs: readonly Sequence[], options: { lengt
 export const FIXED_OPTIONS = ["method", "seqLen", "gradAccum", "zoEps", "beta1", "beta2", "eps"] as const;
 
 /**
- * Options a resume may change: the target, the step size and clipping. The saved state stays meaningful
- * under each (the CLI lets them change with `--allow-change`).
+ * Options a resume may change: the target, the learning rate and its schedule and warmup, weight decay and
+ * clipping. The saved state stays meaningful under each (the CLI lets them change with `--allow-change`).
  */
 export const CHANGEABLE_OPTIONS = ["steps", "lr", "clip", "weightDecay", "warmup", "schedule"] as const;
 
@@ -149,9 +149,9 @@ export function resumedOptions<T extends ResumableOptions>(
   const resumed = { ...options } as Record<string, unknown>;
   const optimizer: Record<string, unknown> = { ...options.optimizer };
   for (const key of [...FIXED_OPTIONS, ...CHANGEABLE_OPTIONS, ...RUN_SETTINGS]) {
+    if (key === "steps" && options.epochs != null) continue;
     const into = OPTIMIZER_FIELDS.has(key) ? optimizer : resumed;
-    const given = key === "steps" && options.epochs != null ? options.steps : optionValue(options, key);
-    into[key] = given ?? optionValue(recorded, key);
+    into[key] = optionValue(options, key) ?? optionValue(recorded, key);
   }
   resumed.optimizer = optimizer;
   return resumed as T;
