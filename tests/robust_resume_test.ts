@@ -166,6 +166,27 @@ Deno.test("resume: other data or other weights of the same shapes are refused", 
   }
 });
 
+Deno.test("resume: a run started from --adapter records that adapter's layout, so it resumes", async () => {
+  const out = `${tmp}/from-adapter`;
+  // done's adapter is rank 2 over every target; this run's flags leave the layout at the defaults
+  const flags = ["--weights", "f32", "--seq-len", "24", "--seed", "4"];
+  const r = await mesp(cache, ...base(out), ...flags, "--adapter", done, "--steps", "1");
+  assertEquals(r.code, 0, r.stderr);
+  const again = await mesp(
+    cache,
+    ...base(out),
+    "--resume",
+    "--allow-change",
+    "steps",
+    "--steps",
+    "2",
+    "--rank",
+    "2",
+  );
+  assertEquals(again.code, 0, again.stderr);
+  assert(!again.stderr.includes("--rank: recorded"), again.stderr);
+});
+
 Deno.test("resume: --allow-change steps trains a complete run further; lr may change too", async () => {
   const out = `${tmp}/longer`;
   assertEquals((await mesp(cache, ...base(out), ...runFlags, "--steps", "2")).code, 0);

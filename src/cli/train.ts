@@ -546,7 +546,11 @@ async function trainInto(out: string, c: {
       "steps" | "model" | "data"
     >,
     lr,
+    // the layout trained: --adapter's or the state's where one was given (their flags were ignored)
+    rank: layout.rank,
     alpha: layout.alpha,
+    rslora: layout.rslora,
+    targets: layout.targets,
     steps,
     saveEvery: args.saveEvery,
     valEvery: args.valEvery,
