@@ -210,6 +210,16 @@ Deno.test("outputs: --force starts a clean run: old metrics rows and training st
   assertEquals(r.code, 0, r.stderr);
   assert(!(await exists(`${out}/mlx`)), "the old export is gone");
   assertEquals(await Deno.readTextFile(`${out}/notes.txt`), "mine");
+  // a user's file in the mlx folder keeps it; a run file that cannot be removed stops --force, named
+  // (a non-empty directory stands for one without permission, which root here would remove anyway)
+  await Deno.mkdir(`${out}/mlx`);
+  await Deno.writeTextFile(`${out}/mlx/mine.txt`, "mine");
+  await Deno.remove(`${out}/loss.svg`);
+  await Deno.mkdir(`${out}/loss.svg`);
+  await Deno.writeTextFile(`${out}/loss.svg/x`, "x");
+  r = await mesp(cache, ...trainArgs(out), "--steps", "2", "--force");
+  assertFails(r, 1, /Directory not empty .*'.*\/forced\/loss\.svg'/, "unremovable run file");
+  assertEquals(await Deno.readTextFile(`${out}/mlx/mine.txt`), "mine");
 });
 
 Deno.test("outputs: a run directory in use is locked; a lock left by a killed process is taken over", async () => {

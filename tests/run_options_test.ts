@@ -239,6 +239,14 @@ Deno.test("run options: evaluate and computeGradients check their sequences and 
   // cut to the positions, the same sequence is scored
   const cut = await evaluate(c.pack, [long], { seqLen: positions });
   assertEquals(cut.tokens, positions - 1);
+  // train alike: a generous seqLen is a bound, a sequence past the positions is named
+  const short = [seq(8)];
+  const trained = await train(c.pack, short, [], { seqLen: positions * 4, steps: 1 });
+  assertEquals(trained.losses.length, 1);
+  await assertRejects(
+    () => train(c.pack, [long], [], { seqLen: positions * 4, steps: 1 }),
+    `train: the longest sequence is ${positions + 1} tokens, longer than the model allows`,
+  );
 });
 
 Deno.test("run options: counts are ≥ 1 (vocabChunk 0 once looped until out of memory), labels are named", async () => {

@@ -50,7 +50,7 @@ import {
 } from "./run_config.ts";
 import { sequencesFingerprint } from "../run/train_config.ts";
 import { MLX_ADAPTER_CONFIG, MLX_ADAPTER_WEIGHTS } from "../run/export_adapter.ts";
-import { createSpillFile, exists, fileSource, writeFileAtomic } from "../io/deno_files.ts";
+import { createSpillFile, exists, fileSource, removeIfExists, writeFileAtomic } from "../io/deno_files.ts";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterConfigJson, writeLoraTensors } from "../engine/adapter.ts";
 import { loraLayout, resolveTargets } from "../engine/lora.ts";
 import {
@@ -577,10 +577,13 @@ async function trainInto(out: string, c: {
   }
   if (args.force && present.length) {
     log(`--force: replacing the run in ${out}`);
-    for (const f of RUN_FILES) await Deno.remove(`${out}/${f}`).catch(() => {});
+    // a file that stays (no permission) would be the old run's beside the new one: stop instead
+    for (const f of RUN_FILES) await removeIfExists(`${out}/${f}`);
     // `export`'s default outputs are the old run's adapter: gone with it (the mlx folder only if then empty)
-    for (const f of EXPORT_FILES) await Deno.remove(`${out}/${f}`).catch(() => {});
-    await Deno.remove(`${out}/mlx`).catch(() => {});
+    for (const f of EXPORT_FILES) await removeIfExists(`${out}/${f}`);
+    await removeIfExists(`${out}/mlx`).catch((e) => {
+      if ((e as { code?: string }).code !== "ENOTEMPTY") throw e; // the user's own files in it stay
+    });
   } else if (resume) {
     const stale: string[] = [];
     for (const f of EXPORT_FILES) if (await exists(`${out}/${f}`)) stale.push(f);

@@ -146,6 +146,19 @@ export async function exists(path: string): Promise<boolean> {
   return await statIfExists(path) !== undefined;
 }
 
+/**
+ * Removes the file or empty directory at `path`, if there is one; any other failure (no permission, a
+ * directory that is not empty) is thrown, naming the path.
+ */
+export async function removeIfExists(path: string): Promise<void> {
+  try {
+    await Deno.remove(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw withPath(`cannot remove ${path}`, path, e);
+  }
+}
+
 /** Throws unless `path` is a regular file (NotFound passes through). */
 async function regularFile(path: string): Promise<void> {
   const info = await Deno.stat(path);

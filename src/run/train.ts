@@ -6,9 +6,11 @@
  *
  * @module
  */
+import { isThenable } from "../util/describe.ts";
 import {
   checkBudget,
   checkOptions,
+  checkPositions,
   checkSequences,
   LORA_OPTIONS,
   OPTIMIZER_OPTIONS,
@@ -377,14 +379,16 @@ export async function train(
   const method = options.method ?? "mesp";
   const cfg = pack.config;
   const seqLen = options.seqLen;
-  if (seqLen > cfg.maxPositionEmbeddings) {
-    throw new Error(
-      `sequence length ${seqLen} is longer than the model allows (${cfg.maxPositionEmbeddings})`,
-    );
-  }
+  // a generous seqLen is a bound, as in evaluate: the sequences themselves must fit the positions
+  checkPositions(
+    "train",
+    "the longest sequence",
+    longestWithin(seqLen, data, val),
+    cfg.maxPositionEmbeddings,
+  );
   const accum = options.gradAccum ?? 1;
   if (!Number.isInteger(accum) || accum < 1) {
-    throw new Error(`grad-accum must be a positive integer, got ${accum}`);
+    throw new Error(`train options: gradAccum must be a positive integer, got ${accum}`);
   }
   const clip = options.clip ?? 0;
   const resumedSeed = options.resume?.seed;
@@ -625,7 +629,7 @@ export async function train(
       // an async callback's Promise is truthy, and would stop every run before its first step: awaited, but
       // only then (an await per step of a plain callback would be a promise per step)
       const stop = options.shouldStop?.();
-      if (stop instanceof Promise ? await stop : stop) {
+      if (isThenable(stop) ? await stop : stop) {
         stopped = true;
         break;
       }

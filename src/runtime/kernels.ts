@@ -294,6 +294,36 @@ function toLeb(v: number): number[] {
   return out;
 }
 
+/** One entry of a wasm import section: its kind and where its description starts and ends. */
+interface ImportEntry {
+  kind: number;
+  /** The first byte after the kind. */
+  at: number;
+  /** The first byte after the description. */
+  end: number;
+}
+
+/** The entries of the import section whose body starts at `body` (module and field names skipped). */
+function importEntries(wasm: Uint8Array, body: number): ImportEntry[] {
+  const entries: ImportEntry[] = [];
+  let [count, p] = leb(wasm, body);
+  for (; count > 0; count--) {
+    for (let name = 0; name < 2; name++) {
+      const [len, q] = leb(wasm, p);
+      p = q + len;
+    }
+    const kind = wasm[p++], at = p;
+    if (kind === 0) [, p] = leb(wasm, p); // function: type index
+    else if (kind === 1) p = wasm[p + 1] & 1 ? leb(wasm, leb(wasm, p + 2)[1])[1] : leb(wasm, p + 2)[1];
+    else if (kind === 2) p = wasm[p] & 1 ? leb(wasm, leb(wasm, p + 1)[1])[1] : leb(wasm, p + 1)[1];
+    else if (kind === 3) p += 2; // global: value type, mutability
+    else if (kind === 4) [, p] = leb(wasm, p + 1); // tag: attribute, type index
+    else throw new Error(`kernel module: unknown import kind ${kind}`);
+    entries.push({ kind, at, end: p });
+  }
+  return entries;
+}
+
 /**
  * A copy of a wasm binary whose imported shared memory has limits `min`..`max` pages (exported for tests).
  * Throws if the module imports no memory.
@@ -303,34 +333,21 @@ export function withMemoryLimits(wasm: Uint8Array, min: number, max: number): Ui
   while (at < wasm.length) {
     const id = wasm[at];
     const [size, body] = leb(wasm, at + 1);
-    if (id === 2) {
-      let [count, p] = leb(wasm, body);
-      for (; count > 0; count--) {
-        for (let name = 0; name < 2; name++) {
-          const [len, q] = leb(wasm, p);
-          p = q + len;
-        }
-        const kind = wasm[p++];
-        if (kind === 2) {
-          const flags = wasm[p];
-          let [, q] = leb(wasm, p + 1);
-          if (flags & 1) [, q] = leb(wasm, q);
-          const limits = [flags | 1, ...toLeb(min), ...toLeb(max)];
-          const content = [...wasm.subarray(body, p), ...limits, ...wasm.subarray(q, body + size)];
-          return new Uint8Array([
-            ...wasm.subarray(0, at),
-            2,
-            ...toLeb(content.length),
-            ...content,
-            ...wasm.subarray(body + size),
-          ]);
-        }
-        if (kind === 0) [, p] = leb(wasm, p); // function: type index
-        else if (kind === 1) p = wasm[p + 1] & 1 ? leb(wasm, leb(wasm, p + 2)[1])[1] : leb(wasm, p + 2)[1];
-        else if (kind === 3) p += 2; // global: value type, mutability
-        else if (kind === 4) [, p] = leb(wasm, p + 1); // tag: attribute, type index
-        else throw new Error(`kernel module: unknown import kind ${kind}`);
-      }
+    const memory = id === 2 ? importEntries(wasm, body).find((e) => e.kind === 2) : undefined;
+    if (memory) {
+      const limits = [wasm[memory.at] | 1, ...toLeb(min), ...toLeb(max)];
+      const content = [
+        ...wasm.subarray(body, memory.at),
+        ...limits,
+        ...wasm.subarray(memory.end, body + size),
+      ];
+      return new Uint8Array([
+        ...wasm.subarray(0, at),
+        2,
+        ...toLeb(content.length),
+        ...content,
+        ...wasm.subarray(body + size),
+      ]);
     }
     at = body + size;
   }
@@ -402,21 +419,7 @@ export function exportedConstants(wasm: Uint8Array, names: readonly string[]): R
     const [size, body] = leb(wasm, at + 1);
     let p = body;
     if (id === 2) { // imports: functions imported come first in the index space
-      let count;
-      [count, p] = leb(wasm, p);
-      for (; count > 0; count--) {
-        for (let name = 0; name < 2; name++) {
-          const [len, q] = leb(wasm, p);
-          p = q + len;
-        }
-        const kind = wasm[p++];
-        if (kind === 0) [, p] = leb(wasm, p), imported++;
-        else if (kind === 1) p = wasm[p + 1] & 1 ? leb(wasm, leb(wasm, p + 2)[1])[1] : leb(wasm, p + 2)[1];
-        else if (kind === 2) p = wasm[p] & 1 ? leb(wasm, leb(wasm, p + 1)[1])[1] : leb(wasm, p + 1)[1];
-        else if (kind === 3) p += 2;
-        else if (kind === 4) [, p] = leb(wasm, p + 1);
-        else return out;
-      }
+      imported += importEntries(wasm, p).filter((e) => e.kind === 0).length;
     } else if (id === 7) { // exports
       let count;
       [count, p] = leb(wasm, p);
