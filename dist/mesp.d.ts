@@ -1355,6 +1355,12 @@ export interface Pack {
 	 */
 	prefetchRows(ids: ArrayLike<number>, count: number, head?: boolean): Promise<void>;
 	/**
+	 * Copies row `id` into `into` (views sized for one row) when the last completed `prefetchRows` of that
+	 * matrix gathered it, and says whether it did: synchronous, so a step's token rows cost no promise each.
+	 * False for a row not gathered (then `readVocabRows(id, id + 1)` reads it).
+	 */
+	copyGatheredRow(id: number, into: VocabRowViews, head?: boolean): boolean;
+	/**
 	 * Announces token ids a later `prefetchRows` of the same matrix will gather (the next sequence's, or an
 	 * untied head's targets): the next pass over the whole matrix (chunks read from row 0 on, as the loss
 	 * reads them) keeps their rows as they go by, so that gather reads nothing. A hint: without a pass
@@ -2199,6 +2205,11 @@ declare class WeightStream {
 	 * vocabulary slot; `vocabRef` then points at it.
 	 */
 	readRow(id: number, head: boolean): Promise<WeightRef>;
+	/**
+	 * {@linkcode readRow} without a promise, when the last `prefetchRows` gathered the row and no read-ahead
+	 * is in flight (as in a step's token loops); undefined otherwise, for `readRow` to read it.
+	 */
+	gatheredRow(id: number, head: boolean): WeightRef | undefined;
 	/**
 	 * Announces the rows `ids[0..count)` that `readRow` is about to be asked for, so the pack fetches them in
 	 * few reads (sorted, once each, neighbours merged) instead of one read a row.

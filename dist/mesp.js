@@ -294,47 +294,53 @@ function toLeb(v) {
   } while (v > 0);
   return out;
 }
+function importEntries(wasm, body) {
+  const entries = [];
+  let [count, p] = leb(wasm, body);
+  for (; count > 0; count--) {
+    for (let name = 0; name < 2; name++) {
+      const [len, q] = leb(wasm, p);
+      p = q + len;
+    }
+    const kind = wasm[p++], at = p;
+    if (kind === 0) [, p] = leb(wasm, p);
+    else if (kind === 1) p = wasm[p + 1] & 1 ? leb(wasm, leb(wasm, p + 2)[1])[1] : leb(wasm, p + 2)[1];
+    else if (kind === 2) p = wasm[p] & 1 ? leb(wasm, leb(wasm, p + 1)[1])[1] : leb(wasm, p + 1)[1];
+    else if (kind === 3) p += 2;
+    else if (kind === 4) [, p] = leb(wasm, p + 1);
+    else throw new Error(`kernel module: unknown import kind ${kind}`);
+    entries.push({
+      kind,
+      at,
+      end: p
+    });
+  }
+  return entries;
+}
 function withMemoryLimits(wasm, min, max) {
   let at = 8;
   while (at < wasm.length) {
     const id = wasm[at];
     const [size, body] = leb(wasm, at + 1);
-    if (id === 2) {
-      let [count, p] = leb(wasm, body);
-      for (; count > 0; count--) {
-        for (let name = 0; name < 2; name++) {
-          const [len, q] = leb(wasm, p);
-          p = q + len;
-        }
-        const kind = wasm[p++];
-        if (kind === 2) {
-          const flags = wasm[p];
-          let [, q] = leb(wasm, p + 1);
-          if (flags & 1) [, q] = leb(wasm, q);
-          const limits = [
-            flags | 1,
-            ...toLeb(min),
-            ...toLeb(max)
-          ];
-          const content = [
-            ...wasm.subarray(body, p),
-            ...limits,
-            ...wasm.subarray(q, body + size)
-          ];
-          return new Uint8Array([
-            ...wasm.subarray(0, at),
-            2,
-            ...toLeb(content.length),
-            ...content,
-            ...wasm.subarray(body + size)
-          ]);
-        }
-        if (kind === 0) [, p] = leb(wasm, p);
-        else if (kind === 1) p = wasm[p + 1] & 1 ? leb(wasm, leb(wasm, p + 2)[1])[1] : leb(wasm, p + 2)[1];
-        else if (kind === 3) p += 2;
-        else if (kind === 4) [, p] = leb(wasm, p + 1);
-        else throw new Error(`kernel module: unknown import kind ${kind}`);
-      }
+    const memory = id === 2 ? importEntries(wasm, body).find((e) => e.kind === 2) : void 0;
+    if (memory) {
+      const limits = [
+        wasm[memory.at] | 1,
+        ...toLeb(min),
+        ...toLeb(max)
+      ];
+      const content = [
+        ...wasm.subarray(body, memory.at),
+        ...limits,
+        ...wasm.subarray(memory.end, body + size)
+      ];
+      return new Uint8Array([
+        ...wasm.subarray(0, at),
+        2,
+        ...toLeb(content.length),
+        ...content,
+        ...wasm.subarray(body + size)
+      ]);
     }
     at = body + size;
   }
@@ -397,21 +403,7 @@ function exportedConstants(wasm, names) {
     const [size, body] = leb(wasm, at + 1);
     let p = body;
     if (id === 2) {
-      let count;
-      [count, p] = leb(wasm, p);
-      for (; count > 0; count--) {
-        for (let name = 0; name < 2; name++) {
-          const [len, q] = leb(wasm, p);
-          p = q + len;
-        }
-        const kind = wasm[p++];
-        if (kind === 0) [, p] = leb(wasm, p), imported++;
-        else if (kind === 1) p = wasm[p + 1] & 1 ? leb(wasm, leb(wasm, p + 2)[1])[1] : leb(wasm, p + 2)[1];
-        else if (kind === 2) p = wasm[p] & 1 ? leb(wasm, leb(wasm, p + 1)[1])[1] : leb(wasm, p + 1)[1];
-        else if (kind === 3) p += 2;
-        else if (kind === 4) [, p] = leb(wasm, p + 1);
-        else return out;
-      }
+      imported += importEntries(wasm, p).filter((e) => e.kind === 0).length;
     } else if (id === 7) {
       let count;
       [count, p] = leb(wasm, p);
@@ -1541,13 +1533,13 @@ function bucketFetch(bucket, key) {
 }
 
 // src/io/opfs.ts
-async function opfsRoot(label) {
+async function opfsRoot(label2) {
   const storage = globalThis.navigator?.storage;
   if (typeof storage?.getDirectory !== "function") {
-    throw new Error(`${label}: the Origin Private File System is not available here (navigator.storage.getDirectory is missing: not a browser, or not a secure context such as https or localhost)`);
+    throw new Error(`${label2}: the Origin Private File System is not available here (navigator.storage.getDirectory is missing: not a browser, or not a secure context such as https or localhost)`);
   }
   return await storage.getDirectory().catch((err) => {
-    throw new Error(`${label}: cannot open the Origin Private File System: ${err?.message ?? err}`, {
+    throw new Error(`${label2}: cannot open the Origin Private File System: ${err?.message ?? err}`, {
       cause: err
     });
   });
@@ -1559,7 +1551,7 @@ var TRAILER = 4 + MAGIC.length;
 var QUIET_MS = 100;
 function opfsRangeCache(file, options = {}) {
   const name = typeof file === "string" ? file : file.name;
-  const label = `OPFS cache file ${JSON.stringify(name)}`;
+  const label2 = `OPFS cache file ${JSON.stringify(name)}`;
   const blockBytes = options.blockBytes ?? 4 << 20;
   const flushBytes = options.flushBytes ?? 32 << 20;
   const notice = options.onNotice ?? ((m) => console.warn(m));
@@ -1600,11 +1592,11 @@ function opfsRangeCache(file, options = {}) {
   };
   async function openHandle() {
     if (typeof file !== "string") return file;
-    const dir = options.directory ?? await opfsRoot(label);
+    const dir = options.directory ?? await opfsRoot(label2);
     return await dir.getFileHandle(name, {
       create: true
     }).catch((err) => {
-      throw new Error(`${label}: cannot open or create it: ${err?.message ?? err}`, {
+      throw new Error(`${label2}: cannot open or create it: ${err?.message ?? err}`, {
         cause: err
       });
     });
@@ -1669,7 +1661,7 @@ function opfsRangeCache(file, options = {}) {
   function stopKeeping(err) {
     full = true;
     const why = err?.name === "QuotaExceededError" ? "the storage quota is full" : "writing failed";
-    notice(`${label}: ${why} (${err?.message ?? err}); keeping ${kept2} bytes, further ranges are read from the network`);
+    notice(`${label2}: ${why} (${err?.message ?? err}); keeping ${kept2} bytes, further ranges are read from the network`);
   }
   async function identify(remote) {
     if (version && version.size === remote.size && version.etag === remote.etag) return;
@@ -1677,14 +1669,14 @@ function opfsRangeCache(file, options = {}) {
     let record;
     if (!sync && typeof handle.createSyncAccessHandle === "function" && isWorker()) {
       sync = await handle.createSyncAccessHandle().catch((err) => {
-        throw new Error(`${label}: cannot open it for reading and writing (open in another tab or worker?): ${err?.message ?? err}`, {
+        throw new Error(`${label2}: cannot open it for reading and writing (open in another tab or worker?): ${err?.message ?? err}`, {
           cause: err
         });
       });
     }
     if (!sync && !helper && options.worker !== false && helperWorks(handle)) {
-      helper = await startHelper(handle, label, blockBytes).catch((err) => {
-        notice(`${label}: ${err?.message ?? err}; reading it through File snapshots instead (slower)`);
+      helper = await startHelper(handle, label2, blockBytes).catch((err) => {
+        notice(`${label2}: ${err?.message ?? err}; reading it through File snapshots instead (slower)`);
         return void 0;
       });
     }
@@ -1719,7 +1711,7 @@ function opfsRangeCache(file, options = {}) {
       return;
     }
     if (record) {
-      notice(`${label} held ranges of another version of ${remote.name} (${record.size} bytes, ETag ${record.etag ?? "none"}; the server now has ${remote.size} bytes, ETag ${remote.etag ?? "none"}): discarding them`);
+      notice(`${label2} held ranges of another version of ${remote.name} (${record.size} bytes, ETag ${record.etag ?? "none"}; the server now has ${remote.size} bytes, ETag ${remote.etag ?? "none"}): discarding them`);
     }
     setRanges([]);
     full = false;
@@ -1737,7 +1729,7 @@ function opfsRangeCache(file, options = {}) {
   }
   function used() {
     if (!version) {
-      throw new Error(`${label}: used before identify() (fetchSource calls it with the remote file's version)`);
+      throw new Error(`${label2}: used before identify() (fetchSource calls it with the remote file's version)`);
     }
   }
   async function readKept(offset, into, i) {
@@ -1787,7 +1779,7 @@ function opfsRangeCache(file, options = {}) {
     }
     b.buf = buf;
     if (got !== end - start) {
-      throw new Error(`${label}: short read: got ${got} of bytes ${start}..${end} (the file changed?)`);
+      throw new Error(`${label2}: short read: got ${got} of bytes ${start}..${end} (the file changed?)`);
     }
     b.start = start;
     b.end = end;
@@ -1797,7 +1789,7 @@ function opfsRangeCache(file, options = {}) {
     if (timer !== void 0) clearTimeout(timer);
     timer = setTimeout(() => {
       timer = void 0;
-      serial(commit).catch((err) => notice(`${label}: writing failed: ${err?.message ?? err}`));
+      serial(commit).catch((err) => notice(`${label2}: writing failed: ${err?.message ?? err}`));
     }, QUIET_MS);
   }
   async function commit() {
@@ -1883,7 +1875,7 @@ function opfsRangeCache(file, options = {}) {
           counts.fileReads++;
           if (sync) {
             if (readSync(sync, offset, into) !== into.length) {
-              throw new Error(`${label}: short read of kept bytes ${offset}..${end} (the file changed?)`);
+              throw new Error(`${label2}: short read of kept bytes ${offset}..${end} (the file changed?)`);
             }
           } else await readKept(offset, into, i);
           return true;
@@ -1895,7 +1887,7 @@ function opfsRangeCache(file, options = {}) {
             if (timer !== void 0) {
               clearTimeout(timer);
               timer = void 0;
-              serial(commit).catch((err) => notice(`${label}: writing failed: ${err?.message ?? err}`));
+              serial(commit).catch((err) => notice(`${label2}: writing failed: ${err?.message ?? err}`));
             }
             return true;
           }
@@ -1996,7 +1988,7 @@ function helperWorks(handle) {
   const g = globalThis;
   return typeof g.Worker === "function" && g.document !== void 0 && g.FileSystemFileHandle !== void 0 && handle instanceof g.FileSystemFileHandle;
 }
-async function startHelper(handle, label, writeBytes) {
+async function startHelper(handle, label2, writeBytes) {
   let spare = new ArrayBuffer(0);
   const url = URL.createObjectURL(new Blob([
     HELPER
@@ -2009,13 +2001,13 @@ async function startHelper(handle, label, writeBytes) {
   worker.onmessage = (e) => {
     const w = waiting.shift();
     if (e.data.error === void 0) w.resolve(e.data);
-    else w.reject(Object.assign(new Error(`${label}: ${e.data.error}`), {
+    else w.reject(Object.assign(new Error(`${label2}: ${e.data.error}`), {
       name: e.data.name ?? "Error"
     }));
   };
   worker.onerror = (e) => {
     e.preventDefault();
-    for (const w of waiting.splice(0)) w.reject(new Error(`${label}: its worker failed: ${e.message}`));
+    for (const w of waiting.splice(0)) w.reject(new Error(`${label2}: its worker failed: ${e.message}`));
   };
   const call2 = (m, transfer = []) => new Promise((resolve, reject) => {
     waiting.push({
@@ -2093,23 +2085,23 @@ async function startHelper(handle, label, writeBytes) {
 
 // src/io/opfs_spill_file.ts
 async function opfsSpillFile(name, options = {}) {
-  const label = `OPFS spill file ${JSON.stringify(name)}`;
-  const dir = options.directory ?? await opfsRoot(label);
+  const label2 = `OPFS spill file ${JSON.stringify(name)}`;
+  const dir = options.directory ?? await opfsRoot(label2);
   if (!isDedicatedWorker()) {
-    throw new Error(`${label}: needs a dedicated worker (FileSystemSyncAccessHandle exists only there, not on a page's main thread, nor in a shared or service worker): call train in a Worker`);
+    throw new Error(`${label2}: needs a dedicated worker (FileSystemSyncAccessHandle exists only there, not on a page's main thread, nor in a shared or service worker): call train in a Worker`);
   }
   const file = await dir.getFileHandle(name, {
     create: true
   }).catch((err) => {
-    throw new Error(`${label}: cannot open or create it: ${err?.message ?? err}`, {
+    throw new Error(`${label2}: cannot open or create it: ${err?.message ?? err}`, {
       cause: err
     });
   });
   if (typeof file.createSyncAccessHandle !== "function") {
-    throw new Error(`${label}: this browser has no FileSystemSyncAccessHandle (createSyncAccessHandle)`);
+    throw new Error(`${label2}: this browser has no FileSystemSyncAccessHandle (createSyncAccessHandle)`);
   }
   let handle = await file.createSyncAccessHandle().catch((err) => {
-    throw new Error(`${label}: cannot open it for reading and writing (held by another tab or worker?): ${err?.message ?? err}`, {
+    throw new Error(`${label2}: cannot open it for reading and writing (held by another tab or worker?): ${err?.message ?? err}`, {
       cause: err
     });
   });
@@ -2118,7 +2110,7 @@ async function opfsSpillFile(name, options = {}) {
     at: 0
   };
   const open = () => {
-    if (!handle) throw new Error(`${label}: used after close()`);
+    if (!handle) throw new Error(`${label2}: used after close()`);
     return handle;
   };
   const move = (position, bytes, write) => {
@@ -2134,12 +2126,12 @@ async function opfsSpillFile(name, options = {}) {
       }
     } catch (err) {
       const why = err?.name === "QuotaExceededError" ? "the storage quota is full: " : "";
-      throw new Error(`${label}: cannot ${write ? "write" : "read"} ${bytes.length} bytes at byte ${position}: ${why}${err?.message ?? err}`, {
+      throw new Error(`${label2}: cannot ${write ? "write" : "read"} ${bytes.length} bytes at byte ${position}: ${why}${err?.message ?? err}`, {
         cause: err
       });
     }
     if (done < bytes.length) {
-      throw new Error(write ? `${label}: wrote ${done} of ${bytes.length} bytes at byte ${position} (the storage quota is full?)` : `${label}: read ${done} of ${bytes.length} bytes at byte ${position}: the file ends at byte ${h.getSize()} (changed by someone else?)`);
+      throw new Error(write ? `${label2}: wrote ${done} of ${bytes.length} bytes at byte ${position} (the storage quota is full?)` : `${label2}: read ${done} of ${bytes.length} bytes at byte ${position}: the file ends at byte ${h.getSize()} (changed by someone else?)`);
     }
     return done;
   };
@@ -2156,10 +2148,10 @@ async function opfsSpillFile(name, options = {}) {
     async remove() {
       close();
       if (typeof dir.removeEntry !== "function") {
-        throw new Error(`${label}: cannot remove it: its directory handle has no removeEntry`);
+        throw new Error(`${label2}: cannot remove it: its directory handle has no removeEntry`);
       }
       await dir.removeEntry(name).catch((err) => {
-        throw new Error(`${label}: cannot remove it: ${err?.message ?? err}`, {
+        throw new Error(`${label2}: cannot remove it: ${err?.message ?? err}`, {
           cause: err
         });
       });
@@ -3947,6 +3939,18 @@ var VocabReader = class {
   read(m, r0, r1, into) {
     return this.#serial(() => this.#read(m, r0, r1, into));
   }
+  /**
+   * Copies row `id` of matrix `m` into `into` (views sized for one row) when the last completed gather
+   * holds it; whether it did. Synchronous: a step's token rows cost no promise, closure or view each.
+   */
+  copyGathered(m, id, into) {
+    const store = this.#stores[m][0], at = find(store, id);
+    if (at < 0) return false;
+    const { rowBytes: d, scaleRowBytes: q, rowStride: stride } = this.#slot, o = at * stride;
+    copyBytes(into.data, store.rows, o, d);
+    if (q) copyBytes(into.scales, store.rows, o + d, q), copyBytes(into.biases, store.rows, o + d + q, q);
+    return true;
+  }
   /** Gathers the rows of the valid ids among `ids[0..count)` so that reading one of them alone is local. */
   prefetch(m, ids, count) {
     return this.#serial(() => this.#prefetch(m, ids, count));
@@ -4161,6 +4165,9 @@ function find(store, id) {
   }
   return -1;
 }
+function copyBytes(dst, src, from, n) {
+  for (let i = 0; i < n; i++) dst[i] = src[from + i];
+}
 function scatter(s, bytes, at, n, into) {
   const { rowBytes: d, scaleRowBytes: q, rowStride: stride } = s;
   if (!q) return into.data.set(bytes.subarray(0, n * d), at * d);
@@ -4275,6 +4282,10 @@ async function openPack(source, options = {}) {
         return Promise.reject(new Error("this model has no separate LM head (tied embeddings)"));
       }
       return rows.prefetch(head ? 1 : 0, ids, Math.min(count, ids.length));
+    },
+    copyGatheredRow(id, into, head = false) {
+      if (head && !header.lmHead) throw new Error("this model has no separate LM head (tied embeddings)");
+      return rows.copyGathered(head ? 1 : 0, id, into);
     },
     expectRows(ids, count, head = false) {
       if (head && !header.lmHead) throw new Error("this model has no separate LM head (tied embeddings)");
@@ -7312,6 +7323,15 @@ var ReadAhead = class {
     };
   }
   /**
+   * {@linkcode settle} without waiting: when no read is in flight, forgets what the slots hold and returns
+   * true; false (and nothing forgotten) while one is.
+   */
+  settledNow() {
+    if (this.#pending) return false;
+    this.#key = -1;
+    return true;
+  }
+  /**
    * Waits for any read in flight and forgets what the slots hold: for a caller about to write into a slot
    * by other means (single rows of the vocabulary).
    */
@@ -7547,6 +7567,16 @@ var WeightStream = class {
     return this.vocabRef;
   }
   /**
+   * {@linkcode readRow} without a promise, when the last `prefetchRows` gathered the row and no read-ahead
+   * is in flight (as in a step's token loops); undefined otherwise, for `readRow` to read it.
+   */
+  gatheredRow(id, head) {
+    if (!this.#vocabReads.settledNow()) return void 0;
+    this.#pointVocab(0);
+    const lmHead = head && !this.#pack.config.tieWordEmbeddings;
+    return this.#pack.copyGatheredRow(id, this.#rowViews, lmHead) ? this.vocabRef : void 0;
+  }
+  /**
    * Announces the rows `ids[0..count)` that `readRow` is about to be asked for, so the pack fetches them in
    * few reads (sorted, once each, neighbours merged) instead of one read a row.
    */
@@ -7779,6 +7809,10 @@ var NAMES = {
   m: "first moment",
   v: "second moment"
 };
+function label(part, index) {
+  if (part === "input") return `saved input ${index}`;
+  return part === "reservation" ? "its reservation" : `layer ${index}'s ${NAMES[part]}`;
+}
 function planSpill(cfg, o) {
   if (!o.spill || o.mode !== "train" || !o.lora) return void 0;
   const D = dims(cfg, o);
@@ -7809,16 +7843,17 @@ var Spill = class {
     if (at.m) this.#m = view(at.m, layout.layerBytes);
     if (at.v) this.#v = view(at.v, layout.layerBytes);
   }
-  #read(position, into, what) {
+  // what is read or written is named only for an error: a label built per call would be garbage per layer
+  #read(position, into, part, index) {
     const got = this.file.read(position, into);
     if (got !== into.length) {
-      throw new Error(`spill: read ${got} of ${into.length} bytes of ${what} at byte ${position}`);
+      throw new Error(`spill: read ${got} of ${into.length} bytes of ${label(part, index)} at byte ${position}`);
     }
   }
-  #write(position, data, what) {
+  #write(position, data, part, index) {
     const put = this.file.write(position, data);
     if (put !== data.length) {
-      throw new Error(`spill: wrote ${put} of ${data.length} bytes of ${what} at byte ${position}`);
+      throw new Error(`spill: wrote ${put} of ${data.length} bytes of ${label(part, index)} at byte ${position}`);
     }
   }
   #input(slot) {
@@ -7832,26 +7867,26 @@ var Spill = class {
     this.#params.fill(0);
     for (let at = 0; at < this.layout.bytes; at += this.#params.length) {
       const n = Math.min(this.#params.length, this.layout.bytes - at);
-      this.#write(at, n === this.#params.length ? this.#params : this.#params.subarray(0, n), "its reservation");
+      this.#write(at, n === this.#params.length ? this.#params : this.#params.subarray(0, n), "reservation", 0);
     }
     this.#resident = -1;
   }
   /** Saves the residual stream as saved input `slot`. */
   saveInput(slot) {
-    this.#write(this.#input(slot), this.#x, `saved input ${slot}`);
+    this.#write(this.#input(slot), this.#x, "input", slot);
   }
   /** Reads saved input `slot` back into the residual stream. */
   restoreInput(slot) {
-    this.#read(this.#input(slot), this.#x, `saved input ${slot}`);
+    this.#read(this.#input(slot), this.#x, "input", slot);
   }
   /** Reads saved input `slot` into the read-back buffer. */
   readInput(slot) {
-    this.#read(this.#input(slot), this.#decoded, `saved input ${slot}`);
+    this.#read(this.#input(slot), this.#decoded, "input", slot);
   }
   /** Makes the arena's one layer of adapter hold layer `l`'s. */
   loadAdapter(l) {
     if (this.#resident === l) return;
-    this.#read(this.layout.params + l * this.layout.layerBytes, this.#params, `layer ${l}'s adapter`);
+    this.#read(this.layout.params + l * this.layout.layerBytes, this.#params, "params", l);
     this.#resident = l;
   }
   /** Reads layer `l`'s AdamW moments into the arena's one layer of them. */
@@ -7863,7 +7898,7 @@ var Spill = class {
   loadMoment(which, l) {
     const into = which === "m" ? this.#m : this.#v;
     if (into) {
-      this.#read(this.layout[which] + l * this.layout.layerBytes, into, `layer ${l}'s ${NAMES[which]}`);
+      this.#read(this.layout[which] + l * this.layout.layerBytes, into, which, l);
     }
   }
   /**
@@ -7882,7 +7917,7 @@ var Spill = class {
   store(part, l) {
     const data = part === "params" ? this.#params : part === "m" ? this.#m : this.#v;
     if (data) {
-      this.#write(this.layout[part] + l * this.layout.layerBytes, data, `layer ${l}'s ${NAMES[part]}`);
+      this.#write(this.layout[part] + l * this.layout.layerBytes, data, part, l);
     }
     if (part === "params") this.#resident = l;
   }
@@ -8141,7 +8176,7 @@ async function embed(e, ids, T, row0 = 0) {
     if (!(id >= 0 && id < V)) {
       throw new Error(`token id ${id} at position ${t} is outside the vocabulary (${V})`);
     }
-    const ref = await e.weights.readRow(id, false);
+    const ref = e.weights.gatheredRow(id, false) ?? await e.weights.readRow(id, false);
     e.k.decode_row(dtypeCode(ref), ref.ptr, d, ref.scales, ref.biases, 0, 0, d, x + (row0 + t) * d * 4);
   }
 }
@@ -8570,7 +8605,8 @@ async function lossForwardBackward(e, T) {
   for (let t = 0; t < T; t++) {
     const w = e.F[(r.weight >>> 2) + t];
     if (w === 0) continue;
-    const ref = await e.weights.readRow(e.I32[(r.targets >>> 2) + t], true);
+    const id = e.I32[(r.targets >>> 2) + t];
+    const ref = e.weights.gatheredRow(id, true) ?? await e.weights.readRow(id, true);
     e.k.decode_row(dtypeCode(ref), ref.ptr, d, ref.scales, ref.biases, 0, 0, d, erow);
     e.k.axpy(dxn + t * d * 4, -w, erow, d);
   }
@@ -9418,9 +9454,9 @@ leave them out (the state's are used) or start a new run without resume`);
     ...CHANGEABLE_OPTIONS,
     ...RUN_SETTINGS
   ]) {
+    if (key === "steps" && options.epochs != null) continue;
     const into = OPTIMIZER_FIELDS.has(key) ? optimizer : resumed;
-    const given = key === "steps" && options.epochs != null ? options.steps : optionValue(options, key);
-    into[key] = given ?? optionValue(recorded, key);
+    into[key] = optionValue(options, key) ?? optionValue(recorded, key);
   }
   resumed.optimizer = optimizer;
   return resumed;
@@ -9589,12 +9625,10 @@ async function train(pack, data, val, options) {
   const method = options.method ?? "mesp";
   const cfg = pack.config;
   const seqLen = options.seqLen;
-  if (seqLen > cfg.maxPositionEmbeddings) {
-    throw new Error(`sequence length ${seqLen} is longer than the model allows (${cfg.maxPositionEmbeddings})`);
-  }
+  checkPositions("train", "the longest sequence", longestWithin(seqLen, data, val), cfg.maxPositionEmbeddings);
   const accum = options.gradAccum ?? 1;
   if (!Number.isInteger(accum) || accum < 1) {
-    throw new Error(`grad-accum must be a positive integer, got ${accum}`);
+    throw new Error(`train options: gradAccum must be a positive integer, got ${accum}`);
   }
   const clip = options.clip ?? 0;
   const resumedSeed = options.resume?.seed;
@@ -9814,7 +9848,7 @@ async function train(pack, data, val, options) {
     let tokensSeen = 0, stopped = false;
     while (step < steps) {
       const stop2 = options.shouldStop?.();
-      if (stop2 instanceof Promise ? await stop2 : stop2) {
+      if (isThenable(stop2) ? await stop2 : stop2) {
         stopped = true;
         break;
       }

@@ -284,6 +284,28 @@ Deno.test("prefetchRows: sorted token rows closer than the gap are one request; 
   }
 });
 
+Deno.test("a step's token rows (embedding and loss targets) are copied from the gather, none read alone; the same losses", async () => {
+  const ref = await tinyRun();
+  const bytes = await Deno.readFile(`${ref.dir}/${ref.pack}`);
+  const data = sequences(await Deno.readFile(`${ref.dir}/${ref.tokens}`));
+  const pack = await openPack(bytesSource(bytes, "t.pack"));
+  let alone = 0, copied = 0;
+  const watched: typeof pack = {
+    ...pack,
+    readVocabRows: (
+      r0,
+      r1,
+      into,
+      head,
+    ) => (alone += r1 - r0 === 1 ? 1 : 0, pack.readVocabRows(r0, r1, into, head)),
+    copyGatheredRow: (id, into, head) => (copied++, pack.copyGatheredRow(id, into, head)),
+  };
+  const r = await train(watched, data, [], OPTIONS);
+  assertEquals(bits(r.params), ref.params, "the same adapter, bit for bit");
+  assertEquals(alone, 0, "no row read alone");
+  assert(copied >= 3 * OPTIONS.seqLen, `every token's row copied (${copied})`);
+});
+
 Deno.test("expectRows: a pass over the vocabulary from row 0 keeps the announced rows; the gather after it reads nothing, rows as stored", async () => {
   for (const [name, format] of [["mlx_q4", "q4"], ["mha_untied_bf16", "f32"]] as const) {
     // checksum blocks of 64 rows and chunks of 100: the first pass reads partly covered blocks whole
@@ -322,6 +344,17 @@ Deno.test("expectRows: a pass over the vocabulary from row 0 keeps the announced
         assertEquals(await row(pack, id), await row(ref, id), `${what} row ${id}`);
       }
       assertEquals(reads - before, 0, `${what}: and are read locally`);
+      // copied without a promise: the same bytes; a row not gathered is not copied
+      for (const id of [3, 77, 130, 200, 255]) {
+        const v = views(1);
+        assert(pack.copyGatheredRow(id, v, head), `${what} row ${id} gathered`);
+        assertEquals(
+          [...v.data, ...(v.scales ?? []), ...(v.biases ?? [])],
+          await row(ref, id),
+          `${what} ${id}`,
+        );
+      }
+      assert(!pack.copyGatheredRow(4, views(1), head), `${what}: row 4 was not gathered`);
       // the announcement was taken up: another pass keeps nothing new, so new ids are read
       await pass();
       before = reads;

@@ -623,9 +623,10 @@ async function trainInto(out: string, c: {
   };
   const metricsPath = `${out}/metrics.jsonl`;
   const metrics = await Deno.open(metricsPath, { create: true, append: true, write: true });
+  const utf8 = new TextEncoder(); // one for the run: a row is written every step
   const writeMetric = (o: Record<string, unknown>) => {
     try {
-      metrics.writeSync(new TextEncoder().encode(JSON.stringify(o) + "\n"));
+      metrics.writeSync(utf8.encode(JSON.stringify(o) + "\n"));
     } catch (err) {
       throw new Error(`cannot append to ${metricsPath}: ${(err as Error).message}`);
     }

@@ -5,7 +5,9 @@
  * (`backward.ts`) and the training step (`step.ts`).
  *
  * Everything the step loop touches is a buffer of the plan (`plan.ts`); weight descriptors and typed-array
- * views are made once here, so no pass allocates.
+ * views are made once here, so no pass allocates memory of its own. What remains per step is the garbage of
+ * asynchronous reads: a promise per weight unit read (a layer, an MLP or vocabulary chunk, a gather), never
+ * one per token or row.
  *
  * @module
  */

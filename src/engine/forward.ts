@@ -23,7 +23,7 @@ export async function embed(e: Engine, ids: ArrayLike<number>, T: number, row0 =
     if (!(id >= 0 && id < V)) {
       throw new Error(`token id ${id} at position ${t} is outside the vocabulary (${V})`);
     }
-    const ref = await e.weights.readRow(id, false);
+    const ref = e.weights.gatheredRow(id, false) ?? await e.weights.readRow(id, false);
     e.k.decode_row(dtypeCode(ref), ref.ptr, d, ref.scales, ref.biases, 0, 0, d, x + (row0 + t) * d * 4);
   }
 }

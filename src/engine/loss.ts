@@ -177,7 +177,8 @@ export async function lossForwardBackward(e: Engine, T: number): Promise<void> {
   for (let t = 0; t < T; t++) {
     const w = e.F[(r.weight >>> 2) + t];
     if (w === 0) continue;
-    const ref = await e.weights.readRow(e.I32[(r.targets >>> 2) + t], true);
+    const id = e.I32[(r.targets >>> 2) + t];
+    const ref = e.weights.gatheredRow(id, true) ?? await e.weights.readRow(id, true);
     e.k.decode_row(dtypeCode(ref), ref.ptr, d, ref.scales, ref.biases, 0, 0, d, erow);
     e.k.axpy(dxn + t * d * 4, -w, erow, d); // − w · E[target]
   }

@@ -58,6 +58,16 @@ export class ReadAhead {
   }
 
   /**
+   * {@linkcode settle} without waiting: when no read is in flight, forgets what the slots hold and returns
+   * true; false (and nothing forgotten) while one is.
+   */
+  settledNow(): boolean {
+    if (this.#pending) return false;
+    this.#key = -1;
+    return true;
+  }
+
+  /**
    * Waits for any read in flight and forgets what the slots hold: for a caller about to write into a slot
    * by other means (single rows of the vocabulary).
    */

@@ -49,6 +49,14 @@ export function spillLayout(
 /** What each spilled part is called in error messages. */
 const NAMES = { params: "adapter", m: "first moment", v: "second moment" } as const;
 
+/** What a read or write of the spill moves: a saved input, a layer's adapter or moment, the reservation. */
+type SpillPart = keyof typeof NAMES | "input" | "reservation";
+
+function label(part: SpillPart, index: number): string {
+  if (part === "input") return `saved input ${index}`;
+  return part === "reservation" ? "its reservation" : `layer ${index}'s ${NAMES[part]}`;
+}
+
 /** The arena buffers a spill reads into and writes from (byte pointers). */
 export interface SpillBuffers {
   /** The residual stream `[T, d]` (saved from, restored into) and where a saved input is read back to. */
@@ -103,17 +111,22 @@ export class Spill {
     if (at.v) this.#v = view(at.v, layout.layerBytes);
   }
 
-  #read(position: number, into: Uint8Array, what: string): void {
+  // what is read or written is named only for an error: a label built per call would be garbage per layer
+  #read(position: number, into: Uint8Array, part: SpillPart, index: number): void {
     const got = this.file.read(position, into);
     if (got !== into.length) {
-      throw new Error(`spill: read ${got} of ${into.length} bytes of ${what} at byte ${position}`);
+      throw new Error(
+        `spill: read ${got} of ${into.length} bytes of ${label(part, index)} at byte ${position}`,
+      );
     }
   }
 
-  #write(position: number, data: Uint8Array, what: string): void {
+  #write(position: number, data: Uint8Array, part: SpillPart, index: number): void {
     const put = this.file.write(position, data);
     if (put !== data.length) {
-      throw new Error(`spill: wrote ${put} of ${data.length} bytes of ${what} at byte ${position}`);
+      throw new Error(
+        `spill: wrote ${put} of ${data.length} bytes of ${label(part, index)} at byte ${position}`,
+      );
     }
   }
 
@@ -132,7 +145,8 @@ export class Spill {
       this.#write(
         at,
         n === this.#params.length ? this.#params : this.#params.subarray(0, n),
-        "its reservation",
+        "reservation",
+        0,
       );
     }
     this.#resident = -1;
@@ -140,23 +154,23 @@ export class Spill {
 
   /** Saves the residual stream as saved input `slot`. */
   saveInput(slot: number): void {
-    this.#write(this.#input(slot), this.#x, `saved input ${slot}`);
+    this.#write(this.#input(slot), this.#x, "input", slot);
   }
 
   /** Reads saved input `slot` back into the residual stream. */
   restoreInput(slot: number): void {
-    this.#read(this.#input(slot), this.#x, `saved input ${slot}`);
+    this.#read(this.#input(slot), this.#x, "input", slot);
   }
 
   /** Reads saved input `slot` into the read-back buffer. */
   readInput(slot: number): void {
-    this.#read(this.#input(slot), this.#decoded, `saved input ${slot}`);
+    this.#read(this.#input(slot), this.#decoded, "input", slot);
   }
 
   /** Makes the arena's one layer of adapter hold layer `l`'s. */
   loadAdapter(l: number): void {
     if (this.#resident === l) return;
-    this.#read(this.layout.params + l * this.layout.layerBytes, this.#params, `layer ${l}'s adapter`);
+    this.#read(this.layout.params + l * this.layout.layerBytes, this.#params, "params", l);
     this.#resident = l;
   }
 
@@ -170,7 +184,7 @@ export class Spill {
   loadMoment(which: "m" | "v", l: number): void {
     const into = which === "m" ? this.#m : this.#v;
     if (into) {
-      this.#read(this.layout[which] + l * this.layout.layerBytes, into, `layer ${l}'s ${NAMES[which]}`);
+      this.#read(this.layout[which] + l * this.layout.layerBytes, into, which, l);
     }
   }
 
@@ -191,7 +205,7 @@ export class Spill {
   store(part: "params" | "m" | "v", l: number): void {
     const data = part === "params" ? this.#params : part === "m" ? this.#m : this.#v;
     if (data) {
-      this.#write(this.layout[part] + l * this.layout.layerBytes, data, `layer ${l}'s ${NAMES[part]}`);
+      this.#write(this.layout[part] + l * this.layout.layerBytes, data, part, l);
     }
     if (part === "params") this.#resident = l;
   }

@@ -5,7 +5,8 @@
  * (`read_ahead.ts`); the vocabulary (embedding, LM head) a chunk of rows at a time through two slots, or one
  * row through slot 0. With `resident` every layer is read once, at creation, and a "load" only re-points.
  *
- * The descriptors the GEMMs take are made here once; loading a unit re-points them (no allocation).
+ * The descriptors the GEMMs take are made here once; loading a unit re-points them (no buffer is allocated;
+ * a read is a promise). A step's token rows are copied from the pack's gather without one (`gatheredRow`).
  *
  * @module
  */
@@ -252,6 +253,17 @@ export class WeightStream {
     this.#pointVocab(0);
     await this.#pack.readVocabRows(id, id + 1, this.#rowViews, head && !this.#pack.config.tieWordEmbeddings);
     return this.vocabRef;
+  }
+
+  /**
+   * {@linkcode readRow} without a promise, when the last `prefetchRows` gathered the row and no read-ahead
+   * is in flight (as in a step's token loops); undefined otherwise, for `readRow` to read it.
+   */
+  gatheredRow(id: number, head: boolean): WeightRef | undefined {
+    if (!this.#vocabReads.settledNow()) return undefined;
+    this.#pointVocab(0);
+    const lmHead = head && !this.#pack.config.tieWordEmbeddings;
+    return this.#pack.copyGatheredRow(id, this.#rowViews, lmHead) ? this.vocabRef : undefined;
   }
 
   /**

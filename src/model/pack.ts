@@ -57,6 +57,12 @@ export interface Pack {
    */
   prefetchRows(ids: ArrayLike<number>, count: number, head?: boolean): Promise<void>;
   /**
+   * Copies row `id` into `into` (views sized for one row) when the last completed `prefetchRows` of that
+   * matrix gathered it, and says whether it did: synchronous, so a step's token rows cost no promise each.
+   * False for a row not gathered (then `readVocabRows(id, id + 1)` reads it).
+   */
+  copyGatheredRow(id: number, into: VocabRowViews, head?: boolean): boolean;
+  /**
    * Announces token ids a later `prefetchRows` of the same matrix will gather (the next sequence's, or an
    * untied head's targets): the next pass over the whole matrix (chunks read from row 0 on, as the loss
    * reads them) keeps their rows as they go by, so that gather reads nothing. A hint: without a pass
@@ -198,6 +204,10 @@ export async function openPack(source: WeightSource, options: OpenPackOptions = 
         return Promise.reject(new Error("this model has no separate LM head (tied embeddings)"));
       }
       return rows.prefetch(head ? 1 : 0, ids, Math.min(count, ids.length));
+    },
+    copyGatheredRow(id, into, head = false) {
+      if (head && !header.lmHead) throw new Error("this model has no separate LM head (tied embeddings)");
+      return rows.copyGathered(head ? 1 : 0, id, into);
     },
     expectRows(ids, count, head = false) {
       if (head && !header.lmHead) throw new Error("this model has no separate LM head (tied embeddings)");

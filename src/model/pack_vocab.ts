@@ -114,6 +114,19 @@ export class VocabReader {
     return this.#serial(() => this.#read(m, r0, r1, into));
   }
 
+  /**
+   * Copies row `id` of matrix `m` into `into` (views sized for one row) when the last completed gather
+   * holds it; whether it did. Synchronous: a step's token rows cost no promise, closure or view each.
+   */
+  copyGathered(m: number, id: number, into: VocabRowViews): boolean {
+    const store = this.#stores[m][0], at = find(store, id);
+    if (at < 0) return false;
+    const { rowBytes: d, scaleRowBytes: q, rowStride: stride } = this.#slot, o = at * stride;
+    copyBytes(into.data, store.rows, o, d);
+    if (q) (copyBytes(into.scales!, store.rows, o + d, q), copyBytes(into.biases!, store.rows, o + d + q, q));
+    return true;
+  }
+
   /** Gathers the rows of the valid ids among `ids[0..count)` so that reading one of them alone is local. */
   prefetch(m: number, ids: ArrayLike<number>, count: number): Promise<void> {
     return this.#serial(() => this.#prefetch(m, ids, count));
@@ -353,6 +366,11 @@ function find(store: RowStore, id: number): number {
     else hi = mid - 1;
   }
   return -1;
+}
+
+/** Copies bytes [from, from + n) of `src` to the start of `dst`, without a view of either. */
+function copyBytes(dst: Uint8Array, src: Uint8Array, from: number, n: number): void {
+  for (let i = 0; i < n; i++) dst[i] = src[from + i];
 }
 
 /** Copies `n` stored rows into rows [at, at + n) of the caller's views. */
