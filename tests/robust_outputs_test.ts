@@ -30,18 +30,14 @@ Deno.test("outputs: grad --out refuses to replace any existing file (the model's
   const before = await snapshot(model);
   const target = `${model}/model.safetensors`;
   const r = await mesp(cache, ...gradArgs, "--out", target);
-  assertFails(
-    r,
-    1,
-    /--out .*model\.safetensors already exists; use --force to replace it/,
-    "grad over the model",
-  );
+  assertFails(r, 1, /--out .*model\.safetensors is inside the model directory/, "grad over the model");
   await assertUnchanged(before, "grad over the model");
-  const dir = await mesp(cache, ...gradArgs, "--out", `${model}/adapter`);
+  await Deno.mkdir(`${tmp}/grads-dir`);
+  const dir = await mesp(cache, ...gradArgs, "--out", `${tmp}/grads-dir`);
   assertFails(
     dir,
     1,
-    /--out .*adapter is a directory; this output is one file: give its path/,
+    /--out .*grads-dir is a directory; this output is one file: give its path/,
     "grad onto a directory",
   );
   await assertUnchanged(before, "grad onto a directory");
@@ -153,10 +149,95 @@ Deno.test("outputs: train refuses the model's own directory as --out", async () 
   assertFails(
     r,
     1,
-    /--out .* is the model's own directory; give the run a directory of its own/,
+    /--out .* is the model .* itself: give the output a place of its own/,
     "train into the model",
   );
   await assertUnchanged(before, "train into the model");
+});
+
+Deno.test("outputs: no command writes into the model, even with --force or through ./ and ..", async () => {
+  const run = `${tmp}/for-inside`;
+  assertEquals((await mesp(cache, ...trainArgs(run), "--steps", "1")).code, 0);
+  const before = await snapshot(model);
+  const name = model.split("/").at(-1)!;
+  const cases: [string[], RegExp][] = [
+    [
+      ["merge", "--adapter", run, "--model", model, "--out", `${tmp}/./${name}`, "--force"],
+      /is the model .* itself/,
+    ],
+    [["merge", "--adapter", run, "--model", model, "--out", `${model}/../${name}/`, "--force"], /itself/],
+    [
+      [
+        "merge",
+        "--adapter",
+        run,
+        "--model",
+        model,
+        "--format",
+        "gguf",
+        "--out",
+        `${model}/m.gguf`,
+        "--force",
+      ],
+      /--out .*m\.gguf is inside the model directory/,
+    ],
+    [
+      [...gradArgs, "--out", `${tmp}/./${name}/model.safetensors`, "--force"],
+      /--out .*model\.safetensors is inside the model directory/,
+    ],
+    [
+      [
+        "export",
+        "--adapter",
+        run,
+        "--model",
+        model,
+        "--format",
+        "gguf",
+        "--base",
+        `${model}/base.gguf`,
+        "--force",
+      ],
+      /--base .*base\.gguf is inside the model directory/,
+    ],
+  ];
+  for (const [args, want] of cases) assertFails(await mesp(cache, ...args), 1, want, args.join(" "));
+  await assertUnchanged(before, "the model");
+});
+
+Deno.test("outputs: merge replaces another model's weights in --out only with --force, copies no other weights, leaves no --out on a bad base", async () => {
+  const run = `${tmp}/for-merge`;
+  assertEquals((await mesp(cache, ...trainArgs(run), "--steps", "1")).code, 0);
+  // a base with weights of another format beside its safetensors: not the merged model, so not copied
+  const base = await copyCase("gqa_tied_f32", `${tmp}/base-with-bin`);
+  await Deno.writeTextFile(`${base}/pytorch_model.bin`, "unmerged");
+  const out = `${tmp}/merged-over`;
+  await Deno.mkdir(out);
+  await Deno.writeTextFile(`${out}/model-00001-of-00002.safetensors`, "another model's shard");
+  await Deno.writeTextFile(`${out}/notes.txt`, "mine");
+  const merge = (...more: string[]) =>
+    mesp(cache, "merge", "--adapter", run, "--model", base, "--out", out, ...more);
+  assertFails(
+    await merge(),
+    1,
+    /--out .* holds another model's weights \(model-00001-of-00002\.safetensors\)/,
+    "kept",
+  );
+  const r = await merge("--force");
+  assertEquals(r.code, 0, r.stderr);
+  const names = (await Array.fromAsync(Deno.readDir(out))).map((e) => e.name).sort();
+  assert(
+    !names.includes("model-00001-of-00002.safetensors") && !names.includes("pytorch_model.bin"),
+    names.join(),
+  );
+  assert(names.includes("model.safetensors") && names.includes("config.json"), names.join());
+  assertEquals(await Deno.readTextFile(`${out}/notes.txt`), "mine");
+  // a base whose weights cannot be read: refused before --out is made
+  const bad = await copyCase("gqa_tied_f32", `${tmp}/bad-base`);
+  await Deno.writeTextFile(`${bad}/model.safetensors`, "not safetensors");
+  const failed = await mesp(cache, "merge", "--adapter", run, "--model", bad, "--out", `${tmp}/never`);
+  assertEquals(failed.code, 1, failed.stderr);
+  assert(!(await exists(`${tmp}/never`)), "no empty --out");
 });
 
 Deno.test("outputs: train refuses an --out that holds any file of a run, or is a file", async () => {

@@ -149,20 +149,21 @@ Deno.test("resume: other data or other weights of the same shapes are refused", 
     );
     assert(!same.stderr.includes("trained on other weights"), same.stderr);
   }
-  // merge takes the same check
+  // merge and export (which bake the adapter into files for elsewhere) take the same check
   for (const [base, warned] of [[otherModel, true], [model, false]] as const) {
-    const r = await mesp(
-      cache,
-      "merge",
-      "--adapter",
-      done,
-      "--model",
-      base,
-      "--out",
-      `${tmp}/merged-${warned}`,
-    );
-    assertEquals(r.code, 0, r.stderr);
-    assertEquals(r.stderr.includes("warning: the adapter was trained on other weights"), warned, r.stderr);
+    for (
+      const cmd of [["merge", "--out", `${tmp}/merged-${warned}`], [
+        "export",
+        "--format",
+        "mlx",
+        "--out",
+        `${tmp}/mlx-${warned}`,
+      ]]
+    ) {
+      const r = await mesp(cache, ...cmd, "--adapter", done, "--model", base);
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals(r.stderr.includes("warning: the adapter was trained on other weights"), warned, r.stderr);
+    }
   }
 });
 

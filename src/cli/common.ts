@@ -20,7 +20,7 @@ import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, openAdapter, type OpenedAdapter } from
 import { type FlagSpec, UsageError } from "./args.ts";
 import { resolveModelDir } from "./hub_cache.ts";
 import { chooseWeights, type WeightsChoice, type WeightsDefault } from "./weights.ts";
-import { readModelConfig } from "../model/pack_files.ts";
+import { modelFingerprint, readModelConfig } from "../model/pack_files.ts";
 
 /**
  * Memory a Deno process holds besides the arena: the runtime itself (an idle Deno is 32 MB), Deno's code
@@ -255,6 +255,17 @@ export function warnOtherBase(
       `fingerprint ${trainedOn.slice(0, 16)}, this model's is ${fingerprint.slice(0, 16)}): ` +
       `it applies, but what it learned was for that base`,
   );
+}
+
+/**
+ * For a command that bakes adapter `dir` into files for use elsewhere (`merge`, `export`): names the step of
+ * a run that stopped early or is still training, and warns when the run trained on other weights than
+ * `model`'s (its files hashed once per change, as packing does).
+ */
+export async function warnAdapterRun(dir: string, model: string, log: (m: string) => void): Promise<void> {
+  const run = await adapterRun(dir, log);
+  if (run?.config.model === undefined) return;
+  warnOtherBase(run, await modelFingerprint(model, { cacheDir: cacheDir(), onStatus: log }), model, log);
 }
 
 /**

@@ -8,8 +8,8 @@
 import { type CommandSpec, parseArgs } from "./args.ts";
 import { resolve } from "node:path";
 import { loadAdapter } from "./adapter_files.ts";
-import { claimOutputDir, claimOutputFile } from "./paths.ts";
-import { stderrLog } from "./common.ts";
+import { claimOutputDir, claimOutputFile, refuseInsideModel } from "./paths.ts";
+import { stderrLog, warnAdapterRun } from "./common.ts";
 import { writeFileAtomic } from "../io/deno_files.ts";
 import { writeSafetensors } from "../model/safetensors.ts";
 import { writeGguf } from "../model/gguf.ts";
@@ -79,8 +79,10 @@ export async function run(argv: string[]): Promise<number> {
     throw new Error("--base applies to --format gguf only");
   }
   if (args.dtype !== undefined && args.base === undefined) throw new Error("--dtype applies to --base only");
+  await warnAdapterRun(args.adapter, model, log);
   if (args.format === "mlx") {
     const out = args.out ?? `${adapterDir}/mlx`;
+    await refuseInsideModel("--out", out, model, "dir");
     await claimOutputDir("--out", out, [MLX_ADAPTER_WEIGHTS, MLX_ADAPTER_CONFIG], args.force);
     await writeFileAtomic(
       `${out}/${MLX_ADAPTER_WEIGHTS}`,
@@ -101,8 +103,12 @@ export async function run(argv: string[]): Promise<number> {
       throw new Error(`--base ${args.base} is --out too: the adapter and the base model are two files`);
     }
     // both claimed before either is written
+    await refuseInsideModel("--out", out, model, "file");
     await claimOutputFile("--out", out, args.force);
-    if (args.base !== undefined) await claimOutputFile("--base", args.base, args.force);
+    if (args.base !== undefined) {
+      await refuseInsideModel("--base", args.base, model, "file");
+      await claimOutputFile("--base", args.base, args.force);
+    }
     const tensors = ggufAdapterTensors(layout, params);
     await writeFileAtomic(
       out,

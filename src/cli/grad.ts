@@ -20,7 +20,7 @@ import {
 } from "./common.ts";
 import { chooseWeights } from "./weights.ts";
 import { defaultTarget, TRAIN_FLAGS } from "./train_flags.ts";
-import { checkInputFile, claimOutputFile } from "./paths.ts";
+import { checkInputFile, claimOutputFile, refuseInsideModel } from "./paths.ts";
 import { writeFileAtomic } from "../io/deno_files.ts";
 import { writeLoraTensors } from "../engine/adapter.ts";
 import { computeGradients } from "../run/grad.ts";
@@ -75,6 +75,7 @@ export const SPEC = {
 /** Runs `grad`. */
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, SPEC);
+  await refuseInsideModel("--out", args.out, args.model, "file");
   await claimOutputFile("--out", args.out, args.force);
   const threads = threadsOf(args.threads);
   const log = stderrLog();

@@ -7,9 +7,8 @@
  */
 import { type CommandSpec, parseArgs } from "./args.ts";
 import { loadAdapter, readGgufVocab } from "./adapter_files.ts";
-import { claimOutputDir, claimOutputFile } from "./paths.ts";
-import { adapterRun, cacheDir, stderrLog, warnOtherBase } from "./common.ts";
-import { modelFingerprint } from "../model/pack_files.ts";
+import { claimOutputDir, claimOutputFile, refuseInsideModel } from "./paths.ts";
+import { stderrLog, warnAdapterRun } from "./common.ts";
 import { dirFiles, writeFileAtomic } from "../io/deno_files.ts";
 import { INDEX_FILE, openCheckpoint } from "../model/safetensors.ts";
 import { type FloatDtype, mergeAdapter } from "../run/merge.ts";
@@ -61,7 +60,11 @@ export const SPEC = {
     "  deno task merge --adapter runs/lumen --format gguf --out lumen.gguf",
 } as const satisfies CommandSpec;
 
-const WEIGHTS = /\.safetensors$/;
+/**
+ * Weight files of any framework: the base's are not copied (only its merged safetensors are the model), and
+ * another model's in `--out` are replaced with `--force` (a loader could pick them over the merged ones).
+ */
+const WEIGHTS = /\.(safetensors|bin|pt|pth|ckpt|gguf|h5|msgpack|onnx)$|\.index\.json$/;
 
 /** Runs `merge`. */
 export async function run(argv: string[]): Promise<number> {
@@ -69,29 +72,24 @@ export async function run(argv: string[]): Promise<number> {
   const log = stderrLog();
   const { model, cfg, layout, params } = await loadAdapter(args.adapter, args.model);
   const out = args.out.replace(/[\\/]+$/, "");
-  if (out === model.replace(/[\\/]+$/, "")) throw new Error(`--out ${out} is the base model itself`);
+  await refuseInsideModel("--out", out, model, args.format === "gguf" ? "file" : "dir");
   if (args.dtype !== undefined && args.format !== "gguf") {
     throw new Error("--dtype applies to --format gguf only");
   }
-  const trained = await adapterRun(args.adapter, log);
-  if (trained?.config.model !== undefined) {
-    warnOtherBase(
-      trained,
-      await modelFingerprint(model, { cacheDir: cacheDir(), onStatus: log }),
-      model,
-      log,
-    );
-  }
+  await warnAdapterRun(args.adapter, model, log);
   if (args.format === "gguf") {
     await writeGgufFile("--out", out, model, cfg, { layout, params }, args.dtype, args.force);
     return 0;
   }
   // the base's files, merged or copied (config.json last: it marks a complete model)
   const names = await dirFiles(model).list!();
-  await claimOutputDir("--out", out, names, args.force);
-  const base = await openCheckpoint(dirFiles(model));
+  // what the merged model is: the base's files but its weights of other formats, which are not the merge's
+  const written = names.filter((n) => !WEIGHTS.test(n) || n.endsWith(".safetensors") || n === INDEX_FILE);
+  const base = await openCheckpoint(dirFiles(model)); // a damaged base fails before --out is made
   let result;
   try {
+    await claimOutputDir("--out", out, written, args.force);
+    await replaceOtherWeights(out, written, !!args.force, log);
     result = await mergeAdapter(
       base,
       cfg,
@@ -103,7 +101,7 @@ export async function run(argv: string[]): Promise<number> {
     base.close();
   }
   // the other files of the base: tokenizer, generation config, index; config.json last (it marks a complete model)
-  for (const name of names) {
+  for (const name of written) {
     if (WEIGHTS.test(name) || name === "config.json" || name === INDEX_FILE) continue;
     await writeFileAtomic(`${out}/${name}`, await Deno.readFile(`${model}/${name}`));
   }
@@ -131,6 +129,28 @@ export async function run(argv: string[]): Promise<number> {
       `, ${result.files.length} safetensors file(s)`,
   );
   return 0;
+}
+
+/**
+ * Refuses (or with `force` removes) weight files in `out` that the merge does not write (not in `written`):
+ * another model's shards or index beside the merged ones would be loaded instead of them, or mixed in.
+ */
+async function replaceOtherWeights(
+  out: string,
+  written: readonly string[],
+  force: boolean,
+  log: (m: string) => void,
+): Promise<void> {
+  const others = (await dirFiles(out).list!()).filter((n) => WEIGHTS.test(n) && !written.includes(n));
+  if (others.length === 0) return;
+  if (!force) {
+    throw new Error(
+      `--out ${out} holds another model's weights (${others.join(", ")}); use --force to replace them, or ` +
+        `another --out`,
+    );
+  }
+  log(`--force: removing ${others.map((n) => `${out}/${n}`).join(", ")} (another model's weights)`);
+  for (const n of others) await Deno.remove(`${out}/${n}`);
 }
 
 /**

@@ -22,6 +22,44 @@ async function statOf(path: string, flag?: string): Promise<Deno.FileInfo | unde
   }
 }
 
+/** `path` after symlinks; for a path not made yet, its nearest existing folder's, then the rest as given. */
+async function realOrPlanned(path: string): Promise<string> {
+  const trimmed = path.replace(/\/+$/, "") || "/";
+  try {
+    return await Deno.realPath(trimmed);
+  } catch {
+    const slash = trimmed.lastIndexOf("/");
+    const [dir, name] = slash < 0
+      ? [".", trimmed]
+      : [trimmed.slice(0, slash) || "/", trimmed.slice(slash + 1)];
+    if (dir === trimmed) return trimmed;
+    return `${(await realOrPlanned(dir)).replace(/\/$/, "")}/${name}`;
+  }
+}
+
+/** Whether paths `a` and `b` are one (after symlinks, `.` and `..`; a path not made yet as it would be). */
+export async function samePath(a: string, b: string): Promise<boolean> {
+  return await realOrPlanned(a) === await realOrPlanned(b);
+}
+
+/**
+ * Throws unless output `path` (given as `flag`; a `dir`ectory or one file) is outside model directory `model`:
+ * its weights must not be replaced, nor a file added among them (a `.safetensors` there would be read as one
+ * of its shards). `--force` does not lift this.
+ */
+export async function refuseInsideModel(flag: string, path: string, model: string, kind: "dir" | "file") {
+  const out = await realOrPlanned(path), dir = await realOrPlanned(model);
+  if (out === dir) {
+    throw new Error(`${flag} ${path} is the model ${model} itself: give the output a place of its own`);
+  }
+  if (kind === "file" && out.slice(0, out.lastIndexOf("/")) === dir) {
+    throw new Error(
+      `${flag} ${path} is inside the model directory ${model}: writing there changes the model (even with ` +
+        `--force); give the output a place of its own`,
+    );
+  }
+}
+
 /** Checks that input `path` (given as `flag`) is a regular file. */
 export async function checkInputFile(flag: string, path: string): Promise<void> {
   const info = await statOf(path, flag);

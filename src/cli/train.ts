@@ -35,7 +35,14 @@ import { hubIdOfDir } from "./hub_cache.ts";
 import { fitPositions, refuseOverBudget } from "./preflight.ts";
 import { longestWithin } from "../data/sequence.ts";
 import type { PackFormat } from "../model/pack_layout.ts";
-import { checkInputFile, ensureDir, lockRunDir, removeStaleTemps, type RunLock } from "./paths.ts";
+import {
+  checkInputFile,
+  ensureDir,
+  lockRunDir,
+  refuseInsideModel,
+  removeStaleTemps,
+  type RunLock,
+} from "./paths.ts";
 import { STOP_SIGNALS, trapSignals } from "./signals.ts";
 import { endChildren, spawnChild } from "./children.ts";
 import {
@@ -267,13 +274,6 @@ async function missingState(out: string): Promise<Error> {
   );
 }
 
-/** Whether directories `a` and `b` are one (after symlinks; false when either does not exist). */
-async function sameDirectory(a: string, b: string): Promise<boolean> {
-  const real = (p: string) => Deno.realPath(p).catch(() => undefined);
-  const [ra, rb] = await Promise.all([real(a), real(b)]);
-  return ra !== undefined && ra === rb;
-}
-
 /** What `export` writes into a run's directory by default (`--format gguf`, `--format mlx`). */
 const EXPORT_FILES = ["adapter.gguf", `mlx/${MLX_ADAPTER_WEIGHTS}`, `mlx/${MLX_ADAPTER_CONFIG}`];
 
@@ -314,9 +314,7 @@ export async function run(argv: string[]): Promise<number> {
       ? await demoOut(args.resume || args.force)
       : `runs/${dataPath.split("/").at(-1)!.replace(/\.jsonl?$/, "")}`);
   const cfg = await readModelConfig(model);
-  if (await sameDirectory(out, model)) {
-    throw new Error(`--out ${out} is the model's own directory; give the run a directory of its own`);
-  }
+  await refuseInsideModel("--out", out, model, "dir");
   resolveTargets(args.targets);
   await checkInputFile("--data", dataPath);
   if (args.val !== undefined) await checkInputFile("--val", args.val);
