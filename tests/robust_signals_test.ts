@@ -294,6 +294,48 @@ Deno.test("signals: SIGTERM while preparing exits 143 at once, releases the lock
   assert(!(await Deno.stat(out).catch(() => false)), `${out} is left behind`);
 });
 
+Deno.test("signals: a command with nothing to save (merge, export, the packing child) removes its half-written files and exits 130/143", async () => {
+  const signals = new URL("../src/cli/signals.ts", import.meta.url).href;
+  const files = new URL("../src/io/deno_files.ts", import.meta.url).href;
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    const dir = await Deno.makeTempDir({ dir: tmp, prefix: "partial-" });
+    // a write that never ends, as a merge's of a large model is when the signal comes
+    const script = `import { exitCleanlyOnSignal } from "${signals}";
+import { writeFileAtomic } from "${files}";
+exitCleanlyOnSignal();
+setTimeout(() => {}, 60_000);
+await writeFileAtomic("${dir}/model.safetensors", async (sink) => {
+  await sink.write(new Uint8Array(1 << 20));
+  console.log("writing");
+  await new Promise(() => {});
+});`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--no-lock", script],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    for (let seen = ""; !seen.includes("writing");) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error("the writer ended early");
+      seen += value;
+    }
+    const names = async () => (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name);
+    assert(
+      (await names()).some((n) => n.startsWith("model.safetensors.tmp-")),
+      "a temporary file while writing",
+    );
+    child.kill(signal);
+    const { code: got } = await child.status;
+    reader.releaseLock();
+    await child.stdout.cancel().catch(() => {});
+    const stderr = await new Response(child.stderr).text();
+    assertEquals(got, code, stderr);
+    assertEquals(await names(), [], "nothing half-written is left");
+    assert(stderr.includes(`${signal}: stopped; removed the partial ${dir}/model.safetensors.tmp-`), stderr);
+  }
+});
+
 Deno.test("signals: cleanup", async () => {
   await Deno.remove(tmp, { recursive: true });
 });

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { removePartialWrites } from "../io/deno_files.ts";
+
 const live = new Set<Deno.ChildProcess>();
 
 /** Spawns `command` (stdin piped: the child may watch it) and tracks it until it exits. */
@@ -28,12 +30,11 @@ export function endChildren(signal: Deno.Signal = "SIGTERM"): void {
 }
 
 /**
- * In a child spawned with stdin piped: exits with `code` when the parent's end of stdin closes. The pending
- * read keeps the event loop alive, so the child must end with `Deno.exit`.
+ * In a child spawned with stdin piped: exits with `code` when the parent's end of stdin closes, removing
+ * the temporary files of its writes under way. The pending read keeps the event loop alive, so the child
+ * must end with `Deno.exit`.
  */
 export function watchParent(code = 1): void {
-  Deno.stdin.read(new Uint8Array(1)).then(
-    (n) => n === null && Deno.exit(code),
-    () => Deno.exit(code),
-  );
+  const exit = () => (removePartialWrites(), Deno.exit(code));
+  Deno.stdin.read(new Uint8Array(1)).then((n) => n === null && exit(), exit);
 }

@@ -11,6 +11,7 @@ import { HelpRequested } from "./args.ts";
 import { nearest } from "../util/nearest.ts";
 import { resolveModelArg } from "./hub_cache.ts";
 import { enterTaskCaller } from "./paths.ts";
+import { exitCleanlyOnSignal } from "./signals.ts";
 
 /** What a command module exports. */
 export interface CommandModule {
@@ -89,6 +90,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 1;
     }
     const mod = await load();
+    // train saves on a signal; the others only leave nothing half-written behind
+    if (name !== "train") exitCleanlyOnSignal();
     // `--model org/name[@rev]` names a model in the Hugging Face cache
     return await mod.run(await resolveModelArg(rest, (m) => console.error(m)));
   } catch (err) {

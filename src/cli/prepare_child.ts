@@ -13,6 +13,7 @@ import { parseJsonl, tokenizeExample } from "../data/dataset.ts";
 import { encodeTokenCache, noTargetMessage, sha256Hex } from "../data/token_cache.ts";
 import { dirFiles, statIfExists, writeFileAtomic } from "../io/deno_files.ts";
 import { watchParent } from "./children.ts";
+import { exitCleanlyOnSignal } from "./signals.ts";
 import { openCheckpoint } from "../model/safetensors.ts";
 import { unusedTensors } from "../model/tensor_names.ts";
 
@@ -161,6 +162,7 @@ async function pretokenizedCache(job: PrepareJob, dataPath: string, dataset: Dat
 
 if (import.meta.main) {
   watchParent();
+  exitCleanlyOnSignal(); // the parent's stop (or the terminal's Ctrl-C) leaves no half-built pack behind
   try {
     await child(JSON.parse(Deno.args[0]));
   } catch (e) {

@@ -6,6 +6,9 @@
  * @module
  */
 
+import { removePartialWrites } from "../io/deno_files.ts";
+import { endChildren } from "./children.ts";
+
 /** The signals that ask a command to stop, with their exit codes. */
 export const STOP_SIGNALS = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
 /** One of {@linkcode STOP_SIGNALS}. */
@@ -61,4 +64,18 @@ export function trapSignals(onSignal: (signal: StopSignal, count: number) => voi
       for (const [signal, handler] of handlers.splice(0)) Deno.removeSignalListener(signal, handler);
     },
   };
+}
+
+/**
+ * For a command with nothing to save (all but `train`, which traps its own): a stop signal ends its
+ * children, removes the temporary files of the writes under way (saying which), and exits with the signal's
+ * code. Without this the process would die leaving them, a merge's the size of a model.
+ */
+export function exitCleanlyOnSignal(): SignalTrap {
+  return trapSignals((signal) => {
+    endChildren();
+    const removed = removePartialWrites();
+    if (removed.length) console.error(`\n${signal}: stopped; removed the partial ${removed.join(", ")}`);
+    Deno.exit(STOP_SIGNALS[signal]);
+  });
 }

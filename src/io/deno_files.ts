@@ -230,10 +230,33 @@ async function writeAll(file: Deno.FsFile, chunk: Uint8Array): Promise<void> {
   while (pos < chunk.length) pos += await file.write(chunk.subarray(pos));
 }
 
+/** The temporary files of the {@linkcode writeFileAtomic} calls under way. */
+const partialWrites = new Set<string>();
+
+/**
+ * Removes the temporary files of the atomic writes under way (for a process about to exit on a signal, which
+ * would leave them behind: a merge's is the size of a model) and returns their paths. Synchronous, so that it
+ * runs to its end right before exit.
+ */
+export function removePartialWrites(): string[] {
+  const removed: string[] = [];
+  for (const tmp of partialWrites) {
+    try {
+      Deno.removeSync(tmp);
+      removed.push(tmp);
+    } catch {
+      // renamed into place a moment ago, or gone: nothing partial is left
+    }
+  }
+  partialWrites.clear();
+  return removed;
+}
+
 /**
  * Writes a file so that readers see either the old content or the complete new one, never a partial
  * file: the data goes to `path + ".tmp-<random>"`, is fsynced, then renamed over `path`. If writing
- * fails the temporary file is removed and `path` is left untouched.
+ * fails the temporary file is removed and `path` is left untouched; a signal's exit removes it through
+ * {@linkcode removePartialWrites}.
  *
  * @example
  * ```ts
@@ -256,6 +279,7 @@ export async function writeFileAtomic(
     throw withPath(`cannot write ${path}`, path, err);
   }
   let closed = false;
+  partialWrites.add(tmp);
   try {
     if (data instanceof Uint8Array) {
       await writeAll(file, data);
@@ -274,6 +298,8 @@ export async function writeFileAtomic(
     if (!closed) file.close();
     await Deno.remove(tmp).catch(() => {});
     throw withPath(`cannot write ${path}`, path, err);
+  } finally {
+    partialWrites.delete(tmp);
   }
   await syncDir(path);
 }
