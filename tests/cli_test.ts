@@ -147,6 +147,7 @@ Deno.test("train CLI: bad inputs fail before training, with a clear message, tou
     [["--data", bad, "--out", `${tmp}/e2`], /bad\.jsonl:2/],
     [["--data", data, "--out", `${tmp}/e3`, "--seq-len", "100000"], /longer than the model allows/],
     [["--data", data, "--out", `${tmp}/e4`, "--targets", "q,qq"], /unknown LoRA target "qq"/],
+    [["--data", data, "--out", `${tmp}/e4b`, "--epochs", "0"], /--epochs: must be > 0, got 0/],
     [
       ["--data", data, "--out", `${tmp}/e5`, "--adapter", `${caseDir("odd_sizes")}/adapter`],
       /adapter|shape/i,

@@ -203,6 +203,10 @@ Deno.test("recompute: every order saves and recomputes each layer's input before
         Math.ceil(L / k) + k - 1,
       ]);
     }
+    // an interval past the layers is one segment of them all: no slots past the last layer (`--ckpt-every 99`
+    // once reserved 99 inputs for 24 layers)
+    const past = everyKth(L, L + 75);
+    assertEquals([play(L, past), past.slots], [past.recomputed, L]);
     for (let n = Math.min(2, L); n <= L; n++) {
       const o = fewestRecomputes(L, n);
       assertEquals([play(L, o), o.slots], [recomputedLayers(L, n), n]);

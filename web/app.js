@@ -329,7 +329,7 @@ function showData() {
       parts.push({ text: `${label}: ${d.error.replace(/\.$/, "")}.${fix}`, kind: "error" });
     } else if (d?.stats) {
       const s = d.stats;
-      let line = `${label}: ${d.name}: ${count(s.examples)} examples, ` +
+      let line = `${label}: ${d.name}: ${count(s.examples)} example${s.examples === 1 ? "" : "s"}, ` +
         `${count(s.tokens)} tokens, ${count(s.targets)} trained`;
       if (s.truncated) line += `; ${count(s.truncated)} cut to ${d.seqLen} tokens`;
       if (s.dropped) line += `; ${count(s.dropped)} without a trained token skipped`;

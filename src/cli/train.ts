@@ -94,7 +94,7 @@ export const SPEC = {
     },
     out: { type: "string", value: "DIR", description: "run directory (default runs/<data name>)" },
     steps: { type: "integer", min: 1, description: "optimizer steps (default: one epoch)" },
-    epochs: { type: "number", min: 0, description: "epochs over the data instead of --steps" },
+    epochs: { type: "number", greaterThan: 0, description: "epochs over the data instead of --steps" },
     ...TRAIN_FLAGS,
     lr: {
       type: "number",
@@ -771,7 +771,7 @@ async function trainInto(out: string, c: {
   console.error(
     (result.stopped
       ? `stopped at step ${result.steps} of ${steps} (training state saved; --resume continues)`
-      : `done: ${result.steps} steps`) +
+      : `done: ${result.steps} step${result.steps === 1 ? "" : "s"}`) +
       trained +
       (result.valLosses.length ? `; validation ${result.valLosses.at(-1)!.loss.toFixed(4)}` : "") +
       `\nadapter: ${out}/${ADAPTER_WEIGHTS}  metrics: ${out}/metrics.jsonl  curve: ${out}/loss.svg`,

@@ -75,6 +75,8 @@ export function everyKth(layers: number, k: number): RecomputeOrder {
   if (!Number.isInteger(k) || k < 1) {
     throw new Error(`saved-input interval must be a positive integer, got ${k}`);
   }
+  // one segment of every layer at most: a longer one would only reserve slots past the last layer
+  k = Math.min(k, layers);
   const kept = Math.ceil(layers / k);
   const saveAt = Array.from({ length: layers }, (_, l) => l % k === 0 ? l / k : -1);
   const backward: RecomputeStep[] = [];
