@@ -265,7 +265,9 @@ export function warnOtherBase(
 export async function warnAdapterRun(dir: string, model: string, log: (m: string) => void): Promise<void> {
   const run = await adapterRun(dir, log);
   if (run?.config.model === undefined) return;
-  warnOtherBase(run, await modelFingerprint(model, { cacheDir: cacheDir(), onStatus: log }), model, log);
+  // the checksums packing remembered (prepare_child.ts keeps packs and checksums in packs/)
+  const fingerprint = await modelFingerprint(model, { cacheDir: `${cacheDir()}/packs`, onStatus: log });
+  warnOtherBase(run, fingerprint, model, log);
 }
 
 /**
