@@ -156,3 +156,32 @@ Deno.test("writing a pack refuses shapes the format cannot hold and checkpoints 
     /pack header too large \(\d+ bytes\)/,
   );
 });
+
+Deno.test("writePack reads each byte of the checkpoint once, however many MLP chunks (a URL's model is downloaded once)", async () => {
+  // the chunks' contents are checked against PyTorch by forward_test and grad_test (mlpChunk 64)
+  for (
+    const [name, format] of [["gqa_tied_f32", "f32"], ["gqa_tied_f32", "bf16"], ["mlx_q4", "q4"], [
+      "mlx_q4",
+      "f32",
+    ]] as const
+  ) {
+    const files = dirFiles(caseDir(name));
+    const cfg = parseModelConfig(JSON.parse((await files.readText("config.json"))!));
+    const ckpt = await openCheckpoint(files);
+    let read = 0, size = 0;
+    for (const f of ckpt.files.values()) {
+      size += await f.source.size();
+      const plain = f.source.read.bind(f.source);
+      f.source.read = (offset, into) => (read += into.length, plain(offset, into));
+    }
+    const chunks = layerLayout(cfg, format, false, 64).chunks.length;
+    assert(chunks >= 2, `${name}: ${chunks} MLP chunks`);
+    await writePack(ckpt, cfg, { write: () => Promise.resolve() }, {
+      format,
+      fingerprint: name,
+      mlpChunk: 64,
+    });
+    ckpt.close();
+    assert(read <= size, `${name} → ${format}: read ${read} bytes of a ${size}-byte checkpoint`);
+  }
+});

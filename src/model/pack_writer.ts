@@ -161,6 +161,75 @@ class HeldParts {
 }
 
 /**
+ * Largest down projection held converted (one layer's, in the pack's format) to cut the MLP chunks' column
+ * slices from; a larger one is read again per chunk. 16 MB: the q4 of a 7B's is 38 MB and re-read; the
+ * 0.5B's is 2.4 MB (f32: 17 MB, re-read), within what its training run holds anyway.
+ */
+const HELD_COLUMNS_BYTES = 16 << 20;
+
+/**
+ * A matrix converted once at full width, for its chunks' column slices (the down projection's, one per MLP
+ * chunk): cutting each from whole rows read again would read the matrix once per chunk (19 times for the
+ * 0.5B's; from a URL, 19 downloads of it). Column slices of a converted row are the slice's conversion:
+ * quantization groups lie along rows, and chunks start and end on group bounds.
+ */
+class HeldColumns {
+  #data = new Uint8Array(0);
+  #scales = new Uint8Array(0);
+  #biases = new Uint8Array(0);
+  #staging = new Uint8Array(0);
+  #rowBytes = 0;
+  #scaleRowBytes = 0;
+
+  /** The full-width bytes of `matrix` (`rows` × `cols`), whose chunk `slot` is `slotCols` wide. */
+  static bytes(rows: number, cols: number, slot: MatrixSlot): number {
+    return (rows * cols * (slot.rowBytes + 2 * slot.scaleRowBytes)) / slot.cols;
+  }
+
+  /** Converts rows [0, rows) of the `cols`-wide matrix `base` whole; `slot` is one of its chunks' slots. */
+  async fill(conv: Converter, base: string, rows: number, cols: number, slot: MatrixSlot): Promise<void> {
+    const rowBytes = (slot.rowBytes * cols) / slot.cols,
+      scaleRowBytes = (slot.scaleRowBytes * cols) / slot.cols;
+    if (this.#data.length < rows * rowBytes) this.#data = new Uint8Array(rows * rowBytes);
+    if (this.#scales.length < rows * scaleRowBytes) {
+      (this.#scales = new Uint8Array(rows * scaleRowBytes),
+        this.#biases = new Uint8Array(rows * scaleRowBytes));
+    }
+    this.#rowBytes = rowBytes, this.#scaleRowBytes = scaleRowBytes;
+    const step = stepRows(cols);
+    for (let r = 0; r < rows; r += step) {
+      const c = await conv.block(base, cols, r, Math.min(rows, r + step), 0, cols);
+      this.#data.set(c.data, r * rowBytes);
+      if (c.scales) this.#scales.set(c.scales, r * scaleRowBytes);
+      if (c.biases) this.#biases.set(c.biases, r * scaleRowBytes);
+    }
+  }
+
+  /** Writes columns [c0, c0 + slot.cols) into `slot` at absolute offset `at`: data, scales, biases. */
+  async write(slot: MatrixSlot, c0: number, at: number, out: Out): Promise<void> {
+    const parts: [Uint8Array, number, number, number][] = [[
+      this.#data,
+      this.#rowBytes,
+      slot.rowBytes,
+      slot.offset,
+    ]];
+    if (slot.scaleRowBytes) {
+      parts.push([this.#scales, this.#scaleRowBytes, slot.scaleRowBytes, slot.scalesOffset]);
+      parts.push([this.#biases, this.#scaleRowBytes, slot.scaleRowBytes, slot.biasesOffset]);
+    }
+    for (const [full, fullRow, row, offset] of parts) {
+      if (this.#staging.length < slot.rows * row) this.#staging = new Uint8Array(slot.rows * row);
+      const from = (c0 * row) / slot.cols;
+      for (let r = 0; r < slot.rows; r++) {
+        this.#staging.set(full.subarray(r * fullRow + from, r * fullRow + from + row), r * row);
+      }
+      await out.padTo(at + offset);
+      await out.emit(this.#staging.subarray(0, slot.rows * row));
+    }
+  }
+}
+
+/**
  * Streams rows [r0, r0 + slot.rows) × columns [c0, c0 + slot.cols) of the `cols`-wide matrix `base` into
  * `slot` at absolute offset `at`: the data as it is converted, then the held scales and biases. The whole
  * matrix (attention), a row slice (gate and up of an MLP chunk) or a column slice (down).
@@ -224,8 +293,9 @@ async function writeVocab(
 
 /**
  * Writes a pack for `ckpt` to `sink`, streaming through fixed buffers: every matrix is converted a block of
- * ~4 MB of f32 rows at a time (an MLP chunk's down columns are cut from whole rows read again per chunk), so
- * the conversion never holds a tensor whole, whatever the model's size.
+ * ~4 MB of f32 rows at a time, so the conversion never holds a tensor whole, whatever the model's size. The
+ * one exception is a layer's down projection, held converted up to {@linkcode HELD_COLUMNS_BYTES} so that
+ * each byte of the checkpoint is read once (larger, its MLP chunks' columns are cut from rows read again).
  */
 export async function writePack(
   ckpt: Checkpoint,
@@ -270,7 +340,7 @@ export async function writePack(
     await out.padTo(at + slot.offset);
     await out.emit(new Uint8Array((await readVectorF32(ckpt, name, slot.length)).buffer));
   };
-  const conv = new Converter(ckpt, cfg, format), held = new HeldParts();
+  const conv = new Converter(ckpt, cfg, format), held = new HeldParts(), columns = new HeldColumns();
 
   await writeVocab(conv, EMBED_TOKENS, vocab, plan.embed.offset, out);
   progress("embedding");
@@ -290,10 +360,13 @@ export async function writePack(
     const gate = layerTensor(l, LINEAR_PREFIX.gate_proj), up = layerTensor(l, LINEAR_PREFIX.up_proj);
     const down = layerTensor(l, LINEAR_PREFIX.down_proj);
     conv.check(gate, I, d), conv.check(up, I, d), conv.check(down, d, I);
+    const holdDown = HeldColumns.bytes(d, I, layout.chunks[0].down) <= HELD_COLUMNS_BYTES;
+    if (holdDown) await columns.fill(conv, down, d, I, layout.chunks[0].down);
     for (const c of layout.chunks) {
       await writeMatrix(conv, held, gate, d, c.c0, 0, c.gate, at + c.offset, out);
       await writeMatrix(conv, held, up, d, c.c0, 0, c.up, at + c.offset, out);
-      await writeMatrix(conv, held, down, I, 0, c.c0, c.down, at + c.offset, out);
+      if (holdDown) await columns.write(c.down, c.c0, at + c.offset, out);
+      else await writeMatrix(conv, held, down, I, 0, c.c0, c.down, at + c.offset, out);
     }
     progress(`layer ${l}`);
   }
