@@ -148,6 +148,8 @@ Deno.test("train CLI: bad inputs fail before training, with a clear message, tou
     [["--data", data, "--out", `${tmp}/e3`, "--seq-len", "100000"], /longer than the model allows/],
     [["--data", data, "--out", `${tmp}/e4`, "--targets", "q,qq"], /unknown LoRA target "qq"/],
     [["--data", data, "--out", `${tmp}/e4b`, "--epochs", "0"], /--epochs: must be > 0, got 0/],
+    [["--data", data, "--out", `${tmp}/e4c`, "--alpha", "0"], /--alpha: must be > 0, got 0/],
+    [["--data", data, "--out", `${tmp}/e4d`, "--threads", "256"], /--threads: must be ≤ 255, got 256/],
     [
       ["--data", data, "--out", `${tmp}/e5`, "--adapter", `${caseDir("odd_sizes")}/adapter`],
       /adapter|shape/i,
@@ -173,6 +175,8 @@ Deno.test("train CLI: bad inputs fail before training, with a clear message, tou
     assert(pattern.test(r.stderr), `${args.join(" ")}: ${r.stderr}`);
     assert(!r.stderr.includes("    at "), "no stack trace for a user error");
   }
+  const none = await mesp("eval", "--model", `${tmp}/no-such-model`, "--data", data);
+  assert(/no-such-model: no such model directory/.test(none.stderr), none.stderr);
   assertEquals(await Deno.readFile(`${out}/adapter_model.safetensors`), sentinel);
   for (const e of ["e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8"]) {
     const made = await Deno.stat(`${tmp}/${e}/adapter_model.safetensors`).then(() => true, () => false);

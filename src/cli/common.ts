@@ -7,7 +7,7 @@
 import { formatMB } from "../runtime/arena.ts";
 import { processMemory } from "../runtime/memory.ts";
 import { type Variant, VARIANTS } from "../runtime/kernels.ts";
-import { availableThreads } from "../runtime/pool.ts";
+import { availableThreads, MAX_THREADS } from "../runtime/pool.ts";
 import type { Pack } from "../model/pack.ts";
 import { PACK_FORMATS, type PackFormat } from "../model/pack_layout.ts";
 import { prepare } from "./prepare.ts";
@@ -109,6 +109,7 @@ export const MODEL_FLAGS = {
   threads: {
     type: "integer",
     min: 1,
+    max: MAX_THREADS,
     description: "kernel threads (default: every core; results are bitwise the same for any count)",
   },
 } as const satisfies Record<string, FlagSpec>;

@@ -6,7 +6,7 @@
  */
 import { type CommandSpec, givenFlags, parseArgs } from "./args.ts";
 import { fitPositions } from "./preflight.ts";
-import { MODEL_FLAGS, runtimeBytes, threadsOf } from "./common.ts";
+import { MODEL_FLAGS, runtimeBytes, shownSize, threadsOf } from "./common.ts";
 import { defaultAimHint, defaultTarget, TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
 import { readModelConfig } from "../model/pack_files.ts";
 import { formatMB, formatPlan, planMemory, WASM32_BYTES } from "../runtime/arena.ts";
@@ -104,8 +104,8 @@ export async function run(argv: string[]): Promise<number> {
     if (args.maxMemory !== undefined) {
       console.log(
         peak <= args.maxMemory
-          ? `fits in --max-memory ${formatMB(args.maxMemory)}`
-          : `does NOT fit in --max-memory ${formatMB(args.maxMemory)}`,
+          ? `fits in --max-memory ${shownSize(args.maxMemory)}`
+          : `does NOT fit in --max-memory ${shownSize(args.maxMemory)}`,
       );
     }
   }

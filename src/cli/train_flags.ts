@@ -23,7 +23,7 @@ export const TRAIN_FLAGS = {
   },
   seqLen: { type: "integer", default: 256, min: 2, description: "tokens per sequence (longer ones are cut)" },
   rank: { type: "integer", default: 8, min: 1, description: "LoRA rank r" },
-  alpha: { type: "number", description: "LoRA alpha (default 2·rank); scale = alpha/r" },
+  alpha: { type: "number", greaterThan: 0, description: "LoRA alpha (default 2·rank); scale = alpha/r" },
   rslora: { type: "boolean", description: "scale by alpha/√r (rsLoRA)" },
   targets: {
     type: "list",

@@ -28,7 +28,9 @@ export interface LoadPackOptions {
 
 /** Reads and validates a model directory's config.json. */
 export async function readModelConfig(modelDir: string): Promise<ModelConfig> {
-  if ((await statIfExists(modelDir))?.isFile) {
+  const info = await statIfExists(modelDir);
+  if (!info) throw new Error(`${modelDir}: no such model directory`);
+  if (info.isFile) {
     throw new Error(
       `${modelDir} is a file, not a model directory (config.json, *.safetensors, tokenizer files)`,
     );

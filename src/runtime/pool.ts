@@ -277,6 +277,9 @@ export interface PooledKernels extends Kernels {
   readonly pool?: Pool;
 }
 
+/** The most threads a pool starts: a bound far above any machine this runs on, so a typo fails clearly. */
+export const MAX_THREADS = 255;
+
 /** A pool of module Workers sharing one threads-build kernel instance's memory. */
 export class Pool {
   /** Threads per split call, the caller included. */
@@ -348,8 +351,8 @@ export class Pool {
    */
   static async start(kernels: Kernels, options: PoolOptions): Promise<Pool> {
     const threads = options.threads;
-    if (!Number.isInteger(threads) || threads < 2 || threads > 255) {
-      throw new Error(`a pool needs at least 2 threads (and at most 255), got ${threads}`);
+    if (!Number.isInteger(threads) || threads < 2 || threads > MAX_THREADS) {
+      throw new Error(`a pool needs at least 2 threads (and at most ${MAX_THREADS}), got ${threads}`);
     }
     if (!kernels.shared) throw new Error("a pool needs the threads build of the kernels (shared memory)");
     const control = new SharedArrayBuffer(CONTROL_BYTES);
