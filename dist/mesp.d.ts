@@ -1399,8 +1399,9 @@ export interface WritePackOptions {
 }
 /**
  * Writes a pack for `ckpt` to `sink`, streaming through fixed buffers: every matrix is converted a block of
- * ~4 MB of f32 rows at a time (an MLP chunk's down columns are cut from whole rows read again per chunk), so
- * the conversion never holds a tensor whole, whatever the model's size.
+ * ~4 MB of f32 rows at a time, so the conversion never holds a tensor whole, whatever the model's size. The
+ * one exception is a layer's down projection, held converted up to {@linkcode HELD_COLUMNS_BYTES} so that
+ * each byte of the checkpoint is read once (larger, its MLP chunks' columns are cut from rows read again).
  */
 export declare function writePack(ckpt: Checkpoint, cfg: ModelConfig, sink: ByteSink, options: WritePackOptions): Promise<PackHeader>;
 /** Checkpoint layouts {@linkcode makeModel} writes. */

@@ -4590,6 +4590,69 @@ var HeldParts = class {
     ];
   }
 };
+var HELD_COLUMNS_BYTES = 16 << 20;
+var HeldColumns = class {
+  #data = new Uint8Array(0);
+  #scales = new Uint8Array(0);
+  #biases = new Uint8Array(0);
+  #staging = new Uint8Array(0);
+  #rowBytes = 0;
+  #scaleRowBytes = 0;
+  /** The full-width bytes of `matrix` (`rows` × `cols`), whose chunk `slot` is `slotCols` wide. */
+  static bytes(rows, cols, slot) {
+    return rows * cols * (slot.rowBytes + 2 * slot.scaleRowBytes) / slot.cols;
+  }
+  /** Converts rows [0, rows) of the `cols`-wide matrix `base` whole; `slot` is one of its chunks' slots. */
+  async fill(conv, base, rows, cols, slot) {
+    const rowBytes = slot.rowBytes * cols / slot.cols, scaleRowBytes = slot.scaleRowBytes * cols / slot.cols;
+    if (this.#data.length < rows * rowBytes) this.#data = new Uint8Array(rows * rowBytes);
+    if (this.#scales.length < rows * scaleRowBytes) {
+      this.#scales = new Uint8Array(rows * scaleRowBytes), this.#biases = new Uint8Array(rows * scaleRowBytes);
+    }
+    this.#rowBytes = rowBytes, this.#scaleRowBytes = scaleRowBytes;
+    const step = stepRows(cols);
+    for (let r = 0; r < rows; r += step) {
+      const c = await conv.block(base, cols, r, Math.min(rows, r + step), 0, cols);
+      this.#data.set(c.data, r * rowBytes);
+      if (c.scales) this.#scales.set(c.scales, r * scaleRowBytes);
+      if (c.biases) this.#biases.set(c.biases, r * scaleRowBytes);
+    }
+  }
+  /** Writes columns [c0, c0 + slot.cols) into `slot` at absolute offset `at`: data, scales, biases. */
+  async write(slot, c0, at, out) {
+    const parts = [
+      [
+        this.#data,
+        this.#rowBytes,
+        slot.rowBytes,
+        slot.offset
+      ]
+    ];
+    if (slot.scaleRowBytes) {
+      parts.push([
+        this.#scales,
+        this.#scaleRowBytes,
+        slot.scaleRowBytes,
+        slot.scalesOffset
+      ]);
+      parts.push([
+        this.#biases,
+        this.#scaleRowBytes,
+        slot.scaleRowBytes,
+        slot.biasesOffset
+      ]);
+    }
+    for (const [full, fullRow, row, offset] of parts) {
+      if (this.#staging.length < slot.rows * row) this.#staging = new Uint8Array(slot.rows * row);
+      const from = c0 * row / slot.cols;
+      for (let r = 0; r < slot.rows; r++) {
+        this.#staging.set(full.subarray(r * fullRow + from, r * fullRow + from + row), r * row);
+      }
+      await out.padTo(at + offset);
+      await out.emit(this.#staging.subarray(0, slot.rows * row));
+    }
+  }
+};
 async function writeMatrix(conv, held, base, cols, r0, c0, slot, at, out) {
   const [scales, biases] = held.views(slot.rows * slot.scaleRowBytes);
   await out.padTo(at + slot.offset);
@@ -4669,7 +4732,7 @@ async function writePack(ckpt, cfg, sink, options) {
     await out.padTo(at + slot.offset);
     await out.emit(new Uint8Array((await readVectorF32(ckpt, name, slot.length)).buffer));
   };
-  const conv = new Converter(ckpt, cfg, format), held = new HeldParts();
+  const conv = new Converter(ckpt, cfg, format), held = new HeldParts(), columns = new HeldColumns();
   await writeVocab(conv, EMBED_TOKENS, vocab, plan.embed.offset, out);
   progress("embedding");
   for (let l = 0; l < cfg.numLayers; l++) {
@@ -4688,10 +4751,13 @@ async function writePack(ckpt, cfg, sink, options) {
     const gate = layerTensor(l, LINEAR_PREFIX.gate_proj), up = layerTensor(l, LINEAR_PREFIX.up_proj);
     const down = layerTensor(l, LINEAR_PREFIX.down_proj);
     conv.check(gate, I, d), conv.check(up, I, d), conv.check(down, d, I);
+    const holdDown = HeldColumns.bytes(d, I, layout.chunks[0].down) <= HELD_COLUMNS_BYTES;
+    if (holdDown) await columns.fill(conv, down, d, I, layout.chunks[0].down);
     for (const c of layout.chunks) {
       await writeMatrix(conv, held, gate, d, c.c0, 0, c.gate, at + c.offset, out);
       await writeMatrix(conv, held, up, d, c.c0, 0, c.up, at + c.offset, out);
-      await writeMatrix(conv, held, down, I, 0, c.c0, c.down, at + c.offset, out);
+      if (holdDown) await columns.write(c.down, c.c0, at + c.offset, out);
+      else await writeMatrix(conv, held, down, I, 0, c.c0, c.down, at + c.offset, out);
     }
     progress(`layer ${l}`);
   }
@@ -6294,6 +6360,7 @@ function availableThreads() {
   const n = globalThis.navigator?.hardwareConcurrency;
   return typeof n === "number" && n >= 1 ? Math.floor(n) : 1;
 }
+var MAX_THREADS = 255;
 var Pool = class _Pool {
   /** Threads per split call, the caller included. */
   threads;
@@ -6362,8 +6429,8 @@ var Pool = class _Pool {
    */
   static async start(kernels, options) {
     const threads = options.threads;
-    if (!Number.isInteger(threads) || threads < 2 || threads > 255) {
-      throw new Error(`a pool needs at least 2 threads (and at most 255), got ${threads}`);
+    if (!Number.isInteger(threads) || threads < 2 || threads > MAX_THREADS) {
+      throw new Error(`a pool needs at least 2 threads (and at most ${MAX_THREADS}), got ${threads}`);
     }
     if (!kernels.shared) throw new Error("a pool needs the threads build of the kernels (shared memory)");
     const control = new SharedArrayBuffer(CONTROL_BYTES);
@@ -6659,6 +6726,7 @@ function everyKth(layers, k) {
   if (!Number.isInteger(k) || k < 1) {
     throw new Error(`saved-input interval must be a positive integer, got ${k}`);
   }
+  k = Math.min(k, layers);
   const kept2 = Math.ceil(layers / k);
   const saveAt = Array.from({
     length: layers
@@ -8853,7 +8921,9 @@ function checkAdapter(adapter, layout) {
         layout.rank
       ];
       if (info.shape.join() !== shape.join()) {
-        throw new Error(`${adapter.name}: ${name} has shape [${info.shape}], this model needs [${shape}]`);
+        const rankSide = which === "A" ? 0 : 1, other = 1 - rankSide;
+        const why = info.shape.length === 2 && info.shape[other] === shape[other] ? `its config's r is ${layout.rank}, but the tensor has rank ${info.shape[rankSide]}` : `this model needs [${shape}] (an adapter for a model of other sizes?)`;
+        throw new Error(`${adapter.name}: ${name} has shape [${info.shape}]: ${why}`);
       }
       seen.add(name);
     }

@@ -14,7 +14,10 @@ import {
 } from "./_robust.ts";
 import { parseModelConfig } from "../src/model/config.ts";
 import { CLI_PERMISSIONS } from "../src/cli/prepare.ts";
-import { writeFileAtomic } from "../src/io/deno_files.ts";
+import { dirFiles, writeFileAtomic } from "../src/io/deno_files.ts";
+import { openAdapter, readAdapterInto } from "../src/engine/adapter.ts";
+import { loraLayout } from "../src/engine/lora.ts";
+import { caseDir } from "./_golden.ts";
 import { decodeTrainingState } from "../src/run/training_state.ts";
 
 const tmp = await Deno.makeTempDir({ prefix: "mesp-errors-" });
@@ -218,4 +221,27 @@ Deno.test({
 
 Deno.test("errors: cleanup", async () => {
   await Deno.remove(tmp, { recursive: true });
+});
+
+Deno.test("errors: an adapter whose config's r differs from its tensors' rank says so, not that the model is another", async () => {
+  const model = caseDir("gqa_tied_f32"), dir = `${tmp}/adapter-r`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.copyFile(`${model}/adapter/adapter_model.safetensors`, `${dir}/adapter_model.safetensors`);
+  const config = JSON.parse(await Deno.readTextFile(`${model}/adapter/adapter_config.json`));
+  const rank = config.r;
+  config.r = rank * 2;
+  await Deno.writeTextFile(`${dir}/adapter_config.json`, JSON.stringify(config));
+  const cfg = parseModelConfig(JSON.parse(await Deno.readTextFile(`${model}/config.json`)));
+  const adapter = await openAdapter(dirFiles(dir));
+  const layout = loraLayout(cfg, adapter.config);
+  await assertRejects(
+    () => readAdapterInto(adapter, layout, new Float32Array(layout.totalElements)),
+    `its config's r is ${rank * 2}, but the tensor has rank ${rank}`,
+  );
+  // an adapter of another model's sizes: the model's shape is named
+  const other = await openAdapter(dirFiles(`${caseDir("odd_sizes")}/adapter`));
+  await assertRejects(
+    () => readAdapterInto(other, loraLayout(cfg, other.config), new Float32Array(1 << 20)),
+    "an adapter for a model of other sizes?",
+  );
 });

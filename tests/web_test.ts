@@ -182,7 +182,7 @@ Deno.test({
           '{"prompt": "What colours does the Lumen desk lamp come in?", "completion": "Graphite."}\n',
         ),
       });
-      const chats = await statusOf(page, "data-status", /chats\.jsonl: 1 examples/, 120_000, corrected);
+      const chats = await statusOf(page, "data-status", /chats\.jsonl: 1 example,/, 120_000, corrected);
       await page.fill("#seq-len", "4");
       await page.press("#seq-len", "Tab"); // "change" fires when the field is left
       const tooShort = await statusOf(page, "data-status", /training target/, 120_000, chats);

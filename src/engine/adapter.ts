@@ -153,7 +153,12 @@ export function checkAdapter(adapter: OpenedAdapter, layout: LoraLayout): void {
       }
       const shape = which === "A" ? [layout.rank, pair.inDim] : [pair.outDim, layout.rank];
       if (info.shape.join() !== shape.join()) {
-        throw new Error(`${adapter.name}: ${name} has shape [${info.shape}], this model needs [${shape}]`);
+        // the rank side comes from adapter_config.json's r, the other from the model's sizes
+        const rankSide = which === "A" ? 0 : 1, other = 1 - rankSide;
+        const why = info.shape.length === 2 && info.shape[other] === shape[other]
+          ? `its config's r is ${layout.rank}, but the tensor has rank ${info.shape[rankSide]}`
+          : `this model needs [${shape}] (an adapter for a model of other sizes?)`;
+        throw new Error(`${adapter.name}: ${name} has shape [${info.shape}]: ${why}`);
       }
       seen.add(name);
     }
