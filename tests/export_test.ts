@@ -244,10 +244,10 @@ for (const name of ["gqa_tied_f32", "mha_untied_bf16", "mqa_f16_sharded", "new_k
       "--weights",
       "f32",
       "--out",
-      `${out}/g.safetensors`,
+      `${out}-g.safetensors`,
     );
     assertEquals(g.code, 0, g.stderr);
-    const grads = await readSafetensorsHeader(fileSource(`${out}/g.safetensors`));
+    const grads = await readSafetensorsHeader(fileSource(`${out}-g.safetensors`));
     const nll = new Float32Array((await readTensorBytes(grads, "loss")).buffer)[0];
     const f64 = async (t: string) => new Float64Array((await readTensorBytes(ref, t)).buffer)[0];
     const lossMerged = await f64("loss_merged"), lossAdapter = await f64("loss_adapter");

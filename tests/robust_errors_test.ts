@@ -244,4 +244,16 @@ Deno.test("errors: an adapter whose config's r differs from its tensors' rank sa
     () => readAdapterInto(other, loraLayout(cfg, other.config), new Float32Array(1 << 20)),
     "an adapter for a model of other sizes?",
   );
+  // the CLI checks it before packing or tokenizing anything (it warned, packed, then failed)
+  const r = await mesp(
+    "eval",
+    "--model",
+    model,
+    "--data",
+    data,
+    "--adapter",
+    `${caseDir("odd_sizes")}/adapter`,
+  );
+  assertFails(r, 1, /an adapter for a model of other sizes\?/, "eval with another model's adapter");
+  assert(!/packing|tokeniz/i.test(r.stderr), r.stderr);
 });

@@ -16,7 +16,15 @@ import type { Sequence } from "../data/sequence.ts";
 import { dirFiles, exists, fileSource } from "../io/deno_files.ts";
 import { readTrainingStateHead, TRAINING_STATE_FILE } from "../run/training_state.ts";
 import { recordedConfig, type RunConfig } from "./run_config.ts";
-import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, openAdapter, type OpenedAdapter } from "../engine/adapter.ts";
+import {
+  ADAPTER_CONFIG,
+  ADAPTER_WEIGHTS,
+  checkAdapter,
+  openAdapter,
+  type OpenedAdapter,
+} from "../engine/adapter.ts";
+import { loraLayout } from "../engine/lora.ts";
+import type { ModelConfig } from "../model/config.ts";
 import { type FlagSpec, UsageError } from "./args.ts";
 import { resolveModelDir } from "./hub_cache.ts";
 import { chooseWeights, type WeightsChoice, type WeightsDefault } from "./weights.ts";
@@ -188,6 +196,16 @@ export async function prepareRun(
   }, log);
   let i = 0;
   return { pack, sets: data.map((d) => (d === undefined ? [] : sets[i++])), weights: weights.format };
+}
+
+/**
+ * Opens the PEFT adapter directory `dir` for the model of `cfg`, checking that it fits it (every pair, each
+ * shape) before anything is packed or tokenized.
+ */
+export async function openAdapterFor(dir: string, cfg: ModelConfig): Promise<OpenedAdapter> {
+  const adapter = await openAdapterDir(dir);
+  checkAdapter(adapter, loraLayout(cfg, adapter.config));
+  return adapter;
 }
 
 /** Opens a PEFT adapter directory. */

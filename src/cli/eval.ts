@@ -16,7 +16,7 @@ import {
   MODEL_FLAGS,
   MODEL_OR_BASE_FLAG,
   modelOrBase,
-  openAdapterDir,
+  openAdapterFor,
   peakMB,
   peakMemoryLine,
   prepareRun,
@@ -82,7 +82,7 @@ export async function run(argv: string[]): Promise<number> {
     log(`--seq-len ${recordedSeqLen}: the adapter's training run's (--seq-len to choose another)`);
   }
   args.seqLen = fitPositions("--seq-len", args.seqLen, seqLenGiven, cfg);
-  const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
+  const adapter = args.adapter ? await openAdapterFor(args.adapter, cfg) : undefined;
   const choice = chooseWeights(cfg, args.weights, adapterWeightsDefault(run)),
     weights = choice.format;
   // planned for the longest sequence once cut to --seq-len (see train's preflight)

@@ -27,7 +27,7 @@ import {
   MODEL_FLAGS,
   MODEL_OR_BASE_FLAG,
   modelOrBase,
-  openAdapterDir,
+  openAdapterFor,
   peakMemoryLine,
   prepareRun,
   shownSize,
@@ -209,7 +209,7 @@ async function converse(
   tok: TokenizerProcess,
   log: (m: string) => void,
 ): Promise<number> {
-  const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
+  const adapter = args.adapter ? await openAdapterFor(args.adapter, cfg) : undefined;
   const useTemplate = !args.raw && tok.chatTemplate !== undefined;
   const defaults = chatDefaultsFromTemplate(tok.chatTemplate);
   const system = args.system ?? defaults.defaultSystem;

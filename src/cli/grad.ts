@@ -11,7 +11,7 @@ import { loraLayout } from "../engine/lora.ts";
 import {
   arenaBudget,
   MODEL_FLAGS,
-  openAdapterDir,
+  openAdapterFor,
   prepareRun,
   stderrLog,
   threadsOf,
@@ -82,7 +82,7 @@ export async function run(argv: string[]): Promise<number> {
   const cfg = await readModelConfig(args.model);
   await checkInputFile("--data", args.data);
   args.seqLen = fitPositions("--seq-len", args.seqLen, givenFlags(argv, SPEC).has("seqLen"), cfg);
-  const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
+  const adapter = args.adapter ? await openAdapterFor(args.adapter, cfg) : undefined;
   if (args.adapter) await warnTrainingFields(args.adapter, log);
   const lora = { rank: args.rank, alpha: args.alpha, rslora: args.rslora, targets: args.targets };
   const choice = chooseWeights(cfg, args.weights, "q4");

@@ -18,7 +18,7 @@ import {
   CACHE_NAME,
   cacheDir,
   MODEL_FLAGS,
-  openAdapterDir,
+  openAdapterFor,
   peakMemoryLine,
   prepareRun,
   runtimeBytes,
@@ -478,7 +478,7 @@ async function trainInto(out: string, c: {
   const lr = args.lr ?? (demo && method !== "mezo" ? DEMO.lr : defaultLr(optimizer, method));
   const threads = threadsOf(args.threads);
   const budget = arenaBudget(args.maxMemory, threads);
-  const adapter = args.adapter ? await openAdapterDir(args.adapter) : undefined;
+  const adapter = args.adapter ? await openAdapterFor(args.adapter, cfg) : undefined;
   const layout = loraLayout(
     cfg,
     resume?.lora ?? adapter?.config ??
