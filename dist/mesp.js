@@ -8735,6 +8735,7 @@ async function meanSequenceLoss(e, ids, targets, T) {
 }
 
 // src/engine/mezo.ts
+var DEFAULT_ZO_EPS = 1e-3;
 async function zoEstimate(e, batch, seqLen, seed, eps) {
   const p = e.p["lora.params"], n = e.lora.totalElements;
   const mean = async () => {
@@ -9726,7 +9727,7 @@ async function train(pack, data, val, options) {
   if (method === "mezo" && optOptions.name !== "sgd") {
     throw new Error(`MeZO updates with SGD (optimizer.name "sgd", --optimizer sgd), not ${optOptions.name}`);
   }
-  const zoEps = options.zoEps ?? 1e-3;
+  const zoEps = options.zoEps ?? DEFAULT_ZO_EPS;
   checkHyperparameters(optOptions, zoEps, clip);
   const config = {
     method,
@@ -10256,7 +10257,7 @@ async function computeGradients(pack, seq, options = {}) {
       const zs = stepSeed(options.seed ?? 0, 0);
       const est = await zoEstimate(e, [
         seq
-      ], T, zs, options.zoEps ?? 1e-3);
+      ], T, zs, options.zoEps ?? DEFAULT_ZO_EPS);
       e.k.normal_fill(e.p["lora.grad"], layout.totalElements, zs, 0);
       e.k.scale(e.p["lora.grad"], est.coeff, layout.totalElements);
       const loss2 = (await meanSequenceLoss(e, seq.ids, seq.targets, T)).loss;

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { MAX_SEED } from "../run/run_options.ts";
 import {
   type CommandSpec,
   givenFlags,
@@ -71,7 +72,7 @@ export const SPEC = {
     maxTokens: { type: "integer", default: 128, min: 1, description: "most new tokens" },
     temperature: { type: "number", default: 0.7, min: 0, description: "sampling temperature (0 = greedy)" },
     topP: { type: "number", default: 0.8, greaterThan: 0, max: 1, description: "nucleus sampling mass" },
-    seed: { type: "integer", default: 0, min: 0, max: 4294967295, description: "sampler seed" },
+    seed: { type: "integer", default: 0, min: 0, max: MAX_SEED, description: "sampler seed" },
     resident: {
       type: "boolean",
       description:

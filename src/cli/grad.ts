@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { MAX_SEED } from "../run/run_options.ts";
 import { type CommandSpec, givenFlags, parseArgs } from "./args.ts";
 import { bf16ScalesOf, fitPositions, refuseOverBudget } from "./preflight.ts";
 import { readModelConfig } from "../model/pack_files.ts";
@@ -63,7 +64,7 @@ export const SPEC = {
       type: "integer",
       default: 0,
       min: 0,
-      max: 4294967295,
+      max: MAX_SEED,
       description: "seed of the fresh initialisation",
     },
     force: { type: "boolean", description: "replace --out if it exists" },

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { MAX_SEED } from "../run/run_options.ts";
 import { formatCount } from "../util/count.ts";
 import { type CommandSpec, parseArgs } from "./args.ts";
 import { Progress } from "./progress.ts";
@@ -63,7 +64,7 @@ export const SPEC = {
       type: "integer",
       default: 0,
       min: 0,
-      max: 4294967295,
+      max: MAX_SEED,
       description: "PRNG seed; same seed, same bytes",
     },
     shardSize: {

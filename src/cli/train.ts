@@ -9,6 +9,8 @@
  *
  * @module
  */
+import { DEFAULT_ZO_EPS } from "../engine/mezo.ts";
+import { MAX_SEED } from "../run/run_options.ts";
 import { type CommandSpec, givenFlags, kebabCase, parseArgs, UsageError, usageLine } from "./args.ts";
 import { resolve } from "node:path";
 import { Progress } from "./progress.ts";
@@ -101,7 +103,12 @@ export const SPEC = {
       greaterThan: 0, // 0 would train an adapter that stays the base model
       description: "peak learning rate (default 2e-4 AdamW, 1e-4 SGD, 5e-5 MeZO)",
     },
-    zoEps: { type: "number", default: 1e-3, greaterThan: 0, description: "MeZO perturbation scale ε" },
+    zoEps: {
+      type: "number",
+      default: DEFAULT_ZO_EPS,
+      greaterThan: 0,
+      description: "MeZO perturbation scale ε",
+    },
     weightDecay: { type: "number", default: 0, min: 0, description: "weight decay" },
     beta1: { type: "number", default: 0.9, min: 0, lessThan: 1, description: "AdamW β1" },
     beta2: { type: "number", default: 0.999, min: 0, lessThan: 1, description: "AdamW β2" },
@@ -116,7 +123,7 @@ export const SPEC = {
       type: "integer",
       default: 0,
       min: 0,
-      max: 4294967295,
+      max: MAX_SEED,
       description: "seed of the LoRA initialisation and data order",
     },
     valEvery: {

@@ -19,6 +19,9 @@ export interface ZoEstimate {
   tokens: number;
 }
 
+/** MeZO's default perturbation scale ε (the MeZO paper's). */
+export const DEFAULT_ZO_EPS = 1e-3;
+
 /**
  * Evaluates L(θ + εz) and L(θ − εz) over `batch` (mean of the sequences' losses) and restores θ.
  * `z` is the counter-based normal stream of `seed`, indexed by the parameter's position in `lora.params`.

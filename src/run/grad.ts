@@ -15,7 +15,7 @@ import {
 import { Engine } from "../engine/engine.ts";
 import { Backward } from "../engine/backward.ts";
 import { forwardBackward } from "../engine/step.ts";
-import { stepSeed, zoEstimate } from "../engine/mezo.ts";
+import { DEFAULT_ZO_EPS, stepSeed, zoEstimate } from "../engine/mezo.ts";
 import { meanSequenceLoss } from "../engine/sequence_loss.ts";
 import { type OpenedAdapter, readAdapterInto } from "../engine/adapter.ts";
 import { type LoraLayout, loraLayout, type LoraOptions } from "../engine/lora.ts";
@@ -106,7 +106,7 @@ export async function computeGradients(
     if (method === "mezo") {
       // the two-point estimate (L+ − L−)/(2ε) · z for the step-0 direction of `seed`
       const zs = stepSeed(options.seed ?? 0, 0);
-      const est = await zoEstimate(e, [seq], T, zs, options.zoEps ?? 1e-3);
+      const est = await zoEstimate(e, [seq], T, zs, options.zoEps ?? DEFAULT_ZO_EPS);
       e.k.normal_fill(e.p["lora.grad"], layout.totalElements, zs, 0);
       e.k.scale(e.p["lora.grad"], est.coeff, layout.totalElements);
       const loss = (await meanSequenceLoss(e, seq.ids, seq.targets, T)).loss;

@@ -20,7 +20,7 @@ import { Engine, type EngineOptions } from "../engine/engine.ts";
 import { Backward } from "../engine/backward.ts";
 import { forwardBackward } from "../engine/step.ts";
 import { sequenceLoss } from "../engine/sequence_loss.ts";
-import { stepSeed, zoEstimate, zoUpdate } from "../engine/mezo.ts";
+import { DEFAULT_ZO_EPS, stepSeed, zoEstimate, zoUpdate } from "../engine/mezo.ts";
 import { checkAdapter, type OpenedAdapter, readAdapterLayer } from "../engine/adapter.ts";
 import { type AdapterValues, type LayeredValues, layerOf } from "../engine/adapter_values.ts";
 import { describeSpill } from "../engine/spill.ts";
@@ -424,7 +424,7 @@ export async function train(
   if (method === "mezo" && optOptions.name !== "sgd") {
     throw new Error(`MeZO updates with SGD (optimizer.name "sgd", --optimizer sgd), not ${optOptions.name}`);
   }
-  const zoEps = options.zoEps ?? 1e-3;
+  const zoEps = options.zoEps ?? DEFAULT_ZO_EPS;
   checkHyperparameters(optOptions, zoEps, clip);
   // what the saved states record of this run, for a resume to continue it
   const config: TrainConfig = {
