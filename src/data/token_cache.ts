@@ -31,7 +31,7 @@ import type { Sequence } from "./sequence.ts";
 import { describeValue } from "../util/describe.ts";
 
 /** Format version written to and required from cache files. */
-export const TOKEN_CACHE_VERSION = 1;
+const TOKEN_CACHE_VERSION = 1;
 const MAGIC = [0x4d, 0x45, 0x53, 0x50, 0x54, 0x4f, 0x4b, 0x00]; // "MESPTOK\0"
 const FIXED = 24;
 

@@ -210,7 +210,7 @@ export async function readAdapterInto(
 }
 
 /** LoRA tensors (or their gradients: same names and shapes) with PEFT names, as views of `values`. */
-export function loraTensorEntries(
+function loraTensorEntries(
   layout: LoraLayout,
   values: Float32Array,
   extra: Record<string, Float32Array> = {},

@@ -163,7 +163,7 @@ export function mlpChunkForward(e: Engine, l: number, i: number, T: number, to: 
 }
 
 /** The first half of {@linkcode mlpChunkForward}: chunk `i`'s g and u (the layer's largest products). */
-export function mlpChunkGateUp(e: Engine, l: number, i: number, T: number, to: MlpBuffers): void {
+function mlpChunkGateUp(e: Engine, l: number, i: number, T: number, to: MlpBuffers): void {
   const { d, r } = e.D, { gemm } = e;
   const refs = e.refs(l), s = e.lora?.scale ?? 0;
   const c = e.chunks[i], n = c.c1 - c.c0, ld = to.ld;

@@ -151,7 +151,7 @@ function slotBytes(bytes: number): number {
  * chunk, Vc vocabulary rows per chunk, P positions, r the LoRA rank). A name is a region of its own or a view
  * of one (`VIEWS`); which of them a run has depends on its mode and method, see {@linkcode planBuffers}.
  */
-export const BUFFERS = {
+const BUFFERS = {
   "weights.layers": "all layers' weights, resident (the pack's layer layout × L)",
   "weights.attn": "one layer's attention weights, biases and norms, streamed (the pack's layout)",
   "weights.mlp": "2 slots × one MLP chunk's weights (gate/up rows, down columns), streamed",

@@ -111,7 +111,7 @@ export interface RecomputeTable {
 const tables = new Map<number, RecomputeTable>();
 
 /** The table for up to `layers` layers (memoized per layer count). */
-export function recomputeTable(layers: number): RecomputeTable {
+function recomputeTable(layers: number): RecomputeTable {
   const hit = tables.get(layers);
   if (hit) return hit;
   const N = layers, grid = () => Array.from({ length: N + 1 }, () => new Array<number>(N + 1).fill(Infinity));

@@ -31,7 +31,7 @@ import { dims, type KeepSchedule, planBuffers, type PlanOptions } from "./plan.t
 import { recomputedLayers, recomputeOrder } from "./recompute.ts";
 
 /** GEMM throughput assumed for predicted times: one thread of `bench:step` (45 GFLOP/s, 2026-11-28). */
-export const GFLOPS_PER_THREAD = 45;
+const GFLOPS_PER_THREAD = 45;
 /** Measured 2-thread speedup of a step (`bench:step`: 1.67–1.81×) per extra thread, for predictions. */
 const THREAD_GAIN = 0.7;
 
@@ -98,7 +98,7 @@ export function predictedSeconds(flops: number, threads: number): number {
 }
 
 /** Whether the budget may choose a schedule for these options (exact MeSP training, nothing fixed). */
-export function schedulable(o: PlanOptions): boolean {
+function schedulable(o: PlanOptions): boolean {
   return o.mode === "train" && (o.method ?? "mesp") === "mesp" && (o.savedInputDtype ?? "f32") === "f32" &&
     o.keep === undefined && o.lora !== undefined;
 }

@@ -134,7 +134,7 @@ export interface HubFileInfo {
 }
 
 /** An `ETag` value without its weak marker and quotes, as huggingface_hub stores it. */
-export function normalizeEtag(etag: string): string {
+function normalizeEtag(etag: string): string {
   return etag.trim().replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
 }
 

@@ -58,7 +58,7 @@ export interface ParseModelConfigOptions {
 }
 
 /** Default RoPE θ when a config has neither `rope_theta` nor `rope_parameters.rope_theta` (HF's default). */
-export const DEFAULT_ROPE_THETA = 10000;
+const DEFAULT_ROPE_THETA = 10000;
 
 type Json = Record<string, unknown>;
 

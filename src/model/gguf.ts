@@ -11,7 +11,7 @@
 import type { ByteSink } from "../io/source.ts";
 
 /** Alignment of the data section and of every tensor (GGUF's default `general.alignment`). */
-export const GGUF_ALIGNMENT = 32;
+const GGUF_ALIGNMENT = 32;
 
 /** ggml tensor types the writer emits, with their codes (`enum ggml_type`). */
 export const GGML_TYPE = Object.freeze({ F32: 0, F16: 1, BF16: 30 });
@@ -152,7 +152,7 @@ function writeValue(out: Bytes, key: string, v: GgufValue): void {
 }
 
 /** Bytes of a tensor's data. */
-export function ggufTensorBytes(type: GgmlType, shape: readonly number[]): number {
+function ggufTensorBytes(type: GgmlType, shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1) * ELEMENT_BYTES[type];
 }
 
@@ -165,7 +165,7 @@ export interface GgufHeader {
 }
 
 /** Encodes the header of a GGUF file holding `tensors` (in the given order) and `metadata`. */
-export function encodeGgufHeader(
+function encodeGgufHeader(
   metadata: Readonly<Record<string, GgufValue>>,
   tensors: readonly Omit<GgufTensor, "data">[],
 ): GgufHeader {

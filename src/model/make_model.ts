@@ -43,10 +43,10 @@ export const FLOAT_DTYPES: readonly FloatDtype[] = ["bf16", "f16", "f32"];
 export const DEFAULT_SHARD_SIZE = 5_000_000_000;
 
 /** Standard deviation of the random weights, embedding and biases (HF's `initializer_range`). */
-export const INIT_STD = 0.02;
+const INIT_STD = 0.02;
 
 /** Norm weights are `1 + N(0, NORM_STD²)`. */
-export const NORM_STD = 0.02;
+const NORM_STD = 0.02;
 
 const SAFETENSORS_DTYPE: Record<FloatDtype, Dtype> = { bf16: "BF16", f16: "F16", f32: "F32" };
 const TORCH_DTYPE: Record<FloatDtype, string> = { bf16: "bfloat16", f16: "float16", f32: "float32" };

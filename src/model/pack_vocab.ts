@@ -33,7 +33,7 @@ const STAGING_BYTES = 1 << 20;
  * bytes cost far less than another read. A source whose reads are dear (`WeightSource.requestBytes`, a
  * remote one) sets a wider gap: a request is worth that many bytes.
  */
-export const GATHER_GAP_BYTES = 64 << 10;
+const GATHER_GAP_BYTES = 64 << 10;
 
 /** Row-ids sorted and unique, with their rows (stored layout) in the same order. */
 interface RowStore {

@@ -389,7 +389,7 @@ export async function writePack(
 }
 
 /** The checksummed blocks of a pack in table order (see {@linkcode blockCount}, {@linkcode vocabBlocks}). */
-export function blockRanges(
+function blockRanges(
   header: Pick<PackHeader, "layers" | "norm" | "embed" | "lmHead" | "vocabBlock" | "config">,
   layout: LayerLayout,
   vocab: VocabSlot,

@@ -49,10 +49,10 @@ export const LINEAR_PREFIX: Record<Linear, string> = {
 };
 
 /** The linears with a bias: Qwen2's query, key and value projections (the others have none). */
-export const BIASED: readonly Linear[] = ["q_proj", "k_proj", "v_proj"];
+const BIASED: readonly Linear[] = ["q_proj", "k_proj", "v_proj"];
 
 /** A decoder layer's two RMSNorm weights: before the attention and before the MLP. */
-export const LAYER_NORMS = ["input_layernorm", "post_attention_layernorm"] as const;
+const LAYER_NORMS = ["input_layernorm", "post_attention_layernorm"] as const;
 
 /** Module paths outside the decoder layers: the embedding, the final norm, an untied LM head. */
 export const EMBED_TOKENS = "model.embed_tokens";

@@ -45,7 +45,7 @@ export type Dtype = keyof typeof DTYPE_BITS;
 const DTYPE_ORDER = new Map(Object.keys(DTYPE_BITS).map((d, i) => [d, i]));
 
 /** Largest header the reference reader accepts. */
-export const MAX_HEADER_SIZE = 100_000_000;
+const MAX_HEADER_SIZE = 100_000_000;
 
 /** Where one tensor lives in a file. */
 export interface TensorInfo {

@@ -27,7 +27,7 @@ const LAYER_VECTORS = [
 const HARMLESS = /\.rotary_emb\.inv_freq$/;
 
 /** The checkpoint tensors this model reads. */
-export function expectedTensors(cfg: ModelConfig): Set<string> {
+function expectedTensors(cfg: ModelConfig): Set<string> {
   const names = new Set<string>();
   const matrix = (base: string) => {
     names.add(`${base}.weight`);

@@ -33,7 +33,7 @@ const LAYER_TENSOR: Record<string, string> = {
  * llama.cpp's name of a Hugging Face Qwen2 tensor, or `undefined` for a tensor llama.cpp does not use (the
  * tied copy of the embedding some checkpoints carry as `lm_head.weight`).
  */
-export function ggufTensorName(name: string, cfg: ModelConfig): string | undefined {
+function ggufTensorName(name: string, cfg: ModelConfig): string | undefined {
   if (name === "model.embed_tokens.weight") return "token_embd.weight";
   if (name === "model.norm.weight") return "output_norm.weight";
   if (name === "lm_head.weight") return cfg.tieWordEmbeddings ? undefined : "output.weight";
@@ -44,7 +44,7 @@ export function ggufTensorName(name: string, cfg: ModelConfig): string | undefin
 }
 
 /** Hyperparameter keys of llama.cpp's `qwen2` architecture. */
-export function ggufQwen2Metadata(
+function ggufQwen2Metadata(
   cfg: ModelConfig,
   dtype: FloatDtype,
   name: string,

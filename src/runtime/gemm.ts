@@ -13,10 +13,10 @@ import type { Pool, Profile } from "./pool.ts";
 
 /** NT products with fewer f32 columns than the packed tile is wide (8) use the unpacked dot-product kernel
  * (measured: for 8 or more the packed path is faster, since packing a LoRA A of r rows is negligible). */
-export const SKINNY_N = 7;
+const SKINNY_N = 7;
 
 /** Whether a whole NT problem with `n` columns of a `dtype` operand runs on the dot-product kernel. */
-export function usesDotKernel(op: number, n: number, dtype: WeightDtype): boolean {
+function usesDotKernel(op: number, n: number, dtype: WeightDtype): boolean {
   return op === OP.nt && dtype === "f32" && n <= SKINNY_N;
 }
 

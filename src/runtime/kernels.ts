@@ -86,7 +86,7 @@ export interface KernelLocation {
 }
 
 /** The names of {@linkcode KernelLocation}'s options. */
-export const KERNEL_LOCATION_OPTIONS = ["wasmBase", "modules", "workerUrl"] as const;
+const KERNEL_LOCATION_OPTIONS = ["wasmBase", "modules", "workerUrl"] as const;
 /** The names of {@linkcode LoadKernelsOptions}' options. */
 const LOAD_KERNELS_OPTIONS = [...KERNEL_LOCATION_OPTIONS, "variant", "shared", "memoryBytes"] as const;
 

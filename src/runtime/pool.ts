@@ -569,7 +569,7 @@ export interface ProfileEntry {
 }
 
 /** Default category of a non-GEMM kernel export. */
-export function kernelCategory(name: string): string {
+function kernelCategory(name: string): string {
   if (name.startsWith("softmax")) return "softmax";
   if (name.startsWith("ce_")) return "loss";
   if (name.startsWith("rmsnorm") || name.startsWith("rope") || name.startsWith("swiglu")) return "norm";
