@@ -51,7 +51,8 @@ export const SPEC = {
     dtype: {
       type: "string",
       choices: FLOAT_DTYPES,
-      description: "float storage type; for mlx formats the scale/bias type (default: bf16, f32 for tiny)",
+      description:
+        "float storage type (default: bf16, f32 for tiny); for mlx formats the scale/bias type (bf16 or f16)",
     },
     format: {
       type: "string",

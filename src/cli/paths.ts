@@ -16,7 +16,7 @@ async function statOf(path: string, flag?: string): Promise<Deno.FileInfo | unde
     return await statIfExists(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotADirectory) {
-      throw new Error(`${named}: a directory on its way is a file`, { cause: err });
+      throw new Error(`${named}: one of the folders on its path is a file`, { cause: err });
     }
     throw new Error(`${named}: ${(err as Error).message}`, { cause: err });
   }

@@ -594,7 +594,9 @@ async function trainInto(out: string, c: {
     for (const f of EXPORT_FILES) if (await exists(`${out}/${f}`)) stale.push(f);
     if (stale.length) {
       log(
-        `notice: ${stale.map((f) => `${out}/${f}`).join(", ")} hold the adapter as exported before this ` +
+        `notice: ${stale.map((f) => `${out}/${f}`).join(", ")} ${
+          stale.length === 1 ? "holds" : "hold"
+        } the adapter as exported before this ` +
           `resume: export again once it ends`,
       );
     }

@@ -195,7 +195,12 @@ export function parseJsonl(text: string, options: ParseJsonlOptions): DatasetRec
     try {
       value = JSON.parse(raw);
     } catch (e) {
-      throw new Error(`${file}:${i + 1}: invalid JSON: ${(e as Error).message}`);
+      // V8 counts within the one line it was given: its "line 1" is this line, its column is ours
+      const why = (e as Error).message.replace(/ \(line 1 column (\d+)\)$/, "").replace(
+        / at position (\d+)$/,
+        (_, at) => ` at column ${Number(at) + 1}`,
+      );
+      throw new Error(`${file}:${i + 1}: invalid JSON: ${why}`);
     }
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
       throw new Error(`${file}:${i + 1}: each line must be a JSON object, got ${describe(value)}`);
