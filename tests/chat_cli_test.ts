@@ -101,3 +101,23 @@ Deno.test("generate --chat --max-memory: a message whose plan is over the budget
   assertEquals(chat.stdout.split("> ").length - 1, 5, chat.stdout);
   assert(!chat.stderr.includes("memory plan needs"), chat.stderr);
 });
+
+Deno.test("generate: an empty --prompt is warned about with the chat template, refused without it (it failed after packing)", async () => {
+  const run = await tinyRun();
+  const env = { NO_COLOR: "1", MESP_CACHE: `${run.dir}/cache` };
+  const common = ["--model", `${run.dir}/model`, "--weights", "f32", "--max-tokens", "2", "--prompt", ""];
+  const templated = await generate(env, undefined, ...common);
+  assert(templated.stderr.includes("warning: --prompt is empty: the model replies to an empty message"));
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "generate", ...common, "--raw"],
+    env,
+    stdin: "null",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assertEquals(out.code, 1, stderr);
+  assert(
+    stderr.includes("error: --prompt is empty: without the chat template there is nothing to continue"),
+    stderr,
+  );
+  assert(!stderr.includes("weight pack"), `refused before the pack is opened:\n${stderr}`);
+});

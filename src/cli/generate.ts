@@ -215,6 +215,12 @@ async function converse(
   const defaults = chatDefaultsFromTemplate(tok.chatTemplate);
   const system = args.system ?? defaults.defaultSystem;
   const threads = threadsOf(args.threads);
+  if (!args.chat && args.prompt! === "") {
+    if (!useTemplate) {
+      throw new Error("--prompt is empty: without the chat template there is nothing to continue");
+    }
+    log("warning: --prompt is empty: the model replies to an empty message");
+  }
   const firstIds = args.chat ? [] : await tok.encode(
     useTemplate
       ? renderChat([{ role: "user", content: args.prompt! }], {
