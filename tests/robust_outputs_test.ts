@@ -93,7 +93,7 @@ Deno.test("outputs: export, merge and the cache name the flag at fault: a file w
     ],
     [
       ["export", "--adapter", run, "--format", "gguf", "--out", `${file}/x.gguf`],
-      /--out .*a-file\/x\.gguf: a directory on its way is a file/,
+      /--out .*a-file\/x\.gguf: one of the folders on its path is a file/,
     ],
     [["export", "--adapter", run, "--format", "gguf", "--base", dir], /--base .*\/a-dir is a directory/],
     [
