@@ -96,6 +96,11 @@ Deno.test("outputs: export, merge and the cache name the flag at fault: a file w
       /--out .*a-file\/x\.gguf: one of the folders on its path is a file/,
     ],
     [["export", "--adapter", run, "--format", "gguf", "--base", dir], /--base .*\/a-dir is a directory/],
+    // a path the task's permissions do not reach: Deno's "run again with --allow-all" is not the way out
+    [
+      ["export", "--adapter", run, "--format", "mlx", "--out", "/proc/mesp-x"],
+      /--out \/proc\/mesp-x: Requires all access to "\/proc\/mesp-x" \(beyond what the task is granted: see the README's Permissions; give a path elsewhere\)$/m,
+    ],
     [
       ["export", "--adapter", run, "--format", "gguf", "--out", `${tmp}/x.gguf`, "--base", `${tmp}/x.gguf`],
       /--base .*x\.gguf is --out too/,

@@ -99,7 +99,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.log(err.text);
       return 0;
     }
-    const message = err instanceof Error ? err.message : String(err);
+    let message = err instanceof Error ? err.message : String(err);
+    // Deno's advice ("run again with the --allow-all flag") is not the user's way out: another path is
+    const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
+    if (cause instanceof Deno.errors.NotCapable) {
+      message = message.replace(/, run again with the --allow-\S+ flag$/, "") +
+        " (beyond what the task is granted: see the README's Permissions; give a path elsewhere)";
+    }
     console.error(`error: ${message}`);
     if (debugEnabled() && err instanceof Error && err.stack) console.error(err.stack);
     return 1;
