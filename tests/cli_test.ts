@@ -69,8 +69,12 @@ Deno.test("grad CLI: writes every LoRA gradient under its PEFT name, equal to Py
     "f32",
     "--out",
     out,
+    "--rank",
+    "16",
   );
   assertEquals(r.code, 0, r.stderr);
+  // the adapter's layout is the one used: a layout flag beside it is named as ignored
+  assert(r.stderr.includes("warning: --rank is ignored: the adapter layout comes from --adapter"), r.stderr);
   const got = await readSafetensorsHeader(fileSource(out));
   const { f, f64 } = await expected(name);
   let n = 0;

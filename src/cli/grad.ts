@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { MAX_SEED } from "../run/run_options.ts";
-import { type CommandSpec, givenFlags, parseArgs } from "./args.ts";
+import { LORA_OPTIONS, MAX_SEED } from "../run/run_options.ts";
+import { type CommandSpec, givenFlags, kebabCase, parseArgs } from "./args.ts";
 import { bf16ScalesOf, fitPositions, refuseOverBudget } from "./preflight.ts";
 import { readModelConfig } from "../model/pack_files.ts";
 import { loraLayout } from "../engine/lora.ts";
@@ -82,9 +82,15 @@ export async function run(argv: string[]): Promise<number> {
   const log = stderrLog();
   const cfg = await readModelConfig(args.model);
   await checkInputFile("--data", args.data);
-  args.seqLen = fitPositions("--seq-len", args.seqLen, givenFlags(argv, SPEC).has("seqLen"), cfg);
+  const given = givenFlags(argv, SPEC);
+  args.seqLen = fitPositions("--seq-len", args.seqLen, given.has("seqLen"), cfg);
   const adapter = args.adapter ? await openAdapterFor(args.adapter, cfg) : undefined;
   if (args.adapter) await warnTrainingFields(args.adapter, log);
+  for (const key of adapter ? LORA_OPTIONS : []) {
+    if (given.has(key)) {
+      log(`warning: --${kebabCase(key)} is ignored: the adapter layout comes from --adapter`);
+    }
+  }
   const lora = { rank: args.rank, alpha: args.alpha, rslora: args.rslora, targets: args.targets };
   const choice = chooseWeights(cfg, args.weights, "q4");
   args.weights = choice.format;

@@ -10,7 +10,7 @@
  * @module
  */
 import { DEFAULT_ZO_EPS } from "../engine/mezo.ts";
-import { MAX_SEED } from "../run/run_options.ts";
+import { LORA_OPTIONS, MAX_SEED } from "../run/run_options.ts";
 import { type CommandSpec, givenFlags, kebabCase, parseArgs, UsageError, usageLine } from "./args.ts";
 import { resolve } from "node:path";
 import { Progress } from "./progress.ts";
@@ -820,7 +820,7 @@ function ignoredFlags(
     ["beta2", optimizer !== "adamw", "β2 is AdamW's; this run uses SGD"],
     ["zoEps", method !== "mezo", "ε is MeZO's perturbation; --method is not mezo"],
     ["valEvery", args.val === undefined, "there is no --val set"],
-    ...(["rank", "alpha", "rslora", "targets"] as const).map((k): [string, boolean, string] => [
+    ...LORA_OPTIONS.map((k): [string, boolean, string] => [
       k,
       layoutFixed,
       "the adapter layout comes from --adapter or the saved training state",
