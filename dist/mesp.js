@@ -5546,7 +5546,8 @@ function parseJsonl(text, options) {
     try {
       value = JSON.parse(raw);
     } catch (e) {
-      throw new Error(`${file}:${i + 1}: invalid JSON: ${e.message}`);
+      const why = e.message.replace(/ \(line 1 column (\d+)\)$/, "").replace(/ at position (\d+)$/, (_, at) => ` at column ${Number(at) + 1}`);
+      throw new Error(`${file}:${i + 1}: invalid JSON: ${why}`);
     }
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
       throw new Error(`${file}:${i + 1}: each line must be a JSON object, got ${describe(value)}`);

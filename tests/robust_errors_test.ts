@@ -219,10 +219,6 @@ Deno.test({
   },
 });
 
-Deno.test("errors: cleanup", async () => {
-  await Deno.remove(tmp, { recursive: true });
-});
-
 Deno.test("errors: an adapter whose config's r differs from its tensors' rank says so, not that the model is another", async () => {
   const model = caseDir("gqa_tied_f32"), dir = `${tmp}/adapter-r`;
   await Deno.mkdir(dir, { recursive: true });
@@ -256,4 +252,8 @@ Deno.test("errors: an adapter whose config's r differs from its tensors' rank sa
   );
   assertFails(r, 1, /an adapter for a model of other sizes\?/, "eval with another model's adapter");
   assert(!/packing|tokeniz/i.test(r.stderr), r.stderr);
+});
+
+Deno.test("errors: cleanup", async () => {
+  await Deno.remove(tmp, { recursive: true });
 });
