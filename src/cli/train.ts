@@ -679,6 +679,8 @@ async function trainInto(out: string, c: {
       else console.log(JSON.stringify({ step: ev.step, val_loss: ev.loss }));
     }
   };
+  // three atomic writes, the state first: it is what --resume continues from (and a second signal may cut the
+  // rest). A kill -9 between them leaves the adapter one save older than the state, never a torn file.
   const save = async (state: TrainState) => {
     await writeFileAtomic(statePath, (sink) => writeTrainingState(sink, state, runMeta));
     c.saved(state.step); // what --resume continues from, even if a second signal ends the rest
