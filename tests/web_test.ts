@@ -4,7 +4,11 @@
 // same seed and flags (spilled to OPFS, the page's default), generation equal to the CLI's, the pack reused
 // from OPFS after a reload, a paused run resumed after a reload from its state file to the same bytes, in
 // memory and spilled (in memory, the adapter read back from that file equal to the paused run's), the adapter
-// zip loaded back, and the page reopened offline.
+// zip loaded back, and the page reopened offline. Also: a broken tokenizer.json refused when the model is
+// opened, and a stored one replaced by a new pick; leftovers of interrupted writes removed at start (not while
+// another tab writes); a model open in another tab named as such; the controls that would wait for a run off
+// during it; every bad field marked (and only those), its message its description; one focus ring in step 1;
+// why Train is off; a loss curve readable at 375 px, and in words.
 // Screenshots of each stage (desktop and phone) go to a temporary folder named in the log. Skipped (with a message) where Chromium or playwright-core is missing;
 // CI installs both and sets MESP_REQUIRE_RUNTIMES=1, so there it fails instead.
 import { assert, assertEquals } from "./_assert.ts";
@@ -128,6 +132,16 @@ Deno.test({
       await page.goto(url);
       assert(/Ready: 2 kernel threads|Ready: \d+ kernel thread/.test(await statusOf(page, "env", /Ready/)));
 
+      // before a model, a disabled Train says why
+      assertEquals(await page.textContent("#train-why"), "Train needs a model: open one in step 1.");
+      assert(await page.isVisible("#train-why"), "the reason Train is off");
+      // a focused (hidden) file input shows its focus on its own label, and only there
+      await page.focus("#model-url");
+      for (const label of ["or choose its files…", "Choose model folder…"]) {
+        await page.keyboard.press("Shift+Tab");
+        assertEquals(await outlined(page), [label], "outlined in step 1");
+      }
+
       // 1. model, through the file input: converted once
       const files = [...Deno.readDirSync(model)].map((e) => `${model}/${e.name}`);
       await page.setInputFiles("#model-files", files);
@@ -144,6 +158,40 @@ Deno.test({
         onlyConfig,
       );
       assertEquals(await page.textContent("#model-card"), card);
+      // a broken tokenizer.json is refused when the model is opened (loaded as tokenizing will), by name
+      const badTok = `${work}/bad-tokenizer`;
+      await Deno.mkdir(badTok);
+      for (const f of files) await Deno.link(f, `${badTok}/${f.split("/").at(-1)}`);
+      await Deno.remove(`${badTok}/tokenizer.json`);
+      await Deno.writeTextFile(`${badTok}/tokenizer.json`, '{"nope":1}');
+      await page.setInputFiles(
+        "#model-files",
+        [...Deno.readDirSync(badTok)].map((e) => `${badTok}/${e.name}`),
+      );
+      const badTokText = await statusOf(page, "model-status", /tokenizer\.json: /, 120_000, onlyConfig);
+      assert(
+        badTokText.startsWith("picked files/tokenizer.json: missing field 'model'") &&
+          badTokText.endsWith("is still open."),
+        badTokText,
+      );
+      // a broken tokenizer.json already stored (by a page that did not check it) is replaced when the model's
+      // right files are picked again, and the page says so
+      await page.evaluate(async () => {
+        // deno-lint-ignore no-explicit-any
+        const root = await (globalThis as any).navigator.storage.getDirectory();
+        for await (const dir of (await root.getDirectoryHandle("models")).values()) {
+          const w = await (await dir.getFileHandle("tokenizer.json")).createWritable();
+          await w.write('{"nope":1}');
+          await w.close();
+        }
+      });
+      await page.setInputFiles("#model-files", files);
+      const fixedTok = await statusOf(page, "model-status", /^Ready/, 120_000, badTokText);
+      assert(
+        fixedTok.includes("opened from this browser's storage") &&
+          fixedTok.includes("stored tokenizer files were replaced by the picked ones (tokenizer.json)"),
+        fixedTok,
+      );
 
       // 2. data: a bad line is named with its number, then the real file
       await page.fill("#seq-len", FORM["seq-len"]);
@@ -190,7 +238,7 @@ Deno.test({
       assert(await page.isDisabled("#train-button"), "Train with no usable training data");
       await page.fill("#seq-len", FORM["seq-len"]);
       await page.press("#seq-len", "Tab");
-      assertEquals(await statusOf(page, "data-status", /examples/, 120_000, tooShort), chats);
+      assertEquals(await statusOf(page, "data-status", /example/, 120_000, tooShort), chats);
       assert(await page.isEnabled("#train-button"), "Train after the sequence length is set back");
       await page.setInputFiles("#train-file", DATA);
       assertEquals(await statusOf(page, "data-status", /100 examples/, 120_000, chats), data);
@@ -234,9 +282,26 @@ Deno.test({
             `${button}, #${id} ${bad}`,
           );
         }
-        assertEquals(await page.getAttribute(`#${id}`, "aria-invalid"), "true", `#${id} marked`);
+        assertEquals(await marks(page), { [id]: message }, `#${id} ${bad}: the fields marked`);
         await page.fill(`#${id}`, good);
       }
+      // every bad field is marked at once (not only the first), and named; a fixed one loses its mark when edited
+      await page.fill("#steps", "0");
+      await page.fill("#lr", "");
+      await clearStatus(page, "plan-status");
+      await page.click("#plan-button");
+      const both = {
+        steps: "Steps: must be a whole number ≥ 1 (got 0)",
+        lr: "Learning rate: must be a number > 0 (it is empty)",
+      };
+      assertEquals(await statusOf(page, "plan-status", /must be/, 120_000, ""), `${both.steps}; ${both.lr}`);
+      assertEquals(await marks(page), both, "two bad fields");
+      await page.fill("#steps", FORM.steps);
+      await page.press("#steps", "Tab");
+      assertEquals(await marks(page), { lr: both.lr }, "after the steps are fixed");
+      await page.fill("#lr", FORM.lr);
+      await page.press("#lr", "Tab");
+      assertEquals(await marks(page), {}, "after both are fixed");
       await page.fill("#budget", "1");
       await page.click("#train-button");
       const refused = await statusOf(page, "train-status", /Not started/);
@@ -274,9 +339,16 @@ Deno.test({
         await page.click("#cached-list button");
         const reused = await statusOf(page, "model-status", /^Ready/);
         assert(reused.includes("opened from this browser's storage"), reused);
+        // the data picked before the reload is gone: Train says so, beside it
+        assert(await page.isDisabled("#train-button") && await page.isVisible("#train-why"), `${tag}: Train`);
+        assertEquals(
+          await page.textContent("#train-why"),
+          "Train needs training data: pick it in step 2 (picked data is not kept when the page is reloaded).",
+        );
         await page.fill("#seq-len", FORM["seq-len"]);
         await page.setInputFiles("#train-file", DATA);
         await statusOf(page, "data-status", /examples/);
+        assert(await page.isHidden("#train-why"), `${tag}: the reason, once the data is picked`);
         for (const [id, v] of Object.entries(FORM)) if (id !== "seq-len") await page.fill(`#${id}`, v);
         await page.setChecked("#spill", spill); // both ways give the CLI's bytes
         // the finished run saved before is replaced only once the user agrees
@@ -284,9 +356,28 @@ Deno.test({
         await page.click("#train-button");
         assert((await replace).includes("saved run (finished, 8 steps)"), `${tag}: ${await replace}`);
         await statusOf(page, "train-status", /^Step 1 of 8/);
+        // what would wait silently for the run's end (a pick, a new sequence length, another model) is off
+        const waiting = [
+          "#train-file",
+          "#val-file",
+          "#train-text-use",
+          "#seq-len",
+          "#model-files",
+          "#model-folder",
+          "#model-url-form button",
+          "#cached-list button",
+        ];
+        const enabledOf = () =>
+          page.evaluate((sels) =>
+            sels.filter((sel) =>
+              // deno-lint-ignore no-explicit-any
+              [...(globalThis as any).document.querySelectorAll(sel)].some((el) => !el.disabled)
+            ), waiting);
+        assertEquals(await enabledOf(), [], `${tag}: enabled while training`);
         await page.click("#pause-button");
         const paused = await statusOf(page, "train-status", /^Paused/, 300_000);
         assert(/Paused after step [1-7];/.test(paused), `${tag}: ${paused}`);
+        assertEquals(await enabledOf(), waiting, `${tag}: enabled after the pause`);
         // Train again, declined: the paused run stays (Resume below continues it to the CLI's bytes)
         const declined = answer(page, false);
         await page.click("#train-button");
@@ -456,6 +547,67 @@ Deno.test({
       const kept = await statusOf(page, "model-status", /is open: reload the page/);
       assert(kept.includes("to remove it"), kept);
       assertEquals(await page.locator("#cached-list li").count(), 1);
+      // a second tab cannot open the model this one holds open: said so, not the browser's raw error
+      const other = await ctx.newPage();
+      await other.goto(url);
+      await statusOf(other, "env", /Ready/);
+      await other.click("#cached-list button");
+      const elsewhere = await statusOf(other, "model-status", /another tab/);
+      assert(
+        /^browser storage: .+ \(q4\): this model is open in another tab of this browser: close it there, or use that tab\.$/
+          .test(elsewhere),
+        elsewhere,
+      );
+
+      // what interrupted writes leave (a conversion's pack, a spilled run's file, the folder of a conversion
+      // cut short) is removed at the next start, but not while another tab writes: there it may be that
+      // tab's write under way (a second tab holding the write lock, as its conversions and runs do)
+      const before = await opfsFiles(page);
+      const key = before.find((f) => f.endsWith("/meta.json"))!.split("/")[1];
+      const leftovers = [
+        `models/${key}/weights.pack.tmp`,
+        `models/${key}/run/spill.tmp`,
+        "models/0123456789abcdef-q4/weights.pack",
+      ];
+      await page.evaluate(async (paths) => {
+        // deno-lint-ignore no-explicit-any
+        const root = await (globalThis as any).navigator.storage.getDirectory();
+        for (const path of paths) {
+          let d = root;
+          const parts = path.split("/");
+          for (const p of parts.slice(0, -1)) d = await d.getDirectoryHandle(p, { create: true });
+          const w = await (await d.getFileHandle(parts.at(-1)!, { create: true })).createWritable();
+          await w.write("half-written");
+          await w.close();
+        }
+      }, leftovers);
+      await other.goto(`${url}style.css`);
+      await other.evaluate(() =>
+        new Promise<void>((granted) => {
+          // deno-lint-ignore no-explicit-any
+          const g = globalThis as any;
+          g.navigator.locks.request("mesp-storage-writes", { mode: "shared" }, () => {
+            granted();
+            return new Promise((release) => g.releaseWrites = release);
+          });
+        })
+      );
+      for (const writer of [true, false]) {
+        if (!writer) {
+          await other.evaluate(() => (globalThis as unknown as { releaseWrites(): void }).releaseWrites());
+        }
+        await page.reload();
+        await page.waitForSelector("#cached-list li");
+        const stored = await opfsFiles(page);
+        const kept = leftovers.filter((f) => stored.includes(f));
+        assertEquals(
+          kept,
+          writer ? leftovers : [],
+          `leftovers ${writer ? "while" : "after"} another tab writes`,
+        );
+        assertEquals(stored.filter((f) => !leftovers.includes(f)), before, "what the user had");
+      }
+      await other.close();
 
       // offline: the page and the library come from the service worker's cache, the model from OPFS
       await ctx.setOffline(true);
@@ -511,6 +663,24 @@ Deno.test({
         view: (globalThis as any).innerWidth as number,
       }));
       assert(widths.doc <= widths.view, `at 375 px the page is ${widths.doc} px wide`);
+      // the loss curve (the finished run's, 8 steps) keeps readable text there, scrolling in its own box, and
+      // says its first and last losses in words
+      const curve = await page.evaluate(() => {
+        // deno-lint-ignore no-explicit-any
+        const doc = (globalThis as any).document, box = doc.querySelector("#curve");
+        const svg = box.querySelector("svg");
+        return {
+          fontPx: 11 * svg.getBoundingClientRect().width / svg.viewBox.baseVal.width,
+          scrolls: box.scrollWidth > box.clientWidth,
+          label: box.getAttribute("aria-label") as string,
+          text: doc.querySelector("#curve-text").textContent as string,
+        };
+      });
+      assert(curve.fontPx >= 9 && curve.scrolls, `the curve at 375 px: ${JSON.stringify(curve)}`);
+      const { losses } = await curveOf(page);
+      assertEquals(losses.length, 8, "the curve's losses");
+      const inWords = `Loss ${losses[0].toFixed(4)} at step 1, ${losses[7].toFixed(4)} at step 8.`;
+      assertEquals([curve.label, curve.text], [`Loss curve: ${inWords}`, inWords]);
       await page.screenshot({ path: `${shots}/7-phone-long-output.png`, fullPage: true });
       assertEquals(errors, []);
     } finally {
@@ -519,6 +689,53 @@ Deno.test({
     }
   },
 });
+
+/**
+ * The fields marked invalid, each with the text of the message its aria-describedby names (checked to be
+ * shown), by id.
+ */
+function marks(page: Page): Promise<Record<string, string>> {
+  return page.evaluate(() => {
+    // deno-lint-ignore no-explicit-any
+    const doc = (globalThis as any).document;
+    const out: Record<string, string> = {};
+    for (const el of doc.querySelectorAll("[aria-invalid]")) {
+      const note = doc.getElementById(el.getAttribute("aria-describedby"));
+      out[el.id] = note && !note.hidden && note.offsetParent
+        ? note.textContent
+        : `(aria-invalid="${el.getAttribute("aria-invalid")}", no message shown)`;
+    }
+    return out;
+  });
+}
+
+/** The text of each element of step 1 drawn with an outline (the hidden inputs themselves aside). */
+function outlined(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    // deno-lint-ignore no-explicit-any
+    const g = globalThis as any;
+    return [...g.document.querySelectorAll("#model-step *:not(.visually-hidden)")]
+      .filter((el) => g.getComputedStyle(el).outlineStyle !== "none")
+      .map((el) => el.textContent.trim());
+  });
+}
+
+/** Every file of the page's browser storage (OPFS), as paths, sorted. */
+function opfsFiles(page: Page): Promise<string[]> {
+  return page.evaluate(async () => {
+    const out: string[] = [];
+    // deno-lint-ignore no-explicit-any
+    const walk = async (d: any, path: string) => {
+      for await (const [name, h] of d.entries()) {
+        if (h.kind === "directory") await walk(h, `${path}${name}/`);
+        else out.push(path + name);
+      }
+    };
+    // deno-lint-ignore no-explicit-any
+    await walk(await (globalThis as any).navigator.storage.getDirectory(), "");
+    return out.sort();
+  });
+}
 
 /** Empties `#id`'s text, so the next status there cannot be taken for the old one. */
 function clearStatus(page: Page, id: string): Promise<void> {

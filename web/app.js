@@ -88,7 +88,29 @@ function refresh() {
   $("try-button").disabled = !state.model || state.training;
   $("download-button").disabled = !state.trained || state.training;
   $("val-remove").hidden = !val;
+  // a disabled Train says what it waits for
+  const why = ready || state.training
+    ? ""
+    : !state.model
+    ? "Train needs a model: open one in step 1."
+    : state.tokenizing
+    ? ""
+    : !train
+    ? "Train needs training data: pick it in step 2 (picked data is not kept when the page is reloaded)." +
+      ($("resume-button").disabled ? "" : " Resume needs none: the paused run's data is saved with it.")
+    : !train.stats
+    ? "Train needs usable training data: fix the training set in step 2 (its error is shown there)."
+    : "Train needs a usable validation set: fix it in step 2, or remove it.";
+  $("train-why").textContent = why;
+  $("train-why").hidden = !why;
+  // the compute worker does one thing at a time: a pick or a new sequence length would wait for the run's end
+  for (const el of document.querySelectorAll(WAIT_FOR_TRAINING)) el.disabled = state.training;
 }
+
+/** The controls that ask the compute worker for something, off while it trains. */
+const WAIT_FOR_TRAINING =
+  "#model-step input, #model-step select, #model-step button, #train-file, #val-file, #val-remove, " +
+  "#train-text-use, #seq-len";
 
 const count = (n) => n.toLocaleString("en-US");
 
@@ -151,6 +173,7 @@ async function showCached(models) {
         setStatus($("model-status"), err.message, "error");
       }
     });
+    use.disabled = drop.disabled = state.training;
     li.append(use, drop);
     list.append(li);
   }
@@ -176,11 +199,17 @@ async function openModel(source) {
     state.trained = false;
     dropLoadedAdapter();
     showModel(model);
+    refresh(); // what Train waits for now, before the saved run and the data are looked at
+    const replaced = model.tokenizerReplaced?.length
+      ? ` Its stored tokenizer files were replaced by the picked ones (${
+        model.tokenizerReplaced.join(", ")
+      }).`
+      : "";
     setStatus(
       status,
-      model.converted
+      (model.converted
         ? `Ready: ${model.name}, converted and kept in this browser for next time.`
-        : `Ready: ${model.name}, opened from this browser's storage (no conversion needed).`,
+        : `Ready: ${model.name}, opened from this browser's storage (no conversion needed).`) + replaced,
       "ok",
     );
     await showCached();
@@ -246,6 +275,10 @@ drop.addEventListener("dragleave", () => drop.classList.remove("over"));
 drop.addEventListener("drop", async (e) => {
   e.preventDefault();
   drop.classList.remove("over");
+  if (state.training) {
+    setStatus($("model-status"), "A model cannot be opened while training runs: pause it first.", "warn");
+    return;
+  }
   const files = new Map();
   const entries = [...e.dataTransfer.items].map((i) => i.webkitGetAsEntry?.()).filter(Boolean);
   const fileOf = (entry) => new Promise((res, rej) => entry.file(res, rej));
@@ -399,44 +432,94 @@ const LABELS = {
 };
 
 /**
- * The number in field `id` if `ok(value)`, else an error naming the field and its `rule` (the field marked);
- * `blank` is what an empty field means (without it, an empty field is refused).
+ * The number in field `id` if `ok(value)`, else an error naming the field and its `rule` (the field marked,
+ * the message beside it); `blank` is what an empty field means (without it, an empty field is refused).
  */
 function numberField(id, rule, ok, blank) {
   const el = $(id), text = el.value.trim();
   const v = text === "" ? blank : Number(text);
   if (Number.isFinite(v) && ok(v)) {
-    el.removeAttribute("aria-invalid");
+    markField(el);
     return v;
   }
-  el.setAttribute("aria-invalid", "true");
   // a number input's value is "" for text it cannot read ("1e", "-") as well as when it is empty
   const what = text !== "" ? `got ${text}` : el.validity?.badInput ? "it is not a number" : "it is empty";
-  throw new Error(`${LABELS[id]}: ${rule} (${what})`);
+  const message = `${LABELS[id]}: ${rule} (${what})`;
+  markField(el, message);
+  throw new Error(message);
+}
+
+/** Marks field `el` invalid with `message` shown under it (its description), or valid without one. */
+function markField(el, message) {
+  let note = $(`${el.id}-error`);
+  if (message && !note) {
+    note = document.createElement("span");
+    note.id = `${el.id}-error`;
+    note.className = "field-error";
+    // inside the field's label: hidden from its name (the label's text), read as its description
+    note.setAttribute("aria-hidden", "true");
+    el.after(note);
+  }
+  if (note) {
+    note.textContent = message ?? "";
+    note.hidden = !message;
+  }
+  if (message) {
+    el.setAttribute("aria-invalid", "true");
+    el.setAttribute("aria-describedby", note.id);
+  } else {
+    el.removeAttribute("aria-invalid");
+    el.removeAttribute("aria-describedby");
+  }
 }
 
 const whole = (min) => (v) => Number.isInteger(v) && v >= min;
 
-/** The training options of the form, each field checked: the CLI's defaults, so the same flags give the same bytes. */
+/** Each number field's check: its value, or an error naming it (the field marked). */
+const FIELDS = {
+  "seq-len": () => seqLen(),
+  steps: () => numberField("steps", "must be a whole number ≥ 1", whole(1)),
+  seed: () =>
+    numberField("seed", "must be a whole number from 0 to 4294967295", (v) => whole(0)(v) && v < 2 ** 32),
+  rank: () => numberField("rank", "must be a whole number ≥ 1", whole(1)),
+  lr: () => numberField("lr", "must be a number > 0", (v) => v > 0),
+  "val-every": () => numberField("val-every", "must be a whole number ≥ 0", whole(0), 0),
+  budget: () =>
+    numberField("budget", "must be at least 1 MB, or 0 for none", (v) => v === 0 || v >= 1, 0) * 1e6,
+};
+
+// a marked field is checked again once edited: fixed, its mark goes
+$("settings").addEventListener("change", (e) => {
+  if (e.target.getAttribute("aria-invalid") !== "true" || !FIELDS[e.target.id]) return;
+  try {
+    FIELDS[e.target.id]();
+  } catch { /* still marked, with the new value's message */ }
+});
+
+/**
+ * The training options of the form, every field checked (each marked as its value is, not just the first bad
+ * one): the CLI's defaults, so the same flags give the same bytes.
+ */
 function trainOptions() {
+  const v = {}, errors = [];
+  for (const [id, check] of Object.entries(FIELDS)) {
+    try {
+      v[id] = check();
+    } catch (err) {
+      errors.push(err.message);
+    }
+  }
+  if (errors.length) throw new Error(errors.join("; "));
   return {
-    seqLen: seqLen(),
-    steps: numberField("steps", "must be a whole number ≥ 1", whole(1)),
-    seed: numberField(
-      "seed",
-      "must be a whole number from 0 to 4294967295",
-      (v) => whole(0)(v) && v < 2 ** 32,
-    ),
-    lora: { rank: numberField("rank", "must be a whole number ≥ 1", whole(1)), targets: ["all"] },
-    optimizer: {
-      name: $("optimizer").value,
-      lr: numberField("lr", "must be a number > 0", (v) => v > 0),
-      schedule: "cosine",
-    },
-    valEvery: numberField("val-every", "must be a whole number ≥ 0", whole(0), 0),
+    seqLen: v["seq-len"],
+    steps: v.steps,
+    seed: v.seed,
+    lora: { rank: v.rank, targets: ["all"] },
+    optimizer: { name: $("optimizer").value, lr: v.lr, schedule: "cosine" },
+    valEvery: v["val-every"],
     fromAdapter: $("from-adapter").checked,
     saveEvery: 1,
-    budget: numberField("budget", "must be at least 1 MB, or 0 for none", (v) => v === 0 || v >= 1, 0) * 1e6,
+    budget: v.budget,
     spill: $("spill").checked,
   };
 }
@@ -561,9 +644,20 @@ function showHistory({ losses, lossesFrom, vals }) {
 }
 
 function drawCurve() {
-  $("curve").innerHTML = state.losses.length > 1
+  const shown = state.losses.length > 1;
+  $("curve").innerHTML = shown
     ? lossCurveSvg(state.losses, state.vals, { title: "loss", firstStep: state.lossesFrom })
     : "";
+  // the numbers in words too: for screen readers (the drawing is one image) and screens too small to read it
+  const last = state.lossesFrom + state.losses.length - 1, val = state.vals.at(-1);
+  const text = shown
+    ? `Loss ${state.losses[0].toFixed(4)} at step ${state.lossesFrom}, ` +
+      `${state.losses.at(-1).toFixed(4)} at step ${last}` +
+      (val ? `; validation loss ${val.loss.toFixed(4)} at step ${val.step}` : "") + "."
+    : "";
+  $("curve").setAttribute("aria-label", shown ? `Loss curve: ${text}` : "Loss curve");
+  $("curve-text").textContent = text;
+  $("curve-text").hidden = !shown;
 }
 
 const unfinished = (saved) => saved.step < saved.run?.options?.steps;

@@ -79,9 +79,11 @@ export async function readText(path, name) {
 export async function remove(path, name) {
   const d = await tryDir(path);
   await d?.removeEntry(name, { recursive: true }).catch((err) => {
-    if (err?.name !== "NotFoundError") {
-      throw new Error(`cannot remove ${[...path, name].join("/")}: ${err.message}`);
-    }
+    if (err?.name === "NotFoundError") return;
+    const open = err?.name === "NoModificationAllowedError"
+      ? "it is open in another tab of this browser"
+      : "";
+    throw new Error(`cannot remove ${[...path, name].join("/")}: ${open || err.message}`);
   });
 }
 
@@ -105,6 +107,37 @@ export async function listModels() {
 }
 
 /**
+ * Removes what interrupted writes left under models/: `*.tmp` files (a write cut short, a spill file of a run
+ * that was) and model folders without meta.json (a conversion cut short), which no list shows. Only for when
+ * no write can be under way (the caller holds the write lock exclusively). Returns the paths removed.
+ */
+export async function removeLeftovers() {
+  const models = await tryDir(["models"]);
+  if (!models) return [];
+  const found = []; // [folder handle, entry name, path]: collected first, removed after the walk
+  const walk = async (d, path) => {
+    for await (const [name, h] of d.entries()) {
+      if (h.kind === "directory") await walk(h, [...path, name]);
+      else if (name.endsWith(".tmp")) found.push([d, name, [...path, name].join("/")]);
+    }
+  };
+  for await (const [key, h] of models.entries()) {
+    if (h.kind !== "directory") continue;
+    if (await fileOf(["models", key], "meta.json")) await walk(h, ["models", key]);
+    else found.push([models, key, `models/${key}/`]);
+  }
+  const removed = [];
+  for (const [d, name, path] of found) {
+    // a file another tab still holds open cannot go: it is left for a later visit
+    await d.removeEntry(name, { recursive: true }).then(
+      () => removed.push(path),
+      (err) => console.warn(`mesp: cannot remove ${path} from browser storage (${err.message})`),
+    );
+  }
+  return removed;
+}
+
+/**
  * A WeightSource over a file of this storage, read through a synchronous access handle (workers only): each
  * read goes straight into the caller's buffer, with no copy and no round trip to the browser process, which
  * a Blob read costs (the engine reads thousands of vocabulary rows a step). The handle locks the file, so
@@ -114,7 +147,15 @@ export async function syncSource(path, name, label) {
   const d = await dirOf(path, false);
   const file = await d.getFileHandle(name);
   let handle, opening;
-  const open = () => opening ??= file.createSyncAccessHandle().then((h) => (handle = h));
+  const open = () =>
+    opening ??= file.createSyncAccessHandle().then((h) => (handle = h), (err) => {
+      opening = undefined;
+      // this tab's workers take turns (the page lets one go before another reads): the holder is another tab
+      if (err?.name !== "NoModificationAllowedError") throw err;
+      throw new Error(
+        `${label}: this model is open in another tab of this browser: close it there, or use that tab`,
+      );
+    });
   return {
     name: label,
     async size() {

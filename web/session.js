@@ -14,6 +14,7 @@ import {
   formatMB,
   formatPlan,
   hubFiles,
+  loadTokenizer,
   loraLayout,
   memorySpill,
   openCheckpoint,
@@ -35,6 +36,29 @@ import {
 import * as opfs from "./opfs.js";
 
 const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "generation_config.json"];
+
+/**
+ * The storage's write lock (Web Locks, shared by this origin's tabs): held shared by each conversion and
+ * training run, taken exclusively, only when free, to remove what interrupted writes left (another tab's
+ * write under way looks just like a leftover).
+ */
+const WRITE_LOCK = "mesp-storage-writes";
+
+/** The requests that write to the storage (conversions, training runs): each holds the write lock. */
+const WRITES = new Set(["openModel", "train"]);
+
+/** Runs `fn` holding the write lock shared (where the browser has no Web Locks, just runs it). */
+function writing(fn) {
+  return navigator.locks ? navigator.locks.request(WRITE_LOCK, { mode: "shared" }, fn) : fn();
+}
+
+/** Removes leftovers of interrupted writes, unless a tab (this one included) is writing. */
+async function cleanStorage() {
+  if (!navigator.locks) return; // no way to know that no other tab is writing: left alone
+  await navigator.locks.request(WRITE_LOCK, { ifAvailable: true }, async (lock) => {
+    if (lock) await opfs.removeLeftovers();
+  });
+}
 
 /** The session: the opened model, its datasets, the last trained or loaded adapter, the stop flag. */
 const session = {
@@ -67,6 +91,7 @@ const ops = {
 
   /** The models converted earlier, newest first. */
   async cachedModels() {
+    await cleanStorage();
     return await opfs.listModels();
   },
 
@@ -335,6 +360,10 @@ async function openModelFrom(id, { files, url, key, format, name: given }) {
   if (tokenizer === undefined) {
     throw new Error(`${dir.name}: no tokenizer.json — the page needs it to read your data`);
   }
+  const tokenizerFiles = { "tokenizer.json": tokenizer };
+  for (const f of TOKENIZER_FILES.slice(1)) tokenizerFiles[f] = await dir.readText(f);
+  // loaded as tokenizing will load them: a broken tokenizer is refused here, not stored for later picks
+  await checkTokenizer(tokenizerFiles, dir.name);
   event(id, { stage: "convert", message: "reading the checkpoint", done: 0, total: 1 });
   const ckpt = await openCheckpoint(dir);
   try {
@@ -351,7 +380,9 @@ async function openModelFrom(id, { files, url, key, format, name: given }) {
     const existing = await opfs.readModelMeta(k);
     if (existing) {
       try {
-        return { ...await useCached(k), converted: false };
+        const opened = await useCached(k);
+        // the same weights with other tokenizer files (a fixed tokenizer.json): the picked ones replace them
+        return { ...opened, converted: false, tokenizerReplaced: await keepTokenizer(k, tokenizerFiles) };
       } catch (e) {
         if (e.name !== "StalePackError") throw e; // an older pack version: converted again below, over it
       }
@@ -364,10 +395,7 @@ async function openModelFrom(id, { files, url, key, format, name: given }) {
           event(id, { stage: "convert", message: `packed ${what}`, done, total }),
       });
     });
-    for (const f of TOKENIZER_FILES) {
-      const text = await dir.readText(f);
-      if (text !== undefined) await opfs.writeText(["models", k], f, text);
-    }
+    await keepTokenizer(k, tokenizerFiles);
     const counts = paramCounts(cfg);
     const meta = {
       key: k,
@@ -387,6 +415,52 @@ async function openModelFrom(id, { files, url, key, format, name: given }) {
   } finally {
     ckpt.close();
   }
+}
+
+/**
+ * Loads the tokenizer files (`files`: their text by name, undefined where missing) in a short-lived text
+ * worker, since this one never holds a tokenizer (~180 MB); throws what is wrong, naming the file in `where`.
+ */
+async function checkTokenizer(files, where) {
+  const args = {
+    tokenizerJson: files["tokenizer.json"],
+    tokenizerConfigJson: files["tokenizer_config.json"],
+    generationConfigJson: files["generation_config.json"],
+  };
+  // the loader names the file (`tokenizer.json: missing field 'model'`): said with the folder's name
+  const named = (message) => {
+    const file = TOKENIZER_FILES.some((f) => message.startsWith(`${f}:`)) ? "" : "tokenizer.json: ";
+    return new Error(`${where}/${file}${message}`);
+  };
+  // a browser without workers in workers: loaded here, and left to the garbage collector
+  if (typeof self.Worker !== "function") {
+    return void await loadTokenizer(args).catch((e) => Promise.reject(named(e.message)));
+  }
+  const w = new Worker(new URL("./text.js", import.meta.url), { type: "module" });
+  await new Promise((resolve, reject) => {
+    w.onmessage = (e) => e.data.kind === "done" ? resolve() : reject(named(e.data.message));
+    w.onerror = (e) => {
+      e.preventDefault();
+      reject(new Error(`the text worker failed to load (${e.message || "see the browser console"})`));
+    };
+    w.postMessage({ op: "checkTokenizer", ...args });
+  }).finally(() => w.terminate());
+}
+
+/**
+ * Makes model `key`'s stored tokenizer files the picked `files` (their text by name, undefined where
+ * missing); returns the names of those that changed.
+ */
+async function keepTokenizer(key, files) {
+  const changed = [];
+  for (const f of TOKENIZER_FILES) {
+    const stored = await opfs.readText(["models", key], f);
+    if (stored === files[f]) continue;
+    if (files[f] === undefined) await opfs.remove(["models", key], f);
+    else await opfs.writeText(["models", key], f, files[f]);
+    changed.push(f);
+  }
+  return changed;
 }
 
 /**
@@ -467,7 +541,7 @@ self.onmessage = (e) => {
     try {
       const fn = ops[op];
       if (!fn) throw new Error(`unknown request ${op}`);
-      const value = await fn(id, args);
+      const value = await (WRITES.has(op) ? writing(() => fn(id, args)) : fn(id, args));
       const transfer = value && value.weights instanceof ArrayBuffer ? [value.weights] : [];
       post({ id, kind: "done", value }, transfer);
     } catch (err) {

@@ -32,6 +32,12 @@ const ops = {
     return bytes.buffer;
   },
 
+  /** Loads tokenizer files as tokenizing and generating will, so the compute worker refuses broken ones. */
+  async checkTokenizer(_post, { tokenizerJson, tokenizerConfigJson, generationConfigJson }) {
+    await loadTokenizer({ tokenizerJson, tokenizerConfigJson, generationConfigJson });
+    return {};
+  },
+
   /** Streams a completion of `prompt` (a user turn) as {piece} events; with `adapter`, through it. */
   async generate(post, { key, prompt, adapter, maxTokens, threads, streamWeights }) {
     const dir = ["models", key];
