@@ -206,8 +206,39 @@ Deno.test("outputs: no command writes into the model, even with --force or throu
       /--base .*base\.gguf is inside the model directory/,
     ],
   ];
+  // a missing folder and `..` (normalised without the disk: mkdir would make the folder and land inside)
+  cases.push([
+    [...gradArgs, "--out", `${tmp}/no-such/../${name}/model.safetensors`, "--force"],
+    /is inside the model directory/,
+  ]);
   for (const [args, want] of cases) assertFails(await mesp(cache, ...args), 1, want, args.join(" "));
   await assertUnchanged(before, "the model");
+  // a Hub snapshot's files are links into its blobs: a write replaces the link, inside the snapshot
+  const blobs = `${tmp}/hub/blobs`, snap = `${tmp}/hub/snapshots/abc`;
+  await Deno.mkdir(blobs, { recursive: true });
+  await Deno.mkdir(snap, { recursive: true });
+  for (const f of Deno.readDirSync(model)) {
+    if (!f.isFile) continue;
+    await Deno.copyFile(`${model}/${f.name}`, `${blobs}/${f.name}`);
+    await Deno.symlink(`../../blobs/${f.name}`, `${snap}/${f.name}`);
+  }
+  const linked = await mesp(
+    cache,
+    "grad",
+    "--model",
+    snap,
+    "--weights",
+    "f32",
+    "--data",
+    data,
+    "--seq-len",
+    "24",
+    "--out",
+    `${snap}/model.safetensors`,
+    "--force",
+  );
+  assertFails(linked, 1, /is inside the model directory/, "grad over a snapshot's link");
+  assert((await Deno.lstat(`${snap}/model.safetensors`)).isSymlink, "the link is still there");
 });
 
 Deno.test("outputs: merge replaces another model's weights in --out only with --force, copies no other weights, leaves no --out on a bad base", async () => {

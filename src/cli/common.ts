@@ -28,7 +28,7 @@ import type { ModelConfig } from "../model/config.ts";
 import { type FlagSpec, UsageError } from "./args.ts";
 import { resolveModelDir } from "./hub_cache.ts";
 import { chooseWeights, type WeightsChoice, type WeightsDefault } from "./weights.ts";
-import { modelFingerprint, readModelConfig } from "../model/pack_files.ts";
+import { knownFingerprint, readModelConfig } from "../model/pack_files.ts";
 
 /**
  * Memory a Deno process holds besides the arena: the runtime itself (an idle Deno is 32 MB), Deno's code
@@ -279,14 +279,20 @@ export function warnOtherBase(
 /**
  * For a command that bakes adapter `dir` into files for use elsewhere (`merge`, `export`): names the step of
  * a run that stopped early or is still training, and warns when the run trained on other weights than
- * `model`'s (its files hashed once per change, as packing does).
+ * `model`'s. Best effort: the fingerprint comes from the checksums packing remembered in the default cache
+ * (a model packed elsewhere, or changed since, is not hashed again for a warning: it is not compared).
  */
 export async function warnAdapterRun(dir: string, model: string, log: (m: string) => void): Promise<void> {
   const run = await adapterRun(dir, log);
   if (run?.config.model === undefined) return;
-  // the checksums packing remembered (prepare_child.ts keeps packs and checksums in packs/)
-  const fingerprint = await modelFingerprint(model, { cacheDir: `${cacheDir()}/packs`, onStatus: log });
-  warnOtherBase(run, fingerprint, model, log);
+  let packs;
+  try {
+    packs = `${cacheDir()}/packs`; // prepare_child.ts keeps packs and their checksums there
+  } catch {
+    return; // an unusable $MESP_CACHE: nothing remembered to compare with
+  }
+  const fingerprint = await knownFingerprint(model, { cacheDir: packs });
+  if (fingerprint !== undefined) warnOtherBase(run, fingerprint, model, log);
 }
 
 /**

@@ -22,24 +22,38 @@ async function statOf(path: string, flag?: string): Promise<Deno.FileInfo | unde
   }
 }
 
-/** `path` after symlinks; for a path not made yet, its nearest existing folder's, then the rest as given. */
-async function realOrPlanned(path: string): Promise<string> {
-  const trimmed = path.replace(/\/+$/, "") || "/";
+/**
+ * Where a write to `path` lands: its folder after symlinks, then its name as given (a rename replaces a link
+ * itself, where the link is: a Hub snapshot's files are links into its blobs). A folder not made yet is
+ * resolved from its nearest existing one, the rest normalised (`..` included) without the disk.
+ */
+async function landing(path: string): Promise<string> {
+  const abs = resolve(path);
+  const slash = abs.lastIndexOf("/");
+  return `${(await realFolder(abs.slice(0, slash) || "/")).replace(/\/$/, "")}/${abs.slice(slash + 1)}`;
+}
+
+/** Folder `abs` (absolute, normalised) after symlinks; the part not made yet appended as it is. */
+async function realFolder(abs: string): Promise<string> {
   try {
-    return await Deno.realPath(trimmed);
+    return await Deno.realPath(abs);
   } catch {
-    const slash = trimmed.lastIndexOf("/");
-    const [dir, name] = slash < 0
-      ? [".", trimmed]
-      : [trimmed.slice(0, slash) || "/", trimmed.slice(slash + 1)];
-    if (dir === trimmed) return trimmed;
-    return `${(await realOrPlanned(dir)).replace(/\/$/, "")}/${name}`;
+    if (abs === "/") return abs;
+    const slash = abs.lastIndexOf("/");
+    return `${(await realFolder(abs.slice(0, slash) || "/")).replace(/\/$/, "")}/${abs.slice(slash + 1)}`;
   }
 }
 
-/** Whether paths `a` and `b` are one (after symlinks, `.` and `..`; a path not made yet as it would be). */
-export async function samePath(a: string, b: string): Promise<boolean> {
-  return await realOrPlanned(a) === await realOrPlanned(b);
+/** `path` made absolute and normalised (`.`, `..`, repeated slashes), without looking at the disk. */
+function resolve(path: string): string {
+  const parts: string[] = [];
+  const abs = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+  for (const part of abs.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join("/")}`;
 }
 
 /**
@@ -48,7 +62,8 @@ export async function samePath(a: string, b: string): Promise<boolean> {
  * of its shards). `--force` does not lift this.
  */
 export async function refuseInsideModel(flag: string, path: string, model: string, kind: "dir" | "file") {
-  const out = await realOrPlanned(path), dir = await realOrPlanned(model);
+  const dir = await realFolder(resolve(model));
+  const out = kind === "dir" ? await realFolder(resolve(path)) : await landing(path);
   if (out === dir) {
     throw new Error(`${flag} ${path} is the model ${model} itself: give the output a place of its own`);
   }

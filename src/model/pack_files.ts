@@ -49,9 +49,10 @@ export async function readModelConfig(modelDir: string): Promise<ModelConfig> {
 
 /**
  * Content checksums of a model's files, remembered in `<cacheDir>/checksums.json` by absolute path, size
- * and modification time: every byte is hashed once, and again only when a file's size or mtime changes.
+ * and modification time: every byte is hashed once, and again only when a file's size or mtime changes
+ * (without `hash`, a file not remembered is an error instead).
  */
-function memoChecksums(modelDir: string, options: FingerprintOptions): ContentChecksum {
+function memoChecksums(modelDir: string, options: FingerprintOptions, hash = true): ContentChecksum {
   const memoPath = `${options.cacheDir}/checksums.json`;
   return async (name, source, size) => {
     const path = await Deno.realPath(`${modelDir}/${name}`);
@@ -64,6 +65,7 @@ function memoChecksums(modelDir: string, options: FingerprintOptions): ContentCh
     }
     const known = memo[path];
     if (known && known.size === size && known.mtime === mtime && mtime !== null) return known.checksum;
+    if (!hash) throw new Error(`${path}: no remembered checksum`);
     options.onStatus?.(`hashing ${path} (${(size / 1e6).toFixed(1)} MB; again only when it changes)`);
     const checksum = await contentChecksum(source, size);
     memo[path] = { size, mtime, checksum };
@@ -73,20 +75,29 @@ function memoChecksums(modelDir: string, options: FingerprintOptions): ContentCh
   };
 }
 
-/** Where {@linkcode modelFingerprint} remembers checksums, and what it says while hashing. */
+/** Where checksums are remembered, and what is said while hashing. */
 export type FingerprintOptions = Pick<LoadPackOptions, "cacheDir" | "onStatus">;
 
 /**
- * The fingerprint of the checkpoint in `modelDir`, as its pack records it and a training run's state keeps
- * it (`config.model`); each file is hashed once, and again only when it changes.
+ * The fingerprint of the checkpoint in `modelDir` (as its pack records it, and a training run's state keeps
+ * it as `config.model`) from remembered checksums only: undefined when a file of the model was never hashed
+ * as it is now (or anything fails), so a caller with only a warning to give reads nothing large.
  */
-export async function modelFingerprint(modelDir: string, options: FingerprintOptions): Promise<string> {
-  const files = dirFiles(modelDir);
-  const ckpt = await openCheckpoint(files);
+export async function knownFingerprint(
+  modelDir: string,
+  options: FingerprintOptions,
+): Promise<string | undefined> {
+  const memo = memoChecksums(modelDir, options, false);
   try {
-    return await checkpointFingerprint(files, ckpt, memoChecksums(modelDir, options));
-  } finally {
-    ckpt.close();
+    const files = dirFiles(modelDir);
+    const ckpt = await openCheckpoint(files);
+    try {
+      return await checkpointFingerprint(files, ckpt, memo);
+    } finally {
+      ckpt.close();
+    }
+  } catch {
+    return undefined;
   }
 }
 
