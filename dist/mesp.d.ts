@@ -1396,6 +1396,11 @@ export interface WritePackOptions {
 	mlpChunk?: number;
 	/** Vocabulary rows per checksummed block (default {@linkcode VOCAB_BLOCK}). */
 	vocabBlock?: number;
+	/**
+	 * Largest down projection held converted, in bytes (default 16 MB); a larger one (or any, with 0) is read
+	 * again per MLP chunk: less memory, more reading. The pack's bytes are the same either way.
+	 */
+	heldColumnsBytes?: number;
 }
 /**
  * Writes a pack for `ckpt` to `sink`, streaming through fixed buffers: every matrix is converted a block of

@@ -4733,6 +4733,7 @@ async function writePack(ckpt, cfg, sink, options) {
     await out.emit(new Uint8Array((await readVectorF32(ckpt, name, slot.length)).buffer));
   };
   const conv = new Converter(ckpt, cfg, format), held = new HeldParts(), columns = new HeldColumns();
+  const heldColumnsBytes = options.heldColumnsBytes ?? HELD_COLUMNS_BYTES;
   await writeVocab(conv, EMBED_TOKENS, vocab, plan.embed.offset, out);
   progress("embedding");
   for (let l = 0; l < cfg.numLayers; l++) {
@@ -4751,7 +4752,7 @@ async function writePack(ckpt, cfg, sink, options) {
     const gate = layerTensor(l, LINEAR_PREFIX.gate_proj), up = layerTensor(l, LINEAR_PREFIX.up_proj);
     const down = layerTensor(l, LINEAR_PREFIX.down_proj);
     conv.check(gate, I, d), conv.check(up, I, d), conv.check(down, d, I);
-    const holdDown = HeldColumns.bytes(d, I, layout.chunks[0].down) <= HELD_COLUMNS_BYTES;
+    const holdDown = HeldColumns.bytes(d, I, layout.chunks[0].down) <= heldColumnsBytes;
     if (holdDown) await columns.fill(conv, down, d, I, layout.chunks[0].down);
     for (const c of layout.chunks) {
       await writeMatrix(conv, held, gate, d, c.c0, 0, c.gate, at + c.offset, out);

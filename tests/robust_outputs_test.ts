@@ -251,6 +251,7 @@ Deno.test("outputs: merge replaces another model's weights in --out only with --
   await Deno.mkdir(out);
   await Deno.writeTextFile(`${out}/model-00001-of-00002.safetensors`, "another model's shard");
   await Deno.writeTextFile(`${out}/notes.txt`, "mine");
+  await Deno.writeTextFile(`${out}/training_args.bin`, "a run's own file, not weights");
   const merge = (...more: string[]) =>
     mesp(cache, "merge", "--adapter", run, "--model", base, "--out", out, ...more);
   assertFails(
@@ -268,6 +269,7 @@ Deno.test("outputs: merge replaces another model's weights in --out only with --
   );
   assert(names.includes("model.safetensors") && names.includes("config.json"), names.join());
   assertEquals(await Deno.readTextFile(`${out}/notes.txt`), "mine");
+  assert(names.includes("training_args.bin"), "a file that is not a model's weights stays");
   // a base whose weights cannot be read: refused before --out is made
   const bad = await copyCase("gqa_tied_f32", `${tmp}/bad-base`);
   await Deno.writeTextFile(`${bad}/model.safetensors`, "not safetensors");
@@ -335,7 +337,17 @@ Deno.test("outputs: --force starts a clean run: old metrics rows and training st
   await Deno.mkdir(`${out}/loss.svg`);
   await Deno.writeTextFile(`${out}/loss.svg/x`, "x");
   r = await mesp(cache, ...trainArgs(out), "--steps", "2", "--force");
-  assertFails(r, 1, /Directory not empty .*'.*\/forced\/loss\.svg'/, "unremovable run file");
+  assertFails(
+    r,
+    1,
+    /--force: .*\/forced\/loss\.svg is a directory, not a file of a run/,
+    "unremovable run file",
+  );
+  assert(await exists(`${out}/checkpoint.safetensors`), "refused before anything of the old run was removed");
+  // the directory moved away, --force replaces the run; a user's file in the mlx folder keeps it
+  await Deno.remove(`${out}/loss.svg`, { recursive: true });
+  r = await mesp(cache, ...trainArgs(out), "--steps", "2", "--force");
+  assertEquals(r.code, 0, r.stderr);
   assertEquals(await Deno.readTextFile(`${out}/mlx/mine.txt`), "mine");
 });
 

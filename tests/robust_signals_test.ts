@@ -294,7 +294,7 @@ Deno.test("signals: SIGTERM while preparing exits 143 at once, releases the lock
   assert(!(await Deno.stat(out).catch(() => false)), `${out} is left behind`);
 });
 
-Deno.test("signals: a command with nothing to save (merge, export, the packing child) removes its half-written files and exits 130/143", async () => {
+Deno.test("signals: exitCleanlyOnSignal (every command but train, and the packing child, installs it) removes half-written files and exits 130/143", async () => {
   const signals = new URL("../src/cli/signals.ts", import.meta.url).href;
   const files = new URL("../src/io/deno_files.ts", import.meta.url).href;
   for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {

@@ -101,9 +101,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     let message = err instanceof Error ? err.message : String(err);
     // Deno's advice ("run again with the --allow-all flag") is not the user's way out: another path is
-    const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
-    if (cause instanceof Deno.errors.NotCapable) {
-      message = message.replace(/, run again with the --allow-\S+ flag$/, "") +
+    // (matched by its words: the preparation child's errors arrive as text)
+    if (/Requires \S+ access to .*, run again with the --allow-\S+ flag/.test(message)) {
+      message = message.replace(/, run again with the --allow-\S+ flag/, "") +
         " (beyond what the task is granted: see the README's Permissions; give a path elsewhere)";
     }
     console.error(`error: ${message}`);

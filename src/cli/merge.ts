@@ -61,10 +61,13 @@ export const SPEC = {
 } as const satisfies CommandSpec;
 
 /**
- * Weight files of any framework: the base's are not copied (only its merged safetensors are the model), and
- * another model's in `--out` are replaced with `--force` (a loader could pick them over the merged ones).
+ * A model's weight files, as transformers names them (`model*.safetensors`, `pytorch_model*.bin`, their
+ * indexes; any `.safetensors`): the base's of other formats are not copied (only its merged safetensors are
+ * the model), and another model's in `--out` are replaced with `--force` (a loader could pick them over the
+ * merged ones). A run's own files (`training_args.bin`, `optimizer.pt`, a `.gguf`) are none of these.
  */
-const WEIGHTS = /\.(safetensors|bin|pt|pth|ckpt|gguf|h5|msgpack|onnx)$|\.index\.json$/;
+const WEIGHTS =
+  /^(model|pytorch_model|tf_model|flax_model)([-.][\w.-]*)?\.(safetensors|bin|h5|msgpack)$|\.safetensors$|\.index\.json$/;
 
 /** Runs `merge`. */
 export async function run(argv: string[]): Promise<number> {

@@ -59,7 +59,15 @@ import {
 } from "./run_config.ts";
 import { sequencesFingerprint } from "../run/train_config.ts";
 import { MLX_ADAPTER_CONFIG, MLX_ADAPTER_WEIGHTS } from "../run/export_adapter.ts";
-import { createSpillFile, exists, fileSource, removeIfExists, writeFileAtomic } from "../io/deno_files.ts";
+import {
+  createSpillFile,
+  exists,
+  fileSource,
+  removeIfExists,
+  removePartialWrites,
+  statIfExists,
+  writeFileAtomic,
+} from "../io/deno_files.ts";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterConfigJson, writeLoraTensors } from "../engine/adapter.ts";
 import { loraLayout, resolveTargets } from "../engine/lora.ts";
 import {
@@ -341,6 +349,7 @@ export async function run(argv: string[]): Promise<number> {
         );
       }
       endChildren();
+      removePartialWrites(); // a save cut short leaves no .tmp- file
       lock?.release();
       if (created && !training) {
         try {
@@ -582,7 +591,13 @@ async function trainInto(out: string, c: {
   }
   if (args.force && present.length) {
     log(`--force: replacing the run in ${out}`);
-    // a file that stays (no permission) would be the old run's beside the new one: stop instead
+    // a file that stays would be the old run's beside the new one: stop instead, before removing any (a
+    // directory in a file's place is seen first; a removal the OS refuses still stops part-way)
+    for (const f of [...RUN_FILES, ...EXPORT_FILES]) {
+      if ((await statIfExists(`${out}/${f}`))?.isDirectory) {
+        throw new Error(`--force: ${out}/${f} is a directory, not a file of a run: move it away first`);
+      }
+    }
     for (const f of RUN_FILES) await removeIfExists(`${out}/${f}`);
     // `export`'s default outputs are the old run's adapter: gone with it (the mlx folder only if then empty)
     for (const f of EXPORT_FILES) await removeIfExists(`${out}/${f}`);

@@ -273,13 +273,14 @@ export async function writeFileAtomic(
   const dir = await Deno.stat(path).catch(() => undefined);
   if (dir?.isDirectory) throw new Error(`cannot write ${path}: it is a directory`);
   let file: Deno.FsFile;
+  partialWrites.add(tmp); // before it exists: a signal while it is made must find it
   try {
     file = await Deno.open(tmp, { write: true, createNew: true, mode: options.mode ?? 0o644 });
   } catch (err) {
+    partialWrites.delete(tmp);
     throw withPath(`cannot write ${path}`, path, err);
   }
   let closed = false;
-  partialWrites.add(tmp);
   try {
     if (data instanceof Uint8Array) {
       await writeAll(file, data);

@@ -46,6 +46,11 @@ export interface WritePackOptions {
   mlpChunk?: number;
   /** Vocabulary rows per checksummed block (default {@linkcode VOCAB_BLOCK}). */
   vocabBlock?: number;
+  /**
+   * Largest down projection held converted, in bytes (default 16 MB); a larger one (or any, with 0) is read
+   * again per MLP chunk: less memory, more reading. The pack's bytes are the same either way.
+   */
+  heldColumnsBytes?: number;
 }
 
 /** Bytes of f32 a conversion step holds: the block of rows (full width, as read) converted at a time. */
@@ -341,6 +346,7 @@ export async function writePack(
     await out.emit(new Uint8Array((await readVectorF32(ckpt, name, slot.length)).buffer));
   };
   const conv = new Converter(ckpt, cfg, format), held = new HeldParts(), columns = new HeldColumns();
+  const heldColumnsBytes = options.heldColumnsBytes ?? HELD_COLUMNS_BYTES;
 
   await writeVocab(conv, EMBED_TOKENS, vocab, plan.embed.offset, out);
   progress("embedding");
@@ -360,7 +366,7 @@ export async function writePack(
     const gate = layerTensor(l, LINEAR_PREFIX.gate_proj), up = layerTensor(l, LINEAR_PREFIX.up_proj);
     const down = layerTensor(l, LINEAR_PREFIX.down_proj);
     conv.check(gate, I, d), conv.check(up, I, d), conv.check(down, d, I);
-    const holdDown = HeldColumns.bytes(d, I, layout.chunks[0].down) <= HELD_COLUMNS_BYTES;
+    const holdDown = HeldColumns.bytes(d, I, layout.chunks[0].down) <= heldColumnsBytes;
     if (holdDown) await columns.fill(conv, down, d, I, layout.chunks[0].down);
     for (const c of layout.chunks) {
       await writeMatrix(conv, held, gate, d, c.c0, 0, c.gate, at + c.offset, out);
