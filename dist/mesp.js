@@ -9489,6 +9489,11 @@ var RUN_SETTINGS = [
   "saveEvery",
   "valEvery"
 ];
+var RECORDED_OPTIONS = [
+  ...FIXED_OPTIONS,
+  ...CHANGEABLE_OPTIONS,
+  ...RUN_SETTINGS
+];
 var OPTIMIZER_FIELDS = /* @__PURE__ */ new Set([
   "lr",
   "schedule",
@@ -9498,13 +9503,13 @@ var OPTIMIZER_FIELDS = /* @__PURE__ */ new Set([
   "beta2",
   "eps"
 ]);
-function optionValue(config, key) {
+function recordedValue(config, key) {
   return OPTIMIZER_FIELDS.has(key) ? config.optimizer?.[key] : config[key];
 }
 function resumedOptions(options, recorded, dataFingerprint) {
   const differences = [];
   for (const key of FIXED_OPTIONS) {
-    const given = optionValue(options, key), was = optionValue(recorded, key);
+    const given = recordedValue(options, key), was = recordedValue(recorded, key);
     const name = OPTIMIZER_FIELDS.has(key) ? `optimizer.${key}` : key;
     if (given !== void 0 && given !== was) differences.push(`${name} ${given} (the state's ${was})`);
   }
@@ -9522,14 +9527,10 @@ leave them out (the state's are used) or start a new run without resume`);
   const optimizer = {
     ...options.optimizer
   };
-  for (const key of [
-    ...FIXED_OPTIONS,
-    ...CHANGEABLE_OPTIONS,
-    ...RUN_SETTINGS
-  ]) {
+  for (const key of RECORDED_OPTIONS) {
     if (key === "steps" && options.epochs != null) continue;
     const into = OPTIMIZER_FIELDS.has(key) ? optimizer : resumed;
-    into[key] = optionValue(options, key) ?? optionValue(recorded, key);
+    into[key] = recordedValue(options, key) ?? recordedValue(recorded, key);
   }
   resumed.optimizer = optimizer;
   return resumed;

@@ -8,7 +8,13 @@
  */
 import { kebabCase } from "./args.ts";
 import type { TrainState } from "../run/train.ts";
-import { CHANGEABLE_OPTIONS, FIXED_OPTIONS, RUN_SETTINGS } from "../run/train_config.ts";
+import {
+  CHANGEABLE_OPTIONS,
+  FIXED_OPTIONS,
+  RECORDED_OPTIONS,
+  recordedValue,
+  RUN_SETTINGS,
+} from "../run/train_config.ts";
 
 /** The recorded flags (train's flag keys), and the content fingerprints. */
 export interface RunConfig {
@@ -88,28 +94,20 @@ export function runConfigOfState(
 ): Partial<RunConfig> | undefined {
   const c = state.config;
   if (!c) return undefined;
-  const o = c.optimizer;
+  // every option the state records, by the library's own table (eps has no flag); then its layout and seed
+  const out: Record<string, unknown> = {};
+  for (const key of RECORDED_OPTIONS) {
+    const value = recordedValue(c, key);
+    if (key !== "eps" && value !== undefined) out[key] = value;
+  }
   return {
-    method: c.method,
-    seqLen: c.seqLen,
-    steps: c.steps,
-    gradAccum: c.gradAccum,
-    clip: c.clip,
-    zoEps: c.zoEps,
+    ...out,
     optimizer: state.optimizer,
-    lr: o.lr,
-    schedule: o.schedule,
-    warmup: o.warmup,
-    weightDecay: o.weightDecay,
-    beta1: o.beta1,
-    beta2: o.beta2,
     seed: state.seed,
     rank: state.lora.rank,
     alpha: state.lora.alpha,
     rslora: state.lora.rslora,
     targets: state.lora.targets,
-    ...(c.saveEvery === undefined ? {} : { saveEvery: c.saveEvery }),
-    ...(c.valEvery === undefined ? {} : { valEvery: c.valEvery }),
   };
 }
 

@@ -77,10 +77,10 @@ export const CHANGEABLE_OPTIONS = ["steps", "lr", "clip", "weightDecay", "warmup
 export const RUN_SETTINGS = ["saveEvery", "valEvery"] as const;
 
 /** Every option a training state records: {@linkcode FIXED_OPTIONS}, changeable ones and settings. */
-export type RecordedOption =
-  | typeof FIXED_OPTIONS[number]
-  | typeof CHANGEABLE_OPTIONS[number]
-  | typeof RUN_SETTINGS[number];
+export const RECORDED_OPTIONS = [...FIXED_OPTIONS, ...CHANGEABLE_OPTIONS, ...RUN_SETTINGS] as const;
+
+/** One of {@linkcode RECORDED_OPTIONS}. */
+export type RecordedOption = typeof RECORDED_OPTIONS[number];
 
 const OPTIMIZER_FIELDS: ReadonlySet<string> = new Set(
   [
@@ -95,7 +95,7 @@ const OPTIMIZER_FIELDS: ReadonlySet<string> = new Set(
 );
 
 /** `key`'s value in `config` (a recorded config, or options shaped like one); undefined when absent. */
-function optionValue(config: ResumableOptions | TrainConfig, key: RecordedOption): unknown {
+export function recordedValue(config: ResumableOptions | TrainConfig, key: RecordedOption): unknown {
   return OPTIMIZER_FIELDS.has(key)
     ? (config.optimizer as Record<string, unknown> | undefined)?.[key]
     : (config as unknown as Record<string, unknown>)[key];
@@ -127,7 +127,7 @@ export function resumedOptions<T extends ResumableOptions>(
 ): T {
   const differences: string[] = [];
   for (const key of FIXED_OPTIONS) {
-    const given = optionValue(options, key), was = optionValue(recorded, key);
+    const given = recordedValue(options, key), was = recordedValue(recorded, key);
     const name = OPTIMIZER_FIELDS.has(key) ? `optimizer.${key}` : key;
     if (given !== undefined && given !== was) differences.push(`${name} ${given} (the state's ${was})`);
   }
@@ -148,10 +148,10 @@ export function resumedOptions<T extends ResumableOptions>(
   // every option left out is the recorded one; epochs given stand for the steps
   const resumed = { ...options } as Record<string, unknown>;
   const optimizer: Record<string, unknown> = { ...options.optimizer };
-  for (const key of [...FIXED_OPTIONS, ...CHANGEABLE_OPTIONS, ...RUN_SETTINGS]) {
+  for (const key of RECORDED_OPTIONS) {
     if (key === "steps" && options.epochs != null) continue;
     const into = OPTIMIZER_FIELDS.has(key) ? optimizer : resumed;
-    into[key] = optionValue(options, key) ?? optionValue(recorded, key);
+    into[key] = recordedValue(options, key) ?? recordedValue(recorded, key);
   }
   resumed.optimizer = optimizer;
   return resumed as T;
