@@ -134,7 +134,11 @@ export {
   type QuantizeOptions,
   type ScaleDtype,
 } from "./src/model/quantize.ts";
-export { checkpointFingerprint, type ContentChecksum } from "./src/model/checkpoint_fingerprint.ts";
+export {
+  checkpointFingerprint,
+  type ContentChecksum,
+  type FingerprintProgress,
+} from "./src/model/checkpoint_fingerprint.ts";
 export { openPack, type OpenPackOptions, type Pack } from "./src/model/pack.ts";
 export { StalePackError } from "./src/model/pack_header.ts";
 export type {

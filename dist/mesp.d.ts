@@ -1172,6 +1172,11 @@ export declare function quantize(w: Float32Array, cols: number, options?: Quanti
  * `cols` is the row length in elements; the row count comes from the scales.
  */
 export declare function dequantize(qz: Quantized, cols: number, options?: DequantizeOptions): Float32Array;
+/** Options for {@linkcode checkpointFingerprint}. */
+export interface FingerprintProgress {
+	/** Told the bytes hashed so far of all (with the default checksums: a large model takes a while). */
+	onProgress?: (done: number, total: number) => void;
+}
 /** Gives the content checksum of one checkpoint file (e.g. from a cache keyed by size and mtime). */
 export type ContentChecksum = (name: string, source: WeightSource, size: number) => Promise<string>;
 /**
@@ -1179,7 +1184,7 @@ export type ContentChecksum = (name: string, source: WeightSource, size: number)
  * the checksum of every byte. A pack records it so weights that changed in place (same shapes, new values)
  * are noticed. `checksumOf` lets an edge that can see modification times hash a file only when it changed.
  */
-export declare function checkpointFingerprint(files: ModelFiles, ckpt: Checkpoint, checksumOf?: ContentChecksum): Promise<string>;
+export declare function checkpointFingerprint(files: ModelFiles, ckpt: Checkpoint, checksumOf?: ContentChecksum, options?: FingerprintProgress): Promise<string>;
 /** The seven linear layers of a Qwen2 decoder layer, in the order they are stored. */
 export declare const LINEARS: readonly [
 	"q_proj",

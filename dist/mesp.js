@@ -3489,17 +3489,22 @@ var Checksum = class {
 };
 
 // src/model/checkpoint_fingerprint.ts
-async function contentChecksum(source, size) {
+async function contentChecksum(source, size, onBytes) {
   const sum = new Checksum();
   const chunk = new Uint8Array(Math.min(size, 4 << 20));
   for (let at = 0; at < size; at += chunk.length) {
     const part = chunk.subarray(0, Math.min(chunk.length, size - at));
     await source.read(at, part);
     sum.update(part);
+    onBytes?.(part.length);
   }
   return sum.hex();
 }
-async function checkpointFingerprint(files, ckpt, checksumOf = (_name, source, size) => contentChecksum(source, size)) {
+async function checkpointFingerprint(files, ckpt, checksumOf, options = {}) {
+  let total = 0, done = 0;
+  for (const f of ckpt.files.values()) total += await f.source.size();
+  const report = options.onProgress;
+  checksumOf ??= (_name, source, size) => contentChecksum(source, size, report && ((n) => report(done += n, total)));
   const enc = new TextEncoder();
   const parts = [
     await files.readText("config.json") ?? ""

@@ -11,6 +11,7 @@ import { encodePackHeader, StalePackError } from "../src/model/pack_header.ts";
 import { layerLayout } from "../src/model/pack_layout.ts";
 import { writePack } from "../src/model/pack_writer.ts";
 import { Checksum } from "../src/io/checksum.ts";
+import { checkpointFingerprint } from "../src/model/checkpoint_fingerprint.ts";
 import { type Checkpoint, openCheckpoint, readTensorF32 } from "../src/model/safetensors.ts";
 
 async function golden(name: string): Promise<{ cfg: ModelConfig; ckpt: Checkpoint }> {
@@ -190,4 +191,20 @@ Deno.test("writePack reads each byte of the checkpoint once, however many MLP ch
     assert(reread.read > size, `${name} → ${format}: the down projection read again per chunk`);
     assertEquals(held.sum, reread.sum, `${name} → ${format}: the same pack either way`);
   }
+});
+
+Deno.test("checkpointFingerprint reports its progress over every byte, and the fingerprint is the same with it", async () => {
+  const files = dirFiles(caseDir("mqa_f16_sharded"));
+  const ckpt = await openCheckpoint(files);
+  let size = 0;
+  for (const f of ckpt.files.values()) size += await f.source.size();
+  const seen: [number, number][] = [];
+  const withProgress = await checkpointFingerprint(files, ckpt, undefined, {
+    onProgress: (done, total) => seen.push([done, total]),
+  });
+  assertEquals(withProgress, await checkpointFingerprint(files, ckpt));
+  ckpt.close();
+  assert(seen.length >= ckpt.files.size, `a report per read at least (${seen.length})`);
+  assertEquals(seen.at(-1), [size, size]);
+  assert(seen.every(([d], i) => i === 0 || d > seen[i - 1][0]), "done only grows");
 });

@@ -367,7 +367,20 @@ async function openModelFrom(id, { files, url, key, format, name: given }) {
   event(id, { stage: "convert", message: "reading the checkpoint", done: 0, total: 1 });
   const ckpt = await openCheckpoint(dir);
   try {
-    const fingerprint = await checkpointFingerprint(dir, ckpt);
+    // every byte is read to know the weights (from a URL, one download before the conversion's): shown
+    let shown = 0;
+    const fingerprint = await checkpointFingerprint(dir, ckpt, undefined, {
+      onProgress: (done, total) => {
+        if (done < total && done - shown < total / 100) return; // a bar step per percent
+        shown = done;
+        event(id, {
+          stage: "convert",
+          message: `reading the checkpoint to know its weights (${formatMB(done)} of ${formatMB(total)})`,
+          done,
+          total,
+        });
+      },
+    });
     const name = String(
       given || json._name_or_path || hub?.repo || (url && url.replace(/\/+$/, "").split("/").at(-1)) ||
         `Qwen2 model, ${cfg.numLayers} layers × ${cfg.hiddenSize}`,

@@ -7,16 +7,27 @@ import type { ModelFiles, WeightSource } from "../io/source.ts";
 import { Checksum } from "../io/checksum.ts";
 import type { Checkpoint } from "./safetensors.ts";
 
-/** The checksum of every byte of `source` (`size` bytes), read 4 MiB at a time. */
-export async function contentChecksum(source: WeightSource, size: number): Promise<string> {
+/** The checksum of every byte of `source` (`size` bytes), read 4 MiB at a time; `onBytes(n)` after each. */
+export async function contentChecksum(
+  source: WeightSource,
+  size: number,
+  onBytes?: (bytes: number) => void,
+): Promise<string> {
   const sum = new Checksum();
   const chunk = new Uint8Array(Math.min(size, 4 << 20));
   for (let at = 0; at < size; at += chunk.length) {
     const part = chunk.subarray(0, Math.min(chunk.length, size - at));
     await source.read(at, part);
     sum.update(part);
+    onBytes?.(part.length);
   }
   return sum.hex();
+}
+
+/** Options for {@linkcode checkpointFingerprint}. */
+export interface FingerprintProgress {
+  /** Told the bytes hashed so far of all (with the default checksums: a large model takes a while). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** Gives the content checksum of one checkpoint file (e.g. from a cache keyed by size and mtime). */
@@ -30,8 +41,14 @@ export type ContentChecksum = (name: string, source: WeightSource, size: number)
 export async function checkpointFingerprint(
   files: ModelFiles,
   ckpt: Checkpoint,
-  checksumOf: ContentChecksum = (_name, source, size) => contentChecksum(source, size),
+  checksumOf?: ContentChecksum,
+  options: FingerprintProgress = {},
 ): Promise<string> {
+  let total = 0, done = 0;
+  for (const f of ckpt.files.values()) total += await f.source.size();
+  const report = options.onProgress;
+  checksumOf ??= (_name, source, size) =>
+    contentChecksum(source, size, report && ((n) => report(done += n, total)));
   const enc = new TextEncoder();
   const parts: string[] = [(await files.readText("config.json")) ?? ""];
   for (const [name, f] of [...ckpt.files].sort(([a], [b]) => (a < b ? -1 : 1))) {
