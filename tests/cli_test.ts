@@ -192,6 +192,25 @@ Deno.test("plan CLI: prints the regions and the predicted peak; exit 1 over --ma
   const r = await mesp("plan", "--model", caseDir("gqa_tied_f32"), "--weights", "f32", "--seq-len", "64");
   assertEquals(r.code, 0, r.stderr);
   assert(r.stdout.includes("saved") && r.stdout.includes("predicted whole-process peak"), r.stdout);
+  // MeZO saves no layer inputs: the flags that choose them are named as ignored, and change nothing
+  const plan = (...more: string[]) =>
+    mesp(
+      "plan",
+      "--model",
+      caseDir("gqa_tied_f32"),
+      "--weights",
+      "f32",
+      "--seq-len",
+      "64",
+      "--method",
+      "mezo",
+      ...more,
+    );
+  const [plain, flagged] = [await plan(), await plan("--ckpt", "bf16", "--saved-inputs", "2")];
+  assertEquals(flagged.stdout, plain.stdout);
+  for (const f of ["--ckpt", "--saved-inputs"]) {
+    assert(flagged.stderr.includes(`warning: ${f} is ignored: MeZO runs no backward`), flagged.stderr);
+  }
   const over = await mesp(
     "plan",
     "--model",

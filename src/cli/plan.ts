@@ -7,7 +7,7 @@
 import { type CommandSpec, givenFlags, parseArgs } from "./args.ts";
 import { fitPositions } from "./preflight.ts";
 import { MODEL_FLAGS, runtimeBytes, shownSize, threadsOf } from "./common.ts";
-import { defaultAimHint, defaultTarget, TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
+import { defaultAimHint, defaultTarget, mezoIgnored, TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
 import { readModelConfig } from "../model/pack_files.ts";
 import { formatMB, formatPlan, planMemory, WASM32_BYTES } from "../runtime/arena.ts";
 import { type BufferView, planBuffers } from "../engine/plan.ts";
@@ -44,6 +44,7 @@ export async function run(argv: string[]): Promise<number> {
   const scratch = kernels.gemmScratchBytes * threads;
   const weights = chooseWeights(cfg, args.weights, args.mode === "eval" ? "checkpoint" : "q4");
   if (!args.json) console.error(weights.line);
+  if (args.method === "mezo") { for (const w of mezoIgnored(given)) console.error(`warning: ${w}`); }
   const opts = trainPlanOptions(cfg, args, weights.format, scratch);
   const runtime = runtimeBytes(threads);
   // the schedule --max-memory buys (MeSP training; without it, the default target's): which inputs are

@@ -31,7 +31,14 @@ import {
   warnTrainingFields,
 } from "./common.ts";
 import { chooseWeights } from "./weights.ts";
-import { defaultAimHint, defaultTarget, spills, TRAIN_FLAGS, trainPlanOptions } from "./train_flags.ts";
+import {
+  defaultAimHint,
+  defaultTarget,
+  mezoIgnored,
+  spills,
+  TRAIN_FLAGS,
+  trainPlanOptions,
+} from "./train_flags.ts";
 import { CLI_PERMISSIONS, denoCommand } from "./prepare.ts";
 import { hubIdOfDir } from "./hub_cache.ts";
 import { fitPositions, refuseOverBudget } from "./preflight.ts";
@@ -845,7 +852,7 @@ function ignoredFlags(
   ];
   return rules.filter(([key, ignored]) => ignored && given.has(key)).map(([key, , why]) =>
     `--${kebabCase(key)} is ignored: ${why}`
-  );
+  ).concat(method === "mezo" ? mezoIgnored(given) : []);
 }
 
 /** A recorded flag's value in the form it is compared: targets as resolved module names, alpha resolved. */

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { FlagSpec } from "./args.ts";
+import { type FlagSpec, kebabCase } from "./args.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { PackFormat } from "../model/pack_layout.ts";
 import { loraLayout } from "../engine/lora.ts";
@@ -149,4 +149,14 @@ export function defaultAimHint(
       ? " (with every input in the spill, what stays in memory exceeds it: `plan` lists each region)"
       : ", so it saves few inputs") +
     `; --max-memory SIZE picks the fastest schedule that fits SIZE`;
+}
+
+/** Flags of {@linkcode TRAIN_FLAGS} that MeZO does not use: it runs no backward, so it saves no layer inputs. */
+export const UNUSED_BY_MEZO = ["ckpt", "ckptEvery", "savedInputs"] as const;
+
+/** `--flag is ignored` warnings for the flags in `given` that a `--method mezo` run does not use. */
+export function mezoIgnored(given: Set<string>): string[] {
+  return UNUSED_BY_MEZO.filter((k) => given.has(k)).map((k) =>
+    `--${kebabCase(k)} is ignored: MeZO runs no backward, so it saves no layer inputs`
+  );
 }
