@@ -5553,7 +5553,8 @@ function parseJsonl(text, options) {
       value = JSON.parse(raw);
     } catch (e) {
       const why = e.message.replace(/ \(line 1 column (\d+)\)$/, "").replace(/ at position (\d+)$/, (_, at) => ` at column ${Number(at) + 1}`);
-      throw new Error(`${file}:${i + 1}: invalid JSON: ${why}`);
+      const hint = /^\s*[\[{]\s*$/.test(raw) ? " (this reads JSON Lines: one whole JSON object per line; a JSON array or an object over several lines is not)" : "";
+      throw new Error(`${file}:${i + 1}: invalid JSON: ${why}${hint}`);
     }
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
       throw new Error(`${file}:${i + 1}: each line must be a JSON object, got ${describe(value)}`);
@@ -5614,7 +5615,7 @@ function tokenizeExample(record, tokenizer, options) {
   } else {
     record.inputIds.forEach((id, i) => {
       if (id >= tokenizer.vocabSize) {
-        throw new Error(`${record.file}:${record.line}: input_ids[${i}] = ${id} is outside the vocabulary (size ${tokenizer.vocabSize})`);
+        throw new Error(`${record.file}:${record.line}: input_ids[${i}] = ${id} is outside the tokenizer's vocabulary (${tokenizer.vocabSize} tokens; a model's embedding may have more rows, padding)`);
       }
     });
     ids = record.inputIds;

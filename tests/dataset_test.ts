@@ -177,7 +177,7 @@ Deno.test("dataset: input_ids train positions 1..T-1; labels -100 mask positions
   });
   await assert.rejects(
     async () => tokenizeExample(one('{"input_ids": [1, 151665]}'), await qwen(), { seqLen: 8 }),
-    /t\.jsonl:1: input_ids\[1\] = 151665 is outside the vocabulary \(size 151665\)/,
+    /t\.jsonl:1: input_ids\[1\] = 151665 is outside the tokenizer's vocabulary \(151665 tokens/,
   );
 });
 
@@ -234,6 +234,8 @@ Deno.test("dataset: every bad line names file and 1-based line", () => {
     ['{"text": "x"', /invalid JSON/],
     // the column is the line's; V8's own "(line 1 column 9)" would contradict the file's line number
     ['{"a": 1,,}', /:\d+: invalid JSON: Expected double-quoted property name in JSON at column 9$/],
+    // a pretty-printed JSON array is named as not JSON Lines
+    ["[", /:3: invalid JSON: .*\(this reads JSON Lines: one whole JSON object per line/],
     ["[1, 2]", /each line must be a JSON object, got an array/],
     ["42", /each line must be a JSON object, got a number/],
     ['{"foo": "bar"}', /unknown record shape \(keys: "foo"\)/],

@@ -200,7 +200,11 @@ export function parseJsonl(text: string, options: ParseJsonlOptions): DatasetRec
         / at position (\d+)$/,
         (_, at) => ` at column ${Number(at) + 1}`,
       );
-      throw new Error(`${file}:${i + 1}: invalid JSON: ${why}`);
+      // a whole JSON array (or a pretty-printed object) is JSON, not JSON Lines
+      const hint = /^\s*[\[{]\s*$/.test(raw)
+        ? " (this reads JSON Lines: one whole JSON object per line; a JSON array or an object over several lines is not)"
+        : "";
+      throw new Error(`${file}:${i + 1}: invalid JSON: ${why}${hint}`);
     }
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
       throw new Error(`${file}:${i + 1}: each line must be a JSON object, got ${describe(value)}`);
@@ -301,7 +305,7 @@ export function tokenizeExample(
     record.inputIds.forEach((id, i) => {
       if (id >= tokenizer.vocabSize) {
         throw new Error(
-          `${record.file}:${record.line}: input_ids[${i}] = ${id} is outside the vocabulary (size ${tokenizer.vocabSize})`,
+          `${record.file}:${record.line}: input_ids[${i}] = ${id} is outside the tokenizer's vocabulary (${tokenizer.vocabSize} tokens; a model's embedding may have more rows, padding)`,
         );
       }
     });
