@@ -353,6 +353,14 @@ Deno.test({
         await page.setChecked("#spill", spill); // both ways give the CLI's bytes
         // the finished run saved before is replaced only once the user agrees
         const replace = answer(page, true);
+        // what a screen reader hears: each status line with its aria-live as it was written
+        await page.evaluate(() => {
+          // deno-lint-ignore no-explicit-any
+          const g = globalThis as any, el = g.document.querySelector("#train-status");
+          g.heard = [];
+          new g.MutationObserver(() => g.heard.push([el.textContent, el.getAttribute("aria-live")]))
+            .observe(el, { childList: true, characterData: true, subtree: true });
+        });
         await page.click("#train-button");
         assert((await replace).includes("saved run (finished, 8 steps)"), `${tag}: ${await replace}`);
         await statusOf(page, "train-status", /^Step 1 of 8/);
@@ -377,6 +385,13 @@ Deno.test({
         await page.click("#pause-button");
         const paused = await statusOf(page, "train-status", /^Paused/, 300_000);
         assert(/Paused after step [1-7];/.test(paused), `${tag}: ${paused}`);
+        // the run's first step and the pause are announced; the steps between are not read out one by one
+        // deno-lint-ignore no-explicit-any
+        const heard: [string, string][] = await page.evaluate(() => (globalThis as any).heard);
+        const live = (re: RegExp) => heard.filter(([t]) => re.test(t)).map(([, l]) => l);
+        assertEquals(live(/^Step 1 of 8/), ["polite"], `${tag}: ${JSON.stringify(heard)}`);
+        assert(live(/^Step [2-7] of 8/).every((l) => l === "off"), `${tag}: ${JSON.stringify(heard)}`);
+        assertEquals(live(/^Paused/), ["polite"], `${tag}: ${JSON.stringify(heard)}`);
         assertEquals(await enabledOf(), waiting, `${tag}: enabled after the pause`);
         // Train again, declined: the paused run stays (Resume below continues it to the CLI's bytes)
         const declined = answer(page, false);

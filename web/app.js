@@ -73,7 +73,9 @@ const state = {
 };
 globalThis.mespPage = state;
 
-function setStatus(el, text, kind = "") {
+function setStatus(el, text, kind = "", announce = true) {
+  // a live region re-read at every step would talk over everything: per-step lines pass `announce` false
+  if (el.hasAttribute("aria-live")) el.setAttribute("aria-live", announce ? "polite" : "off");
   el.textContent = text;
   el.className = kind;
 }
@@ -607,6 +609,8 @@ async function runTraining(resume) {
             Math.round(e.tokensPerSecond)
           } tokens/s · ` +
             `ETA ${duration(eta)} · memory: arena ${formatMB(arena)}${heap}`,
+          "",
+          e.step === e.steps || (e.step - startStep) % 10 === 1, // the first step of the run, then every 10th
         );
         drawCurve();
       } else if (e.type === "val") {
