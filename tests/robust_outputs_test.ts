@@ -165,44 +165,23 @@ Deno.test("outputs: no command writes into the model, even with --force or throu
   assertEquals((await mesp(cache, ...trainArgs(run), "--steps", "1")).code, 0);
   const before = await snapshot(model);
   const name = model.split("/").at(-1)!;
+  const withRun = (command: string) => [command, "--adapter", run, "--model", model];
   const cases: [string[], RegExp][] = [
     [
-      ["merge", "--adapter", run, "--model", model, "--out", `${tmp}/./${name}`, "--force"],
+      [...withRun("merge"), "--out", `${tmp}/./${name}`, "--force"],
       /is the model .* itself/,
     ],
-    [["merge", "--adapter", run, "--model", model, "--out", `${model}/../${name}/`, "--force"], /itself/],
+    [[...withRun("merge"), "--out", `${model}/../${name}/`, "--force"], /itself/],
     [
-      [
-        "merge",
-        "--adapter",
-        run,
-        "--model",
-        model,
-        "--format",
-        "gguf",
-        "--out",
-        `${model}/m.gguf`,
-        "--force",
-      ],
-      /--out .*m\.gguf is inside the model directory/,
+      [...withRun("merge"), "--format", "gguf", "--out", `${model}/m.gguf`, "--force"],
+      /--out .*m\.gguf is inside/,
     ],
     [
       [...gradArgs, "--out", `${tmp}/./${name}/model.safetensors`, "--force"],
       /--out .*model\.safetensors is inside the model directory/,
     ],
     [
-      [
-        "export",
-        "--adapter",
-        run,
-        "--model",
-        model,
-        "--format",
-        "gguf",
-        "--base",
-        `${model}/base.gguf`,
-        "--force",
-      ],
+      [...withRun("export"), "--format", "gguf", "--base", `${model}/base.gguf`, "--force"],
       /--base .*base\.gguf is inside the model directory/,
     ],
   ];
@@ -222,21 +201,8 @@ Deno.test("outputs: no command writes into the model, even with --force or throu
     await Deno.copyFile(`${model}/${f.name}`, `${blobs}/${f.name}`);
     await Deno.symlink(`../../blobs/${f.name}`, `${snap}/${f.name}`);
   }
-  const linked = await mesp(
-    cache,
-    "grad",
-    "--model",
-    snap,
-    "--weights",
-    "f32",
-    "--data",
-    data,
-    "--seq-len",
-    "24",
-    "--out",
-    `${snap}/model.safetensors`,
-    "--force",
-  );
+  const snapArgs = gradArgs.map((a) => a === model ? snap : a);
+  const linked = await mesp(cache, ...snapArgs, "--out", `${snap}/model.safetensors`, "--force");
   assertFails(linked, 1, /is inside the model directory/, "grad over a snapshot's link");
   assert((await Deno.lstat(`${snap}/model.safetensors`)).isSymlink, "the link is still there");
 });
