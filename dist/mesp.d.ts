@@ -1560,16 +1560,6 @@ export declare function planModel(config: ModelConfig, options?: MakeModelOption
  * ```
  */
 export declare function makeModel(config: ModelConfig, sink: ModelSink, options?: MakeModelOptions): Promise<ModelPlan>;
-/**
- * Qwen byte-level BPE tokenizer: the typed interface, a loader and a streaming decoder for generation.
- * The implementation (`hf_tokenizer.ts`, over `@huggingface/tokenizers`) is imported only when a tokenizer
- * is loaded, so code that imports this module (or `mod.ts`) to train never loads the library.
- *
- * Loading the Qwen `tokenizer.json` costs ~170 MB of process RSS (docs/memory_plan.md), so training never
- * holds a tokenizer: see `src/data/token_cache.ts`.
- *
- * @module
- */
 /** The raw text of a model's tokenizer files. */
 export interface TokenizerFiles {
 	/** Contents of `tokenizer.json`. */
@@ -2636,7 +2626,10 @@ export interface TrainOptions {
 	method?: Method;
 	/** MeZO's perturbation scale ε (default 1e-3). */
 	zoEps?: number;
-	/** Longest sequence in tokens (longer ones are cut). */
+	/**
+	 * Longest sequence in tokens (longer ones are cut). On a resume, the state's when left out (JavaScript) or
+	 * given as `resume.config.seqLen`.
+	 */
 	seqLen: number;
 	/** Optimizer steps; or give `epochs`. */
 	steps?: number;

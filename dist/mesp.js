@@ -9,6 +9,27 @@ var __export = (target, all) => {
     __defProp(target, name, { get: all[name], enumerable: true });
 };
 
+// src/util/describe.ts
+function describeValue(value) {
+  if (value === null || value === void 0) return String(value);
+  if (typeof value === "string") return "a string";
+  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") {
+    return `a ${typeof value} (${String(value)})`;
+  }
+  if (typeof value === "function") return "a function";
+  if (Array.isArray(value)) return "an array";
+  if (isThenable(value)) return "a Promise";
+  const name = value.constructor?.name;
+  return name && name !== "Object" ? `a${/^[AEIO]/.test(name) ? "n" : ""} ${name}` : "an object";
+}
+function isThenable(value) {
+  return (typeof value === "object" || typeof value === "function") && value !== null && typeof value.then === "function";
+}
+var init_describe = __esm({
+  "src/util/describe.ts"() {
+  }
+});
+
 // src/text/tokenizer.ts
 var tokenizer_exports = {};
 __export(tokenizer_exports, {
@@ -16,6 +37,10 @@ __export(tokenizer_exports, {
   loadTokenizer: () => loadTokenizer
 });
 function loadTokenizer(files, options = {}) {
+  if (typeof files?.tokenizerJson !== "string") {
+    const got = files && typeof files.readText === "function" ? 'model files (read their texts first: { tokenizerJson: await files.readText("tokenizer.json"), \u2026 })' : describeValue(files);
+    return Promise.reject(new TypeError(`loadTokenizer: expected { tokenizerJson, tokenizerConfigJson? } as strings, got ${got}`));
+  }
   if (options.module !== void 0) {
     if (typeof options.module?.buildTokenizer !== "function") {
       return Promise.reject(new TypeError('loadTokenizer options.module: expected the tokenizer module (import * as tokenizer from "./tokenizer.js", beside mesp.js), which exports buildTokenizer'));
@@ -62,6 +87,7 @@ function createStreamDecoder(tokenizer, options = {}) {
 }
 var init_tokenizer = __esm({
   "src/text/tokenizer.ts"() {
+    init_describe();
   }
 });
 
@@ -97,24 +123,8 @@ function distance(a, b) {
   return prev[b.length];
 }
 
-// src/util/describe.ts
-function describeValue(value) {
-  if (value === null || value === void 0) return String(value);
-  if (typeof value === "string") return "a string";
-  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") {
-    return `a ${typeof value} (${String(value)})`;
-  }
-  if (typeof value === "function") return "a function";
-  if (Array.isArray(value)) return "an array";
-  if (isThenable(value)) return "a Promise";
-  const name = value.constructor?.name;
-  return name && name !== "Object" ? `a${/^[AEIO]/.test(name) ? "n" : ""} ${name}` : "an object";
-}
-function isThenable(value) {
-  return (typeof value === "object" || typeof value === "function") && value !== null && typeof value.then === "function";
-}
-
 // src/runtime/kernels.ts
+init_describe();
 var VARIANTS = [
   "relaxed",
   "simd"
@@ -829,6 +839,7 @@ function processMemory() {
 }
 
 // src/io/source.ts
+init_describe();
 var FileNotFoundError = class extends Error {
   /** @param name the file path or URL that does not exist */
   constructor(name, options) {
@@ -4192,6 +4203,7 @@ function contiguous(s, into, n) {
 }
 
 // src/model/pack.ts
+init_describe();
 async function openPack(source, options = {}) {
   checkWeightSource(source, "openPack");
   const size = await source.size();
@@ -5664,6 +5676,7 @@ function tokenizeDataset(records, tokenizer, options) {
 }
 
 // src/data/token_cache.ts
+init_describe();
 var TOKEN_CACHE_VERSION = 1;
 var MAGIC3 = [
   77,
@@ -8793,6 +8806,7 @@ function* piecesOf(values) {
 }
 
 // src/engine/adapter.ts
+init_describe();
 var ADAPTER_CONFIG = "adapter_config.json";
 var ADAPTER_WEIGHTS = "adapter_model.safetensors";
 function parseAdapterConfig(text, file = ADAPTER_CONFIG) {
@@ -9141,6 +9155,12 @@ function memorySpill() {
     bytes: () => store.length
   };
 }
+
+// src/run/train.ts
+init_describe();
+
+// src/run/run_options.ts
+init_describe();
 
 // src/data/sequence.ts
 function longestWithin(seqLen, ...sets) {
@@ -9525,7 +9545,7 @@ function resumedOptions(options, recorded, dataFingerprint) {
   if (differences.length > 0) {
     throw new Error(`train options: resume: these differ from the run the training state was made by:
   ${differences.join("\n  ")}
-leave them out (the state's are used) or start a new run without resume`);
+give the state's values (resume.config), or leave them out, or start a new run without resume`);
   }
   const resumed = {
     ...options
@@ -9694,14 +9714,15 @@ async function train(pack, data, val, options) {
     throw new TypeError("train(pack, data, val, options): data and val are arrays of sequences (val [] for none)");
   }
   if (data.length === 0) throw new Error("the training set is empty");
-  if (!Number.isSafeInteger(options.seqLen) || options.seqLen < 2) {
-    throw new RangeError(`train options: seqLen must be an integer \u2265 2, got ${options.seqLen}`);
-  }
-  checkSequences("training", data, options.seqLen, "each", pack.config.vocabSize);
-  checkSequences("validation", val, options.seqLen, "any", pack.config.vocabSize);
+  checkSequences("training", data, Infinity, "none", pack.config.vocabSize);
   const dataFingerprint = sequencesFingerprint(data);
   const recorded = options.resume?.config;
   if (recorded) options = resumedOptions(options, recorded, dataFingerprint);
+  if (!Number.isSafeInteger(options.seqLen) || options.seqLen < 2) {
+    throw new RangeError(`train options: seqLen must be an integer \u2265 2, got ${options.seqLen}` + (options.resume && !recorded ? " (this resumed state records no seqLen: give it)" : ""));
+  }
+  checkSequences("training", data, options.seqLen, "each", pack.config.vocabSize);
+  checkSequences("validation", val, options.seqLen, "any", pack.config.vocabSize);
   const method = options.method ?? "mesp";
   const cfg = pack.config;
   const seqLen = options.seqLen;
@@ -10083,6 +10104,7 @@ async function evaluate(pack, sequences, options = {}) {
 }
 
 // src/run/generate.ts
+init_describe();
 function generate(pack, prompt, options = {}) {
   checkPack(pack, "generate");
   checkOptions("generate options", options, GENERATE_OPTIONS);

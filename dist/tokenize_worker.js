@@ -8,6 +8,27 @@ var __export = (target, all) => {
     __defProp(target, name, { get: all[name], enumerable: true });
 };
 
+// src/util/describe.ts
+function describeValue(value) {
+  if (value === null || value === void 0) return String(value);
+  if (typeof value === "string") return "a string";
+  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") {
+    return `a ${typeof value} (${String(value)})`;
+  }
+  if (typeof value === "function") return "a function";
+  if (Array.isArray(value)) return "an array";
+  if (isThenable(value)) return "a Promise";
+  const name = value.constructor?.name;
+  return name && name !== "Object" ? `a${/^[AEIO]/.test(name) ? "n" : ""} ${name}` : "an object";
+}
+function isThenable(value) {
+  return (typeof value === "object" || typeof value === "function") && value !== null && typeof value.then === "function";
+}
+var init_describe = __esm({
+  "src/util/describe.ts"() {
+  }
+});
+
 // src/text/tokenizer.ts
 var tokenizer_exports = {};
 __export(tokenizer_exports, {
@@ -15,6 +36,10 @@ __export(tokenizer_exports, {
   loadTokenizer: () => loadTokenizer
 });
 function loadTokenizer(files, options = {}) {
+  if (typeof files?.tokenizerJson !== "string") {
+    const got = files && typeof files.readText === "function" ? 'model files (read their texts first: { tokenizerJson: await files.readText("tokenizer.json"), \u2026 })' : describeValue(files);
+    return Promise.reject(new TypeError(`loadTokenizer: expected { tokenizerJson, tokenizerConfigJson? } as strings, got ${got}`));
+  }
   if (options.module !== void 0) {
     if (typeof options.module?.buildTokenizer !== "function") {
       return Promise.reject(new TypeError('loadTokenizer options.module: expected the tokenizer module (import * as tokenizer from "./tokenizer.js", beside mesp.js), which exports buildTokenizer'));
@@ -61,6 +86,7 @@ function createStreamDecoder(tokenizer, options = {}) {
 }
 var init_tokenizer = __esm({
   "src/text/tokenizer.ts"() {
+    init_describe();
   }
 });
 
@@ -388,6 +414,9 @@ function tokenizeDataset(records, tokenizer, options) {
     stats
   };
 }
+
+// src/data/token_cache.ts
+init_describe();
 
 // src/io/crc32.ts
 var crcTable;

@@ -164,3 +164,12 @@ Deno.test("stream decoder: a dangling partial character becomes U+FFFD only at f
   assert.equal(stream.flush(), "\uFFFD");
   assert.equal(stream.flush(), "");
 });
+
+Deno.test("loadTokenizer: model files or nothing instead of the texts are named, not parsed as JSON", async () => {
+  const { memoryFiles } = await import("../src/io/source.ts");
+  await assert.rejects(
+    () => loadTokenizer(memoryFiles({}) as never),
+    /loadTokenizer: expected \{ tokenizerJson, tokenizerConfigJson\? \} as strings, got model files \(read their texts first/,
+  );
+  await assert.rejects(() => loadTokenizer(undefined as never), /got undefined/);
+});

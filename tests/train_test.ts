@@ -142,6 +142,14 @@ Deno.test("train: a resume takes the state's recorded options where left out; re
   assertEquals(faster.losses.length, 2);
   assertEquals(faster.losses[0], full.losses[3]); // the step after the state starts from its parameters
   assert(faster.losses[1] !== full.losses[4], "a changed learning rate must change the next loss");
+  // seqLen left out (JavaScript) is the state's; a wrong one is named as the resume's difference, not as the
+  // data's (a seqLen of 2 leaves some sequence without a trained token)
+  const noSeqLen = await train(c.pack, data, [], { resume: state } as unknown as TrainOptions);
+  assertEquals(noSeqLen.losses, full.losses.slice(3));
+  await assertRejects(
+    () => train(c.pack, data, [], { seqLen: 2, resume: state }),
+    "seqLen 2 (the state's 16)",
+  );
   // epochs given stand for the target (the recorded steps are not taken beside them)
   const byEpochs = await train(c.pack, data, [], { seqLen: 16, epochs: 2, resume: state });
   assertEquals(byEpochs.losses.length, Math.ceil((2 * data.length) / 2) - 3);

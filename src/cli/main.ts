@@ -102,9 +102,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     let message = err instanceof Error ? err.message : String(err);
     // Deno's advice ("run again with the --allow-all flag") is not the user's way out: another path is
     // (matched by its words: the preparation child's errors arrive as text)
-    if (/Requires \S+ access to .*, run again with the --allow-\S+ flag/.test(message)) {
-      message = message.replace(/, run again with the --allow-\S+ flag/, "") +
-        " (beyond what the task is granted: see the README's Permissions; give a path elsewhere)";
+    const denied = /, run again with the (--allow-\S+) flag/.exec(message);
+    if (denied) {
+      const grant = denied[1] === "--allow-all" ? denied[1] : `${denied[1]}=PATH`;
+      message = message.replace(denied[0], "") +
+        ` (not granted to this process: under deno task, give a path its task may use, see the README's ` +
+        `Permissions; run directly, add ${grant})`;
     }
     console.error(`error: ${message}`);
     if (debugEnabled() && err instanceof Error && err.stack) console.error(err.stack);

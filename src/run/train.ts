@@ -54,7 +54,10 @@ export interface TrainOptions {
   method?: Method;
   /** MeZO's perturbation scale ε (default 1e-3). */
   zoEps?: number;
-  /** Longest sequence in tokens (longer ones are cut). */
+  /**
+   * Longest sequence in tokens (longer ones are cut). On a resume, the state's when left out (JavaScript) or
+   * given as `resume.config.seqLen`.
+   */
   seqLen: number;
   /** Optimizer steps; or give `epochs`. */
   steps?: number;
@@ -367,15 +370,20 @@ export async function train(
     );
   }
   if (data.length === 0) throw new Error("the training set is empty");
+  checkSequences("training", data, Infinity, "none", pack.config.vocabSize);
+  const dataFingerprint = sequencesFingerprint(data);
+  // a resume continues the run its state was made by: the state's options where these leave them out (its
+  // seqLen too), before anything is checked against them
+  const recorded = options.resume?.config;
+  if (recorded) options = resumedOptions(options, recorded, dataFingerprint);
   if (!Number.isSafeInteger(options.seqLen) || options.seqLen < 2) {
-    throw new RangeError(`train options: seqLen must be an integer ≥ 2, got ${options.seqLen}`);
+    throw new RangeError(
+      `train options: seqLen must be an integer ≥ 2, got ${options.seqLen}` +
+        (options.resume && !recorded ? " (this resumed state records no seqLen: give it)" : ""),
+    );
   }
   checkSequences("training", data, options.seqLen, "each", pack.config.vocabSize);
   checkSequences("validation", val, options.seqLen, "any", pack.config.vocabSize);
-  const dataFingerprint = sequencesFingerprint(data);
-  // a resume continues the run its state was made by: the state's options where these leave them out
-  const recorded = options.resume?.config;
-  if (recorded) options = resumedOptions(options, recorded, dataFingerprint);
   const method = options.method ?? "mesp";
   const cfg = pack.config;
   const seqLen = options.seqLen;

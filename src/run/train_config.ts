@@ -142,7 +142,7 @@ export function resumedOptions<T extends ResumableOptions>(
       `train options: resume: these differ from the run the training state was made by:\n  ` +
         `${
           differences.join("\n  ")
-        }\nleave them out (the state's are used) or start a new run without resume`,
+        }\ngive the state's values (resume.config), or leave them out, or start a new run without resume`,
     );
   }
   // every option left out is the recorded one; epochs given stand for the steps

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { describeValue } from "../util/describe.ts";
 /** The raw text of a model's tokenizer files. */
 export interface TokenizerFiles {
   /** Contents of `tokenizer.json`. */
@@ -63,6 +64,15 @@ export interface Tokenizer {
  * ```
  */
 export function loadTokenizer(files: TokenizerFiles, options: LoadTokenizerOptions = {}): Promise<Tokenizer> {
+  if (typeof files?.tokenizerJson !== "string") {
+    // model files (urlFiles, memoryFiles) are the usual mistake: their texts are read first
+    const got = files && typeof (files as { readText?: unknown }).readText === "function"
+      ? 'model files (read their texts first: { tokenizerJson: await files.readText("tokenizer.json"), … })'
+      : describeValue(files);
+    return Promise.reject(
+      new TypeError(`loadTokenizer: expected { tokenizerJson, tokenizerConfigJson? } as strings, got ${got}`),
+    );
+  }
   if (options.module !== undefined) {
     if (typeof options.module?.buildTokenizer !== "function") {
       return Promise.reject(
