@@ -7292,9 +7292,12 @@ var SHORT = {
   down: "down_proj"
 };
 function resolveTargets(targets) {
-  if (!targets || targets.length === 0) return [
+  if (!targets) return [
     ...LINEARS
   ];
+  if (targets.length === 0) {
+    throw new Error('LoRA targets: the list is empty (leave it out, or ["all"], for all)');
+  }
   const set = /* @__PURE__ */ new Set();
   for (const t of targets) {
     if (t === "all" || t === "all-linear") {

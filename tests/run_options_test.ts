@@ -261,6 +261,11 @@ Deno.test("run options: counts are ≥ 1 (vocabChunk 0 once looped until out of 
     "train options.optimizer: warmup must be an integer ≥ 0, got -1",
   );
   await assertRejects(trainWith({ target: -5 }), "train options: target must be a byte count ≥ 0, got -5");
+  // an empty target list once trained every linear, as if it were left out
+  await assertRejects(
+    trainWith({ lora: { targets: [] } }),
+    'LoRA targets: the list is empty (leave it out, or ["all"]',
+  );
   const labelled = { ids: data[0].ids, labels: [...data[0].ids] } as unknown as Sequence;
   await assertRejects(
     trainWith({}, [labelled]),

@@ -59,7 +59,11 @@ const SHORT: Record<string, Linear> = {
 
 /** Resolves target names (`q`, `q_proj`, `all`, `all-linear`) to linears in canonical order. */
 export function resolveTargets(targets: readonly string[] | undefined): Linear[] {
-  if (!targets || targets.length === 0) return [...LINEARS];
+  if (!targets) return [...LINEARS];
+  // an empty list is a mistake (a filter that kept nothing), not "all": that is leaving it out, or ["all"]
+  if (targets.length === 0) {
+    throw new Error('LoRA targets: the list is empty (leave it out, or ["all"], for all)');
+  }
   const set = new Set<Linear>();
   for (const t of targets) {
     if (t === "all" || t === "all-linear") {
