@@ -9370,7 +9370,7 @@ function checkOptions(where, options, known) {
     if (name === "kernels") checkKernelLocation(value, `${where}.kernels`);
     const kind = KINDS[name];
     const bad = (want) => {
-      const got = typeof value === "string" ? JSON.stringify(value) : String(value);
+      const got = typeof value === "string" ? JSON.stringify(value) : typeof value === "object" || typeof value === "function" ? describeValue(value) + (isThenable(value) ? " (a forgotten await?)" : "") : String(value);
       throw new TypeError(`${where}: ${name} must be ${want}, got ${got}`);
     };
     if (Array.isArray(kind)) {

@@ -261,6 +261,11 @@ Deno.test("run options: counts are ≥ 1 (vocabChunk 0 once looped until out of 
     "train options.optimizer: warmup must be an integer ≥ 0, got -1",
   );
   await assertRejects(trainWith({ target: -5 }), "train options: target must be a byte count ≥ 0, got -5");
+  // a Promise is named as one (it read "got [object Promise]")
+  await assertRejects(
+    trainWith({ steps: Promise.resolve(3) }),
+    "train options: steps must be an integer, got a Promise (a forgotten await?)",
+  );
   // an empty target list once trained every linear, as if it were left out
   await assertRejects(
     trainWith({ lora: { targets: [] } }),

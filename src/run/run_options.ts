@@ -219,7 +219,12 @@ export function checkOptions(where: string, options: object, known: readonly str
     if (name === "kernels") checkKernelLocation(value, `${where}.kernels`);
     const kind = KINDS[name];
     const bad = (want: string) => {
-      const got = typeof value === "string" ? JSON.stringify(value) : String(value);
+      // values as written; anything else by its kind ("a Promise": a forgotten await), not "[object Promise]"
+      const got = typeof value === "string"
+        ? JSON.stringify(value)
+        : typeof value === "object" || typeof value === "function"
+        ? describeValue(value) + (isThenable(value) ? " (a forgotten await?)" : "")
+        : String(value);
       throw new TypeError(`${where}: ${name} must be ${want}, got ${got}`);
     };
     if (Array.isArray(kind)) {
