@@ -10325,6 +10325,7 @@ async function computeGradients(pack, seq, options = {}) {
 }
 
 // src/run/training_state.ts
+init_describe();
 var TRAINING_STATE_FILE = "checkpoint.safetensors";
 var TENSORS = [
   "params",
@@ -10551,7 +10552,12 @@ var StateCheck = class {
     }
   }
 };
-async function decodeTrainingState(bytes, name = TRAINING_STATE_FILE) {
+async function decodeTrainingState(bytes, name = "the training state's bytes") {
+  if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
+  if (!(bytes instanceof Uint8Array)) {
+    const hint = isThenable(bytes) ? " (a forgotten await?)" : "";
+    throw new TypeError(`decodeTrainingState: expected the state file's bytes (a Uint8Array), got ${describeValue(bytes)}${hint}`);
+  }
   const h = await readStateHeader(bytesSource(bytes, name), name);
   const check = new StateCheck(h);
   const values = {};

@@ -473,6 +473,14 @@ Deno.test("resume: training state fields are validated (types, ranges, lengths, 
   });
   await assertRejects(() => decodeTrainingState(noSum), "no checksum");
   await assertRejects(() => openBytes(noSum), "no checksum");
+  // the bytes' buffer is taken too; a Promise of them is named (it blamed bytesSource, not called by the user)
+  const bytes = await encode(state);
+  const copy = bytes.slice().buffer;
+  assertEquals((await decodeTrainingState(copy as unknown as Uint8Array)).state.step, 2);
+  await assertRejects(
+    () => decodeTrainingState(Promise.resolve(bytes) as unknown as Uint8Array),
+    "decodeTrainingState: expected the state file's bytes (a Uint8Array), got a Promise (a forgotten await?)",
+  );
 });
 
 Deno.test("resume: a state that records no run (the library's, the web page's) resumes with its own seed", async () => {

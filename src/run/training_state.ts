@@ -23,6 +23,7 @@ import { firstNonFinite } from "../model/finite.ts";
 import { Checksum } from "../io/checksum.ts";
 import { type AdapterValues, piecesOf } from "../engine/adapter_values.ts";
 import { validateTrainConfig } from "./train_config.ts";
+import { describeValue, isThenable } from "../util/describe.ts";
 
 /** The training state's file name inside a run directory (its name from before the rename, kept). */
 export const TRAINING_STATE_FILE = "checkpoint.safetensors";
@@ -310,8 +311,17 @@ class StateCheck {
  */
 export async function decodeTrainingState(
   bytes: Uint8Array,
-  name = TRAINING_STATE_FILE,
+  name = "the training state's bytes",
 ): Promise<{ state: TrainState; run: Record<string, unknown> }> {
+  if ((bytes as unknown) instanceof ArrayBuffer) bytes = new Uint8Array(bytes as unknown as ArrayBuffer);
+  if (!(bytes instanceof Uint8Array)) {
+    const hint = isThenable(bytes) ? " (a forgotten await?)" : "";
+    throw new TypeError(
+      `decodeTrainingState: expected the state file's bytes (a Uint8Array), got ${
+        describeValue(bytes)
+      }${hint}`,
+    );
+  }
   const h = await readStateHeader(bytesSource(bytes, name), name);
   const check = new StateCheck(h);
   const values: Partial<Record<StateTensor, Float32Array>> = {};
