@@ -9355,8 +9355,8 @@ var KINDS = {
   kernels: "object"
 };
 function checkOptions(where, options, known) {
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(`${where}: options must be an object, got ${options === null ? "null" : typeof options}`);
+  if (options === null || typeof options !== "object" || isThenable(options)) {
+    throw new TypeError(`${where}: options must be an object, got ${describeValue(options)}${isThenable(options) ? " (a forgotten await?)" : ""}`);
   }
   for (const [name, value] of Object.entries(options)) {
     if (!known.includes(name)) {
@@ -9407,7 +9407,7 @@ function checkSequences(what, sequences, seqLen, need, vocabSize) {
   for (let i = 0; i < sequences.length; i++) {
     const s = sequences[i], at = `${what} sequence ${i}`;
     if (!s || typeof s.ids?.length !== "number") {
-      const hint = s && "input_ids" in s ? " (it has input_ids: a sequence's token ids are its ids)" : "";
+      const hint = isThenable(s) ? " (it is a Promise: a forgotten await?)" : s && "input_ids" in s ? " (it has input_ids: a sequence's token ids are its ids)" : "";
       throw new TypeError(`${at}: no ids${hint}`);
     }
     if ("labels" in s) {

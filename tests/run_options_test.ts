@@ -261,7 +261,15 @@ Deno.test("run options: counts are ≥ 1 (vocabChunk 0 once looped until out of 
     "train options.optimizer: warmup must be an integer ≥ 0, got -1",
   );
   await assertRejects(trainWith({ target: -5 }), "train options: target must be a byte count ≥ 0, got -5");
-  // a Promise is named as one (it read "got [object Promise]")
+  // a Promise is named as one (it read "got [object Promise]"), as the options or as a sequence
+  await assertRejects(
+    () => train(c.pack, data, [], Promise.resolve(base) as unknown as TrainOptions),
+    "train options: options must be an object, got a Promise (a forgotten await?)",
+  );
+  await assertRejects(
+    trainWith({}, [Promise.resolve(data[0])] as unknown as Sequence[]),
+    "training sequence 0: no ids (it is a Promise: a forgotten await?)",
+  );
   await assertRejects(
     trainWith({ steps: Promise.resolve(3) }),
     "train options: steps must be an integer, got a Promise (a forgotten await?)",

@@ -200,9 +200,11 @@ const KINDS: Record<string, Kind> = {
  * `train options: unknown option "step" (did you mean "steps"?)`. Undefined and null values are not checked.
  */
 export function checkOptions(where: string, options: object, known: readonly string[]): void {
-  if (options === null || typeof options !== "object") {
+  if (options === null || typeof options !== "object" || isThenable(options)) {
     throw new TypeError(
-      `${where}: options must be an object, got ${options === null ? "null" : typeof options}`,
+      `${where}: options must be an object, got ${describeValue(options)}${
+        isThenable(options) ? " (a forgotten await?)" : ""
+      }`,
     );
   }
   for (const [name, value] of Object.entries(options)) {
@@ -285,7 +287,11 @@ export function checkSequences(
   for (let i = 0; i < sequences.length; i++) {
     const s = sequences[i], at = `${what} sequence ${i}`;
     if (!s || typeof s.ids?.length !== "number") {
-      const hint = s && "input_ids" in s ? " (it has input_ids: a sequence's token ids are its ids)" : "";
+      const hint = isThenable(s)
+        ? " (it is a Promise: a forgotten await?)"
+        : s && "input_ids" in s
+        ? " (it has input_ids: a sequence's token ids are its ids)"
+        : "";
       throw new TypeError(`${at}: no ids${hint}`);
     }
     if ("labels" in s) {
