@@ -116,6 +116,11 @@ export function kebabCase(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
+/** The warning for flag `key` given but of no effect: `--top-p is ignored: …`. */
+export function ignoredFlag(key: string, why: string): string {
+  return `--${kebabCase(key)} is ignored: ${why}`;
+}
+
 function placeholder(f: FlagSpec): string {
   if (f.value) return f.value;
   if (f.choices && f.type === "string" && f.choices.join("|").length <= 24) return f.choices.join("|");

@@ -9,7 +9,7 @@ import { MAX_SEED } from "../run/run_options.ts";
 import {
   type CommandSpec,
   givenFlags,
-  kebabCase,
+  ignoredFlag,
   parseArgs,
   type ParsedArgs,
   UsageError,
@@ -192,7 +192,7 @@ export async function run(argv: string[]): Promise<number> {
     ["seed", args.temperature === 0, "--temperature 0 decodes greedily"],
   ];
   for (const [key, yes, why] of ignored) {
-    if (yes && given.has(key)) log(`warning: --${kebabCase(key)} is ignored: ${why}`);
+    if (yes && given.has(key)) log(`warning: ${ignoredFlag(key, why)}`);
   }
   const cfg = await readModelConfig(args.model);
   const tok = await TokenizerProcess.open(args.model);

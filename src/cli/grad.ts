@@ -5,7 +5,7 @@
  * @module
  */
 import { LORA_OPTIONS, MAX_SEED } from "../run/run_options.ts";
-import { type CommandSpec, givenFlags, kebabCase, parseArgs } from "./args.ts";
+import { type CommandSpec, givenFlags, ignoredFlag, parseArgs } from "./args.ts";
 import { bf16ScalesOf, fitPositions, refuseOverBudget } from "./preflight.ts";
 import { readModelConfig } from "../model/pack_files.ts";
 import { loraLayout } from "../engine/lora.ts";
@@ -88,7 +88,7 @@ export async function run(argv: string[]): Promise<number> {
   if (args.adapter) await warnTrainingFields(args.adapter, log);
   for (const key of adapter ? LORA_OPTIONS : []) {
     if (given.has(key)) {
-      log(`warning: --${kebabCase(key)} is ignored: the adapter layout comes from --adapter`);
+      log(`warning: ${ignoredFlag(key, "the adapter layout comes from --adapter")}`);
     }
   }
   const lora = { rank: args.rank, alpha: args.alpha, rslora: args.rslora, targets: args.targets };

@@ -27,10 +27,8 @@ async function statOf(path: string, flag?: string): Promise<Deno.FileInfo | unde
  * itself, where the link is: a Hub snapshot's files are links into its blobs). A folder not made yet is
  * resolved from its nearest existing one, the rest normalised (`..` included) without the disk.
  */
-async function landing(path: string): Promise<string> {
-  const abs = resolve(path);
-  const slash = abs.lastIndexOf("/");
-  return `${(await realFolder(abs.slice(0, slash) || "/")).replace(/\/$/, "")}/${abs.slice(slash + 1)}`;
+function landing(path: string): Promise<string> {
+  return inRealParent(resolve(path));
 }
 
 /** Folder `abs` (absolute, normalised) after symlinks; the part not made yet appended as it is. */
@@ -38,10 +36,14 @@ async function realFolder(abs: string): Promise<string> {
   try {
     return await Deno.realPath(abs);
   } catch {
-    if (abs === "/") return abs;
-    const slash = abs.lastIndexOf("/");
-    return `${(await realFolder(abs.slice(0, slash) || "/")).replace(/\/$/, "")}/${abs.slice(slash + 1)}`;
+    return abs === "/" ? abs : await inRealParent(abs);
   }
+}
+
+/** `abs`'s name as it is, in its parent folder after symlinks ({@linkcode realFolder}). */
+async function inRealParent(abs: string): Promise<string> {
+  const slash = abs.lastIndexOf("/");
+  return `${(await realFolder(abs.slice(0, slash) || "/")).replace(/\/$/, "")}/${abs.slice(slash + 1)}`;
 }
 
 /** `path` made absolute and normalised (`.`, `..`, repeated slashes), without looking at the disk. */

@@ -11,7 +11,7 @@
  */
 import { DEFAULT_ZO_EPS } from "../engine/mezo.ts";
 import { LORA_OPTIONS, MAX_SEED } from "../run/run_options.ts";
-import { type CommandSpec, givenFlags, kebabCase, parseArgs, UsageError, usageLine } from "./args.ts";
+import { type CommandSpec, givenFlags, ignoredFlag, parseArgs, UsageError, usageLine } from "./args.ts";
 import { resolve } from "node:path";
 import { Progress } from "./progress.ts";
 import {
@@ -851,8 +851,9 @@ function ignoredFlags(
     ]),
   ];
   return rules.filter(([key, ignored]) => ignored && given.has(key)).map(([key, , why]) =>
-    `--${kebabCase(key)} is ignored: ${why}`
-  ).concat(method === "mezo" ? mezoIgnored(given) : []);
+    ignoredFlag(key, why)
+  )
+    .concat(method === "mezo" ? mezoIgnored(given) : []);
 }
 
 /** A recorded flag's value in the form it is compared: targets as resolved module names, alpha resolved. */

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { type FlagSpec, kebabCase } from "./args.ts";
+import { type FlagSpec, ignoredFlag } from "./args.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { PackFormat } from "../model/pack_layout.ts";
 import { loraLayout } from "../engine/lora.ts";
@@ -157,6 +157,6 @@ export const UNUSED_BY_MEZO = ["ckpt", "ckptEvery", "savedInputs"] as const;
 /** `--flag is ignored` warnings for the flags in `given` that a `--method mezo` run does not use. */
 export function mezoIgnored(given: Set<string>): string[] {
   return UNUSED_BY_MEZO.filter((k) => given.has(k)).map((k) =>
-    `--${kebabCase(k)} is ignored: MeZO runs no backward, so it saves no layer inputs`
+    ignoredFlag(k, "MeZO runs no backward, so it saves no layer inputs")
   );
 }
