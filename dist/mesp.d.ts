@@ -441,7 +441,7 @@ export interface WeightSource {
 	/**
 	 * A hint that reads of consecutive ranges from `offset` up to `end` follow, in that order: a remote source
 	 * answers them with one response read as they come (see {@linkcode fetchSource}). Never needed for
-	 * correctness; a read elsewhere simply ends the run.
+	 * correctness; a read elsewhere leaves it for later (two calls reading one source at once each keep theirs).
 	 */
 	expect?(offset: number, end: number): void;
 	/**

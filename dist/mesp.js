@@ -1014,12 +1014,11 @@ function fetchSource(url, options = {}) {
     return res;
   }
   const scratch = new ScratchPool();
-  let hint;
-  let run;
-  const endRun = () => {
-    const r = run;
-    run = void 0;
-    r?.done.then(() => r.cancel(), () => {
+  const hints = [];
+  const runs = [];
+  const endRun = (r) => {
+    runs.splice(runs.indexOf(r), 1);
+    r.done.then(() => r.cancel(), () => {
     });
   };
   async function readOnce(offset, into) {
@@ -1028,17 +1027,22 @@ function fetchSource(url, options = {}) {
   }
   function readRemote(offset, into) {
     const end = offset + into.length;
-    if (run && offset >= run.next && offset - run.next <= RUN_SKIP_BYTES && end <= run.end) {
-      const r = run;
-      if (end === r.end) run = void 0;
+    let r;
+    for (const c of runs) {
+      const ok = offset >= c.next && offset - c.next <= RUN_SKIP_BYTES && end <= c.end;
+      if (ok && (!r || c.next > r.next)) r = c;
+    }
+    if (r) {
+      runs.splice(runs.indexOf(r), 1);
+      if (end < r.end) runs.unshift(r);
       return r.take(into, offset - r.next);
     }
-    if (run) endRun();
-    if (hint && hint.start <= offset && end < hint.end) {
-      endRun();
-      const r = rangeRun(name, rangeResponse(offset, hint.end - 1), offset, hint.end, scratch);
-      run = r;
-      return r.take(into);
+    const hint = hints.find((h) => h.start <= offset && end < h.end);
+    if (hint) {
+      const r2 = rangeRun(name, rangeResponse(offset, hint.end - 1), offset, hint.end, scratch);
+      runs.unshift(r2);
+      while (runs.length > CONCURRENT_RUNS) endRun(runs.at(-1));
+      return r2.take(into);
     }
     return readOnce(offset, into);
   }
@@ -1073,10 +1077,13 @@ function fetchSource(url, options = {}) {
       return sizePromise;
     },
     expect(offset, end) {
-      hint = {
+      const same = hints.findIndex((h) => h.start === offset && h.end === end);
+      if (same >= 0) hints.splice(same, 1);
+      hints.unshift({
         start: offset,
         end
-      };
+      });
+      hints.length = Math.min(hints.length, CONCURRENT_RUNS);
     },
     async read(offset, into) {
       checkRange(name, offset, into.length);
@@ -1111,6 +1118,7 @@ function fetchSource(url, options = {}) {
     }
   };
 }
+var CONCURRENT_RUNS = 2;
 var RUN_SKIP_BYTES = 4 << 20;
 function rangeRun(name, response, start, end, scratch) {
   let body;
@@ -3887,6 +3895,7 @@ async function readPackHeader(source, size) {
 // src/model/pack_vocab.ts
 var STAGING_BYTES = 1 << 20;
 var GATHER_GAP_BYTES = 64 << 10;
+var KEPT_GATHERS = 2;
 var VocabReader = class {
   #source;
   #slot;
@@ -3900,7 +3909,7 @@ var VocabReader = class {
   #staging = new Uint8Array(0);
   /** Scales and biases of a chunk, moved aside while its rows are rearranged in place. */
   #aside = new Uint8Array(0);
-  /** Per matrix: the rows gathered by the last `prefetch`, and a spare store to build the next in. */
+  /** Per matrix: the rows gathered by the last `KEPT_GATHERS` prefetches, then a spare to build the next in. */
   #stores = [
     [],
     []
@@ -3927,10 +3936,9 @@ var VocabReader = class {
       0,
       1
     ]) {
-      this.#stores[m] = [
-        0,
-        1
-      ].map(emptyStore);
+      this.#stores[m] = Array.from({
+        length: KEPT_GATHERS + 1
+      }, emptyStore);
       this.#wanted[m] = emptyStore();
       this.#ahead[m] = {
         ...emptyStore(),
@@ -3956,16 +3964,31 @@ var VocabReader = class {
     return this.#serial(() => this.#read(m, r0, r1, into));
   }
   /**
-   * Copies row `id` of matrix `m` into `into` (views sized for one row) when the last completed gather
-   * holds it; whether it did. Synchronous: a step's token rows cost no promise, closure or view each.
+   * Copies row `id` of matrix `m` into `into` (views sized for one row) when a kept gather holds it;
+   * whether it did. Synchronous: a step's token rows cost no promise, closure or view each.
    */
   copyGathered(m, id, into) {
-    const store = this.#stores[m][0], at = find(store, id);
+    const [store, at] = this.#gathered(m, id);
     if (at < 0) return false;
     const { rowBytes: d, scaleRowBytes: q, rowStride: stride } = this.#slot, o = at * stride;
     copyBytes(into.data, store.rows, o, d);
     if (q) copyBytes(into.scales, store.rows, o + d, q), copyBytes(into.biases, store.rows, o + d + q, q);
     return true;
+  }
+  /** The kept gather of matrix `m` holding row `id`, and the row's index there (−1: none holds it). */
+  #gathered(m, id) {
+    const stores = this.#stores[m];
+    for (let g = 0; g < KEPT_GATHERS; g++) {
+      const at = find(stores[g], id);
+      if (at >= 0) return [
+        stores[g],
+        at
+      ];
+    }
+    return [
+      stores[0],
+      -1
+    ];
   }
   /** Gathers the rows of the valid ids among `ids[0..count)` so that reading one of them alone is local. */
   prefetch(m, ids, count) {
@@ -4020,7 +4043,7 @@ var VocabReader = class {
   async #read(m, r0, r1, into) {
     const s = this.#slot, base = this.#bases[m], B = this.#blocks.rows, V = s.rows;
     if (r1 === r0 + 1) {
-      const store = this.#stores[m][0], at = find(store, r0);
+      const [store, at] = this.#gathered(m, r0);
       if (at >= 0) {
         return scatter(s, store.rows.subarray(at * s.rowStride, (at + 1) * s.rowStride), 0, 1, into);
       }
@@ -4103,10 +4126,12 @@ var VocabReader = class {
   async #prefetch(m, ids, count) {
     const s = this.#slot, V = s.rows, B = this.#blocks.rows, stride = s.rowStride;
     const u = this.#sortedIds(ids, count), sorted = this.#ids;
-    const [old, next] = this.#stores[m], ahead = this.#ahead[m];
-    let all = true;
-    for (let i = 0; i < u && all; i++) all = find(old, sorted[i]) >= 0;
-    if (all) return;
+    const stores = this.#stores[m], next = stores[KEPT_GATHERS], ahead = this.#ahead[m];
+    for (let g = 0; g < KEPT_GATHERS; g++) {
+      let all = true;
+      for (let i = 0; i < u && all; i++) all = find(stores[g], sorted[i]) >= 0;
+      if (all) return;
+    }
     if (next.ids.length < u) next.ids = new Int32Array(u);
     if (next.rows.length < u * stride) next.rows = new Uint8Array(u * stride);
     next.ids.set(sorted.subarray(0, u));
@@ -4121,7 +4146,7 @@ var VocabReader = class {
         const rows = bytes.length / stride;
         for (let i = from; i < upTo; i++) {
           const id = next.ids[i];
-          if (id >= row && id < row + rows && find(old, id) < 0 && kept(ahead, id) < 0) {
+          if (id >= row && id < row + rows && this.#gathered(m, id)[1] < 0 && kept(ahead, id) < 0) {
             next.rows.set(bytes.subarray((id - row) * stride, (id - row + 1) * stride), i * stride);
           }
         }
@@ -4129,7 +4154,7 @@ var VocabReader = class {
       runStart = -1;
     };
     for (let i = 0; i < u; i++) {
-      const id = next.ids[i], at = find(old, id), k = at < 0 ? kept(ahead, id) : -1;
+      const id = next.ids[i], [old, at] = this.#gathered(m, id), k = at < 0 ? kept(ahead, id) : -1;
       if (at >= 0 || k >= 0) {
         const from = at >= 0 ? old.rows : ahead.rows, o = (at >= 0 ? at : k) * stride;
         next.rows.set(from.subarray(o, o + stride), i * stride);
@@ -4145,10 +4170,8 @@ var VocabReader = class {
       runStart = lo, runEnd = hi, firstId = i;
     }
     await flush(u);
-    this.#stores[m] = [
-      next,
-      old
-    ];
+    stores.copyWithin(1, 0, KEPT_GATHERS);
+    stores[0] = next;
   }
 };
 function emptyStore() {

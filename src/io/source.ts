@@ -22,7 +22,7 @@ export interface WeightSource {
   /**
    * A hint that reads of consecutive ranges from `offset` up to `end` follow, in that order: a remote source
    * answers them with one response read as they come (see {@linkcode fetchSource}). Never needed for
-   * correctness; a read elsewhere simply ends the run.
+   * correctness; a read elsewhere leaves it for later (two calls reading one source at once each keep theirs).
    */
   expect?(offset: number, end: number): void;
   /**
@@ -343,14 +343,15 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
     return res;
   }
 
-  // consecutive reads the caller announced (`expect`) are answered by one response, read as they come
+  // consecutive reads the caller announced (`expect`) are answered by one response, read as they come. Up to
+  // CONCURRENT_RUNS announcements and their responses are kept, so two calls at once on one source (two
+  // `train`s, `train` beside `evaluate`) each keep theirs instead of ending the other's at every read.
   const scratch = new ScratchPool();
-  let hint: { start: number; end: number } | undefined;
-  let run: RangeRun | undefined;
-  const endRun = () => {
-    const r = run;
-    run = undefined;
-    r?.done.then(() => r.cancel(), () => {});
+  const hints: { start: number; end: number }[] = []; // the latest first
+  const runs: RangeRun[] = []; // the one taken from last first
+  const endRun = (r: RangeRun) => {
+    runs.splice(runs.indexOf(r), 1);
+    r.done.then(() => r.cancel(), () => {});
   };
 
   async function readOnce(offset: number, into: Uint8Array): Promise<void> {
@@ -360,17 +361,23 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
 
   function readRemote(offset: number, into: Uint8Array): Promise<void> {
     const end = offset + into.length;
-    // a short way ahead within the run (what was between came from the cache): skip to it
-    if (run && offset >= run.next && offset - run.next <= RUN_SKIP_BYTES && end <= run.end) {
-      const r = run;
-      if (end === r.end) run = undefined; // its last bytes
+    // at or a short way ahead of a run's position (what was between came from the cache): skip to it; the
+    // nearest, so one caller does not take over another's run just behind its own
+    let r: RangeRun | undefined;
+    for (const c of runs) {
+      const ok = offset >= c.next && offset - c.next <= RUN_SKIP_BYTES && end <= c.end;
+      if (ok && (!r || c.next > r.next)) r = c;
+    }
+    if (r) {
+      runs.splice(runs.indexOf(r), 1);
+      if (end < r.end) runs.unshift(r); // else its last bytes: the run is over
       return r.take(into, offset - r.next);
     }
-    if (run) endRun(); // a read elsewhere: the run is over
-    if (hint && hint.start <= offset && end < hint.end) {
-      endRun();
+    const hint = hints.find((h) => h.start <= offset && end < h.end);
+    if (hint) {
       const r = rangeRun(name, rangeResponse(offset, hint.end - 1), offset, hint.end, scratch);
-      run = r;
+      runs.unshift(r);
+      while (runs.length > CONCURRENT_RUNS) endRun(runs.at(-1)!);
       return r.take(into);
     }
     return readOnce(offset, into);
@@ -407,7 +414,10 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
       return sizePromise;
     },
     expect(offset, end) {
-      hint = { start: offset, end };
+      const same = hints.findIndex((h) => h.start === offset && h.end === end);
+      if (same >= 0) hints.splice(same, 1);
+      hints.unshift({ start: offset, end });
+      hints.length = Math.min(hints.length, CONCURRENT_RUNS);
     },
     async read(offset, into) {
       checkRange(name, offset, into.length);
@@ -441,6 +451,13 @@ export function fetchSource(url: string | URL, options: FetchSourceOptions = {})
     },
   };
 }
+
+/**
+ * Announced ranges, and responses answering them, that {@linkcode fetchSource} keeps at once: one per call
+ * reading the source at the same time, for two. Each open response holds a connection (a browser has six
+ * per host) and what the server sent ahead of the reads.
+ */
+const CONCURRENT_RUNS = 2;
 
 /**
  * How far ahead of a run's position a read may start and still be answered by the run (the bytes between

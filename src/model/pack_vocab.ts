@@ -35,6 +35,12 @@ const STAGING_BYTES = 1 << 20;
  */
 const GATHER_GAP_BYTES = 64 << 10;
 
+/**
+ * Gathers kept per matrix, the latest first: one per call reading the pack at the same time, for two (a
+ * `train` beside an `evaluate`), so neither's next gather replaces the rows the other is copying from.
+ */
+const KEPT_GATHERS = 2;
+
 /** Row-ids sorted and unique, with their rows (stored layout) in the same order. */
 interface RowStore {
   ids: Int32Array;
@@ -61,7 +67,7 @@ export class VocabReader {
   #staging = new Uint8Array(0);
   /** Scales and biases of a chunk, moved aside while its rows are rearranged in place. */
   #aside = new Uint8Array(0);
-  /** Per matrix: the rows gathered by the last `prefetch`, and a spare store to build the next in. */
+  /** Per matrix: the rows gathered by the last `KEPT_GATHERS` prefetches, then a spare to build the next in. */
   #stores: RowStore[][] = [[], []];
   #ids = new Int32Array(0);
   /**
@@ -90,7 +96,7 @@ export class VocabReader {
     this.#bases = bases;
     this.#checks = checks;
     for (const m of [0, 1]) {
-      this.#stores[m] = [0, 1].map(emptyStore);
+      this.#stores[m] = Array.from({ length: KEPT_GATHERS + 1 }, emptyStore);
       this.#wanted[m] = emptyStore();
       this.#ahead[m] = { ...emptyStore(), have: new Uint8Array(0) };
     }
@@ -115,16 +121,26 @@ export class VocabReader {
   }
 
   /**
-   * Copies row `id` of matrix `m` into `into` (views sized for one row) when the last completed gather
-   * holds it; whether it did. Synchronous: a step's token rows cost no promise, closure or view each.
+   * Copies row `id` of matrix `m` into `into` (views sized for one row) when a kept gather holds it;
+   * whether it did. Synchronous: a step's token rows cost no promise, closure or view each.
    */
   copyGathered(m: number, id: number, into: VocabRowViews): boolean {
-    const store = this.#stores[m][0], at = find(store, id);
+    const [store, at] = this.#gathered(m, id);
     if (at < 0) return false;
     const { rowBytes: d, scaleRowBytes: q, rowStride: stride } = this.#slot, o = at * stride;
     copyBytes(into.data, store.rows, o, d);
     if (q) (copyBytes(into.scales!, store.rows, o + d, q), copyBytes(into.biases!, store.rows, o + d + q, q));
     return true;
+  }
+
+  /** The kept gather of matrix `m` holding row `id`, and the row's index there (−1: none holds it). */
+  #gathered(m: number, id: number): [RowStore, number] {
+    const stores = this.#stores[m];
+    for (let g = 0; g < KEPT_GATHERS; g++) {
+      const at = find(stores[g], id);
+      if (at >= 0) return [stores[g], at];
+    }
+    return [stores[0], -1];
   }
 
   /** Gathers the rows of the valid ids among `ids[0..count)` so that reading one of them alone is local. */
@@ -185,7 +201,7 @@ export class VocabReader {
   async #read(m: number, r0: number, r1: number, into: VocabRowViews): Promise<void> {
     const s = this.#slot, base = this.#bases[m]!, B = this.#blocks.rows, V = s.rows;
     if (r1 === r0 + 1) {
-      const store = this.#stores[m][0], at = find(store, r0);
+      const [store, at] = this.#gathered(m, r0);
       if (at >= 0) {
         return scatter(s, store.rows.subarray(at * s.rowStride, (at + 1) * s.rowStride), 0, 1, into);
       }
@@ -287,10 +303,12 @@ export class VocabReader {
   async #prefetch(m: number, ids: ArrayLike<number>, count: number): Promise<void> {
     const s = this.#slot, V = s.rows, B = this.#blocks.rows, stride = s.rowStride;
     const u = this.#sortedIds(ids, count), sorted = this.#ids;
-    const [old, next] = this.#stores[m], ahead = this.#ahead[m];
-    let all = true;
-    for (let i = 0; i < u && all; i++) all = find(old, sorted[i]) >= 0;
-    if (all) return;
+    const stores = this.#stores[m], next = stores[KEPT_GATHERS], ahead = this.#ahead[m];
+    for (let g = 0; g < KEPT_GATHERS; g++) {
+      let all = true;
+      for (let i = 0; i < u && all; i++) all = find(stores[g], sorted[i]) >= 0;
+      if (all) return;
+    }
     if (next.ids.length < u) next.ids = new Int32Array(u);
     if (next.rows.length < u * stride) next.rows = new Uint8Array(u * stride);
     next.ids.set(sorted.subarray(0, u));
@@ -307,7 +325,7 @@ export class VocabReader {
         const rows = bytes.length / stride;
         for (let i = from; i < upTo; i++) {
           const id = next.ids[i];
-          if (id >= row && id < row + rows && find(old, id) < 0 && kept(ahead, id) < 0) {
+          if (id >= row && id < row + rows && this.#gathered(m, id)[1] < 0 && kept(ahead, id) < 0) {
             next.rows.set(bytes.subarray((id - row) * stride, (id - row + 1) * stride), i * stride);
           }
         }
@@ -315,7 +333,7 @@ export class VocabReader {
       runStart = -1;
     };
     for (let i = 0; i < u; i++) {
-      const id = next.ids[i], at = find(old, id), k = at < 0 ? kept(ahead, id) : -1;
+      const id = next.ids[i], [old, at] = this.#gathered(m, id), k = at < 0 ? kept(ahead, id) : -1;
       if (at >= 0 || k >= 0) {
         const from = at >= 0 ? old.rows : ahead.rows, o = (at >= 0 ? at : k) * stride;
         next.rows.set(from.subarray(o, o + stride), i * stride);
@@ -331,7 +349,8 @@ export class VocabReader {
       runStart = lo, runEnd = hi, firstId = i;
     }
     await flush(u);
-    this.#stores[m] = [next, old];
+    stores.copyWithin(1, 0, KEPT_GATHERS); // the oldest kept gather becomes the spare
+    stores[0] = next;
   }
 }
 
