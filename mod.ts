@@ -62,6 +62,7 @@ export {
   type ModelFiles,
   type RangeCache,
   urlFiles,
+  type UrlFilesOptions,
   type WeightSource,
 } from "./src/io/source.ts";
 export {

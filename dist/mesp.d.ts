@@ -554,6 +554,16 @@ export interface CachedFile {
  * changes between responses (replaced on the server mid-run) stops the run with an error.
  */
 export declare function fetchSource(url: string | URL, options?: FetchSourceOptions): WeightSource;
+/** Options for {@linkcode urlFiles}: {@linkcode fetchSource}'s for every file, with a range cache per file. */
+export interface UrlFilesOptions extends Omit<FetchSourceOptions, "cache"> {
+	/**
+	 * The range cache of the file `file` (its name in the directory), called at each `source(file)`; none
+	 * where it returns `undefined`. With an {@linkcode opfsRangeCache} per weight file, a checkpoint read twice
+	 * (a fingerprint's read of every byte, then packing) is downloaded once. One cache for all files would
+	 * serve one file's bytes for another's, so `cache` itself is refused.
+	 */
+	cacheFor?: (file: string) => RangeCache | undefined;
+}
 /**
  * A model directory served over HTTP(S): `readText` fetches whole small files (404 → `undefined`) and
  * `source` gives a {@linkcode fetchSource} for range reads.
@@ -564,7 +574,7 @@ export declare function fetchSource(url: string | URL, options?: FetchSourceOpti
  * const config = await files.readText("config.json");
  * ```
  */
-export declare function urlFiles(baseUrl: string | URL, options?: FetchSourceOptions): ModelFiles;
+export declare function urlFiles(baseUrl: string | URL, options?: UrlFilesOptions): ModelFiles;
 /** Options for {@linkcode memoryFiles}. */
 export interface MemoryFilesOptions {
 	/** Name used in error messages (default `"<memory>"`). */
@@ -863,7 +873,7 @@ export declare function parseHubId(text: string): HubModelId | undefined;
  */
 export declare function hubFileUrl(repo: string, revision: string, file: string, endpoint?: string): string;
 /** Options of {@linkcode hubFiles}. */
-export interface HubFilesOptions extends Pick<FetchSourceOptions, "fetch"> {
+export interface HubFilesOptions extends Pick<UrlFilesOptions, "fetch" | "cacheFor"> {
 	/** The Hub's URL (default {@linkcode HUB_ENDPOINT}). */
 	endpoint?: string;
 	/** An access token (sent as `Authorization: Bearer`), for private or gated models. */

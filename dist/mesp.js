@@ -1311,6 +1311,9 @@ function fileUrl(base, file) {
   return new URL(file.split("/").map(encodeURIComponent).join("/"), base).href;
 }
 function urlFiles(baseUrl, options = {}) {
+  if (options.cache !== void 0) {
+    throw new TypeError("urlFiles: options.cache would be shared by every file (one file's bytes served for another's at the same offsets); give cacheFor(file), a cache per file");
+  }
   let base = options.fetch ? String(baseUrl) : checkHttpUrl(baseUrl, "urlFiles");
   if (!base.endsWith("/")) base += "/";
   const name = options.name ?? base;
@@ -1333,9 +1336,11 @@ function urlFiles(baseUrl, options = {}) {
       return await res.text();
     },
     source(file) {
+      const { cacheFor, ...rest } = options;
       return fetchSource(fileUrl(base, file), {
-        ...options,
-        name: void 0
+        ...rest,
+        name: void 0,
+        cache: cacheFor?.(file)
       });
     }
   };
@@ -2406,6 +2411,7 @@ function hubFiles(id, options = {}) {
   return urlFiles(base, {
     name: `${repo}@${revision}`,
     fetch: options.fetch,
+    cacheFor: options.cacheFor,
     headers: options.token ? {
       authorization: `Bearer ${options.token}`
     } : void 0

@@ -8,6 +8,8 @@ import {
   memoryFiles,
   urlFiles,
 } from "../src/io/source.ts";
+import { memoryRangeCache } from "../src/io/range_cache.ts";
+import { serveDir } from "./_http_server.ts";
 import { encodeSafetensors, openCheckpoint, readTensorF32 } from "../src/model/safetensors.ts";
 
 /** 0, 1, ..., 255, 0, 1, ... */
@@ -546,3 +548,41 @@ Deno.test("fetchSource: range bodies are read through a BYOB reader into a reuse
 function headResponse(length: number): Response {
   return new Response(null, { status: 200, headers: { "content-length": String(length) } });
 }
+
+Deno.test("urlFiles: cacheFor gives each file its own range cache (a range read again is served from it); one cache for all is refused", async () => {
+  const a = new Uint8Array(4096).map((_, i) => i & 255),
+    b = new Uint8Array(4096).map((_, i) => (i * 3) & 255);
+  const server = serveDir("/nonexistent", {
+    routes: {
+      "/m/a.bin": { body: a, type: "application/octet-stream" },
+      "/m/b.bin": { body: b, type: "application/octet-stream" },
+    },
+  });
+  try {
+    assert.throws(
+      () => urlFiles(`${server.origin}/m/`, { cache: memoryRangeCache() } as never),
+      /^TypeError: urlFiles: options\.cache would be shared by every file .* give cacheFor\(file\)/,
+    );
+    const asked: string[] = [];
+    const files = urlFiles(`${server.origin}/m/`, {
+      cacheFor: (file) => (asked.push(file), memoryRangeCache()),
+    });
+    const sa = files.source("a.bin"), sb = files.source("b.bin");
+    for (let round = 0; round < 2; round++) {
+      for (const [src, want] of [[sa, a], [sb, b]] as const) {
+        const into = new Uint8Array(1000);
+        await src.read(100, into);
+        assert.deepEqual(Array.from(into), Array.from(want.subarray(100, 1100)));
+      }
+    }
+    assert.deepEqual(asked, ["a.bin", "b.bin"]);
+    const gets = server.requests.filter((r) => r.method === "GET").map((r) => `${r.path} ${r.range}`);
+    assert.deepEqual(
+      gets,
+      ["/m/a.bin bytes=100-1099", "/m/b.bin bytes=100-1099"],
+      "the second round is cached",
+    );
+  } finally {
+    await server.close();
+  }
+});

@@ -20,6 +20,7 @@ import {
   openCheckpoint,
   openPack,
   openTrainingState,
+  opfsRangeCache,
   opfsSpillFile,
   paramCounts,
   parseAdapterConfig,
@@ -34,6 +35,9 @@ import {
   writeTrainingState,
 } from "../dist/mesp.js";
 import * as opfs from "./opfs.js";
+
+/** OPFS folder of the weight files of a model read from a URL, kept while it converts ({@link downloadCaches}). */
+const DOWNLOADS = ["downloads"];
 
 const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "generation_config.json"];
 
@@ -342,13 +346,64 @@ async function openModelFrom(id, { files, url, key, format, name: given }) {
   }
   // `org/name[@revision]` (no scheme) is a model on the Hugging Face Hub, read with its resolve URLs
   const hub = url && !url.includes("://") ? parseHubId(url) : undefined;
+  const downloads = url ? await downloadCaches(url) : undefined;
   const dir = hub
-    ? hubFiles(hub)
+    ? hubFiles(hub, { cacheFor: downloads.cacheFor })
     : url
-    ? urlFiles(url.endsWith("/") ? url : url + "/")
+    ? urlFiles(url.endsWith("/") ? url : url + "/", { cacheFor: downloads.cacheFor })
     : blobFiles(files, { name: given ?? "picked files" }); // a folder's name, when one was picked
+  try {
+    const opened = await convertFrom(id, dir, { url, hub, format, given });
+    await downloads?.remove(); // the pack holds the weights now
+    return opened;
+  } finally {
+    await downloads?.close();
+  }
+}
+
+/**
+ * Where a model read from a URL keeps its weight files while it converts: OPFS range caches under
+ * downloads/<hash of the URL>/. The fingerprint reads every byte, which they keep, so packing reads them from
+ * there: the checkpoint is downloaded once, not twice. They outlive a conversion that fails or a closed tab,
+ * so opening the same URL again goes on from what arrived; one model's at a time (others' are removed).
+ */
+async function downloadCaches(url) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(url)));
+  const name = [...digest.subarray(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  const root = await opfs.dirOf(DOWNLOADS);
+  const others = [];
+  for await (const [other] of root.entries()) if (other !== name) others.push(other);
+  // another tab's conversion holds its files: left to a later one
+  for (const other of others) await opfs.remove(DOWNLOADS, other).catch(() => {});
+  const directory = await opfs.dirOf([...DOWNLOADS, name]);
+  const caches = [];
+  return {
+    cacheFor(file) {
+      if (!file.endsWith(".safetensors")) return undefined; // small files, read whole once
+      const cache = opfsRangeCache(encodeURIComponent(file), { directory });
+      caches.push(cache);
+      return cache;
+    },
+    close: () => Promise.all(caches.splice(0).map((c) => c.close().catch(() => {}))),
+    async remove() {
+      await this.close();
+      await opfs.remove(DOWNLOADS, name);
+    },
+  };
+}
+
+/** Converts the model in `dir` (its pack kept in OPFS), or opens the pack converted from the same weights. */
+async function convertFrom(id, dir, { url, hub, format, given }) {
   const configText = await dir.readText("config.json");
-  if (configText === undefined) throw new Error(`${dir.name}: no config.json — pick the model's folder`);
+  if (configText === undefined) {
+    throw new Error(
+      hub
+        ? `${dir.name}: the Hub repository has no config.json (not found)`
+        : url
+        ? `${dir.name}config.json: not found — give the URL of the model's folder, the one holding config.json`
+        : `${dir.name}: no config.json — pick the model's folder`,
+    );
+  }
   let json;
   try {
     json = JSON.parse(configText);

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { type FetchSourceOptions, type ModelFiles, urlFiles } from "./source.ts";
+import { type ModelFiles, urlFiles, type UrlFilesOptions } from "./source.ts";
 
 /** The public Hub (`HF_ENDPOINT` replaces it). */
 export const HUB_ENDPOINT = "https://huggingface.co";
@@ -71,7 +71,7 @@ export function hubFileUrl(repo: string, revision: string, file: string, endpoin
 }
 
 /** Options of {@linkcode hubFiles}. */
-export interface HubFilesOptions extends Pick<FetchSourceOptions, "fetch"> {
+export interface HubFilesOptions extends Pick<UrlFilesOptions, "fetch" | "cacheFor"> {
   /** The Hub's URL (default {@linkcode HUB_ENDPOINT}). */
   endpoint?: string;
   /** An access token (sent as `Authorization: Bearer`), for private or gated models. */
@@ -111,6 +111,7 @@ export function hubFiles(
   return urlFiles(base, {
     name: `${repo}@${revision}`,
     fetch: options.fetch,
+    cacheFor: options.cacheFor,
     headers: options.token ? { authorization: `Bearer ${options.token}` } : undefined,
   });
 }

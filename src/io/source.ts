@@ -739,6 +739,17 @@ function fileUrl(base: string, file: string): string {
   return new URL(file.split("/").map(encodeURIComponent).join("/"), base).href;
 }
 
+/** Options for {@linkcode urlFiles}: {@linkcode fetchSource}'s for every file, with a range cache per file. */
+export interface UrlFilesOptions extends Omit<FetchSourceOptions, "cache"> {
+  /**
+   * The range cache of the file `file` (its name in the directory), called at each `source(file)`; none
+   * where it returns `undefined`. With an {@linkcode opfsRangeCache} per weight file, a checkpoint read twice
+   * (a fingerprint's read of every byte, then packing) is downloaded once. One cache for all files would
+   * serve one file's bytes for another's, so `cache` itself is refused.
+   */
+  cacheFor?: (file: string) => RangeCache | undefined;
+}
+
 /**
  * A model directory served over HTTP(S): `readText` fetches whole small files (404 → `undefined`) and
  * `source` gives a {@linkcode fetchSource} for range reads.
@@ -749,7 +760,13 @@ function fileUrl(base: string, file: string): string {
  * const config = await files.readText("config.json");
  * ```
  */
-export function urlFiles(baseUrl: string | URL, options: FetchSourceOptions = {}): ModelFiles {
+export function urlFiles(baseUrl: string | URL, options: UrlFilesOptions = {}): ModelFiles {
+  if ((options as FetchSourceOptions).cache !== undefined) {
+    throw new TypeError(
+      "urlFiles: options.cache would be shared by every file (one file's bytes served for another's at the " +
+        "same offsets); give cacheFor(file), a cache per file",
+    );
+  }
   // relative to the page (where there is one), as the files' URLs are made from it
   let base = options.fetch ? String(baseUrl) : checkHttpUrl(baseUrl, "urlFiles");
   if (!base.endsWith("/")) base += "/";
@@ -771,7 +788,8 @@ export function urlFiles(baseUrl: string | URL, options: FetchSourceOptions = {}
       return await res.text();
     },
     source(file) {
-      return fetchSource(fileUrl(base, file), { ...options, name: undefined });
+      const { cacheFor, ...rest } = options;
+      return fetchSource(fileUrl(base, file), { ...rest, name: undefined, cache: cacheFor?.(file) });
     },
   };
 }
