@@ -173,3 +173,24 @@ Deno.test("loadTokenizer: model files or nothing instead of the texts are named,
   );
   await assert.rejects(() => loadTokenizer(undefined as never), /got undefined/);
 });
+
+Deno.test("tokenizer: dist/mesp.js hosted without tokenizer.js beside it names the module's URL and the way out", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mesp-notok-" });
+  try {
+    await Deno.copyFile(new URL("../dist/mesp.js", import.meta.url), `${dir}/mesp.js`);
+    const mesp = await import(`file://${dir}/mesp.js`);
+    await assert.rejects(
+      () => mesp.loadTokenizer({ tokenizerJson: "{}" }),
+      (err: Error) => {
+        assert.match(
+          err.message,
+          /^loadTokenizer: cannot load the tokenizer's module file:\/\/.*\/tokenizer\.js \(/,
+        );
+        assert.match(err.message, /must sit beside mesp\.js, or pass loadTokenizer\(files, \{ module \}\)/);
+        return true;
+      },
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -602,7 +602,9 @@ async function runTraining(resume) {
         state.stepEvents.push({ ...e, eta });
         bar.max = e.steps;
         bar.value = e.step;
-        const heap = performance.memory ? `, page heap ${formatMB(performance.memory.usedJSHeapSize)}` : "";
+        const heap = performance.memory
+          ? `, main thread's JS heap ${formatMB(performance.memory.usedJSHeapSize)}`
+          : "";
         setStatus(
           status,
           `Step ${e.step} of ${e.steps} · loss ${e.loss.toFixed(4)} · ${

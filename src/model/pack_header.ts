@@ -175,7 +175,9 @@ export function encodePackHeader(header: PackHeader): Uint8Array {
 
 /** Reads the header of the pack in `source` (`size` bytes); a {@linkcode StalePackError} if it is not one. */
 export async function readPackHeader(source: WeightSource, size: number): Promise<PackHeader> {
-  if (size < PRELUDE_BYTES) throw new StalePackError(`${source.name}: not a mesp pack (too short)`);
+  if (size < PRELUDE_BYTES) {
+    throw new StalePackError(`${source.name}: not a mesp pack (too short: ${size} bytes)`);
+  }
   // the prelude and the header JSON follow one another: a remote source answers both with one response
   source.expect?.(0, Math.min(size, HEADER_READ_BYTES));
   const pre = new Uint8Array(PRELUDE_BYTES);

@@ -96,7 +96,16 @@ export function loadTokenizer(files: TokenizerFiles, options: LoadTokenizerOptio
       ),
     );
   }
-  return (import(url) as Promise<TokenizerModule>).then((m) => m.buildTokenizer(files));
+  return (import(url) as Promise<TokenizerModule>).then(
+    (m) => m.buildTokenizer(files),
+    (err) => {
+      throw new Error(
+        `loadTokenizer: cannot load the tokenizer's module ${url} (${(err as Error)?.message ?? err}): it ` +
+          "must sit beside mesp.js, or pass loadTokenizer(files, { module }) with it imported yourself",
+        { cause: err },
+      );
+    },
+  );
 }
 
 /** Options for {@linkcode loadTokenizer}. */
