@@ -52,7 +52,11 @@ function loadTokenizer(files, options = {}) {
   } catch {
     return Promise.reject(new Error(`loadTokenizer: this runtime gives modules no URL (workerd), so the tokenizer's module cannot be found: import it with your worker (import * as tokenizer from "./tokenizer.js", the file beside mesp.js, as an ES module) and pass loadTokenizer(files, { module: tokenizer })`));
   }
-  return import(url).then((m) => m.buildTokenizer(files));
+  return import(url).then((m) => m.buildTokenizer(files), (err) => {
+    throw new Error(`loadTokenizer: cannot load the tokenizer's module ${url} (${err?.message ?? err}): it must sit beside mesp.js, or pass loadTokenizer(files, { module }) with it imported yourself`, {
+      cause: err
+    });
+  });
 }
 function tokenizerModule() {
   return new URL("./tokenizer.js", import.meta.url).href;
