@@ -60,7 +60,7 @@ Deno.test("openPack refuses what is not a current, complete pack of the expected
   const magic = good.slice();
   magic[0] = "X".charCodeAt(0);
   const cases: [string, Uint8Array, Record<string, string>, RegExp][] = [
-    ["too short", good.slice(0, 10), {}, /t\.pack: not a mesp pack \(too short\)/],
+    ["too short", good.slice(0, 10), {}, /t\.pack: not a mesp pack \(too short: 10 bytes\)/],
     ["another magic", magic, {}, /t\.pack: not a mesp pack$/],
     ["another version", u32At(8, 2), {}, /t\.pack: pack version 2/],
     ["header longer than the file", u32At(12, good.length), {}, /t\.pack: truncated header/],
