@@ -1318,6 +1318,7 @@ function urlFiles(baseUrl, options = {}) {
   if (options.cache !== void 0) {
     throw new TypeError("urlFiles: options.cache would be shared by every file (one file's bytes served for another's at the same offsets); give cacheFor(file), a cache per file");
   }
+  const { cacheFor, ...each } = options;
   let base = options.fetch ? String(baseUrl) : checkHttpUrl(baseUrl, "urlFiles");
   if (!base.endsWith("/")) base += "/";
   const name = options.name ?? base;
@@ -1340,9 +1341,8 @@ function urlFiles(baseUrl, options = {}) {
       return await res.text();
     },
     source(file) {
-      const { cacheFor, ...rest } = options;
       return fetchSource(fileUrl(base, file), {
-        ...rest,
+        ...each,
         name: void 0,
         cache: cacheFor?.(file)
       });
@@ -3980,27 +3980,23 @@ var VocabReader = class {
    * whether it did. Synchronous: a step's token rows cost no promise, closure or view each.
    */
   copyGathered(m, id, into) {
-    const [store, at] = this.#gathered(m, id);
-    if (at < 0) return false;
+    const store = this.#gathered(m, id), at = this.#gatheredAt;
+    if (!store) return false;
     const { rowBytes: d, scaleRowBytes: q, rowStride: stride } = this.#slot, o = at * stride;
     copyBytes(into.data, store.rows, o, d);
     if (q) copyBytes(into.scales, store.rows, o + d, q), copyBytes(into.biases, store.rows, o + d + q, q);
     return true;
   }
-  /** The kept gather of matrix `m` holding row `id`, and the row's index there (−1: none holds it). */
+  /** The row's index in the store {@linkcode VocabReader.#gathered} last found (a field: no tuple per row). */
+  #gatheredAt = -1;
+  /** The kept gather of matrix `m` holding row `id` (its index there in `#gatheredAt`), or undefined. */
   #gathered(m, id) {
     const stores = this.#stores[m];
     for (let g = 0; g < KEPT_GATHERS; g++) {
       const at = find(stores[g], id);
-      if (at >= 0) return [
-        stores[g],
-        at
-      ];
+      if (at >= 0) return this.#gatheredAt = at, stores[g];
     }
-    return [
-      stores[0],
-      -1
-    ];
+    return void 0;
   }
   /** Gathers the rows of the valid ids among `ids[0..count)` so that reading one of them alone is local. */
   prefetch(m, ids, count) {
@@ -4055,8 +4051,8 @@ var VocabReader = class {
   async #read(m, r0, r1, into) {
     const s = this.#slot, base = this.#bases[m], B = this.#blocks.rows, V = s.rows;
     if (r1 === r0 + 1) {
-      const [store, at] = this.#gathered(m, r0);
-      if (at >= 0) {
+      const store = this.#gathered(m, r0), at = this.#gatheredAt;
+      if (store) {
         return scatter(s, store.rows.subarray(at * s.rowStride, (at + 1) * s.rowStride), 0, 1, into);
       }
     }
@@ -4158,7 +4154,7 @@ var VocabReader = class {
         const rows = bytes.length / stride;
         for (let i = from; i < upTo; i++) {
           const id = next.ids[i];
-          if (id >= row && id < row + rows && this.#gathered(m, id)[1] < 0 && kept(ahead, id) < 0) {
+          if (id >= row && id < row + rows && !this.#gathered(m, id) && kept(ahead, id) < 0) {
             next.rows.set(bytes.subarray((id - row) * stride, (id - row + 1) * stride), i * stride);
           }
         }
@@ -4166,9 +4162,10 @@ var VocabReader = class {
       runStart = -1;
     };
     for (let i = 0; i < u; i++) {
-      const id = next.ids[i], [old, at] = this.#gathered(m, id), k = at < 0 ? kept(ahead, id) : -1;
-      if (at >= 0 || k >= 0) {
-        const from = at >= 0 ? old.rows : ahead.rows, o = (at >= 0 ? at : k) * stride;
+      const id = next.ids[i], old = this.#gathered(m, id), at = this.#gatheredAt;
+      const k = old ? -1 : kept(ahead, id);
+      if (old || k >= 0) {
+        const from = old ? old.rows : ahead.rows, o = (old ? at : k) * stride;
         next.rows.set(from.subarray(o, o + stride), i * stride);
         continue;
       }

@@ -364,8 +364,8 @@ async function openModelFrom(id, { files, url, key, format, name: given }) {
 /**
  * Where a model read from a URL keeps its weight files while it converts: OPFS range caches under
  * downloads/<hash of the URL>/. The fingerprint reads every byte, which they keep, so packing reads them from
- * there: the checkpoint is downloaded once, not twice. They outlive a conversion that fails or a closed tab,
- * so opening the same URL again goes on from what arrived; one model's at a time (others' are removed).
+ * there: the checkpoint is downloaded once, not twice. A conversion that fails or a closed tab leaves them;
+ * the next conversion from a URL removes those of other URLs (one model's at a time).
  */
 async function downloadCaches(url) {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(url)));

@@ -767,6 +767,7 @@ export function urlFiles(baseUrl: string | URL, options: UrlFilesOptions = {}): 
         "same offsets); give cacheFor(file), a cache per file",
     );
   }
+  const { cacheFor, ...each } = options; // `each`: every file's fetchSource options
   // relative to the page (where there is one), as the files' URLs are made from it
   let base = options.fetch ? String(baseUrl) : checkHttpUrl(baseUrl, "urlFiles");
   if (!base.endsWith("/")) base += "/";
@@ -788,8 +789,7 @@ export function urlFiles(baseUrl: string | URL, options: UrlFilesOptions = {}): 
       return await res.text();
     },
     source(file) {
-      const { cacheFor, ...rest } = options;
-      return fetchSource(fileUrl(base, file), { ...rest, name: undefined, cache: cacheFor?.(file) });
+      return fetchSource(fileUrl(base, file), { ...each, name: undefined, cache: cacheFor?.(file) });
     },
   };
 }
