@@ -1990,6 +1990,12 @@ export interface PlanOptions {
 	resident?: boolean;
 	/** Positions the KV cache holds (generate mode). */
 	maxPositions?: number;
+	/**
+	 * Sequences one pass over the weights runs at once (eval mode; default 1): each has its own residual
+	 * stream, normed input, adapter products and loss rows, so every layer and vocabulary chunk is read once
+	 * for all of them (`SequenceBatch`).
+	 */
+	batch?: number;
 	/** Training method (train mode). */
 	method?: Method;
 	/** Optimizer (train mode). */
@@ -2050,6 +2056,8 @@ interface Dims {
 	C: number;
 	/** Positions of the rope tables and (generate) the KV cache. */
 	P: number;
+	/** Sequences per pass over the weights (eval; 1 otherwise). */
+	B: number;
 }
 declare const BUFFERS: {
 	readonly "weights.layers": "all layers' weights, resident (the pack's layer layout \u00D7 L)";
@@ -2061,7 +2069,7 @@ declare const BUFFERS: {
 	readonly "gemm.scratch": "GEMM packing buffers, one area per thread";
 	readonly "lora.params": "every adapter's A [r, in] and B [out, r], flat (lora.ts); spilled: one layer's";
 	readonly "lora.grad": "the gradients of lora.params: one layer's or all";
-	readonly "lora.h": "[slots, T, r] the adapters' x\u00B7A\u1D40 (slots 0\u20133) and, in training, G\u00B7B (slots 4\u20137)";
+	readonly "lora.h": "[slots, T, r] the adapters' x\u00B7A\u1D40 (slot 0 attention's, then gate, up, down of each sequence of the batch) and, in training, G\u00B7B (slots 4\u20137)";
 	readonly "lora.h.attn": "[T, r] x\u00B7A\u1D40 of the attention linear in use";
 	readonly "lora.h.gate": "[T, r] xn\u00B7A_gate\u1D40";
 	readonly "lora.h.up": "[T, r] xn\u00B7A_up\u1D40";
@@ -2070,8 +2078,8 @@ declare const BUFFERS: {
 	readonly "lora.gh.gate": "[T, r] s\u00B7dG\u00B7B_gate";
 	readonly "lora.gh.up": "[T, r] s\u00B7dU\u00B7B_up";
 	readonly "lora.gh.down": "[T, r] s\u00B7G\u00B7B_down";
-	readonly "act.x": "[T, d] residual stream (training: [T, max(d, H\u00B7hd)])";
-	readonly "act.xn": "[T, d] normed input of a block (the MLP's too)";
+	readonly "act.x": "[B, T, d] residual stream of each sequence of the batch (training: [T, max(d, H\u00B7hd)])";
+	readonly "act.xn": "[B, T, d] normed input of a block (the MLP's too), per sequence of the batch";
 	readonly "act.q": "[T, H\u00B7hd] queries";
 	readonly "act.k": "[T, KV\u00B7hd] keys";
 	readonly "act.v": "[T, KV\u00B7hd] values";
@@ -2104,8 +2112,8 @@ declare const BUFFERS: {
 	readonly "opt.m": "AdamW first moments (like lora.params; spilled: one layer's)";
 	readonly "opt.v": "AdamW second moments (like lora.params; spilled: one layer's)";
 	readonly "loss.logits": "[T, Vc] logits of one vocabulary chunk";
-	readonly "loss.rows": "[6, T] per-row max, sum, target logit, logsumexp, loss, weight";
-	readonly "loss.targets": "[T] i32 target token per row (\u22121: none)";
+	readonly "loss.rows": "[B, 6, T] per-row max, sum, target logit, logsumexp, loss, weight of each sequence";
+	readonly "loss.targets": "[B, T] i32 target token per row (\u22121: none) of each sequence";
 	readonly "loss.erow": "[d] one decoded LM-head row (the target's, for the gradient)";
 };
 type BufferName = keyof typeof BUFFERS;
@@ -2119,6 +2127,7 @@ interface KeyValues {
 	v: number;
 }
 interface AttentionBuffers {
+	x: number;
 	xn: number;
 	rstd: number;
 	q: number;
@@ -2133,6 +2142,7 @@ interface AttentionBuffers {
 	];
 }
 interface MlpBuffers {
+	x: number;
 	xn: number;
 	rstd: number;
 	hg: number;
@@ -2152,6 +2162,22 @@ interface KeptAttention {
 	/** The MLP block's input (the residual after attention) `[T, d]`. */
 	x2: number;
 }
+interface LossRows {
+	max: number;
+	sum: number;
+	tlogit: number;
+	lse: number;
+	loss: number;
+	weight: number;
+	targets: number;
+}
+interface BatchSlot {
+	x: number;
+	xn: number;
+	attention: AttentionBuffers;
+	mlp: MlpBuffers;
+	loss: LossRows;
+}
 interface Blocks {
 	/**
 	 * Where layer l writes and reads its keys and values: its rows of the key/value cache (generation), else
@@ -2166,6 +2192,8 @@ interface Blocks {
 	readonly keptAttention: readonly (KeptAttention | undefined)[];
 	/** Layer l's MLP buffers with its kept gate and up, or undefined when the schedule does not keep them. */
 	readonly keptMlp: readonly (MlpBuffers | undefined)[];
+	/** The batch's slots (`D.B` of them); slot 0 is over the buffers above. */
+	readonly batch: readonly BatchSlot[];
 }
 interface MlpChunk {
 	c0: number;
@@ -2831,8 +2859,14 @@ export interface EvaluateOptions {
 	adapter?: OpenedAdapter;
 	/** Longest sequence; longer ones are cut to it (default: the longest given). */
 	seqLen?: number;
-	/** Arena budget in bytes. */
+	/** Arena budget in bytes (a smaller batch is chosen to fit it). */
 	budget?: number;
+	/**
+	 * Sequences scored in one pass over the weights, each reading every layer and vocabulary chunk once for
+	 * all of them (the results are bitwise the same for any batch). Default: as many as {@linkcode
+	 * BATCH_BYTES} more memory holds, at most {@linkcode MOST_BATCH}; with a `budget`, at most what fits it.
+	 */
+	batch?: number;
 	/** Kernel variant. */
 	variant?: Variant;
 	/** Keep all layers resident instead of streaming. */
@@ -2847,7 +2881,7 @@ export interface EvaluateOptions {
 	 * training's loss and its validation loss score.
 	 */
 	score?: "all" | "trained";
-	/** Called after each sequence. */
+	/** Called after each sequence (a batch's at once, when the batch is done). */
 	onProgress?: (done: number, total: number, meanNll: number) => void;
 }
 /** What {@linkcode evaluate} measured. */
@@ -2859,10 +2893,12 @@ export interface EvaluateResult {
 	/** Predicted tokens scored (positions 1 … T−1 of every sequence, or its trained targets). */
 	tokens: number;
 	sequences: number;
+	/** Sequences scored per pass over the weights. */
+	batch: number;
 }
 /**
  * Scores every predicted position of every sequence (token-weighted over the whole set), with the model's
- * weights streamed one layer at a time.
+ * weights streamed one layer at a time, once per batch of sequences.
  */
 export declare function evaluate(pack: Pack, sequences: readonly Sequence[], options?: EvaluateOptions): Promise<EvaluateResult>;
 /** Options for {@linkcode generate}. */

@@ -6959,6 +6959,11 @@ function dims(cfg, o) {
   }
   const C = Math.min(chunk, cfg.intermediateSize);
   const P = o.mode === "generate" ? o.maxPositions ?? T : T;
+  const B = o.batch ?? 1;
+  if (!Number.isInteger(B) || B < 1) throw new Error(`batch must be a whole number \u2265 1, got ${B}`);
+  if (B > 1 && o.mode !== "eval") {
+    throw new Error(`a batch of ${B} sequences is for eval mode, not ${o.mode}`);
+  }
   return {
     T,
     d: cfg.hiddenSize,
@@ -6973,7 +6978,8 @@ function dims(cfg, o) {
     r: o.lora?.rank ?? 0,
     Vc,
     C,
-    P
+    P,
+    B
   };
 }
 function slotBytes(bytes) {
@@ -6989,7 +6995,7 @@ var BUFFERS = {
   "gemm.scratch": "GEMM packing buffers, one area per thread",
   "lora.params": "every adapter's A [r, in] and B [out, r], flat (lora.ts); spilled: one layer's",
   "lora.grad": "the gradients of lora.params: one layer's or all",
-  "lora.h": "[slots, T, r] the adapters' x\xB7A\u1D40 (slots 0\u20133) and, in training, G\xB7B (slots 4\u20137)",
+  "lora.h": "[slots, T, r] the adapters' x\xB7A\u1D40 (slot 0 attention's, then gate, up, down of each sequence of the batch) and, in training, G\xB7B (slots 4\u20137)",
   "lora.h.attn": "[T, r] x\xB7A\u1D40 of the attention linear in use",
   "lora.h.gate": "[T, r] xn\xB7A_gate\u1D40",
   "lora.h.up": "[T, r] xn\xB7A_up\u1D40",
@@ -6998,8 +7004,8 @@ var BUFFERS = {
   "lora.gh.gate": "[T, r] s\xB7dG\xB7B_gate",
   "lora.gh.up": "[T, r] s\xB7dU\xB7B_up",
   "lora.gh.down": "[T, r] s\xB7G\xB7B_down",
-  "act.x": "[T, d] residual stream (training: [T, max(d, H\xB7hd)])",
-  "act.xn": "[T, d] normed input of a block (the MLP's too)",
+  "act.x": "[B, T, d] residual stream of each sequence of the batch (training: [T, max(d, H\xB7hd)])",
+  "act.xn": "[B, T, d] normed input of a block (the MLP's too), per sequence of the batch",
   "act.q": "[T, H\xB7hd] queries",
   "act.k": "[T, KV\xB7hd] keys",
   "act.v": "[T, KV\xB7hd] values",
@@ -7032,8 +7038,8 @@ var BUFFERS = {
   "opt.m": "AdamW first moments (like lora.params; spilled: one layer's)",
   "opt.v": "AdamW second moments (like lora.params; spilled: one layer's)",
   "loss.logits": "[T, Vc] logits of one vocabulary chunk",
-  "loss.rows": "[6, T] per-row max, sum, target logit, logsumexp, loss, weight",
-  "loss.targets": "[T] i32 target token per row (\u22121: none)",
+  "loss.rows": "[B, 6, T] per-row max, sum, target logit, logsumexp, loss, weight of each sequence",
+  "loss.targets": "[B, T] i32 target token per row (\u22121: none) of each sequence",
   "loss.erow": "[d] one decoded LM-head row (the target's, for the gradient)"
 };
 function planRegions(cfg, o) {
@@ -7041,7 +7047,7 @@ function planRegions(cfg, o) {
 }
 function planBuffers(cfg, o) {
   const D = dims(cfg, o);
-  const { T, d, qd, kvd, C, Vc, P, L, r } = D;
+  const { T, d, qd, kvd, C, Vc, P, L, r, B } = D;
   const f = 4;
   const regions = [];
   const views = [];
@@ -7074,8 +7080,9 @@ function planBuffers(cfg, o) {
   if (o.lora) {
     add("lora.params", (spill ? o.lora.layerElements : o.lora.totalElements) * f, `LoRA A and B, rank ${o.lora.rank} on ${o.lora.targets.join(",")}${spill ? ": one layer's, the rest spilled" : ""}`);
   }
-  add("act.x", T * (backward ? Math.max(d, qd) : d) * f, `residual stream [T, d]${backward ? "; then d(attention output) [T, H\xB7hd]" : ""}`);
-  add("act.xn", T * d * f, "normed input of a block [T, d]");
+  const ofBatch = B > 1 ? ` \xD7 ${B} sequences` : "";
+  add("act.x", B * T * (backward ? Math.max(d, qd) : d) * f, `residual stream [T, d]${ofBatch}${backward ? "; then d(attention output) [T, H\xB7hd]" : ""}`);
+  add("act.xn", B * T * d * f, `normed input of a block [T, d]${ofBatch}`);
   add("act.q", T * qd * f, "queries [T, H\xB7hd]");
   if (o.mode === "generate") {
     add("kv.k", L * P * kvd * f, `key cache [L, ${P}, KV\xB7hd]`);
@@ -7098,7 +7105,7 @@ function planBuffers(cfg, o) {
     }
   }
   if (r) {
-    const slots = o.mode === "train" ? 8 : 4;
+    const slots = o.mode === "train" ? 8 : 1 + 3 * B;
     add("lora.h", slots * T * r * f, `adapters' x\xB7A\u1D40${o.mode === "train" ? " and G\xB7B" : ""} [T, r] \xD7${slots}`);
     const names = [
       "lora.h.attn",
@@ -7110,7 +7117,9 @@ function planBuffers(cfg, o) {
       "lora.gh.up",
       "lora.gh.down"
     ];
-    for (let i = 0; i < slots; i++) view(names[i], "lora.h", i * T * r * f, T * r * f, `part: slot ${i}`);
+    for (let i = 0; i < (o.mode === "train" ? 8 : 4); i++) {
+      view(names[i], "lora.h", i * T * r * f, T * r * f, `part: slot ${i}`);
+    }
   }
   if (o.mode === "train" && o.method === "mezo") {
     if (o.gradBuffer) {
@@ -7120,8 +7129,8 @@ function planBuffers(cfg, o) {
   if (train2) {
     view("loss.logits", "act.att", 0, T * Vc * f, "shared: the loss runs after the last layer's forward and before the first backward; no attention output is alive");
   } else add("loss.logits", T * Vc * f, `logits of one vocabulary chunk [T, ${Vc}]`);
-  add("loss.rows", 6 * T * f, "per-row max, sum, target logit, logsumexp, loss, weight");
-  add("loss.targets", T * 4, "target token per row (i32)");
+  add("loss.rows", B * 6 * T * f, `per-row max, sum, target logit, logsumexp, loss, weight${ofBatch}`);
+  add("loss.targets", B * T * 4, `target token per row (i32)${ofBatch}`);
   if (o.mode === "train") add("loss.erow", d * f, "one decoded LM-head row (the target's, for the gradient)");
   checkViews(regions, views);
   return {
@@ -7225,6 +7234,7 @@ function slotOf(layers, l, n) {
 function resolveBlocks(p, D, options) {
   const lora = options.lora, h = lora ? p["lora.h.attn"] : 0, f = 4;
   const attention = {
+    x: p["act.x"],
     xn: p["act.xn"],
     rstd: p["act.rstd"],
     q: p["act.q"],
@@ -7239,6 +7249,7 @@ function resolveBlocks(p, D, options) {
     ]
   };
   const mlp = {
+    x: p["act.x"],
     xn: p["act.xn"],
     rstd: p["act.rstd"],
     hg: lora ? p["lora.h.gate"] : 0,
@@ -7309,8 +7320,45 @@ function resolveBlocks(p, D, options) {
     attention,
     mlp,
     keptAttention,
-    keptMlp
+    keptMlp,
+    batch: batchSlots(p, D, attention, mlp, lora)
   };
+}
+function batchSlots(p, D, attention, mlp, lora) {
+  const { T, d, r } = D, f = 4;
+  return Array.from({
+    length: D.B
+  }, (_, s) => {
+    const x = p["act.x"] + s * T * d * f, xn = p["act.xn"] + s * T * d * f;
+    const h = (i) => lora ? p["lora.h"] + (1 + 3 * s + i) * T * r * f : 0;
+    const b = p["loss.rows"] + s * 6 * T * f;
+    return {
+      x,
+      xn,
+      attention: s === 0 ? attention : {
+        ...attention,
+        x,
+        xn
+      },
+      mlp: s === 0 ? mlp : {
+        ...mlp,
+        x,
+        xn,
+        hg: h(0),
+        hu: h(1),
+        hd: h(2)
+      },
+      loss: {
+        max: b,
+        sum: b + T * f,
+        tlogit: b + 2 * T * f,
+        lse: b + 3 * T * f,
+        loss: b + 4 * T * f,
+        weight: b + 5 * T * f,
+        targets: p["loss.targets"] + s * T * 4
+      }
+    };
+  });
 }
 
 // src/engine/lora.ts
@@ -8293,8 +8341,11 @@ function savedInput(e, slot, T) {
 
 // src/engine/forward.ts
 async function embed(e, ids, T, row0 = 0) {
-  const { d, V } = e.D, x = e.p["act.x"];
   await e.weights.prefetchRows(ids, T, false);
+  await embedGathered(e, ids, T, row0);
+}
+async function embedGathered(e, ids, T, row0) {
+  const { d, V } = e.D, x = e.p["act.x"];
   for (let t = 0; t < T; t++) {
     const id = ids[t];
     if (!(id >= 0 && id < V)) {
@@ -8328,10 +8379,10 @@ function headRef(ref, base, g, hd, kvd) {
 }
 function attentionForward(e, l, T, pos0, kv, to) {
   const { d, H, KV, hd, qd, kvd } = e.D;
-  const { k, p, gemm } = e;
+  const { k, gemm } = e;
   e.weights.useLayer(l);
   const refs = e.refs(l);
-  const x = p["act.x"], { xn, q, att, rstd } = to;
+  const { x, xn, q, att, rstd } = to;
   const kNew = kv.k + pos0 * kvd * 4, vNew = kv.v + pos0 * kvd * 4;
   k.rmsnorm_forward(xn, rstd, x, e.vec("inputNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
   linear(e, T, xn, d, refs.q_proj, q, qd, qd, d, e.vec("qBias"), false, to.h[0]);
@@ -8351,20 +8402,27 @@ function attentionForward(e, l, T, pos0, kv, to) {
   linear(e, T, att, qd, refs.o_proj, x, d, d, qd, 0, true, to.h[3]);
 }
 async function mlpForward(e, l, T, to) {
-  const { d, r } = e.D;
-  const { k, p, gemm } = e;
   e.weights.useLayer(l);
-  const x = p["act.x"];
-  k.rmsnorm_forward(to.xn, to.rstd, x, e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
+  mlpInputs(e, T, to);
   mlpAdapterInputs(e, l, T, to);
   for (let i = 0; i < e.chunks.length; i++) {
-    const c = e.chunks[i], n = c.c1 - c.c0;
     await e.weights.loadChunk(l, i);
-    mlpChunkForward(e, l, i, T, to);
-    gemm.nt(T, d, n, to.m + c.c0 * to.mStep, to.ldm, c.down, x, d, 1, true);
+    mlpChunkDown(e, l, i, T, to);
   }
-  const dp = e.refs(l).down_proj;
-  if (dp.pair) gemm.nt(T, d, r, to.hd, r, dp.b, x, d, e.lora.scale, true);
+  mlpAdapterDown(e, l, T, to);
+}
+function mlpInputs(e, T, to) {
+  const d = e.D.d;
+  e.k.rmsnorm_forward(to.xn, to.rstd, to.x, e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
+}
+function mlpChunkDown(e, l, i, T, to) {
+  const c = e.chunks[i];
+  mlpChunkForward(e, l, i, T, to);
+  e.gemm.nt(T, e.D.d, c.c1 - c.c0, to.m + c.c0 * to.mStep, to.ldm, c.down, to.x, e.D.d, 1, true);
+}
+function mlpAdapterDown(e, l, T, to) {
+  const dp = e.refs(l).down_proj, { d, r } = e.D;
+  if (dp.pair) e.gemm.nt(T, d, r, to.hd, r, dp.b, to.x, d, e.lora.scale, true);
 }
 function mlpAdapterInputs(e, l, T, to) {
   const { d, r } = e.D, refs = e.refs(l);
@@ -8399,9 +8457,9 @@ function mlpChunkActivation(e, l, i, T, to) {
   k.swiglu_forward(m, g, u, n, ldm, ld, ld, 0, T);
   if (dp.pair) gemm.nt(T, r, n, m, ldm, f32At(blockRef, dp.a.ptr + c.c0 * 4, dp.a.ld), to.hd, r, 1, i > 0);
 }
-function finalNorm(e, T) {
+function finalNorm(e, T, slot = e.blocks.batch[0]) {
   const d = e.D.d, p = e.p;
-  e.k.rmsnorm_forward(p["act.xn"], p["act.rstd"], p["act.x"], p["weights.norm"], d, d, d, e.cfg.rmsNormEps, 0, T);
+  e.k.rmsnorm_forward(slot.xn, p["act.rstd"], slot.x, p["weights.norm"], d, d, d, e.cfg.rmsNormEps, 0, T);
 }
 async function forward(e, ids, T) {
   await embed(e, ids, T);
@@ -8410,6 +8468,25 @@ async function forward(e, ids, T) {
     await layerForward(e, l, T);
   }
   finalNorm(e, T);
+}
+async function forwardBatch(e, n, ids, lengths, tokens2, count) {
+  const { L, T } = e.D, slots = e.blocks.batch;
+  await e.weights.prefetchRows(tokens2, count, false);
+  for (let s = 0; s < n; s++) await embedGathered(e, ids[s], lengths[s], s * T);
+  for (let l = 0; l < L; l++) {
+    await e.loadLayer(l, L - 1);
+    for (let s = 0; s < n; s++) attentionForward(e, l, lengths[s], 0, e.blocks.kv[l], slots[s].attention);
+    for (let s = 0; s < n; s++) {
+      mlpInputs(e, lengths[s], slots[s].mlp);
+      mlpAdapterInputs(e, l, lengths[s], slots[s].mlp);
+    }
+    for (let i = 0; i < e.chunks.length; i++) {
+      await e.weights.loadChunk(l, i);
+      for (let s = 0; s < n; s++) mlpChunkDown(e, l, i, lengths[s], slots[s].mlp);
+    }
+    for (let s = 0; s < n; s++) mlpAdapterDown(e, l, lengths[s], slots[s].mlp);
+  }
+  for (let s = 0; s < n; s++) finalNorm(e, lengths[s], slots[s]);
 }
 
 // src/engine/backward.ts
@@ -8630,23 +8707,8 @@ async function trainingLayerForward(e, l, T) {
 }
 
 // src/engine/loss.ts
-var rowPointers = /* @__PURE__ */ new WeakMap();
 function lossRows(e) {
-  let r = rowPointers.get(e);
-  if (!r) {
-    const T = e.D.T, b = e.p["loss.rows"];
-    r = {
-      max: b,
-      sum: b + T * 4,
-      tlogit: b + 2 * T * 4,
-      lse: b + 3 * T * 4,
-      loss: b + 4 * T * 4,
-      weight: b + 5 * T * 4,
-      targets: e.p["loss.targets"]
-    };
-    rowPointers.set(e, r);
-  }
-  return r;
+  return e.blocks.batch[0].loss;
 }
 var targetViews = /* @__PURE__ */ new WeakMap();
 function lossTargets(e) {
@@ -8657,8 +8719,7 @@ function lossTargets(e) {
   }
   return v;
 }
-function setTargets(e, ids, trained, T) {
-  const r = lossRows(e);
+function setTargets(e, ids, trained, T, r = lossRows(e)) {
   let n = 0;
   for (let t = 0; t < T; t++) {
     const ok = t + 1 < T && (trained ? trained[t + 1] !== 0 : true);
@@ -8670,8 +8731,7 @@ function setTargets(e, ids, trained, T) {
   }
   return n;
 }
-function lossSum(e, T) {
-  const r = lossRows(e);
+function lossSum(e, T, r = lossRows(e)) {
   let sum = 0, count = 0;
   for (let t = 0; t < T; t++) {
     if (e.I32[(r.targets >>> 2) + t] < 0) continue;
@@ -8683,36 +8743,56 @@ function lossSum(e, T) {
     count
   };
 }
-function trainedFrom(e, T) {
-  const at = lossRows(e).targets >>> 2;
+function trainedFrom(e, r, T) {
+  const at = r.targets >>> 2;
   let t = 0;
   while (t < T && e.I32[at + t] < 0) t++;
   return t;
 }
-function trainedTo(e, T) {
-  const at = lossRows(e).targets >>> 2;
+function trainedTo(e, r, T) {
+  const at = r.targets >>> 2;
   let t = T;
   while (t > 0 && e.I32[at + t - 1] < 0) t--;
   return t;
 }
-function chunkLogits(e, row0, row1, vc) {
+function chunkLogits(e, row0, row1, vc, xn = e.p["act.xn"]) {
   const logits = e.p["loss.logits"], { d, Vc } = e.D;
-  e.gemm.run(OP.nt, row0, row1, 0, vc, vc, d, e.p["act.xn"], d, e.weights.vocabRef, logits, Vc, 1, false);
+  e.gemm.run(OP.nt, row0, row1, 0, vc, vc, d, xn, d, e.weights.vocabRef, logits, Vc, 1, false);
   return logits;
 }
 async function lossForward(e, T) {
-  const r = lossRows(e), { Vc } = e.D, lo = trainedFrom(e, T), hi = trainedTo(e, T);
-  if (lo >= hi) return;
+  await lossForwardSlots(e, 1, T, void 0);
+}
+async function lossForwardBatch(e, n, lengths) {
+  await lossForwardSlots(e, n, 0, lengths);
+}
+async function lossForwardSlots(e, n, T, lengths) {
+  const { Vc } = e.D, slots = e.blocks.batch;
+  let any = false;
+  for (let s = 0; s < n && !any; s++) {
+    const r = slots[s].loss, Ts = lengths ? lengths[s] : T;
+    any = trainedFrom(e, r, Ts) < trainedTo(e, r, Ts);
+  }
+  if (!any) return;
   for (let c = 0; c < e.weights.vocabChunks; c++) {
     const vc = await e.weights.loadVocabChunk(c);
-    const logits = chunkLogits(e, lo, hi, vc);
-    e.k.ce_chunk_forward(logits, vc, Vc, c * Vc, r.targets, r.max, r.sum, r.tlogit, c === 0 ? 1 : 0, lo, hi);
+    for (let s = 0; s < n; s++) {
+      const r = slots[s].loss, Ts = lengths ? lengths[s] : T;
+      const lo = trainedFrom(e, r, Ts), hi = trainedTo(e, r, Ts);
+      if (lo >= hi) continue;
+      const logits = chunkLogits(e, lo, hi, vc, slots[s].xn);
+      e.k.ce_chunk_forward(logits, vc, Vc, c * Vc, r.targets, r.max, r.sum, r.tlogit, c === 0 ? 1 : 0, lo, hi);
+    }
   }
-  e.k.ce_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, lo, hi);
+  for (let s = 0; s < n; s++) {
+    const r = slots[s].loss, Ts = lengths ? lengths[s] : T;
+    const lo = trainedFrom(e, r, Ts), hi = trainedTo(e, r, Ts);
+    if (lo < hi) e.k.ce_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, lo, hi);
+  }
 }
 async function lossForwardBackward(e, T) {
   const { d, Vc } = e.D, p = e.p;
-  const r = lossRows(e), dxn = p["grad.xn"], lo = trainedFrom(e, T), hi = trainedTo(e, T);
+  const r = lossRows(e), dxn = p["grad.xn"], lo = trainedFrom(e, r, T), hi = trainedTo(e, r, T);
   e.F.fill(0, dxn >>> 2, (dxn >>> 2) + lo * d);
   e.F.fill(0, (dxn >>> 2) + hi * d, (dxn >>> 2) + T * d);
   e.weights.expectRows(lossTargets(e), T, true);
@@ -8788,6 +8868,60 @@ async function meanSequenceLoss(e, ids, targets, T) {
     loss: sum / count,
     tokens: count
   };
+}
+var SequenceBatch = class {
+  /** Sequences held. */
+  n = 0;
+  /** Sequence s's ids, trained targets (undefined: every position) and tokens `[0, lengths[s])`. */
+  ids;
+  targets;
+  lengths;
+  /** Every sequence's ids one after the other (`[0, count)`): the embedding rows to gather. */
+  tokens;
+  count = 0;
+  /** Σ −log p(target) and trained positions of sequence s, once {@linkcode batchLoss} has run. */
+  sums;
+  counts;
+  #T;
+  constructor(e) {
+    const { B, T } = e.D;
+    this.ids = new Array(B);
+    this.targets = new Array(B);
+    this.lengths = new Int32Array(B);
+    this.tokens = new Int32Array(B * T);
+    this.sums = new Float64Array(B);
+    this.counts = new Int32Array(B);
+    this.#T = T;
+  }
+  /** Whether another sequence fits. */
+  get full() {
+    return this.n === this.lengths.length;
+  }
+  clear() {
+    this.n = 0;
+    this.count = 0;
+  }
+  /** Adds `ids[0..T)` (2 ≤ T ≤ the plan's length), scored where `targets` is set (every position: undefined). */
+  add(ids, targets, T) {
+    if (this.full) throw new Error(`the batch holds ${this.lengths.length} sequences`);
+    if (!(T >= 2 && T <= this.#T)) throw new Error(`a batch sequence has 2\u2026${this.#T} tokens, got ${T}`);
+    const s = this.n++;
+    this.ids[s] = ids;
+    this.targets[s] = targets;
+    this.lengths[s] = T;
+    for (let t = 0; t < T; t++) this.tokens[this.count++] = ids[t];
+  }
+};
+async function batchLoss(e, batch) {
+  const { n, ids, lengths } = batch, slots = e.blocks.batch;
+  await forwardBatch(e, n, ids, lengths, batch.tokens, batch.count);
+  for (let s = 0; s < n; s++) setTargets(e, ids[s], batch.targets[s], lengths[s], slots[s].loss);
+  await lossForwardBatch(e, n, lengths);
+  for (let s = 0; s < n; s++) {
+    const { sum, count } = lossSum(e, lengths[s], slots[s].loss);
+    batch.sums[s] = sum;
+    batch.counts[s] = count;
+  }
 }
 
 // src/engine/mezo.ts
@@ -9249,6 +9383,7 @@ var EVALUATE_OPTIONS = [
   "adapter",
   "seqLen",
   "budget",
+  "batch",
   "variant",
   "resident",
   "threads",
@@ -10085,6 +10220,8 @@ async function train(pack, data, val, options) {
 }
 
 // src/run/evaluate.ts
+var BATCH_BYTES = 16 * 2 ** 20;
+var MOST_BATCH = 16;
 async function evaluate(pack, sequences, options = {}) {
   checkPack(pack, "evaluate");
   checkOptions("evaluate options", options, EVALUATE_OPTIONS);
@@ -10098,7 +10235,7 @@ async function evaluate(pack, sequences, options = {}) {
   const seqLen = longestWithin(options.seqLen ?? Infinity, sequences);
   checkPositions("evaluate", "the longest sequence", seqLen, pack.config.maxPositionEmbeddings);
   const lora = options.adapter ? loraLayout(pack.config, options.adapter.config) : void 0;
-  const e = await Engine.create(pack, {
+  const engineOptions = {
     mode: "eval",
     seqLen,
     lora,
@@ -10107,21 +10244,37 @@ async function evaluate(pack, sequences, options = {}) {
     resident: options.resident,
     threads: options.threads,
     kernels: options.kernels
+  };
+  if (options.batch !== void 0 && !(Number.isInteger(options.batch) && options.batch >= 1)) {
+    throw new RangeError(`evaluate options: batch must be a whole number \u2265 1, got ${options.batch}`);
+  }
+  const batch = options.batch !== void 0 ? Math.min(options.batch, sequences.length) : await defaultBatch(pack, engineOptions, sequences.length);
+  const e = await Engine.create(pack, {
+    ...engineOptions,
+    batch
   });
   try {
     if (options.adapter) await readAdapterInto(options.adapter, lora, e.arena.f32("lora.params"));
-    let sum = 0, tokens2 = 0;
-    for (let i = 0; i < sequences.length; i++) {
-      const ids = sequences[i].ids;
-      const T = Math.min(ids.length, seqLen);
-      if (T >= 2) {
-        const after = sequences[i + 1]?.ids;
-        if (after) e.weights.expectRows(after, Math.min(after.length, seqLen), false);
-        const r = await sequenceLoss(e, ids, trainedOnly ? sequences[i].targets : void 0, T);
-        sum += r.sum;
-        tokens2 += r.count;
+    let current = new SequenceBatch(e), ahead = new SequenceBatch(e);
+    let sum = 0, tokens2 = 0, from = 0;
+    let to = fill(current, sequences, from, seqLen, trainedOnly);
+    while (from < sequences.length) {
+      const next = fill(ahead, sequences, to, seqLen, trainedOnly);
+      if (ahead.n) e.weights.expectRows(ahead.tokens, ahead.count, false);
+      if (current.n) await batchLoss(e, current);
+      for (let i = from, s = 0; i < to; i++) {
+        if (Math.min(sequences[i].ids.length, seqLen) >= 2) {
+          sum += current.sums[s];
+          tokens2 += current.counts[s++];
+        }
+        options.onProgress?.(i + 1, sequences.length, tokens2 ? sum / tokens2 : NaN);
       }
-      options.onProgress?.(i + 1, sequences.length, tokens2 ? sum / tokens2 : NaN);
+      [current, ahead, from, to] = [
+        ahead,
+        current,
+        to,
+        next
+      ];
     }
     if (tokens2 === 0) {
       throw new Error(trainedOnly ? "nothing to evaluate: no sequence has a trained target" : "nothing to evaluate: every sequence is shorter than 2 tokens");
@@ -10131,11 +10284,32 @@ async function evaluate(pack, sequences, options = {}) {
       nll,
       perplexity: Math.exp(nll),
       tokens: tokens2,
-      sequences: sequences.length
+      sequences: sequences.length,
+      batch
     };
   } finally {
     e.close();
   }
+}
+function fill(batch, sequences, from, seqLen, trainedOnly) {
+  batch.clear();
+  let i = from;
+  for (; i < sequences.length && !batch.full; i++) {
+    const T = Math.min(sequences[i].ids.length, seqLen);
+    if (T >= 2) batch.add(sequences[i].ids, trainedOnly ? sequences[i].targets : void 0, T);
+  }
+  return i;
+}
+async function defaultBatch(pack, options, count) {
+  const planned = await Engine.planOptions(pack, options);
+  const bytes = (batch2) => planMemory(planRegions(pack.config, {
+    ...planned,
+    batch: batch2
+  })).bytes;
+  const one = bytes(1), each = bytes(2) - one;
+  let batch = Math.max(1, Math.min(count, MOST_BATCH, 1 + Math.floor(BATCH_BYTES / each)));
+  while (batch > 1 && options.budget !== void 0 && bytes(batch) > options.budget) batch--;
+  return batch;
 }
 
 // src/run/generate.ts

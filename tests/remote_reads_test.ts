@@ -134,26 +134,37 @@ Deno.test("remote pack: opening is 3 requests; a step one response per run of la
       bytes: later.bytes + layout.bytes + gather.bytes,
     }, "step 1");
     assertEquals(plain.get("2"), later, "step 2: no token-row reads");
-    // evaluation likewise: the second sequence's rows came with the first's loss pass, so it reads the
-    // layers in one response (a forward only) and the vocabulary in another, and the losses are the file's
-    const evalCounts: Counts = new Map(), c3 = { phase: "open" };
-    const evalRun = async (source: WeightSource, counter?: { phase: string }) => {
-      const p = await openPack(source);
-      if (counter) counter.phase = "1";
+    // evaluation one sequence at a time likewise: the second sequence's rows came with the first's loss
+    // pass, so it reads the layers in one response (a forward only) and the vocabulary in another; in a
+    // batch (the default here: both at once) the whole evaluation is one gather of both sequences' rows,
+    // one response for the layers and one for the vocabulary; the losses are the file's either way
+    // from the file, or from the URL counting its requests by phase in `counts`
+    const evalRun = async (batch?: number, counts?: Counts) => {
+      const counter = { phase: "open" };
+      const p = await openPack(
+        counts ? fetchSource(url, { fetch: counted(counts, counter) }) : fileSource(path),
+      );
+      counter.phase = "1";
       return (await evaluate(p, [A, B], {
         seqLen: OPTIONS.seqLen,
-        onProgress: (done) => counter && (counter.phase = String(done + 1)),
+        batch,
+        onProgress: (done) => counter.phase = String(done + 1),
       })).nll;
     };
-    assertEquals(
-      await evalRun(fetchSource(url, { fetch: counted(evalCounts, c3) }), c3),
-      await evalRun(fileSource(path)),
-      "URL and file evaluate to the same bits",
-    );
-    assertEquals(evalCounts.get("2"), {
+    const alone: Counts = new Map(), together: Counts = new Map();
+    const fromFile = await evalRun();
+    assertEquals(await evalRun(1), fromFile, "batches of 1 and 2 evaluate to the same bits");
+    assertEquals(await evalRun(1, alone), fromFile, "URL and file evaluate to the same bits");
+    assertEquals(await evalRun(undefined, together), fromFile, "URL, batch of 2");
+    assertEquals(alone.get("2"), {
       requests: 2,
       bytes: L * layout.bytes + vocabBytes,
-    }, "evaluation, sequence 2: no token-row reads");
+    }, "evaluation one at a time, sequence 2: no token-row reads");
+    const both = firstGather(Int32Array.from([...A.ids, ...B.ids]));
+    assertEquals([together.get("1"), together.get("2")], [{
+      requests: 2 + both.requests,
+      bytes: L * layout.bytes + vocabBytes + both.bytes,
+    }, undefined], "evaluation of both in one batch: each weight read once");
     // with a cache (the same sequence every step), steps after the first read nothing remotely
     assertEquals([cached.get("2"), cached.get("3")], [undefined, undefined], "steps 2, 3 with a cache");
     assert((cached.get("1")?.requests ?? 0) > 0);
@@ -320,8 +331,9 @@ Deno.test("two calls at once on one remote pack (two trains; train beside evalua
       assertEquals(together.results, apart.results, `${name}: results`);
       // each call keeps its announced ranges and its response (two are kept), so neither ends the other's at
       // every read; where both passes start at once a response may be asked for again, how often depends on
-      // how the two calls' reads interleave (train beside evaluate: 35–36 requests at once, 32 one after the
-      // other, in three runs). Before, two trains at once made 642 requests where one after the other made 27
+      // how the two calls' reads interleave (train beside an evaluate of one sequence per pass: 35–36 requests
+      // at once, 32 one after the other; batched, 20 either way). Before, two trains at once made 642
+      // requests where one after the other made 27
       console.log(
         `${name}: at once ${together.requests} requests, ${(together.bytes / 1e6).toFixed(1)} MB; ` +
           `one after the other ${apart.requests}, ${(apart.bytes / 1e6).toFixed(1)} MB`,

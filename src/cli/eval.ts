@@ -59,6 +59,12 @@ export const SPEC = {
       description: "score every predicted token, or only the trained targets (chat: the replies; " +
         "what training's validation loss is)",
     },
+    batch: {
+      type: "integer",
+      min: 1,
+      description: "sequences per pass over the weights (default: up to 16, as many as 16 MiB more holds " +
+        "and --max-memory fits); the same result for any",
+    },
     json: { type: "boolean", description: "print one JSON object instead of text" },
   },
   epilog:
@@ -121,6 +127,7 @@ export async function run(argv: string[]): Promise<number> {
     budget: arenaBudget(args.maxMemory, threads),
     variant: variantOf(args.variant),
     threads,
+    batch: args.batch,
     onProgress: (done, _total, nll) => bar?.update(done, { nll: nll.toFixed(4) }),
   });
   bar?.finish();
@@ -135,6 +142,7 @@ export async function run(argv: string[]): Promise<number> {
         tokens: r.tokens,
         score: args.score,
         sequences: r.sequences,
+        batch: r.batch,
         weights,
         peak_mb: peakMB(),
       }),

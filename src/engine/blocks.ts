@@ -17,11 +17,13 @@ export interface KeyValues {
 }
 
 /**
- * Where an attention block's tensors go: its normed input `xn` `[T, d]` and 1/rms `rstd`, the queries `q`
- * and the attention output `att` `[T, H·hd]`; head h's probabilities at `probs + h·probsStride` (stride 0:
- * one buffer, recomputed per head), and `h[i]` holds x·Aᵀ of q, k, v, o.
+ * Where an attention block's tensors go: the residual stream `x` `[T, d]` it reads and adds to, its normed
+ * input `xn` `[T, d]` and 1/rms `rstd`, the queries `q` and the attention output `att` `[T, H·hd]`; head h's
+ * probabilities at `probs + h·probsStride` (stride 0: one buffer, recomputed per head), and `h[i]` holds
+ * x·Aᵀ of q, k, v, o.
  */
 export interface AttentionBuffers {
+  x: number;
   xn: number;
   rstd: number;
   q: number;
@@ -32,12 +34,14 @@ export interface AttentionBuffers {
 }
 
 /**
- * Where an MLP block's tensors go: its normed input `xn` and 1/rms `rstd`, the adapters' products `hg`, `hu`,
+ * Where an MLP block's tensors go: the residual stream `x` it reads and adds to, its normed input `xn` and
+ * 1/rms `rstd`, the adapters' products `hg`, `hu`,
  * `hd`, and chunk [c0, c1)'s gate and up at `g + c0·step`, `u + c0·step` (`[T, ·]`, leading dimension `ld`),
  * its SwiGLU output at `m + c0·mStep` (leading dimension `ldm`). Chunk buffers have step 0 (reused by every
  * chunk); whole `[T, I]` tensors step 4.
  */
 export interface MlpBuffers {
+  x: number;
   xn: number;
   rstd: number;
   hg: number;
@@ -60,6 +64,30 @@ export interface KeptAttention {
   x2: number;
 }
 
+/** Pointers of the loss's per-row vectors of one sequence (`[T]` each, in `loss.rows`) and its targets (i32). */
+export interface LossRows {
+  max: number;
+  sum: number;
+  tlogit: number;
+  lse: number;
+  loss: number;
+  weight: number;
+  targets: number;
+}
+
+/**
+ * One sequence's buffers in a batch (eval mode runs `D.B` sequences per pass over the weights; slot 0 is
+ * every other mode's only one): its residual stream `x` and final normed `xn` `[T, d]`, the attention and MLP
+ * descriptors over them, and its loss rows.
+ */
+export interface BatchSlot {
+  x: number;
+  xn: number;
+  attention: AttentionBuffers;
+  mlp: MlpBuffers;
+  loss: LossRows;
+}
+
 /** Every block descriptor an engine's passes use. */
 export interface Blocks {
   /**
@@ -75,6 +103,8 @@ export interface Blocks {
   readonly keptAttention: readonly (KeptAttention | undefined)[];
   /** Layer l's MLP buffers with its kept gate and up, or undefined when the schedule does not keep them. */
   readonly keptMlp: readonly (MlpBuffers | undefined)[];
+  /** The batch's slots (`D.B` of them); slot 0 is over the buffers above. */
+  readonly batch: readonly BatchSlot[];
 }
 
 /** The slot of layer `l` among the last `n` layers, or −1 when it is not one of them. */
@@ -96,6 +126,7 @@ export interface BlockOptions {
 export function resolveBlocks(p: Buffers, D: Dims, options: BlockOptions): Blocks {
   const lora = options.lora, h = lora ? p["lora.h.attn"] : 0, f = 4;
   const attention: AttentionBuffers = {
+    x: p["act.x"],
     xn: p["act.xn"],
     rstd: p["act.rstd"],
     q: p["act.q"],
@@ -105,6 +136,7 @@ export function resolveBlocks(p: Buffers, D: Dims, options: BlockOptions): Block
     h: [h, h, h, h],
   };
   const mlp: MlpBuffers = {
+    x: p["act.x"],
     xn: p["act.xn"],
     rstd: p["act.rstd"],
     hg: lora ? p["lora.h.gate"] : 0,
@@ -140,5 +172,41 @@ export function resolveBlocks(p: Buffers, D: Dims, options: BlockOptions): Block
     { length: D.L },
     (_, l) => layerKv ?? { k: p["kv.k"] + l * kvBytes, v: p["kv.v"] + l * kvBytes },
   );
-  return { kv, attention, mlp, keptAttention, keptMlp };
+  return { kv, attention, mlp, keptAttention, keptMlp, batch: batchSlots(p, D, attention, mlp, lora) };
+}
+
+/**
+ * Slot s of the batch: rows s·T… of `act.x` and `act.xn`, its gate, up and down adapter products at slots
+ * 1 + 3s… of `lora.h` (the attention's slot 0 is shared: used within one linear), its loss rows and
+ * targets; the scratch buffers (queries, attention, the MLP's chunks, 1/rms) are shared, used within one
+ * block of one sequence.
+ */
+function batchSlots(
+  p: Buffers,
+  D: Dims,
+  attention: AttentionBuffers,
+  mlp: MlpBuffers,
+  lora: boolean,
+): BatchSlot[] {
+  const { T, d, r } = D, f = 4;
+  return Array.from({ length: D.B }, (_, s): BatchSlot => {
+    const x = p["act.x"] + s * T * d * f, xn = p["act.xn"] + s * T * d * f;
+    const h = (i: number) => lora ? p["lora.h"] + (1 + 3 * s + i) * T * r * f : 0;
+    const b = p["loss.rows"] + s * 6 * T * f;
+    return {
+      x,
+      xn,
+      attention: s === 0 ? attention : { ...attention, x, xn },
+      mlp: s === 0 ? mlp : { ...mlp, x, xn, hg: h(0), hu: h(1), hd: h(2) },
+      loss: {
+        max: b,
+        sum: b + T * f,
+        tlogit: b + 2 * T * f,
+        lse: b + 3 * T * f,
+        loss: b + 4 * T * f,
+        weight: b + 5 * T * f,
+        targets: p["loss.targets"] + s * T * 4,
+      },
+    };
+  });
 }

@@ -12,12 +12,17 @@
 import type { Engine, LinearRefs } from "./engine.ts";
 import { dtypeCode, type WeightRef } from "../runtime/weight_ref.ts";
 import { scratchRef } from "./weight_stream.ts";
-import type { AttentionBuffers, KeyValues, MlpBuffers } from "./blocks.ts";
+import type { AttentionBuffers, BatchSlot, KeyValues, MlpBuffers } from "./blocks.ts";
 
 /** Embeds tokens `ids[0..T)` into rows `row0…` of the residual stream `act.x`. */
 export async function embed(e: Engine, ids: ArrayLike<number>, T: number, row0 = 0): Promise<void> {
-  const { d, V } = e.D, x = e.p["act.x"];
   await e.weights.prefetchRows(ids, T, false);
+  await embedGathered(e, ids, T, row0);
+}
+
+/** {@linkcode embed} once `prefetchRows` has gathered the rows (with others: a batch's, in one gather). */
+async function embedGathered(e: Engine, ids: ArrayLike<number>, T: number, row0: number): Promise<void> {
+  const { d, V } = e.D, x = e.p["act.x"];
   for (let t = 0; t < T; t++) {
     const id = ids[t];
     if (!(id >= 0 && id < V)) {
@@ -91,10 +96,10 @@ export function attentionForward(
   to: AttentionBuffers,
 ): void {
   const { d, H, KV, hd, qd, kvd } = e.D;
-  const { k, p, gemm } = e;
+  const { k, gemm } = e;
   e.weights.useLayer(l);
   const refs = e.refs(l);
-  const x = p["act.x"], { xn, q, att, rstd } = to;
+  const { x, xn, q, att, rstd } = to;
   const kNew = kv.k + pos0 * kvd * 4, vNew = kv.v + pos0 * kvd * 4;
   k.rmsnorm_forward(xn, rstd, x, e.vec("inputNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
   linear(e, T, xn, d, refs.q_proj, q, qd, qd, d, e.vec("qBias"), false, to.h[0]);
@@ -119,20 +124,33 @@ export function attentionForward(
  * · up(xn)), streaming the weights one chunk of the intermediate dimension at a time.
  */
 export async function mlpForward(e: Engine, l: number, T: number, to: MlpBuffers): Promise<void> {
-  const { d, r } = e.D;
-  const { k, p, gemm } = e;
   e.weights.useLayer(l);
-  const x = p["act.x"];
-  k.rmsnorm_forward(to.xn, to.rstd, x, e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
+  mlpInputs(e, T, to);
   mlpAdapterInputs(e, l, T, to);
   for (let i = 0; i < e.chunks.length; i++) {
-    const c = e.chunks[i], n = c.c1 - c.c0;
     await e.weights.loadChunk(l, i);
-    mlpChunkForward(e, l, i, T, to);
-    gemm.nt(T, d, n, to.m + c.c0 * to.mStep, to.ldm, c.down, x, d, 1, true);
+    mlpChunkDown(e, l, i, T, to);
   }
-  const dp = e.refs(l).down_proj;
-  if (dp.pair) gemm.nt(T, d, r, to.hd, r, dp.b!, x, d, e.lora!.scale, true);
+  mlpAdapterDown(e, l, T, to);
+}
+
+/** The MLP block's input norm: `to.xn` = rmsnorm(`to.x`), 1/rms into `to.rstd`. */
+function mlpInputs(e: Engine, T: number, to: MlpBuffers): void {
+  const d = e.D.d;
+  e.k.rmsnorm_forward(to.xn, to.rstd, to.x, e.vec("postNorm"), d, d, d, e.cfg.rmsNormEps, 0, T);
+}
+
+/** Chunk `i` (loaded) of the MLP: its g, u and m, and x += m·W_down[:, c]ᵀ. */
+function mlpChunkDown(e: Engine, l: number, i: number, T: number, to: MlpBuffers): void {
+  const c = e.chunks[i];
+  mlpChunkForward(e, l, i, T, to);
+  e.gemm.nt(T, e.D.d, c.c1 - c.c0, to.m + c.c0 * to.mStep, to.ldm, c.down, to.x, e.D.d, 1, true);
+}
+
+/** x += s·h_d·B_downᵀ once every chunk has added to h_d. */
+function mlpAdapterDown(e: Engine, l: number, T: number, to: MlpBuffers): void {
+  const dp = e.refs(l).down_proj, { d, r } = e.D;
+  if (dp.pair) e.gemm.nt(T, d, r, to.hd, r, dp.b!, to.x, d, e.lora!.scale, true);
 }
 
 /** The gate and up adapters' inputs h_g = xn·A_gᵀ, h_u = xn·A_uᵀ ([T, r]), shared by every chunk. */
@@ -185,21 +203,13 @@ export function mlpChunkActivation(e: Engine, l: number, i: number, T: number, t
   if (dp.pair) gemm.nt(T, r, n, m, ldm, f32At(blockRef, dp.a!.ptr + c.c0 * 4, dp.a!.ld), to.hd, r, 1, i > 0);
 }
 
-/** Final RMSNorm of rows [0, T) of `act.x` into `act.xn` (rstd kept in `act.rstd`). */
-export function finalNorm(e: Engine, T: number): void {
+/**
+ * Final RMSNorm of rows [0, T) of `act.x` into `act.xn` (rstd kept in `act.rstd`); of another slot's
+ * residual stream into its `xn` with `slot`.
+ */
+export function finalNorm(e: Engine, T: number, slot: BatchSlot = e.blocks.batch[0]): void {
   const d = e.D.d, p = e.p;
-  e.k.rmsnorm_forward(
-    p["act.xn"],
-    p["act.rstd"],
-    p["act.x"],
-    p["weights.norm"],
-    d,
-    d,
-    d,
-    e.cfg.rmsNormEps,
-    0,
-    T,
-  );
+  e.k.rmsnorm_forward(slot.xn, p["act.rstd"], slot.x, p["weights.norm"], d, d, d, e.cfg.rmsNormEps, 0, T);
 }
 
 /** Full forward of `ids[0..T)` through every layer into `act.x` (streaming weights), then the final norm. */
@@ -210,4 +220,38 @@ export async function forward(e: Engine, ids: ArrayLike<number>, T: number): Pro
     await layerForward(e, l, T);
   }
   finalNorm(e, T);
+}
+
+/**
+ * {@linkcode forward} of `n` sequences at once, sequence s (`ids[s][0..lengths[s])`) in slot s of the batch
+ * (`blocks.batch`), reading every layer's weights once for all of them: their embedding rows in one gather
+ * (`tokens[0..count)`, every sequence's ids), then per layer each one's attention, then the MLP chunk by
+ * chunk, each chunk applied to every sequence. Each sequence's arithmetic is {@linkcode forward}'s, in the
+ * same order: its results are bitwise the same.
+ */
+export async function forwardBatch(
+  e: Engine,
+  n: number,
+  ids: readonly ArrayLike<number>[],
+  lengths: ArrayLike<number>,
+  tokens: ArrayLike<number>,
+  count: number,
+): Promise<void> {
+  const { L, T } = e.D, slots = e.blocks.batch;
+  await e.weights.prefetchRows(tokens, count, false);
+  for (let s = 0; s < n; s++) await embedGathered(e, ids[s], lengths[s], s * T);
+  for (let l = 0; l < L; l++) {
+    await e.loadLayer(l, L - 1);
+    for (let s = 0; s < n; s++) attentionForward(e, l, lengths[s], 0, e.blocks.kv[l], slots[s].attention);
+    for (let s = 0; s < n; s++) {
+      mlpInputs(e, lengths[s], slots[s].mlp);
+      mlpAdapterInputs(e, l, lengths[s], slots[s].mlp);
+    }
+    for (let i = 0; i < e.chunks.length; i++) {
+      await e.weights.loadChunk(l, i);
+      for (let s = 0; s < n; s++) mlpChunkDown(e, l, i, lengths[s], slots[s].mlp);
+    }
+    for (let s = 0; s < n; s++) mlpAdapterDown(e, l, lengths[s], slots[s].mlp);
+  }
+  for (let s = 0; s < n; s++) finalNorm(e, lengths[s], slots[s]);
 }

@@ -11,39 +11,13 @@
  * @module
  */
 import type { Engine } from "./engine.ts";
+import type { LossRows } from "./blocks.ts";
 import { dtypeCode } from "../runtime/weight_ref.ts";
 import { OP } from "../runtime/kernels.ts";
 
-/** Pointers of the loss's per-row vectors ([T] each, in `loss.rows`) and the targets (i32). */
-export interface LossRows {
-  max: number;
-  sum: number;
-  tlogit: number;
-  lse: number;
-  loss: number;
-  weight: number;
-  targets: number;
-}
-
-const rowPointers = new WeakMap<Engine, LossRows>();
-
-/** The loss's per-row vectors of `e`'s plan (resolved once per engine: the step loop allocates nothing). */
+/** The loss rows of `e`'s only sequence (slot 0 of its batch; resolved once per engine). */
 export function lossRows(e: Engine): LossRows {
-  let r = rowPointers.get(e);
-  if (!r) {
-    const T = e.D.T, b = e.p["loss.rows"];
-    r = {
-      max: b,
-      sum: b + T * 4,
-      tlogit: b + 2 * T * 4,
-      lse: b + 3 * T * 4,
-      loss: b + 4 * T * 4,
-      weight: b + 5 * T * 4,
-      targets: e.p["loss.targets"],
-    };
-    rowPointers.set(e, r);
-  }
-  return r;
+  return e.blocks.batch[0].loss;
 }
 
 const targetViews = new WeakMap<Engine, Int32Array>();
@@ -58,14 +32,17 @@ function lossTargets(e: Engine): Int32Array {
   return v;
 }
 
-/** Sets the loss targets for a sequence: row t predicts ids[t+1] where targets[t+1] is set. */
+/**
+ * Sets the loss targets for a sequence (into `r`, by default the engine's only sequence's): row t predicts
+ * ids[t+1] where targets[t+1] is set. The number of rows with a target.
+ */
 export function setTargets(
   e: Engine,
   ids: ArrayLike<number>,
   trained: ArrayLike<number> | undefined,
   T: number,
+  r: LossRows = lossRows(e),
 ): number {
-  const r = lossRows(e);
   let n = 0;
   for (let t = 0; t < T; t++) {
     const ok = t + 1 < T && (trained ? trained[t + 1] !== 0 : true);
@@ -78,9 +55,8 @@ export function setTargets(
   return n;
 }
 
-/** Σ and count of the per-row losses of trained rows, in f64 (for means over many sequences). */
-export function lossSum(e: Engine, T: number): { sum: number; count: number } {
-  const r = lossRows(e);
+/** Σ and count of the per-row losses of trained rows (of `r`), in f64 (for means over many sequences). */
+export function lossSum(e: Engine, T: number, r: LossRows = lossRows(e)): { sum: number; count: number } {
   let sum = 0, count = 0;
   for (let t = 0; t < T; t++) {
     if (e.I32[(r.targets >>> 2) + t] < 0) continue;
@@ -94,25 +70,28 @@ export function lossSum(e: Engine, T: number): { sum: number; count: number } {
  * The first row with a target: the LM head runs on rows from here to {@linkcode trainedTo} only (a chat
  * example's masked prompt costs nothing there; docs/mesp.md, "The loss").
  */
-function trainedFrom(e: Engine, T: number): number {
-  const at = lossRows(e).targets >>> 2;
+function trainedFrom(e: Engine, r: LossRows, T: number): number {
+  const at = r.targets >>> 2;
   let t = 0;
   while (t < T && e.I32[at + t] < 0) t++;
   return t;
 }
 
 /** One past the last row with a target (see {@linkcode trainedFrom}). */
-function trainedTo(e: Engine, T: number): number {
-  const at = lossRows(e).targets >>> 2;
+function trainedTo(e: Engine, r: LossRows, T: number): number {
+  const at = r.targets >>> 2;
   let t = T;
   while (t > 0 && e.I32[at + t - 1] < 0) t--;
   return t;
 }
 
-/** logits[row0:row1, 0:vc) = act.xn · E[v0:v0+vc)ᵀ for the chunk in the slot (ld = Vc); the logits' pointer. */
-export function chunkLogits(e: Engine, row0: number, row1: number, vc: number): number {
+/**
+ * logits[row0:row1, 0:vc) = xn · E[v0:v0+vc)ᵀ for the chunk in the slot (ld = Vc; `xn` by default `act.xn`);
+ * the logits' pointer.
+ */
+export function chunkLogits(e: Engine, row0: number, row1: number, vc: number, xn = e.p["act.xn"]): number {
   const logits = e.p["loss.logits"], { d, Vc } = e.D;
-  e.gemm.run(OP.nt, row0, row1, 0, vc, vc, d, e.p["act.xn"], d, e.weights.vocabRef, logits, Vc, 1, false);
+  e.gemm.run(OP.nt, row0, row1, 0, vc, vc, d, xn, d, e.weights.vocabRef, logits, Vc, 1, false);
   return logits;
 }
 
@@ -122,14 +101,58 @@ export function chunkLogits(e: Engine, row0: number, row1: number, vc: number): 
  * `loss.rows.loss` and log Σ exp in `.lse` (with `.max`).
  */
 export async function lossForward(e: Engine, T: number): Promise<void> {
-  const r = lossRows(e), { Vc } = e.D, lo = trainedFrom(e, T), hi = trainedTo(e, T);
-  if (lo >= hi) return;
+  await lossForwardSlots(e, 1, T, undefined);
+}
+
+/**
+ * {@linkcode lossForward} of the first `n` sequences of the batch, slot s with `lengths[s]` rows, in one
+ * pass over the vocabulary: each chunk is read once for all of them.
+ */
+export async function lossForwardBatch(e: Engine, n: number, lengths: ArrayLike<number>): Promise<void> {
+  await lossForwardSlots(e, n, 0, lengths);
+}
+
+/** The loss pass of slots 0…n−1, each `lengths[s]` rows (every one `T` when no lengths are given). */
+async function lossForwardSlots(
+  e: Engine,
+  n: number,
+  T: number,
+  lengths: ArrayLike<number> | undefined,
+): Promise<void> {
+  const { Vc } = e.D, slots = e.blocks.batch;
+  let any = false;
+  for (let s = 0; s < n && !any; s++) {
+    const r = slots[s].loss, Ts = lengths ? lengths[s] : T;
+    any = trainedFrom(e, r, Ts) < trainedTo(e, r, Ts);
+  }
+  if (!any) return;
   for (let c = 0; c < e.weights.vocabChunks; c++) {
     const vc = await e.weights.loadVocabChunk(c);
-    const logits = chunkLogits(e, lo, hi, vc);
-    e.k.ce_chunk_forward(logits, vc, Vc, c * Vc, r.targets, r.max, r.sum, r.tlogit, c === 0 ? 1 : 0, lo, hi);
+    for (let s = 0; s < n; s++) {
+      const r = slots[s].loss, Ts = lengths ? lengths[s] : T;
+      const lo = trainedFrom(e, r, Ts), hi = trainedTo(e, r, Ts);
+      if (lo >= hi) continue;
+      const logits = chunkLogits(e, lo, hi, vc, slots[s].xn);
+      e.k.ce_chunk_forward(
+        logits,
+        vc,
+        Vc,
+        c * Vc,
+        r.targets,
+        r.max,
+        r.sum,
+        r.tlogit,
+        c === 0 ? 1 : 0,
+        lo,
+        hi,
+      );
+    }
   }
-  e.k.ce_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, lo, hi);
+  for (let s = 0; s < n; s++) {
+    const r = slots[s].loss, Ts = lengths ? lengths[s] : T;
+    const lo = trainedFrom(e, r, Ts), hi = trainedTo(e, r, Ts);
+    if (lo < hi) e.k.ce_finish(r.loss, r.lse, r.max, r.sum, r.tlogit, lo, hi);
+  }
 }
 
 /**
@@ -140,7 +163,7 @@ export async function lossForward(e: Engine, T: number): Promise<void> {
  */
 export async function lossForwardBackward(e: Engine, T: number): Promise<void> {
   const { d, Vc } = e.D, p = e.p;
-  const r = lossRows(e), dxn = p["grad.xn"], lo = trainedFrom(e, T), hi = trainedTo(e, T);
+  const r = lossRows(e), dxn = p["grad.xn"], lo = trainedFrom(e, r, T), hi = trainedTo(e, r, T);
   // rows without a target have no gradient: zero, as their weight 0 made them before
   e.F.fill(0, dxn >>> 2, (dxn >>> 2) + lo * d);
   e.F.fill(0, (dxn >>> 2) + hi * d, (dxn >>> 2) + T * d);

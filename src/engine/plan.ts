@@ -39,6 +39,12 @@ export interface PlanOptions {
   resident?: boolean;
   /** Positions the KV cache holds (generate mode). */
   maxPositions?: number;
+  /**
+   * Sequences one pass over the weights runs at once (eval mode; default 1): each has its own residual
+   * stream, normed input, adapter products and loss rows, so every layer and vocabulary chunk is read once
+   * for all of them (`SequenceBatch`).
+   */
+  batch?: number;
   /** Training method (train mode). */
   method?: Method;
   /** Optimizer (train mode). */
@@ -109,6 +115,8 @@ export interface Dims {
   C: number;
   /** Positions of the rope tables and (generate) the KV cache. */
   P: number;
+  /** Sequences per pass over the weights (eval; 1 otherwise). */
+  B: number;
 }
 
 /** Resolves the dimensions of a run. */
@@ -123,6 +131,11 @@ export function dims(cfg: ModelConfig, o: PlanOptions): Dims {
   }
   const C = Math.min(chunk, cfg.intermediateSize);
   const P = o.mode === "generate" ? (o.maxPositions ?? T) : T;
+  const B = o.batch ?? 1;
+  if (!Number.isInteger(B) || B < 1) throw new Error(`batch must be a whole number ≥ 1, got ${B}`);
+  if (B > 1 && o.mode !== "eval") {
+    throw new Error(`a batch of ${B} sequences is for eval mode, not ${o.mode}`);
+  }
   return {
     T,
     d: cfg.hiddenSize,
@@ -138,6 +151,7 @@ export function dims(cfg: ModelConfig, o: PlanOptions): Dims {
     Vc,
     C,
     P,
+    B,
   };
 }
 
@@ -161,7 +175,8 @@ const BUFFERS = {
   "gemm.scratch": "GEMM packing buffers, one area per thread",
   "lora.params": "every adapter's A [r, in] and B [out, r], flat (lora.ts); spilled: one layer's",
   "lora.grad": "the gradients of lora.params: one layer's or all",
-  "lora.h": "[slots, T, r] the adapters' x·Aᵀ (slots 0–3) and, in training, G·B (slots 4–7)",
+  "lora.h":
+    "[slots, T, r] the adapters' x·Aᵀ (slot 0 attention's, then gate, up, down of each sequence of the batch) and, in training, G·B (slots 4–7)",
   "lora.h.attn": "[T, r] x·Aᵀ of the attention linear in use",
   "lora.h.gate": "[T, r] xn·A_gateᵀ",
   "lora.h.up": "[T, r] xn·A_upᵀ",
@@ -170,8 +185,8 @@ const BUFFERS = {
   "lora.gh.gate": "[T, r] s·dG·B_gate",
   "lora.gh.up": "[T, r] s·dU·B_up",
   "lora.gh.down": "[T, r] s·G·B_down",
-  "act.x": "[T, d] residual stream (training: [T, max(d, H·hd)])",
-  "act.xn": "[T, d] normed input of a block (the MLP's too)",
+  "act.x": "[B, T, d] residual stream of each sequence of the batch (training: [T, max(d, H·hd)])",
+  "act.xn": "[B, T, d] normed input of a block (the MLP's too), per sequence of the batch",
   "act.q": "[T, H·hd] queries",
   "act.k": "[T, KV·hd] keys",
   "act.v": "[T, KV·hd] values",
@@ -205,8 +220,8 @@ const BUFFERS = {
   "opt.m": "AdamW first moments (like lora.params; spilled: one layer's)",
   "opt.v": "AdamW second moments (like lora.params; spilled: one layer's)",
   "loss.logits": "[T, Vc] logits of one vocabulary chunk",
-  "loss.rows": "[6, T] per-row max, sum, target logit, logsumexp, loss, weight",
-  "loss.targets": "[T] i32 target token per row (−1: none)",
+  "loss.rows": "[B, 6, T] per-row max, sum, target logit, logsumexp, loss, weight of each sequence",
+  "loss.targets": "[B, T] i32 target token per row (−1: none) of each sequence",
   "loss.erow": "[d] one decoded LM-head row (the target's, for the gradient)",
 } as const;
 
@@ -251,7 +266,7 @@ export function planRegions(cfg: ModelConfig, o: PlanOptions): RegionSpec[] {
  */
 export function planBuffers(cfg: ModelConfig, o: PlanOptions): BufferPlan {
   const D = dims(cfg, o);
-  const { T, d, qd, kvd, C, Vc, P, L, r } = D;
+  const { T, d, qd, kvd, C, Vc, P, L, r, B } = D;
   const f = 4;
   const regions: BufferRegion[] = [];
   const views: BufferView[] = [];
@@ -297,12 +312,13 @@ export function planBuffers(cfg: ModelConfig, o: PlanOptions): BufferPlan {
   }
 
   // training: d(attention output) lives here once the MLP backward no longer needs the residual
+  const ofBatch = B > 1 ? ` × ${B} sequences` : "";
   add(
     "act.x",
-    T * (backward ? Math.max(d, qd) : d) * f,
-    `residual stream [T, d]${backward ? "; then d(attention output) [T, H·hd]" : ""}`,
+    B * T * (backward ? Math.max(d, qd) : d) * f,
+    `residual stream [T, d]${ofBatch}${backward ? "; then d(attention output) [T, H·hd]" : ""}`,
   );
-  add("act.xn", T * d * f, "normed input of a block [T, d]");
+  add("act.xn", B * T * d * f, `normed input of a block [T, d]${ofBatch}`);
   add("act.q", T * qd * f, "queries [T, H·hd]");
   if (o.mode === "generate") {
     add("kv.k", L * P * kvd * f, `key cache [L, ${P}, KV·hd]`);
@@ -350,7 +366,8 @@ export function planBuffers(cfg: ModelConfig, o: PlanOptions): BufferPlan {
     }
   }
   if (r) {
-    const slots = o.mode === "train" ? 8 : 4;
+    // the attention's is used within one linear; gate, up and down live across the MLP's chunks
+    const slots = o.mode === "train" ? 8 : 1 + 3 * B;
     add(
       "lora.h",
       slots * T * r * f,
@@ -366,7 +383,9 @@ export function planBuffers(cfg: ModelConfig, o: PlanOptions): BufferPlan {
       "lora.gh.up",
       "lora.gh.down",
     ];
-    for (let i = 0; i < slots; i++) view(names[i], "lora.h", i * T * r * f, T * r * f, `part: slot ${i}`);
+    for (let i = 0; i < (o.mode === "train" ? 8 : 4); i++) {
+      view(names[i], "lora.h", i * T * r * f, T * r * f, `part: slot ${i}`);
+    }
   }
   if (o.mode === "train" && o.method === "mezo") {
     if (o.gradBuffer) {
@@ -382,8 +401,8 @@ export function planBuffers(cfg: ModelConfig, o: PlanOptions): BufferPlan {
       "shared: the loss runs after the last layer's forward and before the first backward; no attention output is alive",
     );
   } else add("loss.logits", T * Vc * f, `logits of one vocabulary chunk [T, ${Vc}]`);
-  add("loss.rows", 6 * T * f, "per-row max, sum, target logit, logsumexp, loss, weight");
-  add("loss.targets", T * 4, "target token per row (i32)");
+  add("loss.rows", B * 6 * T * f, `per-row max, sum, target logit, logsumexp, loss, weight${ofBatch}`);
+  add("loss.targets", B * T * 4, `target token per row (i32)${ofBatch}`);
   if (o.mode === "train") add("loss.erow", d * f, "one decoded LM-head row (the target's, for the gradient)");
   checkViews(regions, views);
   return { regions, views };

@@ -53,6 +53,7 @@ export const EVALUATE_OPTIONS = [
   "adapter",
   "seqLen",
   "budget",
+  "batch",
   "variant",
   "resident",
   "threads",
