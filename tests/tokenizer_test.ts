@@ -165,13 +165,39 @@ Deno.test("stream decoder: a dangling partial character becomes U+FFFD only at f
   assert.equal(stream.flush(), "");
 });
 
-Deno.test("loadTokenizer: model files or nothing instead of the texts are named, not parsed as JSON", async () => {
-  const { memoryFiles } = await import("../src/io/source.ts");
-  await assert.rejects(
-    () => loadTokenizer(memoryFiles({}) as never),
-    /loadTokenizer: expected \{ tokenizerJson, tokenizerConfigJson\? \} as strings, got model files \(read their texts first/,
+Deno.test("loadTokenizer: model files are read (tokenizer.json required, configs optional); anything else is named", async () => {
+  const { memoryFiles, FileNotFoundError } = await import("../src/io/source.ts");
+  const texts = await qwenTokenizerFiles();
+  const enc = new TextEncoder();
+  const fromDir = await loadTokenizer(
+    memoryFiles({
+      "tokenizer.json": enc.encode(texts.tokenizerJson),
+      "tokenizer_config.json": enc.encode(texts.tokenizerConfigJson!),
+      "generation_config.json": enc.encode(JSON.stringify({ eos_token_id: [151643, 151645] })),
+    }, { name: "models/qwen" }),
   );
-  await assert.rejects(() => loadTokenizer(undefined as never), /got undefined/);
+  const fromTexts = await qwen();
+  assert.deepEqual(fromDir.encode("Hello world 你好"), fromTexts.encode("Hello world 你好"));
+  assert.equal(fromDir.chatTemplate, fromTexts.chatTemplate); // tokenizer_config.json was read
+  assert.ok(fromDir.chatTemplate);
+  // without the configs: no template, still a tokenizer
+  const bare = await loadTokenizer(memoryFiles({ "tokenizer.json": enc.encode(texts.tokenizerJson) }));
+  assert.equal(bare.chatTemplate, undefined);
+  assert.deepEqual(bare.encode("Hello world"), [9707, 1879]);
+  const err: unknown = await loadTokenizer(
+    memoryFiles({ "config.json": enc.encode("{}") }, { name: "models/empty/" }),
+  )
+    .then(() => undefined, (e) => e);
+  assert.ok(err instanceof FileNotFoundError);
+  assert.match(
+    (err as Error).message,
+    /^file not found: models\/empty\/tokenizer\.json \(loadTokenizer needs it\)$/,
+  );
+  await assert.rejects(
+    () => loadTokenizer(undefined as never),
+    /loadTokenizer: expected model files or \{ tokenizerJson, tokenizerConfigJson\? \} as strings, got undefined/,
+  );
+  await assert.rejects(() => loadTokenizer({ tokenizerJson: 3 } as never), /got an object/);
 });
 
 Deno.test("tokenizer: dist/mesp.js hosted without tokenizer.js beside it names the module's URL and the way out", async () => {

@@ -859,6 +859,40 @@ function sameBytes(a: Uint8Array, b: Uint8Array, what: string): void {
   );
 }
 
+Deno.test("deno task web: files have their types, and Deno imports mod.ts from it", async () => {
+  const server = serveWeb({ root: ROOT, port: 0 });
+  const host = `127.0.0.1:${(server.addr as Deno.NetAddr).port}`;
+  try {
+    for (
+      const [path, type] of [
+        ["mod.ts", "application/typescript; charset=utf-8"],
+        ["dist/mesp.js", "text/javascript; charset=utf-8"],
+        ["dist/wasm/mesp_simd.wasm", "application/wasm"],
+        ["deno.lock", "application/octet-stream"],
+      ]
+    ) {
+      const res = await fetch(`http://${host}/${path}`);
+      await res.body?.cancel();
+      assertEquals([res.status, res.headers.get("content-type")], [200, type], path);
+    }
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `--allow-import=${host}`,
+        `--allow-net=${host}`,
+        `const m = await import("http://${host}/mod.ts"); console.log(typeof m.train, typeof m.loadTokenizer);`,
+      ],
+      // a folder of the user's, with no deno.json or lockfile of this repository's
+      cwd: await Deno.makeTempDir({ prefix: "mesp-user-" }),
+      env: { NO_COLOR: "1", DENO_DIR: await Deno.makeTempDir({ prefix: "mesp-denodir-" }) },
+    }).output();
+    const dec = new TextDecoder();
+    assertEquals([out.code, dec.decode(out.stdout).trim()], [0, "function function"], dec.decode(out.stderr));
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("deno task web: a port in use is a one-line error naming it, not a stack trace", async () => {
   const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (taken.addr as Deno.NetAddr).port;

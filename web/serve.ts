@@ -14,6 +14,8 @@ const TYPES: Record<string, string> = {
   html: "text/html; charset=utf-8",
   js: "text/javascript; charset=utf-8",
   mjs: "text/javascript; charset=utf-8",
+  // Deno imports the repository's own modules from this server too (`import … from "http://127.0.0.1:PORT/mod.ts"`)
+  ts: "application/typescript; charset=utf-8",
   css: "text/css; charset=utf-8",
   json: "application/json",
   jsonl: "application/jsonl",

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { FileNotFoundError, type ModelFiles } from "../io/source.ts";
 import { describeValue } from "../util/describe.ts";
 /** The raw text of a model's tokenizer files. */
 export interface TokenizerFiles {
@@ -52,27 +53,48 @@ export interface Tokenizer {
 }
 
 /**
- * Load a tokenizer from the text of `tokenizer.json` (and optionally `tokenizer_config.json`).
+ * Load a tokenizer from the text of `tokenizer.json` (and optionally `tokenizer_config.json` and
+ * `generation_config.json`), or from model files (`urlFiles`, `r2Files`, `memoryFiles`, ...), whose
+ * `tokenizer.json` must exist and whose other two files are read when present.
  *
  * Only byte-level BPE tokenizers (Qwen2/2.5/3) are accepted: mesp's streaming decoder and byte
  * handling rely on the byte-level decoder.
  *
  * @example
  * ```ts ignore
- * const tok = await loadTokenizer({ tokenizerJson, tokenizerConfigJson });
+ * const tok = await loadTokenizer(urlFiles("https://example.com/Qwen2.5-0.5B/"));
  * tok.encode("Hello world"); // [9707, 1879]
  * ```
  */
-export function loadTokenizer(files: TokenizerFiles, options: LoadTokenizerOptions = {}): Promise<Tokenizer> {
-  if (typeof files?.tokenizerJson !== "string") {
-    // model files (urlFiles, memoryFiles) are the usual mistake: their texts are read first
-    const got = files && typeof (files as { readText?: unknown }).readText === "function"
-      ? 'model files (read their texts first: { tokenizerJson: await files.readText("tokenizer.json"), … })'
-      : describeValue(files);
-    return Promise.reject(
-      new TypeError(`loadTokenizer: expected { tokenizerJson, tokenizerConfigJson? } as strings, got ${got}`),
+export async function loadTokenizer(
+  files: TokenizerFiles | ModelFiles,
+  options: LoadTokenizerOptions = {},
+): Promise<Tokenizer> {
+  if (files && typeof (files as ModelFiles).readText === "function") {
+    files = await readTokenizerFiles(files as ModelFiles);
+  }
+  if (typeof (files as TokenizerFiles)?.tokenizerJson !== "string") {
+    throw new TypeError(
+      `loadTokenizer: expected model files or { tokenizerJson, tokenizerConfigJson? } as strings, got ${
+        describeValue(files)
+      }`,
     );
   }
+  return await buildFromModule(files as TokenizerFiles, options);
+}
+
+/** The tokenizer texts of a model directory; `tokenizer.json` is required, the configs are optional. */
+async function readTokenizerFiles(files: ModelFiles): Promise<TokenizerFiles> {
+  const [tokenizerJson, tokenizerConfigJson, generationConfigJson] = await Promise.all(
+    ["tokenizer.json", "tokenizer_config.json", "generation_config.json"].map((f) => files.readText(f)),
+  );
+  if (tokenizerJson === undefined) {
+    throw new FileNotFoundError(`${files.name.replace(/\/+$/, "")}/tokenizer.json (loadTokenizer needs it)`);
+  }
+  return { tokenizerJson, tokenizerConfigJson, generationConfigJson };
+}
+
+function buildFromModule(files: TokenizerFiles, options: LoadTokenizerOptions): Promise<Tokenizer> {
   if (options.module !== undefined) {
     if (typeof options.module?.buildTokenizer !== "function") {
       return Promise.reject(
