@@ -239,6 +239,8 @@ Deno.test("dataset: every bad line names file and 1-based line", () => {
     ["[1, 2]", /each line must be a JSON object, got an array/],
     ["42", /each line must be a JSON object, got a number/],
     ['{"foo": "bar"}', /unknown record shape \(keys: "foo"\)/],
+    ['{"prompt": "hi"}', /:\d+: "prompt" without "completion" \(a prompt\+completion record needs both\)$/],
+    ['{"completion": "hi", "x": 1}', /:\d+: "completion" without "prompt"/],
     ['{"text": ""}', /"text" is empty/],
     ['{"text": 3}', /"text" must be a string, got a number/],
     ['{"messages": []}', /"messages" is empty/],

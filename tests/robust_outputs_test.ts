@@ -294,6 +294,14 @@ Deno.test("outputs: --force starts a clean run: old metrics rows and training st
   r = await mesp(cache, ...trainArgs(out), "--steps", "2", "--force");
   assertEquals(r.code, 0, r.stderr);
   assert(!(await exists(`${out}/mlx`)), "the old export is gone");
+  // and it says what it removed, by name (the user's notes.txt not among them)
+  assert(
+    r.stderr.includes(
+      `--force: removed checkpoint.safetensors, adapter_model.safetensors, adapter_config.json, metrics.jsonl, ` +
+        `loss.svg, mlx/adapters.safetensors, mlx/adapter_config.json, mlx/ from ${out}\n`,
+    ),
+    r.stderr,
+  );
   assertEquals(await Deno.readTextFile(`${out}/notes.txt`), "mine");
   // a user's file in the mlx folder keeps it; a run file that cannot be removed stops --force, named
   // (a non-empty directory stands for one without permission, which root here would remove anyway)

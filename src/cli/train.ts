@@ -605,12 +605,15 @@ async function trainInto(out: string, c: {
         throw new Error(`--force: ${out}/${f} is a directory, not a file of a run: move it away first`);
       }
     }
-    for (const f of RUN_FILES) await removeIfExists(`${out}/${f}`);
     // `export`'s default outputs are the old run's adapter: gone with it (the mlx folder only if then empty)
-    for (const f of EXPORT_FILES) await removeIfExists(`${out}/${f}`);
-    await removeIfExists(`${out}/mlx`).catch((e) => {
+    const removed: string[] = [];
+    for (const f of [...RUN_FILES, ...EXPORT_FILES]) if (await removeIfExists(`${out}/${f}`)) removed.push(f);
+    const mlxGone = await removeIfExists(`${out}/mlx`).catch((e) => {
       if ((e as { code?: string }).code !== "ENOTEMPTY") throw e; // the user's own files in it stay
+      return false;
     });
+    if (mlxGone) removed.push("mlx/");
+    log(`--force: removed ${removed.join(", ") || "nothing"} from ${out}`);
   } else if (resume) {
     const stale: string[] = [];
     for (const f of EXPORT_FILES) if (await exists(`${out}/${f}`)) stale.push(f);

@@ -168,6 +168,10 @@ function parseRecord(obj: Record<string, unknown>, file: string, line: number): 
     if (obj.text.length === 0) throw new Error(`${where}: "text" is empty`);
     return { kind: "text", text: obj.text, file, line };
   }
+  if ((obj.prompt === undefined) !== (obj.completion === undefined)) {
+    const [has, lacks] = obj.prompt === undefined ? ["completion", "prompt"] : ["prompt", "completion"];
+    throw new Error(`${where}: "${has}" without "${lacks}" (a prompt+completion record needs both)`);
+  }
   const keys = Object.keys(obj).slice(0, 8).map((k) => JSON.stringify(k)).join(", ");
   throw new Error(
     `${where}: unknown record shape (keys: ${keys || "none"}); expected "text", "prompt"+"completion", ` +

@@ -150,11 +150,12 @@ export async function exists(path: string): Promise<boolean> {
  * Removes the file or empty directory at `path`, if there is one; any other failure (no permission, a
  * directory that is not empty) is thrown, naming the path.
  */
-export async function removeIfExists(path: string): Promise<void> {
+export async function removeIfExists(path: string): Promise<boolean> {
   try {
     await Deno.remove(path);
+    return true;
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
+    if (e instanceof Deno.errors.NotFound) return false;
     throw withPath(`cannot remove ${path}`, path, e);
   }
 }
