@@ -1610,18 +1610,20 @@ export interface Tokenizer {
 	readonly vocabSize: number;
 }
 /**
- * Load a tokenizer from the text of `tokenizer.json` (and optionally `tokenizer_config.json`).
+ * Load a tokenizer from the text of `tokenizer.json` (and optionally `tokenizer_config.json` and
+ * `generation_config.json`), or from model files (`urlFiles`, `r2Files`, `memoryFiles`, ...), whose
+ * `tokenizer.json` must exist and whose other two files are read when present.
  *
  * Only byte-level BPE tokenizers (Qwen2/2.5/3) are accepted: mesp's streaming decoder and byte
  * handling rely on the byte-level decoder.
  *
  * @example
  * ```ts ignore
- * const tok = await loadTokenizer({ tokenizerJson, tokenizerConfigJson });
+ * const tok = await loadTokenizer(urlFiles("https://example.com/Qwen2.5-0.5B/"));
  * tok.encode("Hello world"); // [9707, 1879]
  * ```
  */
-export declare function loadTokenizer(files: TokenizerFiles, options?: LoadTokenizerOptions): Promise<Tokenizer>;
+export declare function loadTokenizer(files: TokenizerFiles | ModelFiles, options?: LoadTokenizerOptions): Promise<Tokenizer>;
 /** Options for {@linkcode loadTokenizer}. */
 export interface LoadTokenizerOptions {
 	/**

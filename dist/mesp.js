@@ -30,17 +30,592 @@ var init_describe = __esm({
   }
 });
 
+// src/io/source.ts
+function checkWeightSource(value, where) {
+  const v = value;
+  if (v && typeof v.read === "function" && typeof v.size === "function") return;
+  let got = describeValue(value);
+  if (typeof value === "string") got += ": wrap a URL in fetchSource(url) (a path: fileSource(path) in Deno)";
+  else if (isThenable(value)) got += " \u2014 did you forget await?";
+  else if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
+    got += ": wrap bytes in bytesSource(bytes)";
+  } else if (typeof Blob !== "undefined" && value instanceof Blob) got += ": wrap it in blobSource(file)";
+  throw new TypeError(`${where}: expected a weight source (fetchSource, bytesSource, blobSource \u2026), got ${got}`);
+}
+function checkModelFiles(value, where) {
+  const v = value;
+  if (v && typeof v.readText === "function" && typeof v.source === "function") return;
+  let got = describeValue(value);
+  if (typeof value === "string") {
+    got += ": wrap a folder's URL in urlFiles(url) (a path: dirFiles(path) in Deno)";
+  } else if (isThenable(value)) got += " \u2014 did you forget await?";
+  else if (v && typeof v === "object" && Object.keys(v).some((k) => k.includes("."))) {
+    got = "an object of file contents: wrap it in memoryFiles({ ... })";
+  }
+  throw new TypeError(`${where}: expected model files (urlFiles, memoryFiles, blobFiles \u2026), got ${got}`);
+}
+function checkRange(name, offset, length) {
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length)) {
+    throw new RangeError(`${name}: invalid read range offset=${offset} length=${length}`);
+  }
+}
+function bytesSource(bytes, name = "<memory>") {
+  if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
+  if (!(bytes instanceof Uint8Array)) {
+    throw new TypeError(`bytesSource: expected a Uint8Array or ArrayBuffer, got ${describeValue(bytes)}`);
+  }
+  return {
+    name,
+    size: () => Promise.resolve(bytes.length),
+    read(offset, into) {
+      try {
+        checkRange(name, offset, into.length);
+        const end = offset + into.length;
+        if (end > bytes.length) {
+          throw new Error(`${name}: short read: wanted bytes ${offset}..${end} but the data has ${bytes.length} bytes`);
+        }
+        into.set(bytes.subarray(offset, end));
+        return Promise.resolve();
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+  };
+}
+function blobSource(blob, name) {
+  const fileName = blob.name;
+  name ??= typeof fileName === "string" ? fileName : "<blob>";
+  return {
+    name,
+    size: () => Promise.resolve(blob.size),
+    async read(offset, into) {
+      checkRange(name, offset, into.length);
+      const end = offset + into.length;
+      if (end > blob.size) {
+        throw new Error(`${name}: short read: wanted bytes ${offset}..${end} but the blob has ${blob.size} bytes`);
+      }
+      into.set(new Uint8Array(await blob.slice(offset, end).arrayBuffer()));
+    }
+  };
+}
+function fetchSource(url, options = {}) {
+  if (!options.fetch) checkHttpUrl(url, "fetchSource");
+  const href = String(url);
+  const name = options.name ?? href;
+  const doFetch = namedFetch(name, options.fetch ?? globalThis.fetch);
+  const baseHeaders = options.headers ?? {};
+  let sizePromise;
+  let seen;
+  const checkUnchanged = (res, size) => {
+    const etag = res.headers.get("etag");
+    if (!seen) {
+      seen = {
+        etag,
+        size
+      };
+      return;
+    }
+    const etagChanged = seen.etag !== null && etag !== null && etag !== seen.etag;
+    const sizeChanged = seen.size !== void 0 && size !== void 0 && size !== seen.size;
+    if (etagChanged || sizeChanged) {
+      throw new Error(`${name} changed on the server while it was being read (` + (etagChanged ? `ETag ${seen.etag} \u2192 ${etag}` : `size ${seen.size} \u2192 ${size} bytes`) + `): stopping; start again once the file is stable`);
+    }
+    seen.etag ??= etag;
+    seen.size ??= size;
+  };
+  const checkResponseUnchanged = async (res, size) => {
+    try {
+      checkUnchanged(res, size);
+    } catch (err) {
+      await res.body?.cancel();
+      throw err;
+    }
+  };
+  const headers = (extra) => ({
+    ...baseHeaders,
+    "accept-encoding": "identity",
+    ...extra
+  });
+  async function probeSize() {
+    const head = await doFetch(href, {
+      method: "HEAD",
+      headers: headers({})
+    });
+    await head.body?.cancel();
+    if (head.status === 404 || head.status === 410) throw new FileNotFoundError(name);
+    const length = head.headers.get("content-length");
+    const encoded = (head.headers.get("content-encoding") ?? "identity") !== "identity";
+    if (head.ok && length !== null && /^\d+$/.test(length.trim()) && !encoded) {
+      checkUnchanged(head, Number(length));
+      return Number(length);
+    }
+    const res = await doFetch(href, {
+      headers: headers({
+        range: "bytes=0-0"
+      })
+    });
+    await res.body?.cancel();
+    if (res.status === 404 || res.status === 410) throw new FileNotFoundError(name);
+    const range = res.headers.get("content-range") ?? "";
+    if (res.status === 416) {
+      const m2 = UNSATISFIED_RANGE.exec(range);
+      if (m2) return Number(m2[1]);
+    }
+    if (res.status === 200) throw ignoredRange(name);
+    const m = CONTENT_RANGE.exec(range);
+    if (res.status !== 206 || !m || m[3] === "*") {
+      throw new Error(`${name}: cannot determine the file size (HEAD and range probe gave status ${res.status})`);
+    }
+    return Number(m[3]);
+  }
+  async function rangeResponse(offset, last) {
+    const res = await doFetch(href, {
+      headers: headers({
+        range: `bytes=${offset}-${last}`
+      })
+    });
+    if (res.status !== 206) {
+      await res.body?.cancel();
+      if (res.status === 200) throw ignoredRange(name);
+      if (res.status === 404 || res.status === 410) throw new FileNotFoundError(name);
+      if (res.status === 416) {
+        throw new Error(`${name}: short read: bytes ${offset}..${last + 1} lie beyond the end of the file`);
+      }
+      throw new Error(`${name}: HTTP ${res.status} ${res.statusText} for bytes ${offset}..${last + 1}`);
+    }
+    const m = CONTENT_RANGE.exec(res.headers.get("content-range") ?? "");
+    if (!m || Number(m[1]) !== offset || Number(m[2]) !== last) {
+      await res.body?.cancel();
+      const got = res.headers.get("content-range");
+      const short = m && Number(m[1]) === offset && Number(m[2]) < last;
+      throw new Error(`${name}: ${short ? "short read: " : ""}asked for bytes ${offset}-${last}, server sent Content-Range ${got === null ? "(none)" : JSON.stringify(got)}`);
+    }
+    await checkResponseUnchanged(res, m[3] === "*" ? void 0 : Number(m[3]));
+    if (!res.body) throw new Error(`${name}: short read: empty response body`);
+    return res;
+  }
+  const scratch = new ScratchPool();
+  const hints = [];
+  const runs = [];
+  const endRun = (r) => {
+    runs.splice(runs.indexOf(r), 1);
+    r.done.then(() => r.cancel(), () => {
+    });
+  };
+  async function readOnce(offset, into) {
+    const res = await rangeResponse(offset, offset + into.length - 1);
+    await readBodyInto(name, res, into, scratch);
+  }
+  function readRemote(offset, into) {
+    const end = offset + into.length;
+    let r;
+    for (const c of runs) {
+      const ok = offset >= c.next && offset - c.next <= RUN_SKIP_BYTES && end <= c.end;
+      if (ok && (!r || c.next > r.next)) r = c;
+    }
+    if (r) {
+      runs.splice(runs.indexOf(r), 1);
+      if (end < r.end) runs.unshift(r);
+      return r.take(into, offset - r.next);
+    }
+    const hint = hints.find((h) => h.start <= offset && end < h.end);
+    if (hint) {
+      const r2 = rangeRun(name, rangeResponse(offset, hint.end - 1), offset, hint.end, scratch);
+      runs.unshift(r2);
+      while (runs.length > CONCURRENT_RUNS) endRun(runs.at(-1));
+      return r2.take(into);
+    }
+    return readOnce(offset, into);
+  }
+  async function download() {
+    sizePromise ??= probeSize();
+    const size = await sizePromise;
+    if (size > wholeBelow) return void 0;
+    const res = await doFetch(href, {
+      headers: headers({})
+    });
+    if (res.status === 404 || res.status === 410) {
+      await res.body?.cancel();
+      throw new FileNotFoundError(name);
+    }
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      throw new Error(`${name}: HTTP ${res.status} ${res.statusText} for the whole file`);
+    }
+    await checkResponseUnchanged(res, size);
+    const bytes = new Uint8Array(size);
+    await readBodyInto(name, res, bytes, scratch);
+    return bytes;
+  }
+  const cache = options.cache, wholeBelow = options.wholeBelow ?? 0;
+  let whole;
+  let identified;
+  return {
+    name,
+    requestBytes: options.requestBytes ?? REQUEST_BYTES,
+    size() {
+      sizePromise ??= probeSize();
+      return sizePromise;
+    },
+    expect(offset, end) {
+      const same = hints.findIndex((h) => h.start === offset && h.end === end);
+      if (same >= 0) hints.splice(same, 1);
+      hints.unshift({
+        start: offset,
+        end
+      });
+      hints.length = Math.min(hints.length, CONCURRENT_RUNS);
+    },
+    async read(offset, into) {
+      checkRange(name, offset, into.length);
+      if (into.length === 0) return;
+      if (wholeBelow > 0) {
+        if (!whole) {
+          whole = download();
+          whole.catch(() => whole = void 0);
+        }
+        const bytes = await whole;
+        if (bytes) {
+          if (offset + into.length > bytes.length) {
+            throw new Error(`${name}: short read: bytes ${offset}..${offset + into.length} lie beyond the end of the file`);
+          }
+          return into.set(bytes.subarray(offset, offset + into.length));
+        }
+      }
+      if (cache?.identify) {
+        if (!identified) {
+          identified = (sizePromise ??= probeSize()).then((size) => cache.identify({
+            name,
+            size,
+            etag: seen?.etag ?? null
+          }));
+          identified.catch(() => identified = void 0);
+        }
+        await identified;
+      }
+      if (cache && await cache.get(offset, into)) return;
+      await readRemote(offset, into);
+      await cache?.put(offset, into);
+    }
+  };
+}
+function rangeRun(name, response, start, end, scratch) {
+  let body;
+  let failed;
+  const r = {
+    next: start,
+    end,
+    done: Promise.resolve(),
+    take(into, skip = 0) {
+      r.next += skip + into.length;
+      const last = r.next === end;
+      const job = r.done.then(async () => {
+        if (failed) throw failed;
+        try {
+          body ??= new BodyReader(name, (await response).body, scratch);
+          if (await body.fill(into, skip) < into.length) {
+            throw new Error(`${name}: short read: the response ended before byte ${end}`);
+          }
+          if (last) body.release();
+        } catch (err) {
+          failed = brokenBody(name, err);
+          body?.cancel();
+          throw failed;
+        }
+      });
+      r.done = job.catch(() => {
+      });
+      return job;
+    },
+    cancel() {
+      if (body) body.cancel();
+      else response.then((res) => res.body?.cancel(), () => {
+      });
+    }
+  };
+  return r;
+}
+function namedFetch(name, doFetch) {
+  return async (input, init) => {
+    try {
+      return await doFetch(input, init);
+    } catch (err) {
+      if (err?.name === "AbortError") throw err;
+      const url = input instanceof Request ? input.url : String(input);
+      const range = new Headers(init?.headers).get("range");
+      const network = err?.name === "TypeError";
+      const why = network && (/^https?:/i.test(url) || !/^[a-z][a-z0-9+.-]*:/i.test(url)) ? ` (the server is unreachable, or refused the request, or its answer lacks CORS headers for this page's origin)` : "";
+      throw new Error(`${name === url ? "" : `${name}: `}cannot fetch ${url}${range ? ` (${range})` : ""}: ${err?.message ?? err}${why}`, {
+        cause: err
+      });
+    }
+  };
+}
+function checkHttpUrl(url, where) {
+  if (typeof url !== "string" && !(url instanceof URL)) {
+    throw new TypeError(`${where}: expected a URL (a string or a URL), got ${describeValue(url)}`);
+  }
+  const page = globalThis.location?.href;
+  let resolved;
+  try {
+    resolved = new URL(url, page);
+  } catch {
+  }
+  const protocol = resolved?.protocol;
+  if (protocol === "http:" || protocol === "https:") return resolved.href;
+  throw new TypeError(`${where}: ${JSON.stringify(String(url))} is not an http(s) URL` + (protocol === void 0 && !page ? " (nor is there a page here to resolve a relative one against)" : "") + "; a local file is read with blobSource(file) or bytesSource(bytes), or in Deno with fileSource(path) (dirFiles(path) for a directory) from src/io/deno_files.ts");
+}
+function brokenBody(name, err) {
+  if (!(err instanceof TypeError)) return err;
+  return new Error(`${name}: the response broke off: ${err.message}`, {
+    cause: err
+  });
+}
+function ignoredRange(name) {
+  return new Error(`${name}: the server ignored the HTTP Range request (status 200 instead of 206 Partial Content); streaming weights needs a server that supports byte ranges (a file small enough to hold can be downloaded whole instead, with fetchSource's option wholeBelow: its size limit in bytes)`);
+}
+async function readBodyInto(name, res, into, scratch) {
+  if (!res.body) throw new Error(`${name}: short read: empty response body`);
+  const body = new BodyReader(name, res.body, scratch);
+  let pos, more;
+  try {
+    pos = await body.fill(into);
+    more = pos === into.length && await body.more();
+  } catch (err) {
+    body.cancel();
+    throw brokenBody(name, err);
+  }
+  if (more) {
+    body.cancel();
+    throw new Error(`${name}: server sent more than the ${into.length} bytes asked for`);
+  }
+  body.release();
+  if (pos !== into.length) {
+    throw new Error(`${name}: short read: got ${pos} of ${into.length} bytes`);
+  }
+}
+function fileUrl(base, file) {
+  return new URL(file.split("/").map(encodeURIComponent).join("/"), base).href;
+}
+function urlFiles(baseUrl, options = {}) {
+  if (options.cache !== void 0) {
+    throw new TypeError("urlFiles: options.cache would be shared by every file (one file's bytes served for another's at the same offsets); give cacheFor(file), a cache per file");
+  }
+  const { cacheFor, ...each } = options;
+  let base = options.fetch ? String(baseUrl) : checkHttpUrl(baseUrl, "urlFiles");
+  if (!base.endsWith("/")) base += "/";
+  const name = options.name ?? base;
+  const doFetch = namedFetch(name, options.fetch ?? globalThis.fetch);
+  return {
+    name,
+    async readText(file) {
+      const url = fileUrl(base, file);
+      const res = await doFetch(url, {
+        headers: options.headers ?? {}
+      });
+      if (res.status === 404 || res.status === 410) {
+        await res.body?.cancel();
+        return void 0;
+      }
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new Error(`${url}: HTTP ${res.status} ${res.statusText}`);
+      }
+      return await res.text();
+    },
+    source(file) {
+      return fetchSource(fileUrl(base, file), {
+        ...each,
+        name: void 0,
+        cache: cacheFor?.(file)
+      });
+    }
+  };
+}
+function memoryFiles(files, options = {}) {
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+  return mapFiles(files, options.name ?? "<memory>", {
+    text: (data) => Promise.resolve(typeof data === "string" ? data : decoder.decode(data)),
+    open: (data, path) => bytesSource(typeof data === "string" ? encoder.encode(data) : data, path)
+  });
+}
+function blobFiles(files, options = {}) {
+  return mapFiles(files, options.name ?? "<files>", {
+    text: (blob) => blob.text(),
+    open: (blob, path) => blobSource(blob, path)
+  });
+}
+function mapFiles(files, name, how) {
+  const map = files instanceof Map ? files : new Map(Object.entries(files));
+  return {
+    name,
+    readText(file) {
+      const data = map.get(file);
+      return data === void 0 ? Promise.resolve(void 0) : how.text(data);
+    },
+    source(file) {
+      const data = map.get(file);
+      const path = `${name}/${file}`;
+      if (data === void 0) {
+        const missing = () => Promise.reject(new FileNotFoundError(path));
+        return {
+          name: path,
+          size: missing,
+          read: missing
+        };
+      }
+      return how.open(data, path);
+    },
+    list() {
+      return Promise.resolve([
+        ...map.keys()
+      ].sort());
+    }
+  };
+}
+var FileNotFoundError, REQUEST_BYTES, CONTENT_RANGE, UNSATISFIED_RANGE, CONCURRENT_RUNS, RUN_SKIP_BYTES, SCRATCH_BYTES, ScratchPool, BodyReader;
+var init_source = __esm({
+  "src/io/source.ts"() {
+    init_describe();
+    FileNotFoundError = class extends Error {
+      /** @param name the file path or URL that does not exist */
+      constructor(name, options) {
+        super(`file not found: ${name}`, options);
+        this.name = "FileNotFoundError";
+      }
+    };
+    REQUEST_BYTES = 1 << 20;
+    CONTENT_RANGE = /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i;
+    UNSATISFIED_RANGE = /^\s*bytes\s+\*\/(\d+)\s*$/i;
+    CONCURRENT_RUNS = 2;
+    RUN_SKIP_BYTES = 4 << 20;
+    SCRATCH_BYTES = 256 << 10;
+    ScratchPool = class {
+      #free = [];
+      take() {
+        return this.#free.pop() ?? new ArrayBuffer(SCRATCH_BYTES);
+      }
+      /** Keeps `buffer` for the next body (not a detached one, nor more than a few). */
+      give(buffer) {
+        if (buffer.byteLength === SCRATCH_BYTES && this.#free.length < 4) this.#free.push(buffer);
+      }
+    };
+    BodyReader = class {
+      #name;
+      #pool;
+      #byob;
+      #reader;
+      #scratch;
+      /** What the default reader handed out and the caller has not taken yet. */
+      #left;
+      #pending = false;
+      constructor(name, body, pool) {
+        this.#name = name;
+        this.#pool = pool;
+        try {
+          this.#byob = body.getReader({
+            mode: "byob"
+          });
+          this.#scratch = pool.take();
+        } catch {
+          this.#reader = body.getReader();
+        }
+      }
+      /** The body's next bytes, at most `max` (a view valid until the next call), or `undefined` at its end. */
+      async #next(max) {
+        if (this.#byob) {
+          const n = Math.min(max, SCRATCH_BYTES);
+          this.#scratch ??= this.#pool.take();
+          this.#pending = true;
+          const { done, value } = await this.#byob.read(new Uint8Array(this.#scratch, 0, n));
+          this.#pending = false;
+          this.#scratch = value ? value.buffer : void 0;
+          return done ? void 0 : value;
+        }
+        if (!this.#left?.length) {
+          const { done, value } = await this.#reader.read();
+          if (done) return void 0;
+          this.#left = value;
+        }
+        const out = this.#left.subarray(0, max);
+        this.#left = this.#left.subarray(out.length);
+        return out;
+      }
+      /**
+       * Passes over `skip` bytes, then fills `into`; resolves how many bytes of `into` it filled (fewer only
+       * when the body ended first).
+       */
+      async fill(into, skip = 0) {
+        for (let left = skip; left > 0; ) {
+          const chunk = await this.#next(left);
+          if (!chunk) return 0;
+          left -= chunk.length;
+        }
+        let pos = 0;
+        while (pos < into.length) {
+          const chunk = await this.#next(into.length - pos);
+          if (!chunk) break;
+          into.set(chunk, pos);
+          pos += chunk.length;
+        }
+        return pos;
+      }
+      /** Whether the body has bytes after those read (it is read to its end to know). */
+      async more() {
+        return await this.#next(1) !== void 0;
+      }
+      /** Done with the body: the reader's lock released and the scratch buffer back in the pool. */
+      release() {
+        (this.#byob ?? this.#reader)?.releaseLock();
+        this.#byob = this.#reader = void 0;
+        if (this.#scratch && !this.#pending) this.#pool.give(this.#scratch);
+        this.#scratch = this.#left = void 0;
+      }
+      /** Cancels the rest of the body (errors ignored) and releases it. */
+      cancel() {
+        const reader = this.#byob ?? this.#reader;
+        this.#byob = this.#reader = void 0;
+        reader?.cancel().catch(() => {
+        });
+        if (this.#scratch && !this.#pending) this.#pool.give(this.#scratch);
+        this.#scratch = this.#left = void 0;
+      }
+    };
+  }
+});
+
 // src/text/tokenizer.ts
 var tokenizer_exports = {};
 __export(tokenizer_exports, {
   createStreamDecoder: () => createStreamDecoder,
   loadTokenizer: () => loadTokenizer
 });
-function loadTokenizer(files, options = {}) {
-  if (typeof files?.tokenizerJson !== "string") {
-    const got = files && typeof files.readText === "function" ? 'model files (read their texts first: { tokenizerJson: await files.readText("tokenizer.json"), \u2026 })' : describeValue(files);
-    return Promise.reject(new TypeError(`loadTokenizer: expected { tokenizerJson, tokenizerConfigJson? } as strings, got ${got}`));
+async function loadTokenizer(files, options = {}) {
+  if (files && typeof files.readText === "function") {
+    files = await readTokenizerFiles(files);
   }
+  if (typeof files?.tokenizerJson !== "string") {
+    throw new TypeError(`loadTokenizer: expected model files or { tokenizerJson, tokenizerConfigJson? } as strings, got ${describeValue(files)}`);
+  }
+  return await buildFromModule(files, options);
+}
+async function readTokenizerFiles(files) {
+  const [tokenizerJson, tokenizerConfigJson, generationConfigJson] = await Promise.all([
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "generation_config.json"
+  ].map((f) => files.readText(f)));
+  if (tokenizerJson === void 0) {
+    throw new FileNotFoundError(`${files.name.replace(/\/+$/, "")}/tokenizer.json (loadTokenizer needs it)`);
+  }
+  return {
+    tokenizerJson,
+    tokenizerConfigJson,
+    generationConfigJson
+  };
+}
+function buildFromModule(files, options) {
   if (options.module !== void 0) {
     if (typeof options.module?.buildTokenizer !== "function") {
       return Promise.reject(new TypeError('loadTokenizer options.module: expected the tokenizer module (import * as tokenizer from "./tokenizer.js", beside mesp.js), which exports buildTokenizer'));
@@ -91,6 +666,7 @@ function createStreamDecoder(tokenizer, options = {}) {
 }
 var init_tokenizer = __esm({
   "src/text/tokenizer.ts"() {
+    init_source();
     init_describe();
   }
 });
@@ -842,555 +1418,8 @@ function processMemory() {
   };
 }
 
-// src/io/source.ts
-init_describe();
-var FileNotFoundError = class extends Error {
-  /** @param name the file path or URL that does not exist */
-  constructor(name, options) {
-    super(`file not found: ${name}`, options);
-    this.name = "FileNotFoundError";
-  }
-};
-function checkWeightSource(value, where) {
-  const v = value;
-  if (v && typeof v.read === "function" && typeof v.size === "function") return;
-  let got = describeValue(value);
-  if (typeof value === "string") got += ": wrap a URL in fetchSource(url) (a path: fileSource(path) in Deno)";
-  else if (isThenable(value)) got += " \u2014 did you forget await?";
-  else if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
-    got += ": wrap bytes in bytesSource(bytes)";
-  } else if (typeof Blob !== "undefined" && value instanceof Blob) got += ": wrap it in blobSource(file)";
-  throw new TypeError(`${where}: expected a weight source (fetchSource, bytesSource, blobSource \u2026), got ${got}`);
-}
-function checkModelFiles(value, where) {
-  const v = value;
-  if (v && typeof v.readText === "function" && typeof v.source === "function") return;
-  let got = describeValue(value);
-  if (typeof value === "string") {
-    got += ": wrap a folder's URL in urlFiles(url) (a path: dirFiles(path) in Deno)";
-  } else if (isThenable(value)) got += " \u2014 did you forget await?";
-  else if (v && typeof v === "object" && Object.keys(v).some((k) => k.includes("."))) {
-    got = "an object of file contents: wrap it in memoryFiles({ ... })";
-  }
-  throw new TypeError(`${where}: expected model files (urlFiles, memoryFiles, blobFiles \u2026), got ${got}`);
-}
-function checkRange(name, offset, length) {
-  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length)) {
-    throw new RangeError(`${name}: invalid read range offset=${offset} length=${length}`);
-  }
-}
-function bytesSource(bytes, name = "<memory>") {
-  if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
-  if (!(bytes instanceof Uint8Array)) {
-    throw new TypeError(`bytesSource: expected a Uint8Array or ArrayBuffer, got ${describeValue(bytes)}`);
-  }
-  return {
-    name,
-    size: () => Promise.resolve(bytes.length),
-    read(offset, into) {
-      try {
-        checkRange(name, offset, into.length);
-        const end = offset + into.length;
-        if (end > bytes.length) {
-          throw new Error(`${name}: short read: wanted bytes ${offset}..${end} but the data has ${bytes.length} bytes`);
-        }
-        into.set(bytes.subarray(offset, end));
-        return Promise.resolve();
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    }
-  };
-}
-function blobSource(blob, name) {
-  const fileName = blob.name;
-  name ??= typeof fileName === "string" ? fileName : "<blob>";
-  return {
-    name,
-    size: () => Promise.resolve(blob.size),
-    async read(offset, into) {
-      checkRange(name, offset, into.length);
-      const end = offset + into.length;
-      if (end > blob.size) {
-        throw new Error(`${name}: short read: wanted bytes ${offset}..${end} but the blob has ${blob.size} bytes`);
-      }
-      into.set(new Uint8Array(await blob.slice(offset, end).arrayBuffer()));
-    }
-  };
-}
-var REQUEST_BYTES = 1 << 20;
-var CONTENT_RANGE = /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i;
-var UNSATISFIED_RANGE = /^\s*bytes\s+\*\/(\d+)\s*$/i;
-function fetchSource(url, options = {}) {
-  if (!options.fetch) checkHttpUrl(url, "fetchSource");
-  const href = String(url);
-  const name = options.name ?? href;
-  const doFetch = namedFetch(name, options.fetch ?? globalThis.fetch);
-  const baseHeaders = options.headers ?? {};
-  let sizePromise;
-  let seen;
-  const checkUnchanged = (res, size) => {
-    const etag = res.headers.get("etag");
-    if (!seen) {
-      seen = {
-        etag,
-        size
-      };
-      return;
-    }
-    const etagChanged = seen.etag !== null && etag !== null && etag !== seen.etag;
-    const sizeChanged = seen.size !== void 0 && size !== void 0 && size !== seen.size;
-    if (etagChanged || sizeChanged) {
-      throw new Error(`${name} changed on the server while it was being read (` + (etagChanged ? `ETag ${seen.etag} \u2192 ${etag}` : `size ${seen.size} \u2192 ${size} bytes`) + `): stopping; start again once the file is stable`);
-    }
-    seen.etag ??= etag;
-    seen.size ??= size;
-  };
-  const checkResponseUnchanged = async (res, size) => {
-    try {
-      checkUnchanged(res, size);
-    } catch (err) {
-      await res.body?.cancel();
-      throw err;
-    }
-  };
-  const headers = (extra) => ({
-    ...baseHeaders,
-    "accept-encoding": "identity",
-    ...extra
-  });
-  async function probeSize() {
-    const head = await doFetch(href, {
-      method: "HEAD",
-      headers: headers({})
-    });
-    await head.body?.cancel();
-    if (head.status === 404 || head.status === 410) throw new FileNotFoundError(name);
-    const length = head.headers.get("content-length");
-    const encoded = (head.headers.get("content-encoding") ?? "identity") !== "identity";
-    if (head.ok && length !== null && /^\d+$/.test(length.trim()) && !encoded) {
-      checkUnchanged(head, Number(length));
-      return Number(length);
-    }
-    const res = await doFetch(href, {
-      headers: headers({
-        range: "bytes=0-0"
-      })
-    });
-    await res.body?.cancel();
-    if (res.status === 404 || res.status === 410) throw new FileNotFoundError(name);
-    const range = res.headers.get("content-range") ?? "";
-    if (res.status === 416) {
-      const m2 = UNSATISFIED_RANGE.exec(range);
-      if (m2) return Number(m2[1]);
-    }
-    if (res.status === 200) throw ignoredRange(name);
-    const m = CONTENT_RANGE.exec(range);
-    if (res.status !== 206 || !m || m[3] === "*") {
-      throw new Error(`${name}: cannot determine the file size (HEAD and range probe gave status ${res.status})`);
-    }
-    return Number(m[3]);
-  }
-  async function rangeResponse(offset, last) {
-    const res = await doFetch(href, {
-      headers: headers({
-        range: `bytes=${offset}-${last}`
-      })
-    });
-    if (res.status !== 206) {
-      await res.body?.cancel();
-      if (res.status === 200) throw ignoredRange(name);
-      if (res.status === 404 || res.status === 410) throw new FileNotFoundError(name);
-      if (res.status === 416) {
-        throw new Error(`${name}: short read: bytes ${offset}..${last + 1} lie beyond the end of the file`);
-      }
-      throw new Error(`${name}: HTTP ${res.status} ${res.statusText} for bytes ${offset}..${last + 1}`);
-    }
-    const m = CONTENT_RANGE.exec(res.headers.get("content-range") ?? "");
-    if (!m || Number(m[1]) !== offset || Number(m[2]) !== last) {
-      await res.body?.cancel();
-      const got = res.headers.get("content-range");
-      const short = m && Number(m[1]) === offset && Number(m[2]) < last;
-      throw new Error(`${name}: ${short ? "short read: " : ""}asked for bytes ${offset}-${last}, server sent Content-Range ${got === null ? "(none)" : JSON.stringify(got)}`);
-    }
-    await checkResponseUnchanged(res, m[3] === "*" ? void 0 : Number(m[3]));
-    if (!res.body) throw new Error(`${name}: short read: empty response body`);
-    return res;
-  }
-  const scratch = new ScratchPool();
-  const hints = [];
-  const runs = [];
-  const endRun = (r) => {
-    runs.splice(runs.indexOf(r), 1);
-    r.done.then(() => r.cancel(), () => {
-    });
-  };
-  async function readOnce(offset, into) {
-    const res = await rangeResponse(offset, offset + into.length - 1);
-    await readBodyInto(name, res, into, scratch);
-  }
-  function readRemote(offset, into) {
-    const end = offset + into.length;
-    let r;
-    for (const c of runs) {
-      const ok = offset >= c.next && offset - c.next <= RUN_SKIP_BYTES && end <= c.end;
-      if (ok && (!r || c.next > r.next)) r = c;
-    }
-    if (r) {
-      runs.splice(runs.indexOf(r), 1);
-      if (end < r.end) runs.unshift(r);
-      return r.take(into, offset - r.next);
-    }
-    const hint = hints.find((h) => h.start <= offset && end < h.end);
-    if (hint) {
-      const r2 = rangeRun(name, rangeResponse(offset, hint.end - 1), offset, hint.end, scratch);
-      runs.unshift(r2);
-      while (runs.length > CONCURRENT_RUNS) endRun(runs.at(-1));
-      return r2.take(into);
-    }
-    return readOnce(offset, into);
-  }
-  async function download() {
-    sizePromise ??= probeSize();
-    const size = await sizePromise;
-    if (size > wholeBelow) return void 0;
-    const res = await doFetch(href, {
-      headers: headers({})
-    });
-    if (res.status === 404 || res.status === 410) {
-      await res.body?.cancel();
-      throw new FileNotFoundError(name);
-    }
-    if (res.status !== 200) {
-      await res.body?.cancel();
-      throw new Error(`${name}: HTTP ${res.status} ${res.statusText} for the whole file`);
-    }
-    await checkResponseUnchanged(res, size);
-    const bytes = new Uint8Array(size);
-    await readBodyInto(name, res, bytes, scratch);
-    return bytes;
-  }
-  const cache = options.cache, wholeBelow = options.wholeBelow ?? 0;
-  let whole;
-  let identified;
-  return {
-    name,
-    requestBytes: options.requestBytes ?? REQUEST_BYTES,
-    size() {
-      sizePromise ??= probeSize();
-      return sizePromise;
-    },
-    expect(offset, end) {
-      const same = hints.findIndex((h) => h.start === offset && h.end === end);
-      if (same >= 0) hints.splice(same, 1);
-      hints.unshift({
-        start: offset,
-        end
-      });
-      hints.length = Math.min(hints.length, CONCURRENT_RUNS);
-    },
-    async read(offset, into) {
-      checkRange(name, offset, into.length);
-      if (into.length === 0) return;
-      if (wholeBelow > 0) {
-        if (!whole) {
-          whole = download();
-          whole.catch(() => whole = void 0);
-        }
-        const bytes = await whole;
-        if (bytes) {
-          if (offset + into.length > bytes.length) {
-            throw new Error(`${name}: short read: bytes ${offset}..${offset + into.length} lie beyond the end of the file`);
-          }
-          return into.set(bytes.subarray(offset, offset + into.length));
-        }
-      }
-      if (cache?.identify) {
-        if (!identified) {
-          identified = (sizePromise ??= probeSize()).then((size) => cache.identify({
-            name,
-            size,
-            etag: seen?.etag ?? null
-          }));
-          identified.catch(() => identified = void 0);
-        }
-        await identified;
-      }
-      if (cache && await cache.get(offset, into)) return;
-      await readRemote(offset, into);
-      await cache?.put(offset, into);
-    }
-  };
-}
-var CONCURRENT_RUNS = 2;
-var RUN_SKIP_BYTES = 4 << 20;
-function rangeRun(name, response, start, end, scratch) {
-  let body;
-  let failed;
-  const r = {
-    next: start,
-    end,
-    done: Promise.resolve(),
-    take(into, skip = 0) {
-      r.next += skip + into.length;
-      const last = r.next === end;
-      const job = r.done.then(async () => {
-        if (failed) throw failed;
-        try {
-          body ??= new BodyReader(name, (await response).body, scratch);
-          if (await body.fill(into, skip) < into.length) {
-            throw new Error(`${name}: short read: the response ended before byte ${end}`);
-          }
-          if (last) body.release();
-        } catch (err) {
-          failed = brokenBody(name, err);
-          body?.cancel();
-          throw failed;
-        }
-      });
-      r.done = job.catch(() => {
-      });
-      return job;
-    },
-    cancel() {
-      if (body) body.cancel();
-      else response.then((res) => res.body?.cancel(), () => {
-      });
-    }
-  };
-  return r;
-}
-var SCRATCH_BYTES = 256 << 10;
-var ScratchPool = class {
-  #free = [];
-  take() {
-    return this.#free.pop() ?? new ArrayBuffer(SCRATCH_BYTES);
-  }
-  /** Keeps `buffer` for the next body (not a detached one, nor more than a few). */
-  give(buffer) {
-    if (buffer.byteLength === SCRATCH_BYTES && this.#free.length < 4) this.#free.push(buffer);
-  }
-};
-var BodyReader = class {
-  #name;
-  #pool;
-  #byob;
-  #reader;
-  #scratch;
-  /** What the default reader handed out and the caller has not taken yet. */
-  #left;
-  #pending = false;
-  constructor(name, body, pool) {
-    this.#name = name;
-    this.#pool = pool;
-    try {
-      this.#byob = body.getReader({
-        mode: "byob"
-      });
-      this.#scratch = pool.take();
-    } catch {
-      this.#reader = body.getReader();
-    }
-  }
-  /** The body's next bytes, at most `max` (a view valid until the next call), or `undefined` at its end. */
-  async #next(max) {
-    if (this.#byob) {
-      const n = Math.min(max, SCRATCH_BYTES);
-      this.#scratch ??= this.#pool.take();
-      this.#pending = true;
-      const { done, value } = await this.#byob.read(new Uint8Array(this.#scratch, 0, n));
-      this.#pending = false;
-      this.#scratch = value ? value.buffer : void 0;
-      return done ? void 0 : value;
-    }
-    if (!this.#left?.length) {
-      const { done, value } = await this.#reader.read();
-      if (done) return void 0;
-      this.#left = value;
-    }
-    const out = this.#left.subarray(0, max);
-    this.#left = this.#left.subarray(out.length);
-    return out;
-  }
-  /**
-   * Passes over `skip` bytes, then fills `into`; resolves how many bytes of `into` it filled (fewer only
-   * when the body ended first).
-   */
-  async fill(into, skip = 0) {
-    for (let left = skip; left > 0; ) {
-      const chunk = await this.#next(left);
-      if (!chunk) return 0;
-      left -= chunk.length;
-    }
-    let pos = 0;
-    while (pos < into.length) {
-      const chunk = await this.#next(into.length - pos);
-      if (!chunk) break;
-      into.set(chunk, pos);
-      pos += chunk.length;
-    }
-    return pos;
-  }
-  /** Whether the body has bytes after those read (it is read to its end to know). */
-  async more() {
-    return await this.#next(1) !== void 0;
-  }
-  /** Done with the body: the reader's lock released and the scratch buffer back in the pool. */
-  release() {
-    (this.#byob ?? this.#reader)?.releaseLock();
-    this.#byob = this.#reader = void 0;
-    if (this.#scratch && !this.#pending) this.#pool.give(this.#scratch);
-    this.#scratch = this.#left = void 0;
-  }
-  /** Cancels the rest of the body (errors ignored) and releases it. */
-  cancel() {
-    const reader = this.#byob ?? this.#reader;
-    this.#byob = this.#reader = void 0;
-    reader?.cancel().catch(() => {
-    });
-    if (this.#scratch && !this.#pending) this.#pool.give(this.#scratch);
-    this.#scratch = this.#left = void 0;
-  }
-};
-function namedFetch(name, doFetch) {
-  return async (input, init) => {
-    try {
-      return await doFetch(input, init);
-    } catch (err) {
-      if (err?.name === "AbortError") throw err;
-      const url = input instanceof Request ? input.url : String(input);
-      const range = new Headers(init?.headers).get("range");
-      const network = err?.name === "TypeError";
-      const why = network && (/^https?:/i.test(url) || !/^[a-z][a-z0-9+.-]*:/i.test(url)) ? ` (the server is unreachable, or refused the request, or its answer lacks CORS headers for this page's origin)` : "";
-      throw new Error(`${name === url ? "" : `${name}: `}cannot fetch ${url}${range ? ` (${range})` : ""}: ${err?.message ?? err}${why}`, {
-        cause: err
-      });
-    }
-  };
-}
-function checkHttpUrl(url, where) {
-  if (typeof url !== "string" && !(url instanceof URL)) {
-    throw new TypeError(`${where}: expected a URL (a string or a URL), got ${describeValue(url)}`);
-  }
-  const page = globalThis.location?.href;
-  let resolved;
-  try {
-    resolved = new URL(url, page);
-  } catch {
-  }
-  const protocol = resolved?.protocol;
-  if (protocol === "http:" || protocol === "https:") return resolved.href;
-  throw new TypeError(`${where}: ${JSON.stringify(String(url))} is not an http(s) URL` + (protocol === void 0 && !page ? " (nor is there a page here to resolve a relative one against)" : "") + "; a local file is read with blobSource(file) or bytesSource(bytes), or in Deno with fileSource(path) (dirFiles(path) for a directory) from src/io/deno_files.ts");
-}
-function brokenBody(name, err) {
-  if (!(err instanceof TypeError)) return err;
-  return new Error(`${name}: the response broke off: ${err.message}`, {
-    cause: err
-  });
-}
-function ignoredRange(name) {
-  return new Error(`${name}: the server ignored the HTTP Range request (status 200 instead of 206 Partial Content); streaming weights needs a server that supports byte ranges (a file small enough to hold can be downloaded whole instead, with fetchSource's option wholeBelow: its size limit in bytes)`);
-}
-async function readBodyInto(name, res, into, scratch) {
-  if (!res.body) throw new Error(`${name}: short read: empty response body`);
-  const body = new BodyReader(name, res.body, scratch);
-  let pos, more;
-  try {
-    pos = await body.fill(into);
-    more = pos === into.length && await body.more();
-  } catch (err) {
-    body.cancel();
-    throw brokenBody(name, err);
-  }
-  if (more) {
-    body.cancel();
-    throw new Error(`${name}: server sent more than the ${into.length} bytes asked for`);
-  }
-  body.release();
-  if (pos !== into.length) {
-    throw new Error(`${name}: short read: got ${pos} of ${into.length} bytes`);
-  }
-}
-function fileUrl(base, file) {
-  return new URL(file.split("/").map(encodeURIComponent).join("/"), base).href;
-}
-function urlFiles(baseUrl, options = {}) {
-  if (options.cache !== void 0) {
-    throw new TypeError("urlFiles: options.cache would be shared by every file (one file's bytes served for another's at the same offsets); give cacheFor(file), a cache per file");
-  }
-  const { cacheFor, ...each } = options;
-  let base = options.fetch ? String(baseUrl) : checkHttpUrl(baseUrl, "urlFiles");
-  if (!base.endsWith("/")) base += "/";
-  const name = options.name ?? base;
-  const doFetch = namedFetch(name, options.fetch ?? globalThis.fetch);
-  return {
-    name,
-    async readText(file) {
-      const url = fileUrl(base, file);
-      const res = await doFetch(url, {
-        headers: options.headers ?? {}
-      });
-      if (res.status === 404 || res.status === 410) {
-        await res.body?.cancel();
-        return void 0;
-      }
-      if (!res.ok) {
-        await res.body?.cancel();
-        throw new Error(`${url}: HTTP ${res.status} ${res.statusText}`);
-      }
-      return await res.text();
-    },
-    source(file) {
-      return fetchSource(fileUrl(base, file), {
-        ...each,
-        name: void 0,
-        cache: cacheFor?.(file)
-      });
-    }
-  };
-}
-function memoryFiles(files, options = {}) {
-  const encoder = new TextEncoder();
-  const decoder = new TextDecoder();
-  return mapFiles(files, options.name ?? "<memory>", {
-    text: (data) => Promise.resolve(typeof data === "string" ? data : decoder.decode(data)),
-    open: (data, path) => bytesSource(typeof data === "string" ? encoder.encode(data) : data, path)
-  });
-}
-function blobFiles(files, options = {}) {
-  return mapFiles(files, options.name ?? "<files>", {
-    text: (blob) => blob.text(),
-    open: (blob, path) => blobSource(blob, path)
-  });
-}
-function mapFiles(files, name, how) {
-  const map = files instanceof Map ? files : new Map(Object.entries(files));
-  return {
-    name,
-    readText(file) {
-      const data = map.get(file);
-      return data === void 0 ? Promise.resolve(void 0) : how.text(data);
-    },
-    source(file) {
-      const data = map.get(file);
-      const path = `${name}/${file}`;
-      if (data === void 0) {
-        const missing = () => Promise.reject(new FileNotFoundError(path));
-        return {
-          name: path,
-          size: missing,
-          read: missing
-        };
-      }
-      return how.open(data, path);
-    },
-    list() {
-      return Promise.resolve([
-        ...map.keys()
-      ].sort());
-    }
-  };
-}
+// mod.ts
+init_source();
 
 // src/io/range_cache.ts
 function memoryRangeCache(options = {}) {
@@ -1452,6 +1481,7 @@ function cacheStorageRangeCache(cache, key, options = {}) {
 }
 
 // src/io/r2.ts
+init_source();
 function r2Source(bucket, key, options = {}) {
   const name = options.name ?? `r2:${key}`;
   return fetchSource(name, {
@@ -2377,6 +2407,7 @@ async function inflate(e, name) {
 }
 
 // src/io/hub.ts
+init_source();
 var HUB_ENDPOINT = "https://huggingface.co";
 var HUB_ID = /^([A-Za-z0-9][\w.-]*)\/([A-Za-z0-9][\w.-]*)(?:@([\w./-]+))?$/;
 function parseHubId(text) {
@@ -2735,6 +2766,9 @@ function paramCounts(cfg) {
     nonEmbedding: total - embedding - lmHead
   };
 }
+
+// src/model/safetensors.ts
+init_source();
 
 // src/model/dtype.ts
 if (new Uint8Array(new Uint16Array([
@@ -3551,6 +3585,9 @@ async function checkpointFingerprint(files, ckpt, checksumOf, options = {}) {
     ...digest
   ].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+// src/model/pack.ts
+init_source();
 
 // src/model/qwen2.ts
 var LINEARS = [
@@ -5581,6 +5618,16 @@ function parseRecord(obj, file, line) {
       file,
       line
     };
+  }
+  if (obj.prompt === void 0 !== (obj.completion === void 0)) {
+    const [has, lacks] = obj.prompt === void 0 ? [
+      "completion",
+      "prompt"
+    ] : [
+      "prompt",
+      "completion"
+    ];
+    throw new Error(`${where}: "${has}" without "${lacks}" (a prompt+completion record needs both)`);
   }
   const keys = Object.keys(obj).slice(0, 8).map((k) => JSON.stringify(k)).join(", ");
   throw new Error(`${where}: unknown record shape (keys: ${keys || "none"}); expected "text", "prompt"+"completion", "messages" or "input_ids"`);
@@ -8961,6 +9008,9 @@ function stepSeed(seed, step) {
   return (h ^ h >>> 15) >>> 0;
 }
 
+// src/engine/adapter.ts
+init_source();
+
 // src/engine/adapter_values.ts
 function layerOf(values, l, perLayer) {
   if (values instanceof Float32Array) return values.subarray(l * perLayer, (l + 1) * perLayer);
@@ -10531,6 +10581,7 @@ async function computeGradients(pack, seq, options = {}) {
 }
 
 // src/run/training_state.ts
+init_source();
 init_describe();
 var TRAINING_STATE_FILE = "checkpoint.safetensors";
 var TENSORS = [

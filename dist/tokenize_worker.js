@@ -29,17 +29,55 @@ var init_describe = __esm({
   }
 });
 
+// src/io/source.ts
+var FileNotFoundError, REQUEST_BYTES, RUN_SKIP_BYTES, SCRATCH_BYTES;
+var init_source = __esm({
+  "src/io/source.ts"() {
+    init_describe();
+    FileNotFoundError = class extends Error {
+      /** @param name the file path or URL that does not exist */
+      constructor(name, options) {
+        super(`file not found: ${name}`, options);
+        this.name = "FileNotFoundError";
+      }
+    };
+    REQUEST_BYTES = 1 << 20;
+    RUN_SKIP_BYTES = 4 << 20;
+    SCRATCH_BYTES = 256 << 10;
+  }
+});
+
 // src/text/tokenizer.ts
 var tokenizer_exports = {};
 __export(tokenizer_exports, {
   createStreamDecoder: () => createStreamDecoder,
   loadTokenizer: () => loadTokenizer
 });
-function loadTokenizer(files, options = {}) {
-  if (typeof files?.tokenizerJson !== "string") {
-    const got = files && typeof files.readText === "function" ? 'model files (read their texts first: { tokenizerJson: await files.readText("tokenizer.json"), \u2026 })' : describeValue(files);
-    return Promise.reject(new TypeError(`loadTokenizer: expected { tokenizerJson, tokenizerConfigJson? } as strings, got ${got}`));
+async function loadTokenizer(files, options = {}) {
+  if (files && typeof files.readText === "function") {
+    files = await readTokenizerFiles(files);
   }
+  if (typeof files?.tokenizerJson !== "string") {
+    throw new TypeError(`loadTokenizer: expected model files or { tokenizerJson, tokenizerConfigJson? } as strings, got ${describeValue(files)}`);
+  }
+  return await buildFromModule(files, options);
+}
+async function readTokenizerFiles(files) {
+  const [tokenizerJson, tokenizerConfigJson, generationConfigJson] = await Promise.all([
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "generation_config.json"
+  ].map((f) => files.readText(f)));
+  if (tokenizerJson === void 0) {
+    throw new FileNotFoundError(`${files.name.replace(/\/+$/, "")}/tokenizer.json (loadTokenizer needs it)`);
+  }
+  return {
+    tokenizerJson,
+    tokenizerConfigJson,
+    generationConfigJson
+  };
+}
+function buildFromModule(files, options) {
   if (options.module !== void 0) {
     if (typeof options.module?.buildTokenizer !== "function") {
       return Promise.reject(new TypeError('loadTokenizer options.module: expected the tokenizer module (import * as tokenizer from "./tokenizer.js", beside mesp.js), which exports buildTokenizer'));
@@ -90,6 +128,7 @@ function createStreamDecoder(tokenizer, options = {}) {
 }
 var init_tokenizer = __esm({
   "src/text/tokenizer.ts"() {
+    init_source();
     init_describe();
   }
 });
@@ -293,6 +332,16 @@ function parseRecord(obj, file, line) {
       file,
       line
     };
+  }
+  if (obj.prompt === void 0 !== (obj.completion === void 0)) {
+    const [has, lacks] = obj.prompt === void 0 ? [
+      "completion",
+      "prompt"
+    ] : [
+      "prompt",
+      "completion"
+    ];
+    throw new Error(`${where}: "${has}" without "${lacks}" (a prompt+completion record needs both)`);
   }
   const keys = Object.keys(obj).slice(0, 8).map((k) => JSON.stringify(k)).join(", ");
   throw new Error(`${where}: unknown record shape (keys: ${keys || "none"}); expected "text", "prompt"+"completion", "messages" or "input_ids"`);

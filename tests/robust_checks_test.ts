@@ -107,7 +107,7 @@ Deno.test("checks: generate stops at the model's positions; a prompt without roo
   assertFails(full, 1, /the prompt is \d+ tokens: no room left in the model's 40 positions/, "long prompt");
 });
 
-Deno.test("checks: a layer config.json does not have is refused; unknown tensors are warned about", async () => {
+Deno.test("checks: a layer config.json does not have, or one it has but the weights lack, is refused; unknown tensors are warned about", async () => {
   const cache = `${tmp}/cache-names`;
   // one layer fewer in the config than in the weights
   const fewer = await copyCase("gqa_tied_f32", `${tmp}/fewer`);
@@ -123,6 +123,19 @@ Deno.test("checks: a layer config.json does not have is refused; unknown tensors
     "fewer",
   );
   await assertUnchanged(before, "fewer");
+  // one layer more in the config than in the weights: refused before packing, naming the missing layer
+  const more = await copyCase("gqa_tied_f32", `${tmp}/more`);
+  cfg.num_hidden_layers = 3;
+  await Deno.writeTextFile(`${more}/config.json`, JSON.stringify(cfg));
+  const moreBefore = await snapshot(more);
+  const m = await mesp(cache, "eval", "--model", more, "--weights", "f32", "--data", data);
+  assertFails(
+    m,
+    1,
+    /has no model\.layers\.2\.[a-z_.]+ \(and \d+ more missing\): config\.json says num_hidden_layers 3, but the weights have no layer 2/,
+    "more",
+  );
+  await assertUnchanged(moreBefore, "more");
   // the weights plus a tensor Qwen2 has no use for
   const extra = await copyCase("gqa_tied_f32", `${tmp}/extra`);
   const st = await readSafetensorsHeader(fileSource(`${extra}/model.safetensors`));

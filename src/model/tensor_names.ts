@@ -44,13 +44,33 @@ function expectedTensors(cfg: ModelConfig): Set<string> {
 }
 
 /**
- * Checks a checkpoint's tensor names against the config: throws for a layer the config does not have;
- * returns the other tensors that are not used (for a warning).
+ * Checks a checkpoint's tensor names against the config: throws for a layer the config does not have, or a
+ * weight it needs that is absent (before any packing, rather than at that layer); returns the other tensors
+ * that are not used (for a warning).
  */
 export function unusedTensors(cfg: ModelConfig, names: Iterable<string>, where: string): string[] {
   const expected = expectedTensors(cfg);
+  const present = new Set(names);
+  // a quantized tensor's scales and biases are checked with its data by the packer
+  const missing = [...expected].filter((n) => !present.has(n) && !/\.(scales|biases)$/.test(n));
+  if (missing.length) {
+    const layerOf = (n: string) => /^model\.layers\.(\d+)\./.exec(n)?.[1];
+    const presentLayers = new Set([...present].map(layerOf));
+    const layers = new Set(missing.map(layerOf));
+    // whole layers absent (and nothing else): config.json counts more layers than the weights hold
+    const lacksLayers = [...layers].every((l) => l !== undefined && !presentLayers.has(l));
+    throw new Error(
+      `${where} has no ${missing[0]}${
+        missing.length > 1 ? ` (and ${missing.length - 1} more missing)` : ""
+      }` +
+        (lacksLayers
+          ? `: config.json says num_hidden_layers ${cfg.numLayers}, but the weights have no layer ` +
+            `${[...layers].join(", ")}: config.json does not describe these weights`
+          : ": not a complete Qwen2 checkpoint for this config.json"),
+    );
+  }
   const unused: string[] = [];
-  for (const name of names) {
+  for (const name of present) {
     if (expected.has(name) || HARMLESS.test(name)) continue;
     const layer = /^model\.layers\.(\d+)\./.exec(name);
     if (layer && +layer[1] >= cfg.numLayers) {
