@@ -1789,6 +1789,8 @@ export interface TokenizeOptions {
 	 * dropped and counted, as training could not use them.
 	 */
 	keepUntrained?: boolean;
+	/** Told `(records done, records)` every {@linkcode PROGRESS_EVERY} records and at the end (a long file). */
+	onProgress?: (done: number, total: number) => void;
 }
 /** A tokenized example: a {@linkcode Sequence} of at most `seqLen` ids, with its targets. */
 export interface TokenizedExample extends Sequence {
@@ -1919,7 +1921,7 @@ export interface TokenCacheBuildJob {
  * Parse, tokenize and encode a dataset into token cache bytes in the current thread. Loads the
  * tokenizer (lazily imported, so modules that only decode caches never load the library).
  */
-export declare function buildTokenCache(job: TokenCacheBuildJob): Promise<Uint8Array>;
+export declare function buildTokenCache(job: TokenCacheBuildJob, onProgress?: (done: number, total: number) => void): Promise<Uint8Array>;
 /**
  * {@link buildTokenCache} in a module Worker that is terminated afterwards, so the tokenizer's
  * heap is torn down with it. The job's byte buffers are transferred (detached here).
@@ -1928,7 +1930,7 @@ export declare function buildTokenCache(job: TokenCacheBuildJob): Promise<Uint8A
  * tokenizer while it runs, and the allocator does not return all of it to the OS after
  * termination; a separate process (`token_cache_files.ts`, isolation "subprocess") avoids both.
  */
-export declare function tokenizeInWorker(job: TokenCacheBuildJob): Promise<Uint8Array>;
+export declare function tokenizeInWorker(job: TokenCacheBuildJob, onProgress?: (done: number, total: number) => void): Promise<Uint8Array>;
 /** LoRA hyper-parameters. */
 export interface LoraOptions {
 	/** Rank r (default 8). */

@@ -5655,6 +5655,7 @@ function parseJsonl(text, options) {
   if (records.length === 0) throw new Error(`${file}: no records (the dataset is empty)`);
   return records;
 }
+var PROGRESS_EVERY = 1e3;
 function tokenizeChat(record, tokenizer, defaultSystem, seqLen) {
   const opts = {
     defaultSystem
@@ -5733,7 +5734,9 @@ function tokenizeDataset(records, tokenizer, options) {
     longest: 0
   };
   const examples = [];
+  let done = 0;
   for (const record of records) {
+    if (++done % PROGRESS_EVERY === 0) options.onProgress?.(done, records.length);
     const ex = tokenizeExample(record, tokenizer, options);
     if (ex.truncated > 0) stats.truncated++;
     stats.longest = Math.max(stats.longest, ex.ids.length + ex.truncated);
@@ -5748,6 +5751,7 @@ function tokenizeDataset(records, tokenizer, options) {
     stats.tokens += ex.ids.length;
     stats.targets += count;
   }
+  options.onProgress?.(records.length, records.length);
   return {
     examples,
     stats
@@ -5946,7 +5950,7 @@ function invalidUtf8Line(b) {
 function noTargetMessage(file, seqLen, seqLenName = "seqLen") {
   return `${file}: no example has a training target within the first ${seqLen} tokens (${seqLenName})`;
 }
-async function buildTokenCache(job) {
+async function buildTokenCache(job, onProgress) {
   const { loadTokenizer: loadTokenizer2 } = await Promise.resolve().then(() => (init_tokenizer(), tokenizer_exports));
   const text = (b, what) => {
     try {
@@ -5984,7 +5988,8 @@ async function buildTokenCache(job) {
       defaultSystem: options.defaultSystem
     },
     appendEosToText: options.appendEosToText,
-    keepUntrained: options.keepUntrained
+    keepUntrained: options.keepUntrained,
+    onProgress
   });
   if (examples.length === 0) {
     throw new Error(noTargetMessage(job.datasetFile, options.seqLen, job.seqLenName));
@@ -6000,15 +6005,17 @@ async function buildTokenCache(job) {
     stats
   });
 }
-async function tokenizeInWorker(job) {
+async function tokenizeInWorker(job, onProgress) {
   const worker = new Worker(new URL("./tokenize_worker.js", import.meta.url).href, {
     type: "module"
   });
   try {
     return await new Promise((resolve, reject) => {
       worker.onmessage = (e) => {
-        if (e.data.ok) resolve(e.data.bytes);
-        else reject(new Error(e.data.error));
+        const reply = e.data;
+        if ("progress" in reply) onProgress?.(reply.progress, reply.total);
+        else if (reply.ok) resolve(reply.bytes);
+        else reject(new Error(reply.error));
       };
       worker.onerror = (e) => {
         e.preventDefault();

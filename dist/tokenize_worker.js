@@ -369,6 +369,7 @@ function parseJsonl(text, options) {
   if (records.length === 0) throw new Error(`${file}: no records (the dataset is empty)`);
   return records;
 }
+var PROGRESS_EVERY = 1e3;
 function tokenizeChat(record, tokenizer, defaultSystem, seqLen) {
   const opts = {
     defaultSystem
@@ -447,7 +448,9 @@ function tokenizeDataset(records, tokenizer, options) {
     longest: 0
   };
   const examples = [];
+  let done = 0;
   for (const record of records) {
+    if (++done % PROGRESS_EVERY === 0) options.onProgress?.(done, records.length);
     const ex = tokenizeExample(record, tokenizer, options);
     if (ex.truncated > 0) stats.truncated++;
     stats.longest = Math.max(stats.longest, ex.ids.length + ex.truncated);
@@ -462,6 +465,7 @@ function tokenizeDataset(records, tokenizer, options) {
     stats.tokens += ex.ids.length;
     stats.targets += count;
   }
+  options.onProgress?.(records.length, records.length);
   return {
     examples,
     stats
@@ -613,7 +617,7 @@ function invalidUtf8Line(b) {
 function noTargetMessage(file, seqLen, seqLenName = "seqLen") {
   return `${file}: no example has a training target within the first ${seqLen} tokens (${seqLenName})`;
 }
-async function buildTokenCache(job) {
+async function buildTokenCache(job, onProgress) {
   const { loadTokenizer: loadTokenizer2 } = await Promise.resolve().then(() => (init_tokenizer(), tokenizer_exports));
   const text = (b, what) => {
     try {
@@ -651,7 +655,8 @@ async function buildTokenCache(job) {
       defaultSystem: options.defaultSystem
     },
     appendEosToText: options.appendEosToText,
-    keepUntrained: options.keepUntrained
+    keepUntrained: options.keepUntrained,
+    onProgress
   });
   if (examples.length === 0) {
     throw new Error(noTargetMessage(job.datasetFile, options.seqLen, job.seqLenName));
@@ -672,7 +677,10 @@ async function buildTokenCache(job) {
 var scope = globalThis;
 scope.onmessage = async (e) => {
   try {
-    const bytes = await buildTokenCache(e.data);
+    const bytes = await buildTokenCache(e.data, (progress, total) => scope.postMessage({
+      progress,
+      total
+    }));
     scope.postMessage({
       ok: true,
       bytes

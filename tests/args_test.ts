@@ -268,6 +268,26 @@ Deno.test("progress: TTY redraws in place, throttled; plain lines otherwise; rat
   q.finish();
   assertEquals(lines, ["write  50.0 MB  25.0 MB/s\n", "write  60.0 MB  20.0 MB/s  3s\n"]);
 
+  // not a terminal, with a total: the last count is printed once, by finish (with the time taken)
+  const plain: string[] = [];
+  t = 0;
+  const f = new Progress("train", {
+    total: 4,
+    unit: "step",
+    tty: false,
+    now: () => t,
+    write: (s) => void plain.push(s),
+  });
+  t = 1000;
+  f.update(1);
+  t = 9000;
+  f.update(4, { loss: "1.50" }); // the interval has passed, but this is the end
+  f.finish();
+  assertEquals(plain, [
+    "train  [#####---------------]  1/4  25%  1.00 step/s  ETA 3s\n",
+    "train  [####################]  4/4  100%  0.444 step/s  9s  loss 1.50\n",
+  ]);
+
   // a resumed run's bar starts at its step: the rate and ETA count only the steps since (once 646 step/s)
   out = "";
   t = 0;

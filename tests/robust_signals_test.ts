@@ -287,22 +287,33 @@ Deno.test("signals: SIGTERM while preparing exits 143 at once, releases the lock
   child.kill("SIGTERM");
   const status = await child.status;
   await child.stdout.cancel();
-  await child.stderr.cancel();
+  const stderr = await new Response(child.stderr).text();
   assertEquals(status.code, 143);
+  assert(
+    stderr.includes(`SIGTERM: stopped before training began; removed ${out} (made for this run)`),
+    stderr,
+  );
   assert(!(await Deno.stat(`${out}/.lock`).catch(() => false)), "lock released");
   // the run made its --out and wrote nothing into it: nothing is left behind, as after a failed start
   assert(!(await Deno.stat(out).catch(() => false)), `${out} is left behind`);
 });
 
-Deno.test("signals: exitCleanlyOnSignal (every command but train, and the packing child, installs it) removes half-written files and exits 130/143", async () => {
+Deno.test("signals: exitCleanlyOnSignal (every command but train, and the packing child, installs it) removes half-written files and what onStop names, says so, and exits 130/143", async () => {
   const signals = new URL("../src/cli/signals.ts", import.meta.url).href;
   const files = new URL("../src/io/deno_files.ts", import.meta.url).href;
   for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
     const dir = await Deno.makeTempDir({ dir: tmp, prefix: "partial-" });
     // a write that never ends, as a merge's of a large model is when the signal comes
-    const script = `import { exitCleanlyOnSignal } from "${signals}";
+    // and an output the command made, registered with onStop (merge's --out)
+    const made = `${dir}/made`;
+    await Deno.mkdir(`${made}/sub`, { recursive: true });
+    const script = `import { exitCleanlyOnSignal, onStop } from "${signals}";
 import { writeFileAtomic } from "${files}";
 exitCleanlyOnSignal();
+onStop(() => { Deno.removeSync("${made}", { recursive: true }); return "${made} (made)"; });
+onStop(() => undefined);
+const unwanted = onStop(() => { throw new Error("a cleanup no longer wanted ran"); });
+unwanted();
 setTimeout(() => {}, 60_000);
 await writeFileAtomic("${dir}/model.safetensors", async (sink) => {
   await sink.write(new Uint8Array(1 << 20));
@@ -332,7 +343,13 @@ await writeFileAtomic("${dir}/model.safetensors", async (sink) => {
     const stderr = await new Response(child.stderr).text();
     assertEquals(got, code, stderr);
     assertEquals(await names(), [], "nothing half-written is left");
-    assert(stderr.includes(`${signal}: stopped; removed the partial ${dir}/model.safetensors.tmp-`), stderr);
+    assert(
+      new RegExp(
+        `${signal}: stopped; removed the partial ${dir}/model\\.safetensors\\.tmp-\\w+, ${made} \\(made\\)\n`,
+      )
+        .test(stderr),
+      stderr,
+    );
   }
 });
 

@@ -13,7 +13,7 @@ import {
 } from "../src/data/token_cache.ts";
 import type { Sequence } from "../src/data/sequence.ts";
 import { loadOrBuildTokenCache } from "../src/data/token_cache_files.ts";
-import { parseJsonl, tokenizeDataset } from "../src/data/dataset.ts";
+import { parseJsonl, PROGRESS_EVERY, tokenizeDataset } from "../src/data/dataset.ts";
 import { loadTokenizer } from "../src/text/tokenizer.ts";
 import { qwenTokenizerFiles } from "../src/text/qwen_tokenizer_files.ts";
 import { QWEN2_5_DEFAULT_SYSTEM } from "../src/text/chat.ts";
@@ -165,6 +165,12 @@ Deno.test("token cache: inline build and Worker build give identical bytes match
   // Errors from inside the worker come back with file and line.
   const broken = { ...job(), datasetBytes: enc.encode('{"text": "ok"}\n{"text": 1}\n') };
   await assert.rejects(tokenizeInWorker(broken), /mem\.jsonl:2: "text" must be a string/);
+  // a long file reports its progress from the worker: every PROGRESS_EVERY records, then the end
+  const long = { ...job(), datasetBytes: enc.encode('{"text": "one two"}\n'.repeat(2 * PROGRESS_EVERY + 5)) };
+  const reports: string[] = [];
+  await tokenizeInWorker(long, (done, total) => void reports.push(`${done}/${total}`));
+  const n = 2 * PROGRESS_EVERY + 5;
+  assert.deepEqual(reports, [`${PROGRESS_EVERY}/${n}`, `${2 * PROGRESS_EVERY}/${n}`, `${n}/${n}`]);
 });
 
 async function setup() {

@@ -9,9 +9,11 @@ import { type CommandSpec, parseArgs } from "./args.ts";
 import { loadAdapter, readGgufVocab } from "./adapter_files.ts";
 import { claimOutputDir, claimOutputFile, refuseInsideModel } from "./paths.ts";
 import { stderrLog, warnAdapterRun } from "./common.ts";
+import { onStop } from "./signals.ts";
+import { Progress } from "./progress.ts";
 import { dirFiles, writeFileAtomic } from "../io/deno_files.ts";
-import { INDEX_FILE, openCheckpoint } from "../model/safetensors.ts";
-import { type FloatDtype, mergeAdapter } from "../run/merge.ts";
+import { type Checkpoint, INDEX_FILE, openCheckpoint } from "../model/safetensors.ts";
+import { type FloatDtype, mergeAdapter, type MergeResult } from "../run/merge.ts";
 import { writeGgufModel } from "../run/gguf_model.ts";
 import { formatMB } from "../runtime/arena.ts";
 import type { ModelConfig } from "../model/config.ts";
@@ -89,20 +91,67 @@ export async function run(argv: string[]): Promise<number> {
   // what the merged model is: the base's files but its weights of other formats, which are not the merge's
   const written = names.filter((n) => !WEIGHTS.test(n) || n.endsWith(".safetensors") || n === INDEX_FILE);
   const base = await openCheckpoint(dirFiles(model)); // a damaged base fails before --out is made
+  // a merge stopped or failed part way leaves no half model: an --out it made goes, shards and all
+  const made = !await Deno.stat(out).then(() => true, () => false);
+  const forget = onStop(() => {
+    if (!made) return;
+    Deno.removeSync(out, { recursive: true });
+    return `${out} (made by this merge, not finished)`;
+  });
   let result;
   try {
-    await claimOutputDir("--out", out, written, args.force);
-    await replaceOtherWeights(out, written, !!args.force, log);
-    result = await mergeAdapter(
+    result = await writeMergedDir(
+      out,
+      model,
+      names,
+      written,
       base,
-      cfg,
-      layout,
-      params,
-      (name, write) => writeFileAtomic(`${out}/${name}`, write),
+      { cfg, layout, params },
+      !!args.force,
+      log,
     );
+  } catch (err) {
+    if (made) await Deno.remove(out, { recursive: true }).catch(() => {});
+    throw err;
   } finally {
+    forget();
     base.close();
   }
+  log(
+    `wrote ${out}: ${result.merged} linears merged (W + ${layout.scale}·B·A)` +
+      (result.dequantized ? `, ${result.dequantized} quantized tensors dequantized` : "") +
+      `, ${result.files.length} safetensors file(s)`,
+  );
+  return 0;
+}
+
+/**
+ * Writes the merged model into `out`: the merged safetensors, then the base's other files, then its
+ * index and config.json (last: it marks a complete model).
+ */
+async function writeMergedDir(
+  out: string,
+  model: string,
+  names: readonly string[],
+  written: readonly string[],
+  base: Checkpoint,
+  adapter: { cfg: ModelConfig; layout: LoraLayout; params: Float32Array },
+  force: boolean,
+  log: (m: string) => void,
+): Promise<MergeResult> {
+  await claimOutputDir("--out", out, written, force);
+  await replaceOtherWeights(out, written, force, log);
+  const { cfg, layout, params } = adapter;
+  let progress: Progress | undefined;
+  const result = await mergeAdapter(
+    base,
+    cfg,
+    layout,
+    params,
+    (name, write) => writeFileAtomic(`${out}/${name}`, write),
+    (bytes, total) => (progress ??= new Progress("merge", { total, unit: "bytes" })).update(bytes),
+  );
+  progress?.finish();
   // the other files of the base: tokenizer, generation config, index; config.json last (it marks a complete model)
   for (const name of written) {
     if (WEIGHTS.test(name) || name === "config.json" || name === INDEX_FILE) continue;
@@ -126,12 +175,7 @@ export async function run(argv: string[]): Promise<number> {
     `${out}/config.json`,
     new TextEncoder().encode(JSON.stringify(config, null, 2) + "\n"),
   );
-  log(
-    `wrote ${out}: ${result.merged} linears merged (W + ${layout.scale}·B·A)` +
-      (result.dequantized ? `, ${result.dequantized} quantized tensors dequantized` : "") +
-      `, ${result.files.length} safetensors file(s)`,
-  );
-  return 0;
+  return result;
 }
 
 /**

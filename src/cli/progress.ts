@@ -97,6 +97,8 @@ export class Progress {
   update(current: number, fields?: ProgressFields): void {
     this.#current = current;
     if (fields) Object.assign(this.#fields, fields);
+    // as plain lines, the last count is left to finish(), which prints it once, with the total time
+    if (!this.#tty && this.#total !== undefined && current >= this.#total) return;
     const t = this.#now();
     if (t - this.#last < this.#interval) return;
     this.#last = t;

@@ -74,8 +74,35 @@ export function trapSignals(onSignal: (signal: StopSignal, count: number) => voi
 export function exitCleanlyOnSignal(): SignalTrap {
   return trapSignals((signal) => {
     endChildren();
-    const removed = removePartialWrites();
-    if (removed.length) console.error(`\n${signal}: stopped; removed the partial ${removed.join(", ")}`);
+    const removed = [...removePartialWrites().map((p) => `the partial ${p}`), ...runStopCleanups()];
+    console.error(`\n${signal}: stopped${removed.length ? `; removed ${removed.join(", ")}` : ""}`);
     Deno.exit(STOP_SIGNALS[signal]);
   });
+}
+
+/** What a stop removes besides partial writes: each returns a description of what it removed, or nothing. */
+const stopCleanups = new Set<() => string | undefined>();
+
+/**
+ * Registers `cleanup` (synchronous) to run when {@linkcode exitCleanlyOnSignal} stops the process, e.g. an
+ * output directory a command made and has not finished; call the returned function once it is no longer
+ * wanted.
+ */
+export function onStop(cleanup: () => string | undefined): () => void {
+  stopCleanups.add(cleanup);
+  return () => stopCleanups.delete(cleanup);
+}
+
+function runStopCleanups(): string[] {
+  const done: string[] = [];
+  for (const cleanup of stopCleanups) {
+    try {
+      const what = cleanup();
+      if (what) done.push(what);
+    } catch {
+      // best effort: the process is exiting
+    }
+  }
+  stopCleanups.clear();
+  return done;
 }

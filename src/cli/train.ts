@@ -358,12 +358,20 @@ export async function run(argv: string[]): Promise<number> {
       endChildren();
       removePartialWrites(); // a save cut short leaves no .tmp- file
       lock?.release();
+      let removed = false;
       if (created && !training) {
         try {
           Deno.removeSync(out); // as a failed start: an --out made for this run and still empty goes
+          removed = true;
         } catch {
           // it holds something after all (a removal is not recursive), or is gone
         }
+      }
+      if (!training) {
+        log(
+          `\n${signal}: stopped before training began; ` +
+            (removed ? `removed ${out} (made for this run)` : `nothing was trained or saved`),
+        );
       }
       Deno.exit(STOP_SIGNALS[signal]);
     }

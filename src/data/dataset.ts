@@ -232,7 +232,12 @@ export interface TokenizeOptions {
    * dropped and counted, as training could not use them.
    */
   keepUntrained?: boolean;
+  /** Told `(records done, records)` every {@linkcode PROGRESS_EVERY} records and at the end (a long file). */
+  onProgress?: (done: number, total: number) => void;
 }
+
+/** How many records {@linkcode tokenizeDataset} tokenizes between two progress reports. */
+export const PROGRESS_EVERY = 1000;
 
 /** A tokenized example: a {@linkcode Sequence} of at most `seqLen` ids, with its targets. */
 export interface TokenizedExample extends Sequence {
@@ -364,7 +369,9 @@ export function tokenizeDataset(
     longest: 0,
   };
   const examples: TokenizedExample[] = [];
+  let done = 0;
   for (const record of records) {
+    if (++done % PROGRESS_EVERY === 0) options.onProgress?.(done, records.length);
     const ex = tokenizeExample(record, tokenizer, options);
     if (ex.truncated > 0) stats.truncated++;
     stats.longest = Math.max(stats.longest!, ex.ids.length + ex.truncated);
@@ -379,5 +386,6 @@ export function tokenizeDataset(
     stats.tokens += ex.ids.length;
     stats.targets += count;
   }
+  options.onProgress?.(records.length, records.length);
   return { examples, stats };
 }

@@ -340,7 +340,10 @@ export function noTargetMessage(file: string, seqLen: number, seqLenName = "seqL
  * Parse, tokenize and encode a dataset into token cache bytes in the current thread. Loads the
  * tokenizer (lazily imported, so modules that only decode caches never load the library).
  */
-export async function buildTokenCache(job: TokenCacheBuildJob): Promise<Uint8Array> {
+export async function buildTokenCache(
+  job: TokenCacheBuildJob,
+  onProgress?: (done: number, total: number) => void,
+): Promise<Uint8Array> {
   const { loadTokenizer } = await import("../text/tokenizer.ts");
   const text = (b: Uint8Array, what: string) => {
     try {
@@ -366,6 +369,7 @@ export async function buildTokenCache(job: TokenCacheBuildJob): Promise<Uint8Arr
     chatDefaults: { defaultSystem: options.defaultSystem },
     appendEosToText: options.appendEosToText,
     keepUntrained: options.keepUntrained,
+    onProgress,
   });
   if (examples.length === 0) {
     throw new Error(noTargetMessage(job.datasetFile, options.seqLen, job.seqLenName));
@@ -383,7 +387,10 @@ export async function buildTokenCache(job: TokenCacheBuildJob): Promise<Uint8Arr
 }
 
 /** Reply of `tokenize_worker.ts`. */
-export type TokenizeWorkerReply = { ok: true; bytes: Uint8Array } | { ok: false; error: string };
+export type TokenizeWorkerReply =
+  | { ok: true; bytes: Uint8Array }
+  | { ok: false; error: string }
+  | { progress: number; total: number };
 
 /**
  * {@link buildTokenCache} in a module Worker that is terminated afterwards, so the tokenizer's
@@ -393,13 +400,18 @@ export type TokenizeWorkerReply = { ok: true; bytes: Uint8Array } | { ok: false;
  * tokenizer while it runs, and the allocator does not return all of it to the OS after
  * termination; a separate process (`token_cache_files.ts`, isolation "subprocess") avoids both.
  */
-export async function tokenizeInWorker(job: TokenCacheBuildJob): Promise<Uint8Array> {
+export async function tokenizeInWorker(
+  job: TokenCacheBuildJob,
+  onProgress?: (done: number, total: number) => void,
+): Promise<Uint8Array> {
   const worker = new Worker(new URL("./tokenize_worker.ts", import.meta.url).href, { type: "module" });
   try {
     return await new Promise<Uint8Array>((resolve, reject) => {
       worker.onmessage = (e: MessageEvent<TokenizeWorkerReply>) => {
-        if (e.data.ok) resolve(e.data.bytes);
-        else reject(new Error(e.data.error));
+        const reply = e.data;
+        if ("progress" in reply) onProgress?.(reply.progress, reply.total);
+        else if (reply.ok) resolve(reply.bytes);
+        else reject(new Error(reply.error));
       };
       worker.onerror = (e: ErrorEvent) => {
         e.preventDefault();

@@ -23,6 +23,7 @@ import {
   tokenizeInWorker,
 } from "./token_cache.ts";
 import { exists } from "../io/deno_files.ts";
+import { formatCount } from "../util/count.ts";
 
 /** Options for {@link loadOrBuildTokenCache}. */
 export interface LoadOrBuildTokenCacheOptions extends TokenCacheOptions {
@@ -199,7 +200,7 @@ export async function loadOrBuildTokenCache(
     if ((options.isolation ?? "subprocess") === "subprocess") {
       await buildInSubprocess(job, cacheDir);
     } else {
-      await Deno.writeFile(tmp, await tokenizeInWorker(await readJob(job)));
+      await Deno.writeFile(tmp, await tokenizeInWorker(await readJob(job), progressLines(dataPath, options)));
     }
     const cache = decodeTokenCache(await Deno.readFile(tmp), { name: tmp });
     if (cache.meta.key !== key) {
@@ -212,6 +213,32 @@ export async function loadOrBuildTokenCache(
     throw e;
   }
 }
+
+/**
+ * Progress of a long tokenization as status lines: the first after {@linkcode PROGRESS_FIRST_MS}, then one
+ * every {@linkcode PROGRESS_EVERY_MS} (a short file says nothing more).
+ */
+function progressLines(
+  dataPath: string,
+  options: LoadOrBuildTokenCacheOptions,
+): ((done: number, total: number) => void) | undefined {
+  const onStatus = options.onStatus;
+  if (!onStatus) return undefined;
+  const start = performance.now();
+  let next = start + PROGRESS_FIRST_MS;
+  return (done, total) => {
+    const now = performance.now();
+    if (now < next || done >= total) return;
+    next = now + PROGRESS_EVERY_MS;
+    const seconds = ((now - start) / 1000).toFixed(0);
+    onStatus(
+      `tokenizing ${dataPath}: ${formatCount(done)} of ${formatCount(total)} records ` +
+        `(${Math.floor((100 * done) / total)}%, ${seconds} s)`,
+    );
+  };
+}
+const PROGRESS_FIRST_MS = 2000;
+const PROGRESS_EVERY_MS = 5000;
 
 /** Child-process entry: tokenize in this process and write the cache to the job's temp path. */
 async function childMain(arg: string | undefined): Promise<void> {

@@ -14,7 +14,7 @@ const scope = globalThis as unknown as {
 
 scope.onmessage = async (e) => {
   try {
-    const bytes = await buildTokenCache(e.data);
+    const bytes = await buildTokenCache(e.data, (progress, total) => scope.postMessage({ progress, total }));
     scope.postMessage({ ok: true, bytes }, [bytes.buffer as ArrayBuffer]);
   } catch (err) {
     scope.postMessage({ ok: false, error: err instanceof Error ? err.message : String(err) });

@@ -244,7 +244,8 @@ async function writeDequantizedRows(
 
 /**
  * Writes the merged checkpoint through `writeFile`, one safetensors file per base file (same names, same
- * tensors). Every pair of `layout` must find its linear's weight in the base.
+ * tensors). Every pair of `layout` must find its linear's weight in the base. `onProgress` is told the
+ * tensor bytes written so far and in all, before the first tensor and after each.
  */
 export async function mergeAdapter(
   base: Checkpoint,
@@ -252,12 +253,14 @@ export async function mergeAdapter(
   layout: LoraLayout,
   params: Float32Array,
   writeFile: WriteFile,
+  onProgress?: (tensorBytes: number, totalSize: number) => void,
 ): Promise<MergeResult> {
   const pairs = pairsByWeight(base, layout);
-  let merged = 0, dequantized = 0, totalSize = 0;
+  let merged = 0, dequantized = 0, totalSize = 0, written = 0;
   const files: string[] = [];
   const weightMap: Record<string, string> = {};
-  for (const [fileName, file] of base.files) {
+  // every file planned first: the total is known before the first byte is written
+  const plans = [...base.files].map(([fileName, file]) => {
     const planned = planMergedFile(file, cfg, pairs);
     // a dequantized file is a plain PyTorch-style one
     const metadata = planned.some((t) => t.quant) ? { ...file.metadata, format: "pt" } : file.metadata;
@@ -266,6 +269,10 @@ export async function mergeAdapter(
       weightMap[t.name] = fileName;
       totalSize += t.end - t.begin;
     }
+    return { fileName, file, planned, header };
+  });
+  onProgress?.(0, totalSize);
+  for (const { fileName, file, planned, header } of plans) {
     const byName = new Map(planned.map((t) => [t.spec.name, t]));
     await writeFile(fileName, async (sink) => {
       await sink.write(header.bytes);
@@ -274,6 +281,8 @@ export async function mergeAdapter(
         await writePlanned(sink, file, t, layout, params);
         if (t.pair) merged++;
         if (t.quant) dequantized++;
+        written += placed.end - placed.begin;
+        onProgress?.(written, totalSize);
       }
     });
     files.push(fileName);
