@@ -25,7 +25,7 @@ interface Entry {
 export const ENTRIES: Entry[] = [
   { source: "mod.ts", out: "mesp.js" },
   { source: "src/runtime/worker.ts", out: "worker.js" },
-  { source: "src/text/hf_tokenizer.ts", out: "tokenizer.js" },
+  { source: "src/text/build_tokenizer.ts", out: "tokenizer.js" },
   { source: "src/data/tokenize_worker.ts", out: "tokenize_worker.js" },
 ];
 
@@ -33,7 +33,7 @@ export const ENTRIES: Entry[] = [
 const REWRITES: [string, string][] = [
   ['"../../wasm/"', '"./wasm/"'],
   ['"./worker.ts"', '"./worker.js"'],
-  ['"./hf_tokenizer.ts"', '"./tokenizer.js"'],
+  ['"./build_tokenizer.ts"', '"./tokenizer.js"'],
   ['"./tokenize_worker.ts"', '"./tokenize_worker.js"'],
 ];
 

@@ -44,9 +44,10 @@ interface Ran {
 }
 
 /** `mesp plan --model <model>` with the tasks' permissions and only the given environment. */
-async function plan(model: string, env: Record<string, string>): Promise<Ran> {
+async function plan(model: string, env: Record<string, string>, cwd?: string): Promise<Ran> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", ...CLI_PERMISSIONS, MAIN, "plan", "--model", model, "--seq-len", "32"],
+    cwd,
     env: {
       PATH: Deno.env.get("PATH") ?? "",
       HOME: Deno.env.get("HOME") ?? tmp,
@@ -215,6 +216,33 @@ Deno.test("hub: HF_HUB_OFFLINE=1 with the model not in the cache fails clearly, 
     );
     assert(r.stderr.includes(`${tmp}/empty/models--acme--tiny/refs/main`), r.stderr);
     assertEquals(hub.requests.length, 0);
+  });
+});
+
+Deno.test("hub: a mistyped local path that looks like a Hub id is named with the local directory nearest it", async () => {
+  await withHub({ "acme/tiny": sharded }, async (hub) => {
+    const cwd = await Deno.makeTempDir({ dir: tmp, prefix: "typo-" });
+    await Deno.mkdir(`${cwd}/models/tiny-lumen`, { recursive: true });
+    const env = { HF_HUB_CACHE: `${tmp}/typo-cache`, HF_ENDPOINT: hub.endpoint };
+    const online = await plan("models/tiny-lumn", env, cwd);
+    assertEquals(online.code, 1, online.stderr);
+    assert(
+      online.stderr.includes(
+        "--model models/tiny-lumn: there is no local directory models/tiny-lumn (did you mean " +
+          "models/tiny-lumen?), so it was taken as a Hub model id",
+      ),
+      online.stderr,
+    );
+    const offline = await plan("models/tiny-lumn", { ...env, HF_HUB_OFFLINE: "1" }, cwd);
+    assert(
+      offline.stderr.includes(
+        "there is no local directory models/tiny-lumn (did you mean models/tiny-lumen?); HF_HUB_OFFLINE is set",
+      ),
+      offline.stderr,
+    );
+    // nothing near: no guess
+    const far = await plan("models/other", env, cwd);
+    assert(far.stderr.includes("there is no local directory models/other, so it was taken"), far.stderr);
   });
 });
 

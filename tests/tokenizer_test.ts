@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createStreamDecoder, loadTokenizer, type Tokenizer } from "../src/text/tokenizer.ts";
 import { qwenTokenizerFiles, stripQwen3AddedTokens } from "../src/text/qwen_tokenizer_files.ts";
+import { readTokenizerJson } from "../src/text/tokenizer_json.ts";
 
 let cached: Promise<Tokenizer> | undefined;
 /** The real Qwen2.5 tokenizer, loaded once for all tests of this file. */
@@ -219,4 +220,85 @@ Deno.test("tokenizer: dist/mesp.js hosted without tokenizer.js beside it names t
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("tokenizer: mesp's byte-level BPE encodes and decodes as @huggingface/tokenizers on random mixed text", async () => {
+  // the reference: the library mesp used before (a dev dependency only; training and loading never import it)
+  // deno-lint-ignore no-import-prefix
+  const { Tokenizer: Reference } = await import("npm:@huggingface/tokenizers@0.2.0");
+  const files = await qwenTokenizerFiles();
+  const reference = new Reference(JSON.parse(files.tokenizerJson), JSON.parse(files.tokenizerConfigJson));
+  const tok = await qwen();
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  // letters, digits, every kind of space (U+0085 and U+FEFF, where Rust's \s and JavaScript's differ),
+  // contractions in both cases (and the long s), CJK, emoji sequences, combining marks, added tokens
+  const pools = [
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "0123456789١٢٣४५६Ⅻ½²",
+    "     \t\n\r\n\u00a0\u3000\u2009\u0085\ufeff\u2028",
+    ".,;:!?'\"()[]{}<>-_=+*/\\|@#$%^&~`",
+    "'s'S'T're'VE'm'LL'd'ſ",
+    "你好世界中文测试日本語한국어",
+    "😀👩‍👩‍👧🎉❤️",
+    "éàüñçÅØ\u0301\u0308ﬁﬂ",
+    "<|im_start|><|im_end|><|endoftext|><tool_call>",
+    "ΑΒΓαβγкириллица\u200b\u200d",
+  ].map((p) => [...p]);
+  const texts: string[] = [];
+  for (let i = 0; i < 5000; i++) {
+    let t = "";
+    for (let j = 1 + Math.floor(random() * 40); j > 0; j--) {
+      const pool = pools[Math.floor(random() * pools.length)];
+      for (let k = random() < 0.5 ? 1 : 1 + Math.floor(random() * 4); k > 0; k--) {
+        t += pool[Math.floor(random() * pool.length)];
+      }
+    }
+    texts.push(t);
+  }
+  texts.push(await Deno.readTextFile(new URL("../README.md", import.meta.url)));
+  texts.push(await Deno.readTextFile(new URL("../data/lumen/train.jsonl", import.meta.url)));
+  let compared = 0;
+  for (const text of texts) {
+    const ids = reference.encode(text, { add_special_tokens: false }).ids;
+    assert.deepEqual(tok.encode(text), ids, JSON.stringify(text));
+    assert.equal(
+      tok.decode(ids),
+      reference.decode(ids, { skip_special_tokens: false }),
+      JSON.stringify(text),
+    );
+    assert.equal(
+      tok.decode(ids, { skipSpecialTokens: true }),
+      reference.decode(ids, { skip_special_tokens: true }),
+      JSON.stringify(text),
+    );
+    compared++;
+  }
+  assert.equal(compared, 5002);
+});
+
+Deno.test("tokenizer: tokenizer.json scanned in place gives what JSON.parse gives; an odd layout falls back", async () => {
+  const files = await qwenTokenizerFiles();
+  const fast = readTokenizerJson(files.tokenizerJson);
+  assert.ok(!Array.isArray(fast.vocab), "Qwen's file takes the fast path (the fallback gives arrays)");
+  const parsed = JSON.parse(files.tokenizerJson);
+  const vocab = [...fast.vocab];
+  assert.equal(vocab.length, 151643);
+  assert.deepEqual(new Map(vocab), new Map(Object.entries(parsed.model.vocab))); // (a JS object's order differs)
+  const merges = [...fast.merges];
+  assert.equal(merges.length, parsed.model.merges.length);
+  assert.deepEqual(merges.slice(0, 1000), parsed.model.merges.slice(0, 1000));
+  assert.deepEqual(merges.at(-1), parsed.model.merges.at(-1));
+  assert.deepEqual(fast.json.added_tokens, parsed.added_tokens);
+  // escapes, "a b" merges, and a "vocab" key outside the model (the fast path must not take it)
+  const odd = JSON.stringify({
+    added_tokens: [],
+    note: { vocab: { "x": 1 } },
+    model: { type: "BPE", vocab: { 'a"b': 0, "\\u00e9": 1, "ab": 2 }, merges: ["a b", ["x", "y"]] },
+  });
+  const r = readTokenizerJson(odd);
+  assert.deepEqual(new Map(r.vocab), new Map([['a"b', 0], ["\\u00e9", 1], ["ab", 2]]));
+  assert.deepEqual([...r.merges], [["a", "b"], ["x", "y"]]);
+  assert.deepEqual(r.json.note, { vocab: { x: 1 } });
+  assert.throws(() => readTokenizerJson("{"), /tokenizer\.json: invalid JSON/);
 });

@@ -25,6 +25,7 @@ import {
 } from "../io/hub.ts";
 import { exists, statIfExists } from "../io/deno_files.ts";
 import { spawnChild } from "./children.ts";
+import { nearest } from "../util/nearest.ts";
 import type { HubSnapshot } from "./hub_download.ts";
 
 function env(name: string): string | undefined {
@@ -194,8 +195,9 @@ export async function resolveModelDir(model: string): Promise<{ dir: string; hub
   }
   if (hubOffline()) {
     if (!cached) {
+      const local = await notLocal(model);
       throw new Error(
-        `--model ${model}: HF_HUB_OFFLINE is set and ${why}; unset HF_HUB_OFFLINE to download it, ` +
+        `--model ${model}: ${local}HF_HUB_OFFLINE is set and ${why}; unset HF_HUB_OFFLINE to download it, ` +
           `or download it first (e.g. \`huggingface-cli download ${id.repo}\`), or give a model directory`,
       );
     }
@@ -215,10 +217,34 @@ export async function resolveModelDir(model: string): Promise<{ dir: string; hub
     const dir = await download(id, cacheDir);
     return { dir, hub: named(dir) };
   } catch (err) {
+    const typo = await localTypo(model);
     throw new Error(
-      `--model ${model}: there is no local directory ${model}, so it was taken as a Hub model id ` +
+      `--model ${model}: there is no local directory ${model}${typo}, so it was taken as a Hub model id ` +
         `(write ./${model} for a local path): ${(err as Error).message}`,
     );
+  }
+}
+
+/** `there is no local directory M (did you mean …?); ` when {@linkcode localTypo} finds one, else "". */
+async function notLocal(model: string): Promise<string> {
+  const typo = await localTypo(model);
+  return typo ? `there is no local directory ${model}${typo}; ` : "";
+}
+
+/**
+ * ` (did you mean DIR/name?)` when `model` (`DIR/NAME`) names a local directory `DIR` holding a directory
+ * whose name is near `NAME`: a mistyped local path that looks like a Hub id; else "".
+ */
+async function localTypo(model: string): Promise<string> {
+  const slash = model.indexOf("/");
+  const [dir, name] = [model.slice(0, slash), model.slice(slash + 1)];
+  try {
+    const names: string[] = [];
+    for await (const e of Deno.readDir(dir)) if (e.isDirectory || e.isSymlink) names.push(e.name);
+    const near = nearest(name, names);
+    return near ? ` (did you mean ${dir}/${near}?)` : "";
+  } catch {
+    return ""; // no such local directory: a Hub id after all
   }
 }
 

@@ -150,7 +150,7 @@ export interface TokenizerModule {
  * have no URL.
  */
 function tokenizerModule(): string {
-  return new URL("./hf_tokenizer.ts", import.meta.url).href;
+  return new URL("./build_tokenizer.ts", import.meta.url).href;
 }
 
 /** Options for {@link createStreamDecoder}. */

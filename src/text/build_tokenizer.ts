@@ -1,29 +1,26 @@
 /**
- * The tokenizer behind `loadTokenizer` (`tokenizer.ts`, which imports this module lazily): a thin
- * wrapper over `@huggingface/tokenizers` plus the facts mesp needs from `tokenizer_config.json` (EOS/pad ids,
- * chat template).
+ * The tokenizer behind `loadTokenizer` (`tokenizer.ts`, which imports this module lazily): Qwen's byte-level
+ * BPE (`byte_level_bpe.ts`) built from `tokenizer.json`, plus the facts mesp needs from
+ * `tokenizer_config.json` (EOS/pad ids, chat template).
  *
  * @module
  */
-// deno-lint-ignore no-import-prefix
-import { Tokenizer as HfTokenizer } from "npm:@huggingface/tokenizers@0.2.0";
+import { ByteLevelBpe, byteToUnicode } from "./byte_level_bpe.ts";
 import type { Tokenizer, TokenizerFiles } from "./tokenizer.ts";
+import { readTokenizerJson } from "./tokenizer_json.ts";
 
 /** GPT-2 `bytes_to_unicode`, reversed: code point of a byte-level char → the byte it stands for. */
 function unicodeToBytes(): Map<number, number> {
-  const map = new Map<number, number>();
-  let extra = 0;
-  for (let b = 0; b < 256; b++) {
-    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-    map.set(printable ? b : 256 + extra++, b);
-  }
-  return map;
+  return new Map(byteToUnicode().map((c, b) => [c.codePointAt(0)!, b]));
 }
 
 interface AddedTokenJson {
   id: number;
   content: string;
   special?: boolean;
+  single_word?: boolean;
+  lstrip?: boolean;
+  rstrip?: boolean;
 }
 
 function parseJson(text: string, name: string): Record<string, unknown> {
@@ -63,8 +60,10 @@ function pickChatTemplate(value: unknown): string | undefined {
 
 /** Builds a tokenizer from its files' text (see `loadTokenizer` in `tokenizer.ts`). */
 export function buildTokenizer(files: TokenizerFiles): Tokenizer {
-  const json = parseJson(files.tokenizerJson, "tokenizer.json");
-  const model = json.model as { type?: unknown; vocab?: unknown } | undefined;
+  const { json, vocab, merges } = readTokenizerJson(files.tokenizerJson);
+  const model = json.model as
+    | { type?: unknown; vocab?: unknown; merges?: unknown; ignore_merges?: unknown; dropout?: unknown }
+    | undefined;
   if (!model || typeof model !== "object") throw new Error("tokenizer.json: missing field 'model'");
   if (model.type !== "BPE") {
     throw new Error(`tokenizer.json: model.type is ${JSON.stringify(model.type)}, expected "BPE"`);
@@ -76,45 +75,53 @@ export function buildTokenizer(files: TokenizerFiles): Tokenizer {
   if (!decoder || decoder.type !== "ByteLevel") {
     throw new Error(`tokenizer.json: decoder.type is ${JSON.stringify(decoder?.type)}, expected "ByteLevel"`);
   }
+  if (!Array.isArray(model.merges)) throw new Error("tokenizer.json: model.merges must be an array");
+  if (model.ignore_merges === true || (model.dropout !== null && model.dropout !== undefined)) {
+    throw new Error(
+      "tokenizer.json: model.ignore_merges and model.dropout are not supported (Qwen has neither)",
+    );
+  }
+  const pattern = splitPattern(json.pre_tokenizer, json.normalizer);
   const addedRaw = json.added_tokens ?? [];
   if (!Array.isArray(addedRaw)) throw new Error("tokenizer.json: added_tokens must be an array");
   const added: AddedTokenJson[] = addedRaw.map((t, i) => {
     if (!t || typeof t !== "object" || !Number.isInteger(t.id) || typeof t.content !== "string") {
       throw new Error(`tokenizer.json: added_tokens[${i}] needs an integer 'id' and a string 'content'`);
     }
+    if (t.single_word || t.lstrip || t.rstrip) {
+      throw new Error(
+        `tokenizer.json: added_tokens[${i}] (${t.content}): single_word, lstrip and rstrip are not supported`,
+      );
+    }
     return t as AddedTokenJson;
   });
 
+  const bpe = new ByteLevelBpe({ vocab, merges, pattern, added });
   let vocabSize = 0;
-  for (const id of Object.values(model.vocab as Record<string, unknown>)) {
-    if (typeof id === "number" && id + 1 > vocabSize) vocabSize = id + 1;
-  }
-  for (const t of added) if (t.id + 1 > vocabSize) vocabSize = t.id + 1;
+  for (const id of bpe.ids.values()) if (id + 1 > vocabSize) vocabSize = id + 1;
 
   const config = files.tokenizerConfigJson === undefined
     ? {}
     : parseJson(files.tokenizerConfigJson, "tokenizer_config.json");
-  // The library defaults clean_up_tokenization_spaces to true, which would corrupt " ." etc.;
-  // Qwen sets it false and byte-level BPE never wants it.
-  const libConfig = { ...config, clean_up_tokenization_spaces: config.clean_up_tokenization_spaces === true };
-  let hf: HfTokenizer;
-  try {
-    hf = new HfTokenizer(json, libConfig);
-  } catch (e) {
-    throw new Error(`tokenizer.json: cannot build tokenizer: ${(e as Error).message}`);
+  // clean_up_tokenization_spaces would corrupt " ." etc.; Qwen sets it false and byte-level BPE never wants it
+  if (config.clean_up_tokenization_spaces === true) {
+    throw new Error(
+      "tokenizer_config.json: clean_up_tokenization_spaces true is not supported (Qwen: false)",
+    );
   }
+  const tokenToId = (token: string) => bpe.ids.get(token);
 
   const addedById = new Map<number, AddedTokenJson>(added.map((t) => [t.id, t]));
   const special = new Set<number>(added.filter((t) => t.special).map((t) => t.id));
   for (const s of (config.additional_special_tokens ?? []) as unknown[]) {
     const content = tokenContent(s);
-    const id = content === undefined ? undefined : hf.token_to_id(content);
+    const id = content === undefined ? undefined : tokenToId(content);
     if (id !== undefined) special.add(id);
   }
   const idOf = (value: unknown, field: string): number | undefined => {
     const content = tokenContent(value);
     if (content === undefined) return undefined;
-    const id = hf.token_to_id(content);
+    const id = tokenToId(content);
     if (id === undefined) {
       throw new Error(`tokenizer_config.json: ${field} ${JSON.stringify(content)} is not in tokenizer.json`);
     }
@@ -132,8 +139,8 @@ export function buildTokenizer(files: TokenizerFiles): Tokenizer {
     for (const id of ids) if (Number.isInteger(id) && id >= 0 && id < vocabSize) addEos(id);
   }
   // Chat fine-tunes of base models end turns with <|im_end|>; base text ends with <|endoftext|>.
-  addEos(hf.token_to_id("<|im_end|>"));
-  addEos(hf.token_to_id("<|endoftext|>"));
+  addEos(tokenToId("<|im_end|>"));
+  addEos(tokenToId("<|endoftext|>"));
   const padTokenId = idOf(config.pad_token, "pad_token");
   const chatTemplate = pickChatTemplate(config.chat_template);
 
@@ -142,7 +149,7 @@ export function buildTokenizer(files: TokenizerFiles): Tokenizer {
   const tokenBytes = (id: number): Uint8Array => {
     const a = addedById.get(id);
     if (a) return utf8.encode(a.content);
-    const token = hf.id_to_token(id);
+    const token = bpe.tokens[id];
     if (token === undefined) throw new Error(`token id ${id} is not in the vocabulary (size ${vocabSize})`);
     const out: number[] = [];
     for (const ch of token) {
@@ -153,26 +160,71 @@ export function buildTokenizer(files: TokenizerFiles): Tokenizer {
     return Uint8Array.from(out);
   };
 
+  const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true }); // byte-level decoding keeps U+FEFF
   return {
-    encode: (text) => hf.encode(text, { add_special_tokens: false }).ids,
+    encode: (text) => bpe.encode(text),
     decode: (ids, options) => {
-      const list = Array.from(ids);
-      if (list.length === 0) return ""; // the library throws on an empty list
-      for (const id of list) {
+      const skip = options?.skipSpecialTokens === true;
+      const parts: Uint8Array[] = [];
+      let length = 0;
+      for (const id of Array.from(ids)) {
         if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
           throw new Error(`decode: token id ${id} is out of range 0..${vocabSize - 1}`);
         }
+        if (skip && special.has(id)) continue;
+        const b = tokenBytes(id);
+        parts.push(b);
+        length += b.length;
       }
-      return hf.decode(list, { skip_special_tokens: options?.skipSpecialTokens === true });
+      const all = new Uint8Array(length);
+      let at = 0;
+      for (const b of parts) {
+        all.set(b, at);
+        at += b.length;
+      }
+      return utf8Decoder.decode(all);
     },
     tokenBytes,
     isSpecialToken: (id) => special.has(id),
     isAddedToken: (id) => addedById.has(id),
-    idToToken: (id) => hf.id_to_token(id),
-    tokenToId: (token) => hf.token_to_id(token),
+    idToToken: (id) => bpe.tokens[id],
+    tokenToId,
     eosTokenIds: eos,
     padTokenId,
     chatTemplate,
     vocabSize,
   };
+}
+
+/**
+ * The Split regex of a Qwen `pre_tokenizer` (`Sequence[Split(Regex, Isolated), ByteLevel(use_regex false)]`)
+ * after an NFC `normalizer`: the one shape this tokenizer runs; anything else is refused by name.
+ */
+function splitPattern(pre: unknown, normalizer: unknown): string {
+  const n = normalizer as { type?: unknown } | null;
+  if (n?.type !== "NFC") {
+    throw new Error(
+      `tokenizer.json: normalizer ${JSON.stringify(n?.type ?? null)} is not supported (Qwen: "NFC")`,
+    );
+  }
+  const p = pre as { type?: unknown; pretokenizers?: unknown[] } | null;
+  const [split, byteLevel] = (p?.type === "Sequence" ? p.pretokenizers ?? [] : []) as {
+    type?: unknown;
+    pattern?: { Regex?: unknown };
+    behavior?: unknown;
+    invert?: unknown;
+    use_regex?: unknown;
+    add_prefix_space?: unknown;
+  }[];
+  if (
+    split?.type !== "Split" || typeof split.pattern?.Regex !== "string" || split.behavior !== "Isolated" ||
+    split.invert === true || byteLevel?.type !== "ByteLevel" || byteLevel.use_regex === true ||
+    byteLevel.add_prefix_space === true || (p?.pretokenizers?.length ?? 0) !== 2
+  ) {
+    throw new Error(
+      "tokenizer.json: pre_tokenizer is not Qwen's (Sequence of Split with an Isolated Regex, then ByteLevel " +
+        "without its own regex): only Qwen2/2.5/3 byte-level BPE tokenizers are supported",
+    );
+  }
+  return split.pattern.Regex;
 }
