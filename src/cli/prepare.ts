@@ -1,6 +1,6 @@
 /**
  * Preparing a run — packing the weights and tokenizing the datasets, each once and cached — happens in a
- * child process: parsing checkpoint headers, hashing files and the tokenizer (~180 MB) would otherwise
+ * child process: parsing checkpoint headers, hashing files and the tokenizer (~100 MB) would otherwise
  * count toward the peak memory of the process that trains. The parent then opens only the finished pack
  * and token caches.
  *

@@ -29,8 +29,8 @@ async function child(job: PrepareJob): Promise<void> {
   const sets: string[] = [];
   const hasTokenizer = (await statIfExists(`${job.model}/tokenizer.json`))?.isFile === true;
   for (const data of job.data) {
-    // every line already {"input_ids": [...]}: the tokenizer would only copy them, and its worker peaks at
-    // ~256 MB for Qwen's tokenizer.json, so it is not started (issue 14)
+    // every line already {"input_ids": [...]}: the tokenizer would only copy them, and its worker costs
+    // ~100 MB for Qwen's tokenizer.json, so it is not started (issue 14)
     const pretokenized = hasTokenizer ? await onlyPretokenized(data) : await readDataset(data);
     if (!pretokenized) {
       const { path } = await loadOrBuildTokenCache({

@@ -1,5 +1,5 @@
 /**
- * The tokenizer in a process of its own, for `generate`: loading Qwen's `tokenizer.json` costs ~180 MB, which
+ * The tokenizer in a process of its own, for `generate`: loading Qwen's `tokenizer.json` costs ~100 MB, which
  * would otherwise sit in the process that holds the model. Reads one JSON request per stdin line and answers
  * with one JSON line on stdout:
  *

@@ -225,7 +225,7 @@ async function demoOut(last: boolean | undefined): Promise<string> {
   return dir(i);
 }
 
-/** Generates in a child process, so this process never holds a tokenizer (~180 MB). */
+/** Generates in a child process, so this process never holds a tokenizer (~100 MB). */
 async function generateInChild(
   model: string,
   adapter: string | undefined,

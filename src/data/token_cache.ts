@@ -1,6 +1,6 @@
 /**
  * Token cache: a dataset tokenized once, stored compactly, so the training process reads ids and
- * target masks without ever holding a tokenizer (~170 MB of RSS, docs/memory_plan.md).
+ * target masks without ever holding a tokenizer (~100 MB of RSS, docs/memory_plan.md).
  *
  * Layout (all integers little-endian):
  * ```

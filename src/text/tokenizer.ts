@@ -1,10 +1,10 @@
 /**
  * Qwen byte-level BPE tokenizer: the typed interface, a loader and a streaming decoder for generation.
- * The implementation (`hf_tokenizer.ts`, over `@huggingface/tokenizers`) is imported only when a tokenizer
- * is loaded, so code that imports this module (or `mod.ts`) to train never loads the library.
+ * The implementation (`build_tokenizer.ts`, over `byte_level_bpe.ts`) is imported only when a tokenizer is
+ * loaded, so code that imports this module (or `mod.ts`) to train never loads it.
  *
- * Loading the Qwen `tokenizer.json` costs ~170 MB of process RSS (docs/memory_plan.md), so training never
- * holds a tokenizer: see `src/data/token_cache.ts`.
+ * Loading the Qwen `tokenizer.json` takes a process to ~130–146 MB of peak RSS (`deno task bench:tokenizer`),
+ * so training never holds a tokenizer: see `src/data/token_cache.ts`.
  *
  * @module
  */
@@ -175,7 +175,7 @@ export interface StreamDecoder {
  */
 export function createStreamDecoder(tokenizer: Tokenizer, options: StreamDecoderOptions = {}): StreamDecoder {
   const skip = options.skipSpecialTokens === true;
-  // ignoreBOM matches the byte-level decoder of @huggingface/tokenizers (keeps U+FEFF).
+  // ignoreBOM: the byte-level decoder keeps a U+FEFF (as Hugging Face's does)
   const bytes = new TextDecoder("utf-8", { ignoreBOM: true });
   let pendingBytes = false;
   // A non-streaming decode() call emits U+FFFD for held-back bytes and resets the decoder.
