@@ -193,15 +193,7 @@ function hash(a, b) {
 function readTokenizerJson(text, name = "tokenizer.json") {
   const fast = scanSections(text);
   if (fast) return fast;
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${name}: invalid JSON: ${e.message}`);
-  }
-  if (json === null || typeof json !== "object" || Array.isArray(json)) {
-    throw new Error(`${name}: expected a JSON object`);
-  }
+  const json = parseJsonObject(text, name);
   const model = json.model;
   const vocab = model?.vocab && typeof model.vocab === "object" && !Array.isArray(model.vocab) ? Object.entries(model.vocab) : [];
   const merges = Array.isArray(model?.merges) ? model.merges.map(mergePair) : [];
@@ -210,6 +202,18 @@ function readTokenizerJson(text, name = "tokenizer.json") {
     vocab,
     merges
   };
+}
+function parseJsonObject(text, name) {
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${name}: invalid JSON: ${e.message}`);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new Error(`${name}: expected a JSON object`);
+  }
+  return value;
 }
 function mergePair(m) {
   if (Array.isArray(m) && m.length === 2 && typeof m[0] === "string" && typeof m[1] === "string") {
@@ -358,18 +362,6 @@ function unicodeToBytes() {
     b
   ]));
 }
-function parseJson(text, name) {
-  let value;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${name}: invalid JSON: ${e.message}`);
-  }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new Error(`${name}: expected a JSON object`);
-  }
-  return value;
-}
 function tokenContent(value) {
   if (typeof value === "string") return value;
   if (value && typeof value === "object" && typeof value.content === "string") {
@@ -424,10 +416,8 @@ function buildTokenizer(files) {
   });
   let vocabSize = 0;
   for (const id of bpe.ids.values()) if (id + 1 > vocabSize) vocabSize = id + 1;
-  const config = files.tokenizerConfigJson === void 0 ? {} : parseJson(files.tokenizerConfigJson, "tokenizer_config.json");
-  if (config.clean_up_tokenization_spaces === true) {
-    throw new Error("tokenizer_config.json: clean_up_tokenization_spaces true is not supported (Qwen: false)");
-  }
+  const config = files.tokenizerConfigJson === void 0 ? {} : parseJsonObject(files.tokenizerConfigJson, "tokenizer_config.json");
+  const cleanUp = config.clean_up_tokenization_spaces === true;
   const tokenToId = (token) => bpe.ids.get(token);
   const addedById = new Map(added.map((t) => [
     t.id,
@@ -454,7 +444,7 @@ function buildTokenizer(files) {
   };
   addEos(idOf(config.eos_token, "eos_token"));
   if (files.generationConfigJson !== void 0) {
-    const gen = parseJson(files.generationConfigJson, "generation_config.json");
+    const gen = parseJsonObject(files.generationConfigJson, "generation_config.json");
     const ids = Array.isArray(gen.eos_token_id) ? gen.eos_token_id : [
       gen.eos_token_id
     ];
@@ -503,7 +493,8 @@ function buildTokenizer(files) {
         all.set(b, at);
         at += b.length;
       }
-      return utf8Decoder.decode(all);
+      const text = utf8Decoder.decode(all);
+      return cleanUp ? cleanUpTokenizationSpaces(text) : text;
     },
     tokenBytes,
     isSpecialToken: (id) => special.has(id),
@@ -527,6 +518,9 @@ function splitPattern(pre, normalizer) {
     throw new Error("tokenizer.json: pre_tokenizer is not Qwen's (Sequence of Split with an Isolated Regex, then ByteLevel without its own regex): only Qwen2/2.5/3 byte-level BPE tokenizers are supported");
   }
   return split.pattern.Regex;
+}
+function cleanUpTokenizationSpaces(text) {
+  return text.replaceAll(" .", ".").replaceAll(" ?", "?").replaceAll(" !", "!").replaceAll(" ,", ",").replaceAll(" ' ", "'").replaceAll(" n't", "n't").replaceAll(" 'm", "'m").replaceAll(" 's", "'s").replaceAll(" 've", "'ve").replaceAll(" 're", "'re");
 }
 export {
   buildTokenizer

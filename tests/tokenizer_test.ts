@@ -275,6 +275,21 @@ Deno.test("tokenizer: mesp's byte-level BPE encodes and decodes as @huggingface/
     compared++;
   }
   assert.equal(compared, 5002);
+  // a config asking for transformers' clean-up of decoded spaces gets it, as the library does it
+  const config = JSON.stringify({
+    ...JSON.parse(files.tokenizerConfigJson),
+    clean_up_tokenization_spaces: true,
+  });
+  const cleaning = await loadTokenizer({ tokenizerJson: files.tokenizerJson, tokenizerConfigJson: config });
+  const cleaningReference = new Reference(JSON.parse(files.tokenizerJson), JSON.parse(config));
+  const spaced = "Hello , world . It 's done ! Is n't it ? I 'm , we 're , they 've ' quoted ' .";
+  const spacedIds = tok.encode(spaced);
+  assert.equal(
+    cleaning.decode(spacedIds),
+    cleaningReference.decode(spacedIds, { skip_special_tokens: false }),
+  );
+  assert.equal(cleaning.decode(spacedIds), "Hello, world. It's done! Isn't it? I'm, we're, they've'quoted '.");
+  assert.equal(tok.decode(spacedIds), spaced);
 });
 
 Deno.test("tokenizer: tokenizer.json scanned in place gives what JSON.parse gives; an odd layout falls back", async () => {

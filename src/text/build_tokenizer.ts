@@ -7,7 +7,7 @@
  */
 import { ByteLevelBpe, byteToUnicode } from "./byte_level_bpe.ts";
 import type { Tokenizer, TokenizerFiles } from "./tokenizer.ts";
-import { readTokenizerJson } from "./tokenizer_json.ts";
+import { parseJsonObject, readTokenizerJson } from "./tokenizer_json.ts";
 
 /** GPT-2 `bytes_to_unicode`, reversed: code point of a byte-level char → the byte it stands for. */
 function unicodeToBytes(): Map<number, number> {
@@ -21,19 +21,6 @@ interface AddedTokenJson {
   single_word?: boolean;
   lstrip?: boolean;
   rstrip?: boolean;
-}
-
-function parseJson(text: string, name: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${name}: invalid JSON: ${(e as Error).message}`);
-  }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new Error(`${name}: expected a JSON object`);
-  }
-  return value as Record<string, unknown>;
 }
 
 /** `eos_token` etc. may be a string or an AddedToken-like object `{content}`. */
@@ -102,13 +89,9 @@ export function buildTokenizer(files: TokenizerFiles): Tokenizer {
 
   const config = files.tokenizerConfigJson === undefined
     ? {}
-    : parseJson(files.tokenizerConfigJson, "tokenizer_config.json");
-  // clean_up_tokenization_spaces would corrupt " ." etc.; Qwen sets it false and byte-level BPE never wants it
-  if (config.clean_up_tokenization_spaces === true) {
-    throw new Error(
-      "tokenizer_config.json: clean_up_tokenization_spaces true is not supported (Qwen: false)",
-    );
-  }
+    : parseJsonObject(files.tokenizerConfigJson, "tokenizer_config.json");
+  // Qwen sets it false; a config that sets it true gets transformers' clean-up of decoded text
+  const cleanUp = config.clean_up_tokenization_spaces === true;
   const tokenToId = (token: string) => bpe.ids.get(token);
 
   const addedById = new Map<number, AddedTokenJson>(added.map((t) => [t.id, t]));
@@ -134,7 +117,7 @@ export function buildTokenizer(files: TokenizerFiles): Tokenizer {
   };
   addEos(idOf(config.eos_token, "eos_token"));
   if (files.generationConfigJson !== undefined) {
-    const gen = parseJson(files.generationConfigJson, "generation_config.json");
+    const gen = parseJsonObject(files.generationConfigJson, "generation_config.json");
     const ids = Array.isArray(gen.eos_token_id) ? gen.eos_token_id : [gen.eos_token_id];
     for (const id of ids) if (Number.isInteger(id) && id >= 0 && id < vocabSize) addEos(id);
   }
@@ -182,7 +165,8 @@ export function buildTokenizer(files: TokenizerFiles): Tokenizer {
         all.set(b, at);
         at += b.length;
       }
-      return utf8Decoder.decode(all);
+      const text = utf8Decoder.decode(all);
+      return cleanUp ? cleanUpTokenizationSpaces(text) : text;
     },
     tokenBytes,
     isSpecialToken: (id) => special.has(id),
@@ -227,4 +211,11 @@ function splitPattern(pre: unknown, normalizer: unknown): string {
     );
   }
   return split.pattern.Regex;
+}
+
+/** transformers' `clean_up_tokenization`: the spaces before punctuation and English contractions removed. */
+function cleanUpTokenizationSpaces(text: string): string {
+  return text.replaceAll(" .", ".").replaceAll(" ?", "?").replaceAll(" !", "!").replaceAll(" ,", ",")
+    .replaceAll(" ' ", "'").replaceAll(" n't", "n't").replaceAll(" 'm", "'m").replaceAll(" 's", "'s")
+    .replaceAll(" 've", "'ve").replaceAll(" 're", "'re");
 }

@@ -21,21 +21,27 @@ export interface TokenizerJson {
 export function readTokenizerJson(text: string, name = "tokenizer.json"): TokenizerJson {
   const fast = scanSections(text);
   if (fast) return fast;
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${name}: invalid JSON: ${(e as Error).message}`);
-  }
-  if (json === null || typeof json !== "object" || Array.isArray(json)) {
-    throw new Error(`${name}: expected a JSON object`);
-  }
+  const json = parseJsonObject(text, name);
   const model = (json as { model?: { vocab?: unknown; merges?: unknown } }).model;
   const vocab = model?.vocab && typeof model.vocab === "object" && !Array.isArray(model.vocab)
     ? Object.entries(model.vocab as Record<string, number>)
     : [];
   const merges = Array.isArray(model?.merges) ? (model.merges as unknown[]).map(mergePair) : [];
-  return { json: json as Record<string, unknown>, vocab, merges };
+  return { json, vocab, merges };
+}
+
+/** `JSON.parse` of a file that must hold an object; errors name the file. */
+export function parseJsonObject(text: string, name: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${name}: invalid JSON: ${(e as Error).message}`);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new Error(`${name}: expected a JSON object`);
+  }
+  return value as Record<string, unknown>;
 }
 
 function mergePair(m: unknown): [string, string] | unknown {
