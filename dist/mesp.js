@@ -3480,20 +3480,20 @@ var Checksum = class {
     this.#length += n;
     let i = 0;
     while (this.#pendingBytes > 0 && i < n) this.#push(bytes[i++]);
-    const words = n - i >>> 2;
-    if (words > 0) {
+    const words2 = n - i >>> 2;
+    if (words2 > 0) {
       if ((bytes.byteOffset + i & 3) === 0) {
-        this.#words(new Uint32Array(bytes.buffer, bytes.byteOffset + i, words), words);
+        this.#words(new Uint32Array(bytes.buffer, bytes.byteOffset + i, words2), words2);
       } else {
         const scratch = this.#scratch ??= new Uint32Array(16384);
         const u8 = new Uint8Array(scratch.buffer);
-        for (let w = 0; w < words; w += scratch.length) {
-          const k = Math.min(scratch.length, words - w);
+        for (let w = 0; w < words2; w += scratch.length) {
+          const k = Math.min(scratch.length, words2 - w);
           u8.set(bytes.subarray(i + w * 4, i + (w + k) * 4));
           this.#words(scratch, k);
         }
       }
-      i += words * 4;
+      i += words2 * 4;
     }
     while (i < n) this.#push(bytes[i++]);
     return this;
@@ -4161,9 +4161,30 @@ var VocabReader = class {
     if (!q) return;
     if (this.#aside.length < n * 2 * q) this.#aside = new Uint8Array(n * 2 * q);
     const aside = this.#aside;
-    for (let r = 0; r < n; r++) {
-      aside.set(bytes.subarray(r * stride + d, r * stride + d + q), r * q);
-      aside.set(bytes.subarray(r * stride + d + q, (r + 1) * stride), (n + r) * q);
+    if ((bytes.byteOffset | stride | d | q) % 4 === 0) {
+      const [from, to] = [
+        words(bytes),
+        words(aside)
+      ];
+      const [w, o] = [
+        q / 4,
+        bytes.byteOffset / 4
+      ];
+      for (let r = 0; r < n; r++) {
+        const at = o + (r * stride + d) / 4;
+        for (let i = 0; i < w; i++) {
+          to[r * w + i] = from[at + i];
+          to[(n + r) * w + i] = from[at + w + i];
+        }
+      }
+    } else {
+      for (let r = 0; r < n; r++) {
+        const at = r * stride + d;
+        for (let i = 0; i < q; i++) {
+          aside[r * q + i] = bytes[at + i];
+          aside[(n + r) * q + i] = bytes[at + q + i];
+        }
+      }
     }
     for (let r = 1; r < n; r++) bytes.copyWithin(r * d, r * stride, r * stride + d);
     bytes.set(aside.subarray(0, 2 * n * q), n * d);
@@ -4252,6 +4273,9 @@ function find(store, id) {
 }
 function copyBytes(dst, src, from, n) {
   for (let i = 0; i < n; i++) dst[i] = src[from + i];
+}
+function words(bytes) {
+  return new Uint32Array(bytes.buffer, 0, bytes.buffer.byteLength >>> 2);
 }
 function scatter(s, bytes, at, n, into) {
   const { rowBytes: d, scaleRowBytes: q, rowStride: stride } = s;
@@ -4563,9 +4587,9 @@ function mlxShape(ckpt, base) {
   if (w.dtype !== "U32" || w.shape.length !== 2 || s.shape.length !== 2) {
     throw new Error(`${base} in ${ckpt.name}: expected MLX quantized U32 weight with 2-D scales`);
   }
-  const [rows, words] = w.shape;
+  const [rows, words2] = w.shape;
   const cols = s.shape[1] * GROUP;
-  const bits = words * 32 / cols;
+  const bits = words2 * 32 / cols;
   if (s.shape[0] !== rows || b.shape.join() !== s.shape.join() || bits !== 4 && bits !== 8) {
     throw new Error(`${base} in ${ckpt.name}: inconsistent MLX shapes weight [${w.shape}] scales [${s.shape}]`);
   }

@@ -288,7 +288,10 @@ Deno.test("tokenizer: mesp's byte-level BPE encodes and decodes as @huggingface/
     cleaning.decode(spacedIds),
     cleaningReference.decode(spacedIds, { skip_special_tokens: false }),
   );
-  assert.equal(cleaning.decode(spacedIds), "Hello, world. It's done! Isn't it? I'm, we're, they've'quoted '.");
+  assert.equal(
+    cleaning.decode(spacedIds),
+    "Hello, world. It's done! Isn't it? I'm, we're, they've'quoted '.",
+  );
   assert.equal(tok.decode(spacedIds), spaced);
 });
 

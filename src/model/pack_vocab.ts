@@ -294,9 +294,25 @@ export class VocabReader {
     if (!q) return;
     if (this.#aside.length < n * 2 * q) this.#aside = new Uint8Array(n * 2 * q);
     const aside = this.#aside;
-    for (let r = 0; r < n; r++) {
-      aside.set(bytes.subarray(r * stride + d, r * stride + d + q), r * q);
-      aside.set(bytes.subarray(r * stride + d + q, (r + 1) * stride), (n + r) * q);
+    // element by element: a view per row (subarray) would allocate 2 objects a row, ~30 MB of garbage a step
+    if ((bytes.byteOffset | stride | d | q) % 4 === 0) {
+      const [from, to] = [words(bytes), words(aside)];
+      const [w, o] = [q / 4, bytes.byteOffset / 4];
+      for (let r = 0; r < n; r++) {
+        const at = o + (r * stride + d) / 4;
+        for (let i = 0; i < w; i++) {
+          to[r * w + i] = from[at + i];
+          to[(n + r) * w + i] = from[at + w + i];
+        }
+      }
+    } else {
+      for (let r = 0; r < n; r++) {
+        const at = r * stride + d;
+        for (let i = 0; i < q; i++) {
+          aside[r * q + i] = bytes[at + i];
+          aside[(n + r) * q + i] = bytes[at + q + i];
+        }
+      }
     }
     // data rows move left (row r from r·stride to r·d), so in row order nothing is overwritten before it moves
     for (let r = 1; r < n; r++) bytes.copyWithin(r * d, r * stride, r * stride + d);
@@ -397,6 +413,11 @@ function copyBytes(dst: Uint8Array, src: Uint8Array, from: number, n: number): v
 }
 
 /** Copies `n` stored rows into rows [at, at + n) of the caller's views. */
+/** `bytes`' whole buffer as 32-bit words (one view a call, made once a chunk). */
+function words(bytes: Uint8Array): Uint32Array {
+  return new Uint32Array(bytes.buffer, 0, bytes.buffer.byteLength >>> 2);
+}
+
 function scatter(s: VocabSlot, bytes: Uint8Array, at: number, n: number, into: VocabRowViews): void {
   const { rowBytes: d, scaleRowBytes: q, rowStride: stride } = s;
   if (!q) return into.data.set(bytes.subarray(0, n * d), at * d);
