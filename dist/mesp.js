@@ -3480,20 +3480,20 @@ var Checksum = class {
     this.#length += n;
     let i = 0;
     while (this.#pendingBytes > 0 && i < n) this.#push(bytes[i++]);
-    const words2 = n - i >>> 2;
-    if (words2 > 0) {
+    const words = n - i >>> 2;
+    if (words > 0) {
       if ((bytes.byteOffset + i & 3) === 0) {
-        this.#words(new Uint32Array(bytes.buffer, bytes.byteOffset + i, words2), words2);
+        this.#words(new Uint32Array(bytes.buffer, bytes.byteOffset + i, words), words);
       } else {
         const scratch = this.#scratch ??= new Uint32Array(16384);
         const u8 = new Uint8Array(scratch.buffer);
-        for (let w = 0; w < words2; w += scratch.length) {
-          const k = Math.min(scratch.length, words2 - w);
+        for (let w = 0; w < words; w += scratch.length) {
+          const k = Math.min(scratch.length, words - w);
           u8.set(bytes.subarray(i + w * 4, i + (w + k) * 4));
           this.#words(scratch, k);
         }
       }
-      i += words2 * 4;
+      i += words * 4;
     }
     while (i < n) this.#push(bytes[i++]);
     return this;
@@ -3958,6 +3958,8 @@ var VocabReader = class {
   #staging = new Uint8Array(0);
   /** Scales and biases of a chunk, moved aside while its rows are rearranged in place. */
   #aside = new Uint8Array(0);
+  /** 32-bit views of the buffers `#planar` copies between, made once per buffer (not once a chunk). */
+  #wordViews = /* @__PURE__ */ new Map();
   /** Per matrix: the rows gathered by the last `KEPT_GATHERS` prefetches, then a spare to build the next in. */
   #stores = [
     [],
@@ -4155,6 +4157,16 @@ var VocabReader = class {
       visit(row, bytes);
     }
   }
+  /** `bytes`' whole buffer as 32-bit words. */
+  #words(bytes) {
+    let view = this.#wordViews.get(bytes.buffer);
+    if (!view || view.length !== bytes.buffer.byteLength >>> 2) {
+      if (this.#wordViews.size > 4) this.#wordViews.clear();
+      view = new Uint32Array(bytes.buffer, 0, bytes.buffer.byteLength >>> 2);
+      this.#wordViews.set(bytes.buffer, view);
+    }
+    return view;
+  }
   /** Rearranges `n` stored rows in `bytes` in place into data rows, then scales, then biases. */
   #planar(bytes, n) {
     const { rowBytes: d, scaleRowBytes: q, rowStride: stride } = this.#slot;
@@ -4163,8 +4175,8 @@ var VocabReader = class {
     const aside = this.#aside;
     if ((bytes.byteOffset | stride | d | q) % 4 === 0) {
       const [from, to] = [
-        words(bytes),
-        words(aside)
+        this.#words(bytes),
+        this.#words(aside)
       ];
       const [w, o] = [
         q / 4,
@@ -4273,9 +4285,6 @@ function find(store, id) {
 }
 function copyBytes(dst, src, from, n) {
   for (let i = 0; i < n; i++) dst[i] = src[from + i];
-}
-function words(bytes) {
-  return new Uint32Array(bytes.buffer, 0, bytes.buffer.byteLength >>> 2);
 }
 function scatter(s, bytes, at, n, into) {
   const { rowBytes: d, scaleRowBytes: q, rowStride: stride } = s;
@@ -4587,9 +4596,9 @@ function mlxShape(ckpt, base) {
   if (w.dtype !== "U32" || w.shape.length !== 2 || s.shape.length !== 2) {
     throw new Error(`${base} in ${ckpt.name}: expected MLX quantized U32 weight with 2-D scales`);
   }
-  const [rows, words2] = w.shape;
+  const [rows, words] = w.shape;
   const cols = s.shape[1] * GROUP;
-  const bits = words2 * 32 / cols;
+  const bits = words * 32 / cols;
   if (s.shape[0] !== rows || b.shape.join() !== s.shape.join() || bits !== 4 && bits !== 8) {
     throw new Error(`${base} in ${ckpt.name}: inconsistent MLX shapes weight [${w.shape}] scales [${s.shape}]`);
   }

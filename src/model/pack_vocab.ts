@@ -67,6 +67,8 @@ export class VocabReader {
   #staging = new Uint8Array(0);
   /** Scales and biases of a chunk, moved aside while its rows are rearranged in place. */
   #aside = new Uint8Array(0);
+  /** 32-bit views of the buffers `#planar` copies between, made once per buffer (not once a chunk). */
+  readonly #wordViews = new Map<ArrayBufferLike, Uint32Array>();
   /** Per matrix: the rows gathered by the last `KEPT_GATHERS` prefetches, then a spare to build the next in. */
   #stores: RowStore[][] = [[], []];
   #ids = new Int32Array(0);
@@ -288,6 +290,17 @@ export class VocabReader {
     }
   }
 
+  /** `bytes`' whole buffer as 32-bit words. */
+  #words(bytes: Uint8Array): Uint32Array {
+    let view = this.#wordViews.get(bytes.buffer);
+    if (!view || view.length !== bytes.buffer.byteLength >>> 2) {
+      if (this.#wordViews.size > 4) this.#wordViews.clear(); // buffers outgrown: keep only what is in use
+      view = new Uint32Array(bytes.buffer, 0, bytes.buffer.byteLength >>> 2);
+      this.#wordViews.set(bytes.buffer, view);
+    }
+    return view;
+  }
+
   /** Rearranges `n` stored rows in `bytes` in place into data rows, then scales, then biases. */
   #planar(bytes: Uint8Array, n: number): void {
     const { rowBytes: d, scaleRowBytes: q, rowStride: stride } = this.#slot;
@@ -296,7 +309,7 @@ export class VocabReader {
     const aside = this.#aside;
     // element by element: a view per row (subarray) would allocate 2 objects a row, ~30 MB of garbage a step
     if ((bytes.byteOffset | stride | d | q) % 4 === 0) {
-      const [from, to] = [words(bytes), words(aside)];
+      const [from, to] = [this.#words(bytes), this.#words(aside)];
       const [w, o] = [q / 4, bytes.byteOffset / 4];
       for (let r = 0; r < n; r++) {
         const at = o + (r * stride + d) / 4;
@@ -413,11 +426,6 @@ function copyBytes(dst: Uint8Array, src: Uint8Array, from: number, n: number): v
 }
 
 /** Copies `n` stored rows into rows [at, at + n) of the caller's views. */
-/** `bytes`' whole buffer as 32-bit words (one view a call, made once a chunk). */
-function words(bytes: Uint8Array): Uint32Array {
-  return new Uint32Array(bytes.buffer, 0, bytes.buffer.byteLength >>> 2);
-}
-
 function scatter(s: VocabSlot, bytes: Uint8Array, at: number, n: number, into: VocabRowViews): void {
   const { rowBytes: d, scaleRowBytes: q, rowStride: stride } = s;
   if (!q) return into.data.set(bytes.subarray(0, n * d), at * d);
